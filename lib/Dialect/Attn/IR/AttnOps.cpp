@@ -1,0 +1,532 @@
+//===- AttnOps.cpp - attn operations --------------------------------------===//
+
+#include "attn/Dialect/Attn/IR/AttnOps.h"
+
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/Support/CheckedArithmetic.h"
+
+#include <array>
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+//===----------------------------------------------------------------------===//
+// Verifier helpers
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+bool isCompatible(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+
+std::string shapeToString(ArrayRef<int64_t> shape) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << '[';
+  llvm::interleaveComma(shape, os, [&](int64_t d) {
+    if (ShapedType::isDynamic(d))
+      os << '?';
+    else
+      os << d;
+  });
+  os << ']';
+  return text;
+}
+
+RankedTensorType rankedType(Value value) {
+  return cast<RankedTensorType>(value.getType());
+}
+
+/// `value` must have shape `expected` (dynamic entries on either side match).
+LogicalResult expectShape(Operation *op, StringRef what, Value value,
+                          ArrayRef<int64_t> expected) {
+  ArrayRef<int64_t> shape = rankedType(value).getShape();
+  if (shape.size() == expected.size() &&
+      llvm::all_of(llvm::zip(shape, expected), [](auto pair) {
+        return isCompatible(std::get<0>(pair), std::get<1>(pair));
+      }))
+    return success();
+  return op->emitOpError() << "expects " << what << " of shape "
+                           << shapeToString(expected) << ", got "
+                           << shapeToString(shape);
+}
+
+LogicalResult expectElementType(Operation *op, StringRef what, Value value,
+                                Type expected) {
+  Type actual = rankedType(value).getElementType();
+  if (actual == expected)
+    return success();
+  return op->emitOpError() << "expects " << what << " with element type "
+                           << expected << ", got " << actual;
+}
+
+LogicalResult verifyScale(Operation *op, std::optional<APFloat> scale) {
+  if (!scale)
+    return success();
+  double value = scale->convertToDouble();
+  if (!std::isfinite(value) || value <= 0)
+    return op->emitOpError("expects a positive, finite scale");
+  return success();
+}
+
+LogicalResult verifyHeads(Operation *op, int64_t numHeads, int64_t kvHeads) {
+  if (ShapedType::isDynamic(numHeads) || ShapedType::isDynamic(kvHeads))
+    return success();
+  if (numHeads <= 0 || kvHeads <= 0 || numHeads % kvHeads != 0)
+    return op->emitOpError() << "expects the query heads (" << numHeads
+                             << ") to be a positive multiple of the kv heads ("
+                             << kvHeads << ")";
+  return success();
+}
+
+/// row_offsets [B+1], cache_lengths [B], lookup_table [B, pages].
+LogicalResult verifyRaggedIndices(Operation *op, Value rowOffsets,
+                                  Value cacheLengths, Value lookup = {}) {
+  int64_t offsets = rankedType(rowOffsets).getDimSize(0);
+  int64_t batch = rankedType(cacheLengths).getDimSize(0);
+  if (!ShapedType::isDynamic(offsets) && offsets < 1)
+    return op->emitOpError("expects at least one row offset");
+  if (!ShapedType::isDynamic(offsets) && !ShapedType::isDynamic(batch) &&
+      offsets != batch + 1)
+    return op->emitOpError() << "expects one more row offset than cache "
+                                "lengths, got "
+                             << offsets << " and " << batch;
+  if (lookup &&
+      !isCompatible(rankedType(lookup).getDimSize(0), batch))
+    return op->emitOpError("expects a lookup table row per sequence");
+  return success();
+}
+
+/// blocks [P, 2, L, page, Hkv, D] read or written at `layer`.
+LogicalResult verifyBlocks(Operation *op, Value blocks, int64_t layer,
+                           int64_t kvHeads, int64_t headDim, Type elementType) {
+  RankedTensorType type = rankedType(blocks);
+  if (failed(expectShape(op, "blocks", blocks,
+                         {ShapedType::kDynamic, 2, ShapedType::kDynamic,
+                          ShapedType::kDynamic, kvHeads, headDim})))
+    return failure();
+  int64_t numLayers = type.getDimSize(2);
+  if (!ShapedType::isDynamic(numLayers) && layer >= numLayers)
+    return op->emitOpError() << "layer " << layer
+                             << " is out of range for a cache of "
+                             << numLayers << " layers";
+  return expectElementType(op, "blocks", blocks, elementType);
+}
+
+/// `a * b` or nullopt on overflow or dynamic operands.
+std::optional<int64_t> staticMul(int64_t a, int64_t b) {
+  if (ShapedType::isDynamic(a) || ShapedType::isDynamic(b))
+    return std::nullopt;
+  return llvm::checkedMul(a, b);
+}
+
+
+/// Rows of Wq, Wk/Wv and the stacked Wqkv for `numHeads`, `kvHeads`,
+/// `headDim`; nullopt on overflow or dynamic sizes.
+std::optional<std::array<int64_t, 3>> qkvRows(int64_t numHeads, int64_t kvHeads,
+                                              int64_t headDim) {
+  std::optional<int64_t> q = staticMul(numHeads, headDim);
+  std::optional<int64_t> kv = staticMul(kvHeads, headDim);
+  if (!q || !kv)
+    return std::nullopt;
+  std::optional<int64_t> twoKv = llvm::checkedMul<int64_t>(*kv, 2);
+  std::optional<int64_t> stacked =
+      twoKv ? llvm::checkedAdd(*q, *twoKv) : std::nullopt;
+  if (!stacked)
+    return std::nullopt;
+  return std::array<int64_t, 3>{*q, *kv, *stacked};
+}
+
+/// Expected weight rows: one stacked weight or Wq, Wk, Wv.
+SmallVector<int64_t> weightRows(std::array<int64_t, 3> rows, size_t count) {
+  if (count == 1)
+    return {rows[2]};
+  return {rows[0], rows[1], rows[1]};
+}
+
+double defaultScale(int64_t headDim) {
+  return 1.0 / std::sqrt(static_cast<double>(headDim));
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// PagedCacheMakeOp / PagedCachePartsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult PagedCacheMakeOp::verify() {
+  KVCacheAttr params = getCache().getType().getParams();
+  RankedTensorType expected = params.getBlocksType();
+  if (failed(expectShape(*this, "blocks", getBlocks(), expected.getShape())) ||
+      failed(expectElementType(*this, "blocks", getBlocks(),
+                               params.getDtype())))
+    return failure();
+  if (!isCompatible(getCacheLengths().getType().getDimSize(0),
+                    getLookupTable().getType().getDimSize(0)))
+    return emitOpError("expects a lookup table row per sequence");
+  return success();
+}
+
+LogicalResult PagedCachePartsOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location>, ValueRange operands,
+    DictionaryAttr, OpaqueProperties, RegionRange,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  if (operands.size() != 1)
+    return failure();
+  auto cacheType = dyn_cast<PagedKVCacheType>(operands[0].getType());
+  if (!cacheType)
+    return failure();
+  Type i32 = IntegerType::get(context, 32);
+  inferredReturnTypes.push_back(cacheType.getBlocksType());
+  inferredReturnTypes.push_back(
+      RankedTensorType::get({ShapedType::kDynamic}, i32));
+  inferredReturnTypes.push_back(RankedTensorType::get(
+      {ShapedType::kDynamic, ShapedType::kDynamic}, i32));
+  return success();
+}
+
+namespace {
+/// parts(make(b, l, t)) -> (b, l, t), cast to the dynamic result types.
+struct ForwardMadeCacheParts : OpRewritePattern<PagedCachePartsOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(PagedCachePartsOp op,
+                                PatternRewriter &rewriter) const override {
+    auto make = op.getCache().getDefiningOp<PagedCacheMakeOp>();
+    if (!make)
+      return failure();
+    SmallVector<Value> replacements;
+    for (auto [result, source] :
+         llvm::zip(op->getResults(), make->getOperands())) {
+      if (source.getType() == result.getType())
+        replacements.push_back(source);
+      else
+        replacements.push_back(tensor::CastOp::create(
+            rewriter, op.getLoc(), result.getType(), source));
+    }
+    rewriter.replaceOp(op, replacements);
+    return success();
+  }
+};
+} // namespace
+
+void PagedCachePartsOp::getCanonicalizationPatterns(RewritePatternSet &results,
+                                                    MLIRContext *context) {
+  results.add<ForwardMadeCacheParts>(context);
+}
+
+//===----------------------------------------------------------------------===//
+// QKVProjectionOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult QKVProjectionOp::verify() {
+  size_t numWeights = getWeights().size(), numBiases = getBiases().size();
+  if (numWeights != 1 && numWeights != 3)
+    return emitOpError() << "expects 1 stacked or 3 separate weights, got "
+                         << numWeights;
+  if (numBiases != 0 && numBiases != numWeights)
+    return emitOpError() << "expects no biases or one per weight ("
+                         << numWeights << "), got " << numBiases;
+  RankedTensorType qType = getQ().getType(), kType = getK().getType();
+  if (getK().getType() != getV().getType())
+    return emitOpError("expects k and v of the same type");
+  int64_t numHeads = qType.getDimSize(1), kvHeads = kType.getDimSize(1);
+  int64_t headDim = qType.getDimSize(2);
+  if (ShapedType::isDynamic(numHeads) || ShapedType::isDynamic(kvHeads) ||
+      ShapedType::isDynamic(headDim))
+    return emitOpError("expects static head counts and head dim in the "
+                       "result types");
+  if (kType.getDimSize(2) != headDim)
+    return emitOpError() << "expects q and k with the same head dim, got "
+                         << headDim << " and " << kType.getDimSize(2);
+  if (failed(verifyHeads(*this, numHeads, kvHeads)))
+    return failure();
+
+  Type elementType = getInput().getType().getElementType();
+  int64_t tokens = getInput().getType().getDimSize(0);
+  int64_t hidden = getInput().getType().getDimSize(1);
+  for (Value result : getResults())
+    if (failed(expectElementType(*this, "results", result, elementType)) ||
+        !isCompatible(rankedType(result).getDimSize(0), tokens))
+      return emitOpError("expects q, k and v with one row per input row and "
+                         "the input's element type");
+
+  std::optional<std::array<int64_t, 3>> allRows =
+      qkvRows(numHeads, kvHeads, headDim);
+  if (!allRows)
+    return emitOpError("head counts times head dim overflow");
+  SmallVector<int64_t> rows = weightRows(*allRows, numWeights);
+  for (auto [weight, n] : llvm::zip(getWeights(), rows))
+    if (failed(expectShape(*this, "weight", weight, {n, hidden})) ||
+        failed(expectElementType(*this, "weight", weight, elementType)))
+      return failure();
+  for (auto [bias, n] : llvm::zip(getBiases(), rows))
+    if (failed(expectShape(*this, "bias", bias, {n})) ||
+        failed(expectElementType(*this, "bias", bias, elementType)))
+      return failure();
+
+  if (std::optional<APFloat> clip = getClip()) {
+    double value = clip->convertToDouble();
+    if (!std::isfinite(value) || value <= 0)
+      return emitOpError("expects a positive, finite clip");
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LinearOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult LinearOp::verify() {
+  RankedTensorType input = getInput().getType(), weight = getWeight().getType();
+  int64_t rows = input.getDimSize(0), k = input.getDimSize(1);
+  int64_t n = weight.getDimSize(0);
+  if (failed(expectShape(*this, "weight", getWeight(), {n, k})) ||
+      failed(expectShape(*this, "result", getResult(), {rows, n})))
+    return failure();
+  if (getBias() && failed(expectShape(*this, "bias", getBias(), {n})))
+    return failure();
+  Type elementType = input.getElementType();
+  for (Value value : getOperation()->getOperands())
+    if (failed(expectElementType(*this, "operands", value, elementType)))
+      return failure();
+  return expectElementType(*this, "result", getResult(), elementType);
+}
+
+//===----------------------------------------------------------------------===//
+// RMSNormOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RMSNormOp::verify() {
+  RankedTensorType input = getInput().getType();
+  if (input.getRank() < 1)
+    return emitOpError("expects an input of rank at least 1");
+  if (failed(expectShape(*this, "gamma", getGamma(),
+                         {input.getDimSize(input.getRank() - 1)})))
+    return failure();
+  double eps = getEps().convertToDouble();
+  if (!std::isfinite(eps) || eps < 0)
+    return emitOpError("expects a non-negative, finite eps");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RopeFreqsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RopeFreqsOp::verify() {
+  RankedTensorType type = getResult().getType();
+  if (type.getRank() != 2)
+    return emitOpError("expects a 2-d [positions, head_dim] result");
+  if (type.getDimSize(0) < 1)
+    return emitOpError("expects at least one position");
+  return getRope().verifyForHeadDim(type.getDimSize(1),
+                                    [&] { return emitOpError(); });
+}
+
+OpFoldResult RopeFreqsOp::fold(FoldAdaptor) { return computeTable(); }
+
+DenseElementsAttr RopeFreqsOp::computeTable() {
+  RankedTensorType type = getResult().getType();
+  int64_t positions = type.getDimSize(0), headDim = type.getDimSize(1);
+  std::optional<int64_t> elements = llvm::checkedMul(positions, headDim);
+  if (!elements || *elements > kMaxFoldedElements)
+    return {};
+  RopeAttr rope = getRope();
+  auto magnitude = static_cast<float>(rope.getMagnitudeScale());
+  SmallVector<float> table;
+  table.reserve(*elements);
+  SmallVector<float> invFreq = rope.computeInvFreq(headDim, 0);
+  for (int64_t p = 0; p < positions; ++p) {
+    // Only LongRoPE's frequencies depend on the position.
+    if (isa_and_nonnull<LongRopeScalingAttr>(rope.getScaling()))
+      invFreq = rope.computeInvFreq(headDim, p);
+    for (float f : invFreq) {
+      double angle = static_cast<double>(p) * static_cast<double>(f);
+      table.push_back(magnitude * static_cast<float>(std::cos(angle)));
+      table.push_back(magnitude * static_cast<float>(std::sin(angle)));
+    }
+  }
+  return DenseElementsAttr::get(type, ArrayRef<float>(table));
+}
+
+namespace {
+struct MaterializeRopeTable : OpRewritePattern<RopeFreqsOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RopeFreqsOp op,
+                                PatternRewriter &rewriter) const override {
+    DenseElementsAttr table = op.computeTable();
+    if (!table)
+      return failure();
+    rewriter.replaceOpWithNewOp<arith::ConstantOp>(op, table);
+    return success();
+  }
+};
+} // namespace
+
+void RopeFreqsOp::getCanonicalizationPatterns(RewritePatternSet &results,
+                                              MLIRContext *context) {
+  results.add<MaterializeRopeTable>(context);
+}
+
+//===----------------------------------------------------------------------===//
+// RopeOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RopeOp::verify() {
+  int64_t headDim = getInput().getType().getDimSize(2);
+  if (ShapedType::isDynamic(headDim) || headDim <= 0 || headDim % 2 != 0)
+    return emitOpError("expects a static, positive, even head dim");
+  if (!getFreqs().getType().getElementType().isF32())
+    return emitOpError("expects an f32 freqs table");
+  if (failed(expectShape(*this, "freqs", getFreqs(),
+                         {ShapedType::kDynamic, headDim})))
+    return failure();
+  return verifyRaggedIndices(*this, getRowOffsets(), getCacheLengths());
+}
+
+//===----------------------------------------------------------------------===//
+// KVCacheStoreOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult KVCacheStoreOp::verify() {
+  if (getKey().getType() != getValue().getType())
+    return emitOpError("expects key and value of the same type");
+  RankedTensorType key = getKey().getType();
+  if (failed(verifyBlocks(*this, getBlocks(), getLayer(), key.getDimSize(1),
+                          key.getDimSize(2), key.getElementType())))
+    return failure();
+  return verifyRaggedIndices(*this, getRowOffsets(), getCacheLengths(),
+                             getLookupTable());
+}
+
+//===----------------------------------------------------------------------===//
+// FlashAttentionOp / PagedFlashAttentionOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult FlashAttentionOp::verify() {
+  RankedTensorType query = getQuery().getType(), key = getKey().getType();
+  if (key != getValue().getType())
+    return emitOpError("expects key and value of the same type");
+  if (!isCompatible(query.getDimSize(2), key.getDimSize(2)))
+    return emitOpError() << "expects query and key with the same head dim, got "
+                         << query.getDimSize(2) << " and " << key.getDimSize(2);
+  if (failed(verifyHeads(*this, query.getDimSize(1), key.getDimSize(1))) ||
+      failed(expectElementType(*this, "key", getKey(),
+                               query.getElementType())) ||
+      failed(verifyScale(*this, getScale())))
+    return failure();
+  if (!isCompatible(getQRowOffsets().getType().getDimSize(0),
+                    getKvRowOffsets().getType().getDimSize(0)))
+    return emitOpError("expects as many query as key/value row offsets");
+  return success();
+}
+
+double FlashAttentionOp::getScaleOrDefault() {
+  if (std::optional<APFloat> scale = getScale())
+    return scale->convertToDouble();
+  return defaultScale(getQuery().getType().getDimSize(2));
+}
+
+LogicalResult PagedFlashAttentionOp::verify() {
+  RankedTensorType query = getQuery().getType();
+  int64_t kvHeads = getBlocks().getType().getDimSize(4);
+  if (failed(verifyHeads(*this, query.getDimSize(1), kvHeads)) ||
+      failed(verifyBlocks(*this, getBlocks(), getLayer(), kvHeads,
+                          query.getDimSize(2), query.getElementType())) ||
+      failed(verifyScale(*this, getScale())))
+    return failure();
+  return verifyRaggedIndices(*this, getRowOffsets(), getCacheLengths(),
+                             getLookupTable());
+}
+
+double PagedFlashAttentionOp::getScaleOrDefault() {
+  if (std::optional<APFloat> scale = getScale())
+    return scale->convertToDouble();
+  return defaultScale(getQuery().getType().getDimSize(2));
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionWithRopeOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult AttentionWithRopeOp::verify() {
+  KVCacheAttr params = getKVParams();
+  int64_t numHeads = getNumAttentionHeads(), kvHeads = getNumKeyValueHeads();
+  int64_t hidden = getHiddenSize(), headDim = params.getHeadDim();
+  if (failed(verifyHeads(*this, numHeads, kvHeads)))
+    return failure();
+  if (kvHeads != params.getKvHeads())
+    return emitOpError() << "num_key_value_heads (" << kvHeads
+                         << ") differs from the cache's kv_heads ("
+                         << params.getKvHeads() << ")";
+  if (getLayerIdx() >= params.getNumLayers())
+    return emitOpError() << "layer_idx " << getLayerIdx()
+                         << " is out of range for a cache of "
+                         << params.getNumLayers() << " layers";
+  if (failed(getRope().verifyForHeadDim(headDim,
+                                        [&] { return emitOpError(); })))
+    return failure();
+
+  Type elementType = getInput().getType().getElementType();
+  if (elementType != params.getDtype())
+    return emitOpError() << "expects the input's element type (" << elementType
+                         << ") to be the cache dtype (" << params.getDtype()
+                         << ")";
+  if (failed(expectShape(*this, "input", getInput(),
+                         {ShapedType::kDynamic, hidden})))
+    return failure();
+
+  size_t numWeights = getQkvWeights().size(), numBiases = getQkvBiases().size();
+  if (numWeights != 1 && numWeights != 3)
+    return emitOpError() << "expects 1 stacked or 3 separate qkv weights, got "
+                         << numWeights;
+  if (numBiases != 0 && numBiases != numWeights)
+    return emitOpError() << "expects no qkv biases or one per weight ("
+                         << numWeights << "), got " << numBiases;
+  std::optional<std::array<int64_t, 3>> allRows =
+      qkvRows(numHeads, kvHeads, headDim);
+  if (!allRows)
+    return emitOpError("head counts times head dim overflow");
+  SmallVector<int64_t> rows = weightRows(*allRows, numWeights);
+  int64_t qRows = (*allRows)[0];
+  for (auto [weight, n] : llvm::zip(getQkvWeights(), rows))
+    if (failed(expectShape(*this, "qkv weight", weight, {n, hidden})) ||
+        failed(expectElementType(*this, "qkv weight", weight, elementType)))
+      return failure();
+  for (auto [bias, n] : llvm::zip(getQkvBiases(), rows))
+    if (failed(expectShape(*this, "qkv bias", bias, {n})) ||
+        failed(expectElementType(*this, "qkv bias", bias, elementType)))
+      return failure();
+
+  if (static_cast<bool>(getQNormWeight()) !=
+      static_cast<bool>(getKNormWeight()))
+    return emitOpError("expects both q_norm and k_norm or neither");
+  for (Value gamma : {getQNormWeight(), getKNormWeight()})
+    if (gamma && failed(expectShape(*this, "norm weight", gamma, {headDim})))
+      return failure();
+
+  if (failed(expectShape(*this, "o_proj weight", getOProjWeight(),
+                         {hidden, qRows})) ||
+      failed(expectElementType(*this, "o_proj weight", getOProjWeight(),
+                               elementType)))
+    return failure();
+
+  if (std::optional<APFloat> clip = getClipQkv()) {
+    double value = clip->convertToDouble();
+    if (!std::isfinite(value) || value <= 0)
+      return emitOpError("expects a positive, finite clip_qkv");
+  }
+  double eps = getRmsNormEps().convertToDouble();
+  if (!std::isfinite(eps) || eps < 0)
+    return emitOpError("expects a non-negative, finite rms_norm_eps");
+  return verifyScale(*this, getScale());
+}
+
+#define GET_OP_CLASSES
+#include "attn/Dialect/Attn/IR/AttnOps.cpp.inc"

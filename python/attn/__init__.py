@@ -1,0 +1,1 @@
+"""attn-mlir Python side: the numpy reference of the attention block (see ``attn.reference``)."""

@@ -1,0 +1,470 @@
+"""Numpy reference of the attention block.
+
+Implements ``/work/shared/reference/attention-semantics.md`` ("the doc"): one layer step of MAX's
+``AttentionWithRope`` over a ragged batch and a paged KV cache. Everything is computed in float64;
+inputs may be float16/float32 (bf16 values arrive as float32 arrays already rounded, see ``cast_like``).
+Results are float64 unless stated otherwise; ``cast_like`` models the output dtype of a kernel.
+
+Conventions (the doc's symbols): T tokens, B sequences, H query heads, Hkv kv heads, D head dim,
+P pages, L layers, ``page`` tokens per page. ``row_offsets`` is ``input_row_offsets`` ``[B+1]``.
+"""
+
+import math
+
+import numpy as np
+
+DEFAULT_MASK = {"kind": "causal"}
+
+
+# ---------------------------------------------------------------------------------------------
+# dtypes
+
+
+def _f64(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+def _round_f64_to_f32_odd(x):
+    """Round float64 to float32 with round-to-odd (truncate, then set the lsb if inexact).
+
+    Round-to-odd to a format with >= 2 extra bits makes a following round-to-nearest-even exact,
+    so f64 -> (odd) f32 -> (RNE) bf16 has no double-rounding error.
+    """
+    x = _f64(x)
+    with np.errstate(over="ignore"):  # overflow to inf is expected; fixed up below
+        y = x.astype(np.float32)
+    bits = y.view(np.uint32).copy()
+    finite = np.isfinite(x)
+    # float32(x) rounded away from zero: step one ulp back towards zero to get the truncation.
+    away = finite & (np.abs(y.astype(np.float64)) > np.abs(x))
+    bits[away] -= np.uint32(1)
+    inexact = finite & (y.astype(np.float64) != x)
+    bits[inexact] |= np.uint32(1)
+    return bits.view(np.float32)
+
+
+def _round_f32_to_bf16(x32):
+    """Round-to-nearest-even float32 -> bfloat16 (bit manipulation), returned as float32."""
+    bits = np.asarray(x32, dtype=np.float32).view(np.uint32)
+    lsb = (bits >> np.uint32(16)) & np.uint32(1)
+    rounded = (bits + np.uint32(0x7FFF) + lsb) & np.uint32(0xFFFF0000)
+    # NaN: keep it a (quiet) NaN instead of letting the carry turn it into inf or another value.
+    nan = np.isnan(x32)
+    rounded = np.where(nan, (bits | np.uint32(0x00400000)) & np.uint32(0xFFFF0000), rounded)
+    return rounded.astype(np.uint32).view(np.float32)
+
+
+def cast_like(x, dtype_name):
+    """Round ``x`` to a kernel dtype: "f64", "f32", "f16" (float16 array) or "bf16" (float32 array).
+
+    bf16 rounding is round-to-nearest-even; float64 inputs are rounded once (not via f32 RNE).
+    """
+    if dtype_name == "f64":
+        return _f64(x).copy()
+    if dtype_name in ("f32", "f16"):
+        with np.errstate(over="ignore"):  # out-of-range values become inf, as on the device
+            return np.asarray(x).astype(np.float32 if dtype_name == "f32" else np.float16)
+    if dtype_name == "bf16":
+        x = np.asarray(x)
+        if x.dtype == np.float64:
+            x32 = _round_f64_to_f32_odd(x)
+        else:
+            x32 = x.astype(np.float32)  # f16 -> f32 is exact
+        return _round_f32_to_bf16(x32).reshape(np.shape(x))
+    raise ValueError(f"unknown dtype name {dtype_name!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 3: RoPE frequencies and tables
+
+
+def _scaling(rope):
+    return rope.get("scaling") or None
+
+
+def _base_inv_freq(theta, head_dim):
+    """``theta^(-2i/D)`` for ``i < D/2``, in float64."""
+    if head_dim % 2:
+        raise ValueError("RoPE needs an even head_dim")
+    return 1.0 / float(theta) ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+
+
+def _inv_freq_f64(rope, head_dim, position):
+    """Scaled inv_freq in float64 (doc step 3, scaling variants), before the f32 store."""
+    theta = float(rope["theta"])
+    inv = _base_inv_freq(theta, head_dim)
+    sc = _scaling(rope)
+    if sc is None:
+        return inv
+    kind = sc["kind"]
+    if kind == "linear":
+        return inv / sc["factor"]
+    if kind == "llama3":
+        factor, low, high = sc["factor"], sc["low_freq_factor"], sc["high_freq_factor"]
+        orig = sc["original_max_position"]
+        wavelen = 2 * math.pi / inv
+        s = (orig / wavelen - low) / (high - low)
+        smooth = (1 - s) * inv / factor + s * inv
+        out = np.where(wavelen > orig / low, inv / factor, smooth)
+        return np.where(wavelen < orig / high, inv, out)
+    if kind == "yarn":
+        factor, orig = sc["factor"], sc["original_max_position"]
+
+        def cd(n):
+            return head_dim * math.log(orig / (2 * math.pi * n)) / (2 * math.log(theta))
+
+        lo = max(math.floor(cd(sc["beta_fast"])), 0)
+        hi = min(math.ceil(cd(sc["beta_slow"])), head_dim - 1)
+        denom = (hi - lo) if hi != lo else 0.001  # the doc's (and HF's) hi == lo guard
+        ramp = np.clip((np.arange(head_dim // 2) - lo) / denom, 0.0, 1.0)
+        return (inv / factor) * ramp + inv * (1 - ramp)
+    if kind == "longrope":
+        use_long = position is not None and position >= sc["original_max_position"]
+        factors = _f64(sc["long_factor"] if use_long else sc["short_factor"])
+        if factors.shape != inv.shape:
+            raise ValueError("longrope factors must have D/2 entries")
+        return inv / factors
+    raise ValueError(f"unknown rope scaling kind {kind!r}")
+
+
+def rope_inv_freq(rope, head_dim, position=None):
+    """Step 3: ``inv_freq[D/2]`` with scaling applied, computed in f64 and stored as float32.
+
+    Only LongRoPE depends on ``position`` (short factors below ``original_max_position``, long
+    factors from there on; ``None`` means the short factors). Other variants ignore it.
+    """
+    return _inv_freq_f64(rope, head_dim, position).astype(np.float32)
+
+
+def rope_mscale(rope, head_dim, position=None):
+    """Step 3: the factor multiplying cos and sin (YaRN and LongRoPE; 1 otherwise).
+
+    YaRN: ``0.1 ln(factor) + 1`` (1 if factor <= 1). LongRoPE (Hugging Face form, the doc's
+    **Project** choice): ``sqrt(1 + ln(max/orig) / ln(orig))`` (1 if max <= orig), for all positions.
+    """
+    sc = _scaling(rope)
+    if sc is None:
+        return 1.0
+    if sc["kind"] == "yarn":
+        f = sc["factor"]
+        return 0.1 * math.log(f) + 1.0 if f > 1 else 1.0
+    if sc["kind"] == "longrope":
+        ratio = sc["max_position"] / sc["original_max_position"]
+        if ratio <= 1:
+            return 1.0
+        return math.sqrt(1 + math.log(ratio) / math.log(sc["original_max_position"]))
+    return 1.0
+
+
+def rope_table(rope, head_dim, num_positions):
+    """Step 3 table form ("freqs_cis") with the mscale folded in, float64 ``[num_positions, D]``.
+
+    ``t[p, 2i] = m cos(p inv_freq[i])``, ``t[p, 2i+1] = m sin(p inv_freq[i])``, inv_freq as stored (f32).
+    """
+    pos = np.arange(num_positions, dtype=np.float64)
+    inv = np.empty((num_positions, head_dim // 2), dtype=np.float64)
+    sc = _scaling(rope)
+    if sc is not None and sc["kind"] == "longrope":
+        short = pos < sc["original_max_position"]
+        inv[short] = rope_inv_freq(rope, head_dim, 0)
+        inv[~short] = rope_inv_freq(rope, head_dim, sc["original_max_position"])
+    else:
+        inv[:] = rope_inv_freq(rope, head_dim)
+    angle = pos[:, None] * inv
+    m = rope_mscale(rope, head_dim)
+    table = np.empty((num_positions, head_dim), dtype=np.float64)
+    table[:, 0::2] = m * np.cos(angle)
+    table[:, 1::2] = m * np.sin(angle)
+    return table
+
+
+def positions(row_offsets, cache_lengths):
+    """Step 3: ``pos = cache_lengths[b] + (r - off[b])`` for every row r, int64 ``[T]``."""
+    off = np.asarray(row_offsets, dtype=np.int64)
+    cache = np.asarray(cache_lengths, dtype=np.int64)
+    seq_lens = np.diff(off)
+    if off[0] != 0 or np.any(seq_lens < 0) or len(cache) != len(seq_lens):
+        raise ValueError("row_offsets must start at 0, be non-decreasing and have B+1 entries")
+    owner = np.repeat(np.arange(len(seq_lens)), seq_lens)
+    return cache[owner] + (np.arange(off[-1], dtype=np.int64) - off[owner])
+
+
+def _rotate(x, cos, sin, interleaved):
+    """Rotate the (xa, xb) pairs of the last dim; cos/sin broadcast against ``x[..., :D/2]``."""
+    x = _f64(x)
+    d = x.shape[-1]
+    if interleaved:
+        xa, xb = x[..., 0::2], x[..., 1::2]
+    else:
+        xa, xb = x[..., : d // 2], x[..., d // 2 :]
+    ya = xa * cos - xb * sin
+    yb = xa * sin + xb * cos
+    out = np.empty_like(x)
+    if interleaved:
+        out[..., 0::2], out[..., 1::2] = ya, yb
+    else:
+        out[..., : d // 2], out[..., d // 2 :] = ya, yb
+    return out
+
+
+def apply_rope(x, row_offsets, cache_lengths, rope):
+    """Step 3: rotate ``x [T, Hx, D]`` at each row's position, pairing by ``rope["interleaved"]``."""
+    x = _f64(x)
+    pos = positions(row_offsets, cache_lengths)
+    if pos.size == 0:
+        return x.copy()
+    table = rope_table(rope, x.shape[-1], int(pos.max()) + 1)[pos]
+    cos = table[:, None, 0::2]  # [T, 1, D/2]: same angle for every head
+    sin = table[:, None, 1::2]
+    return _rotate(x, cos, sin, bool(rope["interleaved"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps 1, 2 and 6: projections and norms
+
+
+def linear(x, w, bias=None):
+    """``x [T, K] @ w[N, K]^T (+ bias[N])`` (PyTorch nn.Linear layout), float64."""
+    y = _f64(x) @ _f64(w).T
+    if bias is not None:
+        y = y + _f64(bias)
+    return y
+
+
+def rms_norm(x, gamma, eps=1e-6):
+    """Step 2: ``x * rsqrt(mean(x^2) + eps) * gamma`` over the last dim."""
+    x = _f64(x)
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * _f64(gamma)
+
+
+def _stack(parts):
+    return np.concatenate([_f64(p) for p in parts], axis=0)
+
+
+def qkv_projection(x, weights, num_heads, num_kv_heads, head_dim, biases=None, clip=None):
+    """Step 1: fused QKV projection, split into ``q [T,H,D]``, ``k [T,Hkv,D]``, ``v [T,Hkv,D]``.
+
+    ``weights``: stacked ``[(H+2Hkv)*D, hidden]`` or ``(wq, wk, wv)``; ``biases`` likewise or None.
+    ``clip`` clamps the weights (not the activations) to ``[-clip, clip]``.
+    """
+    w = _stack(weights) if isinstance(weights, (tuple, list)) else _f64(weights)
+    nq, nkv = num_heads * head_dim, num_kv_heads * head_dim
+    if w.shape[0] != nq + 2 * nkv:
+        raise ValueError(f"stacked qkv weight has {w.shape[0]} rows, expected {nq + 2 * nkv}")
+    if clip is not None:
+        w = np.clip(w, -clip, clip)
+    b = None
+    if biases is not None:
+        b = _stack(biases) if isinstance(biases, (tuple, list)) else _f64(biases)
+    qkv = linear(x, w, b)
+    t = qkv.shape[0]
+    q = qkv[:, :nq].reshape(t, num_heads, head_dim)
+    k = qkv[:, nq : nq + nkv].reshape(t, num_kv_heads, head_dim)
+    v = qkv[:, nq + nkv :].reshape(t, num_kv_heads, head_dim)
+    return q, k, v
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 4: paged KV cache write
+
+
+def _page_slots(row_offsets, cache_lengths, lookup_table, num_pages, page_size):
+    """(page_id, slot) of every new row; refuses unused (== P) or out-of-range page ids."""
+    pos = positions(row_offsets, cache_lengths)
+    owner = np.repeat(np.arange(len(cache_lengths)), np.diff(np.asarray(row_offsets)))
+    table = np.asarray(lookup_table, dtype=np.int64)
+    page_ids = table[owner, pos // page_size]
+    if np.any((page_ids < 0) | (page_ids >= num_pages)):
+        raise ValueError("lookup_table has no page for some written position")
+    return page_ids, pos % page_size
+
+
+def kv_cache_store(kv_blocks, k, v, row_offsets, cache_lengths, lookup_table, layer):
+    """Step 4: a copy of ``kv_blocks [P,2,L,page,Hkv,D]`` with each new row's k and v written.
+
+    The copy keeps ``kv_blocks``'s dtype, so written values are rounded to it, as on the device.
+    ``cache_lengths`` is not advanced (the caller owns it).
+    """
+    out = np.array(kv_blocks, copy=True)
+    num_pages, page_size = out.shape[0], out.shape[3]
+    page_ids, slots = _page_slots(row_offsets, cache_lengths, lookup_table, num_pages, page_size)
+    out[page_ids, 0, layer, slots] = np.asarray(k)
+    out[page_ids, 1, layer, slots] = np.asarray(v)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 5: attention
+
+
+def _visible(q_pos, k_pos, mask):
+    """Boolean ``[n_q, n_k]``: which keys each query row may see."""
+    kind = mask.get("kind", "causal")
+    qp, kp = q_pos[:, None], k_pos[None, :]
+    if kind == "none":
+        return np.ones((len(q_pos), len(k_pos)), dtype=bool)
+    if kind == "causal":
+        return kp <= qp
+    if kind == "sliding_window":
+        return (kp <= qp) & (qp - kp < mask["window"])
+    raise ValueError(f"unknown mask kind {kind!r}")
+
+
+def _attend(q, k, v, q_pos, mask, scale):
+    """Masked softmax attention of one sequence: ``q [n,H,D]``, ``k, v [S,Hkv,D]`` -> ``[n,H,D]``.
+
+    Masked keys are excluded exactly; a row with no visible key gives zeros (doc's **Project**).
+    """
+    n, h, d = q.shape
+    hkv = k.shape[1]
+    if h % hkv:
+        raise ValueError("H must be a multiple of Hkv")
+    group = h // hkv
+    # GQA: query head hq reads kv head hq // group (contiguous groups).
+    kh = np.repeat(_f64(k), group, axis=1)  # [S, H, D]
+    vh = np.repeat(_f64(v), group, axis=1)
+    s = scale * np.einsum("nhd,shd->hns", _f64(q), kh)  # [H, n, S]
+    vis = _visible(q_pos, np.arange(k.shape[0]), mask)[None]  # [1, n, S]
+    s = np.where(vis, s, -np.inf)
+    row_max = np.max(s, axis=-1, keepdims=True, initial=-np.inf)
+    row_max = np.where(np.isfinite(row_max), row_max, 0.0)
+    p = np.where(vis, np.exp(s - row_max), 0.0)
+    denom = p.sum(axis=-1, keepdims=True)
+    o = np.einsum("hns,shd->nhd", p / np.where(denom > 0, denom, 1.0), vh)
+    return o
+
+
+def _default_scale(scale, head_dim):
+    return 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+
+
+def flash_attention(q, k, v, q_row_offsets, kv_row_offsets, mask=DEFAULT_MASK, scale=None):
+    """Step 5 with explicit ragged K/V: ``q [T,H,D]``, ``k, v [S,Hkv,D]`` -> ``o [T,H,D]``.
+
+    Query row i of sequence b sits at ``(kv_len_b - q_len_b) + i`` (bottom-right aligned), key j at j.
+    """
+    q, k, v = _f64(q), np.asarray(k), np.asarray(v)
+    scale = _default_scale(scale, q.shape[-1])
+    qo, ko = np.asarray(q_row_offsets), np.asarray(kv_row_offsets)
+    out = np.zeros_like(q)
+    for b in range(len(qo) - 1):
+        q_len, kv_len = qo[b + 1] - qo[b], ko[b + 1] - ko[b]
+        q_pos = (kv_len - q_len) + np.arange(q_len)
+        out[qo[b] : qo[b + 1]] = _attend(
+            q[qo[b] : qo[b + 1]], k[ko[b] : ko[b + 1]], v[ko[b] : ko[b + 1]], q_pos, mask, scale
+        )
+    return out
+
+
+def gather_kv(kv_blocks, lookup_table, layer, b, length):
+    """Keys and values ``[length, Hkv, D]`` of sequence b's first ``length`` positions in the cache."""
+    page_size = kv_blocks.shape[3]
+    j = np.arange(length)
+    pages = np.asarray(lookup_table)[b, j // page_size]
+    blocks = np.asarray(kv_blocks)
+    return _f64(blocks[pages, 0, layer, j % page_size]), _f64(blocks[pages, 1, layer, j % page_size])
+
+
+def flash_attention_paged(
+    q, kv_blocks, cache_lengths, lookup_table, row_offsets, layer, mask=DEFAULT_MASK, scale=None
+):
+    """Step 5 over the paged cache: keys ``j in [0, cache_len + seq_len)`` read from the cache.
+
+    Query row i of sequence b sits at ``cache_lengths[b] + i``. Returns float64 ``o [T,H,D]``.
+    """
+    q = _f64(q)
+    scale = _default_scale(scale, q.shape[-1])
+    off = np.asarray(row_offsets)
+    out = np.zeros_like(q)
+    for b in range(len(off) - 1):
+        n, c = off[b + 1] - off[b], int(cache_lengths[b])
+        if n == 0:
+            continue
+        k, v = gather_kv(kv_blocks, lookup_table, layer, b, c + n)
+        out[off[b] : off[b + 1]] = _attend(q[off[b] : off[b + 1]], k, v, c + np.arange(n), mask, scale)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps 1-6 together
+
+
+def attention_with_rope(
+    x,
+    row_offsets,
+    kv_blocks,
+    cache_lengths,
+    lookup_table,
+    *,
+    num_heads,
+    num_kv_heads,
+    head_dim,
+    layer,
+    rope,
+    weights,
+    wo,
+    biases=None,
+    clip=None,
+    q_norm=None,
+    k_norm=None,
+    rms_norm_eps=1e-6,
+    mask=DEFAULT_MASK,
+    scale=None,
+):
+    """One layer step, doc steps 1-6: returns ``(out [T, hidden], new_kv_blocks)``.
+
+    QK norm (if gammas are given) precedes RoPE; k is stored after RoPE; attention reads the
+    updated cache. ``kv_blocks`` itself is not modified.
+    """
+    q, k, v = qkv_projection(x, weights, num_heads, num_kv_heads, head_dim, biases, clip)
+    if q_norm is not None:
+        q = rms_norm(q, q_norm, rms_norm_eps)
+    if k_norm is not None:
+        k = rms_norm(k, k_norm, rms_norm_eps)
+    q = apply_rope(q, row_offsets, cache_lengths, rope)
+    k = apply_rope(k, row_offsets, cache_lengths, rope)
+    new_blocks = kv_cache_store(kv_blocks, k, v, row_offsets, cache_lengths, lookup_table, layer)
+    o = flash_attention_paged(
+        q, new_blocks, cache_lengths, lookup_table, row_offsets, layer, mask, scale
+    )
+    out = linear(o.reshape(o.shape[0], num_heads * head_dim), wo)
+    return out, new_blocks
+
+
+# ---------------------------------------------------------------------------------------------
+# Test helpers
+
+
+def random_paged_cache(
+    rng, num_pages, num_layers, page, kv_heads, head_dim, seq_lens_cached, seq_lens_new, dtype="f32"
+):
+    """Random paged cache for ``B = len(seq_lens_cached)`` sequences.
+
+    Returns a dict with ``kv_blocks [P,2,L,page,Hkv,D]`` (random values, never zero, rounded to
+    ``dtype``; "f16" gives a float16 array, "bf16" a float32 one), ``cache_lengths [B]``,
+    ``lookup_table [B, max_pages]`` (distinct shuffled page ids, enough to hold cached + new tokens;
+    unused entries hold P) and ``row_offsets [B+1]`` of the new tokens.
+    """
+    cached = np.asarray(seq_lens_cached, dtype=np.int64)
+    new = np.asarray(seq_lens_new, dtype=np.int64)
+    if cached.shape != new.shape:
+        raise ValueError("seq_lens_cached and seq_lens_new must have the same length")
+    pages_needed = -(-(cached + new) // page)  # ceil division
+    if pages_needed.sum() > num_pages:
+        raise ValueError(f"need {pages_needed.sum()} pages, have {num_pages}")
+    max_pages = max(int(pages_needed.max(initial=0)), 1)
+    lookup = np.full((len(cached), max_pages), num_pages, dtype=np.int64)
+    ids = rng.permutation(num_pages)
+    start = 0
+    for b, n in enumerate(pages_needed):
+        lookup[b, :n] = ids[start : start + n]
+        start += n
+    shape = (num_pages, 2, num_layers, page, kv_heads, head_dim)
+    # Magnitudes in [0.5, 1.5) with random signs: never zero, so stale reads are visible.
+    values = rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+    return {
+        "kv_blocks": cast_like(values, dtype),
+        "cache_lengths": cached,
+        "lookup_table": lookup,
+        "row_offsets": np.concatenate([[0], np.cumsum(new)]).astype(np.int64),
+    }
