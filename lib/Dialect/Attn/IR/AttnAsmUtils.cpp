@@ -8,6 +8,14 @@
 using namespace mlir;
 
 FailureOr<APFloat> attn::parseF64(AsmParser &parser) {
+  // Config files write `theta = 10000`; take integers as well.
+  int64_t integer = 0;
+  OptionalParseResult asInteger = parser.parseOptionalInteger(integer);
+  if (asInteger.has_value()) {
+    if (failed(*asInteger))
+      return failure();
+    return APFloat(static_cast<double>(integer));
+  }
   double value = 0;
   if (parser.parseFloat(value))
     return failure();
@@ -22,7 +30,13 @@ void attn::printF64(AsmPrinter &printer, const APFloat &apValue) {
     return;
   }
   char buffer[64];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  // Plain digits for the usual magnitudes (`500000.0`), exponents otherwise.
+  double magnitude = std::fabs(value);
+  bool fixed = value == 0 || (magnitude >= 1e-6 && magnitude < 1e17);
+  auto [end, ec] =
+      fixed ? std::to_chars(buffer, buffer + sizeof(buffer), value,
+                            std::chars_format::fixed)
+            : std::to_chars(buffer, buffer + sizeof(buffer), value);
   std::string text(buffer, ec == std::errc() ? end : buffer);
   // MLIR float literals need a '.' before any exponent.
   size_t exp = text.find_first_of("eE");

@@ -338,7 +338,7 @@ DenseElementsAttr RopeFreqsOp::computeTable() {
   if (!elements || *elements > kMaxFoldedElements)
     return {};
   RopeAttr rope = getRope();
-  auto magnitude = static_cast<float>(rope.getMagnitudeScale());
+  double magnitude = rope.getMagnitudeScale();
   SmallVector<float> table;
   table.reserve(*elements);
   SmallVector<float> invFreq = rope.computeInvFreq(headDim, 0);
@@ -348,8 +348,8 @@ DenseElementsAttr RopeFreqsOp::computeTable() {
       invFreq = rope.computeInvFreq(headDim, p);
     for (float f : invFreq) {
       double angle = static_cast<double>(p) * static_cast<double>(f);
-      table.push_back(magnitude * static_cast<float>(std::cos(angle)));
-      table.push_back(magnitude * static_cast<float>(std::sin(angle)));
+      table.push_back(static_cast<float>(magnitude * std::cos(angle)));
+      table.push_back(static_cast<float>(magnitude * std::sin(angle)));
     }
   }
   return DenseElementsAttr::get(type, ArrayRef<float>(table));
