@@ -8,18 +8,19 @@
 using namespace mlir;
 
 FailureOr<APFloat> attn::parseF64(AsmParser &parser) {
+  bool negative = succeeded(parser.parseOptionalMinus());
+  double value = 0;
   // Config files write `theta = 10000`; take integers as well.
-  int64_t integer = 0;
+  uint64_t integer = 0;
   OptionalParseResult asInteger = parser.parseOptionalInteger(integer);
   if (asInteger.has_value()) {
     if (failed(*asInteger))
       return failure();
-    return APFloat(static_cast<double>(integer));
-  }
-  double value = 0;
-  if (parser.parseFloat(value))
+    value = static_cast<double>(integer);
+  } else if (parser.parseFloat(value)) {
     return failure();
-  return APFloat(value);
+  }
+  return APFloat(negative ? -value : value);
 }
 
 void attn::printF64(AsmPrinter &printer, const APFloat &apValue) {
