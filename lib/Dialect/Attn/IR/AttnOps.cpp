@@ -76,12 +76,22 @@ LogicalResult verifyScale(Operation *op, std::optional<APFloat> scale) {
 }
 
 LogicalResult verifyHeads(Operation *op, int64_t numHeads, int64_t kvHeads) {
+  for (int64_t count : {numHeads, kvHeads})
+    if (!ShapedType::isDynamic(count) && count <= 0)
+      return op->emitOpError() << "expects positive head counts, got "
+                               << count;
   if (ShapedType::isDynamic(numHeads) || ShapedType::isDynamic(kvHeads))
     return success();
-  if (numHeads <= 0 || kvHeads <= 0 || numHeads % kvHeads != 0)
+  if (numHeads % kvHeads != 0)
     return op->emitOpError() << "expects the query heads (" << numHeads
-                             << ") to be a positive multiple of the kv heads ("
+                             << ") to be a multiple of the kv heads ("
                              << kvHeads << ")";
+  return success();
+}
+
+LogicalResult verifyHeadDim(Operation *op, int64_t headDim) {
+  if (!ShapedType::isDynamic(headDim) && headDim <= 0)
+    return op->emitOpError() << "expects a positive head dim, got " << headDim;
   return success();
 }
 
@@ -244,17 +254,19 @@ LogicalResult QKVProjectionOp::verify() {
   if (kType.getDimSize(2) != headDim)
     return emitOpError() << "expects q and k with the same head dim, got "
                          << headDim << " and " << kType.getDimSize(2);
-  if (failed(verifyHeads(*this, numHeads, kvHeads)))
+  if (failed(verifyHeads(*this, numHeads, kvHeads)) ||
+      failed(verifyHeadDim(*this, headDim)))
     return failure();
 
   Type elementType = getInput().getType().getElementType();
   int64_t tokens = getInput().getType().getDimSize(0);
   int64_t hidden = getInput().getType().getDimSize(1);
-  for (Value result : getResults())
-    if (failed(expectElementType(*this, "results", result, elementType)) ||
-        !isCompatible(rankedType(result).getDimSize(0), tokens))
-      return emitOpError("expects q, k and v with one row per input row and "
-                         "the input's element type");
+  for (Value result : getResults()) {
+    if (failed(expectElementType(*this, "results", result, elementType)))
+      return failure();
+    if (!isCompatible(rankedType(result).getDimSize(0), tokens))
+      return emitOpError("expects q, k and v with one row per input row");
+  }
 
   std::optional<std::array<int64_t, 3>> allRows =
       qkvRows(numHeads, kvHeads, headDim);
@@ -417,6 +429,7 @@ LogicalResult FlashAttentionOp::verify() {
     return emitOpError() << "expects query and key with the same head dim, got "
                          << query.getDimSize(2) << " and " << key.getDimSize(2);
   if (failed(verifyHeads(*this, query.getDimSize(1), key.getDimSize(1))) ||
+      failed(verifyHeadDim(*this, query.getDimSize(2))) ||
       failed(expectElementType(*this, "key", getKey(),
                                query.getElementType())) ||
       failed(verifyScale(*this, getScale())))
@@ -437,6 +450,7 @@ LogicalResult PagedFlashAttentionOp::verify() {
   RankedTensorType query = getQuery().getType();
   int64_t kvHeads = getBlocks().getType().getDimSize(4);
   if (failed(verifyHeads(*this, query.getDimSize(1), kvHeads)) ||
+      failed(verifyHeadDim(*this, query.getDimSize(2))) ||
       failed(verifyBlocks(*this, getBlocks(), getLayer(), kvHeads,
                           query.getDimSize(2), query.getElementType())) ||
       failed(verifyScale(*this, getScale())))
@@ -472,6 +486,10 @@ LogicalResult AttentionWithRopeOp::verify() {
   if (failed(getRope().verifyForHeadDim(headDim,
                                         [&] { return emitOpError(); })))
     return failure();
+
+  int64_t numOffsets = getInputRowOffsets().getType().getDimSize(0);
+  if (!ShapedType::isDynamic(numOffsets) && numOffsets < 1)
+    return emitOpError("expects at least one row offset");
 
   Type elementType = getInput().getType().getElementType();
   if (elementType != params.getDtype())
