@@ -1,1 +1,6 @@
-"""attn-mlir Python side: the numpy reference of the attention block (see ``attn.reference``)."""
+"""attn-mlir Python side.
+
+- ``attn.reference``: numpy reference of the attention block.
+- ``attn.ir``: MLIR text builders for test and benchmark entry functions.
+- ``attn.runtime``: compiling with ``attn-compile --target=cpu`` and calling the library (docs/ABI.md).
+"""

@@ -41,4 +41,55 @@ def AttnExpandComposite : Pass<"attn-expand-composite"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def AttnUnpackCacheArguments : Pass<"attn-unpack-cache-arguments", "ModuleOp"> {
+  let summary = "Pass opaque caches across function boundaries as their tensors";
+  let description = [{
+    Every `!attn.paged_kv_cache` argument or result of a `func.func` becomes
+    three tensors (blocks, cache lengths, lookup table), the NoOpaque form
+    that compiled entry points take; calls are updated alike. Inside, the
+    arguments are packed with `attn.paged_cache.make` and returned caches
+    are taken apart with `attn.paged_cache.parts`, which canonicalisation
+    then cancels against the ops of the body.
+
+    Before:
+    ```mlir
+    func.func @layer(%x: tensor<?x256xf32>, %c: !cache) -> !cache
+    ```
+    After:
+    ```mlir
+    func.func @layer(%x: tensor<?x256xf32>, %blocks: tensor<?x2x2x16x2x64xf32>,
+                     %lengths: tensor<?xi32>, %lookup: tensor<?x?xi32>)
+        -> (tensor<?x2x2x16x2x64xf32>, tensor<?xi32>, tensor<?x?xi32>)
+    ```
+  }];
+  let dependentDialects = ["::mlir::attn::AttnDialect"];
+}
+
+def AttnCPUEntryABI : Pass<"attn-cpu-entry-abi", "ModuleOp"> {
+  let summary = "Give bufferised public functions the C ABI of attn-compile";
+  let description = [{
+    Runs on bufferised code. Results that are the same buffer as an argument
+    (the KV-cache blocks written in place) are dropped, every other memref
+    result becomes a trailing out-parameter written by the callee, and
+    public functions get `llvm.emit_c_interface` so that
+    `_mlir_ciface_<name>(descriptors...)` is exported. Copies become
+    `linalg.copy` so that strided copies need no MLIR runtime library.
+    See docs/ABI.md.
+
+    Before:
+    ```mlir
+    func.func @f(%blocks: memref<?x2x1x16x2x64xf32>, %x: memref<?x64xf32>)
+        -> (memref<?x2x1x16x2x64xf32>, memref<?x64xf32>) {
+      ...
+      return %blocks, %y : ...
+    }
+    ```
+    After:
+    ```mlir
+    func.func @f(%blocks: memref<?x2x1x16x2x64xf32>, %x: memref<?x64xf32>,
+                 %out: memref<?x64xf32>) attributes {llvm.emit_c_interface}
+    ```
+  }];
+}
+
 #endif // ATTN_DIALECT_ATTN_TRANSFORMS_PASSES_TD

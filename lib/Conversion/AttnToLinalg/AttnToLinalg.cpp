@@ -1,0 +1,1116 @@
+//===- AttnToLinalg.cpp - attn ops to linalg / tensor / scf ---------------===//
+//
+// Lowers each primitive attn op to tensor-level code. Contractions accumulate
+// in f32 whatever the storage type; small static tiles keep everything
+// vectorisable and no S x S score buffer is ever built.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Conversion/Passes.h"
+#include "attn/Dialect/Attn/IR/AttnOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
+
+#include <cmath>
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_CONVERTATTNTOLINALG
+#include "attn/Conversion/Passes.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+
+using IB = ImplicitLocOpBuilder;
+using utils::IteratorType;
+
+//===----------------------------------------------------------------------===//
+// Small builders
+//===----------------------------------------------------------------------===//
+
+Value cIndex(IB &b, int64_t v) { return arith::ConstantIndexOp::create(b, v); }
+
+Value cF32(IB &b, double v) {
+  return arith::ConstantOp::create(b, b.getF32FloatAttr(static_cast<float>(v)));
+}
+
+Value cNegInfF32(IB &b) {
+  return arith::ConstantOp::create(
+      b, b.getFloatAttr(b.getF32Type(),
+                        APFloat::getInf(APFloat::IEEEsingle(), true)));
+}
+
+Value dim(IB &b, Value tensor, int64_t d) {
+  return b.createOrFold<tensor::DimOp>(tensor, d);
+}
+
+/// Reads an i32 element and returns it as an index.
+Value loadIndex(IB &b, Value tensor, ValueRange indices) {
+  Value v = tensor::ExtractOp::create(b, tensor, indices);
+  return arith::IndexCastOp::create(b, b.getIndexType(), v);
+}
+
+Value minIdx(IB &b, Value x, Value y) { return arith::MinSIOp::create(b, x, y); }
+Value maxIdx(IB &b, Value x, Value y) { return arith::MaxSIOp::create(b, x, y); }
+
+/// `min(max(v, lo), hi)` on indices.
+Value clampIdx(IB &b, Value v, Value lo, Value hi) {
+  return minIdx(b, maxIdx(b, v, lo), hi);
+}
+
+Value ceilDiv(IB &b, Value x, int64_t d) {
+  return arith::CeilDivSIOp::create(b, x, cIndex(b, d));
+}
+
+Value toF32(OpBuilder &b, Location loc, Value v) {
+  auto type = cast<FloatType>(v.getType());
+  if (type.isF32())
+    return v;
+  if (type.getWidth() < 32)
+    return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
+  return arith::TruncFOp::create(b, loc, b.getF32Type(), v);
+}
+
+Value fromF32(OpBuilder &b, Location loc, Value v, Type to) {
+  auto type = cast<FloatType>(to);
+  if (type.isF32())
+    return v;
+  if (type.getWidth() < 32)
+    return arith::TruncFOp::create(b, loc, to, v);
+  return arith::ExtFOp::create(b, loc, to, v);
+}
+
+Value emptyTensor(IB &b, ArrayRef<OpFoldResult> sizes, Type elementType) {
+  return tensor::EmptyOp::create(b, sizes, elementType);
+}
+
+Value filled(IB &b, ArrayRef<OpFoldResult> sizes, Value scalar) {
+  Value empty = emptyTensor(b, sizes, scalar.getType());
+  return linalg::FillOp::create(b, ValueRange{scalar}, ValueRange{empty})
+      .getResult(0);
+}
+
+SmallVector<IteratorType> iterators(int64_t parallel, int64_t reduction = 0) {
+  SmallVector<IteratorType> its(parallel, IteratorType::parallel);
+  its.append(reduction, IteratorType::reduction);
+  return its;
+}
+
+AffineMap map(MLIRContext *ctx, int64_t numDims, ArrayRef<AffineExpr> exprs) {
+  return AffineMap::get(numDims, 0, exprs, ctx);
+}
+
+using BodyFn = function_ref<void(OpBuilder &, Location, ValueRange)>;
+
+Value generic(IB &b, Value init, ValueRange inputs, ArrayRef<AffineMap> maps,
+              ArrayRef<IteratorType> its, BodyFn body) {
+  return linalg::GenericOp::create(b, TypeRange{init.getType()}, inputs,
+                                   ValueRange{init}, maps, its, body)
+      .getResult(0);
+}
+
+/// Row positions: `pos[r] = cache_lengths[b] + r - row_offsets[b]` for the
+/// rows of sequence `b` (rows outside every sequence get 0).
+Value rowPositions(IB &b, Value rowOffsets, Value cacheLengths, Value tokens) {
+  Value zeroI32 = arith::ConstantOp::create(b, b.getI32IntegerAttr(0));
+  Value init = filled(b, {tokens}, zeroI32);
+  Value batch = dim(b, cacheLengths, 0);
+  Value zero = cIndex(b, 0), one = cIndex(b, 1);
+  auto outer = scf::ForOp::create(
+      b, zero, batch, one, ValueRange{init},
+      [&](OpBuilder &ob, Location loc, Value seq, ValueRange args) {
+        IB ib(loc, ob);
+        Value start = clampIdx(ib, loadIndex(ib, rowOffsets, {seq}), zero, tokens);
+        Value next = arith::AddIOp::create(ib, seq, one);
+        Value end = clampIdx(ib, loadIndex(ib, rowOffsets, {next}), start, tokens);
+        Value cached = loadIndex(ib, cacheLengths, {seq});
+        Value base = arith::SubIOp::create(ib, cached, start);
+        auto inner = scf::ForOp::create(
+            ib, start, end, one, ValueRange{args[0]},
+            [&](OpBuilder &ob2, Location loc2, Value row, ValueRange args2) {
+              IB ib2(loc2, ob2);
+              Value pos = arith::AddIOp::create(ib2, base, row);
+              Value posI32 =
+                  arith::IndexCastOp::create(ib2, ib2.getI32Type(), pos);
+              Value updated =
+                  tensor::InsertOp::create(ib2, posI32, args2[0], {row});
+              scf::YieldOp::create(ib2, updated);
+            });
+        scf::YieldOp::create(ib, inner.getResult(0));
+      });
+  return outer.getResult(0);
+}
+
+//===----------------------------------------------------------------------===//
+// Projections
+//===----------------------------------------------------------------------===//
+
+/// `x [T, K] @ w [N, K]^T (+ bias [N])` as `[T, N] x outType`, accumulated in
+/// f32; `clip` clamps the weight elements inside the contraction.
+Value buildLinear(IB &b, Value x, Value w, Value bias, std::optional<double> clip,
+                  Type outType) {
+  MLIRContext *ctx = b.getContext();
+  Value tokens = dim(b, x, 0);
+  int64_t n = cast<RankedTensorType>(w.getType()).getDimSize(0);
+  SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(n)};
+  Value acc = filled(b, sizes, cF32(b, 0.0));
+  AffineExpr t, nn, k;
+  bindDims(ctx, t, nn, k);
+  Value clipHi = clip ? cF32(b, *clip) : Value();
+  Value clipLo = clip ? cF32(b, -*clip) : Value();
+  acc = generic(
+      b, acc, {x, w},
+      {map(ctx, 3, {t, k}), map(ctx, 3, {nn, k}), map(ctx, 3, {t, nn})},
+      iterators(2, 1), [&](OpBuilder &ob, Location loc, ValueRange args) {
+        Value a = toF32(ob, loc, args[0]);
+        Value wv = toF32(ob, loc, args[1]);
+        if (clipHi) {
+          wv = arith::MaximumFOp::create(ob, loc, wv, clipLo);
+          wv = arith::MinimumFOp::create(ob, loc, wv, clipHi);
+        }
+        Value prod = arith::MulFOp::create(ob, loc, a, wv);
+        linalg::YieldOp::create(ob, loc,
+                                ValueRange{arith::AddFOp::create(ob, loc, args[2], prod)});
+      });
+  Type elementType = cast<RankedTensorType>(outType).getElementType();
+  if (elementType.isF32() && !bias)
+    return acc;
+  bindDims(ctx, t, nn);
+  SmallVector<Value> inputs = {acc};
+  SmallVector<AffineMap> maps = {map(ctx, 2, {t, nn})};
+  if (bias) {
+    inputs.push_back(bias);
+    maps.push_back(map(ctx, 2, {nn}));
+  }
+  maps.push_back(map(ctx, 2, {t, nn}));
+  Value out = emptyTensor(b, sizes, elementType);
+  return generic(b, out, inputs, maps, iterators(2),
+                 [&](OpBuilder &ob, Location loc, ValueRange args) {
+                   Value v = args[0];
+                   if (bias)
+                     v = arith::AddFOp::create(ob, loc, v,
+                                               toF32(ob, loc, args[1]));
+                   linalg::YieldOp::create(
+                       ob, loc, ValueRange{fromF32(ob, loc, v, elementType)});
+                 });
+}
+
+std::optional<double> clipValue(std::optional<APFloat> clip) {
+  if (!clip)
+    return std::nullopt;
+  return clip->convertToDouble();
+}
+
+struct LowerLinear : OpRewritePattern<LinearOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LinearOp op,
+                                PatternRewriter &rewriter) const override {
+    IB b(op.getLoc(), rewriter);
+    Value out = buildLinear(b, op.getInput(), op.getWeight(), op.getBias(),
+                            std::nullopt, op.getType());
+    rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
+    return success();
+  }
+};
+
+struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(QKVProjectionOp op,
+                                PatternRewriter &rewriter) const override {
+    IB b(op.getLoc(), rewriter);
+    std::optional<double> clip = clipValue(op.getClip());
+    int64_t headDim = op.getHeadDim();
+    SmallVector<int64_t> heads = {op.getNumHeads(), op.getNumKVHeads(),
+                                  op.getNumKVHeads()};
+    Type elementType = op.getInput().getType().getElementType();
+    Value tokens = dim(b, op.getInput(), 0);
+    SmallVector<Value> flat;
+    if (op.isStacked()) {
+      Value bias = op.getBiases().empty() ? Value() : op.getBiases()[0];
+      Value all = buildLinear(b, op.getInput(), op.getWeights()[0], bias, clip,
+                              RankedTensorType::get({ShapedType::kDynamic, 1},
+                                                    elementType));
+      int64_t column = 0;
+      for (int64_t h : heads) {
+        SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0),
+                                             b.getIndexAttr(column)};
+        SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(h * headDim)};
+        SmallVector<OpFoldResult> strides = {b.getIndexAttr(1),
+                                             b.getIndexAttr(1)};
+        flat.push_back(
+            tensor::ExtractSliceOp::create(b, all, offsets, sizes, strides));
+        column += h * headDim;
+      }
+    } else {
+      for (auto [i, w] : llvm::enumerate(op.getWeights())) {
+        Value bias = op.getBiases().empty() ? Value() : op.getBiases()[i];
+        flat.push_back(buildLinear(
+            b, op.getInput(), w, bias, clip,
+            RankedTensorType::get({ShapedType::kDynamic, 1}, elementType)));
+      }
+    }
+    SmallVector<Value> results;
+    for (auto [value, h, result] : llvm::zip(flat, heads, op.getResults())) {
+      SmallVector<ReassociationIndices> reassociation = {{0}, {1, 2}};
+      SmallVector<OpFoldResult> shape = {tokens, b.getIndexAttr(h),
+                                         b.getIndexAttr(headDim)};
+      auto dynamicType = RankedTensorType::get(
+          {ShapedType::kDynamic, h, headDim}, elementType);
+      Value expanded = tensor::ExpandShapeOp::create(b, dynamicType, value,
+                                                     reassociation, shape);
+      results.push_back(
+          b.createOrFold<tensor::CastOp>(result.getType(), expanded));
+    }
+    rewriter.replaceOp(op, results);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// RMS norm
+//===----------------------------------------------------------------------===//
+
+struct LowerRMSNorm : OpRewritePattern<RMSNormOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RMSNormOp op,
+                                PatternRewriter &rewriter) const override {
+    IB b(op.getLoc(), rewriter);
+    MLIRContext *ctx = b.getContext();
+    Value input = op.getInput();
+    auto type = op.getInput().getType();
+    int64_t rank = type.getRank();
+    SmallVector<OpFoldResult> prefix;
+    for (int64_t d = 0; d < rank - 1; ++d)
+      prefix.push_back(tensor::getMixedSize(b, b.getLoc(), input, d));
+    SmallVector<AffineExpr> dims, prefixDims;
+    for (int64_t d = 0; d < rank; ++d)
+      dims.push_back(getAffineDimExpr(d, ctx));
+    prefixDims.assign(dims.begin(), dims.end() - 1);
+    AffineMap identity = map(ctx, rank, dims);
+    AffineMap prefixMap = map(ctx, rank, prefixDims);
+    AffineMap lastMap = map(ctx, rank, {dims.back()});
+
+    Value sumSq = generic(b, filled(b, prefix, cF32(b, 0.0)), {input},
+                          {identity, prefixMap}, iterators(rank - 1, 1),
+                          [&](OpBuilder &ob, Location loc, ValueRange args) {
+                            Value v = toF32(ob, loc, args[0]);
+                            Value sq = arith::MulFOp::create(ob, loc, v, v);
+                            linalg::YieldOp::create(
+                                ob, loc,
+                                ValueRange{arith::AddFOp::create(ob, loc, args[1], sq)});
+                          });
+    Value width = arith::UIToFPOp::create(
+        b, b.getF32Type(),
+        arith::IndexCastUIOp::create(b, b.getI32Type(), dim(b, input, rank - 1)));
+    Value eps = cF32(b, op.getEps().convertToDouble());
+    Type elementType = type.getElementType();
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, b.getLoc(), input);
+    Value out = generic(
+        b, emptyTensor(b, sizes, elementType), {input, sumSq, op.getGamma()},
+        {identity, prefixMap, lastMap, identity}, iterators(rank),
+        [&](OpBuilder &ob, Location loc, ValueRange args) {
+          Value mean = arith::DivFOp::create(ob, loc, args[1], width);
+          Value inv = math::RsqrtOp::create(
+              ob, loc, arith::AddFOp::create(ob, loc, mean, eps));
+          Value y = arith::MulFOp::create(ob, loc, toF32(ob, loc, args[0]), inv);
+          y = arith::MulFOp::create(ob, loc, y, toF32(ob, loc, args[2]));
+          linalg::YieldOp::create(ob, loc,
+                                  ValueRange{fromF32(ob, loc, y, elementType)});
+        });
+    rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// RoPE
+//===----------------------------------------------------------------------===//
+
+/// Inverse frequencies of a rope as an f64 constant `[D/2]`; LongRoPE gets a
+/// second one for positions from `original_max_position` on.
+struct InvFreqTables {
+  Value base, longFactors;
+  int64_t switchPosition = 0;
+  double magnitude = 1.0;
+};
+
+InvFreqTables buildInvFreqTables(IB &b, RopeAttr rope, int64_t headDim) {
+  InvFreqTables tables;
+  auto tableAt = [&](int64_t position) {
+    SmallVector<float> inv = rope.computeInvFreq(headDim, position);
+    SmallVector<double> asF64(inv.begin(), inv.end());
+    auto type = RankedTensorType::get({headDim / 2}, b.getF64Type());
+    return arith::ConstantOp::create(
+        b, DenseElementsAttr::get(type, ArrayRef<double>(asF64)));
+  };
+  tables.base = tableAt(0);
+  if (auto longRope = dyn_cast_if_present<LongRopeScalingAttr>(rope.getScaling())) {
+    tables.switchPosition = longRope.getOriginalMaxPosition();
+    tables.longFactors = tableAt(tables.switchPosition);
+  }
+  tables.magnitude = rope.getMagnitudeScale();
+  return tables;
+}
+
+/// cos and sin `[T, D/2]` f32 for every row: from the rope attribute (f64
+/// trigonometry, as the semantics compute the table) or gathered from a
+/// `[N, D]` table operand (`cos` at even, `sin` at odd columns).
+std::pair<Value, Value> buildRowCosSin(IB &b, Value positions, int64_t headDim,
+                                       RopeAttr rope, Value table) {
+  MLIRContext *ctx = b.getContext();
+  Value tokens = dim(b, positions, 0);
+  SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(headDim / 2)};
+  AffineExpr t, i;
+  bindDims(ctx, t, i);
+  // Separate destinations: one shared empty would force a copy.
+  Value cosInit = emptyTensor(b, sizes, b.getF32Type());
+  Value sinInit = emptyTensor(b, sizes, b.getF32Type());
+  auto op = linalg::GenericOp::create(
+      b, TypeRange{cosInit.getType(), sinInit.getType()}, ValueRange{positions},
+      ValueRange{cosInit, sinInit},
+      {map(ctx, 2, {t}), map(ctx, 2, {t, i}), map(ctx, 2, {t, i})},
+      iterators(2), [&](OpBuilder &ob, Location loc, ValueRange args) {
+        IB ib(loc, ob);
+        Value col = linalg::IndexOp::create(ib, 1);
+        Value cosV, sinV;
+        if (table) {
+          Value rows = dim(ib, table, 0);
+          Value pos = arith::IndexCastOp::create(ib, ib.getIndexType(), args[0]);
+          pos = clampIdx(ib, pos, cIndex(ib, 0),
+                         arith::SubIOp::create(ib, rows, cIndex(ib, 1)));
+          Value even = arith::MulIOp::create(ib, col, cIndex(ib, 2));
+          Value odd = arith::AddIOp::create(ib, even, cIndex(ib, 1));
+          cosV = tensor::ExtractOp::create(ib, table, ValueRange{pos, even});
+          sinV = tensor::ExtractOp::create(ib, table, ValueRange{pos, odd});
+        } else {
+          InvFreqTables tables = buildInvFreqTables(ib, rope, headDim);
+          Value invFreq = tensor::ExtractOp::create(ib, tables.base, col);
+          if (tables.longFactors) {
+            Value longInv = tensor::ExtractOp::create(ib, tables.longFactors, col);
+            Value switchPos = arith::ConstantOp::create(
+                ib, ib.getI32IntegerAttr(tables.switchPosition));
+            Value isLong = arith::CmpIOp::create(
+                ib, arith::CmpIPredicate::sge, args[0], switchPos);
+            invFreq = arith::SelectOp::create(ib, isLong, longInv, invFreq);
+          }
+          Value pos = arith::SIToFPOp::create(ib, ib.getF64Type(), args[0]);
+          Value angle = arith::MulFOp::create(ib, pos, invFreq);
+          Value m = arith::ConstantOp::create(ib, ib.getF64FloatAttr(tables.magnitude));
+          cosV = arith::MulFOp::create(ib, m, math::CosOp::create(ib, angle));
+          sinV = arith::MulFOp::create(ib, m, math::SinOp::create(ib, angle));
+          cosV = arith::TruncFOp::create(ib, ib.getF32Type(), cosV);
+          sinV = arith::TruncFOp::create(ib, ib.getF32Type(), sinV);
+        }
+        linalg::YieldOp::create(ib, ValueRange{cosV, sinV});
+      });
+  return {op.getResult(0), op.getResult(1)};
+}
+
+struct LowerRope : OpRewritePattern<RopeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RopeOp op,
+                                PatternRewriter &rewriter) const override {
+    IB b(op.getLoc(), rewriter);
+    MLIRContext *ctx = b.getContext();
+    Value input = op.getInput();
+    auto type = op.getInput().getType();
+    int64_t headDim = type.getDimSize(2), half = headDim / 2;
+    bool interleaved = op.getInterleaved();
+    Value tokens = dim(b, input, 0);
+    Value positions =
+        rowPositions(b, op.getRowOffsets(), op.getCacheLengths(), tokens);
+    // A table made by attn.rope_freqs is recomputed per row instead of read.
+    RopeAttr rope;
+    Value table = op.getFreqs();
+    if (auto freqs = table.getDefiningOp<RopeFreqsOp>()) {
+      rope = freqs.getRope();
+      table = Value();
+    }
+    auto [cosT, sinT] = buildRowCosSin(b, positions, headDim, rope, table);
+
+    AffineExpr t, h, d;
+    bindDims(ctx, t, h, d);
+    AffineExpr pair = interleaved ? d.floorDiv(2) : d % half;
+    Type elementType = type.getElementType();
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, b.getLoc(), input);
+    Value out = generic(
+        b, emptyTensor(b, sizes, elementType), {input, cosT, sinT},
+        {map(ctx, 3, {t, h, d}), map(ctx, 3, {t, pair}), map(ctx, 3, {t, pair}),
+         map(ctx, 3, {t, h, d})},
+        iterators(3), [&](OpBuilder &ob, Location loc, ValueRange args) {
+          IB ib(loc, ob);
+          Value row = linalg::IndexOp::create(ib, 0);
+          Value head = linalg::IndexOp::create(ib, 1);
+          Value col = linalg::IndexOp::create(ib, 2);
+          // Partner of `col` in its pair and whether `col` comes first.
+          Value partner, first;
+          if (interleaved) {
+            Value parity = arith::RemUIOp::create(ib, col, cIndex(ib, 2));
+            first = arith::CmpIOp::create(ib, arith::CmpIPredicate::eq, parity,
+                                          cIndex(ib, 0));
+            partner = arith::XOrIOp::create(ib, col, cIndex(ib, 1));
+          } else {
+            first = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, col,
+                                          cIndex(ib, half));
+            partner = arith::SelectOp::create(
+                ib, first, arith::AddIOp::create(ib, col, cIndex(ib, half)),
+                arith::SubIOp::create(ib, col, cIndex(ib, half)));
+          }
+          Value other = tensor::ExtractOp::create(
+              ib, input, ValueRange{row, head, partner});
+          Value x = toF32(ib, loc, args[0]);
+          Value xp = toF32(ib, loc, other);
+          Value xc = arith::MulFOp::create(ib, x, args[1]);
+          Value xs = arith::MulFOp::create(ib, xp, args[2]);
+          Value y = arith::SelectOp::create(ib, first,
+                                            arith::SubFOp::create(ib, xc, xs),
+                                            arith::AddFOp::create(ib, xc, xs));
+          linalg::YieldOp::create(ib, ValueRange{fromF32(ib, loc, y, elementType)});
+        });
+    rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
+    return success();
+  }
+};
+
+struct LowerRopeFreqs : OpRewritePattern<RopeFreqsOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RopeFreqsOp op,
+                                PatternRewriter &rewriter) const override {
+    // Only tables that something other than attn.rope reads need building.
+    if (llvm::all_of(op->getUsers(), [](Operation *user) {
+          return isa<RopeOp>(user);
+        }))
+      return failure();
+    IB b(op.getLoc(), rewriter);
+    MLIRContext *ctx = b.getContext();
+    auto type = op.getType();
+    int64_t positions = type.getDimSize(0), headDim = type.getDimSize(1);
+    // Positions 0..N-1 as a row vector, then cos/sin per (p, i), interleaved.
+    Value posInit = emptyTensor(b, {b.getIndexAttr(positions)}, b.getI32Type());
+    AffineExpr p, i;
+    bindDims(ctx, p, i);
+    Value pos = generic(b, posInit, {}, {map(ctx, 1, {p})}, iterators(1),
+                        [&](OpBuilder &ob, Location loc, ValueRange) {
+                          Value idx = linalg::IndexOp::create(ob, loc, 0);
+                          linalg::YieldOp::create(
+                              ob, loc,
+                              ValueRange{arith::IndexCastOp::create(
+                                  ob, loc, ob.getI32Type(), idx)});
+                        });
+    auto [cosT, sinT] = buildRowCosSin(b, pos, headDim, op.getRope(), Value());
+    Value out = generic(
+        b, emptyTensor(b, {b.getIndexAttr(positions), b.getIndexAttr(headDim)},
+                       b.getF32Type()),
+        {cosT, sinT},
+        {map(ctx, 2, {p, i.floorDiv(2)}), map(ctx, 2, {p, i.floorDiv(2)}),
+         map(ctx, 2, {p, i})},
+        iterators(2), [&](OpBuilder &ob, Location loc, ValueRange args) {
+          IB ib(loc, ob);
+          Value col = linalg::IndexOp::create(ib, 1);
+          Value parity = arith::RemUIOp::create(ib, col, cIndex(ib, 2));
+          Value even = arith::CmpIOp::create(ib, arith::CmpIPredicate::eq,
+                                             parity, cIndex(ib, 0));
+          linalg::YieldOp::create(
+              ib, ValueRange{arith::SelectOp::create(ib, even, args[0], args[1])});
+        });
+    rewriter.replaceOp(op, out);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// KV cache store
+//===----------------------------------------------------------------------===//
+
+struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(KVCacheStoreOp op,
+                                PatternRewriter &rewriter) const override {
+    IB b(op.getLoc(), rewriter);
+    Value key = op.getKey(), value = op.getValue(), blocks = op.getBlocks();
+    auto blocksType = cast<RankedTensorType>(blocks.getType());
+    int64_t pageSize = blocksType.getDimSize(3);
+    int64_t kvHeads = blocksType.getDimSize(4), headDim = blocksType.getDimSize(5);
+    auto rowType = RankedTensorType::get({kvHeads, headDim},
+                                         blocksType.getElementType());
+    int64_t layer = op.getLayer();
+    Value zero = cIndex(b, 0), one = cIndex(b, 1);
+    Value tokens = dim(b, key, 0);
+    Value numPages = dim(b, blocks, 0);
+    Value batch = dim(b, op.getCacheLengths(), 0);
+    Value rowOffsets = op.getRowOffsets(), lengths = op.getCacheLengths();
+    Value lookup = op.getLookupTable();
+    Value maxPages = dim(b, lookup, 1);
+    auto outer = scf::ForOp::create(
+        b, zero, batch, one, ValueRange{blocks},
+        [&](OpBuilder &ob, Location loc, Value seq, ValueRange args) {
+          IB ib(loc, ob);
+          Value start = clampIdx(ib, loadIndex(ib, rowOffsets, {seq}), zero, tokens);
+          Value end = clampIdx(
+              ib, loadIndex(ib, rowOffsets, {arith::AddIOp::create(ib, seq, one)}),
+              start, tokens);
+          Value base = arith::SubIOp::create(ib, loadIndex(ib, lengths, {seq}), start);
+          auto inner = scf::ForOp::create(
+              ib, start, end, one, ValueRange{args[0]},
+              [&](OpBuilder &ob2, Location loc2, Value row, ValueRange args2) {
+                IB ib2(loc2, ob2);
+                Value pos = arith::AddIOp::create(ib2, base, row);
+                Value pageIdx = arith::DivSIOp::create(ib2, pos, cIndex(ib2, pageSize));
+                Value slot = arith::RemSIOp::create(ib2, pos, cIndex(ib2, pageSize));
+                // Rows whose page is not in the table or not a real page are
+                // dropped rather than written out of bounds.
+                Value inTable = arith::AndIOp::create(
+                    ib2,
+                    arith::CmpIOp::create(ib2, arith::CmpIPredicate::sge, pos, zero),
+                    arith::CmpIOp::create(ib2, arith::CmpIPredicate::slt, pageIdx,
+                                          maxPages));
+                Value safeIdx = clampIdx(ib2, pageIdx, zero,
+                                         arith::SubIOp::create(ib2, maxPages, one));
+                Value page = loadIndex(ib2, lookup, {seq, safeIdx});
+                Value valid = arith::AndIOp::create(
+                    ib2, inTable,
+                    arith::AndIOp::create(
+                        ib2,
+                        arith::CmpIOp::create(ib2, arith::CmpIPredicate::sge, page, zero),
+                        arith::CmpIOp::create(ib2, arith::CmpIPredicate::slt, page,
+                                              numPages)));
+                auto ifOp = scf::IfOp::create(
+                    ib2, valid,
+                    [&](OpBuilder &tb, Location tl) {
+                      IB tib(tl, tb);
+                      Value updated = args2[0];
+                      SmallVector<Value> sources = {key, value};
+                      for (auto [kv, source] : llvm::enumerate(sources)) {
+                        SmallVector<OpFoldResult> srcOffsets = {
+                            row, tib.getIndexAttr(0), tib.getIndexAttr(0)};
+                        SmallVector<OpFoldResult> srcSizes = {
+                            tib.getIndexAttr(1), tib.getIndexAttr(kvHeads),
+                            tib.getIndexAttr(headDim)};
+                        SmallVector<OpFoldResult> unit(3, tib.getIndexAttr(1));
+                        Value rowSlice = tensor::ExtractSliceOp::create(
+                            tib, rowType, source, srcOffsets, srcSizes, unit);
+                        SmallVector<OpFoldResult> dstOffsets = {
+                            page,
+                            tib.getIndexAttr(kv),
+                            tib.getIndexAttr(layer),
+                            slot,
+                            tib.getIndexAttr(0),
+                            tib.getIndexAttr(0)};
+                        SmallVector<OpFoldResult> dstSizes = {
+                            tib.getIndexAttr(1), tib.getIndexAttr(1),
+                            tib.getIndexAttr(1), tib.getIndexAttr(1),
+                            tib.getIndexAttr(kvHeads), tib.getIndexAttr(headDim)};
+                        SmallVector<OpFoldResult> dstStrides(6, tib.getIndexAttr(1));
+                        updated = tensor::InsertSliceOp::create(
+                            tib, rowSlice, updated, dstOffsets, dstSizes, dstStrides);
+                      }
+                      scf::YieldOp::create(tib, updated);
+                    },
+                    [&](OpBuilder &eb, Location el) {
+                      scf::YieldOp::create(eb, el, args2[0]);
+                    });
+                scf::YieldOp::create(ib2, ifOp.getResult(0));
+              });
+          scf::YieldOp::create(ib, inner.getResult(0));
+        });
+    rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(),
+                                                outer.getResult(0));
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Flash attention
+//===----------------------------------------------------------------------===//
+
+/// Where the keys and values of one sequence come from.
+struct KVSource {
+  int64_t tileSize;
+  /// Emits the `[tileSize, D]` f32 tile `tile` of keys (`kv` = 0) or values
+  /// (`kv` = 1) of kv head `kvHead`; rows at or after `kvLen` read as 0.
+  std::function<Value(IB &, Value tile, int64_t kv, Value kvHead, Value kvLen)>
+      loadTile;
+};
+
+struct AttentionParams {
+  int64_t numHeads, kvHeads, headDim, queryTileRows;
+  MaskAttr mask;
+  double scale;
+  Type elementType;
+};
+
+/// Attention of one sequence and one kv head: the `[qLen, G, D]` output rows
+/// of the G query heads of the group.
+Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
+                     Value query, Value qStart, Value qLen, Value kvLen,
+                     Value kvHead) {
+  MLIRContext *ctx = b.getContext();
+  int64_t group = p.numHeads / p.kvHeads, headDim = p.headDim;
+  int64_t tileKeys = kv.tileSize;
+  Value zero = cIndex(b, 0), one = cIndex(b, 1);
+  Value posBase = arith::SubIOp::create(b, kvLen, qLen);
+  Value local = emptyTensor(
+      b, {qLen, b.getIndexAttr(group), b.getIndexAttr(headDim)}, p.elementType);
+  bool causal = p.mask.getKind() != MaskKind::None;
+  bool windowed = p.mask.getKind() == MaskKind::SlidingWindow;
+  double log2e = 1.4426950408889634;
+  Value qScale = cF32(b, p.scale * log2e);
+  Value negInf = cNegInfF32(b);
+
+  // One query tile of `rowsPerTile` query rows x `group` heads.
+  auto tileLoop = [&](IB &lb, int64_t rowsPerTile) -> Value {
+    int64_t rows = rowsPerTile * group;
+    Value numTiles = ceilDiv(lb, qLen, rowsPerTile);
+    auto loop = scf::ForOp::create(
+        lb, zero, numTiles, one, ValueRange{local},
+        [&](OpBuilder &ob, Location loc, Value qt, ValueRange args) {
+          IB ib(loc, ob);
+          Value r0 = arith::MulIOp::create(ib, qt, cIndex(ib, rowsPerTile));
+          Value validRows = minIdx(ib, cIndex(ib, rowsPerTile),
+                                   arith::SubIOp::create(ib, qLen, r0));
+          Value lastRow = arith::SubIOp::create(ib, qLen, one);
+          AffineExpr r, c, d;
+          bindDims(ctx, r, c, d);
+          // q tile [rows, D] in f32, scaled by scale * log2(e).
+          Value qTile = generic(
+              ib, emptyTensor(ib, {ib.getIndexAttr(rows), ib.getIndexAttr(headDim)},
+                              ib.getF32Type()),
+              {}, {map(ctx, 2, {r, c})}, iterators(2),
+              [&](OpBuilder &gb, Location gl, ValueRange) {
+                IB g(gl, gb);
+                Value ri = linalg::IndexOp::create(g, 0);
+                Value di = linalg::IndexOp::create(g, 1);
+                Value qi = arith::DivUIOp::create(g, ri, cIndex(g, group));
+                Value gi = arith::RemUIOp::create(g, ri, cIndex(g, group));
+                Value rowIdx = minIdx(g, arith::AddIOp::create(g, r0, qi), lastRow);
+                rowIdx = arith::AddIOp::create(g, qStart, rowIdx);
+                Value head = arith::AddIOp::create(
+                    g, arith::MulIOp::create(g, kvHead, cIndex(g, group)), gi);
+                Value v = tensor::ExtractOp::create(g, query,
+                                                    ValueRange{rowIdx, head, di});
+                linalg::YieldOp::create(
+                    g, ValueRange{arith::MulFOp::create(g, toF32(g, gl, v), qScale)});
+              });
+          // Key tiles that can hold a visible key for this query tile.
+          Value firstPos = arith::AddIOp::create(ib, posBase, r0);
+          Value lastPos = arith::SubIOp::create(
+              ib, arith::AddIOp::create(ib, firstPos, validRows), one);
+          Value kvHi = kvLen;
+          if (causal)
+            kvHi = clampIdx(ib, arith::AddIOp::create(ib, lastPos, one), zero, kvLen);
+          Value kvLo = zero;
+          if (windowed) {
+            Value reach = arith::SubIOp::create(
+                ib, firstPos, cIndex(ib, p.mask.getWindow() - 1));
+            kvLo = maxIdx(ib, reach, zero);
+          }
+          Value tileLo = arith::DivSIOp::create(ib, kvLo, cIndex(ib, tileKeys));
+          Value tileHi = ceilDiv(ib, kvHi, tileKeys);
+          tileHi = maxIdx(ib, tileHi, tileLo);
+
+          Value m0 = filled(ib, {ib.getIndexAttr(rows)}, negInf);
+          Value l0 = filled(ib, {ib.getIndexAttr(rows)}, cF32(ib, 0.0));
+          Value acc0 = filled(ib, {ib.getIndexAttr(rows), ib.getIndexAttr(headDim)},
+                              cF32(ib, 0.0));
+          auto kvLoop = scf::ForOp::create(
+              ib, tileLo, tileHi, one, ValueRange{m0, l0, acc0},
+              [&](OpBuilder &kb, Location kl, Value kt, ValueRange state) {
+                IB k(kl, kb);
+                Value m = state[0], l = state[1], acc = state[2];
+                Value keys = kv.loadTile(k, kt, 0, kvHead, kvLen);
+                Value values = kv.loadTile(k, kt, 1, kvHead, kvLen);
+                SmallVector<OpFoldResult> scoreSizes = {k.getIndexAttr(rows),
+                                                        k.getIndexAttr(tileKeys)};
+                // s = q k^T
+                Value scores = generic(
+                    k, filled(k, scoreSizes, cF32(k, 0.0)), {qTile, keys},
+                    {map(ctx, 3, {r, d}), map(ctx, 3, {c, d}), map(ctx, 3, {r, c})},
+                    iterators(2, 1), [&](OpBuilder &gb, Location gl, ValueRange a) {
+                      Value prod = arith::MulFOp::create(gb, gl, a[0], a[1]);
+                      linalg::YieldOp::create(
+                          gb, gl, ValueRange{arith::AddFOp::create(gb, gl, a[2], prod)});
+                    });
+                // Masked keys become -inf.
+                Value keyBase = arith::MulIOp::create(k, kt, cIndex(k, tileKeys));
+                scores = generic(
+                    k, emptyTensor(k, scoreSizes, k.getF32Type()), {scores},
+                    {map(ctx, 2, {r, c}), map(ctx, 2, {r, c})}, iterators(2),
+                    [&](OpBuilder &gb, Location gl, ValueRange a) {
+                      IB g(gl, gb);
+                      Value ri = linalg::IndexOp::create(g, 0);
+                      Value ci = linalg::IndexOp::create(g, 1);
+                      Value j = arith::AddIOp::create(g, keyBase, ci);
+                      Value qi = arith::DivUIOp::create(g, ri, cIndex(g, group));
+                      Value qpos = arith::AddIOp::create(g, firstPos, qi);
+                      Value valid = arith::CmpIOp::create(
+                          g, arith::CmpIPredicate::slt, j, kvLen);
+                      if (causal)
+                        valid = arith::AndIOp::create(
+                            g, valid,
+                            arith::CmpIOp::create(g, arith::CmpIPredicate::sle, j, qpos));
+                      if (windowed) {
+                        Value dist = arith::SubIOp::create(g, qpos, j);
+                        valid = arith::AndIOp::create(
+                            g, valid,
+                            arith::CmpIOp::create(
+                                g, arith::CmpIPredicate::slt, dist,
+                                cIndex(g, p.mask.getWindow())));
+                      }
+                      linalg::YieldOp::create(
+                          g, ValueRange{arith::SelectOp::create(g, valid, a[0], negInf)});
+                    });
+                // m' = max(m, rowmax(s)) and alpha = exp2(m - m'), which
+                // rescales what was accumulated (1 while nothing was seen).
+                Value tileMax = generic(
+                    k, filled(k, {k.getIndexAttr(rows)}, negInf), {scores},
+                    {map(ctx, 2, {r, c}), map(ctx, 2, {r})}, iterators(1, 1),
+                    [&](OpBuilder &gb, Location gl, ValueRange a) {
+                      linalg::YieldOp::create(
+                          gb, gl,
+                          ValueRange{arith::MaximumFOp::create(gb, gl, a[1], a[0])});
+                    });
+                auto rowType = RankedTensorType::get({rows}, k.getF32Type());
+                auto update = linalg::GenericOp::create(
+                    k, TypeRange{rowType, rowType}, ValueRange{m, tileMax},
+                    ValueRange{emptyTensor(k, {k.getIndexAttr(rows)}, k.getF32Type()),
+                               emptyTensor(k, {k.getIndexAttr(rows)}, k.getF32Type())},
+                    {map(ctx, 1, {r}), map(ctx, 1, {r}), map(ctx, 1, {r}),
+                     map(ctx, 1, {r})},
+                    iterators(1), [&](OpBuilder &gb, Location gl, ValueRange a) {
+                      IB g(gl, gb);
+                      Value mn = arith::MaximumFOp::create(g, a[0], a[1]);
+                      Value none = arith::CmpFOp::create(g, arith::CmpFPredicate::OEQ,
+                                                         mn, negInf);
+                      Value e = math::Exp2Op::create(g, arith::SubFOp::create(g, a[0], mn));
+                      linalg::YieldOp::create(
+                          g, ValueRange{mn, arith::SelectOp::create(g, none, cF32(g, 1.0), e)});
+                    });
+                Value mNew = update.getResult(0), alpha = update.getResult(1);
+                // p = exp2(s - m'), 0 where the row has seen nothing yet.
+                Value probs = generic(
+                    k, emptyTensor(k, scoreSizes, k.getF32Type()), {scores, mNew},
+                    {map(ctx, 2, {r, c}), map(ctx, 2, {r}), map(ctx, 2, {r, c})},
+                    iterators(2), [&](OpBuilder &gb, Location gl, ValueRange a) {
+                      IB g(gl, gb);
+                      Value none = arith::CmpFOp::create(g, arith::CmpFPredicate::OEQ,
+                                                         a[1], negInf);
+                      Value e = math::Exp2Op::create(
+                          g, arith::SubFOp::create(g, a[0], a[1]));
+                      linalg::YieldOp::create(
+                          g, ValueRange{arith::SelectOp::create(g, none, cF32(g, 0.0), e)});
+                    });
+                Value lScaled = generic(
+                    k, emptyTensor(k, {k.getIndexAttr(rows)}, k.getF32Type()),
+                    {l, alpha}, {map(ctx, 1, {r}), map(ctx, 1, {r}), map(ctx, 1, {r})},
+                    iterators(1), [&](OpBuilder &gb, Location gl, ValueRange a) {
+                      linalg::YieldOp::create(
+                          gb, gl, ValueRange{arith::MulFOp::create(gb, gl, a[0], a[1])});
+                    });
+                Value lNew = generic(
+                    k, lScaled, {probs}, {map(ctx, 2, {r, c}), map(ctx, 2, {r})},
+                    iterators(1, 1), [&](OpBuilder &gb, Location gl, ValueRange a) {
+                      linalg::YieldOp::create(
+                          gb, gl, ValueRange{arith::AddFOp::create(gb, gl, a[1], a[0])});
+                    });
+                Value accScaled = generic(
+                    k, emptyTensor(k, {k.getIndexAttr(rows), k.getIndexAttr(headDim)},
+                                   k.getF32Type()),
+                    {acc, alpha},
+                    {map(ctx, 2, {r, c}), map(ctx, 2, {r}), map(ctx, 2, {r, c})},
+                    iterators(2), [&](OpBuilder &gb, Location gl, ValueRange a) {
+                      linalg::YieldOp::create(
+                          gb, gl, ValueRange{arith::MulFOp::create(gb, gl, a[0], a[1])});
+                    });
+                // acc' = alpha acc + p v  (dims: r, d, c)
+                Value accNew = generic(
+                    k, accScaled, {probs, values},
+                    {map(ctx, 3, {r, d}), map(ctx, 3, {d, c}), map(ctx, 3, {r, c})},
+                    iterators(2, 1), [&](OpBuilder &gb, Location gl, ValueRange a) {
+                      Value prod = arith::MulFOp::create(gb, gl, a[0], a[1]);
+                      linalg::YieldOp::create(
+                          gb, gl, ValueRange{arith::AddFOp::create(gb, gl, a[2], prod)});
+                    });
+                scf::YieldOp::create(k, ValueRange{mNew, lNew, accNew});
+              });
+          Value lFinal = kvLoop.getResult(1), accFinal = kvLoop.getResult(2);
+          // o = acc / l (0 for rows that saw no key), in the output type.
+          Value outTile = generic(
+              ib, emptyTensor(ib, {ib.getIndexAttr(rows), ib.getIndexAttr(headDim)},
+                              p.elementType),
+              {accFinal, lFinal},
+              {map(ctx, 2, {r, c}), map(ctx, 2, {r}), map(ctx, 2, {r, c})},
+              iterators(2), [&](OpBuilder &gb, Location gl, ValueRange a) {
+                IB g(gl, gb);
+                Value seen = arith::CmpFOp::create(g, arith::CmpFPredicate::OGT,
+                                                   a[1], cF32(g, 0.0));
+                Value o = arith::SelectOp::create(
+                    g, seen, arith::DivFOp::create(g, a[0], a[1]), cF32(g, 0.0));
+                linalg::YieldOp::create(g, ValueRange{fromF32(g, gl, o, p.elementType)});
+              });
+          auto tile3d = RankedTensorType::get({rowsPerTile, group, headDim},
+                                              p.elementType);
+          Value expanded = tensor::ExpandShapeOp::create(
+              ib, tile3d, outTile, SmallVector<ReassociationIndices>{{0, 1}, {2}});
+          SmallVector<OpFoldResult> zeros(3, ib.getIndexAttr(0));
+          SmallVector<OpFoldResult> sizes = {validRows, ib.getIndexAttr(group),
+                                             ib.getIndexAttr(headDim)};
+          SmallVector<OpFoldResult> unit(3, ib.getIndexAttr(1));
+          Value valid = tensor::ExtractSliceOp::create(ib, expanded, zeros, sizes, unit);
+          SmallVector<OpFoldResult> offsets = {r0, ib.getIndexAttr(0),
+                                               ib.getIndexAttr(0)};
+          Value updated = tensor::InsertSliceOp::create(ib, valid, args[0], offsets,
+                                                        sizes, unit);
+          scf::YieldOp::create(ib, updated);
+        });
+    return loop.getResult(0);
+  };
+
+  // Decode rows (one query per sequence) get a tile of one query row.
+  int64_t prefillRows = std::max<int64_t>(1, p.queryTileRows / group);
+  if (prefillRows == 1)
+    return tileLoop(b, 1);
+  Value isDecode = arith::CmpIOp::create(b, arith::CmpIPredicate::sle, qLen, one);
+  auto ifOp = scf::IfOp::create(
+      b, isDecode,
+      [&](OpBuilder &tb, Location tl) {
+        IB ib(tl, tb);
+        scf::YieldOp::create(ib, tileLoop(ib, 1));
+      },
+      [&](OpBuilder &eb, Location el) {
+        IB ib(el, eb);
+        scf::YieldOp::create(ib, tileLoop(ib, prefillRows));
+      });
+  return ifOp.getResult(0);
+}
+
+/// scf.forall over (sequence, kv head) writing each group's rows of `o`.
+/// `seqBounds` gives (qStart, qLen, kvLen) of a sequence.
+Value buildAttention(
+    IB &b, const AttentionParams &p, const KVSource &kv, Value query,
+    Value batch,
+    function_ref<std::tuple<Value, Value, Value>(IB &, Value seq)> seqBounds,
+    function_ref<KVSource(IB &, Value seq)> sourceFor) {
+  int64_t group = p.numHeads / p.kvHeads;
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, b.getLoc(), query);
+  Value init = filled(b, sizes, fromF32(b, b.getLoc(), cF32(b, 0.0), p.elementType));
+  SmallVector<OpFoldResult> ubs = {batch, b.getIndexAttr(p.kvHeads)};
+  auto forall = scf::ForallOp::create(b, ubs, ValueRange{init}, std::nullopt);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(forall.getBody());
+    Value seq = forall.getInductionVar(0), kvHead = forall.getInductionVar(1);
+    auto [qStart, qLen, kvLen] = seqBounds(b, seq);
+    KVSource source = sourceFor(b, seq);
+    Value rows = attendOneGroup(b, p, source, query, qStart, qLen, kvLen, kvHead);
+    Value headOffset = arith::MulIOp::create(b, kvHead, cIndex(b, group));
+    b.setInsertionPointToStart(forall.getTerminator().getBody());
+    SmallVector<OpFoldResult> offsets = {qStart, headOffset, b.getIndexAttr(0)};
+    SmallVector<OpFoldResult> sliceSizes = {qLen, b.getIndexAttr(group),
+                                            b.getIndexAttr(p.headDim)};
+    SmallVector<OpFoldResult> unit(3, b.getIndexAttr(1));
+    tensor::ParallelInsertSliceOp::create(b, rows, forall.getRegionOutArgs()[0],
+                                          offsets, sliceSizes, unit);
+  }
+  (void)kv;
+  return forall.getResult(0);
+}
+
+/// `[tile, D]` f32 tile whose row `c` is `read(c)` when `c < valid`, else 0.
+Value gatherTile(IB &b, int64_t tileRows, int64_t headDim, Value validRows,
+                 function_ref<Value(IB &, Value row, Value col)> read) {
+  MLIRContext *ctx = b.getContext();
+  AffineExpr r, c;
+  bindDims(ctx, r, c);
+  return generic(
+      b, emptyTensor(b, {b.getIndexAttr(tileRows), b.getIndexAttr(headDim)},
+                     b.getF32Type()),
+      {}, {map(ctx, 2, {r, c})}, iterators(2),
+      [&](OpBuilder &gb, Location gl, ValueRange) {
+        IB g(gl, gb);
+        Value row = linalg::IndexOp::create(g, 0);
+        Value col = linalg::IndexOp::create(g, 1);
+        Value inRange =
+            arith::CmpIOp::create(g, arith::CmpIPredicate::slt, row, validRows);
+        Value safeRow = minIdx(
+            g, row, maxIdx(g, arith::SubIOp::create(g, validRows, cIndex(g, 1)),
+                           cIndex(g, 0)));
+        Value v = toF32(g, gl, read(g, safeRow, col));
+        linalg::YieldOp::create(
+            g, ValueRange{arith::SelectOp::create(g, inRange, v, cF32(g, 0.0))});
+      });
+}
+
+struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
+  LowerPagedFlashAttention(MLIRContext *ctx, int64_t queryTileRows)
+      : OpRewritePattern(ctx), queryTileRows(queryTileRows) {}
+  LogicalResult matchAndRewrite(PagedFlashAttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    IB b(op.getLoc(), rewriter);
+    auto queryType = op.getQuery().getType();
+    auto blocksType = op.getBlocks().getType();
+    AttentionParams p{queryType.getDimSize(1), blocksType.getDimSize(4),
+                      queryType.getDimSize(2), queryTileRows, op.getMask(),
+                      op.getScaleOrDefault(), queryType.getElementType()};
+    if (ShapedType::isDynamic(p.numHeads) || ShapedType::isDynamic(p.kvHeads) ||
+        ShapedType::isDynamic(p.headDim) ||
+        ShapedType::isDynamic(blocksType.getDimSize(3)))
+      return rewriter.notifyMatchFailure(op, "needs static heads, head dim and page size");
+    int64_t pageSize = blocksType.getDimSize(3);
+    int64_t layer = op.getLayer();
+    Value blocks = op.getBlocks(), lookup = op.getLookupTable();
+    Value rowOffsets = op.getRowOffsets(), lengths = op.getCacheLengths();
+    Value tokens = dim(b, op.getQuery(), 0);
+    Value batch = dim(b, lengths, 0);
+    Value numPages = dim(b, blocks, 0);
+    Value maxPages = dim(b, lookup, 1);
+    Value zero = cIndex(b, 0), one = cIndex(b, 1);
+
+    auto bounds = [&](IB &ib, Value seq) -> std::tuple<Value, Value, Value> {
+      Value start = clampIdx(ib, loadIndex(ib, rowOffsets, {seq}), zero, tokens);
+      Value end = clampIdx(
+          ib, loadIndex(ib, rowOffsets, {arith::AddIOp::create(ib, seq, one)}),
+          start, tokens);
+      Value qLen = arith::SubIOp::create(ib, end, start);
+      Value cached = maxIdx(ib, loadIndex(ib, lengths, {seq}), zero);
+      // Keys must stay inside the pages the table lists.
+      Value capacity = arith::MulIOp::create(ib, maxPages, cIndex(ib, pageSize));
+      Value kvLen = minIdx(ib, arith::AddIOp::create(ib, cached, qLen), capacity);
+      return {start, qLen, kvLen};
+    };
+    auto source = [&](IB &ib, Value seq) -> KVSource {
+      KVSource s;
+      s.tileSize = pageSize;
+      s.loadTile = [=](IB &lb, Value tile, int64_t kv, Value kvHead,
+                       Value kvLen) -> Value {
+        Value page = loadIndex(lb, lookup, {seq, tile});
+        page = clampIdx(lb, page, cIndex(lb, 0),
+                        arith::SubIOp::create(lb, numPages, cIndex(lb, 1)));
+        Value tileStart = arith::MulIOp::create(lb, tile, cIndex(lb, pageSize));
+        Value valid = arith::SubIOp::create(lb, kvLen, tileStart);
+        return gatherTile(lb, pageSize, p.headDim, valid,
+                          [&](IB &g, Value row, Value col) -> Value {
+                            return tensor::ExtractOp::create(
+                                g, blocks,
+                                ValueRange{page, cIndex(g, kv), cIndex(g, layer),
+                                           row, kvHead, col});
+                          });
+      };
+      return s;
+    };
+    KVSource unused{pageSize, nullptr};
+    Value out = buildAttention(b, p, unused, op.getQuery(), batch, bounds, source);
+    rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
+    return success();
+  }
+  int64_t queryTileRows;
+};
+
+struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
+  LowerFlashAttention(MLIRContext *ctx, int64_t queryTileRows, int64_t kvTile)
+      : OpRewritePattern(ctx), queryTileRows(queryTileRows), kvTile(kvTile) {}
+  LogicalResult matchAndRewrite(FlashAttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    IB b(op.getLoc(), rewriter);
+    auto queryType = op.getQuery().getType();
+    auto keyType = op.getKey().getType();
+    AttentionParams p{queryType.getDimSize(1), keyType.getDimSize(1),
+                      queryType.getDimSize(2), queryTileRows, op.getMask(),
+                      op.getScaleOrDefault(), queryType.getElementType()};
+    if (ShapedType::isDynamic(p.numHeads) || ShapedType::isDynamic(p.kvHeads) ||
+        ShapedType::isDynamic(p.headDim))
+      return rewriter.notifyMatchFailure(op, "needs static heads and head dim");
+    Value key = op.getKey(), value = op.getValue();
+    Value qOffsets = op.getQRowOffsets(), kvOffsets = op.getKvRowOffsets();
+    Value tokens = dim(b, op.getQuery(), 0);
+    Value keyRows = dim(b, key, 0);
+    Value batch = arith::SubIOp::create(b, dim(b, qOffsets, 0), cIndex(b, 1));
+    batch = maxIdx(b, batch, cIndex(b, 0));
+    Value zero = cIndex(b, 0), one = cIndex(b, 1);
+    auto span = [&](IB &ib, Value offsets, Value seq, Value limit) {
+      Value start = clampIdx(ib, loadIndex(ib, offsets, {seq}), zero, limit);
+      Value end = clampIdx(
+          ib, loadIndex(ib, offsets, {arith::AddIOp::create(ib, seq, one)}),
+          start, limit);
+      return std::make_pair(start, arith::SubIOp::create(ib, end, start).getResult());
+    };
+    auto bounds = [&](IB &ib, Value seq) -> std::tuple<Value, Value, Value> {
+      auto [qStart, qLen] = span(ib, qOffsets, seq, tokens);
+      auto [kvStart, kvLen] = span(ib, kvOffsets, seq, keyRows);
+      (void)kvStart;
+      return {qStart, qLen, kvLen};
+    };
+    int64_t tile = kvTile;
+    auto source = [&](IB &ib, Value seq) -> KVSource {
+      Value kvStart = span(ib, kvOffsets, seq, keyRows).first;
+      KVSource s;
+      s.tileSize = tile;
+      s.loadTile = [=](IB &lb, Value t, int64_t kv, Value kvHead,
+                       Value kvLen) -> Value {
+        Value tileStart = arith::MulIOp::create(lb, t, cIndex(lb, tile));
+        Value valid = arith::SubIOp::create(lb, kvLen, tileStart);
+        Value base = arith::AddIOp::create(lb, kvStart, tileStart);
+        Value src = kv == 0 ? key : value;
+        return gatherTile(lb, tile, p.headDim, valid,
+                          [&](IB &g, Value row, Value col) -> Value {
+                            Value r = arith::AddIOp::create(g, base, row);
+                            return tensor::ExtractOp::create(
+                                g, src, ValueRange{r, kvHead, col});
+                          });
+      };
+      return s;
+    };
+    KVSource unused{tile, nullptr};
+    Value out = buildAttention(b, p, unused, op.getQuery(), batch, bounds, source);
+    rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
+    return success();
+  }
+  int64_t queryTileRows, kvTile;
+};
+
+struct ConvertAttnToLinalgPass
+    : attn::impl::ConvertAttnToLinalgBase<ConvertAttnToLinalgPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    if (queryTileRows < 1 || kvTile < 1) {
+      getOperation()->emitError("q-tile-rows and kv-tile must be positive");
+      return signalPassFailure();
+    }
+    RewritePatternSet patterns(ctx);
+    patterns.add<LowerLinear, LowerQKVProjection, LowerRMSNorm, LowerRope,
+                 LowerKVCacheStore>(ctx);
+    patterns.add<LowerPagedFlashAttention>(ctx, queryTileRows);
+    patterns.add<LowerFlashAttention>(ctx, queryTileRows, kvTile);
+    walkAndApplyPatterns(getOperation(), std::move(patterns));
+    // attn.rope reads its table's attribute, so tables are lowered last and
+    // only where something else uses them.
+    RewritePatternSet tablePatterns(ctx);
+    tablePatterns.add<LowerRopeFreqs>(ctx);
+    walkAndApplyPatterns(getOperation(), std::move(tablePatterns));
+    getOperation()->walk([](RopeFreqsOp op) {
+      if (op->use_empty())
+        op->erase();
+    });
+    WalkResult left = getOperation()->walk([](Operation *op) {
+      if (isa<AttnDialect>(op->getDialect()) &&
+          !isa<PagedCacheMakeOp, PagedCachePartsOp>(op)) {
+        op->emitError("could not lower this op");
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (left.wasInterrupted())
+      signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,40 @@
+//===- CPUPipeline.cpp - attn -> LLVM for the host CPU --------------------===//
+
+#include "attn/Pipelines/Pipelines.h"
+
+#include "mlir/Pass/PassRegistry.h"
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+
+void attn::buildLowerToCPUPipeline(OpPassManager &pm,
+                                   const CPUPipelineOptions &options) {
+  // Written as text so that every step reads like its attn-opt flag.
+  std::string pipeline = llvm::formatv(
+      "attn-expand-composite,attn-unpack-cache-arguments,canonicalize,cse,"
+      // No CSE after this point: merged tensor.empty ops would force copies.
+      "convert-attn-to-linalg{{q-tile-rows={0} kv-tile={1}},canonicalize,"
+      "one-shot-bufferize{{bufferize-function-boundaries allow-return-allocs-from-loops "
+      "function-boundary-type-conversion=identity-layout-map},"
+      // Canonicalising first forwards loop-carried buffers to the arguments.
+      "canonicalize,attn-cpu-entry-abi,canonicalize,buffer-deallocation-pipeline,"
+      "scf-forall-to-parallel,convert-scf-to-openmp,"
+      "convert-linalg-to-loops,lower-affine,"
+      "arith-expand{{include-bf16},expand-strided-metadata,lower-affine,"
+      // memref first: it inlines OpenMP's alloca scopes, which must still
+      // hold a single block when scf becomes cf.
+      "finalize-memref-to-llvm,convert-scf-to-cf,convert-math-to-llvm,"
+      "convert-to-llvm,"
+      "reconcile-unrealized-casts",
+      options.queryTileRows.getValue(), options.kvTile.getValue());
+  if (failed(parsePassPipeline(pipeline, pm)))
+    llvm::report_fatal_error("attn-lower-to-cpu: bad pipeline text");
+}
+
+void attn::registerPipelines() {
+  PassPipelineRegistration<CPUPipelineOptions>(
+      "attn-lower-to-cpu",
+      "Lower attn IR to the LLVM dialect for the host CPU (vector units, "
+      "OpenMP threads, in-place cache writes, C entry points)",
+      buildLowerToCPUPipeline);
+}

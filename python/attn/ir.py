@@ -1,0 +1,452 @@
+"""MLIR text of test and benchmark entry functions, in the NoOpaque tensor form.
+
+Every builder returns one ``func.func`` (text). One function alone is a valid input file;
+several can be joined with ``module_text``. The paged cache crosses the boundary as its three
+tensors (blocks, cache lengths, lookup table). ``T`` (tokens) and ``B`` (sequences) are dynamic
+unless given. Ragged-batch arguments always come in the order
+``row_offsets, blocks, cache_lengths, lookup_table`` (each builder's docstring lists its arguments).
+
+RoPE and mask settings are the reference's dicts (``attn.reference``), so one dict drives the IR
+and the numpy reference.
+"""
+
+import dataclasses
+import math
+from typing import Optional
+
+import numpy as np
+
+from . import reference as ref
+from . import runtime
+
+DEFAULT_ROPE = {"theta": 10000.0, "interleaved": False, "scaling": None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Attribute and type text
+
+
+def f64_literal(value):
+    """A float literal MLIR parses back to the same f64 (``1e-06`` -> ``1.0e-06``)."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"no MLIR literal for {value}")
+    text = repr(value)
+    mantissa, _, exponent = text.partition("e")
+    if exponent and "." not in mantissa:
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
+def _f64_list(values):
+    return "[" + ", ".join(f64_literal(v) for v in values) + "]"
+
+
+def scaling_attr(scaling):
+    """``#attn.*_scaling<...>`` of a reference scaling dict, or None for no scaling."""
+    if not scaling:
+        return None
+    kind, f = scaling["kind"], f64_literal
+    if kind == "linear":
+        return f"#attn.linear_scaling<factor = {f(scaling['factor'])}>"
+    if kind == "llama3":
+        return (
+            f"#attn.llama3_scaling<factor = {f(scaling['factor'])}, "
+            f"low_freq_factor = {f(scaling['low_freq_factor'])}, "
+            f"high_freq_factor = {f(scaling['high_freq_factor'])}, "
+            f"original_max_position = {int(scaling['original_max_position'])}>"
+        )
+    if kind == "yarn":
+        return (
+            f"#attn.yarn_scaling<factor = {f(scaling['factor'])}, "
+            f"beta_fast = {f(scaling['beta_fast'])}, beta_slow = {f(scaling['beta_slow'])}, "
+            f"original_max_position = {int(scaling['original_max_position'])}>"
+        )
+    if kind == "longrope":
+        return (
+            f"#attn.longrope_scaling<short_factor = {_f64_list(scaling['short_factor'])}, "
+            f"long_factor = {_f64_list(scaling['long_factor'])}, "
+            f"original_max_position = {int(scaling['original_max_position'])}, "
+            f"max_position = {int(scaling['max_position'])}>"
+        )
+    raise ValueError(f"unknown rope scaling kind {kind!r}")
+
+
+def rope_attr(rope):
+    """``#attn.rope<...>`` of a reference rope dict (theta, interleaved, scaling)."""
+    params = [f"theta = {f64_literal(rope['theta'])}"]
+    if rope.get("interleaved"):
+        params.append("interleaved = true")
+    scaling = scaling_attr(rope.get("scaling"))
+    if scaling:
+        params.append(f"scaling = {scaling}")
+    return f"#attn.rope<{', '.join(params)}>"
+
+
+def mask_attr(mask):
+    """``#attn.mask<...>`` of a reference mask dict."""
+    kind = mask.get("kind", "causal")
+    if kind in ("causal", "none"):
+        return f"#attn.mask<{kind}>"
+    if kind == "sliding_window":
+        return f"#attn.mask<sliding_window = {int(mask['window'])}>"
+    raise ValueError(f"unknown mask kind {kind!r}")
+
+
+def tensor_type(shape, element):
+    """``tensor<...>``; None in ``shape`` is a dynamic size."""
+    dims = "".join(f"{'?' if d is None else int(d)}x" for d in shape)
+    return f"tensor<{dims}{element}>"
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclasses.dataclass
+class LayerConfig:
+    """One attention layer (MAX's ``AttentionWithRope`` constructor arguments) and its cache."""
+
+    hidden: int = 64
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    head_dim: int = 16
+    dtype: str = "f32"  # "f32" | "f16" | "bf16": activations, weights and cache
+    page_size: int = 16
+    num_layers: int = 2
+    layer_idx: int = 1
+    rope: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_ROPE))
+    max_seq_len: int = 256  # rows of the cos/sin table: positions must stay below it
+    stacked: bool = False
+    bias: bool = False
+    clip: Optional[float] = None
+    qk_norm: bool = False
+    rms_norm_eps: float = 1e-6
+    mask: dict = dataclasses.field(default_factory=lambda: dict(ref.DEFAULT_MASK))
+    scale: Optional[float] = None
+
+    @property
+    def q_rows(self):
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_rows(self):
+        return self.num_kv_heads * self.head_dim
+
+    def rope_attr(self):
+        return rope_attr(self.rope)
+
+    def mask_attr(self):
+        return mask_attr(self.mask)
+
+    def cache_type(self):
+        """``!attn.paged_kv_cache<#attn.kv_cache<...>>``."""
+        return (
+            f"!attn.paged_kv_cache<#attn.kv_cache<page_size = {self.page_size}, "
+            f"num_layers = {self.num_layers}, kv_heads = {self.num_kv_heads}, "
+            f"head_dim = {self.head_dim}, dtype = {self.dtype}>>"
+        )
+
+    def blocks_type(self):
+        """``[P, 2, L, page, Hkv, D]`` with dynamic P."""
+        shape = (None, 2, self.num_layers, self.page_size, self.num_kv_heads, self.head_dim)
+        return tensor_type(shape, self.dtype)
+
+    def weight_names(self):
+        """Names of the layer's weight arguments, in order."""
+        names = ["wqkv"] if self.stacked else ["wq", "wk", "wv"]
+        if self.bias:
+            names += ["bqkv"] if self.stacked else ["bq", "bk", "bv"]
+        if self.qk_norm:
+            names += ["q_norm", "k_norm"]
+        return names + ["wo"]
+
+    def weight_shapes(self):
+        """Shapes of the layer's weight arguments, by name."""
+        q, kv, h, d = self.q_rows, self.kv_rows, self.hidden, self.head_dim
+        return {
+            "wqkv": (q + 2 * kv, h), "wq": (q, h), "wk": (kv, h), "wv": (kv, h),
+            "bqkv": (q + 2 * kv,), "bq": (q,), "bk": (kv,), "bv": (kv,),
+            "q_norm": (d,), "k_norm": (d,), "wo": (h, q),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Function text
+
+
+def _func(name, args, results, body, returns):
+    """``func.func @name(args) -> (results) { body; return returns }``; args are (name, type)."""
+    sig = ",\n    ".join(f"%{n}: {t}" for n, t in args)
+    res = results[0] if len(results) == 1 else f"({', '.join(results)})"
+    lines = [f"func.func @{name}(\n    {sig})\n    -> {res} {{"]
+    lines += [f"  {line}" for line in body]
+    lines.append(f"  return {', '.join('%' + r for r in returns)} : {', '.join(results)}")
+    return "\n".join(lines) + "\n}\n"
+
+
+def module_text(*functions):
+    """One module holding the given function texts."""
+    return "module {\n" + "\n".join(functions) + "}\n"
+
+
+def _index_types(batch):
+    """Types of row_offsets [B+1], cache_lengths [B] and lookup_table [B, max_pages]."""
+    b1 = None if batch is None else batch + 1
+    return (tensor_type([b1], "i32"), tensor_type([batch], "i32"),
+            tensor_type([batch, None], "i32"))
+
+
+def _attention_attrs(cfg):
+    attrs = [f"mask = {cfg.mask_attr()}"]
+    if cfg.scale is not None:
+        attrs.append(f"scale = {f64_literal(cfg.scale)} : f64")
+    return "{" + ", ".join(attrs) + "}"
+
+
+def _refs(names):
+    return ", ".join(f"%{n}" for n in names)
+
+
+def layer_arguments(cfg, tokens=None, batch=None):
+    """(name, type) of the layer function's arguments, in order."""
+    offsets, lengths, lookup = _index_types(batch)
+    shapes = cfg.weight_shapes()
+    return [
+        ("x", tensor_type([tokens, cfg.hidden], cfg.dtype)),
+        ("row_offsets", offsets),
+        ("blocks", cfg.blocks_type()),
+        ("cache_lengths", lengths),
+        ("lookup_table", lookup),
+    ] + [(n, tensor_type(shapes[n], cfg.dtype)) for n in cfg.weight_names()]
+
+
+def layer_function(name, cfg, tokens=None, batch=None):
+    """The composite layer: ``(x, row_offsets, blocks, cache_lengths, lookup_table, weights...)
+    -> (out [T, hidden], updated blocks)``.
+
+    Weights (``cfg.weight_names()``): ``wqkv`` or ``wq, wk, wv``; ``bqkv`` or ``bq, bk, bv`` if
+    ``cfg.bias``; ``q_norm, k_norm`` if ``cfg.qk_norm``; ``wo``.
+    """
+    args = layer_arguments(cfg, tokens, batch)
+    types = dict(args)
+    names = cfg.weight_names()
+    qkv = [n for n in names if n.startswith("w") and n != "wo"]
+    biases = [n for n in names if n.startswith("b")]
+    operands = f"%x, %row_offsets, %cache qkv({_refs(qkv)})"
+    if biases:
+        operands += f" bias({_refs(biases)})"
+    if cfg.qk_norm:
+        operands += " q_norm(%q_norm) k_norm(%k_norm)"
+    operands += " o_proj(%wo)"
+    attrs = [
+        f"num_attention_heads = {cfg.num_heads} : i64",
+        f"num_key_value_heads = {cfg.num_kv_heads} : i64",
+        f"hidden_size = {cfg.hidden} : i64",
+        f"layer_idx = {cfg.layer_idx} : i64",
+        f"max_seq_len = {cfg.max_seq_len} : i64",
+        f"rope = {cfg.rope_attr()}",
+        f"rms_norm_eps = {f64_literal(cfg.rms_norm_eps)} : f64",
+        f"mask = {cfg.mask_attr()}",
+    ]
+    if cfg.clip is not None:
+        attrs.append(f"clip_qkv = {f64_literal(cfg.clip)} : f64")
+    if cfg.scale is not None:
+        attrs.append(f"scale = {f64_literal(cfg.scale)} : f64")
+    cache, x = cfg.cache_type(), types["x"]
+    in_types = [x, types["row_offsets"], cache] + [types[n] for n in names]
+    body = [
+        f"%cache = attn.paged_cache.make %blocks, %cache_lengths, %lookup_table : "
+        f"{types['blocks']}, {types['cache_lengths']}, {types['lookup_table']} -> {cache}",
+        f"%out, %new_cache = attn.attention_with_rope {operands}",
+        f"    {{{', '.join(attrs)}}}",
+        f"    : ({', '.join(in_types)}) -> ({x}, {cache})",
+        f"%new_blocks, %new_lengths, %new_lookup = attn.paged_cache.parts %new_cache : {cache}",
+    ]
+    return _func(name, args, [x, cfg.blocks_type()], body, ["out", "new_blocks"])
+
+
+def qkv_projection_function(name, cfg, tokens=None):
+    """``(x, weights..., biases...) -> (q [T,H,D], k [T,Hkv,D], v [T,Hkv,D])``, clip from cfg."""
+    shapes = cfg.weight_shapes()
+    names = [n for n in cfg.weight_names() if n not in ("q_norm", "k_norm", "wo")]
+    weights = [n for n in names if n.startswith("w")]
+    biases = [n for n in names if n.startswith("b")]
+    x = tensor_type([tokens, cfg.hidden], cfg.dtype)
+    wtypes = [tensor_type(shapes[n], cfg.dtype) for n in weights]
+    btypes = [tensor_type(shapes[n], cfg.dtype) for n in biases]
+    q = tensor_type([tokens, cfg.num_heads, cfg.head_dim], cfg.dtype)
+    kv = tensor_type([tokens, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
+    op = f"%q, %k, %v = attn.qkv_projection %x weights({_refs(weights)})"
+    if biases:
+        op += f" bias({_refs(biases)})"
+    if cfg.clip is not None:
+        op += f" clip {f64_literal(cfg.clip)}"
+    op += f" : {x}, ({', '.join(wtypes)})"
+    if biases:
+        op += f", ({', '.join(btypes)})"
+    op += f" -> {q}, {kv}, {kv}"
+    args = [("x", x)] + list(zip(weights, wtypes)) + list(zip(biases, btypes))
+    return _func(name, args, [q, kv, kv], [op], ["q", "k", "v"])
+
+
+def rms_norm_function(name, cfg, heads=None, tokens=None):
+    """``(x [T, heads, D], gamma [D]) -> y``, eps from cfg; heads default to cfg.num_heads."""
+    x = tensor_type([tokens, heads or cfg.num_heads, cfg.head_dim], cfg.dtype)
+    gamma = tensor_type([cfg.head_dim], cfg.dtype)
+    op = f"%y = attn.rms_norm %x, %gamma eps {f64_literal(cfg.rms_norm_eps)} : {x}, {gamma}"
+    return _func(name, [("x", x), ("gamma", gamma)], [x], [op], ["y"])
+
+
+def _freqs_type(cfg):
+    return tensor_type([cfg.max_seq_len, cfg.head_dim], "f32")
+
+
+def rope_freqs_function(name, cfg):
+    """``() -> freqs [max_seq_len, D] f32``: the cos/sin table of cfg.rope."""
+    t = _freqs_type(cfg)
+    op = f"%freqs = attn.rope_freqs {cfg.rope_attr()} -> {t}"
+    return _func(name, [], [t], [op], ["freqs"])
+
+
+def rope_function(name, cfg, heads=None, tokens=None, batch=None, freqs_arg=False):
+    """``(x [T, heads, D], row_offsets, cache_lengths[, freqs]) -> rotated x``.
+
+    The table comes from ``attn.rope_freqs`` of cfg.rope, or is the last argument if ``freqs_arg``.
+    """
+    x = tensor_type([tokens, heads or cfg.num_heads, cfg.head_dim], cfg.dtype)
+    offsets, lengths, _ = _index_types(batch)
+    t = _freqs_type(cfg)
+    args = [("x", x), ("row_offsets", offsets), ("cache_lengths", lengths)]
+    body = []
+    if freqs_arg:
+        args.append(("freqs", t))
+    else:
+        body.append(f"%freqs = attn.rope_freqs {cfg.rope_attr()} -> {t}")
+    pairing = " interleaved" if cfg.rope.get("interleaved") else ""
+    body.append(f"%y = attn.rope %x, %freqs positions(%row_offsets, %cache_lengths){pairing} "
+                f": {x}, {t}, {offsets}, {lengths}")
+    return _func(name, args, [x], body, ["y"])
+
+
+def kv_cache_store_function(name, cfg, tokens=None, batch=None):
+    """``(k, v, row_offsets, blocks, cache_lengths, lookup_table) -> updated blocks`` (in place)."""
+    kv = tensor_type([tokens, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
+    offsets, lengths, lookup = _index_types(batch)
+    blocks = cfg.blocks_type()
+    op = (f"%new_blocks = attn.kv_cache_store %k, %v into %blocks layer {cfg.layer_idx} "
+          f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) "
+          f": {kv}, {kv}, {offsets}, {lengths}, {lookup}, {blocks}")
+    args = [("k", kv), ("v", kv), ("row_offsets", offsets), ("blocks", blocks),
+            ("cache_lengths", lengths), ("lookup_table", lookup)]
+    return _func(name, args, [blocks], [op], ["new_blocks"])
+
+
+def paged_flash_attention_function(name, cfg, tokens=None, batch=None):
+    """``(q [T,H,D], row_offsets, blocks, cache_lengths, lookup_table) -> o [T,H,D]``."""
+    q = tensor_type([tokens, cfg.num_heads, cfg.head_dim], cfg.dtype)
+    offsets, lengths, lookup = _index_types(batch)
+    blocks = cfg.blocks_type()
+    op = (f"%o = attn.paged_flash_attention %q, %blocks layer {cfg.layer_idx} "
+          f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) {_attention_attrs(cfg)} "
+          f": {q}, {blocks}, {offsets}, {lengths}, {lookup}")
+    args = [("q", q), ("row_offsets", offsets), ("blocks", blocks),
+            ("cache_lengths", lengths), ("lookup_table", lookup)]
+    return _func(name, args, [q], [op], ["o"])
+
+
+def flash_attention_function(name, cfg, tokens=None, kv_tokens=None, batch=None):
+    """``(q [T,H,D], k [S,Hkv,D], v [S,Hkv,D], q_row_offsets, kv_row_offsets) -> o [T,H,D]``."""
+    q = tensor_type([tokens, cfg.num_heads, cfg.head_dim], cfg.dtype)
+    kv = tensor_type([kv_tokens, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
+    offsets = _index_types(batch)[0]
+    op = (f"%o = attn.flash_attention %q, %k, %v rows(%q_row_offsets, %kv_row_offsets) "
+          f"{_attention_attrs(cfg)} : {q}, {kv}, {kv}, {offsets}, {offsets}")
+    args = [("q", q), ("k", kv), ("v", kv), ("q_row_offsets", offsets),
+            ("kv_row_offsets", offsets)]
+    return _func(name, args, [q], [op], ["o"])
+
+
+def linear_function(name, cfg, in_features=None, out_features=None, bias=False, tokens=None):
+    """``(x [T,K], w [N,K][, b [N]]) -> y [T,N]``; default K = H*D, N = hidden (the o_proj)."""
+    k = in_features or cfg.q_rows
+    n = out_features or cfg.hidden
+    x, w = tensor_type([tokens, k], cfg.dtype), tensor_type([n, k], cfg.dtype)
+    y, b = tensor_type([tokens, n], cfg.dtype), tensor_type([n], cfg.dtype)
+    args = [("x", x), ("w", w)] + ([("b", b)] if bias else [])
+    op = (f"%y = attn.linear %x, %w{' bias %b' if bias else ''} "
+          f": {x}, {w}{', ' + b if bias else ''} -> {y}")
+    return _func(name, args, [y], [op], ["y"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs and reference of the layer function
+
+
+def random_layer_inputs(rng, cfg, seq_lens_cached, seq_lens_new, num_pages=None):
+    """Arguments of ``layer_function(_, cfg)``, by name in order, as ABI arrays.
+
+    Floats are float32 / float16 / uint16 bf16 bits (``runtime.to_abi``), indices int32. Weights are
+    scaled ~1/sqrt(fan_in) so activations stay O(1). ``num_pages`` defaults to the pages needed
+    plus two spare ones. Positions must stay below ``cfg.max_seq_len`` (the table size).
+    """
+    cached = np.asarray(seq_lens_cached, dtype=np.int64)
+    new = np.asarray(seq_lens_new, dtype=np.int64)
+    if np.any(cached + new > cfg.max_seq_len):
+        raise ValueError(f"sequences longer than max_seq_len={cfg.max_seq_len}")
+    if num_pages is None:
+        num_pages = int(np.sum(-(-(cached + new) // cfg.page_size))) + 2
+    cache = ref.random_paged_cache(
+        rng, num_pages, cfg.num_layers, cfg.page_size, cfg.num_kv_heads, cfg.head_dim,
+        cached, new, dtype=cfg.dtype,
+    )
+    tokens = int(new.sum())
+    values = {
+        "x": rng.standard_normal((tokens, cfg.hidden)),
+        "row_offsets": cache["row_offsets"],
+        "blocks": cache["kv_blocks"],
+        "cache_lengths": cache["cache_lengths"],
+        "lookup_table": cache["lookup_table"],
+    }
+    for name, shape in cfg.weight_shapes().items():
+        if name not in cfg.weight_names():
+            continue
+        if name in ("q_norm", "k_norm"):
+            values[name] = rng.uniform(0.5, 1.5, size=shape)
+        elif name.startswith("b"):
+            values[name] = 0.5 * rng.standard_normal(shape)
+        else:
+            values[name] = rng.standard_normal(shape) / math.sqrt(shape[1])
+    index = ("row_offsets", "cache_lengths", "lookup_table")
+    return {
+        name: runtime.to_abi(values[name], "i32" if name in index else cfg.dtype)
+        for name, _ in layer_arguments(cfg)
+    }
+
+
+def reference_layer(cfg, inputs):
+    """``(out [T, hidden] float64, new_blocks)`` of ``attn.reference.attention_with_rope``.
+
+    ``inputs`` are ABI arrays as from ``random_layer_inputs`` (compute this before a call that
+    updates ``inputs["blocks"]`` in place). ``new_blocks`` are values rounded once to cfg.dtype
+    (float32 for f32 and bf16, float16 for f16), comparable to ``runtime.from_abi`` of the blocks.
+    """
+
+    def val(name):
+        return np.asarray(runtime.from_abi(inputs[name], cfg.dtype), dtype=np.float64)
+
+    names = cfg.weight_names()
+    weights = val("wqkv") if cfg.stacked else tuple(val(n) for n in ("wq", "wk", "wv"))
+    biases = None
+    if cfg.bias:
+        biases = val("bqkv") if cfg.stacked else tuple(val(n) for n in ("bq", "bk", "bv"))
+    out, new_blocks = ref.attention_with_rope(
+        val("x"), inputs["row_offsets"], val("blocks"), inputs["cache_lengths"],
+        inputs["lookup_table"],
+        num_heads=cfg.num_heads, num_kv_heads=cfg.num_kv_heads, head_dim=cfg.head_dim,
+        layer=cfg.layer_idx, rope=cfg.rope, weights=weights, wo=val("wo"), biases=biases,
+        clip=cfg.clip, q_norm=val("q_norm") if "q_norm" in names else None,
+        k_norm=val("k_norm") if "k_norm" in names else None, rms_norm_eps=cfg.rms_norm_eps,
+        mask=cfg.mask, scale=cfg.scale,
+    )
+    return out, ref.cast_like(new_blocks, cfg.dtype)

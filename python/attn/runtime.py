@@ -1,0 +1,185 @@
+"""Calling CPU libraries built by ``attn-compile --target=cpu`` (the ABI of ``docs/ABI.md``).
+
+Every public ``func.func @name`` is exported as ``void _mlir_ciface_name(desc*...)``: one pointer
+to a memref descriptor per tensor argument, then one per result that is not updated in place in
+an argument's buffer (an out-parameter the caller allocates). Element types: f32 -> float32,
+f16 -> float16, bf16 -> uint16 bit patterns, i32 -> int32.
+"""
+
+import ctypes
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+
+from . import reference
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# MLIR element type name -> numpy dtype of its buffers.
+NUMPY_DTYPES = {
+    "f32": np.dtype(np.float32),
+    "f16": np.dtype(np.float16),
+    "bf16": np.dtype(np.uint16),
+    "i32": np.dtype(np.int32),
+}
+_ABI_DTYPES = frozenset(NUMPY_DTYPES.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# bf16 and element types
+
+
+def to_bf16_bits(x):
+    """bf16 bit patterns (uint16) of ``x``, rounded to nearest even (float64: rounded once)."""
+    rounded = np.array(reference.cast_like(np.asarray(x), "bf16"), order="C")  # low 16 bits zero
+    return np.asarray((rounded.view(np.uint32) >> 16).astype(np.uint16))
+
+
+def from_bf16_bits(bits):
+    """float32 values of bf16 bit patterns (uint16)."""
+    bits = np.asarray(bits)
+    if bits.dtype != np.uint16:
+        raise TypeError(f"bf16 bit patterns must be uint16, got {bits.dtype}")
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def numpy_dtype(type_name):
+    """numpy dtype of an MLIR element type name ("f32", "f16", "bf16" -> uint16, "i32")."""
+    return NUMPY_DTYPES[type_name]
+
+
+def to_abi(values, type_name):
+    """C-contiguous array of ``values`` in the ABI representation of ``type_name``."""
+    if type_name == "bf16":
+        return to_bf16_bits(values)
+    with np.errstate(over="ignore"):
+        return np.array(values, dtype=NUMPY_DTYPES[type_name], order="C")
+
+
+def from_abi(array, type_name):
+    """Values of an ABI array: bf16 bits become float32, other types are returned unchanged."""
+    return from_bf16_bits(array) if type_name == "bf16" else np.asarray(array)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memref descriptors
+
+
+@functools.lru_cache(maxsize=None)
+def MemRefDescriptor(rank):
+    """ctypes struct ``{T *allocated, *aligned; int64 offset, sizes[rank], strides[rank];}``."""
+
+    class _Descriptor(ctypes.Structure):
+        _fields_ = [
+            ("allocated", ctypes.c_void_p),
+            ("aligned", ctypes.c_void_p),
+            ("offset", ctypes.c_int64),
+            ("sizes", ctypes.c_int64 * rank),
+            ("strides", ctypes.c_int64 * rank),
+        ]
+
+    _Descriptor.__name__ = f"MemRefDescriptor{rank}D"
+    return _Descriptor
+
+
+def as_descriptor(array):
+    """Descriptor of a C-contiguous numpy array (the descriptor keeps the array alive).
+
+    Strides are the C-contiguous element strides of the shape; the offset is 0.
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(array).__name__}")
+    if not array.flags.c_contiguous:
+        raise ValueError("array must be C-contiguous (use np.ascontiguousarray)")
+    if array.dtype not in _ABI_DTYPES:
+        raise TypeError(
+            f"unsupported element type {array.dtype}; the ABI takes float32, float16, "
+            "uint16 (bf16 bits) and int32"
+        )
+    rank = array.ndim
+    strides = [int(np.prod(array.shape[i + 1 :], dtype=np.int64)) for i in range(rank)]
+    desc = MemRefDescriptor(rank)(None, None, 0, tuple(array.shape), tuple(strides))
+    desc.allocated = desc.aligned = array.ctypes.data
+    desc.array = array  # keep the buffer alive as long as the descriptor
+    return desc
+
+
+# ---------------------------------------------------------------------------------------------
+# Libraries
+
+
+class CompiledLibrary:
+    """A shared library built by ``attn-compile --target=cpu``."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.lib = ctypes.CDLL(os.path.abspath(self.path))
+
+    def function(self, name):
+        """The ctypes function ``_mlir_ciface_<name>``."""
+        try:
+            fn = getattr(self.lib, f"_mlir_ciface_{name}")
+        except AttributeError:
+            raise AttributeError(f"{self.path} exports no _mlir_ciface_{name}") from None
+        fn.restype = None
+        return fn
+
+    def call(self, name, inputs, outputs=()):
+        """Calls ``_mlir_ciface_<name>`` with descriptors of ``inputs`` then ``outputs``.
+
+        Outputs are written by the callee; inputs whose results are in-place (the KV-cache
+        blocks) are modified in place.
+        """
+        for out in outputs:
+            if not out.flags.writeable:
+                raise ValueError("output arrays must be writeable")
+        descs = [as_descriptor(a) for a in (*inputs, *outputs)]
+        fn = self.function(name)
+        fn.argtypes = [ctypes.c_void_p] * len(descs)
+        fn(*[ctypes.addressof(d) for d in descs])
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiling
+
+
+class CompileError(RuntimeError):
+    """attn-compile failed; the message holds its stderr."""
+
+
+def attn_compile_path():
+    """``$ATTN_COMPILE`` or ``build/bin/attn-compile`` in the repository."""
+    return os.environ.get("ATTN_COMPILE") or os.path.join(REPO_ROOT, "build", "bin", "attn-compile")
+
+
+def _is_path(source):
+    if isinstance(source, os.PathLike):
+        return True
+    return "\n" not in source and (source.endswith(".mlir") or os.path.isfile(source))
+
+
+def compile_cpu(mlir, out_so, attn_compile=None):
+    """Compiles MLIR text or a ``.mlir`` file to the shared library ``out_so``; returns its path."""
+    tool = attn_compile or attn_compile_path()
+    if not (os.path.isfile(tool) or shutil.which(tool)):
+        raise FileNotFoundError(f"attn-compile not found at {tool} (set ATTN_COMPILE)")
+    out_so = os.fspath(out_so)
+    with tempfile.TemporaryDirectory() as tmp:
+        if _is_path(mlir):
+            src = os.fspath(mlir)
+            if not os.path.isfile(src):
+                raise FileNotFoundError(f"no MLIR file {src}")
+        else:
+            src = os.path.join(tmp, "input.mlir")
+            with open(src, "w") as f:
+                f.write(mlir)
+        proc = subprocess.run(
+            [tool, "--target=cpu", src, "-o", out_so], capture_output=True, text=True
+        )
+    if proc.returncode != 0:
+        raise CompileError(f"attn-compile failed (exit {proc.returncode}):\n{proc.stderr}")
+    return out_so

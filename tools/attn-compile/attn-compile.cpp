@@ -1,0 +1,195 @@
+//===- attn-compile.cpp - attn IR -> shared library -----------------------===//
+//
+// Ahead-of-time driver: lowers attn IR with the target's pipeline, translates
+// to LLVM IR, optimises for the target CPU, emits an object file and links a
+// shared library whose entry points follow docs/ABI.md. The library needs
+// libc, libm and (for threads) libomp, never MLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Conversion/Passes.h"
+#include "attn/Dialect/Attn/IR/AttnDialect.h"
+#include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "attn/Pipelines/Pipelines.h"
+
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Target/LLVMIR/Export.h"
+
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/Target/TargetOptions.h"
+#include "llvm/TargetParser/Triple.h"
+
+using namespace mlir;
+namespace cl = llvm::cl;
+
+static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<input.mlir>"),
+                                      cl::init("-"));
+static cl::opt<std::string> outputFile("o", cl::desc("Output file"),
+                                       cl::value_desc("file"), cl::Required);
+static cl::opt<std::string> target("target", cl::desc("cpu (cuda: later)"),
+                                   cl::init("cpu"));
+static cl::opt<std::string>
+    emit("emit", cl::desc("What to write: so, obj, llvm (LLVM IR), mlir "
+                          "(LLVM dialect)"),
+         cl::init("so"));
+static cl::opt<std::string> mcpu("mcpu", cl::desc("Target CPU"),
+                                 cl::init("x86-64-v3"));
+static cl::opt<int64_t> queryTileRows("q-tile-rows",
+                                      cl::desc("Flash-attention query tile rows"),
+                                      cl::init(32));
+static cl::opt<int64_t> kvTile("kv-tile",
+                               cl::desc("Keys per tile over explicit K/V"),
+                               cl::init(64));
+static cl::opt<std::string>
+    linker("linker", cl::desc("Compiler driver used to link the library"),
+           cl::init("clang-22"));
+
+static LogicalResult fail(const Twine &message) {
+  llvm::errs() << "attn-compile: " << message << "\n";
+  return failure();
+}
+
+static LogicalResult emitObject(llvm::Module &module, StringRef path) {
+  std::string error;
+  llvm::Triple triple("x86_64-unknown-linux-gnu");
+  const llvm::Target *llvmTarget = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!llvmTarget)
+    return fail(error);
+  llvm::TargetOptions options;
+  std::unique_ptr<llvm::TargetMachine> machine(llvmTarget->createTargetMachine(
+      triple, mcpu, "", options, llvm::Reloc::PIC_, std::nullopt,
+      llvm::CodeGenOptLevel::Aggressive));
+  if (!machine)
+    return fail("cannot create a target machine for " + mcpu);
+  module.setTargetTriple(triple);
+  module.setDataLayout(machine->createDataLayout());
+  auto optimize = makeOptimizingTransformer(3, 0, machine.get());
+  if (llvm::Error err = optimize(&module))
+    return fail("LLVM optimisation failed: " + llvm::toString(std::move(err)));
+  if (emit == "llvm") {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(path, ec);
+    if (ec)
+      return fail("cannot write " + path + ": " + ec.message());
+    module.print(os, nullptr);
+    return success();
+  }
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
+  if (ec)
+    return fail("cannot write " + path + ": " + ec.message());
+  llvm::legacy::PassManager codegen;
+  if (machine->addPassesToEmitFile(codegen, os, nullptr,
+                                   llvm::CodeGenFileType::ObjectFile))
+    return fail("the target cannot emit object files");
+  codegen.run(module);
+  return success();
+}
+
+static LogicalResult linkSharedLibrary(StringRef object, StringRef output) {
+  llvm::ErrorOr<std::string> driver = llvm::sys::findProgramByName(linker);
+  if (!driver)
+    return fail("cannot find the linker driver '" + linker + "'");
+  std::string libDir = "/usr/lib/llvm-22/lib";
+  SmallVector<StringRef> args = {*driver, "-shared", "-o", output, object,
+                                 "-L/usr/lib/llvm-22/lib", "-lomp", "-lm"};
+  std::string rpath = "-Wl,-rpath," + libDir;
+  args.push_back(rpath);
+  std::string message;
+  int rc = llvm::sys::ExecuteAndWait(*driver, args, std::nullopt, {}, 0, 0,
+                                     &message);
+  if (rc != 0)
+    return fail("linking failed (" + Twine(rc) + ") " + message);
+  return success();
+}
+
+static LogicalResult compile() {
+  if (target != "cpu")
+    return fail("unsupported target '" + target + "' (available: cpu)");
+  if (emit != "so" && emit != "obj" && emit != "llvm" && emit != "mlir")
+    return fail("--emit must be so, obj, llvm or mlir");
+
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllToLLVMIRTranslations(registry);
+  registry.insert<attn::AttnDialect>();
+  MLIRContext context(registry);
+
+  std::string error;
+  auto file = openInputFile(inputFile, &error);
+  if (!file)
+    return fail(error);
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return failure();
+
+  PassManager pm(&context);
+  attn::CPUPipelineOptions options;
+  options.queryTileRows = queryTileRows;
+  options.kvTile = kvTile;
+  attn::buildLowerToCPUPipeline(pm, options);
+  if (failed(pm.run(*module)))
+    return fail("lowering failed");
+
+  if (emit == "mlir") {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(outputFile, ec);
+    if (ec)
+      return fail("cannot write " + outputFile + ": " + ec.message());
+    module->print(os);
+    return success();
+  }
+
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(*module, llvmContext);
+  if (!llvmModule)
+    return fail("translation to LLVM IR failed");
+  if (emit == "llvm" || emit == "obj")
+    return emitObject(*llvmModule, outputFile);
+
+  SmallString<128> object;
+  if (std::error_code ec =
+          llvm::sys::fs::createTemporaryFile("attn-compile", "o", object))
+    return fail("cannot create a temporary file: " + ec.message());
+  llvm::FileRemover removeObject(object);
+  if (failed(emitObject(*llvmModule, object)))
+    return failure();
+  return linkSharedLibrary(object, outputFile);
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  registerAllPasses();
+  attn::registerAttnPasses();
+  attn::registerAttnConversionPasses();
+  cl::ParseCommandLineOptions(argc, argv,
+                              "attn-compile: attn IR -> shared library\n");
+  return failed(compile()) ? 1 : 0;
+}
