@@ -19,12 +19,14 @@ void attn::buildLowerToCPUPipeline(OpPassManager &pm,
       // Canonicalising first forwards loop-carried buffers to the arguments.
       "canonicalize,attn-cpu-entry-abi,canonicalize,buffer-deallocation-pipeline,"
       "scf-forall-to-parallel,convert-scf-to-openmp,"
+      "attn-approximate-math,convert-vector-to-scf{{full-unroll target-rank=1},"
       "convert-linalg-to-loops,lower-affine,"
       "arith-expand{{include-bf16},expand-strided-metadata,lower-affine,"
       // memref first: it inlines OpenMP's alloca scopes, which must still
       // hold a single block when scf becomes cf.
       "finalize-memref-to-llvm,convert-scf-to-cf,convert-math-to-llvm,"
-      "convert-to-llvm,"
+      "convert-vector-to-llvm{{vector-transpose-lowering=shuffle1d "
+      "reassociate-fp-reductions},convert-to-llvm,"
       "reconcile-unrealized-casts",
       options.queryTileRows.getValue(), options.kvTile.getValue());
   if (failed(parsePassPipeline(pipeline, pm)))

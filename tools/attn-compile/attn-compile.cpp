@@ -38,6 +38,8 @@
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/Target/TargetOptions.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/SubtargetFeature.h"
 #include "llvm/TargetParser/Triple.h"
 
 using namespace mlir;
@@ -53,11 +55,15 @@ static cl::opt<std::string>
     emit("emit", cl::desc("What to write: so, obj, llvm (LLVM IR), mlir "
                           "(LLVM dialect)"),
          cl::init("so"));
-static cl::opt<std::string> mcpu("mcpu", cl::desc("Target CPU"),
-                                 cl::init("x86-64-v3"));
+static cl::opt<std::string>
+    mcpu("mcpu",
+         cl::desc("Target CPU: 'native' (this machine, the default: the "
+                  "library runs where it is built), or an LLVM CPU name such "
+                  "as x86-64-v3 (any AVX2 machine)"),
+         cl::init("native"));
 static cl::opt<int64_t> queryTileRows("q-tile-rows",
                                       cl::desc("Flash-attention query tile rows"),
-                                      cl::init(32));
+                                      cl::init(64));
 static cl::opt<int64_t> kvTile("kv-tile",
                                cl::desc("Keys per tile over explicit K/V"),
                                cl::init(64));
@@ -77,8 +83,16 @@ static LogicalResult emitObject(llvm::Module &module, StringRef path) {
   if (!llvmTarget)
     return fail(error);
   llvm::TargetOptions options;
+  std::string cpu = mcpu, features;
+  if (mcpu == "native") {
+    cpu = llvm::sys::getHostCPUName().str();
+    llvm::SubtargetFeatures subtarget;
+    for (const auto &[name, enabled] : llvm::sys::getHostCPUFeatures())
+      subtarget.AddFeature(name, enabled);
+    features = subtarget.getString();
+  }
   std::unique_ptr<llvm::TargetMachine> machine(llvmTarget->createTargetMachine(
-      triple, mcpu, "", options, llvm::Reloc::PIC_, std::nullopt,
+      triple, cpu, features, options, llvm::Reloc::PIC_, std::nullopt,
       llvm::CodeGenOptLevel::Aggressive));
   if (!machine)
     return fail("cannot create a target machine for " + mcpu);

@@ -45,7 +45,7 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
                            "::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect"];
   let options = [
-    Option<"queryTileRows", "q-tile-rows", "int64_t", /*default=*/"32",
+    Option<"queryTileRows", "q-tile-rows", "int64_t", /*default=*/"64",
            "Rows of a flash-attention query tile (query rows x GQA group)">,
     Option<"kvTile", "kv-tile", "int64_t", /*default=*/"64",
            "Keys per tile for attention over explicit K/V">,

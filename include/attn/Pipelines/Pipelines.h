@@ -12,7 +12,7 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
   PassOptions::Option<int64_t> queryTileRows{
       *this, "q-tile-rows",
       llvm::cl::desc("Rows of a flash-attention query tile"),
-      llvm::cl::init(32)};
+      llvm::cl::init(64)};
   PassOptions::Option<int64_t> kvTile{
       *this, "kv-tile",
       llvm::cl::desc("Keys per tile for attention over explicit K/V"),

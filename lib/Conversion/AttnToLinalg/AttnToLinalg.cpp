@@ -14,6 +14,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
@@ -639,7 +640,255 @@ struct KVSource {
   /// (`kv` = 1) of kv head `kvHead`; rows at or after `kvLen` read as 0.
   std::function<Value(IB &, Value tile, int64_t kv, Value kvHead, Value kvLen)>
       loadTile;
+  /// Vector path: keys transposed, `[D, tileSize]` f32 (garbage-free but
+  /// unmasked), and values `[tileSize, D]` f32 with rows >= kvLen zeroed.
+  std::function<Value(IB &, Value tile, Value kvHead)> loadKeysTransposed;
+  std::function<Value(IB &, Value tile, Value kvHead, Value kvLen)> loadValues;
 };
+
+
+//===----------------------------------------------------------------------===//
+// Vector tile kernels (CPU)
+//
+// Register-blocked kernels for the two contractions of a flash-attention
+// tile, written directly in the vector dialect: 4 rows x 8/16 columns of f32
+// accumulators, the row operand broadcast from memory, the column operand a
+// contiguous vector (keys are transposed once per tile for that). They need
+// D and the key tile to be multiples of 8 (the AVX2 f32 width).
+//===----------------------------------------------------------------------===//
+
+constexpr int64_t kLanes = 8;
+constexpr int64_t kRowBlock = 4;
+
+VectorType vecType(Type element, ArrayRef<int64_t> shape) {
+  return VectorType::get(shape, element);
+}
+
+Value vecToF32(IB &b, Value v) {
+  auto type = cast<VectorType>(v.getType());
+  if (type.getElementType().isF32())
+    return v;
+  auto f32Type = vecType(b.getF32Type(), type.getShape());
+  if (type.getElementType().getIntOrFloatBitWidth() < 32)
+    return arith::ExtFOp::create(b, f32Type, v);
+  return arith::TruncFOp::create(b, f32Type, v);
+}
+
+Value splat(IB &b, Value scalar, int64_t n) {
+  return vector::BroadcastOp::create(b, vecType(scalar.getType(), {n}), scalar);
+}
+
+Value readVector(IB &b, Value source, ValueRange indices, int64_t n) {
+  auto type = cast<RankedTensorType>(source.getType());
+  Value pad = arith::ConstantOp::create(
+      b, b.getZeroAttr(type.getElementType()));
+  AffineMap minor = AffineMap::getMinorIdentityMap(type.getRank(), 1,
+                                                   b.getContext());
+  SmallVector<bool> inBounds = {true};
+  return vector::TransferReadOp::create(
+      b, vecType(type.getElementType(), {n}), source, indices, pad, minor,
+      ArrayRef<bool>(inBounds));
+}
+
+Value writeVector(IB &b, Value vector, Value dest, ValueRange indices) {
+  auto type = cast<RankedTensorType>(dest.getType());
+  AffineMap minor = AffineMap::getMinorIdentityMap(type.getRank(), 1,
+                                                   b.getContext());
+  SmallVector<bool> inBounds = {true};
+  return vector::TransferWriteOp::create(b, vector, dest, indices, minor,
+                                         ArrayRef<bool>(inBounds))
+      .getResult();
+}
+
+/// `Kt [D, tile]` from 8x8 blocks read at `indices(c0, d0)` with `map` picking
+/// the (row, head-dim) dims of the source; rows past the source read as 0.
+Value transposeKeys(IB &b, Value source, int64_t tile, int64_t headDim,
+                    AffineMap map, bool rowsInBounds,
+                    function_ref<SmallVector<Value>(IB &, Value, Value)> indices) {
+  Type element = cast<RankedTensorType>(source.getType()).getElementType();
+  Value init = emptyTensor(b, {b.getIndexAttr(headDim), b.getIndexAttr(tile)},
+                           b.getF32Type());
+  Value zero = cIndex(b, 0), step = cIndex(b, kLanes);
+  Value pad = arith::ConstantOp::create(b, b.getZeroAttr(element));
+  auto outer = scf::ForOp::create(
+      b, zero, cIndex(b, tile), step, ValueRange{init},
+      [&](OpBuilder &ob, Location loc, Value c0, ValueRange args) {
+        IB ib(loc, ob);
+        auto inner = scf::ForOp::create(
+            ib, zero, cIndex(ib, headDim), step, ValueRange{args[0]},
+            [&](OpBuilder &ob2, Location loc2, Value d0, ValueRange args2) {
+              IB i2(loc2, ob2);
+              SmallVector<bool> inBounds = {rowsInBounds, true};
+              Value block = vector::TransferReadOp::create(
+                  i2, vecType(element, {kLanes, kLanes}), source,
+                  indices(i2, c0, d0), pad, map, ArrayRef<bool>(inBounds));
+              Value t = vector::TransposeOp::create(i2, vecToF32(i2, block),
+                                                    ArrayRef<int64_t>{1, 0});
+              SmallVector<bool> allIn = {true, true};
+              Value out = vector::TransferWriteOp::create(
+                              i2, t, args2[0], ValueRange{d0, c0},
+                              AffineMap::getMultiDimIdentityMap(2, i2.getContext()),
+                              ArrayRef<bool>(allIn))
+                              .getResult();
+              scf::YieldOp::create(i2, out);
+            });
+        scf::YieldOp::create(ib, inner.getResult(0));
+      });
+  return outer.getResult(0);
+}
+
+/// `V [tile, D]` f32: row `c` is `readRow(c)` when `c < valid`, else 0.
+Value loadValueRows(IB &b, int64_t tile, int64_t headDim, Value valid,
+                    function_ref<Value(IB &, Value)> readRow) {
+  Value init = emptyTensor(b, {b.getIndexAttr(tile), b.getIndexAttr(headDim)},
+                           b.getF32Type());
+  Value zeros = arith::ConstantOp::create(
+      b, DenseElementsAttr::get(vecType(b.getF32Type(), {headDim}), 0.0f));
+  auto loop = scf::ForOp::create(
+      b, cIndex(b, 0), cIndex(b, tile), cIndex(b, 1), ValueRange{init},
+      [&](OpBuilder &ob, Location loc, Value c, ValueRange args) {
+        IB ib(loc, ob);
+        Value row = vecToF32(ib, readRow(ib, c));
+        Value inRange = arith::CmpIOp::create(ib, arith::CmpIPredicate::slt, c, valid);
+        row = arith::SelectOp::create(ib, inRange, row, zeros);
+        scf::YieldOp::create(ib, writeVector(ib, row, args[0], {c, cIndex(ib, 0)}));
+      });
+  return loop.getResult(0);
+}
+
+/// Loops `r0` over row blocks and `col0` over column blocks of `init`
+/// ([rows, cols]), calling `body` for each 4 x `width` block.
+Value forBlocks(IB &b, Value init, int64_t rows, int64_t cols, int64_t width,
+                function_ref<Value(IB &, Value r0, Value col0, Value acc)> body) {
+  auto outer = scf::ForOp::create(
+      b, cIndex(b, 0), cIndex(b, rows), cIndex(b, kRowBlock), ValueRange{init},
+      [&](OpBuilder &ob, Location loc, Value r0, ValueRange args) {
+        IB ib(loc, ob);
+        auto inner = scf::ForOp::create(
+            ib, cIndex(ib, 0), cIndex(ib, cols), cIndex(ib, width),
+            ValueRange{args[0]},
+            [&](OpBuilder &ob2, Location loc2, Value col0, ValueRange args2) {
+              IB i2(loc2, ob2);
+              scf::YieldOp::create(i2, body(i2, r0, col0, args2[0]));
+            });
+        scf::YieldOp::create(ib, inner.getResult(0));
+      });
+  return outer.getResult(0);
+}
+
+/// Accumulates `sum_k lhs[r0 + i, k] * rhs[k, col0 : col0 + width]` into the
+/// four vectors `acc` (k in [0, depth)).
+SmallVector<Value> outerProducts(IB &b, Value lhs, Value rhs, Value r0,
+                                 Value col0, int64_t depth, int64_t width,
+                                 ValueRange acc) {
+  auto loop = scf::ForOp::create(
+      b, cIndex(b, 0), cIndex(b, depth), cIndex(b, 1), acc,
+      [&](OpBuilder &ob, Location loc, Value k, ValueRange state) {
+        IB ib(loc, ob);
+        Value column = readVector(ib, rhs, {k, col0}, width);
+        SmallVector<Value> next;
+        for (int64_t i = 0; i < kRowBlock; ++i) {
+          Value row = arith::AddIOp::create(ib, r0, cIndex(ib, i));
+          Value scalar = tensor::ExtractOp::create(ib, lhs, ValueRange{row, k});
+          next.push_back(vector::FMAOp::create(ib, splat(ib, scalar, width),
+                                               column, state[i]));
+        }
+        scf::YieldOp::create(ib, next);
+      });
+  return SmallVector<Value>(loop.getResults());
+}
+
+/// s = q k^T for a [rows, D] q tile and a [D, tile] transposed key tile.
+Value vectorScores(IB &b, Value q, Value keysT, int64_t rows, int64_t tile,
+                   int64_t headDim) {
+  int64_t width = tile % 16 == 0 ? 16 : kLanes;
+  Value init = emptyTensor(b, {b.getIndexAttr(rows), b.getIndexAttr(tile)},
+                           b.getF32Type());
+  Value zeros = arith::ConstantOp::create(
+      b, DenseElementsAttr::get(vecType(b.getF32Type(), {width}), 0.0f));
+  return forBlocks(b, init, rows, tile, width,
+                   [&](IB &ib, Value r0, Value c0, Value acc) {
+                     SmallVector<Value> start(kRowBlock, zeros);
+                     SmallVector<Value> sums = outerProducts(
+                         ib, q, keysT, r0, c0, headDim, width, start);
+                     for (int64_t i = 0; i < kRowBlock; ++i)
+                       acc = writeVector(
+                           ib, sums[i], acc,
+                           {arith::AddIOp::create(ib, r0, cIndex(ib, i)), c0});
+                     return acc;
+                   });
+}
+
+/// acc' = alpha * acc + p v for [rows, tile] probabilities and [tile, D] values.
+Value vectorAccumulate(IB &b, Value acc, Value alpha, Value probs, Value values,
+                       int64_t rows, int64_t tile, int64_t headDim) {
+  int64_t width = headDim % 16 == 0 ? 16 : kLanes;
+  return forBlocks(b, acc, rows, headDim, width,
+                   [&](IB &ib, Value r0, Value d0, Value out) {
+                     SmallVector<Value> start;
+                     for (int64_t i = 0; i < kRowBlock; ++i) {
+                       Value row = arith::AddIOp::create(ib, r0, cIndex(ib, i));
+                       Value a = tensor::ExtractOp::create(ib, alpha, row);
+                       start.push_back(arith::MulFOp::create(
+                           ib, readVector(ib, out, {row, d0}, width),
+                           splat(ib, a, width)));
+                     }
+                     SmallVector<Value> sums = outerProducts(
+                         ib, probs, values, r0, d0, tile, width, start);
+                     for (int64_t i = 0; i < kRowBlock; ++i)
+                       out = writeVector(
+                           ib, sums[i], out,
+                           {arith::AddIOp::create(ib, r0, cIndex(ib, i)), d0});
+                     return out;
+                   });
+}
+
+/// Online-softmax step per row: masks scores, updates the running max `m`
+/// and sum `l`, and returns (p, m', l', alpha).
+std::array<Value, 4> vectorSoftmaxStep(
+    IB &b, Value scores, Value m, Value l, int64_t rows, int64_t tile,
+    function_ref<Value(IB &, Value row, Value keys)> visible) {
+  Type f32 = b.getF32Type();
+  Value probsInit = emptyTensor(b, {b.getIndexAttr(rows), b.getIndexAttr(tile)}, f32);
+  Value mInit = emptyTensor(b, {b.getIndexAttr(rows)}, f32);
+  Value lInit = emptyTensor(b, {b.getIndexAttr(rows)}, f32);
+  Value alphaInit = emptyTensor(b, {b.getIndexAttr(rows)}, f32);
+  Value negInf = cNegInfF32(b);
+  auto loop = scf::ForOp::create(
+      b, cIndex(b, 0), cIndex(b, rows), cIndex(b, 1),
+      ValueRange{probsInit, mInit, lInit, alphaInit},
+      [&](OpBuilder &ob, Location loc, Value r, ValueRange state) {
+        IB ib(loc, ob);
+        Value keys = vector::StepOp::create(ib, vecType(ib.getIndexType(), {tile}));
+        Value s = readVector(ib, scores, {r, cIndex(ib, 0)}, tile);
+        s = arith::SelectOp::create(ib, visible(ib, r, keys), s,
+                                    splat(ib, negInf, tile));
+        Value tileMax = vector::ReductionOp::create(
+            ib, vector::CombiningKind::MAXIMUMF, s);
+        Value mOld = tensor::ExtractOp::create(ib, m, r);
+        Value mNew = arith::MaximumFOp::create(ib, mOld, tileMax);
+        Value none = arith::CmpFOp::create(ib, arith::CmpFPredicate::OEQ, mNew, negInf);
+        Value alpha = arith::SelectOp::create(
+            ib, none, cF32(ib, 1.0),
+            math::ExpOp::create(ib, arith::SubFOp::create(ib, mOld, mNew)));
+        Value p = math::ExpOp::create(
+            ib, arith::SubFOp::create(ib, s, splat(ib, mNew, tile)));
+        Value zeros = arith::ConstantOp::create(
+            ib, DenseElementsAttr::get(vecType(f32, {tile}), 0.0f));
+        p = arith::SelectOp::create(ib, none, zeros, p);
+        Value sum = vector::ReductionOp::create(ib, vector::CombiningKind::ADD, p);
+        Value lOld = tensor::ExtractOp::create(ib, l, r);
+        Value lNew = arith::AddFOp::create(
+            ib, arith::MulFOp::create(ib, lOld, alpha), sum);
+        Value probs = writeVector(ib, p, state[0], {r, cIndex(ib, 0)});
+        scf::YieldOp::create(
+            ib, ValueRange{probs, tensor::InsertOp::create(ib, mNew, state[1], r),
+                           tensor::InsertOp::create(ib, lNew, state[2], r),
+                           tensor::InsertOp::create(ib, alpha, state[3], r)});
+      });
+  return {loop.getResult(0), loop.getResult(1), loop.getResult(2),
+          loop.getResult(3)};
+}
 
 struct AttentionParams {
   int64_t numHeads, kvHeads, headDim, queryTileRows;
@@ -647,6 +896,11 @@ struct AttentionParams {
   double scale;
   Type elementType;
 };
+
+bool useVectorPath(const AttentionParams &p, const KVSource &kv) {
+  return kv.loadKeysTransposed && p.headDim % kLanes == 0 &&
+         kv.tileSize % kLanes == 0;
+}
 
 /// Attention of one sequence and one kv head: the `[qLen, G, D]` output rows
 /// of the G query heads of the group.
@@ -662,13 +916,20 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
       b, {qLen, b.getIndexAttr(group), b.getIndexAttr(headDim)}, p.elementType);
   bool causal = p.mask.getKind() != MaskKind::None;
   bool windowed = p.mask.getKind() == MaskKind::SlidingWindow;
+  // The generic path uses exp2 (scale folded with log2 e), the vector path
+  // exp, which has a polynomial approximation that vectorises.
   double log2e = 1.4426950408889634;
-  Value qScale = cF32(b, p.scale * log2e);
+  Value qScale = cF32(b, useVectorPath(p, kv) ? p.scale : p.scale * log2e);
   Value negInf = cNegInfF32(b);
 
   // One query tile of `rowsPerTile` query rows x `group` heads.
+  bool useVector = useVectorPath(p, kv);
   auto tileLoop = [&](IB &lb, int64_t rowsPerTile) -> Value {
-    int64_t rows = rowsPerTile * group;
+    int64_t validTileRows = rowsPerTile * group;
+    // The vector kernels work on blocks of 4 rows; extra rows repeat the
+    // last query and are dropped at the end.
+    int64_t rows = useVector ? llvm::alignTo(validTileRows, kRowBlock)
+                             : validTileRows;
     Value numTiles = ceilDiv(lb, qLen, rowsPerTile);
     auto loop = scf::ForOp::create(
         lb, zero, numTiles, one, ValueRange{local},
@@ -726,6 +987,37 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
               [&](OpBuilder &kb, Location kl, Value kt, ValueRange state) {
                 IB k(kl, kb);
                 Value m = state[0], l = state[1], acc = state[2];
+                Value keyBase = arith::MulIOp::create(k, kt, cIndex(k, tileKeys));
+                if (useVector) {
+                  Value keysT = kv.loadKeysTransposed(k, kt, kvHead);
+                  Value vals = kv.loadValues(k, kt, kvHead, kvLen);
+                  Value scores = vectorScores(k, qTile, keysT, rows, tileKeys, headDim);
+                  auto visible = [&](IB &g, Value row, Value keys) -> Value {
+                    auto vIdx = [&](Value v) { return splat(g, v, tileKeys); };
+                    Value j = arith::AddIOp::create(g, vIdx(keyBase), keys);
+                    Value qi = arith::DivUIOp::create(g, row, cIndex(g, group));
+                    Value qpos = vIdx(arith::AddIOp::create(g, firstPos, qi));
+                    Value ok = arith::CmpIOp::create(g, arith::CmpIPredicate::slt, j,
+                                                     vIdx(kvLen));
+                    if (causal)
+                      ok = arith::AndIOp::create(
+                          g, ok, arith::CmpIOp::create(g, arith::CmpIPredicate::sle, j, qpos));
+                    if (windowed)
+                      ok = arith::AndIOp::create(
+                          g, ok,
+                          arith::CmpIOp::create(
+                              g, arith::CmpIPredicate::slt,
+                              arith::SubIOp::create(g, qpos, j),
+                              vIdx(cIndex(g, p.mask.getWindow()))));
+                    return ok;
+                  };
+                  auto [probs, mNew, lNew, alpha] =
+                      vectorSoftmaxStep(k, scores, m, l, rows, tileKeys, visible);
+                  Value accNew = vectorAccumulate(k, acc, alpha, probs, vals, rows,
+                                                  tileKeys, headDim);
+                  scf::YieldOp::create(k, ValueRange{mNew, lNew, accNew});
+                  return;
+                }
                 Value keys = kv.loadTile(k, kt, 0, kvHead, kvLen);
                 Value values = kv.loadTile(k, kt, 1, kvHead, kvLen);
                 SmallVector<OpFoldResult> scoreSizes = {k.getIndexAttr(rows),
@@ -740,7 +1032,6 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                           gb, gl, ValueRange{arith::AddFOp::create(gb, gl, a[2], prod)});
                     });
                 // Masked keys become -inf.
-                Value keyBase = arith::MulIOp::create(k, kt, cIndex(k, tileKeys));
                 scores = generic(
                     k, emptyTensor(k, scoreSizes, k.getF32Type()), {scores},
                     {map(ctx, 2, {r, c}), map(ctx, 2, {r, c})}, iterators(2),
@@ -856,6 +1147,13 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                     g, seen, arith::DivFOp::create(g, a[0], a[1]), cF32(g, 0.0));
                 linalg::YieldOp::create(g, ValueRange{fromF32(g, gl, o, p.elementType)});
               });
+          if (rows != validTileRows) {
+            SmallVector<OpFoldResult> zeros2(2, ib.getIndexAttr(0));
+            SmallVector<OpFoldResult> sizes2 = {ib.getIndexAttr(validTileRows),
+                                                ib.getIndexAttr(headDim)};
+            SmallVector<OpFoldResult> unit2(2, ib.getIndexAttr(1));
+            outTile = tensor::ExtractSliceOp::create(ib, outTile, zeros2, sizes2, unit2);
+          }
           auto tile3d = RankedTensorType::get({rowsPerTile, group, headDim},
                                               p.elementType);
           Value expanded = tensor::ExpandShapeOp::create(
@@ -989,6 +1287,35 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
     auto source = [&](IB &ib, Value seq) -> KVSource {
       KVSource s;
       s.tileSize = pageSize;
+      auto pageOf = [=](IB &lb, Value tile) -> Value {
+        Value page = loadIndex(lb, lookup, {seq, tile});
+        return clampIdx(lb, page, cIndex(lb, 0),
+                        arith::SubIOp::create(lb, numPages, cIndex(lb, 1)));
+      };
+      s.loadKeysTransposed = [=](IB &lb, Value tile, Value kvHead) -> Value {
+        Value page = pageOf(lb, tile);
+        MLIRContext *ctx = lb.getContext();
+        AffineMap rowAndDim = AffineMap::get(
+            6, 0, {getAffineDimExpr(3, ctx), getAffineDimExpr(5, ctx)}, ctx);
+        return transposeKeys(lb, blocks, pageSize, p.headDim, rowAndDim,
+                             /*rowsInBounds=*/true,
+                             [&](IB &g, Value c0, Value d0) -> SmallVector<Value> {
+                               return {page, cIndex(g, 0), cIndex(g, layer), c0,
+                                       kvHead, d0};
+                             });
+      };
+      s.loadValues = [=](IB &lb, Value tile, Value kvHead, Value kvLen) -> Value {
+        Value page = pageOf(lb, tile);
+        Value tileStart = arith::MulIOp::create(lb, tile, cIndex(lb, pageSize));
+        Value valid = arith::SubIOp::create(lb, kvLen, tileStart);
+        return loadValueRows(lb, pageSize, p.headDim, valid,
+                             [&](IB &g, Value c) -> Value {
+                               return readVector(g, blocks,
+                                                 {page, cIndex(g, 1), cIndex(g, layer),
+                                                  c, kvHead, cIndex(g, 0)},
+                                                 p.headDim);
+                             });
+      };
       s.loadTile = [=](IB &lb, Value tile, int64_t kv, Value kvHead,
                        Value kvLen) -> Value {
         Value page = loadIndex(lb, lookup, {seq, tile});
@@ -1053,6 +1380,32 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
       Value kvStart = span(ib, kvOffsets, seq, keyRows).first;
       KVSource s;
       s.tileSize = tile;
+      s.loadKeysTransposed = [=](IB &lb, Value t, Value kvHead) -> Value {
+        Value base = arith::AddIOp::create(
+            lb, kvStart, arith::MulIOp::create(lb, t, cIndex(lb, tile)));
+        MLIRContext *ctx = lb.getContext();
+        AffineMap rowAndDim = AffineMap::get(
+            3, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(2, ctx)}, ctx);
+        return transposeKeys(lb, key, tile, p.headDim, rowAndDim,
+                             /*rowsInBounds=*/false,
+                             [&](IB &g, Value c0, Value d0) -> SmallVector<Value> {
+                               return {arith::AddIOp::create(g, base, c0), kvHead, d0};
+                             });
+      };
+      s.loadValues = [=](IB &lb, Value t, Value kvHead, Value kvLen) -> Value {
+        Value tileStart = arith::MulIOp::create(lb, t, cIndex(lb, tile));
+        Value valid = arith::SubIOp::create(lb, kvLen, tileStart);
+        Value base = arith::AddIOp::create(lb, kvStart, tileStart);
+        Value lastRow = maxIdx(lb, arith::SubIOp::create(lb, keyRows, cIndex(lb, 1)),
+                               cIndex(lb, 0));
+        return loadValueRows(lb, tile, p.headDim, valid,
+                             [&](IB &g, Value c) -> Value {
+                               Value row = minIdx(g, arith::AddIOp::create(g, base, c),
+                                                  lastRow);
+                               return readVector(g, value, {row, kvHead, cIndex(g, 0)},
+                                                 p.headDim);
+                             });
+      };
       s.loadTile = [=](IB &lb, Value t, int64_t kv, Value kvHead,
                        Value kvLen) -> Value {
         Value tileStart = arith::MulIOp::create(lb, t, cIndex(lb, tile));

@@ -92,4 +92,23 @@ def AttnCPUEntryABI : Pass<"attn-cpu-entry-abi", "ModuleOp"> {
   }];
 }
 
+def AttnApproximateMath : Pass<"attn-approximate-math"> {
+  let summary = "Replace f32 exp by a polynomial approximation that vectorises";
+  let description = [{
+    `math.exp` on f32 scalars and vectors becomes arithmetic (range reduction
+    and a polynomial, upstream's approximation), so that the softmax of the
+    CPU flash-attention kernels runs on vector units instead of calling libm
+    per element.
+
+    Before:
+    ```mlir
+    %p = math.exp %s : vector<16xf32>
+    ```
+    After: `arith` and `math.fma` operations on `vector<16xf32>` only.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 #endif // ATTN_DIALECT_ATTN_TRANSFORMS_PASSES_TD
