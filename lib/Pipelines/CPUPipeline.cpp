@@ -13,7 +13,7 @@ void attn::buildLowerToCPUPipeline(OpPassManager &pm,
   std::string pipeline = llvm::formatv(
       "attn-expand-composite,attn-unpack-cache-arguments,canonicalize,cse,"
       // No CSE after this point: merged tensor.empty ops would force copies.
-      "convert-attn-to-linalg{{q-tile-rows={0} kv-tile={1}},canonicalize,"
+      "convert-attn-to-linalg{{q-tile-rows={0} kv-tile={1} vector-lanes={2}},canonicalize,"
       "one-shot-bufferize{{bufferize-function-boundaries allow-return-allocs-from-loops "
       "function-boundary-type-conversion=identity-layout-map},"
       // Canonicalising first forwards loop-carried buffers to the arguments.
@@ -28,7 +28,8 @@ void attn::buildLowerToCPUPipeline(OpPassManager &pm,
       "convert-vector-to-llvm{{vector-transpose-lowering=shuffle1d "
       "reassociate-fp-reductions},convert-to-llvm,"
       "reconcile-unrealized-casts",
-      options.queryTileRows.getValue(), options.kvTile.getValue());
+      options.queryTileRows.getValue(), options.kvTile.getValue(),
+      options.vectorLanes.getValue());
   if (failed(parsePassPipeline(pipeline, pm)))
     llvm::report_fatal_error("attn-lower-to-cpu: bad pipeline text");
 }

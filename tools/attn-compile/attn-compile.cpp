@@ -76,6 +76,20 @@ static LogicalResult fail(const Twine &message) {
   return failure();
 }
 
+/// Whether the --mcpu target has 512-bit vectors.
+static bool targetHasAVX512() {
+  if (mcpu == "native") {
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    return features.lookup("avx512f");
+  }
+  return StringRef(mcpu).contains("avx512") || mcpu == "x86-64-v4" ||
+         StringRef(mcpu).starts_with("skylake-avx512") ||
+         StringRef(mcpu).starts_with("icelake") ||
+         StringRef(mcpu).starts_with("sapphirerapids") ||
+         StringRef(mcpu).starts_with("znver4") ||
+         StringRef(mcpu).starts_with("znver5");
+}
+
 static LogicalResult emitObject(llvm::Module &module, StringRef path) {
   std::string error;
   llvm::Triple triple("x86_64-unknown-linux-gnu");
@@ -165,6 +179,7 @@ static LogicalResult compile() {
   attn::CPUPipelineOptions options;
   options.queryTileRows = queryTileRows;
   options.kvTile = kvTile;
+  options.vectorLanes = targetHasAVX512() ? 16 : 8;
   attn::buildLowerToCPUPipeline(pm, options);
   if (failed(pm.run(*module)))
     return fail("lowering failed");

@@ -17,9 +17,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "kv-tile",
       llvm::cl::desc("Keys per tile for attention over explicit K/V"),
       llvm::cl::init(64)};
-  PassOptions::Option<bool> vectorize{
-      *this, "vectorize", llvm::cl::desc("Vectorise linalg ops for AVX2"),
-      llvm::cl::init(true)};
+  PassOptions::Option<int64_t> vectorLanes{
+      *this, "vector-lanes",
+      llvm::cl::desc("f32 lanes of the projection kernels (8: AVX2, 16: "
+                     "AVX-512)"),
+      llvm::cl::init(8)};
 };
 
 /// attn (composite or primitive ops, tensors) -> LLVM dialect for the host

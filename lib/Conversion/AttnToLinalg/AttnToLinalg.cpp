@@ -152,20 +152,169 @@ Value rowPositions(IB &b, Value rowOffsets, Value cacheLengths, Value tokens) {
 }
 
 //===----------------------------------------------------------------------===//
+// Vector helpers
+//===----------------------------------------------------------------------===//
+
+constexpr int64_t kLanes = 8;
+constexpr int64_t kRowBlock = 4;
+
+VectorType vecType(Type element, ArrayRef<int64_t> shape) {
+  return VectorType::get(shape, element);
+}
+
+Value vecToF32(IB &b, Value v) {
+  auto type = cast<VectorType>(v.getType());
+  if (type.getElementType().isF32())
+    return v;
+  auto f32Type = vecType(b.getF32Type(), type.getShape());
+  if (type.getElementType().getIntOrFloatBitWidth() < 32)
+    return arith::ExtFOp::create(b, f32Type, v);
+  return arith::TruncFOp::create(b, f32Type, v);
+}
+
+Value splat(IB &b, Value scalar, int64_t n) {
+  return vector::BroadcastOp::create(b, vecType(scalar.getType(), {n}), scalar);
+}
+
+Value readVector(IB &b, Value source, ValueRange indices, int64_t n) {
+  auto type = cast<RankedTensorType>(source.getType());
+  Value pad = arith::ConstantOp::create(
+      b, b.getZeroAttr(type.getElementType()));
+  AffineMap minor = AffineMap::getMinorIdentityMap(type.getRank(), 1,
+                                                   b.getContext());
+  SmallVector<bool> inBounds = {true};
+  return vector::TransferReadOp::create(
+      b, vecType(type.getElementType(), {n}), source, indices, pad, minor,
+      ArrayRef<bool>(inBounds));
+}
+
+Value writeVector(IB &b, Value vector, Value dest, ValueRange indices) {
+  auto type = cast<RankedTensorType>(dest.getType());
+  AffineMap minor = AffineMap::getMinorIdentityMap(type.getRank(), 1,
+                                                   b.getContext());
+  SmallVector<bool> inBounds = {true};
+  return vector::TransferWriteOp::create(b, vector, dest, indices, minor,
+                                         ArrayRef<bool>(inBounds))
+      .getResult();
+}
+
+//===----------------------------------------------------------------------===//
 // Projections
 //===----------------------------------------------------------------------===//
 
 /// `x [T, K] @ w [N, K]^T (+ bias [N])` as `[T, N] x outType`, accumulated in
 /// f32; `clip` clamps the weight elements inside the contraction.
+/// Columns of `w` per parallel chunk of the vector projection kernel.
+int64_t linearChunk(int64_t n) {
+  for (int64_t chunk : {64, 32, 16, 8, 4, 2})
+    if (n % chunk == 0)
+      return chunk;
+  return 0;
+}
+
+/// `x [T, K] @ w [N, K]^T` in f32 with vector dot products: an scf.forall
+/// over chunks of output columns (the chunk of `w` stays in cache while all
+/// rows stream past), 4 rows x 2 columns of `lanes`-wide accumulators per
+/// step along K, horizontal sums at the end. Tail rows repeat the last row
+/// (they recompute and rewrite the same values).
+Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
+                   int64_t lanes) {
+  constexpr int64_t rowsPerBlock = 4, colsPerBlock = 2;
+  auto wType = cast<RankedTensorType>(w.getType());
+  int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
+  int64_t chunk = linearChunk(n);
+  Value tokens = dim(b, x, 0);
+  Value init = emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type());
+  SmallVector<OpFoldResult> ubs = {b.getIndexAttr(n / chunk)};
+  auto forall = scf::ForallOp::create(b, ubs, ValueRange{init}, std::nullopt);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(forall.getBody());
+  Value col0 = arith::MulIOp::create(b, forall.getInductionVar(0), cIndex(b, chunk));
+  Value lastRow = arith::SubIOp::create(b, tokens, cIndex(b, 1));
+  Value local = emptyTensor(b, {tokens, b.getIndexAttr(chunk)}, b.getF32Type());
+  Value zeros = arith::ConstantOp::create(
+      b, DenseElementsAttr::get(vecType(b.getF32Type(), {lanes}), 0.0f));
+  Value clipHi = clip ? splat(b, cF32(b, *clip), lanes) : Value();
+  Value clipLo = clip ? splat(b, cF32(b, -*clip), lanes) : Value();
+  auto rowLoop = scf::ForOp::create(
+      b, cIndex(b, 0), tokens, cIndex(b, rowsPerBlock), ValueRange{local},
+      [&](OpBuilder &ob, Location loc, Value r0, ValueRange rowState) {
+        IB ib(loc, ob);
+        SmallVector<Value> rows;
+        for (int64_t i = 0; i < rowsPerBlock; ++i)
+          rows.push_back(minIdx(ib, arith::AddIOp::create(ib, r0, cIndex(ib, i)),
+                                lastRow));
+        auto colLoop = scf::ForOp::create(
+            ib, cIndex(ib, 0), cIndex(ib, chunk), cIndex(ib, colsPerBlock),
+            ValueRange{rowState[0]},
+            [&](OpBuilder &ob2, Location loc2, Value j0, ValueRange colState) {
+              IB i2(loc2, ob2);
+              SmallVector<Value> cols;
+              for (int64_t j = 0; j < colsPerBlock; ++j)
+                cols.push_back(arith::AddIOp::create(
+                    i2, col0, arith::AddIOp::create(i2, j0, cIndex(i2, j))));
+              SmallVector<Value> start(rowsPerBlock * colsPerBlock, zeros);
+              auto kLoop = scf::ForOp::create(
+                  i2, cIndex(i2, 0), cIndex(i2, depth), cIndex(i2, lanes), start,
+                  [&](OpBuilder &ob3, Location loc3, Value k, ValueRange acc) {
+                    IB i3(loc3, ob3);
+                    SmallVector<Value> xs, ws;
+                    for (Value row : rows)
+                      xs.push_back(vecToF32(i3, readVector(i3, x, {row, k}, lanes)));
+                    for (Value col : cols) {
+                      Value wv = vecToF32(i3, readVector(i3, w, {col, k}, lanes));
+                      if (clipHi) {
+                        wv = arith::MaximumFOp::create(i3, wv, clipLo);
+                        wv = arith::MinimumFOp::create(i3, wv, clipHi);
+                      }
+                      ws.push_back(wv);
+                    }
+                    SmallVector<Value> next;
+                    for (int64_t i = 0; i < rowsPerBlock; ++i)
+                      for (int64_t j = 0; j < colsPerBlock; ++j)
+                        next.push_back(vector::FMAOp::create(
+                            i3, xs[i], ws[j], acc[i * colsPerBlock + j]));
+                    scf::YieldOp::create(i3, next);
+                  });
+              Value out = colState[0];
+              for (int64_t i = 0; i < rowsPerBlock; ++i)
+                for (int64_t j = 0; j < colsPerBlock; ++j) {
+                  Value sum = vector::ReductionOp::create(
+                      i2, vector::CombiningKind::ADD,
+                      kLoop.getResult(i * colsPerBlock + j));
+                  Value localCol = arith::AddIOp::create(i2, j0, cIndex(i2, j));
+                  out = tensor::InsertOp::create(i2, sum, out,
+                                                 ValueRange{rows[i], localCol});
+                }
+              scf::YieldOp::create(i2, out);
+            });
+        scf::YieldOp::create(ib, colLoop.getResult(0));
+      });
+  b.setInsertionPointToStart(forall.getTerminator().getBody());
+  SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0), col0};
+  SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(chunk)};
+  SmallVector<OpFoldResult> unit(2, b.getIndexAttr(1));
+  tensor::ParallelInsertSliceOp::create(b, rowLoop.getResult(0),
+                                        forall.getRegionOutArgs()[0], offsets,
+                                        sizes, unit);
+  return forall.getResult(0);
+}
+
 Value buildLinear(IB &b, Value x, Value w, Value bias, std::optional<double> clip,
-                  Type outType) {
+                  Type outType, int64_t lanes) {
   MLIRContext *ctx = b.getContext();
   Value tokens = dim(b, x, 0);
   int64_t n = cast<RankedTensorType>(w.getType()).getDimSize(0);
+  int64_t depth = cast<RankedTensorType>(w.getType()).getDimSize(1);
   SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(n)};
-  Value acc = filled(b, sizes, cF32(b, 0.0));
   AffineExpr t, nn, k;
   bindDims(ctx, t, nn, k);
+  Value acc;
+  if (lanes > 0 && !ShapedType::isDynamic(n) && !ShapedType::isDynamic(depth) &&
+      depth % lanes == 0 && linearChunk(n) != 0) {
+    acc = vectorLinear(b, x, w, clip, lanes);
+  } else {
+  acc = filled(b, sizes, cF32(b, 0.0));
   Value clipHi = clip ? cF32(b, *clip) : Value();
   Value clipLo = clip ? cF32(b, -*clip) : Value();
   acc = generic(
@@ -182,6 +331,7 @@ Value buildLinear(IB &b, Value x, Value w, Value bias, std::optional<double> cli
         linalg::YieldOp::create(ob, loc,
                                 ValueRange{arith::AddFOp::create(ob, loc, args[2], prod)});
       });
+  }
   Type elementType = cast<RankedTensorType>(outType).getElementType();
   if (elementType.isF32() && !bias)
     return acc;
@@ -212,19 +362,22 @@ std::optional<double> clipValue(std::optional<APFloat> clip) {
 }
 
 struct LowerLinear : OpRewritePattern<LinearOp> {
-  using OpRewritePattern::OpRewritePattern;
+  LowerLinear(MLIRContext *ctx, int64_t lanes) : OpRewritePattern(ctx), lanes(lanes) {}
+  int64_t lanes;
   LogicalResult matchAndRewrite(LinearOp op,
                                 PatternRewriter &rewriter) const override {
     IB b(op.getLoc(), rewriter);
     Value out = buildLinear(b, op.getInput(), op.getWeight(), op.getBias(),
-                            std::nullopt, op.getType());
+                            std::nullopt, op.getType(), lanes);
     rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
     return success();
   }
 };
 
 struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
-  using OpRewritePattern::OpRewritePattern;
+  LowerQKVProjection(MLIRContext *ctx, int64_t lanes)
+      : OpRewritePattern(ctx), lanes(lanes) {}
+  int64_t lanes;
   LogicalResult matchAndRewrite(QKVProjectionOp op,
                                 PatternRewriter &rewriter) const override {
     IB b(op.getLoc(), rewriter);
@@ -239,7 +392,8 @@ struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
       Value bias = op.getBiases().empty() ? Value() : op.getBiases()[0];
       Value all = buildLinear(b, op.getInput(), op.getWeights()[0], bias, clip,
                               RankedTensorType::get({ShapedType::kDynamic, 1},
-                                                    elementType));
+                                                    elementType),
+                              lanes);
       int64_t column = 0;
       for (int64_t h : heads) {
         SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0),
@@ -256,7 +410,8 @@ struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
         Value bias = op.getBiases().empty() ? Value() : op.getBiases()[i];
         flat.push_back(buildLinear(
             b, op.getInput(), w, bias, clip,
-            RankedTensorType::get({ShapedType::kDynamic, 1}, elementType)));
+            RankedTensorType::get({ShapedType::kDynamic, 1}, elementType),
+            lanes));
       }
     }
     SmallVector<Value> results;
@@ -644,6 +799,12 @@ struct KVSource {
   /// unmasked), and values `[tileSize, D]` f32 with rows >= kvLen zeroed.
   std::function<Value(IB &, Value tile, Value kvHead)> loadKeysTransposed;
   std::function<Value(IB &, Value tile, Value kvHead, Value kvLen)> loadValues;
+  /// Decode path: `width` f32 values of key row `c` of `tile` from column
+  /// `d0`, read in place; `tileBase` is what `prepareTile` returned.
+  std::function<Value(IB &, Value tile)> prepareTile;
+  std::function<Value(IB &, Value tileBase, Value kvHead, Value c, Value d0,
+                      int64_t width)>
+      readKeyRow;
 };
 
 
@@ -656,49 +817,6 @@ struct KVSource {
 // contiguous vector (keys are transposed once per tile for that). They need
 // D and the key tile to be multiples of 8 (the AVX2 f32 width).
 //===----------------------------------------------------------------------===//
-
-constexpr int64_t kLanes = 8;
-constexpr int64_t kRowBlock = 4;
-
-VectorType vecType(Type element, ArrayRef<int64_t> shape) {
-  return VectorType::get(shape, element);
-}
-
-Value vecToF32(IB &b, Value v) {
-  auto type = cast<VectorType>(v.getType());
-  if (type.getElementType().isF32())
-    return v;
-  auto f32Type = vecType(b.getF32Type(), type.getShape());
-  if (type.getElementType().getIntOrFloatBitWidth() < 32)
-    return arith::ExtFOp::create(b, f32Type, v);
-  return arith::TruncFOp::create(b, f32Type, v);
-}
-
-Value splat(IB &b, Value scalar, int64_t n) {
-  return vector::BroadcastOp::create(b, vecType(scalar.getType(), {n}), scalar);
-}
-
-Value readVector(IB &b, Value source, ValueRange indices, int64_t n) {
-  auto type = cast<RankedTensorType>(source.getType());
-  Value pad = arith::ConstantOp::create(
-      b, b.getZeroAttr(type.getElementType()));
-  AffineMap minor = AffineMap::getMinorIdentityMap(type.getRank(), 1,
-                                                   b.getContext());
-  SmallVector<bool> inBounds = {true};
-  return vector::TransferReadOp::create(
-      b, vecType(type.getElementType(), {n}), source, indices, pad, minor,
-      ArrayRef<bool>(inBounds));
-}
-
-Value writeVector(IB &b, Value vector, Value dest, ValueRange indices) {
-  auto type = cast<RankedTensorType>(dest.getType());
-  AffineMap minor = AffineMap::getMinorIdentityMap(type.getRank(), 1,
-                                                   b.getContext());
-  SmallVector<bool> inBounds = {true};
-  return vector::TransferWriteOp::create(b, vector, dest, indices, minor,
-                                         ArrayRef<bool>(inBounds))
-      .getResult();
-}
 
 /// `Kt [D, tile]` from 8x8 blocks read at `indices(c0, d0)` with `map` picking
 /// the (row, head-dim) dims of the source; rows past the source read as 0.
@@ -817,6 +935,43 @@ Value vectorScores(IB &b, Value q, Value keysT, int64_t rows, int64_t tile,
                            {arith::AddIOp::create(ib, r0, cIndex(ib, i)), c0});
                      return acc;
                    });
+}
+
+/// s = q k^T for few query rows (decode): per key, dot products of the key
+/// row read in place with every query row, no transposed copy of the keys.
+Value vectorScoresDot(IB &b, Value q, int64_t rows, int64_t tile,
+                      int64_t headDim, function_ref<Value(IB &, Value c, Value d0,
+                                                          int64_t width)> keyRow) {
+  int64_t width = headDim % 16 == 0 ? 16 : kLanes;
+  Value init = emptyTensor(b, {b.getIndexAttr(rows), b.getIndexAttr(tile)},
+                           b.getF32Type());
+  Value zeros = arith::ConstantOp::create(
+      b, DenseElementsAttr::get(vecType(b.getF32Type(), {width}), 0.0f));
+  auto loop = scf::ForOp::create(
+      b, cIndex(b, 0), cIndex(b, tile), cIndex(b, 1), ValueRange{init},
+      [&](OpBuilder &ob, Location loc, Value c, ValueRange state) {
+        IB ib(loc, ob);
+        SmallVector<Value> start(rows, zeros);
+        auto dLoop = scf::ForOp::create(
+            ib, cIndex(ib, 0), cIndex(ib, headDim), cIndex(ib, width), start,
+            [&](OpBuilder &ob2, Location loc2, Value d0, ValueRange acc) {
+              IB i2(loc2, ob2);
+              Value k = keyRow(i2, c, d0, width);
+              SmallVector<Value> next;
+              for (int64_t r = 0; r < rows; ++r)
+                next.push_back(vector::FMAOp::create(
+                    i2, readVector(i2, q, {cIndex(i2, r), d0}, width), k, acc[r]));
+              scf::YieldOp::create(i2, next);
+            });
+        Value out = state[0];
+        for (int64_t r = 0; r < rows; ++r) {
+          Value sum = vector::ReductionOp::create(ib, vector::CombiningKind::ADD,
+                                                  dLoop.getResult(r));
+          out = tensor::InsertOp::create(ib, sum, out, ValueRange{cIndex(ib, r), c});
+        }
+        scf::YieldOp::create(ib, out);
+      });
+  return loop.getResult(0);
 }
 
 /// acc' = alpha * acc + p v for [rows, tile] probabilities and [tile, D] values.
@@ -989,9 +1144,20 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                 Value m = state[0], l = state[1], acc = state[2];
                 Value keyBase = arith::MulIOp::create(k, kt, cIndex(k, tileKeys));
                 if (useVector) {
-                  Value keysT = kv.loadKeysTransposed(k, kt, kvHead);
                   Value vals = kv.loadValues(k, kt, kvHead, kvLen);
-                  Value scores = vectorScores(k, qTile, keysT, rows, tileKeys, headDim);
+                  Value scores;
+                  if (rows <= 2 * kRowBlock && kv.readKeyRow) {
+                    // Few rows (decode): dot products on keys read in place.
+                    Value tileBase = kv.prepareTile(k, kt);
+                    scores = vectorScoresDot(
+                        k, qTile, rows, tileKeys, headDim,
+                        [&](IB &g, Value c, Value d0, int64_t width) {
+                          return kv.readKeyRow(g, tileBase, kvHead, c, d0, width);
+                        });
+                  } else {
+                    Value keysT = kv.loadKeysTransposed(k, kt, kvHead);
+                    scores = vectorScores(k, qTile, keysT, rows, tileKeys, headDim);
+                  }
                   auto visible = [&](IB &g, Value row, Value keys) -> Value {
                     auto vIdx = [&](Value v) { return splat(g, v, tileKeys); };
                     Value j = arith::AddIOp::create(g, vIdx(keyBase), keys);
@@ -1304,6 +1470,14 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
                                        kvHead, d0};
                              });
       };
+      s.prepareTile = pageOf;
+      s.readKeyRow = [=](IB &lb, Value page, Value kvHead, Value c, Value d0,
+                         int64_t width) -> Value {
+        return vecToF32(lb, readVector(lb, blocks,
+                                       {page, cIndex(lb, 0), cIndex(lb, layer), c,
+                                        kvHead, d0},
+                                       width));
+      };
       s.loadValues = [=](IB &lb, Value tile, Value kvHead, Value kvLen) -> Value {
         Value page = pageOf(lb, tile);
         Value tileStart = arith::MulIOp::create(lb, tile, cIndex(lb, pageSize));
@@ -1392,6 +1566,17 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
                                return {arith::AddIOp::create(g, base, c0), kvHead, d0};
                              });
       };
+      s.prepareTile = [=](IB &lb, Value t) -> Value {
+        return arith::AddIOp::create(
+            lb, kvStart, arith::MulIOp::create(lb, t, cIndex(lb, tile)));
+      };
+      s.readKeyRow = [=](IB &lb, Value base, Value kvHead, Value c, Value d0,
+                         int64_t width) -> Value {
+        Value lastRow = maxIdx(lb, arith::SubIOp::create(lb, keyRows, cIndex(lb, 1)),
+                               cIndex(lb, 0));
+        Value row = minIdx(lb, arith::AddIOp::create(lb, base, c), lastRow);
+        return vecToF32(lb, readVector(lb, key, {row, kvHead, d0}, width));
+      };
       s.loadValues = [=](IB &lb, Value t, Value kvHead, Value kvLen) -> Value {
         Value tileStart = arith::MulIOp::create(lb, t, cIndex(lb, tile));
         Value valid = arith::SubIOp::create(lb, kvLen, tileStart);
@@ -1434,13 +1619,14 @@ struct ConvertAttnToLinalgPass
   using Base::Base;
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
-    if (queryTileRows < 1 || kvTile < 1) {
-      getOperation()->emitError("q-tile-rows and kv-tile must be positive");
+    if (queryTileRows < 1 || kvTile < 1 || vectorLanes < 0) {
+      getOperation()->emitError(
+          "q-tile-rows and kv-tile must be positive, vector-lanes >= 0");
       return signalPassFailure();
     }
     RewritePatternSet patterns(ctx);
-    patterns.add<LowerLinear, LowerQKVProjection, LowerRMSNorm, LowerRope,
-                 LowerKVCacheStore>(ctx);
+    patterns.add<LowerLinear, LowerQKVProjection>(ctx, vectorLanes);
+    patterns.add<LowerRMSNorm, LowerRope, LowerKVCacheStore>(ctx);
     patterns.add<LowerPagedFlashAttention>(ctx, queryTileRows);
     patterns.add<LowerFlashAttention>(ctx, queryTileRows, kvTile);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
