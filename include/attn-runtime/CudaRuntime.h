@@ -1,0 +1,25 @@
+//===- CudaRuntime.h - attn CUDA runtime ------------------------*- C++ -*-===//
+//
+// libattn_cuda_runtime: the mgpu* functions that compiled GPU layers call
+// (see lib/Runtime/CUDA/CudaRuntime.cpp), plus error reporting for callers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_RUNTIME_CUDARUNTIME_H
+#define ATTN_RUNTIME_CUDARUNTIME_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// The first CUresult that failed in this process (0 if none); failures abort
+/// unless ATTN_CUDA_CONTINUE_ON_ERROR=1.
+int32_t attnCudaLastError(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // ATTN_RUNTIME_CUDARUNTIME_H

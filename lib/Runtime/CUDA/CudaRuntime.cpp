@@ -1,0 +1,188 @@
+//===- CudaRuntime.cpp - mgpu* functions over the CUDA driver API ---------===//
+//
+// The functions that host code lowered from `gpu.launch_func` calls
+// (MLIR's GPU-to-LLVM ABI), implemented over the CUDA driver API so that
+// compiled layers need no MLIR library at run time. Every CUDA result is
+// checked: a failure prints the call, CUDA's error name and message, and
+// aborts (set ATTN_CUDA_CONTINUE_ON_ERROR=1 to keep going after printing;
+// attnCudaLastError() then returns the first failure).
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn-runtime/CudaRuntime.h"
+
+#include <cuda.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+namespace {
+
+CUresult firstError = CUDA_SUCCESS;
+
+void check(CUresult result, const char *call) {
+  if (result == CUDA_SUCCESS)
+    return;
+  const char *name = nullptr, *message = nullptr;
+  cuGetErrorName(result, &name);
+  cuGetErrorString(result, &message);
+  std::fprintf(stderr, "attn CUDA runtime: %s failed: %s (%s)\n", call,
+               name ? name : "unknown error", message ? message : "");
+  if (firstError == CUDA_SUCCESS)
+    firstError = result;
+  const char *keepGoing = std::getenv("ATTN_CUDA_CONTINUE_ON_ERROR");
+  if (!keepGoing || keepGoing[0] != '1')
+    std::abort();
+}
+
+#define ATTN_CUDA_CHECK(expr) check((expr), #expr)
+
+thread_local int32_t defaultDevice = 0;
+
+/// The primary context of the default device, current for a scope.
+class ScopedContext {
+public:
+  ScopedContext() {
+    static CUcontext context = [] {
+      ATTN_CUDA_CHECK(cuInit(0));
+      CUdevice device;
+      ATTN_CUDA_CHECK(cuDeviceGet(&device, defaultDevice));
+      CUcontext ctx = nullptr;
+      ATTN_CUDA_CHECK(cuDevicePrimaryCtxRetain(&ctx, device));
+      return ctx;
+    }();
+    ATTN_CUDA_CHECK(cuCtxPushCurrent(context));
+  }
+  ~ScopedContext() { ATTN_CUDA_CHECK(cuCtxPopCurrent(nullptr)); }
+};
+
+} // namespace
+
+extern "C" {
+
+int32_t attnCudaLastError() { return static_cast<int32_t>(firstError); }
+
+CUmodule mgpuModuleLoad(void *data, size_t /*gpuBlobSize*/) {
+  ScopedContext scope;
+  CUmodule module = nullptr;
+  ATTN_CUDA_CHECK(cuModuleLoadData(&module, data));
+  return module;
+}
+
+CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
+  ScopedContext scope;
+  CUmodule module = nullptr;
+  CUjit_option options[] = {CU_JIT_OPTIMIZATION_LEVEL};
+  void *values[] = {reinterpret_cast<void *>(static_cast<intptr_t>(optLevel))};
+  ATTN_CUDA_CHECK(cuModuleLoadDataEx(&module, data, 1, options, values));
+  return module;
+}
+
+void mgpuModuleUnload(CUmodule module) {
+  ScopedContext scope;
+  ATTN_CUDA_CHECK(cuModuleUnload(module));
+}
+
+CUfunction mgpuModuleGetFunction(CUmodule module, const char *name) {
+  CUfunction function = nullptr;
+  ATTN_CUDA_CHECK(cuModuleGetFunction(&function, module, name));
+  return function;
+}
+
+void mgpuLaunchKernel(CUfunction function, intptr_t gridX, intptr_t gridY,
+                      intptr_t gridZ, intptr_t blockX, intptr_t blockY,
+                      intptr_t blockZ, int32_t smem, CUstream stream,
+                      void **params, void **extra, size_t /*paramsCount*/) {
+  ScopedContext scope;
+  if (smem > 48 * 1024)
+    ATTN_CUDA_CHECK(cuFuncSetAttribute(
+        function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem));
+  ATTN_CUDA_CHECK(cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY,
+                                 blockZ, smem, stream, params, extra));
+}
+
+CUstream mgpuStreamCreate() {
+  ScopedContext scope;
+  CUstream stream = nullptr;
+  ATTN_CUDA_CHECK(cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  return stream;
+}
+
+void mgpuStreamDestroy(CUstream stream) {
+  ScopedContext scope;
+  ATTN_CUDA_CHECK(cuStreamDestroy(stream));
+}
+
+void mgpuStreamSynchronize(CUstream stream) {
+  ScopedContext scope;
+  ATTN_CUDA_CHECK(cuStreamSynchronize(stream));
+}
+
+void mgpuStreamWaitEvent(CUstream stream, CUevent event) {
+  ScopedContext scope;
+  ATTN_CUDA_CHECK(cuStreamWaitEvent(stream, event, 0));
+}
+
+CUevent mgpuEventCreate() {
+  ScopedContext scope;
+  CUevent event = nullptr;
+  ATTN_CUDA_CHECK(cuEventCreate(&event, CU_EVENT_DISABLE_TIMING));
+  return event;
+}
+
+void mgpuEventDestroy(CUevent event) {
+  ScopedContext scope;
+  ATTN_CUDA_CHECK(cuEventDestroy(event));
+}
+
+void mgpuEventSynchronize(CUevent event) {
+  ScopedContext scope;
+  ATTN_CUDA_CHECK(cuEventSynchronize(event));
+}
+
+void mgpuEventRecord(CUevent event, CUstream stream) {
+  ScopedContext scope;
+  ATTN_CUDA_CHECK(cuEventRecord(event, stream));
+}
+
+void *mgpuMemAlloc(uint64_t sizeBytes, CUstream /*stream*/,
+                   bool /*isHostShared*/) {
+  ScopedContext scope;
+  CUdeviceptr ptr = 0;
+  if (sizeBytes != 0)
+    ATTN_CUDA_CHECK(cuMemAlloc(&ptr, sizeBytes));
+  return reinterpret_cast<void *>(ptr);
+}
+
+void mgpuMemFree(void *ptr, CUstream /*stream*/) {
+  if (!ptr)
+    return;
+  ScopedContext scope;
+  ATTN_CUDA_CHECK(cuMemFree(reinterpret_cast<CUdeviceptr>(ptr)));
+}
+
+void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, CUstream stream) {
+  ScopedContext scope;
+  ATTN_CUDA_CHECK(cuMemcpyAsync(reinterpret_cast<CUdeviceptr>(dst),
+                                reinterpret_cast<CUdeviceptr>(src), sizeBytes,
+                                stream));
+}
+
+void mgpuMemset32(void *dst, unsigned int value, size_t count,
+                  CUstream stream) {
+  ScopedContext scope;
+  ATTN_CUDA_CHECK(cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(dst), value,
+                                   count, stream));
+}
+
+void mgpuMemset16(void *dst, unsigned short value, size_t count,
+                  CUstream stream) {
+  ScopedContext scope;
+  ATTN_CUDA_CHECK(cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(dst), value,
+                                   count, stream));
+}
+
+void mgpuSetDefaultDevice(int32_t device) { defaultDevice = device; }
+
+} // extern "C"
