@@ -213,16 +213,23 @@ int64_t linearChunk(int64_t n) {
 }
 
 /// `x [T, K] @ w [N, K]^T` in f32 with vector dot products: an scf.forall
-/// over chunks of output columns (the chunk of `w` stays in cache while all
-/// rows stream past), 4 rows x 2 columns of `lanes`-wide accumulators per
-/// step along K, horizontal sums at the end. Tail rows repeat the last row
-/// (they recompute and rewrite the same values).
+/// over chunks of output columns; inside, K is cut into blocks so that the
+/// 4 rows of `x` being used stay in L1 while the chunk's weight rows stream
+/// from L2; 4 rows x 2 columns of `lanes`-wide accumulators per step along
+/// K, horizontal sums added into the output tile after each block. Tail rows
+/// repeat the last row; their sums are discarded.
 Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
                    int64_t lanes) {
   constexpr int64_t rowsPerBlock = 4, colsPerBlock = 2;
   auto wType = cast<RankedTensorType>(w.getType());
   int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
   int64_t chunk = linearChunk(n);
+  int64_t depthBlock = depth;
+  for (int64_t candidate : {512, 256, 128})
+    if (depth > candidate && depth % candidate == 0 && candidate % lanes == 0) {
+      depthBlock = candidate;
+      break;
+    }
   Value tokens = dim(b, x, 0);
   Value init = emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type());
   SmallVector<OpFoldResult> ubs = {b.getIndexAttr(n / chunk)};
@@ -231,19 +238,27 @@ Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
   b.setInsertionPointToStart(forall.getBody());
   Value col0 = arith::MulIOp::create(b, forall.getInductionVar(0), cIndex(b, chunk));
   Value lastRow = arith::SubIOp::create(b, tokens, cIndex(b, 1));
-  Value local = emptyTensor(b, {tokens, b.getIndexAttr(chunk)}, b.getF32Type());
+  Value local = filled(b, {tokens, b.getIndexAttr(chunk)}, cF32(b, 0.0));
   Value zeros = arith::ConstantOp::create(
       b, DenseElementsAttr::get(vecType(b.getF32Type(), {lanes}), 0.0f));
   Value clipHi = clip ? splat(b, cF32(b, *clip), lanes) : Value();
   Value clipLo = clip ? splat(b, cF32(b, -*clip), lanes) : Value();
+  auto blockLoop = scf::ForOp::create(
+      b, cIndex(b, 0), cIndex(b, depth), cIndex(b, depthBlock), ValueRange{local},
+      [&](OpBuilder &ob0, Location loc0, Value kb, ValueRange blockState) {
+        IB i0(loc0, ob0);
+        Value kEnd = arith::AddIOp::create(i0, kb, cIndex(i0, depthBlock));
   auto rowLoop = scf::ForOp::create(
-      b, cIndex(b, 0), tokens, cIndex(b, rowsPerBlock), ValueRange{local},
+      i0, cIndex(i0, 0), tokens, cIndex(i0, rowsPerBlock), ValueRange{blockState[0]},
       [&](OpBuilder &ob, Location loc, Value r0, ValueRange rowState) {
         IB ib(loc, ob);
-        SmallVector<Value> rows;
-        for (int64_t i = 0; i < rowsPerBlock; ++i)
-          rows.push_back(minIdx(ib, arith::AddIOp::create(ib, r0, cIndex(ib, i)),
-                                lastRow));
+        SmallVector<Value> rows, rowValid;
+        for (int64_t i = 0; i < rowsPerBlock; ++i) {
+          Value row = arith::AddIOp::create(ib, r0, cIndex(ib, i));
+          rowValid.push_back(
+              arith::CmpIOp::create(ib, arith::CmpIPredicate::slt, row, tokens));
+          rows.push_back(minIdx(ib, row, lastRow));
+        }
         auto colLoop = scf::ForOp::create(
             ib, cIndex(ib, 0), cIndex(ib, chunk), cIndex(ib, colsPerBlock),
             ValueRange{rowState[0]},
@@ -255,7 +270,7 @@ Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
                     i2, col0, arith::AddIOp::create(i2, j0, cIndex(i2, j))));
               SmallVector<Value> start(rowsPerBlock * colsPerBlock, zeros);
               auto kLoop = scf::ForOp::create(
-                  i2, cIndex(i2, 0), cIndex(i2, depth), cIndex(i2, lanes), start,
+                  i2, kb, kEnd, cIndex(i2, lanes), start,
                   [&](OpBuilder &ob3, Location loc3, Value k, ValueRange acc) {
                     IB i3(loc3, ob3);
                     SmallVector<Value> xs, ws;
@@ -283,18 +298,26 @@ Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
                       i2, vector::CombiningKind::ADD,
                       kLoop.getResult(i * colsPerBlock + j));
                   Value localCol = arith::AddIOp::create(i2, j0, cIndex(i2, j));
-                  out = tensor::InsertOp::create(i2, sum, out,
+                  Value partial = tensor::ExtractOp::create(
+                      i2, out, ValueRange{rows[i], localCol});
+                  // Tail rows stand in for the last row: they must not add.
+                  Value updated = arith::SelectOp::create(
+                      i2, rowValid[i], arith::AddFOp::create(i2, partial, sum),
+                      partial);
+                  out = tensor::InsertOp::create(i2, updated, out,
                                                  ValueRange{rows[i], localCol});
                 }
               scf::YieldOp::create(i2, out);
             });
         scf::YieldOp::create(ib, colLoop.getResult(0));
       });
+        scf::YieldOp::create(i0, rowLoop.getResult(0));
+      });
   b.setInsertionPointToStart(forall.getTerminator().getBody());
   SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0), col0};
   SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(chunk)};
   SmallVector<OpFoldResult> unit(2, b.getIndexAttr(1));
-  tensor::ParallelInsertSliceOp::create(b, rowLoop.getResult(0),
+  tensor::ParallelInsertSliceOp::create(b, blockLoop.getResult(0),
                                         forall.getRegionOutArgs()[0], offsets,
                                         sizes, unit);
   return forall.getResult(0);
@@ -877,9 +900,10 @@ Value loadValueRows(IB &b, int64_t tile, int64_t headDim, Value valid,
 /// Loops `r0` over row blocks and `col0` over column blocks of `init`
 /// ([rows, cols]), calling `body` for each 4 x `width` block.
 Value forBlocks(IB &b, Value init, int64_t rows, int64_t cols, int64_t width,
+                int64_t rowBlock,
                 function_ref<Value(IB &, Value r0, Value col0, Value acc)> body) {
   auto outer = scf::ForOp::create(
-      b, cIndex(b, 0), cIndex(b, rows), cIndex(b, kRowBlock), ValueRange{init},
+      b, cIndex(b, 0), cIndex(b, rows), cIndex(b, rowBlock), ValueRange{init},
       [&](OpBuilder &ob, Location loc, Value r0, ValueRange args) {
         IB ib(loc, ob);
         auto inner = scf::ForOp::create(
@@ -895,17 +919,18 @@ Value forBlocks(IB &b, Value init, int64_t rows, int64_t cols, int64_t width,
 }
 
 /// Accumulates `sum_k lhs[r0 + i, k] * rhs[k, col0 : col0 + width]` into the
-/// four vectors `acc` (k in [0, depth)).
+/// vectors `acc`, one per row i (k in [0, depth)).
 SmallVector<Value> outerProducts(IB &b, Value lhs, Value rhs, Value r0,
                                  Value col0, int64_t depth, int64_t width,
                                  ValueRange acc) {
+  int64_t rowBlock = acc.size();
   auto loop = scf::ForOp::create(
       b, cIndex(b, 0), cIndex(b, depth), cIndex(b, 1), acc,
       [&](OpBuilder &ob, Location loc, Value k, ValueRange state) {
         IB ib(loc, ob);
         Value column = readVector(ib, rhs, {k, col0}, width);
         SmallVector<Value> next;
-        for (int64_t i = 0; i < kRowBlock; ++i) {
+        for (int64_t i = 0; i < rowBlock; ++i) {
           Value row = arith::AddIOp::create(ib, r0, cIndex(ib, i));
           Value scalar = tensor::ExtractOp::create(ib, lhs, ValueRange{row, k});
           next.push_back(vector::FMAOp::create(ib, splat(ib, scalar, width),
@@ -918,18 +943,18 @@ SmallVector<Value> outerProducts(IB &b, Value lhs, Value rhs, Value r0,
 
 /// s = q k^T for a [rows, D] q tile and a [D, tile] transposed key tile.
 Value vectorScores(IB &b, Value q, Value keysT, int64_t rows, int64_t tile,
-                   int64_t headDim) {
+                   int64_t headDim, int64_t rowBlock) {
   int64_t width = tile % 16 == 0 ? 16 : kLanes;
   Value init = emptyTensor(b, {b.getIndexAttr(rows), b.getIndexAttr(tile)},
                            b.getF32Type());
   Value zeros = arith::ConstantOp::create(
       b, DenseElementsAttr::get(vecType(b.getF32Type(), {width}), 0.0f));
-  return forBlocks(b, init, rows, tile, width,
+  return forBlocks(b, init, rows, tile, width, rowBlock,
                    [&](IB &ib, Value r0, Value c0, Value acc) {
-                     SmallVector<Value> start(kRowBlock, zeros);
+                     SmallVector<Value> start(rowBlock, zeros);
                      SmallVector<Value> sums = outerProducts(
                          ib, q, keysT, r0, c0, headDim, width, start);
-                     for (int64_t i = 0; i < kRowBlock; ++i)
+                     for (int64_t i = 0; i < rowBlock; ++i)
                        acc = writeVector(
                            ib, sums[i], acc,
                            {arith::AddIOp::create(ib, r0, cIndex(ib, i)), c0});
@@ -976,12 +1001,13 @@ Value vectorScoresDot(IB &b, Value q, int64_t rows, int64_t tile,
 
 /// acc' = alpha * acc + p v for [rows, tile] probabilities and [tile, D] values.
 Value vectorAccumulate(IB &b, Value acc, Value alpha, Value probs, Value values,
-                       int64_t rows, int64_t tile, int64_t headDim) {
+                       int64_t rows, int64_t tile, int64_t headDim,
+                       int64_t rowBlock) {
   int64_t width = headDim % 16 == 0 ? 16 : kLanes;
-  return forBlocks(b, acc, rows, headDim, width,
+  return forBlocks(b, acc, rows, headDim, width, rowBlock,
                    [&](IB &ib, Value r0, Value d0, Value out) {
                      SmallVector<Value> start;
-                     for (int64_t i = 0; i < kRowBlock; ++i) {
+                     for (int64_t i = 0; i < rowBlock; ++i) {
                        Value row = arith::AddIOp::create(ib, r0, cIndex(ib, i));
                        Value a = tensor::ExtractOp::create(ib, alpha, row);
                        start.push_back(arith::MulFOp::create(
@@ -990,7 +1016,7 @@ Value vectorAccumulate(IB &b, Value acc, Value alpha, Value probs, Value values,
                      }
                      SmallVector<Value> sums = outerProducts(
                          ib, probs, values, r0, d0, tile, width, start);
-                     for (int64_t i = 0; i < kRowBlock; ++i)
+                     for (int64_t i = 0; i < rowBlock; ++i)
                        out = writeVector(
                            ib, sums[i], out,
                            {arith::AddIOp::create(ib, r0, cIndex(ib, i)), d0});
@@ -1046,7 +1072,7 @@ std::array<Value, 4> vectorSoftmaxStep(
 }
 
 struct AttentionParams {
-  int64_t numHeads, kvHeads, headDim, queryTileRows;
+  int64_t numHeads, kvHeads, headDim, queryTileRows, vectorLanes;
   MaskAttr mask;
   double scale;
   Type elementType;
@@ -1079,11 +1105,14 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
 
   // One query tile of `rowsPerTile` query rows x `group` heads.
   bool useVector = useVectorPath(p, kv);
+  // Register blocks: rows x 16 f32 accumulators; 8 rows fill AVX-512's 32
+  // registers with enough independent FMAs, 4 rows suit AVX2's 16.
+  int64_t rowBlock = p.vectorLanes >= 16 ? 8 : kRowBlock;
   auto tileLoop = [&](IB &lb, int64_t rowsPerTile) -> Value {
     int64_t validTileRows = rowsPerTile * group;
     // The vector kernels work on blocks of 4 rows; extra rows repeat the
     // last query and are dropped at the end.
-    int64_t rows = useVector ? llvm::alignTo(validTileRows, kRowBlock)
+    int64_t rows = useVector ? llvm::alignTo(validTileRows, rowBlock)
                              : validTileRows;
     Value numTiles = ceilDiv(lb, qLen, rowsPerTile);
     auto loop = scf::ForOp::create(
@@ -1146,7 +1175,7 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                 if (useVector) {
                   Value vals = kv.loadValues(k, kt, kvHead, kvLen);
                   Value scores;
-                  if (rows <= 2 * kRowBlock && kv.readKeyRow) {
+                  if (rows <= 8 && rowsPerTile == 1 && kv.readKeyRow) {
                     // Few rows (decode): dot products on keys read in place.
                     Value tileBase = kv.prepareTile(k, kt);
                     scores = vectorScoresDot(
@@ -1156,7 +1185,8 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                         });
                   } else {
                     Value keysT = kv.loadKeysTransposed(k, kt, kvHead);
-                    scores = vectorScores(k, qTile, keysT, rows, tileKeys, headDim);
+                    scores = vectorScores(k, qTile, keysT, rows, tileKeys, headDim,
+                                          rowBlock);
                   }
                   auto visible = [&](IB &g, Value row, Value keys) -> Value {
                     auto vIdx = [&](Value v) { return splat(g, v, tileKeys); };
@@ -1180,7 +1210,7 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                   auto [probs, mNew, lNew, alpha] =
                       vectorSoftmaxStep(k, scores, m, l, rows, tileKeys, visible);
                   Value accNew = vectorAccumulate(k, acc, alpha, probs, vals, rows,
-                                                  tileKeys, headDim);
+                                                  tileKeys, headDim, rowBlock);
                   scf::YieldOp::create(k, ValueRange{mNew, lNew, accNew});
                   return;
                 }
@@ -1414,15 +1444,17 @@ Value gatherTile(IB &b, int64_t tileRows, int64_t headDim, Value validRows,
 }
 
 struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
-  LowerPagedFlashAttention(MLIRContext *ctx, int64_t queryTileRows)
-      : OpRewritePattern(ctx), queryTileRows(queryTileRows) {}
+  LowerPagedFlashAttention(MLIRContext *ctx, int64_t queryTileRows,
+                           int64_t vectorLanes)
+      : OpRewritePattern(ctx), queryTileRows(queryTileRows),
+        vectorLanes(vectorLanes) {}
   LogicalResult matchAndRewrite(PagedFlashAttentionOp op,
                                 PatternRewriter &rewriter) const override {
     IB b(op.getLoc(), rewriter);
     auto queryType = op.getQuery().getType();
     auto blocksType = op.getBlocks().getType();
     AttentionParams p{queryType.getDimSize(1), blocksType.getDimSize(4),
-                      queryType.getDimSize(2), queryTileRows, op.getMask(),
+                      queryType.getDimSize(2), queryTileRows, vectorLanes, op.getMask(),
                       op.getScaleOrDefault(), queryType.getElementType()};
     if (ShapedType::isDynamic(p.numHeads) || ShapedType::isDynamic(p.kvHeads) ||
         ShapedType::isDynamic(p.headDim) ||
@@ -1512,19 +1544,21 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
     rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
     return success();
   }
-  int64_t queryTileRows;
+  int64_t queryTileRows, vectorLanes;
 };
 
 struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
-  LowerFlashAttention(MLIRContext *ctx, int64_t queryTileRows, int64_t kvTile)
-      : OpRewritePattern(ctx), queryTileRows(queryTileRows), kvTile(kvTile) {}
+  LowerFlashAttention(MLIRContext *ctx, int64_t queryTileRows, int64_t kvTile,
+                      int64_t vectorLanes)
+      : OpRewritePattern(ctx), queryTileRows(queryTileRows), kvTile(kvTile),
+        vectorLanes(vectorLanes) {}
   LogicalResult matchAndRewrite(FlashAttentionOp op,
                                 PatternRewriter &rewriter) const override {
     IB b(op.getLoc(), rewriter);
     auto queryType = op.getQuery().getType();
     auto keyType = op.getKey().getType();
     AttentionParams p{queryType.getDimSize(1), keyType.getDimSize(1),
-                      queryType.getDimSize(2), queryTileRows, op.getMask(),
+                      queryType.getDimSize(2), queryTileRows, vectorLanes, op.getMask(),
                       op.getScaleOrDefault(), queryType.getElementType()};
     if (ShapedType::isDynamic(p.numHeads) || ShapedType::isDynamic(p.kvHeads) ||
         ShapedType::isDynamic(p.headDim))
@@ -1611,7 +1645,7 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
     rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
     return success();
   }
-  int64_t queryTileRows, kvTile;
+  int64_t queryTileRows, kvTile, vectorLanes;
 };
 
 struct ConvertAttnToLinalgPass
@@ -1627,8 +1661,8 @@ struct ConvertAttnToLinalgPass
     RewritePatternSet patterns(ctx);
     patterns.add<LowerLinear, LowerQKVProjection>(ctx, vectorLanes);
     patterns.add<LowerRMSNorm, LowerRope, LowerKVCacheStore>(ctx);
-    patterns.add<LowerPagedFlashAttention>(ctx, queryTileRows);
-    patterns.add<LowerFlashAttention>(ctx, queryTileRows, kvTile);
+    patterns.add<LowerPagedFlashAttention>(ctx, queryTileRows, vectorLanes);
+    patterns.add<LowerFlashAttention>(ctx, queryTileRows, kvTile, vectorLanes);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
     // attn.rope reads its table's attribute, so tables are lowered last and
     // only where something else uses them.
