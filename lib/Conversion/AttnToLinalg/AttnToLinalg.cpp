@@ -822,12 +822,13 @@ struct KVSource {
   /// unmasked), and values `[tileSize, D]` f32 with rows >= kvLen zeroed.
   std::function<Value(IB &, Value tile, Value kvHead)> loadKeysTransposed;
   std::function<Value(IB &, Value tile, Value kvHead, Value kvLen)> loadValues;
-  /// Decode path: `width` f32 values of key row `c` of `tile` from column
-  /// `d0`, read in place; `tileBase` is what `prepareTile` returned.
+  /// Decode path: `width` f32 values of key (`kv` = 0) or value (1) row `c`
+  /// of a tile from column `d0`, read in place; `tileBase` is what
+  /// `prepareTile` returned for the tile.
   std::function<Value(IB &, Value tile)> prepareTile;
-  std::function<Value(IB &, Value tileBase, Value kvHead, Value c, Value d0,
-                      int64_t width)>
-      readKeyRow;
+  std::function<Value(IB &, Value tileBase, int64_t kv, Value kvHead, Value c,
+                      Value d0, int64_t width)>
+      readRow;
 };
 
 
@@ -962,38 +963,54 @@ Value vectorScores(IB &b, Value q, Value keysT, int64_t rows, int64_t tile,
                    });
 }
 
-/// s = q k^T for few query rows (decode): per key, dot products of the key
-/// row read in place with every query row, no transposed copy of the keys.
+/// s = q k^T for few query rows (decode): dot products of each key row, read
+/// in place, with every query row; 4 keys per step keep several cache rows in
+/// flight. Keys past the sequence are never read (their scores are masked
+/// later); a tail step repeats the last key and rewrites the same scores.
 Value vectorScoresDot(IB &b, Value q, int64_t rows, int64_t tile,
-                      int64_t headDim, function_ref<Value(IB &, Value c, Value d0,
-                                                          int64_t width)> keyRow) {
+                      int64_t headDim, Value validKeys,
+                      function_ref<Value(IB &, Value c, Value d0,
+                                         int64_t width)> keyRow) {
+  constexpr int64_t keysPerStep = 4;
   int64_t width = headDim % 16 == 0 ? 16 : kLanes;
   Value init = emptyTensor(b, {b.getIndexAttr(rows), b.getIndexAttr(tile)},
                            b.getF32Type());
   Value zeros = arith::ConstantOp::create(
       b, DenseElementsAttr::get(vecType(b.getF32Type(), {width}), 0.0f));
+  Value lastKey = arith::SubIOp::create(b, validKeys, cIndex(b, 1));
   auto loop = scf::ForOp::create(
-      b, cIndex(b, 0), cIndex(b, tile), cIndex(b, 1), ValueRange{init},
-      [&](OpBuilder &ob, Location loc, Value c, ValueRange state) {
+      b, cIndex(b, 0), validKeys, cIndex(b, keysPerStep), ValueRange{init},
+      [&](OpBuilder &ob, Location loc, Value c0, ValueRange state) {
         IB ib(loc, ob);
-        SmallVector<Value> start(rows, zeros);
+        SmallVector<Value> keys;
+        for (int64_t j = 0; j < keysPerStep; ++j)
+          keys.push_back(minIdx(ib, arith::AddIOp::create(ib, c0, cIndex(ib, j)),
+                                lastKey));
+        SmallVector<Value> start(rows * keysPerStep, zeros);
         auto dLoop = scf::ForOp::create(
             ib, cIndex(ib, 0), cIndex(ib, headDim), cIndex(ib, width), start,
             [&](OpBuilder &ob2, Location loc2, Value d0, ValueRange acc) {
               IB i2(loc2, ob2);
-              Value k = keyRow(i2, c, d0, width);
-              SmallVector<Value> next;
+              SmallVector<Value> ks, qs;
+              for (Value key : keys)
+                ks.push_back(keyRow(i2, key, d0, width));
               for (int64_t r = 0; r < rows; ++r)
-                next.push_back(vector::FMAOp::create(
-                    i2, readVector(i2, q, {cIndex(i2, r), d0}, width), k, acc[r]));
+                qs.push_back(readVector(i2, q, {cIndex(i2, r), d0}, width));
+              SmallVector<Value> next;
+              for (int64_t j = 0; j < keysPerStep; ++j)
+                for (int64_t r = 0; r < rows; ++r)
+                  next.push_back(vector::FMAOp::create(i2, qs[r], ks[j],
+                                                       acc[j * rows + r]));
               scf::YieldOp::create(i2, next);
             });
         Value out = state[0];
-        for (int64_t r = 0; r < rows; ++r) {
-          Value sum = vector::ReductionOp::create(ib, vector::CombiningKind::ADD,
-                                                  dLoop.getResult(r));
-          out = tensor::InsertOp::create(ib, sum, out, ValueRange{cIndex(ib, r), c});
-        }
+        for (int64_t j = 0; j < keysPerStep; ++j)
+          for (int64_t r = 0; r < rows; ++r) {
+            Value sum = vector::ReductionOp::create(
+                ib, vector::CombiningKind::ADD, dLoop.getResult(j * rows + r));
+            out = tensor::InsertOp::create(ib, sum, out,
+                                           ValueRange{cIndex(ib, r), keys[j]});
+          }
         scf::YieldOp::create(ib, out);
       });
   return loop.getResult(0);
@@ -1112,7 +1129,11 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
     int64_t validTileRows = rowsPerTile * group;
     // The vector kernels work on blocks of 4 rows; extra rows repeat the
     // last query and are dropped at the end.
-    int64_t rows = useVector ? llvm::alignTo(validTileRows, rowBlock)
+    // Decode tiles (one query row, a small GQA group) read keys in place.
+    bool decode = useVector && rowsPerTile == 1 && validTileRows <= 8 &&
+                  kv.readRow;
+    int64_t tileRowBlock = decode ? kRowBlock : rowBlock;
+    int64_t rows = useVector ? llvm::alignTo(validTileRows, tileRowBlock)
                              : validTileRows;
     Value numTiles = ceilDiv(lb, qLen, rowsPerTile);
     auto loop = scf::ForOp::create(
@@ -1173,20 +1194,25 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                 Value m = state[0], l = state[1], acc = state[2];
                 Value keyBase = arith::MulIOp::create(k, kt, cIndex(k, tileKeys));
                 if (useVector) {
+                  Value scores, tileBase, validKeys;
+                  // Values are copied into an f32 tile either way: their rows
+                  // are contiguous there, which the update loop needs.
                   Value vals = kv.loadValues(k, kt, kvHead, kvLen);
-                  Value scores;
-                  if (rows <= 8 && rowsPerTile == 1 && kv.readKeyRow) {
-                    // Few rows (decode): dot products on keys read in place.
-                    Value tileBase = kv.prepareTile(k, kt);
+                  if (decode) {
+                    // Few rows (decode): dot products and value updates on
+                    // the cache rows read in place, only the sequence's rows.
+                    tileBase = kv.prepareTile(k, kt);
+                    validKeys = clampIdx(k, arith::SubIOp::create(k, kvLen, keyBase),
+                                         cIndex(k, 0), cIndex(k, tileKeys));
                     scores = vectorScoresDot(
-                        k, qTile, rows, tileKeys, headDim,
+                        k, qTile, rows, tileKeys, headDim, validKeys,
                         [&](IB &g, Value c, Value d0, int64_t width) {
-                          return kv.readKeyRow(g, tileBase, kvHead, c, d0, width);
+                          return kv.readRow(g, tileBase, 0, kvHead, c, d0, width);
                         });
                   } else {
                     Value keysT = kv.loadKeysTransposed(k, kt, kvHead);
                     scores = vectorScores(k, qTile, keysT, rows, tileKeys, headDim,
-                                          rowBlock);
+                                          tileRowBlock);
                   }
                   auto visible = [&](IB &g, Value row, Value keys) -> Value {
                     auto vIdx = [&](Value v) { return splat(g, v, tileKeys); };
@@ -1210,7 +1236,7 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                   auto [probs, mNew, lNew, alpha] =
                       vectorSoftmaxStep(k, scores, m, l, rows, tileKeys, visible);
                   Value accNew = vectorAccumulate(k, acc, alpha, probs, vals, rows,
-                                                  tileKeys, headDim, rowBlock);
+                                                  tileKeys, headDim, tileRowBlock);
                   scf::YieldOp::create(k, ValueRange{mNew, lNew, accNew});
                   return;
                 }
@@ -1503,10 +1529,10 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
                              });
       };
       s.prepareTile = pageOf;
-      s.readKeyRow = [=](IB &lb, Value page, Value kvHead, Value c, Value d0,
-                         int64_t width) -> Value {
+      s.readRow = [=](IB &lb, Value page, int64_t kv, Value kvHead, Value c,
+                      Value d0, int64_t width) -> Value {
         return vecToF32(lb, readVector(lb, blocks,
-                                       {page, cIndex(lb, 0), cIndex(lb, layer), c,
+                                       {page, cIndex(lb, kv), cIndex(lb, layer), c,
                                         kvHead, d0},
                                        width));
       };
@@ -1604,12 +1630,13 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
         return arith::AddIOp::create(
             lb, kvStart, arith::MulIOp::create(lb, t, cIndex(lb, tile)));
       };
-      s.readKeyRow = [=](IB &lb, Value base, Value kvHead, Value c, Value d0,
-                         int64_t width) -> Value {
+      s.readRow = [=](IB &lb, Value base, int64_t kv, Value kvHead, Value c,
+                      Value d0, int64_t width) -> Value {
         Value lastRow = maxIdx(lb, arith::SubIOp::create(lb, keyRows, cIndex(lb, 1)),
                                cIndex(lb, 0));
         Value row = minIdx(lb, arith::AddIOp::create(lb, base, c), lastRow);
-        return vecToF32(lb, readVector(lb, key, {row, kvHead, d0}, width));
+        return vecToF32(lb, readVector(lb, kv == 0 ? key : value,
+                                       {row, kvHead, d0}, width));
       };
       s.loadValues = [=](IB &lb, Value t, Value kvHead, Value kvLen) -> Value {
         Value tileStart = arith::MulIOp::create(lb, t, cIndex(lb, tile));
