@@ -818,13 +818,11 @@ struct KVSource {
   /// (`kv` = 1) of kv head `kvHead`; rows at or after `kvLen` read as 0.
   std::function<Value(IB &, Value tile, int64_t kv, Value kvHead, Value kvLen)>
       loadTile;
-  /// Vector path: keys transposed, `[D, tileSize]` f32 (garbage-free but
-  /// unmasked), and values `[tileSize, D]` f32 with rows >= kvLen zeroed.
-  std::function<Value(IB &, Value tile, Value kvHead)> loadKeysTransposed;
+  /// Vector path: values `[tileSize, D]` f32 with rows >= kvLen zeroed.
   std::function<Value(IB &, Value tile, Value kvHead, Value kvLen)> loadValues;
-  /// Decode path: `width` f32 values of key (`kv` = 0) or value (1) row `c`
+  /// Vector path: `width` f32 values of key (`kv` = 0) or value (1) row `c`
   /// of a tile from column `d0`, read in place; `tileBase` is what
-  /// `prepareTile` returned for the tile.
+  /// `prepareTile` returned for the tile. Rows past the source are clamped.
   std::function<Value(IB &, Value tile)> prepareTile;
   std::function<Value(IB &, Value tileBase, int64_t kv, Value kvHead, Value c,
                       Value d0, int64_t width)>
@@ -842,16 +840,15 @@ struct KVSource {
 // D and the key tile to be multiples of 8 (the AVX2 f32 width).
 //===----------------------------------------------------------------------===//
 
-/// `Kt [D, tile]` from 8x8 blocks read at `indices(c0, d0)` with `map` picking
-/// the (row, head-dim) dims of the source; rows past the source read as 0.
-Value transposeKeys(IB &b, Value source, int64_t tile, int64_t headDim,
-                    AffineMap map, bool rowsInBounds,
-                    function_ref<SmallVector<Value>(IB &, Value, Value)> indices) {
-  Type element = cast<RankedTensorType>(source.getType()).getElementType();
+/// `Kt [D, tile]` f32 from 8x8 blocks: eight 8-wide f32 rows from
+/// `readRow(c, d0)` (converted to f32 as they are read, so no narrow float
+/// vector crosses a loop), transposed in registers.
+Value transposeKeys(IB &b, int64_t tile, int64_t headDim,
+                    function_ref<Value(IB &, Value c, Value d0)> readRow) {
   Value init = emptyTensor(b, {b.getIndexAttr(headDim), b.getIndexAttr(tile)},
                            b.getF32Type());
   Value zero = cIndex(b, 0), step = cIndex(b, kLanes);
-  Value pad = arith::ConstantOp::create(b, b.getZeroAttr(element));
+  auto blockType = vecType(b.getF32Type(), {kLanes, kLanes});
   auto outer = scf::ForOp::create(
       b, zero, cIndex(b, tile), step, ValueRange{init},
       [&](OpBuilder &ob, Location loc, Value c0, ValueRange args) {
@@ -860,11 +857,14 @@ Value transposeKeys(IB &b, Value source, int64_t tile, int64_t headDim,
             ib, zero, cIndex(ib, headDim), step, ValueRange{args[0]},
             [&](OpBuilder &ob2, Location loc2, Value d0, ValueRange args2) {
               IB i2(loc2, ob2);
-              SmallVector<bool> inBounds = {rowsInBounds, true};
-              Value block = vector::TransferReadOp::create(
-                  i2, vecType(element, {kLanes, kLanes}), source,
-                  indices(i2, c0, d0), pad, map, ArrayRef<bool>(inBounds));
-              Value t = vector::TransposeOp::create(i2, vecToF32(i2, block),
+              Value block = arith::ConstantOp::create(
+                  i2, DenseElementsAttr::get(blockType, 0.0f));
+              for (int64_t i = 0; i < kLanes; ++i) {
+                Value c = arith::AddIOp::create(i2, c0, cIndex(i2, i));
+                block = vector::InsertOp::create(i2, readRow(i2, c, d0), block,
+                                                 ArrayRef<int64_t>{i});
+              }
+              Value t = vector::TransposeOp::create(i2, block,
                                                     ArrayRef<int64_t>{1, 0});
               SmallVector<bool> allIn = {true, true};
               Value out = vector::TransferWriteOp::create(
@@ -1096,8 +1096,7 @@ struct AttentionParams {
 };
 
 bool useVectorPath(const AttentionParams &p, const KVSource &kv) {
-  return kv.loadKeysTransposed && p.headDim % kLanes == 0 &&
-         kv.tileSize % kLanes == 0;
+  return kv.readRow && p.headDim % kLanes == 0 && kv.tileSize % kLanes == 0;
 }
 
 /// Attention of one sequence and one kv head: the `[qLen, G, D]` output rows
@@ -1130,8 +1129,7 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
     // The vector kernels work on blocks of 4 rows; extra rows repeat the
     // last query and are dropped at the end.
     // Decode tiles (one query row, a small GQA group) read keys in place.
-    bool decode = useVector && rowsPerTile == 1 && validTileRows <= 8 &&
-                  kv.readRow;
+    bool decode = useVector && rowsPerTile == 1 && validTileRows <= 8;
     int64_t tileRowBlock = decode ? kRowBlock : rowBlock;
     int64_t rows = useVector ? llvm::alignTo(validTileRows, tileRowBlock)
                              : validTileRows;
@@ -1194,14 +1192,14 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                 Value m = state[0], l = state[1], acc = state[2];
                 Value keyBase = arith::MulIOp::create(k, kt, cIndex(k, tileKeys));
                 if (useVector) {
-                  Value scores, tileBase, validKeys;
+                  Value scores, validKeys;
                   // Values are copied into an f32 tile either way: their rows
                   // are contiguous there, which the update loop needs.
                   Value vals = kv.loadValues(k, kt, kvHead, kvLen);
+                  Value tileBase = kv.prepareTile(k, kt);
                   if (decode) {
-                    // Few rows (decode): dot products and value updates on
-                    // the cache rows read in place, only the sequence's rows.
-                    tileBase = kv.prepareTile(k, kt);
+                    // Few rows (decode): dot products on the cache rows read
+                    // in place, only the sequence's rows.
                     validKeys = clampIdx(k, arith::SubIOp::create(k, kvLen, keyBase),
                                          cIndex(k, 0), cIndex(k, tileKeys));
                     scores = vectorScoresDot(
@@ -1210,7 +1208,10 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                           return kv.readRow(g, tileBase, 0, kvHead, c, d0, width);
                         });
                   } else {
-                    Value keysT = kv.loadKeysTransposed(k, kt, kvHead);
+                    Value keysT = transposeKeys(
+                        k, tileKeys, headDim, [&](IB &g, Value c, Value d0) {
+                          return kv.readRow(g, tileBase, 0, kvHead, c, d0, kLanes);
+                        });
                     scores = vectorScores(k, qTile, keysT, rows, tileKeys, headDim,
                                           tileRowBlock);
                   }
@@ -1516,18 +1517,6 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
         return clampIdx(lb, page, cIndex(lb, 0),
                         arith::SubIOp::create(lb, numPages, cIndex(lb, 1)));
       };
-      s.loadKeysTransposed = [=](IB &lb, Value tile, Value kvHead) -> Value {
-        Value page = pageOf(lb, tile);
-        MLIRContext *ctx = lb.getContext();
-        AffineMap rowAndDim = AffineMap::get(
-            6, 0, {getAffineDimExpr(3, ctx), getAffineDimExpr(5, ctx)}, ctx);
-        return transposeKeys(lb, blocks, pageSize, p.headDim, rowAndDim,
-                             /*rowsInBounds=*/true,
-                             [&](IB &g, Value c0, Value d0) -> SmallVector<Value> {
-                               return {page, cIndex(g, 0), cIndex(g, layer), c0,
-                                       kvHead, d0};
-                             });
-      };
       s.prepareTile = pageOf;
       s.readRow = [=](IB &lb, Value page, int64_t kv, Value kvHead, Value c,
                       Value d0, int64_t width) -> Value {
@@ -1614,18 +1603,6 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
       Value kvStart = span(ib, kvOffsets, seq, keyRows).first;
       KVSource s;
       s.tileSize = tile;
-      s.loadKeysTransposed = [=](IB &lb, Value t, Value kvHead) -> Value {
-        Value base = arith::AddIOp::create(
-            lb, kvStart, arith::MulIOp::create(lb, t, cIndex(lb, tile)));
-        MLIRContext *ctx = lb.getContext();
-        AffineMap rowAndDim = AffineMap::get(
-            3, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(2, ctx)}, ctx);
-        return transposeKeys(lb, key, tile, p.headDim, rowAndDim,
-                             /*rowsInBounds=*/false,
-                             [&](IB &g, Value c0, Value d0) -> SmallVector<Value> {
-                               return {arith::AddIOp::create(g, base, c0), kvHead, d0};
-                             });
-      };
       s.prepareTile = [=](IB &lb, Value t) -> Value {
         return arith::AddIOp::create(
             lb, kvStart, arith::MulIOp::create(lb, t, cIndex(lb, tile)));

@@ -1,0 +1,213 @@
+"""Shared machinery of the CPU execution tests (``test_cpu_exec*.py``).
+
+* ``needs_attn_compile``: skips a test, with the reason, when ``attn-compile`` is not built.
+* ``Build``: one MLIR module compiled once per session by ``attn-compile --target=cpu``. Builds
+  run on a thread pool (``ATTN_EXEC_JOBS`` workers, default the CPU count), and ``conftest.py``
+  submits the builds of every collected test before the first one runs, so compiling overlaps
+  with running. Set ``ATTN_EXEC_KEEP=1`` to keep the ``.mlir`` / ``.so`` files (their folder is
+  printed in failure messages) to reproduce a failure by hand.
+* Comparisons with the numpy reference and their tolerances (see the header of
+  ``test_cpu_exec.py``).
+"""
+
+import atexit
+import concurrent.futures
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from attn import reference as ref  # noqa: E402
+from attn import runtime as rt  # noqa: E402
+
+# libomp's workers spin for 200 ms after each parallel region by default, which starves the
+# background compiles and the reference on small machines; the test calls are tiny.
+os.environ.setdefault("KMP_BLOCKTIME", "0")
+
+ATTN_COMPILE = rt.attn_compile_path()
+HAVE_ATTN_COMPILE = os.path.isfile(ATTN_COMPILE) and os.access(ATTN_COMPILE, os.X_OK)
+needs_attn_compile = pytest.mark.skipif(
+    not HAVE_ATTN_COMPILE,
+    reason=f"attn-compile not built at {ATTN_COMPILE} (build it or set ATTN_COMPILE); "
+    "the CPU execution tests need it",
+)
+
+# Tolerances, relative to max |expected| (see test_cpu_exec.py). Observed: f32 ~1e-6, bf16
+# ~7e-3, f16 ~5e-4.
+OUT_TOL = {"f32": 1e-5, "bf16": 2e-2, "f16": 5e-3}
+# KV-cache values, per written (slot, head) vector relative to its max |expected|: 2 ulps of
+# the storage type (observed: 1 ulp, 2^-7 for bf16, 2^-10 for f16).
+CACHE_TOL = {"f32": 1e-5, "bf16": 2.0**-6 + 1e-6, "f16": 2.0**-9 + 1e-7}
+DTYPES = ("f32", "bf16", "f16")
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiling once per session
+
+
+class _Builds:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._futures = {}
+        self._libraries = {}
+        self._pool = None
+        self.workdir = None
+
+    def _start(self):
+        jobs = int(os.environ.get("ATTN_EXEC_JOBS") or os.cpu_count() or 1)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs))
+        self.workdir = tempfile.mkdtemp(prefix="attn-cpu-exec-")
+        atexit.register(self._cleanup)
+
+    def _cleanup(self):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if not os.environ.get("ATTN_EXEC_KEEP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def submit(self, build):
+        with self._lock:
+            future = self._futures.get(build.key)
+            if future is None:
+                if self._pool is None:
+                    self._start()
+                future = self._pool.submit(self._compile, build)
+                self._futures[build.key] = future
+            return future
+
+    def _compile(self, build):
+        stem = os.path.join(self.workdir, re.sub(r"[^A-Za-z0-9_.-]", "_", build.key))
+        with open(stem + ".mlir", "w") as f:
+            f.write(build.text())
+        return rt.compile_cpu(stem + ".mlir", stem + ".so")
+
+    def library(self, build):
+        so = self.submit(build).result()  # re-raises CompileError
+        with self._lock:
+            lib = self._libraries.get(build.key)
+            if lib is None:
+                lib = self._libraries[build.key] = rt.CompiledLibrary(so)
+            return lib
+
+
+BUILDS = _Builds()
+
+
+class Build:
+    """A module (``text()`` builds its MLIR text) compiled once per session under ``key``."""
+
+    def __init__(self, key, text):
+        self.key = key
+        self.text = text
+
+    def prebuild(self):
+        if HAVE_ATTN_COMPILE:
+            BUILDS.submit(self)
+
+    def library(self):
+        return BUILDS.library(self)
+
+    def where(self):
+        """Where the module's files are, for failure messages."""
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", self.key)
+        keep = "" if os.environ.get("ATTN_EXEC_KEEP") else " (set ATTN_EXEC_KEEP=1 to keep it)"
+        return f"{os.path.join(BUILDS.workdir or '?', stem)}.mlir{keep}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrays
+
+
+def nonzero(rng, shape, low=0.5, high=1.5):
+    """Random values in +-[low, high): never zero."""
+    return rng.uniform(low, high, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+
+
+def nan_filled(shape, dtype):
+    """An out-parameter prefilled with NaN: elements the callee does not write stay NaN."""
+    if dtype == "bf16":
+        return np.full(shape, 0x7FC0, dtype=np.uint16)
+    return np.full(shape, np.nan, dtype=rt.numpy_dtype(dtype))
+
+
+def values(array, dtype):
+    """float64 values of an ABI array."""
+    return np.asarray(rt.from_abi(array, dtype), dtype=np.float64)
+
+
+def bits(array):
+    """Raw bit patterns of an array (bit-for-bit comparisons, NaN included)."""
+    array = np.ascontiguousarray(array)
+    return array.view({1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[array.itemsize])
+
+
+def assert_close(got, want, tol, what, where=""):
+    """``max|got - want| <= tol * max|want|`` and no NaN/inf in ``got`` (float64 arrays)."""
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    if got.size == 0:
+        return
+    bad = ~np.isfinite(got)
+    assert not bad.any(), (
+        f"{what}: {bad.sum()} non-finite values, first at {np.argwhere(bad)[0].tolist()}{where}"
+    )
+    scale = float(np.max(np.abs(want)))
+    assert scale > 0, f"{what}: expected values are all zero (bad test input)"
+    err = np.abs(got - want)
+    rel = float(err.max()) / scale
+    at = np.unravel_index(int(np.argmax(err)), err.shape)
+    assert rel <= tol, (
+        f"{what}: max error {rel:.3e} relative to max|expected| {scale:.3e} exceeds {tol:g}; "
+        f"worst at {list(map(int, at))}: got {got[at]!r}, expected {want[at]!r}{where}"
+    )
+
+
+def written_slots(row_offsets, cache_lengths, lookup_table, num_pages, page_size, num_layers,
+                  layer):
+    """Boolean ``[P, 2, L, page]``: the cache slots a step with these new rows writes (doc step 4),
+    and (page_ids, slots) of every new row."""
+    pos = ref.positions(row_offsets, cache_lengths)
+    owner = np.repeat(np.arange(len(cache_lengths)), np.diff(np.asarray(row_offsets)))
+    page_ids = np.asarray(lookup_table, dtype=np.int64)[owner, pos // page_size]
+    assert np.all((page_ids >= 0) & (page_ids < num_pages)), "test input: no page for a row"
+    mask = np.zeros((num_pages, 2, num_layers, page_size), dtype=bool)
+    mask[page_ids, :, layer, pos % page_size] = True
+    return mask, page_ids, pos % page_size
+
+
+def check_cache(after, before, want, mask, dtype, tol=None, where=""):
+    """The cache after a call: every slot outside ``mask`` bit-for-bit as ``before``; slots in it
+    equal ``want`` (reference values) within ``tol`` per (slot, head) vector, relative to the
+    vector's max |expected| (``tol = 0``: bit-exact)."""
+    assert after.shape == before.shape and after.dtype == before.dtype
+    full = np.broadcast_to(mask[..., None, None], after.shape)
+    changed = (bits(after) != bits(before)) & ~full
+    assert not changed.any(), (
+        f"cache: {changed.sum()} elements outside the written slots changed, first at "
+        f"[P,2,L,page,Hkv,D] = {np.argwhere(changed)[0].tolist()}{where}"
+    )
+    got = values(after, dtype)[mask]  # [n, Hkv, D]
+    exp = np.asarray(want, dtype=np.float64)[mask]
+    if tol == 0:
+        wrong = bits(rt.to_abi(exp, dtype)) != bits(after[mask])
+        assert not wrong.any(), (
+            f"cache: {wrong.sum()} written values differ from the expected ones{where}"
+        )
+        return
+    tol = CACHE_TOL[dtype] if tol is None else tol
+    assert np.all(np.isfinite(got)), f"cache: non-finite values written{where}"
+    scale = np.max(np.abs(exp), axis=-1, keepdims=True)
+    err = np.abs(got - exp) / np.where(scale > 0, scale, 1.0)
+    worst = np.unravel_index(int(np.argmax(err)), err.shape)
+    assert err.max() <= tol, (
+        f"cache: written value error {err.max():.3e} (relative to its vector's max) exceeds "
+        f"{tol:g}; worst [written slot #, Hkv, D] = {list(map(int, worst))}: got {got[worst]!r}, "
+        f"expected {exp[worst]!r}{where}"
+    )

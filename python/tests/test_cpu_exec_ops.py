@@ -1,0 +1,404 @@
+"""Execution tests of the CPU path, one primitive op at a time: each ``ir.*_function`` builder
+compiled by ``attn-compile --target=cpu``, run through ``attn.runtime`` and compared with
+``attn.reference`` on random inputs (fixed seeds, never zero).
+
+Tolerances as in ``test_cpu_exec.py``: ``max|got - expected| <= tol * max|expected|`` with tol 1e-5
+(f32), 2e-2 (bf16), 5e-3 (f16); the cos/sin table (always f32) within 1e-5 absolute (observed
+6e-8: folded in f64; 1e-5 also admits angles ``pos * inv_freq`` evaluated in f32). The cache
+store copies values, so it must be bit-exact, and every slot it does not write must stay
+bit-for-bit unchanged. Out-parameters are prefilled with NaN, so unwritten elements fail.
+
+Covered: qkv_projection (separate weights with bias and clip, stacked with and without bias);
+rms_norm on q heads and kv heads; rope with the table from the attribute (every scaling, both
+pairings; LongRoPE positions on both sides of original_max_position) and with the table passed as
+an argument (arbitrary values); rope_freqs of every scaling; kv_cache_store (rows crossing
+pages, empty sequences); paged_flash_attention (MHA / GQA / MQA, every mask, custom scale, >1 page
+and >1 query tile, decode rows); flash_attention with explicit ragged K/V (kv_len > q_len, over
+several 64-key tiles, kv_len < q_len so that some queries see no key -> zeros, empty K/V, empty
+queries); linear with and without bias.
+"""
+
+import dataclasses
+import zlib
+
+import numpy as np
+import pytest
+
+from cpu_exec_support import (
+    DTYPES,
+    OUT_TOL,
+    Build,
+    assert_close,
+    check_cache,
+    nan_filled,
+    needs_attn_compile,
+    nonzero,
+    values,
+    written_slots,
+)
+
+from attn import ir  # noqa: E402
+from attn import reference as ref  # noqa: E402
+from attn import runtime as rt  # noqa: E402
+
+pytestmark = needs_attn_compile
+
+TABLE_ATOL = 1e-5
+SCALINGS = (None, "linear", "llama3", "yarn", "longrope")
+
+
+def scaling(kind, head_dim, orig=48):
+    half = head_dim // 2
+    return {
+        None: None,
+        "linear": {"kind": "linear", "factor": 4.0},
+        "llama3": {"kind": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                   "high_freq_factor": 4.0, "original_max_position": 8192},
+        "yarn": {"kind": "yarn", "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                 "original_max_position": 4096},
+        "longrope": {"kind": "longrope", "short_factor": list(np.linspace(1.0, 2.5, half)),
+                     "long_factor": list(np.linspace(1.5, 40.0, half)),
+                     "original_max_position": orig, "max_position": 1024},
+    }[kind]
+
+
+def rope(kind, interleaved, head_dim=64):
+    theta = 500000.0 if kind == "llama3" else 10000.0
+    return {"theta": theta, "interleaved": interleaved, "scaling": scaling(kind, head_dim)}
+
+
+def seeded(*parts):
+    return np.random.default_rng(zlib.crc32("/".join(map(str, parts)).encode()))
+
+
+def i32(a):
+    return rt.to_abi(a, "i32")
+
+
+def offsets_of(lengths):
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# The cheap ops of one dtype, in one module
+
+
+def ops_cfg(dtype, **kw):
+    kw.setdefault("rope", rope(None, False))
+    return ir.LayerConfig(hidden=96, num_heads=4, num_kv_heads=2, head_dim=64, dtype=dtype,
+                          page_size=16, num_layers=2, layer_idx=1, max_seq_len=128, **kw)
+
+
+QKV_VARIANTS = {
+    "qkv_sep_bias_clip": dict(bias=True, clip=0.05),
+    "qkv_sep": dict(),
+    "qkv_stacked": dict(stacked=True),
+    "qkv_stacked_bias_clip": dict(stacked=True, bias=True, clip=0.07),
+}
+
+
+def rope_variants(dtype):
+    """name -> (rope dict, table passed as argument)."""
+    kinds = SCALINGS if dtype == "f32" else (None, "longrope")
+    out = {}
+    for kind in kinds:
+        for inter in (False, True):
+            name = f"rope_{kind or 'none'}_{'inter' if inter else 'half'}"
+            out[name] = (rope(kind, inter), False)
+    for inter in (False, True):
+        out[f"rope_table_arg_{'inter' if inter else 'half'}"] = (rope(None, inter), True)
+    return out
+
+
+def ops_module(dtype):
+    fns = []
+    for name, kw in QKV_VARIANTS.items():
+        fns.append(ir.qkv_projection_function(name, ops_cfg(dtype, **kw)))
+    norm = ops_cfg(dtype, rms_norm_eps=1e-5)
+    fns.append(ir.rms_norm_function("rms_q", norm))
+    fns.append(ir.rms_norm_function("rms_k", norm, heads=norm.num_kv_heads))
+    for name, (r, table_arg) in rope_variants(dtype).items():
+        cfg = ops_cfg(dtype, rope=r)
+        fns.append(ir.rope_function(name, cfg, freqs_arg=table_arg))
+    if dtype == "f32":
+        for kind in SCALINGS:
+            fns.append(ir.rope_freqs_function(f"freqs_{kind or 'none'}",
+                                              ops_cfg(dtype, rope=rope(kind, False))))
+    fns.append(ir.kv_cache_store_function("store", ops_cfg(dtype)))
+    fns.append(ir.linear_function("o_proj", ops_cfg(dtype)))
+    fns.append(ir.linear_function("linear_bias", ops_cfg(dtype), in_features=24, out_features=40,
+                                  bias=True))
+    return ir.module_text(*fns)
+
+
+OPS = {d: Build(f"ops-{d}", lambda d=d: ops_module(d)) for d in DTYPES}
+
+
+@dataclasses.dataclass
+class OpRun:
+    dtype: str
+    variant: str
+
+    def prebuild(self):
+        OPS[self.dtype].prebuild()
+
+    def __str__(self):
+        return f"{self.dtype}-{self.variant}"
+
+
+def runs(variants_of):
+    out = [OpRun(d, v) for d in DTYPES for v in variants_of(d)]
+    return pytest.mark.parametrize("run", out, ids=[str(r) for r in out])
+
+
+def where(run):
+    return f"\n  function {run.variant}, module {OPS[run.dtype].where()}"
+
+
+@runs(lambda d: list(QKV_VARIANTS))
+def test_qkv_projection(run):
+    cfg = ops_cfg(run.dtype, **QKV_VARIANTS[run.variant])
+    rng = seeded("qkv", run)
+    tokens, shapes = 37, cfg.weight_shapes()
+    names = [n for n in cfg.weight_names() if n not in ("q_norm", "k_norm", "wo")]
+    args = [rt.to_abi(rng.standard_normal((tokens, cfg.hidden)), cfg.dtype)]
+    for n in names:
+        shape = shapes[n]
+        raw = rng.standard_normal(shape) / np.sqrt(cfg.hidden) if n.startswith("w") \
+            else 0.5 * rng.standard_normal(shape)
+        args.append(rt.to_abi(raw, cfg.dtype))
+    vals = {n: values(a, cfg.dtype) for n, a in zip(names, args[1:])}
+    w = vals["wqkv"] if cfg.stacked else (vals["wq"], vals["wk"], vals["wv"])
+    b = None
+    if cfg.bias:
+        b = vals["bqkv"] if cfg.stacked else (vals["bq"], vals["bk"], vals["bv"])
+    if cfg.clip is not None:  # the clip must matter
+        assert np.abs(np.concatenate([v.ravel() for n, v in vals.items() if n[0] == "w"])
+                      ).max() > 2 * cfg.clip
+    want = ref.qkv_projection(values(args[0], cfg.dtype), w, cfg.num_heads, cfg.num_kv_heads,
+                              cfg.head_dim, b, cfg.clip)
+    outs = [nan_filled((tokens, h, cfg.head_dim), cfg.dtype)
+            for h in (cfg.num_heads, cfg.num_kv_heads, cfg.num_kv_heads)]
+    OPS[run.dtype].library().call(run.variant, args, outs)
+    for label, got, exp in zip("qkv", outs, want):
+        assert_close(values(got, cfg.dtype), exp, OUT_TOL[cfg.dtype], label, where(run))
+
+
+@runs(lambda d: ["rms_q", "rms_k"])
+def test_rms_norm(run):
+    cfg = ops_cfg(run.dtype, rms_norm_eps=1e-5)
+    heads = cfg.num_heads if run.variant == "rms_q" else cfg.num_kv_heads
+    rng = seeded("rms", run)
+    # Rows of very different magnitudes (the norm must remove them), some tiny (eps matters).
+    raw = nonzero(rng, (21, heads, cfg.head_dim)) * np.exp(rng.uniform(-4, 3, (21, heads, 1)))
+    raw[3] *= 1e-3
+    x = rt.to_abi(raw, cfg.dtype)
+    gamma = rt.to_abi(rng.uniform(0.5, 1.5, cfg.head_dim), cfg.dtype)
+    want = ref.rms_norm(values(x, cfg.dtype), values(gamma, cfg.dtype), cfg.rms_norm_eps)
+    out = nan_filled(x.shape, cfg.dtype)
+    OPS[run.dtype].library().call(run.variant, [x, gamma], [out])
+    assert_close(values(out, cfg.dtype), want, OUT_TOL[cfg.dtype], "rms_norm", where(run))
+
+
+# Positions: sequence 1 crosses LongRoPE's original_max_position (48), sequence 3 is empty.
+ROPE_CACHED, ROPE_NEW = [0, 45, 100, 7, 126], [20, 5, 1, 0, 2]
+
+
+@runs(lambda d: list(rope_variants(d)))
+def test_rope(run):
+    r, table_arg = rope_variants(run.dtype)[run.variant]
+    cfg = ops_cfg(run.dtype, rope=r)
+    rng = seeded("rope", run)
+    heads = cfg.num_heads
+    offsets, cached = offsets_of(ROPE_NEW), np.array(ROPE_CACHED)
+    x = rt.to_abi(nonzero(rng, (offsets[-1], heads, cfg.head_dim)), cfg.dtype)
+    xv = values(x, cfg.dtype)
+    args = [x, i32(offsets), i32(cached)]
+    if table_arg:
+        # Any table: the op reads cos at [pos, 2i] and sin at [pos, 2i+1].
+        table = rt.to_abi(nonzero(rng, (cfg.max_seq_len, cfg.head_dim)), "f32")
+        args.append(table)
+        pos = ref.positions(offsets, cached)
+        t = table.astype(np.float64)[pos]
+        d = cfg.head_dim
+        if r["interleaved"]:
+            xa, xb = xv[..., 0::2], xv[..., 1::2]
+        else:
+            xa, xb = xv[..., : d // 2], xv[..., d // 2:]
+        cos, sin = t[:, None, 0::2], t[:, None, 1::2]
+        ya, yb = xa * cos - xb * sin, xa * sin + xb * cos
+        want = np.empty_like(xv)
+        if r["interleaved"]:
+            want[..., 0::2], want[..., 1::2] = ya, yb
+        else:
+            want[..., : d // 2], want[..., d // 2:] = ya, yb
+    else:
+        want = ref.apply_rope(xv, offsets, cached, r)
+    out = nan_filled(x.shape, cfg.dtype)
+    OPS[run.dtype].library().call(run.variant, args, [out])
+    assert_close(values(out, cfg.dtype), want, OUT_TOL[cfg.dtype], "rope", where(run))
+
+
+FREQS = [OpRun("f32", f"freqs_{kind or 'none'}") for kind in SCALINGS]
+
+
+@pytest.mark.parametrize("run", FREQS, ids=[str(r) for r in FREQS])
+def test_rope_freqs(run):
+    kind = SCALINGS[FREQS.index(run)]
+    cfg = ops_cfg("f32", rope=rope(kind, False))
+    out = nan_filled((cfg.max_seq_len, cfg.head_dim), "f32")
+    OPS["f32"].library().call(run.variant, [], [out])
+    want = ref.rope_table(cfg.rope, cfg.head_dim, cfg.max_seq_len)
+    err = np.abs(out.astype(np.float64) - want)
+    assert np.all(np.isfinite(out)), where(run)
+    worst = np.unravel_index(int(np.argmax(err)), err.shape)
+    assert err.max() <= TABLE_ATOL, (
+        f"cos/sin table: max error {err.max():.3e} at [pos, col] = {list(map(int, worst))}: "
+        f"got {out[worst]!r}, expected {want[worst]!r}{where(run)}")
+
+
+@runs(lambda d: ["store"])
+def test_kv_cache_store(run):
+    cfg = ops_cfg(run.dtype)
+    rng = seeded("store", run)
+    cached, new = [0, 30, 15, 100, 4, 0], [40, 3, 1, 0, 13, 0]
+    cache = ref.random_paged_cache(rng, 22, cfg.num_layers, cfg.page_size, cfg.num_kv_heads,
+                                   cfg.head_dim, cached, new, dtype=cfg.dtype)
+    blocks = rt.to_abi(cache["kv_blocks"], cfg.dtype)
+    tokens = sum(new)
+    k = rt.to_abi(nonzero(rng, (tokens, cfg.num_kv_heads, cfg.head_dim)), cfg.dtype)
+    v = rt.to_abi(nonzero(rng, (tokens, cfg.num_kv_heads, cfg.head_dim)), cfg.dtype)
+    offsets, lengths, lookup = (i32(cache[n]) for n in ("row_offsets", "cache_lengths",
+                                                        "lookup_table"))
+    want = ref.kv_cache_store(values(blocks, cfg.dtype), values(k, cfg.dtype),
+                              values(v, cfg.dtype), offsets, lengths, lookup, cfg.layer_idx)
+    before = blocks.copy()
+    OPS[run.dtype].library().call("store", [k, v, offsets, blocks, lengths, lookup])
+    mask, _, _ = written_slots(offsets, lengths, lookup, blocks.shape[0], cfg.page_size,
+                               cfg.num_layers, cfg.layer_idx)
+    assert mask.sum() == 2 * tokens
+    check_cache(blocks, before, want, mask, cfg.dtype, tol=0, where=where(run))
+
+
+@runs(lambda d: ["o_proj", "linear_bias"])
+def test_linear(run):
+    cfg = ops_cfg(run.dtype)
+    rng = seeded("linear", run)
+    k, n = (cfg.q_rows, cfg.hidden) if run.variant == "o_proj" else (24, 40)
+    x = rt.to_abi(nonzero(rng, (19, k)), cfg.dtype)
+    w = rt.to_abi(rng.standard_normal((n, k)) / np.sqrt(k), cfg.dtype)
+    args = [x, w]
+    b = None
+    if run.variant == "linear_bias":
+        b = rt.to_abi(nonzero(rng, (n,)), cfg.dtype)
+        args.append(b)
+    want = ref.linear(values(x, cfg.dtype), values(w, cfg.dtype),
+                      None if b is None else values(b, cfg.dtype))
+    out = nan_filled((19, n), cfg.dtype)
+    OPS[run.dtype].library().call(run.variant, args, [out])
+    assert_close(values(out, cfg.dtype), want, OUT_TOL[cfg.dtype], "linear", where(run))
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention: one module each (they dominate compile time)
+
+
+@dataclasses.dataclass
+class AttentionCase:
+    id: str
+    cfg: ir.LayerConfig
+    paged: bool
+
+    def __post_init__(self):
+        fn = ir.paged_flash_attention_function if self.paged else ir.flash_attention_function
+        self.build = Build(f"{'paged' if self.paged else 'flash'}-{self.id}",
+                           lambda: ir.module_text(fn("attention", self.cfg)))
+
+    def prebuild(self):
+        self.build.prebuild()
+
+
+def attention_case(id, paged, dtype, heads, head_dim, page=16, **kw):
+    cfg = ir.LayerConfig(hidden=64, num_heads=heads[0], num_kv_heads=heads[1],
+                         head_dim=head_dim, dtype=dtype, page_size=page, num_layers=3,
+                         layer_idx=1, **kw)
+    return AttentionCase(id, cfg, paged)
+
+
+PAGED = [
+    attention_case("f32-mha-d64-p16-causal", True, "f32", (4, 4), 64),
+    attention_case("f32-gqa2-d128-p128-window40", True, "f32", (4, 2), 128, page=128,
+                   mask={"kind": "sliding_window", "window": 40}),
+    attention_case("bf16-gqa4-d128-p16-window20", True, "bf16", (8, 2), 128,
+                   mask={"kind": "sliding_window", "window": 20}),
+    attention_case("f16-mqa-d96-p128-none-scale", True, "f16", (4, 1), 96, page=128,
+                   mask={"kind": "none"}, scale=0.15),
+]
+# (cache lengths, new tokens) by page size: prefill over several query tiles and pages, decode
+# rows over long caches, an empty sequence, a first token.
+PAGED_SCENARIO = {16: ([0, 40, 100, 5, 0, 15], [37, 1, 1, 0, 20, 1]),
+                  128: ([0, 300, 120, 5, 127], [150, 1, 20, 0, 1])}
+
+
+@pytest.mark.parametrize("case", PAGED, ids=[c.id for c in PAGED])
+def test_paged_flash_attention(case):
+    cfg = case.cfg
+    rng = seeded("paged", case.id)
+    cached, new = PAGED_SCENARIO[cfg.page_size]
+    pages = int(np.sum(-(-(np.array(cached) + new) // cfg.page_size))) + 3
+    cache = ref.random_paged_cache(rng, pages, cfg.num_layers, cfg.page_size, cfg.num_kv_heads,
+                                   cfg.head_dim, cached, new, dtype=cfg.dtype)
+    blocks = rt.to_abi(cache["kv_blocks"], cfg.dtype)
+    offsets, lengths, lookup = (i32(cache[n]) for n in ("row_offsets", "cache_lengths",
+                                                        "lookup_table"))
+    q = rt.to_abi(nonzero(rng, (sum(new), cfg.num_heads, cfg.head_dim)), cfg.dtype)
+    want = ref.flash_attention_paged(values(q, cfg.dtype), values(blocks, cfg.dtype), lengths,
+                                     lookup, offsets, cfg.layer_idx, cfg.mask, cfg.scale)
+    before = blocks.copy()
+    out = nan_filled(q.shape, cfg.dtype)
+    case.build.library().call("attention", [q, offsets, blocks, lengths, lookup], [out])
+    assert_close(values(out, cfg.dtype), want, OUT_TOL[cfg.dtype], "paged attention",
+                 f"\n  case {case.id}, module {case.build.where()}")
+    assert np.array_equal(blocks, before), "paged attention modified the cache"
+
+
+FLASH = [
+    attention_case("f32-gqa2-d64-causal", False, "f32", (4, 2), 64),
+    attention_case("f32-mha-d128-window10", False, "f32", (2, 2), 128,
+                   mask={"kind": "sliding_window", "window": 10}),
+    attention_case("bf16-mqa-d96-none-scale", False, "bf16", (4, 1), 96,
+                   mask={"kind": "none"}, scale=0.2),
+    attention_case("f16-gqa3-d80-causal", False, "f16", (6, 2), 80),
+]
+# Per sequence: kv_len > q_len over several 64-key tiles and query tiles; decode; kv_len < q_len
+# (the first 3 rows see no key under a causal mask); empty queries; empty K/V (no key at all);
+# a square 70 x 70 one.
+FLASH_Q = [40, 3, 1, 5, 0, 2, 70]
+FLASH_KV = [70, 130, 1, 2, 4, 0, 70]
+
+
+@pytest.mark.parametrize("case", FLASH, ids=[c.id for c in FLASH])
+def test_flash_attention_explicit_kv(case):
+    cfg = case.cfg
+    rng = seeded("flash", case.id)
+    qo, ko = offsets_of(FLASH_Q), offsets_of(FLASH_KV)
+    q = rt.to_abi(nonzero(rng, (qo[-1], cfg.num_heads, cfg.head_dim)), cfg.dtype)
+    k = rt.to_abi(nonzero(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim)), cfg.dtype)
+    v = rt.to_abi(nonzero(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim)), cfg.dtype)
+    want = ref.flash_attention(values(q, cfg.dtype), values(k, cfg.dtype), values(v, cfg.dtype),
+                               qo, ko, cfg.mask, cfg.scale)
+    out = nan_filled(q.shape, cfg.dtype)
+    case.build.library().call("attention", [q, k, v, i32(qo), i32(ko)], [out])
+    got = values(out, cfg.dtype)
+    msg = f"\n  case {case.id}, module {case.build.where()}"
+    # Rows that see no key (bottom-right aligned positions < 0, or no keys): exactly zero.
+    blind = np.zeros(qo[-1], dtype=bool)
+    for b, (ql, kl) in enumerate(zip(FLASH_Q, FLASH_KV)):
+        pos = kl - ql + np.arange(ql)
+        blind[qo[b]:qo[b + 1]] = (kl == 0) | ((pos < 0) & (cfg.mask["kind"] != "none"))
+    assert blind.sum() >= 2 + (3 if cfg.mask["kind"] != "none" else 0)
+    nan_rows = np.unique(np.argwhere(np.isnan(got))[:, 0])
+    assert nan_rows.size == 0, f"NaN in rows {nan_rows.tolist()}{msg}"
+    assert np.all(got[blind] == 0), f"rows without visible keys are not zero{msg}"
+    assert np.all(want[blind] == 0)
+    assert_close(got, want, OUT_TOL[cfg.dtype], "flash attention", msg)

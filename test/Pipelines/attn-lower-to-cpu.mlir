@@ -1,0 +1,76 @@
+// The whole CPU pipeline: LLVM dialect, C entry point, OpenMP threads.
+// RUN: attn-opt %s --attn-lower-to-cpu -o %t.llvm.mlir
+// RUN: FileCheck %s --check-prefix=LLVM < %t.llvm.mlir
+// RUN: FileCheck %s --check-prefix=ONLY-LLVM < %t.llvm.mlir
+//
+// The pipeline of lib/Pipelines/CPUPipeline.cpp (default options) up to the
+// entry-point ABI: the KV cache must be written in place.
+// RUN: attn-opt %s --pass-pipeline="builtin.module(attn-expand-composite,attn-unpack-cache-arguments,canonicalize,cse,convert-attn-to-linalg{q-tile-rows=64 kv-tile=64 vector-lanes=8},canonicalize,one-shot-bufferize{bufferize-function-boundaries allow-return-allocs-from-loops function-boundary-type-conversion=identity-layout-map},canonicalize,attn-cpu-entry-abi)" | FileCheck %s --check-prefix=BUF
+
+!cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = f32>>
+
+// After bufferisation and the ABI: the cache arguments are the three
+// memrefs, the caches are no result and no out-parameter (the blocks are
+// updated through the argument), the layer output is the only
+// out-parameter, and nothing returns.
+// BUF-LABEL: func.func @small_layer(
+// BUF-SAME: %[[X:[^:]*]]: memref<?x256xf32>, %[[OFF:[^:]*]]: memref<?xi32>,
+// BUF-SAME: %[[BLOCKS:[^:]*]]: memref<?x2x2x16x2x64xf32>, %[[LENS:[^:]*]]: memref<?xi32>, %[[LUT:[^:]*]]: memref<?x?xi32>,
+// BUF-SAME: %[[WQ:[^:]*]]: memref<256x256xf32>, %[[WK:[^:]*]]: memref<128x256xf32>, %[[WV:[^:]*]]: memref<128x256xf32>, %[[WO:[^:]*]]: memref<256x256xf32>,
+// BUF-SAME: %[[OUT:[^:]*]]: memref<?x256xf32>) attributes {llvm.emit_c_interface} {
+// No copy of the cache anywhere: no allocation of its type, no copy from or
+// into the whole blocks, only the per-row stores into views of the argument.
+// BUF-NOT: memref.alloc{{.*}}x2x2x16x2x64
+// BUF-NOT: memref.copy
+// BUF-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
+// BUF: scf.if
+// BUF-NEXT: %[[KROW:.*]] = memref.subview %{{.*}}[%[[ROW:.*]], 0, 0] [1, 2, 64] [1, 1, 1] : memref<?x2x64xf32> to memref<2x64xf32
+// BUF-NEXT: %[[KDST:.*]] = memref.subview %[[BLOCKS]][%[[PAGE:.*]], 0, 1, %[[SLOT:.*]], 0, 0] [1, 1, 1, 1, 2, 64] [1, 1, 1, 1, 1, 1] : memref<?x2x2x16x2x64xf32> to memref<2x64xf32
+// BUF-NEXT: linalg.copy ins(%[[KROW]] : {{.*}}) outs(%[[KDST]] : {{.*}})
+// BUF-NEXT: %[[VROW:.*]] = memref.subview %{{.*}}[%[[ROW]], 0, 0] [1, 2, 64] [1, 1, 1] : memref<?x2x64xf32> to memref<2x64xf32
+// BUF-NEXT: %[[VDST:.*]] = memref.subview %[[BLOCKS]][%[[PAGE]], 1, 1, %[[SLOT]], 0, 0] [1, 1, 1, 1, 2, 64] [1, 1, 1, 1, 1, 1] : memref<?x2x2x16x2x64xf32> to memref<2x64xf32
+// BUF-NEXT: linalg.copy ins(%[[VROW]] : {{.*}}) outs(%[[VDST]] : {{.*}})
+// BUF-NEXT: }
+// BUF-NOT: memref.alloc{{.*}}x2x2x16x2x64
+// BUF-NOT: memref.copy
+// BUF-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
+// Attention reads the keys and values from the same argument.
+// BUF: scf.forall
+// BUF: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c1, %c1, %{{.*}}, %{{.*}}, %{{.*}}]
+// BUF-NOT: memref.alloc{{.*}}x2x2x16x2x64
+// BUF-NOT: memref.copy
+// BUF-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
+// The output projection writes the out-parameter.
+// BUF: memref.subview %[[OUT]]
+// BUF-NOT: memref.alloc{{.*}}x2x2x16x2x64
+// BUF-NOT: memref.copy
+// BUF-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
+// BUF: return{{$}}
+// BUF-NEXT: }
+
+// LLVM-LABEL: llvm.func @small_layer(
+// LLVM: omp.parallel
+// LLVM-NEXT: omp.wsloop
+// LLVM: llvm.func @_mlir_ciface_small_layer(
+// 9 arguments and the out-parameter, all descriptors passed by pointer.
+// LLVM-SAME: %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr,
+// LLVM-SAME: %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr)
+// LLVM-SAME: attributes {llvm.emit_c_interface}
+// LLVM: llvm.call @small_layer(
+
+// Nothing but LLVM and OpenMP is left.
+// ONLY-LLVM-NOT: attn.
+// ONLY-LLVM-NOT: func.func
+// ONLY-LLVM-NOT: {{[ "](arith|math|memref|scf|vector|linalg|tensor|cf|bufferization)\.[a-z_]+}}
+// ONLY-LLVM-NOT: unrealized_conversion_cast
+// ONLY-LLVM-NOT: llvm.call @{{(expf|exp2f|memrefCopy)}}
+func.func @small_layer(%x: tensor<?x256xf32>, %off: tensor<?xi32>, %c: !cache, %wq: tensor<256x256xf32>,
+                       %wk: tensor<128x256xf32>, %wv: tensor<128x256xf32>, %wo: tensor<256x256xf32>)
+    -> (tensor<?x256xf32>, !cache) {
+  %o, %c2 = attn.attention_with_rope %x, %off, %c qkv(%wq, %wk, %wv) o_proj(%wo)
+      {num_attention_heads = 4 : i64, num_key_value_heads = 2 : i64, hidden_size = 256 : i64, layer_idx = 1 : i64,
+       max_seq_len = 64 : i64, rope = #attn.rope<theta = 10000.0>}
+      : (tensor<?x256xf32>, tensor<?xi32>, !cache, tensor<256x256xf32>, tensor<128x256xf32>, tensor<128x256xf32>, tensor<256x256xf32>)
+      -> (tensor<?x256xf32>, !cache)
+  return %o, %c2 : tensor<?x256xf32>, !cache
+}
