@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The main job: set up, build, then run attn-opt on every example layer
-# through the expansion pass and print the IR.
+# The main job: set up, build, print every example layer through the
+# expansion pass, then compile the Llama-3.1-8B layer for this CPU and run a
+# prefill and a decode step against the numpy reference (error and time).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${BUILD_DIR:-$root/build}"
 "$root/scripts/setup-debian.sh"
 "$root/scripts/build.sh"
 for example in "$root"/examples/*.mlir; do
   echo "=== $(basename "$example"): attn-opt --attn-expand-composite --canonicalize"
-  "${BUILD_DIR:-$root/build}/bin/attn-opt" "$example" --attn-expand-composite --canonicalize
+  "$build/bin/attn-opt" "$example" --attn-expand-composite --canonicalize
 done
+echo "=== examples/llama3_8b.mlir on the CPU: attn-compile --target=cpu, prefill + decode"
+ATTN_COMPILE="$build/bin/attn-compile" /usr/bin/python3 "$root/examples/run_cpu_layer.py"

@@ -16,6 +16,9 @@ config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py", "lit.site.cfg.py
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%attn_src_root", config.attn_src_root))
 config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(("%attn_obj_root", config.attn_obj_root))
+if os.path.exists(os.path.join(config.attn_obj_root, "lib", "libattn_cuda_runtime.so")):
+    config.available_features.add("attn-cuda-runtime")
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()

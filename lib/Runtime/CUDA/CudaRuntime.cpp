@@ -22,7 +22,9 @@ namespace {
 CUresult firstError = CUDA_SUCCESS;
 
 void check(CUresult result, const char *call) {
-  if (result == CUDA_SUCCESS)
+  // At process exit, module destructors may run after the driver has shut
+  // down; there is nothing left to report or release then.
+  if (result == CUDA_SUCCESS || result == CUDA_ERROR_DEINITIALIZED)
     return;
   const char *name = nullptr, *message = nullptr;
   cuGetErrorName(result, &name);
