@@ -1144,26 +1144,46 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
           Value lastRow = arith::SubIOp::create(ib, qLen, one);
           AffineExpr r, c, d;
           bindDims(ctx, r, c, d);
-          // q tile [rows, D] in f32, scaled by scale * log2(e).
-          Value qTile = generic(
-              ib, emptyTensor(ib, {ib.getIndexAttr(rows), ib.getIndexAttr(headDim)},
-                              ib.getF32Type()),
-              {}, {map(ctx, 2, {r, c})}, iterators(2),
-              [&](OpBuilder &gb, Location gl, ValueRange) {
-                IB g(gl, gb);
-                Value ri = linalg::IndexOp::create(g, 0);
-                Value di = linalg::IndexOp::create(g, 1);
-                Value qi = arith::DivUIOp::create(g, ri, cIndex(g, group));
-                Value gi = arith::RemUIOp::create(g, ri, cIndex(g, group));
-                Value rowIdx = minIdx(g, arith::AddIOp::create(g, r0, qi), lastRow);
-                rowIdx = arith::AddIOp::create(g, qStart, rowIdx);
-                Value head = arith::AddIOp::create(
-                    g, arith::MulIOp::create(g, kvHead, cIndex(g, group)), gi);
-                Value v = tensor::ExtractOp::create(g, query,
-                                                    ValueRange{rowIdx, head, di});
-                linalg::YieldOp::create(
-                    g, ValueRange{arith::MulFOp::create(g, toF32(g, gl, v), qScale)});
-              });
+          // q tile [rows, D] in f32, scaled (by scale * log2 e for exp2).
+          // Row r is query row r / G of head kvHead * G + r % G.
+          auto qRow = [&](IB &g, Value ri) -> std::pair<Value, Value> {
+            Value qi = arith::DivUIOp::create(g, ri, cIndex(g, group));
+            Value gi = arith::RemUIOp::create(g, ri, cIndex(g, group));
+            Value rowIdx = minIdx(g, arith::AddIOp::create(g, r0, qi), lastRow);
+            rowIdx = arith::AddIOp::create(g, qStart, rowIdx);
+            Value head = arith::AddIOp::create(
+                g, arith::MulIOp::create(g, kvHead, cIndex(g, group)), gi);
+            return {rowIdx, head};
+          };
+          Value qInit = emptyTensor(
+              ib, {ib.getIndexAttr(rows), ib.getIndexAttr(headDim)}, ib.getF32Type());
+          Value qTile;
+          if (useVector) {
+            // Whole rows as vectors.
+            auto rowLoop = scf::ForOp::create(
+                ib, zero, cIndex(ib, rows), one, ValueRange{qInit},
+                [&](OpBuilder &gb, Location gl, Value ri, ValueRange state) {
+                  IB g(gl, gb);
+                  auto [rowIdx, head] = qRow(g, ri);
+                  Value v = vecToF32(g, readVector(g, query, {rowIdx, head, zero},
+                                                   headDim));
+                  v = arith::MulFOp::create(g, v, splat(g, qScale, headDim));
+                  scf::YieldOp::create(g, writeVector(g, v, state[0], {ri, zero}));
+                });
+            qTile = rowLoop.getResult(0);
+          } else {
+            qTile = generic(
+                ib, qInit, {}, {map(ctx, 2, {r, c})}, iterators(2),
+                [&](OpBuilder &gb, Location gl, ValueRange) {
+                  IB g(gl, gb);
+                  auto [rowIdx, head] = qRow(g, linalg::IndexOp::create(g, 0));
+                  Value di = linalg::IndexOp::create(g, 1);
+                  Value v = tensor::ExtractOp::create(g, query,
+                                                      ValueRange{rowIdx, head, di});
+                  linalg::YieldOp::create(
+                      g, ValueRange{arith::MulFOp::create(g, toF32(g, gl, v), qScale)});
+                });
+          }
           // Key tiles that can hold a visible key for this query tile.
           Value firstPos = arith::AddIOp::create(ib, posBase, r0);
           Value lastPos = arith::SubIOp::create(
