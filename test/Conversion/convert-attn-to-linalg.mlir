@@ -473,8 +473,9 @@ func.func @kv_cache_store(%k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %block
 // CHECK: %[[SCALE:[a-z0-9_#]+]] = arith.constant 1.250000e-01 : f32
 // CHECK: %[[DECODE:[a-z0-9_#]+]] = arith.cmpi sle, %[[QLEN]], %{{.*}} : index
 // CHECK-NEXT: %[[ROWS:[a-z0-9_#]+]] = scf.if %[[DECODE]] -> (tensor<?x2x64xf32>) {
-// CHECK: tensor.extract %[[Q]][%{{.*}}, %{{.*}}, %{{.*}}] : tensor<?x4x64xf32>
-// CHECK-NEXT: arith.mulf %{{.*}}, %[[SCALE]] : f32
+// CHECK-DAG: vector.broadcast %[[SCALE]] : f32 to vector<64xf32>
+// CHECK-DAG: vector.transfer_read %[[Q]][%{{.*}}, %{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x4x64xf32>, vector<64xf32>
+// CHECK-DAG: arith.mulf %{{.*}}, %{{.*}} : vector<64xf32>
 // CHECK: scf.for %[[KT:[a-z0-9_#]+]] = {{.*}} -> (tensor<4xf32>, tensor<4xf32>, tensor<4x64xf32>) {
 // CHECK: tensor.extract %[[LUT]][%[[SEQ]], %[[KT]]] : tensor<?x?xi32>
 // CHECK-DAG: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c0{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x2x16x2x64xf32>, vector<{{[0-9]+}}xf32>
@@ -590,9 +591,9 @@ func.func @paged_generic(%q: tensor<?x4x12xf32>, %blocks: tensor<?x2x1x16x2x12xf
 // CHECK: tensor.extract %[[KO]][%[[SEQ]]]
 // CHECK: %[[SCALE:[a-z0-9_#]+]] = arith.constant 2.500000e-01 : f32
 // CHECK: scf.if
-// CHECK: tensor.extract %[[Q]][%{{.*}}, %{{.*}}, %{{.*}}] : tensor<?x4x16xbf16>
-// CHECK-NEXT: arith.extf %{{.*}} : bf16 to f32
-// CHECK-NEXT: arith.mulf %{{.*}}, %[[SCALE]] : f32
+// CHECK-DAG: vector.transfer_read %[[Q]][%{{.*}}, %{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x4x16xbf16>, vector<16xbf16>
+// CHECK-DAG: arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
+// CHECK-DAG: arith.mulf %{{.*}}, %{{.*}} : vector<16xf32>
 // CHECK-DAG: vector.transfer_read %[[K]][%{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x16xbf16>, vector<16xbf16>
 // CHECK-DAG: vector.transfer_read %[[V]][%{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x16xbf16>, vector<16xbf16>
 // CHECK-DAG: arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
@@ -661,7 +662,7 @@ func.func @flash_window(%q: tensor<?x4x16xf32>, %k: tensor<?x2x16xf32>, %v: tens
 // CHECK: %[[SCALE:[a-z0-9_#]+]] = arith.constant 3.000000e-01 : f32
 // CHECK: arith.cmpi sle, %{{.*}}, %{{.*}} : index
 // CHECK-NEXT: scf.if
-// CHECK: arith.mulf %{{.*}}, %[[SCALE]] : f32
+// CHECK: vector.broadcast %[[SCALE]] : f32 to vector<{{[0-9]+}}xf32>
 // CHECK: %[[TLO:[a-z0-9_#]+]] = arith.divsi %c0{{[_0-9]*}}, %c64{{[_0-9]*}} : index
 // CHECK: %[[THI:[a-z0-9_#]+]] = arith.ceildivsi %[[KVLEN:[a-z0-9_#]+]], %c64{{[_0-9]*}} : index
 // CHECK: %[[J:[a-z0-9_#]+]] = arith.addi %{{.*}}, %{{.*}} : vector<64xindex>
