@@ -25,6 +25,9 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PYTHONPATH", os.path.join(config.attn_src_root, "python"),
                              append_path=True)
+# The Python tests drive this build's tools.
+llvm_config.with_environment("ATTN_COMPILE", os.path.join(config.attn_tools_dir, "attn-compile"))
+llvm_config.with_environment("ATTN_OPT", os.path.join(config.attn_tools_dir, "attn-opt"))
 if config.sanitizers:
     # The MLIR dylib is not instrumented: inline LLVM allocator code in our
     # objects poisons memory that the dylib then uses, and its one-definition
