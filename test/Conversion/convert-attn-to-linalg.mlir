@@ -404,15 +404,15 @@ func.func @rope_freqs_returned(%x: tensor<?x4x64xf32>, %off: tensor<?xi32>, %len
 // CHECK-DAG: %[[NPAGES:[a-z0-9_#]+]] = tensor.dim %[[BLOCKS]], %{{.*}} : tensor<?x2x2x16x2x64xf32>
 // CHECK-DAG: %[[BATCH:[a-z0-9_#]+]] = tensor.dim %[[LEN]], %{{.*}} : tensor<?xi32>
 // CHECK-DAG: %[[MAXP:[a-z0-9_#]+]] = tensor.dim %[[LUT]], %{{.*}} : tensor<?x?xi32>
+// The page size (16, folded from the blocks type) guards against 0.
+// CHECK-DAG: arith.cmpi sgt, %c16{{[_0-9]*}}, %c0{{[_0-9]*}} : index
 // CHECK: %[[OUT:[a-z0-9_#]+]] = scf.for %[[SEQ:[a-z0-9_#]+]] = %{{.*}} to %[[BATCH]] step %{{.*}} iter_args(%[[B0:[a-z0-9_#]+]] = %[[BLOCKS]]) -> (tensor<?x2x2x16x2x64xf32>)
 // CHECK: tensor.extract %[[OFF]][%[[SEQ]]]
 // CHECK: %[[CACHED:[a-z0-9_#]+]] = tensor.extract %[[LEN]][%[[SEQ]]]
 // CHECK: %[[ROWS:[a-z0-9_#]+]] = scf.for %[[ROW:[a-z0-9_#]+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[B1:[a-z0-9_#]+]] = %[[B0]]) -> (tensor<?x2x2x16x2x64xf32>)
 // CHECK-NEXT: %[[POS:[a-z0-9_#]+]] = arith.addi %{{.*}}, %[[ROW]] : index
-// CHECK-NEXT: %[[PS:[a-z0-9_#]+]] = arith.constant 16 : index
-// CHECK-NEXT: %[[PIDX:[a-z0-9_#]+]] = arith.divsi %[[POS]], %[[PS]] : index
-// CHECK-NEXT: %[[PS1:[a-z0-9_#]+]] = arith.constant 16 : index
-// CHECK-NEXT: %[[SLOT:[a-z0-9_#]+]] = arith.remsi %[[POS]], %[[PS1]] : index
+// CHECK-NEXT: %[[PIDX:[a-z0-9_#]+]] = arith.divsi %[[POS]], %[[PS:[a-z0-9_#]+]] : index
+// CHECK-NEXT: %[[SLOT:[a-z0-9_#]+]] = arith.remsi %[[POS]], %[[PS]] : index
 // CHECK: arith.cmpi slt, %[[PIDX]], %[[MAXP]] : index
 // CHECK: %[[PAGE32:[a-z0-9_#]+]] = tensor.extract %[[LUT]][%[[SEQ]], %{{.*}}] : tensor<?x?xi32>
 // CHECK-NEXT: %[[PAGE:[a-z0-9_#]+]] = arith.index_cast %[[PAGE32]] : i32 to index

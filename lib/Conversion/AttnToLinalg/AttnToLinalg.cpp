@@ -329,7 +329,8 @@ Value buildLinear(IB &b, Value x, Value w, Value bias, std::optional<double> cli
   Value tokens = dim(b, x, 0);
   int64_t n = cast<RankedTensorType>(w.getType()).getDimSize(0);
   int64_t depth = cast<RankedTensorType>(w.getType()).getDimSize(1);
-  SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(n)};
+  SmallVector<OpFoldResult> sizes = {tokens,
+                                     tensor::getMixedSize(b, b.getLoc(), w, 0)};
   AffineExpr t, nn, k;
   bindDims(ctx, t, nn, k);
   Value acc;
@@ -717,10 +718,17 @@ struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
     IB b(op.getLoc(), rewriter);
     Value key = op.getKey(), value = op.getValue(), blocks = op.getBlocks();
     auto blocksType = cast<RankedTensorType>(blocks.getType());
-    int64_t pageSize = blocksType.getDimSize(3);
-    int64_t kvHeads = blocksType.getDimSize(4), headDim = blocksType.getDimSize(5);
+    auto keyType = cast<RankedTensorType>(key.getType());
+    int64_t kvHeads = keyType.getDimSize(1), headDim = keyType.getDimSize(2);
+    if (ShapedType::isDynamic(kvHeads) || ShapedType::isDynamic(headDim))
+      return rewriter.notifyMatchFailure(op, "needs static kv heads and head dim");
     auto rowType = RankedTensorType::get({kvHeads, headDim},
                                          blocksType.getElementType());
+    // A page size of 0 (possible only with a dynamic size) stores nothing.
+    Value pageSizeRaw = dim(b, blocks, 3);
+    Value hasPages = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
+                                           pageSizeRaw, cIndex(b, 0));
+    Value pageSize = maxIdx(b, pageSizeRaw, cIndex(b, 1));
     int64_t layer = op.getLayer();
     Value zero = cIndex(b, 0), one = cIndex(b, 1);
     Value tokens = dim(b, key, 0);
@@ -743,13 +751,15 @@ struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
               [&](OpBuilder &ob2, Location loc2, Value row, ValueRange args2) {
                 IB ib2(loc2, ob2);
                 Value pos = arith::AddIOp::create(ib2, base, row);
-                Value pageIdx = arith::DivSIOp::create(ib2, pos, cIndex(ib2, pageSize));
-                Value slot = arith::RemSIOp::create(ib2, pos, cIndex(ib2, pageSize));
+                Value pageIdx = arith::DivSIOp::create(ib2, pos, pageSize);
+                Value slot = arith::RemSIOp::create(ib2, pos, pageSize);
                 // Rows whose page is not in the table or not a real page are
                 // dropped rather than written out of bounds.
                 Value inTable = arith::AndIOp::create(
-                    ib2,
-                    arith::CmpIOp::create(ib2, arith::CmpIPredicate::sge, pos, zero),
+                    ib2, hasPages,
+                    arith::CmpIOp::create(ib2, arith::CmpIPredicate::sge, pos, zero));
+                inTable = arith::AndIOp::create(
+                    ib2, inTable,
                     arith::CmpIOp::create(ib2, arith::CmpIPredicate::slt, pageIdx,
                                           maxPages));
                 Value safeIdx = clampIdx(ib2, pageIdx, zero,

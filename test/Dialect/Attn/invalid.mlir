@@ -1072,3 +1072,12 @@ func.func @composite_no_row_offsets(%x: tensor<?x256xf32>, %off: tensor<0xi32>, 
       : (tensor<?x256xf32>, tensor<0xi32>, !cache, tensor<512x256xf32>, tensor<256x256xf32>) -> (tensor<?x256xf32>, !cache)
   return
 }
+
+// -----
+
+func.func @store_zero_page_size(%k: tensor<?x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>, %b: tensor<?x2x2x0x2x64xf32>) {
+  // expected-error @+1 {{expects a positive page size, got 0}}
+  %0 = attn.kv_cache_store %k, %k into %b layer 0 positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x0x2x64xf32>
+  return
+}

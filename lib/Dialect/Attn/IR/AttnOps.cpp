@@ -121,6 +121,9 @@ LogicalResult verifyBlocks(Operation *op, Value blocks, int64_t layer,
                          {ShapedType::kDynamic, 2, ShapedType::kDynamic,
                           ShapedType::kDynamic, kvHeads, headDim})))
     return failure();
+  int64_t pageSize = type.getDimSize(3);
+  if (!ShapedType::isDynamic(pageSize) && pageSize <= 0)
+    return op->emitOpError() << "expects a positive page size, got " << pageSize;
   int64_t numLayers = type.getDimSize(2);
   if (!ShapedType::isDynamic(numLayers) && layer >= numLayers)
     return op->emitOpError() << "layer " << layer
