@@ -63,10 +63,10 @@ static cl::opt<std::string>
          cl::init("native"));
 static cl::opt<int64_t> queryTileRows("q-tile-rows",
                                       cl::desc("Flash-attention query tile rows"),
-                                      cl::init(64));
+                                      cl::init(128));
 static cl::opt<int64_t> kvTile("kv-tile",
                                cl::desc("Keys per tile over explicit K/V"),
-                               cl::init(64));
+                               cl::init(128));
 static cl::opt<std::string>
     linker("linker", cl::desc("Compiler driver used to link the library"),
            cl::init("clang-22"));

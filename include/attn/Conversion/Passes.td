@@ -46,9 +46,9 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
                            "::mlir::math::MathDialect",
                            "::mlir::vector::VectorDialect"];
   let options = [
-    Option<"queryTileRows", "q-tile-rows", "int64_t", /*default=*/"64",
+    Option<"queryTileRows", "q-tile-rows", "int64_t", /*default=*/"128",
            "Rows of a flash-attention query tile (query rows x GQA group)">,
-    Option<"kvTile", "kv-tile", "int64_t", /*default=*/"64",
+    Option<"kvTile", "kv-tile", "int64_t", /*default=*/"128",
            "Keys per tile for attention over explicit K/V">,
     Option<"vectorLanes", "vector-lanes", "int64_t", /*default=*/"8",
            "f32 lanes of the projection kernels' vectors (8: AVX2, 16: "

@@ -12,11 +12,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
   PassOptions::Option<int64_t> queryTileRows{
       *this, "q-tile-rows",
       llvm::cl::desc("Rows of a flash-attention query tile"),
-      llvm::cl::init(64)};
+      llvm::cl::init(128)};
   PassOptions::Option<int64_t> kvTile{
       *this, "kv-tile",
       llvm::cl::desc("Keys per tile for attention over explicit K/V"),
-      llvm::cl::init(64)};
+      llvm::cl::init(128)};
   PassOptions::Option<int64_t> vectorLanes{
       *this, "vector-lanes",
       llvm::cl::desc("f32 lanes of the projection kernels (8: AVX2, 16: "
