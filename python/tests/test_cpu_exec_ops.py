@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from cpu_exec_support import (
+    scaling,
     DTYPES,
     OUT_TOL,
     Build,
@@ -47,19 +48,6 @@ TABLE_ATOL = 1e-5
 SCALINGS = (None, "linear", "llama3", "yarn", "longrope")
 
 
-def scaling(kind, head_dim, orig=48):
-    half = head_dim // 2
-    return {
-        None: None,
-        "linear": {"kind": "linear", "factor": 4.0},
-        "llama3": {"kind": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                   "high_freq_factor": 4.0, "original_max_position": 8192},
-        "yarn": {"kind": "yarn", "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0,
-                 "original_max_position": 4096},
-        "longrope": {"kind": "longrope", "short_factor": list(np.linspace(1.0, 2.5, half)),
-                     "long_factor": list(np.linspace(1.5, 40.0, half)),
-                     "original_max_position": orig, "max_position": 1024},
-    }[kind]
 
 
 def rope(kind, interleaved, head_dim=64):
