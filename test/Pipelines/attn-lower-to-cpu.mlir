@@ -5,7 +5,7 @@
 //
 // The pipeline of lib/Pipelines/CPUPipeline.cpp (default options) up to the
 // entry-point ABI: the KV cache must be written in place.
-// RUN: attn-opt %s --pass-pipeline="builtin.module(attn-expand-composite,attn-unpack-cache-arguments,canonicalize,cse,convert-attn-to-linalg{q-tile-rows=64 kv-tile=64 vector-lanes=8},canonicalize,one-shot-bufferize{bufferize-function-boundaries allow-return-allocs-from-loops function-boundary-type-conversion=identity-layout-map},canonicalize,attn-cpu-entry-abi)" | FileCheck %s --check-prefix=BUF
+// RUN: attn-opt %s --pass-pipeline="builtin.module(attn-expand-composite,attn-unpack-cache-arguments,canonicalize,cse,convert-attn-to-linalg{q-tile-rows=64 kv-tile=64 vector-lanes=8},canonicalize,one-shot-bufferize{bufferize-function-boundaries allow-return-allocs-from-loops function-boundary-type-conversion=identity-layout-map},canonicalize,attn-cpu-entry-abi)" | FileCheck %s --check-prefix=CHECK
 
 !cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = f32>>
 
@@ -13,40 +13,40 @@
 // memrefs, the caches are no result and no out-parameter (the blocks are
 // updated through the argument), the layer output is the only
 // out-parameter, and nothing returns.
-// BUF-LABEL: func.func @small_layer(
-// BUF-SAME: %[[X:[^:]*]]: memref<?x256xf32>, %[[OFF:[^:]*]]: memref<?xi32>,
-// BUF-SAME: %[[BLOCKS:[^:]*]]: memref<?x2x2x16x2x64xf32>, %[[LENS:[^:]*]]: memref<?xi32>, %[[LUT:[^:]*]]: memref<?x?xi32>,
-// BUF-SAME: %[[WQ:[^:]*]]: memref<256x256xf32>, %[[WK:[^:]*]]: memref<128x256xf32>, %[[WV:[^:]*]]: memref<128x256xf32>, %[[WO:[^:]*]]: memref<256x256xf32>,
-// BUF-SAME: %[[OUT:[^:]*]]: memref<?x256xf32>) attributes {llvm.emit_c_interface} {
+// CHECK-LABEL: func.func @small_layer(
+// CHECK-SAME: %[[X:[^:]*]]: memref<?x256xf32>, %[[OFF:[^:]*]]: memref<?xi32>,
+// CHECK-SAME: %[[BLOCKS:[^:]*]]: memref<?x2x2x16x2x64xf32>, %[[LENS:[^:]*]]: memref<?xi32>, %[[LUT:[^:]*]]: memref<?x?xi32>,
+// CHECK-SAME: %[[WQ:[^:]*]]: memref<256x256xf32>, %[[WK:[^:]*]]: memref<128x256xf32>, %[[WV:[^:]*]]: memref<128x256xf32>, %[[WO:[^:]*]]: memref<256x256xf32>,
+// CHECK-SAME: %[[OUT:[^:]*]]: memref<?x256xf32>) attributes {llvm.emit_c_interface} {
 // No copy of the cache anywhere: no allocation of its type, no copy from or
 // into the whole blocks, only the per-row stores into views of the argument.
-// BUF-NOT: memref.alloc{{.*}}x2x2x16x2x64
-// BUF-NOT: memref.copy
-// BUF-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
-// BUF: scf.if
-// BUF-NEXT: %[[KROW:.*]] = memref.subview %{{.*}}[%[[ROW:.*]], 0, 0] [1, 2, 64] [1, 1, 1] : memref<?x2x64xf32> to memref<2x64xf32
-// BUF-NEXT: %[[KDST:.*]] = memref.subview %[[BLOCKS]][%[[PAGE:.*]], 0, 1, %[[SLOT:.*]], 0, 0] [1, 1, 1, 1, 2, 64] [1, 1, 1, 1, 1, 1] : memref<?x2x2x16x2x64xf32> to memref<2x64xf32
-// BUF-NEXT: linalg.copy ins(%[[KROW]] : {{.*}}) outs(%[[KDST]] : {{.*}})
-// BUF-NEXT: %[[VROW:.*]] = memref.subview %{{.*}}[%[[ROW]], 0, 0] [1, 2, 64] [1, 1, 1] : memref<?x2x64xf32> to memref<2x64xf32
-// BUF-NEXT: %[[VDST:.*]] = memref.subview %[[BLOCKS]][%[[PAGE]], 1, 1, %[[SLOT]], 0, 0] [1, 1, 1, 1, 2, 64] [1, 1, 1, 1, 1, 1] : memref<?x2x2x16x2x64xf32> to memref<2x64xf32
-// BUF-NEXT: linalg.copy ins(%[[VROW]] : {{.*}}) outs(%[[VDST]] : {{.*}})
-// BUF-NEXT: }
-// BUF-NOT: memref.alloc{{.*}}x2x2x16x2x64
-// BUF-NOT: memref.copy
-// BUF-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
+// CHECK-NOT: memref.alloc{{.*}}x2x2x16x2x64
+// CHECK-NOT: memref.copy
+// CHECK-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
+// CHECK: scf.if
+// CHECK-NEXT: %[[KROW:.*]] = memref.subview %{{.*}}[%[[ROW:.*]], 0, 0] [1, 2, 64] [1, 1, 1] : memref<?x2x64xf32> to memref<2x64xf32
+// CHECK-NEXT: %[[KDST:.*]] = memref.subview %[[BLOCKS]][%[[PAGE:.*]], 0, 1, %[[SLOT:.*]], 0, 0] [1, 1, 1, 1, 2, 64] [1, 1, 1, 1, 1, 1] : memref<?x2x2x16x2x64xf32> to memref<2x64xf32
+// CHECK-NEXT: linalg.copy ins(%[[KROW]] : {{.*}}) outs(%[[KDST]] : {{.*}})
+// CHECK-NEXT: %[[VROW:.*]] = memref.subview %{{.*}}[%[[ROW]], 0, 0] [1, 2, 64] [1, 1, 1] : memref<?x2x64xf32> to memref<2x64xf32
+// CHECK-NEXT: %[[VDST:.*]] = memref.subview %[[BLOCKS]][%[[PAGE]], 1, 1, %[[SLOT]], 0, 0] [1, 1, 1, 1, 2, 64] [1, 1, 1, 1, 1, 1] : memref<?x2x2x16x2x64xf32> to memref<2x64xf32
+// CHECK-NEXT: linalg.copy ins(%[[VROW]] : {{.*}}) outs(%[[VDST]] : {{.*}})
+// CHECK-NEXT: }
+// CHECK-NOT: memref.alloc{{.*}}x2x2x16x2x64
+// CHECK-NOT: memref.copy
+// CHECK-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
 // Attention reads the keys and values from the same argument.
-// BUF: scf.forall
-// BUF: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c1, %c1, %{{.*}}, %{{.*}}, %{{.*}}]
-// BUF-NOT: memref.alloc{{.*}}x2x2x16x2x64
-// BUF-NOT: memref.copy
-// BUF-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
+// CHECK: scf.forall
+// CHECK: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c1, %c1, %{{.*}}, %{{.*}}, %{{.*}}]
+// CHECK-NOT: memref.alloc{{.*}}x2x2x16x2x64
+// CHECK-NOT: memref.copy
+// CHECK-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
 // The output projection writes the out-parameter.
-// BUF: memref.subview %[[OUT]]
-// BUF-NOT: memref.alloc{{.*}}x2x2x16x2x64
-// BUF-NOT: memref.copy
-// BUF-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
-// BUF: return{{$}}
-// BUF-NEXT: }
+// CHECK: memref.subview %[[OUT]]
+// CHECK-NOT: memref.alloc{{.*}}x2x2x16x2x64
+// CHECK-NOT: memref.copy
+// CHECK-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
+// CHECK: return{{$}}
+// CHECK-NEXT: }
 
 // LLVM-LABEL: llvm.func @small_layer(
 // LLVM: omp.parallel
