@@ -1,10 +1,10 @@
 // Tiles pinned to 64 query rows and 64 explicit keys so the shapes below are stable.
-// RUN: attn-opt %s --convert-attn-to-linalg="q-tile-rows=64 kv-tile=64" -split-input-file -mlir-print-local-scope | FileCheck %s
+// RUN: attn-opt %s --convert-attn-to-linalg="q-tile-rows=64 kv-tile=64 packed-min-rows=0" -split-input-file -mlir-print-local-scope | FileCheck %s
 // Projections without the vector kernels (vector-lanes=0): linalg contractions.
-// RUN: attn-opt %s --convert-attn-to-linalg="vector-lanes=0 q-tile-rows=64 kv-tile=64" -split-input-file -mlir-print-local-scope | FileCheck %s --check-prefix=GENERIC
+// RUN: attn-opt %s --convert-attn-to-linalg="vector-lanes=0 q-tile-rows=64 kv-tile=64 packed-min-rows=0" -split-input-file -mlir-print-local-scope | FileCheck %s --check-prefix=GENERIC
 // Negative checks over whole functions (an ABSENT-LABEL per function bounds
 // them): no attn op is left anywhere, and what a path must not contain.
-// RUN: attn-opt %s --convert-attn-to-linalg="q-tile-rows=64 kv-tile=64" -split-input-file | FileCheck %s --check-prefix=ABSENT
+// RUN: attn-opt %s --convert-attn-to-linalg="q-tile-rows=64 kv-tile=64 packed-min-rows=0" -split-input-file | FileCheck %s --check-prefix=ABSENT
 
 //===----------------------------------------------------------------------===//
 // attn.linear

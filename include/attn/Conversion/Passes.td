@@ -10,10 +10,12 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
   let description = [{
     Every primitive op becomes tensor-level code that bufferises in place
     and vectorises:
-    - `attn.qkv_projection` / `attn.linear`: `linalg.generic` contractions
-      `x @ W^T` accumulated in f32 (weight clipping applied to the weight
-      operand inside the contraction, bias added in the epilogue), slices and
-      `tensor.expand_shape` to `[T, heads, D]`;
+    - `attn.qkv_projection` / `attn.linear`: `x @ W^T` accumulated in f32 —
+      with many rows an outer-product GEMM on a packed, transposed chunk of
+      `W`, with few rows vector dot products (both parallel over column
+      chunks), or `linalg.generic` contractions where the shapes don't fit;
+      weight clipping applied to the weight as it is read, bias added in the
+      epilogue, slices and `tensor.expand_shape` to `[T, heads, D]`;
     - `attn.rms_norm`: an f32 sum-of-squares reduction and a scaling generic;
     - `attn.rope`: per-row positions from the row offsets and cache lengths,
       cos/sin computed in f64 from the rope attribute (or gathered from a
@@ -53,6 +55,9 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
     Option<"vectorLanes", "vector-lanes", "int64_t", /*default=*/"8",
            "f32 lanes of the projection kernels' vectors (8: AVX2, 16: "
            "AVX-512; 0 keeps linalg contractions)">,
+    Option<"packedMinRows", "packed-min-rows", "int64_t", /*default=*/"16",
+           "Rows from which projections use the packed outer-product GEMM "
+           "instead of dot products (0: never)">,
   ];
 }
 

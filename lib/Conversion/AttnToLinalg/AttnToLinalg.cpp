@@ -204,6 +204,77 @@ Value writeVector(IB &b, Value vector, Value dest, ValueRange indices) {
 
 /// `x [T, K] @ w [N, K]^T (+ bias [N])` as `[T, N] x outType`, accumulated in
 /// f32; `clip` clamps the weight elements inside the contraction.
+/// `Kt [D, tile]` f32 from 8x8 blocks: eight 8-wide f32 rows from
+/// `readRow(c, d0)` (converted to f32 as they are read, so no narrow float
+/// vector crosses a loop), transposed in registers.
+Value transposeKeys(IB &b, int64_t tile, int64_t headDim,
+                    function_ref<Value(IB &, Value c, Value d0)> readRow) {
+  Value init = emptyTensor(b, {b.getIndexAttr(headDim), b.getIndexAttr(tile)},
+                           b.getF32Type());
+  Value zero = cIndex(b, 0), step = cIndex(b, kLanes);
+  auto blockType = vecType(b.getF32Type(), {kLanes, kLanes});
+  auto outer = scf::ForOp::create(
+      b, zero, cIndex(b, tile), step, ValueRange{init},
+      [&](OpBuilder &ob, Location loc, Value c0, ValueRange args) {
+        IB ib(loc, ob);
+        auto inner = scf::ForOp::create(
+            ib, zero, cIndex(ib, headDim), step, ValueRange{args[0]},
+            [&](OpBuilder &ob2, Location loc2, Value d0, ValueRange args2) {
+              IB i2(loc2, ob2);
+              Value block = arith::ConstantOp::create(
+                  i2, DenseElementsAttr::get(blockType, 0.0f));
+              for (int64_t i = 0; i < kLanes; ++i) {
+                Value c = arith::AddIOp::create(i2, c0, cIndex(i2, i));
+                block = vector::InsertOp::create(i2, readRow(i2, c, d0), block,
+                                                 ArrayRef<int64_t>{i});
+              }
+              Value t = vector::TransposeOp::create(i2, block,
+                                                    ArrayRef<int64_t>{1, 0});
+              SmallVector<bool> allIn = {true, true};
+              Value out = vector::TransferWriteOp::create(
+                              i2, t, args2[0], ValueRange{d0, c0},
+                              AffineMap::getMultiDimIdentityMap(2, i2.getContext()),
+                              ArrayRef<bool>(allIn))
+                              .getResult();
+              scf::YieldOp::create(i2, out);
+            });
+        scf::YieldOp::create(ib, inner.getResult(0));
+      });
+  return outer.getResult(0);
+}
+
+/// Rows r0 .. r0 + count - 1.
+SmallVector<Value> blockRows(IB &b, Value r0, int64_t count) {
+  SmallVector<Value> rows;
+  for (int64_t i = 0; i < count; ++i)
+    rows.push_back(arith::AddIOp::create(b, r0, cIndex(b, i)));
+  return rows;
+}
+
+/// Accumulates `sum_k lhs[rows[i], k] * rhs[k, col0 : col0 + width]` into the
+/// vectors `acc`, one per row i (k in [0, depth), or [kBegin, kEnd)).
+SmallVector<Value> outerProducts(IB &b, Value lhs, Value rhs,
+                                 ArrayRef<Value> rows, Value col0, int64_t depth,
+                                 int64_t width, ValueRange acc,
+                                 Value kBegin = {}, Value kEnd = {}) {
+  int64_t rowBlock = acc.size();
+  auto loop = scf::ForOp::create(
+      b, kBegin ? kBegin : cIndex(b, 0), kEnd ? kEnd : cIndex(b, depth),
+      cIndex(b, 1), acc,
+      [&](OpBuilder &ob, Location loc, Value k, ValueRange state) {
+        IB ib(loc, ob);
+        Value column = readVector(ib, rhs, {k, col0}, width);
+        SmallVector<Value> next;
+        for (int64_t i = 0; i < rowBlock; ++i) {
+          Value scalar = tensor::ExtractOp::create(ib, lhs, ValueRange{rows[i], k});
+          next.push_back(vector::FMAOp::create(ib, splat(ib, scalar, width),
+                                               column, state[i]));
+        }
+        scf::YieldOp::create(ib, next);
+      });
+  return SmallVector<Value>(loop.getResults());
+}
+
 /// Columns of `w` per parallel chunk of the vector projection kernel.
 int64_t linearChunk(int64_t n) {
   for (int64_t chunk : {64, 32, 16, 8, 4, 2})
@@ -219,7 +290,7 @@ int64_t linearChunk(int64_t n) {
 /// K, horizontal sums added into the output tile after each block. Tail rows
 /// repeat the last row; their sums are discarded.
 Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
-                   int64_t lanes) {
+                   int64_t lanes, Value init) {
   constexpr int64_t rowsPerBlock = 4, colsPerBlock = 2;
   auto wType = cast<RankedTensorType>(w.getType());
   int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
@@ -231,7 +302,6 @@ Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
       break;
     }
   Value tokens = dim(b, x, 0);
-  Value init = emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type());
   SmallVector<OpFoldResult> ubs = {b.getIndexAttr(n / chunk)};
   auto forall = scf::ForallOp::create(b, ubs, ValueRange{init}, std::nullopt);
   OpBuilder::InsertionGuard guard(b);
@@ -323,8 +393,91 @@ Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
   return forall.getResult(0);
 }
 
+/// Prefill projections (many rows): `x [T, K] (f32) @ w [N, K]^T` as an
+/// outer-product GEMM. Per chunk of output columns the chunk of `w` is packed
+/// once, transposed to `[K, chunk]` f32 (clipped), then, per block of K,
+/// register blocks of rows x 16 accumulators (loaded from and stored back to
+/// the output tile) run along K with the x element broadcast and the packed
+/// weight row as the vector. Tail rows repeat the last row: they load, add
+/// and store the same values as that row, in the same order, so the result
+/// is unchanged.
+Value packedLinear(IB &b, Value x, Value w, std::optional<double> clip,
+                   int64_t lanes, Value init) {
+  int64_t rowBlock = lanes >= 16 ? 8 : kRowBlock;
+  auto wType = cast<RankedTensorType>(w.getType());
+  int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
+  int64_t chunk = linearChunk(n);
+  int64_t width = chunk % 16 == 0 ? 16 : kLanes;
+  Value tokens = dim(b, x, 0);
+  SmallVector<OpFoldResult> ubs = {b.getIndexAttr(n / chunk)};
+  auto forall = scf::ForallOp::create(b, ubs, ValueRange{init}, std::nullopt);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(forall.getBody());
+  Value col0 = arith::MulIOp::create(b, forall.getInductionVar(0), cIndex(b, chunk));
+  Value clipHi = clip ? splat(b, cF32(b, *clip), kLanes) : Value();
+  Value clipLo = clip ? splat(b, cF32(b, -*clip), kLanes) : Value();
+  Value packed = transposeKeys(b, chunk, depth, [&](IB &g, Value c, Value d0) {
+    Value v = vecToF32(g, readVector(g, w, {arith::AddIOp::create(g, col0, c), d0},
+                                     kLanes));
+    if (clipHi) {
+      v = arith::MaximumFOp::create(g, v, clipLo);
+      v = arith::MinimumFOp::create(g, v, clipHi);
+    }
+    return v;
+  });
+  Value lastRow = arith::SubIOp::create(b, tokens, cIndex(b, 1));
+  Value local = filled(b, {tokens, b.getIndexAttr(chunk)}, cF32(b, 0.0));
+  // K blocks keep the rows' slice of x in L1 and the packed block in L2.
+  int64_t depthBlock = depth;
+  for (int64_t candidate : {256, 128, 64})
+    if (depth > candidate && depth % candidate == 0) {
+      depthBlock = candidate;
+      break;
+    }
+  auto blockLoop = scf::ForOp::create(
+      b, cIndex(b, 0), cIndex(b, depth), cIndex(b, depthBlock), ValueRange{local},
+      [&](OpBuilder &ob0, Location loc0, Value kb, ValueRange blockState) {
+        IB i0(loc0, ob0);
+        Value kEnd = arith::AddIOp::create(i0, kb, cIndex(i0, depthBlock));
+  auto rowLoop = scf::ForOp::create(
+      i0, cIndex(i0, 0), tokens, cIndex(i0, rowBlock), ValueRange{blockState[0]},
+      [&](OpBuilder &ob, Location loc, Value r0, ValueRange rowState) {
+        IB ib(loc, ob);
+        SmallVector<Value> rows;
+        for (Value row : blockRows(ib, r0, rowBlock))
+          rows.push_back(minIdx(ib, row, lastRow));
+        auto colLoop = scf::ForOp::create(
+            ib, cIndex(ib, 0), cIndex(ib, chunk), cIndex(ib, width),
+            ValueRange{rowState[0]},
+            [&](OpBuilder &ob2, Location loc2, Value c0, ValueRange colState) {
+              IB i2(loc2, ob2);
+              Value out = colState[0];
+              SmallVector<Value> start;
+              for (int64_t i = 0; i < rowBlock; ++i)
+                start.push_back(readVector(i2, out, {rows[i], c0}, width));
+              SmallVector<Value> sums = outerProducts(
+                  i2, x, packed, rows, c0, depth, width, start, kb, kEnd);
+              for (int64_t i = 0; i < rowBlock; ++i)
+                out = writeVector(i2, sums[i], out, {rows[i], c0});
+              scf::YieldOp::create(i2, out);
+            });
+        scf::YieldOp::create(ib, colLoop.getResult(0));
+      });
+        scf::YieldOp::create(i0, rowLoop.getResult(0));
+      });
+  b.setInsertionPointToStart(forall.getTerminator().getBody());
+  SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0), col0};
+  SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(chunk)};
+  SmallVector<OpFoldResult> unit(2, b.getIndexAttr(1));
+  tensor::ParallelInsertSliceOp::create(b, blockLoop.getResult(0),
+                                        forall.getRegionOutArgs()[0], offsets,
+                                        sizes, unit);
+  return forall.getResult(0);
+}
+
+/// `packedMinRows`: rows from which the packed GEMM is used (0: never).
 Value buildLinear(IB &b, Value x, Value w, Value bias, std::optional<double> clip,
-                  Type outType, int64_t lanes) {
+                  Type outType, int64_t lanes, int64_t packedMinRows) {
   MLIRContext *ctx = b.getContext();
   Value tokens = dim(b, x, 0);
   int64_t n = cast<RankedTensorType>(w.getType()).getDimSize(0);
@@ -336,7 +489,45 @@ Value buildLinear(IB &b, Value x, Value w, Value bias, std::optional<double> cli
   Value acc;
   if (lanes > 0 && !ShapedType::isDynamic(n) && !ShapedType::isDynamic(depth) &&
       depth % lanes == 0 && linearChunk(n) != 0) {
-    acc = vectorLinear(b, x, w, clip, lanes);
+    if (packedMinRows > 0 && linearChunk(n) % kLanes == 0 &&
+        depth % kLanes == 0) {
+      // Many rows (prefill): packed GEMM on f32 rows; few rows (decode):
+      // dot products, bound by reading the weights once.
+      // Both kernels fill one destination, so the result stays one buffer.
+      Value init = emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type());
+      Value many = arith::CmpIOp::create(b, arith::CmpIPredicate::sge, tokens,
+                                         cIndex(b, packedMinRows));
+      auto accType = RankedTensorType::get({ShapedType::kDynamic, n},
+                                           b.getF32Type());
+      auto ifOp = scf::IfOp::create(
+          b, many,
+          [&](OpBuilder &tb, Location tl) {
+            IB ib(tl, tb);
+            Value x32 = x;
+            if (!cast<RankedTensorType>(x.getType()).getElementType().isF32()) {
+              AffineExpr d0, d1;
+              bindDims(ctx, d0, d1);
+              x32 = generic(
+                  ib, emptyTensor(ib, tensor::getMixedSizes(ib, tl, x), ib.getF32Type()),
+                  {x}, {map(ctx, 2, {d0, d1}), map(ctx, 2, {d0, d1})}, iterators(2),
+                  [&](OpBuilder &gb, Location gl, ValueRange a) {
+                    linalg::YieldOp::create(gb, gl, ValueRange{toF32(gb, gl, a[0])});
+                  });
+            }
+            Value r = packedLinear(ib, x32, w, clip, lanes, init);
+            scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
+          },
+          [&](OpBuilder &eb, Location el) {
+            IB ib(el, eb);
+            Value r = vectorLinear(ib, x, w, clip, lanes, init);
+            scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
+          });
+      acc = ifOp.getResult(0);
+    } else {
+      acc = vectorLinear(b, x, w, clip, lanes,
+                         emptyTensor(b, {tokens, b.getIndexAttr(n)},
+                                     b.getF32Type()));
+    }
   } else {
   acc = filled(b, sizes, cF32(b, 0.0));
   Value clipHi = clip ? cF32(b, *clip) : Value();
@@ -386,22 +577,23 @@ std::optional<double> clipValue(std::optional<APFloat> clip) {
 }
 
 struct LowerLinear : OpRewritePattern<LinearOp> {
-  LowerLinear(MLIRContext *ctx, int64_t lanes) : OpRewritePattern(ctx), lanes(lanes) {}
-  int64_t lanes;
+  LowerLinear(MLIRContext *ctx, int64_t lanes, int64_t packedMinRows)
+      : OpRewritePattern(ctx), lanes(lanes), packedMinRows(packedMinRows) {}
+  int64_t lanes, packedMinRows;
   LogicalResult matchAndRewrite(LinearOp op,
                                 PatternRewriter &rewriter) const override {
     IB b(op.getLoc(), rewriter);
     Value out = buildLinear(b, op.getInput(), op.getWeight(), op.getBias(),
-                            std::nullopt, op.getType(), lanes);
+                            std::nullopt, op.getType(), lanes, packedMinRows);
     rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
     return success();
   }
 };
 
 struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
-  LowerQKVProjection(MLIRContext *ctx, int64_t lanes)
-      : OpRewritePattern(ctx), lanes(lanes) {}
-  int64_t lanes;
+  LowerQKVProjection(MLIRContext *ctx, int64_t lanes, int64_t packedMinRows)
+      : OpRewritePattern(ctx), lanes(lanes), packedMinRows(packedMinRows) {}
+  int64_t lanes, packedMinRows;
   LogicalResult matchAndRewrite(QKVProjectionOp op,
                                 PatternRewriter &rewriter) const override {
     IB b(op.getLoc(), rewriter);
@@ -417,7 +609,7 @@ struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
       Value all = buildLinear(b, op.getInput(), op.getWeights()[0], bias, clip,
                               RankedTensorType::get({ShapedType::kDynamic, 1},
                                                     elementType),
-                              lanes);
+                              lanes, packedMinRows);
       int64_t column = 0;
       for (int64_t h : heads) {
         SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0),
@@ -435,7 +627,7 @@ struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
         flat.push_back(buildLinear(
             b, op.getInput(), w, bias, clip,
             RankedTensorType::get({ShapedType::kDynamic, 1}, elementType),
-            lanes));
+            lanes, packedMinRows));
       }
     }
     SmallVector<Value> results;
@@ -850,45 +1042,6 @@ struct KVSource {
 // D and the key tile to be multiples of 8 (the AVX2 f32 width).
 //===----------------------------------------------------------------------===//
 
-/// `Kt [D, tile]` f32 from 8x8 blocks: eight 8-wide f32 rows from
-/// `readRow(c, d0)` (converted to f32 as they are read, so no narrow float
-/// vector crosses a loop), transposed in registers.
-Value transposeKeys(IB &b, int64_t tile, int64_t headDim,
-                    function_ref<Value(IB &, Value c, Value d0)> readRow) {
-  Value init = emptyTensor(b, {b.getIndexAttr(headDim), b.getIndexAttr(tile)},
-                           b.getF32Type());
-  Value zero = cIndex(b, 0), step = cIndex(b, kLanes);
-  auto blockType = vecType(b.getF32Type(), {kLanes, kLanes});
-  auto outer = scf::ForOp::create(
-      b, zero, cIndex(b, tile), step, ValueRange{init},
-      [&](OpBuilder &ob, Location loc, Value c0, ValueRange args) {
-        IB ib(loc, ob);
-        auto inner = scf::ForOp::create(
-            ib, zero, cIndex(ib, headDim), step, ValueRange{args[0]},
-            [&](OpBuilder &ob2, Location loc2, Value d0, ValueRange args2) {
-              IB i2(loc2, ob2);
-              Value block = arith::ConstantOp::create(
-                  i2, DenseElementsAttr::get(blockType, 0.0f));
-              for (int64_t i = 0; i < kLanes; ++i) {
-                Value c = arith::AddIOp::create(i2, c0, cIndex(i2, i));
-                block = vector::InsertOp::create(i2, readRow(i2, c, d0), block,
-                                                 ArrayRef<int64_t>{i});
-              }
-              Value t = vector::TransposeOp::create(i2, block,
-                                                    ArrayRef<int64_t>{1, 0});
-              SmallVector<bool> allIn = {true, true};
-              Value out = vector::TransferWriteOp::create(
-                              i2, t, args2[0], ValueRange{d0, c0},
-                              AffineMap::getMultiDimIdentityMap(2, i2.getContext()),
-                              ArrayRef<bool>(allIn))
-                              .getResult();
-              scf::YieldOp::create(i2, out);
-            });
-        scf::YieldOp::create(ib, inner.getResult(0));
-      });
-  return outer.getResult(0);
-}
-
 /// `V [tile, D]` f32: row `c` is `readRow(c)` when `c < valid`, else 0.
 Value loadValueRows(IB &b, int64_t tile, int64_t headDim, Value valid,
                     function_ref<Value(IB &, Value)> readRow) {
@@ -929,29 +1082,6 @@ Value forBlocks(IB &b, Value init, int64_t rows, int64_t cols, int64_t width,
   return outer.getResult(0);
 }
 
-/// Accumulates `sum_k lhs[r0 + i, k] * rhs[k, col0 : col0 + width]` into the
-/// vectors `acc`, one per row i (k in [0, depth)).
-SmallVector<Value> outerProducts(IB &b, Value lhs, Value rhs, Value r0,
-                                 Value col0, int64_t depth, int64_t width,
-                                 ValueRange acc) {
-  int64_t rowBlock = acc.size();
-  auto loop = scf::ForOp::create(
-      b, cIndex(b, 0), cIndex(b, depth), cIndex(b, 1), acc,
-      [&](OpBuilder &ob, Location loc, Value k, ValueRange state) {
-        IB ib(loc, ob);
-        Value column = readVector(ib, rhs, {k, col0}, width);
-        SmallVector<Value> next;
-        for (int64_t i = 0; i < rowBlock; ++i) {
-          Value row = arith::AddIOp::create(ib, r0, cIndex(ib, i));
-          Value scalar = tensor::ExtractOp::create(ib, lhs, ValueRange{row, k});
-          next.push_back(vector::FMAOp::create(ib, splat(ib, scalar, width),
-                                               column, state[i]));
-        }
-        scf::YieldOp::create(ib, next);
-      });
-  return SmallVector<Value>(loop.getResults());
-}
-
 /// s = q k^T for a [rows, D] q tile and a [D, tile] transposed key tile.
 Value vectorScores(IB &b, Value q, Value keysT, int64_t rows, int64_t tile,
                    int64_t headDim, int64_t rowBlock) {
@@ -964,7 +1094,8 @@ Value vectorScores(IB &b, Value q, Value keysT, int64_t rows, int64_t tile,
                    [&](IB &ib, Value r0, Value c0, Value acc) {
                      SmallVector<Value> start(rowBlock, zeros);
                      SmallVector<Value> sums = outerProducts(
-                         ib, q, keysT, r0, c0, headDim, width, start);
+                         ib, q, keysT, blockRows(ib, r0, rowBlock), c0, headDim,
+                         width, start);
                      for (int64_t i = 0; i < rowBlock; ++i)
                        acc = writeVector(
                            ib, sums[i], acc,
@@ -1042,7 +1173,8 @@ Value vectorAccumulate(IB &b, Value acc, Value alpha, Value probs, Value values,
                            splat(ib, a, width)));
                      }
                      SmallVector<Value> sums = outerProducts(
-                         ib, probs, values, r0, d0, tile, width, start);
+                         ib, probs, values, blockRows(ib, r0, rowBlock), d0, tile,
+                         width, start);
                      for (int64_t i = 0; i < rowBlock; ++i)
                        out = writeVector(
                            ib, sums[i], out,
@@ -1687,13 +1819,15 @@ struct ConvertAttnToLinalgPass
   using Base::Base;
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
-    if (queryTileRows < 1 || kvTile < 1 || vectorLanes < 0) {
+    if (queryTileRows < 1 || kvTile < 1 || vectorLanes < 0 || packedMinRows < 0) {
       getOperation()->emitError(
-          "q-tile-rows and kv-tile must be positive, vector-lanes >= 0");
+          "q-tile-rows and kv-tile must be positive, vector-lanes and "
+          "packed-min-rows >= 0");
       return signalPassFailure();
     }
     RewritePatternSet patterns(ctx);
-    patterns.add<LowerLinear, LowerQKVProjection>(ctx, vectorLanes);
+    patterns.add<LowerLinear, LowerQKVProjection>(ctx, vectorLanes,
+                                                  packedMinRows);
     patterns.add<LowerRMSNorm, LowerRope, LowerKVCacheStore>(ctx);
     patterns.add<LowerPagedFlashAttention>(ctx, queryTileRows, vectorLanes);
     patterns.add<LowerFlashAttention>(ctx, queryTileRows, kvTile, vectorLanes);
