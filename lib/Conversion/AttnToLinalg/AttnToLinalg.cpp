@@ -275,6 +275,14 @@ SmallVector<Value> outerProducts(IB &b, Value lhs, Value rhs,
   return SmallVector<Value>(loop.getResults());
 }
 
+/// Columns per register block: the widest of maxWidth, 16, 8 dividing `n`.
+int64_t blockWidth(int64_t n, int64_t maxWidth) {
+  for (int64_t width : {maxWidth, int64_t(16)})
+    if (width <= maxWidth && n % width == 0)
+      return width;
+  return kLanes;
+}
+
 /// Columns of `w` per parallel chunk of the vector projection kernel.
 int64_t linearChunk(int64_t n) {
   for (int64_t chunk : {64, 32, 16, 8, 4, 2})
@@ -407,7 +415,7 @@ Value packedLinear(IB &b, Value x, Value w, std::optional<double> clip,
   auto wType = cast<RankedTensorType>(w.getType());
   int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
   int64_t chunk = linearChunk(n);
-  int64_t width = chunk % 16 == 0 ? 16 : kLanes;
+  int64_t width = blockWidth(chunk, lanes >= 16 ? 32 : 16);
   Value tokens = dim(b, x, 0);
   SmallVector<OpFoldResult> ubs = {b.getIndexAttr(n / chunk)};
   auto forall = scf::ForallOp::create(b, ubs, ValueRange{init}, std::nullopt);
@@ -1084,8 +1092,8 @@ Value forBlocks(IB &b, Value init, int64_t rows, int64_t cols, int64_t width,
 
 /// s = q k^T for a [rows, D] q tile and a [D, tile] transposed key tile.
 Value vectorScores(IB &b, Value q, Value keysT, int64_t rows, int64_t tile,
-                   int64_t headDim, int64_t rowBlock) {
-  int64_t width = tile % 16 == 0 ? 16 : kLanes;
+                   int64_t headDim, int64_t rowBlock, int64_t maxWidth) {
+  int64_t width = blockWidth(tile, maxWidth);
   Value init = emptyTensor(b, {b.getIndexAttr(rows), b.getIndexAttr(tile)},
                            b.getF32Type());
   Value zeros = arith::ConstantOp::create(
@@ -1160,8 +1168,8 @@ Value vectorScoresDot(IB &b, Value q, int64_t rows, int64_t tile,
 /// acc' = alpha * acc + p v for [rows, tile] probabilities and [tile, D] values.
 Value vectorAccumulate(IB &b, Value acc, Value alpha, Value probs, Value values,
                        int64_t rows, int64_t tile, int64_t headDim,
-                       int64_t rowBlock) {
-  int64_t width = headDim % 16 == 0 ? 16 : kLanes;
+                       int64_t rowBlock, int64_t maxWidth) {
+  int64_t width = blockWidth(headDim, maxWidth);
   return forBlocks(b, acc, rows, headDim, width, rowBlock,
                    [&](IB &ib, Value r0, Value d0, Value out) {
                      SmallVector<Value> start;
@@ -1266,6 +1274,9 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
   // Register blocks: rows x 16 f32 accumulators; 8 rows fill AVX-512's 32
   // registers with enough independent FMAs, 4 rows suit AVX2's 16.
   int64_t rowBlock = p.vectorLanes >= 16 ? 8 : kRowBlock;
+  // With 32 registers, 8 rows x 32 columns (16 accumulators) keep both FMA
+  // ports busy per load; AVX2 stays at 4 x 16.
+  int64_t blockColumns = p.vectorLanes >= 16 ? 32 : 16;
   auto tileLoop = [&](IB &lb, int64_t rowsPerTile) -> Value {
     int64_t validTileRows = rowsPerTile * group;
     // The vector kernels work on blocks of 4 rows; extra rows repeat the
@@ -1375,7 +1386,7 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                           return kv.readRow(g, tileBase, 0, kvHead, c, d0, kLanes);
                         });
                     scores = vectorScores(k, qTile, keysT, rows, tileKeys, headDim,
-                                          tileRowBlock);
+                                          tileRowBlock, blockColumns);
                   }
                   auto visible = [&](IB &g, Value row, Value keys) -> Value {
                     auto vIdx = [&](Value v) { return splat(g, v, tileKeys); };
@@ -1399,7 +1410,8 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                   auto [probs, mNew, lNew, alpha] =
                       vectorSoftmaxStep(k, scores, m, l, rows, tileKeys, visible);
                   Value accNew = vectorAccumulate(k, acc, alpha, probs, vals, rows,
-                                                  tileKeys, headDim, tileRowBlock);
+                                                  tileKeys, headDim, tileRowBlock,
+                                                  blockColumns);
                   scf::YieldOp::create(k, ValueRange{mNew, lNew, accNew});
                   return;
                 }
