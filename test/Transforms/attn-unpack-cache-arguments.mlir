@@ -96,3 +96,16 @@ func.func private @decl(!cache8) -> !cache8
 func.func @swap(%c: !cache, %y: tensor<4xf32>, %d: !cache8) -> (!cache8, tensor<4xf32>, !cache) {
   return %d, %y, %c : !cache8, tensor<4xf32>, !cache
 }
+
+// -----
+
+!cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = f32>>
+
+// Attributes stay with the values they belong to; the parts of a cache get none.
+// CHECK-LABEL: func.func @keeps_attributes
+// CHECK-SAME: (%{{.*}}: tensor<4xf32> {attn.keep = 1 : i64}, %{{.*}}: tensor<?x2x2x16x2x64xf32>, %{{.*}}: tensor<?xi32>, %{{.*}}: tensor<?x?xi32>, %{{.*}}: tensor<2xf32> {attn.also})
+// CHECK-SAME: -> (tensor<?x2x2x16x2x64xf32>, tensor<?xi32>, tensor<?x?xi32>, tensor<4xf32> {attn.res})
+func.func @keeps_attributes(%x: tensor<4xf32> {attn.keep = 1 : i64}, %c: !cache {attn.gone}, %y: tensor<2xf32> {attn.also})
+    -> (!cache, tensor<4xf32> {attn.res}) {
+  return %c, %x : !cache, tensor<4xf32>
+}

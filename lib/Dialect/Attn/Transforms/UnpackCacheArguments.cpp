@@ -56,10 +56,20 @@ struct AttnUnpackCacheArgumentsPass
       if (!hasCache(type.getInputs()) && !hasCache(type.getResults()))
         continue;
       SmallVector<Type> inputs, results;
-      for (Type t : type.getInputs())
-        llvm::append_range(inputs, unpackedTypes(t));
-      for (Type t : type.getResults())
-        llvm::append_range(results, unpackedTypes(t));
+      // Attributes follow their values; a cache's three parts get none.
+      SmallVector<DictionaryAttr> argAttrs, resultAttrs;
+      auto spread = [](Type t, DictionaryAttr attrs,
+                       SmallVectorImpl<Type> &types,
+                       SmallVectorImpl<DictionaryAttr> &dicts) {
+        SmallVector<Type> parts = unpackedTypes(t);
+        llvm::append_range(types, parts);
+        bool isCache = parts.size() > 1;
+        dicts.append(parts.size(), isCache ? DictionaryAttr() : attrs);
+      };
+      for (auto [i, t] : llvm::enumerate(type.getInputs()))
+        spread(t, func.getArgAttrDict(i), inputs, argAttrs);
+      for (auto [i, t] : llvm::enumerate(type.getResults()))
+        spread(t, func.getResultAttrDict(i), results, resultAttrs);
       if (!func.isExternal()) {
         Block &entry = func.getBody().front();
         OpBuilder b = OpBuilder::atBlockBegin(&entry);
@@ -85,9 +95,8 @@ struct AttnUnpackCacheArgumentsPass
         });
       }
       func.setType(FunctionType::get(&getContext(), inputs, results));
-      // Argument/result attributes no longer line up; drop them.
-      func.setAllArgAttrs(ArrayRef<DictionaryAttr>{});
-      func.setAllResultAttrs(ArrayRef<DictionaryAttr>{});
+      func.setAllArgAttrs(argAttrs);
+      func.setAllResultAttrs(resultAttrs);
     }
     // Calls between functions of the module follow the new signatures.
     module.walk([&](func::CallOp call) {
