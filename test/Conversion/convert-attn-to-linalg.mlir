@@ -94,11 +94,11 @@ func.func @linear_bias(%x: tensor<?x64xbf16>, %w: tensor<32x64xbf16>, %b: tensor
 // q, k and v sliced at columns 0, 256 and 384 and split into heads.
 // CHECK-LABEL: func.func @qkv_stacked
 // CHECK-SAME: (%[[X:[^:]*]]: tensor<?x256xbf16>, %[[W:[^:]*]]: tensor<512x256xbf16>, %[[BIAS:[^:]*]]: tensor<512xbf16>)
-// CHECK: %[[ACC:[a-z0-9_#]+]] = scf.forall (%{{.*}}) in (8) {{.*}} -> (tensor<?x512xf32>)
 // CHECK-DAG: %[[HI:[a-z0-9_#]+]] = vector.broadcast %[[C3:[a-z0-9_#]+]] : f32 to vector<8xf32>
 // CHECK-DAG: %[[LO:[a-z0-9_#]+]] = vector.broadcast %[[CM3:[a-z0-9_#]+]] : f32 to vector<8xf32>
 // CHECK-DAG: %[[C3]] = arith.constant 3.000000e+00 : f32
 // CHECK-DAG: %[[CM3]] = arith.constant -3.000000e+00 : f32
+// CHECK: %[[ACC:[a-z0-9_#]+]] = scf.forall (%{{.*}}) in (8) {{.*}} -> (tensor<?x512xf32>)
 // CHECK: %[[WV:[a-z0-9_#]+]] = vector.transfer_read %[[W]]{{.*}} : tensor<512x256xbf16>, vector<8xbf16>
 // CHECK-NEXT: %[[WF:[a-z0-9_#]+]] = arith.extf %[[WV]] : vector<8xbf16> to vector<8xf32>
 // CHECK-NEXT: %[[WMAX:[a-z0-9_#]+]] = arith.maximumf %[[WF]], %[[LO]] : vector<8xf32>

@@ -291,104 +291,60 @@ int64_t linearChunk(int64_t n) {
   return 0;
 }
 
-/// `x [T, K] @ w [N, K]^T` in f32 with vector dot products: an scf.forall
-/// over chunks of output columns; inside, K is cut into blocks so that the
-/// 4 rows of `x` being used stay in L1 while the chunk's weight rows stream
-/// from L2; 4 rows x 2 columns of `lanes`-wide accumulators per step along
-/// K, horizontal sums added into the output tile after each block. Tail rows
-/// repeat the last row; their sums are discarded.
-Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
-                   int64_t lanes, Value init) {
-  constexpr int64_t rowsPerBlock = 4, colsPerBlock = 2;
-  auto wType = cast<RankedTensorType>(w.getType());
-  int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
-  int64_t chunk = linearChunk(n);
-  int64_t depthBlock = depth;
-  for (int64_t candidate : {512, 256, 128})
-    if (depth > candidate && depth % candidate == 0 && candidate % lanes == 0) {
-      depthBlock = candidate;
-      break;
-    }
-  Value tokens = dim(b, x, 0);
+/// What one register block of a projection kernel works on.
+struct ProjectionBlock {
+  Value kBegin, kEnd;        // the block of K
+  ArrayRef<Value> rows;      // row indices; tail rows repeat the last row
+  ArrayRef<Value> rowValid;  // whether each of them is a real row
+  Value col;                 // first column of the block within the chunk
+};
+
+/// The loop nest both projection kernels share: an scf.forall over chunks of
+/// `chunk` output columns of `init` ([T, N] f32); per chunk `prologue(col0)`
+/// runs once, then blocks of K x blocks of `rowBlock` rows x blocks of
+/// `colStep` columns call `block` on a zeroed [T, chunk] f32 tile, which is
+/// inserted into the result in parallel.
+Value projectionLoops(
+    IB &b, Value init, Value tokens, int64_t n, int64_t chunk, int64_t depth,
+    int64_t depthBlock, int64_t rowBlock, int64_t colStep,
+    function_ref<void(IB &, Value col0)> prologue,
+    function_ref<Value(IB &, const ProjectionBlock &, Value col0, Value tile)>
+        block) {
   SmallVector<OpFoldResult> ubs = {b.getIndexAttr(n / chunk)};
   auto forall = scf::ForallOp::create(b, ubs, ValueRange{init}, std::nullopt);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(forall.getBody());
   Value col0 = arith::MulIOp::create(b, forall.getInductionVar(0), cIndex(b, chunk));
+  prologue(b, col0);
   Value lastRow = arith::SubIOp::create(b, tokens, cIndex(b, 1));
   Value local = filled(b, {tokens, b.getIndexAttr(chunk)}, cF32(b, 0.0));
-  Value zeros = arith::ConstantOp::create(
-      b, DenseElementsAttr::get(vecType(b.getF32Type(), {lanes}), 0.0f));
-  Value clipHi = clip ? splat(b, cF32(b, *clip), lanes) : Value();
-  Value clipLo = clip ? splat(b, cF32(b, -*clip), lanes) : Value();
   auto blockLoop = scf::ForOp::create(
       b, cIndex(b, 0), cIndex(b, depth), cIndex(b, depthBlock), ValueRange{local},
       [&](OpBuilder &ob0, Location loc0, Value kb, ValueRange blockState) {
         IB i0(loc0, ob0);
         Value kEnd = arith::AddIOp::create(i0, kb, cIndex(i0, depthBlock));
-  auto rowLoop = scf::ForOp::create(
-      i0, cIndex(i0, 0), tokens, cIndex(i0, rowsPerBlock), ValueRange{blockState[0]},
-      [&](OpBuilder &ob, Location loc, Value r0, ValueRange rowState) {
-        IB ib(loc, ob);
-        SmallVector<Value> rows, rowValid;
-        for (int64_t i = 0; i < rowsPerBlock; ++i) {
-          Value row = arith::AddIOp::create(ib, r0, cIndex(ib, i));
-          rowValid.push_back(
-              arith::CmpIOp::create(ib, arith::CmpIPredicate::slt, row, tokens));
-          rows.push_back(minIdx(ib, row, lastRow));
-        }
-        auto colLoop = scf::ForOp::create(
-            ib, cIndex(ib, 0), cIndex(ib, chunk), cIndex(ib, colsPerBlock),
-            ValueRange{rowState[0]},
-            [&](OpBuilder &ob2, Location loc2, Value j0, ValueRange colState) {
-              IB i2(loc2, ob2);
-              SmallVector<Value> cols;
-              for (int64_t j = 0; j < colsPerBlock; ++j)
-                cols.push_back(arith::AddIOp::create(
-                    i2, col0, arith::AddIOp::create(i2, j0, cIndex(i2, j))));
-              SmallVector<Value> start(rowsPerBlock * colsPerBlock, zeros);
-              auto kLoop = scf::ForOp::create(
-                  i2, kb, kEnd, cIndex(i2, lanes), start,
-                  [&](OpBuilder &ob3, Location loc3, Value k, ValueRange acc) {
-                    IB i3(loc3, ob3);
-                    SmallVector<Value> xs, ws;
-                    for (Value row : rows)
-                      xs.push_back(vecToF32(i3, readVector(i3, x, {row, k}, lanes)));
-                    for (Value col : cols) {
-                      Value wv = vecToF32(i3, readVector(i3, w, {col, k}, lanes));
-                      if (clipHi) {
-                        wv = arith::MaximumFOp::create(i3, wv, clipLo);
-                        wv = arith::MinimumFOp::create(i3, wv, clipHi);
-                      }
-                      ws.push_back(wv);
-                    }
-                    SmallVector<Value> next;
-                    for (int64_t i = 0; i < rowsPerBlock; ++i)
-                      for (int64_t j = 0; j < colsPerBlock; ++j)
-                        next.push_back(vector::FMAOp::create(
-                            i3, xs[i], ws[j], acc[i * colsPerBlock + j]));
-                    scf::YieldOp::create(i3, next);
+        auto rowLoop = scf::ForOp::create(
+            i0, cIndex(i0, 0), tokens, cIndex(i0, rowBlock),
+            ValueRange{blockState[0]},
+            [&](OpBuilder &ob, Location loc, Value r0, ValueRange rowState) {
+              IB ib(loc, ob);
+              SmallVector<Value> rows, rowValid;
+              for (Value row : blockRows(ib, r0, rowBlock)) {
+                rowValid.push_back(arith::CmpIOp::create(
+                    ib, arith::CmpIPredicate::slt, row, tokens));
+                rows.push_back(minIdx(ib, row, lastRow));
+              }
+              auto colLoop = scf::ForOp::create(
+                  ib, cIndex(ib, 0), cIndex(ib, chunk), cIndex(ib, colStep),
+                  ValueRange{rowState[0]},
+                  [&](OpBuilder &ob2, Location loc2, Value c0,
+                      ValueRange colState) {
+                    IB i2(loc2, ob2);
+                    ProjectionBlock blk{kb, kEnd, rows, rowValid, c0};
+                    scf::YieldOp::create(i2, block(i2, blk, col0, colState[0]));
                   });
-              Value out = colState[0];
-              for (int64_t i = 0; i < rowsPerBlock; ++i)
-                for (int64_t j = 0; j < colsPerBlock; ++j) {
-                  Value sum = vector::ReductionOp::create(
-                      i2, vector::CombiningKind::ADD,
-                      kLoop.getResult(i * colsPerBlock + j));
-                  Value localCol = arith::AddIOp::create(i2, j0, cIndex(i2, j));
-                  Value partial = tensor::ExtractOp::create(
-                      i2, out, ValueRange{rows[i], localCol});
-                  // Tail rows stand in for the last row: they must not add.
-                  Value updated = arith::SelectOp::create(
-                      i2, rowValid[i], arith::AddFOp::create(i2, partial, sum),
-                      partial);
-                  out = tensor::InsertOp::create(i2, updated, out,
-                                                 ValueRange{rows[i], localCol});
-                }
-              scf::YieldOp::create(i2, out);
+              scf::YieldOp::create(ib, colLoop.getResult(0));
             });
-        scf::YieldOp::create(ib, colLoop.getResult(0));
-      });
         scf::YieldOp::create(i0, rowLoop.getResult(0));
       });
   b.setInsertionPointToStart(forall.getTerminator().getBody());
@@ -401,14 +357,86 @@ Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
   return forall.getResult(0);
 }
 
+/// The largest of `candidates` below `depth` that divides it and `multiple`.
+int64_t depthBlockOf(int64_t depth, ArrayRef<int64_t> candidates,
+                     int64_t multiple) {
+  for (int64_t candidate : candidates)
+    if (depth > candidate && depth % candidate == 0 && candidate % multiple == 0)
+      return candidate;
+  return depth;
+}
+
+/// Decode projections (few rows): vector dot products. Per K block (so the 4
+/// rows of `x` in use stay in L1 while the chunk's weight rows stream from
+/// L2), 4 rows x 2 columns of `lanes`-wide accumulators per step along K;
+/// the horizontal sums are added into the output tile after each block.
+/// Tail rows repeat the last row; their sums are discarded.
+Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
+                   int64_t lanes, Value init) {
+  constexpr int64_t rowsPerBlock = 4, colsPerBlock = 2;
+  auto wType = cast<RankedTensorType>(w.getType());
+  int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
+  Value zeros = arith::ConstantOp::create(
+      b, DenseElementsAttr::get(vecType(b.getF32Type(), {lanes}), 0.0f));
+  Value clipHi = clip ? splat(b, cF32(b, *clip), lanes) : Value();
+  Value clipLo = clip ? splat(b, cF32(b, -*clip), lanes) : Value();
+  auto block = [&](IB &ib, const ProjectionBlock &blk, Value col0,
+                   Value out) -> Value {
+    SmallVector<Value> cols;
+    for (int64_t j = 0; j < colsPerBlock; ++j)
+      cols.push_back(arith::AddIOp::create(
+          ib, col0, arith::AddIOp::create(ib, blk.col, cIndex(ib, j))));
+    SmallVector<Value> start(rowsPerBlock * colsPerBlock, zeros);
+    auto kLoop = scf::ForOp::create(
+        ib, blk.kBegin, blk.kEnd, cIndex(ib, lanes), start,
+        [&](OpBuilder &ob, Location loc, Value k, ValueRange acc) {
+          IB i3(loc, ob);
+          SmallVector<Value> xs, ws;
+          for (Value row : blk.rows)
+            xs.push_back(vecToF32(i3, readVector(i3, x, {row, k}, lanes)));
+          for (Value col : cols) {
+            Value wv = vecToF32(i3, readVector(i3, w, {col, k}, lanes));
+            if (clipHi) {
+              wv = arith::MaximumFOp::create(i3, wv, clipLo);
+              wv = arith::MinimumFOp::create(i3, wv, clipHi);
+            }
+            ws.push_back(wv);
+          }
+          SmallVector<Value> next;
+          for (int64_t i = 0; i < rowsPerBlock; ++i)
+            for (int64_t j = 0; j < colsPerBlock; ++j)
+              next.push_back(vector::FMAOp::create(i3, xs[i], ws[j],
+                                                   acc[i * colsPerBlock + j]));
+          scf::YieldOp::create(i3, next);
+        });
+    for (int64_t i = 0; i < rowsPerBlock; ++i)
+      for (int64_t j = 0; j < colsPerBlock; ++j) {
+        Value sum = vector::ReductionOp::create(
+            ib, vector::CombiningKind::ADD, kLoop.getResult(i * colsPerBlock + j));
+        Value localCol = arith::AddIOp::create(ib, blk.col, cIndex(ib, j));
+        SmallVector<Value> at = {blk.rows[i], localCol};
+        Value partial = tensor::ExtractOp::create(ib, out, at);
+        // Tail rows stand in for the last row: they must not add.
+        Value updated = arith::SelectOp::create(
+            ib, blk.rowValid[i], arith::AddFOp::create(ib, partial, sum), partial);
+        out = tensor::InsertOp::create(ib, updated, out, at);
+      }
+    return out;
+  };
+  return projectionLoops(b, init, dim(b, x, 0), n, linearChunk(n), depth,
+                         depthBlockOf(depth, {512, 256, 128}, lanes),
+                         rowsPerBlock, colsPerBlock,
+                         [](IB &, Value) {}, block);
+}
+
 /// Prefill projections (many rows): `x [T, K] (f32) @ w [N, K]^T` as an
 /// outer-product GEMM. Per chunk of output columns the chunk of `w` is packed
-/// once, transposed to `[K, chunk]` f32 (clipped), then, per block of K,
-/// register blocks of rows x 16 accumulators (loaded from and stored back to
-/// the output tile) run along K with the x element broadcast and the packed
-/// weight row as the vector. Tail rows repeat the last row: they load, add
-/// and store the same values as that row, in the same order, so the result
-/// is unchanged.
+/// once, transposed to `[K, chunk]` f32 (clipped); then, per block of K (the
+/// rows' slice of x in L1, the packed block in L2), register blocks of rows x
+/// 16 or 32 accumulators, loaded from and stored back to the output tile, run
+/// along K with the x element broadcast and the packed weight row as the
+/// vector. Tail rows repeat the last row: they load, add and store the same
+/// values as that row, so the result is unchanged.
 Value packedLinear(IB &b, Value x, Value w, std::optional<double> clip,
                    int64_t lanes, Value init) {
   int64_t rowBlock = lanes >= 16 ? 8 : kRowBlock;
@@ -416,71 +444,35 @@ Value packedLinear(IB &b, Value x, Value w, std::optional<double> clip,
   int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
   int64_t chunk = linearChunk(n);
   int64_t width = blockWidth(chunk, lanes >= 16 ? 32 : 16);
-  Value tokens = dim(b, x, 0);
-  SmallVector<OpFoldResult> ubs = {b.getIndexAttr(n / chunk)};
-  auto forall = scf::ForallOp::create(b, ubs, ValueRange{init}, std::nullopt);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(forall.getBody());
-  Value col0 = arith::MulIOp::create(b, forall.getInductionVar(0), cIndex(b, chunk));
   Value clipHi = clip ? splat(b, cF32(b, *clip), kLanes) : Value();
   Value clipLo = clip ? splat(b, cF32(b, -*clip), kLanes) : Value();
-  Value packed = transposeKeys(b, chunk, depth, [&](IB &g, Value c, Value d0) {
-    Value v = vecToF32(g, readVector(g, w, {arith::AddIOp::create(g, col0, c), d0},
-                                     kLanes));
-    if (clipHi) {
-      v = arith::MaximumFOp::create(g, v, clipLo);
-      v = arith::MinimumFOp::create(g, v, clipHi);
-    }
-    return v;
-  });
-  Value lastRow = arith::SubIOp::create(b, tokens, cIndex(b, 1));
-  Value local = filled(b, {tokens, b.getIndexAttr(chunk)}, cF32(b, 0.0));
-  // K blocks keep the rows' slice of x in L1 and the packed block in L2.
-  int64_t depthBlock = depth;
-  for (int64_t candidate : {256, 128, 64})
-    if (depth > candidate && depth % candidate == 0) {
-      depthBlock = candidate;
-      break;
-    }
-  auto blockLoop = scf::ForOp::create(
-      b, cIndex(b, 0), cIndex(b, depth), cIndex(b, depthBlock), ValueRange{local},
-      [&](OpBuilder &ob0, Location loc0, Value kb, ValueRange blockState) {
-        IB i0(loc0, ob0);
-        Value kEnd = arith::AddIOp::create(i0, kb, cIndex(i0, depthBlock));
-  auto rowLoop = scf::ForOp::create(
-      i0, cIndex(i0, 0), tokens, cIndex(i0, rowBlock), ValueRange{blockState[0]},
-      [&](OpBuilder &ob, Location loc, Value r0, ValueRange rowState) {
-        IB ib(loc, ob);
-        SmallVector<Value> rows;
-        for (Value row : blockRows(ib, r0, rowBlock))
-          rows.push_back(minIdx(ib, row, lastRow));
-        auto colLoop = scf::ForOp::create(
-            ib, cIndex(ib, 0), cIndex(ib, chunk), cIndex(ib, width),
-            ValueRange{rowState[0]},
-            [&](OpBuilder &ob2, Location loc2, Value c0, ValueRange colState) {
-              IB i2(loc2, ob2);
-              Value out = colState[0];
-              SmallVector<Value> start;
-              for (int64_t i = 0; i < rowBlock; ++i)
-                start.push_back(readVector(i2, out, {rows[i], c0}, width));
-              SmallVector<Value> sums = outerProducts(
-                  i2, x, packed, rows, c0, depth, width, start, kb, kEnd);
-              for (int64_t i = 0; i < rowBlock; ++i)
-                out = writeVector(i2, sums[i], out, {rows[i], c0});
-              scf::YieldOp::create(i2, out);
-            });
-        scf::YieldOp::create(ib, colLoop.getResult(0));
-      });
-        scf::YieldOp::create(i0, rowLoop.getResult(0));
-      });
-  b.setInsertionPointToStart(forall.getTerminator().getBody());
-  SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0), col0};
-  SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(chunk)};
-  SmallVector<OpFoldResult> unit(2, b.getIndexAttr(1));
-  tensor::ParallelInsertSliceOp::create(b, blockLoop.getResult(0),
-                                        forall.getRegionOutArgs()[0], offsets,
-                                        sizes, unit);
-  return forall.getResult(0);
+  Value packed;
+  auto pack = [&](IB &pb, Value col0) {
+    packed = transposeKeys(pb, chunk, depth, [&](IB &g, Value c, Value d0) {
+      Value v = vecToF32(
+          g, readVector(g, w, {arith::AddIOp::create(g, col0, c), d0}, kLanes));
+      if (clipHi) {
+        v = arith::MaximumFOp::create(g, v, clipLo);
+        v = arith::MinimumFOp::create(g, v, clipHi);
+      }
+      return v;
+    });
+  };
+  auto block = [&](IB &ib, const ProjectionBlock &blk, Value,
+                   Value out) -> Value {
+    SmallVector<Value> start;
+    for (Value row : blk.rows)
+      start.push_back(readVector(ib, out, {row, blk.col}, width));
+    SmallVector<Value> sums = outerProducts(ib, x, packed, blk.rows, blk.col,
+                                            depth, width, start, blk.kBegin,
+                                            blk.kEnd);
+    for (auto [row, sum] : llvm::zip(blk.rows, sums))
+      out = writeVector(ib, sum, out, {row, blk.col});
+    return out;
+  };
+  return projectionLoops(b, init, dim(b, x, 0), n, chunk, depth,
+                         depthBlockOf(depth, {256, 128, 64}, 1), rowBlock, width,
+                         pack, block);
 }
 
 /// `packedMinRows`: rows from which the packed GEMM is used (0: never).
