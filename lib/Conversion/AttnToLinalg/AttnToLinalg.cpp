@@ -68,6 +68,16 @@ Value clampIdx(IB &b, Value v, Value lo, Value hi) {
   return minIdx(b, maxIdx(b, v, lo), hi);
 }
 
+/// Rows [start, end) of sequence `seq` in `rowOffsets` [B+1], clamped to
+/// [0, limit) so that malformed offsets cannot index out of bounds.
+std::pair<Value, Value> sequenceRows(IB &b, Value rowOffsets, Value seq,
+                                     Value limit) {
+  Value start = clampIdx(b, loadIndex(b, rowOffsets, {seq}), cIndex(b, 0), limit);
+  Value next = arith::AddIOp::create(b, seq, cIndex(b, 1));
+  Value end = clampIdx(b, loadIndex(b, rowOffsets, {next}), start, limit);
+  return {start, end};
+}
+
 Value ceilDiv(IB &b, Value x, int64_t d) {
   return arith::CeilDivSIOp::create(b, x, cIndex(b, d));
 }
@@ -130,9 +140,7 @@ Value rowPositions(IB &b, Value rowOffsets, Value cacheLengths, Value tokens) {
       b, zero, batch, one, ValueRange{init},
       [&](OpBuilder &ob, Location loc, Value seq, ValueRange args) {
         IB ib(loc, ob);
-        Value start = clampIdx(ib, loadIndex(ib, rowOffsets, {seq}), zero, tokens);
-        Value next = arith::AddIOp::create(ib, seq, one);
-        Value end = clampIdx(ib, loadIndex(ib, rowOffsets, {next}), start, tokens);
+        auto [start, end] = sequenceRows(ib, rowOffsets, seq, tokens);
         Value cached = loadIndex(ib, cacheLengths, {seq});
         Value base = arith::SubIOp::create(ib, cached, start);
         auto inner = scf::ForOp::create(
@@ -933,10 +941,7 @@ struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
         b, zero, batch, one, ValueRange{blocks},
         [&](OpBuilder &ob, Location loc, Value seq, ValueRange args) {
           IB ib(loc, ob);
-          Value start = clampIdx(ib, loadIndex(ib, rowOffsets, {seq}), zero, tokens);
-          Value end = clampIdx(
-              ib, loadIndex(ib, rowOffsets, {arith::AddIOp::create(ib, seq, one)}),
-              start, tokens);
+          auto [start, end] = sequenceRows(ib, rowOffsets, seq, tokens);
           Value base = arith::SubIOp::create(ib, loadIndex(ib, lengths, {seq}), start);
           auto inner = scf::ForOp::create(
               ib, start, end, one, ValueRange{args[0]},
@@ -1582,8 +1587,7 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
 /// scf.forall over (sequence, kv head) writing each group's rows of `o`.
 /// `seqBounds` gives (qStart, qLen, kvLen) of a sequence.
 Value buildAttention(
-    IB &b, const AttentionParams &p, const KVSource &kv, Value query,
-    Value batch,
+    IB &b, const AttentionParams &p, Value query, Value batch,
     function_ref<std::tuple<Value, Value, Value>(IB &, Value seq)> seqBounds,
     function_ref<KVSource(IB &, Value seq)> sourceFor) {
   int64_t group = p.numHeads / p.kvHeads;
@@ -1607,7 +1611,6 @@ Value buildAttention(
     tensor::ParallelInsertSliceOp::create(b, rows, forall.getRegionOutArgs()[0],
                                           offsets, sliceSizes, unit);
   }
-  (void)kv;
   return forall.getResult(0);
 }
 
@@ -1661,13 +1664,10 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
     Value batch = dim(b, lengths, 0);
     Value numPages = dim(b, blocks, 0);
     Value maxPages = dim(b, lookup, 1);
-    Value zero = cIndex(b, 0), one = cIndex(b, 1);
+    Value zero = cIndex(b, 0);
 
     auto bounds = [&](IB &ib, Value seq) -> std::tuple<Value, Value, Value> {
-      Value start = clampIdx(ib, loadIndex(ib, rowOffsets, {seq}), zero, tokens);
-      Value end = clampIdx(
-          ib, loadIndex(ib, rowOffsets, {arith::AddIOp::create(ib, seq, one)}),
-          start, tokens);
+      auto [start, end] = sequenceRows(ib, rowOffsets, seq, tokens);
       Value qLen = arith::SubIOp::create(ib, end, start);
       Value cached = maxIdx(ib, loadIndex(ib, lengths, {seq}), zero);
       // Keys must stay inside the pages the table lists.
@@ -1705,9 +1705,7 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
       };
       s.loadTile = [=](IB &lb, Value tile, int64_t kv, Value kvHead,
                        Value kvLen) -> Value {
-        Value page = loadIndex(lb, lookup, {seq, tile});
-        page = clampIdx(lb, page, cIndex(lb, 0),
-                        arith::SubIOp::create(lb, numPages, cIndex(lb, 1)));
+        Value page = pageOf(lb, tile);
         Value tileStart = arith::MulIOp::create(lb, tile, cIndex(lb, pageSize));
         Value valid = arith::SubIOp::create(lb, kvLen, tileStart);
         return gatherTile(lb, pageSize, p.headDim, valid,
@@ -1720,8 +1718,7 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
       };
       return s;
     };
-    KVSource unused{pageSize, nullptr};
-    Value out = buildAttention(b, p, unused, op.getQuery(), batch, bounds, source);
+    Value out = buildAttention(b, p, op.getQuery(), batch, bounds, source);
     rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
     return success();
   }
@@ -1750,23 +1747,15 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
     Value keyRows = dim(b, key, 0);
     Value batch = arith::SubIOp::create(b, dim(b, qOffsets, 0), cIndex(b, 1));
     batch = maxIdx(b, batch, cIndex(b, 0));
-    Value zero = cIndex(b, 0), one = cIndex(b, 1);
-    auto span = [&](IB &ib, Value offsets, Value seq, Value limit) {
-      Value start = clampIdx(ib, loadIndex(ib, offsets, {seq}), zero, limit);
-      Value end = clampIdx(
-          ib, loadIndex(ib, offsets, {arith::AddIOp::create(ib, seq, one)}),
-          start, limit);
-      return std::make_pair(start, arith::SubIOp::create(ib, end, start).getResult());
-    };
     auto bounds = [&](IB &ib, Value seq) -> std::tuple<Value, Value, Value> {
-      auto [qStart, qLen] = span(ib, qOffsets, seq, tokens);
-      auto [kvStart, kvLen] = span(ib, kvOffsets, seq, keyRows);
-      (void)kvStart;
-      return {qStart, qLen, kvLen};
+      auto [qStart, qEnd] = sequenceRows(ib, qOffsets, seq, tokens);
+      auto [kvStart, kvEnd] = sequenceRows(ib, kvOffsets, seq, keyRows);
+      return {qStart, arith::SubIOp::create(ib, qEnd, qStart),
+              arith::SubIOp::create(ib, kvEnd, kvStart)};
     };
     int64_t tile = kvTile;
     auto source = [&](IB &ib, Value seq) -> KVSource {
-      Value kvStart = span(ib, kvOffsets, seq, keyRows).first;
+      Value kvStart = sequenceRows(ib, kvOffsets, seq, keyRows).first;
       KVSource s;
       s.tileSize = tile;
       s.prepareTile = [=](IB &lb, Value t) -> Value {
@@ -1810,8 +1799,7 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
       };
       return s;
     };
-    KVSource unused{tile, nullptr};
-    Value out = buildAttention(b, p, unused, op.getQuery(), batch, bounds, source);
+    Value out = buildAttention(b, p, op.getQuery(), batch, bounds, source);
     rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
     return success();
   }
