@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, from the repository root: the GPU execution tests
+# (test/gpu/run_device_tests.py), then the GPU benchmark (benchmarks/gpu/bench_gpu.py).
+# Build their libraries here first with scripts/device/build-gpu.sh and carry
+# build/device-tests and build/bench-gpu with the call. Logs, JSON, the tables and the
+# prefill plot go to $OUT (./gpu-results if unset); both short tables are printed last.
+# Arguments are passed to run_device_tests.py (e.g. --only layer). Exit status 1 if the
+# tests or the benchmark failed.
+set -uo pipefail
+export OUT="${OUT:-$PWD/gpu-results}"
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+
+python3 test/gpu/run_device_tests.py build/device-tests "$@" 2>&1 | tee "$OUT/device-tests.log"
+tests=${PIPESTATUS[0]}
+python3 benchmarks/gpu/bench_gpu.py build/bench-gpu 2>&1 | tee "$OUT/bench-gpu.log"
+bench=${PIPESTATUS[0]}
+
+echo
+echo "==================== summary ===================="
+cat "$OUT/device-tests-table.txt" "$OUT/bench-gpu-table.txt" 2>/dev/null
+echo "tests: exit $tests, benchmark: exit $bench"
+[[ $tests == 0 && $bench == 0 ]]

@@ -1,0 +1,336 @@
+#!/usr/bin/python3
+"""Builds the GPU execution tests: compiles the test modules with ``attn-compile --target=cuda``
+and writes the manifest that ``run_device_tests.py`` runs on the GPU machine.
+
+The device machine has no MLIR, so everything is compiled here; its folder (``<outdir>``,
+default ``build/device-tests``) holds one ``<module>.so`` (+ its ``.mlir``) per group of cases,
+``libattn_cuda_runtime.so`` (the libraries find it beside themselves), and ``manifest.json``:
+every case's module, function, kind, layer configuration (``ir.LayerConfig`` fields), seed and
+batch shapes, plus each module's build status, so that a module that fails to compile is
+reported by the run instead of silently missing.
+
+Coverage mirrors the CPU execution tests (``python/tests/test_cpu_exec*.py``), for the GPU
+dtypes bf16 and f16: the whole layer (prefill, decode, a mixed ragged batch with an empty
+sequence, cache lengths crossing pages of 16 and 128; MHA and GQA; head dims 64 and 128; every
+RoPE scaling, interleaved or not; qk-norm, bias, clip, stacked or separate weights; causal,
+none and sliding-window masks; custom scale; a decode step over a 3000-token cache), and each
+op alone (flash attention over explicit ragged K/V, paged flash attention with long decode
+caches for split-K, rope, rms_norm, kv_cache_store, qkv_projection, linear). Cases that can
+share a module do (one module per kind of function and dtype) to keep compile time and the
+carried size small.
+
+Usage (Debian's python3; attn-compile from build/bin or $ATTN_COMPILE):
+    /usr/bin/python3 test/gpu/build_device_tests.py [outdir] [--jobs 2] [--only SUBSTRING]
+"""
+
+import argparse
+import concurrent.futures
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zlib
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "python"))
+
+from attn import ir  # noqa: E402
+from attn import runtime as rt  # noqa: E402
+
+RUNTIME_LIB = os.path.join(REPO, "build", "lib", "libattn_cuda_runtime.so")
+
+
+# ---------------------------------------------------------------------------------------------
+# Configurations
+
+
+def scaling(kind, head_dim, orig=48):
+    """A reference RoPE scaling dict (as in the CPU tests); ``orig`` is LongRoPE's
+    original_max_position, chosen per case so that positions fall on both sides of it."""
+    half = head_dim // 2
+    return {
+        None: None,
+        "linear": {"kind": "linear", "factor": 4.0},
+        "llama3": {"kind": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                   "high_freq_factor": 4.0, "original_max_position": 8192},
+        "yarn": {"kind": "yarn", "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                 "original_max_position": 4096},
+        "longrope": {"kind": "longrope", "short_factor": list(np.linspace(1.0, 2.5, half)),
+                     "long_factor": list(np.linspace(1.5, 40.0, half)),
+                     "original_max_position": orig, "max_position": 4096},
+    }[kind]
+
+
+def rope(kind=None, interleaved=False, head_dim=64, orig=48):
+    theta = 500000.0 if kind == "llama3" else 10000.0
+    return {"theta": theta, "interleaved": interleaved,
+            "scaling": scaling(kind, head_dim, orig)}
+
+
+def config(dtype, heads, head_dim, page=16, **kw):
+    """A layer configuration; hidden defaults to H * D (a model's usual square o_proj)."""
+    kw.setdefault("hidden", heads[0] * head_dim)
+    kw.setdefault("rope", rope(head_dim=head_dim))
+    kw.setdefault("max_seq_len", 512)
+    return ir.LayerConfig(num_heads=heads[0], num_kv_heads=heads[1], head_dim=head_dim,
+                          dtype=dtype, page_size=page, num_layers=3, layer_idx=1, **kw)
+
+
+# (cache lengths, new tokens) per sequence, by page size: prefill longer than a GPU query tile;
+# decode at position 0, the last slot of a page, the first of a new one; mixed with an empty
+# sequence and new tokens crossing pages. Positions stay below max_seq_len (512).
+SCENARIOS = {
+    16: {
+        "prefill": ([0, 0, 0], [200, 1, 77]),
+        "decode": ([100, 37, 15, 0, 48, 31], [1, 1, 1, 1, 1, 1]),
+        "mixed": ([40, 5, 0, 33, 16, 0], [13, 0, 140, 1, 16, 2]),
+        # Long caches: decode reads 3000 keys (split over the key axis).
+        "decode-long": ([2999, 1700], [1, 1]),
+    },
+    128: {
+        "prefill": ([0, 0], [300, 33]),
+        "decode": ([300, 129, 127, 0], [1, 1, 1, 1]),
+        "mixed": ([120, 5, 0, 250, 128], [20, 0, 140, 1, 3]),
+        "decode-long": ([2999, 1700], [1, 1]),
+    },
+}
+LONG_SEQ_LEN = 3072  # max_seq_len of configurations that run "decode-long"
+
+# Explicit ragged K/V (flash_attention): per sequence q_len / kv_len. kv > q over several key
+# tiles; decode; kv < q (under a mask the first rows see no key -> zeros); no queries; no keys;
+# square ones.
+FLASH_SCENARIOS = {
+    "ragged": ([40, 3, 1, 5, 0, 2, 70, 200], [70, 130, 1, 2, 4, 0, 70, 300]),
+    "prefill-1k": ([1024], [1024]),
+}
+
+# Positions of the rope op: sequence 1 crosses LongRoPE's original_max_position (48), 3 is empty.
+ROPE_SCENARIO = ([0, 45, 100, 7, 100], [150, 5, 1, 0, 2])
+STORE_SCENARIO = ([0, 30, 15, 100, 4, 0], [40, 3, 1, 0, 13, 0])
+
+
+@dataclasses.dataclass
+class Case:
+    """One test: function ``function`` of module ``module`` run on one batch (``params``)."""
+
+    name: str
+    module: str
+    function: str
+    kind: str
+    cfg: ir.LayerConfig
+    params: dict
+
+    def manifest(self):
+        return {"name": self.name, "module": self.module, "function": self.function,
+                "kind": self.kind, "dtype": self.cfg.dtype, "config": dataclasses.asdict(self.cfg),
+                "seed": zlib.crc32(self.name.encode()), **self.params}
+
+
+def layer_cases(fn, cfg, scenarios):
+    module = f"layers_{cfg.dtype}"
+    return [Case(f"{fn}-{s}", module, fn, "layer", cfg,
+                 dict(zip(("cached", "new"), SCENARIOS[cfg.page_size][s]), scenario=s))
+            for s in scenarios]
+
+
+def paged_cases(fn, cfg, scenarios):
+    return [Case(f"{fn}-{s}", f"attention_{cfg.dtype}", fn, "paged_attention", cfg,
+                 dict(zip(("cached", "new"), SCENARIOS[cfg.page_size][s]), scenario=s))
+            for s in scenarios]
+
+
+def flash_cases(fn, cfg, scenarios):
+    return [Case(f"{fn}-{s}", f"attention_{cfg.dtype}", fn, "flash_attention", cfg,
+                 dict(zip(("q_lens", "kv_lens"), FLASH_SCENARIOS[s]), scenario=s))
+            for s in scenarios]
+
+
+def op_case(fn, kind, cfg, **params):
+    return Case(fn, f"ops_{cfg.dtype}", fn, kind, cfg, params)
+
+
+def ops_cfg(dtype, **kw):
+    return config(dtype, (4, 2), 64, hidden=256, max_seq_len=256, **kw)
+
+
+WINDOW = {"kind": "sliding_window", "window": 20}
+NO_MASK = {"kind": "none"}
+
+
+def all_cases():
+    long_len = {"max_seq_len": LONG_SEQ_LEN}
+    cases = [
+        # Whole layer.
+        *layer_cases("layer_bf16_gqa4_d128_p16_llama3",
+                     config("bf16", (8, 2), 128, rope=rope("llama3", False, 128)),
+                     ("prefill", "decode", "mixed")),
+        *layer_cases("layer_f16_mha_d64_p128", config("f16", (4, 4), 64, page=128),
+                     ("prefill", "decode", "mixed")),
+        *layer_cases("layer_bf16_gqa2_d64_p16_qknorm_stacked_yarn_inter",
+                     config("bf16", (4, 2), 64, qk_norm=True, stacked=True, rms_norm_eps=1e-5,
+                            rope=rope("yarn", True, 64)), ("mixed",)),
+        *layer_cases("layer_f16_gqa4_d128_p128_bias_clip_longrope",
+                     config("f16", (8, 2), 128, page=128, bias=True, clip=0.04,
+                            rope=rope("longrope", False, 128, orig=130)), ("mixed",)),
+        *layer_cases("layer_bf16_mha_d64_p16_window20_linear_inter",
+                     config("bf16", (4, 4), 64, mask=WINDOW, rope=rope("linear", True, 64)),
+                     ("mixed",)),
+        *layer_cases("layer_f16_gqa2_d64_p16_masknone_inter_scale",
+                     config("f16", (4, 2), 64, mask=NO_MASK, scale=0.2,
+                            rope=rope(None, True, 64)), ("mixed",)),
+        *layer_cases("layer_bf16_gqa4_d128_p128_stacked_bias_clip",
+                     config("bf16", (8, 2), 128, page=128, stacked=True, bias=True, clip=0.04,
+                            hidden=768), ("mixed",)),
+        *layer_cases("layer_f16_gqa4_d128_p16_qknorm_long",
+                     config("f16", (8, 2), 128, qk_norm=True, **long_len), ("decode-long",)),
+        # Paged flash attention.
+        *paged_cases("paged_bf16_gqa4_d128_p16_causal",
+                     config("bf16", (8, 2), 128, **long_len), ("mixed", "decode-long")),
+        *paged_cases("paged_bf16_gqa2_d64_p128_window40",
+                     config("bf16", (4, 2), 64, page=128,
+                            mask={"kind": "sliding_window", "window": 40}), ("mixed",)),
+        *paged_cases("paged_f16_gqa4_d128_p128_none_scale",
+                     config("f16", (8, 2), 128, page=128, mask=NO_MASK, scale=0.05, **long_len),
+                     ("mixed", "decode-long")),
+        *paged_cases("paged_f16_mha_d64_p16_window20", config("f16", (4, 4), 64, mask=WINDOW),
+                     ("mixed",)),
+        # Flash attention over explicit ragged K/V.
+        *flash_cases("flash_bf16_gqa4_d128_causal", config("bf16", (8, 2), 128),
+                     ("ragged", "prefill-1k")),
+        *flash_cases("flash_bf16_mha_d64_none_scale",
+                     config("bf16", (4, 4), 64, mask=NO_MASK, scale=0.1), ("ragged",)),
+        *flash_cases("flash_f16_gqa2_d64_window10",
+                     config("f16", (4, 2), 64, mask={"kind": "sliding_window", "window": 10}),
+                     ("ragged",)),
+        *flash_cases("flash_f16_gqa4_d128_causal", config("f16", (8, 2), 128), ("ragged",)),
+    ]
+    # Each op alone; rope covers every scaling in each pairing over the two dtypes.
+    pairings = {"bf16": (False, True, False, True, False), "f16": (True, False, True, False, True)}
+    for dtype in ("bf16", "f16"):
+        cases += [
+            op_case(f"qkv_sep_bias_clip_{dtype}", "qkv_projection",
+                    ops_cfg(dtype, bias=True, clip=0.05), tokens=131),
+            op_case(f"qkv_stacked_{dtype}", "qkv_projection", ops_cfg(dtype, stacked=True),
+                    tokens=131),
+            op_case(f"rms_norm_{dtype}", "rms_norm", ops_cfg(dtype, rms_norm_eps=1e-5),
+                    heads=4 if dtype == "bf16" else 2, tokens=37),
+            op_case(f"store_{dtype}", "kv_cache_store", ops_cfg(dtype),
+                    cached=STORE_SCENARIO[0], new=STORE_SCENARIO[1]),
+            op_case(f"o_proj_{dtype}", "linear", ops_cfg(dtype), tokens=131),
+        ]
+        for kind, inter in zip((None, "linear", "llama3", "yarn", "longrope"), pairings[dtype]):
+            name = f"rope_{kind or 'none'}_{'inter' if inter else 'half'}_{dtype}"
+            cases.append(op_case(name, "rope", ops_cfg(dtype, rope=rope(kind, inter, 64)),
+                                 cached=ROPE_SCENARIO[0], new=ROPE_SCENARIO[1]))
+    cases.append(op_case("linear_bias_odd_bf16", "linear", ops_cfg("bf16"), tokens=77,
+                         in_features=200, out_features=72, bias=True))
+    return cases
+
+
+# ---------------------------------------------------------------------------------------------
+# MLIR text
+
+
+def function_text(case):
+    """The ``func.func`` of a case (functions are shared by name within a module)."""
+    cfg, p, fn = case.cfg, case.params, case.function
+    if case.kind == "layer":
+        return ir.layer_function(fn, cfg)
+    if case.kind == "paged_attention":
+        return ir.paged_flash_attention_function(fn, cfg)
+    if case.kind == "flash_attention":
+        return ir.flash_attention_function(fn, cfg)
+    if case.kind == "rope":
+        return ir.rope_function(fn, cfg)
+    if case.kind == "rms_norm":
+        return ir.rms_norm_function(fn, cfg, heads=p["heads"])
+    if case.kind == "kv_cache_store":
+        return ir.kv_cache_store_function(fn, cfg)
+    if case.kind == "qkv_projection":
+        return ir.qkv_projection_function(fn, cfg)
+    if case.kind == "linear":
+        return ir.linear_function(fn, cfg, in_features=p.get("in_features"),
+                                  out_features=p.get("out_features"), bias=p.get("bias", False))
+    raise ValueError(f"unknown case kind {case.kind!r}")
+
+
+def module_texts(cases):
+    """module name -> MLIR text, each function once (a shared name must mean one function)."""
+    functions = {}
+    for case in cases:
+        fns = functions.setdefault(case.module, {})
+        text = function_text(case)
+        if fns.setdefault(case.function, text) != text:
+            raise ValueError(f"function {case.function} defined twice with different bodies")
+    return {m: ir.module_text(*fns.values()) for m, fns in functions.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiling
+
+
+def compile_cuda(mlir_path, so_path):
+    """Runs ``attn-compile --target=cuda``; returns (ok, seconds, stderr tail)."""
+    start = time.monotonic()
+    proc = subprocess.run([rt.attn_compile_path(), "--target=cuda", mlir_path, "-o", so_path],
+                          capture_output=True, text=True)
+    ok = proc.returncode == 0 and os.path.isfile(so_path)
+    tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+    return ok, time.monotonic() - start, tail if not ok else ""
+
+
+def build_modules(texts, outdir, jobs):
+    """Writes and compiles every module (``jobs`` at a time); returns the manifest's modules."""
+    def build(name):
+        mlir, so = os.path.join(outdir, f"{name}.mlir"), os.path.join(outdir, f"{name}.so")
+        with open(mlir, "w") as f:
+            f.write(texts[name])
+        if os.path.exists(so):
+            os.remove(so)  # never run a stale library
+        ok, seconds, error = compile_cuda(mlir, so)
+        print(f"  {name}: {'ok' if ok else 'FAILED'} ({seconds:.1f} s)", flush=True)
+        if error:
+            print("    " + error.replace("\n", "\n    "), flush=True)
+        return name, {"so": f"{name}.so", "mlir": f"{name}.mlir", "ok": ok,
+                      "compile_seconds": round(seconds, 1), "error": error}
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        return dict(pool.map(build, sorted(texts)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("outdir", nargs="?", default=os.path.join(REPO, "build", "device-tests"))
+    parser.add_argument("--jobs", type=int, default=2, help="parallel compiles (default 2)")
+    parser.add_argument("--only", default="", help="only cases whose name contains this")
+    args = parser.parse_args()
+
+    cases = [c for c in all_cases() if args.only in c.name]
+    names = [c.name for c in cases]
+    assert len(set(names)) == len(names), "duplicate case names"
+    os.makedirs(args.outdir, exist_ok=True)
+    texts = module_texts(cases)
+    print(f"building {len(cases)} cases in {len(texts)} modules into {args.outdir} "
+          f"with {rt.attn_compile_path()}", flush=True)
+    modules = build_modules(texts, args.outdir, args.jobs)
+    if os.path.isfile(RUNTIME_LIB):
+        shutil.copy2(RUNTIME_LIB, args.outdir)
+    else:
+        print(f"warning: {RUNTIME_LIB} not built; the libraries will not load", flush=True)
+    manifest = {"target": "cuda", "modules": modules, "cases": [c.manifest() for c in cases]}
+    with open(os.path.join(args.outdir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    failed = [m for m, info in modules.items() if not info["ok"]]
+    print(f"wrote {os.path.join(args.outdir, 'manifest.json')}: {len(cases)} cases, "
+          f"{len(modules) - len(failed)}/{len(modules)} modules built"
+          + (f" (failed: {', '.join(failed)})" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

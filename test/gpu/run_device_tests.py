@@ -1,0 +1,475 @@
+#!/usr/bin/env python3
+"""Runs the GPU execution tests built by ``build_device_tests.py``, on the GPU machine.
+
+    python3 test/gpu/run_device_tests.py build/device-tests [--only SUBSTRING] [--simulate]
+
+For every case of ``<dir>/manifest.json``: random inputs from the case's seed (never zero),
+the reference in PyTorch float64 on the GPU (``torch_reference.py``; on every layer and flash
+attention case also checked against the numpy reference ``python/attn/reference.py``), output
+buffers filled with NaN, one call of ``_mlir_ciface_<function>`` of ``<module>.so`` through
+ctypes with descriptors of CUDA device pointers (``docs/ABI.md``), then the checks:
+
+* every output: ``max|out - ref| / max|ref|`` within 2e-2 (bf16) or 5e-3 (f16), no NaN;
+  flash-attention rows that see no key are exactly zero;
+* the KV cache: slots the step writes equal the reference within 2 ulps of the storage type
+  per (slot, head) vector (the store op alone: bit-exact); every other element is bit-for-bit
+  unchanged; the other arguments are not modified.
+
+Each case runs in a worker process: a CUDA error in the library aborts or poisons its CUDA
+context, so after a crash or an exception the remaining cases continue in a fresh worker, and
+a case that makes no progress for ``--stall`` seconds is killed. A short table comes last;
+the exit status is 1 if any case failed. With ``$OUT`` set, ``device-tests.json`` (every
+check) and ``device-tests-table.txt`` are written there.
+
+``--simulate`` writes the reference into the outputs instead of calling the libraries: it tests
+this harness (inputs, references, checks) where the compiler is not built yet.
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path[:0] = [os.path.join(REPO, "python"), HERE]
+
+from attn import ir  # noqa: E402
+from attn import reference as ref  # noqa: E402
+from attn import runtime as rt  # noqa: E402
+
+import device_abi  # noqa: E402
+
+OUT_TOL = {"bf16": 2e-2, "f16": 5e-3}
+# Written cache values, per (slot, head) vector relative to its max |expected|: 2 ulps (the
+# compiled code may round the projection before RoPE; the reference rounds once).
+CACHE_TOL = {"bf16": 2.0**-6 + 1e-6, "f16": 2.0**-9 + 1e-7}
+XCHECK_TOL = 1e-9  # torch vs numpy reference, both float64
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker: tensors, calls and checks (imports torch)
+
+
+class Worker:
+    """Runs cases in this process: holds the loaded libraries and the torch module."""
+
+    def __init__(self, outdir, manifest, simulate):
+        import torch
+        import torch_reference
+
+        self.torch, self.tr = torch, torch_reference
+        self.dev = torch.device("cuda")
+        self.outdir, self.manifest, self.simulate = outdir, manifest, simulate
+        self.dtypes = {"bf16": torch.bfloat16, "f16": torch.float16}
+        self.libraries = {}
+
+    # Tensors ----------------------------------------------------------------------------------
+
+    def upload(self, array):
+        """Device tensor of an ABI numpy array (uint16 bf16 bits become torch.bfloat16)."""
+        if array.dtype == np.uint16:
+            return self.torch.from_numpy(array.view(np.int16)).to(self.dev).view(
+                self.torch.bfloat16)
+        return self.torch.from_numpy(np.ascontiguousarray(array)).to(self.dev)
+
+    def tensor(self, values, dtype):
+        """Device tensor of ``values`` in the ABI type ``dtype``."""
+        return self.upload(rt.to_abi(values, dtype))
+
+    def nan_filled(self, shape, dtype):
+        return self.torch.full(shape, math.nan, dtype=self.dtypes[dtype], device=self.dev)
+
+    def bits(self, t):
+        return t.view({2: self.torch.int16, 4: self.torch.int32}[t.element_size()])
+
+    # Calls ------------------------------------------------------------------------------------
+
+    def function(self, case):
+        module = self.manifest["modules"][case["module"]]
+        if not module["ok"]:
+            raise RuntimeError(f"module {case['module']} was not built: "
+                               f"{(module['error'].splitlines() or ['?'])[-1]}")
+        lib = self.libraries.get(case["module"])
+        if lib is None:
+            lib = self.libraries[case["module"]] = device_abi.load(
+                os.path.join(self.outdir, module["so"]))
+        return device_abi.DeviceFunction(lib, case["function"])
+
+    def call(self, case, inputs, outputs, simulated):
+        """Calls the case's function (synchronous); ``simulated`` is [(buffer, reference)] that
+        ``--simulate`` writes instead."""
+        self.torch.cuda.synchronize()
+        if self.simulate:
+            for buffer, want in simulated:
+                buffer.copy_(want.to(buffer.dtype))
+        else:
+            self.function(case)(inputs, outputs)
+        self.torch.cuda.synchronize()
+
+    # Cases ------------------------------------------------------------------------------------
+
+    def run(self, case):
+        check = Checks(self.torch)
+        getattr(self, f"run_{case['kind']}")(case, ir.LayerConfig(**case["config"]),
+                                             np.random.default_rng(case["seed"]), check)
+        return check
+
+    def nonzero(self, rng, shape, dtype):
+        """Random values in +-[0.5, 1.5): never zero, so unwritten or misread data shows."""
+        return self.tensor(rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape), dtype)
+
+    def index(self, values):
+        return self.tensor(values, "i32")
+
+    def paged_cache(self, rng, cfg, cached, new, spare=3):
+        """(blocks, row_offsets, cache_lengths, lookup_table) of a random paged cache."""
+        pages = int(np.sum(-(-(np.array(cached) + new) // cfg.page_size))) + spare
+        cache = ref.random_paged_cache(rng, pages, cfg.num_layers, cfg.page_size,
+                                       cfg.num_kv_heads, cfg.head_dim, cached, new, cfg.dtype)
+        return (self.tensor(cache["kv_blocks"], cfg.dtype),
+                *(self.index(cache[n]) for n in ("row_offsets", "cache_lengths", "lookup_table")))
+
+    def check_unchanged(self, check, tensors, before):
+        for name, t in tensors.items():
+            if not self.torch.equal(self.bits(t), self.bits(before[name])):
+                check.fail(f"argument {name} was modified")
+
+    def check_cache(self, check, after, before, want, row_offsets, cache_lengths, lookup,
+                    layer, tol):
+        """Written slots within ``tol`` per (slot, head) vector; all else bit-for-bit."""
+        page_ids, slots = self.tr.page_slots(row_offsets, cache_lengths, lookup, after.shape[3])
+        mask = self.torch.zeros(after.shape[:4], dtype=self.torch.bool, device=self.dev)
+        mask[page_ids, :, layer, slots] = True
+        changed = (self.bits(after) != self.bits(before)) & ~mask[..., None, None]
+        if changed.any():
+            at = self.torch.nonzero(changed)[0].tolist()
+            check.fail(f"cache: {int(changed.sum())} elements outside the written slots "
+                       f"changed, first at [P,2,L,page,Hkv,D] = {at}")
+        got, exp = after.double()[mask], want[mask]
+        scale = exp.abs().amax(-1, keepdim=True)
+        err = ((got - exp).abs() / self.torch.where(scale > 0, scale, 1.0)).amax() \
+            if got.numel() else self.torch.tensor(0.0)
+        bad = not bool(self.torch.isfinite(got).all())
+        check.add("cache", math.inf if bad else float(err), tol)
+
+    def run_layer(self, case, cfg, rng, check):
+        host = ir.random_layer_inputs(rng, cfg, case["cached"], case["new"])
+        args = {n: self.upload(a) for n, a in host.items()}
+        want_out, want_blocks = self.tr.layer(
+            cfg, {n: t.double() if t.is_floating_point() else t for n, t in args.items()})
+        np_out, np_blocks = ir.reference_layer(cfg, host)
+        check.close("reference: torch vs numpy, out", want_out, np_out, XCHECK_TOL)
+        check.close("reference: torch vs numpy, cache",
+                    ref.cast_like(want_blocks.cpu().numpy(), cfg.dtype), np_blocks, XCHECK_TOL)
+        before = {n: t.clone() for n, t in args.items()}
+        out = self.nan_filled((sum(case["new"]), cfg.hidden), cfg.dtype)
+        self.call(case, list(args.values()), [out],
+                  [(out, want_out), (args["blocks"], want_blocks)])
+        check.close("out", out, want_out, OUT_TOL[cfg.dtype])
+        self.check_cache(check, args["blocks"], before["blocks"], want_blocks,
+                         args["row_offsets"], args["cache_lengths"], args["lookup_table"],
+                         cfg.layer_idx, CACHE_TOL[cfg.dtype])
+        self.check_unchanged(check, {n: t for n, t in args.items() if n != "blocks"}, before)
+
+    def run_paged_attention(self, case, cfg, rng, check):
+        blocks, offsets, lengths, lookup = self.paged_cache(rng, cfg, case["cached"],
+                                                            case["new"])
+        q = self.nonzero(rng, (sum(case["new"]), cfg.num_heads, cfg.head_dim), cfg.dtype)
+        want = self.tr.paged_attention(q.double(), blocks.double(), lengths, lookup, offsets,
+                                       cfg.layer_idx, cfg.mask, cfg.scale)
+        args = {"q": q, "row_offsets": offsets, "blocks": blocks, "cache_lengths": lengths,
+                "lookup_table": lookup}
+        before = {n: t.clone() for n, t in args.items()}
+        out = self.nan_filled(q.shape, cfg.dtype)
+        self.call(case, list(args.values()), [out], [(out, want)])
+        check.close("out", out, want, OUT_TOL[cfg.dtype])
+        self.check_unchanged(check, args, before)
+
+    def run_flash_attention(self, case, cfg, rng, check):
+        qo = np.concatenate([[0], np.cumsum(case["q_lens"])])
+        ko = np.concatenate([[0], np.cumsum(case["kv_lens"])])
+        q = self.nonzero(rng, (qo[-1], cfg.num_heads, cfg.head_dim), cfg.dtype)
+        k, v = (self.nonzero(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim), cfg.dtype)
+                for _ in range(2))
+        q_off, kv_off = self.index(qo), self.index(ko)
+        want = self.tr.flash_attention(q.double(), k.double(), v.double(), q_off, kv_off,
+                                       cfg.mask, cfg.scale)
+        np_want = ref.flash_attention(*(t.double().cpu().numpy() for t in (q, k, v)), qo, ko,
+                                      cfg.mask, cfg.scale)
+        check.close("reference: torch vs numpy", want, np_want, XCHECK_TOL)
+        args = {"q": q, "k": k, "v": v, "q_row_offsets": q_off, "kv_row_offsets": kv_off}
+        before = {n: t.clone() for n, t in args.items()}
+        out = self.nan_filled(q.shape, cfg.dtype)
+        self.call(case, list(args.values()), [out], [(out, want)])
+        check.close("out", out, want, OUT_TOL[cfg.dtype])
+        blind = (want == 0).flatten(1).all(1)  # rows that see no key: exactly zero
+        if not bool((out[blind] == 0).all()):
+            check.fail("rows without a visible key are not zero")
+        self.check_unchanged(check, args, before)
+
+    def run_rope(self, case, cfg, rng, check):
+        offsets = self.index(np.concatenate([[0], np.cumsum(case["new"])]))
+        lengths = self.index(case["cached"])
+        x = self.nonzero(rng, (sum(case["new"]), cfg.num_heads, cfg.head_dim), cfg.dtype)
+        want = self.tr.apply_rope(x.double(), offsets, lengths, cfg.rope)
+        out = self.nan_filled(x.shape, cfg.dtype)
+        self.call(case, [x, offsets, lengths], [out], [(out, want)])
+        check.close("out", out, want, OUT_TOL[cfg.dtype])
+
+    def run_rms_norm(self, case, cfg, rng, check):
+        shape = (case["tokens"], case["heads"], cfg.head_dim)
+        # Rows of very different magnitudes (the norm removes them), one tiny (eps matters).
+        raw = rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape) \
+            * np.exp(rng.uniform(-4, 3, shape[:2] + (1,)))
+        raw[3] *= 1e-3
+        x = self.tensor(raw, cfg.dtype)
+        gamma = self.tensor(rng.uniform(0.5, 1.5, cfg.head_dim), cfg.dtype)
+        want = self.tr.rms_norm(x.double(), gamma.double(), cfg.rms_norm_eps)
+        out = self.nan_filled(x.shape, cfg.dtype)
+        self.call(case, [x, gamma], [out], [(out, want)])
+        check.close("out", out, want, OUT_TOL[cfg.dtype])
+
+    def run_kv_cache_store(self, case, cfg, rng, check):
+        blocks, offsets, lengths, lookup = self.paged_cache(rng, cfg, case["cached"],
+                                                            case["new"])
+        shape = (sum(case["new"]), cfg.num_kv_heads, cfg.head_dim)
+        k, v = self.nonzero(rng, shape, cfg.dtype), self.nonzero(rng, shape, cfg.dtype)
+        want = self.tr.kv_cache_store(blocks.double(), k.double(), v.double(), offsets,
+                                      lengths, lookup, cfg.layer_idx)
+        args = {"k": k, "v": v, "row_offsets": offsets, "blocks": blocks,
+                "cache_lengths": lengths, "lookup_table": lookup}
+        before = {n: t.clone() for n, t in args.items()}
+        self.call(case, list(args.values()), [], [(blocks, want)])
+        # A copy: bit-exact everywhere (the check below counts the written slots' errors).
+        self.check_cache(check, blocks, before["blocks"], want, offsets, lengths, lookup,
+                         cfg.layer_idx, 0.0)
+        self.check_unchanged(check, {n: t for n, t in args.items() if n != "blocks"}, before)
+
+    def run_qkv_projection(self, case, cfg, rng, check):
+        shapes, t = cfg.weight_shapes(), case["tokens"]
+        names = [n for n in cfg.weight_names() if n not in ("q_norm", "k_norm", "wo")]
+        x = self.tensor(rng.standard_normal((t, cfg.hidden)), cfg.dtype)
+        args = {n: self.tensor(rng.standard_normal(shapes[n]) / math.sqrt(cfg.hidden)
+                               if n.startswith("w") else 0.5 * rng.standard_normal(shapes[n]),
+                               cfg.dtype) for n in names}
+        w = self.torch.cat([args[n].double() for n in names if n.startswith("w")])
+        biases = [args[n].double() for n in names if n.startswith("b")]
+        if cfg.clip is not None and float(w.abs().max()) < 2 * cfg.clip:
+            raise ValueError("test input: the clip does not matter")
+        want = self.tr.qkv_projection(x.double(), w, self.torch.cat(biases) if biases else None,
+                                      cfg.clip, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim)
+        outs = [self.nan_filled((t, h, cfg.head_dim), cfg.dtype)
+                for h in (cfg.num_heads, cfg.num_kv_heads, cfg.num_kv_heads)]
+        self.call(case, [x, *args.values()], outs, list(zip(outs, want)))
+        for label, got, exp in zip("qkv", outs, want):
+            check.close(label, got, exp, OUT_TOL[cfg.dtype])
+
+    def run_linear(self, case, cfg, rng, check):
+        k = case.get("in_features") or cfg.q_rows
+        n = case.get("out_features") or cfg.hidden
+        x = self.nonzero(rng, (case["tokens"], k), cfg.dtype)
+        w = self.tensor(rng.standard_normal((n, k)) / math.sqrt(k), cfg.dtype)
+        args = [x, w] + ([self.nonzero(rng, (n,), cfg.dtype)] if case.get("bias") else [])
+        want = self.tr.linear(*(a.double() for a in args))
+        out = self.nan_filled((case["tokens"], n), cfg.dtype)
+        self.call(case, args, [out], [(out, want)])
+        check.close("out", out, want, OUT_TOL[cfg.dtype])
+
+
+class Checks:
+    """The checks of one case: (what, max relative error, tolerance) rows and failures."""
+
+    def __init__(self, torch):
+        self.torch = torch
+        self.rows, self.failures = [], []
+
+    def add(self, what, err, tol):
+        self.rows.append((what, err, tol))
+
+    def fail(self, message):
+        self.failures.append(message)
+
+    def close(self, what, got, want, tol):
+        """``max|got - want| / max|want|``; non-finite ``got`` counts as an infinite error."""
+        torch = self.torch
+        got = torch.as_tensor(np.asarray(got) if not torch.is_tensor(got) else got).double()
+        want = torch.as_tensor(np.asarray(want) if not torch.is_tensor(want) else want)
+        want = want.double().to(got.device)
+        if got.shape != want.shape:
+            raise ValueError(f"{what}: shape {tuple(got.shape)} != {tuple(want.shape)}")
+        if got.numel() == 0:
+            return self.add(what, 0.0, tol)
+        scale = float(want.abs().max())
+        if scale == 0:
+            raise ValueError(f"{what}: the expected values are all zero (bad test input)")
+        finite = bool(torch.isfinite(got).all())
+        self.add(what, float((got - want).abs().max()) / scale if finite else math.inf, tol)
+
+    def record(self):
+        ok = not self.failures and all(err <= tol for _, err, tol in self.rows)
+        worst = max(self.rows, key=lambda r: r[1] / r[2] if r[2] else (0 if r[1] == 0
+                                                                       else math.inf))
+        notes = self.failures + [f"{w}: {e:.2e} > {t:.1e}" for w, e, t in self.rows if e > t]
+        return {"ok": ok, "err": worst[1], "tol": worst[2], "worst": worst[0],
+                "checks": [{"what": w, "err": e, "tol": t} for w, e, t in self.rows],
+                "notes": notes}
+
+
+def worker_main(args):
+    """Runs ``args.cases`` in order, appending one JSON line per case to ``args.worker``;
+    exits with status 3 after a case raised while CUDA is unusable (the parent restarts)."""
+    with open(os.path.join(args.dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    cases = {c["name"]: c for c in manifest["cases"]}
+    worker = Worker(args.dir, manifest, args.simulate)
+    torch = worker.torch
+    with open(args.worker, "a") as log:
+        def emit(record):
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+
+        emit({"device": torch.cuda.get_device_name(), "torch": torch.__version__})
+        for name in args.cases.split(","):
+            start = time.monotonic()
+            try:
+                record = worker.run(cases[name]).record()
+            except Exception as e:  # one case's failure must not stop the others
+                tb = traceback.format_exc().strip().splitlines()
+                record = {"ok": False, "err": math.inf, "tol": 0.0, "worst": "",
+                          "notes": [f"{type(e).__name__}: {e}"], "traceback": tb[-8:]}
+            record.update(case=name, seconds=round(time.monotonic() - start, 2))
+            print(f"{name}: {'PASS' if record['ok'] else 'FAIL'} max rel err "
+                  f"{record['err']:.2e} (tol {record['tol']:.0e}) {record['seconds']} s"
+                  + "".join(f"\n    {n}" for n in record["notes"]), flush=True)
+            emit(record)
+            if "traceback" in record and not cuda_usable(torch):
+                sys.exit(3)
+
+
+def cuda_usable(torch):
+    try:
+        torch.ones(1, device="cuda").add_(1)
+        torch.cuda.synchronize()
+        return True
+    except Exception:  # a sticky CUDA error: this context is lost
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Parent: workers, results, table
+
+
+def run_workers(args, names):
+    """Runs ``names`` in worker processes; returns (device, {case: record})."""
+    results, device, remaining = {}, "?", list(names)
+    while remaining:
+        with tempfile.TemporaryDirectory() as tmp:
+            log, err = os.path.join(tmp, "results.jsonl"), os.path.join(tmp, "stderr")
+            cmd = [sys.executable, os.path.abspath(__file__), args.dir, "--worker", log,
+                   "--cases", ",".join(remaining)] + (["--simulate"] if args.simulate else [])
+            with open(err, "w") as stderr:
+                proc = subprocess.Popen(cmd, stderr=stderr)
+                lines, last = 0, time.monotonic()
+                while proc.poll() is None:
+                    time.sleep(0.5)
+                    n = len(read_lines(log))
+                    if n != lines:
+                        lines, last = n, time.monotonic()
+                    elif time.monotonic() - last > args.stall:
+                        proc.kill()
+                        proc.wait()
+            records = read_lines(log)
+            with open(err) as f:
+                stderr_tail = f.read().strip().splitlines()[-10:]
+        if stderr_tail:
+            print("worker stderr:\n  " + "\n  ".join(stderr_tail), flush=True)
+        if not records:  # the worker could not even start: the same for every case
+            for name in remaining:
+                results[name] = failed(f"worker did not start (exit {proc.returncode})",
+                                       stderr_tail)
+            break
+        device = records[0]["device"]
+        for record in records[1:]:
+            results[record["case"]] = record
+        remaining = [n for n in remaining if n not in results]
+        if remaining and proc.returncode != 3:  # died in the middle of remaining[0]
+            why = "timed out" if proc.returncode == -9 else f"worker died ({proc.returncode})"
+            results[remaining.pop(0)] = failed(why, stderr_tail)
+    return device, results
+
+
+def read_lines(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.endswith("\n")]
+
+
+def failed(why, stderr_tail=()):
+    return {"ok": False, "err": math.inf, "tol": 0.0, "worst": "",
+            "notes": [why] + list(stderr_tail[-3:])}
+
+
+def table(device, cases, results):
+    """The short summary: one line per case, then the count."""
+    lines = [f"GPU execution tests on {device}",
+             f"{'case':58} {'worst check':>12} {'max rel err':>11} {'tol':>8}  result",
+             "-" * 100]
+    for case in cases:
+        r = results[case["name"]]
+        note = f"  {r['notes'][0][:70]}" if r["notes"] and not r["ok"] else ""
+        worst = r["worst"].replace("reference: ", "ref ")[:12]
+        lines.append(f"{case['name']:58} {worst:>12} {r['err']:11.2e} {r['tol']:8.1e}  "
+                     f"{'PASS' if r['ok'] else 'FAIL'}{note}")
+    passed = sum(results[c["name"]]["ok"] for c in cases)
+    lines.append(f"{passed}/{len(cases)} passed on {device}")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir", help="the build folder (manifest.json, *.so)")
+    parser.add_argument("--only", default="", help="only cases whose name contains this")
+    parser.add_argument("--simulate", action="store_true",
+                        help="write the reference instead of calling the libraries")
+    parser.add_argument("--stall", type=float, default=300.0,
+                        help="kill a case after this many seconds (default 300)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--cases", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker_main(args)
+
+    with open(os.path.join(args.dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    cases = [c for c in manifest["cases"] if args.only in c["name"]]
+    results = {}
+    for c in cases:  # unbuilt modules: no need to start a worker for them
+        module = manifest["modules"][c["module"]]
+        if not module["ok"] and not args.simulate:
+            results[c["name"]] = failed(f"not built: "
+                                        f"{(module['error'].splitlines() or ['?'])[-1]}")
+    device, ran = run_workers(args, [c["name"] for c in cases if c["name"] not in results])
+    results.update(ran)
+    summary = table(device, cases, results)
+    out = os.environ.get("OUT")
+    if out:
+        with open(os.path.join(out, "device-tests.json"), "w") as f:
+            json.dump({"device": device, "simulate": args.simulate, "results": results}, f,
+                      indent=1)
+        with open(os.path.join(out, "device-tests-table.txt"), "w") as f:
+            f.write(summary + "\n")
+    print(summary)
+    return 0 if all(r["ok"] for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
