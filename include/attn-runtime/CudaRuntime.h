@@ -18,6 +18,11 @@ extern "C" {
 /// unless ATTN_CUDA_CONTINUE_ON_ERROR=1.
 int32_t attnCudaLastError(void);
 
+/// The CUstream that compiled functions called from this thread run on
+/// (nullptr: the legacy default stream, the initial setting). A call still
+/// returns only when its work on that stream is done.
+void attnCudaSetStream(void *stream);
+
 #ifdef __cplusplus
 }
 #endif

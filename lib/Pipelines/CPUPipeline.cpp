@@ -40,4 +40,9 @@ void attn::registerPipelines() {
       "Lower attn IR to the LLVM dialect for the host CPU (vector units, "
       "OpenMP threads, in-place cache writes, C entry points)",
       buildLowerToCPUPipeline);
+  PassPipelineRegistration<NVVMPipelineOptions>(
+      "attn-lower-to-nvvm",
+      "Lower attn IR to host LLVM code launching GPU kernels (tensor-core "
+      "flash attention and projections) from an embedded sm_90a binary",
+      buildLowerToNVVMPipeline);
 }

@@ -1,9 +1,11 @@
 //===- attn-compile.cpp - attn IR -> shared library -----------------------===//
 //
 // Ahead-of-time driver: lowers attn IR with the target's pipeline, translates
-// to LLVM IR, optimises for the target CPU, emits an object file and links a
-// shared library whose entry points follow docs/ABI.md. The library needs
-// libc, libm and (for threads) libomp, never MLIR.
+// to LLVM IR, optimises for the host CPU, emits an object file and links a
+// shared library whose entry points follow docs/ABI.md. A CPU library needs
+// libc, libm and (for threads) libomp; a CUDA library embeds its kernels and
+// needs libattn_cuda_runtime (found beside it or in the build) and the CUDA
+// driver; neither needs MLIR.
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,6 +34,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
@@ -49,8 +52,21 @@ static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<input.mlir>"),
                                       cl::init("-"));
 static cl::opt<std::string> outputFile("o", cl::desc("Output file"),
                                        cl::value_desc("file"), cl::Required);
-static cl::opt<std::string> target("target", cl::desc("cpu (cuda: later)"),
-                                   cl::init("cpu"));
+static cl::opt<std::string>
+    target("target",
+           cl::desc("cpu (this machine's CPU) or cuda (NVIDIA GPU kernels "
+                    "embedded in host code taking device pointers)"),
+           cl::init("cpu"));
+static cl::opt<std::string> gpuChip("gpu-chip",
+                                    cl::desc("GPU architecture for --target=cuda"),
+                                    cl::init("sm_90a"));
+static cl::opt<std::string>
+    gpuFeatures("gpu-features", cl::desc("PTX features for --target=cuda"),
+                cl::init("+ptx80"));
+static cl::opt<int64_t>
+    gpuSMCount("gpu-sm-count",
+               cl::desc("Multiprocessors of the target GPU (attention splits)"),
+               cl::init(132));
 static cl::opt<std::string>
     emit("emit", cl::desc("What to write: so, obj, llvm (LLVM IR), mlir "
                           "(LLVM dialect)"),
@@ -135,15 +151,40 @@ static LogicalResult emitObject(llvm::Module &module, StringRef path) {
   return success();
 }
 
+/// The folder of libattn_cuda_runtime: `lib/` beside this tool's `bin/`.
+static std::string cudaRuntimeDir(const char *argv0) {
+  std::string exe = llvm::sys::fs::getMainExecutable(
+      argv0, reinterpret_cast<void *>(&cudaRuntimeDir));
+  SmallString<256> dir(llvm::sys::path::parent_path(
+      llvm::sys::path::parent_path(exe)));
+  llvm::sys::path::append(dir, "lib");
+  return std::string(dir);
+}
+
+static const char *programName = "attn-compile";
+
 static LogicalResult linkSharedLibrary(StringRef object, StringRef output) {
   llvm::ErrorOr<std::string> driver = llvm::sys::findProgramByName(linker);
   if (!driver)
     return fail("cannot find the linker driver '" + linker + "'");
-  std::string libDir = "/usr/lib/llvm-22/lib";
-  SmallVector<StringRef> args = {*driver, "-shared", "-o", output, object,
-                                 "-L/usr/lib/llvm-22/lib", "-lomp", "-lm"};
-  std::string rpath = "-Wl,-rpath," + libDir;
-  args.push_back(rpath);
+  SmallVector<std::string> flags;
+  if (target == "cuda") {
+    std::string runtimeDir = cudaRuntimeDir(programName);
+    SmallString<256> runtime(runtimeDir);
+    llvm::sys::path::append(runtime, "libattn_cuda_runtime.so");
+    if (!llvm::sys::fs::exists(runtime))
+      return fail("cannot find " + runtime +
+                  " (build the CUDA runtime: it needs /usr/local/cuda)");
+    // $ORIGIN first: a library shipped with the runtime beside it finds it.
+    flags = {"-L" + runtimeDir, "-lattn_cuda_runtime",
+             "-Wl,-rpath,$ORIGIN:" + runtimeDir};
+  } else {
+    flags = {"-L/usr/lib/llvm-22/lib", "-lomp", "-lm",
+             "-Wl,-rpath,/usr/lib/llvm-22/lib"};
+  }
+  SmallVector<StringRef> args = {*driver, "-shared", "-o", output, object};
+  for (const std::string &flag : flags)
+    args.push_back(flag);
   std::string message;
   int rc = llvm::sys::ExecuteAndWait(*driver, args, std::nullopt, {}, 0, 0,
                                      &message);
@@ -153,8 +194,8 @@ static LogicalResult linkSharedLibrary(StringRef object, StringRef output) {
 }
 
 static LogicalResult compile() {
-  if (target != "cpu")
-    return fail("unsupported target '" + target + "' (available: cpu)");
+  if (target != "cpu" && target != "cuda")
+    return fail("unsupported target '" + target + "' (available: cpu, cuda)");
   if (emit != "so" && emit != "obj" && emit != "llvm" && emit != "mlir")
     return fail("--emit must be so, obj, llvm or mlir");
 
@@ -176,11 +217,19 @@ static LogicalResult compile() {
     return failure();
 
   PassManager pm(&context);
-  attn::CPUPipelineOptions options;
-  options.queryTileRows = queryTileRows;
-  options.kvTile = kvTile;
-  options.vectorLanes = targetHasAVX512() ? 16 : 8;
-  attn::buildLowerToCPUPipeline(pm, options);
+  if (target == "cuda") {
+    attn::NVVMPipelineOptions options;
+    options.chip = gpuChip;
+    options.features = gpuFeatures;
+    options.smCount = gpuSMCount;
+    attn::buildLowerToNVVMPipeline(pm, options);
+  } else {
+    attn::CPUPipelineOptions options;
+    options.queryTileRows = queryTileRows;
+    options.kvTile = kvTile;
+    options.vectorLanes = targetHasAVX512() ? 16 : 8;
+    attn::buildLowerToCPUPipeline(pm, options);
+  }
   if (failed(pm.run(*module)))
     return fail("lowering failed");
 
@@ -213,6 +262,7 @@ static LogicalResult compile() {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  programName = argv[0];
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
   registerAllPasses();

@@ -61,4 +61,66 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
   ];
 }
 
+def ConvertAttnToGPU : Pass<"convert-attn-to-gpu", "ModuleOp"> {
+  let summary = "Lower functions of primitive attn ops to host code launching GPU kernels";
+  let description = [{
+    Each function becomes a host function on device buffers (memrefs) that
+    launches one kernel per op; the kernels go to `gpu.module @attn_kernels`
+    and use gpu, nvgpu and NVVM ops:
+    - `attn.flash_attention` / `attn.paged_flash_attention`: a block of four
+      warps per (64-row query tile of (row, GQA head) pairs, kv head,
+      sequence x key split); K/V tiles of 64 keys staged in shared memory
+      (through the page table for the cache); `nvgpu.ldmatrix` +
+      `nvvm.mma.sync` m16n8k16 for Q K^T and P V with f32 accumulators;
+      online softmax with exp2 in registers; tiles outside the causal /
+      sliding window skipped. Batches with few query tiles split the keys
+      across blocks (flash-decoding) and a combine kernel merges the parts.
+    - `attn.qkv_projection` / `attn.linear`: a tensor-core GEMM (64 x 64
+      tiles), weight clipping while staging, bias and the q / k / v split
+      in the epilogue.
+    - `attn.rope` (angles in f64 from the rope attribute, or a table),
+      `attn.rms_norm` (a warp per row), `attn.kv_cache_store` (16-byte
+      chunks, in place into the caller's cache), `attn.rope_freqs` when a
+      table is needed.
+    Arguments keep their order; results that are (updated) arguments are
+    dropped and the others become trailing out-parameters, as in
+    docs/ABI.md. The functions get `llvm.emit_c_interface`.
+
+    Before:
+    ```mlir
+    func.func @o(%x: tensor<?x64xbf16>, %w: tensor<32x64xbf16>) -> tensor<?x32xbf16> {
+      %y = attn.linear %x, %w : tensor<?x64xbf16>, tensor<32x64xbf16> -> tensor<?x32xbf16>
+      return %y : tensor<?x32xbf16>
+    }
+    ```
+    After:
+    ```mlir
+    func.func @o(%x: memref<?x64xbf16>, %w: memref<32x64xbf16>, %y: memref<?x32xbf16>)
+        attributes {llvm.emit_c_interface} {
+      gpu.launch_func @attn_kernels::@matmul blocks in (%c1, %rows, %c1)
+          threads in (%c128, %c1, %c1) args(%x : ..., %w : ..., %y : ...)
+      return
+    }
+    gpu.module @attn_kernels {
+      gpu.func @matmul(...) workgroup(...) kernel { ... nvvm.mma.sync ... }
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::nvgpu::NVGPUDialect",
+                           "::mlir::NVVM::NVVMDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
+  let options = [
+    Option<"smCount", "sm-count", "int64_t", /*default=*/"132",
+           "Multiprocessors of the target GPU (decides key splits)">,
+    Option<"maxSplits", "max-splits", "int64_t", /*default=*/"64",
+           "Most key splits of one attention launch">,
+  ];
+}
+
 #endif // ATTN_CONVERSION_PASSES_TD

@@ -30,7 +30,35 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 void buildLowerToCPUPipeline(OpPassManager &pm,
                              const CPUPipelineOptions &options);
 
-/// Registers `attn-lower-to-cpu`.
+struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
+  PassOptions::Option<std::string> chip{
+      *this, "chip", llvm::cl::desc("GPU architecture of the binary"),
+      llvm::cl::init("sm_90a")};
+  PassOptions::Option<std::string> features{
+      *this, "features", llvm::cl::desc("PTX features (sm_90a needs +ptx80)"),
+      llvm::cl::init("+ptx80")};
+  PassOptions::Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("Embedded kernels: fatbin, bin (cubin) or isa (PTX)"),
+      llvm::cl::init("fatbin")};
+  PassOptions::Option<int64_t> smCount{
+      *this, "sm-count",
+      llvm::cl::desc("Multiprocessors of the target GPU (attention key splits)"),
+      llvm::cl::init(132)};
+  PassOptions::Option<int64_t> maxSplits{
+      *this, "max-splits",
+      llvm::cl::desc("Most key splits of one attention launch"),
+      llvm::cl::init(64)};
+};
+
+/// attn (composite or primitive ops, tensors) -> LLVM dialect host code
+/// that launches the layer's kernels from an embedded NVIDIA binary
+/// (ptxas from /usr/local/cuda), with the entry-point ABI of docs/ABI.md on
+/// device buffers.
+void buildLowerToNVVMPipeline(OpPassManager &pm,
+                              const NVVMPipelineOptions &options);
+
+/// Registers `attn-lower-to-cpu` and `attn-lower-to-nvvm`.
 void registerPipelines();
 
 } // namespace mlir::attn

@@ -41,6 +41,7 @@ void check(CUresult result, const char *call) {
 #define ATTN_CUDA_CHECK(expr) check((expr), #expr)
 
 thread_local int32_t defaultDevice = 0;
+thread_local CUstream callerStream = nullptr;
 
 /// The primary context of the default device, current for a scope.
 class ScopedContext {
@@ -64,6 +65,10 @@ public:
 extern "C" {
 
 int32_t attnCudaLastError() { return static_cast<int32_t>(firstError); }
+
+void attnCudaSetStream(void *stream) {
+  callerStream = static_cast<CUstream>(stream);
+}
 
 CUmodule mgpuModuleLoad(void *data, size_t /*gpuBlobSize*/) {
   ScopedContext scope;
@@ -104,17 +109,13 @@ void mgpuLaunchKernel(CUfunction function, intptr_t gridX, intptr_t gridY,
                                  blockZ, smem, stream, params, extra));
 }
 
-CUstream mgpuStreamCreate() {
-  ScopedContext scope;
-  CUstream stream = nullptr;
-  ATTN_CUDA_CHECK(cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
-  return stream;
-}
+// Compiled functions run on the caller's stream (attnCudaSetStream), by
+// default the legacy default stream, so that they are ordered with the
+// caller's other work (e.g. PyTorch's default stream) and CUDA events
+// around a call time it. The runtime never creates or destroys streams.
+CUstream mgpuStreamCreate() { return callerStream; }
 
-void mgpuStreamDestroy(CUstream stream) {
-  ScopedContext scope;
-  ATTN_CUDA_CHECK(cuStreamDestroy(stream));
-}
+void mgpuStreamDestroy(CUstream /*stream*/) {}
 
 void mgpuStreamSynchronize(CUstream stream) {
   ScopedContext scope;
@@ -148,20 +149,21 @@ void mgpuEventRecord(CUevent event, CUstream stream) {
   ATTN_CUDA_CHECK(cuEventRecord(event, stream));
 }
 
-void *mgpuMemAlloc(uint64_t sizeBytes, CUstream /*stream*/,
-                   bool /*isHostShared*/) {
+// Temporaries come from the stream-ordered pool: no device-wide
+// synchronisation, and a free waits for the kernels queued before it.
+void *mgpuMemAlloc(uint64_t sizeBytes, CUstream stream, bool /*isHostShared*/) {
   ScopedContext scope;
   CUdeviceptr ptr = 0;
   if (sizeBytes != 0)
-    ATTN_CUDA_CHECK(cuMemAlloc(&ptr, sizeBytes));
+    ATTN_CUDA_CHECK(cuMemAllocAsync(&ptr, sizeBytes, stream));
   return reinterpret_cast<void *>(ptr);
 }
 
-void mgpuMemFree(void *ptr, CUstream /*stream*/) {
+void mgpuMemFree(void *ptr, CUstream stream) {
   if (!ptr)
     return;
   ScopedContext scope;
-  ATTN_CUDA_CHECK(cuMemFree(reinterpret_cast<CUdeviceptr>(ptr)));
+  ATTN_CUDA_CHECK(cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(ptr), stream));
 }
 
 void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, CUstream stream) {

@@ -1,0 +1,494 @@
+//===- AttentionKernel.cpp - flash attention on tensor cores ---------------===//
+//
+// One block of four warps per (query tile, kv head, sequence x key split).
+// The tile's 64 rows are (query row, head of the GQA group) pairs, so a K/V
+// tile staged in shared memory serves the whole group; each warp owns 16
+// rows. Per 64-key tile: S = Q K^T with mma.sync (Q fragments stay in
+// registers, K through ldmatrix), the scale (with log2 e) and the mask
+// applied in registers, the online softmax with exp2 and quad shuffles, and
+// O += P V with P re-packed from the S accumulators as the A operand and V
+// through ldmatrix.trans. Key tiles outside the causal / sliding window are
+// never visited; the paged cache is read through the lookup table.
+//
+// Decode-like batches (few query tiles) split the keys across blocks
+// (flash-decoding): each split writes its normalised partial output and
+// log-sum-exp, and a combine kernel merges them.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::gpu_lowering;
+
+namespace {
+
+constexpr int64_t kRows = 64, kKeys = 64, kThreads = 128, kPad = 8;
+/// Keys a split covers at least.
+constexpr int64_t kMinSplitKeys = 256;
+
+Value add(IB &b, Value x, Value y) { return arith::AddIOp::create(b, x, y); }
+Value add(IB &b, Value x, int64_t y) { return add(b, x, cIdx(b, y)); }
+Value sub(IB &b, Value x, Value y) { return arith::SubIOp::create(b, x, y); }
+Value mul(IB &b, Value x, int64_t y) {
+  return arith::MulIOp::create(b, x, cIdx(b, y));
+}
+Value div(IB &b, Value x, int64_t y) {
+  return arith::DivUIOp::create(b, x, cIdx(b, y));
+}
+Value rem(IB &b, Value x, int64_t y) {
+  return arith::RemUIOp::create(b, x, cIdx(b, y));
+}
+Value lt(IB &b, Value x, Value y) {
+  return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
+}
+Value ge(IB &b, Value x, Value y) {
+  return arith::CmpIOp::create(b, arith::CmpIPredicate::sge, x, y);
+}
+Value both(IB &b, Value x, Value y) { return arith::AndIOp::create(b, x, y); }
+Value dimOf(IB &b, Value memref, int64_t d) {
+  return b.createOrFold<memref::DimOp>(memref, d);
+}
+
+/// 8 elements at `indices` of `src` when `valid`, zeros otherwise.
+Value loadChunkOrZero(IB &b, Value src, function_ref<SmallVector<Value>(IB &)> indices,
+                      Value valid, VectorType type) {
+  auto ifOp = scf::IfOp::create(b, TypeRange{type}, valid, /*withElse=*/true);
+  {
+    IB tb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
+    scf::YieldOp::create(
+        tb, ValueRange{vector::LoadOp::create(tb, type, src, indices(tb), /*nontemporal=*/false,
+                                       llvm::MaybeAlign(16))});
+  }
+  IB eb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
+  scf::YieldOp::create(
+      eb, ValueRange{arith::ConstantOp::create(
+              eb, DenseElementsAttr::get(type, eb.getZeroAttr(type.getElementType())))});
+  return ifOp.getResult(0);
+}
+
+/// The static facts of one attention op.
+struct Shape {
+  Type element;
+  int64_t heads, kvHeads, group, headDim, queryRows, pageSize = 0;
+};
+
+/// Splits of the keys for a launch: enough blocks to fill the GPU when
+/// there are few query tiles, one split otherwise.
+std::pair<Value, Value> chooseSplits(IB &b, const KernelOptions &opts,
+                                     const Shape &s, Value tokens, Value batch,
+                                     Value keysUpperBound) {
+  Value qTiles = ceilDiv(b, tokens, s.queryRows);
+  // Blocks that do work: at most one partial tile per sequence beyond the
+  // full ones.
+  Value busy = mul(b, minIdx(b, arith::MulIOp::create(b, batch, qTiles),
+                             add(b, qTiles, batch)),
+                   s.kvHeads);
+  busy = maxIdx(b, busy, cIdx(b, 1));
+  Value wanted = arith::CeilDivUIOp::create(b, cIdx(b, 4 * opts.smCount), busy);
+  Value cap = minIdx(b, cIdx(b, opts.maxSplits),
+                     maxIdx(b, ceilDiv(b, keysUpperBound, kMinSplitKeys), cIdx(b, 1)));
+  Value splits = maxIdx(b, minIdx(b, wanted, cap), cIdx(b, 1));
+  Value full = ge(b, busy, cIdx(b, opts.smCount));
+  splits = arith::SelectOp::create(b, full, cIdx(b, 1), splits);
+  Value chunk = arith::CeilDivUIOp::create(
+      b, maxIdx(b, keysUpperBound, cIdx(b, 1)), splits);
+  chunk = mul(b, ceilDiv(b, chunk, kKeys), kKeys);
+  return {splits, chunk};
+}
+
+/// The block body: see the file comment.
+void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
+                        ValueRange k, Value smemK, Value smemV) {
+  // Kernel arguments, in the order emitAttention passes them.
+  Value query = k[0], out = k[1], qOffsets = k[2];
+  Value key = k[3], value = k[4], kvOffsets = k[5];
+  Value blocks = k[3], cacheLengths = k[4], lookup = k[5];
+  Value oPart = k[6], lsePart = k[7], splits = k[8], chunk = k[9];
+  bool paged = spec.paged();
+  int64_t d = s.headDim, g = s.group;
+  auto chunkType = VectorType::get({8}, s.element);
+
+  Value tid = threadIdx(b);
+  Value lane = rem(b, tid, 32), warp = div(b, tid, 32);
+  Value group = div(b, lane, 4), quad = rem(b, lane, 4);
+  Value kvHead = blockIdx(b, gpu::Dimension::y);
+  Value z = blockIdx(b, gpu::Dimension::z);
+  Value seq = arith::DivUIOp::create(b, z, splits);
+  Value split = arith::RemUIOp::create(b, z, splits);
+  Value qStart = loadIndex(b, qOffsets, seq);
+  Value qLen = sub(b, loadIndex(b, qOffsets, add(b, seq, 1)), qStart);
+  Value r0 = mul(b, blockIdx(b, gpu::Dimension::x), s.queryRows);
+
+  // Whole blocks leave here, before any barrier.
+  ifThen(b, lt(b, r0, qLen), [&](IB &b) {
+    Value kvStart, kvLen;
+    if (paged) {
+      kvLen = add(b, loadIndex(b, cacheLengths, seq), qLen);
+    } else {
+      kvStart = loadIndex(b, kvOffsets, seq);
+      kvLen = sub(b, loadIndex(b, kvOffsets, add(b, seq, 1)), kvStart);
+    }
+    // Query row i sits at position posBase + i; keys at 0 .. kvLen - 1.
+    Value posBase = sub(b, kvLen, qLen);
+    Value rowsHere = minIdx(b, cIdx(b, s.queryRows), sub(b, qLen, r0));
+    bool causal = spec.mask.getKind() != MaskKind::None;
+    std::optional<int64_t> window;
+    if (spec.mask.getKind() == MaskKind::SlidingWindow)
+      window = spec.mask.getWindow();
+    Value hi = kvLen, lo = cIdx(b, 0);
+    if (causal)
+      hi = minIdx(b, kvLen, add(b, posBase, add(b, r0, rowsHere)));
+    if (window)
+      lo = maxIdx(b, lo, add(b, posBase, add(b, r0, 1 - *window)));
+    Value splitLo = arith::MulIOp::create(b, split, chunk);
+    Value sLo = maxIdx(b, lo, splitLo);
+    Value sHi = minIdx(b, hi, add(b, splitLo, chunk));
+    Value firstTile = mul(b, div(b, sLo, kKeys), kKeys);
+
+    // Where tile row m of this block comes from.
+    struct RowInfo {
+      Value qRow, head, valid;
+    };
+    auto rowOf = [&](IB &b, Value m) {
+      RowInfo info;
+      info.qRow = add(b, r0, div(b, m, g));
+      info.head = add(b, mul(b, kvHead, g), rem(b, m, g));
+      info.valid = both(b, lt(b, m, cIdx(b, s.queryRows * g)), lt(b, info.qRow, qLen));
+      return info;
+    };
+
+    // Q: global -> shared (the K buffer) -> A fragments in registers.
+    int64_t chunksPerRow = d / 8, perThread = kRows * chunksPerRow / kThreads;
+    for (int64_t i = 0; i < perThread; ++i) {
+      Value c = add(b, tid, i * kThreads);
+      Value m = div(b, c, chunksPerRow), dc = mul(b, rem(b, c, chunksPerRow), 8);
+      RowInfo info = rowOf(b, m);
+      Value v = loadChunkOrZero(
+          b, query,
+          [&](IB &lb) {
+            return SmallVector<Value>{add(lb, qStart, info.qRow), info.head, dc};
+          },
+          info.valid, chunkType);
+      vector::StoreOp::create(b, v, smemK, ValueRange{m, dc}, /*nontemporal=*/false,
+                              llvm::MaybeAlign(16));
+    }
+    gpu::BarrierOp::create(b);
+    Value aRow = add(b, mul(b, warp, 16), rem(b, lane, 16));
+    Value aCol = mul(b, div(b, lane, 16), 8);
+    SmallVector<std::array<Value, 4>> qFrag;
+    for (int64_t kk = 0; kk < d / 16; ++kk)
+      qFrag.push_back(ldmatrixX4(b, smemK, aRow, add(b, aCol, kk * 16), false));
+    gpu::BarrierOp::create(b);
+
+    // The key range [rowLo, rowHi) of this lane's two rows (group, group + 8).
+    std::array<Value, 2> rowLo, rowHi;
+    for (int64_t h = 0; h < 2; ++h) {
+      Value m = add(b, mul(b, warp, 16), add(b, group, h * 8));
+      RowInfo info = rowOf(b, m);
+      Value valid = info.valid;
+      Value pos = add(b, posBase, info.qRow);
+      Value rHi = causal ? minIdx(b, sHi, add(b, pos, 1)) : sHi;
+      Value rLo = window ? maxIdx(b, sLo, add(b, pos, 1 - *window)) : sLo;
+      rowHi[h] = arith::SelectOp::create(b, valid, rHi, cIdx(b, 0));
+      rowLo[h] = arith::SelectOp::create(b, valid, rLo, cIdx(b, 1));
+    }
+
+    // Per-lane ldmatrix coordinates: K as the column-major B of Q K^T, V
+    // (transposed load) as the row-major B of P V.
+    Value kRow = add(b, mul(b, div(b, lane, 16), 8), rem(b, lane, 8));
+    Value kCol = mul(b, rem(b, div(b, lane, 8), 2), 8);
+    Value vRow = add(b, mul(b, rem(b, div(b, lane, 8), 2), 8), rem(b, lane, 8));
+    Value vCol = mul(b, div(b, lane, 16), 8);
+
+    int64_t accTiles = d / 8;
+    SmallVector<Value> init = {negInfF32(b), negInfF32(b), cF32(b, 0.0), cF32(b, 0.0)};
+    init.append(accTiles * 4, cF32(b, 0.0));
+    auto loop = scf::ForOp::create(b, firstTile, sHi, cIdx(b, kKeys), init);
+    {
+      IB lb(b.getLoc(), OpBuilder::atBlockBegin(loop.getBody()));
+      Value kt = loop.getInductionVar();
+      ValueRange state = loop.getRegionIterArgs();
+      std::array<Value, 2> mOld = {state[0], state[1]}, lOld = {state[2], state[3]};
+      SmallVector<Value> acc(state.drop_front(4));
+
+      // Stage the K and V tiles (zeros past the range: 0 * garbage is NaN).
+      for (int64_t i = 0; i < perThread; ++i) {
+        Value c = add(lb, tid, i * kThreads);
+        Value r = div(lb, c, chunksPerRow), dc = mul(lb, rem(lb, c, chunksPerRow), 8);
+        Value j = add(lb, kt, r);
+        Value valid = lt(lb, j, sHi);
+        for (int64_t kv = 0; kv < 2; ++kv) {
+          Value v = loadChunkOrZero(
+              lb, paged ? blocks : (kv ? value : key),
+              [&](IB &ib) -> SmallVector<Value> {
+                if (!paged)
+                  return {add(ib, kvStart, j), kvHead, dc};
+                Value page = loadIndex(ib, lookup,
+                                       ValueRange{seq, div(ib, j, s.pageSize)});
+                return {page, cIdx(ib, kv), cIdx(ib, spec.layer),
+                        rem(ib, j, s.pageSize), kvHead, dc};
+              },
+              valid, chunkType);
+          vector::StoreOp::create(lb, v, kv ? smemV : smemK, ValueRange{r, dc},
+                                  /*nontemporal=*/false, llvm::MaybeAlign(16));
+        }
+      }
+      gpu::BarrierOp::create(lb);
+
+      // S = Q K^T: 8 n-tiles of 8 keys, 4 f32 per lane each.
+      SmallVector<Value> sAcc(kKeys / 8 * 4, cF32(lb, 0.0));
+      for (int64_t kk = 0; kk < d / 16; ++kk) {
+        for (int64_t np = 0; np < kKeys / 16; ++np) {
+          std::array<Value, 4> bq = ldmatrixX4(lb, smemK, add(lb, kRow, np * 16),
+                                               add(lb, kCol, kk * 16), false);
+          for (int64_t half = 0; half < 2; ++half) {
+            MutableArrayRef<Value> c(&sAcc[(2 * np + half) * 4], 4);
+            auto r = mma16816(lb, s.element, qFrag[kk],
+                              {bq[2 * half], bq[2 * half + 1]}, c);
+            llvm::copy(r, c.begin());
+          }
+        }
+      }
+      // Scale into the exp2 domain and mask.
+      Value scaleLog2 = cF32(lb, spec.scale * M_LOG2E);
+      Value negInf = negInfF32(lb);
+      Value colBase = add(lb, kt, arith::MulIOp::create(lb, quad, cIdx(lb, 2)));
+      for (int64_t ni = 0; ni < kKeys / 8; ++ni) {
+        for (int64_t e = 0; e < 4; ++e) {
+          Value j = add(lb, colBase, ni * 8 + e % 2);
+          Value ok = both(lb, ge(lb, j, rowLo[e / 2]), lt(lb, j, rowHi[e / 2]));
+          Value &sv = sAcc[ni * 4 + e];
+          sv = arith::SelectOp::create(lb, ok, arith::MulFOp::create(lb, sv, scaleLog2),
+                                       negInf);
+        }
+      }
+      // Online softmax per row; a row's 4 lanes share it through shuffles.
+      std::array<Value, 2> mNew, lNew;
+      for (int64_t h = 0; h < 2; ++h) {
+        Value mx = mOld[h];
+        for (int64_t ni = 0; ni < kKeys / 8; ++ni)
+          for (int64_t e = 2 * h; e < 2 * h + 2; ++e)
+            mx = arith::MaximumFOp::create(lb, mx, sAcc[ni * 4 + e]);
+        mx = arith::MaximumFOp::create(lb, mx, shuffleXor(lb, mx, 1));
+        mx = arith::MaximumFOp::create(lb, mx, shuffleXor(lb, mx, 2));
+        mNew[h] = mx;
+        // A row with no visible key yet keeps -inf: subtract 0 instead.
+        Value isInf = arith::CmpFOp::create(lb, arith::CmpFPredicate::OEQ, mx, negInf);
+        Value base = arith::SelectOp::create(lb, isInf, cF32(lb, 0.0), mx);
+        Value alpha = math::Exp2Op::create(lb, arith::SubFOp::create(lb, mOld[h], base));
+        Value sum = cF32(lb, 0.0);
+        for (int64_t ni = 0; ni < kKeys / 8; ++ni) {
+          for (int64_t e = 2 * h; e < 2 * h + 2; ++e) {
+            Value &sv = sAcc[ni * 4 + e];
+            sv = math::Exp2Op::create(lb, arith::SubFOp::create(lb, sv, base));
+            sum = arith::AddFOp::create(lb, sum, sv);
+          }
+        }
+        lNew[h] = arith::AddFOp::create(lb, arith::MulFOp::create(lb, lOld[h], alpha), sum);
+        for (int64_t t = 0; t < accTiles; ++t)
+          for (int64_t e = 2 * h; e < 2 * h + 2; ++e)
+            acc[t * 4 + e] = arith::MulFOp::create(lb, acc[t * 4 + e], alpha);
+      }
+      // O += P V, 16 keys at a time.
+      for (int64_t kc = 0; kc < kKeys / 16; ++kc) {
+        auto p = [&](int64_t ni, int64_t e) { return sAcc[ni * 4 + e]; };
+        SmallVector<Value, 4> aP = {
+            packPair(lb, p(2 * kc, 0), p(2 * kc, 1), s.element),
+            packPair(lb, p(2 * kc, 2), p(2 * kc, 3), s.element),
+            packPair(lb, p(2 * kc + 1, 0), p(2 * kc + 1, 1), s.element),
+            packPair(lb, p(2 * kc + 1, 2), p(2 * kc + 1, 3), s.element)};
+        for (int64_t dp = 0; dp < d / 16; ++dp) {
+          std::array<Value, 4> bq = ldmatrixX4(lb, smemV, add(lb, vRow, kc * 16),
+                                               add(lb, vCol, dp * 16), true);
+          for (int64_t half = 0; half < 2; ++half) {
+            MutableArrayRef<Value> c(&acc[(2 * dp + half) * 4], 4);
+            auto r = mma16816(lb, s.element, aP, {bq[2 * half], bq[2 * half + 1]}, c);
+            llvm::copy(r, c.begin());
+          }
+        }
+      }
+      gpu::BarrierOp::create(lb);
+      SmallVector<Value> next = {mNew[0], mNew[1], lNew[0], lNew[1]};
+      next.append(acc);
+      scf::YieldOp::create(lb, next);
+    }
+
+    // Normalise and write: the final output, or this split's partial.
+    Value oneSplit = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, splits,
+                                           cIdx(b, 1));
+    for (int64_t h = 0; h < 2; ++h) {
+      Value l = loop.getResult(2 + h);
+      l = arith::AddFOp::create(b, l, shuffleXor(b, l, 1));
+      l = arith::AddFOp::create(b, l, shuffleXor(b, l, 2));
+      Value m = add(b, mul(b, warp, 16), add(b, group, h * 8));
+      RowInfo info = rowOf(b, m);
+      Value head = info.head;
+      Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OLE, l, cF32(b, 0.0));
+      Value inv = arith::SelectOp::create(
+          b, empty, cF32(b, 0.0), arith::DivFOp::create(b, cF32(b, 1.0), l));
+      Value row = add(b, qStart, info.qRow);
+      ifThen(b, info.valid, [&](IB &vb) {
+        auto ifOp = scf::IfOp::create(vb, TypeRange{}, oneSplit, /*withElse=*/true);
+        IB fb(vb.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
+        fb.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+        IB pb(vb.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
+        pb.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+        for (int64_t t = 0; t < accTiles; ++t) {
+          Value col = add(fb, arith::MulIOp::create(fb, quad, cIdx(fb, 2)), t * 8);
+          Value pcol = add(pb, arith::MulIOp::create(pb, quad, cIdx(pb, 2)), t * 8);
+          for (int64_t e = 0; e < 2; ++e) {
+            Value o = loop.getResult(4 + t * 4 + 2 * h + e);
+            Value of = arith::MulFOp::create(fb, o, inv);
+            memref::StoreOp::create(fb, fromF32(fb, of, s.element), out,
+                                    ValueRange{row, head, add(fb, col, e)});
+            Value op = arith::MulFOp::create(pb, o, inv);
+            memref::StoreOp::create(pb, op, oPart,
+                                    ValueRange{split, row, head, add(pb, pcol, e)});
+          }
+        }
+        // The log2-sum-exp of the split; -inf when it saw no key.
+        Value mRow = loop.getResult(h);
+        Value lse = arith::AddFOp::create(pb, mRow, math::Log2Op::create(pb, l));
+        lse = arith::SelectOp::create(pb, empty, negInfF32(pb), lse);
+        Value first = arith::CmpIOp::create(pb, arith::CmpIPredicate::eq, quad,
+                                            cIdx(pb, 0));
+        ifThen(pb, first, [&](IB &wb) {
+          memref::StoreOp::create(wb, lse, lsePart, ValueRange{split, row, head});
+        });
+      });
+    }
+  });
+}
+
+/// out[row, head, :] = sum_s w_s oPart[s, row, head, :] / sum_s w_s with
+/// w_s = 2^(lse_s - max lse).
+void emitCombine(KernelEmitter &e, IB &host, const Shape &s, Value oPart,
+                 Value lsePart, Value out, Value splits) {
+  constexpr int64_t threads = 256;
+  Value tokens = dimOf(host, out, 0);
+  Value count = arith::MulIOp::create(host, tokens, cIdx(host, s.heads * s.headDim));
+  // Nothing to combine with one split.
+  Value many = arith::CmpIOp::create(host, arith::CmpIPredicate::ugt, splits,
+                                     cIdx(host, 1));
+  count = arith::SelectOp::create(host, many, count, cIdx(host, 0));
+  SmallVector<Value> operands = {oPart, lsePart, out, splits, count};
+  SmallVector<Type> types(ValueRange(operands).getTypes());
+  auto [kernel, b] = e.createKernel(host.getLoc(), "attention_combine", types, {}, threads);
+  ValueRange k = kernel.getArguments();
+  Value item = add(b, mul(b, blockIdx(b, gpu::Dimension::x), threads), threadIdx(b));
+  ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, item, k[4]), [&](IB &b) {
+    Value col = rem(b, item, s.headDim);
+    Value rowHead = div(b, item, s.headDim);
+    Value head = rem(b, rowHead, s.heads), row = div(b, rowHead, s.heads);
+    auto maxLoop = scf::ForOp::create(b, cIdx(b, 0), k[3], cIdx(b, 1),
+                                      ValueRange{negInfF32(b)});
+    {
+      IB lb(b.getLoc(), OpBuilder::atBlockBegin(maxLoop.getBody()));
+      Value lse = memref::LoadOp::create(
+          lb, k[1], ValueRange{maxLoop.getInductionVar(), row, head});
+      scf::YieldOp::create(lb, ValueRange{arith::MaximumFOp::create(
+                                   lb, maxLoop.getRegionIterArg(0), lse)});
+    }
+    Value mx = maxLoop.getResult(0);
+    Value isInf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, negInfF32(b));
+    Value base = arith::SelectOp::create(b, isInf, cF32(b, 0.0), mx);
+    auto sumLoop = scf::ForOp::create(b, cIdx(b, 0), k[3], cIdx(b, 1),
+                                      ValueRange{cF32(b, 0.0), cF32(b, 0.0)});
+    {
+      IB lb(b.getLoc(), OpBuilder::atBlockBegin(sumLoop.getBody()));
+      Value sp = sumLoop.getInductionVar();
+      Value lse = memref::LoadOp::create(lb, k[1], ValueRange{sp, row, head});
+      Value w = math::Exp2Op::create(lb, arith::SubFOp::create(lb, lse, base));
+      Value o = memref::LoadOp::create(lb, k[0], ValueRange{sp, row, head, col});
+      scf::YieldOp::create(
+          lb, ValueRange{arith::AddFOp::create(lb, sumLoop.getRegionIterArg(0), w),
+                         math::FmaOp::create(lb, w, o, sumLoop.getRegionIterArg(1))});
+    }
+    Value wsum = sumLoop.getResult(0);
+    Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OLE, wsum, cF32(b, 0.0));
+    Value o = arith::SelectOp::create(
+        b, empty, cF32(b, 0.0), arith::DivFOp::create(b, sumLoop.getResult(1), wsum));
+    memref::StoreOp::create(b, fromF32(b, o, s.element), k[2],
+                            ValueRange{row, head, col});
+  });
+  e.launch(host, kernel, {ceilDiv(host, count, threads), cIdx(host, 1), cIdx(host, 1)},
+           threads, operands);
+}
+
+} // namespace
+
+void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
+                                 const AttentionSpec &spec) {
+  MLIRContext *ctx = host.getContext();
+  auto qType = cast<MemRefType>(spec.query.getType());
+  Shape s;
+  s.element = qType.getElementType();
+  s.heads = qType.getDimSize(1);
+  s.headDim = qType.getDimSize(2);
+  if (spec.paged()) {
+    auto blocksType = cast<MemRefType>(spec.blocks.getType());
+    s.kvHeads = blocksType.getDimSize(4);
+    s.pageSize = blocksType.getDimSize(3);
+  } else {
+    s.kvHeads = cast<MemRefType>(spec.key.getType()).getDimSize(1);
+  }
+  s.group = s.heads / s.kvHeads;
+  s.queryRows = kRows / s.group;
+
+  Value tokens = dimOf(host, spec.query, 0);
+  Value batch = sub(host, dimOf(host, spec.qRowOffsets, 0), cIdx(host, 1));
+  Value keysUpper = spec.paged()
+                        ? mul(host, dimOf(host, spec.lookup, 1), s.pageSize)
+                        : dimOf(host, spec.key, 0);
+  auto [splits, chunk] = chooseSplits(host, e.options(), s, tokens, batch, keysUpper);
+
+  // Partials exist only when the keys are split (0 rows otherwise).
+  Value many = arith::CmpIOp::create(host, arith::CmpIPredicate::ugt, splits,
+                                     cIdx(host, 1));
+  Value partRows = arith::SelectOp::create(host, many, splits, cIdx(host, 0));
+  Type f32 = host.getF32Type();
+  auto oPartType = MemRefType::get(
+      {ShapedType::kDynamic, ShapedType::kDynamic, s.heads, s.headDim}, f32);
+  auto lseType = MemRefType::get(
+      {ShapedType::kDynamic, ShapedType::kDynamic, s.heads}, f32);
+  Value oPart = gpu::AllocOp::create(host, oPartType, Type(), ValueRange{},
+                                     ValueRange{partRows, tokens}, ValueRange{})
+                    .getMemref();
+  Value lsePart = gpu::AllocOp::create(host, lseType, Type(), ValueRange{},
+                                       ValueRange{partRows, tokens}, ValueRange{})
+                      .getMemref();
+
+  SmallVector<Value> operands = {spec.query, spec.out, spec.qRowOffsets};
+  if (spec.paged())
+    operands.append({spec.blocks, spec.cacheLengths, spec.lookup});
+  else
+    operands.append({spec.key, spec.value, spec.kvRowOffsets});
+  operands.append({oPart, lsePart, splits, chunk});
+  SmallVector<Type> types(ValueRange(operands).getTypes());
+  auto smemType = MemRefType::get(
+      {kKeys, s.headDim + kPad}, s.element, AffineMap(),
+      gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup));
+  auto [kernel, b] =
+      e.createKernel(host.getLoc(), spec.paged() ? "paged_flash_attention" : "flash_attention",
+                     types, {smemType, smemType}, kThreads);
+  buildAttentionBody(b, s, spec, kernel.getArguments().take_front(operands.size()),
+                     kernel.getWorkgroupAttributions()[0],
+                     kernel.getWorkgroupAttributions()[1]);
+  e.launch(host, kernel,
+           {ceilDiv(host, tokens, s.queryRows), cIdx(host, s.kvHeads),
+            arith::MulIOp::create(host, batch, splits)},
+           kThreads, operands);
+  emitCombine(e, host, s, oPart, lsePart, spec.out, splits);
+  gpu::DeallocOp::create(host, Type(), ValueRange{}, oPart);
+  gpu::DeallocOp::create(host, Type(), ValueRange{}, lsePart);
+}

@@ -1,0 +1,166 @@
+//===- KernelBuilder.h - shared pieces of the attn GPU kernels --*- C++ -*-===//
+//
+// The attn -> GPU lowering writes each kernel as a gpu.func in one
+// gpu.module and launches it from the host function. This header holds what
+// every kernel needs: the emitter that creates and launches kernels, index
+// and float helpers, warp shuffles and the tensor-core fragment operations
+// (nvgpu.ldmatrix, nvvm.mma.sync m16n8k16 with f32 accumulators).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELBUILDER_H
+#define ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELBUILDER_H
+
+#include "attn/Dialect/Attn/IR/AttnOps.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+#include <array>
+
+namespace mlir::attn::gpu_lowering {
+
+using IB = ImplicitLocOpBuilder;
+
+/// Tunables of the GPU kernels (pass options).
+struct KernelOptions {
+  int64_t smCount = 132;
+  int64_t maxSplits = 64;
+};
+
+/// Creates kernels in the module's `@attn_kernels` gpu.module and launches
+/// them from the host builder.
+class KernelEmitter {
+public:
+  KernelEmitter(ModuleOp module, KernelOptions options);
+
+  /// A new kernel `name` (uniqued) taking `args`, with static workgroup
+  /// buffers `workgroup` and a known block size of `threads`. Returns the
+  /// kernel and a builder at the start of its body (before the return).
+  std::pair<gpu::GPUFuncOp, IB> createKernel(Location loc, StringRef name,
+                                             TypeRange args,
+                                             TypeRange workgroup,
+                                             int64_t threads);
+
+  /// gpu.launch_func of `kernel` on a (x, y, z) grid of `threads`-wide blocks.
+  void launch(IB &host, gpu::GPUFuncOp kernel, std::array<Value, 3> grid,
+              int64_t threads, ValueRange args);
+
+  /// A constant array in the kernel module (for kernels to read with
+  /// memref.get_global); returns its symbol name.
+  StringRef addConstant(Location loc, StringRef name, DenseElementsAttr value);
+
+  const KernelOptions &options() const { return opts; }
+
+private:
+  ModuleOp module;
+  gpu::GPUModuleOp kernels;
+  KernelOptions opts;
+  DenseMap<Attribute, StringAttr> constants;
+};
+
+//===----------------------------------------------------------------------===//
+// Scalars
+//===----------------------------------------------------------------------===//
+
+Value cIdx(IB &b, int64_t v);
+Value cI32(IB &b, int64_t v);
+Value cF32(IB &b, double v);
+Value cF64(IB &b, double v);
+Value negInfF32(IB &b);
+Value ceilDiv(IB &b, Value a, int64_t d);
+Value minIdx(IB &b, Value a, Value c);
+Value maxIdx(IB &b, Value a, Value c);
+Value toF32(IB &b, Value v);
+Value fromF32(IB &b, Value v, Type elementType);
+/// An i32 element as an index.
+Value loadIndex(IB &b, Value memref, ValueRange indices);
+/// The sequence owning `row`: the count of `rowOffsets[s + 1] <= row`.
+Value sequenceOfRow(IB &b, Value rowOffsets, Value row);
+
+Value threadIdx(IB &b);
+Value blockIdx(IB &b, gpu::Dimension d);
+/// `if (cond) body()`, no results.
+void ifThen(IB &b, Value cond, function_ref<void(IB &)> body);
+
+//===----------------------------------------------------------------------===//
+// Warp-level pieces
+//===----------------------------------------------------------------------===//
+
+/// `v` of lane `lane ^ mask` (f32).
+Value shuffleXor(IB &b, Value v, int64_t mask);
+
+/// ldmatrix x4 from a workgroup buffer at this lane's (row, col): the four
+/// 8x8 fragments as i32 registers (two 16-bit elements each).
+std::array<Value, 4> ldmatrixX4(IB &b, Value smem, Value row, Value col,
+                                bool transpose);
+
+/// d = a * b + c for one m16n8k16 tile with f32 accumulators; `a` is four
+/// and `b` two i32 registers of 16-bit `elementType` pairs.
+std::array<Value, 4> mma16816(IB &b, Type elementType, ArrayRef<Value> a,
+                              ArrayRef<Value> bFrag, ArrayRef<Value> c);
+
+/// Two f32 values rounded to `elementType` and packed in one i32 register.
+Value packPair(IB &b, Value lo, Value hi, Type elementType);
+
+//===----------------------------------------------------------------------===//
+// Kernels
+//===----------------------------------------------------------------------===//
+
+/// `out[r, :] = in[r, :] * rsqrt(mean(in[r, :]^2) + eps) * gamma`, rows of
+/// the 2-D views `in` / `out` ([rows, D]).
+void emitRmsNorm(KernelEmitter &e, IB &host, Value in, Value gamma, Value out,
+                 double eps);
+
+/// Where RoPE gets its cos/sin: computed from a rope attribute, or read from
+/// a `[N, D]` table (a device buffer, or a constant in the kernel module).
+struct RopeFreqs {
+  RopeAttr rope;
+  Value table;
+  StringRef constantTable;
+  int64_t tableRows = 0;
+};
+
+void emitRope(KernelEmitter &e, IB &host, Value in, const RopeFreqs &freqs,
+              Value rowOffsets, Value cacheLengths, bool interleaved,
+              Value out);
+
+/// The `[N, D]` table of `attn.rope_freqs` into `out`.
+void emitRopeTable(KernelEmitter &e, IB &host, RopeAttr rope, Value out);
+
+void emitKVCacheStore(KernelEmitter &e, IB &host, Value key, Value value,
+                      Value rowOffsets, Value cacheLengths, Value lookup,
+                      Value blocks, int64_t layer);
+
+/// One column segment of a projection's output: columns
+/// `[begin, begin + width)` of `x @ W^T` go to the 2-D `buffer`.
+struct OutputSegment {
+  Value buffer;
+  int64_t begin, width;
+};
+
+/// `x [M, K] @ W [N, K]^T (+ bias [N])` with weights clamped to
+/// `[-clip, clip]` when `clip` is set, on tensor cores.
+void emitMatmul(KernelEmitter &e, IB &host, Value x, Value weight, Value bias,
+                std::optional<double> clip, ArrayRef<OutputSegment> outputs);
+
+/// Everything a flash-attention kernel needs to know.
+struct AttentionSpec {
+  Value query, out;                // [T, H, D]
+  Value qRowOffsets;               // [B + 1]
+  // Explicit K/V ([Tk, Hkv, D]) with kvRowOffsets [B + 1], or the paged
+  // cache (blocks, cacheLengths [B], lookup [B, pages], layer).
+  Value key, value, kvRowOffsets;
+  Value blocks, cacheLengths, lookup;
+  int64_t layer = 0;
+  MaskAttr mask;
+  double scale = 1.0;
+  bool paged() const { return static_cast<bool>(blocks); }
+};
+
+void emitAttention(KernelEmitter &e, IB &host, const AttentionSpec &spec);
+
+} // namespace mlir::attn::gpu_lowering
+
+#endif // ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELBUILDER_H

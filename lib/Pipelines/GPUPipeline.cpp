@@ -1,0 +1,24 @@
+//===- GPUPipeline.cpp - attn -> host LLVM + an embedded NVIDIA binary ----===//
+
+#include "attn/Pipelines/Pipelines.h"
+
+#include "mlir/Pass/PassRegistry.h"
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+
+void attn::buildLowerToNVVMPipeline(OpPassManager &pm,
+                                    const NVVMPipelineOptions &options) {
+  std::string pipeline = llvm::formatv(
+      "attn-expand-composite,attn-unpack-cache-arguments,canonicalize,cse,"
+      "convert-attn-to-gpu{{sm-count={0} max-splits={1}},canonicalize,cse,"
+      // One stream per call, kernels and allocations ordered on it.
+      "func.func(gpu-async-region),"
+      "gpu-lower-to-nvvm-pipeline{{cubin-chip={2} cubin-features={3} "
+      "cubin-format={4} opt-level=3}",
+      options.smCount.getValue(), options.maxSplits.getValue(),
+      options.chip.getValue(), options.features.getValue(),
+      options.format.getValue());
+  if (failed(parsePassPipeline(pipeline, pm)))
+    llvm::report_fatal_error("attn-lower-to-nvvm: bad pipeline text");
+}
