@@ -21,6 +21,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -82,11 +83,10 @@ struct Shape {
   int64_t heads, kvHeads, group, headDim, queryRows, pageSize = 0;
 };
 
-/// Splits of the keys for a launch: enough blocks to fill the GPU when
-/// there are few query tiles, one split otherwise.
-std::pair<Value, Value> chooseSplits(IB &b, const KernelOptions &opts,
-                                     const Shape &s, Value tokens, Value batch,
-                                     Value keysUpperBound) {
+/// Splits of every sequence's keys for a launch: enough blocks to fill the
+/// GPU when there are few query tiles, one split otherwise.
+Value chooseSplits(IB &b, const KernelOptions &opts, const Shape &s,
+                   Value tokens, Value batch, Value keysUpperBound) {
   Value qTiles = ceilDiv(b, tokens, s.queryRows);
   // Blocks that do work: at most one partial tile per sequence beyond the
   // full ones.
@@ -98,12 +98,21 @@ std::pair<Value, Value> chooseSplits(IB &b, const KernelOptions &opts,
   Value cap = minIdx(b, cIdx(b, opts.maxSplits),
                      maxIdx(b, ceilDiv(b, keysUpperBound, kMinSplitKeys), cIdx(b, 1)));
   Value splits = maxIdx(b, minIdx(b, wanted, cap), cIdx(b, 1));
-  Value full = ge(b, busy, cIdx(b, opts.smCount));
-  splits = arith::SelectOp::create(b, full, cIdx(b, 1), splits);
-  Value chunk = arith::CeilDivUIOp::create(
-      b, maxIdx(b, keysUpperBound, cIdx(b, 1)), splits);
-  chunk = mul(b, ceilDiv(b, chunk, kKeys), kKeys);
-  return {splits, chunk};
+  Value full = ge(b, busy, cIdx(b, 2 * opts.smCount));
+  return arith::SelectOp::create(b, full, cIdx(b, 1), splits);
+}
+
+/// `then()` when `cond`, else `otherwise` unchanged; the results.
+SmallVector<Value> ifElse(IB &b, Value cond, ValueRange otherwise,
+                          function_ref<SmallVector<Value>(IB &)> then) {
+  auto ifOp = scf::IfOp::create(b, otherwise.getTypes(), cond, /*withElse=*/true);
+  {
+    IB tb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
+    scf::YieldOp::create(tb, then(tb));
+  }
+  IB eb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
+  scf::YieldOp::create(eb, otherwise);
+  return SmallVector<Value>(ifOp.getResults());
 }
 
 /// The block body: see the file comment.
@@ -113,7 +122,7 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
   Value query = k[0], out = k[1], qOffsets = k[2];
   Value key = k[3], value = k[4], kvOffsets = k[5];
   Value blocks = k[3], cacheLengths = k[4], lookup = k[5];
-  Value oPart = k[6], lsePart = k[7], splits = k[8], chunk = k[9];
+  Value oPart = k[6], lsePart = k[7], splits = k[8];
   bool paged = spec.paged();
   int64_t d = s.headDim, g = s.group;
   auto chunkType = VectorType::get({8}, s.element);
@@ -150,8 +159,12 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
       hi = minIdx(b, kvLen, add(b, posBase, add(b, r0, rowsHere)));
     if (window)
       lo = maxIdx(b, lo, add(b, posBase, add(b, r0, 1 - *window)));
-    Value splitLo = arith::MulIOp::create(b, split, chunk);
-    Value sLo = maxIdx(b, lo, splitLo);
+    // This split's share of the sequence's visible keys, in whole tiles.
+    Value chunk = arith::CeilDivUIOp::create(b, maxIdx(b, sub(b, hi, lo), cIdx(b, 0)),
+                                             splits);
+    chunk = mul(b, ceilDiv(b, chunk, kKeys), kKeys);
+    Value splitLo = add(b, lo, arith::MulIOp::create(b, split, chunk));
+    Value sLo = splitLo;
     Value sHi = minIdx(b, hi, add(b, splitLo, chunk));
     Value firstTile = mul(b, div(b, sLo, kKeys), kKeys);
 
@@ -210,116 +223,155 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
     Value vRow = add(b, mul(b, rem(b, div(b, lane, 8), 2), 8), rem(b, lane, 8));
     Value vCol = mul(b, div(b, lane, 16), 8);
 
-    int64_t accTiles = d / 8;
+    // K/V tiles arrive by cp.async (zero-filled past the range: 0 * garbage
+    // would be NaN), interleaved with the math: V of a tile loads while
+    // S = Q K^T runs, K of the next tile while O += P V runs.
+    auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
+    auto stageTile = [&](IB &b, Value kt, int64_t kv) {
+      SmallVector<Value> tokens;
+      for (int64_t i = 0; i < perThread; ++i) {
+        Value c = add(b, tid, i * kThreads);
+        Value r = div(b, c, chunksPerRow), dc = mul(b, rem(b, c, chunksPerRow), 8);
+        Value j = add(b, kt, r);
+        Value valid = lt(b, j, sHi);
+        // Rows past the range copy 0 bytes from a valid key's address.
+        Value safe = arith::SelectOp::create(b, valid, j, sLo);
+        Value bytes = arith::SelectOp::create(b, valid, cIdx(b, 8), cIdx(b, 0));
+        SmallVector<Value> src;
+        if (paged) {
+          Value page = loadIndex(b, lookup, ValueRange{seq, div(b, safe, s.pageSize)});
+          src = {page, cIdx(b, kv), cIdx(b, spec.layer), rem(b, safe, s.pageSize),
+                 kvHead, dc};
+        } else {
+          src = {add(b, kvStart, safe), kvHead, dc};
+        }
+        tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+            b, tokenType, kv ? smemV : smemK, ValueRange{r, dc},
+            paged ? blocks : (kv ? value : key), src, b.getIndexAttr(8), bytes,
+            b.getUnitAttr()));
+      }
+      nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
+    };
+    // Waits for every copy of this thread, then for the whole block.
+    auto waitTiles = [&](IB &b) {
+      Value group = nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, ValueRange{});
+      nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
+      gpu::BarrierOp::create(b);
+    };
+    // Warps whose 16 rows are all padding (small GQA groups at decode) skip
+    // the math but keep the barriers.
+    Value warpActive = lt(b, mul(b, warp, 16),
+                          arith::MulIOp::create(b, rowsHere, cIdx(b, g)));
+
+    int64_t accTiles = d / 8, pTiles = kKeys / 8;
     SmallVector<Value> init = {negInfF32(b), negInfF32(b), cF32(b, 0.0), cF32(b, 0.0)};
     init.append(accTiles * 4, cF32(b, 0.0));
+    ifThen(b, lt(b, firstTile, sHi), [&](IB &pb) { stageTile(pb, firstTile, 0); });
     auto loop = scf::ForOp::create(b, firstTile, sHi, cIdx(b, kKeys), init);
     {
       IB lb(b.getLoc(), OpBuilder::atBlockBegin(loop.getBody()));
       Value kt = loop.getInductionVar();
       ValueRange state = loop.getRegionIterArgs();
-      std::array<Value, 2> mOld = {state[0], state[1]}, lOld = {state[2], state[3]};
-      SmallVector<Value> acc(state.drop_front(4));
 
-      // Stage the K and V tiles (zeros past the range: 0 * garbage is NaN).
-      for (int64_t i = 0; i < perThread; ++i) {
-        Value c = add(lb, tid, i * kThreads);
-        Value r = div(lb, c, chunksPerRow), dc = mul(lb, rem(lb, c, chunksPerRow), 8);
-        Value j = add(lb, kt, r);
-        Value valid = lt(lb, j, sHi);
-        for (int64_t kv = 0; kv < 2; ++kv) {
-          Value v = loadChunkOrZero(
-              lb, paged ? blocks : (kv ? value : key),
-              [&](IB &ib) -> SmallVector<Value> {
-                if (!paged)
-                  return {add(ib, kvStart, j), kvHead, dc};
-                Value page = loadIndex(ib, lookup,
-                                       ValueRange{seq, div(ib, j, s.pageSize)});
-                return {page, cIdx(ib, kv), cIdx(ib, spec.layer),
-                        rem(ib, j, s.pageSize), kvHead, dc};
-              },
-              valid, chunkType);
-          vector::StoreOp::create(lb, v, kv ? smemV : smemK, ValueRange{r, dc},
-                                  /*nontemporal=*/false, llvm::MaybeAlign(16));
-        }
-      }
-      gpu::BarrierOp::create(lb);
+      waitTiles(lb); // K[kt] is here; every warp is done with V of kt - 64
+      stageTile(lb, kt, 1);
 
-      // S = Q K^T: 8 n-tiles of 8 keys, 4 f32 per lane each.
-      SmallVector<Value> sAcc(kKeys / 8 * 4, cF32(lb, 0.0));
-      for (int64_t kk = 0; kk < d / 16; ++kk) {
-        for (int64_t np = 0; np < kKeys / 16; ++np) {
-          std::array<Value, 4> bq = ldmatrixX4(lb, smemK, add(lb, kRow, np * 16),
-                                               add(lb, kCol, kk * 16), false);
-          for (int64_t half = 0; half < 2; ++half) {
-            MutableArrayRef<Value> c(&sAcc[(2 * np + half) * 4], 4);
-            auto r = mma16816(lb, s.element, qFrag[kk],
-                              {bq[2 * half], bq[2 * half + 1]}, c);
-            llvm::copy(r, c.begin());
+      // S = Q K^T, scale and mask, online softmax: new (m, l), rescaled acc
+      // and P (as f32) for this lane.
+      SmallVector<Value> idle(state);
+      idle.append(pTiles * 4, cF32(lb, 0.0));
+      SmallVector<Value> soft = ifElse(lb, warpActive, idle, [&](IB &lb) {
+        std::array<Value, 2> mOld = {state[0], state[1]}, lOld = {state[2], state[3]};
+        SmallVector<Value> acc(state.drop_front(4));
+        SmallVector<Value> sAcc(pTiles * 4, cF32(lb, 0.0));
+        for (int64_t kk = 0; kk < d / 16; ++kk) {
+          for (int64_t np = 0; np < kKeys / 16; ++np) {
+            std::array<Value, 4> bq = ldmatrixX4(lb, smemK, add(lb, kRow, np * 16),
+                                                 add(lb, kCol, kk * 16), false);
+            for (int64_t half = 0; half < 2; ++half) {
+              MutableArrayRef<Value> c(&sAcc[(2 * np + half) * 4], 4);
+              auto r = mma16816(lb, s.element, qFrag[kk],
+                                {bq[2 * half], bq[2 * half + 1]}, c);
+              llvm::copy(r, c.begin());
+            }
           }
         }
-      }
-      // Scale into the exp2 domain and mask.
-      Value scaleLog2 = cF32(lb, spec.scale * M_LOG2E);
-      Value negInf = negInfF32(lb);
-      Value colBase = add(lb, kt, arith::MulIOp::create(lb, quad, cIdx(lb, 2)));
-      for (int64_t ni = 0; ni < kKeys / 8; ++ni) {
-        for (int64_t e = 0; e < 4; ++e) {
-          Value j = add(lb, colBase, ni * 8 + e % 2);
-          Value ok = both(lb, ge(lb, j, rowLo[e / 2]), lt(lb, j, rowHi[e / 2]));
-          Value &sv = sAcc[ni * 4 + e];
-          sv = arith::SelectOp::create(lb, ok, arith::MulFOp::create(lb, sv, scaleLog2),
-                                       negInf);
-        }
-      }
-      // Online softmax per row; a row's 4 lanes share it through shuffles.
-      std::array<Value, 2> mNew, lNew;
-      for (int64_t h = 0; h < 2; ++h) {
-        Value mx = mOld[h];
-        for (int64_t ni = 0; ni < kKeys / 8; ++ni)
-          for (int64_t e = 2 * h; e < 2 * h + 2; ++e)
-            mx = arith::MaximumFOp::create(lb, mx, sAcc[ni * 4 + e]);
-        mx = arith::MaximumFOp::create(lb, mx, shuffleXor(lb, mx, 1));
-        mx = arith::MaximumFOp::create(lb, mx, shuffleXor(lb, mx, 2));
-        mNew[h] = mx;
-        // A row with no visible key yet keeps -inf: subtract 0 instead.
-        Value isInf = arith::CmpFOp::create(lb, arith::CmpFPredicate::OEQ, mx, negInf);
-        Value base = arith::SelectOp::create(lb, isInf, cF32(lb, 0.0), mx);
-        Value alpha = math::Exp2Op::create(lb, arith::SubFOp::create(lb, mOld[h], base));
-        Value sum = cF32(lb, 0.0);
-        for (int64_t ni = 0; ni < kKeys / 8; ++ni) {
-          for (int64_t e = 2 * h; e < 2 * h + 2; ++e) {
+        Value scaleLog2 = cF32(lb, spec.scale * M_LOG2E);
+        Value negInf = negInfF32(lb);
+        Value colBase = add(lb, kt, arith::MulIOp::create(lb, quad, cIdx(lb, 2)));
+        for (int64_t ni = 0; ni < pTiles; ++ni) {
+          for (int64_t e = 0; e < 4; ++e) {
+            Value j = add(lb, colBase, ni * 8 + e % 2);
+            Value ok = both(lb, ge(lb, j, rowLo[e / 2]), lt(lb, j, rowHi[e / 2]));
             Value &sv = sAcc[ni * 4 + e];
-            sv = math::Exp2Op::create(lb, arith::SubFOp::create(lb, sv, base));
-            sum = arith::AddFOp::create(lb, sum, sv);
+            sv = arith::SelectOp::create(lb, ok, arith::MulFOp::create(lb, sv, scaleLog2),
+                                         negInf);
           }
         }
-        lNew[h] = arith::AddFOp::create(lb, arith::MulFOp::create(lb, lOld[h], alpha), sum);
-        for (int64_t t = 0; t < accTiles; ++t)
-          for (int64_t e = 2 * h; e < 2 * h + 2; ++e)
-            acc[t * 4 + e] = arith::MulFOp::create(lb, acc[t * 4 + e], alpha);
-      }
+        // A row's 4 lanes share its max and sum through shuffles.
+        SmallVector<Value> next(4);
+        for (int64_t h = 0; h < 2; ++h) {
+          Value mx = mOld[h];
+          for (int64_t ni = 0; ni < pTiles; ++ni)
+            for (int64_t e = 2 * h; e < 2 * h + 2; ++e)
+              mx = arith::MaximumFOp::create(lb, mx, sAcc[ni * 4 + e]);
+          mx = arith::MaximumFOp::create(lb, mx, shuffleXor(lb, mx, 1));
+          mx = arith::MaximumFOp::create(lb, mx, shuffleXor(lb, mx, 2));
+          next[h] = mx;
+          // A row with no visible key yet keeps -inf: subtract 0 instead.
+          Value isInf = arith::CmpFOp::create(lb, arith::CmpFPredicate::OEQ, mx, negInf);
+          Value base = arith::SelectOp::create(lb, isInf, cF32(lb, 0.0), mx);
+          Value alpha = math::Exp2Op::create(lb, arith::SubFOp::create(lb, mOld[h], base));
+          Value sum = cF32(lb, 0.0);
+          for (int64_t ni = 0; ni < pTiles; ++ni) {
+            for (int64_t e = 2 * h; e < 2 * h + 2; ++e) {
+              Value &sv = sAcc[ni * 4 + e];
+              sv = math::Exp2Op::create(lb, arith::SubFOp::create(lb, sv, base));
+              sum = arith::AddFOp::create(lb, sum, sv);
+            }
+          }
+          next[2 + h] =
+              arith::AddFOp::create(lb, arith::MulFOp::create(lb, lOld[h], alpha), sum);
+          for (int64_t t = 0; t < accTiles; ++t)
+            for (int64_t e = 2 * h; e < 2 * h + 2; ++e)
+              acc[t * 4 + e] = arith::MulFOp::create(lb, acc[t * 4 + e], alpha);
+        }
+        next.append(acc);
+        next.append(sAcc);
+        return next;
+      });
+
+      waitTiles(lb); // V[kt] is here; every warp is done with K[kt]
+      Value nextTile = add(lb, kt, kKeys);
+      ifThen(lb, lt(lb, nextTile, sHi), [&](IB &nb) { stageTile(nb, nextTile, 0); });
+
       // O += P V, 16 keys at a time.
-      for (int64_t kc = 0; kc < kKeys / 16; ++kc) {
-        auto p = [&](int64_t ni, int64_t e) { return sAcc[ni * 4 + e]; };
-        SmallVector<Value, 4> aP = {
-            packPair(lb, p(2 * kc, 0), p(2 * kc, 1), s.element),
-            packPair(lb, p(2 * kc, 2), p(2 * kc, 3), s.element),
-            packPair(lb, p(2 * kc + 1, 0), p(2 * kc + 1, 1), s.element),
-            packPair(lb, p(2 * kc + 1, 2), p(2 * kc + 1, 3), s.element)};
-        for (int64_t dp = 0; dp < d / 16; ++dp) {
-          std::array<Value, 4> bq = ldmatrixX4(lb, smemV, add(lb, vRow, kc * 16),
-                                               add(lb, vCol, dp * 16), true);
-          for (int64_t half = 0; half < 2; ++half) {
-            MutableArrayRef<Value> c(&acc[(2 * dp + half) * 4], 4);
-            auto r = mma16816(lb, s.element, aP, {bq[2 * half], bq[2 * half + 1]}, c);
-            llvm::copy(r, c.begin());
+      ArrayRef<Value> softState(soft);
+      ArrayRef<Value> p = softState.drop_front(4 + accTiles * 4);
+      SmallVector<Value> accIn(softState.slice(4, accTiles * 4));
+      SmallVector<Value> accOut = ifElse(lb, warpActive, accIn, [&](IB &lb) {
+        SmallVector<Value> acc(accIn);
+        auto at = [&](int64_t ni, int64_t e) { return p[ni * 4 + e]; };
+        for (int64_t kc = 0; kc < kKeys / 16; ++kc) {
+          SmallVector<Value, 4> aP = {
+              packPair(lb, at(2 * kc, 0), at(2 * kc, 1), s.element),
+              packPair(lb, at(2 * kc, 2), at(2 * kc, 3), s.element),
+              packPair(lb, at(2 * kc + 1, 0), at(2 * kc + 1, 1), s.element),
+              packPair(lb, at(2 * kc + 1, 2), at(2 * kc + 1, 3), s.element)};
+          for (int64_t dp = 0; dp < d / 16; ++dp) {
+            std::array<Value, 4> bq = ldmatrixX4(lb, smemV, add(lb, vRow, kc * 16),
+                                                 add(lb, vCol, dp * 16), true);
+            for (int64_t half = 0; half < 2; ++half) {
+              MutableArrayRef<Value> c(&acc[(2 * dp + half) * 4], 4);
+              auto r = mma16816(lb, s.element, aP, {bq[2 * half], bq[2 * half + 1]}, c);
+              llvm::copy(r, c.begin());
+            }
           }
         }
-      }
-      gpu::BarrierOp::create(lb);
-      SmallVector<Value> next = {mNew[0], mNew[1], lNew[0], lNew[1]};
-      next.append(acc);
+        return acc;
+      });
+      SmallVector<Value> next(softState.take_front(4));
+      next.append(accOut);
       scf::YieldOp::create(lb, next);
     }
 
@@ -450,7 +502,7 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
   Value keysUpper = spec.paged()
                         ? mul(host, dimOf(host, spec.lookup, 1), s.pageSize)
                         : dimOf(host, spec.key, 0);
-  auto [splits, chunk] = chooseSplits(host, e.options(), s, tokens, batch, keysUpper);
+  Value splits = chooseSplits(host, e.options(), s, tokens, batch, keysUpper);
 
   // Partials exist only when the keys are split (0 rows otherwise).
   Value many = arith::CmpIOp::create(host, arith::CmpIPredicate::ugt, splits,
@@ -473,7 +525,7 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
     operands.append({spec.blocks, spec.cacheLengths, spec.lookup});
   else
     operands.append({spec.key, spec.value, spec.kvRowOffsets});
-  operands.append({oPart, lsePart, splits, chunk});
+  operands.append({oPart, lsePart, splits});
   SmallVector<Type> types(ValueRange(operands).getTypes());
   auto smemType = MemRefType::get(
       {kKeys, s.headDim + kPad}, s.element, AffineMap(),
