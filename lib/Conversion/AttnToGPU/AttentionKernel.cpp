@@ -80,14 +80,15 @@ Value loadChunkOrZero(IB &b, Value src, function_ref<SmallVector<Value>(IB &)> i
 /// The static facts of one attention op.
 struct Shape {
   Type element;
-  int64_t heads, kvHeads, group, headDim, queryRows, pageSize = 0;
+  int64_t heads, kvHeads, group, headDim, pageSize = 0;
 };
 
 /// Splits of every sequence's keys for a launch: enough blocks to fill the
 /// GPU when there are few query tiles, one split otherwise.
 Value chooseSplits(IB &b, const KernelOptions &opts, const Shape &s,
-                   Value tokens, Value batch, Value keysUpperBound) {
-  Value qTiles = ceilDiv(b, tokens, s.queryRows);
+                   int64_t queryRows, Value tokens, Value batch,
+                   Value keysUpperBound) {
+  Value qTiles = ceilDiv(b, tokens, queryRows);
   // Blocks that do work: at most one partial tile per sequence beyond the
   // full ones.
   Value busy = mul(b, minIdx(b, arith::MulIOp::create(b, batch, qTiles),
@@ -115,9 +116,12 @@ SmallVector<Value> ifElse(IB &b, Value cond, ValueRange otherwise,
   return SmallVector<Value>(ifOp.getResults());
 }
 
-/// The block body: see the file comment.
+/// The block body: see the file comment. With `keysAcrossWarps` (the
+/// decode schedule) the block has one 16-row tile that all four warps share,
+/// each warp taking 16 of every 64 keys and writing its own partial result.
 void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
-                        ValueRange k, Value smemK, Value smemV) {
+                        ValueRange k, Value smemK, Value smemV,
+                        bool keysAcrossWarps) {
   // Kernel arguments, in the order emitAttention passes them.
   Value query = k[0], out = k[1], qOffsets = k[2];
   Value key = k[3], value = k[4], kvOffsets = k[5];
@@ -126,6 +130,10 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
   bool paged = spec.paged();
   int64_t d = s.headDim, g = s.group;
   auto chunkType = VectorType::get({8}, s.element);
+  int64_t tileRows = keysAcrossWarps ? 16 : kRows;
+  int64_t queryRows = tileRows / g;
+  // Keys of a tile that one warp handles, from keyBase on.
+  int64_t warpKeys = keysAcrossWarps ? 16 : kKeys;
 
   Value tid = threadIdx(b);
   Value lane = rem(b, tid, 32), warp = div(b, tid, 32);
@@ -136,7 +144,9 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
   Value split = arith::RemUIOp::create(b, z, splits);
   Value qStart = loadIndex(b, qOffsets, seq);
   Value qLen = sub(b, loadIndex(b, qOffsets, add(b, seq, 1)), qStart);
-  Value r0 = mul(b, blockIdx(b, gpu::Dimension::x), s.queryRows);
+  Value r0 = mul(b, blockIdx(b, gpu::Dimension::x), queryRows);
+  Value warpRow = keysAcrossWarps ? cIdx(b, 0) : mul(b, warp, 16);
+  Value keyBase = keysAcrossWarps ? mul(b, warp, 16) : cIdx(b, 0);
 
   // Whole blocks leave here, before any barrier.
   ifThen(b, lt(b, r0, qLen), [&](IB &b) {
@@ -149,7 +159,7 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
     }
     // Query row i sits at position posBase + i; keys at 0 .. kvLen - 1.
     Value posBase = sub(b, kvLen, qLen);
-    Value rowsHere = minIdx(b, cIdx(b, s.queryRows), sub(b, qLen, r0));
+    Value rowsHere = minIdx(b, cIdx(b, queryRows), sub(b, qLen, r0));
     bool causal = spec.mask.getKind() != MaskKind::None;
     std::optional<int64_t> window;
     if (spec.mask.getKind() == MaskKind::SlidingWindow)
@@ -176,13 +186,15 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
       RowInfo info;
       info.qRow = add(b, r0, div(b, m, g));
       info.head = add(b, mul(b, kvHead, g), rem(b, m, g));
-      info.valid = both(b, lt(b, m, cIdx(b, s.queryRows * g)), lt(b, info.qRow, qLen));
+      info.valid = both(b, lt(b, m, cIdx(b, queryRows * g)), lt(b, info.qRow, qLen));
       return info;
     };
 
     // Q: global -> shared (the K buffer) -> A fragments in registers.
-    int64_t chunksPerRow = d / 8, perThread = kRows * chunksPerRow / kThreads;
-    for (int64_t i = 0; i < perThread; ++i) {
+    int64_t chunksPerRow = d / 8, perThread = kKeys * chunksPerRow / kThreads;
+    // (Chunks past the tile's rows land in unused rows of the buffer.)
+    int64_t qPerThread = (tileRows * chunksPerRow + kThreads - 1) / kThreads;
+    for (int64_t i = 0; i < qPerThread; ++i) {
       Value c = add(b, tid, i * kThreads);
       Value m = div(b, c, chunksPerRow), dc = mul(b, rem(b, c, chunksPerRow), 8);
       RowInfo info = rowOf(b, m);
@@ -196,7 +208,7 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
                               llvm::MaybeAlign(16));
     }
     gpu::BarrierOp::create(b);
-    Value aRow = add(b, mul(b, warp, 16), rem(b, lane, 16));
+    Value aRow = add(b, warpRow, rem(b, lane, 16));
     Value aCol = mul(b, div(b, lane, 16), 8);
     SmallVector<std::array<Value, 4>> qFrag;
     for (int64_t kk = 0; kk < d / 16; ++kk)
@@ -206,7 +218,7 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
     // The key range [rowLo, rowHi) of this lane's two rows (group, group + 8).
     std::array<Value, 2> rowLo, rowHi;
     for (int64_t h = 0; h < 2; ++h) {
-      Value m = add(b, mul(b, warp, 16), add(b, group, h * 8));
+      Value m = add(b, warpRow, add(b, group, h * 8));
       RowInfo info = rowOf(b, m);
       Value valid = info.valid;
       Value pos = add(b, posBase, info.qRow);
@@ -260,10 +272,12 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
     };
     // Warps whose 16 rows are all padding (small GQA groups at decode) skip
     // the math but keep the barriers.
-    Value warpActive = lt(b, mul(b, warp, 16),
-                          arith::MulIOp::create(b, rowsHere, cIdx(b, g)));
+    Value warpActive =
+        keysAcrossWarps
+            ? arith::ConstantIntOp::create(b, 1, 1).getResult()
+            : lt(b, warpRow, arith::MulIOp::create(b, rowsHere, cIdx(b, g)));
 
-    int64_t accTiles = d / 8, pTiles = kKeys / 8;
+    int64_t accTiles = d / 8, pTiles = warpKeys / 8;
     SmallVector<Value> init = {negInfF32(b), negInfF32(b), cF32(b, 0.0), cF32(b, 0.0)};
     init.append(accTiles * 4, cF32(b, 0.0));
     ifThen(b, lt(b, firstTile, sHi), [&](IB &pb) { stageTile(pb, firstTile, 0); });
@@ -285,8 +299,9 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
         SmallVector<Value> acc(state.drop_front(4));
         SmallVector<Value> sAcc(pTiles * 4, cF32(lb, 0.0));
         for (int64_t kk = 0; kk < d / 16; ++kk) {
-          for (int64_t np = 0; np < kKeys / 16; ++np) {
-            std::array<Value, 4> bq = ldmatrixX4(lb, smemK, add(lb, kRow, np * 16),
+          for (int64_t np = 0; np < warpKeys / 16; ++np) {
+            std::array<Value, 4> bq = ldmatrixX4(lb, smemK,
+                                                 add(lb, add(lb, kRow, keyBase), np * 16),
                                                  add(lb, kCol, kk * 16), false);
             for (int64_t half = 0; half < 2; ++half) {
               MutableArrayRef<Value> c(&sAcc[(2 * np + half) * 4], 4);
@@ -298,7 +313,8 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
         }
         Value scaleLog2 = cF32(lb, spec.scale * M_LOG2E);
         Value negInf = negInfF32(lb);
-        Value colBase = add(lb, kt, arith::MulIOp::create(lb, quad, cIdx(lb, 2)));
+        Value colBase = add(lb, add(lb, kt, keyBase),
+                            arith::MulIOp::create(lb, quad, cIdx(lb, 2)));
         for (int64_t ni = 0; ni < pTiles; ++ni) {
           for (int64_t e = 0; e < 4; ++e) {
             Value j = add(lb, colBase, ni * 8 + e % 2);
@@ -352,14 +368,15 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
       SmallVector<Value> accOut = ifElse(lb, warpActive, accIn, [&](IB &lb) {
         SmallVector<Value> acc(accIn);
         auto at = [&](int64_t ni, int64_t e) { return p[ni * 4 + e]; };
-        for (int64_t kc = 0; kc < kKeys / 16; ++kc) {
+        for (int64_t kc = 0; kc < warpKeys / 16; ++kc) {
           SmallVector<Value, 4> aP = {
               packPair(lb, at(2 * kc, 0), at(2 * kc, 1), s.element),
               packPair(lb, at(2 * kc, 2), at(2 * kc, 3), s.element),
               packPair(lb, at(2 * kc + 1, 0), at(2 * kc + 1, 1), s.element),
               packPair(lb, at(2 * kc + 1, 2), at(2 * kc + 1, 3), s.element)};
           for (int64_t dp = 0; dp < d / 16; ++dp) {
-            std::array<Value, 4> bq = ldmatrixX4(lb, smemV, add(lb, vRow, kc * 16),
+            std::array<Value, 4> bq = ldmatrixX4(lb, smemV,
+                                                 add(lb, add(lb, vRow, keyBase), kc * 16),
                                                  add(lb, vCol, dp * 16), true);
             for (int64_t half = 0; half < 2; ++half) {
               MutableArrayRef<Value> c(&acc[(2 * dp + half) * 4], 4);
@@ -376,13 +393,20 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
     }
 
     // Normalise and write: the final output, or this split's partial.
-    Value oneSplit = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, splits,
-                                           cIdx(b, 1));
+    // Under keysAcrossWarps every warp's result is a partial of its own.
+    Value oneSplit =
+        keysAcrossWarps
+            ? arith::ConstantIntOp::create(b, 0, 1).getResult()
+            : arith::CmpIOp::create(b, arith::CmpIPredicate::eq, splits, cIdx(b, 1))
+                  .getResult();
+    Value part = keysAcrossWarps
+                     ? add(b, mul(b, split, kThreads / 32), warp)
+                     : split;
     for (int64_t h = 0; h < 2; ++h) {
       Value l = loop.getResult(2 + h);
       l = arith::AddFOp::create(b, l, shuffleXor(b, l, 1));
       l = arith::AddFOp::create(b, l, shuffleXor(b, l, 2));
-      Value m = add(b, mul(b, warp, 16), add(b, group, h * 8));
+      Value m = add(b, warpRow, add(b, group, h * 8));
       RowInfo info = rowOf(b, m);
       Value head = info.head;
       Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OLE, l, cF32(b, 0.0));
@@ -405,7 +429,7 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
                                     ValueRange{row, head, add(fb, col, e)});
             Value op = arith::MulFOp::create(pb, o, inv);
             memref::StoreOp::create(pb, op, oPart,
-                                    ValueRange{split, row, head, add(pb, pcol, e)});
+                                    ValueRange{part, row, head, add(pb, pcol, e)});
           }
         }
         // The log2-sum-exp of the split; -inf when it saw no key.
@@ -415,7 +439,7 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
         Value first = arith::CmpIOp::create(pb, arith::CmpIPredicate::eq, quad,
                                             cIdx(pb, 0));
         ifThen(pb, first, [&](IB &wb) {
-          memref::StoreOp::create(wb, lse, lsePart, ValueRange{split, row, head});
+          memref::StoreOp::create(wb, lse, lsePart, ValueRange{part, row, head});
         });
       });
     }
@@ -495,19 +519,36 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
     s.kvHeads = cast<MemRefType>(spec.key.getType()).getDimSize(1);
   }
   s.group = s.heads / s.kvHeads;
-  s.queryRows = kRows / s.group;
 
   Value tokens = dimOf(host, spec.query, 0);
   Value batch = sub(host, dimOf(host, spec.qRowOffsets, 0), cIdx(host, 1));
   Value keysUpper = spec.paged()
                         ? mul(host, dimOf(host, spec.lookup, 1), s.pageSize)
                         : dimOf(host, spec.key, 0);
-  Value splits = chooseSplits(host, e.options(), s, tokens, batch, keysUpper);
-
-  // Partials exist only when the keys are split (0 rows otherwise).
-  Value many = arith::CmpIOp::create(host, arith::CmpIPredicate::ugt, splits,
+  // Two schedules in one kernel, picked per call: 64-row tiles with warps
+  // splitting rows, or (few query rows per sequence: decode) 16-row tiles
+  // with warps splitting keys, whose per-warp partials always combine.
+  int64_t rowsRows = kRows / s.group, keysRows = 16 / s.group;
+  bool canSplitKeys = keysRows >= 1;
+  Value decodeMode = arith::ConstantIntOp::create(host, 0, 1);
+  if (canSplitKeys)
+    decodeMode = arith::CmpIOp::create(host, arith::CmpIPredicate::ule, tokens,
+                                       mul(host, batch, 4));
+  Value splits = chooseSplits(host, e.options(), s, rowsRows, tokens, batch, keysUpper);
+  Value gridX = ceilDiv(host, tokens, rowsRows);
+  if (canSplitKeys) {
+    splits = arith::SelectOp::create(
+        host, decodeMode,
+        chooseSplits(host, e.options(), s, keysRows, tokens, batch, keysUpper), splits);
+    gridX = arith::SelectOp::create(host, decodeMode, ceilDiv(host, tokens, keysRows),
+                                    gridX);
+  }
+  Value parts = arith::SelectOp::create(host, decodeMode, mul(host, splits, kThreads / 32),
+                                        splits);
+  // Partials exist only when there are several (0 rows otherwise).
+  Value many = arith::CmpIOp::create(host, arith::CmpIPredicate::ugt, parts,
                                      cIdx(host, 1));
-  Value partRows = arith::SelectOp::create(host, many, splits, cIdx(host, 0));
+  Value partRows = arith::SelectOp::create(host, many, parts, cIdx(host, 0));
   Type f32 = host.getF32Type();
   auto oPartType = MemRefType::get(
       {ShapedType::kDynamic, ShapedType::kDynamic, s.heads, s.headDim}, f32);
@@ -525,7 +566,10 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
     operands.append({spec.blocks, spec.cacheLengths, spec.lookup});
   else
     operands.append({spec.key, spec.value, spec.kvRowOffsets});
-  operands.append({oPart, lsePart, splits});
+  operands.append({oPart, lsePart, splits,
+                   arith::IndexCastOp::create(host, host.getIndexType(),
+                                              arith::ExtUIOp::create(host, host.getI32Type(),
+                                                                     decodeMode))});
   SmallVector<Type> types(ValueRange(operands).getTypes());
   auto smemType = MemRefType::get(
       {kKeys, s.headDim + kPad}, s.element, AffineMap(),
@@ -533,14 +577,26 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
   auto [kernel, b] =
       e.createKernel(host.getLoc(), spec.paged() ? "paged_flash_attention" : "flash_attention",
                      types, {smemType, smemType}, kThreads);
-  buildAttentionBody(b, s, spec, kernel.getArguments().take_front(operands.size()),
-                     kernel.getWorkgroupAttributions()[0],
-                     kernel.getWorkgroupAttributions()[1]);
+  ValueRange args = kernel.getArguments().take_front(operands.size());
+  Value smemK = kernel.getWorkgroupAttributions()[0];
+  Value smemV = kernel.getWorkgroupAttributions()[1];
+  if (canSplitKeys) {
+    Value isDecode = arith::CmpIOp::create(b, arith::CmpIPredicate::ne, args.back(),
+                                           cIdx(b, 0));
+    auto ifOp = scf::IfOp::create(b, TypeRange{}, isDecode, /*withElse=*/true);
+    IB tb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
+    tb.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+    buildAttentionBody(tb, s, spec, args, smemK, smemV, /*keysAcrossWarps=*/true);
+    IB eb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
+    eb.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+    buildAttentionBody(eb, s, spec, args, smemK, smemV, /*keysAcrossWarps=*/false);
+  } else {
+    buildAttentionBody(b, s, spec, args, smemK, smemV, /*keysAcrossWarps=*/false);
+  }
   e.launch(host, kernel,
-           {ceilDiv(host, tokens, s.queryRows), cIdx(host, s.kvHeads),
-            arith::MulIOp::create(host, batch, splits)},
+           {gridX, cIdx(host, s.kvHeads), arith::MulIOp::create(host, batch, splits)},
            kThreads, operands);
-  emitCombine(e, host, s, oPart, lsePart, spec.out, splits);
+  emitCombine(e, host, s, oPart, lsePart, spec.out, parts);
   gpu::DeallocOp::create(host, Type(), ValueRange{}, oPart);
   gpu::DeallocOp::create(host, Type(), ValueRange{}, lsePart);
 }
