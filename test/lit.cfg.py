@@ -19,8 +19,15 @@ config.substitutions.append(("%python", config.python_executable))
 config.substitutions.append(("%attn_obj_root", config.attn_obj_root))
 if os.path.exists(os.path.join(config.attn_obj_root, "lib", "libattn_cuda_runtime.so")):
     config.available_features.add("attn-cuda-runtime")
+# ptxas assembles the default (fatbin) output of attn-lower-to-nvvm and
+# attn-compile --target=cuda; without it only format=isa (PTX text) works.
+if os.path.exists("/usr/local/cuda/bin/ptxas"):
+    config.available_features.add("ptxas")
 
-llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
+# MLIR's NVVM target finds the CUDA toolkit (ptxas, libdevice) through
+# CUDA_ROOT / CUDA_HOME / CUDA_PATH: the tests see what the tools see outside lit.
+llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP",
+                                     "CUDA_ROOT", "CUDA_HOME", "CUDA_PATH"])
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PYTHONPATH", os.path.join(config.attn_src_root, "python"),

@@ -1,0 +1,690 @@
+// RUN: attn-opt %s --convert-attn-to-gpu --canonicalize -split-input-file | FileCheck %s
+// No attn op and no tensor is left anywhere (the pass alone, no cleanup).
+// RUN: attn-opt %s --convert-attn-to-gpu -split-input-file | FileCheck %s --check-prefix=ABSENT
+// A whole layer (Qwen3-8B: separate q/k/v weights, qk RMS norm, RoPE, paged
+// cache) from examples/, expanded to primitive ops first.
+// RUN: attn-opt %attn_src_root/examples/qwen3_8b.mlir --attn-expand-composite --attn-unpack-cache-arguments --canonicalize --convert-attn-to-gpu --canonicalize -o %t.layer.mlir
+// RUN: FileCheck %s --check-prefix=LAYER < %t.layer.mlir
+// RUN: FileCheck %s --check-prefix=HOSTONLY < %t.layer.mlir
+// ABSENT-NOT: {{tensor<|attn\.}}
+//
+// What is checked of each kernel: its signature, the launch (grid, block of
+// threads, arguments: the caller's buffers or views of them), the tensor-core
+// and warp operations with their types, and the stores into the outputs. The
+// attention kernels' K/V staging and the host's choice of key splits are
+// deliberately not checked (they are being reworked).
+
+//===----------------------------------------------------------------------===//
+// attn.linear
+//===----------------------------------------------------------------------===//
+
+// bf16 without bias: tensors become memrefs, the result a trailing
+// out-parameter written directly by one launch of the matmul kernel (a block
+// of 128 threads per 64 x 64 output tile: one column tile for N = 32,
+// ceil(rows / 64) row tiles).
+// CHECK-LABEL: func.func @linear(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>, [[W:%[a-zA-Z0-9_]+]]: memref<32x64xbf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x32xbf16>)
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK-DAG: [[C1:%[a-zA-Z0-9_]+]] = arith.constant 1 : index
+// CHECK-DAG: [[C64:%[a-zA-Z0-9_]+]] = arith.constant 64 : index
+// CHECK-DAG: [[C128:%[a-zA-Z0-9_]+]] = arith.constant 128 : index
+// CHECK: [[ROWS:%[a-zA-Z0-9_]+]] = memref.dim [[X]], %{{.+}} : memref<?x64xbf16>
+// CHECK-NEXT: [[TILES:%[a-zA-Z0-9_]+]] = arith.ceildivui [[ROWS]], [[C64]] : index
+// CHECK-NEXT: [[GY:%[a-zA-Z0-9_]+]] = arith.maxsi [[TILES]], [[C1]] : index
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@matmul blocks in ([[C1]], [[GY]], [[C1]]) threads in ([[C128]], [[C1]], [[C1]]) args([[X]] : memref<?x64xbf16>, [[W]] : memref<32x64xbf16>, [[Y]] : memref<?x32xbf16>)
+// CHECK-NEXT: return
+// CHECK-NEXT: }
+// CHECK-NEXT: gpu.module @attn_kernels {
+// CHECK-LABEL: gpu.func @matmul(
+// CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>, [[KW:%[a-zA-Z0-9_]+]]: memref<32x64xbf16>, [[KY:%[a-zA-Z0-9_]+]]: memref<?x32xbf16>)
+// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : memref<64x40xbf16, #gpu.address_space<workgroup>>, [[SB:%[a-zA-Z0-9_]+]] : memref<64x40xbf16, #gpu.address_space<workgroup>>)
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// K in steps of 32, 32 f32 accumulators per lane (2 x 4 m16n8 tiles of the
+// warp's 32 x 32).
+// CHECK: [[ACC:%[a-zA-Z0-9_]+]]:32 = scf.for
+// Both operands staged in workgroup memory with 16-byte loads, then a barrier.
+// CHECK: vector.load [[KX]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<?x64xbf16>, vector<8xbf16>
+// CHECK: vector.store %{{.+}}, [[SA]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<64x40xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// CHECK: vector.load [[KW]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<32x64xbf16>, vector<8xbf16>
+// CHECK: vector.store %{{.+}}, [[SB]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<64x40xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// CHECK: gpu.barrier
+// A fragments of x, B fragments of w (K-contiguous rows: no transpose).
+// CHECK: nvgpu.ldmatrix [[SA]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+// CHECK: nvgpu.ldmatrix [[SB]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+// 2 k16 steps x 8 tiles = 16 mma per K step, bf16 pairs as i32 registers.
+// CHECK-COUNT-16: nvvm.mma.sync A[%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] B[%{{.+}}, %{{.+}}] C[%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK: gpu.barrier
+// CHECK-NEXT: scf.yield
+// Epilogue: in-range elements rounded to bf16 into the output, no bias.
+// CHECK: scf.if
+// CHECK-NEXT: [[V0:%[a-zA-Z0-9_]+]] = arith.truncf [[ACC]]#0 : f32 to bf16
+// CHECK-NEXT: memref.store [[V0]], [[KY]][%{{.+}}, %{{.+}}] : memref<?x32xbf16>
+// CHECK: [[V31:%[a-zA-Z0-9_]+]] = arith.truncf [[ACC]]#31 : f32 to bf16
+// CHECK-NEXT: memref.store [[V31]], [[KY]][%{{.+}}, %{{.+}}] : memref<?x32xbf16>
+// CHECK: gpu.return
+func.func @linear(%x: tensor<?x64xbf16>, %w: tensor<32x64xbf16>) -> tensor<?x32xbf16> {
+  %0 = attn.linear %x, %w : tensor<?x64xbf16>, tensor<32x64xbf16> -> tensor<?x32xbf16>
+  return %0 : tensor<?x32xbf16>
+}
+
+// -----
+
+// f16 with bias: 96 columns are two column tiles; the mma takes f16 pairs as
+// vector<2xf16> (its operand types are implied: no PTX type attributes); the
+// bias is added in f32 before rounding.
+// CHECK-LABEL: func.func @linear_f16_bias(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x64xf16>, [[W:%[a-zA-Z0-9_]+]]: memref<96x64xf16>, [[B:%[a-zA-Z0-9_]+]]: memref<96xf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x96xf16>)
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK-DAG: [[C2:%[a-zA-Z0-9_]+]] = arith.constant 2 : index
+// CHECK-DAG: [[C128:%[a-zA-Z0-9_]+]] = arith.constant 128 : index
+// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in ([[C2]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) threads in ([[C128]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args([[X]] : memref<?x64xf16>, [[W]] : memref<96x64xf16>, [[B]] : memref<96xf16>, [[Y]] : memref<?x96xf16>)
+// CHECK-NEXT: return
+// CHECK-LABEL: gpu.func @matmul(
+// CHECK-SAME: %{{[a-zA-Z0-9_]+}}: memref<?x64xf16>, %{{[a-zA-Z0-9_]+}}: memref<96x64xf16>, [[KB:%[a-zA-Z0-9_]+]]: memref<96xf16>, [[KY:%[a-zA-Z0-9_]+]]: memref<?x96xf16>)
+// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : memref<64x40xf16, #gpu.address_space<workgroup>>, [[SB:%[a-zA-Z0-9_]+]] : memref<64x40xf16, #gpu.address_space<workgroup>>)
+// CHECK-DAG: [[C96:%[a-zA-Z0-9_]+]] = arith.constant 96 : index
+// CHECK: [[ACC:%[a-zA-Z0-9_]+]]:32 = scf.for
+// CHECK: nvgpu.ldmatrix [[SA]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x40xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: nvgpu.ldmatrix [[SB]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x40xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: [[BA:%[a-zA-Z0-9_]+]] = vector.bitcast %{{.+}} : vector<1xi32> to vector<2xf16>
+// CHECK: nvvm.mma.sync A[[[BA]], %{{.+}}, %{{.+}}, %{{.+}}] B[%{{.+}}, %{{.+}}] C[%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// CHECK-NOT: multiplicandAPtxType
+// CHECK: scf.yield
+// CHECK: arith.cmpi ult, [[COL:%[a-zA-Z0-9_]+]], [[C96]] : index
+// CHECK: scf.if
+// CHECK-NEXT: [[BV:%[a-zA-Z0-9_]+]] = memref.load [[KB]][[[COL]]] : memref<96xf16>
+// CHECK-NEXT: [[BF:%[a-zA-Z0-9_]+]] = arith.extf [[BV]] : f16 to f32
+// CHECK-NEXT: [[S:%[a-zA-Z0-9_]+]] = arith.addf [[ACC]]#0, [[BF]] : f32
+// CHECK-NEXT: [[T:%[a-zA-Z0-9_]+]] = arith.truncf [[S]] : f32 to f16
+// CHECK-NEXT: memref.store [[T]], [[KY]][%{{.+}}, [[COL]]] : memref<?x96xf16>
+func.func @linear_f16_bias(%x: tensor<?x64xf16>, %w: tensor<96x64xf16>, %b: tensor<96xf16>) -> tensor<?x96xf16> {
+  %0 = attn.linear %x, %w bias %b : tensor<?x64xf16>, tensor<96x64xf16>, tensor<96xf16> -> tensor<?x96xf16>
+  return %0 : tensor<?x96xf16>
+}
+
+//===----------------------------------------------------------------------===//
+// attn.qkv_projection
+//===----------------------------------------------------------------------===//
+
+// -----
+
+// Stacked weight: one GEMM over all 512 columns (8 column tiles) whose
+// epilogue writes each column into q (columns [0, 256)), k ([256, 384)) or
+// v ([384, 512)), through [T, H * D] views of the three out-parameters.
+// CHECK-LABEL: func.func @qkv_stacked(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[W:%[a-zA-Z0-9_]+]]: memref<512x256xbf16>,
+// CHECK-SAME: [[Q:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[K:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[V:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>)
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK-DAG: [[C8:%[a-zA-Z0-9_]+]] = arith.constant 8 : index
+// CHECK-DAG: [[QF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[Q]] {{\[}}[0], [1, 2]] : memref<?x4x64xbf16> into memref<?x256xbf16>
+// CHECK-DAG: [[KF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[K]] {{\[}}[0], [1, 2]] : memref<?x2x64xbf16> into memref<?x128xbf16>
+// CHECK-DAG: [[VF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[V]] {{\[}}[0], [1, 2]] : memref<?x2x64xbf16> into memref<?x128xbf16>
+// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in ([[C8]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) threads in (%{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args([[X]] : memref<?x256xbf16>, [[W]] : memref<512x256xbf16>, [[QF]] : memref<?x256xbf16>, [[KF]] : memref<?x128xbf16>, [[VF]] : memref<?x128xbf16>)
+// CHECK-NOT: gpu.
+// CHECK: return
+// CHECK-LABEL: gpu.func @matmul(
+// CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KK:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>)
+// CHECK-DAG: [[C128:%[a-zA-Z0-9_]+]] = arith.constant 128 : index
+// CHECK-DAG: [[C256:%[a-zA-Z0-9_]+]] = arith.constant 256 : index
+// CHECK-DAG: [[C384:%[a-zA-Z0-9_]+]] = arith.constant 384 : index
+// CHECK-DAG: [[C512:%[a-zA-Z0-9_]+]] = arith.constant 512 : index
+// No clipping without `clip`.
+// CHECK-NOT: arith.maximumf
+// CHECK: [[ACC:%[a-zA-Z0-9_]+]]:32 = scf.for
+// CHECK-NOT: arith.maximumf
+// CHECK: nvvm.mma.sync
+// CHECK: scf.yield
+// CHECK: arith.cmpi ult, [[COL:%[a-zA-Z0-9_]+]], [[C512]] : index
+// CHECK: scf.if
+// CHECK-NEXT: [[T:%[a-zA-Z0-9_]+]] = arith.truncf [[ACC]]#0 : f32 to bf16
+// CHECK-NEXT: [[ISQ:%[a-zA-Z0-9_]+]] = arith.cmpi ult, [[COL]], [[C256]] : index
+// CHECK-NEXT: scf.if [[ISQ]] {
+// CHECK-NEXT: memref.store [[T]], [[KQ]][[[ROW:%[a-zA-Z0-9_]+]], [[COL]]] : memref<?x256xbf16>
+// CHECK-NEXT: }
+// CHECK-NEXT: [[KCOL:%[a-zA-Z0-9_]+]] = arith.subi [[COL]], [[C256]] : index
+// CHECK-NEXT: [[ISK:%[a-zA-Z0-9_]+]] = arith.cmpi ult, [[KCOL]], [[C128]] : index
+// CHECK-NEXT: scf.if [[ISK]] {
+// CHECK-NEXT: memref.store [[T]], [[KK]][[[ROW]], [[KCOL]]] : memref<?x128xbf16>
+// CHECK-NEXT: }
+// CHECK-NEXT: [[VCOL:%[a-zA-Z0-9_]+]] = arith.subi [[COL]], [[C384]] : index
+// CHECK-NEXT: [[ISV:%[a-zA-Z0-9_]+]] = arith.cmpi ult, [[VCOL]], [[C128]] : index
+// CHECK-NEXT: scf.if [[ISV]] {
+// CHECK-NEXT: memref.store [[T]], [[KV]][[[ROW]], [[VCOL]]] : memref<?x128xbf16>
+// CHECK-NEXT: }
+// CHECK-NOT: gpu.func
+// CHECK: gpu.return
+func.func @qkv_stacked(%x: tensor<?x256xbf16>, %w: tensor<512x256xbf16>)
+    -> (tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>) {
+  %q, %k, %v = attn.qkv_projection %x weights(%w)
+      : tensor<?x256xbf16>, (tensor<512x256xbf16>) -> tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>
+  return %q, %k, %v : tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>
+}
+
+// -----
+
+// Separate weights with bias and clip: one GEMM per weight, in q, k, v
+// order, each with its bias, each clamping its weight tile to [-8.5, 8.5]
+// in f32 while staging it (x is not clipped).
+// CHECK-LABEL: func.func @qkv_separate(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[WQ:%[a-zA-Z0-9_]+]]: memref<256x256xbf16>, [[WK:%[a-zA-Z0-9_]+]]: memref<128x256xbf16>, [[WV:%[a-zA-Z0-9_]+]]: memref<128x256xbf16>,
+// CHECK-SAME: [[BQ:%[a-zA-Z0-9_]+]]: memref<256xbf16>, [[BK:%[a-zA-Z0-9_]+]]: memref<128xbf16>, [[BV:%[a-zA-Z0-9_]+]]: memref<128xbf16>,
+// CHECK-SAME: [[Q:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[K:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[V:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>)
+// CHECK-DAG: [[QF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[Q]] {{\[}}[0], [1, 2]] : memref<?x4x64xbf16> into memref<?x256xbf16>
+// CHECK-DAG: [[KF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[K]] {{\[}}[0], [1, 2]] : memref<?x2x64xbf16> into memref<?x128xbf16>
+// CHECK-DAG: [[VF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[V]] {{\[}}[0], [1, 2]] : memref<?x2x64xbf16> into memref<?x128xbf16>
+// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x256xbf16>, [[WQ]] : memref<256x256xbf16>, [[BQ]] : memref<256xbf16>, [[QF]] : memref<?x256xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@matmul_0 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x256xbf16>, [[WK]] : memref<128x256xbf16>, [[BK]] : memref<128xbf16>, [[KF]] : memref<?x128xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@matmul_1 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x256xbf16>, [[WV]] : memref<128x256xbf16>, [[BV]] : memref<128xbf16>, [[VF]] : memref<?x128xbf16>)
+// CHECK-NOT: gpu.
+// CHECK: return
+// CHECK-LABEL: gpu.func @matmul(
+// CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KW:%[a-zA-Z0-9_]+]]: memref<256x256xbf16>, [[KB:%[a-zA-Z0-9_]+]]: memref<256xbf16>, [[KQ:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>)
+// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : {{.*}}, [[SB:%[a-zA-Z0-9_]+]] : {{.*}})
+// CHECK-DAG: [[HI:%[a-zA-Z0-9_]+]] = arith.constant dense<8.500000e+00> : vector<8xf32>
+// CHECK-DAG: [[LO:%[a-zA-Z0-9_]+]] = arith.constant dense<-8.500000e+00> : vector<8xf32>
+// CHECK: scf.for
+// CHECK: [[XT:%[a-zA-Z0-9_]+]] = scf.if %{{.+}} -> (vector<8xbf16>) {
+// CHECK-NEXT: vector.load [[KX]]
+// CHECK: vector.store [[XT]], [[SA]]
+// CHECK: [[WT:%[a-zA-Z0-9_]+]] = scf.if %{{.+}} -> (vector<8xbf16>) {
+// CHECK-NEXT: vector.load [[KW]]
+// CHECK: [[WF:%[a-zA-Z0-9_]+]] = arith.extf [[WT]] : vector<8xbf16> to vector<8xf32>
+// CHECK-NEXT: [[WMAX:%[a-zA-Z0-9_]+]] = arith.maximumf [[WF]], [[LO]] : vector<8xf32>
+// CHECK-NEXT: [[WCLIP:%[a-zA-Z0-9_]+]] = arith.minimumf [[WMAX]], [[HI]] : vector<8xf32>
+// CHECK-NEXT: [[WB:%[a-zA-Z0-9_]+]] = arith.truncf [[WCLIP]] : vector<8xf32> to vector<8xbf16>
+// CHECK-NEXT: vector.store [[WB]], [[SB]]
+// CHECK: nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>
+// CHECK: scf.yield
+// CHECK: scf.if
+// CHECK-NEXT: [[BV:%[a-zA-Z0-9_]+]] = memref.load [[KB]][[[COL:%[a-zA-Z0-9_]+]]] : memref<256xbf16>
+// CHECK-NEXT: [[BF:%[a-zA-Z0-9_]+]] = arith.extf [[BV]] : bf16 to f32
+// CHECK-NEXT: [[S:%[a-zA-Z0-9_]+]] = arith.addf %{{.+}}#0, [[BF]] : f32
+// CHECK-NEXT: [[T:%[a-zA-Z0-9_]+]] = arith.truncf [[S]] : f32 to bf16
+// CHECK-NEXT: memref.store [[T]], [[KQ]][%{{.+}}, [[COL]]] : memref<?x256xbf16>
+// CHECK-LABEL: gpu.func @matmul_0(
+// CHECK-SAME: memref<128x256xbf16>, [[KB:%[a-zA-Z0-9_]+]]: memref<128xbf16>, [[KK:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>)
+// CHECK-DAG: [[HI:%[a-zA-Z0-9_]+]] = arith.constant dense<8.500000e+00> : vector<8xf32>
+// CHECK-DAG: [[LO:%[a-zA-Z0-9_]+]] = arith.constant dense<-8.500000e+00> : vector<8xf32>
+// CHECK: arith.maximumf %{{.+}}, [[LO]] : vector<8xf32>
+// CHECK-NEXT: arith.minimumf %{{.+}}, [[HI]] : vector<8xf32>
+// CHECK: memref.load [[KB]][%{{.+}}] : memref<128xbf16>
+// CHECK: memref.store %{{.+}}, [[KK]][%{{.+}}, %{{.+}}] : memref<?x128xbf16>
+// CHECK-LABEL: gpu.func @matmul_1(
+// CHECK-SAME: memref<128x256xbf16>, [[KB:%[a-zA-Z0-9_]+]]: memref<128xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>)
+// CHECK: arith.maximumf
+// CHECK-NEXT: arith.minimumf
+// CHECK: memref.load [[KB]][%{{.+}}] : memref<128xbf16>
+// CHECK: memref.store %{{.+}}, [[KV]][%{{.+}}, %{{.+}}] : memref<?x128xbf16>
+func.func @qkv_separate(%x: tensor<?x256xbf16>, %wq: tensor<256x256xbf16>, %wk: tensor<128x256xbf16>, %wv: tensor<128x256xbf16>,
+                        %bq: tensor<256xbf16>, %bk: tensor<128xbf16>, %bv: tensor<128xbf16>)
+    -> (tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>) {
+  %q, %k, %v = attn.qkv_projection %x weights(%wq, %wk, %wv) bias(%bq, %bk, %bv) clip 8.5
+      : tensor<?x256xbf16>, (tensor<256x256xbf16>, tensor<128x256xbf16>, tensor<128x256xbf16>),
+        (tensor<256xbf16>, tensor<128xbf16>, tensor<128xbf16>)
+      -> tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>
+  return %q, %k, %v : tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>
+}
+
+//===----------------------------------------------------------------------===//
+// attn.rope
+//===----------------------------------------------------------------------===//
+
+// -----
+
+// Frequencies from attn.rope_freqs: no table is materialised; the kernel
+// (one thread per (row, head, pair): T x 4 x 32 items) reads the inverse
+// frequencies theta^(-2i/64) from a global of the kernel module and computes
+// cos / sin of the angle in f64. Rotate-half pairs are (i, i + 32).
+// CHECK-LABEL: func.func @rope_freqs(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[OFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>)
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK-DAG: [[C128:%[a-zA-Z0-9_]+]] = arith.constant 128 : index
+// CHECK-DAG: [[C256:%[a-zA-Z0-9_]+]] = arith.constant 256 : index
+// CHECK-NOT: gpu.alloc
+// CHECK: [[T:%[a-zA-Z0-9_]+]] = memref.dim [[X]], %{{.+}} : memref<?x4x64xbf16>
+// CHECK-NEXT: [[N:%[a-zA-Z0-9_]+]] = arith.muli [[T]], [[C128]] : index
+// CHECK-NEXT: [[NB:%[a-zA-Z0-9_]+]] = arith.ceildivui [[N]], [[C256]] : index
+// CHECK-NEXT: [[GX:%[a-zA-Z0-9_]+]] = arith.maxsi [[NB]], %{{.+}} : index
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@rope blocks in ([[GX]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) threads in ([[C256]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args([[X]] : memref<?x4x64xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[Y]] : memref<?x4x64xbf16>, [[N]] : index)
+// CHECK-NEXT: return
+// CHECK-NEXT: }
+// CHECK-NEXT: gpu.module @attn_kernels {
+// CHECK-NEXT: memref.global "private" constant @attn_inv_freq : memref<32xf64> = dense<[1.000000e+00, 0.7498942{{[0-9]*}}, 0.5623413{{[0-9]*}}, {{.*}}]> {alignment = 16 : i64}
+// CHECK-LABEL: gpu.func @rope(
+// CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KOFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[KLEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[KY:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KN:%[a-zA-Z0-9_]+]]: index)
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 256, 1, 1>}
+// CHECK-DAG: [[C4:%[a-zA-Z0-9_]+]] = arith.constant 4 : index
+// CHECK-DAG: [[C32:%[a-zA-Z0-9_]+]] = arith.constant 32 : index
+// CHECK: [[ITEM:%[a-zA-Z0-9_]+]] = arith.addi %{{.+}}, %{{.+}} : index
+// CHECK-NEXT: [[OK:%[a-zA-Z0-9_]+]] = arith.cmpi ult, [[ITEM]], [[KN]] : index
+// CHECK-NEXT: scf.if [[OK]] {
+// CHECK-NEXT: [[I:%[a-zA-Z0-9_]+]] = arith.remui [[ITEM]], [[C32]] : index
+// CHECK-NEXT: [[RH:%[a-zA-Z0-9_]+]] = arith.divui [[ITEM]], [[C32]] : index
+// CHECK-NEXT: [[HEAD:%[a-zA-Z0-9_]+]] = arith.remui [[RH]], [[C4]] : index
+// CHECK-NEXT: [[ROW:%[a-zA-Z0-9_]+]] = arith.divui [[RH]], [[C4]] : index
+// The position: cache length + row - first row of the row's sequence.
+// CHECK: [[SEQ:%[a-zA-Z0-9_]+]] = scf.for
+// CHECK: [[START:%[a-zA-Z0-9_]+]] = memref.load [[KOFF]][[[SEQ]]] : memref<?xi32>
+// CHECK: [[CACHED:%[a-zA-Z0-9_]+]] = memref.load [[KLEN]][[[SEQ]]] : memref<?xi32>
+// CHECK: [[POS:%[a-zA-Z0-9_]+]] = arith.addi
+// CHECK-NEXT: [[INVT:%[a-zA-Z0-9_]+]] = memref.get_global @attn_inv_freq : memref<32xf64>
+// CHECK-NEXT: [[INV:%[a-zA-Z0-9_]+]] = memref.load [[INVT]][[[I]]] : memref<32xf64>
+// CHECK-NEXT: [[P64:%[a-zA-Z0-9_]+]] = arith.index_cast [[POS]] : index to i64
+// CHECK-NEXT: [[P:%[a-zA-Z0-9_]+]] = arith.sitofp [[P64]] : i64 to f64
+// CHECK-NEXT: [[ANGLE:%[a-zA-Z0-9_]+]] = arith.mulf [[P]], [[INV]] : f64
+// CHECK-NEXT: [[COS64:%[a-zA-Z0-9_]+]] = math.cos [[ANGLE]] : f64
+// CHECK-NEXT: [[COS:%[a-zA-Z0-9_]+]] = arith.truncf [[COS64]] : f64 to f32
+// CHECK-NEXT: [[SIN64:%[a-zA-Z0-9_]+]] = math.sin [[ANGLE]] : f64
+// CHECK-NEXT: [[SIN:%[a-zA-Z0-9_]+]] = arith.truncf [[SIN64]] : f64 to f32
+// CHECK-NEXT: [[I2:%[a-zA-Z0-9_]+]] = arith.addi [[I]], [[C32]] : index
+// CHECK-NEXT: [[XA:%[a-zA-Z0-9_]+]] = memref.load [[KX]][[[ROW]], [[HEAD]], [[I]]] : memref<?x4x64xbf16>
+// CHECK-NEXT: [[XAF:%[a-zA-Z0-9_]+]] = arith.extf [[XA]] : bf16 to f32
+// CHECK-NEXT: [[XB:%[a-zA-Z0-9_]+]] = memref.load [[KX]][[[ROW]], [[HEAD]], [[I2]]] : memref<?x4x64xbf16>
+// CHECK-NEXT: [[XBF:%[a-zA-Z0-9_]+]] = arith.extf [[XB]] : bf16 to f32
+// CHECK-NEXT: [[AC:%[a-zA-Z0-9_]+]] = arith.mulf [[XAF]], [[COS]] : f32
+// CHECK-NEXT: [[BS:%[a-zA-Z0-9_]+]] = arith.mulf [[XBF]], [[SIN]] : f32
+// CHECK-NEXT: [[YA:%[a-zA-Z0-9_]+]] = arith.subf [[AC]], [[BS]] : f32
+// CHECK-NEXT: [[AS:%[a-zA-Z0-9_]+]] = arith.mulf [[XAF]], [[SIN]] : f32
+// CHECK-NEXT: [[BC:%[a-zA-Z0-9_]+]] = arith.mulf [[XBF]], [[COS]] : f32
+// CHECK-NEXT: [[YB:%[a-zA-Z0-9_]+]] = arith.addf [[AS]], [[BC]] : f32
+// CHECK-NEXT: [[YAT:%[a-zA-Z0-9_]+]] = arith.truncf [[YA]] : f32 to bf16
+// CHECK-NEXT: memref.store [[YAT]], [[KY]][[[ROW]], [[HEAD]], [[I]]] : memref<?x4x64xbf16>
+// CHECK-NEXT: [[YBT:%[a-zA-Z0-9_]+]] = arith.truncf [[YB]] : f32 to bf16
+// CHECK-NEXT: memref.store [[YBT]], [[KY]][[[ROW]], [[HEAD]], [[I2]]] : memref<?x4x64xbf16>
+func.func @rope_freqs(%x: tensor<?x4x64xbf16>, %off: tensor<?xi32>, %len: tensor<?xi32>) -> tensor<?x4x64xbf16> {
+  %f = attn.rope_freqs #attn.rope<theta = 10000.0> -> tensor<128x64xf32>
+  %0 = attn.rope %x, %f positions(%off, %len) : tensor<?x4x64xbf16>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>
+  return %0 : tensor<?x4x64xbf16>
+}
+
+// -----
+
+// A table argument: the kernel reads (cos, sin) at columns (2i, 2i + 1) of
+// the row of the position, clamped to the last of the 128 rows; interleaved
+// pairs are (2i, 2i + 1). No trigonometry in the kernel.
+// CHECK-LABEL: func.func @rope_table(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[TAB:%[a-zA-Z0-9_]+]]: memref<128x64xf32>, [[OFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@rope blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x4x64xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[Y]] : memref<?x4x64xbf16>, [[TAB]] : memref<128x64xf32>, %{{[a-zA-Z0-9_]+}} : index)
+// CHECK-NEXT: return
+// CHECK-NOT: memref.global
+// CHECK-LABEL: gpu.func @rope(
+// CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, %{{[a-zA-Z0-9_]+}}: memref<?xi32>, %{{[a-zA-Z0-9_]+}}: memref<?xi32>, [[KY:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KT:%[a-zA-Z0-9_]+]]: memref<128x64xf32>, %{{[a-zA-Z0-9_]+}}: index)
+// CHECK-DAG: [[C1:%[a-zA-Z0-9_]+]] = arith.constant 1 : index
+// CHECK-DAG: [[C2:%[a-zA-Z0-9_]+]] = arith.constant 2 : index
+// CHECK-DAG: [[C127:%[a-zA-Z0-9_]+]] = arith.constant 127 : index
+// CHECK-NOT: math.cos
+// CHECK: [[I:%[a-zA-Z0-9_]+]] = arith.remui
+// CHECK: [[P:%[a-zA-Z0-9_]+]] = arith.minsi %{{.+}}, [[C127]] : index
+// CHECK-NEXT: [[COL:%[a-zA-Z0-9_]+]] = arith.muli [[I]], [[C2]] : index
+// CHECK-NEXT: [[COS:%[a-zA-Z0-9_]+]] = memref.load [[KT]][[[P]], [[COL]]] : memref<128x64xf32>
+// CHECK-NEXT: [[COL1:%[a-zA-Z0-9_]+]] = arith.addi [[COL]], [[C1]] : index
+// CHECK-NEXT: [[SIN:%[a-zA-Z0-9_]+]] = memref.load [[KT]][[[P]], [[COL1]]] : memref<128x64xf32>
+// CHECK-NEXT: [[A:%[a-zA-Z0-9_]+]] = arith.muli [[I]], [[C2]] : index
+// CHECK-NEXT: [[B:%[a-zA-Z0-9_]+]] = arith.addi [[A]], [[C1]] : index
+// CHECK-NEXT: memref.load [[KX]][%{{.+}}, %{{.+}}, [[A]]] : memref<?x4x64xbf16>
+// CHECK-NEXT: arith.extf
+// CHECK-NEXT: memref.load [[KX]][%{{.+}}, %{{.+}}, [[B]]] : memref<?x4x64xbf16>
+// CHECK-NEXT: arith.extf
+// CHECK-NEXT: arith.mulf %{{.+}}, [[COS]] : f32
+// CHECK-NEXT: arith.mulf %{{.+}}, [[SIN]] : f32
+// CHECK-NEXT: arith.subf
+// CHECK: memref.store %{{.+}}, [[KY]][%{{.+}}, %{{.+}}, [[A]]] : memref<?x4x64xbf16>
+// CHECK: memref.store %{{.+}}, [[KY]][%{{.+}}, %{{.+}}, [[B]]] : memref<?x4x64xbf16>
+// CHECK-NOT: math.cos
+// CHECK: gpu.return
+func.func @rope_table(%x: tensor<?x4x64xbf16>, %freqs: tensor<128x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>) -> tensor<?x4x64xbf16> {
+  %0 = attn.rope %x, %freqs positions(%off, %len) interleaved : tensor<?x4x64xbf16>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>
+  return %0 : tensor<?x4x64xbf16>
+}
+
+//===----------------------------------------------------------------------===//
+// attn.rms_norm
+//===----------------------------------------------------------------------===//
+
+// -----
+
+// Per-head norm: [T, 4, 64] viewed as [T * 4, 64] rows, one warp per row (8
+// rows per 256-thread block); the sum of squares is reduced over the warp
+// with xor shuffles 16, 8, 4, 2, 1, then rsqrt(sum / 64 + eps).
+// CHECK-LABEL: func.func @rms_norm(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[G:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>)
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK-DAG: [[C8:%[a-zA-Z0-9_]+]] = arith.constant 8 : index
+// CHECK-DAG: [[C256:%[a-zA-Z0-9_]+]] = arith.constant 256 : index
+// CHECK-DAG: [[XF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[X]] {{\[}}[0, 1], [2]] : memref<?x4x64xbf16> into memref<?x64xbf16>
+// CHECK-DAG: [[YF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[Y]] {{\[}}[0, 1], [2]] : memref<?x4x64xbf16> into memref<?x64xbf16>
+// CHECK: [[ROWS:%[a-zA-Z0-9_]+]] = memref.dim [[XF]], %{{.+}} : memref<?x64xbf16>
+// CHECK-NEXT: [[NB:%[a-zA-Z0-9_]+]] = arith.ceildivui [[ROWS]], [[C8]] : index
+// CHECK-NEXT: [[GX:%[a-zA-Z0-9_]+]] = arith.maxsi [[NB]], %{{.+}} : index
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@rms_norm blocks in ([[GX]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) threads in ([[C256]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args([[XF]] : memref<?x64xbf16>, [[G]] : memref<64xbf16>, [[YF]] : memref<?x64xbf16>, [[ROWS]] : index)
+// CHECK-NEXT: return
+// CHECK-LABEL: gpu.func @rms_norm(
+// CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>, [[KG:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[KY:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>, [[KR:%[a-zA-Z0-9_]+]]: index)
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 256, 1, 1>}
+// CHECK-DAG: [[WIDTH:%[a-zA-Z0-9_]+]] = arith.constant 6.400000e+01 : f32
+// CHECK-DAG: [[EPS:%[a-zA-Z0-9_]+]] = arith.constant 9.99999974E-6 : f32
+// CHECK-DAG: [[C1I:%[a-zA-Z0-9_]+]] = arith.constant 1 : i32
+// CHECK-DAG: [[C2I:%[a-zA-Z0-9_]+]] = arith.constant 2 : i32
+// CHECK-DAG: [[C4I:%[a-zA-Z0-9_]+]] = arith.constant 4 : i32
+// CHECK-DAG: [[C8I:%[a-zA-Z0-9_]+]] = arith.constant 8 : i32
+// CHECK-DAG: [[C16I:%[a-zA-Z0-9_]+]] = arith.constant 16 : i32
+// CHECK-DAG: [[C32I:%[a-zA-Z0-9_]+]] = arith.constant 32 : i32
+// CHECK: [[ROW:%[a-zA-Z0-9_]+]] = arith.addi
+// CHECK-NEXT: [[OK:%[a-zA-Z0-9_]+]] = arith.cmpi ult, [[ROW]], [[KR]] : index
+// CHECK-NEXT: scf.if [[OK]] {
+// CHECK-NEXT: [[SUM:%[a-zA-Z0-9_]+]] = scf.for [[J:%[a-zA-Z0-9_]+]] =
+// CHECK-NEXT: [[V:%[a-zA-Z0-9_]+]] = memref.load [[KX]][[[ROW]], [[J]]] : memref<?x64xbf16>
+// CHECK-NEXT: [[VF:%[a-zA-Z0-9_]+]] = arith.extf [[V]] : bf16 to f32
+// CHECK-NEXT: math.fma [[VF]], [[VF]], %{{.+}} : f32
+// CHECK: [[S16:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[SUM]], [[C16I]], [[C32I]] : f32
+// CHECK-NEXT: [[T16:%[a-zA-Z0-9_]+]] = arith.addf [[SUM]], [[S16]] : f32
+// CHECK-NEXT: [[S8:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[T16]], [[C8I]], [[C32I]] : f32
+// CHECK-NEXT: [[T8:%[a-zA-Z0-9_]+]] = arith.addf [[T16]], [[S8]] : f32
+// CHECK-NEXT: [[S4:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[T8]], [[C4I]], [[C32I]] : f32
+// CHECK-NEXT: [[T4:%[a-zA-Z0-9_]+]] = arith.addf [[T8]], [[S4]] : f32
+// CHECK-NEXT: [[S2:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[T4]], [[C2I]], [[C32I]] : f32
+// CHECK-NEXT: [[T2:%[a-zA-Z0-9_]+]] = arith.addf [[T4]], [[S2]] : f32
+// CHECK-NEXT: [[S1:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[T2]], [[C1I]], [[C32I]] : f32
+// CHECK-NEXT: [[TOTAL:%[a-zA-Z0-9_]+]] = arith.addf [[T2]], [[S1]] : f32
+// CHECK-NEXT: [[MEAN:%[a-zA-Z0-9_]+]] = arith.divf [[TOTAL]], [[WIDTH]] : f32
+// CHECK-NEXT: [[ME:%[a-zA-Z0-9_]+]] = arith.addf [[MEAN]], [[EPS]] : f32
+// CHECK-NEXT: [[INV:%[a-zA-Z0-9_]+]] = math.rsqrt [[ME]] : f32
+// CHECK-NEXT: scf.for [[J2:%[a-zA-Z0-9_]+]] =
+// CHECK-NEXT: [[X2:%[a-zA-Z0-9_]+]] = memref.load [[KX]][[[ROW]], [[J2]]] : memref<?x64xbf16>
+// CHECK-NEXT: [[X2F:%[a-zA-Z0-9_]+]] = arith.extf [[X2]] : bf16 to f32
+// CHECK-NEXT: [[GV:%[a-zA-Z0-9_]+]] = memref.load [[KG]][[[J2]]] : memref<64xbf16>
+// CHECK-NEXT: [[GF:%[a-zA-Z0-9_]+]] = arith.extf [[GV]] : bf16 to f32
+// CHECK-NEXT: [[N:%[a-zA-Z0-9_]+]] = arith.mulf [[X2F]], [[INV]] : f32
+// CHECK-NEXT: [[NG:%[a-zA-Z0-9_]+]] = arith.mulf [[N]], [[GF]] : f32
+// CHECK-NEXT: [[NT:%[a-zA-Z0-9_]+]] = arith.truncf [[NG]] : f32 to bf16
+// CHECK-NEXT: memref.store [[NT]], [[KY]][[[ROW]], [[J2]]] : memref<?x64xbf16>
+func.func @rms_norm(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> tensor<?x4x64xbf16> {
+  %0 = attn.rms_norm %x, %g eps 1.0e-5 : tensor<?x4x64xbf16>, tensor<64xbf16>
+  return %0 : tensor<?x4x64xbf16>
+}
+
+//===----------------------------------------------------------------------===//
+// attn.kv_cache_store
+//===----------------------------------------------------------------------===//
+
+// -----
+
+// The returned blocks are the updated argument: no result, no out-parameter,
+// no copy of the cache; the kernel writes 16-byte chunks of K and V rows into
+// the caller's blocks at [page, 0 (K) / 1 (V), layer 2, slot, head, col],
+// with page = lookup[seq, pos / 16] and slot = pos % 16.
+// CHECK-LABEL: func.func @kv_cache_store(
+// CHECK-SAME: [[K:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[V:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[BLK:%[a-zA-Z0-9_]+]]: memref<?x2x3x16x2x64xbf16>,
+// CHECK-SAME: [[OFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>)
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK-NOT: gpu.alloc
+// CHECK-NOT: gpu.memcpy
+// CHECK: gpu.launch_func @attn_kernels::@kv_cache_store blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[K]] : memref<?x2x64xbf16>, [[V]] : memref<?x2x64xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x3x16x2x64xbf16>, %{{[a-zA-Z0-9_]+}} : index)
+// CHECK-NOT: gpu.
+// CHECK: return
+// CHECK-LABEL: gpu.func @kv_cache_store(
+// CHECK-SAME: [[KK:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[KOFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[KLEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[KLUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>, [[KB:%[a-zA-Z0-9_]+]]: memref<?x2x3x16x2x64xbf16>, %{{[a-zA-Z0-9_]+}}: index)
+// CHECK-DAG: [[C0:%[a-zA-Z0-9_]+]] = arith.constant 0 : index
+// CHECK-DAG: [[C1:%[a-zA-Z0-9_]+]] = arith.constant 1 : index
+// CHECK-DAG: [[C2:%[a-zA-Z0-9_]+]] = arith.constant 2 : index
+// CHECK-DAG: [[C16:%[a-zA-Z0-9_]+]] = arith.constant 16 : index
+// CHECK: [[SEQ:%[a-zA-Z0-9_]+]] = scf.for
+// CHECK: memref.load [[KLEN]][[[SEQ]]] : memref<?xi32>
+// CHECK: memref.load [[KOFF]][[[SEQ]]] : memref<?xi32>
+// CHECK: [[POS:%[a-zA-Z0-9_]+]] = arith.addi
+// CHECK-NEXT: [[PI:%[a-zA-Z0-9_]+]] = arith.divui [[POS]], [[C16]] : index
+// CHECK-NEXT: [[PAGE32:%[a-zA-Z0-9_]+]] = memref.load [[KLUT]][[[SEQ]], [[PI]]] : memref<?x?xi32>
+// CHECK-NEXT: [[PAGE:%[a-zA-Z0-9_]+]] = arith.index_cast [[PAGE32]] : i32 to index
+// CHECK-NEXT: [[SLOT:%[a-zA-Z0-9_]+]] = arith.remui [[POS]], [[C16]] : index
+// CHECK-NEXT: [[KROW:%[a-zA-Z0-9_]+]] = vector.load [[KK]][[[ROW:%[a-zA-Z0-9_]+]], [[HEAD:%[a-zA-Z0-9_]+]], [[COL:%[a-zA-Z0-9_]+]]] {alignment = 16 : i64} : memref<?x2x64xbf16>, vector<8xbf16>
+// CHECK-NEXT: vector.store [[KROW]], [[KB]][[[PAGE]], [[C0]], [[C2]], [[SLOT]], [[HEAD]], [[COL]]] {alignment = 16 : i64} : memref<?x2x3x16x2x64xbf16>, vector<8xbf16>
+// CHECK-NEXT: [[VROW:%[a-zA-Z0-9_]+]] = vector.load [[KV]][[[ROW]], [[HEAD]], [[COL]]] {alignment = 16 : i64} : memref<?x2x64xbf16>, vector<8xbf16>
+// CHECK-NEXT: vector.store [[VROW]], [[KB]][[[PAGE]], [[C1]], [[C2]], [[SLOT]], [[HEAD]], [[COL]]] {alignment = 16 : i64} : memref<?x2x3x16x2x64xbf16>, vector<8xbf16>
+func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blocks: tensor<?x2x3x16x2x64xbf16>,
+                          %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xbf16> {
+  %new = attn.kv_cache_store %k, %v into %blocks layer 2 positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xbf16>
+  return %new : tensor<?x2x3x16x2x64xbf16>
+}
+
+//===----------------------------------------------------------------------===//
+// attn.paged_flash_attention
+//===----------------------------------------------------------------------===//
+
+// -----
+
+// The host allocates the f32 split partials (output and log-sum-exp),
+// launches the attention kernel (grid y: the 2 kv heads) and the combine
+// kernel, which writes the out-parameter, and frees the partials.
+// CHECK-LABEL: func.func @paged_flash_attention(
+// CHECK-SAME: [[Q:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[BLK:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>,
+// CHECK-SAME: [[OFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>, [[O:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>)
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK-DAG: [[C2:%[a-zA-Z0-9_]+]] = arith.constant 2 : index
+// CHECK-DAG: [[C128:%[a-zA-Z0-9_]+]] = arith.constant 128 : index
+// CHECK-DAG: [[C256:%[a-zA-Z0-9_]+]] = arith.constant 256 : index
+// CHECK: [[OP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x4x64xf32>
+// CHECK-NEXT: [[LP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x4xf32>
+// CHECK-NOT: gpu.alloc
+// CHECK: gpu.launch_func @attn_kernels::@paged_flash_attention blocks in (%{{[a-zA-Z0-9_]+}}, [[C2]], %{{[a-zA-Z0-9_]+}}) threads in ([[C128]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}})
+// CHECK-SAME: args([[Q]] : memref<?x4x64xbf16>, [[O]] : memref<?x4x64xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x2x16x2x64xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>,
+// CHECK-SAME: [[OP]] : memref<?x?x4x64xf32>, [[LP]] : memref<?x?x4xf32>
+// CHECK-NOT: gpu.alloc
+// CHECK: gpu.launch_func @attn_kernels::@attention_combine blocks in (%{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) threads in ([[C256]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args([[OP]] : memref<?x?x4x64xf32>, [[LP]] : memref<?x?x4xf32>, [[O]] : memref<?x4x64xbf16>,
+// CHECK-NEXT: gpu.dealloc [[OP]] : memref<?x?x4x64xf32>
+// CHECK-NEXT: gpu.dealloc [[LP]] : memref<?x?x4xf32>
+// CHECK-NEXT: return
+//
+// The kernel: Q fragments through ldmatrix from the first workgroup buffer;
+// per key tile S = Q K^T with bf16 mma (K fragments from the first buffer),
+// the scale 0.125 * log2(e) and the mask (-inf), the row max over the 4 lanes
+// of a row (xor shuffles 1, 2), exp2, P re-packed as bf16 A fragments and
+// O += P V with V through a transposed ldmatrix from the second buffer.
+// Then the row sums over the quad, and either the bf16 output or this
+// split's f32 partial with its log2-sum-exp.
+// CHECK-LABEL: gpu.func @paged_flash_attention(
+// CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KO:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, %{{[a-zA-Z0-9_]+}}: memref<?xi32>, [[KB:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>,
+// CHECK-SAME: %{{[a-zA-Z0-9_]+}}: memref<?xi32>, %{{[a-zA-Z0-9_]+}}: memref<?x?xi32>, [[KOP:%[a-zA-Z0-9_]+]]: memref<?x?x4x64xf32>, [[KLP:%[a-zA-Z0-9_]+]]: memref<?x?x4xf32>
+// CHECK-SAME: workgroup([[SK:%[a-zA-Z0-9_]+]] : memref<{{.+}}xbf16, #gpu.address_space<workgroup>>, [[SV:%[a-zA-Z0-9_]+]] : memref<{{.+}}xbf16, #gpu.address_space<workgroup>>)
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK-DAG: [[SCALE:%[a-zA-Z0-9_]+]] = arith.constant 0.180336878 : f32
+// CHECK-DAG: [[NEGINF:%[a-zA-Z0-9_]+]] = arith.constant 0xFF800000 : f32
+// CHECK-DAG: [[C1I:%[a-zA-Z0-9_]+]] = arith.constant 1 : i32
+// CHECK-DAG: [[C2I:%[a-zA-Z0-9_]+]] = arith.constant 2 : i32
+// CHECK-DAG: [[C32I:%[a-zA-Z0-9_]+]] = arith.constant 32 : i32
+// CHECK: nvgpu.ldmatrix [[SK]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<{{.+}}xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+// CHECK: gpu.barrier
+// CHECK: scf.for
+// CHECK: nvgpu.ldmatrix [[SK]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<{{.+}}xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+// CHECK: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// CHECK: [[SS:%[a-zA-Z0-9_]+]] = arith.mulf %{{.+}}, [[SCALE]] : f32
+// CHECK-NEXT: arith.select %{{.+}}, [[SS]], [[NEGINF]] : f32
+// CHECK: [[M1:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[MX:%[a-zA-Z0-9_]+]], [[C1I]], [[C32I]] : f32
+// CHECK-NEXT: [[MX1:%[a-zA-Z0-9_]+]] = arith.maximumf [[MX]], [[M1]] : f32
+// CHECK-NEXT: [[M2:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[MX1]], [[C2I]], [[C32I]] : f32
+// CHECK-NEXT: arith.maximumf [[MX1]], [[M2]] : f32
+// CHECK: math.exp2 %{{.+}} : f32
+// CHECK: arith.truncf %{{.+}} : vector<2xf32> to vector<2xbf16>
+// CHECK-NOT: nvgpu.ldmatrix [[SV]]{{.*}}transpose = false
+// CHECK: nvgpu.ldmatrix [[SV]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = true} : memref<{{.+}}xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+// CHECK: nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>
+// CHECK: gpu.barrier
+// CHECK: scf.yield
+// CHECK: [[L1:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[L:%[a-zA-Z0-9_#]+]], [[C1I]], [[C32I]] : f32
+// CHECK-NEXT: [[LS1:%[a-zA-Z0-9_]+]] = arith.addf [[L]], [[L1]] : f32
+// CHECK-NEXT: [[L2:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[LS1]], [[C2I]], [[C32I]] : f32
+// CHECK-NEXT: arith.addf [[LS1]], [[L2]] : f32
+// CHECK: [[OV:%[a-zA-Z0-9_]+]] = arith.truncf %{{.+}} : f32 to bf16
+// CHECK-NEXT: memref.store [[OV]], [[KO]][%{{.+}}, %{{.+}}, %{{.+}}] : memref<?x4x64xbf16>
+// CHECK: memref.store %{{.+}}, [[KOP]][%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x?x4x64xf32>
+// CHECK: math.log2 %{{.+}} : f32
+// CHECK: memref.store %{{.+}}, [[KLP]][%{{.+}}, %{{.+}}, %{{.+}}] : memref<?x?x4xf32>
+// CHECK: gpu.return
+// The combine: out = sum_s 2^(lse_s - max lse) o_s / sum_s 2^(lse_s - max lse).
+// CHECK-LABEL: gpu.func @attention_combine(
+// CHECK-SAME: [[COP:%[a-zA-Z0-9_]+]]: memref<?x?x4x64xf32>, [[CLP:%[a-zA-Z0-9_]+]]: memref<?x?x4xf32>, [[CO:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[CS:%[a-zA-Z0-9_]+]]: index, %{{[a-zA-Z0-9_]+}}: index)
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 256, 1, 1>}
+// CHECK: [[MAX:%[a-zA-Z0-9_]+]] = scf.for [[S:%[a-zA-Z0-9_]+]] = %{{.+}} to [[CS]]
+// CHECK-NEXT: [[LSE:%[a-zA-Z0-9_]+]] = memref.load [[CLP]][[[S]], [[ROW:%[a-zA-Z0-9_]+]], [[HEAD:%[a-zA-Z0-9_]+]]] : memref<?x?x4xf32>
+// CHECK-NEXT: arith.maximumf %{{.+}}, [[LSE]] : f32
+// CHECK: [[BASE:%[a-zA-Z0-9_]+]] = arith.select %{{.+}}, %{{.+}}, [[MAX]] : f32
+// CHECK-NEXT: [[SUMS:%[a-zA-Z0-9_]+]]:2 = scf.for [[S2:%[a-zA-Z0-9_]+]] = %{{.+}} to [[CS]]
+// CHECK-NEXT: [[LSE2:%[a-zA-Z0-9_]+]] = memref.load [[CLP]][[[S2]], [[ROW]], [[HEAD]]] : memref<?x?x4xf32>
+// CHECK-NEXT: [[D:%[a-zA-Z0-9_]+]] = arith.subf [[LSE2]], [[BASE]] : f32
+// CHECK-NEXT: [[WT:%[a-zA-Z0-9_]+]] = math.exp2 [[D]] : f32
+// CHECK-NEXT: [[OS:%[a-zA-Z0-9_]+]] = memref.load [[COP]][[[S2]], [[ROW]], [[HEAD]], [[COL:%[a-zA-Z0-9_]+]]] : memref<?x?x4x64xf32>
+// CHECK-NEXT: arith.addf %{{.+}}, [[WT]] : f32
+// CHECK-NEXT: math.fma [[WT]], [[OS]], %{{.+}} : f32
+// CHECK: [[R:%[a-zA-Z0-9_]+]] = arith.divf [[SUMS]]#1, [[SUMS]]#0 : f32
+// CHECK: [[RT:%[a-zA-Z0-9_]+]] = arith.truncf %{{.+}} : f32 to bf16
+// CHECK-NEXT: memref.store [[RT]], [[CO]][[[ROW]], [[HEAD]], [[COL]]] : memref<?x4x64xbf16>
+func.func @paged_flash_attention(%q: tensor<?x4x64xbf16>, %blocks: tensor<?x2x2x16x2x64xbf16>,
+                                 %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x4x64xbf16> {
+  %o = attn.paged_flash_attention %q, %blocks layer 1 positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xbf16>, tensor<?x2x2x16x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  return %o : tensor<?x4x64xbf16>
+}
+
+//===----------------------------------------------------------------------===//
+// attn.flash_attention
+//===----------------------------------------------------------------------===//
+
+// -----
+
+// Explicit f16 K/V (GQA group 4, head dim 128, sliding window, scale 0.1):
+// the kernel takes K and V instead of the cache, f16 fragments go to the
+// mma as vector<2xf16>, and the scale in the exp2 domain is 0.1 * log2(e).
+// CHECK-LABEL: func.func @flash_attention(
+// CHECK-SAME: [[Q:%[a-zA-Z0-9_]+]]: memref<?x8x128xf16>, [[K:%[a-zA-Z0-9_]+]]: memref<?x2x128xf16>, [[V:%[a-zA-Z0-9_]+]]: memref<?x2x128xf16>,
+// CHECK-SAME: [[QO:%[a-zA-Z0-9_]+]]: memref<3xi32>, [[KO:%[a-zA-Z0-9_]+]]: memref<3xi32>, [[O:%[a-zA-Z0-9_]+]]: memref<?x8x128xf16>)
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK: [[OP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x8x128xf32>
+// CHECK-NEXT: [[LP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x8xf32>
+// CHECK: gpu.launch_func @attn_kernels::@flash_attention blocks in ({{[^)]*}}) threads in ({{[^)]*}})
+// CHECK-SAME: args([[Q]] : memref<?x8x128xf16>, [[O]] : memref<?x8x128xf16>, [[QO]] : memref<3xi32>, [[K]] : memref<?x2x128xf16>, [[V]] : memref<?x2x128xf16>, [[KO]] : memref<3xi32>,
+// CHECK-SAME: [[OP]] : memref<?x?x8x128xf32>, [[LP]] : memref<?x?x8xf32>
+// CHECK: gpu.launch_func @attn_kernels::@attention_combine blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[OP]] : memref<?x?x8x128xf32>, [[LP]] : memref<?x?x8xf32>, [[O]] : memref<?x8x128xf16>,
+// CHECK-NEXT: gpu.dealloc [[OP]] : memref<?x?x8x128xf32>
+// CHECK-NEXT: gpu.dealloc [[LP]] : memref<?x?x8xf32>
+// CHECK-NEXT: return
+// CHECK-LABEL: gpu.func @flash_attention(
+// CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x8x128xf16>, [[KOUT:%[a-zA-Z0-9_]+]]: memref<?x8x128xf16>, %{{[a-zA-Z0-9_]+}}: memref<3xi32>, %{{[a-zA-Z0-9_]+}}: memref<?x2x128xf16>, %{{[a-zA-Z0-9_]+}}: memref<?x2x128xf16>, %{{[a-zA-Z0-9_]+}}: memref<3xi32>,
+// CHECK-SAME: workgroup([[SK:%[a-zA-Z0-9_]+]] : memref<{{.+}}xf16, #gpu.address_space<workgroup>>, [[SV:%[a-zA-Z0-9_]+]] : memref<{{.+}}xf16, #gpu.address_space<workgroup>>)
+// CHECK-DAG: [[SCALE:%[a-zA-Z0-9_]+]] = arith.constant 0.144269511 : f32
+// CHECK: nvgpu.ldmatrix [[SK]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<{{.+}}xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: scf.for
+// CHECK: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// CHECK: arith.mulf %{{.+}}, [[SCALE]] : f32
+// CHECK: gpu.shuffle xor
+// CHECK: math.exp2
+// CHECK: arith.truncf %{{.+}} : vector<2xf32> to vector<2xf16>
+// CHECK-NOT: nvgpu.ldmatrix [[SV]]{{.*}}transpose = false
+// CHECK: nvgpu.ldmatrix [[SV]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = true} : memref<{{.+}}xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// CHECK: scf.yield
+// CHECK: [[OV:%[a-zA-Z0-9_]+]] = arith.truncf %{{.+}} : f32 to f16
+// CHECK-NEXT: memref.store [[OV]], [[KOUT]][%{{.+}}, %{{.+}}, %{{.+}}] : memref<?x8x128xf16>
+// CHECK-LABEL: gpu.func @attention_combine(
+// CHECK: arith.truncf %{{.+}} : f32 to f16
+func.func @flash_attention(%q: tensor<?x8x128xf16>, %k: tensor<?x2x128xf16>, %v: tensor<?x2x128xf16>,
+                           %qo: tensor<3xi32>, %ko: tensor<3xi32>) -> tensor<?x8x128xf16> {
+  %0 = attn.flash_attention %q, %k, %v rows(%qo, %ko) {mask = #attn.mask<sliding_window = 8>, scale = 0.1 : f64}
+      : tensor<?x8x128xf16>, tensor<?x2x128xf16>, tensor<?x2x128xf16>, tensor<3xi32>, tensor<3xi32>
+  return %0 : tensor<?x8x128xf16>
+}
+
+//===----------------------------------------------------------------------===//
+// Results that are views, results that are arguments
+//===----------------------------------------------------------------------===//
+
+// -----
+
+// A result that is a view of an op's output (here the norm's [T, 4, 64]
+// collapsed to [T, 256]) is not computed in place: the norm writes a
+// temporary, copied into the out-parameter and freed. A returned argument is
+// no result at all (the caller has it).
+// CHECK-LABEL: func.func @returned_view(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[G:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>)
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK: [[TMP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x4x64xbf16>
+// CHECK: [[TMPF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[TMP]] {{\[}}[0, 1], [2]] : memref<?x4x64xbf16> into memref<?x64xbf16>
+// CHECK: gpu.launch_func @attn_kernels::@rms_norm blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args(%{{[a-zA-Z0-9_]+}} : memref<?x64xbf16>, [[G]] : memref<64xbf16>, [[TMPF]] : memref<?x64xbf16>, %{{[a-zA-Z0-9_]+}} : index)
+// CHECK-NEXT: [[VIEW:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[TMP]] {{\[}}[0], [1, 2]] : memref<?x4x64xbf16> into memref<?x256xbf16>
+// CHECK-NEXT: gpu.memcpy [[Y]], [[VIEW]] : memref<?x256xbf16>, memref<?x256xbf16>
+// CHECK-NEXT: gpu.dealloc [[TMP]] : memref<?x4x64xbf16>
+// CHECK-NEXT: return
+func.func @returned_view(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> (tensor<?x256xbf16>, tensor<64xbf16>) {
+  %0 = attn.rms_norm %x, %g : tensor<?x4x64xbf16>, tensor<64xbf16>
+  %1 = tensor.collapse_shape %0 [[0], [1, 2]] : tensor<?x4x64xbf16> into tensor<?x256xbf16>
+  return %1, %g : tensor<?x256xbf16>, tensor<64xbf16>
+}
+
+//===----------------------------------------------------------------------===//
+// A whole layer (LAYER, examples/qwen3_8b.mlir)
+//===----------------------------------------------------------------------===//
+
+// The cache arguments are the three unpacked tensors; the blocks, cache
+// lengths and lookup table come back as (updated) arguments, so the only
+// out-parameter is the layer output. Launch order: q, k, v projections (each
+// into a new device buffer), q and k RMS norms, q and k RoPE, the cache store
+// into the caller's blocks (no copy), attention reading the same blocks, the
+// combine, and the output projection writing the out-parameter directly.
+// Every intermediate is freed at the end; nothing is copied.
+// Over the whole host function: no copy, no temporary cache or output.
+// HOSTONLY-LABEL: func.func @qwen3_8b_layer(
+// HOSTONLY-NOT: gpu.memcpy
+// HOSTONLY-NOT: gpu.alloc{{.*}}x2x36x128x8x128xbf16>
+// HOSTONLY-NOT: gpu.alloc{{.*}}memref<?x4096xbf16>
+// HOSTONLY: gpu.module @attn_kernels
+// LAYER-LABEL: func.func @qwen3_8b_layer(
+// LAYER-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[OFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[BLK:%[a-zA-Z0-9_]+]]: memref<?x2x36x128x8x128xbf16>, [[LEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>,
+// LAYER-SAME: [[WQ:%[a-zA-Z0-9_]+]]: memref<4096x4096xbf16>, [[WK:%[a-zA-Z0-9_]+]]: memref<1024x4096xbf16>, [[WV:%[a-zA-Z0-9_]+]]: memref<1024x4096xbf16>,
+// LAYER-SAME: [[GQ:%[a-zA-Z0-9_]+]]: memref<128xbf16>, [[GK:%[a-zA-Z0-9_]+]]: memref<128xbf16>, [[WO:%[a-zA-Z0-9_]+]]: memref<4096x4096xbf16>,
+// LAYER-SAME: [[OUT:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>) attributes {llvm.emit_c_interface} {
+// LAYER: [[Q:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x32x128xbf16>
+// LAYER: [[K:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x8x128xbf16>
+// LAYER: [[V:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x8x128xbf16>
+// LAYER: gpu.launch_func @attn_kernels::@matmul blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x4096xbf16>, [[WQ]] : memref<4096x4096xbf16>, %{{[a-zA-Z0-9_]+}} : memref<?x4096xbf16>)
+// LAYER: gpu.launch_func @attn_kernels::@matmul_0 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x4096xbf16>, [[WK]] : memref<1024x4096xbf16>, %{{[a-zA-Z0-9_]+}} : memref<?x1024xbf16>)
+// LAYER: gpu.launch_func @attn_kernels::@matmul_1 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x4096xbf16>, [[WV]] : memref<1024x4096xbf16>, %{{[a-zA-Z0-9_]+}} : memref<?x1024xbf16>)
+// LAYER: [[QN:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x32x128xbf16>
+// LAYER: memref.collapse_shape [[Q]] {{\[}}[0, 1], [2]]
+// LAYER: gpu.launch_func @attn_kernels::@rms_norm blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args(%{{[a-zA-Z0-9_]+}} : memref<?x128xbf16>, [[GQ]] : memref<128xbf16>,
+// LAYER: [[KN:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x8x128xbf16>
+// LAYER: memref.collapse_shape [[K]] {{\[}}[0, 1], [2]]
+// LAYER: gpu.launch_func @attn_kernels::@rms_norm_0 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args(%{{[a-zA-Z0-9_]+}} : memref<?x128xbf16>, [[GK]] : memref<128xbf16>,
+// LAYER: [[QR:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x32x128xbf16>
+// LAYER: gpu.launch_func @attn_kernels::@rope blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QN]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[QR]] : memref<?x32x128xbf16>,
+// LAYER: [[KR:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x8x128xbf16>
+// LAYER: gpu.launch_func @attn_kernels::@rope_0 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[KN]] : memref<?x8x128xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[KR]] : memref<?x8x128xbf16>,
+// LAYER: gpu.launch_func @attn_kernels::@kv_cache_store blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[KR]] : memref<?x8x128xbf16>, [[V]] : memref<?x8x128xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>,
+// LAYER: [[ATT:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x32x128xbf16>
+// LAYER: [[OP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x32x128xf32>
+// LAYER-NEXT: [[LP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x32xf32>
+// LAYER: gpu.launch_func @attn_kernels::@paged_flash_attention blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>, [[ATT]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>,
+// LAYER: gpu.launch_func @attn_kernels::@attention_combine blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>, [[ATT]] : memref<?x32x128xbf16>,
+// LAYER-NEXT: gpu.dealloc [[OP]]
+// LAYER-NEXT: gpu.dealloc [[LP]]
+// LAYER-NEXT: [[ATTF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[ATT]] {{\[}}[0], [1, 2]] : memref<?x32x128xbf16> into memref<?x4096xbf16>
+// LAYER-NOT: gpu.alloc
+// LAYER: gpu.launch_func @attn_kernels::@matmul_2 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[ATTF]] : memref<?x4096xbf16>, [[WO]] : memref<4096x4096xbf16>, [[OUT]] : memref<?x4096xbf16>)
+// LAYER-DAG: gpu.dealloc [[Q]] : memref<?x32x128xbf16>
+// LAYER-DAG: gpu.dealloc [[K]] : memref<?x8x128xbf16>
+// LAYER-DAG: gpu.dealloc [[V]] : memref<?x8x128xbf16>
+// LAYER-DAG: gpu.dealloc [[QN]] : memref<?x32x128xbf16>
+// LAYER-DAG: gpu.dealloc [[KN]] : memref<?x8x128xbf16>
+// LAYER-DAG: gpu.dealloc [[QR]] : memref<?x32x128xbf16>
+// LAYER-DAG: gpu.dealloc [[KR]] : memref<?x8x128xbf16>
+// LAYER-DAG: gpu.dealloc [[ATT]] : memref<?x32x128xbf16>
+// LAYER-NOT: gpu.
+// LAYER: return
+// LAYER-NEXT: }
+// LAYER-NEXT: gpu.module @attn_kernels {
+// Inverse frequencies of theta = 1e6 over head dim 128 for both ropes.
+// LAYER-NEXT: memref.global "private" constant @attn_inv_freq : memref<64xf64>
+// LAYER-NOT: memref.global
+// LAYER: gpu.func @matmul(
+// LAYER: gpu.func @paged_flash_attention(
+// LAYER-SAME: workgroup(
+// LAYER: gpu.func @matmul_2(

@@ -1,0 +1,51 @@
+// The default format of attn-lower-to-nvvm: ptxas (from the CUDA toolkit)
+// assembles the kernels into a fatbin embedded in the host module.
+// REQUIRES: ptxas
+// RUN: attn-opt %s --attn-lower-to-nvvm -o %t.mlir
+// RUN: FileCheck %s --check-prefix=FATBIN < %t.mlir
+// libdevice is linked: the NVVM target finds it, like ptxas, in the toolkit
+// that CUDA_ROOT / CUDA_HOME / CUDA_PATH name (lit passes them through).
+// Without it the kernels call undefined __nv_* functions and ptxas fails with
+// "Unresolved extern function '__nv_exp2f'".
+// RUN: attn-opt %s --attn-lower-to-nvvm="format=isa" | sed -e 's/\\0A/\n/g' -e 's/\\09/ /g' | FileCheck %s --check-prefix=LIBDEVICE
+
+!cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = bf16>>
+
+// A fatbin (magic 0xBA55ED50, little-endian) holding an sm_90a ELF cubin
+// with every kernel's code and shared memory section; no PTX text is kept.
+// FATBIN: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">, properties = {{.*}}, "P\EDU\BA
+// FATBIN-SAME: \7FELF
+// FATBIN-DAG: .text.matmul\00
+// FATBIN-DAG: .text.matmul_0\00
+// FATBIN-DAG: .text.matmul_1\00
+// FATBIN-DAG: .text.matmul_2\00
+// FATBIN-DAG: .text.rope\00
+// FATBIN-DAG: .text.kv_cache_store\00
+// FATBIN-DAG: .text.paged_flash_attention\00
+// FATBIN-DAG: .nv.shared.paged_flash_attention\00
+// FATBIN-DAG: .text.attention_combine\00
+// FATBIN-DAG: -arch sm_90a
+// FATBIN-NOT: assembly =
+// FATBIN: llvm.func @mgpuStreamCreate
+
+// LIBDEVICE-NOT: .extern .func
+// LIBDEVICE-LABEL: .visible .entry rope(
+// LIBDEVICE: __cudart_sin_cos_coeffs
+// LIBDEVICE-LABEL: .visible .entry paged_flash_attention(
+// LIBDEVICE: ex2.approx.f32
+// LIBDEVICE-LABEL: .visible .entry attention_combine(
+// LIBDEVICE: ex2.approx.f32
+// LIBDEVICE-NOT: .extern .func
+
+// max_seq_len 8192 keeps the RoPE table from folding to a constant: the
+// RoPE kernels compute cos / sin in f64 (libdevice).
+func.func @small_layer(%x: tensor<?x256xbf16>, %off: tensor<?xi32>, %c: !cache, %wq: tensor<256x256xbf16>,
+                       %wk: tensor<128x256xbf16>, %wv: tensor<128x256xbf16>, %wo: tensor<256x256xbf16>)
+    -> (tensor<?x256xbf16>, !cache) {
+  %o, %c2 = attn.attention_with_rope %x, %off, %c qkv(%wq, %wk, %wv) o_proj(%wo)
+      {num_attention_heads = 4 : i64, num_key_value_heads = 2 : i64, hidden_size = 256 : i64, layer_idx = 1 : i64,
+       max_seq_len = 8192 : i64, rope = #attn.rope<theta = 10000.0>, mask = #attn.mask<causal>}
+      : (tensor<?x256xbf16>, tensor<?xi32>, !cache, tensor<256x256xbf16>, tensor<128x256xbf16>, tensor<128x256xbf16>, tensor<256x256xbf16>)
+      -> (tensor<?x256xbf16>, !cache)
+  return %o, %c2 : tensor<?x256xbf16>, !cache
+}

@@ -1,0 +1,106 @@
+// The whole NVVM pipeline with the kernels as PTX text (LLVM's NVPTX
+// back-end only: no ptxas needed). attn-lower-to-nvvm-fatbin.mlir runs the
+// default fatbin format through ptxas.
+// RUN: attn-opt %s --attn-lower-to-nvvm="format=isa" -o %t.mlir
+// RUN: FileCheck %s --check-prefix=HOST < %t.mlir
+// RUN: FileCheck %s --check-prefix=ONLY-LLVM < %t.mlir
+// The PTX is one escaped string attribute of the gpu.binary: unescape its
+// newlines and tabs to check it line by line.
+// RUN: sed -e 's/\\0A/\n/g' -e 's/\\09/ /g' %t.mlir | FileCheck %s --check-prefix=PTX
+// The chip and PTX features options reach the target.
+// RUN: attn-opt %s --attn-lower-to-nvvm="format=isa chip=sm_80 features=+ptx70" | sed -e 's/\\0A/\n/g' | FileCheck %s --check-prefix=SM80
+
+!cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = bf16>>
+
+// Host code: one stream per call; the projections, RoPE, the in-place cache
+// store, attention, the combine and the output projection launched in
+// order on it; intermediates (and the split partials) allocated and freed on
+// the stream; the stream synchronised and destroyed before returning.
+// HOST-LABEL: llvm.func @small_layer(
+// HOST: [[STREAM:%[0-9]+]] = llvm.call @mgpuStreamCreate() : () -> !llvm.ptr
+// HOST: llvm.call @mgpuMemAlloc(%{{[0-9]+}}, [[STREAM]], %{{[0-9]+}}) : (i64, !llvm.ptr, i8) -> !llvm.ptr
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@matmul blocks in
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@matmul_0 blocks in
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@matmul_1 blocks in
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@rope blocks in
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@rope_0 blocks in
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@kv_cache_store blocks in
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@paged_flash_attention blocks in
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@attention_combine blocks in
+// HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM]]) : (!llvm.ptr, !llvm.ptr) -> ()
+// HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM]]) : (!llvm.ptr, !llvm.ptr) -> ()
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@matmul_2 blocks in
+// HOST-NOT: gpu.launch_func
+// HOST: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM]])
+// HOST-NOT: gpu.launch_func
+// HOST: llvm.call @mgpuStreamSynchronize([[STREAM]]) : (!llvm.ptr) -> ()
+// HOST-NEXT: llvm.call @mgpuStreamDestroy([[STREAM]]) : (!llvm.ptr) -> ()
+// HOST-NEXT: llvm.return
+// The C entry point: the 9 arguments (the cache as its three parts) and the
+// out-parameter, all descriptors passed by pointer; the cache is no result.
+// HOST-LABEL: llvm.func @_mlir_ciface_small_layer(
+// HOST-SAME: %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr,
+// HOST-SAME: %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr)
+// HOST-SAME: attributes {llvm.emit_c_interface}
+// HOST: llvm.call @small_layer(
+// HOST: llvm.return
+// HOST: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">, properties = {{.*}}, assembly = "
+// HOST-DAG: llvm.func @mgpuStreamCreate() -> !llvm.ptr
+// HOST-DAG: llvm.func @mgpuMemAlloc(i64, !llvm.ptr, i8) -> !llvm.ptr
+// HOST-DAG: llvm.func @mgpuMemFree(!llvm.ptr, !llvm.ptr)
+// HOST-DAG: llvm.func @mgpuStreamSynchronize(!llvm.ptr)
+// HOST-DAG: llvm.func @mgpuStreamDestroy(!llvm.ptr)
+
+// Nothing but the LLVM dialect, the binary and the launches is left.
+// ONLY-LLVM-NOT: attn.
+// ONLY-LLVM-NOT: func.func
+// ONLY-LLVM-NOT: gpu.module
+// ONLY-LLVM-NOT: gpu.func
+// ONLY-LLVM-NOT: {{[ "](arith|math|memref|scf|vector|nvgpu|cf|tensor|bufferization)\.[a-z_]+}}
+// ONLY-LLVM-NOT: unrealized_conversion_cast
+
+// The kernels target sm_90a; every kernel is an entry with its block size; the GEMMs and
+// attention on tensor cores (bf16 mma.sync m16n8k16 with f32 accumulators,
+// ldmatrix from shared memory, transposed for V), the softmax's butterfly
+// shuffles. (exp2 becomes ex2.approx only when libdevice is linked, which
+// needs the CUDA toolkit: attn-lower-to-nvvm-fatbin.mlir checks it.)
+// PTX: .version 8.0
+// PTX-NEXT: .target sm_90a
+// PTX-NEXT: .address_size 64
+// PTX-LABEL: .visible .entry matmul(
+// PTX: .maxntid 128, 1, 1
+// PTX-NOT: .entry
+// PTX: ldmatrix.sync.aligned.m8n8.x4.shared.b16
+// PTX-NOT: .entry
+// PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// PTX-LABEL: .visible .entry matmul_0(
+// PTX-LABEL: .visible .entry matmul_1(
+// PTX-LABEL: .visible .entry rope(
+// PTX: .maxntid 256, 1, 1
+// PTX-LABEL: .visible .entry rope_0(
+// PTX-LABEL: .visible .entry kv_cache_store(
+// PTX-LABEL: .visible .entry paged_flash_attention(
+// PTX: .maxntid 128, 1, 1
+// PTX-DAG: ldmatrix.sync.aligned.m8n8.x4.shared.b16
+// PTX-DAG: ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16
+// PTX-DAG: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// PTX-DAG: shfl.sync.bfly.b32
+// PTX-LABEL: .visible .entry attention_combine(
+// PTX: .maxntid 256, 1, 1
+// PTX-LABEL: .visible .entry matmul_2(
+// PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+
+// SM80: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx70">
+// SM80: .version 7.0
+// SM80-NEXT: .target sm_80
+// SM80: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+func.func @small_layer(%x: tensor<?x256xbf16>, %off: tensor<?xi32>, %c: !cache, %wq: tensor<256x256xbf16>,
+                       %wk: tensor<128x256xbf16>, %wv: tensor<128x256xbf16>, %wo: tensor<256x256xbf16>)
+    -> (tensor<?x256xbf16>, !cache) {
+  %o, %c2 = attn.attention_with_rope %x, %off, %c qkv(%wq, %wk, %wv) o_proj(%wo)
+      {num_attention_heads = 4 : i64, num_key_value_heads = 2 : i64, hidden_size = 256 : i64, layer_idx = 1 : i64,
+       max_seq_len = 64 : i64, rope = #attn.rope<theta = 10000.0>}
+      : (tensor<?x256xbf16>, tensor<?xi32>, !cache, tensor<256x256xbf16>, tensor<128x256xbf16>, tensor<128x256xbf16>, tensor<256x256xbf16>)
+      -> (tensor<?x256xbf16>, !cache)
+  return %o, %c2 : tensor<?x256xbf16>, !cache
+}
