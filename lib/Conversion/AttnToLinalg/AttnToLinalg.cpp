@@ -592,7 +592,8 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
                                 PatternRewriter &rewriter) const override {
     IB b(op.getLoc(), rewriter);
     Value out = buildLinear(b, op.getInput(), op.getWeight(), op.getBias(),
-                            std::nullopt, op.getType(), lanes, packedMinRows);
+                            clipValue(op.getClip()), op.getType(), lanes,
+                            packedMinRows);
     rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
     return success();
   }
@@ -659,14 +660,11 @@ struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
 // RMS norm
 //===----------------------------------------------------------------------===//
 
-struct LowerRMSNorm : OpRewritePattern<RMSNormOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(RMSNormOp op,
-                                PatternRewriter &rewriter) const override {
-    IB b(op.getLoc(), rewriter);
+/// `input * rsqrt(mean(input^2, last dim) + eps) * gamma` in f32, stored
+/// in the input's element type.
+Value buildRMSNorm(IB &b, Value input, Value gamma, double epsValue) {
     MLIRContext *ctx = b.getContext();
-    Value input = op.getInput();
-    auto type = op.getInput().getType();
+    auto type = cast<RankedTensorType>(input.getType());
     int64_t rank = type.getRank();
     SmallVector<OpFoldResult> prefix;
     for (int64_t d = 0; d < rank - 1; ++d)
@@ -691,11 +689,11 @@ struct LowerRMSNorm : OpRewritePattern<RMSNormOp> {
     Value width = arith::UIToFPOp::create(
         b, b.getF32Type(),
         arith::IndexCastUIOp::create(b, b.getI32Type(), dim(b, input, rank - 1)));
-    Value eps = cF32(b, op.getEps().convertToDouble());
+    Value eps = cF32(b, epsValue);
     Type elementType = type.getElementType();
     SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, b.getLoc(), input);
     Value out = generic(
-        b, emptyTensor(b, sizes, elementType), {input, sumSq, op.getGamma()},
+        b, emptyTensor(b, sizes, elementType), {input, sumSq, gamma},
         {identity, prefixMap, lastMap, identity}, iterators(rank),
         [&](OpBuilder &ob, Location loc, ValueRange args) {
           Value mean = arith::DivFOp::create(ob, loc, args[1], width);
@@ -706,6 +704,16 @@ struct LowerRMSNorm : OpRewritePattern<RMSNormOp> {
           linalg::YieldOp::create(ob, loc,
                                   ValueRange{fromF32(ob, loc, y, elementType)});
         });
+    return out;
+}
+
+struct LowerRMSNorm : OpRewritePattern<RMSNormOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RMSNormOp op,
+                                PatternRewriter &rewriter) const override {
+    IB b(op.getLoc(), rewriter);
+    Value out = buildRMSNorm(b, op.getInput(), op.getGamma(),
+                             op.getEps().convertToDouble());
     rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
     return success();
   }
@@ -795,67 +803,90 @@ std::pair<Value, Value> buildRowCosSin(IB &b, Value positions, int64_t headDim,
   return {op.getResult(0), op.getResult(1)};
 }
 
+/// cos and sin `[T, D/2]` of the rows of a `[T, ...]` input: recomputed from
+/// the rope attribute when `freqs` is an `attn.rope_freqs`, else gathered.
+std::pair<Value, Value> ropeCosSin(IB &b, Value freqs, Value rowOffsets,
+                                   Value cacheLengths, Value tokens,
+                                   int64_t headDim) {
+  Value positions = rowPositions(b, rowOffsets, cacheLengths, tokens);
+  // A table made by attn.rope_freqs is recomputed per row instead of read.
+  RopeAttr rope;
+  Value table = freqs;
+  if (auto op = table.getDefiningOp<RopeFreqsOp>()) {
+    rope = op.getRope();
+    table = Value();
+  }
+  return buildRowCosSin(b, positions, headDim, rope, table);
+}
+
+/// Element `col` of head `head` of row `row` of `src` ([T, H, D]) rotated:
+/// `x` is that element, `cosV` / `sinV` the f32 angle of its pair.
+Value rotateElement(IB &ib, Value src, Value row, Value head, Value col,
+                    Value x, Value cosV, Value sinV, bool interleaved,
+                    int64_t half, Type elementType) {
+  // Partner of `col` in its pair and whether `col` comes first.
+  Value partner, first;
+  if (interleaved) {
+    Value parity = arith::RemUIOp::create(ib, col, cIndex(ib, 2));
+    first = arith::CmpIOp::create(ib, arith::CmpIPredicate::eq, parity,
+                                  cIndex(ib, 0));
+    partner = arith::XOrIOp::create(ib, col, cIndex(ib, 1));
+  } else {
+    first = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, col,
+                                  cIndex(ib, half));
+    partner = arith::SelectOp::create(
+        ib, first, arith::AddIOp::create(ib, col, cIndex(ib, half)),
+        arith::SubIOp::create(ib, col, cIndex(ib, half)));
+  }
+  Value other =
+      tensor::ExtractOp::create(ib, src, ValueRange{row, head, partner});
+  Location loc = ib.getLoc();
+  Value xf = toF32(ib, loc, x);
+  Value xp = toF32(ib, loc, other);
+  Value xc = arith::MulFOp::create(ib, xf, cosV);
+  Value xs = arith::MulFOp::create(ib, xp, sinV);
+  Value y = arith::SelectOp::create(ib, first,
+                                    arith::SubFOp::create(ib, xc, xs),
+                                    arith::AddFOp::create(ib, xc, xs));
+  return fromF32(ib, loc, y, elementType);
+}
+
+/// RoPE of `input [T, H, D]` with per-row cos/sin `[T, D/2]`.
+Value buildRope(IB &b, Value input, Value cosT, Value sinT, bool interleaved) {
+  MLIRContext *ctx = b.getContext();
+  auto type = cast<RankedTensorType>(input.getType());
+  int64_t headDim = type.getDimSize(2), half = headDim / 2;
+  AffineExpr t, h, d;
+  bindDims(ctx, t, h, d);
+  AffineExpr pair = interleaved ? d.floorDiv(2) : d % half;
+  Type elementType = type.getElementType();
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, b.getLoc(), input);
+  return generic(
+      b, emptyTensor(b, sizes, elementType), {input, cosT, sinT},
+      {map(ctx, 3, {t, h, d}), map(ctx, 3, {t, pair}), map(ctx, 3, {t, pair}),
+       map(ctx, 3, {t, h, d})},
+      iterators(3), [&](OpBuilder &ob, Location loc, ValueRange args) {
+        IB ib(loc, ob);
+        Value row = linalg::IndexOp::create(ib, 0);
+        Value head = linalg::IndexOp::create(ib, 1);
+        Value col = linalg::IndexOp::create(ib, 2);
+        Value y = rotateElement(ib, input, row, head, col, args[0], args[1],
+                                args[2], interleaved, half, elementType);
+        linalg::YieldOp::create(ib, ValueRange{y});
+      });
+}
+
 struct LowerRope : OpRewritePattern<RopeOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(RopeOp op,
                                 PatternRewriter &rewriter) const override {
     IB b(op.getLoc(), rewriter);
-    MLIRContext *ctx = b.getContext();
     Value input = op.getInput();
-    auto type = op.getInput().getType();
-    int64_t headDim = type.getDimSize(2), half = headDim / 2;
-    bool interleaved = op.getInterleaved();
-    Value tokens = dim(b, input, 0);
-    Value positions =
-        rowPositions(b, op.getRowOffsets(), op.getCacheLengths(), tokens);
-    // A table made by attn.rope_freqs is recomputed per row instead of read.
-    RopeAttr rope;
-    Value table = op.getFreqs();
-    if (auto freqs = table.getDefiningOp<RopeFreqsOp>()) {
-      rope = freqs.getRope();
-      table = Value();
-    }
-    auto [cosT, sinT] = buildRowCosSin(b, positions, headDim, rope, table);
-
-    AffineExpr t, h, d;
-    bindDims(ctx, t, h, d);
-    AffineExpr pair = interleaved ? d.floorDiv(2) : d % half;
-    Type elementType = type.getElementType();
-    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, b.getLoc(), input);
-    Value out = generic(
-        b, emptyTensor(b, sizes, elementType), {input, cosT, sinT},
-        {map(ctx, 3, {t, h, d}), map(ctx, 3, {t, pair}), map(ctx, 3, {t, pair}),
-         map(ctx, 3, {t, h, d})},
-        iterators(3), [&](OpBuilder &ob, Location loc, ValueRange args) {
-          IB ib(loc, ob);
-          Value row = linalg::IndexOp::create(ib, 0);
-          Value head = linalg::IndexOp::create(ib, 1);
-          Value col = linalg::IndexOp::create(ib, 2);
-          // Partner of `col` in its pair and whether `col` comes first.
-          Value partner, first;
-          if (interleaved) {
-            Value parity = arith::RemUIOp::create(ib, col, cIndex(ib, 2));
-            first = arith::CmpIOp::create(ib, arith::CmpIPredicate::eq, parity,
-                                          cIndex(ib, 0));
-            partner = arith::XOrIOp::create(ib, col, cIndex(ib, 1));
-          } else {
-            first = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, col,
-                                          cIndex(ib, half));
-            partner = arith::SelectOp::create(
-                ib, first, arith::AddIOp::create(ib, col, cIndex(ib, half)),
-                arith::SubIOp::create(ib, col, cIndex(ib, half)));
-          }
-          Value other = tensor::ExtractOp::create(
-              ib, input, ValueRange{row, head, partner});
-          Value x = toF32(ib, loc, args[0]);
-          Value xp = toF32(ib, loc, other);
-          Value xc = arith::MulFOp::create(ib, x, args[1]);
-          Value xs = arith::MulFOp::create(ib, xp, args[2]);
-          Value y = arith::SelectOp::create(ib, first,
-                                            arith::SubFOp::create(ib, xc, xs),
-                                            arith::AddFOp::create(ib, xc, xs));
-          linalg::YieldOp::create(ib, ValueRange{fromF32(ib, loc, y, elementType)});
-        });
+    int64_t headDim = op.getInput().getType().getDimSize(2);
+    auto [cosT, sinT] = ropeCosSin(b, op.getFreqs(), op.getRowOffsets(),
+                                   op.getCacheLengths(), dim(b, input, 0),
+                                   headDim);
+    Value out = buildRope(b, input, cosT, sinT, op.getInterleaved());
     rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
     return success();
   }
@@ -866,7 +897,9 @@ struct LowerRopeFreqs : OpRewritePattern<RopeFreqsOp> {
   LogicalResult matchAndRewrite(RopeFreqsOp op,
                                 PatternRewriter &rewriter) const override {
     // Only tables that something other than attn.rope reads need building.
-    if (llvm::all_of(op->getUsers(), [](Operation *user) {
+    if (llvm::all_of(op->getUsers(), [&](Operation *user) {
+          if (auto store = dyn_cast<RopeStoreOp>(user))
+            return store.getFreqs() == op.getResult();
           return isa<RopeOp>(user);
         }))
       return failure();
@@ -911,17 +944,51 @@ struct LowerRopeFreqs : OpRewritePattern<RopeFreqsOp> {
 // KV cache store
 //===----------------------------------------------------------------------===//
 
-struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(KVCacheStoreOp op,
-                                PatternRewriter &rewriter) const override {
-    IB b(op.getLoc(), rewriter);
-    Value key = op.getKey(), value = op.getValue(), blocks = op.getBlocks();
+/// RoPE applied to the keys on their way into the cache (attn.rope_store).
+struct KeyRotation {
+  Value cosT, sinT; // [T, D/2] f32
+  bool interleaved = false;
+};
+
+/// Row `row` of `key [T, Hkv, D]` rotated into `dest [Hkv, D]`.
+Value rotateKeyRow(IB &b, Value key, Value row, Value dest,
+                   const KeyRotation &rotation) {
+  MLIRContext *ctx = b.getContext();
+  auto type = cast<RankedTensorType>(key.getType());
+  int64_t half = type.getDimSize(2) / 2;
+  Type elementType = type.getElementType();
+  AffineExpr h, d;
+  bindDims(ctx, h, d);
+  return generic(
+      b, dest, {}, {map(ctx, 2, {h, d})}, iterators(2),
+      [&](OpBuilder &ob, Location loc, ValueRange) {
+        IB ib(loc, ob);
+        Value head = linalg::IndexOp::create(ib, 0);
+        Value col = linalg::IndexOp::create(ib, 1);
+        Value pair = rotation.interleaved
+                         ? arith::DivUIOp::create(ib, col, cIndex(ib, 2)).getResult()
+                         : arith::RemUIOp::create(ib, col, cIndex(ib, half)).getResult();
+        Value cosV = tensor::ExtractOp::create(ib, rotation.cosT,
+                                               ValueRange{row, pair});
+        Value sinV = tensor::ExtractOp::create(ib, rotation.sinT,
+                                               ValueRange{row, pair});
+        Value x = tensor::ExtractOp::create(ib, key, ValueRange{row, head, col});
+        Value y = rotateElement(ib, key, row, head, col, x, cosV, sinV,
+                                rotation.interleaved, half, elementType);
+        linalg::YieldOp::create(ib, ValueRange{y});
+      });
+}
+
+/// The cache writes of attn.kv_cache_store into `blocks` (the result is the
+/// updated blocks, written in place after bufferisation). With `rotation`,
+/// each key row is rotated straight into its cache slot: a generic whose
+/// destination is the slot's slice, so no rotated-key tensor exists.
+Value buildCacheStore(IB &b, Value key, Value value, Value rowOffsets,
+                      Value lengths, Value lookup, Value blocks, int64_t layer,
+                      const KeyRotation *rotation) {
     auto blocksType = cast<RankedTensorType>(blocks.getType());
     auto keyType = cast<RankedTensorType>(key.getType());
     int64_t kvHeads = keyType.getDimSize(1), headDim = keyType.getDimSize(2);
-    if (ShapedType::isDynamic(kvHeads) || ShapedType::isDynamic(headDim))
-      return rewriter.notifyMatchFailure(op, "needs static kv heads and head dim");
     auto rowType = RankedTensorType::get({kvHeads, headDim},
                                          blocksType.getElementType());
     // A page size of 0 (possible only with a dynamic size) stores nothing.
@@ -929,13 +996,10 @@ struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
     Value hasPages = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
                                            pageSizeRaw, cIndex(b, 0));
     Value pageSize = maxIdx(b, pageSizeRaw, cIndex(b, 1));
-    int64_t layer = op.getLayer();
     Value zero = cIndex(b, 0), one = cIndex(b, 1);
     Value tokens = dim(b, key, 0);
     Value numPages = dim(b, blocks, 0);
-    Value batch = dim(b, op.getCacheLengths(), 0);
-    Value rowOffsets = op.getRowOffsets(), lengths = op.getCacheLengths();
-    Value lookup = op.getLookupTable();
+    Value batch = dim(b, lengths, 0);
     Value maxPages = dim(b, lookup, 1);
     auto outer = scf::ForOp::create(
         b, zero, batch, one, ValueRange{blocks},
@@ -976,14 +1040,6 @@ struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
                       Value updated = args2[0];
                       SmallVector<Value> sources = {key, value};
                       for (auto [kv, source] : llvm::enumerate(sources)) {
-                        SmallVector<OpFoldResult> srcOffsets = {
-                            row, tib.getIndexAttr(0), tib.getIndexAttr(0)};
-                        SmallVector<OpFoldResult> srcSizes = {
-                            tib.getIndexAttr(1), tib.getIndexAttr(kvHeads),
-                            tib.getIndexAttr(headDim)};
-                        SmallVector<OpFoldResult> unit(3, tib.getIndexAttr(1));
-                        Value rowSlice = tensor::ExtractSliceOp::create(
-                            tib, rowType, source, srcOffsets, srcSizes, unit);
                         SmallVector<OpFoldResult> dstOffsets = {
                             page,
                             tib.getIndexAttr(kv),
@@ -996,6 +1052,24 @@ struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
                             tib.getIndexAttr(1), tib.getIndexAttr(1),
                             tib.getIndexAttr(kvHeads), tib.getIndexAttr(headDim)};
                         SmallVector<OpFoldResult> dstStrides(6, tib.getIndexAttr(1));
+                        Value rowSlice;
+                        if (kv == 0 && rotation) {
+                          // Rotate into the slot itself.
+                          Value slotSlice = tensor::ExtractSliceOp::create(
+                              tib, rowType, updated, dstOffsets, dstSizes,
+                              dstStrides);
+                          rowSlice = rotateKeyRow(tib, source, row, slotSlice,
+                                                  *rotation);
+                        } else {
+                          SmallVector<OpFoldResult> srcOffsets = {
+                              row, tib.getIndexAttr(0), tib.getIndexAttr(0)};
+                          SmallVector<OpFoldResult> srcSizes = {
+                              tib.getIndexAttr(1), tib.getIndexAttr(kvHeads),
+                              tib.getIndexAttr(headDim)};
+                          SmallVector<OpFoldResult> unit(3, tib.getIndexAttr(1));
+                          rowSlice = tensor::ExtractSliceOp::create(
+                              tib, rowType, source, srcOffsets, srcSizes, unit);
+                        }
                         updated = tensor::InsertSliceOp::create(
                             tib, rowSlice, updated, dstOffsets, dstSizes, dstStrides);
                       }
@@ -1008,8 +1082,61 @@ struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
               });
           scf::YieldOp::create(ib, inner.getResult(0));
         });
-    rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(),
-                                                outer.getResult(0));
+    return outer.getResult(0);
+}
+
+struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(KVCacheStoreOp op,
+                                PatternRewriter &rewriter) const override {
+    auto keyType = op.getKey().getType();
+    if (ShapedType::isDynamic(keyType.getDimSize(1)) ||
+        ShapedType::isDynamic(keyType.getDimSize(2)))
+      return rewriter.notifyMatchFailure(op, "needs static kv heads and head dim");
+    IB b(op.getLoc(), rewriter);
+    Value out = buildCacheStore(b, op.getKey(), op.getValue(),
+                                op.getRowOffsets(), op.getCacheLengths(),
+                                op.getLookupTable(), op.getBlocks(),
+                                op.getLayer(), nullptr);
+    rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Fused RoPE + cache store
+//===----------------------------------------------------------------------===//
+
+/// attn.rms_norm (optional) + attn.rope of q and k + attn.kv_cache_store:
+/// the q path is norm + rope as apart; k is normalised (when asked) and then
+/// rotated straight into its cache slot by the store loop. One cos/sin
+/// computation serves q and k.
+struct LowerRopeStore : OpRewritePattern<RopeStoreOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RopeStoreOp op,
+                                PatternRewriter &rewriter) const override {
+    auto kType = op.getK().getType();
+    if (ShapedType::isDynamic(kType.getDimSize(1)))
+      return rewriter.notifyMatchFailure(op, "needs static kv heads");
+    IB b(op.getLoc(), rewriter);
+    Value q = op.getQ(), k = op.getK();
+    if (op.hasQKNorm()) {
+      double eps = op.getEps()->convertToDouble();
+      q = buildRMSNorm(b, q, op.getGammaQ(), eps);
+      k = buildRMSNorm(b, k, op.getGammaK(), eps);
+    }
+    int64_t headDim = kType.getDimSize(2);
+    auto [cosT, sinT] = ropeCosSin(b, op.getFreqs(), op.getRowOffsets(),
+                                   op.getCacheLengths(), dim(b, q, 0), headDim);
+    Value qr = buildRope(b, q, cosT, sinT, op.getInterleaved());
+    // k rows index the same cos/sin rows (same row count, verified).
+    KeyRotation rotation{cosT, sinT, op.getInterleaved()};
+    Value blocks = buildCacheStore(b, k, op.getV(), op.getRowOffsets(),
+                                   op.getCacheLengths(), op.getLookupTable(),
+                                   op.getBlocks(), op.getLayer(), &rotation);
+    rewriter.replaceOp(
+        op, {b.createOrFold<tensor::CastOp>(op.getQResult().getType(), qr),
+             b.createOrFold<tensor::CastOp>(op.getResult().getType(), blocks)});
     return success();
   }
 };
@@ -1820,7 +1947,8 @@ struct ConvertAttnToLinalgPass
     RewritePatternSet patterns(ctx);
     patterns.add<LowerLinear, LowerQKVProjection>(ctx, vectorLanes,
                                                   packedMinRows);
-    patterns.add<LowerRMSNorm, LowerRope, LowerKVCacheStore>(ctx);
+    patterns.add<LowerRMSNorm, LowerRope, LowerKVCacheStore, LowerRopeStore>(
+        ctx);
     patterns.add<LowerPagedFlashAttention>(ctx, queryTileRows, vectorLanes);
     patterns.add<LowerFlashAttention>(ctx, queryTileRows, kvTile, vectorLanes);
     walkAndApplyPatterns(getOperation(), std::move(patterns));

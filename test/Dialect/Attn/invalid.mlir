@@ -1081,3 +1081,159 @@ func.func @store_zero_page_size(%k: tensor<?x2x64xf32>, %off: tensor<?xi32>, %le
       : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x0x2x64xf32>
   return
 }
+
+// -----
+
+//===--- attn.rope_store ---===//
+
+// -----
+
+func.func @rs_kv_types(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x32xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects k and v of the same type}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x32xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_q_element(%q: tensor<?x4x64xbf16>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects q with element type 'f32', got 'bf16'}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xbf16>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_odd_dim(%q: tensor<?x4x63xf32>, %k: tensor<?x2x63xf32>, %v: tensor<?x2x63xf32>, %f: tensor<128x63xf32>, %b: tensor<?x2x2x16x2x63xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects a static, positive, even head dim}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x63xf32>, tensor<?x2x63xf32>, tensor<?x2x63xf32>, tensor<128x63xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x63xf32>
+  return
+}
+
+// -----
+
+func.func @rs_head_dims(%q: tensor<?x4x64xf32>, %k: tensor<?x2x32xf32>, %v: tensor<?x2x32xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects q and k with the same head dim, got 64 and 32}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x2x32xf32>, tensor<?x2x32xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_rows(%q: tensor<3x4x64xf32>, %k: tensor<5x2x64xf32>, %v: tensor<5x2x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects q and k with the same number of rows}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<3x4x64xf32>, tensor<5x2x64xf32>, tensor<5x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_heads(%q: tensor<?x4x64xf32>, %k: tensor<?x3x64xf32>, %v: tensor<?x3x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x3x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects the query heads (4) to be a multiple of the kv heads (3)}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x3x64xf32>, tensor<?x3x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x3x64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_freqs_type(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x64xf16>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects an f32 freqs table}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_freqs_shape(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x32xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects freqs of shape [?, 64], got [128, 32]}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x32xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_blocks(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x4x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects blocks of shape [?, 2, ?, ?, 2, 64], got [?, 2, 2, 16, 4, 64]}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_layer(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{layer 2 is out of range for a cache of 2 layers}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 2 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_offsets(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<3xi32>, %len: tensor<3xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects one more row offset than cache lengths, got 3 and 3}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<3xi32>, tensor<3xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_eps_without_norm(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects eps only with qk_norm}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut) eps 1.0e-06
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_norm_without_eps(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>, %gq: tensor<64xf32>, %gk: tensor<64xf32>) {
+  // expected-error @+1 {{expects eps with qk_norm}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut) qk_norm(%gq, %gk)
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>, tensor<64xf32>, tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_norm_shape(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>, %gq: tensor<32xf32>, %gk: tensor<64xf32>) {
+  // expected-error @+1 {{expects qk norm weight of shape [64], got [32]}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut) qk_norm(%gq, %gk) eps 1.0e-06
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>, tensor<32xf32>, tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_norm_eps(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>, %gq: tensor<64xf32>, %gk: tensor<64xf32>) {
+  // expected-error @+1 {{expects a non-negative, finite eps}}
+  %0, %1 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f) positions(%off, %len) pages(%lut) qk_norm(%gq, %gk) eps -1.0
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>, tensor<64xf32>, tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @rs_one_gamma(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>, %gq: tensor<64xf32>) {
+  // expected-error @+1 {{expects both qk norm weights or neither}}
+  %0, %1 = "attn.rope_store"(%k, %v, %f, %off, %len, %lut, %q, %b, %gq) <{layer = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 1, 1, 0>, eps = 1.0e-06 : f64}>
+      : (tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x4x64xf32>, tensor<?x2x2x16x2x64xf32>, tensor<64xf32>) -> (tensor<?x4x64xf32>, tensor<?x2x2x16x2x64xf32>)
+  return
+}
+
+// -----
+
+func.func @linear_clip_positive(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>) {
+  // expected-error @+1 {{expects a positive, finite clip}}
+  %y = attn.linear %x, %w clip 0.0 : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return
+}

@@ -126,3 +126,24 @@ func.func @composite(%x: tensor<?x256xf32>, %off: tensor<?xi32>, %c: !cache, %w:
       -> (tensor<?x256xf32>, !cache)
   return %o, %c2 : tensor<?x256xf32>, !cache
 }
+
+// CHECK-LABEL: func @rope_store
+// CHECK: %{{.*}}, %{{.*}} = attn.rope_store %{{.*}}, %{{.*}}, %{{.*}} into %{{.*}} layer 1 freqs(%{{.*}}) positions(%{{.*}}, %{{.*}}) pages(%{{.*}}) : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+// CHECK: %{{.*}}, %{{.*}} = attn.rope_store %{{.*}}, %{{.*}}, %{{.*}} into %{{.*}} layer 0 freqs(%{{.*}}) positions(%{{.*}}, %{{.*}}) pages(%{{.*}}) qk_norm(%{{.*}}, %{{.*}}) eps 1.000000e-05 interleaved : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>, tensor<64xf32>, tensor<64xf32>
+func.func @rope_store(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x64xf32>,
+                      %blocks: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>,
+                      %gq: tensor<64xf32>, %gk: tensor<64xf32>) -> (tensor<?x4x64xf32>, tensor<?x2x2x16x2x64xf32>) {
+  %qr, %b1 = attn.rope_store %q, %k, %v into %blocks layer 1 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  %qr2, %b2 = attn.rope_store %qr, %k, %v into %b1 layer 0 freqs(%f) positions(%off, %len) pages(%lut)
+      qk_norm(%gq, %gk) eps 1.0e-05 interleaved
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>, tensor<64xf32>, tensor<64xf32>
+  return %qr2, %b2 : tensor<?x4x64xf32>, tensor<?x2x2x16x2x64xf32>
+}
+
+// CHECK-LABEL: func @linear_clip
+// CHECK: attn.linear %{{.*}}, %{{.*}} bias %{{.*}} clip 4.000000e+00 : tensor<?x64xf32>, tensor<32x64xf32>, tensor<32xf32> -> tensor<?x32xf32>
+func.func @linear_clip(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %b: tensor<32xf32>) -> tensor<?x32xf32> {
+  %y = attn.linear %x, %w bias %b clip 4.0 : tensor<?x64xf32>, tensor<32x64xf32>, tensor<32xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}

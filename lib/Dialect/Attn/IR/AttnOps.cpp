@@ -310,6 +310,11 @@ LogicalResult LinearOp::verify() {
   for (Value value : getOperation()->getOperands())
     if (failed(expectElementType(*this, "operands", value, elementType)))
       return failure();
+  if (std::optional<APFloat> clip = getClip()) {
+    double value = clip->convertToDouble();
+    if (!std::isfinite(value) || value <= 0)
+      return emitOpError("expects a positive, finite clip");
+  }
   return expectElementType(*this, "result", getResult(), elementType);
 }
 
@@ -466,6 +471,53 @@ double PagedFlashAttentionOp::getScaleOrDefault() {
   if (std::optional<APFloat> scale = getScale())
     return scale->convertToDouble();
   return defaultScale(getQuery().getType().getDimSize(2));
+}
+
+//===----------------------------------------------------------------------===//
+// RopeStoreOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RopeStoreOp::verify() {
+  RankedTensorType q = getQ().getType(), k = getK().getType();
+  if (k != getV().getType())
+    return emitOpError("expects k and v of the same type");
+  if (failed(expectElementType(*this, "q", getQ(), k.getElementType())))
+    return failure();
+  int64_t headDim = q.getDimSize(2);
+  if (ShapedType::isDynamic(headDim) || headDim <= 0 || headDim % 2 != 0)
+    return emitOpError("expects a static, positive, even head dim");
+  if (k.getDimSize(2) != headDim)
+    return emitOpError() << "expects q and k with the same head dim, got "
+                         << headDim << " and " << k.getDimSize(2);
+  if (!isCompatible(q.getDimSize(0), k.getDimSize(0)))
+    return emitOpError("expects q and k with the same number of rows");
+  if (failed(verifyHeads(*this, q.getDimSize(1), k.getDimSize(1))))
+    return failure();
+  if (!getFreqs().getType().getElementType().isF32())
+    return emitOpError("expects an f32 freqs table");
+  if (failed(expectShape(*this, "freqs", getFreqs(),
+                         {ShapedType::kDynamic, headDim})) ||
+      failed(verifyBlocks(*this, getBlocks(), getLayer(), k.getDimSize(1),
+                          headDim, k.getElementType())) ||
+      failed(verifyRaggedIndices(*this, getRowOffsets(), getCacheLengths(),
+                                 getLookupTable())))
+    return failure();
+  if (static_cast<bool>(getGammaQ()) != static_cast<bool>(getGammaK()))
+    return emitOpError("expects both qk norm weights or neither");
+  if (!hasQKNorm()) {
+    if (getEps())
+      return emitOpError("expects eps only with qk_norm");
+    return success();
+  }
+  for (Value gamma : {getGammaQ(), getGammaK()})
+    if (failed(expectShape(*this, "qk norm weight", gamma, {headDim})))
+      return failure();
+  if (!getEps())
+    return emitOpError("expects eps with qk_norm");
+  double eps = getEps()->convertToDouble();
+  if (!std::isfinite(eps) || eps < 0)
+    return emitOpError("expects a non-negative, finite eps");
+  return success();
 }
 
 //===----------------------------------------------------------------------===//

@@ -80,7 +80,7 @@ struct ExpandAttentionWithRope : OpRewritePattern<AttentionWithRopeOp> {
     Value flat =
         tensor::CollapseShapeOp::create(rewriter, loc, attention, heads);
     Value output = LinearOp::create(rewriter, loc, inputType, flat,
-                                    op.getOProjWeight(), Value());
+                                    op.getOProjWeight(), Value(), FloatAttr());
     Value updatedCache = PagedCacheMakeOp::create(
         rewriter, loc, op.getKvCollection().getType(), updatedBlocks,
         cacheLengths, lookup);

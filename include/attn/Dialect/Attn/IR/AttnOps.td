@@ -108,8 +108,10 @@ def Attn_LinearOp : Attn_Op<"linear", [Pure]> {
   let summary = "A dense layer: input @ weight^T (+ bias)";
   let description = [{
     `result [T, N] = input [T, K] @ weight [N, K]^T (+ bias [N])`, the
-    `nn.Linear` layout; used for the output projection. Quantised encodings
-    extend it as they extend `attn.qkv_projection`.
+    `nn.Linear` layout; used for the output projection. `clip` clamps the
+    weight elements to `[-clip, clip]` before use, as in
+    `attn.qkv_projection`. Quantised encodings extend it as they extend
+    `attn.qkv_projection`.
 
     ```mlir
     %out = attn.linear %o, %wo
@@ -117,11 +119,12 @@ def Attn_LinearOp : Attn_Op<"linear", [Pure]> {
     ```
   }];
   let arguments = (ins Attn_Float2D:$input, Attn_Float2D:$weight,
-                       Optional<Attn_Float1D>:$bias);
+                       Optional<Attn_Float1D>:$bias,
+                       OptionalAttr<F64Attr>:$clip);
   let results = (outs Attn_Float2D:$result);
   let assemblyFormat = [{
-    $input `,` $weight (`bias` $bias^)? attr-dict `:` type($input) `,`
-    type($weight) (`,` type($bias)^)? `->` type($result)
+    $input `,` $weight (`bias` $bias^)? (`clip` $clip^)? attr-dict `:`
+    type($input) `,` type($weight) (`,` type($bias)^)? `->` type($result)
   }];
   let hasVerifier = 1;
 }
@@ -322,6 +325,70 @@ def Attn_PagedFlashAttentionOp : Attn_Op<"paged_flash_attention",
   let hasVerifier = 1;
   let extraClassDeclaration = [{
     double getScaleOrDefault();
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Fused RoPE + cache store
+//===----------------------------------------------------------------------===//
+
+def Attn_RopeStoreOp : Attn_Op<"rope_store", [Pure,
+    AttrSizedOperandSegments, DestinationStyleOpInterface,
+    AllTypesMatch<["q", "q_result"]>, AllTypesMatch<["blocks", "result"]>]> {
+  let summary = "RoPE of q and k fused with the KV-cache store";
+  let description = [{
+    Does in one pass over the projection output what `attn.rms_norm` (when
+    `qk_norm` is given), `attn.rope` of q and k and `attn.kv_cache_store`
+    do apart (MAX's rope-split-store): every row of `k [T, Hkv, D]` is
+    normalised with `gamma_k` (if present), rotated with the angles of its
+    position and written straight into the cache with the row of
+    `v [T, Hkv, D]`, and `q [T, H, D]` is normalised with `gamma_q` and
+    rotated into the first result. Positions, the `freqs [N, D]` table,
+    `interleaved` pairs and the page lookup are those of `attn.rope` and
+    `attn.kv_cache_store`; the norm is `attn.rms_norm` with `eps`.
+    `attn-fuse-rope-store` and `attn-fuse-qk-norm-rope` create it.
+
+    The op is destination-passing style with two inits: `q` (rotated in
+    place, like the outs of a linalg op) and `blocks` (the cache, written in
+    place); the results are the rotated q and the updated blocks.
+
+    ```mlir
+    %qr, %blocks2 = attn.rope_store %q, %k, %v into %blocks layer 0
+        freqs(%freqs) positions(%row_offsets, %cache_lengths) pages(%lookup)
+        qk_norm(%gamma_q, %gamma_k) eps 1.0e-06
+        : tensor<?x32x128xbf16>, tensor<?x8x128xbf16>, tensor<?x8x128xbf16>,
+          tensor<8192x128xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>,
+          tensor<?x2x32x16x8x128xbf16>, tensor<128xbf16>, tensor<128xbf16>
+    ```
+  }];
+  let arguments = (ins Attn_Float3D:$k, Attn_Float3D:$v, Attn_Float2D:$freqs,
+                       Attn_IndexVector:$row_offsets,
+                       Attn_IndexVector:$cache_lengths,
+                       Attn_LookupTable:$lookup_table,
+                       Attn_Float3D:$q, Attn_Float6D:$blocks,
+                       Optional<Attn_Float1D>:$gamma_q,
+                       Optional<Attn_Float1D>:$gamma_k,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$layer,
+                       UnitAttr:$interleaved,
+                       OptionalAttr<F64Attr>:$eps);
+  let results = (outs Attn_Float3D:$q_result, Attn_Float6D:$result);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `into` $blocks `layer` $layer `freqs` `(` $freqs `)`
+    `positions` `(` $row_offsets `,` $cache_lengths `)`
+    `pages` `(` $lookup_table `)`
+    (`qk_norm` `(` $gamma_q^ `,` $gamma_k `)`)? (`eps` $eps^)?
+    (`interleaved` $interleaved^)? attr-dict `:`
+    type($q) `,` type($k) `,` type($v) `,` type($freqs) `,`
+    type($row_offsets) `,` type($cache_lengths) `,` type($lookup_table) `,`
+    type($blocks) (`,` type($gamma_q)^ `,` type($gamma_k))?
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The inits: q and blocks (operands 6 and 7).
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(getOperation(), 6, 2);
+    }
+    bool hasQKNorm() { return static_cast<bool>(getGammaQ()); }
   }];
 }
 

@@ -111,4 +111,137 @@ def AttnApproximateMath : Pass<"attn-approximate-math"> {
                            "::mlir::vector::VectorDialect"];
 }
 
+def AttnFuseProjectionEpilogues : Pass<"attn-fuse-projection-epilogues"> {
+  let summary = "Fold bias adds and weight clamps into the projection ops";
+  let description = [{
+    Two epilogue / prologue forms that frameworks emit around a projection
+    become operands or attributes of the projection, so that the kernel adds
+    the bias and clamps the weights while the tile is in registers instead of
+    writing `[T, N]` and reading it back (bias), or materialising a clamped
+    copy of the weights on every call (clip):
+
+    - bias: `linalg.add ins(%y, %bb) outs(%init)` (either operand order)
+      where `%y` is an `attn.linear` without a bias whose only user is the
+      add, and `%bb` is a `linalg.broadcast` of a 1-D `%b [N]` along
+      dimension 0. The add becomes `attn.linear ... bias %b`.
+    - clip: a weight operand of `attn.linear` or `attn.qkv_projection` that
+      is `arith.minimumf(arith.maximumf(%w, -c), c)` (either nesting), with
+      splat constant bounds that are symmetric, is replaced by `%w` and `c`
+      becomes the op's `clip`. For `attn.qkv_projection` every weight must
+      be clamped by the same `c` (there is one clip). An op that already has
+      a clip is left alone. The clamp stays for its other users.
+
+    Before:
+    ```mlir
+    %y = attn.linear %x, %w : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+    %bb = linalg.broadcast ins(%b : tensor<32xf32>) outs(%e : tensor<?x32xf32>) dimensions = [0]
+    %z = linalg.add ins(%y, %bb : tensor<?x32xf32>, tensor<?x32xf32>) outs(%e : tensor<?x32xf32>) -> tensor<?x32xf32>
+    ```
+    After:
+    ```mlir
+    %z = attn.linear %x, %w bias %b : tensor<?x64xf32>, tensor<32x64xf32>, tensor<32xf32> -> tensor<?x32xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::attn::AttnDialect"];
+}
+
+def AttnFuseQKV : Pass<"attn-fuse-qkv"> {
+  let summary = "Merge the q, k and v projections of one input";
+  let description = [{
+    Two rewrites, applied in order:
+
+    1. Three `attn.linear` ops of the same input, each reshaped by
+       `tensor.expand_shape` to `[T, heads, D]` (same `D`, query heads a
+       multiple of the kv heads, k and v of the same shape, same element type,
+       static weight shapes, all with or all without bias, the same clip),
+       become one `attn.qkv_projection` with separate weights. Which one is q
+       is decided by the consumer: the `q` of an `attn.rope` feeding
+       `attn.rope_store` / attention is not known here, so the three are
+       taken in program order (q, k, v), the order every framework emits.
+       The linears must have no other users than their reshape.
+    2. An `attn.qkv_projection` with separate weights that are all constants
+       gets one stacked constant weight `concat(Wq, Wk, Wv)` (and one
+       stacked bias when the biases are constants too), folded at compile
+       time, so that the projection reads one contiguous weight in one
+       GEMM.
+
+    Weights that are function arguments are never concatenated at run time:
+    that would copy every weight of the layer (tens of MB) on every call,
+    far more traffic than the fusion saves. The lowerings instead run the
+    separate-weight `attn.qkv_projection` as one kernel (on the GPU one
+    GEMM launch whose B-tile loader picks the weight of each 64-column
+    block; on the CPU one pass over the shared input per weight).
+
+    Not applied when the inputs differ, element types or head dims differ,
+    or a weight shape is dynamic.
+
+    Before:
+    ```mlir
+    %q = attn.linear %x, %wq : ... -> tensor<?x256xbf16>
+    %k = attn.linear %x, %wk : ... -> tensor<?x128xbf16>
+    %v = attn.linear %x, %wv : ... -> tensor<?x128xbf16>
+    %q3 = tensor.expand_shape %q [[0], [1, 2]] output_shape [%t, 4, 64] : ...
+    ...
+    ```
+    After:
+    ```mlir
+    %q3, %k3, %v3 = attn.qkv_projection %x weights(%wq, %wk, %wv) : ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::attn::AttnDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+def AttnFuseRopeStore : Pass<"attn-fuse-rope-store"> {
+  let summary = "Fuse the RoPE of q and k with the KV-cache store";
+  let description = [{
+    `attn.rope` of q, `attn.rope` of k and the `attn.kv_cache_store` of the
+    rotated k become one `attn.rope_store` that reads q, k and v once,
+    writes the rotated k and v straight into the cache and returns the
+    rotated q: the rotated k `[T, Hkv, D]` is never written to memory and
+    read back. Requires the same freqs table, row offsets, cache lengths
+    and interleaving for both ropes and the store, and the rotated k used
+    only by the store. The q rope is the one with the same freqs and
+    positions in the same block whose input has as many rows; when several
+    match, the one defined closest before the store is taken.
+
+    Before:
+    ```mlir
+    %qr = attn.rope %q, %f positions(%o, %l) : ...
+    %kr = attn.rope %k, %f positions(%o, %l) : ...
+    %b2 = attn.kv_cache_store %kr, %v into %b layer 0 positions(%o, %l) pages(%p) : ...
+    ```
+    After:
+    ```mlir
+    %qr, %b2 = attn.rope_store %q, %k, %v into %b layer 0 freqs(%f)
+        positions(%o, %l) pages(%p) : ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::attn::AttnDialect"];
+}
+
+def AttnFuseQKNormRope : Pass<"attn-fuse-qk-norm-rope"> {
+  let summary = "Fold the qk RMS norm into attn.rope_store";
+  let description = [{
+    When the q and k of an `attn.rope_store` without norm are both
+    `attn.rms_norm` results used only there, with the same `eps`, the norms
+    become the op's `qk_norm(gamma_q, gamma_k) eps`: the normalised q and k
+    are never written to memory. Norms with different eps are left alone
+    (one eps per op, as every model has).
+
+    Before:
+    ```mlir
+    %qn = attn.rms_norm %q, %gq eps 1.0e-06 : ...
+    %kn = attn.rms_norm %k, %gk eps 1.0e-06 : ...
+    %qr, %b2 = attn.rope_store %qn, %kn, %v into %b ... : ...
+    ```
+    After:
+    ```mlir
+    %qr, %b2 = attn.rope_store %q, %k, %v into %b ...
+        qk_norm(%gq, %gk) eps 1.0e-06 : ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::attn::AttnDialect"];
+}
+
 #endif // ATTN_DIALECT_ATTN_TRANSFORMS_PASSES_TD

@@ -1,0 +1,158 @@
+//===- FuseProjectionEpilogues.cpp - bias add / weight clamp -> op operands ===//
+//
+// attn-fuse-projection-epilogues; see Passes.td.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Dialect/Attn/IR/AttnOps.h"
+#include "attn/Dialect/Attn/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNFUSEPROJECTIONEPILOGUES
+#include "attn/Dialect/Attn/Transforms/Passes.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+
+/// `linalg.add(attn.linear(x, w), broadcast(b))` -> `attn.linear(x, w, b)`.
+struct FoldBiasAdd : OpRewritePattern<linalg::AddOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(linalg::AddOp add,
+                                PatternRewriter &rewriter) const override {
+    if (add.getNumDpsInputs() != 2 || add->getNumResults() != 1)
+      return failure();
+    for (int which = 0; which < 2; ++which) {
+      Value lhs = add.getDpsInputs()[which];
+      Value rhs = add.getDpsInputs()[1 - which];
+      auto linear = lhs.getDefiningOp<LinearOp>();
+      auto broadcast = rhs.getDefiningOp<linalg::BroadcastOp>();
+      if (!linear || !broadcast || linear.getBias() || !linear->hasOneUse())
+        continue;
+      if (broadcast.getDimensions() != ArrayRef<int64_t>{0})
+        continue;
+      Value bias = broadcast.getInput();
+      auto biasType = dyn_cast<RankedTensorType>(bias.getType());
+      RankedTensorType resultType = linear.getResult().getType();
+      if (!biasType || biasType.getRank() != 1 ||
+          biasType.getElementType() != resultType.getElementType())
+        continue;
+      int64_t n = resultType.getDimSize(1), bn = biasType.getDimSize(0);
+      if (ShapedType::isDynamic(n) || n != bn)
+        continue;
+      auto fused = LinearOp::create(rewriter, add.getLoc(), resultType,
+                                    linear.getInput(), linear.getWeight(),
+                                    bias, linear.getClipAttr());
+      Type addType = add->getResult(0).getType();
+      Value replacement = fused.getResult();
+      if (addType != resultType)
+        replacement = tensor::CastOp::create(rewriter, add.getLoc(), addType,
+                                             replacement);
+      rewriter.replaceOp(add, replacement);
+      rewriter.eraseOp(linear);
+      return success();
+    }
+    return rewriter.notifyMatchFailure(add, "not linear + broadcast bias");
+  }
+};
+
+/// The positive splat float of a constant, if it is one.
+std::optional<APFloat> splatOf(Value v) {
+  DenseElementsAttr attr;
+  if (!matchPattern(v, m_Constant(&attr)) || !attr.isSplat() ||
+      !isa<FloatType>(attr.getElementType()))
+    return std::nullopt;
+  return attr.getSplatValue<APFloat>();
+}
+
+/// `v` = clamp(w, -c, c) by minimumf/maximumf with splat bounds: (w, c).
+std::optional<std::pair<Value, double>> matchClamp(Value v) {
+  Operation *outer = v.getDefiningOp();
+  if (!isa_and_nonnull<arith::MinimumFOp, arith::MaximumFOp>(outer))
+    return std::nullopt;
+  bool outerIsMin = isa<arith::MinimumFOp>(outer);
+  for (int which = 0; which < 2; ++which) {
+    Value inner = outer->getOperand(which);
+    std::optional<APFloat> outerBound = splatOf(outer->getOperand(1 - which));
+    Operation *innerOp = inner.getDefiningOp();
+    if (!outerBound || !innerOp)
+      continue;
+    if (outerIsMin ? !isa<arith::MaximumFOp>(innerOp)
+                   : !isa<arith::MinimumFOp>(innerOp))
+      continue;
+    for (int w = 0; w < 2; ++w) {
+      std::optional<APFloat> innerBound = splatOf(innerOp->getOperand(1 - w));
+      if (!innerBound)
+        continue;
+      double hi = (outerIsMin ? *outerBound : *innerBound).convertToDouble();
+      double lo = (outerIsMin ? *innerBound : *outerBound).convertToDouble();
+      if (!std::isfinite(hi) || hi <= 0 || lo != -hi)
+        continue;
+      return std::make_pair(innerOp->getOperand(w), hi);
+    }
+  }
+  return std::nullopt;
+}
+
+struct FoldLinearClip : OpRewritePattern<LinearOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LinearOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getClip())
+      return rewriter.notifyMatchFailure(op, "already clipped");
+    std::optional<std::pair<Value, double>> clamp = matchClamp(op.getWeight());
+    if (!clamp || clamp->first.getType() != op.getWeight().getType())
+      return rewriter.notifyMatchFailure(op, "weight is not a symmetric clamp");
+    rewriter.modifyOpInPlace(op, [&] {
+      op.getWeightMutable().assign(clamp->first);
+      op.setClipAttr(rewriter.getF64FloatAttr(clamp->second));
+    });
+    return success();
+  }
+};
+
+struct FoldQKVClip : OpRewritePattern<QKVProjectionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(QKVProjectionOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getClip())
+      return rewriter.notifyMatchFailure(op, "already clipped");
+    SmallVector<Value> weights;
+    std::optional<double> bound;
+    for (Value w : op.getWeights()) {
+      std::optional<std::pair<Value, double>> clamp = matchClamp(w);
+      if (!clamp || clamp->first.getType() != w.getType() ||
+          (bound && *bound != clamp->second))
+        return rewriter.notifyMatchFailure(
+            op, "weights are not all clamped by the same symmetric bound");
+      bound = clamp->second;
+      weights.push_back(clamp->first);
+    }
+    rewriter.modifyOpInPlace(op, [&] {
+      op.getWeightsMutable().assign(weights);
+      op.setClipAttr(rewriter.getF64FloatAttr(*bound));
+    });
+    return success();
+  }
+};
+
+struct AttnFuseProjectionEpiloguesPass
+    : attn::impl::AttnFuseProjectionEpiloguesBase<
+          AttnFuseProjectionEpiloguesPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<FoldBiasAdd, FoldLinearClip, FoldQKVClip>(&getContext());
+    walkAndApplyPatterns(getOperation(), std::move(patterns));
+  }
+};
+
+} // namespace
