@@ -7,11 +7,16 @@
 
 using namespace mlir;
 
+llvm::StringRef attn::fusionPasses() {
+  return "attn-fuse-projection-epilogues,attn-fuse-qkv,attn-fuse-rope-store,"
+         "attn-fuse-qk-norm-rope,";
+}
+
 void attn::buildLowerToCPUPipeline(OpPassManager &pm,
                                    const CPUPipelineOptions &options) {
   // Written as text so that every step reads like its attn-opt flag.
   std::string pipeline = llvm::formatv(
-      "attn-expand-composite,attn-unpack-cache-arguments,canonicalize,cse,"
+      "attn-expand-composite,{{FUSION}attn-unpack-cache-arguments,canonicalize,cse,"
       // No CSE after this point: merged tensor.empty ops would force copies.
       "convert-attn-to-linalg{{q-tile-rows={0} kv-tile={1} vector-lanes={2}},canonicalize,"
       "one-shot-bufferize{{bufferize-function-boundaries allow-return-allocs-from-loops "
@@ -21,6 +26,8 @@ void attn::buildLowerToCPUPipeline(OpPassManager &pm,
       "scf-forall-to-parallel,convert-scf-to-openmp,"
       "attn-approximate-math,convert-vector-to-scf{{full-unroll target-rank=1},"
       "convert-linalg-to-loops,lower-affine,"
+      // bf16 arithmetic outside the attn kernels (e.g. an unfused bias add) in f32.
+      "arith-emulate-unsupported-floats{{source-types=bf16 target-type=f32},"
       "arith-expand{{include-bf16},expand-strided-metadata,lower-affine,"
       // memref first: it inlines OpenMP's alloca scopes, which must still
       // hold a single block when scf becomes cf.
@@ -30,6 +37,10 @@ void attn::buildLowerToCPUPipeline(OpPassManager &pm,
       "reconcile-unrealized-casts",
       options.queryTileRows.getValue(), options.kvTile.getValue(),
       options.vectorLanes.getValue());
+  // Fusion works on the primitive ops, before the caches are unpacked.
+  llvm::StringRef fusion = options.fuse ? fusionPasses() : "";
+  size_t at = pipeline.find("{FUSION}");
+  pipeline.replace(at, 8, fusion.str());
   if (failed(parsePassPipeline(pipeline, pm)))
     llvm::report_fatal_error("attn-lower-to-cpu: bad pipeline text");
 }

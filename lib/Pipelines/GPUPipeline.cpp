@@ -10,7 +10,7 @@ using namespace mlir;
 void attn::buildLowerToNVVMPipeline(OpPassManager &pm,
                                     const NVVMPipelineOptions &options) {
   std::string pipeline = llvm::formatv(
-      "attn-expand-composite,attn-unpack-cache-arguments,canonicalize,cse,"
+      "attn-expand-composite,{{FUSION}attn-unpack-cache-arguments,canonicalize,cse,"
       "convert-attn-to-gpu{{sm-count={0} max-splits={1}},canonicalize,cse,"
       // One stream per call, kernels and allocations ordered on it.
       "func.func(gpu-async-region),"
@@ -19,6 +19,10 @@ void attn::buildLowerToNVVMPipeline(OpPassManager &pm,
       options.smCount.getValue(), options.maxSplits.getValue(),
       options.chip.getValue(), options.features.getValue(),
       options.format.getValue());
+  // Fusion works on the primitive ops, before the caches are unpacked.
+  llvm::StringRef fusion = options.fuse ? fusionPasses() : "";
+  size_t at = pipeline.find("{FUSION}");
+  pipeline.replace(at, 8, fusion.str());
   if (failed(parsePassPipeline(pipeline, pm)))
     llvm::report_fatal_error("attn-lower-to-nvvm: bad pipeline text");
 }

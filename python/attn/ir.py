@@ -266,6 +266,89 @@ def layer_function(name, cfg, tokens=None, batch=None):
     return _func(name, args, [x, cfg.blocks_type()], body, ["out", "new_blocks"])
 
 
+def primitive_layer_function(name, cfg, part="all"):
+    """The layer written as a framework exports it: separate ``attn.linear`` projections split
+    into heads with ``tensor.expand_shape``, the bias as ``linalg.broadcast`` + ``linalg.add``,
+    ``clip`` as a ``linalg.generic`` clamp (``arith.maximumf`` / ``arith.minimumf``) of each weight, ``attn.rms_norm``,
+    ``attn.rope`` of q and k, ``attn.kv_cache_store``, attention, ``attn.linear`` for o_proj: the
+    input of the fusion passes. Same arguments and results as ``layer_function`` (separate
+    weights only). ``part="projections"`` leaves attention out: the layer minus the attention op
+    (q, k, v projected, normed, rotated and stored; o_proj applied to the rotated q read as
+    ``[T, H*D]``), for measuring the non-attention part.
+    """
+    if cfg.stacked:
+        raise ValueError("primitive_layer_function writes separate projections")
+    args = layer_arguments(cfg)
+    types = dict(args)
+    dt, d = cfg.dtype, cfg.head_dim
+    x, blocks = types["x"], cfg.blocks_type()
+    offsets, lengths, lookup = types["row_offsets"], types["cache_lengths"], types["lookup_table"]
+    body = ["%c0 = arith.constant 0 : index", f"%t = tensor.dim %x, %c0 : {x}"]
+    heads = {"q": cfg.num_heads, "k": cfg.num_kv_heads, "v": cfg.num_kv_heads}
+    for p in "qkv":
+        n = heads[p] * d
+        wt = types["w" + p]
+        flat = tensor_type([None, n], dt)
+        w = f"%w{p}"
+        if cfg.clip is not None:
+            c = f64_literal(cfg.clip)
+            body += [f"%we_{p} = tensor.empty() : {wt}",
+                     f"%wc_{p} = linalg.generic {{indexing_maps = [affine_map<(i, j) -> (i, j)>, "
+                     f"affine_map<(i, j) -> (i, j)>], iterator_types = [\"parallel\", "
+                     f"\"parallel\"]}} ins(%w{p} : {wt}) outs(%we_{p} : {wt}) {{",
+                     f"^bb0(%a: {dt}, %o: {dt}):",
+                     f"  %hi = arith.constant {c} : {dt}",
+                     f"  %lo = arith.constant -{c} : {dt}",
+                     "  %m = arith.maximumf %a, %lo : " + dt,
+                     "  %r = arith.minimumf %m, %hi : " + dt,
+                     "  linalg.yield %r : " + dt,
+                     f"}} -> {wt}"]
+            w = f"%wc_{p}"
+        body.append(f"%{p}_lin = attn.linear %x, {w} : {x}, {wt} -> {flat}")
+        src = f"%{p}_lin"
+        if cfg.bias:
+            bt = types["b" + p]
+            body += [f"%{p}_e = tensor.empty(%t) : {flat}",
+                     f"%{p}_bb = linalg.broadcast ins(%b{p} : {bt}) outs(%{p}_e : {flat}) "
+                     f"dimensions = [0]",
+                     f"%{p}_add = linalg.add ins(%{p}_lin, %{p}_bb : {flat}, {flat}) "
+                     f"outs(%{p}_e : {flat}) -> {flat}"]
+            src = f"%{p}_add"
+        ht = tensor_type([None, heads[p], d], dt)
+        body.append(f"%{p} = tensor.expand_shape {src} [[0], [1, 2]] output_shape "
+                    f"[%t, {heads[p]}, {d}] : {flat} into {ht}")
+    qt = tensor_type([None, cfg.num_heads, d], dt)
+    kt = tensor_type([None, cfg.num_kv_heads, d], dt)
+    q, k = "%q", "%k"
+    if cfg.qk_norm:
+        eps = f64_literal(cfg.rms_norm_eps)
+        gt = tensor_type([d], dt)
+        body += [f"%qn = attn.rms_norm %q, %q_norm eps {eps} : {qt}, {gt}",
+                 f"%kn = attn.rms_norm %k, %k_norm eps {eps} : {kt}, {gt}"]
+        q, k = "%qn", "%kn"
+    ft = tensor_type([cfg.max_seq_len, d], "f32")
+    inter = " interleaved" if cfg.rope.get("interleaved") else ""
+    pos = f"positions(%row_offsets, %cache_lengths){inter}"
+    body += [f"%freqs = attn.rope_freqs {cfg.rope_attr()} -> {ft}",
+             f"%qr = attn.rope {q}, %freqs {pos} : {qt}, {ft}, {offsets}, {lengths}",
+             f"%kr = attn.rope {k}, %freqs {pos} : {kt}, {ft}, {offsets}, {lengths}",
+             f"%new_blocks = attn.kv_cache_store %kr, %v into %blocks layer {cfg.layer_idx} "
+             f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) : "
+             f"{kt}, {kt}, {offsets}, {lengths}, {lookup}, {blocks}"]
+    o = "%qr"
+    if part == "all":
+        body.append(f"%o = attn.paged_flash_attention %qr, %new_blocks layer {cfg.layer_idx} "
+                    f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) "
+                    f"{_attention_attrs(cfg)} : {qt}, {blocks}, {offsets}, {lengths}, {lookup}")
+        o = "%o"
+    elif part != "projections":
+        raise ValueError(f"unknown part {part!r}")
+    ot = tensor_type([None, cfg.q_rows], dt)
+    body += [f"%flat = tensor.collapse_shape {o} [[0], [1, 2]] : {qt} into {ot}",
+             f"%out = attn.linear %flat, %wo : {ot}, {types['wo']} -> {x}"]
+    return _func(name, args, [x, blocks], body, ["out", "new_blocks"])
+
+
 def qkv_projection_function(name, cfg, tokens=None):
     """``(x, weights..., biases...) -> (q [T,H,D], k [T,Hkv,D], v [T,Hkv,D])``, clip from cfg."""
     shapes = cfg.weight_shapes()

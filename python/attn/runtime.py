@@ -162,8 +162,9 @@ def _is_path(source):
     return "\n" not in source and (source.endswith(".mlir") or os.path.isfile(source))
 
 
-def compile_cpu(mlir, out_so, attn_compile=None):
-    """Compiles MLIR text or a ``.mlir`` file to the shared library ``out_so``; returns its path."""
+def compile_cpu(mlir, out_so, attn_compile=None, flags=()):
+    """Compiles MLIR text or a ``.mlir`` file to the shared library ``out_so``; returns its path.
+    ``flags``: more ``attn-compile`` options (e.g. ``("--no-fuse",)``)."""
     tool = attn_compile or attn_compile_path()
     if not (os.path.isfile(tool) or shutil.which(tool)):
         raise FileNotFoundError(f"attn-compile not found at {tool} (set ATTN_COMPILE)")
@@ -178,7 +179,7 @@ def compile_cpu(mlir, out_so, attn_compile=None):
             with open(src, "w") as f:
                 f.write(mlir)
         proc = subprocess.run(
-            [tool, "--target=cpu", src, "-o", out_so], capture_output=True, text=True
+            [tool, "--target=cpu", *flags, src, "-o", out_so], capture_output=True, text=True
         )
     if proc.returncode != 0:
         raise CompileError(f"attn-compile failed (exit {proc.returncode}):\n{proc.stderr}")

@@ -85,7 +85,7 @@ class _Builds:
         stem = os.path.join(self.workdir, re.sub(r"[^A-Za-z0-9_.-]", "_", build.key))
         with open(stem + ".mlir", "w") as f:
             f.write(build.text())
-        return rt.compile_cpu(stem + ".mlir", stem + ".so")
+        return rt.compile_cpu(stem + ".mlir", stem + ".so", flags=build.flags)
 
     def library(self, build):
         so = self.submit(build).result()  # re-raises CompileError
@@ -100,11 +100,13 @@ BUILDS = _Builds()
 
 
 class Build:
-    """A module (``text()`` builds its MLIR text) compiled once per session under ``key``."""
+    """A module (``text()`` builds its MLIR text) compiled once per session under ``key``, with
+    extra ``attn-compile`` ``flags``."""
 
-    def __init__(self, key, text):
+    def __init__(self, key, text, flags=()):
         self.key = key
         self.text = text
+        self.flags = tuple(flags)
 
     def prebuild(self):
         if HAVE_ATTN_COMPILE:

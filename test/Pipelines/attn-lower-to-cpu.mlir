@@ -6,6 +6,41 @@
 // The pipeline of lib/Pipelines/CPUPipeline.cpp (default options) up to the
 // entry-point ABI: the KV cache must be written in place.
 // RUN: attn-opt %s --pass-pipeline="builtin.module(attn-expand-composite,attn-unpack-cache-arguments,canonicalize,cse,convert-attn-to-linalg{q-tile-rows=64 kv-tile=64 vector-lanes=8},canonicalize,one-shot-bufferize{bufferize-function-boundaries allow-return-allocs-from-loops function-boundary-type-conversion=identity-layout-map},canonicalize,attn-cpu-entry-abi)" | FileCheck %s --check-prefix=CHECK
+//
+// The same with the fusion passes that the pipeline runs by default
+// (attn.rope_store): the rotated keys go straight into the cache argument.
+// RUN: attn-opt %s --pass-pipeline="builtin.module(attn-expand-composite,attn-fuse-projection-epilogues,attn-fuse-qkv,attn-fuse-rope-store,attn-fuse-qk-norm-rope,attn-unpack-cache-arguments,canonicalize,cse,convert-attn-to-linalg{q-tile-rows=64 kv-tile=64 vector-lanes=8},canonicalize,one-shot-bufferize{bufferize-function-boundaries allow-return-allocs-from-loops function-boundary-type-conversion=identity-layout-map},canonicalize,attn-cpu-entry-abi)" | FileCheck %s --check-prefix=FUSED
+//
+// fuse=false leaves the ops apart (and still reaches LLVM); the default
+// pipeline fuses them.
+// RUN: attn-opt %s --attn-lower-to-cpu="fuse=false" | FileCheck %s --check-prefix=ONLY-LLVM
+// RUN: attn-opt %s --attn-lower-to-cpu="fuse=false" --mlir-print-ir-after=convert-attn-to-linalg 2>&1 | FileCheck %s --check-prefix=NOFUSE-IR
+// RUN: attn-opt %s --attn-lower-to-cpu --mlir-print-ir-after=attn-fuse-qk-norm-rope 2>&1 | FileCheck %s --check-prefix=FUSE-IR
+// NOFUSE-IR-NOT: attn.rope_store
+// NOFUSE-IR-NOT: IR Dump After AttnFuse
+// FUSE-IR: IR Dump After AttnFuseQKNormRope
+// FUSE-IR: attn.rope_store
+// FUSE-IR-NOT: attn.kv_cache_store
+
+// FUSED-LABEL: func.func @small_layer(
+// FUSED-SAME: %[[BLOCKS:[^:]*]]: memref<?x2x2x16x2x64xf32>
+// FUSED-NOT: memref.alloc{{.*}}x2x2x16x2x64
+// FUSED-NOT: memref.copy
+// FUSED-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
+// No rotated-key tensor: each key head is rotated in registers and written
+// into its slot of the cache argument, then the value row is copied.
+// FUSED-NOT: memref.alloc{{.*}} : memref<?x2x64xf32>
+// FUSED: vector.shuffle
+// FUSED: vector.transfer_write %{{.*}}, %[[BLOCKS]][%[[PAGE:[^,]*]], %c0, %c1, %[[SLOT:[^,]*]], %{{[^,]*}}, %c0] {in_bounds = [true]} : vector<64xf32>, memref<?x2x2x16x2x64xf32>
+// FUSED: %[[VDST:.*]] = memref.subview %[[BLOCKS]][%[[PAGE]], 1, 1, %[[SLOT]], 0, 0] [1, 1, 1, 1, 2, 64]
+// FUSED-NEXT: linalg.copy ins(%{{.*}} : {{.*}}) outs(%[[VDST]] : {{.*}})
+// FUSED-NOT: memref.alloc{{.*}}x2x2x16x2x64
+// FUSED-NOT: memref.copy
+// FUSED-NOT: linalg.copy{{.*}}x2x2x16x2x64xf32>
+// FUSED: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c1, %c1, %{{.*}}, %{{.*}}, %{{.*}}]
+// FUSED-NOT: memref.alloc{{.*}}x2x2x16x2x64
+// FUSED-NOT: memref.copy
+// FUSED: return{{$}}
 
 !cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = f32>>
 

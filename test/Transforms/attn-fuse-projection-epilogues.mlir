@@ -127,3 +127,49 @@ func.func @already_clipped(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>) -> tenso
   %y = attn.linear %x, %wc clip 2.0 : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
   return %y : tensor<?x32xf32>
 }
+
+// -----
+
+// The clamp as a linalg.generic over the weight (the form frontends emit and
+// the CPU pipeline also runs unfused): folded; asymmetric bounds or an init
+// that is not tensor.empty are not.
+// CHECK-LABEL: func @generic_clip
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x64xbf16>, %[[W:[^:]*]]: tensor<32x64xbf16>
+// CHECK: attn.linear %[[X]], %[[W]] clip 2.500000e-01 :
+// CHECK: attn.linear %[[X]], %{{.*}} :
+// CHECK: attn.linear %[[X]], %{{.*}} :
+func.func @generic_clip(%x: tensor<?x64xbf16>, %w: tensor<32x64xbf16>, %init: tensor<32x64xbf16>)
+    -> (tensor<?x32xbf16>, tensor<?x32xbf16>, tensor<?x32xbf16>) {
+  %e = tensor.empty() : tensor<32x64xbf16>
+  %wc = linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>], iterator_types = ["parallel", "parallel"]}
+      ins(%w : tensor<32x64xbf16>) outs(%e : tensor<32x64xbf16>) {
+  ^bb0(%a: bf16, %o: bf16):
+    %hi = arith.constant 0.25 : bf16
+    %lo = arith.constant -0.25 : bf16
+    %m = arith.maximumf %a, %lo : bf16
+    %r = arith.minimumf %m, %hi : bf16
+    linalg.yield %r : bf16
+  } -> tensor<32x64xbf16>
+  %y = attn.linear %x, %wc : tensor<?x64xbf16>, tensor<32x64xbf16> -> tensor<?x32xbf16>
+  %wa = linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>], iterator_types = ["parallel", "parallel"]}
+      ins(%w : tensor<32x64xbf16>) outs(%e : tensor<32x64xbf16>) {
+  ^bb0(%a: bf16, %o: bf16):
+    %hi = arith.constant 0.25 : bf16
+    %lo = arith.constant -0.5 : bf16
+    %m = arith.maximumf %a, %lo : bf16
+    %r = arith.minimumf %m, %hi : bf16
+    linalg.yield %r : bf16
+  } -> tensor<32x64xbf16>
+  %y2 = attn.linear %x, %wa : tensor<?x64xbf16>, tensor<32x64xbf16> -> tensor<?x32xbf16>
+  %wi = linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>], iterator_types = ["parallel", "parallel"]}
+      ins(%w : tensor<32x64xbf16>) outs(%init : tensor<32x64xbf16>) {
+  ^bb0(%a: bf16, %o: bf16):
+    %hi = arith.constant 0.25 : bf16
+    %lo = arith.constant -0.25 : bf16
+    %m = arith.maximumf %lo, %a : bf16
+    %r = arith.minimumf %hi, %m : bf16
+    linalg.yield %r : bf16
+  } -> tensor<32x64xbf16>
+  %y3 = attn.linear %x, %wi : tensor<?x64xbf16>, tensor<32x64xbf16> -> tensor<?x32xbf16>
+  return %y, %y2, %y3 : tensor<?x32xbf16>, tensor<?x32xbf16>, tensor<?x32xbf16>
+}

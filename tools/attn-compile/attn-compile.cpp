@@ -83,6 +83,9 @@ static cl::opt<int64_t> queryTileRows("q-tile-rows",
 static cl::opt<int64_t> kvTile("kv-tile",
                                cl::desc("Keys per tile over explicit K/V"),
                                cl::init(128));
+static cl::opt<bool>
+    noFuse("no-fuse", cl::desc("Skip the fusion passes (attn-fuse-*)"),
+           cl::init(false));
 static cl::opt<std::string>
     linker("linker", cl::desc("Compiler driver used to link the library"),
            cl::init("clang-22"));
@@ -222,12 +225,14 @@ static LogicalResult compile() {
     options.chip = gpuChip;
     options.features = gpuFeatures;
     options.smCount = gpuSMCount;
+    options.fuse = !noFuse;
     attn::buildLowerToNVVMPipeline(pm, options);
   } else {
     attn::CPUPipelineOptions options;
     options.queryTileRows = queryTileRows;
     options.kvTile = kvTile;
     options.vectorLanes = targetHasAVX512() ? 16 : 8;
+    options.fuse = !noFuse;
     attn::buildLowerToCPUPipeline(pm, options);
   }
   if (failed(pm.run(*module)))

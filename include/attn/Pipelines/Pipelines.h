@@ -22,10 +22,16 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("f32 lanes of the projection kernels (8: AVX2, 16: "
                      "AVX-512)"),
       llvm::cl::init(8)};
+  PassOptions::Option<bool> fuse{
+      *this, "fuse",
+      llvm::cl::desc("Run the fusion passes (attn-fuse-projection-epilogues, "
+                     "attn-fuse-qkv, attn-fuse-rope-store, "
+                     "attn-fuse-qk-norm-rope) after the expansion"),
+      llvm::cl::init(true)};
 };
 
 /// attn (composite or primitive ops, tensors) -> LLVM dialect for the host
-/// CPU: expansion, linalg lowering, vectorisation, one-shot bufferisation
+/// CPU: expansion, fusion (unless `fuse=false`), fusion (unless `fuse=false`), linalg lowering, vectorisation, one-shot bufferisation
 /// with in-place cache writes, the entry-point ABI, OpenMP threads.
 void buildLowerToCPUPipeline(OpPassManager &pm,
                              const CPUPipelineOptions &options);
@@ -49,6 +55,12 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       *this, "max-splits",
       llvm::cl::desc("Most key splits of one attention launch"),
       llvm::cl::init(64)};
+  PassOptions::Option<bool> fuse{
+      *this, "fuse",
+      llvm::cl::desc("Run the fusion passes (attn-fuse-projection-epilogues, "
+                     "attn-fuse-qkv, attn-fuse-rope-store, "
+                     "attn-fuse-qk-norm-rope) after the expansion"),
+      llvm::cl::init(true)};
 };
 
 /// attn (composite or primitive ops, tensors) -> LLVM dialect host code
@@ -57,6 +69,10 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
 /// device buffers.
 void buildLowerToNVVMPipeline(OpPassManager &pm,
                               const NVVMPipelineOptions &options);
+
+/// The fusion passes both pipelines run after the expansion (pipeline text
+/// ending in a comma).
+llvm::StringRef fusionPasses();
 
 /// Registers `attn-lower-to-cpu` and `attn-lower-to-nvvm`.
 void registerPipelines();

@@ -950,33 +950,52 @@ struct KeyRotation {
   bool interleaved = false;
 };
 
-/// Row `row` of `key [T, Hkv, D]` rotated into `dest [Hkv, D]`.
-Value rotateKeyRow(IB &b, Value key, Value row, Value dest,
-                   const KeyRotation &rotation) {
-  MLIRContext *ctx = b.getContext();
+/// Row `row` of `key [T, Hkv, D]` rotated and written into the cache slot
+/// `blocks[page, 0, layer, slot]` with vector ops: per head one read, the
+/// pair partner and the expanded cos / signed sin by static shuffles, one
+/// multiply-add and one write into the blocks tensor (in place after
+/// bufferisation, no temporary row).
+Value storeRotatedKeyRow(IB &b, Value key, Value row, Value blocks,
+                         Value page, int64_t layer, Value slot,
+                         const KeyRotation &rotation) {
   auto type = cast<RankedTensorType>(key.getType());
-  int64_t half = type.getDimSize(2) / 2;
+  int64_t kvHeads = type.getDimSize(1), headDim = type.getDimSize(2);
+  int64_t half = headDim / 2;
   Type elementType = type.getElementType();
-  AffineExpr h, d;
-  bindDims(ctx, h, d);
-  return generic(
-      b, dest, {}, {map(ctx, 2, {h, d})}, iterators(2),
-      [&](OpBuilder &ob, Location loc, ValueRange) {
+  SmallVector<int64_t> partnerMask, expandMask, signMask;
+  for (int64_t c = 0; c < headDim; ++c) {
+    bool first = rotation.interleaved ? c % 2 == 0 : c < half;
+    int64_t pair = rotation.interleaved ? c / 2 : c % half;
+    partnerMask.push_back(rotation.interleaved ? (c ^ 1)
+                                               : (first ? c + half : c - half));
+    expandMask.push_back(pair);
+    // Into (sin, -sin): the first of a pair takes -sin.
+    signMask.push_back(first ? half + pair : pair);
+  }
+  Value zero = cIndex(b, 0);
+  Value cosH = readVector(b, rotation.cosT, {row, zero}, half);
+  Value sinH = readVector(b, rotation.sinT, {row, zero}, half);
+  Value cosV = vector::ShuffleOp::create(b, cosH, cosH, expandMask);
+  Value negSin = arith::NegFOp::create(b, sinH);
+  Value sinV = vector::ShuffleOp::create(b, sinH, negSin, signMask);
+  auto loop = scf::ForOp::create(
+      b, zero, cIndex(b, kvHeads), cIndex(b, 1), ValueRange{blocks},
+      [&](OpBuilder &ob, Location loc, Value head, ValueRange args) {
         IB ib(loc, ob);
-        Value head = linalg::IndexOp::create(ib, 0);
-        Value col = linalg::IndexOp::create(ib, 1);
-        Value pair = rotation.interleaved
-                         ? arith::DivUIOp::create(ib, col, cIndex(ib, 2)).getResult()
-                         : arith::RemUIOp::create(ib, col, cIndex(ib, half)).getResult();
-        Value cosV = tensor::ExtractOp::create(ib, rotation.cosT,
-                                               ValueRange{row, pair});
-        Value sinV = tensor::ExtractOp::create(ib, rotation.sinT,
-                                               ValueRange{row, pair});
-        Value x = tensor::ExtractOp::create(ib, key, ValueRange{row, head, col});
-        Value y = rotateElement(ib, key, row, head, col, x, cosV, sinV,
-                                rotation.interleaved, half, elementType);
-        linalg::YieldOp::create(ib, ValueRange{y});
+        Value x = vecToF32(ib, readVector(ib, key, {row, head, cIndex(ib, 0)},
+                                          headDim));
+        Value partner = vector::ShuffleOp::create(ib, x, x, partnerMask);
+        Value y = arith::MulFOp::create(ib, x, cosV);
+        y = math::FmaOp::create(ib, partner, sinV, y);
+        if (!elementType.isF32())
+          y = arith::TruncFOp::create(
+              ib, vecType(elementType, {headDim}), y);
+        Value written = writeVector(
+            ib, y, args[0],
+            {page, cIndex(ib, 0), cIndex(ib, layer), slot, head, cIndex(ib, 0)});
+        scf::YieldOp::create(ib, written);
       });
+  return loop.getResult(0);
 }
 
 /// The cache writes of attn.kv_cache_store into `blocks` (the result is the
@@ -1040,6 +1059,12 @@ Value buildCacheStore(IB &b, Value key, Value value, Value rowOffsets,
                       Value updated = args2[0];
                       SmallVector<Value> sources = {key, value};
                       for (auto [kv, source] : llvm::enumerate(sources)) {
+                        if (kv == 0 && rotation) {
+                          updated = storeRotatedKeyRow(tib, source, row, updated,
+                                                       page, layer, slot,
+                                                       *rotation);
+                          continue;
+                        }
                         SmallVector<OpFoldResult> dstOffsets = {
                             page,
                             tib.getIndexAttr(kv),
@@ -1052,24 +1077,14 @@ Value buildCacheStore(IB &b, Value key, Value value, Value rowOffsets,
                             tib.getIndexAttr(1), tib.getIndexAttr(1),
                             tib.getIndexAttr(kvHeads), tib.getIndexAttr(headDim)};
                         SmallVector<OpFoldResult> dstStrides(6, tib.getIndexAttr(1));
-                        Value rowSlice;
-                        if (kv == 0 && rotation) {
-                          // Rotate into the slot itself.
-                          Value slotSlice = tensor::ExtractSliceOp::create(
-                              tib, rowType, updated, dstOffsets, dstSizes,
-                              dstStrides);
-                          rowSlice = rotateKeyRow(tib, source, row, slotSlice,
-                                                  *rotation);
-                        } else {
-                          SmallVector<OpFoldResult> srcOffsets = {
-                              row, tib.getIndexAttr(0), tib.getIndexAttr(0)};
-                          SmallVector<OpFoldResult> srcSizes = {
-                              tib.getIndexAttr(1), tib.getIndexAttr(kvHeads),
-                              tib.getIndexAttr(headDim)};
-                          SmallVector<OpFoldResult> unit(3, tib.getIndexAttr(1));
-                          rowSlice = tensor::ExtractSliceOp::create(
-                              tib, rowType, source, srcOffsets, srcSizes, unit);
-                        }
+                        SmallVector<OpFoldResult> srcOffsets = {
+                            row, tib.getIndexAttr(0), tib.getIndexAttr(0)};
+                        SmallVector<OpFoldResult> srcSizes = {
+                            tib.getIndexAttr(1), tib.getIndexAttr(kvHeads),
+                            tib.getIndexAttr(headDim)};
+                        SmallVector<OpFoldResult> unit(3, tib.getIndexAttr(1));
+                        Value rowSlice = tensor::ExtractSliceOp::create(
+                            tib, rowType, source, srcOffsets, srcSizes, unit);
                         updated = tensor::InsertSliceOp::create(
                             tib, rowSlice, updated, dstOffsets, dstSizes, dstStrides);
                       }

@@ -74,8 +74,69 @@ std::optional<APFloat> splatOf(Value v) {
   return attr.getSplatValue<APFloat>();
 }
 
+/// A scalar float constant.
+std::optional<APFloat> scalarOf(Value v) {
+  FloatAttr attr;
+  if (!matchPattern(v, m_Constant(&attr)))
+    return std::nullopt;
+  return attr.getValue();
+}
+
+/// `hi` of `min(max(x, lo), hi)` / `max(min(x, hi), lo)` with `lo = -hi`,
+/// `hi > 0`, where `x` is `arg` and the bounds come from `bound(value)`.
+std::optional<double>
+symmetricClampOf(Operation *outer, Value arg,
+                 function_ref<std::optional<APFloat>(Value)> bound) {
+  if (!isa_and_nonnull<arith::MinimumFOp, arith::MaximumFOp>(outer))
+    return std::nullopt;
+  bool outerIsMin = isa<arith::MinimumFOp>(outer);
+  for (int which = 0; which < 2; ++which) {
+    std::optional<APFloat> outerBound = bound(outer->getOperand(1 - which));
+    Operation *inner = outer->getOperand(which).getDefiningOp();
+    if (!outerBound || !inner)
+      continue;
+    if (outerIsMin ? !isa<arith::MaximumFOp>(inner)
+                   : !isa<arith::MinimumFOp>(inner))
+      continue;
+    for (int w = 0; w < 2; ++w) {
+      std::optional<APFloat> innerBound = bound(inner->getOperand(1 - w));
+      if (!innerBound || inner->getOperand(w) != arg)
+        continue;
+      double hi = (outerIsMin ? *outerBound : *innerBound).convertToDouble();
+      double lo = (outerIsMin ? *innerBound : *outerBound).convertToDouble();
+      if (!std::isfinite(hi) || hi <= 0 || lo != -hi)
+        continue;
+      return hi;
+    }
+  }
+  return std::nullopt;
+}
+
+/// `v` = clamp(w, -c, c) as a `linalg.generic` over `w` with identity maps,
+/// parallel iterators and a `tensor.empty` init: (w, c).
+std::optional<std::pair<Value, double>> matchGenericClamp(Value v) {
+  auto generic = v.getDefiningOp<linalg::GenericOp>();
+  if (!generic || generic.getNumDpsInputs() != 1 ||
+      generic.getNumDpsInits() != 1 || generic->getNumResults() != 1 ||
+      !generic.getDpsInits()[0].getDefiningOp<tensor::EmptyOp>() ||
+      generic.getNumReductionLoops() != 0 ||
+      !llvm::all_of(generic.getIndexingMapsArray(),
+                    [](AffineMap m) { return m.isIdentity(); }))
+    return std::nullopt;
+  Block &body = generic.getRegion().front();
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  std::optional<double> hi =
+      symmetricClampOf(yield.getOperand(0).getDefiningOp(), body.getArgument(0),
+                       [](Value b) { return scalarOf(b); });
+  if (!hi)
+    return std::nullopt;
+  return std::make_pair(generic.getDpsInputs()[0], *hi);
+}
+
 /// `v` = clamp(w, -c, c) by minimumf/maximumf with splat bounds: (w, c).
 std::optional<std::pair<Value, double>> matchClamp(Value v) {
+  if (std::optional<std::pair<Value, double>> g = matchGenericClamp(v))
+    return g;
   Operation *outer = v.getDefiningOp();
   if (!isa_and_nonnull<arith::MinimumFOp, arith::MaximumFOp>(outer))
     return std::nullopt;

@@ -125,8 +125,11 @@ def AttnFuseProjectionEpilogues : Pass<"attn-fuse-projection-epilogues"> {
       add, and `%bb` is a `linalg.broadcast` of a 1-D `%b [N]` along
       dimension 0. The add becomes `attn.linear ... bias %b`.
     - clip: a weight operand of `attn.linear` or `attn.qkv_projection` that
-      is `arith.minimumf(arith.maximumf(%w, -c), c)` (either nesting), with
-      splat constant bounds that are symmetric, is replaced by `%w` and `c`
+      is `arith.minimumf(arith.maximumf(%w, -c), c)` (either nesting) on
+      tensors with splat constant bounds, or a `linalg.generic` over `%w`
+      (identity maps, `tensor.empty` init) whose body is that clamp with
+      scalar constant bounds (the form the CPU pipeline can also run
+      unfused), with symmetric bounds, is replaced by `%w` and `c`
       becomes the op's `clip`. For `attn.qkv_projection` every weight must
       be clamped by the same `c` (there is one clip). An op that already has
       a clip is left alone. The clamp stays for its other users.
