@@ -227,6 +227,19 @@ func.func @store_then_read_blocks(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf1
 
 // -----
 
+func.func @rope_store_then_read_blocks(%q: tensor<?x4x64xbf16>, %k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>,
+                                       %blocks: tensor<?x2x2x16x2x64xbf16>, %f: tensor<64x64xf32>,
+                                       %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x4x64xbf16> {
+  // expected-error @+1 {{'attn.rope_store' op overwrites the cache blocks in place on the GPU, but they are read again afterwards; use the store's result instead}}
+  %qr, %new = attn.rope_store %q, %k, %v into %blocks layer 1 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<64x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xbf16>
+  %o = attn.paged_flash_attention %qr, %blocks layer 1 positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xbf16>, tensor<?x2x2x16x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  return %o : tensor<?x4x64xbf16>
+}
+
+// -----
+
 func.func @qkv_hidden_not_8(%x: tensor<?x36xbf16>, %w: tensor<64x36xbf16>) -> tensor<?x2x16xbf16> {
   // expected-error @+1 {{'attn.qkv_projection' op needs a hidden size that is a multiple of 8 on the GPU}}
   %q, %k, %v = attn.qkv_projection %x weights(%w)

@@ -6,6 +6,9 @@
 // RUN: attn-opt %attn_src_root/examples/qwen3_8b.mlir --attn-expand-composite --attn-unpack-cache-arguments --canonicalize --convert-attn-to-gpu --canonicalize -o %t.layer.mlir
 // RUN: FileCheck %s --check-prefix=LAYER < %t.layer.mlir
 // RUN: FileCheck %s --check-prefix=HOSTONLY < %t.layer.mlir
+// The same layer with the fusion passes: one projection GEMM, one fused
+// norm + RoPE + store kernel.
+// RUN: attn-opt %attn_src_root/examples/qwen3_8b.mlir --attn-expand-composite --attn-fuse-projection-epilogues --attn-fuse-qkv --attn-fuse-rope-store --attn-fuse-qk-norm-rope --attn-unpack-cache-arguments --canonicalize --convert-attn-to-gpu --canonicalize | FileCheck %s --check-prefix=FUSED
 // ABSENT-NOT: {{tensor<|attn\.}}
 //
 // What is checked of each kernel: its signature, the launch (grid, block of
@@ -163,9 +166,12 @@ func.func @qkv_stacked(%x: tensor<?x256xbf16>, %w: tensor<512x256xbf16>)
 
 // -----
 
-// Separate weights with bias and clip: one GEMM per weight, in q, k, v
-// order, each with its bias, each clamping its weight tile to [-8.5, 8.5]
-// in f32 while staging it (x is not clipped).
+// Separate weights with bias and clip: one GEMM launch over the three
+// weights (their row counts are multiples of the 64-column tile): each block
+// picks the weight and bias of its columns by selecting between them, reads
+// that weight's rows (n0 - begin + r, bounded by its row count), clamps the
+// tile to [-8.5, 8.5] in f32 while staging it (x is not clipped), and adds
+// the bias element col - begin.
 // CHECK-LABEL: func.func @qkv_separate(
 // CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[WQ:%[a-zA-Z0-9_]+]]: memref<256x256xbf16>, [[WK:%[a-zA-Z0-9_]+]]: memref<128x256xbf16>, [[WV:%[a-zA-Z0-9_]+]]: memref<128x256xbf16>,
 // CHECK-SAME: [[BQ:%[a-zA-Z0-9_]+]]: memref<256xbf16>, [[BK:%[a-zA-Z0-9_]+]]: memref<128xbf16>, [[BV:%[a-zA-Z0-9_]+]]: memref<128xbf16>,
@@ -173,22 +179,34 @@ func.func @qkv_stacked(%x: tensor<?x256xbf16>, %w: tensor<512x256xbf16>)
 // CHECK-DAG: [[QF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[Q]] {{\[}}[0], [1, 2]] : memref<?x4x64xbf16> into memref<?x256xbf16>
 // CHECK-DAG: [[KF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[K]] {{\[}}[0], [1, 2]] : memref<?x2x64xbf16> into memref<?x128xbf16>
 // CHECK-DAG: [[VF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[V]] {{\[}}[0], [1, 2]] : memref<?x2x64xbf16> into memref<?x128xbf16>
-// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x256xbf16>, [[WQ]] : memref<256x256xbf16>, [[BQ]] : memref<256xbf16>, [[QF]] : memref<?x256xbf16>)
-// CHECK: gpu.launch_func @attn_kernels::@matmul_0 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x256xbf16>, [[WK]] : memref<128x256xbf16>, [[BK]] : memref<128xbf16>, [[KF]] : memref<?x128xbf16>)
-// CHECK: gpu.launch_func @attn_kernels::@matmul_1 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x256xbf16>, [[WV]] : memref<128x256xbf16>, [[BV]] : memref<128xbf16>, [[VF]] : memref<?x128xbf16>)
+// CHECK-DAG: [[WQC:%[a-zA-Z0-9_]+]] = memref.cast [[WQ]] : memref<256x256xbf16> to memref<?x256xbf16>
+// CHECK-DAG: [[WKC:%[a-zA-Z0-9_]+]] = memref.cast [[WK]] : memref<128x256xbf16> to memref<?x256xbf16>
+// CHECK-DAG: [[WVC:%[a-zA-Z0-9_]+]] = memref.cast [[WV]] : memref<128x256xbf16> to memref<?x256xbf16>
+// CHECK-DAG: [[BQC:%[a-zA-Z0-9_]+]] = memref.cast [[BQ]] : memref<256xbf16> to memref<?xbf16>
+// CHECK-DAG: [[BKC:%[a-zA-Z0-9_]+]] = memref.cast [[BK]] : memref<128xbf16> to memref<?xbf16>
+// CHECK-DAG: [[BVC:%[a-zA-Z0-9_]+]] = memref.cast [[BV]] : memref<128xbf16> to memref<?xbf16>
+// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in ([[C8:%[a-zA-Z0-9_]+]], {{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x256xbf16>, [[WQC]] : memref<?x256xbf16>, [[WKC]] : memref<?x256xbf16>, [[WVC]] : memref<?x256xbf16>, [[BQC]] : memref<?xbf16>, [[BKC]] : memref<?xbf16>, [[BVC]] : memref<?xbf16>, [[QF]] : memref<?x256xbf16>, [[KF]] : memref<?x128xbf16>, [[VF]] : memref<?x128xbf16>)
 // CHECK-NOT: gpu.
 // CHECK: return
 // CHECK-LABEL: gpu.func @matmul(
-// CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KW:%[a-zA-Z0-9_]+]]: memref<256x256xbf16>, [[KB:%[a-zA-Z0-9_]+]]: memref<256xbf16>, [[KQ:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>)
+// CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KWQ:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KWK:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KWV:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>,
+// CHECK-SAME: [[KBQ:%[a-zA-Z0-9_]+]]: memref<?xbf16>, [[KBK:%[a-zA-Z0-9_]+]]: memref<?xbf16>, [[KBV:%[a-zA-Z0-9_]+]]: memref<?xbf16>, [[KQ:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KK:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>)
 // CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : {{.*}}, [[SB:%[a-zA-Z0-9_]+]] : {{.*}})
 // CHECK-DAG: [[HI:%[a-zA-Z0-9_]+]] = arith.constant dense<8.500000e+00> : vector<8xf32>
 // CHECK-DAG: [[LO:%[a-zA-Z0-9_]+]] = arith.constant dense<-8.500000e+00> : vector<8xf32>
+// Columns from 256 on are k's, from 384 on v's.
+// CHECK: [[ISK:%[a-zA-Z0-9_]+]] = arith.cmpi uge, [[N0:%[a-zA-Z0-9_]+]], %c256
+// CHECK-NEXT: [[W1:%[a-zA-Z0-9_]+]] = arith.select [[ISK]], [[KWK]], [[KWQ]] : memref<?x256xbf16>
+// CHECK-NEXT: [[B1:%[a-zA-Z0-9_]+]] = arith.select [[ISK]], [[KBK]], [[KBQ]] : memref<?xbf16>
+// CHECK: [[ISV:%[a-zA-Z0-9_]+]] = arith.cmpi uge, [[N0]], %c384
+// CHECK-NEXT: [[W2:%[a-zA-Z0-9_]+]] = arith.select [[ISV]], [[KWV]], [[W1]] : memref<?x256xbf16>
+// CHECK-NEXT: [[B2:%[a-zA-Z0-9_]+]] = arith.select [[ISV]], [[KBV]], [[B1]] : memref<?xbf16>
 // CHECK: scf.for
 // CHECK: [[XT:%[a-zA-Z0-9_]+]] = scf.if %{{.+}} -> (vector<8xbf16>) {
 // CHECK-NEXT: vector.load [[KX]]
 // CHECK: vector.store [[XT]], [[SA]]
 // CHECK: [[WT:%[a-zA-Z0-9_]+]] = scf.if %{{.+}} -> (vector<8xbf16>) {
-// CHECK-NEXT: vector.load [[KW]]
+// CHECK-NEXT: vector.load [[W2]]
 // CHECK: [[WF:%[a-zA-Z0-9_]+]] = arith.extf [[WT]] : vector<8xbf16> to vector<8xf32>
 // CHECK-NEXT: [[WMAX:%[a-zA-Z0-9_]+]] = arith.maximumf [[WF]], [[LO]] : vector<8xf32>
 // CHECK-NEXT: [[WCLIP:%[a-zA-Z0-9_]+]] = arith.minimumf [[WMAX]], [[HI]] : vector<8xf32>
@@ -197,25 +215,14 @@ func.func @qkv_stacked(%x: tensor<?x256xbf16>, %w: tensor<512x256xbf16>)
 // CHECK: nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>
 // CHECK: scf.yield
 // CHECK: scf.if
-// CHECK-NEXT: [[BV:%[a-zA-Z0-9_]+]] = memref.load [[KB]][[[COL:%[a-zA-Z0-9_]+]]] : memref<256xbf16>
+// CHECK: [[BV:%[a-zA-Z0-9_]+]] = memref.load [[B2]][%{{[a-zA-Z0-9_]+}}] : memref<?xbf16>
 // CHECK-NEXT: [[BF:%[a-zA-Z0-9_]+]] = arith.extf [[BV]] : bf16 to f32
 // CHECK-NEXT: [[S:%[a-zA-Z0-9_]+]] = arith.addf %{{.+}}#0, [[BF]] : f32
 // CHECK-NEXT: [[T:%[a-zA-Z0-9_]+]] = arith.truncf [[S]] : f32 to bf16
-// CHECK-NEXT: memref.store [[T]], [[KQ]][%{{.+}}, [[COL]]] : memref<?x256xbf16>
-// CHECK-LABEL: gpu.func @matmul_0(
-// CHECK-SAME: memref<128x256xbf16>, [[KB:%[a-zA-Z0-9_]+]]: memref<128xbf16>, [[KK:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>)
-// CHECK-DAG: [[HI:%[a-zA-Z0-9_]+]] = arith.constant dense<8.500000e+00> : vector<8xf32>
-// CHECK-DAG: [[LO:%[a-zA-Z0-9_]+]] = arith.constant dense<-8.500000e+00> : vector<8xf32>
-// CHECK: arith.maximumf %{{.+}}, [[LO]] : vector<8xf32>
-// CHECK-NEXT: arith.minimumf %{{.+}}, [[HI]] : vector<8xf32>
-// CHECK: memref.load [[KB]][%{{.+}}] : memref<128xbf16>
-// CHECK: memref.store %{{.+}}, [[KK]][%{{.+}}, %{{.+}}] : memref<?x128xbf16>
-// CHECK-LABEL: gpu.func @matmul_1(
-// CHECK-SAME: memref<128x256xbf16>, [[KB:%[a-zA-Z0-9_]+]]: memref<128xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>)
-// CHECK: arith.maximumf
-// CHECK-NEXT: arith.minimumf
-// CHECK: memref.load [[KB]][%{{.+}}] : memref<128xbf16>
-// CHECK: memref.store %{{.+}}, [[KV]][%{{.+}}, %{{.+}}] : memref<?x128xbf16>
+// CHECK-DAG: memref.store [[T]], [[KQ]][%{{.+}}, %{{.+}}] : memref<?x256xbf16>
+// CHECK-DAG: memref.store [[T]], [[KK]][%{{.+}}, %{{.+}}] : memref<?x128xbf16>
+// CHECK-DAG: memref.store [[T]], [[KV]][%{{.+}}, %{{.+}}] : memref<?x128xbf16>
+// CHECK-NOT: gpu.func @matmul_0(
 func.func @qkv_separate(%x: tensor<?x256xbf16>, %wq: tensor<256x256xbf16>, %wk: tensor<128x256xbf16>, %wv: tensor<128x256xbf16>,
                         %bq: tensor<256xbf16>, %bk: tensor<128xbf16>, %bv: tensor<128xbf16>)
     -> (tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>) {
@@ -225,6 +232,72 @@ func.func @qkv_separate(%x: tensor<?x256xbf16>, %wq: tensor<256x256xbf16>, %wk: 
       -> tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>
   return %q, %k, %v : tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>
 }
+
+// -----
+
+// Wq has 96 rows (not a multiple of the 64-column tile): a block would span
+// two weights, so each weight gets its own launch, in q, k, v order.
+// CHECK-LABEL: func.func @qkv_separate_unaligned(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>, [[WQ:%[a-zA-Z0-9_]+]]: memref<96x64xbf16>, [[WK:%[a-zA-Z0-9_]+]]: memref<32x64xbf16>, [[WV:%[a-zA-Z0-9_]+]]: memref<32x64xbf16>,
+// CHECK-NOT: memref.cast
+// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x64xbf16>, [[WQ]] : memref<96x64xbf16>, %{{[a-zA-Z0-9_]+}} : memref<?x96xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@matmul_0 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x64xbf16>, [[WK]] : memref<32x64xbf16>, %{{[a-zA-Z0-9_]+}} : memref<?x32xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@matmul_1 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x64xbf16>, [[WV]] : memref<32x64xbf16>, %{{[a-zA-Z0-9_]+}} : memref<?x32xbf16>)
+// CHECK-NOT: gpu.launch_func
+// CHECK: return
+func.func @qkv_separate_unaligned(%x: tensor<?x64xbf16>, %wq: tensor<96x64xbf16>, %wk: tensor<32x64xbf16>, %wv: tensor<32x64xbf16>)
+    -> (tensor<?x3x32xbf16>, tensor<?x1x32xbf16>, tensor<?x1x32xbf16>) {
+  %q, %k, %v = attn.qkv_projection %x weights(%wq, %wk, %wv)
+      : tensor<?x64xbf16>, (tensor<96x64xbf16>, tensor<32x64xbf16>, tensor<32x64xbf16>)
+      -> tensor<?x3x32xbf16>, tensor<?x1x32xbf16>, tensor<?x1x32xbf16>
+  return %q, %k, %v : tensor<?x3x32xbf16>, tensor<?x1x32xbf16>, tensor<?x1x32xbf16>
+}
+
+//===----------------------------------------------------------------------===//
+// attn.rope_store
+//===----------------------------------------------------------------------===//
+
+// One launch, a warp per (row, head) of q and k: grid ceil(T * (4 + 2) / 8)
+// blocks of 256 threads. The q result goes to its out-parameter, k and v into
+// the caller's blocks (returned in place, no copy), the norm weights and the
+// constant table (a module global) are read by the kernel.
+// CHECK-LABEL: func.func @rope_store(
+// CHECK-SAME: [[Q:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[K:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[V:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[BLK:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>,
+// CHECK-SAME: [[OFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>, [[GQ:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[GK:%[a-zA-Z0-9_]+]]: memref<64xbf16>,
+// CHECK-SAME: [[QR:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>) attributes {llvm.emit_c_interface} {
+// CHECK: [[T:%[a-zA-Z0-9_]+]] = memref.dim [[Q]], %c0
+// CHECK: [[N:%[a-zA-Z0-9_]+]] = arith.muli [[T]], %c6
+// CHECK: gpu.launch_func @attn_kernels::@rope_store blocks in (%{{[a-zA-Z0-9_]+}}, %c1, %c1) threads in (%c256, %c1, %c1) args([[Q]] : memref<?x4x64xbf16>, [[K]] : memref<?x2x64xbf16>, [[V]] : memref<?x2x64xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x2x16x2x64xbf16>, [[QR]] : memref<?x4x64xbf16>, [[GQ]] : memref<64xbf16>, [[GK]] : memref<64xbf16>, [[N]] : index)
+// CHECK-NOT: gpu.
+// CHECK: return
+// CHECK-LABEL: gpu.func @rope_store(
+// CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KK:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, {{.*}}, [[KB:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>, [[KQR:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KGQ:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[KGK:%[a-zA-Z0-9_]+]]: memref<64xbf16>, %{{.*}}: index)
+// CHECK-SAME: known_block_size = array<i32: 256, 1, 1>
+// The norm: sum of squares over the head, butterfly-reduced across the warp.
+// CHECK: math.fma
+// CHECK-COUNT-5: gpu.shuffle  xor
+// CHECK: math.rsqrt
+// The pairs: cos / sin from the constant table, gamma of q or k, rotation.
+// CHECK: memref.get_global @attn_rope_table
+// CHECK: memref.load [[KGQ]]
+// CHECK: memref.load [[KGK]]
+// q heads to the q result, k heads into the cache slot (axis 1 = 0), the v
+// head beside them (axis 1 = 1).
+// CHECK: memref.store %{{.+}}, [[KQR]][
+// CHECK: memref.store %{{.+}}, [[KB]][%{{[a-zA-Z0-9_]+}}, %c0, %c1,
+// CHECK: [[VA:%[a-zA-Z0-9_]+]] = memref.load [[KV]][
+// CHECK-NEXT: memref.store [[VA]], [[KB]][%{{[a-zA-Z0-9_]+}}, %c1, %c1,
+func.func @rope_store(%q: tensor<?x4x64xbf16>, %k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blocks: tensor<?x2x2x16x2x64xbf16>,
+                      %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>, %gq: tensor<64xbf16>, %gk: tensor<64xbf16>)
+    -> (tensor<?x4x64xbf16>, tensor<?x2x2x16x2x64xbf16>) {
+  %f = arith.constant dense<0.5> : tensor<64x64xf32>
+  %qr, %new = attn.rope_store %q, %k, %v into %blocks layer 1 freqs(%f) positions(%off, %len) pages(%lut)
+      qk_norm(%gq, %gk) eps 1.0e-06
+      : tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<64x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xbf16>, tensor<64xbf16>, tensor<64xbf16>
+  return %qr, %new : tensor<?x4x64xbf16>, tensor<?x2x2x16x2x64xbf16>
+}
+
+// -----
 
 //===----------------------------------------------------------------------===//
 // attn.rope
@@ -645,9 +718,10 @@ func.func @returned_view(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> (tenso
 // LAYER: [[Q:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x32x128xbf16>
 // LAYER: [[K:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x8x128xbf16>
 // LAYER: [[V:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x8x128xbf16>
-// LAYER: gpu.launch_func @attn_kernels::@matmul blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x4096xbf16>, [[WQ]] : memref<4096x4096xbf16>, %{{[a-zA-Z0-9_]+}} : memref<?x4096xbf16>)
-// LAYER: gpu.launch_func @attn_kernels::@matmul_0 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x4096xbf16>, [[WK]] : memref<1024x4096xbf16>, %{{[a-zA-Z0-9_]+}} : memref<?x1024xbf16>)
-// LAYER: gpu.launch_func @attn_kernels::@matmul_1 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x4096xbf16>, [[WV]] : memref<1024x4096xbf16>, %{{[a-zA-Z0-9_]+}} : memref<?x1024xbf16>)
+// LAYER: [[WQC:%[a-zA-Z0-9_]+]] = memref.cast [[WQ]] : memref<4096x4096xbf16> to memref<?x4096xbf16>
+// LAYER: [[WKC:%[a-zA-Z0-9_]+]] = memref.cast [[WK]] : memref<1024x4096xbf16> to memref<?x4096xbf16>
+// LAYER: [[WVC:%[a-zA-Z0-9_]+]] = memref.cast [[WV]] : memref<1024x4096xbf16> to memref<?x4096xbf16>
+// LAYER: gpu.launch_func @attn_kernels::@matmul blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x4096xbf16>, [[WQC]] : memref<?x4096xbf16>, [[WKC]] : memref<?x4096xbf16>, [[WVC]] : memref<?x4096xbf16>, %{{[a-zA-Z0-9_]+}} : memref<?x4096xbf16>, %{{[a-zA-Z0-9_]+}} : memref<?x1024xbf16>, %{{[a-zA-Z0-9_]+}} : memref<?x1024xbf16>)
 // LAYER: [[QN:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x32x128xbf16>
 // LAYER: memref.collapse_shape [[Q]] {{\[}}[0, 1], [2]]
 // LAYER: gpu.launch_func @attn_kernels::@rms_norm blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args(%{{[a-zA-Z0-9_]+}} : memref<?x128xbf16>, [[GQ]] : memref<128xbf16>,
@@ -668,7 +742,7 @@ func.func @returned_view(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> (tenso
 // LAYER-NEXT: gpu.dealloc [[LP]]
 // LAYER-NEXT: [[ATTF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[ATT]] {{\[}}[0], [1, 2]] : memref<?x32x128xbf16> into memref<?x4096xbf16>
 // LAYER-NOT: gpu.alloc
-// LAYER: gpu.launch_func @attn_kernels::@matmul_2 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[ATTF]] : memref<?x4096xbf16>, [[WO]] : memref<4096x4096xbf16>, [[OUT]] : memref<?x4096xbf16>)
+// LAYER: gpu.launch_func @attn_kernels::@matmul_0 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[ATTF]] : memref<?x4096xbf16>, [[WO]] : memref<4096x4096xbf16>, [[OUT]] : memref<?x4096xbf16>)
 // LAYER-DAG: gpu.dealloc [[Q]] : memref<?x32x128xbf16>
 // LAYER-DAG: gpu.dealloc [[K]] : memref<?x8x128xbf16>
 // LAYER-DAG: gpu.dealloc [[V]] : memref<?x8x128xbf16>
@@ -687,4 +761,24 @@ func.func @returned_view(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> (tenso
 // LAYER: gpu.func @matmul(
 // LAYER: gpu.func @paged_flash_attention(
 // LAYER-SAME: workgroup(
-// LAYER: gpu.func @matmul_2(
+// LAYER: gpu.func @matmul_0(
+
+// FUSED-LABEL: func.func @qwen3_8b_layer(
+// FUSED-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[OFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[BLK:%[a-zA-Z0-9_]+]]: memref<?x2x36x128x8x128xbf16>, [[LEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>,
+// FUSED-SAME: [[WQ:%[a-zA-Z0-9_]+]]: memref<4096x4096xbf16>, [[WK:%[a-zA-Z0-9_]+]]: memref<1024x4096xbf16>, [[WV:%[a-zA-Z0-9_]+]]: memref<1024x4096xbf16>,
+// FUSED-SAME: [[GQ:%[a-zA-Z0-9_]+]]: memref<128xbf16>, [[GK:%[a-zA-Z0-9_]+]]: memref<128xbf16>, [[WO:%[a-zA-Z0-9_]+]]: memref<4096x4096xbf16>,
+// FUSED: [[Q:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x32x128xbf16>
+// FUSED: [[K:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x8x128xbf16>
+// FUSED: [[V:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x8x128xbf16>
+// FUSED: gpu.launch_func @attn_kernels::@matmul blocks in
+// FUSED-NOT: gpu.launch_func
+// FUSED-NOT: gpu.alloc{{.*}}x8x128xbf16>
+// FUSED: [[QR:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x32x128xbf16>
+// FUSED-NOT: gpu.alloc{{.*}}x8x128xbf16>
+// FUSED: gpu.launch_func @attn_kernels::@rope_store blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[Q]] : memref<?x32x128xbf16>, [[K]] : memref<?x8x128xbf16>, [[V]] : memref<?x8x128xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[QR]] : memref<?x32x128xbf16>, [[GQ]] : memref<128xbf16>, [[GK]] : memref<128xbf16>,
+// FUSED-NOT: gpu.alloc{{.*}}x8x128xbf16>
+// FUSED: gpu.launch_func @attn_kernels::@paged_flash_attention blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>,
+// FUSED: gpu.launch_func @attn_kernels::@attention_combine
+// FUSED: gpu.launch_func @attn_kernels::@matmul_0 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args(%{{[a-zA-Z0-9_]+}} : memref<?x4096xbf16>, [[WO]] : memref<4096x4096xbf16>,
+// FUSED-NOT: gpu.launch_func
+// FUSED: return

@@ -17,10 +17,7 @@
 // FATBIN-SAME: \7FELF
 // FATBIN-DAG: .text.matmul\00
 // FATBIN-DAG: .text.matmul_0\00
-// FATBIN-DAG: .text.matmul_1\00
-// FATBIN-DAG: .text.matmul_2\00
-// FATBIN-DAG: .text.rope\00
-// FATBIN-DAG: .text.kv_cache_store\00
+// FATBIN-DAG: .text.rope_store\00
 // FATBIN-DAG: .text.paged_flash_attention\00
 // FATBIN-DAG: .nv.shared.paged_flash_attention\00
 // FATBIN-DAG: .text.attention_combine\00
@@ -29,7 +26,7 @@
 // FATBIN: llvm.func @mgpuStreamCreate
 
 // LIBDEVICE-NOT: .extern .func
-// LIBDEVICE-LABEL: .visible .entry rope(
+// LIBDEVICE-LABEL: .visible .entry rope_store(
 // LIBDEVICE: __cudart_sin_cos_coeffs
 // LIBDEVICE-LABEL: .visible .entry paged_flash_attention(
 // LIBDEVICE: ex2.approx.f32

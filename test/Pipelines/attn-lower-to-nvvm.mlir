@@ -9,27 +9,28 @@
 // RUN: sed -e 's/\\0A/\n/g' -e 's/\\09/ /g' %t.mlir | FileCheck %s --check-prefix=PTX
 // The chip and PTX features options reach the target.
 // RUN: attn-opt %s --attn-lower-to-nvvm="format=isa chip=sm_80 features=+ptx70" | sed -e 's/\\0A/\n/g' | FileCheck %s --check-prefix=SM80
+// fuse=false: RoPE of q and k and the store as separate kernels.
+// RUN: attn-opt %s --attn-lower-to-nvvm="format=isa fuse=false" | FileCheck %s --check-prefix=UNFUSED
 
 !cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = bf16>>
 
-// Host code: one stream per call; the projections, RoPE, the in-place cache
-// store, attention, the combine and the output projection launched in
-// order on it; intermediates (and the split partials) allocated and freed on
-// the stream; the stream synchronised and destroyed before returning.
+// Host code: one stream per call; the q/k/v projection (one GEMM over the
+// three weights), the fused RoPE + in-place cache store, attention, the
+// combine and the output projection launched in order on it; intermediates
+// (and the split partials) allocated and freed on the stream; the stream
+// synchronised and destroyed before returning.
 // HOST-LABEL: llvm.func @small_layer(
 // HOST: [[STREAM:%[0-9]+]] = llvm.call @mgpuStreamCreate() : () -> !llvm.ptr
 // HOST: llvm.call @mgpuMemAlloc(%{{[0-9]+}}, [[STREAM]], %{{[0-9]+}}) : (i64, !llvm.ptr, i8) -> !llvm.ptr
 // HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@matmul blocks in
-// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@matmul_0 blocks in
-// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@matmul_1 blocks in
-// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@rope blocks in
-// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@rope_0 blocks in
-// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@kv_cache_store blocks in
+// HOST-NOT: gpu.launch_func
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@rope_store blocks in
+// HOST-NOT: gpu.launch_func
 // HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@paged_flash_attention blocks in
 // HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@attention_combine blocks in
 // HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM]]) : (!llvm.ptr, !llvm.ptr) -> ()
 // HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM]]) : (!llvm.ptr, !llvm.ptr) -> ()
-// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@matmul_2 blocks in
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@matmul_0 blocks in
 // HOST-NOT: gpu.launch_func
 // HOST: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM]])
 // HOST-NOT: gpu.launch_func
@@ -50,6 +51,16 @@
 // HOST-DAG: llvm.func @mgpuMemFree(!llvm.ptr, !llvm.ptr)
 // HOST-DAG: llvm.func @mgpuStreamSynchronize(!llvm.ptr)
 // HOST-DAG: llvm.func @mgpuStreamDestroy(!llvm.ptr)
+
+// UNFUSED-LABEL: llvm.func @small_layer(
+// UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@matmul blocks in
+// UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@rope blocks in
+// UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@rope_0 blocks in
+// UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@kv_cache_store blocks in
+// UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@paged_flash_attention blocks in
+// UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@attention_combine blocks in
+// UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@matmul_0 blocks in
+// UNFUSED-NOT: gpu.launch_func
 
 // Nothing but the LLVM dialect, the binary and the launches is left.
 // ONLY-LLVM-NOT: attn.
@@ -73,12 +84,9 @@
 // PTX: ldmatrix.sync.aligned.m8n8.x4.shared.b16
 // PTX-NOT: .entry
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
-// PTX-LABEL: .visible .entry matmul_0(
-// PTX-LABEL: .visible .entry matmul_1(
-// PTX-LABEL: .visible .entry rope(
+// The fused RoPE + store: a warp per (row, head), nothing else in between.
+// PTX-LABEL: .visible .entry rope_store(
 // PTX: .maxntid 256, 1, 1
-// PTX-LABEL: .visible .entry rope_0(
-// PTX-LABEL: .visible .entry kv_cache_store(
 // PTX-LABEL: .visible .entry paged_flash_attention(
 // PTX: .maxntid 128, 1, 1
 // PTX-DAG: ldmatrix.sync.aligned.m8n8.x4.shared.b16
@@ -87,7 +95,7 @@
 // PTX-DAG: shfl.sync.bfly.b32
 // PTX-LABEL: .visible .entry attention_combine(
 // PTX: .maxntid 256, 1, 1
-// PTX-LABEL: .visible .entry matmul_2(
+// PTX-LABEL: .visible .entry matmul_0(
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 
 // SM80: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx70">

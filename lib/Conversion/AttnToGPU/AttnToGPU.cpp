@@ -53,6 +53,9 @@ std::optional<unsigned> inPlaceArgument(Value v) {
     Operation *def = v.getDefiningOp();
     if (auto store = dyn_cast<KVCacheStoreOp>(def)) {
       v = store.getBlocks();
+    } else if (auto fused = dyn_cast<RopeStoreOp>(def);
+               fused && v == fused.getResult()) {
+      v = fused.getBlocks();
     } else if (auto castOp = dyn_cast<tensor::CastOp>(def)) {
       v = castOp.getSource();
     } else if (auto parts = dyn_cast<PagedCachePartsOp>(def)) {
@@ -82,7 +85,8 @@ private:
   Value lookup(Value v) { return mapping.lookup(v); }
   /// `buffer` viewed as [prod(all dims but the last `keep`), ...].
   Value flattenLeading(IB &b, Value buffer, int64_t keep);
-  LogicalResult checkCacheStore(KVCacheStoreOp op);
+  LogicalResult checkCacheStore(Operation *op, Value blocks);
+  RopeFreqs ropeFreqs(Location loc, Value table);
 
   func::FuncOp func;
   KernelEmitter &emitter;
@@ -185,10 +189,24 @@ Value FunctionLowering::flattenLeading(IB &b, Value buffer, int64_t keep) {
   return memref::CollapseShapeOp::create(b, buffer, groups);
 }
 
-LogicalResult FunctionLowering::checkCacheStore(KVCacheStoreOp op) {
-  for (Operation *user : op.getBlocks().getUsers())
-    if (user != op.getOperation() && op->isBeforeInBlock(user))
-      return op.emitOpError(
+RopeFreqs FunctionLowering::ropeFreqs(Location loc, Value table) {
+  RopeFreqs freqs;
+  if (auto f = table.getDefiningOp<RopeFreqsOp>()) {
+    freqs.rope = f.getRope();
+  } else if (auto c = table.getDefiningOp<arith::ConstantOp>()) {
+    auto dense = cast<DenseElementsAttr>(c.getValue());
+    freqs.constantTable = emitter.addConstant(loc, "attn_rope_table", dense);
+    freqs.tableRows = dense.getType().getDimSize(0);
+  } else {
+    freqs.table = lookup(table);
+  }
+  return freqs;
+}
+
+LogicalResult FunctionLowering::checkCacheStore(Operation *op, Value blocks) {
+  for (Operation *user : blocks.getUsers())
+    if (user != op && op->isBeforeInBlock(user))
+      return op->emitOpError(
           "overwrites the cache blocks in place on the GPU, but they are read "
           "again afterwards; use the store's result instead");
   return success();
@@ -209,14 +227,22 @@ LogicalResult FunctionLowering::lowerOp(Operation *op, IB &b) {
   return llvm::TypeSwitch<Operation *, LogicalResult>(op)
       .Case([&](arith::ConstantOp c) -> LogicalResult {
         // Tensor constants are folded rope tables; their readers embed them.
-        for (Operation *user : c->getUsers())
+        for (Operation *user : c->getUsers()) {
+          if (auto fused = dyn_cast<RopeStoreOp>(user);
+              fused && fused.getFreqs() == c.getResult())
+            continue;
           if (!isa<RopeOp>(user) || cast<RopeOp>(user).getFreqs() != c.getResult())
             return c.emitOpError("tensor constants are only supported as RoPE "
                                  "tables on the GPU");
+        }
         return success();
       })
       .Case([&](RopeFreqsOp f) -> LogicalResult {
-        if (llvm::all_of(f->getUsers(), llvm::IsaPred<RopeOp>))
+        if (llvm::all_of(f->getUsers(), [&](Operation *user) {
+              if (auto fused = dyn_cast<RopeStoreOp>(user))
+                return fused.getFreqs() == f.getResult();
+              return isa<RopeOp>(user);
+            }))
           return success(); // each rope recomputes its angles
         Value out = destination(b, f.getResult(), Value());
         emitRopeTable(emitter, b, f.getRope(), out);
@@ -274,24 +300,32 @@ LogicalResult FunctionLowering::lowerOp(Operation *op, IB &b) {
       .Case([&](RopeOp r) {
         Value in = lookup(r.getInput());
         Value out = destination(b, r.getResult(), in);
-        RopeFreqs freqs;
-        Value table = r.getFreqs();
-        if (auto f = table.getDefiningOp<RopeFreqsOp>()) {
-          freqs.rope = f.getRope();
-        } else if (auto c = table.getDefiningOp<arith::ConstantOp>()) {
-          auto dense = cast<DenseElementsAttr>(c.getValue());
-          freqs.constantTable = emitter.addConstant(r.getLoc(), "attn_rope_table", dense);
-          freqs.tableRows = dense.getType().getDimSize(0);
-        } else {
-          freqs.table = lookup(table);
-        }
+        RopeFreqs freqs = ropeFreqs(r.getLoc(), r.getFreqs());
         emitRope(emitter, b, in, freqs, lookup(r.getRowOffsets()),
                  lookup(r.getCacheLengths()), r.getInterleaved(), out);
         mapping.map(r.getResult(), out);
         return success();
       })
+      .Case([&](RopeStoreOp s) -> LogicalResult {
+        if (failed(checkCacheStore(s, s.getBlocks())))
+          return failure();
+        Value blocks = lookup(s.getBlocks());
+        Value q = lookup(s.getQ());
+        Value qOut = destination(b, s.getQResult(), q);
+        double eps = s.getEps() ? s.getEps()->convertToDouble() : 0.0;
+        emitRopeStore(emitter, b, q, lookup(s.getK()), lookup(s.getV()),
+                      ropeFreqs(s.getLoc(), s.getFreqs()),
+                      lookup(s.getRowOffsets()), lookup(s.getCacheLengths()),
+                      lookup(s.getLookupTable()), blocks, s.getLayer(),
+                      s.getInterleaved(),
+                      s.hasQKNorm() ? lookup(s.getGammaQ()) : Value(),
+                      s.hasQKNorm() ? lookup(s.getGammaK()) : Value(), eps, qOut);
+        mapping.map(s.getQResult(), qOut);
+        mapping.map(s.getResult(), blocks);
+        return success();
+      })
       .Case([&](KVCacheStoreOp s) -> LogicalResult {
-        if (failed(checkCacheStore(s)))
+        if (failed(checkCacheStore(s, s.getBlocks())))
           return failure();
         Value blocks = lookup(s.getBlocks());
         emitKVCacheStore(emitter, b, lookup(s.getKey()), lookup(s.getValue()),
@@ -327,6 +361,16 @@ LogicalResult FunctionLowering::lowerOp(Operation *op, IB &b) {
                      biases.empty() ? Value() : lookup(biases[0]), clip, segments);
           return success();
         }
+        SmallVector<Value> weights, biasBuffers;
+        for (Value w : p.getWeights())
+          weights.push_back(lookup(w));
+        for (Value bias : biases)
+          biasBuffers.push_back(lookup(bias));
+        if (matmulCanSplitWeights(weights)) {
+          // One launch: each 64-column block reads Wq, Wk or Wv.
+          emitMatmul(emitter, b, x, weights, biasBuffers, clip, segments);
+          return success();
+        }
         for (auto [i, segment] : llvm::enumerate(segments)) {
           OutputSegment alone = {segment.buffer, 0, segment.width};
           emitMatmul(emitter, b, x, lookup(p.getWeights()[i]),
@@ -340,8 +384,11 @@ LogicalResult FunctionLowering::lowerOp(Operation *op, IB &b) {
           return l.emitOpError("needs an input width that is a multiple of 8 on the GPU");
         Value out = destination(b, l.getResult(), x);
         int64_t n = l.getResult().getType().getDimSize(1);
+        std::optional<double> clip;
+        if (l.getClip())
+          clip = l.getClip()->convertToDouble();
         emitMatmul(emitter, b, x, lookup(l.getWeight()),
-                   l.getBias() ? lookup(l.getBias()) : Value(), std::nullopt,
+                   l.getBias() ? lookup(l.getBias()) : Value(), clip,
                    {OutputSegment{out, 0, n}});
         mapping.map(l.getResult(), out);
         return success();
@@ -386,7 +433,9 @@ LogicalResult FunctionLowering::lowerOp(Operation *op, IB &b) {
 LogicalResult checkSupported(Operation *op) {
   auto fail = [&](const Twine &why) { return op->emitOpError(why); };
   auto halfPrecision = [](Type t) { return t.isBF16() || t.isF16(); };
-  auto headDimOk = [](int64_t d) { return d % 16 == 0 && d <= 128; };
+  auto headDimOk = [](int64_t d) {
+    return !ShapedType::isDynamic(d) && d % 16 == 0 && d <= 128;
+  };
   if (auto a = dyn_cast<FlashAttentionOp>(op)) {
     auto t = a.getQuery().getType();
     if (!halfPrecision(t.getElementType()))

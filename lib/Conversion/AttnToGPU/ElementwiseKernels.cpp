@@ -89,7 +89,171 @@ std::pair<Value, Value> angleCosSin(IB &b, KernelEmitter &e, RopeAttr rope,
           scaled(math::SinOp::create(b, angle))};
 }
 
+/// cos / sin of pair `i` at position `pos`: from the rope attribute, the
+/// table argument `table` (the kernel's copy of `freqs.table`) or the
+/// constant table.
+std::pair<Value, Value> ropeCosSin(IB &b, KernelEmitter &e,
+                                   const RopeFreqs &freqs, int64_t headDim,
+                                   Value pos, Value i, Value table) {
+  if (freqs.rope)
+    return angleCosSin(b, e, freqs.rope, headDim, pos, i);
+  if (!table)
+    table = memref::GetGlobalOp::create(
+        b, MemRefType::get({freqs.tableRows, headDim}, b.getF32Type()),
+        freqs.constantTable);
+  // Positions past the table read its last row rather than out of bounds.
+  Value last = arith::SubIOp::create(b, dimOf(b, table, 0), cIdx(b, 1));
+  Value p = minIdx(b, pos, last);
+  Value col = arith::MulIOp::create(b, i, cIdx(b, 2));
+  Value cosV = memref::LoadOp::create(b, table, ValueRange{p, col});
+  Value sinV = memref::LoadOp::create(
+      b, table, ValueRange{p, arith::AddIOp::create(b, col, cIdx(b, 1))});
+  return {cosV, sinV};
+}
+
 } // namespace
+
+void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
+                                 Value v, const RopeFreqs &freqs,
+                                 Value rowOffsets, Value cacheLengths,
+                                 Value lookup, Value blocks, int64_t layer,
+                                 bool interleaved, Value gammaQ, Value gammaK,
+                                 double eps, Value qOut) {
+  constexpr int64_t warps = kThreads / 32;
+  auto qType = cast<MemRefType>(q.getType());
+  auto kType = cast<MemRefType>(k.getType());
+  int64_t heads = qType.getDimSize(1), kvHeads = kType.getDimSize(1);
+  int64_t headDim = qType.getDimSize(2), half = headDim / 2;
+  int64_t perRow = heads + kvHeads;
+  int64_t pageSize = cast<MemRefType>(blocks.getType()).getDimSize(3);
+  Type element = qType.getElementType();
+  bool norm = static_cast<bool>(gammaQ);
+  Value rows = dimOf(host, q, 0);
+  Value count = arith::MulIOp::create(host, rows, cIdx(host, perRow));
+  SmallVector<Value> operands = {q, k, v, rowOffsets, cacheLengths, lookup,
+                                 blocks, qOut};
+  if (norm) {
+    operands.push_back(gammaQ);
+    operands.push_back(gammaK);
+  }
+  if (freqs.table)
+    operands.push_back(freqs.table);
+  operands.push_back(count);
+  SmallVector<Type> types(ValueRange(operands).getTypes());
+  auto [kernel, b] = e.createKernel(host.getLoc(), "rope_store", types, {},
+                                    kThreads);
+  ValueRange a = kernel.getArguments();
+  Value kq = a[0], kk = a[1], kv = a[2], kOff = a[3], kLen = a[4],
+        kLookup = a[5], kBlocks = a[6], kQOut = a[7];
+  Value kGq = norm ? a[8] : Value(), kGk = norm ? a[9] : Value();
+  Value kTable = freqs.table ? a[norm ? 10 : 8] : Value();
+  Value kCount = a.back();
+  Value tid = threadIdx(b);
+  Value lane = arith::RemUIOp::create(b, tid, cIdx(b, 32));
+  Value item = arith::AddIOp::create(
+      b, arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::x), cIdx(b, warps)),
+      arith::DivUIOp::create(b, tid, cIdx(b, 32)));
+  // Whole warps leave together, so the shuffles below see all 32 lanes.
+  Value inRange = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, item, kCount);
+  ifThen(b, inRange, [&](IB &tb) {
+    Value row = arith::DivUIOp::create(tb, item, cIdx(tb, perRow));
+    Value h = arith::RemUIOp::create(tb, item, cIdx(tb, perRow));
+    Value isQ = arith::CmpIOp::create(tb, arith::CmpIPredicate::ult, h,
+                                      cIdx(tb, heads));
+    Value kvHead = arith::SubIOp::create(tb, h, cIdx(tb, heads));
+    Value seq = sequenceOfRow(tb, kOff, row);
+    Value pos = arith::AddIOp::create(
+        tb, loadIndex(tb, kLen, seq),
+        arith::SubIOp::create(tb, row, loadIndex(tb, kOff, seq)));
+    Value page = loadIndex(
+        tb, kLookup,
+        ValueRange{seq, arith::DivUIOp::create(tb, pos, cIdx(tb, pageSize))});
+    Value slot = arith::RemUIOp::create(tb, pos, cIdx(tb, pageSize));
+    // Element `c` of this head of q or k, as f32.
+    auto load = [&](IB &lb, Value c) {
+      auto ifOp = scf::IfOp::create(lb, TypeRange{element}, isQ, true);
+      {
+        IB qb(lb.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
+        scf::YieldOp::create(
+            qb, ValueRange{memref::LoadOp::create(qb, kq, ValueRange{row, h, c})});
+      }
+      IB kb(lb.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
+      scf::YieldOp::create(
+          kb, ValueRange{memref::LoadOp::create(kb, kk, ValueRange{row, kvHead, c})});
+      return toF32(lb, ifOp.getResult(0));
+    };
+    Value inv, ga, gb;
+    if (norm) {
+      auto sum = scf::ForOp::create(tb, lane, cIdx(tb, headDim), cIdx(tb, 32),
+                                    ValueRange{cF32(tb, 0.0)});
+      {
+        IB lb(tb.getLoc(), OpBuilder::atBlockBegin(sum.getBody()));
+        Value x = load(lb, sum.getInductionVar());
+        scf::YieldOp::create(
+            lb, ValueRange{math::FmaOp::create(lb, x, x, sum.getRegionIterArg(0))});
+      }
+      Value total = sum.getResult(0);
+      for (int64_t mask = 16; mask >= 1; mask /= 2)
+        total = arith::AddFOp::create(tb, total, shuffleXor(tb, total, mask));
+      inv = math::RsqrtOp::create(
+          tb, arith::AddFOp::create(
+                  tb, arith::MulFOp::create(tb, total, cF32(tb, 1.0 / headDim)),
+                  cF32(tb, eps)));
+    }
+    auto pairs = scf::ForOp::create(tb, lane, cIdx(tb, half), cIdx(tb, 32));
+    IB lb(tb.getLoc(), OpBuilder::atBlockBegin(pairs.getBody()));
+    Value i = pairs.getInductionVar();
+    auto [cosV, sinV] = ropeCosSin(lb, e, freqs, headDim, pos, i, kTable);
+    Value ca = interleaved ? arith::MulIOp::create(lb, i, cIdx(lb, 2)) : i;
+    Value cb = arith::AddIOp::create(lb, ca, cIdx(lb, interleaved ? 1 : half));
+    Value xa = load(lb, ca), xb = load(lb, cb);
+    if (norm) {
+      auto gammaAt = [&](Value c) {
+        auto ifOp = scf::IfOp::create(lb, TypeRange{lb.getF32Type()}, isQ, true);
+        {
+          IB qb(lb.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
+          scf::YieldOp::create(
+              qb, ValueRange{toF32(qb, memref::LoadOp::create(qb, kGq, c))});
+        }
+        IB kb(lb.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
+        scf::YieldOp::create(
+            kb, ValueRange{toF32(kb, memref::LoadOp::create(kb, kGk, c))});
+        return ifOp.getResult(0);
+      };
+      xa = arith::MulFOp::create(lb, arith::MulFOp::create(lb, xa, inv),
+                                 gammaAt(ca));
+      xb = arith::MulFOp::create(lb, arith::MulFOp::create(lb, xb, inv),
+                                 gammaAt(cb));
+    }
+    Value ya = arith::SubFOp::create(lb, arith::MulFOp::create(lb, xa, cosV),
+                                     arith::MulFOp::create(lb, xb, sinV));
+    Value yb = arith::AddFOp::create(lb, arith::MulFOp::create(lb, xa, sinV),
+                                     arith::MulFOp::create(lb, xb, cosV));
+    ya = fromF32(lb, ya, element);
+    yb = fromF32(lb, yb, element);
+    auto ifOp = scf::IfOp::create(lb, isQ, /*withElse=*/true);
+    {
+      IB qb(lb.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
+      memref::StoreOp::create(qb, ya, kQOut, ValueRange{row, h, ca});
+      memref::StoreOp::create(qb, yb, kQOut, ValueRange{row, h, cb});
+    }
+    IB kb(lb.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
+    auto at = [&](int64_t kvIdx, Value c) {
+      return SmallVector<Value>{page, cIdx(kb, kvIdx), cIdx(kb, layer), slot,
+                                kvHead, c};
+    };
+    memref::StoreOp::create(kb, ya, kBlocks, at(0, ca));
+    memref::StoreOp::create(kb, yb, kBlocks, at(0, cb));
+    memref::StoreOp::create(
+        kb, memref::LoadOp::create(kb, kv, ValueRange{row, kvHead, ca}), kBlocks,
+        at(1, ca));
+    memref::StoreOp::create(
+        kb, memref::LoadOp::create(kb, kv, ValueRange{row, kvHead, cb}), kBlocks,
+        at(1, cb));
+  });
+  e.launch(host, kernel, {ceilDiv(host, count, warps), cIdx(host, 1), cIdx(host, 1)},
+           kThreads, operands);
+}
 
 void gpu_lowering::emitRmsNorm(KernelEmitter &e, IB &host, Value in,
                                Value gamma, Value out, double eps) {
@@ -157,23 +321,8 @@ void gpu_lowering::emitRope(KernelEmitter &e, IB &host, Value in,
     Value head = arith::RemUIOp::create(b, rowHead, cIdx(b, heads));
     Value row = arith::DivUIOp::create(b, rowHead, cIdx(b, heads));
     Value pos = rowPosition(b, k[1], k[2], row);
-    Value cosV, sinV;
-    if (freqs.rope) {
-      std::tie(cosV, sinV) = angleCosSin(b, e, freqs.rope, headDim, pos, i);
-    } else {
-      Value table = freqs.table ? k[4] : Value();
-      if (!table)
-        table = memref::GetGlobalOp::create(
-            b, MemRefType::get({freqs.tableRows, headDim}, b.getF32Type()),
-            freqs.constantTable);
-      // Positions past the table read its last row rather than out of bounds.
-      Value last = arith::SubIOp::create(b, dimOf(b, table, 0), cIdx(b, 1));
-      Value p = minIdx(b, pos, last);
-      Value col = arith::MulIOp::create(b, i, cIdx(b, 2));
-      cosV = memref::LoadOp::create(b, table, ValueRange{p, col});
-      sinV = memref::LoadOp::create(
-          b, table, ValueRange{p, arith::AddIOp::create(b, col, cIdx(b, 1))});
-    }
+    auto [cosV, sinV] = ropeCosSin(b, e, freqs, headDim, pos, i,
+                                   freqs.table ? k[4] : Value());
     Value ca = interleaved ? arith::MulIOp::create(b, i, cIdx(b, 2)) : i;
     Value cb = arith::AddIOp::create(b, ca, cIdx(b, interleaved ? 1 : half));
     Value xa = toF32(b, memref::LoadOp::create(b, k[0], ValueRange{row, head, ca}));

@@ -126,6 +126,17 @@ void emitRope(KernelEmitter &e, IB &host, Value in, const RopeFreqs &freqs,
               Value rowOffsets, Value cacheLengths, bool interleaved,
               Value out);
 
+/// attn.rope_store: one warp per (row, head) of q and k (H + Hkv per row);
+/// lanes stride over the D/2 rotation pairs. With `gammaQ` / `gammaK`, the
+/// head is first RMS-normalised (sum of squares reduced across the warp).
+/// q heads go to `qOut`; k heads are rotated straight into their cache slot
+/// of `blocks` and the matching v head is copied beside them.
+void emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k, Value v,
+                   const RopeFreqs &freqs, Value rowOffsets,
+                   Value cacheLengths, Value lookup, Value blocks,
+                   int64_t layer, bool interleaved, Value gammaQ, Value gammaK,
+                   double eps, Value qOut);
+
 /// The `[N, D]` table of `attn.rope_freqs` into `out`.
 void emitRopeTable(KernelEmitter &e, IB &host, RopeAttr rope, Value out);
 
@@ -144,6 +155,18 @@ struct OutputSegment {
 /// `[-clip, clip]` when `clip` is set, on tensor cores.
 void emitMatmul(KernelEmitter &e, IB &host, Value x, Value weight, Value bias,
                 std::optional<double> clip, ArrayRef<OutputSegment> outputs);
+
+/// The same with W given as row blocks `weights[i] [N_i, K]` (and biases
+/// alike, or none): one launch, each 64-column block of the output reading
+/// the weight (and bias) that holds its rows. Every `N_i` but the last must
+/// be a multiple of 64 (see `matmulCanSplitWeights`).
+void emitMatmul(KernelEmitter &e, IB &host, Value x, ArrayRef<Value> weights,
+                ArrayRef<Value> biases, std::optional<double> clip,
+                ArrayRef<OutputSegment> outputs);
+
+/// Whether one launch can read these weights (all but the last row count
+/// a multiple of the 64-column output tile, the same K).
+bool matmulCanSplitWeights(ArrayRef<Value> weights);
 
 /// Everything a flash-attention kernel needs to know.
 struct AttentionSpec {

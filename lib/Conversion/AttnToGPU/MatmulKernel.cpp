@@ -43,30 +43,80 @@ static Value loadChunkOrZero(IB &b, Value src, ValueRange indices, Value valid,
   return ifOp.getResult(0);
 }
 
+bool gpu_lowering::matmulCanSplitWeights(ArrayRef<Value> weights) {
+  if (weights.empty())
+    return false;
+  int64_t k = cast<MemRefType>(weights[0].getType()).getDimSize(1);
+  for (auto [i, w] : llvm::enumerate(weights)) {
+    auto type = cast<MemRefType>(w.getType());
+    if (!type.hasStaticShape() || type.getDimSize(1) != k)
+      return false;
+    if (i + 1 < weights.size() && type.getDimSize(0) % kTileN != 0)
+      return false;
+  }
+  return true;
+}
+
 void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
                               Value weight, Value bias,
                               std::optional<double> clip,
                               ArrayRef<OutputSegment> outputs) {
+  SmallVector<Value> biases;
+  if (bias)
+    biases.push_back(bias);
+  emitMatmul(e, host, x, ArrayRef<Value>{weight}, biases, clip, outputs);
+}
+
+void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
+                              ArrayRef<Value> weightList,
+                              ArrayRef<Value> biasList,
+                              std::optional<double> clip,
+                              ArrayRef<OutputSegment> outputs) {
   MLIRContext *ctx = host.getContext();
   auto xType = cast<MemRefType>(x.getType());
-  auto wType = cast<MemRefType>(weight.getType());
   Type element = xType.getElementType();
-  int64_t n = wType.getDimSize(0), k = wType.getDimSize(1);
+  size_t numWeights = weightList.size();
+  bool hasBias = !biasList.empty();
+  // Rows of each weight and where they start in the output.
+  SmallVector<int64_t> segRows, segBegin;
+  int64_t n = 0;
+  for (Value w : weightList) {
+    segBegin.push_back(n);
+    segRows.push_back(cast<MemRefType>(w.getType()).getDimSize(0));
+    n += segRows.back();
+  }
+  int64_t k = cast<MemRefType>(weightList[0].getType()).getDimSize(1);
   auto smemType = MemRefType::get(
       {kTileM, kTileK + kPad}, element, AffineMap(),
       gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup));
 
-  SmallVector<Value> operands = {x, weight};
-  if (bias)
-    operands.push_back(bias);
+  // Several weights are passed with one (dynamic-row) type, so that the
+  // kernel can pick one by selecting between them.
+  SmallVector<Value> weights(weightList), biases(biasList);
+  if (numWeights > 1) {
+    auto wType = MemRefType::get({ShapedType::kDynamic, k}, element);
+    for (Value &w : weights)
+      w = memref::CastOp::create(host, wType, w);
+    for (Value &bv : biases)
+      bv = memref::CastOp::create(
+          host,
+          MemRefType::get({ShapedType::kDynamic},
+                          cast<MemRefType>(bv.getType()).getElementType()),
+          bv);
+  }
+  SmallVector<Value> operands = {x};
+  llvm::append_range(operands, weights);
+  llvm::append_range(operands, biases);
   for (const OutputSegment &out : outputs)
     operands.push_back(out.buffer);
   SmallVector<Type> types(ValueRange(operands).getTypes());
   auto [kernel, b] = e.createKernel(host.getLoc(), "matmul", types,
                                     {smemType, smemType}, kThreads);
   ValueRange args = kernel.getArguments().take_front(operands.size());
-  Value kx = args[0], kw = args[1], kBias = bias ? args[2] : Value();
-  ValueRange kOuts = args.drop_front(bias ? 3 : 2);
+  Value kx = args[0];
+  ValueRange kWeights = args.slice(1, numWeights);
+  ValueRange kBiases = args.slice(1 + numWeights, biases.size());
+  ValueRange kOuts = args.drop_front(1 + numWeights + biases.size());
   Value smemA = kernel.getWorkgroupAttributions()[0];
   Value smemB = kernel.getWorkgroupAttributions()[1];
 
@@ -78,6 +128,19 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
   Value rows = b.createOrFold<memref::DimOp>(kx, 0);
   Value m0 = arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::y), cIdx(b, kTileM));
   Value n0 = arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::x), cIdx(b, kTileN));
+  // The weight (and bias) holding this block's 64 output columns: segment
+  // boundaries are multiples of the tile, so one block reads one weight.
+  Value kw = kWeights[0], kBias = hasBias ? kBiases[0] : Value();
+  Value wBegin = cIdx(b, 0), wRows = cIdx(b, segRows[0]);
+  for (size_t s = 1; s < numWeights; ++s) {
+    Value here = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, n0,
+                                       cIdx(b, segBegin[s]));
+    kw = arith::SelectOp::create(b, here, kWeights[s], kw);
+    if (hasBias)
+      kBias = arith::SelectOp::create(b, here, kBiases[s], kBias);
+    wBegin = arith::SelectOp::create(b, here, cIdx(b, segBegin[s]), wBegin);
+    wRows = arith::SelectOp::create(b, here, cIdx(b, segRows[s]), wRows);
+  }
   Value wm = arith::MulIOp::create(
       b, arith::DivUIOp::create(b, warp, cIdx(b, 2)), cIdx(b, 32));
   Value wn = arith::MulIOp::create(
@@ -118,9 +181,10 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
       vector::StoreOp::create(lb, loadChunkOrZero(lb, kx, {gm, gk}, aOk, chunkType),
                               smemA, ValueRange{r, kc}, /*nontemporal=*/false,
                               llvm::MaybeAlign(16));
-      Value gn = arith::AddIOp::create(lb, n0, r);
+      // The row of this block's weight.
+      Value gn = arith::AddIOp::create(lb, arith::SubIOp::create(lb, n0, wBegin), r);
       Value bOk = arith::AndIOp::create(
-          lb, kOk, arith::CmpIOp::create(lb, arith::CmpIPredicate::ult, gn, cIdx(lb, n)));
+          lb, kOk, arith::CmpIOp::create(lb, arith::CmpIPredicate::ult, gn, wRows));
       Value w = loadChunkOrZero(lb, kw, {gn, gk}, bOk, chunkType);
       if (clip) {
         Value wf = arith::ExtFOp::create(lb, f32Chunk, w);
@@ -181,7 +245,10 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
         ifThen(b, inRange, [&](IB &tb) {
           Value v = acc;
           if (kBias)
-            v = arith::AddFOp::create(tb, v, toF32(tb, memref::LoadOp::create(tb, kBias, col)));
+            v = arith::AddFOp::create(
+                tb, v,
+                toF32(tb, memref::LoadOp::create(
+                              tb, kBias, ValueRange{arith::SubIOp::create(tb, col, wBegin)})));
           Value stored = fromF32(tb, v, element);
           for (size_t si = 0; si < outputs.size(); ++si) {
             const OutputSegment &segment = outputs[si];
