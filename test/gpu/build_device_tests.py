@@ -15,7 +15,10 @@ sequence, cache lengths crossing pages of 16 and 128; MHA and GQA; head dims 64 
 RoPE scaling, interleaved or not; qk-norm, bias, clip, stacked or separate weights; causal,
 none and sliding-window masks; custom scale; a decode step over a 3000-token cache), and each
 op alone (flash attention over explicit ragged K/V, paged flash attention with long decode
-caches for split-K, rope, rms_norm, kv_cache_store, qkv_projection, linear). Cases that can
+caches for split-K, rope, rms_norm, kv_cache_store, qkv_projection, linear). Layers run the
+default (fused) pipeline; ``*_nofuse`` cases are compiled with ``--no-fuse`` (modules
+``*_unfused``), ``primitive_*`` cases are the layer written as separate ops (the fusion passes'
+input, ``ir.primitive_layer_function``). Cases that can
 share a module do (one module per kind of function and dtype) to keep compile time and the
 carried size small.
 
@@ -131,10 +134,15 @@ class Case:
                 "seed": zlib.crc32(self.name.encode()), **self.params}
 
 
-def layer_cases(fn, cfg, scenarios):
-    module = f"layers_{cfg.dtype}"
+def layer_cases(fn, cfg, scenarios, fuse=True, form="composite"):
+    """Whole-layer cases. Modules named ``*_unfused`` are compiled with ``--no-fuse``;
+    ``form="primitive"`` writes the layer as separate projections / norm / rope / store ops
+    (``ir.primitive_layer_function``), the input of the fusion passes."""
+    module = f"layers_{cfg.dtype}" + ("" if fuse else "_unfused")
+    params = {} if form == "composite" else {"form": form}
     return [Case(f"{fn}-{s}", module, fn, "layer", cfg,
-                 dict(zip(("cached", "new"), SCENARIOS[cfg.page_size][s]), scenario=s))
+                 dict(zip(("cached", "new"), SCENARIOS[cfg.page_size][s]), scenario=s,
+                      **params))
             for s in scenarios]
 
 
@@ -188,6 +196,28 @@ def all_cases():
                             hidden=768), ("mixed",)),
         *layer_cases("layer_f16_gqa4_d128_p16_qknorm_long",
                      config("f16", (8, 2), 128, qk_norm=True, **long_len), ("decode-long",)),
+        # Fusion (the layers above run the default, fused pipeline: one q/k/v GEMM launch over
+        # the separate weights, attn.rope_store with the qk norm folded in): the same layers
+        # unfused (--no-fuse), and layers written as a framework exports them (separate
+        # linears, bias adds, weight clamps, norm / rope / store ops), which only the fusion
+        # passes turn into ops the GPU lowering takes.
+        *layer_cases("layer_bf16_gqa4_d128_p16_llama3_nofuse",
+                     config("bf16", (8, 2), 128, rope=rope("llama3", False, 128)),
+                     ("prefill", "decode", "mixed"), fuse=False),
+        *layer_cases("layer_bf16_gqa2_d64_p16_qknorm_yarn_inter_nofuse",
+                     config("bf16", (4, 2), 64, qk_norm=True, rms_norm_eps=1e-5,
+                            rope=rope("yarn", True, 64)), ("mixed",), fuse=False),
+        *layer_cases("layer_bf16_gqa2_d64_p16_qknorm_yarn_inter_fused",
+                     config("bf16", (4, 2), 64, qk_norm=True, rms_norm_eps=1e-5,
+                            rope=rope("yarn", True, 64)), ("prefill", "decode", "mixed")),
+        *layer_cases("primitive_bf16_gqa4_d128_p16_qknorm_bias_clip",
+                     config("bf16", (8, 2), 128, qk_norm=True, bias=True, clip=0.04),
+                     ("prefill", "decode", "mixed"), form="primitive"),
+        *layer_cases("primitive_f16_gqa2_d64_p128_inter",
+                     config("f16", (4, 2), 64, page=128, rope=rope(None, True, 64)),
+                     ("prefill", "decode", "mixed"), form="primitive"),
+        *layer_cases("primitive_bf16_mha_d64_p16_nofuse",
+                     config("bf16", (4, 4), 64), ("mixed",), fuse=False, form="primitive"),
         # Paged flash attention.
         *paged_cases("paged_bf16_gqa4_d128_p16_causal",
                      config("bf16", (8, 2), 128, **long_len), ("mixed", "decode-long")),
@@ -217,6 +247,10 @@ def all_cases():
                     ops_cfg(dtype, bias=True, clip=0.05), tokens=131),
             op_case(f"qkv_stacked_{dtype}", "qkv_projection", ops_cfg(dtype, stacked=True),
                     tokens=131),
+            # 96 q rows: not a multiple of the GEMM tile, so one launch per weight.
+            op_case(f"qkv_sep_unaligned_bias_{dtype}", "qkv_projection",
+                    config(dtype, (3, 1), 32, hidden=128, max_seq_len=256, bias=True),
+                    tokens=77),
             op_case(f"rms_norm_{dtype}", "rms_norm", ops_cfg(dtype, rms_norm_eps=1e-5),
                     heads=4 if dtype == "bf16" else 2, tokens=37),
             op_case(f"store_{dtype}", "kv_cache_store", ops_cfg(dtype),
@@ -240,6 +274,8 @@ def function_text(case):
     """The ``func.func`` of a case (functions are shared by name within a module)."""
     cfg, p, fn = case.cfg, case.params, case.function
     if case.kind == "layer":
+        if p.get("form") == "primitive":
+            return ir.primitive_layer_function(fn, cfg)
         return ir.layer_function(fn, cfg)
     if case.kind == "paged_attention":
         return ir.paged_flash_attention_function(fn, cfg)
@@ -274,11 +310,11 @@ def module_texts(cases):
 # Compiling
 
 
-def compile_cuda(mlir_path, so_path):
+def compile_cuda(mlir_path, so_path, flags=()):
     """Runs ``attn-compile --target=cuda``; returns (ok, seconds, stderr tail)."""
     start = time.monotonic()
-    proc = subprocess.run([rt.attn_compile_path(), "--target=cuda", mlir_path, "-o", so_path],
-                          capture_output=True, text=True)
+    proc = subprocess.run([rt.attn_compile_path(), "--target=cuda", *flags, mlir_path, "-o",
+                           so_path], capture_output=True, text=True)
     ok = proc.returncode == 0 and os.path.isfile(so_path)
     tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
     return ok, time.monotonic() - start, tail if not ok else ""
@@ -292,7 +328,8 @@ def build_modules(texts, outdir, jobs):
             f.write(texts[name])
         if os.path.exists(so):
             os.remove(so)  # never run a stale library
-        ok, seconds, error = compile_cuda(mlir, so)
+        flags = ("--no-fuse",) if name.endswith("_unfused") else ()
+        ok, seconds, error = compile_cuda(mlir, so, flags)
         print(f"  {name}: {'ok' if ok else 'FAILED'} ({seconds:.1f} s)", flush=True)
         if error:
             print("    " + error.replace("\n", "\n    "), flush=True)
