@@ -297,6 +297,12 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
       rowHi[h] = arith::SelectOp::create(b, valid, rHi, cIdx(b, 0));
       rowLo[h] = arith::SelectOp::create(b, valid, rLo, cIdx(b, 1));
     }
+    // Keys every row of the block sees: tiles inside skip the mask (padding
+    // rows then see keys too, harmlessly: their q is zero, never written).
+    Value blockHi = causal ? minIdx(b, sHi, add(b, posBase, add(b, r0, 1))) : sHi;
+    Value blockLo =
+        window ? maxIdx(b, sLo, add(b, posBase, add(b, add(b, r0, rowsHere), -*window)))
+               : sLo;
 
     // Per-lane ldmatrix coordinates: K as the column-major B of Q K^T, V
     // (transposed load) as the row-major B of P V.
@@ -401,17 +407,26 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
         }
         Value scaleLog2 = cF32(lb, spec.scale * M_LOG2E);
         Value negInf = negInfF32(lb);
-        Value colBase = add(lb, add(lb, kt, keyBase),
-                            arith::MulIOp::create(lb, quad, cIdx(lb, 2)));
-        for (int64_t ni = 0; ni < pTiles; ++ni) {
-          for (int64_t e = 0; e < 4; ++e) {
-            Value j = add(lb, colBase, ni * 8 + e % 2);
-            Value ok = both(lb, ge(lb, j, rowLo[e / 2]), lt(lb, j, rowHi[e / 2]));
-            Value &sv = sAcc[ni * 4 + e];
-            sv = arith::SelectOp::create(lb, ok, arith::MulFOp::create(lb, sv, scaleLog2),
-                                         negInf);
+        for (Value &sv : sAcc)
+          sv = arith::MulFOp::create(lb, sv, scaleLog2);
+        Value full = both(lb, ge(lb, kt, blockLo), ge(lb, blockHi, add(lb, kt, kKeys)));
+        Value partial = arith::XOrIOp::create(
+            lb, full, arith::ConstantIntOp::create(lb, 1, 1).getResult());
+        SmallVector<Value> masked = ifElse(lb, partial, sAcc, [&](IB &mb) {
+          SmallVector<Value> out(sAcc);
+          Value colBase = add(mb, add(mb, kt, keyBase),
+                              arith::MulIOp::create(mb, quad, cIdx(mb, 2)));
+          for (int64_t ni = 0; ni < pTiles; ++ni) {
+            for (int64_t e = 0; e < 4; ++e) {
+              Value j = add(mb, colBase, ni * 8 + e % 2);
+              Value ok = both(mb, ge(mb, j, rowLo[e / 2]), lt(mb, j, rowHi[e / 2]));
+              Value &sv = out[ni * 4 + e];
+              sv = arith::SelectOp::create(mb, ok, sv, negInf);
+            }
           }
-        }
+          return out;
+        });
+        sAcc.assign(masked.begin(), masked.end());
         // A row's 4 lanes share its max and sum through shuffles.
         SmallVector<Value> next(4);
         for (int64_t h = 0; h < 2; ++h) {
@@ -688,9 +703,11 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
   auto smemType = MemRefType::get(
       {kKeys, s.headDim + kPad}, s.element, AffineMap(),
       gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup));
-  auto [kernel, b] =
+  auto created =
       e.createKernel(host.getLoc(), spec.paged() ? "paged_flash_attention" : "flash_attention",
                      types, {smemType, smemType}, kThreads);
+  gpu::GPUFuncOp kernel = created.first;
+  IB &b = created.second;
   ValueRange args = kernel.getArguments().take_front(operands.size());
   Value smemK = kernel.getWorkgroupAttributions()[0];
   Value smemV = kernel.getWorkgroupAttributions()[1];
@@ -739,9 +756,15 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
   } else {
     buildAttentionBody(b, s, spec, args, smemK, smemV, /*keysAcrossWarps=*/false, wg);
   }
+  // Only the prefill schedule uses the dynamic tiles.
+  Value smemBytes;
+  if (dynamicSmem)
+    smemBytes = arith::SelectOp::create(
+        host, decodeMode, arith::ConstantIntOp::create(host, 0, 32).getResult(),
+        arith::ConstantIntOp::create(host, dynamicSmem, 32).getResult());
   e.launch(host, kernel,
            {gridX, cIdx(host, s.kvHeads), arith::MulIOp::create(host, batch, splits)},
-           kThreads, operands, dynamicSmem);
+           kThreads, operands, smemBytes);
   emitCombine(e, host, s, oPart, lsePart, spec.out, parts);
   gpu::DeallocOp::create(host, Type(), ValueRange{}, oPart);
   gpu::DeallocOp::create(host, Type(), ValueRange{}, lsePart);

@@ -47,7 +47,7 @@ public:
 
   /// gpu.launch_func of `kernel` on a (x, y, z) grid of `threads`-wide blocks.
   void launch(IB &host, gpu::GPUFuncOp kernel, std::array<Value, 3> grid,
-              int64_t threads, ValueRange args, int64_t dynamicSmemBytes = 0);
+              int64_t threads, ValueRange args, Value dynamicSmemBytes = {});
 
   /// A constant array in the kernel module (for kernels to read with
   /// memref.get_global); returns its symbol name.
