@@ -87,9 +87,11 @@ struct Shape {
 
 /// Splits of every sequence's keys for a launch: enough blocks to fill the
 /// GPU when there are few query tiles, one split otherwise.
+/// Prefill splits only to fill an idle GPU; decode, whose blocks stream
+/// long caches, aims at many waves of blocks so the last one is short.
 Value chooseSplits(IB &b, const KernelOptions &opts, const Shape &s,
                    int64_t queryRows, Value tokens, Value batch,
-                   Value keysUpperBound) {
+                   Value keysUpperBound, bool decode) {
   Value qTiles = ceilDiv(b, tokens, queryRows);
   // Blocks that do work: at most one partial tile per sequence beyond the
   // full ones.
@@ -97,10 +99,13 @@ Value chooseSplits(IB &b, const KernelOptions &opts, const Shape &s,
                              add(b, qTiles, batch)),
                    s.kvHeads);
   busy = maxIdx(b, busy, cIdx(b, 1));
-  Value wanted = arith::CeilDivUIOp::create(b, cIdx(b, 4 * opts.smCount), busy);
+  Value wanted = arith::CeilDivUIOp::create(
+      b, cIdx(b, (decode ? 16 : 4) * opts.smCount), busy);
   Value cap = minIdx(b, cIdx(b, opts.maxSplits),
                      maxIdx(b, ceilDiv(b, keysUpperBound, kMinSplitKeys), cIdx(b, 1)));
   Value splits = maxIdx(b, minIdx(b, wanted, cap), cIdx(b, 1));
+  if (decode)
+    return splits;
   Value full = ge(b, busy, cIdx(b, 2 * opts.smCount));
   return arith::SelectOp::create(b, full, cIdx(b, 1), splits);
 }
@@ -199,12 +204,35 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
   Value lane = rem(b, tid, 32), warp = div(b, tid, 32);
   Value group = div(b, lane, 4), quad = rem(b, lane, 4);
   Value kvHead = blockIdx(b, gpu::Dimension::y);
-  Value z = blockIdx(b, gpu::Dimension::z);
-  Value seq = arith::DivUIOp::create(b, z, splits);
-  Value split = arith::RemUIOp::create(b, z, splits);
+  Value split = blockIdx(b, gpu::Dimension::z);
+  // Block x is the x-th (sequence, query tile) pair of the batch, found by
+  // walking the row offsets (the grid has at most T / rows + B of them, not
+  // B x the longest sequence's tiles).
+  Value work = blockIdx(b, gpu::Dimension::x);
+  Value batch = sub(b, b.createOrFold<memref::DimOp>(qOffsets, 0), cIdx(b, 1));
+  auto walk = scf::ForOp::create(b, cIdx(b, 0), batch, cIdx(b, 1),
+                                 ValueRange{cIdx(b, 0), batch, cIdx(b, 0)});
+  {
+    IB wb(b.getLoc(), OpBuilder::atBlockBegin(walk.getBody()));
+    Value sIdx = walk.getInductionVar();
+    Value acc = walk.getRegionIterArg(0);
+    Value len = sub(wb, loadIndex(wb, qOffsets, add(wb, sIdx, 1)),
+                    loadIndex(wb, qOffsets, sIdx));
+    Value tiles = ceilDiv(wb, len, queryRows);
+    Value next = add(wb, acc, tiles);
+    Value here = both(wb, ge(wb, work, acc), lt(wb, work, next));
+    scf::YieldOp::create(
+        wb, ValueRange{next,
+                       arith::SelectOp::create(wb, here, sIdx, walk.getRegionIterArg(1)),
+                       arith::SelectOp::create(wb, here, sub(wb, work, acc),
+                                               walk.getRegionIterArg(2))});
+  }
+  Value found = lt(b, walk.getResult(1), batch);
+  Value seq = arith::SelectOp::create(b, found, walk.getResult(1), cIdx(b, 0));
   Value qStart = loadIndex(b, qOffsets, seq);
-  Value qLen = sub(b, loadIndex(b, qOffsets, add(b, seq, 1)), qStart);
-  Value r0 = mul(b, blockIdx(b, gpu::Dimension::x), queryRows);
+  Value qLen = arith::SelectOp::create(
+      b, found, sub(b, loadIndex(b, qOffsets, add(b, seq, 1)), qStart), cIdx(b, 0));
+  Value r0 = mul(b, walk.getResult(2), queryRows);
   Value warpRow = keysAcrossWarps ? cIdx(b, 0) : mul(b, warp, 16);
   Value keyBase = keysAcrossWarps ? mul(b, warp, 16) : cIdx(b, 0);
 
@@ -663,14 +691,17 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
   if (canSplitKeys)
     decodeMode = arith::CmpIOp::create(host, arith::CmpIPredicate::ule, tokens,
                                        mul(host, batch, 4));
-  Value splits = chooseSplits(host, e.options(), s, rowsRows, tokens, batch, keysUpper);
-  Value gridX = ceilDiv(host, tokens, rowsRows);
+  Value splits =
+      chooseSplits(host, e.options(), s, rowsRows, tokens, batch, keysUpper, false);
+  // (sequence, query tile) pairs: at most T / rows + B.
+  Value gridX = add(host, ceilDiv(host, tokens, rowsRows), batch);
   if (canSplitKeys) {
     splits = arith::SelectOp::create(
         host, decodeMode,
-        chooseSplits(host, e.options(), s, keysRows, tokens, batch, keysUpper), splits);
-    gridX = arith::SelectOp::create(host, decodeMode, ceilDiv(host, tokens, keysRows),
-                                    gridX);
+        chooseSplits(host, e.options(), s, keysRows, tokens, batch, keysUpper, true),
+        splits);
+    gridX = arith::SelectOp::create(
+        host, decodeMode, add(host, ceilDiv(host, tokens, keysRows), batch), gridX);
   }
   Value parts = arith::SelectOp::create(host, decodeMode, mul(host, splits, kThreads / 32),
                                         splits);
@@ -700,24 +731,15 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
                                               arith::ExtUIOp::create(host, host.getI32Type(),
                                                                      decodeMode))});
   SmallVector<Type> types(ValueRange(operands).getTypes());
-  auto smemType = MemRefType::get(
-      {kKeys, s.headDim + kPad}, s.element, AffineMap(),
-      gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup));
-  auto created =
-      e.createKernel(host.getLoc(), spec.paged() ? "paged_flash_attention" : "flash_attention",
-                     types, {smemType, smemType}, kThreads);
-  gpu::GPUFuncOp kernel = created.first;
-  IB &b = created.second;
-  ValueRange args = kernel.getArguments().take_front(operands.size());
-  Value smemK = kernel.getWorkgroupAttributions()[0];
-  Value smemV = kernel.getWorkgroupAttributions()[1];
+  auto wgSpace = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  auto smemType = MemRefType::get({kKeys, s.headDim + kPad}, s.element, AffineMap(),
+                                  wgSpace);
   // Prefill on Hopper: wgmma from swizzled tiles in dynamic shared memory.
   bool useWgmma = e.options().wgmma && (s.headDim == 64 || s.headDim == 128);
-  int64_t tileBytes = kRows * s.headDim * 2, dynamicSmem = 0;
-  WgmmaTiles tiles;
-  if (useWgmma) {
-    dynamicSmem = 3 * tileBytes + kRows * kKeys * 2 + 1024;
-    auto wgSpace = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  int64_t tileBytes = kRows * s.headDim * 2;
+  int64_t dynamicSmem = useWgmma ? 3 * tileBytes + kRows * kKeys * 2 + 1024 : 0;
+  auto makeTiles = [&](IB &b) {
+    WgmmaTiles tiles;
     Value raw = gpu::DynamicSharedMemoryOp::create(
         b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), AffineMap(), wgSpace));
     auto addressOf = [&](Value memref) {
@@ -741,30 +763,54 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
     tiles.kAddr = addressOf(tiles.k);
     tiles.vAddr = addressOf(tiles.v);
     tiles.pAddr = addressOf(tiles.p);
-  }
-  const WgmmaTiles *wg = useWgmma ? &tiles : nullptr;
-  if (canSplitKeys) {
-    Value isDecode = arith::CmpIOp::create(b, arith::CmpIPredicate::ne, args.back(),
-                                           cIdx(b, 0));
-    auto ifOp = scf::IfOp::create(b, TypeRange{}, isDecode, /*withElse=*/true);
-    IB tb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
-    tb.setInsertionPoint(ifOp.thenBlock()->getTerminator());
-    buildAttentionBody(tb, s, spec, args, smemK, smemV, /*keysAcrossWarps=*/true);
-    IB eb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
-    eb.setInsertionPoint(ifOp.elseBlock()->getTerminator());
-    buildAttentionBody(eb, s, spec, args, smemK, smemV, /*keysAcrossWarps=*/false, wg);
-  } else {
-    buildAttentionBody(b, s, spec, args, smemK, smemV, /*keysAcrossWarps=*/false, wg);
-  }
-  // Only the prefill schedule uses the dynamic tiles.
+    return tiles;
+  };
+  // One kernel per schedule, so each gets the registers and shared memory
+  // it needs (decode fits more blocks per SM); a kernel whose schedule the
+  // call did not pick runs one block that leaves at once.
+  std::string name = spec.paged() ? "paged_flash_attention" : "flash_attention";
+  auto buildKernel = [&](StringRef suffix, bool keysAcrossWarps, bool wgmmaTiles,
+                         int64_t mode) {
+    SmallVector<Type> smem;
+    if (!wgmmaTiles)
+      smem = {smemType, smemType};
+    auto created = e.createKernel(host.getLoc(), name + suffix.str(), types, smem,
+                                  kThreads);
+    gpu::GPUFuncOp kernel = created.first;
+    ValueRange args = kernel.getArguments().take_front(operands.size());
+    Value smemK = wgmmaTiles ? Value() : Value(kernel.getWorkgroupAttributions()[0]);
+    Value smemV = wgmmaTiles ? Value() : Value(kernel.getWorkgroupAttributions()[1]);
+    Value mine = arith::CmpIOp::create(created.second, arith::CmpIPredicate::eq,
+                                       args.back(), cIdx(created.second, mode));
+    ifThen(created.second, mine, [&](IB &kb) {
+      WgmmaTiles tiles;
+      if (wgmmaTiles)
+        tiles = makeTiles(kb);
+      buildAttentionBody(kb, s, spec, args, smemK, smemV, keysAcrossWarps,
+                         wgmmaTiles ? &tiles : nullptr);
+    });
+    return kernel;
+  };
+  Value one = cIdx(host, 1);
+  auto gridIf = [&](Value active) -> std::array<Value, 3> {
+    return {arith::SelectOp::create(host, active, gridX, one),
+            arith::SelectOp::create(host, active, cIdx(host, s.kvHeads), one),
+            arith::SelectOp::create(host, active, splits, one)};
+  };
   Value smemBytes;
   if (dynamicSmem)
-    smemBytes = arith::SelectOp::create(
-        host, decodeMode, arith::ConstantIntOp::create(host, 0, 32).getResult(),
-        arith::ConstantIntOp::create(host, dynamicSmem, 32).getResult());
-  e.launch(host, kernel,
-           {gridX, cIdx(host, s.kvHeads), arith::MulIOp::create(host, batch, splits)},
-           kThreads, operands, smemBytes);
+    smemBytes = arith::ConstantIntOp::create(host, dynamicSmem, 32);
+  gpu::GPUFuncOp prefill = buildKernel(canSplitKeys ? "_prefill" : "", false, useWgmma, 0);
+  Value isPrefill = arith::XOrIOp::create(
+      host, decodeMode, arith::ConstantIntOp::create(host, 1, 1).getResult());
+  e.launch(host, prefill, gridIf(isPrefill), kThreads, operands, smemBytes);
+  if (canSplitKeys) {
+    gpu::GPUFuncOp decode = buildKernel("_decode", true, false, 1);
+    // Decode streams the cache: more resident blocks keep more bytes in
+    // flight (at most 128 registers a thread).
+    decode->setAttr("nvvm.minctasm", host.getI32IntegerAttr(4));
+    e.launch(host, decode, gridIf(decodeMode), kThreads, operands);
+  }
   emitCombine(e, host, s, oPart, lsePart, spec.out, parts);
   gpu::DeallocOp::create(host, Type(), ValueRange{}, oPart);
   gpu::DeallocOp::create(host, Type(), ValueRange{}, lsePart);
