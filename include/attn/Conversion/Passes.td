@@ -120,6 +120,9 @@ def ConvertAttnToGPU : Pass<"convert-attn-to-gpu", "ModuleOp"> {
            "Multiprocessors of the target GPU (decides key splits)">,
     Option<"maxSplits", "max-splits", "int64_t", /*default=*/"64",
            "Most key splits of one attention launch">,
+    Option<"wgmma", "wgmma", "bool", /*default=*/"true",
+           "Prefill attention on Hopper's warpgroup MMA (sm_90a) for head "
+           "dims 64 and 128; mma.sync otherwise">,
   ];
 }
 

@@ -51,6 +51,15 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       *this, "sm-count",
       llvm::cl::desc("Multiprocessors of the target GPU (attention key splits)"),
       llvm::cl::init(132)};
+  PassOptions::Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit with ptxas and libdevice (default: "
+                     "$CUDA_ROOT/$CUDA_HOME/$CUDA_PATH, else /usr/local/cuda)"),
+      llvm::cl::init("")};
+  PassOptions::Option<bool> wgmma{
+      *this, "wgmma",
+      llvm::cl::desc("Prefill attention on warpgroup MMA (needs sm_90a)"),
+      llvm::cl::init(true)};
   PassOptions::Option<int64_t> maxSplits{
       *this, "max-splits",
       llvm::cl::desc("Most key splits of one attention launch"),

@@ -19,6 +19,8 @@
 #include "KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
@@ -85,9 +87,11 @@ struct Shape {
 
 /// Splits of every sequence's keys for a launch: enough blocks to fill the
 /// GPU when there are few query tiles, one split otherwise.
+/// Prefill splits only to fill an idle GPU; decode, whose blocks stream
+/// long caches, aims at many waves of blocks so the last one is short.
 Value chooseSplits(IB &b, const KernelOptions &opts, const Shape &s,
                    int64_t queryRows, Value tokens, Value batch,
-                   Value keysUpperBound) {
+                   Value keysUpperBound, bool decode) {
   Value qTiles = ceilDiv(b, tokens, queryRows);
   // Blocks that do work: at most one partial tile per sequence beyond the
   // full ones.
@@ -95,10 +99,13 @@ Value chooseSplits(IB &b, const KernelOptions &opts, const Shape &s,
                              add(b, qTiles, batch)),
                    s.kvHeads);
   busy = maxIdx(b, busy, cIdx(b, 1));
-  Value wanted = arith::CeilDivUIOp::create(b, cIdx(b, 4 * opts.smCount), busy);
+  Value wanted = arith::CeilDivUIOp::create(
+      b, cIdx(b, (decode ? 16 : 4) * opts.smCount), busy);
   Value cap = minIdx(b, cIdx(b, opts.maxSplits),
                      maxIdx(b, ceilDiv(b, keysUpperBound, kMinSplitKeys), cIdx(b, 1)));
   Value splits = maxIdx(b, minIdx(b, wanted, cap), cIdx(b, 1));
+  if (decode)
+    return splits;
   Value full = ge(b, busy, cIdx(b, 2 * opts.smCount));
   return arith::SelectOp::create(b, full, cIdx(b, 1), splits);
 }
@@ -116,12 +123,70 @@ SmallVector<Value> ifElse(IB &b, Value cond, ValueRange otherwise,
   return SmallVector<Value>(ifOp.getResults());
 }
 
+/// Hopper's shared-memory tiles for wgmma: 64 rows of 128 bytes per
+/// 64-column block, 16-byte chunks XOR-swizzled by the row (the 128-byte
+/// swizzle the tensor cores read). Buffers start 1024-byte aligned.
+struct WgmmaTiles {
+  Value q, k, v, p;             // 1-D element views
+  Value qAddr, kAddr, vAddr, pAddr; // their shared-window byte addresses (i64)
+};
+
+/// Element index of 16-byte chunk `chunk` of row `r` in a swizzled tile of
+/// `rows` rows.
+Value swizzledIndex(IB &b, Value r, Value chunk, int64_t rows) {
+  Value block = div(b, chunk, 8), within = rem(b, chunk, 8);
+  Value physical = arith::XOrIOp::create(b, within, rem(b, r, 8));
+  return add(b, mul(b, add(b, arith::MulIOp::create(b, block, cIdx(b, rows)), r), 64),
+             mul(b, physical, 8));
+}
+
+/// A wgmma matrix descriptor (128-byte swizzle) for the tile at `address`
+/// plus `offset` bytes; `lbo` / `sbo` are the leading / stride byte offsets.
+Value wgmmaDescriptor(IB &b, Value address, int64_t offset, int64_t lbo, int64_t sbo) {
+  auto c64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, v, 64).getResult(); };
+  Value start = arith::AddIOp::create(b, address, c64(offset));
+  start = arith::ShRUIOp::create(b, arith::AndIOp::create(b, start, c64(0x3FFFF)), c64(4));
+  int64_t fixed = ((lbo >> 4) << 16) | ((sbo >> 4) << 32) | (int64_t(1) << 62);
+  return arith::OrIOp::create(b, start, c64(fixed));
+}
+
+/// acc (+)= A B^T on the warpgroup, `n` columns, k16 steps given by their
+/// descriptors; `acc` holds this thread's n / 2 f32 accumulators.
+void wgmma(IB &b, Type element, ArrayRef<std::pair<Value, Value>> steps, int64_t n,
+           bool transposeB, MutableArrayRef<Value> acc) {
+  MLIRContext *ctx = b.getContext();
+  auto structType = LLVM::LLVMStructType::getLiteral(
+      ctx, SmallVector<Type>(acc.size(), b.getF32Type()));
+  Value d = LLVM::UndefOp::create(b, structType);
+  for (auto [i, v] : llvm::enumerate(acc))
+    d = LLVM::InsertValueOp::create(b, d, v, i);
+  auto type = element.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  NVVM::WgmmaFenceAlignedOp::create(b);
+  for (auto [descA, descB] : steps)
+    d = NVVM::WgmmaMmaAsyncOp::create(
+        b, structType, d, descA, descB, NVVM::MMAShapeAttr::get(ctx, 64, n, 16), type,
+        type, NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one, NVVM::WGMMAScaleIn::one,
+        NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
+        transposeB ? NVVM::MMALayout::row : NVVM::MMALayout::col, nullptr);
+  NVVM::WgmmaGroupSyncAlignedOp::create(b);
+  NVVM::WgmmaWaitGroupSyncOp::create(b, b.getI64IntegerAttr(0));
+  for (size_t i = 0; i < acc.size(); ++i)
+    acc[i] = LLVM::ExtractValueOp::create(b, d, i);
+}
+
+/// Makes generic-proxy writes to shared memory visible to the tensor cores.
+void fenceProxyAsync(IB &b) {
+  NVVM::FenceProxyOp::create(
+      b, NVVM::ProxyKind::async_shared,
+      NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
+}
+
 /// The block body: see the file comment. With `keysAcrossWarps` (the
 /// decode schedule) the block has one 16-row tile that all four warps share,
 /// each warp taking 16 of every 64 keys and writing its own partial result.
 void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
                         ValueRange k, Value smemK, Value smemV,
-                        bool keysAcrossWarps) {
+                        bool keysAcrossWarps, const WgmmaTiles *wg = nullptr) {
   // Kernel arguments, in the order emitAttention passes them.
   Value query = k[0], out = k[1], qOffsets = k[2];
   Value key = k[3], value = k[4], kvOffsets = k[5];
@@ -139,12 +204,35 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
   Value lane = rem(b, tid, 32), warp = div(b, tid, 32);
   Value group = div(b, lane, 4), quad = rem(b, lane, 4);
   Value kvHead = blockIdx(b, gpu::Dimension::y);
-  Value z = blockIdx(b, gpu::Dimension::z);
-  Value seq = arith::DivUIOp::create(b, z, splits);
-  Value split = arith::RemUIOp::create(b, z, splits);
+  Value split = blockIdx(b, gpu::Dimension::z);
+  // Block x is the x-th (sequence, query tile) pair of the batch, found by
+  // walking the row offsets (the grid has at most T / rows + B of them, not
+  // B x the longest sequence's tiles).
+  Value work = blockIdx(b, gpu::Dimension::x);
+  Value batch = sub(b, b.createOrFold<memref::DimOp>(qOffsets, 0), cIdx(b, 1));
+  auto walk = scf::ForOp::create(b, cIdx(b, 0), batch, cIdx(b, 1),
+                                 ValueRange{cIdx(b, 0), batch, cIdx(b, 0)});
+  {
+    IB wb(b.getLoc(), OpBuilder::atBlockBegin(walk.getBody()));
+    Value sIdx = walk.getInductionVar();
+    Value acc = walk.getRegionIterArg(0);
+    Value len = sub(wb, loadIndex(wb, qOffsets, add(wb, sIdx, 1)),
+                    loadIndex(wb, qOffsets, sIdx));
+    Value tiles = ceilDiv(wb, len, queryRows);
+    Value next = add(wb, acc, tiles);
+    Value here = both(wb, ge(wb, work, acc), lt(wb, work, next));
+    scf::YieldOp::create(
+        wb, ValueRange{next,
+                       arith::SelectOp::create(wb, here, sIdx, walk.getRegionIterArg(1)),
+                       arith::SelectOp::create(wb, here, sub(wb, work, acc),
+                                               walk.getRegionIterArg(2))});
+  }
+  Value found = lt(b, walk.getResult(1), batch);
+  Value seq = arith::SelectOp::create(b, found, walk.getResult(1), cIdx(b, 0));
   Value qStart = loadIndex(b, qOffsets, seq);
-  Value qLen = sub(b, loadIndex(b, qOffsets, add(b, seq, 1)), qStart);
-  Value r0 = mul(b, blockIdx(b, gpu::Dimension::x), queryRows);
+  Value qLen = arith::SelectOp::create(
+      b, found, sub(b, loadIndex(b, qOffsets, add(b, seq, 1)), qStart), cIdx(b, 0));
+  Value r0 = mul(b, walk.getResult(2), queryRows);
   Value warpRow = keysAcrossWarps ? cIdx(b, 0) : mul(b, warp, 16);
   Value keyBase = keysAcrossWarps ? mul(b, warp, 16) : cIdx(b, 0);
 
@@ -204,16 +292,26 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
             return SmallVector<Value>{add(lb, qStart, info.qRow), info.head, dc};
           },
           info.valid, chunkType);
-      vector::StoreOp::create(b, v, smemK, ValueRange{m, dc}, /*nontemporal=*/false,
-                              llvm::MaybeAlign(16));
+      if (wg)
+        vector::StoreOp::create(b, v, wg->q, swizzledIndex(b, m, div(b, dc, 8), kRows),
+                                /*nontemporal=*/false, llvm::MaybeAlign(16));
+      else
+        vector::StoreOp::create(b, v, smemK, ValueRange{m, dc}, /*nontemporal=*/false,
+                                llvm::MaybeAlign(16));
     }
-    gpu::BarrierOp::create(b);
-    Value aRow = add(b, warpRow, rem(b, lane, 16));
-    Value aCol = mul(b, div(b, lane, 16), 8);
     SmallVector<std::array<Value, 4>> qFrag;
-    for (int64_t kk = 0; kk < d / 16; ++kk)
-      qFrag.push_back(ldmatrixX4(b, smemK, aRow, add(b, aCol, kk * 16), false));
-    gpu::BarrierOp::create(b);
+    if (wg) {
+      // Q stays in shared memory, read by the tensor cores.
+      fenceProxyAsync(b);
+      gpu::BarrierOp::create(b);
+    } else {
+      gpu::BarrierOp::create(b);
+      Value aRow = add(b, warpRow, rem(b, lane, 16));
+      Value aCol = mul(b, div(b, lane, 16), 8);
+      for (int64_t kk = 0; kk < d / 16; ++kk)
+        qFrag.push_back(ldmatrixX4(b, smemK, aRow, add(b, aCol, kk * 16), false));
+      gpu::BarrierOp::create(b);
+    }
 
     // The key range [rowLo, rowHi) of this lane's two rows (group, group + 8).
     std::array<Value, 2> rowLo, rowHi;
@@ -227,6 +325,12 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
       rowHi[h] = arith::SelectOp::create(b, valid, rHi, cIdx(b, 0));
       rowLo[h] = arith::SelectOp::create(b, valid, rLo, cIdx(b, 1));
     }
+    // Keys every row of the block sees: tiles inside skip the mask (padding
+    // rows then see keys too, harmlessly: their q is zero, never written).
+    Value blockHi = causal ? minIdx(b, sHi, add(b, posBase, add(b, r0, 1))) : sHi;
+    Value blockLo =
+        window ? maxIdx(b, sLo, add(b, posBase, add(b, add(b, r0, rowsHere), -*window)))
+               : sLo;
 
     // Per-lane ldmatrix coordinates: K as the column-major B of Q K^T, V
     // (transposed load) as the row-major B of P V.
@@ -257,8 +361,12 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
         } else {
           src = {add(b, kvStart, safe), kvHead, dc};
         }
+        Value dst = wg ? (kv ? wg->v : wg->k) : (kv ? smemV : smemK);
+        SmallVector<Value> dstIndex = {r, dc};
+        if (wg)
+          dstIndex = {swizzledIndex(b, r, div(b, dc, 8), kKeys)};
         tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-            b, tokenType, kv ? smemV : smemK, ValueRange{r, dc},
+            b, tokenType, dst, dstIndex,
             paged ? blocks : (kv ? value : key), src, b.getIndexAttr(8), bytes,
             b.getUnitAttr()));
       }
@@ -268,12 +376,15 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
     auto waitTiles = [&](IB &b) {
       Value group = nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, ValueRange{});
       nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
+      if (wg)
+        fenceProxyAsync(b);
       gpu::BarrierOp::create(b);
     };
     // Warps whose 16 rows are all padding (small GQA groups at decode) skip
     // the math but keep the barriers.
+    // (wgmma needs the whole warpgroup.)
     Value warpActive =
-        keysAcrossWarps
+        keysAcrossWarps || wg
             ? arith::ConstantIntOp::create(b, 1, 1).getResult()
             : lt(b, warpRow, arith::MulIOp::create(b, rowsHere, cIdx(b, g)));
 
@@ -298,7 +409,18 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
         std::array<Value, 2> mOld = {state[0], state[1]}, lOld = {state[2], state[3]};
         SmallVector<Value> acc(state.drop_front(4));
         SmallVector<Value> sAcc(pTiles * 4, cF32(lb, 0.0));
-        for (int64_t kk = 0; kk < d / 16; ++kk) {
+        if (wg) {
+          // S [64 x 64] = Q K^T: both K-major; k16 steps are 32 bytes along
+          // a swizzled row, 8 KB between 64-column blocks.
+          SmallVector<std::pair<Value, Value>> steps;
+          for (int64_t kk = 0; kk < d / 16; ++kk) {
+            int64_t offset = (kk / 4) * kRows * 128 + (kk % 4) * 32;
+            steps.push_back({wgmmaDescriptor(lb, wg->qAddr, offset, 16, 1024),
+                             wgmmaDescriptor(lb, wg->kAddr, offset, 16, 1024)});
+          }
+          wgmma(lb, s.element, steps, kKeys, /*transposeB=*/false, sAcc);
+        }
+        for (int64_t kk = 0; kk < (wg ? 0 : d / 16); ++kk) {
           for (int64_t np = 0; np < warpKeys / 16; ++np) {
             std::array<Value, 4> bq = ldmatrixX4(lb, smemK,
                                                  add(lb, add(lb, kRow, keyBase), np * 16),
@@ -313,17 +435,26 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
         }
         Value scaleLog2 = cF32(lb, spec.scale * M_LOG2E);
         Value negInf = negInfF32(lb);
-        Value colBase = add(lb, add(lb, kt, keyBase),
-                            arith::MulIOp::create(lb, quad, cIdx(lb, 2)));
-        for (int64_t ni = 0; ni < pTiles; ++ni) {
-          for (int64_t e = 0; e < 4; ++e) {
-            Value j = add(lb, colBase, ni * 8 + e % 2);
-            Value ok = both(lb, ge(lb, j, rowLo[e / 2]), lt(lb, j, rowHi[e / 2]));
-            Value &sv = sAcc[ni * 4 + e];
-            sv = arith::SelectOp::create(lb, ok, arith::MulFOp::create(lb, sv, scaleLog2),
-                                         negInf);
+        for (Value &sv : sAcc)
+          sv = arith::MulFOp::create(lb, sv, scaleLog2);
+        Value full = both(lb, ge(lb, kt, blockLo), ge(lb, blockHi, add(lb, kt, kKeys)));
+        Value partial = arith::XOrIOp::create(
+            lb, full, arith::ConstantIntOp::create(lb, 1, 1).getResult());
+        SmallVector<Value> masked = ifElse(lb, partial, sAcc, [&](IB &mb) {
+          SmallVector<Value> out(sAcc);
+          Value colBase = add(mb, add(mb, kt, keyBase),
+                              arith::MulIOp::create(mb, quad, cIdx(mb, 2)));
+          for (int64_t ni = 0; ni < pTiles; ++ni) {
+            for (int64_t e = 0; e < 4; ++e) {
+              Value j = add(mb, colBase, ni * 8 + e % 2);
+              Value ok = both(mb, ge(mb, j, rowLo[e / 2]), lt(mb, j, rowHi[e / 2]));
+              Value &sv = out[ni * 4 + e];
+              sv = arith::SelectOp::create(mb, ok, sv, negInf);
+            }
           }
-        }
+          return out;
+        });
+        sAcc.assign(masked.begin(), masked.end());
         // A row's 4 lanes share its max and sum through shuffles.
         SmallVector<Value> next(4);
         for (int64_t h = 0; h < 2; ++h) {
@@ -354,6 +485,21 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
         }
         next.append(acc);
         next.append(sAcc);
+        if (wg) {
+          // P (rows of this warp) to shared memory for the P V wgmma.
+          for (int64_t ni = 0; ni < pTiles; ++ni) {
+            for (int64_t h = 0; h < 2; ++h) {
+              Value row = add(lb, warpRow, add(lb, group, h * 8));
+              Value index = add(lb, swizzledIndex(lb, row, cIdx(lb, ni), kRows),
+                                arith::MulIOp::create(lb, quad, cIdx(lb, 2)));
+              Value pair = vector::FromElementsOp::create(
+                  lb, VectorType::get({2}, lb.getF32Type()),
+                  ValueRange{sAcc[ni * 4 + 2 * h], sAcc[ni * 4 + 2 * h + 1]});
+              pair = arith::TruncFOp::create(lb, VectorType::get({2}, s.element), pair);
+              vector::StoreOp::create(lb, pair, wg->p, index);
+            }
+          }
+        }
         return next;
       });
 
@@ -367,6 +513,17 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
       SmallVector<Value> accIn(softState.slice(4, accTiles * 4));
       SmallVector<Value> accOut = ifElse(lb, warpActive, accIn, [&](IB &lb) {
         SmallVector<Value> acc(accIn);
+        if (wg) {
+          // O [64 x D] += P V: P K-major; V is [keys x D], MN-major (the
+          // transposed B): 16 keys = 2 KB per step, 8 KB between 64-column
+          // blocks of D.
+          SmallVector<std::pair<Value, Value>> steps;
+          for (int64_t kc = 0; kc < kKeys / 16; ++kc)
+            steps.push_back({wgmmaDescriptor(lb, wg->pAddr, kc * 32, 16, 1024),
+                             wgmmaDescriptor(lb, wg->vAddr, kc * 16 * 128, kKeys * 128, 1024)});
+          wgmma(lb, s.element, steps, d, /*transposeB=*/true, acc);
+          return acc;
+        }
         auto at = [&](int64_t ni, int64_t e) { return p[ni * 4 + e]; };
         for (int64_t kc = 0; kc < warpKeys / 16; ++kc) {
           SmallVector<Value, 4> aP = {
@@ -534,14 +691,17 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
   if (canSplitKeys)
     decodeMode = arith::CmpIOp::create(host, arith::CmpIPredicate::ule, tokens,
                                        mul(host, batch, 4));
-  Value splits = chooseSplits(host, e.options(), s, rowsRows, tokens, batch, keysUpper);
-  Value gridX = ceilDiv(host, tokens, rowsRows);
+  Value splits =
+      chooseSplits(host, e.options(), s, rowsRows, tokens, batch, keysUpper, false);
+  // (sequence, query tile) pairs: at most T / rows + B.
+  Value gridX = add(host, ceilDiv(host, tokens, rowsRows), batch);
   if (canSplitKeys) {
     splits = arith::SelectOp::create(
         host, decodeMode,
-        chooseSplits(host, e.options(), s, keysRows, tokens, batch, keysUpper), splits);
-    gridX = arith::SelectOp::create(host, decodeMode, ceilDiv(host, tokens, keysRows),
-                                    gridX);
+        chooseSplits(host, e.options(), s, keysRows, tokens, batch, keysUpper, true),
+        splits);
+    gridX = arith::SelectOp::create(
+        host, decodeMode, add(host, ceilDiv(host, tokens, keysRows), batch), gridX);
   }
   Value parts = arith::SelectOp::create(host, decodeMode, mul(host, splits, kThreads / 32),
                                         splits);
@@ -571,31 +731,86 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
                                               arith::ExtUIOp::create(host, host.getI32Type(),
                                                                      decodeMode))});
   SmallVector<Type> types(ValueRange(operands).getTypes());
-  auto smemType = MemRefType::get(
-      {kKeys, s.headDim + kPad}, s.element, AffineMap(),
-      gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup));
-  auto [kernel, b] =
-      e.createKernel(host.getLoc(), spec.paged() ? "paged_flash_attention" : "flash_attention",
-                     types, {smemType, smemType}, kThreads);
-  ValueRange args = kernel.getArguments().take_front(operands.size());
-  Value smemK = kernel.getWorkgroupAttributions()[0];
-  Value smemV = kernel.getWorkgroupAttributions()[1];
+  auto wgSpace = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  auto smemType = MemRefType::get({kKeys, s.headDim + kPad}, s.element, AffineMap(),
+                                  wgSpace);
+  // Prefill on Hopper: wgmma from swizzled tiles in dynamic shared memory.
+  bool useWgmma = e.options().wgmma && (s.headDim == 64 || s.headDim == 128);
+  int64_t tileBytes = kRows * s.headDim * 2;
+  int64_t dynamicSmem = useWgmma ? 3 * tileBytes + kRows * kKeys * 2 + 1024 : 0;
+  auto makeTiles = [&](IB &b) {
+    WgmmaTiles tiles;
+    Value raw = gpu::DynamicSharedMemoryOp::create(
+        b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), AffineMap(), wgSpace));
+    auto addressOf = [&](Value memref) {
+      Value index = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
+      return arith::IndexCastOp::create(b, b.getI64Type(), index).getResult();
+    };
+    // The swizzle is absolute: align the tiles to 1024 bytes.
+    Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, raw);
+    Value pad = rem(b, sub(b, cIdx(b, 1024), rem(b, base, 1024)), 1024);
+    auto view = [&](int64_t offset, int64_t elements) {
+      return memref::ViewOp::create(
+                 b, MemRefType::get({elements}, s.element, AffineMap(), wgSpace), raw,
+                 add(b, pad, offset), ValueRange{})
+          .getResult();
+    };
+    tiles.q = view(0, kRows * s.headDim);
+    tiles.k = view(tileBytes, kKeys * s.headDim);
+    tiles.v = view(2 * tileBytes, kKeys * s.headDim);
+    tiles.p = view(3 * tileBytes, kRows * kKeys);
+    tiles.qAddr = addressOf(tiles.q);
+    tiles.kAddr = addressOf(tiles.k);
+    tiles.vAddr = addressOf(tiles.v);
+    tiles.pAddr = addressOf(tiles.p);
+    return tiles;
+  };
+  // One kernel per schedule, so each gets the registers and shared memory
+  // it needs (decode fits more blocks per SM); a kernel whose schedule the
+  // call did not pick runs one block that leaves at once.
+  std::string name = spec.paged() ? "paged_flash_attention" : "flash_attention";
+  auto buildKernel = [&](StringRef suffix, bool keysAcrossWarps, bool wgmmaTiles,
+                         int64_t mode) {
+    SmallVector<Type> smem;
+    if (!wgmmaTiles)
+      smem = {smemType, smemType};
+    auto created = e.createKernel(host.getLoc(), name + suffix.str(), types, smem,
+                                  kThreads);
+    gpu::GPUFuncOp kernel = created.first;
+    ValueRange args = kernel.getArguments().take_front(operands.size());
+    Value smemK = wgmmaTiles ? Value() : Value(kernel.getWorkgroupAttributions()[0]);
+    Value smemV = wgmmaTiles ? Value() : Value(kernel.getWorkgroupAttributions()[1]);
+    Value mine = arith::CmpIOp::create(created.second, arith::CmpIPredicate::eq,
+                                       args.back(), cIdx(created.second, mode));
+    ifThen(created.second, mine, [&](IB &kb) {
+      WgmmaTiles tiles;
+      if (wgmmaTiles)
+        tiles = makeTiles(kb);
+      buildAttentionBody(kb, s, spec, args, smemK, smemV, keysAcrossWarps,
+                         wgmmaTiles ? &tiles : nullptr);
+    });
+    return kernel;
+  };
+  Value one = cIdx(host, 1);
+  auto gridIf = [&](Value active) -> std::array<Value, 3> {
+    return {arith::SelectOp::create(host, active, gridX, one),
+            arith::SelectOp::create(host, active, cIdx(host, s.kvHeads), one),
+            arith::SelectOp::create(host, active, splits, one)};
+  };
+  Value smemBytes;
+  if (dynamicSmem)
+    smemBytes = arith::ConstantIntOp::create(host, dynamicSmem, 32);
+  gpu::GPUFuncOp prefill = buildKernel(canSplitKeys ? "_prefill" : "", false, useWgmma, 0);
+  Value isPrefill = arith::XOrIOp::create(
+      host, decodeMode, arith::ConstantIntOp::create(host, 1, 1).getResult());
+  e.launch(host, prefill, gridIf(isPrefill), kThreads, operands, smemBytes);
   if (canSplitKeys) {
-    Value isDecode = arith::CmpIOp::create(b, arith::CmpIPredicate::ne, args.back(),
-                                           cIdx(b, 0));
-    auto ifOp = scf::IfOp::create(b, TypeRange{}, isDecode, /*withElse=*/true);
-    IB tb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
-    tb.setInsertionPoint(ifOp.thenBlock()->getTerminator());
-    buildAttentionBody(tb, s, spec, args, smemK, smemV, /*keysAcrossWarps=*/true);
-    IB eb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
-    eb.setInsertionPoint(ifOp.elseBlock()->getTerminator());
-    buildAttentionBody(eb, s, spec, args, smemK, smemV, /*keysAcrossWarps=*/false);
-  } else {
-    buildAttentionBody(b, s, spec, args, smemK, smemV, /*keysAcrossWarps=*/false);
+    gpu::GPUFuncOp decode = buildKernel("_decode", true, false, 1);
+    // Decode streams the cache: more resident blocks keep more bytes in
+    // flight (at most 128 registers a thread).
+    decode->setAttr("nvvm.minctasm", host.getI32IntegerAttr(4));
+    e.launch(host, decode, gridIf(decodeMode), kThreads, operands);
   }
-  e.launch(host, kernel,
-           {gridX, cIdx(host, s.kvHeads), arith::MulIOp::create(host, batch, splits)},
-           kThreads, operands);
   emitCombine(e, host, s, oPart, lsePart, spec.out, parts);
   gpu::DeallocOp::create(host, Type(), ValueRange{}, oPart);
   gpu::DeallocOp::create(host, Type(), ValueRange{}, lsePart);

@@ -91,7 +91,7 @@ private:
   func::FuncOp func;
   KernelEmitter &emitter;
   IRMapping mapping;
-  DenseMap<Value, unsigned> returnedAt;     // result value -> out index
+  DenseMap<Value, SmallVector<unsigned, 1>> returnedAt; // value -> out indices
   SmallVector<Value> outParams;             // by out index
   SmallVector<bool> outWritten;
   SmallVector<Value> temporaries;
@@ -121,7 +121,7 @@ LogicalResult FunctionLowering::run() {
       continue;
     if (!isa<RankedTensorType>(v.getType()))
       return ret.emitOpError("result #") << i << " must be a ranked tensor";
-    returnedAt.try_emplace(v, outTypes.size());
+    returnedAt[v].push_back(outTypes.size());
     outTypes.push_back(bufferType(v.getType()));
   }
 
@@ -148,9 +148,10 @@ LogicalResult FunctionLowering::run() {
   }
   b.setLoc(ret.getLoc());
   // Results not computed in place of their out-parameter are copied there.
-  for (auto [v, index] : returnedAt)
-    if (!outWritten[index])
-      gpu::MemcpyOp::create(b, Type(), ValueRange{}, outParams[index], lookup(v));
+  for (auto &[v, indices] : returnedAt)
+    for (unsigned index : indices)
+      if (!outWritten[index])
+        gpu::MemcpyOp::create(b, Type(), ValueRange{}, outParams[index], lookup(v));
   for (Value t : temporaries)
     gpu::DeallocOp::create(b, Type(), ValueRange{}, t);
   func::ReturnOp::create(b);
@@ -160,9 +161,10 @@ LogicalResult FunctionLowering::run() {
 
 Value FunctionLowering::destination(IB &b, Value result, Value shapeSource) {
   auto it = returnedAt.find(result);
-  if (it != returnedAt.end() && !outWritten[it->second]) {
-    outWritten[it->second] = true;
-    return outParams[it->second];
+  if (it != returnedAt.end() && !outWritten[it->second.front()]) {
+    // The first out-parameter; copies of it fill any others.
+    outWritten[it->second.front()] = true;
+    return outParams[it->second.front()];
   }
   MemRefType type = bufferType(result.getType());
   SmallVector<Value> dynamicSizes;
@@ -436,6 +438,32 @@ LogicalResult checkSupported(Operation *op) {
   auto headDimOk = [](int64_t d) {
     return !ShapedType::isDynamic(d) && d % 16 == 0 && d <= 128;
   };
+  // Kernels are specialised on head counts, head dims and weight shapes.
+  auto staticDims = [](Type t, ArrayRef<int64_t> dims) {
+    auto shaped = cast<ShapedType>(t);
+    return llvm::all_of(dims, [&](int64_t d) { return !shaped.isDynamicDim(d); });
+  };
+  if (auto a = dyn_cast<FlashAttentionOp>(op))
+    if (!staticDims(a.getQuery().getType(), {1, 2}) ||
+        !staticDims(a.getKey().getType(), {1, 2}))
+      return fail("needs static head counts and head dims on the GPU");
+  if (auto a = dyn_cast<PagedFlashAttentionOp>(op))
+    if (!staticDims(a.getQuery().getType(), {1, 2}) ||
+        !staticDims(a.getBlocks().getType(), {3, 4, 5}))
+      return fail("needs static head counts, head dims and page size on the GPU");
+  if (auto s = dyn_cast<KVCacheStoreOp>(op))
+    if (!staticDims(s.getKey().getType(), {1, 2}) ||
+        !staticDims(s.getBlocks().getType(), {3, 4, 5}))
+      return fail("needs static head counts, head dims and page size on the GPU");
+  if (auto r = dyn_cast<RopeStoreOp>(op))
+    if (!staticDims(r.getQ().getType(), {1, 2}) ||
+        !staticDims(r.getK().getType(), {1, 2}) ||
+        !staticDims(r.getBlocks().getType(), {3, 4, 5}))
+      return fail("needs static head counts, head dims and page size on the GPU");
+  if (isa<QKVProjectionOp, LinearOp>(op))
+    for (Value w : op->getOperands().drop_front())
+      if (!cast<ShapedType>(w.getType()).hasStaticShape())
+        return fail("needs static weight and bias shapes on the GPU");
   if (auto a = dyn_cast<FlashAttentionOp>(op)) {
     auto t = a.getQuery().getType();
     if (!halfPrecision(t.getElementType()))
@@ -483,7 +511,7 @@ struct ConvertAttnToGPU
         funcs.push_back(func);
     if (funcs.empty())
       return;
-    KernelEmitter emitter(module, KernelOptions{smCount, maxSplits});
+    KernelEmitter emitter(module, KernelOptions{smCount, maxSplits, wgmma});
     for (func::FuncOp func : funcs)
       if (failed(FunctionLowering(func, emitter).run()))
         return signalPassFailure();

@@ -46,13 +46,14 @@ KernelEmitter::createKernel(Location loc, StringRef name, TypeRange args,
 
 void KernelEmitter::launch(IB &host, gpu::GPUFuncOp kernel,
                            std::array<Value, 3> grid, int64_t threads,
-                           ValueRange args) {
+                           ValueRange args, Value dynamicSmemBytes) {
   Value one = cIdx(host, 1);
   // A grid dimension of 0 is a launch error: kernels bound-check instead.
   for (Value &g : grid)
     g = maxIdx(host, g, one);
   gpu::LaunchFuncOp::create(host, kernel, {grid[0], grid[1], grid[2]},
-                            {cIdx(host, threads), one, one}, Value(), args);
+                            {cIdx(host, threads), one, one}, dynamicSmemBytes,
+                            args);
 }
 
 StringRef KernelEmitter::addConstant(Location loc, StringRef name,

@@ -27,6 +27,8 @@ using IB = ImplicitLocOpBuilder;
 struct KernelOptions {
   int64_t smCount = 132;
   int64_t maxSplits = 64;
+  /// Hopper's warpgroup MMA (sm_90a) for prefill attention.
+  bool wgmma = true;
 };
 
 /// Creates kernels in the module's `@attn_kernels` gpu.module and launches
@@ -45,7 +47,7 @@ public:
 
   /// gpu.launch_func of `kernel` on a (x, y, z) grid of `threads`-wide blocks.
   void launch(IB &host, gpu::GPUFuncOp kernel, std::array<Value, 3> grid,
-              int64_t threads, ValueRange args);
+              int64_t threads, ValueRange args, Value dynamicSmemBytes = {});
 
   /// A constant array in the kernel module (for kernels to read with
   /// memref.get_global); returns its symbol name.

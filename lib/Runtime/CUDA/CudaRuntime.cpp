@@ -102,9 +102,16 @@ void mgpuLaunchKernel(CUfunction function, intptr_t gridX, intptr_t gridY,
                       intptr_t blockZ, int32_t smem, CUstream stream,
                       void **params, void **extra, size_t /*paramsCount*/) {
   ScopedContext scope;
-  if (smem > 48 * 1024)
+  // Static plus dynamic shared memory above 48 KB needs the opt-in, which
+  // only the dynamic part sets: set it whenever there is a dynamic part.
+  thread_local CUfunction optedIn = nullptr;
+  thread_local int32_t optedInBytes = 0;
+  if (smem > 0 && (function != optedIn || smem != optedInBytes)) {
     ATTN_CUDA_CHECK(cuFuncSetAttribute(
         function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem));
+    optedIn = function;
+    optedInBytes = smem;
+  }
   ATTN_CUDA_CHECK(cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY,
                                  blockZ, smem, stream, params, extra));
 }
