@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the repository root: the GPU execution tests
-# (test/gpu/run_device_tests.py), then the GPU benchmark (benchmarks/gpu/bench_gpu.py).
+# (test/gpu/run_device_tests.py), then the GPU benchmark (benchmarks/gpu/bench_gpu.py) and,
+# if built, the fusion benchmark (benchmarks/gpu/bench_fusion.py, build/bench-fusion-gpu).
 # Build their libraries here first with scripts/device/build-gpu.sh and carry
 # build/device-tests and build/bench-gpu with the call. Logs, JSON, the tables and the
 # prefill plot go to $OUT (./gpu-results if unset); both short tables are printed last.
@@ -15,6 +16,10 @@ python3 test/gpu/run_device_tests.py build/device-tests "$@" 2>&1 | tee "$OUT/de
 tests=${PIPESTATUS[0]}
 python3 benchmarks/gpu/bench_gpu.py build/bench-gpu 2>&1 | tee "$OUT/bench-gpu.log"
 bench=${PIPESTATUS[0]}
+if [[ -d build/bench-fusion-gpu ]]; then
+  python3 benchmarks/gpu/bench_fusion.py build/bench-fusion-gpu 2>&1 | tee "$OUT/bench-fusion-gpu.log"
+  [[ ${PIPESTATUS[0]} == 0 ]] || bench=1
+fi
 
 echo
 echo "==================== summary ===================="
