@@ -145,3 +145,20 @@ func.func @q_used_before_store(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %
       : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x1x16x2x64xf32>
   return %d, %nb : index, tensor<?x2x1x16x2x64xf32>
 }
+
+// -----
+
+// Dynamic kv heads: the group size of the fused op is unknown (and its CPU
+// lowering needs static kv heads), so nothing is fused.
+// CHECK-LABEL: func @dynamic_kv_heads
+// CHECK: attn.kv_cache_store
+// CHECK-NOT: attn.rope_store
+func.func @dynamic_kv_heads(%q: tensor<?x4x64xf32>, %k: tensor<?x?x64xf32>, %v: tensor<?x?x64xf32>, %b: tensor<?x2x1x16x?x64xf32>,
+                            %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>, %f: tensor<128x64xf32>)
+    -> (tensor<?x4x64xf32>, tensor<?x2x1x16x?x64xf32>) {
+  %qr = attn.rope %q, %f positions(%off, %len) : tensor<?x4x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>
+  %kr = attn.rope %k, %f positions(%off, %len) : tensor<?x?x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>
+  %nb = attn.kv_cache_store %kr, %v into %b layer 0 positions(%off, %len) pages(%lut)
+      : tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x1x16x?x64xf32>
+  return %qr, %nb : tensor<?x4x64xf32>, tensor<?x2x1x16x?x64xf32>
+}
