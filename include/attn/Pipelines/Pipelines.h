@@ -31,8 +31,9 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 };
 
 /// attn (composite or primitive ops, tensors) -> LLVM dialect for the host
-/// CPU: expansion, fusion (unless `fuse=false`), fusion (unless `fuse=false`), linalg lowering, vectorisation, one-shot bufferisation
-/// with in-place cache writes, the entry-point ABI, OpenMP threads.
+/// CPU: expansion, fusion (unless `fuse=false`), linalg lowering,
+/// vectorisation, one-shot bufferisation with in-place cache writes, the
+/// entry-point ABI, OpenMP threads.
 void buildLowerToCPUPipeline(OpPassManager &pm,
                              const CPUPipelineOptions &options);
 
