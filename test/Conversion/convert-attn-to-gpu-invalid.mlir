@@ -43,7 +43,7 @@ func.func @flash_head_dim_too_big(%q: tensor<?x4x256xf16>, %k: tensor<?x2x256xf1
 
 // A dynamic head dim is rejected too (the kernels' tiles are static).
 func.func @flash_head_dim_dynamic(%q: tensor<?x8x?xbf16>, %k: tensor<?x2x?xbf16>, %v: tensor<?x2x?xbf16>, %qo: tensor<3xi32>, %ko: tensor<3xi32>) -> tensor<?x8x?xbf16> {
-  // expected-error @+1 {{'attn.flash_attention' op needs a head dim that is a multiple of 16, at most 128, on the GPU}}
+  // expected-error @+1 {{'attn.flash_attention' op needs static head counts and head dims on the GPU}}
   %0 = attn.flash_attention %q, %k, %v rows(%qo, %ko) : tensor<?x8x?xbf16>, tensor<?x2x?xbf16>, tensor<?x2x?xbf16>, tensor<3xi32>, tensor<3xi32>
   return %0 : tensor<?x8x?xbf16>
 }
@@ -91,7 +91,7 @@ func.func @paged_head_dim_too_big(%q: tensor<?x4x144xbf16>, %blocks: tensor<?x2x
 // -----
 
 func.func @paged_head_dim_dynamic(%q: tensor<?x4x?xbf16>, %blocks: tensor<?x2x2x16x2x?xbf16>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x4x?xbf16> {
-  // expected-error @+1 {{'attn.paged_flash_attention' op needs a head dim that is a multiple of 16, at most 128, on the GPU}}
+  // expected-error @+1 {{'attn.paged_flash_attention' op needs static head counts, head dims and page size on the GPU}}
   %o = attn.paged_flash_attention %q, %blocks layer 1 positions(%off, %len) pages(%lut)
       : tensor<?x4x?xbf16>, tensor<?x2x2x16x2x?xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
   return %o : tensor<?x4x?xbf16>
@@ -301,4 +301,22 @@ func.func @tensor_op(%x: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
   // expected-error @+1 {{'arith.addf' op cannot be lowered to the GPU (run attn-expand-composite first; only attn ops, shape casts and scalar code are supported)}}
   %0 = arith.addf %x, %x : tensor<?x64xbf16>
   return %0 : tensor<?x64xbf16>
+}
+
+// -----
+
+// Kernels are specialised on the weight shape.
+func.func @linear_dynamic_weight(%x: tensor<?x64xbf16>, %w: tensor<?x64xbf16>) -> tensor<?x?xbf16> {
+  // expected-error @+1 {{'attn.linear' op needs static weight and bias shapes on the GPU}}
+  %0 = attn.linear %x, %w : tensor<?x64xbf16>, tensor<?x64xbf16> -> tensor<?x?xbf16>
+  return %0 : tensor<?x?xbf16>
+}
+
+// -----
+
+func.func @store_dynamic_heads(%k: tensor<?x?x64xbf16>, %v: tensor<?x?x64xbf16>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>, %blocks: tensor<?x2x2x16x?x64xbf16>) -> tensor<?x2x2x16x?x64xbf16> {
+  // expected-error @+1 {{'attn.kv_cache_store' op needs static head counts, head dims and page size on the GPU}}
+  %new = attn.kv_cache_store %k, %v into %blocks layer 1 positions(%off, %len) pages(%lut)
+      : tensor<?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x?x64xbf16>
+  return %new : tensor<?x2x2x16x?x64xbf16>
 }

@@ -528,20 +528,25 @@ func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blo
 // -----
 
 // The host allocates the f32 split partials (output and log-sum-exp),
-// launches the attention kernel (grid y: the 2 kv heads) and the combine
-// kernel, which writes the out-parameter, and frees the partials.
+// launches both attention schedules (the one the call does not pick runs a
+// single idle block) and the combine kernel, which writes the
+// out-parameter, and frees the partials. Only prefill takes dynamic shared
+// memory: Q, K, V and P tiles of 64 x 64 bf16 (8 KB each) + 1 KB alignment.
 // CHECK-LABEL: func.func @paged_flash_attention(
 // CHECK-SAME: [[Q:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[BLK:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>,
 // CHECK-SAME: [[OFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>, [[O:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>)
 // CHECK-SAME: attributes {llvm.emit_c_interface}
-// CHECK-DAG: [[C2:%[a-zA-Z0-9_]+]] = arith.constant 2 : index
 // CHECK-DAG: [[C128:%[a-zA-Z0-9_]+]] = arith.constant 128 : index
 // CHECK-DAG: [[C256:%[a-zA-Z0-9_]+]] = arith.constant 256 : index
+// CHECK-DAG: [[SMEM:%[a-zA-Z0-9_]+]] = arith.constant 33792 : i32
 // CHECK: [[OP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x4x64xf32>
 // CHECK-NEXT: [[LP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x4xf32>
 // CHECK-NOT: gpu.alloc
-// CHECK: gpu.launch_func @attn_kernels::@paged_flash_attention blocks in (%{{[a-zA-Z0-9_]+}}, [[C2]], %{{[a-zA-Z0-9_]+}}) threads in ([[C128]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}})
+// CHECK: gpu.launch_func @attn_kernels::@paged_flash_attention_prefill blocks in ({{[^)]*}}) threads in ([[C128]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) dynamic_shared_memory_size [[SMEM]]
 // CHECK-SAME: args([[Q]] : memref<?x4x64xbf16>, [[O]] : memref<?x4x64xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x2x16x2x64xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>,
+// CHECK-SAME: [[OP]] : memref<?x?x4x64xf32>, [[LP]] : memref<?x?x4xf32>
+// CHECK: gpu.launch_func @attn_kernels::@paged_flash_attention_decode blocks in ({{[^)]*}}) threads in ([[C128]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args(
+// CHECK-SAME: [[Q]] : memref<?x4x64xbf16>, [[O]] : memref<?x4x64xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x2x16x2x64xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>,
 // CHECK-SAME: [[OP]] : memref<?x?x4x64xf32>, [[LP]] : memref<?x?x4xf32>
 // CHECK-NOT: gpu.alloc
 // CHECK: gpu.launch_func @attn_kernels::@attention_combine blocks in (%{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) threads in ([[C256]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args([[OP]] : memref<?x?x4x64xf32>, [[LP]] : memref<?x?x4xf32>, [[O]] : memref<?x4x64xbf16>,
@@ -549,18 +554,57 @@ func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blo
 // CHECK-NEXT: gpu.dealloc [[LP]] : memref<?x?x4xf32>
 // CHECK-NEXT: return
 //
-// The kernel: Q fragments through ldmatrix from the first workgroup buffer;
-// per key tile S = Q K^T with bf16 mma (K fragments from the first buffer),
-// the scale 0.125 * log2(e) and the mask (-inf), the row max over the 4 lanes
+// Prefill on warpgroup MMA: four 4096-element tiles viewed in dynamic shared
+// memory; K (cache slot 0) and V (slot 1) staged by cp.async into them and
+// fenced for the async proxy; S = Q K^T as four m64n64k16 steps with K-major
+// B (col), the scale 0.125 * log2(e), the row max over the quad, exp2, P
+// stored as bf16 pairs, O += P V with V as the transposed B (row).
+// CHECK-LABEL: gpu.func @paged_flash_attention_prefill(
+// CHECK-SAME: [[PQ:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[PO:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, %{{[a-zA-Z0-9_]+}}: memref<?xi32>, [[PB:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>,
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK-DAG: [[PSCALE:%[a-zA-Z0-9_]+]] = arith.constant 0.180336878 : f32
+// CHECK: [[RAW:%[a-zA-Z0-9_]+]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+// CHECK: [[TQ:%[a-zA-Z0-9_]+]] = memref.view [[RAW]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<4096xbf16, #gpu.address_space<workgroup>>
+// CHECK: [[TK:%[a-zA-Z0-9_]+]] = memref.view [[RAW]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<4096xbf16, #gpu.address_space<workgroup>>
+// CHECK: [[TV:%[a-zA-Z0-9_]+]] = memref.view [[RAW]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<4096xbf16, #gpu.address_space<workgroup>>
+// CHECK: [[TP:%[a-zA-Z0-9_]+]] = memref.view [[RAW]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<4096xbf16, #gpu.address_space<workgroup>>
+// CHECK: vector.store %{{.+}}, [[TQ]][%{{.+}}] {alignment = 16 : i64} : memref<4096xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK: gpu.barrier
+// CHECK: nvgpu.device_async_copy [[PB]][%{{.+}}, %c0, %c1, %{{.+}}, %{{.+}}, %{{.+}}], [[TK]][%{{.+}}], 8, %{{.+}} {bypassL1}
+// CHECK: scf.for
+// CHECK: nvvm.fence.proxy
+// CHECK-NEXT: gpu.barrier
+// CHECK: nvgpu.device_async_copy [[PB]][%{{.+}}, %c1, %c1, %{{.+}}, %{{.+}}, %{{.+}}], [[TV]][%{{.+}}], 8, %{{.+}} {bypassL1}
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, %{{.+}}, <m = 64, n = 64, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: arith.mulf %{{.+}}, [[PSCALE]] : f32
+// CHECK: gpu.shuffle xor
+// CHECK: math.exp2 %{{.+}} : f32
+// CHECK: vector.store %{{.+}}, [[TP]][%{{.+}}] : memref<4096xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
+// CHECK: nvvm.fence.proxy
+// CHECK-NEXT: gpu.barrier
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, %{{.+}}, <m = 64, n = 64, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <row>]
+// CHECK: scf.yield
+// CHECK: memref.store %{{.+}}, [[PO]][%{{.+}}, %{{.+}}, %{{.+}}] : memref<?x4x64xbf16>
+// CHECK: gpu.return
+//
+// Decode: four warps share one 16-row tile and split every key tile; Q
+// fragments through ldmatrix from the first workgroup buffer; per key tile
+// S = Q K^T with bf16 mma (K fragments from the first buffer), the scale,
+// the mask (-inf) on tiles not fully visible, the row max over the 4 lanes
 // of a row (xor shuffles 1, 2), exp2, P re-packed as bf16 A fragments and
 // O += P V with V through a transposed ldmatrix from the second buffer.
-// Then the row sums over the quad, and either the bf16 output or this
-// split's f32 partial with its log2-sum-exp.
-// CHECK-LABEL: gpu.func @paged_flash_attention(
+// Then the row sums over the quad and each warp's f32 partial with its
+// log2-sum-exp. At most 128 registers (4 blocks per SM).
+// CHECK-LABEL: gpu.func @paged_flash_attention_decode(
 // CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KO:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, %{{[a-zA-Z0-9_]+}}: memref<?xi32>, [[KB:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>,
 // CHECK-SAME: %{{[a-zA-Z0-9_]+}}: memref<?xi32>, %{{[a-zA-Z0-9_]+}}: memref<?x?xi32>, [[KOP:%[a-zA-Z0-9_]+]]: memref<?x?x4x64xf32>, [[KLP:%[a-zA-Z0-9_]+]]: memref<?x?x4xf32>
 // CHECK-SAME: workgroup([[SK:%[a-zA-Z0-9_]+]] : memref<{{.+}}xbf16, #gpu.address_space<workgroup>>, [[SV:%[a-zA-Z0-9_]+]] : memref<{{.+}}xbf16, #gpu.address_space<workgroup>>)
-// CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 4 : i32}
 // CHECK-DAG: [[SCALE:%[a-zA-Z0-9_]+]] = arith.constant 0.180336878 : f32
 // CHECK-DAG: [[NEGINF:%[a-zA-Z0-9_]+]] = arith.constant 0xFF800000 : f32
 // CHECK-DAG: [[C1I:%[a-zA-Z0-9_]+]] = arith.constant 1 : i32
@@ -571,8 +615,9 @@ func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blo
 // CHECK: scf.for
 // CHECK: nvgpu.ldmatrix [[SK]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<{{.+}}xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
 // CHECK: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
-// CHECK: [[SS:%[a-zA-Z0-9_]+]] = arith.mulf %{{.+}}, [[SCALE]] : f32
-// CHECK-NEXT: arith.select %{{.+}}, [[SS]], [[NEGINF]] : f32
+// CHECK: arith.mulf %{{.+}}, [[SCALE]] : f32
+// CHECK: scf.if
+// CHECK: arith.select %{{.+}}, %{{.+}}, [[NEGINF]] : f32
 // CHECK: [[M1:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[MX:%[a-zA-Z0-9_]+]], [[C1I]], [[C32I]] : f32
 // CHECK-NEXT: [[MX1:%[a-zA-Z0-9_]+]] = arith.maximumf [[MX]], [[M1]] : f32
 // CHECK-NEXT: [[M2:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[MX1]], [[C2I]], [[C32I]] : f32
@@ -582,14 +627,11 @@ func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blo
 // CHECK-NOT: nvgpu.ldmatrix [[SV]]{{.*}}transpose = false
 // CHECK: nvgpu.ldmatrix [[SV]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = true} : memref<{{.+}}xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
 // CHECK: nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>
-// CHECK: gpu.barrier
 // CHECK: scf.yield
 // CHECK: [[L1:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[L:%[a-zA-Z0-9_#]+]], [[C1I]], [[C32I]] : f32
 // CHECK-NEXT: [[LS1:%[a-zA-Z0-9_]+]] = arith.addf [[L]], [[L1]] : f32
 // CHECK-NEXT: [[L2:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[LS1]], [[C2I]], [[C32I]] : f32
 // CHECK-NEXT: arith.addf [[LS1]], [[L2]] : f32
-// CHECK: [[OV:%[a-zA-Z0-9_]+]] = arith.truncf %{{.+}} : f32 to bf16
-// CHECK-NEXT: memref.store [[OV]], [[KO]][%{{.+}}, %{{.+}}, %{{.+}}] : memref<?x4x64xbf16>
 // CHECK: memref.store %{{.+}}, [[KOP]][%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x?x4x64xf32>
 // CHECK: math.log2 %{{.+}} : f32
 // CHECK: memref.store %{{.+}}, [[KLP]][%{{.+}}, %{{.+}}, %{{.+}}] : memref<?x?x4xf32>
@@ -626,22 +668,42 @@ func.func @paged_flash_attention(%q: tensor<?x4x64xbf16>, %blocks: tensor<?x2x2x
 // -----
 
 // Explicit f16 K/V (GQA group 4, head dim 128, sliding window, scale 0.1):
-// the kernel takes K and V instead of the cache, f16 fragments go to the
-// mma as vector<2xf16>, and the scale in the exp2 domain is 0.1 * log2(e).
+// the kernels take K and V instead of the cache and the scale in the exp2
+// domain is 0.1 * log2(e). Prefill: 16 KB tiles (57 KB of dynamic shared
+// memory), f16 wgmma with n = 64 for S and n = 128 (the head dim) for P V.
+// Decode: f16 fragments go to mma.sync as vector<2xf16>.
 // CHECK-LABEL: func.func @flash_attention(
 // CHECK-SAME: [[Q:%[a-zA-Z0-9_]+]]: memref<?x8x128xf16>, [[K:%[a-zA-Z0-9_]+]]: memref<?x2x128xf16>, [[V:%[a-zA-Z0-9_]+]]: memref<?x2x128xf16>,
 // CHECK-SAME: [[QO:%[a-zA-Z0-9_]+]]: memref<3xi32>, [[KO:%[a-zA-Z0-9_]+]]: memref<3xi32>, [[O:%[a-zA-Z0-9_]+]]: memref<?x8x128xf16>)
 // CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK-DAG: [[SMEM:%[a-zA-Z0-9_]+]] = arith.constant 58368 : i32
 // CHECK: [[OP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x8x128xf32>
 // CHECK-NEXT: [[LP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x8xf32>
-// CHECK: gpu.launch_func @attn_kernels::@flash_attention blocks in ({{[^)]*}}) threads in ({{[^)]*}})
+// CHECK: gpu.launch_func @attn_kernels::@flash_attention_prefill blocks in ({{[^)]*}}) threads in ({{[^)]*}}) dynamic_shared_memory_size [[SMEM]]
 // CHECK-SAME: args([[Q]] : memref<?x8x128xf16>, [[O]] : memref<?x8x128xf16>, [[QO]] : memref<3xi32>, [[K]] : memref<?x2x128xf16>, [[V]] : memref<?x2x128xf16>, [[KO]] : memref<3xi32>,
 // CHECK-SAME: [[OP]] : memref<?x?x8x128xf32>, [[LP]] : memref<?x?x8xf32>
+// CHECK: gpu.launch_func @attn_kernels::@flash_attention_decode blocks in ({{[^)]*}}) threads in ({{[^)]*}})
+// CHECK-SAME: args([[Q]] : memref<?x8x128xf16>, [[O]] : memref<?x8x128xf16>, [[QO]] : memref<3xi32>, [[K]] : memref<?x2x128xf16>, [[V]] : memref<?x2x128xf16>, [[KO]] : memref<3xi32>,
 // CHECK: gpu.launch_func @attn_kernels::@attention_combine blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[OP]] : memref<?x?x8x128xf32>, [[LP]] : memref<?x?x8xf32>, [[O]] : memref<?x8x128xf16>,
 // CHECK-NEXT: gpu.dealloc [[OP]] : memref<?x?x8x128xf32>
 // CHECK-NEXT: gpu.dealloc [[LP]] : memref<?x?x8xf32>
 // CHECK-NEXT: return
-// CHECK-LABEL: gpu.func @flash_attention(
+// CHECK-LABEL: gpu.func @flash_attention_prefill(
+// CHECK-SAME: [[PQ:%[a-zA-Z0-9_]+]]: memref<?x8x128xf16>, [[POUT:%[a-zA-Z0-9_]+]]: memref<?x8x128xf16>, %{{[a-zA-Z0-9_]+}}: memref<3xi32>, [[PK:%[a-zA-Z0-9_]+]]: memref<?x2x128xf16>, [[PV:%[a-zA-Z0-9_]+]]: memref<?x2x128xf16>, %{{[a-zA-Z0-9_]+}}: memref<3xi32>,
+// CHECK-DAG: [[PSCALE:%[a-zA-Z0-9_]+]] = arith.constant 0.144269511 : f32
+// CHECK: memref.view %{{.+}}[%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<8192xf16, #gpu.address_space<workgroup>>
+// CHECK: nvgpu.device_async_copy [[PK]][%{{.+}}, %{{.+}}, %{{.+}}], %{{.+}}[%{{.+}}], 8, %{{.+}} {bypassL1} : memref<?x2x128xf16> to memref<8192xf16, #gpu.address_space<workgroup>>
+// CHECK: scf.for
+// CHECK: nvgpu.device_async_copy [[PV]][%{{.+}}, %{{.+}}, %{{.+}}], %{{.+}}[%{{.+}}], 8, %{{.+}} {bypassL1} : memref<?x2x128xf16> to memref<8192xf16, #gpu.address_space<workgroup>>
+// CHECK-COUNT-8: nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, %{{.+}}, <m = 64, n = 64, k = 16>, D[<f32>, <one>], A[<f16>, <one>, <row>], B[<f16>, <one>, <col>]
+// CHECK: arith.mulf %{{.+}}, [[PSCALE]] : f32
+// CHECK: math.exp2
+// CHECK: arith.truncf %{{.+}} : vector<2xf32> to vector<2xf16>
+// CHECK-COUNT-4: nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, %{{.+}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<f16>, <one>, <row>], B[<f16>, <one>, <row>]
+// CHECK: scf.yield
+// CHECK: [[PV16:%[a-zA-Z0-9_]+]] = arith.truncf %{{.+}} : f32 to f16
+// CHECK-NEXT: memref.store [[PV16]], [[POUT]][%{{.+}}, %{{.+}}, %{{.+}}] : memref<?x8x128xf16>
+// CHECK-LABEL: gpu.func @flash_attention_decode(
 // CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x8x128xf16>, [[KOUT:%[a-zA-Z0-9_]+]]: memref<?x8x128xf16>, %{{[a-zA-Z0-9_]+}}: memref<3xi32>, %{{[a-zA-Z0-9_]+}}: memref<?x2x128xf16>, %{{[a-zA-Z0-9_]+}}: memref<?x2x128xf16>, %{{[a-zA-Z0-9_]+}}: memref<3xi32>,
 // CHECK-SAME: workgroup([[SK:%[a-zA-Z0-9_]+]] : memref<{{.+}}xf16, #gpu.address_space<workgroup>>, [[SV:%[a-zA-Z0-9_]+]] : memref<{{.+}}xf16, #gpu.address_space<workgroup>>)
 // CHECK-DAG: [[SCALE:%[a-zA-Z0-9_]+]] = arith.constant 0.144269511 : f32
@@ -656,8 +718,6 @@ func.func @paged_flash_attention(%q: tensor<?x4x64xbf16>, %blocks: tensor<?x2x2x
 // CHECK: nvgpu.ldmatrix [[SV]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = true} : memref<{{.+}}xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
 // CHECK: nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
 // CHECK: scf.yield
-// CHECK: [[OV:%[a-zA-Z0-9_]+]] = arith.truncf %{{.+}} : f32 to f16
-// CHECK-NEXT: memref.store [[OV]], [[KOUT]][%{{.+}}, %{{.+}}, %{{.+}}] : memref<?x8x128xf16>
 // CHECK-LABEL: gpu.func @attention_combine(
 // CHECK: arith.truncf %{{.+}} : f32 to f16
 func.func @flash_attention(%q: tensor<?x8x128xf16>, %k: tensor<?x2x128xf16>, %v: tensor<?x2x128xf16>,
@@ -736,7 +796,8 @@ func.func @returned_view(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> (tenso
 // LAYER: [[ATT:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x32x128xbf16>
 // LAYER: [[OP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x32x128xf32>
 // LAYER-NEXT: [[LP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x32xf32>
-// LAYER: gpu.launch_func @attn_kernels::@paged_flash_attention blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>, [[ATT]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>,
+// LAYER: gpu.launch_func @attn_kernels::@paged_flash_attention_prefill blocks in ({{[^)]*}}) threads in ({{[^)]*}}) dynamic_shared_memory_size %{{.+}} args([[QR]] : memref<?x32x128xbf16>, [[ATT]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>,
+// LAYER: gpu.launch_func @attn_kernels::@paged_flash_attention_decode blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>, [[ATT]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>,
 // LAYER: gpu.launch_func @attn_kernels::@attention_combine blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>, [[ATT]] : memref<?x32x128xbf16>,
 // LAYER-NEXT: gpu.dealloc [[OP]]
 // LAYER-NEXT: gpu.dealloc [[LP]]
@@ -759,7 +820,10 @@ func.func @returned_view(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> (tenso
 // LAYER-NEXT: memref.global "private" constant @attn_inv_freq : memref<64xf64>
 // LAYER-NOT: memref.global
 // LAYER: gpu.func @matmul(
-// LAYER: gpu.func @paged_flash_attention(
+// LAYER: gpu.func @paged_flash_attention_prefill(
+// LAYER-NOT: workgroup(
+// LAYER-SAME: kernel
+// LAYER: gpu.func @paged_flash_attention_decode(
 // LAYER-SAME: workgroup(
 // LAYER: gpu.func @matmul_0(
 
@@ -777,7 +841,8 @@ func.func @returned_view(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> (tenso
 // FUSED-NOT: gpu.alloc{{.*}}x8x128xbf16>
 // FUSED: gpu.launch_func @attn_kernels::@rope_store blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[Q]] : memref<?x32x128xbf16>, [[K]] : memref<?x8x128xbf16>, [[V]] : memref<?x8x128xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[QR]] : memref<?x32x128xbf16>, [[GQ]] : memref<128xbf16>, [[GK]] : memref<128xbf16>,
 // FUSED-NOT: gpu.alloc{{.*}}x8x128xbf16>
-// FUSED: gpu.launch_func @attn_kernels::@paged_flash_attention blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>,
+// FUSED: gpu.launch_func @attn_kernels::@paged_flash_attention_prefill blocks in ({{[^)]*}}) threads in ({{[^)]*}}) dynamic_shared_memory_size %{{.+}} args([[QR]] : memref<?x32x128xbf16>,
+// FUSED: gpu.launch_func @attn_kernels::@paged_flash_attention_decode blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>,
 // FUSED: gpu.launch_func @attn_kernels::@attention_combine
 // FUSED: gpu.launch_func @attn_kernels::@matmul_0 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args(%{{[a-zA-Z0-9_]+}} : memref<?x4096xbf16>, [[WO]] : memref<4096x4096xbf16>,
 // FUSED-NOT: gpu.launch_func

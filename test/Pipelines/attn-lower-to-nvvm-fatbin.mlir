@@ -18,8 +18,9 @@
 // FATBIN-DAG: .text.matmul\00
 // FATBIN-DAG: .text.matmul_0\00
 // FATBIN-DAG: .text.rope_store\00
-// FATBIN-DAG: .text.paged_flash_attention\00
-// FATBIN-DAG: .nv.shared.paged_flash_attention\00
+// FATBIN-DAG: .text.paged_flash_attention_prefill\00
+// FATBIN-DAG: .text.paged_flash_attention_decode\00
+// FATBIN-DAG: .nv.shared.paged_flash_attention_decode\00
 // FATBIN-DAG: .text.attention_combine\00
 // FATBIN-DAG: -arch sm_90a
 // FATBIN-NOT: assembly =
@@ -28,7 +29,9 @@
 // LIBDEVICE-NOT: .extern .func
 // LIBDEVICE-LABEL: .visible .entry rope_store(
 // LIBDEVICE: __cudart_sin_cos_coeffs
-// LIBDEVICE-LABEL: .visible .entry paged_flash_attention(
+// LIBDEVICE-LABEL: .visible .entry paged_flash_attention_prefill(
+// LIBDEVICE: ex2.approx.f32
+// LIBDEVICE-LABEL: .visible .entry paged_flash_attention_decode(
 // LIBDEVICE: ex2.approx.f32
 // LIBDEVICE-LABEL: .visible .entry attention_combine(
 // LIBDEVICE: ex2.approx.f32

@@ -26,7 +26,10 @@
 // HOST-NOT: gpu.launch_func
 // HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@rope_store blocks in
 // HOST-NOT: gpu.launch_func
-// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@paged_flash_attention blocks in
+// Both attention schedules launch (the one a call does not pick as a single idle block).
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@paged_flash_attention_prefill blocks in
+// HOST-SAME: dynamic_shared_memory_size
+// HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@paged_flash_attention_decode blocks in
 // HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@attention_combine blocks in
 // HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM]]) : (!llvm.ptr, !llvm.ptr) -> ()
 // HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM]]) : (!llvm.ptr, !llvm.ptr) -> ()
@@ -57,7 +60,8 @@
 // UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@rope blocks in
 // UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@rope_0 blocks in
 // UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@kv_cache_store blocks in
-// UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@paged_flash_attention blocks in
+// UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@paged_flash_attention_prefill blocks in
+// UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@paged_flash_attention_decode blocks in
 // UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@attention_combine blocks in
 // UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@matmul_0 blocks in
 // UNFUSED-NOT: gpu.launch_func
@@ -87,8 +91,24 @@
 // The fused RoPE + store: a warp per (row, head), nothing else in between.
 // PTX-LABEL: .visible .entry rope_store(
 // PTX: .maxntid 256, 1, 1
-// PTX-LABEL: .visible .entry paged_flash_attention(
+// Prefill: K/V by cp.async into swizzled tiles, made visible to the tensor
+// cores, S = Q K^T and O += P V (V transposed: the last immediate is 1) on
+// warpgroup MMA.
+// PTX-LABEL: .visible .entry paged_flash_attention_prefill(
 // PTX: .maxntid 128, 1, 1
+// PTX-NOT: .entry
+// PTX-DAG: cp.async.cg.shared.global
+// PTX-DAG: fence.proxy.async.shared::cta
+// PTX-DAG: wgmma.fence.sync.aligned
+// PTX-DAG: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 0;
+// PTX-DAG: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 1;
+// PTX-DAG: wgmma.wait_group.sync.aligned 0
+// PTX-DAG: shfl.sync.bfly.b32
+// Decode: keys split across the warps, mma.sync, at most 128 registers.
+// PTX-LABEL: .visible .entry paged_flash_attention_decode(
+// PTX: .maxntid 128, 1, 1
+// PTX-NEXT: .minnctapersm 4
+// PTX-NOT: .entry
 // PTX-DAG: ldmatrix.sync.aligned.m8n8.x4.shared.b16
 // PTX-DAG: ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16
 // PTX-DAG: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
