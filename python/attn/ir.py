@@ -266,7 +266,7 @@ def layer_function(name, cfg, tokens=None, batch=None):
     return _func(name, args, [x, cfg.blocks_type()], body, ["out", "new_blocks"])
 
 
-def primitive_layer_function(name, cfg, part="all"):
+def primitive_layer_function(name, cfg, part="all", projections="linear"):
     """The layer written as a framework exports it: separate ``attn.linear`` projections split
     into heads with ``tensor.expand_shape``, the bias as ``linalg.broadcast`` + ``linalg.add``,
     ``clip`` as a ``linalg.generic`` clamp (``arith.maximumf`` / ``arith.minimumf``) of each weight, ``attn.rms_norm``,
@@ -274,7 +274,9 @@ def primitive_layer_function(name, cfg, part="all"):
     input of the fusion passes. Same arguments and results as ``layer_function`` (separate
     weights only). ``part="projections"`` leaves attention out: the layer minus the attention op
     (q, k, v projected, normed, rotated and stored; o_proj applied to the rotated q read as
-    ``[T, H*D]``), for measuring the non-attention part.
+    ``[T, H*D]``), for measuring the non-attention part. ``projections="matmul"`` writes the
+    q / k / v projections as ``linalg.matmul`` (``x @ W^T`` by indexing maps, zero-filled init)
+    instead of ``attn.linear`` (accumulating in the storage type when not fused).
     """
     if cfg.stacked:
         raise ValueError("primitive_layer_function writes separate projections")
@@ -304,7 +306,18 @@ def primitive_layer_function(name, cfg, part="all"):
                      "  linalg.yield %r : " + dt,
                      f"}} -> {wt}"]
             w = f"%wc_{p}"
-        body.append(f"%{p}_lin = attn.linear %x, {w} : {x}, {wt} -> {flat}")
+        if projections == "matmul":
+            body += [f"%{p}_zero = arith.constant 0.0 : {dt}",
+                     f"%{p}_me = tensor.empty(%t) : {flat}",
+                     f"%{p}_mf = linalg.fill ins(%{p}_zero : {dt}) outs(%{p}_me : {flat}) -> "
+                     f"{flat}",
+                     f"%{p}_lin = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, "
+                     f"affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>] "
+                     f"ins(%x, {w} : {x}, {wt}) outs(%{p}_mf : {flat}) -> {flat}"]
+        elif projections == "linear":
+            body.append(f"%{p}_lin = attn.linear %x, {w} : {x}, {wt} -> {flat}")
+        else:
+            raise ValueError(f"unknown projections {projections!r}")
         src = f"%{p}_lin"
         if cfg.bias:
             bt = types["b" + p]

@@ -11,6 +11,9 @@ Two forms of the layer:
   a ``linalg.generic`` clamp of the weights, separate norm / rope / store ops. Fused, every pass fires:
   epilogues -> linear bias and clip, three linears -> ``attn.qkv_projection``, rope + store ->
   ``attn.rope_store``, qk norm folded in (checked on the IR with ``attn-opt``).
+* ``matmul``: the same with the projections as ``linalg.matmul`` (``x @ W^T``, zero-filled init),
+  which ``attn-fuse-qkv`` also takes (unfused only in f32: the bf16 matmul would accumulate in
+  bf16).
 
 Tolerances are those of ``test_cpu_exec.py`` (out relative to max|expected|; cache per written
 (slot, head) vector, 2 ulps of the storage type; untouched slots bit-for-bit). The unfused
@@ -90,13 +93,19 @@ FORMS = {
     "composite": ["f32-gqa2", "bf16-qknorm-gqa4-d128-p128", "f16-mqa-d96-bias"],
     "primitive": ["f32-gqa2", "bf16-qknorm-gqa4-d128-p128", "f32-inter-bias-clip-mha",
                   "bf16-llama3-inter-qknorm-bias", "bf16-clip-gqa3"],
+    # Projections as linalg.matmul; unfused they accumulate in the storage type, so the
+    # unfused run is f32 only (see UNFUSED_SKIP).
+    "matmul": ["f32-inter-bias-clip-mha", "bf16-qknorm-gqa4-d128-p128"],
 }
+# (form, config) compiled fused only.
+UNFUSED_SKIP = {("matmul", "bf16-qknorm-gqa4-d128-p128")}
 
 
 def module_text(form, cfg):
     if form == "composite":
         return ir.module_text(ir.layer_function("layer", cfg))
-    return ir.module_text(ir.primitive_layer_function("layer", cfg))
+    projections = "matmul" if form == "matmul" else "linear"
+    return ir.module_text(ir.primitive_layer_function("layer", cfg, projections=projections))
 
 
 @dataclasses.dataclass
@@ -116,7 +125,7 @@ class FusionCase:
 
 
 CASES = [FusionCase(form, c, fuse) for form, configs in FORMS.items() for c in configs
-         for fuse in (True, False)]
+         for fuse in (True, False) if fuse or (form, c) not in UNFUSED_SKIP]
 RUNS = [(c, s) for c in CASES for s in ("prefill", "decode", "mixed")]
 
 
@@ -162,7 +171,8 @@ def test_fusion_fires(form, config):
                  "linalg.generic"):
         assert gone not in text, f"{gone} left after fusion:\n{text}"
     assert ("qk_norm(" in text) == cfg.qk_norm
-    if form == "primitive":
+    if form in ("primitive", "matmul"):
         assert "attn.qkv_projection" in text
+        assert "linalg.matmul" not in text
         assert text.count("attn.linear") == 1  # o_proj only
         assert ("clip" in text) == (cfg.clip is not None)

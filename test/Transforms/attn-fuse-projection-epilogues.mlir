@@ -173,3 +173,44 @@ func.func @generic_clip(%x: tensor<?x64xbf16>, %w: tensor<32x64xbf16>, %init: te
   %y3 = attn.linear %x, %wi : tensor<?x64xbf16>, tensor<32x64xbf16> -> tensor<?x32xbf16>
   return %y, %y2, %y3 : tensor<?x32xbf16>, tensor<?x32xbf16>, tensor<?x32xbf16>
 }
+
+// -----
+
+// linalg.matmul projections (x @ W^T, zero-filled init): with a bias add ->
+// attn.linear with bias (and the clamp of its weight as clip); with a clamped
+// weight alone -> attn.linear with clip; a matmul whose weight is not clamped
+// and that has no bias add is left for attn-fuse-qkv.
+// CHECK-LABEL: func @matmul_epilogues
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x64xf32>, %[[W:[^:]*]]: tensor<32x64xf32>, %[[B:[^:]*]]: tensor<32xf32>
+// CHECK: %[[Y:.*]] = attn.linear %[[X]], %[[W]] bias %[[B]] clip 3.000000e+00 : tensor<?x64xf32>, tensor<32x64xf32>, tensor<32xf32> -> tensor<?x32xf32>
+// CHECK: %[[Y2:.*]] = attn.linear %[[X]], %[[W]] clip 3.000000e+00 : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+// CHECK: %[[Y3:.*]] = linalg.matmul
+// CHECK-NOT: linalg.add
+// CHECK: return %[[Y]], %[[Y2]], %[[Y3]]
+func.func @matmul_epilogues(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %b: tensor<32xf32>)
+    -> (tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x32xf32>) {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %t = tensor.dim %x, %c0 : tensor<?x64xf32>
+  %e = tensor.empty(%t) : tensor<?x32xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %we = tensor.empty() : tensor<32x64xf32>
+  %wc = linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>], iterator_types = ["parallel", "parallel"]}
+      ins(%w : tensor<32x64xf32>) outs(%we : tensor<32x64xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %hi = arith.constant 3.0 : f32
+    %lo = arith.constant -3.0 : f32
+    %m = arith.maximumf %a, %lo : f32
+    %r = arith.minimumf %m, %hi : f32
+    linalg.yield %r : f32
+  } -> tensor<32x64xf32>
+  %y = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%x, %wc : tensor<?x64xf32>, tensor<32x64xf32>) outs(%f : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %bb = linalg.broadcast ins(%b : tensor<32xf32>) outs(%e : tensor<?x32xf32>) dimensions = [0]
+  %z = linalg.add ins(%y, %bb : tensor<?x32xf32>, tensor<?x32xf32>) outs(%e : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %y2 = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%x, %wc : tensor<?x64xf32>, tensor<32x64xf32>) outs(%f : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %y3 = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%x, %w : tensor<?x64xf32>, tensor<32x64xf32>) outs(%f : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %z, %y2, %y3 : tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x32xf32>
+}

@@ -213,3 +213,58 @@ func.func @four_projections(%x: tensor<?x128xf32>, %wq: tensor<128x128xf32>, %wk
   %u3 = tensor.expand_shape %u [[0], [1, 2]] output_shape [%t, 1, 64] : tensor<?x64xf32> into tensor<?x1x64xf32>
   return %q3, %k3, %v3, %u3 : tensor<?x2x64xf32>, tensor<?x1x64xf32>, tensor<?x1x64xf32>, tensor<?x1x64xf32>
 }
+
+// -----
+
+// linalg.matmul projections (zero-filled init): x @ W^T by indexing maps, and
+// x @ transpose(W); both become weights of the fused op.
+// CHECK-LABEL: func @matmuls
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x128xbf16>, %[[WQ:[^:]*]]: tensor<128x128xbf16>, %[[WK:[^:]*]]: tensor<64x128xbf16>, %[[WV:[^:]*]]: tensor<64x128xbf16>
+// CHECK: %[[Q:.*]], %[[K:.*]], %[[V:.*]] = attn.qkv_projection %[[X]] weights(%[[WQ]], %[[WK]], %[[WV]]) : tensor<?x128xbf16>, (tensor<128x128xbf16>, tensor<64x128xbf16>, tensor<64x128xbf16>) -> tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>
+// CHECK-NOT: linalg.matmul
+// CHECK: return %[[Q]], %[[K]], %[[V]]
+func.func @matmuls(%x: tensor<?x128xbf16>, %wq: tensor<128x128xbf16>, %wk: tensor<64x128xbf16>, %wv: tensor<64x128xbf16>, %t: index)
+    -> (tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>) {
+  %zero = arith.constant 0.0 : bf16
+  %eq = tensor.empty(%t) : tensor<?x128xbf16>
+  %fq = linalg.fill ins(%zero : bf16) outs(%eq : tensor<?x128xbf16>) -> tensor<?x128xbf16>
+  %q = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%x, %wq : tensor<?x128xbf16>, tensor<128x128xbf16>) outs(%fq : tensor<?x128xbf16>) -> tensor<?x128xbf16>
+  %ek = tensor.empty(%t) : tensor<?x64xbf16>
+  %fk = linalg.fill ins(%zero : bf16) outs(%ek : tensor<?x64xbf16>) -> tensor<?x64xbf16>
+  %et = tensor.empty() : tensor<128x64xbf16>
+  %wkt = linalg.transpose ins(%wk : tensor<64x128xbf16>) outs(%et : tensor<128x64xbf16>) permutation = [1, 0]
+  %k = linalg.matmul ins(%x, %wkt : tensor<?x128xbf16>, tensor<128x64xbf16>) outs(%fk : tensor<?x64xbf16>) -> tensor<?x64xbf16>
+  %fv = linalg.fill ins(%zero : bf16) outs(%ek : tensor<?x64xbf16>) -> tensor<?x64xbf16>
+  %v = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%x, %wv : tensor<?x128xbf16>, tensor<64x128xbf16>) outs(%fv : tensor<?x64xbf16>) -> tensor<?x64xbf16>
+  %q3 = tensor.expand_shape %q [[0], [1, 2]] output_shape [%t, 2, 64] : tensor<?x128xbf16> into tensor<?x2x64xbf16>
+  %k3 = tensor.expand_shape %k [[0], [1, 2]] output_shape [%t, 1, 64] : tensor<?x64xbf16> into tensor<?x1x64xbf16>
+  %v3 = tensor.expand_shape %v [[0], [1, 2]] output_shape [%t, 1, 64] : tensor<?x64xbf16> into tensor<?x1x64xbf16>
+  return %q3, %k3, %v3 : tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>
+}
+
+// -----
+
+// Not projections: a matmul accumulating into a non-zero init (x @ W^T + c),
+// and a plain x @ W (no transpose, W would be [K, N]).
+// CHECK-LABEL: func @matmuls_negative
+// CHECK-NOT: attn.qkv_projection
+// CHECK-COUNT-3: linalg.matmul
+// CHECK-NOT: attn.qkv_projection
+func.func @matmuls_negative(%x: tensor<?x128xf32>, %wq: tensor<128x128xf32>, %wk: tensor<64x128xf32>, %wkn: tensor<128x64xf32>,
+                            %c: tensor<?x128xf32>, %t: index)
+    -> (tensor<?x2x64xf32>, tensor<?x1x64xf32>, tensor<?x1x64xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %q = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%x, %wq : tensor<?x128xf32>, tensor<128x128xf32>) outs(%c : tensor<?x128xf32>) -> tensor<?x128xf32>
+  %ek = tensor.empty(%t) : tensor<?x64xf32>
+  %fk = linalg.fill ins(%zero : f32) outs(%ek : tensor<?x64xf32>) -> tensor<?x64xf32>
+  %k = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%x, %wk : tensor<?x128xf32>, tensor<64x128xf32>) outs(%fk : tensor<?x64xf32>) -> tensor<?x64xf32>
+  %v = linalg.matmul ins(%x, %wkn : tensor<?x128xf32>, tensor<128x64xf32>) outs(%fk : tensor<?x64xf32>) -> tensor<?x64xf32>
+  %q3 = tensor.expand_shape %q [[0], [1, 2]] output_shape [%t, 2, 64] : tensor<?x128xf32> into tensor<?x2x64xf32>
+  %k3 = tensor.expand_shape %k [[0], [1, 2]] output_shape [%t, 1, 64] : tensor<?x64xf32> into tensor<?x1x64xf32>
+  %v3 = tensor.expand_shape %v [[0], [1, 2]] output_shape [%t, 1, 64] : tensor<?x64xf32> into tensor<?x1x64xf32>
+  return %q3, %k3, %v3 : tensor<?x2x64xf32>, tensor<?x1x64xf32>, tensor<?x1x64xf32>
+}

@@ -6,6 +6,7 @@
 
 #include "attn/Dialect/Attn/IR/AttnOps.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "Projections.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -23,47 +24,6 @@ using namespace mlir;
 using namespace mlir::attn;
 
 namespace {
-
-/// `linalg.add(attn.linear(x, w), broadcast(b))` -> `attn.linear(x, w, b)`.
-struct FoldBiasAdd : OpRewritePattern<linalg::AddOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(linalg::AddOp add,
-                                PatternRewriter &rewriter) const override {
-    if (add.getNumDpsInputs() != 2 || add->getNumResults() != 1)
-      return failure();
-    for (int which = 0; which < 2; ++which) {
-      Value lhs = add.getDpsInputs()[which];
-      Value rhs = add.getDpsInputs()[1 - which];
-      auto linear = lhs.getDefiningOp<LinearOp>();
-      auto broadcast = rhs.getDefiningOp<linalg::BroadcastOp>();
-      if (!linear || !broadcast || linear.getBias() || !linear->hasOneUse())
-        continue;
-      if (broadcast.getDimensions() != ArrayRef<int64_t>{0})
-        continue;
-      Value bias = broadcast.getInput();
-      auto biasType = dyn_cast<RankedTensorType>(bias.getType());
-      RankedTensorType resultType = linear.getResult().getType();
-      if (!biasType || biasType.getRank() != 1 ||
-          biasType.getElementType() != resultType.getElementType())
-        continue;
-      int64_t n = resultType.getDimSize(1), bn = biasType.getDimSize(0);
-      if (ShapedType::isDynamic(n) || n != bn)
-        continue;
-      auto fused = LinearOp::create(rewriter, add.getLoc(), resultType,
-                                    linear.getInput(), linear.getWeight(),
-                                    bias, linear.getClipAttr());
-      Type addType = add->getResult(0).getType();
-      Value replacement = fused.getResult();
-      if (addType != resultType)
-        replacement = tensor::CastOp::create(rewriter, add.getLoc(), addType,
-                                             replacement);
-      rewriter.replaceOp(add, replacement);
-      rewriter.eraseOp(linear);
-      return success();
-    }
-    return rewriter.notifyMatchFailure(add, "not linear + broadcast bias");
-  }
-};
 
 /// The positive splat float of a constant, if it is one.
 std::optional<APFloat> splatOf(Value v) {
@@ -164,6 +124,88 @@ std::optional<std::pair<Value, double>> matchClamp(Value v) {
   return std::nullopt;
 }
 
+/// `(w, clip)` for a projection weight: a symmetric clamp becomes the clip.
+std::pair<Value, FloatAttr> weightAndClip(Builder &b, Value w) {
+  if (std::optional<std::pair<Value, double>> clamp = matchClamp(w))
+    if (clamp->first.getType() == w.getType())
+      return {clamp->first, b.getF64FloatAttr(clamp->second)};
+  return {w, FloatAttr()};
+}
+
+/// `linalg.add(P, broadcast(b))` -> `attn.linear(x, w, b)` where P is a
+/// bias-free `attn.linear` or a `linalg.matmul` projection (whose clamped
+/// weight, if any, becomes the clip at the same time).
+struct FoldBiasAdd : OpRewritePattern<linalg::AddOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(linalg::AddOp add,
+                                PatternRewriter &rewriter) const override {
+    if (add.getNumDpsInputs() != 2 || add->getNumResults() != 1)
+      return failure();
+    for (int which = 0; which < 2; ++which) {
+      Value lhs = add.getDpsInputs()[which];
+      Value rhs = add.getDpsInputs()[1 - which];
+      Operation *proj = lhs.getDefiningOp();
+      auto broadcast = rhs.getDefiningOp<linalg::BroadcastOp>();
+      if (!proj || !broadcast || !proj->hasOneUse() ||
+          broadcast.getDimensions() != ArrayRef<int64_t>{0})
+        continue;
+      Value x, w;
+      FloatAttr clip;
+      if (auto linear = dyn_cast<LinearOp>(proj)) {
+        if (linear.getBias())
+          continue;
+        x = linear.getInput();
+        w = linear.getWeight();
+        clip = linear.getClipAttr();
+      } else if (std::optional<std::pair<Value, Value>> xw =
+                     matchMatmulProjection(proj)) {
+        x = xw->first;
+        std::tie(w, clip) = weightAndClip(rewriter, xw->second);
+      } else {
+        continue;
+      }
+      Value bias = broadcast.getInput();
+      auto biasType = dyn_cast<RankedTensorType>(bias.getType());
+      auto resultType = cast<RankedTensorType>(lhs.getType());
+      if (!biasType || biasType.getRank() != 1 ||
+          biasType.getElementType() != resultType.getElementType())
+        continue;
+      int64_t n = resultType.getDimSize(1), bn = biasType.getDimSize(0);
+      if (ShapedType::isDynamic(n) || n != bn)
+        continue;
+      auto fused = LinearOp::create(rewriter, add.getLoc(), resultType, x, w,
+                                    bias, clip);
+      Type addType = add->getResult(0).getType();
+      Value replacement = fused.getResult();
+      if (addType != resultType)
+        replacement = tensor::CastOp::create(rewriter, add.getLoc(), addType,
+                                             replacement);
+      rewriter.replaceOp(add, replacement);
+      rewriter.eraseOp(proj);
+      return success();
+    }
+    return rewriter.notifyMatchFailure(add, "not a projection + broadcast bias");
+  }
+};
+
+/// A `linalg.matmul` projection of a clamped weight -> `attn.linear` with
+/// clip (a bias add after it is then folded by FoldBiasAdd).
+struct RaiseClampedMatmul : OpRewritePattern<linalg::MatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(linalg::MatmulOp op,
+                                PatternRewriter &rewriter) const override {
+    std::optional<std::pair<Value, Value>> xw = matchMatmulProjection(op);
+    if (!xw)
+      return rewriter.notifyMatchFailure(op, "not a projection");
+    auto [w, clip] = weightAndClip(rewriter, xw->second);
+    if (!clip)
+      return rewriter.notifyMatchFailure(op, "weight not clamped");
+    rewriter.replaceOpWithNewOp<LinearOp>(op, op->getResult(0).getType(),
+                                          xw->first, w, Value(), clip);
+    return success();
+  }
+};
+
 struct FoldLinearClip : OpRewritePattern<LinearOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(LinearOp op,
@@ -211,7 +253,8 @@ struct AttnFuseProjectionEpiloguesPass
           AttnFuseProjectionEpiloguesPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<FoldBiasAdd, FoldLinearClip, FoldQKVClip>(&getContext());
+    patterns.add<RaiseClampedMatmul, FoldBiasAdd, FoldLinearClip, FoldQKVClip>(
+        &getContext());
     walkAndApplyPatterns(getOperation(), std::move(patterns));
   }
 };

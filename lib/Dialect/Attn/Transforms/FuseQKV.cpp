@@ -6,8 +6,10 @@
 
 #include "attn/Dialect/Attn/IR/AttnOps.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "Projections.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
@@ -23,17 +25,37 @@ using namespace mlir::attn;
 
 namespace {
 
-/// A linear whose only user splits its columns into heads: [T, N] ->
+/// `input [T, K] @ weight [N, K]^T (+ bias)`: an `attn.linear`, or a
+/// `linalg.matmul` of a zero-filled init whose right operand is the weight
+/// transposed (`indexing_maps` of `x @ W^T`, or a `linalg.transpose` of `W`).
+struct Projection {
+  Operation *op = nullptr;
+  Value input, weight, bias;
+  FloatAttr clip;
+};
+
+std::optional<Projection> asProjection(Operation *op) {
+  if (auto linear = dyn_cast<LinearOp>(op))
+    return Projection{op, linear.getInput(), linear.getWeight(),
+                      linear.getBias(), linear.getClipAttr()};
+  std::optional<std::pair<Value, Value>> xw = matchMatmulProjection(op);
+  if (!xw)
+    return std::nullopt;
+  return Projection{op, xw->first, xw->second, Value(), FloatAttr()};
+}
+
+/// A projection whose only user splits its columns into heads: [T, N] ->
 /// [T, heads, D].
 struct HeadProjection {
-  LinearOp linear;
+  Projection proj;
   tensor::ExpandShapeOp heads;
 };
 
-std::optional<HeadProjection> asHeadProjection(LinearOp linear) {
-  if (!linear->hasOneUse())
+std::optional<HeadProjection> asHeadProjection(Operation *op) {
+  std::optional<Projection> proj = asProjection(op);
+  if (!proj || !op->hasOneUse())
     return std::nullopt;
-  auto expand = dyn_cast<tensor::ExpandShapeOp>(*linear->user_begin());
+  auto expand = dyn_cast<tensor::ExpandShapeOp>(*op->user_begin());
   if (!expand || expand.getResultType().getRank() != 3)
     return std::nullopt;
   SmallVector<ReassociationIndices> groups = expand.getReassociationIndices();
@@ -43,7 +65,7 @@ std::optional<HeadProjection> asHeadProjection(LinearOp linear) {
   RankedTensorType type = expand.getResultType();
   if (type.isDynamicDim(1) || type.isDynamicDim(2))
     return std::nullopt;
-  return HeadProjection{linear, expand};
+  return HeadProjection{*proj, expand};
 }
 
 /// Whether every user of `v` comes after `op` in its block.
@@ -69,35 +91,34 @@ LogicalResult fuseLinears(RewriterBase &rewriter,
       qType.getDimSize(1) % kType.getDimSize(1) != 0)
     return failure();
   for (HeadProjection p : projections) {
-    if (!p.linear.getWeight().getType().hasStaticShape())
+    if (!cast<RankedTensorType>(p.proj.weight.getType()).hasStaticShape())
       return failure();
-    if (static_cast<bool>(p.linear.getBias()) !=
-            static_cast<bool>(q.linear.getBias()) ||
-        p.linear.getClip() != q.linear.getClip())
+    if (static_cast<bool>(p.proj.bias) != static_cast<bool>(q.proj.bias) ||
+        p.proj.clip != q.proj.clip)
       return failure();
   }
   // Build after the last linear; every reader of the heads must follow it.
-  Operation *last = q.linear;
+  Operation *last = q.proj.op;
   for (HeadProjection p : projections)
-    if (last->isBeforeInBlock(p.linear))
-      last = p.linear;
+    if (last->isBeforeInBlock(p.proj.op))
+      last = p.proj.op;
   for (HeadProjection p : projections)
     if (!allUsersAfter(p.heads.getResult(), last))
       return failure();
 
   SmallVector<Value> weights, biases;
   for (HeadProjection p : projections) {
-    weights.push_back(p.linear.getWeight());
-    if (p.linear.getBias())
-      biases.push_back(p.linear.getBias());
+    weights.push_back(p.proj.weight);
+    if (p.proj.bias)
+      biases.push_back(p.proj.bias);
   }
   rewriter.setInsertionPointAfter(last);
   auto fused = QKVProjectionOp::create(
-      rewriter, q.linear.getLoc(), qType, kType, v.heads.getResultType(),
-      q.linear.getInput(), weights, biases, q.linear.getClipAttr());
+      rewriter, q.proj.op->getLoc(), qType, kType, v.heads.getResultType(),
+      q.proj.input, weights, biases, q.proj.clip);
   for (auto [p, result] : llvm::zip(projections, fused->getResults())) {
     rewriter.replaceOp(p.heads, result);
-    rewriter.eraseOp(p.linear);
+    rewriter.eraseOp(p.proj.op);
   }
   return success();
 }
@@ -172,11 +193,13 @@ struct AttnFuseQKVPass : attn::impl::AttnFuseQKVBase<AttnFuseQKVPass> {
     // 1. Linears of one input, per block, in program order.
     DenseMap<std::pair<Value, Block *>, SmallVector<HeadProjection>> groups;
     SmallVector<std::pair<Value, Block *>> order;
-    getOperation()->walk([&](LinearOp linear) {
-      std::optional<HeadProjection> p = asHeadProjection(linear);
+    getOperation()->walk([&](Operation *op) {
+      if (!isa<LinearOp, linalg::MatmulOp>(op))
+        return;
+      std::optional<HeadProjection> p = asHeadProjection(op);
       if (!p)
         return;
-      auto key = std::make_pair(linear.getInput(), linear->getBlock());
+      auto key = std::make_pair(p->proj.input, op->getBlock());
       auto [it, inserted] = groups.try_emplace(key);
       if (inserted)
         order.push_back(key);
@@ -189,7 +212,7 @@ struct AttnFuseQKVPass : attn::impl::AttnFuseQKVBase<AttnFuseQKVPass> {
       if (projections.size() != 3)
         continue;
       llvm::sort(projections, [](const HeadProjection &a, const HeadProjection &b) {
-        return a.linear->isBeforeInBlock(b.linear);
+        return a.proj.op->isBeforeInBlock(b.proj.op);
       });
       (void)fuseLinears(rewriter, projections);
     }

@@ -121,18 +121,22 @@ def AttnFuseProjectionEpilogues : Pass<"attn-fuse-projection-epilogues"> {
     copy of the weights on every call (clip):
 
     - bias: `linalg.add ins(%y, %bb) outs(%init)` (either operand order)
-      where `%y` is an `attn.linear` without a bias whose only user is the
-      add, and `%bb` is a `linalg.broadcast` of a 1-D `%b [N]` along
-      dimension 0. The add becomes `attn.linear ... bias %b`.
+      where `%y` is a projection whose only user is the add (an
+      `attn.linear` without a bias, or a `linalg.matmul` computing
+      `x @ W^T` from a zero-filled init, see `attn-fuse-qkv`), and `%bb` is
+      a `linalg.broadcast` of a 1-D `%b [N]` along dimension 0. The add
+      becomes `attn.linear ... bias %b` (accumulating in f32).
     - clip: a weight operand of `attn.linear` or `attn.qkv_projection` that
       is `arith.minimumf(arith.maximumf(%w, -c), c)` (either nesting) on
       tensors with splat constant bounds, or a `linalg.generic` over `%w`
       (identity maps, `tensor.empty` init) whose body is that clamp with
       scalar constant bounds (the form the CPU pipeline can also run
       unfused), with symmetric bounds, is replaced by `%w` and `c`
-      becomes the op's `clip`. For `attn.qkv_projection` every weight must
-      be clamped by the same `c` (there is one clip). An op that already has
-      a clip is left alone. The clamp stays for its other users.
+      becomes the op's `clip`; a `linalg.matmul` projection of a clamped
+      weight becomes an `attn.linear` with that clip. For
+      `attn.qkv_projection` every weight must be clamped by the same `c`
+      (there is one clip). An op that already has a clip is left alone.
+      The clamp stays for its other users.
 
     Before:
     ```mlir
@@ -153,15 +157,19 @@ def AttnFuseQKV : Pass<"attn-fuse-qkv"> {
   let description = [{
     Two rewrites, applied in order:
 
-    1. Three `attn.linear` ops of the same input, each reshaped by
-       `tensor.expand_shape` to `[T, heads, D]` (same `D`, query heads a
-       multiple of the kv heads, k and v of the same shape, same element type,
-       static weight shapes, all with or all without bias, the same clip),
-       become one `attn.qkv_projection` with separate weights. Which one is q
-       is decided by the consumer: the `q` of an `attn.rope` feeding
-       `attn.rope_store` / attention is not known here, so the three are
-       taken in program order (q, k, v), the order every framework emits.
-       The linears must have no other users than their reshape.
+    1. Three projections of the same input, each reshaped by
+       `tensor.expand_shape` to `[T, heads, D]`, become one
+       `attn.qkv_projection` with separate weights. A projection is an
+       `attn.linear`, or a `linalg.matmul` of a zero-filled init whose
+       right operand is the weight transposed (`x @ W^T` by
+       `indexing_maps`, or a `linalg.transpose` of `W [N, K]`); the fused
+       op accumulates in f32 whatever the storage type. Required: the same
+       `D`, query heads a multiple of the kv heads, k and v of the same
+       shape, one element type, static weight shapes, all with or all
+       without bias, the same clip, no other user of a projection than its
+       reshape, and exactly three such projections of the input (with
+       more, which are q, k and v would be a guess). They are taken in
+       program order as q, k, v, the order frameworks emit.
     2. An `attn.qkv_projection` with separate weights that are all constants
        gets one stacked constant weight `concat(Wq, Wk, Wv)` (and one
        stacked bias when the biases are constants too), folded at compile
