@@ -87,11 +87,24 @@ struct Shape {
 
 /// Splits of every sequence's keys for a launch: enough blocks to fill the
 /// GPU when there are few query tiles, one split otherwise.
-/// Prefill splits only to fill an idle GPU; decode, whose blocks stream
-/// long caches, aims at many waves of blocks so the last one is short.
+/// Decode blocks resident at once per SM (the decode kernel's minctasm).
+constexpr int64_t kDecodeBlocksPerSM = 4;
+
+/// Prefill splits only to fill an idle GPU. Decode, whose blocks stream long
+/// caches, takes the most splits that still fit two full waves of resident
+/// blocks: whole waves leave no short last wave.
 Value chooseSplits(IB &b, const KernelOptions &opts, const Shape &s,
                    int64_t queryRows, Value tokens, Value batch,
                    Value keysUpperBound, bool decode) {
+  Value cap = minIdx(b, cIdx(b, opts.maxSplits),
+                     maxIdx(b, ceilDiv(b, keysUpperBound, kMinSplitKeys), cIdx(b, 1)));
+  if (decode) {
+    // Few rows per sequence: about one query tile per non-empty sequence.
+    Value busy = mul(b, maxIdx(b, minIdx(b, tokens, batch), cIdx(b, 1)), s.kvHeads);
+    Value fit = arith::DivUIOp::create(
+        b, cIdx(b, 2 * kDecodeBlocksPerSM * opts.smCount), busy);
+    return maxIdx(b, minIdx(b, fit, cap), cIdx(b, 1));
+  }
   Value qTiles = ceilDiv(b, tokens, queryRows);
   // Blocks that do work: at most one partial tile per sequence beyond the
   // full ones.
@@ -99,13 +112,8 @@ Value chooseSplits(IB &b, const KernelOptions &opts, const Shape &s,
                              add(b, qTiles, batch)),
                    s.kvHeads);
   busy = maxIdx(b, busy, cIdx(b, 1));
-  Value wanted = arith::CeilDivUIOp::create(
-      b, cIdx(b, (decode ? 16 : 4) * opts.smCount), busy);
-  Value cap = minIdx(b, cIdx(b, opts.maxSplits),
-                     maxIdx(b, ceilDiv(b, keysUpperBound, kMinSplitKeys), cIdx(b, 1)));
+  Value wanted = arith::CeilDivUIOp::create(b, cIdx(b, 4 * opts.smCount), busy);
   Value splits = maxIdx(b, minIdx(b, wanted, cap), cIdx(b, 1));
-  if (decode)
-    return splits;
   Value full = ge(b, busy, cIdx(b, 2 * opts.smCount));
   return arith::SelectOp::create(b, full, cIdx(b, 1), splits);
 }
@@ -808,7 +816,7 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
     gpu::GPUFuncOp decode = buildKernel("_decode", true, false, 1);
     // Decode streams the cache: more resident blocks keep more bytes in
     // flight (at most 128 registers a thread).
-    decode->setAttr("nvvm.minctasm", host.getI32IntegerAttr(4));
+    decode->setAttr("nvvm.minctasm", host.getI32IntegerAttr(kDecodeBlocksPerSM));
     e.launch(host, decode, gridIf(decodeMode), kThreads, operands);
   }
   emitCombine(e, host, s, oPart, lsePart, spec.out, parts);

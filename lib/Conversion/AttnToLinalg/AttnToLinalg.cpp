@@ -948,6 +948,8 @@ struct LowerRopeFreqs : OpRewritePattern<RopeFreqsOp> {
 struct KeyRotation {
   Value cosT, sinT; // [T, D/2] f32
   bool interleaved = false;
+  Value gamma;      // [D]: RMS-normalise each head first (qk norm), or null
+  double eps = 0.0;
 };
 
 /// Row `row` of `key [T, Hkv, D]` rotated and written into the cache slot
@@ -973,6 +975,9 @@ Value storeRotatedKeyRow(IB &b, Value key, Value row, Value blocks,
     signMask.push_back(first ? half + pair : pair);
   }
   Value zero = cIndex(b, 0);
+  Value gammaV;
+  if (rotation.gamma)
+    gammaV = vecToF32(b, readVector(b, rotation.gamma, {zero}, headDim));
   Value cosH = readVector(b, rotation.cosT, {row, zero}, half);
   Value sinH = readVector(b, rotation.sinT, {row, zero}, half);
   Value cosV = vector::ShuffleOp::create(b, cosH, cosH, expandMask);
@@ -984,6 +989,16 @@ Value storeRotatedKeyRow(IB &b, Value key, Value row, Value blocks,
         IB ib(loc, ob);
         Value x = vecToF32(ib, readVector(ib, key, {row, head, cIndex(ib, 0)},
                                           headDim));
+        if (gammaV) {
+          // x * rsqrt(mean(x^2) + eps) * gamma, in registers.
+          Value sq = arith::MulFOp::create(ib, x, x);
+          Value sum = vector::ReductionOp::create(ib, vector::CombiningKind::ADD, sq);
+          Value mean = arith::MulFOp::create(ib, sum, cF32(ib, 1.0 / headDim));
+          Value inv = math::RsqrtOp::create(
+              ib, arith::AddFOp::create(ib, mean, cF32(ib, rotation.eps)));
+          x = arith::MulFOp::create(
+              ib, arith::MulFOp::create(ib, x, splat(ib, inv, headDim)), gammaV);
+        }
         Value partner = vector::ShuffleOp::create(ib, x, x, partnerMask);
         Value y = arith::MulFOp::create(ib, x, cosV);
         y = math::FmaOp::create(ib, partner, sinV, y);
@@ -1123,9 +1138,9 @@ struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
 //===----------------------------------------------------------------------===//
 
 /// attn.rms_norm (optional) + attn.rope of q and k + attn.kv_cache_store:
-/// the q path is norm + rope as apart; k is normalised (when asked) and then
-/// rotated straight into its cache slot by the store loop. One cos/sin
-/// computation serves q and k.
+/// the q path is norm + rope as apart; each k head is normalised (when
+/// asked) and rotated in registers and written straight into its cache slot
+/// by the store loop. One cos/sin computation serves q and k.
 struct LowerRopeStore : OpRewritePattern<RopeStoreOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(RopeStoreOp op,
@@ -1135,17 +1150,17 @@ struct LowerRopeStore : OpRewritePattern<RopeStoreOp> {
       return rewriter.notifyMatchFailure(op, "needs static kv heads");
     IB b(op.getLoc(), rewriter);
     Value q = op.getQ(), k = op.getK();
-    if (op.hasQKNorm()) {
-      double eps = op.getEps()->convertToDouble();
+    double eps = op.hasQKNorm() ? op.getEps()->convertToDouble() : 0.0;
+    if (op.hasQKNorm())
       q = buildRMSNorm(b, q, op.getGammaQ(), eps);
-      k = buildRMSNorm(b, k, op.getGammaK(), eps);
-    }
     int64_t headDim = kType.getDimSize(2);
     auto [cosT, sinT] = ropeCosSin(b, op.getFreqs(), op.getRowOffsets(),
                                    op.getCacheLengths(), dim(b, q, 0), headDim);
     Value qr = buildRope(b, q, cosT, sinT, op.getInterleaved());
     // k rows index the same cos/sin rows (same row count, verified).
-    KeyRotation rotation{cosT, sinT, op.getInterleaved()};
+    // k is normalised in registers on its way into the cache.
+    KeyRotation rotation{cosT, sinT, op.getInterleaved(),
+                         op.hasQKNorm() ? op.getGammaK() : Value(), eps};
     Value blocks = buildCacheStore(b, k, op.getV(), op.getRowOffsets(),
                                    op.getCacheLengths(), op.getLookupTable(),
                                    op.getBlocks(), op.getLayer(), &rotation);
