@@ -683,3 +683,46 @@ func.func @flash_no_mask(%q: tensor<?x4x16xf32>, %k: tensor<?x2x16xf32>, %v: ten
       : tensor<?x4x16xf32>, tensor<?x2x16xf32>, tensor<?x2x16xf32>, tensor<?xi32>, tensor<?xi32>
   return %0 : tensor<?x4x16xf32>
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// attn.rope_store
+//===----------------------------------------------------------------------===//
+
+// q: RMS norm + RoPE as apart (into a new tensor). k: inside the per-row
+// store loop, per kv head: one vector read of the head, its RMS norm in
+// registers (sum of squares by vector.reduction), the pair partner and the
+// expanded cos / signed sin by static shuffles, a multiply-add, and one
+// vector write into the blocks (the loop-carried cache tensor); then the v
+// row is inserted beside it. No normalised or rotated k tensor exists.
+// CHECK-LABEL: func.func @rope_store_norm(
+// CHECK: linalg.generic {{.*}} ins(%arg0 : tensor<?x4x64xbf16>)
+// CHECK: math.rsqrt
+// CHECK: scf.for {{.*}} iter_args(%[[BLK:.*]] = %arg3) -> (tensor<?x2x2x16x2x64xbf16>)
+// CHECK: scf.for {{.*}} -> (tensor<?x2x2x16x2x64xbf16>)
+// CHECK: scf.if
+// CHECK: vector.shuffle
+// CHECK: scf.for %[[H:.*]] = {{.*}} iter_args(%[[ACC:.*]] = %{{.*}}) -> (tensor<?x2x2x16x2x64xbf16>)
+// CHECK: vector.transfer_read %arg1[%{{.*}}, %[[H]], %{{.*}}]
+// CHECK: vector.reduction <add>, %{{.*}} : vector<64xf32> into f32
+// CHECK: math.rsqrt
+// CHECK: vector.shuffle
+// CHECK: math.fma
+// CHECK: arith.truncf %{{.*}} : vector<64xf32> to vector<64xbf16>
+// CHECK: vector.transfer_write %{{.*}}, %[[ACC]][%{{.*}}, %c0{{.*}}, %c1{{.*}}, %{{.*}}, %[[H]], %c0{{.*}}] {in_bounds = [true]} : vector<64xbf16>, tensor<?x2x2x16x2x64xbf16>
+// CHECK: tensor.extract_slice %arg2
+// CHECK: tensor.insert_slice
+// ABSENT-LABEL: func.func @rope_store_norm(
+// ABSENT-NOT: attn.
+// ABSENT-NOT: tensor<?x2x64xbf16>)
+// ABSENT-NOT: tensor.empty({{.*}}) : tensor<?x2x64xbf16>
+// ABSENT: return
+func.func @rope_store_norm(%q: tensor<?x4x64xbf16>, %k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blocks: tensor<?x2x2x16x2x64xbf16>,
+                           %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>, %gq: tensor<64xbf16>, %gk: tensor<64xbf16>,
+                           %f: tensor<64x64xf32>) -> (tensor<?x4x64xbf16>, tensor<?x2x2x16x2x64xbf16>) {
+  %qr, %new = attn.rope_store %q, %k, %v into %blocks layer 1 freqs(%f) positions(%off, %len) pages(%lut)
+      qk_norm(%gq, %gk) eps 1.0e-06
+      : tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<64x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xbf16>, tensor<64xbf16>, tensor<64xbf16>
+  return %qr, %new : tensor<?x4x64xbf16>, tensor<?x2x2x16x2x64xbf16>
+}
