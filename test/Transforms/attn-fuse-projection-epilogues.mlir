@@ -214,3 +214,21 @@ func.func @matmul_epilogues(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %b: ten
       ins(%x, %w : tensor<?x64xf32>, tensor<32x64xf32>) outs(%f : tensor<?x32xf32>) -> tensor<?x32xf32>
   return %z, %y2, %y3 : tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x32xf32>
 }
+
+// -----
+
+// Dynamic output width and bias length: not folded (the fold needs a static
+// [N] to match the weight rows against).
+// CHECK-LABEL: func @dynamic_bias
+// CHECK: attn.linear %{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<?x64xf32> -> tensor<?x?xf32>
+// CHECK: linalg.add
+func.func @dynamic_bias(%x: tensor<?x64xf32>, %w: tensor<?x64xf32>, %b: tensor<?xf32>) -> tensor<?x?xf32> {
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %x, %c0 : tensor<?x64xf32>
+  %n = tensor.dim %w, %c0 : tensor<?x64xf32>
+  %e = tensor.empty(%t, %n) : tensor<?x?xf32>
+  %y = attn.linear %x, %w : tensor<?x64xf32>, tensor<?x64xf32> -> tensor<?x?xf32>
+  %bb = linalg.broadcast ins(%b : tensor<?xf32>) outs(%e : tensor<?x?xf32>) dimensions = [0]
+  %z = linalg.add ins(%y, %bb : tensor<?x?xf32>, tensor<?x?xf32>) outs(%e : tensor<?x?xf32>) -> tensor<?x?xf32>
+  return %z : tensor<?x?xf32>
+}
