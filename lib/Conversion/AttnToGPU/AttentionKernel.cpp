@@ -62,23 +62,6 @@ Value dimOf(IB &b, Value memref, int64_t d) {
   return b.createOrFold<memref::DimOp>(memref, d);
 }
 
-/// 8 elements at `indices` of `src` when `valid`, zeros otherwise.
-Value loadChunkOrZero(IB &b, Value src, function_ref<SmallVector<Value>(IB &)> indices,
-                      Value valid, VectorType type) {
-  auto ifOp = scf::IfOp::create(b, TypeRange{type}, valid, /*withElse=*/true);
-  {
-    IB tb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
-    scf::YieldOp::create(
-        tb, ValueRange{vector::LoadOp::create(tb, type, src, indices(tb), /*nontemporal=*/false,
-                                       llvm::MaybeAlign(16))});
-  }
-  IB eb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
-  scf::YieldOp::create(
-      eb, ValueRange{arith::ConstantOp::create(
-              eb, DenseElementsAttr::get(type, eb.getZeroAttr(type.getElementType())))});
-  return ifOp.getResult(0);
-}
-
 /// The static facts of one attention op.
 struct Shape {
   Type element;

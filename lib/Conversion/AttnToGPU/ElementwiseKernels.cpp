@@ -182,7 +182,7 @@ void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
           kb, ValueRange{memref::LoadOp::create(kb, kk, ValueRange{row, kvHead, c})});
       return toF32(lb, ifOp.getResult(0));
     };
-    Value inv, ga, gb;
+    Value inv;
     if (norm) {
       auto sum = scf::ForOp::create(tb, lane, cIdx(tb, headDim), cIdx(tb, 32),
                                     ValueRange{cF32(tb, 0.0)});

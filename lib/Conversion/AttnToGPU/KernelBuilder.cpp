@@ -136,6 +136,24 @@ Value gpu_lowering::sequenceOfRow(IB &b, Value rowOffsets, Value row) {
   return loop.getResult(0);
 }
 
+Value gpu_lowering::loadChunkOrZero(IB &b, Value src,
+                                    function_ref<SmallVector<Value>(IB &)> indices,
+                                    Value valid, VectorType type) {
+  auto ifOp = scf::IfOp::create(b, TypeRange{type}, valid, /*withElse=*/true);
+  {
+    IB tb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
+    scf::YieldOp::create(
+        tb, ValueRange{vector::LoadOp::create(tb, type, src, indices(tb),
+                                              /*nontemporal=*/false,
+                                              llvm::MaybeAlign(16))});
+  }
+  IB eb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
+  Value zero = arith::ConstantOp::create(
+      eb, DenseElementsAttr::get(type, eb.getZeroAttr(type.getElementType())));
+  scf::YieldOp::create(eb, ValueRange{zero});
+  return ifOp.getResult(0);
+}
+
 Value gpu_lowering::threadIdx(IB &b) {
   return gpu::ThreadIdOp::create(b, gpu::Dimension::x);
 }

@@ -81,6 +81,13 @@ Value loadIndex(IB &b, Value memref, ValueRange indices);
 /// The sequence owning `row`: the count of `rowOffsets[s + 1] <= row`.
 Value sequenceOfRow(IB &b, Value rowOffsets, Value row);
 
+/// A `type` vector loaded (16-byte aligned) from `src` at `indices()` when
+/// `valid`, zeros otherwise; the indices are built inside the guard, so they
+/// may read memory that is only valid then (a page table entry).
+Value loadChunkOrZero(IB &b, Value src,
+                      function_ref<SmallVector<Value>(IB &)> indices,
+                      Value valid, VectorType type);
+
 Value threadIdx(IB &b);
 Value blockIdx(IB &b, gpu::Dimension d);
 /// `if (cond) body()`, no results.

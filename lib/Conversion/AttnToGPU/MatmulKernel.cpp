@@ -26,23 +26,6 @@ constexpr int64_t kTileM = 64, kTileN = 64, kTileK = 32, kThreads = 128;
 constexpr int64_t kPad = 8;
 } // namespace
 
-/// Loads 8 elements at `indices` of `src` when `valid`, zeros otherwise.
-static Value loadChunkOrZero(IB &b, Value src, ValueRange indices, Value valid,
-                             VectorType type) {
-  auto ifOp = scf::IfOp::create(b, TypeRange{type}, valid, /*withElse=*/true);
-  {
-    IB tb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
-    scf::YieldOp::create(
-        tb, ValueRange{vector::LoadOp::create(tb, type, src, indices, /*nontemporal=*/false,
-                                       llvm::MaybeAlign(16))});
-  }
-  IB eb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
-  Value zero = arith::ConstantOp::create(
-      eb, DenseElementsAttr::get(type, eb.getZeroAttr(type.getElementType())));
-  scf::YieldOp::create(eb, ValueRange{zero});
-  return ifOp.getResult(0);
-}
-
 bool gpu_lowering::matmulCanSplitWeights(ArrayRef<Value> weights) {
   if (weights.empty())
     return false;
@@ -178,14 +161,16 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
       Value gm = arith::AddIOp::create(lb, m0, r);
       Value aOk = arith::AndIOp::create(
           lb, kOk, arith::CmpIOp::create(lb, arith::CmpIPredicate::ult, gm, rows));
-      vector::StoreOp::create(lb, loadChunkOrZero(lb, kx, {gm, gk}, aOk, chunkType),
-                              smemA, ValueRange{r, kc}, /*nontemporal=*/false,
+      Value a = loadChunkOrZero(
+          lb, kx, [&](IB &) { return SmallVector<Value>{gm, gk}; }, aOk, chunkType);
+      vector::StoreOp::create(lb, a, smemA, ValueRange{r, kc}, /*nontemporal=*/false,
                               llvm::MaybeAlign(16));
       // The row of this block's weight.
       Value gn = arith::AddIOp::create(lb, arith::SubIOp::create(lb, n0, wBegin), r);
       Value bOk = arith::AndIOp::create(
           lb, kOk, arith::CmpIOp::create(lb, arith::CmpIPredicate::ult, gn, wRows));
-      Value w = loadChunkOrZero(lb, kw, {gn, gk}, bOk, chunkType);
+      Value w = loadChunkOrZero(
+          lb, kw, [&](IB &) { return SmallVector<Value>{gn, gk}; }, bOk, chunkType);
       if (clip) {
         Value wf = arith::ExtFOp::create(lb, f32Chunk, w);
         auto splat = [&](double v) {
