@@ -1,18 +1,26 @@
 //===- AttentionKernel.cpp - flash attention on tensor cores ---------------===//
 //
-// One block of four warps per (query tile, kv head, sequence x key split).
-// The tile's 64 rows are (query row, head of the GQA group) pairs, so a K/V
-// tile staged in shared memory serves the whole group; each warp owns 16
-// rows. Per 64-key tile: S = Q K^T with mma.sync (Q fragments stay in
-// registers, K through ldmatrix), the scale (with log2 e) and the mask
-// applied in registers, the online softmax with exp2 and quad shuffles, and
-// O += P V with P re-packed from the S accumulators as the A operand and V
-// through ldmatrix.trans. Key tiles outside the causal / sliding window are
-// never visited; the paged cache is read through the lookup table.
+// Two kernels per attention op, both launched; the host picks one per call
+// and the other runs a single idle block:
 //
-// Decode-like batches (few query tiles) split the keys across blocks
-// (flash-decoding): each split writes its normalised partial output and
-// log-sum-exp, and a combine kernel merges them.
+// * prefill: a warpgroup (four warps) per 64-row tile of (query row, GQA
+//   head) pairs of one (sequence, kv head, key split), so a K/V tile staged
+//   in shared memory serves the whole group. On sm_90a (head dim 64 / 128)
+//   Q, K, V and P live in 128-byte-swizzled dynamic shared memory and
+//   S = Q K^T and O += P V run on wgmma; otherwise on mma.sync with Q
+//   fragments in registers and K / V through ldmatrix(.trans).
+// * decode (few query rows per sequence): one 16-row tile per block whose
+//   four warps split every key tile, on mma.sync, small enough for four
+//   blocks per SM; each warp's result is a partial.
+//
+// Per 64-key tile: K and V arrive by cp.async interleaved with the math, the
+// scale (with log2 e) and the mask (only on tiles some row does not fully
+// see) are applied in registers, the online softmax uses exp2 and quad
+// shuffles. Key tiles outside the causal / sliding window are never visited;
+// the paged cache is read through the lookup table. Keys are split across
+// blocks when there are few query tiles (flash-decoding): each split writes
+// its normalised partial output and log2-sum-exp, merged by a combine
+// kernel.
 //
 //===----------------------------------------------------------------------===//
 
