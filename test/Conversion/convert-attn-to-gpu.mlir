@@ -26,36 +26,36 @@
 // of 128 threads per 64 x 64 output tile: one column tile for N = 32,
 // ceil(rows / 64) row tiles).
 // CHECK-LABEL: func.func @linear(
-// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>, [[W:%[a-zA-Z0-9_]+]]: memref<32x64xbf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x32xbf16>)
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[W:%[a-zA-Z0-9_]+]]: memref<32x256xbf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x32xbf16>)
 // CHECK-SAME: attributes {llvm.emit_c_interface}
 // CHECK-DAG: [[C1:%[a-zA-Z0-9_]+]] = arith.constant 1 : index
 // CHECK-DAG: [[C64:%[a-zA-Z0-9_]+]] = arith.constant 64 : index
 // CHECK-DAG: [[C128:%[a-zA-Z0-9_]+]] = arith.constant 128 : index
-// CHECK: [[ROWS:%[a-zA-Z0-9_]+]] = memref.dim [[X]], %{{.+}} : memref<?x64xbf16>
+// CHECK: [[ROWS:%[a-zA-Z0-9_]+]] = memref.dim [[X]], %{{.+}} : memref<?x256xbf16>
 // CHECK-NEXT: [[TILES:%[a-zA-Z0-9_]+]] = arith.ceildivui [[ROWS]], [[C64]] : index
 // CHECK-NEXT: [[GY:%[a-zA-Z0-9_]+]] = arith.maxsi [[TILES]], [[C1]] : index
-// CHECK-NEXT: gpu.launch_func @attn_kernels::@matmul blocks in ([[C1]], [[GY]], [[C1]]) threads in ([[C128]], [[C1]], [[C1]]) args([[X]] : memref<?x64xbf16>, [[W]] : memref<32x64xbf16>, [[Y]] : memref<?x32xbf16>)
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@matmul blocks in ([[C1]], [[GY]], [[C1]]) threads in ([[C128]], [[C1]], [[C1]]) args([[X]] : memref<?x256xbf16>, [[W]] : memref<32x256xbf16>, [[Y]] : memref<?x32xbf16>)
 // CHECK-NEXT: return
 // CHECK-NEXT: }
 // CHECK-NEXT: gpu.module @attn_kernels {
 // CHECK-LABEL: gpu.func @matmul(
-// CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>, [[KW:%[a-zA-Z0-9_]+]]: memref<32x64xbf16>, [[KY:%[a-zA-Z0-9_]+]]: memref<?x32xbf16>)
-// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : memref<64x40xbf16, #gpu.address_space<workgroup>>, [[SB:%[a-zA-Z0-9_]+]] : memref<64x40xbf16, #gpu.address_space<workgroup>>)
+// CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KW:%[a-zA-Z0-9_]+]]: memref<32x256xbf16>, [[KY:%[a-zA-Z0-9_]+]]: memref<?x32xbf16>)
+// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : memref<64x136xbf16, #gpu.address_space<workgroup>>, [[SB:%[a-zA-Z0-9_]+]] : memref<64x136xbf16, #gpu.address_space<workgroup>>)
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
-// K in steps of 32, 32 f32 accumulators per lane (2 x 4 m16n8 tiles of the
+// K in steps of 128, 32 f32 accumulators per lane (2 x 4 m16n8 tiles of the
 // warp's 32 x 32).
 // CHECK: [[ACC:%[a-zA-Z0-9_]+]]:32 = scf.for
 // Both operands staged in workgroup memory with 16-byte loads, then a barrier.
-// CHECK: vector.load [[KX]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<?x64xbf16>, vector<8xbf16>
-// CHECK: vector.store %{{.+}}, [[SA]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<64x40xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
-// CHECK: vector.load [[KW]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<32x64xbf16>, vector<8xbf16>
-// CHECK: vector.store %{{.+}}, [[SB]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<64x40xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// CHECK: vector.load [[KX]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<?x256xbf16>, vector<8xbf16>
+// CHECK: vector.store %{{.+}}, [[SA]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<64x136xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// CHECK: vector.load [[KW]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<32x256xbf16>, vector<8xbf16>
+// CHECK: vector.store %{{.+}}, [[SB]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<64x136xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
 // CHECK: gpu.barrier
 // A fragments of x, B fragments of w (K-contiguous rows: no transpose).
-// CHECK: nvgpu.ldmatrix [[SA]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
-// CHECK: nvgpu.ldmatrix [[SB]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x40xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
-// 2 k16 steps x 8 tiles = 16 mma per K step, bf16 pairs as i32 registers.
-// CHECK-COUNT-16: nvvm.mma.sync A[%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] B[%{{.+}}, %{{.+}}] C[%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// CHECK: nvgpu.ldmatrix [[SA]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x136xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+// CHECK: nvgpu.ldmatrix [[SB]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x136xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
+// 8 k16 steps x 8 tiles = 64 mma per K step, bf16 pairs as i32 registers.
+// CHECK-COUNT-64: nvvm.mma.sync A[%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] B[%{{.+}}, %{{.+}}] C[%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
 // CHECK-NOT: nvvm.mma.sync
 // CHECK: gpu.barrier
 // CHECK-NEXT: scf.yield
@@ -66,8 +66,8 @@
 // CHECK: [[V31:%[a-zA-Z0-9_]+]] = arith.truncf [[ACC]]#31 : f32 to bf16
 // CHECK-NEXT: memref.store [[V31]], [[KY]][%{{.+}}, %{{.+}}] : memref<?x32xbf16>
 // CHECK: gpu.return
-func.func @linear(%x: tensor<?x64xbf16>, %w: tensor<32x64xbf16>) -> tensor<?x32xbf16> {
-  %0 = attn.linear %x, %w : tensor<?x64xbf16>, tensor<32x64xbf16> -> tensor<?x32xbf16>
+func.func @linear(%x: tensor<?x256xbf16>, %w: tensor<32x256xbf16>) -> tensor<?x32xbf16> {
+  %0 = attn.linear %x, %w : tensor<?x256xbf16>, tensor<32x256xbf16> -> tensor<?x32xbf16>
   return %0 : tensor<?x32xbf16>
 }
 
@@ -77,19 +77,19 @@ func.func @linear(%x: tensor<?x64xbf16>, %w: tensor<32x64xbf16>) -> tensor<?x32x
 // vector<2xf16> (its operand types are implied: no PTX type attributes); the
 // bias is added in f32 before rounding.
 // CHECK-LABEL: func.func @linear_f16_bias(
-// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x64xf16>, [[W:%[a-zA-Z0-9_]+]]: memref<96x64xf16>, [[B:%[a-zA-Z0-9_]+]]: memref<96xf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x96xf16>)
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x256xf16>, [[W:%[a-zA-Z0-9_]+]]: memref<96x256xf16>, [[B:%[a-zA-Z0-9_]+]]: memref<96xf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x96xf16>)
 // CHECK-SAME: attributes {llvm.emit_c_interface}
 // CHECK-DAG: [[C2:%[a-zA-Z0-9_]+]] = arith.constant 2 : index
 // CHECK-DAG: [[C128:%[a-zA-Z0-9_]+]] = arith.constant 128 : index
-// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in ([[C2]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) threads in ([[C128]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args([[X]] : memref<?x64xf16>, [[W]] : memref<96x64xf16>, [[B]] : memref<96xf16>, [[Y]] : memref<?x96xf16>)
+// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in ([[C2]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) threads in ([[C128]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args([[X]] : memref<?x256xf16>, [[W]] : memref<96x256xf16>, [[B]] : memref<96xf16>, [[Y]] : memref<?x96xf16>)
 // CHECK-NEXT: return
 // CHECK-LABEL: gpu.func @matmul(
-// CHECK-SAME: %{{[a-zA-Z0-9_]+}}: memref<?x64xf16>, %{{[a-zA-Z0-9_]+}}: memref<96x64xf16>, [[KB:%[a-zA-Z0-9_]+]]: memref<96xf16>, [[KY:%[a-zA-Z0-9_]+]]: memref<?x96xf16>)
-// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : memref<64x40xf16, #gpu.address_space<workgroup>>, [[SB:%[a-zA-Z0-9_]+]] : memref<64x40xf16, #gpu.address_space<workgroup>>)
+// CHECK-SAME: %{{[a-zA-Z0-9_]+}}: memref<?x256xf16>, %{{[a-zA-Z0-9_]+}}: memref<96x256xf16>, [[KB:%[a-zA-Z0-9_]+]]: memref<96xf16>, [[KY:%[a-zA-Z0-9_]+]]: memref<?x96xf16>)
+// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : memref<64x136xf16, #gpu.address_space<workgroup>>, [[SB:%[a-zA-Z0-9_]+]] : memref<64x136xf16, #gpu.address_space<workgroup>>)
 // CHECK-DAG: [[C96:%[a-zA-Z0-9_]+]] = arith.constant 96 : index
 // CHECK: [[ACC:%[a-zA-Z0-9_]+]]:32 = scf.for
-// CHECK: nvgpu.ldmatrix [[SA]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x40xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
-// CHECK: nvgpu.ldmatrix [[SB]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x40xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: nvgpu.ldmatrix [[SA]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x136xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: nvgpu.ldmatrix [[SB]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x136xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
 // CHECK: [[BA:%[a-zA-Z0-9_]+]] = vector.bitcast %{{.+}} : vector<1xi32> to vector<2xf16>
 // CHECK: nvvm.mma.sync A[[[BA]], %{{.+}}, %{{.+}}, %{{.+}}] B[%{{.+}}, %{{.+}}] C[%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
 // CHECK-NOT: multiplicandAPtxType
@@ -101,8 +101,8 @@ func.func @linear(%x: tensor<?x64xbf16>, %w: tensor<32x64xbf16>) -> tensor<?x32x
 // CHECK-NEXT: [[S:%[a-zA-Z0-9_]+]] = arith.addf [[ACC]]#0, [[BF]] : f32
 // CHECK-NEXT: [[T:%[a-zA-Z0-9_]+]] = arith.truncf [[S]] : f32 to f16
 // CHECK-NEXT: memref.store [[T]], [[KY]][%{{.+}}, [[COL]]] : memref<?x96xf16>
-func.func @linear_f16_bias(%x: tensor<?x64xf16>, %w: tensor<96x64xf16>, %b: tensor<96xf16>) -> tensor<?x96xf16> {
-  %0 = attn.linear %x, %w bias %b : tensor<?x64xf16>, tensor<96x64xf16>, tensor<96xf16> -> tensor<?x96xf16>
+func.func @linear_f16_bias(%x: tensor<?x256xf16>, %w: tensor<96x256xf16>, %b: tensor<96xf16>) -> tensor<?x96xf16> {
+  %0 = attn.linear %x, %w bias %b : tensor<?x256xf16>, tensor<96x256xf16>, tensor<96xf16> -> tensor<?x96xf16>
   return %0 : tensor<?x96xf16>
 }
 

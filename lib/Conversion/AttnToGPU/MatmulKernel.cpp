@@ -1,7 +1,9 @@
 //===- MatmulKernel.cpp - x @ W^T on tensor cores --------------------------===//
 //
 // The projections: a 64 x 64 output tile per block of four warps (2 x 2, each
-// 32 x 32), 32-deep K steps staged in shared memory with 16-byte loads,
+// 32 x 32), 128-deep K steps staged in shared memory with 16-byte loads
+// (deep steps keep 16 loads per thread in flight: skinny decode GEMMs are
+// latency-bound),
 // ldmatrix fragments and mma.sync m16n8k16 accumulating in f32. Both
 // operands are K-contiguous (`x [M, K]`, `W [N, K]`), which is exactly the
 // row-major A / column-major B that mma.sync wants. Weight clipping happens
@@ -21,7 +23,7 @@ using namespace mlir::attn;
 using namespace mlir::attn::gpu_lowering;
 
 namespace {
-constexpr int64_t kTileM = 64, kTileN = 64, kTileK = 32, kThreads = 128;
+constexpr int64_t kTileM = 64, kTileN = 64, kTileK = 128, kThreads = 128;
 // Row padding of the staged tiles: 16 bytes keeps ldmatrix conflict-free.
 constexpr int64_t kPad = 8;
 } // namespace
