@@ -2,40 +2,40 @@
 // assembles the kernels into a fatbin embedded in the host module.
 // REQUIRES: ptxas
 // RUN: attn-opt %s --attn-lower-to-nvvm -o %t.mlir
-// RUN: FileCheck %s --check-prefix=FATBIN < %t.mlir
+// RUN: FileCheck %s --check-prefix=CHECK-FATBIN < %t.mlir
 // libdevice is linked: the NVVM target finds it, like ptxas, in the toolkit
 // that CUDA_ROOT / CUDA_HOME / CUDA_PATH name (lit passes them through).
 // Without it the kernels call undefined __nv_* functions and ptxas fails with
 // "Unresolved extern function '__nv_exp2f'".
-// RUN: attn-opt %s --attn-lower-to-nvvm="format=isa" | sed -e 's/\\0A/\n/g' -e 's/\\09/ /g' | FileCheck %s --check-prefix=LIBDEVICE
+// RUN: attn-opt %s --attn-lower-to-nvvm="format=isa" | sed -e 's/\\0A/\n/g' -e 's/\\09/ /g' | FileCheck %s --check-prefix=CHECK-LIBDEVICE
 
 !cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = bf16>>
 
 // A fatbin (magic 0xBA55ED50, little-endian) holding an sm_90a ELF cubin
 // with every kernel's code and shared memory section; no PTX text is kept.
-// FATBIN: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">, properties = {{.*}}, "P\EDU\BA
-// FATBIN-SAME: \7FELF
-// FATBIN-DAG: .text.matmul\00
-// FATBIN-DAG: .text.matmul_0\00
-// FATBIN-DAG: .text.rope_store\00
-// FATBIN-DAG: .text.paged_flash_attention_prefill\00
-// FATBIN-DAG: .text.paged_flash_attention_decode\00
-// FATBIN-DAG: .nv.shared.paged_flash_attention_decode\00
-// FATBIN-DAG: .text.attention_combine\00
-// FATBIN-DAG: -arch sm_90a
-// FATBIN-NOT: assembly =
-// FATBIN: llvm.func @mgpuStreamCreate
+// CHECK-FATBIN: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">, properties = {{.*}}, "P\EDU\BA
+// CHECK-FATBIN-SAME: \7FELF
+// CHECK-FATBIN-DAG: .text.matmul\00
+// CHECK-FATBIN-DAG: .text.matmul_0\00
+// CHECK-FATBIN-DAG: .text.rope_store\00
+// CHECK-FATBIN-DAG: .text.paged_flash_attention_prefill\00
+// CHECK-FATBIN-DAG: .text.paged_flash_attention_decode\00
+// CHECK-FATBIN-DAG: .nv.shared.paged_flash_attention_decode\00
+// CHECK-FATBIN-DAG: .text.attention_combine\00
+// CHECK-FATBIN-DAG: -arch sm_90a
+// CHECK-FATBIN-NOT: assembly =
+// CHECK-FATBIN: llvm.func @mgpuStreamCreate
 
-// LIBDEVICE-NOT: .extern .func
-// LIBDEVICE-LABEL: .visible .entry rope_store(
-// LIBDEVICE: __cudart_sin_cos_coeffs
-// LIBDEVICE-LABEL: .visible .entry paged_flash_attention_prefill(
-// LIBDEVICE: ex2.approx.f32
-// LIBDEVICE-LABEL: .visible .entry paged_flash_attention_decode(
-// LIBDEVICE: ex2.approx.f32
-// LIBDEVICE-LABEL: .visible .entry attention_combine(
-// LIBDEVICE: ex2.approx.f32
-// LIBDEVICE-NOT: .extern .func
+// CHECK-LIBDEVICE-NOT: .extern .func
+// CHECK-LIBDEVICE-LABEL: .visible .entry rope_store(
+// CHECK-LIBDEVICE: __cudart_sin_cos_coeffs
+// CHECK-LIBDEVICE-LABEL: .visible .entry paged_flash_attention_prefill(
+// CHECK-LIBDEVICE: ex2.approx.f32
+// CHECK-LIBDEVICE-LABEL: .visible .entry paged_flash_attention_decode(
+// CHECK-LIBDEVICE: ex2.approx.f32
+// CHECK-LIBDEVICE-LABEL: .visible .entry attention_combine(
+// CHECK-LIBDEVICE: ex2.approx.f32
+// CHECK-LIBDEVICE-NOT: .extern .func
 
 // max_seq_len 8192 keeps the RoPE table from folding to a constant: the
 // RoPE kernels compute cos / sin in f64 (libdevice).
