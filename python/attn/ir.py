@@ -42,6 +42,24 @@ def _f64_list(values):
     return "[" + ", ".join(f64_literal(v) for v in values) + "]"
 
 
+def example_scaling(kind, head_dim, orig=48, max_position=1024):
+    """A representative reference scaling dict of each kind (None, linear, llama3, yarn,
+    longrope), as the execution tests use them; ``orig`` is LongRoPE's original_max_position
+    (tests choose it so positions fall on both sides), ``max_position`` its table length."""
+    half = head_dim // 2
+    return {
+        None: None,
+        "linear": {"kind": "linear", "factor": 4.0},
+        "llama3": {"kind": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                   "high_freq_factor": 4.0, "original_max_position": 8192},
+        "yarn": {"kind": "yarn", "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                 "original_max_position": 4096},
+        "longrope": {"kind": "longrope", "short_factor": list(np.linspace(1.0, 2.5, half)),
+                     "long_factor": list(np.linspace(1.5, 40.0, half)),
+                     "original_max_position": orig, "max_position": max_position},
+    }[kind]
+
+
 def scaling_attr(scaling):
     """``#attn.*_scaling<...>`` of a reference scaling dict, or None for no scaling."""
     if not scaling:

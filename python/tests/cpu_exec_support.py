@@ -24,6 +24,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from attn import ir  # noqa: E402
 from attn import reference as ref  # noqa: E402
 from attn import runtime as rt  # noqa: E402
 
@@ -215,16 +216,5 @@ def check_cache(after, before, want, mask, dtype, tol=None, where=""):
     )
 
 def scaling(kind, head_dim, orig=48):
-    """A reference scaling dict; ``orig`` is LongRoPE's original_max_position."""
-    half = head_dim // 2
-    return {
-        None: None,
-        "linear": {"kind": "linear", "factor": 4.0},
-        "llama3": {"kind": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                   "high_freq_factor": 4.0, "original_max_position": 8192},
-        "yarn": {"kind": "yarn", "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0,
-                 "original_max_position": 4096},
-        "longrope": {"kind": "longrope", "short_factor": list(np.linspace(1.0, 2.5, half)),
-                     "long_factor": list(np.linspace(1.5, 40.0, half)),
-                     "original_max_position": orig, "max_position": 1024},
-    }[kind]
+    """The execution tests' scaling of ``kind`` (``ir.example_scaling``)."""
+    return ir.example_scaling(kind, head_dim, orig)

@@ -37,8 +37,6 @@ import sys
 import time
 import zlib
 
-import numpy as np
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "python"))
 
@@ -53,20 +51,9 @@ RUNTIME_LIB = os.path.join(REPO, "build", "lib", "libattn_cuda_runtime.so")
 
 
 def scaling(kind, head_dim, orig=48):
-    """A reference RoPE scaling dict (as in the CPU tests); ``orig`` is LongRoPE's
-    original_max_position, chosen per case so that positions fall on both sides of it."""
-    half = head_dim // 2
-    return {
-        None: None,
-        "linear": {"kind": "linear", "factor": 4.0},
-        "llama3": {"kind": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                   "high_freq_factor": 4.0, "original_max_position": 8192},
-        "yarn": {"kind": "yarn", "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0,
-                 "original_max_position": 4096},
-        "longrope": {"kind": "longrope", "short_factor": list(np.linspace(1.0, 2.5, half)),
-                     "long_factor": list(np.linspace(1.5, 40.0, half)),
-                     "original_max_position": orig, "max_position": 4096},
-    }[kind]
+    """The CPU tests' scaling (``ir.example_scaling``) with a 4096-entry LongRoPE table; ``orig``
+    is chosen per case so that positions fall on both sides of original_max_position."""
+    return ir.example_scaling(kind, head_dim, orig, max_position=4096)
 
 
 def rope(kind=None, interleaved=False, head_dim=64, orig=48):

@@ -47,6 +47,17 @@ void emitPerItem(KernelEmitter &e, IB &host, StringRef name, Value count,
            kThreads, operands);
 }
 
+/// This thread's lane and its warp's item (`block x * warps + warp`), for
+/// kernels that give each item a whole warp.
+std::pair<Value, Value> laneAndWarpItem(IB &b, int64_t warps) {
+  Value tid = threadIdx(b);
+  Value lane = arith::RemUIOp::create(b, tid, cIdx(b, 32));
+  Value item = arith::AddIOp::create(
+      b, arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::x), cIdx(b, warps)),
+      arith::DivUIOp::create(b, tid, cIdx(b, 32)));
+  return {lane, item};
+}
+
 /// The position of row `row`: `cacheLengths[s] + row - rowOffsets[s]`.
 Value rowPosition(IB &b, Value rowOffsets, Value cacheLengths, Value row) {
   Value seq = sequenceOfRow(b, rowOffsets, row);
@@ -148,11 +159,8 @@ void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
   Value kGq = norm ? a[8] : Value(), kGk = norm ? a[9] : Value();
   Value kTable = freqs.table ? a[norm ? 10 : 8] : Value();
   Value kCount = a.back();
-  Value tid = threadIdx(b);
-  Value lane = arith::RemUIOp::create(b, tid, cIdx(b, 32));
-  Value item = arith::AddIOp::create(
-      b, arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::x), cIdx(b, warps)),
-      arith::DivUIOp::create(b, tid, cIdx(b, 32)));
+  Value lane, item;
+  std::tie(lane, item) = laneAndWarpItem(b, warps);
   // Whole warps leave together, so the shuffles below see all 32 lanes.
   Value inRange = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, item, kCount);
   ifThen(b, inRange, [&](IB &tb) {
@@ -265,11 +273,8 @@ void gpu_lowering::emitRmsNorm(KernelEmitter &e, IB &host, Value in,
   Value kIn = kernel.getArgument(0), kGamma = kernel.getArgument(1),
         kOut = kernel.getArgument(2), kRows = kernel.getArgument(3);
   Type element = cast<MemRefType>(in.getType()).getElementType();
-  Value tid = threadIdx(b);
-  Value lane = arith::RemUIOp::create(b, tid, cIdx(b, 32));
-  Value row = arith::AddIOp::create(
-      b, arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::x), cIdx(b, warps)),
-      arith::DivUIOp::create(b, tid, cIdx(b, 32)));
+  Value lane, row;
+  std::tie(lane, row) = laneAndWarpItem(b, warps);
   // Whole warps leave together, so the shuffles below see all 32 lanes.
   Value inRange = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, kRows);
   ifThen(b, inRange, [&](IB &tb) {
