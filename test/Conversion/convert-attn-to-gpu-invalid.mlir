@@ -320,3 +320,13 @@ func.func @store_dynamic_heads(%k: tensor<?x?x64xbf16>, %v: tensor<?x?x64xbf16>,
       : tensor<?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x?x64xbf16>
   return %new : tensor<?x2x2x16x?x64xbf16>
 }
+
+// -----
+
+func.func @rope_store_dynamic_heads(%q: tensor<?x?x64xbf16>, %k: tensor<?x?x64xbf16>, %v: tensor<?x?x64xbf16>, %f: tensor<128x64xf32>,
+                      %blocks: tensor<?x2x2x16x?x64xbf16>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> (tensor<?x?x64xbf16>, tensor<?x2x2x16x?x64xbf16>) {
+  // expected-error @+1 {{'attn.rope_store' op needs static head counts, head dims and page size on the GPU}}
+  %qr, %b1 = attn.rope_store %q, %k, %v into %blocks layer 1 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x?x64xbf16>
+  return %qr, %b1 : tensor<?x?x64xbf16>, tensor<?x2x2x16x?x64xbf16>
+}
