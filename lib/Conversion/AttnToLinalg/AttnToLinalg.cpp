@@ -20,6 +20,7 @@
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
 #include <cmath>
+#include <numeric>
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_CONVERTATTNTOLINALG
@@ -1244,10 +1245,51 @@ Value forBlocks(IB &b, Value init, int64_t rows, int64_t cols, int64_t width,
   return outer.getResult(0);
 }
 
-/// s = q k^T for a [rows, D] q tile and a [D, tile] transposed key tile.
-Value vectorScores(IB &b, Value q, Value keysT, int64_t rows, int64_t tile,
-                   int64_t headDim, int64_t rowBlock, int64_t maxWidth) {
-  int64_t width = blockWidth(tile, maxWidth);
+/// Panel `index` (`[a, b]`) of `[n, a, b]` packed panels.
+Value panelOf(IB &b, Value panels, Value index) {
+  auto type = cast<RankedTensorType>(panels.getType());
+  auto panelType = RankedTensorType::get(type.getShape().drop_front(),
+                                         type.getElementType());
+  SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
+  offsets[0] = index;
+  SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1)};
+  for (int64_t size : panelType.getShape())
+    sizes.push_back(b.getIndexAttr(size));
+  SmallVector<OpFoldResult> unit(type.getRank(), b.getIndexAttr(1));
+  return tensor::ExtractSliceOp::create(b, panelType, panels, offsets, sizes, unit);
+}
+
+/// `[C / W, R, W]` panels of the columns of `src [R, C]` f32: each register
+/// block then reads one contiguous panel, which the prefetchers follow.
+Value packColumns(IB &b, Value src, int64_t width) {
+  auto type = cast<RankedTensorType>(src.getType());
+  int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
+  Value init = emptyTensor(b, {b.getIndexAttr(cols / width), b.getIndexAttr(rows),
+                               b.getIndexAttr(width)},
+                           b.getF32Type());
+  auto loop = scf::ForOp::create(
+      b, cIndex(b, 0), cIndex(b, rows), cIndex(b, 1), ValueRange{init},
+      [&](OpBuilder &ob, Location loc, Value r, ValueRange state) {
+        IB ib(loc, ob);
+        Value out = state[0];
+        for (int64_t c0 = 0; c0 < cols; c0 += width)
+          out = writeVector(ib, readVector(ib, src, {r, cIndex(ib, c0)}, width), out,
+                            {cIndex(ib, c0 / width), r, cIndex(ib, 0)});
+        scf::YieldOp::create(ib, out);
+      });
+  return loop.getResult(0);
+}
+
+/// The tile-local keys `[begin, end)` that rows r0 .. r0 + rowBlock - 1 of a
+/// query tile can see (null: all of them).
+using BlockKeysFn = function_ref<std::pair<Value, Value>(IB &, Value r0)>;
+
+/// s = q k^T for a [rows, D] q tile and transposed keys packed as
+/// `[tile / W, D, W]` panels (W = the register block's width). Column blocks
+/// no row of a register block can see are left at 0 (the mask drops them).
+Value vectorScores(IB &b, Value q, Value keyPanels, int64_t rows, int64_t tile,
+                   int64_t headDim, int64_t rowBlock, BlockKeysFn blockKeys) {
+  int64_t width = cast<RankedTensorType>(keyPanels.getType()).getDimSize(2);
   Value init = emptyTensor(b, {b.getIndexAttr(rows), b.getIndexAttr(tile)},
                            b.getF32Type());
   Value zeros = arith::ConstantOp::create(
@@ -1255,9 +1297,28 @@ Value vectorScores(IB &b, Value q, Value keysT, int64_t rows, int64_t tile,
   return forBlocks(b, init, rows, tile, width, rowBlock,
                    [&](IB &ib, Value r0, Value c0, Value acc) {
                      SmallVector<Value> start(rowBlock, zeros);
-                     SmallVector<Value> sums = outerProducts(
-                         ib, q, keysT, blockRows(ib, r0, rowBlock), c0, headDim,
-                         width, start);
+                     auto [begin, end] = blockKeys(ib, r0);
+                     Value seen = arith::AndIOp::create(
+                         ib,
+                         arith::CmpIOp::create(ib, arith::CmpIPredicate::slt, c0, end),
+                         arith::CmpIOp::create(
+                             ib, arith::CmpIPredicate::sgt,
+                             arith::AddIOp::create(ib, c0, cIndex(ib, width)), begin));
+                     auto ifOp = scf::IfOp::create(
+                         ib, seen,
+                         [&](OpBuilder &tb, Location tl) {
+                           IB t(tl, tb);
+                           Value panel = panelOf(
+                               t, keyPanels,
+                               arith::DivUIOp::create(t, c0, cIndex(t, width)));
+                           scf::YieldOp::create(
+                               t, outerProducts(t, q, panel, blockRows(t, r0, rowBlock),
+                                                cIndex(t, 0), headDim, width, start));
+                         },
+                         [&](OpBuilder &eb, Location el) {
+                           scf::YieldOp::create(eb, el, start);
+                         });
+                     SmallVector<Value> sums(ifOp.getResults());
                      for (int64_t i = 0; i < rowBlock; ++i)
                        acc = writeVector(
                            ib, sums[i], acc,
@@ -1319,11 +1380,16 @@ Value vectorScoresDot(IB &b, Value q, int64_t rows, int64_t tile,
   return loop.getResult(0);
 }
 
-/// acc' = alpha * acc + p v for [rows, tile] probabilities and [tile, D] values.
+/// acc' = alpha * acc + p v for [rows, tile] probabilities and values
+/// `[tile, D]` or packed as `[D / W, tile, W]` panels; with `blockKeys`, each
+/// register block runs over the keys its rows can see only.
 Value vectorAccumulate(IB &b, Value acc, Value alpha, Value probs, Value values,
                        int64_t rows, int64_t tile, int64_t headDim,
-                       int64_t rowBlock, int64_t maxWidth) {
-  int64_t width = blockWidth(headDim, maxWidth);
+                       int64_t rowBlock, int64_t maxWidth,
+                       BlockKeysFn blockKeys = nullptr) {
+  auto valuesType = cast<RankedTensorType>(values.getType());
+  bool packed = valuesType.getRank() == 3;
+  int64_t width = packed ? valuesType.getDimSize(2) : blockWidth(headDim, maxWidth);
   return forBlocks(b, acc, rows, headDim, width, rowBlock,
                    [&](IB &ib, Value r0, Value d0, Value out) {
                      SmallVector<Value> start;
@@ -1334,9 +1400,18 @@ Value vectorAccumulate(IB &b, Value acc, Value alpha, Value probs, Value values,
                            ib, readVector(ib, out, {row, d0}, width),
                            splat(ib, a, width)));
                      }
+                     Value rhs = values, col = d0;
+                     if (packed) {
+                       rhs = panelOf(ib, values,
+                                     arith::DivUIOp::create(ib, d0, cIndex(ib, width)));
+                       col = cIndex(ib, 0);
+                     }
+                     Value begin, end;
+                     if (blockKeys)
+                       std::tie(begin, end) = blockKeys(ib, r0);
                      SmallVector<Value> sums = outerProducts(
-                         ib, probs, values, blockRows(ib, r0, rowBlock), d0, tile,
-                         width, start);
+                         ib, probs, rhs, blockRows(ib, r0, rowBlock), col, tile,
+                         width, start, begin, end);
                      for (int64_t i = 0; i < rowBlock; ++i)
                        out = writeVector(
                            ib, sums[i], out,
@@ -1346,10 +1421,12 @@ Value vectorAccumulate(IB &b, Value acc, Value alpha, Value probs, Value values,
 }
 
 /// Online-softmax step per row: masks scores, updates the running max `m`
-/// and sum `l`, and returns (p, m', l', alpha).
+/// and sum `l`, and returns (p, m', l', alpha). Row `r` sees the tile's keys
+/// `[lo, hi)` of `visibleRange(r)` (tile-local, clamped to [0, tile]), so the
+/// mask is one i32 compare per lane.
 std::array<Value, 4> vectorSoftmaxStep(
     IB &b, Value scores, Value m, Value l, int64_t rows, int64_t tile,
-    function_ref<Value(IB &, Value row, Value keys)> visible) {
+    function_ref<std::pair<Value, Value>(IB &, Value row)> visibleRange) {
   Type f32 = b.getF32Type();
   Value probsInit = emptyTensor(b, {b.getIndexAttr(rows), b.getIndexAttr(tile)}, f32);
   Value mInit = emptyTensor(b, {b.getIndexAttr(rows)}, f32);
@@ -1361,10 +1438,20 @@ std::array<Value, 4> vectorSoftmaxStep(
       ValueRange{probsInit, mInit, lInit, alphaInit},
       [&](OpBuilder &ob, Location loc, Value r, ValueRange state) {
         IB ib(loc, ob);
-        Value keys = vector::StepOp::create(ib, vecType(ib.getIndexType(), {tile}));
+        auto i32 = ib.getI32Type();
+        SmallVector<int32_t> iota(tile);
+        std::iota(iota.begin(), iota.end(), 0);
+        Value keys = arith::ConstantOp::create(
+            ib, DenseElementsAttr::get(vecType(i32, {tile}), ArrayRef<int32_t>(iota)));
+        auto [lo, hi] = visibleRange(ib, r);
+        auto limit = [&](Value v) {
+          return splat(ib, arith::IndexCastOp::create(ib, i32, v), tile);
+        };
+        Value visible = arith::AndIOp::create(
+            ib, arith::CmpIOp::create(ib, arith::CmpIPredicate::sge, keys, limit(lo)),
+            arith::CmpIOp::create(ib, arith::CmpIPredicate::slt, keys, limit(hi)));
         Value s = readVector(ib, scores, {r, cIndex(ib, 0)}, tile);
-        s = arith::SelectOp::create(ib, visible(ib, r, keys), s,
-                                    splat(ib, negInf, tile));
+        s = arith::SelectOp::create(ib, visible, s, splat(ib, negInf, tile));
         Value tileMax = vector::ReductionOp::create(
             ib, vector::CombiningKind::MAXIMUMF, s);
         Value mOld = tensor::ExtractOp::create(ib, m, r);
@@ -1401,6 +1488,63 @@ struct AttentionParams {
 
 bool useVectorPath(const AttentionParams &p, const KVSource &kv) {
   return kv.readRow && p.headDim % kLanes == 0 && kv.tileSize % kLanes == 0;
+}
+
+/// The key tiles of one (sequence, kv head) that any query row can see,
+/// transposed and packed (`[n, tile / W, D, W]`), and its value tiles, packed
+/// (`[n, D / W, tile, W]`), f32 with rows past `kvLen` zero in the values;
+/// returns them and the index of the first tile (keys before a sliding
+/// window's reach are skipped). W is the register block's width.
+std::tuple<Value, Value, Value>
+prepareKeyValueTiles(IB &b, const KVSource &kv, int64_t headDim, Value kvHead,
+                     Value kvLen, Value posBase, int64_t window,
+                     int64_t maxWidth) {
+  int64_t tile = kv.tileSize;
+  Value zero = cIndex(b, 0);
+  Value lo = zero;
+  if (window > 0)
+    lo = arith::DivSIOp::create(
+        b, maxIdx(b, arith::SubIOp::create(b, posBase, cIndex(b, window - 1)), zero),
+        cIndex(b, tile));
+  Value hi = maxIdx(b, ceilDiv(b, kvLen, tile), lo);
+  Value count = arith::SubIOp::create(b, hi, lo);
+  Type f32 = b.getF32Type();
+  int64_t keyWidth = blockWidth(tile, maxWidth);
+  int64_t valueWidth = blockWidth(headDim, maxWidth);
+  Value keysInit = emptyTensor(
+      b, {count, b.getIndexAttr(tile / keyWidth), b.getIndexAttr(headDim),
+          b.getIndexAttr(keyWidth)},
+      f32);
+  Value valuesInit = emptyTensor(
+      b, {count, b.getIndexAttr(headDim / valueWidth), b.getIndexAttr(tile),
+          b.getIndexAttr(valueWidth)},
+      f32);
+  auto insertTile = [](IB &ib, Value t, Value into, Value slot) -> Value {
+    auto type = cast<RankedTensorType>(t.getType());
+    SmallVector<OpFoldResult> offsets(4, ib.getIndexAttr(0));
+    offsets[0] = slot;
+    SmallVector<OpFoldResult> sizes = {ib.getIndexAttr(1)};
+    for (int64_t size : type.getShape())
+      sizes.push_back(ib.getIndexAttr(size));
+    SmallVector<OpFoldResult> unit(4, ib.getIndexAttr(1));
+    return tensor::InsertSliceOp::create(ib, t, into, offsets, sizes, unit);
+  };
+  auto loop = scf::ForOp::create(
+      b, lo, hi, cIndex(b, 1), ValueRange{keysInit, valuesInit},
+      [&](OpBuilder &ob, Location loc, Value kt, ValueRange state) {
+        IB ib(loc, ob);
+        Value slot = arith::SubIOp::create(ib, kt, lo);
+        Value tileBase = kv.prepareTile(ib, kt);
+        Value keysT = transposeKeys(ib, tile, headDim, [&](IB &g, Value c, Value d0) {
+          return kv.readRow(g, tileBase, 0, kvHead, c, d0, kLanes);
+        });
+        Value values = kv.loadValues(ib, kt, kvHead, kvLen);
+        keysT = packColumns(ib, keysT, keyWidth);
+        values = packColumns(ib, values, valueWidth);
+        scf::YieldOp::create(ib, ValueRange{insertTile(ib, keysT, state[0], slot),
+                                            insertTile(ib, values, state[1], slot)});
+      });
+  return {loop.getResult(0), loop.getResult(1), lo};
 }
 
 /// Attention of one sequence and one kv head: the `[qLen, G, D]` output rows
@@ -1441,6 +1585,14 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
     int64_t rows = useVector ? llvm::alignTo(validTileRows, tileRowBlock)
                              : validTileRows;
     Value numTiles = ceilDiv(lb, qLen, rowsPerTile);
+    // Prefill: keys transposed and values widened to f32 once per (sequence,
+    // kv head) rather than once per query tile, so that every query tile
+    // streams contiguous tiles instead of re-reading head-strided rows.
+    Value preKeysT, preValues, preLo;
+    if (useVector && !decode)
+      std::tie(preKeysT, preValues, preLo) =
+          prepareKeyValueTiles(lb, kv, headDim, kvHead, kvLen, posBase,
+                               windowed ? p.mask.getWindow() : 0, blockColumns);
     auto loop = scf::ForOp::create(
         lb, zero, numTiles, one, ValueRange{local},
         [&](OpBuilder &ob, Location loc, Value qt, ValueRange args) {
@@ -1522,8 +1674,37 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                   Value scores, validKeys;
                   // Values are copied into an f32 tile either way: their rows
                   // are contiguous there, which the update loop needs.
-                  Value vals = kv.loadValues(k, kt, kvHead, kvLen);
-                  Value tileBase = kv.prepareTile(k, kt);
+                  // Row r (query row r / G) sees keys [lo, hi) of the tile.
+                  auto visibleRange = [&](IB &g, Value row) -> std::pair<Value, Value> {
+                    Value qi = arith::DivUIOp::create(g, row, cIndex(g, group));
+                    Value qpos = arith::AddIOp::create(g, firstPos, qi);
+                    Value end = kvLen;
+                    if (causal)
+                      end = minIdx(g, end, arith::AddIOp::create(g, qpos, cIndex(g, 1)));
+                    Value begin = cIndex(g, 0);
+                    if (windowed)
+                      begin = arith::SubIOp::create(
+                          g, qpos, cIndex(g, p.mask.getWindow() - 1));
+                    auto local = [&](Value v) {
+                      return clampIdx(g, arith::SubIOp::create(g, v, keyBase),
+                                      cIndex(g, 0), cIndex(g, tileKeys));
+                    };
+                    return {local(begin), local(end)};
+                  };
+                  // Rows r0 .. r0 + n - 1 see the union of their ranges;
+                  // positions grow with the row.
+                  auto blockKeys = [&](IB &g, Value r0) -> std::pair<Value, Value> {
+                    Value last = arith::AddIOp::create(g, r0, cIndex(g, tileRowBlock - 1));
+                    return {visibleRange(g, r0).first, visibleRange(g, last).second};
+                  };
+                  Value vals, tileBase;
+                  if (decode) {
+                    vals = kv.loadValues(k, kt, kvHead, kvLen);
+                    tileBase = kv.prepareTile(k, kt);
+                  } else {
+                    Value slot = arith::SubIOp::create(k, kt, preLo);
+                    vals = panelOf(k, preValues, slot);
+                  }
                   if (decode) {
                     // Few rows (decode): dot products on the cache rows read
                     // in place, only the sequence's rows.
@@ -1535,37 +1716,16 @@ Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                           return kv.readRow(g, tileBase, 0, kvHead, c, d0, width);
                         });
                   } else {
-                    Value keysT = transposeKeys(
-                        k, tileKeys, headDim, [&](IB &g, Value c, Value d0) {
-                          return kv.readRow(g, tileBase, 0, kvHead, c, d0, kLanes);
-                        });
+                    Value keysT = panelOf(
+                        k, preKeysT, arith::SubIOp::create(k, kt, preLo));
                     scores = vectorScores(k, qTile, keysT, rows, tileKeys, headDim,
-                                          tileRowBlock, blockColumns);
+                                          tileRowBlock, blockKeys);
                   }
-                  auto visible = [&](IB &g, Value row, Value keys) -> Value {
-                    auto vIdx = [&](Value v) { return splat(g, v, tileKeys); };
-                    Value j = arith::AddIOp::create(g, vIdx(keyBase), keys);
-                    Value qi = arith::DivUIOp::create(g, row, cIndex(g, group));
-                    Value qpos = vIdx(arith::AddIOp::create(g, firstPos, qi));
-                    Value ok = arith::CmpIOp::create(g, arith::CmpIPredicate::slt, j,
-                                                     vIdx(kvLen));
-                    if (causal)
-                      ok = arith::AndIOp::create(
-                          g, ok, arith::CmpIOp::create(g, arith::CmpIPredicate::sle, j, qpos));
-                    if (windowed)
-                      ok = arith::AndIOp::create(
-                          g, ok,
-                          arith::CmpIOp::create(
-                              g, arith::CmpIPredicate::slt,
-                              arith::SubIOp::create(g, qpos, j),
-                              vIdx(cIndex(g, p.mask.getWindow()))));
-                    return ok;
-                  };
                   auto [probs, mNew, lNew, alpha] =
-                      vectorSoftmaxStep(k, scores, m, l, rows, tileKeys, visible);
-                  Value accNew = vectorAccumulate(k, acc, alpha, probs, vals, rows,
-                                                  tileKeys, headDim, tileRowBlock,
-                                                  blockColumns);
+                      vectorSoftmaxStep(k, scores, m, l, rows, tileKeys, visibleRange);
+                  Value accNew = vectorAccumulate(
+                      k, acc, alpha, probs, vals, rows, tileKeys, headDim, tileRowBlock,
+                      blockColumns, decode ? BlockKeysFn() : BlockKeysFn(blockKeys));
                   scf::YieldOp::create(k, ValueRange{mNew, lNew, accNew});
                   return;
                 }
