@@ -18,7 +18,8 @@ void attn::buildLowerToCPUPipeline(OpPassManager &pm,
   std::string pipeline = llvm::formatv(
       "attn-expand-composite,{{FUSION}attn-unpack-cache-arguments,canonicalize,cse,"
       // No CSE after this point: merged tensor.empty ops would force copies.
-      "convert-attn-to-linalg{{q-tile-rows={0} kv-tile={1} vector-lanes={2}},canonicalize,"
+      "convert-attn-to-linalg{{q-tile-rows={0} kv-tile={1} vector-lanes={2} "
+      "decode-items={3}},canonicalize,"
       "one-shot-bufferize{{bufferize-function-boundaries allow-return-allocs-from-loops "
       "function-boundary-type-conversion=identity-layout-map},"
       // Canonicalising first forwards loop-carried buffers to the arguments.
@@ -36,7 +37,7 @@ void attn::buildLowerToCPUPipeline(OpPassManager &pm,
       "reassociate-fp-reductions},convert-to-llvm,"
       "reconcile-unrealized-casts",
       options.queryTileRows.getValue(), options.kvTile.getValue(),
-      options.vectorLanes.getValue());
+      options.vectorLanes.getValue(), options.decodeItems.getValue());
   // Fusion works on the primitive ops, before the caches are unpacked.
   llvm::StringRef fusion = options.fuse ? fusionPasses() : "";
   size_t at = pipeline.find("{FUSION}");

@@ -328,11 +328,26 @@ PAGED_SCENARIO = {16: ([0, 40, 100, 5, 0, 15], [37, 1, 1, 0, 20, 1]),
                   128: ([0, 300, 120, 5, 127], [150, 1, 20, 0, 1])}
 
 
+# Decode-only batches (no sequence with more than one query row) take the split decode: key
+# chunks over all kv heads, combined afterwards. Long caches in several chunks (page 16: 16 tiles
+# in 8 chunks of 2), a sequence without a query row, a first token.
+PAGED_DECODE_SCENARIO = {16: ([250, 0, 37, 15, 90], [1, 1, 0, 1, 1]),
+                         128: ([700, 127, 0, 5], [1, 1, 1, 0])}
+
+
 @pytest.mark.parametrize("case", PAGED, ids=[c.id for c in PAGED])
 def test_paged_flash_attention(case):
+    check_paged_attention(case, "mixed", *PAGED_SCENARIO[case.cfg.page_size])
+
+
+@pytest.mark.parametrize("case", PAGED, ids=[c.id for c in PAGED])
+def test_paged_flash_attention_decode(case):
+    check_paged_attention(case, "decode", *PAGED_DECODE_SCENARIO[case.cfg.page_size])
+
+
+def check_paged_attention(case, scenario, cached, new):
     cfg = case.cfg
-    rng = seeded("paged", case.id)
-    cached, new = PAGED_SCENARIO[cfg.page_size]
+    rng = seeded("paged", case.id, scenario)
     pages = int(np.sum(-(-(np.array(cached) + new) // cfg.page_size))) + 3
     cache = ref.random_paged_cache(rng, pages, cfg.num_layers, cfg.page_size, cfg.num_kv_heads,
                                    cfg.head_dim, cached, new, dtype=cfg.dtype)
@@ -346,7 +361,7 @@ def test_paged_flash_attention(case):
     out = nan_filled(q.shape, cfg.dtype)
     case.build.library().call("attention", [q, offsets, blocks, lengths, lookup], [out])
     assert_close(values(out, cfg.dtype), want, OUT_TOL[cfg.dtype], "paged attention",
-                 f"\n  case {case.id}, module {case.build.where()}")
+                 f"\n  case {case.id}, {scenario}, module {case.build.where()}")
     assert np.array_equal(blocks, before), "paged attention modified the cache"
 
 
@@ -365,11 +380,27 @@ FLASH_Q = [40, 3, 1, 5, 0, 2, 70]
 FLASH_KV = [70, 130, 1, 2, 4, 0, 70]
 
 
+# Decode only (the split decode): 130 keys in three 64-key tiles, a sequence without a query
+# row, one key, no key at all (its row is zero).
+FLASH_DECODE_Q = [1, 0, 1, 1, 1]
+FLASH_DECODE_KV = [130, 4, 1, 0, 70]
+
+
 @pytest.mark.parametrize("case", FLASH, ids=[c.id for c in FLASH])
 def test_flash_attention_explicit_kv(case):
+    check_flash_attention(case, FLASH_Q, FLASH_KV, 2 + (3 if case.cfg.mask["kind"] != "none"
+                                                        else 0))
+
+
+@pytest.mark.parametrize("case", FLASH, ids=[c.id for c in FLASH])
+def test_flash_attention_explicit_kv_decode(case):
+    check_flash_attention(case, FLASH_DECODE_Q, FLASH_DECODE_KV, 1)
+
+
+def check_flash_attention(case, q_lens, kv_lens, min_blind):
     cfg = case.cfg
-    rng = seeded("flash", case.id)
-    qo, ko = offsets_of(FLASH_Q), offsets_of(FLASH_KV)
+    rng = seeded("flash", case.id, len(q_lens))
+    qo, ko = offsets_of(q_lens), offsets_of(kv_lens)
     q = rt.to_abi(nonzero(rng, (qo[-1], cfg.num_heads, cfg.head_dim)), cfg.dtype)
     k = rt.to_abi(nonzero(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim)), cfg.dtype)
     v = rt.to_abi(nonzero(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim)), cfg.dtype)
@@ -381,10 +412,10 @@ def test_flash_attention_explicit_kv(case):
     msg = f"\n  case {case.id}, module {case.build.where()}"
     # Rows that see no key (bottom-right aligned positions < 0, or no keys): exactly zero.
     blind = np.zeros(qo[-1], dtype=bool)
-    for b, (ql, kl) in enumerate(zip(FLASH_Q, FLASH_KV)):
+    for b, (ql, kl) in enumerate(zip(q_lens, kv_lens)):
         pos = kl - ql + np.arange(ql)
         blind[qo[b]:qo[b + 1]] = (kl == 0) | ((pos < 0) & (cfg.mask["kind"] != "none"))
-    assert blind.sum() >= 2 + (3 if cfg.mask["kind"] != "none" else 0)
+    assert blind.sum() >= min_blind
     nan_rows = np.unique(np.argwhere(np.isnan(got))[:, 0])
     assert nan_rows.size == 0, f"NaN in rows {nan_rows.tolist()}{msg}"
     assert np.all(got[blind] == 0), f"rows without visible keys are not zero{msg}"

@@ -453,55 +453,99 @@ func.func @kv_cache_store(%k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %block
 
 // -----
 
-// Head dim 64, pages of 16: the vector kernels. scf.forall over sequences x
-// kv heads, each writing the rows of its query heads with
-// tensor.parallel_insert_slice. Per query tile, q is scaled by 1/sqrt(64)
-// (exp, not exp2: no log2(e) folded in); per key tile, one page found
-// through the lookup table: keys (kv index 0) and values (kv index 1) of
-// layer 1 and this kv head, scores with vector.fma, the causal mask on lane
-// indices, the online softmax with a max reduction and exp. Decode (one query
-// row) and prefill tiles have their own loops (the order of operations inside
-// them is not pinned); prefill transposes 8x8 key blocks.
+// Head dim 64, pages of 16: the vector kernels. A loop over the sequences
+// decides whether every one has at most one query row; then the split decode
+// runs, else one work item per (sequence, kv head).
+//
+// Split decode: the longest key range in whole tiles gives the chunks
+// (64 work items wanted: ceil(64 / batch) chunks, at most one per tile); an
+// scf.forall over (sequence, chunk) keeps per-item max / sum / accumulator
+// partials. Inside, q of all 4 heads is read once and scaled by 1/sqrt(64)
+// (exp, not exp2); per page of the chunk (found through the lookup table) a
+// loop over the keys and, inside it, over the 2 kv heads reads the key row
+// (kv index 0, layer 1) and value row (kv index 1) of that head -- one slot's
+// rows of all heads back to back -- scores with vector.fma and a reduction,
+// the online softmax masks with i32 lane compares. A second scf.forall over
+// the sequences combines the chunks: the max over chunks, exp weights, and
+// writes the sequence's (0 or 1) row.
+//
+// Otherwise: scf.forall over sequences x kv heads. Decode rows of a mixed
+// batch keep their own loop; prefill first transposes 8x8 key blocks and
+// widens the values into packed panels (keys [tiles, 1, 64, 16], values
+// [tiles, 4, 16, 16]) once per (sequence, kv head), then the query tiles
+// read panels.
 // CHECK-LABEL: func.func @paged_vector
 // CHECK-SAME: (%[[Q:[^:]*]]: tensor<?x4x64xf32>, %[[BLOCKS:[^:]*]]: tensor<?x2x2x16x2x64xf32>, %[[OFF:[^:]*]]: tensor<?xi32>, %[[LEN:[^:]*]]: tensor<?xi32>, %[[LUT:[^:]*]]: tensor<?x?xi32>)
 // CHECK: %[[BATCH:[a-z0-9_#]+]] = tensor.dim %[[LEN]], %{{.*}} : tensor<?xi32>
+// CHECK: %[[ALL:[a-z0-9_#]+]] = scf.for %{{.*}} = %{{.*}} to %[[BATCH]] step %{{.*}} iter_args(%[[ACC:[a-z0-9_#]+]] = %true) -> (i1) {
+// CHECK: %[[ONE:[a-z0-9_#]+]] = arith.cmpi sle, %{{.*}}, %{{.*}} : index
+// CHECK-NEXT: %[[AND:[a-z0-9_#]+]] = arith.andi %[[ACC]], %[[ONE]] : i1
+// CHECK-NEXT: scf.yield %[[AND]] : i1
+// CHECK: %[[O:[a-z0-9_#]+]] = scf.if %[[ALL]] -> (tensor<?x4x64xf32>) {
+// CHECK: %[[LONGEST:[a-z0-9_#]+]] = scf.for {{.*}} -> (index) {
+// CHECK: %[[TILES:[a-z0-9_#]+]] = arith.ceildivsi %[[LONGEST]], %c16{{[_0-9]*}} : index
+// CHECK-NEXT: %[[MAXTILES:[a-z0-9_#]+]] = arith.maxsi %[[TILES]], %{{.*}} : index
+// CHECK: %[[WANTED:[a-z0-9_#]+]] = arith.ceildivsi %c64{{[_0-9]*}}, %{{.*}} : index
+// CHECK: %[[CHUNK:[a-z0-9_#]+]] = arith.ceildivsi %[[MAXTILES]], %{{.*}} : index
+// CHECK-NEXT: %[[SPLITS:[a-z0-9_#]+]] = arith.ceildivsi %[[MAXTILES]], %[[CHUNK]] : index
+// CHECK: %[[PARTS:[a-z0-9_#]+]]:3 = scf.forall (%[[SEQ:[a-z0-9_#]+]], %[[SPLIT:[a-z0-9_#]+]]) in (%[[BATCH]], %[[SPLITS]]) shared_outs(%[[PACC:[a-z0-9_#]+]] = %{{.*}}, %[[PMAX:[a-z0-9_#]+]] = %{{.*}}, %[[PSUM:[a-z0-9_#]+]] = %{{.*}}) -> (tensor<?x?x4x64xf32>, tensor<?x?x4xf32>, tensor<?x?x4xf32>) {
+// CHECK: %[[FIRST:[a-z0-9_#]+]] = arith.muli %[[SPLIT]], %[[CHUNK]] : index
+// CHECK: vector.transfer_read %[[Q]][%{{.*}}, %{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x4x64xf32>, vector<64xf32>
+// CHECK: scf.for %[[KT:[a-z0-9_#]+]] = %[[FIRST]] to %{{.*}} step %{{.*}} iter_args({{.*}}) -> (tensor<4xf32>, tensor<4xf32>, tensor<4x64xf32>) {
+// CHECK: tensor.extract %[[LUT]][%[[SEQ]], %[[KT]]] : tensor<?x?xi32>
+// CHECK: scf.for %[[C:[a-z0-9_#]+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}}) -> (tensor<4x16xf32>) {
+// CHECK: scf.for %[[H:[a-z0-9_#]+]] = %{{.*}} to %c2 step %{{.*}} iter_args(%{{.*}}) -> (tensor<4x16xf32>) {
+// CHECK: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c0{{[_0-9]*}}, %c1{{[_0-9]*}}, %[[C]], %[[H]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x2x16x2x64xf32>, vector<16xf32>
+// CHECK: vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
+// CHECK: vector.reduction <add>, %{{.*}} : vector<16xf32> into f32
+// CHECK: arith.cmpi slt, %{{.*}}, %{{.*}} : vector<16xi32>
+// CHECK: vector.reduction <maximumf>, %{{.*}} : vector<16xf32> into f32
+// CHECK: math.exp %{{.*}} : vector<16xf32>
+// CHECK: scf.for %[[C2:[a-z0-9_#]+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}}) -> (tensor<4x64xf32>) {
+// CHECK: scf.for %[[H2:[a-z0-9_#]+]] = %{{.*}} to %c2 step %{{.*}} iter_args(%{{.*}}) -> (tensor<4x64xf32>) {
+// CHECK: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %[[C2]], %[[H2]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x2x16x2x64xf32>, vector<16xf32>
+// CHECK: scf.forall.in_parallel {
+// CHECK-NEXT: tensor.parallel_insert_slice %{{.*}} into %[[PACC]][%[[SEQ]], %[[SPLIT]], 0, 0] [1, 1, 4, 64] [1, 1, 1, 1] : tensor<4x64xf32> into tensor<?x?x4x64xf32>
+// CHECK-NEXT: tensor.parallel_insert_slice %{{.*}} into %[[PMAX]][%[[SEQ]], %[[SPLIT]], 0] [1, 1, 4] [1, 1, 1] : tensor<4xf32> into tensor<?x?x4xf32>
+// CHECK-NEXT: tensor.parallel_insert_slice %{{.*}} into %[[PSUM]][%[[SEQ]], %[[SPLIT]], 0] [1, 1, 4] [1, 1, 1] : tensor<4xf32> into tensor<?x?x4xf32>
+// CHECK: %[[COMBINED:[a-z0-9_#]+]] = scf.forall (%[[CSEQ:[a-z0-9_#]+]]) in (%[[BATCH]]) shared_outs(%[[COUT:[a-z0-9_#]+]] = %{{.*}}) -> (tensor<?x4x64xf32>) {
+// CHECK: scf.for %{{.*}} = %{{.*}} to %[[SPLITS]] step %{{.*}} iter_args(%{{.*}}) -> (f32) {
+// CHECK: tensor.extract %[[PARTS]]#1[%[[CSEQ]], %{{.*}}, %{{.*}}] : tensor<?x?x4xf32>
+// CHECK: arith.maximumf
+// CHECK: scf.for %{{.*}} = %{{.*}} to %[[SPLITS]] step %{{.*}} iter_args(%{{.*}}) -> (f32, vector<64xf32>) {
+// CHECK: math.exp %{{.*}} : f32
+// CHECK: vector.transfer_read %[[PARTS]]#0[%[[CSEQ]], %{{.*}}, %{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x?x4x64xf32>, vector<64xf32>
+// CHECK: vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<64xf32>
+// CHECK: scf.forall.in_parallel {
+// CHECK-NEXT: tensor.parallel_insert_slice %{{.*}} into %[[COUT]][%{{.*}}, 0, 0] [%{{.*}}, 4, 64] [1, 1, 1] : tensor<?x4x64xf32> into tensor<?x4x64xf32>
+// CHECK: scf.yield %[[COMBINED]] : tensor<?x4x64xf32>
+// CHECK-NEXT: } else {
 // CHECK: %[[INIT:[a-z0-9_#]+]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x4x64xf32>)
-// CHECK: %[[O:[a-z0-9_#]+]] = scf.forall (%[[SEQ:[a-z0-9_#]+]], %[[KVH:[a-z0-9_#]+]]) in (%[[BATCH]], 2) shared_outs(%[[SHARED:[a-z0-9_#]+]] = %[[INIT]]) -> (tensor<?x4x64xf32>) {
-// CHECK-NEXT: tensor.extract %[[OFF]][%[[SEQ]]] : tensor<?xi32>
+// CHECK: %[[G:[a-z0-9_#]+]] = scf.forall (%[[GSEQ:[a-z0-9_#]+]], %[[KVH:[a-z0-9_#]+]]) in (%[[BATCH]], 2) shared_outs(%[[SHARED:[a-z0-9_#]+]] = %[[INIT]]) -> (tensor<?x4x64xf32>) {
+// CHECK-NEXT: tensor.extract %[[OFF]][%[[GSEQ]]] : tensor<?xi32>
 // CHECK: %[[START:[a-z0-9_#]+]] = arith.minsi %{{.*}}, %{{.*}} : index
 // CHECK: %[[QLEN:[a-z0-9_#]+]] = arith.subi %{{.*}}, %[[START]] : index
-// CHECK-NEXT: tensor.extract %[[LEN]][%[[SEQ]]] : tensor<?xi32>
-// CHECK: %[[SCALE:[a-z0-9_#]+]] = arith.constant 1.250000e-01 : f32
 // CHECK: %[[DECODE:[a-z0-9_#]+]] = arith.cmpi sle, %[[QLEN]], %{{.*}} : index
 // CHECK-NEXT: %[[ROWS:[a-z0-9_#]+]] = scf.if %[[DECODE]] -> (tensor<?x2x64xf32>) {
-// CHECK-DAG: vector.broadcast %[[SCALE]] : f32 to vector<64xf32>
-// CHECK-DAG: vector.transfer_read %[[Q]][%{{.*}}, %{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x4x64xf32>, vector<64xf32>
-// CHECK-DAG: arith.mulf %{{.*}}, %{{.*}} : vector<64xf32>
-// CHECK: scf.for %[[KT:[a-z0-9_#]+]] = {{.*}} -> (tensor<4xf32>, tensor<4xf32>, tensor<4x64xf32>) {
-// CHECK: tensor.extract %[[LUT]][%[[SEQ]], %[[KT]]] : tensor<?x?xi32>
-// CHECK-DAG: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c0{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x2x16x2x64xf32>, vector<{{[0-9]+}}xf32>
-// CHECK-DAG: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x2x16x2x64xf32>, vector<{{[0-9]+}}xf32>
-// CHECK-DAG: vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
-// CHECK-DAG: vector.step : vector<16xindex>
-// CHECK-DAG: arith.cmpi sle, %{{.*}}, %{{.*}} : vector<16xindex>
-// CHECK-DAG: vector.reduction <maximumf>, %{{.*}} : vector<16xf32> into f32
-// CHECK-DAG: math.exp %{{.*}} : f32
-// CHECK-DAG: math.exp %{{.*}} : vector<16xf32>
-// CHECK-DAG: vector.reduction <add>, %{{.*}} : vector<16xf32> into f32
+// CHECK: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c0{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x2x16x2x64xf32>, vector<{{[0-9]+}}xf32>
 // CHECK: } else {
-// CHECK: scf.for %[[KT2:[a-z0-9_#]+]] = {{.*}} -> (tensor<64xf32>, tensor<64xf32>, tensor<64x64xf32>) {
-// CHECK: tensor.extract %[[LUT]][%[[SEQ]], %[[KT2]]] : tensor<?x?xi32>
+// CHECK: %[[PANELS:[a-z0-9_#]+]]:2 = scf.for %[[PT:[a-z0-9_#]+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}}, %{{.*}}) -> (tensor<?x1x64x16xf32>, tensor<?x4x16x16xf32>) {
+// CHECK: tensor.extract %[[LUT]][%[[GSEQ]], %[[PT]]] : tensor<?x?xi32>
 // CHECK-DAG: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c0{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x2x16x2x64xf32>, vector<8xf32>
-// CHECK-DAG: vector.insert %{{.*}}, %{{.*}} [7] : vector<8xf32> into vector<8x8xf32>
 // CHECK-DAG: vector.transpose %{{.*}}, [1, 0] : vector<8x8xf32> to vector<8x8xf32>
-// CHECK-DAG: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x2x16x2x64xf32>, vector<{{[0-9]+}}xf32>
+// CHECK-DAG: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x2x16x2x64xf32>, vector<64xf32>
+// CHECK: scf.for {{.*}} -> (tensor<?x2x64xf32>) {
+// CHECK: scf.for {{.*}} -> (tensor<64xf32>, tensor<64xf32>, tensor<64x64xf32>) {
+// CHECK-DAG: tensor.extract_slice %[[PANELS]]#1[%{{.*}}, 0, 0, 0] [1, 4, 16, 16] [1, 1, 1, 1] : tensor<?x4x16x16xf32> to tensor<4x16x16xf32>
+// CHECK-DAG: tensor.extract_slice %[[PANELS]]#0[%{{.*}}, 0, 0, 0] [1, 1, 64, 16] [1, 1, 1, 1] : tensor<?x1x64x16xf32> to tensor<1x64x16xf32>
 // CHECK-DAG: vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
-// CHECK-DAG: arith.cmpi sle, %{{.*}}, %{{.*}} : vector<16xindex>
+// CHECK-DAG: arith.cmpi slt, %{{.*}}, %{{.*}} : vector<16xi32>
 // CHECK-DAG: vector.reduction <maximumf>, %{{.*}} : vector<16xf32> into f32
 // CHECK-DAG: math.exp %{{.*}} : vector<16xf32>
 // CHECK: %[[HEAD0:[a-z0-9_#]+]] = arith.muli %[[KVH]], %{{.*}} : index
 // CHECK-NEXT: scf.forall.in_parallel {
 // CHECK-NEXT: tensor.parallel_insert_slice %[[ROWS]] into %[[SHARED]][%[[START]], %[[HEAD0]], 0] [%[[QLEN]], 2, 64] [1, 1, 1] : tensor<?x2x64xf32> into tensor<?x4x64xf32>
+// CHECK: scf.yield %[[G]] : tensor<?x4x64xf32>
 // CHECK: %[[R:[a-z0-9_#]+]] = tensor.cast %[[O]]
 // CHECK: return %[[R]]
 
@@ -577,14 +621,30 @@ func.func @paged_generic(%q: tensor<?x4x12xf32>, %blocks: tensor<?x2x1x16x2x12xf
 // -----
 
 // Explicit keys and values (bf16, causal by default): sequences from the
-// row offsets (batch = size - 1), q widened to f32 and scaled by
-// 1/sqrt(16), keys and values read from K and V at this kv head, the causal
-// compare on the lane indices, the output truncated to bf16.
+// row offsets (batch = size - 1). Split decode: q widened to f32 and scaled
+// by 1/sqrt(16), key and value rows of kv head %H read from K and V (as
+// bf16 vectors widened to f32), the outputs truncated to bf16. Grouped path:
+// the same reads at this kv head, the causal limit per row (min(kv_len,
+// pos + 1), tile-local) compared with the lane indices.
 // CHECK-LABEL: func.func @flash_causal
 // CHECK-SAME: (%[[Q:[^:]*]]: tensor<?x4x16xbf16>, %[[K:[^:]*]]: tensor<?x2x16xbf16>, %[[V:[^:]*]]: tensor<?x2x16xbf16>, %[[QO:[^:]*]]: tensor<?xi32>, %[[KO:[^:]*]]: tensor<?xi32>)
 // CHECK: %[[NQO:[a-z0-9_#]+]] = tensor.dim %[[QO]], %{{.*}} : tensor<?xi32>
 // CHECK: %[[NB:[a-z0-9_#]+]] = arith.subi %[[NQO]], %{{.*}} : index
 // CHECK: %[[BATCH:[a-z0-9_#]+]] = arith.maxsi %[[NB]], %{{.*}} : index
+// CHECK: %[[ALL:[a-z0-9_#]+]] = scf.for %{{.*}} = %{{.*}} to %[[BATCH]] step {{.*}} -> (i1) {
+// CHECK: scf.if %[[ALL]] -> (tensor<?x4x16xbf16>) {
+// CHECK: scf.forall (%{{.*}}, %{{.*}}) in (%[[BATCH]], %{{.*}}) shared_outs({{.*}}) -> (tensor<?x?x4x16xf32>, tensor<?x?x4xf32>, tensor<?x?x4xf32>) {
+// CHECK: %[[DSCALE:[a-z0-9_#]+]] = arith.constant 2.500000e-01 : f32
+// CHECK: vector.transfer_read %[[Q]][%{{.*}}, %{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x4x16xbf16>, vector<16xbf16>
+// CHECK: scf.for %[[H:[a-z0-9_#]+]] = %{{.*}} to %c2{{[_0-9]*}} step
+// CHECK: vector.transfer_read %[[K]][%{{.*}}, %[[H]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x16xbf16>, vector<16xbf16>
+// CHECK-NEXT: arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
+// CHECK: scf.for %[[H2:[a-z0-9_#]+]] = %{{.*}} to %c2{{[_0-9]*}} step
+// CHECK: vector.transfer_read %[[V]][%{{.*}}, %[[H2]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x16xbf16>, vector<16xbf16>
+// CHECK-NEXT: arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
+// CHECK: scf.forall (%{{.*}}) in (%[[BATCH]]) shared_outs({{.*}}) -> (tensor<?x4x16xbf16>) {
+// CHECK: arith.truncf %{{.*}} : vector<16xf32> to vector<16xbf16>
+// CHECK: } else {
 // CHECK: %[[ZERO:[a-z0-9_#]+]] = arith.truncf %{{.*}} : f32 to bf16
 // CHECK: %[[INIT:[a-z0-9_#]+]] = linalg.fill ins(%[[ZERO]] : bf16) outs(%{{.*}} : tensor<?x4x16xbf16>)
 // CHECK: scf.forall (%[[SEQ:[a-z0-9_#]+]], %[[KVH:[a-z0-9_#]+]]) in (%[[BATCH]], 2) shared_outs(%[[SHARED:[a-z0-9_#]+]] = %[[INIT]]) -> (tensor<?x4x16xbf16>) {
@@ -597,9 +657,8 @@ func.func @paged_generic(%q: tensor<?x4x12xf32>, %blocks: tensor<?x2x1x16x2x12xf
 // CHECK-DAG: arith.mulf %{{.*}}, %{{.*}} : vector<16xf32>
 // CHECK-DAG: vector.transfer_read %[[K]][%{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x16xbf16>, vector<16xbf16>
 // CHECK-DAG: vector.transfer_read %[[V]][%{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x16xbf16>, vector<16xbf16>
-// CHECK-DAG: arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
 // CHECK-DAG: vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
-// CHECK-DAG: arith.cmpi sle, %{{.*}}, %{{.*}} : vector<64xindex>
+// CHECK-DAG: arith.cmpi slt, %{{.*}}, %{{.*}} : vector<64xi32>
 // CHECK-DAG: math.exp %{{.*}} : vector<64xf32>
 // CHECK-DAG: arith.truncf %{{.*}} : f32 to bf16
 // CHECK: } else {
@@ -608,7 +667,12 @@ func.func @paged_generic(%q: tensor<?x4x12xf32>, %blocks: tensor<?x2x1x16x2x12xf
 // CHECK-DAG: arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
 // CHECK-DAG: vector.transpose %{{.*}}, [1, 0] : vector<8x8xf32> to vector<8x8xf32>
 // CHECK-DAG: vector.transfer_read %[[V]][%{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x16xbf16>, vector<16xbf16>
-// CHECK-DAG: arith.cmpi sle, %{{.*}}, %{{.*}} : vector<64xindex>
+// CHECK: arith.constant dense<[0, 1, 2, 3, {{.*}}]> : vector<64xi32>
+// CHECK: %[[QI:[a-z0-9_#]+]] = arith.divui %{{.*}}, %c2{{[_0-9]*}} : index
+// CHECK-NEXT: %[[QPOS:[a-z0-9_#]+]] = arith.addi %{{.*}}, %[[QI]] : index
+// CHECK: %[[NEXT:[a-z0-9_#]+]] = arith.addi %[[QPOS]], %{{.*}} : index
+// CHECK-NEXT: %[[END:[a-z0-9_#]+]] = arith.minsi %{{.*}}, %[[NEXT]] : index
+// CHECK: arith.cmpi slt, %{{.*}}, %{{.*}} : vector<64xi32>
 // CHECK-DAG: arith.truncf %{{.*}} : f32 to bf16
 // CHECK: scf.forall.in_parallel {
 // CHECK-NEXT: tensor.parallel_insert_slice %{{.*}} into %[[SHARED]][%{{.*}}, %{{.*}}, 0] [%{{.*}}, 2, 16] [1, 1, 1] : tensor<?x2x16xbf16> into tensor<?x4x16xbf16>
@@ -623,28 +687,42 @@ func.func @flash_causal(%q: tensor<?x4x16xbf16>, %k: tensor<?x2x16xbf16>, %v: te
 
 // -----
 
-// Sliding window of 24: key tiles from the first query position minus 23,
-// and visible keys satisfy j < kv_len, j <= pos and pos - j < 24.
+// Sliding window of 24. Split decode: the first tile of a chunk is at least
+// the one holding the query position minus 23. Grouped path: key tiles from
+// the first query position minus 23; row r (query row r / 2) sees the keys
+// [pos - 23, min(kv_len, pos + 1)) of a tile, made tile-local, clamped to
+// [0, 64] and compared with the lane indices as i32.
 // CHECK-LABEL: func.func @flash_window
+// CHECK: scf.forall (%{{.*}}, %{{.*}}) in (%{{.*}}, %{{.*}}) shared_outs({{.*}}) -> (tensor<?x?x4x16xf32>, tensor<?x?x4xf32>, tensor<?x?x4xf32>) {
+// CHECK: %[[DREACH:[a-z0-9_#]+]] = arith.subi %{{.*}}, %c23 : index
+// CHECK-NEXT: %[[DFROM:[a-z0-9_#]+]] = arith.maxsi %[[DREACH]], %{{.*}} : index
+// CHECK: arith.divsi %[[DFROM]], %c64{{[_0-9]*}} : index
+// CHECK: } else {
 // CHECK: %[[SCALE:[a-z0-9_#]+]] = arith.constant 2.500000e-01 : f32
 // CHECK: %[[DECODE:[a-z0-9_#]+]] = arith.cmpi sle, %{{.*}}, %{{.*}} : index
 // CHECK: %[[REACH:[a-z0-9_#]+]] = arith.subi %{{.*}}, %c23 : index
 // CHECK-NEXT: arith.maxsi %[[REACH]], %{{.*}} : index
-// CHECK: %[[J:[a-z0-9_#]+]] = arith.addi %{{.*}}, %{{.*}} : vector<64xindex>
-// CHECK: %[[QPOS:[a-z0-9_#]+]] = vector.broadcast %{{.*}} : index to vector<64xindex>
-// CHECK-NEXT: %[[KVLEN:[a-z0-9_#]+]] = vector.broadcast %{{.*}} : index to vector<64xindex>
-// CHECK-NEXT: %[[INKV:[a-z0-9_#]+]] = arith.cmpi slt, %[[J]], %[[KVLEN]] : vector<64xindex>
-// CHECK-NEXT: %[[CAUSAL:[a-z0-9_#]+]] = arith.cmpi sle, %[[J]], %[[QPOS]] : vector<64xindex>
-// CHECK-NEXT: %[[OK:[a-z0-9_#]+]] = arith.andi %[[INKV]], %[[CAUSAL]] : vector<64xi1>
-// CHECK-NEXT: %[[DIST:[a-z0-9_#]+]] = arith.subi %[[QPOS]], %[[J]] : vector<64xindex>
-// CHECK-NEXT: %[[W:[a-z0-9_#]+]] = arith.constant 24 : index
-// CHECK-NEXT: %[[WV:[a-z0-9_#]+]] = vector.broadcast %[[W]] : index to vector<64xindex>
-// CHECK-NEXT: %[[INWIN:[a-z0-9_#]+]] = arith.cmpi slt, %[[DIST]], %[[WV]] : vector<64xindex>
-// CHECK-NEXT: %[[OK2:[a-z0-9_#]+]] = arith.andi %[[OK]], %[[INWIN]] : vector<64xi1>
-// CHECK: arith.select %[[OK2]], %{{.*}}, %{{.*}} : vector<64xi1>, vector<64xf32>
 // CHECK: } else {
-// CHECK: arith.subi %{{.*}}, %c23 : index
-// CHECK: arith.cmpi slt, %{{.*}}, %{{.*}} : vector<64xindex>
+// CHECK: arith.constant dense<[0, 1, 2, 3, {{.*}}]> : vector<64xi32>
+// CHECK: %[[QI:[a-z0-9_#]+]] = arith.divui %{{.*}}, %c2{{[_0-9]*}} : index
+// CHECK-NEXT: %[[QPOS:[a-z0-9_#]+]] = arith.addi %{{.*}}, %[[QI]] : index
+// CHECK: %[[NEXT:[a-z0-9_#]+]] = arith.addi %[[QPOS]], %{{.*}} : index
+// CHECK-NEXT: %[[END:[a-z0-9_#]+]] = arith.minsi %{{.*}}, %[[NEXT]] : index
+// CHECK: %[[BEGIN:[a-z0-9_#]+]] = arith.subi %[[QPOS]], %c23{{[_0-9]*}} : index
+// CHECK-NEXT: %[[BEGINL:[a-z0-9_#]+]] = arith.subi %[[BEGIN]], %[[BASE:[a-z0-9_#]+]] : index
+// CHECK: %[[LO0:[a-z0-9_#]+]] = arith.maxsi %[[BEGINL]], %{{.*}} : index
+// CHECK-NEXT: %[[LO:[a-z0-9_#]+]] = arith.minsi %[[LO0]], %c64{{[_0-9]*}} : index
+// CHECK-NEXT: %[[ENDL:[a-z0-9_#]+]] = arith.subi %[[END]], %[[BASE]] : index
+// CHECK: %[[HI0:[a-z0-9_#]+]] = arith.maxsi %[[ENDL]], %{{.*}} : index
+// CHECK-NEXT: %[[HI:[a-z0-9_#]+]] = arith.minsi %[[HI0]], %c64{{[_0-9]*}} : index
+// CHECK-NEXT: %[[LO32:[a-z0-9_#]+]] = arith.index_cast %[[LO]] : index to i32
+// CHECK-NEXT: %[[LOV:[a-z0-9_#]+]] = vector.broadcast %[[LO32]] : i32 to vector<64xi32>
+// CHECK-NEXT: %[[GE:[a-z0-9_#]+]] = arith.cmpi sge, %[[LANES:[a-z0-9_#]+]], %[[LOV]] : vector<64xi32>
+// CHECK-NEXT: %[[HI32:[a-z0-9_#]+]] = arith.index_cast %[[HI]] : index to i32
+// CHECK-NEXT: %[[HIV:[a-z0-9_#]+]] = vector.broadcast %[[HI32]] : i32 to vector<64xi32>
+// CHECK-NEXT: %[[LT:[a-z0-9_#]+]] = arith.cmpi slt, %[[LANES]], %[[HIV]] : vector<64xi32>
+// CHECK-NEXT: %[[OK:[a-z0-9_#]+]] = arith.andi %[[GE]], %[[LT]] : vector<64xi1>
+// CHECK: arith.select %[[OK]], %{{.*}}, %{{.*}} : vector<64xi1>, vector<64xf32>
 // ABSENT-LABEL: func.func @flash_window
 // ABSENT-NOT: {{ attn\.}}
 func.func @flash_window(%q: tensor<?x4x16xf32>, %k: tensor<?x2x16xf32>, %v: tensor<?x2x16xf32>,
@@ -656,22 +734,24 @@ func.func @flash_window(%q: tensor<?x4x16xf32>, %k: tensor<?x2x16xf32>, %v: tens
 
 // -----
 
-// No mask and a custom scale: q is scaled by 0.3, key tiles run from 0 to
-// ceil(kv_len / 64) and only keys past kv_len are masked (no sle but the
-// decode test on the query count).
+// No mask and a custom scale: q is scaled by 0.3 (split decode and grouped
+// path), key tiles run from 0 to ceil(kv_len / 64) and a row sees the keys
+// [0, kv_len) of a tile (no causal limit: no minsi with pos + 1).
 // CHECK-LABEL: func.func @flash_no_mask
+// CHECK: scf.if %{{.*}} -> (tensor<?x4x16xf32>) {
+// CHECK: arith.constant 3.000000e-01 : f32
+// CHECK: } else {
 // CHECK: %[[SCALE:[a-z0-9_#]+]] = arith.constant 3.000000e-01 : f32
 // CHECK: arith.cmpi sle, %{{.*}}, %{{.*}} : index
 // CHECK-NEXT: scf.if
 // CHECK: vector.broadcast %[[SCALE]] : f32 to vector<{{[0-9]+}}xf32>
-// CHECK: %[[TLO:[a-z0-9_#]+]] = arith.divsi %c0{{[_0-9]*}}, %c64{{[_0-9]*}} : index
-// CHECK: %[[THI:[a-z0-9_#]+]] = arith.ceildivsi %[[KVLEN:[a-z0-9_#]+]], %c64{{[_0-9]*}} : index
-// CHECK: %[[J:[a-z0-9_#]+]] = arith.addi %{{.*}}, %{{.*}} : vector<64xindex>
-// CHECK: %[[KVLENV:[a-z0-9_#]+]] = vector.broadcast %[[KVLEN]] : index to vector<64xindex>
-// CHECK-NEXT: %[[INKV:[a-z0-9_#]+]] = arith.cmpi slt, %[[J]], %[[KVLENV]] : vector<64xindex>
-// CHECK-NEXT: %[[NEGINF:[a-z0-9_#]+]] = vector.broadcast %{{.*}} : f32 to vector<64xf32>
-// CHECK-NEXT: arith.select %[[INKV]], %{{.*}}, %[[NEGINF]] : vector<64xi1>, vector<64xf32>
 // CHECK: } else {
+// CHECK: %[[THI:[a-z0-9_#]+]] = arith.ceildivsi %[[KVLEN:[a-z0-9_#]+]], %c64{{[_0-9]*}} : index
+// CHECK: arith.constant dense<[0, 1, 2, 3, {{.*}}]> : vector<64xi32>
+// CHECK: %[[QI:[a-z0-9_#]+]] = arith.divui %{{.*}}, %c2{{[_0-9]*}} : index
+// CHECK-NEXT: %[[QPOS:[a-z0-9_#]+]] = arith.addi %{{.*}}, %[[QI]] : index
+// CHECK: %[[ENDL:[a-z0-9_#]+]] = arith.subi %[[KVLEN]], %{{.*}} : index
+// CHECK: arith.cmpi slt, %{{.*}}, %{{.*}} : vector<64xi32>
 
 // ABSENT-LABEL: func.func @flash_no_mask
 // ABSENT-NOT: {{ attn\.}}

@@ -83,6 +83,11 @@ static cl::opt<int64_t> queryTileRows("q-tile-rows",
 static cl::opt<int64_t> kvTile("kv-tile",
                                cl::desc("Keys per tile over explicit K/V"),
                                cl::init(128));
+static cl::opt<int64_t> decodeItems(
+    "decode-items",
+    cl::desc("Work items of the CPU split decode ((sequence, key chunk) "
+             "pairs; 0: one per sequence and kv head)"),
+    cl::init(64));
 static cl::opt<bool>
     noFuse("no-fuse", cl::desc("Skip the fusion passes (attn-fuse-*)"),
            cl::init(false));
@@ -231,6 +236,7 @@ static LogicalResult compile() {
     attn::CPUPipelineOptions options;
     options.queryTileRows = queryTileRows;
     options.kvTile = kvTile;
+    options.decodeItems = decodeItems;
     options.vectorLanes = targetHasAVX512() ? 16 : 8;
     options.fuse = !noFuse;
     attn::buildLowerToCPUPipeline(pm, options);

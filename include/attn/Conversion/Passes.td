@@ -58,6 +58,10 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
     Option<"packedMinRows", "packed-min-rows", "int64_t", /*default=*/"16",
            "Rows from which projections use the packed outer-product GEMM "
            "instead of dot products (0: never)">,
+    Option<"decodeItems", "decode-items", "int64_t", /*default=*/"64",
+           "Work items the split decode aims for when no sequence has more "
+           "than one query row: (sequence, key chunk) pairs over all kv heads, "
+           "combined afterwards (0: one item per sequence and kv head)">,
   ];
 }
 

@@ -17,6 +17,12 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "kv-tile",
       llvm::cl::desc("Keys per tile for attention over explicit K/V"),
       llvm::cl::init(128)};
+  PassOptions::Option<int64_t> decodeItems{
+      *this, "decode-items",
+      llvm::cl::desc("Work items of the split decode ((sequence, key chunk) "
+                     "pairs over all kv heads; 0: one per sequence and kv "
+                     "head)"),
+      llvm::cl::init(64)};
   PassOptions::Option<int64_t> vectorLanes{
       *this, "vector-lanes",
       llvm::cl::desc("f32 lanes of the projection kernels (8: AVX2, 16: "
