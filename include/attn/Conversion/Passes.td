@@ -23,12 +23,18 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
     - `attn.rope_freqs`: the table as one generic;
     - `attn.kv_cache_store`: `scf.for` over sequences and rows inserting
       into the blocks (the destination), so the cache is updated in place;
-    - `attn.flash_attention` / `attn.paged_flash_attention`: `scf.forall`
-      over sequences x kv heads; per query tile (query rows x the GQA group)
+    - `attn.flash_attention` / `attn.paged_flash_attention`: when no
+      sequence has more than one query row (checked at run time), the split
+      decode: `scf.forall` over (sequence, chunk of key tiles), each item
+      walking its keys with the rows of all kv heads of a slot read together,
+      then a combine `scf.forall` over sequences; otherwise `scf.forall` over
+      sequences x kv heads, the keys and values of the pair packed once into
+      register-block panels, and per query tile (query rows x the GQA group)
       an online-softmax `scf.for` over key tiles (one cache page, or
-      `kv-tile` explicit rows) with exp2 and the scale folded into q; causal
-      and sliding-window tiles outside the window are skipped and no S x S
-      buffer exists.
+      `kv-tile` explicit rows); causal and sliding-window tiles outside the
+      window are skipped and no S x S buffer exists. Head dims or tiles that
+      are not multiples of 8 take linalg generics with exp2 and the scale
+      folded into q.
 
     Before:
     ```mlir
