@@ -1,0 +1,267 @@
+//===- Builders.cpp - shared builders of the attn -> linalg lowering ------===//
+
+#include "Builders.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::linalg_lowering;
+
+//===----------------------------------------------------------------------===//
+// Small builders
+//===----------------------------------------------------------------------===//
+
+Value linalg_lowering::cIndex(IB &b, int64_t v) {
+  return arith::ConstantIndexOp::create(b, v);
+}
+
+Value linalg_lowering::cF32(IB &b, double v) {
+  return arith::ConstantOp::create(b, b.getF32FloatAttr(static_cast<float>(v)));
+}
+
+Value linalg_lowering::cNegInfF32(IB &b) {
+  return arith::ConstantOp::create(
+      b, b.getFloatAttr(b.getF32Type(),
+                        APFloat::getInf(APFloat::IEEEsingle(), true)));
+}
+
+Value linalg_lowering::dim(IB &b, Value tensor, int64_t d) {
+  return b.createOrFold<tensor::DimOp>(tensor, d);
+}
+
+Value linalg_lowering::loadIndex(IB &b, Value tensor, ValueRange indices) {
+  Value v = tensor::ExtractOp::create(b, tensor, indices);
+  return arith::IndexCastOp::create(b, b.getIndexType(), v);
+}
+
+Value linalg_lowering::minIdx(IB &b, Value x, Value y) {
+  return arith::MinSIOp::create(b, x, y);
+}
+
+Value linalg_lowering::maxIdx(IB &b, Value x, Value y) {
+  return arith::MaxSIOp::create(b, x, y);
+}
+
+Value linalg_lowering::clampIdx(IB &b, Value v, Value lo, Value hi) {
+  return minIdx(b, maxIdx(b, v, lo), hi);
+}
+
+std::pair<Value, Value> linalg_lowering::sequenceRows(IB &b, Value rowOffsets,
+                                                      Value seq, Value limit) {
+  Value start = clampIdx(b, loadIndex(b, rowOffsets, {seq}), cIndex(b, 0), limit);
+  Value next = arith::AddIOp::create(b, seq, cIndex(b, 1));
+  Value end = clampIdx(b, loadIndex(b, rowOffsets, {next}), start, limit);
+  return {start, end};
+}
+
+Value linalg_lowering::ceilDiv(IB &b, Value x, int64_t d) {
+  return arith::CeilDivSIOp::create(b, x, cIndex(b, d));
+}
+
+Value linalg_lowering::toF32(OpBuilder &b, Location loc, Value v) {
+  auto type = cast<FloatType>(v.getType());
+  if (type.isF32())
+    return v;
+  if (type.getWidth() < 32)
+    return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
+  return arith::TruncFOp::create(b, loc, b.getF32Type(), v);
+}
+
+Value linalg_lowering::fromF32(OpBuilder &b, Location loc, Value v, Type to) {
+  auto type = cast<FloatType>(to);
+  if (type.isF32())
+    return v;
+  if (type.getWidth() < 32)
+    return arith::TruncFOp::create(b, loc, to, v);
+  return arith::ExtFOp::create(b, loc, to, v);
+}
+
+Value linalg_lowering::emptyTensor(IB &b, ArrayRef<OpFoldResult> sizes,
+                                   Type elementType) {
+  return tensor::EmptyOp::create(b, sizes, elementType);
+}
+
+Value linalg_lowering::filled(IB &b, ArrayRef<OpFoldResult> sizes,
+                              Value scalar) {
+  Value empty = emptyTensor(b, sizes, scalar.getType());
+  return linalg::FillOp::create(b, ValueRange{scalar}, ValueRange{empty})
+      .getResult(0);
+}
+
+SmallVector<IteratorType> linalg_lowering::iterators(int64_t parallel,
+                                                     int64_t reduction) {
+  SmallVector<IteratorType> its(parallel, IteratorType::parallel);
+  its.append(reduction, IteratorType::reduction);
+  return its;
+}
+
+AffineMap linalg_lowering::map(MLIRContext *ctx, int64_t numDims,
+                               ArrayRef<AffineExpr> exprs) {
+  return AffineMap::get(numDims, 0, exprs, ctx);
+}
+
+Value linalg_lowering::generic(IB &b, Value init, ValueRange inputs,
+                               ArrayRef<AffineMap> maps,
+                               ArrayRef<IteratorType> its, BodyFn body) {
+  return linalg::GenericOp::create(b, TypeRange{init.getType()}, inputs,
+                                   ValueRange{init}, maps, its, body)
+      .getResult(0);
+}
+
+Value linalg_lowering::rowPositions(IB &b, Value rowOffsets, Value cacheLengths,
+                                    Value tokens) {
+  Value zeroI32 = arith::ConstantOp::create(b, b.getI32IntegerAttr(0));
+  Value init = filled(b, {tokens}, zeroI32);
+  Value batch = dim(b, cacheLengths, 0);
+  Value zero = cIndex(b, 0), one = cIndex(b, 1);
+  auto outer = scf::ForOp::create(
+      b, zero, batch, one, ValueRange{init},
+      [&](OpBuilder &ob, Location loc, Value seq, ValueRange args) {
+        IB ib(loc, ob);
+        auto [start, end] = sequenceRows(ib, rowOffsets, seq, tokens);
+        Value cached = loadIndex(ib, cacheLengths, {seq});
+        Value base = arith::SubIOp::create(ib, cached, start);
+        auto inner = scf::ForOp::create(
+            ib, start, end, one, ValueRange{args[0]},
+            [&](OpBuilder &ob2, Location loc2, Value row, ValueRange args2) {
+              IB ib2(loc2, ob2);
+              Value pos = arith::AddIOp::create(ib2, base, row);
+              Value posI32 =
+                  arith::IndexCastOp::create(ib2, ib2.getI32Type(), pos);
+              Value updated =
+                  tensor::InsertOp::create(ib2, posI32, args2[0], {row});
+              scf::YieldOp::create(ib2, updated);
+            });
+        scf::YieldOp::create(ib, inner.getResult(0));
+      });
+  return outer.getResult(0);
+}
+
+//===----------------------------------------------------------------------===//
+// Vector helpers
+//===----------------------------------------------------------------------===//
+
+VectorType linalg_lowering::vecType(Type element, ArrayRef<int64_t> shape) {
+  return VectorType::get(shape, element);
+}
+
+Value linalg_lowering::vecToF32(IB &b, Value v) {
+  auto type = cast<VectorType>(v.getType());
+  if (type.getElementType().isF32())
+    return v;
+  auto f32Type = vecType(b.getF32Type(), type.getShape());
+  if (type.getElementType().getIntOrFloatBitWidth() < 32)
+    return arith::ExtFOp::create(b, f32Type, v);
+  return arith::TruncFOp::create(b, f32Type, v);
+}
+
+Value linalg_lowering::splat(IB &b, Value scalar, int64_t n) {
+  return vector::BroadcastOp::create(b, vecType(scalar.getType(), {n}), scalar);
+}
+
+Value linalg_lowering::readVector(IB &b, Value source, ValueRange indices,
+                                  int64_t n) {
+  auto type = cast<RankedTensorType>(source.getType());
+  Value pad = arith::ConstantOp::create(
+      b, b.getZeroAttr(type.getElementType()));
+  AffineMap minor = AffineMap::getMinorIdentityMap(type.getRank(), 1,
+                                                   b.getContext());
+  SmallVector<bool> inBounds = {true};
+  return vector::TransferReadOp::create(
+      b, vecType(type.getElementType(), {n}), source, indices, pad, minor,
+      ArrayRef<bool>(inBounds));
+}
+
+Value linalg_lowering::writeVector(IB &b, Value vector, Value dest,
+                                   ValueRange indices) {
+  auto type = cast<RankedTensorType>(dest.getType());
+  AffineMap minor = AffineMap::getMinorIdentityMap(type.getRank(), 1,
+                                                   b.getContext());
+  SmallVector<bool> inBounds = {true};
+  return vector::TransferWriteOp::create(b, vector, dest, indices, minor,
+                                         ArrayRef<bool>(inBounds))
+      .getResult();
+}
+
+//===----------------------------------------------------------------------===//
+// Register blocks (projection and attention kernels)
+//===----------------------------------------------------------------------===//
+
+Value linalg_lowering::transposeKeys(
+    IB &b, int64_t tile, int64_t headDim,
+    function_ref<Value(IB &, Value c, Value d0)> readRow) {
+  Value init = emptyTensor(b, {b.getIndexAttr(headDim), b.getIndexAttr(tile)},
+                           b.getF32Type());
+  Value zero = cIndex(b, 0), step = cIndex(b, kLanes);
+  auto blockType = vecType(b.getF32Type(), {kLanes, kLanes});
+  auto outer = scf::ForOp::create(
+      b, zero, cIndex(b, tile), step, ValueRange{init},
+      [&](OpBuilder &ob, Location loc, Value c0, ValueRange args) {
+        IB ib(loc, ob);
+        auto inner = scf::ForOp::create(
+            ib, zero, cIndex(ib, headDim), step, ValueRange{args[0]},
+            [&](OpBuilder &ob2, Location loc2, Value d0, ValueRange args2) {
+              IB i2(loc2, ob2);
+              Value block = arith::ConstantOp::create(
+                  i2, DenseElementsAttr::get(blockType, 0.0f));
+              for (int64_t i = 0; i < kLanes; ++i) {
+                Value c = arith::AddIOp::create(i2, c0, cIndex(i2, i));
+                block = vector::InsertOp::create(i2, readRow(i2, c, d0), block,
+                                                 ArrayRef<int64_t>{i});
+              }
+              Value t = vector::TransposeOp::create(i2, block,
+                                                    ArrayRef<int64_t>{1, 0});
+              SmallVector<bool> allIn = {true, true};
+              Value out = vector::TransferWriteOp::create(
+                              i2, t, args2[0], ValueRange{d0, c0},
+                              AffineMap::getMultiDimIdentityMap(2, i2.getContext()),
+                              ArrayRef<bool>(allIn))
+                              .getResult();
+              scf::YieldOp::create(i2, out);
+            });
+        scf::YieldOp::create(ib, inner.getResult(0));
+      });
+  return outer.getResult(0);
+}
+
+SmallVector<Value> linalg_lowering::blockRows(IB &b, Value r0, int64_t count) {
+  SmallVector<Value> rows;
+  for (int64_t i = 0; i < count; ++i)
+    rows.push_back(arith::AddIOp::create(b, r0, cIndex(b, i)));
+  return rows;
+}
+
+SmallVector<Value> linalg_lowering::outerProducts(IB &b, Value lhs, Value rhs,
+                                                  ArrayRef<Value> rows,
+                                                  Value col0, int64_t depth,
+                                                  int64_t width, ValueRange acc,
+                                                  Value kBegin, Value kEnd) {
+  int64_t rowBlock = acc.size();
+  auto loop = scf::ForOp::create(
+      b, kBegin ? kBegin : cIndex(b, 0), kEnd ? kEnd : cIndex(b, depth),
+      cIndex(b, 1), acc,
+      [&](OpBuilder &ob, Location loc, Value k, ValueRange state) {
+        IB ib(loc, ob);
+        Value column = readVector(ib, rhs, {k, col0}, width);
+        SmallVector<Value> next;
+        for (int64_t i = 0; i < rowBlock; ++i) {
+          Value scalar = tensor::ExtractOp::create(ib, lhs, ValueRange{rows[i], k});
+          next.push_back(vector::FMAOp::create(ib, splat(ib, scalar, width),
+                                               column, state[i]));
+        }
+        scf::YieldOp::create(ib, next);
+      });
+  return SmallVector<Value>(loop.getResults());
+}
+
+int64_t linalg_lowering::blockWidth(int64_t n, int64_t maxWidth) {
+  for (int64_t width : {maxWidth, int64_t(16)})
+    if (width <= maxWidth && n % width == 0)
+      return width;
+  return kLanes;
+}

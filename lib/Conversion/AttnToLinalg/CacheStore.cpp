@@ -1,0 +1,267 @@
+//===- CacheStore.cpp - attn.kv_cache_store / attn.rope_store to scf ------===//
+//
+// scf.for over sequences and rows inserting each row into its cache slot
+// of the blocks (the destination), so the cache is updated in place;
+// attn.rope_store rotates (and normalises) the keys on their way in.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Builders.h"
+#include "NormRope.h"
+#include "Patterns.h"
+
+#include "attn/Dialect/Attn/IR/AttnOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/PatternMatch.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::linalg_lowering;
+
+//===----------------------------------------------------------------------===//
+// KV cache store
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// RoPE applied to the keys on their way into the cache (attn.rope_store).
+struct KeyRotation {
+  Value cosT, sinT; // [T, D/2] f32
+  bool interleaved = false;
+  Value gamma;      // [D]: RMS-normalise each head first (qk norm), or null
+  double eps = 0.0;
+};
+
+} // namespace
+
+/// Row `row` of `key [T, Hkv, D]` rotated and written into the cache slot
+/// `blocks[page, 0, layer, slot]` with vector ops: per head one read, the
+/// pair partner and the expanded cos / signed sin by static shuffles, one
+/// multiply-add and one write into the blocks tensor (in place after
+/// bufferisation, no temporary row).
+static Value storeRotatedKeyRow(IB &b, Value key, Value row, Value blocks,
+                                Value page, int64_t layer, Value slot,
+                                const KeyRotation &rotation) {
+  auto type = cast<RankedTensorType>(key.getType());
+  int64_t kvHeads = type.getDimSize(1), headDim = type.getDimSize(2);
+  int64_t half = headDim / 2;
+  Type elementType = type.getElementType();
+  SmallVector<int64_t> partnerMask, expandMask, signMask;
+  for (int64_t c = 0; c < headDim; ++c) {
+    bool first = rotation.interleaved ? c % 2 == 0 : c < half;
+    int64_t pair = rotation.interleaved ? c / 2 : c % half;
+    partnerMask.push_back(rotation.interleaved ? (c ^ 1)
+                                               : (first ? c + half : c - half));
+    expandMask.push_back(pair);
+    // Into (sin, -sin): the first of a pair takes -sin.
+    signMask.push_back(first ? half + pair : pair);
+  }
+  Value zero = cIndex(b, 0);
+  Value gammaV;
+  if (rotation.gamma)
+    gammaV = vecToF32(b, readVector(b, rotation.gamma, {zero}, headDim));
+  Value cosH = readVector(b, rotation.cosT, {row, zero}, half);
+  Value sinH = readVector(b, rotation.sinT, {row, zero}, half);
+  Value cosV = vector::ShuffleOp::create(b, cosH, cosH, expandMask);
+  Value negSin = arith::NegFOp::create(b, sinH);
+  Value sinV = vector::ShuffleOp::create(b, sinH, negSin, signMask);
+  auto loop = scf::ForOp::create(
+      b, zero, cIndex(b, kvHeads), cIndex(b, 1), ValueRange{blocks},
+      [&](OpBuilder &ob, Location loc, Value head, ValueRange args) {
+        IB ib(loc, ob);
+        Value x = vecToF32(ib, readVector(ib, key, {row, head, cIndex(ib, 0)},
+                                          headDim));
+        if (gammaV) {
+          // x * rsqrt(mean(x^2) + eps) * gamma, in registers.
+          Value sq = arith::MulFOp::create(ib, x, x);
+          Value sum = vector::ReductionOp::create(ib, vector::CombiningKind::ADD, sq);
+          Value mean = arith::MulFOp::create(ib, sum, cF32(ib, 1.0 / headDim));
+          Value inv = math::RsqrtOp::create(
+              ib, arith::AddFOp::create(ib, mean, cF32(ib, rotation.eps)));
+          x = arith::MulFOp::create(
+              ib, arith::MulFOp::create(ib, x, splat(ib, inv, headDim)), gammaV);
+        }
+        Value partner = vector::ShuffleOp::create(ib, x, x, partnerMask);
+        Value y = arith::MulFOp::create(ib, x, cosV);
+        y = math::FmaOp::create(ib, partner, sinV, y);
+        if (!elementType.isF32())
+          y = arith::TruncFOp::create(
+              ib, vecType(elementType, {headDim}), y);
+        Value written = writeVector(
+            ib, y, args[0],
+            {page, cIndex(ib, 0), cIndex(ib, layer), slot, head, cIndex(ib, 0)});
+        scf::YieldOp::create(ib, written);
+      });
+  return loop.getResult(0);
+}
+
+/// The cache writes of attn.kv_cache_store into `blocks` (the result is the
+/// updated blocks, written in place after bufferisation). With `rotation`,
+/// each key row is rotated straight into its cache slot: a generic whose
+/// destination is the slot's slice, so no rotated-key tensor exists.
+static Value buildCacheStore(IB &b, Value key, Value value, Value rowOffsets,
+                             Value lengths, Value lookup, Value blocks,
+                             int64_t layer, const KeyRotation *rotation) {
+    auto blocksType = cast<RankedTensorType>(blocks.getType());
+    auto keyType = cast<RankedTensorType>(key.getType());
+    int64_t kvHeads = keyType.getDimSize(1), headDim = keyType.getDimSize(2);
+    auto rowType = RankedTensorType::get({kvHeads, headDim},
+                                         blocksType.getElementType());
+    // A page size of 0 (possible only with a dynamic size) stores nothing.
+    Value pageSizeRaw = dim(b, blocks, 3);
+    Value hasPages = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
+                                           pageSizeRaw, cIndex(b, 0));
+    Value pageSize = maxIdx(b, pageSizeRaw, cIndex(b, 1));
+    Value zero = cIndex(b, 0), one = cIndex(b, 1);
+    Value tokens = dim(b, key, 0);
+    Value numPages = dim(b, blocks, 0);
+    Value batch = dim(b, lengths, 0);
+    Value maxPages = dim(b, lookup, 1);
+    auto outer = scf::ForOp::create(
+        b, zero, batch, one, ValueRange{blocks},
+        [&](OpBuilder &ob, Location loc, Value seq, ValueRange args) {
+          IB ib(loc, ob);
+          auto [start, end] = sequenceRows(ib, rowOffsets, seq, tokens);
+          Value base = arith::SubIOp::create(ib, loadIndex(ib, lengths, {seq}), start);
+          auto inner = scf::ForOp::create(
+              ib, start, end, one, ValueRange{args[0]},
+              [&](OpBuilder &ob2, Location loc2, Value row, ValueRange args2) {
+                IB ib2(loc2, ob2);
+                Value pos = arith::AddIOp::create(ib2, base, row);
+                Value pageIdx = arith::DivSIOp::create(ib2, pos, pageSize);
+                Value slot = arith::RemSIOp::create(ib2, pos, pageSize);
+                // Rows whose page is not in the table or not a real page are
+                // dropped rather than written out of bounds.
+                Value inTable = arith::AndIOp::create(
+                    ib2, hasPages,
+                    arith::CmpIOp::create(ib2, arith::CmpIPredicate::sge, pos, zero));
+                inTable = arith::AndIOp::create(
+                    ib2, inTable,
+                    arith::CmpIOp::create(ib2, arith::CmpIPredicate::slt, pageIdx,
+                                          maxPages));
+                Value safeIdx = clampIdx(ib2, pageIdx, zero,
+                                         arith::SubIOp::create(ib2, maxPages, one));
+                Value page = loadIndex(ib2, lookup, {seq, safeIdx});
+                Value valid = arith::AndIOp::create(
+                    ib2, inTable,
+                    arith::AndIOp::create(
+                        ib2,
+                        arith::CmpIOp::create(ib2, arith::CmpIPredicate::sge, page, zero),
+                        arith::CmpIOp::create(ib2, arith::CmpIPredicate::slt, page,
+                                              numPages)));
+                auto ifOp = scf::IfOp::create(
+                    ib2, valid,
+                    [&](OpBuilder &tb, Location tl) {
+                      IB tib(tl, tb);
+                      Value updated = args2[0];
+                      SmallVector<Value> sources = {key, value};
+                      for (auto [kv, source] : llvm::enumerate(sources)) {
+                        if (kv == 0 && rotation) {
+                          updated = storeRotatedKeyRow(tib, source, row, updated,
+                                                       page, layer, slot,
+                                                       *rotation);
+                          continue;
+                        }
+                        SmallVector<OpFoldResult> dstOffsets = {
+                            page,
+                            tib.getIndexAttr(kv),
+                            tib.getIndexAttr(layer),
+                            slot,
+                            tib.getIndexAttr(0),
+                            tib.getIndexAttr(0)};
+                        SmallVector<OpFoldResult> dstSizes = {
+                            tib.getIndexAttr(1), tib.getIndexAttr(1),
+                            tib.getIndexAttr(1), tib.getIndexAttr(1),
+                            tib.getIndexAttr(kvHeads), tib.getIndexAttr(headDim)};
+                        SmallVector<OpFoldResult> dstStrides(6, tib.getIndexAttr(1));
+                        SmallVector<OpFoldResult> srcOffsets = {
+                            row, tib.getIndexAttr(0), tib.getIndexAttr(0)};
+                        SmallVector<OpFoldResult> srcSizes = {
+                            tib.getIndexAttr(1), tib.getIndexAttr(kvHeads),
+                            tib.getIndexAttr(headDim)};
+                        SmallVector<OpFoldResult> unit(3, tib.getIndexAttr(1));
+                        Value rowSlice = tensor::ExtractSliceOp::create(
+                            tib, rowType, source, srcOffsets, srcSizes, unit);
+                        updated = tensor::InsertSliceOp::create(
+                            tib, rowSlice, updated, dstOffsets, dstSizes, dstStrides);
+                      }
+                      scf::YieldOp::create(tib, updated);
+                    },
+                    [&](OpBuilder &eb, Location el) {
+                      scf::YieldOp::create(eb, el, args2[0]);
+                    });
+                scf::YieldOp::create(ib2, ifOp.getResult(0));
+              });
+          scf::YieldOp::create(ib, inner.getResult(0));
+        });
+    return outer.getResult(0);
+}
+
+namespace {
+
+struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(KVCacheStoreOp op,
+                                PatternRewriter &rewriter) const override {
+    auto keyType = op.getKey().getType();
+    if (ShapedType::isDynamic(keyType.getDimSize(1)) ||
+        ShapedType::isDynamic(keyType.getDimSize(2)))
+      return rewriter.notifyMatchFailure(op, "needs static kv heads and head dim");
+    IB b(op.getLoc(), rewriter);
+    Value out = buildCacheStore(b, op.getKey(), op.getValue(),
+                                op.getRowOffsets(), op.getCacheLengths(),
+                                op.getLookupTable(), op.getBlocks(),
+                                op.getLayer(), nullptr);
+    rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Fused RoPE + cache store
+//===----------------------------------------------------------------------===//
+
+/// attn.rms_norm (optional) + attn.rope of q and k + attn.kv_cache_store:
+/// the q path is norm + rope as apart; each k head is normalised (when
+/// asked) and rotated in registers and written straight into its cache slot
+/// by the store loop. One cos/sin computation serves q and k.
+struct LowerRopeStore : OpRewritePattern<RopeStoreOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RopeStoreOp op,
+                                PatternRewriter &rewriter) const override {
+    auto kType = op.getK().getType();
+    if (ShapedType::isDynamic(kType.getDimSize(1)))
+      return rewriter.notifyMatchFailure(op, "needs static kv heads");
+    IB b(op.getLoc(), rewriter);
+    Value q = op.getQ(), k = op.getK();
+    double eps = op.hasQKNorm() ? op.getEps()->convertToDouble() : 0.0;
+    if (op.hasQKNorm())
+      q = buildRMSNorm(b, q, op.getGammaQ(), eps);
+    int64_t headDim = kType.getDimSize(2);
+    auto [cosT, sinT] = ropeCosSin(b, op.getFreqs(), op.getRowOffsets(),
+                                   op.getCacheLengths(), dim(b, q, 0), headDim);
+    Value qr = buildRope(b, q, cosT, sinT, op.getInterleaved());
+    // k rows index the same cos/sin rows (same row count, verified).
+    // k is normalised in registers on its way into the cache.
+    KeyRotation rotation{cosT, sinT, op.getInterleaved(),
+                         op.hasQKNorm() ? op.getGammaK() : Value(), eps};
+    Value blocks = buildCacheStore(b, k, op.getV(), op.getRowOffsets(),
+                                   op.getCacheLengths(), op.getLookupTable(),
+                                   op.getBlocks(), op.getLayer(), &rotation);
+    rewriter.replaceOp(
+        op, {b.createOrFold<tensor::CastOp>(op.getQResult().getType(), qr),
+             b.createOrFold<tensor::CastOp>(op.getResult().getType(), blocks)});
+    return success();
+  }
+};
+
+} // namespace
+
+void linalg_lowering::populateCacheStorePatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerKVCacheStore, LowerRopeStore>(patterns.getContext());
+}

@@ -1,0 +1,405 @@
+//===- Projections.cpp - attn.linear / attn.qkv_projection to linalg ------===//
+//
+// `x @ W^T` accumulated in f32: with many rows an outer-product GEMM on
+// a packed, transposed chunk of `W`, with few rows vector dot products
+// (both parallel over column chunks), else linalg.generic contractions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Builders.h"
+#include "Patterns.h"
+
+#include "attn/Dialect/Attn/IR/AttnOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/PatternMatch.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::linalg_lowering;
+
+/// Columns of `w` per parallel chunk of the vector projection kernel.
+static int64_t linearChunk(int64_t n) {
+  for (int64_t chunk : {64, 32, 16, 8, 4, 2})
+    if (n % chunk == 0)
+      return chunk;
+  return 0;
+}
+
+namespace {
+
+/// What one register block of a projection kernel works on.
+struct ProjectionBlock {
+  Value kBegin, kEnd;        // the block of K
+  ArrayRef<Value> rows;      // row indices; tail rows repeat the last row
+  ArrayRef<Value> rowValid;  // whether each of them is a real row
+  Value col;                 // first column of the block within the chunk
+};
+
+} // namespace
+
+/// The loop nest both projection kernels share: an scf.forall over chunks of
+/// `chunk` output columns of `init` ([T, N] f32); per chunk `prologue(col0)`
+/// runs once, then blocks of K x blocks of `rowBlock` rows x blocks of
+/// `colStep` columns call `block` on a zeroed [T, chunk] f32 tile, which is
+/// inserted into the result in parallel.
+static Value projectionLoops(
+    IB &b, Value init, Value tokens, int64_t n, int64_t chunk, int64_t depth,
+    int64_t depthBlock, int64_t rowBlock, int64_t colStep,
+    function_ref<void(IB &, Value col0)> prologue,
+    function_ref<Value(IB &, const ProjectionBlock &, Value col0, Value tile)>
+        block) {
+  SmallVector<OpFoldResult> ubs = {b.getIndexAttr(n / chunk)};
+  auto forall = scf::ForallOp::create(b, ubs, ValueRange{init}, std::nullopt);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(forall.getBody());
+  Value col0 = arith::MulIOp::create(b, forall.getInductionVar(0), cIndex(b, chunk));
+  prologue(b, col0);
+  Value lastRow = arith::SubIOp::create(b, tokens, cIndex(b, 1));
+  Value local = filled(b, {tokens, b.getIndexAttr(chunk)}, cF32(b, 0.0));
+  auto blockLoop = scf::ForOp::create(
+      b, cIndex(b, 0), cIndex(b, depth), cIndex(b, depthBlock), ValueRange{local},
+      [&](OpBuilder &ob0, Location loc0, Value kb, ValueRange blockState) {
+        IB i0(loc0, ob0);
+        Value kEnd = arith::AddIOp::create(i0, kb, cIndex(i0, depthBlock));
+        auto rowLoop = scf::ForOp::create(
+            i0, cIndex(i0, 0), tokens, cIndex(i0, rowBlock),
+            ValueRange{blockState[0]},
+            [&](OpBuilder &ob, Location loc, Value r0, ValueRange rowState) {
+              IB ib(loc, ob);
+              SmallVector<Value> rows, rowValid;
+              for (Value row : blockRows(ib, r0, rowBlock)) {
+                rowValid.push_back(arith::CmpIOp::create(
+                    ib, arith::CmpIPredicate::slt, row, tokens));
+                rows.push_back(minIdx(ib, row, lastRow));
+              }
+              auto colLoop = scf::ForOp::create(
+                  ib, cIndex(ib, 0), cIndex(ib, chunk), cIndex(ib, colStep),
+                  ValueRange{rowState[0]},
+                  [&](OpBuilder &ob2, Location loc2, Value c0,
+                      ValueRange colState) {
+                    IB i2(loc2, ob2);
+                    ProjectionBlock blk{kb, kEnd, rows, rowValid, c0};
+                    scf::YieldOp::create(i2, block(i2, blk, col0, colState[0]));
+                  });
+              scf::YieldOp::create(ib, colLoop.getResult(0));
+            });
+        scf::YieldOp::create(i0, rowLoop.getResult(0));
+      });
+  b.setInsertionPointToStart(forall.getTerminator().getBody());
+  SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0), col0};
+  SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(chunk)};
+  SmallVector<OpFoldResult> unit(2, b.getIndexAttr(1));
+  tensor::ParallelInsertSliceOp::create(b, blockLoop.getResult(0),
+                                        forall.getRegionOutArgs()[0], offsets,
+                                        sizes, unit);
+  return forall.getResult(0);
+}
+
+/// The largest of `candidates` below `depth` that divides it and `multiple`.
+static int64_t depthBlockOf(int64_t depth, ArrayRef<int64_t> candidates,
+                            int64_t multiple) {
+  for (int64_t candidate : candidates)
+    if (depth > candidate && depth % candidate == 0 && candidate % multiple == 0)
+      return candidate;
+  return depth;
+}
+
+/// Decode projections (few rows): vector dot products. Per K block (so the 4
+/// rows of `x` in use stay in L1 while the chunk's weight rows stream from
+/// L2), 4 rows x 2 columns of `lanes`-wide accumulators per step along K;
+/// the horizontal sums are added into the output tile after each block.
+/// Tail rows repeat the last row; their sums are discarded.
+static Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
+                          int64_t lanes, Value init) {
+  constexpr int64_t rowsPerBlock = 4, colsPerBlock = 2;
+  auto wType = cast<RankedTensorType>(w.getType());
+  int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
+  Value zeros = arith::ConstantOp::create(
+      b, DenseElementsAttr::get(vecType(b.getF32Type(), {lanes}), 0.0f));
+  Value clipHi = clip ? splat(b, cF32(b, *clip), lanes) : Value();
+  Value clipLo = clip ? splat(b, cF32(b, -*clip), lanes) : Value();
+  auto block = [&](IB &ib, const ProjectionBlock &blk, Value col0,
+                   Value out) -> Value {
+    SmallVector<Value> cols;
+    for (int64_t j = 0; j < colsPerBlock; ++j)
+      cols.push_back(arith::AddIOp::create(
+          ib, col0, arith::AddIOp::create(ib, blk.col, cIndex(ib, j))));
+    SmallVector<Value> start(rowsPerBlock * colsPerBlock, zeros);
+    auto kLoop = scf::ForOp::create(
+        ib, blk.kBegin, blk.kEnd, cIndex(ib, lanes), start,
+        [&](OpBuilder &ob, Location loc, Value k, ValueRange acc) {
+          IB i3(loc, ob);
+          SmallVector<Value> xs, ws;
+          for (Value row : blk.rows)
+            xs.push_back(vecToF32(i3, readVector(i3, x, {row, k}, lanes)));
+          for (Value col : cols) {
+            Value wv = vecToF32(i3, readVector(i3, w, {col, k}, lanes));
+            if (clipHi) {
+              wv = arith::MaximumFOp::create(i3, wv, clipLo);
+              wv = arith::MinimumFOp::create(i3, wv, clipHi);
+            }
+            ws.push_back(wv);
+          }
+          SmallVector<Value> next;
+          for (int64_t i = 0; i < rowsPerBlock; ++i)
+            for (int64_t j = 0; j < colsPerBlock; ++j)
+              next.push_back(vector::FMAOp::create(i3, xs[i], ws[j],
+                                                   acc[i * colsPerBlock + j]));
+          scf::YieldOp::create(i3, next);
+        });
+    for (int64_t i = 0; i < rowsPerBlock; ++i)
+      for (int64_t j = 0; j < colsPerBlock; ++j) {
+        Value sum = vector::ReductionOp::create(
+            ib, vector::CombiningKind::ADD, kLoop.getResult(i * colsPerBlock + j));
+        Value localCol = arith::AddIOp::create(ib, blk.col, cIndex(ib, j));
+        SmallVector<Value> at = {blk.rows[i], localCol};
+        Value partial = tensor::ExtractOp::create(ib, out, at);
+        // Tail rows stand in for the last row: they must not add.
+        Value updated = arith::SelectOp::create(
+            ib, blk.rowValid[i], arith::AddFOp::create(ib, partial, sum), partial);
+        out = tensor::InsertOp::create(ib, updated, out, at);
+      }
+    return out;
+  };
+  return projectionLoops(b, init, dim(b, x, 0), n, linearChunk(n), depth,
+                         depthBlockOf(depth, {512, 256, 128}, lanes),
+                         rowsPerBlock, colsPerBlock,
+                         [](IB &, Value) {}, block);
+}
+
+/// Prefill projections (many rows): `x [T, K] (f32) @ w [N, K]^T` as an
+/// outer-product GEMM. Per chunk of output columns the chunk of `w` is packed
+/// once, transposed to `[K, chunk]` f32 (clipped); then, per block of K (the
+/// rows' slice of x in L1, the packed block in L2), register blocks of rows x
+/// 16 or 32 accumulators, loaded from and stored back to the output tile, run
+/// along K with the x element broadcast and the packed weight row as the
+/// vector. Tail rows repeat the last row: they load, add and store the same
+/// values as that row, so the result is unchanged.
+static Value packedLinear(IB &b, Value x, Value w, std::optional<double> clip,
+                          int64_t lanes, Value init) {
+  int64_t rowBlock = lanes >= 16 ? 8 : kRowBlock;
+  auto wType = cast<RankedTensorType>(w.getType());
+  int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
+  int64_t chunk = linearChunk(n);
+  int64_t width = blockWidth(chunk, lanes >= 16 ? 32 : 16);
+  Value clipHi = clip ? splat(b, cF32(b, *clip), kLanes) : Value();
+  Value clipLo = clip ? splat(b, cF32(b, -*clip), kLanes) : Value();
+  Value packed;
+  auto pack = [&](IB &pb, Value col0) {
+    packed = transposeKeys(pb, chunk, depth, [&](IB &g, Value c, Value d0) {
+      Value v = vecToF32(
+          g, readVector(g, w, {arith::AddIOp::create(g, col0, c), d0}, kLanes));
+      if (clipHi) {
+        v = arith::MaximumFOp::create(g, v, clipLo);
+        v = arith::MinimumFOp::create(g, v, clipHi);
+      }
+      return v;
+    });
+  };
+  auto block = [&](IB &ib, const ProjectionBlock &blk, Value,
+                   Value out) -> Value {
+    SmallVector<Value> start;
+    for (Value row : blk.rows)
+      start.push_back(readVector(ib, out, {row, blk.col}, width));
+    SmallVector<Value> sums = outerProducts(ib, x, packed, blk.rows, blk.col,
+                                            depth, width, start, blk.kBegin,
+                                            blk.kEnd);
+    for (auto [row, sum] : llvm::zip(blk.rows, sums))
+      out = writeVector(ib, sum, out, {row, blk.col});
+    return out;
+  };
+  return projectionLoops(b, init, dim(b, x, 0), n, chunk, depth,
+                         depthBlockOf(depth, {256, 128, 64}, 1), rowBlock, width,
+                         pack, block);
+}
+
+/// `x [T, K] @ w [N, K]^T (+ bias [N])` as `[T, N] x outType`, accumulated in
+/// f32; `clip` clamps the weight elements inside the contraction.
+/// `packedMinRows`: rows from which the packed GEMM is used (0: never).
+static Value buildLinear(IB &b, Value x, Value w, Value bias,
+                         std::optional<double> clip, Type outType,
+                         int64_t lanes, int64_t packedMinRows) {
+  MLIRContext *ctx = b.getContext();
+  Value tokens = dim(b, x, 0);
+  int64_t n = cast<RankedTensorType>(w.getType()).getDimSize(0);
+  int64_t depth = cast<RankedTensorType>(w.getType()).getDimSize(1);
+  SmallVector<OpFoldResult> sizes = {tokens,
+                                     tensor::getMixedSize(b, b.getLoc(), w, 0)};
+  AffineExpr t, nn, k;
+  bindDims(ctx, t, nn, k);
+  Value acc;
+  if (lanes > 0 && !ShapedType::isDynamic(n) && !ShapedType::isDynamic(depth) &&
+      depth % lanes == 0 && linearChunk(n) != 0) {
+    if (packedMinRows > 0 && linearChunk(n) % kLanes == 0 &&
+        depth % kLanes == 0) {
+      // Many rows (prefill): packed GEMM on f32 rows; few rows (decode):
+      // dot products, bound by reading the weights once.
+      // Both kernels fill one destination, so the result stays one buffer.
+      Value init = emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type());
+      Value many = arith::CmpIOp::create(b, arith::CmpIPredicate::sge, tokens,
+                                         cIndex(b, packedMinRows));
+      auto accType = RankedTensorType::get({ShapedType::kDynamic, n},
+                                           b.getF32Type());
+      auto ifOp = scf::IfOp::create(
+          b, many,
+          [&](OpBuilder &tb, Location tl) {
+            IB ib(tl, tb);
+            Value x32 = x;
+            if (!cast<RankedTensorType>(x.getType()).getElementType().isF32()) {
+              AffineExpr d0, d1;
+              bindDims(ctx, d0, d1);
+              x32 = generic(
+                  ib, emptyTensor(ib, tensor::getMixedSizes(ib, tl, x), ib.getF32Type()),
+                  {x}, {map(ctx, 2, {d0, d1}), map(ctx, 2, {d0, d1})}, iterators(2),
+                  [&](OpBuilder &gb, Location gl, ValueRange a) {
+                    linalg::YieldOp::create(gb, gl, ValueRange{toF32(gb, gl, a[0])});
+                  });
+            }
+            Value r = packedLinear(ib, x32, w, clip, lanes, init);
+            scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
+          },
+          [&](OpBuilder &eb, Location el) {
+            IB ib(el, eb);
+            Value r = vectorLinear(ib, x, w, clip, lanes, init);
+            scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
+          });
+      acc = ifOp.getResult(0);
+    } else {
+      acc = vectorLinear(b, x, w, clip, lanes,
+                         emptyTensor(b, {tokens, b.getIndexAttr(n)},
+                                     b.getF32Type()));
+    }
+  } else {
+  acc = filled(b, sizes, cF32(b, 0.0));
+  Value clipHi = clip ? cF32(b, *clip) : Value();
+  Value clipLo = clip ? cF32(b, -*clip) : Value();
+  acc = generic(
+      b, acc, {x, w},
+      {map(ctx, 3, {t, k}), map(ctx, 3, {nn, k}), map(ctx, 3, {t, nn})},
+      iterators(2, 1), [&](OpBuilder &ob, Location loc, ValueRange args) {
+        Value a = toF32(ob, loc, args[0]);
+        Value wv = toF32(ob, loc, args[1]);
+        if (clipHi) {
+          wv = arith::MaximumFOp::create(ob, loc, wv, clipLo);
+          wv = arith::MinimumFOp::create(ob, loc, wv, clipHi);
+        }
+        Value prod = arith::MulFOp::create(ob, loc, a, wv);
+        linalg::YieldOp::create(ob, loc,
+                                ValueRange{arith::AddFOp::create(ob, loc, args[2], prod)});
+      });
+  }
+  Type elementType = cast<RankedTensorType>(outType).getElementType();
+  if (elementType.isF32() && !bias)
+    return acc;
+  bindDims(ctx, t, nn);
+  SmallVector<Value> inputs = {acc};
+  SmallVector<AffineMap> maps = {map(ctx, 2, {t, nn})};
+  if (bias) {
+    inputs.push_back(bias);
+    maps.push_back(map(ctx, 2, {nn}));
+  }
+  maps.push_back(map(ctx, 2, {t, nn}));
+  Value out = emptyTensor(b, sizes, elementType);
+  return generic(b, out, inputs, maps, iterators(2),
+                 [&](OpBuilder &ob, Location loc, ValueRange args) {
+                   Value v = args[0];
+                   if (bias)
+                     v = arith::AddFOp::create(ob, loc, v,
+                                               toF32(ob, loc, args[1]));
+                   linalg::YieldOp::create(
+                       ob, loc, ValueRange{fromF32(ob, loc, v, elementType)});
+                 });
+}
+
+static std::optional<double> clipValue(std::optional<APFloat> clip) {
+  if (!clip)
+    return std::nullopt;
+  return clip->convertToDouble();
+}
+
+namespace {
+
+struct LowerLinear : OpRewritePattern<LinearOp> {
+  LowerLinear(MLIRContext *ctx, int64_t lanes, int64_t packedMinRows)
+      : OpRewritePattern(ctx), lanes(lanes), packedMinRows(packedMinRows) {}
+  int64_t lanes, packedMinRows;
+  LogicalResult matchAndRewrite(LinearOp op,
+                                PatternRewriter &rewriter) const override {
+    IB b(op.getLoc(), rewriter);
+    Value out = buildLinear(b, op.getInput(), op.getWeight(), op.getBias(),
+                            clipValue(op.getClip()), op.getType(), lanes,
+                            packedMinRows);
+    rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
+    return success();
+  }
+};
+
+struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
+  LowerQKVProjection(MLIRContext *ctx, int64_t lanes, int64_t packedMinRows)
+      : OpRewritePattern(ctx), lanes(lanes), packedMinRows(packedMinRows) {}
+  int64_t lanes, packedMinRows;
+  LogicalResult matchAndRewrite(QKVProjectionOp op,
+                                PatternRewriter &rewriter) const override {
+    IB b(op.getLoc(), rewriter);
+    std::optional<double> clip = clipValue(op.getClip());
+    int64_t headDim = op.getHeadDim();
+    SmallVector<int64_t> heads = {op.getNumHeads(), op.getNumKVHeads(),
+                                  op.getNumKVHeads()};
+    Type elementType = op.getInput().getType().getElementType();
+    Value tokens = dim(b, op.getInput(), 0);
+    SmallVector<Value> flat;
+    if (op.isStacked()) {
+      Value bias = op.getBiases().empty() ? Value() : op.getBiases()[0];
+      Value all = buildLinear(b, op.getInput(), op.getWeights()[0], bias, clip,
+                              RankedTensorType::get({ShapedType::kDynamic, 1},
+                                                    elementType),
+                              lanes, packedMinRows);
+      int64_t column = 0;
+      for (int64_t h : heads) {
+        SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0),
+                                             b.getIndexAttr(column)};
+        SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(h * headDim)};
+        SmallVector<OpFoldResult> strides = {b.getIndexAttr(1),
+                                             b.getIndexAttr(1)};
+        flat.push_back(
+            tensor::ExtractSliceOp::create(b, all, offsets, sizes, strides));
+        column += h * headDim;
+      }
+    } else {
+      for (auto [i, w] : llvm::enumerate(op.getWeights())) {
+        Value bias = op.getBiases().empty() ? Value() : op.getBiases()[i];
+        flat.push_back(buildLinear(
+            b, op.getInput(), w, bias, clip,
+            RankedTensorType::get({ShapedType::kDynamic, 1}, elementType),
+            lanes, packedMinRows));
+      }
+    }
+    SmallVector<Value> results;
+    for (auto [value, h, result] : llvm::zip(flat, heads, op.getResults())) {
+      SmallVector<ReassociationIndices> reassociation = {{0}, {1, 2}};
+      SmallVector<OpFoldResult> shape = {tokens, b.getIndexAttr(h),
+                                         b.getIndexAttr(headDim)};
+      auto dynamicType = RankedTensorType::get(
+          {ShapedType::kDynamic, h, headDim}, elementType);
+      Value expanded = tensor::ExpandShapeOp::create(b, dynamicType, value,
+                                                     reassociation, shape);
+      results.push_back(
+          b.createOrFold<tensor::CastOp>(result.getType(), expanded));
+    }
+    rewriter.replaceOp(op, results);
+    return success();
+  }
+};
+
+} // namespace
+
+void linalg_lowering::populateProjectionPatterns(
+    RewritePatternSet &patterns, const ConvertAttnToLinalgOptions &options) {
+  patterns.add<LowerLinear, LowerQKVProjection>(
+      patterns.getContext(), options.vectorLanes, options.packedMinRows);
+}
