@@ -184,7 +184,9 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(forall.getBody());
     Value seq = forall.getInductionVar(0), split = forall.getInductionVar(1);
-    auto [qStart, qLen, kvLen] = seqBounds(b, seq);
+    // Not a structured binding: the lambdas below capture these (C++20).
+    Value qStart, qLen, kvLen;
+    std::tie(qStart, qLen, kvLen) = seqBounds(b, seq);
     KVSource kv = sourceFor(b, seq);
     // A sequence without a query row attends to nothing.
     Value hasQuery = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, qLen, zero);
