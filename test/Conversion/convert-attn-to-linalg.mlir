@@ -470,10 +470,10 @@ func.func @kv_cache_store(%k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %block
 // writes the sequence's (0 or 1) row.
 //
 // Otherwise: scf.forall over sequences x kv heads. Decode rows of a mixed
-// batch keep their own loop; prefill first transposes 8x8 key blocks and
-// widens the values into packed panels (keys [tiles, 1, 64, 16], values
-// [tiles, 4, 16, 16]) once per (sequence, kv head), then the query tiles
-// read panels.
+// batch keep their own loop; prefill over several query tiles first
+// transposes 8x8 key blocks and widens the values into packed panels (keys
+// [tiles, 1, 64, 16], values [tiles, 4, 16, 16]) once per (sequence, kv head),
+// then the query tiles read panels.
 // CHECK-LABEL: func.func @paged_vector
 // CHECK-SAME: (%[[Q:[^:]*]]: tensor<?x4x64xf32>, %[[BLOCKS:[^:]*]]: tensor<?x2x2x16x2x64xf32>, %[[OFF:[^:]*]]: tensor<?xi32>, %[[LEN:[^:]*]]: tensor<?xi32>, %[[LUT:[^:]*]]: tensor<?x?xi32>)
 // CHECK: %[[BATCH:[a-z0-9_#]+]] = tensor.dim %[[LEN]], %{{.*}} : tensor<?xi32>
@@ -529,6 +529,8 @@ func.func @kv_cache_store(%k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %block
 // CHECK-NEXT: %[[ROWS:[a-z0-9_#]+]] = scf.if %[[DECODE]] -> (tensor<?x2x64xf32>) {
 // CHECK: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c0{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x2x16x2x64xf32>, vector<{{[0-9]+}}xf32>
 // CHECK: } else {
+// CHECK: %[[SEVERAL:[a-z0-9_#]+]] = arith.cmpi sgt, %[[QLEN]], %c32{{[_0-9]*}} : index
+// CHECK-NEXT: scf.if %[[SEVERAL]] -> (tensor<?x2x64xf32>) {
 // CHECK: %[[PANELS:[a-z0-9_#]+]]:2 = scf.for %[[PT:[a-z0-9_#]+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}}, %{{.*}}) -> (tensor<?x1x64x16xf32>, tensor<?x4x16x16xf32>) {
 // CHECK: tensor.extract %[[LUT]][%[[GSEQ]], %[[PT]]] : tensor<?x?xi32>
 // CHECK-DAG: vector.transfer_read %[[BLOCKS]][%{{.*}}, %c0{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.*}}, %[[KVH]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x2x2x16x2x64xf32>, vector<8xf32>
@@ -542,6 +544,13 @@ func.func @kv_cache_store(%k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %block
 // CHECK-DAG: arith.cmpi slt, %{{.*}}, %{{.*}} : vector<16xi32>
 // CHECK-DAG: vector.reduction <maximumf>, %{{.*}} : vector<16xf32> into f32
 // CHECK-DAG: math.exp %{{.*}} : vector<16xf32>
+// A single query tile (at most 32 rows x 2 heads) packs each key tile inside
+// its key loop instead.
+// CHECK: } else {
+// CHECK: scf.for {{.*}} -> (tensor<?x2x64xf32>) {
+// CHECK: scf.for {{.*}} -> (tensor<64xf32>, tensor<64xf32>, tensor<64x64xf32>) {
+// CHECK: vector.transpose %{{.*}}, [1, 0] : vector<8x8xf32> to vector<8x8xf32>
+// CHECK: vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
 // CHECK: %[[HEAD0:[a-z0-9_#]+]] = arith.muli %[[KVH]], %{{.*}} : index
 // CHECK-NEXT: scf.forall.in_parallel {
 // CHECK-NEXT: tensor.parallel_insert_slice %[[ROWS]] into %[[SHARED]][%[[START]], %[[HEAD0]], 0] [%[[QLEN]], 2, 64] [1, 1, 1] : tensor<?x2x64xf32> into tensor<?x4x64xf32>

@@ -1,10 +1,12 @@
 //===- AttentionKernels.h - CPU attention tile kernels ----------*- C++ -*-===//
 //
 // Register-blocked kernels for the two contractions of a flash-attention
-// tile, written directly in the vector dialect: 4 rows x 8/16 columns of f32
-// accumulators, the row operand broadcast from memory, the column operand a
-// contiguous vector (keys are transposed once per tile for that). They need
-// D and the key tile to be multiples of 8 (the AVX2 f32 width).
+// tile, written directly in the vector dialect: rows x columns blocks of f32
+// accumulators (6 x 64 with AVX-512, 4 x 16 with AVX2), the row operand
+// broadcast from memory, the column operand a contiguous vector of a packed
+// panel (keys are transposed and packed once per (sequence, kv head) for
+// that); the online-softmax step per row. They need D and the key tile to be
+// multiples of 8 (the AVX2 f32 width).
 //
 //===----------------------------------------------------------------------===//
 

@@ -26,6 +26,23 @@ static bool useVectorPath(const AttentionParams &p, const KVSource &kv) {
   return kv.readRow && p.headDim % kLanes == 0 && kv.tileSize % kLanes == 0;
 }
 
+/// Key tile `kt` of kv head `kvHead` transposed and packed (`[tile / W, D,
+/// W]`) and its value tile packed (`[D / W, tile, W]`), f32, value rows past
+/// `kvLen` zero. W is the register block's width.
+static std::pair<Value, Value> packKeyValueTile(IB &b, const KVSource &kv,
+                                                int64_t headDim, Value kvHead,
+                                                Value kvLen, Value kt,
+                                                int64_t maxWidth) {
+  int64_t tile = kv.tileSize;
+  Value tileBase = kv.prepareTile(b, kt);
+  Value keysT = transposeKeys(b, tile, headDim, [&](IB &g, Value c, Value d0) {
+    return kv.readRow(g, tileBase, 0, kvHead, c, d0, kLanes);
+  });
+  Value values = kv.loadValues(b, kt, kvHead, kvLen);
+  return {packColumns(b, keysT, blockWidth(tile, maxWidth)),
+          packColumns(b, values, blockWidth(headDim, maxWidth))};
+}
+
 /// The key tiles of one (sequence, kv head) that any query row can see,
 /// transposed and packed (`[n, tile / W, D, W]`), and its value tiles, packed
 /// (`[n, D / W, tile, W]`), f32 with rows past `kvLen` zero in the values;
@@ -70,13 +87,8 @@ prepareKeyValueTiles(IB &b, const KVSource &kv, int64_t headDim, Value kvHead,
       [&](OpBuilder &ob, Location loc, Value kt, ValueRange state) {
         IB ib(loc, ob);
         Value slot = arith::SubIOp::create(ib, kt, lo);
-        Value tileBase = kv.prepareTile(ib, kt);
-        Value keysT = transposeKeys(ib, tile, headDim, [&](IB &g, Value c, Value d0) {
-          return kv.readRow(g, tileBase, 0, kvHead, c, d0, kLanes);
-        });
-        Value values = kv.loadValues(ib, kt, kvHead, kvLen);
-        keysT = packColumns(ib, keysT, keyWidth);
-        values = packColumns(ib, values, valueWidth);
+        auto [keysT, values] =
+            packKeyValueTile(ib, kv, headDim, kvHead, kvLen, kt, maxWidth);
         scf::YieldOp::create(ib, ValueRange{insertTile(ib, keysT, state[0], slot),
                                             insertTile(ib, values, state[1], slot)});
       });
@@ -114,7 +126,7 @@ static Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
   // registers): 4 x 16.
   int64_t rowBlock = p.vectorLanes >= 16 ? 6 : kRowBlock;
   int64_t blockColumns = p.vectorLanes >= 16 ? 64 : 16;
-  auto tileLoop = [&](IB &lb, int64_t rowsPerTile) -> Value {
+  auto tileLoop = [&](IB &lb, int64_t rowsPerTile, bool prepared) -> Value {
     int64_t validTileRows = rowsPerTile * group;
     // The vector kernels work on blocks of rows; extra rows repeat the
     // last query and are dropped at the end.
@@ -124,11 +136,13 @@ static Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
     int64_t rows = useVector ? llvm::alignTo(validTileRows, tileRowBlock)
                              : validTileRows;
     Value numTiles = ceilDiv(lb, qLen, rowsPerTile);
-    // Prefill: keys transposed and values widened to f32 once per (sequence,
-    // kv head) rather than once per query tile, so that every query tile
-    // streams contiguous tiles instead of re-reading head-strided rows.
+    // Prefill over several query tiles: keys transposed and values widened
+    // to f32 once per (sequence, kv head) rather than once per query tile,
+    // so that every query tile streams contiguous panels instead of
+    // re-reading head-strided rows. One query tile packs each key tile as it
+    // goes (the panels stay in cache; a buffer of all of them would not).
     Value preKeysT, preValues, preLo;
-    if (useVector && !decode)
+    if (useVector && !decode && prepared)
       std::tie(preKeysT, preValues, preLo) =
           prepareKeyValueTiles(lb, kv, headDim, kvHead, kvLen, posBase,
                                windowed ? p.mask.getWindow() : 0, blockColumns);
@@ -236,13 +250,17 @@ static Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                     Value last = arith::AddIOp::create(g, r0, cIndex(g, tileRowBlock - 1));
                     return {visibleRange(g, r0).first, visibleRange(g, last).second};
                   };
-                  Value vals, tileBase;
+                  Value vals, tileBase, keyPanels;
                   if (decode) {
                     vals = kv.loadValues(k, kt, kvHead, kvLen);
                     tileBase = kv.prepareTile(k, kt);
-                  } else {
+                  } else if (prepared) {
                     Value slot = arith::SubIOp::create(k, kt, preLo);
+                    keyPanels = panelOf(k, preKeysT, slot);
                     vals = panelOf(k, preValues, slot);
+                  } else {
+                    std::tie(keyPanels, vals) = packKeyValueTile(
+                        k, kv, headDim, kvHead, kvLen, kt, blockColumns);
                   }
                   if (decode) {
                     // Few rows (decode): dot products on the cache rows read
@@ -255,10 +273,8 @@ static Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                           return kv.readRow(g, tileBase, 0, kvHead, c, d0, width);
                         });
                   } else {
-                    Value keysT = panelOf(
-                        k, preKeysT, arith::SubIOp::create(k, kt, preLo));
-                    scores = vectorScores(k, qTile, keysT, rows, tileKeys, headDim,
-                                          tileRowBlock, blockKeys);
+                    scores = vectorScores(k, qTile, keyPanels, rows, tileKeys,
+                                          headDim, tileRowBlock, blockKeys);
                   }
                   auto [probs, mNew, lNew, alpha] =
                       vectorSoftmaxStep(k, scores, m, l, rows, tileKeys, visibleRange);
@@ -425,19 +441,33 @@ static Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
   // Decode rows (one query per sequence) get a tile of one query row.
   int64_t prefillRows = std::max<int64_t>(1, p.queryTileRows / group);
   if (prefillRows == 1)
-    return tileLoop(b, 1);
+    return tileLoop(b, 1, /*prepared=*/false);
+  auto choose = [&](IB &ib, Value cond, function_ref<Value(IB &)> then,
+                    function_ref<Value(IB &)> otherwise) -> Value {
+    auto ifOp = scf::IfOp::create(
+        ib, cond,
+        [&](OpBuilder &tb, Location tl) {
+          IB t(tl, tb);
+          scf::YieldOp::create(t, then(t));
+        },
+        [&](OpBuilder &eb, Location el) {
+          IB e(el, eb);
+          scf::YieldOp::create(e, otherwise(e));
+        });
+    return ifOp.getResult(0);
+  };
   Value isDecode = arith::CmpIOp::create(b, arith::CmpIPredicate::sle, qLen, one);
-  auto ifOp = scf::IfOp::create(
-      b, isDecode,
-      [&](OpBuilder &tb, Location tl) {
-        IB ib(tl, tb);
-        scf::YieldOp::create(ib, tileLoop(ib, 1));
-      },
-      [&](OpBuilder &eb, Location el) {
-        IB ib(el, eb);
-        scf::YieldOp::create(ib, tileLoop(ib, prefillRows));
+  return choose(
+      b, isDecode, [&](IB &ib) { return tileLoop(ib, 1, false); },
+      [&](IB &ib) {
+        if (!useVector)
+          return tileLoop(ib, prefillRows, false);
+        Value severalTiles = arith::CmpIOp::create(
+            ib, arith::CmpIPredicate::sgt, qLen, cIndex(ib, prefillRows));
+        return choose(
+            ib, severalTiles, [&](IB &t) { return tileLoop(t, prefillRows, true); },
+            [&](IB &t) { return tileLoop(t, prefillRows, false); });
       });
-  return ifOp.getResult(0);
 }
 
 Value linalg_lowering::buildGroupedAttention(IB &b, const AttentionParams &p,

@@ -2,8 +2,8 @@
 //
 // When every sequence has at most one query row, the keys of each sequence
 // are split into chunks of whole tiles and one parallel work item handles a
-// (sequence, chunk) for all kv heads at once: it walks the chunk key by key
-// (four at a time), reading the rows of every kv head of a slot together --
+// (sequence, chunk) for all kv heads at once: it walks the chunk key by key,
+// reading the rows of every kv head of a slot together --
 // contiguous memory in both cache and K/V layouts -- so the loads stream
 // instead of jumping a row of heads per key. Each item keeps its own
 // online-softmax state; a second loop combines the chunks of a sequence.
