@@ -457,8 +457,9 @@ func.func @kv_cache_store(%k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %block
 // decides whether every one has at most one query row; then the split decode
 // runs, else one work item per (sequence, kv head).
 //
-// Split decode: the longest key range in whole tiles gives the chunks
-// (64 work items wanted: ceil(64 / batch) chunks, at most one per tile); an
+// Split decode: the longest visible key range in whole tiles gives the
+// chunks (64 work items wanted: ceil(64 / batch) chunks, at most one per
+// tile), each sequence's chunks starting at its first visible tile; an
 // scf.forall over (sequence, chunk) keeps per-item max / sum / accumulator
 // partials. Inside, q of all 4 heads is read once and scaled by 1/sqrt(64)
 // (exp, not exp2); per page of the chunk (found through the lookup table) a
@@ -483,13 +484,17 @@ func.func @kv_cache_store(%k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %block
 // CHECK-NEXT: scf.yield %[[AND]] : i1
 // CHECK: %[[O:[a-z0-9_#]+]] = scf.if %[[ALL]] -> (tensor<?x4x64xf32>) {
 // CHECK: %[[LONGEST:[a-z0-9_#]+]] = scf.for {{.*}} -> (index) {
-// CHECK: %[[TILES:[a-z0-9_#]+]] = arith.ceildivsi %[[LONGEST]], %c16{{[_0-9]*}} : index
-// CHECK-NEXT: %[[MAXTILES:[a-z0-9_#]+]] = arith.maxsi %[[TILES]], %{{.*}} : index
+// CHECK: %[[END:[a-z0-9_#]+]] = arith.ceildivsi %{{.*}}, %c16{{[_0-9]*}} : index
+// CHECK: %[[RANGE:[a-z0-9_#]+]] = arith.subi %[[END]], %{{.*}} : index
+// CHECK-NEXT: %[[LONGER:[a-z0-9_#]+]] = arith.maxsi %{{.*}}, %[[RANGE]] : index
+// CHECK-NEXT: scf.yield %[[LONGER]] : index
+// CHECK: %[[MAXTILES:[a-z0-9_#]+]] = arith.maxsi %[[LONGEST]], %{{.*}} : index
 // CHECK: %[[WANTED:[a-z0-9_#]+]] = arith.ceildivsi %c64{{[_0-9]*}}, %{{.*}} : index
 // CHECK: %[[CHUNK:[a-z0-9_#]+]] = arith.ceildivsi %[[MAXTILES]], %{{.*}} : index
 // CHECK-NEXT: %[[SPLITS:[a-z0-9_#]+]] = arith.ceildivsi %[[MAXTILES]], %[[CHUNK]] : index
 // CHECK: %[[PARTS:[a-z0-9_#]+]]:3 = scf.forall (%[[SEQ:[a-z0-9_#]+]], %[[SPLIT:[a-z0-9_#]+]]) in (%[[BATCH]], %[[SPLITS]]) shared_outs(%[[PACC:[a-z0-9_#]+]] = %{{.*}}, %[[PMAX:[a-z0-9_#]+]] = %{{.*}}, %[[PSUM:[a-z0-9_#]+]] = %{{.*}}) -> (tensor<?x?x4x64xf32>, tensor<?x?x4xf32>, tensor<?x?x4xf32>) {
-// CHECK: %[[FIRST:[a-z0-9_#]+]] = arith.muli %[[SPLIT]], %[[CHUNK]] : index
+// CHECK: %[[OFFSET:[a-z0-9_#]+]] = arith.muli %[[SPLIT]], %[[CHUNK]] : index
+// CHECK-NEXT: %[[FIRST:[a-z0-9_#]+]] = arith.addi %{{.*}}, %[[OFFSET]] : index
 // CHECK: vector.transfer_read %[[Q]][%{{.*}}, %{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x4x64xf32>, vector<64xf32>
 // CHECK: scf.for %[[KT:[a-z0-9_#]+]] = %[[FIRST]] to %{{.*}} step %{{.*}} iter_args({{.*}}) -> (tensor<4xf32>, tensor<4xf32>, tensor<4x64xf32>) {
 // CHECK: tensor.extract %[[LUT]][%[[SEQ]], %[[KT]]] : tensor<?x?xi32>
@@ -696,16 +701,18 @@ func.func @flash_causal(%q: tensor<?x4x16xbf16>, %k: tensor<?x2x16xbf16>, %v: te
 
 // -----
 
-// Sliding window of 24. Split decode: the first tile of a chunk is at least
-// the one holding the query position minus 23. Grouped path: key tiles from
+// Sliding window of 24. Split decode: a sequence's first visible tile holds
+// the query position minus 23; its chunks start there. Grouped path: key tiles from
 // the first query position minus 23; row r (query row r / 2) sees the keys
 // [pos - 23, min(kv_len, pos + 1)) of a tile, made tile-local, clamped to
 // [0, 64] and compared with the lane indices as i32.
 // CHECK-LABEL: func.func @flash_window
 // CHECK: scf.forall (%{{.*}}, %{{.*}}) in (%{{.*}}, %{{.*}}) shared_outs({{.*}}) -> (tensor<?x?x4x16xf32>, tensor<?x?x4xf32>, tensor<?x?x4xf32>) {
-// CHECK: %[[DREACH:[a-z0-9_#]+]] = arith.subi %{{.*}}, %c23 : index
+// CHECK: %[[DREACH:[a-z0-9_#]+]] = arith.subi %{{.*}}, %c23{{[_0-9]*}} : index
 // CHECK-NEXT: %[[DFROM:[a-z0-9_#]+]] = arith.maxsi %[[DREACH]], %{{.*}} : index
-// CHECK: arith.divsi %[[DFROM]], %c64{{[_0-9]*}} : index
+// CHECK: %[[DTILE:[a-z0-9_#]+]] = arith.divsi %[[DFROM]], %c64{{[_0-9]*}} : index
+// CHECK-NEXT: %[[DFIRST:[a-z0-9_#]+]] = arith.minsi %[[DTILE]], %{{.*}} : index
+// CHECK: arith.addi %[[DFIRST]], %{{.*}} : index
 // CHECK: } else {
 // CHECK: %[[SCALE:[a-z0-9_#]+]] = arith.constant 2.500000e-01 : f32
 // CHECK: %[[DECODE:[a-z0-9_#]+]] = arith.cmpi sle, %{{.*}}, %{{.*}} : index

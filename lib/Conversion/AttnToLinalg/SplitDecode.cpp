@@ -158,15 +158,33 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
   bool windowed = p.mask.getKind() == MaskKind::SlidingWindow;
   Value tokens = dim(b, query, 0);
 
-  // Chunks of whole tiles: the longest sequence in `splits` chunks.
+  // The key tiles [first, end) the query row of a sequence can see (none
+  // without a query row; from the window's start with a sliding window).
+  auto visibleTiles = [&](IB &ib, Value qLen, Value kvLen) -> std::pair<Value, Value> {
+    Value hasQuery =
+        arith::CmpIOp::create(ib, arith::CmpIPredicate::sgt, qLen, zero);
+    Value end = ceilDiv(ib, arith::SelectOp::create(ib, hasQuery, kvLen, zero), tile);
+    Value first = zero;
+    if (windowed) {
+      Value qpos = arith::SubIOp::create(ib, kvLen, one);
+      Value reach = maxIdx(
+          ib, arith::SubIOp::create(ib, qpos, cIndex(ib, p.mask.getWindow() - 1)),
+          zero);
+      first = minIdx(ib, arith::DivSIOp::create(ib, reach, cIndex(ib, tile)), end);
+    }
+    return {first, end};
+  };
+  // Chunks of whole tiles: the longest visible range in `splits` chunks.
   auto longest = scf::ForOp::create(
       b, zero, batch, one, ValueRange{zero},
       [&](OpBuilder &ob, Location loc, Value seq, ValueRange state) {
         IB ib(loc, ob);
+        auto [qStart, qLen, kvLen] = seqBounds(ib, seq);
+        auto [first, end] = visibleTiles(ib, qLen, kvLen);
         scf::YieldOp::create(
-            ib, ValueRange{maxIdx(ib, state[0], std::get<2>(seqBounds(ib, seq)))});
+            ib, ValueRange{maxIdx(ib, state[0], arith::SubIOp::create(ib, end, first))});
       });
-  Value maxTiles = maxIdx(b, ceilDiv(b, longest.getResult(0), tile), one);
+  Value maxTiles = maxIdx(b, longest.getResult(0), one);
   Value wanted = arith::CeilDivSIOp::create(b, cIndex(b, targetItems),
                                             maxIdx(b, batch, one));
   Value splits = clampIdx(b, wanted, one, maxTiles);
@@ -188,19 +206,11 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
     Value qStart, qLen, kvLen;
     std::tie(qStart, qLen, kvLen) = seqBounds(b, seq);
     KVSource kv = sourceFor(b, seq);
-    // A sequence without a query row attends to nothing.
-    Value hasQuery = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, qLen, zero);
-    Value keys = arith::SelectOp::create(b, hasQuery, kvLen, zero);
     Value qpos = arith::SubIOp::create(b, kvLen, one);
-    Value chunkStart = arith::MulIOp::create(b, split, chunkTiles);
-    Value tileLo = chunkStart;
-    if (windowed) {
-      Value reach = maxIdx(
-          b, arith::SubIOp::create(b, qpos, cIndex(b, p.mask.getWindow() - 1)), zero);
-      tileLo = maxIdx(b, tileLo, arith::DivSIOp::create(b, reach, cIndex(b, tile)));
-    }
-    Value tileHi = minIdx(b, arith::AddIOp::create(b, chunkStart, chunkTiles),
-                          ceilDiv(b, keys, tile));
+    auto [firstTile, endTile] = visibleTiles(b, qLen, kvLen);
+    Value tileLo = arith::AddIOp::create(
+        b, firstTile, arith::MulIOp::create(b, split, chunkTiles));
+    Value tileHi = minIdx(b, arith::AddIOp::create(b, tileLo, chunkTiles), endTile);
     Value negInf = cNegInfF32(b);
     Value m0 = filled(b, {b.getIndexAttr(hq)}, negInf);
     Value l0 = filled(b, {b.getIndexAttr(hq)}, cF32(b, 0.0));
