@@ -23,6 +23,31 @@ using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::linalg_lowering;
 
+/// An scf.for over the keys [0, validKeys) and, inside it, one over the kv
+/// heads, threading `init` through both: `body(c, h, rows, state)` gets the
+/// key, the kv head, its G query rows and the value so far.
+static Value forKeysAndHeads(
+    IB &b, Value validKeys, int64_t kvHeads, int64_t group, Value init,
+    function_ref<Value(IB &, Value c, Value h, ArrayRef<Value> rows, Value state)>
+        body) {
+  Value zero = cIndex(b, 0), one = cIndex(b, 1);
+  auto keyLoop = scf::ForOp::create(
+      b, zero, validKeys, one, ValueRange{init},
+      [&](OpBuilder &ob, Location loc, Value c, ValueRange keyState) {
+        IB ib(loc, ob);
+        auto headLoop = scf::ForOp::create(
+            ib, zero, cIndex(ib, kvHeads), one, ValueRange{keyState[0]},
+            [&](OpBuilder &hb, Location hl, Value h, ValueRange headState) {
+              IB i1(hl, hb);
+              SmallVector<Value> rows = blockRows(
+                  i1, arith::MulIOp::create(i1, h, cIndex(i1, group)), group);
+              scf::YieldOp::create(i1, body(i1, c, h, rows, headState[0]));
+            });
+        scf::YieldOp::create(ib, headLoop.getResult(0));
+      });
+  return keyLoop.getResult(0);
+}
+
 /// s [Hq, tile] = q k^T of one tile for all heads; `readKey(h, c, d0, w)`
 /// reads `w` f32 of key row `c` of kv head `h`. Keys at or past `validKeys`
 /// are not read (their scores are masked later). One key at a time: the
@@ -40,40 +65,28 @@ static Value decodeScores(
                            b.getF32Type());
   Value zeros = arith::ConstantOp::create(
       b, DenseElementsAttr::get(vecType(b.getF32Type(), {width}), 0.0f));
-  Value zero = cIndex(b, 0), one = cIndex(b, 1);
-  auto keyLoop = scf::ForOp::create(
-      b, zero, validKeys, one, ValueRange{init},
-      [&](OpBuilder &ob, Location loc, Value c, ValueRange keyState) {
-        IB ib(loc, ob);
-        auto headLoop = scf::ForOp::create(
-            ib, zero, cIndex(ib, kvHeads), one, ValueRange{keyState[0]},
-            [&](OpBuilder &hb, Location hl, Value h, ValueRange headState) {
-              IB i1(hl, hb);
-              SmallVector<Value> rows = blockRows(
-                  i1, arith::MulIOp::create(i1, h, cIndex(i1, group)), group);
-              SmallVector<Value> start(group, zeros);
-              auto dLoop = scf::ForOp::create(
-                  i1, zero, cIndex(i1, headDim), cIndex(i1, width), start,
-                  [&](OpBuilder &db, Location dl, Value d0, ValueRange acc) {
-                    IB i2(dl, db);
-                    Value k = readKey(i2, h, c, d0, width);
-                    SmallVector<Value> next;
-                    for (int64_t g = 0; g < group; ++g)
-                      next.push_back(vector::FMAOp::create(
-                          i2, readVector(i2, q, {rows[g], d0}, width), k, acc[g]));
-                    scf::YieldOp::create(i2, next);
-                  });
-              Value out = headState[0];
-              for (int64_t g = 0; g < group; ++g) {
-                Value sum = vector::ReductionOp::create(
-                    i1, vector::CombiningKind::ADD, dLoop.getResult(g));
-                out = tensor::InsertOp::create(i1, sum, out, ValueRange{rows[g], c});
-              }
-              scf::YieldOp::create(i1, out);
+  return forKeysAndHeads(
+      b, validKeys, kvHeads, group, init,
+      [&](IB &i1, Value c, Value h, ArrayRef<Value> rows, Value scores) {
+        SmallVector<Value> start(group, zeros);
+        auto dLoop = scf::ForOp::create(
+            i1, cIndex(i1, 0), cIndex(i1, headDim), cIndex(i1, width), start,
+            [&](OpBuilder &db, Location dl, Value d0, ValueRange acc) {
+              IB i2(dl, db);
+              Value k = readKey(i2, h, c, d0, width);
+              SmallVector<Value> next;
+              for (int64_t g = 0; g < group; ++g)
+                next.push_back(vector::FMAOp::create(
+                    i2, readVector(i2, q, {rows[g], d0}, width), k, acc[g]));
+              scf::YieldOp::create(i2, next);
             });
-        scf::YieldOp::create(ib, headLoop.getResult(0));
+        for (int64_t g = 0; g < group; ++g) {
+          Value sum = vector::ReductionOp::create(i1, vector::CombiningKind::ADD,
+                                                  dLoop.getResult(g));
+          scores = tensor::InsertOp::create(i1, sum, scores, ValueRange{rows[g], c});
+        }
+        return scores;
       });
-  return keyLoop.getResult(0);
 }
 
 /// acc' = alpha * acc + p v of one tile for all heads (acc [Hq, D] f32);
@@ -96,40 +109,28 @@ static Value decodeAccumulate(
         scf::YieldOp::create(ib, writeVector(ib, arith::MulFOp::create(ib, row, a),
                                              state[0], {r, zero}));
       });
-  auto keyLoop = scf::ForOp::create(
-      b, zero, validKeys, one, ValueRange{scaled.getResult(0)},
-      [&](OpBuilder &ob, Location loc, Value c, ValueRange keyState) {
-        IB ib(loc, ob);
-        auto headLoop = scf::ForOp::create(
-            ib, zero, cIndex(ib, kvHeads), one, ValueRange{keyState[0]},
-            [&](OpBuilder &hb, Location hl, Value h, ValueRange headState) {
-              IB i1(hl, hb);
-              SmallVector<Value> rowIdx = blockRows(
-                  i1, arith::MulIOp::create(i1, h, cIndex(i1, group)), group);
-              SmallVector<Value> ps;
-              for (Value row : rowIdx)
-                ps.push_back(splat(
-                    i1, tensor::ExtractOp::create(i1, probs, ValueRange{row, c}),
-                    width));
-              auto dLoop = scf::ForOp::create(
-                  i1, zero, cIndex(i1, headDim), cIndex(i1, width),
-                  ValueRange{headState[0]},
-                  [&](OpBuilder &db, Location dl, Value d0, ValueRange dState) {
-                    IB i2(dl, db);
-                    Value v = readValue(i2, h, c, d0, width);
-                    Value out = dState[0];
-                    for (int64_t g = 0; g < group; ++g) {
-                      Value sum = vector::FMAOp::create(
-                          i2, ps[g], v, readVector(i2, out, {rowIdx[g], d0}, width));
-                      out = writeVector(i2, sum, out, {rowIdx[g], d0});
-                    }
-                    scf::YieldOp::create(i2, out);
-                  });
-              scf::YieldOp::create(i1, dLoop.getResult(0));
+  return forKeysAndHeads(
+      b, validKeys, kvHeads, group, scaled.getResult(0),
+      [&](IB &i1, Value c, Value h, ArrayRef<Value> rowIdx, Value accIn) {
+        SmallVector<Value> ps;
+        for (Value row : rowIdx)
+          ps.push_back(splat(
+              i1, tensor::ExtractOp::create(i1, probs, ValueRange{row, c}), width));
+        auto dLoop = scf::ForOp::create(
+            i1, zero, cIndex(i1, headDim), cIndex(i1, width), ValueRange{accIn},
+            [&](OpBuilder &db, Location dl, Value d0, ValueRange dState) {
+              IB i2(dl, db);
+              Value v = readValue(i2, h, c, d0, width);
+              Value out = dState[0];
+              for (int64_t g = 0; g < group; ++g) {
+                Value sum = vector::FMAOp::create(
+                    i2, ps[g], v, readVector(i2, out, {rowIdx[g], d0}, width));
+                out = writeVector(i2, sum, out, {rowIdx[g], d0});
+              }
+              scf::YieldOp::create(i2, out);
             });
-        scf::YieldOp::create(ib, headLoop.getResult(0));
+        return dLoop.getResult(0);
       });
-  return keyLoop.getResult(0);
 }
 
 Value linalg_lowering::allSequencesDecode(IB &b, Value batch,
