@@ -159,21 +159,27 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
   bool windowed = p.mask.getKind() == MaskKind::SlidingWindow;
   Value tokens = dim(b, query, 0);
 
+  // The first key a sliding window lets the query row (position kvLen - 1)
+  // see; may be negative.
+  auto windowStart = [&](IB &ib, Value kvLen) -> Value {
+    Value qpos = arith::SubIOp::create(ib, kvLen, one);
+    return arith::SubIOp::create(ib, qpos, cIndex(ib, p.mask.getWindow() - 1));
+  };
   // The key tiles [first, end) the query row of a sequence can see (none
-  // without a query row; from the window's start with a sliding window).
-  auto visibleTiles = [&](IB &ib, Value qLen, Value kvLen) -> std::pair<Value, Value> {
+  // without a query row; from the window's start with a sliding window) and
+  // that start (null without a window).
+  auto visibleTiles = [&](IB &ib, Value qLen,
+                          Value kvLen) -> std::tuple<Value, Value, Value> {
     Value hasQuery =
         arith::CmpIOp::create(ib, arith::CmpIPredicate::sgt, qLen, zero);
     Value end = ceilDiv(ib, arith::SelectOp::create(ib, hasQuery, kvLen, zero), tile);
-    Value first = zero;
+    Value first = zero, start;
     if (windowed) {
-      Value qpos = arith::SubIOp::create(ib, kvLen, one);
-      Value reach = maxIdx(
-          ib, arith::SubIOp::create(ib, qpos, cIndex(ib, p.mask.getWindow() - 1)),
-          zero);
+      start = windowStart(ib, kvLen);
+      Value reach = maxIdx(ib, start, zero);
       first = minIdx(ib, arith::DivSIOp::create(ib, reach, cIndex(ib, tile)), end);
     }
-    return {first, end};
+    return {first, end, start};
   };
   // Chunks of whole tiles: the longest visible range in `splits` chunks.
   auto longest = scf::ForOp::create(
@@ -181,7 +187,7 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
       [&](OpBuilder &ob, Location loc, Value seq, ValueRange state) {
         IB ib(loc, ob);
         auto [qStart, qLen, kvLen] = seqBounds(ib, seq);
-        auto [first, end] = visibleTiles(ib, qLen, kvLen);
+        auto [first, end, start] = visibleTiles(ib, qLen, kvLen);
         scf::YieldOp::create(
             ib, ValueRange{maxIdx(ib, state[0], arith::SubIOp::create(ib, end, first))});
       });
@@ -207,8 +213,8 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
     Value qStart, qLen, kvLen;
     std::tie(qStart, qLen, kvLen) = seqBounds(b, seq);
     KVSource kv = sourceFor(b, seq);
-    Value qpos = arith::SubIOp::create(b, kvLen, one);
-    auto [firstTile, endTile] = visibleTiles(b, qLen, kvLen);
+    Value firstTile, endTile, windowBegin;
+    std::tie(firstTile, endTile, windowBegin) = visibleTiles(b, qLen, kvLen);
     Value tileLo = arith::AddIOp::create(
         b, firstTile, arith::MulIOp::create(b, split, chunkTiles));
     Value tileHi = minIdx(b, arith::AddIOp::create(b, tileLo, chunkTiles), endTile);
@@ -256,13 +262,8 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
                 auto visibleRange = [&](IB &g, Value) -> std::pair<Value, Value> {
                   Value begin = cIndex(g, 0);
                   if (windowed)
-                    begin = clampIdx(
-                        g,
-                        arith::SubIOp::create(
-                            g, arith::SubIOp::create(g, qpos,
-                                                     cIndex(g, p.mask.getWindow() - 1)),
-                            keyBase),
-                        zero, cIndex(g, tile));
+                    begin = clampIdx(g, arith::SubIOp::create(g, windowBegin, keyBase),
+                                     zero, cIndex(g, tile));
                   return {begin, valid};
                 };
                 auto [probs, mNew, lNew, alpha] = vectorSoftmaxStep(
