@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # LLVM / MLIR 22 (bookworm-security) and the compiler that builds us.
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools clang-22 lld-22 libomp-22-dev
+  # clang-22's sanitizer runtimes: the ASan + UBSan build of .ci/run links them.
+  libclang-rt-22-dev
   # LLVMConfig.cmake needs zstd's CMake target.
   libzstd-dev
   cmake ninja-build ccache
