@@ -48,16 +48,16 @@ constexpr int64_t kRows = 64, kKeys = 64, kThreads = 128, kPad = 8;
 constexpr int64_t kMinSplitKeys = 256;
 
 Value add(IB &b, Value x, Value y) { return arith::AddIOp::create(b, x, y); }
-Value add(IB &b, Value x, int64_t y) { return add(b, x, cIdx(b, y)); }
+Value add(IB &b, Value x, int64_t y) { return add(b, x, cIndex(b, y)); }
 Value sub(IB &b, Value x, Value y) { return arith::SubIOp::create(b, x, y); }
 Value mul(IB &b, Value x, int64_t y) {
-  return arith::MulIOp::create(b, x, cIdx(b, y));
+  return arith::MulIOp::create(b, x, cIndex(b, y));
 }
 Value div(IB &b, Value x, int64_t y) {
-  return arith::DivUIOp::create(b, x, cIdx(b, y));
+  return arith::DivUIOp::create(b, x, cIndex(b, y));
 }
 Value rem(IB &b, Value x, int64_t y) {
-  return arith::RemUIOp::create(b, x, cIdx(b, y));
+  return arith::RemUIOp::create(b, x, cIndex(b, y));
 }
 Value lt(IB &b, Value x, Value y) {
   return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
@@ -87,39 +87,26 @@ constexpr int64_t kDecodeBlocksPerSM = 4;
 Value chooseSplits(IB &b, const KernelOptions &opts, const Shape &s,
                    int64_t queryRows, Value tokens, Value batch,
                    Value keysUpperBound, bool decode) {
-  Value cap = minIdx(b, cIdx(b, opts.maxSplits),
-                     maxIdx(b, ceilDiv(b, keysUpperBound, kMinSplitKeys), cIdx(b, 1)));
+  Value cap = min(b, cIndex(b, opts.maxSplits),
+                     max(b, ceilDiv(b, keysUpperBound, kMinSplitKeys), cIndex(b, 1)));
   if (decode) {
     // Few rows per sequence: about one query tile per non-empty sequence.
-    Value busy = mul(b, maxIdx(b, minIdx(b, tokens, batch), cIdx(b, 1)), s.kvHeads);
+    Value busy = mul(b, max(b, min(b, tokens, batch), cIndex(b, 1)), s.kvHeads);
     Value fit = arith::DivUIOp::create(
-        b, cIdx(b, 2 * kDecodeBlocksPerSM * opts.smCount), busy);
-    return maxIdx(b, minIdx(b, fit, cap), cIdx(b, 1));
+        b, cIndex(b, 2 * kDecodeBlocksPerSM * opts.smCount), busy);
+    return max(b, min(b, fit, cap), cIndex(b, 1));
   }
   Value qTiles = ceilDiv(b, tokens, queryRows);
   // Blocks that do work: at most one partial tile per sequence beyond the
   // full ones.
-  Value busy = mul(b, minIdx(b, arith::MulIOp::create(b, batch, qTiles),
+  Value busy = mul(b, min(b, arith::MulIOp::create(b, batch, qTiles),
                              add(b, qTiles, batch)),
                    s.kvHeads);
-  busy = maxIdx(b, busy, cIdx(b, 1));
-  Value wanted = arith::CeilDivUIOp::create(b, cIdx(b, 4 * opts.smCount), busy);
-  Value splits = maxIdx(b, minIdx(b, wanted, cap), cIdx(b, 1));
-  Value full = ge(b, busy, cIdx(b, 2 * opts.smCount));
-  return arith::SelectOp::create(b, full, cIdx(b, 1), splits);
-}
-
-/// `then()` when `cond`, else `otherwise` unchanged; the results.
-SmallVector<Value> ifElse(IB &b, Value cond, ValueRange otherwise,
-                          function_ref<SmallVector<Value>(IB &)> then) {
-  auto ifOp = scf::IfOp::create(b, otherwise.getTypes(), cond, /*withElse=*/true);
-  {
-    IB tb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.thenBlock()));
-    scf::YieldOp::create(tb, then(tb));
-  }
-  IB eb(b.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
-  scf::YieldOp::create(eb, otherwise);
-  return SmallVector<Value>(ifOp.getResults());
+  busy = max(b, busy, cIndex(b, 1));
+  Value wanted = arith::CeilDivUIOp::create(b, cIndex(b, 4 * opts.smCount), busy);
+  Value splits = max(b, min(b, wanted, cap), cIndex(b, 1));
+  Value full = ge(b, busy, cIndex(b, 2 * opts.smCount));
+  return arith::SelectOp::create(b, full, cIndex(b, 1), splits);
 }
 
 /// Hopper's shared-memory tiles for wgmma: 64 rows of 128 bytes per
@@ -135,7 +122,7 @@ struct WgmmaTiles {
 Value swizzledIndex(IB &b, Value r, Value chunk, int64_t rows) {
   Value block = div(b, chunk, 8), within = rem(b, chunk, 8);
   Value physical = arith::XOrIOp::create(b, within, rem(b, r, 8));
-  return add(b, mul(b, add(b, arith::MulIOp::create(b, block, cIdx(b, rows)), r), 64),
+  return add(b, mul(b, add(b, arith::MulIOp::create(b, block, cIndex(b, rows)), r), 64),
              mul(b, physical, 8));
 }
 
@@ -147,37 +134,6 @@ Value wgmmaDescriptor(IB &b, Value address, int64_t offset, int64_t lbo, int64_t
   start = arith::ShRUIOp::create(b, arith::AndIOp::create(b, start, c64(0x3FFFF)), c64(4));
   int64_t fixed = ((lbo >> 4) << 16) | ((sbo >> 4) << 32) | (int64_t(1) << 62);
   return arith::OrIOp::create(b, start, c64(fixed));
-}
-
-/// acc (+)= A B^T on the warpgroup, `n` columns, k16 steps given by their
-/// descriptors; `acc` holds this thread's n / 2 f32 accumulators.
-void wgmma(IB &b, Type element, ArrayRef<std::pair<Value, Value>> steps, int64_t n,
-           bool transposeB, MutableArrayRef<Value> acc) {
-  MLIRContext *ctx = b.getContext();
-  auto structType = LLVM::LLVMStructType::getLiteral(
-      ctx, SmallVector<Type>(acc.size(), b.getF32Type()));
-  Value d = LLVM::UndefOp::create(b, structType);
-  for (auto [i, v] : llvm::enumerate(acc))
-    d = LLVM::InsertValueOp::create(b, d, v, i);
-  auto type = element.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
-  NVVM::WgmmaFenceAlignedOp::create(b);
-  for (auto [descA, descB] : steps)
-    d = NVVM::WgmmaMmaAsyncOp::create(
-        b, structType, d, descA, descB, NVVM::MMAShapeAttr::get(ctx, 64, n, 16), type,
-        type, NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one, NVVM::WGMMAScaleIn::one,
-        NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
-        transposeB ? NVVM::MMALayout::row : NVVM::MMALayout::col, nullptr);
-  NVVM::WgmmaGroupSyncAlignedOp::create(b);
-  NVVM::WgmmaWaitGroupSyncOp::create(b, b.getI64IntegerAttr(0));
-  for (size_t i = 0; i < acc.size(); ++i)
-    acc[i] = LLVM::ExtractValueOp::create(b, d, i);
-}
-
-/// Makes generic-proxy writes to shared memory visible to the tensor cores.
-void fenceProxyAsync(IB &b) {
-  NVVM::FenceProxyOp::create(
-      b, NVVM::ProxyKind::async_shared,
-      NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
 }
 
 /// The block body: see the file comment. With `keysAcrossWarps` (the
@@ -208,9 +164,9 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
   // walking the row offsets (the grid has at most T / rows + B of them, not
   // B x the longest sequence's tiles).
   Value work = blockIdx(b, gpu::Dimension::x);
-  Value batch = sub(b, b.createOrFold<memref::DimOp>(qOffsets, 0), cIdx(b, 1));
-  auto walk = scf::ForOp::create(b, cIdx(b, 0), batch, cIdx(b, 1),
-                                 ValueRange{cIdx(b, 0), batch, cIdx(b, 0)});
+  Value batch = sub(b, b.createOrFold<memref::DimOp>(qOffsets, 0), cIndex(b, 1));
+  auto walk = scf::ForOp::create(b, cIndex(b, 0), batch, cIndex(b, 1),
+                                 ValueRange{cIndex(b, 0), batch, cIndex(b, 0)});
   {
     IB wb(b.getLoc(), OpBuilder::atBlockBegin(walk.getBody()));
     Value sIdx = walk.getInductionVar();
@@ -227,13 +183,13 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
                                                walk.getRegionIterArg(2))});
   }
   Value found = lt(b, walk.getResult(1), batch);
-  Value seq = arith::SelectOp::create(b, found, walk.getResult(1), cIdx(b, 0));
+  Value seq = arith::SelectOp::create(b, found, walk.getResult(1), cIndex(b, 0));
   Value qStart = loadIndex(b, qOffsets, seq);
   Value qLen = arith::SelectOp::create(
-      b, found, sub(b, loadIndex(b, qOffsets, add(b, seq, 1)), qStart), cIdx(b, 0));
+      b, found, sub(b, loadIndex(b, qOffsets, add(b, seq, 1)), qStart), cIndex(b, 0));
   Value r0 = mul(b, walk.getResult(2), queryRows);
-  Value warpRow = keysAcrossWarps ? cIdx(b, 0) : mul(b, warp, 16);
-  Value keyBase = keysAcrossWarps ? mul(b, warp, 16) : cIdx(b, 0);
+  Value warpRow = keysAcrossWarps ? cIndex(b, 0) : mul(b, warp, 16);
+  Value keyBase = keysAcrossWarps ? mul(b, warp, 16) : cIndex(b, 0);
 
   // Whole blocks leave here, before any barrier.
   ifThen(b, lt(b, r0, qLen), [&](IB &b) {
@@ -246,23 +202,23 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
     }
     // Query row i sits at position posBase + i; keys at 0 .. kvLen - 1.
     Value posBase = sub(b, kvLen, qLen);
-    Value rowsHere = minIdx(b, cIdx(b, queryRows), sub(b, qLen, r0));
+    Value rowsHere = min(b, cIndex(b, queryRows), sub(b, qLen, r0));
     bool causal = spec.mask.getKind() != MaskKind::None;
     std::optional<int64_t> window;
     if (spec.mask.getKind() == MaskKind::SlidingWindow)
       window = spec.mask.getWindow();
-    Value hi = kvLen, lo = cIdx(b, 0);
+    Value hi = kvLen, lo = cIndex(b, 0);
     if (causal)
-      hi = minIdx(b, kvLen, add(b, posBase, add(b, r0, rowsHere)));
+      hi = min(b, kvLen, add(b, posBase, add(b, r0, rowsHere)));
     if (window)
-      lo = maxIdx(b, lo, add(b, posBase, add(b, r0, 1 - *window)));
+      lo = max(b, lo, add(b, posBase, add(b, r0, 1 - *window)));
     // This split's share of the sequence's visible keys, in whole tiles.
-    Value chunk = arith::CeilDivUIOp::create(b, maxIdx(b, sub(b, hi, lo), cIdx(b, 0)),
+    Value chunk = arith::CeilDivUIOp::create(b, max(b, sub(b, hi, lo), cIndex(b, 0)),
                                              splits);
     chunk = mul(b, ceilDiv(b, chunk, kKeys), kKeys);
     Value splitLo = add(b, lo, arith::MulIOp::create(b, split, chunk));
     Value sLo = splitLo;
-    Value sHi = minIdx(b, hi, add(b, splitLo, chunk));
+    Value sHi = min(b, hi, add(b, splitLo, chunk));
     Value firstTile = mul(b, div(b, sLo, kKeys), kKeys);
 
     // Where tile row m of this block comes from.
@@ -273,7 +229,7 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
       RowInfo info;
       info.qRow = add(b, r0, div(b, m, g));
       info.head = add(b, mul(b, kvHead, g), rem(b, m, g));
-      info.valid = both(b, lt(b, m, cIdx(b, queryRows * g)), lt(b, info.qRow, qLen));
+      info.valid = both(b, lt(b, m, cIndex(b, queryRows * g)), lt(b, info.qRow, qLen));
       return info;
     };
 
@@ -285,7 +241,7 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
       Value c = add(b, tid, i * kThreads);
       Value m = div(b, c, chunksPerRow), dc = mul(b, rem(b, c, chunksPerRow), 8);
       RowInfo info = rowOf(b, m);
-      Value v = loadChunkOrZero(
+      Value v = loadVectorOrZero(
           b, query,
           [&](IB &lb) {
             return SmallVector<Value>{add(lb, qStart, info.qRow), info.head, dc};
@@ -319,16 +275,16 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
       RowInfo info = rowOf(b, m);
       Value valid = info.valid;
       Value pos = add(b, posBase, info.qRow);
-      Value rHi = causal ? minIdx(b, sHi, add(b, pos, 1)) : sHi;
-      Value rLo = window ? maxIdx(b, sLo, add(b, pos, 1 - *window)) : sLo;
-      rowHi[h] = arith::SelectOp::create(b, valid, rHi, cIdx(b, 0));
-      rowLo[h] = arith::SelectOp::create(b, valid, rLo, cIdx(b, 1));
+      Value rHi = causal ? min(b, sHi, add(b, pos, 1)) : sHi;
+      Value rLo = window ? max(b, sLo, add(b, pos, 1 - *window)) : sLo;
+      rowHi[h] = arith::SelectOp::create(b, valid, rHi, cIndex(b, 0));
+      rowLo[h] = arith::SelectOp::create(b, valid, rLo, cIndex(b, 1));
     }
     // Keys every row of the block sees: tiles inside skip the mask (padding
     // rows then see keys too, harmlessly: their q is zero, never written).
-    Value blockHi = causal ? minIdx(b, sHi, add(b, posBase, add(b, r0, 1))) : sHi;
+    Value blockHi = causal ? min(b, sHi, add(b, posBase, add(b, r0, 1))) : sHi;
     Value blockLo =
-        window ? maxIdx(b, sLo, add(b, posBase, add(b, add(b, r0, rowsHere), -*window)))
+        window ? max(b, sLo, add(b, posBase, add(b, add(b, r0, rowsHere), -*window)))
                : sLo;
 
     // Per-lane ldmatrix coordinates: K as the column-major B of Q K^T, V
@@ -351,11 +307,11 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
         Value valid = lt(b, j, sHi);
         // Rows past the range copy 0 bytes from a valid key's address.
         Value safe = arith::SelectOp::create(b, valid, j, sLo);
-        Value bytes = arith::SelectOp::create(b, valid, cIdx(b, 8), cIdx(b, 0));
+        Value bytes = arith::SelectOp::create(b, valid, cIndex(b, 8), cIndex(b, 0));
         SmallVector<Value> src;
         if (paged) {
           Value page = loadIndex(b, lookup, ValueRange{seq, div(b, safe, s.pageSize)});
-          src = {page, cIdx(b, kv), cIdx(b, spec.layer), rem(b, safe, s.pageSize),
+          src = {page, cIndex(b, kv), cIndex(b, spec.layer), rem(b, safe, s.pageSize),
                  kvHead, dc};
         } else {
           src = {add(b, kvStart, safe), kvHead, dc};
@@ -385,13 +341,13 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
     Value warpActive =
         keysAcrossWarps || wg
             ? arith::ConstantIntOp::create(b, 1, 1).getResult()
-            : lt(b, warpRow, arith::MulIOp::create(b, rowsHere, cIdx(b, g)));
+            : lt(b, warpRow, arith::MulIOp::create(b, rowsHere, cIndex(b, g)));
 
     int64_t accTiles = d / 8, pTiles = warpKeys / 8;
     SmallVector<Value> init = {negInfF32(b), negInfF32(b), cF32(b, 0.0), cF32(b, 0.0)};
     init.append(accTiles * 4, cF32(b, 0.0));
     ifThen(b, lt(b, firstTile, sHi), [&](IB &pb) { stageTile(pb, firstTile, 0); });
-    auto loop = scf::ForOp::create(b, firstTile, sHi, cIdx(b, kKeys), init);
+    auto loop = scf::ForOp::create(b, firstTile, sHi, cIndex(b, kKeys), init);
     {
       IB lb(b.getLoc(), OpBuilder::atBlockBegin(loop.getBody()));
       Value kt = loop.getInductionVar();
@@ -442,7 +398,7 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
         SmallVector<Value> masked = ifElse(lb, partial, sAcc, [&](IB &mb) {
           SmallVector<Value> out(sAcc);
           Value colBase = add(mb, add(mb, kt, keyBase),
-                              arith::MulIOp::create(mb, quad, cIdx(mb, 2)));
+                              arith::MulIOp::create(mb, quad, cIndex(mb, 2)));
           for (int64_t ni = 0; ni < pTiles; ++ni) {
             for (int64_t e = 0; e < 4; ++e) {
               Value j = add(mb, colBase, ni * 8 + e % 2);
@@ -489,8 +445,8 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
           for (int64_t ni = 0; ni < pTiles; ++ni) {
             for (int64_t h = 0; h < 2; ++h) {
               Value row = add(lb, warpRow, add(lb, group, h * 8));
-              Value index = add(lb, swizzledIndex(lb, row, cIdx(lb, ni), kRows),
-                                arith::MulIOp::create(lb, quad, cIdx(lb, 2)));
+              Value index = add(lb, swizzledIndex(lb, row, cIndex(lb, ni), kRows),
+                                arith::MulIOp::create(lb, quad, cIndex(lb, 2)));
               Value pair = vector::FromElementsOp::create(
                   lb, VectorType::get({2}, lb.getF32Type()),
                   ValueRange{sAcc[ni * 4 + 2 * h], sAcc[ni * 4 + 2 * h + 1]});
@@ -553,7 +509,7 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
     Value oneSplit =
         keysAcrossWarps
             ? arith::ConstantIntOp::create(b, 0, 1).getResult()
-            : arith::CmpIOp::create(b, arith::CmpIPredicate::eq, splits, cIdx(b, 1))
+            : arith::CmpIOp::create(b, arith::CmpIPredicate::eq, splits, cIndex(b, 1))
                   .getResult();
     Value part = keysAcrossWarps
                      ? add(b, mul(b, split, kThreads / 32), warp)
@@ -576,8 +532,8 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
         IB pb(vb.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
         pb.setInsertionPoint(ifOp.elseBlock()->getTerminator());
         for (int64_t t = 0; t < accTiles; ++t) {
-          Value col = add(fb, arith::MulIOp::create(fb, quad, cIdx(fb, 2)), t * 8);
-          Value pcol = add(pb, arith::MulIOp::create(pb, quad, cIdx(pb, 2)), t * 8);
+          Value col = add(fb, arith::MulIOp::create(fb, quad, cIndex(fb, 2)), t * 8);
+          Value pcol = add(pb, arith::MulIOp::create(pb, quad, cIndex(pb, 2)), t * 8);
           for (int64_t e = 0; e < 2; ++e) {
             Value o = loop.getResult(4 + t * 4 + 2 * h + e);
             Value of = arith::MulFOp::create(fb, o, inv);
@@ -593,7 +549,7 @@ void buildAttentionBody(IB &b, const Shape &s, const AttentionSpec &spec,
         Value lse = arith::AddFOp::create(pb, mRow, math::Log2Op::create(pb, l));
         lse = arith::SelectOp::create(pb, empty, negInfF32(pb), lse);
         Value first = arith::CmpIOp::create(pb, arith::CmpIPredicate::eq, quad,
-                                            cIdx(pb, 0));
+                                            cIndex(pb, 0));
         ifThen(pb, first, [&](IB &wb) {
           memref::StoreOp::create(wb, lse, lsePart, ValueRange{part, row, head});
         });
@@ -608,11 +564,11 @@ void emitCombine(KernelEmitter &e, IB &host, const Shape &s, Value oPart,
                  Value lsePart, Value out, Value splits) {
   constexpr int64_t threads = 256;
   Value tokens = dimOf(host, out, 0);
-  Value count = arith::MulIOp::create(host, tokens, cIdx(host, s.heads * s.headDim));
+  Value count = arith::MulIOp::create(host, tokens, cIndex(host, s.heads * s.headDim));
   // Nothing to combine with one split.
   Value many = arith::CmpIOp::create(host, arith::CmpIPredicate::ugt, splits,
-                                     cIdx(host, 1));
-  count = arith::SelectOp::create(host, many, count, cIdx(host, 0));
+                                     cIndex(host, 1));
+  count = arith::SelectOp::create(host, many, count, cIndex(host, 0));
   SmallVector<Value> operands = {oPart, lsePart, out, splits, count};
   SmallVector<Type> types(ValueRange(operands).getTypes());
   auto [kernel, b] = e.createKernel(host.getLoc(), "attention_combine", types, {}, threads);
@@ -622,7 +578,7 @@ void emitCombine(KernelEmitter &e, IB &host, const Shape &s, Value oPart,
     Value col = rem(b, item, s.headDim);
     Value rowHead = div(b, item, s.headDim);
     Value head = rem(b, rowHead, s.heads), row = div(b, rowHead, s.heads);
-    auto maxLoop = scf::ForOp::create(b, cIdx(b, 0), k[3], cIdx(b, 1),
+    auto maxLoop = scf::ForOp::create(b, cIndex(b, 0), k[3], cIndex(b, 1),
                                       ValueRange{negInfF32(b)});
     {
       IB lb(b.getLoc(), OpBuilder::atBlockBegin(maxLoop.getBody()));
@@ -634,7 +590,7 @@ void emitCombine(KernelEmitter &e, IB &host, const Shape &s, Value oPart,
     Value mx = maxLoop.getResult(0);
     Value isInf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, negInfF32(b));
     Value base = arith::SelectOp::create(b, isInf, cF32(b, 0.0), mx);
-    auto sumLoop = scf::ForOp::create(b, cIdx(b, 0), k[3], cIdx(b, 1),
+    auto sumLoop = scf::ForOp::create(b, cIndex(b, 0), k[3], cIndex(b, 1),
                                       ValueRange{cF32(b, 0.0), cF32(b, 0.0)});
     {
       IB lb(b.getLoc(), OpBuilder::atBlockBegin(sumLoop.getBody()));
@@ -653,7 +609,7 @@ void emitCombine(KernelEmitter &e, IB &host, const Shape &s, Value oPart,
     memref::StoreOp::create(b, fromF32(b, o, s.element), k[2],
                             ValueRange{row, head, col});
   });
-  e.launch(host, kernel, {ceilDiv(host, count, threads), cIdx(host, 1), cIdx(host, 1)},
+  e.launch(host, kernel, {ceilDiv(host, count, threads), cIndex(host, 1), cIndex(host, 1)},
            threads, operands);
 }
 
@@ -677,7 +633,7 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
   s.group = s.heads / s.kvHeads;
 
   Value tokens = dimOf(host, spec.query, 0);
-  Value batch = sub(host, dimOf(host, spec.qRowOffsets, 0), cIdx(host, 1));
+  Value batch = sub(host, dimOf(host, spec.qRowOffsets, 0), cIndex(host, 1));
   Value keysUpper = spec.paged()
                         ? mul(host, dimOf(host, spec.lookup, 1), s.pageSize)
                         : dimOf(host, spec.key, 0);
@@ -706,8 +662,8 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
                                         splits);
   // Partials exist only when there are several (0 rows otherwise).
   Value many = arith::CmpIOp::create(host, arith::CmpIPredicate::ugt, parts,
-                                     cIdx(host, 1));
-  Value partRows = arith::SelectOp::create(host, many, parts, cIdx(host, 0));
+                                     cIndex(host, 1));
+  Value partRows = arith::SelectOp::create(host, many, parts, cIndex(host, 0));
   Type f32 = host.getF32Type();
   auto oPartType = MemRefType::get(
       {ShapedType::kDynamic, ShapedType::kDynamic, s.heads, s.headDim}, f32);
@@ -747,7 +703,7 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
     };
     // The swizzle is absolute: align the tiles to 1024 bytes.
     Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, raw);
-    Value pad = rem(b, sub(b, cIdx(b, 1024), rem(b, base, 1024)), 1024);
+    Value pad = rem(b, sub(b, cIndex(b, 1024), rem(b, base, 1024)), 1024);
     auto view = [&](int64_t offset, int64_t elements) {
       return memref::ViewOp::create(
                  b, MemRefType::get({elements}, s.element, AffineMap(), wgSpace), raw,
@@ -780,7 +736,7 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
     Value smemK = wgmmaTiles ? Value() : Value(kernel.getWorkgroupAttributions()[0]);
     Value smemV = wgmmaTiles ? Value() : Value(kernel.getWorkgroupAttributions()[1]);
     Value mine = arith::CmpIOp::create(created.second, arith::CmpIPredicate::eq,
-                                       args.back(), cIdx(created.second, mode));
+                                       args.back(), cIndex(created.second, mode));
     ifThen(created.second, mine, [&](IB &kb) {
       WgmmaTiles tiles;
       if (wgmmaTiles)
@@ -790,10 +746,10 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
     });
     return kernel;
   };
-  Value one = cIdx(host, 1);
+  Value one = cIndex(host, 1);
   auto gridIf = [&](Value active) -> std::array<Value, 3> {
     return {arith::SelectOp::create(host, active, gridX, one),
-            arith::SelectOp::create(host, active, cIdx(host, s.kvHeads), one),
+            arith::SelectOp::create(host, active, cIndex(host, s.kvHeads), one),
             arith::SelectOp::create(host, active, splits, one)};
   };
   Value smemBytes;

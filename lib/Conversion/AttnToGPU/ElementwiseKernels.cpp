@@ -37,13 +37,13 @@ void emitPerItem(KernelEmitter &e, IB &host, StringRef name, Value count,
   ValueRange kargs = kernel.getArguments();
   Value item = arith::AddIOp::create(
       b, arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::x),
-                               cIdx(b, kThreads)),
+                               cIndex(b, kThreads)),
       threadIdx(b));
   Value inRange =
       arith::CmpIOp::create(b, arith::CmpIPredicate::ult, item, kargs.back());
   ifThen(b, inRange, [&](IB &tb) { body(tb, item, kargs.drop_back()); });
-  e.launch(host, kernel, {ceilDiv(host, count, kThreads), cIdx(host, 1),
-                          cIdx(host, 1)},
+  e.launch(host, kernel, {ceilDiv(host, count, kThreads), cIndex(host, 1),
+                          cIndex(host, 1)},
            kThreads, operands);
 }
 
@@ -51,10 +51,10 @@ void emitPerItem(KernelEmitter &e, IB &host, StringRef name, Value count,
 /// kernels that give each item a whole warp.
 std::pair<Value, Value> laneAndWarpItem(IB &b, int64_t warps) {
   Value tid = threadIdx(b);
-  Value lane = arith::RemUIOp::create(b, tid, cIdx(b, 32));
+  Value lane = arith::RemUIOp::create(b, tid, cIndex(b, 32));
   Value item = arith::AddIOp::create(
-      b, arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::x), cIdx(b, warps)),
-      arith::DivUIOp::create(b, tid, cIdx(b, 32)));
+      b, arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::x), cIndex(b, warps)),
+      arith::DivUIOp::create(b, tid, cIndex(b, 32)));
   return {lane, item};
 }
 
@@ -84,7 +84,7 @@ std::pair<Value, Value> angleCosSin(IB &b, KernelEmitter &e, RopeAttr rope,
   if (auto longRope = dyn_cast_if_present<LongRopeScalingAttr>(rope.getScaling())) {
     int64_t switchAt = longRope.getOriginalMaxPosition();
     Value isLong = arith::CmpIOp::create(b, arith::CmpIPredicate::sge, pos,
-                                         cIdx(b, switchAt));
+                                         cIndex(b, switchAt));
     inv = arith::SelectOp::create(b, isLong, table(switchAt), inv);
   }
   Value p = arith::SIToFPOp::create(
@@ -113,12 +113,12 @@ std::pair<Value, Value> ropeCosSin(IB &b, KernelEmitter &e,
         b, MemRefType::get({freqs.tableRows, headDim}, b.getF32Type()),
         freqs.constantTable);
   // Positions past the table read its last row rather than out of bounds.
-  Value last = arith::SubIOp::create(b, dimOf(b, table, 0), cIdx(b, 1));
-  Value p = minIdx(b, pos, last);
-  Value col = arith::MulIOp::create(b, i, cIdx(b, 2));
+  Value last = arith::SubIOp::create(b, dimOf(b, table, 0), cIndex(b, 1));
+  Value p = min(b, pos, last);
+  Value col = arith::MulIOp::create(b, i, cIndex(b, 2));
   Value cosV = memref::LoadOp::create(b, table, ValueRange{p, col});
   Value sinV = memref::LoadOp::create(
-      b, table, ValueRange{p, arith::AddIOp::create(b, col, cIdx(b, 1))});
+      b, table, ValueRange{p, arith::AddIOp::create(b, col, cIndex(b, 1))});
   return {cosV, sinV};
 }
 
@@ -140,7 +140,7 @@ void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
   Type element = qType.getElementType();
   bool norm = static_cast<bool>(gammaQ);
   Value rows = dimOf(host, q, 0);
-  Value count = arith::MulIOp::create(host, rows, cIdx(host, perRow));
+  Value count = arith::MulIOp::create(host, rows, cIndex(host, perRow));
   SmallVector<Value> operands = {q, k, v, rowOffsets, cacheLengths, lookup,
                                  blocks, qOut};
   if (norm) {
@@ -164,19 +164,19 @@ void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
   // Whole warps leave together, so the shuffles below see all 32 lanes.
   Value inRange = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, item, kCount);
   ifThen(b, inRange, [&](IB &tb) {
-    Value row = arith::DivUIOp::create(tb, item, cIdx(tb, perRow));
-    Value h = arith::RemUIOp::create(tb, item, cIdx(tb, perRow));
+    Value row = arith::DivUIOp::create(tb, item, cIndex(tb, perRow));
+    Value h = arith::RemUIOp::create(tb, item, cIndex(tb, perRow));
     Value isQ = arith::CmpIOp::create(tb, arith::CmpIPredicate::ult, h,
-                                      cIdx(tb, heads));
-    Value kvHead = arith::SubIOp::create(tb, h, cIdx(tb, heads));
+                                      cIndex(tb, heads));
+    Value kvHead = arith::SubIOp::create(tb, h, cIndex(tb, heads));
     Value seq = sequenceOfRow(tb, kOff, row);
     Value pos = arith::AddIOp::create(
         tb, loadIndex(tb, kLen, seq),
         arith::SubIOp::create(tb, row, loadIndex(tb, kOff, seq)));
     Value page = loadIndex(
         tb, kLookup,
-        ValueRange{seq, arith::DivUIOp::create(tb, pos, cIdx(tb, pageSize))});
-    Value slot = arith::RemUIOp::create(tb, pos, cIdx(tb, pageSize));
+        ValueRange{seq, arith::DivUIOp::create(tb, pos, cIndex(tb, pageSize))});
+    Value slot = arith::RemUIOp::create(tb, pos, cIndex(tb, pageSize));
     // Element `c` of this head of q or k, as f32.
     auto load = [&](IB &lb, Value c) {
       auto ifOp = scf::IfOp::create(lb, TypeRange{element}, isQ, true);
@@ -192,7 +192,7 @@ void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
     };
     Value inv;
     if (norm) {
-      auto sum = scf::ForOp::create(tb, lane, cIdx(tb, headDim), cIdx(tb, 32),
+      auto sum = scf::ForOp::create(tb, lane, cIndex(tb, headDim), cIndex(tb, 32),
                                     ValueRange{cF32(tb, 0.0)});
       {
         IB lb(tb.getLoc(), OpBuilder::atBlockBegin(sum.getBody()));
@@ -208,12 +208,12 @@ void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
                   tb, arith::MulFOp::create(tb, total, cF32(tb, 1.0 / headDim)),
                   cF32(tb, eps)));
     }
-    auto pairs = scf::ForOp::create(tb, lane, cIdx(tb, half), cIdx(tb, 32));
+    auto pairs = scf::ForOp::create(tb, lane, cIndex(tb, half), cIndex(tb, 32));
     IB lb(tb.getLoc(), OpBuilder::atBlockBegin(pairs.getBody()));
     Value i = pairs.getInductionVar();
     auto [cosV, sinV] = ropeCosSin(lb, e, freqs, headDim, pos, i, kTable);
-    Value ca = interleaved ? arith::MulIOp::create(lb, i, cIdx(lb, 2)) : i;
-    Value cb = arith::AddIOp::create(lb, ca, cIdx(lb, interleaved ? 1 : half));
+    Value ca = interleaved ? arith::MulIOp::create(lb, i, cIndex(lb, 2)) : i;
+    Value cb = arith::AddIOp::create(lb, ca, cIndex(lb, interleaved ? 1 : half));
     Value xa = load(lb, ca), xb = load(lb, cb);
     if (norm) {
       auto gammaAt = [&](Value c) {
@@ -247,7 +247,7 @@ void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
     }
     IB kb(lb.getLoc(), OpBuilder::atBlockBegin(ifOp.elseBlock()));
     auto at = [&](int64_t kvIdx, Value c) {
-      return SmallVector<Value>{page, cIdx(kb, kvIdx), cIdx(kb, layer), slot,
+      return SmallVector<Value>{page, cIndex(kb, kvIdx), cIndex(kb, layer), slot,
                                 kvHead, c};
     };
     memref::StoreOp::create(kb, ya, kBlocks, at(0, ca));
@@ -259,7 +259,7 @@ void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
         kb, memref::LoadOp::create(kb, kv, ValueRange{row, kvHead, cb}), kBlocks,
         at(1, cb));
   });
-  e.launch(host, kernel, {ceilDiv(host, count, warps), cIdx(host, 1), cIdx(host, 1)},
+  e.launch(host, kernel, {ceilDiv(host, count, warps), cIndex(host, 1), cIndex(host, 1)},
            kThreads, operands);
 }
 
@@ -279,7 +279,7 @@ void gpu_lowering::emitRmsNorm(KernelEmitter &e, IB &host, Value in,
   Value inRange = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, kRows);
   ifThen(b, inRange, [&](IB &tb) {
     Value width = dimOf(tb, kIn, 1);
-    auto sum = scf::ForOp::create(tb, lane, width, cIdx(tb, 32),
+    auto sum = scf::ForOp::create(tb, lane, width, cIndex(tb, 32),
                                   ValueRange{cF32(tb, 0.0)});
     {
       IB lb(tb.getLoc(), OpBuilder::atBlockBegin(sum.getBody()));
@@ -296,7 +296,7 @@ void gpu_lowering::emitRmsNorm(KernelEmitter &e, IB &host, Value in,
     Value inv = math::RsqrtOp::create(
         tb, arith::AddFOp::create(tb, arith::DivFOp::create(tb, total, widthF),
                                   cF32(tb, eps)));
-    auto write = scf::ForOp::create(tb, lane, width, cIdx(tb, 32));
+    auto write = scf::ForOp::create(tb, lane, width, cIndex(tb, 32));
     IB lb(tb.getLoc(), OpBuilder::atBlockBegin(write.getBody()));
     Value col = write.getInductionVar();
     Value x = toF32(lb, memref::LoadOp::create(lb, kIn, ValueRange{row, col}));
@@ -304,7 +304,7 @@ void gpu_lowering::emitRmsNorm(KernelEmitter &e, IB &host, Value in,
     Value y = arith::MulFOp::create(lb, arith::MulFOp::create(lb, x, inv), g);
     memref::StoreOp::create(lb, fromF32(lb, y, element), kOut, ValueRange{row, col});
   });
-  e.launch(host, kernel, {ceilDiv(host, rows, warps), cIdx(host, 1), cIdx(host, 1)},
+  e.launch(host, kernel, {ceilDiv(host, rows, warps), cIndex(host, 1), cIndex(host, 1)},
            kThreads, operands);
 }
 
@@ -316,20 +316,20 @@ void gpu_lowering::emitRope(KernelEmitter &e, IB &host, Value in,
           half = headDim / 2;
   Type element = type.getElementType();
   Value count = arith::MulIOp::create(host, dimOf(host, in, 0),
-                                      cIdx(host, heads * half));
+                                      cIndex(host, heads * half));
   SmallVector<Value> args = {in, rowOffsets, cacheLengths, out};
   if (freqs.table)
     args.push_back(freqs.table);
   emitPerItem(e, host, "rope", count, args, [&](IB &b, Value item, ValueRange k) {
-    Value i = arith::RemUIOp::create(b, item, cIdx(b, half));
-    Value rowHead = arith::DivUIOp::create(b, item, cIdx(b, half));
-    Value head = arith::RemUIOp::create(b, rowHead, cIdx(b, heads));
-    Value row = arith::DivUIOp::create(b, rowHead, cIdx(b, heads));
+    Value i = arith::RemUIOp::create(b, item, cIndex(b, half));
+    Value rowHead = arith::DivUIOp::create(b, item, cIndex(b, half));
+    Value head = arith::RemUIOp::create(b, rowHead, cIndex(b, heads));
+    Value row = arith::DivUIOp::create(b, rowHead, cIndex(b, heads));
     Value pos = rowPosition(b, k[1], k[2], row);
     auto [cosV, sinV] = ropeCosSin(b, e, freqs, headDim, pos, i,
                                    freqs.table ? k[4] : Value());
-    Value ca = interleaved ? arith::MulIOp::create(b, i, cIdx(b, 2)) : i;
-    Value cb = arith::AddIOp::create(b, ca, cIdx(b, interleaved ? 1 : half));
+    Value ca = interleaved ? arith::MulIOp::create(b, i, cIndex(b, 2)) : i;
+    Value cb = arith::AddIOp::create(b, ca, cIndex(b, interleaved ? 1 : half));
     Value xa = toF32(b, memref::LoadOp::create(b, k[0], ValueRange{row, head, ca}));
     Value xb = toF32(b, memref::LoadOp::create(b, k[0], ValueRange{row, head, cb}));
     Value ya = arith::SubFOp::create(b, arith::MulFOp::create(b, xa, cosV),
@@ -347,15 +347,15 @@ void gpu_lowering::emitRopeTable(KernelEmitter &e, IB &host, RopeAttr rope,
                                  Value out) {
   auto type = cast<MemRefType>(out.getType());
   int64_t headDim = type.getDimSize(1), half = headDim / 2;
-  Value count = cIdx(host, type.getDimSize(0) * half);
+  Value count = cIndex(host, type.getDimSize(0) * half);
   emitPerItem(e, host, "rope_table", count, {out}, [&](IB &b, Value item, ValueRange k) {
-    Value i = arith::RemUIOp::create(b, item, cIdx(b, half));
-    Value pos = arith::DivUIOp::create(b, item, cIdx(b, half));
+    Value i = arith::RemUIOp::create(b, item, cIndex(b, half));
+    Value pos = arith::DivUIOp::create(b, item, cIndex(b, half));
     auto [cosV, sinV] = angleCosSin(b, e, rope, headDim, pos, i);
-    Value col = arith::MulIOp::create(b, i, cIdx(b, 2));
+    Value col = arith::MulIOp::create(b, i, cIndex(b, 2));
     memref::StoreOp::create(b, cosV, k[0], ValueRange{pos, col});
     memref::StoreOp::create(b, sinV, k[0],
-                            ValueRange{pos, arith::AddIOp::create(b, col, cIdx(b, 1))});
+                            ValueRange{pos, arith::AddIOp::create(b, col, cIndex(b, 1))});
   });
 }
 
@@ -370,29 +370,29 @@ void gpu_lowering::emitKVCacheStore(KernelEmitter &e, IB &host, Value key,
   int64_t width = headDim % 8 == 0 ? 8 : 1, chunks = headDim / width;
   // (f32 caches move 32-byte chunks, still aligned to their size.)
   Value count = arith::MulIOp::create(host, dimOf(host, key, 0),
-                                      cIdx(host, heads * chunks));
+                                      cIndex(host, heads * chunks));
   emitPerItem(e, host, "kv_cache_store", count,
               {key, value, rowOffsets, cacheLengths, lookup, blocks},
               [&](IB &b, Value item, ValueRange k) {
     Value col = arith::MulIOp::create(
-        b, arith::RemUIOp::create(b, item, cIdx(b, chunks)), cIdx(b, width));
-    Value rowHead = arith::DivUIOp::create(b, item, cIdx(b, chunks));
-    Value head = arith::RemUIOp::create(b, rowHead, cIdx(b, heads));
-    Value row = arith::DivUIOp::create(b, rowHead, cIdx(b, heads));
+        b, arith::RemUIOp::create(b, item, cIndex(b, chunks)), cIndex(b, width));
+    Value rowHead = arith::DivUIOp::create(b, item, cIndex(b, chunks));
+    Value head = arith::RemUIOp::create(b, rowHead, cIndex(b, heads));
+    Value row = arith::DivUIOp::create(b, rowHead, cIndex(b, heads));
     Value seq = sequenceOfRow(b, k[2], row);
     Value pos = arith::AddIOp::create(
         b, loadIndex(b, k[3], seq),
         arith::SubIOp::create(b, row, loadIndex(b, k[2], seq)));
     Value page = loadIndex(
-        b, k[4], ValueRange{seq, arith::DivUIOp::create(b, pos, cIdx(b, pageSize))});
-    Value slot = arith::RemUIOp::create(b, pos, cIdx(b, pageSize));
+        b, k[4], ValueRange{seq, arith::DivUIOp::create(b, pos, cIndex(b, pageSize))});
+    Value slot = arith::RemUIOp::create(b, pos, cIndex(b, pageSize));
     auto vecType = VectorType::get({width}, type.getElementType());
     llvm::MaybeAlign align(width * type.getElementTypeBitWidth() / 8);
     for (int64_t kv = 0; kv < 2; ++kv) {
       Value v = vector::LoadOp::create(b, vecType, k[kv], ValueRange{row, head, col},
                                        /*nontemporal=*/false, align);
       vector::StoreOp::create(b, v, k[5],
-                              ValueRange{page, cIdx(b, kv), cIdx(b, layer), slot,
+                              ValueRange{page, cIndex(b, kv), cIndex(b, layer), slot,
                                          head, col},
                               /*nontemporal=*/false, align);
     }

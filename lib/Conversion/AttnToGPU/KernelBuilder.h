@@ -11,6 +11,7 @@
 #ifndef ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELBUILDER_H
 #define ATTN_LIB_CONVERSION_ATTNTOGPU_KERNELBUILDER_H
 
+#include "attn/Conversion/Kernels/GPULayouts.h"
 #include "attn/Dialect/Attn/IR/AttnOps.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -21,7 +22,7 @@
 
 namespace mlir::attn::gpu_lowering {
 
-using IB = ImplicitLocOpBuilder;
+using namespace kb;
 
 /// Tunables of the GPU kernels (pass options).
 struct KernelOptions {
@@ -62,56 +63,8 @@ private:
   DenseMap<Attribute, StringAttr> constants;
 };
 
-//===----------------------------------------------------------------------===//
-// Scalars
-//===----------------------------------------------------------------------===//
-
-Value cIdx(IB &b, int64_t v);
-Value cI32(IB &b, int64_t v);
-Value cF32(IB &b, double v);
-Value cF64(IB &b, double v);
-Value negInfF32(IB &b);
-Value ceilDiv(IB &b, Value a, int64_t d);
-Value minIdx(IB &b, Value a, Value c);
-Value maxIdx(IB &b, Value a, Value c);
-Value toF32(IB &b, Value v);
-Value fromF32(IB &b, Value v, Type elementType);
-/// An i32 element as an index.
-Value loadIndex(IB &b, Value memref, ValueRange indices);
 /// The sequence owning `row`: the count of `rowOffsets[s + 1] <= row`.
 Value sequenceOfRow(IB &b, Value rowOffsets, Value row);
-
-/// A `type` vector loaded (16-byte aligned) from `src` at `indices()` when
-/// `valid`, zeros otherwise; the indices are built inside the guard, so they
-/// may read memory that is only valid then (a page table entry).
-Value loadChunkOrZero(IB &b, Value src,
-                      function_ref<SmallVector<Value>(IB &)> indices,
-                      Value valid, VectorType type);
-
-Value threadIdx(IB &b);
-Value blockIdx(IB &b, gpu::Dimension d);
-/// `if (cond) body()`, no results.
-void ifThen(IB &b, Value cond, function_ref<void(IB &)> body);
-
-//===----------------------------------------------------------------------===//
-// Warp-level pieces
-//===----------------------------------------------------------------------===//
-
-/// `v` of lane `lane ^ mask` (f32).
-Value shuffleXor(IB &b, Value v, int64_t mask);
-
-/// ldmatrix x4 from a workgroup buffer at this lane's (row, col): the four
-/// 8x8 fragments as i32 registers (two 16-bit elements each).
-std::array<Value, 4> ldmatrixX4(IB &b, Value smem, Value row, Value col,
-                                bool transpose);
-
-/// d = a * b + c for one m16n8k16 tile with f32 accumulators; `a` is four
-/// and `b` two i32 registers of 16-bit `elementType` pairs.
-std::array<Value, 4> mma16816(IB &b, Type elementType, ArrayRef<Value> a,
-                              ArrayRef<Value> bFrag, ArrayRef<Value> c);
-
-/// Two f32 values rounded to `elementType` and packed in one i32 register.
-Value packPair(IB &b, Value lo, Value hi, Type elementType);
 
 //===----------------------------------------------------------------------===//
 // Kernels

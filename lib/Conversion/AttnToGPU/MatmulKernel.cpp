@@ -106,64 +106,64 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
   Value smemB = kernel.getWorkgroupAttributions()[1];
 
   Value tid = threadIdx(b);
-  Value lane = arith::RemUIOp::create(b, tid, cIdx(b, 32));
-  Value warp = arith::DivUIOp::create(b, tid, cIdx(b, 32));
-  Value group = arith::DivUIOp::create(b, lane, cIdx(b, 4));
-  Value quad = arith::RemUIOp::create(b, lane, cIdx(b, 4));
+  Value lane = arith::RemUIOp::create(b, tid, cIndex(b, 32));
+  Value warp = arith::DivUIOp::create(b, tid, cIndex(b, 32));
+  Value group = arith::DivUIOp::create(b, lane, cIndex(b, 4));
+  Value quad = arith::RemUIOp::create(b, lane, cIndex(b, 4));
   Value rows = b.createOrFold<memref::DimOp>(kx, 0);
-  Value m0 = arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::y), cIdx(b, kTileM));
-  Value n0 = arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::x), cIdx(b, kTileN));
+  Value m0 = arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::y), cIndex(b, kTileM));
+  Value n0 = arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::x), cIndex(b, kTileN));
   // The weight (and bias) holding this block's 64 output columns: segment
   // boundaries are multiples of the tile, so one block reads one weight.
   Value kw = kWeights[0], kBias = hasBias ? kBiases[0] : Value();
-  Value wBegin = cIdx(b, 0), wRows = cIdx(b, segRows[0]);
+  Value wBegin = cIndex(b, 0), wRows = cIndex(b, segRows[0]);
   for (size_t s = 1; s < numWeights; ++s) {
     Value here = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, n0,
-                                       cIdx(b, segBegin[s]));
+                                       cIndex(b, segBegin[s]));
     kw = arith::SelectOp::create(b, here, kWeights[s], kw);
     if (hasBias)
       kBias = arith::SelectOp::create(b, here, kBiases[s], kBias);
-    wBegin = arith::SelectOp::create(b, here, cIdx(b, segBegin[s]), wBegin);
-    wRows = arith::SelectOp::create(b, here, cIdx(b, segRows[s]), wRows);
+    wBegin = arith::SelectOp::create(b, here, cIndex(b, segBegin[s]), wBegin);
+    wRows = arith::SelectOp::create(b, here, cIndex(b, segRows[s]), wRows);
   }
   Value wm = arith::MulIOp::create(
-      b, arith::DivUIOp::create(b, warp, cIdx(b, 2)), cIdx(b, 32));
+      b, arith::DivUIOp::create(b, warp, cIndex(b, 2)), cIndex(b, 32));
   Value wn = arith::MulIOp::create(
-      b, arith::RemUIOp::create(b, warp, cIdx(b, 2)), cIdx(b, 32));
+      b, arith::RemUIOp::create(b, warp, cIndex(b, 2)), cIndex(b, 32));
   // Per-lane ldmatrix coordinates (see mma16816's fragment layout).
-  Value aRow = arith::AddIOp::create(b, wm, arith::RemUIOp::create(b, lane, cIdx(b, 16)));
+  Value aRow = arith::AddIOp::create(b, wm, arith::RemUIOp::create(b, lane, cIndex(b, 16)));
   Value aCol = arith::MulIOp::create(
-      b, arith::DivUIOp::create(b, lane, cIdx(b, 16)), cIdx(b, 8));
+      b, arith::DivUIOp::create(b, lane, cIndex(b, 16)), cIndex(b, 8));
   Value bRow = arith::AddIOp::create(
       b, wn,
       arith::AddIOp::create(
-          b, arith::MulIOp::create(b, arith::DivUIOp::create(b, lane, cIdx(b, 16)),
-                                   cIdx(b, 8)),
-          arith::RemUIOp::create(b, lane, cIdx(b, 8))));
+          b, arith::MulIOp::create(b, arith::DivUIOp::create(b, lane, cIndex(b, 16)),
+                                   cIndex(b, 8)),
+          arith::RemUIOp::create(b, lane, cIndex(b, 8))));
   Value bCol = arith::MulIOp::create(
-      b, arith::RemUIOp::create(b, arith::DivUIOp::create(b, lane, cIdx(b, 8)),
-                                cIdx(b, 2)),
-      cIdx(b, 8));
+      b, arith::RemUIOp::create(b, arith::DivUIOp::create(b, lane, cIndex(b, 8)),
+                                cIndex(b, 2)),
+      cIndex(b, 8));
 
   auto chunkType = VectorType::get({8}, element);
   auto f32Chunk = VectorType::get({8}, b.getF32Type());
   SmallVector<Value> init(2 * 4 * 4, cF32(b, 0.0));
-  auto loop = scf::ForOp::create(b, cIdx(b, 0), cIdx(b, k), cIdx(b, kTileK), init);
+  auto loop = scf::ForOp::create(b, cIndex(b, 0), cIndex(b, k), cIndex(b, kTileK), init);
   {
     IB lb(b.getLoc(), OpBuilder::atBlockBegin(loop.getBody()));
     Value k0 = loop.getInductionVar();
     // Stage the A and B tiles: 64 rows x 4 chunks of 8 each, 2 per thread.
     for (int64_t i = 0; i < kTileM * (kTileK / 8) / kThreads; ++i) {
-      Value c = arith::AddIOp::create(lb, tid, cIdx(lb, i * kThreads));
-      Value r = arith::DivUIOp::create(lb, c, cIdx(lb, kTileK / 8));
+      Value c = arith::AddIOp::create(lb, tid, cIndex(lb, i * kThreads));
+      Value r = arith::DivUIOp::create(lb, c, cIndex(lb, kTileK / 8));
       Value kc = arith::MulIOp::create(
-          lb, arith::RemUIOp::create(lb, c, cIdx(lb, kTileK / 8)), cIdx(lb, 8));
+          lb, arith::RemUIOp::create(lb, c, cIndex(lb, kTileK / 8)), cIndex(lb, 8));
       Value gk = arith::AddIOp::create(lb, k0, kc);
-      Value kOk = arith::CmpIOp::create(lb, arith::CmpIPredicate::ult, gk, cIdx(lb, k));
+      Value kOk = arith::CmpIOp::create(lb, arith::CmpIPredicate::ult, gk, cIndex(lb, k));
       Value gm = arith::AddIOp::create(lb, m0, r);
       Value aOk = arith::AndIOp::create(
           lb, kOk, arith::CmpIOp::create(lb, arith::CmpIPredicate::ult, gm, rows));
-      Value a = loadChunkOrZero(
+      Value a = loadVectorOrZero(
           lb, kx, [&](IB &) { return SmallVector<Value>{gm, gk}; }, aOk, chunkType);
       vector::StoreOp::create(lb, a, smemA, ValueRange{r, kc}, /*nontemporal=*/false,
                               llvm::MaybeAlign(16));
@@ -171,7 +171,7 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
       Value gn = arith::AddIOp::create(lb, arith::SubIOp::create(lb, n0, wBegin), r);
       Value bOk = arith::AndIOp::create(
           lb, kOk, arith::CmpIOp::create(lb, arith::CmpIPredicate::ult, gn, wRows));
-      Value w = loadChunkOrZero(
+      Value w = loadVectorOrZero(
           lb, kw, [&](IB &) { return SmallVector<Value>{gn, gk}; }, bOk, chunkType);
       if (clip) {
         Value wf = arith::ExtFOp::create(lb, f32Chunk, w);
@@ -191,13 +191,13 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
     for (int64_t kk = 0; kk < kTileK / 16; ++kk) {
       std::array<std::array<Value, 4>, 2> aFrag;
       for (int64_t mi = 0; mi < 2; ++mi)
-        aFrag[mi] = ldmatrixX4(lb, smemA, arith::AddIOp::create(lb, aRow, cIdx(lb, mi * 16)),
-                               arith::AddIOp::create(lb, aCol, cIdx(lb, kk * 16)),
+        aFrag[mi] = ldmatrixX4(lb, smemA, arith::AddIOp::create(lb, aRow, cIndex(lb, mi * 16)),
+                               arith::AddIOp::create(lb, aCol, cIndex(lb, kk * 16)),
                                /*transpose=*/false);
       for (int64_t np = 0; np < 2; ++np) {
         std::array<Value, 4> bq = ldmatrixX4(
-            lb, smemB, arith::AddIOp::create(lb, bRow, cIdx(lb, np * 16)),
-            arith::AddIOp::create(lb, bCol, cIdx(lb, kk * 16)), false);
+            lb, smemB, arith::AddIOp::create(lb, bRow, cIndex(lb, np * 16)),
+            arith::AddIOp::create(lb, bCol, cIndex(lb, kk * 16)), false);
         for (int64_t half = 0; half < 2; ++half) {
           int64_t ni = 2 * np + half;
           for (int64_t mi = 0; mi < 2; ++mi) {
@@ -221,14 +221,14 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
         Value acc = loop.getResult((mi * 4 + ni) * 4 + r);
         Value row = arith::AddIOp::create(
             b, arith::AddIOp::create(b, m0, wm),
-            arith::AddIOp::create(b, group, cIdx(b, mi * 16 + (r / 2) * 8)));
+            arith::AddIOp::create(b, group, cIndex(b, mi * 16 + (r / 2) * 8)));
         Value col = arith::AddIOp::create(
             b, arith::AddIOp::create(b, n0, wn),
-            arith::AddIOp::create(b, arith::MulIOp::create(b, quad, cIdx(b, 2)),
-                                  cIdx(b, ni * 8 + r % 2)));
+            arith::AddIOp::create(b, arith::MulIOp::create(b, quad, cIndex(b, 2)),
+                                  cIndex(b, ni * 8 + r % 2)));
         Value inRange = arith::AndIOp::create(
             b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, rows),
-            arith::CmpIOp::create(b, arith::CmpIPredicate::ult, col, cIdx(b, n)));
+            arith::CmpIOp::create(b, arith::CmpIPredicate::ult, col, cIndex(b, n)));
         ifThen(b, inRange, [&](IB &tb) {
           Value v = acc;
           if (kBias)
@@ -240,9 +240,9 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
           for (size_t si = 0; si < outputs.size(); ++si) {
             const OutputSegment &segment = outputs[si];
             Value out = kOuts[si];
-            Value local = arith::SubIOp::create(tb, col, cIdx(tb, segment.begin));
+            Value local = arith::SubIOp::create(tb, col, cIndex(tb, segment.begin));
             Value mine = arith::CmpIOp::create(tb, arith::CmpIPredicate::ult, local,
-                                               cIdx(tb, segment.width));
+                                               cIndex(tb, segment.width));
             if (outputs.size() == 1) {
               memref::StoreOp::create(tb, stored, out, ValueRange{row, local});
               continue;
@@ -257,7 +257,7 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
   }
   Value hostRows = host.createOrFold<memref::DimOp>(x, 0);
   e.launch(host, kernel,
-           {cIdx(host, (n + kTileN - 1) / kTileN), ceilDiv(host, hostRows, kTileM),
-            cIdx(host, 1)},
+           {cIndex(host, (n + kTileN - 1) / kTileN), ceilDiv(host, hostRows, kTileM),
+            cIndex(host, 1)},
            kThreads, operands);
 }

@@ -84,8 +84,8 @@ static Value gatherTile(IB &b, int64_t tileRows, int64_t headDim,
         Value col = linalg::IndexOp::create(g, 1);
         Value inRange =
             arith::CmpIOp::create(g, arith::CmpIPredicate::slt, row, validRows);
-        Value safeRow = minIdx(
-            g, row, maxIdx(g, arith::SubIOp::create(g, validRows, cIndex(g, 1)),
+        Value safeRow = min(
+            g, row, max(g, arith::SubIOp::create(g, validRows, cIndex(g, 1)),
                            cIndex(g, 0)));
         Value v = toF32(g, gl, read(g, safeRow, col));
         linalg::YieldOp::create(
@@ -125,10 +125,10 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
     auto bounds = [&](IB &ib, Value seq) -> std::tuple<Value, Value, Value> {
       auto [start, end] = sequenceRows(ib, rowOffsets, seq, tokens);
       Value qLen = arith::SubIOp::create(ib, end, start);
-      Value cached = maxIdx(ib, loadIndex(ib, lengths, {seq}), zero);
+      Value cached = max(ib, loadIndex(ib, lengths, {seq}), zero);
       // Keys must stay inside the pages the table lists.
       Value capacity = arith::MulIOp::create(ib, maxPages, cIndex(ib, pageSize));
-      Value kvLen = minIdx(ib, arith::AddIOp::create(ib, cached, qLen), capacity);
+      Value kvLen = min(ib, arith::AddIOp::create(ib, cached, qLen), capacity);
       return {start, qLen, kvLen};
     };
     auto source = [&](IB &ib, Value seq) -> KVSource {
@@ -136,7 +136,7 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
       s.tileSize = pageSize;
       auto pageOf = [=](IB &lb, Value tile) -> Value {
         Value page = loadIndex(lb, lookup, {seq, tile});
-        return clampIdx(lb, page, cIndex(lb, 0),
+        return clamp(lb, page, cIndex(lb, 0),
                         arith::SubIOp::create(lb, numPages, cIndex(lb, 1)));
       };
       s.prepareTile = pageOf;
@@ -203,7 +203,7 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
     Value tokens = dim(b, op.getQuery(), 0);
     Value keyRows = dim(b, key, 0);
     Value batch = arith::SubIOp::create(b, dim(b, qOffsets, 0), cIndex(b, 1));
-    batch = maxIdx(b, batch, cIndex(b, 0));
+    batch = max(b, batch, cIndex(b, 0));
     auto bounds = [&](IB &ib, Value seq) -> std::tuple<Value, Value, Value> {
       auto [qStart, qEnd] = sequenceRows(ib, qOffsets, seq, tokens);
       auto [kvStart, kvEnd] = sequenceRows(ib, kvOffsets, seq, keyRows);
@@ -221,9 +221,9 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
       };
       s.readRow = [=](IB &lb, Value base, int64_t kv, Value kvHead, Value c,
                       Value d0, int64_t width) -> Value {
-        Value lastRow = maxIdx(lb, arith::SubIOp::create(lb, keyRows, cIndex(lb, 1)),
+        Value lastRow = max(lb, arith::SubIOp::create(lb, keyRows, cIndex(lb, 1)),
                                cIndex(lb, 0));
-        Value row = minIdx(lb, arith::AddIOp::create(lb, base, c), lastRow);
+        Value row = min(lb, arith::AddIOp::create(lb, base, c), lastRow);
         return vecToF32(lb, readVector(lb, kv == 0 ? key : value,
                                        {row, kvHead, d0}, width));
       };
@@ -231,11 +231,11 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
         Value tileStart = arith::MulIOp::create(lb, t, cIndex(lb, tile));
         Value valid = arith::SubIOp::create(lb, kvLen, tileStart);
         Value base = arith::AddIOp::create(lb, kvStart, tileStart);
-        Value lastRow = maxIdx(lb, arith::SubIOp::create(lb, keyRows, cIndex(lb, 1)),
+        Value lastRow = max(lb, arith::SubIOp::create(lb, keyRows, cIndex(lb, 1)),
                                cIndex(lb, 0));
         return loadValueRows(lb, tile, p.headDim, valid,
                              [&](IB &g, Value c) -> Value {
-                               Value row = minIdx(g, arith::AddIOp::create(g, base, c),
+                               Value row = min(g, arith::AddIOp::create(g, base, c),
                                                   lastRow);
                                return readVector(g, value, {row, kvHead, cIndex(g, 0)},
                                                  p.headDim);

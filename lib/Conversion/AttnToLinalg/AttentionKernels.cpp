@@ -126,7 +126,7 @@ Value linalg_lowering::vectorScoresDot(
         IB ib(loc, ob);
         SmallVector<Value> keys;
         for (int64_t j = 0; j < keysPerStep; ++j)
-          keys.push_back(minIdx(ib, arith::AddIOp::create(ib, c0, cIndex(ib, j)),
+          keys.push_back(min(ib, arith::AddIOp::create(ib, c0, cIndex(ib, j)),
                                 lastKey));
         SmallVector<Value> start(rows * keysPerStep, zeros);
         auto dLoop = scf::ForOp::create(
@@ -204,7 +204,7 @@ std::array<Value, 4> linalg_lowering::vectorSoftmaxStep(
   Value mInit = emptyTensor(b, {b.getIndexAttr(rows)}, f32);
   Value lInit = emptyTensor(b, {b.getIndexAttr(rows)}, f32);
   Value alphaInit = emptyTensor(b, {b.getIndexAttr(rows)}, f32);
-  Value negInf = cNegInfF32(b);
+  Value negInf = negInfF32(b);
   auto loop = scf::ForOp::create(
       b, cIndex(b, 0), cIndex(b, rows), cIndex(b, 1),
       ValueRange{probsInit, mInit, lInit, alphaInit},

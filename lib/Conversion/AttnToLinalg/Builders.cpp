@@ -16,69 +16,12 @@ using namespace mlir::attn::linalg_lowering;
 // Small builders
 //===----------------------------------------------------------------------===//
 
-Value linalg_lowering::cIndex(IB &b, int64_t v) {
-  return arith::ConstantIndexOp::create(b, v);
-}
-
-Value linalg_lowering::cF32(IB &b, double v) {
-  return arith::ConstantOp::create(b, b.getF32FloatAttr(static_cast<float>(v)));
-}
-
-Value linalg_lowering::cNegInfF32(IB &b) {
-  return arith::ConstantOp::create(
-      b, b.getFloatAttr(b.getF32Type(),
-                        APFloat::getInf(APFloat::IEEEsingle(), true)));
-}
-
-Value linalg_lowering::dim(IB &b, Value tensor, int64_t d) {
-  return b.createOrFold<tensor::DimOp>(tensor, d);
-}
-
-Value linalg_lowering::loadIndex(IB &b, Value tensor, ValueRange indices) {
-  Value v = tensor::ExtractOp::create(b, tensor, indices);
-  return arith::IndexCastOp::create(b, b.getIndexType(), v);
-}
-
-Value linalg_lowering::minIdx(IB &b, Value x, Value y) {
-  return arith::MinSIOp::create(b, x, y);
-}
-
-Value linalg_lowering::maxIdx(IB &b, Value x, Value y) {
-  return arith::MaxSIOp::create(b, x, y);
-}
-
-Value linalg_lowering::clampIdx(IB &b, Value v, Value lo, Value hi) {
-  return minIdx(b, maxIdx(b, v, lo), hi);
-}
-
 std::pair<Value, Value> linalg_lowering::sequenceRows(IB &b, Value rowOffsets,
                                                       Value seq, Value limit) {
-  Value start = clampIdx(b, loadIndex(b, rowOffsets, {seq}), cIndex(b, 0), limit);
+  Value start = clamp(b, loadIndex(b, rowOffsets, {seq}), cIndex(b, 0), limit);
   Value next = arith::AddIOp::create(b, seq, cIndex(b, 1));
-  Value end = clampIdx(b, loadIndex(b, rowOffsets, {next}), start, limit);
+  Value end = clamp(b, loadIndex(b, rowOffsets, {next}), start, limit);
   return {start, end};
-}
-
-Value linalg_lowering::ceilDiv(IB &b, Value x, int64_t d) {
-  return arith::CeilDivSIOp::create(b, x, cIndex(b, d));
-}
-
-Value linalg_lowering::toF32(OpBuilder &b, Location loc, Value v) {
-  auto type = cast<FloatType>(v.getType());
-  if (type.isF32())
-    return v;
-  if (type.getWidth() < 32)
-    return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
-  return arith::TruncFOp::create(b, loc, b.getF32Type(), v);
-}
-
-Value linalg_lowering::fromF32(OpBuilder &b, Location loc, Value v, Type to) {
-  auto type = cast<FloatType>(to);
-  if (type.isF32())
-    return v;
-  if (type.getWidth() < 32)
-    return arith::TruncFOp::create(b, loc, to, v);
-  return arith::ExtFOp::create(b, loc, to, v);
 }
 
 Value linalg_lowering::emptyTensor(IB &b, ArrayRef<OpFoldResult> sizes,
@@ -243,7 +186,7 @@ SmallVector<Value> linalg_lowering::outerProducts(IB &b, Value lhs, Value rhs,
                                                   Value kBegin, Value kEnd) {
   int64_t rowBlock = acc.size();
   auto loop = scf::ForOp::create(
-      b, kBegin ? kBegin : cIndex(b, 0), kEnd ? kEnd : cIndex(b, depth),
+      b, kBegin ? kBegin : Value(cIndex(b, 0)), kEnd ? kEnd : Value(cIndex(b, depth)),
       cIndex(b, 1), acc,
       [&](OpBuilder &ob, Location loc, Value k, ValueRange state) {
         IB ib(loc, ob);

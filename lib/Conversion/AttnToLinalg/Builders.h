@@ -9,6 +9,8 @@
 #ifndef ATTN_LIB_CONVERSION_ATTNTOLINALG_BUILDERS_H
 #define ATTN_LIB_CONVERSION_ATTNTOLINALG_BUILDERS_H
 
+#include "attn/Conversion/Kernels/Builder.h"
+
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/IR/AffineMap.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -16,35 +18,18 @@
 
 namespace mlir::attn::linalg_lowering {
 
-using IB = ImplicitLocOpBuilder;
+using namespace kb;
 using utils::IteratorType;
 
 //===----------------------------------------------------------------------===//
 // Small builders
 //===----------------------------------------------------------------------===//
 
-Value cIndex(IB &b, int64_t v);
-Value cF32(IB &b, double v);
-Value cNegInfF32(IB &b);
-Value dim(IB &b, Value tensor, int64_t d);
-
-/// Reads an i32 element and returns it as an index.
-Value loadIndex(IB &b, Value tensor, ValueRange indices);
-
-Value minIdx(IB &b, Value x, Value y);
-Value maxIdx(IB &b, Value x, Value y);
-
-/// `min(max(v, lo), hi)` on indices.
-Value clampIdx(IB &b, Value v, Value lo, Value hi);
-
 /// Rows [start, end) of sequence `seq` in `rowOffsets` [B+1], clamped to
 /// [0, limit) so that malformed offsets cannot index out of bounds.
 std::pair<Value, Value> sequenceRows(IB &b, Value rowOffsets, Value seq,
                                      Value limit);
 
-Value ceilDiv(IB &b, Value x, int64_t d);
-Value toF32(OpBuilder &b, Location loc, Value v);
-Value fromF32(OpBuilder &b, Location loc, Value v, Type to);
 Value emptyTensor(IB &b, ArrayRef<OpFoldResult> sizes, Type elementType);
 Value filled(IB &b, ArrayRef<OpFoldResult> sizes, Value scalar);
 SmallVector<IteratorType> iterators(int64_t parallel, int64_t reduction = 0);

@@ -116,7 +116,7 @@ static Value buildCacheStore(IB &b, Value key, Value value, Value rowOffsets,
     Value pageSizeRaw = dim(b, blocks, 3);
     Value hasPages = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
                                            pageSizeRaw, cIndex(b, 0));
-    Value pageSize = maxIdx(b, pageSizeRaw, cIndex(b, 1));
+    Value pageSize = max(b, pageSizeRaw, cIndex(b, 1));
     Value zero = cIndex(b, 0), one = cIndex(b, 1);
     Value tokens = dim(b, key, 0);
     Value numPages = dim(b, blocks, 0);
@@ -144,7 +144,7 @@ static Value buildCacheStore(IB &b, Value key, Value value, Value rowOffsets,
                     ib2, inTable,
                     arith::CmpIOp::create(ib2, arith::CmpIPredicate::slt, pageIdx,
                                           maxPages));
-                Value safeIdx = clampIdx(ib2, pageIdx, zero,
+                Value safeIdx = clamp(ib2, pageIdx, zero,
                                          arith::SubIOp::create(ib2, maxPages, one));
                 Value page = loadIndex(ib2, lookup, {seq, safeIdx});
                 Value valid = arith::AndIOp::create(

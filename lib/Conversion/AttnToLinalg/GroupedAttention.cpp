@@ -57,9 +57,9 @@ prepareKeyValueTiles(IB &b, const KVSource &kv, int64_t headDim, Value kvHead,
   Value lo = zero;
   if (window > 0)
     lo = arith::DivSIOp::create(
-        b, maxIdx(b, arith::SubIOp::create(b, posBase, cIndex(b, window - 1)), zero),
+        b, max(b, arith::SubIOp::create(b, posBase, cIndex(b, window - 1)), zero),
         cIndex(b, tile));
-  Value hi = maxIdx(b, ceilDiv(b, kvLen, tile), lo);
+  Value hi = max(b, ceilDivSigned(b, kvLen, tile), lo);
   Value count = arith::SubIOp::create(b, hi, lo);
   Type f32 = b.getF32Type();
   int64_t keyWidth = blockWidth(tile, maxWidth);
@@ -113,7 +113,7 @@ static Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
   // exp, which has a polynomial approximation that vectorises.
   double log2e = 1.4426950408889634;
   Value qScale = cF32(b, useVectorPath(p, kv) ? p.scale : p.scale * log2e);
-  Value negInf = cNegInfF32(b);
+  Value negInf = negInfF32(b);
 
   // One query tile of `rowsPerTile` query rows x `group` heads.
   bool useVector = useVectorPath(p, kv);
@@ -135,7 +135,7 @@ static Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
     int64_t tileRowBlock = decode ? kRowBlock : rowBlock;
     int64_t rows = useVector ? llvm::alignTo(validTileRows, tileRowBlock)
                              : validTileRows;
-    Value numTiles = ceilDiv(lb, qLen, rowsPerTile);
+    Value numTiles = ceilDivSigned(lb, qLen, rowsPerTile);
     // Prefill over several query tiles: keys transposed and values widened
     // to f32 once per (sequence, kv head) rather than once per query tile,
     // so that every query tile streams contiguous panels instead of
@@ -151,7 +151,7 @@ static Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
         [&](OpBuilder &ob, Location loc, Value qt, ValueRange args) {
           IB ib(loc, ob);
           Value r0 = arith::MulIOp::create(ib, qt, cIndex(ib, rowsPerTile));
-          Value validRows = minIdx(ib, cIndex(ib, rowsPerTile),
+          Value validRows = min(ib, cIndex(ib, rowsPerTile),
                                    arith::SubIOp::create(ib, qLen, r0));
           Value lastRow = arith::SubIOp::create(ib, qLen, one);
           AffineExpr r, c, d;
@@ -161,7 +161,7 @@ static Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
           auto qRow = [&](IB &g, Value ri) -> std::pair<Value, Value> {
             Value qi = arith::DivUIOp::create(g, ri, cIndex(g, group));
             Value gi = arith::RemUIOp::create(g, ri, cIndex(g, group));
-            Value rowIdx = minIdx(g, arith::AddIOp::create(g, r0, qi), lastRow);
+            Value rowIdx = min(g, arith::AddIOp::create(g, r0, qi), lastRow);
             rowIdx = arith::AddIOp::create(g, qStart, rowIdx);
             Value head = arith::AddIOp::create(
                 g, arith::MulIOp::create(g, kvHead, cIndex(g, group)), gi);
@@ -202,16 +202,16 @@ static Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
               ib, arith::AddIOp::create(ib, firstPos, validRows), one);
           Value kvHi = kvLen;
           if (causal)
-            kvHi = clampIdx(ib, arith::AddIOp::create(ib, lastPos, one), zero, kvLen);
+            kvHi = clamp(ib, arith::AddIOp::create(ib, lastPos, one), zero, kvLen);
           Value kvLo = zero;
           if (windowed) {
             Value reach = arith::SubIOp::create(
                 ib, firstPos, cIndex(ib, p.mask.getWindow() - 1));
-            kvLo = maxIdx(ib, reach, zero);
+            kvLo = max(ib, reach, zero);
           }
           Value tileLo = arith::DivSIOp::create(ib, kvLo, cIndex(ib, tileKeys));
-          Value tileHi = ceilDiv(ib, kvHi, tileKeys);
-          tileHi = maxIdx(ib, tileHi, tileLo);
+          Value tileHi = ceilDivSigned(ib, kvHi, tileKeys);
+          tileHi = max(ib, tileHi, tileLo);
 
           Value m0 = filled(ib, {ib.getIndexAttr(rows)}, negInf);
           Value l0 = filled(ib, {ib.getIndexAttr(rows)}, cF32(ib, 0.0));
@@ -233,13 +233,13 @@ static Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                     Value qpos = arith::AddIOp::create(g, firstPos, qi);
                     Value end = kvLen;
                     if (causal)
-                      end = minIdx(g, end, arith::AddIOp::create(g, qpos, cIndex(g, 1)));
+                      end = min(g, end, arith::AddIOp::create(g, qpos, cIndex(g, 1)));
                     Value begin = cIndex(g, 0);
                     if (windowed)
                       begin = arith::SubIOp::create(
                           g, qpos, cIndex(g, p.mask.getWindow() - 1));
                     auto local = [&](Value v) {
-                      return clampIdx(g, arith::SubIOp::create(g, v, keyBase),
+                      return clamp(g, arith::SubIOp::create(g, v, keyBase),
                                       cIndex(g, 0), cIndex(g, tileKeys));
                     };
                     return {local(begin), local(end)};
@@ -265,7 +265,7 @@ static Value attendOneGroup(IB &b, const AttentionParams &p, const KVSource &kv,
                   if (decode) {
                     // Few rows (decode): dot products on the cache rows read
                     // in place, only the sequence's rows.
-                    validKeys = clampIdx(k, arith::SubIOp::create(k, kvLen, keyBase),
+                    validKeys = clamp(k, arith::SubIOp::create(k, kvLen, keyBase),
                                          cIndex(k, 0), cIndex(k, tileKeys));
                     scores = vectorScoresDot(
                         k, qTile, rows, tileKeys, headDim, validKeys,

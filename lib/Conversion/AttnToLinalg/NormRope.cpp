@@ -149,7 +149,7 @@ static std::pair<Value, Value> buildRowCosSin(IB &b, Value positions,
         if (table) {
           Value rows = dim(ib, table, 0);
           Value pos = arith::IndexCastOp::create(ib, ib.getIndexType(), args[0]);
-          pos = clampIdx(ib, pos, cIndex(ib, 0),
+          pos = clamp(ib, pos, cIndex(ib, 0),
                          arith::SubIOp::create(ib, rows, cIndex(ib, 1)));
           Value even = arith::MulIOp::create(ib, col, cIndex(ib, 2));
           Value odd = arith::AddIOp::create(ib, even, cIndex(ib, 1));

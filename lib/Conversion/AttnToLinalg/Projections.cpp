@@ -75,7 +75,7 @@ static Value projectionLoops(
               for (Value row : blockRows(ib, r0, rowBlock)) {
                 rowValid.push_back(arith::CmpIOp::create(
                     ib, arith::CmpIPredicate::slt, row, tokens));
-                rows.push_back(minIdx(ib, row, lastRow));
+                rows.push_back(min(ib, row, lastRow));
               }
               auto colLoop = scf::ForOp::create(
                   ib, cIndex(ib, 0), cIndex(ib, chunk), cIndex(ib, colStep),

@@ -172,12 +172,12 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
                           Value kvLen) -> std::tuple<Value, Value, Value> {
     Value hasQuery =
         arith::CmpIOp::create(ib, arith::CmpIPredicate::sgt, qLen, zero);
-    Value end = ceilDiv(ib, arith::SelectOp::create(ib, hasQuery, kvLen, zero), tile);
+    Value end = ceilDivSigned(ib, arith::SelectOp::create(ib, hasQuery, kvLen, zero), tile);
     Value first = zero, start;
     if (windowed) {
       start = windowStart(ib, kvLen);
-      Value reach = maxIdx(ib, start, zero);
-      first = minIdx(ib, arith::DivSIOp::create(ib, reach, cIndex(ib, tile)), end);
+      Value reach = max(ib, start, zero);
+      first = min(ib, arith::DivSIOp::create(ib, reach, cIndex(ib, tile)), end);
     }
     return {first, end, start};
   };
@@ -189,12 +189,12 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
         auto [qStart, qLen, kvLen] = seqBounds(ib, seq);
         auto [first, end, start] = visibleTiles(ib, qLen, kvLen);
         scf::YieldOp::create(
-            ib, ValueRange{maxIdx(ib, state[0], arith::SubIOp::create(ib, end, first))});
+            ib, ValueRange{max(ib, state[0], arith::SubIOp::create(ib, end, first))});
       });
-  Value maxTiles = maxIdx(b, longest.getResult(0), one);
+  Value maxTiles = max(b, longest.getResult(0), one);
   Value wanted = arith::CeilDivSIOp::create(b, cIndex(b, targetItems),
-                                            maxIdx(b, batch, one));
-  Value splits = clampIdx(b, wanted, one, maxTiles);
+                                            max(b, batch, one));
+  Value splits = clamp(b, wanted, one, maxTiles);
   Value chunkTiles = arith::CeilDivSIOp::create(b, maxTiles, splits);
   splits = arith::CeilDivSIOp::create(b, maxTiles, chunkTiles);
 
@@ -217,8 +217,8 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
     std::tie(firstTile, endTile, windowBegin) = visibleTiles(b, qLen, kvLen);
     Value tileLo = arith::AddIOp::create(
         b, firstTile, arith::MulIOp::create(b, split, chunkTiles));
-    Value tileHi = minIdx(b, arith::AddIOp::create(b, tileLo, chunkTiles), endTile);
-    Value negInf = cNegInfF32(b);
+    Value tileHi = min(b, arith::AddIOp::create(b, tileLo, chunkTiles), endTile);
+    Value negInf = negInfF32(b);
     Value m0 = filled(b, {b.getIndexAttr(hq)}, negInf);
     Value l0 = filled(b, {b.getIndexAttr(hq)}, cF32(b, 0.0));
     Value acc0 = filled(b, {b.getIndexAttr(hq), b.getIndexAttr(headDim)}, cF32(b, 0.0));
@@ -228,7 +228,7 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
         [&](OpBuilder &tb, Location tl) {
           IB ib(tl, tb);
           // q [Hq, D] f32, scaled; read only when the sequence has its row.
-          Value qRow = minIdx(ib, qStart, arith::SubIOp::create(ib, tokens, one));
+          Value qRow = min(ib, qStart, arith::SubIOp::create(ib, tokens, one));
           Value qScale = cF32(ib, p.scale);
           auto qLoop = scf::ForOp::create(
               ib, zero, cIndex(ib, hq), one,
@@ -247,7 +247,7 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
               [&](OpBuilder &kb, Location kl, Value kt, ValueRange state) {
                 IB k(kl, kb);
                 Value keyBase = arith::MulIOp::create(k, kt, cIndex(k, tile));
-                Value valid = clampIdx(k, arith::SubIOp::create(k, kvLen, keyBase),
+                Value valid = clamp(k, arith::SubIOp::create(k, kvLen, keyBase),
                                        zero, cIndex(k, tile));
                 Value tileBase = kv.prepareTile(k, kt);
                 auto reader = [&](int64_t which) {
@@ -262,7 +262,7 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
                 auto visibleRange = [&](IB &g, Value) -> std::pair<Value, Value> {
                   Value begin = cIndex(g, 0);
                   if (windowed)
-                    begin = clampIdx(g, arith::SubIOp::create(g, windowBegin, keyBase),
+                    begin = clamp(g, arith::SubIOp::create(g, windowBegin, keyBase),
                                      zero, cIndex(g, tile));
                   return {begin, valid};
                 };
@@ -311,7 +311,7 @@ Value linalg_lowering::buildSplitDecode(IB &b, const AttentionParams &p,
     Value seq = combine.getInductionVar(0);
     auto [qStart, qLen, kvLen] = seqBounds(b, seq);
     (void)kvLen;
-    Value negInf = cNegInfF32(b);
+    Value negInf = negInfF32(b);
     Value rowInit = emptyTensor(
         b, {b.getIndexAttr(1), b.getIndexAttr(hq), b.getIndexAttr(headDim)},
         p.elementType);

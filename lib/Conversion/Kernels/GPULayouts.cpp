@@ -1,0 +1,176 @@
+//===- GPULayouts.cpp - thread and fragment layouts of NVIDIA kernels -----===//
+
+#include "attn/Conversion/Kernels/GPULayouts.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::kb;
+
+Idx kb::threadIdx(IB &b) {
+  return Value(gpu::ThreadIdOp::create(b, gpu::Dimension::x));
+}
+Idx kb::blockIdx(IB &b, gpu::Dimension d) {
+  return Value(gpu::BlockIdOp::create(b, d));
+}
+
+//===----------------------------------------------------------------------===//
+// Warps
+//===----------------------------------------------------------------------===//
+
+WarpLayout WarpLayout::of(Idx thread) {
+  WarpLayout w;
+  w.thread = thread;
+  w.lane = thread % 32;
+  w.warp = thread / 32;
+  w.group = w.lane / 4;
+  w.quad = w.lane % 4;
+  return w;
+}
+
+Value kb::shuffleXor(IB &b, Value v, int64_t mask) {
+  return gpu::ShuffleOp::create(b, v, static_cast<int32_t>(mask), 32,
+                                gpu::ShuffleMode::XOR)
+      .getShuffleResult();
+}
+
+//===----------------------------------------------------------------------===//
+// mma.sync m16n8k16
+//===----------------------------------------------------------------------===//
+
+// ldmatrix.x4: lanes 8i .. 8i + 7 address the rows of matrix i.
+std::pair<Idx, Idx> m16n8k16::aCoord(Idx lane) {
+  // a0: rows 0-7 / k 0-7, a1: rows 8-15 / k 0-7, a2 / a3: k 8-15.
+  return {lane % 16, lane / 16 * 8};
+}
+std::pair<Idx, Idx> m16n8k16::bCoordNMajor(Idx lane) {
+  // b0 / b1 of n 0-7 (k 0-7, 8-15), then of n 8-15.
+  return {lane / 16 * 8 + lane % 8, lane / 8 % 2 * 8};
+}
+std::pair<Idx, Idx> m16n8k16::bCoordKMajorTrans(Idx lane) {
+  // k 0-7 and 8-15 of n 0-7, then of n 8-15 (transposed on load).
+  return {lane / 8 % 2 * 8 + lane % 8, lane / 16 * 8};
+}
+Idx m16n8k16::accRow(const WarpLayout &w, int64_t r) {
+  return w.group + (r / 2) * 8;
+}
+Idx m16n8k16::accCol(const WarpLayout &w, int64_t r) {
+  return w.quad * 2 + r % 2;
+}
+
+static Value asI32(IB &b, Value pair) {
+  Value v = vector::BitCastOp::create(
+      b, VectorType::get({1}, b.getI32Type()), pair);
+  return vector::ExtractOp::create(b, v, ArrayRef<int64_t>{0});
+}
+
+std::array<Value, 4> kb::ldmatrixX4(IB &b, Value smem, Value row, Value col,
+                                    bool transpose) {
+  Type element = cast<MemRefType>(smem.getType()).getElementType();
+  auto fragments = nvgpu::LdMatrixOp::create(
+      b, VectorType::get({4, 2}, element), smem, ValueRange{row, col},
+      transpose, /*numTiles=*/4);
+  std::array<Value, 4> regs;
+  for (int64_t i = 0; i < 4; ++i)
+    regs[i] = asI32(b, vector::ExtractOp::create(b, fragments.getResult(),
+                                                 ArrayRef<int64_t>{i}));
+  return regs;
+}
+
+std::array<Value, 4> kb::mma16816(IB &b, Type elementType, ArrayRef<Value> a,
+                                  ArrayRef<Value> bFrag, ArrayRef<Value> c) {
+  // nvvm.mma.sync directly: nvgpu.mma.sync of LLVM 22 has no bf16.
+  Type f32 = b.getF32Type();
+  auto resultType = LLVM::LLVMStructType::getLiteral(
+      b.getContext(), SmallVector<Type>(4, f32));
+  NVVM::MMATypes ptxType =
+      elementType.isBF16() ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
+  // The op takes bf16 pairs as i32 registers but f16 pairs as vector<2xf16>.
+  auto operands = [&](ArrayRef<Value> regs) {
+    SmallVector<Value> out(regs);
+    if (elementType.isF16())
+      for (Value &r : out)
+        r = vector::BitCastOp::create(
+            b, VectorType::get({2}, elementType),
+            vector::FromElementsOp::create(
+                b, VectorType::get({1}, b.getI32Type()), ValueRange{r}));
+    return out;
+  };
+  auto mma = NVVM::MmaOp::create(
+      b, resultType, operands(a), operands(bFrag), c,
+      ArrayRef<int64_t>{16, 8, 16},
+      /*b1Op=*/std::nullopt, /*intOverflow=*/std::nullopt,
+      std::array<NVVM::MMATypes, 2>{ptxType, ptxType},
+      std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                     NVVM::MMALayout::col});
+  std::array<Value, 4> d;
+  for (int64_t i = 0; i < 4; ++i)
+    d[i] = LLVM::ExtractValueOp::create(b, mma.getResult(), i);
+  return d;
+}
+
+Value kb::packPair(IB &b, Value lo, Value hi, Type elementType) {
+  Value pair = vector::FromElementsOp::create(
+      b, VectorType::get({2}, b.getF32Type()), ValueRange{lo, hi});
+  pair = arith::TruncFOp::create(b, VectorType::get({2}, elementType), pair);
+  return asI32(b, pair);
+}
+
+//===----------------------------------------------------------------------===//
+// wgmma
+//===----------------------------------------------------------------------===//
+
+Value WgmmaDescriptor::build(IB &b) const {
+  auto c64 = [&](int64_t v) {
+    return arith::ConstantIntOp::create(b, v, 64).getResult();
+  };
+  // Bits 0-13: start address >> 4 (18-bit shared window address).
+  Value start = arith::AddIOp::create(b, startAddress, c64(offsetBytes));
+  start = arith::ShRUIOp::create(
+      b, arith::AndIOp::create(b, start, c64(0x3FFFF)), c64(4));
+  // Bits 16-29: leading byte offset >> 4; 32-45: stride byte offset >> 4;
+  // 62-63: swizzle mode.
+  int64_t fixed = ((leadingByteOffset >> 4) << 16) |
+                  ((strideByteOffset >> 4) << 32) |
+                  (static_cast<int64_t>(swizzle) << 62);
+  return arith::OrIOp::create(b, start, c64(fixed));
+}
+
+Idx kb::swizzled128Index(Idx r, Idx chunk, int64_t rows) {
+  Idx block = chunk / 8, within = chunk % 8;
+  Idx physical = within ^ (r % 8);
+  return (block * rows + r) * 64 + physical * 8;
+}
+
+void kb::wgmma(IB &b, Type element, ArrayRef<std::pair<Value, Value>> steps,
+               int64_t n, bool transposeB, MutableArrayRef<Value> acc) {
+  MLIRContext *ctx = b.getContext();
+  auto structType = LLVM::LLVMStructType::getLiteral(
+      ctx, SmallVector<Type>(acc.size(), b.getF32Type()));
+  Value d = LLVM::UndefOp::create(b, structType);
+  for (auto [i, v] : llvm::enumerate(acc))
+    d = LLVM::InsertValueOp::create(b, d, v, i);
+  auto type = element.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  NVVM::WgmmaFenceAlignedOp::create(b);
+  for (auto [descA, descB] : steps)
+    d = NVVM::WgmmaMmaAsyncOp::create(
+        b, structType, d, descA, descB, NVVM::MMAShapeAttr::get(ctx, 64, n, 16),
+        type, type, NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+        NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
+        transposeB ? NVVM::MMALayout::row : NVVM::MMALayout::col, nullptr);
+  NVVM::WgmmaGroupSyncAlignedOp::create(b);
+  NVVM::WgmmaWaitGroupSyncOp::create(b, b.getI64IntegerAttr(0));
+  for (size_t i = 0; i < acc.size(); ++i)
+    acc[i] = LLVM::ExtractValueOp::create(b, d, i);
+}
+
+void kb::fenceProxyAsync(IB &b) {
+  NVVM::FenceProxyOp::create(
+      b, NVVM::ProxyKind::async_shared,
+      NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
+}
