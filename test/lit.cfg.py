@@ -17,12 +17,19 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%attn_src_root", config.attn_src_root))
 config.substitutions.append(("%python", config.python_executable))
 config.substitutions.append(("%attn_obj_root", config.attn_obj_root))
-if os.path.exists(os.path.join(config.attn_obj_root, "lib", "libattn_cuda_runtime.so")):
+cuda_runtime = os.path.join(config.attn_obj_root, "lib", "libattn_cuda_runtime.so")
+if os.path.exists(cuda_runtime):
     config.available_features.add("attn-cuda-runtime")
+else:
+    lit_config.note("attn-cuda-runtime: %s was not built (no CUDA headers at configure "
+                    "time); the tests that need it are UNSUPPORTED" % cuda_runtime)
 # ptxas assembles the default (fatbin) output of attn-lower-to-nvvm and
 # attn-compile --target=cuda; without it only format=isa (PTX text) works.
 if os.path.exists("/usr/local/cuda/bin/ptxas"):
     config.available_features.add("ptxas")
+else:
+    lit_config.note("ptxas: /usr/local/cuda/bin/ptxas not found; the tests that assemble "
+                    "GPU binaries are UNSUPPORTED")
 
 # MLIR's NVVM target finds the CUDA toolkit (ptxas, libdevice) through
 # CUDA_ROOT / CUDA_HOME / CUDA_PATH: the tests see what the tools see outside lit.
