@@ -2,59 +2,103 @@
 
 #include "attn/Pipelines/Pipelines.h"
 
+#include "attn/Conversion/Passes.h"
+#include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "attn/Target/CPU/Transforms/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
-#include "llvm/Support/FormatVariadic.h"
+#include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
 
-llvm::StringRef attn::fusionPasses() {
-  return "attn-fuse-projection-epilogues,attn-fuse-qkv,attn-fuse-rope-store,"
-         "attn-fuse-qk-norm-rope,";
+/// attn ops on tensors -> linalg, vector and scf on tensors.
+static void addAttnToLinalg(OpPassManager &pm,
+                            const attn::CPUPipelineOptions &options) {
+  pm.addPass(attn::createAttnExpandComposite());
+  // Fusion works on the primitive ops, before the caches are unpacked.
+  if (options.fuse)
+    attn::addFusionPasses(pm);
+  pm.addPass(attn::createAttnUnpackCacheArguments());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  // No CSE after this point: merged tensor.empty ops would force copies.
+  attn::ConvertAttnToLinalgOptions toLinalg;
+  toLinalg.queryTileRows = options.queryTileRows;
+  toLinalg.kvTile = options.kvTile;
+  toLinalg.vectorLanes = options.vectorLanes;
+  toLinalg.decodeItems = options.decodeItems;
+  pm.addPass(attn::createConvertAttnToLinalg(toLinalg));
+  pm.addPass(createCanonicalizerPass());
+}
+
+/// Tensors -> buffers (cache blocks written in place), the C ABI of the entry
+/// points, deallocation.
+static void addBufferization(OpPassManager &pm) {
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.allowReturnAllocsFromLoops = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  // Canonicalising first forwards loop-carried buffers to the arguments.
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(attn::createAttnCPUEntryABI());
+  pm.addPass(createCanonicalizerPass());
+  bufferization::buildBufferDeallocationPipeline(pm);
+}
+
+/// Loops, vectors and buffers -> LLVM dialect, parallel loops on OpenMP
+/// threads.
+static void addLowerToLLVM(OpPassManager &pm) {
+  pm.addPass(createForallToParallelLoopPass());
+  pm.addPass(createConvertSCFToOpenMPPass());
+  pm.addPass(attn::createAttnApproximateMath());
+  pm.addPass(createConvertVectorToSCFPass(
+      VectorTransferToSCFOptions().enableFullUnroll().setTargetRank(1)));
+  pm.addPass(createConvertLinalgToLoopsPass());
+  pm.addPass(createLowerAffinePass());
+  // bf16 arithmetic outside the attn kernels (e.g. an unfused bias add) in f32.
+  arith::ArithEmulateUnsupportedFloatsOptions emulateBF16;
+  emulateBF16.sourceTypeStrs = {"bf16"};
+  emulateBF16.targetTypeStr = "f32";
+  pm.addPass(arith::createArithEmulateUnsupportedFloats(emulateBF16));
+  arith::ArithExpandOpsPassOptions expand;
+  expand.includeBf16 = true;
+  pm.addPass(arith::createArithExpandOpsPass(expand));
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  // memref first: it inlines OpenMP's alloca scopes, which must still hold a
+  // single block when scf becomes cf.
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertMathToLLVMPass());
+  ConvertVectorToLLVMPassOptions vectorToLLVM;
+  vectorToLLVM.vectorTransposeLowering =
+      vector::VectorTransposeLowering::Shuffle1D;
+  vectorToLLVM.reassociateFPReductions = true;
+  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
+  pm.addPass(createConvertToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
 void attn::buildLowerToCPUPipeline(OpPassManager &pm,
                                    const CPUPipelineOptions &options) {
-  // Written as text so that every step reads like its attn-opt flag.
-  std::string pipeline = llvm::formatv(
-      "attn-expand-composite,{{FUSION}attn-unpack-cache-arguments,canonicalize,cse,"
-      // No CSE after this point: merged tensor.empty ops would force copies.
-      "convert-attn-to-linalg{{q-tile-rows={0} kv-tile={1} vector-lanes={2} "
-      "decode-items={3}},canonicalize,"
-      "one-shot-bufferize{{bufferize-function-boundaries allow-return-allocs-from-loops "
-      "function-boundary-type-conversion=identity-layout-map},"
-      // Canonicalising first forwards loop-carried buffers to the arguments.
-      "canonicalize,attn-cpu-entry-abi,canonicalize,buffer-deallocation-pipeline,"
-      "scf-forall-to-parallel,convert-scf-to-openmp,"
-      "attn-approximate-math,convert-vector-to-scf{{full-unroll target-rank=1},"
-      "convert-linalg-to-loops,lower-affine,"
-      // bf16 arithmetic outside the attn kernels (e.g. an unfused bias add) in f32.
-      "arith-emulate-unsupported-floats{{source-types=bf16 target-type=f32},"
-      "arith-expand{{include-bf16},expand-strided-metadata,lower-affine,"
-      // memref first: it inlines OpenMP's alloca scopes, which must still
-      // hold a single block when scf becomes cf.
-      "finalize-memref-to-llvm,convert-scf-to-cf,convert-math-to-llvm,"
-      "convert-vector-to-llvm{{vector-transpose-lowering=shuffle1d "
-      "reassociate-fp-reductions},convert-to-llvm,"
-      "reconcile-unrealized-casts",
-      options.queryTileRows.getValue(), options.kvTile.getValue(),
-      options.vectorLanes.getValue(), options.decodeItems.getValue());
-  // Fusion works on the primitive ops, before the caches are unpacked.
-  llvm::StringRef fusion = options.fuse ? fusionPasses() : "";
-  size_t at = pipeline.find("{FUSION}");
-  pipeline.replace(at, 8, fusion.str());
-  if (failed(parsePassPipeline(pipeline, pm)))
-    llvm::report_fatal_error("attn-lower-to-cpu: bad pipeline text");
+  addAttnToLinalg(pm, options);
+  addBufferization(pm);
+  addLowerToLLVM(pm);
 }
 
-void attn::registerPipelines() {
+void attn::registerLowerToCPUPipeline() {
   PassPipelineRegistration<CPUPipelineOptions>(
       "attn-lower-to-cpu",
       "Lower attn IR to the LLVM dialect for the host CPU (vector units, "
       "OpenMP threads, in-place cache writes, C entry points)",
       buildLowerToCPUPipeline);
-  PassPipelineRegistration<NVVMPipelineOptions>(
-      "attn-lower-to-nvvm",
-      "Lower attn IR to host LLVM code launching GPU kernels (tensor-core "
-      "flash attention and projections) from an embedded sm_90a binary",
-      buildLowerToNVVMPipeline);
 }

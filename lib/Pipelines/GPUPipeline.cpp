@@ -2,39 +2,108 @@
 
 #include "attn/Pipelines/Pipelines.h"
 
-#include "mlir/Pass/PassRegistry.h"
-#include "llvm/Support/FormatVariadic.h"
+#include "attn/Conversion/Passes.h"
+#include "attn/Dialect/Attn/Transforms/Passes.h"
 
-#include <cstdlib>
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVM/NVVM/Utils.h"
+#include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
 
+/// attn ops on tensors -> gpu.launch kernels on buffers, one stream per call.
+static void addAttnToGPU(OpPassManager &pm,
+                         const attn::NVVMPipelineOptions &options) {
+  pm.addPass(attn::createAttnExpandComposite());
+  // Fusion works on the primitive ops, before the caches are unpacked.
+  if (options.fuse)
+    attn::addFusionPasses(pm);
+  pm.addPass(attn::createAttnUnpackCacheArguments());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  attn::ConvertAttnToGPUOptions toGPU;
+  toGPU.smCount = options.smCount;
+  toGPU.maxSplits = options.maxSplits;
+  // wgmma exists on sm_90a only.
+  toGPU.wgmma = options.wgmma && options.chip == "sm_90a";
+  pm.addPass(attn::createConvertAttnToGPU(toGPU));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  // Kernels and allocations ordered on one stream per call.
+  pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
+}
+
+/// The CUDA toolkit that gpu-module-to-binary takes ptxas and libdevice
+/// (f64 cos/sin, exp2) from: `toolkit`, else upstream's choice
+/// ($CUDA_ROOT / $CUDA_HOME / $CUDA_PATH, the one found when MLIR was built),
+/// else /usr/local/cuda. Without libdevice the kernels keep unresolved
+/// __nv_* calls.
+static std::string cudaToolkit(const attn::NVVMPipelineOptions &options) {
+  if (!options.toolkit.empty())
+    return options.toolkit;
+  StringRef upstream = NVVM::getCUDAToolkitPath();
+  return upstream.empty() ? "/usr/local/cuda" : upstream.str();
+}
+
+/// Upstream's gpu-lower-to-nvvm-pipeline (GPUToNVVMPipeline.cpp) at opt-level
+/// 3, spelled out so that gpu-module-to-binary gets the toolkit as an option.
+static void addGPUToNVVM(OpPassManager &pm,
+                         const attn::NVVMPipelineOptions &options) {
+  pm.addPass(createConvertNVGPUToNVVMPass());
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(createConvertVectorToSCFPass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertNVVMToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = options.features;
+  target.optLevel = 3;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createArithToLLVMConversionPass());
+  ConvertIndexToLLVMPassOptions indexToLLVM;
+  indexToLLVM.indexBitwidth = 64;
+  pm.addPass(createConvertIndexToLLVMPass(indexToLLVM));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+
+  // Kernels.
+  ConvertGpuOpsToNVVMOpsOptions gpuToNVVM;
+  gpuToNVVM.indexBitwidth = 64;
+  pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps(gpuToNVVM));
+  pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());
+
+  // Host.
+  pm.addPass(createGpuToLLVMConversionPass());
+  GpuModuleToBinaryPassOptions toBinary;
+  toBinary.compilationTarget = options.format;
+  toBinary.toolkitPath = cudaToolkit(options);
+  pm.addPass(createGpuModuleToBinaryPass(toBinary));
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
 void attn::buildLowerToNVVMPipeline(OpPassManager &pm,
                                     const NVVMPipelineOptions &options) {
-  // gpu-module-to-binary finds ptxas and libdevice (f64 cos/sin, exp2) in
-  // the toolkit that CUDA_ROOT / CUDA_HOME / CUDA_PATH name; without one it
-  // leaves __nv_* calls unresolved. Name it when the environment does not.
-  if (!options.toolkit.getValue().empty())
-    setenv("CUDA_ROOT", options.toolkit.getValue().c_str(), /*overwrite=*/1);
-  else if (!std::getenv("CUDA_ROOT") && !std::getenv("CUDA_HOME") &&
-           !std::getenv("CUDA_PATH"))
-    setenv("CUDA_ROOT", "/usr/local/cuda", /*overwrite=*/0);
-  std::string pipeline = llvm::formatv(
-      "attn-expand-composite,{{FUSION}attn-unpack-cache-arguments,canonicalize,cse,"
-      "convert-attn-to-gpu{{sm-count={0} max-splits={1} wgmma={5}},canonicalize,cse,"
-      // One stream per call, kernels and allocations ordered on it.
-      "func.func(gpu-async-region),"
-      "gpu-lower-to-nvvm-pipeline{{cubin-chip={2} cubin-features={3} "
-      "cubin-format={4} opt-level=3}",
-      options.smCount.getValue(), options.maxSplits.getValue(),
-      options.chip.getValue(), options.features.getValue(),
-      options.format.getValue(),
-      // wgmma exists on sm_90a only.
-      options.wgmma.getValue() && options.chip.getValue() == "sm_90a");
-  // Fusion works on the primitive ops, before the caches are unpacked.
-  llvm::StringRef fusion = options.fuse ? fusionPasses() : "";
-  size_t at = pipeline.find("{FUSION}");
-  pipeline.replace(at, 8, fusion.str());
-  if (failed(parsePassPipeline(pipeline, pm)))
-    llvm::report_fatal_error("attn-lower-to-nvvm: bad pipeline text");
+  addAttnToGPU(pm, options);
+  addGPUToNVVM(pm, options);
+}
+
+void attn::registerLowerToNVVMPipeline() {
+  PassPipelineRegistration<NVVMPipelineOptions>(
+      "attn-lower-to-nvvm",
+      "Lower attn IR to host LLVM code launching GPU kernels (tensor-core "
+      "flash attention and projections) from an embedded sm_90a binary",
+      buildLowerToNVVMPipeline);
 }

@@ -13,6 +13,7 @@
 #include "attn/Dialect/Attn/IR/AttnDialect.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
 #include "attn/Pipelines/Pipelines.h"
+#include "attn/Target/CPU/Transforms/Passes.h"
 
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -279,6 +280,7 @@ int main(int argc, char **argv) {
   registerAllPasses();
   attn::registerAttnPasses();
   attn::registerAttnConversionPasses();
+  attn::registerAttnCPUPasses();
   cl::ParseCommandLineOptions(argc, argv,
                               "attn-compile: attn IR -> shared library\n");
   return failed(compile()) ? 1 : 0;

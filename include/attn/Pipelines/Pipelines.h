@@ -60,7 +60,8 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::init(132)};
   PassOptions::Option<std::string> toolkit{
       *this, "toolkit",
-      llvm::cl::desc("CUDA toolkit with ptxas and libdevice (default: "
+      llvm::cl::desc("CUDA toolkit with ptxas and libdevice, given to "
+                     "gpu-module-to-binary (default: upstream's choice, "
                      "$CUDA_ROOT/$CUDA_HOME/$CUDA_PATH, else /usr/local/cuda)"),
       llvm::cl::init("")};
   PassOptions::Option<bool> wgmma{
@@ -81,14 +82,19 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
 
 /// attn (composite or primitive ops, tensors) -> LLVM dialect host code
 /// that launches the layer's kernels from an embedded NVIDIA binary
-/// (ptxas from /usr/local/cuda), with the entry-point ABI of docs/ABI.md on
-/// device buffers.
+/// (ptxas and libdevice from the `toolkit`), with the entry-point ABI of
+/// docs/ABI.md on device buffers.
 void buildLowerToNVVMPipeline(OpPassManager &pm,
                               const NVVMPipelineOptions &options);
 
-/// The fusion passes both pipelines run after the expansion (pipeline text
-/// ending in a comma).
-llvm::StringRef fusionPasses();
+/// Adds the fusion passes that both pipelines run after the expansion.
+void addFusionPasses(OpPassManager &pm);
+
+/// Registers `attn-lower-to-cpu`.
+void registerLowerToCPUPipeline();
+
+/// Registers `attn-lower-to-nvvm`.
+void registerLowerToNVVMPipeline();
 
 /// Registers `attn-lower-to-cpu` and `attn-lower-to-nvvm`.
 void registerPipelines();

@@ -1,6 +1,6 @@
 //===- CPUEntryABI.cpp - C ABI of bufferised entry points -----------------===//
 
-#include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "attn/Target/CPU/Transforms/Passes.h"
 
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -9,7 +9,7 @@
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNCPUENTRYABI
-#include "attn/Dialect/Attn/Transforms/Passes.h.inc"
+#include "attn/Target/CPU/Transforms/Passes.h.inc"
 } // namespace mlir::attn
 
 using namespace mlir;

@@ -1,6 +1,6 @@
 //===- ApproximateMath.cpp - vectorisable exp ------------------------------===//
 
-#include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "attn/Target/CPU/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -10,7 +10,7 @@
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNAPPROXIMATEMATH
-#include "attn/Dialect/Attn/Transforms/Passes.h.inc"
+#include "attn/Target/CPU/Transforms/Passes.h.inc"
 } // namespace mlir::attn
 
 using namespace mlir;
