@@ -18,8 +18,7 @@
 namespace mlir::attn::gpu_lowering {
 
 /// The values `args` passes, in argument order.
-template <typename Args>
-SmallVector<Value> argumentList(Args args) {
+template <typename Args> SmallVector<Value> argumentList(Args args) {
   SmallVector<Value> values;
   args.forEach([&](Value &v) {
     if (v)

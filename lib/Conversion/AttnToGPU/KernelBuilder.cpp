@@ -28,8 +28,8 @@ KernelEmitter::createKernel(Location loc, StringRef name, TypeRange args,
   auto type = FunctionType::get(module.getContext(), args, {});
   auto func = gpu::GPUFuncOp::create(b, loc, name, type, workgroup);
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr(
-      {static_cast<int32_t>(threads), 1, 1}));
+  func.setKnownBlockSizeAttr(
+      b.getDenseI32ArrayAttr({static_cast<int32_t>(threads), 1, 1}));
   SymbolTable(kernels).insert(func);
   Block &entry = func.getBody().front();
   IB body(loc, OpBuilder::atBlockEnd(&entry));

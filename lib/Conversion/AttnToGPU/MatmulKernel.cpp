@@ -1,4 +1,5 @@
-//===- MatmulKernel.cpp - x @ W^T on tensor cores --------------------------===//
+//===- MatmulKernel.cpp - x @ W^T on tensor cores
+//--------------------------===//
 //
 // The projections: a 64 x 64 output tile per block of four warps (2 x 2, each
 // 32 x 32), 128-deep K steps staged in shared memory with 16-byte loads
@@ -37,8 +38,7 @@ struct MatmulArgs {
   Value x;
   SmallVector<Value> weights, biases, outputs;
 
-  template <typename F>
-  void forEach(F f) {
+  template <typename F> void forEach(F f) {
     f(x);
     for (Value &w : weights)
       f(w);
@@ -118,8 +118,8 @@ Value clipChunk(IB &b, Value chunk, double clip) {
 
 /// 1. Stages the K step at `k0` of the A (x) and W tiles, 64 rows x 16
 /// chunks each, zeros past the edges.
-void stageTiles(IB &b, const MatmulArgs &args, const MatmulTile &t,
-                int64_t k, std::optional<double> clip, Idx thread, Idx k0) {
+void stageTiles(IB &b, const MatmulArgs &args, const MatmulTile &t, int64_t k,
+                std::optional<double> clip, Idx thread, Idx k0) {
   auto chunkType = VectorType::get(
       {kChunk}, cast<MemRefType>(args.x.getType()).getElementType());
   constexpr int64_t chunksPerRow = kTileK / kChunk;
@@ -131,14 +131,20 @@ void stageTiles(IB &b, const MatmulArgs &args, const MatmulTile &t,
     Idx gm = t.m0 + r;
     Idx aOk = kOk & ult(b, gm, t.rows);
     Value a = loadVectorOrZero(
-        b, args.x, [&](IB &) { return SmallVector<Value>{gm, gk}; }, aOk,
-        chunkType);
+        b, args.x,
+        [&](IB &) {
+          return SmallVector<Value>{gm, gk};
+        },
+        aOk, chunkType);
     storeVector(b, a, t.smemA, {r, kc});
     // The row of this block's weight.
     Idx gn = t.n0 - t.weight.begin + r;
     Idx wOk = kOk & ult(b, gn, t.weight.rows);
     Value w = loadVectorOrZero(
-        b, t.weight.weight, [&](IB &) { return SmallVector<Value>{gn, gk}; },
+        b, t.weight.weight,
+        [&](IB &) {
+          return SmallVector<Value>{gn, gk};
+        },
         wOk, chunkType);
     if (clip)
       w = clipChunk(b, w, *clip);
@@ -191,7 +197,8 @@ void storeOutputs(IB &b, const MatmulArgs &args, const MatmulTile &t,
         ifThen(b, inRange, [&](IB &tb) {
           if (t.weight.bias)
             v = arith::AddFOp::create(
-                tb, v, toF32(tb, load(tb, t.weight.bias, col - t.weight.begin)));
+                tb, v,
+                toF32(tb, load(tb, t.weight.bias, col - t.weight.begin)));
           Value stored = fromF32(tb, v, element);
           for (auto [si, segment] : llvm::enumerate(segments)) {
             Value out = args.outputs[si];
@@ -200,8 +207,9 @@ void storeOutputs(IB &b, const MatmulArgs &args, const MatmulTile &t,
               store(tb, stored, out, {row, local});
               continue;
             }
-            ifThen(tb, ult(tb, local, cIndex(tb, segment.width)),
-                   [&](IB &sb) { store(sb, stored, out, {row, local}); });
+            ifThen(tb, ult(tb, local, cIndex(tb, segment.width)), [&](IB &sb) {
+              store(sb, stored, out, {row, local});
+            });
           }
         });
       }
@@ -229,16 +237,16 @@ void buildMatmul(IB &b, gpu::GPUFuncOp kernel, const MatmulArgs &args,
   t.wCoord = bCoordNMajor(w.lane, t.wn);
 
   SmallVector<Value> init(kWarpTilesM * kWarpTilesN * 4, cF32(b, 0.0));
-  SmallVector<Value> acc = forLoop(
-      b, cIndex(b, 0), cIndex(b, stack.k), kTileK, init,
-      [&](IB &lb, Idx k0, ValueRange accIn) {
-        stageTiles(lb, args, t, stack.k, clip, w.thread, k0);
-        gpu::BarrierOp::create(lb);
-        SmallVector<Value> accOut(accIn);
-        multiplyTiles(lb, t, element, accOut);
-        gpu::BarrierOp::create(lb);
-        return accOut;
-      });
+  SmallVector<Value> acc =
+      forLoop(b, cIndex(b, 0), cIndex(b, stack.k), kTileK, init,
+              [&](IB &lb, Idx k0, ValueRange accIn) {
+                stageTiles(lb, args, t, stack.k, clip, w.thread, k0);
+                gpu::BarrierOp::create(lb);
+                SmallVector<Value> accOut(accIn);
+                multiplyTiles(lb, t, element, accOut);
+                gpu::BarrierOp::create(lb);
+                return accOut;
+              });
   storeOutputs(b, args, t, w, acc, stack.n, segments);
 }
 
@@ -258,9 +266,8 @@ bool gpu_lowering::matmulCanSplitWeights(ArrayRef<Value> weights) {
   return true;
 }
 
-void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
-                              Value weight, Value bias,
-                              std::optional<double> clip,
+void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x, Value weight,
+                              Value bias, std::optional<double> clip,
                               ArrayRef<OutputSegment> outputs) {
   SmallVector<Value> biases;
   if (bias)
@@ -282,8 +289,8 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
                               std::optional<double> clip,
                               ArrayRef<OutputSegment> outputs) {
   WeightStack stack = WeightStack::of(weights);
-  MatmulArgs args{x, SmallVector<Value>(weights), SmallVector<Value>(biases),
-                  {}};
+  MatmulArgs args{
+      x, SmallVector<Value>(weights), SmallVector<Value>(biases), {}};
   // Several weights are passed with one type, so that the kernel can pick
   // one by selecting between them.
   if (weights.size() > 1) {
@@ -296,12 +303,12 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
     args.outputs.push_back(out.buffer);
 
   Type element = cast<MemRefType>(x.getType()).getElementType();
-  auto smemType = MemRefType::get(
-      {kTileM, kTileK + kPad}, element, AffineMap(),
-      gpu::AddressSpaceAttr::get(host.getContext(),
-                                 gpu::AddressSpace::Workgroup));
-  auto [kernel, b, kernelArgs] = createKernel(
-      e, host.getLoc(), "matmul", args, {smemType, smemType}, kThreads);
+  auto smemType =
+      MemRefType::get({kTileM, kTileK + kPad}, element, AffineMap(),
+                      gpu::AddressSpaceAttr::get(host.getContext(),
+                                                 gpu::AddressSpace::Workgroup));
+  auto [kernel, b, kernelArgs] = createKernel(e, host.getLoc(), "matmul", args,
+                                              {smemType, smemType}, kThreads);
   buildMatmul(b, kernel, kernelArgs, stack, clip, outputs);
 
   e.launch(host, kernel,
