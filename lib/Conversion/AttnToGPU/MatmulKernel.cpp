@@ -181,12 +181,33 @@ void multiplyTiles(IB &b, const MatmulTile &t, Type element,
   }
 }
 
-/// 4. The epilogue: accumulator `r` of mma tile (mi, ni) plus its bias,
-/// rounded, into the output segment that holds its column.
+/// Output element (row, col) = `acc` plus its bias, rounded, into the
+/// output segment that holds its column.
+void storeElement(IB &b, const MatmulArgs &args, const MatmulTile &t, Value acc,
+                  Idx row, Idx col, ArrayRef<OutputSegment> segments) {
+  Value v = acc;
+  if (t.weight.bias)
+    v = arith::AddFOp::create(
+        b, v, toF32(b, load(b, t.weight.bias, col - t.weight.begin)));
+  Value stored =
+      fromF32(b, v, cast<MemRefType>(args.x.getType()).getElementType());
+  for (auto [out, segment] : llvm::zip(args.outputs, segments)) {
+    Idx local = col - segment.begin;
+    Value buffer = out;
+    auto write = [&](IB &sb) { store(sb, stored, buffer, {row, local}); };
+    if (segments.size() == 1)
+      write(b);
+    else
+      ifThen(b, ult(b, local, cIndex(b, segment.width)), write);
+  }
+}
+
+/// 4. The epilogue: accumulator register `r` of mma tile (mi, ni) holds
+/// output row accRow(r) + 16 mi and column accCol(r) + 8 ni of the warp's
+/// quarter.
 void storeOutputs(IB &b, const MatmulArgs &args, const MatmulTile &t,
                   const WarpLayout &w, ArrayRef<Value> acc, int64_t n,
                   ArrayRef<OutputSegment> segments) {
-  Type element = cast<MemRefType>(args.x.getType()).getElementType();
   for (int64_t mi = 0; mi < kWarpTilesM; ++mi) {
     for (int64_t ni = 0; ni < kWarpTilesN; ++ni) {
       for (int64_t r = 0; r < 4; ++r) {
@@ -195,22 +216,7 @@ void storeOutputs(IB &b, const MatmulArgs &args, const MatmulTile &t,
         Idx col = (t.n0 + t.wn) + (accCol(w, r) + ni * 8);
         Idx inRange = ult(b, row, t.rows) & ult(b, col, cIndex(b, n));
         ifThen(b, inRange, [&](IB &tb) {
-          if (t.weight.bias)
-            v = arith::AddFOp::create(
-                tb, v,
-                toF32(tb, load(tb, t.weight.bias, col - t.weight.begin)));
-          Value stored = fromF32(tb, v, element);
-          for (auto [si, segment] : llvm::enumerate(segments)) {
-            Value out = args.outputs[si];
-            Idx local = col - segment.begin;
-            if (segments.size() == 1) {
-              store(tb, stored, out, {row, local});
-              continue;
-            }
-            ifThen(tb, ult(tb, local, cIndex(tb, segment.width)), [&](IB &sb) {
-              store(sb, stored, out, {row, local});
-            });
-          }
+          storeElement(tb, args, t, v, row, col, segments);
         });
       }
     }
@@ -240,13 +246,16 @@ void buildMatmul(IB &b, gpu::GPUFuncOp kernel, const MatmulArgs &args,
   SmallVector<Value> acc =
       forLoop(b, cIndex(b, 0), cIndex(b, stack.k), kTileK, init,
               [&](IB &lb, Idx k0, ValueRange accIn) {
+                // 1. Stage the A and W tiles of this K step.
                 stageTiles(lb, args, t, stack.k, clip, w.thread, k0);
                 gpu::BarrierOp::create(lb);
+                // 2-3. Fragments via ldmatrix, mma.sync.
                 SmallVector<Value> accOut(accIn);
                 multiplyTiles(lb, t, element, accOut);
                 gpu::BarrierOp::create(lb);
                 return accOut;
               });
+  // 4. Epilogue: bias, output segments.
   storeOutputs(b, args, t, w, acc, stack.n, segments);
 }
 
