@@ -2,13 +2,7 @@
 
 #include "KernelBuilder.h"
 
-#include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/SymbolTable.h"
 
 using namespace mlir;
@@ -34,8 +28,8 @@ KernelEmitter::createKernel(Location loc, StringRef name, TypeRange args,
   auto type = FunctionType::get(module.getContext(), args, {});
   auto func = gpu::GPUFuncOp::create(b, loc, name, type, workgroup);
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr(
-      {static_cast<int32_t>(threads), 1, 1}));
+  func.setKnownBlockSizeAttr(
+      b.getDenseI32ArrayAttr({static_cast<int32_t>(threads), 1, 1}));
   SymbolTable(kernels).insert(func);
   Block &entry = func.getBody().front();
   IB body(loc, OpBuilder::atBlockEnd(&entry));
@@ -73,21 +67,14 @@ StringRef KernelEmitter::addConstant(Location loc, StringRef name,
 }
 
 Value gpu_lowering::sequenceOfRow(IB &b, Value rowOffsets, Value row) {
-  Value batch = arith::SubIOp::create(
-      b, memref::DimOp::create(b, rowOffsets, 0), cIndex(b, 1));
-  auto loop = scf::ForOp::create(b, cIndex(b, 0), batch, cIndex(b, 1),
-                                 ValueRange{cIndex(b, 0)});
-  {
-    IB lb(b.getLoc(), OpBuilder::atBlockBegin(loop.getBody()));
-    Value s = loop.getInductionVar();
-    Value end = loadIndex(lb, rowOffsets,
-                          ValueRange{arith::AddIOp::create(lb, s, cIndex(lb, 1))});
-    Value past = arith::CmpIOp::create(lb, arith::CmpIPredicate::sle, end, row);
-    Value count = arith::AddIOp::create(
-        lb, loop.getRegionIterArg(0),
-        arith::SelectOp::create(lb, past, cIndex(lb, 1), cIndex(lb, 0)));
-    scf::YieldOp::create(lb, count);
-  }
-  return loop.getResult(0);
+  BuilderScope scope(b);
+  Idx batch = dim(b, rowOffsets, 0) - 1;
+  return forLoop(b, cIndex(b, 0), batch, 1, {cIndex(b, 0)},
+                 [&](IB &lb, Idx s, ValueRange count) {
+                   Idx end = loadIndex(lb, rowOffsets, {s + 1});
+                   Idx past = end <= Idx(row);
+                   return SmallVector<Value>{
+                       Idx(count[0]) +
+                       Idx(select(lb, past, cIndex(lb, 1), cIndex(lb, 0)))};
+                 })[0];
 }
-

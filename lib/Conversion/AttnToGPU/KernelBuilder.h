@@ -1,10 +1,12 @@
-//===- KernelBuilder.h - shared pieces of the attn GPU kernels --*- C++ -*-===//
+//===- KernelBuilder.h - the GPU kernel emitter and kernels -----*- C++ -*-===//
 //
 // The attn -> GPU lowering writes each kernel as a gpu.func in one
-// gpu.module and launches it from the host function. This header holds what
-// every kernel needs: the emitter that creates and launches kernels, index
-// and float helpers, warp shuffles and the tensor-core fragment operations
-// (nvgpu.ldmatrix, nvvm.mma.sync m16n8k16 with f32 accumulators).
+// gpu.module and launches it from the host function. This header holds the
+// emitter that creates and launches kernels (KernelEmitter) and the emit*
+// entry point of each kernel. The kernels are written with the kernel
+// vocabulary (attn/Conversion/Kernels: index operators, warp layouts,
+// mma.sync fragments) and take their arguments as named structs
+// (KernelArguments.h).
 //
 //===----------------------------------------------------------------------===//
 

@@ -1,31 +1,264 @@
-//===- MatmulKernel.cpp - x @ W^T on tensor cores --------------------------===//
+//===- MatmulKernel.cpp - x @ W^T on tensor cores
+//--------------------------===//
 //
 // The projections: a 64 x 64 output tile per block of four warps (2 x 2, each
 // 32 x 32), 128-deep K steps staged in shared memory with 16-byte loads
 // (deep steps keep 16 loads per thread in flight: skinny decode GEMMs are
-// latency-bound),
-// ldmatrix fragments and mma.sync m16n8k16 accumulating in f32. Both
-// operands are K-contiguous (`x [M, K]`, `W [N, K]`), which is exactly the
-// row-major A / column-major B that mma.sync wants. Weight clipping happens
-// as the tile is staged; bias and the split into q / k / v in the epilogue.
+// latency-bound), ldmatrix fragments and mma.sync m16n8k16 accumulating in
+// f32. Both operands are K-contiguous (`x [M, K]`, `W [N, K]`), which is
+// exactly the row-major A / column-major B that mma.sync wants. Weight
+// clipping happens as the tile is staged; bias and the split into q / k / v
+// in the epilogue.
 //
 //===----------------------------------------------------------------------===//
 
-#include "KernelBuilder.h"
+#include "KernelArguments.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::gpu_lowering;
+using namespace mlir::attn::kb::m16n8k16;
 
 namespace {
+
 constexpr int64_t kTileM = 64, kTileN = 64, kTileK = 128, kThreads = 128;
 // Row padding of the staged tiles: 16 bytes keeps ldmatrix conflict-free.
 constexpr int64_t kPad = 8;
+// Each warp's 32 x 32 quarter of the tile: 2 x 4 mma tiles of 16 x 8.
+constexpr int64_t kWarpTilesM = 2, kWarpTilesN = 4;
+// Elements of one 16-byte staging load.
+constexpr int64_t kChunk = 8;
+
+/// The kernel's arguments: x, the weights (one dynamic-row type when there
+/// are several), their biases (none or one per weight), the output buffers.
+struct MatmulArgs {
+  Value x;
+  SmallVector<Value> weights, biases, outputs;
+
+  template <typename F> void forEach(F f) {
+    f(x);
+    for (Value &w : weights)
+      f(w);
+    for (Value &bias : biases)
+      f(bias);
+    for (Value &out : outputs)
+      f(out);
+  }
+};
+
+/// The weights stacked along N: where each one's rows start in the output.
+struct WeightStack {
+  SmallVector<int64_t> rows, begin;
+  int64_t n = 0, k = 0;
+
+  static WeightStack of(ArrayRef<Value> weights) {
+    WeightStack stack;
+    for (Value w : weights) {
+      stack.begin.push_back(stack.n);
+      stack.rows.push_back(cast<MemRefType>(w.getType()).getDimSize(0));
+      stack.n += stack.rows.back();
+    }
+    stack.k = cast<MemRefType>(weights[0].getType()).getDimSize(1);
+    return stack;
+  }
+};
+
+/// The weight (and bias) holding a block's output columns, and its rows
+/// `[begin, begin + rows)` of the stack.
+struct BlockWeight {
+  Value weight, bias;
+  Idx begin, rows;
+};
+
+/// Segment boundaries are multiples of the tile, so the block at output
+/// column `n0` reads one weight: the last one that begins at or before it.
+BlockWeight selectWeight(IB &b, const MatmulArgs &args,
+                         const WeightStack &stack, Idx n0) {
+  bool hasBias = !args.biases.empty();
+  BlockWeight w{args.weights[0], hasBias ? args.biases[0] : Value(),
+                cIndex(b, 0), cIndex(b, stack.rows[0])};
+  for (size_t s = 1; s < args.weights.size(); ++s) {
+    Idx here = ule(b, cIndex(b, stack.begin[s]), n0);
+    w.weight = select(b, here, args.weights[s], w.weight);
+    if (hasBias)
+      w.bias = select(b, here, args.biases[s], w.bias);
+    w.begin = select(b, here, cIndex(b, stack.begin[s]), w.begin);
+    w.rows = select(b, here, cIndex(b, stack.rows[s]), w.rows);
+  }
+  return w;
+}
+
+/// Where a block and each of its warps work.
+struct MatmulTile {
+  Value smemA, smemW;
+  Idx rows;   // M
+  Idx m0, n0; // the block's output tile
+  Idx wm, wn; // the warp's quarter of it
+  BlockWeight weight;
+  // This lane's ldmatrix coordinates in the warp's rows of A and W.
+  std::pair<Idx, Idx> aCoord, wCoord;
+};
+
+/// `chunk` with each element clamped to [-clip, clip].
+Value clipChunk(IB &b, Value chunk, double clip) {
+  auto type = cast<VectorType>(chunk.getType());
+  auto f32Type = VectorType::get(type.getShape(), b.getF32Type());
+  auto splat = [&](double v) {
+    return arith::ConstantOp::create(
+        b, DenseElementsAttr::get(f32Type, static_cast<float>(v)));
+  };
+  Value wide = arith::ExtFOp::create(b, f32Type, chunk);
+  wide = arith::MaximumFOp::create(b, wide, splat(-clip));
+  wide = arith::MinimumFOp::create(b, wide, splat(clip));
+  return arith::TruncFOp::create(b, type, wide);
+}
+
+/// 1. Stages the K step at `k0` of the A (x) and W tiles, 64 rows x 16
+/// chunks each, zeros past the edges.
+void stageTiles(IB &b, const MatmulArgs &args, const MatmulTile &t, int64_t k,
+                std::optional<double> clip, Idx thread, Idx k0) {
+  auto chunkType = VectorType::get(
+      {kChunk}, cast<MemRefType>(args.x.getType()).getElementType());
+  constexpr int64_t chunksPerRow = kTileK / kChunk;
+  for (int64_t i = 0; i < kTileM * chunksPerRow / kThreads; ++i) {
+    Idx c = thread + i * kThreads;
+    Idx r = c / chunksPerRow, kc = c % chunksPerRow * kChunk;
+    Idx gk = k0 + kc;
+    Idx kOk = ult(b, gk, cIndex(b, k));
+    Idx gm = t.m0 + r;
+    Idx aOk = kOk & ult(b, gm, t.rows);
+    Value a = loadVectorOrZero(
+        b, args.x,
+        [&](IB &) {
+          return SmallVector<Value>{gm, gk};
+        },
+        aOk, chunkType);
+    storeVector(b, a, t.smemA, {r, kc});
+    // The row of this block's weight.
+    Idx gn = t.n0 - t.weight.begin + r;
+    Idx wOk = kOk & ult(b, gn, t.weight.rows);
+    Value w = loadVectorOrZero(
+        b, t.weight.weight,
+        [&](IB &) {
+          return SmallVector<Value>{gn, gk};
+        },
+        wOk, chunkType);
+    if (clip)
+      w = clipChunk(b, w, *clip);
+    storeVector(b, w, t.smemW, {r, kc});
+  }
+}
+
+/// 2-3. The warp's 32 x 32 quarter of one staged K step: per 16-deep slice,
+/// A fragments of its two 16-row tiles and W fragments of its four 8-column
+/// tiles via ldmatrix, then mma into `acc` ([mi][ni][register]).
+void multiplyTiles(IB &b, const MatmulTile &t, Type element,
+                   MutableArrayRef<Value> acc) {
+  auto [aRow, aCol] = t.aCoord;
+  auto [wRow, wCol] = t.wCoord;
+  for (int64_t kk = 0; kk < kTileK / 16; ++kk) {
+    std::array<std::array<Value, 4>, kWarpTilesM> a;
+    for (int64_t mi = 0; mi < kWarpTilesM; ++mi)
+      a[mi] = ldmatrixX4(b, t.smemA, aRow + mi * 16, aCol + kk * 16,
+                         /*transpose=*/false);
+    // One ldmatrix.x4 holds the fragments of two 8-column tiles.
+    for (int64_t np = 0; np < kWarpTilesN / 2; ++np) {
+      std::array<Value, 4> wPair = ldmatrixX4(
+          b, t.smemW, wRow + np * 16, wCol + kk * 16, /*transpose=*/false);
+      for (int64_t half = 0; half < 2; ++half) {
+        int64_t ni = 2 * np + half;
+        for (int64_t mi = 0; mi < kWarpTilesM; ++mi) {
+          MutableArrayRef<Value> c = acc.slice((mi * kWarpTilesN + ni) * 4, 4);
+          std::array<Value, 4> d = mma16816(
+              b, element, a[mi], {wPair[2 * half], wPair[2 * half + 1]}, c);
+          llvm::copy(d, c.begin());
+        }
+      }
+    }
+  }
+}
+
+/// Output element (row, col) = `acc` plus its bias, rounded, into the
+/// output segment that holds its column.
+void storeElement(IB &b, const MatmulArgs &args, const MatmulTile &t, Value acc,
+                  Idx row, Idx col, ArrayRef<OutputSegment> segments) {
+  Value v = acc;
+  if (t.weight.bias)
+    v = arith::AddFOp::create(
+        b, v, toF32(b, load(b, t.weight.bias, col - t.weight.begin)));
+  Value stored =
+      fromF32(b, v, cast<MemRefType>(args.x.getType()).getElementType());
+  for (auto [out, segment] : llvm::zip(args.outputs, segments)) {
+    Idx local = col - segment.begin;
+    Value buffer = out;
+    auto write = [&](IB &sb) { store(sb, stored, buffer, {row, local}); };
+    if (segments.size() == 1)
+      write(b);
+    else
+      ifThen(b, ult(b, local, cIndex(b, segment.width)), write);
+  }
+}
+
+/// 4. The epilogue: accumulator register `r` of mma tile (mi, ni) holds
+/// output row accRow(r) + 16 mi and column accCol(r) + 8 ni of the warp's
+/// quarter.
+void storeOutputs(IB &b, const MatmulArgs &args, const MatmulTile &t,
+                  const WarpLayout &w, ArrayRef<Value> acc, int64_t n,
+                  ArrayRef<OutputSegment> segments) {
+  for (int64_t mi = 0; mi < kWarpTilesM; ++mi) {
+    for (int64_t ni = 0; ni < kWarpTilesN; ++ni) {
+      for (int64_t r = 0; r < 4; ++r) {
+        Value v = acc[(mi * kWarpTilesN + ni) * 4 + r];
+        Idx row = (t.m0 + t.wm) + (accRow(w, r) + mi * 16);
+        Idx col = (t.n0 + t.wn) + (accCol(w, r) + ni * 8);
+        Idx inRange = ult(b, row, t.rows) & ult(b, col, cIndex(b, n));
+        ifThen(b, inRange, [&](IB &tb) {
+          storeElement(tb, args, t, v, row, col, segments);
+        });
+      }
+    }
+  }
+}
+
+/// The tiled GEMM of one 64 x 64 output block.
+void buildMatmul(IB &b, gpu::GPUFuncOp kernel, const MatmulArgs &args,
+                 const WeightStack &stack, std::optional<double> clip,
+                 ArrayRef<OutputSegment> segments) {
+  BuilderScope scope(b);
+  Type element = cast<MemRefType>(args.x.getType()).getElementType();
+  WarpLayout w = WarpLayout::of(threadIdx(b));
+  MatmulTile t;
+  t.smemA = kernel.getWorkgroupAttributions()[0];
+  t.smemW = kernel.getWorkgroupAttributions()[1];
+  t.rows = dim(b, args.x, 0);
+  t.m0 = blockIdx(b, gpu::Dimension::y) * kTileM;
+  t.n0 = blockIdx(b, gpu::Dimension::x) * kTileN;
+  t.weight = selectWeight(b, args, stack, t.n0);
+  t.wm = w.warp / 2 * 32;
+  t.wn = w.warp % 2 * 32;
+  t.aCoord = aCoord(w.lane, t.wm);
+  t.wCoord = bCoordNMajor(w.lane, t.wn);
+
+  SmallVector<Value> init(kWarpTilesM * kWarpTilesN * 4, cF32(b, 0.0));
+  SmallVector<Value> acc =
+      forLoop(b, cIndex(b, 0), cIndex(b, stack.k), kTileK, init,
+              [&](IB &lb, Idx k0, ValueRange accIn) {
+                // 1. Stage the A and W tiles of this K step.
+                stageTiles(lb, args, t, stack.k, clip, w.thread, k0);
+                gpu::BarrierOp::create(lb);
+                // 2-3. Fragments via ldmatrix, mma.sync.
+                SmallVector<Value> accOut(accIn);
+                multiplyTiles(lb, t, element, accOut);
+                gpu::BarrierOp::create(lb);
+                return accOut;
+              });
+  // 4. Epilogue: bias, output segments.
+  storeOutputs(b, args, t, w, acc, stack.n, segments);
+}
+
 } // namespace
 
 bool gpu_lowering::matmulCanSplitWeights(ArrayRef<Value> weights) {
@@ -42,9 +275,8 @@ bool gpu_lowering::matmulCanSplitWeights(ArrayRef<Value> weights) {
   return true;
 }
 
-void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
-                              Value weight, Value bias,
-                              std::optional<double> clip,
+void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x, Value weight,
+                              Value bias, std::optional<double> clip,
                               ArrayRef<OutputSegment> outputs) {
   SmallVector<Value> biases;
   if (bias)
@@ -52,212 +284,44 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
   emitMatmul(e, host, x, ArrayRef<Value>{weight}, biases, clip, outputs);
 }
 
+/// `value` as the same memref with a dynamic first dimension.
+static Value withDynamicRows(IB &b, Value value) {
+  auto type = cast<MemRefType>(value.getType());
+  SmallVector<int64_t> shape(type.getShape());
+  shape[0] = ShapedType::kDynamic;
+  return memref::CastOp::create(
+      b, MemRefType::get(shape, type.getElementType()), value);
+}
+
 void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
-                              ArrayRef<Value> weightList,
-                              ArrayRef<Value> biasList,
+                              ArrayRef<Value> weights, ArrayRef<Value> biases,
                               std::optional<double> clip,
                               ArrayRef<OutputSegment> outputs) {
-  MLIRContext *ctx = host.getContext();
-  auto xType = cast<MemRefType>(x.getType());
-  Type element = xType.getElementType();
-  size_t numWeights = weightList.size();
-  bool hasBias = !biasList.empty();
-  // Rows of each weight and where they start in the output.
-  SmallVector<int64_t> segRows, segBegin;
-  int64_t n = 0;
-  for (Value w : weightList) {
-    segBegin.push_back(n);
-    segRows.push_back(cast<MemRefType>(w.getType()).getDimSize(0));
-    n += segRows.back();
+  WeightStack stack = WeightStack::of(weights);
+  MatmulArgs args{
+      x, SmallVector<Value>(weights), SmallVector<Value>(biases), {}};
+  // Several weights are passed with one type, so that the kernel can pick
+  // one by selecting between them.
+  if (weights.size() > 1) {
+    for (Value &w : args.weights)
+      w = withDynamicRows(host, w);
+    for (Value &bias : args.biases)
+      bias = withDynamicRows(host, bias);
   }
-  int64_t k = cast<MemRefType>(weightList[0].getType()).getDimSize(1);
-  auto smemType = MemRefType::get(
-      {kTileM, kTileK + kPad}, element, AffineMap(),
-      gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup));
-
-  // Several weights are passed with one (dynamic-row) type, so that the
-  // kernel can pick one by selecting between them.
-  SmallVector<Value> weights(weightList), biases(biasList);
-  if (numWeights > 1) {
-    auto wType = MemRefType::get({ShapedType::kDynamic, k}, element);
-    for (Value &w : weights)
-      w = memref::CastOp::create(host, wType, w);
-    for (Value &bv : biases)
-      bv = memref::CastOp::create(
-          host,
-          MemRefType::get({ShapedType::kDynamic},
-                          cast<MemRefType>(bv.getType()).getElementType()),
-          bv);
-  }
-  SmallVector<Value> operands = {x};
-  llvm::append_range(operands, weights);
-  llvm::append_range(operands, biases);
   for (const OutputSegment &out : outputs)
-    operands.push_back(out.buffer);
-  SmallVector<Type> types(ValueRange(operands).getTypes());
-  auto [kernel, b] = e.createKernel(host.getLoc(), "matmul", types,
-                                    {smemType, smemType}, kThreads);
-  ValueRange args = kernel.getArguments().take_front(operands.size());
-  Value kx = args[0];
-  ValueRange kWeights = args.slice(1, numWeights);
-  ValueRange kBiases = args.slice(1 + numWeights, biases.size());
-  ValueRange kOuts = args.drop_front(1 + numWeights + biases.size());
-  Value smemA = kernel.getWorkgroupAttributions()[0];
-  Value smemB = kernel.getWorkgroupAttributions()[1];
+    args.outputs.push_back(out.buffer);
 
-  Value tid = threadIdx(b);
-  Value lane = arith::RemUIOp::create(b, tid, cIndex(b, 32));
-  Value warp = arith::DivUIOp::create(b, tid, cIndex(b, 32));
-  Value group = arith::DivUIOp::create(b, lane, cIndex(b, 4));
-  Value quad = arith::RemUIOp::create(b, lane, cIndex(b, 4));
-  Value rows = b.createOrFold<memref::DimOp>(kx, 0);
-  Value m0 = arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::y), cIndex(b, kTileM));
-  Value n0 = arith::MulIOp::create(b, blockIdx(b, gpu::Dimension::x), cIndex(b, kTileN));
-  // The weight (and bias) holding this block's 64 output columns: segment
-  // boundaries are multiples of the tile, so one block reads one weight.
-  Value kw = kWeights[0], kBias = hasBias ? kBiases[0] : Value();
-  Value wBegin = cIndex(b, 0), wRows = cIndex(b, segRows[0]);
-  for (size_t s = 1; s < numWeights; ++s) {
-    Value here = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, n0,
-                                       cIndex(b, segBegin[s]));
-    kw = arith::SelectOp::create(b, here, kWeights[s], kw);
-    if (hasBias)
-      kBias = arith::SelectOp::create(b, here, kBiases[s], kBias);
-    wBegin = arith::SelectOp::create(b, here, cIndex(b, segBegin[s]), wBegin);
-    wRows = arith::SelectOp::create(b, here, cIndex(b, segRows[s]), wRows);
-  }
-  Value wm = arith::MulIOp::create(
-      b, arith::DivUIOp::create(b, warp, cIndex(b, 2)), cIndex(b, 32));
-  Value wn = arith::MulIOp::create(
-      b, arith::RemUIOp::create(b, warp, cIndex(b, 2)), cIndex(b, 32));
-  // Per-lane ldmatrix coordinates (see mma16816's fragment layout).
-  Value aRow = arith::AddIOp::create(b, wm, arith::RemUIOp::create(b, lane, cIndex(b, 16)));
-  Value aCol = arith::MulIOp::create(
-      b, arith::DivUIOp::create(b, lane, cIndex(b, 16)), cIndex(b, 8));
-  Value bRow = arith::AddIOp::create(
-      b, wn,
-      arith::AddIOp::create(
-          b, arith::MulIOp::create(b, arith::DivUIOp::create(b, lane, cIndex(b, 16)),
-                                   cIndex(b, 8)),
-          arith::RemUIOp::create(b, lane, cIndex(b, 8))));
-  Value bCol = arith::MulIOp::create(
-      b, arith::RemUIOp::create(b, arith::DivUIOp::create(b, lane, cIndex(b, 8)),
-                                cIndex(b, 2)),
-      cIndex(b, 8));
+  Type element = cast<MemRefType>(x.getType()).getElementType();
+  auto smemType =
+      MemRefType::get({kTileM, kTileK + kPad}, element, AffineMap(),
+                      gpu::AddressSpaceAttr::get(host.getContext(),
+                                                 gpu::AddressSpace::Workgroup));
+  auto [kernel, b, kernelArgs] = createKernel(e, host.getLoc(), "matmul", args,
+                                              {smemType, smemType}, kThreads);
+  buildMatmul(b, kernel, kernelArgs, stack, clip, outputs);
 
-  auto chunkType = VectorType::get({8}, element);
-  auto f32Chunk = VectorType::get({8}, b.getF32Type());
-  SmallVector<Value> init(2 * 4 * 4, cF32(b, 0.0));
-  auto loop = scf::ForOp::create(b, cIndex(b, 0), cIndex(b, k), cIndex(b, kTileK), init);
-  {
-    IB lb(b.getLoc(), OpBuilder::atBlockBegin(loop.getBody()));
-    Value k0 = loop.getInductionVar();
-    // Stage the A and B tiles: 64 rows x 4 chunks of 8 each, 2 per thread.
-    for (int64_t i = 0; i < kTileM * (kTileK / 8) / kThreads; ++i) {
-      Value c = arith::AddIOp::create(lb, tid, cIndex(lb, i * kThreads));
-      Value r = arith::DivUIOp::create(lb, c, cIndex(lb, kTileK / 8));
-      Value kc = arith::MulIOp::create(
-          lb, arith::RemUIOp::create(lb, c, cIndex(lb, kTileK / 8)), cIndex(lb, 8));
-      Value gk = arith::AddIOp::create(lb, k0, kc);
-      Value kOk = arith::CmpIOp::create(lb, arith::CmpIPredicate::ult, gk, cIndex(lb, k));
-      Value gm = arith::AddIOp::create(lb, m0, r);
-      Value aOk = arith::AndIOp::create(
-          lb, kOk, arith::CmpIOp::create(lb, arith::CmpIPredicate::ult, gm, rows));
-      Value a = loadVectorOrZero(
-          lb, kx, [&](IB &) { return SmallVector<Value>{gm, gk}; }, aOk, chunkType);
-      vector::StoreOp::create(lb, a, smemA, ValueRange{r, kc}, /*nontemporal=*/false,
-                              llvm::MaybeAlign(16));
-      // The row of this block's weight.
-      Value gn = arith::AddIOp::create(lb, arith::SubIOp::create(lb, n0, wBegin), r);
-      Value bOk = arith::AndIOp::create(
-          lb, kOk, arith::CmpIOp::create(lb, arith::CmpIPredicate::ult, gn, wRows));
-      Value w = loadVectorOrZero(
-          lb, kw, [&](IB &) { return SmallVector<Value>{gn, gk}; }, bOk, chunkType);
-      if (clip) {
-        Value wf = arith::ExtFOp::create(lb, f32Chunk, w);
-        auto splat = [&](double v) {
-          return arith::ConstantOp::create(
-              lb, DenseElementsAttr::get(f32Chunk, static_cast<float>(v)));
-        };
-        wf = arith::MaximumFOp::create(lb, wf, splat(-*clip));
-        wf = arith::MinimumFOp::create(lb, wf, splat(*clip));
-        w = arith::TruncFOp::create(lb, chunkType, wf);
-      }
-      vector::StoreOp::create(lb, w, smemB, ValueRange{r, kc}, /*nontemporal=*/false,
-                              llvm::MaybeAlign(16));
-    }
-    gpu::BarrierOp::create(lb);
-    SmallVector<Value> acc(loop.getRegionIterArgs());
-    for (int64_t kk = 0; kk < kTileK / 16; ++kk) {
-      std::array<std::array<Value, 4>, 2> aFrag;
-      for (int64_t mi = 0; mi < 2; ++mi)
-        aFrag[mi] = ldmatrixX4(lb, smemA, arith::AddIOp::create(lb, aRow, cIndex(lb, mi * 16)),
-                               arith::AddIOp::create(lb, aCol, cIndex(lb, kk * 16)),
-                               /*transpose=*/false);
-      for (int64_t np = 0; np < 2; ++np) {
-        std::array<Value, 4> bq = ldmatrixX4(
-            lb, smemB, arith::AddIOp::create(lb, bRow, cIndex(lb, np * 16)),
-            arith::AddIOp::create(lb, bCol, cIndex(lb, kk * 16)), false);
-        for (int64_t half = 0; half < 2; ++half) {
-          int64_t ni = 2 * np + half;
-          for (int64_t mi = 0; mi < 2; ++mi) {
-            MutableArrayRef<Value> c(&acc[(mi * 4 + ni) * 4], 4);
-            std::array<Value, 4> d = mma16816(
-                lb, element, aFrag[mi], {bq[2 * half], bq[2 * half + 1]}, c);
-            llvm::copy(d, c.begin());
-          }
-        }
-      }
-    }
-    gpu::BarrierOp::create(lb);
-    scf::YieldOp::create(lb, acc);
-  }
-
-  // Epilogue: each lane holds rows (group, group + 8) x columns (2 quad,
-  // 2 quad + 1) of every 16 x 8 tile.
-  for (int64_t mi = 0; mi < 2; ++mi) {
-    for (int64_t ni = 0; ni < 4; ++ni) {
-      for (int64_t r = 0; r < 4; ++r) {
-        Value acc = loop.getResult((mi * 4 + ni) * 4 + r);
-        Value row = arith::AddIOp::create(
-            b, arith::AddIOp::create(b, m0, wm),
-            arith::AddIOp::create(b, group, cIndex(b, mi * 16 + (r / 2) * 8)));
-        Value col = arith::AddIOp::create(
-            b, arith::AddIOp::create(b, n0, wn),
-            arith::AddIOp::create(b, arith::MulIOp::create(b, quad, cIndex(b, 2)),
-                                  cIndex(b, ni * 8 + r % 2)));
-        Value inRange = arith::AndIOp::create(
-            b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, rows),
-            arith::CmpIOp::create(b, arith::CmpIPredicate::ult, col, cIndex(b, n)));
-        ifThen(b, inRange, [&](IB &tb) {
-          Value v = acc;
-          if (kBias)
-            v = arith::AddFOp::create(
-                tb, v,
-                toF32(tb, memref::LoadOp::create(
-                              tb, kBias, ValueRange{arith::SubIOp::create(tb, col, wBegin)})));
-          Value stored = fromF32(tb, v, element);
-          for (size_t si = 0; si < outputs.size(); ++si) {
-            const OutputSegment &segment = outputs[si];
-            Value out = kOuts[si];
-            Value local = arith::SubIOp::create(tb, col, cIndex(tb, segment.begin));
-            Value mine = arith::CmpIOp::create(tb, arith::CmpIPredicate::ult, local,
-                                               cIndex(tb, segment.width));
-            if (outputs.size() == 1) {
-              memref::StoreOp::create(tb, stored, out, ValueRange{row, local});
-              continue;
-            }
-            ifThen(tb, mine, [&](IB &sb) {
-              memref::StoreOp::create(sb, stored, out, ValueRange{row, local});
-            });
-          }
-        });
-      }
-    }
-  }
-  Value hostRows = host.createOrFold<memref::DimOp>(x, 0);
   e.launch(host, kernel,
-           {cIndex(host, (n + kTileN - 1) / kTileN), ceilDiv(host, hostRows, kTileM),
-            cIndex(host, 1)},
-           kThreads, operands);
+           {cIndex(host, llvm::divideCeil(stack.n, kTileN)),
+            ceilDiv(host, dim(host, x, 0), kTileM), cIndex(host, 1)},
+           kThreads, argumentList(args));
 }

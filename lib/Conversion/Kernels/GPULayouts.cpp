@@ -52,6 +52,12 @@ std::pair<Idx, Idx> m16n8k16::bCoordNMajor(Idx lane) {
   // b0 / b1 of n 0-7 (k 0-7, 8-15), then of n 8-15.
   return {lane / 16 * 8 + lane % 8, lane / 8 % 2 * 8};
 }
+std::pair<Idx, Idx> m16n8k16::aCoord(Idx lane, Idx row0) {
+  return {row0 + lane % 16, lane / 16 * 8};
+}
+std::pair<Idx, Idx> m16n8k16::bCoordNMajor(Idx lane, Idx row0) {
+  return {row0 + (lane / 16 * 8 + lane % 8), lane / 8 % 2 * 8};
+}
 std::pair<Idx, Idx> m16n8k16::bCoordKMajorTrans(Idx lane) {
   // k 0-7 and 8-15 of n 0-7, then of n 8-15 (transposed on load).
   return {lane / 8 % 2 * 8 + lane % 8, lane / 16 * 8};

@@ -53,6 +53,10 @@ std::pair<Idx, Idx> aCoord(Idx lane);
 /// ... in a 16-row x 16-column tile of B stored n-major ([n][k], K
 /// contiguous): B fragments of two n8 tiles (registers {0,1} and {2,3}).
 std::pair<Idx, Idx> bCoordNMajor(Idx lane);
+/// aCoord and bCoordNMajor in the tile whose first row is `row0` (a
+/// warp's rows of a larger tile).
+std::pair<Idx, Idx> aCoord(Idx lane, Idx row0);
+std::pair<Idx, Idx> bCoordNMajor(Idx lane, Idx row0);
 /// ... in a 16 x 16 tile of B stored k-major ([k][n]), loaded with .trans:
 /// B fragments of two n8 tiles (registers {0,1} and {2,3}).
 std::pair<Idx, Idx> bCoordKMajorTrans(Idx lane);
