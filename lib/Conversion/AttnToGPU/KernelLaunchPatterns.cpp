@@ -301,6 +301,19 @@ struct LinearPattern : OpAttnToGPUPattern<LinearOp> {
 // Attention
 //===----------------------------------------------------------------------===//
 
+/// The query, output, mask and scale of an attention launch; the output is
+/// the result's destination.
+template <typename AttentionOp>
+AttentionSpec querySide(AttentionOp a, BufferAssignment &buffers, IB &b) {
+  AttentionSpec spec;
+  spec.query = buffers.lookup(a.getQuery());
+  spec.out = buffers.destination(b, a.getResult(), spec.query);
+  buffers.map(a.getResult(), spec.out);
+  spec.mask = a.getMask();
+  spec.scale = a.getScaleOrDefault();
+  return spec;
+}
+
 struct FlashAttentionPattern : OpAttnToGPUPattern<FlashAttentionOp> {
   LogicalResult checkOp(FlashAttentionOp a) const override {
     if (!staticDims(a.getQuery().getType(), {1, 2}) ||
@@ -312,17 +325,12 @@ struct FlashAttentionPattern : OpAttnToGPUPattern<FlashAttentionOp> {
 
   LogicalResult lowerOp(FlashAttentionOp a, BufferAssignment &buffers,
                         KernelEmitter &kernels, IB &b) const override {
-    AttentionSpec spec;
-    spec.query = buffers.lookup(a.getQuery());
-    spec.out = buffers.destination(b, a.getResult(), spec.query);
+    AttentionSpec spec = querySide(a, buffers, b);
     spec.qRowOffsets = buffers.lookup(a.getQRowOffsets());
     spec.key = buffers.lookup(a.getKey());
     spec.value = buffers.lookup(a.getValue());
     spec.kvRowOffsets = buffers.lookup(a.getKvRowOffsets());
-    spec.mask = a.getMask();
-    spec.scale = a.getScaleOrDefault();
     emitAttention(kernels, b, spec);
-    buffers.map(a.getResult(), spec.out);
     return success();
   }
 };
@@ -339,18 +347,13 @@ struct PagedFlashAttentionPattern : OpAttnToGPUPattern<PagedFlashAttentionOp> {
 
   LogicalResult lowerOp(PagedFlashAttentionOp a, BufferAssignment &buffers,
                         KernelEmitter &kernels, IB &b) const override {
-    AttentionSpec spec;
-    spec.query = buffers.lookup(a.getQuery());
-    spec.out = buffers.destination(b, a.getResult(), spec.query);
+    AttentionSpec spec = querySide(a, buffers, b);
     spec.qRowOffsets = buffers.lookup(a.getRowOffsets());
     spec.blocks = buffers.lookup(a.getBlocks());
     spec.cacheLengths = buffers.lookup(a.getCacheLengths());
     spec.lookup = buffers.lookup(a.getLookupTable());
     spec.layer = a.getLayer();
-    spec.mask = a.getMask();
-    spec.scale = a.getScaleOrDefault();
     emitAttention(kernels, b, spec);
-    buffers.map(a.getResult(), spec.out);
     return success();
   }
 };
