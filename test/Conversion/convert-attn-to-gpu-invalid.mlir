@@ -1,14 +1,15 @@
 // RUN: attn-opt %s --convert-attn-to-gpu -split-input-file -verify-diagnostics
 
-// One case per diagnostic of lib/Conversion/AttnToGPU/AttnToGPU.cpp: first
-// checkSupported (element types and shapes the kernels assume, checked over
-// the whole module before anything is rewritten), then FunctionLowering
-// (entry-point types, what can be lowered, the in-place cache store).
+// One case per diagnostic of convert-attn-to-gpu (lib/Conversion/AttnToGPU):
+// first the patterns' checkSupported (element types and shapes the kernels
+// assume, checked over the whole module before anything is rewritten), then
+// BufferAssignment::create (entry-point types), then the lowering of each op
+// (what can be lowered, the in-place cache store).
 //
 // Unreachable: PagedCachePartsOp's "needs the cache made by
 // attn.paged_cache.make in the same function on the GPU". The cache reaching
 // attn.paged_cache.parts is either a function argument, which is rejected
-// first by the argument check of FunctionLowering::run (the last case below
+// first by the argument check of BufferAssignment::create (the last case below
 // shows it), or the result of an op lowered before it: attn.paged_cache.make
 // (which records the cache) or an op with a cache result that the lowering
 // rejects as unsupported (func.call, arith.select, unrealized casts, ...).
@@ -154,7 +155,7 @@ func.func @not_fine(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>) -> tensor<?x32x
 // -----
 
 //===----------------------------------------------------------------------===//
-// FunctionLowering::run: the function and its entry point
+// BufferAssignment::create: the function and its entry point
 //===----------------------------------------------------------------------===//
 
 // expected-error @+1 {{'func.func' op the GPU lowering needs a single-block function}}
@@ -212,7 +213,7 @@ func.func @scalar_result(%x: tensor<?x64xbf16>) -> (tensor<?x64xbf16>, index) {
 // -----
 
 //===----------------------------------------------------------------------===//
-// FunctionLowering::lowerOp
+// Lowering each op (lowerFunction and the patterns)
 //===----------------------------------------------------------------------===//
 
 func.func @store_then_read_blocks(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blocks: tensor<?x2x2x16x2x64xbf16>,

@@ -2,6 +2,8 @@
 
 #include "attn/Target/CPU/Transforms/Passes.h"
 
+#include "attn/Conversion/EntryABI.h"
+
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -48,7 +50,7 @@ struct AttnCPUEntryABIPass
     });
     for (func::FuncOp func : entries) {
       func.setPublic();
-      func->setAttr("llvm.emit_c_interface", UnitAttr::get(&getContext()));
+      attn::exportCInterface(func);
     }
   }
 };
