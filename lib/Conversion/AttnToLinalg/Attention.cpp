@@ -33,19 +33,16 @@ static Value buildAttention(IB &b, const AttentionParams &p, int64_t tile,
   bool vectorKernels = p.headDim % kLanes == 0 && tile % kLanes == 0;
   if (decodeItems <= 0 || !vectorKernels)
     return buildGroupedAttention(b, p, query, batch, seqBounds, sourceFor);
-  auto ifOp = scf::IfOp::create(
-      b, allSequencesDecode(b, batch, seqBounds),
-      [&](OpBuilder &tb, Location tl) {
-        IB ib(tl, tb);
-        scf::YieldOp::create(ib, buildSplitDecode(ib, p, tile, decodeItems, query,
-                                                  batch, seqBounds, sourceFor));
+  return ifElse(
+      b, allSequencesDecode(b, batch, seqBounds), TypeRange{query.getType()},
+      [&](IB &ib) -> SmallVector<Value> {
+        return {buildSplitDecode(ib, p, tile, decodeItems, query, batch,
+                                 seqBounds, sourceFor)};
       },
-      [&](OpBuilder &eb, Location el) {
-        IB ib(el, eb);
-        scf::YieldOp::create(
-            ib, buildGroupedAttention(ib, p, query, batch, seqBounds, sourceFor));
-      });
-  return ifOp.getResult(0);
+      [&](IB &ib) -> SmallVector<Value> {
+        return {buildGroupedAttention(ib, p, query, batch, seqBounds,
+                                      sourceFor)};
+      })[0];
 }
 
 /// `V [tile, D]` f32: row `c` is `readRow(c)` when `c < valid`, else 0.
@@ -53,18 +50,13 @@ static Value loadValueRows(IB &b, int64_t tile, int64_t headDim, Value valid,
                            function_ref<Value(IB &, Value)> readRow) {
   Value init = emptyTensor(b, {b.getIndexAttr(tile), b.getIndexAttr(headDim)},
                            b.getF32Type());
-  Value zeros = arith::ConstantOp::create(
-      b, DenseElementsAttr::get(vecType(b.getF32Type(), {headDim}), 0.0f));
-  auto loop = scf::ForOp::create(
-      b, cIndex(b, 0), cIndex(b, tile), cIndex(b, 1), ValueRange{init},
-      [&](OpBuilder &ob, Location loc, Value c, ValueRange args) {
-        IB ib(loc, ob);
-        Value row = vecToF32(ib, readRow(ib, c));
-        Value inRange = arith::CmpIOp::create(ib, arith::CmpIPredicate::slt, c, valid);
-        row = arith::SelectOp::create(ib, inRange, row, zeros);
-        scf::YieldOp::create(ib, writeVector(ib, row, args[0], {c, cIndex(ib, 0)}));
-      });
-  return loop.getResult(0);
+  Value zeros = zero(b, vecType(b.getF32Type(), {headDim}));
+  return forLoop(b, cIndex(b, 0), cIndex(b, tile), 1, ValueRange{init},
+                 [&](IB &ib, Idx c, ValueRange args) -> SmallVector<Value> {
+                   Value row = vecToF32(ib, readRow(ib, c));
+                   row = select(ib, c < valid, row, zeros);
+                   return {writeVector(ib, row, args[0], {c, cIndex(ib, 0)})};
+                 })[0];
 }
 
 /// `[tile, D]` f32 tile whose row `c` is `read(c)` when `c < valid`, else 0.
@@ -80,16 +72,15 @@ static Value gatherTile(IB &b, int64_t tileRows, int64_t headDim,
       {}, {map(ctx, 2, {r, c})}, iterators(2),
       [&](OpBuilder &gb, Location gl, ValueRange) {
         IB g(gl, gb);
-        Value row = linalg::IndexOp::create(g, 0);
+        BuilderScope scope(g);
+        Idx row = Value(linalg::IndexOp::create(g, 0));
         Value col = linalg::IndexOp::create(g, 1);
-        Value inRange =
-            arith::CmpIOp::create(g, arith::CmpIPredicate::slt, row, validRows);
-        Value safeRow = min(
-            g, row, max(g, arith::SubIOp::create(g, validRows, cIndex(g, 1)),
-                           cIndex(g, 0)));
+        Idx inRange = row < validRows;
+        Idx safeRow =
+            min(g, row, max(g, Idx(validRows) - 1, cIndex(g, 0)));
         Value v = toF32(g, gl, read(g, safeRow, col));
-        linalg::YieldOp::create(
-            g, ValueRange{arith::SelectOp::create(g, inRange, v, cF32(g, 0.0))});
+        linalg::YieldOp::create(g,
+                                ValueRange{select(g, inRange, v, cF32(g, 0.0))});
       });
 }
 
@@ -103,6 +94,7 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
   LogicalResult matchAndRewrite(PagedFlashAttentionOp op,
                                 PatternRewriter &rewriter) const override {
     IB b(op.getLoc(), rewriter);
+    BuilderScope scope(b);
     auto queryType = op.getQuery().getType();
     auto blocksType = op.getBlocks().getType();
     AttentionParams p{queryType.getDimSize(1), blocksType.getDimSize(4),
@@ -123,21 +115,21 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
     Value zero = cIndex(b, 0);
 
     auto bounds = [&](IB &ib, Value seq) -> std::tuple<Value, Value, Value> {
+      BuilderScope scope(ib);
       auto [start, end] = sequenceRows(ib, rowOffsets, seq, tokens);
-      Value qLen = arith::SubIOp::create(ib, end, start);
-      Value cached = max(ib, loadIndex(ib, lengths, {seq}), zero);
+      Idx qLen = Idx(end) - start;
+      Idx cached = max(ib, loadIndex(ib, lengths, {seq}), zero);
       // Keys must stay inside the pages the table lists.
-      Value capacity = arith::MulIOp::create(ib, maxPages, cIndex(ib, pageSize));
-      Value kvLen = min(ib, arith::AddIOp::create(ib, cached, qLen), capacity);
-      return {start, qLen, kvLen};
+      Idx capacity = Idx(maxPages) * pageSize;
+      return {start, qLen, min(ib, cached + qLen, capacity)};
     };
     auto source = [&](IB &ib, Value seq) -> KVSource {
       KVSource s;
       s.tileSize = pageSize;
       auto pageOf = [=](IB &lb, Value tile) -> Value {
+        BuilderScope scope(lb);
         Value page = loadIndex(lb, lookup, {seq, tile});
-        return clamp(lb, page, cIndex(lb, 0),
-                        arith::SubIOp::create(lb, numPages, cIndex(lb, 1)));
+        return clamp(lb, page, cIndex(lb, 0), Idx(numPages) - 1);
       };
       s.prepareTile = pageOf;
       s.readRow = [=](IB &lb, Value page, int64_t kv, Value kvHead, Value c,
@@ -148,9 +140,9 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
                                        width));
       };
       s.loadValues = [=](IB &lb, Value tile, Value kvHead, Value kvLen) -> Value {
+        BuilderScope scope(lb);
         Value page = pageOf(lb, tile);
-        Value tileStart = arith::MulIOp::create(lb, tile, cIndex(lb, pageSize));
-        Value valid = arith::SubIOp::create(lb, kvLen, tileStart);
+        Idx valid = Idx(kvLen) - Idx(tile) * pageSize;
         return loadValueRows(lb, pageSize, p.headDim, valid,
                              [&](IB &g, Value c) -> Value {
                                return readVector(g, blocks,
@@ -161,9 +153,9 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
       };
       s.loadTile = [=](IB &lb, Value tile, int64_t kv, Value kvHead,
                        Value kvLen) -> Value {
+        BuilderScope scope(lb);
         Value page = pageOf(lb, tile);
-        Value tileStart = arith::MulIOp::create(lb, tile, cIndex(lb, pageSize));
-        Value valid = arith::SubIOp::create(lb, kvLen, tileStart);
+        Idx valid = Idx(kvLen) - Idx(tile) * pageSize;
         return gatherTile(lb, pageSize, p.headDim, valid,
                           [&](IB &g, Value row, Value col) -> Value {
                             return tensor::ExtractOp::create(
@@ -190,6 +182,7 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
   LogicalResult matchAndRewrite(FlashAttentionOp op,
                                 PatternRewriter &rewriter) const override {
     IB b(op.getLoc(), rewriter);
+    BuilderScope scope(b);
     auto queryType = op.getQuery().getType();
     auto keyType = op.getKey().getType();
     AttentionParams p{queryType.getDimSize(1), keyType.getDimSize(1),
@@ -202,13 +195,12 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
     Value qOffsets = op.getQRowOffsets(), kvOffsets = op.getKvRowOffsets();
     Value tokens = dim(b, op.getQuery(), 0);
     Value keyRows = dim(b, key, 0);
-    Value batch = arith::SubIOp::create(b, dim(b, qOffsets, 0), cIndex(b, 1));
-    batch = max(b, batch, cIndex(b, 0));
+    Value batch = max(b, dim(b, qOffsets, 0) - 1, cIndex(b, 0));
     auto bounds = [&](IB &ib, Value seq) -> std::tuple<Value, Value, Value> {
+      BuilderScope scope(ib);
       auto [qStart, qEnd] = sequenceRows(ib, qOffsets, seq, tokens);
       auto [kvStart, kvEnd] = sequenceRows(ib, kvOffsets, seq, keyRows);
-      return {qStart, arith::SubIOp::create(ib, qEnd, qStart),
-              arith::SubIOp::create(ib, kvEnd, kvStart)};
+      return {qStart, Idx(qEnd) - qStart, Idx(kvEnd) - kvStart};
     };
     int64_t tile = kvTile;
     auto source = [&](IB &ib, Value seq) -> KVSource {
@@ -216,40 +208,42 @@ struct LowerFlashAttention : OpRewritePattern<FlashAttentionOp> {
       KVSource s;
       s.tileSize = tile;
       s.prepareTile = [=](IB &lb, Value t) -> Value {
-        return arith::AddIOp::create(
-            lb, kvStart, arith::MulIOp::create(lb, t, cIndex(lb, tile)));
+        BuilderScope scope(lb);
+        return Idx(kvStart) + Idx(t) * tile;
       };
       s.readRow = [=](IB &lb, Value base, int64_t kv, Value kvHead, Value c,
                       Value d0, int64_t width) -> Value {
-        Value lastRow = max(lb, arith::SubIOp::create(lb, keyRows, cIndex(lb, 1)),
-                               cIndex(lb, 0));
-        Value row = min(lb, arith::AddIOp::create(lb, base, c), lastRow);
+        BuilderScope scope(lb);
+        Idx lastRow = max(lb, Idx(keyRows) - 1, cIndex(lb, 0));
+        Idx row = min(lb, Idx(base) + c, lastRow);
         return vecToF32(lb, readVector(lb, kv == 0 ? key : value,
                                        {row, kvHead, d0}, width));
       };
       s.loadValues = [=](IB &lb, Value t, Value kvHead, Value kvLen) -> Value {
-        Value tileStart = arith::MulIOp::create(lb, t, cIndex(lb, tile));
-        Value valid = arith::SubIOp::create(lb, kvLen, tileStart);
-        Value base = arith::AddIOp::create(lb, kvStart, tileStart);
-        Value lastRow = max(lb, arith::SubIOp::create(lb, keyRows, cIndex(lb, 1)),
-                               cIndex(lb, 0));
+        BuilderScope scope(lb);
+        Idx tileStart = Idx(t) * tile;
+        Idx valid = Idx(kvLen) - tileStart;
+        Idx base = Idx(kvStart) + tileStart;
+        Idx lastRow = max(lb, Idx(keyRows) - 1, cIndex(lb, 0));
         return loadValueRows(lb, tile, p.headDim, valid,
                              [&](IB &g, Value c) -> Value {
-                               Value row = min(g, arith::AddIOp::create(g, base, c),
-                                                  lastRow);
+                               BuilderScope scope(g);
+                               Idx row = min(g, base + c, lastRow);
                                return readVector(g, value, {row, kvHead, cIndex(g, 0)},
                                                  p.headDim);
                              });
       };
       s.loadTile = [=](IB &lb, Value t, int64_t kv, Value kvHead,
                        Value kvLen) -> Value {
-        Value tileStart = arith::MulIOp::create(lb, t, cIndex(lb, tile));
-        Value valid = arith::SubIOp::create(lb, kvLen, tileStart);
-        Value base = arith::AddIOp::create(lb, kvStart, tileStart);
+        BuilderScope scope(lb);
+        Idx tileStart = Idx(t) * tile;
+        Idx valid = Idx(kvLen) - tileStart;
+        Idx base = Idx(kvStart) + tileStart;
         Value src = kv == 0 ? key : value;
         return gatherTile(lb, tile, p.headDim, valid,
                           [&](IB &g, Value row, Value col) -> Value {
-                            Value r = arith::AddIOp::create(g, base, row);
+                            BuilderScope scope(g);
+                            Idx r = base + row;
                             return tensor::ExtractOp::create(
                                 g, src, ValueRange{r, kvHead, col});
                           });

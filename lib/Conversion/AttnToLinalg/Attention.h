@@ -44,6 +44,13 @@ struct AttentionParams {
   Type elementType;
 };
 
+/// The running state of an online softmax over rows: row max `m`, row sum
+/// `l` and the `[rows, D]` f32 accumulator.
+struct SoftmaxState {
+  Value m, l, acc;
+  SmallVector<Value> values() const { return {m, l, acc}; }
+};
+
 using SeqBoundsFn =
     function_ref<std::tuple<Value, Value, Value>(IB &, Value seq)>;
 using SourceFn = function_ref<KVSource(IB &, Value seq)>;

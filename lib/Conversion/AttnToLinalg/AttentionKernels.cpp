@@ -20,20 +20,15 @@ static Value forBlocks(
     IB &b, Value init, int64_t rows, int64_t cols, int64_t width,
     int64_t rowBlock,
     function_ref<Value(IB &, Value r0, Value col0, Value acc)> body) {
-  auto outer = scf::ForOp::create(
-      b, cIndex(b, 0), cIndex(b, rows), cIndex(b, rowBlock), ValueRange{init},
-      [&](OpBuilder &ob, Location loc, Value r0, ValueRange args) {
-        IB ib(loc, ob);
-        auto inner = scf::ForOp::create(
-            ib, cIndex(ib, 0), cIndex(ib, cols), cIndex(ib, width),
-            ValueRange{args[0]},
-            [&](OpBuilder &ob2, Location loc2, Value col0, ValueRange args2) {
-              IB i2(loc2, ob2);
-              scf::YieldOp::create(i2, body(i2, r0, col0, args2[0]));
-            });
-        scf::YieldOp::create(ib, inner.getResult(0));
-      });
-  return outer.getResult(0);
+  return forLoop(b, cIndex(b, 0), cIndex(b, rows), rowBlock, ValueRange{init},
+                 [&](IB &ib, Idx r0, ValueRange rowState) {
+                   return forLoop(ib, cIndex(ib, 0), cIndex(ib, cols), width,
+                                  rowState,
+                                  [&](IB &i2, Idx col0, ValueRange state)
+                                      -> SmallVector<Value> {
+                                    return {body(i2, r0, col0, state[0])};
+                                  });
+                 })[0];
 }
 
 Value linalg_lowering::panelOf(IB &b, Value panels, Value index) {
@@ -55,17 +50,15 @@ Value linalg_lowering::packColumns(IB &b, Value src, int64_t width) {
   Value init = emptyTensor(b, {b.getIndexAttr(cols / width), b.getIndexAttr(rows),
                                b.getIndexAttr(width)},
                            b.getF32Type());
-  auto loop = scf::ForOp::create(
-      b, cIndex(b, 0), cIndex(b, rows), cIndex(b, 1), ValueRange{init},
-      [&](OpBuilder &ob, Location loc, Value r, ValueRange state) {
-        IB ib(loc, ob);
-        Value out = state[0];
-        for (int64_t c0 = 0; c0 < cols; c0 += width)
-          out = writeVector(ib, readVector(ib, src, {r, cIndex(ib, c0)}, width), out,
-                            {cIndex(ib, c0 / width), r, cIndex(ib, 0)});
-        scf::YieldOp::create(ib, out);
-      });
-  return loop.getResult(0);
+  return forLoop(b, cIndex(b, 0), cIndex(b, rows), 1, ValueRange{init},
+                 [&](IB &ib, Idx r, ValueRange state) -> SmallVector<Value> {
+                   Value out = state[0];
+                   for (int64_t c0 = 0; c0 < cols; c0 += width)
+                     out = writeVector(
+                         ib, readVector(ib, src, {r, cIndex(ib, c0)}, width),
+                         out, {cIndex(ib, c0 / width), r, cIndex(ib, 0)});
+                   return {out};
+                 })[0];
 }
 
 Value linalg_lowering::vectorScores(IB &b, Value q, Value keyPanels,
@@ -74,37 +67,23 @@ Value linalg_lowering::vectorScores(IB &b, Value q, Value keyPanels,
   int64_t width = cast<RankedTensorType>(keyPanels.getType()).getDimSize(2);
   Value init = emptyTensor(b, {b.getIndexAttr(rows), b.getIndexAttr(tile)},
                            b.getF32Type());
-  Value zeros = arith::ConstantOp::create(
-      b, DenseElementsAttr::get(vecType(b.getF32Type(), {width}), 0.0f));
+  Value zeros = zero(b, vecType(b.getF32Type(), {width}));
   return forBlocks(b, init, rows, tile, width, rowBlock,
                    [&](IB &ib, Value r0, Value c0, Value acc) {
+                     BuilderScope scope(ib);
                      SmallVector<Value> start(rowBlock, zeros);
                      auto [begin, end] = blockKeys(ib, r0);
-                     Value seen = arith::AndIOp::create(
-                         ib,
-                         arith::CmpIOp::create(ib, arith::CmpIPredicate::slt, c0, end),
-                         arith::CmpIOp::create(
-                             ib, arith::CmpIPredicate::sgt,
-                             arith::AddIOp::create(ib, c0, cIndex(ib, width)), begin));
-                     auto ifOp = scf::IfOp::create(
-                         ib, seen,
-                         [&](OpBuilder &tb, Location tl) {
-                           IB t(tl, tb);
-                           Value panel = panelOf(
-                               t, keyPanels,
-                               arith::DivUIOp::create(t, c0, cIndex(t, width)));
-                           scf::YieldOp::create(
-                               t, outerProducts(t, q, panel, blockRows(t, r0, rowBlock),
-                                                cIndex(t, 0), headDim, width, start));
-                         },
-                         [&](OpBuilder &eb, Location el) {
-                           scf::YieldOp::create(eb, el, start);
+                     Idx seen = (Idx(c0) < end) & (Idx(c0) + width > begin);
+                     SmallVector<Value> sums =
+                         ifElse(ib, seen, start, [&](IB &t) {
+                           Value panel = panelOf(t, keyPanels, Idx(c0) / width);
+                           return outerProducts(t, q, panel,
+                                                blockRows(t, r0, rowBlock),
+                                                cIndex(t, 0), headDim, width,
+                                                start);
                          });
-                     SmallVector<Value> sums(ifOp.getResults());
                      for (int64_t i = 0; i < rowBlock; ++i)
-                       acc = writeVector(
-                           ib, sums[i], acc,
-                           {arith::AddIOp::create(ib, r0, cIndex(ib, i)), c0});
+                       acc = writeVector(ib, sums[i], acc, {Idx(r0) + i, c0});
                      return acc;
                    });
 }
@@ -117,22 +96,19 @@ Value linalg_lowering::vectorScoresDot(
   int64_t width = headDim % 16 == 0 ? 16 : kLanes;
   Value init = emptyTensor(b, {b.getIndexAttr(rows), b.getIndexAttr(tile)},
                            b.getF32Type());
-  Value zeros = arith::ConstantOp::create(
-      b, DenseElementsAttr::get(vecType(b.getF32Type(), {width}), 0.0f));
-  Value lastKey = arith::SubIOp::create(b, validKeys, cIndex(b, 1));
-  auto loop = scf::ForOp::create(
-      b, cIndex(b, 0), validKeys, cIndex(b, keysPerStep), ValueRange{init},
-      [&](OpBuilder &ob, Location loc, Value c0, ValueRange state) {
-        IB ib(loc, ob);
+  Value zeros = zero(b, vecType(b.getF32Type(), {width}));
+  BuilderScope scope(b);
+  Idx lastKey = Idx(validKeys) - 1;
+  return forLoop(
+      b, cIndex(b, 0), validKeys, keysPerStep, ValueRange{init},
+      [&](IB &ib, Idx c0, ValueRange state) -> SmallVector<Value> {
         SmallVector<Value> keys;
         for (int64_t j = 0; j < keysPerStep; ++j)
-          keys.push_back(min(ib, arith::AddIOp::create(ib, c0, cIndex(ib, j)),
-                                lastKey));
+          keys.push_back(min(ib, c0 + j, lastKey));
         SmallVector<Value> start(rows * keysPerStep, zeros);
-        auto dLoop = scf::ForOp::create(
-            ib, cIndex(ib, 0), cIndex(ib, headDim), cIndex(ib, width), start,
-            [&](OpBuilder &ob2, Location loc2, Value d0, ValueRange acc) {
-              IB i2(loc2, ob2);
+        SmallVector<Value> dots = forLoop(
+            ib, cIndex(ib, 0), cIndex(ib, headDim), width, start,
+            [&](IB &i2, Idx d0, ValueRange acc) {
               SmallVector<Value> ks, qs;
               for (Value key : keys)
                 ks.push_back(keyRow(i2, key, d0, width));
@@ -143,19 +119,18 @@ Value linalg_lowering::vectorScoresDot(
                 for (int64_t r = 0; r < rows; ++r)
                   next.push_back(vector::FMAOp::create(i2, qs[r], ks[j],
                                                        acc[j * rows + r]));
-              scf::YieldOp::create(i2, next);
+              return next;
             });
         Value out = state[0];
         for (int64_t j = 0; j < keysPerStep; ++j)
           for (int64_t r = 0; r < rows; ++r) {
             Value sum = vector::ReductionOp::create(
-                ib, vector::CombiningKind::ADD, dLoop.getResult(j * rows + r));
+                ib, vector::CombiningKind::ADD, dots[j * rows + r]);
             out = tensor::InsertOp::create(ib, sum, out,
                                            ValueRange{cIndex(ib, r), keys[j]});
           }
-        scf::YieldOp::create(ib, out);
-      });
-  return loop.getResult(0);
+        return {out};
+      })[0];
 }
 
 Value linalg_lowering::vectorAccumulate(IB &b, Value acc, Value alpha,
@@ -168,9 +143,10 @@ Value linalg_lowering::vectorAccumulate(IB &b, Value acc, Value alpha,
   int64_t width = packed ? valuesType.getDimSize(2) : blockWidth(headDim, maxWidth);
   return forBlocks(b, acc, rows, headDim, width, rowBlock,
                    [&](IB &ib, Value r0, Value d0, Value out) {
+                     BuilderScope scope(ib);
                      SmallVector<Value> start;
                      for (int64_t i = 0; i < rowBlock; ++i) {
-                       Value row = arith::AddIOp::create(ib, r0, cIndex(ib, i));
+                       Idx row = Idx(r0) + i;
                        Value a = tensor::ExtractOp::create(ib, alpha, row);
                        start.push_back(arith::MulFOp::create(
                            ib, readVector(ib, out, {row, d0}, width),
@@ -178,8 +154,7 @@ Value linalg_lowering::vectorAccumulate(IB &b, Value acc, Value alpha,
                      }
                      Value rhs = values, col = d0;
                      if (packed) {
-                       rhs = panelOf(ib, values,
-                                     arith::DivUIOp::create(ib, d0, cIndex(ib, width)));
+                       rhs = panelOf(ib, values, Idx(d0) / width);
                        col = cIndex(ib, 0);
                      }
                      Value begin, end;
@@ -189,9 +164,7 @@ Value linalg_lowering::vectorAccumulate(IB &b, Value acc, Value alpha,
                          ib, probs, rhs, blockRows(ib, r0, rowBlock), col, tile,
                          width, start, begin, end);
                      for (int64_t i = 0; i < rowBlock; ++i)
-                       out = writeVector(
-                           ib, sums[i], out,
-                           {arith::AddIOp::create(ib, r0, cIndex(ib, i)), d0});
+                       out = writeVector(ib, sums[i], out, {Idx(r0) + i, d0});
                      return out;
                    });
 }
@@ -205,23 +178,20 @@ std::array<Value, 4> linalg_lowering::vectorSoftmaxStep(
   Value lInit = emptyTensor(b, {b.getIndexAttr(rows)}, f32);
   Value alphaInit = emptyTensor(b, {b.getIndexAttr(rows)}, f32);
   Value negInf = negInfF32(b);
-  auto loop = scf::ForOp::create(
-      b, cIndex(b, 0), cIndex(b, rows), cIndex(b, 1),
+  SmallVector<Value> results = forLoop(
+      b, cIndex(b, 0), cIndex(b, rows), 1,
       ValueRange{probsInit, mInit, lInit, alphaInit},
-      [&](OpBuilder &ob, Location loc, Value r, ValueRange state) {
-        IB ib(loc, ob);
+      [&](IB &ib, Idx r, ValueRange state) -> SmallVector<Value> {
         auto i32 = ib.getI32Type();
         SmallVector<int32_t> iota(tile);
         std::iota(iota.begin(), iota.end(), 0);
         Value keys = arith::ConstantOp::create(
             ib, DenseElementsAttr::get(vecType(i32, {tile}), ArrayRef<int32_t>(iota)));
         auto [lo, hi] = visibleRange(ib, r);
-        auto limit = [&](Value v) {
-          return splat(ib, arith::IndexCastOp::create(ib, i32, v), tile);
+        auto limit = [&](Value v) -> Idx {
+          return splat(ib, indexCast(ib, v, i32), tile);
         };
-        Value visible = arith::AndIOp::create(
-            ib, arith::CmpIOp::create(ib, arith::CmpIPredicate::sge, keys, limit(lo)),
-            arith::CmpIOp::create(ib, arith::CmpIPredicate::slt, keys, limit(hi)));
+        Idx visible = (Idx(keys) >= limit(lo)) & (Idx(keys) < limit(hi));
         Value s = readVector(ib, scores, {r, cIndex(ib, 0)}, tile);
         s = arith::SelectOp::create(ib, visible, s, splat(ib, negInf, tile));
         Value tileMax = vector::ReductionOp::create(
@@ -242,11 +212,9 @@ std::array<Value, 4> linalg_lowering::vectorSoftmaxStep(
         Value lNew = arith::AddFOp::create(
             ib, arith::MulFOp::create(ib, lOld, alpha), sum);
         Value probs = writeVector(ib, p, state[0], {r, cIndex(ib, 0)});
-        scf::YieldOp::create(
-            ib, ValueRange{probs, tensor::InsertOp::create(ib, mNew, state[1], r),
-                           tensor::InsertOp::create(ib, lNew, state[2], r),
-                           tensor::InsertOp::create(ib, alpha, state[3], r)});
+        return {probs, tensor::InsertOp::create(ib, mNew, state[1], r),
+                tensor::InsertOp::create(ib, lNew, state[2], r),
+                tensor::InsertOp::create(ib, alpha, state[3], r)};
       });
-  return {loop.getResult(0), loop.getResult(1), loop.getResult(2),
-          loop.getResult(3)};
+  return {results[0], results[1], results[2], results[3]};
 }

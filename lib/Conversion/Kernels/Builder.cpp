@@ -128,6 +128,13 @@ Idx kb::ceilDivSigned(IB &b, Value x, int64_t d) {
   return b.createOrFold<arith::CeilDivSIOp>(
       x, Value(arith::ConstantIndexOp::create(b, d)));
 }
+Idx kb::ceilDivSigned(IB &b, Value x, Value d) {
+  return b.createOrFold<arith::CeilDivSIOp>(x, d);
+}
+Idx kb::divSigned(IB &b, Value x, int64_t d) {
+  return b.createOrFold<arith::DivSIOp>(
+      x, Value(arith::ConstantIndexOp::create(b, d)));
+}
 Value kb::select(IB &b, Value cond, Value x, Value y) {
   return b.createOrFold<arith::SelectOp>(cond, x, y);
 }
