@@ -3,8 +3,9 @@
 // REQUIRES: ptxas
 // RUN: attn-opt %s --attn-lower-to-nvvm -o %t.mlir
 // RUN: FileCheck %s --check-prefix=CHECK-FATBIN < %t.mlir
-// libdevice is linked: the NVVM target finds it, like ptxas, in the toolkit
-// that CUDA_ROOT / CUDA_HOME / CUDA_PATH name (lit passes them through).
+// libdevice is linked: gpu-module-to-binary finds it, like ptxas, in the
+// pipeline's toolkit (default: the one CUDA_ROOT / CUDA_HOME / CUDA_PATH name,
+// which lit passes through, else /usr/local/cuda).
 // Without it the kernels call undefined __nv_* functions and ptxas fails with
 // "Unresolved extern function '__nv_exp2f'".
 // RUN: attn-opt %s --attn-lower-to-nvvm="format=isa" | sed -e 's/\\0A/\n/g' -e 's/\\09/ /g' | FileCheck %s --check-prefix=CHECK-LIBDEVICE
