@@ -65,14 +65,18 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
     SmallVector<Value> at;
     if (p.paged) {
       Idx page = loadIndex(b, a.lookup, {kv.work.seq, safe / p.pageSize});
-      at = {page, cIndex(b, static_cast<int64_t>(part)), cIndex(b, p.layer),
-            safe % p.pageSize, kv.work.kvHead, col};
+      at = {page,
+            cIndex(b, static_cast<int64_t>(part)),
+            cIndex(b, p.layer),
+            safe % p.pageSize,
+            kv.work.kvHead,
+            col};
     } else {
       at = {kv.keys.kvStart + safe, kv.work.kvHead, col};
     }
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-        b, tokenType, dst.buffer, dst.index(r, col), src, at,
-        b.getIndexAttr(8), bytes, b.getUnitAttr()));
+        b, tokenType, dst.buffer, dst.index(r, col), src, at, b.getIndexAttr(8),
+        bytes, b.getUnitAttr()));
   }
   nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
 }

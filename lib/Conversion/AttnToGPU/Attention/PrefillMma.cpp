@@ -59,7 +59,8 @@ void attention::buildPrefillMma(IB &b, const Problem &p,
             out.append(s);
             return out;
           });
-          state = SoftmaxState::fromValues(ValueRange(soft).drop_back(probCount));
+          state =
+              SoftmaxState::fromValues(ValueRange(soft).drop_back(probCount));
           probs.assign(soft.end() - probCount, soft.end());
         },
         [&](IB &lb) {
@@ -73,7 +74,7 @@ void attention::buildPrefillMma(IB &b, const Problem &p,
         });
 
     Value oneSplit = Idx(a.splits) == 1;
-    writeOutput(b, p, a, work, w, warpRow,
-                SoftmaxState::fromValues(last), oneSplit, work.split);
+    writeOutput(b, p, a, work, w, warpRow, SoftmaxState::fromValues(last),
+                oneSplit, work.split);
   });
 }

@@ -96,8 +96,9 @@ static void wgmmaAccumulate(IB &b, const Problem &p, const WgmmaTiles &t,
                             MutableArrayRef<Value> acc) {
   SmallVector<std::pair<Value, Value>> steps;
   for (int64_t k = 0; k < kKeys / 16; ++k)
-    steps.push_back({WgmmaDescriptor{t.pAddr, k * 32}.build(b),
-                     WgmmaDescriptor{t.vAddr, k * 16 * 128, kKeys * 128}.build(b)});
+    steps.push_back(
+        {WgmmaDescriptor{t.pAddr, k * 32}.build(b),
+         WgmmaDescriptor{t.vAddr, k * 16 * 128, kKeys * 128}.build(b)});
   wgmma(b, p.element, steps, p.headDim, /*transposeB=*/true, acc);
 }
 
@@ -133,7 +134,13 @@ void attention::buildPrefillWgmma(IB &b, const Problem &p,
     gpu::BarrierOp::create(b);
     KeyMask mask = buildKeyMask(b, p, work, keys, w, warpRow);
 
-    KVStaging kv{p, a, work, keys, w.thread, tiles.k, tiles.v,
+    KVStaging kv{p,
+                 a,
+                 work,
+                 keys,
+                 w.thread,
+                 tiles.k,
+                 tiles.v,
                  /*forTensorCores=*/true};
     SoftmaxState state = SoftmaxState::initial(b, p.headDim);
     SmallVector<Value> last = forEachKeyTile(

@@ -71,9 +71,9 @@ void attention::mmaAccumulate(IB &b, const Problem &p, ArrayRef<Value> probs,
           ldmatrixX4(b, smemV, row + keyBase + k * 16, col + n * 16, true);
       for (int64_t half = 0; half < 2; ++half) {
         MutableArrayRef<Value> c = tile(acc, 2 * n + half);
-        llvm::copy(mma16816(b, p.element, aP, {bv[2 * half], bv[2 * half + 1]},
-                            c),
-                   c.begin());
+        llvm::copy(
+            mma16816(b, p.element, aP, {bv[2 * half], bv[2 * half + 1]}, c),
+            c.begin());
       }
     }
   }
