@@ -1,4 +1,4 @@
-//===- AttentionKernel.cpp - flash attention on tensor cores ---------------===//
+//===- AttentionKernel.cpp - flash attention on tensor cores --------------===//
 //
 // Two kernels per attention op, both launched; the host picks one per call
 // (Attention/LaunchPlan.h) and the other runs a single idle block:
@@ -63,7 +63,8 @@ struct KernelSet {
     auto [kernel, kb] =
         e.createKernel(loc, name + suffix.str(), argTypes, smem, kThreads);
     BuilderScope scope(kb);
-    auto args = AttentionKernelArgs::fromOperands(kernel.getArguments(), p.paged);
+    auto args =
+        AttentionKernelArgs::fromOperands(kernel.getArguments(), p.paged);
     ValueRange buffers = kernel.getWorkgroupAttributions();
     ifThen(kb, Idx(args.mode) == static_cast<int64_t>(schedule),
            [&](IB &b) { body(b, args, buffers); });
@@ -81,9 +82,9 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
   auto alloc = [&](ArrayRef<int64_t> rowShape) {
     SmallVector<int64_t> shape = {ShapedType::kDynamic, ShapedType::kDynamic};
     shape.append(rowShape.begin(), rowShape.end());
-    return gpu::AllocOp::create(host, MemRefType::get(shape, f32), Type(),
-                                ValueRange{}, ValueRange{plan.partRows, plan.tokens},
-                                ValueRange{})
+    return gpu::AllocOp::create(
+               host, MemRefType::get(shape, f32), Type(), ValueRange{},
+               ValueRange{plan.partRows, plan.tokens}, ValueRange{})
         .getMemref();
   };
   AttentionKernelArgs args;
@@ -107,14 +108,14 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
   std::string name = p.paged ? "paged_flash_attention" : "flash_attention";
   KernelSet kernels{e, host.getLoc(), p, ValueRange(operands).getTypes(), name};
   bool wgmma = prefillUsesWgmma(e.options(), p);
-  gpu::GPUFuncOp prefill = kernels.build(
-      plan.hasDecode ? "_prefill" : "", Schedule::Prefill, !wgmma,
-      [&](IB &b, const AttentionKernelArgs &k, ValueRange smem) {
-        if (wgmma)
-          buildPrefillWgmma(b, p, k);
-        else
-          buildPrefillMma(b, p, k, smem[0], smem[1]);
-      });
+  gpu::GPUFuncOp prefill =
+      kernels.build(plan.hasDecode ? "_prefill" : "", Schedule::Prefill, !wgmma,
+                    [&](IB &b, const AttentionKernelArgs &k, ValueRange smem) {
+                      if (wgmma)
+                        buildPrefillWgmma(b, p, k);
+                      else
+                        buildPrefillMma(b, p, k, smem[0], smem[1]);
+                    });
   Idx one = cIndex(host, 1);
   auto gridIf = [&](Value active) -> std::array<Value, 3> {
     return {select(host, active, plan.gridX, one),

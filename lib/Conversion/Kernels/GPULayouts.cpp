@@ -44,9 +44,12 @@ Value kb::shuffleXor(IB &b, Value v, int64_t mask) {
 //===----------------------------------------------------------------------===//
 
 // ldmatrix.x4: lanes 8i .. 8i + 7 address the rows of matrix i.
-std::pair<Idx, Idx> m16n8k16::aCoord(Idx lane) {
+std::pair<Idx, Idx> m16n8k16::aCoord(Idx lane, Idx rowOffset) {
   // a0: rows 0-7 / k 0-7, a1: rows 8-15 / k 0-7, a2 / a3: k 8-15.
-  return {lane % 16, lane / 16 * 8};
+  Idx row = lane % 16;
+  if (rowOffset)
+    row = rowOffset + row;
+  return {row, lane / 16 * 8};
 }
 std::pair<Idx, Idx> m16n8k16::bCoordNMajor(Idx lane) {
   // b0 / b1 of n 0-7 (k 0-7, 8-15), then of n 8-15.

@@ -48,8 +48,9 @@ Value shuffleXor(IB &b, Value v, int64_t mask);
 
 namespace m16n8k16 {
 /// This lane's ldmatrix.x4 address (row, column) in a row-major 16 x 16 A
-/// tile: the four 8x8 matrices a0..a3 of the A fragment.
-std::pair<Idx, Idx> aCoord(Idx lane);
+/// tile: the four 8x8 matrices a0..a3 of the A fragment. With `rowOffset`,
+/// of the 16 rows from there (a warp's rows of a taller tile).
+std::pair<Idx, Idx> aCoord(Idx lane, Idx rowOffset = {});
 /// ... in a 16-row x 16-column tile of B stored n-major ([n][k], K
 /// contiguous): B fragments of two n8 tiles (registers {0,1} and {2,3}).
 std::pair<Idx, Idx> bCoordNMajor(Idx lane);

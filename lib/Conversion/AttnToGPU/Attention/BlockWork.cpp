@@ -28,17 +28,18 @@ BlockWork attention::findBlockWork(IB &b, const Problem &p,
   Idx work = blockIdx(b, gpu::Dimension::x);
   Idx batch = dim(b, a.qRowOffsets, 0) - 1;
   Idx zero = cIndex(b, 0);
-  SmallVector<Value> walk = forLoop(
-      b, zero, batch, 1, {zero, batch, zero},
-      [&](IB &lb, Idx seq, ValueRange state) {
-        Idx tilesBefore = state[0];
-        Idx len = loadIndex(lb, a.qRowOffsets, {seq + 1}) -
-                  loadIndex(lb, a.qRowOffsets, {seq});
-        Idx next = tilesBefore + ceilDiv(lb, len, w.queryRows);
-        Idx here = (work >= tilesBefore) & (work < next);
-        return SmallVector<Value>{next, select(lb, here, seq, state[1]),
-                                  select(lb, here, work - tilesBefore, state[2])};
-      });
+  SmallVector<Value> walk =
+      forLoop(b, zero, batch, 1, {zero, batch, zero},
+              [&](IB &lb, Idx seq, ValueRange state) {
+                Idx tilesBefore = state[0];
+                Idx len = loadIndex(lb, a.qRowOffsets, {seq + 1}) -
+                          loadIndex(lb, a.qRowOffsets, {seq});
+                Idx next = tilesBefore + ceilDiv(lb, len, w.queryRows);
+                Idx here = (work >= tilesBefore) & (work < next);
+                return SmallVector<Value>{
+                    next, select(lb, here, seq, state[1]),
+                    select(lb, here, work - tilesBefore, state[2])};
+              });
   Idx found = Idx(walk[1]) < batch;
   w.seq = select(b, found, walk[1], cIndex(b, 0));
   w.qStart = loadIndex(b, a.qRowOffsets, {w.seq});

@@ -48,14 +48,13 @@ static Value combineColumn(IB &b, const CombineArgs &a, Idx row, Idx head,
         Value weight =
             math::Exp2Op::create(lb, arith::SubFOp::create(lb, lse, base));
         Value o = load(lb, a.oPart, {part, row, head, col});
-        return SmallVector<Value>{
-            arith::AddFOp::create(lb, acc[0], weight),
-            math::FmaOp::create(lb, weight, o, acc[1])};
+        return SmallVector<Value>{arith::AddFOp::create(lb, acc[0], weight),
+                                  math::FmaOp::create(lb, weight, o, acc[1])};
       });
-  Value empty =
-      arith::CmpFOp::create(b, arith::CmpFPredicate::OLE, sums[0], cF32(b, 0.0));
-  return arith::SelectOp::create(
-      b, empty, cF32(b, 0.0), arith::DivFOp::create(b, sums[1], sums[0]));
+  Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OLE, sums[0],
+                                      cF32(b, 0.0));
+  return arith::SelectOp::create(b, empty, cF32(b, 0.0),
+                                 arith::DivFOp::create(b, sums[1], sums[0]));
 }
 
 void attention::emitCombine(KernelEmitter &e, IB &host, const Problem &p,
@@ -65,13 +64,13 @@ void attention::emitCombine(KernelEmitter &e, IB &host, const Problem &p,
   Idx tokens = dim(host, out, 0);
   // Nothing to combine with one partial.
   Idx count = tokens * (p.heads * p.headDim);
-  count = select(host, ugt(host, parts, cIndex(host, 1)), count,
-                 cIndex(host, 0));
+  count =
+      select(host, ugt(host, parts, cIndex(host, 1)), count, cIndex(host, 0));
   CombineArgs args{oPart, lsePart, out, parts, count};
   SmallVector<Value> operands = args.operands();
-  auto [kernel, b] = e.createKernel(host.getLoc(), "attention_combine",
-                                    ValueRange(operands).getTypes(), {},
-                                    threads);
+  auto [kernel, b] =
+      e.createKernel(host.getLoc(), "attention_combine",
+                     ValueRange(operands).getTypes(), {}, threads);
   BuilderScope scope(b);
   CombineArgs k = CombineArgs::fromOperands(kernel.getArguments());
   Idx item = blockIdx(b, gpu::Dimension::x) * threads + threadIdx(b);

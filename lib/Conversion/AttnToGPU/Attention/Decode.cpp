@@ -36,40 +36,28 @@ void attention::buildDecode(IB &b, const Problem &p,
         loadQueryFragments(b, p, smemK, w, warpRow);
     KeyMask mask = buildKeyMask(b, p, work, keys, w, warpRow);
     KVCoordinates at = KVCoordinates::of(w);
-    auto stage = [&](IB &sb, Idx tile, KVPart part) {
-      stageKVTile(sb, p, a, work, keys, w.thread, tile, part,
-                  part == KVPart::Key ? tileK : tileV);
-    };
 
-    SoftmaxState init = SoftmaxState::initial(b, p.headDim);
-    ifThen(b, keys.firstTile < keys.hi,
-           [&](IB &sb) { stage(sb, keys.firstTile, KVPart::Key); });
-    SmallVector<Value> carried = forLoop(
-        b, keys.firstTile, keys.hi, kKeys, init.values(),
-        [&](IB &lb, Idx kt, ValueRange state) {
-          waitKVTiles(lb, false); // K[kt] is here; V[kt - 64] is done with
-          stage(lb, kt, KVPart::Value);
-
+    KVStaging kv{p, a, work, keys, w.thread, tileK, tileV};
+    SoftmaxState state = SoftmaxState::initial(b, p.headDim);
+    SmallVector<Value> probs;
+    SmallVector<Value> last = forEachKeyTile(
+        b, kv, state.values(),
+        [&](IB &lb, Idx kt, ValueRange carried) {
           // S = Q K^T over this warp's 16 keys, masked; the online
           // softmax: new (m, l), rescaled acc, and P.
-          SoftmaxState next = SoftmaxState::fromValues(state);
-          SmallVector<Value> s =
-              mmaScores(lb, p, qFrag, smemK, at, keyBase, warpKeys);
-          scaleAndMask(lb, p, mask, w, kt, keyBase, s);
-          onlineSoftmax(lb, next, s);
-
-          waitKVTiles(lb, false); // V[kt] is here; K[kt] is done with
-          Idx nextTile = kt + kKeys;
-          ifThen(lb, nextTile < keys.hi,
-                 [&](IB &sb) { stage(sb, nextTile, KVPart::Key); });
-
+          state = SoftmaxState::fromValues(carried);
+          probs = mmaScores(lb, p, qFrag, smemK, at, keyBase, warpKeys);
+          scaleAndMask(lb, p, mask, w, kt, keyBase, probs);
+          onlineSoftmax(lb, state, probs);
+        },
+        [&](IB &lb) {
           // O += P V over the same keys.
-          mmaAccumulate(lb, p, s, smemV, at, keyBase, next.acc);
-          return next.values();
+          mmaAccumulate(lb, p, probs, smemV, at, keyBase, state.acc);
+          return state.values();
         });
 
     Idx part = work.split * kWarps + w.warp;
-    writeOutput(b, p, a, work, w, warpRow, SoftmaxState::fromValues(carried),
+    writeOutput(b, p, a, work, w, warpRow, SoftmaxState::fromValues(last),
                 /*oneSplit=*/Value(), part);
   });
 }

@@ -56,8 +56,8 @@ void attention::writeOutput(IB &b, const Problem &p,
     auto writePartial = [&](IB &pb) {
       out.write(pb, a.oPart, {part}, Type());
       // The log2-sum-exp of the split; -inf when it saw no key.
-      Value lse = arith::AddFOp::create(pb, state.m[h],
-                                        math::Log2Op::create(pb, l));
+      Value lse =
+          arith::AddFOp::create(pb, state.m[h], math::Log2Op::create(pb, l));
       lse = arith::SelectOp::create(pb, empty, negInfF32(pb), lse);
       ifThen(pb, w.quad == 0, [&](IB &fb) {
         store(fb, lse, a.lsePart, {part, out.row, out.head});
@@ -67,8 +67,7 @@ void attention::writeOutput(IB &b, const Problem &p,
       if (!oneSplit)
         return writePartial(vb);
       ifThenElse(
-          vb, oneSplit,
-          [&](IB &fb) { out.write(fb, a.out, {}, p.element); },
+          vb, oneSplit, [&](IB &fb) { out.write(fb, a.out, {}, p.element); },
           writePartial);
     });
   }

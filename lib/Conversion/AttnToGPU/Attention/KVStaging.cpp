@@ -43,41 +43,72 @@ void attention::stageQuery(IB &b, const Problem &p,
   }
 }
 
-void attention::stageKVTile(IB &b, const Problem &p,
-                            const AttentionKernelArgs &a, const BlockWork &work,
-                            const SplitKeys &keys, Idx thread, Idx tile,
-                            KVPart part, const SharedTile &dst) {
+namespace {
+enum class KVPart { Key = 0, Value = 1 };
+} // namespace
+
+/// Starts copying keys [tile, tile + 64) of K or V, one cp.async group.
+static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
+  const Problem &p = kv.p;
+  const AttentionKernelArgs &a = kv.a;
   auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
   Value src = p.paged ? a.blocks : (part == KVPart::Key ? a.key : a.value);
+  const SharedTile &dst = part == KVPart::Key ? kv.k : kv.v;
   SmallVector<Value> tokens;
   for (int64_t i = 0; i < kKeys * (p.headDim / 8) / kThreads; ++i) {
-    auto [r, col] = chunkOf(thread + i * kThreads, p.headDim);
+    auto [r, col] = chunkOf(kv.thread + i * kThreads, p.headDim);
     Idx key = tile + r;
-    Idx valid = key < keys.hi;
+    Idx valid = key < kv.keys.hi;
     // Keys past the range copy 0 bytes from a valid key's address.
-    Idx safe = select(b, valid, key, keys.lo);
+    Idx safe = select(b, valid, key, kv.keys.lo);
     Value bytes = select(b, valid, cIndex(b, 8), cIndex(b, 0));
     SmallVector<Value> at;
     if (p.paged) {
-      Idx page = loadIndex(b, a.lookup, {work.seq, safe / p.pageSize});
-      at = {page, cIndex(b, static_cast<int64_t>(part)), cIndex(b, p.layer),
-            safe % p.pageSize, work.kvHead, col};
+      Idx page = loadIndex(b, a.lookup, {kv.work.seq, safe / p.pageSize});
+      at = {page,
+            cIndex(b, static_cast<int64_t>(part)),
+            cIndex(b, p.layer),
+            safe % p.pageSize,
+            kv.work.kvHead,
+            col};
     } else {
-      at = {keys.kvStart + safe, work.kvHead, col};
+      at = {kv.keys.kvStart + safe, kv.work.kvHead, col};
     }
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-        b, tokenType, dst.buffer, dst.index(r, col), src, at,
-        b.getIndexAttr(8), bytes, b.getUnitAttr()));
+        b, tokenType, dst.buffer, dst.index(r, col), src, at, b.getIndexAttr(8),
+        bytes, b.getUnitAttr()));
   }
   nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
 }
 
-void attention::waitKVTiles(IB &b, bool forTensorCores) {
+/// Waits for every copy of this thread, then for the whole block.
+static void waitKVTiles(IB &b, const KVStaging &kv) {
   auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
   Value group =
       nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, ValueRange{});
   nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
-  if (forTensorCores)
+  if (kv.forTensorCores)
     fenceProxyAsync(b);
   gpu::BarrierOp::create(b);
+}
+
+SmallVector<Value> attention::forEachKeyTile(
+    IB &b, const KVStaging &kv, ValueRange init,
+    function_ref<void(IB &, Idx kt, ValueRange carried)> scores,
+    function_ref<SmallVector<Value>(IB &)> accumulate) {
+  const SplitKeys &keys = kv.keys;
+  ifThen(b, keys.firstTile < keys.hi,
+         [&](IB &sb) { stageKVTile(sb, kv, keys.firstTile, KVPart::Key); });
+  return forLoop(
+      b, keys.firstTile, keys.hi, kKeys, init,
+      [&](IB &lb, Idx kt, ValueRange carried) {
+        waitKVTiles(lb, kv); // K[kt] is here; every warp is done with V
+        stageKVTile(lb, kv, kt, KVPart::Value);
+        scores(lb, kt, carried);
+        waitKVTiles(lb, kv); // V[kt] is here; every warp is done with K
+        Idx next = kt + kKeys;
+        ifThen(lb, next < keys.hi,
+               [&](IB &sb) { stageKVTile(sb, kv, next, KVPart::Key); });
+        return accumulate(lb);
+      });
 }

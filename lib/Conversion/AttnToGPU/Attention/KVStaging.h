@@ -31,17 +31,27 @@ void stageQuery(IB &b, const Problem &p, const AttentionKernelArgs &a,
                 const BlockWork &work, Idx thread, int64_t tileRows,
                 const SharedTile &dst);
 
-enum class KVPart { Key = 0, Value = 1 };
+/// Where a block's K and V tiles come from and go to.
+struct KVStaging {
+  const Problem &p;
+  const AttentionKernelArgs &a;
+  const BlockWork &work;
+  const SplitKeys &keys;
+  Idx thread;
+  SharedTile k, v;
+  /// The tiles are read by wgmma (through the async proxy).
+  bool forTensorCores = false;
+};
 
-/// Starts copying keys [tile, tile + 64) of K or V into `dst`, one cp.async
-/// group.
-void stageKVTile(IB &b, const Problem &p, const AttentionKernelArgs &a,
-                 const BlockWork &work, const SplitKeys &keys, Idx thread,
-                 Idx tile, KVPart part, const SharedTile &dst);
-
-/// Waits for every copy of this thread, then for the whole block; with
-/// `forTensorCores` the tiles are then visible to wgmma.
-void waitKVTiles(IB &b, bool forTensorCores);
+/// FlashAttention's loop over the split's key tiles [kt, kt + 64), carrying
+/// `init`, with the K and V tiles arriving by cp.async interleaved with the
+/// math: V[kt] loads while `scores` (S = Q K^T and the softmax) runs, K[kt +
+/// 64] while `accumulate` (O += P V) runs; `accumulate` returns the values
+/// carried to the next tile. Returns the loop's results.
+SmallVector<Value>
+forEachKeyTile(IB &b, const KVStaging &kv, ValueRange init,
+               function_ref<void(IB &, Idx kt, ValueRange carried)> scores,
+               function_ref<SmallVector<Value>(IB &)> accumulate);
 
 } // namespace mlir::attn::gpu_lowering::attention
 

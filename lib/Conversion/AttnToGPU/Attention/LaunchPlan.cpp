@@ -41,8 +41,8 @@ LaunchPlan attention::planLaunch(IB &host, const KernelOptions &opts,
   LaunchPlan plan;
   Idx tokens = dim(host, spec.query, 0);
   Idx batch = dim(host, spec.qRowOffsets, 0) - 1;
-  Idx keysUpper = p.paged ? dim(host, spec.lookup, 1) * p.pageSize
-                          : dim(host, spec.key, 0);
+  Idx keysUpper =
+      p.paged ? dim(host, spec.lookup, 1) * p.pageSize : dim(host, spec.key, 0);
   plan.tokens = tokens;
   plan.batch = batch;
   int64_t prefillRows = kRows / p.group, decodeRows = kDecodeRows / p.group;
@@ -66,8 +66,7 @@ LaunchPlan attention::planLaunch(IB &host, const KernelOptions &opts,
   plan.gridX = gridX;
   plan.parts = select(host, decodeMode, splits * kWarps, splits);
   // Partials exist only when there are several (0 rows otherwise).
-  plan.partRows =
-      select(host, ugt(host, plan.parts, cIndex(host, 1)), plan.parts,
-             cIndex(host, 0));
+  plan.partRows = select(host, ugt(host, plan.parts, cIndex(host, 1)),
+                         plan.parts, cIndex(host, 0));
   return plan;
 }

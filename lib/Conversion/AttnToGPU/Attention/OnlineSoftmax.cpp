@@ -30,10 +30,9 @@ KeyMask attention::buildKeyMask(IB &b, const Problem &p, const BlockWork &work,
   mask.blockHi =
       p.causal ? min(b, keys.hi, keys.posBase + (first + 1)) : keys.hi;
   mask.blockLo =
-      p.window
-          ? max(b, keys.lo,
-                keys.posBase + ((first + keys.rowsHere) + -*p.window))
-          : keys.lo;
+      p.window ? max(b, keys.lo,
+                     keys.posBase + ((first + keys.rowsHere) + -*p.window))
+               : keys.lo;
   return mask;
 }
 

@@ -37,26 +37,20 @@ void attention::buildPrefillMma(IB &b, const Problem &p,
     // Warps whose 16 rows are all padding (small GQA groups) skip the math
     // but keep the barriers.
     Idx warpActive = warpRow < keys.rowsHere * p.group;
-    auto stage = [&](IB &sb, Idx tile, KVPart part) {
-      stageKVTile(sb, p, a, work, keys, w.thread, tile, part,
-                  part == KVPart::Key ? tileK : tileV);
-    };
 
-    SoftmaxState init = SoftmaxState::initial(b, p.headDim);
-    ifThen(b, keys.firstTile < keys.hi,
-           [&](IB &sb) { stage(sb, keys.firstTile, KVPart::Key); });
-    SmallVector<Value> carried = forLoop(
-        b, keys.firstTile, keys.hi, kKeys, init.values(),
-        [&](IB &lb, Idx kt, ValueRange state) {
-          waitKVTiles(lb, false); // K[kt] is here; V[kt - 64] is done with
-          stage(lb, kt, KVPart::Value);
-
+    KVStaging kv{p, a, work, keys, w.thread, tileK, tileV};
+    SoftmaxState state = SoftmaxState::initial(b, p.headDim);
+    const int64_t probCount = kKeys / 8 * 4;
+    SmallVector<Value> probs;
+    SmallVector<Value> last = forEachKeyTile(
+        b, kv, state.values(),
+        [&](IB &lb, Idx kt, ValueRange carried) {
           // S = Q K^T, masked; the online softmax: new (m, l), rescaled
           // acc, and P.
-          SmallVector<Value> idle(state);
-          idle.append(kKeys / 8 * 4, cF32(lb, 0.0));
+          SmallVector<Value> idle(carried);
+          idle.append(probCount, cF32(lb, 0.0));
           SmallVector<Value> soft = ifElse(lb, warpActive, idle, [&](IB &mb) {
-            SoftmaxState next = SoftmaxState::fromValues(state);
+            SoftmaxState next = SoftmaxState::fromValues(carried);
             SmallVector<Value> s =
                 mmaScores(mb, p, qFrag, smemK, at, keyBase, kKeys);
             scaleAndMask(mb, p, mask, w, kt, keyBase, s);
@@ -65,26 +59,22 @@ void attention::buildPrefillMma(IB &b, const Problem &p,
             out.append(s);
             return out;
           });
-
-          waitKVTiles(lb, false); // V[kt] is here; K[kt] is done with
-          Idx nextTile = kt + kKeys;
-          ifThen(lb, nextTile < keys.hi,
-                 [&](IB &sb) { stage(sb, nextTile, KVPart::Key); });
-
+          state =
+              SoftmaxState::fromValues(ValueRange(soft).drop_back(probCount));
+          probs.assign(soft.end() - probCount, soft.end());
+        },
+        [&](IB &lb) {
           // O += P V.
-          SoftmaxState next = SoftmaxState::fromValues(
-              ArrayRef<Value>(soft).drop_back(kKeys / 8 * 4));
-          ArrayRef<Value> probs = ArrayRef<Value>(soft).take_back(kKeys / 8 * 4);
-          next.acc = ifElse(lb, warpActive, next.acc, [&](IB &mb) {
-            SmallVector<Value> acc(next.acc);
+          state.acc = ifElse(lb, warpActive, state.acc, [&](IB &mb) {
+            SmallVector<Value> acc(state.acc);
             mmaAccumulate(mb, p, probs, smemV, at, keyBase, acc);
             return acc;
           });
-          return next.values();
+          return state.values();
         });
 
     Value oneSplit = Idx(a.splits) == 1;
-    writeOutput(b, p, a, work, w, warpRow,
-                SoftmaxState::fromValues(carried), oneSplit, work.split);
+    writeOutput(b, p, a, work, w, warpRow, SoftmaxState::fromValues(last),
+                oneSplit, work.split);
   });
 }

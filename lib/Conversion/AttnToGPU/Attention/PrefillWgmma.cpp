@@ -96,8 +96,9 @@ static void wgmmaAccumulate(IB &b, const Problem &p, const WgmmaTiles &t,
                             MutableArrayRef<Value> acc) {
   SmallVector<std::pair<Value, Value>> steps;
   for (int64_t k = 0; k < kKeys / 16; ++k)
-    steps.push_back({WgmmaDescriptor{t.pAddr, k * 32}.build(b),
-                     WgmmaDescriptor{t.vAddr, k * 16 * 128, kKeys * 128}.build(b)});
+    steps.push_back(
+        {WgmmaDescriptor{t.pAddr, k * 32}.build(b),
+         WgmmaDescriptor{t.vAddr, k * 16 * 128, kKeys * 128}.build(b)});
   wgmma(b, p.element, steps, p.headDim, /*transposeB=*/true, acc);
 }
 
@@ -132,40 +133,35 @@ void attention::buildPrefillWgmma(IB &b, const Problem &p,
     fenceProxyAsync(b);
     gpu::BarrierOp::create(b);
     KeyMask mask = buildKeyMask(b, p, work, keys, w, warpRow);
-    auto stage = [&](IB &sb, Idx tile, KVPart part) {
-      stageKVTile(sb, p, a, work, keys, w.thread, tile, part,
-                  part == KVPart::Key ? tiles.k : tiles.v);
-    };
 
-    SoftmaxState init = SoftmaxState::initial(b, p.headDim);
-    ifThen(b, keys.firstTile < keys.hi,
-           [&](IB &sb) { stage(sb, keys.firstTile, KVPart::Key); });
-    SmallVector<Value> carried = forLoop(
-        b, keys.firstTile, keys.hi, kKeys, init.values(),
-        [&](IB &lb, Idx kt, ValueRange state) {
-          waitKVTiles(lb, true); // K[kt] is here; V[kt - 64] is done with
-          stage(lb, kt, KVPart::Value);
-
+    KVStaging kv{p,
+                 a,
+                 work,
+                 keys,
+                 w.thread,
+                 tiles.k,
+                 tiles.v,
+                 /*forTensorCores=*/true};
+    SoftmaxState state = SoftmaxState::initial(b, p.headDim);
+    SmallVector<Value> last = forEachKeyTile(
+        b, kv, state.values(),
+        [&](IB &lb, Idx kt, ValueRange carried) {
           // S = Q K^T, masked; the online softmax: new (m, l), rescaled
           // acc, and P into shared memory.
-          SoftmaxState next = SoftmaxState::fromValues(state);
+          state = SoftmaxState::fromValues(carried);
           SmallVector<Value> s = wgmmaScores(lb, p, tiles);
           scaleAndMask(lb, p, mask, w, kt, keyBase, s);
-          onlineSoftmax(lb, next, s);
+          onlineSoftmax(lb, state, s);
           storeProbs(lb, p, tiles, w, warpRow, s);
-
-          waitKVTiles(lb, true); // V[kt] is here; K[kt] is done with
-          Idx nextTile = kt + kKeys;
-          ifThen(lb, nextTile < keys.hi,
-                 [&](IB &sb) { stage(sb, nextTile, KVPart::Key); });
-
+        },
+        [&](IB &lb) {
           // O += P V.
-          wgmmaAccumulate(lb, p, tiles, next.acc);
-          return next.values();
+          wgmmaAccumulate(lb, p, tiles, state.acc);
+          return state.values();
         });
 
     Value oneSplit = Idx(a.splits) == 1;
-    writeOutput(b, p, a, work, w, warpRow, SoftmaxState::fromValues(carried),
+    writeOutput(b, p, a, work, w, warpRow, SoftmaxState::fromValues(last),
                 oneSplit, work.split);
   });
 }

@@ -14,9 +14,7 @@ attention::loadQueryFragments(IB &b, const Problem &p, Value smemQ,
                               const WarpLayout &w, Idx warpRow) {
   SmallVector<std::array<Value, 4>> frags;
   gpu::BarrierOp::create(b);
-  // m16n8k16::aCoord, shifted to the warp's rows.
-  Idx row = warpRow + w.lane % 16;
-  Idx col = w.lane / 16 * 8;
+  auto [row, col] = m16n8k16::aCoord(w.lane, warpRow);
   for (int64_t k = 0; k < p.headDim / 16; ++k)
     frags.push_back(ldmatrixX4(b, smemQ, row, col + k * 16, false));
   // Every warp has its fragments before K overwrites the buffer.
@@ -73,9 +71,9 @@ void attention::mmaAccumulate(IB &b, const Problem &p, ArrayRef<Value> probs,
           ldmatrixX4(b, smemV, row + keyBase + k * 16, col + n * 16, true);
       for (int64_t half = 0; half < 2; ++half) {
         MutableArrayRef<Value> c = tile(acc, 2 * n + half);
-        llvm::copy(mma16816(b, p.element, aP, {bv[2 * half], bv[2 * half + 1]},
-                            c),
-                   c.begin());
+        llvm::copy(
+            mma16816(b, p.element, aP, {bv[2 * half], bv[2 * half + 1]}, c),
+            c.begin());
       }
     }
   }
