@@ -1,4 +1,4 @@
-//===- OnlineSoftmax.h - flash-attention softmax in registers --*- C++ -*-===//
+//===- OnlineSoftmax.h - flash-attention softmax in registers ---*- C++ -*-===//
 //
 // Scores live in f32 accumulator fragments of 16 x 8 tiles (mma.sync
 // m16n8k16, and the per-warp rows of wgmma m64nNk16): register 4 n + e of
