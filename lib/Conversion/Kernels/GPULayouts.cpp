@@ -44,22 +44,19 @@ Value kb::shuffleXor(IB &b, Value v, int64_t mask) {
 //===----------------------------------------------------------------------===//
 
 // ldmatrix.x4: lanes 8i .. 8i + 7 address the rows of matrix i.
-std::pair<Idx, Idx> m16n8k16::aCoord(Idx lane, Idx rowOffset) {
+std::pair<Idx, Idx> m16n8k16::aCoord(Idx lane, Idx row0) {
   // a0: rows 0-7 / k 0-7, a1: rows 8-15 / k 0-7, a2 / a3: k 8-15.
   Idx row = lane % 16;
-  if (rowOffset)
-    row = rowOffset + row;
+  if (row0)
+    row = row0 + row;
   return {row, lane / 16 * 8};
 }
-std::pair<Idx, Idx> m16n8k16::bCoordNMajor(Idx lane) {
-  // b0 / b1 of n 0-7 (k 0-7, 8-15), then of n 8-15.
-  return {lane / 16 * 8 + lane % 8, lane / 8 % 2 * 8};
-}
-std::pair<Idx, Idx> m16n8k16::aCoord(Idx lane, Idx row0) {
-  return {row0 + lane % 16, lane / 16 * 8};
-}
 std::pair<Idx, Idx> m16n8k16::bCoordNMajor(Idx lane, Idx row0) {
-  return {row0 + (lane / 16 * 8 + lane % 8), lane / 8 % 2 * 8};
+  // b0 / b1 of n 0-7 (k 0-7, 8-15), then of n 8-15.
+  Idx row = lane / 16 * 8 + lane % 8;
+  if (row0)
+    row = row0 + row;
+  return {row, lane / 8 % 2 * 8};
 }
 std::pair<Idx, Idx> m16n8k16::bCoordKMajorTrans(Idx lane) {
   // k 0-7 and 8-15 of n 0-7, then of n 8-15 (transposed on load).

@@ -47,17 +47,15 @@ Value shuffleXor(IB &b, Value v, int64_t mask);
 //===----------------------------------------------------------------------===//
 
 namespace m16n8k16 {
+// With `row0`, the coordinates are in the 16 rows from row0 (a warp's rows
+// of a taller tile).
+
 /// This lane's ldmatrix.x4 address (row, column) in a row-major 16 x 16 A
-/// tile: the four 8x8 matrices a0..a3 of the A fragment. With `rowOffset`,
-/// of the 16 rows from there (a warp's rows of a taller tile).
-std::pair<Idx, Idx> aCoord(Idx lane, Idx rowOffset = {});
+/// tile: the four 8x8 matrices a0..a3 of the A fragment.
+std::pair<Idx, Idx> aCoord(Idx lane, Idx row0 = {});
 /// ... in a 16-row x 16-column tile of B stored n-major ([n][k], K
 /// contiguous): B fragments of two n8 tiles (registers {0,1} and {2,3}).
-std::pair<Idx, Idx> bCoordNMajor(Idx lane);
-/// aCoord and bCoordNMajor in the tile whose first row is `row0` (a
-/// warp's rows of a larger tile).
-std::pair<Idx, Idx> aCoord(Idx lane, Idx row0);
-std::pair<Idx, Idx> bCoordNMajor(Idx lane, Idx row0);
+std::pair<Idx, Idx> bCoordNMajor(Idx lane, Idx row0 = {});
 /// ... in a 16 x 16 tile of B stored k-major ([k][n]), loaded with .trans:
 /// B fragments of two n8 tiles (registers {0,1} and {2,3}).
 std::pair<Idx, Idx> bCoordKMajorTrans(Idx lane);
