@@ -62,13 +62,14 @@ Value linalg_lowering::rowPositions(IB &b, Value rowOffsets, Value cacheLengths,
   Value zeroI32 = arith::ConstantOp::create(b, b.getI32IntegerAttr(0));
   Value init = filled(b, {tokens}, zeroI32);
   Value batch = dim(b, cacheLengths, 0);
+  Value one = cIndex(b, 1);
   return forLoop(
-      b, cIndex(b, 0), batch, 1, ValueRange{init},
+      b, cIndex(b, 0), batch, one, ValueRange{init},
       [&](IB &ib, Idx seq, ValueRange rows) {
         auto [start, end] = sequenceRows(ib, rowOffsets, seq, tokens);
         Idx base = loadIndex(ib, cacheLengths, {seq}) - start;
         return forLoop(
-            ib, start, end, 1, rows,
+            ib, start, end, one, rows,
             [&](IB &ib2, Idx row, ValueRange state) -> SmallVector<Value> {
               Value pos = indexCast(ib2, base + row, ib2.getI32Type());
               return {tensor::InsertOp::create(ib2, pos, state[0], {row})};
