@@ -307,11 +307,10 @@ func.func @rope_from_freqs(%x: tensor<?x4x64xbf16>, %off: tensor<?xi32>, %len: t
 // CHECK: %[[CS:[a-z0-9_#]+]]:2 = linalg.generic {{.*}} ins(%[[POS]] : tensor<?xi32>) outs(%{{.*}}, %{{.*}} : tensor<?x32xf32>, tensor<?x32xf32>)
 // CHECK-NEXT: ^bb0(%[[PE:[a-z0-9_#]+]]: i32, %{{.*}}: f32, %{{.*}}: f32):
 // CHECK-NEXT: %[[I:[a-z0-9_#]+]] = linalg.index 1 : index
-// CHECK: %[[ROWS:[a-z0-9_#]+]] = arith.constant 128 : index
+// The last table row (128 - 1, folded).
 // CHECK: %[[PI:[a-z0-9_#]+]] = arith.index_cast %[[PE]] : i32 to index
-// CHECK: %[[LAST:[a-z0-9_#]+]] = arith.subi %[[ROWS]], %{{.*}} : index
 // CHECK: %[[PMAX:[a-z0-9_#]+]] = arith.maxsi %[[PI]], %{{.*}} : index
-// CHECK: %[[PC:[a-z0-9_#]+]] = arith.minsi %[[PMAX]], %[[LAST]] : index
+// CHECK: %[[PC:[a-z0-9_#]+]] = arith.minsi %[[PMAX]], %c127{{[_0-9]*}} : index
 // CHECK: %[[EVEN:[a-z0-9_#]+]] = arith.muli %[[I]], %{{.*}} : index
 // CHECK: %[[ODD:[a-z0-9_#]+]] = arith.addi %[[EVEN]], %{{.*}} : index
 // CHECK: %[[COS:[a-z0-9_#]+]] = tensor.extract %[[TABLE]][%[[PC]], %[[EVEN]]] : tensor<128x64xf32>
@@ -405,8 +404,7 @@ func.func @rope_freqs_returned(%x: tensor<?x4x64xf32>, %off: tensor<?xi32>, %len
 // CHECK-DAG: %[[NPAGES:[a-z0-9_#]+]] = tensor.dim %[[BLOCKS]], %{{.*}} : tensor<?x2x2x16x2x64xf32>
 // CHECK-DAG: %[[BATCH:[a-z0-9_#]+]] = tensor.dim %[[LEN]], %{{.*}} : tensor<?xi32>
 // CHECK-DAG: %[[MAXP:[a-z0-9_#]+]] = tensor.dim %[[LUT]], %{{.*}} : tensor<?x?xi32>
-// The page size (16, folded from the blocks type) guards against 0.
-// CHECK-DAG: arith.cmpi sgt, %c16{{[_0-9]*}}, %c0{{[_0-9]*}} : index
+// The page size (16, folded from the blocks type) is not 0: its guard folds.
 // CHECK: %[[OUT:[a-z0-9_#]+]] = scf.for %[[SEQ:[a-z0-9_#]+]] = %{{.*}} to %[[BATCH]] step %{{.*}} iter_args(%[[B0:[a-z0-9_#]+]] = %[[BLOCKS]]) -> (tensor<?x2x2x16x2x64xf32>)
 // CHECK: tensor.extract %[[OFF]][%[[SEQ]]]
 // CHECK: %[[CACHED:[a-z0-9_#]+]] = tensor.extract %[[LEN]][%[[SEQ]]]
@@ -485,16 +483,16 @@ func.func @kv_cache_store(%k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %block
 // CHECK: %[[O:[a-z0-9_#]+]] = scf.if %[[ALL]] -> (tensor<?x4x64xf32>) {
 // CHECK: %[[LONGEST:[a-z0-9_#]+]] = scf.for {{.*}} -> (index) {
 // CHECK: %[[END:[a-z0-9_#]+]] = arith.ceildivsi %{{.*}}, %c16{{[_0-9]*}} : index
-// CHECK: %[[RANGE:[a-z0-9_#]+]] = arith.subi %[[END]], %{{.*}} : index
-// CHECK-NEXT: %[[LONGER:[a-z0-9_#]+]] = arith.maxsi %{{.*}}, %[[RANGE]] : index
+// No window: the range starts at tile 0 (end - 0 folds).
+// CHECK-NEXT: %[[LONGER:[a-z0-9_#]+]] = arith.maxsi %{{.*}}, %[[END]] : index
 // CHECK-NEXT: scf.yield %[[LONGER]] : index
 // CHECK: %[[MAXTILES:[a-z0-9_#]+]] = arith.maxsi %[[LONGEST]], %{{.*}} : index
 // CHECK: %[[WANTED:[a-z0-9_#]+]] = arith.ceildivsi %c64{{[_0-9]*}}, %{{.*}} : index
 // CHECK: %[[CHUNK:[a-z0-9_#]+]] = arith.ceildivsi %[[MAXTILES]], %{{.*}} : index
 // CHECK-NEXT: %[[SPLITS:[a-z0-9_#]+]] = arith.ceildivsi %[[MAXTILES]], %[[CHUNK]] : index
 // CHECK: %[[PARTS:[a-z0-9_#]+]]:3 = scf.forall (%[[SEQ:[a-z0-9_#]+]], %[[SPLIT:[a-z0-9_#]+]]) in (%[[BATCH]], %[[SPLITS]]) shared_outs(%[[PACC:[a-z0-9_#]+]] = %{{.*}}, %[[PMAX:[a-z0-9_#]+]] = %{{.*}}, %[[PSUM:[a-z0-9_#]+]] = %{{.*}}) -> (tensor<?x?x4x64xf32>, tensor<?x?x4xf32>, tensor<?x?x4xf32>) {
-// CHECK: %[[OFFSET:[a-z0-9_#]+]] = arith.muli %[[SPLIT]], %[[CHUNK]] : index
-// CHECK-NEXT: %[[FIRST:[a-z0-9_#]+]] = arith.addi %{{.*}}, %[[OFFSET]] : index
+// No window: the chunk's first tile is split * chunk (0 + x folds).
+// CHECK: %[[FIRST:[a-z0-9_#]+]] = arith.muli %[[SPLIT]], %[[CHUNK]] : index
 // CHECK: vector.transfer_read %[[Q]][%{{.*}}, %{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x4x64xf32>, vector<64xf32>
 // CHECK: scf.for %[[KT:[a-z0-9_#]+]] = %[[FIRST]] to %{{.*}} step %{{.*}} iter_args({{.*}}) -> (tensor<4xf32>, tensor<4xf32>, tensor<4x64xf32>) {
 // CHECK: tensor.extract %[[LUT]][%[[SEQ]], %[[KT]]] : tensor<?x?xi32>

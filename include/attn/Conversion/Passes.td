@@ -6,10 +6,17 @@
 include "mlir/Pass/PassBase.td"
 
 def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
-  let summary = "Lower the primitive attn ops to linalg, tensor, scf, arith and math";
+  let summary = "Lower the primitive attn ops to CPU kernels: scf / vector "
+                "loops on tensors, linalg generics as the fallback";
   let description = [{
-    Every primitive op becomes tensor-level code that bufferises in place
-    and vectorises:
+    Every primitive op becomes a CPU kernel on tensors that bufferises in
+    place: `scf` loops over `vector` register blocks where the shapes allow
+    (multiples of 8), and `linalg.generic` only as the fallback where they
+    don't. The pass keeps its historical name, `convert-attn-to-linalg`
+    (linalg was its only target once), because the pipelines, tools, tests
+    and scripts name it; the name does not describe what it emits.
+
+    Per op:
     - `attn.qkv_projection` / `attn.linear`: `x @ W^T` accumulated in f32 —
       with many rows an outer-product GEMM on a packed, transposed chunk of
       `W`, with few rows vector dot products (both parallel over column

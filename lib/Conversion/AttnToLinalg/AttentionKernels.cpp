@@ -4,7 +4,6 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -188,10 +187,17 @@ std::array<Value, 4> linalg_lowering::vectorSoftmaxStep(
         Value keys = arith::ConstantOp::create(
             ib, DenseElementsAttr::get(vecType(i32, {tile}), ArrayRef<int32_t>(iota)));
         auto [lo, hi] = visibleRange(ib, r);
-        auto limit = [&](Value v) -> Idx {
+        auto limit = [&](Value v) {
           return splat(ib, indexCast(ib, v, i32), tile);
         };
-        Idx visible = (Idx(keys) >= limit(lo)) & (Idx(keys) < limit(hi));
+        // Lane compares (not index math): the constant lanes stay the left
+        // operand.
+        Value atOrAfter = arith::CmpIOp::create(ib, arith::CmpIPredicate::sge,
+                                                keys, limit(lo));
+        Value visible = arith::AndIOp::create(
+            ib, atOrAfter,
+            arith::CmpIOp::create(ib, arith::CmpIPredicate::slt, keys,
+                                  limit(hi)));
         Value s = readVector(ib, scores, {r, cIndex(ib, 0)}, tile);
         s = arith::SelectOp::create(ib, visible, s, splat(ib, negInf, tile));
         Value tileMax = vector::ReductionOp::create(

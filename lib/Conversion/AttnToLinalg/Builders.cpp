@@ -4,7 +4,6 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -18,8 +17,9 @@ using namespace mlir::attn::linalg_lowering;
 
 std::pair<Value, Value> linalg_lowering::sequenceRows(IB &b, Value rowOffsets,
                                                       Value seq, Value limit) {
+  BuilderScope scope(b);
   Value start = clamp(b, loadIndex(b, rowOffsets, {seq}), cIndex(b, 0), limit);
-  Value next = arith::AddIOp::create(b, seq, cIndex(b, 1));
+  Value next = Idx(seq) + 1;
   Value end = clamp(b, loadIndex(b, rowOffsets, {next}), start, limit);
   return {start, end};
 }
@@ -61,28 +61,19 @@ Value linalg_lowering::rowPositions(IB &b, Value rowOffsets, Value cacheLengths,
   Value zeroI32 = arith::ConstantOp::create(b, b.getI32IntegerAttr(0));
   Value init = filled(b, {tokens}, zeroI32);
   Value batch = dim(b, cacheLengths, 0);
-  Value zero = cIndex(b, 0), one = cIndex(b, 1);
-  auto outer = scf::ForOp::create(
-      b, zero, batch, one, ValueRange{init},
-      [&](OpBuilder &ob, Location loc, Value seq, ValueRange args) {
-        IB ib(loc, ob);
+  Value one = cIndex(b, 1);
+  return forLoop(
+      b, cIndex(b, 0), batch, one, ValueRange{init},
+      [&](IB &ib, Idx seq, ValueRange rows) {
         auto [start, end] = sequenceRows(ib, rowOffsets, seq, tokens);
-        Value cached = loadIndex(ib, cacheLengths, {seq});
-        Value base = arith::SubIOp::create(ib, cached, start);
-        auto inner = scf::ForOp::create(
-            ib, start, end, one, ValueRange{args[0]},
-            [&](OpBuilder &ob2, Location loc2, Value row, ValueRange args2) {
-              IB ib2(loc2, ob2);
-              Value pos = arith::AddIOp::create(ib2, base, row);
-              Value posI32 =
-                  arith::IndexCastOp::create(ib2, ib2.getI32Type(), pos);
-              Value updated =
-                  tensor::InsertOp::create(ib2, posI32, args2[0], {row});
-              scf::YieldOp::create(ib2, updated);
+        Idx base = loadIndex(ib, cacheLengths, {seq}) - start;
+        return forLoop(
+            ib, start, end, one, rows,
+            [&](IB &ib2, Idx row, ValueRange state) -> SmallVector<Value> {
+              Value pos = indexCast(ib2, base + row, ib2.getI32Type());
+              return {tensor::InsertOp::create(ib2, pos, state[0], {row})};
             });
-        scf::YieldOp::create(ib, inner.getResult(0));
-      });
-  return outer.getResult(0);
+      })[0];
 }
 
 //===----------------------------------------------------------------------===//
@@ -140,42 +131,35 @@ Value linalg_lowering::transposeKeys(
     function_ref<Value(IB &, Value c, Value d0)> readRow) {
   Value init = emptyTensor(b, {b.getIndexAttr(headDim), b.getIndexAttr(tile)},
                            b.getF32Type());
-  Value zero = cIndex(b, 0), step = cIndex(b, kLanes);
+  Value zero = cIndex(b, 0);
   auto blockType = vecType(b.getF32Type(), {kLanes, kLanes});
-  auto outer = scf::ForOp::create(
-      b, zero, cIndex(b, tile), step, ValueRange{init},
-      [&](OpBuilder &ob, Location loc, Value c0, ValueRange args) {
-        IB ib(loc, ob);
-        auto inner = scf::ForOp::create(
-            ib, zero, cIndex(ib, headDim), step, ValueRange{args[0]},
-            [&](OpBuilder &ob2, Location loc2, Value d0, ValueRange args2) {
-              IB i2(loc2, ob2);
-              Value block = arith::ConstantOp::create(
-                  i2, DenseElementsAttr::get(blockType, 0.0f));
-              for (int64_t i = 0; i < kLanes; ++i) {
-                Value c = arith::AddIOp::create(i2, c0, cIndex(i2, i));
-                block = vector::InsertOp::create(i2, readRow(i2, c, d0), block,
-                                                 ArrayRef<int64_t>{i});
-              }
+  return forLoop(
+      b, zero, cIndex(b, tile), kLanes, ValueRange{init},
+      [&](IB &ib, Idx c0, ValueRange columns) {
+        return forLoop(
+            ib, zero, cIndex(ib, headDim), kLanes, columns,
+            [&](IB &i2, Idx d0, ValueRange state) -> SmallVector<Value> {
+              Value block = kb::zero(i2, blockType);
+              for (int64_t i = 0; i < kLanes; ++i)
+                block = vector::InsertOp::create(i2, readRow(i2, c0 + i, d0),
+                                                 block, ArrayRef<int64_t>{i});
               Value t = vector::TransposeOp::create(i2, block,
                                                     ArrayRef<int64_t>{1, 0});
               SmallVector<bool> allIn = {true, true};
-              Value out = vector::TransferWriteOp::create(
-                              i2, t, args2[0], ValueRange{d0, c0},
-                              AffineMap::getMultiDimIdentityMap(2, i2.getContext()),
-                              ArrayRef<bool>(allIn))
-                              .getResult();
-              scf::YieldOp::create(i2, out);
+              return {vector::TransferWriteOp::create(
+                          i2, t, state[0], ValueRange{d0, c0},
+                          AffineMap::getMultiDimIdentityMap(2, i2.getContext()),
+                          ArrayRef<bool>(allIn))
+                          .getResult()};
             });
-        scf::YieldOp::create(ib, inner.getResult(0));
-      });
-  return outer.getResult(0);
+      })[0];
 }
 
 SmallVector<Value> linalg_lowering::blockRows(IB &b, Value r0, int64_t count) {
+  BuilderScope scope(b);
   SmallVector<Value> rows;
   for (int64_t i = 0; i < count; ++i)
-    rows.push_back(arith::AddIOp::create(b, r0, cIndex(b, i)));
+    rows.push_back(Idx(r0) + i);
   return rows;
 }
 
@@ -185,11 +169,10 @@ SmallVector<Value> linalg_lowering::outerProducts(IB &b, Value lhs, Value rhs,
                                                   int64_t width, ValueRange acc,
                                                   Value kBegin, Value kEnd) {
   int64_t rowBlock = acc.size();
-  auto loop = scf::ForOp::create(
-      b, kBegin ? kBegin : Value(cIndex(b, 0)), kEnd ? kEnd : Value(cIndex(b, depth)),
-      cIndex(b, 1), acc,
-      [&](OpBuilder &ob, Location loc, Value k, ValueRange state) {
-        IB ib(loc, ob);
+  return forLoop(
+      b, kBegin ? kBegin : Value(cIndex(b, 0)),
+      kEnd ? kEnd : Value(cIndex(b, depth)), 1, acc,
+      [&](IB &ib, Idx k, ValueRange state) {
         Value column = readVector(ib, rhs, {k, col0}, width);
         SmallVector<Value> next;
         for (int64_t i = 0; i < rowBlock; ++i) {
@@ -197,9 +180,8 @@ SmallVector<Value> linalg_lowering::outerProducts(IB &b, Value lhs, Value rhs,
           next.push_back(vector::FMAOp::create(ib, splat(ib, scalar, width),
                                                column, state[i]));
         }
-        scf::YieldOp::create(ib, next);
+        return next;
       });
-  return SmallVector<Value>(loop.getResults());
 }
 
 int64_t linalg_lowering::blockWidth(int64_t n, int64_t maxWidth) {

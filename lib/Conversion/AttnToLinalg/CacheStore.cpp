@@ -14,7 +14,6 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
@@ -70,10 +69,9 @@ static Value storeRotatedKeyRow(IB &b, Value key, Value row, Value blocks,
   Value cosV = vector::ShuffleOp::create(b, cosH, cosH, expandMask);
   Value negSin = arith::NegFOp::create(b, sinH);
   Value sinV = vector::ShuffleOp::create(b, sinH, negSin, signMask);
-  auto loop = scf::ForOp::create(
-      b, zero, cIndex(b, kvHeads), cIndex(b, 1), ValueRange{blocks},
-      [&](OpBuilder &ob, Location loc, Value head, ValueRange args) {
-        IB ib(loc, ob);
+  return forLoop(
+      b, zero, cIndex(b, kvHeads), 1, ValueRange{blocks},
+      [&](IB &ib, Idx head, ValueRange args) -> SmallVector<Value> {
         Value x = vecToF32(ib, readVector(ib, key, {row, head, cIndex(ib, 0)},
                                           headDim));
         if (gammaV) {
@@ -92,114 +90,109 @@ static Value storeRotatedKeyRow(IB &b, Value key, Value row, Value blocks,
         if (!elementType.isF32())
           y = arith::TruncFOp::create(
               ib, vecType(elementType, {headDim}), y);
-        Value written = writeVector(
-            ib, y, args[0],
-            {page, cIndex(ib, 0), cIndex(ib, layer), slot, head, cIndex(ib, 0)});
-        scf::YieldOp::create(ib, written);
-      });
-  return loop.getResult(0);
+        return {writeVector(ib, y, args[0],
+                            {page, cIndex(ib, 0), cIndex(ib, layer), slot,
+                             head, cIndex(ib, 0)})};
+      })[0];
+}
+
+namespace {
+/// Where the rows of a sequence go: page `lookup[seq, pos / pageSize]`, slot
+/// `pos % pageSize`.
+struct CachePages {
+  Value lookup;
+  Idx pageSize, numPages, maxPages;
+  /// False for a page size of 0 (possible only with a dynamic size): then
+  /// nothing is stored.
+  Idx hasPages;
+
+  /// The page and slot of key position `pos` of sequence `seq` and whether
+  /// the row may be written: rows whose page is not in the table or not a
+  /// real page are dropped rather than written out of bounds.
+  std::tuple<Value, Value, Value> slotOf(IB &b, Value seq, Idx pos) const {
+    Idx pageIdx = divSigned(b, pos, pageSize);
+    Idx slot = remSigned(b, pos, pageSize);
+    Idx zero = cIndex(b, 0);
+    Idx inTable = hasPages & (pos >= zero);
+    inTable = inTable & (pageIdx < maxPages);
+    Idx safeIdx = clamp(b, pageIdx, zero, maxPages - 1);
+    Idx page = loadIndex(b, lookup, {seq, safeIdx});
+    Idx valid = inTable & ((page >= zero) & (page < numPages));
+    return {page, slot, valid};
+  }
+};
+} // namespace
+
+/// Row `row` of `source [T, Hkv, D]` (keys: kv = 0, values: 1) inserted as
+/// a `rowType` slice into the cache slot `blocks[page, kv, layer, slot]`.
+static Value insertRow(IB &b, Value source, Value row, RankedTensorType rowType,
+                       Value blocks, Value page, int64_t kv, int64_t layer,
+                       Value slot) {
+  int64_t kvHeads = rowType.getDimSize(0), headDim = rowType.getDimSize(1);
+  OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
+  SmallVector<OpFoldResult> dstOffsets = {
+      page, b.getIndexAttr(kv), b.getIndexAttr(layer), slot, zero, zero};
+  SmallVector<OpFoldResult> dstSizes = {one, one, one, one,
+                                        b.getIndexAttr(kvHeads),
+                                        b.getIndexAttr(headDim)};
+  SmallVector<OpFoldResult> dstStrides(6, one);
+  SmallVector<OpFoldResult> srcOffsets = {row, zero, zero};
+  SmallVector<OpFoldResult> srcSizes = {one, b.getIndexAttr(kvHeads),
+                                        b.getIndexAttr(headDim)};
+  SmallVector<OpFoldResult> unit(3, one);
+  Value rowSlice = tensor::ExtractSliceOp::create(b, rowType, source,
+                                                  srcOffsets, srcSizes, unit);
+  return tensor::InsertSliceOp::create(b, rowSlice, blocks, dstOffsets,
+                                       dstSizes, dstStrides);
 }
 
 /// The cache writes of attn.kv_cache_store into `blocks` (the result is the
 /// updated blocks, written in place after bufferisation). With `rotation`,
-/// each key row is rotated straight into its cache slot: a generic whose
-/// destination is the slot's slice, so no rotated-key tensor exists.
+/// each key row is rotated straight into its cache slot, so no rotated-key
+/// tensor exists.
 static Value buildCacheStore(IB &b, Value key, Value value, Value rowOffsets,
                              Value lengths, Value lookup, Value blocks,
                              int64_t layer, const KeyRotation *rotation) {
-    auto blocksType = cast<RankedTensorType>(blocks.getType());
-    auto keyType = cast<RankedTensorType>(key.getType());
-    int64_t kvHeads = keyType.getDimSize(1), headDim = keyType.getDimSize(2);
-    auto rowType = RankedTensorType::get({kvHeads, headDim},
-                                         blocksType.getElementType());
-    // A page size of 0 (possible only with a dynamic size) stores nothing.
-    Value pageSizeRaw = dim(b, blocks, 3);
-    Value hasPages = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
-                                           pageSizeRaw, cIndex(b, 0));
-    Value pageSize = max(b, pageSizeRaw, cIndex(b, 1));
-    Value zero = cIndex(b, 0), one = cIndex(b, 1);
-    Value tokens = dim(b, key, 0);
-    Value numPages = dim(b, blocks, 0);
-    Value batch = dim(b, lengths, 0);
-    Value maxPages = dim(b, lookup, 1);
-    auto outer = scf::ForOp::create(
-        b, zero, batch, one, ValueRange{blocks},
-        [&](OpBuilder &ob, Location loc, Value seq, ValueRange args) {
-          IB ib(loc, ob);
-          auto [start, end] = sequenceRows(ib, rowOffsets, seq, tokens);
-          Value base = arith::SubIOp::create(ib, loadIndex(ib, lengths, {seq}), start);
-          auto inner = scf::ForOp::create(
-              ib, start, end, one, ValueRange{args[0]},
-              [&](OpBuilder &ob2, Location loc2, Value row, ValueRange args2) {
-                IB ib2(loc2, ob2);
-                Value pos = arith::AddIOp::create(ib2, base, row);
-                Value pageIdx = arith::DivSIOp::create(ib2, pos, pageSize);
-                Value slot = arith::RemSIOp::create(ib2, pos, pageSize);
-                // Rows whose page is not in the table or not a real page are
-                // dropped rather than written out of bounds.
-                Value inTable = arith::AndIOp::create(
-                    ib2, hasPages,
-                    arith::CmpIOp::create(ib2, arith::CmpIPredicate::sge, pos, zero));
-                inTable = arith::AndIOp::create(
-                    ib2, inTable,
-                    arith::CmpIOp::create(ib2, arith::CmpIPredicate::slt, pageIdx,
-                                          maxPages));
-                Value safeIdx = clamp(ib2, pageIdx, zero,
-                                         arith::SubIOp::create(ib2, maxPages, one));
-                Value page = loadIndex(ib2, lookup, {seq, safeIdx});
-                Value valid = arith::AndIOp::create(
-                    ib2, inTable,
-                    arith::AndIOp::create(
-                        ib2,
-                        arith::CmpIOp::create(ib2, arith::CmpIPredicate::sge, page, zero),
-                        arith::CmpIOp::create(ib2, arith::CmpIPredicate::slt, page,
-                                              numPages)));
-                auto ifOp = scf::IfOp::create(
-                    ib2, valid,
-                    [&](OpBuilder &tb, Location tl) {
-                      IB tib(tl, tb);
-                      Value updated = args2[0];
-                      SmallVector<Value> sources = {key, value};
-                      for (auto [kv, source] : llvm::enumerate(sources)) {
-                        if (kv == 0 && rotation) {
-                          updated = storeRotatedKeyRow(tib, source, row, updated,
-                                                       page, layer, slot,
-                                                       *rotation);
-                          continue;
-                        }
-                        SmallVector<OpFoldResult> dstOffsets = {
-                            page,
-                            tib.getIndexAttr(kv),
-                            tib.getIndexAttr(layer),
-                            slot,
-                            tib.getIndexAttr(0),
-                            tib.getIndexAttr(0)};
-                        SmallVector<OpFoldResult> dstSizes = {
-                            tib.getIndexAttr(1), tib.getIndexAttr(1),
-                            tib.getIndexAttr(1), tib.getIndexAttr(1),
-                            tib.getIndexAttr(kvHeads), tib.getIndexAttr(headDim)};
-                        SmallVector<OpFoldResult> dstStrides(6, tib.getIndexAttr(1));
-                        SmallVector<OpFoldResult> srcOffsets = {
-                            row, tib.getIndexAttr(0), tib.getIndexAttr(0)};
-                        SmallVector<OpFoldResult> srcSizes = {
-                            tib.getIndexAttr(1), tib.getIndexAttr(kvHeads),
-                            tib.getIndexAttr(headDim)};
-                        SmallVector<OpFoldResult> unit(3, tib.getIndexAttr(1));
-                        Value rowSlice = tensor::ExtractSliceOp::create(
-                            tib, rowType, source, srcOffsets, srcSizes, unit);
-                        updated = tensor::InsertSliceOp::create(
-                            tib, rowSlice, updated, dstOffsets, dstSizes, dstStrides);
-                      }
-                      scf::YieldOp::create(tib, updated);
-                    },
-                    [&](OpBuilder &eb, Location el) {
-                      scf::YieldOp::create(eb, el, args2[0]);
-                    });
-                scf::YieldOp::create(ib2, ifOp.getResult(0));
-              });
-          scf::YieldOp::create(ib, inner.getResult(0));
-        });
-    return outer.getResult(0);
+  BuilderScope scope(b);
+  auto keyType = cast<RankedTensorType>(key.getType());
+  auto rowType = RankedTensorType::get(
+      {keyType.getDimSize(1), keyType.getDimSize(2)},
+      cast<RankedTensorType>(blocks.getType()).getElementType());
+  Idx pageSizeRaw = dim(b, blocks, 3);
+  Idx hasPages = pageSizeRaw > cIndex(b, 0);
+  CachePages pages{lookup, max(b, pageSizeRaw, cIndex(b, 1)), Idx(), Idx(),
+                   hasPages};
+  Value tokens = dim(b, key, 0);
+  pages.numPages = dim(b, blocks, 0);
+  Value batch = dim(b, lengths, 0);
+  pages.maxPages = dim(b, lookup, 1);
+  auto storeRow = [&](IB &ib, Value seq, Idx pos, Value row, Value into) {
+    auto [page, slot, valid] = pages.slotOf(ib, seq, pos);
+    return ifElse(ib, valid, ValueRange{into}, [&](IB &tb) {
+      Value updated = into;
+      if (rotation)
+        updated = storeRotatedKeyRow(tb, key, row, updated, page, layer, slot,
+                                     *rotation);
+      else
+        updated = insertRow(tb, key, row, rowType, updated, page, 0, layer,
+                            slot);
+      return SmallVector<Value>{
+          insertRow(tb, value, row, rowType, updated, page, 1, layer, slot)};
+    })[0];
+  };
+  return forLoop(b, cIndex(b, 0), batch, 1, ValueRange{blocks},
+                 [&](IB &ib, Idx seq, ValueRange state) {
+                   auto [start, end] =
+                       sequenceRows(ib, rowOffsets, seq, tokens);
+                   Idx base = loadIndex(ib, lengths, {seq}) - start;
+                   return forLoop(
+                       ib, start, end, 1, state,
+                       [&](IB &ib2, Idx row, ValueRange rowState)
+                           -> SmallVector<Value> {
+                         return {storeRow(ib2, seq, base + row, row,
+                                          rowState[0])};
+                       });
+                 })[0];
 }
 
 namespace {

@@ -23,8 +23,6 @@ Value linalg_lowering::genericQueryTile(
   MLIRContext *ctx = b.getContext();
   AffineExpr r, c;
   bindDims(ctx, r, c);
-  double log2e = 1.4426950408889634;
-  Value qScale = cF32(b, t.params.scale * log2e);
   return generic(b, init, {}, {map(ctx, 2, {r, c})}, iterators(2),
                  [&](OpBuilder &gb, Location gl, ValueRange) {
                    IB g(gl, gb);
@@ -35,7 +33,7 @@ Value linalg_lowering::genericQueryTile(
                        g, query, ValueRange{row, head, d});
                    linalg::YieldOp::create(
                        g, ValueRange{arith::MulFOp::create(
-                              g, toF32(g, gl, v), qScale)});
+                              g, toF32(g, gl, v), t.qScale)});
                  });
 }
 
@@ -46,7 +44,7 @@ static Value maskScores(IB &b, const QueryTile &t, Value scores,
   MLIRContext *ctx = b.getContext();
   AffineExpr r, c;
   bindDims(ctx, r, c);
-  Value negInf = negInfF32(b);
+  Value negInf = t.negInf;
   SmallVector<OpFoldResult> sizes = {b.getIndexAttr(t.rows),
                                      b.getIndexAttr(t.kv.tileSize)};
   return generic(
@@ -74,7 +72,7 @@ SoftmaxState linalg_lowering::genericKeyTileStep(IB &b, const QueryTile &t,
   MLIRContext *ctx = b.getContext();
   int64_t rows = t.rows;
   Type f32 = b.getF32Type();
-  Value negInf = negInfF32(b);
+  Value negInf = t.negInf;
   AffineExpr r, c, d;
   bindDims(ctx, r, c, d);
   Value keys = t.kv.loadTile(b, kt, 0, t.kvHead, t.kvLen);

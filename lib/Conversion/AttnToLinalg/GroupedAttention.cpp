@@ -61,6 +61,7 @@ struct GroupAttention {
   /// The position of the first query row (queries are the last qLen keys).
   Value posBase;
   int64_t group;
+  Value qScale, negInf;
 
   Value queryTiles(IB &b, int64_t rowsPerTile, TileSchedule schedule,
                    Value init) const;
@@ -92,14 +93,13 @@ Value GroupAttention::loadQueryTile(IB &b, const QueryTile &t, bool vector,
   if (!vector)
     return genericQueryTile(b, t, query, init, queryRow);
   // Whole rows as vectors.
-  Value qScale = cF32(b, p.scale);
   return forLoop(b, cIndex(b, 0), cIndex(b, t.rows), 1, ValueRange{init},
                  [&](IB &g, Idx row, ValueRange state) -> SmallVector<Value> {
                    auto [rowIdx, head] = queryRow(g, row);
                    Value zero = cIndex(g, 0);
                    Value v = vecToF32(
                        g, readVector(g, query, {rowIdx, head, zero}, headDim));
-                   v = arith::MulFOp::create(g, v, splat(g, qScale, headDim));
+                   v = arith::MulFOp::create(g, v, splat(g, t.qScale, headDim));
                    return {writeVector(g, v, state[0], {row, zero})};
                  })[0];
 }
@@ -183,8 +183,8 @@ Value GroupAttention::queryTiles(IB &b, int64_t rowsPerTile,
   // The vector kernels work on blocks of rows; extra rows repeat the last
   // query and are dropped at the end.
   int64_t rows = vector ? llvm::alignTo(validTileRows, rowBlock) : validTileRows;
-  QueryTile tile{p,     kv,   kvHead,   kvLen,       Value(), Value(),
-                 group, rows, rowBlock, blockColumns};
+  QueryTile tile{p,      kv,     kvHead, kvLen, Value(),  Value(),
+                 qScale, negInf, group,  rows,  rowBlock, blockColumns};
   Idx numTiles = ceilDivSigned(b, qLen, rowsPerTile);
   std::optional<PackedTiles> packed;
   if (schedule == TileSchedule::PrefillPacked)
@@ -210,12 +210,11 @@ Value GroupAttention::queryTiles(IB &b, int64_t rowsPerTile,
         tile.q = loadQueryTile(ib, tile, vector, r0, lastRow);
         tile.firstPos = Idx(posBase) + r0;
         auto [tileLo, tileHi] = visibleKeyTiles(ib, tile.firstPos, validRows);
-        Value negInf = negInfF32(ib), fzero = cF32(ib, 0.0);
         SoftmaxState init{
             filled(ib, {ib.getIndexAttr(rows)}, negInf),
-            filled(ib, {ib.getIndexAttr(rows)}, fzero),
+            filled(ib, {ib.getIndexAttr(rows)}, cF32(ib, 0.0)),
             filled(ib, {ib.getIndexAttr(rows), ib.getIndexAttr(p.headDim)},
-                   fzero)};
+                   cF32(ib, 0.0))};
         SmallVector<Value> final = forLoop(
             ib, tileLo, tileHi, 1, init.values(),
             [&](IB &k, Idx kt, ValueRange s) -> SmallVector<Value> {
@@ -256,12 +255,17 @@ static Value attendOneGroup(IB &b, const AttentionParams &p,
                             Value qLen, Value kvLen, Value kvHead) {
   BuilderScope scope(b);
   int64_t group = p.numHeads / p.kvHeads;
-  GroupAttention attention{p,      kv,     query,             qStart, qLen,
-                           kvLen,  kvHead, Idx(kvLen) - qLen, group};
+  Idx posBase = Idx(kvLen) - qLen;
   Value init = emptyTensor(
       b, {qLen, b.getIndexAttr(group), b.getIndexAttr(p.headDim)},
       p.elementType);
   bool vector = useVectorPath(p, kv);
+  // The linalg fallback uses exp2 (scale folded with log2 e), the vector
+  // kernels exp, which has a polynomial approximation that vectorises.
+  double log2e = 1.4426950408889634;
+  Value qScale = cF32(b, vector ? p.scale : p.scale * log2e);
+  GroupAttention attention{p,      kv,    query, qStart, qLen,         kvLen,
+                           kvHead, posBase, group, qScale, negInfF32(b)};
   // Tiles of one query row with a small GQA group read keys in place.
   TileSchedule oneRow = !vector      ? TileSchedule::Generic
                         : group <= 8 ? TileSchedule::Decode

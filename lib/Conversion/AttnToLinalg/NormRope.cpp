@@ -16,7 +16,6 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -144,15 +143,15 @@ static std::pair<Value, Value> buildRowCosSin(IB &b, Value positions,
       {map(ctx, 2, {t}), map(ctx, 2, {t, i}), map(ctx, 2, {t, i})},
       iterators(2), [&](OpBuilder &ob, Location loc, ValueRange args) {
         IB ib(loc, ob);
-        Value col = linalg::IndexOp::create(ib, 1);
+        BuilderScope scope(ib);
+        Idx col = Value(linalg::IndexOp::create(ib, 1));
         Value cosV, sinV;
         if (table) {
-          Value rows = dim(ib, table, 0);
-          Value pos = arith::IndexCastOp::create(ib, ib.getIndexType(), args[0]);
-          pos = clamp(ib, pos, cIndex(ib, 0),
-                         arith::SubIOp::create(ib, rows, cIndex(ib, 1)));
-          Value even = arith::MulIOp::create(ib, col, cIndex(ib, 2));
-          Value odd = arith::AddIOp::create(ib, even, cIndex(ib, 1));
+          Idx rows = dim(ib, table, 0);
+          Idx pos = indexCast(ib, args[0], ib.getIndexType());
+          pos = clamp(ib, pos, cIndex(ib, 0), rows - 1);
+          Idx even = col * 2;
+          Idx odd = even + 1;
           cosV = tensor::ExtractOp::create(ib, table, ValueRange{pos, even});
           sinV = tensor::ExtractOp::create(ib, table, ValueRange{pos, odd});
         } else {
@@ -160,11 +159,8 @@ static std::pair<Value, Value> buildRowCosSin(IB &b, Value positions,
           Value invFreq = tensor::ExtractOp::create(ib, tables.base, col);
           if (tables.longFactors) {
             Value longInv = tensor::ExtractOp::create(ib, tables.longFactors, col);
-            Value switchPos = arith::ConstantOp::create(
-                ib, ib.getI32IntegerAttr(tables.switchPosition));
-            Value isLong = arith::CmpIOp::create(
-                ib, arith::CmpIPredicate::sge, args[0], switchPos);
-            invFreq = arith::SelectOp::create(ib, isLong, longInv, invFreq);
+            Idx isLong = Idx(args[0]) >= tables.switchPosition;
+            invFreq = select(ib, isLong, longInv, invFreq);
           }
           Value pos = arith::SIToFPOp::create(ib, ib.getF64Type(), args[0]);
           Value angle = arith::MulFOp::create(ib, pos, invFreq);
@@ -198,19 +194,15 @@ linalg_lowering::ropeCosSin(IB &b, Value freqs, Value rowOffsets,
 static Value rotateElement(IB &ib, Value src, Value row, Value head, Value col,
                            Value x, Value cosV, Value sinV, bool interleaved,
                            int64_t half, Type elementType) {
+  BuilderScope scope(ib);
   // Partner of `col` in its pair and whether `col` comes first.
   Value partner, first;
   if (interleaved) {
-    Value parity = arith::RemUIOp::create(ib, col, cIndex(ib, 2));
-    first = arith::CmpIOp::create(ib, arith::CmpIPredicate::eq, parity,
-                                  cIndex(ib, 0));
-    partner = arith::XOrIOp::create(ib, col, cIndex(ib, 1));
+    first = Idx(col) % 2 == 0;
+    partner = Idx(col) ^ 1;
   } else {
-    first = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, col,
-                                  cIndex(ib, half));
-    partner = arith::SelectOp::create(
-        ib, first, arith::AddIOp::create(ib, col, cIndex(ib, half)),
-        arith::SubIOp::create(ib, col, cIndex(ib, half)));
+    first = ult(ib, col, cIndex(ib, half));
+    partner = select(ib, first, Idx(col) + half, Idx(col) - half);
   }
   Value other =
       tensor::ExtractOp::create(ib, src, ValueRange{row, head, partner});
@@ -289,11 +281,11 @@ struct LowerRopeFreqs : OpRewritePattern<RopeFreqsOp> {
     bindDims(ctx, p, i);
     Value pos = generic(b, posInit, {}, {map(ctx, 1, {p})}, iterators(1),
                         [&](OpBuilder &ob, Location loc, ValueRange) {
-                          Value idx = linalg::IndexOp::create(ob, loc, 0);
+                          IB ib(loc, ob);
+                          Value idx = linalg::IndexOp::create(ib, 0);
                           linalg::YieldOp::create(
-                              ob, loc,
-                              ValueRange{arith::IndexCastOp::create(
-                                  ob, loc, ob.getI32Type(), idx)});
+                              ib, ValueRange{indexCast(ib, idx,
+                                                       ib.getI32Type())});
                         });
     auto [cosT, sinT] = buildRowCosSin(b, pos, headDim, op.getRope(), Value());
     Value out = generic(
@@ -304,12 +296,11 @@ struct LowerRopeFreqs : OpRewritePattern<RopeFreqsOp> {
          map(ctx, 2, {p, i})},
         iterators(2), [&](OpBuilder &ob, Location loc, ValueRange args) {
           IB ib(loc, ob);
-          Value col = linalg::IndexOp::create(ib, 1);
-          Value parity = arith::RemUIOp::create(ib, col, cIndex(ib, 2));
-          Value even = arith::CmpIOp::create(ib, arith::CmpIPredicate::eq,
-                                             parity, cIndex(ib, 0));
-          linalg::YieldOp::create(
-              ib, ValueRange{arith::SelectOp::create(ib, even, args[0], args[1])});
+          BuilderScope scope(ib);
+          Idx col = Value(linalg::IndexOp::create(ib, 1));
+          Idx even = col % 2 == 0;
+          linalg::YieldOp::create(ib,
+                                  ValueRange{select(ib, even, args[0], args[1])});
         });
     rewriter.replaceOp(op, out);
     return success();

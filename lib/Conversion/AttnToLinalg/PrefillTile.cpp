@@ -10,7 +10,6 @@
 #include "AttentionKernels.h"
 #include "QueryTile.h"
 
-#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 using namespace mlir;

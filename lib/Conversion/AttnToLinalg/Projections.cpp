@@ -57,44 +57,37 @@ static Value projectionLoops(
   auto forall = scf::ForallOp::create(b, ubs, ValueRange{init}, std::nullopt);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(forall.getBody());
-  Value col0 = arith::MulIOp::create(b, forall.getInductionVar(0), cIndex(b, chunk));
+  BuilderScope scope(b);
+  Idx col0 = Idx(forall.getInductionVar(0)) * chunk;
   prologue(b, col0);
-  Value lastRow = arith::SubIOp::create(b, tokens, cIndex(b, 1));
+  Idx lastRow = Idx(tokens) - 1;
   Value local = filled(b, {tokens, b.getIndexAttr(chunk)}, cF32(b, 0.0));
-  auto blockLoop = scf::ForOp::create(
-      b, cIndex(b, 0), cIndex(b, depth), cIndex(b, depthBlock), ValueRange{local},
-      [&](OpBuilder &ob0, Location loc0, Value kb, ValueRange blockState) {
-        IB i0(loc0, ob0);
-        Value kEnd = arith::AddIOp::create(i0, kb, cIndex(i0, depthBlock));
-        auto rowLoop = scf::ForOp::create(
-            i0, cIndex(i0, 0), tokens, cIndex(i0, rowBlock),
-            ValueRange{blockState[0]},
-            [&](OpBuilder &ob, Location loc, Value r0, ValueRange rowState) {
-              IB ib(loc, ob);
+  Value tile = forLoop(
+      b, cIndex(b, 0), cIndex(b, depth), depthBlock, ValueRange{local},
+      [&](IB &i0, Idx k0, ValueRange blockState) {
+        Idx kEnd = k0 + depthBlock;
+        return forLoop(
+            i0, cIndex(i0, 0), tokens, rowBlock, blockState,
+            [&](IB &ib, Idx r0, ValueRange rowState) {
               SmallVector<Value> rows, rowValid;
               for (Value row : blockRows(ib, r0, rowBlock)) {
-                rowValid.push_back(arith::CmpIOp::create(
-                    ib, arith::CmpIPredicate::slt, row, tokens));
+                rowValid.push_back(Idx(row) < tokens);
                 rows.push_back(min(ib, row, lastRow));
               }
-              auto colLoop = scf::ForOp::create(
-                  ib, cIndex(ib, 0), cIndex(ib, chunk), cIndex(ib, colStep),
-                  ValueRange{rowState[0]},
-                  [&](OpBuilder &ob2, Location loc2, Value c0,
-                      ValueRange colState) {
-                    IB i2(loc2, ob2);
-                    ProjectionBlock blk{kb, kEnd, rows, rowValid, c0};
-                    scf::YieldOp::create(i2, block(i2, blk, col0, colState[0]));
+              return forLoop(
+                  ib, cIndex(ib, 0), cIndex(ib, chunk), colStep, rowState,
+                  [&](IB &i2, Idx c0, ValueRange colState)
+                      -> SmallVector<Value> {
+                    ProjectionBlock blk{k0, kEnd, rows, rowValid, c0};
+                    return {block(i2, blk, col0, colState[0])};
                   });
-              scf::YieldOp::create(ib, colLoop.getResult(0));
             });
-        scf::YieldOp::create(i0, rowLoop.getResult(0));
-      });
+      })[0];
   b.setInsertionPointToStart(forall.getTerminator().getBody());
   SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0), col0};
   SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(chunk)};
   SmallVector<OpFoldResult> unit(2, b.getIndexAttr(1));
-  tensor::ParallelInsertSliceOp::create(b, blockLoop.getResult(0),
+  tensor::ParallelInsertSliceOp::create(b, tile,
                                         forall.getRegionOutArgs()[0], offsets,
                                         sizes, unit);
   return forall.getResult(0);
@@ -119,21 +112,19 @@ static Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
   constexpr int64_t rowsPerBlock = 4, colsPerBlock = 2;
   auto wType = cast<RankedTensorType>(w.getType());
   int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
-  Value zeros = arith::ConstantOp::create(
-      b, DenseElementsAttr::get(vecType(b.getF32Type(), {lanes}), 0.0f));
+  Value zeros = zero(b, vecType(b.getF32Type(), {lanes}));
   Value clipHi = clip ? splat(b, cF32(b, *clip), lanes) : Value();
   Value clipLo = clip ? splat(b, cF32(b, -*clip), lanes) : Value();
   auto block = [&](IB &ib, const ProjectionBlock &blk, Value col0,
                    Value out) -> Value {
+    BuilderScope scope(ib);
     SmallVector<Value> cols;
     for (int64_t j = 0; j < colsPerBlock; ++j)
-      cols.push_back(arith::AddIOp::create(
-          ib, col0, arith::AddIOp::create(ib, blk.col, cIndex(ib, j))));
+      cols.push_back(Idx(col0) + (Idx(blk.col) + j));
     SmallVector<Value> start(rowsPerBlock * colsPerBlock, zeros);
-    auto kLoop = scf::ForOp::create(
-        ib, blk.kBegin, blk.kEnd, cIndex(ib, lanes), start,
-        [&](OpBuilder &ob, Location loc, Value k, ValueRange acc) {
-          IB i3(loc, ob);
+    SmallVector<Value> dots = forLoop(
+        ib, blk.kBegin, blk.kEnd, lanes, start,
+        [&](IB &i3, Idx k, ValueRange acc) {
           SmallVector<Value> xs, ws;
           for (Value row : blk.rows)
             xs.push_back(vecToF32(i3, readVector(i3, x, {row, k}, lanes)));
@@ -150,13 +141,13 @@ static Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
             for (int64_t j = 0; j < colsPerBlock; ++j)
               next.push_back(vector::FMAOp::create(i3, xs[i], ws[j],
                                                    acc[i * colsPerBlock + j]));
-          scf::YieldOp::create(i3, next);
+          return next;
         });
     for (int64_t i = 0; i < rowsPerBlock; ++i)
       for (int64_t j = 0; j < colsPerBlock; ++j) {
         Value sum = vector::ReductionOp::create(
-            ib, vector::CombiningKind::ADD, kLoop.getResult(i * colsPerBlock + j));
-        Value localCol = arith::AddIOp::create(ib, blk.col, cIndex(ib, j));
+            ib, vector::CombiningKind::ADD, dots[i * colsPerBlock + j]);
+        Value localCol = Idx(blk.col) + j;
         SmallVector<Value> at = {blk.rows[i], localCol};
         Value partial = tensor::ExtractOp::create(ib, out, at);
         // Tail rows stand in for the last row: they must not add.
@@ -192,8 +183,8 @@ static Value packedLinear(IB &b, Value x, Value w, std::optional<double> clip,
   Value packed;
   auto pack = [&](IB &pb, Value col0) {
     packed = transposeKeys(pb, chunk, depth, [&](IB &g, Value c, Value d0) {
-      Value v = vecToF32(
-          g, readVector(g, w, {arith::AddIOp::create(g, col0, c), d0}, kLanes));
+      BuilderScope scope(g);
+      Value v = vecToF32(g, readVector(g, w, {Idx(col0) + c, d0}, kLanes));
       if (clipHi) {
         v = arith::MaximumFOp::create(g, v, clipLo);
         v = arith::MinimumFOp::create(g, v, clipHi);
@@ -241,8 +232,8 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
       // dot products, bound by reading the weights once.
       // Both kernels fill one destination, so the result stays one buffer.
       Value init = emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type());
-      Value many = arith::CmpIOp::create(b, arith::CmpIPredicate::sge, tokens,
-                                         cIndex(b, packedMinRows));
+      BuilderScope scope(b);
+      Value many = Idx(tokens) >= packedMinRows;
       auto accType = RankedTensorType::get({ShapedType::kDynamic, n},
                                            b.getF32Type());
       auto ifOp = scf::IfOp::create(

@@ -23,8 +23,10 @@ struct QueryTile {
   Value kvHead, kvLen;
   /// The position of the tile's first query row.
   Value firstPos;
-  /// The `[rows, D]` f32 queries, scaled.
-  Value q;
+  /// The `[rows, D]` f32 queries, scaled by `qScale` (scale * log2 e for
+  /// exp2 in the linalg fallback).
+  Value q, qScale;
+  Value negInf;
   int64_t group, rows;
   /// The register block: rows x columns f32 accumulators.
   int64_t rowBlock, blockColumns;

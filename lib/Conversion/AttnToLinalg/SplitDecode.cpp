@@ -162,7 +162,7 @@ struct SplitDecode {
   Value queryHeads(IB &b, Value row) const;
   Value combine(IB &b, const SoftmaxState &parts, Value splits) const;
   Value combineRow(IB &b, const SoftmaxState &parts, Value splits, Value seq,
-                   Value r) const;
+                   Value r, Value negInf) const;
 };
 } // namespace
 
@@ -280,10 +280,9 @@ SoftmaxState SplitDecode::workItem(IB &b, Value seq, Value split,
 /// Row r of sequence seq: o = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M)
 /// l_s, M = max_s m_s (0 for a row that saw no key), in the output type.
 Value SplitDecode::combineRow(IB &b, const SoftmaxState &parts, Value splits,
-                              Value seq, Value r) const {
+                              Value seq, Value r, Value negInf) const {
   int64_t headDim = p.headDim;
   Type f32 = b.getF32Type();
-  Value negInf = negInfF32(b);
   Value total =
       forLoop(b, cIndex(b, 0), splits, 1, ValueRange{negInf},
               [&](IB &g, Idx s, ValueRange st) -> SmallVector<Value> {
@@ -331,13 +330,14 @@ Value SplitDecode::combine(IB &b, const SoftmaxState &parts,
   Value seq = forall.getInductionVar(0);
   auto [qStart, qLen, kvLen] = seqBounds(b, seq);
   (void)kvLen;
+  Value negInf = negInfF32(b);
   Value rowInit = emptyTensor(
       b, {b.getIndexAttr(1), b.getIndexAttr(hq), b.getIndexAttr(headDim)},
       p.elementType);
   Value rows = forLoop(
       b, cIndex(b, 0), cIndex(b, hq), 1, ValueRange{rowInit},
       [&](IB &ib, Idx r, ValueRange state) -> SmallVector<Value> {
-        Value o = combineRow(ib, parts, splits, seq, r);
+        Value o = combineRow(ib, parts, splits, seq, r, negInf);
         return {writeVector(ib, o, state[0], {cIndex(ib, 0), r, cIndex(ib, 0)})};
       })[0];
   OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);

@@ -135,6 +135,12 @@ Idx kb::divSigned(IB &b, Value x, int64_t d) {
   return b.createOrFold<arith::DivSIOp>(
       x, Value(arith::ConstantIndexOp::create(b, d)));
 }
+Idx kb::divSigned(IB &b, Value x, Value d) {
+  return b.createOrFold<arith::DivSIOp>(x, d);
+}
+Idx kb::remSigned(IB &b, Value x, Value d) {
+  return b.createOrFold<arith::RemSIOp>(x, d);
+}
 Value kb::select(IB &b, Value cond, Value x, Value y) {
   return b.createOrFold<arith::SelectOp>(cond, x, y);
 }

@@ -107,8 +107,10 @@ Idx ceilDiv(IB &b, Value x, int64_t d);
 /// ceil(x / d), signed (x may be negative).
 Idx ceilDivSigned(IB &b, Value x, int64_t d);
 Idx ceilDivSigned(IB &b, Value x, Value d);
-/// x / d rounded toward zero, signed.
+/// x / d rounded toward zero and its remainder, signed.
 Idx divSigned(IB &b, Value x, int64_t d);
+Idx divSigned(IB &b, Value x, Value d);
+Idx remSigned(IB &b, Value x, Value d);
 /// `cond ? x : y` (any type).
 Value select(IB &b, Value cond, Value x, Value y);
 /// An index as `type` (i32, i64), or an integer as an index.
