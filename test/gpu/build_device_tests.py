@@ -81,12 +81,22 @@ SCENARIOS = {
         "mixed": ([40, 5, 0, 33, 16, 0], [13, 0, 140, 1, 16, 2]),
         # Long caches: decode reads 3000 keys (split over the key axis).
         "decode-long": ([2999, 1700], [1, 1]),
+        # Speculative decoding: 2-8 query rows per sequence on a cache.
+        "spec-decode": ([100, 37, 15, 48], [2, 4, 8, 3]),
     },
     128: {
         "prefill": ([0, 0], [300, 33]),
         "decode": ([300, 129, 127, 0], [1, 1, 1, 1]),
         "mixed": ([120, 5, 0, 250, 128], [20, 0, 140, 1, 3]),
         "decode-long": ([2999, 1700], [1, 1]),
+        "spec-decode": ([300, 127, 0, 129], [2, 8, 5, 3]),
+    },
+    256: {
+        "prefill": ([0, 0], [300, 33]),
+        "decode": ([300, 255, 256, 0], [1, 1, 1, 1]),
+        "mixed": ([250, 5, 0, 256], [20, 0, 140, 3]),
+        "decode-long": ([2999, 1700], [1, 1]),
+        "spec-decode": ([255, 100, 0], [2, 8, 4]),
     },
 }
 LONG_SEQ_LEN = 3072  # max_seq_len of configurations that run "decode-long"
@@ -205,7 +215,21 @@ def all_cases():
                      ("prefill", "decode", "mixed"), form="primitive"),
         *layer_cases("primitive_bf16_mha_d64_p16_nofuse",
                      config("bf16", (4, 4), 64), ("mixed",), fuse=False, form="primitive"),
+        # Shapes of real models beyond the ones above: head dims 80 and 96 (Phi-3.5: 96; the
+        # mma.sync prefill), GQA groups 3 and 7 (Qwen2-7B: 7), several query rows per
+        # sequence (speculative decoding), pages of 256.
+        *layer_cases("layer_bf16_gqa3_d96_p16", config("bf16", (6, 2), 96),
+                     ("prefill", "decode", "mixed", "spec-decode")),
+        *layer_cases("layer_f16_gqa7_d128_p256", config("f16", (14, 2), 128, page=256),
+                     ("prefill", "decode", "mixed", "spec-decode")),
+        *layer_cases("layer_bf16_mha_d80_p128", config("bf16", (4, 4), 80, page=128),
+                     ("prefill", "mixed", "spec-decode")),
         # Paged flash attention.
+        *paged_cases("paged_bf16_gqa7_d96_p256", config("bf16", (7, 1), 96, page=256, **long_len),
+                     ("spec-decode", "decode-long")),
+        *paged_cases("paged_f16_gqa3_d80_p16_window40",
+                     config("f16", (6, 2), 80, mask={"kind": "sliding_window", "window": 40}),
+                     ("mixed", "spec-decode")),
         *paged_cases("paged_bf16_gqa4_d128_p16_causal",
                      config("bf16", (8, 2), 128, **long_len), ("mixed", "decode-long")),
         *paged_cases("paged_bf16_gqa2_d64_p128_window40",
@@ -225,6 +249,7 @@ def all_cases():
                      config("f16", (4, 2), 64, mask={"kind": "sliding_window", "window": 10}),
                      ("ragged",)),
         *flash_cases("flash_f16_gqa4_d128_causal", config("f16", (8, 2), 128), ("ragged",)),
+        *flash_cases("flash_bf16_gqa7_d96_causal", config("bf16", (7, 1), 96), ("ragged",)),
     ]
     # Each op alone; rope covers every scaling in each pairing over the two dtypes.
     pairings = {"bf16": (False, True, False, True, False), "f16": (True, False, True, False, True)}
