@@ -21,13 +21,7 @@ using namespace mlir;
 /// attn ops on tensors -> linalg, vector and scf on tensors.
 static void addAttnToLinalg(OpPassManager &pm,
                             const attn::CPUPipelineOptions &options) {
-  pm.addPass(attn::createAttnExpandComposite());
-  // Fusion works on the primitive ops, before the caches are unpacked.
-  if (options.fuse)
-    attn::addFusionPasses(pm);
-  pm.addPass(attn::createAttnUnpackCacheArguments());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
+  attn::addPrimitiveOpsPasses(pm, options.fuse);
   // No CSE after this point: merged tensor.empty ops would force copies.
   attn::ConvertAttnToLinalgOptions toLinalg;
   toLinalg.queryTileRows = options.queryTileRows;

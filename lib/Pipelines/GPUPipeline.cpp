@@ -19,13 +19,7 @@ using namespace mlir;
 /// attn ops on tensors -> gpu.launch kernels on buffers, one stream per call.
 static void addAttnToGPU(OpPassManager &pm,
                          const attn::NVVMPipelineOptions &options) {
-  pm.addPass(attn::createAttnExpandComposite());
-  // Fusion works on the primitive ops, before the caches are unpacked.
-  if (options.fuse)
-    attn::addFusionPasses(pm);
-  pm.addPass(attn::createAttnUnpackCacheArguments());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
+  attn::addPrimitiveOpsPasses(pm, options.fuse);
   attn::ConvertAttnToGPUOptions toGPU;
   toGPU.smCount = options.smCount;
   toGPU.maxSplits = options.maxSplits;

@@ -4,6 +4,8 @@
 
 #include "attn/Dialect/Attn/Transforms/Passes.h"
 
+#include "mlir/Transforms/Passes.h"
+
 using namespace mlir;
 
 void attn::addFusionPasses(OpPassManager &pm) {
@@ -11,6 +13,16 @@ void attn::addFusionPasses(OpPassManager &pm) {
   pm.addPass(createAttnFuseQKV());
   pm.addPass(createAttnFuseRopeStore());
   pm.addPass(createAttnFuseQKNormRope());
+}
+
+void attn::addPrimitiveOpsPasses(OpPassManager &pm, bool fuse) {
+  pm.addPass(createAttnExpandComposite());
+  // Fusion works on the primitive ops, before the caches are unpacked.
+  if (fuse)
+    addFusionPasses(pm);
+  pm.addPass(createAttnUnpackCacheArguments());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
 }
 
 void attn::registerPipelines() {

@@ -90,6 +90,12 @@ void buildLowerToNVVMPipeline(OpPassManager &pm,
 /// Adds the fusion passes that both pipelines run after the expansion.
 void addFusionPasses(OpPassManager &pm);
 
+/// What both pipelines start with: the composite layer expanded, fused
+/// (unless `fuse` is off), its caches unpacked at function boundaries and
+/// the result canonicalised (`parts(make(...))` pairs cancel, small RoPE
+/// tables fold).
+void addPrimitiveOpsPasses(OpPassManager &pm, bool fuse);
+
 /// Registers `attn-lower-to-cpu`.
 void registerLowerToCPUPipeline();
 
