@@ -2,9 +2,11 @@
 compiled by ``attn-compile --target=cpu``, run through ``attn.runtime`` and compared with
 ``attn.reference`` on random inputs (fixed seeds, never zero).
 
-Tolerances as in ``test_cpu_exec.py``: ``max|got - expected| <= tol * max|expected|`` with tol 1e-5
-(f32), 2e-2 (bf16), 5e-3 (f16); the cos/sin table (always f32) within 1e-5 absolute (observed
-6e-8: folded in f64; 1e-5 also admits angles ``pos * inv_freq`` evaluated in f32). The cache
+Tolerances: ``max|got - expected| <= tol * max|expected|`` with ``OUT_TOL`` = 1.5e-6 (f32), 8e-3
+(bf16), 1e-3 (f16): one rounding to the storage type, about twice the measured worst (6e-7, 3.6e-3,
+4.5e-4; a correctly rounded result is within 2^-8 = 3.9e-3 and 2^-11 = 4.9e-4); the cos/sin
+table (always f32) within 1e-5 absolute (observed 6e-8: folded in f64; 1e-5 also admits angles
+``pos * inv_freq`` evaluated in f32). The cache
 store copies values, so it must be bit-exact, and every slot it does not write must stay
 bit-for-bit unchanged. Out-parameters are prefilled with NaN, so unwritten elements fail.
 
@@ -15,7 +17,8 @@ an argument (arbitrary values); rope_freqs of every scaling; kv_cache_store (row
 pages, empty sequences); paged_flash_attention (MHA / GQA / MQA, every mask, custom scale, >1 page
 and >1 query tile, decode rows); flash_attention with explicit ragged K/V (kv_len > q_len, over
 several 64-key tiles, kv_len < q_len so that some queries see no key -> zeros, empty K/V, empty
-queries); linear with and without bias.
+queries); linear with and without bias; rounding to nearest bf16 / f16, element by element, of
+rope and rms_norm (truncation fails it; the max-relative tolerances cannot tell).
 """
 
 import dataclasses
@@ -421,3 +424,101 @@ def check_flash_attention(case, q_lens, kv_lens, min_blind):
     assert np.all(got[blind] == 0), f"rows without visible keys are not zero{msg}"
     assert np.all(want[blind] == 0)
     assert_close(got, want, OUT_TOL[cfg.dtype], "flash attention", msg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rounding: the f32 result of an op is rounded to nearest into bf16 / f16, not truncated.
+#
+# The max-relative tolerances above admit truncation (at most 1 ulp, 2^-7 = 7.8e-3 in bf16, of an
+# element smaller than max |expected|). Here every element is checked on its own:
+# |got - want| <= ulp(want) / 2 + slack, where slack bounds the f32 computation's own error
+# (2^-20 of the magnitude of its terms, 8 f32 ulps). Truncation misses this on about half of the
+# elements (test_rounding_check_catches_truncation shows the check itself does).
+
+MANTISSA_BITS = {"bf16": 7, "f16": 10}
+MIN_EXPONENT = {"bf16": -126, "f16": -14}
+F32_SLACK = 2.0**-20
+
+
+def rounding_violations(got, want, terms, dtype):
+    """Boolean mask of the elements of ``got`` farther than half an ulp of ``dtype`` (plus the
+    f32 slack, relative to ``terms``, the magnitude of the computation) from ``want``."""
+    exponent = np.floor(np.log2(np.maximum(np.abs(want), np.finfo(np.float64).tiny)))
+    ulp = np.exp2(np.maximum(exponent, MIN_EXPONENT[dtype]) - MANTISSA_BITS[dtype])
+    return np.abs(got - want) > 0.5 * ulp + F32_SLACK * terms
+
+
+def truncated(values64, dtype):
+    """``values64`` rounded to f32, then truncated (toward zero) to ``dtype``: the wrong result."""
+    bits32 = np.asarray(values64, dtype=np.float32).view(np.uint32)
+    drop = 23 - MANTISSA_BITS[dtype]
+    return (bits32 & np.uint32((0xFFFFFFFF >> drop) << drop)).view(np.float32).astype(np.float64)
+
+
+def assert_rounded_to_nearest(got, want, terms, dtype, what, where=""):
+    bad = rounding_violations(got, want, terms, dtype)
+    assert np.all(np.isfinite(got)), f"{what}: non-finite values{where}"
+    at = np.argwhere(bad)
+    assert not bad.any(), (
+        f"{what}: {bad.sum()} of {bad.size} elements are not rounded to nearest {dtype} (more "
+        f"than half an ulp from the exact value); first at {at[0].tolist()}: got "
+        f"{got[tuple(at[0])]!r}, exact {want[tuple(at[0])]!r}{where}")
+
+
+ROUNDING = [OpRun(d, v) for d in ("bf16", "f16")
+            for v in ("rope_table_arg_half", "rope_table_arg_inter", "rms_q")]
+
+
+@pytest.mark.parametrize("run", ROUNDING, ids=[str(r) for r in ROUNDING])
+def test_rounded_to_nearest(run):
+    rng = seeded("rounding", run)
+    if run.variant == "rms_q":
+        cfg = ops_cfg(run.dtype, rms_norm_eps=1e-5)
+        raw = rng.standard_normal((160, cfg.num_heads, cfg.head_dim))
+        x = rt.to_abi(raw * np.exp(rng.uniform(-3, 3, (160, cfg.num_heads, 1))), cfg.dtype)
+        gamma = rt.to_abi(rng.uniform(0.5, 1.5, cfg.head_dim), cfg.dtype)
+        xv, gv = values(x, cfg.dtype), values(gamma, cfg.dtype)
+        want = ref.rms_norm(xv, gv, cfg.rms_norm_eps)
+        terms = np.abs(want)
+        args = [x, gamma]
+    else:
+        r, table_arg = rope_variants(run.dtype)[run.variant]
+        assert table_arg
+        cfg = ops_cfg(run.dtype, rope=r)
+        offsets, cached = offsets_of([64, 50, 1]), np.array([0, 70, 127])
+        x = rt.to_abi(rng.standard_normal((offsets[-1], cfg.num_heads, cfg.head_dim)), cfg.dtype)
+        # A table of exact f32 values, so that the f64 result below is the exact one.
+        table = rt.to_abi(rng.uniform(-1.0, 1.0, (cfg.max_seq_len, cfg.head_dim)), "f32")
+        t = table.astype(np.float64)[ref.positions(offsets, cached)]
+        xv, d = values(x, cfg.dtype), cfg.head_dim
+        if r["interleaved"]:
+            xa, xb = xv[..., 0::2], xv[..., 1::2]
+        else:
+            xa, xb = xv[..., : d // 2], xv[..., d // 2:]
+        cos, sin = t[:, None, 0::2], t[:, None, 1::2]
+        ya, yb = xa * cos - xb * sin, xa * sin + xb * cos
+        ta = tb = np.abs(xa * cos) + np.abs(xb * sin)
+        want, terms = np.empty_like(xv), np.empty_like(xv)
+        if r["interleaved"]:
+            want[..., 0::2], want[..., 1::2], terms[..., 0::2], terms[..., 1::2] = ya, yb, ta, tb
+        else:
+            want[..., : d // 2], want[..., d // 2:] = ya, yb
+            terms[..., : d // 2], terms[..., d // 2:] = ta, tb
+        args = [x, i32(offsets), i32(cached), table]
+    out = nan_filled(x.shape, cfg.dtype)
+    OPS[run.dtype].library().call(run.variant, args, [out])
+    # The test data must be able to tell: truncating the exact values fails on many elements.
+    assert rounding_violations(truncated(want, run.dtype), want, terms, run.dtype).mean() > 0.2
+    assert_rounded_to_nearest(values(out, cfg.dtype), want, terms, run.dtype, run.variant,
+                              where(run))
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "f16"])
+def test_rounding_check_catches_truncation(dtype):
+    """The check of test_rounded_to_nearest, on numpy data: round to nearest (``rt.to_abi``)
+    passes, truncation fails."""
+    want = seeded("rounding-check", dtype).standard_normal(4096)
+    nearest = values(rt.to_abi(want, dtype), dtype)
+    assert_rounded_to_nearest(nearest, want, np.abs(want), dtype, "round to nearest")
+    with pytest.raises(AssertionError, match="not rounded to nearest"):
+        assert_rounded_to_nearest(truncated(want, dtype), want, np.abs(want), dtype, "truncated")
