@@ -18,7 +18,9 @@ pages, empty sequences); paged_flash_attention (MHA / GQA / MQA, every mask, cus
 and >1 query tile, decode rows); flash_attention with explicit ragged K/V (kv_len > q_len, over
 several 64-key tiles, kv_len < q_len so that some queries see no key -> zeros, empty K/V, empty
 queries); linear with and without bias; rounding to nearest bf16 / f16, element by element, of
-rope and rms_norm (truncation fails it; the max-relative tolerances cannot tell).
+rope and rms_norm (truncation fails it; the max-relative tolerances cannot tell); attention
+numerics (docs/ABI.md, "Numerics"): scores of +-1e4, NaN / Inf in q and k (the rows that see it are
+NaN, every other row bit-for-bit unchanged), NaN in unused cache slots (no effect).
 """
 
 import dataclasses
@@ -522,3 +524,143 @@ def test_rounding_check_catches_truncation(dtype):
     assert_rounded_to_nearest(nearest, want, np.abs(want), dtype, "round to nearest")
     with pytest.raises(AssertionError, match="not rounded to nearest"):
         assert_rounded_to_nearest(truncated(want, dtype), want, np.abs(want), dtype, "truncated")
+
+
+# ---------------------------------------------------------------------------------------------
+# Numerics of attention: huge logits, NaN / Inf in the inputs (docs/ABI.md, "Numerics")
+
+
+def quarters(rng, shape):
+    """Random multiples of 1/4 in +-[0.25, 1.5]: exact in every dtype, and their products and
+    sums (< 2^21 quarters) exact in f32."""
+    return rng.integers(1, 7, size=shape) / 4.0 * rng.choice([-1.0, 1.0], size=shape)
+
+
+@pytest.mark.parametrize("case", FLASH, ids=[c.id for c in FLASH])
+@pytest.mark.parametrize("sign", [1, -1], ids=["plus", "minus"])
+def test_flash_attention_huge_logits(case, sign):
+    """Scores around +-1e4 (q[0] = 300, k[0] = +-300: a shared offset; the other components
+    make a softmax that is not one-hot). exp(1e4) overflows and exp(-1e4) underflows to 0, so
+    this needs the running max subtracted: outputs finite and equal to the reference. Scores
+    accumulated in f32 are off by a few ulps of |s| ~ 1e4 (2^-24 |s| ~ 6e-4), and the
+    probabilities by as much: measured up to 5 * 2^-24 |s| (2.4e-3 in f32), the tolerance adds
+    10 * 2^-24 |s|. Prefill, decode rows and the split decode."""
+    cfg = case.cfg
+    for q_lens, kv_lens in ((FLASH_Q, FLASH_KV), (FLASH_DECODE_Q, FLASH_DECODE_KV)):
+        rng = seeded("huge", case.id, sign, len(q_lens))
+        qo, ko = offsets_of(q_lens), offsets_of(kv_lens)
+        qv = quarters(rng, (qo[-1], cfg.num_heads, cfg.head_dim))
+        kv = quarters(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim))
+        qv[..., 0], kv[..., 0] = 300.0, 300.0 * sign
+        q, k = rt.to_abi(qv, cfg.dtype), rt.to_abi(kv, cfg.dtype)
+        v = rt.to_abi(nonzero(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim)), cfg.dtype)
+        scale = cfg.scale if cfg.scale is not None else cfg.head_dim**-0.5
+        assert 5e3 < scale * 300 * 300 < 2e4
+        want = ref.flash_attention(qv, kv, values(v, cfg.dtype), qo, ko, cfg.mask, cfg.scale)
+        out = nan_filled(q.shape, cfg.dtype)
+        case.build.library().call("attention", [q, k, v, i32(qo), i32(ko)], [out])
+        tol = OUT_TOL[cfg.dtype] + 10 * 2.0**-24 * scale * 300 * 300 * 1.01
+        assert_close(values(out, cfg.dtype), want, tol, f"huge logits ({sign:+d}e4)",
+                     f"\n  case {case.id}, q lengths {q_lens}, module {case.build.where()}")
+
+
+def nan_pattern(case, q_lens, kv_lens, where_nan):
+    """Runs the case on clean inputs and with one NaN put by ``where_nan(q, k, v)``; returns
+    (clean output, output with the NaN, reference with the NaN) as float64."""
+    cfg = case.cfg
+    rng = seeded("nan", case.id, len(q_lens))
+    qo, ko = offsets_of(q_lens), offsets_of(kv_lens)
+    clean = [nonzero(rng, (qo[-1], cfg.num_heads, cfg.head_dim)),
+             nonzero(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim)),
+             nonzero(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim))]
+    clean = [values(rt.to_abi(a, cfg.dtype), cfg.dtype) for a in clean]
+    poisoned = [a.copy() for a in clean]
+    where_nan(*poisoned)
+    outs = []
+    for q, k, v in (clean, poisoned):
+        out = nan_filled(q.shape, cfg.dtype)
+        case.build.library().call("attention", [rt.to_abi(q, cfg.dtype), rt.to_abi(k, cfg.dtype),
+                                                rt.to_abi(v, cfg.dtype), i32(qo), i32(ko)], [out])
+        outs.append(values(out, cfg.dtype))
+    with np.errstate(invalid="ignore"):
+        want = ref.flash_attention(*poisoned, qo, ko, cfg.mask, cfg.scale)
+    return outs[0], outs[1], want
+
+
+# (q lengths, kv lengths, sequence, key): prefill (sequence 0: 40 rows at positions 30..69; key 60
+# is visible to rows 60..69 under the causal and window-10 masks, to all under none) and the
+# split decode (one row at position 129: key 125 is within every window).
+NAN_SCENARIOS = {"prefill": (FLASH_Q, FLASH_KV, 0, 60),
+                 "decode": (FLASH_DECODE_Q, FLASH_DECODE_KV, 0, 125)}
+
+
+@pytest.mark.parametrize("case", FLASH, ids=[c.id for c in FLASH])
+@pytest.mark.parametrize("scenario", list(NAN_SCENARIOS))
+@pytest.mark.parametrize("what", ["q", "k", "k_inf"])
+def test_flash_attention_nan_inputs(case, scenario, what):
+    """A NaN in a query row makes that row (in that head) NaN; a NaN in a key makes exactly the
+    rows that see it NaN (in the heads that read its kv head), never a silent zero or finite
+    row; a key a row does not see (masked, or in another sequence) never changes it: every
+    other element is bit-for-bit the output of the clean inputs. An infinite key component
+    gives infinite scores: the rows that see the key are NaN or ignore it, as in the reference
+    (+inf - +inf = NaN; exp(-inf) = 0)."""
+    q_lens, kv_lens, seq, key = NAN_SCENARIOS[scenario]
+    ko = offsets_of(kv_lens)
+    qo = offsets_of(q_lens)
+
+    def poison(q, k, v):
+        if what == "q":
+            q[qo[seq] + q_lens[seq] - 1, 1, 5] = np.nan  # the last row: it sees keys
+        else:
+            k[ko[seq] + key, 0, 3] = np.nan if what == "k" else np.inf
+
+    clean, got, want = nan_pattern(case, q_lens, kv_lens, poison)
+    msg = f"\n  case {case.id}, {scenario}, NaN in {what}, module {case.build.where()}"
+    nan_want = np.isnan(want)
+    assert nan_want.any() or what == "k_inf", "test input: the NaN reaches no row"
+    # Whole (row, head) vectors are NaN or not.
+    assert np.array_equal(np.isnan(got), nan_want), (
+        f"NaN at (row, head) {sorted(set(map(tuple, np.argwhere(np.isnan(got))[:, :2].tolist())))}"
+        f", expected at {sorted(set(map(tuple, np.argwhere(nan_want)[:, :2].tolist())))}{msg}")
+    keep = ~nan_want
+    # Rows the NaN does not reach are unchanged bit for bit (rows that an infinite key component
+    # turned to weight 0 are only close: their softmax lost a term).
+    same = keep & ~np.isinf(want).any(axis=-1, keepdims=True)
+    if what == "k_inf":
+        assert_close(got[keep], want[keep], OUT_TOL[case.cfg.dtype], "inf key", msg)
+    else:
+        assert np.array_equal(got[same], clean[same]), f"rows without the NaN changed{msg}"
+
+
+@pytest.mark.parametrize("case", PAGED, ids=[c.id for c in PAGED])
+@pytest.mark.parametrize("scenario", ["mixed", "decode"])
+def test_paged_attention_ignores_unused_cache(case, scenario):
+    """NaN in every cache element the step does not own (slots at or after each sequence's
+    cache_len + new tokens, other layers, pages outside the lookup table) changes nothing: the
+    output is bit-for-bit that of a cache with finite values there (uninitialised pages may hold
+    anything)."""
+    cfg = case.cfg
+    cached, new = (PAGED_SCENARIO if scenario == "mixed" else PAGED_DECODE_SCENARIO)[
+        cfg.page_size]
+    rng = seeded("paged-unused", case.id, scenario)
+    pages = int(np.sum(-(-(np.array(cached) + new) // cfg.page_size))) + 3
+    cache = ref.random_paged_cache(rng, pages, cfg.num_layers, cfg.page_size, cfg.num_kv_heads,
+                                   cfg.head_dim, cached, new, dtype=cfg.dtype)
+    offsets, lengths, lookup = (i32(cache[n]) for n in ("row_offsets", "cache_lengths",
+                                                        "lookup_table"))
+    blocks = rt.to_abi(cache["kv_blocks"], cfg.dtype)
+    used = np.zeros(blocks.shape[:4], dtype=bool)  # [P, 2, L, page]
+    for b, n in enumerate(np.add(cached, new)):
+        j = np.arange(n)
+        used[cache["lookup_table"][b, j // cfg.page_size], :, cfg.layer_idx,
+             j % cfg.page_size] = True
+    poisoned = np.where(used[..., None, None], blocks, nan_filled(blocks.shape, cfg.dtype))
+    q = rt.to_abi(nonzero(rng, (sum(new), cfg.num_heads, cfg.head_dim)), cfg.dtype)
+    outs = []
+    for kv in (blocks, poisoned):
+        out = nan_filled(q.shape, cfg.dtype)
+        case.build.library().call("attention", [q, offsets, kv, lengths, lookup], [out])
+        outs.append(out)
+    assert not np.isnan(values(outs[1], cfg.dtype)).any(), (
+        f"NaN from unused cache slots\n  case {case.id}, {scenario}")
+    assert np.array_equal(outs[0], outs[1]), f"unused cache slots changed the output ({case.id})"
