@@ -15,11 +15,12 @@ plus a prefill followed by decode steps through the same cache (updated in place
 compared with the one-shot reference.
 
 Inputs are random (fixed seeds per test, never zero; shuffled page ids and spare pages). Checks:
-* ``out``: ``max|got - expected| <= tol * max|expected|``, tol = 1e-5 (f32), 2e-2 (bf16),
-  5e-3 (f16) (observed: ~1e-6, ~7e-3, ~5e-4); the out-parameter is prefilled with NaN, so an
-  unwritten element fails.
-* cache: every slot the step writes (doc step 4) equals the reference within 1e-5 (f32) or 2 ulps
-  of the storage type (2^-6 bf16, 2^-9 f16; observed 1 ulp: the compiled code rounds the
+* ``out``: ``max|got - expected| <= tol * max|expected|``, ``LAYER_TOL`` = 3e-6 (f32), 1.4e-2
+  (bf16), 1.4e-3 (f16), about twice the measured worst (1.3e-6, 6.9e-3, 6.6e-4: the layer rounds
+  q, k, v and the attention output to the storage type, the reference does not; see
+  ``cpu_exec_support.py``); the out-parameter is prefilled with NaN, so an unwritten element fails.
+* cache: every slot the step writes (doc step 4) equals the reference within 3e-6 (f32) or 2 ulps
+  of the storage type (2^-6 bf16, 2^-9 f16; measured up to 1.45 ulp: the compiled code rounds the
   projection to the storage type before RoPE, the reference rounds once at the end), per written
   (slot, head) vector relative to its max |expected|; every other element of the blocks (other
   layers, other slots, spare pages) is bit-for-bit what it was before the call. The other
@@ -41,7 +42,7 @@ import pytest
 from cpu_exec_support import (
     scaling,
     CACHE_TOL,
-    OUT_TOL,
+    LAYER_TOL,
     Build,
     assert_close,
     bits,
@@ -184,7 +185,7 @@ def test_layer(run):
     out = run_layer(case, inputs, sum(new))
     where = (f"\n  config {case.id} ({cfg}), scenario {run.scenario}: cache lengths {cached}, "
              f"new tokens {new}, seed {seed}\n  module {case.build.where()}")
-    assert_close(values(out, cfg.dtype), want_out, OUT_TOL[cfg.dtype], "out", where)
+    assert_close(values(out, cfg.dtype), want_out, LAYER_TOL[cfg.dtype], "out", where)
     mask, _, _ = written_slots(inputs["row_offsets"], inputs["cache_lengths"],
                                inputs["lookup_table"], inputs["blocks"].shape[0], cfg.page_size,
                                cfg.num_layers, cfg.layer_idx)
@@ -236,7 +237,7 @@ def test_prefill_then_decode_equals_one_step(case):
         done += new
     where = (f"\n  config {case.id} ({cfg}): cache lengths {cached.tolist()}, steps "
              f"{steps.tolist()}, seed {seed}\n  module {case.build.where()}")
-    assert_close(out, want_out, OUT_TOL[cfg.dtype], "out of the steps", where)
+    assert_close(out, want_out, LAYER_TOL[cfg.dtype], "out of the steps", where)
     mask, _, _ = written_slots(offsets, cached, inputs["lookup_table"], before.shape[0],
                                cfg.page_size, cfg.num_layers, cfg.layer_idx)
     check_cache(inputs["blocks"], before, want_blocks, mask, cfg.dtype,

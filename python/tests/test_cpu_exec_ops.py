@@ -2,9 +2,11 @@
 compiled by ``attn-compile --target=cpu``, run through ``attn.runtime`` and compared with
 ``attn.reference`` on random inputs (fixed seeds, never zero).
 
-Tolerances as in ``test_cpu_exec.py``: ``max|got - expected| <= tol * max|expected|`` with tol 1e-5
-(f32), 2e-2 (bf16), 5e-3 (f16); the cos/sin table (always f32) within 1e-5 absolute (observed
-6e-8: folded in f64; 1e-5 also admits angles ``pos * inv_freq`` evaluated in f32). The cache
+Tolerances: ``max|got - expected| <= tol * max|expected|`` with ``OUT_TOL`` = 1.5e-6 (f32), 8e-3
+(bf16), 1e-3 (f16): one rounding to the storage type, about twice the measured worst (6e-7, 3.6e-3,
+4.5e-4; a correctly rounded result is within 2^-8 = 3.9e-3 and 2^-11 = 4.9e-4); the cos/sin
+table (always f32) within 1e-5 absolute (observed 6e-8: folded in f64; 1e-5 also admits angles
+``pos * inv_freq`` evaluated in f32). The cache
 store copies values, so it must be bit-exact, and every slot it does not write must stay
 bit-for-bit unchanged. Out-parameters are prefilled with NaN, so unwritten elements fail.
 
@@ -15,7 +17,10 @@ an argument (arbitrary values); rope_freqs of every scaling; kv_cache_store (row
 pages, empty sequences); paged_flash_attention (MHA / GQA / MQA, every mask, custom scale, >1 page
 and >1 query tile, decode rows); flash_attention with explicit ragged K/V (kv_len > q_len, over
 several 64-key tiles, kv_len < q_len so that some queries see no key -> zeros, empty K/V, empty
-queries); linear with and without bias.
+queries); linear with and without bias; rounding to nearest bf16 / f16, element by element, of
+rope and rms_norm (truncation fails it; the max-relative tolerances cannot tell); attention
+numerics (docs/ABI.md, "Numerics"): scores of +-1e4, NaN / Inf in q and k (the rows that see it are
+NaN, every other row bit-for-bit unchanged), NaN in unused cache slots (no effect).
 """
 
 import dataclasses
@@ -421,3 +426,241 @@ def check_flash_attention(case, q_lens, kv_lens, min_blind):
     assert np.all(got[blind] == 0), f"rows without visible keys are not zero{msg}"
     assert np.all(want[blind] == 0)
     assert_close(got, want, OUT_TOL[cfg.dtype], "flash attention", msg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rounding: the f32 result of an op is rounded to nearest into bf16 / f16, not truncated.
+#
+# The max-relative tolerances above admit truncation (at most 1 ulp, 2^-7 = 7.8e-3 in bf16, of an
+# element smaller than max |expected|). Here every element is checked on its own:
+# |got - want| <= ulp(want) / 2 + slack, where slack bounds the f32 computation's own error
+# (2^-20 of the magnitude of its terms, 8 f32 ulps). Truncation misses this on about half of the
+# elements (test_rounding_check_catches_truncation shows the check itself does).
+
+MANTISSA_BITS = {"bf16": 7, "f16": 10}
+MIN_EXPONENT = {"bf16": -126, "f16": -14}
+F32_SLACK = 2.0**-20
+
+
+def rounding_violations(got, want, terms, dtype):
+    """Boolean mask of the elements of ``got`` farther than half an ulp of ``dtype`` (plus the
+    f32 slack, relative to ``terms``, the magnitude of the computation) from ``want``."""
+    exponent = np.floor(np.log2(np.maximum(np.abs(want), np.finfo(np.float64).tiny)))
+    ulp = np.exp2(np.maximum(exponent, MIN_EXPONENT[dtype]) - MANTISSA_BITS[dtype])
+    return np.abs(got - want) > 0.5 * ulp + F32_SLACK * terms
+
+
+def truncated(values64, dtype):
+    """``values64`` rounded to f32, then truncated (toward zero) to ``dtype``: the wrong result."""
+    bits32 = np.asarray(values64, dtype=np.float32).view(np.uint32)
+    drop = 23 - MANTISSA_BITS[dtype]
+    return (bits32 & np.uint32((0xFFFFFFFF >> drop) << drop)).view(np.float32).astype(np.float64)
+
+
+def assert_rounded_to_nearest(got, want, terms, dtype, what, where=""):
+    bad = rounding_violations(got, want, terms, dtype)
+    assert np.all(np.isfinite(got)), f"{what}: non-finite values{where}"
+    at = np.argwhere(bad)
+    assert not bad.any(), (
+        f"{what}: {bad.sum()} of {bad.size} elements are not rounded to nearest {dtype} (more "
+        f"than half an ulp from the exact value); first at {at[0].tolist()}: got "
+        f"{got[tuple(at[0])]!r}, exact {want[tuple(at[0])]!r}{where}")
+
+
+ROUNDING = [OpRun(d, v) for d in ("bf16", "f16")
+            for v in ("rope_table_arg_half", "rope_table_arg_inter", "rms_q")]
+
+
+@pytest.mark.parametrize("run", ROUNDING, ids=[str(r) for r in ROUNDING])
+def test_rounded_to_nearest(run):
+    rng = seeded("rounding", run)
+    if run.variant == "rms_q":
+        cfg = ops_cfg(run.dtype, rms_norm_eps=1e-5)
+        raw = rng.standard_normal((160, cfg.num_heads, cfg.head_dim))
+        x = rt.to_abi(raw * np.exp(rng.uniform(-3, 3, (160, cfg.num_heads, 1))), cfg.dtype)
+        gamma = rt.to_abi(rng.uniform(0.5, 1.5, cfg.head_dim), cfg.dtype)
+        xv, gv = values(x, cfg.dtype), values(gamma, cfg.dtype)
+        want = ref.rms_norm(xv, gv, cfg.rms_norm_eps)
+        terms = np.abs(want)
+        args = [x, gamma]
+    else:
+        r, table_arg = rope_variants(run.dtype)[run.variant]
+        assert table_arg
+        cfg = ops_cfg(run.dtype, rope=r)
+        offsets, cached = offsets_of([64, 50, 1]), np.array([0, 70, 127])
+        x = rt.to_abi(rng.standard_normal((offsets[-1], cfg.num_heads, cfg.head_dim)), cfg.dtype)
+        # A table of exact f32 values, so that the f64 result below is the exact one.
+        table = rt.to_abi(rng.uniform(-1.0, 1.0, (cfg.max_seq_len, cfg.head_dim)), "f32")
+        t = table.astype(np.float64)[ref.positions(offsets, cached)]
+        xv, d = values(x, cfg.dtype), cfg.head_dim
+        if r["interleaved"]:
+            xa, xb = xv[..., 0::2], xv[..., 1::2]
+        else:
+            xa, xb = xv[..., : d // 2], xv[..., d // 2:]
+        cos, sin = t[:, None, 0::2], t[:, None, 1::2]
+        ya, yb = xa * cos - xb * sin, xa * sin + xb * cos
+        ta = tb = np.abs(xa * cos) + np.abs(xb * sin)
+        want, terms = np.empty_like(xv), np.empty_like(xv)
+        if r["interleaved"]:
+            want[..., 0::2], want[..., 1::2], terms[..., 0::2], terms[..., 1::2] = ya, yb, ta, tb
+        else:
+            want[..., : d // 2], want[..., d // 2:] = ya, yb
+            terms[..., : d // 2], terms[..., d // 2:] = ta, tb
+        args = [x, i32(offsets), i32(cached), table]
+    out = nan_filled(x.shape, cfg.dtype)
+    OPS[run.dtype].library().call(run.variant, args, [out])
+    # The test data must be able to tell: truncating the exact values fails on many elements.
+    assert rounding_violations(truncated(want, run.dtype), want, terms, run.dtype).mean() > 0.2
+    assert_rounded_to_nearest(values(out, cfg.dtype), want, terms, run.dtype, run.variant,
+                              where(run))
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "f16"])
+def test_rounding_check_catches_truncation(dtype):
+    """The check of test_rounded_to_nearest, on numpy data: round to nearest (``rt.to_abi``)
+    passes, truncation fails."""
+    want = seeded("rounding-check", dtype).standard_normal(4096)
+    nearest = values(rt.to_abi(want, dtype), dtype)
+    assert_rounded_to_nearest(nearest, want, np.abs(want), dtype, "round to nearest")
+    with pytest.raises(AssertionError, match="not rounded to nearest"):
+        assert_rounded_to_nearest(truncated(want, dtype), want, np.abs(want), dtype, "truncated")
+
+
+# ---------------------------------------------------------------------------------------------
+# Numerics of attention: huge logits, NaN / Inf in the inputs (docs/ABI.md, "Numerics")
+
+
+def quarters(rng, shape):
+    """Random multiples of 1/4 in +-[0.25, 1.5]: exact in every dtype, and their products and
+    sums (< 2^21 quarters) exact in f32."""
+    return rng.integers(1, 7, size=shape) / 4.0 * rng.choice([-1.0, 1.0], size=shape)
+
+
+@pytest.mark.parametrize("case", FLASH, ids=[c.id for c in FLASH])
+@pytest.mark.parametrize("sign", [1, -1], ids=["plus", "minus"])
+def test_flash_attention_huge_logits(case, sign):
+    """Scores around +-1e4 (q[0] = 300, k[0] = +-300: a shared offset; the other components
+    make a softmax that is not one-hot). exp(1e4) overflows and exp(-1e4) underflows to 0, so
+    this needs the running max subtracted: outputs finite and equal to the reference. Scores
+    accumulated in f32 are off by a few ulps of |s| ~ 1e4 (2^-24 |s| ~ 6e-4), and the
+    probabilities by as much: measured up to 5 * 2^-24 |s| (2.4e-3 in f32), the tolerance adds
+    10 * 2^-24 |s|. Prefill, decode rows and the split decode."""
+    cfg = case.cfg
+    for q_lens, kv_lens in ((FLASH_Q, FLASH_KV), (FLASH_DECODE_Q, FLASH_DECODE_KV)):
+        rng = seeded("huge", case.id, sign, len(q_lens))
+        qo, ko = offsets_of(q_lens), offsets_of(kv_lens)
+        qv = quarters(rng, (qo[-1], cfg.num_heads, cfg.head_dim))
+        kv = quarters(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim))
+        qv[..., 0], kv[..., 0] = 300.0, 300.0 * sign
+        q, k = rt.to_abi(qv, cfg.dtype), rt.to_abi(kv, cfg.dtype)
+        v = rt.to_abi(nonzero(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim)), cfg.dtype)
+        scale = cfg.scale if cfg.scale is not None else cfg.head_dim**-0.5
+        assert 5e3 < scale * 300 * 300 < 2e4
+        want = ref.flash_attention(qv, kv, values(v, cfg.dtype), qo, ko, cfg.mask, cfg.scale)
+        out = nan_filled(q.shape, cfg.dtype)
+        case.build.library().call("attention", [q, k, v, i32(qo), i32(ko)], [out])
+        tol = OUT_TOL[cfg.dtype] + 10 * 2.0**-24 * scale * 300 * 300 * 1.01
+        assert_close(values(out, cfg.dtype), want, tol, f"huge logits ({sign:+d}e4)",
+                     f"\n  case {case.id}, q lengths {q_lens}, module {case.build.where()}")
+
+
+def nan_pattern(case, q_lens, kv_lens, where_nan):
+    """Runs the case on clean inputs and with one NaN put by ``where_nan(q, k, v)``; returns
+    (clean output, output with the NaN, reference with the NaN) as float64."""
+    cfg = case.cfg
+    rng = seeded("nan", case.id, len(q_lens))
+    qo, ko = offsets_of(q_lens), offsets_of(kv_lens)
+    clean = [nonzero(rng, (qo[-1], cfg.num_heads, cfg.head_dim)),
+             nonzero(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim)),
+             nonzero(rng, (ko[-1], cfg.num_kv_heads, cfg.head_dim))]
+    clean = [values(rt.to_abi(a, cfg.dtype), cfg.dtype) for a in clean]
+    poisoned = [a.copy() for a in clean]
+    where_nan(*poisoned)
+    outs = []
+    for q, k, v in (clean, poisoned):
+        out = nan_filled(q.shape, cfg.dtype)
+        case.build.library().call("attention", [rt.to_abi(q, cfg.dtype), rt.to_abi(k, cfg.dtype),
+                                                rt.to_abi(v, cfg.dtype), i32(qo), i32(ko)], [out])
+        outs.append(values(out, cfg.dtype))
+    with np.errstate(invalid="ignore"):
+        want = ref.flash_attention(*poisoned, qo, ko, cfg.mask, cfg.scale)
+    return outs[0], outs[1], want
+
+
+# (q lengths, kv lengths, sequence, key): prefill (sequence 0: 40 rows at positions 30..69; key 60
+# is visible to rows 60..69 under the causal and window-10 masks, to all under none) and the
+# split decode (one row at position 129: key 125 is within every window).
+NAN_SCENARIOS = {"prefill": (FLASH_Q, FLASH_KV, 0, 60),
+                 "decode": (FLASH_DECODE_Q, FLASH_DECODE_KV, 0, 125)}
+
+
+@pytest.mark.parametrize("case", FLASH, ids=[c.id for c in FLASH])
+@pytest.mark.parametrize("scenario", list(NAN_SCENARIOS))
+@pytest.mark.parametrize("what", ["q", "k", "k_inf"])
+def test_flash_attention_nan_inputs(case, scenario, what):
+    """A NaN in a query row makes that row (in that head) NaN; a NaN in a key makes exactly the
+    rows that see it NaN (in the heads that read its kv head), never a silent zero or finite
+    row; a key a row does not see (masked, or in another sequence) never changes it: every
+    other element is bit-for-bit the output of the clean inputs. An infinite key component
+    gives infinite scores: the rows that see the key are NaN or ignore it, as in the reference
+    (+inf - +inf = NaN; exp(-inf) = 0)."""
+    q_lens, kv_lens, seq, key = NAN_SCENARIOS[scenario]
+    ko = offsets_of(kv_lens)
+    qo = offsets_of(q_lens)
+
+    def poison(q, k, v):
+        if what == "q":
+            q[qo[seq] + q_lens[seq] - 1, 1, 5] = np.nan  # the last row: it sees keys
+        else:
+            k[ko[seq] + key, 0, 3] = np.nan if what == "k" else np.inf
+
+    clean, got, want = nan_pattern(case, q_lens, kv_lens, poison)
+    msg = f"\n  case {case.id}, {scenario}, NaN in {what}, module {case.build.where()}"
+    nan_want = np.isnan(want)
+    assert nan_want.any() or what == "k_inf", "test input: the NaN reaches no row"
+    # Whole (row, head) vectors are NaN or not.
+    assert np.array_equal(np.isnan(got), nan_want), (
+        f"NaN at (row, head) {sorted(set(map(tuple, np.argwhere(np.isnan(got))[:, :2].tolist())))}"
+        f", expected at {sorted(set(map(tuple, np.argwhere(nan_want)[:, :2].tolist())))}{msg}")
+    keep = ~nan_want
+    # Rows the NaN does not reach are unchanged bit for bit (rows that an infinite key component
+    # turned to weight 0 are only close: their softmax lost a term).
+    same = keep & ~np.isinf(want).any(axis=-1, keepdims=True)
+    if what == "k_inf":
+        assert_close(got[keep], want[keep], OUT_TOL[case.cfg.dtype], "inf key", msg)
+    else:
+        assert np.array_equal(got[same], clean[same]), f"rows without the NaN changed{msg}"
+
+
+@pytest.mark.parametrize("case", PAGED, ids=[c.id for c in PAGED])
+@pytest.mark.parametrize("scenario", ["mixed", "decode"])
+def test_paged_attention_ignores_unused_cache(case, scenario):
+    """NaN in every cache element the step does not own (slots at or after each sequence's
+    cache_len + new tokens, other layers, pages outside the lookup table) changes nothing: the
+    output is bit-for-bit that of a cache with finite values there (uninitialised pages may hold
+    anything)."""
+    cfg = case.cfg
+    cached, new = (PAGED_SCENARIO if scenario == "mixed" else PAGED_DECODE_SCENARIO)[
+        cfg.page_size]
+    rng = seeded("paged-unused", case.id, scenario)
+    pages = int(np.sum(-(-(np.array(cached) + new) // cfg.page_size))) + 3
+    cache = ref.random_paged_cache(rng, pages, cfg.num_layers, cfg.page_size, cfg.num_kv_heads,
+                                   cfg.head_dim, cached, new, dtype=cfg.dtype)
+    offsets, lengths, lookup = (i32(cache[n]) for n in ("row_offsets", "cache_lengths",
+                                                        "lookup_table"))
+    blocks = rt.to_abi(cache["kv_blocks"], cfg.dtype)
+    used = np.zeros(blocks.shape[:4], dtype=bool)  # [P, 2, L, page]
+    for b, n in enumerate(np.add(cached, new)):
+        j = np.arange(n)
+        used[cache["lookup_table"][b, j // cfg.page_size], :, cfg.layer_idx,
+             j % cfg.page_size] = True
+    poisoned = np.where(used[..., None, None], blocks, nan_filled(blocks.shape, cfg.dtype))
+    q = rt.to_abi(nonzero(rng, (sum(new), cfg.num_heads, cfg.head_dim)), cfg.dtype)
+    outs = []
+    for kv in (blocks, poisoned):
+        out = nan_filled(q.shape, cfg.dtype)
+        case.build.library().call("attention", [q, offsets, kv, lengths, lookup], [out])
+        outs.append(out)
+    assert not np.isnan(values(outs[1], cfg.dtype)).any(), (
+        f"NaN from unused cache slots\n  case {case.id}, {scenario}")
+    assert np.array_equal(outs[0], outs[1]), f"unused cache slots changed the output ({case.id})"

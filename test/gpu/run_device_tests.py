@@ -9,7 +9,8 @@ attention case also checked against the numpy reference ``python/attn/reference.
 buffers filled with NaN, one call of ``_mlir_ciface_<function>`` of ``<module>.so`` through
 ctypes with descriptors of CUDA device pointers (``docs/ABI.md``), then the checks:
 
-* every output: ``max|out - ref| / max|ref|`` within 2e-2 (bf16) or 5e-3 (f16), no NaN;
+* every output: ``max|out - ref| / max|ref|`` within 8e-3 (bf16) or 1e-3 (f16), whole layers
+  9e-3 or 1e-3 (about twice the worst measured on an H200), no NaN;
   flash-attention rows that see no key are exactly zero;
 * the KV cache: slots the step writes equal the reference within 2 ulps of the storage type
   per (slot, head) vector (the store op alone: bit-exact); every other element is bit-for-bit
@@ -47,9 +48,17 @@ from attn import runtime as rt  # noqa: E402
 
 import device_abi  # noqa: E402
 
-OUT_TOL = {"bf16": 2e-2, "f16": 5e-3}
-# Written cache values, per (slot, head) vector relative to its max |expected|: 2 ulps (the
-# compiled code may round the projection before RoPE; the reference rounds once).
+# Output tolerances, relative to max |expected|: about twice the worst error measured on an H200
+# (benchmarks/results/gpu-h200-2026-12-03*/device-tests.json, 76 cases). A correctly rounded
+# result is within half an ulp, 2^-8 = 3.9e-3 (bf16) and 2^-11 = 4.9e-4 (f16) of max |expected|.
+# * OUT_TOL, one op (projections, rms_norm, rope, linear, paged / flash attention): rounded once
+#   to the storage type; measured worst bf16 3.7e-3 (rope), f16 4.6e-4 (rope).
+# * LAYER_TOL, whole layers (layer_* and primitive_* cases): q, k, v and the attention output are
+#   rounded between the steps, the reference rounds only the inputs; measured worst bf16 4.5e-3,
+#   f16 4.5e-4. (The CPU tests measure more, 6.9e-3 / 6.6e-4, on configurations not run here;
+#   python/tests/cpu_exec_support.py.)
+OUT_TOL = {"bf16": 8e-3, "f16": 1e-3}
+LAYER_TOL = {"bf16": 9e-3, "f16": 1e-3}
 CACHE_TOL = {"bf16": 2.0**-6 + 1e-6, "f16": 2.0**-9 + 1e-7}
 XCHECK_TOL = 1e-9  # torch vs numpy reference, both float64
 
@@ -173,7 +182,7 @@ class Worker:
         out = self.nan_filled((sum(case["new"]), cfg.hidden), cfg.dtype)
         self.call(case, list(args.values()), [out],
                   [(out, want_out), (args["blocks"], want_blocks)])
-        check.close("out", out, want_out, OUT_TOL[cfg.dtype])
+        check.close("out", out, want_out, LAYER_TOL[cfg.dtype])
         self.check_cache(check, args["blocks"], before["blocks"], want_blocks,
                          args["row_offsets"], args["cache_lengths"], args["lookup_table"],
                          cfg.layer_idx, CACHE_TOL[cfg.dtype])

@@ -136,7 +136,9 @@ Value GroupAttention::writeOutputTile(IB &b, Value acc, Value l, int64_t rows,
       {acc, l}, {map(ctx, 2, {r, c}), map(ctx, 2, {r}), map(ctx, 2, {r, c})},
       iterators(2), [&](OpBuilder &gb, Location gl, ValueRange a) {
         IB g(gl, gb);
-        Value seen = arith::CmpFOp::create(g, arith::CmpFPredicate::OGT, a[1],
+        // l == 0: the row saw no key (zeros). Unordered: a NaN l (a NaN
+        // score or value the row sees) gives NaN, not a silent zero row.
+        Value seen = arith::CmpFOp::create(g, arith::CmpFPredicate::UGT, a[1],
                                            cF32(g, 0.0));
         Value o = arith::SelectOp::create(
             g, seen, arith::DivFOp::create(g, a[0], a[1]), cF32(g, 0.0));

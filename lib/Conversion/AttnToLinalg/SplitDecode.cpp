@@ -307,8 +307,9 @@ Value SplitDecode::combineRow(IB &b, const SoftmaxState &parts, Value splits,
                 vector::FMAOp::create(g, splat(g, w, headDim), a, st[1])};
       });
   Value l = sums[0];
+  // Unordered, as in the prefill tiles: a NaN l gives NaN, l == 0 zeros.
   Value seen =
-      arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, l, cF32(b, 0.0));
+      arith::CmpFOp::create(b, arith::CmpFPredicate::UGT, l, cF32(b, 0.0));
   Value inv = arith::SelectOp::create(
       b, seen, arith::DivFOp::create(b, cF32(b, 1.0), l), cF32(b, 0.0));
   Value o = arith::MulFOp::create(b, sums[1], splat(b, inv, headDim));
