@@ -14,6 +14,10 @@
 // normal outcome. Only crashes, hangs, sanitizer reports and fatal errors
 // are findings. Inputs over 64 KiB are rejected.
 //
+// Inputs that mention `linalg` are rejected before parsing: upstream's
+// linalg op parsers crash on malformed input (test/Fuzz/README.md), and the
+// pipelines below never run on modules holding linalg ops anyway.
+//
 // Pipelines run only on modules whose ops all come from the dialects of the
 // attn input IR (builtin, func, attn, arith, tensor, math) and that hold at
 // least one attn op, so that the fuzzer spends its time in our passes rather
@@ -94,6 +98,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   // A std::string: the lexer relies on a NUL after the last byte.
   std::string source(reinterpret_cast<const char *>(data), size);
+  if (StringRef(source).contains("linalg"))
+    return -1; // Known upstream parser crashes; see test/Fuzz/README.md.
 
   MLIRContext ctx(getRegistry(), MLIRContext::Threading::DISABLED);
   ScopedDiagnosticHandler swallow(&ctx, [](Diagnostic &) { return success(); });
