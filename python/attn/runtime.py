@@ -162,9 +162,16 @@ def _is_path(source):
     return "\n" not in source and (source.endswith(".mlir") or os.path.isfile(source))
 
 
+def extra_compile_flags():
+    """``$ATTN_COMPILE_FLAGS`` split on whitespace: options added to every ``attn-compile`` call
+    (e.g. ``--sanitize=address``, see ``scripts/run-asan-exec-tests.sh``)."""
+    return tuple(os.environ.get("ATTN_COMPILE_FLAGS", "").split())
+
+
 def compile_cpu(mlir, out_so, attn_compile=None, flags=()):
     """Compiles MLIR text or a ``.mlir`` file to the shared library ``out_so``; returns its path.
-    ``flags``: more ``attn-compile`` options (e.g. ``("--no-fuse",)``)."""
+    ``flags``: more ``attn-compile`` options (e.g. ``("--no-fuse",)``), after those of
+    ``$ATTN_COMPILE_FLAGS``."""
     tool = attn_compile or attn_compile_path()
     if not (os.path.isfile(tool) or shutil.which(tool)):
         raise FileNotFoundError(f"attn-compile not found at {tool} (set ATTN_COMPILE)")
@@ -179,7 +186,9 @@ def compile_cpu(mlir, out_so, attn_compile=None, flags=()):
             with open(src, "w") as f:
                 f.write(mlir)
         proc = subprocess.run(
-            [tool, "--target=cpu", *flags, src, "-o", out_so], capture_output=True, text=True
+            [tool, "--target=cpu", *extra_compile_flags(), *flags, src, "-o", out_so],
+            capture_output=True,
+            text=True,
         )
     if proc.returncode != 0:
         raise CompileError(f"attn-compile failed (exit {proc.returncode}):\n{proc.stderr}")
