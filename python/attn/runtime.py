@@ -168,6 +168,22 @@ def extra_compile_flags():
     return tuple(os.environ.get("ATTN_COMPILE_FLAGS", "").split())
 
 
+def _compiler_environment():
+    """The environment of ``attn-compile``: ours without a preloaded ASan runtime (the compiler is
+    not the code under test; the runtime would only slow it down, and would clash with the static
+    one of an ASan-instrumented ``attn-compile``)."""
+    preload = os.environ.get("LD_PRELOAD")
+    if not preload or "libclang_rt.asan" not in preload:
+        return None
+    env = dict(os.environ)
+    kept = [p for p in preload.replace(":", " ").split() if "libclang_rt.asan" not in p]
+    if kept:
+        env["LD_PRELOAD"] = " ".join(kept)
+    else:
+        del env["LD_PRELOAD"]
+    return env
+
+
 def compile_cpu(mlir, out_so, attn_compile=None, flags=()):
     """Compiles MLIR text or a ``.mlir`` file to the shared library ``out_so``; returns its path.
     ``flags``: more ``attn-compile`` options (e.g. ``("--no-fuse",)``), after those of
@@ -189,6 +205,7 @@ def compile_cpu(mlir, out_so, attn_compile=None, flags=()):
             [tool, "--target=cpu", *extra_compile_flags(), *flags, src, "-o", out_so],
             capture_output=True,
             text=True,
+            env=_compiler_environment(),
         )
     if proc.returncode != 0:
         raise CompileError(f"attn-compile failed (exit {proc.returncode}):\n{proc.stderr}")
