@@ -240,6 +240,19 @@ def test_compile_cpu_extra_flags(tmp_path, monkeypatch):
     assert args[-2:] == ["-o", str(tmp_path / "x.so")]
 
 
+def test_compile_cpu_drops_preloaded_asan(tmp_path, monkeypatch):
+    # attn-compile runs without a preloaded ASan runtime; other preloads stay.
+    echo = tmp_path / "env-attn-compile"
+    echo.write_text('#!/bin/sh\necho "${LD_PRELOAD-unset}" > "$OUT_ENV"\n')
+    echo.chmod(0o755)
+    monkeypatch.setenv("OUT_ENV", str(tmp_path / "env"))
+    for preload, seen in (("/x/libclang_rt.asan-x86_64.so", "unset"),
+                          ("/x/libclang_rt.asan-x86_64.so:/y/libz.so", "/y/libz.so")):
+        monkeypatch.setenv("LD_PRELOAD", preload)
+        rt.compile_cpu("func.func @f() { return }", tmp_path / "x.so", attn_compile=str(echo))
+        assert open(tmp_path / "env").read().strip() == seen
+
+
 def test_compile_cpu_reports_stderr(tmp_path):
     bad = tmp_path / "bad-attn-compile"
     bad.write_text("#!/bin/sh\necho 'error: something went wrong' >&2\nexit 3\n")
