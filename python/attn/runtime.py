@@ -162,9 +162,32 @@ def _is_path(source):
     return "\n" not in source and (source.endswith(".mlir") or os.path.isfile(source))
 
 
+def extra_compile_flags():
+    """``$ATTN_COMPILE_FLAGS`` split on whitespace: options added to every ``attn-compile`` call
+    (e.g. ``--sanitize=address``, see ``scripts/run-asan-exec-tests.sh``)."""
+    return tuple(os.environ.get("ATTN_COMPILE_FLAGS", "").split())
+
+
+def _compiler_environment():
+    """The environment of ``attn-compile``: ours without a preloaded ASan runtime (the compiler is
+    not the code under test; the runtime would only slow it down, and would clash with the static
+    one of an ASan-instrumented ``attn-compile``)."""
+    preload = os.environ.get("LD_PRELOAD")
+    if not preload or "libclang_rt.asan" not in preload:
+        return None
+    env = dict(os.environ)
+    kept = [p for p in preload.replace(":", " ").split() if "libclang_rt.asan" not in p]
+    if kept:
+        env["LD_PRELOAD"] = " ".join(kept)
+    else:
+        del env["LD_PRELOAD"]
+    return env
+
+
 def compile_cpu(mlir, out_so, attn_compile=None, flags=()):
     """Compiles MLIR text or a ``.mlir`` file to the shared library ``out_so``; returns its path.
-    ``flags``: more ``attn-compile`` options (e.g. ``("--no-fuse",)``)."""
+    ``flags``: more ``attn-compile`` options (e.g. ``("--no-fuse",)``), after those of
+    ``$ATTN_COMPILE_FLAGS``."""
     tool = attn_compile or attn_compile_path()
     if not (os.path.isfile(tool) or shutil.which(tool)):
         raise FileNotFoundError(f"attn-compile not found at {tool} (set ATTN_COMPILE)")
@@ -179,7 +202,10 @@ def compile_cpu(mlir, out_so, attn_compile=None, flags=()):
             with open(src, "w") as f:
                 f.write(mlir)
         proc = subprocess.run(
-            [tool, "--target=cpu", *flags, src, "-o", out_so], capture_output=True, text=True
+            [tool, "--target=cpu", *extra_compile_flags(), *flags, src, "-o", out_so],
+            capture_output=True,
+            text=True,
+            env=_compiler_environment(),
         )
     if proc.returncode != 0:
         raise CompileError(f"attn-compile failed (exit {proc.returncode}):\n{proc.stderr}")

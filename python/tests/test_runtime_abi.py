@@ -145,7 +145,9 @@ def built(tmp_path_factory):
     tool = tmp / "fake-attn-compile"
     tool.write_text(FAKE_ATTN_COMPILE)
     tool.chmod(0o755)
-    so = rt.compile_cpu(MODULE, tmp / "abi.so", attn_compile=str(tool))
+    with pytest.MonkeyPatch.context() as mp:  # the stand-in takes no attn-compile options
+        mp.delenv("ATTN_COMPILE_FLAGS", raising=False)
+        so = rt.compile_cpu(MODULE, tmp / "abi.so", attn_compile=str(tool))
     lib = rt.CompiledLibrary(so)
     llvm_ir = (tmp / "abi.so.ll").read_text()
     yield lib, llvm_ir
@@ -205,8 +207,9 @@ def test_bf16_bits():
     assert rt.to_abi([1.0], "f16").dtype == np.float16
 
 
-def test_compile_cpu_arguments(tmp_path):
+def test_compile_cpu_arguments(tmp_path, monkeypatch):
     # Text and file inputs both reach the tool as `--target=cpu SRC -o OUT`.
+    monkeypatch.delenv("ATTN_COMPILE_FLAGS", raising=False)
     echo = tmp_path / "echo-attn-compile"
     echo.write_text('#!/bin/sh\necho "$@" > "$4.args"\ncp "$2" "$4"\n')
     echo.chmod(0o755)
@@ -221,6 +224,33 @@ def test_compile_cpu_arguments(tmp_path):
         assert (args[1] == str(src)) == is_file
     with pytest.raises(FileNotFoundError):
         rt.compile_cpu(tmp_path / "missing.mlir", tmp_path / "x.so", attn_compile=str(echo))
+
+
+def test_compile_cpu_extra_flags(tmp_path, monkeypatch):
+    # $ATTN_COMPILE_FLAGS (split on whitespace) comes before the call's own flags.
+    echo = tmp_path / "echo-attn-compile"
+    echo.write_text('#!/bin/sh\necho "$@" > "$OUT_ARGS"\n')
+    echo.chmod(0o755)
+    monkeypatch.setenv("OUT_ARGS", str(tmp_path / "args"))
+    monkeypatch.setenv("ATTN_COMPILE_FLAGS", " --sanitize=address  --mcpu=x86-64-v3 ")
+    rt.compile_cpu("func.func @f() { return }", tmp_path / "x.so", attn_compile=str(echo),
+                   flags=("--no-fuse",))
+    args = open(tmp_path / "args").read().split()
+    assert args[:4] == ["--target=cpu", "--sanitize=address", "--mcpu=x86-64-v3", "--no-fuse"]
+    assert args[-2:] == ["-o", str(tmp_path / "x.so")]
+
+
+def test_compile_cpu_drops_preloaded_asan(tmp_path, monkeypatch):
+    # attn-compile runs without a preloaded ASan runtime; other preloads stay.
+    echo = tmp_path / "env-attn-compile"
+    echo.write_text('#!/bin/sh\necho "${LD_PRELOAD-unset}" > "$OUT_ENV"\n')
+    echo.chmod(0o755)
+    monkeypatch.setenv("OUT_ENV", str(tmp_path / "env"))
+    for preload, seen in (("/x/libclang_rt.asan-x86_64.so", "unset"),
+                          ("/x/libclang_rt.asan-x86_64.so:/y/libz.so", "/y/libz.so")):
+        monkeypatch.setenv("LD_PRELOAD", preload)
+        rt.compile_cpu("func.func @f() { return }", tmp_path / "x.so", attn_compile=str(echo))
+        assert open(tmp_path / "env").read().strip() == seen
 
 
 def test_compile_cpu_reports_stderr(tmp_path):

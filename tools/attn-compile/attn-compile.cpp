@@ -31,6 +31,7 @@
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
@@ -45,6 +46,7 @@
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/SubtargetFeature.h"
 #include "llvm/TargetParser/Triple.h"
+#include "llvm/Transforms/Instrumentation/AddressSanitizer.h"
 
 using namespace mlir;
 namespace cl = llvm::cl;
@@ -92,6 +94,13 @@ static cl::opt<int64_t> decodeItems(
 static cl::opt<bool>
     noFuse("no-fuse", cl::desc("Skip the fusion passes (attn-fuse-*)"),
            cl::init(false));
+static cl::opt<std::string> sanitize(
+    "sanitize",
+    cl::desc("Instrument the generated code: 'address' (AddressSanitizer; "
+             "--target=cpu only). The library then needs the shared ASan "
+             "runtime loaded first, e.g. LD_PRELOAD=$(clang-22 "
+             "-print-file-name=libclang_rt.asan-x86_64.so)"),
+    cl::init(""));
 static cl::opt<std::string>
     linker("linker", cl::desc("Compiler driver used to link the library"),
            cl::init("clang-22"));
@@ -113,6 +122,31 @@ static bool targetHasAVX512() {
          StringRef(mcpu).starts_with("sapphirerapids") ||
          StringRef(mcpu).starts_with("znver4") ||
          StringRef(mcpu).starts_with("znver5");
+}
+
+/// Instruments the optimised module with AddressSanitizer, as clang
+/// -fsanitize=address does after its own optimisation pipeline: every
+/// definition gets `sanitize_address`, then the module pass adds the shadow
+/// checks and the module constructor that registers with the runtime. The
+/// OpenMP outlined bodies are definitions of this module, so they are checked
+/// too; libomp itself is not instrumented.
+static void addressSanitize(llvm::Module &module, llvm::TargetMachine &machine) {
+  for (llvm::Function &function : module)
+    if (!function.isDeclaration())
+      function.addFnAttr(llvm::Attribute::SanitizeAddress);
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder builder(&machine);
+  builder.registerModuleAnalyses(mam);
+  builder.registerCGSCCAnalyses(cgam);
+  builder.registerFunctionAnalyses(fam);
+  builder.registerLoopAnalyses(lam);
+  builder.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager passes;
+  passes.addPass(llvm::AddressSanitizerPass(llvm::AddressSanitizerOptions()));
+  passes.run(module, mam);
 }
 
 static LogicalResult emitObject(llvm::Module &module, StringRef path) {
@@ -140,6 +174,8 @@ static LogicalResult emitObject(llvm::Module &module, StringRef path) {
   auto optimize = makeOptimizingTransformer(3, 0, machine.get());
   if (llvm::Error err = optimize(&module))
     return fail("LLVM optimisation failed: " + llvm::toString(std::move(err)));
+  if (sanitize == "address")
+    addressSanitize(module, *machine);
   if (emit == "llvm") {
     std::error_code ec;
     llvm::raw_fd_ostream os(path, ec);
@@ -190,6 +226,13 @@ static LogicalResult linkSharedLibrary(StringRef object, StringRef output) {
   } else {
     flags = {"-L/usr/lib/llvm-22/lib", "-lomp", "-lm",
              "-Wl,-rpath,/usr/lib/llvm-22/lib"};
+    // The shared ASan runtime: DT_NEEDED libclang_rt.asan-x86_64.so, found
+    // through the rpath. It must still come first in the process (LD_PRELOAD)
+    // when the host program is not itself instrumented; with the rpath,
+    // loading without it fails with ASan's own message saying so.
+    if (sanitize == "address")
+      flags.append({"-fsanitize=address", "-shared-libasan",
+                    "-Wl,-rpath,/usr/lib/llvm-22/lib/clang/22/lib/linux"});
   }
   SmallVector<StringRef> args = {*driver, "-shared", "-o", output, object};
   for (const std::string &flag : flags)
@@ -207,6 +250,11 @@ static LogicalResult compile() {
     return fail("unsupported target '" + target + "' (available: cpu, cuda)");
   if (emit != "so" && emit != "obj" && emit != "llvm" && emit != "mlir")
     return fail("--emit must be so, obj, llvm or mlir");
+  if (!sanitize.empty() && sanitize != "address")
+    return fail("unsupported --sanitize='" + sanitize + "' (available: address)");
+  if (sanitize == "address" && target != "cpu")
+    return fail("--sanitize=address needs --target=cpu (the instrumentation "
+                "and its runtime are host-only)");
 
   DialectRegistry registry;
   registerAllDialects(registry);
