@@ -47,20 +47,25 @@ def function_text(name, kind, cfg):
     return ir.flash_attention_function(name, cfg)
 
 
+def module_texts():
+    """The benchmark's modules ({module: MLIR text}) and its functions ({name: manifest entry})."""
+    functions, texts = {}, {}
+    for name, (module, kind, mask) in FUNCTIONS.items():
+        cfg = bench_cfg(mask)
+        functions[name] = {"module": module, "kind": kind, "config": dataclasses.asdict(cfg)}
+        texts.setdefault(module, []).append(function_text(name, kind, cfg))
+    return {m: ir.module_text(*fns) for m, fns in texts.items()}, functions
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("outdir", nargs="?", default=os.path.join(REPO, "build", "bench-gpu"))
     parser.add_argument("--jobs", type=int, default=2, help="parallel compiles (default 2)")
     args = parser.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
-    functions, texts = {}, {}
-    for name, (module, kind, mask) in FUNCTIONS.items():
-        cfg = bench_cfg(mask)
-        functions[name] = {"module": module, "kind": kind, "config": dataclasses.asdict(cfg)}
-        texts.setdefault(module, []).append(function_text(name, kind, cfg))
+    texts, functions = module_texts()
     print(f"building {len(texts)} modules into {args.outdir}", flush=True)
-    modules = build_modules({m: ir.module_text(*fns) for m, fns in texts.items()}, args.outdir,
-                            args.jobs)
+    modules = build_modules(texts, args.outdir, args.jobs)
     if os.path.isfile(RUNTIME_LIB):
         shutil.copy2(RUNTIME_LIB, args.outdir)
     with open(os.path.join(args.outdir, "manifest.json"), "w") as f:

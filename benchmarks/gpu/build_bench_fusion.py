@@ -34,6 +34,14 @@ def llama3_8b():
                           rope={"theta": 500000.0, "interleaved": False, "scaling": LLAMA3})
 
 
+def module_texts(cfg):
+    """The fused and the unfused module ({module: MLIR text}); build_modules compiles modules
+    named *_unfused with --no-fuse."""
+    text = ir.module_text(ir.layer_function("layer", cfg),
+                          ir.primitive_layer_function("nonattn", cfg, part="projections"))
+    return {"fusion": text, "fusion_unfused": text}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("outdir", nargs="?",
@@ -42,10 +50,7 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
     cfg = llama3_8b()
-    text = ir.module_text(ir.layer_function("layer", cfg),
-                          ir.primitive_layer_function("nonattn", cfg, part="projections"))
-    # build_modules compiles modules named *_unfused with --no-fuse.
-    modules = build_modules({"fusion": text, "fusion_unfused": text}, args.outdir, args.jobs)
+    modules = build_modules(module_texts(cfg), args.outdir, args.jobs)
     if os.path.isfile(RUNTIME_LIB):
         shutil.copy2(RUNTIME_LIB, args.outdir)
     else:

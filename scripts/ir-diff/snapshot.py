@@ -180,21 +180,13 @@ def device_cases():
 
 
 def bench_cases():
-    """The GPU benchmark modules (benchmarks/gpu/build_bench*.py); mirrors their main()s,
-    which are not importable functions."""
+    """The GPU benchmark modules (benchmarks/gpu/build_bench*.py)."""
     sys.path[:0] = [os.path.join(REPO, "python"), os.path.join(REPO, "benchmarks", "gpu"),
                     os.path.join(REPO, "test", "gpu")]
-    from attn import ir
     import build_bench as bb
     import build_bench_fusion as bbf
-    texts = {}
-    for name, (module, kind, mask) in bb.FUNCTIONS.items():
-        texts.setdefault(module, []).append(bb.function_text(name, kind, bb.bench_cfg(mask)))
-    texts = {m: ir.module_text(*fns) for m, fns in texts.items()}
-    cfg = bbf.llama3_8b()
-    text = ir.module_text(ir.layer_function("layer", cfg),
-                          ir.primitive_layer_function("nonattn", cfg, part="projections"))
-    texts.update({"fusion": text, "fusion_unfused": text})
+    texts, _ = bb.module_texts()
+    texts.update(bbf.module_texts(bbf.llama3_8b()))
     return [_nvvm_case("bench", m, t, m.endswith("_unfused")) for m, t in sorted(texts.items())]
 
 

@@ -80,11 +80,8 @@ Idx kb::operator%(Idx x, Idx y) { return binary<arith::RemUIOp>(x, y); }
 Idx kb::operator%(Idx x, int64_t y) { return binary<arith::RemUIOp>(x, y); }
 Idx kb::operator&(Idx x, Idx y) { return binary<arith::AndIOp>(x, y); }
 Idx kb::operator&(Idx x, int64_t y) { return binary<arith::AndIOp>(x, y); }
-Idx kb::operator|(Idx x, Idx y) { return binary<arith::OrIOp>(x, y); }
-Idx kb::operator|(Idx x, int64_t y) { return binary<arith::OrIOp>(x, y); }
 Idx kb::operator^(Idx x, Idx y) { return binary<arith::XOrIOp>(x, y); }
 Idx kb::operator^(Idx x, int64_t y) { return binary<arith::XOrIOp>(x, y); }
-Idx kb::operator>>(Idx x, int64_t y) { return binary<arith::ShRUIOp>(x, y); }
 
 using P = arith::CmpIPredicate;
 Idx kb::operator<(Idx x, Idx y) { return compare(P::slt, x, y); }
@@ -157,9 +154,6 @@ Idx kb::cIndex(IB &b, int64_t v) {
 }
 Idx kb::cI32(IB &b, int64_t v) {
   return Value(arith::ConstantIntOp::create(b, v, 32));
-}
-Idx kb::cI64(IB &b, int64_t v) {
-  return Value(arith::ConstantIntOp::create(b, v, 64));
 }
 Idx kb::cBool(IB &b, bool v) {
   return Value(arith::ConstantIntOp::create(b, v, 1));

@@ -68,14 +68,11 @@ Idx operator/(Idx x, Idx y);
 Idx operator/(Idx x, int64_t y);
 Idx operator%(Idx x, Idx y);
 Idx operator%(Idx x, int64_t y);
-/// Bitwise on integers (and on i1 conditions: and / or / xor).
+/// Bitwise on integers (and on i1 conditions: and / xor).
 Idx operator&(Idx x, Idx y);
 Idx operator&(Idx x, int64_t y);
-Idx operator|(Idx x, Idx y);
-Idx operator|(Idx x, int64_t y);
 Idx operator^(Idx x, Idx y);
 Idx operator^(Idx x, int64_t y);
-Idx operator>>(Idx x, int64_t y);
 
 Idx operator<(Idx x, Idx y);
 Idx operator<(Idx x, int64_t y);
@@ -122,7 +119,6 @@ Idx indexCast(IB &b, Value x, Type type);
 
 Idx cIndex(IB &b, int64_t v);
 Idx cI32(IB &b, int64_t v);
-Idx cI64(IB &b, int64_t v);
 Idx cBool(IB &b, bool v);
 Value cF32(IB &b, double v);
 Value cF64(IB &b, double v);
