@@ -267,11 +267,11 @@ func.func @qkv_separate_unaligned(%x: tensor<?x64xbf16>, %wq: tensor<96x64xbf16>
 // CHECK-SAME: [[QR:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>) attributes {llvm.emit_c_interface} {
 // CHECK: [[T:%[a-zA-Z0-9_]+]] = memref.dim [[Q]], %c0
 // CHECK: [[N:%[a-zA-Z0-9_]+]] = arith.muli [[T]], %c6
-// CHECK: gpu.launch_func @attn_kernels::@rope_store blocks in (%{{[a-zA-Z0-9_]+}}, %c1, %c1) threads in (%c256, %c1, %c1) args([[Q]] : memref<?x4x64xbf16>, [[K]] : memref<?x2x64xbf16>, [[V]] : memref<?x2x64xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x2x16x2x64xbf16>, [[QR]] : memref<?x4x64xbf16>, [[GQ]] : memref<64xbf16>, [[GK]] : memref<64xbf16>, [[N]] : index)
+// CHECK: gpu.launch_func @attn_kernels::@rope_store blocks in (%{{[a-zA-Z0-9_]+}}, %c1, %c1) threads in (%c256, %c1, %c1) args([[Q]] : memref<?x4x64xbf16>, [[K]] : memref<?x2x64xbf16>, [[V]] : memref<?x2x64xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x2x16x2x64xbf16>, %c1 : index, [[QR]] : memref<?x4x64xbf16>, [[GQ]] : memref<64xbf16>, [[GK]] : memref<64xbf16>, [[N]] : index)
 // CHECK-NOT: gpu.
 // CHECK: return
 // CHECK-LABEL: gpu.func @rope_store(
-// CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KK:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, {{.*}}, [[KB:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>, [[KQR:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KGQ:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[KGK:%[a-zA-Z0-9_]+]]: memref<64xbf16>, %{{.*}}: index)
+// CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KK:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, {{.*}}, [[KB:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>, [[KL:%[a-zA-Z0-9_]+]]: index, [[KQR:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KGQ:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[KGK:%[a-zA-Z0-9_]+]]: memref<64xbf16>, %{{.*}}: index)
 // CHECK-SAME: known_block_size = array<i32: 256, 1, 1>
 // The norm: sum of squares over the head, butterfly-reduced across the warp.
 // CHECK: math.fma
@@ -284,9 +284,9 @@ func.func @qkv_separate_unaligned(%x: tensor<?x64xbf16>, %wq: tensor<96x64xbf16>
 // q heads to the q result, k heads into the cache slot (axis 1 = 0), the v
 // head beside them (axis 1 = 1).
 // CHECK: memref.store %{{.+}}, [[KQR]][
-// CHECK: memref.store %{{.+}}, [[KB]][%{{[a-zA-Z0-9_]+}}, %c0, %c1,
+// CHECK: memref.store %{{.+}}, [[KB]][%{{[a-zA-Z0-9_]+}}, %c0, [[KL]],
 // CHECK: [[VA:%[a-zA-Z0-9_]+]] = memref.load [[KV]][
-// CHECK-NEXT: memref.store [[VA]], [[KB]][%{{[a-zA-Z0-9_]+}}, %c1, %c1,
+// CHECK-NEXT: memref.store [[VA]], [[KB]][%{{[a-zA-Z0-9_]+}}, %c1, [[KL]],
 func.func @rope_store(%q: tensor<?x4x64xbf16>, %k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blocks: tensor<?x2x2x16x2x64xbf16>,
                       %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>, %gq: tensor<64xbf16>, %gk: tensor<64xbf16>)
     -> (tensor<?x4x64xbf16>, tensor<?x2x2x16x2x64xbf16>) {
@@ -493,14 +493,13 @@ func.func @rms_norm(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> tensor<?x4x
 // CHECK-SAME: attributes {llvm.emit_c_interface}
 // CHECK-NOT: gpu.alloc
 // CHECK-NOT: gpu.memcpy
-// CHECK: gpu.launch_func @attn_kernels::@kv_cache_store blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[K]] : memref<?x2x64xbf16>, [[V]] : memref<?x2x64xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x3x16x2x64xbf16>, %{{[a-zA-Z0-9_]+}} : index)
+// CHECK: gpu.launch_func @attn_kernels::@kv_cache_store blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[K]] : memref<?x2x64xbf16>, [[V]] : memref<?x2x64xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x3x16x2x64xbf16>, %c2 : index, %{{[a-zA-Z0-9_]+}} : index)
 // CHECK-NOT: gpu.
 // CHECK: return
 // CHECK-LABEL: gpu.func @kv_cache_store(
-// CHECK-SAME: [[KK:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[KOFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[KLEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[KLUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>, [[KB:%[a-zA-Z0-9_]+]]: memref<?x2x3x16x2x64xbf16>, %{{[a-zA-Z0-9_]+}}: index)
+// CHECK-SAME: [[KK:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[KOFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[KLEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[KLUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>, [[KB:%[a-zA-Z0-9_]+]]: memref<?x2x3x16x2x64xbf16>, [[KL:%[a-zA-Z0-9_]+]]: index, %{{[a-zA-Z0-9_]+}}: index)
 // CHECK-DAG: [[C0:%[a-zA-Z0-9_]+]] = arith.constant 0 : index
 // CHECK-DAG: [[C1:%[a-zA-Z0-9_]+]] = arith.constant 1 : index
-// CHECK-DAG: [[C2:%[a-zA-Z0-9_]+]] = arith.constant 2 : index
 // CHECK-DAG: [[C16:%[a-zA-Z0-9_]+]] = arith.constant 16 : index
 // CHECK: [[SEQ:%[a-zA-Z0-9_]+]] = scf.for
 // CHECK: memref.load [[KLEN]][[[SEQ]]] : memref<?xi32>
@@ -511,9 +510,9 @@ func.func @rms_norm(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> tensor<?x4x
 // CHECK-NEXT: [[PAGE:%[a-zA-Z0-9_]+]] = arith.index_cast [[PAGE32]] : i32 to index
 // CHECK-NEXT: [[SLOT:%[a-zA-Z0-9_]+]] = arith.remui [[POS]], [[C16]] : index
 // CHECK-NEXT: [[KROW:%[a-zA-Z0-9_]+]] = vector.load [[KK]][[[ROW:%[a-zA-Z0-9_]+]], [[HEAD:%[a-zA-Z0-9_]+]], [[COL:%[a-zA-Z0-9_]+]]] {alignment = 16 : i64} : memref<?x2x64xbf16>, vector<8xbf16>
-// CHECK-NEXT: vector.store [[KROW]], [[KB]][[[PAGE]], [[C0]], [[C2]], [[SLOT]], [[HEAD]], [[COL]]] {alignment = 16 : i64} : memref<?x2x3x16x2x64xbf16>, vector<8xbf16>
+// CHECK-NEXT: vector.store [[KROW]], [[KB]][[[PAGE]], [[C0]], [[KL]], [[SLOT]], [[HEAD]], [[COL]]] {alignment = 16 : i64} : memref<?x2x3x16x2x64xbf16>, vector<8xbf16>
 // CHECK-NEXT: [[VROW:%[a-zA-Z0-9_]+]] = vector.load [[KV]][[[ROW]], [[HEAD]], [[COL]]] {alignment = 16 : i64} : memref<?x2x64xbf16>, vector<8xbf16>
-// CHECK-NEXT: vector.store [[VROW]], [[KB]][[[PAGE]], [[C1]], [[C2]], [[SLOT]], [[HEAD]], [[COL]]] {alignment = 16 : i64} : memref<?x2x3x16x2x64xbf16>, vector<8xbf16>
+// CHECK-NEXT: vector.store [[VROW]], [[KB]][[[PAGE]], [[C1]], [[KL]], [[SLOT]], [[HEAD]], [[COL]]] {alignment = 16 : i64} : memref<?x2x3x16x2x64xbf16>, vector<8xbf16>
 func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blocks: tensor<?x2x3x16x2x64xbf16>,
                           %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xbf16> {
   %new = attn.kv_cache_store %k, %v into %blocks layer 2 positions(%off, %len) pages(%lut)
@@ -561,6 +560,7 @@ func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blo
 // stored as bf16 pairs, O += P V with V as the transposed B (row).
 // CHECK-LABEL: gpu.func @paged_flash_attention_prefill(
 // CHECK-SAME: [[PQ:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[PO:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, %{{[a-zA-Z0-9_]+}}: memref<?xi32>, [[PB:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>,
+// CHECK-SAME: %{{[a-zA-Z0-9_]+}}: memref<?xi32>, %{{[a-zA-Z0-9_]+}}: memref<?x?xi32>, [[PL:%[a-zA-Z0-9_]+]]: index,
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK-DAG: [[PSCALE:%[a-zA-Z0-9_]+]] = arith.constant 0.180336878 : f32
 // CHECK: [[RAW:%[a-zA-Z0-9_]+]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
@@ -571,11 +571,11 @@ func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blo
 // CHECK: vector.store %{{.+}}, [[TQ]][%{{.+}}] {alignment = 16 : i64} : memref<4096xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
 // CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
 // CHECK: gpu.barrier
-// CHECK: nvgpu.device_async_copy [[PB]][%{{.+}}, %c0, %c1, %{{.+}}, %{{.+}}, %{{.+}}], [[TK]][%{{.+}}], 8, %{{.+}} {bypassL1}
+// CHECK: nvgpu.device_async_copy [[PB]][%{{.+}}, %c0, [[PL]], %{{.+}}, %{{.+}}, %{{.+}}], [[TK]][%{{.+}}], 8, %{{.+}} {bypassL1}
 // CHECK: scf.for
 // CHECK: nvvm.fence.proxy
 // CHECK-NEXT: gpu.barrier
-// CHECK: nvgpu.device_async_copy [[PB]][%{{.+}}, %c1, %c1, %{{.+}}, %{{.+}}, %{{.+}}], [[TV]][%{{.+}}], 8, %{{.+}} {bypassL1}
+// CHECK: nvgpu.device_async_copy [[PB]][%{{.+}}, %c1, [[PL]], %{{.+}}, %{{.+}}, %{{.+}}], [[TV]][%{{.+}}], 8, %{{.+}} {bypassL1}
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-4: nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, %{{.+}}, <m = 64, n = 64, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
@@ -602,7 +602,7 @@ func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blo
 // log2-sum-exp. At most 128 registers (4 blocks per SM).
 // CHECK-LABEL: gpu.func @paged_flash_attention_decode(
 // CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KO:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, %{{[a-zA-Z0-9_]+}}: memref<?xi32>, [[KB:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>,
-// CHECK-SAME: %{{[a-zA-Z0-9_]+}}: memref<?xi32>, %{{[a-zA-Z0-9_]+}}: memref<?x?xi32>, [[KOP:%[a-zA-Z0-9_]+]]: memref<?x?x4x64xf32>, [[KLP:%[a-zA-Z0-9_]+]]: memref<?x?x4xf32>
+// CHECK-SAME: %{{[a-zA-Z0-9_]+}}: memref<?xi32>, %{{[a-zA-Z0-9_]+}}: memref<?x?xi32>, %{{[a-zA-Z0-9_]+}}: index, [[KOP:%[a-zA-Z0-9_]+]]: memref<?x?x4x64xf32>, [[KLP:%[a-zA-Z0-9_]+]]: memref<?x?x4xf32>
 // CHECK-SAME: workgroup([[SK:%[a-zA-Z0-9_]+]] : memref<{{.+}}xbf16, #gpu.address_space<workgroup>>, [[SV:%[a-zA-Z0-9_]+]] : memref<{{.+}}xbf16, #gpu.address_space<workgroup>>)
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 4 : i32}
 // CHECK-DAG: [[SCALE:%[a-zA-Z0-9_]+]] = arith.constant 0.180336878 : f32
@@ -796,8 +796,8 @@ func.func @returned_view(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> (tenso
 // LAYER: [[ATT:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x32x128xbf16>
 // LAYER: [[OP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x32x128xf32>
 // LAYER-NEXT: [[LP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x32xf32>
-// LAYER: gpu.launch_func @attn_kernels::@paged_flash_attention_prefill blocks in ({{[^)]*}}) threads in ({{[^)]*}}) dynamic_shared_memory_size %{{.+}} args([[QR]] : memref<?x32x128xbf16>, [[ATT]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>,
-// LAYER: gpu.launch_func @attn_kernels::@paged_flash_attention_decode blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>, [[ATT]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>,
+// LAYER: gpu.launch_func @attn_kernels::@paged_flash_attention_prefill blocks in ({{[^)]*}}) threads in ({{[^)]*}}) dynamic_shared_memory_size %{{.+}} args([[QR]] : memref<?x32x128xbf16>, [[ATT]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, %c0 : index, [[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>,
+// LAYER: gpu.launch_func @attn_kernels::@paged_flash_attention_decode blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>, [[ATT]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, %c0 : index, [[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>,
 // LAYER: gpu.launch_func @attn_kernels::@attention_combine blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>, [[ATT]] : memref<?x32x128xbf16>,
 // LAYER-NEXT: gpu.dealloc [[OP]]
 // LAYER-NEXT: gpu.dealloc [[LP]]

@@ -97,6 +97,7 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
   args.blocks = spec.blocks;
   args.cacheLengths = spec.cacheLengths;
   args.lookup = spec.lookup;
+  args.layer = spec.layer;
   args.oPart = alloc({p.heads, p.headDim});
   args.lsePart = alloc({p.heads});
   args.splits = plan.splits;

@@ -15,10 +15,11 @@ using namespace mlir::attn::gpu_lowering::elementwise;
 
 namespace {
 struct CacheStoreArgs {
-  Value key, value, rowOffsets, cacheLengths, lookup, blocks;
+  Value key, value, rowOffsets, cacheLengths, lookup, blocks, layer;
 
   template <typename F> void forEach(F f) {
     f(key), f(value), f(rowOffsets), f(cacheLengths), f(lookup), f(blocks);
+    f(layer);
   }
 };
 } // namespace
@@ -26,7 +27,7 @@ struct CacheStoreArgs {
 void gpu_lowering::emitKVCacheStore(KernelEmitter &e, IB &host, Value key,
                                     Value value, Value rowOffsets,
                                     Value cacheLengths, Value lookup,
-                                    Value blocks, int64_t layer) {
+                                    Value blocks, Value layer) {
   BuilderScope scope(host);
   auto type = cast<MemRefType>(key.getType());
   int64_t heads = type.getDimSize(1), headDim = type.getDimSize(2);
@@ -37,7 +38,8 @@ void gpu_lowering::emitKVCacheStore(KernelEmitter &e, IB &host, Value key,
   auto vecType = VectorType::get({width}, type.getElementType());
   llvm::MaybeAlign align(width * type.getElementTypeBitWidth() / 8);
   Idx count = dim(host, key, 0) * (heads * chunks);
-  CacheStoreArgs args{key, value, rowOffsets, cacheLengths, lookup, blocks};
+  CacheStoreArgs args{key,    value,  rowOffsets, cacheLengths,
+                      lookup, blocks, layer};
   emitPerItem(e, host, "kv_cache_store", count, args,
               [&](IB &b, Idx item, const CacheStoreArgs &k) {
                 Idx col = item % chunks * width, rowHead = item / chunks;
@@ -50,7 +52,7 @@ void gpu_lowering::emitKVCacheStore(KernelEmitter &e, IB &host, Value key,
                       b, vecType, rows[kv], {row, head, col},
                       /*nontemporal=*/false, align);
                   vector::StoreOp::create(b, chunk, k.blocks,
-                                          slot.at(b, kv, layer, head, col),
+                                          slot.at(b, kv, k.layer, head, col),
                                           /*nontemporal=*/false, align);
                 }
               });

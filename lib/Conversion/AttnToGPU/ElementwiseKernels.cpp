@@ -37,9 +37,9 @@ CacheSlot CacheSlot::of(IB &b, Value rowOffsets, Value cacheLengths,
   return c;
 }
 
-SmallVector<Value> CacheSlot::at(IB &b, int64_t kv, int64_t layer, Value head,
+SmallVector<Value> CacheSlot::at(IB &b, int64_t kv, Value layer, Value head,
                                  Value col) const {
-  return {page, cIndex(b, kv), cIndex(b, layer), slot, head, col};
+  return {page, cIndex(b, kv), layer, slot, head, col};
 }
 
 Value elementwise::warpSumOfSquares(IB &b, Idx lane, Value width,

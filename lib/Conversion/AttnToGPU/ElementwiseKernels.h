@@ -77,7 +77,7 @@ struct CacheSlot {
 
   /// The `blocks` indices of element `col` of head `head` of the key (`kv`
   /// 0) or value (1) row.
-  SmallVector<Value> at(IB &b, int64_t kv, int64_t layer, Value head,
+  SmallVector<Value> at(IB &b, int64_t kv, Value layer, Value head,
                         Value col) const;
 };
 

@@ -98,7 +98,7 @@ void emitRope(KernelEmitter &e, IB &host, Value in, const RopeFreqs &freqs,
 void emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k, Value v,
                    const RopeFreqs &freqs, Value rowOffsets,
                    Value cacheLengths, Value lookup, Value blocks,
-                   int64_t layer, bool interleaved, Value gammaQ, Value gammaK,
+                   Value layer, bool interleaved, Value gammaQ, Value gammaK,
                    double eps, Value qOut);
 
 /// The `[N, D]` table of `attn.rope_freqs` into `out`.
@@ -106,7 +106,7 @@ void emitRopeTable(KernelEmitter &e, IB &host, RopeAttr rope, Value out);
 
 void emitKVCacheStore(KernelEmitter &e, IB &host, Value key, Value value,
                       Value rowOffsets, Value cacheLengths, Value lookup,
-                      Value blocks, int64_t layer);
+                      Value blocks, Value layer);
 
 /// One column segment of a projection's output: columns
 /// `[begin, begin + width)` of `x @ W^T` go to the 2-D `buffer`.
@@ -137,10 +137,9 @@ struct AttentionSpec {
   Value query, out;                // [T, H, D]
   Value qRowOffsets;               // [B + 1]
   // Explicit K/V ([Tk, Hkv, D]) with kvRowOffsets [B + 1], or the paged
-  // cache (blocks, cacheLengths [B], lookup [B, pages], layer).
+  // cache (blocks, cacheLengths [B], lookup [B, pages], layer: an index).
   Value key, value, kvRowOffsets;
-  Value blocks, cacheLengths, lookup;
-  int64_t layer = 0;
+  Value blocks, cacheLengths, lookup, layer;
   MaskAttr mask;
   double scale = 1.0;
   bool paged() const { return static_cast<bool>(blocks); }

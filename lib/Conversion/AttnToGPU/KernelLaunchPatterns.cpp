@@ -84,6 +84,20 @@ Value flattenLeading(IB &b, Value buffer, int64_t keep) {
   return memref::CollapseShapeOp::create(b, buffer, groups);
 }
 
+/// The cache layer of `op` as a host index, clamped into `blocks` so that
+/// no kernel addresses outside the cache (the entry points report a bad
+/// layer before any kernel runs).
+Value layerIndex(CacheLayerOpInterface op, Value blocks,
+                 BufferAssignment &buffers, IB &b) {
+  BuilderScope scope(b);
+  if (std::optional<int64_t> layer = op.getStaticLayer())
+    return cIndex(b, *layer);
+  Value layer = buffers.lookup(op.getLayerIndex());
+  if (!layer.getType().isIndex())
+    layer = indexCast(b, layer, b.getIndexType());
+  return clamp(b, layer, cIndex(b, 0), Idx(dim(b, blocks, 2)) - 1);
+}
+
 /// Where a RoPE kernel gets the cos / sin of `table`: recomputed from the
 /// rope attribute of attn.rope_freqs, a constant embedded in the kernel
 /// module, or a device buffer.
@@ -180,7 +194,8 @@ struct RopeStorePattern : OpAttnToGPUPattern<RopeStoreOp> {
     emitRopeStore(kernels, b, q, lookup(s.getK()), lookup(s.getV()),
                   ropeFreqs(kernels, buffers, s.getLoc(), s.getFreqs()),
                   lookup(s.getRowOffsets()), lookup(s.getCacheLengths()),
-                  lookup(s.getLookupTable()), *blocks, s.getLayer(),
+                  lookup(s.getLookupTable()), *blocks,
+                  layerIndex(s, *blocks, buffers, b),
                   s.getInterleaved(),
                   s.hasQKNorm() ? lookup(s.getGammaQ()) : Value(),
                   s.hasQKNorm() ? lookup(s.getGammaK()) : Value(), eps, qOut);
@@ -209,7 +224,8 @@ struct KVCacheStorePattern : OpAttnToGPUPattern<KVCacheStoreOp> {
     auto lookup = [&](Value v) { return buffers.lookup(v); };
     emitKVCacheStore(kernels, b, lookup(s.getKey()), lookup(s.getValue()),
                      lookup(s.getRowOffsets()), lookup(s.getCacheLengths()),
-                     lookup(s.getLookupTable()), *blocks, s.getLayer());
+                     lookup(s.getLookupTable()), *blocks,
+                     layerIndex(s, *blocks, buffers, b));
     buffers.map(s.getResult(), *blocks);
     return success();
   }
@@ -352,7 +368,7 @@ struct PagedFlashAttentionPattern : OpAttnToGPUPattern<PagedFlashAttentionOp> {
     spec.blocks = buffers.lookup(a.getBlocks());
     spec.cacheLengths = buffers.lookup(a.getCacheLengths());
     spec.lookup = buffers.lookup(a.getLookupTable());
-    spec.layer = a.getLayer();
+    spec.layer = layerIndex(a, spec.blocks, buffers, b);
     emitAttention(kernels, b, spec);
     return success();
   }

@@ -157,20 +157,20 @@ void gpu_lowering::emitRopeTable(KernelEmitter &e, IB &host, RopeAttr rope,
 namespace {
 
 struct RopeStoreArgs {
-  Value q, k, v, rowOffsets, cacheLengths, lookup, blocks, qOut;
+  Value q, k, v, rowOffsets, cacheLengths, lookup, blocks, layer, qOut;
   Value gammaQ, gammaK; // with the per-head RMS norm only
   Value table;
   Value count;
 
   template <typename F> void forEach(F f) {
     f(q), f(k), f(v), f(rowOffsets), f(cacheLengths), f(lookup), f(blocks);
-    f(qOut), f(gammaQ), f(gammaK), f(table), f(count);
+    f(layer), f(qOut), f(gammaQ), f(gammaK), f(table), f(count);
   }
 };
 
 /// The shape of attn.rope_store and what it computes.
 struct RopeStoreSpec {
-  int64_t heads, headDim, pageSize, layer;
+  int64_t heads, headDim, pageSize;
   bool interleaved;
   double eps;
   Type element;
@@ -211,8 +211,8 @@ Value loadGamma(IB &b, const RopeStoreArgs &k, const HeadItem &h, Idx c) {
 
 /// Rotated columns (ca, cb) of a q head to `qOut`, of a k head to its cache
 /// slot, with the matching v columns copied beside them.
-void storePair(IB &b, const RopeStoreArgs &k, const HeadItem &h, int64_t layer,
-               Idx ca, Idx cb, Value ya, Value yb) {
+void storePair(IB &b, const RopeStoreArgs &k, const HeadItem &h, Idx ca,
+               Idx cb, Value ya, Value yb) {
   ifThenElse(
       b, h.isQ,
       [&](IB &qb) {
@@ -221,11 +221,11 @@ void storePair(IB &b, const RopeStoreArgs &k, const HeadItem &h, int64_t layer,
       },
       [&](IB &kb) {
         const CacheSlot &s = h.slot;
-        store(kb, ya, k.blocks, s.at(kb, 0, layer, h.kvHead, ca));
-        store(kb, yb, k.blocks, s.at(kb, 0, layer, h.kvHead, cb));
+        store(kb, ya, k.blocks, s.at(kb, 0, k.layer, h.kvHead, ca));
+        store(kb, yb, k.blocks, s.at(kb, 0, k.layer, h.kvHead, cb));
         for (Idx c : {ca, cb}) {
           Value v = load(kb, k.v, {h.row, h.kvHead, c});
-          store(kb, v, k.blocks, s.at(kb, 1, layer, h.kvHead, c));
+          store(kb, v, k.blocks, s.at(kb, 1, k.layer, h.kvHead, c));
         }
       });
 }
@@ -267,7 +267,7 @@ void buildRopeStore(IB &b, KernelEmitter &e, const RopeStoreArgs &k,
       auto [ya, yb] = rotate(lb, xa, xb, cosV, sinV);
       ya = fromF32(lb, ya, spec.element);
       yb = fromF32(lb, yb, spec.element);
-      storePair(lb, k, h, spec.layer, ca, cb, ya, yb);
+      storePair(lb, k, h, ca, cb, ya, yb);
     });
   });
 }
@@ -277,7 +277,7 @@ void buildRopeStore(IB &b, KernelEmitter &e, const RopeStoreArgs &k,
 void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
                                  Value v, const RopeFreqs &freqs,
                                  Value rowOffsets, Value cacheLengths,
-                                 Value lookup, Value blocks, int64_t layer,
+                                 Value lookup, Value blocks, Value layer,
                                  bool interleaved, Value gammaQ, Value gammaK,
                                  double eps, Value qOut) {
   BuilderScope scope(host);
@@ -285,14 +285,14 @@ void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
   RopeStoreSpec spec{qType.getDimSize(1),
                      qType.getDimSize(2),
                      cast<MemRefType>(blocks.getType()).getDimSize(3),
-                     layer,
                      interleaved,
                      eps,
                      qType.getElementType()};
   int64_t perRow = spec.heads + cast<MemRefType>(k.getType()).getDimSize(1);
   Idx count = dim(host, q, 0) * perRow;
-  RopeStoreArgs args{q,      k,    v,      rowOffsets, cacheLengths, lookup,
-                     blocks, qOut, gammaQ, gammaK,     freqs.table,  count};
+  RopeStoreArgs args{q,      k,     v,    rowOffsets, cacheLengths,
+                     lookup, blocks, layer, qOut,  gammaQ,
+                     gammaK, freqs.table, count};
   auto [kernel, b, kargs] =
       createKernel(e, host.getLoc(), "rope_store", args, {}, kThreads);
   buildRopeStore(b, e, kargs, freqs, spec);

@@ -102,8 +102,12 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
         ShapedType::isDynamic(blocksType.getDimSize(3)))
       return rewriter.notifyMatchFailure(op, "needs static heads, head dim and page size");
     int64_t pageSize = blocksType.getDimSize(3);
-    int64_t layer = op.getLayer();
     Value blocks = op.getBlocks(), lookup = op.getLookupTable();
+    // A run-time layer is clamped so that reads stay inside the cache (the
+    // entry points check it and report a bad one).
+    Value layer = op.buildLayerIndex(b, op.getLoc());
+    if (!op.getStaticLayer())
+      layer = clamp(b, layer, cIndex(b, 0), Idx(dim(b, blocks, 2)) - 1);
     Value rowOffsets = op.getRowOffsets(), lengths = op.getCacheLengths();
     Value tokens = dim(b, op.getQuery(), 0);
     Value batch = dim(b, lengths, 0);
@@ -132,7 +136,7 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
       s.readRow = [=](IB &lb, Value page, int64_t kv, Value kvHead, Value c,
                       Value d0, int64_t width) -> Value {
         return vecToF32(lb, readVector(lb, blocks,
-                                       {page, cIndex(lb, kv), cIndex(lb, layer), c,
+                                       {page, cIndex(lb, kv), layer, c,
                                         kvHead, d0},
                                        width));
       };
@@ -143,7 +147,7 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
         return loadValueRows(lb, pageSize, p.headDim, valid,
                              [&](IB &g, Value c) -> Value {
                                return readVector(g, blocks,
-                                                 {page, cIndex(g, 1), cIndex(g, layer),
+                                                 {page, cIndex(g, 1), layer,
                                                   c, kvHead, cIndex(g, 0)},
                                                  p.headDim);
                              });
@@ -157,7 +161,7 @@ struct LowerPagedFlashAttention : OpRewritePattern<PagedFlashAttentionOp> {
                           [&](IB &g, Value row, Value col) -> Value {
                             return tensor::ExtractOp::create(
                                 g, blocks,
-                                ValueRange{page, cIndex(g, kv), cIndex(g, layer),
+                                ValueRange{page, cIndex(g, kv), layer,
                                            row, kvHead, col});
                           });
       };

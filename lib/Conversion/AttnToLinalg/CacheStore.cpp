@@ -44,7 +44,7 @@ struct KeyRotation {
 /// multiply-add and one write into the blocks tensor (in place after
 /// bufferisation, no temporary row).
 static Value storeRotatedKeyRow(IB &b, Value key, Value row, Value blocks,
-                                Value page, int64_t layer, Value slot,
+                                Value page, Value layer, Value slot,
                                 const KeyRotation &rotation) {
   auto type = cast<RankedTensorType>(key.getType());
   int64_t kvHeads = type.getDimSize(1), headDim = type.getDimSize(2);
@@ -91,7 +91,7 @@ static Value storeRotatedKeyRow(IB &b, Value key, Value row, Value blocks,
           y = arith::TruncFOp::create(
               ib, vecType(elementType, {headDim}), y);
         return {writeVector(ib, y, args[0],
-                            {page, cIndex(ib, 0), cIndex(ib, layer), slot,
+                            {page, cIndex(ib, 0), layer, slot,
                              head, cIndex(ib, 0)})};
       })[0];
 }
@@ -102,8 +102,8 @@ namespace {
 struct CachePages {
   Value lookup;
   Idx pageSize, numPages, maxPages;
-  /// False for a page size of 0 (possible only with a dynamic size): then
-  /// nothing is stored.
+  /// False for a page size of 0 (possible only with a dynamic size) or a
+  /// layer outside the cache: then nothing is stored.
   Idx hasPages;
 
   /// The page and slot of key position `pos` of sequence `seq` and whether
@@ -126,12 +126,12 @@ struct CachePages {
 /// Row `row` of `source [T, Hkv, D]` (keys: kv = 0, values: 1) inserted as
 /// a `rowType` slice into the cache slot `blocks[page, kv, layer, slot]`.
 static Value insertRow(IB &b, Value source, Value row, RankedTensorType rowType,
-                       Value blocks, Value page, int64_t kv, int64_t layer,
+                       Value blocks, Value page, int64_t kv, Value layer,
                        Value slot) {
   int64_t kvHeads = rowType.getDimSize(0), headDim = rowType.getDimSize(1);
   OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
   SmallVector<OpFoldResult> dstOffsets = {
-      page, b.getIndexAttr(kv), b.getIndexAttr(layer), slot, zero, zero};
+      page, b.getIndexAttr(kv), getAsOpFoldResult(layer), slot, zero, zero};
   SmallVector<OpFoldResult> dstSizes = {one, one, one, one,
                                         b.getIndexAttr(kvHeads),
                                         b.getIndexAttr(headDim)};
@@ -149,17 +149,18 @@ static Value insertRow(IB &b, Value source, Value row, RankedTensorType rowType,
 /// The cache writes of attn.kv_cache_store into `blocks` (the result is the
 /// updated blocks, written in place after bufferisation). With `rotation`,
 /// each key row is rotated straight into its cache slot, so no rotated-key
-/// tensor exists.
+/// tensor exists. A layer outside the cache stores nothing.
 static Value buildCacheStore(IB &b, Value key, Value value, Value rowOffsets,
                              Value lengths, Value lookup, Value blocks,
-                             int64_t layer, const KeyRotation *rotation) {
+                             Value layer, const KeyRotation *rotation) {
   BuilderScope scope(b);
   auto keyType = cast<RankedTensorType>(key.getType());
   auto rowType = RankedTensorType::get(
       {keyType.getDimSize(1), keyType.getDimSize(2)},
       cast<RankedTensorType>(blocks.getType()).getElementType());
   Idx pageSizeRaw = dim(b, blocks, 3);
-  Idx hasPages = pageSizeRaw > cIndex(b, 0);
+  Idx layerInCache = (Idx(layer) >= cIndex(b, 0)) & (Idx(layer) < dim(b, blocks, 2));
+  Idx hasPages = (pageSizeRaw > cIndex(b, 0)) & layerInCache;
   CachePages pages{lookup, max(b, pageSizeRaw, cIndex(b, 1)), Idx(), Idx(),
                    hasPages};
   Value tokens = dim(b, key, 0);
@@ -209,7 +210,7 @@ struct LowerKVCacheStore : OpRewritePattern<KVCacheStoreOp> {
     Value out = buildCacheStore(b, op.getKey(), op.getValue(),
                                 op.getRowOffsets(), op.getCacheLengths(),
                                 op.getLookupTable(), op.getBlocks(),
-                                op.getLayer(), nullptr);
+                                op.buildLayerIndex(b, op.getLoc()), nullptr);
     rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
     return success();
   }
@@ -245,7 +246,8 @@ struct LowerRopeStore : OpRewritePattern<RopeStoreOp> {
                          op.hasQKNorm() ? op.getGammaK() : Value(), eps};
     Value blocks = buildCacheStore(b, k, op.getV(), op.getRowOffsets(),
                                    op.getCacheLengths(), op.getLookupTable(),
-                                   op.getBlocks(), op.getLayer(), &rotation);
+                                   op.getBlocks(),
+                                   op.buildLayerIndex(b, op.getLoc()), &rotation);
     rewriter.replaceOp(
         op, {b.createOrFold<tensor::CastOp>(op.getQResult().getType(), qr),
              b.createOrFold<tensor::CastOp>(op.getResult().getType(), blocks)});

@@ -86,3 +86,50 @@ func.func @keep_large_table() -> tensor<1024x128xf32> {
   %0 = attn.rope_freqs #attn.rope<theta = 10000.0> -> tensor<1024x128xf32>
   return %0 : tensor<1024x128xf32>
 }
+
+// -----
+
+// A constant layer operand becomes the static layer; one outside the cache
+// stays an operand (the run-time check reports it).
+// CHECK-LABEL: func @fold_constant_layer
+// CHECK-DAG: %[[BIG:.*]] = arith.constant 2 : i32
+// CHECK-DAG: %[[NEG:.*]] = arith.constant -1 : index
+// CHECK: attn.kv_cache_store %{{.*}}, %{{.*}} into %{{.*}} layer 1 positions
+// CHECK: attn.paged_flash_attention %{{.*}}, %{{.*}} layer 0 positions
+// CHECK: attn.kv_cache_store %{{.*}}, %{{.*}} into %{{.*}} layer(%[[BIG]] : i32) positions
+// CHECK: attn.paged_flash_attention %{{.*}}, %{{.*}} layer(%[[NEG]] : index) positions
+func.func @fold_constant_layer(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %b: tensor<?x2x2x16x2x64xf32>,
+                               %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>)
+    -> (tensor<?x4x64xf32>, tensor<?x4x64xf32>) {
+  %one = arith.constant 1 : i32
+  %zero = arith.constant 0 : index
+  %two = arith.constant 2 : i32
+  %neg = arith.constant -1 : index
+  %b1 = attn.kv_cache_store %k, %k into %b layer(%one : i32) positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  %o1 = attn.paged_flash_attention %q, %b1 layer(%zero : index) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x2x2x16x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  %b2 = attn.kv_cache_store %k, %k into %b1 layer(%two : i32) positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  %o2 = attn.paged_flash_attention %q, %b2 layer(%neg : index) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x2x2x16x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  return %o1, %o2 : tensor<?x4x64xf32>, tensor<?x4x64xf32>
+}
+
+// -----
+
+!cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = f32>>
+
+// CHECK-LABEL: func @fold_composite_layer
+// CHECK: attn.attention_with_rope
+// CHECK-NOT: layer(
+// CHECK-SAME: layer_idx = 1 : i64
+func.func @fold_composite_layer(%x: tensor<?x256xf32>, %off: tensor<?xi32>, %c: !cache, %w: tensor<512x256xf32>, %wo: tensor<256x256xf32>)
+    -> tensor<?x256xf32> {
+  %l = arith.constant 1 : index
+  %o, %c2 = attn.attention_with_rope %x, %off, %c layer(%l) qkv(%w) o_proj(%wo)
+      {num_attention_heads = 4 : i64, num_key_value_heads = 2 : i64, hidden_size = 256 : i64,
+       max_seq_len = 64 : i64, rope = #attn.rope<theta = 10000.0>}
+      : (tensor<?x256xf32>, tensor<?xi32>, !cache, index, tensor<512x256xf32>, tensor<256x256xf32>) -> (tensor<?x256xf32>, !cache)
+  return %o : tensor<?x256xf32>
+}

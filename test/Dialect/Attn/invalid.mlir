@@ -611,7 +611,7 @@ func.func @store_lookup_rows(%k: tensor<?x2x64xf32>, %b: tensor<?x2x2x16x2x64xf3
 
 func.func @store_negative_layer(%k: tensor<?x2x64xf32>, %b: tensor<?x2x2x16x2x64xf32>,
                                 %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
-  // expected-error @+1 {{attribute 'layer' failed to satisfy constraint: 64-bit signless integer attribute whose value is non-negative}}
+  // expected-error @+1 {{expects a non-negative layer, got -1}}
   %0 = attn.kv_cache_store %k, %k into %b layer -1 positions(%off, %len) pages(%lut)
       : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
   return
@@ -748,7 +748,7 @@ func.func @awr_kv_heads(%x: tensor<?x256xf32>, %off: tensor<?xi32>, %c: !cache, 
 !cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = f32>>
 
 func.func @awr_layer_idx(%x: tensor<?x256xf32>, %off: tensor<?xi32>, %c: !cache, %w: tensor<512x256xf32>, %wo: tensor<256x256xf32>) {
-  // expected-error @+1 {{layer_idx 2 is out of range for a cache of 2 layers}}
+  // expected-error @+1 {{layer 2 is out of range for a cache of 2 layers}}
   %o, %c2 = attn.attention_with_rope %x, %off, %c qkv(%w) o_proj(%wo)
       {num_attention_heads = 4 : i64, num_key_value_heads = 2 : i64, hidden_size = 256 : i64, layer_idx = 2 : i64,
        max_seq_len = 64 : i64, rope = #attn.rope<theta = 10000.0>}
@@ -1225,7 +1225,7 @@ func.func @rs_norm_eps(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tenso
 
 func.func @rs_one_gamma(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>, %gq: tensor<64xf32>) {
   // expected-error @+1 {{expects both qk norm weights or neither}}
-  %0, %1 = "attn.rope_store"(%k, %v, %f, %off, %len, %lut, %q, %b, %gq) <{layer = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 1, 1, 0>, eps = 1.0e-06 : f64}>
+  %0, %1 = "attn.rope_store"(%k, %v, %f, %off, %len, %lut, %q, %b, %gq) <{layer = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0>, eps = 1.0e-06 : f64}>
       : (tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x4x64xf32>, tensor<?x2x2x16x2x64xf32>, tensor<64xf32>) -> (tensor<?x4x64xf32>, tensor<?x2x2x16x2x64xf32>)
   return
 }
@@ -1235,5 +1235,68 @@ func.func @rs_one_gamma(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tens
 func.func @linear_clip_positive(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>) {
   // expected-error @+1 {{expects a positive, finite clip}}
   %y = attn.linear %x, %w clip 0.0 : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+func.func @store_layer_twice(%l: i32, %k: tensor<?x2x64xf32>, %b: tensor<?x2x2x16x2x64xf32>,
+                             %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects exactly one of a static layer and a layer index operand}}
+  %0 = "attn.kv_cache_store"(%k, %k, %off, %len, %lut, %b, %l) <{layer = 0 : i64}>
+      : (tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>, i32) -> tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @attention_no_layer(%q: tensor<?x4x64xf32>, %b: tensor<?x2x2x16x2x64xf32>,
+                              %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expects exactly one of a static layer and a layer index operand}}
+  %0 = "attn.paged_flash_attention"(%q, %b, %off, %len, %lut) <{mask = #attn.mask<causal>}>
+      : (tensor<?x4x64xf32>, tensor<?x2x2x16x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>) -> tensor<?x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @store_layer_f32(%l: f32, %k: tensor<?x2x64xf32>, %b: tensor<?x2x2x16x2x64xf32>,
+                           %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{operand #6 must be index or i32, but got 'f32'}}
+  %0 = attn.kv_cache_store %k, %k into %b layer(%l : f32) positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @rope_store_layer_out_of_range(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %f: tensor<128x64xf32>, %b: tensor<?x2x2x16x2x64xf32>,
+                                         %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{layer 2 is out of range for a cache of 2 layers}}
+  %0, %1 = attn.rope_store %q, %k, %k into %b layer 2 freqs(%f) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @store_layer_missing_type(%l: i32, %k: tensor<?x2x64xf32>, %b: tensor<?x2x2x16x2x64xf32>,
+                                    %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) {
+  // expected-error @+1 {{expected ':'}}
+  %0 = attn.kv_cache_store %k, %k into %b layer(%l) positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  return
+}
+
+// -----
+
+!cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = f32>>
+
+func.func @awr_two_layers(%l: i32, %x: tensor<?x256xf32>, %off: tensor<?xi32>, %c: !cache, %w: tensor<512x256xf32>, %wo: tensor<256x256xf32>) {
+  // expected-error @+1 {{expects exactly one of a static layer and a layer index operand}}
+  %o, %c2 = attn.attention_with_rope %x, %off, %c layer(%l) qkv(%w) o_proj(%wo)
+      {num_attention_heads = 4 : i64, num_key_value_heads = 2 : i64, hidden_size = 256 : i64, layer_idx = 1 : i64,
+       max_seq_len = 64 : i64, rope = #attn.rope<theta = 10000.0>}
+      : (tensor<?x256xf32>, tensor<?xi32>, !cache, i32, tensor<512x256xf32>, tensor<256x256xf32>) -> (tensor<?x256xf32>, !cache)
   return
 }

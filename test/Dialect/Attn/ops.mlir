@@ -147,3 +147,30 @@ func.func @linear_clip(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %b: tensor<3
   %y = attn.linear %x, %w bias %b clip 4.0 : tensor<?x64xf32>, tensor<32x64xf32>, tensor<32xf32> -> tensor<?x32xf32>
   return %y : tensor<?x32xf32>
 }
+
+// One function for every layer: the layer is a run-time index or i32.
+// CHECK-LABEL: func @runtime_layer
+// CHECK-SAME: (%[[L:[a-z0-9_]+]]: i32, %[[IDX:[a-z0-9_]+]]: index,
+// CHECK: attn.kv_cache_store %{{.*}}, %{{.*}} into %{{.*}} layer(%[[L]] : i32) positions(%{{.*}}, %{{.*}}) pages(%{{.*}}) :
+// CHECK: attn.paged_flash_attention %{{.*}}, %{{.*}} layer(%[[IDX]] : index) positions(%{{.*}}, %{{.*}}) pages(%{{.*}}) {mask = #attn.mask<none>} :
+// CHECK: attn.rope_store %{{.*}}, %{{.*}}, %{{.*}} into %{{.*}} layer(%[[L]] : i32) freqs(%{{.*}}) positions(%{{.*}}, %{{.*}}) pages(%{{.*}}) qk_norm(%{{.*}}, %{{.*}}) eps 1.000000e-05 :
+// CHECK: attn.attention_with_rope %{{[^,)]+}}, %{{[^,)]+}}, %{{[^,)]+}} layer(%[[L]]) qkv(%{{[^,)]+}}) o_proj(%{{[^,)]+}})
+// CHECK-NOT: layer_idx
+// CHECK-SAME: (tensor<?x256xf32>, tensor<?xi32>, !attn.paged_kv_cache<{{.*}}>, i32, tensor<512x256xf32>, tensor<256x256xf32>)
+func.func @runtime_layer(%l: i32, %idx: index, %q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>,
+                         %f: tensor<128x64xf32>, %blocks: tensor<?x2x2x16x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>,
+                         %lut: tensor<?x?xi32>, %gq: tensor<64xf32>, %gk: tensor<64xf32>, %x: tensor<?x256xf32>, %c: !cache,
+                         %w: tensor<512x256xf32>, %wo: tensor<256x256xf32>) -> (tensor<?x4x64xf32>, tensor<?x4x64xf32>, tensor<?x256xf32>) {
+  %b1 = attn.kv_cache_store %k, %v into %blocks layer(%l : i32) positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
+  %o = attn.paged_flash_attention %q, %b1 layer(%idx : index) positions(%off, %len) pages(%lut) {mask = #attn.mask<none>}
+      : tensor<?x4x64xf32>, tensor<?x2x2x16x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  %qr, %b2 = attn.rope_store %q, %k, %v into %b1 layer(%l : i32) freqs(%f) positions(%off, %len) pages(%lut)
+      qk_norm(%gq, %gk) eps 1.0e-05
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>, tensor<64xf32>, tensor<64xf32>
+  %out, %c2 = attn.attention_with_rope %x, %off, %c layer(%l) qkv(%w) o_proj(%wo)
+      {num_attention_heads = 4 : i64, num_key_value_heads = 2 : i64, hidden_size = 256 : i64,
+       max_seq_len = 64 : i64, rope = #attn.rope<theta = 10000.0>}
+      : (tensor<?x256xf32>, tensor<?xi32>, !cache, i32, tensor<512x256xf32>, tensor<256x256xf32>) -> (tensor<?x256xf32>, !cache)
+  return %o, %qr, %out : tensor<?x4x64xf32>, tensor<?x4x64xf32>, tensor<?x256xf32>
+}

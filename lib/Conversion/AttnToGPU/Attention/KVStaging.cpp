@@ -67,7 +67,7 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
       Idx page = loadIndex(b, a.lookup, {kv.work.seq, safe / p.pageSize});
       at = {page,
             cIndex(b, static_cast<int64_t>(part)),
-            cIndex(b, p.layer),
+            a.layer,
             safe % p.pageSize,
             kv.work.kvHead,
             col};

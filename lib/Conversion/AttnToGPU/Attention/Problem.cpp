@@ -22,7 +22,6 @@ Problem Problem::of(const AttentionSpec &spec) {
     p.kvHeads = cast<MemRefType>(spec.key.getType()).getDimSize(1);
   }
   p.group = p.heads / p.kvHeads;
-  p.layer = spec.layer;
   p.scale = spec.scale;
   p.causal = spec.mask.getKind() != MaskKind::None;
   if (spec.mask.getKind() == MaskKind::SlidingWindow)
@@ -33,7 +32,7 @@ Problem Problem::of(const AttentionSpec &spec) {
 SmallVector<Value> AttentionKernelArgs::operands(bool paged) const {
   SmallVector<Value> all = {query, out, qRowOffsets};
   if (paged)
-    all.append({blocks, cacheLengths, lookup});
+    all.append({blocks, cacheLengths, lookup, layer});
   else
     all.append({key, value, kvRowOffsets});
   all.append({oPart, lsePart, splits, mode});
@@ -43,21 +42,17 @@ SmallVector<Value> AttentionKernelArgs::operands(bool paged) const {
 AttentionKernelArgs AttentionKernelArgs::fromOperands(ValueRange operands,
                                                       bool paged) {
   AttentionKernelArgs a;
-  a.query = operands[0];
-  a.out = operands[1];
-  a.qRowOffsets = operands[2];
+  auto next = operands.begin();
+  for (Value *field : {&a.query, &a.out, &a.qRowOffsets})
+    *field = *next++;
   if (paged) {
-    a.blocks = operands[3];
-    a.cacheLengths = operands[4];
-    a.lookup = operands[5];
+    for (Value *field : {&a.blocks, &a.cacheLengths, &a.lookup, &a.layer})
+      *field = *next++;
   } else {
-    a.key = operands[3];
-    a.value = operands[4];
-    a.kvRowOffsets = operands[5];
+    for (Value *field : {&a.key, &a.value, &a.kvRowOffsets})
+      *field = *next++;
   }
-  a.oPart = operands[6];
-  a.lsePart = operands[7];
-  a.splits = operands[8];
-  a.mode = operands[9];
+  for (Value *field : {&a.oPart, &a.lsePart, &a.splits, &a.mode})
+    *field = *next++;
   return a;
 }

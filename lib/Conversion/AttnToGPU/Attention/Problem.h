@@ -29,7 +29,6 @@ constexpr int64_t kDecodeBlocksPerSM = 4;
 struct Problem {
   Type element;
   int64_t heads, kvHeads, group, headDim, pageSize = 0;
-  int64_t layer = 0;
   double scale = 1.0;
   bool paged = false;
   /// Row i sees keys up to its own position.
@@ -41,12 +40,13 @@ struct Problem {
 };
 
 /// The arguments of the attention kernels, in launch order: the query rows,
-/// the keys (explicit K/V or the paged cache), the split partials, the
+/// the keys (explicit K/V or the paged cache and its layer), the split
+/// partials, the
 /// split count and the schedule the call runs (0 prefill, 1 decode).
 struct AttentionKernelArgs {
   Value query, out, qRowOffsets;
   Value key, value, kvRowOffsets;
-  Value blocks, cacheLengths, lookup;
+  Value blocks, cacheLengths, lookup, layer;
   Value oPart, lsePart, splits, mode;
 
   SmallVector<Value> operands(bool paged) const;

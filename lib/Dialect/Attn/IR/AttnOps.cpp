@@ -114,8 +114,8 @@ LogicalResult verifyRaggedIndices(Operation *op, Value rowOffsets,
 }
 
 /// blocks [P, 2, L, page, Hkv, D] read or written at `layer`.
-LogicalResult verifyBlocks(Operation *op, Value blocks, int64_t layer,
-                           int64_t kvHeads, int64_t headDim, Type elementType) {
+LogicalResult verifyBlocks(Operation *op, Value blocks, int64_t kvHeads,
+                           int64_t headDim, Type elementType) {
   RankedTensorType type = rankedType(blocks);
   if (failed(expectShape(op, "blocks", blocks,
                          {ShapedType::kDynamic, 2, ShapedType::kDynamic,
@@ -124,11 +124,6 @@ LogicalResult verifyBlocks(Operation *op, Value blocks, int64_t layer,
   int64_t pageSize = type.getDimSize(3);
   if (!ShapedType::isDynamic(pageSize) && pageSize <= 0)
     return op->emitOpError() << "expects a positive page size, got " << pageSize;
-  int64_t numLayers = type.getDimSize(2);
-  if (!ShapedType::isDynamic(numLayers) && layer >= numLayers)
-    return op->emitOpError() << "layer " << layer
-                             << " is out of range for a cache of "
-                             << numLayers << " layers";
   return expectElementType(op, "blocks", blocks, elementType);
 }
 
@@ -418,7 +413,7 @@ LogicalResult KVCacheStoreOp::verify() {
   if (getKey().getType() != getValue().getType())
     return emitOpError("expects key and value of the same type");
   RankedTensorType key = getKey().getType();
-  if (failed(verifyBlocks(*this, getBlocks(), getLayer(), key.getDimSize(1),
+  if (failed(verifyBlocks(*this, getBlocks(), key.getDimSize(1),
                           key.getDimSize(2), key.getElementType())))
     return failure();
   return verifyRaggedIndices(*this, getRowOffsets(), getCacheLengths(),
@@ -459,7 +454,7 @@ LogicalResult PagedFlashAttentionOp::verify() {
   int64_t kvHeads = getBlocks().getType().getDimSize(4);
   if (failed(verifyHeads(*this, query.getDimSize(1), kvHeads)) ||
       failed(verifyHeadDim(*this, query.getDimSize(2))) ||
-      failed(verifyBlocks(*this, getBlocks(), getLayer(), kvHeads,
+      failed(verifyBlocks(*this, getBlocks(), kvHeads,
                           query.getDimSize(2), query.getElementType())) ||
       failed(verifyScale(*this, getScale())))
     return failure();
@@ -497,7 +492,7 @@ LogicalResult RopeStoreOp::verify() {
     return emitOpError("expects an f32 freqs table");
   if (failed(expectShape(*this, "freqs", getFreqs(),
                          {ShapedType::kDynamic, headDim})) ||
-      failed(verifyBlocks(*this, getBlocks(), getLayer(), k.getDimSize(1),
+      failed(verifyBlocks(*this, getBlocks(), k.getDimSize(1),
                           headDim, k.getElementType())) ||
       failed(verifyRaggedIndices(*this, getRowOffsets(), getCacheLengths(),
                                  getLookupTable())))
@@ -534,10 +529,6 @@ LogicalResult AttentionWithRopeOp::verify() {
     return emitOpError() << "num_key_value_heads (" << kvHeads
                          << ") differs from the cache's kv_heads ("
                          << params.getKvHeads() << ")";
-  if (getLayerIdx() >= params.getNumLayers())
-    return emitOpError() << "layer_idx " << getLayerIdx()
-                         << " is out of range for a cache of "
-                         << params.getNumLayers() << " layers";
   if (failed(getRope().verifyForHeadDim(headDim,
                                         [&] { return emitOpError(); })))
     return failure();
@@ -599,6 +590,30 @@ LogicalResult AttentionWithRopeOp::verify() {
   if (!std::isfinite(eps) || eps < 0)
     return emitOpError("expects a non-negative, finite rms_norm_eps");
   return verifyScale(*this, getScale());
+}
+
+//===----------------------------------------------------------------------===//
+// Cache layer ops: a constant layer operand folds into the attribute
+//===----------------------------------------------------------------------===//
+
+void KVCacheStoreOp::getCanonicalizationPatterns(RewritePatternSet &results,
+                                                 MLIRContext *) {
+  addFoldConstantLayerPattern(results, getOperationName());
+}
+
+void PagedFlashAttentionOp::getCanonicalizationPatterns(
+    RewritePatternSet &results, MLIRContext *) {
+  addFoldConstantLayerPattern(results, getOperationName());
+}
+
+void RopeStoreOp::getCanonicalizationPatterns(RewritePatternSet &results,
+                                              MLIRContext *) {
+  addFoldConstantLayerPattern(results, getOperationName());
+}
+
+void AttentionWithRopeOp::getCanonicalizationPatterns(
+    RewritePatternSet &results, MLIRContext *) {
+  addFoldConstantLayerPattern(results, getOperationName());
 }
 
 #define GET_OP_CLASSES

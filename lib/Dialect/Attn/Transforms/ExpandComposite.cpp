@@ -32,6 +32,7 @@ struct ExpandAttentionWithRope : OpRewritePattern<AttentionWithRopeOp> {
     int64_t tokens = inputType.getDimSize(0);
     Value rowOffsets = op.getInputRowOffsets();
     IntegerAttr layer = op.getLayerIdxAttr();
+    Value layerIndex = op.getLayerIndex();
 
     auto parts = PagedCachePartsOp::create(rewriter, loc, op.getKvCollection());
     Value blocks = parts.getBlocks();
@@ -70,10 +71,10 @@ struct ExpandAttentionWithRope : OpRewritePattern<AttentionWithRopeOp> {
     // 4. Cache write, 5. attention over the updated cache.
     Value updatedBlocks =
         KVCacheStoreOp::create(rewriter, loc, k, v, rowOffsets, cacheLengths,
-                               lookup, blocks, layer);
+                               lookup, blocks, layerIndex, layer);
     Value attention = PagedFlashAttentionOp::create(
         rewriter, loc, q, updatedBlocks, rowOffsets, cacheLengths, lookup,
-        layer, op.getMaskAttr(), op.getScaleAttr());
+        layerIndex, layer, op.getMaskAttr(), op.getScaleAttr());
 
     // 6. Output projection of [T, H*D].
     SmallVector<ReassociationIndices> heads = {{0}, {1, 2}};

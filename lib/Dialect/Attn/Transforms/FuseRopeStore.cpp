@@ -91,7 +91,7 @@ struct FuseRopeStorePattern : OpRewritePattern<KVCacheStoreOp> {
         kRope.getInput(), store.getValue(), kRope.getFreqs(),
         store.getRowOffsets(), store.getCacheLengths(), store.getLookupTable(),
         qRope.getInput(), store.getBlocks(), /*gamma_q=*/Value(),
-        /*gamma_k=*/Value(), store.getLayerAttr(),
+        /*gamma_k=*/Value(), store.getLayerIndex(), store.getLayerAttr(),
         qRope.getInterleavedAttr(), /*eps=*/FloatAttr());
     rewriter.replaceOp(qRope, fused.getQResult());
     rewriter.replaceOp(store, fused.getResult());
@@ -123,7 +123,8 @@ struct FuseQKNormPattern : OpRewritePattern<RopeStoreOp> {
         rewriter, op.getLoc(), op->getResultTypes(), kNorm.getInput(),
         op.getV(), op.getFreqs(), op.getRowOffsets(), op.getCacheLengths(),
         op.getLookupTable(), qNorm.getInput(), op.getBlocks(),
-        qNorm.getGamma(), kNorm.getGamma(), op.getLayerAttr(),
+        qNorm.getGamma(), kNorm.getGamma(), op.getLayerIndex(),
+        op.getLayerAttr(),
         op.getInterleavedAttr(), qNorm.getEpsAttr());
     rewriter.replaceOp(op, fused->getResults());
     rewriter.eraseOp(qNorm);

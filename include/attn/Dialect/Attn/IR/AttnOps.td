@@ -6,9 +6,23 @@
 include "attn/Dialect/Attn/IR/AttnBase.td"
 include "attn/Dialect/Attn/IR/AttnAttrs.td"
 include "attn/Dialect/Attn/IR/AttnTypes.td"
+include "attn/Dialect/Attn/IR/AttnOpInterfaces.td"
 include "mlir/Interfaces/DestinationStyleOpInterface.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+
+// The cache layer of an op: a static attribute or a run-time operand
+// (Attn_CacheLayerOpInterface); exactly one is set.
+def Attn_LayerIndex : AnyTypeOf<[Index, I32], "index or i32">;
+defvar Attn_StaticLayer = OptionalAttr<ConfinedAttr<I64Attr, [IntNonNegative]>>;
+defvar Attn_BlocksNumLayers = [{
+    std::optional<int64_t> getStaticNumLayers() {
+      int64_t layers = getBlocks().getType().getDimSize(2);
+      if (::mlir::ShapedType::isDynamic(layers))
+        return std::nullopt;
+      return layers;
+    }
+}];
 
 //===----------------------------------------------------------------------===//
 // Paged cache collection
@@ -213,7 +227,8 @@ def Attn_RopeOp : Attn_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]> {
 //===----------------------------------------------------------------------===//
 
 def Attn_KVCacheStoreOp : Attn_Op<"kv_cache_store", [Pure,
-    DestinationStyleOpInterface, AllTypesMatch<["blocks", "result"]>]> {
+    DestinationStyleOpInterface, Attn_CacheLayerOpInterface,
+    AllTypesMatch<["blocks", "result"]>]> {
   let summary = "Writes new keys and values into the paged cache";
   let description = [{
     For row `r` of sequence `b` at position
@@ -222,6 +237,8 @@ def Attn_KVCacheStoreOp : Attn_Op<"kv_cache_store", [Pure,
     likewise `value` at index 1 of axis 1. Nothing else changes; the result
     is the updated blocks. `blocks` is the destination (the op is
     destination-passing style), so bufferisation writes the cache in place.
+    The layer is a constant (`layer 3`) or a run-time value
+    (`layer(%l : i32)`, an `index` or `i32` in `[0, L)`).
 
     ```mlir
     %blocks2 = attn.kv_cache_store %k, %v into %blocks layer 3
@@ -235,17 +252,20 @@ def Attn_KVCacheStoreOp : Attn_Op<"kv_cache_store", [Pure,
                        Attn_IndexVector:$cache_lengths,
                        Attn_LookupTable:$lookup_table,
                        Attn_Float6D:$blocks,
-                       ConfinedAttr<I64Attr, [IntNonNegative]>:$layer);
+                       Optional<Attn_LayerIndex>:$layer_index,
+                       Attn_StaticLayer:$layer);
   let results = (outs Attn_Float6D:$result);
   let assemblyFormat = [{
-    $key `,` $value `into` $blocks `layer` $layer
+    $key `,` $value `into` $blocks
+    custom<Layer>($layer_index, type($layer_index), $layer)
     `positions` `(` $row_offsets `,` $cache_lengths `)`
     `pages` `(` $lookup_table `)` attr-dict `:`
     type($key) `,` type($value) `,` type($row_offsets) `,`
     type($cache_lengths) `,` type($lookup_table) `,` type($blocks)
   }];
   let hasVerifier = 1;
-  let extraClassDeclaration = [{
+  let hasCanonicalizer = 1;
+  let extraClassDeclaration = Attn_BlocksNumLayers # [{
     ::mlir::MutableOperandRange getDpsInitsMutable() {
       return getBlocksMutable();
     }
@@ -290,11 +310,12 @@ def Attn_FlashAttentionOp : Attn_Op<"flash_attention",
 }
 
 def Attn_PagedFlashAttentionOp : Attn_Op<"paged_flash_attention",
-    [Pure, AllTypesMatch<["query", "result"]>]> {
+    [Pure, Attn_CacheLayerOpInterface, AllTypesMatch<["query", "result"]>]> {
   let summary = "Attention reading keys and values from the paged cache";
   let description = [{
     Sequence `b` attends to the keys `j < cache_lengths[b] + q_len` of layer
-    `layer` of the cache (the old tokens and the ones just stored), found
+    `layer` of the cache (the old tokens and the ones just stored; a constant
+    or a run-time value, as in `attn.kv_cache_store`), found
     through `lookup_table`; its query row `i` sits at
     `cache_lengths[b] + i`. Masking, scale, GQA and empty rows as in
     `attn.flash_attention`.
@@ -311,19 +332,22 @@ def Attn_PagedFlashAttentionOp : Attn_Op<"paged_flash_attention",
                        Attn_IndexVector:$row_offsets,
                        Attn_IndexVector:$cache_lengths,
                        Attn_LookupTable:$lookup_table,
-                       ConfinedAttr<I64Attr, [IntNonNegative]>:$layer,
+                       Optional<Attn_LayerIndex>:$layer_index,
+                       Attn_StaticLayer:$layer,
                        DefaultValuedAttr<Attn_MaskAttr,
                            "::mlir::attn::MaskAttr::getCausal($_builder.getContext())">:$mask,
                        OptionalAttr<F64Attr>:$scale);
   let results = (outs Attn_Float3D:$result);
   let assemblyFormat = [{
-    $query `,` $blocks `layer` $layer
+    $query `,` $blocks
+    custom<Layer>($layer_index, type($layer_index), $layer)
     `positions` `(` $row_offsets `,` $cache_lengths `)`
     `pages` `(` $lookup_table `)` attr-dict `:` type($query) `,` type($blocks)
     `,` type($row_offsets) `,` type($cache_lengths) `,` type($lookup_table)
   }];
   let hasVerifier = 1;
-  let extraClassDeclaration = [{
+  let hasCanonicalizer = 1;
+  let extraClassDeclaration = Attn_BlocksNumLayers # [{
     double getScaleOrDefault();
   }];
 }
@@ -334,7 +358,7 @@ def Attn_PagedFlashAttentionOp : Attn_Op<"paged_flash_attention",
 
 def Attn_RopeStoreOp : Attn_Op<"rope_store", [Pure,
     AttrSizedOperandSegments, DestinationStyleOpInterface,
-    AllTypesMatch<["q", "q_result"]>, AllTypesMatch<["blocks", "result"]>]> {
+    Attn_CacheLayerOpInterface, AllTypesMatch<["q", "q_result"]>, AllTypesMatch<["blocks", "result"]>]> {
   let summary = "RoPE of q and k fused with the KV-cache store";
   let description = [{
     Does in one pass over the projection output what `attn.rms_norm` (when
@@ -368,12 +392,15 @@ def Attn_RopeStoreOp : Attn_Op<"rope_store", [Pure,
                        Attn_Float3D:$q, Attn_Float6D:$blocks,
                        Optional<Attn_Float1D>:$gamma_q,
                        Optional<Attn_Float1D>:$gamma_k,
-                       ConfinedAttr<I64Attr, [IntNonNegative]>:$layer,
+                       Optional<Attn_LayerIndex>:$layer_index,
+                       Attn_StaticLayer:$layer,
                        UnitAttr:$interleaved,
                        OptionalAttr<F64Attr>:$eps);
   let results = (outs Attn_Float3D:$q_result, Attn_Float6D:$result);
   let assemblyFormat = [{
-    $q `,` $k `,` $v `into` $blocks `layer` $layer `freqs` `(` $freqs `)`
+    $q `,` $k `,` $v `into` $blocks
+    custom<Layer>($layer_index, type($layer_index), $layer)
+    `freqs` `(` $freqs `)`
     `positions` `(` $row_offsets `,` $cache_lengths `)`
     `pages` `(` $lookup_table `)`
     (`qk_norm` `(` $gamma_q^ `,` $gamma_k `)`)? (`eps` $eps^)?
@@ -383,7 +410,8 @@ def Attn_RopeStoreOp : Attn_Op<"rope_store", [Pure,
     type($blocks) (`,` type($gamma_q)^ `,` type($gamma_k))?
   }];
   let hasVerifier = 1;
-  let extraClassDeclaration = [{
+  let hasCanonicalizer = 1;
+  let extraClassDeclaration = Attn_BlocksNumLayers # [{
     /// The inits: q and blocks (operands 6 and 7).
     ::mlir::MutableOperandRange getDpsInitsMutable() {
       return ::mlir::MutableOperandRange(getOperation(), 6, 2);
@@ -397,7 +425,7 @@ def Attn_RopeStoreOp : Attn_Op<"rope_store", [Pure,
 //===----------------------------------------------------------------------===//
 
 def Attn_AttentionWithRopeOp : Attn_Op<"attention_with_rope",
-    [Pure, AttrSizedOperandSegments,
+    [Pure, AttrSizedOperandSegments, Attn_CacheLayerOpInterface,
      AllTypesMatch<["input", "output"]>,
      AllTypesMatch<["kv_collection", "updated_kv_collection"]>]> {
   let summary = "One attention layer with RoPE and a paged KV cache";
@@ -406,7 +434,9 @@ def Attn_AttentionWithRopeOp : Attn_Op<"attention_with_rope",
     constructor: `num_attention_heads`, `num_key_value_heads`, `hidden_size`,
     `layer_idx`, `rope` (with `max_seq_len`, the size of the cos/sin table),
     `clip_qkv`, `rms_norm_eps`, `scale` and `mask`; `kv_params` is the
-    parameter of the cache type. `stacked_qkv`, `has_bias` and
+    parameter of the cache type. The layer is `layer_idx` or, for one
+    function serving every layer, a run-time `layer(%l)` operand (`index` or
+    `i32`, as MAX's `__call__(layer_idx, ...)`). `stacked_qkv`, `has_bias` and
     `use_qk_norm` follow from the operands: one or three `qkv` weights,
     `bias(...)` present, `q_norm`/`k_norm` present.
 
@@ -430,6 +460,7 @@ def Attn_AttentionWithRopeOp : Attn_Op<"attention_with_rope",
     Attn_Float2D:$input,
     Attn_IndexVector:$input_row_offsets,
     Attn_PagedKVCacheType:$kv_collection,
+    Optional<Attn_LayerIndex>:$layer_index,
     Variadic<Attn_Float2D>:$qkv_weights,
     Variadic<Attn_Float1D>:$qkv_biases,
     Optional<Attn_Float1D>:$q_norm_weight,
@@ -438,7 +469,7 @@ def Attn_AttentionWithRopeOp : Attn_Op<"attention_with_rope",
     ConfinedAttr<I64Attr, [IntPositive]>:$num_attention_heads,
     ConfinedAttr<I64Attr, [IntPositive]>:$num_key_value_heads,
     ConfinedAttr<I64Attr, [IntPositive]>:$hidden_size,
-    ConfinedAttr<I64Attr, [IntNonNegative]>:$layer_idx,
+    Attn_StaticLayer:$layer_idx,
     Attn_RopeAttr:$rope,
     ConfinedAttr<I64Attr, [IntPositive]>:$max_seq_len,
     OptionalAttr<F64Attr>:$clip_qkv,
@@ -450,12 +481,19 @@ def Attn_AttentionWithRopeOp : Attn_Op<"attention_with_rope",
                       Attn_PagedKVCacheType:$updated_kv_collection);
   let assemblyFormat = [{
     $input `,` $input_row_offsets `,` $kv_collection
+    (`layer` `(` $layer_index^ `)`)?
     `qkv` `(` $qkv_weights `)` (`bias` `(` $qkv_biases^ `)`)?
     (`q_norm` `(` $q_norm_weight^ `)`)? (`k_norm` `(` $k_norm_weight^ `)`)?
     `o_proj` `(` $o_proj_weight `)` attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
+  let hasCanonicalizer = 1;
   let extraClassDeclaration = [{
+    ::mlir::IntegerAttr getLayerAttr() { return getLayerIdxAttr(); }
+    void setLayerAttr(::mlir::IntegerAttr layer) { setLayerIdxAttr(layer); }
+    std::optional<int64_t> getStaticNumLayers() {
+      return getKVParams().getNumLayers();
+    }
     bool isStackedQKV() { return getQkvWeights().size() == 1; }
     bool hasBias() { return !getQkvBiases().empty(); }
     bool usesQKNorm() { return getQNormWeight() != nullptr; }
