@@ -839,7 +839,7 @@ func.func @returned_view(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> (tenso
 // FUSED-NOT: gpu.alloc{{.*}}x8x128xbf16>
 // FUSED: [[QR:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x32x128xbf16>
 // FUSED-NOT: gpu.alloc{{.*}}x8x128xbf16>
-// FUSED: gpu.launch_func @attn_kernels::@rope_store blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[Q]] : memref<?x32x128xbf16>, [[K]] : memref<?x8x128xbf16>, [[V]] : memref<?x8x128xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[QR]] : memref<?x32x128xbf16>, [[GQ]] : memref<128xbf16>, [[GK]] : memref<128xbf16>,
+// FUSED: gpu.launch_func @attn_kernels::@rope_store blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[Q]] : memref<?x32x128xbf16>, [[K]] : memref<?x8x128xbf16>, [[V]] : memref<?x8x128xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, %c0 : index, [[QR]] : memref<?x32x128xbf16>, [[GQ]] : memref<128xbf16>, [[GK]] : memref<128xbf16>,
 // FUSED-NOT: gpu.alloc{{.*}}x8x128xbf16>
 // FUSED: gpu.launch_func @attn_kernels::@paged_flash_attention_prefill blocks in ({{[^)]*}}) threads in ({{[^)]*}}) dynamic_shared_memory_size %{{.+}} args([[QR]] : memref<?x32x128xbf16>,
 // FUSED: gpu.launch_func @attn_kernels::@paged_flash_attention_decode blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>,
