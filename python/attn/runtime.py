@@ -112,6 +112,22 @@ def as_descriptor(array):
 # Libraries
 
 
+_SCALAR_TYPES = (ctypes.c_int32, ctypes.c_int64)
+
+
+def as_argument(value):
+    """A C argument for ``value``: scalar arguments (an ``i32`` or ``index`` argument of the
+    function, such as the run-time layer index) are numpy ``int32`` / ``int64`` scalars passed
+    by value; arrays are passed as memref descriptors."""
+    if isinstance(value, np.int32):
+        return ctypes.c_int32(int(value))
+    if isinstance(value, np.int64):
+        return ctypes.c_int64(int(value))
+    if isinstance(value, (int, np.integer)):
+        raise TypeError("pass scalar arguments as np.int32 (i32) or np.int64 (index)")
+    return as_descriptor(value)
+
+
 class CompiledLibrary:
     """A shared library built by ``attn-compile --target=cpu``."""
 
@@ -137,10 +153,11 @@ class CompiledLibrary:
         for out in outputs:
             if not out.flags.writeable:
                 raise ValueError("output arrays must be writeable")
-        descs = [as_descriptor(a) for a in (*inputs, *outputs)]
+        args = [as_argument(a) for a in (*inputs, *outputs)]
         fn = self.function(name)
-        fn.argtypes = [ctypes.c_void_p] * len(descs)
-        fn(*[ctypes.addressof(d) for d in descs])
+        fn.argtypes = [type(a) if isinstance(a, _SCALAR_TYPES) else ctypes.c_void_p
+                       for a in args]
+        fn(*[a if isinstance(a, _SCALAR_TYPES) else ctypes.addressof(a) for a in args])
 
 
 # ---------------------------------------------------------------------------------------------
