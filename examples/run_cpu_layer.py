@@ -15,8 +15,8 @@
 The example's function takes the opaque ``!attn.paged_kv_cache``; attn-compile passes it as its
 three tensors (docs/ABI.md), so the C signature is
 
-    void _mlir_ciface_llama3_8b_layer(x, row_offsets, blocks, cache_lengths, lookup_table,
-                                      q_proj, k_proj, v_proj, o_proj, out)
+    int32_t _mlir_ciface_llama3_8b_layer(x, row_offsets, blocks, cache_lengths, lookup_table,
+                                         q_proj, k_proj, v_proj, o_proj, out)
 
 with the updated cache written into ``blocks`` in place and ``out`` a trailing out-parameter
 (checked below against ``attn-compile --emit=mlir``).

@@ -22,6 +22,8 @@ using namespace mlir;
 static void addAttnToLinalg(OpPassManager &pm,
                             const attn::CPUPipelineOptions &options) {
   attn::addPrimitiveOpsPasses(pm, options.fuse);
+  if (options.runtimeChecks)
+    pm.addPass(attn::createAttnInsertEntryChecks());
   // No CSE after this point: merged tensor.empty ops would force copies.
   attn::ConvertAttnToLinalgOptions toLinalg;
   toLinalg.queryTileRows = options.queryTileRows;
@@ -44,6 +46,7 @@ static void addBufferization(OpPassManager &pm) {
   // Canonicalising first forwards loop-carried buffers to the arguments.
   pm.addPass(createCanonicalizerPass());
   pm.addPass(attn::createAttnCPUEntryABI());
+  pm.addPass(attn::createAttnEntryStatus());
   pm.addPass(createCanonicalizerPass());
   bufferization::buildBufferDeallocationPipeline(pm);
 }

@@ -20,6 +20,8 @@ using namespace mlir;
 static void addAttnToGPU(OpPassManager &pm,
                          const attn::NVVMPipelineOptions &options) {
   attn::addPrimitiveOpsPasses(pm, options.fuse);
+  if (options.runtimeChecks)
+    pm.addPass(attn::createAttnInsertEntryChecks());
   attn::ConvertAttnToGPUOptions toGPU;
   toGPU.smCount = options.smCount;
   toGPU.maxSplits = options.maxSplits;
@@ -30,6 +32,8 @@ static void addAttnToGPU(OpPassManager &pm,
   pm.addPass(createCSEPass());
   // Kernels and allocations ordered on one stream per call.
   pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
+  // After the stream is threaded through: a failed check skips it all.
+  pm.addPass(attn::createAttnEntryStatus());
 }
 
 /// The CUDA toolkit that gpu-module-to-binary takes ptxas and libdevice

@@ -114,6 +114,26 @@ def as_descriptor(array):
 
 _SCALAR_TYPES = (ctypes.c_int32, ctypes.c_int64)
 
+#: The non-zero statuses an entry point returns (docs/ABI.md, "Status").
+STATUS_MESSAGES = {
+    1: "a run-time layer index is outside the KV cache (not in [0, num_layers))",
+}
+
+
+class EntryError(RuntimeError):
+    """An entry point returned a non-zero status: it did nothing (no output, no cache write)."""
+
+    def __init__(self, name, status):
+        self.status = status
+        message = STATUS_MESSAGES.get(status, "unknown status")
+        super().__init__(f"{name}: status {status}: {message}")
+
+
+def check_status(name, status):
+    """Raises EntryError for a non-zero status of entry point ``name``."""
+    if status != 0:
+        raise EntryError(name, status)
+
 
 def as_argument(value):
     """A C argument for ``value``: scalar arguments (an ``i32`` or ``index`` argument of the
@@ -141,14 +161,15 @@ class CompiledLibrary:
             fn = getattr(self.lib, f"_mlir_ciface_{name}")
         except AttributeError:
             raise AttributeError(f"{self.path} exports no _mlir_ciface_{name}") from None
-        fn.restype = None
+        fn.restype = ctypes.c_int32
         return fn
 
     def call(self, name, inputs, outputs=()):
         """Calls ``_mlir_ciface_<name>`` with descriptors of ``inputs`` then ``outputs``.
 
         Outputs are written by the callee; inputs whose results are in-place (the KV-cache
-        blocks) are modified in place.
+        blocks) are modified in place. A non-zero status raises EntryError (then nothing was
+        written).
         """
         for out in outputs:
             if not out.flags.writeable:
@@ -157,7 +178,8 @@ class CompiledLibrary:
         fn = self.function(name)
         fn.argtypes = [type(a) if isinstance(a, _SCALAR_TYPES) else ctypes.c_void_p
                        for a in args]
-        fn(*[a if isinstance(a, _SCALAR_TYPES) else ctypes.addressof(a) for a in args])
+        check_status(name, fn(*[a if isinstance(a, _SCALAR_TYPES) else ctypes.addressof(a)
+                                for a in args]))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The descriptor ABI of attn.runtime, checked on small functions built with upstream MLIR tools.
 
-A stand-in for ``attn-compile --target=cpu`` (a shell script around mlir-opt, mlir-translate and
+A stand-in for ``attn-compile --target=cpu`` (a shell script around mlir-opt, attn-opt's
+attn-entry-status, mlir-translate and
 clang) builds the libraries, so ``compile_cpu`` and ``CompiledLibrary`` are exercised end to end.
 """
 
@@ -19,6 +20,7 @@ from attn import runtime as rt  # noqa: E402
 
 LLVM_BIN = os.environ.get("LLVM_BIN", "/usr/lib/llvm-22/bin")
 TOOLS = [os.path.join(LLVM_BIN, t) for t in ("mlir-opt", "mlir-translate", "clang-22")]
+ATTN_OPT = os.path.join(os.path.dirname(rt.attn_compile_path()), "attn-opt")
 needs_llvm = pytest.mark.skipif(
     not all(os.path.isfile(t) for t in TOOLS),
     reason=f"upstream mlir-opt/mlir-translate/clang-22 not found in {LLVM_BIN} (set LLVM_BIN)",
@@ -26,11 +28,14 @@ needs_llvm = pytest.mark.skipif(
 
 # Upstream LLVM 22 skips public functions in --drop-equivalent-buffer-results, so the stand-in
 # privatises them first; the C wrappers are still exported (external linkage).
-PIPELINE = (
+PIPELINE_BUFFERS = (
     "--llvm-request-c-wrappers "
     '--one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" '
     "--symbol-privatize --drop-equivalent-buffer-results "
     '--buffer-results-to-out-params="modify-public-functions hoist-dynamic-allocs" '
+)
+# Then attn-opt gives the entry points (C wrappers) their int32 status, as attn-compile does.
+PIPELINE_LLVM = (
     "--convert-linalg-to-loops --arith-expand=include-bf16 --convert-scf-to-cf "
     "--expand-strided-metadata --lower-affine --convert-to-llvm --reconcile-unrealized-casts"
 )
@@ -38,7 +43,8 @@ PIPELINE = (
 FAKE_ATTN_COMPILE = f"""#!/bin/sh
 set -e
 [ "$1" = "--target=cpu" ] && [ "$3" = "-o" ] || {{ echo "usage: --target=cpu IN -o OUT" >&2; exit 2; }}
-{LLVM_BIN}/mlir-opt "$2" {PIPELINE} -o "$4.llvm.mlir"
+{LLVM_BIN}/mlir-opt "$2" {PIPELINE_BUFFERS} | {ATTN_OPT} --attn-entry-status | \\
+  {LLVM_BIN}/mlir-opt {PIPELINE_LLVM} -o "$4.llvm.mlir"
 {LLVM_BIN}/mlir-translate --mlir-to-llvmir "$4.llvm.mlir" -o "$4.ll"
 {LLVM_BIN}/clang-22 -shared -fPIC -O2 -Wno-override-module "$4.ll" -o "$4"
 """
@@ -156,7 +162,7 @@ def built(tmp_path_factory):
 
 def c_arity(llvm_ir, name):
     """Number of pointer parameters of ``_mlir_ciface_<name>`` in the LLVM IR."""
-    m = re.search(rf"define void @_mlir_ciface_{name}\(([^)]*)\)", llvm_ir)
+    m = re.search(rf"define (?:noundef )?i32 @_mlir_ciface_{name}\(([^)]*)\)", llvm_ir)
     assert m, f"_mlir_ciface_{name} not defined"
     params = [p for p in m.group(1).split(",") if p.strip()]
     assert all(p.strip().startswith("ptr") for p in params)

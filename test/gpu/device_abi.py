@@ -30,7 +30,8 @@ class DeviceFunction:
 
     def __init__(self, library, name):
         self.fn = getattr(library, f"_mlir_ciface_{name}")
-        self.fn.restype = None
+        self.fn.restype = ctypes.c_int32
+        self.name = name
 
     def bind(self, inputs, outputs=()):
         """A no-argument call on these tensors (descriptors made once: nothing but the call
@@ -40,7 +41,7 @@ class DeviceFunction:
         self.fn.argtypes = [ctypes.c_void_p] * len(descs)
 
         def call():
-            self.fn(*pointers)
+            rt.check_status(self.name, self.fn(*pointers))
 
         call.descriptors = descs  # keep the descriptors alive with the call
         return call

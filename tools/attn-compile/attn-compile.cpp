@@ -94,6 +94,11 @@ static cl::opt<int64_t> decodeItems(
 static cl::opt<bool>
     noFuse("no-fuse", cl::desc("Skip the fusion passes (attn-fuse-*)"),
            cl::init(false));
+static cl::opt<bool> noRuntimeChecks(
+    "no-runtime-checks",
+    cl::desc("Do not check run-time layer indices at the entry points (the "
+             "status is then always 0)"),
+    cl::init(false));
 static cl::opt<std::string> sanitize(
     "sanitize",
     cl::desc("Instrument the generated code: 'address' (AddressSanitizer; "
@@ -280,6 +285,7 @@ static LogicalResult compile() {
     options.features = gpuFeatures;
     options.smCount = gpuSMCount;
     options.fuse = !noFuse;
+    options.runtimeChecks = !noRuntimeChecks;
     attn::buildLowerToNVVMPipeline(pm, options);
   } else {
     attn::CPUPipelineOptions options;
@@ -288,6 +294,7 @@ static LogicalResult compile() {
     options.decodeItems = decodeItems;
     options.vectorLanes = targetHasAVX512() ? 16 : 8;
     options.fuse = !noFuse;
+    options.runtimeChecks = !noRuntimeChecks;
     attn::buildLowerToCPUPipeline(pm, options);
   }
   if (failed(pm.run(*module)))

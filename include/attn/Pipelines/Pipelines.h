@@ -34,6 +34,12 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
                      "attn-fuse-qkv, attn-fuse-rope-store, "
                      "attn-fuse-qk-norm-rope) after the expansion"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> runtimeChecks{
+      *this, "runtime-checks",
+      llvm::cl::desc("Check run-time layer indices at the start of every "
+                     "entry point and return a non-zero status for a bad "
+                     "one (attn-insert-entry-checks)"),
+      llvm::cl::init(true)};
 };
 
 /// attn (composite or primitive ops, tensors) -> LLVM dialect for the host
@@ -77,6 +83,12 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::desc("Run the fusion passes (attn-fuse-projection-epilogues, "
                      "attn-fuse-qkv, attn-fuse-rope-store, "
                      "attn-fuse-qk-norm-rope) after the expansion"),
+      llvm::cl::init(true)};
+  PassOptions::Option<bool> runtimeChecks{
+      *this, "runtime-checks",
+      llvm::cl::desc("Check run-time layer indices at the start of every "
+                     "entry point and return a non-zero status for a bad "
+                     "one (attn-insert-entry-checks)"),
       llvm::cl::init(true)};
 };
 

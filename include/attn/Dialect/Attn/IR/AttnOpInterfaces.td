@@ -27,6 +27,10 @@ def Attn_CacheLayerOpInterface : OpInterface<"CacheLayerOpInterface"> {
     InterfaceMethod<[{
         The number of layers of the cache, when the types say it statically.
       }], "std::optional<int64_t>", "getStaticNumLayers", (ins)>,
+    InterfaceMethod<[{
+        The blocks tensor `[P, 2, L, page, Hkv, D]` addressed, or null for
+        an opaque cache.
+      }], "::mlir::Value", "getCacheBlocks", (ins)>,
   ];
   let extraSharedClassDeclaration = [{
     /// The static layer, if there is one.

@@ -16,6 +16,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 def Attn_LayerIndex : AnyTypeOf<[Index, I32], "index or i32">;
 defvar Attn_StaticLayer = OptionalAttr<ConfinedAttr<I64Attr, [IntNonNegative]>>;
 defvar Attn_BlocksNumLayers = [{
+    ::mlir::Value getCacheBlocks() { return getBlocks(); }
     std::optional<int64_t> getStaticNumLayers() {
       int64_t layers = getBlocks().getType().getDimSize(2);
       if (::mlir::ShapedType::isDynamic(layers))
@@ -494,6 +495,7 @@ def Attn_AttentionWithRopeOp : Attn_Op<"attention_with_rope",
     std::optional<int64_t> getStaticNumLayers() {
       return getKVParams().getNumLayers();
     }
+    ::mlir::Value getCacheBlocks() { return {}; }
     bool isStackedQKV() { return getQkvWeights().size() == 1; }
     bool hasBias() { return !getQkvBiases().empty(); }
     bool usesQKNorm() { return getQNormWeight() != nullptr; }

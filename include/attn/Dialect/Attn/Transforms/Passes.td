@@ -209,4 +209,75 @@ def AttnFuseQKNormRope : Pass<"attn-fuse-qk-norm-rope"> {
   let dependentDialects = ["::mlir::attn::AttnDialect"];
 }
 
+def AttnInsertEntryChecks : Pass<"attn-insert-entry-checks", "ModuleOp"> {
+  let summary = "Check run-time layer indices at the start of entry points";
+  let description = [{
+    For every public function, asserts at its start that each run-time
+    layer index of a cache op (CacheLayerOpInterface) lies in `[0, L)`, `L`
+    being the cache's layer count (the blocks argument's dim 2, or static).
+    The asserts are `cf.assert` ops carrying the status code they report as
+    `attn.status`; after the entry ABI is fixed, `attn-entry-status` turns
+    them into the function's `i32` status result. The layer index must be an
+    argument of the function or a cast of one (and the blocks an argument):
+    the check runs before any work, so a bad index leaves the cache alone.
+
+    Before:
+    ```mlir
+    func.func @store(%layer: i32, ..., %blocks: tensor<?x2x?x16x2x64xf32>) -> ... {
+      %b = attn.kv_cache_store %k, %v into %blocks layer(%layer : i32) ...
+    ```
+    After:
+    ```mlir
+    func.func @store(%layer: i32, ..., %blocks: tensor<?x2x?x16x2x64xf32>) -> ... {
+      %l = arith.index_cast %layer : i32 to index
+      %n = tensor.dim %blocks, %c2 : tensor<?x2x?x16x2x64xf32>
+      ...
+      cf.assert %ok, "attn: layer index outside the KV cache" {attn.status = 1 : i32}
+      %b = attn.kv_cache_store %k, %v into %blocks layer(%layer : i32) ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::cf::ControlFlowDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def AttnEntryStatus : Pass<"attn-entry-status", "ModuleOp"> {
+  let summary = "Entry points return an i32 status and run only if their checks pass";
+  let description = [{
+    Runs after the entry ABI is fixed (every result an out-parameter or
+    written in place, so entry points return nothing). Each entry point (a
+    function exporting a C interface, `llvm.emit_c_interface`) then returns
+    an `i32`: 0, or the `attn.status` code of the
+    first of its leading `cf.assert` checks that fails, in which case
+    nothing after the checks runs (no kernel, no cache write). Functions
+    without checks return 0. Code before the last check may only compute the
+    conditions (no memory writes).
+
+    Before:
+    ```mlir
+    func.func @f(%layer: i32, %blocks: memref<?x2x?x16x2x64xf32>)
+        attributes {llvm.emit_c_interface} {
+      ...
+      cf.assert %ok, "attn: layer index outside the KV cache" {attn.status = 1 : i32}
+      <work>
+      return
+    }
+    ```
+    After:
+    ```mlir
+    func.func @f(%layer: i32, %blocks: memref<?x2x?x16x2x64xf32>) -> i32
+        attributes {llvm.emit_c_interface} {
+      ...
+      scf.if %ok {
+        <work>
+      }
+      %status = arith.select %ok, %c0_i32, %c1_i32 : i32
+      return %status : i32
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 #endif // ATTN_DIALECT_ATTN_TRANSFORMS_PASSES_TD

@@ -1,0 +1,94 @@
+//===- EntryStatus.cpp - entry points return their checks' status ---------===//
+
+#include "attn/Dialect/Attn/Transforms/EntryStatus.h"
+#include "attn/Dialect/Attn/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNENTRYSTATUS
+#include "attn/Dialect/Attn/Transforms/Passes.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+
+/// The code a check reports, or nullopt if `op` is not a check.
+std::optional<int32_t> statusCode(Operation *op) {
+  if (!isa<cf::AssertOp>(op))
+    return std::nullopt;
+  if (auto code = op->getAttrOfType<IntegerAttr>(kEntryStatusAttrName))
+    return static_cast<int32_t>(code.getInt());
+  return std::nullopt;
+}
+
+LogicalResult addStatus(func::FuncOp func) {
+  if (func.getNumResults() != 0)
+    return func.emitOpError("must return nothing before its status is added "
+                            "(run after the entry ABI)");
+  Block &body = func.getBody().front();
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  SmallVector<std::pair<cf::AssertOp, int32_t>> checks;
+  for (Operation &op : body.without_terminator())
+    if (std::optional<int32_t> code = statusCode(&op))
+      checks.push_back({cast<cf::AssertOp>(op), *code});
+
+  OpBuilder b(ret);
+  Location loc = func.getLoc();
+  auto i32Constant = [&](int32_t value) -> Value {
+    return arith::ConstantIntOp::create(b, loc, b.getI32Type(), value);
+  };
+  if (!checks.empty()) {
+    Operation *lastCheck = checks.back().first;
+    for (Operation &op : body) {
+      if (&op == lastCheck)
+        break;
+      if (!statusCode(&op) && mightHaveEffect<MemoryEffects::Write>(&op))
+        return op.emitOpError("writes memory before the entry checks");
+    }
+    // Everything after the checks runs only if all pass.
+    b.setInsertionPointAfter(lastCheck);
+    Value allPass = checks.front().first.getArg();
+    for (auto [check, code] : llvm::drop_begin(checks))
+      allPass = arith::AndIOp::create(b, loc, allPass, check.getArg());
+    auto guard = scf::IfOp::create(b, loc, allPass, /*withElseRegion=*/false);
+    Block *then = guard.thenBlock();
+    then->getOperations().splice(then->begin(), body.getOperations(),
+                                 std::next(guard->getIterator()),
+                                 ret->getIterator());
+  }
+  // The first failing check gives the status.
+  b.setInsertionPoint(ret);
+  Value status = i32Constant(static_cast<int32_t>(EntryStatus::Ok));
+  for (auto [check, code] : llvm::reverse(checks)) {
+    status = arith::SelectOp::create(b, loc, check.getArg(), status,
+                                     i32Constant(code));
+    check.erase();
+  }
+  func::ReturnOp::create(b, ret.getLoc(), status);
+  ret.erase();
+  func.setFunctionType(FunctionType::get(
+      func.getContext(), func.getArgumentTypes(), {b.getI32Type()}));
+  return success();
+}
+
+struct AttnEntryStatusPass
+    : attn::impl::AttnEntryStatusBase<AttnEntryStatusPass> {
+  void runOnOperation() override {
+    // The entry points are the functions exporting a C interface.
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      if (!func.isExternal() &&
+          func->hasAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName()) &&
+          failed(addStatus(func)))
+        return signalPassFailure();
+  }
+};
+
+} // namespace

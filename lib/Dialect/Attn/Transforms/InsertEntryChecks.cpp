@@ -1,0 +1,142 @@
+//===- InsertEntryChecks.cpp - run-time layer checks at entry points ------===//
+
+#include "attn/Dialect/Attn/IR/AttnOps.h"
+#include "attn/Dialect/Attn/Transforms/EntryStatus.h"
+#include "attn/Dialect/Attn/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "llvm/ADT/MapVector.h"
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNINSERTENTRYCHECKS
+#include "attn/Dialect/Attn/Transforms/Passes.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+
+/// The argument `v` is, seen through integer casts; null if it is computed.
+BlockArgument argumentThroughCasts(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (!isa<arith::IndexCastOp, arith::IndexCastUIOp, arith::ExtSIOp,
+             arith::ExtUIOp>(def))
+      return {};
+    v = def->getOperand(0);
+  }
+  return dyn_cast<BlockArgument>(v);
+}
+
+/// The blocks a cache was packed from, or null.
+Value packedBlocks(Value cache) {
+  auto make = cache.getDefiningOp<PagedCacheMakeOp>();
+  return make ? make.getBlocks() : Value();
+}
+
+/// The argument holding the blocks `v` were written from: through cache
+/// stores (their result is the updated destination), casts and
+/// parts(make(...)) pairs; null if there is none.
+BlockArgument blocksArgument(Value v) {
+  while (v && !isa<BlockArgument>(v)) {
+    Operation *def = v.getDefiningOp();
+    if (auto store = dyn_cast<KVCacheStoreOp>(def))
+      v = store.getBlocks();
+    else if (auto fused = dyn_cast<RopeStoreOp>(def))
+      v = v == fused.getResult() ? fused.getBlocks() : Value();
+    else if (auto castOp = dyn_cast<tensor::CastOp>(def))
+      v = castOp.getSource();
+    else if (auto parts = dyn_cast<PagedCachePartsOp>(def);
+             parts && v == parts.getBlocks())
+      v = packedBlocks(parts.getCache());
+    else
+      v = Value();
+  }
+  return dyn_cast_or_null<BlockArgument>(v);
+}
+
+/// What one check compares: the layer argument against a static layer
+/// count or the dim 2 of a blocks argument.
+struct LayerCheck {
+  BlockArgument layer;
+  BlockArgument blocks;
+  int64_t staticLayers = ShapedType::kDynamic;
+};
+
+/// The check of `op`'s run-time layer, or failure (reported) when it cannot
+/// be made at the function's start.
+FailureOr<LayerCheck> layerCheckOf(CacheLayerOpInterface op) {
+  LayerCheck check;
+  check.layer = argumentThroughCasts(op.getLayerIndex());
+  if (!check.layer)
+    return op->emitOpError(
+        "needs its run-time layer index to be an argument of the entry "
+        "function (or a cast of one) to check it before any work; pass "
+        "runtime-checks=false to skip the check");
+  if (std::optional<int64_t> layers = op.getStaticNumLayers()) {
+    check.staticLayers = *layers;
+    return check;
+  }
+  check.blocks = blocksArgument(op.getCacheBlocks());
+  if (!check.blocks)
+    return op->emitOpError(
+        "has a dynamic layer count and cache blocks that are not an argument "
+        "of the entry function; cannot check its run-time layer index");
+  return check;
+}
+
+/// `0 <= layer < count` asserted at `b`'s insertion point.
+void assertLayerInRange(OpBuilder &b, Location loc, const LayerCheck &check) {
+  Value layer = check.layer;
+  if (!layer.getType().isIndex())
+    layer = arith::IndexCastOp::create(b, loc, b.getIndexType(), layer);
+  Value count =
+      check.blocks
+          ? Value(tensor::DimOp::create(b, loc, check.blocks, 2))
+          : Value(arith::ConstantIndexOp::create(b, loc, check.staticLayers));
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value notNegative = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
+                                            layer, zero);
+  Value belowCount = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                           layer, count);
+  Value ok = arith::AndIOp::create(b, loc, notNegative, belowCount);
+  auto assertOp = cf::AssertOp::create(
+      b, loc, ok, "attn: layer index outside the KV cache");
+  assertOp->setAttr(kEntryStatusAttrName,
+                  b.getI32IntegerAttr(
+                      static_cast<int32_t>(EntryStatus::LayerOutOfRange)));
+}
+
+LogicalResult insertChecks(func::FuncOp func) {
+  // One check per (layer, cache) pair, in the order the ops use them.
+  llvm::MapVector<std::tuple<Value, Value, int64_t>, LayerCheck> checks;
+  WalkResult walk = func.walk([&](CacheLayerOpInterface op) {
+    if (!op.getLayerIndex())
+      return WalkResult::advance();
+    FailureOr<LayerCheck> check = layerCheckOf(op);
+    if (failed(check))
+      return WalkResult::interrupt();
+    checks.insert({{check->layer, check->blocks, check->staticLayers}, *check});
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
+  for (auto &[key, check] : checks)
+    assertLayerInRange(b, check.layer.getLoc(), check);
+  return success();
+}
+
+struct AttnInsertEntryChecksPass
+    : attn::impl::AttnInsertEntryChecksBase<AttnInsertEntryChecksPass> {
+  void runOnOperation() override {
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      if (func.isPublic() && !func.isExternal() && failed(insertChecks(func)))
+        return signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,82 @@
+// RUN: attn-opt %s --attn-insert-entry-checks -split-input-file -verify-diagnostics | FileCheck %s
+
+// One check per (layer, cache) pair, at the start, before any op: the i32
+// layer against dim 2 of the blocks argument the store writes and the
+// attention reads (through the store's result).
+// CHECK-LABEL: func.func @store_then_attend(
+// CHECK-SAME: %[[L:[a-z0-9_]+]]: i32, %{{[a-z0-9_]+}}: tensor<?x4x64xf32>, %{{[a-z0-9_]+}}: tensor<?x2x64xf32>, %[[B:[a-z0-9_]+]]: tensor<?x2x?x16x2x64xf32>
+// CHECK-NEXT: %[[LI:.*]] = arith.index_cast %[[L]] : i32 to index
+// CHECK-NEXT: %[[C2:.*]] = arith.constant 2 : index
+// CHECK-NEXT: %[[N:.*]] = tensor.dim %[[B]], %[[C2]]
+// CHECK-NEXT: %[[C0:.*]] = arith.constant 0 : index
+// CHECK-NEXT: %[[GE:.*]] = arith.cmpi sge, %[[LI]], %[[C0]] : index
+// CHECK-NEXT: %[[LT:.*]] = arith.cmpi slt, %[[LI]], %[[N]] : index
+// CHECK-NEXT: %[[OK:.*]] = arith.andi %[[GE]], %[[LT]] : i1
+// CHECK-NEXT: cf.assert %[[OK]], "attn: layer index outside the KV cache" {attn.status = 1 : i32}
+// CHECK-NEXT: attn.kv_cache_store
+// CHECK-NOT: cf.assert
+func.func @store_then_attend(%l: i32, %q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %blocks: tensor<?x2x?x16x2x64xf32>,
+                             %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> (tensor<?x4x64xf32>, tensor<?x2x?x16x2x64xf32>) {
+  %b = attn.kv_cache_store %k, %k into %blocks layer(%l : i32) positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x?x16x2x64xf32>
+  %o = attn.paged_flash_attention %q, %b layer(%l : i32) positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xf32>, tensor<?x2x?x16x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  return %o, %b : tensor<?x4x64xf32>, tensor<?x2x?x16x2x64xf32>
+}
+
+// -----
+
+// A static layer count is a constant; an index layer needs no cast. Private
+// functions and static layers get no check.
+// CHECK-LABEL: func.func @static_count(
+// CHECK-SAME: %[[L:[a-z0-9_]+]]: index
+// CHECK-NEXT: %[[N:.*]] = arith.constant 3 : index
+// CHECK: arith.cmpi slt, %[[L]], %[[N]] : index
+// CHECK: cf.assert
+// CHECK-LABEL: func.func private @helper(
+// CHECK-NOT: cf.assert
+// CHECK-LABEL: func.func @static_layer(
+// CHECK-NOT: cf.assert
+func.func @static_count(%l: index, %k: tensor<?x2x64xf32>, %blocks: tensor<?x2x3x16x2x64xf32>,
+                        %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xf32> {
+  %b = attn.kv_cache_store %k, %k into %blocks layer(%l : index) positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xf32>
+  return %b : tensor<?x2x3x16x2x64xf32>
+}
+func.func private @helper(%l: index, %k: tensor<?x2x64xf32>, %blocks: tensor<?x2x3x16x2x64xf32>,
+                          %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xf32> {
+  %b = attn.kv_cache_store %k, %k into %blocks layer(%l : index) positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xf32>
+  return %b : tensor<?x2x3x16x2x64xf32>
+}
+func.func @static_layer(%k: tensor<?x2x64xf32>, %blocks: tensor<?x2x3x16x2x64xf32>,
+                        %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xf32> {
+  %b = attn.kv_cache_store %k, %k into %blocks layer 2 positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xf32>
+  return %b : tensor<?x2x3x16x2x64xf32>
+}
+
+// -----
+
+// A layer computed inside the function cannot be checked before the work.
+func.func @computed_layer(%l: index, %k: tensor<?x2x64xf32>, %blocks: tensor<?x2x3x16x2x64xf32>,
+                          %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xf32> {
+  %c1 = arith.constant 1 : index
+  %next = arith.addi %l, %c1 : index
+  // expected-error @+1 {{needs its run-time layer index to be an argument of the entry function (or a cast of one)}}
+  %b = attn.kv_cache_store %k, %k into %blocks layer(%next : index) positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xf32>
+  return %b : tensor<?x2x3x16x2x64xf32>
+}
+
+// -----
+
+// A dynamic layer count needs the blocks to be an argument.
+func.func @computed_blocks(%l: index, %k: tensor<?x2x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>,
+                           %p: index, %n: index) -> tensor<?x2x?x16x2x64xf32> {
+  %blocks = tensor.empty(%p, %n) : tensor<?x2x?x16x2x64xf32>
+  // expected-error @+1 {{has a dynamic layer count and cache blocks that are not an argument of the entry function}}
+  %b = attn.kv_cache_store %k, %k into %blocks layer(%l : index) positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x?x16x2x64xf32>
+  return %b : tensor<?x2x?x16x2x64xf32>
+}
