@@ -275,6 +275,10 @@ def all_cases():
                                  cached=ROPE_SCENARIO[0], new=ROPE_SCENARIO[1]))
     cases.append(op_case("linear_bias_odd_bf16", "linear", ops_cfg("bf16"), tokens=77,
                          in_features=200, out_features=72, bias=True))
+    # One function for every layer of a 3-layer cache; layers outside it give status 1.
+    cases.append(Case("store_attend_runtime_layer_bf16", "runtime_layer_bf16", "store_attend",
+                      "runtime_layer", config("bf16", (8, 2), 128),
+                      dict(cached=SCENARIOS[16]["mixed"][0], new=SCENARIOS[16]["mixed"][1])))
     return cases
 
 
@@ -301,10 +305,30 @@ def function_text(case):
         return ir.kv_cache_store_function(fn, cfg)
     if case.kind == "qkv_projection":
         return ir.qkv_projection_function(fn, cfg)
+    if case.kind == "runtime_layer":
+        return store_attend_function(fn, cfg)
     if case.kind == "linear":
         return ir.linear_function(fn, cfg, in_features=p.get("in_features"),
                                   out_features=p.get("out_features"), bias=p.get("bias", False))
     raise ValueError(f"unknown case kind {case.kind!r}")
+
+
+def store_attend_function(name, cfg):
+    """``(layer: i32, q, k, v, row_offsets, blocks, cache_lengths, lookup_table) -> o``: the
+    store and the attention of one step, the layer a run-time argument."""
+    q = ir.tensor_type([None, cfg.num_heads, cfg.head_dim], cfg.dtype)
+    kv = ir.tensor_type([None, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
+    blocks = cfg.blocks_type()
+    index = "tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>"
+    return f"""func.func @{name}(%layer: i32, %q: {q}, %k: {kv}, %v: {kv},
+    %row_offsets: tensor<?xi32>, %blocks: {blocks}, %cache_lengths: tensor<?xi32>,
+    %lookup_table: tensor<?x?xi32>) -> ({q}, {blocks}) {{
+  %b = attn.kv_cache_store %k, %v into %blocks layer(%layer : i32)
+      positions(%row_offsets, %cache_lengths) pages(%lookup_table) : {kv}, {kv}, {index}, {blocks}
+  %o = attn.paged_flash_attention %q, %b layer(%layer : i32)
+      positions(%row_offsets, %cache_lengths) pages(%lookup_table) : {q}, {blocks}, {index}
+  return %o, %b : {q}, {blocks}
+}}"""
 
 
 def module_texts(cases):

@@ -9,6 +9,8 @@ import math
 import os
 import sys
 
+import numpy as np
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "python"))
 
@@ -35,13 +37,17 @@ class DeviceFunction:
 
     def bind(self, inputs, outputs=()):
         """A no-argument call on these tensors (descriptors made once: nothing but the call
-        is left to time). The caller keeps the tensors alive."""
-        descs = [descriptor(t) for t in (*inputs, *outputs)]
-        pointers = [ctypes.addressof(d) for d in descs]
-        self.fn.argtypes = [ctypes.c_void_p] * len(descs)
+        is left to time) and scalars (np.int32 / np.int64, passed by value). The caller keeps
+        the tensors alive. A non-zero status raises runtime.EntryError."""
+        descs = [rt.as_argument(t) if isinstance(t, (np.int32, np.int64)) else descriptor(t)
+                 for t in (*inputs, *outputs)]
+        scalars = (ctypes.c_int32, ctypes.c_int64)
+        arguments = [d if isinstance(d, scalars) else ctypes.addressof(d) for d in descs]
+        self.fn.argtypes = [type(d) if isinstance(d, scalars) else ctypes.c_void_p
+                            for d in descs]
 
         def call():
-            rt.check_status(self.name, self.fn(*pointers))
+            rt.check_status(self.name, self.fn(*arguments))
 
         call.descriptors = descs  # keep the descriptors alive with the call
         return call

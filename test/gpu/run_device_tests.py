@@ -262,6 +262,42 @@ class Worker:
                          cfg.layer_idx, 0.0)
         self.check_unchanged(check, {n: t for n, t in args.items() if n != "blocks"}, before)
 
+    def run_runtime_layer(self, case, cfg, rng, check):
+        """One compiled function for every layer: each layer in turn, then layers outside the
+        cache, which must return status 1 and leave everything untouched."""
+        blocks, offsets, lengths, lookup = self.paged_cache(rng, cfg, case["cached"],
+                                                            case["new"])
+        shape = (sum(case["new"]), cfg.num_kv_heads, cfg.head_dim)
+        q = self.nonzero(rng, (shape[0], cfg.num_heads, cfg.head_dim), cfg.dtype)
+        k, v = self.nonzero(rng, shape, cfg.dtype), self.nonzero(rng, shape, cfg.dtype)
+        args = {"q": q, "k": k, "v": v, "row_offsets": offsets, "blocks": blocks,
+                "cache_lengths": lengths, "lookup_table": lookup}
+        for layer in range(cfg.num_layers):
+            before = blocks.clone()
+            want_blocks = self.tr.kv_cache_store(blocks.double(), k.double(), v.double(),
+                                                 offsets, lengths, lookup, layer)
+            want = self.tr.paged_attention(q.double(), want_blocks, lengths, lookup, offsets,
+                                           layer, cfg.mask, cfg.scale)
+            out = self.nan_filled(q.shape, cfg.dtype)
+            self.call(case, [np.int32(layer), *args.values()], [out],
+                      [(out, want), (blocks, want_blocks)])
+            check.close(f"layer {layer}: out", out, want, OUT_TOL[cfg.dtype])
+            self.check_cache(check, blocks, before, want_blocks, offsets, lengths, lookup,
+                             layer, 0.0)
+        before = {n: t.clone() for n, t in args.items()}
+        for layer in (-1, cfg.num_layers):
+            out = self.nan_filled(q.shape, cfg.dtype)
+            try:
+                self.call(case, [np.int32(layer), *args.values()], [out], [])
+                if not self.simulate:
+                    check.fail(f"layer {layer}: no error status")
+            except rt.EntryError as e:
+                if e.status != 1:
+                    check.fail(f"layer {layer}: status {e.status}, expected 1")
+            if not bool(out.isnan().all()):
+                check.fail(f"layer {layer}: the output was written")
+            self.check_unchanged(check, args, before)
+
     def run_qkv_projection(self, case, cfg, rng, check):
         shapes, t = cfg.weight_shapes(), case["tokens"]
         names = [n for n in cfg.weight_names() if n not in ("q_norm", "k_norm", "wo")]
