@@ -19,8 +19,11 @@ extern "C" {
 int32_t attnCudaLastError(void);
 
 /// The CUstream that compiled functions called from this thread run on
-/// (nullptr: the legacy default stream, the initial setting). A call still
-/// returns only when its work on that stream is done.
+/// (nullptr: the legacy default stream, the initial setting). A call returns
+/// once its work is enqueued on that stream (ATTN_CUDA_SYNCHRONOUS=1: once it
+/// is done); synchronise the stream before reading its results. A call
+/// neither synchronises nor takes memory from the OS, so it can be captured
+/// into a CUDA graph on a capturing stream.
 void attnCudaSetStream(void *stream);
 
 #ifdef __cplusplus

@@ -1,7 +1,8 @@
 """Calling libraries of ``attn-compile --target=cuda`` on PyTorch tensors.
 
 The ABI is the CPU library's (``docs/ABI.md``) with CUDA device pointers in the descriptors;
-the call returns once the GPU has finished. Shared by the GPU tests and the GPU benchmark.
+the call returns once its work is enqueued on the stream (synchronise before reading results).
+Shared by the GPU tests and the GPU benchmark.
 """
 
 import ctypes
