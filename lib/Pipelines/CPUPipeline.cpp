@@ -4,6 +4,7 @@
 
 #include "attn/Conversion/Passes.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "attn/Pipelines/Passes.h"
 #include "attn/Target/CPU/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -80,6 +81,8 @@ static void addLowerToLLVM(OpPassManager &pm) {
   pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   pm.addPass(createConvertToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
+  // Entry points of one layer lowered alike: LLVM compiles one copy.
+  pm.addPass(attn::createAttnMergeIdenticalFunctions());
 }
 
 void attn::buildLowerToCPUPipeline(OpPassManager &pm,

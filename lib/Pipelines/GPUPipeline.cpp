@@ -4,6 +4,7 @@
 
 #include "attn/Conversion/Passes.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "attn/Pipelines/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -28,6 +29,8 @@ static void addAttnToGPU(OpPassManager &pm,
   pm.addPass(attn::createConvertAttnToGPU(toGPU));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // Entry points of one layer share their kernels.
+  pm.addPass(attn::createAttnMergeIdenticalFunctions());
   // Kernels and allocations ordered on one stream per call.
   pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
 }
@@ -86,6 +89,7 @@ static void addGPUToNVVM(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(attn::createAttnMergeIdenticalFunctions());
 }
 
 void attn::buildLowerToNVVMPipeline(OpPassManager &pm,

@@ -1,0 +1,88 @@
+//===- MergeIdenticalFunctions.cpp - one copy of identical functions ------===//
+
+#include "attn/Pipelines/Passes.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNMERGEIDENTICALFUNCTIONS
+#include "attn/Pipelines/Passes.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+
+/// The attributes of `op` but its symbol name.
+static DictionaryAttr attributesButName(Operation *op) {
+  NamedAttrList attributes(op->getAttrDictionary());
+  attributes.erase(SymbolTable::getSymbolAttrName());
+  return attributes.getDictionary(op->getContext());
+}
+
+/// Whether `a` and `b` differ at most in their name and locations.
+static bool areIdentical(FunctionOpInterface a, FunctionOpInterface b) {
+  return a->getName() == b->getName() &&
+         a.getFunctionType() == b.getFunctionType() &&
+         attributesButName(a) == attributesButName(b) &&
+         OperationEquivalence::isRegionEquivalentTo(
+             &a.getFunctionBody(), &b.getFunctionBody(),
+             OperationEquivalence::IgnoreLocations);
+}
+
+/// Replaces the body of `copy` by a call of `original` with its arguments.
+static void forwardTo(LLVM::LLVMFuncOp copy, LLVM::LLVMFuncOp original) {
+  Region &body = copy.getBody();
+  body.dropAllReferences();
+  body.getBlocks().clear();
+  OpBuilder b(copy.getContext());
+  Block *entry = copy.addEntryBlock(b);
+  b.setInsertionPointToStart(entry);
+  auto call = LLVM::CallOp::create(b, copy.getLoc(), original,
+                                   entry->getArguments());
+  LLVM::ReturnOp::create(b, copy.getLoc(), call.getResults());
+}
+
+namespace {
+struct AttnMergeIdenticalFunctionsPass
+    : public attn::impl::AttnMergeIdenticalFunctionsBase<
+          AttnMergeIdenticalFunctionsPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    mergeIn(module.getBody(), /*isKernelModule=*/false);
+    for (auto kernels : module.getOps<gpu::GPUModuleOp>())
+      mergeIn(kernels.getBody(), /*isKernelModule=*/true);
+  }
+
+  /// Merges the functions defined in `block`, a symbol table's body.
+  void mergeIn(Block *block, bool isKernelModule) {
+    // Functions of one type, first seen first: few per type, so the
+    // pairwise comparison stays cheap.
+    DenseMap<Type, SmallVector<FunctionOpInterface>> originals;
+    for (auto function :
+         llvm::make_early_inc_range(block->getOps<FunctionOpInterface>())) {
+      if (function.isExternal())
+        continue;
+      SmallVector<FunctionOpInterface> &candidates =
+          originals[function.getFunctionType()];
+      auto original = llvm::find_if(candidates, [&](FunctionOpInterface f) {
+        return areIdentical(f, function);
+      });
+      if (original == candidates.end()) {
+        candidates.push_back(function);
+        continue;
+      }
+      if (isKernelModule || function.isPrivate()) {
+        if (failed(SymbolTable::replaceAllSymbolUses(
+                function, original->getNameAttr(), getOperation())))
+          return signalPassFailure();
+        function.erase();
+      } else if (auto copy = dyn_cast<LLVM::LLVMFuncOp>(*function)) {
+        forwardTo(copy, cast<LLVM::LLVMFuncOp>(**original));
+      }
+    }
+  }
+};
+} // namespace
