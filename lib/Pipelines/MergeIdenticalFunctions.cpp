@@ -32,7 +32,17 @@ static bool areIdentical(FunctionOpInterface a, FunctionOpInterface b) {
              OperationEquivalence::IgnoreLocations);
 }
 
-/// Replaces the body of `copy` by a call of `original` with its arguments.
+/// Whether `function` can only be referred to in this module (its name is
+/// no ABI): a private symbol, or an `llvm.func` of local linkage.
+static bool isLocal(FunctionOpInterface function) {
+  if (auto llvmFunction = dyn_cast<LLVM::LLVMFuncOp>(*function))
+    return llvmFunction.getLinkage() == LLVM::Linkage::Private ||
+           llvmFunction.getLinkage() == LLVM::Linkage::Internal;
+  return function.isPrivate();
+}
+
+/// Replaces the body of `copy` by a call of `original` with its arguments,
+/// one that LLVM must not inline (that would copy the body again).
 static void forwardTo(LLVM::LLVMFuncOp copy, LLVM::LLVMFuncOp original) {
   Region &body = copy.getBody();
   body.dropAllReferences();
@@ -42,6 +52,7 @@ static void forwardTo(LLVM::LLVMFuncOp copy, LLVM::LLVMFuncOp original) {
   b.setInsertionPointToStart(entry);
   auto call = LLVM::CallOp::create(b, copy.getLoc(), original,
                                    entry->getArguments());
+  call.setNoInline(true);
   LLVM::ReturnOp::create(b, copy.getLoc(), call.getResults());
 }
 
@@ -74,7 +85,7 @@ struct AttnMergeIdenticalFunctionsPass
         candidates.push_back(function);
         continue;
       }
-      if (isKernelModule || function.isPrivate()) {
+      if (isKernelModule || isLocal(function)) {
         if (failed(SymbolTable::replaceAllSymbolUses(
                 function, original->getNameAttr(), getOperation())))
           return signalPassFailure();
