@@ -9,15 +9,20 @@ functions of the same layer:
   layer_unfused  the composite expanded only: two ``attn.rope``, ``attn.kv_cache_store``, ...
 Each target compiles the module twice with ``attn-compile --timing --mlir-timing-display=list``:
 with the default pipeline (which fuses ``layer`` and ``layer_unfused`` too) and with
-``--no-fuse`` (which lowers the three forms as written). Prints the wall time of each compile
-and its most expensive phases (passes and the driver's own steps).
+``--no-fuse`` (which lowers the three forms as written). Prints, for the fastest of
+``--repeat`` compiles, the wall time, the CPU time (attn-compile and what it runs: ptxas, the
+linker; on a loaded machine the steadier number), the load average and the most expensive
+phases (passes and the driver's own steps). ``$ATTN_COMPILE`` picks the attn-compile (its
+attn-opt beside it writes the module).
 
-    /usr/bin/python3 benchmarks/compile_time.py [--targets cpu,cuda] [--top 6] [--keep DIR]
+    /usr/bin/python3 benchmarks/compile_time.py [--targets cpu,cuda] [--repeat 3] [--top 6]
+                                                 [--keep DIR]
 """
 
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -72,15 +77,21 @@ def phases(report):
     return sorted(found, reverse=True)
 
 
-def compile_once(tool, src, target, flags, out):
-    cmd = [tool, f"--target={target}", "--timing", "--mlir-timing-display=list", *flags, src,
-           "-o", out]
-    start = time.perf_counter()
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def compile_once(tool, src, target, flags, out, timing):
+    """(wall s, CPU s of attn-compile and the programs it ran, phases of its report)."""
+    report = ["--timing", "--mlir-timing-display=list"] if timing else []
+    cmd = [tool, f"--target={target}", *report, *flags, src, "-o", out]
+    cpu, start = children_cpu_seconds(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, children_cpu_seconds() - cpu
     if proc.returncode != 0:
         raise runtime.CompileError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
-    return wall, phases(proc.stderr)
+    return wall, cpu, phases(proc.stderr)
 
 
 def cpu_model():
@@ -93,6 +104,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", default="cpu,cuda")
     parser.add_argument("--top", type=int, default=6, help="phases shown per compile")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="compiles of each kind; the fastest is shown (others' load only adds)")
+    parser.add_argument("--no-timing", action="store_true",
+                        help="no phases (for an attn-compile without --timing)")
     parser.add_argument("--keep", help="write the module and libraries here")
     args = parser.parse_args()
     tool = runtime.attn_compile_path()
@@ -103,13 +118,15 @@ def main():
     with open(src, "w") as f:
         f.write(compile_time_module(attn_opt, llama3_8b()))
     print(f"module: {src}\nmachine: {cpu_model()}; load average {os.getloadavg()[0]:.2f}")
-    print(f"{'target':6} {'pipeline':8} {'wall s':>7}  top phases (s)")
+    print(f"{'target':6} {'pipeline':8} {'wall s':>7} {'CPU s':>6} {'load':>5}  top phases (s)")
     for target in args.targets.split(","):
         for pipeline, flags in (("default", []), ("no-fuse", ["--no-fuse"])):
             out = os.path.join(work, f"{target}-{pipeline}.so")
-            wall, timers = compile_once(tool, src, target, flags, out)
+            runs = [compile_once(tool, src, target, flags, out, not args.no_timing) for _ in range(args.repeat)]
+            wall, cpu, timers = min(runs, key=lambda run: run[0])
             top = ", ".join(f"{name} {sec:.2f}" for sec, name in timers[:args.top])
-            print(f"{target:6} {pipeline:8} {wall:7.2f}  {top}", flush=True)
+            print(f"{target:6} {pipeline:8} {wall:7.2f} {cpu:6.2f} {os.getloadavg()[0]:5.2f}  {top}",
+                  flush=True)
 
 
 if __name__ == "__main__":
