@@ -47,6 +47,9 @@ static void addBufferization(OpPassManager &pm) {
   pm.addPass(attn::createAttnCPUEntryABI());
   pm.addPass(createCanonicalizerPass());
   bufferization::buildBufferDeallocationPipeline(pm);
+  // Entry points of one layer lowered alike: the rest of the pipeline and
+  // LLVM handle one copy (the ABI is final here, so a copy can call it).
+  pm.addPass(attn::createAttnMergeIdenticalFunctions());
 }
 
 /// Loops, vectors and buffers -> LLVM dialect, parallel loops on OpenMP
@@ -81,8 +84,6 @@ static void addLowerToLLVM(OpPassManager &pm) {
   pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   pm.addPass(createConvertToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
-  // Entry points of one layer lowered alike: LLVM compiles one copy.
-  pm.addPass(attn::createAttnMergeIdenticalFunctions());
 }
 
 void attn::buildLowerToCPUPipeline(OpPassManager &pm,

@@ -29,7 +29,7 @@ static void addAttnToGPU(OpPassManager &pm,
   pm.addPass(attn::createConvertAttnToGPU(toGPU));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
-  // Entry points of one layer share their kernels.
+  // Entry points of one layer share their kernels and host code.
   pm.addPass(attn::createAttnMergeIdenticalFunctions());
   // Kernels and allocations ordered on one stream per call.
   pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
@@ -89,7 +89,6 @@ static void addGPUToNVVM(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
-  pm.addPass(attn::createAttnMergeIdenticalFunctions());
 }
 
 void attn::buildLowerToNVVMPipeline(OpPassManager &pm,

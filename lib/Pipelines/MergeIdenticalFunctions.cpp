@@ -2,6 +2,7 @@
 
 #include "attn/Pipelines/Passes.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -43,17 +44,17 @@ static bool isLocal(FunctionOpInterface function) {
 
 /// Replaces the body of `copy` by a call of `original` with its arguments,
 /// one that LLVM must not inline (that would copy the body again).
-static void forwardTo(LLVM::LLVMFuncOp copy, LLVM::LLVMFuncOp original) {
+template <typename FuncOp, typename CallOp, typename ReturnOp>
+static void forwardTo(FuncOp copy, FuncOp original) {
   Region &body = copy.getBody();
   body.dropAllReferences();
   body.getBlocks().clear();
-  OpBuilder b(copy.getContext());
-  Block *entry = copy.addEntryBlock(b);
-  b.setInsertionPointToStart(entry);
-  auto call = LLVM::CallOp::create(b, copy.getLoc(), original,
-                                   entry->getArguments());
+  Block *entry = cast<FunctionOpInterface>(*copy).addEntryBlock();
+  auto b = OpBuilder::atBlockBegin(entry);
+  auto call =
+      CallOp::create(b, copy.getLoc(), original, entry->getArguments());
   call.setNoInline(true);
-  LLVM::ReturnOp::create(b, copy.getLoc(), call.getResults());
+  ReturnOp::create(b, copy.getLoc(), call.getResults());
 }
 
 namespace {
@@ -62,9 +63,10 @@ struct AttnMergeIdenticalFunctionsPass
           AttnMergeIdenticalFunctionsPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    mergeIn(module.getBody(), /*isKernelModule=*/false);
+    // Kernels first: host functions launching copies become identical.
     for (auto kernels : module.getOps<gpu::GPUModuleOp>())
       mergeIn(kernels.getBody(), /*isKernelModule=*/true);
+    mergeIn(module.getBody(), /*isKernelModule=*/false);
   }
 
   /// Merges the functions defined in `block`, a symbol table's body.
@@ -90,8 +92,12 @@ struct AttnMergeIdenticalFunctionsPass
                 function, original->getNameAttr(), getOperation())))
           return signalPassFailure();
         function.erase();
+      } else if (auto copy = dyn_cast<func::FuncOp>(*function)) {
+        forwardTo<func::FuncOp, func::CallOp, func::ReturnOp>(
+            copy, cast<func::FuncOp>(**original));
       } else if (auto copy = dyn_cast<LLVM::LLVMFuncOp>(*function)) {
-        forwardTo(copy, cast<LLVM::LLVMFuncOp>(**original));
+        forwardTo<LLVM::LLVMFuncOp, LLVM::CallOp, LLVM::ReturnOp>(
+            copy, cast<LLVM::LLVMFuncOp>(**original));
       }
     }
   }

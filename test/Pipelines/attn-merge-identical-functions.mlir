@@ -80,6 +80,11 @@ module attributes {gpu.container_module} {
 // CHECK: llvm.call @helper(
 // CHECK: llvm.func @extern_a(i32)
 // CHECK: llvm.func @extern_b(i32)
+// CHECK: func.func @negate(
+// CHECK: arith.negf
+// CHECK: func.func @negate_copy(%[[X:.*]]: memref<4xf32>) -> f32
+// CHECK-NEXT: %[[R:.*]] = call @negate(%[[X]]) {no_inline} : (memref<4xf32>) -> f32
+// CHECK-NEXT: return %[[R]] : f32
 module {
   llvm.func @entry(%p: !llvm.ptr, %x: i32) -> i32 {
     %c = llvm.mlir.constant(1 : i32) : i32
@@ -120,4 +125,16 @@ module {
   }
   llvm.func @extern_a(i32)
   llvm.func @extern_b(i32)
+  func.func @negate(%m: memref<4xf32>) -> f32 {
+    %c0 = arith.constant 0 : index
+    %x = memref.load %m[%c0] : memref<4xf32>
+    %y = arith.negf %x : f32
+    return %y : f32
+  }
+  func.func @negate_copy(%m: memref<4xf32>) -> f32 {
+    %c0 = arith.constant 0 : index
+    %x = memref.load %m[%c0] : memref<4xf32>
+    %y = arith.negf %x : f32
+    return %y : f32
+  }
 }

@@ -21,10 +21,12 @@ def AttnMergeIdenticalFunctions
     symbol name aside) is replaced by it:
 
     - in a `gpu.module`, the copy is erased and its launches launch the
-      first kernel;
+      first kernel (kernels go first, so host functions that launched
+      copies become identical too);
     - at the top level, a private copy is erased and its uses refer to the
-      first function; a public `llvm.func` (an entry point, whose name is
-      the ABI) keeps its name, its body becomes a call of the first one.
+      first function; a public `func.func` or `llvm.func` (an entry point,
+      whose name is the ABI) keeps its name and attributes, its body becomes
+      a call of the first one, marked `no_inline`.
 
     Before:
     ```mlir
