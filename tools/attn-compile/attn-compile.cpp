@@ -289,6 +289,35 @@ static LogicalResult linkSharedLibrary(StringRef object, StringRef output) {
   return success();
 }
 
+/// Runs the --target's pipeline (with the MLIR pass-manager options) on
+/// `module`: attn IR -> LLVM dialect.
+static LogicalResult lower(ModuleOp module, TimingScope &timing) {
+  PassManager pm(module.getContext());
+  if (failed(applyPassManagerCLOptions(pm)))
+    return fail("invalid pass manager options");
+  TimingScope pipelineTiming = timing.nest("Lowering pipeline");
+  pm.enableTiming(pipelineTiming);
+  if (target == "cuda") {
+    attn::NVVMPipelineOptions options;
+    options.chip = gpuChip;
+    options.features = gpuFeatures;
+    options.smCount = gpuSMCount;
+    options.fuse = !noFuse;
+    attn::buildLowerToNVVMPipeline(pm, options);
+  } else {
+    attn::CPUPipelineOptions options;
+    options.queryTileRows = queryTileRows;
+    options.kvTile = kvTile;
+    options.decodeItems = decodeItems;
+    options.vectorLanes = targetHasAVX512() ? 16 : 8;
+    options.fuse = !noFuse;
+    attn::buildLowerToCPUPipeline(pm, options);
+  }
+  if (failed(pm.run(module)))
+    return fail("lowering failed");
+  return success();
+}
+
 static LogicalResult compile(TimingScope &timing) {
   if (target != "cpu" && target != "cuda")
     return fail("unsupported target '" + target + "' (available: cpu, cuda)");
@@ -319,30 +348,8 @@ static LogicalResult compile(TimingScope &timing) {
     return failure();
   parseTiming.stop();
 
-  PassManager pm(&context);
-  if (failed(applyPassManagerCLOptions(pm)))
-    return fail("invalid pass manager options");
-  TimingScope pipelineTiming = timing.nest("Lowering pipeline");
-  pm.enableTiming(pipelineTiming);
-  if (target == "cuda") {
-    attn::NVVMPipelineOptions options;
-    options.chip = gpuChip;
-    options.features = gpuFeatures;
-    options.smCount = gpuSMCount;
-    options.fuse = !noFuse;
-    attn::buildLowerToNVVMPipeline(pm, options);
-  } else {
-    attn::CPUPipelineOptions options;
-    options.queryTileRows = queryTileRows;
-    options.kvTile = kvTile;
-    options.decodeItems = decodeItems;
-    options.vectorLanes = targetHasAVX512() ? 16 : 8;
-    options.fuse = !noFuse;
-    attn::buildLowerToCPUPipeline(pm, options);
-  }
-  if (failed(pm.run(*module)))
-    return fail("lowering failed");
-  pipelineTiming.stop();
+  if (failed(lower(*module, timing)))
+    return failure();
 
   if (emit == "mlir") {
     TimingScope writeTiming = timing.nest("Write MLIR");
