@@ -4,6 +4,7 @@
 
 #include "attn/Conversion/Passes.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "attn/Pipelines/Passes.h"
 #include "attn/Target/CPU/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -49,6 +50,9 @@ static void addBufferization(OpPassManager &pm) {
   pm.addPass(attn::createAttnEntryStatus());
   pm.addPass(createCanonicalizerPass());
   bufferization::buildBufferDeallocationPipeline(pm);
+  // Entry points of one layer lowered alike: the rest of the pipeline and
+  // LLVM handle one copy (the ABI is final here, so a copy can call it).
+  pm.addPass(attn::createAttnMergeIdenticalFunctions());
 }
 
 /// Loops, vectors and buffers -> LLVM dialect, parallel loops on OpenMP

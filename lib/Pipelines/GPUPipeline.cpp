@@ -4,6 +4,7 @@
 
 #include "attn/Conversion/Passes.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "attn/Pipelines/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -34,6 +35,9 @@ static void addAttnToGPU(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
   // After the stream is threaded through: a failed check skips it all.
   pm.addPass(attn::createAttnEntryStatus());
+  // Entry points of one layer share their kernels and host code (the ABI,
+  // status included, is final here, so a copy can call it).
+  pm.addPass(attn::createAttnMergeIdenticalFunctions());
 }
 
 /// The CUDA toolkit that gpu-module-to-binary takes ptxas and libdevice

@@ -3,6 +3,7 @@
 #include "attn/Pipelines/Pipelines.h"
 
 #include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "attn/Pipelines/Passes.h"
 
 #include "mlir/Transforms/Passes.h"
 
@@ -26,6 +27,7 @@ void attn::addPrimitiveOpsPasses(OpPassManager &pm, bool fuse) {
 }
 
 void attn::registerPipelines() {
+  registerAttnPipelinePasses();
   registerLowerToCPUPipeline();
   registerLowerToNVVMPipeline();
 }

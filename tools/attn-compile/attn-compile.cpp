@@ -15,7 +15,6 @@
 #include "attn/Pipelines/Pipelines.h"
 #include "attn/Target/CPU/Transforms/Passes.h"
 
-#include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
@@ -25,6 +24,7 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/Timing.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Target/LLVMIR/Export.h"
 
@@ -46,6 +46,7 @@
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/SubtargetFeature.h"
 #include "llvm/TargetParser/Triple.h"
+#include "llvm/Transforms/IPO/MergeFunctions.h"
 #include "llvm/Transforms/Instrumentation/AddressSanitizer.h"
 
 using namespace mlir;
@@ -106,6 +107,14 @@ static cl::opt<std::string> sanitize(
              "runtime loaded first, e.g. LD_PRELOAD=$(clang-22 "
              "-print-file-name=libclang_rt.asan-x86_64.so)"),
     cl::init(""));
+static cl::opt<bool> timing(
+    "timing",
+    cl::desc("Print to stderr where the compile time goes: parsing, each "
+             "pass of the lowering pipeline (for --target=cuda including "
+             "gpu-module-to-binary, i.e. LLVM for the kernels and ptxas), "
+             "LLVM IR translation, LLVM O3, object emission, linking (as "
+             "--mlir-timing, whose display and format options apply)"),
+    cl::init(false));
 static cl::opt<std::string>
     linker("linker", cl::desc("Compiler driver used to link the library"),
            cl::init("clang-22"));
@@ -129,6 +138,44 @@ static bool targetHasAVX512() {
          StringRef(mcpu).starts_with("znver5");
 }
 
+/// Runs the module passes that `addPasses` adds, with the tuning of MLIR's
+/// makeOptimizingTransformer (loop and SLP vectorisation, unrolling).
+static void runModulePasses(
+    llvm::Module &module, llvm::TargetMachine &machine,
+    llvm::function_ref<void(llvm::PassBuilder &, llvm::ModulePassManager &)>
+        addPasses) {
+  llvm::PipelineTuningOptions tuning;
+  tuning.LoopUnrolling = true;
+  tuning.LoopInterleaving = true;
+  tuning.LoopVectorization = true;
+  tuning.SLPVectorization = true;
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder builder(&machine, tuning);
+  builder.registerModuleAnalyses(mam);
+  builder.registerCGSCCAnalyses(cgam);
+  builder.registerFunctionAnalyses(fam);
+  builder.registerLoopAnalyses(lam);
+  builder.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager passes;
+  addPasses(builder, passes);
+  passes.run(module, mam);
+}
+
+/// LLVM O3, after merging identical functions: entry points of one layer
+/// lowered alike share their OpenMP bodies (the attention kernel of a fused
+/// and an unfused layer), which O3 and code generation then handle once.
+static void optimize(llvm::Module &module, llvm::TargetMachine &machine) {
+  runModulePasses(module, machine,
+                  [](llvm::PassBuilder &builder, llvm::ModulePassManager &mpm) {
+                    mpm.addPass(llvm::MergeFunctionsPass());
+                    mpm.addPass(builder.buildPerModuleDefaultPipeline(
+                        llvm::OptimizationLevel::O3));
+                  });
+}
+
 /// Instruments the optimised module with AddressSanitizer, as clang
 /// -fsanitize=address does after its own optimisation pipeline: every
 /// definition gets `sanitize_address`, then the module pass adds the shadow
@@ -139,22 +186,15 @@ static void addressSanitize(llvm::Module &module, llvm::TargetMachine &machine) 
   for (llvm::Function &function : module)
     if (!function.isDeclaration())
       function.addFnAttr(llvm::Attribute::SanitizeAddress);
-  llvm::LoopAnalysisManager lam;
-  llvm::FunctionAnalysisManager fam;
-  llvm::CGSCCAnalysisManager cgam;
-  llvm::ModuleAnalysisManager mam;
-  llvm::PassBuilder builder(&machine);
-  builder.registerModuleAnalyses(mam);
-  builder.registerCGSCCAnalyses(cgam);
-  builder.registerFunctionAnalyses(fam);
-  builder.registerLoopAnalyses(lam);
-  builder.crossRegisterProxies(lam, fam, cgam, mam);
-  llvm::ModulePassManager passes;
-  passes.addPass(llvm::AddressSanitizerPass(llvm::AddressSanitizerOptions()));
-  passes.run(module, mam);
+  runModulePasses(module, machine,
+                  [](llvm::PassBuilder &, llvm::ModulePassManager &mpm) {
+                    mpm.addPass(llvm::AddressSanitizerPass(
+                        llvm::AddressSanitizerOptions()));
+                  });
 }
 
-static LogicalResult emitObject(llvm::Module &module, StringRef path) {
+static LogicalResult emitObject(llvm::Module &module, StringRef path,
+                                TimingScope &timing) {
   std::string error;
   llvm::Triple triple("x86_64-unknown-linux-gnu");
   const llvm::Target *llvmTarget = llvm::TargetRegistry::lookupTarget(triple, error);
@@ -176,12 +216,15 @@ static LogicalResult emitObject(llvm::Module &module, StringRef path) {
     return fail("cannot create a target machine for " + mcpu);
   module.setTargetTriple(triple);
   module.setDataLayout(machine->createDataLayout());
-  auto optimize = makeOptimizingTransformer(3, 0, machine.get());
-  if (llvm::Error err = optimize(&module))
-    return fail("LLVM optimisation failed: " + llvm::toString(std::move(err)));
-  if (sanitize == "address")
+  TimingScope optimizeTiming = timing.nest("LLVM O3");
+  optimize(module, *machine);
+  optimizeTiming.stop();
+  if (sanitize == "address") {
+    TimingScope sanitizeTiming = timing.nest("AddressSanitizer");
     addressSanitize(module, *machine);
+  }
   if (emit == "llvm") {
+    TimingScope writeTiming = timing.nest("Write LLVM IR");
     std::error_code ec;
     llvm::raw_fd_ostream os(path, ec);
     if (ec)
@@ -193,6 +236,7 @@ static LogicalResult emitObject(llvm::Module &module, StringRef path) {
   llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
   if (ec)
     return fail("cannot write " + path + ": " + ec.message());
+  TimingScope codegenTiming = timing.nest("LLVM code generation (object)");
   llvm::legacy::PassManager codegen;
   if (machine->addPassesToEmitFile(codegen, os, nullptr,
                                    llvm::CodeGenFileType::ObjectFile))
@@ -250,35 +294,14 @@ static LogicalResult linkSharedLibrary(StringRef object, StringRef output) {
   return success();
 }
 
-static LogicalResult compile() {
-  if (target != "cpu" && target != "cuda")
-    return fail("unsupported target '" + target + "' (available: cpu, cuda)");
-  if (emit != "so" && emit != "obj" && emit != "llvm" && emit != "mlir")
-    return fail("--emit must be so, obj, llvm or mlir");
-  if (!sanitize.empty() && sanitize != "address")
-    return fail("unsupported --sanitize='" + sanitize + "' (available: address)");
-  if (sanitize == "address" && target != "cpu")
-    return fail("--sanitize=address needs --target=cpu (the instrumentation "
-                "and its runtime are host-only)");
-
-  DialectRegistry registry;
-  registerAllDialects(registry);
-  registerAllExtensions(registry);
-  registerAllToLLVMIRTranslations(registry);
-  registry.insert<attn::AttnDialect>();
-  MLIRContext context(registry);
-
-  std::string error;
-  auto file = openInputFile(inputFile, &error);
-  if (!file)
-    return fail(error);
-  llvm::SourceMgr sourceMgr;
-  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
-  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
-  if (!module)
-    return failure();
-
-  PassManager pm(&context);
+/// Runs the --target's pipeline (with the MLIR pass-manager options) on
+/// `module`: attn IR -> LLVM dialect.
+static LogicalResult lower(ModuleOp module, TimingScope &timing) {
+  PassManager pm(module.getContext());
+  if (failed(applyPassManagerCLOptions(pm)))
+    return fail("invalid pass manager options");
+  TimingScope pipelineTiming = timing.nest("Lowering pipeline");
+  pm.enableTiming(pipelineTiming);
   if (target == "cuda") {
     attn::NVVMPipelineOptions options;
     options.chip = gpuChip;
@@ -297,10 +320,46 @@ static LogicalResult compile() {
     options.runtimeChecks = !noRuntimeChecks;
     attn::buildLowerToCPUPipeline(pm, options);
   }
-  if (failed(pm.run(*module)))
+  if (failed(pm.run(module)))
     return fail("lowering failed");
+  return success();
+}
+
+static LogicalResult compile(TimingScope &timing) {
+  if (target != "cpu" && target != "cuda")
+    return fail("unsupported target '" + target + "' (available: cpu, cuda)");
+  if (emit != "so" && emit != "obj" && emit != "llvm" && emit != "mlir")
+    return fail("--emit must be so, obj, llvm or mlir");
+  if (!sanitize.empty() && sanitize != "address")
+    return fail("unsupported --sanitize='" + sanitize + "' (available: address)");
+  if (sanitize == "address" && target != "cpu")
+    return fail("--sanitize=address needs --target=cpu (the instrumentation "
+                "and its runtime are host-only)");
+
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllToLLVMIRTranslations(registry);
+  registry.insert<attn::AttnDialect>();
+  MLIRContext context(registry);
+
+  TimingScope parseTiming = timing.nest("Parse input");
+  std::string error;
+  auto file = openInputFile(inputFile, &error);
+  if (!file)
+    return fail(error);
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return failure();
+  parseTiming.stop();
+
+  if (failed(lower(*module, timing)))
+    return failure();
 
   if (emit == "mlir") {
+    TimingScope writeTiming = timing.nest("Write MLIR");
     std::error_code ec;
     llvm::raw_fd_ostream os(outputFile, ec);
     if (ec)
@@ -309,21 +368,24 @@ static LogicalResult compile() {
     return success();
   }
 
+  TimingScope translateTiming = timing.nest("Translate to LLVM IR");
   llvm::LLVMContext llvmContext;
   std::unique_ptr<llvm::Module> llvmModule =
       translateModuleToLLVMIR(*module, llvmContext);
   if (!llvmModule)
     return fail("translation to LLVM IR failed");
+  translateTiming.stop();
   if (emit == "llvm" || emit == "obj")
-    return emitObject(*llvmModule, outputFile);
+    return emitObject(*llvmModule, outputFile, timing);
 
   SmallString<128> object;
   if (std::error_code ec =
           llvm::sys::fs::createTemporaryFile("attn-compile", "o", object))
     return fail("cannot create a temporary file: " + ec.message());
   llvm::FileRemover removeObject(object);
-  if (failed(emitObject(*llvmModule, object)))
+  if (failed(emitObject(*llvmModule, object, timing)))
     return failure();
+  TimingScope linkTiming = timing.nest("Link shared library");
   return linkSharedLibrary(object, outputFile);
 }
 
@@ -336,7 +398,16 @@ int main(int argc, char **argv) {
   attn::registerAttnPasses();
   attn::registerAttnConversionPasses();
   attn::registerAttnCPUPasses();
+  registerPassManagerCLOptions();
+  registerDefaultTimingManagerCLOptions();
   cl::ParseCommandLineOptions(argc, argv,
                               "attn-compile: attn IR -> shared library\n");
-  return failed(compile()) ? 1 : 0;
+  // The report goes to stderr when `timingManager` is destroyed, after the
+  // root scope has stopped.
+  DefaultTimingManager timingManager;
+  applyDefaultTimingManagerCLOptions(timingManager);
+  if (timing)
+    timingManager.setEnabled(true);
+  TimingScope rootTiming = timingManager.getRootScope();
+  return failed(compile(rootTiming)) ? 1 : 0;
 }

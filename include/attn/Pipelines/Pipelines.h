@@ -114,7 +114,8 @@ void registerLowerToCPUPipeline();
 /// Registers `attn-lower-to-nvvm`.
 void registerLowerToNVVMPipeline();
 
-/// Registers `attn-lower-to-cpu` and `attn-lower-to-nvvm`.
+/// Registers `attn-lower-to-cpu`, `attn-lower-to-nvvm` and the passes of
+/// attn/Pipelines/Passes.h.
 void registerPipelines();
 
 } // namespace mlir::attn
