@@ -16,14 +16,17 @@ of 512 and 2048 tokens (one sequence, empty cache). Before timing, every variant
 and written k / v are checked against ``attn.reference`` (bf16 tolerance). Also printed: the
 one-off cost of the whole table (``attn.rope_freqs`` compiled alone, and numpy's
 ``reference.rope_table``) and each variant's compile time and library size.
-Times are medians (bench_cpu.Timer); variants alternate over rounds.
+Each call is timed (wall and the process's CPU time, which load from other processes
+inflates less); the variants' calls are interleaved; medians are printed.
 
     /usr/bin/python3 benchmarks/cpu/bench_rope_table.py [--quick] [--json out.json]
 """
 
 import argparse
+import ctypes
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -133,6 +136,40 @@ def check_step(cfg, inputs, qr, blocks, what):
     bc.check(f"{what} v", got[:, 1], bc.vals(inputs["v"], "bf16"), 0.0)
 
 
+def bound_call(lib, arrays):
+    """A no-argument call of ``f`` on ``arrays`` with the descriptors made once, so that the
+    Python side costs the same for every variant (the argument variant has one array more)."""
+    descriptors = [rt.as_descriptor(a) for a in arrays]
+    fn = lib.function("f")
+    fn.argtypes = [ctypes.c_void_p] * len(descriptors)
+    pointers = [ctypes.addressof(d) for d in descriptors]
+
+    def call():
+        fn(*pointers)
+
+    call.descriptors = descriptors  # keep them alive with the call
+    return call
+
+
+def interleaved_runs(timer, calls, budget_s):
+    """Per-call wall and process CPU times of every variant, calls interleaved (the order
+    rotating) so that load from other processes hits the variants alike: ``({variant:
+    [wall s]}, {variant: [cpu s]})``, at least 5 runs each, about ``budget_s`` in all."""
+    names = list(calls)
+    wall, cpu = {v: [] for v in names}, {v: [] for v in names}
+    timer.settle()
+    start = time.perf_counter()
+    i = 0
+    while i < 5 * len(names) or time.perf_counter() - start < budget_s:
+        v = names[(i + i // len(names)) % len(names)]
+        w0, c0 = time.perf_counter(), time.process_time()
+        calls[v]()
+        cpu[v].append(time.process_time() - c0)
+        wall[v].append(time.perf_counter() - w0)
+        i += 1
+    return wall, cpu
+
+
 def bench_table(timer, compiler, cfg):
     """The one-off cost of the whole table: compiled ``attn.rope_freqs`` and numpy."""
     lib = compiler.library("table", ir.module_text(ir.rope_freqs_function("f", cfg)))
@@ -181,34 +218,29 @@ def main():
         for step, (cached, new) in STEPS.items():
             inputs = step_inputs(np.random.default_rng(7), cfg, cached, new)
             tokens = sum(new)
-            calls, firsts = {}, {}
+            calls = {}
             for variant in VARIANTS:
                 call_args = dict(inputs, blocks=inputs["blocks"].copy())
                 if variant == "argument":
                     call_args["freqs"] = freqs
                 qr = np.zeros_like(inputs["q"])
-
-                def call(lib=libs[variant], call_args=call_args, qr=qr):
-                    lib.call("f", list(call_args.values()), [qr])
-
-                _, firsts[variant] = timer.first(call)
+                call = bound_call(libs[variant], [*call_args.values(), qr])
+                call()  # the checked call, also the warm-up
                 check_step(cfg, inputs, qr, call_args["blocks"], f"{step}/{variant}")
                 calls[variant] = call
-            rounds = {v: [] for v in VARIANTS}
-            for r in range(1 if args.quick else 3):
-                for variant in (VARIANTS if r % 2 == 0 else VARIANTS[::-1]):
-                    rounds[variant].append(timer.measure(calls[variant], firsts[variant]))
-            times = {v: sorted(rs, key=lambda t: t.median)[len(rs) // 2]
-                     for v, rs in rounds.items()}
-            case = {"step": step, "tokens": tokens,
-                    **{v: times[v].to_json() for v in VARIANTS}}
+            wall, cpu = interleaved_runs(timer, calls, 0.5 if args.quick else 4.0)
+            case = {"step": step, "tokens": tokens, "wall_s": wall, "cpu_s": cpu}
             results["cases"].append(case)
-            base = times["recompute"].median
-            rows.append((step, tokens, *(bc.fmt_time(times[v].median) for v in VARIANTS),
-                         *(f"{base / times[v].median:.2f}x" for v in VARIANTS[1:])))
-            bc.log(f"{step:13} " + "  ".join(f"{v} {bc.fmt_time(times[v].median):>9}"
-                                             for v in VARIANTS))
+            med = {v: (statistics.median(wall[v]), statistics.median(cpu[v])) for v in VARIANTS}
+            rows.append((step, tokens,
+                         *(f"{bc.fmt_time(med[v][0])} ({bc.fmt_time(med[v][1])})"
+                           for v in VARIANTS),
+                         *(f"{med['recompute'][0] / med[v][0]:.2f}x "
+                           f"({med['recompute'][1] / med[v][1]:.2f}x)" for v in VARIANTS[1:])))
+            bc.log(f"{step:13} {len(wall['recompute'])} runs: " + "  ".join(
+                f"{v} {bc.fmt_time(med[v][0]):>9}" for v in VARIANTS))
     print()
+    print("median wall time per call (CPU time of the process per call)")
     header = ("step", "tokens", *VARIANTS, *(f"recompute/{v}" for v in VARIANTS[1:]))
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:

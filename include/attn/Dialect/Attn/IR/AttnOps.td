@@ -443,9 +443,11 @@ def Attn_AttentionWithRopeOp : Attn_Op<"attention_with_rope",
     RoPE reads its cos/sin from `freqs(%table)` when given: the
     `tensor<max_seq_len x head_dim x f32>` table of `attn.rope_freqs` (MAX's
     `freqs_cis`), computed once per model and passed to every layer; `rope`
-    still gives the pairing. Without it each call computes the angles of its
-    rows from `rope`, which costs more than reading them (f64 sin/cos per row
-    on the CPU, per row and head on the GPU; docs/performance.md).
+    still gives the pairing, and positions must stay below `max_seq_len`.
+    Without it, a table too large to fold into a constant (more than 65536
+    elements) is not built: each call recomputes its rows' cos/sin from
+    `rope` in f64 (per row on the CPU, per row and head on the GPU), which
+    costs more than reading them (docs/performance.md, "The RoPE table").
 
     The op returns the layer output and the cache with this step's keys and
     values written (the caller advances `cache_lengths`).
