@@ -16,8 +16,9 @@ of 512 and 2048 tokens (one sequence, empty cache). Before timing, every variant
 and written k / v are checked against ``attn.reference`` (bf16 tolerance). Also printed: the
 one-off cost of the whole table (``attn.rope_freqs`` compiled alone, and numpy's
 ``reference.rope_table``) and each variant's compile time and library size.
-Each call is timed (wall and the process's CPU time, which load from other processes
-inflates less); the variants' calls are interleaved; medians are printed.
+Each call (memref descriptors made once) is timed: wall and the process's CPU time, which
+load from other processes inflates less; the variants' calls are interleaved; medians are
+printed.
 
     /usr/bin/python3 benchmarks/cpu/bench_rope_table.py [--quick] [--json out.json]
 """
