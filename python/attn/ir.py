@@ -239,14 +239,17 @@ def layer_arguments(cfg, tokens=None, batch=None):
     ] + [(n, tensor_type(shapes[n], cfg.dtype)) for n in cfg.weight_names()]
 
 
-def layer_function(name, cfg, tokens=None, batch=None):
+def layer_function(name, cfg, tokens=None, batch=None, freqs_arg=False):
     """The composite layer: ``(x, row_offsets, blocks, cache_lengths, lookup_table, weights...)
     -> (out [T, hidden], updated blocks)``.
 
     Weights (``cfg.weight_names()``): ``wqkv`` or ``wq, wk, wv``; ``bqkv`` or ``bq, bk, bv`` if
-    ``cfg.bias``; ``q_norm, k_norm`` if ``cfg.qk_norm``; ``wo``.
+    ``cfg.bias``; ``q_norm, k_norm`` if ``cfg.qk_norm``; ``wo``. With ``freqs_arg`` the cos/sin
+    table ``freqs [max_seq_len, D] f32`` (``rope_table_input``) is the last argument.
     """
     args = layer_arguments(cfg, tokens, batch)
+    if freqs_arg:
+        args.append(("freqs", _freqs_type(cfg)))
     types = dict(args)
     names = cfg.weight_names()
     qkv = [n for n in names if n.startswith("w") and n != "wo"]
@@ -257,6 +260,8 @@ def layer_function(name, cfg, tokens=None, batch=None):
     if cfg.qk_norm:
         operands += " q_norm(%q_norm) k_norm(%k_norm)"
     operands += " o_proj(%wo)"
+    if freqs_arg:
+        operands += " freqs(%freqs)"
     attrs = [
         f"num_attention_heads = {cfg.num_heads} : i64",
         f"num_key_value_heads = {cfg.num_kv_heads} : i64",
@@ -273,6 +278,8 @@ def layer_function(name, cfg, tokens=None, batch=None):
         attrs.append(f"scale = {f64_literal(cfg.scale)} : f64")
     cache, x = cfg.cache_type(), types["x"]
     in_types = [x, types["row_offsets"], cache] + [types[n] for n in names]
+    if freqs_arg:
+        in_types.append(types["freqs"])
     body = [
         f"%cache = attn.paged_cache.make %blocks, %cache_lengths, %lookup_table : "
         f"{types['blocks']}, {types['cache_lengths']}, {types['lookup_table']} -> {cache}",
@@ -414,6 +421,13 @@ def rms_norm_function(name, cfg, heads=None, tokens=None):
 
 def _freqs_type(cfg):
     return tensor_type([cfg.max_seq_len, cfg.head_dim], "f32")
+
+
+def rope_table_input(cfg):
+    """The ``freqs`` argument of cfg's layer (``layer_function(freqs_arg=True)``): its cos/sin
+    table, f32 ``[max_seq_len, D]``, computed once per model."""
+    table = ref.rope_table(cfg.rope, cfg.head_dim, cfg.max_seq_len)
+    return runtime.to_abi(table, "f32")
 
 
 def rope_freqs_function(name, cfg):

@@ -88,3 +88,34 @@ func.func @two_layers(%x: tensor<?x256xf32>, %off: tensor<?xi32>, %c: !cache, %w
       : (tensor<?x256xf32>, tensor<?xi32>, !cache, tensor<512x256xf32>, tensor<256x256xf32>) -> (tensor<?x256xf32>, !cache)
   return %o, %c2 : tensor<?x256xf32>, !cache
 }
+
+// -----
+
+!cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = f32>>
+
+// The caller's cos/sin table (one per model): every layer's rope reads it and
+// no layer builds its own.
+// CHECK-LABEL: func @caller_table
+// CHECK-SAME: %[[F:[^:]*]]: tensor<64x64xf32>)
+// CHECK-NOT: attn.rope_freqs
+// CHECK: %[[Q0:.*]], %[[K0:.*]], %{{.*}} = attn.qkv_projection
+// CHECK: attn.rope %[[Q0]], %[[F]] positions
+// CHECK: attn.rope %[[K0]], %[[F]] positions
+// CHECK: %[[Q1:.*]], %[[K1:.*]], %{{.*}} = attn.qkv_projection
+// CHECK: attn.rope %[[Q1]], %[[F]] positions({{.*}}) interleaved :
+// CHECK: attn.rope %[[K1]], %[[F]] positions({{.*}}) interleaved :
+// CHECK-NOT: attn.rope_freqs
+func.func @caller_table(%x: tensor<?x256xf32>, %off: tensor<?xi32>, %c: !cache, %w: tensor<512x256xf32>, %wo: tensor<256x256xf32>,
+                        %freqs: tensor<64x64xf32>) -> (tensor<?x256xf32>, !cache) {
+  %h, %c1 = attn.attention_with_rope %x, %off, %c qkv(%w) o_proj(%wo) freqs(%freqs)
+      {num_attention_heads = 4 : i64, num_key_value_heads = 2 : i64, hidden_size = 256 : i64, layer_idx = 0 : i64,
+       max_seq_len = 64 : i64, rope = #attn.rope<theta = 10000.0>}
+      : (tensor<?x256xf32>, tensor<?xi32>, !cache, tensor<512x256xf32>, tensor<256x256xf32>, tensor<64x64xf32>)
+      -> (tensor<?x256xf32>, !cache)
+  %o, %c2 = attn.attention_with_rope %h, %off, %c1 qkv(%w) o_proj(%wo) freqs(%freqs)
+      {num_attention_heads = 4 : i64, num_key_value_heads = 2 : i64, hidden_size = 256 : i64, layer_idx = 1 : i64,
+       max_seq_len = 64 : i64, rope = #attn.rope<theta = 10000.0, interleaved = true>}
+      : (tensor<?x256xf32>, tensor<?xi32>, !cache, tensor<512x256xf32>, tensor<256x256xf32>, tensor<64x64xf32>)
+      -> (tensor<?x256xf32>, !cache)
+  return %o, %c2 : tensor<?x256xf32>, !cache
+}

@@ -960,6 +960,32 @@ func.func @awr_o_proj_element_type(%x: tensor<?x256xf32>, %off: tensor<?xi32>, %
 
 !cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = f32>>
 
+func.func @awr_freqs_shape(%x: tensor<?x256xf32>, %off: tensor<?xi32>, %c: !cache, %w: tensor<512x256xf32>, %wo: tensor<256x256xf32>, %freqs: tensor<32x64xf32>) {
+  // expected-error @+1 {{expects freqs of shape [64, 64], got [32, 64]}}
+  %o, %c2 = attn.attention_with_rope %x, %off, %c qkv(%w) o_proj(%wo) freqs(%freqs)
+      {num_attention_heads = 4 : i64, num_key_value_heads = 2 : i64, hidden_size = 256 : i64, layer_idx = 0 : i64,
+       max_seq_len = 64 : i64, rope = #attn.rope<theta = 10000.0>}
+      : (tensor<?x256xf32>, tensor<?xi32>, !cache, tensor<512x256xf32>, tensor<256x256xf32>, tensor<32x64xf32>) -> (tensor<?x256xf32>, !cache)
+  return
+}
+
+// -----
+
+!cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = bf16>>
+
+func.func @awr_freqs_element_type(%x: tensor<?x256xbf16>, %off: tensor<?xi32>, %c: !cache, %w: tensor<512x256xbf16>, %wo: tensor<256x256xbf16>, %freqs: tensor<64x64xbf16>) {
+  // expected-error @+1 {{expects freqs with element type 'f32', got 'bf16'}}
+  %o, %c2 = attn.attention_with_rope %x, %off, %c qkv(%w) o_proj(%wo) freqs(%freqs)
+      {num_attention_heads = 4 : i64, num_key_value_heads = 2 : i64, hidden_size = 256 : i64, layer_idx = 0 : i64,
+       max_seq_len = 64 : i64, rope = #attn.rope<theta = 10000.0>}
+      : (tensor<?x256xbf16>, tensor<?xi32>, !cache, tensor<512x256xbf16>, tensor<256x256xbf16>, tensor<64x64xbf16>) -> (tensor<?x256xbf16>, !cache)
+  return
+}
+
+// -----
+
+!cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = f32>>
+
 func.func @awr_clip_qkv(%x: tensor<?x256xf32>, %off: tensor<?xi32>, %c: !cache, %w: tensor<512x256xf32>, %wo: tensor<256x256xf32>) {
   // expected-error @+1 {{expects a positive, finite clip_qkv}}
   %o, %c2 = attn.attention_with_rope %x, %off, %c qkv(%w) o_proj(%wo)

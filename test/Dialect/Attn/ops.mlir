@@ -127,6 +127,20 @@ func.func @composite(%x: tensor<?x256xf32>, %off: tensor<?xi32>, %c: !cache, %w:
   return %o, %c2 : tensor<?x256xf32>, !cache
 }
 
+// CHECK-LABEL: func @composite_freqs
+// CHECK-SAME: %[[F:[a-z0-9_]+]]: tensor<64x64xf32>
+// CHECK: attn.attention_with_rope %{{[^,)]+}}, %{{[^,)]+}}, %{{[^,)]+}} qkv(%{{[^,)]+}}) o_proj(%{{[^,)]+}}) freqs(%[[F]])
+// CHECK-SAME: (tensor<?x256xf32>, tensor<?xi32>, !attn.paged_kv_cache<{{.*}}>, tensor<512x256xf32>, tensor<256x256xf32>, tensor<64x64xf32>)
+func.func @composite_freqs(%x: tensor<?x256xf32>, %off: tensor<?xi32>, %c: !cache, %w: tensor<512x256xf32>,
+                           %wo: tensor<256x256xf32>, %freqs: tensor<64x64xf32>) -> (tensor<?x256xf32>, !cache) {
+  %o, %c2 = attn.attention_with_rope %x, %off, %c qkv(%w) o_proj(%wo) freqs(%freqs)
+      {num_attention_heads = 4 : i64, num_key_value_heads = 2 : i64, hidden_size = 256 : i64, layer_idx = 0 : i64,
+       max_seq_len = 64 : i64, rope = #attn.rope<theta = 10000.0>}
+      : (tensor<?x256xf32>, tensor<?xi32>, !cache, tensor<512x256xf32>, tensor<256x256xf32>, tensor<64x64xf32>)
+      -> (tensor<?x256xf32>, !cache)
+  return %o, %c2 : tensor<?x256xf32>, !cache
+}
+
 // CHECK-LABEL: func @rope_store
 // CHECK: %{{.*}}, %{{.*}} = attn.rope_store %{{.*}}, %{{.*}}, %{{.*}} into %{{.*}} layer 1 freqs(%{{.*}}) positions(%{{.*}}, %{{.*}}) pages(%{{.*}}) : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>
 // CHECK: %{{.*}}, %{{.*}} = attn.rope_store %{{.*}}, %{{.*}}, %{{.*}} into %{{.*}} layer 0 freqs(%{{.*}}) positions(%{{.*}}, %{{.*}}) pages(%{{.*}}) qk_norm(%{{.*}}, %{{.*}}) eps 1.000000e-05 interleaved : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x2x64xf32>, tensor<64xf32>, tensor<64xf32>

@@ -581,6 +581,13 @@ LogicalResult AttentionWithRopeOp::verify() {
                                elementType)))
     return failure();
 
+  if (Value freqs = getFreqs())
+    if (failed(expectShape(*this, "freqs", freqs,
+                           {static_cast<int64_t>(getMaxSeqLen()), headDim})) ||
+        failed(expectElementType(*this, "freqs", freqs,
+                                 Float32Type::get(getContext()))))
+      return failure();
+
   if (std::optional<APFloat> clip = getClipQkv()) {
     double value = clip->convertToDouble();
     if (!std::isfinite(value) || value <= 0)

@@ -55,12 +55,16 @@ struct ExpandAttentionWithRope : OpRewritePattern<AttentionWithRopeOp> {
       k = RMSNormOp::create(rewriter, loc, k, op.getKNormWeight(), eps);
     }
 
-    // 3. RoPE of q and k from one cos/sin table.
+    // 3. RoPE of q and k from one cos/sin table: the caller's, else one of
+    // the rope attribute.
     RopeAttr rope = op.getRope();
-    auto freqsType = RankedTensorType::get(
-        {static_cast<int64_t>(op.getMaxSeqLen()), headDim},
-                                           rewriter.getF32Type());
-    Value freqs = RopeFreqsOp::create(rewriter, loc, freqsType, rope);
+    Value freqs = op.getFreqs();
+    if (!freqs) {
+      auto freqsType = RankedTensorType::get(
+          {static_cast<int64_t>(op.getMaxSeqLen()), headDim},
+          rewriter.getF32Type());
+      freqs = RopeFreqsOp::create(rewriter, loc, freqsType, rope);
+    }
     UnitAttr interleaved =
         rope.getInterleaved() ? rewriter.getUnitAttr() : UnitAttr();
     q = RopeOp::create(rewriter, loc, q, freqs, rowOffsets, cacheLengths,

@@ -441,6 +441,15 @@ def Attn_AttentionWithRopeOp : Attn_Op<"attention_with_rope",
     `use_qk_norm` follow from the operands: one or three `qkv` weights,
     `bias(...)` present, `q_norm`/`k_norm` present.
 
+    RoPE reads its cos/sin from `freqs(%table)` when given: the
+    `tensor<max_seq_len x head_dim x f32>` table of `attn.rope_freqs` (MAX's
+    `freqs_cis`), computed once per model and passed to every layer; `rope`
+    still gives the pairing, and positions must stay below `max_seq_len`.
+    Without it, a table too large to fold into a constant (more than 65536
+    elements) is not built: each call recomputes its rows' cos/sin from
+    `rope` in f64 (per row on the CPU, per row and head on the GPU), which
+    costs more than reading them (docs/performance.md, "The RoPE table").
+
     The op returns the layer output and the cache with this step's keys and
     values written (the caller advances `cache_lengths`).
     `attn-expand-composite` turns it into the primitive ops.
@@ -467,6 +476,7 @@ def Attn_AttentionWithRopeOp : Attn_Op<"attention_with_rope",
     Optional<Attn_Float1D>:$q_norm_weight,
     Optional<Attn_Float1D>:$k_norm_weight,
     Attn_Float2D:$o_proj_weight,
+    Optional<Attn_Float2D>:$freqs,
     ConfinedAttr<I64Attr, [IntPositive]>:$num_attention_heads,
     ConfinedAttr<I64Attr, [IntPositive]>:$num_key_value_heads,
     ConfinedAttr<I64Attr, [IntPositive]>:$hidden_size,
@@ -485,7 +495,8 @@ def Attn_AttentionWithRopeOp : Attn_Op<"attention_with_rope",
     (`layer` `(` $layer_index^ `)`)?
     `qkv` `(` $qkv_weights `)` (`bias` `(` $qkv_biases^ `)`)?
     (`q_norm` `(` $q_norm_weight^ `)`)? (`k_norm` `(` $k_norm_weight^ `)`)?
-    `o_proj` `(` $o_proj_weight `)` attr-dict `:` functional-type(operands, results)
+    `o_proj` `(` $o_proj_weight `)` (`freqs` `(` $freqs^ `)`)?
+    attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
   let hasCanonicalizer = 1;
