@@ -53,6 +53,10 @@ MODELS = {
         rope={"theta": 500000.0, "interleaved": False, "scaling": LLAMA3_SCALING}),
 }
 
+# ||error|| / ||reference|| of a whole bf16 run (each step's last-layer output, the cache at the
+# end): about twice the worst measured, 5.8e-3 over 32 layers (examples/whole_model/README.md).
+END_TOL = 1.2e-2
+
 # (cache lengths, new tokens per sequence) of each step: prefill 2 x 512, then 16 decode steps.
 PREFILL = (512, 512)
 DECODE_STEPS = 16

@@ -9,6 +9,8 @@ import math
 import os
 import sys
 
+import numpy as np
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "python"))
 
@@ -25,6 +27,12 @@ def descriptor(t):
     return rt.MemRefDescriptor(len(shape))(t.data_ptr(), t.data_ptr(), 0, shape, strides)
 
 
+def argument(value):
+    """A C argument: numpy integer scalars (an ``i32`` / ``index`` argument such as the run-time
+    layer index) by value (``runtime.as_argument``), tensors as descriptors."""
+    return rt.as_argument(value) if isinstance(value, np.generic) else descriptor(value)
+
+
 class DeviceFunction:
     """The entry point ``_mlir_ciface_<name>`` of a CUDA library."""
 
@@ -35,14 +43,15 @@ class DeviceFunction:
     def bind(self, inputs, outputs=()):
         """A no-argument call on these tensors (descriptors made once: nothing but the call
         is left to time). The caller keeps the tensors alive."""
-        descs = [descriptor(t) for t in (*inputs, *outputs)]
-        pointers = [ctypes.addressof(d) for d in descs]
-        self.fn.argtypes = [ctypes.c_void_p] * len(descs)
+        args = [argument(a) for a in (*inputs, *outputs)]
+        by_value = [not isinstance(a, ctypes.Structure) for a in args]  # scalars
+        values = [a if v else ctypes.addressof(a) for a, v in zip(args, by_value)]
+        self.fn.argtypes = [type(a) if v else ctypes.c_void_p for a, v in zip(args, by_value)]
 
         def call():
-            self.fn(*pointers)
+            self.fn(*values)
 
-        call.descriptors = descs  # keep the descriptors alive with the call
+        call.descriptors = args  # keep the descriptors alive with the call
         return call
 
     def __call__(self, inputs, outputs=()):
