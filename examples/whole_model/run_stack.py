@@ -23,7 +23,6 @@
 import argparse
 import dataclasses
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -44,12 +43,13 @@ from attn import stack  # noqa: E402
 LAYER_TOL, LAYER_CACHE_TOL = 1.4e-2, 2.0**-6 + 1e-6
 
 
-def build(cfg, workdir, flags):
-    """Compiles the runtime-layer function; returns (library, seconds)."""
+def build(cfg, flags):
+    """Compiles the runtime-layer function; returns (the loaded library, seconds)."""
     start = time.perf_counter()
-    so = rt.compile_cpu(ir.module_text(ir.layer_function("layer", cfg, runtime_layer=True)),
-                        os.path.join(workdir, "layer.so"), flags=flags)
-    return rt.CompiledLibrary(so), time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="attn-stack-") as workdir:
+        so = rt.compile_cpu(ir.module_text(ir.layer_function("layer", cfg, runtime_layer=True)),
+                            os.path.join(workdir, "layer.so"), flags=flags)
+        return rt.CompiledLibrary(so), time.perf_counter() - start
 
 
 def report(cfg, result, check):
@@ -86,42 +86,33 @@ def main():
     ap.add_argument("--check", choices=("all", "first-layer", "none"), default="all")
     ap.add_argument("--mcpu", help="passed to attn-compile (default: native)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--keep", action="store_true", help="keep the compiled files (folder printed)")
     args = ap.parse_args()
 
     cfg = stack.MODELS[args.model]
     if args.layers:
         cfg = dataclasses.replace(cfg, num_layers=args.layers)
     steps = stack.schedule(decode_steps=args.decode_steps)
-    workdir = tempfile.mkdtemp(prefix="attn-stack-")
-    try:
-        lib, seconds = build(cfg, workdir, [f"--mcpu={args.mcpu}"] if args.mcpu else [])
-        rng = np.random.default_rng(args.seed)
-        weights = stack.random_weights(rng, cfg)
-        blocks, lookup = stack.random_cache(rng, cfg, steps[-1][0] + steps[-1][1])
-        mib = (sum(w.nbytes for layer in weights for w in layer.values()) + blocks.nbytes) / 2**20
-        print(f"{args.model}: {cfg.num_layers} layers, hidden {cfg.hidden}, {cfg.num_heads}/"
-              f"{cfg.num_kv_heads} heads of {cfg.head_dim}, {cfg.dtype}; one cache of "
-              f"{blocks.shape[0]} pages x {cfg.page_size} tokens x {cfg.num_layers} layers; "
-              f"{mib:.0f} MiB of weights + cache; compiled one layer function in {seconds:.1f} s; "
-              f"OpenMP threads: {os.environ.get('OMP_NUM_THREADS') or os.cpu_count()}",
-              flush=True)
-        compiled = stack.CompiledStack(lib, "layer", cfg, weights, blocks, lookup)
-        result = stack.run(compiled, steps, rng, check=args.check)
-        ok = report(cfg, result, args.check)
-        prefill, decode = result["step_s"][0], result["step_s"][1:]
-        line = (f"time (wall, {cfg.num_layers} layer calls + residual adds per step): prefill "
-                f"{len(steps[0][1])} x {steps[0][1][0]} tokens {prefill * 1e3:.1f} ms")
-        if decode:
-            median = statistics.median(decode)
-            line += (f", decode step ({len(steps[0][1])} tokens) median {median * 1e3:.1f} ms "
-                     f"(min {min(decode) * 1e3:.1f}, max {max(decode) * 1e3:.1f})")
-        print(line)
-    finally:
-        if args.keep:
-            print(f"files kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    lib, seconds = build(cfg, [f"--mcpu={args.mcpu}"] if args.mcpu else [])
+    rng = np.random.default_rng(args.seed)
+    weights = stack.random_weights(rng, cfg)
+    blocks, lookup = stack.random_cache(rng, cfg, steps[-1][0] + steps[-1][1])
+    mib = (sum(w.nbytes for layer in weights for w in layer.values()) + blocks.nbytes) / 2**20
+    print(f"{args.model}: {cfg.num_layers} layers, hidden {cfg.hidden}, {cfg.num_heads}/"
+          f"{cfg.num_kv_heads} heads of {cfg.head_dim}, {cfg.dtype}; one cache of "
+          f"{blocks.shape[0]} pages x {cfg.page_size} tokens x {cfg.num_layers} layers; "
+          f"{mib:.0f} MiB of weights + cache; compiled one layer function in {seconds:.1f} s; "
+          f"OpenMP threads: {os.environ.get('OMP_NUM_THREADS') or os.cpu_count()}", flush=True)
+    compiled = stack.CompiledStack(lib, "layer", cfg, weights, blocks, lookup)
+    result = stack.run(compiled, steps, rng, check=args.check)
+    ok = report(cfg, result, args.check)
+    prefill, decode = result["step_s"][0], result["step_s"][1:]
+    line = (f"time (wall, {cfg.num_layers} layer calls + residual adds per step): prefill "
+            f"{len(steps[0][1])} x {steps[0][1][0]} tokens {prefill * 1e3:.1f} ms")
+    if decode:
+        median = statistics.median(decode)
+        line += (f", decode step ({len(steps[0][1])} tokens) median {median * 1e3:.1f} ms "
+                 f"(min {min(decode) * 1e3:.1f}, max {max(decode) * 1e3:.1f})")
+    print(line)
     print("PASSED" if ok else "FAILED")
     return 0 if ok else 1
 
