@@ -73,6 +73,7 @@ def schedule(prefill=PREFILL, decode_steps=DECODE_STEPS):
 
 
 def row_offsets(new_tokens):
+    """``row_offsets [B+1]`` (int32) of a step with ``new_tokens[b]`` rows per sequence."""
     return np.concatenate([[0], np.cumsum(new_tokens)]).astype(np.int32)
 
 
