@@ -226,11 +226,22 @@ def _refs(names):
     return ", ".join(f"%{n}" for n in names)
 
 
-def layer_arguments(cfg, tokens=None, batch=None):
-    """(name, type) of the layer function's arguments, in order."""
+def _layer_argument(runtime_layer):
+    """The leading ``layer_idx: i32`` argument of a function taking the layer at run time."""
+    return [("layer_idx", "i32")] if runtime_layer else []
+
+
+def _layer_operand(cfg, runtime_layer):
+    """The cache layer of a primitive op: ``layer(%layer_idx : i32)`` or ``layer N``."""
+    return "layer(%layer_idx : i32)" if runtime_layer else f"layer {cfg.layer_idx}"
+
+
+def layer_arguments(cfg, tokens=None, batch=None, runtime_layer=False):
+    """(name, type) of the layer function's arguments, in order; ``runtime_layer`` puts the
+    cache layer first, as an ``i32`` argument ``layer_idx``."""
     offsets, lengths, lookup = _index_types(batch)
     shapes = cfg.weight_shapes()
-    return [
+    return _layer_argument(runtime_layer) + [
         ("x", tensor_type([tokens, cfg.hidden], cfg.dtype)),
         ("row_offsets", offsets),
         ("blocks", cfg.blocks_type()),
@@ -239,22 +250,27 @@ def layer_arguments(cfg, tokens=None, batch=None):
     ] + [(n, tensor_type(shapes[n], cfg.dtype)) for n in cfg.weight_names()]
 
 
-def layer_function(name, cfg, tokens=None, batch=None, freqs_arg=False):
+def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freqs_arg=False):
     """The composite layer: ``(x, row_offsets, blocks, cache_lengths, lookup_table, weights...)
     -> (out [T, hidden], updated blocks)``.
 
     Weights (``cfg.weight_names()``): ``wqkv`` or ``wq, wk, wv``; ``bqkv`` or ``bq, bk, bv`` if
     ``cfg.bias``; ``q_norm, k_norm`` if ``cfg.qk_norm``; ``wo``. With ``freqs_arg`` the cos/sin
     table ``freqs [max_seq_len, D] f32`` (``rope_table_input``) is the last argument.
+
+    ``runtime_layer``: one function for every layer of the cache. Its first argument is the
+    layer, ``%layer_idx: i32`` (MAX's ``__call__(layer_idx, x, kv_collection, ...)`` order),
+    instead of ``cfg.layer_idx`` fixed in the IR.
     """
-    args = layer_arguments(cfg, tokens, batch)
+    args = layer_arguments(cfg, tokens, batch, runtime_layer)
     if freqs_arg:
         args.append(("freqs", _freqs_type(cfg)))
     types = dict(args)
     names = cfg.weight_names()
     qkv = [n for n in names if n.startswith("w") and n != "wo"]
     biases = [n for n in names if n.startswith("b")]
-    operands = f"%x, %row_offsets, %cache qkv({_refs(qkv)})"
+    layer = " layer(%layer_idx)" if runtime_layer else ""
+    operands = f"%x, %row_offsets, %cache{layer} qkv({_refs(qkv)})"
     if biases:
         operands += f" bias({_refs(biases)})"
     if cfg.qk_norm:
@@ -266,18 +282,21 @@ def layer_function(name, cfg, tokens=None, batch=None, freqs_arg=False):
         f"num_attention_heads = {cfg.num_heads} : i64",
         f"num_key_value_heads = {cfg.num_kv_heads} : i64",
         f"hidden_size = {cfg.hidden} : i64",
-        f"layer_idx = {cfg.layer_idx} : i64",
         f"max_seq_len = {cfg.max_seq_len} : i64",
         f"rope = {cfg.rope_attr()}",
         f"rms_norm_eps = {f64_literal(cfg.rms_norm_eps)} : f64",
         f"mask = {cfg.mask_attr()}",
     ]
+    if not runtime_layer:
+        attrs.append(f"layer_idx = {cfg.layer_idx} : i64")
     if cfg.clip is not None:
         attrs.append(f"clip_qkv = {f64_literal(cfg.clip)} : f64")
     if cfg.scale is not None:
         attrs.append(f"scale = {f64_literal(cfg.scale)} : f64")
     cache, x = cfg.cache_type(), types["x"]
-    in_types = [x, types["row_offsets"], cache] + [types[n] for n in names]
+    # The layer operand's type follows the cache's, as the operand follows the cache.
+    layer_type = ["i32"] if runtime_layer else []
+    in_types = [x, types["row_offsets"], cache] + layer_type + [types[n] for n in names]
     if freqs_arg:
         in_types.append(types["freqs"])
     body = [
@@ -291,7 +310,7 @@ def layer_function(name, cfg, tokens=None, batch=None, freqs_arg=False):
     return _func(name, args, [x, cfg.blocks_type()], body, ["out", "new_blocks"])
 
 
-def primitive_layer_function(name, cfg, part="all", projections="linear"):
+def primitive_layer_function(name, cfg, part="all", projections="linear", runtime_layer=False):
     """The layer written as a framework exports it: separate ``attn.linear`` projections split
     into heads with ``tensor.expand_shape``, the bias as ``linalg.broadcast`` + ``linalg.add``,
     ``clip`` as a ``linalg.generic`` clamp (``arith.maximumf`` / ``arith.minimumf``) of each weight, ``attn.rms_norm``,
@@ -302,10 +321,12 @@ def primitive_layer_function(name, cfg, part="all", projections="linear"):
     ``[T, H*D]``), for measuring the non-attention part. ``projections="matmul"`` writes the
     q / k / v projections as ``linalg.matmul`` (``x @ W^T`` by indexing maps, zero-filled init)
     instead of ``attn.linear`` (accumulating in the storage type when not fused).
+    ``runtime_layer``: the layer is the first argument (as in ``layer_function``).
     """
     if cfg.stacked:
         raise ValueError("primitive_layer_function writes separate projections")
-    args = layer_arguments(cfg)
+    args = layer_arguments(cfg, runtime_layer=runtime_layer)
+    layer = _layer_operand(cfg, runtime_layer)
     types = dict(args)
     dt, d = cfg.dtype, cfg.head_dim
     x, blocks = types["x"], cfg.blocks_type()
@@ -370,12 +391,12 @@ def primitive_layer_function(name, cfg, part="all", projections="linear"):
     body += [f"%freqs = attn.rope_freqs {cfg.rope_attr()} -> {ft}",
              f"%qr = attn.rope {q}, %freqs {pos} : {qt}, {ft}, {offsets}, {lengths}",
              f"%kr = attn.rope {k}, %freqs {pos} : {kt}, {ft}, {offsets}, {lengths}",
-             f"%new_blocks = attn.kv_cache_store %kr, %v into %blocks layer {cfg.layer_idx} "
+             f"%new_blocks = attn.kv_cache_store %kr, %v into %blocks {layer} "
              f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) : "
              f"{kt}, {kt}, {offsets}, {lengths}, {lookup}, {blocks}"]
     o = "%qr"
     if part == "all":
-        body.append(f"%o = attn.paged_flash_attention %qr, %new_blocks layer {cfg.layer_idx} "
+        body.append(f"%o = attn.paged_flash_attention %qr, %new_blocks {layer} "
                     f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) "
                     f"{_attention_attrs(cfg)} : {qt}, {blocks}, {offsets}, {lengths}, {lookup}")
         o = "%o"
@@ -457,30 +478,33 @@ def rope_function(name, cfg, heads=None, tokens=None, batch=None, freqs_arg=Fals
     return _func(name, args, [x], body, ["y"])
 
 
-def kv_cache_store_function(name, cfg, tokens=None, batch=None):
-    """``(k, v, row_offsets, blocks, cache_lengths, lookup_table) -> updated blocks`` (in place)."""
+def kv_cache_store_function(name, cfg, tokens=None, batch=None, runtime_layer=False):
+    """``(k, v, row_offsets, blocks, cache_lengths, lookup_table) -> updated blocks`` (in place);
+    ``runtime_layer`` adds a first argument ``layer_idx: i32``."""
     kv = tensor_type([tokens, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
     offsets, lengths, lookup = _index_types(batch)
     blocks = cfg.blocks_type()
-    op = (f"%new_blocks = attn.kv_cache_store %k, %v into %blocks layer {cfg.layer_idx} "
+    op = (f"%new_blocks = attn.kv_cache_store %k, %v into %blocks "
+          f"{_layer_operand(cfg, runtime_layer)} "
           f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) "
           f": {kv}, {kv}, {offsets}, {lengths}, {lookup}, {blocks}")
     args = [("k", kv), ("v", kv), ("row_offsets", offsets), ("blocks", blocks),
             ("cache_lengths", lengths), ("lookup_table", lookup)]
-    return _func(name, args, [blocks], [op], ["new_blocks"])
+    return _func(name, _layer_argument(runtime_layer) + args, [blocks], [op], ["new_blocks"])
 
 
-def paged_flash_attention_function(name, cfg, tokens=None, batch=None):
-    """``(q [T,H,D], row_offsets, blocks, cache_lengths, lookup_table) -> o [T,H,D]``."""
+def paged_flash_attention_function(name, cfg, tokens=None, batch=None, runtime_layer=False):
+    """``(q [T,H,D], row_offsets, blocks, cache_lengths, lookup_table) -> o [T,H,D]``;
+    ``runtime_layer`` adds a first argument ``layer_idx: i32``."""
     q = tensor_type([tokens, cfg.num_heads, cfg.head_dim], cfg.dtype)
     offsets, lengths, lookup = _index_types(batch)
     blocks = cfg.blocks_type()
-    op = (f"%o = attn.paged_flash_attention %q, %blocks layer {cfg.layer_idx} "
+    op = (f"%o = attn.paged_flash_attention %q, %blocks {_layer_operand(cfg, runtime_layer)} "
           f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) {_attention_attrs(cfg)} "
           f": {q}, {blocks}, {offsets}, {lengths}, {lookup}")
     args = [("q", q), ("row_offsets", offsets), ("blocks", blocks),
             ("cache_lengths", lengths), ("lookup_table", lookup)]
-    return _func(name, args, [q], [op], ["o"])
+    return _func(name, _layer_argument(runtime_layer) + args, [q], [op], ["o"])
 
 
 def flash_attention_function(name, cfg, tokens=None, kv_tokens=None, batch=None):
@@ -511,12 +535,15 @@ def linear_function(name, cfg, in_features=None, out_features=None, bias=False, 
 # Inputs and reference of the layer function
 
 
-def random_layer_inputs(rng, cfg, seq_lens_cached, seq_lens_new, num_pages=None):
-    """Arguments of ``layer_function(_, cfg)``, by name in order, as ABI arrays.
+def random_layer_inputs(rng, cfg, seq_lens_cached, seq_lens_new, num_pages=None,
+                        runtime_layer=False):
+    """Arguments of ``layer_function(_, cfg, runtime_layer=runtime_layer)``, by name in order,
+    as ABI arrays.
 
     Floats are float32 / float16 / uint16 bf16 bits (``runtime.to_abi``), indices int32. Weights are
     scaled ~1/sqrt(fan_in) so activations stay O(1). ``num_pages`` defaults to the pages needed
     plus two spare ones. Positions must stay below ``cfg.max_seq_len`` (the table size).
+    ``runtime_layer``: ``layer_idx`` comes first, ``np.int32(cfg.layer_idx)``.
     """
     cached = np.asarray(seq_lens_cached, dtype=np.int64)
     new = np.asarray(seq_lens_new, dtype=np.int64)
@@ -546,18 +573,20 @@ def random_layer_inputs(rng, cfg, seq_lens_cached, seq_lens_new, num_pages=None)
         else:
             values[name] = rng.standard_normal(shape) / math.sqrt(shape[1])
     index = ("row_offsets", "cache_lengths", "lookup_table")
-    return {
-        name: runtime.to_abi(values[name], "i32" if name in index else cfg.dtype)
-        for name, _ in layer_arguments(cfg)
-    }
+    arrays = {name: runtime.to_abi(values[name], "i32" if name in index else cfg.dtype)
+              for name, _ in layer_arguments(cfg)}
+    if runtime_layer:
+        return {"layer_idx": np.int32(cfg.layer_idx), **arrays}
+    return arrays
 
 
 def reference_layer(cfg, inputs):
     """``(out [T, hidden] float64, new_blocks)`` of ``attn.reference.attention_with_rope``.
 
     ``inputs`` are ABI arrays as from ``random_layer_inputs`` (compute this before a call that
-    updates ``inputs["blocks"]`` in place). ``new_blocks`` are values rounded once to cfg.dtype
-    (float32 for f32 and bf16, float16 for f16), comparable to ``runtime.from_abi`` of the blocks.
+    updates ``inputs["blocks"]`` in place); the layer is ``inputs["layer_idx"]`` if given, else
+    ``cfg.layer_idx``. ``new_blocks`` are values rounded once to cfg.dtype (float32 for f32 and
+    bf16, float16 for f16), comparable to ``runtime.from_abi`` of the blocks.
     """
 
     def val(name):
@@ -572,8 +601,8 @@ def reference_layer(cfg, inputs):
         val("x"), inputs["row_offsets"], val("blocks"), inputs["cache_lengths"],
         inputs["lookup_table"],
         num_heads=cfg.num_heads, num_kv_heads=cfg.num_kv_heads, head_dim=cfg.head_dim,
-        layer=cfg.layer_idx, rope=cfg.rope, weights=weights, wo=val("wo"), biases=biases,
-        clip=cfg.clip, q_norm=val("q_norm") if "q_norm" in names else None,
+        layer=int(inputs.get("layer_idx", cfg.layer_idx)), rope=cfg.rope, weights=weights,
+        wo=val("wo"), biases=biases, clip=cfg.clip, q_norm=val("q_norm") if "q_norm" in names else None,
         k_norm=val("k_norm") if "k_norm" in names else None, rms_norm_eps=cfg.rms_norm_eps,
         mask=cfg.mask, scale=cfg.scale,
     )

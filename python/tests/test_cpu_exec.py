@@ -30,7 +30,8 @@ Covered: f32 / bf16 / f16; MHA, GQA (groups 2, 3, 4) and MQA; head dims 64, 80, 
 16 and 128 tokens; every RoPE scaling (none, linear, llama3, yarn, longrope with positions on both
 sides of original_max_position), interleaved and not; qk-norm; bias; clip; stacked and separate
 weights; causal, none and sliding-window masks (windows smaller than the sequences); custom scale;
-layer_idx 0, 1 and 2.
+layer_idx 0, 1 and 2; one library taking the layer at run time (``runtime_layer``) called for
+layers 0, 1 and 2 of one cache.
 """
 
 import dataclasses
@@ -98,13 +99,16 @@ class LayerCase:
         self.build.prebuild()
 
 
-def case(id, dtype="f32", heads=(4, 2), head_dim=64, hidden=128, page=16, **kw):
+def config(dtype="f32", heads=(4, 2), head_dim=64, hidden=128, page=16, **kw):
     kw.setdefault("rope", rope(head_dim=head_dim))
-    cfg = ir.LayerConfig(
+    return ir.LayerConfig(
         hidden=hidden, num_heads=heads[0], num_kv_heads=heads[1], head_dim=head_dim,
         dtype=dtype, page_size=page, max_seq_len=MAX_SEQ_LEN[page], **kw,
     )
-    return LayerCase(id, cfg)
+
+
+def case(id, *args, **kw):
+    return LayerCase(id, config(*args, **kw))
 
 
 CASES = [
@@ -261,3 +265,66 @@ def test_layer_without_new_tokens(case, batch):
     out = run_layer(case, inputs, 0)
     assert out.shape == (0, cfg.hidden)
     assert np.array_equal(bits(inputs["blocks"]), bits(before)), "the cache changed"
+
+
+# ---------------------------------------------------------------------------------------------
+# One library for every layer: the layer index at run time
+
+
+@dataclasses.dataclass
+class RuntimeLayerCase:
+    """``builder(name, cfg, runtime_layer=True)`` over a 3-layer cache, compiled once."""
+
+    id: str
+    cfg: ir.LayerConfig
+    builder: object = ir.layer_function
+
+    def __post_init__(self):
+        self.build = Build(f"runtime-layer-{self.id}", lambda: ir.module_text(
+            self.builder("layer", self.cfg, runtime_layer=True)))
+
+    def prebuild(self):
+        self.build.prebuild()
+
+
+RUNTIME_LAYER_CASES = [
+    RuntimeLayerCase("f32-gqa2-p16", config(num_layers=3)),
+    RuntimeLayerCase("bf16-gqa4-d128-p128-llama3", config(
+        "bf16", heads=(8, 2), head_dim=128, hidden=256, page=128, num_layers=3,
+        rope=rope("llama3", head_dim=128, theta=500000.0))),
+    RuntimeLayerCase("f16-primitive-qknorm-bias", config(
+        "f16", num_layers=3, qk_norm=True, bias=True), ir.primitive_layer_function),
+]
+
+
+@pytest.mark.parametrize("case", RUNTIME_LAYER_CASES, ids=[c.id for c in RUNTIME_LAYER_CASES])
+def test_runtime_layer(case):
+    # One call per layer through one cache: each equals the reference of that layer and writes
+    # only that layer's slots.
+    cfg = case.cfg
+    cached, new = SCENARIOS[cfg.page_size]["mixed"]
+    seed = seed_of("runtime-layer", case.id)
+    inputs = ir.random_layer_inputs(np.random.default_rng(seed), cfg, cached, new,
+                                    runtime_layer=True)
+    lib = case.build.library()
+    outs = []
+    for layer in range(cfg.num_layers):
+        inputs["layer_idx"] = np.int32(layer)
+        want_out, want_blocks = ir.reference_layer(cfg, inputs)
+        before = inputs["blocks"].copy()
+        out = nan_filled((sum(new), cfg.hidden), cfg.dtype)
+        lib.call("layer", list(inputs.values()), [out])
+        where = (f"\n  config {case.id} ({cfg}), layer {layer}, seed {seed}"
+                 f"\n  module {case.build.where()}")
+        assert_close(values(out, cfg.dtype), want_out, LAYER_TOL[cfg.dtype], "out", where)
+        mask, _, _ = written_slots(inputs["row_offsets"], inputs["cache_lengths"],
+                                   inputs["lookup_table"], before.shape[0], cfg.page_size,
+                                   cfg.num_layers, layer)
+        check_cache(inputs["blocks"], before, want_blocks, mask, cfg.dtype, where=where)
+        outs.append(want_out)
+    # The layers' cached keys differ, so must their outputs (else the test could not tell
+    # which layer a call read).
+    for a in range(len(outs)):
+        for b in range(a):
+            assert np.abs(outs[a] - outs[b]).max() > 10 * LAYER_TOL[cfg.dtype] * np.abs(
+                outs[a]).max()

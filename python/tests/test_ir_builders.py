@@ -130,6 +130,31 @@ def test_builders_verify_and_expand(cfg):
 
 
 @needs_attn_opt
+def test_runtime_layer_builders():
+    # One function for every layer: the layer is the first argument, an i32 operand of every
+    # cache op (after the expansion too), never an attribute.
+    cfg = ir.LayerConfig(num_layers=3, layer_idx=2, qk_norm=True)
+    functions = {
+        "layer": ir.layer_function("layer", cfg, runtime_layer=True),
+        "primitive": ir.primitive_layer_function("primitive", cfg, runtime_layer=True),
+        "store": ir.kv_cache_store_function("store", cfg, runtime_layer=True),
+        "attention": ir.paged_flash_attention_function("attention", cfg, runtime_layer=True),
+    }
+    for name, text in functions.items():
+        assert text.split("(", 1)[1].lstrip().startswith("%layer_idx: i32,"), name
+        assert "layer 2" not in text and "layer_idx = " not in text, name
+    assert "%cache layer(%layer_idx) qkv(" in functions["layer"]
+    assert ", i32, tensor<64x64xf32>" in functions["layer"]  # operand types: cache, layer, wq
+    expanded = attn_opt(ir.module_text(*functions.values()), "--attn-expand-composite")
+    cache_ops = [line for line in expanded.splitlines()
+                 if "attn.kv_cache_store" in line or "attn.paged_flash_attention" in line]
+    assert len(cache_ops) == 6
+    assert all(" layer(%arg0 : i32) " in line for line in cache_ops), "\n".join(cache_ops)
+    assert "attn.attention_with_rope" not in expanded and "layer 2" not in expanded
+    assert ir.layer_arguments(cfg, runtime_layer=True)[1:] == ir.layer_arguments(cfg)
+
+
+@needs_attn_opt
 def test_verifier_errors_are_reported():
     bad = dataclasses.replace(ir.LayerConfig(), num_heads=3, num_kv_heads=2, hidden=48)
     proc = subprocess.run([ATTN_OPT, "-"], input=ir.layer_function("bad", bad),
@@ -192,3 +217,17 @@ def test_random_inputs_and_reference(dtype):
         np.testing.assert_array_equal(rt.from_bf16_bits(rt.to_bf16_bits(new_blocks)), new_blocks)
     with pytest.raises(ValueError, match="max_seq_len"):
         ir.random_layer_inputs(rng, cfg, [30], [3])
+
+
+def test_random_inputs_with_runtime_layer():
+    cfg = ir.LayerConfig(num_layers=3, layer_idx=2, page_size=4, max_seq_len=32)
+    inputs = ir.random_layer_inputs(np.random.default_rng(0), cfg, [5, 9], [3, 1],
+                                    runtime_layer=True)
+    assert list(inputs) == [n for n, _ in ir.layer_arguments(cfg, runtime_layer=True)]
+    assert type(inputs["layer_idx"]) is np.int32 and inputs["layer_idx"] == 2
+    # The reference follows the layer of the inputs, not cfg.layer_idx.
+    for layer in range(3):
+        _, new_blocks = ir.reference_layer(cfg, dict(inputs, layer_idx=np.int32(layer)))
+        old = rt.from_abi(inputs["blocks"], cfg.dtype).astype(np.float64)
+        changed = np.any(new_blocks != old, axis=(1, 3, 4, 5))  # [P, L]
+        assert changed[:, layer].any() and not np.delete(changed, layer, axis=1).any()

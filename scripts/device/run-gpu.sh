@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the repository root: the GPU execution tests
 # (test/gpu/run_device_tests.py), then the GPU benchmark (benchmarks/gpu/bench_gpu.py) and,
-# if built, the fusion benchmark (benchmarks/gpu/bench_fusion.py, build/bench-fusion-gpu).
+# if built, the fusion benchmark (benchmarks/gpu/bench_fusion.py, build/bench-fusion-gpu) and
+# the whole-model benchmark (benchmarks/gpu/bench_stack.py, build/bench-stack-gpu).
 # Build their libraries here first with scripts/device/build-gpu.sh and carry
 # build/device-tests and build/bench-gpu with the call. Logs, JSON, the tables and the
 # prefill plot go to $OUT (./gpu-results if unset); both short tables are printed last.
@@ -20,9 +21,13 @@ if [[ -d build/bench-fusion-gpu ]]; then
   python3 benchmarks/gpu/bench_fusion.py build/bench-fusion-gpu 2>&1 | tee "$OUT/bench-fusion-gpu.log"
   [[ ${PIPESTATUS[0]} == 0 ]] || bench=1
 fi
+if [[ -d build/bench-stack-gpu ]]; then
+  python3 benchmarks/gpu/bench_stack.py build/bench-stack-gpu 2>&1 | tee "$OUT/bench-stack-gpu.log"
+  [[ ${PIPESTATUS[0]} == 0 ]] || bench=1
+fi
 
 echo
 echo "==================== summary ===================="
-cat "$OUT/device-tests-table.txt" "$OUT/bench-gpu-table.txt" 2>/dev/null
+cat "$OUT/device-tests-table.txt" "$OUT/bench-gpu-table.txt" "$OUT/bench-stack-gpu-table.txt" 2>/dev/null
 echo "tests: exit $tests, benchmark: exit $bench"
 [[ $tests == 0 && $bench == 0 ]]

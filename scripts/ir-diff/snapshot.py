@@ -185,8 +185,10 @@ def bench_cases():
                     os.path.join(REPO, "test", "gpu")]
     import build_bench as bb
     import build_bench_fusion as bbf
+    import build_bench_stack as bbs
     texts, _ = bb.module_texts()
     texts.update(bbf.module_texts(bbf.llama3_8b()))
+    texts.update(bbs.module_texts(bbs.stack.MODELS["llama3-8b"]))
     return [_nvvm_case("bench", m, t, m.endswith("_unfused")) for m, t in sorted(texts.items())]
 
 

@@ -28,6 +28,12 @@ def descriptor(t):
     return rt.MemRefDescriptor(len(shape))(t.data_ptr(), t.data_ptr(), 0, shape, strides)
 
 
+def argument(value):
+    """A C argument: numpy integer scalars (an ``i32`` / ``index`` argument such as the run-time
+    layer index) by value (``runtime.as_argument``), tensors as descriptors."""
+    return rt.as_argument(value) if isinstance(value, np.generic) else descriptor(value)
+
+
 class DeviceFunction:
     """The entry point ``_mlir_ciface_<name>`` of a CUDA library."""
 
@@ -38,19 +44,17 @@ class DeviceFunction:
 
     def bind(self, inputs, outputs=()):
         """A no-argument call on these tensors (descriptors made once: nothing but the call
-        is left to time) and scalars (np.int32 / np.int64, passed by value). The caller keeps
-        the tensors alive. A non-zero status raises runtime.EntryError."""
-        descs = [rt.as_argument(t) if isinstance(t, (np.int32, np.int64)) else descriptor(t)
-                 for t in (*inputs, *outputs)]
-        scalars = (ctypes.c_int32, ctypes.c_int64)
-        arguments = [d if isinstance(d, scalars) else ctypes.addressof(d) for d in descs]
-        self.fn.argtypes = [type(d) if isinstance(d, scalars) else ctypes.c_void_p
-                            for d in descs]
+        is left to time) and scalars (numpy integers, passed by value). The caller keeps the
+        tensors alive. A non-zero status raises runtime.EntryError."""
+        args = [argument(a) for a in (*inputs, *outputs)]
+        by_value = [not isinstance(a, ctypes.Structure) for a in args]  # scalars
+        values = [a if v else ctypes.addressof(a) for a, v in zip(args, by_value)]
+        self.fn.argtypes = [type(a) if v else ctypes.c_void_p for a, v in zip(args, by_value)]
 
         def call():
-            rt.check_status(self.name, self.fn(*arguments))
+            rt.check_status(self.name, self.fn(*values))
 
-        call.descriptors = descs  # keep the descriptors alive with the call
+        call.descriptors = args  # keep the descriptors alive with the call
         return call
 
     def __call__(self, inputs, outputs=()):
