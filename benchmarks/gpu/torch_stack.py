@@ -104,10 +104,45 @@ class CompiledStack:
     def step(self, x, cache_lengths):
         self.x.copy_(x)
         self.lengths.copy_(cache_lengths)
-        for call in self.calls:
-            call()  # returns when its kernels are done: on the default stream, as the add
-            self.x.add_(self.out)
+        self.layers()
         return self.x
+
+    def layers(self):
+        """The 32 calls and residual adds on the current inputs."""
+        for call in self.calls:
+            call()  # enqueued on the caller's stream (attnCudaSetStream), as the add
+            self.x.add_(self.out)
+
+
+class CompiledGraphStep:
+    """The 32 calls of a ``CompiledStack`` step captured as one CUDA graph: a call neither
+    synchronises nor allocates outside the stream-ordered pool, so it can be captured once its
+    stream is the capturing one (``attnCudaSetStream``)."""
+
+    def __init__(self, compiled, runtime, x, cache_lengths):
+        self.compiled = compiled
+        compiled.x.copy_(x)
+        compiled.lengths.copy_(cache_lengths)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm up (the writes go to slots the steps rewrite)
+            runtime.attnCudaSetStream(side.cuda_stream)
+            compiled.layers()
+        runtime.attnCudaSetStream(None)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(self.graph):
+                runtime.attnCudaSetStream(torch.cuda.current_stream().cuda_stream)
+                compiled.layers()
+        finally:
+            runtime.attnCudaSetStream(None)
+
+    def step(self, x, cache_lengths):
+        self.compiled.x.copy_(x)
+        self.compiled.lengths.copy_(cache_lengths)
+        self.graph.replay()
+        return self.compiled.x
 
 
 class TorchStack:

@@ -25,6 +25,10 @@ if [[ -d build/bench-stack-gpu ]]; then
   python3 benchmarks/gpu/bench_stack.py build/bench-stack-gpu 2>&1 | tee "$OUT/bench-stack-gpu.log"
   [[ ${PIPESTATUS[0]} == 0 ]] || bench=1
 fi
+if [[ -d build/bench-rope-gpu ]]; then
+  python3 benchmarks/gpu/bench_rope_table.py build/bench-rope-gpu 2>&1 | tee "$OUT/bench-rope-gpu.log"
+  [[ ${PIPESTATUS[0]} == 0 ]] || bench=1
+fi
 
 echo
 echo "==================== summary ===================="

@@ -64,3 +64,12 @@ class DeviceFunction:
 def load(path):
     """The CUDA library at ``path`` (it finds libattn_cuda_runtime.so beside itself)."""
     return ctypes.CDLL(os.path.abspath(path))
+
+
+def runtime(path):
+    """libattn_cuda_runtime.so beside the CUDA library at ``path`` (already loaded with it)."""
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(os.path.abspath(path)),
+                                   "libattn_cuda_runtime.so"))
+    lib.attnCudaSetStream.argtypes = [ctypes.c_void_p]
+    lib.attnCudaSetStream.restype = None
+    return lib
