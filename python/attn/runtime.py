@@ -1,9 +1,11 @@
 """Calling CPU libraries built by ``attn-compile --target=cpu`` (the ABI of ``docs/ABI.md``).
 
-Every public ``func.func @name`` is exported as ``void _mlir_ciface_name(desc*...)``: one pointer
-to a memref descriptor per tensor argument, then one per result that is not updated in place in
-an argument's buffer (an out-parameter the caller allocates). Element types: f32 -> float32,
-f16 -> float16, bf16 -> uint16 bit patterns, i32 -> int32.
+Every public ``func.func @name`` is exported as ``int32_t _mlir_ciface_name(...)``: one pointer
+to a memref descriptor per tensor argument (a scalar ``i32`` / ``index`` argument, such as the
+run-time layer index, by value), then one per result that is not updated in place in an
+argument's buffer (an out-parameter the caller allocates); it returns a status, 0 when it ran
+(``EntryError`` otherwise). Element types: f32 -> float32, f16 -> float16, bf16 -> uint16 bit
+patterns, i32 -> int32.
 """
 
 import ctypes
