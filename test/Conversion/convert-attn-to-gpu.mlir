@@ -796,8 +796,10 @@ func.func @returned_view(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> (tenso
 // LAYER: [[ATT:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x32x128xbf16>
 // LAYER: [[OP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x32x128xf32>
 // LAYER-NEXT: [[LP:%[a-zA-Z0-9_]+]] = gpu.alloc (%{{.+}}) : memref<?x?x32xf32>
-// LAYER: gpu.launch_func @attn_kernels::@paged_flash_attention_prefill blocks in ({{[^)]*}}) threads in ({{[^)]*}}) dynamic_shared_memory_size %{{.+}} args([[QR]] : memref<?x32x128xbf16>, [[ATT]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, %c0 : index, [[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>,
-// LAYER: gpu.launch_func @attn_kernels::@paged_flash_attention_decode blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>, [[ATT]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, %c0 : index, [[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>,
+// One attention schedule or the other, picked on the host.
+// LAYER: scf.if
+// LAYER-DAG: gpu.launch_func @attn_kernels::@paged_flash_attention_prefill blocks in ({{[^)]*}}) threads in ({{[^)]*}}) dynamic_shared_memory_size %{{.+}} args([[QR]] : memref<?x32x128xbf16>, [[ATT]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, %c0 : index, [[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>,
+// LAYER-DAG: gpu.launch_func @attn_kernels::@paged_flash_attention_decode blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>, [[ATT]] : memref<?x32x128xbf16>, [[OFF]] : memref<?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, %c0 : index, [[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>,
 // LAYER: gpu.launch_func @attn_kernels::@attention_combine blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[OP]] : memref<?x?x32x128xf32>, [[LP]] : memref<?x?x32xf32>, [[ATT]] : memref<?x32x128xbf16>,
 // LAYER-NEXT: gpu.dealloc [[OP]]
 // LAYER-NEXT: gpu.dealloc [[LP]]
@@ -841,8 +843,10 @@ func.func @returned_view(%x: tensor<?x4x64xbf16>, %g: tensor<64xbf16>) -> (tenso
 // FUSED-NOT: gpu.alloc{{.*}}x8x128xbf16>
 // FUSED: gpu.launch_func @attn_kernels::@rope_store blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[Q]] : memref<?x32x128xbf16>, [[K]] : memref<?x8x128xbf16>, [[V]] : memref<?x8x128xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x36x128x8x128xbf16>, %c0 : index, [[QR]] : memref<?x32x128xbf16>, [[GQ]] : memref<128xbf16>, [[GK]] : memref<128xbf16>,
 // FUSED-NOT: gpu.alloc{{.*}}x8x128xbf16>
-// FUSED: gpu.launch_func @attn_kernels::@paged_flash_attention_prefill blocks in ({{[^)]*}}) threads in ({{[^)]*}}) dynamic_shared_memory_size %{{.+}} args([[QR]] : memref<?x32x128xbf16>,
-// FUSED: gpu.launch_func @attn_kernels::@paged_flash_attention_decode blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>,
+// One attention schedule or the other, picked on the host.
+// FUSED: scf.if
+// FUSED-DAG: gpu.launch_func @attn_kernels::@paged_flash_attention_prefill blocks in ({{[^)]*}}) threads in ({{[^)]*}}) dynamic_shared_memory_size %{{.+}} args([[QR]] : memref<?x32x128xbf16>,
+// FUSED-DAG: gpu.launch_func @attn_kernels::@paged_flash_attention_decode blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[QR]] : memref<?x32x128xbf16>,
 // FUSED: gpu.launch_func @attn_kernels::@attention_combine
 // FUSED: gpu.launch_func @attn_kernels::@matmul_0 blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args(%{{[a-zA-Z0-9_]+}} : memref<?x4096xbf16>, [[WO]] : memref<4096x4096xbf16>,
 // FUSED-NOT: gpu.launch_func

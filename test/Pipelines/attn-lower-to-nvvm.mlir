@@ -26,20 +26,30 @@
 // CHECK-HOST-NOT: gpu.launch_func
 // CHECK-HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@rope_store blocks in
 // CHECK-HOST-NOT: gpu.launch_func
-// Both attention schedules launch (the one a call does not pick as a single idle block).
-// CHECK-HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@paged_flash_attention_prefill blocks in
+// The host picks the attention schedule: only that kernel is launched. The
+// branch splits the stream region (each part "creates" the caller's stream
+// and waits for it; the runtime makes those waits no-ops, docs/ABI.md).
+// CHECK-HOST: llvm.cond_br %{{[0-9]+}}, ^[[DECODE:bb[0-9]+]], ^[[PREFILL:bb[0-9]+]]
+// CHECK-HOST: ^[[DECODE]]:
+// CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@paged_flash_attention_decode blocks in
+// CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: ^[[PREFILL]]:
+// CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@paged_flash_attention_prefill blocks in
 // CHECK-HOST-SAME: dynamic_shared_memory_size
-// CHECK-HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@paged_flash_attention_decode blocks in
-// CHECK-HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@attention_combine blocks in
-// CHECK-HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM]]) : (!llvm.ptr, !llvm.ptr) -> ()
-// CHECK-HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM]]) : (!llvm.ptr, !llvm.ptr) -> ()
-// CHECK-HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@matmul_0 blocks in
 // CHECK-HOST-NOT: gpu.launch_func
-// CHECK-HOST: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM]])
+// CHECK-HOST: [[STREAM2:%[0-9]+]] = llvm.call @mgpuStreamCreate() : () -> !llvm.ptr
+// CHECK-HOST-NEXT: gpu.launch_func <[[STREAM2]] : !llvm.ptr> @attn_kernels::@attention_combine blocks in
+// CHECK-HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM2]]) : (!llvm.ptr, !llvm.ptr) -> ()
+// CHECK-HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM2]]) : (!llvm.ptr, !llvm.ptr) -> ()
+// CHECK-HOST: gpu.launch_func <[[STREAM2]] : !llvm.ptr> @attn_kernels::@matmul_0 blocks in
 // CHECK-HOST-NOT: gpu.launch_func
-// CHECK-HOST: llvm.call @mgpuStreamSynchronize([[STREAM]]) : (!llvm.ptr) -> ()
-// CHECK-HOST-NEXT: llvm.call @mgpuStreamDestroy([[STREAM]]) : (!llvm.ptr) -> ()
-// CHECK-HOST-NEXT: llvm.return
+// CHECK-HOST: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM2]])
+// CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: llvm.call @mgpuStreamSynchronize([[STREAM2]]) : (!llvm.ptr) -> ()
+// CHECK-HOST-NEXT: llvm.call @mgpuStreamDestroy([[STREAM2]]) : (!llvm.ptr) -> ()
+// CHECK-HOST: llvm.return
 // The C entry point: the 9 arguments (the cache as its three parts) and the
 // out-parameter, all descriptors passed by pointer; the cache is no result.
 // CHECK-HOST-LABEL: llvm.func @_mlir_ciface_small_layer(
@@ -60,8 +70,8 @@
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@rope blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@rope_0 blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@kv_cache_store blocks in
-// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@paged_flash_attention_prefill blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@paged_flash_attention_decode blocks in
+// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@paged_flash_attention_prefill blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@attention_combine blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@matmul_0 blocks in
 // CHECK-UNFUSED-NOT: gpu.launch_func

@@ -117,18 +117,13 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
                       else
                         buildPrefillMma(b, p, k, smem[0], smem[1]);
                     });
-  Idx one = cIndex(host, 1);
-  auto gridIf = [&](Value active) -> std::array<Value, 3> {
-    return {select(host, active, plan.gridX, one),
-            select(host, active, cIndex(host, p.kvHeads), one),
-            select(host, active, plan.splits, one)};
-  };
+  std::array<Value, 3> grid = {plan.gridX, cIndex(host, p.kvHeads), plan.splits};
   Value smemBytes;
   if (wgmma)
     smemBytes = cI32(host, wgmmaSharedBytes(p));
-  Idx isPrefill = Idx(plan.decodeMode) ^ 1;
-  e.launch(host, prefill, gridIf(isPrefill), kThreads, operands, smemBytes);
-  if (plan.hasDecode) {
+  if (!plan.hasDecode) {
+    e.launch(host, prefill, grid, kThreads, operands, smemBytes);
+  } else {
     gpu::GPUFuncOp decode = kernels.build(
         "_decode", Schedule::Decode, /*ldmatrixTiles=*/true,
         [&](IB &b, const AttentionKernelArgs &k, ValueRange smem) {
@@ -138,7 +133,14 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
     // flight (at most 128 registers a thread).
     decode->setAttr("nvvm.minctasm",
                     host.getI32IntegerAttr(kDecodeBlocksPerSM));
-    e.launch(host, decode, gridIf(plan.decodeMode), kThreads, operands);
+    // The host picks the schedule, so only that kernel is launched.
+    Idx isPrefill = Idx(plan.decodeMode) ^ 1;
+    ifThenElse(
+        host, isPrefill,
+        [&](IB &pb) {
+          e.launch(pb, prefill, grid, kThreads, operands, smemBytes);
+        },
+        [&](IB &db) { e.launch(db, decode, grid, kThreads, operands); });
   }
   emitCombine(e, host, p, args.oPart, args.lsePart, spec.out, plan.parts);
   gpu::DeallocOp::create(host, Type(), ValueRange{}, args.oPart);
