@@ -1,7 +1,7 @@
 //===- AttentionKernel.cpp - flash attention on tensor cores --------------===//
 //
-// Two kernels per attention op, both launched; the host picks one per call
-// (Attention/LaunchPlan.h) and the other runs a single idle block:
+// Two kernels per attention op; the host picks one per call
+// (Attention/LaunchPlan.h) and launches only that one:
 //
 // * prefill: a warpgroup (four warps) per 64-row tile of (query row, GQA
 //   head) pairs of one (sequence, kv head, key split), so a K/V tile staged
