@@ -4,7 +4,7 @@
 Writes ``<outdir>`` (default ``build/bench-stack-gpu``): ``stack.so`` holding ONE function,
 ``layer``, the Llama-3-8B attention layer (``attn.stack.MODELS["llama3-8b"]``: bf16, hidden
 4096, 32 / 8 heads of 128, page 128, llama3 RoPE) over the 32-layer cache with the layer index
-as its first argument (``ir.layer_function(..., runtime_layer=True)``);
+as its first argument and the RoPE table as its last (``attn.stack.layer_function``);
 ``libattn_cuda_runtime.so``; and ``manifest.json`` for ``bench_stack.py``.
 
     /usr/bin/python3 benchmarks/gpu/build_bench_stack.py [outdir] [--model llama3-8b]
@@ -26,7 +26,7 @@ from build_device_tests import RUNTIME_LIB, build_modules  # noqa: E402
 
 def module_texts(cfg):
     """{module: MLIR text}: the one runtime-layer function."""
-    return {"stack": ir.module_text(ir.layer_function("layer", cfg, runtime_layer=True))}
+    return {"stack": ir.module_text(stack.layer_function("layer", cfg))}
 
 
 def main():

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 import device_abi
 import torch_reference
+from attn import ir
 from attn import reference as ref
 
 DEV = torch.device("cuda")
@@ -89,9 +90,11 @@ class CompiledStack:
         self.lengths = torch.zeros(batch, dtype=torch.int32, device=DEV)
         self.offsets = torch.arange(0, tokens + 1, tokens_per_seq, dtype=torch.int32,
                                     device=DEV)
+        # The RoPE table: computed once for the model, an argument of every layer.
+        self.freqs = torch.from_numpy(ir.rope_table_input(cfg)).to(DEV)
         fn = device_abi.DeviceFunction(library, function)
         self.calls = [fn.bind([np.int32(layer), self.x, self.offsets, blocks, self.lengths,
-                               lookup, *weights[layer].values()], [self.out])
+                               lookup, *weights[layer].values(), self.freqs], [self.out])
                       for layer in range(cfg.num_layers)]
 
     def first_layer(self, x, cache_lengths):

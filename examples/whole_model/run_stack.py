@@ -2,9 +2,9 @@
 """A whole model's attention on the CPU: one compiled layer function serves every layer.
 
 1. Writes the layer of ``--model`` with the layer index as a run-time argument
-   (``ir.layer_function("layer", cfg, runtime_layer=True)``: ``(layer_idx: i32, x, row_offsets,
-   blocks, cache_lengths, lookup_table, wq, wk, wv, wo) -> (out, blocks)``) and compiles it
-   once with ``attn-compile --target=cpu``.
+   and the RoPE table as an argument computed once per model (``stack.layer_function``:
+   ``(layer_idx: i32, x, row_offsets, blocks, cache_lengths, lookup_table, wq, wk, wv, wo,
+   freqs) -> (out, blocks)``) and compiles it once with ``attn-compile --target=cpu``.
 2. Draws random bf16 weights for each of the N layers and one paged cache ``[P, 2, N, page, Hkv,
    D]`` shared by all of them (``python/attn/stack.py``: residual ``x_{l+1} = bf16(x_l +
    attn_l(x_l))``, o_proj scaled by 1/sqrt(N) so that the stream stays O(1)).
@@ -47,7 +47,7 @@ def build(cfg, flags):
     """Compiles the runtime-layer function; returns (the loaded library, seconds)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="attn-stack-") as workdir:
-        so = rt.compile_cpu(ir.module_text(ir.layer_function("layer", cfg, runtime_layer=True)),
+        so = rt.compile_cpu(ir.module_text(stack.layer_function("layer", cfg)),
                             os.path.join(workdir, "layer.so"), flags=flags)
         return rt.CompiledLibrary(so), time.perf_counter() - start
 

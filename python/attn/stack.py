@@ -133,20 +133,27 @@ def add_residual(x, out, dtype):
 # The stack: compiled, and its numpy reference
 
 
+def layer_function(name, cfg):
+    """The model's one layer function: the layer a run-time argument (first), the RoPE table an
+    argument (last; computed once per model, ``ir.rope_table_input``)."""
+    return ir.layer_function(name, cfg, runtime_layer=True, freqs_arg=True)
+
+
 class CompiledStack:
-    """The model on the CPU: ``function`` of a library built from ``ir.layer_function(function,
-    cfg, runtime_layer=True)``, called once per layer. Holds the weights and the cache (updated
-    in place by every call)."""
+    """The model on the CPU: ``function`` of a library built from ``layer_function``, called
+    once per layer. Holds the weights, the RoPE table (computed here, once for the model) and
+    the cache (updated in place by every call)."""
 
     def __init__(self, library, function, cfg, weights, blocks, lookup_table):
         self.library, self.function, self.cfg = library, function, cfg
         self.weights, self.blocks, self.lookup_table = weights, blocks, lookup_table
+        self.freqs = ir.rope_table_input(cfg)
 
     def layer(self, layer, x, offsets, cache_lengths):
         """``attn_l(x)`` (ABI); writes layer ``layer`` of the cache."""
         out = np.empty((x.shape[0], self.cfg.hidden), runtime.numpy_dtype(self.cfg.dtype))
         args = [np.int32(layer), x, offsets, self.blocks, cache_lengths, self.lookup_table,
-                *self.weights[layer].values()]
+                *self.weights[layer].values(), self.freqs]
         self.library.call(self.function, args, [out])
         return out
 

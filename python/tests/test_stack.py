@@ -40,7 +40,7 @@ class StackCase:
 
     def __post_init__(self):
         self.build = Build(f"stack-{self.id}", lambda: ir.module_text(
-            ir.layer_function("layer", self.cfg, runtime_layer=True)))
+            stack.layer_function("layer", self.cfg)))
 
     def prebuild(self):
         self.build.prebuild()
