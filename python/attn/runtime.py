@@ -119,6 +119,7 @@ _SCALAR_TYPES = (ctypes.c_int32, ctypes.c_int64)
 #: The non-zero statuses an entry point returns (docs/ABI.md, "Status").
 STATUS_MESSAGES = {
     1: "a run-time layer index is outside the KV cache (not in [0, num_layers))",
+    2: "row_offsets, cache_lengths and lookup_table disagree on the batch size",
 }
 
 

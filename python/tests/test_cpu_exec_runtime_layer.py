@@ -5,8 +5,9 @@ layer, and a layer index outside the cache is reported, not used.
 stores k / v into layer ``layer`` of the cache and attends over it (the GQA decode / prefill mix
 of a real step). For every layer of a 3-layer cache it must match ``attn.reference`` (the store
 bit-exact, every other slot and layer bit-for-bit unchanged; o within ``OUT_TOL``). For a layer
-of -1, 3 or 2^31 - 1 the call returns status 1 (``runtime.EntryError``): the cache stays
-bit-for-bit unchanged and the NaN-prefilled output unwritten. Compiled with
+of -1, 3 or 2^31 - 1 the call returns status 1 (``runtime.EntryError``), for row offsets or a
+lookup table of the wrong batch size status 2: the cache stays bit-for-bit unchanged and the
+NaN-prefilled output unwritten. Compiled with
 ``--no-runtime-checks`` the status is always 0 and the layer is clamped into the cache (no
 out-of-bounds access; AddressSanitizer runs of this file check that too).
 """
@@ -108,6 +109,22 @@ def test_layer_outside_the_cache_is_reported(layer):
     with pytest.raises(rt.EntryError, match="status 1: a run-time layer index is outside") as e:
         CHECKED.library().call("store_attend", [np.int32(layer), *inputs.values()], [out])
     assert e.value.status == 1
+    np.testing.assert_array_equal(inputs["blocks"], before)
+    assert np.isnan(values(out, DTYPE)).all()
+
+
+@pytest.mark.parametrize("bad", ["offsets_short", "lookup_rows"])
+def test_batch_mismatch_is_reported(bad):
+    inputs = step(np.random.default_rng(1993))
+    if bad == "offsets_short":  # B row offsets for B sequences: the last row end is missing
+        inputs["row_offsets"] = inputs["row_offsets"][:-1].copy()
+    else:  # a lookup row fewer than sequences
+        inputs["lookup"] = inputs["lookup"][:-1].copy()
+    before = inputs["blocks"].copy()
+    out = nan_filled(inputs["q"].shape, DTYPE)
+    with pytest.raises(rt.EntryError, match="status 2: row_offsets, cache_lengths and") as e:
+        CHECKED.library().call("store_attend", [np.int32(1), *inputs.values()], [out])
+    assert e.value.status == 2
     np.testing.assert_array_equal(inputs["blocks"], before)
     assert np.isnan(values(out, DTYPE)).all()
 

@@ -12,7 +12,12 @@
 // CHECK-NEXT: %[[GE:.*]] = arith.cmpi sge, %[[LI]], %[[C0]] : index
 // CHECK-NEXT: %[[LT:.*]] = arith.cmpi slt, %[[LI]], %[[C3]] : index
 // CHECK-NEXT: %[[OK:.*]] = arith.andi %[[GE]], %[[LT]] : i1
-// CHECK-NEXT: scf.if %[[OK]] {
+// The batch checks read descriptor sizes only.
+// CHECK: %[[SAME:.*]] = arith.cmpi eq, %{{.*}}, %{{.*}} : index
+// CHECK: %[[ROWS:.*]] = arith.cmpi eq, %{{.*}}, %{{.*}} : index
+// CHECK-NEXT: %[[OK2:.*]] = arith.andi %[[OK]], %[[SAME]] : i1
+// CHECK-NEXT: %[[ALL:.*]] = arith.andi %[[OK2]], %[[ROWS]] : i1
+// CHECK-NEXT: scf.if %[[ALL]] {
 // CHECK: %[[MAX:.*]] = arith.maxsi %{{.*}}, %[[C0]] : index
 // CHECK-NEXT: %[[LAYER:.*]] = arith.minsi %[[MAX]], %[[C2]] : index
 // CHECK-NOT: gpu.launch_func
@@ -21,9 +26,11 @@
 // CHECK: gpu.launch_func async {{.*}} @attn_kernels::@paged_flash_attention_prefill
 // CHECK: gpu.wait [
 // CHECK: }
-// CHECK-DAG: %[[OK32:.*]] = arith.constant 0 : i32
-// CHECK-DAG: %[[BAD:.*]] = arith.constant 1 : i32
-// CHECK: %[[S:.*]] = arith.select %[[OK]], %[[OK32]], %[[BAD]] : i32
+// The first failing check's code: the layer (1), then the batch (2).
+// CHECK: %[[S3:.*]] = arith.select %[[ROWS]], %{{.*}}, %{{.*}} : i32
+// CHECK: %[[S2:.*]] = arith.select %[[SAME]], %[[S3]], %{{.*}} : i32
+// CHECK: %[[BAD:.*]] = arith.constant 1 : i32
+// CHECK-NEXT: %[[S:.*]] = arith.select %[[OK]], %[[S2]], %[[BAD]] : i32
 // CHECK-NEXT: return %[[S]] : i32
 func.func @store_attend(%layer: i32, %q: tensor<?x4x64xbf16>, %k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %row_offsets: tensor<?xi32>,
                         %blocks: tensor<?x2x3x16x2x64xbf16>, %cache_lengths: tensor<?xi32>,

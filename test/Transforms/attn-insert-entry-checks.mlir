@@ -4,7 +4,8 @@
 // layer against dim 2 of the blocks argument the store writes and the
 // attention reads (through the store's result).
 // CHECK-LABEL: func.func @store_then_attend(
-// CHECK-SAME: %[[L:[a-z0-9_]+]]: i32, %{{[a-z0-9_]+}}: tensor<?x4x64xf32>, %{{[a-z0-9_]+}}: tensor<?x2x64xf32>, %[[B:[a-z0-9_]+]]: tensor<?x2x?x16x2x64xf32>
+// CHECK-SAME: %[[L:[a-z0-9_]+]]: i32, %{{[a-z0-9_]+}}: tensor<?x4x64xf32>, %{{[a-z0-9_]+}}: tensor<?x2x64xf32>, %[[B:[a-z0-9_]+]]: tensor<?x2x?x16x2x64xf32>,
+// CHECK-SAME: %[[OFF:[a-z0-9_]+]]: tensor<?xi32>, %[[LEN:[a-z0-9_]+]]: tensor<?xi32>, %[[LUT:[a-z0-9_]+]]: tensor<?x?xi32>
 // CHECK-NEXT: %[[LI:.*]] = arith.index_cast %[[L]] : i32 to index
 // CHECK-NEXT: %[[C2:.*]] = arith.constant 2 : index
 // CHECK-NEXT: %[[N:.*]] = tensor.dim %[[B]], %[[C2]]
@@ -13,6 +14,17 @@
 // CHECK-NEXT: %[[LT:.*]] = arith.cmpi slt, %[[LI]], %[[N]] : index
 // CHECK-NEXT: %[[OK:.*]] = arith.andi %[[GE]], %[[LT]] : i1
 // CHECK-NEXT: cf.assert %[[OK]], "attn: layer index outside the KV cache" {attn.status = 1 : i32}
+// Then the batch: B + 1 row offsets and a lookup row per sequence, for the
+// B cache lengths (once for both ops).
+// CHECK: %[[NOFF:.*]] = tensor.dim %[[OFF]], %{{.*}} : tensor<?xi32>
+// CHECK: %[[NLEN:.*]] = tensor.dim %[[LEN]], %{{.*}} : tensor<?xi32>
+// CHECK: %[[NLEN1:.*]] = arith.addi %[[NLEN]], %{{.*}} : index
+// CHECK-NEXT: %[[SAME:.*]] = arith.cmpi eq, %[[NOFF]], %[[NLEN1]] : index
+// CHECK-NEXT: cf.assert %[[SAME]], "attn: row offsets, cache lengths and lookup table disagree on the batch size" {attn.status = 2 : i32}
+// CHECK: %[[NLUT:.*]] = tensor.dim %[[LUT]], %{{.*}} : tensor<?x?xi32>
+// CHECK: %[[NLEN2:.*]] = tensor.dim %[[LEN]], %{{.*}} : tensor<?xi32>
+// CHECK-NEXT: %[[ROWS:.*]] = arith.cmpi eq, %[[NLUT]], %[[NLEN2]] : index
+// CHECK-NEXT: cf.assert %[[ROWS]], {{.*}} {attn.status = 2 : i32}
 // CHECK-NEXT: attn.kv_cache_store
 // CHECK-NOT: cf.assert
 func.func @store_then_attend(%l: i32, %q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %blocks: tensor<?x2x?x16x2x64xf32>,
@@ -27,7 +39,7 @@ func.func @store_then_attend(%l: i32, %q: tensor<?x4x64xf32>, %k: tensor<?x2x64x
 // -----
 
 // A static layer count is a constant; an index layer needs no cast. Private
-// functions and static layers get no check.
+// functions get no check; a static layer gets only the batch checks.
 // CHECK-LABEL: func.func @static_count(
 // CHECK-SAME: %[[L:[a-z0-9_]+]]: index
 // CHECK-NEXT: %[[N:.*]] = arith.constant 3 : index
@@ -36,7 +48,9 @@ func.func @store_then_attend(%l: i32, %q: tensor<?x4x64xf32>, %k: tensor<?x2x64x
 // CHECK-LABEL: func.func private @helper(
 // CHECK-NOT: cf.assert
 // CHECK-LABEL: func.func @static_layer(
-// CHECK-NOT: cf.assert
+// CHECK-NOT: attn.status = 1
+// CHECK: cf.assert {{.*}} {attn.status = 2 : i32}
+// CHECK-NOT: attn.status = 1
 func.func @static_count(%l: index, %k: tensor<?x2x64xf32>, %blocks: tensor<?x2x3x16x2x64xf32>,
                         %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xf32> {
   %b = attn.kv_cache_store %k, %k into %blocks layer(%l : index) positions(%off, %len) pages(%lut)

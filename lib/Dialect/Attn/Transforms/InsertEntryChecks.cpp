@@ -9,6 +9,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/TypeSwitch.h"
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNINSERTENTRYCHECKS
@@ -88,6 +90,14 @@ FailureOr<LayerCheck> layerCheckOf(CacheLayerOpInterface op) {
   return check;
 }
 
+/// An assert of `ok` at `b`'s insertion point reporting `status`.
+void assertOrReport(OpBuilder &b, Location loc, Value ok, EntryStatus status,
+                    StringRef message) {
+  auto assertOp = cf::AssertOp::create(b, loc, ok, message);
+  assertOp->setAttr(kEntryStatusAttrName,
+                    b.getI32IntegerAttr(static_cast<int32_t>(status)));
+}
+
 /// `0 <= layer < count` asserted at `b`'s insertion point.
 void assertLayerInRange(OpBuilder &b, Location loc, const LayerCheck &check) {
   Value layer = check.layer;
@@ -103,11 +113,77 @@ void assertLayerInRange(OpBuilder &b, Location loc, const LayerCheck &check) {
   Value belowCount = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
                                            layer, count);
   Value ok = arith::AndIOp::create(b, loc, notNegative, belowCount);
-  auto assertOp = cf::AssertOp::create(
-      b, loc, ok, "attn: layer index outside the KV cache");
-  assertOp->setAttr(kEntryStatusAttrName,
-                  b.getI32IntegerAttr(
-                      static_cast<int32_t>(EntryStatus::LayerOutOfRange)));
+  assertOrReport(b, loc, ok, EntryStatus::LayerOutOfRange,
+                 "attn: layer index outside the KV cache");
+}
+
+/// The index tensors of a ragged batch an op reads: row offsets [B + 1],
+/// cache lengths [B] and, for ops that address pages, the lookup table
+/// [B, pages].
+struct BatchIndices {
+  Value rowOffsets, cacheLengths, lookup;
+};
+
+std::optional<BatchIndices> batchIndicesOf(Operation *op) {
+  return llvm::TypeSwitch<Operation *, std::optional<BatchIndices>>(op)
+      .Case<KVCacheStoreOp, PagedFlashAttentionOp, RopeStoreOp>(
+          [](auto op) -> std::optional<BatchIndices> {
+            return BatchIndices{op.getRowOffsets(), op.getCacheLengths(),
+                                op.getLookupTable()};
+          })
+      .Case([](RopeOp op) -> std::optional<BatchIndices> {
+        return BatchIndices{op.getRowOffsets(), op.getCacheLengths(), Value()};
+      })
+      .Default([](Operation *) { return std::nullopt; });
+}
+
+/// The argument `v` is, seen through tensor casts; null if it is computed.
+BlockArgument tensorArgument(Value v) {
+  while (auto castOp = v.getDefiningOp<tensor::CastOp>())
+    v = castOp.getSource();
+  return dyn_cast<BlockArgument>(v);
+}
+
+/// Whether `dim(x, 0) == dim(y, 0) + extra`, built at `b`'s insertion point.
+Value leadingDimsAgree(OpBuilder &b, Location loc, Value x, Value y,
+                       int64_t extra) {
+  Value dx = tensor::DimOp::create(b, loc, x, 0);
+  Value dy = tensor::DimOp::create(b, loc, y, 0);
+  if (extra)
+    dy = arith::AddIOp::create(b, loc, dy,
+                               arith::ConstantIndexOp::create(b, loc, extra));
+  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, dx, dy);
+}
+
+/// The batch checks of the index tensors that are arguments (the verifiers
+/// check static shapes; tensors made inside agree by construction).
+void insertBatchChecks(func::FuncOp func, OpBuilder &b) {
+  llvm::SetVector<std::pair<Value, Value>> pairs; // (x, y): dim x == dim y + 1
+  llvm::SetVector<std::pair<Value, Value>> rows;  // (x, y): dim x == dim y
+  func.walk([&](Operation *op) {
+    std::optional<BatchIndices> indices = batchIndicesOf(op);
+    if (!indices)
+      return;
+    BlockArgument lengths = tensorArgument(indices->cacheLengths);
+    if (!lengths)
+      return;
+    if (BlockArgument offsets = tensorArgument(indices->rowOffsets))
+      pairs.insert({offsets, lengths});
+    if (BlockArgument lookup =
+            indices->lookup ? tensorArgument(indices->lookup) : BlockArgument())
+      rows.insert({lookup, lengths});
+  });
+  Location loc = func.getLoc();
+  auto check = [&](Value x, Value y, int64_t extra) {
+    assertOrReport(b, loc, leadingDimsAgree(b, loc, x, y, extra),
+                   EntryStatus::BatchMismatch,
+                   "attn: row offsets, cache lengths and lookup table disagree "
+                   "on the batch size");
+  };
+  for (auto [x, y] : pairs)
+    check(x, y, 1);
+  for (auto [x, y] : rows)
+    check(x, y, 0);
 }
 
 LogicalResult insertChecks(func::FuncOp func) {
@@ -127,6 +203,7 @@ LogicalResult insertChecks(func::FuncOp func) {
   OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
   for (auto &[key, check] : checks)
     assertLayerInRange(b, check.layer.getLoc(), check);
+  insertBatchChecks(func, b);
   return success();
 }
 

@@ -18,6 +18,9 @@ enum class EntryStatus : int32_t {
   Ok = 0,
   /// A run-time layer index is negative or not below the cache's layer count.
   LayerOutOfRange = 1,
+  /// The ragged-batch index tensors disagree: row offsets must hold one more
+  /// entry than the cache lengths, the lookup table one row per sequence.
+  BatchMismatch = 2,
 };
 
 /// The attribute of a `cf.assert` naming the status it reports.

@@ -210,11 +210,15 @@ def AttnFuseQKNormRope : Pass<"attn-fuse-qk-norm-rope"> {
 }
 
 def AttnInsertEntryChecks : Pass<"attn-insert-entry-checks", "ModuleOp"> {
-  let summary = "Check run-time layer indices at the start of entry points";
+  let summary = "Check run-time layer indices and batch sizes at the start of entry points";
   let description = [{
     For every public function, asserts at its start that each run-time
     layer index of a cache op (CacheLayerOpInterface) lies in `[0, L)`, `L`
-    being the cache's layer count (the blocks argument's dim 2, or static).
+    being the cache's layer count (the blocks argument's dim 2, or static),
+    and that the ragged-batch index tensors passed as arguments agree: one
+    more row offset than cache lengths, one lookup-table row per sequence
+    (status 2; the verifiers check static sizes, and the lowerings read
+    `row_offsets[b + 1]` and `lookup_table[b, ...]` for every sequence `b`).
     The asserts are `cf.assert` ops carrying the status code they report as
     `attn.status`; after the entry ABI is fixed, `attn-entry-status` turns
     them into the function's `i32` status result. The layer index must be an
