@@ -264,7 +264,8 @@ class Worker:
 
     def run_runtime_layer(self, case, cfg, rng, check):
         """One compiled function for every layer: each layer in turn, then layers outside the
-        cache, which must return status 1 and leave everything untouched."""
+        cache (status 1) and a lookup table of the wrong batch size (status 2), which must leave
+        everything untouched."""
         blocks, offsets, lengths, lookup = self.paged_cache(rng, cfg, case["cached"],
                                                             case["new"])
         shape = (sum(case["new"]), cfg.num_kv_heads, cfg.head_dim)
@@ -297,6 +298,19 @@ class Worker:
             if not bool(out.isnan().all()):
                 check.fail(f"layer {layer}: the output was written")
             self.check_unchanged(check, args, before)
+        # A lookup table with a row fewer than sequences: status 2, nothing written.
+        short = dict(args, lookup_table=lookup[:-1].contiguous())
+        out = self.nan_filled(q.shape, cfg.dtype)
+        try:
+            self.call(case, [np.int32(0), *short.values()], [out], [])
+            if not self.simulate:
+                check.fail("short lookup table: no error status")
+        except rt.EntryError as e:
+            if e.status != 2:
+                check.fail(f"short lookup table: status {e.status}, expected 2")
+        if not bool(out.isnan().all()):
+            check.fail("short lookup table: the output was written")
+        self.check_unchanged(check, args, before)
 
     def run_qkv_projection(self, case, cfg, rng, check):
         shapes, t = cfg.weight_shapes(), case["tokens"]
