@@ -159,11 +159,12 @@ def op_case(fn, kind, cfg, **params):
     return Case(fn, f"ops_{cfg.dtype}", fn, kind, cfg, params)
 
 
-GEMV_TOKENS = (1, 5, 16)  # decode-sized M: the projections' GEMV path (M <= 16)
+# Decode-sized M: the projections' GEMV path (M <= 16), and 17, the GEMM just past it.
+GEMV_TOKENS = (1, 5, 16, 17)
 
 
 def gemv_cases(fn, kind, cfg, **params):
-    """One function run with each decode-sized token count."""
+    """One function run with each token count of GEMV_TOKENS."""
     return [Case(f"{fn}-t{t}", f"ops_{cfg.dtype}", fn, kind, cfg, dict(tokens=t, **params))
             for t in GEMV_TOKENS]
 

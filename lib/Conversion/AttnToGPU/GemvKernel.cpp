@@ -69,7 +69,10 @@ StepChunks loadStep(IB &b, const MatmulArgs &args, const GemvBlock &blk,
   Idx kOk = ult(b, gk, cIndex(b, k));
   auto chunk = [&](Value src, Idx row, Idx bound) {
     return loadVectorOrZero(
-        b, src, [&](IB &) { return SmallVector<Value>{row, gk}; },
+        b, src,
+        [&](IB &) {
+          return SmallVector<Value>{row, gk};
+        },
         kOk & ult(b, row, bound), chunkType);
   };
   StepChunks s;
@@ -94,8 +97,7 @@ void multiplyStep(IB &b, Type element, const StepChunks &s,
                   MutableArrayRef<Value> acc) {
   for (int64_t half = 0; half < 2; ++half) {
     int64_t p = 2 * half;
-    std::array<Value, 4> a = {s.xLo[p], s.xHi[p], s.xLo[p + 1],
-                              s.xHi[p + 1]};
+    std::array<Value, 4> a = {s.xLo[p], s.xHi[p], s.xLo[p + 1], s.xHi[p + 1]};
     for (int64_t t = 0; t < kTiles; ++t) {
       MutableArrayRef<Value> c = acc.slice(t * 4, 4);
       std::array<Value, 4> d =
@@ -113,18 +115,18 @@ SmallVector<Value> accumulate(IB &b, const MatmulArgs &args,
   Type element = cast<MemRefType>(args.x.getType()).getElementType();
   int64_t stride = blk.warps * kStep;
   SmallVector<Value> init(kAcc, cF32(b, 0.0));
-  return forLoop(
-      b, cIndex(b, 0), cIndex(b, k), stride * kUnroll, init,
-      [&](IB &lb, Idx k0, ValueRange accIn) {
-        SmallVector<StepChunks> steps;
-        for (int64_t u = 0; u < kUnroll; ++u)
-          steps.push_back(loadStep(lb, args, blk, k, clip,
-                                   k0 + blk.w.warp * kStep + u * stride));
-        SmallVector<Value> acc(accIn);
-        for (const StepChunks &s : steps)
-          multiplyStep(lb, element, s, acc);
-        return acc;
-      });
+  return forLoop(b, cIndex(b, 0), cIndex(b, k), stride * kUnroll, init,
+                 [&](IB &lb, Idx k0, ValueRange accIn) {
+                   SmallVector<StepChunks> steps;
+                   for (int64_t u = 0; u < kUnroll; ++u)
+                     steps.push_back(
+                         loadStep(lb, args, blk, k, clip,
+                                  k0 + blk.w.warp * kStep + u * stride));
+                   SmallVector<Value> acc(accIn);
+                   for (const StepChunks &s : steps)
+                     multiplyStep(lb, element, s, acc);
+                   return acc;
+                 });
 }
 
 /// 3-4. The warps' partial sums added up through `reduction`; warp 0

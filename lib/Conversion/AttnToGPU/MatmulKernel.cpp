@@ -13,8 +13,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "KernelArguments.h"
 #include "MatmulKernel.h"
+#include "KernelArguments.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -133,8 +133,8 @@ void storeOutputs(IB &b, const MatmulArgs &args, const MatmulTile &t,
 
 /// The tiled GEMM of one 64 x 64 output block.
 void buildTiledMatmul(IB &b, gpu::GPUFuncOp kernel, const MatmulArgs &args,
-                 const WeightStack &stack, std::optional<double> clip,
-                 ArrayRef<OutputSegment> segments) {
+                      const WeightStack &stack, std::optional<double> clip,
+                      ArrayRef<OutputSegment> segments) {
   BuilderScope scope(b);
   Type element = cast<MemRefType>(args.x.getType()).getElementType();
   WarpLayout w = WarpLayout::of(threadIdx(b));

@@ -1,4 +1,5 @@
-//===- MatmulKernel.h - pieces shared by the GEMM and GEMV paths -*- C++ -*-===//
+//===- MatmulKernel.h - pieces shared by the GEMM and GEMV paths -*- C++
+//-*-===//
 //
 // The projection kernel `x [M, K] @ W [N, K]^T` runs as a tiled tensor-core
 // GEMM (MatmulKernel.cpp) or, for decode-sized M, as a weight-streaming
