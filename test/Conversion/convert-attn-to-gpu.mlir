@@ -24,7 +24,9 @@
 // bf16 without bias: tensors become memrefs, the result a trailing
 // out-parameter written directly by one launch of the matmul kernel (a block
 // of 128 threads per 64 x 64 output tile: one column tile for N = 32,
-// ceil(rows / 64) row tiles).
+// ceil(rows / 64) row tiles; at most 16 rows take the GEMV path, checked in
+// convert-attn-to-gpu-gemv.mlir: its grid is selected here, its branch of
+// the kernel skipped below).
 // CHECK-LABEL: func.func @linear(
 // CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[W:%[a-zA-Z0-9_]+]]: memref<32x256xbf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x32xbf16>)
 // CHECK-SAME: attributes {llvm.emit_c_interface}
@@ -32,16 +34,21 @@
 // CHECK-DAG: [[C64:%[a-zA-Z0-9_]+]] = arith.constant 64 : index
 // CHECK-DAG: [[C128:%[a-zA-Z0-9_]+]] = arith.constant 128 : index
 // CHECK: [[ROWS:%[a-zA-Z0-9_]+]] = memref.dim [[X]], %{{.+}} : memref<?x256xbf16>
+// CHECK-NEXT: [[GEMV:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[ROWS]], %c16 : index
+// CHECK-NEXT: [[GX:%[a-zA-Z0-9_]+]] = arith.select [[GEMV]], %c2, [[C1]] : index
 // CHECK-NEXT: [[TILES:%[a-zA-Z0-9_]+]] = arith.ceildivui [[ROWS]], [[C64]] : index
-// CHECK-NEXT: [[GY:%[a-zA-Z0-9_]+]] = arith.maxsi [[TILES]], [[C1]] : index
-// CHECK-NEXT: gpu.launch_func @attn_kernels::@matmul blocks in ([[C1]], [[GY]], [[C1]]) threads in ([[C128]], [[C1]], [[C1]]) args([[X]] : memref<?x256xbf16>, [[W]] : memref<32x256xbf16>, [[Y]] : memref<?x32xbf16>)
+// CHECK-NEXT: [[GY:%[a-zA-Z0-9_]+]] = arith.select [[GEMV]], [[C1]], [[TILES]] : index
+// CHECK-NEXT: [[GXP:%[a-zA-Z0-9_]+]] = arith.maxsi [[GX]], [[C1]] : index
+// CHECK-NEXT: [[GYP:%[a-zA-Z0-9_]+]] = arith.maxsi [[GY]], [[C1]] : index
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@matmul blocks in ([[GXP]], [[GYP]], [[C1]]) threads in ([[C128]], [[C1]], [[C1]]) args([[X]] : memref<?x256xbf16>, [[W]] : memref<32x256xbf16>, [[Y]] : memref<?x32xbf16>)
 // CHECK-NEXT: return
 // CHECK-NEXT: }
 // CHECK-NEXT: gpu.module @attn_kernels {
 // CHECK-LABEL: gpu.func @matmul(
 // CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KW:%[a-zA-Z0-9_]+]]: memref<32x256xbf16>, [[KY:%[a-zA-Z0-9_]+]]: memref<?x32xbf16>)
-// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : memref<64x136xbf16, #gpu.address_space<workgroup>>, [[SB:%[a-zA-Z0-9_]+]] : memref<64x136xbf16, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : memref<64x136xbf16, #gpu.address_space<workgroup>>, [[SB:%[a-zA-Z0-9_]+]] : memref<64x136xbf16, #gpu.address_space<workgroup>>, %{{.+}} : memref<4x8x32xf32, #gpu.address_space<workgroup>>)
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: } else {
 // K in steps of 128, 32 f32 accumulators per lane (2 x 4 m16n8 tiles of the
 // warp's 32 x 32).
 // CHECK: [[ACC:%[a-zA-Z0-9_]+]]:32 = scf.for
@@ -81,11 +88,12 @@ func.func @linear(%x: tensor<?x256xbf16>, %w: tensor<32x256xbf16>) -> tensor<?x3
 // CHECK-SAME: attributes {llvm.emit_c_interface}
 // CHECK-DAG: [[C2:%[a-zA-Z0-9_]+]] = arith.constant 2 : index
 // CHECK-DAG: [[C128:%[a-zA-Z0-9_]+]] = arith.constant 128 : index
-// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in ([[C2]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) threads in ([[C128]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args([[X]] : memref<?x256xf16>, [[W]] : memref<96x256xf16>, [[B]] : memref<96xf16>, [[Y]] : memref<?x96xf16>)
+// CHECK: arith.select %{{.+}}, %{{.+}}, [[C2]] : index
+// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in (%{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) threads in ([[C128]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args([[X]] : memref<?x256xf16>, [[W]] : memref<96x256xf16>, [[B]] : memref<96xf16>, [[Y]] : memref<?x96xf16>)
 // CHECK-NEXT: return
 // CHECK-LABEL: gpu.func @matmul(
 // CHECK-SAME: %{{[a-zA-Z0-9_]+}}: memref<?x256xf16>, %{{[a-zA-Z0-9_]+}}: memref<96x256xf16>, [[KB:%[a-zA-Z0-9_]+]]: memref<96xf16>, [[KY:%[a-zA-Z0-9_]+]]: memref<?x96xf16>)
-// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : memref<64x136xf16, #gpu.address_space<workgroup>>, [[SB:%[a-zA-Z0-9_]+]] : memref<64x136xf16, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : memref<64x136xf16, #gpu.address_space<workgroup>>, [[SB:%[a-zA-Z0-9_]+]] : memref<64x136xf16, #gpu.address_space<workgroup>>, %{{.+}} : memref<4x8x32xf32, #gpu.address_space<workgroup>>)
 // CHECK-DAG: [[C96:%[a-zA-Z0-9_]+]] = arith.constant 96 : index
 // CHECK: [[ACC:%[a-zA-Z0-9_]+]]:32 = scf.for
 // CHECK: nvgpu.ldmatrix [[SA]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<64x136xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
@@ -123,7 +131,8 @@ func.func @linear_f16_bias(%x: tensor<?x256xf16>, %w: tensor<96x256xf16>, %b: te
 // CHECK-DAG: [[QF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[Q]] {{\[}}[0], [1, 2]] : memref<?x4x64xbf16> into memref<?x256xbf16>
 // CHECK-DAG: [[KF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[K]] {{\[}}[0], [1, 2]] : memref<?x2x64xbf16> into memref<?x128xbf16>
 // CHECK-DAG: [[VF:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[V]] {{\[}}[0], [1, 2]] : memref<?x2x64xbf16> into memref<?x128xbf16>
-// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in ([[C8]], %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) threads in (%{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args([[X]] : memref<?x256xbf16>, [[W]] : memref<512x256xbf16>, [[QF]] : memref<?x256xbf16>, [[KF]] : memref<?x128xbf16>, [[VF]] : memref<?x128xbf16>)
+// CHECK: arith.select %{{.+}}, %{{.+}}, [[C8]] : index
+// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in (%{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) threads in (%{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}, %{{[a-zA-Z0-9_]+}}) args([[X]] : memref<?x256xbf16>, [[W]] : memref<512x256xbf16>, [[QF]] : memref<?x256xbf16>, [[KF]] : memref<?x128xbf16>, [[VF]] : memref<?x128xbf16>)
 // CHECK-NOT: gpu.
 // CHECK: return
 // CHECK-LABEL: gpu.func @matmul(
@@ -185,15 +194,17 @@ func.func @qkv_stacked(%x: tensor<?x256xbf16>, %w: tensor<512x256xbf16>)
 // CHECK-DAG: [[BQC:%[a-zA-Z0-9_]+]] = memref.cast [[BQ]] : memref<256xbf16> to memref<?xbf16>
 // CHECK-DAG: [[BKC:%[a-zA-Z0-9_]+]] = memref.cast [[BK]] : memref<128xbf16> to memref<?xbf16>
 // CHECK-DAG: [[BVC:%[a-zA-Z0-9_]+]] = memref.cast [[BV]] : memref<128xbf16> to memref<?xbf16>
-// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in ([[C8:%[a-zA-Z0-9_]+]], {{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x256xbf16>, [[WQC]] : memref<?x256xbf16>, [[WKC]] : memref<?x256xbf16>, [[WVC]] : memref<?x256xbf16>, [[BQC]] : memref<?xbf16>, [[BKC]] : memref<?xbf16>, [[BVC]] : memref<?xbf16>, [[QF]] : memref<?x256xbf16>, [[KF]] : memref<?x128xbf16>, [[VF]] : memref<?x128xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@matmul blocks in ({{[^)]*}}) threads in ({{[^)]*}}) args([[X]] : memref<?x256xbf16>, [[WQC]] : memref<?x256xbf16>, [[WKC]] : memref<?x256xbf16>, [[WVC]] : memref<?x256xbf16>, [[BQC]] : memref<?xbf16>, [[BKC]] : memref<?xbf16>, [[BVC]] : memref<?xbf16>, [[QF]] : memref<?x256xbf16>, [[KF]] : memref<?x128xbf16>, [[VF]] : memref<?x128xbf16>)
 // CHECK-NOT: gpu.
 // CHECK: return
 // CHECK-LABEL: gpu.func @matmul(
 // CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KWQ:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KWK:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KWV:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>,
 // CHECK-SAME: [[KBQ:%[a-zA-Z0-9_]+]]: memref<?xbf16>, [[KBK:%[a-zA-Z0-9_]+]]: memref<?xbf16>, [[KBV:%[a-zA-Z0-9_]+]]: memref<?xbf16>, [[KQ:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KK:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>)
-// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : {{.*}}, [[SB:%[a-zA-Z0-9_]+]] : {{.*}})
+// CHECK-SAME: workgroup([[SA:%[a-zA-Z0-9_]+]] : memref<64x136xbf16, #gpu.address_space<workgroup>>, [[SB:%[a-zA-Z0-9_]+]] : memref<64x136xbf16, #gpu.address_space<workgroup>>, %{{.+}})
 // CHECK-DAG: [[HI:%[a-zA-Z0-9_]+]] = arith.constant dense<8.500000e+00> : vector<8xf32>
 // CHECK-DAG: [[LO:%[a-zA-Z0-9_]+]] = arith.constant dense<-8.500000e+00> : vector<8xf32>
+// The tiled GEMM (M > 16).
+// CHECK: } else {
 // Columns from 256 on are k's, from 384 on v's.
 // CHECK: [[ISK:%[a-zA-Z0-9_]+]] = arith.cmpi uge, [[N0:%[a-zA-Z0-9_]+]], %c256
 // CHECK-NEXT: [[W1:%[a-zA-Z0-9_]+]] = arith.select [[ISK]], [[KWK]], [[KWQ]] : memref<?x256xbf16>

@@ -159,6 +159,16 @@ def op_case(fn, kind, cfg, **params):
     return Case(fn, f"ops_{cfg.dtype}", fn, kind, cfg, params)
 
 
+# Decode-sized M: the projections' GEMV path (M <= 16), and 17, the GEMM just past it.
+GEMV_TOKENS = (1, 5, 16, 17)
+
+
+def gemv_cases(fn, kind, cfg, **params):
+    """One function run with each token count of GEMV_TOKENS."""
+    return [Case(f"{fn}-t{t}", f"ops_{cfg.dtype}", fn, kind, cfg, dict(tokens=t, **params))
+            for t in GEMV_TOKENS]
+
+
 def ops_cfg(dtype, **kw):
     return config(dtype, (4, 2), 64, hidden=256, max_seq_len=256, **kw)
 
@@ -275,6 +285,16 @@ def all_cases():
                                  cached=ROPE_SCENARIO[0], new=ROPE_SCENARIO[1]))
     cases.append(op_case("linear_bias_odd_bf16", "linear", ops_cfg("bf16"), tokens=77,
                          in_features=200, out_features=72, bias=True))
+    # The GEMV path: separate weights with bias and clip, stacked, o_proj, an odd linear, and
+    # a K of several loop trips with a tail (2056 = 4 x 512 + 8).
+    cases += [
+        *gemv_cases("gemv_qkv_sep_bias_clip_bf16", "qkv_projection",
+                    ops_cfg("bf16", bias=True, clip=0.05)),
+        *gemv_cases("gemv_qkv_stacked_f16", "qkv_projection", ops_cfg("f16", stacked=True)),
+        *gemv_cases("gemv_o_proj_bf16", "linear", ops_cfg("bf16")),
+        *gemv_cases("gemv_linear_bias_odd_bf16", "linear", ops_cfg("bf16"), in_features=2056,
+                    out_features=72, bias=True),
+    ]
     # One function for every layer of a 3-layer cache; layers outside it give status 1.
     cases.append(Case("store_attend_runtime_layer_bf16", "runtime_layer_bf16", "store_attend",
                       "runtime_layer", config("bf16", (8, 2), 128),

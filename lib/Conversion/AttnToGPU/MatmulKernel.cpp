@@ -8,10 +8,12 @@
 // f32. Both operands are K-contiguous (`x [M, K]`, `W [N, K]`), which is
 // exactly the row-major A / column-major B that mma.sync wants. Weight
 // clipping happens as the tile is staged; bias and the split into q / k / v
-// in the epilogue.
+// in the epilogue. For decode-sized M the same launch runs the GEMV
+// (GemvKernel.cpp) instead: the host picks the grid, the kernel the path.
 //
 //===----------------------------------------------------------------------===//
 
+#include "MatmulKernel.h"
 #include "KernelArguments.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -32,65 +34,6 @@ constexpr int64_t kWarpTilesM = 2, kWarpTilesN = 4;
 // Elements of one 16-byte staging load.
 constexpr int64_t kChunk = 8;
 
-/// The kernel's arguments: x, the weights (one dynamic-row type when there
-/// are several), their biases (none or one per weight), the output buffers.
-struct MatmulArgs {
-  Value x;
-  SmallVector<Value> weights, biases, outputs;
-
-  template <typename F> void forEach(F f) {
-    f(x);
-    for (Value &w : weights)
-      f(w);
-    for (Value &bias : biases)
-      f(bias);
-    for (Value &out : outputs)
-      f(out);
-  }
-};
-
-/// The weights stacked along N: where each one's rows start in the output.
-struct WeightStack {
-  SmallVector<int64_t> rows, begin;
-  int64_t n = 0, k = 0;
-
-  static WeightStack of(ArrayRef<Value> weights) {
-    WeightStack stack;
-    for (Value w : weights) {
-      stack.begin.push_back(stack.n);
-      stack.rows.push_back(cast<MemRefType>(w.getType()).getDimSize(0));
-      stack.n += stack.rows.back();
-    }
-    stack.k = cast<MemRefType>(weights[0].getType()).getDimSize(1);
-    return stack;
-  }
-};
-
-/// The weight (and bias) holding a block's output columns, and its rows
-/// `[begin, begin + rows)` of the stack.
-struct BlockWeight {
-  Value weight, bias;
-  Idx begin, rows;
-};
-
-/// Segment boundaries are multiples of the tile, so the block at output
-/// column `n0` reads one weight: the last one that begins at or before it.
-BlockWeight selectWeight(IB &b, const MatmulArgs &args,
-                         const WeightStack &stack, Idx n0) {
-  bool hasBias = !args.biases.empty();
-  BlockWeight w{args.weights[0], hasBias ? args.biases[0] : Value(),
-                cIndex(b, 0), cIndex(b, stack.rows[0])};
-  for (size_t s = 1; s < args.weights.size(); ++s) {
-    Idx here = ule(b, cIndex(b, stack.begin[s]), n0);
-    w.weight = select(b, here, args.weights[s], w.weight);
-    if (hasBias)
-      w.bias = select(b, here, args.biases[s], w.bias);
-    w.begin = select(b, here, cIndex(b, stack.begin[s]), w.begin);
-    w.rows = select(b, here, cIndex(b, stack.rows[s]), w.rows);
-  }
-  return w;
-}
-
 /// Where a block and each of its warps work.
 struct MatmulTile {
   Value smemA, smemW;
@@ -101,20 +44,6 @@ struct MatmulTile {
   // This lane's ldmatrix coordinates in the warp's rows of A and W.
   std::pair<Idx, Idx> aCoord, wCoord;
 };
-
-/// `chunk` with each element clamped to [-clip, clip].
-Value clipChunk(IB &b, Value chunk, double clip) {
-  auto type = cast<VectorType>(chunk.getType());
-  auto f32Type = VectorType::get(type.getShape(), b.getF32Type());
-  auto splat = [&](double v) {
-    return arith::ConstantOp::create(
-        b, DenseElementsAttr::get(f32Type, static_cast<float>(v)));
-  };
-  Value wide = arith::ExtFOp::create(b, f32Type, chunk);
-  wide = arith::MaximumFOp::create(b, wide, splat(-clip));
-  wide = arith::MinimumFOp::create(b, wide, splat(clip));
-  return arith::TruncFOp::create(b, type, wide);
-}
 
 /// 1. Stages the K step at `k0` of the A (x) and W tiles, 64 rows x 16
 /// chunks each, zeros past the edges.
@@ -181,27 +110,6 @@ void multiplyTiles(IB &b, const MatmulTile &t, Type element,
   }
 }
 
-/// Output element (row, col) = `acc` plus its bias, rounded, into the
-/// output segment that holds its column.
-void storeElement(IB &b, const MatmulArgs &args, const MatmulTile &t, Value acc,
-                  Idx row, Idx col, ArrayRef<OutputSegment> segments) {
-  Value v = acc;
-  if (t.weight.bias)
-    v = arith::AddFOp::create(
-        b, v, toF32(b, load(b, t.weight.bias, col - t.weight.begin)));
-  Value stored =
-      fromF32(b, v, cast<MemRefType>(args.x.getType()).getElementType());
-  for (auto [out, segment] : llvm::zip(args.outputs, segments)) {
-    Idx local = col - segment.begin;
-    Value buffer = out;
-    auto write = [&](IB &sb) { store(sb, stored, buffer, {row, local}); };
-    if (segments.size() == 1)
-      write(b);
-    else
-      ifThen(b, ult(b, local, cIndex(b, segment.width)), write);
-  }
-}
-
 /// 4. The epilogue: accumulator register `r` of mma tile (mi, ni) holds
 /// output row accRow(r) + 16 mi and column accCol(r) + 8 ni of the warp's
 /// quarter.
@@ -216,7 +124,7 @@ void storeOutputs(IB &b, const MatmulArgs &args, const MatmulTile &t,
         Idx col = (t.n0 + t.wn) + (accCol(w, r) + ni * 8);
         Idx inRange = ult(b, row, t.rows) & ult(b, col, cIndex(b, n));
         ifThen(b, inRange, [&](IB &tb) {
-          storeElement(tb, args, t, v, row, col, segments);
+          storeElement(tb, args, t.weight, v, row, col, segments);
         });
       }
     }
@@ -224,9 +132,9 @@ void storeOutputs(IB &b, const MatmulArgs &args, const MatmulTile &t,
 }
 
 /// The tiled GEMM of one 64 x 64 output block.
-void buildMatmul(IB &b, gpu::GPUFuncOp kernel, const MatmulArgs &args,
-                 const WeightStack &stack, std::optional<double> clip,
-                 ArrayRef<OutputSegment> segments) {
+void buildTiledMatmul(IB &b, gpu::GPUFuncOp kernel, const MatmulArgs &args,
+                      const WeightStack &stack, std::optional<double> clip,
+                      ArrayRef<OutputSegment> segments) {
   BuilderScope scope(b);
   Type element = cast<MemRefType>(args.x.getType()).getElementType();
   WarpLayout w = WarpLayout::of(threadIdx(b));
@@ -259,7 +167,85 @@ void buildMatmul(IB &b, gpu::GPUFuncOp kernel, const MatmulArgs &args,
   storeOutputs(b, args, t, w, acc, stack.n, segments);
 }
 
+/// The GEMV for decode-sized M, else the tiled GEMM (M is uniform, so the
+/// whole block takes one path).
+void buildMatmul(IB &b, gpu::GPUFuncOp kernel, const MatmulArgs &args,
+                 const WeightStack &stack, std::optional<double> clip,
+                 ArrayRef<OutputSegment> segments) {
+  ifThenElse(
+      b, ule(b, dim(b, args.x, 0), cIndex(b, kGemvMaxRows)),
+      [&](IB &gb) {
+        buildGemv(gb, args, stack, clip, segments,
+                  kernel.getWorkgroupAttributions()[2], kThreads);
+      },
+      [&](IB &mb) {
+        buildTiledMatmul(mb, kernel, args, stack, clip, segments);
+      });
+}
+
 } // namespace
+
+WeightStack WeightStack::of(ArrayRef<Value> weights) {
+  WeightStack stack;
+  for (Value w : weights) {
+    stack.begin.push_back(stack.n);
+    stack.rows.push_back(cast<MemRefType>(w.getType()).getDimSize(0));
+    stack.n += stack.rows.back();
+  }
+  stack.k = cast<MemRefType>(weights[0].getType()).getDimSize(1);
+  return stack;
+}
+
+// Segment boundaries are multiples of the GEMM tile (and so of the GEMV's
+// 16 columns).
+BlockWeight gpu_lowering::selectWeight(IB &b, const MatmulArgs &args,
+                                       const WeightStack &stack, Idx n0) {
+  bool hasBias = !args.biases.empty();
+  BlockWeight w{args.weights[0], hasBias ? args.biases[0] : Value(),
+                cIndex(b, 0), cIndex(b, stack.rows[0])};
+  for (size_t s = 1; s < args.weights.size(); ++s) {
+    Idx here = ule(b, cIndex(b, stack.begin[s]), n0);
+    w.weight = select(b, here, args.weights[s], w.weight);
+    if (hasBias)
+      w.bias = select(b, here, args.biases[s], w.bias);
+    w.begin = select(b, here, cIndex(b, stack.begin[s]), w.begin);
+    w.rows = select(b, here, cIndex(b, stack.rows[s]), w.rows);
+  }
+  return w;
+}
+
+Value gpu_lowering::clipChunk(IB &b, Value chunk, double clip) {
+  auto type = cast<VectorType>(chunk.getType());
+  auto f32Type = VectorType::get(type.getShape(), b.getF32Type());
+  auto splat = [&](double v) {
+    return arith::ConstantOp::create(
+        b, DenseElementsAttr::get(f32Type, static_cast<float>(v)));
+  };
+  Value wide = arith::ExtFOp::create(b, f32Type, chunk);
+  wide = arith::MaximumFOp::create(b, wide, splat(-clip));
+  wide = arith::MinimumFOp::create(b, wide, splat(clip));
+  return arith::TruncFOp::create(b, type, wide);
+}
+
+void gpu_lowering::storeElement(IB &b, const MatmulArgs &args,
+                                const BlockWeight &weight, Value acc, Idx row,
+                                Idx col, ArrayRef<OutputSegment> segments) {
+  Value v = acc;
+  if (weight.bias)
+    v = arith::AddFOp::create(
+        b, v, toF32(b, load(b, weight.bias, col - weight.begin)));
+  Value stored =
+      fromF32(b, v, cast<MemRefType>(args.x.getType()).getElementType());
+  for (auto [out, segment] : llvm::zip(args.outputs, segments)) {
+    Idx local = col - segment.begin;
+    Value buffer = out;
+    auto write = [&](IB &sb) { store(sb, stored, buffer, {row, local}); };
+    if (segments.size() == 1)
+      write(b);
+    else
+      ifThen(b, ult(b, local, cIndex(b, segment.width)), write);
+  }
+}
 
 bool gpu_lowering::matmulCanSplitWeights(ArrayRef<Value> weights) {
   if (weights.empty())
@@ -316,12 +302,20 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
       MemRefType::get({kTileM, kTileK + kPad}, element, AffineMap(),
                       gpu::AddressSpaceAttr::get(host.getContext(),
                                                  gpu::AddressSpace::Workgroup));
-  auto [kernel, b, kernelArgs] = createKernel(e, host.getLoc(), "matmul", args,
-                                              {smemType, smemType}, kThreads);
+  auto [kernel, b, kernelArgs] = createKernel(
+      e, host.getLoc(), "matmul", args,
+      {smemType, smemType, gemvReductionType(host.getContext(), kThreads)},
+      kThreads);
   buildMatmul(b, kernel, kernelArgs, stack, clip, outputs);
 
-  e.launch(host, kernel,
-           {cIndex(host, llvm::divideCeil(stack.n, kTileN)),
-            ceilDiv(host, dim(host, x, 0), kTileM), cIndex(host, 1)},
-           kThreads, argumentList(args));
+  // The grid of the path the kernel takes for this M (no host branch: the
+  // launches of a call stay on one stream without host synchronisation).
+  Idx rows = dim(host, x, 0);
+  Idx gemv = ule(host, rows, cIndex(host, kGemvMaxRows));
+  Idx gridX =
+      select(host, gemv, cIndex(host, llvm::divideCeil(stack.n, kGemvColumns)),
+             cIndex(host, llvm::divideCeil(stack.n, kTileN)));
+  Idx gridY = select(host, gemv, cIndex(host, 1), ceilDiv(host, rows, kTileM));
+  e.launch(host, kernel, {gridX, gridY, cIndex(host, 1)}, kThreads,
+           argumentList(args));
 }

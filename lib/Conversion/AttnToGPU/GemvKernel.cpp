@@ -1,0 +1,183 @@
+//===- GemvKernel.cpp - decode projections streaming the weights ----------===//
+//
+// For M <= 16 rows (decode) the projection is bound by reading W once from
+// memory, so the kernel keeps as many 16-byte weight loads in flight as it
+// can and lets the tensor cores do the (tiny) arithmetic: a block owns 16
+// output columns (two n8 mma tiles) and its four warps split K; per 32-deep
+// k step each lane loads 8 consecutive K elements of one W row and of the
+// x rows `group` and `group + 8`. Summing over K is order-free, so the same
+// permutation of K for x and W turns those chunks into m16n8k16 fragments
+// directly (no shared-memory staging, no ldmatrix). The warps' partial sums
+// meet in shared memory; warp 0 runs the GEMM's epilogue.
+//
+//===----------------------------------------------------------------------===//
+
+#include "MatmulKernel.h"
+
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::gpu_lowering;
+using namespace mlir::attn::kb::m16n8k16;
+
+namespace {
+
+/// n8 mma tiles of a block: kGemvColumns columns.
+constexpr int64_t kTiles = kGemvColumns / 8;
+/// K elements of one lane's 16-byte load, and of one warp's k step.
+constexpr int64_t kChunk = 8, kStep = 4 * kChunk;
+/// k steps each warp loads before multiplying: 4 x (2 W + 2 x) 16-byte
+/// loads per lane in flight.
+constexpr int64_t kUnroll = 4;
+/// Accumulator registers per lane: 4 per tile.
+constexpr int64_t kAcc = kTiles * 4;
+
+/// Where a block and its warps work.
+struct GemvBlock {
+  WarpLayout w;
+  int64_t warps;
+  Idx rows; // M
+  Idx n0;   // the block's first output column
+  BlockWeight weight;
+};
+
+/// One lane's chunks of a k step as i32 pairs: x rows group and group + 8,
+/// and the W row of each tile's column `group`.
+struct StepChunks {
+  std::array<Value, 4> xLo, xHi;
+  std::array<std::array<Value, 4>, kTiles> w;
+};
+
+/// The four bf16 / f16 pairs of an 8-element chunk as i32 registers.
+std::array<Value, 4> asPairs(IB &b, Value chunk) {
+  Value words =
+      vector::BitCastOp::create(b, VectorType::get({4}, b.getI32Type()), chunk);
+  std::array<Value, 4> pairs;
+  for (int64_t i = 0; i < 4; ++i)
+    pairs[i] = vector::ExtractOp::create(b, words, ArrayRef<int64_t>{i});
+  return pairs;
+}
+
+/// 1. This lane's chunks of the k step at `k0` (zeros past K, past M and
+/// past the weight's rows).
+StepChunks loadStep(IB &b, const MatmulArgs &args, const GemvBlock &blk,
+                    int64_t k, std::optional<double> clip, Idx k0) {
+  auto chunkType = VectorType::get(
+      {kChunk}, cast<MemRefType>(args.x.getType()).getElementType());
+  Idx gk = k0 + blk.w.quad * kChunk;
+  Idx kOk = ult(b, gk, cIndex(b, k));
+  auto chunk = [&](Value src, Idx row, Idx bound) {
+    return loadVectorOrZero(
+        b, src,
+        [&](IB &) {
+          return SmallVector<Value>{row, gk};
+        },
+        kOk & ult(b, row, bound), chunkType);
+  };
+  StepChunks s;
+  s.xLo = asPairs(b, chunk(args.x, blk.w.group, blk.rows));
+  s.xHi = asPairs(b, chunk(args.x, blk.w.group + 8, blk.rows));
+  for (int64_t t = 0; t < kTiles; ++t) {
+    Idx row = blk.n0 - blk.weight.begin + (t * 8 + blk.w.group);
+    Value w = chunk(blk.weight.weight, row, blk.weight.rows);
+    if (clip)
+      w = clipChunk(b, w, *clip);
+    s.w[t] = asPairs(b, w);
+  }
+  return s;
+}
+
+/// 2. The step's two m16n8k16 products per tile. The fragments want
+/// (k = 2 quad, 2 quad + 1) in register 0 and (2 quad + 8, + 9) in register
+/// 1 (B; A alike for its two row halves); reading the lane's chunk pairs
+/// (0, 1) and then (2, 3) as those registers maps both operands' K the same
+/// way.
+void multiplyStep(IB &b, Type element, const StepChunks &s,
+                  MutableArrayRef<Value> acc) {
+  for (int64_t half = 0; half < 2; ++half) {
+    int64_t p = 2 * half;
+    std::array<Value, 4> a = {s.xLo[p], s.xHi[p], s.xLo[p + 1], s.xHi[p + 1]};
+    for (int64_t t = 0; t < kTiles; ++t) {
+      MutableArrayRef<Value> c = acc.slice(t * 4, 4);
+      std::array<Value, 4> d =
+          mma16816(b, element, a, {s.w[t][p], s.w[t][p + 1]}, c);
+      llvm::copy(d, c.begin());
+    }
+  }
+}
+
+/// 1-2. The warp's share of K: steps `warp`, `warp + warps`, ... loaded
+/// kUnroll at a time before any is multiplied.
+SmallVector<Value> accumulate(IB &b, const MatmulArgs &args,
+                              const GemvBlock &blk, int64_t k,
+                              std::optional<double> clip) {
+  Type element = cast<MemRefType>(args.x.getType()).getElementType();
+  int64_t stride = blk.warps * kStep;
+  SmallVector<Value> init(kAcc, cF32(b, 0.0));
+  return forLoop(b, cIndex(b, 0), cIndex(b, k), stride * kUnroll, init,
+                 [&](IB &lb, Idx k0, ValueRange accIn) {
+                   SmallVector<StepChunks> steps;
+                   for (int64_t u = 0; u < kUnroll; ++u)
+                     steps.push_back(
+                         loadStep(lb, args, blk, k, clip,
+                                  k0 + blk.w.warp * kStep + u * stride));
+                   SmallVector<Value> acc(accIn);
+                   for (const StepChunks &s : steps)
+                     multiplyStep(lb, element, s, acc);
+                   return acc;
+                 });
+}
+
+/// 3-4. The warps' partial sums added up through `reduction`; warp 0
+/// stores the outputs: accumulator register r of tile t holds row
+/// accRow(r) and column n0 + 8 t + accCol(r).
+void reduceAndStore(IB &b, const MatmulArgs &args, const GemvBlock &blk,
+                    ArrayRef<Value> acc, Value reduction, int64_t n,
+                    ArrayRef<OutputSegment> segments) {
+  for (int64_t i = 0; i < kAcc; ++i)
+    store(b, acc[i], reduction, {blk.w.warp, cIndex(b, i), blk.w.lane});
+  gpu::BarrierOp::create(b);
+  ifThen(b, blk.w.warp == 0, [&](IB &sb) {
+    for (int64_t i = 0; i < kAcc; ++i) {
+      Value sum = acc[i];
+      for (int64_t other = 1; other < blk.warps; ++other)
+        sum = arith::AddFOp::create(
+            sb, sum,
+            load(sb, reduction,
+                 {cIndex(sb, other), cIndex(sb, i), blk.w.lane}));
+      int64_t r = i % 4;
+      Idx row = accRow(blk.w, r);
+      Idx col = blk.n0 + (i / 4 * 8) + accCol(blk.w, r);
+      ifThen(sb, ult(sb, row, blk.rows) & ult(sb, col, cIndex(sb, n)),
+             [&](IB &tb) {
+               storeElement(tb, args, blk.weight, sum, row, col, segments);
+             });
+    }
+  });
+}
+
+} // namespace
+
+MemRefType gpu_lowering::gemvReductionType(MLIRContext *context,
+                                           int64_t threads) {
+  return MemRefType::get(
+      {threads / 32, kAcc, 32}, Float32Type::get(context), AffineMap(),
+      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup));
+}
+
+void gpu_lowering::buildGemv(IB &b, const MatmulArgs &args,
+                             const WeightStack &stack,
+                             std::optional<double> clip,
+                             ArrayRef<OutputSegment> segments, Value reduction,
+                             int64_t threads) {
+  BuilderScope scope(b);
+  GemvBlock blk;
+  blk.w = WarpLayout::of(threadIdx(b));
+  blk.warps = threads / 32;
+  blk.rows = dim(b, args.x, 0);
+  blk.n0 = blockIdx(b, gpu::Dimension::x) * kGemvColumns;
+  blk.weight = selectWeight(b, args, stack, blk.n0);
+  SmallVector<Value> acc = accumulate(b, args, blk, stack.k, clip);
+  reduceAndStore(b, args, blk, acc, reduction, stack.n, segments);
+}

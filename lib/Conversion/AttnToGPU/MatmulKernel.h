@@ -1,0 +1,80 @@
+//===- MatmulKernel.h - pieces shared by the GEMM and GEMV paths -*- C++
+//-*-===//
+//
+// The projection kernel `x [M, K] @ W [N, K]^T` runs as a tiled tensor-core
+// GEMM (MatmulKernel.cpp) or, for decode-sized M, as a weight-streaming
+// GEMV (GemvKernel.cpp); both read the same arguments and share the weight
+// selection, the weight clipping and the epilogue declared here.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_LIB_CONVERSION_ATTNTOGPU_MATMULKERNEL_H
+#define ATTN_LIB_CONVERSION_ATTNTOGPU_MATMULKERNEL_H
+
+#include "KernelBuilder.h"
+
+namespace mlir::attn::gpu_lowering {
+
+/// The kernel's arguments: x, the weights (one dynamic-row type when there
+/// are several), their biases (none or one per weight), the output buffers.
+struct MatmulArgs {
+  Value x;
+  SmallVector<Value> weights, biases, outputs;
+
+  template <typename F> void forEach(F f) {
+    f(x);
+    for (Value &w : weights)
+      f(w);
+    for (Value &bias : biases)
+      f(bias);
+    for (Value &out : outputs)
+      f(out);
+  }
+};
+
+/// The weights stacked along N: where each one's rows start in the output.
+struct WeightStack {
+  SmallVector<int64_t> rows, begin;
+  int64_t n = 0, k = 0;
+
+  static WeightStack of(ArrayRef<Value> weights);
+};
+
+/// The weight (and bias) holding a block's output columns, and its rows
+/// `[begin, begin + rows)` of the stack.
+struct BlockWeight {
+  Value weight, bias;
+  Idx begin, rows;
+};
+
+/// The weight holding output column `n0`: the last one that begins at or
+/// before it (a block's columns never straddle two weights).
+BlockWeight selectWeight(IB &b, const MatmulArgs &args,
+                         const WeightStack &stack, Idx n0);
+
+/// `chunk` with each element clamped to [-clip, clip].
+Value clipChunk(IB &b, Value chunk, double clip);
+
+/// Output element (row, col) = the f32 `acc` plus its bias, rounded, into
+/// the output segment that holds its column.
+void storeElement(IB &b, const MatmulArgs &args, const BlockWeight &weight,
+                  Value acc, Idx row, Idx col,
+                  ArrayRef<OutputSegment> segments);
+
+/// The GEMV path serves M up to this many rows (one m16 mma tile).
+constexpr int64_t kGemvMaxRows = 16;
+/// Output columns of one GEMV block.
+constexpr int64_t kGemvColumns = 16;
+
+/// The workgroup buffer of the GEMV's cross-warp reduction.
+MemRefType gemvReductionType(MLIRContext *context, int64_t threads);
+
+/// The GEMV of one block: columns `[16 blockIdx.x, +16)` of every row of
+/// x, the block's `threads / 32` warps splitting K, reduced in `reduction`.
+void buildGemv(IB &b, const MatmulArgs &args, const WeightStack &stack,
+               std::optional<double> clip, ArrayRef<OutputSegment> segments,
+               Value reduction, int64_t threads);
+
+} // namespace mlir::attn::gpu_lowering
+
+#endif // ATTN_LIB_CONVERSION_ATTNTOGPU_MATMULKERNEL_H
