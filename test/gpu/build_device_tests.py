@@ -296,9 +296,12 @@ def all_cases():
                     out_features=72, bias=True),
     ]
     # One function for every layer of a 3-layer cache; layers outside it give status 1.
+    mixed = dict(cached=SCENARIOS[16]["mixed"][0], new=SCENARIOS[16]["mixed"][1])
     cases.append(Case("store_attend_runtime_layer_bf16", "runtime_layer_bf16", "store_attend",
-                      "runtime_layer", config("bf16", (8, 2), 128),
-                      dict(cached=SCENARIOS[16]["mixed"][0], new=SCENARIOS[16]["mixed"][1])))
+                      "runtime_layer", config("bf16", (8, 2), 128), mixed))
+    # The same function captured in a CUDA graph and replayed on new inputs.
+    cases.append(Case("store_attend_graph_capture_bf16", "runtime_layer_bf16", "store_attend",
+                      "graph_capture", config("bf16", (8, 2), 128), dict(mixed, layer=2)))
     return cases
 
 
@@ -325,7 +328,7 @@ def function_text(case):
         return ir.kv_cache_store_function(fn, cfg)
     if case.kind == "qkv_projection":
         return ir.qkv_projection_function(fn, cfg)
-    if case.kind == "runtime_layer":
+    if case.kind in ("runtime_layer", "graph_capture"):
         return store_attend_function(fn, cfg)
     if case.kind == "linear":
         return ir.linear_function(fn, cfg, in_features=p.get("in_features"),

@@ -312,6 +312,60 @@ class Worker:
             check.fail("short lookup table: the output was written")
         self.check_unchanged(check, args, before)
 
+    def run_graph_capture(self, case, cfg, rng, check):
+        """A call captured once into a CUDA graph (on the capturing stream, set with
+        attnCudaSetStream), then replayed on new inputs copied into the captured buffers: each
+        replay must match the reference of its inputs."""
+        blocks, offsets, lengths, lookup = self.paged_cache(rng, cfg, case["cached"],
+                                                            case["new"])
+        tokens = sum(case["new"])
+        q = self.nonzero(rng, (tokens, cfg.num_heads, cfg.head_dim), cfg.dtype)
+        k, v = (self.nonzero(rng, (tokens, cfg.num_kv_heads, cfg.head_dim), cfg.dtype)
+                for _ in range(2))
+        out = self.nan_filled(q.shape, cfg.dtype)
+        layer = np.int32(case["layer"])
+        call = self.function(case).bind([layer, q, k, v, offsets, blocks, lengths, lookup], [out])
+        graph = None
+        if not self.simulate:
+            module = self.manifest["modules"][case["module"]]
+            runtime = device_abi.runtime(os.path.join(self.outdir, module["so"]))
+            torch = self.torch
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm up outside the capture
+                runtime.attnCudaSetStream(side.cuda_stream)
+                call()
+            runtime.attnCudaSetStream(None)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):
+                    runtime.attnCudaSetStream(torch.cuda.current_stream().cuda_stream)
+                    call()
+            finally:
+                runtime.attnCudaSetStream(None)
+        for replay in range(2):
+            fresh = self.paged_cache(rng, cfg, case["cached"], case["new"])[0]
+            blocks.copy_(fresh)
+            for t in (q, k, v):
+                t.copy_(self.nonzero(rng, t.shape, cfg.dtype))
+            out.fill_(math.nan)
+            want_blocks = self.tr.kv_cache_store(blocks.double(), k.double(), v.double(),
+                                                 offsets, lengths, lookup, int(layer))
+            want = self.tr.paged_attention(q.double(), want_blocks, lengths, lookup, offsets,
+                                           int(layer), cfg.mask, cfg.scale)
+            before = blocks.clone()
+            self.torch.cuda.synchronize()
+            if graph is None:
+                out.copy_(want.to(out.dtype))
+                blocks.copy_(want_blocks.to(blocks.dtype))
+            else:
+                graph.replay()
+            self.torch.cuda.synchronize()
+            check.close(f"replay {replay}: out", out, want, OUT_TOL[cfg.dtype])
+            self.check_cache(check, blocks, before, want_blocks, offsets, lengths, lookup,
+                             int(layer), 0.0)
+
     def run_qkv_projection(self, case, cfg, rng, check):
         shapes, t = cfg.weight_shapes(), case["tokens"]
         names = [n for n in cfg.weight_names() if n not in ("q_norm", "k_norm", "wo")]
