@@ -17,29 +17,6 @@ MemRefType mlir::attn::bufferType(Type tensorType) {
   return MemRefType::get(tensor.getShape(), tensor.getElementType());
 }
 
-/// The argument a returned value is (or was updated in place from), if any.
-static std::optional<unsigned> inPlaceArgument(Value v) {
-  while (v) {
-    if (auto arg = dyn_cast<BlockArgument>(v))
-      return arg.getArgNumber();
-    Operation *def = v.getDefiningOp();
-    if (auto store = dyn_cast<KVCacheStoreOp>(def)) {
-      v = store.getBlocks();
-    } else if (auto fused = dyn_cast<RopeStoreOp>(def);
-               fused && v == fused.getResult()) {
-      v = fused.getBlocks();
-    } else if (auto castOp = dyn_cast<tensor::CastOp>(def)) {
-      v = castOp.getSource();
-    } else if (auto parts = dyn_cast<PagedCachePartsOp>(def)) {
-      auto make = parts.getCache().getDefiningOp<PagedCacheMakeOp>();
-      v = make ? make->getOperand(cast<OpResult>(v).getResultNumber()) : Value();
-    } else {
-      return std::nullopt;
-    }
-  }
-  return std::nullopt;
-}
-
 /// The host types of the arguments: device buffers for tensors, scalars as
 /// they are.
 static FailureOr<SmallVector<Type>> argumentTypes(func::FuncOp func) {
@@ -64,7 +41,7 @@ outParameterTypes(func::ReturnOp ret,
                   DenseMap<Value, SmallVector<unsigned, 1>> &returnedAt) {
   SmallVector<Type> types;
   for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
-    if (inPlaceArgument(v))
+    if (inPlaceSource(v))
       continue;
     if (!isa<RankedTensorType>(v.getType()))
       return ret.emitOpError("result #") << i << " must be a ranked tensor";

@@ -600,6 +600,30 @@ LogicalResult AttentionWithRopeOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// In-place sources
+//===----------------------------------------------------------------------===//
+
+BlockArgument mlir::attn::inPlaceSource(Value v) {
+  while (v && !isa<BlockArgument>(v)) {
+    Operation *def = v.getDefiningOp();
+    if (auto store = dyn_cast<KVCacheStoreOp>(def)) {
+      v = store.getBlocks();
+    } else if (auto fused = dyn_cast<RopeStoreOp>(def)) {
+      v = v == fused.getResult() ? fused.getBlocks() : Value();
+    } else if (auto castOp = dyn_cast<tensor::CastOp>(def)) {
+      v = castOp.getSource();
+    } else if (auto parts = dyn_cast<PagedCachePartsOp>(def)) {
+      auto make = parts.getCache().getDefiningOp<PagedCacheMakeOp>();
+      v = make ? make->getOperand(cast<OpResult>(v).getResultNumber())
+               : Value();
+    } else {
+      v = Value();
+    }
+  }
+  return dyn_cast_or_null<BlockArgument>(v);
+}
+
+//===----------------------------------------------------------------------===//
 // Cache layer ops: a constant layer operand folds into the attribute
 //===----------------------------------------------------------------------===//
 

@@ -33,33 +33,6 @@ BlockArgument argumentThroughCasts(Value v) {
   return dyn_cast<BlockArgument>(v);
 }
 
-/// The blocks a cache was packed from, or null.
-Value packedBlocks(Value cache) {
-  auto make = cache.getDefiningOp<PagedCacheMakeOp>();
-  return make ? make.getBlocks() : Value();
-}
-
-/// The argument holding the blocks `v` were written from: through cache
-/// stores (their result is the updated destination), casts and
-/// parts(make(...)) pairs; null if there is none.
-BlockArgument blocksArgument(Value v) {
-  while (v && !isa<BlockArgument>(v)) {
-    Operation *def = v.getDefiningOp();
-    if (auto store = dyn_cast<KVCacheStoreOp>(def))
-      v = store.getBlocks();
-    else if (auto fused = dyn_cast<RopeStoreOp>(def))
-      v = v == fused.getResult() ? fused.getBlocks() : Value();
-    else if (auto castOp = dyn_cast<tensor::CastOp>(def))
-      v = castOp.getSource();
-    else if (auto parts = dyn_cast<PagedCachePartsOp>(def);
-             parts && v == parts.getBlocks())
-      v = packedBlocks(parts.getCache());
-    else
-      v = Value();
-  }
-  return dyn_cast_or_null<BlockArgument>(v);
-}
-
 /// What one check compares: the layer argument against a static layer
 /// count or the dim 2 of a blocks argument.
 struct LayerCheck {
@@ -82,7 +55,7 @@ FailureOr<LayerCheck> layerCheckOf(CacheLayerOpInterface op) {
     check.staticLayers = *layers;
     return check;
   }
-  check.blocks = blocksArgument(op.getCacheBlocks());
+  check.blocks = inPlaceSource(op.getCacheBlocks());
   if (!check.blocks)
     return op->emitOpError(
         "has a dynamic layer count and cache blocks that are not an argument "

@@ -19,6 +19,11 @@ namespace mlir::attn {
 /// the layer operand, and a static layer inside a static layer count.
 LogicalResult verifyCacheLayerOp(Operation *op);
 
+/// The value `v` was written in place from, followed back through cache
+/// stores (their result is the updated destination), tensor casts and
+/// `parts(make(...))` pairs: a block argument, or null if `v` is computed.
+BlockArgument inPlaceSource(Value v);
+
 /// `layer` as an index constant, or `index` cast to index (see
 /// CacheLayerOpInterface::buildLayerIndex).
 Value buildLayerIndex(OpBuilder &b, Location loc, std::optional<int64_t> layer,
