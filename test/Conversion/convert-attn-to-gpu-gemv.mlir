@@ -1,4 +1,4 @@
-// RUN: attn-opt %s --convert-attn-to-gpu --canonicalize --cse -split-input-file | FileCheck %s
+// RUN: attn-opt %s --convert-attn-to-gpu="wgmma=false" --canonicalize --cse -split-input-file | FileCheck %s
 
 // The projections at decode-sized M (<= 16 rows): the matmul kernel's GEMV
 // path, chosen at run time without host control flow (a host scf.if would

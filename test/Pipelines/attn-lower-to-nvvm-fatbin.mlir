@@ -16,8 +16,10 @@
 // with every kernel's code and shared memory section; no PTX text is kept.
 // CHECK-FATBIN: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">, properties = {{.*}}, "P\EDU\BA
 // CHECK-FATBIN-SAME: \7FELF
-// CHECK-FATBIN-DAG: .text.matmul\00
-// CHECK-FATBIN-DAG: .text.matmul_0\00
+// CHECK-FATBIN-DAG: .text.gemv\00
+// CHECK-FATBIN-DAG: .text.gemm_wgmma\00
+// CHECK-FATBIN-DAG: .text.gemv_0\00
+// CHECK-FATBIN-DAG: .text.gemm_wgmma_0\00
 // CHECK-FATBIN-DAG: .text.rope_store\00
 // CHECK-FATBIN-DAG: .text.paged_flash_attention_prefill\00
 // CHECK-FATBIN-DAG: .text.paged_flash_attention_decode\00

@@ -22,9 +22,19 @@
 // CHECK-HOST-LABEL: llvm.func @small_layer(
 // CHECK-HOST: [[STREAM:%[0-9]+]] = llvm.call @mgpuStreamCreate() : () -> !llvm.ptr
 // CHECK-HOST: llvm.call @mgpuMemAlloc(%{{[0-9]+}}, [[STREAM]], %{{[0-9]+}}) : (i64, !llvm.ptr, i8) -> !llvm.ptr
-// CHECK-HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@matmul blocks in
+// The projections: the GEMV for at most 16 rows, else the wgmma GEMM (its
+// stages in dynamic shared memory), picked on the host.
+// CHECK-HOST: llvm.cond_br %{{[0-9]+}}, ^[[GEMV:bb[0-9]+]], ^[[GEMM:bb[0-9]+]]
+// CHECK-HOST: ^[[GEMV]]:
 // CHECK-HOST-NOT: gpu.launch_func
-// CHECK-HOST: gpu.launch_func <[[STREAM]] : !llvm.ptr> @attn_kernels::@rope_store blocks in
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemv blocks in
+// CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: ^[[GEMM]]:
+// CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma blocks in
+// CHECK-HOST-SAME: dynamic_shared_memory_size
+// CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@rope_store blocks in
 // CHECK-HOST-NOT: gpu.launch_func
 // The host picks the attention schedule: only that kernel is launched. The
 // branch splits the stream region (each part "creates" the caller's stream
@@ -43,12 +53,15 @@
 // CHECK-HOST-NEXT: gpu.launch_func <[[STREAM2]] : !llvm.ptr> @attn_kernels::@attention_combine blocks in
 // CHECK-HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM2]]) : (!llvm.ptr, !llvm.ptr) -> ()
 // CHECK-HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM2]]) : (!llvm.ptr, !llvm.ptr) -> ()
-// CHECK-HOST: gpu.launch_func <[[STREAM2]] : !llvm.ptr> @attn_kernels::@matmul_0 blocks in
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemv_0 blocks in
 // CHECK-HOST-NOT: gpu.launch_func
-// CHECK-HOST: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM2]])
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma_0 blocks in
 // CHECK-HOST-NOT: gpu.launch_func
-// CHECK-HOST: llvm.call @mgpuStreamSynchronize([[STREAM2]]) : (!llvm.ptr) -> ()
-// CHECK-HOST-NEXT: llvm.call @mgpuStreamDestroy([[STREAM2]]) : (!llvm.ptr) -> ()
+// CHECK-HOST: [[STREAM3:%[0-9]+]] = llvm.call @mgpuStreamCreate() : () -> !llvm.ptr
+// CHECK-HOST: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM3]])
+// CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: llvm.call @mgpuStreamSynchronize([[STREAM3]]) : (!llvm.ptr) -> ()
+// CHECK-HOST-NEXT: llvm.call @mgpuStreamDestroy([[STREAM3]]) : (!llvm.ptr) -> ()
 // CHECK-HOST: llvm.return
 // The C entry point: the 9 arguments (the cache as its three parts) and the
 // out-parameter, all descriptors passed by pointer; the cache is no result.
@@ -66,14 +79,16 @@
 // CHECK-HOST-DAG: llvm.func @mgpuStreamDestroy(!llvm.ptr)
 
 // CHECK-UNFUSED-LABEL: llvm.func @small_layer(
-// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@matmul blocks in
+// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemv blocks in
+// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemm_wgmma blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@rope blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@rope_0 blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@kv_cache_store blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@paged_flash_attention_decode blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@paged_flash_attention_prefill blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@attention_combine blocks in
-// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@matmul_0 blocks in
+// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemv_0 blocks in
+// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemm_wgmma_0 blocks in
 // CHECK-UNFUSED-NOT: gpu.launch_func
 
 // Nothing but the LLVM dialect, the binary and the launches is left.
@@ -92,12 +107,22 @@
 // CHECK-PTX: .version 8.0
 // CHECK-PTX-NEXT: .target sm_90a
 // CHECK-PTX-NEXT: .address_size 64
-// CHECK-PTX-LABEL: .visible .entry matmul(
+// The decode GEMV: mma.sync on fragments loaded straight from memory.
+// CHECK-PTX-LABEL: .visible .entry gemv(
 // CHECK-PTX: .maxntid 128, 1, 1
 // CHECK-PTX-NOT: .entry
-// CHECK-PTX: ldmatrix.sync.aligned.m8n8.x4.shared.b16
-// CHECK-PTX-NOT: .entry
 // CHECK-PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// The GEMM: two warpgroups, cp.async stages, m64n256k16 wgmma groups kept
+// one in flight across K steps.
+// CHECK-PTX-LABEL: .visible .entry gemm_wgmma(
+// CHECK-PTX: .maxntid 256, 1, 1
+// CHECK-PTX-NOT: .entry
+// CHECK-PTX-DAG: cp.async.cg.shared.global
+// CHECK-PTX-DAG: cp.async.wait_group 1
+// CHECK-PTX-DAG: fence.proxy.async.shared::cta
+// CHECK-PTX-DAG: wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
+// CHECK-PTX-DAG: wgmma.wait_group.sync.aligned 1
+// CHECK-PTX-DAG: wgmma.wait_group.sync.aligned 0
 // The fused RoPE + store: a warp per (row, head), nothing else in between.
 // CHECK-PTX-LABEL: .visible .entry rope_store(
 // CHECK-PTX: .maxntid 256, 1, 1
@@ -125,8 +150,10 @@
 // CHECK-PTX-DAG: shfl.sync.bfly.b32
 // CHECK-PTX-LABEL: .visible .entry attention_combine(
 // CHECK-PTX: .maxntid 256, 1, 1
-// CHECK-PTX-LABEL: .visible .entry matmul_0(
+// CHECK-PTX-LABEL: .visible .entry gemv_0(
 // CHECK-PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// CHECK-PTX-LABEL: .visible .entry gemm_wgmma_0(
+// CHECK-PTX: wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
 
 // CHECK-SM80: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx70">
 // CHECK-SM80: .version 7.0

@@ -19,13 +19,14 @@
 // second one) and compile once.
 // RUN: attn-compile --target=cuda --emit=mlir %s -o - | FileCheck %s --check-prefix=MERGED
 // MERGED: llvm.func @proj(
-// MERGED: gpu.launch_func {{.*}} @attn_kernels::@matmul blocks
+// MERGED: gpu.launch_func {{.*}} @attn_kernels::@gemv blocks
+// MERGED: gpu.launch_func {{.*}} @attn_kernels::@gemm_wgmma blocks
 // MERGED: llvm.func @proj_again(
 // MERGED-NEXT: llvm.call @proj(
 // MERGED-NEXT: llvm.return
-// MERGED-NOT: matmul_0
+// MERGED-NOT: {{gemv_0|gemm_wgmma_0}}
 // MERGED: gpu.binary @attn_kernels
-// MERGED-NOT: matmul_0
+// MERGED-NOT: {{gemv_0|gemm_wgmma_0}}
 
 func.func @proj(%x: tensor<?x64xbf16>, %w: tensor<32x64xbf16>) -> tensor<?x32xbf16> {
   %y = attn.linear %x, %w : tensor<?x64xbf16>, tensor<32x64xbf16> -> tensor<?x32xbf16>

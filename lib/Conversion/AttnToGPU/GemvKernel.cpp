@@ -151,7 +151,7 @@ void reduceAndStore(IB &b, const MatmulArgs &args, const GemvBlock &blk,
       Idx col = blk.n0 + (i / 4 * 8) + accCol(blk.w, r);
       ifThen(sb, ult(sb, row, blk.rows) & ult(sb, col, cIndex(sb, n)),
              [&](IB &tb) {
-               storeElement(tb, args, blk.weight, sum, row, col, segments);
+               storeElements(tb, args, blk.weight, sum, row, col, n, segments);
              });
     }
   });

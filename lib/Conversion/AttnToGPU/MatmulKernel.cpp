@@ -18,6 +18,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -124,7 +125,7 @@ void storeOutputs(IB &b, const MatmulArgs &args, const MatmulTile &t,
         Idx col = (t.n0 + t.wn) + (accCol(w, r) + ni * 8);
         Idx inRange = ult(b, row, t.rows) & ult(b, col, cIndex(b, n));
         ifThen(b, inRange, [&](IB &tb) {
-          storeElement(tb, args, t.weight, v, row, col, segments);
+          storeElements(tb, args, t.weight, v, row, col, n, segments);
         });
       }
     }
@@ -227,19 +228,46 @@ Value gpu_lowering::clipChunk(IB &b, Value chunk, double clip) {
   return arith::TruncFOp::create(b, type, wide);
 }
 
-void gpu_lowering::storeElement(IB &b, const MatmulArgs &args,
-                                const BlockWeight &weight, Value acc, Idx row,
-                                Idx col, ArrayRef<OutputSegment> segments) {
-  Value v = acc;
+void gpu_lowering::storeElements(IB &b, const MatmulArgs &args,
+                                 const BlockWeight &weight,
+                                 ArrayRef<Value> acc, Idx row, Idx col,
+                                 int64_t n, ArrayRef<OutputSegment> segments) {
+  // `col` is a multiple of acc.size(), so aligned boundaries never split the
+  // columns.
+  int64_t size = acc.size();
+  bool together = n % size == 0 && llvm::all_of(segments, [&](auto &s) {
+                    return s.begin % size == 0 && s.width % size == 0;
+                  });
+  if (!together) {
+    for (int64_t i = 0; i < size; ++i)
+      ifThen(b, ult(b, col + i, cIndex(b, n)), [&](IB &sb) {
+        storeElements(sb, args, weight, acc[i], row, col + i, n, segments);
+      });
+    return;
+  }
+  SmallVector<Value> values(acc);
   if (weight.bias)
-    v = arith::AddFOp::create(
-        b, v, toF32(b, load(b, weight.bias, col - weight.begin)));
-  Value stored =
-      fromF32(b, v, cast<MemRefType>(args.x.getType()).getElementType());
+    for (int64_t i = 0; i < size; ++i)
+      values[i] = arith::AddFOp::create(
+          b, values[i],
+          toF32(b, load(b, weight.bias, col + i - weight.begin)));
+  Type element = cast<MemRefType>(args.x.getType()).getElementType();
+  Value stored = size == 1 ? values[0]
+                           : vector::FromElementsOp::create(
+                                 b, VectorType::get({size}, b.getF32Type()),
+                                 values);
+  if (!element.isF32())
+    stored = arith::TruncFOp::create(
+        b, size == 1 ? element : VectorType::get({size}, element), stored);
   for (auto [out, segment] : llvm::zip(args.outputs, segments)) {
     Idx local = col - segment.begin;
     Value buffer = out;
-    auto write = [&](IB &sb) { store(sb, stored, buffer, {row, local}); };
+    auto write = [&](IB &sb) {
+      if (size == 1)
+        store(sb, stored, buffer, {row, local});
+      else
+        vector::StoreOp::create(sb, stored, buffer, ValueRange{row, local});
+    };
     if (segments.size() == 1)
       write(b);
     else
@@ -259,6 +287,40 @@ bool gpu_lowering::matmulCanSplitWeights(ArrayRef<Value> weights) {
       return false;
   }
   return true;
+}
+
+/// On sm_90a: the GEMV kernel for decode-sized M, else the wgmma GEMM; the
+/// host launches the one that M picks.
+static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
+                                const MatmulArgs &args,
+                                const WeightStack &stack,
+                                ArrayRef<OutputSegment> outputs) {
+  Location loc = host.getLoc();
+  auto [gemv, gemvBody, gemvArgs] =
+      createKernel(e, loc, "gemv", args,
+                   {gemvReductionType(host.getContext(), kThreads)}, kThreads);
+  buildGemv(gemvBody, gemvArgs, stack, /*clip=*/std::nullopt, outputs,
+            gemv.getWorkgroupAttributions()[0], kThreads);
+  auto [gemm, gemmBody, gemmArgs] =
+      createKernel(e, loc, "gemm_wgmma", args, {}, kWgmmaThreads);
+  buildWgmmaGemm(gemmBody, gemmArgs, stack, outputs);
+
+  Idx rows = dim(host, args.x, 0);
+  ifThenElse(
+      host, ule(host, rows, cIndex(host, kGemvMaxRows)),
+      [&](IB &hb) {
+        e.launch(hb, gemv,
+                 {cIndex(hb, llvm::divideCeil(stack.n, kGemvColumns)),
+                  cIndex(hb, 1), cIndex(hb, 1)},
+                 kThreads, argumentList(args));
+      },
+      [&](IB &hb) {
+        e.launch(hb, gemm,
+                 {cIndex(hb, llvm::divideCeil(stack.n, kWgmmaTileN)),
+                  ceilDiv(hb, rows, kWgmmaTileM), cIndex(hb, 1)},
+                 kWgmmaThreads, argumentList(args),
+                 cI32(hb, wgmmaGemmSharedBytes()));
+      });
 }
 
 void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x, Value weight,
@@ -298,6 +360,10 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
     args.outputs.push_back(out.buffer);
 
   Type element = cast<MemRefType>(x.getType()).getElementType();
+  if (e.options().wgmma && wgmmaGemmApplies(stack, element, clip)) {
+    emitGemvOrWgmmaGemm(e, host, args, stack, outputs);
+    return;
+  }
   auto smemType =
       MemRefType::get({kTileM, kTileK + kPad}, element, AffineMap(),
                       gpu::AddressSpaceAttr::get(host.getContext(),

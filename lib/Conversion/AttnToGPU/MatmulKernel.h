@@ -55,11 +55,25 @@ BlockWeight selectWeight(IB &b, const MatmulArgs &args,
 /// `chunk` with each element clamped to [-clip, clip].
 Value clipChunk(IB &b, Value chunk, double clip);
 
-/// Output element (row, col) = the f32 `acc` plus its bias, rounded, into
-/// the output segment that holds its column.
-void storeElement(IB &b, const MatmulArgs &args, const BlockWeight &weight,
-                  Value acc, Idx row, Idx col,
-                  ArrayRef<OutputSegment> segments);
+/// Output elements (row, col + i) = the f32 `acc[i]` plus their bias,
+/// rounded, into the output segment that holds their columns; columns at or
+/// past `n` are not stored. One vector store when no segment boundary (nor
+/// `n`) can fall between them.
+void storeElements(IB &b, const MatmulArgs &args, const BlockWeight &weight,
+                   ArrayRef<Value> acc, Idx row, Idx col, int64_t n,
+                   ArrayRef<OutputSegment> segments);
+
+/// The wgmma GEMM (GemmWgmma.cpp, sm_90a): output tile and block size.
+constexpr int64_t kWgmmaTileM = 128, kWgmmaTileN = 256, kWgmmaThreads = 256;
+/// Its dynamic shared memory (the stages and 1024-byte alignment).
+int64_t wgmmaGemmSharedBytes();
+/// Whether it computes this projection (16-bit elements, unclipped weights).
+bool wgmmaGemmApplies(const WeightStack &stack, Type element,
+                      std::optional<double> clip);
+/// One block's `kWgmmaTileM x kWgmmaTileN` output tile, blockIdx (x, y) =
+/// (column, row) tile.
+void buildWgmmaGemm(IB &b, const MatmulArgs &args, const WeightStack &stack,
+                    ArrayRef<OutputSegment> segments);
 
 /// The GEMV path serves M up to this many rows (one m16 mma tile).
 constexpr int64_t kGemvMaxRows = 16;

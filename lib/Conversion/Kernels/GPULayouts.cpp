@@ -153,26 +153,50 @@ Idx kb::swizzled128Index(Idx r, Idx chunk, int64_t rows) {
   return (block * rows + r) * 64 + physical * 8;
 }
 
-void kb::wgmma(IB &b, Type element, ArrayRef<std::pair<Value, Value>> steps,
-               int64_t n, bool transposeB, MutableArrayRef<Value> acc) {
-  MLIRContext *ctx = b.getContext();
+Value kb::packAccumulators(IB &b, ArrayRef<Value> acc) {
   auto structType = LLVM::LLVMStructType::getLiteral(
-      ctx, SmallVector<Type>(acc.size(), b.getF32Type()));
+      b.getContext(), SmallVector<Type>(acc.size(), b.getF32Type()));
   Value d = LLVM::UndefOp::create(b, structType);
   for (auto [i, v] : llvm::enumerate(acc))
     d = LLVM::InsertValueOp::create(b, d, v, i);
+  return d;
+}
+
+SmallVector<Value> kb::unpackAccumulators(IB &b, Value acc) {
+  auto structType = cast<LLVM::LLVMStructType>(acc.getType());
+  SmallVector<Value> values;
+  for (size_t i = 0; i < structType.getBody().size(); ++i)
+    values.push_back(LLVM::ExtractValueOp::create(b, acc, i));
+  return values;
+}
+
+Value kb::wgmmaAsync(IB &b, Type element,
+                     ArrayRef<std::pair<Value, Value>> steps, int64_t n,
+                     bool transposeB, Value acc) {
+  MLIRContext *ctx = b.getContext();
   auto type = element.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
   NVVM::WgmmaFenceAlignedOp::create(b);
   for (auto [descA, descB] : steps)
-    d = NVVM::WgmmaMmaAsyncOp::create(
-        b, structType, d, descA, descB, NVVM::MMAShapeAttr::get(ctx, 64, n, 16),
-        type, type, NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+    acc = NVVM::WgmmaMmaAsyncOp::create(
+        b, acc.getType(), acc, descA, descB,
+        NVVM::MMAShapeAttr::get(ctx, 64, n, 16), type, type,
+        NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
         NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
         transposeB ? NVVM::MMALayout::row : NVVM::MMALayout::col, nullptr);
   NVVM::WgmmaGroupSyncAlignedOp::create(b);
-  NVVM::WgmmaWaitGroupSyncOp::create(b, b.getI64IntegerAttr(0));
-  for (size_t i = 0; i < acc.size(); ++i)
-    acc[i] = LLVM::ExtractValueOp::create(b, d, i);
+  return acc;
+}
+
+void kb::wgmmaWait(IB &b, int64_t pending) {
+  NVVM::WgmmaWaitGroupSyncOp::create(b, b.getI64IntegerAttr(pending));
+}
+
+void kb::wgmma(IB &b, Type element, ArrayRef<std::pair<Value, Value>> steps,
+               int64_t n, bool transposeB, MutableArrayRef<Value> acc) {
+  Value d = wgmmaAsync(b, element, steps, n, transposeB,
+                       packAccumulators(b, acc));
+  wgmmaWait(b, 0);
+  llvm::copy(unpackAccumulators(b, d), acc.begin());
 }
 
 void kb::fenceProxyAsync(IB &b) {

@@ -107,6 +107,19 @@ struct WgmmaDescriptor {
 /// XOR-ed with the row (the layout the tensor cores read).
 Idx swizzled128Index(Idx r, Idx chunk, int64_t rows);
 
+/// This thread's wgmma accumulators as the struct the instruction carries
+/// (and back).
+Value packAccumulators(IB &b, ArrayRef<Value> acc);
+SmallVector<Value> unpackAccumulators(IB &b, Value acc);
+
+/// Issues acc (+)= A B on the warpgroup, one m64nNk16 per k step given by
+/// its (A, B) descriptors, as one wgmma group, and returns the accumulator
+/// struct without waiting: read it only after wgmmaWait.
+Value wgmmaAsync(IB &b, Type element, ArrayRef<std::pair<Value, Value>> steps,
+                 int64_t n, bool transposeB, Value acc);
+/// Waits until at most `pending` wgmma groups of this warpgroup are in flight.
+void wgmmaWait(IB &b, int64_t pending);
+
 /// acc (+)= A B on the warpgroup, `n` columns, one m64nNk16 per k step
 /// given by its (A, B) descriptors; `acc` holds this thread's n / 2 f32
 /// accumulators. Waits for the result.
