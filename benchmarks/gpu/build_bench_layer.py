@@ -9,7 +9,10 @@ dynamic, the RoPE table the last argument), default (fused) pipeline:
 * ``layer_qwen3_8b.so``: Qwen3-8B (the same shapes, RoPE theta 1e6 unscaled, qk-norm eps 1e-6);
 
 both over a one-layer cache of page 128, max_seq_len 8192 (prefill 8192 is the longest
-step); ``libattn_cuda_runtime.so``; and ``manifest.json`` for ``bench_layer.py``.
+step); ``projections.so``: the Llama-3-8B layer's projections alone, any number of rows M,
+``qkv`` (``ir.qkv_projection_function``: x [M, 4096] against wq, wk, wv, one launch, N 6144)
+and ``o_proj`` (``ir.linear_function``: N 4096, K 4096); ``libattn_cuda_runtime.so``; and
+``manifest.json`` for ``bench_layer.py`` and ``bench_linear.py``.
 
     /usr/bin/python3 benchmarks/gpu/build_bench_layer.py [outdir] [--jobs 2]
 """
@@ -43,10 +46,27 @@ def module_name(model):
     return "layer_" + model.replace("-", "_")
 
 
+def projections(cfg):
+    """The projection functions of ``projections.so`` as ``bench_linear.py`` calls them:
+    N x K, the rows of each weight argument and each output's shape past M."""
+    kv = [cfg.num_kv_heads, cfg.head_dim]
+    return {
+        "qkv": {"N": cfg.q_rows + 2 * cfg.kv_rows, "K": cfg.hidden,
+                "weight_rows": [cfg.q_rows, cfg.kv_rows, cfg.kv_rows],
+                "out_shapes": [[cfg.num_heads, cfg.head_dim], kv, kv]},
+        "o_proj": {"N": cfg.hidden, "K": cfg.q_rows, "weight_rows": [cfg.hidden],
+                   "out_shapes": [[cfg.hidden]]},
+    }
+
+
 def module_texts(cfgs):
-    """{module: MLIR text}: each model's layer function."""
-    return {module_name(model): ir.module_text(ir.layer_function("layer", cfg, freqs_arg=True))
-            for model, cfg in cfgs.items()}
+    """{module: MLIR text}: each model's layer function; the Llama layer's projections."""
+    texts = {module_name(model): ir.module_text(ir.layer_function("layer", cfg, freqs_arg=True))
+             for model, cfg in cfgs.items()}
+    llama = cfgs["llama3-8b"]
+    texts["projections"] = ir.module_text(ir.qkv_projection_function("qkv", llama),
+                                          ir.linear_function("o_proj", llama))
+    return texts
 
 
 def main():
@@ -65,7 +85,9 @@ def main():
         json.dump({"target": "cuda", "modules": modules, "function": "layer",
                    "models": {model: {"module": module_name(model),
                                       "config": dataclasses.asdict(cfg)}
-                              for model, cfg in cfgs.items()}}, f, indent=1)
+                              for model, cfg in cfgs.items()},
+                   "projections": {"module": "projections", "model": "llama3-8b",
+                                   "functions": projections(cfgs["llama3-8b"])}}, f, indent=1)
     return 0 if all(m["ok"] for m in modules.values()) else 1
 
 
