@@ -62,6 +62,19 @@ STEPS = {
 TOL = 2e-2
 
 
+def library_path(folder, manifest, module):
+    """The library of ``module`` in a build folder of ``build_bench_layer.py``; exits if it
+    was not built or a file the call needs is missing."""
+    info = manifest["modules"][module]
+    if not info["ok"]:
+        sys.exit(f"{info['so']} was not built: {info['error']}")
+    so = os.path.join(folder, info["so"])
+    for path in (so, os.path.join(folder, "libattn_cuda_runtime.so")):
+        if not os.path.isfile(path):
+            sys.exit(f"missing {path} (run build_bench_layer.py)")
+    return so
+
+
 def cache_pages(cfg, sequences, cached, new):
     """Pages of a step's cache (``torch_stack.random_cache``: one spare)."""
     return sequences * -(-(cached + new) // cfg.page_size) + 1
@@ -154,8 +167,7 @@ def measure_model(args, model, info, manifest, save):
     import torch_stack as ts
 
     cfg = ir.LayerConfig(**info["config"])
-    module = manifest["modules"][info["module"]]
-    so = os.path.join(args.folder, module["so"])
+    so = library_path(args.folder, manifest, info["module"])
     library, runtime = device_abi.load(so), device_abi.runtime(so)
     gen = torch.Generator(device=ts.DEV).manual_seed(args.seed)
     weights = ts.random_weights(cfg, gen)[0]
@@ -214,13 +226,7 @@ def main():
         manifest = json.load(f)
     models = {m: info for m, info in manifest["models"].items() if args.model in m}
     for model, info in models.items():
-        module = manifest["modules"][info["module"]]
-        if not module["ok"]:
-            sys.exit(f"{module['so']} was not built: {module['error']}")
-        for path in (os.path.join(args.folder, module["so"]),
-                     os.path.join(args.folder, "libattn_cuda_runtime.so")):
-            if not os.path.isfile(path):
-                sys.exit(f"missing {path} (run build_bench_layer.py)")
+        library_path(args.folder, manifest, info["module"])
         cfg = ir.LayerConfig(**info["config"])
         for step in STEPS:
             if args.only in step:

@@ -37,6 +37,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [HERE, os.path.join(REPO, "test", "gpu"), os.path.join(REPO, "python")]
 
+from bench_layer import library_path  # noqa: E402
+
 ROWS = (1, 8, 16, 64, 512, 2048, 8192)
 CANDIDATES = ("ours", "ours_graph", "cublas", "cublas_graph")
 
@@ -153,13 +155,7 @@ def main():
     with open(os.path.join(args.folder, "manifest.json")) as f:
         manifest = json.load(f)
     projections = manifest["projections"]
-    module = manifest["modules"][projections["module"]]
-    if not module["ok"]:
-        sys.exit(f"{module['so']} was not built: {module['error']}")
-    so = os.path.join(args.folder, module["so"])
-    for path in (so, os.path.join(args.folder, "libattn_cuda_runtime.so")):
-        if not os.path.isfile(path):
-            sys.exit(f"missing {path} (run build_bench_layer.py)")
+    so = library_path(args.folder, manifest, projections["module"])
     functions = {f: info for f, info in projections["functions"].items() if args.only in f}
     for function, info in functions.items():
         p = case_plan(info, 1)
