@@ -111,8 +111,13 @@ def run_step(torch, cfg, library, runtime, weights, freqs, step, gen):
     out = torch.full((tokens, cfg.hidden), float("nan"), dtype=torch.bfloat16, device=dev)
     call = device_abi.DeviceFunction(library, "layer").bind(
         [x, offsets, blocks, lengths, lookup, *weights.values(), freqs], [out])
-    call()
-    torch.cuda.synchronize()
+    try:
+        call()
+        torch.cuda.synchronize()
+    except Exception as e:  # an error status: report it, and run the other steps
+        row["error"] = f"ours: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        print(f"  {step}: {row['error']}", flush=True)
+        return row
     eager = ts.TorchStack(cfg, [weights], blocks0.clone(), lookup, residual=False)
     want = eager.step(x, lengths, prefill)
     errors = {"ours": (ts.norm_error(out, want),
@@ -147,7 +152,7 @@ def run_step(torch, cfg, library, runtime, weights, freqs, step, gen):
     check_graph("graph", torch_graph)
     for name, (err, cache_err) in errors.items():
         row[f"{name}_err"], row[f"{name}_cache_err"] = err, cache_err
-    bad = [n for n, errs in errors.items() if not max(errs) <= TOL]  # NaN fails too
+    bad = [n for n, errs in errors.items() if not all(e <= TOL for e in errs)]  # NaN too
     if bad:
         row["error"] = "; ".join(f"{n} differs from PyTorch eager: out {errors[n][0]:.2e}, "
                                  f"written cache {errors[n][1]:.2e} (tolerance {TOL:g})"
