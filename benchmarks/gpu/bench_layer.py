@@ -30,8 +30,9 @@ captured in a CUDA graph (``torch_stack.capture``), PyTorch eager, PyTorch's ste
 graph. Each: the median synchronised wall time of one step and the kernel time per step
 (CUPTI, summed over every kernel of the step; ``bench_gpu.time_calls``).
 
-Output: the table last (step | ours wall | ours kernel | torch eager | torch graph | speedup
-vs graph = torch graph wall / ours wall, then ours in a graph and the check);
+Output: the table last (step | ours wall | ours kernel | torch eager | torch graph (wall,
+kernel) | speedup vs graph = torch graph wall / ours wall | ours in a graph | the check; every
+candidate's wall and kernel time is in the JSON);
 ``bench-layer-gpu.json`` (written after every step) and ``bench-layer-gpu-table.txt`` in
 ``$OUT`` if set, else the current folder.
 """
@@ -196,25 +197,27 @@ def us(row, key):
 
 
 def line(row):
-    """One table line: wall times (us), our kernel time, speedup, check."""
+    """One table line: wall and kernel times (us), speedup, check."""
     speedup = (f"{row['graph_host_s'] / row['ours_host_s']:8.2f}x"
                if "graph_host_s" in row and "ours_host_s" in row else f"{'n/a':>9}")
     check = (f"{max(row['ours_err'], row['ours_cache_err']):.1e}" if "ours_err" in row
              else "n/a")
     return (f"{row.get('model', ''):10} {row['step']:15} {us(row, 'ours_host_s')} "
             f"{us(row, 'ours_s')} {us(row, 'eager_host_s')} {us(row, 'graph_host_s')} "
-            f"{speedup} {us(row, 'ours_graph_host_s')}   {check}"
+            f"{us(row, 'graph_s')} {speedup} {us(row, 'ours_graph_host_s')}   {check}"
             + (f"  {row['error'][:60]}" if "error" in row else ""))
 
 
 def table(results):
     header = (f"{'model':10} {'step':15} {'ours wall':>9} {'ours kern':>9} {'eager':>9} "
-              f"{'graph':>9} {'vs graph':>9} {'ours grph':>9}   err")
+              f"{'graph':>9} {'grph kern':>9} {'vs graph':>9} {'ours grph':>9}   err")
     return "\n".join([
         f"whole layer step on {results['device']} (torch {results['torch']}), us: wall = "
         "median synchronised wall time of a step, kern = CUPTI kernel time;",
-        "eager / graph = PyTorch eager / in a CUDA graph (wall); vs graph = torch graph wall / "
-        f"ours wall; err = ours vs eager, ||d|| / ||eager|| (tol {TOL:g})",
+        "eager / graph = PyTorch eager / in a CUDA graph (wall), grph kern its kernel time; "
+        "vs graph = torch graph wall / ours wall;",
+        "ours grph = ours in a CUDA graph (wall); "
+        f"err = ours vs eager, ||d|| / ||eager|| (tol {TOL:g})",
         header, "-" * len(header), *(line(r) for r in results["results"])])
 
 
