@@ -1,18 +1,20 @@
 """The model of ``attn.stack`` on the GPU with PyTorch: the compiled stack (one runtime-layer
 function called per layer), the PyTorch baseline a user would write (eager, or one CUDA graph
-per step), and the float64 reference. Used by ``bench_stack.py``.
+per step), and the float64 reference. Used by ``bench_stack.py`` and ``bench_layer.py``.
 
 The PyTorch baseline, per layer: ``F.linear`` on the stacked qkv weight (wq, wk, wv
-concatenated once at load), RoPE from the model's cos/sin table (``attn.reference.rope_table``,
-rotate-half, in float32) at each row's position, index writes of k and v into the same paged
-cache ``blocks[page, 0|1, layer, slot]``, attention with ``F.scaled_dot_product_attention(...,
-enable_gqa=True)``, ``F.linear`` for o_proj, the residual add in bf16. Prefill steps (an empty
-cache) attend over the new keys (``is_causal``: they are all the keys); decode steps over the
-sequences' pages gathered from the cache, with a boolean mask of each row's visible keys. The
-positions, pages, slots and mask are computed on the device from ``cache_lengths``, once per
-step and shared by the layers, so a step has no host synchronisation and a decode step is one
-CUDA graph replayed with new ``cache_lengths``. Batches are uniform (every sequence of a step
-has the same number of new tokens), as in ``attn.stack.schedule``.
+concatenated once at load), with qk-norm (Qwen3) ``F.rms_norm`` of each q and k head, RoPE
+from the model's cos/sin table (``attn.reference.rope_table``, rotate-half, in float32) at each
+row's position, index writes of k and v into the same paged cache ``blocks[page, 0|1, layer,
+slot]``, attention with ``F.scaled_dot_product_attention(..., enable_gqa=True)``, ``F.linear``
+for o_proj, the residual add in bf16 (left out for one layer's benchmark, ``residual=False``).
+Prefill steps (an empty cache) attend over the new keys (``is_causal``: they are all the keys);
+decode steps over the sequences' pages gathered from the cache, with a boolean mask of each
+row's visible keys. The positions, pages, slots and mask are computed on the device from
+``cache_lengths``, once per step and shared by the layers, so a step has no host
+synchronisation and a decode step is one CUDA graph replayed with new ``cache_lengths``.
+Batches are uniform (every sequence of a step has the same number of new tokens), as in
+``attn.stack.schedule``.
 """
 
 import dataclasses
@@ -36,12 +38,16 @@ DEV = torch.device("cuda")
 
 def random_weights(cfg, gen):
     """As ``attn.stack.random_weights``: one ``{name: bf16 tensor}`` per layer, scaled
-    1/sqrt(fan_in), o_proj by a further 1/sqrt(N)."""
+    1/sqrt(fan_in), o_proj by a further 1/sqrt(N); qk-norm gains uniform in [0.5, 1.5)."""
     shapes = cfg.weight_shapes()
     layers = []
     for _ in range(cfg.num_layers):
         weights = {}
         for name in cfg.weight_names():
+            if name in ("q_norm", "k_norm"):
+                weights[name] = (0.5 + torch.rand(shapes[name], generator=gen, device=DEV)
+                                 ).to(torch.bfloat16)
+                continue
             scale = shapes[name][1] ** -0.5 * (cfg.num_layers ** -0.5 if name == "wo" else 1.0)
             weights[name] = (torch.randn(shapes[name], generator=gen, device=DEV)
                              * scale).to(torch.bfloat16)
@@ -117,29 +123,40 @@ class CompiledStack:
             self.x.add_(self.out)
 
 
+def capture(run, runtime=None):
+    """``(graph, result)``: ``run()`` captured as a CUDA graph, after one warm-up run on a side
+    stream (its writes go to slots the replays rewrite). ``runtime``: the attn CUDA runtime of
+    the compiled calls in ``run``, pointed at each stream in turn (``attnCudaSetStream``): a
+    call neither synchronises nor allocates outside the stream-ordered pool, so it can be
+    captured once its stream is the capturing one."""
+    def use(stream):
+        if runtime is not None:
+            runtime.attnCudaSetStream(stream)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.stream(side):
+            use(side.cuda_stream)
+            run()
+        torch.cuda.current_stream().wait_stream(side)
+        with torch.cuda.graph(graph):
+            use(torch.cuda.current_stream().cuda_stream)
+            result = run()
+    finally:
+        use(None)
+    return graph, result
+
+
 class CompiledGraphStep:
-    """The 32 calls of a ``CompiledStack`` step captured as one CUDA graph: a call neither
-    synchronises nor allocates outside the stream-ordered pool, so it can be captured once its
-    stream is the capturing one (``attnCudaSetStream``)."""
+    """The 32 calls of a ``CompiledStack`` step captured as one CUDA graph (``capture``)."""
 
     def __init__(self, compiled, runtime, x, cache_lengths):
         self.compiled = compiled
         compiled.x.copy_(x)
         compiled.lengths.copy_(cache_lengths)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm up (the writes go to slots the steps rewrite)
-            runtime.attnCudaSetStream(side.cuda_stream)
-            compiled.layers()
-        runtime.attnCudaSetStream(None)
-        torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(self.graph):
-                runtime.attnCudaSetStream(torch.cuda.current_stream().cuda_stream)
-                compiled.layers()
-        finally:
-            runtime.attnCudaSetStream(None)
+        self.graph, _ = capture(compiled.layers, runtime)
 
     def step(self, x, cache_lengths):
         self.compiled.x.copy_(x)
@@ -149,14 +166,16 @@ class CompiledGraphStep:
 
 
 class TorchStack:
-    """The PyTorch baseline (module docstring), eager."""
+    """The PyTorch baseline (module docstring), eager. ``residual``: each layer's output is
+    added to its input; without, a step returns the (last) layer's output itself."""
 
-    def __init__(self, cfg, weights, blocks, lookup):
-        if cfg.rope.get("interleaved") or cfg.stacked or cfg.bias or cfg.qk_norm or cfg.clip:
-            raise ValueError("the PyTorch baseline writes Llama's layer only")
-        self.cfg, self.blocks = cfg, blocks
+    def __init__(self, cfg, weights, blocks, lookup, residual=True):
+        if cfg.rope.get("interleaved") or cfg.stacked or cfg.bias or cfg.clip:
+            raise ValueError("the PyTorch baseline writes Llama's and Qwen3's layers only")
+        self.cfg, self.blocks, self.residual = cfg, blocks, residual
         self.wqkv = [torch.cat([w["wq"], w["wk"], w["wv"]]) for w in weights]
         self.wo = [w["wo"] for w in weights]
+        self.qk_norm = [(w["q_norm"], w["k_norm"]) for w in weights] if cfg.qk_norm else None
         table = torch.from_numpy(ref.rope_table(cfg.rope, cfg.head_dim, cfg.max_seq_len))
         table = table.to(DEV, torch.float32)
         self.cos, self.sin = table[:, 0::2], table[:, 1::2]  # [positions, D/2]
@@ -183,9 +202,12 @@ class TorchStack:
             mask = (keys[None, None, :] <= pos[:, :, None])[:, None]  # [B, 1, n, keys]
         for layer in range(cfg.num_layers):
             q, k, v = F.linear(x, self.wqkv[layer]).split([h * d, hkv * d, hkv * d], dim=-1)
-            q = self.rope(q.reshape(-1, h, d), cos, sin)
-            k = self.rope(k.reshape(-1, hkv, d), cos, sin)
-            v = v.reshape(-1, hkv, d)
+            q, k, v = q.reshape(-1, h, d), k.reshape(-1, hkv, d), v.reshape(-1, hkv, d)
+            if self.qk_norm:
+                q_gain, k_gain = self.qk_norm[layer]
+                q = F.rms_norm(q, (d,), q_gain, cfg.rms_norm_eps)
+                k = F.rms_norm(k, (d,), k_gain, cfg.rms_norm_eps)
+            q, k = self.rope(q, cos, sin), self.rope(k, cos, sin)
             self.blocks[pages, 0, layer, slots] = k
             self.blocks[pages, 1, layer, slots] = v
             q = q.view(batch, n, h, d).transpose(1, 2)
@@ -198,7 +220,8 @@ class TorchStack:
                 kv = kv.transpose(1, 2).reshape(batch, 2, -1, hkv, d).transpose(2, 3)
                 o = F.scaled_dot_product_attention(q, kv[:, 0], kv[:, 1], attn_mask=mask,
                                                    enable_gqa=True)
-            x = x + F.linear(o.transpose(1, 2).reshape(-1, h * d), self.wo[layer])
+            out = F.linear(o.transpose(1, 2).reshape(-1, h * d), self.wo[layer])
+            x = x + out if self.residual else out
         return x
 
 
@@ -207,14 +230,7 @@ class GraphStep:
 
     def __init__(self, model, x, cache_lengths, prefill):
         self.x, self.lengths = x.clone(), cache_lengths.clone()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm up (the writes go to slots the steps rewrite)
-            model.step(self.x, self.lengths, prefill)
-        torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.out = model.step(self.x, self.lengths, prefill)
+        self.graph, self.out = capture(lambda: model.step(self.x, self.lengths, prefill))
 
     def step(self, x, cache_lengths):
         self.x.copy_(x)

@@ -15,7 +15,8 @@ sequence, cache lengths crossing pages of 16 and 128; MHA and GQA; head dims 64 
 RoPE scaling, interleaved or not; qk-norm, bias, clip, stacked or separate weights; causal,
 none and sliding-window masks; custom scale; a decode step over a 3000-token cache), and each
 op alone (flash attention over explicit ragged K/V, paged flash attention with long decode
-caches for split-K, rope, rms_norm, kv_cache_store, qkv_projection, linear). Layers run the
+caches for split-K, rope, rms_norm, kv_cache_store, qkv_projection, linear; the projections
+at every row count M where the kernel choice changes, N not a multiple of a tile). Layers run the
 default (fused) pipeline; ``*_nofuse`` cases are compiled with ``--no-fuse`` (modules
 ``*_unfused``), ``primitive_*`` cases are the layer written as separate ops (the fusion passes'
 input, ``ir.primitive_layer_function``). Cases that can
@@ -161,12 +162,16 @@ def op_case(fn, kind, cfg, **params):
 
 # Decode-sized M: the projections' GEMV path (M <= 16), and 17, the GEMM just past it.
 GEMV_TOKENS = (1, 5, 16, 17)
+# The projection kernels, chosen by the number of rows M at run time: 1 and 7 (decode), 16 (the
+# GEMV path's last, kGemvMaxRows), 64 and 65 (either side of issue 12's skinny-GEMM bound, about
+# 64 rows) and 512 (the GEMM over many row tiles).
+PROJECTION_TOKENS = (1, 7, 16, 64, 65, 512)
 
 
-def gemv_cases(fn, kind, cfg, **params):
-    """One function run with each token count of GEMV_TOKENS."""
+def token_cases(fn, kind, cfg, tokens=GEMV_TOKENS, **params):
+    """One function run with each token count of ``tokens``."""
     return [Case(f"{fn}-t{t}", f"ops_{cfg.dtype}", fn, kind, cfg, dict(tokens=t, **params))
-            for t in GEMV_TOKENS]
+            for t in tokens]
 
 
 def ops_cfg(dtype, **kw):
@@ -288,12 +293,21 @@ def all_cases():
     # The GEMV path: separate weights with bias and clip, stacked, o_proj, an odd linear, and
     # a K of several loop trips with a tail (2056 = 4 x 512 + 8).
     cases += [
-        *gemv_cases("gemv_qkv_sep_bias_clip_bf16", "qkv_projection",
-                    ops_cfg("bf16", bias=True, clip=0.05)),
-        *gemv_cases("gemv_qkv_stacked_f16", "qkv_projection", ops_cfg("f16", stacked=True)),
-        *gemv_cases("gemv_o_proj_bf16", "linear", ops_cfg("bf16")),
-        *gemv_cases("gemv_linear_bias_odd_bf16", "linear", ops_cfg("bf16"), in_features=2056,
-                    out_features=72, bias=True),
+        *token_cases("gemv_qkv_sep_bias_clip_bf16", "qkv_projection",
+                     ops_cfg("bf16", bias=True, clip=0.05)),
+        *token_cases("gemv_qkv_stacked_f16", "qkv_projection", ops_cfg("f16", stacked=True)),
+        *token_cases("gemv_o_proj_bf16", "linear", ops_cfg("bf16")),
+        *token_cases("gemv_linear_bias_odd_bf16", "linear", ops_cfg("bf16"), in_features=2056,
+                     out_features=72, bias=True),
+    ]
+    # Every projection kernel by M (PROJECTION_TOKENS): a linear whose N (200) is no multiple of
+    # a 64 or 128 column tile, and the q/k/v projection over separate weights in Llama-3-8B's
+    # proportions (32 / 8 heads: q 4x the rows of k and of v) at a small size.
+    cases += [
+        *token_cases("proj_linear_n200_k256_bf16", "linear", ops_cfg("bf16"), PROJECTION_TOKENS,
+                     in_features=256, out_features=200),
+        *token_cases("proj_qkv_llama_proportions_bf16", "qkv_projection",
+                     config("bf16", (8, 2), 32, max_seq_len=256), PROJECTION_TOKENS),
     ]
     # One function for every layer of a 3-layer cache; layers outside it give status 1.
     mixed = dict(cached=SCENARIOS[16]["mixed"][0], new=SCENARIOS[16]["mixed"][1])
