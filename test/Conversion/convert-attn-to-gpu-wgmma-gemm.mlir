@@ -1,9 +1,11 @@
 // RUN: attn-opt %s --convert-attn-to-gpu --canonicalize --cse -split-input-file | FileCheck %s
 
 // The projections on sm_90a (wgmma=true, the default): the host launches the
-// GEMV kernel for at most 16 rows, else the wgmma GEMM (128 x 256 output
-// tiles, 256 threads, four 48 KB cp.async stages + 1 KB alignment of dynamic
-// shared memory). Clipped weights keep the mma.sync kernel
+// GEMV kernel for at most 16 rows, else the warp-specialised wgmma GEMM of
+// M's shape: up to 64 rows one consumer warpgroup on 64 x 64 tiles (eight
+// 16 KB stages), up to 128 rows two on 128 x 64 tiles (six 24 KB stages),
+// beyond two on 128 x 256 tiles (four 48 KB stages); each with a producer
+// warpgroup and 1 KB of alignment. Clipped weights keep the mma.sync kernel
 // (convert-attn-to-gpu-matmul.mlir, -gemv.mlir).
 
 // Separate q / k / v weights (256 + 128 + 128 rows) with bias: one GEMM tile
@@ -13,19 +15,38 @@
 // CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>
 // CHECK-DAG: [[C1:%[a-zA-Z0-9_]+]] = arith.constant 1 : index
 // CHECK-DAG: [[C2:%[a-zA-Z0-9_]+]] = arith.constant 2 : index
+// CHECK-DAG: [[C8:%[a-zA-Z0-9_]+]] = arith.constant 8 : index
 // CHECK-DAG: [[C16:%[a-zA-Z0-9_]+]] = arith.constant 16 : index
 // CHECK-DAG: [[C32:%[a-zA-Z0-9_]+]] = arith.constant 32 : index
+// CHECK-DAG: [[C64:%[a-zA-Z0-9_]+]] = arith.constant 64 : index
 // CHECK-DAG: [[C128:%[a-zA-Z0-9_]+]] = arith.constant 128 : index
 // CHECK-DAG: [[C256:%[a-zA-Z0-9_]+]] = arith.constant 256 : index
+// CHECK-DAG: [[C384:%[a-zA-Z0-9_]+]] = arith.constant 384 : index
+// CHECK-DAG: [[SMEM64:%[a-zA-Z0-9_]+]] = arith.constant 132096 : i32
+// CHECK-DAG: [[SMEM128:%[a-zA-Z0-9_]+]] = arith.constant 148480 : i32
 // CHECK-DAG: [[SMEM:%[a-zA-Z0-9_]+]] = arith.constant 197632 : i32
 // CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
 // CHECK-NEXT: [[GEMV:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], [[C16]] : index
 // CHECK-NEXT: scf.if [[GEMV]] {
 // CHECK-NEXT: gpu.launch_func @attn_kernels::@gemv blocks in ([[C32]], [[C1]], [[C1]]) threads in ([[C128]], [[C1]], [[C1]])
 // CHECK-NEXT: } else {
+// CHECK-NEXT: [[UPTO64:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], [[C64]] : index
+// CHECK-NEXT: scf.if [[UPTO64]] {
+// CHECK-NEXT: [[T64:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C64]] : index
+// CHECK-NEXT: [[GY64:%[a-zA-Z0-9_]+]] = arith.maxsi [[T64]], [[C1]] : index
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma_m64 blocks in ([[C8]], [[GY64]], [[C1]]) threads in ([[C256]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM64]]
+// CHECK-NEXT: } else {
+// CHECK-NEXT: [[UPTO128:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], [[C128]] : index
+// CHECK-NEXT: scf.if [[UPTO128]] {
+// CHECK-NEXT: [[T128:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C128]] : index
+// CHECK-NEXT: [[GY128:%[a-zA-Z0-9_]+]] = arith.maxsi [[T128]], [[C1]] : index
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma_m128 blocks in ([[C8]], [[GY128]], [[C1]]) threads in ([[C384]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM128]]
+// CHECK-NEXT: } else {
 // CHECK-NEXT: [[TILES:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C128]] : index
 // CHECK-NEXT: [[GY:%[a-zA-Z0-9_]+]] = arith.maxsi [[TILES]], [[C1]] : index
-// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma blocks in ([[C2]], [[GY]], [[C1]]) threads in ([[C256]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM]]
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma blocks in ([[C2]], [[GY]], [[C1]]) threads in ([[C384]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM]]
+// CHECK-NEXT: }
+// CHECK-NEXT: }
 // CHECK-NEXT: }
 // CHECK-NEXT: return
 //
@@ -33,46 +54,72 @@
 // CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KWQ:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KWK:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KWV:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>,
 // CHECK-SAME: [[KBQ:%[a-zA-Z0-9_]+]]: memref<?xbf16>, [[KBK:%[a-zA-Z0-9_]+]]: memref<?xbf16>, [[KBV:%[a-zA-Z0-9_]+]]: memref<?xbf16>,
 // CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KK:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>)
-// CHECK-SAME: known_block_size = array<i32: 256, 1, 1>
-// The four stages, 1024-byte aligned in dynamic shared memory.
+// CHECK-SAME: known_block_size = array<i32: 384, 1, 1>
+// The four stages, 1024-byte aligned in dynamic shared memory, and a full and
+// an empty barrier per stage.
 // CHECK: [[RAW:%[a-zA-Z0-9_]+]] = gpu.dynamic_shared_memory
 // CHECK: [[STAGES:%[a-zA-Z0-9_]+]] = memref.view [[RAW]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<98304xbf16, #gpu.address_space<workgroup>>
-// Prologue: K steps 0 and 1, each one group of 16-byte copies per thread:
-// 4 of x (128 rows x 8 chunks / 256 threads), 8 of the weights (256 rows),
-// each weight row from the weight holding it.
-// CHECK-COUNT-4: nvgpu.device_async_copy [[KX]][{{.*}}], [[STAGES]][{{.*}}], 8, %{{.+}} {bypassL1}
+// CHECK: [[FULL:%[a-zA-Z0-9_]+]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
+// CHECK-NEXT: [[EMPTY:%[a-zA-Z0-9_]+]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
+// The warpgroup, broadcast from lane 0 (warp-uniform for ptxas).
+// CHECK: [[WG:%[a-zA-Z0-9_]+]] = arith.divui %{{.+}}, %c128 : index
+// CHECK-NEXT: [[WGI:%[a-zA-Z0-9_]+]] = arith.index_cast [[WG]] : index to i32
+// CHECK-NEXT: [[WGB:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle  idx [[WGI]], %c0_i32, %c32_i32 : i32
+// CHECK-NEXT: [[ROLE:%[a-zA-Z0-9_]+]] = arith.index_cast [[WGB]] : i32 to index
+// Thread 0 sets up the barriers: full expects the 128 producer threads,
+// empty the 256 consumer threads.
+// CHECK: scf.if
+// CHECK-NEXT: nvgpu.mbarrier.init [[FULL]][%c0], %c128
+// CHECK-NEXT: nvgpu.mbarrier.init [[EMPTY]][%c0], %c256
+// CHECK-COUNT-6: nvgpu.mbarrier.init
+// CHECK: gpu.barrier
+// Warpgroup 0 produces: per K step (256 / 64 = 4) it first marks the step
+// three back landed (its copies done: at most 2 newer groups in flight;
+// fenced into the async proxy), then waits until the consumers released
+// the stage, then copies: 8 x chunks and 16 weight chunks per thread, each
+// weight row from the weight holding it, one group.
+// CHECK-NEXT: [[PRODUCER:%[a-zA-Z0-9_]+]] = arith.cmpi eq, [[ROLE]], %c0 : index
+// CHECK-NEXT: scf.if [[PRODUCER]] {
+// CHECK: scf.for %{{.+}} = %c0 to %c4 step %c1 {
+// CHECK: scf.if
+// CHECK: nvvm.cp.async.wait.group 2
+// CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]]
+// CHECK: scf.if
+// CHECK: nvgpu.mbarrier.try_wait.parity [[EMPTY]]
+// CHECK-COUNT-8: nvgpu.device_async_copy [[KX]][{{.*}}], [[STAGES]][{{.*}}], 8, %{{.+}} {bypassL1}
 // CHECK: arith.cmpi uge, [[N:%[a-zA-Z0-9_]+]], %c256
 // CHECK: [[ISV:%[a-zA-Z0-9_]+]] = arith.cmpi uge, [[N]], %c384
 // CHECK-NEXT: [[W:%[a-zA-Z0-9_]+]] = arith.select [[ISV]], [[KWV]], %{{.+}} : memref<?x256xbf16>
 // CHECK: nvgpu.device_async_copy [[W]][{{.*}}], [[STAGES]][{{.*}}], 8, %{{.+}} {bypassL1}
-// CHECK-COUNT-7: nvgpu.device_async_copy {{.*}}, [[STAGES]][{{.*}}], 8, %{{.+}} {bypassL1}
+// CHECK-COUNT-15: nvgpu.device_async_copy {{.*}}, [[STAGES]][{{.*}}], 8, %{{.+}} {bypassL1}
 // CHECK-NEXT: nvgpu.device_async_create_group
-// CHECK-COUNT-12: nvgpu.device_async_copy
-// CHECK-NEXT: nvgpu.device_async_create_group
-// The K loop (256 / 64 = 4 steps) carries the accumulator struct of the
-// wgmma: wait for the oldest step's copies (one newer group may stay in
-// flight), make them visible to the tensor cores, barrier; four m64n256k16
-// from its stage in one group; the copies of step k + 2 (or an empty group);
-// then wait for the previous step's group only.
+// CHECK-NEXT: }
+// The last three steps land in order.
+// CHECK-NEXT: nvvm.cp.async.wait.group 2
+// CHECK-NEXT: nvvm.fence.proxy
+// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]][%c1]
+// CHECK-NEXT: nvvm.cp.async.wait.group 1
+// CHECK-NEXT: nvvm.fence.proxy
+// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]][%c2]
+// CHECK-NEXT: nvvm.cp.async.wait.group 0
+// CHECK-NEXT: nvvm.fence.proxy
+// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]][%c3]
+// CHECK-NEXT: } else {
+// The consumers carry the accumulator struct through the K loop: wait for
+// the step, four m64n256k16 from its stage in one group, wait for the
+// previous step's group only, release the previous stage.
 // CHECK: [[ACC:%[a-zA-Z0-9_]+]] = scf.for %{{.+}} = %c0 to %c4 step %c1 iter_args(%[[CARRIED:[a-zA-Z0-9_]+]] = %{{.+}}) -> (!llvm.struct<(f32,
-// CHECK-NEXT: [[G:%[a-zA-Z0-9_]+]] = nvgpu.device_async_create_group
-// CHECK-NEXT: nvgpu.device_async_wait [[G]] {numGroups = 1 : i32}
-// CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
-// CHECK-NEXT: gpu.barrier
+// CHECK: nvgpu.mbarrier.try_wait.parity [[FULL]]
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-NEXT: [[D0:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, %[[CARRIED]], <m = 64, n = 256, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
 // CHECK-NEXT: [[D1:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, [[D0]], <m = 64, n = 256, k = 16>
 // CHECK-NEXT: [[D2:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, [[D1]], <m = 64, n = 256, k = 16>
 // CHECK-NEXT: [[D3:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, [[D2]], <m = 64, n = 256, k = 16>
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
-// CHECK: scf.if
-// CHECK-COUNT-12: nvgpu.device_async_copy
-// CHECK-NEXT: nvgpu.device_async_create_group
-// CHECK: } else {
-// CHECK-NEXT: nvgpu.device_async_create_group
-// CHECK-NOT: nvgpu.device_async_copy
-// CHECK: nvvm.wgmma.wait.group.sync.aligned 1
-// CHECK-NEXT: scf.yield [[D3]]
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK: nvgpu.mbarrier.arrive [[EMPTY]]
+// CHECK: scf.yield [[D3]]
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // Epilogue: pairs of columns with their bias, rounded, stored as one
 // vector<2xbf16> into q, k or v.

@@ -22,8 +22,8 @@
 // CHECK-HOST-LABEL: llvm.func @small_layer(
 // CHECK-HOST: [[STREAM:%[0-9]+]] = llvm.call @mgpuStreamCreate() : () -> !llvm.ptr
 // CHECK-HOST: llvm.call @mgpuMemAlloc(%{{[0-9]+}}, [[STREAM]], %{{[0-9]+}}) : (i64, !llvm.ptr, i8) -> !llvm.ptr
-// The projections: the GEMV for at most 16 rows, else the wgmma GEMM (its
-// stages in dynamic shared memory), picked on the host.
+// The projections: the GEMV for at most 16 rows, else the wgmma GEMM of
+// M's shape (its stages in dynamic shared memory), picked on the host.
 // CHECK-HOST: llvm.cond_br %{{[0-9]+}}, ^[[GEMV:bb[0-9]+]], ^[[GEMM:bb[0-9]+]]
 // CHECK-HOST: ^[[GEMV]]:
 // CHECK-HOST-NOT: gpu.launch_func
@@ -31,8 +31,12 @@
 // CHECK-HOST-NOT: gpu.launch_func
 // CHECK-HOST: ^[[GEMM]]:
 // CHECK-HOST-NOT: gpu.launch_func
-// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma blocks in
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma_m64 blocks in
 // CHECK-HOST-SAME: dynamic_shared_memory_size
+// CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma_m128 blocks in
+// CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma blocks in
 // CHECK-HOST-NOT: gpu.launch_func
 // CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@rope_store blocks in
 // CHECK-HOST-NOT: gpu.launch_func
@@ -54,6 +58,10 @@
 // CHECK-HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM2]]) : (!llvm.ptr, !llvm.ptr) -> ()
 // CHECK-HOST-NEXT: llvm.call @mgpuMemFree(%{{[0-9]+}}, [[STREAM2]]) : (!llvm.ptr, !llvm.ptr) -> ()
 // CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemv_0 blocks in
+// CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma_m64_0 blocks in
+// CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma_m128_0 blocks in
 // CHECK-HOST-NOT: gpu.launch_func
 // CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma_0 blocks in
 // CHECK-HOST-NOT: gpu.launch_func
@@ -80,7 +88,7 @@
 
 // CHECK-UNFUSED-LABEL: llvm.func @small_layer(
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemv blocks in
-// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemm_wgmma blocks in
+// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemm_wgmma_m64 blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@rope blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@rope_0 blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@kv_cache_store blocks in
@@ -88,6 +96,8 @@
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@paged_flash_attention_prefill blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@attention_combine blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemv_0 blocks in
+// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemm_wgmma_m64_0 blocks in
+// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemm_wgmma_m128_0 blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemm_wgmma_0 blocks in
 // CHECK-UNFUSED-NOT: gpu.launch_func
 
@@ -112,14 +122,26 @@
 // CHECK-PTX: .maxntid 128, 1, 1
 // CHECK-PTX-NOT: .entry
 // CHECK-PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
-// The GEMM: two warpgroups, cp.async stages, m64n256k16 wgmma groups kept
-// one in flight across K steps.
-// CHECK-PTX-LABEL: .visible .entry gemm_wgmma(
+// The GEMMs: a producer warpgroup (cp.async, mbarriers) and one or two
+// consumer warpgroups keeping one wgmma group in flight across K steps.
+// CHECK-PTX-LABEL: .visible .entry gemm_wgmma_m64(
 // CHECK-PTX: .maxntid 256, 1, 1
 // CHECK-PTX-NOT: .entry
+// CHECK-PTX: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// CHECK-PTX-LABEL: .visible .entry gemm_wgmma_m128(
+// CHECK-PTX: .maxntid 384, 1, 1
+// CHECK-PTX-NOT: .entry
+// CHECK-PTX: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// CHECK-PTX-LABEL: .visible .entry gemm_wgmma(
+// CHECK-PTX: .maxntid 384, 1, 1
+// CHECK-PTX-NOT: .entry
+// CHECK-PTX-DAG: shfl.sync.idx.b32
+// CHECK-PTX-DAG: mbarrier.init.shared.b64
 // CHECK-PTX-DAG: cp.async.cg.shared.global
-// CHECK-PTX-DAG: cp.async.wait_group 1
+// CHECK-PTX-DAG: cp.async.wait_group 2
 // CHECK-PTX-DAG: fence.proxy.async.shared::cta
+// CHECK-PTX-DAG: mbarrier.arrive.shared.b64
+// CHECK-PTX-DAG: mbarrier.try_wait.parity.shared.b64
 // CHECK-PTX-DAG: wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
 // CHECK-PTX-DAG: wgmma.wait_group.sync.aligned 1
 // CHECK-PTX-DAG: wgmma.wait_group.sync.aligned 0

@@ -1,30 +1,35 @@
 //===- GemmWgmma.cpp - x @ W^T on Hopper's warpgroup MMA ------------------===//
 //
-// The projections for M above the GEMV's rows on sm_90a: a 128 x 256 output
-// tile per block of two warpgroups (64 rows each), 64-deep K steps. Both
-// operands are K-major (`x [M, K]`, `W [N, K]`), so each 64-element row of a
-// K step is one 128-byte swizzled row, exactly what a wgmma descriptor
-// reads. The steps arrive by cp.async into a ring of stages, `kLookahead`
-// steps ahead of the tensor cores, and the wgmma of step k runs while the
-// copies of step k + kLookahead are issued and step k - 1 drains:
+// The projections above the GEMV's rows on sm_90a, warp-specialised: one
+// producer warpgroup copies 64-deep K steps of the x rows and W rows of a
+// block's output tile into a ring of shared-memory stages, and one or two
+// consumer warpgroups (64 rows each) multiply them on wgmma. Both operands
+// are K-major (`x [M, K]`, `W [N, K]`), so each 64-element row of a step is
+// one 128-byte swizzled row, exactly what a wgmma descriptor reads. Two
+// mbarriers per stage hand it over: `full` (its copies landed) and `empty`
+// (the consumers are done reading it).
 //
-//   for k in 0 .. kLookahead - 1:  copy(k)
-//   for k in 0 .. numK - 1:
-//     wait until copy(k) landed; barrier        (stage k % S is readable and
-//                                                stage k - 2 is free)
-//     acc = wgmma_async(stage k % S, acc)
-//     copy(k + kLookahead)                       (into stage k - 2)
-//     wgmma_wait(1)                              (wgmma(k - 1) is done)
-//   wgmma_wait(0); epilogue
+//   producer:                            consumers:
+//   for k in 0 .. numK - 1:              for k in 0 .. numK - 1:
+//     wait for step k - L's copies         wait full[k % S]
+//     arrive full[(k - L) % S]             acc = wgmma_async(stage k % S, acc)
+//     wait empty[k % S] (k >= S)           wgmma_wait(1)  (step k - 1 done)
+//     cp.async step k into k % S           arrive empty[(k - 1) % S]
+//   (the last L steps likewise)          wgmma_wait(0); store the tile
 //
-// The weight of each row is selected per row, so a tile may straddle the
-// stacked q / k / v weights.
+// L = S - 1 steps are in flight while the consumers work on the oldest.
+// With three consumers the producer hands its registers to them
+// (setmaxnreg; the launch caps registers at the block's even share). The
+// producer fences its own landed copies into the async proxy before it
+// arrives, so the tensor cores see them. The weight of each row is selected
+// per row, so a tile may straddle the stacked q / k / v weights.
 //
 //===----------------------------------------------------------------------===//
 
 #include "MatmulKernel.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 
@@ -34,26 +39,31 @@ using namespace mlir::attn::gpu_lowering;
 
 namespace {
 
-constexpr int64_t kBlockM = kWgmmaTileM, kBlockN = kWgmmaTileN, kBlockK = 64;
-constexpr int64_t kStages = 4, kLookahead = kStages - 2;
-constexpr int64_t kThreads = kWgmmaThreads;
-static_assert(kThreads == kBlockM / 64 * 128, "a warpgroup per 64 rows");
+constexpr int64_t kStepK = 64;
 /// One K step of a row: one 128-byte swizzled row of 16-bit elements.
-constexpr int64_t kRowBytes = kBlockK * 2, kChunksPerRow = kRowBytes / 16;
-constexpr int64_t kTileABytes = kBlockM * kRowBytes;
-constexpr int64_t kStageBytes = kTileABytes + kBlockN * kRowBytes;
+constexpr int64_t kRowBytes = kStepK * 2, kChunksPerRow = kRowBytes / 16;
+constexpr int64_t kWarpgroup = 128;
+/// The register file of one block (one block per multiprocessor), and what
+/// the producer keeps of it: the consumers take the rest (setmaxnreg).
+constexpr int64_t kRegistersPerBlock = 65536, kProducerRegisters = 56;
 
 /// Where a block and its warpgroups work.
 struct GemmBlock {
-  Value smem;     // every stage, as a 1-D element view
-  Value smemAddr; // its i64 shared-window address
-  Idx rows;       // M
-  Idx m0, n0;     // the block's output tile
+  WgmmaGemmConfig cfg;
+  Value smem;        // every stage, as a 1-D element view
+  Value smemAddr;    // its i64 shared-window address
+  Value full, empty; // one mbarrier of each per stage
+  Idx rows;          // M
+  Idx m0, n0;        // the block's output tile
   WarpLayout w;
-  Idx warpgroup; // rows [64 warpgroup, +64) of the tile
+  Idx warpgroup; // 0: the producer; c + 1: consumer c (rows 64 c ..)
+
+  int64_t stageBytes() const { return (cfg.tileM() + cfg.tileN) * kRowBytes; }
+  int64_t lag() const { return cfg.stages - 1; }
 };
 
-/// The 1024-byte aligned stages in dynamic shared memory.
+/// The 1024-byte aligned stages in dynamic shared memory and the stage
+/// barriers.
 void carveStages(IB &b, GemmBlock &blk, Type element) {
   auto wgSpace =
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
@@ -64,28 +74,59 @@ void carveStages(IB &b, GemmBlock &blk, Type element) {
   Idx pad = (1024 - base % 1024) % 1024;
   blk.smem = memref::ViewOp::create(
       b,
-      MemRefType::get({kStages * kStageBytes / 2}, element, AffineMap(),
-                      wgSpace),
+      MemRefType::get({blk.cfg.stages * blk.stageBytes() / 2}, element,
+                      AffineMap(), wgSpace),
       raw, pad, ValueRange{});
   blk.smemAddr = indexCast(
       b, memref::ExtractAlignedPointerAsIndexOp::create(b, blk.smem),
       b.getI64Type());
+  auto barriers = nvgpu::MBarrierGroupType::get(b.getContext(), wgSpace,
+                                                blk.cfg.stages);
+  blk.full = nvgpu::MBarrierCreateOp::create(b, barriers);
+  blk.empty = nvgpu::MBarrierCreateOp::create(b, barriers);
 }
 
-/// 1. Issues the copies of K step `kStep` into `stage`: the A rows of the
-/// tile, then its W rows, zeros past M, N and K; one cp.async group.
-void copyStage(IB &b, const MatmulArgs &args, const WeightStack &stack,
-               const GemmBlock &blk, Idx kStep, Idx stage) {
+/// Thread 0 initialises the barriers: `full` expects every producer
+/// thread, `empty` every consumer thread.
+void initBarriers(IB &b, const GemmBlock &blk) {
+  ifThen(b, blk.w.thread == 0, [&](IB &ib) {
+    for (int64_t s = 0; s < blk.cfg.stages; ++s) {
+      nvgpu::MBarrierInitOp::create(ib, blk.full, cIndex(ib, kWarpgroup),
+                                    cIndex(ib, s), Value());
+      nvgpu::MBarrierInitOp::create(
+          ib, blk.empty, cIndex(ib, kWarpgroup * blk.cfg.consumers),
+          cIndex(ib, s), Value());
+    }
+  });
+  gpu::BarrierOp::create(b);
+}
+
+void waitBarrier(IB &b, Value barriers, Idx stage, Idx use) {
+  Value parity = indexCast(b, use % 2, b.getI1Type());
+  nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity,
+                                         cIndex(b, 10000000), stage);
+}
+
+void arriveBarrier(IB &b, Value barriers, Idx stage) {
+  nvgpu::MBarrierArriveOp::create(
+      b, nvgpu::MBarrierTokenType::get(b.getContext()), barriers, stage);
+}
+
+/// Issues this producer thread's copies of K step `kStep` into `stage`:
+/// the x rows of the tile, then its W rows, zeros past M, N and K; one
+/// cp.async group.
+void copyStep(IB &b, const MatmulArgs &args, const WeightStack &stack,
+              const GemmBlock &blk, Idx kStep, Idx stage) {
   auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
-  Idx stageBase = stage * (kStageBytes / 2);
+  Idx stageBase = stage * (blk.stageBytes() / 2);
   SmallVector<Value> tokens;
   auto copyRows = [&](int64_t tileRows, int64_t tileOffset, auto source) {
-    for (int64_t i = 0; i < tileRows * kChunksPerRow / kThreads; ++i) {
-      Idx c = blk.w.thread + i * kThreads;
+    for (int64_t i = 0; i < tileRows * kChunksPerRow / kWarpgroup; ++i) {
+      Idx c = blk.w.thread + i * kWarpgroup;
       Idx r = c / kChunksPerRow, chunk = c % kChunksPerRow;
-      Idx col = kStep * kBlockK + chunk * 8;
-      auto [memref, row, valid] = source(r);
-      valid = valid & ult(b, col, cIndex(b, stack.k));
+      Idx col = kStep * kStepK + chunk * 8;
+      auto [memref, row, rowValid] = source(r);
+      Idx valid = rowValid & ult(b, col, cIndex(b, stack.k));
       // Invalid chunks copy 0 bytes from the first element.
       Value bytes = select(b, valid, cIndex(b, 8), cIndex(b, 0));
       SmallVector<Value> at = {select(b, valid, row, cIndex(b, 0)),
@@ -96,11 +137,12 @@ void copyStage(IB &b, const MatmulArgs &args, const WeightStack &stack,
           b.getIndexAttr(8), bytes, b.getUnitAttr()));
     }
   };
-  copyRows(kBlockM, 0, [&](Idx r) {
+  int64_t tileM = blk.cfg.tileM();
+  copyRows(tileM, 0, [&](Idx r) {
     Idx row = blk.m0 + r;
     return std::make_tuple(args.x, row, ult(b, row, blk.rows));
   });
-  copyRows(kBlockN, kTileABytes, [&](Idx r) {
+  copyRows(blk.cfg.tileN, tileM * kRowBytes, [&](Idx r) {
     Idx n = blk.n0 + r;
     BlockWeight weight = selectWeight(b, args, stack, n);
     return std::make_tuple(weight.weight, n - weight.begin,
@@ -109,71 +151,128 @@ void copyStage(IB &b, const MatmulArgs &args, const WeightStack &stack,
   nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
 }
 
-/// Commits an empty cp.async group (keeps the group count per step).
-void commitNothing(IB &b) {
-  auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
-  nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, ValueRange{});
-}
-
-/// 2. Waits until this thread's copies of the oldest step landed, then for
-/// the block, and makes them visible to the tensor cores.
-void waitOldestStage(IB &b) {
-  auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
-  Value group =
-      nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, ValueRange{});
-  nvgpu::DeviceAsyncWaitOp::create(b, group,
-                                   b.getI32IntegerAttr(kLookahead - 1));
+/// Once at most `pending` of this thread's copy groups are in flight, the
+/// step of the oldest is full: into the async proxy, and tell the consumers.
+void markLanded(IB &b, const GemmBlock &blk, int64_t pending, Idx stage) {
+  // (nvgpu.device_async_wait needs a group token, and making one commits an
+  // empty group, which would make the wait count one short.)
+  NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(pending));
   fenceProxyAsync(b);
-  gpu::BarrierOp::create(b);
+  arriveBarrier(b, blk.full, stage);
 }
 
-/// 3. acc += the warpgroup's 64 rows of A times the 256 W rows of `stage`:
-/// four k16 steps, 32 bytes apart along the swizzled rows.
-Value multiplyStage(IB &b, const GemmBlock &blk, Type element, Idx stage,
-                    Value acc) {
+/// The producer warpgroup: every K step into the ring, `lag` steps ahead
+/// of marking them landed.
+void produce(IB &b, const MatmulArgs &args, const WeightStack &stack,
+             const GemmBlock &blk, int64_t numK) {
+  int64_t stages = blk.cfg.stages, lag = blk.lag();
+  forLoop(b, cIndex(b, 0), cIndex(b, numK), 1, [&](IB &lb, Idx k) {
+    // Mark step k - lag first: the consumers release stage k % S only after
+    // the step after it landed.
+    ifThen(lb, k >= lag, [&](IB &mb) {
+      markLanded(mb, blk, lag - 1, (k - lag) % stages);
+    });
+    Idx stage = k % stages;
+    ifThen(lb, k >= stages, [&](IB &wb) {
+      waitBarrier(wb, blk.empty, stage, k / stages - 1);
+    });
+    copyStep(lb, args, stack, blk, k, stage);
+  });
+  // The last `lag` steps.
+  for (int64_t k = std::max<int64_t>(numK - lag, 0); k < numK; ++k)
+    markLanded(b, blk, numK - 1 - k, cIndex(b, k % stages));
+}
+
+/// acc += the consumer's 64 rows of x times the W rows of `stage`: four
+/// k16 steps, 32 bytes apart along the swizzled rows.
+Value multiplyStage(IB &b, const GemmBlock &blk, Type element, Idx consumer,
+                    Idx stage, Value acc) {
   Value stageAddr = arith::AddIOp::create(
-      b, blk.smemAddr, indexCast(b, stage * kStageBytes, b.getI64Type()));
+      b, blk.smemAddr,
+      indexCast(b, stage * blk.stageBytes(), b.getI64Type()));
   Value aAddr = arith::AddIOp::create(
-      b, stageAddr, indexCast(b, blk.warpgroup * (64 * kRowBytes),
-                              b.getI64Type()));
+      b, stageAddr, indexCast(b, consumer * (64 * kRowBytes), b.getI64Type()));
   Value bAddr = arith::AddIOp::create(
       b, stageAddr,
-      arith::ConstantIntOp::create(b, kTileABytes, 64).getResult());
+      arith::ConstantIntOp::create(b, blk.cfg.tileM() * kRowBytes, 64)
+          .getResult());
   SmallVector<std::pair<Value, Value>> steps;
-  for (int64_t k = 0; k < kBlockK / 16; ++k)
+  for (int64_t k = 0; k < kStepK / 16; ++k)
     steps.push_back({WgmmaDescriptor{aAddr, k * 32}.build(b),
                      WgmmaDescriptor{bAddr, k * 32}.build(b)});
-  return wgmmaAsync(b, element, steps, kBlockN, /*transposeB=*/false, acc);
+  return wgmmaAsync(b, element, steps, blk.cfg.tileN, /*transposeB=*/false,
+                    acc);
 }
 
-/// 4. The epilogue: accumulator register 4j + r of the warpgroup holds row
-/// 16 warp + accRow(r) and column 8j + accCol(r) of its 64 x 256 tile;
-/// each pair of columns is stored together.
+/// The epilogue: accumulator register 4j + r of a consumer holds row
+/// 16 warp + accRow(r) and column 8j + accCol(r) of its 64-row slab; each
+/// pair of columns is stored together.
 void storeTile(IB &b, const MatmulArgs &args, const WeightStack &stack,
-               const GemmBlock &blk, ArrayRef<Value> acc,
+               const GemmBlock &blk, Idx consumer, ArrayRef<Value> acc,
                ArrayRef<OutputSegment> segments) {
   using namespace m16n8k16;
-  Idx warpRow = blk.m0 + blk.warpgroup * 64 + blk.w.warp % 4 * 16;
-  for (int64_t j = 0; j < kBlockN / 8; ++j) {
+  Idx warpRow = blk.m0 + consumer * 64 + blk.w.warp % 4 * 16;
+  for (int64_t j = 0; j < blk.cfg.tileN / 8; ++j) {
     Idx col = blk.n0 + accCol(blk.w, 0) + j * 8;
     ifThen(b, ult(b, col, cIndex(b, stack.n)), [&](IB &cb) {
       BlockWeight weight = selectWeight(cb, args, stack, col);
       for (int64_t h = 0; h < 2; ++h) {
         Idx row = warpRow + accRow(blk.w, 2 * h);
         ifThen(cb, ult(cb, row, blk.rows), [&](IB &sb) {
-          storeElements(sb, args, weight, {acc[4 * j + 2 * h],
-                                           acc[4 * j + 2 * h + 1]},
-                        row, col, stack.n, segments);
+          storeElements(sb, args, weight,
+                        {acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]}, row, col,
+                        stack.n, segments);
         });
       }
     });
   }
 }
 
+/// A consumer warpgroup: every K step as it lands, then its slab of the
+/// output tile.
+void consume(IB &b, const MatmulArgs &args, const WeightStack &stack,
+             const GemmBlock &blk, int64_t numK,
+             ArrayRef<OutputSegment> segments) {
+  Type element = cast<MemRefType>(args.x.getType()).getElementType();
+  int64_t stages = blk.cfg.stages;
+  Idx consumer = blk.warpgroup - 1;
+  Value zero = packAccumulators(
+      b, SmallVector<Value>(blk.cfg.tileN / 2, cF32(b, 0.0)));
+  Value acc = forLoop(
+      b, cIndex(b, 0), cIndex(b, numK), 1, {zero},
+      [&](IB &lb, Idx k, ValueRange carried) {
+        Idx stage = k % stages;
+        waitBarrier(lb, blk.full, stage, k / stages);
+        Value next =
+            multiplyStage(lb, blk, element, consumer, stage, carried[0]);
+        wgmmaWait(lb, 1);
+        ifThen(lb, k >= 1, [&](IB &ab) {
+          arriveBarrier(ab, blk.empty, (k - 1) % stages);
+        });
+        return SmallVector<Value>{next};
+      })[0];
+  wgmmaWait(b, 0);
+  storeTile(b, args, stack, blk, consumer, unpackAccumulators(b, acc),
+            segments);
+}
+
 } // namespace
 
-int64_t gpu_lowering::wgmmaGemmSharedBytes() {
-  return kStages * kStageBytes + 1024;
+std::optional<int64_t>
+gpu_lowering::wgmmaGemmConsumerRegisters(const WgmmaGemmConfig &cfg) {
+  // Up to two consumers fit their accumulators in the launch's share.
+  if (cfg.consumers <= 2)
+    return std::nullopt;
+  int64_t left = kRegistersPerBlock - kWarpgroup * kProducerRegisters;
+  return std::min<int64_t>(left / (kWarpgroup * cfg.consumers) / 8 * 8, 232);
+}
+
+int64_t gpu_lowering::wgmmaGemmLaunchRegisters(const WgmmaGemmConfig &cfg) {
+  return kRegistersPerBlock / cfg.threads() / 8 * 8;
+}
+
+int64_t gpu_lowering::wgmmaGemmSharedBytes(const WgmmaGemmConfig &cfg) {
+  return cfg.stages * (cfg.tileM() + cfg.tileN) * kRowBytes + 1024;
 }
 
 bool gpu_lowering::wgmmaGemmApplies(const WeightStack &stack, Type element,
@@ -182,44 +281,39 @@ bool gpu_lowering::wgmmaGemmApplies(const WeightStack &stack, Type element,
   return !clip && (element.isBF16() || element.isF16()) && stack.k % 8 == 0;
 }
 
-void gpu_lowering::buildWgmmaGemm(IB &b, const MatmulArgs &args,
+void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
+                                  const MatmulArgs &args,
                                   const WeightStack &stack,
                                   ArrayRef<OutputSegment> segments) {
   BuilderScope scope(b);
   Type element = cast<MemRefType>(args.x.getType()).getElementType();
   GemmBlock blk;
+  blk.cfg = cfg;
   carveStages(b, blk, element);
   blk.w = WarpLayout::of(threadIdx(b));
-  blk.warpgroup = blk.w.warp / 4;
+  // Broadcast from lane 0, so that ptxas knows the role branch is
+  // warp-uniform (wgmma in a divergent path is serialised).
+  blk.warpgroup = warpUniform(b, blk.w.thread / kWarpgroup);
   blk.rows = dim(b, args.x, 0);
-  blk.m0 = blockIdx(b, gpu::Dimension::y) * kBlockM;
-  blk.n0 = blockIdx(b, gpu::Dimension::x) * kBlockN;
-  int64_t numK = llvm::divideCeil(stack.k, kBlockK);
-
-  for (int64_t k = 0; k < kLookahead; ++k) {
-    if (k < numK)
-      copyStage(b, args, stack, blk, cIndex(b, k), cIndex(b, k));
-    else
-      commitNothing(b);
-  }
-  Value zeroAcc = packAccumulators(
-      b, SmallVector<Value>(kBlockN / 2, cF32(b, 0.0)));
-  Value acc = forLoop(
-      b, cIndex(b, 0), cIndex(b, numK), 1, {zeroAcc},
-      [&](IB &lb, Idx kStep, ValueRange carried) {
-        waitOldestStage(lb);
-        Value next = multiplyStage(lb, blk, element, kStep % kStages,
-                                   carried[0]);
-        Idx ahead = kStep + kLookahead;
-        ifThenElse(
-            lb, ult(lb, ahead, cIndex(lb, numK)),
-            [&](IB &cb) {
-              copyStage(cb, args, stack, blk, ahead, ahead % kStages);
-            },
-            [&](IB &cb) { commitNothing(cb); });
-        wgmmaWait(lb, 1);
-        return SmallVector<Value>{next};
-      })[0];
-  wgmmaWait(b, 0);
-  storeTile(b, args, stack, blk, unpackAccumulators(b, acc), segments);
+  blk.m0 = blockIdx(b, gpu::Dimension::y) * cfg.tileM();
+  blk.n0 = blockIdx(b, gpu::Dimension::x) * cfg.tileN;
+  int64_t numK = llvm::divideCeil(stack.k, kStepK);
+  initBarriers(b, blk);
+  std::optional<int64_t> consumerRegs = wgmmaGemmConsumerRegisters(cfg);
+  ifThenElse(
+      b, blk.warpgroup == 0,
+      [&](IB &pb) {
+        if (consumerRegs)
+          NVVM::SetMaxRegisterOp::create(pb, kProducerRegisters,
+                                         NVVM::SetMaxRegisterAction::decrease);
+        GemmBlock producer = blk;
+        producer.w = WarpLayout::of(blk.w.thread % kWarpgroup);
+        produce(pb, args, stack, producer, numK);
+      },
+      [&](IB &cb) {
+        if (consumerRegs)
+          NVVM::SetMaxRegisterOp::create(cb, *consumerRegs,
+                                         NVVM::SetMaxRegisterAction::increase);
+        consume(cb, args, stack, blk, numK, segments);
+      });
 }

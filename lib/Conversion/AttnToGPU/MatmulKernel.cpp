@@ -17,6 +17,7 @@
 #include "KernelArguments.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -289,8 +290,22 @@ bool gpu_lowering::matmulCanSplitWeights(ArrayRef<Value> weights) {
   return true;
 }
 
-/// On sm_90a: the GEMV kernel for decode-sized M, else the wgmma GEMM; the
-/// host launches the one that M picks.
+/// The wgmma GEMM's shapes on sm_90a, by rows: up to 64 rows, one consumer
+/// warpgroup and 64-column tiles (enough blocks to stream the weights at
+/// memory speed); beyond, two consumers on 128 x 256 tiles.
+struct GemmShape {
+  int64_t maxRows;
+  WgmmaGemmConfig cfg;
+  StringRef name;
+};
+static const GemmShape kGemmShapes[] = {
+    {64, {/*consumers=*/1, /*tileN=*/64, /*stages=*/8}, "gemm_wgmma_m64"},
+    {128, {2, 64, 6}, "gemm_wgmma_m128"},
+    {std::numeric_limits<int64_t>::max(), {2, 256, 4}, "gemm_wgmma"},
+};
+
+/// On sm_90a: the GEMV kernel for decode-sized M, else the wgmma GEMM of
+/// M's shape; the host launches the one that M picks.
 static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
                                 const MatmulArgs &args,
                                 const WeightStack &stack,
@@ -301,11 +316,28 @@ static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
                    {gemvReductionType(host.getContext(), kThreads)}, kThreads);
   buildGemv(gemvBody, gemvArgs, stack, /*clip=*/std::nullopt, outputs,
             gemv.getWorkgroupAttributions()[0], kThreads);
-  auto [gemm, gemmBody, gemmArgs] =
-      createKernel(e, loc, "gemm_wgmma", args, {}, kWgmmaThreads);
-  buildWgmmaGemm(gemmBody, gemmArgs, stack, outputs);
-
   Idx rows = dim(host, args.x, 0);
+  std::function<void(IB &, size_t)> launchShape = [&](IB &hb, size_t i) {
+    const GemmShape &shape = kGemmShapes[i];
+    auto [gemm, gemmBody, gemmArgs] =
+        createKernel(e, loc, shape.name, args, {}, shape.cfg.threads());
+    buildWgmmaGemm(gemmBody, shape.cfg, gemmArgs, stack, outputs);
+    if (wgmmaGemmConsumerRegisters(shape.cfg))
+      gemm->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
+                    hb.getI32IntegerAttr(wgmmaGemmLaunchRegisters(shape.cfg)));
+    auto launch = [&](IB &lb) {
+      e.launch(lb, gemm,
+               {cIndex(lb, llvm::divideCeil(stack.n, shape.cfg.tileN)),
+                ceilDiv(lb, rows, shape.cfg.tileM()), cIndex(lb, 1)},
+               shape.cfg.threads(), argumentList(args),
+               cI32(lb, wgmmaGemmSharedBytes(shape.cfg)));
+    };
+    if (i + 1 == std::size(kGemmShapes))
+      return launch(hb);
+    ifThenElse(
+        hb, ule(hb, rows, cIndex(hb, shape.maxRows)), launch,
+        [&](IB &nb) { launchShape(nb, i + 1); });
+  };
   ifThenElse(
       host, ule(host, rows, cIndex(host, kGemvMaxRows)),
       [&](IB &hb) {
@@ -314,13 +346,7 @@ static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
                   cIndex(hb, 1), cIndex(hb, 1)},
                  kThreads, argumentList(args));
       },
-      [&](IB &hb) {
-        e.launch(hb, gemm,
-                 {cIndex(hb, llvm::divideCeil(stack.n, kWgmmaTileN)),
-                  ceilDiv(hb, rows, kWgmmaTileM), cIndex(hb, 1)},
-                 kWgmmaThreads, argumentList(args),
-                 cI32(hb, wgmmaGemmSharedBytes()));
-      });
+      [&](IB &hb) { launchShape(hb, 0); });
 }
 
 void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x, Value weight,

@@ -63,17 +63,29 @@ void storeElements(IB &b, const MatmulArgs &args, const BlockWeight &weight,
                    ArrayRef<Value> acc, Idx row, Idx col, int64_t n,
                    ArrayRef<OutputSegment> segments);
 
-/// The wgmma GEMM (GemmWgmma.cpp, sm_90a): output tile and block size.
-constexpr int64_t kWgmmaTileM = 128, kWgmmaTileN = 256, kWgmmaThreads = 256;
+/// A shape of the wgmma GEMM (GemmWgmma.cpp, sm_90a): a producer
+/// warpgroup and `consumers` warpgroups of 64 rows each, `tileN` columns,
+/// a ring of `stages` 64-deep K steps.
+struct WgmmaGemmConfig {
+  int64_t consumers = 2, tileN = 256, stages = 4;
+
+  int64_t tileM() const { return 64 * consumers; }
+  int64_t threads() const { return 128 * (consumers + 1); }
+};
 /// Its dynamic shared memory (the stages and 1024-byte alignment).
-int64_t wgmmaGemmSharedBytes();
+int64_t wgmmaGemmSharedBytes(const WgmmaGemmConfig &cfg);
+/// Registers per thread at launch (the kernel's nvvm.maxnreg), and those a
+/// consumer takes from the producer (none: it keeps the launch's share).
+int64_t wgmmaGemmLaunchRegisters(const WgmmaGemmConfig &cfg);
+std::optional<int64_t>
+wgmmaGemmConsumerRegisters(const WgmmaGemmConfig &cfg);
 /// Whether it computes this projection (16-bit elements, unclipped weights).
 bool wgmmaGemmApplies(const WeightStack &stack, Type element,
                       std::optional<double> clip);
-/// One block's `kWgmmaTileM x kWgmmaTileN` output tile, blockIdx (x, y) =
-/// (column, row) tile.
-void buildWgmmaGemm(IB &b, const MatmulArgs &args, const WeightStack &stack,
-                    ArrayRef<OutputSegment> segments);
+/// One block's `tileM x tileN` output tile, blockIdx (x, y) = (column,
+/// row) tile.
+void buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg, const MatmulArgs &args,
+                    const WeightStack &stack, ArrayRef<OutputSegment> segments);
 
 /// The GEMV path serves M up to this many rows (one m16 mma tile).
 constexpr int64_t kGemvMaxRows = 16;

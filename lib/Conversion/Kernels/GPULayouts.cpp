@@ -39,6 +39,14 @@ Value kb::shuffleXor(IB &b, Value v, int64_t mask) {
       .getShuffleResult();
 }
 
+Idx kb::warpUniform(IB &b, Idx v) {
+  Value word = indexCast(b, v, b.getI32Type());
+  Value lane0 =
+      gpu::ShuffleOp::create(b, word, 0, 32, gpu::ShuffleMode::IDX)
+          .getShuffleResult();
+  return indexCast(b, lane0, b.getIndexType());
+}
+
 //===----------------------------------------------------------------------===//
 // mma.sync m16n8k16
 //===----------------------------------------------------------------------===//

@@ -41,6 +41,8 @@ struct WarpLayout {
 
 /// `v` of lane `lane ^ mask` (f32).
 Value shuffleXor(IB &b, Value v, int64_t mask);
+/// The index `v` of lane 0: the same value, known to be warp-uniform.
+Idx warpUniform(IB &b, Idx v);
 
 //===----------------------------------------------------------------------===//
 // mma.sync m16n8k16 (f16 / bf16 inputs, f32 accumulators)
