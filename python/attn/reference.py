@@ -546,7 +546,7 @@ def attention_with_rope(
     layer,
     rope,
     weights,
-    wo,
+    wo=None,
     biases=None,
     clip=None,
     q_norm=None,
@@ -555,7 +555,8 @@ def attention_with_rope(
     mask=DEFAULT_MASK,
     scale=None,
 ):
-    """One layer step, doc steps 1-6: returns ``(out [T, hidden], new_kv_blocks)``.
+    """One layer step, doc steps 1-6: returns ``(out [T, hidden], new_kv_blocks)``; without
+    ``wo``, ``(o [T, H*D], new_kv_blocks)``: the input of o_proj.
 
     QK norm (if gammas are given) precedes RoPE; k is stored after RoPE; attention reads the
     updated cache. ``kv_blocks`` itself is not modified.
@@ -571,8 +572,8 @@ def attention_with_rope(
     o = flash_attention_paged(
         q, new_blocks, cache_lengths, lookup_table, row_offsets, layer, mask, scale
     )
-    out = linear(o.reshape(o.shape[0], num_heads * head_dim), wo)
-    return out, new_blocks
+    o = o.reshape(o.shape[0], num_heads * head_dim)
+    return (o if wo is None else linear(o, wo)), new_blocks
 
 
 # ---------------------------------------------------------------------------------------------
