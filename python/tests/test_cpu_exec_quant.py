@@ -16,7 +16,9 @@ in registers inside the projection kernels, against ``attn.reference`` (``GPTQWe
   E4M3 value. The bound adds, per output element, what every such ambiguous element can move
   it: ``s_x sum_k step_k |W[n, k]|`` over the elements of the row whose E4M3 value changes
   within that perturbation (``o_proj_slack``); the input scale itself moves with ``max|o|`` by
-  the same relative amount, which the perturbation covers.
+  the same relative amount, which the perturbation covers. The cache slots the step writes
+  (k and v, projections of the exact input) are checked with ``CACHE_TOL`` as in the unquantised
+  tests, everything else in the cache and every other argument bit for bit.
 """
 
 import dataclasses
@@ -30,9 +32,11 @@ from cpu_exec_support import (
     Build,
     assert_close,
     bits,
+    check_cache,
     nan_filled,
     needs_attn_compile,
     values,
+    written_slots,
 )
 
 from attn import ir  # noqa: E402  (cpu_exec_support puts python/ on sys.path)
@@ -160,16 +164,7 @@ class LayerCase:
         self.build.prebuild()
 
 
-@dataclasses.dataclass
-class LayerRun:
-    case: LayerCase
-    scenario: str
-
-    def prebuild(self):
-        self.case.prebuild()
-
-
-LAYER_RUNS = [LayerRun(LayerCase(q), s) for q in LAYER_QUANTS for s in SCENARIOS]
+LAYER_CASES = [LayerCase(q) for q in LAYER_QUANTS]
 
 
 def o_proj_slack(cfg, inputs):
@@ -187,19 +182,19 @@ def o_proj_slack(cfg, inputs):
     return (step @ np.abs(wo.decode()).T) * s_x[:, None]
 
 
-@pytest.mark.parametrize("run", LAYER_RUNS, ids=[f"{r.case.quant_id}-{r.scenario}"
-                                                 for r in LAYER_RUNS])
-def test_quantized_layer(run):
-    cfg = run.case.cfg
-    cached, new = SCENARIOS[run.scenario]
-    seed = seed_of("layer", run.case.quant_id, run.scenario)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("case", LAYER_CASES, ids=[c.quant_id for c in LAYER_CASES])
+def test_quantized_layer(case, scenario):
+    cfg = case.cfg
+    cached, new = SCENARIOS[scenario]
+    seed = seed_of("layer", case.quant_id, scenario)
     inputs = ir.random_layer_inputs(np.random.default_rng(seed), cfg, cached, new)
-    want, _ = ir.reference_layer(cfg, inputs)
+    want, want_blocks = ir.reference_layer(cfg, inputs)
     before = {name: array.copy() for name, array in inputs.items()}
     out = nan_filled((sum(new), cfg.hidden), cfg.dtype)
-    run.case.build.library().call("layer", list(inputs.values()), [out])
-    where = (f"\n  {run.case.quant_id}, scenario {run.scenario}, seed {seed}"
-             f"\n  module {run.case.build.where()}")
+    case.build.library().call("layer", list(inputs.values()), [out])
+    where = (f"\n  {case.quant_id}, scenario {scenario}, seed {seed}"
+             f"\n  module {case.build.where()}")
     got = values(out, cfg.dtype)
     if cfg.quant["kind"] == "float8":
         bound = LAYER_TOL[cfg.dtype] * np.max(np.abs(want)) + o_proj_slack(cfg, inputs)
@@ -209,6 +204,11 @@ def test_quantized_layer(run):
                                       f"{bound[worst]:.3e} at {list(map(int, worst))}{where}")
     else:
         assert_close(got, want, LAYER_TOL[cfg.dtype], "out", where)
+    # k and v are projections of the input itself (exact activations): the unquantised bound.
+    mask, _, _ = written_slots(inputs["row_offsets"], inputs["cache_lengths"],
+                               inputs["lookup_table"], inputs["blocks"].shape[0], cfg.page_size,
+                               cfg.num_layers, cfg.layer_idx)
+    check_cache(inputs["blocks"], before["blocks"], want_blocks, mask, cfg.dtype, where=where)
     for name, array in inputs.items():
         if name != "blocks":
             assert np.array_equal(bits(array), bits(before[name])), f"argument {name} changed"

@@ -231,8 +231,7 @@ static LogicalResult checkWeights(Operation *op, ValueRange weights,
     if (!quantized)
       continue;
     if (isa<GGUFAttr>(quantized.getEncoding()))
-      return op->emitError() << "quantised weights ("
-                             << quantized.getEncoding()
+      return op->emitError() << "quantised weights (" << quantized.getEncoding()
                              << ") are not supported on the CPU yet";
     if (!w.getDefiningOp<QuantizedWeightOp>())
       return op->emitError("quantised weight not made by "
@@ -240,8 +239,8 @@ static LogicalResult checkWeights(Operation *op, ValueRange weights,
     if (!vectorKernelsApply(quantized.getRows(), quantized.getCols(), lanes))
       return op->emitError()
              << "quantised weights need the vector kernels: K ("
-             << quantized.getCols() << ") a multiple of vector-lanes ("
-             << lanes << ") and N (" << quantized.getRows() << ") even";
+             << quantized.getCols() << ") a multiple of vector-lanes (" << lanes
+             << ") and N (" << quantized.getRows() << ") even";
   }
   return success();
 }
@@ -312,28 +311,29 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
           });
       acc = ifOp.getResult(0);
     } else {
-      acc = vectorLinear(b, x, n, depth, *weights, lanes,
-                         emptyTensor(b, {tokens, b.getIndexAttr(n)},
-                                     b.getF32Type()));
+      acc = vectorLinear(
+          b, x, n, depth, *weights, lanes,
+          emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
     }
   } else {
-  acc = filled(b, sizes, cF32(b, 0.0));
-  Value clipHi = clip ? cF32(b, *clip) : Value();
-  Value clipLo = clip ? cF32(b, -*clip) : Value();
-  acc = generic(
-      b, acc, {x, w},
-      {map(ctx, 3, {t, k}), map(ctx, 3, {nn, k}), map(ctx, 3, {t, nn})},
-      iterators(2, 1), [&](OpBuilder &ob, Location loc, ValueRange args) {
-        Value a = toF32(ob, loc, args[0]);
-        Value wv = toF32(ob, loc, args[1]);
-        if (clipHi) {
-          wv = arith::MaximumFOp::create(ob, loc, wv, clipLo);
-          wv = arith::MinimumFOp::create(ob, loc, wv, clipHi);
-        }
-        Value prod = arith::MulFOp::create(ob, loc, a, wv);
-        linalg::YieldOp::create(ob, loc,
-                                ValueRange{arith::AddFOp::create(ob, loc, args[2], prod)});
-      });
+    acc = filled(b, sizes, cF32(b, 0.0));
+    Value clipHi = clip ? cF32(b, *clip) : Value();
+    Value clipLo = clip ? cF32(b, -*clip) : Value();
+    acc = generic(
+        b, acc, {x, w},
+        {map(ctx, 3, {t, k}), map(ctx, 3, {nn, k}), map(ctx, 3, {t, nn})},
+        iterators(2, 1), [&](OpBuilder &ob, Location loc, ValueRange args) {
+          Value a = toF32(ob, loc, args[0]);
+          Value wv = toF32(ob, loc, args[1]);
+          if (clipHi) {
+            wv = arith::MaximumFOp::create(ob, loc, wv, clipLo);
+            wv = arith::MinimumFOp::create(ob, loc, wv, clipHi);
+          }
+          Value prod = arith::MulFOp::create(ob, loc, a, wv);
+          linalg::YieldOp::create(
+              ob, loc,
+              ValueRange{arith::AddFOp::create(ob, loc, args[2], prod)});
+        });
   }
   Type elementType = cast<RankedTensorType>(outType).getElementType();
   if (elementType.isF32() && !bias && !rowScale)

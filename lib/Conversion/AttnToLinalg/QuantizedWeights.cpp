@@ -52,17 +52,15 @@ struct GPTQReader : WeightReader {
         width > 8 ? zero(b, vecType(b.getF32Type(), {width})) : Value();
     for (int64_t piece = 0; piece < width / 8; ++piece) {
       Idx first = Idx(k) + piece * 8;
-      Value word = tensor::ExtractOp::create(b, qweight,
-                                             ValueRange{first / 8, n});
+      Value word =
+          tensor::ExtractOp::create(b, qweight, ValueRange{first / 8, n});
       Value nibbles = arith::AndIOp::create(
           b, arith::ShRUIOp::create(b, splat(b, word, 8), shifts), mask);
       Value q = arith::SubFOp::create(
-          b,
-          arith::UIToFPOp::create(b, vecType(b.getF32Type(), {8}), nibbles),
+          b, arith::UIToFPOp::create(b, vecType(b.getF32Type(), {8}), nibbles),
           offset);
-      Value scale = toF32(
-          b, tensor::ExtractOp::create(b, scales,
-                                       ValueRange{first / groupSize, n}));
+      Value scale = toF32(b, tensor::ExtractOp::create(
+                                 b, scales, ValueRange{first / groupSize, n}));
       Value decoded = arith::MulFOp::create(b, q, splat(b, scale, 8));
       if (width == 8)
         return decoded;
@@ -93,17 +91,17 @@ struct Float8Reader : WeightReader {
     Value bytes = bitcast(b, vecType(b.getI8Type(), {width}),
                           readVector(b, weight, {n, k}, width));
     Value v = arith::ExtUIOp::create(b, i32Type, bytes);
-    Value sign = arith::ShLIOp::create(
-        b, arith::AndIOp::create(b, v, c(0x80)), c(24));
-    Value exponent = arith::AndIOp::create(
-        b, arith::ShRUIOp::create(b, v, c(3)), c(15));
+    Value sign =
+        arith::ShLIOp::create(b, arith::AndIOp::create(b, v, c(0x80)), c(24));
+    Value exponent =
+        arith::AndIOp::create(b, arith::ShRUIOp::create(b, v, c(3)), c(15));
     Value mantissa = arith::AndIOp::create(b, v, c(7));
     Value normal = arith::OrIOp::create(
         b, sign,
         arith::OrIOp::create(
             b,
-            arith::ShLIOp::create(
-                b, arith::AddIOp::create(b, exponent, c(120)), c(23)),
+            arith::ShLIOp::create(b, arith::AddIOp::create(b, exponent, c(120)),
+                                  c(23)),
             arith::ShLIOp::create(b, mantissa, c(20))));
     Value subnormal = arith::OrIOp::create(
         b,
@@ -116,13 +114,13 @@ struct Float8Reader : WeightReader {
         arith::CmpIOp::create(b, arith::CmpIPredicate::eq, exponent, c(0));
     Value decoded = bitcast(
         b, f32Type, arith::SelectOp::create(b, isSubnormal, subnormal, normal));
-    Value isNaN = arith::CmpIOp::create(
-        b, arith::CmpIPredicate::eq, arith::AndIOp::create(b, v, c(0x7F)),
-        c(0x7F));
+    Value isNaN =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                              arith::AndIOp::create(b, v, c(0x7F)), c(0x7F));
     decoded = arith::SelectOp::create(
         b, isNaN, splat(b, cF32(b, std::nan("")), width), decoded);
-    return arith::MulFOp::create(b, decoded, splat(b, weightScale(b, n, k),
-                                                   width));
+    return arith::MulFOp::create(b, decoded,
+                                 splat(b, weightScale(b, n, k), width));
   }
 
   Value weightScale(IB &b, Value n, Value k) {
@@ -143,24 +141,26 @@ struct Float8Reader : WeightReader {
   Float8ScaleGranularity granularity;
 };
 
+/// An f32 tensor of the shape of `x`.
+Value emptyF32Like(IB &b, Value x) {
+  return emptyTensor(b, tensor::getMixedSizes(b, b.getLoc(), x),
+                     b.getF32Type());
+}
+
 /// `xp[t, r] = x[t, perm[r]]` in f32 (GPTQ desc_act).
 Value permuteColumns(IB &b, Value x, Value perm) {
   MLIRContext *ctx = b.getContext();
   AffineExpr t, r;
   bindDims(ctx, t, r);
-  Value init = emptyTensor(b, tensor::getMixedSizes(b, b.getLoc(), x),
-                           b.getF32Type());
-  return generic(b, init, {perm},
-                 {map(ctx, 2, {r}), map(ctx, 2, {t, r})}, iterators(2),
-                 [&](OpBuilder &ob, Location loc, ValueRange args) {
-                   Value row = linalg::IndexOp::create(ob, loc, 0);
-                   Value col = arith::IndexCastOp::create(
-                       ob, loc, ob.getIndexType(), args[0]);
-                   Value v = tensor::ExtractOp::create(
-                       ob, loc, x, ValueRange{row, col});
-                   linalg::YieldOp::create(ob, loc,
-                                           ValueRange{toF32(ob, loc, v)});
-                 });
+  return generic(
+      b, emptyF32Like(b, x), {perm}, {map(ctx, 2, {r}), map(ctx, 2, {t, r})},
+      iterators(2), [&](OpBuilder &ob, Location loc, ValueRange args) {
+        Value row = linalg::IndexOp::create(ob, loc, 0);
+        Value col =
+            arith::IndexCastOp::create(ob, loc, ob.getIndexType(), args[0]);
+        Value v = tensor::ExtractOp::create(ob, loc, x, ValueRange{row, col});
+        linalg::YieldOp::create(ob, loc, ValueRange{toF32(ob, loc, v)});
+      });
 }
 
 /// Dynamic float8 input scales `s[t] = min(max_k |x[t, k]|, bound) / 448`.
@@ -169,14 +169,16 @@ Value dynamicInputScales(IB &b, Value x, std::optional<APFloat> bound) {
   AffineExpr t, k;
   bindDims(ctx, t, k);
   Value tokens = dim(b, x, 0);
-  Value amax = generic(
-      b, filled(b, {tokens}, cF32(b, 0.0)), {x},
-      {map(ctx, 2, {t, k}), map(ctx, 2, {t})}, iterators(1, 1),
-      [&](OpBuilder &ob, Location loc, ValueRange args) {
-        Value a = math::AbsFOp::create(ob, loc, toF32(ob, loc, args[0]));
-        linalg::YieldOp::create(
-            ob, loc, ValueRange{arith::MaximumFOp::create(ob, loc, args[1], a)});
-      });
+  Value amax =
+      generic(b, filled(b, {tokens}, cF32(b, 0.0)), {x},
+              {map(ctx, 2, {t, k}), map(ctx, 2, {t})}, iterators(1, 1),
+              [&](OpBuilder &ob, Location loc, ValueRange args) {
+                Value a =
+                    math::AbsFOp::create(ob, loc, toF32(ob, loc, args[0]));
+                linalg::YieldOp::create(
+                    ob, loc,
+                    ValueRange{arith::MaximumFOp::create(ob, loc, args[1], a)});
+              });
   return generic(
       b, emptyTensor(b, {tokens}, b.getF32Type()), {amax},
       {map(ctx, 1, {t}), map(ctx, 1, {t})}, iterators(1),
@@ -223,18 +225,16 @@ Value quantizeInput(IB &b, Value x, Value scales) {
   MLIRContext *ctx = b.getContext();
   AffineExpr t, k;
   bindDims(ctx, t, k);
-  Value init = emptyTensor(b, tensor::getMixedSizes(b, b.getLoc(), x),
-                           b.getF32Type());
   return generic(
-      b, init, {x, scales},
+      b, emptyF32Like(b, x), {x, scales},
       {map(ctx, 2, {t, k}), map(ctx, 2, {t}), map(ctx, 2, {t, k})},
       iterators(2), [&](OpBuilder &ob, Location loc, ValueRange args) {
         Value s = args[1];
         Value zeroF = arith::ConstantOp::create(ob, loc, ob.getF32FloatAttr(0));
         Value hi = arith::ConstantOp::create(ob, loc, ob.getF32FloatAttr(448));
         Value lo = arith::ConstantOp::create(ob, loc, ob.getF32FloatAttr(-448));
-        Value positive = arith::CmpFOp::create(
-            ob, loc, arith::CmpFPredicate::OGT, s, zeroF);
+        Value positive =
+            arith::CmpFOp::create(ob, loc, arith::CmpFPredicate::OGT, s, zeroF);
         Value one = arith::ConstantOp::create(ob, loc, ob.getF32FloatAttr(1));
         Value safe = arith::SelectOp::create(ob, loc, positive, s, one);
         Value v = arith::DivFOp::create(ob, loc, toF32(ob, loc, args[0]), safe);
@@ -250,30 +250,28 @@ Value quantizeInput(IB &b, Value x, Value scales) {
 } // namespace
 
 QuantizedProjection linalg_lowering::prepareQuantizedProjection(IB &b, Value x,
-                                                               Value weight) {
+                                                                Value weight) {
   auto op = weight.getDefiningOp<QuantizedWeightOp>();
   ValueRange parts = op.getParts();
-  WeightEncodingAttrInterface encoding =
-      op.getWeight().getType().getEncoding();
+  WeightEncodingAttrInterface encoding = op.getWeight().getType().getEncoding();
   QuantizedProjection projection;
   projection.input = x;
   if (auto gptq = dyn_cast<GPTQAttr>(encoding)) {
     if (gptq.getDescAct())
       projection.input = permuteColumns(b, x, parts[2]);
-    projection.weights = std::make_unique<GPTQReader>(parts[0], parts[1],
-                                                      gptq.getGroupSize());
+    projection.weights =
+        std::make_unique<GPTQReader>(parts[0], parts[1], gptq.getGroupSize());
     return projection;
   }
   auto float8 = cast<Float8Attr>(encoding);
   if (float8.getInputScale() == Float8InputScale::Static)
-    projection.rowScale =
-        filled(b, {dim(b, x, 0)},
-               tensor::ExtractOp::create(b, parts[2],
-                                         ValueRange{cIndex(b, 0)}));
+    projection.rowScale = filled(
+        b, {dim(b, x, 0)},
+        tensor::ExtractOp::create(b, parts[2], ValueRange{cIndex(b, 0)}));
   else
     projection.rowScale = dynamicInputScales(b, x, float8.getUpperBound());
   projection.input = quantizeInput(b, x, projection.rowScale);
-  projection.weights = std::make_unique<Float8Reader>(
-      parts[0], parts[1], float8.getWeightScale());
+  projection.weights = std::make_unique<Float8Reader>(parts[0], parts[1],
+                                                      float8.getWeightScale());
   return projection;
 }

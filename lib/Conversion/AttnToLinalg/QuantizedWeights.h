@@ -1,4 +1,4 @@
-//===- QuantizedWeights.h - decoding quantised weights in kernels -*- C++ -*-===//
+//===- QuantizedWeights.h - quantised weights in the kernels ---*- C++ -*-===//
 //
 // The projection kernels read their weight through a WeightReader; float
 // weights are widened (Projections.cpp), quantised ones decoded here, in

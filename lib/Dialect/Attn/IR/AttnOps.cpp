@@ -174,8 +174,8 @@ std::array<int64_t, 2> weightShape(Type type) {
 /// tensor of that element type, or a quantised weight whose encoding takes
 /// such activations, has no clip and a bias only where it allows one.
 LogicalResult verifyWeight(Operation *op, StringRef what, Value weight,
-                           int64_t n, int64_t k, Type elementType,
-                           bool hasBias, bool hasClip) {
+                           int64_t n, int64_t k, Type elementType, bool hasBias,
+                           bool hasClip) {
   auto quantized = dyn_cast<QuantizedWeightType>(weight.getType());
   if (!quantized)
     return failure(failed(expectShape(op, what, weight, {n, k})) ||
@@ -183,16 +183,15 @@ LogicalResult verifyWeight(Operation *op, StringRef what, Value weight,
   if (!isCompatible(quantized.getRows(), n) ||
       !isCompatible(quantized.getCols(), k))
     return op->emitOpError()
-           << "expects " << what << " of shape "
-           << shapeToString({n, k}) << ", got "
-           << shapeToString(weightShape(quantized));
+           << "expects " << what << " of shape " << shapeToString({n, k})
+           << ", got " << shapeToString(weightShape(quantized));
   WeightEncodingAttrInterface encoding = quantized.getEncoding();
-  if (failed(encoding.verifyActivationType(
-          elementType, [&] { return op->emitOpError(); })))
+  if (failed(encoding.verifyActivationType(elementType,
+                                           [&] { return op->emitOpError(); })))
     return failure();
   if (hasBias && !encoding.allowsBias())
-    return op->emitOpError() << "expects no bias with " << encoding
-                             << " weights (MAX has none)";
+    return op->emitOpError()
+           << "expects no bias with " << encoding << " weights (MAX has none)";
   if (hasClip)
     return op->emitOpError() << "expects no clip with quantised weights (the "
                                 "decoded weight is never materialised)";
@@ -599,9 +598,8 @@ LogicalResult AttentionWithRopeOp::verify() {
   SmallVector<int64_t> rows = weightRows(*allRows, numWeights);
   int64_t qRows = (*allRows)[0];
   for (auto [weight, n] : llvm::zip(getQkvWeights(), rows))
-    if (failed(verifyWeight(*this, "qkv weight", weight, n, hidden,
-                            elementType, numBiases != 0,
-                            getClipQkv().has_value())))
+    if (failed(verifyWeight(*this, "qkv weight", weight, n, hidden, elementType,
+                            numBiases != 0, getClipQkv().has_value())))
       return failure();
   // MAX's float8 path concatenates q, k and v biases; a stacked float8
   // weight with a bias has no MAX counterpart.

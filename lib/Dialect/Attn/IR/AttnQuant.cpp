@@ -33,8 +33,7 @@ std::string formatShape(ArrayRef<int64_t> shape) {
 /// Part `index` of `parts` is a tensor of `shape` with one of `elementTypes`.
 LogicalResult expectPart(EmitErrorFn emitError, TypeRange parts,
                          ArrayRef<StringRef> names, size_t index,
-                         ArrayRef<int64_t> shape,
-                         ArrayRef<Type> elementTypes) {
+                         ArrayRef<int64_t> shape, ArrayRef<Type> elementTypes) {
   auto type = dyn_cast<RankedTensorType>(parts[index]);
   if (!type || type.getShape() != shape)
     return emitError() << "expects " << names[index] << " of shape "
@@ -85,8 +84,9 @@ LogicalResult expectActivation(EmitErrorFn emitError, Attribute encoding,
 LogicalResult GPTQAttr::verify(EmitErrorFn emitError, int64_t bits,
                                int64_t groupSize, bool, bool sym) {
   if (bits != 4)
-    return emitError() << "GPTQ with " << bits << " bits is not supported "
-                                                   "(4 only, as MAX)";
+    return emitError() << "GPTQ with " << bits
+                       << " bits is not supported "
+                          "(4 only, as MAX)";
   if (!sym)
     return emitError() << "asymmetric GPTQ (sym = false) is not supported "
                           "(MAX decodes with the zero point 8)";
@@ -105,14 +105,12 @@ SmallVector<StringRef> GPTQAttr::getPartNames() const {
   return names;
 }
 
-LogicalResult GPTQAttr::verifyParts(int64_t rows, int64_t cols,
-                                    TypeRange parts,
+LogicalResult GPTQAttr::verifyParts(int64_t rows, int64_t cols, TypeRange parts,
                                     EmitErrorFn emitError) const {
   SmallVector<StringRef> names = getPartNames();
   if (failed(expectPartCount(emitError, *this, parts, names)) ||
       failed(expectColsMultiple(emitError, cols, 8, "int4 values per word")) ||
-      failed(expectColsMultiple(emitError, cols, getGroupSize(),
-                                "group size")))
+      failed(expectColsMultiple(emitError, cols, getGroupSize(), "group size")))
     return failure();
   Builder b(getContext());
   if (failed(expectPart(emitError, parts, names, 0, {cols / 8, rows},
@@ -234,8 +232,7 @@ int64_t GGUFAttr::getBlockBytes() const {
 
 SmallVector<StringRef> GGUFAttr::getPartNames() const { return {"blocks"}; }
 
-LogicalResult GGUFAttr::verifyParts(int64_t rows, int64_t cols,
-                                    TypeRange parts,
+LogicalResult GGUFAttr::verifyParts(int64_t rows, int64_t cols, TypeRange parts,
                                     EmitErrorFn emitError) const {
   SmallVector<StringRef> names = getPartNames();
   if (failed(expectPartCount(emitError, *this, parts, names)) ||
@@ -273,8 +270,8 @@ Type QuantizedWeightType::parse(AsmParser &parser) {
     parser.emitError(loc, "expects the weight shape as rows x cols");
     return {};
   }
-  return getChecked([&] { return parser.emitError(loc); },
-                    parser.getContext(), shape[0], shape[1], encoding);
+  return getChecked([&] { return parser.emitError(loc); }, parser.getContext(),
+                    shape[0], shape[1], encoding);
 }
 
 void QuantizedWeightType::print(AsmPrinter &printer) const {
