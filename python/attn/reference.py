@@ -298,9 +298,37 @@ def unpack_int4(qweight):
     return nibbles.reshape(-1, words.shape[1])
 
 
+def pack_int4(q):
+    """Inverse of ``unpack_int4``: values ``q [K, N]`` in [0, 16) -> int32 words ``[K/8, N]``."""
+    q = np.asarray(q, dtype=np.int64).reshape(-1, 8, np.shape(q)[1])
+    words = np.sum(q << (4 * np.arange(8, dtype=np.int64))[None, :, None], axis=1)
+    return words.astype(np.uint32).view(np.int32)
+
+
 def gptq_perm_from_g_idx(g_idx):
     """MAX's desc_act permutation of a ``g_idx`` checkpoint: ``k`` stably sorted by group."""
     return np.argsort(np.asarray(g_idx), kind="stable").astype(np.int32)
+
+
+def gptq_from_checkpoint(qweight, scales, qzeros, group_size, g_idx=None):
+    """MAX's form (``GPTQWeight``) of an AutoGPTQ / Hugging Face checkpoint.
+
+    ``qzeros`` int32 ``[K/g, N/8]`` (packed along N, low nibble first) must hold the symmetric
+    zero point, stored as 7 (AutoGPTQ stores zero - 1): MAX decodes with 8 and never reads it.
+    With ``g_idx`` (desc_act), ``perm`` is the stable sort of ``k`` by group and the rows of
+    ``qweight`` are repacked in that order, so each group's rows are contiguous.
+    """
+    qzeros = np.asarray(qzeros)
+    zeros = unpack_int4(qzeros.T).T  # nibbles along N: [K/g, N]
+    if not np.all(zeros == 7):
+        raise ValueError("qzeros is not the symmetric zero point (7 = 8 - 1): asymmetric GPTQ")
+    if g_idx is None:
+        return GPTQWeight(qweight, scales, group_size)
+    perm = gptq_perm_from_g_idx(g_idx)
+    k = np.asarray(qweight).shape[0] * 8
+    if not np.array_equal(np.asarray(g_idx)[perm], np.arange(k) // group_size):
+        raise ValueError("g_idx must put group_size rows in each group")
+    return GPTQWeight(pack_int4(unpack_int4(qweight)[perm]), scales, group_size, perm)
 
 
 class GPTQWeight(QuantizedWeight):

@@ -58,6 +58,40 @@ def test_gptq_perm_from_g_idx_is_stable_sort():
     assert ref.gptq_perm_from_g_idx([1, 0, 1, 0, 2, 0]).tolist() == [1, 3, 5, 0, 2, 4]
 
 
+def test_pack_int4_inverts_unpack():
+    q = np.arange(32).reshape(16, 2) % 16
+    assert ref.pack_int4(q)[:, 0].tolist() == [i32(0xECA86420), i32(0xECA86420)]
+    np.testing.assert_array_equal(ref.unpack_int4(ref.pack_int4(q)), q)
+
+
+def test_gptq_from_checkpoint_with_g_idx():
+    """A desc_act checkpoint (rows in k order, group g_idx[k]) in MAX's form gives the
+    checkpoint's own product: W[n, k] = (q[k, n] - 8) * scales[g_idx[k], n]."""
+    rng = np.random.default_rng(3)
+    k, n, g = 32, 16, 8
+    q = rng.integers(0, 16, size=(k, n))
+    g_idx = rng.permutation(np.arange(k) // g)
+    scales = rng.uniform(0.5, 2, size=(k // g, n)).astype(np.float16)
+    qzeros = np.full((k // g, n // 8), i32(0x77777777), dtype=np.int32)
+    weight = ref.gptq_from_checkpoint(ref.pack_int4(q), scales, qzeros, g, g_idx)
+    x = rng.standard_normal((3, k))
+    dense = ((q - 8) * scales.astype(np.float64)[g_idx]).T
+    np.testing.assert_allclose(weight.apply(x), x @ dense.T, rtol=1e-13, atol=1e-12)
+    # Without g_idx the words are taken as they are.
+    plain = ref.gptq_from_checkpoint(ref.pack_int4(q), scales, qzeros, g)
+    assert plain.perm is None and np.array_equal(plain.qweight, ref.pack_int4(q))
+
+
+def test_gptq_from_checkpoint_rejects_asymmetric_and_uneven_groups():
+    qweight = np.zeros((2, 8), dtype=np.int32)
+    scales = np.ones((2, 8), dtype=np.float16)
+    with pytest.raises(ValueError, match="asymmetric"):
+        ref.gptq_from_checkpoint(qweight, scales, [[i32(0x77777778)], [i32(0x77777777)]], 8)
+    zeros = np.full((2, 1), i32(0x77777777), dtype=np.int32)
+    with pytest.raises(ValueError, match="group_size rows"):
+        ref.gptq_from_checkpoint(qweight, scales, zeros, 8, g_idx=[0] * 9 + [1] * 7)
+
+
 def test_gptq_rejects_inconsistent_parts():
     qweight = np.zeros((2, 4), dtype=np.int32)
     with pytest.raises(ValueError, match="scales"):
