@@ -118,6 +118,120 @@ def tensor_type(shape, element):
 
 
 # ---------------------------------------------------------------------------------------------
+# Quantised weights: ``quant`` is a dict, ``{"kind": "gptq", "group_size": g, "desc_act": bool}``
+# or ``{"kind": "float8", "weight_scale": "tensor" | "row" | "block", "input_scale": "static" |
+# "dynamic", "upper_bound": float or None}``.
+
+
+def encoding_attr(quant):
+    """``#attn.gptq<...>`` / ``#attn.float8<...>`` of ``quant``."""
+    kind = quant["kind"]
+    if kind == "gptq":
+        fields = [f"group_size = {quant['group_size']}"]
+        if quant.get("desc_act"):
+            fields.append("desc_act = true")
+    elif kind == "float8":
+        fields = [f"weight_scale = {quant['weight_scale']}", f"input_scale = {quant['input_scale']}"]
+        if quant.get("upper_bound") is not None:
+            fields.append(f"upper_bound = {f64_literal(quant['upper_bound'])}")
+    else:
+        raise ValueError(f"unknown quantisation {kind!r}")
+    return f"#attn.{kind}<{', '.join(fields)}>"
+
+
+def quantized_weight_type(quant, rows, cols):
+    """``!attn.quantized_weight<rows x cols, encoding>`` of W ``[rows, cols]``."""
+    return f"!attn.quantized_weight<{rows}x{cols}, {encoding_attr(quant)}>"
+
+
+def quantized_part_names(quant):
+    """Suffixes of the parts of a weight, in operand order (``attn.quantized_weight``)."""
+    if quant["kind"] == "gptq":
+        return ["qweight", "scales"] + (["perm"] if quant.get("desc_act") else [])
+    return ["weight", "weight_scale"] + (["input_scale"] if quant["input_scale"] == "static"
+                                         else [])
+
+
+def quantized_parts(quant, rows, cols):
+    """(suffix, shape, element type) of the parts of W ``[rows, cols]``, in operand order."""
+    if quant["kind"] == "gptq":
+        g = quant["group_size"]
+        parts = {"qweight": ((cols // 8, rows), "i32"), "scales": ((cols // g, rows), "f16"),
+                 "perm": ((cols,), "i32")}
+    else:
+        block = ref.FLOAT8_BLOCK
+        scale_shape = {"tensor": (1,), "row": (rows,),
+                       "block": (-(-rows // block), cols // block)}[quant["weight_scale"]]
+        parts = {"weight": ((rows, cols), "f8E4M3FN"), "weight_scale": (scale_shape, "f32"),
+                 "input_scale": ((1,), "f32")}
+    return [(suffix, *parts[suffix]) for suffix in quantized_part_names(quant)]
+
+
+def quantized_weight_arguments(name, quant, rows, cols):
+    """(name, type) of the arguments holding the parts of weight ``name``."""
+    return [(f"{name}_{suffix}", tensor_type(shape, element))
+            for suffix, shape, element in quantized_parts(quant, rows, cols)]
+
+
+def quantized_weight_op(name, quant, rows, cols):
+    """``%name = attn.quantized_weight(%name_<part>...)`` from its part arguments."""
+    args = quantized_weight_arguments(name, quant, rows, cols)
+    return (f"%{name} = attn.quantized_weight({_refs(n for n, _ in args)}) : "
+            f"({', '.join(t for _, t in args)}) -> {quantized_weight_type(quant, rows, cols)}")
+
+
+def quantized_linear_function(name, quant, in_features, out_features, dtype, tokens=None,
+                              bias=False):
+    """``(x [T, K], parts of w [N, K][, b [N]]) -> y [T, N]`` with ``w`` quantised."""
+    k, n = in_features, out_features
+    x, y, b = (tensor_type([tokens, k], dtype), tensor_type([tokens, n], dtype),
+               tensor_type([n], dtype))
+    wtype = quantized_weight_type(quant, n, k)
+    args = [("x", x)] + quantized_weight_arguments("w", quant, n, k) + (
+        [("b", b)] if bias else [])
+    body = [quantized_weight_op("w", quant, n, k),
+            f"%y = attn.linear %x, %w{' bias %b' if bias else ''} : {x}, {wtype}"
+            f"{', ' + b if bias else ''} -> {y}"]
+    return _func(name, args, [y], body, ["y"])
+
+
+def reference_quantized_weight(quant, parts):
+    """The ``reference`` weight (``GPTQWeight`` / ``Float8Weight``) of ABI ``parts`` by suffix."""
+    if quant["kind"] == "gptq":
+        return ref.GPTQWeight(parts["qweight"], parts["scales"], quant["group_size"],
+                              parts.get("perm"))
+    return ref.Float8Weight(parts["weight"], parts["weight_scale"], quant["weight_scale"],
+                            parts.get("input_scale"), quant.get("upper_bound"))
+
+
+def random_quantized_weight(rng, quant, rows, cols):
+    """ABI arrays of the parts of a random W ``[rows, cols]`` by suffix; decoded weights are
+    O(1/sqrt(cols))."""
+    spread = 1.0 / math.sqrt(cols)
+    if quant["kind"] == "gptq":
+        g = quant["group_size"]
+        parts = {
+            "qweight": rng.integers(-(2**31), 2**31, size=(cols // 8, rows)).astype(np.int32),
+            "scales": (rng.uniform(0.5, 1.5, size=(cols // g, rows)) * spread / 4).astype(
+                np.float16),
+        }
+        if quant.get("desc_act"):
+            parts["perm"] = rng.permutation(cols).astype(np.int32)
+        return parts
+    shapes = {suffix: shape for suffix, shape, _ in quantized_parts(quant, rows, cols)}
+    # E4M3 codes of magnitudes 2^-3 .. 2^3, random signs (no NaN codes).
+    codes = rng.integers(0x20, 0x50, size=(rows, cols)) | rng.choice([0, 0x80], size=(rows, cols))
+    parts = {
+        "weight": codes.astype(np.uint8),
+        "weight_scale": (rng.uniform(0.5, 1.5, size=shapes["weight_scale"]) * spread / 2).astype(
+            np.float32),
+    }
+    if quant["input_scale"] == "static":
+        parts["input_scale"] = np.array([rng.uniform(0.01, 0.02)], dtype=np.float32)
+    return parts
+
+
+# ---------------------------------------------------------------------------------------------
 # Configuration
 
 
@@ -142,6 +256,7 @@ class LayerConfig:
     rms_norm_eps: float = 1e-6
     mask: dict = dataclasses.field(default_factory=lambda: dict(ref.DEFAULT_MASK))
     scale: Optional[float] = None
+    quant: Optional[dict] = None  # encoding of wq, wk, wv (or wqkv) and wo (see encoding_attr)
 
     @property
     def q_rows(self):
@@ -178,6 +293,10 @@ class LayerConfig:
         if self.qk_norm:
             names += ["q_norm", "k_norm"]
         return names + ["wo"]
+
+    def is_quantized(self, name):
+        """Whether weight argument ``name`` is quantised (its parts are the arguments)."""
+        return self.quant is not None and name in ("wqkv", "wq", "wk", "wv", "wo")
 
     def weight_shapes(self):
         """Shapes of the layer's weight arguments, by name."""
@@ -241,13 +360,19 @@ def layer_arguments(cfg, tokens=None, batch=None, runtime_layer=False):
     cache layer first, as an ``i32`` argument ``layer_idx``."""
     offsets, lengths, lookup = _index_types(batch)
     shapes = cfg.weight_shapes()
+    weights = []
+    for n in cfg.weight_names():
+        if cfg.is_quantized(n):
+            weights += quantized_weight_arguments(n, cfg.quant, *shapes[n])
+        else:
+            weights.append((n, tensor_type(shapes[n], cfg.dtype)))
     return _layer_argument(runtime_layer) + [
         ("x", tensor_type([tokens, cfg.hidden], cfg.dtype)),
         ("row_offsets", offsets),
         ("blocks", cfg.blocks_type()),
         ("cache_lengths", lengths),
         ("lookup_table", lookup),
-    ] + [(n, tensor_type(shapes[n], cfg.dtype)) for n in cfg.weight_names()]
+    ] + weights
 
 
 def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freqs_arg=False):
@@ -294,12 +419,16 @@ def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freq
     if cfg.scale is not None:
         attrs.append(f"scale = {f64_literal(cfg.scale)} : f64")
     cache, x = cfg.cache_type(), types["x"]
+    shapes = cfg.weight_shapes()
+    quantized = [n for n in names if cfg.is_quantized(n)]
+    for n in quantized:
+        types[n] = quantized_weight_type(cfg.quant, *shapes[n])
     # The layer operand's type follows the cache's, as the operand follows the cache.
     layer_type = ["i32"] if runtime_layer else []
     in_types = [x, types["row_offsets"], cache] + layer_type + [types[n] for n in names]
     if freqs_arg:
         in_types.append(types["freqs"])
-    body = [
+    body = [quantized_weight_op(n, cfg.quant, *shapes[n]) for n in quantized] + [
         f"%cache = attn.paged_cache.make %blocks, %cache_lengths, %lookup_table : "
         f"{types['blocks']}, {types['cache_lengths']}, {types['lookup_table']} -> {cache}",
         f"%out, %new_cache = attn.attention_with_rope {operands}",
@@ -563,25 +692,31 @@ def random_layer_inputs(rng, cfg, seq_lens_cached, seq_lens_new, num_pages=None,
         "cache_lengths": cache["cache_lengths"],
         "lookup_table": cache["lookup_table"],
     }
+    quantized = {}
     for name, shape in cfg.weight_shapes().items():
         if name not in cfg.weight_names():
             continue
-        if name in ("q_norm", "k_norm"):
+        if cfg.is_quantized(name):
+            parts = random_quantized_weight(rng, cfg.quant, *shape)
+            quantized.update({f"{name}_{suffix}": part for suffix, part in parts.items()})
+        elif name in ("q_norm", "k_norm"):
             values[name] = rng.uniform(0.5, 1.5, size=shape)
         elif name.startswith("b"):
             values[name] = 0.5 * rng.standard_normal(shape)
         else:
             values[name] = rng.standard_normal(shape) / math.sqrt(shape[1])
     index = ("row_offsets", "cache_lengths", "lookup_table")
-    arrays = {name: runtime.to_abi(values[name], "i32" if name in index else cfg.dtype)
+    arrays = {name: quantized[name] if name in quantized else
+              runtime.to_abi(values[name], "i32" if name in index else cfg.dtype)
               for name, _ in layer_arguments(cfg)}
     if runtime_layer:
         return {"layer_idx": np.int32(cfg.layer_idx), **arrays}
     return arrays
 
 
-def reference_layer(cfg, inputs):
-    """``(out [T, hidden] float64, new_blocks)`` of ``attn.reference.attention_with_rope``.
+def reference_layer(cfg, inputs, o_proj_input=False):
+    """``(out [T, hidden] float64, new_blocks)`` of ``attn.reference.attention_with_rope``;
+    with ``o_proj_input``, the attention output ``o [T, H*D]`` that o_proj multiplies instead.
 
     ``inputs`` are ABI arrays as from ``random_layer_inputs`` (compute this before a call that
     updates ``inputs["blocks"]`` in place); the layer is ``inputs["layer_idx"]`` if given, else
@@ -590,6 +725,9 @@ def reference_layer(cfg, inputs):
     """
 
     def val(name):
+        if cfg.is_quantized(name):
+            return reference_quantized_weight(cfg.quant, {
+                suffix: inputs[f"{name}_{suffix}"] for suffix in quantized_part_names(cfg.quant)})
         return np.asarray(runtime.from_abi(inputs[name], cfg.dtype), dtype=np.float64)
 
     names = cfg.weight_names()
@@ -602,7 +740,7 @@ def reference_layer(cfg, inputs):
         inputs["lookup_table"],
         num_heads=cfg.num_heads, num_kv_heads=cfg.num_kv_heads, head_dim=cfg.head_dim,
         layer=int(inputs.get("layer_idx", cfg.layer_idx)), rope=cfg.rope, weights=weights,
-        wo=val("wo"), biases=biases, clip=cfg.clip, q_norm=val("q_norm") if "q_norm" in names else None,
+        wo=None if o_proj_input else val("wo"), biases=biases, clip=cfg.clip, q_norm=val("q_norm") if "q_norm" in names else None,
         k_norm=val("k_norm") if "k_norm" in names else None, rms_norm_eps=cfg.rms_norm_eps,
         mask=cfg.mask, scale=cfg.scale,
     )

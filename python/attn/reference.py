@@ -224,8 +224,11 @@ def apply_rope(x, row_offsets, cache_lengths, rope):
 
 
 def linear(x, w, bias=None):
-    """``x [T, K] @ w[N, K]^T (+ bias[N])`` (PyTorch nn.Linear layout), float64."""
-    y = _f64(x) @ _f64(w).T
+    """``x [T, K] @ w[N, K]^T (+ bias[N])`` (PyTorch nn.Linear layout), float64.
+
+    ``w`` may be a quantised weight (``GPTQWeight``, ``Float8Weight``): its own product.
+    """
+    y = w.apply(x) if isinstance(w, QuantizedWeight) else _f64(x) @ _f64(w).T
     if bias is not None:
         y = y + _f64(bias)
     return y
@@ -247,21 +250,190 @@ def qkv_projection(x, weights, num_heads, num_kv_heads, head_dim, biases=None, c
     ``weights``: stacked ``[(H+2Hkv)*D, hidden]`` or ``(wq, wk, wv)``; ``biases`` likewise or None.
     ``clip`` clamps the weights (not the activations) to ``[-clip, clip]``.
     """
-    w = _stack(weights) if isinstance(weights, (tuple, list)) else _f64(weights)
     nq, nkv = num_heads * head_dim, num_kv_heads * head_dim
-    if w.shape[0] != nq + 2 * nkv:
-        raise ValueError(f"stacked qkv weight has {w.shape[0]} rows, expected {nq + 2 * nkv}")
-    if clip is not None:
-        w = np.clip(w, -clip, clip)
     b = None
     if biases is not None:
         b = _stack(biases) if isinstance(biases, (tuple, list)) else _f64(biases)
-    qkv = linear(x, w, b)
+    parts = weights if isinstance(weights, (tuple, list)) else [weights]
+    if any(isinstance(w, QuantizedWeight) for w in parts):
+        # Each quantised weight has its own product (own scales, perm, input scale).
+        if clip is not None:
+            raise ValueError("clip with quantised weights")
+        qkv = np.concatenate([linear(x, w) for w in parts], axis=1)
+        if b is not None:
+            qkv = qkv + b
+    else:
+        w = _stack(parts)
+        if w.shape[0] != nq + 2 * nkv:
+            raise ValueError(f"stacked qkv weight has {w.shape[0]} rows, expected {nq + 2 * nkv}")
+        if clip is not None:
+            w = np.clip(w, -clip, clip)
+        qkv = linear(x, w, b)
+    if qkv.shape[1] != nq + 2 * nkv:
+        raise ValueError(f"qkv weights have {qkv.shape[1]} rows, expected {nq + 2 * nkv}")
     t = qkv.shape[0]
     q = qkv[:, :nq].reshape(t, num_heads, head_dim)
     k = qkv[:, nq : nq + nkv].reshape(t, num_kv_heads, head_dim)
     v = qkv[:, nq + nkv :].reshape(t, num_kv_heads, head_dim)
     return q, k, v
+
+
+# ---------------------------------------------------------------------------------------------
+# Quantised weights (/work/shared/reference/quantization.md): exact decoding, then the float64
+# product. A kernel accumulating the decoded values in f32 differs from it by f32 rounding only.
+
+
+class QuantizedWeight:
+    """A projection weight ``W [N, K]`` in an encoding; ``apply(x)`` is ``x @ W^T`` in float64."""
+
+    def apply(self, x):
+        raise NotImplementedError
+
+
+def unpack_int4(qweight):
+    """``q[k, n] = (qweight[k // 8, n] >> (4 * (k % 8))) & 0xF`` of int32 words ``[K/8, N]``."""
+    words = np.asarray(qweight).astype(np.int64) & 0xFFFFFFFF
+    shifts = 4 * np.arange(8, dtype=np.int64)
+    nibbles = (words[:, None, :] >> shifts[None, :, None]) & 0xF  # [K/8, 8, N]
+    return nibbles.reshape(-1, words.shape[1])
+
+
+def pack_int4(q):
+    """Inverse of ``unpack_int4``: values ``q [K, N]`` in [0, 16) -> int32 words ``[K/8, N]``."""
+    q = np.asarray(q, dtype=np.int64).reshape(-1, 8, np.shape(q)[1])
+    words = np.sum(q << (4 * np.arange(8, dtype=np.int64))[None, :, None], axis=1)
+    return words.astype(np.uint32).view(np.int32)
+
+
+def gptq_perm_from_g_idx(g_idx):
+    """MAX's desc_act permutation of a ``g_idx`` checkpoint: ``k`` stably sorted by group."""
+    return np.argsort(np.asarray(g_idx), kind="stable").astype(np.int32)
+
+
+def gptq_from_checkpoint(qweight, scales, qzeros, group_size, g_idx=None):
+    """MAX's form (``GPTQWeight``) of an AutoGPTQ / Hugging Face checkpoint.
+
+    ``qzeros`` int32 ``[K/g, N/8]`` (packed along N, low nibble first) must hold the symmetric
+    zero point, stored as 7 (AutoGPTQ stores zero - 1): MAX decodes with 8 and never reads it.
+    With ``g_idx`` (desc_act), ``perm`` is the stable sort of ``k`` by group and the rows of
+    ``qweight`` are repacked in that order, so each group's rows are contiguous.
+    """
+    qzeros = np.asarray(qzeros)
+    zeros = unpack_int4(qzeros.T).T  # nibbles along N: [K/g, N]
+    if not np.all(zeros == 7):
+        raise ValueError("qzeros is not the symmetric zero point (7 = 8 - 1): asymmetric GPTQ")
+    if g_idx is None:
+        return GPTQWeight(qweight, scales, group_size)
+    perm = gptq_perm_from_g_idx(g_idx)
+    k = np.asarray(qweight).shape[0] * 8
+    if not np.array_equal(np.asarray(g_idx)[perm], np.arange(k) // group_size):
+        raise ValueError("g_idx must put group_size rows in each group")
+    return GPTQWeight(pack_int4(unpack_int4(qweight)[perm]), scales, group_size, perm)
+
+
+class GPTQWeight(QuantizedWeight):
+    """GPTQ int4, symmetric: ``qweight`` int32 ``[K/8, N]``, ``scales`` f16/bf16 ``[K/g, N]``,
+    optional ``perm`` int32 ``[K]`` (desc_act: stored row ``r`` multiplies ``x[perm[r]]``)."""
+
+    def __init__(self, qweight, scales, group_size, perm=None):
+        self.qweight = np.asarray(qweight, dtype=np.int32)
+        self.scales = np.asarray(scales)
+        self.group_size = group_size
+        self.perm = None if perm is None else np.asarray(perm, dtype=np.int64)
+        k = self.qweight.shape[0] * 8
+        if k % group_size or self.scales.shape != (k // group_size, self.qweight.shape[1]):
+            raise ValueError("scales must be [K / group_size, N] with K a multiple of the group")
+        if self.perm is not None and sorted(self.perm.tolist()) != list(range(k)):
+            raise ValueError("perm must be a permutation of range(K)")
+
+    def decode(self):
+        """``W[n, r] = (q[r, n] - 8) * scales[r // g, n]`` in stored row order, float64 ``[N, K]``."""
+        q = unpack_int4(self.qweight) - 8
+        s = np.repeat(_f64(self.scales), self.group_size, axis=0)
+        return (q * s).T
+
+    def apply(self, x):
+        x = _f64(x)
+        if self.perm is not None:
+            x = x[:, self.perm]
+        return x @ self.decode().T
+
+
+FP8_E4M3_MAX = 448.0
+FLOAT8_BLOCK = 128
+
+
+def decode_fp8_e4m3(bytes_):
+    """E4M3FN bytes -> float64: bias 7, subnormals ``m/8 * 2^-6``, ``0x7F``/``0xFF`` NaN."""
+    b = np.asarray(bytes_, dtype=np.uint8).astype(np.int64)
+    sign = np.where(b & 0x80, -1.0, 1.0)
+    e, m = (b >> 3) & 0xF, b & 0x7
+    value = np.where(e == 0, m / 8.0 * 2.0**-6, (1 + m / 8.0) * 2.0 ** (e - 7))
+    return np.where((e == 15) & (m == 7), np.nan, sign * value)
+
+
+def round_to_fp8_e4m3(x):
+    """Round to the nearest E4M3 value (ties to even) after clamping to ``[-448, 448]``."""
+    x = np.clip(_f64(x), -FP8_E4M3_MAX, FP8_E4M3_MAX)
+    _, e = np.frexp(x)  # |x| = f * 2^e, f in [0.5, 1): floor(log2 |x|) = e - 1
+    exponent = np.maximum(e - 1, -6)
+    quantum = 2.0 ** (exponent - 3)  # 3 mantissa bits; the subnormal quantum is 2^-9
+    return np.rint(x / quantum) * quantum
+
+
+def quantize_fp8_input(x, input_scale=None, upper_bound=None):
+    """``(x8, s_x)``: the activations on the E4M3 grid and their per-token f32 scale ``[T]``.
+
+    Static: ``s_x = input_scale``. Dynamic: ``s_x[t] = min(max_k |x[t, k]|, upper_bound) / 448``
+    in f32. ``x / s_x`` is divided in f32 (as a kernel does) before rounding to E4M3; a row of
+    zeros has ``s_x = 0`` and ``x8 = 0``.
+    """
+    x32 = np.asarray(x, dtype=np.float32)
+    if input_scale is not None:
+        s = np.full(x32.shape[0], np.float32(np.asarray(input_scale).reshape(-1)[0]))
+    else:
+        amax = np.max(np.abs(x32), axis=1)
+        if upper_bound is not None:
+            amax = np.minimum(amax, np.float32(upper_bound))
+        s = (amax / np.float32(FP8_E4M3_MAX)).astype(np.float32)
+    safe = np.where(s > 0, s, np.float32(1))
+    x8 = round_to_fp8_e4m3((x32 / safe[:, None]).astype(np.float32))
+    return np.where(s[:, None] > 0, x8, 0.0), s.astype(np.float64)
+
+
+class Float8Weight(QuantizedWeight):
+    """float8 E4M3: ``weight`` bytes ``[N, K]`` (uint8), f32 ``weight_scale`` by ``granularity``
+    (``"tensor"`` ``[1]``, ``"row"`` ``[N]``, ``"block"`` ``[ceil(N/128), K/128]``), and a static
+    ``input_scale`` ``[1]`` or a dynamic one (``upper_bound`` optional)."""
+
+    def __init__(self, weight, weight_scale, granularity, input_scale=None, upper_bound=None):
+        self.weight = np.asarray(weight, dtype=np.uint8)
+        self.weight_scale = np.asarray(weight_scale, dtype=np.float32)
+        self.granularity = granularity
+        self.input_scale = input_scale
+        self.upper_bound = upper_bound
+
+    def scale_matrix(self):
+        """``s_w`` broadcast to ``[N, K]``."""
+        n, k = self.weight.shape
+        s = _f64(self.weight_scale)
+        if self.granularity == "tensor":
+            return np.full((n, k), s.reshape(-1)[0])
+        if self.granularity == "row":
+            return np.repeat(s.reshape(n, 1), k, axis=1)
+        if self.granularity == "block":
+            b = FLOAT8_BLOCK
+            return np.repeat(np.repeat(s, b, axis=0)[:n], b, axis=1)[:, :k]
+        raise ValueError(f"unknown granularity {self.granularity!r}")
+
+    def decode(self):
+        """``W[n, k] = w8[n, k] * s_w[...]``, float64 ``[N, K]``."""
+        return decode_fp8_e4m3(self.weight) * self.scale_matrix()
+
+    def apply(self, x):
+        """``y[t, n] = (sum_k x8[t, k] w8[n, k] s_w[...]) * s_x[t]``."""
+        x8, s_x = quantize_fp8_input(x, self.input_scale, self.upper_bound)
+        return (x8 @ self.decode().T) * s_x[:, None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,7 +574,7 @@ def attention_with_rope(
     layer,
     rope,
     weights,
-    wo,
+    wo=None,
     biases=None,
     clip=None,
     q_norm=None,
@@ -411,7 +583,8 @@ def attention_with_rope(
     mask=DEFAULT_MASK,
     scale=None,
 ):
-    """One layer step, doc steps 1-6: returns ``(out [T, hidden], new_kv_blocks)``.
+    """One layer step, doc steps 1-6: returns ``(out [T, hidden], new_kv_blocks)``; without
+    ``wo``, ``(o [T, H*D], new_kv_blocks)``: the input of o_proj.
 
     QK norm (if gammas are given) precedes RoPE; k is stored after RoPE; attention reads the
     updated cache. ``kv_blocks`` itself is not modified.
@@ -427,8 +600,8 @@ def attention_with_rope(
     o = flash_attention_paged(
         q, new_blocks, cache_lengths, lookup_table, row_offsets, layer, mask, scale
     )
-    out = linear(o.reshape(o.shape[0], num_heads * head_dim), wo)
-    return out, new_blocks
+    o = o.reshape(o.shape[0], num_heads * head_dim)
+    return (o if wo is None else linear(o, wo)), new_blocks
 
 
 # ---------------------------------------------------------------------------------------------

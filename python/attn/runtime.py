@@ -27,6 +27,9 @@ NUMPY_DTYPES = {
     "f16": np.dtype(np.float16),
     "bf16": np.dtype(np.uint16),
     "i32": np.dtype(np.int32),
+    # Quantised weight parts: float8 E4M3 bytes and raw (GGUF) bytes.
+    "f8E4M3FN": np.dtype(np.uint8),
+    "i8": np.dtype(np.int8),
 }
 _ABI_DTYPES = frozenset(NUMPY_DTYPES.values())
 
@@ -100,7 +103,7 @@ def as_descriptor(array):
     if array.dtype not in _ABI_DTYPES:
         raise TypeError(
             f"unsupported element type {array.dtype}; the ABI takes float32, float16, "
-            "uint16 (bf16 bits) and int32"
+            "uint16 (bf16 bits), int32, uint8 (float8 E4M3 bytes) and int8"
         )
     rank = array.ndim
     strides = [int(np.prod(array.shape[i + 1 :], dtype=np.int64)) for i in range(rank)]

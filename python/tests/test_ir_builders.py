@@ -231,3 +231,36 @@ def test_random_inputs_with_runtime_layer():
         old = rt.from_abi(inputs["blocks"], cfg.dtype).astype(np.float64)
         changed = np.any(new_blocks != old, axis=(1, 3, 4, 5))  # [P, L]
         assert changed[:, layer].any() and not np.delete(changed, layer, axis=1).any()
+
+
+QUANTS = [
+    {"kind": "gptq", "group_size": 32},
+    {"kind": "gptq", "group_size": 64, "desc_act": True},
+    {"kind": "float8", "weight_scale": "tensor", "input_scale": "static"},
+    {"kind": "float8", "weight_scale": "row", "input_scale": "dynamic", "upper_bound": 12.5},
+    {"kind": "float8", "weight_scale": "block", "input_scale": "dynamic"},
+]
+
+
+@needs_attn_opt
+@pytest.mark.parametrize("stacked", [False, True])
+@pytest.mark.parametrize("quant", QUANTS, ids=lambda q: ir.encoding_attr(q))
+def test_quantized_builders_verify(quant, stacked):
+    dtype = "bf16" if quant["kind"] == "gptq" else "f32"
+    cfg = ir.LayerConfig(hidden=256, num_heads=4, num_kv_heads=2, head_dim=64, dtype=dtype,
+                         stacked=stacked, quant=quant)
+    text = ir.module_text(
+        ir.layer_function("layer", cfg),
+        ir.quantized_linear_function("linear", quant, 256, 192, dtype, tokens=3))
+    expanded = attn_opt(text, "--attn-expand-composite")
+    parts = len(ir.quantized_part_names(quant))
+    # One attn.quantized_weight per weight, its parts the function's arguments.
+    assert expanded.count("attn.quantized_weight(") == (2 if stacked else 4) + 1
+    assert expanded.count(f"{ir.encoding_attr(quant)}>") >= 5
+    args = [name for name, _ in ir.layer_arguments(cfg)]
+    assert sum(name.startswith(("wq", "wk", "wv", "wo")) for name in args) == parts * (
+        2 if stacked else 4)
+    inputs = ir.random_layer_inputs(np.random.default_rng(0), cfg, [3, 0], [2, 5])
+    assert list(inputs) == args
+    out, _ = ir.reference_layer(cfg, inputs)
+    assert out.shape == (7, 256) and np.isfinite(out).all()

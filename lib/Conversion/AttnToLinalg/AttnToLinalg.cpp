@@ -60,8 +60,8 @@ struct ConvertAttnToLinalgPass
     RewritePatternSet tablePatterns(ctx);
     populateRopeTablePatterns(tablePatterns);
     walkAndApplyPatterns(getOperation(), std::move(tablePatterns));
-    getOperation()->walk([](RopeFreqsOp op) {
-      if (op->use_empty())
+    getOperation()->walk([](Operation *op) {
+      if (isa<RopeFreqsOp, QuantizedWeightOp>(op) && op->use_empty())
         op->erase();
     });
     WalkResult left = getOperation()->walk([](Operation *op) {

@@ -8,6 +8,7 @@
 
 #include "Builders.h"
 #include "Patterns.h"
+#include "QuantizedWeights.h"
 
 #include "attn/Dialect/Attn/IR/AttnOps.h"
 
@@ -107,14 +108,11 @@ static int64_t depthBlockOf(int64_t depth, ArrayRef<int64_t> candidates,
 /// L2), 4 rows x 2 columns of `lanes`-wide accumulators per step along K;
 /// the horizontal sums are added into the output tile after each block.
 /// Tail rows repeat the last row; their sums are discarded.
-static Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
-                          int64_t lanes, Value init) {
+static Value vectorLinear(IB &b, Value x, int64_t n, int64_t depth,
+                          WeightReader &weights, int64_t lanes, Value init) {
   constexpr int64_t rowsPerBlock = 4, colsPerBlock = 2;
-  auto wType = cast<RankedTensorType>(w.getType());
-  int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
   Value zeros = zero(b, vecType(b.getF32Type(), {lanes}));
-  Value clipHi = clip ? splat(b, cF32(b, *clip), lanes) : Value();
-  Value clipLo = clip ? splat(b, cF32(b, -*clip), lanes) : Value();
+  weights.prepare(b, lanes);
   auto block = [&](IB &ib, const ProjectionBlock &blk, Value col0,
                    Value out) -> Value {
     BuilderScope scope(ib);
@@ -128,14 +126,8 @@ static Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
           SmallVector<Value> xs, ws;
           for (Value row : blk.rows)
             xs.push_back(vecToF32(i3, readVector(i3, x, {row, k}, lanes)));
-          for (Value col : cols) {
-            Value wv = vecToF32(i3, readVector(i3, w, {col, k}, lanes));
-            if (clipHi) {
-              wv = arith::MaximumFOp::create(i3, wv, clipLo);
-              wv = arith::MinimumFOp::create(i3, wv, clipHi);
-            }
-            ws.push_back(wv);
-          }
+          for (Value col : cols)
+            ws.push_back(weights.row(i3, col, k, lanes));
           SmallVector<Value> next;
           for (int64_t i = 0; i < rowsPerBlock; ++i)
             for (int64_t j = 0; j < colsPerBlock; ++j)
@@ -171,25 +163,17 @@ static Value vectorLinear(IB &b, Value x, Value w, std::optional<double> clip,
 /// along K with the x element broadcast and the packed weight row as the
 /// vector. Tail rows repeat the last row: they load, add and store the same
 /// values as that row, so the result is unchanged.
-static Value packedLinear(IB &b, Value x, Value w, std::optional<double> clip,
-                          int64_t lanes, Value init) {
+static Value packedLinear(IB &b, Value x, int64_t n, int64_t depth,
+                          WeightReader &weights, int64_t lanes, Value init) {
   int64_t rowBlock = lanes >= 16 ? 8 : kRowBlock;
-  auto wType = cast<RankedTensorType>(w.getType());
-  int64_t n = wType.getDimSize(0), depth = wType.getDimSize(1);
   int64_t chunk = linearChunk(n);
   int64_t width = blockWidth(chunk, lanes >= 16 ? 32 : 16);
-  Value clipHi = clip ? splat(b, cF32(b, *clip), kLanes) : Value();
-  Value clipLo = clip ? splat(b, cF32(b, -*clip), kLanes) : Value();
+  weights.prepare(b, kLanes);
   Value packed;
   auto pack = [&](IB &pb, Value col0) {
     packed = transposeKeys(pb, chunk, depth, [&](IB &g, Value c, Value d0) {
       BuilderScope scope(g);
-      Value v = vecToF32(g, readVector(g, w, {Idx(col0) + c, d0}, kLanes));
-      if (clipHi) {
-        v = arith::MaximumFOp::create(g, v, clipLo);
-        v = arith::MinimumFOp::create(g, v, clipHi);
-      }
-      return v;
+      return weights.row(g, Idx(col0) + c, d0, kLanes);
     });
   };
   auto block = [&](IB &ib, const ProjectionBlock &blk, Value,
@@ -209,23 +193,89 @@ static Value packedLinear(IB &b, Value x, Value w, std::optional<double> clip,
                          pack, block);
 }
 
+namespace {
+/// A float weight tensor, widened to f32 and clamped to `[-clip, clip]`.
+struct FloatWeightReader : WeightReader {
+  FloatWeightReader(Value w, std::optional<double> clip) : w(w), clip(clip) {}
+  void prepare(IB &b, int64_t width) override {
+    clipHi = clip ? splat(b, cF32(b, *clip), width) : Value();
+    clipLo = clip ? splat(b, cF32(b, -*clip), width) : Value();
+  }
+  Value row(IB &b, Value n, Value k, int64_t width) override {
+    Value v = vecToF32(b, readVector(b, w, {n, k}, width));
+    if (clipHi) {
+      v = arith::MaximumFOp::create(b, v, clipLo);
+      v = arith::MinimumFOp::create(b, v, clipHi);
+    }
+    return v;
+  }
+  Value w;
+  std::optional<double> clip;
+  Value clipHi, clipLo;
+};
+} // namespace
+
+/// Whether the vector kernels take `[n, depth]` weights with `lanes`.
+static bool vectorKernelsApply(int64_t n, int64_t depth, int64_t lanes) {
+  return lanes > 0 && !ShapedType::isDynamic(n) &&
+         !ShapedType::isDynamic(depth) && depth % lanes == 0 &&
+         linearChunk(n) != 0;
+}
+
+/// Quantised weights are decoded by the vector kernels only, from the parts
+/// of their `attn.quantized_weight`.
+static LogicalResult checkWeights(Operation *op, ValueRange weights,
+                                  int64_t lanes) {
+  for (Value w : weights) {
+    auto quantized = dyn_cast<QuantizedWeightType>(w.getType());
+    if (!quantized)
+      continue;
+    if (isa<GGUFAttr>(quantized.getEncoding()))
+      return op->emitError() << "quantised weights (" << quantized.getEncoding()
+                             << ") are not supported on the CPU yet";
+    if (!w.getDefiningOp<QuantizedWeightOp>())
+      return op->emitError("quantised weight not made by "
+                           "attn.quantized_weight in this function");
+    if (!vectorKernelsApply(quantized.getRows(), quantized.getCols(), lanes))
+      return op->emitError()
+             << "quantised weights need the vector kernels: K ("
+             << quantized.getCols() << ") a multiple of vector-lanes (" << lanes
+             << ") and N (" << quantized.getRows() << ") even";
+  }
+  return success();
+}
+
 /// `x [T, K] @ w [N, K]^T (+ bias [N])` as `[T, N] x outType`, accumulated in
-/// f32; `clip` clamps the weight elements inside the contraction.
+/// f32; `clip` clamps the weight elements inside the contraction. A
+/// quantised `w` is decoded inside the vector kernels (QuantizedWeights.h).
 /// `packedMinRows`: rows from which the packed GEMM is used (0: never).
 static Value buildLinear(IB &b, Value x, Value w, Value bias,
                          std::optional<double> clip, Type outType,
                          int64_t lanes, int64_t packedMinRows) {
   MLIRContext *ctx = b.getContext();
   Value tokens = dim(b, x, 0);
-  int64_t n = cast<RankedTensorType>(w.getType()).getDimSize(0);
-  int64_t depth = cast<RankedTensorType>(w.getType()).getDimSize(1);
-  SmallVector<OpFoldResult> sizes = {tokens,
-                                     tensor::getMixedSize(b, b.getLoc(), w, 0)};
+  std::unique_ptr<WeightReader> weights;
+  Value rowScale;
+  int64_t n, depth;
+  SmallVector<OpFoldResult> sizes;
+  if (auto quantized = dyn_cast<QuantizedWeightType>(w.getType())) {
+    n = quantized.getRows();
+    depth = quantized.getCols();
+    QuantizedProjection projection = prepareQuantizedProjection(b, x, w);
+    x = projection.input;
+    rowScale = projection.rowScale;
+    weights = std::move(projection.weights);
+    sizes = {tokens, b.getIndexAttr(n)};
+  } else {
+    n = cast<RankedTensorType>(w.getType()).getDimSize(0);
+    depth = cast<RankedTensorType>(w.getType()).getDimSize(1);
+    weights = std::make_unique<FloatWeightReader>(w, clip);
+    sizes = {tokens, tensor::getMixedSize(b, b.getLoc(), w, 0)};
+  }
   AffineExpr t, nn, k;
   bindDims(ctx, t, nn, k);
   Value acc;
-  if (lanes > 0 && !ShapedType::isDynamic(n) && !ShapedType::isDynamic(depth) &&
-      depth % lanes == 0 && linearChunk(n) != 0) {
+  if (vectorKernelsApply(n, depth, lanes)) {
     if (packedMinRows > 0 && linearChunk(n) % kLanes == 0 &&
         depth % kLanes == 0) {
       // Many rows (prefill): packed GEMM on f32 rows; few rows (decode):
@@ -251,45 +301,50 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
                     linalg::YieldOp::create(gb, gl, ValueRange{toF32(gb, gl, a[0])});
                   });
             }
-            Value r = packedLinear(ib, x32, w, clip, lanes, init);
+            Value r = packedLinear(ib, x32, n, depth, *weights, lanes, init);
             scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
           },
           [&](OpBuilder &eb, Location el) {
             IB ib(el, eb);
-            Value r = vectorLinear(ib, x, w, clip, lanes, init);
+            Value r = vectorLinear(ib, x, n, depth, *weights, lanes, init);
             scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
           });
       acc = ifOp.getResult(0);
     } else {
-      acc = vectorLinear(b, x, w, clip, lanes,
-                         emptyTensor(b, {tokens, b.getIndexAttr(n)},
-                                     b.getF32Type()));
+      acc = vectorLinear(
+          b, x, n, depth, *weights, lanes,
+          emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
     }
   } else {
-  acc = filled(b, sizes, cF32(b, 0.0));
-  Value clipHi = clip ? cF32(b, *clip) : Value();
-  Value clipLo = clip ? cF32(b, -*clip) : Value();
-  acc = generic(
-      b, acc, {x, w},
-      {map(ctx, 3, {t, k}), map(ctx, 3, {nn, k}), map(ctx, 3, {t, nn})},
-      iterators(2, 1), [&](OpBuilder &ob, Location loc, ValueRange args) {
-        Value a = toF32(ob, loc, args[0]);
-        Value wv = toF32(ob, loc, args[1]);
-        if (clipHi) {
-          wv = arith::MaximumFOp::create(ob, loc, wv, clipLo);
-          wv = arith::MinimumFOp::create(ob, loc, wv, clipHi);
-        }
-        Value prod = arith::MulFOp::create(ob, loc, a, wv);
-        linalg::YieldOp::create(ob, loc,
-                                ValueRange{arith::AddFOp::create(ob, loc, args[2], prod)});
-      });
+    acc = filled(b, sizes, cF32(b, 0.0));
+    Value clipHi = clip ? cF32(b, *clip) : Value();
+    Value clipLo = clip ? cF32(b, -*clip) : Value();
+    acc = generic(
+        b, acc, {x, w},
+        {map(ctx, 3, {t, k}), map(ctx, 3, {nn, k}), map(ctx, 3, {t, nn})},
+        iterators(2, 1), [&](OpBuilder &ob, Location loc, ValueRange args) {
+          Value a = toF32(ob, loc, args[0]);
+          Value wv = toF32(ob, loc, args[1]);
+          if (clipHi) {
+            wv = arith::MaximumFOp::create(ob, loc, wv, clipLo);
+            wv = arith::MinimumFOp::create(ob, loc, wv, clipHi);
+          }
+          Value prod = arith::MulFOp::create(ob, loc, a, wv);
+          linalg::YieldOp::create(
+              ob, loc,
+              ValueRange{arith::AddFOp::create(ob, loc, args[2], prod)});
+        });
   }
   Type elementType = cast<RankedTensorType>(outType).getElementType();
-  if (elementType.isF32() && !bias)
+  if (elementType.isF32() && !bias && !rowScale)
     return acc;
   bindDims(ctx, t, nn);
   SmallVector<Value> inputs = {acc};
   SmallVector<AffineMap> maps = {map(ctx, 2, {t, nn})};
+  if (rowScale) {
+    inputs.push_back(rowScale);
+    maps.push_back(map(ctx, 2, {t}));
+  }
   if (bias) {
     inputs.push_back(bias);
     maps.push_back(map(ctx, 2, {nn}));
@@ -299,9 +354,11 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
   return generic(b, out, inputs, maps, iterators(2),
                  [&](OpBuilder &ob, Location loc, ValueRange args) {
                    Value v = args[0];
+                   if (rowScale)
+                     v = arith::MulFOp::create(ob, loc, v, args[1]);
                    if (bias)
-                     v = arith::AddFOp::create(ob, loc, v,
-                                               toF32(ob, loc, args[1]));
+                     v = arith::AddFOp::create(
+                         ob, loc, v, toF32(ob, loc, args[rowScale ? 2 : 1]));
                    linalg::YieldOp::create(
                        ob, loc, ValueRange{fromF32(ob, loc, v, elementType)});
                  });
@@ -321,6 +378,8 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
   int64_t lanes, packedMinRows;
   LogicalResult matchAndRewrite(LinearOp op,
                                 PatternRewriter &rewriter) const override {
+    if (failed(checkWeights(op, op.getWeight(), lanes)))
+      return failure();
     IB b(op.getLoc(), rewriter);
     Value out = buildLinear(b, op.getInput(), op.getWeight(), op.getBias(),
                             clipValue(op.getClip()), op.getType(), lanes,
@@ -336,6 +395,8 @@ struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
   int64_t lanes, packedMinRows;
   LogicalResult matchAndRewrite(QKVProjectionOp op,
                                 PatternRewriter &rewriter) const override {
+    if (failed(checkWeights(op, op.getWeights(), lanes)))
+      return failure();
     IB b(op.getLoc(), rewriter);
     std::optional<double> clip = clipValue(op.getClip());
     int64_t headDim = op.getHeadDim();

@@ -440,7 +440,7 @@ func.func @linear_bias_shape(%x: tensor<?x256xf32>, %w: tensor<128x256xf32>, %b:
 // -----
 
 func.func @linear_operand_element_type(%x: tensor<?x256xf32>, %w: tensor<128x256xbf16>) {
-  // expected-error @+1 {{expects operands with element type 'f32', got 'bf16'}}
+  // expected-error @+1 {{expects weight with element type 'f32', got 'bf16'}}
   %0 = attn.linear %x, %w : tensor<?x256xf32>, tensor<128x256xbf16> -> tensor<?x128xf32>
   return
 }

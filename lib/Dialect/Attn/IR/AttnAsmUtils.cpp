@@ -23,6 +23,13 @@ FailureOr<APFloat> attn::parseF64(AsmParser &parser) {
   return APFloat(negative ? -value : value);
 }
 
+FailureOr<std::optional<APFloat>> attn::parseOptionalF64(AsmParser &parser) {
+  FailureOr<APFloat> value = parseF64(parser);
+  if (failed(value))
+    return failure();
+  return std::optional<APFloat>(*value);
+}
+
 void attn::printF64(AsmPrinter &printer, const APFloat &apValue) {
   double value = apValue.convertToDouble();
   if (!std::isfinite(value)) {

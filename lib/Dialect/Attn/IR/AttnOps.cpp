@@ -162,6 +162,42 @@ double defaultScale(int64_t headDim) {
   return 1.0 / std::sqrt(static_cast<double>(headDim));
 }
 
+/// `[rows, cols]` of a projection weight, a float tensor or a quantised one.
+std::array<int64_t, 2> weightShape(Type type) {
+  if (auto quantized = dyn_cast<QuantizedWeightType>(type))
+    return {quantized.getRows(), quantized.getCols()};
+  ArrayRef<int64_t> shape = cast<RankedTensorType>(type).getShape();
+  return {shape[0], shape[1]};
+}
+
+/// A projection weight `W [n, k]` for activations of `elementType`: a float
+/// tensor of that element type, or a quantised weight whose encoding takes
+/// such activations, has no clip and a bias only where it allows one.
+LogicalResult verifyWeight(Operation *op, StringRef what, Value weight,
+                           int64_t n, int64_t k, Type elementType, bool hasBias,
+                           bool hasClip) {
+  auto quantized = dyn_cast<QuantizedWeightType>(weight.getType());
+  if (!quantized)
+    return failure(failed(expectShape(op, what, weight, {n, k})) ||
+                   failed(expectElementType(op, what, weight, elementType)));
+  if (!isCompatible(quantized.getRows(), n) ||
+      !isCompatible(quantized.getCols(), k))
+    return op->emitOpError()
+           << "expects " << what << " of shape " << shapeToString({n, k})
+           << ", got " << shapeToString(weightShape(quantized));
+  WeightEncodingAttrInterface encoding = quantized.getEncoding();
+  if (failed(encoding.verifyActivationType(elementType,
+                                           [&] { return op->emitOpError(); })))
+    return failure();
+  if (hasBias && !encoding.allowsBias())
+    return op->emitOpError()
+           << "expects no bias with " << encoding << " weights (MAX has none)";
+  if (hasClip)
+    return op->emitOpError() << "expects no clip with quantised weights (the "
+                                "decoded weight is never materialised)";
+  return success();
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -272,8 +308,8 @@ LogicalResult QKVProjectionOp::verify() {
     return emitOpError("head counts times head dim overflow");
   SmallVector<int64_t> rows = weightRows(*allRows, numWeights);
   for (auto [weight, n] : llvm::zip(getWeights(), rows))
-    if (failed(expectShape(*this, "weight", weight, {n, hidden})) ||
-        failed(expectElementType(*this, "weight", weight, elementType)))
+    if (failed(verifyWeight(*this, "weight", weight, n, hidden, elementType,
+                            numBiases != 0, getClip().has_value())))
       return failure();
   for (auto [bias, n] : llvm::zip(getBiases(), rows))
     if (failed(expectShape(*this, "bias", bias, {n})) ||
@@ -293,24 +329,26 @@ LogicalResult QKVProjectionOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult LinearOp::verify() {
-  RankedTensorType input = getInput().getType(), weight = getWeight().getType();
+  RankedTensorType input = getInput().getType();
   int64_t rows = input.getDimSize(0), k = input.getDimSize(1);
-  int64_t n = weight.getDimSize(0);
-  if (failed(expectShape(*this, "weight", getWeight(), {n, k})) ||
-      failed(expectShape(*this, "result", getResult(), {rows, n})))
-    return failure();
-  if (getBias() && failed(expectShape(*this, "bias", getBias(), {n})))
-    return failure();
+  int64_t n = weightShape(getWeight().getType())[0];
   Type elementType = input.getElementType();
-  for (Value value : getOperation()->getOperands())
-    if (failed(expectElementType(*this, "operands", value, elementType)))
-      return failure();
+  if (failed(verifyWeight(*this, "weight", getWeight(), n, k, elementType,
+                          static_cast<bool>(getBias()),
+                          getClip().has_value())) ||
+      failed(expectShape(*this, "result", getResult(), {rows, n})) ||
+      failed(expectElementType(*this, "result", getResult(), elementType)))
+    return failure();
+  if (getBias() &&
+      (failed(expectShape(*this, "bias", getBias(), {n})) ||
+       failed(expectElementType(*this, "bias", getBias(), elementType))))
+    return failure();
   if (std::optional<APFloat> clip = getClip()) {
     double value = clip->convertToDouble();
     if (!std::isfinite(value) || value <= 0)
       return emitOpError("expects a positive, finite clip");
   }
-  return expectElementType(*this, "result", getResult(), elementType);
+  return success();
 }
 
 //===----------------------------------------------------------------------===//
@@ -560,9 +598,17 @@ LogicalResult AttentionWithRopeOp::verify() {
   SmallVector<int64_t> rows = weightRows(*allRows, numWeights);
   int64_t qRows = (*allRows)[0];
   for (auto [weight, n] : llvm::zip(getQkvWeights(), rows))
-    if (failed(expectShape(*this, "qkv weight", weight, {n, hidden})) ||
-        failed(expectElementType(*this, "qkv weight", weight, elementType)))
+    if (failed(verifyWeight(*this, "qkv weight", weight, n, hidden, elementType,
+                            numBiases != 0, getClipQkv().has_value())))
       return failure();
+  // MAX's float8 path concatenates q, k and v biases; a stacked float8
+  // weight with a bias has no MAX counterpart.
+  if (numWeights == 1 && numBiases != 0)
+    if (auto quantized =
+            dyn_cast<QuantizedWeightType>(getQkvWeights()[0].getType());
+        quantized && isa<Float8Attr>(quantized.getEncoding()))
+      return emitOpError("expects separate q, k and v weights for a float8 "
+                         "qkv with bias");
   for (auto [bias, n] : llvm::zip(getQkvBiases(), rows))
     if (failed(expectShape(*this, "qkv bias", bias, {n})) ||
         failed(expectElementType(*this, "qkv bias", bias, elementType)))
@@ -575,10 +621,9 @@ LogicalResult AttentionWithRopeOp::verify() {
     if (gamma && failed(expectShape(*this, "norm weight", gamma, {headDim})))
       return failure();
 
-  if (failed(expectShape(*this, "o_proj weight", getOProjWeight(),
-                         {hidden, qRows})) ||
-      failed(expectElementType(*this, "o_proj weight", getOProjWeight(),
-                               elementType)))
+  if (failed(verifyWeight(*this, "o_proj weight", getOProjWeight(), hidden,
+                          qRows, elementType, /*hasBias=*/false,
+                          /*hasClip=*/false)))
     return failure();
 
   if (Value freqs = getFreqs())

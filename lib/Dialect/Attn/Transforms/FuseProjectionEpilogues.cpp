@@ -152,7 +152,10 @@ struct FoldBiasAdd : OpRewritePattern<linalg::AddOp> {
       Value x, w;
       FloatAttr clip;
       if (auto linear = dyn_cast<LinearOp>(proj)) {
-        if (linear.getBias())
+        auto quantized =
+            dyn_cast<QuantizedWeightType>(linear.getWeight().getType());
+        if (linear.getBias() ||
+            (quantized && !quantized.getEncoding().allowsBias()))
           continue;
         x = linear.getInput();
         w = linear.getWeight();

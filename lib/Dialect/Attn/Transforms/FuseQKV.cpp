@@ -91,7 +91,9 @@ LogicalResult fuseLinears(RewriterBase &rewriter,
       qType.getDimSize(1) % kType.getDimSize(1) != 0)
     return failure();
   for (HeadProjection p : projections) {
-    if (!cast<RankedTensorType>(p.proj.weight.getType()).hasStaticShape())
+    // Quantised weights have static shapes; the op takes them as they are.
+    auto tensorType = dyn_cast<RankedTensorType>(p.proj.weight.getType());
+    if (tensorType && !tensorType.hasStaticShape())
       return failure();
     if (static_cast<bool>(p.proj.bias) != static_cast<bool>(q.proj.bias) ||
         p.proj.clip != q.proj.clip)

@@ -18,6 +18,8 @@ FailureOr<llvm::APFloat> parseF64(AsmParser &parser);
 /// Prints the shortest text that parses back to the same double, always as a
 /// float literal (`8192.0`, `1.0e-06`).
 void printF64(AsmPrinter &printer, const llvm::APFloat &value);
+/// parseF64 for an optional parameter that is present.
+FailureOr<std::optional<llvm::APFloat>> parseOptionalF64(AsmParser &parser);
 FailureOr<bool> parseBool(AsmParser &parser);
 FailureOr<SmallVector<llvm::APFloat>> parseF64List(AsmParser &parser);
 void printF64List(AsmPrinter &printer, ArrayRef<llvm::APFloat> values);

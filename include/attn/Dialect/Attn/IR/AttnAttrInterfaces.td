@@ -32,4 +32,33 @@ def Attn_RopeScalingAttrInterface : AttrInterface<"RopeScalingAttrInterface"> {
   ];
 }
 
+def Attn_WeightEncodingAttrInterface
+    : AttrInterface<"WeightEncodingAttrInterface"> {
+  let cppNamespace = "::mlir::attn";
+  let description = [{
+    How a quantised projection weight `W [N, K]` is stored (GPTQ, float8,
+    GGUF). The encoding lists the tensors ("parts") a weight is made of and
+    checks them, the weight's shape and the activations it may multiply, so
+    that `attn.quantized_weight` and the projection ops verify every
+    encoding alike.
+  }];
+  let methods = [
+    InterfaceMethod<[{Names of the parts, in operand order (diagnostics).}],
+      "::llvm::SmallVector<::llvm::StringRef>", "getPartNames", (ins)>,
+    InterfaceMethod<[{
+        Checks `W [rows, cols]` and its parts' types (count, shapes, element
+        types) against the encoding; reports through `emitError`.
+      }], "::llvm::LogicalResult", "verifyParts",
+      (ins "int64_t":$rows, "int64_t":$cols, "::mlir::TypeRange":$parts,
+           "::llvm::function_ref<::mlir::InFlightDiagnostic()>":$emitError)>,
+    InterfaceMethod<[{
+        Checks the element type of the activations multiplied with W.
+      }], "::llvm::LogicalResult", "verifyActivationType",
+      (ins "::mlir::Type":$type,
+           "::llvm::function_ref<::mlir::InFlightDiagnostic()>":$emitError)>,
+    InterfaceMethod<[{Whether a bias may be added to this projection.}],
+      "bool", "allowsBias", (ins)>,
+  ];
+}
+
 #endif // ATTN_DIALECT_ATTN_IR_ATTNATTRINTERFACES_TD

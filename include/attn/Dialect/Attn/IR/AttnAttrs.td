@@ -198,4 +198,6 @@ def Attn_KVCacheAttr : Attn_Attr<"KVCache", "kv_cache"> {
   }];
 }
 
+include "attn/Dialect/Attn/IR/AttnQuantAttrs.td"
+
 #endif // ATTN_DIALECT_ATTN_IR_ATTNATTRS_TD

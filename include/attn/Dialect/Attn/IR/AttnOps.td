@@ -79,6 +79,28 @@ def Attn_PagedCachePartsOp : Attn_Op<"paged_cache.parts",
 // Projections
 //===----------------------------------------------------------------------===//
 
+def Attn_QuantizedWeightOp : Attn_Op<"quantized_weight", [Pure]> {
+  let summary = "Bundles the parts of a quantised weight";
+  let description = [{
+    Makes an `!attn.quantized_weight` from the tensors its encoding lists, in
+    that order (GPTQ: qweight, scales[, perm]; float8: weight, weight_scale[,
+    input_scale]; GGUF: the block bytes). The encoding checks their shapes
+    and element types against the weight's `rows x cols`.
+
+    ```mlir
+    %w = attn.quantized_weight(%qweight, %scales)
+        : (tensor<512x4096xi32>, tensor<32x4096xf16>)
+        -> !attn.quantized_weight<4096x4096, #attn.gptq<group_size = 128>>
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$parts);
+  let results = (outs Attn_QuantizedWeightType:$weight);
+  let assemblyFormat = [{
+    `(` $parts `)` attr-dict `:` functional-type($parts, $weight)
+  }];
+  let hasVerifier = 1;
+}
+
 def Attn_QKVProjectionOp : Attn_Op<"qkv_projection",
     [Pure, AttrSizedOperandSegments]> {
   let summary = "Projects hidden states to per-head q, k and v";
@@ -91,8 +113,9 @@ def Attn_QKVProjectionOp : Attn_Op<"qkv_projection",
     activations) to `[-clip, clip]` before use. Head counts and the head dim
     are read from the result types and must be static.
 
-    Quantised weights extend this op: an encoding attribute and scale
-    operands beside `weights`, the same results.
+    A weight may be an `!attn.quantized_weight` (GPTQ, float8, GGUF); each
+    weight is decoded as its encoding says, the results are the same. Such
+    weights take no `clip`, and a bias only where the encoding allows it.
 
     ```mlir
     %q, %k, %v = attn.qkv_projection %x weights(%wqkv) clip 8.0
@@ -101,7 +124,7 @@ def Attn_QKVProjectionOp : Attn_Op<"qkv_projection",
     ```
   }];
   let arguments = (ins Attn_Float2D:$input,
-                       Variadic<Attn_Float2D>:$weights,
+                       Variadic<Attn_Weight>:$weights,
                        Variadic<Attn_Float1D>:$biases,
                        OptionalAttr<F64Attr>:$clip);
   let results = (outs Attn_Float3D:$q, Attn_Float3D:$k, Attn_Float3D:$v);
@@ -125,15 +148,15 @@ def Attn_LinearOp : Attn_Op<"linear", [Pure]> {
     `result [T, N] = input [T, K] @ weight [N, K]^T (+ bias [N])`, the
     `nn.Linear` layout; used for the output projection. `clip` clamps the
     weight elements to `[-clip, clip]` before use, as in
-    `attn.qkv_projection`. Quantised encodings extend it as they extend
-    `attn.qkv_projection`.
+    `attn.qkv_projection`. The weight may be an `!attn.quantized_weight`, as
+    in `attn.qkv_projection`.
 
     ```mlir
     %out = attn.linear %o, %wo
         : tensor<?x4096xbf16>, tensor<4096x4096xbf16> -> tensor<?x4096xbf16>
     ```
   }];
-  let arguments = (ins Attn_Float2D:$input, Attn_Float2D:$weight,
+  let arguments = (ins Attn_Float2D:$input, Attn_Weight:$weight,
                        Optional<Attn_Float1D>:$bias,
                        OptionalAttr<F64Attr>:$clip);
   let results = (outs Attn_Float2D:$result);
@@ -450,6 +473,14 @@ def Attn_AttentionWithRopeOp : Attn_Op<"attention_with_rope",
     `rope` in f64 (per row on the CPU, per row and head on the GPU), which
     costs more than reading them (docs/performance.md, "The RoPE table").
 
+    Quantised layers take `!attn.quantized_weight` operands where MAX's
+    constructors take quantised weights: `GPTQAttentionWithRope` is q, k, v
+    and o_proj in `#attn.gptq` (desc_act: each weight carries its `perm`),
+    `float8_config` is `#attn.float8` weights, `GGUFQAttentionWithRope`
+    `#attn.gguf` ones (f32 activations, so an f32 cache). Each weight is
+    checked as in `attn.qkv_projection`; in addition a float8 qkv with bias
+    must be three weights (MAX concatenates q, k and v biases).
+
     The op returns the layer output and the cache with this step's keys and
     values written (the caller advances `cache_lengths`).
     `attn-expand-composite` turns it into the primitive ops.
@@ -471,11 +502,11 @@ def Attn_AttentionWithRopeOp : Attn_Op<"attention_with_rope",
     Attn_IndexVector:$input_row_offsets,
     Attn_PagedKVCacheType:$kv_collection,
     Optional<Attn_LayerIndex>:$layer_index,
-    Variadic<Attn_Float2D>:$qkv_weights,
+    Variadic<Attn_Weight>:$qkv_weights,
     Variadic<Attn_Float1D>:$qkv_biases,
     Optional<Attn_Float1D>:$q_norm_weight,
     Optional<Attn_Float1D>:$k_norm_weight,
-    Attn_Float2D:$o_proj_weight,
+    Attn_Weight:$o_proj_weight,
     Optional<Attn_Float2D>:$freqs,
     ConfinedAttr<I64Attr, [IntPositive]>:$num_attention_heads,
     ConfinedAttr<I64Attr, [IntPositive]>:$num_key_value_heads,

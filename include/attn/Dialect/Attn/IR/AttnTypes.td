@@ -28,4 +28,29 @@ def Attn_PagedKVCacheType : Attn_Type<"PagedKVCache", "paged_kv_cache"> {
   }];
 }
 
+def Attn_QuantizedWeightType
+    : Attn_Type<"QuantizedWeight", "quantized_weight"> {
+  let summary = "A projection weight [N, K] in a quantised encoding";
+  let description = [{
+    The weight `W [rows = N, cols = K]` of `attn.linear` or
+    `attn.qkv_projection` (`nn.Linear` layout, as a float weight) stored as
+    the encoding says (`#attn.gptq`, `#attn.float8`, `#attn.gguf`). The value
+    bundles the encoding's parts (packed values, scales, permutation);
+    `attn.quantized_weight` makes it from them, and the lowerings read the
+    parts from there, so no op ever holds a decoded copy of W.
+
+    ```mlir
+    !attn.quantized_weight<4096x4096, #attn.gptq<group_size = 128>>
+    ```
+  }];
+  let parameters = (ins "int64_t":$rows, "int64_t":$cols,
+                        "::mlir::attn::WeightEncodingAttrInterface":$encoding);
+  let hasCustomAssemblyFormat = 1;
+  let genVerifyDecl = 1;
+}
+
+// The weight operand of a projection: floats, or a quantised weight.
+def Attn_Weight : AnyTypeOf<[Attn_Float2D, Attn_QuantizedWeightType],
+                            "2D float tensor or quantised weight">;
+
 #endif // ATTN_DIALECT_ATTN_IR_ATTNTYPES_TD

@@ -284,4 +284,18 @@ def AttnEntryStatus : Pass<"attn-entry-status", "ModuleOp"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+def AttnRejectQuantizedWeights : Pass<"attn-reject-quantized-weights"> {
+  let summary = "Diagnose quantised weights on a target that cannot run them yet";
+  let description = [{
+    Every op taking an `!attn.quantized_weight` gets the error "quantised
+    weights (ENCODING) are not supported on TARGET yet" and the pass fails.
+    The NVVM pipeline runs it first, until the GPU projection kernels decode
+    quantised weights.
+  }];
+  let options = [
+    Option<"target", "target", "std::string", "\"cuda\"",
+           "Target named in the diagnostic">,
+  ];
+}
+
 #endif // ATTN_DIALECT_ATTN_TRANSFORMS_PASSES_TD

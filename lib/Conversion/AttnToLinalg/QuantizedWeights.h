@@ -1,0 +1,43 @@
+//===- QuantizedWeights.h - quantised weights in the kernels ---*- C++ -*-===//
+//
+// The projection kernels read their weight through a WeightReader; float
+// weights are widened (Projections.cpp), quantised ones decoded here, in
+// registers, from the parts of their `attn.quantized_weight`.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_LIB_CONVERSION_ATTNTOLINALG_QUANTIZEDWEIGHTS_H
+#define ATTN_LIB_CONVERSION_ATTNTOLINALG_QUANTIZEDWEIGHTS_H
+
+#include "Builders.h"
+
+#include <memory>
+
+namespace mlir::attn::linalg_lowering {
+
+/// How a projection kernel reads its weight W [N, K]: f32 vectors
+/// W[n, k .. k + width), k a multiple of width. `prepare` runs once where a
+/// kernel starts (loop-invariant values), `row` inside its loops.
+struct WeightReader {
+  virtual ~WeightReader() = default;
+  virtual void prepare(IB &b, int64_t width) {}
+  virtual Value row(IB &b, Value n, Value k, int64_t width) = 0;
+};
+
+/// A projection of a quantised weight as the kernels take it: the
+/// activations they multiply ([T, K]: permuted to f32 for GPTQ desc_act,
+/// rounded to E4M3 values in f32 for float8, else the input), a factor per
+/// row of the product ([T] f32: float8's input scale; null otherwise) and
+/// the reader decoding W.
+struct QuantizedProjection {
+  Value input;
+  Value rowScale;
+  std::unique_ptr<WeightReader> weights;
+};
+
+/// `weight` is an `attn.quantized_weight` result; `x` the [T, K] input.
+QuantizedProjection prepareQuantizedProjection(IB &b, Value x, Value weight);
+
+} // namespace mlir::attn::linalg_lowering
+
+#endif // ATTN_LIB_CONVERSION_ATTNTOLINALG_QUANTIZEDWEIGHTS_H

@@ -1,0 +1,44 @@
+//===- RejectQuantizedWeights.cpp - quantised weights unsupported here ----===//
+//
+// attn-reject-quantized-weights; see Passes.td.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Dialect/Attn/IR/AttnOps.h"
+#include "attn/Dialect/Attn/Transforms/Passes.h"
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNREJECTQUANTIZEDWEIGHTS
+#include "attn/Dialect/Attn/Transforms/Passes.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+
+struct AttnRejectQuantizedWeightsPass
+    : attn::impl::AttnRejectQuantizedWeightsBase<
+          AttnRejectQuantizedWeightsPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    bool rejected = false;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<QuantizedWeightOp>(op))
+        return;
+      for (Type type : op->getOperandTypes()) {
+        auto quantized = dyn_cast<QuantizedWeightType>(type);
+        if (!quantized)
+          continue;
+        op->emitError() << "quantised weights (" << quantized.getEncoding()
+                        << ") are not supported on " << target << " yet";
+        rejected = true;
+        return;
+      }
+    });
+    if (rejected)
+      signalPassFailure();
+  }
+};
+
+} // namespace

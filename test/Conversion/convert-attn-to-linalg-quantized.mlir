@@ -1,0 +1,116 @@
+// Quantised weights are decoded in registers inside both projection kernels,
+// from the parts of their attn.quantized_weight; no decoded copy of W exists.
+// RUN: attn-opt %s --convert-attn-to-linalg -split-input-file -mlir-print-local-scope | FileCheck %s
+
+// GPTQ with desc_act: the activations are permuted once (xp[t, r] =
+// x[t, perm[r]]); each 8-wide piece of W is one int32 word broadcast, shifted
+// by [0, 4, ..., 28], masked, minus 8, times its group's f16 scale.
+// CHECK-LABEL: func.func @gptq_desc_act
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x128xbf16>, %[[QW:[^:]*]]: tensor<16x64xi32>, %[[S:[^:]*]]: tensor<2x64xf16>, %[[P:[^:]*]]: tensor<128xi32>)
+// CHECK: %[[XP:[a-z0-9_#]+]] = linalg.generic {{.*}} ins(%[[P]] : tensor<128xi32>) outs(%{{.*}} : tensor<?x128xf32>)
+// CHECK: %[[COL:[a-z0-9_#]+]] = arith.index_cast %{{.*}} : i32 to index
+// CHECK: tensor.extract %[[X]][%{{.*}}, %[[COL]]] : tensor<?x128xbf16>
+// The packed GEMM (many rows) decodes its [K, 64] panel piece by piece.
+// CHECK: scf.if
+// CHECK: %[[SHIFTS:[a-z0-9_#]+]] = arith.constant dense<[0, 4, 8, 12, 16, 20, 24, 28]> : vector<8xi32>
+// CHECK: scf.forall
+// CHECK: %[[WORD:[a-z0-9_#]+]] = tensor.extract %[[QW]][%{{.*}}, %{{.*}}] : tensor<16x64xi32>
+// CHECK-NEXT: %[[WORDS:[a-z0-9_#]+]] = vector.broadcast %[[WORD]] : i32 to vector<8xi32>
+// CHECK-NEXT: %[[SHIFTED:[a-z0-9_#]+]] = arith.shrui %[[WORDS]], %[[SHIFTS]] : vector<8xi32>
+// CHECK-NEXT: %[[NIBBLES:[a-z0-9_#]+]] = arith.andi %[[SHIFTED]], %{{.*}} : vector<8xi32>
+// CHECK-NEXT: %[[Q:[a-z0-9_#]+]] = arith.uitofp %[[NIBBLES]] : vector<8xi32> to vector<8xf32>
+// CHECK-NEXT: %[[CENTRED:[a-z0-9_#]+]] = arith.subf %[[Q]], %{{.*}} : vector<8xf32>
+// CHECK: %[[SCALE:[a-z0-9_#]+]] = tensor.extract %[[S]][%{{.*}}, %{{.*}}] : tensor<2x64xf16>
+// CHECK-NEXT: %[[SCALE32:[a-z0-9_#]+]] = arith.extf %[[SCALE]] : f16 to f32
+// CHECK-NEXT: %[[SCALES:[a-z0-9_#]+]] = vector.broadcast %[[SCALE32]] : f32 to vector<8xf32>
+// CHECK-NEXT: arith.mulf %[[CENTRED]], %[[SCALES]] : vector<8xf32>
+// The dot-product kernel (few rows) decodes inside its K loop and reads xp.
+// CHECK: } else {
+// CHECK: scf.forall
+// CHECK: scf.for
+// CHECK: vector.transfer_read %[[XP]]
+// CHECK: tensor.extract %[[QW]]
+// CHECK: arith.shrui
+// CHECK: vector.fma
+// CHECK-NOT: tensor<64x128xf32>
+// CHECK: return
+func.func @gptq_desc_act(%x: tensor<?x128xbf16>, %qw: tensor<16x64xi32>, %s: tensor<2x64xf16>, %p: tensor<128xi32>) -> tensor<?x64xbf16> {
+  %w = attn.quantized_weight(%qw, %s, %p) : (tensor<16x64xi32>, tensor<2x64xf16>, tensor<128xi32>) -> !attn.quantized_weight<64x128, #attn.gptq<group_size = 64, desc_act = true>>
+  %y = attn.linear %x, %w : tensor<?x128xbf16>, !attn.quantized_weight<64x128, #attn.gptq<group_size = 64, desc_act = true>> -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// float8, dynamic input scale: s[t] = max |x[t]| / 448, x rounded to E4M3
+// values (ties to even through power-of-two scalings of the f32 bits); W's
+// bytes widened by their bits times the row scale; s[t] multiplies each output
+// row in the epilogue.
+// CHECK-LABEL: func.func @float8_row_dynamic
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x128xf32>, %[[W8:[^:]*]]: tensor<64x128xf8E4M3FN>, %[[SW:[^:]*]]: tensor<64xf32>)
+// CHECK: %[[AMAX:[a-z0-9_#]+]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[X]] : tensor<?x128xf32>)
+// CHECK: math.absf
+// CHECK: arith.maximumf
+// CHECK: %[[SX:[a-z0-9_#]+]] = linalg.generic {{.*}} ins(%[[AMAX]] : tensor<?xf32>)
+// CHECK: arith.divf %{{.*}}, %{{.*}} : f32
+// CHECK: %[[X8:[a-z0-9_#]+]] = linalg.generic {{.*}} ins(%[[X]], %[[SX]] : tensor<?x128xf32>, tensor<?xf32>)
+// CHECK: arith.divf
+// CHECK: arith.maxui %{{.*}}, %c121_i32 : i32
+// CHECK: math.roundeven
+// CHECK: scf.if
+// CHECK: %[[BYTES:[a-z0-9_#]+]] = vector.transfer_read %[[W8]][%{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<64x128xf8E4M3FN>, vector<8xf8E4M3FN>
+// CHECK-NEXT: %[[I8:[a-z0-9_#]+]] = arith.bitcast %[[BYTES]] : vector<8xf8E4M3FN> to vector<8xi8>
+// CHECK-NEXT: arith.extui %[[I8]] : vector<8xi8> to vector<8xi32>
+// CHECK: arith.addi %{{.*}}, %{{.*}} : vector<8xi32>
+// CHECK: arith.uitofp
+// CHECK: arith.select
+// CHECK: %[[DECODED:[a-z0-9_#]+]] = arith.select %{{.*}}, %{{.*}}, %{{.*}} : vector<8xi1>, vector<8xf32>
+// CHECK: %[[ROWSCALE:[a-z0-9_#]+]] = tensor.extract %[[SW]][%{{.*}}] : tensor<64xf32>
+// CHECK: %[[ROWSCALES:[a-z0-9_#]+]] = vector.broadcast %[[ROWSCALE]] : f32 to vector<8xf32>
+// CHECK-NEXT: arith.mulf %[[DECODED]], %[[ROWSCALES]] : vector<8xf32>
+// CHECK: } else {
+// CHECK: vector.transfer_read %[[X8]]
+// CHECK: vector.fma
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %[[SX]] : tensor<?x64xf32>, tensor<?xf32>)
+// CHECK-NEXT: ^bb0(%[[ACC:[a-z0-9_]+]]: f32, %[[ROW:[a-z0-9_]+]]: f32, %{{.*}}: f32):
+// CHECK-NEXT: arith.mulf %[[ACC]], %[[ROW]] : f32
+func.func @float8_row_dynamic(%x: tensor<?x128xf32>, %w8: tensor<64x128xf8E4M3FN>, %s: tensor<64xf32>) -> tensor<?x64xf32> {
+  %w = attn.quantized_weight(%w8, %s) : (tensor<64x128xf8E4M3FN>, tensor<64xf32>) -> !attn.quantized_weight<64x128, #attn.float8<weight_scale = row, input_scale = dynamic>>
+  %y = attn.linear %x, %w : tensor<?x128xf32>, !attn.quantized_weight<64x128, #attn.float8<weight_scale = row, input_scale = dynamic>> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// float8, static input scale and 128x128 block scales: the one input scale
+// fills the per-row scales; a block's scale is read at (n / 128, k / 128).
+// CHECK-LABEL: func.func @float8_block_static
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x256xbf16>, %[[W8:[^:]*]]: tensor<64x256xf8E4M3FN>, %[[SW:[^:]*]]: tensor<1x2xf32>, %[[SI:[^:]*]]: tensor<1xf32>)
+// CHECK: %[[S:[a-z0-9_#]+]] = tensor.extract %[[SI]][%c0{{[_0-9]*}}] : tensor<1xf32>
+// CHECK: linalg.fill ins(%[[S]] : f32)
+// CHECK: %[[N:[a-z0-9_#]+]] = arith.divui %{{.*}}, %c128{{[_0-9]*}} : index
+// CHECK: %[[K:[a-z0-9_#]+]] = arith.divui %{{.*}}, %c128{{[_0-9]*}} : index
+// CHECK-NEXT: tensor.extract %[[SW]][%[[N]], %[[K]]] : tensor<1x2xf32>
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+func.func @float8_block_static(%x: tensor<?x256xbf16>, %w8: tensor<64x256xf8E4M3FN>, %s: tensor<1x2xf32>, %si: tensor<1xf32>) -> tensor<?x64xbf16> {
+  %w = attn.quantized_weight(%w8, %s, %si) : (tensor<64x256xf8E4M3FN>, tensor<1x2xf32>, tensor<1xf32>) -> !attn.quantized_weight<64x256, #attn.float8<weight_scale = block, input_scale = static>>
+  %y = attn.linear %x, %w : tensor<?x256xbf16>, !attn.quantized_weight<64x256, #attn.float8<weight_scale = block, input_scale = static>> -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// Three separate GPTQ weights of a fused qkv_projection: one projection each,
+// all decoded in registers.
+// CHECK-LABEL: func.func @qkv_gptq
+// CHECK-COUNT-3: arith.constant dense<[0, 4, 8, 12, 16, 20, 24, 28]> : vector<8xi32>
+// CHECK-NOT: attn.
+func.func @qkv_gptq(%x: tensor<?x128xbf16>, %qq: tensor<16x128xi32>, %sq: tensor<1x128xf16>, %qkv: tensor<16x64xi32>, %skv: tensor<1x64xf16>)
+    -> (tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>) {
+  %wq = attn.quantized_weight(%qq, %sq) : (tensor<16x128xi32>, tensor<1x128xf16>) -> !attn.quantized_weight<128x128, #attn.gptq<group_size = 128>>
+  %wk = attn.quantized_weight(%qkv, %skv) : (tensor<16x64xi32>, tensor<1x64xf16>) -> !attn.quantized_weight<64x128, #attn.gptq<group_size = 128>>
+  %q, %k, %v = attn.qkv_projection %x weights(%wq, %wk, %wk)
+      : tensor<?x128xbf16>, (!attn.quantized_weight<128x128, #attn.gptq<group_size = 128>>, !attn.quantized_weight<64x128, #attn.gptq<group_size = 128>>, !attn.quantized_weight<64x128, #attn.gptq<group_size = 128>>)
+      -> tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>
+  return %q, %k, %v : tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>
+}
