@@ -1,4 +1,6 @@
 // RUN: attn-opt %s --attn-lower-to-nvvm -split-input-file -verify-diagnostics
+// convert-attn-to-gpu alone refuses them too (it is also run on its own).
+// RUN: attn-opt %s --convert-attn-to-gpu -split-input-file -verify-diagnostics
 
 // The GPU projection kernels do not decode quantised weights yet: a clear
 // diagnostic at the op taking one, before any lowering runs.

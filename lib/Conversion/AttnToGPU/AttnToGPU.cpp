@@ -91,6 +91,8 @@ struct ConvertAttnToGPU
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (failed(rejectQuantizedWeights(module, "cuda")))
+      return signalPassFailure();
     AttnToGPUPatternSet patterns;
     populateAttnToGPUPatterns(patterns);
     WalkResult supported = module.walk([&](Operation *op) {

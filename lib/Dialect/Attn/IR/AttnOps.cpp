@@ -648,6 +648,25 @@ LogicalResult AttentionWithRopeOp::verify() {
 // In-place sources
 //===----------------------------------------------------------------------===//
 
+LogicalResult mlir::attn::rejectQuantizedWeights(Operation *root,
+                                                 StringRef target) {
+  bool rejected = false;
+  root->walk([&](Operation *op) {
+    if (isa<QuantizedWeightOp>(op))
+      return;
+    for (Type type : op->getOperandTypes()) {
+      auto quantized = dyn_cast<QuantizedWeightType>(type);
+      if (!quantized)
+        continue;
+      op->emitError() << "quantised weights (" << quantized.getEncoding()
+                      << ") are not supported on " << target << " yet";
+      rejected = true;
+      return;
+    }
+  });
+  return failure(rejected);
+}
+
 BlockArgument mlir::attn::inPlaceSource(Value v) {
   while (v && !isa<BlockArgument>(v)) {
     Operation *def = v.getDefiningOp();

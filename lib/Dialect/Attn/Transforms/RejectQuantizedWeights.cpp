@@ -22,21 +22,7 @@ struct AttnRejectQuantizedWeightsPass
           AttnRejectQuantizedWeightsPass> {
   using Base::Base;
   void runOnOperation() override {
-    bool rejected = false;
-    getOperation()->walk([&](Operation *op) {
-      if (isa<QuantizedWeightOp>(op))
-        return;
-      for (Type type : op->getOperandTypes()) {
-        auto quantized = dyn_cast<QuantizedWeightType>(type);
-        if (!quantized)
-          continue;
-        op->emitError() << "quantised weights (" << quantized.getEncoding()
-                        << ") are not supported on " << target << " yet";
-        rejected = true;
-        return;
-      }
-    });
-    if (rejected)
+    if (failed(rejectQuantizedWeights(getOperation(), target)))
       signalPassFailure();
   }
 };

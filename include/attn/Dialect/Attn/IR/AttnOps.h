@@ -24,6 +24,11 @@ LogicalResult verifyCacheLayerOp(Operation *op);
 /// `parts(make(...))` pairs: a block argument, or null if `v` is computed.
 BlockArgument inPlaceSource(Value v);
 
+/// Reports each op under `root` that takes a quantised weight (other than
+/// attn.quantized_weight, which makes one) as not supported on `target`;
+/// fails if there is one.
+LogicalResult rejectQuantizedWeights(Operation *root, StringRef target);
+
 /// `layer` as an index constant, or `index` cast to index (see
 /// CacheLayerOpInterface::buildLayerIndex).
 Value buildLayerIndex(OpBuilder &b, Location loc, std::optional<int64_t> layer,
