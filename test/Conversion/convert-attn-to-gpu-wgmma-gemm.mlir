@@ -25,9 +25,6 @@
 // CHECK-DAG: [[SMEM64:%[a-zA-Z0-9_]+]] = arith.constant 132096 : i32
 // CHECK-DAG: [[SMEM128:%[a-zA-Z0-9_]+]] = arith.constant 148480 : i32
 // CHECK-DAG: [[SMEM:%[a-zA-Z0-9_]+]] = arith.constant 197632 : i32
-// Persistent GEMM blocks: as many as tiles, at most one per multiprocessor
-// (132).
-// CHECK-DAG: [[SMS:%[a-zA-Z0-9_]+]] = arith.constant 132 : index
 // CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
 // CHECK-NEXT: [[GEMV:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], [[C16]] : index
 // CHECK-NEXT: scf.if [[GEMV]] {
@@ -35,25 +32,19 @@
 // CHECK-NEXT: } else {
 // CHECK-NEXT: [[UPTO64:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], [[C64]] : index
 // CHECK-NEXT: scf.if [[UPTO64]] {
-// CHECK-NEXT: [[R64:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C64]] : index
-// CHECK-NEXT: [[T64:%[a-zA-Z0-9_]+]] = arith.muli [[R64]], [[C8]] : index
-// CHECK-NEXT: [[B64:%[a-zA-Z0-9_]+]] = arith.minsi [[T64]], [[SMS]] : index
-// CHECK-NEXT: [[G64:%[a-zA-Z0-9_]+]] = arith.maxsi [[B64]], [[C1]] : index
-// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma_m64 blocks in ([[G64]], [[C1]], [[C1]]) threads in ([[C256]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM64]]
+// CHECK-NEXT: [[T64:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C64]] : index
+// CHECK-NEXT: [[GY64:%[a-zA-Z0-9_]+]] = arith.maxsi [[T64]], [[C1]] : index
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma_m64 blocks in ([[C8]], [[GY64]], [[C1]]) threads in ([[C256]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM64]]
 // CHECK-NEXT: } else {
 // CHECK-NEXT: [[UPTO128:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], [[C128]] : index
 // CHECK-NEXT: scf.if [[UPTO128]] {
-// CHECK-NEXT: [[R128:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C128]] : index
-// CHECK-NEXT: [[T128:%[a-zA-Z0-9_]+]] = arith.muli [[R128]], [[C8]] : index
-// CHECK-NEXT: [[B128:%[a-zA-Z0-9_]+]] = arith.minsi [[T128]], [[SMS]] : index
-// CHECK-NEXT: [[G128:%[a-zA-Z0-9_]+]] = arith.maxsi [[B128]], [[C1]] : index
-// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma_m128 blocks in ([[G128]], [[C1]], [[C1]]) threads in ([[C384]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM128]]
+// CHECK-NEXT: [[T128:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C128]] : index
+// CHECK-NEXT: [[GY128:%[a-zA-Z0-9_]+]] = arith.maxsi [[T128]], [[C1]] : index
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma_m128 blocks in ([[C8]], [[GY128]], [[C1]]) threads in ([[C384]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM128]]
 // CHECK-NEXT: } else {
-// CHECK-NEXT: [[R:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C128]] : index
-// CHECK-NEXT: [[T:%[a-zA-Z0-9_]+]] = arith.muli [[R]], [[C2]] : index
-// CHECK-NEXT: [[B:%[a-zA-Z0-9_]+]] = arith.minsi [[T]], [[SMS]] : index
-// CHECK-NEXT: [[G:%[a-zA-Z0-9_]+]] = arith.maxsi [[B]], [[C1]] : index
-// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma blocks in ([[G]], [[C1]], [[C1]]) threads in ([[C384]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM]]
+// CHECK-NEXT: [[TILES:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C128]] : index
+// CHECK-NEXT: [[GY:%[a-zA-Z0-9_]+]] = arith.maxsi [[TILES]], [[C1]] : index
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma blocks in ([[C2]], [[GY]], [[C1]]) threads in ([[C384]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM]]
 // CHECK-NEXT: }
 // CHECK-NEXT: }
 // CHECK-NEXT: }
@@ -82,17 +73,13 @@
 // CHECK-NEXT: nvgpu.mbarrier.init [[EMPTY]][%c0], %c256
 // CHECK-COUNT-6: nvgpu.mbarrier.init
 // CHECK: gpu.barrier
-// Warpgroup 0 produces. For each of the block's tiles (tile blockIdx.x,
-// then every gridDim.x-th) and each K step g of it (256 / 64 = 4 per tile)
-// it first marks step g - 3 landed (its copies done: at most 2 newer groups
-// in flight; fenced into the async proxy), then waits until the consumers
-// released the stage, then copies: 8 x chunks and 16 weight chunks per
-// thread, each weight row from the weight holding it, one group.
+// Warpgroup 0 produces: per K step (256 / 64 = 4) it first marks the step
+// three back landed (its copies done: at most 2 newer groups in flight;
+// fenced into the async proxy), then waits until the consumers released
+// the stage, then copies: 8 x chunks and 16 weight chunks per thread, each
+// weight row from the weight holding it, one group.
 // CHECK-NEXT: [[PRODUCER:%[a-zA-Z0-9_]+]] = arith.cmpi eq, [[ROLE]], %c0 : index
 // CHECK-NEXT: scf.if [[PRODUCER]] {
-// CHECK: [[GRID:%[a-zA-Z0-9_]+]] = gpu.grid_dim x
-// CHECK: [[MINE:%[a-zA-Z0-9_]+]] = arith.ceildivui %{{.+}}, [[GRID]] : index
-// CHECK-NEXT: scf.for %{{.+}} = %c0 to [[MINE]] step %c1 {
 // CHECK: scf.for %{{.+}} = %c0 to %c4 step %c1 {
 // CHECK: scf.if
 // CHECK: nvvm.cp.async.wait.group 2
@@ -108,25 +95,20 @@
 // CHECK-COUNT-15: nvgpu.device_async_copy {{.*}}, [[STAGES]][{{.*}}], 8, %{{.+}} {bypassL1}
 // CHECK-NEXT: nvgpu.device_async_create_group
 // CHECK-NEXT: }
-// CHECK-NEXT: }
-// The last three of the block's steps land in order.
-// CHECK-NEXT: [[STEPS:%[a-zA-Z0-9_]+]] = arith.muli [[MINE]], %c4 : index
-// CHECK: nvvm.cp.async.wait.group 2
+// The last three steps land in order.
+// CHECK-NEXT: nvvm.cp.async.wait.group 2
 // CHECK-NEXT: nvvm.fence.proxy
-// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]]
-// CHECK: nvvm.cp.async.wait.group 1
+// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]][%c1]
+// CHECK-NEXT: nvvm.cp.async.wait.group 1
 // CHECK-NEXT: nvvm.fence.proxy
-// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]]
-// CHECK: nvvm.cp.async.wait.group 0
+// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]][%c2]
+// CHECK-NEXT: nvvm.cp.async.wait.group 0
 // CHECK-NEXT: nvvm.fence.proxy
-// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]]
-// CHECK: } else {
-// The consumers walk the same tiles and carry the accumulator struct through
-// each tile's K loop: wait for the step, four m64n256k16 from its stage in
-// one group, wait for the previous step's group only, release the previous
-// stage; at the end of the tile the last stage is released before the
-// tile is stored.
-// CHECK: scf.for
+// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]][%c3]
+// CHECK-NEXT: } else {
+// The consumers carry the accumulator struct through the K loop: wait for
+// the step, four m64n256k16 from its stage in one group, wait for the
+// previous step's group only, release the previous stage.
 // CHECK: [[ACC:%[a-zA-Z0-9_]+]] = scf.for %{{.+}} = %c0 to %c4 step %c1 iter_args(%[[CARRIED:[a-zA-Z0-9_]+]] = %{{.+}}) -> (!llvm.struct<(f32,
 // CHECK: nvgpu.mbarrier.try_wait.parity [[FULL]]
 // CHECK: nvvm.wgmma.fence.aligned
@@ -139,7 +121,6 @@
 // CHECK: nvgpu.mbarrier.arrive [[EMPTY]]
 // CHECK: scf.yield [[D3]]
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
-// CHECK: nvgpu.mbarrier.arrive [[EMPTY]]
 // Epilogue: pairs of columns with their bias, rounded, stored as one
 // vector<2xbf16> into q, k or v.
 // CHECK: arith.addf

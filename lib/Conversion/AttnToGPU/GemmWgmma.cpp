@@ -10,19 +10,13 @@
 // (the consumers are done reading it).
 //
 //   producer:                            consumers:
-//   for each step g (k of a tile):       for each tile:
-//     wait for step g - L's copies         for each step g (k of the tile):
-//     arrive full[(g - L) % S]               wait full[g % S]
-//     wait empty[g % S] (g >= S)             acc = wgmma_async(stage g % S)
-//     cp.async step g into g % S             wgmma_wait(1)  (g - 1 done)
-//   (the last L steps likewise)              arrive empty[(g - 1) % S]
-//                                          wgmma_wait(0); arrive empty[g % S]
-//                                          store the tile
+//   for k in 0 .. numK - 1:              for k in 0 .. numK - 1:
+//     wait for step k - L's copies         wait full[k % S]
+//     arrive full[(k - L) % S]             acc = wgmma_async(stage k % S, acc)
+//     wait empty[k % S] (k >= S)           wgmma_wait(1)  (step k - 1 done)
+//     cp.async step k into k % S           arrive empty[(k - 1) % S]
+//   (the last L steps likewise)          wgmma_wait(0); store the tile
 //
-// Blocks are persistent (at most one per multiprocessor) and walk the tiles
-// in groups of kGroupM row tiles, so that the x rows and weight columns a
-// wave works on stay in L2; the producer fills the next tile's stages while
-// the consumers store the last one.
 // L = S - 1 steps are in flight while the consumers work on the oldest.
 // With three consumers the producer hands its registers to them
 // (setmaxnreg; the launch caps registers at the block's even share). The
@@ -49,8 +43,6 @@ constexpr int64_t kStepK = 64;
 /// One K step of a row: one 128-byte swizzled row of 16-bit elements.
 constexpr int64_t kRowBytes = kStepK * 2, kChunksPerRow = kRowBytes / 16;
 constexpr int64_t kWarpgroup = 128;
-/// Row tiles of one group of the tile order.
-constexpr int64_t kGroupM = 8;
 /// The register file of one block (one block per multiprocessor), and what
 /// the producer keeps of it: the consumers take the rest (setmaxnreg).
 constexpr int64_t kRegistersPerBlock = 65536, kProducerRegisters = 56;
@@ -62,7 +54,7 @@ struct GemmBlock {
   Value smemAddr;    // its i64 shared-window address
   Value full, empty; // one mbarrier of each per stage
   Idx rows;          // M
-  Idx m0, n0;        // the output tile being worked on
+  Idx m0, n0;        // the block's output tile
   WarpLayout w;
   Idx warpgroup; // 0: the producer; c + 1: consumer c (rows 64 c ..)
 
@@ -169,72 +161,26 @@ void markLanded(IB &b, const GemmBlock &blk, int64_t pending, Idx stage) {
   arriveBarrier(b, blk.full, stage);
 }
 
-/// The tiles of the output in their walking order: groups of kGroupM row
-/// tiles, column-major inside a group.
-struct TileOrder {
-  Idx rowTiles, colTiles, count;
-
-  static TileOrder of(IB &b, const GemmBlock &blk, const WeightStack &stack) {
-    TileOrder t;
-    t.rowTiles = ceilDiv(b, blk.rows, blk.cfg.tileM());
-    t.colTiles = cIndex(b, llvm::divideCeil(stack.n, blk.cfg.tileN));
-    t.count = t.rowTiles * t.colTiles;
-    return t;
-  }
-
-  /// Sets the block's tile origin (m0, n0) to tile `tile`.
-  void place(IB &b, GemmBlock &blk, Idx tile) const {
-    Idx perGroup = colTiles * kGroupM;
-    Idx firstRow = tile / perGroup * kGroupM;
-    Idx groupRows = min(b, rowTiles - firstRow, cIndex(b, kGroupM));
-    Idx within = tile % perGroup;
-    blk.m0 = (firstRow + within % groupRows) * blk.cfg.tileM();
-    blk.n0 = within / groupRows * blk.cfg.tileN;
-  }
-};
-
-/// Calls `body(tile, firstStep)` for each tile of this block, where
-/// `firstStep` counts the K steps of its earlier tiles; returns the count
-/// of all its steps.
-Idx forEachTile(IB &b, const TileOrder &order, int64_t numK,
-                function_ref<void(IB &, Idx tile, Idx firstStep)> body) {
-  Idx grid = Value(gpu::GridDimOp::create(b, gpu::Dimension::x));
-  Idx first = blockIdx(b, gpu::Dimension::x);
-  Idx tiles = ceilDiv(b, max(b, order.count - first, cIndex(b, 0)), grid);
-  forLoop(b, cIndex(b, 0), tiles, 1, [&](IB &lb, Idx i) {
-    body(lb, first + i * grid, i * numK);
-  });
-  return tiles * numK;
-}
-
-/// The producer warpgroup: every K step of every tile into the ring, `lag`
-/// steps ahead of marking them landed.
+/// The producer warpgroup: every K step into the ring, `lag` steps ahead
+/// of marking them landed.
 void produce(IB &b, const MatmulArgs &args, const WeightStack &stack,
-             GemmBlock &blk, const TileOrder &order, int64_t numK) {
+             const GemmBlock &blk, int64_t numK) {
   int64_t stages = blk.cfg.stages, lag = blk.lag();
-  Idx steps = forEachTile(b, order, numK, [&](IB &tb, Idx tile, Idx first) {
-    order.place(tb, blk, tile);
-    forLoop(tb, cIndex(tb, 0), cIndex(tb, numK), 1, [&](IB &lb, Idx k) {
-      Idx g = first + k;
-      // Mark step g - lag first: the consumers release stage g % S only
-      // after the step after it landed.
-      ifThen(lb, g >= lag, [&](IB &mb) {
-        markLanded(mb, blk, lag - 1, (g - lag) % stages);
-      });
-      Idx stage = g % stages;
-      ifThen(lb, g >= stages, [&](IB &wb) {
-        waitBarrier(wb, blk.empty, stage, g / stages - 1);
-      });
-      copyStep(lb, args, stack, blk, k, stage);
+  forLoop(b, cIndex(b, 0), cIndex(b, numK), 1, [&](IB &lb, Idx k) {
+    // Mark step k - lag first: the consumers release stage k % S only after
+    // the step after it landed.
+    ifThen(lb, k >= lag, [&](IB &mb) {
+      markLanded(mb, blk, lag - 1, (k - lag) % stages);
     });
+    Idx stage = k % stages;
+    ifThen(lb, k >= stages, [&](IB &wb) {
+      waitBarrier(wb, blk.empty, stage, k / stages - 1);
+    });
+    copyStep(lb, args, stack, blk, k, stage);
   });
-  // The last `lag` steps, oldest first.
-  for (int64_t d = 0; d < lag; ++d) {
-    Idx g = steps - lag + d;
-    ifThen(b, steps >= lag - d, [&](IB &mb) {
-      markLanded(mb, blk, lag - 1 - d, g % stages);
-    });
-  }
+  // The last `lag` steps.
+  for (int64_t k = std::max<int64_t>(numK - lag, 0); k < numK; ++k)
+    markLanded(b, blk, numK - 1 - k, cIndex(b, k % stages));
 }
 
 /// acc += the consumer's 64 rows of x times the W rows of `stage`: four
@@ -282,38 +228,32 @@ void storeTile(IB &b, const MatmulArgs &args, const WeightStack &stack,
   }
 }
 
-/// A consumer warpgroup: for each tile, every K step as it lands, then its
-/// slab of the tile.
+/// A consumer warpgroup: every K step as it lands, then its slab of the
+/// output tile.
 void consume(IB &b, const MatmulArgs &args, const WeightStack &stack,
-             GemmBlock &blk, const TileOrder &order, int64_t numK,
+             const GemmBlock &blk, int64_t numK,
              ArrayRef<OutputSegment> segments) {
   Type element = cast<MemRefType>(args.x.getType()).getElementType();
   int64_t stages = blk.cfg.stages;
   Idx consumer = blk.warpgroup - 1;
-  forEachTile(b, order, numK, [&](IB &tb, Idx tile, Idx first) {
-    Value zero = packAccumulators(
-        tb, SmallVector<Value>(blk.cfg.tileN / 2, cF32(tb, 0.0)));
-    Value acc = forLoop(
-        tb, cIndex(tb, 0), cIndex(tb, numK), 1, {zero},
-        [&](IB &lb, Idx k, ValueRange carried) {
-          Idx g = first + k;
-          Idx stage = g % stages;
-          waitBarrier(lb, blk.full, stage, g / stages);
-          Value next =
-              multiplyStage(lb, blk, element, consumer, stage, carried[0]);
-          wgmmaWait(lb, 1);
-          ifThen(lb, k >= 1, [&](IB &ab) {
-            arriveBarrier(ab, blk.empty, (g - 1) % stages);
-          });
-          return SmallVector<Value>{next};
-        })[0];
-    wgmmaWait(tb, 0);
-    // The last stage is free before the tile is stored.
-    arriveBarrier(tb, blk.empty, (first + numK - 1) % stages);
-    order.place(tb, blk, tile);
-    storeTile(tb, args, stack, blk, consumer, unpackAccumulators(tb, acc),
-              segments);
-  });
+  Value zero = packAccumulators(
+      b, SmallVector<Value>(blk.cfg.tileN / 2, cF32(b, 0.0)));
+  Value acc = forLoop(
+      b, cIndex(b, 0), cIndex(b, numK), 1, {zero},
+      [&](IB &lb, Idx k, ValueRange carried) {
+        Idx stage = k % stages;
+        waitBarrier(lb, blk.full, stage, k / stages);
+        Value next =
+            multiplyStage(lb, blk, element, consumer, stage, carried[0]);
+        wgmmaWait(lb, 1);
+        ifThen(lb, k >= 1, [&](IB &ab) {
+          arriveBarrier(ab, blk.empty, (k - 1) % stages);
+        });
+        return SmallVector<Value>{next};
+      })[0];
+  wgmmaWait(b, 0);
+  storeTile(b, args, stack, blk, consumer, unpackAccumulators(b, acc),
+            segments);
 }
 
 } // namespace
@@ -355,7 +295,8 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   // warp-uniform (wgmma in a divergent path is serialised).
   blk.warpgroup = warpUniform(b, blk.w.thread / kWarpgroup);
   blk.rows = dim(b, args.x, 0);
-  TileOrder order = TileOrder::of(b, blk, stack);
+  blk.m0 = blockIdx(b, gpu::Dimension::y) * cfg.tileM();
+  blk.n0 = blockIdx(b, gpu::Dimension::x) * cfg.tileN;
   int64_t numK = llvm::divideCeil(stack.k, kStepK);
   initBarriers(b, blk);
   std::optional<int64_t> consumerRegs = wgmmaGemmConsumerRegisters(cfg);
@@ -367,13 +308,12 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
                                          NVVM::SetMaxRegisterAction::decrease);
         GemmBlock producer = blk;
         producer.w = WarpLayout::of(blk.w.thread % kWarpgroup);
-        produce(pb, args, stack, producer, order, numK);
+        produce(pb, args, stack, producer, numK);
       },
       [&](IB &cb) {
         if (consumerRegs)
           NVVM::SetMaxRegisterOp::create(cb, *consumerRegs,
                                          NVVM::SetMaxRegisterAction::increase);
-        GemmBlock consumer = blk;
-        consume(cb, args, stack, consumer, order, numK, segments);
+        consume(cb, args, stack, blk, numK, segments);
       });
 }

@@ -325,13 +325,10 @@ static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
     if (wgmmaGemmConsumerRegisters(shape.cfg))
       gemm->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
                     hb.getI32IntegerAttr(wgmmaGemmLaunchRegisters(shape.cfg)));
-    // Persistent blocks: one per multiprocessor at most.
     auto launch = [&](IB &lb) {
-      Idx tiles = ceilDiv(lb, rows, shape.cfg.tileM()) *
-                  cIndex(lb, llvm::divideCeil(stack.n, shape.cfg.tileN));
       e.launch(lb, gemm,
-               {min(lb, tiles, cIndex(lb, e.options().smCount)), cIndex(lb, 1),
-                cIndex(lb, 1)},
+               {cIndex(lb, llvm::divideCeil(stack.n, shape.cfg.tileN)),
+                ceilDiv(lb, rows, shape.cfg.tileM()), cIndex(lb, 1)},
                shape.cfg.threads(), argumentList(args),
                cI32(lb, wgmmaGemmSharedBytes(shape.cfg)));
     };
