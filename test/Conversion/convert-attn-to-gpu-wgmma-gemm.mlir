@@ -1,7 +1,7 @@
 // RUN: attn-opt %s --convert-attn-to-gpu --canonicalize --cse -split-input-file | FileCheck %s
 
 // The projections on sm_90a (wgmma=true, the default): the host launches the
-// GEMV kernel for at most 16 rows, else the warp-specialised wgmma GEMM of
+// GEMV kernel (16 warps splitting K) for at most 16 rows, else the warp-specialised wgmma GEMM of
 // M's shape: up to 64 rows one consumer warpgroup on 64 x 64 tiles (eight
 // 16 KB stages), up to 128 rows two on 128 x 64 tiles (six 24 KB stages),
 // beyond two on 128 x 256 tiles (four 48 KB stages); each with a producer
@@ -22,13 +22,14 @@
 // CHECK-DAG: [[C128:%[a-zA-Z0-9_]+]] = arith.constant 128 : index
 // CHECK-DAG: [[C256:%[a-zA-Z0-9_]+]] = arith.constant 256 : index
 // CHECK-DAG: [[C384:%[a-zA-Z0-9_]+]] = arith.constant 384 : index
+// CHECK-DAG: [[C512:%[a-zA-Z0-9_]+]] = arith.constant 512 : index
 // CHECK-DAG: [[SMEM64:%[a-zA-Z0-9_]+]] = arith.constant 132096 : i32
 // CHECK-DAG: [[SMEM128:%[a-zA-Z0-9_]+]] = arith.constant 148480 : i32
 // CHECK-DAG: [[SMEM:%[a-zA-Z0-9_]+]] = arith.constant 197632 : i32
 // CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
 // CHECK-NEXT: [[GEMV:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], [[C16]] : index
 // CHECK-NEXT: scf.if [[GEMV]] {
-// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemv blocks in ([[C32]], [[C1]], [[C1]]) threads in ([[C128]], [[C1]], [[C1]])
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemv blocks in ([[C32]], [[C1]], [[C1]]) threads in ([[C512]], [[C1]], [[C1]])
 // CHECK-NEXT: } else {
 // CHECK-NEXT: [[UPTO64:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], [[C64]] : index
 // CHECK-NEXT: scf.if [[UPTO64]] {

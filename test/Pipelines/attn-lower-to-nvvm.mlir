@@ -119,7 +119,7 @@
 // CHECK-PTX-NEXT: .address_size 64
 // The decode GEMV: mma.sync on fragments loaded straight from memory.
 // CHECK-PTX-LABEL: .visible .entry gemv(
-// CHECK-PTX: .maxntid 128, 1, 1
+// CHECK-PTX: .maxntid 512, 1, 1
 // CHECK-PTX-NOT: .entry
 // CHECK-PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // The GEMMs: a producer warpgroup (cp.async, mbarriers) and one or two

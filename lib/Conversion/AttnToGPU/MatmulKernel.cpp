@@ -311,11 +311,14 @@ static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
                                 const WeightStack &stack,
                                 ArrayRef<OutputSegment> outputs) {
   Location loc = host.getLoc();
-  auto [gemv, gemvBody, gemvArgs] =
-      createKernel(e, loc, "gemv", args,
-                   {gemvReductionType(host.getContext(), kThreads)}, kThreads);
+  // 16 warps split K: each streams a sixteenth of the block's weight rows,
+  // so enough loads are in flight to reach memory speed.
+  constexpr int64_t gemvThreads = 512;
+  auto [gemv, gemvBody, gemvArgs] = createKernel(
+      e, loc, "gemv", args,
+      {gemvReductionType(host.getContext(), gemvThreads)}, gemvThreads);
   buildGemv(gemvBody, gemvArgs, stack, /*clip=*/std::nullopt, outputs,
-            gemv.getWorkgroupAttributions()[0], kThreads);
+            gemv.getWorkgroupAttributions()[0], gemvThreads);
   Idx rows = dim(host, args.x, 0);
   std::function<void(IB &, size_t)> launchShape = [&](IB &hb, size_t i) {
     const GemmShape &shape = kGemmShapes[i];
@@ -344,7 +347,7 @@ static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
         e.launch(hb, gemv,
                  {cIndex(hb, llvm::divideCeil(stack.n, kGemvColumns)),
                   cIndex(hb, 1), cIndex(hb, 1)},
-                 kThreads, argumentList(args));
+                 gemvThreads, argumentList(args));
       },
       [&](IB &hb) { launchShape(hb, 0); });
 }
