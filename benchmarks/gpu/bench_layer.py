@@ -146,8 +146,9 @@ def run_step(torch, cfg, library, runtime, weights, freqs, step, gen):
 
     def torch_graph():
         model = ts.TorchStack(cfg, [weights], blocks0.clone(), lookup, residual=False)
-        graph = ts.GraphStep(model, x, lengths, prefill)
-        return graph.graph.replay, graph.out, model.blocks
+        step = ts.GraphStep(model, x, lengths, prefill)
+        # The replay holds the step, whose inputs and model the graph reads.
+        return (lambda: step.graph.replay()), step.out, model.blocks
 
     check_graph("ours_graph", ours_graph)
     check_graph("graph", torch_graph)

@@ -229,6 +229,9 @@ class GraphStep:
     """One step of ``TorchStack`` captured as a CUDA graph, replayed with new inputs."""
 
     def __init__(self, model, x, cache_lengths, prefill):
+        # The graph reads the model's weights and cache and these inputs: all kept alive with
+        # the step (freed, their memory would be reused under the graph).
+        self.model = model
         self.x, self.lengths = x.clone(), cache_lengths.clone()
         self.graph, self.out = capture(lambda: model.step(self.x, self.lengths, prefill))
 

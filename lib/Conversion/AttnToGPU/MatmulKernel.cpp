@@ -311,9 +311,15 @@ static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
                                 const WeightStack &stack,
                                 ArrayRef<OutputSegment> outputs) {
   Location loc = host.getLoc();
-  // 16 warps split K: each streams a sixteenth of the block's weight rows,
-  // so enough loads are in flight to reach memory speed.
-  constexpr int64_t gemvThreads = 512;
+  // The warps of a block split K. As many as keep every block resident at
+  // once (about 64 registers a thread: two 16-warp or four 8-warp blocks per
+  // multiprocessor): the loads in flight are then the same per
+  // multiprocessor, and there is no second, partial wave.
+  int64_t gemvBlocks = llvm::divideCeil(stack.n, kGemvColumns);
+  int64_t sms = e.options().smCount;
+  int64_t gemvThreads = gemvBlocks <= 2 * sms   ? 512
+                        : gemvBlocks <= 4 * sms ? 256
+                                                : 128;
   auto [gemv, gemvBody, gemvArgs] = createKernel(
       e, loc, "gemv", args,
       {gemvReductionType(host.getContext(), gemvThreads)}, gemvThreads);
