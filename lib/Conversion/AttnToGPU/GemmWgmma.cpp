@@ -65,21 +65,13 @@ struct GemmBlock {
 /// The 1024-byte aligned stages in dynamic shared memory and the stage
 /// barriers.
 void carveStages(IB &b, GemmBlock &blk, Type element) {
-  auto wgSpace =
-      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
-  Value raw = gpu::DynamicSharedMemoryOp::create(
-      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), AffineMap(),
-                         wgSpace));
-  Idx base = Value(memref::ExtractAlignedPointerAsIndexOp::create(b, raw));
-  Idx pad = (1024 - base % 1024) % 1024;
-  blk.smem = memref::ViewOp::create(
-      b,
-      MemRefType::get({blk.cfg.stages * blk.stageBytes() / 2}, element,
-                      AffineMap(), wgSpace),
-      raw, pad, ValueRange{});
+  blk.smem = AlignedSharedMemory::get(b).view(
+      b, element, blk.cfg.stages * blk.stageBytes() / 2);
   blk.smemAddr = indexCast(
       b, memref::ExtractAlignedPointerAsIndexOp::create(b, blk.smem),
       b.getI64Type());
+  auto wgSpace =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
   auto barriers = nvgpu::MBarrierGroupType::get(b.getContext(), wgSpace,
                                                 blk.cfg.stages);
   blk.full = nvgpu::MBarrierCreateOp::create(b, barriers);

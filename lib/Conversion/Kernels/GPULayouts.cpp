@@ -5,6 +5,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -205,6 +206,30 @@ void kb::wgmma(IB &b, Type element, ArrayRef<std::pair<Value, Value>> steps,
                        packAccumulators(b, acc));
   wgmmaWait(b, 0);
   llvm::copy(unpackAccumulators(b, d), acc.begin());
+}
+
+static gpu::AddressSpaceAttr workgroupSpace(MLIRContext *context) {
+  return gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
+}
+
+AlignedSharedMemory AlignedSharedMemory::get(IB &b, int64_t alignment) {
+  AlignedSharedMemory smem;
+  smem.raw = gpu::DynamicSharedMemoryOp::create(
+      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), AffineMap(),
+                         workgroupSpace(b.getContext())));
+  Idx base =
+      Value(memref::ExtractAlignedPointerAsIndexOp::create(b, smem.raw));
+  smem.pad = (alignment - base % alignment) % alignment;
+  return smem;
+}
+
+Value AlignedSharedMemory::view(IB &b, Type element, int64_t elements,
+                                int64_t offsetBytes) const {
+  return memref::ViewOp::create(
+      b,
+      MemRefType::get({elements}, element, AffineMap(),
+                      workgroupSpace(b.getContext())),
+      raw, pad + offsetBytes, ValueRange{});
 }
 
 void kb::fenceProxyAsync(IB &b) {

@@ -128,6 +128,19 @@ void wgmmaWait(IB &b, int64_t pending);
 void wgmma(IB &b, Type element, ArrayRef<std::pair<Value, Value>> steps,
            int64_t n, bool transposeB, MutableArrayRef<Value> acc);
 
+/// Dynamic shared memory from its first `alignment`-byte boundary (the
+/// launch asks for `alignment` bytes more than the views need; 1024 keeps
+/// the 128-byte swizzle absolute).
+struct AlignedSharedMemory {
+  Value raw; // the i8 buffer
+  Idx pad;   // bytes before the boundary
+
+  static AlignedSharedMemory get(IB &b, int64_t alignment = 1024);
+  /// A 1-D `element` view of `elements`, `offsetBytes` past the boundary.
+  Value view(IB &b, Type element, int64_t elements,
+             int64_t offsetBytes = 0) const;
+};
+
 /// Makes generic-proxy writes to shared memory visible to the tensor cores.
 void fenceProxyAsync(IB &b);
 

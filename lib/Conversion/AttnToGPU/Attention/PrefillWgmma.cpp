@@ -46,17 +46,9 @@ struct WgmmaTiles {
 } // namespace
 
 static WgmmaTiles carveTiles(IB &b, const Problem &p) {
-  auto wgSpace =
-      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
-  Value raw = gpu::DynamicSharedMemoryOp::create(
-      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), AffineMap(),
-                         wgSpace));
-  Idx base = Value(memref::ExtractAlignedPointerAsIndexOp::create(b, raw));
-  Idx pad = (1024 - base % 1024) % 1024;
+  AlignedSharedMemory smem = AlignedSharedMemory::get(b);
   auto view = [&](int64_t offset, int64_t elements) -> Value {
-    return memref::ViewOp::create(
-        b, MemRefType::get({elements}, p.element, AffineMap(), wgSpace), raw,
-        pad + offset, ValueRange{});
+    return smem.view(b, p.element, elements, offset);
   };
   auto addressOf = [&](Value view) -> Value {
     Value index = memref::ExtractAlignedPointerAsIndexOp::create(b, view);
