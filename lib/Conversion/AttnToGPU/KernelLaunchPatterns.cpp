@@ -279,14 +279,14 @@ struct QKVProjectionPattern : OpAttnToGPUPattern<QKVProjectionOp> {
     std::optional<double> clip = clipValue(p.getClip());
     auto lookup = [&](Value v) { return buffers.lookup(v); };
     auto biases = p.getBiases();
-    if (p.isStacked()) {
-      emitMatmul(kernels, b, x, lookup(p.getWeights()[0]),
-                 biases.empty() ? Value() : lookup(biases[0]), clip, segments);
-      return success();
-    }
     SmallVector<Value> biasBuffers = llvm::map_to_vector(biases, lookup);
     if (isa<QuantizedWeightType>(p.getWeights()[0].getType())) {
       lowerQuantized(p, buffers, kernels, b, x, biasBuffers, segments);
+      return success();
+    }
+    if (p.isStacked()) {
+      emitMatmul(kernels, b, x, lookup(p.getWeights()[0]),
+                 biases.empty() ? Value() : lookup(biases[0]), clip, segments);
       return success();
     }
     SmallVector<Value> weights = llvm::map_to_vector(p.getWeights(), lookup);
