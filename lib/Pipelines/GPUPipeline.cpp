@@ -20,7 +20,6 @@ using namespace mlir;
 /// attn ops on tensors -> gpu.launch kernels on buffers, one stream per call.
 static void addAttnToGPU(OpPassManager &pm,
                          const attn::NVVMPipelineOptions &options) {
-  pm.addPass(attn::createAttnRejectQuantizedWeights());
   attn::addPrimitiveOpsPasses(pm, options.fuse);
   if (options.runtimeChecks)
     pm.addPass(attn::createAttnInsertEntryChecks());

@@ -544,7 +544,8 @@ def qkv_projection_function(name, cfg, tokens=None):
     weights = [n for n in names if n.startswith("w")]
     biases = [n for n in names if n.startswith("b")]
     x = tensor_type([tokens, cfg.hidden], cfg.dtype)
-    wtypes = [tensor_type(shapes[n], cfg.dtype) for n in weights]
+    wtypes = [quantized_weight_type(cfg.quant, *shapes[n]) if cfg.is_quantized(n)
+              else tensor_type(shapes[n], cfg.dtype) for n in weights]
     btypes = [tensor_type(shapes[n], cfg.dtype) for n in biases]
     q = tensor_type([tokens, cfg.num_heads, cfg.head_dim], cfg.dtype)
     kv = tensor_type([tokens, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
@@ -557,8 +558,15 @@ def qkv_projection_function(name, cfg, tokens=None):
     if biases:
         op += f", ({', '.join(btypes)})"
     op += f" -> {q}, {kv}, {kv}"
-    args = [("x", x)] + list(zip(weights, wtypes)) + list(zip(biases, btypes))
-    return _func(name, args, [q, kv, kv], [op], ["q", "k", "v"])
+    # A quantised weight is passed as its parts (quantized_weight_arguments).
+    args = [("x", x)]
+    for n, t in zip(weights, wtypes):
+        args += (quantized_weight_arguments(n, cfg.quant, *shapes[n]) if cfg.is_quantized(n)
+                 else [(n, t)])
+    args += list(zip(biases, btypes))
+    body = [quantized_weight_op(n, cfg.quant, *shapes[n]) for n in weights
+            if cfg.is_quantized(n)]
+    return _func(name, args, [q, kv, kv], body + [op], ["q", "k", "v"])
 
 
 def rms_norm_function(name, cfg, heads=None, tokens=None):

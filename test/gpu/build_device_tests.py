@@ -178,6 +178,33 @@ def ops_cfg(dtype, **kw):
     return config(dtype, (4, 2), 64, hidden=256, max_seq_len=256, **kw)
 
 
+# Quantised weights (ir.encoding_attr): GPTQ int4 in groups of 128, with and without desc_act;
+# float8 E4M3 by weight-scale granularity and input scale.
+GPTQ = {"kind": "gptq", "group_size": 128}
+GPTQ_DESC_ACT = dict(GPTQ, desc_act=True)
+
+
+def float8(weight_scale, input_scale, upper_bound=None):
+    return {"kind": "float8", "weight_scale": weight_scale, "input_scale": input_scale,
+            "upper_bound": upper_bound}
+
+
+# The quantised GEMV serves every M: decode sizes up to its 16-row tile, and 17 and 40 (two and
+# three 16-row slices).
+QUANT_TOKENS = (1, 7, 16, 17, 40)
+
+
+def quant_cases(fn, kind, cfg, **params):
+    """One quantised projection at each of QUANT_TOKENS (modules ``quant_*``)."""
+    return [dataclasses.replace(c, module=f"quant_{cfg.dtype}")
+            for c in token_cases(fn, kind, cfg, QUANT_TOKENS, **params)]
+
+
+def quant_layer_cases(fn, cfg, scenarios):
+    return [dataclasses.replace(c, module=f"quant_layers_{cfg.dtype}")
+            for c in layer_cases(fn, cfg, scenarios)]
+
+
 WINDOW = {"kind": "sliding_window", "window": 20}
 NO_MASK = {"kind": "none"}
 
@@ -309,6 +336,46 @@ def all_cases():
         *token_cases("proj_qkv_llama_proportions_bf16", "qkv_projection",
                      config("bf16", (8, 2), 32, max_seq_len=256), PROJECTION_TOKENS),
     ]
+    # Quantised projections (GemvQuantKernel.cpp) against python/attn/reference.py's decoding:
+    # a linear with N (200) not a multiple of the GEMV's 32 columns and K of two loop trips
+    # (2048 for GPTQ) or one (1024); q/k/v over separate weights (one launch; one per weight when
+    # each has its own desc_act perm or static input scale) or a stacked one.
+    cases += [
+        *quant_cases("quant_linear_gptq_k2048_n200_bf16", "quantized_linear",
+                     ops_cfg("bf16", quant=GPTQ), in_features=2048, out_features=200),
+        *quant_cases("quant_linear_gptq_desc_act_k1024_n200_f16", "quantized_linear",
+                     ops_cfg("f16", quant=GPTQ_DESC_ACT), in_features=1024, out_features=200),
+        *quant_cases("quant_qkv_gptq_bf16", "quantized_qkv_projection",
+                     config("bf16", (8, 2), 64, hidden=512, quant=GPTQ)),
+        *quant_cases("quant_qkv_gptq_desc_act_bf16", "quantized_qkv_projection",
+                     config("bf16", (8, 2), 64, hidden=512, quant=GPTQ_DESC_ACT)),
+        *quant_cases("quant_qkv_gptq_stacked_f16", "quantized_qkv_projection",
+                     config("f16", (8, 2), 64, hidden=512, stacked=True, quant=GPTQ)),
+        *quant_cases("quant_linear_f8_tensor_static_bf16", "quantized_linear",
+                     ops_cfg("bf16", quant=float8("tensor", "static")), in_features=1024,
+                     out_features=200),
+        *quant_cases("quant_linear_f8_row_dynamic_bias_bf16", "quantized_linear",
+                     ops_cfg("bf16", quant=float8("row", "dynamic")), in_features=1024,
+                     out_features=200, bias=True),
+        *quant_cases("quant_linear_f8_block_dynamic_bound_f16", "quantized_linear",
+                     ops_cfg("f16", quant=float8("block", "dynamic", upper_bound=1.2)),
+                     in_features=1024, out_features=200),
+        *quant_cases("quant_qkv_f8_row_dynamic_bf16", "quantized_qkv_projection",
+                     config("bf16", (8, 2), 64, hidden=512, quant=float8("row", "dynamic"))),
+        *quant_cases("quant_qkv_f8_tensor_static_f16", "quantized_qkv_projection",
+                     config("f16", (8, 2), 64, hidden=512, quant=float8("tensor", "static"))),
+        *quant_cases("quant_qkv_f8_block_dynamic_bf16", "quantized_qkv_projection",
+                     config("bf16", (8, 2), 64, hidden=512, quant=float8("block", "dynamic"))),
+        # Whole layers with quantised q/k/v and o_proj: decode (the GEMV at M <= 16) and a mixed
+        # batch (M = 172: eleven 16-row slices).
+        *quant_layer_cases("quant_layer_bf16_gqa4_d128_p16_gptq",
+                           config("bf16", (8, 2), 128, quant=GPTQ), ("decode", "mixed")),
+        *quant_layer_cases("quant_layer_f16_gqa4_d128_p16_gptq_desc_act",
+                           config("f16", (8, 2), 128, quant=GPTQ_DESC_ACT), ("decode",)),
+        *quant_layer_cases("quant_layer_bf16_gqa4_d128_p16_f8_row_dynamic",
+                           config("bf16", (8, 2), 128, quant=float8("row", "dynamic")),
+                           ("decode",)),
+    ]
     # One function for every layer of a 3-layer cache; layers outside it give status 1.
     mixed = dict(cached=SCENARIOS[16]["mixed"][0], new=SCENARIOS[16]["mixed"][1])
     cases.append(Case("store_attend_runtime_layer_bf16", "runtime_layer_bf16", "store_attend",
@@ -340,8 +407,12 @@ def function_text(case):
         return ir.rms_norm_function(fn, cfg, heads=p["heads"])
     if case.kind == "kv_cache_store":
         return ir.kv_cache_store_function(fn, cfg)
-    if case.kind == "qkv_projection":
+    if case.kind in ("qkv_projection", "quantized_qkv_projection"):
         return ir.qkv_projection_function(fn, cfg)
+    if case.kind == "quantized_linear":
+        return ir.quantized_linear_function(fn, cfg.quant, p["in_features"],
+                                            p["out_features"], cfg.dtype,
+                                            bias=p.get("bias", False))
     if case.kind in ("runtime_layer", "graph_capture"):
         return store_attend_function(fn, cfg)
     if case.kind == "linear":

@@ -172,12 +172,18 @@ class Worker:
     def run_layer(self, case, cfg, rng, check):
         host = ir.random_layer_inputs(rng, cfg, case["cached"], case["new"])
         args = {n: self.upload(a) for n, a in host.items()}
-        want_out, want_blocks = self.tr.layer(
-            cfg, {n: t.double() if t.is_floating_point() else t for n, t in args.items()})
         np_out, np_blocks = ir.reference_layer(cfg, host)
-        check.close("reference: torch vs numpy, out", want_out, np_out, XCHECK_TOL)
-        check.close("reference: torch vs numpy, cache",
-                    ref.cast_like(want_blocks.cpu().numpy(), cfg.dtype), np_blocks, XCHECK_TOL)
+        if cfg.quant:
+            # Quantised weights: the numpy reference decodes them (torch_reference does not).
+            want_out, want_blocks = (self.torch.from_numpy(np.asarray(a, dtype=np.float64))
+                                     .to(self.dev) for a in (np_out, np_blocks))
+        else:
+            want_out, want_blocks = self.tr.layer(
+                cfg, {n: t.double() if t.is_floating_point() else t for n, t in args.items()})
+            check.close("reference: torch vs numpy, out", want_out, np_out, XCHECK_TOL)
+            check.close("reference: torch vs numpy, cache",
+                        ref.cast_like(want_blocks.cpu().numpy(), cfg.dtype), np_blocks,
+                        XCHECK_TOL)
         before = {n: t.clone() for n, t in args.items()}
         out = self.nan_filled((sum(case["new"]), cfg.hidden), cfg.dtype)
         self.call(case, list(args.values()), [out],
@@ -365,6 +371,40 @@ class Worker:
             check.close(f"replay {replay}: out", out, want, OUT_TOL[cfg.dtype])
             self.check_cache(check, blocks, before, want_blocks, offsets, lengths, lookup,
                              int(layer), 0.0)
+
+    def quantized_weight(self, rng, cfg, rows, cols):
+        """A random quantised W ``[rows, cols]``: its parts as device tensors in argument order
+        (``ir.quantized_part_names``) and its ``reference`` weight."""
+        parts = ir.random_quantized_weight(rng, cfg.quant, rows, cols)
+        return ([self.upload(parts[n]) for n in ir.quantized_part_names(cfg.quant)],
+                ir.reference_quantized_weight(cfg.quant, parts))
+
+    def run_quantized_qkv_projection(self, case, cfg, rng, check):
+        """q, k, v of separate (or stacked) quantised weights against the numpy reference."""
+        shapes, t = cfg.weight_shapes(), case["tokens"]
+        x = self.tensor(rng.standard_normal((t, cfg.hidden)), cfg.dtype)
+        names = ["wqkv"] if cfg.stacked else ["wq", "wk", "wv"]
+        parts, weights = zip(*(self.quantized_weight(rng, cfg, *shapes[n]) for n in names))
+        want = ref.qkv_projection(x.double().cpu().numpy(), list(weights), cfg.num_heads,
+                                  cfg.num_kv_heads, cfg.head_dim)
+        outs = [self.nan_filled((t, h, cfg.head_dim), cfg.dtype)
+                for h in (cfg.num_heads, cfg.num_kv_heads, cfg.num_kv_heads)]
+        self.call(case, [x, *(p for ps in parts for p in ps)], outs,
+                  [(o, self.torch.from_numpy(w).to(self.dev)) for o, w in zip(outs, want)])
+        for label, got, exp in zip("qkv", outs, want):
+            check.close(label, got, exp, OUT_TOL[cfg.dtype])
+
+    def run_quantized_linear(self, case, cfg, rng, check):
+        k, n = case["in_features"], case["out_features"]
+        x = self.nonzero(rng, (case["tokens"], k), cfg.dtype)
+        parts, weight = self.quantized_weight(rng, cfg, n, k)
+        bias = [self.nonzero(rng, (n,), cfg.dtype)] if case.get("bias") else []
+        want = ref.linear(x.double().cpu().numpy(), weight,
+                          bias[0].double().cpu().numpy() if bias else None)
+        out = self.nan_filled((case["tokens"], n), cfg.dtype)
+        self.call(case, [x, *parts, *bias], [out],
+                  [(out, self.torch.from_numpy(want).to(self.dev))])
+        check.close("out", out, want, OUT_TOL[cfg.dtype])
 
     def run_qkv_projection(self, case, cfg, rng, check):
         shapes, t = cfg.weight_shapes(), case["tokens"]

@@ -91,7 +91,9 @@ struct ConvertAttnToGPU
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (failed(rejectQuantizedWeights(module, "cuda")))
+    // The projection GEMV decodes GPTQ and float8 (GemvQuantKernel.cpp).
+    if (failed(rejectQuantizedWeights(
+            module, "cuda", llvm::IsaPred<GPTQAttr, Float8Attr>)))
       return signalPassFailure();
     AttnToGPUPatternSet patterns;
     populateAttnToGPUPatterns(patterns);

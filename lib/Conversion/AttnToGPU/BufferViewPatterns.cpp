@@ -1,8 +1,8 @@
 //===- BufferViewPatterns.cpp - tensor views to buffer views --------------===//
 //
 // The ops that launch no kernel: shape casts and dims become the same ops on
-// the buffers, the paged cache is only bookkeeping, and tensor constants
-// (RoPE tables) are embedded by their readers.
+// the buffers, the paged cache and quantised weights are only bookkeeping,
+// and tensor constants (RoPE tables) are embedded by their readers.
 //
 //===----------------------------------------------------------------------===//
 
@@ -111,10 +111,19 @@ struct PagedCachePartsPattern : OpAttnToGPUPattern<PagedCachePartsOp> {
   }
 };
 
+/// Bookkeeping only: the projections read the parts of the weight from
+/// the op itself.
+struct QuantizedWeightPattern : OpAttnToGPUPattern<QuantizedWeightOp> {
+  LogicalResult lowerOp(QuantizedWeightOp, BufferAssignment &, KernelEmitter &,
+                        ImplicitLocOpBuilder &) const override {
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::attn::populateBufferViewPatterns(AttnToGPUPatternSet &patterns) {
   patterns.add<TensorConstantPattern, DimPattern, CastPattern,
                CollapseShapePattern, ExpandShapePattern, PagedCacheMakePattern,
-               PagedCachePartsPattern>();
+               PagedCachePartsPattern, QuantizedWeightPattern>();
 }

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "KernelBuilder.h"
+#include "MatmulKernel.h"
 #include "Patterns.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -48,10 +49,28 @@ LogicalResult checkAttention(Operation *op, RankedTensorType query,
   return success();
 }
 
-/// The tensor-core GEMM: static weights and biases, half-precision input.
-LogicalResult checkMatmul(Operation *op) {
+/// The tensor-core GEMM: static weights and biases, half-precision input;
+/// quantised weights (all of them or none) made in the function, in shapes
+/// the quantised GEMV takes.
+LogicalResult checkMatmul(Operation *op, ValueRange weights) {
+  int64_t quantized = 0;
+  for (Value w : weights) {
+    auto type = dyn_cast<QuantizedWeightType>(w.getType());
+    if (!type)
+      continue;
+    ++quantized;
+    if (!w.getDefiningOp<QuantizedWeightOp>())
+      return op->emitOpError("needs its quantised weights made by "
+                             "attn.quantized_weight in the function on the GPU");
+    if (failed(checkQuantizedGemv(op, type)))
+      return failure();
+  }
+  if (quantized != 0 && quantized != static_cast<int64_t>(weights.size()))
+    return op->emitOpError(
+        "needs all of its weights quantised or none on the GPU");
   for (Value w : op->getOperands().drop_front())
-    if (!cast<ShapedType>(w.getType()).hasStaticShape())
+    if (!isa<QuantizedWeightType>(w.getType()) &&
+        !cast<ShapedType>(w.getType()).hasStaticShape())
       return op->emitOpError("needs static weight and bias shapes on the GPU");
   if (!halfPrecision(
           cast<ShapedType>(op->getOperand(0).getType()).getElementType()))
@@ -114,6 +133,16 @@ RopeFreqs ropeFreqs(KernelEmitter &kernels, BufferAssignment &buffers,
     freqs.table = buffers.lookup(table);
   }
   return freqs;
+}
+
+/// The buffers of the parts of a quantised `weight` (made by
+/// attn.quantized_weight, see checkMatmul).
+QuantizedWeightBuffers quantizedBuffers(Value weight,
+                                        BufferAssignment &buffers) {
+  auto make = weight.getDefiningOp<QuantizedWeightOp>();
+  return {make.getWeight().getType(),
+          llvm::map_to_vector(make.getParts(),
+                              [&](Value v) { return buffers.lookup(v); })};
 }
 
 std::optional<double> clipValue(std::optional<APFloat> clip) {
@@ -237,7 +266,7 @@ struct KVCacheStorePattern : OpAttnToGPUPattern<KVCacheStoreOp> {
 
 struct QKVProjectionPattern : OpAttnToGPUPattern<QKVProjectionOp> {
   LogicalResult checkOp(QKVProjectionOp p) const override {
-    return checkMatmul(p);
+    return checkMatmul(p, p.getWeights());
   }
 
   LogicalResult lowerOp(QKVProjectionOp p, BufferAssignment &buffers,
@@ -250,13 +279,17 @@ struct QKVProjectionPattern : OpAttnToGPUPattern<QKVProjectionOp> {
     std::optional<double> clip = clipValue(p.getClip());
     auto lookup = [&](Value v) { return buffers.lookup(v); };
     auto biases = p.getBiases();
+    SmallVector<Value> biasBuffers = llvm::map_to_vector(biases, lookup);
+    if (isa<QuantizedWeightType>(p.getWeights()[0].getType())) {
+      lowerQuantized(p, buffers, kernels, b, x, biasBuffers, segments);
+      return success();
+    }
     if (p.isStacked()) {
       emitMatmul(kernels, b, x, lookup(p.getWeights()[0]),
                  biases.empty() ? Value() : lookup(biases[0]), clip, segments);
       return success();
     }
     SmallVector<Value> weights = llvm::map_to_vector(p.getWeights(), lookup);
-    SmallVector<Value> biasBuffers = llvm::map_to_vector(biases, lookup);
     if (matmulCanSplitWeights(weights)) {
       // One launch: each 64-column block reads Wq, Wk or Wv.
       emitMatmul(kernels, b, x, weights, biasBuffers, clip, segments);
@@ -268,6 +301,28 @@ struct QKVProjectionPattern : OpAttnToGPUPattern<QKVProjectionOp> {
                  biases.empty() ? Value() : lookup(biases[i]), clip, {alone});
     }
     return success();
+  }
+
+  /// Quantised weights: one launch of the quantised GEMV when the weights
+  /// can share it (or are one stacked weight), else one per weight.
+  static void lowerQuantized(QKVProjectionOp p, BufferAssignment &buffers,
+                             KernelEmitter &kernels, IB &b, Value x,
+                             ArrayRef<Value> biases,
+                             ArrayRef<OutputSegment> segments) {
+    SmallVector<QuantizedWeightBuffers> weights =
+        llvm::map_to_vector(p.getWeights(), [&](Value w) {
+          return quantizedBuffers(w, buffers);
+        });
+    if (weights.size() == 1 || quantizedGemvCanShare(weights)) {
+      emitQuantizedMatmul(kernels, b, x, weights, biases, segments);
+      return;
+    }
+    for (auto [i, segment] : llvm::enumerate(segments)) {
+      OutputSegment alone = {segment.buffer, 0, segment.width};
+      emitQuantizedMatmul(kernels, b, x, weights[i],
+                          biases.empty() ? ArrayRef<Value>() : biases[i],
+                          {alone});
+    }
   }
 
   /// The q, k and v results as column segments of one [T, (H + 2 Hkv) D]
@@ -295,7 +350,9 @@ struct QKVProjectionPattern : OpAttnToGPUPattern<QKVProjectionOp> {
 };
 
 struct LinearPattern : OpAttnToGPUPattern<LinearOp> {
-  LogicalResult checkOp(LinearOp l) const override { return checkMatmul(l); }
+  LogicalResult checkOp(LinearOp l) const override {
+    return checkMatmul(l, l.getWeight());
+  }
 
   LogicalResult lowerOp(LinearOp l, BufferAssignment &buffers,
                         KernelEmitter &kernels, IB &b) const override {
@@ -305,6 +362,16 @@ struct LinearPattern : OpAttnToGPUPattern<LinearOp> {
           "needs an input width that is a multiple of 8 on the GPU");
     Value out = buffers.destination(b, l.getResult(), x);
     int64_t n = l.getResult().getType().getDimSize(1);
+    if (isa<QuantizedWeightType>(l.getWeight().getType())) {
+      SmallVector<Value> biases;
+      if (l.getBias())
+        biases.push_back(buffers.lookup(l.getBias()));
+      emitQuantizedMatmul(kernels, b, x,
+                          quantizedBuffers(l.getWeight(), buffers), biases,
+                          {OutputSegment{out, 0, n}});
+      buffers.map(l.getResult(), out);
+      return success();
+    }
     emitMatmul(kernels, b, x, buffers.lookup(l.getWeight()),
                l.getBias() ? buffers.lookup(l.getBias()) : Value(),
                clipValue(l.getClip()), {OutputSegment{out, 0, n}});

@@ -252,7 +252,8 @@ void gpu_lowering::storeElements(IB &b, const MatmulArgs &args,
       values[i] = arith::AddFOp::create(
           b, values[i],
           toF32(b, load(b, weight.bias, col + i - weight.begin)));
-  Type element = cast<MemRefType>(args.x.getType()).getElementType();
+  // The outputs' type: x may be a prepared copy (float8's E4M3 values).
+  Type element = cast<MemRefType>(args.outputs.front().getType()).getElementType();
   Value stored = size == 1 ? values[0]
                            : vector::FromElementsOp::create(
                                  b, VectorType::get({size}, b.getF32Type()),

@@ -101,6 +101,35 @@ void buildGemv(IB &b, const MatmulArgs &args, const WeightStack &stack,
                std::optional<double> clip, ArrayRef<OutputSegment> segments,
                Value reduction, int64_t threads);
 
+/// Output columns of one block of the quantised-weight GEMV
+/// (GemvQuantKernel.cpp); it serves every M, 16 rows per block.
+constexpr int64_t kQuantGemvColumns = 32;
+
+/// A quantised weight as its encoding and the buffers of its parts (the
+/// operands of its `attn.quantized_weight`).
+struct QuantizedWeightBuffers {
+  QuantizedWeightType type;
+  SmallVector<Value> parts;
+};
+
+/// Whether the GEMV decodes `type` on the GPU (GPTQ, float8) with these
+/// shapes; otherwise emits the reason at `op`.
+LogicalResult checkQuantizedGemv(Operation *op, QuantizedWeightType type);
+
+/// Whether one launch can read all of `weights`: one encoding and part
+/// types, one prologue (the same desc_act `perm` or static input scale),
+/// and every N but the last a multiple of kQuantGemvColumns.
+bool quantizedGemvCanShare(ArrayRef<QuantizedWeightBuffers> weights);
+
+/// `x [M, K] @ W^T (+ bias)` with W the quantised `weights` stacked along N
+/// (biases alike, or none), decoded in registers: a prologue kernel
+/// prepares x once (GPTQ desc_act: permuted; float8: E4M3 values and their
+/// per-row scale), then one GEMV launch.
+void emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
+                         ArrayRef<QuantizedWeightBuffers> weights,
+                         ArrayRef<Value> biases,
+                         ArrayRef<OutputSegment> outputs);
+
 } // namespace mlir::attn::gpu_lowering
 
 #endif // ATTN_LIB_CONVERSION_ATTNTOGPU_MATMULKERNEL_H

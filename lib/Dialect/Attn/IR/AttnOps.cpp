@@ -648,15 +648,16 @@ LogicalResult AttentionWithRopeOp::verify() {
 // In-place sources
 //===----------------------------------------------------------------------===//
 
-LogicalResult mlir::attn::rejectQuantizedWeights(Operation *root,
-                                                 StringRef target) {
+LogicalResult mlir::attn::rejectQuantizedWeights(
+    Operation *root, StringRef target,
+    function_ref<bool(WeightEncodingAttrInterface)> supported) {
   bool rejected = false;
   root->walk([&](Operation *op) {
     if (isa<QuantizedWeightOp>(op))
       return;
     for (Type type : op->getOperandTypes()) {
       auto quantized = dyn_cast<QuantizedWeightType>(type);
-      if (!quantized)
+      if (!quantized || (supported && supported(quantized.getEncoding())))
         continue;
       op->emitError() << "quantised weights (" << quantized.getEncoding()
                       << ") are not supported on " << target << " yet";

@@ -25,9 +25,11 @@ LogicalResult verifyCacheLayerOp(Operation *op);
 BlockArgument inPlaceSource(Value v);
 
 /// Reports each op under `root` that takes a quantised weight (other than
-/// attn.quantized_weight, which makes one) as not supported on `target`;
-/// fails if there is one.
-LogicalResult rejectQuantizedWeights(Operation *root, StringRef target);
+/// attn.quantized_weight, which makes one) as not supported on `target`,
+/// unless `supported` accepts its encoding; fails if there is one.
+LogicalResult rejectQuantizedWeights(
+    Operation *root, StringRef target,
+    function_ref<bool(WeightEncodingAttrInterface)> supported = nullptr);
 
 /// `layer` as an index constant, or `index` cast to index (see
 /// CacheLayerOpInterface::buildLayerIndex).

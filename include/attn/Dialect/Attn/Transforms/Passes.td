@@ -289,8 +289,8 @@ def AttnRejectQuantizedWeights : Pass<"attn-reject-quantized-weights"> {
   let description = [{
     Every op taking an `!attn.quantized_weight` gets the error "quantised
     weights (ENCODING) are not supported on TARGET yet" and the pass fails.
-    The NVVM pipeline runs it first, until the GPU projection kernels decode
-    quantised weights.
+    `convert-attn-to-gpu` makes the same check for the encodings its kernels
+    do not decode (GGUF).
   }];
   let options = [
     Option<"target", "target", "std::string", "\"cuda\"",

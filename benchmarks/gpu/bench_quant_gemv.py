@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""GPU benchmark of the quantised-weight GEMV (``GemvQuantKernel.cpp``) at decode sizes: a
+Llama-3-8B up/gate projection shape, K 4096 x N 14336, with GPTQ int4 (group 128) and float8
+E4M3 (row scales, dynamic input scale) weights, and the bf16 GEMV of the same shape.
+
+    /usr/bin/python3 benchmarks/gpu/bench_quant_gemv.py --build build/bench-quant   # here
+    python3 benchmarks/gpu/bench_quant_gemv.py build/bench-quant                    # on the GPU
+
+M = 1, 8, 16 (issue 13's goal: GPTQ at M = 1 in <= 11 us, M = 16 within 1.3x of that). Each
+result is first checked against ``python/attn/reference.py``'s decoding (set 0, float64,
+``max|ours - ref| / max|ref|`` within ``bench_gpu.ERR_TOL``), then timed by CUPTI over calls
+rotating through input sets that do not fit the L2 cache together (``bench_gpu.time_calls``).
+Rates: the weight bytes as stored (packed words and scales; float8 bytes and scales; bf16)
+per kernel second, and their ratio to the measured copy rate. Output: the table, and
+``bench-quant-gemv.json`` in ``$OUT`` if set, else the current folder.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path[:0] = [HERE, os.path.join(REPO, "test", "gpu"), os.path.join(REPO, "python")]
+
+from attn import ir  # noqa: E402
+from attn import runtime as rt  # noqa: E402
+
+K, N = 4096, 14336
+ROWS = (1, 8, 16)
+WEIGHTS = {
+    "gptq": {"kind": "gptq", "group_size": 128},
+    "float8": {"kind": "float8", "weight_scale": "row", "input_scale": "dynamic"},
+    "bf16": None,
+}
+
+
+def function_text(name, quant):
+    if quant is None:
+        cfg = ir.LayerConfig(dtype="bf16")
+        return ir.linear_function(name, cfg, in_features=K, out_features=N)
+    return ir.quantized_linear_function(name, quant, K, N, "bf16")
+
+
+def build(folder):
+    """Compiles the three functions into ``folder/quant_gemv.so`` (with the runtime beside)."""
+    os.makedirs(folder, exist_ok=True)
+    mlir = os.path.join(folder, "quant_gemv.mlir")
+    with open(mlir, "w") as f:
+        f.write(ir.module_text(*(function_text(n, q) for n, q in WEIGHTS.items())))
+    subprocess.run([rt.attn_compile_path(), "--target=cuda", mlir, "-o",
+                    os.path.join(folder, "quant_gemv.so")], check=True)
+    shutil.copy2(os.path.join(REPO, "build", "lib", "libattn_cuda_runtime.so"), folder)
+
+
+def arguments(rng, name, m):
+    """(ABI numpy arrays in argument order but x, reference weight, bytes of the weight)."""
+    quant = WEIGHTS[name]
+    if quant is None:
+        w = rt.to_abi(rng.standard_normal((N, K)) / np.sqrt(K), "bf16")
+        return [w], np.asarray(rt.from_abi(w, "bf16"), dtype=np.float64), w.nbytes
+    parts = ir.random_quantized_weight(rng, quant, N, K)
+    arrays = [parts[s] for s in ir.quantized_part_names(quant)]
+    return arrays, ir.reference_quantized_weight(quant, parts), sum(a.nbytes for a in arrays)
+
+
+def run(folder):
+    import torch
+
+    import bench_gpu as bg
+    import device_abi
+    from attn import reference as ref
+
+    lib = device_abi.load(os.path.join(folder, "quant_gemv.so"))
+    rng = np.random.default_rng(0)
+    copy_gbps = bg.copy_rate() / 1e9
+    rows = []
+    for name in WEIGHTS:
+        fn = device_abi.DeviceFunction(lib, name)
+        for m in ROWS:
+            sets, weight_bytes, want = [], 0, None
+            while not sets or len(sets) < bg.input_sets(weight_bytes):
+                arrays, weight, weight_bytes = arguments(rng, name, m)
+                x = rng.uniform(-1, 1, (m, K))
+                xt = torch.from_numpy(rt.to_abi(x, "bf16").view(np.int16)).to(
+                    bg.DEV).view(torch.bfloat16)
+                if want is None:  # set 0's reference, on the bf16 x the call reads
+                    x64 = xt.double().cpu().numpy()
+                    want = torch.from_numpy(ref.linear(x64, weight) if WEIGHTS[name]
+                                            else x64 @ weight.T)
+                out = torch.empty((m, N), dtype=torch.bfloat16, device=bg.DEV)
+                ins = [xt] + [torch.from_numpy(a.view(np.int16) if a.dtype == np.uint16 else a)
+                              .to(bg.DEV) for a in arrays]
+                if ins[1].dtype == torch.int16:
+                    ins[1] = ins[1].view(torch.bfloat16)
+                sets.append((ins, out))
+            calls = [fn.bind(ins, [out]) for ins, out in sets]
+            row = {"weights": name, "M": m, "N": N, "K": K, "weight_bytes": weight_bytes,
+                   "input_sets": len(sets)}
+
+            def check():
+                sets[0][1].fill_(float("nan"))
+                calls[0]()
+                torch.cuda.synchronize()
+                return bg.rel_err(sets[0][1].cpu(), want)
+
+            bg.measure(row, "ours", calls, check)
+            if "ours_s" in row:
+                row["weight_gbps"] = weight_bytes / row["ours_s"] / 1e9
+                row["of_copy"] = row["weight_gbps"] / copy_gbps
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    lines = [f"quantised GEMV, K {K} x N {N}, bf16 x, on {torch.cuda.get_device_name()}; "
+             f"copy {copy_gbps:.0f} GB/s",
+             f"{'weights':8} {'M':>3} {'kernel us':>10} {'W GB/s':>8} {'/copy':>6} {'err':>8}"]
+    for r in rows:
+        us = f"{r['ours_s'] * 1e6:10.1f}" if "ours_s" in r else f"{'n/a':>10}"
+        gbps = f"{r['weight_gbps']:8.0f} {r['of_copy']:6.2f}" if "ours_s" in r else " " * 15
+        err = f"{r['ours_err']:8.1e}" if "ours_err" in r else r.get("ours_error", "")
+        lines.append(f"{r['weights']:8} {r['M']:3} {us} {gbps} {err}")
+    print("\n".join(lines))
+    with open(os.path.join(os.environ.get("OUT", "."), "bench-quant-gemv.json"), "w") as f:
+        json.dump({"copy_gbps": copy_gbps, "results": rows, "table": lines}, f, indent=1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder")
+    parser.add_argument("--build", action="store_true", help="compile (no GPU needed)")
+    args = parser.parse_args()
+    build(args.folder) if args.build else run(args.folder)
+
+
+if __name__ == "__main__":
+    main()

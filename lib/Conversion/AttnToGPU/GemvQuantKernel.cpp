@@ -1,0 +1,658 @@
+//===- GemvQuantKernel.cpp - projections of GPTQ / float8 weights ---------===//
+//
+// The weight-streaming GEMV of quantised weights (decode: the time is that
+// of reading the packed weights once). A block owns 32 output columns as
+// four n8 mma tiles, interleaved (tile t's column c is the block's column
+// 4 c + t, so one lane's 16-byte load feeds all four tiles), and 16 rows of
+// x (blockIdx.y: larger M runs one 16-row slice per block row, rereading
+// W); its eight warps split K. Each lane loads 16 bytes of packed weights
+// per k step, decodes them in registers to exact f16 / bf16 values and
+// feeds m16n8k16 mma.sync accumulating in f32; summing over K is
+// order-free, so x's fragments are loaded in the same K order as the
+// decoded weights. Scales multiply the f32 partial sums (per 32-deep GPTQ
+// group step, per 128-deep float8 block), so no rounded dequantised weight
+// exists anywhere; the kernel differs from the reference by f32
+// accumulation only.
+//
+// - GPTQ (`qweight [K/8, N]` i32, words along N): a step is four word rows,
+//   one per lane quad; a lane loads 4 words (4 columns) of its row. The
+//   nibble pair (j, j + 4) of a word becomes one register by a mask and a
+//   magic exponent (`0x4300` = 128 in bf16, `0x6400` = 1024 in f16) minus
+//   136 / 1032, i.e. q - 8 exactly. x is permuted once per call when the
+//   weight has desc_act.
+// - float8 (`weight [N, K]` E4M3 bytes): a step is 64 k, 16 per lane quad;
+//   byte pairs become f16 pairs by cvt.f16x2.e4m3x2 (E4M3 values are exact
+//   in f16). A prologue kernel rounds x to E4M3 values (f16) with its
+//   per-row scale (static, or dynamic `max |x| / 448`).
+//
+//===----------------------------------------------------------------------===//
+
+#include "ElementwiseKernels.h"
+#include "MatmulKernel.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::gpu_lowering;
+using namespace mlir::attn::kb::m16n8k16;
+
+namespace {
+
+constexpr int64_t kThreads = 256, kWarps = kThreads / 32;
+/// n8 mma tiles of a block, accumulator registers per lane.
+constexpr int64_t kTiles = kQuantGemvColumns / 8, kAcc = kTiles * 4;
+/// Rows of x per block (one m16 tile).
+constexpr int64_t kRows = 16;
+/// k steps each warp loads before multiplying.
+constexpr int64_t kUnroll = 4;
+constexpr double kE4M3Max = 448.0;
+
+/// The GEMV's arguments: the prepared x ([M, K]: permuted for GPTQ
+/// desc_act, E4M3 values as f16 for float8), float8's per-row input scale
+/// ([M] f32), each weight's packed values and scales, biases, outputs.
+struct QuantGemvArgs {
+  Value x, inputScale;
+  SmallVector<Value> packed, scales, biases, outputs;
+
+  template <typename F> void forEach(F f) {
+    f(x);
+    f(inputScale);
+    for (Value &v : packed)
+      f(v);
+    for (Value &v : scales)
+      f(v);
+    for (Value &v : biases)
+      f(v);
+    for (Value &v : outputs)
+      f(v);
+  }
+};
+
+/// Where a block and its warps work.
+struct QuantBlock {
+  WarpLayout w;
+  Idx rows, m0, n0; // M, the block's first row and column
+  BlockWeight weight; // the packed part of the weight holding n0
+  Value scales;       // its scales part
+
+  /// Column of `weight` of the block's tile t, tile column c.
+  Idx column(Idx c, int64_t t) const { return n0 - weight.begin + (c * 4 + t); }
+};
+
+Value bitcast(IB &b, Type type, Value v) {
+  return LLVM::BitcastOp::create(b, type, v);
+}
+
+/// The four i32 registers of an 8-element chunk, pairs (i, i + 1) or, with
+/// `interleave`, (i, i + 4).
+std::array<Value, 4> chunkPairs(IB &b, Value chunk, bool interleave) {
+  if (interleave)
+    chunk = vector::ShuffleOp::create(b, chunk, chunk,
+                                      ArrayRef<int64_t>{0, 4, 1, 5, 2, 6, 3, 7});
+  Value words =
+      vector::BitCastOp::create(b, VectorType::get({4}, b.getI32Type()), chunk);
+  std::array<Value, 4> pairs;
+  for (int64_t i = 0; i < 4; ++i)
+    pairs[i] = vector::ExtractOp::create(b, words, ArrayRef<int64_t>{i});
+  return pairs;
+}
+
+/// x rows `row` and `row + 8` of the block's slice, `width` elements from
+/// `k` as i32 pairs (zeros past M and where `kOk` fails).
+std::pair<SmallVector<Value>, SmallVector<Value>>
+loadXPairs(IB &b, const QuantGemvArgs &args, const QuantBlock &blk, Idx k,
+           Idx kOk, int64_t width, bool interleave) {
+  auto chunkType = VectorType::get(
+      {8}, cast<MemRefType>(args.x.getType()).getElementType());
+  std::pair<SmallVector<Value>, SmallVector<Value>> rows;
+  for (int64_t half = 0; half < 2; ++half) {
+    Idx row = blk.m0 + (blk.w.group + half * 8);
+    SmallVector<Value> &pairs = half ? rows.second : rows.first;
+    for (int64_t c = 0; c < width; c += 8) {
+      Value chunk = loadVectorOrZero(
+          b, args.x, [&](IB &) { return SmallVector<Value>{row, k + c}; },
+          kOk & ult(b, row, blk.rows), chunkType);
+      llvm::append_range(pairs, chunkPairs(b, chunk, interleave));
+    }
+  }
+  return rows;
+}
+
+/// `acc[i] += part[i] * scale(i)` (f32).
+void addScaled(IB &b, ArrayRef<Value> part, MutableArrayRef<Value> acc,
+               function_ref<Value(int64_t)> scale) {
+  for (int64_t i = 0; i < kAcc; ++i)
+    acc[i] = math::FmaOp::create(b, part[i], scale(i), acc[i]);
+}
+
+//===----------------------------------------------------------------------===//
+// GPTQ
+//===----------------------------------------------------------------------===//
+
+struct GPTQSteps {
+  /// K of one step: a word row (8 k) per lane quad.
+  static constexpr int64_t kStep = 32;
+
+  Type element; // x's, and the mma's
+  int64_t groupSize;
+
+  struct Step {
+    SmallVector<Value> xLo, xHi; // pairs (i, i + 4) of 8 k
+    Value words;                 // vector<4xi32>: tiles 0..3
+    Value scales;                // vector<8 x f16|bf16>: columns 8 quad + i
+  };
+
+  Step load(IB &b, const QuantGemvArgs &args, const QuantBlock &blk, int64_t k,
+            Idx k0) const {
+    Step s;
+    Idx kOk = ult(b, k0, cIndex(b, k));
+    Idx wordRow = k0 / 8 + blk.w.quad;
+    Idx col = blk.column(blk.w.group, 0);
+    s.words = loadVectorOrZero(
+        b, blk.weight.weight,
+        [&](IB &) { return SmallVector<Value>{wordRow, col}; },
+        kOk & ult(b, col, blk.weight.rows),
+        VectorType::get({4}, b.getI32Type()));
+    std::tie(s.xLo, s.xHi) =
+        loadXPairs(b, args, blk, wordRow * 8, kOk, 8, /*interleave=*/true);
+    Idx scaleCol = blk.n0 - blk.weight.begin + blk.w.quad * 8;
+    auto scaleType = VectorType::get(
+        {8}, cast<MemRefType>(blk.scales.getType()).getElementType());
+    s.scales = loadVectorOrZero(
+        b, blk.scales,
+        [&](IB &) { return SmallVector<Value>{k0 / groupSize, scaleCol}; },
+        kOk & ult(b, scaleCol, blk.weight.rows), scaleType);
+    return s;
+  }
+
+  /// Nibbles j and j + 4 of `word` as the pair (q - 8) in `element`.
+  Value nibblePair(IB &b, Value word, int64_t j) const {
+    bool bf16 = element.isBF16();
+    Value bits = arith::AndIOp::create(
+        b, arith::ShRUIOp::create(b, word, cI32(b, 4 * j)),
+        cI32(b, 0x000F000F));
+    bits = arith::OrIOp::create(b, bits,
+                                cI32(b, bf16 ? 0x43004300 : 0x64006400));
+    auto pairType = VectorType::get({2}, element);
+    Value offset = arith::ConstantOp::create(
+        b, DenseElementsAttr::get(pairType, ArrayRef<Attribute>{FloatAttr::get(
+                                                element, bf16 ? 136 : 1032)}));
+    Value q = arith::SubFOp::create(b, bitcast(b, pairType, bits), offset);
+    return bitcast(b, b.getI32Type(), q);
+  }
+
+  /// Word pairs (2 half, 2 half + 1) are the B registers of the half's
+  /// m16n8k16, x's pairs alike for A: one K order for both.
+  void multiply(IB &b, const Step &s, MutableArrayRef<Value> acc) const {
+    SmallVector<Value> part(kAcc, cF32(b, 0.0));
+    for (int64_t half = 0; half < 2; ++half) {
+      int64_t p = 2 * half;
+      std::array<Value, 4> a = {s.xLo[p], s.xHi[p], s.xLo[p + 1],
+                                s.xHi[p + 1]};
+      for (int64_t t = 0; t < kTiles; ++t) {
+        Value word =
+            vector::ExtractOp::create(b, s.words, ArrayRef<int64_t>{t});
+        MutableArrayRef<Value> c = MutableArrayRef(part).slice(t * 4, 4);
+        std::array<Value, 4> d =
+            mma16816(b, element, a,
+                     {nibblePair(b, word, p), nibblePair(b, word, p + 1)}, c);
+        llvm::copy(d, c.begin());
+      }
+    }
+    // Register r of tile t: column 4 (2 quad + r % 2) + t of the block.
+    addScaled(b, part, acc, [&](int64_t i) {
+      int64_t t = i / 4, r = i % 4;
+      return toF32(b, vector::ExtractOp::create(
+                          b, s.scales, ArrayRef<int64_t>{4 * (r % 2) + t}));
+    });
+  }
+
+  Value outputScale(IB &, const QuantGemvArgs &, const QuantBlock &, Idx,
+                    Idx) const {
+    return {};
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// float8
+//===----------------------------------------------------------------------===//
+
+struct Float8Steps {
+  /// K of one step: 16 k (one 16-byte load per tile) per lane quad.
+  static constexpr int64_t kStep = 64;
+
+  Float8ScaleGranularity granularity;
+
+  struct Step {
+    SmallVector<Value> xLo, xHi; // pairs (i, i + 1) of 16 k
+    std::array<Value, kTiles> w; // vector<16xi8>
+    Value blockScale;            // block granularity: the step's scale
+  };
+
+  Step load(IB &b, const QuantGemvArgs &args, const QuantBlock &blk, int64_t k,
+            Idx k0) const {
+    Step s;
+    Idx kc = k0 + blk.w.quad * 16;
+    Idx kOk = ult(b, kc, cIndex(b, k));
+    auto bytesType = VectorType::get(
+        {16}, cast<MemRefType>(blk.weight.weight.getType()).getElementType());
+    for (int64_t t = 0; t < kTiles; ++t) {
+      Idx row = blk.column(blk.w.group, t);
+      Value bytes = loadVectorOrZero(
+          b, blk.weight.weight,
+          [&](IB &) { return SmallVector<Value>{row, kc}; },
+          kOk & ult(b, row, blk.weight.rows), bytesType);
+      s.w[t] = vector::BitCastOp::create(
+          b, VectorType::get({16}, b.getI8Type()), bytes);
+    }
+    std::tie(s.xLo, s.xHi) =
+        loadXPairs(b, args, blk, kc, kOk, 16, /*interleave=*/false);
+    if (granularity == Float8ScaleGranularity::Block) {
+      // The block's 32 columns lie in one 128-row block; steps past K
+      // (whose products are zero) read block 0.
+      constexpr int64_t block = Float8Attr::kBlockSize;
+      Idx kBlock = select(b, ult(b, k0, cIndex(b, k)), k0, cIndex(b, 0));
+      s.blockScale = kb::load(b, blk.scales,
+                          {(blk.n0 - blk.weight.begin) / block, kBlock / block});
+    }
+    return s;
+  }
+
+  /// E4M3 bytes `first`, `first + 1` of `bytes` as an f16 pair (exact).
+  static Value bytePair(IB &b, Value bytes, int64_t first) {
+    Value two = vector::ShuffleOp::create(b, bytes, bytes,
+                                          ArrayRef<int64_t>{first, first + 1});
+    Value halves = NVVM::ConvertF8x2ToF16x2Op::create(
+        b, VectorType::get({2}, b.getF16Type()), two,
+        /*relu=*/b.getBoolAttr(false),
+        TypeAttr::get(b.getType<Float8E4M3FNType>()));
+    return bitcast(b, b.getI32Type(), halves);
+  }
+
+  /// mma j takes k 4 j .. 4 j + 3 of each lane's 16: B registers the byte
+  /// pairs (4 j, 4 j + 1) and (4 j + 2, 4 j + 3), A x's pairs 2 j, 2 j + 1.
+  void multiply(IB &b, const Step &s, MutableArrayRef<Value> acc) const {
+    bool perStep = granularity == Float8ScaleGranularity::Block;
+    SmallVector<Value> part =
+        perStep ? SmallVector<Value>(kAcc, cF32(b, 0.0))
+                : SmallVector<Value>(acc.begin(), acc.end());
+    for (int64_t j = 0; j < 4; ++j) {
+      std::array<Value, 4> a = {s.xLo[2 * j], s.xHi[2 * j], s.xLo[2 * j + 1],
+                                s.xHi[2 * j + 1]};
+      for (int64_t t = 0; t < kTiles; ++t) {
+        MutableArrayRef<Value> c = MutableArrayRef(part).slice(t * 4, 4);
+        std::array<Value, 4> d = mma16816(
+            b, b.getF16Type(), a,
+            {bytePair(b, s.w[t], 4 * j), bytePair(b, s.w[t], 4 * j + 2)}, c);
+        llvm::copy(d, c.begin());
+      }
+    }
+    if (perStep)
+      addScaled(b, part, acc, [&](int64_t) { return s.blockScale; });
+    else
+      llvm::copy(part, acc.begin());
+  }
+
+  /// `s_x[row]` times the row or tensor weight scale of `col` (a column of
+  /// the block's weight).
+  Value outputScale(IB &b, const QuantGemvArgs &args, const QuantBlock &blk,
+                    Idx row, Idx col) const {
+    Value scale = kb::load(b, args.inputScale, {row});
+    if (granularity == Float8ScaleGranularity::Block)
+      return scale;
+    Idx index = granularity == Float8ScaleGranularity::Row ? col : cIndex(b, 0);
+    return arith::MulFOp::create(b, scale, kb::load(b, blk.scales, {index}));
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// The kernel
+//===----------------------------------------------------------------------===//
+
+/// The warp's share of K: steps `warp`, `warp + warps`, ... loaded kUnroll
+/// at a time before any is multiplied.
+template <typename Steps>
+SmallVector<Value> accumulate(IB &b, const Steps &steps,
+                              const QuantGemvArgs &args, const QuantBlock &blk,
+                              int64_t k) {
+  int64_t stride = kWarps * Steps::kStep;
+  SmallVector<Value> init(kAcc, cF32(b, 0.0));
+  return forLoop(b, cIndex(b, 0), cIndex(b, k), stride * kUnroll, init,
+                 [&](IB &lb, Idx k0, ValueRange accIn) {
+                   SmallVector<typename Steps::Step> loaded;
+                   for (int64_t u = 0; u < kUnroll; ++u)
+                     loaded.push_back(steps.load(
+                         lb, args, blk, k,
+                         k0 + blk.w.warp * Steps::kStep + u * stride));
+                   SmallVector<Value> acc(accIn);
+                   for (const auto &s : loaded)
+                     steps.multiply(lb, s, acc);
+                   return acc;
+                 });
+}
+
+/// The warps' partial sums meet in `reduction`; warp 0 scales them and
+/// stores the outputs: register r of tile t is row accRow(r), column
+/// 4 accCol(r) + t, so the four tiles' registers r are 4 adjacent columns.
+template <typename Steps>
+void reduceAndStore(IB &b, const Steps &steps, const QuantGemvArgs &args,
+                    const QuantBlock &blk, ArrayRef<Value> acc,
+                    Value reduction, const WeightStack &stack,
+                    ArrayRef<OutputSegment> segments) {
+  for (int64_t i = 0; i < kAcc; ++i)
+    store(b, acc[i], reduction, {blk.w.warp, cIndex(b, i), blk.w.lane});
+  gpu::BarrierOp::create(b);
+  MatmulArgs out{args.x, {}, {}, args.outputs};
+  ifThen(b, blk.w.warp == 0, [&](IB &sb) {
+    for (int64_t r = 0; r < 4; ++r) {
+      Idx row = blk.m0 + accRow(blk.w, r);
+      Idx col = blk.n0 + accCol(blk.w, r) * 4;
+      ifThen(sb, ult(sb, row, blk.rows) & ult(sb, col, cIndex(sb, stack.n)),
+             [&](IB &tb) {
+               SmallVector<Value> values;
+               for (int64_t t = 0; t < kTiles; ++t) {
+                 int64_t i = t * 4 + r;
+                 Value sum = acc[i];
+                 for (int64_t other = 1; other < kWarps; ++other)
+                   sum = arith::AddFOp::create(
+                       tb, sum,
+                       load(tb, reduction,
+                            {cIndex(tb, other), cIndex(tb, i), blk.w.lane}));
+                 if (Value scale = steps.outputScale(
+                         tb, args, blk, row, col - blk.weight.begin + t))
+                   sum = arith::MulFOp::create(tb, sum, scale);
+                 values.push_back(sum);
+               }
+               storeElements(tb, out, blk.weight, values, row, col, stack.n,
+                             segments);
+             });
+    }
+  });
+}
+
+template <typename Steps>
+void buildQuantGemv(IB &b, const Steps &steps, const QuantGemvArgs &args,
+                    const WeightStack &stack, ArrayRef<OutputSegment> segments,
+                    Value reduction) {
+  BuilderScope scope(b);
+  QuantBlock blk;
+  blk.w = WarpLayout::of(threadIdx(b));
+  blk.rows = dim(b, args.x, 0);
+  blk.m0 = blockIdx(b, gpu::Dimension::y) * kRows;
+  blk.n0 = blockIdx(b, gpu::Dimension::x) * kQuantGemvColumns;
+  blk.weight = selectWeight(b, MatmulArgs{args.x, args.packed, args.biases, {}},
+                            stack, blk.n0);
+  blk.scales =
+      selectWeight(b, MatmulArgs{args.x, args.scales, {}, {}}, stack, blk.n0)
+          .weight;
+  SmallVector<Value> acc = accumulate(b, steps, args, blk, stack.k);
+  reduceAndStore(b, steps, args, blk, acc, reduction, stack, segments);
+}
+
+//===----------------------------------------------------------------------===//
+// Prologues: x prepared once per call
+//===----------------------------------------------------------------------===//
+
+struct PermuteArgs {
+  Value x, perm, out;
+
+  template <typename F> void forEach(F f) { f(x), f(perm), f(out); }
+};
+
+/// `out[t, r] = x[t, perm[r]]`, a thread per element.
+void emitPermuteColumns(KernelEmitter &e, IB &host, Value x, Value perm,
+                        Value out) {
+  int64_t k = cast<MemRefType>(x.getType()).getDimSize(1);
+  Idx count = dim(host, x, 0) * k;
+  elementwise::emitPerItem(
+      e, host, "gptq_permute_x", count, PermuteArgs{x, perm, out},
+      [&](IB &b, Idx item, const PermuteArgs &a) {
+        Idx t = item / k, r = item % k;
+        store(b, load(b, a.x, {t, loadIndex(b, a.perm, {r})}), a.out, {t, r});
+      });
+}
+
+struct QuantizeInputArgs {
+  Value x, staticScale, x8, scale, rows;
+
+  template <typename F> void forEach(F f) {
+    f(x), f(staticScale), f(x8), f(scale), f(rows);
+  }
+};
+
+/// float8's input: per row `s = input_scale` or `min(max |x|, bound) /
+/// 448`, and `x8 = E4M3(clamp(x / s, -448, 448))` (round to nearest even,
+/// by cvt.satfinite) as f16; a row with s = 0 gives zeros. A warp per row.
+void buildQuantizeInput(IB &b, const QuantizeInputArgs &k,
+                        std::optional<double> bound) {
+  BuilderScope scope(b);
+  elementwise::WarpItem w = elementwise::WarpItem::of(b);
+  Idx row = w.item, lane = w.lane;
+  ifThen(b, ult(b, row, k.rows), [&](IB &tb) {
+    Idx width = dim(tb, k.x, 1);
+    auto element = [&](IB &lb, Idx c) {
+      return toF32(lb, load(lb, k.x, {row, c}));
+    };
+    Value s;
+    if (k.staticScale) {
+      s = load(tb, k.staticScale, {cIndex(tb, 0)});
+    } else {
+      Value amax = forLoop(tb, lane, width, 32, {cF32(tb, 0.0)},
+                           [&](IB &lb, Idx c, ValueRange m) {
+                             return SmallVector<Value>{arith::MaximumFOp::create(
+                                 lb, m[0], math::AbsFOp::create(lb, element(lb, c)))};
+                           })[0];
+      for (int64_t mask = 16; mask >= 1; mask /= 2)
+        amax = arith::MaximumFOp::create(tb, amax, shuffleXor(tb, amax, mask));
+      if (bound)
+        amax = arith::MinimumFOp::create(tb, amax, cF32(tb, *bound));
+      s = arith::DivFOp::create(tb, amax, cF32(tb, kE4M3Max));
+    }
+    ifThen(tb, lane == 0, [&](IB &sb) { store(sb, s, k.scale, {row}); });
+    Value positive =
+        arith::CmpFOp::create(tb, arith::CmpFPredicate::OGT, s, cF32(tb, 0));
+    Value safe = select(tb, positive, s, cF32(tb, 1.0));
+    auto pairType = VectorType::get({2}, tb.getF16Type());
+    Value zeros = zero(tb, pairType);
+    TypeAttr e4m3 = TypeAttr::get(tb.getType<Float8E4M3FNType>());
+    forLoop(tb, lane * 2, width, 64, [&](IB &lb, Idx c) {
+      Value lo = arith::DivFOp::create(lb, element(lb, c), safe);
+      Value hi = arith::DivFOp::create(lb, element(lb, c + 1), safe);
+      // The first operand lands in the upper byte.
+      Value bytes = NVVM::ConvertF32x2ToF8x2Op::create(
+          lb, VectorType::get({2}, lb.getI8Type()), hi, lo,
+          NVVM::FPRoundingModeAttr::get(lb.getContext(),
+                                        NVVM::FPRoundingMode::RN),
+          NVVM::SaturationModeAttr::get(lb.getContext(),
+                                        NVVM::SaturationMode::SATFINITE),
+          /*relu=*/lb.getBoolAttr(false), e4m3);
+      Value pair = NVVM::ConvertF8x2ToF16x2Op::create(
+          lb, pairType, bytes, /*relu=*/lb.getBoolAttr(false), e4m3);
+      pair = select(lb, positive, pair, zeros);
+      for (int64_t i = 0; i < 2; ++i)
+        store(lb, vector::ExtractOp::create(lb, pair, ArrayRef<int64_t>{i}),
+              k.x8, {row, c + i});
+    });
+  });
+}
+
+void emitQuantizeInput(KernelEmitter &e, IB &host, Value x, Value staticScale,
+                       std::optional<double> bound, Value x8, Value scale) {
+  QuantizeInputArgs args{x, staticScale, x8, scale, dim(host, x, 0)};
+  auto [kernel, b, kernelArgs] = createKernel(
+      e, host.getLoc(), "float8_quantize_x", args, {}, elementwise::kThreads);
+  buildQuantizeInput(b, kernelArgs, bound);
+  elementwise::launchWarpPerItem(e, host, kernel, args.rows,
+                                 argumentList(args));
+}
+
+//===----------------------------------------------------------------------===//
+// Host side
+//===----------------------------------------------------------------------===//
+
+/// `value` with dimension `d` dynamic (so that weights of different N share
+/// one kernel argument type).
+Value withDynamicDim(IB &b, Value value, int64_t d) {
+  auto type = cast<MemRefType>(value.getType());
+  if (type.getRank() <= d)
+    return value;
+  SmallVector<int64_t> shape(type.getShape());
+  shape[d] = ShapedType::kDynamic;
+  return memref::CastOp::create(
+      b, MemRefType::get(shape, type.getElementType()), value);
+}
+
+/// A device buffer for the call (freed after the GEMV on the same stream).
+Value allocate(IB &b, MemRefType type, ValueRange dynamicSizes) {
+  return gpu::AllocOp::create(b, type, Type(), ValueRange{}, dynamicSizes,
+                              ValueRange{})
+      .getMemref();
+}
+
+/// The dimension holding N in each part: GPTQ stores words and scales
+/// along N ([K/8, N], [K/g, N]), float8 rows along N.
+int64_t columnDim(WeightEncodingAttrInterface encoding) {
+  return isa<GPTQAttr>(encoding) ? 1 : 0;
+}
+
+} // namespace
+
+LogicalResult gpu_lowering::checkQuantizedGemv(Operation *op,
+                                               QuantizedWeightType type) {
+  int64_t n = type.getRows(), k = type.getCols();
+  auto fail = [&]() {
+    return op->emitOpError("needs quantised weights with ")
+           << "N a multiple of 8 and K of 32 (GPTQ: group size too) or of "
+              "16 (float8) on the GPU; got N = "
+           << n << ", K = " << k;
+  };
+  bool shapesOk;
+  if (auto gptq = dyn_cast<GPTQAttr>(type.getEncoding()))
+    shapesOk = k % GPTQSteps::kStep == 0 &&
+               gptq.getGroupSize() % GPTQSteps::kStep == 0;
+  else if (isa<Float8Attr>(type.getEncoding()))
+    shapesOk = k % 16 == 0;
+  else
+    return op->emitError() << "quantised weights (" << type.getEncoding()
+                           << ") are not supported on cuda yet";
+  if (shapesOk && n % 8 == 0)
+    return success();
+  return fail();
+}
+
+bool gpu_lowering::quantizedGemvCanShare(
+    ArrayRef<QuantizedWeightBuffers> weights) {
+  const QuantizedWeightBuffers &first = weights.front();
+  WeightEncodingAttrInterface encoding = first.type.getEncoding();
+  for (auto [i, w] : llvm::enumerate(weights)) {
+    if (w.type.getEncoding() != encoding || w.type.getCols() != first.type.getCols())
+      return false;
+    if (i + 1 < weights.size() && w.type.getRows() % kQuantGemvColumns != 0)
+      return false;
+    for (auto [part, firstPart] : llvm::zip(w.parts, first.parts)) {
+      auto type = cast<MemRefType>(part.getType());
+      auto firstType = cast<MemRefType>(firstPart.getType());
+      if (type.getElementType() != firstType.getElementType())
+        return false;
+    }
+    // The prologue's part (desc_act perm, static input scale) is shared.
+    if (w.parts.size() > 2 && w.parts[2] != first.parts[2])
+      return false;
+  }
+  return true;
+}
+
+void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
+                                       ArrayRef<QuantizedWeightBuffers> weights,
+                                       ArrayRef<Value> biases,
+                                       ArrayRef<OutputSegment> outputs) {
+  BuilderScope scope(host);
+  WeightEncodingAttrInterface encoding = weights[0].type.getEncoding();
+  WeightStack stack;
+  for (const QuantizedWeightBuffers &w : weights) {
+    stack.begin.push_back(stack.n);
+    stack.rows.push_back(w.type.getRows());
+    stack.n += w.type.getRows();
+  }
+  stack.k = weights[0].type.getCols();
+  Idx rows = dim(host, x, 0);
+  ArrayRef<Value> parts = weights[0].parts;
+
+  // 1. The prologue.
+  QuantGemvArgs args;
+  args.x = x;
+  SmallVector<Value> temporaries;
+  auto gptq = dyn_cast<GPTQAttr>(encoding);
+  auto float8 = dyn_cast<Float8Attr>(encoding);
+  if (gptq && gptq.getDescAct()) {
+    args.x = allocate(host,
+                      MemRefType::get({ShapedType::kDynamic, stack.k},
+                                      cast<MemRefType>(x.getType()).getElementType()),
+                      {rows});
+    emitPermuteColumns(e, host, x, parts[2], args.x);
+    temporaries.push_back(args.x);
+  }
+  if (float8) {
+    args.x = allocate(
+        host,
+        MemRefType::get({ShapedType::kDynamic, stack.k}, host.getF16Type()),
+        {rows});
+    args.inputScale = allocate(
+        host, MemRefType::get({ShapedType::kDynamic}, host.getF32Type()),
+        {rows});
+    Value staticScale =
+        float8.getInputScale() == Float8InputScale::Static ? parts[2] : Value();
+    std::optional<double> bound;
+    if (float8.getUpperBound())
+      bound = float8.getUpperBound()->convertToDouble();
+    emitQuantizeInput(e, host, x, staticScale, bound, args.x, args.inputScale);
+    temporaries.append({args.x, args.inputScale});
+  }
+
+  // 2. The GEMV: one kernel argument type for several weights.
+  int64_t nDim = columnDim(encoding);
+  for (const QuantizedWeightBuffers &w : weights) {
+    args.packed.push_back(w.parts[0]);
+    args.scales.push_back(w.parts[1]);
+  }
+  llvm::append_range(args.biases, biases);
+  if (weights.size() > 1) {
+    for (Value &v : args.packed)
+      v = withDynamicDim(host, v, nDim);
+    for (Value &v : args.scales)
+      v = withDynamicDim(host, v, nDim);
+    for (Value &v : args.biases)
+      v = withDynamicDim(host, v, 0);
+  }
+  for (const OutputSegment &out : outputs)
+    args.outputs.push_back(out.buffer);
+  auto reductionType = MemRefType::get(
+      {kWarps, kAcc, 32}, host.getF32Type(), AffineMap(),
+      gpu::AddressSpaceAttr::get(host.getContext(),
+                                 gpu::AddressSpace::Workgroup));
+  auto [kernel, b, kernelArgs] =
+      createKernel(e, host.getLoc(), gptq ? "gemv_gptq" : "gemv_float8", args,
+                   {reductionType}, kThreads);
+  Value reduction = kernel.getWorkgroupAttributions()[0];
+  if (gptq)
+    buildQuantGemv(b,
+                   GPTQSteps{cast<MemRefType>(x.getType()).getElementType(),
+                             gptq.getGroupSize()},
+                   kernelArgs, stack, outputs, reduction);
+  else
+    buildQuantGemv(b, Float8Steps{float8.getWeightScale()}, kernelArgs, stack,
+                   outputs, reduction);
+  e.launch(host,
+           kernel,
+           {cIndex(host, llvm::divideCeil(stack.n, kQuantGemvColumns)),
+            ceilDiv(host, rows, kRows), cIndex(host, 1)},
+           kThreads, argumentList(args));
+  for (Value t : temporaries)
+    gpu::DeallocOp::create(host, Type(), ValueRange{}, t);
+}

@@ -1,0 +1,214 @@
+// RUN: attn-opt %s --convert-attn-to-gpu --canonicalize --cse -split-input-file | FileCheck %s
+
+!gptq = !attn.quantized_weight<64x4096, #attn.gptq<group_size = 128>>
+
+// GPTQ without desc_act: no prologue; one GEMV launch, 32 columns per
+// block (64 / 32 = 2) and one block row per 16 rows of x (every M).
+// CHECK-LABEL: func.func @linear_gptq(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[QW:%[a-zA-Z0-9_]+]]: memref<512x64xi32>, [[S:%[a-zA-Z0-9_]+]]: memref<32x64xf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>)
+// CHECK-NOT: gpu.alloc
+// CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
+// CHECK-NEXT: [[SLICES:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], %c16
+// CHECK-NEXT: [[GY:%[a-zA-Z0-9_]+]] = arith.maxsi [[SLICES]], %c1
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c2, [[GY]], %c1) threads in (%c256, %c1, %c1) args([[X]] : memref<?x4096xbf16>, [[QW]] : memref<512x64xi32>, [[S]] : memref<32x64xf16>, [[Y]] : memref<?x64xbf16>)
+// CHECK-NEXT: return
+//
+// Kernel: eight warps split K in steps of 32 (four word rows, one per lane
+// quad), four steps loaded before any is multiplied (1024 = 8 x 32 x 4),
+// 16 f32 accumulators per lane (four n8 tiles).
+// CHECK-LABEL: gpu.func @gemv_gptq(
+// CHECK-SAME: workgroup([[RED:%[a-zA-Z0-9_]+]] : memref<8x16x32xf32, #gpu.address_space<workgroup>>)
+// CHECK: scf.for %{{.*}} = %c0 to %c4096 step %c1024 iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
+// One 16-byte load of 4 words (4 columns) of a word row, x in the same K
+// order (pairs k, k + 4), the step's group scales of 8 columns.
+// CHECK: vector.load %{{.*}} : memref<512x64xi32>, vector<4xi32>
+// CHECK: [[XC:%[a-zA-Z0-9_]+]] = scf.if
+// CHECK: vector.load %{{.*}} : memref<?x4096xbf16>, vector<8xbf16>
+// CHECK: vector.shuffle [[XC]], [[XC]] [0, 4, 1, 5, 2, 6, 3, 7] : vector<8xbf16>, vector<8xbf16>
+// CHECK: vector.load %{{.*}} : memref<32x64xf16>, vector<8xf16>
+// Nibbles (j, j + 4): mask 0x000F000F, bf16 exponent of 128 (0x43004300),
+// minus 136 = q - 8, exact.
+// CHECK: [[SH:%[a-zA-Z0-9_]+]] = arith.shrui %{{.*}}, %c4_i32 : i32
+// CHECK-NEXT: [[NIB:%[a-zA-Z0-9_]+]] = arith.andi [[SH]], %c983055_i32 : i32
+// CHECK-NEXT: [[MAG:%[a-zA-Z0-9_]+]] = arith.ori [[NIB]], %c1124090624_i32 : i32
+// CHECK-NEXT: [[PAIR:%[a-zA-Z0-9_]+]] = llvm.bitcast [[MAG]] : i32 to vector<2xbf16>
+// CHECK-NEXT: [[Q:%[a-zA-Z0-9_]+]] = arith.subf [[PAIR]], %cst{{.*}} : vector<2xbf16>
+// CHECK-NEXT: llvm.bitcast [[Q]] : vector<2xbf16> to i32
+// CHECK: nvvm.mma.sync {{.*}} {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
+// The f32 sums of the step times the group scale.
+// CHECK: arith.extf %{{.*}} : f16 to f32
+// CHECK: math.fma
+// CHECK: scf.yield
+// The warps meet in shared memory; warp 0 stores 4 adjacent columns.
+// CHECK: memref.store %{{.*}}, [[RED]]
+// CHECK: gpu.barrier
+// CHECK: memref.load [[RED]]
+// CHECK: vector.store %{{.*}} : memref<?x64xbf16>, vector<4xbf16>
+func.func @linear_gptq(%x: tensor<?x4096xbf16>, %qw: tensor<512x64xi32>, %s: tensor<32x64xf16>) -> tensor<?x64xbf16> {
+  %w = attn.quantized_weight(%qw, %s) : (tensor<512x64xi32>, tensor<32x64xf16>) -> !gptq
+  %y = attn.linear %x, %w : tensor<?x4096xbf16>, !gptq -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+!gptq = !attn.quantized_weight<64x256, #attn.gptq<group_size = 128, desc_act = true>>
+
+// desc_act: x is permuted once per call into a buffer the GEMV reads.
+// CHECK-LABEL: func.func @linear_gptq_desc_act(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[QW:%[a-zA-Z0-9_]+]]: memref<32x64xi32>, [[S:%[a-zA-Z0-9_]+]]: memref<2x64xf16>, [[P:%[a-zA-Z0-9_]+]]: memref<256xi32>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>)
+// CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
+// CHECK-NEXT: [[XP:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?x256xbf16>
+// CHECK: gpu.launch_func @attn_kernels::@gptq_permute_x {{.*}} args([[X]] : memref<?x256xbf16>, [[P]] : memref<256xi32>, [[XP]] : memref<?x256xbf16>
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq {{.*}} args([[XP]] : memref<?x256xbf16>, [[QW]] : memref<32x64xi32>, [[S]] : memref<2x64xf16>, [[Y]] : memref<?x64xbf16>)
+// CHECK-NEXT: gpu.dealloc [[XP]]
+//
+// xp[t, r] = x[t, perm[r]].
+// CHECK-LABEL: gpu.func @gptq_permute_x(
+// CHECK: [[T:%[a-zA-Z0-9_]+]] = arith.divui [[ITEM:%[a-zA-Z0-9_]+]], %c256
+// CHECK-NEXT: [[R:%[a-zA-Z0-9_]+]] = arith.remui [[ITEM]], %c256
+// CHECK-NEXT: [[PR:%[a-zA-Z0-9_]+]] = memref.load %arg1[[[R]]]
+// CHECK-NEXT: [[COL:%[a-zA-Z0-9_]+]] = arith.index_cast [[PR]] : i32 to index
+// CHECK-NEXT: [[V:%[a-zA-Z0-9_]+]] = memref.load %arg0[[[T]], [[COL]]]
+// CHECK-NEXT: memref.store [[V]], %arg2[[[T]], [[R]]]
+func.func @linear_gptq_desc_act(%x: tensor<?x256xbf16>, %qw: tensor<32x64xi32>, %s: tensor<2x64xf16>, %p: tensor<256xi32>) -> tensor<?x64xbf16> {
+  %w = attn.quantized_weight(%qw, %s, %p) : (tensor<32x64xi32>, tensor<2x64xf16>, tensor<256xi32>) -> !gptq
+  %y = attn.linear %x, %w : tensor<?x256xbf16>, !gptq -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+!wq = !attn.quantized_weight<256x256, #attn.gptq<group_size = 128, desc_act = true>>
+!wkv = !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, desc_act = true>>
+
+// Three GPTQ weights sharing MAX's one perm: one permutation, one GEMV
+// launch over the three (N = 512: 16 blocks), each block selecting its
+// weight's words and scales; no weight is copied or stacked.
+// CHECK-LABEL: func.func @qkv_gptq_shared_perm(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x256xf16>
+// CHECK-NOT: memref.copy
+// CHECK: gpu.launch_func @attn_kernels::@gptq_permute_x
+// CHECK-NOT: gpu.launch_func
+// CHECK: memref.cast %{{.*}} : memref<32x256xi32> to memref<32x?xi32>
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c16,
+// CHECK-SAME: memref<32x?xi32>, {{.*}} : memref<32x?xi32>, {{.*}} : memref<32x?xi32>, {{.*}} : memref<2x?xf16>, {{.*}} : memref<2x?xf16>, {{.*}} : memref<2x?xf16>,
+// CHECK-NOT: gpu.launch_func
+// CHECK: return
+// f16 activations: the nibbles take f16's 1024 (0x64006400) and lose 1032.
+// CHECK-LABEL: gpu.func @gemv_gptq(
+// CHECK: arith.select %{{.*}} : memref<32x?xi32>
+// CHECK: arith.select %{{.*}} : memref<2x?xf16>
+// CHECK: arith.ori %{{.*}}, %c1677747200_i32 : i32
+// CHECK: arith.subf %{{.*}}, %cst{{.*}} : vector<2xf16>
+func.func @qkv_gptq_shared_perm(%x: tensor<?x256xf16>, %perm: tensor<256xi32>,
+                                %qq: tensor<32x256xi32>, %sq: tensor<2x256xf16>, %qk: tensor<32x128xi32>,
+                                %sk: tensor<2x128xf16>, %qv: tensor<32x128xi32>, %sv: tensor<2x128xf16>)
+    -> (tensor<?x4x64xf16>, tensor<?x2x64xf16>, tensor<?x2x64xf16>) {
+  %wq = attn.quantized_weight(%qq, %sq, %perm) : (tensor<32x256xi32>, tensor<2x256xf16>, tensor<256xi32>) -> !wq
+  %wk = attn.quantized_weight(%qk, %sk, %perm) : (tensor<32x128xi32>, tensor<2x128xf16>, tensor<256xi32>) -> !wkv
+  %wv = attn.quantized_weight(%qv, %sv, %perm) : (tensor<32x128xi32>, tensor<2x128xf16>, tensor<256xi32>) -> !wkv
+  %q, %k, %v = attn.qkv_projection %x weights(%wq, %wk, %wv)
+      : tensor<?x256xf16>, (!wq, !wkv, !wkv) -> tensor<?x4x64xf16>, tensor<?x2x64xf16>, tensor<?x2x64xf16>
+  return %q, %k, %v : tensor<?x4x64xf16>, tensor<?x2x64xf16>, tensor<?x2x64xf16>
+}
+
+// -----
+
+!wq = !attn.quantized_weight<256x256, #attn.gptq<group_size = 128, desc_act = true>>
+!wkv = !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, desc_act = true>>
+
+// A perm per weight: x permuted three ways, one GEMV per weight.
+// CHECK-LABEL: func.func @qkv_gptq_own_perms(
+// CHECK-COUNT-3: gpu.launch_func @attn_kernels::@gemv_gptq
+// CHECK-NOT: gpu.launch_func
+// CHECK: return
+func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk: tensor<256xi32>, %pv: tensor<256xi32>,
+                              %qq: tensor<32x256xi32>, %sq: tensor<2x256xf16>, %qk: tensor<32x128xi32>,
+                              %sk: tensor<2x128xf16>, %qv: tensor<32x128xi32>, %sv: tensor<2x128xf16>)
+    -> (tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>) {
+  %wq = attn.quantized_weight(%qq, %sq, %pq) : (tensor<32x256xi32>, tensor<2x256xf16>, tensor<256xi32>) -> !wq
+  %wk = attn.quantized_weight(%qk, %sk, %pk) : (tensor<32x128xi32>, tensor<2x128xf16>, tensor<256xi32>) -> !wkv
+  %wv = attn.quantized_weight(%qv, %sv, %pv) : (tensor<32x128xi32>, tensor<2x128xf16>, tensor<256xi32>) -> !wkv
+  %q, %k, %v = attn.qkv_projection %x weights(%wq, %wk, %wv)
+      : tensor<?x256xbf16>, (!wq, !wkv, !wkv) -> tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>
+  return %q, %k, %v : tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>
+}
+
+// -----
+
+!f8 = !attn.quantized_weight<64x4096, #attn.float8<weight_scale = row, input_scale = dynamic, upper_bound = 1200.0>>
+
+// float8, dynamic input scale: a prologue (a warp per row) writes x as E4M3
+// values in f16 and the row's scale; the GEMV multiplies f16 pairs.
+// CHECK-LABEL: func.func @linear_float8_row_dynamic(
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[W8:%[a-zA-Z0-9_]+]]: memref<64x4096xf8E4M3FN>, [[SW:%[a-zA-Z0-9_]+]]: memref<64xf32>, [[B:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>)
+// CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
+// CHECK-NEXT: [[X8:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?x4096xf16>
+// CHECK-NEXT: [[SX:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?xf32>
+// CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x {{.*}} args([[X]] : memref<?x4096xbf16>, [[X8]] : memref<?x4096xf16>, [[SX]] : memref<?xf32>, [[M]] : index)
+// CHECK: gpu.launch_func @attn_kernels::@gemv_float8 {{.*}} args([[X8]] : memref<?x4096xf16>, [[SX]] : memref<?xf32>, [[W8]] : memref<64x4096xf8E4M3FN>, [[SW]] : memref<64xf32>, [[B]] : memref<64xbf16>, [[Y]] : memref<?x64xbf16>)
+// CHECK-NEXT: gpu.dealloc [[X8]]
+// CHECK-NEXT: gpu.dealloc [[SX]]
+//
+// s = min(max |x|, 1200) / 448 over the warp; x / s rounded to E4M3 with
+// saturation, widened to f16 (zeros when s = 0).
+// CHECK-LABEL: gpu.func @float8_quantize_x(
+// CHECK: math.absf
+// CHECK: arith.maximumf
+// CHECK: gpu.shuffle  xor
+// CHECK: arith.minimumf %{{.*}}, %cst{{.*}} : f32
+// CHECK: arith.divf %{{.*}}, %cst{{.*}} : f32
+// CHECK: arith.cmpf ogt
+// x[c] / s goes to the low byte, x[c + 1] / s to the high one.
+// CHECK: [[LO:%[a-zA-Z0-9_]+]] = arith.divf
+// CHECK: [[HI:%[a-zA-Z0-9_]+]] = arith.divf
+// CHECK: [[BYTES:%[a-zA-Z0-9_]+]] = nvvm.convert.f32x2.to.f8x2 [[HI]], [[LO]] {rnd = #nvvm.fp_rnd_mode<rn>, sat = #nvvm.sat_mode<satfinite>} : vector<2xi8>(f8E4M3FN)
+// CHECK-NEXT: nvvm.convert.f8x2.to.f16x2 [[BYTES]] : vector<2xi8>(f8E4M3FN) -> vector<2xf16>
+//
+// GEMV: 64-deep steps (16 bytes per lane quad), 2048 = 8 warps x 64 x 4.
+// CHECK-LABEL: gpu.func @gemv_float8(
+// CHECK: scf.for %{{.*}} = %c0 to %c4096 step %c2048 iter_args
+// CHECK: vector.load %{{.*}} : memref<64x4096xf8E4M3FN>, vector<16xf8E4M3FN>
+// CHECK: vector.load %{{.*}} : memref<?x4096xf16>, vector<8xf16>
+// CHECK: [[TWO:%[a-zA-Z0-9_]+]] = vector.shuffle %{{.*}} [0, 1] : vector<16xi8>, vector<16xi8>
+// CHECK-NEXT: nvvm.convert.f8x2.to.f16x2 [[TWO]] : vector<2xi8>(f8E4M3FN) -> vector<2xf16>
+// CHECK: nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32)
+// CHECK-NOT: math.fma
+// CHECK: scf.yield
+// Epilogue: s_x[row] * s_w[col], then the bias.
+// CHECK: gpu.barrier
+// CHECK: memref.load %{{.*}} : memref<?xf32>
+// CHECK: memref.load %{{.*}} : memref<64xf32>
+// CHECK: arith.mulf
+// CHECK: memref.load %{{.*}} : memref<64xbf16>
+func.func @linear_float8_row_dynamic(%x: tensor<?x4096xbf16>, %w8: tensor<64x4096xf8E4M3FN>, %s: tensor<64xf32>, %b: tensor<64xbf16>) -> tensor<?x64xbf16> {
+  %w = attn.quantized_weight(%w8, %s) : (tensor<64x4096xf8E4M3FN>, tensor<64xf32>) -> !f8
+  %y = attn.linear %x, %w bias %b : tensor<?x4096xbf16>, !f8, tensor<64xbf16> -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+!f8 = !attn.quantized_weight<64x4096, #attn.float8<weight_scale = block, input_scale = static>>
+
+// Static input scale (read, not computed); block scales multiply each
+// step's f32 sums (a block of 32 columns lies in one 128-row block).
+// CHECK-LABEL: func.func @linear_float8_block_static(
+// CHECK-SAME: [[SI:%[a-zA-Z0-9_]+]]: memref<1xf32>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x64xf16>)
+// CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x {{.*}} args(%{{.*}} : memref<?x4096xf16>, [[SI]] : memref<1xf32>,
+// CHECK: gpu.launch_func @attn_kernels::@gemv_float8
+// CHECK-LABEL: gpu.func @float8_quantize_x(
+// CHECK-NOT: gpu.shuffle
+// CHECK: memref.load %arg1[%c0] : memref<1xf32>
+// CHECK-LABEL: gpu.func @gemv_float8(
+// CHECK: scf.for
+// CHECK: [[BS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<1x32xf32>
+// CHECK: nvvm.mma.sync
+// CHECK: math.fma %{{.*}}, [[BS]], %{{.*}} : f32
+// CHECK: scf.yield
+func.func @linear_float8_block_static(%x: tensor<?x4096xf16>, %w8: tensor<64x4096xf8E4M3FN>, %s: tensor<1x32xf32>, %si: tensor<1xf32>) -> tensor<?x64xf16> {
+  %w = attn.quantized_weight(%w8, %s, %si) : (tensor<64x4096xf8E4M3FN>, tensor<1x32xf32>, tensor<1xf32>) -> !f8
+  %y = attn.linear %x, %w : tensor<?x4096xf16>, !f8 -> tensor<?x64xf16>
+  return %y : tensor<?x64xf16>
+}
