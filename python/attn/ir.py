@@ -120,12 +120,15 @@ def tensor_type(shape, element):
 # ---------------------------------------------------------------------------------------------
 # Quantised weights: ``quant`` is a dict, ``{"kind": "gptq", "group_size": g, "desc_act": bool}``
 # or ``{"kind": "float8", "weight_scale": "tensor" | "row" | "block", "input_scale": "static" |
-# "dynamic", "upper_bound": float or None}``.
+# "dynamic", "upper_bound": float or None}`` or ``{"kind": "gguf", "type": "q4_0" | "q8_0" |
+# "q4_k" | "q6_k"}``.
 
 
 def encoding_attr(quant):
-    """``#attn.gptq<...>`` / ``#attn.float8<...>`` of ``quant``."""
+    """``#attn.gptq<...>`` / ``#attn.float8<...>`` / ``#attn.gguf<...>`` of ``quant``."""
     kind = quant["kind"]
+    if kind == "gguf":
+        return f"#attn.gguf<{quant['type']}>"
     if kind == "gptq":
         fields = [f"group_size = {quant['group_size']}"]
         if quant.get("desc_act"):
@@ -148,6 +151,8 @@ def quantized_part_names(quant):
     """Suffixes of the parts of a weight, in operand order (``attn.quantized_weight``)."""
     if quant["kind"] == "gptq":
         return ["qweight", "scales"] + (["perm"] if quant.get("desc_act") else [])
+    if quant["kind"] == "gguf":
+        return ["blocks"]
     return ["weight", "weight_scale"] + (["input_scale"] if quant["input_scale"] == "static"
                                          else [])
 
@@ -158,6 +163,9 @@ def quantized_parts(quant, rows, cols):
         g = quant["group_size"]
         parts = {"qweight": ((cols // 8, rows), "i32"), "scales": ((cols // g, rows), "f16"),
                  "perm": ((cols,), "i32")}
+    elif quant["kind"] == "gguf":
+        elements, nbytes = ref.GGUF_BLOCKS[quant["type"]]
+        parts = {"blocks": ((rows, cols // elements * nbytes), "i8")}
     else:
         block = ref.FLOAT8_BLOCK
         scale_shape = {"tensor": (1,), "row": (rows,),
@@ -196,7 +204,10 @@ def quantized_linear_function(name, quant, in_features, out_features, dtype, tok
 
 
 def reference_quantized_weight(quant, parts):
-    """The ``reference`` weight (``GPTQWeight`` / ``Float8Weight``) of ABI ``parts`` by suffix."""
+    """The ``reference`` weight (``GPTQWeight`` / ``Float8Weight`` / ``GGUFWeight``) of ABI
+    ``parts`` by suffix."""
+    if quant["kind"] == "gguf":
+        return ref.GGUFWeight(quant["type"], parts["blocks"])
     if quant["kind"] == "gptq":
         return ref.GPTQWeight(parts["qweight"], parts["scales"], quant["group_size"],
                               parts.get("perm"))
@@ -218,6 +229,9 @@ def random_quantized_weight(rng, quant, rows, cols):
         if quant.get("desc_act"):
             parts["perm"] = rng.permutation(cols).astype(np.int32)
         return parts
+    if quant["kind"] == "gguf":
+        weight = ref.random_gguf_weight(rng, quant["type"], rows, cols, spread)
+        return {"blocks": weight.blocks.view(np.int8)}
     shapes = {suffix: shape for suffix, shape, _ in quantized_parts(quant, rows, cols)}
     # E4M3 codes of magnitudes 2^-3 .. 2^3, random signs (no NaN codes).
     codes = rng.integers(0x20, 0x50, size=(rows, cols)) | rng.choice([0, 0x80], size=(rows, cols))

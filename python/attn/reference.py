@@ -527,14 +527,16 @@ class GGUFWeight(QuantizedWeight):
         return _f64(x) @ _f64(self.decode()).T
 
 
-def random_gguf_weight(rng, gguf_type, n, k):
-    """A ``GGUFWeight [n, k]`` of random bytes with small finite f16 scales (``d``, ``dmin``)."""
+def random_gguf_weight(rng, gguf_type, n, k, spread=1.0):
+    """A ``GGUFWeight [n, k]`` of random bytes whose f16 ``d`` (and ``dmin``) make the largest
+    decoded magnitudes about ``spread``."""
     elements, nbytes = GGUF_BLOCKS[gguf_type]
     blocks = rng.integers(0, 256, size=(n, k // elements, nbytes), dtype=np.uint8)
-    scale_offsets = {"q4_0": [0], "q8_0": [0], "q4_k": [0, 2], "q6_k": [208]}[gguf_type]
-    magnitude = {"q4_0": 0.02, "q8_0": 0.002, "q4_k": 0.002, "q6_k": 0.0005}[gguf_type]
-    for offset in scale_offsets:
-        d = rng.uniform(0.5, 1.5, size=(n, k // elements)) * magnitude
+    # Byte offset of each f16 factor and the largest quant (times scale) it multiplies.
+    factors = {"q4_0": {0: 8}, "q8_0": {0: 128}, "q4_k": {0: 63 * 15, 2: 63},
+               "q6_k": {208: 128 * 32}}[gguf_type]
+    for offset, largest in factors.items():
+        d = rng.uniform(0.5, 1.5, size=(n, k // elements)) * spread / largest
         blocks[..., offset : offset + 2] = d.astype(np.float16)[..., None].view(np.uint8)
     return GGUFWeight(gguf_type, blocks.reshape(n, -1))
 

@@ -1,6 +1,7 @@
-"""Execution tests of quantised projections on the CPU: GPTQ int4 and float8 E4M3 weights, decoded
-in registers inside the projection kernels, against ``attn.reference`` (``GPTQWeight``,
-``Float8Weight``).
+"""Execution tests of quantised projections on the CPU: GPTQ int4, float8 E4M3 and GGUF (Q4_0,
+Q8_0, Q4_K, Q6_K; f32 activations, weights decoded to f32) weights, decoded in registers inside
+the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weight``,
+``GGUFWeight``).
 
 * ``attn.linear`` alone, at 1 and 5 rows (the vector kernel) and 40 rows (the packed GEMM), for
   every encoding. Tolerance, per element: ``K 2^-24 (|x| @ |W|^T) [* s_x]`` (the worst-case bound
@@ -52,9 +53,10 @@ QUANTS = {
     "fp8-row-dynamic": {"kind": "float8", "weight_scale": "row", "input_scale": "dynamic"},
     "fp8-block-dynamic-bound": {"kind": "float8", "weight_scale": "block",
                                 "input_scale": "dynamic", "upper_bound": 2.0},
+    **{f"gguf-{t}": {"kind": "gguf", "type": t} for t in ref.GGUF_BLOCKS},
 }
-# MAX: GPTQ takes bf16 (or f16) activations; float8 any float.
-DTYPES = {"gptq": ("bf16", "f16"), "float8": ("f32", "bf16")}
+# MAX: GPTQ takes bf16 (or f16) activations; float8 any float; GGUF f32.
+DTYPES = {"gptq": ("bf16", "f16"), "float8": ("f32", "bf16"), "gguf": ("f32",)}
 # Half an ulp relative to the value, at worst (just above a power of two): 2^-(p) for p bits.
 HALF_ULP = {"f32": 2.0**-24, "bf16": 2.0**-8, "f16": 2.0**-11}
 K, N = 256, 192
@@ -71,7 +73,7 @@ def abs_product(weight, x):
         x8, s_x = ref.quantize_fp8_input(x, weight.input_scale, weight.upper_bound)
         return (np.abs(x8) @ np.abs(weight.decode()).T) * s_x[:, None]
     x = np.asarray(x, dtype=np.float64)
-    if weight.perm is not None:
+    if getattr(weight, "perm", None) is not None:
         x = x[:, weight.perm]
     return np.abs(x) @ np.abs(weight.decode()).T
 
@@ -147,7 +149,8 @@ SCENARIOS = {
 # up to 2^-9, a sizeable part of an E4M3 step, so most elements of o_proj's input could round
 # either way and the bound would say little (bf16 float8 is checked exactly by the linear tests).
 LAYER_QUANTS = {"gptq-g64": "bf16", "gptq-g32-act": "f16", "fp8-row-dynamic": "f32",
-                "fp8-block-dynamic-bound": "f32", "fp8-tensor-static": "f32"}
+                "fp8-block-dynamic-bound": "f32", "fp8-tensor-static": "f32",
+                **{f"gguf-{t}": "f32" for t in ref.GGUF_BLOCKS}}
 
 
 @dataclasses.dataclass

@@ -230,9 +230,6 @@ static LogicalResult checkWeights(Operation *op, ValueRange weights,
     auto quantized = dyn_cast<QuantizedWeightType>(w.getType());
     if (!quantized)
       continue;
-    if (isa<GGUFAttr>(quantized.getEncoding()))
-      return op->emitError() << "quantised weights (" << quantized.getEncoding()
-                             << ") are not supported on the CPU yet";
     if (!w.getDefiningOp<QuantizedWeightOp>())
       return op->emitError("quantised weight not made by "
                            "attn.quantized_weight in this function");

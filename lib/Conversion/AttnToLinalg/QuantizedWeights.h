@@ -11,6 +11,8 @@
 
 #include "Builders.h"
 
+#include "attn/Dialect/Attn/IR/AttnAttrs.h"
+
 #include <memory>
 
 namespace mlir::attn::linalg_lowering {
@@ -34,6 +36,9 @@ struct QuantizedProjection {
   Value rowScale;
   std::unique_ptr<WeightReader> weights;
 };
+
+/// The reader of GGUF `blocks` [N, K / elements * bytes] (GGUFWeights.cpp).
+std::unique_ptr<WeightReader> makeGGUFReader(Value blocks, GGUFAttr encoding);
 
 /// `weight` is an `attn.quantized_weight` result; `x` the [T, K] input.
 QuantizedProjection prepareQuantizedProjection(IB &b, Value x, Value weight);
