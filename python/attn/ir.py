@@ -270,7 +270,9 @@ class LayerConfig:
     rms_norm_eps: float = 1e-6
     mask: dict = dataclasses.field(default_factory=lambda: dict(ref.DEFAULT_MASK))
     scale: Optional[float] = None
-    quant: Optional[dict] = None  # encoding of wq, wk, wv (or wqkv) and wo (see encoding_attr)
+    # Encoding of wq, wk, wv (or wqkv) and wo (see encoding_attr), or one per weight by name
+    # (``{"wq": ..., "wv": ...}``; a weight not named is a float tensor), as llama.cpp's Q4_K_M.
+    quant: Optional[dict] = None
 
     @property
     def q_rows(self):
@@ -308,9 +310,15 @@ class LayerConfig:
             names += ["q_norm", "k_norm"]
         return names + ["wo"]
 
+    def quant_of(self, name):
+        """The encoding of weight argument ``name``; None for a float tensor."""
+        if self.quant is None or name not in ("wqkv", "wq", "wk", "wv", "wo"):
+            return None
+        return self.quant if "kind" in self.quant else self.quant.get(name)
+
     def is_quantized(self, name):
         """Whether weight argument ``name`` is quantised (its parts are the arguments)."""
-        return self.quant is not None and name in ("wqkv", "wq", "wk", "wv", "wo")
+        return self.quant_of(name) is not None
 
     def weight_shapes(self):
         """Shapes of the layer's weight arguments, by name."""
@@ -377,7 +385,7 @@ def layer_arguments(cfg, tokens=None, batch=None, runtime_layer=False):
     weights = []
     for n in cfg.weight_names():
         if cfg.is_quantized(n):
-            weights += quantized_weight_arguments(n, cfg.quant, *shapes[n])
+            weights += quantized_weight_arguments(n, cfg.quant_of(n), *shapes[n])
         else:
             weights.append((n, tensor_type(shapes[n], cfg.dtype)))
     return _layer_argument(runtime_layer) + [
@@ -436,13 +444,13 @@ def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freq
     shapes = cfg.weight_shapes()
     quantized = [n for n in names if cfg.is_quantized(n)]
     for n in quantized:
-        types[n] = quantized_weight_type(cfg.quant, *shapes[n])
+        types[n] = quantized_weight_type(cfg.quant_of(n), *shapes[n])
     # The layer operand's type follows the cache's, as the operand follows the cache.
     layer_type = ["i32"] if runtime_layer else []
     in_types = [x, types["row_offsets"], cache] + layer_type + [types[n] for n in names]
     if freqs_arg:
         in_types.append(types["freqs"])
-    body = [quantized_weight_op(n, cfg.quant, *shapes[n]) for n in quantized] + [
+    body = [quantized_weight_op(n, cfg.quant_of(n), *shapes[n]) for n in quantized] + [
         f"%cache = attn.paged_cache.make %blocks, %cache_lengths, %lookup_table : "
         f"{types['blocks']}, {types['cache_lengths']}, {types['lookup_table']} -> {cache}",
         f"%out, %new_cache = attn.attention_with_rope {operands}",
@@ -711,7 +719,7 @@ def random_layer_inputs(rng, cfg, seq_lens_cached, seq_lens_new, num_pages=None,
         if name not in cfg.weight_names():
             continue
         if cfg.is_quantized(name):
-            parts = random_quantized_weight(rng, cfg.quant, *shape)
+            parts = random_quantized_weight(rng, cfg.quant_of(name), *shape)
             quantized.update({f"{name}_{suffix}": part for suffix, part in parts.items()})
         elif name in ("q_norm", "k_norm"):
             values[name] = rng.uniform(0.5, 1.5, size=shape)
@@ -740,8 +748,9 @@ def reference_layer(cfg, inputs, o_proj_input=False):
 
     def val(name):
         if cfg.is_quantized(name):
-            return reference_quantized_weight(cfg.quant, {
-                suffix: inputs[f"{name}_{suffix}"] for suffix in quantized_part_names(cfg.quant)})
+            quant = cfg.quant_of(name)
+            return reference_quantized_weight(quant, {
+                suffix: inputs[f"{name}_{suffix}"] for suffix in quantized_part_names(quant)})
         return np.asarray(runtime.from_abi(inputs[name], cfg.dtype), dtype=np.float64)
 
     names = cfg.weight_names()

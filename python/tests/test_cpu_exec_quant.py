@@ -8,8 +8,8 @@ the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weig
   of an f32 sum of K products of exactly decoded weights, ``gamma_K``; the decoding itself and,
   for float8, the activation rounding to E4M3 are exact, so f32 accumulation is the only
   difference before the output rounding) plus half an ulp of the output type times ``|y|``.
-* The whole layer (``attention_with_rope`` with q, k, v and o_proj quantised) on prefill, decode
-  and mixed batches, with ``LAYER_TOL`` as the unquantised layer tests (the layer rounds its
+* The whole layer (``attention_with_rope`` with q, k, v and o_proj quantised; GGUF also as
+  llama.cpp's Q4_K_M, one encoding per weight) on prefill, decode and mixed batches, with ``LAYER_TOL`` as the unquantised layer tests (the layer rounds its
   intermediates to the storage type, the reference does not). float8 adds one effect: o_proj
   rounds its input, the attention output ``o``, to E4M3 (steps of 2^-4 to 2^-3 of a value), and
   the layer's ``o`` differs from the reference's by up to ``LAYER_TOL * max|o|`` (f32 sums, the
@@ -150,7 +150,10 @@ SCENARIOS = {
 # either way and the bound would say little (bf16 float8 is checked exactly by the linear tests).
 LAYER_QUANTS = {"gptq-g64": "bf16", "gptq-g32-act": "f16", "fp8-row-dynamic": "f32",
                 "fp8-block-dynamic-bound": "f32", "fp8-tensor-static": "f32",
-                **{f"gguf-{t}": "f32" for t in ref.GGUF_BLOCKS}}
+                **{f"gguf-{t}": "f32" for t in ref.GGUF_BLOCKS}, "gguf-q4_k_m": "f32"}
+# llama.cpp's Q4_K_M: v (and some layers' o) in Q6_K, the rest in Q4_K; one encoding per weight.
+LAYER_ONLY_QUANTS = {"gguf-q4_k_m": {"wq": QUANTS["gguf-q4_k"], "wk": QUANTS["gguf-q4_k"],
+                                     "wv": QUANTS["gguf-q6_k"], "wo": QUANTS["gguf-q6_k"]}}
 
 
 @dataclasses.dataclass
@@ -159,7 +162,8 @@ class LayerCase:
 
     def __post_init__(self):
         self.cfg = ir.LayerConfig(hidden=256, num_heads=4, num_kv_heads=2, head_dim=64,
-                                  dtype=LAYER_QUANTS[self.quant_id], quant=QUANTS[self.quant_id])
+                                  dtype=LAYER_QUANTS[self.quant_id],
+                                  quant={**QUANTS, **LAYER_ONLY_QUANTS}[self.quant_id])
         self.build = Build(f"quant-layer-{self.quant_id}", lambda: ir.module_text(
             ir.layer_function("layer", self.cfg)))
 
@@ -199,7 +203,7 @@ def test_quantized_layer(case, scenario):
     where = (f"\n  {case.quant_id}, scenario {scenario}, seed {seed}"
              f"\n  module {case.build.where()}")
     got = values(out, cfg.dtype)
-    if cfg.quant["kind"] == "float8":
+    if cfg.quant.get("kind") == "float8":
         bound = LAYER_TOL[cfg.dtype] * np.max(np.abs(want)) + o_proj_slack(cfg, inputs)
         err = np.abs(got - want)
         worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)
