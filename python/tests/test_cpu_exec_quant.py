@@ -9,8 +9,9 @@ the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weig
   for float8, the activation rounding to E4M3 are exact, so f32 accumulation is the only
   difference before the output rounding) plus half an ulp of the output type times ``|y|``.
 * The whole layer (``attention_with_rope`` with q, k, v and o_proj quantised; GGUF also as
-  llama.cpp's Q4_K_M, one encoding per weight) on prefill, decode and mixed batches, with ``LAYER_TOL`` as the unquantised layer tests (the layer rounds its
-  intermediates to the storage type, the reference does not). float8 adds one effect: o_proj
+  llama.cpp's Q4_K_M, one encoding per weight) on prefill, decode and mixed batches, with
+  ``LAYER_TOL`` as the unquantised layer tests (the layer rounds its intermediates to the
+  storage type, the reference does not). float8 adds one effect: o_proj
   rounds its input, the attention output ``o``, to E4M3 (steps of 2^-4 to 2^-3 of a value), and
   the layer's ``o`` differs from the reference's by up to ``LAYER_TOL * max|o|`` (f32 sums, the
   storage type), so an element of ``o`` near a rounding boundary may round to the neighbouring

@@ -218,7 +218,8 @@ def test_gguf_q4_0_block():
     d = [0x00, 0x38]  # f16 0.5
     qs = [j | ((15 - j) << 4) for j in range(16)]  # low nibbles 0..15, high 15..0
     w = gguf("q4_0", d, qs).decode()[0]
-    expected = [-4.0, -3.5, -3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
+    expected = [-4.0, -3.5, -3.0, -2.5, -2.0, -1.5, -1.0, -0.5,
+                0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
     assert w.tolist() == expected + expected[::-1]
 
 
