@@ -134,11 +134,19 @@ func.func @qkv_gptq(%x: tensor<?x128xbf16>, %qq: tensor<16x128xi32>, %sq: tensor
 // CHECK-NEXT: %[[D32:[a-z0-9_#]+]] = arith.extf %[[D]] : f16 to f32
 // CHECK-NEXT: %[[DS:[a-z0-9_#]+]] = vector.broadcast %[[D32]] : f32 to vector<8xf32>
 // CHECK-NEXT: arith.mulf %[[Q]], %[[DS]] : vector<8xf32>
+// Few rows: one row gets 1 x 4 accumulators, more rows 4 x 2; each steps
+// along K by a whole block (32), its pieces at constant offsets.
 // CHECK: } else {
+// CHECK: %[[ONE:[a-z0-9_#]+]] = arith.cmpi eq, %{{.*}}, %c1 : index
+// CHECK-NEXT: scf.if %[[ONE]]
 // CHECK: scf.forall
+// CHECK: scf.for {{.*}} step %c32 iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK: vector.transfer_read %[[B]]
 // CHECK: arith.sitofp
 // CHECK: vector.fma
+// CHECK: } else {
+// CHECK: scf.forall
+// CHECK: scf.for {{.*}} step %c32 iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK-NOT: tensor<64x64xf32>
 // CHECK: return
 func.func @gguf_q8_0(%x: tensor<?x64xf32>, %b: tensor<64x68xi8>) -> tensor<?x64xf32> {

@@ -33,24 +33,46 @@ struct GGUFReader : WeightReader {
 
   Value row(IB &b, Value n, Value k, int64_t width) override {
     BuilderScope scope(b);
-    int64_t piece = std::min(width, kPiece);
-    Value result =
-        width > piece ? zero(b, vecType(b.getF32Type(), {width})) : Value();
-    for (int64_t i = 0; i < width / piece; ++i) {
-      Idx e = Idx(k) + i * piece;
-      Value decoded =
-          decodePiece(b, n, Idx(e / elements) * bytes, e % elements, piece);
-      if (width == piece)
-        return decoded;
+    return pieces(b, width, [&](int64_t first) {
+      Idx e = Idx(k) + first;
+      return decodePiece(b, n, Idx(e / elements) * bytes, e % elements);
+    });
+  }
+
+  int64_t blockElements() const override { return elements; }
+
+  /// With the offset in the block a constant, the piece's byte offsets,
+  /// shifts and scale indices fold, and the scale loads of one block are
+  /// common to its pieces.
+  Value rowAt(IB &b, Value n, Value kBlock, int64_t offset,
+              int64_t width) override {
+    BuilderScope scope(b);
+    Idx base = Idx(kBlock) / elements * bytes;
+    return pieces(b, width, [&](int64_t first) {
+      int64_t e = offset + first;
+      return decodePiece(b, n, base + e / elements * bytes,
+                         cIndex(b, e % elements));
+    });
+  }
+
+  /// `width` elements from pieces of up to kPiece: `decode(first)` gives the
+  /// piece starting `first` elements in, `pieceWidth` wide.
+  Value pieces(IB &b, int64_t width,
+               function_ref<Value(int64_t first)> decode) {
+    pieceWidth = std::min(width, kPiece);
+    if (width == pieceWidth)
+      return decode(0);
+    Value result = zero(b, vecType(b.getF32Type(), {width}));
+    for (int64_t first = 0; first < width; first += pieceWidth)
       result = vector::InsertStridedSliceOp::create(
-          b, decoded, result, ArrayRef<int64_t>{i * piece},
+          b, decode(first), result, ArrayRef<int64_t>{first},
           ArrayRef<int64_t>{1});
-    }
     return result;
   }
 
-  /// Elements `o .. o + width` of the block at byte `base` of row `n`.
-  Value decodePiece(IB &b, Value n, Idx base, Idx o, int64_t width) {
+  /// Elements `o .. o + pieceWidth` of the block at byte `base` of row `n`.
+  Value decodePiece(IB &b, Value n, Idx base, Idx o) {
+    int64_t width = pieceWidth;
     switch (type) {
     case GGUFType::Q4_0: {
       // y[j] = (lo(qs[j]) - 8) d, y[j + 16] = (hi(qs[j]) - 8) d.
@@ -169,6 +191,7 @@ struct GGUFReader : WeightReader {
   Value blocks;
   GGUFType type;
   int64_t elements, bytes;
+  int64_t pieceWidth = kPiece;
 };
 
 } // namespace
