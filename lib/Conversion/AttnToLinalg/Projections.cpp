@@ -157,7 +157,9 @@ static Value vectorLinear(IB &b, Value x, int64_t n, int64_t depth,
     return out;
   };
   return projectionLoops(b, init, dim(b, x, 0), n, linearChunk(n), depth,
-                         depthBlockOf(depth, {512, 256, 128}, step),
+                         rowsPerBlock == 1
+                             ? depth
+                             : depthBlockOf(depth, {512, 256, 128}, step),
                          rowsPerBlock, colsPerBlock,
                          [](IB &, Value) {}, block);
 }
@@ -203,7 +205,9 @@ static Value packedLinear(IB &b, Value x, int64_t n, int64_t depth,
 /// The dot-product kernel for few rows. A weight decoded by blocks (GGUF)
 /// costs more to decode than to multiply: one row (a single sequence's
 /// decode step) gets its own kernel of 1 row x 4 columns, which decodes the
-/// same weights as 4 x 2 and wastes no products on repeated tail rows.
+/// same weights as 4 x 2 and wastes no products on repeated tail rows; it
+/// reads each weight row along all of K (one row of x stays in cache), a
+/// stream the prefetchers follow rather than strided K blocks.
 static Value fewRowsLinear(IB &b, Value x, int64_t n, int64_t depth,
                            WeightReader &weights, int64_t lanes, Value init) {
   if (weights.blockElements() == 1 || linearChunk(n) % 4 != 0)
