@@ -120,12 +120,15 @@ def tensor_type(shape, element):
 # ---------------------------------------------------------------------------------------------
 # Quantised weights: ``quant`` is a dict, ``{"kind": "gptq", "group_size": g, "desc_act": bool}``
 # or ``{"kind": "float8", "weight_scale": "tensor" | "row" | "block", "input_scale": "static" |
-# "dynamic", "upper_bound": float or None}``.
+# "dynamic", "upper_bound": float or None}`` or ``{"kind": "gguf", "type": "q4_0" | "q8_0" |
+# "q4_k" | "q6_k"}``.
 
 
 def encoding_attr(quant):
-    """``#attn.gptq<...>`` / ``#attn.float8<...>`` of ``quant``."""
+    """``#attn.gptq<...>`` / ``#attn.float8<...>`` / ``#attn.gguf<...>`` of ``quant``."""
     kind = quant["kind"]
+    if kind == "gguf":
+        return f"#attn.gguf<{quant['type']}>"
     if kind == "gptq":
         fields = [f"group_size = {quant['group_size']}"]
         if quant.get("desc_act"):
@@ -148,6 +151,8 @@ def quantized_part_names(quant):
     """Suffixes of the parts of a weight, in operand order (``attn.quantized_weight``)."""
     if quant["kind"] == "gptq":
         return ["qweight", "scales"] + (["perm"] if quant.get("desc_act") else [])
+    if quant["kind"] == "gguf":
+        return ["blocks"]
     return ["weight", "weight_scale"] + (["input_scale"] if quant["input_scale"] == "static"
                                          else [])
 
@@ -158,6 +163,9 @@ def quantized_parts(quant, rows, cols):
         g = quant["group_size"]
         parts = {"qweight": ((cols // 8, rows), "i32"), "scales": ((cols // g, rows), "f16"),
                  "perm": ((cols,), "i32")}
+    elif quant["kind"] == "gguf":
+        elements, nbytes = ref.GGUF_BLOCKS[quant["type"]]
+        parts = {"blocks": ((rows, cols // elements * nbytes), "i8")}
     else:
         block = ref.FLOAT8_BLOCK
         scale_shape = {"tensor": (1,), "row": (rows,),
@@ -196,7 +204,10 @@ def quantized_linear_function(name, quant, in_features, out_features, dtype, tok
 
 
 def reference_quantized_weight(quant, parts):
-    """The ``reference`` weight (``GPTQWeight`` / ``Float8Weight``) of ABI ``parts`` by suffix."""
+    """The ``reference`` weight (``GPTQWeight`` / ``Float8Weight`` / ``GGUFWeight``) of ABI
+    ``parts`` by suffix."""
+    if quant["kind"] == "gguf":
+        return ref.GGUFWeight(quant["type"], parts["blocks"])
     if quant["kind"] == "gptq":
         return ref.GPTQWeight(parts["qweight"], parts["scales"], quant["group_size"],
                               parts.get("perm"))
@@ -218,6 +229,9 @@ def random_quantized_weight(rng, quant, rows, cols):
         if quant.get("desc_act"):
             parts["perm"] = rng.permutation(cols).astype(np.int32)
         return parts
+    if quant["kind"] == "gguf":
+        weight = ref.random_gguf_weight(rng, quant["type"], rows, cols, spread)
+        return {"blocks": weight.blocks.view(np.int8)}
     shapes = {suffix: shape for suffix, shape, _ in quantized_parts(quant, rows, cols)}
     # E4M3 codes of magnitudes 2^-3 .. 2^3, random signs (no NaN codes).
     codes = rng.integers(0x20, 0x50, size=(rows, cols)) | rng.choice([0, 0x80], size=(rows, cols))
@@ -256,7 +270,9 @@ class LayerConfig:
     rms_norm_eps: float = 1e-6
     mask: dict = dataclasses.field(default_factory=lambda: dict(ref.DEFAULT_MASK))
     scale: Optional[float] = None
-    quant: Optional[dict] = None  # encoding of wq, wk, wv (or wqkv) and wo (see encoding_attr)
+    # Encoding of wq, wk, wv (or wqkv) and wo (see encoding_attr), or one per weight by name
+    # (``{"wq": ..., "wv": ...}``; a weight not named is a float tensor), as llama.cpp's Q4_K_M.
+    quant: Optional[dict] = None
 
     @property
     def q_rows(self):
@@ -294,9 +310,15 @@ class LayerConfig:
             names += ["q_norm", "k_norm"]
         return names + ["wo"]
 
+    def quant_of(self, name):
+        """The encoding of weight argument ``name``; None for a float tensor."""
+        if self.quant is None or name not in ("wqkv", "wq", "wk", "wv", "wo"):
+            return None
+        return self.quant if "kind" in self.quant else self.quant.get(name)
+
     def is_quantized(self, name):
         """Whether weight argument ``name`` is quantised (its parts are the arguments)."""
-        return self.quant is not None and name in ("wqkv", "wq", "wk", "wv", "wo")
+        return self.quant_of(name) is not None
 
     def weight_shapes(self):
         """Shapes of the layer's weight arguments, by name."""
@@ -363,7 +385,7 @@ def layer_arguments(cfg, tokens=None, batch=None, runtime_layer=False):
     weights = []
     for n in cfg.weight_names():
         if cfg.is_quantized(n):
-            weights += quantized_weight_arguments(n, cfg.quant, *shapes[n])
+            weights += quantized_weight_arguments(n, cfg.quant_of(n), *shapes[n])
         else:
             weights.append((n, tensor_type(shapes[n], cfg.dtype)))
     return _layer_argument(runtime_layer) + [
@@ -422,13 +444,13 @@ def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freq
     shapes = cfg.weight_shapes()
     quantized = [n for n in names if cfg.is_quantized(n)]
     for n in quantized:
-        types[n] = quantized_weight_type(cfg.quant, *shapes[n])
+        types[n] = quantized_weight_type(cfg.quant_of(n), *shapes[n])
     # The layer operand's type follows the cache's, as the operand follows the cache.
     layer_type = ["i32"] if runtime_layer else []
     in_types = [x, types["row_offsets"], cache] + layer_type + [types[n] for n in names]
     if freqs_arg:
         in_types.append(types["freqs"])
-    body = [quantized_weight_op(n, cfg.quant, *shapes[n]) for n in quantized] + [
+    body = [quantized_weight_op(n, cfg.quant_of(n), *shapes[n]) for n in quantized] + [
         f"%cache = attn.paged_cache.make %blocks, %cache_lengths, %lookup_table : "
         f"{types['blocks']}, {types['cache_lengths']}, {types['lookup_table']} -> {cache}",
         f"%out, %new_cache = attn.attention_with_rope {operands}",
@@ -705,7 +727,7 @@ def random_layer_inputs(rng, cfg, seq_lens_cached, seq_lens_new, num_pages=None,
         if name not in cfg.weight_names():
             continue
         if cfg.is_quantized(name):
-            parts = random_quantized_weight(rng, cfg.quant, *shape)
+            parts = random_quantized_weight(rng, cfg.quant_of(name), *shape)
             quantized.update({f"{name}_{suffix}": part for suffix, part in parts.items()})
         elif name in ("q_norm", "k_norm"):
             values[name] = rng.uniform(0.5, 1.5, size=shape)
@@ -734,8 +756,9 @@ def reference_layer(cfg, inputs, o_proj_input=False):
 
     def val(name):
         if cfg.is_quantized(name):
-            return reference_quantized_weight(cfg.quant, {
-                suffix: inputs[f"{name}_{suffix}"] for suffix in quantized_part_names(cfg.quant)})
+            quant = cfg.quant_of(name)
+            return reference_quantized_weight(quant, {
+                suffix: inputs[f"{name}_{suffix}"] for suffix in quantized_part_names(quant)})
         return np.asarray(runtime.from_abi(inputs[name], cfg.dtype), dtype=np.float64)
 
     names = cfg.weight_names()

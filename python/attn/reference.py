@@ -226,7 +226,8 @@ def apply_rope(x, row_offsets, cache_lengths, rope):
 def linear(x, w, bias=None):
     """``x [T, K] @ w[N, K]^T (+ bias[N])`` (PyTorch nn.Linear layout), float64.
 
-    ``w`` may be a quantised weight (``GPTQWeight``, ``Float8Weight``): its own product.
+    ``w`` may be a quantised weight (``GPTQWeight``, ``Float8Weight``, ``GGUFWeight``): its own
+    product.
     """
     y = w.apply(x) if isinstance(w, QuantizedWeight) else _f64(x) @ _f64(w).T
     if bias is not None:
@@ -434,6 +435,110 @@ class Float8Weight(QuantizedWeight):
         """``y[t, n] = (sum_k x8[t, k] w8[n, k] s_w[...]) * s_x[t]``."""
         x8, s_x = quantize_fp8_input(x, self.input_scale, self.upper_bound)
         return (x8 @ self.decode().T) * s_x[:, None]
+
+
+# GGUF blocks: each row of W is K / elements consecutive blocks (type: (elements, bytes)).
+GGUF_BLOCKS = {"q4_0": (32, 18), "q8_0": (32, 34), "q4_k": (256, 144), "q6_k": (256, 210)}
+
+
+def _f16_at(blocks, offset):
+    """The f16 at byte ``offset`` of each block ``[..., bytes]`` as float32 ``[..., 1]``."""
+    pair = np.ascontiguousarray(blocks[..., offset : offset + 2])
+    return pair.view(np.float16).astype(np.float32)
+
+
+def _q4_k_scale_min(scales):
+    """The 6-bit ``(sc, m)`` of the 8 sub-blocks, ``[..., 8]`` each, from ``scales [..., 12]``."""
+    s = scales.astype(np.int32)
+    sc = np.concatenate([s[..., 0:4] & 63, (s[..., 8:12] & 0xF) | ((s[..., 0:4] >> 6) << 4)], -1)
+    m = np.concatenate([s[..., 4:8] & 63, (s[..., 8:12] >> 4) | ((s[..., 4:8] >> 6) << 4)], -1)
+    return sc.astype(np.float32), m.astype(np.float32)
+
+
+def _decode_q4_0(b):
+    qs = b[..., 2:18].astype(np.int32)
+    q = np.concatenate([qs & 0xF, qs >> 4], -1) - 8
+    return q.astype(np.float32) * _f16_at(b, 0)
+
+
+def _decode_q8_0(b):
+    return b[..., 2:34].view(np.int8).astype(np.float32) * _f16_at(b, 0)
+
+
+def _decode_q4_k(b):
+    d, dmin = _f16_at(b, 0), _f16_at(b, 2)
+    sc, m = _q4_k_scale_min(b[..., 4:16])
+    qs = b[..., 16:144].astype(np.int32).reshape(b.shape[:-1] + (4, 32))
+    # Sub-block 2c: low nibbles of chunk c; 2c + 1: its high nibbles.
+    q = np.stack([qs & 0xF, qs >> 4], -2).reshape(b.shape[:-1] + (8, 32)).astype(np.float32)
+    factor, offset = (d * sc)[..., None], (dmin * m)[..., None]
+    return (factor * q - offset).reshape(b.shape[:-1] + (256,))
+
+
+def _decode_q6_k(b):
+    ql = b[..., 0:128].astype(np.int32).reshape(b.shape[:-1] + (2, 64))
+    qh = b[..., 128:192].astype(np.int32).reshape(b.shape[:-1] + (2, 32))
+    scales = b[..., 192:208].view(np.int8).astype(np.float32).reshape(b.shape[:-1] + (2, 8))
+    d = _f16_at(b, 208)[..., None, None]
+    lo, hi = ql[..., :32], ql[..., 32:]
+    # Quarters of a half: ql[l] low / ql[l + 32] low / ql[l] high / ql[l + 32] high nibbles with
+    # qh bits 0-1 / 2-3 / 4-5 / 6-7 as the top two bits.
+    q = np.stack(
+        [
+            (lo & 0xF) | ((qh & 3) << 4),
+            (hi & 0xF) | (((qh >> 2) & 3) << 4),
+            (lo >> 4) | (((qh >> 4) & 3) << 4),
+            (hi >> 4) | (((qh >> 6) & 3) << 4),
+        ],
+        -2,
+    ) - 32  # [..., 2 halves, 4 quarters, 32]
+    # Scale index s + 2 * quarter, s = l // 16, within the half.
+    sc = scales.reshape(b.shape[:-1] + (2, 4, 2))
+    factor = np.repeat(d * sc, 16, axis=-1)  # (d * scales[..]) first, as ggml
+    return (factor * q.astype(np.float32)).reshape(b.shape[:-1] + (256,))
+
+
+_GGUF_DECODERS = {
+    "q4_0": _decode_q4_0, "q8_0": _decode_q8_0, "q4_k": _decode_q4_k, "q6_k": _decode_q6_k}
+
+
+class GGUFWeight(QuantizedWeight):
+    """GGUF blocks: ``blocks`` uint8 ``[N, K / elements * bytes]`` of ``gguf_type`` (``"q4_0"``,
+    ``"q8_0"``, ``"q4_k"``, ``"q6_k"``); decoded in f32 as ggml's ``dequantize_row_*``."""
+
+    def __init__(self, gguf_type, blocks):
+        if gguf_type not in GGUF_BLOCKS:
+            raise ValueError(f"unknown GGUF type {gguf_type!r}")
+        self.gguf_type = gguf_type
+        self.blocks = np.asarray(blocks).view(np.uint8)
+        elements, nbytes = GGUF_BLOCKS[gguf_type]
+        if self.blocks.ndim != 2 or self.blocks.shape[1] % nbytes:
+            raise ValueError(f"{gguf_type} blocks must be [N, K / {elements} * {nbytes}] bytes")
+        self.shape = (self.blocks.shape[0], self.blocks.shape[1] // nbytes * elements)
+
+    def decode(self):
+        """``W [N, K]`` float32 (the exact f32 values of the decode)."""
+        elements, nbytes = GGUF_BLOCKS[self.gguf_type]
+        n = self.blocks.shape[0]
+        b = self.blocks.reshape(n, -1, nbytes)
+        return _GGUF_DECODERS[self.gguf_type](b).reshape(self.shape)
+
+    def apply(self, x):
+        return _f64(x) @ _f64(self.decode()).T
+
+
+def random_gguf_weight(rng, gguf_type, n, k, spread=1.0):
+    """A ``GGUFWeight [n, k]`` of random bytes whose f16 ``d`` (and ``dmin``) make the largest
+    decoded magnitudes about ``spread``."""
+    elements, nbytes = GGUF_BLOCKS[gguf_type]
+    blocks = rng.integers(0, 256, size=(n, k // elements, nbytes), dtype=np.uint8)
+    # Byte offset of each f16 factor and the largest quant (times scale) it multiplies.
+    factors = {"q4_0": {0: 8}, "q8_0": {0: 128}, "q4_k": {0: 63 * 15, 2: 63},
+               "q6_k": {208: 128 * 32}}[gguf_type]
+    for offset, largest in factors.items():
+        d = rng.uniform(0.5, 1.5, size=(n, k // elements)) * spread / largest
+        blocks[..., offset : offset + 2] = d.astype(np.float16)[..., None].view(np.uint8)
+    return GGUFWeight(gguf_type, blocks.reshape(n, -1))
 
 
 # ---------------------------------------------------------------------------------------------

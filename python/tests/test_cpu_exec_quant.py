@@ -1,15 +1,17 @@
-"""Execution tests of quantised projections on the CPU: GPTQ int4 and float8 E4M3 weights, decoded
-in registers inside the projection kernels, against ``attn.reference`` (``GPTQWeight``,
-``Float8Weight``).
+"""Execution tests of quantised projections on the CPU: GPTQ int4, float8 E4M3 and GGUF (Q4_0,
+Q8_0, Q4_K, Q6_K; f32 activations, weights decoded to f32) weights, decoded in registers inside
+the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weight``,
+``GGUFWeight``).
 
 * ``attn.linear`` alone, at 1 and 5 rows (the vector kernel) and 40 rows (the packed GEMM), for
   every encoding. Tolerance, per element: ``K 2^-24 (|x| @ |W|^T) [* s_x]`` (the worst-case bound
   of an f32 sum of K products of exactly decoded weights, ``gamma_K``; the decoding itself and,
   for float8, the activation rounding to E4M3 are exact, so f32 accumulation is the only
   difference before the output rounding) plus half an ulp of the output type times ``|y|``.
-* The whole layer (``attention_with_rope`` with q, k, v and o_proj quantised) on prefill, decode
-  and mixed batches, with ``LAYER_TOL`` as the unquantised layer tests (the layer rounds its
-  intermediates to the storage type, the reference does not). float8 adds one effect: o_proj
+* The whole layer (``attention_with_rope`` with q, k, v and o_proj quantised; GGUF also as
+  llama.cpp's Q4_K_M, one encoding per weight) on prefill, decode and mixed batches, with
+  ``LAYER_TOL`` as the unquantised layer tests (the layer rounds its intermediates to the
+  storage type, the reference does not). float8 adds one effect: o_proj
   rounds its input, the attention output ``o``, to E4M3 (steps of 2^-4 to 2^-3 of a value), and
   the layer's ``o`` differs from the reference's by up to ``LAYER_TOL * max|o|`` (f32 sums, the
   storage type), so an element of ``o`` near a rounding boundary may round to the neighbouring
@@ -52,9 +54,10 @@ QUANTS = {
     "fp8-row-dynamic": {"kind": "float8", "weight_scale": "row", "input_scale": "dynamic"},
     "fp8-block-dynamic-bound": {"kind": "float8", "weight_scale": "block",
                                 "input_scale": "dynamic", "upper_bound": 2.0},
+    **{f"gguf-{t}": {"kind": "gguf", "type": t} for t in ref.GGUF_BLOCKS},
 }
-# MAX: GPTQ takes bf16 (or f16) activations; float8 any float.
-DTYPES = {"gptq": ("bf16", "f16"), "float8": ("f32", "bf16")}
+# MAX: GPTQ takes bf16 (or f16) activations; float8 any float; GGUF f32.
+DTYPES = {"gptq": ("bf16", "f16"), "float8": ("f32", "bf16"), "gguf": ("f32",)}
 # Half an ulp relative to the value, at worst (just above a power of two): 2^-(p) for p bits.
 HALF_ULP = {"f32": 2.0**-24, "bf16": 2.0**-8, "f16": 2.0**-11}
 K, N = 256, 192
@@ -71,7 +74,7 @@ def abs_product(weight, x):
         x8, s_x = ref.quantize_fp8_input(x, weight.input_scale, weight.upper_bound)
         return (np.abs(x8) @ np.abs(weight.decode()).T) * s_x[:, None]
     x = np.asarray(x, dtype=np.float64)
-    if weight.perm is not None:
+    if getattr(weight, "perm", None) is not None:
         x = x[:, weight.perm]
     return np.abs(x) @ np.abs(weight.decode()).T
 
@@ -147,7 +150,11 @@ SCENARIOS = {
 # up to 2^-9, a sizeable part of an E4M3 step, so most elements of o_proj's input could round
 # either way and the bound would say little (bf16 float8 is checked exactly by the linear tests).
 LAYER_QUANTS = {"gptq-g64": "bf16", "gptq-g32-act": "f16", "fp8-row-dynamic": "f32",
-                "fp8-block-dynamic-bound": "f32", "fp8-tensor-static": "f32"}
+                "fp8-block-dynamic-bound": "f32", "fp8-tensor-static": "f32",
+                **{f"gguf-{t}": "f32" for t in ref.GGUF_BLOCKS}, "gguf-q4_k_m": "f32"}
+# llama.cpp's Q4_K_M: v (and some layers' o) in Q6_K, the rest in Q4_K; one encoding per weight.
+LAYER_ONLY_QUANTS = {"gguf-q4_k_m": {"wq": QUANTS["gguf-q4_k"], "wk": QUANTS["gguf-q4_k"],
+                                     "wv": QUANTS["gguf-q6_k"], "wo": QUANTS["gguf-q6_k"]}}
 
 
 @dataclasses.dataclass
@@ -156,7 +163,8 @@ class LayerCase:
 
     def __post_init__(self):
         self.cfg = ir.LayerConfig(hidden=256, num_heads=4, num_kv_heads=2, head_dim=64,
-                                  dtype=LAYER_QUANTS[self.quant_id], quant=QUANTS[self.quant_id])
+                                  dtype=LAYER_QUANTS[self.quant_id],
+                                  quant={**QUANTS, **LAYER_ONLY_QUANTS}[self.quant_id])
         self.build = Build(f"quant-layer-{self.quant_id}", lambda: ir.module_text(
             ir.layer_function("layer", self.cfg)))
 
@@ -196,7 +204,7 @@ def test_quantized_layer(case, scenario):
     where = (f"\n  {case.quant_id}, scenario {scenario}, seed {seed}"
              f"\n  module {case.build.where()}")
     got = values(out, cfg.dtype)
-    if cfg.quant["kind"] == "float8":
+    if cfg.quant.get("kind") == "float8":
         bound = LAYER_TOL[cfg.dtype] * np.max(np.abs(want)) + o_proj_slack(cfg, inputs)
         err = np.abs(got - want)
         worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)

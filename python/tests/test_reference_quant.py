@@ -202,3 +202,137 @@ def test_qkv_projection_with_quantised_weights():
     np.testing.assert_array_equal(v.reshape(3, 4), x @ dense[2].T)
     with pytest.raises(ValueError, match="clip"):
         ref.qkv_projection(x, weights, 2, 1, 4, clip=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# GGUF blocks, written byte by byte
+
+
+def gguf(gguf_type, *parts):
+    """One block (a row of W with one block) from byte lists."""
+    block = np.concatenate([np.asarray(p, dtype=np.int64) & 0xFF for p in parts]).astype(np.uint8)
+    return ref.GGUFWeight(gguf_type, block.reshape(1, -1))
+
+
+def test_gguf_q4_0_block():
+    d = [0x00, 0x38]  # f16 0.5
+    qs = [j | ((15 - j) << 4) for j in range(16)]  # low nibbles 0..15, high 15..0
+    w = gguf("q4_0", d, qs).decode()[0]
+    expected = [-4.0, -3.5, -3.0, -2.5, -2.0, -1.5, -1.0, -0.5,
+                0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
+    assert w.tolist() == expected + expected[::-1]
+
+
+def test_gguf_q8_0_block():
+    d = [0x00, 0xB4]  # f16 -0.25
+    qs = [-128, -1, 0, 1, 127] + [2] * 27
+    w = gguf("q8_0", d, qs).decode()[0]
+    assert w.tolist() == [32.0, 0.25, -0.0, -0.25, -31.75] + [-0.5] * 27
+
+
+def test_gguf_q4_k_block():
+    d, dmin = [0x00, 0x3C], [0x00, 0x38]  # f16 1.0, 0.5
+    scales = [0x41, 0x02, 0x03, 0xC4, 0x05, 0x46, 0x07, 0x08, 0x21, 0x43, 0x65, 0x87]
+    # Chunk c of 32 bytes: low nibble l % 16 (sub-block 2c), high nibble 3 (sub-block 2c + 1).
+    qs = [(l % 16) | 0x30 for l in range(32)] * 4
+    w = gguf("q4_k", d, dmin, scales, qs).decode()[0]
+    # 6-bit (scale, min) of the sub-blocks unpacked from `scales` by hand.
+    sc = [1, 2, 3, 4, 17, 3, 5, 55]
+    m = [5, 6, 7, 8, 2, 20, 6, 8]
+    ramp = [l % 16 for l in range(32)]
+    for j in range(8):
+        q = ramp if j % 2 == 0 else [3] * 32
+        assert w[32 * j : 32 * j + 32].tolist() == [sc[j] * v - 0.5 * m[j] for v in q], j
+    assert w[:4].tolist() == [-2.5, -1.5, -0.5, 0.5]
+    assert w[224:226].tolist() == [161.0, 161.0]  # 55 * 3 - 0.5 * 8
+
+
+def test_gguf_q6_k_block():
+    # Half 0: ql[l] = l % 16 | 2 << 4, ql[l + 32] = 3 | 4 << 4, qh = 0b11_10_01_00;
+    # half 1: ql = 0xF0 / 0x0F, qh = 0b00_01_10_11.
+    ql = [(l % 16) | 0x20 for l in range(32)] + [0x43] * 32 + [0xF0] * 32 + [0x0F] * 32
+    qh = [0xE4] * 32 + [0x1B] * 32
+    scales = [1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -12, 13, -14, 15, -16]
+    d = [0x00, 0x38]  # f16 0.5
+    w = gguf("q6_k", ql, qh, scales, d).decode()[0]
+    ramp = [l % 16 - 32 for l in range(32)]
+    # Quarters (32 elements, scales s and s + 1 for their halves of 16) with their 6-bit values.
+    quarters = [ramp, [-13] * 32, [2] * 32, [20] * 32, [16] * 32, [15] * 32, [-1] * 32, [-32] * 32]
+    for quarter, q in enumerate(quarters):
+        s = scales[2 * quarter : 2 * quarter + 2]
+        expected = [0.5 * s[0] * v for v in q[:16]] + [0.5 * s[1] * v for v in q[16:]]
+        assert w[32 * quarter : 32 * quarter + 32].tolist() == expected, quarter
+    assert w[:2].tolist() == [-16.0, -15.5]
+    assert w[224:226].tolist() == [-240.0, -240.0]  # 0.5 * scales[8 + 6] (15) * -32
+
+
+def scalar_gguf_decode(gguf_type, block):
+    """A transcription of quantization.md, element by element, for one block of bytes."""
+    f16 = lambda o: np.float32(block[o : o + 2].view(np.float16)[0])  # noqa: E731
+    f32 = np.float32
+    y = [None] * ref.GGUF_BLOCKS[gguf_type][0]
+    if gguf_type == "q4_0":
+        for j in range(16):
+            y[j] = f32((int(block[2 + j]) & 0xF) - 8) * f16(0)
+            y[j + 16] = f32((int(block[2 + j]) >> 4) - 8) * f16(0)
+    elif gguf_type == "q8_0":
+        for j in range(32):
+            y[j] = f32(int(block[2 + j : 3 + j].view(np.int8)[0])) * f16(0)
+    elif gguf_type == "q4_k":
+        scales = [int(v) for v in block[4:16]]
+
+        def scale_min(j):
+            if j < 4:
+                return scales[j] & 63, scales[j + 4] & 63
+            return ((scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4),
+                    (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4))
+
+        d, dmin = f16(0), f16(2)
+        for c in range(4):
+            (sc1, m1), (sc2, m2) = scale_min(2 * c), scale_min(2 * c + 1)
+            for l in range(32):
+                q = int(block[16 + 32 * c + l])
+                y[64 * c + l] = d * f32(sc1) * f32(q & 0xF) - dmin * f32(m1)
+                y[64 * c + 32 + l] = d * f32(sc2) * f32(q >> 4) - dmin * f32(m2)
+    else:
+        d = f16(208)
+        for h in range(2):
+            ql = [int(v) for v in block[64 * h : 64 * h + 64]]
+            qh = [int(v) for v in block[128 + 32 * h : 128 + 32 * h + 32]]
+            sc = [f32(v) for v in block[192 + 8 * h : 200 + 8 * h].view(np.int8)]
+            for l in range(32):
+                s = l // 16
+                q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32
+                q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32
+                q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32
+                q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32
+                y[128 * h + l] = d * sc[s] * f32(q1)
+                y[128 * h + l + 32] = d * sc[s + 2] * f32(q2)
+                y[128 * h + l + 64] = d * sc[s + 4] * f32(q3)
+                y[128 * h + l + 96] = d * sc[s + 6] * f32(q4)
+    return np.array(y, dtype=np.float32)
+
+
+@pytest.mark.parametrize("gguf_type", ["q4_0", "q8_0", "q4_k", "q6_k"])
+def test_gguf_decode_matches_element_by_element(gguf_type):
+    rng = np.random.default_rng(14)
+    w = ref.random_gguf_weight(rng, gguf_type, 3, 512)
+    elements, nbytes = ref.GGUF_BLOCKS[gguf_type]
+    decoded = w.decode()
+    assert decoded.shape == (3, 512) and decoded.dtype == np.float32
+    for n in range(3):
+        for i in range(512 // elements):
+            block = w.blocks[n, i * nbytes : (i + 1) * nbytes]
+            expected = scalar_gguf_decode(gguf_type, block)
+            np.testing.assert_array_equal(decoded[n, i * elements : (i + 1) * elements], expected)
+
+
+def test_gguf_apply_and_shape_checks():
+    rng = np.random.default_rng(3)
+    w = ref.random_gguf_weight(rng, "q4_k", 4, 256)
+    x = rng.standard_normal((2, 256))
+    np.testing.assert_array_equal(ref.linear(x, w), x @ w.decode().astype(np.float64).T)
+    with pytest.raises(ValueError, match="q6_k blocks"):
+        ref.GGUFWeight("q6_k", np.zeros((2, 209), dtype=np.uint8))
+    with pytest.raises(ValueError, match="unknown GGUF type"):
+        ref.GGUFWeight("q5_k", np.zeros((2, 176), dtype=np.uint8))

@@ -1,17 +1,5 @@
 // RUN: attn-opt %s --convert-attn-to-linalg -split-input-file -verify-diagnostics
 
-// The pattern names the reason; the op left over (the first is the weight's)
-// fails the pass.
-func.func @gguf(%x: tensor<?x256xf32>, %b: tensor<64x144xi8>) -> tensor<?x64xf32> {
-  // expected-error @+1 {{could not lower this op}}
-  %w = attn.quantized_weight(%b) : (tensor<64x144xi8>) -> !attn.quantized_weight<64x256, #attn.gguf<q4_k>>
-  // expected-error @+1 {{quantised weights (#attn.gguf<q4_k>) are not supported on the CPU yet}}
-  %y = attn.linear %x, %w : tensor<?x256xf32>, !attn.quantized_weight<64x256, #attn.gguf<q4_k>> -> tensor<?x64xf32>
-  return %y : tensor<?x64xf32>
-}
-
-// -----
-
 !w = !attn.quantized_weight<64x128, #attn.gptq<group_size = 128>>
 
 func.func @weight_argument(%x: tensor<?x128xbf16>, %w: !w) -> tensor<?x64xbf16> {

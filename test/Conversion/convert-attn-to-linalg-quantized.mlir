@@ -114,3 +114,75 @@ func.func @qkv_gptq(%x: tensor<?x128xbf16>, %qq: tensor<16x128xi32>, %sq: tensor
       -> tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>
   return %q, %k, %v : tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>
 }
+
+// -----
+
+// GGUF Q8_0: a piece of 8 k is 8 signed bytes at 2 + k % 32 of block k / 32
+// (34 bytes), times the block's f16 d read from its first two bytes.
+// CHECK-LABEL: func.func @gguf_q8_0
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x64xf32>, %[[B:[^:]*]]: tensor<64x68xi8>)
+// CHECK: scf.if
+// CHECK: scf.forall
+// CHECK: %[[BLOCK:[a-z0-9_#]+]] = arith.divui %[[K:[a-z0-9_#]+]], %c32 : index
+// CHECK-NEXT: %c34 = arith.constant 34 : index
+// CHECK-NEXT: %[[BASE:[a-z0-9_#]+]] = arith.muli %[[BLOCK]], %c34 : index
+// CHECK: %[[QS:[a-z0-9_#]+]] = vector.transfer_read %[[B]][%[[N:[a-z0-9_#]+]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<64x68xi8>, vector<8xi8>
+// CHECK-NEXT: %[[Q:[a-z0-9_#]+]] = arith.sitofp %[[QS]] : vector<8xi8> to vector<8xf32>
+// CHECK: %[[DB:[a-z0-9_#]+]] = vector.transfer_read %[[B]][%[[N]], %[[BASE]]], %{{.*}} {in_bounds = [true]} : tensor<64x68xi8>, vector<2xi8>
+// CHECK-NEXT: %[[D16:[a-z0-9_#]+]] = vector.bitcast %[[DB]] : vector<2xi8> to vector<1xf16>
+// CHECK-NEXT: %[[D:[a-z0-9_#]+]] = vector.extract %[[D16]][0] : f16 from vector<1xf16>
+// CHECK-NEXT: %[[D32:[a-z0-9_#]+]] = arith.extf %[[D]] : f16 to f32
+// CHECK-NEXT: %[[DS:[a-z0-9_#]+]] = vector.broadcast %[[D32]] : f32 to vector<8xf32>
+// CHECK-NEXT: arith.mulf %[[Q]], %[[DS]] : vector<8xf32>
+// Few rows: one row gets 1 x 4 accumulators, more rows 4 x 2; each steps
+// along K by a whole block (32), its pieces at constant offsets.
+// CHECK: } else {
+// CHECK: %[[ONE:[a-z0-9_#]+]] = arith.cmpi eq, %{{.*}}, %c1 : index
+// CHECK-NEXT: scf.if %[[ONE]]
+// CHECK: scf.forall
+// CHECK: scf.for {{.*}} step %c32 iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: vector.transfer_read %[[B]]
+// CHECK: arith.sitofp
+// CHECK: vector.fma
+// CHECK: } else {
+// CHECK: scf.forall
+// CHECK: scf.for {{.*}} step %c32 iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK-NOT: tensor<64x64xf32>
+// CHECK: return
+func.func @gguf_q8_0(%x: tensor<?x64xf32>, %b: tensor<64x68xi8>) -> tensor<?x64xf32> {
+  %w = attn.quantized_weight(%b) : (tensor<64x68xi8>) -> !attn.quantized_weight<64x64, #attn.gguf<q8_0>>
+  %y = attn.linear %x, %w : tensor<?x64xf32>, !attn.quantized_weight<64x64, #attn.gguf<q8_0>> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// GGUF Q4_K: the nibbles of sub-block j = (k % 256) / 32 (low for even j);
+// its 6-bit scale and min from scales[j], scales[j + 4] and, for j >= 4, the
+// top two bits of scales[j - 4] and scales[j]; y = (d sc) q - dmin m.
+// CHECK-LABEL: func.func @gguf_q4_k
+// CHECK-SAME: (%{{[^:]*}}: tensor<?x256xf32>, %[[B:[^:]*]]: tensor<64x144xi8>)
+// CHECK: scf.forall
+// CHECK: %[[BYTES:[a-z0-9_#]+]] = vector.transfer_read %[[B]]{{.*}} : tensor<64x144xi8>, vector<8xi8>
+// CHECK-NEXT: %[[WIDE:[a-z0-9_#]+]] = arith.extui %[[BYTES]] : vector<8xi8> to vector<8xi32>
+// CHECK-NEXT: %[[SHIFTED:[a-z0-9_#]+]] = arith.shrui %[[WIDE]], %{{.*}} : vector<8xi32>
+// CHECK: %[[NIBBLES:[a-z0-9_#]+]] = arith.andi %[[SHIFTED]], %{{.*}} : vector<8xi32>
+// CHECK: %[[FIRST:[a-z0-9_#]+]] = arith.cmpi slt, %{{.*}}, %c4{{.*}} : index
+// CHECK: %[[SC:[a-z0-9_#]+]] = arith.select %[[FIRST]], %{{.*}}, %{{.*}} : i32
+// CHECK: %[[M:[a-z0-9_#]+]] = arith.select %[[FIRST]], %{{.*}}, %{{.*}} : i32
+// CHECK: %[[SCF:[a-z0-9_#]+]] = arith.uitofp %[[SC]] : i32 to f32
+// CHECK-NEXT: %[[DSC:[a-z0-9_#]+]] = arith.mulf %{{.*}}, %[[SCF]] : f32
+// CHECK: %[[MF:[a-z0-9_#]+]] = arith.uitofp %[[M]] : i32 to f32
+// CHECK-NEXT: %[[DM:[a-z0-9_#]+]] = arith.mulf %{{.*}}, %[[MF]] : f32
+// CHECK-NEXT: %[[Q:[a-z0-9_#]+]] = arith.uitofp %[[NIBBLES]] : vector<8xi32> to vector<8xf32>
+// CHECK-NEXT: %[[DSCS:[a-z0-9_#]+]] = vector.broadcast %[[DSC]] : f32 to vector<8xf32>
+// CHECK-NEXT: %[[PROD:[a-z0-9_#]+]] = arith.mulf %[[Q]], %[[DSCS]] : vector<8xf32>
+// CHECK-NEXT: %[[DMS:[a-z0-9_#]+]] = vector.broadcast %[[DM]] : f32 to vector<8xf32>
+// CHECK-NEXT: arith.subf %[[PROD]], %[[DMS]] : vector<8xf32>
+// CHECK-NOT: tensor<64x256xf32>
+// CHECK: return
+func.func @gguf_q4_k(%x: tensor<?x256xf32>, %b: tensor<64x144xi8>) -> tensor<?x64xf32> {
+  %w = attn.quantized_weight(%b) : (tensor<64x144xi8>) -> !attn.quantized_weight<64x256, #attn.gguf<q4_k>>
+  %y = attn.linear %x, %w : tensor<?x256xf32>, !attn.quantized_weight<64x256, #attn.gguf<q4_k>> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}

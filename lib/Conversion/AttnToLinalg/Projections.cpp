@@ -103,16 +103,20 @@ static int64_t depthBlockOf(int64_t depth, ArrayRef<int64_t> candidates,
   return depth;
 }
 
-/// Decode projections (few rows): vector dot products. Per K block (so the 4
+/// Decode projections (few rows): vector dot products. Per K block (so the
 /// rows of `x` in use stay in L1 while the chunk's weight rows stream from
-/// L2), 4 rows x 2 columns of `lanes`-wide accumulators per step along K;
-/// the horizontal sums are added into the output tile after each block.
-/// Tail rows repeat the last row; their sums are discarded.
+/// L2), `rowsPerBlock` rows x `colsPerBlock` columns of `lanes`-wide
+/// accumulators per step along K; the horizontal sums are added into the
+/// output tile after each block. Tail rows repeat the last row; their sums
+/// are discarded.
 static Value vectorLinear(IB &b, Value x, int64_t n, int64_t depth,
-                          WeightReader &weights, int64_t lanes, Value init) {
-  constexpr int64_t rowsPerBlock = 4, colsPerBlock = 2;
+                          WeightReader &weights, int64_t lanes, Value init,
+                          int64_t rowsPerBlock = 4, int64_t colsPerBlock = 2) {
   Value zeros = zero(b, vecType(b.getF32Type(), {lanes}));
   weights.prepare(b, lanes);
+  // One step along K covers a quantisation block: its pieces are read at
+  // constant offsets (WeightReader::rowAt).
+  int64_t step = std::max(lanes, weights.blockElements());
   auto block = [&](IB &ib, const ProjectionBlock &blk, Value col0,
                    Value out) -> Value {
     BuilderScope scope(ib);
@@ -121,18 +125,21 @@ static Value vectorLinear(IB &b, Value x, int64_t n, int64_t depth,
       cols.push_back(Idx(col0) + (Idx(blk.col) + j));
     SmallVector<Value> start(rowsPerBlock * colsPerBlock, zeros);
     SmallVector<Value> dots = forLoop(
-        ib, blk.kBegin, blk.kEnd, lanes, start,
+        ib, blk.kBegin, blk.kEnd, step, start,
         [&](IB &i3, Idx k, ValueRange acc) {
-          SmallVector<Value> xs, ws;
-          for (Value row : blk.rows)
-            xs.push_back(vecToF32(i3, readVector(i3, x, {row, k}, lanes)));
-          for (Value col : cols)
-            ws.push_back(weights.row(i3, col, k, lanes));
-          SmallVector<Value> next;
-          for (int64_t i = 0; i < rowsPerBlock; ++i)
-            for (int64_t j = 0; j < colsPerBlock; ++j)
-              next.push_back(vector::FMAOp::create(i3, xs[i], ws[j],
-                                                   acc[i * colsPerBlock + j]));
+          SmallVector<Value> next(acc);
+          for (int64_t offset = 0; offset < step; offset += lanes) {
+            SmallVector<Value> xs, ws;
+            for (Value row : blk.rows)
+              xs.push_back(
+                  vecToF32(i3, readVector(i3, x, {row, k + offset}, lanes)));
+            for (Value col : cols)
+              ws.push_back(weights.rowAt(i3, col, k, offset, lanes));
+            for (int64_t i = 0; i < rowsPerBlock; ++i)
+              for (int64_t j = 0; j < colsPerBlock; ++j)
+                next[i * colsPerBlock + j] = vector::FMAOp::create(
+                    i3, xs[i], ws[j], next[i * colsPerBlock + j]);
+          }
           return next;
         });
     for (int64_t i = 0; i < rowsPerBlock; ++i)
@@ -150,7 +157,9 @@ static Value vectorLinear(IB &b, Value x, int64_t n, int64_t depth,
     return out;
   };
   return projectionLoops(b, init, dim(b, x, 0), n, linearChunk(n), depth,
-                         depthBlockOf(depth, {512, 256, 128}, lanes),
+                         rowsPerBlock == 1
+                             ? depth
+                             : depthBlockOf(depth, {512, 256, 128}, step),
                          rowsPerBlock, colsPerBlock,
                          [](IB &, Value) {}, block);
 }
@@ -193,6 +202,33 @@ static Value packedLinear(IB &b, Value x, int64_t n, int64_t depth,
                          pack, block);
 }
 
+/// The dot-product kernel for few rows. A weight decoded by blocks (GGUF)
+/// costs more to decode than to multiply: one row (a single sequence's
+/// decode step) gets its own kernel of 1 row x 4 columns, which decodes the
+/// same weights as 4 x 2 and wastes no products on repeated tail rows; it
+/// reads each weight row along all of K (one row of x stays in cache), a
+/// stream the prefetchers follow rather than strided K blocks.
+static Value fewRowsLinear(IB &b, Value x, int64_t n, int64_t depth,
+                           WeightReader &weights, int64_t lanes, Value init) {
+  if (weights.blockElements() == 1 || linearChunk(n) % 4 != 0)
+    return vectorLinear(b, x, n, depth, weights, lanes, init);
+  BuilderScope scope(b);
+  Value oneRow = Idx(dim(b, x, 0)) == 1;
+  auto ifOp = scf::IfOp::create(
+      b, oneRow,
+      [&](OpBuilder &tb, Location tl) {
+        IB ib(tl, tb);
+        scf::YieldOp::create(ib, vectorLinear(ib, x, n, depth, weights, lanes,
+                                              init, 1, 4));
+      },
+      [&](OpBuilder &eb, Location el) {
+        IB ib(el, eb);
+        scf::YieldOp::create(
+            ib, vectorLinear(ib, x, n, depth, weights, lanes, init));
+      });
+  return ifOp.getResult(0);
+}
+
 namespace {
 /// A float weight tensor, widened to f32 and clamped to `[-clip, clip]`.
 struct FloatWeightReader : WeightReader {
@@ -230,9 +266,6 @@ static LogicalResult checkWeights(Operation *op, ValueRange weights,
     auto quantized = dyn_cast<QuantizedWeightType>(w.getType());
     if (!quantized)
       continue;
-    if (isa<GGUFAttr>(quantized.getEncoding()))
-      return op->emitError() << "quantised weights (" << quantized.getEncoding()
-                             << ") are not supported on the CPU yet";
     if (!w.getDefiningOp<QuantizedWeightOp>())
       return op->emitError("quantised weight not made by "
                            "attn.quantized_weight in this function");
@@ -306,12 +339,12 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
           },
           [&](OpBuilder &eb, Location el) {
             IB ib(el, eb);
-            Value r = vectorLinear(ib, x, n, depth, *weights, lanes, init);
+            Value r = fewRowsLinear(ib, x, n, depth, *weights, lanes, init);
             scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
           });
       acc = ifOp.getResult(0);
     } else {
-      acc = vectorLinear(
+      acc = fewRowsLinear(
           b, x, n, depth, *weights, lanes,
           emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
     }

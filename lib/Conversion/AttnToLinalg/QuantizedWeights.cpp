@@ -263,6 +263,10 @@ QuantizedProjection linalg_lowering::prepareQuantizedProjection(IB &b, Value x,
         std::make_unique<GPTQReader>(parts[0], parts[1], gptq.getGroupSize());
     return projection;
   }
+  if (auto gguf = dyn_cast<GGUFAttr>(encoding)) {
+    projection.weights = makeGGUFReader(parts[0], gguf);
+    return projection;
+  }
   auto float8 = cast<Float8Attr>(encoding);
   if (float8.getInputScale() == Float8InputScale::Static)
     projection.rowScale = filled(

@@ -11,6 +11,8 @@
 
 #include "Builders.h"
 
+#include "attn/Dialect/Attn/IR/AttnAttrs.h"
+
 #include <memory>
 
 namespace mlir::attn::linalg_lowering {
@@ -22,6 +24,15 @@ struct WeightReader {
   virtual ~WeightReader() = default;
   virtual void prepare(IB &b, int64_t width) {}
   virtual Value row(IB &b, Value n, Value k, int64_t width) = 0;
+  /// K elements decoded together best (a quantisation block): a kernel that
+  /// steps along K by a multiple of it reads W[n, kBlock + offset ..) with
+  /// `rowAt`, the offset a constant, so that per-block work is shared.
+  virtual int64_t blockElements() const { return 1; }
+  virtual Value rowAt(IB &b, Value n, Value kBlock, int64_t offset,
+                      int64_t width) {
+    BuilderScope scope(b);
+    return row(b, n, Idx(kBlock) + offset, width);
+  }
 };
 
 /// A projection of a quantised weight as the kernels take it: the
@@ -34,6 +45,9 @@ struct QuantizedProjection {
   Value rowScale;
   std::unique_ptr<WeightReader> weights;
 };
+
+/// The reader of GGUF `blocks` [N, K / elements * bytes] (GGUFWeights.cpp).
+std::unique_ptr<WeightReader> makeGGUFReader(Value blocks, GGUFAttr encoding);
 
 /// `weight` is an `attn.quantized_weight` result; `x` the [T, K] input.
 QuantizedProjection prepareQuantizedProjection(IB &b, Value x, Value weight);
