@@ -171,7 +171,9 @@ def AttnConvertMPIToLLVM : Pass<"attn-convert-mpi-to-llvm", "ModuleOp"> {
     implementation from the module's `dlti.map`), their memrefs passed
     through `builtin.unrealized_conversion_cast`, which the final lowering
     reconciles. It runs before the buffer deallocation pipeline, which
-    rejects `mpi.allreduce` (no memory effects declared).
+    rejects `mpi.allreduce` (no memory effects declared). The OpenMPI
+    global of `MPI_SUM`, which LLVM 22 misnames `ompi_mpi_sum`, is renamed
+    `ompi_mpi_op_sum` (mpi.h).
   }];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }

@@ -71,10 +71,17 @@ LogicalResult lowerAllReduce(shard::AllReduceOp op, ModuleOp module) {
       dynamicSizes.push_back(memref::DimOp::create(builder, loc, send, dim));
   Value receive =
       memref::AllocOp::create(builder, loc, bufferType, dynamicSizes);
+  // The MPI lowering counts the elements of the first dimension only.
+  SmallVector<ReassociationIndices> allDims = {
+      llvm::to_vector(llvm::seq<int64_t>(type.getRank()))};
+  Value sendFlat = memref::CollapseShapeOp::create(builder, loc, send, allDims);
+  Value receiveFlat =
+      memref::CollapseShapeOp::create(builder, loc, receive, allDims);
   Value world = mpi::CommWorldOp::create(
       builder, loc, mpi::CommType::get(builder.getContext()));
-  mpi::AllReduceOp::create(builder, loc, /*retval=*/Type(), send, receive,
-                           mpi::MPI_ReductionOpEnum::MPI_SUM, world);
+  mpi::AllReduceOp::create(builder, loc, /*retval=*/Type(), sendFlat,
+                           receiveFlat, mpi::MPI_ReductionOpEnum::MPI_SUM,
+                           world);
   Value sum = bufferization::ToTensorOp::create(
       builder, loc, type.clone(sumType), receive, /*restrict=*/true,
       /*writable=*/true);

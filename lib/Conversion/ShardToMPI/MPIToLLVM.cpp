@@ -31,7 +31,21 @@ struct AttnConvertMPIToLLVMPass
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
-      signalPassFailure();
+      return signalPassFailure();
+    renameOpenMPISum();
+  }
+
+  /// LLVM 22's OpenMPI lowering names MPI_SUM `ompi_mpi_sum`; OpenMPI's
+  /// mpi.h defines it as `ompi_mpi_op_sum` (the library has no other name).
+  void renameOpenMPISum() {
+    ModuleOp module = getOperation();
+    auto global = module.lookupSymbol<LLVM::GlobalOp>("ompi_mpi_sum");
+    if (!global)
+      return;
+    auto name = StringAttr::get(&getContext(), "ompi_mpi_op_sum");
+    if (failed(SymbolTable::replaceAllSymbolUses(global, name, module)))
+      return signalPassFailure();
+    global.setSymName(name);
   }
 };
 

@@ -40,6 +40,34 @@ LogicalResult retype(AttentionWithRopeOp op, Value value, Type type,
   return success();
 }
 
+/// The blocks of a cache of `type`, with as many pages as `blocks`.
+RankedTensorType blocksLike(Value blocks, PagedKVCacheType type) {
+  return type.getParams().getBlocksType(
+      cast<RankedTensorType>(blocks.getType()).getDimSize(0));
+}
+
+/// Gives the layer's cache the per-device type: the argument itself, or the
+/// blocks argument it is packed from (the NoOpaque form of entry points).
+LogicalResult retypeCache(AttentionWithRopeOp op, PagedKVCacheType type) {
+  auto make = op.getKvCollection().getDefiningOp<PagedCacheMakeOp>();
+  if (!make)
+    return retype(op, op.getKvCollection(), type, "cache");
+  if (failed(retype(op, make.getBlocks(), blocksLike(make.getBlocks(), type),
+                    "cache blocks")))
+    return failure();
+  make.getCache().setType(type);
+  return success();
+}
+
+/// The updated cache and the blocks taken from it, in the per-device type.
+void retypeUpdatedCache(AttentionWithRopeOp op, PagedKVCacheType type) {
+  Value updated = op.getUpdatedKvCollection();
+  updated.setType(type);
+  for (Operation *user : updated.getUsers())
+    if (auto parts = dyn_cast<PagedCachePartsOp>(user))
+      parts.getBlocks().setType(blocksLike(parts.getBlocks(), type));
+}
+
 RankedTensorType withShape(Value value, ArrayRef<int64_t> shape) {
   return cast<RankedTensorType>(value.getType()).clone(shape);
 }
@@ -83,9 +111,9 @@ LogicalResult shardTensorParallel(AttentionWithRopeOp op, int64_t devices) {
       KVCacheAttr::get(op.getContext(), params.getPageSize(),
                        params.getNumLayers(), kvHeads / devices, headDim,
                        params.getDtype()));
-  if (failed(retype(op, op.getKvCollection(), cacheType, "cache")))
+  if (failed(retypeCache(op, cacheType)))
     return failure();
-  op.getUpdatedKvCollection().setType(cacheType);
+  retypeUpdatedCache(op, cacheType);
   op.setNumAttentionHeads(heads / devices);
   op.setNumKeyValueHeads(kvHeads / devices);
 
