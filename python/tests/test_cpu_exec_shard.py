@@ -56,6 +56,10 @@ class ShardCase:
     def id(self):
         return f"{self.dtype}-{self.strategy}{self.devices}-{self.scenario}"
 
+    def prebuild(self):
+        UNSHARDED[self.dtype].prebuild()
+        SHARDED[self.dtype, self.strategy, self.devices].prebuild()
+
 
 CASES = [ShardCase(d, s, n, sc) for d in CONFIGS for s in ("tensor", "data") for n in (2, 4)
          for sc in SCENARIOS if n == 2 or (d == "f32" and sc == "decode")]
