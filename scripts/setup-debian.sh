@@ -13,6 +13,8 @@ packages=(
   cmake ninja-build ccache
   # Python: the numpy reference and its tests (Debian's /usr/bin/python3).
   python3 python3-numpy python3-pytest libopenblas0-pthread
+  # Sharded layers on CPU processes: libmpi for attn-compile, mpirun for the tests.
+  libopenmpi-dev openmpi-bin
 )
 
 missing=()

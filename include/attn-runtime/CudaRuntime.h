@@ -26,6 +26,26 @@ int32_t attnCudaLastError(void);
 /// into a CUDA graph on a capturing stream.
 void attnCudaSetStream(void *stream);
 
+/// NCCL for sharded layers (docs/Sharding.md): libnccl.so.2 is loaded at the
+/// first of these calls (dlopen), so the toolkit's or PyTorch's library
+/// serves. Each returns NCCL's result (0: success; 3: libnccl.so.2 or one of
+/// its functions was not found).
+///
+/// Writes a new unique id (ncclUniqueId, 128 bytes) to `id`; rank 0 makes it
+/// and sends it to the others.
+int32_t attnNcclGetUniqueId(void *id);
+/// Makes this thread's communicator: rank `rank` of `size`, on the default
+/// device (ncclCommInitRank), replacing one made before.
+int32_t attnNcclInitRank(const void *id, int32_t rank, int32_t size);
+/// Uses the caller's ncclComm_t instead (not destroyed by the runtime).
+void attnNcclSetComm(void *comm);
+
+/// What compiled layers call for shard.all_reduce: ncclAllReduce (sum) of
+/// `count` elements of NCCL type `type` on this thread's communicator and the
+/// caller's stream (attnCudaSetStream). Aborts without a communicator.
+void attnNcclAllReduceSum(const void *send, void *receive, int64_t count,
+                          int32_t type);
+
 #ifdef __cplusplus
 }
 #endif

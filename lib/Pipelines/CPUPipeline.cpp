@@ -91,6 +91,9 @@ static void addLowerToLLVM(OpPassManager &pm) {
 
 void attn::buildLowerToCPUPipeline(OpPassManager &pm,
                                    const CPUPipelineOptions &options) {
+  // A sharded layer's collectives: one MPI process per device.
+  pm.addPass(attn::createAttnLowerAllReduceToMPI());
+  pm.addPass(attn::createAttnConvertMPIToLLVM());
   addAttnToLinalg(pm, options);
   addBufferization(pm);
   addLowerToLLVM(pm);

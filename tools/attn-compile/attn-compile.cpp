@@ -257,7 +257,15 @@ static std::string cudaRuntimeDir(const char *argv0) {
 
 static const char *programName = "attn-compile";
 
-static LogicalResult linkSharedLibrary(StringRef object, StringRef output) {
+/// Whether the module calls MPI (a sharded layer's collectives).
+static bool callsMPI(const llvm::Module &module) {
+  return llvm::any_of(module.functions(), [](const llvm::Function &function) {
+    return function.isDeclaration() && function.getName().starts_with("MPI_");
+  });
+}
+
+static LogicalResult linkSharedLibrary(StringRef object, StringRef output,
+                                       bool linkMPI) {
   llvm::ErrorOr<std::string> driver = llvm::sys::findProgramByName(linker);
   if (!driver)
     return fail("cannot find the linker driver '" + linker + "'");
@@ -282,6 +290,9 @@ static LogicalResult linkSharedLibrary(StringRef object, StringRef output) {
     if (sanitize == "address")
       flags.append({"-fsanitize=address", "-shared-libasan",
                     "-Wl,-rpath,/usr/lib/llvm-22/lib/clang/22/lib/linux"});
+    // Debian's OpenMPI (libopenmpi-dev), as `mpicc -showme:link` gives it.
+    if (linkMPI)
+      flags.append({"-L/usr/lib/x86_64-linux-gnu/openmpi/lib", "-lmpi"});
   }
   SmallVector<StringRef> args = {*driver, "-shared", "-o", output, object};
   for (const std::string &flag : flags)
@@ -386,7 +397,7 @@ static LogicalResult compile(TimingScope &timing) {
   if (failed(emitObject(*llvmModule, object, timing)))
     return failure();
   TimingScope linkTiming = timing.nest("Link shared library");
-  return linkSharedLibrary(object, outputFile);
+  return linkSharedLibrary(object, outputFile, callsMPI(*llvmModule));
 }
 
 int main(int argc, char **argv) {

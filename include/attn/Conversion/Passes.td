@@ -143,4 +143,39 @@ def ConvertAttnToGPU : Pass<"convert-attn-to-gpu", "ModuleOp"> {
   ];
 }
 
+def AttnLowerAllReduceToMPI : Pass<"attn-lower-all-reduce-to-mpi", "ModuleOp"> {
+  let summary = "shard.all_reduce of attn-shard to MPI_Allreduce over MPI_COMM_WORLD";
+  let description = [{
+    Lowers every `shard.all_reduce` (sum over the whole 1-D grid, as
+    `attn-shard` makes it) on a tensor to `mpi.allreduce` from the input's
+    buffer into a new one over `mpi.comm_world`: one process per device. Sums
+    of bf16 / f16 run in f32 (extended before, rounded once after). The grid
+    is erased and the module gets `dlti.map<"MPI:Implementation" =
+    "OpenMPI">` unless it names an implementation; the caller initialises
+    MPI. Upstream `convert-shard-to-mpi` is not used: in LLVM 22 it sizes the
+    copy of a dynamic dimension with `memref.dim` of index `kDynamic` and
+    splits a new communicator on every call.
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
+                           "::mlir::DLTIDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::mpi::MPIDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def AttnConvertMPIToLLVM : Pass<"attn-convert-mpi-to-llvm", "ModuleOp"> {
+  let summary = "MPI dialect ops to LLVM calls before bufferization ends";
+  let description = [{
+    Converts the `mpi` ops alone to LLVM (upstream's MPI patterns; the
+    implementation from the module's `dlti.map`), their memrefs passed
+    through `builtin.unrealized_conversion_cast`, which the final lowering
+    reconciles. It runs before the buffer deallocation pipeline, which
+    rejects `mpi.allreduce` (no memory effects declared). The OpenMPI
+    global of `MPI_SUM`, which LLVM 22 misnames `ompi_mpi_sum`, is renamed
+    `ompi_mpi_op_sum` (mpi.h).
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 #endif // ATTN_CONVERSION_PASSES_TD

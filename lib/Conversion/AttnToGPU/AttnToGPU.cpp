@@ -13,6 +13,8 @@
 
 #include "attn/Conversion/Passes.h"
 
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
+
 namespace mlir::attn {
 #define GEN_PASS_DEF_CONVERTATTNTOGPU
 #include "attn/Conversion/Passes.h.inc"
@@ -37,6 +39,7 @@ const AttnToGPUPattern *AttnToGPUPatternSet::lookup(Operation *op) const {
 void mlir::attn::populateAttnToGPUPatterns(AttnToGPUPatternSet &patterns) {
   populateKernelLaunchPatterns(patterns);
   populateBufferViewPatterns(patterns);
+  populateCollectivePatterns(patterns);
 }
 
 namespace {
@@ -115,6 +118,9 @@ struct ConvertAttnToGPU
     for (func::FuncOp func : funcs)
       if (failed(lowerFunction(func, patterns, kernels)))
         return signalPassFailure();
+    // The grid of sharded layers: their collectives are runtime calls now.
+    for (auto grid : llvm::make_early_inc_range(module.getOps<shard::GridOp>()))
+      grid.erase();
   }
 };
 

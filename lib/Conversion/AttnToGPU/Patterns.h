@@ -14,6 +14,9 @@ void populateKernelLaunchPatterns(AttnToGPUPatternSet &patterns);
 /// parts: buffer views and bookkeeping, no kernel.
 void populateBufferViewPatterns(AttnToGPUPatternSet &patterns);
 
+/// `shard.all_reduce` of sharded layers: a call into the runtime's NCCL.
+void populateCollectivePatterns(AttnToGPUPatternSet &patterns);
+
 } // namespace mlir::attn
 
 #endif // ATTN_LIB_CONVERSION_ATTNTOGPU_PATTERNS_H

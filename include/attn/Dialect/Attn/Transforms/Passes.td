@@ -298,4 +298,35 @@ def AttnRejectQuantizedWeights : Pass<"attn-reject-quantized-weights"> {
   ];
 }
 
+def AttnShard : Pass<"attn-shard", "ModuleOp"> {
+  let summary = "Shard attention layers over devices as MAX does (SPMD IR)";
+  let description = [{
+    Rewrites every function holding `attn.attention_with_rope` layers into
+    the program one device of a 1-D grid `@attn_devices` of `devices` runs.
+
+    `strategy=tensor` (MAX's TensorParallelAttentionWithRope): each device
+    owns `H/N` query heads and `Hkv/N` kv heads. The layer's weight, bias and
+    cache arguments take the per-device types: q, k and v weight rows (and
+    biases) of its heads, a stacked qkv weight holding its q, k and v rows in
+    that order, the o_proj columns of its heads, a cache of its kv heads.
+    qk-norm gammas, row offsets, cache lengths, lookup tables and the RoPE
+    table are replicated. Each layer's output is a partial sum over the
+    device's heads, completed by `shard.all_reduce` (sum) over the grid.
+
+    `strategy=data` (MAX's DataParallelAttentionWithRope): every device runs
+    the whole layer on its own sequences (offsets rebased to 0) and its own
+    cache; the IR is unchanged apart from the grid, and no collective runs.
+
+    Heads that do not divide by `devices`, quantised weights under tensor
+    parallelism, and weights or caches that are not function arguments are
+    diagnosed.
+  }];
+  let options = [
+    Option<"strategy", "strategy", "std::string", "\"tensor\"",
+           "tensor or data">,
+    Option<"devices", "devices", "int64_t", "2", "Devices of the grid">,
+  ];
+  let dependentDialects = ["::mlir::shard::ShardDialect"];
+}
+
 #endif // ATTN_DIALECT_ATTN_TRANSFORMS_PASSES_TD

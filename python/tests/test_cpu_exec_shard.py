@@ -1,0 +1,149 @@
+"""Sharded layers on CPU processes: ``attn-shard`` then ``attn-compile``, run under ``mpirun``.
+
+Every rank's output must match the unsharded layer (compiled alike, run in this process; f32
+1e-5, bf16 1e-2 relative to the largest value) and its cache blocks the unsharded layer's
+(tensor parallel: its kv heads; data parallel: the pages of its sequences, the rest unchanged).
+Prefill and decode, tensor and data parallel, 2 and 4 ranks (4 oversubscribed on 2 cores).
+The per-rank inputs come from ``attn.shard``, whose inverse is checked too.
+"""
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cpu_exec_support import Build, assert_close, needs_attn_compile, values
+
+from attn import ir  # noqa: E402
+from attn import runtime as rt  # noqa: E402
+from attn import shard  # noqa: E402
+
+MPIRUN = shutil.which("mpirun")
+pytestmark = [needs_attn_compile,
+              pytest.mark.skipif(MPIRUN is None, reason="mpirun (openmpi-bin) not installed")]
+
+TOL = {"f32": 1e-5, "bf16": 1e-2}
+CONFIGS = {
+    # Qwen-like: separate weights, biases, qk-norm.
+    "f32": ir.LayerConfig(hidden=64, num_heads=8, num_kv_heads=4, head_dim=16, dtype="f32",
+                          bias=True, qk_norm=True, num_layers=2, layer_idx=1),
+    # Phi-3-like: one stacked qkv weight.
+    "bf16": ir.LayerConfig(hidden=64, num_heads=8, num_kv_heads=4, head_dim=16, dtype="bf16",
+                           stacked=True, num_layers=2, layer_idx=0),
+}
+SCENARIOS = {"prefill": ([0, 0, 0], [9, 17, 4]), "decode": ([21, 5, 40], [1, 1, 1])}
+
+
+def sharded_text(cfg, strategy, devices):
+    text = ir.module_text(ir.layer_function("layer", cfg))
+    attn_opt = os.path.join(os.path.dirname(rt.attn_compile_path()), "attn-opt")
+    return subprocess.run([attn_opt, f"--attn-shard=strategy={strategy} devices={devices}"],
+                          input=text, capture_output=True, text=True, check=True).stdout
+
+
+@dataclasses.dataclass
+class ShardCase:
+    dtype: str
+    strategy: str
+    devices: int
+    scenario: str
+
+    @property
+    def id(self):
+        return f"{self.dtype}-{self.strategy}{self.devices}-{self.scenario}"
+
+    def prebuild(self):
+        UNSHARDED[self.dtype].prebuild()
+        SHARDED[self.dtype, self.strategy, self.devices].prebuild()
+
+
+CASES = [ShardCase(d, s, n, sc) for d in CONFIGS for s in ("tensor", "data") for n in (2, 4)
+         for sc in SCENARIOS if n == 2 or (d == "f32" and sc == "decode")]
+UNSHARDED = {d: Build(f"shard-unsharded-{d}", lambda cfg=cfg: ir.module_text(
+    ir.layer_function("layer", cfg))) for d, cfg in CONFIGS.items()}
+SHARDED = {(c.dtype, c.strategy, c.devices): Build(
+    f"shard-{c.dtype}-{c.strategy}{c.devices}",
+    lambda c=c: sharded_text(CONFIGS[c.dtype], c.strategy, c.devices)) for c in CASES}
+
+
+def run_unsharded(cfg, inputs):
+    inputs = {name: array.copy() for name, array in inputs.items()}
+    out = np.zeros((inputs["x"].shape[0], cfg.hidden), dtype=inputs["x"].dtype)
+    UNSHARDED[cfg.dtype].library().call("layer", list(inputs.values()), [out])
+    return out, inputs["blocks"]
+
+
+def run_ranks(library, shards, tmp_path):
+    for rank, inputs in enumerate(shards):
+        np.savez(tmp_path / f"in-{rank}.npz", **inputs, dtype="")
+    root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_MCA_btl="self,vader")
+    worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shard_worker.py")
+    result = subprocess.run(
+        [MPIRUN, "-np", str(len(shards)), "--oversubscribe", *root, sys.executable, worker,
+         library.path, str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, f"mpirun failed:\n{result.stdout}\n{result.stderr}"
+    outputs = []
+    for rank in range(len(shards)):
+        with np.load(tmp_path / f"out-{rank}.npz") as data:
+            outputs.append((data["out"], data["blocks"]))
+    return outputs
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_sharded_layer(case, tmp_path):
+    cfg = CONFIGS[case.dtype]
+    rng = np.random.default_rng(list(map(ord, case.id)))
+    inputs = ir.random_layer_inputs(rng, cfg, *SCENARIOS[case.scenario])
+    want_out, want_blocks = run_unsharded(cfg, inputs)
+    n = case.devices
+    if case.strategy == "tensor":
+        shards = [shard.tensor_parallel_shard(cfg, inputs, r, n) for r in range(n)]
+        merged = shard.tensor_parallel_merge(cfg, shards)
+        for name, array in inputs.items():
+            assert np.array_equal(merged[name], array), f"merge of {name}"
+    else:
+        shards = [shard.data_parallel_shard(inputs, r, n) for r in range(n)]
+        merged = shard.data_parallel_merge(shards)
+        for name, array in merged.items():
+            assert np.array_equal(array, inputs[name]), f"merge of {name}"
+    outputs = run_ranks(SHARDED[case.dtype, case.strategy, n].library(), shards, tmp_path)
+
+    kv_share = cfg.num_kv_heads // n
+    offsets = inputs["row_offsets"]
+    for rank, (out, blocks) in enumerate(outputs):
+        where = f" (rank {rank} of {case.id})"
+        if case.strategy == "tensor":
+            assert_close(values(out, cfg.dtype), values(want_out, cfg.dtype), TOL[cfg.dtype],
+                         "out", where)
+            heads = slice(rank * kv_share, (rank + 1) * kv_share)
+            assert_close(values(blocks, cfg.dtype), values(want_blocks[..., heads, :], cfg.dtype),
+                         TOL[cfg.dtype], "blocks", where)
+            continue
+        begin, end = shard.data_parallel_sequences(len(offsets) - 1, rank, n)
+        rows = slice(int(offsets[begin]), int(offsets[end]))
+        assert_close(values(out, cfg.dtype), values(want_out[rows], cfg.dtype), TOL[cfg.dtype],
+                     "out", where)
+        pages = np.unique(inputs["lookup_table"][begin:end])
+        pages = pages[pages < blocks.shape[0]]
+        assert_close(values(blocks[pages], cfg.dtype), values(want_blocks[pages], cfg.dtype),
+                     TOL[cfg.dtype], "blocks of its sequences", where)
+        others = np.setdiff1d(np.arange(blocks.shape[0]), pages)
+        assert np.array_equal(blocks[others], inputs["blocks"][others]), f"other pages{where}"
+
+
+def test_tensor_parallel_split_is_by_head():
+    """wq rows, wo columns and a stacked weight's parts of rank 1 of 2, by hand."""
+    cfg = dataclasses.replace(CONFIGS["bf16"], num_heads=4, num_kv_heads=2, head_dim=2, hidden=3)
+    q, kv = cfg.q_rows, cfg.kv_rows
+    wqkv = np.arange((q + 2 * kv) * 3).reshape(q + 2 * kv, 3)
+    wo = np.arange(3 * q).reshape(3, q)
+    s = shard.tensor_parallel_shard(cfg, {"wqkv": wqkv, "wo": wo}, 1, 2)
+    assert np.array_equal(s["wqkv"], np.concatenate([wqkv[4:8], wqkv[10:12], wqkv[14:16]]))
+    assert np.array_equal(s["wo"], wo[:, 4:8])
+    with pytest.raises(ValueError, match="cannot split 4 query heads and 2 kv heads"):
+        shard.tensor_parallel_shard(cfg, {}, 0, 4)
