@@ -17,9 +17,7 @@
 //     cp.async step k into k % S           arrive empty[(k - 1) % S]
 //   (the last L steps likewise)          wgmma_wait(0); store the tile
 //
-// L = S - 1 steps are in flight while the consumers work on the oldest.
-// With three consumers the producer hands its registers to them
-// (setmaxnreg; the launch caps registers at the block's even share). The
+// L = S - 1 steps are in flight while the consumers work on the oldest. The
 // producer fences its own landed copies into the async proxy before it
 // arrives, so the tensor cores see them. The weight of each row is selected
 // per row, so a tile may straddle the stacked q / k / v weights.
@@ -43,9 +41,6 @@ constexpr int64_t kStepK = 64;
 /// One K step of a row: one 128-byte swizzled row of 16-bit elements.
 constexpr int64_t kRowBytes = kStepK * 2, kChunksPerRow = kRowBytes / 16;
 constexpr int64_t kWarpgroup = 128;
-/// The register file of one block (one block per multiprocessor), and what
-/// the producer keeps of it: the consumers take the rest (setmaxnreg).
-constexpr int64_t kRegistersPerBlock = 65536, kProducerRegisters = 56;
 
 /// Where a block and its warpgroups work.
 struct GemmBlock {
@@ -250,19 +245,6 @@ void consume(IB &b, const MatmulArgs &args, const WeightStack &stack,
 
 } // namespace
 
-std::optional<int64_t>
-gpu_lowering::wgmmaGemmConsumerRegisters(const WgmmaGemmConfig &cfg) {
-  // Up to two consumers fit their accumulators in the launch's share.
-  if (cfg.consumers <= 2)
-    return std::nullopt;
-  int64_t left = kRegistersPerBlock - kWarpgroup * kProducerRegisters;
-  return std::min<int64_t>(left / (kWarpgroup * cfg.consumers) / 8 * 8, 232);
-}
-
-int64_t gpu_lowering::wgmmaGemmLaunchRegisters(const WgmmaGemmConfig &cfg) {
-  return kRegistersPerBlock / cfg.threads() / 8 * 8;
-}
-
 int64_t gpu_lowering::wgmmaGemmSharedBytes(const WgmmaGemmConfig &cfg) {
   return cfg.stages * (cfg.tileM() + cfg.tileN) * kRowBytes + 1024;
 }
@@ -291,21 +273,12 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   blk.n0 = blockIdx(b, gpu::Dimension::x) * cfg.tileN;
   int64_t numK = llvm::divideCeil(stack.k, kStepK);
   initBarriers(b, blk);
-  std::optional<int64_t> consumerRegs = wgmmaGemmConsumerRegisters(cfg);
   ifThenElse(
       b, blk.warpgroup == 0,
       [&](IB &pb) {
-        if (consumerRegs)
-          NVVM::SetMaxRegisterOp::create(pb, kProducerRegisters,
-                                         NVVM::SetMaxRegisterAction::decrease);
         GemmBlock producer = blk;
         producer.w = WarpLayout::of(blk.w.thread % kWarpgroup);
         produce(pb, args, stack, producer, numK);
       },
-      [&](IB &cb) {
-        if (consumerRegs)
-          NVVM::SetMaxRegisterOp::create(cb, *consumerRegs,
-                                         NVVM::SetMaxRegisterAction::increase);
-        consume(cb, args, stack, blk, numK, segments);
-      });
+      [&](IB &cb) { consume(cb, args, stack, blk, numK, segments); });
 }

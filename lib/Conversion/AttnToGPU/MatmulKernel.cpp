@@ -321,20 +321,19 @@ static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
   int64_t gemvThreads = gemvBlocks <= 2 * sms   ? 512
                         : gemvBlocks <= 4 * sms ? 256
                                                 : 128;
-  auto [gemv, gemvBody, gemvArgs] = createKernel(
+  auto [gemvKernel, gemvBody, gemvArgs] = createKernel(
       e, loc, "gemv", args,
       {gemvReductionType(host.getContext(), gemvThreads)}, gemvThreads);
+  gpu::GPUFuncOp gemv = gemvKernel;
   buildGemv(gemvBody, gemvArgs, stack, /*clip=*/std::nullopt, outputs,
             gemv.getWorkgroupAttributions()[0], gemvThreads);
   Idx rows = dim(host, args.x, 0);
   std::function<void(IB &, size_t)> launchShape = [&](IB &hb, size_t i) {
     const GemmShape &shape = kGemmShapes[i];
-    auto [gemm, gemmBody, gemmArgs] =
+    auto [gemmKernel, gemmBody, gemmArgs] =
         createKernel(e, loc, shape.name, args, {}, shape.cfg.threads());
+    gpu::GPUFuncOp gemm = gemmKernel;
     buildWgmmaGemm(gemmBody, shape.cfg, gemmArgs, stack, outputs);
-    if (wgmmaGemmConsumerRegisters(shape.cfg))
-      gemm->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
-                    hb.getI32IntegerAttr(wgmmaGemmLaunchRegisters(shape.cfg)));
     auto launch = [&](IB &lb) {
       e.launch(lb, gemm,
                {cIndex(lb, llvm::divideCeil(stack.n, shape.cfg.tileN)),

@@ -74,11 +74,6 @@ struct WgmmaGemmConfig {
 };
 /// Its dynamic shared memory (the stages and 1024-byte alignment).
 int64_t wgmmaGemmSharedBytes(const WgmmaGemmConfig &cfg);
-/// Registers per thread at launch (the kernel's nvvm.maxnreg), and those a
-/// consumer takes from the producer (none: it keeps the launch's share).
-int64_t wgmmaGemmLaunchRegisters(const WgmmaGemmConfig &cfg);
-std::optional<int64_t>
-wgmmaGemmConsumerRegisters(const WgmmaGemmConfig &cfg);
 /// Whether it computes this projection (16-bit elements, unclipped weights).
 bool wgmmaGemmApplies(const WeightStack &stack, Type element,
                       std::optional<double> clip);
