@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sharded layers on one GPU: the NCCL path with a communicator of one rank (docs/Sharding.md).
 
-    python3 test/gpu/run_sharded_device_test.py [build dir]
+    python3 test/gpu/run_sharded_device_test.py --build OUTDIR [build dir]   (here: compile)
+    python3 test/gpu/run_sharded_device_test.py OUTDIR                       (GPU machine: run)
 
 Compiles the Llama-like test layer (bf16, 8 query / 4 kv heads of 64, hidden 256) unsharded,
 tensor parallel with ``devices=1`` and data parallel with ``devices=1`` (``attn-compile
@@ -16,10 +17,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
-import torch
+
+try:
+    import torch  # on the GPU machine (building needs none)
+except ImportError:
+    torch = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -29,9 +33,13 @@ from attn import ir  # noqa: E402
 
 import device_abi  # noqa: E402
 
+
 CFG = ir.LayerConfig(hidden=256, num_heads=8, num_kv_heads=4, head_dim=64, dtype="bf16",
                      num_layers=2, layer_idx=1)
 SCENARIOS = {"prefill": ([0, 0, 0], [9, 70, 4]), "decode": ([21, 5, 40], [1, 1, 1])}
+
+
+NAMES = ("unsharded", "tensor", "data")
 
 
 def build(build_dir, outdir):
@@ -49,7 +57,6 @@ def build(build_dir, outdir):
                         os.path.join(outdir, f"{name}.mlir"), "-o",
                         os.path.join(outdir, f"{name}.so")], check=True)
     shutil.copy2(os.path.join(build_dir, "lib", "libattn_cuda_runtime.so"), outdir)
-    return {name: device_abi.load(os.path.join(outdir, f"{name}.so")) for name in texts}
 
 
 def device_tensor(array):
@@ -75,22 +82,25 @@ def run(library, inputs):
 
 
 def main():
-    build_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build")
+    if sys.argv[1:2] == ["--build"]:  # on the machine with MLIR
+        outdir = sys.argv[2]
+        os.makedirs(outdir, exist_ok=True)
+        build(sys.argv[3] if len(sys.argv) > 3 else os.path.join(REPO, "build"), outdir)
+        return 0
+    outdir = sys.argv[1]
     torch.zeros(1, device="cuda")  # the primary context, as the runtime uses it
+    libraries = {name: device_abi.load(os.path.join(outdir, f"{name}.so")) for name in NAMES}
+    one_rank_communicator(outdir)
     failures = 0
-    with tempfile.TemporaryDirectory() as outdir:
-        libraries = build(build_dir, outdir)
-        one_rank_communicator(outdir)
-        for scenario, (cached, new) in SCENARIOS.items():
-            inputs = ir.random_layer_inputs(np.random.default_rng(len(scenario)), CFG, cached,
-                                            new)
-            want_out, want_blocks = run(libraries["unsharded"], inputs)
-            assert not ((want_out.view(np.uint16) & 0x7FFF) > 0x7F80).any(), "NaN output"
-            for strategy in ("tensor", "data"):
-                out, blocks = run(libraries[strategy], inputs)
-                same = np.array_equal(out, want_out) and np.array_equal(blocks, want_blocks)
-                failures += not same
-                print(f"{strategy} devices=1 {scenario}: {'ok' if same else 'DIFFERS'}")
+    for scenario, (cached, new) in SCENARIOS.items():
+        inputs = ir.random_layer_inputs(np.random.default_rng(len(scenario)), CFG, cached, new)
+        want_out, want_blocks = run(libraries["unsharded"], inputs)
+        assert not ((want_out.view(np.uint16) & 0x7FFF) > 0x7F80).any(), "NaN output"
+        for strategy in ("tensor", "data"):
+            out, blocks = run(libraries[strategy], inputs)
+            same = np.array_equal(out, want_out) and np.array_equal(blocks, want_blocks)
+            failures += not same
+            print(f"{strategy} devices=1 {scenario}: {'ok' if same else 'DIFFERS'}")
     return 1 if failures else 0
 
 
