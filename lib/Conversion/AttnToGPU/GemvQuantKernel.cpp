@@ -496,18 +496,6 @@ void emitQuantizeInput(KernelEmitter &e, IB &host, Value x, Value staticScale,
 // Host side
 //===----------------------------------------------------------------------===//
 
-/// `value` with dimension `d` dynamic (so that weights of different N share
-/// one kernel argument type).
-Value withDynamicDim(IB &b, Value value, int64_t d) {
-  auto type = cast<MemRefType>(value.getType());
-  if (type.getRank() <= d)
-    return value;
-  SmallVector<int64_t> shape(type.getShape());
-  shape[d] = ShapedType::kDynamic;
-  return memref::CastOp::create(
-      b, MemRefType::get(shape, type.getElementType()), value);
-}
-
 /// A device buffer for the call (freed after the GEMV on the same stream).
 Value allocate(IB &b, MemRefType type, ValueRange dynamicSizes) {
   return gpu::AllocOp::create(b, type, Type(), ValueRange{}, dynamicSizes,

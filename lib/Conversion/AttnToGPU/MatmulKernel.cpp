@@ -367,11 +367,12 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x, Value weight,
   emitMatmul(e, host, x, ArrayRef<Value>{weight}, biases, clip, outputs);
 }
 
-/// `value` as the same memref with a dynamic first dimension.
-static Value withDynamicRows(IB &b, Value value) {
+Value gpu_lowering::withDynamicDim(IB &b, Value value, int64_t d) {
   auto type = cast<MemRefType>(value.getType());
+  if (type.getRank() <= d)
+    return value;
   SmallVector<int64_t> shape(type.getShape());
-  shape[0] = ShapedType::kDynamic;
+  shape[d] = ShapedType::kDynamic;
   return memref::CastOp::create(
       b, MemRefType::get(shape, type.getElementType()), value);
 }
@@ -387,9 +388,9 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
   // one by selecting between them.
   if (weights.size() > 1) {
     for (Value &w : args.weights)
-      w = withDynamicRows(host, w);
+      w = withDynamicDim(host, w, 0);
     for (Value &bias : args.biases)
-      bias = withDynamicRows(host, bias);
+      bias = withDynamicDim(host, bias, 0);
   }
   for (const OutputSegment &out : outputs)
     args.outputs.push_back(out.buffer);

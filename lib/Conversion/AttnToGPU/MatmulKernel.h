@@ -82,6 +82,10 @@ bool wgmmaGemmApplies(const WeightStack &stack, Type element,
 void buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg, const MatmulArgs &args,
                     const WeightStack &stack, ArrayRef<OutputSegment> segments);
 
+/// `value` (a memref) with dimension `d` dynamic, so that weights of
+/// different sizes share one kernel argument type; ranks up to `d` as is.
+Value withDynamicDim(IB &b, Value value, int64_t d);
+
 /// The GEMV path serves M up to this many rows (one m16 mma tile).
 constexpr int64_t kGemvMaxRows = 16;
 /// Output columns of one GEMV block.
