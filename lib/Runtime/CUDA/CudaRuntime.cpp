@@ -65,7 +65,9 @@ bool synchronousCalls() {
   return synchronous;
 }
 
-/// The primary context of the default device, current for a scope.
+/// The primary context of the default device, current for a scope. When it
+/// is current already (a caller such as PyTorch made it so), nothing is
+/// pushed: two driver calls fewer per launch.
 class ScopedContext {
 public:
   ScopedContext() {
@@ -78,9 +80,49 @@ public:
       keepPoolMemory(device);
       return ctx;
     }();
-    ATTN_CUDA_CHECK(cuCtxPushCurrent(context));
+    CUcontext current = nullptr;
+    ATTN_CUDA_CHECK(cuCtxGetCurrent(&current));
+    pushed = current != context;
+    if (pushed)
+      ATTN_CUDA_CHECK(cuCtxPushCurrent(context));
   }
-  ~ScopedContext() { ATTN_CUDA_CHECK(cuCtxPopCurrent(nullptr)); }
+  ~ScopedContext() {
+    if (pushed)
+      ATTN_CUDA_CHECK(cuCtxPopCurrent(nullptr));
+  }
+
+private:
+  bool pushed = false;
+};
+
+/// The dynamic shared memory each kernel was opted in to (above 48 KB the
+/// launch needs the function attribute): a few kernels per library, so a
+/// short list; a kernel that is not in it is opted in again.
+class SharedMemoryOptIns {
+public:
+  bool has(CUfunction function, int32_t bytes) const {
+    for (const Entry &e : entries)
+      if (e.function == function)
+        return e.bytes == bytes;
+    return false;
+  }
+  void add(CUfunction function, int32_t bytes) {
+    for (Entry &e : entries)
+      if (e.function == function || !e.function) {
+        e = {function, bytes};
+        return;
+      }
+    entries[next++ % kEntries] = {function, bytes};
+  }
+
+private:
+  struct Entry {
+    CUfunction function = nullptr;
+    int32_t bytes = 0;
+  };
+  static constexpr int kEntries = 16;
+  Entry entries[kEntries];
+  int next = 0;
 };
 
 } // namespace
@@ -127,13 +169,11 @@ void mgpuLaunchKernel(CUfunction function, intptr_t gridX, intptr_t gridY,
   ScopedContext scope;
   // Static plus dynamic shared memory above 48 KB needs the opt-in, which
   // only the dynamic part sets: set it whenever there is a dynamic part.
-  thread_local CUfunction optedIn = nullptr;
-  thread_local int32_t optedInBytes = 0;
-  if (smem > 0 && (function != optedIn || smem != optedInBytes)) {
+  thread_local SharedMemoryOptIns optedIn;
+  if (smem > 0 && !optedIn.has(function, smem)) {
     ATTN_CUDA_CHECK(cuFuncSetAttribute(
         function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem));
-    optedIn = function;
-    optedInBytes = smem;
+    optedIn.add(function, smem);
   }
   ATTN_CUDA_CHECK(cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY,
                                  blockZ, smem, stream, params, extra));
