@@ -97,7 +97,7 @@ class Worker:
         return self.torch.full(shape, math.nan, dtype=self.dtypes[dtype], device=self.dev)
 
     def bits(self, t):
-        return t.view({2: self.torch.int16, 4: self.torch.int32}[t.element_size()])
+        return t.view({1: self.torch.uint8, 2: self.torch.int16, 4: self.torch.int32}[t.element_size()])
 
     # Calls ------------------------------------------------------------------------------------
 
