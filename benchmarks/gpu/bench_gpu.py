@@ -31,6 +31,7 @@ Output: a short table last; ``bench-gpu.json`` (all numbers) and ``gpu-prefill.p
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -249,11 +250,12 @@ def decode(compiled, b, length):
 
 
 def copy_rate():
-    """Device-to-device copy of 1 GiB: bytes read + written per second (kernel time)."""
+    """Device-to-device copy of 1 GiB: bytes read + written per second (kernel time; NaN
+    where no kernel time is recorded, as under a profiler)."""
     src = randn(1 << 29)
     dst = torch.empty_like(src)
     seconds, _ = time_calls([lambda: dst.copy_(src)])
-    return 2 * src.numel() * src.element_size() / seconds
+    return 2 * src.numel() * src.element_size() / seconds if seconds > 0 else math.nan
 
 
 # ---------------------------------------------------------------------------------------------

@@ -149,6 +149,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", nargs="?", default=os.path.join(REPO, "build", "bench-layer-gpu"))
     parser.add_argument("--only", default="", help="only functions whose name contains this")
+    parser.add_argument("--rows", default=",".join(map(str, ROWS)),
+                        help="the row counts M to run, comma-separated")
     parser.add_argument("--dry-run", action="store_true",
                         help="check the folder and print the plan only (no GPU or torch needed)")
     args = parser.parse_args()
@@ -157,10 +159,11 @@ def main():
     projections = manifest["projections"]
     so = library_path(args.folder, manifest, projections["module"])
     functions = {f: info for f, info in projections["functions"].items() if args.only in f}
+    rows = [int(m) for m in args.rows.split(",")]
     for function, info in functions.items():
         p = case_plan(info, 1)
         print(f"{function}: N {info['N']}, K {info['K']}, {p['weight_bytes'] / 1e6:.1f} MB of "
-              f"weights, M = {', '.join(map(str, ROWS))}", flush=True)
+              f"weights, M = {', '.join(map(str, rows))}", flush=True)
     if args.dry_run:
         return 0
 
@@ -176,7 +179,7 @@ def main():
                "copy_gbps": copy_rate() / 1e9, "results": []}
     print(f"{results['device']}: copy {results['copy_gbps']:.0f} GB/s", flush=True)
     for function, info in functions.items():
-        for m in ROWS:
+        for m in rows:
             row = run_case(torch, library, runtime, function, info, m, results["copy_gbps"])
             results["results"].append(row)
             print(line(row), flush=True)

@@ -10,15 +10,16 @@
 // CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
 // CHECK-NEXT: [[SLICES:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], %c16
 // CHECK-NEXT: [[GY:%[a-zA-Z0-9_]+]] = arith.maxsi [[SLICES]], %c1
-// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c2, [[GY]], %c1) threads in (%c256, %c1, %c1) args([[X]] : memref<?x4096xbf16>, [[QW]] : memref<512x64xi32>, [[S]] : memref<32x64xf16>, [[Y]] : memref<?x64xbf16>)
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c2, [[GY]], %c1) threads in (%c512, %c1, %c1) args([[X]] : memref<?x4096xbf16>, [[QW]] : memref<512x64xi32>, [[S]] : memref<32x64xf16>, [[Y]] : memref<?x64xbf16>)
 // CHECK-NEXT: return
 //
-// Kernel: eight warps split K in steps of 32 (four word rows, one per lane
-// quad), four steps loaded before any is multiplied (1024 = 8 x 32 x 4),
-// 16 f32 accumulators per lane (four n8 tiles).
+// Kernel: 16 warps (two blocks: fewer than multiprocessors) split K in
+// spans of four consecutive 32-deep steps (four word rows, one per lane
+// quad), loaded before any is multiplied (2048 = 16 x 32 x 4), 16 f32
+// accumulators per lane (four n8 tiles).
 // CHECK-LABEL: gpu.func @gemv_gptq(
-// CHECK-SAME: workgroup([[RED:%[a-zA-Z0-9_]+]] : memref<8x16x32xf32, #gpu.address_space<workgroup>>)
-// CHECK: scf.for %{{.*}} = %c0 to %c4096 step %c1024 iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
+// CHECK-SAME: workgroup([[RED:%[a-zA-Z0-9_]+]] : memref<16x16x32xf32, #gpu.address_space<workgroup>>)
+// CHECK: scf.for %{{.*}} = %c0 to %c4096 step %c2048 iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
 // One 16-byte load of 4 words (4 columns) of a word row, x in the same K
 // order (pairs k, k + 4), the step's group scales of 8 columns.
 // CHECK: vector.load %{{.*}} : memref<512x64xi32>, vector<4xi32>
@@ -35,7 +36,7 @@
 // CHECK-NEXT: [[Q:%[a-zA-Z0-9_]+]] = arith.subf [[PAIR]], %cst{{.*}} : vector<2xbf16>
 // CHECK-NEXT: llvm.bitcast [[Q]] : vector<2xbf16> to i32
 // CHECK: nvvm.mma.sync {{.*}} {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
-// The f32 sums of the step times the group scale.
+// The f32 sums of the span (one group of 128) times the group scale, once.
 // CHECK: arith.extf %{{.*}} : f16 to f32
 // CHECK: math.fma
 // CHECK: scf.yield
@@ -166,16 +167,17 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK: [[BYTES:%[a-zA-Z0-9_]+]] = nvvm.convert.f32x2.to.f8x2 [[HI]], [[LO]] {rnd = #nvvm.fp_rnd_mode<rn>, sat = #nvvm.sat_mode<satfinite>} : vector<2xi8>(f8E4M3FN)
 // CHECK-NEXT: nvvm.convert.f8x2.to.f16x2 [[BYTES]] : vector<2xi8>(f8E4M3FN) -> vector<2xf16>
 //
-// GEMV: 64-deep steps (16 bytes per lane quad), 2048 = 8 warps x 64 x 4.
+// GEMV: 64-deep steps (16 bytes per lane quad); 16 warps x 64 x 4 = 4096,
+// so the K loop runs once and folds away.
 // CHECK-LABEL: gpu.func @gemv_float8(
-// CHECK: scf.for %{{.*}} = %c0 to %c4096 step %c2048 iter_args
+// CHECK-SAME: memref<16x16x32xf32, #gpu.address_space<workgroup>>
+// CHECK-NOT: scf.for
 // CHECK: vector.load %{{.*}} : memref<64x4096xf8E4M3FN>, vector<16xf8E4M3FN>
 // CHECK: vector.load %{{.*}} : memref<?x4096xf16>, vector<8xf16>
 // CHECK: [[TWO:%[a-zA-Z0-9_]+]] = vector.shuffle %{{.*}} [0, 1] : vector<16xi8>, vector<16xi8>
 // CHECK-NEXT: nvvm.convert.f8x2.to.f16x2 [[TWO]] : vector<2xi8>(f8E4M3FN) -> vector<2xf16>
 // CHECK: nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32)
 // CHECK-NOT: math.fma
-// CHECK: scf.yield
 // Epilogue: s_x[row] * s_w[col], then the bias.
 // CHECK: gpu.barrier
 // CHECK: memref.load %{{.*}} : memref<?xf32>
@@ -201,12 +203,14 @@ func.func @linear_float8_row_dynamic(%x: tensor<?x4096xbf16>, %w8: tensor<64x409
 // CHECK-LABEL: gpu.func @float8_quantize_x(
 // CHECK-NOT: gpu.shuffle
 // CHECK: memref.load %arg1[%c0] : memref<1xf32>
+// A span (256) covers two 128-deep scale blocks, so each step is scaled.
 // CHECK-LABEL: gpu.func @gemv_float8(
-// CHECK: scf.for
 // CHECK: [[BS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<1x32xf32>
+// CHECK: [[BS2:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<1x32xf32>
 // CHECK: nvvm.mma.sync
 // CHECK: math.fma %{{.*}}, [[BS]], %{{.*}} : f32
-// CHECK: scf.yield
+// CHECK: math.fma %{{.*}}, [[BS2]], %{{.*}} : f32
+// CHECK: gpu.barrier
 func.func @linear_float8_block_static(%x: tensor<?x4096xf16>, %w8: tensor<64x4096xf8E4M3FN>, %s: tensor<1x32xf32>, %si: tensor<1xf32>) -> tensor<?x64xf16> {
   %w = attn.quantized_weight(%w8, %s, %si) : (tensor<64x4096xf8E4M3FN>, tensor<1x32xf32>, tensor<1xf32>) -> !f8
   %y = attn.linear %x, %w : tensor<?x4096xf16>, !f8 -> tensor<?x64xf16>
