@@ -6,7 +6,12 @@ E4M3 (row scales, dynamic input scale) weights, and the bf16 GEMV of the same sh
     /usr/bin/python3 benchmarks/gpu/bench_quant_gemv.py --build build/bench-quant   # here
     python3 benchmarks/gpu/bench_quant_gemv.py build/bench-quant                    # on the GPU
 
-M = 1, 8, 16 (issue 13's goal: GPTQ at M = 1 in <= 11 us, M = 16 within 1.3x of that). Each
+M = 1, 8, 16 (issue 13's goal: GPTQ at M = 1 in <= 11 us, M = 16 within 1.3x of that), with
+PyTorch's kernel for each weight in the same run: cuBLAS (``F.linear``) for bf16, the int4
+weight kernel (``torch._weight_int4pack_mm``, group 128, zero 0: ``(q - 8) * scale``, the
+same weights) for GPTQ, and ``torch._scaled_mm`` with row scales for float8 (x quantised
+beforehand and rows padded to 16, as it requires; so its time leaves out the quantisation
+that ours includes). Each
 result is first checked against ``python/attn/reference.py``'s decoding (set 0, float64,
 ``max|ours - ref| / max|ref|`` within ``bench_gpu.ERR_TOL``), then timed by CUPTI over calls
 rotating through input sets that do not fit the L2 cache together (``bench_gpu.time_calls``).
@@ -69,6 +74,36 @@ def arguments(rng, name, m):
     return arrays, ir.reference_quantized_weight(quant, parts), sum(a.nbytes for a in arrays)
 
 
+def torch_call(torch, name, x, arrays):
+    """PyTorch's call for weight ``name`` (the same weights) on bf16 ``x``: a function
+    returning ``[M, N]``."""
+    import torch.nn.functional as F
+    from attn import reference as ref
+
+    dev = x.device
+    if name == "bf16":
+        w = torch.from_numpy(arrays[0].view(np.int16)).to(dev).view(torch.bfloat16)
+        return lambda: F.linear(x, w)
+    if name == "gptq":
+        q = ref.unpack_int4(arrays[0]).T  # [N, K] nibbles
+        pairs = torch.from_numpy(((q[:, ::2] << 4) | q[:, 1::2]).astype(np.uint8)).to(dev)
+        packed = torch._convert_weight_to_int4pack(pairs, 8)
+        scales = torch.from_numpy(arrays[1].astype(np.float32)).to(dev)
+        scale_zero = torch.stack([scales, torch.zeros_like(scales)], -1).to(torch.bfloat16)
+        return lambda: torch._weight_int4pack_mm(x, packed, WEIGHTS["gptq"]["group_size"],
+                                                 scale_zero)
+    w8 = torch.from_numpy(arrays[0]).to(dev).view(torch.float8_e4m3fn)
+    scale_w = torch.from_numpy(arrays[1]).to(dev).view(1, -1)
+    rows = -(-x.shape[0] // 16) * 16
+    xp = torch.zeros((rows, K), dtype=torch.float32, device=dev)
+    xp[: x.shape[0]] = x.float()
+    scale_x = (xp.abs().amax(1, keepdim=True) / 448).clamp(min=1e-12)
+    x8 = (xp / scale_x).to(torch.float8_e4m3fn)
+    m = x.shape[0]
+    return lambda: torch._scaled_mm(x8, w8.t(), scale_a=scale_x, scale_b=scale_w,
+                                    out_dtype=torch.bfloat16)[:m]
+
+
 def run(folder):
     import torch
 
@@ -98,8 +133,8 @@ def run(folder):
                               .to(bg.DEV) for a in arrays]
                 if ins[1].dtype == torch.int16:
                     ins[1] = ins[1].view(torch.bfloat16)
-                sets.append((ins, out))
-            calls = [fn.bind(ins, [out]) for ins, out in sets]
+                sets.append((ins, out, arrays))
+            calls = [fn.bind(ins, [out]) for ins, out, _ in sets]
             row = {"weights": name, "M": m, "N": N, "K": K, "weight_bytes": weight_bytes,
                    "input_sets": len(sets)}
 
@@ -113,16 +148,26 @@ def run(folder):
             if "ours_s" in row:
                 row["weight_gbps"] = weight_bytes / row["ours_s"] / 1e9
                 row["of_copy"] = row["weight_gbps"] / copy_gbps
+            try:
+                theirs = [torch_call(torch, name, ins[0], arrays) for ins, _, arrays in sets]
+                bg.measure(row, "torch", theirs,
+                           lambda: bg.rel_err(theirs[0]().float().cpu(), want))
+            except Exception as e:  # this PyTorch build lacks the kernel
+                row["torch_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
             rows.append(row)
             print(json.dumps(row), flush=True)
     lines = [f"quantised GEMV, K {K} x N {N}, bf16 x, on {torch.cuda.get_device_name()}; "
              f"copy {copy_gbps:.0f} GB/s",
-             f"{'weights':8} {'M':>3} {'kernel us':>10} {'W GB/s':>8} {'/copy':>6} {'err':>8}"]
+             f"{'weights':8} {'M':>3} {'kernel us':>10} {'W GB/s':>8} {'/copy':>6} {'err':>8}"
+             f" {'torch us':>9} {'vs torch':>8}"]
     for r in rows:
         us = f"{r['ours_s'] * 1e6:10.1f}" if "ours_s" in r else f"{'n/a':>10}"
         gbps = f"{r['weight_gbps']:8.0f} {r['of_copy']:6.2f}" if "ours_s" in r else " " * 15
         err = f"{r['ours_err']:8.1e}" if "ours_err" in r else r.get("ours_error", "")
-        lines.append(f"{r['weights']:8} {r['M']:3} {us} {gbps} {err}")
+        theirs = (f"{r['torch_s'] * 1e6:9.1f}" if "torch_s" in r else f"{'n/a':>9}")
+        ratio = (f"{r['torch_s'] / r['ours_s']:7.2f}x" if "torch_s" in r and "ours_s" in r
+                 else "")
+        lines.append(f"{r['weights']:8} {r['M']:3} {us} {gbps} {err:>8} {theirs} {ratio}")
     print("\n".join(lines))
     with open(os.path.join(os.environ.get("OUT", "."), "bench-quant-gemv.json"), "w") as f:
         json.dump({"copy_gbps": copy_gbps, "results": rows, "table": lines}, f, indent=1)
