@@ -141,16 +141,29 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 !f8 = !attn.quantized_weight<64x4096, #attn.float8<weight_scale = row, input_scale = dynamic, upper_bound = 1200.0>>
 
 // float8, dynamic input scale: a prologue (a warp per row) writes x as E4M3
-// values in f16 and the row's scale; the GEMV multiplies f16 pairs.
+// values in f16 and the row's scale; up to 16 rows the GEMV multiplies f16
+// pairs, beyond them the prologue writes E4M3 bytes for the wgmma GEMM.
 // CHECK-LABEL: func.func @linear_float8_row_dynamic(
 // CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[W8:%[a-zA-Z0-9_]+]]: memref<64x4096xf8E4M3FN>, [[SW:%[a-zA-Z0-9_]+]]: memref<64xf32>, [[B:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>)
 // CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
+// CHECK-NEXT: [[GEMV:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], %c16
+// CHECK-NEXT: scf.if [[GEMV]] {
 // CHECK-NEXT: [[X8:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?x4096xf16>
 // CHECK-NEXT: [[SX:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?xf32>
 // CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x {{.*}} args([[X]] : memref<?x4096xbf16>, [[X8]] : memref<?x4096xf16>, [[SX]] : memref<?xf32>, [[M]] : index)
 // CHECK: gpu.launch_func @attn_kernels::@gemv_float8 {{.*}} args([[X8]] : memref<?x4096xf16>, [[SX]] : memref<?xf32>, [[W8]] : memref<64x4096xf8E4M3FN>, [[SW]] : memref<64xf32>, [[B]] : memref<64xbf16>, [[Y]] : memref<?x64xbf16>)
 // CHECK-NEXT: gpu.dealloc [[X8]]
 // CHECK-NEXT: gpu.dealloc [[SX]]
+// CHECK-NEXT: } else {
+// CHECK-NEXT: [[XB:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?x4096xf8E4M3FN>
+// CHECK-NEXT: [[SB:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?xf32>
+// CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x_bytes {{.*}} args([[X]] : memref<?x4096xbf16>, [[XB]] : memref<?x4096xf8E4M3FN>, [[SB]] : memref<?xf32>, [[M]] : index)
+// CHECK: arith.cmpi ule, [[M]], %c128
+// CHECK: gpu.launch_func @attn_kernels::@gemm_float8_m128 blocks in (%c1, %{{.*}}, %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %{{.*}} args([[XB]] : memref<?x4096xf8E4M3FN>, [[W8]] : memref<64x4096xf8E4M3FN>, [[B]] : memref<64xbf16>, [[Y]] : memref<?x64xbf16>, [[SB]] : memref<?xf32>, [[SW]] : memref<64xf32>)
+// CHECK: } else {
+// CHECK: gpu.launch_func @attn_kernels::@gemm_float8 blocks
+// CHECK: gpu.dealloc [[XB]]
+// CHECK-NEXT: gpu.dealloc [[SB]]
 //
 // s = min(max |x|, 1200) / 448 over the warp; x / s rounded to E4M3 with
 // saturation, widened to f16 (zeros when s = 0).
@@ -183,6 +196,17 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK: memref.load %{{.*}} : memref<?xf32>
 // CHECK: memref.load %{{.*}} : memref<64xf32>
 // CHECK: arith.mulf
+// CHECK: memref.load %{{.*}} : memref<64xbf16>
+//
+// The E4M3 GEMM: 16-element (16-byte) cp.async chunks, m64nNk32 E4M3
+// wgmma, the f32 sums times s_x[row] * s_w[col] before the bias.
+// CHECK-LABEL: gpu.func @gemm_float8_m128(
+// CHECK: nvgpu.device_async_copy {{.*}} : memref<64x4096xf8E4M3FN> to memref<{{.*}}xf8E4M3FN, #gpu.address_space<workgroup>>
+// CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 64, k = 32>, D[<f32>, <one>], A[<e4m3>, <one>, <row>], B[<e4m3>, <one>, <col>]
+// CHECK: [[RS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<?xf32>
+// CHECK-NEXT: [[WS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<64xf32>
+// CHECK-NEXT: [[F:%[a-zA-Z0-9_]+]] = arith.mulf [[RS]], [[WS]] : f32
+// CHECK-NEXT: arith.mulf %{{.*}}, [[F]] : f32
 // CHECK: memref.load %{{.*}} : memref<64xbf16>
 func.func @linear_float8_row_dynamic(%x: tensor<?x4096xbf16>, %w8: tensor<64x4096xf8E4M3FN>, %s: tensor<64xf32>, %b: tensor<64xbf16>) -> tensor<?x64xbf16> {
   %w = attn.quantized_weight(%w8, %s) : (tensor<64x4096xf8E4M3FN>, tensor<64xf32>) -> !f8

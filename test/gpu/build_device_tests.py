@@ -189,9 +189,10 @@ def float8(weight_scale, input_scale, upper_bound=None):
             "upper_bound": upper_bound}
 
 
-# The quantised GEMV serves every M: decode sizes up to its 16-row tile, and 17 and 40 (two and
-# three 16-row slices).
-QUANT_TOKENS = (1, 7, 16, 17, 40)
+# The quantised GEMV serves decode sizes up to its 16-row tile, and GPTQ and block-scaled float8
+# every M (17, 40: two and three 16-row slices); above 16 rows, tensor- and row-scaled float8 take
+# the E4M3 wgmma GEMM (17, 40, 130: its 128 x 64 tiles, partial; 512: its 128 x 256 tiles).
+QUANT_TOKENS = (1, 7, 16, 17, 40, 130, 512)
 
 
 def quant_cases(fn, kind, cfg, **params):

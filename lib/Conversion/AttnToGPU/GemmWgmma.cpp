@@ -1,11 +1,12 @@
 //===- GemmWgmma.cpp - x @ W^T on Hopper's warpgroup MMA ------------------===//
 //
 // The projections above the GEMV's rows on sm_90a, warp-specialised: one
-// producer warpgroup copies 64-deep K steps of the x rows and W rows of a
-// block's output tile into a ring of shared-memory stages, and one or two
-// consumer warpgroups (64 rows each) multiply them on wgmma. Both operands
-// are K-major (`x [M, K]`, `W [N, K]`), so each 64-element row of a step is
-// one 128-byte swizzled row, exactly what a wgmma descriptor reads. Two
+// producer warpgroup copies 128-byte K steps (64 bf16 / f16 or 128 E4M3
+// elements) of the x rows and W rows of a block's output tile into a ring
+// of shared-memory stages, and one or two consumer warpgroups (64 rows
+// each) multiply them on wgmma. Both operands are K-major (`x [M, K]`,
+// `W [N, K]`, as E4M3 wgmma requires), so each row of a step is one
+// 128-byte swizzled row, exactly what a wgmma descriptor reads. Two
 // mbarriers per stage hand it over: `full` (its copies landed) and `empty`
 // (the consumers are done reading it).
 //
@@ -37,14 +38,16 @@ using namespace mlir::attn::gpu_lowering;
 
 namespace {
 
-constexpr int64_t kStepK = 64;
-/// One K step of a row: one 128-byte swizzled row of 16-bit elements.
-constexpr int64_t kRowBytes = kStepK * 2, kChunksPerRow = kRowBytes / 16;
+/// One K step of a row: one 128-byte swizzled row, copied in 16-byte
+/// chunks.
+constexpr int64_t kRowBytes = 128, kChunkBytes = 16;
+constexpr int64_t kChunksPerRow = kRowBytes / kChunkBytes;
 constexpr int64_t kWarpgroup = 128;
 
 /// Where a block and its warpgroups work.
 struct GemmBlock {
   WgmmaGemmConfig cfg;
+  int64_t elementBytes; // of x and W
   Value smem;        // every stage, as a 1-D element view
   Value smemAddr;    // its i64 shared-window address
   Value full, empty; // one mbarrier of each per stage
@@ -55,13 +58,16 @@ struct GemmBlock {
 
   int64_t stageBytes() const { return (cfg.tileM() + cfg.tileN) * kRowBytes; }
   int64_t lag() const { return cfg.stages - 1; }
+  /// K elements of a step and of a copied chunk.
+  int64_t stepK() const { return kRowBytes / elementBytes; }
+  int64_t chunkElements() const { return kChunkBytes / elementBytes; }
 };
 
 /// The 1024-byte aligned stages in dynamic shared memory and the stage
 /// barriers.
 void carveStages(IB &b, GemmBlock &blk, Type element) {
   blk.smem = AlignedSharedMemory::get(b).view(
-      b, element, blk.cfg.stages * blk.stageBytes() / 2);
+      b, element, blk.cfg.stages * blk.stageBytes() / blk.elementBytes);
   blk.smemAddr = indexCast(
       b, memref::ExtractAlignedPointerAsIndexOp::create(b, blk.smem),
       b.getI64Type());
@@ -105,23 +111,26 @@ void arriveBarrier(IB &b, Value barriers, Idx stage) {
 void copyStep(IB &b, const MatmulArgs &args, const WeightStack &stack,
               const GemmBlock &blk, Idx kStep, Idx stage) {
   auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
-  Idx stageBase = stage * (blk.stageBytes() / 2);
+  int64_t eb = blk.elementBytes, chunkElements = blk.chunkElements();
+  Idx stageBase = stage * (blk.stageBytes() / eb);
   SmallVector<Value> tokens;
   auto copyRows = [&](int64_t tileRows, int64_t tileOffset, auto source) {
     for (int64_t i = 0; i < tileRows * kChunksPerRow / kWarpgroup; ++i) {
       Idx c = blk.w.thread + i * kWarpgroup;
       Idx r = c / kChunksPerRow, chunk = c % kChunksPerRow;
-      Idx col = kStep * kStepK + chunk * 8;
+      Idx col = kStep * blk.stepK() + chunk * chunkElements;
       auto [memref, row, rowValid] = source(r);
       Idx valid = rowValid & ult(b, col, cIndex(b, stack.k));
       // Invalid chunks copy 0 bytes from the first element.
-      Value bytes = select(b, valid, cIndex(b, 8), cIndex(b, 0));
+      Value elements = select(b, valid, cIndex(b, chunkElements), cIndex(b, 0));
       SmallVector<Value> at = {select(b, valid, row, cIndex(b, 0)),
                                select(b, valid, col, cIndex(b, 0))};
-      Idx dst = stageBase + tileOffset / 2 + swizzled128Index(r, chunk, tileRows);
+      // (swizzled128Index counts 2-byte elements.)
+      Idx dst = stageBase + tileOffset / eb +
+                swizzled128Index(r, chunk, tileRows) * (2 / eb);
       tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
           b, tokenType, blk.smem, ValueRange{dst}, memref, at,
-          b.getIndexAttr(8), bytes, b.getUnitAttr()));
+          b.getIndexAttr(chunkElements), elements, b.getUnitAttr()));
     }
   };
   int64_t tileM = blk.cfg.tileM();
@@ -171,7 +180,7 @@ void produce(IB &b, const MatmulArgs &args, const WeightStack &stack,
 }
 
 /// acc += the consumer's 64 rows of x times the W rows of `stage`: four
-/// k16 steps, 32 bytes apart along the swizzled rows.
+/// 32-byte k steps along the swizzled rows (k16 bf16 / f16, k32 E4M3).
 Value multiplyStage(IB &b, const GemmBlock &blk, Type element, Idx consumer,
                     Idx stage, Value acc) {
   Value stageAddr = arith::AddIOp::create(
@@ -184,19 +193,38 @@ Value multiplyStage(IB &b, const GemmBlock &blk, Type element, Idx consumer,
       arith::ConstantIntOp::create(b, blk.cfg.tileM() * kRowBytes, 64)
           .getResult());
   SmallVector<std::pair<Value, Value>> steps;
-  for (int64_t k = 0; k < kStepK / 16; ++k)
+  for (int64_t k = 0; k < kRowBytes / 32; ++k)
     steps.push_back({WgmmaDescriptor{aAddr, k * 32}.build(b),
                      WgmmaDescriptor{bAddr, k * 32}.build(b)});
   return wgmmaAsync(b, element, steps, blk.cfg.tileN, /*transposeB=*/false,
                     acc);
 }
 
+/// `pair` (columns col, col + 1 of row `row`) times the row's and the
+/// columns' scales.
+SmallVector<Value> scalePair(IB &b, const MatmulArgs &args,
+                             const WeightStack &stack,
+                             const OutputScales &scales, Idx row, Idx col,
+                             ArrayRef<Value> pair) {
+  BlockWeight weight = selectWeight(
+      b, MatmulArgs{args.x, scales.weights, {}, {}}, stack, col);
+  Value rowScale = load(b, scales.rows, {row});
+  SmallVector<Value> scaled;
+  for (auto [i, v] : llvm::enumerate(pair)) {
+    Idx at = scales.perColumn ? col + int64_t(i) - weight.begin : cIndex(b, 0);
+    Value factor =
+        arith::MulFOp::create(b, rowScale, load(b, weight.weight, {at}));
+    scaled.push_back(arith::MulFOp::create(b, v, factor));
+  }
+  return scaled;
+}
+
 /// The epilogue: accumulator register 4j + r of a consumer holds row
 /// 16 warp + accRow(r) and column 8j + accCol(r) of its 64-row slab; each
-/// pair of columns is stored together.
+/// pair of columns is stored together (scaled first, for E4M3).
 void storeTile(IB &b, const MatmulArgs &args, const WeightStack &stack,
                const GemmBlock &blk, Idx consumer, ArrayRef<Value> acc,
-               ArrayRef<OutputSegment> segments) {
+               ArrayRef<OutputSegment> segments, const OutputScales *scales) {
   using namespace m16n8k16;
   Idx warpRow = blk.m0 + consumer * 64 + blk.w.warp % 4 * 16;
   for (int64_t j = 0; j < blk.cfg.tileN / 8; ++j) {
@@ -206,9 +234,10 @@ void storeTile(IB &b, const MatmulArgs &args, const WeightStack &stack,
       for (int64_t h = 0; h < 2; ++h) {
         Idx row = warpRow + accRow(blk.w, 2 * h);
         ifThen(cb, ult(cb, row, blk.rows), [&](IB &sb) {
-          storeElements(sb, args, weight,
-                        {acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]}, row, col,
-                        stack.n, segments);
+          SmallVector<Value> pair = {acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]};
+          if (scales)
+            pair = scalePair(sb, args, stack, *scales, row, col, pair);
+          storeElements(sb, args, weight, pair, row, col, stack.n, segments);
         });
       }
     });
@@ -219,7 +248,7 @@ void storeTile(IB &b, const MatmulArgs &args, const WeightStack &stack,
 /// output tile.
 void consume(IB &b, const MatmulArgs &args, const WeightStack &stack,
              const GemmBlock &blk, int64_t numK,
-             ArrayRef<OutputSegment> segments) {
+             ArrayRef<OutputSegment> segments, const OutputScales *scales) {
   Type element = cast<MemRefType>(args.x.getType()).getElementType();
   int64_t stages = blk.cfg.stages;
   Idx consumer = blk.warpgroup - 1;
@@ -240,7 +269,7 @@ void consume(IB &b, const MatmulArgs &args, const WeightStack &stack,
       })[0];
   wgmmaWait(b, 0);
   storeTile(b, args, stack, blk, consumer, unpackAccumulators(b, acc),
-            segments);
+            segments, scales);
 }
 
 } // namespace
@@ -258,11 +287,13 @@ bool gpu_lowering::wgmmaGemmApplies(const WeightStack &stack, Type element,
 void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
                                   const MatmulArgs &args,
                                   const WeightStack &stack,
-                                  ArrayRef<OutputSegment> segments) {
+                                  ArrayRef<OutputSegment> segments,
+                                  const OutputScales *scales) {
   BuilderScope scope(b);
   Type element = cast<MemRefType>(args.x.getType()).getElementType();
   GemmBlock blk;
   blk.cfg = cfg;
+  blk.elementBytes = element.getIntOrFloatBitWidth() / 8;
   carveStages(b, blk, element);
   blk.w = WarpLayout::of(threadIdx(b));
   // Broadcast from lane 0, so that ptxas knows the role branch is
@@ -271,7 +302,7 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   blk.rows = dim(b, args.x, 0);
   blk.m0 = blockIdx(b, gpu::Dimension::y) * cfg.tileM();
   blk.n0 = blockIdx(b, gpu::Dimension::x) * cfg.tileN;
-  int64_t numK = llvm::divideCeil(stack.k, kStepK);
+  int64_t numK = llvm::divideCeil(stack.k, blk.stepK());
   initBarriers(b, blk);
   ifThenElse(
       b, blk.warpgroup == 0,
@@ -280,5 +311,7 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
         producer.w = WarpLayout::of(blk.w.thread % kWarpgroup);
         produce(pb, args, stack, producer, numK);
       },
-      [&](IB &cb) { consume(cb, args, stack, blk, numK, segments); });
+      [&](IB &cb) {
+        consume(cb, args, stack, blk, numK, segments, scales);
+      });
 }

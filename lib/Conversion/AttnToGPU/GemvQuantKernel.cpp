@@ -458,7 +458,9 @@ struct QuantizeInputArgs {
 
 /// float8's input: per row `s = input_scale` or `min(max |x|, bound) /
 /// 448`, and `x8 = E4M3(clamp(x / s, -448, 448))` (round to nearest even,
-/// by cvt.satfinite) as f16; a row with s = 0 gives zeros. A warp per row.
+/// by cvt.satfinite), as f16 values (the GEMV's mma.sync operands) or as
+/// E4M3 bytes (the wgmma GEMM's); a row with s = 0 gives zeros. A warp per
+/// row.
 void buildQuantizeInput(IB &b, const QuantizeInputArgs &k,
                         std::optional<double> bound) {
   BuilderScope scope(b);
@@ -488,7 +490,9 @@ void buildQuantizeInput(IB &b, const QuantizeInputArgs &k,
     Value positive =
         arith::CmpFOp::create(tb, arith::CmpFPredicate::OGT, s, cF32(tb, 0));
     Value safe = select(tb, positive, s, cF32(tb, 1.0));
-    auto pairType = VectorType::get({2}, tb.getF16Type());
+    Type x8Element = cast<MemRefType>(k.x8.getType()).getElementType();
+    bool bytesOut = isa<Float8E4M3FNType>(x8Element);
+    auto pairType = VectorType::get({2}, x8Element);
     Value zeros = zero(tb, pairType);
     TypeAttr e4m3 = TypeAttr::get(tb.getType<Float8E4M3FNType>());
     forLoop(tb, lane * 2, width, 64, [&](IB &lb, Idx c) {
@@ -502,8 +506,12 @@ void buildQuantizeInput(IB &b, const QuantizeInputArgs &k,
           NVVM::SaturationModeAttr::get(lb.getContext(),
                                         NVVM::SaturationMode::SATFINITE),
           /*relu=*/lb.getBoolAttr(false), e4m3);
-      Value pair = NVVM::ConvertF8x2ToF16x2Op::create(
-          lb, pairType, bytes, /*relu=*/lb.getBoolAttr(false), e4m3);
+      Value pair =
+          bytesOut
+              ? vector::BitCastOp::create(lb, pairType, bytes).getResult()
+              : NVVM::ConvertF8x2ToF16x2Op::create(
+                    lb, pairType, bytes, /*relu=*/lb.getBoolAttr(false), e4m3)
+                    .getResult();
       pair = select(lb, positive, pair, zeros);
       for (int64_t i = 0; i < 2; ++i)
         store(lb, vector::ExtractOp::create(lb, pair, ArrayRef<int64_t>{i}),
@@ -515,8 +523,11 @@ void buildQuantizeInput(IB &b, const QuantizeInputArgs &k,
 void emitQuantizeInput(KernelEmitter &e, IB &host, Value x, Value staticScale,
                        std::optional<double> bound, Value x8, Value scale) {
   QuantizeInputArgs args{x, staticScale, x8, scale, dim(host, x, 0)};
+  bool bytesOut = isa<Float8E4M3FNType>(
+      cast<MemRefType>(x8.getType()).getElementType());
   auto [kernel, b, kernelArgs] = createKernel(
-      e, host.getLoc(), "float8_quantize_x", args, {}, elementwise::kThreads);
+      e, host.getLoc(), bytesOut ? "float8_quantize_x_bytes" : "float8_quantize_x",
+      args, {}, elementwise::kThreads);
   buildQuantizeInput(b, kernelArgs, bound);
   elementwise::launchWarpPerItem(e, host, kernel, args.rows,
                                  argumentList(args));
@@ -537,6 +548,192 @@ Value allocate(IB &b, MemRefType type, ValueRange dynamicSizes) {
 /// along N ([K/8, N], [K/g, N]), float8 rows along N.
 int64_t columnDim(WeightEncodingAttrInterface encoding) {
   return isa<GPTQAttr>(encoding) ? 1 : 0;
+}
+
+/// The stack of quantised weights along N.
+WeightStack stackOf(ArrayRef<QuantizedWeightBuffers> weights) {
+  WeightStack stack;
+  for (const QuantizedWeightBuffers &w : weights) {
+    stack.begin.push_back(stack.n);
+    stack.rows.push_back(w.type.getRows());
+    stack.n += w.type.getRows();
+  }
+  stack.k = weights[0].type.getCols();
+  return stack;
+}
+
+/// Part `part` of every weight, with the dimension along N dynamic when
+/// several weights share one kernel argument type.
+SmallVector<Value> partOfEach(IB &host,
+                              ArrayRef<QuantizedWeightBuffers> weights,
+                              int64_t part, int64_t nDim) {
+  SmallVector<Value> values;
+  for (const QuantizedWeightBuffers &w : weights)
+    values.push_back(weights.size() > 1 ? withDynamicDim(host, w.parts[part], nDim)
+                                        : w.parts[part]);
+  return values;
+}
+
+SmallVector<Value> biasesOf(IB &host, ArrayRef<Value> biases,
+                            size_t weightCount) {
+  SmallVector<Value> values(biases);
+  if (weightCount > 1)
+    for (Value &v : values)
+      v = withDynamicDim(host, v, 0);
+  return values;
+}
+
+/// float8's x prologue into a new `[M, K]` buffer of `element` (f16 values
+/// or E4M3 bytes) and its per-row scale; both are appended to `temporaries`.
+std::pair<Value, Value> quantizeInput(KernelEmitter &e, IB &host, Value x,
+                                      Float8Attr float8, Value staticScale,
+                                      Type element, int64_t k,
+                                      SmallVector<Value> &temporaries) {
+  Idx rows = dim(host, x, 0);
+  Value x8 = allocate(
+      host, MemRefType::get({ShapedType::kDynamic, k}, element), {rows});
+  Value scale = allocate(
+      host, MemRefType::get({ShapedType::kDynamic}, host.getF32Type()), {rows});
+  std::optional<double> bound;
+  if (float8.getUpperBound())
+    bound = float8.getUpperBound()->convertToDouble();
+  emitQuantizeInput(e, host, x, staticScale, bound, x8, scale);
+  temporaries.append({x8, scale});
+  return {x8, scale};
+}
+
+void freeAll(IB &host, ArrayRef<Value> temporaries) {
+  for (Value t : temporaries)
+    gpu::DeallocOp::create(host, Type(), ValueRange{}, t);
+}
+
+/// The prologue, then the GEMV in 16-row slices of x.
+void emitQuantizedGemv(KernelEmitter &e, IB &host, Value x,
+                       ArrayRef<QuantizedWeightBuffers> weights,
+                       ArrayRef<Value> biases,
+                       ArrayRef<OutputSegment> outputs) {
+  WeightEncodingAttrInterface encoding = weights[0].type.getEncoding();
+  WeightStack stack = stackOf(weights);
+  Idx rows = dim(host, x, 0);
+  ArrayRef<Value> parts = weights[0].parts;
+
+  // 1. The prologue.
+  QuantGemvArgs args;
+  args.x = x;
+  SmallVector<Value> temporaries;
+  auto gptq = dyn_cast<GPTQAttr>(encoding);
+  auto float8 = dyn_cast<Float8Attr>(encoding);
+  if (gptq && gptq.getDescAct()) {
+    args.x = allocate(host,
+                      MemRefType::get({ShapedType::kDynamic, stack.k},
+                                      cast<MemRefType>(x.getType()).getElementType()),
+                      {rows});
+    emitPermuteColumns(e, host, x, parts[2], args.x);
+    temporaries.push_back(args.x);
+  }
+  if (float8) {
+    Value staticScale =
+        float8.getInputScale() == Float8InputScale::Static ? parts[2] : Value();
+    std::tie(args.x, args.inputScale) =
+        quantizeInput(e, host, x, float8, staticScale, host.getF16Type(),
+                      stack.k, temporaries);
+  }
+
+  // 2. The GEMV: one kernel argument type for several weights.
+  int64_t nDim = columnDim(encoding);
+  args.packed = partOfEach(host, weights, 0, nDim);
+  args.scales = partOfEach(host, weights, 1, nDim);
+  args.biases = biasesOf(host, biases, weights.size());
+  for (const OutputSegment &out : outputs)
+    args.outputs.push_back(out.buffer);
+  // Warps per block as measured fastest on an H200 (K 4096 x N 14336, 448
+  // blocks): GPTQ (about 100 registers a thread) 8 warps, 17 us against
+  // 23 us with 4 and 28 us with 16; float8 (70 registers) 16 warps, 41 us
+  // against 47 us with 4 and 55 us with 8. A block count that fits one per
+  // multiprocessor takes 16 warps.
+  int64_t blocks = llvm::divideCeil(stack.n, kQuantGemvColumns);
+  int64_t threads = gptq && blocks > e.options().smCount ? 256 : 512;
+  auto reductionType = MemRefType::get(
+      {threads / 32, kAcc, 32}, host.getF32Type(), AffineMap(),
+      gpu::AddressSpaceAttr::get(host.getContext(),
+                                 gpu::AddressSpace::Workgroup));
+  auto [kernel, b, kernelArgs] =
+      createKernel(e, host.getLoc(), gptq ? "gemv_gptq" : "gemv_float8", args,
+                   {reductionType}, threads);
+  Value reduction = kernel.getWorkgroupAttributions()[0];
+  if (gptq)
+    buildQuantGemv(b,
+                   GPTQSteps{cast<MemRefType>(x.getType()).getElementType(),
+                             gptq.getGroupSize()},
+                   kernelArgs, stack, outputs, reduction, threads);
+  else
+    buildQuantGemv(b, Float8Steps{float8.getWeightScale()}, kernelArgs, stack,
+                   outputs, reduction, threads);
+  e.launch(host,
+           kernel,
+           {cIndex(host, llvm::divideCeil(stack.n, kQuantGemvColumns)),
+            ceilDiv(host, rows, kRows), cIndex(host, 1)},
+           threads, argumentList(args));
+  freeAll(host, temporaries);
+}
+
+/// The E4M3 GEMM's arguments.
+struct Float8GemmArgs {
+  MatmulArgs matmul;
+  Value rowScale;
+  SmallVector<Value> weightScales;
+
+  template <typename F> void forEach(F f) {
+    matmul.forEach(f);
+    f(rowScale);
+    for (Value &v : weightScales)
+      f(v);
+  }
+};
+
+/// x quantised to E4M3 bytes, then the wgmma GEMM on E4M3 operands with
+/// the scales applied to its f32 sums: 128 x 64 tiles up to 128 rows,
+/// 128 x 256 beyond.
+void emitFloat8Gemm(KernelEmitter &e, IB &host, Value x,
+                    ArrayRef<QuantizedWeightBuffers> weights,
+                    ArrayRef<Value> biases, ArrayRef<OutputSegment> outputs) {
+  auto float8 = cast<Float8Attr>(weights[0].type.getEncoding());
+  WeightStack stack = stackOf(weights);
+  Idx rows = dim(host, x, 0);
+  SmallVector<Value> temporaries;
+  Value staticScale = float8.getInputScale() == Float8InputScale::Static
+                          ? weights[0].parts[2]
+                          : Value();
+  Float8GemmArgs args;
+  std::tie(args.matmul.x, args.rowScale) =
+      quantizeInput(e, host, x, float8, staticScale,
+                    host.getType<Float8E4M3FNType>(), stack.k, temporaries);
+  args.matmul.weights = partOfEach(host, weights, 0, 0);
+  args.weightScales = partOfEach(host, weights, 1, 0);
+  args.matmul.biases = biasesOf(host, biases, weights.size());
+  for (const OutputSegment &out : outputs)
+    args.matmul.outputs.push_back(out.buffer);
+  bool perColumn = float8.getWeightScale() == Float8ScaleGranularity::Row;
+  auto launchShape = [&](IB &hb, const WgmmaGemmConfig &cfg, StringRef name) {
+    auto [kernel, b, kernelArgs] =
+        createKernel(e, hb.getLoc(), name, args, {}, cfg.threads());
+    OutputScales scales{kernelArgs.rowScale, kernelArgs.weightScales,
+                        perColumn};
+    buildWgmmaGemm(b, cfg, kernelArgs.matmul, stack, outputs, &scales);
+    e.launch(hb, kernel,
+             {cIndex(hb, llvm::divideCeil(stack.n, cfg.tileN)),
+              ceilDiv(hb, rows, cfg.tileM()), cIndex(hb, 1)},
+             cfg.threads(), argumentList(args),
+             cI32(hb, wgmmaGemmSharedBytes(cfg)));
+  };
+  ifThenElse(
+      host, ule(host, rows, cIndex(host, 128)),
+      [&](IB &hb) {
+        launchShape(hb, {/*consumers=*/2, /*tileN=*/64, /*stages=*/6},
+                    "gemm_float8_m128");
+      },
+      [&](IB &hb) { launchShape(hb, {2, 256, 4}, "gemm_float8"); });
+  freeAll(host, temporaries);
 }
 
 } // namespace
@@ -591,93 +788,13 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
                                        ArrayRef<Value> biases,
                                        ArrayRef<OutputSegment> outputs) {
   BuilderScope scope(host);
-  WeightEncodingAttrInterface encoding = weights[0].type.getEncoding();
-  WeightStack stack;
-  for (const QuantizedWeightBuffers &w : weights) {
-    stack.begin.push_back(stack.n);
-    stack.rows.push_back(w.type.getRows());
-    stack.n += w.type.getRows();
-  }
-  stack.k = weights[0].type.getCols();
-  Idx rows = dim(host, x, 0);
-  ArrayRef<Value> parts = weights[0].parts;
-
-  // 1. The prologue.
-  QuantGemvArgs args;
-  args.x = x;
-  SmallVector<Value> temporaries;
-  auto gptq = dyn_cast<GPTQAttr>(encoding);
-  auto float8 = dyn_cast<Float8Attr>(encoding);
-  if (gptq && gptq.getDescAct()) {
-    args.x = allocate(host,
-                      MemRefType::get({ShapedType::kDynamic, stack.k},
-                                      cast<MemRefType>(x.getType()).getElementType()),
-                      {rows});
-    emitPermuteColumns(e, host, x, parts[2], args.x);
-    temporaries.push_back(args.x);
-  }
-  if (float8) {
-    args.x = allocate(
-        host,
-        MemRefType::get({ShapedType::kDynamic, stack.k}, host.getF16Type()),
-        {rows});
-    args.inputScale = allocate(
-        host, MemRefType::get({ShapedType::kDynamic}, host.getF32Type()),
-        {rows});
-    Value staticScale =
-        float8.getInputScale() == Float8InputScale::Static ? parts[2] : Value();
-    std::optional<double> bound;
-    if (float8.getUpperBound())
-      bound = float8.getUpperBound()->convertToDouble();
-    emitQuantizeInput(e, host, x, staticScale, bound, args.x, args.inputScale);
-    temporaries.append({args.x, args.inputScale});
-  }
-
-  // 2. The GEMV: one kernel argument type for several weights.
-  int64_t nDim = columnDim(encoding);
-  for (const QuantizedWeightBuffers &w : weights) {
-    args.packed.push_back(w.parts[0]);
-    args.scales.push_back(w.parts[1]);
-  }
-  llvm::append_range(args.biases, biases);
-  if (weights.size() > 1) {
-    for (Value &v : args.packed)
-      v = withDynamicDim(host, v, nDim);
-    for (Value &v : args.scales)
-      v = withDynamicDim(host, v, nDim);
-    for (Value &v : args.biases)
-      v = withDynamicDim(host, v, 0);
-  }
-  for (const OutputSegment &out : outputs)
-    args.outputs.push_back(out.buffer);
-  // Warps per block as measured fastest on an H200 (K 4096 x N 14336, 448
-  // blocks): GPTQ (about 100 registers a thread) 8 warps, 17 us against
-  // 23 us with 4 and 28 us with 16; float8 (70 registers) 16 warps, 41 us
-  // against 47 us with 4 and 55 us with 8. A block count that fits one per
-  // multiprocessor takes 16 warps.
-  int64_t blocks = llvm::divideCeil(stack.n, kQuantGemvColumns);
-  int64_t threads = gptq && blocks > e.options().smCount ? 256 : 512;
-  auto reductionType = MemRefType::get(
-      {threads / 32, kAcc, 32}, host.getF32Type(), AffineMap(),
-      gpu::AddressSpaceAttr::get(host.getContext(),
-                                 gpu::AddressSpace::Workgroup));
-  auto [kernel, b, kernelArgs] =
-      createKernel(e, host.getLoc(), gptq ? "gemv_gptq" : "gemv_float8", args,
-                   {reductionType}, threads);
-  Value reduction = kernel.getWorkgroupAttributions()[0];
-  if (gptq)
-    buildQuantGemv(b,
-                   GPTQSteps{cast<MemRefType>(x.getType()).getElementType(),
-                             gptq.getGroupSize()},
-                   kernelArgs, stack, outputs, reduction, threads);
-  else
-    buildQuantGemv(b, Float8Steps{float8.getWeightScale()}, kernelArgs, stack,
-                   outputs, reduction, threads);
-  e.launch(host,
-           kernel,
-           {cIndex(host, llvm::divideCeil(stack.n, kQuantGemvColumns)),
-            ceilDiv(host, rows, kRows), cIndex(host, 1)},
-           threads, argumentList(args));
-  for (Value t : temporaries)
-    gpu::DeallocOp::create(host, Type(), ValueRange{}, t);
+  // Block-scaled float8 would need the wgmma sums split per 128-deep block.
+  auto float8 = dyn_cast<Float8Attr>(weights[0].type.getEncoding());
+  if (!float8 || !e.options().wgmma ||
+      float8.getWeightScale() == Float8ScaleGranularity::Block)
+    return emitQuantizedGemv(e, host, x, weights, biases, outputs);
+  ifThenElse(
+      host, ule(host, dim(host, x, 0), cIndex(host, kGemvMaxRows)),
+      [&](IB &hb) { emitQuantizedGemv(e, hb, x, weights, biases, outputs); },
+      [&](IB &hb) { emitFloat8Gemm(e, hb, x, weights, biases, outputs); });
 }

@@ -77,10 +77,20 @@ int64_t wgmmaGemmSharedBytes(const WgmmaGemmConfig &cfg);
 /// Whether it computes this projection (16-bit elements, unclipped weights).
 bool wgmmaGemmApplies(const WeightStack &stack, Type element,
                       std::optional<double> clip);
+/// The factors of an E4M3 GEMM's f32 sums: row m, column n of the stack
+/// times `rows[m]` (x's per-row scale) and the scale of n's weight (its
+/// row n when `perColumn`, else its one tensor scale).
+struct OutputScales {
+  Value rows;
+  SmallVector<Value> weights;
+  bool perColumn = false;
+};
+
 /// One block's `tileM x tileN` output tile, blockIdx (x, y) = (column,
-/// row) tile.
+/// row) tile; bf16, f16 or (with `scales`) E4M3 operands.
 void buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg, const MatmulArgs &args,
-                    const WeightStack &stack, ArrayRef<OutputSegment> segments);
+                    const WeightStack &stack, ArrayRef<OutputSegment> segments,
+                    const OutputScales *scales = nullptr);
 
 /// `value` (a memref) with dimension `d` dynamic, so that weights of
 /// different sizes share one kernel argument type; ranks up to `d` as is.

@@ -183,12 +183,16 @@ Value kb::wgmmaAsync(IB &b, Type element,
                      ArrayRef<std::pair<Value, Value>> steps, int64_t n,
                      bool transposeB, Value acc) {
   MLIRContext *ctx = b.getContext();
-  auto type = element.isBF16() ? NVVM::WGMMATypes::bf16 : NVVM::WGMMATypes::f16;
+  auto type = element.isBF16()  ? NVVM::WGMMATypes::bf16
+              : element.isF16() ? NVVM::WGMMATypes::f16
+                                : NVVM::WGMMATypes::e4m3;
+  // An instruction reads 32 bytes of K.
+  int64_t k = 256 / element.getIntOrFloatBitWidth();
   NVVM::WgmmaFenceAlignedOp::create(b);
   for (auto [descA, descB] : steps)
     acc = NVVM::WgmmaMmaAsyncOp::create(
         b, acc.getType(), acc, descA, descB,
-        NVVM::MMAShapeAttr::get(ctx, 64, n, 16), type, type,
+        NVVM::MMAShapeAttr::get(ctx, 64, n, k), type, type,
         NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
         NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
         transposeB ? NVVM::MMALayout::row : NVVM::MMALayout::col, nullptr);

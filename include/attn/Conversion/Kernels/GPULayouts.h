@@ -114,9 +114,10 @@ Idx swizzled128Index(Idx r, Idx chunk, int64_t rows);
 Value packAccumulators(IB &b, ArrayRef<Value> acc);
 SmallVector<Value> unpackAccumulators(IB &b, Value acc);
 
-/// Issues acc (+)= A B on the warpgroup, one m64nNk16 per k step given by
-/// its (A, B) descriptors, as one wgmma group, and returns the accumulator
-/// struct without waiting: read it only after wgmmaWait.
+/// Issues acc (+)= A B on the warpgroup, one m64nNk16 (bf16, f16) or
+/// m64nNk32 (E4M3) per 32-byte k step given by its (A, B) descriptors, as
+/// one wgmma group, and returns the accumulator struct without waiting:
+/// read it only after wgmmaWait.
 Value wgmmaAsync(IB &b, Type element, ArrayRef<std::pair<Value, Value>> steps,
                  int64_t n, bool transposeB, Value acc);
 /// Waits until at most `pending` wgmma groups of this warpgroup are in flight.
