@@ -92,7 +92,7 @@ def torch_call(torch, name, x, arrays):
         return lambda: F.linear(x, w)
     if name == "gptq":
         q = ref.unpack_int4(arrays[0]).T  # [N, K] nibbles
-        pairs = torch.from_numpy(((q[:, ::2] << 4) | q[:, 1::2]).astype(np.uint8)).to(dev)
+        pairs = torch.from_numpy(np.ascontiguousarray(((q[:, ::2] << 4) | q[:, 1::2]).astype(np.uint8))).to(dev)
         packed = torch._convert_weight_to_int4pack(pairs, 8)
         scales = torch.from_numpy(arrays[1].astype(np.float32)).to(dev)
         scale_zero = torch.stack([scales, torch.zeros_like(scales)], -1).to(torch.bfloat16)

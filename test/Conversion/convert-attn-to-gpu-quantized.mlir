@@ -199,10 +199,16 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK: memref.load %{{.*}} : memref<64xbf16>
 //
 // The E4M3 GEMM: 16-element (16-byte) cp.async chunks, m64nNk32 E4M3
-// wgmma, the f32 sums times s_x[row] * s_w[col] before the bias.
+// wgmma from zero per 128-deep step, its sums added to f32 registers (the
+// tensor cores' E4M3 sums are narrower than f32), then times
+// s_x[row] * s_w[col] before the bias.
 // CHECK-LABEL: gpu.func @gemm_float8_m128(
 // CHECK: nvgpu.device_async_copy {{.*}} : memref<64x4096xf8E4M3FN> to memref<{{.*}}xf8E4M3FN, #gpu.address_space<workgroup>>
+// CHECK: scf.for {{.*}} iter_args([[SUM:%[a-zA-Z0-9_]+]] = %cst
 // CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 64, k = 32>, D[<f32>, <one>], A[<e4m3>, <one>, <row>], B[<e4m3>, <one>, <col>]
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK-NEXT: nvgpu.mbarrier.arrive
+// CHECK: arith.addf [[SUM]], %{{.*}} : f32
 // CHECK: [[RS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<?xf32>
 // CHECK-NEXT: [[WS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<64xf32>
 // CHECK-NEXT: [[F:%[a-zA-Z0-9_]+]] = arith.mulf [[RS]], [[WS]] : f32

@@ -252,8 +252,27 @@ void consume(IB &b, const MatmulArgs &args, const WeightStack &stack,
   Type element = cast<MemRefType>(args.x.getType()).getElementType();
   int64_t stages = blk.cfg.stages;
   Idx consumer = blk.warpgroup - 1;
-  Value zero = packAccumulators(
-      b, SmallVector<Value>(blk.cfg.tileN / 2, cF32(b, 0.0)));
+  SmallVector<Value> zeros(blk.cfg.tileN / 2, cF32(b, 0.0));
+  Value zero = packAccumulators(b, zeros);
+  if (blk.elementBytes == 1) {
+    // E4M3 wgmma keeps fewer bits of its running sum than f32: each step's
+    // sums start from zero and are added to f32 registers (as DeepGEMM
+    // does), which costs the step's overlap with the next one.
+    SmallVector<Value> acc = forLoop(
+        b, cIndex(b, 0), cIndex(b, numK), 1, zeros,
+        [&](IB &lb, Idx k, ValueRange carried) {
+          Idx stage = k % stages;
+          waitBarrier(lb, blk.full, stage, k / stages);
+          Value part = multiplyStage(lb, blk, element, consumer, stage, zero);
+          wgmmaWait(lb, 0);
+          arriveBarrier(lb, blk.empty, stage);
+          SmallVector<Value> sums;
+          for (auto [a, p] : llvm::zip(carried, unpackAccumulators(lb, part)))
+            sums.push_back(arith::AddFOp::create(lb, a, p));
+          return sums;
+        });
+    return storeTile(b, args, stack, blk, consumer, acc, segments, scales);
+  }
   Value acc = forLoop(
       b, cIndex(b, 0), cIndex(b, numK), 1, {zero},
       [&](IB &lb, Idx k, ValueRange carried) {
