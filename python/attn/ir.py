@@ -1,4 +1,5 @@
-"""MLIR text of test and benchmark entry functions, in the NoOpaque tensor form.
+"""MLIR text of test and benchmark entry functions, in the NoOpaque tensor form, printed with
+``attn.builder``.
 
 Every builder returns one ``func.func`` (text). One function alone is a valid input file;
 several can be joined with ``module_text``. The paged cache crosses the boundary as its three
@@ -18,28 +19,15 @@ import numpy as np
 
 from . import reference as ref
 from . import runtime
+from .builder import (cache_type, encoding_attr, f64_literal, function_text, mask_attr,  # noqa: F401
+                      module_text, quantized_weight_type, refs, rope_attr, scaling_attr,
+                      tensor_type)
 
 DEFAULT_ROPE = {"theta": 10000.0, "interleaved": False, "scaling": None}
 
 
 # ---------------------------------------------------------------------------------------------
-# Attribute and type text
-
-
-def f64_literal(value):
-    """A float literal MLIR parses back to the same f64 (``1e-06`` -> ``1.0e-06``)."""
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"no MLIR literal for {value}")
-    text = repr(value)
-    mantissa, _, exponent = text.partition("e")
-    if exponent and "." not in mantissa:
-        text = f"{mantissa}.0e{exponent}"
-    return text
-
-
-def _f64_list(values):
-    return "[" + ", ".join(f64_literal(v) for v in values) + "]"
+# RoPE scaling
 
 
 def example_scaling(kind, head_dim, orig=48, max_position=1024):
@@ -60,91 +48,11 @@ def example_scaling(kind, head_dim, orig=48, max_position=1024):
     }[kind]
 
 
-def scaling_attr(scaling):
-    """``#attn.*_scaling<...>`` of a reference scaling dict, or None for no scaling."""
-    if not scaling:
-        return None
-    kind, f = scaling["kind"], f64_literal
-    if kind == "linear":
-        return f"#attn.linear_scaling<factor = {f(scaling['factor'])}>"
-    if kind == "llama3":
-        return (
-            f"#attn.llama3_scaling<factor = {f(scaling['factor'])}, "
-            f"low_freq_factor = {f(scaling['low_freq_factor'])}, "
-            f"high_freq_factor = {f(scaling['high_freq_factor'])}, "
-            f"original_max_position = {int(scaling['original_max_position'])}>"
-        )
-    if kind == "yarn":
-        return (
-            f"#attn.yarn_scaling<factor = {f(scaling['factor'])}, "
-            f"beta_fast = {f(scaling['beta_fast'])}, beta_slow = {f(scaling['beta_slow'])}, "
-            f"original_max_position = {int(scaling['original_max_position'])}>"
-        )
-    if kind == "longrope":
-        return (
-            f"#attn.longrope_scaling<short_factor = {_f64_list(scaling['short_factor'])}, "
-            f"long_factor = {_f64_list(scaling['long_factor'])}, "
-            f"original_max_position = {int(scaling['original_max_position'])}, "
-            f"max_position = {int(scaling['max_position'])}>"
-        )
-    raise ValueError(f"unknown rope scaling kind {kind!r}")
-
-
-def rope_attr(rope):
-    """``#attn.rope<...>`` of a reference rope dict (theta, interleaved, scaling)."""
-    params = [f"theta = {f64_literal(rope['theta'])}"]
-    if rope.get("interleaved"):
-        params.append("interleaved = true")
-    scaling = scaling_attr(rope.get("scaling"))
-    if scaling:
-        params.append(f"scaling = {scaling}")
-    return f"#attn.rope<{', '.join(params)}>"
-
-
-def mask_attr(mask):
-    """``#attn.mask<...>`` of a reference mask dict."""
-    kind = mask.get("kind", "causal")
-    if kind in ("causal", "none"):
-        return f"#attn.mask<{kind}>"
-    if kind == "sliding_window":
-        return f"#attn.mask<sliding_window = {int(mask['window'])}>"
-    raise ValueError(f"unknown mask kind {kind!r}")
-
-
-def tensor_type(shape, element):
-    """``tensor<...>``; None in ``shape`` is a dynamic size."""
-    dims = "".join(f"{'?' if d is None else int(d)}x" for d in shape)
-    return f"tensor<{dims}{element}>"
-
-
 # ---------------------------------------------------------------------------------------------
 # Quantised weights: ``quant`` is a dict, ``{"kind": "gptq", "group_size": g, "desc_act": bool}``
 # or ``{"kind": "float8", "weight_scale": "tensor" | "row" | "block", "input_scale": "static" |
 # "dynamic", "upper_bound": float or None}`` or ``{"kind": "gguf", "type": "q4_0" | "q8_0" |
 # "q4_k" | "q6_k"}``.
-
-
-def encoding_attr(quant):
-    """``#attn.gptq<...>`` / ``#attn.float8<...>`` / ``#attn.gguf<...>`` of ``quant``."""
-    kind = quant["kind"]
-    if kind == "gguf":
-        return f"#attn.gguf<{quant['type']}>"
-    if kind == "gptq":
-        fields = [f"group_size = {quant['group_size']}"]
-        if quant.get("desc_act"):
-            fields.append("desc_act = true")
-    elif kind == "float8":
-        fields = [f"weight_scale = {quant['weight_scale']}", f"input_scale = {quant['input_scale']}"]
-        if quant.get("upper_bound") is not None:
-            fields.append(f"upper_bound = {f64_literal(quant['upper_bound'])}")
-    else:
-        raise ValueError(f"unknown quantisation {kind!r}")
-    return f"#attn.{kind}<{', '.join(fields)}>"
-
-
-def quantized_weight_type(quant, rows, cols):
-    """``!attn.quantized_weight<rows x cols, encoding>`` of W ``[rows, cols]``."""
-    return f"!attn.quantized_weight<{rows}x{cols}, {encoding_attr(quant)}>"
 
 
 def quantized_part_names(quant):
@@ -184,7 +92,7 @@ def quantized_weight_arguments(name, quant, rows, cols):
 def quantized_weight_op(name, quant, rows, cols):
     """``%name = attn.quantized_weight(%name_<part>...)`` from its part arguments."""
     args = quantized_weight_arguments(name, quant, rows, cols)
-    return (f"%{name} = attn.quantized_weight({_refs(n for n, _ in args)}) : "
+    return (f"%{name} = attn.quantized_weight({refs(n for n, _ in args)}) : "
             f"({', '.join(t for _, t in args)}) -> {quantized_weight_type(quant, rows, cols)}")
 
 
@@ -200,7 +108,7 @@ def quantized_linear_function(name, quant, in_features, out_features, dtype, tok
     body = [quantized_weight_op("w", quant, n, k),
             f"%y = attn.linear %x, %w{' bias %b' if bias else ''} : {x}, {wtype}"
             f"{', ' + b if bias else ''} -> {y}"]
-    return _func(name, args, [y], body, ["y"])
+    return function_text(name, args, [y], body, ["y"])
 
 
 def reference_quantized_weight(quant, parts):
@@ -290,11 +198,8 @@ class LayerConfig:
 
     def cache_type(self):
         """``!attn.paged_kv_cache<#attn.kv_cache<...>>``."""
-        return (
-            f"!attn.paged_kv_cache<#attn.kv_cache<page_size = {self.page_size}, "
-            f"num_layers = {self.num_layers}, kv_heads = {self.num_kv_heads}, "
-            f"head_dim = {self.head_dim}, dtype = {self.dtype}>>"
-        )
+        return cache_type(self.page_size, self.num_layers, self.num_kv_heads, self.head_dim,
+                          self.dtype)
 
     def blocks_type(self):
         """``[P, 2, L, page, Hkv, D]`` with dynamic P."""
@@ -334,21 +239,6 @@ class LayerConfig:
 # Function text
 
 
-def _func(name, args, results, body, returns):
-    """``func.func @name(args) -> (results) { body; return returns }``; args are (name, type)."""
-    sig = ",\n    ".join(f"%{n}: {t}" for n, t in args)
-    res = results[0] if len(results) == 1 else f"({', '.join(results)})"
-    lines = [f"func.func @{name}(\n    {sig})\n    -> {res} {{"]
-    lines += [f"  {line}" for line in body]
-    lines.append(f"  return {', '.join('%' + r for r in returns)} : {', '.join(results)}")
-    return "\n".join(lines) + "\n}\n"
-
-
-def module_text(*functions):
-    """One module holding the given function texts."""
-    return "module {\n" + "\n".join(functions) + "}\n"
-
-
 def _index_types(batch):
     """Types of row_offsets [B+1], cache_lengths [B] and lookup_table [B, max_pages]."""
     b1 = None if batch is None else batch + 1
@@ -361,10 +251,6 @@ def _attention_attrs(cfg):
     if cfg.scale is not None:
         attrs.append(f"scale = {f64_literal(cfg.scale)} : f64")
     return "{" + ", ".join(attrs) + "}"
-
-
-def _refs(names):
-    return ", ".join(f"%{n}" for n in names)
 
 
 def _layer_argument(runtime_layer):
@@ -397,7 +283,8 @@ def layer_arguments(cfg, tokens=None, batch=None, runtime_layer=False):
     ] + weights
 
 
-def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freqs_arg=False):
+def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freqs_arg=False,
+                   opaque_cache=False):
     """The composite layer: ``(x, row_offsets, blocks, cache_lengths, lookup_table, weights...)
     -> (out [T, hidden], updated blocks)``.
 
@@ -408,6 +295,10 @@ def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freq
     ``runtime_layer``: one function for every layer of the cache. Its first argument is the
     layer, ``%layer_idx: i32`` (MAX's ``__call__(layer_idx, x, kv_collection, ...)`` order),
     instead of ``cfg.layer_idx`` fixed in the IR.
+
+    ``opaque_cache``: MAX's ``AttentionWithRope`` form, the cache one ``!attn.paged_kv_cache``
+    argument ``cache`` in place of its three tensors, and the updated cache the second result;
+    ``attn-compile`` passes it as the three tensors, so the library's C signature is the same.
     """
     args = layer_arguments(cfg, tokens, batch, runtime_layer)
     if freqs_arg:
@@ -417,9 +308,9 @@ def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freq
     qkv = [n for n in names if n.startswith("w") and n != "wo"]
     biases = [n for n in names if n.startswith("b")]
     layer = " layer(%layer_idx)" if runtime_layer else ""
-    operands = f"%x, %row_offsets, %cache{layer} qkv({_refs(qkv)})"
+    operands = f"%x, %row_offsets, %cache{layer} qkv({refs(qkv)})"
     if biases:
-        operands += f" bias({_refs(biases)})"
+        operands += f" bias({refs(biases)})"
     if cfg.qk_norm:
         operands += " q_norm(%q_norm) k_norm(%k_norm)"
     operands += " o_proj(%wo)"
@@ -451,14 +342,21 @@ def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freq
     if freqs_arg:
         in_types.append(types["freqs"])
     body = [quantized_weight_op(n, cfg.quant_of(n), *shapes[n]) for n in quantized] + [
-        f"%cache = attn.paged_cache.make %blocks, %cache_lengths, %lookup_table : "
-        f"{types['blocks']}, {types['cache_lengths']}, {types['lookup_table']} -> {cache}",
         f"%out, %new_cache = attn.attention_with_rope {operands}",
         f"    {{{', '.join(attrs)}}}",
         f"    : ({', '.join(in_types)}) -> ({x}, {cache})",
-        f"%new_blocks, %new_lengths, %new_lookup = attn.paged_cache.parts %new_cache : {cache}",
     ]
-    return _func(name, args, [x, cfg.blocks_type()], body, ["out", "new_blocks"])
+    if opaque_cache:
+        cache_parts = {"blocks", "cache_lengths", "lookup_table"}
+        args = [("cache", cache) if n == "blocks" else (n, t) for n, t in args
+                if n not in cache_parts - {"blocks"}]
+        return function_text(name, args, [x, cache], body, ["out", "new_cache"])
+    body.insert(len(quantized),
+                f"%cache = attn.paged_cache.make %blocks, %cache_lengths, %lookup_table : "
+                f"{types['blocks']}, {types['cache_lengths']}, {types['lookup_table']} -> {cache}")
+    body.append(f"%new_blocks, %new_lengths, %new_lookup = attn.paged_cache.parts %new_cache : "
+                f"{cache}")
+    return function_text(name, args, [x, cfg.blocks_type()], body, ["out", "new_blocks"])
 
 
 def primitive_layer_function(name, cfg, part="all", projections="linear", runtime_layer=False):
@@ -556,7 +454,7 @@ def primitive_layer_function(name, cfg, part="all", projections="linear", runtim
     ot = tensor_type([None, cfg.q_rows], dt)
     body += [f"%flat = tensor.collapse_shape {o} [[0], [1, 2]] : {qt} into {ot}",
              f"%out = attn.linear %flat, %wo : {ot}, {types['wo']} -> {x}"]
-    return _func(name, args, [x, blocks], body, ["out", "new_blocks"])
+    return function_text(name, args, [x, blocks], body, ["out", "new_blocks"])
 
 
 def qkv_projection_function(name, cfg, tokens=None):
@@ -571,9 +469,9 @@ def qkv_projection_function(name, cfg, tokens=None):
     btypes = [tensor_type(shapes[n], cfg.dtype) for n in biases]
     q = tensor_type([tokens, cfg.num_heads, cfg.head_dim], cfg.dtype)
     kv = tensor_type([tokens, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
-    op = f"%q, %k, %v = attn.qkv_projection %x weights({_refs(weights)})"
+    op = f"%q, %k, %v = attn.qkv_projection %x weights({refs(weights)})"
     if biases:
-        op += f" bias({_refs(biases)})"
+        op += f" bias({refs(biases)})"
     if cfg.clip is not None:
         op += f" clip {f64_literal(cfg.clip)}"
     op += f" : {x}, ({', '.join(wtypes)})"
@@ -588,7 +486,7 @@ def qkv_projection_function(name, cfg, tokens=None):
     args += list(zip(biases, btypes))
     body = [quantized_weight_op(n, cfg.quant, *shapes[n]) for n in weights
             if cfg.is_quantized(n)]
-    return _func(name, args, [q, kv, kv], body + [op], ["q", "k", "v"])
+    return function_text(name, args, [q, kv, kv], body + [op], ["q", "k", "v"])
 
 
 def rms_norm_function(name, cfg, heads=None, tokens=None):
@@ -596,7 +494,7 @@ def rms_norm_function(name, cfg, heads=None, tokens=None):
     x = tensor_type([tokens, heads or cfg.num_heads, cfg.head_dim], cfg.dtype)
     gamma = tensor_type([cfg.head_dim], cfg.dtype)
     op = f"%y = attn.rms_norm %x, %gamma eps {f64_literal(cfg.rms_norm_eps)} : {x}, {gamma}"
-    return _func(name, [("x", x), ("gamma", gamma)], [x], [op], ["y"])
+    return function_text(name, [("x", x), ("gamma", gamma)], [x], [op], ["y"])
 
 
 def _freqs_type(cfg):
@@ -614,7 +512,7 @@ def rope_freqs_function(name, cfg):
     """``() -> freqs [max_seq_len, D] f32``: the cos/sin table of cfg.rope."""
     t = _freqs_type(cfg)
     op = f"%freqs = attn.rope_freqs {cfg.rope_attr()} -> {t}"
-    return _func(name, [], [t], [op], ["freqs"])
+    return function_text(name, [], [t], [op], ["freqs"])
 
 
 def rope_function(name, cfg, heads=None, tokens=None, batch=None, freqs_arg=False):
@@ -634,7 +532,7 @@ def rope_function(name, cfg, heads=None, tokens=None, batch=None, freqs_arg=Fals
     pairing = " interleaved" if cfg.rope.get("interleaved") else ""
     body.append(f"%y = attn.rope %x, %freqs positions(%row_offsets, %cache_lengths){pairing} "
                 f": {x}, {t}, {offsets}, {lengths}")
-    return _func(name, args, [x], body, ["y"])
+    return function_text(name, args, [x], body, ["y"])
 
 
 def kv_cache_store_function(name, cfg, tokens=None, batch=None, runtime_layer=False):
@@ -649,7 +547,7 @@ def kv_cache_store_function(name, cfg, tokens=None, batch=None, runtime_layer=Fa
           f": {kv}, {kv}, {offsets}, {lengths}, {lookup}, {blocks}")
     args = [("k", kv), ("v", kv), ("row_offsets", offsets), ("blocks", blocks),
             ("cache_lengths", lengths), ("lookup_table", lookup)]
-    return _func(name, _layer_argument(runtime_layer) + args, [blocks], [op], ["new_blocks"])
+    return function_text(name, _layer_argument(runtime_layer) + args, [blocks], [op], ["new_blocks"])
 
 
 def paged_flash_attention_function(name, cfg, tokens=None, batch=None, runtime_layer=False):
@@ -663,7 +561,7 @@ def paged_flash_attention_function(name, cfg, tokens=None, batch=None, runtime_l
           f": {q}, {blocks}, {offsets}, {lengths}, {lookup}")
     args = [("q", q), ("row_offsets", offsets), ("blocks", blocks),
             ("cache_lengths", lengths), ("lookup_table", lookup)]
-    return _func(name, _layer_argument(runtime_layer) + args, [q], [op], ["o"])
+    return function_text(name, _layer_argument(runtime_layer) + args, [q], [op], ["o"])
 
 
 def flash_attention_function(name, cfg, tokens=None, kv_tokens=None, batch=None):
@@ -675,7 +573,7 @@ def flash_attention_function(name, cfg, tokens=None, kv_tokens=None, batch=None)
           f"{_attention_attrs(cfg)} : {q}, {kv}, {kv}, {offsets}, {offsets}")
     args = [("q", q), ("k", kv), ("v", kv), ("q_row_offsets", offsets),
             ("kv_row_offsets", offsets)]
-    return _func(name, args, [q], [op], ["o"])
+    return function_text(name, args, [q], [op], ["o"])
 
 
 def linear_function(name, cfg, in_features=None, out_features=None, bias=False, tokens=None):
@@ -687,7 +585,7 @@ def linear_function(name, cfg, in_features=None, out_features=None, bias=False, 
     args = [("x", x), ("w", w)] + ([("b", b)] if bias else [])
     op = (f"%y = attn.linear %x, %w{' bias %b' if bias else ''} "
           f": {x}, {w}{', ' + b if bias else ''} -> {y}")
-    return _func(name, args, [y], [op], ["y"])
+    return function_text(name, args, [y], [op], ["y"])
 
 
 # ---------------------------------------------------------------------------------------------
