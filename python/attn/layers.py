@@ -225,9 +225,9 @@ class GGUFQAttentionWithRope(AttentionWithRope):
         return self._gguf
 
     def check_target(self, target):
-        super().check_target(target)
-        if target != "cpu":
+        if target == "cuda":
             raise ValueError(f"target {target!r}: GGUF weights are decoded on the CPU only")
+        super().check_target(target)
 
 
 class _ShardedAttentionWithRope(AttentionWithRope):
@@ -254,9 +254,9 @@ class _ShardedAttentionWithRope(AttentionWithRope):
         return proc.stdout
 
     def check_target(self, target):
-        super().check_target(target)
-        if target != "cpu":
+        if target == "cuda":
             raise ValueError(f"target {target!r}: sharded layers run on the CPU (MPI) here")
+        super().check_target(target)
 
     def compiled_config(self):
         """The ``ir.LayerConfig`` of one device's function."""

@@ -90,7 +90,7 @@ class SafetensorsFile:
         with open(self.path, "rb") as f:
             f.seek(self.data_start + begin)
             data = np.fromfile(f, dtype, (end - begin) // dtype.itemsize)
-        return data.reshape(entry["shape"]).astype(dtype.newbyteorder("="), copy=False)
+        return data.reshape(tuple(entry["shape"])).astype(dtype.newbyteorder("="), copy=False)
 
     def torch(self, name, device="cpu"):
         """Tensor ``name`` as a torch tensor on ``device`` (BF16: ``torch.bfloat16``)."""
@@ -139,7 +139,7 @@ def write(path, tensors, metadata=None):
     if metadata:
         header["__metadata__"] = dict(metadata)
     for name, array in tensors.items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")
         if array.dtype not in _WRITE_DTYPES:
             raise SafetensorsError(f"{name}: no safetensors dtype for {array.dtype}")
         data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
