@@ -15,8 +15,13 @@ Qwen2 / 2.5 (``qwen2``), Qwen3 (``qwen3``), Phi-3 / 3.5 (``phi3``) and Gemma-2 /
   llama3, yarn or longrope; Gemma-3's sliding layers use ``rope_local_base_freq`` unscaled;
 - the attention scale: Gemma's ``query_pre_attn_scalar ** -0.5``.
 
+- quantised checkpoints (``quantization_config``): GPTQ int4 symmetric (``gptq``, a
+  ``GPTQAttentionWithRope``), float8 E4M3 with per-row weight scales and dynamic input scales
+  (``fbgemm_fp8``), and float8 ``compressed-tensors`` (per-tensor or per-channel weight scales,
+  static per-tensor or dynamic per-token input scales).
+
 What the layer cannot compute raises ``UnsupportedConfigError`` naming the field: logit
-soft-capping (Gemma-2), partial rotary embeddings, other rope types, quantised checkpoints.
+soft-capping (Gemma-2), partial rotary embeddings, other rope types and quantisation methods.
 """
 
 import json
@@ -24,7 +29,9 @@ import os
 
 import numpy as np
 
+from . import ir
 from . import layers
+from . import reference as ref
 from . import runtime
 from .arguments import torch_tensor
 from .safetensors import Checkpoint, SafetensorsError
@@ -119,6 +126,58 @@ def _is_sliding(config, layer_idx):
     return False
 
 
+_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj", "self_attn")
+
+
+def _float8_compressed_tensors(qc):
+    """The float8 encoding of a ``compressed-tensors`` quantization_config."""
+    groups = list(qc.get("config_groups", {}).values())
+    if len(groups) != 1:
+        raise UnsupportedConfigError(f"quantization_config.config_groups: {len(groups)} groups, "
+                                     "one is supported")
+    weights, inputs = groups[0].get("weights") or {}, groups[0].get("input_activations") or {}
+    if weights.get("type") != "float" or weights.get("num_bits") != 8:
+        raise UnsupportedConfigError("quantization_config: compressed-tensors weights other than "
+                                     "8-bit float")
+    weight_scale = {"tensor": "tensor", "channel": "row"}.get(weights.get("strategy"))
+    if weight_scale is None:
+        raise UnsupportedConfigError(f"quantization_config weights.strategy "
+                                     f"{weights.get('strategy')!r}: tensor or channel")
+    scheme = (bool(inputs.get("dynamic")), inputs.get("strategy"))
+    input_scale = {(False, "tensor"): "static", (True, "token"): "dynamic"}.get(scheme)
+    if input_scale is None:
+        raise UnsupportedConfigError(f"quantization_config input_activations {inputs}: static "
+                                     "per-tensor or dynamic per-token scales")
+    return {"kind": "float8", "weight_scale": weight_scale, "input_scale": input_scale,
+            "upper_bound": None}
+
+
+def _quantization(config):
+    """The ``attn.ir`` encoding of the attention projections of a quantised checkpoint."""
+    qc = config.get("quantization_config")
+    if not qc:
+        return None
+    method = qc.get("quant_method")
+    skipped = [m for m in (qc.get("modules_to_not_convert") or qc.get("ignore") or [])
+               if any(p in m for p in _PROJECTIONS)]
+    if skipped:
+        raise UnsupportedConfigError(f"quantization_config: attention projections left "
+                                     f"unquantised ({', '.join(skipped)})")
+    if method == "gptq":
+        if qc.get("bits", 4) != 4 or not qc.get("sym", True):
+            raise UnsupportedConfigError(f"quantization_config: GPTQ bits = {qc.get('bits')}, "
+                                         f"sym = {qc.get('sym')}: int4 symmetric only")
+        return {"kind": "gptq", "group_size": int(qc["group_size"]),
+                "desc_act": bool(qc.get("desc_act", False))}
+    if method == "fbgemm_fp8":
+        return {"kind": "float8", "weight_scale": "row", "input_scale": "dynamic",
+                "upper_bound": qc.get("activation_scale_ub")}
+    if method == "compressed-tensors":
+        return _float8_compressed_tensors(qc)
+    raise UnsupportedConfigError(f"quantization_config ({method}): supported are gptq, "
+                                 "fbgemm_fp8 and compressed-tensors float8")
+
+
 def from_hf_config(config, *, layer_idx=0, dtype=None, page_size=128, max_seq_len=None,
                    no_opaque=False):
     """The ``AttentionWithRope`` (``AttentionWithRopeNoOpaque`` with ``no_opaque``) of layer
@@ -135,11 +194,7 @@ def from_hf_config(config, *, layer_idx=0, dtype=None, page_size=128, max_seq_le
     if family not in FAMILIES:
         raise UnsupportedConfigError(f"model_type {family!r}: supported are "
                                      f"{', '.join(FAMILIES)} (and gemma3)")
-    if config.get("quantization_config"):
-        method = config["quantization_config"].get("quant_method")
-        raise UnsupportedConfigError(f"quantization_config ({method}): load quantised "
-                                     "checkpoints into GPTQAttentionWithRope / float8_config "
-                                     "layers by hand")
+    quant = _quantization(config)
     if config.get("attn_logit_softcapping") is not None:
         raise UnsupportedConfigError(f"attn_logit_softcapping = "
                                      f"{config['attn_logit_softcapping']}: soft-capping of "
@@ -167,7 +222,18 @@ def from_hf_config(config, *, layer_idx=0, dtype=None, page_size=128, max_seq_le
     if family.startswith("gemma"):
         scale = float(config.get("query_pre_attn_scalar", head_dim)) ** -0.5
     cls = layers.AttentionWithRopeNoOpaque if no_opaque else layers.AttentionWithRope
+    variant = {}
+    if quant and quant["kind"] == "gptq":
+        if no_opaque:
+            raise UnsupportedConfigError("no_opaque: GPTQ layers take the opaque cache (MAX's "
+                                         "GPTQAttentionWithRope)")
+        cls = layers.GPTQAttentionWithRope
+        variant["quantization_config"] = quant
+    elif quant:
+        variant["float8_config"] = {k: quant[k] for k in ("weight_scale", "input_scale",
+                                                          "upper_bound")}
     return cls(
+        **variant,
         rope=rope, num_attention_heads=heads, num_key_value_heads=kv_heads, hidden_size=hidden,
         kv_params=layers.KVCacheParams(dtype, kv_heads, head_dim, page_size, num_layers),
         dtype=dtype, stacked_qkv=family == "phi3", scale=scale, has_bias=family == "qwen2",
@@ -192,16 +258,55 @@ def _find(checkpoint, layer_idx, suffix, prefix):
     return names[0] if names else None
 
 
-def _as_layer_dtype(file, name, dtype, offset):
-    """Tensor ``name`` of ``file`` in the ABI representation of ``dtype`` (+ ``offset``)."""
-    stored = {"BF16": "bf16", "F16": "f16", "F32": "f32"}.get(file.dtype(name))
-    if stored is None:
-        raise SafetensorsError(f"{name} is {file.dtype(name)}: expected BF16, F16 or F32")
-    array = file.numpy(name)
-    if stored == dtype and offset == 0.0:
+def _quantized_parts(checkpoint, layer_idx, prefix, argument, cfg):
+    """The ABI parts (``<argument>_qweight``, ...) of quantised weight ``argument``: GPTQ's
+    ``qweight, scales, qzeros[, g_idx]`` (``reference.gptq_from_checkpoint``: MAX's form), or
+    float8's ``weight, weight_scale[, input_scale]``."""
+    quant = cfg.quant_of(argument)
+    module = HF_TENSORS[argument].rsplit(".", 1)[0]
+
+    def read(suffix):
+        name = _find(checkpoint, layer_idx, f"{module}.{suffix}", prefix)
+        if name is None:
+            raise SafetensorsError(f"no tensor for {argument}_{suffix}: nothing named "
+                                   f"{prefix or '...'}.layers.{layer_idx}.self_attn."
+                                   f"{module}.{suffix}")
+        return checkpoint.file(name).numpy(name), checkpoint.file(name).dtype(name), name
+
+    if quant["kind"] == "gptq":
+        scales = read("scales")
+        weight = ref.gptq_from_checkpoint(
+            read("qweight")[0], scales[0], read("qzeros")[0], quant["group_size"],
+            read("g_idx")[0] if quant.get("desc_act") else None)
+        arrays = {"qweight": weight.qweight,
+                  "scales": _converted(*scales, "f16"), "perm": weight.perm}
+    else:
+        arrays = {suffix: read(suffix) for suffix in ("weight", "weight_scale", "input_scale")
+                  if suffix != "input_scale" or quant["input_scale"] == "static"}
+        arrays = {suffix: part[0] if suffix == "weight" else _converted(*part, "f32")
+                  for suffix, part in arrays.items()}
+    parts = {}
+    for suffix, shape, element in ir.quantized_parts(quant, *cfg.weight_shapes()[argument]):
+        array = np.asarray(arrays[suffix]).astype(runtime.numpy_dtype(element), copy=False)
+        if array.ndim != len(shape) and array.size == int(np.prod(shape)):  # [N, 1] scales: [N]
+            array = array.reshape(shape)
+        if array.shape != tuple(shape):
+            raise SafetensorsError(f"{argument}_{suffix}: checkpoint shape {list(array.shape)}, "
+                                   f"the layer's {list(shape)}")
+        parts[f"{argument}_{suffix}"] = np.ascontiguousarray(array)
+    return parts
+
+
+def _converted(array, stored, what, element, offset=0.0):
+    """Checkpoint values of safetensors dtype ``stored`` (of tensor ``what``) as the ABI array of
+    ``element``, ``offset`` added."""
+    kind = {"BF16": "bf16", "F16": "f16", "F32": "f32"}.get(stored)
+    if kind is None:
+        raise SafetensorsError(f"{what} is {stored}: expected BF16, F16 or F32")
+    if kind == element and offset == 0.0:
         return array
-    values = runtime.from_abi(array, stored).astype(np.float32) + np.float32(offset)
-    return runtime.to_abi(values, dtype)
+    values = runtime.from_abi(array, kind).astype(np.float32) + np.float32(offset)
+    return runtime.to_abi(values, element)
 
 
 def load_layer_weights(checkpoint, layer, layer_idx, prefix=None, device=None):
@@ -211,15 +316,19 @@ def load_layer_weights(checkpoint, layer, layer_idx, prefix=None, device=None):
 
     Names are Hugging Face's, ``<prefix>.<layer_idx>.self_attn.q_proj.weight`` etc., where
     ``prefix`` (e.g. ``model.layers``) is found if None. A stacked ``qkv_proj`` is split for a
-    layer with separate projections and separate ones stacked for a stacked layer."""
+    layer with separate projections and separate ones stacked for a stacked layer. A quantised
+    layer's weights are its parts (``wq_qweight``, ``wq_scales``, ... ; ``_quantized_parts``)."""
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = Checkpoint(checkpoint)
     cfg = layer.config
-    if cfg.quant is not None:
-        raise UnsupportedConfigError("quantised layers: pass the weights' parts by hand")
     stacked_name = _find(checkpoint, layer_idx, HF_TENSORS["wqkv"], prefix)
     weights = {}
-    for argument in layer.weight_names():
+    for argument in cfg.weight_names():
+        if cfg.is_quantized(argument):
+            for name, array in _quantized_parts(checkpoint, layer_idx, prefix, argument,
+                                                cfg).items():
+                weights[name] = array if device is None else torch_tensor(array, None, device)
+            continue
         offset = layer.norm_weight_offset if argument in ("q_norm", "k_norm") else 0.0
         parts = [argument]
         if argument == "wqkv" and stacked_name is None:
@@ -235,7 +344,9 @@ def load_layer_weights(checkpoint, layer, layer_idx, prefix=None, device=None):
                 raise SafetensorsError(f"no tensor for {argument}: nothing named "
                                        f"{prefix or '...'}.layers.{layer_idx}.self_attn."
                                        f"{HF_TENSORS[part]}")
-            arrays.append(_as_layer_dtype(checkpoint.file(name), name, cfg.dtype, offset))
+            file = checkpoint.file(name)
+            arrays.append(_converted(file.numpy(name), file.dtype(name), name, cfg.dtype,
+                                     offset))
         if parts == ["wqkv"] and argument != "wqkv":  # this projection's rows of qkv_proj
             start = {"wq": 0, "wk": cfg.q_rows, "wv": cfg.q_rows + cfg.kv_rows}[argument]
             rows = cfg.q_rows if argument == "wq" else cfg.kv_rows

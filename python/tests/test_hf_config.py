@@ -90,7 +90,6 @@ def test_per_layer_masks_and_rope():
      "rope_scaling.attention_factor"),
     ({"model_type": "gpt2"}, "model_type 'gpt2'"),
     ({"attention_bias": True}, "attention_bias = true: o_proj bias"),
-    ({"quantization_config": {"quant_method": "awq"}}, r"quantization_config \(awq\)"),
 ])
 def test_unsupported_configs_are_named(fields, message):
     with pytest.raises(attn.UnsupportedConfigError, match=message):
