@@ -20,6 +20,8 @@ import tempfile
 import weakref
 from typing import Optional
 
+import numpy as np
+
 from . import arguments as args_
 from . import ir
 from . import runtime
@@ -262,6 +264,13 @@ class _ShardedAttentionWithRope(AttentionWithRope):
         """The ``ir.LayerConfig`` of one device's function."""
         return self.config
 
+    def shard_arguments(self, arguments, rank):
+        """Device ``rank``'s arguments (numpy, by name) from the whole layer's; the scalar
+        ``layer_idx`` is every device's."""
+        arrays = {name: value for name, value in arguments.items() if np.ndim(value)}
+        scalars = {name: value for name, value in arguments.items() if not np.ndim(value)}
+        return {**scalars, **self._shard(arrays, rank)}
+
 
 class TensorParallelAttentionWithRope(_ShardedAttentionWithRope):
     """MAX's ``TensorParallelAttentionWithRope``: each device owns ``H/N`` query and ``Hkv/N``
@@ -273,9 +282,8 @@ class TensorParallelAttentionWithRope(_ShardedAttentionWithRope):
     def compiled_config(self):
         return shard.tensor_parallel_config(self.config, self.devices)
 
-    def shard_arguments(self, arguments, rank):
-        """Device ``rank``'s arguments from the whole layer's (by name, numpy)."""
-        return shard.tensor_parallel_shard(self.config, arguments, rank, self.devices)
+    def _shard(self, arrays, rank):
+        return shard.tensor_parallel_shard(self.config, arrays, rank, self.devices)
 
 
 class DataParallelAttentionWithRope(_ShardedAttentionWithRope):
@@ -284,9 +292,8 @@ class DataParallelAttentionWithRope(_ShardedAttentionWithRope):
 
     strategy = "data"
 
-    def shard_arguments(self, arguments, rank):
-        """Device ``rank``'s arguments from the whole layer's (by name, numpy)."""
-        return shard.data_parallel_shard(arguments, rank, self.devices)
+    def _shard(self, arrays, rank):
+        return shard.data_parallel_shard(arrays, rank, self.devices)
 
 
 class CompiledAttention:

@@ -93,3 +93,15 @@ def write_checkpoint(folder, config, rng, dtype="F32"):
             tensors[name] = rt.to_bf16_bits(values) if dtype == "BF16" else values
     safetensors.write(os.path.join(folder, "model.safetensors"), tensors)
     return tensors
+
+
+def sharded_layer(strategy, devices=2):
+    """A Qwen-like f32 layer (biases, qk-norm) split over ``devices`` by ``strategy``."""
+    from attn import layers
+
+    cls = {"tensor": layers.TensorParallelAttentionWithRope,
+           "data": layers.DataParallelAttentionWithRope}[strategy]
+    return cls(rope=layers.RotaryEmbedding(theta=1e6, max_seq_len=128), num_attention_heads=8,
+               num_key_value_heads=4, hidden_size=64,
+               kv_params=layers.KVCacheParams("f32", 4, 16, page_size=8, num_layers=2),
+               devices=devices, has_bias=True, use_qk_norm=True)
