@@ -13,6 +13,7 @@ Element types are MLIR names (``"f32"``, ``"bf16"``, ``"f16"``); ``"float32"``, 
 """
 
 import dataclasses
+import functools
 import os
 import shutil
 import subprocess
@@ -167,22 +168,33 @@ class AttentionWithRope:
         if cfg.hidden % 8:
             raise ValueError(f"hidden_size {cfg.hidden}: the cuda target takes a multiple of 8")
 
-    def compile(self, target="cpu", flags=()):
-        """Compiles the layer with ``attn-compile --target=<target>`` (``flags`` added) into a
-        temporary folder (removed with the result); returns a ``CompiledAttention``."""
+    def compile(self, target="cpu", output=None, flags=()):
+        """Compiles the layer with ``attn-compile --target=<target>`` (``flags`` added) and
+        returns a ``CompiledAttention``. The library is ``output`` (a ``.so`` path; for cuda
+        the CUDA runtime library is copied beside it, where the library looks for it), or a
+        temporary file removed with the result. It is loaded at the first call, so a cuda
+        library can be built on a machine without a GPU and loaded elsewhere (``load``)."""
         self.check_target(target)
-        workdir = tempfile.mkdtemp(prefix="attn-layer-")
+        workdir = None
+        if output is None:
+            workdir = tempfile.mkdtemp(prefix="attn-layer-")
+            output = os.path.join(workdir, "layer.so")
         try:
-            so = runtime.compile_library(self.mlir(), os.path.join(workdir, "layer.so"), target,
-                                         flags=flags)
+            runtime.compile_library(self.mlir(), output, target, flags=flags)
             if target == "cuda":
                 cuda_runtime = tools.find_library(CUDA_RUNTIME_LIBRARIES)
-                shutil.copy(cuda_runtime, workdir)
-            library = runtime.CompiledLibrary(so)
+                shutil.copy(cuda_runtime, os.path.dirname(os.path.abspath(output)))
         except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
             raise
-        return CompiledAttention(self, library, target, workdir)
+        return CompiledAttention(self, output, target, workdir)
+
+    def load(self, path, target="cpu"):
+        """The ``CompiledAttention`` of a library that ``compile(target, output=path)`` built
+        for this layer."""
+        self.check_target(target)
+        return CompiledAttention(self, path, target)
 
 
 class AttentionWithRopeNoOpaque(AttentionWithRope):
@@ -305,14 +317,20 @@ class CompiledAttention:
     stream (docs/ABI.md). Wrong arguments raise ``arguments.ArgumentError`` naming the argument.
     """
 
-    def __init__(self, layer, library, target, workdir):
-        self.layer, self.library, self.target = layer, library, target
+    def __init__(self, layer, path, target, workdir=None):
+        self.layer, self.path, self.target = layer, os.fspath(path), target
         config = layer.compiled_config() if isinstance(layer, _ShardedAttentionWithRope) \
             else layer.config
         self.parameters = [args_.Parameter.parse(name, type_text) for name, type_text in
                            ir.layer_arguments(config, runtime_layer=True)]
         self.output = args_.Parameter("out", config.dtype, (None, config.hidden))
-        self._cleanup = weakref.finalize(self, shutil.rmtree, workdir, True)
+        if workdir:
+            self._cleanup = weakref.finalize(self, shutil.rmtree, workdir, True)
+
+    @functools.cached_property
+    def library(self):
+        """The loaded library (``runtime.CompiledLibrary``), at the first use."""
+        return runtime.CompiledLibrary(self.path)
 
     def __call__(self, x, cache, weights, layer_idx=0, out=None):
         """The layer's output ``[T, hidden]`` for the rows ``x`` of the cache's current step
