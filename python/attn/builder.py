@@ -1,13 +1,15 @@
-"""The text of attn IR: element and tensor types, attributes, functions and modules.
+"""The text of attn IR: types, attributes, the ops that several functions write, functions and
+modules.
 
-Every piece of MLIR that the Python side writes is printed here: ``attn.ir`` (entry functions of
-the tests and benchmarks) and ``attn.layers`` (the MAX-level layers) build their functions from
-these printers, so a change of the dialect's syntax is made in one place.
+``attn.ir`` (the entry functions of the tests and benchmarks, and the layer function of
+``attn.layers``' MAX-level layers) composes its functions from these printers, so the text of a
+type, an attribute or a shared op is written in one place.
 
 RoPE, mask and quantisation settings are the reference's dicts (``attn.reference``), so one dict
 drives the IR and the numpy reference.
 """
 
+import dataclasses
 import math
 
 
@@ -132,3 +134,75 @@ def module_text(*functions):
 def refs(names):
     """``%a, %b, ...`` of argument or value names."""
     return ", ".join(f"%{n}" for n in names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ops used by several functions. Operands are ``Value``s (SSA name and type); results are SSA
+# names, their types given where the op's syntax spells them.
+
+
+@dataclasses.dataclass(frozen=True)
+class Value:
+    """An SSA value: ``name`` with its ``%`` (e.g. ``"%x"``) and its MLIR ``type``."""
+
+    name: str
+    type: str
+
+    def __str__(self):
+        return self.name
+
+
+def layer_operand(layer):
+    """The cache layer of a primitive op: ``layer N`` of an int, ``layer(%v : i32)`` of a
+    Value (a run-time index)."""
+    return f"layer({layer} : {layer.type})" if isinstance(layer, Value) else f"layer {int(layer)}"
+
+
+def attention_attrs(mask, scale):
+    """``{mask = ..., scale = ...}`` of an attention op (scale None: the default)."""
+    attrs = [f"mask = {mask_attr(mask)}"]
+    if scale is not None:
+        attrs.append(f"scale = {f64_literal(scale)} : f64")
+    return "{" + ", ".join(attrs) + "}"
+
+
+def linear_op(result, x, w, result_type, bias=None):
+    """``result = attn.linear x, w [bias b]``: ``x @ w^T (+ b)``."""
+    operands = [v for v in (x, w, bias) if v is not None]
+    bias_text = f" bias {bias}" if bias is not None else ""
+    return (f"{result} = attn.linear {x}, {w}{bias_text} : "
+            f"{', '.join(v.type for v in operands)} -> {result_type}")
+
+
+def rms_norm_op(result, x, gamma, eps):
+    """``result = attn.rms_norm x, gamma eps e``."""
+    return f"{result} = attn.rms_norm {x}, {gamma} eps {f64_literal(eps)} : {x.type}, {gamma.type}"
+
+
+def rope_freqs_op(result, rope, freqs_type):
+    """``result = attn.rope_freqs #attn.rope<...>``: the cos/sin table of the rope dict."""
+    return f"{result} = attn.rope_freqs {rope_attr(rope)} -> {freqs_type}"
+
+
+def rope_op(result, x, freqs, row_offsets, cache_lengths, interleaved):
+    """``result = attn.rope x, freqs positions(row_offsets, cache_lengths) [interleaved]``."""
+    pairing = " interleaved" if interleaved else ""
+    return (f"{result} = attn.rope {x}, {freqs} positions({row_offsets}, {cache_lengths})"
+            f"{pairing} : {x.type}, {freqs.type}, {row_offsets.type}, {cache_lengths.type}")
+
+
+def kv_cache_store_op(result, k, v, blocks, layer, row_offsets, cache_lengths, lookup_table):
+    """``result = attn.kv_cache_store k, v into blocks layer ... positions(...) pages(...)``."""
+    return (f"{result} = attn.kv_cache_store {k}, {v} into {blocks} {layer_operand(layer)} "
+            f"positions({row_offsets}, {cache_lengths}) pages({lookup_table}) : {k.type}, "
+            f"{v.type}, {row_offsets.type}, {cache_lengths.type}, {lookup_table.type}, "
+            f"{blocks.type}")
+
+
+def paged_flash_attention_op(result, q, blocks, layer, row_offsets, cache_lengths, lookup_table,
+                             mask, scale):
+    """``result = attn.paged_flash_attention q, blocks layer ... positions(...) pages(...)``."""
+    return (f"{result} = attn.paged_flash_attention {q}, {blocks} {layer_operand(layer)} "
+            f"positions({row_offsets}, {cache_lengths}) pages({lookup_table}) "
+            f"{attention_attrs(mask, scale)} : {q.type}, {blocks.type}, {row_offsets.type}, "
+            f"{cache_lengths.type}, {lookup_table.type}")

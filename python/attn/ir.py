@@ -19,9 +19,10 @@ import numpy as np
 
 from . import reference as ref
 from . import runtime
-from .builder import (cache_type, encoding_attr, f64_literal, function_text, mask_attr,  # noqa: F401
-                      module_text, quantized_weight_type, refs, rope_attr, scaling_attr,
-                      tensor_type)
+from .builder import (Value, attention_attrs, cache_type, encoding_attr,  # noqa: F401
+                      f64_literal, function_text, kv_cache_store_op, linear_op, mask_attr,
+                      module_text, paged_flash_attention_op, quantized_weight_type, refs,
+                      rms_norm_op, rope_attr, rope_freqs_op, rope_op, scaling_attr, tensor_type)
 
 DEFAULT_ROPE = {"theta": 10000.0, "interleaved": False, "scaling": None}
 
@@ -106,8 +107,8 @@ def quantized_linear_function(name, quant, in_features, out_features, dtype, tok
     args = [("x", x)] + quantized_weight_arguments("w", quant, n, k) + (
         [("b", b)] if bias else [])
     body = [quantized_weight_op("w", quant, n, k),
-            f"%y = attn.linear %x, %w{' bias %b' if bias else ''} : {x}, {wtype}"
-            f"{', ' + b if bias else ''} -> {y}"]
+            linear_op("%y", Value("%x", x), Value("%w", wtype), y,
+                      Value("%b", b) if bias else None)]
     return function_text(name, args, [y], body, ["y"])
 
 
@@ -246,21 +247,15 @@ def _index_types(batch):
             tensor_type([batch, None], "i32"))
 
 
-def _attention_attrs(cfg):
-    attrs = [f"mask = {cfg.mask_attr()}"]
-    if cfg.scale is not None:
-        attrs.append(f"scale = {f64_literal(cfg.scale)} : f64")
-    return "{" + ", ".join(attrs) + "}"
-
-
 def _layer_argument(runtime_layer):
     """The leading ``layer_idx: i32`` argument of a function taking the layer at run time."""
     return [("layer_idx", "i32")] if runtime_layer else []
 
 
-def _layer_operand(cfg, runtime_layer):
-    """The cache layer of a primitive op: ``layer(%layer_idx : i32)`` or ``layer N``."""
-    return "layer(%layer_idx : i32)" if runtime_layer else f"layer {cfg.layer_idx}"
+def _layer(cfg, runtime_layer):
+    """The cache layer of a primitive op (``builder.layer_operand``): the argument
+    ``%layer_idx`` or ``cfg.layer_idx``."""
+    return Value("%layer_idx", "i32") if runtime_layer else cfg.layer_idx
 
 
 def layer_arguments(cfg, tokens=None, batch=None, runtime_layer=False):
@@ -375,11 +370,11 @@ def primitive_layer_function(name, cfg, part="all", projections="linear", runtim
     if cfg.stacked:
         raise ValueError("primitive_layer_function writes separate projections")
     args = layer_arguments(cfg, runtime_layer=runtime_layer)
-    layer = _layer_operand(cfg, runtime_layer)
+    layer = _layer(cfg, runtime_layer)
     types = dict(args)
+    arg = {n: Value(f"%{n}", t) for n, t in args}
     dt, d = cfg.dtype, cfg.head_dim
     x, blocks = types["x"], cfg.blocks_type()
-    offsets, lengths, lookup = types["row_offsets"], types["cache_lengths"], types["lookup_table"]
     body = ["%c0 = arith.constant 0 : index", f"%t = tensor.dim %x, %c0 : {x}"]
     heads = {"q": cfg.num_heads, "k": cfg.num_kv_heads, "v": cfg.num_kv_heads}
     for p in "qkv":
@@ -410,7 +405,7 @@ def primitive_layer_function(name, cfg, part="all", projections="linear", runtim
                      f"affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>] "
                      f"ins(%x, {w} : {x}, {wt}) outs(%{p}_mf : {flat}) -> {flat}"]
         elif projections == "linear":
-            body.append(f"%{p}_lin = attn.linear %x, {w} : {x}, {wt} -> {flat}")
+            body.append(linear_op(f"%{p}_lin", arg["x"], Value(w, wt), flat))
         else:
             raise ValueError(f"unknown projections {projections!r}")
         src = f"%{p}_lin"
@@ -429,31 +424,28 @@ def primitive_layer_function(name, cfg, part="all", projections="linear", runtim
     kt = tensor_type([None, cfg.num_kv_heads, d], dt)
     q, k = "%q", "%k"
     if cfg.qk_norm:
-        eps = f64_literal(cfg.rms_norm_eps)
-        gt = tensor_type([d], dt)
-        body += [f"%qn = attn.rms_norm %q, %q_norm eps {eps} : {qt}, {gt}",
-                 f"%kn = attn.rms_norm %k, %k_norm eps {eps} : {kt}, {gt}"]
+        body += [rms_norm_op("%qn", Value(q, qt), arg["q_norm"], cfg.rms_norm_eps),
+                 rms_norm_op("%kn", Value(k, kt), arg["k_norm"], cfg.rms_norm_eps)]
         q, k = "%qn", "%kn"
-    ft = tensor_type([cfg.max_seq_len, d], "f32")
-    inter = " interleaved" if cfg.rope.get("interleaved") else ""
-    pos = f"positions(%row_offsets, %cache_lengths){inter}"
-    body += [f"%freqs = attn.rope_freqs {cfg.rope_attr()} -> {ft}",
-             f"%qr = attn.rope {q}, %freqs {pos} : {qt}, {ft}, {offsets}, {lengths}",
-             f"%kr = attn.rope {k}, %freqs {pos} : {kt}, {ft}, {offsets}, {lengths}",
-             f"%new_blocks = attn.kv_cache_store %kr, %v into %blocks {layer} "
-             f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) : "
-             f"{kt}, {kt}, {offsets}, {lengths}, {lookup}, {blocks}"]
+    freqs = Value("%freqs", _freqs_type(cfg))
+    positions = (arg["row_offsets"], arg["cache_lengths"], cfg.rope.get("interleaved"))
+    cache = (arg["row_offsets"], arg["cache_lengths"], arg["lookup_table"])
+    body += [rope_freqs_op(freqs, cfg.rope, freqs.type),
+             rope_op("%qr", Value(q, qt), freqs, *positions),
+             rope_op("%kr", Value(k, kt), freqs, *positions),
+             kv_cache_store_op("%new_blocks", Value("%kr", kt), Value("%v", kt), arg["blocks"],
+                               layer, *cache)]
     o = "%qr"
     if part == "all":
-        body.append(f"%o = attn.paged_flash_attention %qr, %new_blocks {layer} "
-                    f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) "
-                    f"{_attention_attrs(cfg)} : {qt}, {blocks}, {offsets}, {lengths}, {lookup}")
+        body.append(paged_flash_attention_op("%o", Value("%qr", qt),
+                                             Value("%new_blocks", blocks), layer, *cache,
+                                             cfg.mask, cfg.scale))
         o = "%o"
     elif part != "projections":
         raise ValueError(f"unknown part {part!r}")
     ot = tensor_type([None, cfg.q_rows], dt)
     body += [f"%flat = tensor.collapse_shape {o} [[0], [1, 2]] : {qt} into {ot}",
-             f"%out = attn.linear %flat, %wo : {ot}, {types['wo']} -> {x}"]
+             linear_op("%out", Value("%flat", ot), arg["wo"], x)]
     return function_text(name, args, [x, blocks], body, ["out", "new_blocks"])
 
 
@@ -493,7 +485,7 @@ def rms_norm_function(name, cfg, heads=None, tokens=None):
     """``(x [T, heads, D], gamma [D]) -> y``, eps from cfg; heads default to cfg.num_heads."""
     x = tensor_type([tokens, heads or cfg.num_heads, cfg.head_dim], cfg.dtype)
     gamma = tensor_type([cfg.head_dim], cfg.dtype)
-    op = f"%y = attn.rms_norm %x, %gamma eps {f64_literal(cfg.rms_norm_eps)} : {x}, {gamma}"
+    op = rms_norm_op("%y", Value("%x", x), Value("%gamma", gamma), cfg.rms_norm_eps)
     return function_text(name, [("x", x), ("gamma", gamma)], [x], [op], ["y"])
 
 
@@ -511,8 +503,7 @@ def rope_table_input(cfg):
 def rope_freqs_function(name, cfg):
     """``() -> freqs [max_seq_len, D] f32``: the cos/sin table of cfg.rope."""
     t = _freqs_type(cfg)
-    op = f"%freqs = attn.rope_freqs {cfg.rope_attr()} -> {t}"
-    return function_text(name, [], [t], [op], ["freqs"])
+    return function_text(name, [], [t], [rope_freqs_op("%freqs", cfg.rope, t)], ["freqs"])
 
 
 def rope_function(name, cfg, heads=None, tokens=None, batch=None, freqs_arg=False):
@@ -528,10 +519,10 @@ def rope_function(name, cfg, heads=None, tokens=None, batch=None, freqs_arg=Fals
     if freqs_arg:
         args.append(("freqs", t))
     else:
-        body.append(f"%freqs = attn.rope_freqs {cfg.rope_attr()} -> {t}")
-    pairing = " interleaved" if cfg.rope.get("interleaved") else ""
-    body.append(f"%y = attn.rope %x, %freqs positions(%row_offsets, %cache_lengths){pairing} "
-                f": {x}, {t}, {offsets}, {lengths}")
+        body.append(rope_freqs_op("%freqs", cfg.rope, t))
+    arg = {n: Value(f"%{n}", t) for n, t in args}
+    body.append(rope_op("%y", arg["x"], Value("%freqs", t), arg["row_offsets"],
+                        arg["cache_lengths"], cfg.rope.get("interleaved")))
     return function_text(name, args, [x], body, ["y"])
 
 
@@ -541,12 +532,11 @@ def kv_cache_store_function(name, cfg, tokens=None, batch=None, runtime_layer=Fa
     kv = tensor_type([tokens, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
     offsets, lengths, lookup = _index_types(batch)
     blocks = cfg.blocks_type()
-    op = (f"%new_blocks = attn.kv_cache_store %k, %v into %blocks "
-          f"{_layer_operand(cfg, runtime_layer)} "
-          f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) "
-          f": {kv}, {kv}, {offsets}, {lengths}, {lookup}, {blocks}")
     args = [("k", kv), ("v", kv), ("row_offsets", offsets), ("blocks", blocks),
             ("cache_lengths", lengths), ("lookup_table", lookup)]
+    a = [Value(f"%{n}", t) for n, t in args]
+    op = kv_cache_store_op("%new_blocks", a[0], a[1], a[3], _layer(cfg, runtime_layer), a[2],
+                           a[4], a[5])
     return function_text(name, _layer_argument(runtime_layer) + args, [blocks], [op], ["new_blocks"])
 
 
@@ -556,11 +546,11 @@ def paged_flash_attention_function(name, cfg, tokens=None, batch=None, runtime_l
     q = tensor_type([tokens, cfg.num_heads, cfg.head_dim], cfg.dtype)
     offsets, lengths, lookup = _index_types(batch)
     blocks = cfg.blocks_type()
-    op = (f"%o = attn.paged_flash_attention %q, %blocks {_layer_operand(cfg, runtime_layer)} "
-          f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) {_attention_attrs(cfg)} "
-          f": {q}, {blocks}, {offsets}, {lengths}, {lookup}")
     args = [("q", q), ("row_offsets", offsets), ("blocks", blocks),
             ("cache_lengths", lengths), ("lookup_table", lookup)]
+    a = [Value(f"%{n}", t) for n, t in args]
+    op = paged_flash_attention_op("%o", a[0], a[2], _layer(cfg, runtime_layer), a[1], a[3], a[4],
+                                  cfg.mask, cfg.scale)
     return function_text(name, _layer_argument(runtime_layer) + args, [q], [op], ["o"])
 
 
@@ -570,7 +560,7 @@ def flash_attention_function(name, cfg, tokens=None, kv_tokens=None, batch=None)
     kv = tensor_type([kv_tokens, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
     offsets = _index_types(batch)[0]
     op = (f"%o = attn.flash_attention %q, %k, %v rows(%q_row_offsets, %kv_row_offsets) "
-          f"{_attention_attrs(cfg)} : {q}, {kv}, {kv}, {offsets}, {offsets}")
+          f"{attention_attrs(cfg.mask, cfg.scale)} : {q}, {kv}, {kv}, {offsets}, {offsets}")
     args = [("q", q), ("k", kv), ("v", kv), ("q_row_offsets", offsets),
             ("kv_row_offsets", offsets)]
     return function_text(name, args, [q], [op], ["o"])
@@ -583,8 +573,7 @@ def linear_function(name, cfg, in_features=None, out_features=None, bias=False, 
     x, w = tensor_type([tokens, k], cfg.dtype), tensor_type([n, k], cfg.dtype)
     y, b = tensor_type([tokens, n], cfg.dtype), tensor_type([n], cfg.dtype)
     args = [("x", x), ("w", w)] + ([("b", b)] if bias else [])
-    op = (f"%y = attn.linear %x, %w{' bias %b' if bias else ''} "
-          f": {x}, {w}{', ' + b if bias else ''} -> {y}")
+    op = linear_op("%y", Value("%x", x), Value("%w", w), y, Value("%b", b) if bias else None)
     return function_text(name, args, [y], [op], ["y"])
 
 
