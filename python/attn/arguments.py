@@ -35,14 +35,16 @@ class ArgumentError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Parameter:
-    """One argument: ``shape`` None for a scalar, else sizes with None for a dynamic size."""
+    """One argument: ``shape`` None for a scalar, else sizes with None for a dynamic size;
+    ``written``: the function writes it (the cache blocks, the output)."""
 
     name: str
     element: str
     shape: Optional[Tuple[Optional[int], ...]] = None
+    written: bool = False
 
     @classmethod
-    def parse(cls, name, type_text):
+    def parse(cls, name, type_text, written=False):
         """The parameter of an argument typed ``tensor<...>``, ``i32`` or ``index``."""
         if type_text in _SCALARS:
             return cls(name, type_text)
@@ -50,7 +52,7 @@ class Parameter:
         if not match:
             raise ValueError(f"argument {name}: no ABI for type {type_text}")
         dims = tuple(None if d == "?" else int(d) for d in match.group(1).split("x")[:-1])
-        return cls(name, match.group(2), dims)
+        return cls(name, match.group(2), dims, written)
 
     def describe(self):
         if self.shape is None:
@@ -89,6 +91,8 @@ def _check_tensor(param, value, target):
                                 f"{'; bf16 as uint16 bit patterns' if param.element == 'bf16' else ''})")
         if not value.flags.c_contiguous:
             raise ArgumentError(name, "not C-contiguous (use np.ascontiguousarray)")
+        if param.written and not value.flags.writeable:
+            raise ArgumentError(name, "read-only, and the function writes it")
         pointer = value.ctypes.data
     else:
         raise ArgumentError(name, f"a {type(value).__name__}, expected a numpy array or a torch "

@@ -321,9 +321,10 @@ class CompiledAttention:
         self.layer, self.path, self.target = layer, os.fspath(path), target
         config = layer.compiled_config() if isinstance(layer, _ShardedAttentionWithRope) \
             else layer.config
-        self.parameters = [args_.Parameter.parse(name, type_text) for name, type_text in
-                           ir.layer_arguments(config, runtime_layer=True)]
-        self.output = args_.Parameter("out", config.dtype, (None, config.hidden))
+        self.parameters = [args_.Parameter.parse(name, type_text, written=name == "blocks")
+                           for name, type_text in ir.layer_arguments(config, runtime_layer=True)]
+        self.output = args_.Parameter("out", config.dtype, (None, config.hidden), written=True)
+        self.config = config
         if workdir:
             self._cleanup = weakref.finalize(self, shutil.rmtree, workdir, True)
 
@@ -355,5 +356,30 @@ class CompiledAttention:
         elif out.shape[0] != x.shape[0]:
             raise args_.ArgumentError("out", f"{out.shape[0]} rows, x has {x.shape[0]}")
         c_args.append(args_.c_argument(self.output, out, self.target))
+        if self.target == "cpu":
+            self._check_batch(arguments)
         self.library.call_prepared(self.layer.function_name, c_args)
         return out
+
+    def _check_batch(self, arguments):
+        """What the library does not check in host memory (docs/ABI.md, Status): the rows of
+        ``x`` are those of ``row_offsets``, and every position has a RoPE table row and a
+        lookup-table page."""
+        offsets, lengths, lookup = (np.asarray(arguments[name]) for name in
+                                    ("row_offsets", "cache_lengths", "lookup_table"))
+        rows = arguments["x"].shape[0]
+        if len(offsets) != len(lengths) + 1 or len(lookup) != len(lengths):
+            return  # the library's status 2 says which
+        if offsets[0] != 0 or offsets[-1] != rows or np.any(np.diff(offsets) < 0):
+            raise args_.ArgumentError("row_offsets", f"{offsets.tolist()} is not a split of "
+                                      f"the {rows} rows of x (from 0, non-decreasing)")
+        if np.any(lengths < 0):
+            raise args_.ArgumentError("cache_lengths", f"{lengths.tolist()}: negative")
+        ends = lengths.astype(np.int64) + np.diff(offsets)
+        if ends.max(initial=0) > self.config.max_seq_len:
+            raise args_.ArgumentError("cache_lengths", f"sequences reach {ends.tolist()} "
+                                      f"tokens, past max_seq_len = {self.config.max_seq_len}")
+        pages = -(-ends // self.config.page_size)
+        if pages.max(initial=0) > lookup.shape[1]:
+            raise args_.ArgumentError("lookup_table", f"{lookup.shape[1]} pages per sequence, "
+                                      f"sequences need {pages.tolist()}")

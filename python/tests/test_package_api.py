@@ -76,46 +76,63 @@ def test_cache_errors(f32_layer):
     assert sorted(cache.pages[0]) == [0, 1]
 
 
-@pytest.mark.parametrize("case", ["dtype", "contiguity", "shape", "type", "missing",
-                                  "unexpected", "layer_idx", "torch_dtype", "out_rows"])
+WRONG_ARGUMENTS = {
+    "dtype": ("x", "dtype float64, expected float32"),
+    "contiguity": ("wq", "not C-contiguous"),
+    "shape": ("wk", r"shape \[16, 64\], expected \[32, 64\] f32"),
+    "type": ("wv", "a list, expected a numpy array or a torch tensor"),
+    "missing": ("wo", "missing"),
+    "unexpected": ("bq", "not an argument of the layer"),
+    "layer_idx": ("layer_idx", "a float, expected an integer"),
+    "torch_dtype": ("x", "dtype torch.float16, expected torch.float32"),
+    "out_rows": ("out", "3 rows, x has 2"),
+    "read_only_blocks": ("blocks", "read-only, and the function writes it"),
+    "row_offsets": ("row_offsets", r"\[0, 3\] is not a split of the 2 rows of x"),
+    "past_max_seq_len": ("cache_lengths", r"sequences reach \[65\] tokens, past max_seq_len = 64"),
+    "lookup_table": ("lookup_table", r"1 pages per sequence, sequences need \[2\]"),
+}
+
+
+@pytest.mark.parametrize("case", WRONG_ARGUMENTS)
 def test_wrong_arguments_are_named(f32_layer, case):
     layer, run, weights = f32_layer
     cache = attn.PagedKVCache(layer.kv_params, num_pages=4, max_seq_len=64)
     cache.step([2])
-    x = np.ones((2, layer.hidden_size), np.float32)
-    w = dict(weights)
-    kwargs = {}
-    expect = {"dtype": ("x", "dtype float64, expected float32"),
-              "contiguity": ("wq", "not C-contiguous"),
-              "shape": ("wk", r"shape \[16, 64\], expected \[32, 64\] f32"),
-              "type": ("wv", "a list, expected a numpy array or a torch tensor"),
-              "missing": ("wo", "missing"),
-              "unexpected": ("bq", "not an argument of the layer"),
-              "layer_idx": ("layer_idx", "a float, expected an integer"),
-              "torch_dtype": ("x", "dtype torch.float16, expected torch.float32"),
-              "out_rows": ("out", "3 rows, x has 2")}[case]
+    arguments = {"layer_idx": 1, "x": np.ones((2, layer.hidden_size), np.float32),
+                 **cache.arguments(), **weights}
+    out = None
     if case == "dtype":
-        x = x.astype(np.float64)
+        arguments["x"] = arguments["x"].astype(np.float64)
     elif case == "contiguity":
-        w["wq"] = np.asfortranarray(w["wq"])
+        arguments["wq"] = np.asfortranarray(weights["wq"])
     elif case == "shape":
-        w["wk"] = np.zeros((16, 64), np.float32)
+        arguments["wk"] = np.zeros((16, 64), np.float32)
     elif case == "type":
-        w["wv"] = w["wv"].tolist()
+        arguments["wv"] = weights["wv"].tolist()
     elif case == "missing":
-        del w["wo"]
+        del arguments["wo"]
     elif case == "unexpected":
-        w["bq"] = np.zeros(64, np.float32)
+        arguments["bq"] = np.zeros(64, np.float32)
     elif case == "layer_idx":
-        kwargs["layer_idx"] = 1.0
+        arguments["layer_idx"] = 1.0
     elif case == "torch_dtype":
-        x = torch.ones((2, layer.hidden_size), dtype=torch.float16)
+        arguments["x"] = torch.ones((2, layer.hidden_size), dtype=torch.float16)
+    elif case == "out_rows":
+        out = np.empty((3, layer.hidden_size), np.float32)
+    elif case == "read_only_blocks":
+        arguments["blocks"] = cache.blocks.copy()
+        arguments["blocks"].flags.writeable = False
+    elif case == "row_offsets":
+        arguments["row_offsets"] = np.array([0, 3], np.int32)
+    elif case == "past_max_seq_len":
+        arguments["cache_lengths"] = np.array([63], np.int32)
     else:
-        kwargs["out"] = np.empty((3, layer.hidden_size), np.float32)
+        arguments["cache_lengths"] = np.array([3], np.int32)  # 5 tokens: 2 pages of 4
     before = cache.blocks.copy()
-    with pytest.raises(attn.ArgumentError, match=f"^argument '{expect[0]}': {expect[1]}") as e:
-        run(x, cache, w, **kwargs)
-    assert e.value.argument == expect[0]
+    name, message = WRONG_ARGUMENTS[case]
+    with pytest.raises(attn.ArgumentError, match=f"^argument '{name}': {message}") as e:
+        run.call(arguments, out)
+    assert e.value.argument == name
     np.testing.assert_array_equal(cache.blocks, before)  # nothing ran
 
 
