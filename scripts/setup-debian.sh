@@ -13,6 +13,8 @@ packages=(
   cmake ninja-build ccache
   # Python: the numpy reference and its tests (Debian's /usr/bin/python3).
   python3 python3-numpy python3-pytest libopenblas0-pthread
+  # The installable package (pip install --no-build-isolation .) and its torch tensor tests.
+  python3-setuptools python3-pip python3-torch
   # Sharded layers on CPU processes: libmpi for attn-compile, mpirun for the tests.
   libopenmpi-dev openmpi-bin
 )

@@ -40,6 +40,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]
 import bench_cpu as bc  # noqa: E402
 from bench_cpu import ir, rt  # noqa: E402
 from attn import reference as ref  # noqa: E402
+from attn import builder  # noqa: E402
 
 LLAMA3 = {"kind": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
           "original_max_position": 8192}
@@ -89,7 +90,7 @@ def rope_store_function(name, cfg, variant):
              f"%kr = attn.rope %k, %freqs {pos} : {kt}, {ft}, {offsets}, {lengths}",
              f"%new_blocks = attn.kv_cache_store %kr, %v into %blocks layer 0 {pos} "
              f"pages(%lookup_table) : {kt}, {kt}, {offsets}, {lengths}, {lookup}, {blocks}"]
-    return ir._func(name, args, [qt, blocks], body, ["qr", "new_blocks"])
+    return builder.function_text(name, args, [qt, blocks], body, ["qr", "new_blocks"])
 
 
 def step_inputs(rng, cfg, cached, new):

@@ -1,4 +1,5 @@
-"""MLIR text of test and benchmark entry functions, in the NoOpaque tensor form.
+"""MLIR text of test and benchmark entry functions, in the NoOpaque tensor form, printed with
+``attn.builder``.
 
 Every builder returns one ``func.func`` (text). One function alone is a valid input file;
 several can be joined with ``module_text``. The paged cache crosses the boundary as its three
@@ -18,28 +19,16 @@ import numpy as np
 
 from . import reference as ref
 from . import runtime
+from .builder import (Value, attention_attrs, cache_type, encoding_attr,  # noqa: F401
+                      f64_literal, function_text, kv_cache_store_op, linear_op, mask_attr,
+                      module_text, paged_flash_attention_op, quantized_weight_type, refs,
+                      rms_norm_op, rope_attr, rope_freqs_op, rope_op, scaling_attr, tensor_type)
 
 DEFAULT_ROPE = {"theta": 10000.0, "interleaved": False, "scaling": None}
 
 
 # ---------------------------------------------------------------------------------------------
-# Attribute and type text
-
-
-def f64_literal(value):
-    """A float literal MLIR parses back to the same f64 (``1e-06`` -> ``1.0e-06``)."""
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"no MLIR literal for {value}")
-    text = repr(value)
-    mantissa, _, exponent = text.partition("e")
-    if exponent and "." not in mantissa:
-        text = f"{mantissa}.0e{exponent}"
-    return text
-
-
-def _f64_list(values):
-    return "[" + ", ".join(f64_literal(v) for v in values) + "]"
+# RoPE scaling
 
 
 def example_scaling(kind, head_dim, orig=48, max_position=1024):
@@ -60,91 +49,11 @@ def example_scaling(kind, head_dim, orig=48, max_position=1024):
     }[kind]
 
 
-def scaling_attr(scaling):
-    """``#attn.*_scaling<...>`` of a reference scaling dict, or None for no scaling."""
-    if not scaling:
-        return None
-    kind, f = scaling["kind"], f64_literal
-    if kind == "linear":
-        return f"#attn.linear_scaling<factor = {f(scaling['factor'])}>"
-    if kind == "llama3":
-        return (
-            f"#attn.llama3_scaling<factor = {f(scaling['factor'])}, "
-            f"low_freq_factor = {f(scaling['low_freq_factor'])}, "
-            f"high_freq_factor = {f(scaling['high_freq_factor'])}, "
-            f"original_max_position = {int(scaling['original_max_position'])}>"
-        )
-    if kind == "yarn":
-        return (
-            f"#attn.yarn_scaling<factor = {f(scaling['factor'])}, "
-            f"beta_fast = {f(scaling['beta_fast'])}, beta_slow = {f(scaling['beta_slow'])}, "
-            f"original_max_position = {int(scaling['original_max_position'])}>"
-        )
-    if kind == "longrope":
-        return (
-            f"#attn.longrope_scaling<short_factor = {_f64_list(scaling['short_factor'])}, "
-            f"long_factor = {_f64_list(scaling['long_factor'])}, "
-            f"original_max_position = {int(scaling['original_max_position'])}, "
-            f"max_position = {int(scaling['max_position'])}>"
-        )
-    raise ValueError(f"unknown rope scaling kind {kind!r}")
-
-
-def rope_attr(rope):
-    """``#attn.rope<...>`` of a reference rope dict (theta, interleaved, scaling)."""
-    params = [f"theta = {f64_literal(rope['theta'])}"]
-    if rope.get("interleaved"):
-        params.append("interleaved = true")
-    scaling = scaling_attr(rope.get("scaling"))
-    if scaling:
-        params.append(f"scaling = {scaling}")
-    return f"#attn.rope<{', '.join(params)}>"
-
-
-def mask_attr(mask):
-    """``#attn.mask<...>`` of a reference mask dict."""
-    kind = mask.get("kind", "causal")
-    if kind in ("causal", "none"):
-        return f"#attn.mask<{kind}>"
-    if kind == "sliding_window":
-        return f"#attn.mask<sliding_window = {int(mask['window'])}>"
-    raise ValueError(f"unknown mask kind {kind!r}")
-
-
-def tensor_type(shape, element):
-    """``tensor<...>``; None in ``shape`` is a dynamic size."""
-    dims = "".join(f"{'?' if d is None else int(d)}x" for d in shape)
-    return f"tensor<{dims}{element}>"
-
-
 # ---------------------------------------------------------------------------------------------
 # Quantised weights: ``quant`` is a dict, ``{"kind": "gptq", "group_size": g, "desc_act": bool}``
 # or ``{"kind": "float8", "weight_scale": "tensor" | "row" | "block", "input_scale": "static" |
 # "dynamic", "upper_bound": float or None}`` or ``{"kind": "gguf", "type": "q4_0" | "q8_0" |
 # "q4_k" | "q6_k"}``.
-
-
-def encoding_attr(quant):
-    """``#attn.gptq<...>`` / ``#attn.float8<...>`` / ``#attn.gguf<...>`` of ``quant``."""
-    kind = quant["kind"]
-    if kind == "gguf":
-        return f"#attn.gguf<{quant['type']}>"
-    if kind == "gptq":
-        fields = [f"group_size = {quant['group_size']}"]
-        if quant.get("desc_act"):
-            fields.append("desc_act = true")
-    elif kind == "float8":
-        fields = [f"weight_scale = {quant['weight_scale']}", f"input_scale = {quant['input_scale']}"]
-        if quant.get("upper_bound") is not None:
-            fields.append(f"upper_bound = {f64_literal(quant['upper_bound'])}")
-    else:
-        raise ValueError(f"unknown quantisation {kind!r}")
-    return f"#attn.{kind}<{', '.join(fields)}>"
-
-
-def quantized_weight_type(quant, rows, cols):
-    """``!attn.quantized_weight<rows x cols, encoding>`` of W ``[rows, cols]``."""
-    return f"!attn.quantized_weight<{rows}x{cols}, {encoding_attr(quant)}>"
 
 
 def quantized_part_names(quant):
@@ -184,7 +93,7 @@ def quantized_weight_arguments(name, quant, rows, cols):
 def quantized_weight_op(name, quant, rows, cols):
     """``%name = attn.quantized_weight(%name_<part>...)`` from its part arguments."""
     args = quantized_weight_arguments(name, quant, rows, cols)
-    return (f"%{name} = attn.quantized_weight({_refs(n for n, _ in args)}) : "
+    return (f"%{name} = attn.quantized_weight({refs(n for n, _ in args)}) : "
             f"({', '.join(t for _, t in args)}) -> {quantized_weight_type(quant, rows, cols)}")
 
 
@@ -198,9 +107,9 @@ def quantized_linear_function(name, quant, in_features, out_features, dtype, tok
     args = [("x", x)] + quantized_weight_arguments("w", quant, n, k) + (
         [("b", b)] if bias else [])
     body = [quantized_weight_op("w", quant, n, k),
-            f"%y = attn.linear %x, %w{' bias %b' if bias else ''} : {x}, {wtype}"
-            f"{', ' + b if bias else ''} -> {y}"]
-    return _func(name, args, [y], body, ["y"])
+            linear_op("%y", Value("%x", x), Value("%w", wtype), y,
+                      Value("%b", b) if bias else None)]
+    return function_text(name, args, [y], body, ["y"])
 
 
 def reference_quantized_weight(quant, parts):
@@ -290,11 +199,8 @@ class LayerConfig:
 
     def cache_type(self):
         """``!attn.paged_kv_cache<#attn.kv_cache<...>>``."""
-        return (
-            f"!attn.paged_kv_cache<#attn.kv_cache<page_size = {self.page_size}, "
-            f"num_layers = {self.num_layers}, kv_heads = {self.num_kv_heads}, "
-            f"head_dim = {self.head_dim}, dtype = {self.dtype}>>"
-        )
+        return cache_type(self.page_size, self.num_layers, self.num_kv_heads, self.head_dim,
+                          self.dtype)
 
     def blocks_type(self):
         """``[P, 2, L, page, Hkv, D]`` with dynamic P."""
@@ -334,21 +240,6 @@ class LayerConfig:
 # Function text
 
 
-def _func(name, args, results, body, returns):
-    """``func.func @name(args) -> (results) { body; return returns }``; args are (name, type)."""
-    sig = ",\n    ".join(f"%{n}: {t}" for n, t in args)
-    res = results[0] if len(results) == 1 else f"({', '.join(results)})"
-    lines = [f"func.func @{name}(\n    {sig})\n    -> {res} {{"]
-    lines += [f"  {line}" for line in body]
-    lines.append(f"  return {', '.join('%' + r for r in returns)} : {', '.join(results)}")
-    return "\n".join(lines) + "\n}\n"
-
-
-def module_text(*functions):
-    """One module holding the given function texts."""
-    return "module {\n" + "\n".join(functions) + "}\n"
-
-
 def _index_types(batch):
     """Types of row_offsets [B+1], cache_lengths [B] and lookup_table [B, max_pages]."""
     b1 = None if batch is None else batch + 1
@@ -356,25 +247,15 @@ def _index_types(batch):
             tensor_type([batch, None], "i32"))
 
 
-def _attention_attrs(cfg):
-    attrs = [f"mask = {cfg.mask_attr()}"]
-    if cfg.scale is not None:
-        attrs.append(f"scale = {f64_literal(cfg.scale)} : f64")
-    return "{" + ", ".join(attrs) + "}"
-
-
-def _refs(names):
-    return ", ".join(f"%{n}" for n in names)
-
-
 def _layer_argument(runtime_layer):
     """The leading ``layer_idx: i32`` argument of a function taking the layer at run time."""
     return [("layer_idx", "i32")] if runtime_layer else []
 
 
-def _layer_operand(cfg, runtime_layer):
-    """The cache layer of a primitive op: ``layer(%layer_idx : i32)`` or ``layer N``."""
-    return "layer(%layer_idx : i32)" if runtime_layer else f"layer {cfg.layer_idx}"
+def _layer(cfg, runtime_layer):
+    """The cache layer of a primitive op (``builder.layer_operand``): the argument
+    ``%layer_idx`` or ``cfg.layer_idx``."""
+    return Value("%layer_idx", "i32") if runtime_layer else cfg.layer_idx
 
 
 def layer_arguments(cfg, tokens=None, batch=None, runtime_layer=False):
@@ -397,7 +278,8 @@ def layer_arguments(cfg, tokens=None, batch=None, runtime_layer=False):
     ] + weights
 
 
-def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freqs_arg=False):
+def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freqs_arg=False,
+                   opaque_cache=False):
     """The composite layer: ``(x, row_offsets, blocks, cache_lengths, lookup_table, weights...)
     -> (out [T, hidden], updated blocks)``.
 
@@ -408,6 +290,10 @@ def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freq
     ``runtime_layer``: one function for every layer of the cache. Its first argument is the
     layer, ``%layer_idx: i32`` (MAX's ``__call__(layer_idx, x, kv_collection, ...)`` order),
     instead of ``cfg.layer_idx`` fixed in the IR.
+
+    ``opaque_cache``: MAX's ``AttentionWithRope`` form, the cache one ``!attn.paged_kv_cache``
+    argument ``cache`` in place of its three tensors, and the updated cache the second result;
+    ``attn-compile`` passes it as the three tensors, so the library's C signature is the same.
     """
     args = layer_arguments(cfg, tokens, batch, runtime_layer)
     if freqs_arg:
@@ -417,9 +303,9 @@ def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freq
     qkv = [n for n in names if n.startswith("w") and n != "wo"]
     biases = [n for n in names if n.startswith("b")]
     layer = " layer(%layer_idx)" if runtime_layer else ""
-    operands = f"%x, %row_offsets, %cache{layer} qkv({_refs(qkv)})"
+    operands = f"%x, %row_offsets, %cache{layer} qkv({refs(qkv)})"
     if biases:
-        operands += f" bias({_refs(biases)})"
+        operands += f" bias({refs(biases)})"
     if cfg.qk_norm:
         operands += " q_norm(%q_norm) k_norm(%k_norm)"
     operands += " o_proj(%wo)"
@@ -451,14 +337,21 @@ def layer_function(name, cfg, tokens=None, batch=None, runtime_layer=False, freq
     if freqs_arg:
         in_types.append(types["freqs"])
     body = [quantized_weight_op(n, cfg.quant_of(n), *shapes[n]) for n in quantized] + [
-        f"%cache = attn.paged_cache.make %blocks, %cache_lengths, %lookup_table : "
-        f"{types['blocks']}, {types['cache_lengths']}, {types['lookup_table']} -> {cache}",
         f"%out, %new_cache = attn.attention_with_rope {operands}",
         f"    {{{', '.join(attrs)}}}",
         f"    : ({', '.join(in_types)}) -> ({x}, {cache})",
-        f"%new_blocks, %new_lengths, %new_lookup = attn.paged_cache.parts %new_cache : {cache}",
     ]
-    return _func(name, args, [x, cfg.blocks_type()], body, ["out", "new_blocks"])
+    if opaque_cache:
+        cache_parts = {"blocks", "cache_lengths", "lookup_table"}
+        args = [("cache", cache) if n == "blocks" else (n, t) for n, t in args
+                if n not in cache_parts - {"blocks"}]
+        return function_text(name, args, [x, cache], body, ["out", "new_cache"])
+    body.insert(len(quantized),
+                f"%cache = attn.paged_cache.make %blocks, %cache_lengths, %lookup_table : "
+                f"{types['blocks']}, {types['cache_lengths']}, {types['lookup_table']} -> {cache}")
+    body.append(f"%new_blocks, %new_lengths, %new_lookup = attn.paged_cache.parts %new_cache : "
+                f"{cache}")
+    return function_text(name, args, [x, cfg.blocks_type()], body, ["out", "new_blocks"])
 
 
 def primitive_layer_function(name, cfg, part="all", projections="linear", runtime_layer=False):
@@ -477,11 +370,11 @@ def primitive_layer_function(name, cfg, part="all", projections="linear", runtim
     if cfg.stacked:
         raise ValueError("primitive_layer_function writes separate projections")
     args = layer_arguments(cfg, runtime_layer=runtime_layer)
-    layer = _layer_operand(cfg, runtime_layer)
+    layer = _layer(cfg, runtime_layer)
     types = dict(args)
+    arg = {n: Value(f"%{n}", t) for n, t in args}
     dt, d = cfg.dtype, cfg.head_dim
     x, blocks = types["x"], cfg.blocks_type()
-    offsets, lengths, lookup = types["row_offsets"], types["cache_lengths"], types["lookup_table"]
     body = ["%c0 = arith.constant 0 : index", f"%t = tensor.dim %x, %c0 : {x}"]
     heads = {"q": cfg.num_heads, "k": cfg.num_kv_heads, "v": cfg.num_kv_heads}
     for p in "qkv":
@@ -512,7 +405,7 @@ def primitive_layer_function(name, cfg, part="all", projections="linear", runtim
                      f"affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>] "
                      f"ins(%x, {w} : {x}, {wt}) outs(%{p}_mf : {flat}) -> {flat}"]
         elif projections == "linear":
-            body.append(f"%{p}_lin = attn.linear %x, {w} : {x}, {wt} -> {flat}")
+            body.append(linear_op(f"%{p}_lin", arg["x"], Value(w, wt), flat))
         else:
             raise ValueError(f"unknown projections {projections!r}")
         src = f"%{p}_lin"
@@ -531,32 +424,29 @@ def primitive_layer_function(name, cfg, part="all", projections="linear", runtim
     kt = tensor_type([None, cfg.num_kv_heads, d], dt)
     q, k = "%q", "%k"
     if cfg.qk_norm:
-        eps = f64_literal(cfg.rms_norm_eps)
-        gt = tensor_type([d], dt)
-        body += [f"%qn = attn.rms_norm %q, %q_norm eps {eps} : {qt}, {gt}",
-                 f"%kn = attn.rms_norm %k, %k_norm eps {eps} : {kt}, {gt}"]
+        body += [rms_norm_op("%qn", Value(q, qt), arg["q_norm"], cfg.rms_norm_eps),
+                 rms_norm_op("%kn", Value(k, kt), arg["k_norm"], cfg.rms_norm_eps)]
         q, k = "%qn", "%kn"
-    ft = tensor_type([cfg.max_seq_len, d], "f32")
-    inter = " interleaved" if cfg.rope.get("interleaved") else ""
-    pos = f"positions(%row_offsets, %cache_lengths){inter}"
-    body += [f"%freqs = attn.rope_freqs {cfg.rope_attr()} -> {ft}",
-             f"%qr = attn.rope {q}, %freqs {pos} : {qt}, {ft}, {offsets}, {lengths}",
-             f"%kr = attn.rope {k}, %freqs {pos} : {kt}, {ft}, {offsets}, {lengths}",
-             f"%new_blocks = attn.kv_cache_store %kr, %v into %blocks {layer} "
-             f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) : "
-             f"{kt}, {kt}, {offsets}, {lengths}, {lookup}, {blocks}"]
+    freqs = Value("%freqs", _freqs_type(cfg))
+    positions = (arg["row_offsets"], arg["cache_lengths"], cfg.rope.get("interleaved"))
+    cache = (arg["row_offsets"], arg["cache_lengths"], arg["lookup_table"])
+    body += [rope_freqs_op(freqs, cfg.rope, freqs.type),
+             rope_op("%qr", Value(q, qt), freqs, *positions),
+             rope_op("%kr", Value(k, kt), freqs, *positions),
+             kv_cache_store_op("%new_blocks", Value("%kr", kt), Value("%v", kt), arg["blocks"],
+                               layer, *cache)]
     o = "%qr"
     if part == "all":
-        body.append(f"%o = attn.paged_flash_attention %qr, %new_blocks {layer} "
-                    f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) "
-                    f"{_attention_attrs(cfg)} : {qt}, {blocks}, {offsets}, {lengths}, {lookup}")
+        body.append(paged_flash_attention_op("%o", Value("%qr", qt),
+                                             Value("%new_blocks", blocks), layer, *cache,
+                                             cfg.mask, cfg.scale))
         o = "%o"
     elif part != "projections":
         raise ValueError(f"unknown part {part!r}")
     ot = tensor_type([None, cfg.q_rows], dt)
     body += [f"%flat = tensor.collapse_shape {o} [[0], [1, 2]] : {qt} into {ot}",
-             f"%out = attn.linear %flat, %wo : {ot}, {types['wo']} -> {x}"]
-    return _func(name, args, [x, blocks], body, ["out", "new_blocks"])
+             linear_op("%out", Value("%flat", ot), arg["wo"], x)]
+    return function_text(name, args, [x, blocks], body, ["out", "new_blocks"])
 
 
 def qkv_projection_function(name, cfg, tokens=None):
@@ -571,9 +461,9 @@ def qkv_projection_function(name, cfg, tokens=None):
     btypes = [tensor_type(shapes[n], cfg.dtype) for n in biases]
     q = tensor_type([tokens, cfg.num_heads, cfg.head_dim], cfg.dtype)
     kv = tensor_type([tokens, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
-    op = f"%q, %k, %v = attn.qkv_projection %x weights({_refs(weights)})"
+    op = f"%q, %k, %v = attn.qkv_projection %x weights({refs(weights)})"
     if biases:
-        op += f" bias({_refs(biases)})"
+        op += f" bias({refs(biases)})"
     if cfg.clip is not None:
         op += f" clip {f64_literal(cfg.clip)}"
     op += f" : {x}, ({', '.join(wtypes)})"
@@ -588,15 +478,15 @@ def qkv_projection_function(name, cfg, tokens=None):
     args += list(zip(biases, btypes))
     body = [quantized_weight_op(n, cfg.quant, *shapes[n]) for n in weights
             if cfg.is_quantized(n)]
-    return _func(name, args, [q, kv, kv], body + [op], ["q", "k", "v"])
+    return function_text(name, args, [q, kv, kv], body + [op], ["q", "k", "v"])
 
 
 def rms_norm_function(name, cfg, heads=None, tokens=None):
     """``(x [T, heads, D], gamma [D]) -> y``, eps from cfg; heads default to cfg.num_heads."""
     x = tensor_type([tokens, heads or cfg.num_heads, cfg.head_dim], cfg.dtype)
     gamma = tensor_type([cfg.head_dim], cfg.dtype)
-    op = f"%y = attn.rms_norm %x, %gamma eps {f64_literal(cfg.rms_norm_eps)} : {x}, {gamma}"
-    return _func(name, [("x", x), ("gamma", gamma)], [x], [op], ["y"])
+    op = rms_norm_op("%y", Value("%x", x), Value("%gamma", gamma), cfg.rms_norm_eps)
+    return function_text(name, [("x", x), ("gamma", gamma)], [x], [op], ["y"])
 
 
 def _freqs_type(cfg):
@@ -613,8 +503,7 @@ def rope_table_input(cfg):
 def rope_freqs_function(name, cfg):
     """``() -> freqs [max_seq_len, D] f32``: the cos/sin table of cfg.rope."""
     t = _freqs_type(cfg)
-    op = f"%freqs = attn.rope_freqs {cfg.rope_attr()} -> {t}"
-    return _func(name, [], [t], [op], ["freqs"])
+    return function_text(name, [], [t], [rope_freqs_op("%freqs", cfg.rope, t)], ["freqs"])
 
 
 def rope_function(name, cfg, heads=None, tokens=None, batch=None, freqs_arg=False):
@@ -630,11 +519,11 @@ def rope_function(name, cfg, heads=None, tokens=None, batch=None, freqs_arg=Fals
     if freqs_arg:
         args.append(("freqs", t))
     else:
-        body.append(f"%freqs = attn.rope_freqs {cfg.rope_attr()} -> {t}")
-    pairing = " interleaved" if cfg.rope.get("interleaved") else ""
-    body.append(f"%y = attn.rope %x, %freqs positions(%row_offsets, %cache_lengths){pairing} "
-                f": {x}, {t}, {offsets}, {lengths}")
-    return _func(name, args, [x], body, ["y"])
+        body.append(rope_freqs_op("%freqs", cfg.rope, t))
+    arg = {n: Value(f"%{n}", t) for n, t in args}
+    body.append(rope_op("%y", arg["x"], Value("%freqs", t), arg["row_offsets"],
+                        arg["cache_lengths"], cfg.rope.get("interleaved")))
+    return function_text(name, args, [x], body, ["y"])
 
 
 def kv_cache_store_function(name, cfg, tokens=None, batch=None, runtime_layer=False):
@@ -643,13 +532,12 @@ def kv_cache_store_function(name, cfg, tokens=None, batch=None, runtime_layer=Fa
     kv = tensor_type([tokens, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
     offsets, lengths, lookup = _index_types(batch)
     blocks = cfg.blocks_type()
-    op = (f"%new_blocks = attn.kv_cache_store %k, %v into %blocks "
-          f"{_layer_operand(cfg, runtime_layer)} "
-          f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) "
-          f": {kv}, {kv}, {offsets}, {lengths}, {lookup}, {blocks}")
     args = [("k", kv), ("v", kv), ("row_offsets", offsets), ("blocks", blocks),
             ("cache_lengths", lengths), ("lookup_table", lookup)]
-    return _func(name, _layer_argument(runtime_layer) + args, [blocks], [op], ["new_blocks"])
+    a = [Value(f"%{n}", t) for n, t in args]
+    op = kv_cache_store_op("%new_blocks", a[0], a[1], a[3], _layer(cfg, runtime_layer), a[2],
+                           a[4], a[5])
+    return function_text(name, _layer_argument(runtime_layer) + args, [blocks], [op], ["new_blocks"])
 
 
 def paged_flash_attention_function(name, cfg, tokens=None, batch=None, runtime_layer=False):
@@ -658,12 +546,12 @@ def paged_flash_attention_function(name, cfg, tokens=None, batch=None, runtime_l
     q = tensor_type([tokens, cfg.num_heads, cfg.head_dim], cfg.dtype)
     offsets, lengths, lookup = _index_types(batch)
     blocks = cfg.blocks_type()
-    op = (f"%o = attn.paged_flash_attention %q, %blocks {_layer_operand(cfg, runtime_layer)} "
-          f"positions(%row_offsets, %cache_lengths) pages(%lookup_table) {_attention_attrs(cfg)} "
-          f": {q}, {blocks}, {offsets}, {lengths}, {lookup}")
     args = [("q", q), ("row_offsets", offsets), ("blocks", blocks),
             ("cache_lengths", lengths), ("lookup_table", lookup)]
-    return _func(name, _layer_argument(runtime_layer) + args, [q], [op], ["o"])
+    a = [Value(f"%{n}", t) for n, t in args]
+    op = paged_flash_attention_op("%o", a[0], a[2], _layer(cfg, runtime_layer), a[1], a[3], a[4],
+                                  cfg.mask, cfg.scale)
+    return function_text(name, _layer_argument(runtime_layer) + args, [q], [op], ["o"])
 
 
 def flash_attention_function(name, cfg, tokens=None, kv_tokens=None, batch=None):
@@ -672,10 +560,10 @@ def flash_attention_function(name, cfg, tokens=None, kv_tokens=None, batch=None)
     kv = tensor_type([kv_tokens, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
     offsets = _index_types(batch)[0]
     op = (f"%o = attn.flash_attention %q, %k, %v rows(%q_row_offsets, %kv_row_offsets) "
-          f"{_attention_attrs(cfg)} : {q}, {kv}, {kv}, {offsets}, {offsets}")
+          f"{attention_attrs(cfg.mask, cfg.scale)} : {q}, {kv}, {kv}, {offsets}, {offsets}")
     args = [("q", q), ("k", kv), ("v", kv), ("q_row_offsets", offsets),
             ("kv_row_offsets", offsets)]
-    return _func(name, args, [q], [op], ["o"])
+    return function_text(name, args, [q], [op], ["o"])
 
 
 def linear_function(name, cfg, in_features=None, out_features=None, bias=False, tokens=None):
@@ -685,9 +573,8 @@ def linear_function(name, cfg, in_features=None, out_features=None, bias=False, 
     x, w = tensor_type([tokens, k], cfg.dtype), tensor_type([n, k], cfg.dtype)
     y, b = tensor_type([tokens, n], cfg.dtype), tensor_type([n], cfg.dtype)
     args = [("x", x), ("w", w)] + ([("b", b)] if bias else [])
-    op = (f"%y = attn.linear %x, %w{' bias %b' if bias else ''} "
-          f": {x}, {w}{', ' + b if bias else ''} -> {y}")
-    return _func(name, args, [y], [op], ["y"])
+    op = linear_op("%y", Value("%x", x), Value("%w", w), y, Value("%b", b) if bias else None)
+    return function_text(name, args, [y], [op], ["y"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,8 +18,7 @@ import tempfile
 import numpy as np
 
 from . import reference
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from . import tools
 
 # MLIR element type name -> numpy dtype of its buffers.
 NUMPY_DTYPES = {
@@ -91,11 +90,22 @@ def MemRefDescriptor(rank):
     return _Descriptor
 
 
-def as_descriptor(array):
-    """Descriptor of a C-contiguous numpy array (the descriptor keeps the array alive).
+def descriptor(pointer, shape, owner):
+    """Descriptor of the C-contiguous buffer at ``pointer`` (host or device memory) of
+    ``shape``; it keeps ``owner`` (the array or tensor holding the buffer) alive.
 
     Strides are the C-contiguous element strides of the shape; the offset is 0.
     """
+    rank = len(shape)
+    strides = [int(np.prod(shape[i + 1 :], dtype=np.int64)) for i in range(rank)]
+    desc = MemRefDescriptor(rank)(None, None, 0, tuple(shape), tuple(strides))
+    desc.allocated = desc.aligned = pointer
+    desc.owner = owner
+    return desc
+
+
+def as_descriptor(array):
+    """Descriptor of a C-contiguous numpy array (the descriptor keeps the array alive)."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected a numpy array, got {type(array).__name__}")
     if not array.flags.c_contiguous:
@@ -105,12 +115,7 @@ def as_descriptor(array):
             f"unsupported element type {array.dtype}; the ABI takes float32, float16, "
             "uint16 (bf16 bits), int32, uint8 (float8 E4M3 bytes) and int8"
         )
-    rank = array.ndim
-    strides = [int(np.prod(array.shape[i + 1 :], dtype=np.int64)) for i in range(rank)]
-    desc = MemRefDescriptor(rank)(None, None, 0, tuple(array.shape), tuple(strides))
-    desc.allocated = desc.aligned = array.ctypes.data
-    desc.array = array  # keep the buffer alive as long as the descriptor
-    return desc
+    return descriptor(array.ctypes.data, array.shape, array)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +185,11 @@ class CompiledLibrary:
         for out in outputs:
             if not out.flags.writeable:
                 raise ValueError("output arrays must be writeable")
-        args = [as_argument(a) for a in (*inputs, *outputs)]
+        self.call_prepared(name, [as_argument(a) for a in (*inputs, *outputs)])
+
+    def call_prepared(self, name, args):
+        """Calls ``_mlir_ciface_<name>`` with C arguments: ctypes ``c_int32`` / ``c_int64``
+        scalars by value, descriptors by pointer. A non-zero status raises EntryError."""
         fn = self.function(name)
         fn.argtypes = [type(a) if isinstance(a, _SCALAR_TYPES) else ctypes.c_void_p
                        for a in args]
@@ -197,8 +206,9 @@ class CompileError(RuntimeError):
 
 
 def attn_compile_path():
-    """``$ATTN_COMPILE`` or ``build/bin/attn-compile`` in the repository."""
-    return os.environ.get("ATTN_COMPILE") or os.path.join(REPO_ROOT, "build", "bin", "attn-compile")
+    """The ``attn-compile`` to use (``tools.find_tool``: ``$ATTN_COMPILE``, ``$ATTN_MLIR_PREFIX``,
+    the install prefix, ``PATH``, the source tree's build); ToolNotFoundError if none."""
+    return tools.find_tool("attn-compile")
 
 
 def _is_path(source):
@@ -230,9 +240,14 @@ def _compiler_environment():
 
 
 def compile_cpu(mlir, out_so, attn_compile=None, flags=()):
-    """Compiles MLIR text or a ``.mlir`` file to the shared library ``out_so``; returns its path.
-    ``flags``: more ``attn-compile`` options (e.g. ``("--no-fuse",)``), after those of
+    """Compiles MLIR text or a ``.mlir`` file to the CPU shared library ``out_so``; returns its
+    path. ``flags``: more ``attn-compile`` options (e.g. ``("--no-fuse",)``), after those of
     ``$ATTN_COMPILE_FLAGS``."""
+    return compile_library(mlir, out_so, "cpu", attn_compile, flags)
+
+
+def compile_library(mlir, out_so, target, attn_compile=None, flags=()):
+    """``compile_cpu`` for ``target`` ``"cpu"`` or ``"cuda"``."""
     tool = attn_compile or attn_compile_path()
     if not (os.path.isfile(tool) or shutil.which(tool)):
         raise FileNotFoundError(f"attn-compile not found at {tool} (set ATTN_COMPILE)")
@@ -247,7 +262,7 @@ def compile_cpu(mlir, out_so, attn_compile=None, flags=()):
             with open(src, "w") as f:
                 f.write(mlir)
         proc = subprocess.run(
-            [tool, "--target=cpu", *extra_compile_flags(), *flags, src, "-o", out_so],
+            [tool, f"--target={target}", *extra_compile_flags(), *flags, src, "-o", out_so],
             capture_output=True,
             text=True,
             env=_compiler_environment(),

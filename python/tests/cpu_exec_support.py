@@ -27,17 +27,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from attn import ir  # noqa: E402
 from attn import reference as ref  # noqa: E402
 from attn import runtime as rt  # noqa: E402
+from attn import tools  # noqa: E402
 
 # libomp's workers spin for 200 ms after each parallel region by default, which starves the
 # background compiles and the reference on small machines; the test calls are tiny.
 os.environ.setdefault("KMP_BLOCKTIME", "0")
 
-ATTN_COMPILE = rt.attn_compile_path()
-HAVE_ATTN_COMPILE = os.path.isfile(ATTN_COMPILE) and os.access(ATTN_COMPILE, os.X_OK)
+try:
+    ATTN_COMPILE, MISSING_ATTN_COMPILE = rt.attn_compile_path(), None
+except tools.ToolNotFoundError as e:
+    ATTN_COMPILE, MISSING_ATTN_COMPILE = None, str(e)
+HAVE_ATTN_COMPILE = ATTN_COMPILE is not None
 needs_attn_compile = pytest.mark.skipif(
     not HAVE_ATTN_COMPILE,
-    reason=f"attn-compile not built at {ATTN_COMPILE} (build it or set ATTN_COMPILE); "
-    "the CPU execution tests need it",
+    reason=f"{MISSING_ATTN_COMPILE}; the CPU execution tests need attn-compile",
 )
 
 # Tolerances, relative to max |expected| (see test_cpu_exec.py), about twice the worst error

@@ -14,11 +14,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from attn import ir  # noqa: E402
 from attn import reference as ref  # noqa: E402
 from attn import runtime as rt  # noqa: E402
+from attn import tools  # noqa: E402
 
-ATTN_OPT = os.environ.get("ATTN_OPT") or os.path.join(rt.REPO_ROOT, "build", "bin", "attn-opt")
-needs_attn_opt = pytest.mark.skipif(
-    not os.path.isfile(ATTN_OPT), reason=f"attn-opt not built at {ATTN_OPT} (set ATTN_OPT)"
-)
+try:
+    ATTN_OPT, MISSING_ATTN_OPT = tools.find_tool("attn-opt"), None
+except tools.ToolNotFoundError as e:
+    ATTN_OPT, MISSING_ATTN_OPT = None, str(e)
+needs_attn_opt = pytest.mark.skipif(ATTN_OPT is None, reason=f"{MISSING_ATTN_OPT}")
 
 
 def attn_opt(text, *flags):
