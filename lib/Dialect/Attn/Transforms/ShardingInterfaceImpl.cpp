@@ -194,8 +194,7 @@ FailureOr<ShardingOption> assignLoops(Operation *op, const LoopNest &nest,
 
   auto grid =
       SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(op, option.grid);
-  if (!grid)
-    return op->emitOpError() << "sharded on an unknown grid " << option.grid;
+  assert(grid && "the shard.sharding verifier checks the grid symbol");
   SmallVector<int64_t> sizes = loopSizes(op, nest);
   for (unsigned loop : llvm::seq<unsigned>(array.size())) {
     ArrayRef<GridAxis> axes = array[loop];
