@@ -65,7 +65,7 @@ shard.grid @grid(shape = 2)
 func.func @rope_positions(%q: tensor<?x4x16xf32>, %freqs: tensor<64x16xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>) -> tensor<?x4x16xf32> {
   %split = shard.sharding @grid split_axes = [[0]] : !shard.sharding
   %len_s = shard.shard %len to %split annotate_for_users : tensor<?xi32>
-  // expected-error @+1 {{cannot split dimension 0 of operand #3: the op reads it whole}}
+  // expected-error @+1 {{cannot split dimension 0 of operand #3: the op indexes it by data, not by one of its loops}}
   %r = attn.rope %q, %freqs positions(%off, %len_s) : tensor<?x4x16xf32>, tensor<64x16xf32>, tensor<?xi32>, tensor<?xi32>
   return %r : tensor<?x4x16xf32>
 }
@@ -133,4 +133,19 @@ func.func @collapse_inner_dim(%o: tensor<?x4x16xf32>) -> tensor<?x64xf32> {
   // expected-error @+1 {{cannot be sharded along its source dimension 2: it is an inner dimension of a collapsed group}}
   %flat = tensor.collapse_shape %o_s [[0], [1, 2]] : tensor<?x4x16xf32> into tensor<?x64xf32>
   return %flat : tensor<?x64xf32>
+}
+
+// -----
+
+shard.grid @grid(shape = 2)
+
+// The pages of the cache are found through the lookup table.
+func.func @cache_pages(%k: tensor<?x2x16xf32>, %v: tensor<?x2x16xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>,
+                       %lut: tensor<?x?xi32>, %blocks: tensor<?x2x1x4x2x16xf32>) -> tensor<?x2x1x4x2x16xf32> {
+  %pages = shard.sharding @grid split_axes = [[0]] : !shard.sharding
+  %blocks_s = shard.shard %blocks to %pages annotate_for_users : tensor<?x2x1x4x2x16xf32>
+  // expected-error @+1 {{cannot split dimension 0 of operand #5: the op indexes it by data, not by one of its loops}}
+  %new = attn.kv_cache_store %k, %v into %blocks_s layer 0 positions(%off, %len) pages(%lut)
+      : tensor<?x2x16xf32>, tensor<?x2x16xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x1x4x2x16xf32>
+  return %new : tensor<?x2x1x4x2x16xf32>
 }

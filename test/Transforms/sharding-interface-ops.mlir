@@ -177,3 +177,54 @@ func.func @collapse_heads(%o: tensor<?x4x16xf32>) -> tensor<?x64xf32> {
   %flat_s = shard.shard %flat to %cols : tensor<?x64xf32>
   return %flat_s : tensor<?x64xf32>
 }
+
+// -----
+
+shard.grid @grid(shape = 2)
+
+// Keys and values split by kv head: so are the cache blocks (dimension 4)
+// they are written into; positions and pages are replicated.
+// PROP-LABEL: func.func @kv_cache_store_heads
+// PROP-DAG: %[[DIM1:.*]] = shard.sharding @grid split_axes = {{\[\[}}], [0]]
+// PROP-DAG: %[[REPL:.*]] = shard.sharding @grid split_axes = {{\[\[}}]]
+// PROP-DAG: %[[DIM4:.*]] = shard.sharding @grid split_axes = {{\[\[}}], [], [], [], [0]]
+// PROP-DAG: %[[V:.*]] = shard.shard %arg1 to %[[DIM1]] annotate_for_users : tensor<?x2x16xf32>
+// PROP-DAG: %[[LUT:.*]] = shard.shard %arg4 to %[[REPL]] annotate_for_users : tensor<?x?xi32>
+// PROP-DAG: %[[B:.*]] = shard.shard %arg5 to %[[DIM4]] annotate_for_users : tensor<?x2x1x4x2x16xf32>
+// PROP: %[[NEW:.*]] = attn.kv_cache_store %{{.*}}, %[[V]] into %[[B]] layer 0 positions(%{{.*}}, %{{.*}}) pages(%[[LUT]])
+// PROP-NEXT: shard.shard %[[NEW]] to %[[DIM4]] : tensor<?x2x1x4x2x16xf32>
+// PART-LABEL: func.func @kv_cache_store_heads
+// PART-SAME: (%[[K:.*]]: tensor<?x1x16xf32>, %[[V:.*]]: tensor<?x1x16xf32>, %[[OFF:.*]]: tensor<?xi32>, %[[LEN:.*]]: tensor<?xi32>, %[[LUT:.*]]: tensor<?x?xi32>, %[[B:.*]]: tensor<?x2x1x4x1x16xf32>) -> tensor<?x2x1x4x1x16xf32>
+// PART-NEXT: attn.kv_cache_store %[[K]], %[[V]] into %[[B]] layer 0 positions(%[[OFF]], %[[LEN]]) pages(%[[LUT]]) : tensor<?x1x16xf32>, tensor<?x1x16xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x1x4x1x16xf32>
+func.func @kv_cache_store_heads(%k: tensor<?x2x16xf32>, %v: tensor<?x2x16xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>,
+                                %lut: tensor<?x?xi32>, %blocks: tensor<?x2x1x4x2x16xf32>) -> tensor<?x2x1x4x2x16xf32> {
+  %heads = shard.sharding @grid split_axes = [[], [0]] : !shard.sharding
+  %k_s = shard.shard %k to %heads annotate_for_users : tensor<?x2x16xf32>
+  %new = attn.kv_cache_store %k_s, %v into %blocks layer 0 positions(%off, %len) pages(%lut)
+      : tensor<?x2x16xf32>, tensor<?x2x16xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x1x4x2x16xf32>
+  return %new : tensor<?x2x1x4x2x16xf32>
+}
+
+// -----
+
+shard.grid @grid(shape = 2)
+
+// The blocks split by kv head split the query heads with them; the run-time
+// layer index is a scalar and needs no annotation.
+// PROP-LABEL: func.func @paged_flash_attention_heads
+// PROP-DAG: %[[DIM1:.*]] = shard.sharding @grid split_axes = {{\[\[}}], [0]]
+// PROP-DAG: %[[Q:.*]] = shard.shard %arg0 to %[[DIM1]] annotate_for_users : tensor<?x4x16xf32>
+// PROP: %[[O:.*]] = attn.paged_flash_attention %[[Q]], %{{.*}} layer(%arg5 : i32)
+// PROP-NEXT: shard.shard %[[O]] to %[[DIM1]] : tensor<?x4x16xf32>
+// PART-LABEL: func.func @paged_flash_attention_heads
+// PART-SAME: (%[[Q:.*]]: tensor<?x2x16xf32>, %[[B:.*]]: tensor<?x2x2x4x1x16xf32>, %{{.*}}: tensor<?xi32>, %{{.*}}: tensor<?xi32>, %{{.*}}: tensor<?x?xi32>, %[[L:.*]]: i32) -> tensor<?x2x16xf32>
+// PART-NEXT: attn.paged_flash_attention %[[Q]], %[[B]] layer(%[[L]] : i32)
+// PART-SAME: : tensor<?x2x16xf32>, tensor<?x2x2x4x1x16xf32>
+func.func @paged_flash_attention_heads(%q: tensor<?x4x16xf32>, %blocks: tensor<?x2x2x4x2x16xf32>, %off: tensor<?xi32>,
+                                       %len: tensor<?xi32>, %lut: tensor<?x?xi32>, %layer: i32) -> tensor<?x4x16xf32> {
+  %dim4 = shard.sharding @grid split_axes = [[], [], [], [], [0]] : !shard.sharding
+  %blocks_s = shard.shard %blocks to %dim4 annotate_for_users : tensor<?x2x2x4x2x16xf32>
+  %o = attn.paged_flash_attention %q, %blocks_s layer(%layer : i32) positions(%off, %len) pages(%lut)
+      : tensor<?x4x16xf32>, tensor<?x2x2x4x2x16xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  return %o : tensor<?x4x16xf32>
+}

@@ -3,9 +3,9 @@
 // Each op describes its loops and indexing maps (a LoopNest); the sharding
 // option, the annotations and the partition follow from that alike for every
 // op. A tensor dimension is indexed by one loop, by `head * D + d` (the rows
-// of a projection weight, split with the head loop), or not at all: tensors
-// read through data-dependent indices (row offsets, the RoPE table) are read
-// whole and stay replicated. Splitting a sum loop (the contraction of a
+// of a projection weight, split with the head loop), or by data (row
+// offsets, the RoPE table, the pages, layers and slots of the cache blocks):
+// those dimensions stay whole on every device. Splitting a sum loop (the contraction of a
 // projection) leaves partial results, which the partition all-reduces.
 //
 //===----------------------------------------------------------------------===//
@@ -149,7 +149,8 @@ FailureOr<ShardingOption> assignLoops(Operation *op, const LoopNest &nest,
       if (!loop)
         return op->emitOpError()
                << "cannot split dimension " << dim << " of "
-               << describeValue(op, index) << ": the op reads it whole";
+               << describeValue(op, index)
+               << ": the op indexes it by data, not by one of its loops";
       const Loop &info = nest.loops[*loop];
       if (!info.unshardable.empty())
         return op->emitOpError() << "cannot be sharded along its " << info.name
@@ -358,6 +359,51 @@ LoopNest describe(FlashAttentionOp op) {
   return nest;
 }
 
+/// The blocks `[P, 2, L, page, Hkv, D]` of a paged cache: only the kv heads
+/// follow a loop; pages, layers and slots are found through the data.
+AffineMap blocksMap(const LoopNest &nest, MLIRContext *ctx, AffineExpr kvHeads,
+                    AffineExpr headDim) {
+  AffineExpr byData = getAffineConstantExpr(0, ctx);
+  return nest.map(ctx, {byData, byData, byData, byData, kvHeads, headDim});
+}
+
+/// Writes the keys and values of each kv head into that head of the blocks.
+LoopNest describe(KVCacheStoreOp op) {
+  LoopNest nest;
+  nest.loops = {fixed("rows", kRowsByOffsets), parallel("kv heads"),
+                fixed("head dim", kWholeHeads)};
+  MLIRContext *ctx = op.getContext();
+  AffineExpr t, hkv, d;
+  bindDims(ctx, t, hkv, d);
+  AffineMap rows = nest.map(ctx, {t, hkv, d});
+  AffineMap blocks = blocksMap(nest, ctx, hkv, d);
+  nest.maps = {rows, rows, nest.readWhole(ctx), nest.readWhole(ctx),
+               nest.readWhole(ctx), blocks};
+  if (op.getLayerIndex())
+    nest.maps.push_back(nest.readWhole(ctx));
+  nest.maps.push_back(blocks);
+  return nest;
+}
+
+/// Attention of each query head on its kv head's keys in the blocks; as in
+/// attn.flash_attention, the query and kv heads split together.
+LoopNest describe(PagedFlashAttentionOp op) {
+  LoopNest nest;
+  nest.loops = {fixed("query rows", kRowsByOffsets), parallel("query heads"),
+                parallel("kv heads"), fixed("head dim", kWholeHeads)};
+  nest.tied = {{1, 2}};
+  MLIRContext *ctx = op.getContext();
+  AffineExpr t, h, hkv, d;
+  bindDims(ctx, t, h, hkv, d);
+  AffineMap query = nest.map(ctx, {t, h, d});
+  nest.maps = {query, blocksMap(nest, ctx, hkv, d), nest.readWhole(ctx),
+               nest.readWhole(ctx), nest.readWhole(ctx)};
+  if (op.getLayerIndex())
+    nest.maps.push_back(nest.readWhole(ctx));
+  nest.maps.push_back(query);
+  return nest;
+}
+
 /// Each result dimension is `outer * stride + ... + inner` of its group of
 /// source dimensions: a split of the outer one is a split of the result's.
 LoopNest describe(tensor::CollapseShapeOp op) {
@@ -504,7 +550,7 @@ void mlir::attn::registerShardingInterfaceExternalModels(
     DialectRegistry &registry) {
   registry.addExtension(+[](MLIRContext *ctx, AttnDialect *) {
     attachModels<LinearOp, QKVProjectionOp, RMSNormOp, RopeOp,
-                 FlashAttentionOp>(ctx);
+                 FlashAttentionOp, KVCacheStoreOp, PagedFlashAttentionOp>(ctx);
   });
   registry.addExtension(+[](MLIRContext *ctx, tensor::TensorDialect *) {
     attachModels<tensor::CollapseShapeOp>(ctx);
