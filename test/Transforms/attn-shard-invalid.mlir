@@ -95,3 +95,22 @@ func.func @primitive_no_output_projection(%x: tensor<?x64xf32>, %wq: tensor<64x6
       -> tensor<?x4x16xf32>, tensor<?x4x16xf32>, tensor<?x4x16xf32>
   return %q, %k, %v : tensor<?x4x16xf32>, tensor<?x4x16xf32>, tensor<?x4x16xf32>
 }
+
+// -----
+
+// --canonicalize folds a small RoPE table into a constant, which LLVM 22's
+// shard-partition cannot partition (it would fail without a diagnostic).
+func.func @primitive_folded_table(%x: tensor<?x64xf32>, %off: tensor<?xi32>, %len: tensor<?xi32>, %wq: tensor<64x64xf32>,
+                                  %wk: tensor<64x64xf32>, %wv: tensor<64x64xf32>, %wo: tensor<64x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{cannot be partitioned by shard-partition (LLVM 22 partitions splat constants only); a RoPE table folded by --canonicalize can be a freqs argument of the layer}}
+  %freqs = arith.constant dense<[[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+                                [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]]> : tensor<2x16xf32>
+  %q, %k, %v = attn.qkv_projection %x weights(%wq, %wk, %wv)
+      : tensor<?x64xf32>, (tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>)
+      -> tensor<?x4x16xf32>, tensor<?x4x16xf32>, tensor<?x4x16xf32>
+  %qr = attn.rope %q, %freqs positions(%off, %len) : tensor<?x4x16xf32>, tensor<2x16xf32>, tensor<?xi32>, tensor<?xi32>
+  %o = attn.flash_attention %qr, %k, %v rows(%off, %off) : tensor<?x4x16xf32>, tensor<?x4x16xf32>, tensor<?x4x16xf32>, tensor<?xi32>, tensor<?xi32>
+  %flat = tensor.collapse_shape %o [[0], [1, 2]] : tensor<?x4x16xf32> into tensor<?x64xf32>
+  %out = attn.linear %flat, %wo : tensor<?x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return %out : tensor<?x64xf32>
+}

@@ -14,6 +14,7 @@
 #include "attn/Dialect/Attn/Transforms/Passes.h"
 #include "attn/Dialect/Attn/Transforms/ShardingInterfaceImpl.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Dialect/Shard/Transforms/Passes.h"
@@ -225,6 +226,18 @@ struct AttnShardPass : attn::impl::AttnShardBase<AttnShardPass> {
         annotatePrimitiveLayers(func, devices.getValue());
     if (failed(annotated) || !*annotated || !partition)
       return annotated;
+    // LLVM 22's shard-partition fails on these without a diagnostic.
+    WalkResult constants = func.walk([](arith::ConstantOp op) {
+      auto value = dyn_cast<DenseIntOrFPElementsAttr>(op.getValue());
+      if (!value || value.isSplat())
+        return WalkResult::advance();
+      op.emitOpError("cannot be partitioned by shard-partition (LLVM 22 "
+                     "partitions splat constants only); a RoPE table folded "
+                     "by --canonicalize can be a freqs argument of the layer");
+      return WalkResult::interrupt();
+    });
+    if (constants.wasInterrupted())
+      return failure();
     OpPassManager pipeline(func::FuncOp::getOperationName());
     pipeline.addPass(shard::createShardingPropagation());
     pipeline.addPass(shard::createPartition());
