@@ -70,11 +70,23 @@ SHARDED = {(c.dtype, c.strategy, c.devices): Build(
     lambda c=c: sharded_text(CONFIGS[c.dtype], c.strategy, c.devices)) for c in CASES}
 
 
-def run_unsharded(cfg, inputs):
+def run_unsharded(build, cfg, inputs):
     inputs = {name: array.copy() for name, array in inputs.items()}
     out = np.zeros((inputs["x"].shape[0], cfg.hidden), dtype=inputs["x"].dtype)
-    UNSHARDED[cfg.dtype].library().call("layer", list(inputs.values()), [out])
-    return out, inputs["blocks"]
+    build.library().call("layer", list(inputs.values()), [out])
+    return out, inputs.get("blocks")
+
+
+def check_tensor_parallel(cfg, outputs, want_out, want_blocks, what):
+    """Every rank's output is the whole layer's, its blocks the whole layer's of its kv heads."""
+    kv_share = cfg.num_kv_heads // len(outputs)
+    for rank, (out, blocks) in enumerate(outputs):
+        where = f" (rank {rank} of {what})"
+        assert_close(values(out, cfg.dtype), values(want_out, cfg.dtype), TOL[cfg.dtype], "out",
+                     where)
+        heads = slice(rank * kv_share, (rank + 1) * kv_share)
+        assert_close(values(blocks, cfg.dtype), values(want_blocks[..., heads, :], cfg.dtype),
+                     TOL[cfg.dtype], "blocks", where)
 
 
 def run_ranks(library, shards, tmp_path):
@@ -99,7 +111,7 @@ def test_sharded_layer(case, tmp_path):
     cfg = CONFIGS[case.dtype]
     rng = np.random.default_rng(list(map(ord, case.id)))
     inputs = ir.random_layer_inputs(rng, cfg, *SCENARIOS[case.scenario])
-    want_out, want_blocks = run_unsharded(cfg, inputs)
+    want_out, want_blocks = run_unsharded(UNSHARDED[case.dtype], cfg, inputs)
     n = case.devices
     if case.strategy == "tensor":
         shards = [shard.tensor_parallel_shard(cfg, inputs, r, n) for r in range(n)]
@@ -112,18 +124,13 @@ def test_sharded_layer(case, tmp_path):
         for name, array in merged.items():
             assert np.array_equal(array, inputs[name]), f"merge of {name}"
     outputs = run_ranks(SHARDED[case.dtype, case.strategy, n].library(), shards, tmp_path)
+    if case.strategy == "tensor":
+        check_tensor_parallel(cfg, outputs, want_out, want_blocks, case.id)
+        return
 
-    kv_share = cfg.num_kv_heads // n
     offsets = inputs["row_offsets"]
     for rank, (out, blocks) in enumerate(outputs):
         where = f" (rank {rank} of {case.id})"
-        if case.strategy == "tensor":
-            assert_close(values(out, cfg.dtype), values(want_out, cfg.dtype), TOL[cfg.dtype],
-                         "out", where)
-            heads = slice(rank * kv_share, (rank + 1) * kv_share)
-            assert_close(values(blocks, cfg.dtype), values(want_blocks[..., heads, :], cfg.dtype),
-                         TOL[cfg.dtype], "blocks", where)
-            continue
         begin, end = shard.data_parallel_sequences(len(offsets) - 1, rank, n)
         rows = slice(int(offsets[begin]), int(offsets[end]))
         assert_close(values(out, cfg.dtype), values(want_out[rows], cfg.dtype), TOL[cfg.dtype],
@@ -147,6 +154,43 @@ def test_tensor_parallel_split_is_by_head():
     assert np.array_equal(s["wo"], wo[:, 4:8])
     with pytest.raises(ValueError, match="cannot split 4 query heads and 2 kv heads"):
         shard.tensor_parallel_shard(cfg, {}, 0, 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# attn-shard on the layer expanded into primitive ops (attn-expand-composite; --canonicalize folds
+# the cache's make/parts pairs, so the blocks flow as tensors; the RoPE table is an argument):
+# its weights annotated, then partitioned by the upstream sharding-propagation and shard-partition.
+
+EXPANDED_CASES = [(2, "prefill"), (2, "decode"), (4, "decode")]
+
+
+def expanded_sharded_text(cfg, devices):
+    text = ir.module_text(ir.layer_function("layer", cfg, freqs_arg=True))
+    attn_opt = os.path.join(os.path.dirname(rt.attn_compile_path()), "attn-opt")
+    return subprocess.run(
+        [attn_opt, "--attn-expand-composite", "--canonicalize",
+         f"--attn-shard=strategy=tensor devices={devices}"],
+        input=text, capture_output=True, text=True, check=True).stdout
+
+
+EXPANDED_UNSHARDED = Build("shard-expanded-unsharded-f32", lambda: ir.module_text(
+    ir.layer_function("layer", CONFIGS["f32"], freqs_arg=True)))
+EXPANDED_SHARDED = {n: Build(f"shard-expanded-f32-tensor{n}",
+                             lambda n=n: expanded_sharded_text(CONFIGS["f32"], n))
+                    for n in sorted({n for n, _ in EXPANDED_CASES})}
+
+
+@pytest.mark.parametrize("devices,scenario", EXPANDED_CASES,
+                         ids=[f"tensor{n}-{sc}" for n, sc in EXPANDED_CASES])
+def test_attn_shard_primitive_layer(devices, scenario, tmp_path):
+    cfg = CONFIGS["f32"]
+    rng = np.random.default_rng([devices, *map(ord, scenario)])
+    inputs = ir.random_layer_inputs(rng, cfg, *SCENARIOS[scenario])
+    inputs["freqs"] = ir.rope_table_input(cfg)
+    want_out, want_blocks = run_unsharded(EXPANDED_UNSHARDED, cfg, inputs)
+    shards = [shard.tensor_parallel_shard(cfg, inputs, r, devices) for r in range(devices)]
+    outputs = run_ranks(EXPANDED_SHARDED[devices].library(), shards, tmp_path)
+    check_tensor_parallel(cfg, outputs, want_out, want_blocks, f"expanded tensor{devices}")
 
 
 # ---------------------------------------------------------------------------------------------
