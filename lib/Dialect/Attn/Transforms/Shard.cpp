@@ -196,8 +196,9 @@ FailureOr<bool> annotatePrimitiveLayers(func::FuncOp func, int64_t devices) {
   if (walk.wasInterrupted())
     return failure();
   if (projections && !outputProjections)
-    return func.emitOpError("has attention heads that reach no output "
-                            "projection (attn.linear of tensor.collapse_shape)");
+    return func.emitOpError(
+        "has attention heads that reach no output "
+        "projection (attn.linear of tensor.collapse_shape)");
   return projections;
 }
 

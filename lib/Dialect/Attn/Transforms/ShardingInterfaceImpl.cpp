@@ -5,8 +5,9 @@
 // op. A tensor dimension is indexed by one loop, by `head * D + d` (the rows
 // of a projection weight, split with the head loop), or by data (row
 // offsets, the RoPE table, the pages, layers and slots of the cache blocks):
-// those dimensions stay whole on every device. Splitting a sum loop (the contraction of a
-// projection) leaves partial results, which the partition all-reduces.
+// those dimensions stay whole on every device. Splitting a sum loop (the
+// contraction of a projection) leaves partial results, which the partition
+// all-reduces.
 //
 //===----------------------------------------------------------------------===//
 
@@ -89,9 +90,8 @@ std::optional<unsigned> splitLoop(AffineExpr expr) {
 
 std::string describeValue(Operation *op, unsigned index) {
   unsigned numOperands = op->getNumOperands();
-  return index < numOperands
-             ? "operand #" + std::to_string(index)
-             : "result #" + std::to_string(index - numOperands);
+  return index < numOperands ? "operand #" + std::to_string(index)
+                             : "result #" + std::to_string(index - numOperands);
 }
 
 Type valueType(Operation *op, unsigned index) {
@@ -204,10 +204,9 @@ FailureOr<ShardingOption> assignLoops(Operation *op, const LoopNest &nest,
     int64_t devices = shard::collectiveProcessGroupSize(axes, grid);
     if (!ShapedType::isDynamic(sizes[loop]) &&
         !ShapedType::isDynamic(devices) && sizes[loop] % devices != 0)
-      return op->emitOpError()
-             << "cannot split its " << sizes[loop] << " "
-             << nest.loops[loop].name << " evenly over " << devices
-             << " devices";
+      return op->emitOpError() << "cannot split its " << sizes[loop] << " "
+                               << nest.loops[loop].name << " evenly over "
+                               << devices << " devices";
     for (auto [index, map] : llvm::enumerate(nest.maps))
       if (!isa<RankedTensorType>(valueType(op, index)) &&
           llvm::any_of(map.getResults(), [&](AffineExpr expr) {
@@ -243,8 +242,8 @@ std::vector<Sharding> annotationsFor(Operation *op, const LoopNest &nest,
         splitAxes[dim] = option.shardingArray[*loop];
     }
     shard::removeTrailingEmptySubArray(splitAxes);
-    SmallVector<shard::GridAxesAttr> attrs = llvm::map_to_vector(
-        splitAxes, [&](ArrayRef<GridAxis> axes) {
+    SmallVector<shard::GridAxesAttr> attrs =
+        llvm::map_to_vector(splitAxes, [&](ArrayRef<GridAxis> axes) {
           return shard::GridAxesAttr::get(op->getContext(), axes);
         });
     shardings.push_back(Sharding::get(option.grid, attrs));
@@ -295,7 +294,8 @@ LoopNest describe(QKVProjectionOp op) {
   bindDims(ctx, t, h, hkv, d, c);
   if (stacked)
     nest.loops.push_back(fixed("stacked rows", whyStacked));
-  AffineExpr qRows = h * op.getHeadDim() + d, kvRows = hkv * op.getHeadDim() + d;
+  AffineExpr qRows = h * op.getHeadDim() + d,
+             kvRows = hkv * op.getHeadDim() + d;
   SmallVector<AffineExpr> rows = {qRows, kvRows, kvRows};
   if (stacked)
     rows = {getAffineDimExpr(5, ctx)};
@@ -377,8 +377,12 @@ LoopNest describe(KVCacheStoreOp op) {
   bindDims(ctx, t, hkv, d);
   AffineMap rows = nest.map(ctx, {t, hkv, d});
   AffineMap blocks = blocksMap(nest, ctx, hkv, d);
-  nest.maps = {rows, rows, nest.readWhole(ctx), nest.readWhole(ctx),
-               nest.readWhole(ctx), blocks};
+  nest.maps = {rows,
+               rows,
+               nest.readWhole(ctx),
+               nest.readWhole(ctx),
+               nest.readWhole(ctx),
+               blocks};
   if (op.getLayerIndex())
     nest.maps.push_back(nest.readWhole(ctx));
   nest.maps.push_back(blocks);
@@ -454,7 +458,8 @@ struct LoopNestShardingModel
                                [](const Loop &loop) { return loop.type; });
   }
 
-  SmallVector<ReductionKind> getReductionLoopIteratorKinds(Operation *op) const {
+  SmallVector<ReductionKind>
+  getReductionLoopIteratorKinds(Operation *op) const {
     SmallVector<ReductionKind> kinds;
     for (const Loop &loop : nestOf(op).loops)
       if (loop.type == IteratorType::reduction)
@@ -539,8 +544,7 @@ struct LoopNestShardingModel
   }
 };
 
-template <typename... OpTys>
-void attachModels(MLIRContext *ctx) {
+template <typename... OpTys> void attachModels(MLIRContext *ctx) {
   (OpTys::template attachInterface<LoopNestShardingModel<OpTys>>(*ctx), ...);
 }
 
@@ -549,8 +553,8 @@ void attachModels(MLIRContext *ctx) {
 void mlir::attn::registerShardingInterfaceExternalModels(
     DialectRegistry &registry) {
   registry.addExtension(+[](MLIRContext *ctx, AttnDialect *) {
-    attachModels<LinearOp, QKVProjectionOp, RMSNormOp, RopeOp,
-                 FlashAttentionOp, KVCacheStoreOp, PagedFlashAttentionOp>(ctx);
+    attachModels<LinearOp, QKVProjectionOp, RMSNormOp, RopeOp, FlashAttentionOp,
+                 KVCacheStoreOp, PagedFlashAttentionOp>(ctx);
   });
   registry.addExtension(+[](MLIRContext *ctx, tensor::TensorDialect *) {
     attachModels<tensor::CollapseShapeOp>(ctx);
