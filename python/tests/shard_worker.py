@@ -1,8 +1,8 @@
 """One MPI rank of a sharded layer: ``shard_worker.py LIBRARY DIR`` (under mpirun).
 
 Initialises MPI (the compiled layer expects it), calls ``layer`` of LIBRARY on
-DIR/in-RANK.npz (arguments in order) and writes ``out`` and the updated ``blocks`` to
-DIR/out-RANK.npz.
+DIR/in-RANK.npz (arguments in order) and writes ``out`` and the updated ``blocks`` (when
+the layer has a cache) to DIR/out-RANK.npz.
 """
 
 import ctypes
@@ -26,8 +26,8 @@ def main(library, directory):
     del inputs["dtype"]
     out = np.zeros((inputs["x"].shape[0], inputs["x"].shape[1]), dtype=inputs["x"].dtype)
     rt.CompiledLibrary(library).call("layer", list(inputs.values()), [out])
-    np.savez(os.path.join(directory, f"out-{rank}.npz"), out=out, blocks=inputs["blocks"],
-             dtype=dtype)
+    updated = {"blocks": inputs["blocks"]} if "blocks" in inputs else {}
+    np.savez(os.path.join(directory, f"out-{rank}.npz"), out=out, dtype=dtype, **updated)
     mpi.MPI_Finalize()
 
 

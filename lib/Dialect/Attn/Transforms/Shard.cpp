@@ -1,17 +1,25 @@
 //===- Shard.cpp - attention layers as per-device (SPMD) programs ---------===//
 //
-// attn-shard; see Passes.td and docs/Sharding.md. The rewrite is done here
-// rather than through sharding-propagation / shard-partition: the paged cache
-// is not a ranked tensor, so `shard.shard` cannot annotate it.
+// attn-shard; see Passes.td and docs/Sharding.md. A composite layer is
+// rewritten here: its opaque paged cache is not a ranked tensor, so
+// `shard.shard` cannot annotate it, and a stacked weight's split per part is
+// no split of its dimensions. A layer of primitive ops has its weights
+// annotated and goes through sharding-propagation and shard-partition
+// (ShardingInterfaceImpl.cpp).
 //
 //===----------------------------------------------------------------------===//
 
 #include "attn/Dialect/Attn/IR/AttnOps.h"
 #include "attn/Dialect/Attn/IR/AttnTypes.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "attn/Dialect/Attn/Transforms/ShardingInterfaceImpl.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
+#include "mlir/Dialect/Shard/Transforms/Passes.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Pass/PassManager.h"
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_ATTNSHARD
@@ -72,20 +80,33 @@ RankedTensorType withShape(Value value, ArrayRef<int64_t> shape) {
   return cast<RankedTensorType>(value.getType()).clone(shape);
 }
 
+LogicalResult checkHeadsDivide(Operation *op, int64_t heads, int64_t kvHeads,
+                               int64_t devices) {
+  if (heads % devices == 0 && kvHeads % devices == 0)
+    return success();
+  return op->emitOpError() << "cannot split " << heads << " query heads and "
+                           << kvHeads << " kv heads evenly over " << devices
+                           << " devices";
+}
+
+LogicalResult rejectQuantized(Operation *op, ValueRange weights) {
+  if (llvm::any_of(weights, [](Value weight) {
+        return isa<QuantizedWeightType>(weight.getType());
+      }))
+    return op->emitOpError(
+        "tensor parallelism of quantised weights is not supported");
+  return success();
+}
+
 /// Tensor parallelism: the op and its arguments on `devices`' share of the
 /// heads, and an all-reduce of the partial output.
 LogicalResult shardTensorParallel(AttentionWithRopeOp op, int64_t devices) {
   int64_t heads = op.getNumAttentionHeads(), kvHeads = op.getNumKeyValueHeads();
-  if (heads % devices != 0 || kvHeads % devices != 0)
-    return op.emitOpError()
-           << "cannot split " << heads << " query heads and " << kvHeads
-           << " kv heads evenly over " << devices << " devices";
   SmallVector<Value> weights(op.getQkvWeights());
   weights.push_back(op.getOProjWeight());
-  for (Value weight : weights)
-    if (isa<QuantizedWeightType>(weight.getType()))
-      return op.emitOpError(
-          "tensor parallelism of quantised weights is not supported");
+  if (failed(checkHeadsDivide(op, heads, kvHeads, devices)) ||
+      failed(rejectQuantized(op, weights)))
+    return failure();
 
   int64_t headDim = op.getHeadDim(), hidden = op.getHiddenSize();
   int64_t qRows = heads / devices * headDim;
@@ -126,6 +147,61 @@ LogicalResult shardTensorParallel(AttentionWithRopeOp op, int64_t devices) {
   return success();
 }
 
+/// An output projection: an attn.linear of the attention heads joined by
+/// tensor.collapse_shape.
+bool isOutputProjection(LinearOp op) {
+  auto heads = op.getInput().getDefiningOp<tensor::CollapseShapeOp>();
+  return heads && isa_and_present<FlashAttentionOp, PagedFlashAttentionOp>(
+                      heads.getSrc().getDefiningOp());
+}
+
+/// Annotates the weights of the primitive layers in `func` as tensor
+/// parallelism splits them: q, k and v rows by head, o_proj columns by query
+/// head. Returns whether `func` has any such layer.
+FailureOr<bool> annotatePrimitiveLayers(func::FuncOp func, int64_t devices) {
+  MLIRContext *ctx = func.getContext();
+  auto grid = FlatSymbolRefAttr::get(ctx, kGridName);
+  auto axes = [&](ArrayRef<shard::GridAxis> axes) {
+    return shard::GridAxesAttr::get(ctx, axes);
+  };
+  shard::Sharding rows = shard::Sharding::get(grid, {axes({0})});
+  shard::Sharding columns = shard::Sharding::get(grid, {axes({}), axes({0})});
+  OpBuilder builder(ctx);
+  bool projections = false, outputProjections = false;
+  WalkResult walk = func.walk([&](Operation *op) {
+    if (auto qkv = dyn_cast<QKVProjectionOp>(op)) {
+      if (failed(checkHeadsDivide(qkv, qkv.getNumHeads(), qkv.getNumKVHeads(),
+                                  devices)) ||
+          failed(rejectQuantized(qkv, qkv.getWeights())))
+        return WalkResult::interrupt();
+      if (qkv.isStacked()) {
+        qkv.emitOpError("cannot split a stacked qkv weight by head outside "
+                        "attn.attention_with_rope");
+        return WalkResult::interrupt();
+      }
+      for (OpOperand &weight : qkv.getWeightsMutable())
+        shard::maybeInsertSourceShardingAnnotation(rows, weight, builder);
+      projections = true;
+    }
+    if (auto linear = dyn_cast<LinearOp>(op);
+        linear && isOutputProjection(linear)) {
+      if (failed(rejectQuantized(linear, linear.getWeight())))
+        return WalkResult::interrupt();
+      shard::maybeInsertSourceShardingAnnotation(
+          columns, linear.getWeightMutable(), builder);
+      outputProjections = true;
+    }
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  if (projections && !outputProjections)
+    return func.emitOpError(
+        "has attention heads that reach no output "
+        "projection (attn.linear of tensor.collapse_shape)");
+  return projections;
+}
+
 /// The function type from its (retyped) arguments and returned values.
 void updateFunctionType(func::FuncOp func) {
   SmallVector<Type> results;
@@ -138,6 +214,36 @@ void updateFunctionType(func::FuncOp func) {
 
 struct AttnShardPass : attn::impl::AttnShardBase<AttnShardPass> {
   using Base::Base;
+
+  void getDependentDialects(DialectRegistry &registry) const override {
+    Base::getDependentDialects(registry);
+    registerShardingInterfaceExternalModels(registry);
+  }
+
+  /// Tensor parallelism of the primitive layers of `func`, through the
+  /// upstream passes.
+  LogicalResult partitionPrimitiveLayers(func::FuncOp func) {
+    FailureOr<bool> annotated =
+        annotatePrimitiveLayers(func, devices.getValue());
+    if (failed(annotated) || !*annotated || !partition)
+      return annotated;
+    // LLVM 22's shard-partition fails on these without a diagnostic.
+    WalkResult constants = func.walk([](arith::ConstantOp op) {
+      auto value = dyn_cast<DenseIntOrFPElementsAttr>(op.getValue());
+      if (!value || value.isSplat())
+        return WalkResult::advance();
+      op.emitOpError("cannot be partitioned by shard-partition (LLVM 22 "
+                     "partitions splat constants only); a RoPE table folded "
+                     "by --canonicalize can be a freqs argument of the layer");
+      return WalkResult::interrupt();
+    });
+    if (constants.wasInterrupted())
+      return failure();
+    OpPassManager pipeline(func::FuncOp::getOperationName());
+    pipeline.addPass(shard::createShardingPropagation());
+    pipeline.addPass(shard::createPartition());
+    return runPipeline(pipeline, func);
+  }
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -157,6 +263,10 @@ struct AttnShardPass : attn::impl::AttnShardBase<AttnShardPass> {
       return signalPassFailure();
     }
 
+    OpBuilder builder = OpBuilder::atBlockBegin(module.getBody());
+    shard::GridOp::create(builder, module.getLoc(), kGridName,
+                          ArrayRef<int64_t>{devices.getValue()});
+
     SetVector<func::FuncOp> layers;
     WalkResult walk = module.walk([&](AttentionWithRopeOp op) {
       if (strategy == "tensor" &&
@@ -170,10 +280,10 @@ struct AttnShardPass : attn::impl::AttnShardBase<AttnShardPass> {
       return signalPassFailure();
     for (func::FuncOp func : layers)
       updateFunctionType(func);
-
-    OpBuilder builder = OpBuilder::atBlockBegin(module.getBody());
-    shard::GridOp::create(builder, module.getLoc(), kGridName,
-                          ArrayRef<int64_t>{devices.getValue()});
+    if (strategy == "tensor")
+      for (auto func : module.getOps<func::FuncOp>())
+        if (failed(partitionPrimitiveLayers(func)))
+          return signalPassFailure();
   }
 };
 

@@ -317,6 +317,15 @@ def AttnShard : Pass<"attn-shard", "ModuleOp"> {
     the whole layer on its own sequences (offsets rebased to 0) and its own
     cache; the IR is unchanged apart from the grid, and no collective runs.
 
+    A layer of primitive ops (`attn-expand-composite`, with the cache blocks
+    as tensors) is sharded through the upstream passes: under
+    `strategy=tensor` the weights of each `attn.qkv_projection` (separate
+    weights) get `shard.shard` row annotations, those of each output
+    projection (`attn.linear` of the heads joined by `tensor.collapse_shape`)
+    column annotations, and `sharding-propagation` and `shard-partition`
+    derive the rest (the attn ops' `ShardingInterface`); `partition=false`
+    stops after the annotations.
+
     Heads that do not divide by `devices`, quantised weights under tensor
     parallelism, and weights or caches that are not function arguments are
     diagnosed.
@@ -325,8 +334,12 @@ def AttnShard : Pass<"attn-shard", "ModuleOp"> {
     Option<"strategy", "strategy", "std::string", "\"tensor\"",
            "tensor or data">,
     Option<"devices", "devices", "int64_t", "2", "Devices of the grid">,
+    Option<"partition", "partition", "bool", "true",
+           "Propagate and partition the annotated primitive layers (false: "
+           "leave the annotations)">,
   ];
-  let dependentDialects = ["::mlir::shard::ShardDialect"];
+  let dependentDialects = ["::mlir::shard::ShardDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 #endif // ATTN_DIALECT_ATTN_TRANSFORMS_PASSES_TD
