@@ -53,5 +53,5 @@ if config.sanitizers:
     llvm_config.with_environment("ASAN_OPTIONS", "detect_odr_violation=0:detect_leaks=0:allow_user_poisoning=0")
 
 tool_dirs = [config.attn_tools_dir, config.llvm_tools_dir]
-tools = ["attn-opt", "attn-compile", "attn-capi-test"]
+tools = ["attn-opt", "attn-compile", "attn-capi-test", "attn-lsp-server", "attn-reduce"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
