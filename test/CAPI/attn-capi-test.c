@@ -104,8 +104,8 @@ static void callRms(const char *path) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: attn-capi-test OUTPUT.so\n");
+  if (argc != 2 && argc != 3) {
+    fprintf(stderr, "usage: attn-capi-test OUTPUT.so [CUDA-OUTPUT.so]\n");
     return 2;
   }
 
@@ -145,6 +145,17 @@ int main(int argc, char **argv) {
   // CHECK: compiled: yes
   callRms(argv[1]);
   // CHECK: status 0, max error below 1e-5: yes
+
+  /* With a second path, a library for NVIDIA GPUs too (cuda.test). */
+  if (argc == 3) {
+    AttnCompileOptions cuda = attnCompileOptionsGetDefault();
+    cuda.target = AttnTargetCUDA;
+    MlirLogicalResult compiledForCUDA =
+        attnCompileModule(module, mlirStringRefCreateFromCString(argv[2]),
+                          &cuda, printDiagnostic, compileLabel);
+    printf("compiled for cuda: %s\n",
+           mlirLogicalResultIsSuccess(compiledForCUDA) ? "yes" : "no");
+  }
 
   /* Compiling left the module as it was; a pipeline lowers it in place. */
   MlirLogicalResult lowered = attnRunPassPipeline(
