@@ -17,6 +17,9 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%attn_src_root", config.attn_src_root))
 config.substitutions.append(("%python", config.python_executable))
 config.substitutions.append(("%attn_obj_root", config.attn_obj_root))
+# test/Install builds examples/downstream with this build's CMake and compiler.
+config.substitutions.append(("%cmake", config.cmake_command))
+config.substitutions.append(("%cxx", config.cxx_compiler))
 cuda_runtime = os.path.join(config.attn_obj_root, "lib", "libattn_cuda_runtime.so")
 if os.path.exists(cuda_runtime):
     config.available_features.add("attn-cuda-runtime")
@@ -43,11 +46,12 @@ llvm_config.with_environment("PYTHONPATH", os.path.join(config.attn_src_root, "p
 llvm_config.with_environment("ATTN_COMPILE", os.path.join(config.attn_tools_dir, "attn-compile"))
 llvm_config.with_environment("ATTN_OPT", os.path.join(config.attn_tools_dir, "attn-opt"))
 if config.sanitizers:
+    config.available_features.add("sanitizers")
     # The MLIR dylib is not instrumented: inline LLVM allocator code in our
     # objects poisons memory that the dylib then uses, and its one-definition
     # overlaps are benign, so those two checks are off.
     llvm_config.with_environment("ASAN_OPTIONS", "detect_odr_violation=0:detect_leaks=0:allow_user_poisoning=0")
 
 tool_dirs = [config.attn_tools_dir, config.llvm_tools_dir]
-tools = ["attn-opt", "attn-compile"]
+tools = ["attn-opt", "attn-compile", "attn-capi-test", "attn-lsp-server", "attn-reduce"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
