@@ -30,6 +30,7 @@
 
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/CommandLine.h"
@@ -92,6 +93,19 @@ static cl::opt<int64_t> decodeItems(
     cl::desc("Work items of the CPU split decode ((sequence, key chunk) "
              "pairs; 0: one per sequence and kv head)"),
     cl::init(64));
+static cl::opt<std::string> int8Dot(
+    "int8-dot",
+    cl::desc("Integer dot products of GGUF K-quant projections with few "
+             "rows: 'auto' (avx512-vnni where the --mcpu target has "
+             "AVX512-VNNI, else avx2 where it has AVX2, else none), "
+             "avx512-vnni, avx2 or none (weights decoded to f32 at every "
+             "row count)"),
+    cl::init("auto"));
+static cl::opt<int64_t> int8MaxRows(
+    "int8-max-rows",
+    cl::desc("Rows up to which GGUF K-quant projections quantise their "
+             "activations to Q8_K and use the --int8-dot kernel"),
+    cl::init(4));
 static cl::opt<bool>
     noFuse("no-fuse", cl::desc("Skip the fusion passes (attn-fuse-*)"),
            cl::init(false));
@@ -136,6 +150,51 @@ static bool targetHasAVX512() {
          StringRef(mcpu).starts_with("sapphirerapids") ||
          StringRef(mcpu).starts_with("znver4") ||
          StringRef(mcpu).starts_with("znver5");
+}
+
+static const llvm::Triple kTriple("x86_64-unknown-linux-gnu");
+
+/// LLVM's CPU name and feature string of the --mcpu target.
+static std::pair<std::string, std::string> targetCPU() {
+  if (mcpu != "native")
+    return {mcpu, ""};
+  llvm::SubtargetFeatures subtarget;
+  for (const auto &[name, enabled] : llvm::sys::getHostCPUFeatures())
+    subtarget.AddFeature(name, enabled);
+  return {llvm::sys::getHostCPUName().str(), subtarget.getString()};
+}
+
+/// The --int8-dot kernel for the --mcpu target; an explicit choice the
+/// target cannot run is an error.
+static FailureOr<std::string> targetInt8Dot() {
+  std::string error;
+  const llvm::Target *llvmTarget =
+      llvm::TargetRegistry::lookupTarget(kTriple, error);
+  if (!llvmTarget) {
+    llvm::errs() << "attn-compile: " << error << "\n";
+    return failure();
+  }
+  auto [cpu, features] = targetCPU();
+  std::unique_ptr<llvm::MCSubtargetInfo> subtarget(
+      llvmTarget->createMCSubtargetInfo(kTriple, cpu, features));
+  auto has = [&](StringRef kernel) {
+    if (kernel == "avx512-vnni")
+      return subtarget->checkFeatures("+avx512vnni,+avx512vl,+avx512bw");
+    if (kernel == "avx2")
+      return subtarget->checkFeatures("+avx2");
+    return kernel == "none";
+  };
+  if (int8Dot == "auto")
+    return std::string(has("avx512-vnni") ? "avx512-vnni"
+                       : has("avx2")      ? "avx2"
+                                          : "none");
+  if (!has(int8Dot)) {
+    llvm::errs() << "attn-compile: --int8-dot=" << int8Dot
+                 << " is not a kernel the --mcpu target (" << mcpu
+                 << ") can run (auto, avx512-vnni, avx2, none)\n";
+    return failure();
+  }
+  return std::string(int8Dot);
 }
 
 /// Runs the module passes that `addPasses` adds, with the tuning of MLIR's
@@ -196,19 +255,12 @@ static void addressSanitize(llvm::Module &module, llvm::TargetMachine &machine) 
 static LogicalResult emitObject(llvm::Module &module, StringRef path,
                                 TimingScope &timing) {
   std::string error;
-  llvm::Triple triple("x86_64-unknown-linux-gnu");
+  const llvm::Triple &triple = kTriple;
   const llvm::Target *llvmTarget = llvm::TargetRegistry::lookupTarget(triple, error);
   if (!llvmTarget)
     return fail(error);
   llvm::TargetOptions options;
-  std::string cpu = mcpu, features;
-  if (mcpu == "native") {
-    cpu = llvm::sys::getHostCPUName().str();
-    llvm::SubtargetFeatures subtarget;
-    for (const auto &[name, enabled] : llvm::sys::getHostCPUFeatures())
-      subtarget.AddFeature(name, enabled);
-    features = subtarget.getString();
-  }
+  auto [cpu, features] = targetCPU();
   std::unique_ptr<llvm::TargetMachine> machine(llvmTarget->createTargetMachine(
       triple, cpu, features, options, llvm::Reloc::PIC_, std::nullopt,
       llvm::CodeGenOptLevel::Aggressive));
@@ -327,6 +379,11 @@ static LogicalResult lower(ModuleOp module, TimingScope &timing) {
     options.kvTile = kvTile;
     options.decodeItems = decodeItems;
     options.vectorLanes = targetHasAVX512() ? 16 : 8;
+    FailureOr<std::string> dot = targetInt8Dot();
+    if (failed(dot))
+      return failure();
+    options.int8Dot = *dot;
+    options.int8MaxRows = int8MaxRows;
     options.fuse = !noFuse;
     options.runtimeChecks = !noRuntimeChecks;
     attn::buildLowerToCPUPipeline(pm, options);
