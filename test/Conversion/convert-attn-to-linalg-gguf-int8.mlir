@@ -34,9 +34,9 @@
 // CHECK: arith.divf
 // CHECK: math.roundeven
 // CHECK: arith.fptosi %{{.*}} : f32 to i8
-// The sums of 16 quants.
+// The sums of 16 quants (i16, as llama.cpp's bsums).
 // CHECK: tensor.expand_shape %{{.*}} output_shape [%{{.*}}, 16, 16] : tensor<?x256xi8> into tensor<?x16x16xi8>
-// CHECK: arith.extsi %{{.*}} : i8 to i32
+// CHECK: arith.extsi %{{.*}} : i8 to i16
 // Per super-block of two weight rows: nibbles times quants, pairs weighted by
 // the sub-block scale.
 // CHECK: scf.forall
@@ -47,10 +47,10 @@
 // VNNI: func.call @llvm.x86.avx512.vpdpwssd.256(%{{.*}}) : (vector<8xi32>, vector<16xi16>, vector<16xi16>) -> vector<8xi32>
 // AVX2: func.call @llvm.x86.avx2.pmadd.wd(%{{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
 // AVX2: arith.addi %{{.*}} : vector<8xi32>
-// The mins times the sums of 32 (pairs of the Q8_K sums), then the f32 factors.
-// CHECK: vector.shuffle %{{.*}} [0, 2, 4, 6, 8, 10, 12, 14] : vector<16xi32>
-// CHECK: vector.shuffle %{{.*}} [1, 3, 5, 7, 9, 11, 13, 15] : vector<16xi32>
-// CHECK: arith.muli %{{.*}} : vector<8xi32>
+// The mins times the pairs of Q8_K sums (each min twice, vpmaddwd), then the
+// f32 factors.
+// CHECK: vector.shuffle %{{.*}} [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7] : vector<8xi16>
+// CHECK: func.call @llvm.x86.avx2.pmadd.wd(%{{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
 // CHECK: arith.sitofp %{{.*}} : vector<8xi32> to vector<8xf32>
 // CHECK: vector.fma
 // CHECK: arith.negf
@@ -62,7 +62,7 @@
 // CHECK: vector.fma %{{.*}} : vector<8xf32>
 // CHECK-LABEL: func.func private @llvm.x86.avx2.pmadd.ub.sw(vector<32xi8>, vector<32xi8>) -> vector<16xi16>
 // VNNI: func.func private @llvm.x86.avx512.vpdpwssd.256(vector<8xi32>, vector<16xi16>, vector<16xi16>) -> vector<8xi32>
-// AVX2: func.func private @llvm.x86.avx2.pmadd.wd(vector<16xi16>, vector<16xi16>) -> vector<8xi32>
+// CHECK: func.func private @llvm.x86.avx2.pmadd.wd(vector<16xi16>, vector<16xi16>) -> vector<8xi32>
 // NONE-LABEL: func.func @q4_k
 // NONE-NOT: func.call
 // NONE-NOT: math.roundeven
@@ -81,7 +81,7 @@ func.func @q4_k(%x: tensor<?x256xf32>, %b: tensor<64x144xi8>) -> tensor<?x64xf32
 
 // Q6_K: six-bit quants from the low nibbles and two bits of qh, the scale
 // pair of each 32 quants picked from the sixteen int8 scales; 32 times the
-// scaled Q8_K sums subtracted.
+// Q8_K sums times the scales (vpmaddwd) subtracted.
 // CHECK-LABEL: func.func @q6_k
 // CHECK: scf.if
 // CHECK: math.roundeven
@@ -91,8 +91,7 @@ func.func @q4_k(%x: tensor<?x256xf32>, %b: tensor<64x144xi8>) -> tensor<?x64xf32
 // CHECK: func.call @llvm.x86.avx2.pmadd.ub.sw
 // CHECK: vector.shuffle %{{.*}} [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1] : vector<16xi16>
 // CHECK: vector.shuffle %{{.*}} [14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15] : vector<16xi16>
-// CHECK: arith.extsi %{{.*}} : vector<16xi16> to vector<16xi32>
-// CHECK: arith.muli %{{.*}} : vector<16xi32>
+// CHECK: func.call @llvm.x86.avx2.pmadd.wd(%{{.*}}, %{{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
 // CHECK: arith.shli %{{.*}} : vector<8xi32>
 // CHECK: arith.subi %{{.*}} : vector<8xi32>
 // CHECK: vector.fma

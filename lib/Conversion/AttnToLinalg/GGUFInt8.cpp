@@ -53,7 +53,7 @@ bool linalg_lowering::hasInt8Kernel(GGUFAttr encoding) {
 namespace {
 
 /// Q8_K activations: `quants [T, K] i8`, `scales [T, K / 256] f32` (d8),
-/// `sums [T, K / 16] i32`.
+/// `sums [T, K / 16] i16` (|sum| <= 16 * 127).
 struct Q8K {
   Value quants, scales, sums;
 };
@@ -118,11 +118,12 @@ Q8K quantizeQ8K(IB &b, Value x, int64_t depth) {
       });
   q8.quants = tensor::CollapseShapeOp::create(
       b, quants3, SmallVector<ReassociationIndices>{{0}, {1, 2}});
+  Value zeroI16 = arith::ConstantOp::create(b, b.getI16IntegerAttr(0));
   q8.sums = generic(
-      b, filled(b, {tokens, b.getIndexAttr(depth / kSumRun)}, cI32(b, 0)),
+      b, filled(b, {tokens, b.getIndexAttr(depth / kSumRun)}, zeroI16),
       {splitRows(b, q8.quants, depth, kSumRun)}, {elements, perBlock},
       iterators(2, 1), [&](OpBuilder &ob, Location loc, ValueRange a) {
-        Value wide = arith::ExtSIOp::create(ob, loc, ob.getI32Type(), a[0]);
+        Value wide = arith::ExtSIOp::create(ob, loc, ob.getI16Type(), a[0]);
         linalg::YieldOp::create(
             ob, loc, ValueRange{arith::AddIOp::create(ob, loc, a[1], wide)});
       });
@@ -172,17 +173,23 @@ struct Int8Kernel {
       Value qs = readVector(b, blocks, {n, base + 16 + c * kBytes}, kBytes);
       Value low = arith::AndIOp::create(b, qs, splatI8(b, 15));
       Value high = arith::ShRUIOp::create(b, qs, splatI8(b, 4));
-      for (auto [half, nibbles] : llvm::enumerate(ArrayRef<Value>{low, high})) {
+      Value halves[] = {low, high};
+      for (auto [half, nibbles] : llvm::enumerate(halves)) {
         int64_t j = 2 * c + half;
-        Value scale = splat(
-            b, vector::ExtractOp::create(b, scales, ArrayRef<int64_t>{j}), 16);
+        Value scale = vector::ShuffleOp::create(b, scales, scales,
+                                                SmallVector<int64_t>(16, j));
         isum[half] = dotAdd(b, isum[half], productPairs(b, nibbles, quants[j]),
                             scale);
       }
     }
-    Value pairs = arith::AddIOp::create(b, lanes(b, sums, 0, 2),
-                                        lanes(b, sums, 1, 2));
-    Value msum = arith::MulIOp::create(b, m, pairs);
+    // sum_j m_j (sums[2j] + sums[2j+1]) per lane j: each min twice, one
+    // vpmaddwd with the Q8_K sums.
+    Value mins = arith::TruncIOp::create(b, vecType(b.getI16Type(), {8}), m);
+    SmallVector<int64_t> twice;
+    for (int64_t j = 0; j < 8; ++j)
+      twice.append(2, j);
+    Value msum = intrinsic(b, "llvm.x86.avx2.pmadd.wd", vecType(b.getI32Type(), {8}),
+                           {vector::ShuffleOp::create(b, mins, mins, twice), sums});
     Value d = arith::MulFOp::create(b, ggufF16(b, blocks, n, base), d8);
     Value dmin = arith::MulFOp::create(b, ggufF16(b, blocks, n, base + 2), d8);
     acc = fma(b, arith::AddIOp::create(b, isum[0], isum[1]), d, acc);
@@ -243,11 +250,8 @@ struct Int8Kernel {
                              productPairs(b, q, quants[4 * h + r]), scale);
       }
     }
-    auto i32x16 = vecType(b.getI32Type(), {16});
-    Value scaledSums = arith::MulIOp::create(
-        b, arith::ExtSIOp::create(b, i32x16, scales), sums);
-    Value offsets = arith::AddIOp::create(b, lanes(b, scaledSums, 0, 1, 8),
-                                          lanes(b, scaledSums, 8, 1, 8));
+    Value offsets = intrinsic(b, "llvm.x86.avx2.pmadd.wd",
+                              vecType(b.getI32Type(), {8}), {scales, sums});
     Value total = arith::SubIOp::create(
         b, arith::AddIOp::create(b, isum[0], isum[1]),
         arith::ShLIOp::create(b, offsets, splat(b, cI32(b, 5), 8)));
@@ -289,16 +293,6 @@ struct Int8Kernel {
       callee.setPrivate();
     }
     return func::CallOp::create(b, callee, args).getResult(0);
-  }
-
-  /// Lanes `first, first + stride, ..` of `v`, `count` of them (default:
-  /// half of `v`).
-  static Value lanes(IB &b, Value v, int64_t first, int64_t stride,
-                     int64_t count = 8) {
-    SmallVector<int64_t> pick;
-    for (int64_t i = 0; i < count; ++i)
-      pick.push_back(first + i * stride);
-    return vector::ShuffleOp::create(b, v, v, pick);
   }
 
   /// `acc + f32(sum) * factor`.
