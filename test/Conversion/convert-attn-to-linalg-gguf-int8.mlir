@@ -37,7 +37,7 @@
 // The sums of 16 quants (i16, as llama.cpp's bsums).
 // CHECK: tensor.expand_shape %{{.*}} output_shape [%{{.*}}, 16, 16] : tensor<?x256xi8> into tensor<?x16x16xi8>
 // CHECK: arith.extsi %{{.*}} : i8 to i16
-// Per super-block of two weight rows: nibbles times quants, pairs weighted by
+// Per super-block of one weight row: nibbles times quants, pairs weighted by
 // the sub-block scale.
 // CHECK: scf.forall
 // CHECK: scf.for %{{.*}} = %c0{{.*}} to %c1{{.*}} step %c1
@@ -88,8 +88,8 @@ func.func @q4_k(%x: tensor<?x256xf32>, %b: tensor<64x144xi8>) -> tensor<?x64xf32
 // CHECK: scf.forall
 // CHECK: arith.shli %{{.*}} : vector<32xi8>
 // CHECK: arith.ori %{{.*}} : vector<32xi8>
-// CHECK: func.call @llvm.x86.avx2.pmadd.ub.sw
 // CHECK: vector.shuffle %{{.*}} [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1] : vector<16xi16>
+// CHECK: func.call @llvm.x86.avx2.pmadd.ub.sw
 // CHECK: vector.shuffle %{{.*}} [14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15] : vector<16xi16>
 // CHECK: func.call @llvm.x86.avx2.pmadd.wd(%{{.*}}, %{{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
 // CHECK: arith.shli %{{.*}} : vector<8xi32>
