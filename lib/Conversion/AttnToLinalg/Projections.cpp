@@ -264,12 +264,12 @@ static LogicalResult checkWeights(Operation *op, ValueRange weights,
 
 /// The GGUF encoding of `w` when its few-row products are to take the int8
 /// kernel under `options`, else null.
-static GGUFAttr int8Encoding(Value w, int64_t n,
+static GGUFAttr int8Encoding(Value w,
                              const ConvertAttnToLinalgOptions &options) {
   auto quantized = dyn_cast<QuantizedWeightType>(w.getType());
   auto gguf = quantized ? dyn_cast<GGUFAttr>(quantized.getEncoding()) : nullptr;
   if (!gguf || !hasInt8Kernel(gguf) || options.int8MaxRows == 0 ||
-      parseInt8Dot(options.int8Dot) == Int8Dot::None || linearChunk(n) % 2 != 0)
+      parseInt8Dot(options.int8Dot) == Int8Dot::None)
     return nullptr;
   return gguf;
 }
@@ -294,7 +294,7 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
   if (auto quantized = dyn_cast<QuantizedWeightType>(w.getType())) {
     n = quantized.getRows();
     depth = quantized.getCols();
-    int8 = int8Encoding(w, n, options);
+    int8 = int8Encoding(w, options);
     QuantizedProjection projection = prepareQuantizedProjection(b, x, w);
     x = projection.input;
     rowScale = projection.rowScale;
