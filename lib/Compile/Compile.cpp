@@ -13,6 +13,7 @@
 
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/FileSystem.h"
@@ -37,11 +38,55 @@ std::optional<CompileTarget> attn::parseCompileTarget(StringRef name) {
   return std::nullopt;
 }
 
+/// LLVM's name and feature string of `cpu` ("native": this machine).
+static std::pair<std::string, std::string> cpuNameAndFeatures(StringRef cpu) {
+  if (cpu != "native")
+    return {cpu.str(), ""};
+  llvm::SubtargetFeatures subtarget;
+  for (const auto &[name, enabled] : llvm::sys::getHostCPUFeatures())
+    subtarget.AddFeature(name, enabled);
+  return {llvm::sys::getHostCPUName().str(), subtarget.getString()};
+}
+
+/// Whether `cpu` runs the GGUF int8 kernel `kernel`.
+static bool runsInt8Dot(StringRef cpu, StringRef kernel) {
+  if (kernel == "none")
+    return true;
+  llvm::InitializeNativeTarget();
+  llvm::Triple triple(llvm::sys::getProcessTriple());
+  std::string error;
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return false;
+  auto [name, features] = cpuNameAndFeatures(cpu);
+  std::unique_ptr<llvm::MCSubtargetInfo> subtarget(
+      target->createMCSubtargetInfo(triple, name, features));
+  if (kernel == "avx512-vnni")
+    return subtarget->checkFeatures("+avx512vnni,+avx512vl,+avx512bw");
+  return kernel == "avx2" && subtarget->checkFeatures("+avx2");
+}
+
+/// The int8 kernel of `options`, "auto" resolved for its CPU.
+static std::string int8DotKernel(const CompileOptions &options) {
+  if (options.int8Dot != "auto")
+    return options.int8Dot;
+  for (StringRef kernel : {"avx512-vnni", "avx2"})
+    if (runsInt8Dot(options.cpu, kernel))
+      return kernel.str();
+  return "none";
+}
+
 LogicalResult attn::verifyCompileOptions(const CompileOptions &options,
                                          Location loc) {
   if (options.sanitizeAddress && options.target != CompileTarget::CPU)
     return emitError(loc) << "--sanitize=address needs --target=cpu (the "
                              "instrumentation and its runtime are host-only)";
+  if (options.target == CompileTarget::CPU && options.int8Dot != "auto" &&
+      !runsInt8Dot(options.cpu, options.int8Dot))
+    return emitError(loc) << "--int8-dot=" << options.int8Dot
+                          << " is not a kernel the --mcpu target ("
+                          << options.cpu
+                          << ") can run (auto, avx512-vnni, avx2, none)";
   return success();
 }
 
@@ -72,6 +117,8 @@ void attn::buildTargetPipeline(OpPassManager &pm,
   pipeline.kvTile = options.kvTile;
   pipeline.decodeItems = options.decodeItems;
   pipeline.vectorLanes = hasAVX512(options.cpu) ? 16 : 8;
+  pipeline.int8Dot = int8DotKernel(options);
+  pipeline.int8MaxRows = options.int8MaxRows;
   pipeline.fuse = options.fuse;
   pipeline.runtimeChecks = options.runtimeChecks;
   buildLowerToCPUPipeline(pm, pipeline);
@@ -144,14 +191,7 @@ createHostMachine(StringRef cpu, Location loc) {
     emitError(loc) << error;
     return nullptr;
   }
-  std::string cpuName = cpu.str(), features;
-  if (cpu == "native") {
-    cpuName = llvm::sys::getHostCPUName().str();
-    llvm::SubtargetFeatures subtarget;
-    for (const auto &[name, enabled] : llvm::sys::getHostCPUFeatures())
-      subtarget.AddFeature(name, enabled);
-    features = subtarget.getString();
-  }
+  auto [cpuName, features] = cpuNameAndFeatures(cpu);
   std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
       triple, cpuName, features, llvm::TargetOptions(), llvm::Reloc::PIC_,
       std::nullopt, llvm::CodeGenOptLevel::Aggressive));

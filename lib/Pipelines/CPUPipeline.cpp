@@ -31,6 +31,8 @@ static void addAttnToLinalg(OpPassManager &pm,
   toLinalg.kvTile = options.kvTile;
   toLinalg.vectorLanes = options.vectorLanes;
   toLinalg.decodeItems = options.decodeItems;
+  toLinalg.int8Dot = options.int8Dot;
+  toLinalg.int8MaxRows = options.int8MaxRows;
   pm.addPass(attn::createConvertAttnToLinalg(toLinalg));
   pm.addPass(createCanonicalizerPass());
 }

@@ -465,21 +465,27 @@ def _decode_q8_0(b):
     return b[..., 2:34].view(np.int8).astype(np.float32) * _f16_at(b, 0)
 
 
+def _q4_k_quants(b):
+    """The 4-bit quants ``[..., 8 sub-blocks, 32]`` (int32) of Q4_K blocks ``b``."""
+    qs = b[..., 16:144].astype(np.int32).reshape(b.shape[:-1] + (4, 32))
+    # Sub-block 2c: low nibbles of chunk c; 2c + 1: its high nibbles.
+    return np.stack([qs & 0xF, qs >> 4], -2).reshape(b.shape[:-1] + (8, 32))
+
+
 def _decode_q4_k(b):
     d, dmin = _f16_at(b, 0), _f16_at(b, 2)
     sc, m = _q4_k_scale_min(b[..., 4:16])
-    qs = b[..., 16:144].astype(np.int32).reshape(b.shape[:-1] + (4, 32))
-    # Sub-block 2c: low nibbles of chunk c; 2c + 1: its high nibbles.
-    q = np.stack([qs & 0xF, qs >> 4], -2).reshape(b.shape[:-1] + (8, 32)).astype(np.float32)
+    q = _q4_k_quants(b).astype(np.float32)
     factor, offset = (d * sc)[..., None], (dmin * m)[..., None]
     return (factor * q - offset).reshape(b.shape[:-1] + (256,))
 
 
-def _decode_q6_k(b):
+def _q6_k_quants(b):
+    """The quants minus 32 ``[..., 2 halves, 4 quarters, 32]`` (int32) and the int8 scales
+    ``[..., 2 halves, 4 quarters, 2]`` (scale ``2 quarter + l // 16`` of the half) of Q6_K
+    blocks ``b``."""
     ql = b[..., 0:128].astype(np.int32).reshape(b.shape[:-1] + (2, 64))
     qh = b[..., 128:192].astype(np.int32).reshape(b.shape[:-1] + (2, 32))
-    scales = b[..., 192:208].view(np.int8).astype(np.float32).reshape(b.shape[:-1] + (2, 8))
-    d = _f16_at(b, 208)[..., None, None]
     lo, hi = ql[..., :32], ql[..., 32:]
     # Quarters of a half: ql[l] low / ql[l + 32] low / ql[l] high / ql[l + 32] high nibbles with
     # qh bits 0-1 / 2-3 / 4-5 / 6-7 as the top two bits.
@@ -491,10 +497,15 @@ def _decode_q6_k(b):
             (hi >> 4) | (((qh >> 6) & 3) << 4),
         ],
         -2,
-    ) - 32  # [..., 2 halves, 4 quarters, 32]
-    # Scale index s + 2 * quarter, s = l // 16, within the half.
-    sc = scales.reshape(b.shape[:-1] + (2, 4, 2))
-    factor = np.repeat(d * sc, 16, axis=-1)  # (d * scales[..]) first, as ggml
+    ) - 32
+    scales = b[..., 192:208].view(np.int8).astype(np.int32).reshape(b.shape[:-1] + (2, 4, 2))
+    return q, scales
+
+
+def _decode_q6_k(b):
+    q, sc = _q6_k_quants(b)
+    d = _f16_at(b, 208)[..., None, None]
+    factor = np.repeat(d * sc.astype(np.float32), 16, axis=-1)  # (d * scales[..]) first, as ggml
     return (factor * q.astype(np.float32)).reshape(b.shape[:-1] + (256,))
 
 
@@ -502,14 +513,72 @@ _GGUF_DECODERS = {
     "q4_0": _decode_q4_0, "q8_0": _decode_q8_0, "q4_k": _decode_q4_k, "q6_k": _decode_q6_k}
 
 
+# GGUF types whose products with few rows quantise the activations to Q8_K (the int8 kernel), and
+# the compiler's default row count for it (attn-compile --int8-max-rows).
+GGUF_Q8_K_TYPES = ("q4_k", "q6_k")
+GGUF_Q8_K_MAX_ROWS = 4
+Q8_K_BLOCK = 256
+
+
+def quantize_q8_k(x):
+    """llama.cpp's ``quantize_row_q8_K`` of each row of ``x [T, K]`` (K a multiple of 256), in
+    f32 arithmetic: per block of 256, ``iscale = 127 / max|x|``, ``q = round-half-even(iscale
+    x)`` (in [-127, 127]) and ``d = 1 / iscale`` (an all-zero block: ``d = 0``, ``q = 0``).
+    llama.cpp divides by the signed maximum (``-127 / max``), which negates ``q`` and ``d``
+    together: every ``d q`` is the same. Returns ``(q int8 [T, K], d float32 [T, K / 256])``."""
+    x = np.asarray(x, dtype=np.float32)
+    t, k = x.shape
+    if k % Q8_K_BLOCK:
+        raise ValueError(f"Q8_K rows of {k} elements: not a multiple of {Q8_K_BLOCK}")
+    blocks = x.reshape(t, k // Q8_K_BLOCK, Q8_K_BLOCK)
+    amax = np.max(np.abs(blocks), axis=-1)
+    positive = amax > 0
+    with np.errstate(divide="ignore"):
+        iscale = np.where(positive, np.float32(127) / amax, np.float32(0))
+        d = np.where(positive, np.float32(1) / iscale, np.float32(0))
+    q = np.rint(blocks * iscale[..., None]).astype(np.int8)
+    return q.reshape(t, k), d.astype(np.float32)
+
+
+def _q8_k_sums(gguf_type, b, q8, magnitudes=False):
+    """The exact integer sums of the int8 kernels per super-block, ``(I, M)`` int64 ``[T, N,
+    nb]``, and their f32 factors ``(d, dmin)`` ``[N, nb]``: ``x W^T = sum_b d8_b (d_b I_b -
+    dmin_b M_b)``. ``b``: blocks ``[N, nb, bytes]``; ``q8``: the Q8_K quants ``[T, nb, 256]``.
+    Q4_K: I sums ``sc_j q q8`` over the sub-blocks j, M sums ``m_j`` times the activations of
+    sub-block j; Q6_K: I sums ``sc_j (q - 32) q8`` (M = 0). ``magnitudes``: ``q8`` is already
+    ``|q8|``; the products and the sub-block sums are taken in magnitude too."""
+    q8 = q8.astype(np.int64)
+    n, nb = b.shape[:2]
+    size = np.abs if magnitudes else (lambda v: v)
+    if gguf_type == "q4_k":
+        sc, m = (v.astype(np.int64) for v in _q4_k_scale_min(b[..., 4:16]))
+        scaled = _q4_k_quants(b) * sc[..., None]
+        sub_sums = size(q8.reshape(q8.shape[0], nb, 8, 32).sum(-1))
+        mins = np.einsum("tbj,nbj->tnb", sub_sums, m)
+        factors = _f16_at(b, 0)[..., 0], _f16_at(b, 2)[..., 0]
+    else:
+        q, sc = _q6_k_quants(b)
+        scaled = size(q.astype(np.int64) * np.repeat(sc, 16, axis=-1))
+        mins = np.zeros((q8.shape[0], n, nb), np.int64)
+        factors = _f16_at(b, 208)[..., 0], np.zeros((n, nb), np.float32)
+    sums = np.einsum("tbe,nbe->tnb", q8, scaled.reshape(n, nb, 256).astype(np.int64))
+    return sums, mins, *factors
+
+
 class GGUFWeight(QuantizedWeight):
     """GGUF blocks: ``blocks`` uint8 ``[N, K / elements * bytes]`` of ``gguf_type`` (``"q4_0"``,
-    ``"q8_0"``, ``"q4_k"``, ``"q6_k"``); decoded in f32 as ggml's ``dequantize_row_*``."""
+    ``"q8_0"``, ``"q4_k"``, ``"q6_k"``); decoded in f32 as ggml's ``dequantize_row_*``.
 
-    def __init__(self, gguf_type, blocks):
+    Two modes of the product, as the CPU kernels compute it: weights decoded to f32 times the
+    f32 activations, or (Q4_K and Q6_K with at most ``q8_max_rows`` rows: the int8 kernel,
+    ``attn-compile --int8-max-rows``; 0 for never) the activations quantised to Q8_K and exact
+    integer dot products per super-block times the f32 factors (``apply_q8``)."""
+
+    def __init__(self, gguf_type, blocks, q8_max_rows=GGUF_Q8_K_MAX_ROWS):
         if gguf_type not in GGUF_BLOCKS:
             raise ValueError(f"unknown GGUF type {gguf_type!r}")
         self.gguf_type = gguf_type
+        self.q8_max_rows = q8_max_rows
         self.blocks = np.asarray(blocks).view(np.uint8)
         elements, nbytes = GGUF_BLOCKS[gguf_type]
         if self.blocks.ndim != 2 or self.blocks.shape[1] % nbytes:
@@ -523,8 +592,38 @@ class GGUFWeight(QuantizedWeight):
         b = self.blocks.reshape(n, -1, nbytes)
         return _GGUF_DECODERS[self.gguf_type](b).reshape(self.shape)
 
+    def uses_q8(self, rows):
+        """Whether a product with ``rows`` rows quantises them to Q8_K (the int8 kernel)."""
+        return self.gguf_type in GGUF_Q8_K_TYPES and rows <= self.q8_max_rows
+
     def apply(self, x):
+        if self.uses_q8(np.shape(x)[0]):
+            return self.apply_q8(x)
         return _f64(x) @ _f64(self.decode()).T
+
+    def _q8_terms(self, x):
+        q8, d8 = quantize_q8_k(x)
+        n, nb = self.shape[0], self.shape[1] // Q8_K_BLOCK
+        b = self.blocks.reshape(n, nb, -1)
+        return q8.reshape(q8.shape[0], nb, Q8_K_BLOCK), d8, b
+
+    def apply_q8(self, x):
+        """``x @ W^T`` of the int8 kernel, float64: ``x`` rounded to Q8_K (``quantize_q8_k``),
+        then ``sum_b d8_b (d_b I_b - dmin_b M_b)`` with the exact integer sums I, M."""
+        q8, d8, b = self._q8_terms(x)
+        sums, mins, d, dmin = _q8_k_sums(self.gguf_type, b, q8)
+        terms = _f64(d)[None] * sums - _f64(dmin)[None] * mins
+        return np.einsum("tb,tnb->tn", _f64(d8), terms)
+
+    def q8_abs_terms(self, x):
+        """``sum_b |d8_b| (|d_b| I'_b + |dmin_b| M'_b)``, ``[T, N]``: I' and M' the sums of
+        ``apply_q8`` over the absolute values of their products (the scale of the kernel's f32
+        rounding errors)."""
+        q8, d8, b = self._q8_terms(x)
+        sums, mins, d, dmin = _q8_k_sums(self.gguf_type, b, np.abs(q8.astype(np.int64)),
+                                         magnitudes=True)
+        terms = np.abs(_f64(d))[None] * sums + np.abs(_f64(dmin))[None] * mins
+        return np.einsum("tb,tnb->tn", np.abs(_f64(d8)), terms)
 
 
 def random_gguf_weight(rng, gguf_type, n, k, spread=1.0):

@@ -3,7 +3,9 @@ Q8_0, Q4_K, Q6_K; f32 activations, weights decoded to f32) weights, decoded in r
 the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weight``,
 ``GGUFWeight``).
 
-* ``attn.linear`` alone, at 1 and 5 rows (the vector kernel) and 40 rows (the packed GEMM), for
+* ``attn.linear`` alone, at 1 and 5 rows (the vector kernel; GGUF Q4_K / Q6_K at 1 row: the
+  int8 kernel, checked against its own mode with the bound of ``test_cpu_exec_gguf_int8.py``)
+  and 40 rows (the packed GEMM), for
   every encoding. Tolerance, per element: ``K 2^-24 (|x| @ |W|^T) [* s_x]`` (the worst-case bound
   of an f32 sum of K products of exactly decoded weights, ``gamma_K``; the decoding itself and,
   for float8, the activation rounding to E4M3 are exact, so f32 accumulation is the only
@@ -116,7 +118,12 @@ def test_quantized_linear(case, rows):
     y = nan_filled((rows, N), case.dtype)
     case.build.library().call("linear", [x, *parts.values()], [y])
     want = ref.linear(xv, weight)
-    bound = K * 2.0**-24 * abs_product(weight, xv) + HALF_ULP[case.dtype] * np.abs(want)
+    if isinstance(weight, ref.GGUFWeight) and weight.uses_q8(rows):
+        # The int8 kernel: test_cpu_exec_gguf_int8.py has the bound.
+        scale = (2 * K / ref.Q8_K_BLOCK + 8) * weight.q8_abs_terms(xv)
+    else:
+        scale = K * abs_product(weight, xv)
+    bound = 2.0**-24 * scale + HALF_ULP[case.dtype] * np.abs(want)
     err = np.abs(values(y, case.dtype) - want)
     worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)
     assert np.all(err <= bound), (

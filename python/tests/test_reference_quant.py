@@ -331,8 +331,65 @@ def test_gguf_apply_and_shape_checks():
     rng = np.random.default_rng(3)
     w = ref.random_gguf_weight(rng, "q4_k", 4, 256)
     x = rng.standard_normal((2, 256))
+    w.q8_max_rows = 0  # the f32 mode at every row count
     np.testing.assert_array_equal(ref.linear(x, w), x @ w.decode().astype(np.float64).T)
     with pytest.raises(ValueError, match="q6_k blocks"):
         ref.GGUFWeight("q6_k", np.zeros((2, 209), dtype=np.uint8))
     with pytest.raises(ValueError, match="unknown GGUF type"):
         ref.GGUFWeight("q5_k", np.zeros((2, 176), dtype=np.uint8))
+
+
+# ---------------------------------------------------------------------------------------------
+# Q8_K activations and the int8 mode of GGUF products
+
+
+def scalar_quantize_q8_k(block):
+    """llama.cpp's quantize_row_q8_K_ref of one block of 256, transcribed: the signed value of
+    largest magnitude (the first of equal ones), iscale = -127 / max, nearest_int (f32 rounding
+    of iscale x, ties to even), at most 127, d = 1 / iscale."""
+    block = [np.float32(v) for v in block]
+    amax, signed_max = np.float32(0), np.float32(0)
+    for v in block:
+        if abs(v) > amax:
+            amax, signed_max = abs(v), v
+    if amax == 0:
+        return [0] * len(block), np.float32(0)
+    iscale = np.float32(-127) / signed_max
+    q = [min(127, int(np.rint(np.float32(iscale * v)))) for v in block]
+    return q, np.float32(1) / iscale
+
+
+def test_quantize_q8_k_is_llama_cpp_up_to_sign():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 768)).astype(np.float32)
+    x[0, :256] = 0  # an all-zero block
+    x[1, 300] = 7.0  # a positive maximum (llama.cpp's q and d negative there)
+    x[1, 600], x[1, 700] = -9.0, 9.0  # equal magnitudes, the negative first
+    x[1, 4:8] = [2.5, 3.5, -2.5, 127.0]  # iscale = 1: halfway cases round to even
+    q, d = ref.quantize_q8_k(x)
+    assert q.dtype == np.int8 and d.dtype == np.float32 and d.shape == (2, 3)
+    for t in range(2):
+        for b in range(3):
+            want_q, want_d = scalar_quantize_q8_k(x[t, 256 * b : 256 * (b + 1)])
+            sign = -1 if want_d < 0 else 1
+            assert d[t, b] == sign * want_d
+            assert q[t, 256 * b : 256 * (b + 1)].tolist() == [sign * v for v in want_q]
+    assert d[0, 0] == 0 and not q[0, :256].any()
+    assert q[1, 4:8].tolist() == [2, 4, -2, 127]
+
+
+@pytest.mark.parametrize("gguf_type", ref.GGUF_Q8_K_TYPES)
+def test_gguf_q8_product_is_the_product_of_the_rounded_activations(gguf_type):
+    """sum_b d8_b (d_b I_b - dmin_b M_b) with exact integer sums is (d8 q8) @ W^T of the decoded
+    weights (up to the f32 rounding of the decode's factors, relative 2^-23)."""
+    rng = np.random.default_rng(6)
+    w = ref.random_gguf_weight(rng, gguf_type, 5, 512)
+    x = rng.standard_normal((3, 512))
+    q8, d8 = ref.quantize_q8_k(x)
+    rounded = q8.astype(np.float64) * np.repeat(d8, 256, axis=1)
+    want = rounded @ w.decode().astype(np.float64).T
+    got = w.apply_q8(x)
+    assert np.max(np.abs(got - want)) <= 2.0**-22 * np.max(np.abs(rounded) @ np.abs(w.decode()).T)
+    assert np.array_equal(ref.linear(x, w), got) and w.uses_q8(3) and not w.uses_q8(5)
+    assert np.max(np.abs(got - x @ w.decode().astype(np.float64).T)) > 1e-4
+    assert np.all(w.q8_abs_terms(x) >= np.abs(got))

@@ -33,7 +33,7 @@
 // CHECK-THREE-REGIONS-COUNT-3: omp.parallel
 // CHECK-THREE-REGIONS-NOT: omp.parallel
 
-// CHECK-BAD: error: q-tile-rows and kv-tile must be positive, vector-lanes, packed-min-rows and decode-items >= 0
+// CHECK-BAD: error: q-tile-rows and kv-tile must be positive, vector-lanes, packed-min-rows, decode-items and int8-max-rows >= 0
 func.func @paged(%q: tensor<?x4x64xf32>, %blocks: tensor<?x2x2x16x2x64xf32>,
                  %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x4x64xf32> {
   %o = attn.paged_flash_attention %q, %blocks layer 1 positions(%off, %len) pages(%lut)

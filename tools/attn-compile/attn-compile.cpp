@@ -69,6 +69,19 @@ static cl::opt<int64_t> decodeItems(
     cl::desc("Work items of the CPU split decode ((sequence, key chunk) "
              "pairs; 0: one per sequence and kv head)"),
     cl::init(64));
+static cl::opt<std::string> int8Dot(
+    "int8-dot",
+    cl::desc("Integer dot products of GGUF K-quant projections with few "
+             "rows: 'auto' (avx512-vnni where the --mcpu target has "
+             "AVX512-VNNI, else avx2 where it has AVX2, else none), "
+             "avx512-vnni, avx2 or none (weights decoded to f32 at every "
+             "row count)"),
+    cl::init("auto"));
+static cl::opt<int64_t> int8MaxRows(
+    "int8-max-rows",
+    cl::desc("Rows up to which GGUF K-quant projections quantise their "
+             "activations to Q8_K and use the --int8-dot kernel"),
+    cl::init(4));
 static cl::opt<bool>
     noFuse("no-fuse", cl::desc("Skip the fusion passes (attn-fuse-*)"),
            cl::init(false));
@@ -140,6 +153,8 @@ static FailureOr<attn::CompileOptions> getCompileOptions(const char *argv0) {
   options.queryTileRows = queryTileRows;
   options.kvTile = kvTile;
   options.decodeItems = decodeItems;
+  options.int8Dot = int8Dot;
+  options.int8MaxRows = int8MaxRows;
   options.gpuChip = gpuChip;
   options.gpuFeatures = gpuFeatures;
   options.gpuSMCount = gpuSMCount;

@@ -43,6 +43,10 @@ struct CompileOptions {
   int64_t queryTileRows = 128;
   int64_t kvTile = 128;
   int64_t decodeItems = 64;
+  /// The GGUF int8 kernel ("auto": the best `cpu` runs; avx512-vnni, avx2
+  /// or none) and the rows up to which it serves.
+  std::string int8Dot = "auto";
+  int64_t int8MaxRows = 4;
   /// CUDA pipeline tuning (NVVMPipelineOptions).
   std::string gpuChip = "sm_90a";
   std::string gpuFeatures = "+ptx80";

@@ -22,7 +22,10 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
       `W`, with few rows vector dot products (both parallel over column
       chunks), or `linalg.generic` contractions where the shapes don't fit;
       weight clipping applied to the weight as it is read, bias added in the
-      epilogue, slices and `tensor.expand_shape` to `[T, heads, D]`;
+      epilogue, slices and `tensor.expand_shape` to `[T, heads, D]`; GGUF
+      Q4_K / Q6_K weights with at most `int8-max-rows` rows (decode) and
+      `int8-dot` set: the activations quantised per row to Q8_K and integer
+      dot products (`GGUFInt8.cpp`);
     - `attn.rms_norm`: an f32 sum-of-squares reduction and a scaling generic;
     - `attn.rope`: per-row positions from the row offsets and cache lengths,
       cos/sin computed in f64 from the rope attribute (or gathered from a
@@ -59,7 +62,8 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
                            "::mlir::scf::SCFDialect",
                            "::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect",
-                           "::mlir::vector::VectorDialect"];
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::func::FuncDialect"];
   let options = [
     Option<"queryTileRows", "q-tile-rows", "int64_t", /*default=*/"128",
            "Rows of a flash-attention query tile (query rows x GQA group)">,
@@ -75,6 +79,13 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
            "Work items the split decode aims for when no sequence has more "
            "than one query row: (sequence, key chunk) pairs over all kv heads, "
            "combined afterwards (0: one item per sequence and kv head)">,
+    Option<"int8Dot", "int8-dot", "std::string", /*default=*/"\"none\"",
+           "Integer dot products of GGUF K-quant projections with few rows: "
+           "avx512-vnni (vpmaddubsw, vpdpwssd), avx2 (vpmaddubsw, vpmaddwd) "
+           "or none (weights decoded to f32 at every row count)">,
+    Option<"int8MaxRows", "int8-max-rows", "int64_t", /*default=*/"4",
+           "Rows up to which GGUF K-quant projections quantise their "
+           "activations to Q8_K and use the int8-dot kernel">,
   ];
 }
 

@@ -28,6 +28,16 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("f32 lanes of the projection kernels (8: AVX2, 16: "
                      "AVX-512)"),
       llvm::cl::init(8)};
+  PassOptions::Option<std::string> int8Dot{
+      *this, "int8-dot",
+      llvm::cl::desc("Integer dot products of GGUF K-quant projections with "
+                     "few rows: avx512-vnni, avx2 or none"),
+      llvm::cl::init("none")};
+  PassOptions::Option<int64_t> int8MaxRows{
+      *this, "int8-max-rows",
+      llvm::cl::desc("Rows up to which GGUF K-quant projections use the "
+                     "int8-dot kernel (activations quantised to Q8_K)"),
+      llvm::cl::init(4)};
   PassOptions::Option<bool> fuse{
       *this, "fuse",
       llvm::cl::desc("Run the fusion passes (attn-fuse-projection-epilogues, "

@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "GGUFInt8.h"
 #include "Patterns.h"
 
 #include "attn/Conversion/Passes.h"
@@ -37,10 +38,16 @@ struct ConvertAttnToLinalgPass
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     if (queryTileRows < 1 || kvTile < 1 || vectorLanes < 0 || packedMinRows < 0 ||
-        decodeItems < 0) {
+        decodeItems < 0 || int8MaxRows < 0) {
       getOperation()->emitError(
           "q-tile-rows and kv-tile must be positive, vector-lanes, "
-          "packed-min-rows and decode-items >= 0");
+          "packed-min-rows, decode-items and int8-max-rows >= 0");
+      return signalPassFailure();
+    }
+    if (!parseInt8Dot(int8Dot)) {
+      getOperation()->emitError("int8-dot must be avx512-vnni, avx2 or none, "
+                                "not '")
+          << int8Dot << "'";
       return signalPassFailure();
     }
     ConvertAttnToLinalgOptions options;
@@ -49,6 +56,8 @@ struct ConvertAttnToLinalgPass
     options.vectorLanes = vectorLanes;
     options.packedMinRows = packedMinRows;
     options.decodeItems = decodeItems;
+    options.int8Dot = int8Dot;
+    options.int8MaxRows = int8MaxRows;
     RewritePatternSet patterns(ctx);
     populateProjectionPatterns(patterns, options);
     populateNormRopePatterns(patterns);

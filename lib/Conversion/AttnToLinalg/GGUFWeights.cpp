@@ -161,11 +161,8 @@ struct GGUFReader : WeightReader {
         tensor::ExtractOp::create(b, blocks, ValueRange{n, offset})));
   }
 
-  /// The little-endian f16 at `offset` of row `n`, in f32.
   Value f16At(IB &b, Value n, Value offset) {
-    Value pair = readVector(b, blocks, {n, offset}, 2);
-    Value half = vector::BitCastOp::create(b, vecType(b.getF16Type(), {1}), pair);
-    return toF32(b, vector::ExtractOp::create(b, half, ArrayRef<int64_t>{0}));
+    return ggufF16(b, blocks, n, offset);
   }
 
   static Value splatI32(IB &b, int64_t value, int64_t width) {
@@ -195,6 +192,12 @@ struct GGUFReader : WeightReader {
 };
 
 } // namespace
+
+Value linalg_lowering::ggufF16(IB &b, Value blocks, Value n, Value offset) {
+  Value pair = readVector(b, blocks, {n, offset}, 2);
+  Value half = vector::BitCastOp::create(b, vecType(b.getF16Type(), {1}), pair);
+  return toF32(b, vector::ExtractOp::create(b, half, ArrayRef<int64_t>{0}));
+}
 
 std::unique_ptr<WeightReader>
 linalg_lowering::makeGGUFReader(Value blocks, GGUFAttr encoding) {

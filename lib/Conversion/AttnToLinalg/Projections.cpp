@@ -7,7 +7,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "Builders.h"
+#include "GGUFInt8.h"
 #include "Patterns.h"
+#include "Projections.h"
 #include "QuantizedWeights.h"
 
 #include "attn/Dialect/Attn/IR/AttnOps.h"
@@ -23,32 +25,14 @@ using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::linalg_lowering;
 
-/// Columns of `w` per parallel chunk of the vector projection kernel.
-static int64_t linearChunk(int64_t n) {
+int64_t linalg_lowering::linearChunk(int64_t n) {
   for (int64_t chunk : {64, 32, 16, 8, 4, 2})
     if (n % chunk == 0)
       return chunk;
   return 0;
 }
 
-namespace {
-
-/// What one register block of a projection kernel works on.
-struct ProjectionBlock {
-  Value kBegin, kEnd;        // the block of K
-  ArrayRef<Value> rows;      // row indices; tail rows repeat the last row
-  ArrayRef<Value> rowValid;  // whether each of them is a real row
-  Value col;                 // first column of the block within the chunk
-};
-
-} // namespace
-
-/// The loop nest both projection kernels share: an scf.forall over chunks of
-/// `chunk` output columns of `init` ([T, N] f32); per chunk `prologue(col0)`
-/// runs once, then blocks of K x blocks of `rowBlock` rows x blocks of
-/// `colStep` columns call `block` on a zeroed [T, chunk] f32 tile, which is
-/// inserted into the result in parallel.
-static Value projectionLoops(
+Value linalg_lowering::projectionLoops(
     IB &b, Value init, Value tokens, int64_t n, int64_t chunk, int64_t depth,
     int64_t depthBlock, int64_t rowBlock, int64_t colStep,
     function_ref<void(IB &, Value col0)> prologue,
@@ -278,22 +262,39 @@ static LogicalResult checkWeights(Operation *op, ValueRange weights,
   return success();
 }
 
+/// The GGUF encoding of `w` when its few-row products are to take the int8
+/// kernel under `options`, else null.
+static GGUFAttr int8Encoding(Value w,
+                             const ConvertAttnToLinalgOptions &options) {
+  auto quantized = dyn_cast<QuantizedWeightType>(w.getType());
+  auto gguf = quantized ? dyn_cast<GGUFAttr>(quantized.getEncoding()) : nullptr;
+  if (!gguf || !hasInt8Kernel(gguf) || options.int8MaxRows == 0 ||
+      parseInt8Dot(options.int8Dot) == Int8Dot::None)
+    return nullptr;
+  return gguf;
+}
+
 /// `x [T, K] @ w [N, K]^T (+ bias [N])` as `[T, N] x outType`, accumulated in
 /// f32; `clip` clamps the weight elements inside the contraction. A
-/// quantised `w` is decoded inside the vector kernels (QuantizedWeights.h).
-/// `packedMinRows`: rows from which the packed GEMM is used (0: never).
+/// quantised `w` is decoded inside the vector kernels (QuantizedWeights.h);
+/// GGUF K-quants with at most `int8MaxRows` rows take the int8 kernel
+/// (GGUFInt8.h). `packedMinRows`: rows from which the packed GEMM is used
+/// (0: never).
 static Value buildLinear(IB &b, Value x, Value w, Value bias,
                          std::optional<double> clip, Type outType,
-                         int64_t lanes, int64_t packedMinRows) {
+                         const ConvertAttnToLinalgOptions &options) {
   MLIRContext *ctx = b.getContext();
+  int64_t lanes = options.vectorLanes, packedMinRows = options.packedMinRows;
   Value tokens = dim(b, x, 0);
   std::unique_ptr<WeightReader> weights;
   Value rowScale;
   int64_t n, depth;
   SmallVector<OpFoldResult> sizes;
+  GGUFAttr int8 = nullptr;
   if (auto quantized = dyn_cast<QuantizedWeightType>(w.getType())) {
     n = quantized.getRows();
     depth = quantized.getCols();
+    int8 = int8Encoding(w, options);
     QuantizedProjection projection = prepareQuantizedProjection(b, x, w);
     x = projection.input;
     rowScale = projection.rowScale;
@@ -307,6 +308,22 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
   }
   AffineExpr t, nn, k;
   bindDims(ctx, t, nn, k);
+  // Few rows: the int8 kernel up to its row count, else dot products.
+  auto fewRows = [&](IB &ib, Value init) -> Value {
+    if (!int8)
+      return fewRowsLinear(ib, x, n, depth, *weights, lanes, init);
+    Value blocks = w.getDefiningOp<QuantizedWeightOp>().getParts()[0];
+    BuilderScope scope(ib);
+    return ifElse(
+        ib, Idx(dim(ib, x, 0)) <= options.int8MaxRows, init.getType(),
+        [&](IB &tb) -> SmallVector<Value> {
+          return {int8Linear(tb, x, blocks, int8, n, depth,
+                             *parseInt8Dot(options.int8Dot), init)};
+        },
+        [&](IB &eb) -> SmallVector<Value> {
+          return {fewRowsLinear(eb, x, n, depth, *weights, lanes, init)};
+        })[0];
+  };
   Value acc;
   if (vectorKernelsApply(n, depth, lanes)) {
     if (packedMinRows > 0 && linearChunk(n) % kLanes == 0 &&
@@ -339,14 +356,12 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
           },
           [&](OpBuilder &eb, Location el) {
             IB ib(el, eb);
-            Value r = fewRowsLinear(ib, x, n, depth, *weights, lanes, init);
+            Value r = fewRows(ib, init);
             scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
           });
       acc = ifOp.getResult(0);
     } else {
-      acc = fewRowsLinear(
-          b, x, n, depth, *weights, lanes,
-          emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
+      acc = fewRows(b, emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
     }
   } else {
     acc = filled(b, sizes, cF32(b, 0.0));
@@ -406,29 +421,28 @@ static std::optional<double> clipValue(std::optional<APFloat> clip) {
 namespace {
 
 struct LowerLinear : OpRewritePattern<LinearOp> {
-  LowerLinear(MLIRContext *ctx, int64_t lanes, int64_t packedMinRows)
-      : OpRewritePattern(ctx), lanes(lanes), packedMinRows(packedMinRows) {}
-  int64_t lanes, packedMinRows;
+  LowerLinear(MLIRContext *ctx, const ConvertAttnToLinalgOptions &options)
+      : OpRewritePattern(ctx), options(options) {}
+  ConvertAttnToLinalgOptions options;
   LogicalResult matchAndRewrite(LinearOp op,
                                 PatternRewriter &rewriter) const override {
-    if (failed(checkWeights(op, op.getWeight(), lanes)))
+    if (failed(checkWeights(op, op.getWeight(), options.vectorLanes)))
       return failure();
     IB b(op.getLoc(), rewriter);
     Value out = buildLinear(b, op.getInput(), op.getWeight(), op.getBias(),
-                            clipValue(op.getClip()), op.getType(), lanes,
-                            packedMinRows);
+                            clipValue(op.getClip()), op.getType(), options);
     rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), out);
     return success();
   }
 };
 
 struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
-  LowerQKVProjection(MLIRContext *ctx, int64_t lanes, int64_t packedMinRows)
-      : OpRewritePattern(ctx), lanes(lanes), packedMinRows(packedMinRows) {}
-  int64_t lanes, packedMinRows;
+  LowerQKVProjection(MLIRContext *ctx, const ConvertAttnToLinalgOptions &options)
+      : OpRewritePattern(ctx), options(options) {}
+  ConvertAttnToLinalgOptions options;
   LogicalResult matchAndRewrite(QKVProjectionOp op,
                                 PatternRewriter &rewriter) const override {
-    if (failed(checkWeights(op, op.getWeights(), lanes)))
+    if (failed(checkWeights(op, op.getWeights(), options.vectorLanes)))
       return failure();
     IB b(op.getLoc(), rewriter);
     std::optional<double> clip = clipValue(op.getClip());
@@ -443,7 +457,7 @@ struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
       Value all = buildLinear(b, op.getInput(), op.getWeights()[0], bias, clip,
                               RankedTensorType::get({ShapedType::kDynamic, 1},
                                                     elementType),
-                              lanes, packedMinRows);
+                              options);
       int64_t column = 0;
       for (int64_t h : heads) {
         SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0),
@@ -461,7 +475,7 @@ struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
         flat.push_back(buildLinear(
             b, op.getInput(), w, bias, clip,
             RankedTensorType::get({ShapedType::kDynamic, 1}, elementType),
-            lanes, packedMinRows));
+            options));
       }
     }
     SmallVector<Value> results;
@@ -485,6 +499,5 @@ struct LowerQKVProjection : OpRewritePattern<QKVProjectionOp> {
 
 void linalg_lowering::populateProjectionPatterns(
     RewritePatternSet &patterns, const ConvertAttnToLinalgOptions &options) {
-  patterns.add<LowerLinear, LowerQKVProjection>(
-      patterns.getContext(), options.vectorLanes, options.packedMinRows);
+  patterns.add<LowerLinear, LowerQKVProjection>(patterns.getContext(), options);
 }

@@ -49,6 +49,10 @@ struct QuantizedProjection {
 /// The reader of GGUF `blocks` [N, K / elements * bytes] (GGUFWeights.cpp).
 std::unique_ptr<WeightReader> makeGGUFReader(Value blocks, GGUFAttr encoding);
 
+/// The little-endian f16 at byte `offset` of row `n` of GGUF `blocks`, in
+/// f32.
+Value ggufF16(IB &b, Value blocks, Value n, Value offset);
+
 /// `weight` is an `attn.quantized_weight` result; `x` the [T, K] input.
 QuantizedProjection prepareQuantizedProjection(IB &b, Value x, Value weight);
 

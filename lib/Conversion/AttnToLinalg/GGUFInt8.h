@@ -1,0 +1,43 @@
+//===- GGUFInt8.h - GGUF K-quant projections on int8 dots -------*- C++ -*-===//
+//
+// Decode-sized projections of Q4_K / Q6_K weights as llama.cpp computes
+// them: the activations quantised per row to Q8_K, integer dot products of
+// the quants per sub-block, the block scales applied in f32 (GGUFInt8.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_LIB_CONVERSION_ATTNTOLINALG_GGUFINT8_H
+#define ATTN_LIB_CONVERSION_ATTNTOLINALG_GGUFINT8_H
+
+#include "Builders.h"
+
+#include "attn/Dialect/Attn/IR/AttnAttrs.h"
+
+#include <optional>
+
+namespace mlir::attn::linalg_lowering {
+
+/// The instructions of the int8 kernel (the `int8-dot` option).
+enum class Int8Dot {
+  None,      // no int8 kernel: weights decoded to f32
+  AVX2,      // vpmaddubsw, vpmaddwd, vpaddd
+  AVX512VNNI // vpmaddubsw, vpdpwssd (256-bit, AVX512-VL)
+};
+
+/// `none`, `avx2`, `avx512-vnni`; std::nullopt for any other name.
+std::optional<Int8Dot> parseInt8Dot(StringRef name);
+
+/// Whether weights of `encoding` have an int8 kernel (Q4_K, Q6_K).
+bool hasInt8Kernel(GGUFAttr encoding);
+
+/// `x [T, K] (f32) @ W^T` into `init` ([T, n] f32) for W the GGUF `blocks`
+/// ([n, K / 256 * bytes]): each row of x quantised to Q8_K, then per output
+/// element `sum_b d8_b (d_b I_b - dmin_b M_b)` with the integer sums I_b
+/// (scaled quant products) and M_b (mins times the Q8_K sums) of super-block
+/// b, parallel over chunks of columns.
+Value int8Linear(IB &b, Value x, Value blocks, GGUFAttr encoding, int64_t n,
+                 int64_t depth, Int8Dot dot, Value init);
+
+} // namespace mlir::attn::linalg_lowering
+
+#endif // ATTN_LIB_CONVERSION_ATTNTOLINALG_GGUFINT8_H

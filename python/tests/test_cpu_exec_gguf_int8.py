@@ -1,0 +1,188 @@
+"""Execution tests of the int8 kernel of GGUF Q4_K / Q6_K projections on the CPU (few rows: the
+activations quantised per row to Q8_K, integer dot products) against the reference of that mode,
+``reference.GGUFWeight.apply_q8``; both instruction sets on this machine: the target's own
+(``--int8-dot=auto``: AVX512-VNNI where present) and ``--mcpu=x86-64-v3`` (AVX2 only: vpmaddwd).
+
+Tolerance of ``attn.linear``, per element: ``(2 K / 256 + 8) 2^-24 sum_b |d8_b| (|d_b| I'_b +
+|dmin_b| M'_b)`` (``GGUFWeight.q8_abs_terms``): the quantisation and the integer sums are exact,
+so the only differences are f32 roundings: of the factors ``d d8`` and ``dmin d8``, of the
+lane sums converted to f32 (exact below 2^24), of at most two fused multiply-adds per super-block
+into each of 8 lanes, and of the final sum of the lanes.
+
+The layer (llama.cpp's Q4_K_M: q and k in Q4_K, v and o in Q6_K) on decode and mixed batches of
+at most ``int8-max-rows`` rows: ``LAYER_TOL`` as the f32 layer tests, plus what o_proj may move
+when an element of its input (the attention output, within ``LAYER_TOL * max|o|`` of the
+reference's) quantises to the neighbouring Q8_K value: ``d8 |W[n, k]|`` summed over the elements
+k within that reach of a rounding boundary (q, k and v quantise the layer's input itself, the
+same f32 values as the reference's).
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cpu_exec_support import (
+    LAYER_TOL,
+    Build,
+    check_cache,
+    nan_filled,
+    needs_attn_compile,
+    written_slots,
+)
+
+from attn import ir  # noqa: E402  (cpu_exec_support puts python/ on sys.path)
+from attn import reference as ref  # noqa: E402
+
+pytestmark = needs_attn_compile
+
+TYPES = ref.GGUF_Q8_K_TYPES
+# Instruction sets: attn-compile flags.
+TARGETS = {"native": (), "avx2": ("--mcpu=x86-64-v3",)}
+K, N = 512, 192
+
+
+def gguf(gguf_type):
+    return {"kind": "gguf", "type": gguf_type}
+
+
+def q8_bound(weight, x):
+    k = weight.shape[1]
+    return (2 * k / ref.Q8_K_BLOCK + 8) * 2.0**-24 * weight.q8_abs_terms(x)
+
+
+@dataclasses.dataclass
+class LinearCase:
+    gguf_type: str
+    target: str
+    flags: tuple = ()
+
+    @property
+    def id(self):
+        return "-".join([self.gguf_type, self.target, *self.flags])
+
+    def __post_init__(self):
+        self.build = Build(f"gguf-int8-linear-{self.id}", lambda: ir.module_text(
+            ir.quantized_linear_function("linear", gguf(self.gguf_type), K, N, "f32")),
+            TARGETS[self.target] + self.flags)
+
+    def prebuild(self):
+        self.build.prebuild()
+
+    def run(self, rows, seed, zero_block=False):
+        """(y, weight, x) of a random weight and ``rows`` random rows (with ``zero_block``, the
+        second Q8_K block of row 0 all zeros)."""
+        rng = np.random.default_rng(seed)
+        weight = ref.random_gguf_weight(rng, self.gguf_type, N, K, K**-0.5)
+        x = rng.standard_normal((rows, K)).astype(np.float32)
+        if zero_block:
+            x[0, ref.Q8_K_BLOCK : 2 * ref.Q8_K_BLOCK] = 0
+        y = nan_filled((rows, N), "f32")
+        self.build.library().call("linear", [x, weight.blocks.view(np.int8)], [y])
+        return y, weight, x
+
+
+LINEAR_CASES = [LinearCase(t, target) for t in TYPES for target in TARGETS]
+
+
+@pytest.mark.parametrize("rows", [1, 3, ref.GGUF_Q8_K_MAX_ROWS])
+@pytest.mark.parametrize("case", LINEAR_CASES, ids=[c.id for c in LINEAR_CASES])
+def test_int8_linear(case, rows):
+    y, weight, x = case.run(rows, seed=rows * 7 + len(case.id), zero_block=True)
+    assert weight.uses_q8(rows)
+    want = weight.apply_q8(x)
+    err, bound = np.abs(y - want), q8_bound(weight, x)
+    worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)
+    assert np.all(err <= bound), (
+        f"{case.id}, {rows} rows: error {err[worst]:.3e} over the bound {bound[worst]:.3e} at "
+        f"{list(map(int, worst))}\n  module {case.build.where()}")
+    # The mode is not the f32 product: Q8_K rounding moves it by far more than the bound.
+    f32 = x.astype(np.float64) @ weight.decode().astype(np.float64).T
+    assert np.max(np.abs(y - f32)) > 100 * np.max(bound)
+
+
+@pytest.mark.parametrize("case", LINEAR_CASES[:1], ids=[LINEAR_CASES[0].id])
+def test_more_rows_decode_weights_to_f32(case):
+    """Past int8-max-rows the weights are decoded to f32: the f32 product's bound holds."""
+    rows = ref.GGUF_Q8_K_MAX_ROWS + 1
+    y, weight, x = case.run(rows, seed=11)
+    assert not weight.uses_q8(rows)
+    want = x.astype(np.float64) @ weight.decode().astype(np.float64).T
+    bound = K * 2.0**-24 * (np.abs(x) @ np.abs(weight.decode()).T) + 2.0**-24 * np.abs(want)
+    assert np.all(np.abs(y - want) <= bound)
+
+
+NO_INT8 = LinearCase("q4_k", "native", ("--int8-dot=none",))
+
+
+@pytest.mark.parametrize("case", [NO_INT8], ids=[NO_INT8.id])
+def test_int8_dot_none_keeps_f32(case):
+    y, weight, x = case.run(1, seed=12)
+    weight.q8_max_rows = 0
+    want = weight.apply(x)
+    bound = K * 2.0**-24 * (np.abs(x) @ np.abs(weight.decode()).T) + 2.0**-24 * np.abs(want)
+    assert np.all(np.abs(y - want) <= bound)
+
+
+# ---------------------------------------------------------------------------------------------
+# The layer
+
+SCENARIOS = {"decode": ([100, 37, 15], [1, 1, 1]), "mixed": ([40, 0, 7], [1, 2, 0])}
+Q4_K_M = {"wq": gguf("q4_k"), "wk": gguf("q4_k"), "wv": gguf("q6_k"), "wo": gguf("q6_k")}
+
+
+@dataclasses.dataclass
+class LayerCase:
+    target: str
+
+    def __post_init__(self):
+        self.cfg = ir.LayerConfig(hidden=512, num_heads=4, num_kv_heads=2, head_dim=128,
+                                  dtype="f32", quant=Q4_K_M)
+        self.build = Build(f"gguf-int8-layer-{self.target}", lambda: ir.module_text(
+            ir.layer_function("layer", self.cfg)), TARGETS[self.target])
+
+    def prebuild(self):
+        self.build.prebuild()
+
+
+LAYER_CASES = [LayerCase(target) for target in TARGETS]
+
+
+def o_proj_slack(cfg, inputs):
+    """Per element of out: what o_proj may move when elements of its input ``o``, perturbed by
+    up to ``LAYER_TOL * max|o|``, quantise to the neighbouring Q8_K value (the block maximum
+    moves by as much, so every scaled value moves by up to twice the reach)."""
+    o, _ = ir.reference_layer(cfg, inputs, o_proj_input=True)
+    wo = ir.reference_quantized_weight(cfg.quant_of("wo"), {"blocks": inputs["wo_blocks"]})
+    _, d8 = ref.quantize_q8_k(o)
+    blocks = o.reshape(o.shape[0], -1, ref.Q8_K_BLOCK)
+    amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
+    scaled = blocks * (127 / amax)
+    reach = 2 * 127 * LAYER_TOL["f32"] * np.max(np.abs(o)) / amax
+    near = np.abs(scaled - np.floor(scaled) - 0.5) <= reach
+    step = (near * d8[..., None]).reshape(o.shape)
+    return step @ np.abs(wo.decode()).T
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("case", LAYER_CASES, ids=[c.target for c in LAYER_CASES])
+def test_int8_layer(case, scenario):
+    cfg = case.cfg
+    cached, new = SCENARIOS[scenario]
+    assert sum(new) <= ref.GGUF_Q8_K_MAX_ROWS
+    inputs = ir.random_layer_inputs(np.random.default_rng(len(scenario)), cfg, cached, new)
+    # The int8 mode's reference (it differs from the f32 mode's by far more than LAYER_TOL).
+    want, want_blocks = ir.reference_layer(cfg, inputs)
+    before = inputs["blocks"].copy()
+    out = nan_filled((sum(new), cfg.hidden), "f32")
+    case.build.library().call("layer", list(inputs.values()), [out])
+    where = f"\n  {case.target}, scenario {scenario}\n  module {case.build.where()}"
+    bound = LAYER_TOL["f32"] * np.max(np.abs(want)) + o_proj_slack(cfg, inputs)
+    err = np.abs(out - want)
+    worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)
+    assert np.all(err <= bound), (f"out: error {err[worst]:.3e} over the bound "
+                                  f"{bound[worst]:.3e} at {list(map(int, worst))}{where}")
+    mask, _, _ = written_slots(inputs["row_offsets"], inputs["cache_lengths"],
+                               inputs["lookup_table"], inputs["blocks"].shape[0], cfg.page_size,
+                               cfg.num_layers, cfg.layer_idx)
+    check_cache(inputs["blocks"], before, want_blocks, mask, "f32", where=where)
