@@ -28,6 +28,9 @@ static void addAttnToGPU(OpPassManager &pm,
     checks.indexValues = false;
     pm.addPass(attn::createAttnInsertEntryChecks(checks));
   }
+  // Prepended: the size checks go first.
+  if (options.abiChecks)
+    pm.addPass(attn::createAttnInsertABIChecks());
   attn::ConvertAttnToGPUOptions toGPU;
   toGPU.smCount = options.smCount;
   toGPU.maxSplits = options.maxSplits;

@@ -1,8 +1,10 @@
 // The input checks in the CPU pipeline: on by default, off with
-// runtime-checks=false (attn-compile --no-runtime-checks).
+// runtime-checks=false (attn-compile --no-runtime-checks); the size checks of
+// abi-checks=true (attn-compile --abi-checks) come first.
 // RUN: attn-opt %s --attn-lower-to-cpu --mlir-print-ir-before=attn-entry-status -o %t.llvm.mlir 2>&1 | FileCheck %s
 // RUN: FileCheck %s --check-prefix=LLVM < %t.llvm.mlir
 // RUN: attn-opt %s --attn-lower-to-cpu="runtime-checks=false" --mlir-print-ir-before=attn-entry-status -o /dev/null 2>&1 | FileCheck %s --check-prefix=OFF
+// RUN: attn-opt %s --attn-lower-to-cpu="abi-checks=true" --mlir-print-ir-before=attn-entry-status -o /dev/null 2>&1 | FileCheck %s --check-prefix=ABI
 
 // After bufferisation the checks read the index buffers (memref.load), then
 // the store reads the lookup table (and writes the cache).
@@ -15,6 +17,11 @@
 // CHECK: cf.assert {{.*}} {attn.status = 6 : i32}
 // CHECK-NOT: cf.assert
 // CHECK: memref.load {{.*}} : memref<?x?xi32>
+// ABI-LABEL: func.func @store(
+// ABI-SAME: memref<?x?x?xf32>, %{{.*}}: memref<?x?x?x?x?x?xf32>
+// ABI: cf.assert {{.*}} {attn.status = 8 : i32}
+// ABI: cf.assert {{.*}} {attn.status = 8 : i32}
+// ABI: cf.assert {{.*}} {attn.status = 3 : i32}
 // OFF-LABEL: func.func @store(
 // OFF-NOT: cf.assert
 // OFF-NOT: scf.for {{.*}} -> (i1)

@@ -97,8 +97,13 @@ static cl::opt<bool>
            cl::init(false));
 static cl::opt<bool> noRuntimeChecks(
     "no-runtime-checks",
-    cl::desc("Do not check run-time layer indices at the entry points (the "
-             "status is then always 0)"),
+    cl::desc("Do not check the run-time inputs (layer indices, index tensors) "
+             "at the entry points (the status is then always 0)"),
+    cl::init(false));
+static cl::opt<bool> abiChecks(
+    "abi-checks",
+    cl::desc("Debug mode: the entry points also check the sizes of the "
+             "tensor arguments against the function's types (status 8)"),
     cl::init(false));
 static cl::opt<std::string> sanitize(
     "sanitize",
@@ -320,6 +325,7 @@ static LogicalResult lower(ModuleOp module, TimingScope &timing) {
     options.smCount = gpuSMCount;
     options.fuse = !noFuse;
     options.runtimeChecks = !noRuntimeChecks;
+    options.abiChecks = abiChecks;
     attn::buildLowerToNVVMPipeline(pm, options);
   } else {
     attn::CPUPipelineOptions options;
@@ -329,6 +335,7 @@ static LogicalResult lower(ModuleOp module, TimingScope &timing) {
     options.vectorLanes = targetHasAVX512() ? 16 : 8;
     options.fuse = !noFuse;
     options.runtimeChecks = !noRuntimeChecks;
+    options.abiChecks = abiChecks;
     attn::buildLowerToCPUPipeline(pm, options);
   }
   if (failed(pm.run(module)))

@@ -34,6 +34,9 @@ enum class EntryStatus : int32_t {
   PageOutOfRange = 6,
   /// A position (cache length + new tokens) is beyond the RoPE table.
   PositionOutsideRopeTable = 7,
+  /// A descriptor's size differs from a static size of the function's type
+  /// (attn-insert-abi-checks).
+  SizeMismatch = 8,
 };
 
 /// The message of a status, as `attnStatusMessage` returns it (docs/ABI.md).
@@ -60,13 +63,14 @@ inline const char *entryStatusMessage(EntryStatus status) {
            "of pages";
   case EntryStatus::PositionOutsideRopeTable:
     return "a position (cache length + new tokens) is beyond the RoPE table";
+  case EntryStatus::SizeMismatch:
+    return "a tensor argument's size differs from the function's type";
   }
   return "unknown status";
 }
 
 /// The last status code.
-inline constexpr EntryStatus kLastEntryStatus =
-    EntryStatus::PositionOutsideRopeTable;
+inline constexpr EntryStatus kLastEntryStatus = EntryStatus::SizeMismatch;
 
 /// The function of every library returning a status's message.
 inline constexpr const char *kStatusMessageFunctionName = "attnStatusMessage";

@@ -262,6 +262,41 @@ def AttnInsertEntryChecks : Pass<"attn-insert-entry-checks", "ModuleOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def AttnInsertABIChecks : Pass<"attn-insert-abi-checks", "ModuleOp"> {
+  let summary = "Check the sizes of the tensor arguments of entry points against their types";
+  let description = [{
+    The ABI debug mode (`attn-compile --abi-checks`). A memref descriptor
+    carries the sizes of its tensor, but code for an argument of static sizes
+    never reads them, so a caller passing a buffer of another shape goes
+    unnoticed (and out of bounds). For every public function, each tensor
+    argument with a static size becomes dynamic in every dim (the descriptor
+    is the same: rank and element type unchanged), is cast back to its type
+    for the body, and each static size is asserted at the function's start
+    (status 8 of docs/ABI.md; `attn-entry-status` turns the asserts into the
+    status). The checks are prepended: run after `attn-insert-entry-checks`,
+    they come first. Sizes that are dynamic in the type are checked against each other
+    by `attn-insert-entry-checks` (batch and row counts).
+
+    Before:
+    ```mlir
+    func.func @f(%w: tensor<1024x4096xbf16>, ...) {
+      ... uses of %w ...
+    ```
+    After:
+    ```mlir
+    func.func @f(%w: tensor<?x?xbf16>, ...) {
+      %wc = tensor.cast %w : tensor<?x?xbf16> to tensor<1024x4096xbf16>
+      %d0 = tensor.dim %w, %c0 : tensor<?x?xbf16>
+      ...
+      cf.assert %ok, "attn: a tensor argument's size differs from the function's type" {attn.status = 8 : i32}
+      ... uses of %wc ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::cf::ControlFlowDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def AttnEntryStatus : Pass<"attn-entry-status", "ModuleOp"> {
   let summary = "Entry points return an i32 status and run only if their checks pass";
   let description = [{
