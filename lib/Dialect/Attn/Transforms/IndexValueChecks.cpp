@@ -15,6 +15,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/Interfaces/DestinationStyleOpInterface.h"
 #include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -218,6 +219,15 @@ Value sameRowsSource(OpResult t) {
           [](auto op) { return op.getQuery(); })
       .Case([&](RopeStoreOp op) {
         return t == op.getQResult() ? op.getQ() : Value();
+      })
+      .Case([](tensor::EmptyOp op) -> Value {
+        auto size = op.getDynamicSize(0).getDefiningOp<tensor::DimOp>();
+        std::optional<int64_t> d = size ? size.getConstantIndex() : std::nullopt;
+        return d == 0 ? size.getSource() : Value();
+      })
+      // linalg ops (an unfused bias add, a clamp): the rows of their init.
+      .Case([&](DestinationStyleOpInterface op) {
+        return op.getTiedOpOperand(t)->get();
       })
       .Default([](Operation *) { return Value(); });
 }
