@@ -109,6 +109,7 @@ void attn::buildTargetPipeline(OpPassManager &pm,
     pipeline.smCount = options.gpuSMCount;
     pipeline.fuse = options.fuse;
     pipeline.runtimeChecks = options.runtimeChecks;
+    pipeline.abiChecks = options.abiChecks;
     buildLowerToNVVMPipeline(pm, pipeline);
     return;
   }
@@ -121,6 +122,7 @@ void attn::buildTargetPipeline(OpPassManager &pm,
   pipeline.int8MaxRows = options.int8MaxRows;
   pipeline.fuse = options.fuse;
   pipeline.runtimeChecks = options.runtimeChecks;
+  pipeline.abiChecks = options.abiChecks;
   buildLowerToCPUPipeline(pm, pipeline);
 }
 

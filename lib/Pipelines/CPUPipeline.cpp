@@ -25,6 +25,9 @@ static void addAttnToLinalg(OpPassManager &pm,
   attn::addPrimitiveOpsPasses(pm, options.fuse);
   if (options.runtimeChecks)
     pm.addPass(attn::createAttnInsertEntryChecks());
+  // Prepended: the size checks go first.
+  if (options.abiChecks)
+    pm.addPass(attn::createAttnInsertABIChecks());
   // No CSE after this point: merged tensor.empty ops would force copies.
   attn::ConvertAttnToLinalgOptions toLinalg;
   toLinalg.queryTileRows = options.queryTileRows;

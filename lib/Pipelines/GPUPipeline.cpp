@@ -21,8 +21,16 @@ using namespace mlir;
 static void addAttnToGPU(OpPassManager &pm,
                          const attn::NVVMPipelineOptions &options) {
   attn::addPrimitiveOpsPasses(pm, options.fuse);
-  if (options.runtimeChecks)
-    pm.addPass(attn::createAttnInsertEntryChecks());
+  if (options.runtimeChecks) {
+    // The index tensors are device memory: their values are not read on the
+    // host (docs/ABI.md, CUDA libraries).
+    attn::AttnInsertEntryChecksOptions checks;
+    checks.indexValues = false;
+    pm.addPass(attn::createAttnInsertEntryChecks(checks));
+  }
+  // Prepended: the size checks go first.
+  if (options.abiChecks)
+    pm.addPass(attn::createAttnInsertABIChecks());
   attn::ConvertAttnToGPUOptions toGPU;
   toGPU.smCount = options.smCount;
   toGPU.maxSplits = options.maxSplits;

@@ -124,26 +124,28 @@ def as_descriptor(array):
 
 _SCALAR_TYPES = (ctypes.c_int32, ctypes.c_int64)
 
-#: The non-zero statuses an entry point returns (docs/ABI.md, "Status").
-STATUS_MESSAGES = {
-    1: "a run-time layer index is outside the KV cache (not in [0, num_layers))",
-    2: "row_offsets, cache_lengths and lookup_table disagree on the batch size",
-}
-
-
 class EntryError(RuntimeError):
     """An entry point returned a non-zero status: it did nothing (no output, no cache write)."""
 
-    def __init__(self, name, status):
+    def __init__(self, name, status, message):
         self.status = status
-        message = STATUS_MESSAGES.get(status, "unknown status")
+        self.message = message
         super().__init__(f"{name}: status {status}: {message}")
 
 
-def check_status(name, status):
-    """Raises EntryError for a non-zero status of entry point ``name``."""
+def status_message(library, status):
+    """The message of ``status`` from the ``attnStatusMessage`` of the ctypes ``library``
+    (docs/ABI.md, "Status")."""
+    fn = library.attnStatusMessage
+    fn.restype = ctypes.c_char_p
+    fn.argtypes = [ctypes.c_int32]
+    return fn(status).decode()
+
+
+def check_status(library, name, status):
+    """Raises EntryError for a non-zero status of entry point ``name`` of ``library``."""
     if status != 0:
-        raise EntryError(name, status)
+        raise EntryError(name, status, status_message(library, status))
 
 
 def as_argument(value):
@@ -193,8 +195,8 @@ class CompiledLibrary:
         fn = self.function(name)
         fn.argtypes = [type(a) if isinstance(a, _SCALAR_TYPES) else ctypes.c_void_p
                        for a in args]
-        check_status(name, fn(*[a if isinstance(a, _SCALAR_TYPES) else ctypes.addressof(a)
-                                for a in args]))
+        status = fn(*[a if isinstance(a, _SCALAR_TYPES) else ctypes.addressof(a) for a in args])
+        check_status(self.lib, name, status)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// RUN: attn-opt %s --attn-insert-entry-checks --convert-attn-to-gpu --canonicalize --gpu-async-region --attn-entry-status | FileCheck %s
+// RUN: attn-opt %s --attn-insert-entry-checks=index-values=false --convert-attn-to-gpu --canonicalize --gpu-async-region --attn-entry-status | FileCheck %s
 
 // The GPU host function of a layer-generic step (the middle of
 // attn-lower-to-nvvm): the layer check runs on the host before anything is

@@ -1,4 +1,6 @@
-// RUN: attn-opt %s --attn-insert-entry-checks -split-input-file -verify-diagnostics | FileCheck %s
+// The checks of scalars and sizes (test/Transforms/attn-insert-entry-checks-values.mlir
+// has those of the index tensors' values, which index-values=false leaves out).
+// RUN: attn-opt %s --attn-insert-entry-checks=index-values=false -split-input-file -verify-diagnostics | FileCheck %s
 
 // One check per (layer, cache) pair, at the start, before any op: the i32
 // layer against dim 2 of the blocks argument the store writes and the
@@ -13,14 +15,14 @@
 // CHECK-NEXT: %[[GE:.*]] = arith.cmpi sge, %[[LI]], %[[C0]] : index
 // CHECK-NEXT: %[[LT:.*]] = arith.cmpi slt, %[[LI]], %[[N]] : index
 // CHECK-NEXT: %[[OK:.*]] = arith.andi %[[GE]], %[[LT]] : i1
-// CHECK-NEXT: cf.assert %[[OK]], "attn: layer index outside the KV cache" {attn.status = 1 : i32}
+// CHECK-NEXT: cf.assert %[[OK]], "attn: a run-time layer index is outside the KV cache (not in [0, num_layers))" {attn.status = 1 : i32}
 // Then the batch: B + 1 row offsets and a lookup row per sequence, for the
 // B cache lengths (once for both ops).
 // CHECK: %[[NOFF:.*]] = tensor.dim %[[OFF]], %{{.*}} : tensor<?xi32>
 // CHECK: %[[NLEN:.*]] = tensor.dim %[[LEN]], %{{.*}} : tensor<?xi32>
 // CHECK: %[[NLEN1:.*]] = arith.addi %[[NLEN]], %{{.*}} : index
 // CHECK-NEXT: %[[SAME:.*]] = arith.cmpi eq, %[[NOFF]], %[[NLEN1]] : index
-// CHECK-NEXT: cf.assert %[[SAME]], "attn: row offsets, cache lengths and lookup table disagree on the batch size" {attn.status = 2 : i32}
+// CHECK-NEXT: cf.assert %[[SAME]], "attn: row_offsets, cache_lengths and lookup_table (or the query and key row offsets) disagree on the batch size" {attn.status = 2 : i32}
 // CHECK: %[[NLUT:.*]] = tensor.dim %[[LUT]], %{{.*}} : tensor<?x?xi32>
 // CHECK: %[[NLEN2:.*]] = tensor.dim %[[LEN]], %{{.*}} : tensor<?xi32>
 // CHECK-NEXT: %[[ROWS:.*]] = arith.cmpi eq, %[[NLUT]], %[[NLEN2]] : index
@@ -93,4 +95,21 @@ func.func @computed_blocks(%l: index, %k: tensor<?x2x64xf32>, %off: tensor<?xi32
   %b = attn.kv_cache_store %k, %k into %blocks layer(%l : index) positions(%off, %len) pages(%lut)
       : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x?x16x2x64xf32>
   return %b : tensor<?x2x?x16x2x64xf32>
+}
+
+// -----
+
+// Explicit attention: as many query as key row offsets.
+// CHECK-LABEL: func.func @explicit_attention(
+// CHECK-SAME: %[[QOFF:[a-z0-9_]+]]: tensor<?xi32>, %[[KVOFF:[a-z0-9_]+]]: tensor<?xi32>
+// CHECK: %[[NQ:.*]] = tensor.dim %[[QOFF]]
+// CHECK: %[[NKV:.*]] = tensor.dim %[[KVOFF]]
+// CHECK-NEXT: %[[SAME:.*]] = arith.cmpi eq, %[[NQ]], %[[NKV]] : index
+// CHECK-NEXT: cf.assert %[[SAME]], {{.*}} {attn.status = 2 : i32}
+// CHECK-NEXT: attn.flash_attention
+func.func @explicit_attention(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %qoff: tensor<?xi32>,
+                              %kvoff: tensor<?xi32>) -> tensor<?x4x64xf32> {
+  %o = attn.flash_attention %q, %k, %k rows(%qoff, %kvoff)
+      : tensor<?x4x64xf32>, tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32>, tensor<?xi32>
+  return %o : tensor<?x4x64xf32>
 }

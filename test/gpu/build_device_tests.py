@@ -384,6 +384,9 @@ def all_cases():
     # The same function captured in a CUDA graph and replayed on new inputs.
     cases.append(Case("store_attend_graph_capture_bf16", "runtime_layer_bf16", "store_attend",
                       "graph_capture", config("bf16", (8, 2), 128), dict(mixed, layer=2)))
+    # The same function built with --abi-checks: a cache or key of another shape gives status 8.
+    cases.append(Case("store_attend_abi_checks_bf16", "runtime_layer_bf16_abi_checks",
+                      "store_attend", "abi_checks", config("bf16", (8, 2), 128), mixed))
     return cases
 
 
@@ -414,7 +417,7 @@ def function_text(case):
         return ir.quantized_linear_function(fn, cfg.quant, p["in_features"],
                                             p["out_features"], cfg.dtype,
                                             bias=p.get("bias", False))
-    if case.kind in ("runtime_layer", "graph_capture"):
+    if case.kind in ("runtime_layer", "graph_capture", "abi_checks"):
         return store_attend_function(fn, cfg)
     if case.kind == "linear":
         return ir.linear_function(fn, cfg, in_features=p.get("in_features"),
@@ -455,6 +458,10 @@ def module_texts(cases):
 # Compiling
 
 
+#: attn-compile options of the modules whose name ends with the key.
+MODULE_FLAGS = {"_unfused": ("--no-fuse",), "_abi_checks": ("--abi-checks",)}
+
+
 def compile_cuda(mlir_path, so_path, flags=()):
     """Runs ``attn-compile --target=cuda``; returns (ok, seconds, stderr tail)."""
     start = time.monotonic()
@@ -473,7 +480,7 @@ def build_modules(texts, outdir, jobs):
             f.write(texts[name])
         if os.path.exists(so):
             os.remove(so)  # never run a stale library
-        flags = ("--no-fuse",) if name.endswith("_unfused") else ()
+        flags = next((f for suffix, f in MODULE_FLAGS.items() if name.endswith(suffix)), ())
         ok, seconds, error = compile_cuda(mlir, so, flags)
         print(f"  {name}: {'ok' if ok else 'FAILED'} ({seconds:.1f} s)", flush=True)
         if error:

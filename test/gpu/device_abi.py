@@ -40,6 +40,7 @@ class DeviceFunction:
     def __init__(self, library, name):
         self.fn = getattr(library, f"_mlir_ciface_{name}")
         self.fn.restype = ctypes.c_int32
+        self.library = library
         self.name = name
 
     def bind(self, inputs, outputs=()):
@@ -52,7 +53,7 @@ class DeviceFunction:
         self.fn.argtypes = [type(a) if v else ctypes.c_void_p for a, v in zip(args, by_value)]
 
         def call():
-            rt.check_status(self.name, self.fn(*values))
+            rt.check_status(self.library, self.name, self.fn(*values))
 
         call.descriptors = args  # keep the descriptors alive with the call
         return call

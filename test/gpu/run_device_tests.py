@@ -318,6 +318,44 @@ class Worker:
             check.fail("short lookup table: the output was written")
         self.check_unchanged(check, args, before)
 
+    def run_abi_checks(self, case, cfg, rng, check):
+        """The run-time-layer function built with --abi-checks: good inputs as without it, then
+        a cache of half the page size and keys of another head dim, which must give status 8
+        and leave everything untouched."""
+        blocks, offsets, lengths, lookup = self.paged_cache(rng, cfg, case["cached"],
+                                                            case["new"])
+        shape = (sum(case["new"]), cfg.num_kv_heads, cfg.head_dim)
+        q = self.nonzero(rng, (shape[0], cfg.num_heads, cfg.head_dim), cfg.dtype)
+        k, v = self.nonzero(rng, shape, cfg.dtype), self.nonzero(rng, shape, cfg.dtype)
+        args = {"q": q, "k": k, "v": v, "row_offsets": offsets, "blocks": blocks,
+                "cache_lengths": lengths, "lookup_table": lookup}
+        before = blocks.clone()
+        want_blocks = self.tr.kv_cache_store(blocks.double(), k.double(), v.double(), offsets,
+                                             lengths, lookup, 0)
+        want = self.tr.paged_attention(q.double(), want_blocks, lengths, lookup, offsets, 0,
+                                       cfg.mask, cfg.scale)
+        out = self.nan_filled(q.shape, cfg.dtype)
+        self.call(case, [np.int32(0), *args.values()], [out], [(out, want), (blocks, want_blocks)])
+        check.close("out", out, want, OUT_TOL[cfg.dtype])
+        self.check_cache(check, blocks, before, want_blocks, offsets, lengths, lookup, 0, 0.0)
+        p, two, layers, page, heads, dim = blocks.shape
+        wrong = {"half pages": dict(args, blocks=blocks.new_zeros(
+                     (2 * p, two, layers, page // 2, heads, dim))),
+                 "head dim": dict(args, k=k.new_zeros((shape[0], heads, dim // 2)))}
+        for what, bad in wrong.items():
+            snapshot = {n: t.clone() for n, t in bad.items()}
+            out = self.nan_filled(q.shape, cfg.dtype)
+            try:
+                self.call(case, [np.int32(0), *bad.values()], [out], [])
+                if not self.simulate:
+                    check.fail(f"{what}: no error status")
+            except rt.EntryError as e:
+                if e.status != 8:
+                    check.fail(f"{what}: status {e.status}, expected 8")
+            if not bool(out.isnan().all()):
+                check.fail(f"{what}: the output was written")
+            self.check_unchanged(check, bad, snapshot)
+
     def run_graph_capture(self, case, cfg, rng, check):
         """A call captured once into a CUDA graph (on the capturing stream, set with
         attnCudaSetStream), then replayed on new inputs copied into the captured buffers: each

@@ -87,8 +87,13 @@ static cl::opt<bool>
            cl::init(false));
 static cl::opt<bool> noRuntimeChecks(
     "no-runtime-checks",
-    cl::desc("Do not check run-time layer indices at the entry points (the "
-             "status is then always 0)"),
+    cl::desc("Do not check the run-time inputs (layer indices, index tensors) "
+             "at the entry points (the status is then always 0)"),
+    cl::init(false));
+static cl::opt<bool> abiChecks(
+    "abi-checks",
+    cl::desc("Debug mode: the entry points also check the sizes of the "
+             "tensor arguments against the function's types (status 8)"),
     cl::init(false));
 static cl::opt<std::string> sanitize(
     "sanitize",
@@ -160,6 +165,7 @@ static FailureOr<attn::CompileOptions> getCompileOptions(const char *argv0) {
   options.gpuSMCount = gpuSMCount;
   options.fuse = !noFuse;
   options.runtimeChecks = !noRuntimeChecks;
+  options.abiChecks = abiChecks;
   options.cc = cc;
   options.runtimeLibraryDir = getRuntimeLibraryDir(argv0);
   return options;

@@ -53,6 +53,8 @@ struct CompileOptions {
   int64_t gpuSMCount = 132;
   bool fuse = true;
   bool runtimeChecks = true;
+  /// Entry points also check tensor sizes against the function's types.
+  bool abiChecks = false;
   /// Instrument the generated code with AddressSanitizer (CPU only).
   bool sanitizeAddress = false;
   /// The C compiler driver that links shared libraries. Empty: $ATTN_CC,

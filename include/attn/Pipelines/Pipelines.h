@@ -46,10 +46,16 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::init(true)};
   PassOptions::Option<bool> runtimeChecks{
       *this, "runtime-checks",
-      llvm::cl::desc("Check run-time layer indices at the start of every "
-                     "entry point and return a non-zero status for a bad "
-                     "one (attn-insert-entry-checks)"),
+      llvm::cl::desc("Check the run-time inputs (layer indices, index "
+                     "tensors) at the start of every entry point and return "
+                     "a non-zero status for a bad one "
+                     "(attn-insert-entry-checks)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> abiChecks{
+      *this, "abi-checks",
+      llvm::cl::desc("Also check the sizes of the tensor arguments against "
+                     "the function's types (attn-insert-abi-checks)"),
+      llvm::cl::init(false)};
 };
 
 /// attn (composite or primitive ops, tensors) -> LLVM dialect for the host
@@ -96,10 +102,16 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::init(true)};
   PassOptions::Option<bool> runtimeChecks{
       *this, "runtime-checks",
-      llvm::cl::desc("Check run-time layer indices at the start of every "
-                     "entry point and return a non-zero status for a bad "
-                     "one (attn-insert-entry-checks)"),
+      llvm::cl::desc("Check the run-time inputs (layer indices, index "
+                     "tensors) at the start of every entry point and return "
+                     "a non-zero status for a bad one "
+                     "(attn-insert-entry-checks)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> abiChecks{
+      *this, "abi-checks",
+      llvm::cl::desc("Also check the sizes of the tensor arguments against "
+                     "the function's types (attn-insert-abi-checks)"),
+      llvm::cl::init(false)};
 };
 
 /// attn (composite or primitive ops, tensors) -> LLVM dialect host code

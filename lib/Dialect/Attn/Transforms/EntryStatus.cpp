@@ -79,15 +79,52 @@ LogicalResult addStatus(func::FuncOp func) {
   return success();
 }
 
+/// Adds `const char *attnStatusMessage(int32_t status)`: the message of
+/// each status (EntryStatus.h), "unknown status" for other codes.
+void addStatusMessageFunction(ModuleOp module) {
+  MLIRContext *ctx = module.getContext();
+  Location loc = module.getLoc();
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
+  auto i32 = IntegerType::get(ctx, 32);
+  OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+  auto func = LLVM::LLVMFuncOp::create(b, loc, kStatusMessageFunctionName,
+                                       LLVM::LLVMFunctionType::get(ptr, {i32}));
+  b.setInsertionPointToStart(func.addEntryBlock(b));
+  auto message = [&](StringRef name, StringRef text) {
+    std::string cString = (text + Twine('\0')).str();
+    return LLVM::createGlobalString(loc, b, name, cString,
+                                    LLVM::Linkage::Internal);
+  };
+  Value result = message("attn_status_unknown", "unknown status");
+  for (int32_t code = static_cast<int32_t>(EntryStatus::Ok);
+       code <= static_cast<int32_t>(kLastEntryStatus); ++code) {
+    Value text =
+        message(("attn_status_" + Twine(code)).str(),
+                entryStatusMessage(static_cast<EntryStatus>(code)));
+    Value isCode = LLVM::ICmpOp::create(
+        b, loc, LLVM::ICmpPredicate::eq, func.getArgument(0),
+        LLVM::ConstantOp::create(b, loc, i32, code));
+    result = LLVM::SelectOp::create(b, loc, isCode, text, result);
+  }
+  LLVM::ReturnOp::create(b, loc, result);
+}
+
 struct AttnEntryStatusPass
     : attn::impl::AttnEntryStatusBase<AttnEntryStatusPass> {
   void runOnOperation() override {
+    ModuleOp module = getOperation();
     // The entry points are the functions exporting a C interface.
-    for (auto func : getOperation().getOps<func::FuncOp>())
-      if (!func.isExternal() &&
-          func->hasAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName()) &&
-          failed(addStatus(func)))
+    bool hasEntryPoints = false;
+    for (auto func : module.getOps<func::FuncOp>()) {
+      if (func.isExternal() ||
+          !func->hasAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName()))
+        continue;
+      if (failed(addStatus(func)))
         return signalPassFailure();
+      hasEntryPoints = true;
+    }
+    if (hasEntryPoints && !module.lookupSymbol(kStatusMessageFunctionName))
+      addStatusMessageFunction(module);
   }
 };
 

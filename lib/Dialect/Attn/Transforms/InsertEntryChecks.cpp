@@ -1,12 +1,14 @@
-//===- InsertEntryChecks.cpp - run-time layer checks at entry points ------===//
+//===- InsertEntryChecks.cpp - run-time input checks at entry points ------===//
+
+#include "EntryChecks.h"
 
 #include "attn/Dialect/Attn/IR/AttnOps.h"
-#include "attn/Dialect/Attn/Transforms/EntryStatus.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SetVector.h"
@@ -63,14 +65,6 @@ FailureOr<LayerCheck> layerCheckOf(CacheLayerOpInterface op) {
   return check;
 }
 
-/// An assert of `ok` at `b`'s insertion point reporting `status`.
-void assertOrReport(OpBuilder &b, Location loc, Value ok, EntryStatus status,
-                    StringRef message) {
-  auto assertOp = cf::AssertOp::create(b, loc, ok, message);
-  assertOp->setAttr(kEntryStatusAttrName,
-                    b.getI32IntegerAttr(static_cast<int32_t>(status)));
-}
-
 /// `0 <= layer < count` asserted at `b`'s insertion point.
 void assertLayerInRange(OpBuilder &b, Location loc, const LayerCheck &check) {
   Value layer = check.layer;
@@ -86,8 +80,7 @@ void assertLayerInRange(OpBuilder &b, Location loc, const LayerCheck &check) {
   Value belowCount = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
                                            layer, count);
   Value ok = arith::AndIOp::create(b, loc, notNegative, belowCount);
-  assertOrReport(b, loc, ok, EntryStatus::LayerOutOfRange,
-                 "attn: layer index outside the KV cache");
+  assertOrReport(b, loc, ok, EntryStatus::LayerOutOfRange);
 }
 
 /// The index tensors of a ragged batch an op reads: row offsets [B + 1],
@@ -110,13 +103,6 @@ std::optional<BatchIndices> batchIndicesOf(Operation *op) {
       .Default([](Operation *) { return std::nullopt; });
 }
 
-/// The argument `v` is, seen through tensor casts; null if it is computed.
-BlockArgument tensorArgument(Value v) {
-  while (auto castOp = v.getDefiningOp<tensor::CastOp>())
-    v = castOp.getSource();
-  return dyn_cast<BlockArgument>(v);
-}
-
 /// Whether `dim(x, 0) == dim(y, 0) + extra`, built at `b`'s insertion point.
 Value leadingDimsAgree(OpBuilder &b, Location loc, Value x, Value y,
                        int64_t extra) {
@@ -134,6 +120,13 @@ void insertBatchChecks(func::FuncOp func, OpBuilder &b) {
   llvm::SetVector<std::pair<Value, Value>> pairs; // (x, y): dim x == dim y + 1
   llvm::SetVector<std::pair<Value, Value>> rows;  // (x, y): dim x == dim y
   func.walk([&](Operation *op) {
+    if (auto attention = dyn_cast<FlashAttentionOp>(op)) {
+      BlockArgument q = tensorArgument(attention.getQRowOffsets());
+      BlockArgument kv = tensorArgument(attention.getKvRowOffsets());
+      if (q && kv)
+        rows.insert({q, kv});
+      return;
+    }
     std::optional<BatchIndices> indices = batchIndicesOf(op);
     if (!indices)
       return;
@@ -149,9 +142,7 @@ void insertBatchChecks(func::FuncOp func, OpBuilder &b) {
   Location loc = func.getLoc();
   auto check = [&](Value x, Value y, int64_t extra) {
     assertOrReport(b, loc, leadingDimsAgree(b, loc, x, y, extra),
-                   EntryStatus::BatchMismatch,
-                   "attn: row offsets, cache lengths and lookup table disagree "
-                   "on the batch size");
+                   EntryStatus::BatchMismatch);
   };
   for (auto [x, y] : pairs)
     check(x, y, 1);
@@ -159,7 +150,7 @@ void insertBatchChecks(func::FuncOp func, OpBuilder &b) {
     check(x, y, 0);
 }
 
-LogicalResult insertChecks(func::FuncOp func) {
+LogicalResult insertChecks(func::FuncOp func, bool indexValues) {
   // One check per (layer, cache) pair, in the order the ops use them.
   llvm::MapVector<std::tuple<Value, Value, int64_t>, LayerCheck> checks;
   WalkResult walk = func.walk([&](CacheLayerOpInterface op) {
@@ -177,16 +168,33 @@ LogicalResult insertChecks(func::FuncOp func) {
   for (auto &[key, check] : checks)
     assertLayerInRange(b, check.layer.getLoc(), check);
   insertBatchChecks(func, b);
-  return success();
+  return indexValues ? insertIndexValueChecks(func, b) : success();
 }
 
 struct AttnInsertEntryChecksPass
     : attn::impl::AttnInsertEntryChecksBase<AttnInsertEntryChecksPass> {
+  using Base::Base;
+
   void runOnOperation() override {
     for (auto func : getOperation().getOps<func::FuncOp>())
-      if (func.isPublic() && !func.isExternal() && failed(insertChecks(func)))
+      if (func.isPublic() && !func.isExternal() &&
+          failed(insertChecks(func, indexValues)))
         return signalPassFailure();
   }
 };
 
 } // namespace
+
+void mlir::attn::assertOrReport(OpBuilder &b, Location loc, Value ok,
+                                EntryStatus status) {
+  auto assertOp = cf::AssertOp::create(
+      b, loc, ok, std::string("attn: ") + entryStatusMessage(status));
+  assertOp->setAttr(kEntryStatusAttrName,
+                    b.getI32IntegerAttr(static_cast<int32_t>(status)));
+}
+
+BlockArgument mlir::attn::tensorArgument(Value v) {
+  while (auto castOp = v.getDefiningOp<tensor::CastOp>())
+    v = castOp.getSource();
+  return dyn_cast<BlockArgument>(v);
+}

@@ -210,7 +210,7 @@ def AttnFuseQKNormRope : Pass<"attn-fuse-qk-norm-rope"> {
 }
 
 def AttnInsertEntryChecks : Pass<"attn-insert-entry-checks", "ModuleOp"> {
-  let summary = "Check run-time layer indices and batch sizes at the start of entry points";
+  let summary = "Check run-time layer indices and index tensors at the start of entry points";
   let description = [{
     For every public function, asserts at its start that each run-time
     layer index of a cache op (CacheLayerOpInterface) lies in `[0, L)`, `L`
@@ -225,6 +225,17 @@ def AttnInsertEntryChecks : Pass<"attn-insert-entry-checks", "ModuleOp"> {
     argument of the function or a cast of one (and the blocks an argument):
     the check runs before any work, so a bad index leaves the cache alone.
 
+    With `index-values` (the default) it also checks the values of the index
+    tensors that are arguments, each with a loop (scf.for over
+    tensor.extract) folding an `i1`: row offsets start at 0, never decrease
+    and end at the rows of every tensor they index (status 3; the rows must
+    be an argument's or static, else the pass fails); cache lengths are
+    >= 0 (4); for each sequence with new rows, its pages (of positions
+    `[cache_length, cache_length + rows)` for a store, `[0, ...)` for
+    attention) fit in its lookup-table row (5) and their ids lie in
+    `[0, P)` (6); its last position is inside every RoPE table (7). The
+    loops read only elements inside the tensors whatever the values.
+
     Before:
     ```mlir
     func.func @store(%layer: i32, ..., %blocks: tensor<?x2x?x16x2x64xf32>) -> ... {
@@ -236,8 +247,49 @@ def AttnInsertEntryChecks : Pass<"attn-insert-entry-checks", "ModuleOp"> {
       %l = arith.index_cast %layer : i32 to index
       %n = tensor.dim %blocks, %c2 : tensor<?x2x?x16x2x64xf32>
       ...
-      cf.assert %ok, "attn: layer index outside the KV cache" {attn.status = 1 : i32}
+      cf.assert %ok, "attn: a run-time layer index is outside ..." {attn.status = 1 : i32}
       %b = attn.kv_cache_store %k, %v into %blocks layer(%layer : i32) ...
+    ```
+  }];
+  let options = [
+    Option<"indexValues", "index-values", "bool", "true",
+           "Also check the values of the index tensors (they must be host "
+           "memory when the checks run)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::cf::ControlFlowDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def AttnInsertABIChecks : Pass<"attn-insert-abi-checks", "ModuleOp"> {
+  let summary = "Check the sizes of the tensor arguments of entry points against their types";
+  let description = [{
+    The ABI debug mode (`attn-compile --abi-checks`). A memref descriptor
+    carries the sizes of its tensor, but code for an argument of static sizes
+    never reads them, so a caller passing a buffer of another shape goes
+    unnoticed (and out of bounds). For every public function, each tensor
+    argument with a static size becomes dynamic in every dim (the descriptor
+    is the same: rank and element type unchanged), is cast back to its type
+    for the body, and each static size is asserted at the function's start
+    (status 8 of docs/ABI.md; `attn-entry-status` turns the asserts into the
+    status). The checks are prepended: run after `attn-insert-entry-checks`,
+    they come first. Sizes that are dynamic in the type are checked against each other
+    by `attn-insert-entry-checks` (batch and row counts).
+
+    Before:
+    ```mlir
+    func.func @f(%w: tensor<1024x4096xbf16>, ...) {
+      ... uses of %w ...
+    ```
+    After:
+    ```mlir
+    func.func @f(%w: tensor<?x?xbf16>, ...) {
+      %wc = tensor.cast %w : tensor<?x?xbf16> to tensor<1024x4096xbf16>
+      %d0 = tensor.dim %w, %c0 : tensor<?x?xbf16>
+      ...
+      cf.assert %ok, "attn: a tensor argument's size differs from the function's type" {attn.status = 8 : i32}
+      ... uses of %wc ...
     ```
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
@@ -255,7 +307,9 @@ def AttnEntryStatus : Pass<"attn-entry-status", "ModuleOp"> {
     first of its leading `cf.assert` checks that fails, in which case
     nothing after the checks runs (no kernel, no cache write). Functions
     without checks return 0. Code before the last check may only compute the
-    conditions (no memory writes).
+    conditions (no memory writes).  A module with entry points also gets
+    `llvm.func @attnStatusMessage(i32) -> !llvm.ptr`, returning the message
+    of each status (a constant C string; "unknown status" for other codes).
 
     Before:
     ```mlir
@@ -281,6 +335,7 @@ def AttnEntryStatus : Pass<"attn-entry-status", "ModuleOp"> {
     ```
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect",
                            "::mlir::scf::SCFDialect"];
 }
 
