@@ -293,30 +293,26 @@ class Worker:
                              layer, 0.0)
         before = {n: t.clone() for n, t in args.items()}
         for layer in (-1, cfg.num_layers):
-            out = self.nan_filled(q.shape, cfg.dtype)
-            try:
-                self.call(case, [np.int32(layer), *args.values()], [out], [])
-                if not self.simulate:
-                    check.fail(f"layer {layer}: no error status")
-            except rt.EntryError as e:
-                if e.status != 1:
-                    check.fail(f"layer {layer}: status {e.status}, expected 1")
-            if not bool(out.isnan().all()):
-                check.fail(f"layer {layer}: the output was written")
-            self.check_unchanged(check, args, before)
+            self.expect_refused(case, check, f"layer {layer}", [np.int32(layer), *args.values()],
+                                1, self.nan_filled(q.shape, cfg.dtype), args, before)
         # A lookup table with a row fewer than sequences: status 2, nothing written.
         short = dict(args, lookup_table=lookup[:-1].contiguous())
-        out = self.nan_filled(q.shape, cfg.dtype)
+        self.expect_refused(case, check, "short lookup table", [np.int32(0), *short.values()], 2,
+                            self.nan_filled(q.shape, cfg.dtype), args, before)
+
+    def expect_refused(self, case, check, what, arguments, status, out, inputs, before):
+        """Calls ``case`` on bad ``arguments``: it must return ``status`` and write neither
+        ``out`` (NaN-filled) nor ``inputs`` (``before``: their copies)."""
         try:
-            self.call(case, [np.int32(0), *short.values()], [out], [])
+            self.call(case, arguments, [out], [])
             if not self.simulate:
-                check.fail("short lookup table: no error status")
+                check.fail(f"{what}: no error status")
         except rt.EntryError as e:
-            if e.status != 2:
-                check.fail(f"short lookup table: status {e.status}, expected 2")
+            if e.status != status:
+                check.fail(f"{what}: status {e.status}, expected {status}")
         if not bool(out.isnan().all()):
-            check.fail("short lookup table: the output was written")
-        self.check_unchanged(check, args, before)
+            check.fail(f"{what}: the output was written")
+        self.check_unchanged(check, inputs, before)
 
     def run_abi_checks(self, case, cfg, rng, check):
         """The run-time-layer function built with --abi-checks: good inputs as without it, then
@@ -344,17 +340,8 @@ class Worker:
                  "head dim": dict(args, k=k.new_zeros((shape[0], heads, dim // 2)))}
         for what, bad in wrong.items():
             snapshot = {n: t.clone() for n, t in bad.items()}
-            out = self.nan_filled(q.shape, cfg.dtype)
-            try:
-                self.call(case, [np.int32(0), *bad.values()], [out], [])
-                if not self.simulate:
-                    check.fail(f"{what}: no error status")
-            except rt.EntryError as e:
-                if e.status != 8:
-                    check.fail(f"{what}: status {e.status}, expected 8")
-            if not bool(out.isnan().all()):
-                check.fail(f"{what}: the output was written")
-            self.check_unchanged(check, bad, snapshot)
+            self.expect_refused(case, check, what, [np.int32(0), *bad.values()], 8,
+                                self.nan_filled(q.shape, cfg.dtype), bad, snapshot)
 
     def run_graph_capture(self, case, cfg, rng, check):
         """A call captured once into a CUDA graph (on the capturing stream, set with
