@@ -272,25 +272,10 @@ class Worker:
         """One compiled function for every layer: each layer in turn, then layers outside the
         cache (status 1) and a lookup table of the wrong batch size (status 2), which must leave
         everything untouched."""
-        blocks, offsets, lengths, lookup = self.paged_cache(rng, cfg, case["cached"],
-                                                            case["new"])
-        shape = (sum(case["new"]), cfg.num_kv_heads, cfg.head_dim)
-        q = self.nonzero(rng, (shape[0], cfg.num_heads, cfg.head_dim), cfg.dtype)
-        k, v = self.nonzero(rng, shape, cfg.dtype), self.nonzero(rng, shape, cfg.dtype)
-        args = {"q": q, "k": k, "v": v, "row_offsets": offsets, "blocks": blocks,
-                "cache_lengths": lengths, "lookup_table": lookup}
+        args = self.store_attend_arguments(case, cfg, rng)
+        q, lookup = args["q"], args["lookup_table"]
         for layer in range(cfg.num_layers):
-            before = blocks.clone()
-            want_blocks = self.tr.kv_cache_store(blocks.double(), k.double(), v.double(),
-                                                 offsets, lengths, lookup, layer)
-            want = self.tr.paged_attention(q.double(), want_blocks, lengths, lookup, offsets,
-                                           layer, cfg.mask, cfg.scale)
-            out = self.nan_filled(q.shape, cfg.dtype)
-            self.call(case, [np.int32(layer), *args.values()], [out],
-                      [(out, want), (blocks, want_blocks)])
-            check.close(f"layer {layer}: out", out, want, OUT_TOL[cfg.dtype])
-            self.check_cache(check, blocks, before, want_blocks, offsets, lengths, lookup,
-                             layer, 0.0)
+            self.check_store_attend(case, cfg, args, layer, check)
         before = {n: t.clone() for n, t in args.items()}
         for layer in (-1, cfg.num_layers):
             self.expect_refused(case, check, f"layer {layer}", [np.int32(layer), *args.values()],
@@ -299,6 +284,35 @@ class Worker:
         short = dict(args, lookup_table=lookup[:-1].contiguous())
         self.expect_refused(case, check, "short lookup table", [np.int32(0), *short.values()], 2,
                             self.nan_filled(q.shape, cfg.dtype), args, before)
+
+    def store_attend_arguments(self, case, cfg, rng):
+        """The store-and-attend function's tensors: q, k, v of the case's new tokens and a
+        paged cache holding its cached ones."""
+        blocks, offsets, lengths, lookup = self.paged_cache(rng, cfg, case["cached"],
+                                                            case["new"])
+        shape = (sum(case["new"]), cfg.num_kv_heads, cfg.head_dim)
+        q = self.nonzero(rng, (shape[0], cfg.num_heads, cfg.head_dim), cfg.dtype)
+        k, v = self.nonzero(rng, shape, cfg.dtype), self.nonzero(rng, shape, cfg.dtype)
+        return {"q": q, "k": k, "v": v, "row_offsets": offsets, "blocks": blocks,
+                "cache_lengths": lengths, "lookup_table": lookup}
+
+    def check_store_attend(self, case, cfg, args, layer, check):
+        """Stores k, v into cache layer ``layer`` and attends over it; checks the output and
+        the cache (only the new tokens' slots change) against the reference."""
+        a = args
+        blocks, before = a["blocks"], a["blocks"].clone()
+        want_blocks = self.tr.kv_cache_store(blocks.double(), a["k"].double(), a["v"].double(),
+                                             a["row_offsets"], a["cache_lengths"],
+                                             a["lookup_table"], layer)
+        want = self.tr.paged_attention(a["q"].double(), want_blocks, a["cache_lengths"],
+                                       a["lookup_table"], a["row_offsets"], layer, cfg.mask,
+                                       cfg.scale)
+        out = self.nan_filled(a["q"].shape, cfg.dtype)
+        self.call(case, [np.int32(layer), *args.values()], [out],
+                  [(out, want), (blocks, want_blocks)])
+        check.close(f"layer {layer}: out", out, want, OUT_TOL[cfg.dtype])
+        self.check_cache(check, blocks, before, want_blocks, a["row_offsets"],
+                         a["cache_lengths"], a["lookup_table"], layer, 0.0)
 
     def expect_refused(self, case, check, what, arguments, status, out, inputs, before):
         """Calls ``case`` on bad ``arguments``: it must return ``status`` and write neither
@@ -318,22 +332,10 @@ class Worker:
         """The run-time-layer function built with --abi-checks: good inputs as without it, then
         a cache of half the page size and keys of another head dim, which must give status 8
         and leave everything untouched."""
-        blocks, offsets, lengths, lookup = self.paged_cache(rng, cfg, case["cached"],
-                                                            case["new"])
-        shape = (sum(case["new"]), cfg.num_kv_heads, cfg.head_dim)
-        q = self.nonzero(rng, (shape[0], cfg.num_heads, cfg.head_dim), cfg.dtype)
-        k, v = self.nonzero(rng, shape, cfg.dtype), self.nonzero(rng, shape, cfg.dtype)
-        args = {"q": q, "k": k, "v": v, "row_offsets": offsets, "blocks": blocks,
-                "cache_lengths": lengths, "lookup_table": lookup}
-        before = blocks.clone()
-        want_blocks = self.tr.kv_cache_store(blocks.double(), k.double(), v.double(), offsets,
-                                             lengths, lookup, 0)
-        want = self.tr.paged_attention(q.double(), want_blocks, lengths, lookup, offsets, 0,
-                                       cfg.mask, cfg.scale)
-        out = self.nan_filled(q.shape, cfg.dtype)
-        self.call(case, [np.int32(0), *args.values()], [out], [(out, want), (blocks, want_blocks)])
-        check.close("out", out, want, OUT_TOL[cfg.dtype])
-        self.check_cache(check, blocks, before, want_blocks, offsets, lengths, lookup, 0, 0.0)
+        args = self.store_attend_arguments(case, cfg, rng)
+        self.check_store_attend(case, cfg, args, 0, check)
+        blocks, k, q = args["blocks"], args["k"], args["q"]
+        shape = k.shape
         p, two, layers, page, heads, dim = blocks.shape
         wrong = {"half pages": dict(args, blocks=blocks.new_zeros(
                      (2 * p, two, layers, page // 2, heads, dim))),

@@ -297,6 +297,16 @@ int64_t gpu_lowering::wgmmaGemmSharedBytes(const WgmmaGemmConfig &cfg) {
   return cfg.stages * (cfg.tileM() + cfg.tileN) * kRowBytes + 1024;
 }
 
+void gpu_lowering::launchWgmmaGemm(KernelEmitter &e, IB &host,
+                                   gpu::GPUFuncOp kernel,
+                                   const WgmmaGemmConfig &cfg, int64_t n,
+                                   Idx rows, ValueRange args) {
+  e.launch(host, kernel,
+           {cIndex(host, llvm::divideCeil(n, cfg.tileN)),
+            ceilDiv(host, rows, cfg.tileM()), cIndex(host, 1)},
+           cfg.threads(), args, cI32(host, wgmmaGemmSharedBytes(cfg)));
+}
+
 bool gpu_lowering::wgmmaGemmApplies(const WeightStack &stack, Type element,
                                     std::optional<double> clip) {
   // Weights are clipped as they are staged, which cp.async cannot do.

@@ -49,16 +49,6 @@ struct StepChunks {
   std::array<std::array<Value, 4>, kTiles> w;
 };
 
-/// The four bf16 / f16 pairs of an 8-element chunk as i32 registers.
-std::array<Value, 4> asPairs(IB &b, Value chunk) {
-  Value words =
-      vector::BitCastOp::create(b, VectorType::get({4}, b.getI32Type()), chunk);
-  std::array<Value, 4> pairs;
-  for (int64_t i = 0; i < 4; ++i)
-    pairs[i] = vector::ExtractOp::create(b, words, ArrayRef<int64_t>{i});
-  return pairs;
-}
-
 /// 1. This lane's chunks of the k step at `k0` (zeros past K, past M and
 /// past the weight's rows).
 StepChunks loadStep(IB &b, const MatmulArgs &args, const GemvBlock &blk,
@@ -76,14 +66,14 @@ StepChunks loadStep(IB &b, const MatmulArgs &args, const GemvBlock &blk,
         kOk & ult(b, row, bound), chunkType);
   };
   StepChunks s;
-  s.xLo = asPairs(b, chunk(args.x, blk.w.group, blk.rows));
-  s.xHi = asPairs(b, chunk(args.x, blk.w.group + 8, blk.rows));
+  s.xLo = chunkPairs(b, chunk(args.x, blk.w.group, blk.rows));
+  s.xHi = chunkPairs(b, chunk(args.x, blk.w.group + 8, blk.rows));
   for (int64_t t = 0; t < kTiles; ++t) {
     Idx row = blk.n0 - blk.weight.begin + (t * 8 + blk.w.group);
     Value w = chunk(blk.weight.weight, row, blk.weight.rows);
     if (clip)
       w = clipChunk(b, w, *clip);
-    s.w[t] = asPairs(b, w);
+    s.w[t] = chunkPairs(b, w);
   }
   return s;
 }

@@ -89,20 +89,6 @@ Value bitcast(IB &b, Type type, Value v) {
   return LLVM::BitcastOp::create(b, type, v);
 }
 
-/// The four i32 registers of an 8-element chunk, pairs (i, i + 1) or, with
-/// `interleave`, (i, i + 4).
-std::array<Value, 4> chunkPairs(IB &b, Value chunk, bool interleave) {
-  if (interleave)
-    chunk = vector::ShuffleOp::create(b, chunk, chunk,
-                                      ArrayRef<int64_t>{0, 4, 1, 5, 2, 6, 3, 7});
-  Value words =
-      vector::BitCastOp::create(b, VectorType::get({4}, b.getI32Type()), chunk);
-  std::array<Value, 4> pairs;
-  for (int64_t i = 0; i < 4; ++i)
-    pairs[i] = vector::ExtractOp::create(b, words, ArrayRef<int64_t>{i});
-  return pairs;
-}
-
 /// x rows `row` and `row + 8` of the block's slice, `width` elements from
 /// `k` as i32 pairs (zeros past M and where `kOk` fails).
 std::pair<SmallVector<Value>, SmallVector<Value>>
@@ -721,11 +707,7 @@ void emitFloat8Gemm(KernelEmitter &e, IB &host, Value x,
     OutputScales scales{kernelArgs.rowScale, kernelArgs.weightScales,
                         perColumn};
     buildWgmmaGemm(b, cfg, kernelArgs.matmul, stack, outputs, &scales);
-    e.launch(hb, kernel,
-             {cIndex(hb, llvm::divideCeil(stack.n, cfg.tileN)),
-              ceilDiv(hb, rows, cfg.tileM()), cIndex(hb, 1)},
-             cfg.threads(), argumentList(args),
-             cI32(hb, wgmmaGemmSharedBytes(cfg)));
+    launchWgmmaGemm(e, hb, kernel, cfg, stack.n, rows, argumentList(args));
   };
   ifThenElse(
       host, ule(host, rows, cIndex(host, 128)),

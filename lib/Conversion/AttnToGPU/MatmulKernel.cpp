@@ -229,6 +229,21 @@ Value gpu_lowering::clipChunk(IB &b, Value chunk, double clip) {
   return arith::TruncFOp::create(b, type, wide);
 }
 
+/// The four i32 registers of an 8-element chunk, pairs (i, i + 1) or, with
+/// `interleave`, (i, i + 4).
+std::array<Value, 4> gpu_lowering::chunkPairs(IB &b, Value chunk,
+                                              bool interleave) {
+  if (interleave)
+    chunk = vector::ShuffleOp::create(b, chunk, chunk,
+                                      ArrayRef<int64_t>{0, 4, 1, 5, 2, 6, 3, 7});
+  Value words =
+      vector::BitCastOp::create(b, VectorType::get({4}, b.getI32Type()), chunk);
+  std::array<Value, 4> pairs;
+  for (int64_t i = 0; i < 4; ++i)
+    pairs[i] = vector::ExtractOp::create(b, words, ArrayRef<int64_t>{i});
+  return pairs;
+}
+
 void gpu_lowering::storeElements(IB &b, const MatmulArgs &args,
                                  const BlockWeight &weight,
                                  ArrayRef<Value> acc, Idx row, Idx col,
@@ -335,11 +350,8 @@ static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
     gpu::GPUFuncOp gemm = gemmKernel;
     buildWgmmaGemm(gemmBody, shape.cfg, gemmArgs, stack, outputs);
     auto launch = [&](IB &lb) {
-      e.launch(lb, gemm,
-               {cIndex(lb, llvm::divideCeil(stack.n, shape.cfg.tileN)),
-                ceilDiv(lb, rows, shape.cfg.tileM()), cIndex(lb, 1)},
-               shape.cfg.threads(), argumentList(args),
-               cI32(lb, wgmmaGemmSharedBytes(shape.cfg)));
+      launchWgmmaGemm(e, lb, gemm, shape.cfg, stack.n, rows,
+                      argumentList(args));
     };
     if (i + 1 == std::size(kGemmShapes))
       return launch(hb);

@@ -77,6 +77,12 @@ int64_t wgmmaGemmSharedBytes(const WgmmaGemmConfig &cfg);
 /// Whether it computes this projection (16-bit elements, unclipped weights).
 bool wgmmaGemmApplies(const WeightStack &stack, Type element,
                       std::optional<double> clip);
+/// Launches `kernel` (built by buildWgmmaGemm with `cfg`) over the output
+/// tiles of `rows` x `n`.
+void launchWgmmaGemm(KernelEmitter &e, IB &host, gpu::GPUFuncOp kernel,
+                     const WgmmaGemmConfig &cfg, int64_t n, Idx rows,
+                     ValueRange args);
+
 /// The factors of an E4M3 GEMM's f32 sums: row m, column n of the stack
 /// times `rows[m]` (x's per-row scale) and the scale of n's weight (its
 /// row n when `perColumn`, else its one tensor scale).
@@ -95,6 +101,10 @@ void buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg, const MatmulArgs &args,
 /// `value` (a memref) with dimension `d` dynamic, so that weights of
 /// different sizes share one kernel argument type; ranks up to `d` as is.
 Value withDynamicDim(IB &b, Value value, int64_t d);
+
+/// The four i32 registers of an 8-element bf16 / f16 chunk: the pairs
+/// (i, i + 1) or, with `interleave`, (i, i + 4).
+std::array<Value, 4> chunkPairs(IB &b, Value chunk, bool interleave = false);
 
 /// The GEMV path serves M up to this many rows (one m16 mma tile).
 constexpr int64_t kGemvMaxRows = 16;
