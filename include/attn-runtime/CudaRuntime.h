@@ -26,6 +26,16 @@ int32_t attnCudaLastError(void);
 /// into a CUDA graph on a capturing stream.
 void attnCudaSetStream(void *stream);
 
+/// What compiled layers call before a TMA load (docs/GPULowering.md): writes
+/// to `map` (128 bytes, 64-byte aligned: a CUtensorMap) the tensor map of the
+/// row-major matrix at `base` (`rows` x `cols` elements of CUtensorMapDataType
+/// `dataType`, rows `rowBytes` apart) for `boxRows` x `boxCols` boxes,
+/// 128-byte swizzled, zeros outside. A base or row pitch that is not a
+/// multiple of 16 bytes is an error (reported as any failed CUDA call).
+void attnCudaEncodeTensorMap(void *map, int64_t base, int32_t dataType,
+                             int64_t rows, int64_t cols, int64_t rowBytes,
+                             int32_t boxRows, int32_t boxCols);
+
 /// NCCL for sharded layers (docs/Sharding.md): libnccl.so.2 is loaded at the
 /// first of these calls (dlopen), so the toolkit's or PyTorch's library
 /// serves. Each returns NCCL's result (0: success; 3: libnccl.so.2 or one of

@@ -91,6 +91,7 @@ static void addGPUToNVVM(OpPassManager &pm,
   pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(attn::createAttnGridConstantTensorMaps());
 
   // Host.
   pm.addPass(createGpuToLLVMConversionPass());

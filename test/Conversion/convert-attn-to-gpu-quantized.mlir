@@ -159,7 +159,13 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK-NEXT: [[SB:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?xf32>
 // CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x_bytes {{.*}} args([[X]] : memref<?x4096xbf16>, [[XB]] : memref<?x4096xf8E4M3FN>, [[SB]] : memref<?xf32>, [[M]] : index)
 // CHECK: arith.cmpi ule, [[M]], %c128
-// CHECK: gpu.launch_func @attn_kernels::@gemm_float8_m128 blocks in (%c1, %{{.*}}, %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %{{.*}} args([[XB]] : memref<?x4096xf8E4M3FN>, [[W8]] : memref<64x4096xf8E4M3FN>, [[B]] : memref<64xbf16>, [[Y]] : memref<?x64xbf16>, [[SB]] : memref<?xf32>, [[SW]] : memref<64xf32>)
+// The tensor maps of the E4M3 bytes (CUtensorMapDataType 0, 128-column
+// boxes) of x and of the weight.
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.+}}, %{{.+}}, %c0_i32, %{{.+}}, %c4096_i64, %c4096_i64, %c128_i32, %c128_i32)
+// CHECK: [[MX:%[a-zA-Z0-9_]+]] = llvm.load
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.+}}, %{{.+}}, %c0_i32, %c64_i64, %c4096_i64, %c4096_i64, %c64_i32, %c128_i32)
+// CHECK: [[MW:%[a-zA-Z0-9_]+]] = llvm.load
+// CHECK: gpu.launch_func @attn_kernels::@gemm_float8_m128 blocks in (%c1, %{{.*}}, %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %{{.*}} args([[XB]] : memref<?x4096xf8E4M3FN>, [[W8]] : memref<64x4096xf8E4M3FN>, [[B]] : memref<64xbf16>, [[Y]] : memref<?x64xbf16>, [[MX]] : !llvm.array<16 x i64>, [[MW]] : !llvm.array<16 x i64>, [[SB]] : memref<?xf32>, [[SW]] : memref<64xf32>)
 // CHECK: } else {
 // CHECK: gpu.launch_func @attn_kernels::@gemm_float8 blocks
 // CHECK: gpu.dealloc [[XB]]
@@ -198,15 +204,17 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK: arith.mulf
 // CHECK: memref.load %{{.*}} : memref<64xbf16>
 //
-// The E4M3 GEMM: 16-element (16-byte) cp.async chunks, m64nNk32 E4M3
+// The E4M3 GEMM: TMA boxes of 128-byte rows (128 elements), m64nNk32 E4M3
 // wgmma from zero per 128-deep step, its sums added to f32 registers (the
 // tensor cores' E4M3 sums are narrower than f32), then times
 // s_x[row] * s_w[col] before the bias.
 // CHECK-LABEL: gpu.func @gemm_float8_m128(
-// CHECK: nvgpu.device_async_copy {{.*}} : memref<64x4096xf8E4M3FN> to memref<{{.*}}xf8E4M3FN, #gpu.address_space<workgroup>>
+// CHECK: nvgpu.tma.async.load {{.*}} -> memref<128x128xf8E4M3FN, #gpu.address_space<workgroup>>
+// CHECK: nvgpu.tma.async.load {{.*}} -> memref<64x128xf8E4M3FN, #gpu.address_space<workgroup>>
 // CHECK: scf.for {{.*}} iter_args([[SUM:%[a-zA-Z0-9_]+]] = %cst
 // CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 64, k = 32>, D[<f32>, <one>], A[<e4m3>, <one>, <row>], B[<e4m3>, <one>, <col>]
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: scf.if
 // CHECK-NEXT: nvgpu.mbarrier.arrive
 // CHECK: arith.addf [[SUM]], %{{.*}} : f32
 // CHECK: [[RS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<?xf32>

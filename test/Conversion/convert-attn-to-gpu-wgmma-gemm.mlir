@@ -4,17 +4,20 @@
 // GEMV kernel (16 warps splitting K) for at most 16 rows, else the warp-specialised wgmma GEMM of
 // M's shape: up to 64 rows one consumer warpgroup on 64 x 64 tiles (eight
 // 16 KB stages), up to 128 rows two on 128 x 64 tiles (six 24 KB stages),
-// beyond two on 128 x 256 tiles (four 48 KB stages); each with a producer
-// warpgroup and 1 KB of alignment. Clipped weights keep the mma.sync kernel
-// (convert-attn-to-gpu-matmul.mlir, -gemv.mlir).
+// up to 1024 rows two on 128 x N tiles with N picked for 512 rows (here
+// 128: 4 column tiles fill more multiprocessors than 2 of 256), beyond two
+// on 128 x 256 tiles (four 48 KB stages); each with a producer warpgroup and
+// 1 KB of alignment. One producer thread loads with TMA. Clipped weights
+// keep the mma.sync kernel (convert-attn-to-gpu-matmul.mlir, -gemv.mlir).
 
-// Separate q / k / v weights (256 + 128 + 128 rows) with bias: one GEMM tile
-// spans all three, so each staged weight row and each stored column picks
-// its weight.
+// Separate q / k / v weights (256 + 128 + 128 rows) with bias, loaded with
+// TMA: before each GEMM launch the host encodes the tensor maps of x (boxes
+// of the shape's rows) and of each weight (64-row boxes), 128-byte swizzled
+// bf16 (CUtensorMapDataType 9), and passes them by value.
 // CHECK-LABEL: func.func @qkv_separate(
 // CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>
 // CHECK-DAG: [[C1:%[a-zA-Z0-9_]+]] = arith.constant 1 : index
-// CHECK-DAG: [[C2:%[a-zA-Z0-9_]+]] = arith.constant 2 : index
+// CHECK-DAG: [[C4:%[a-zA-Z0-9_]+]] = arith.constant 4 : index
 // CHECK-DAG: [[C8:%[a-zA-Z0-9_]+]] = arith.constant 8 : index
 // CHECK-DAG: [[C16:%[a-zA-Z0-9_]+]] = arith.constant 16 : index
 // CHECK-DAG: [[C32:%[a-zA-Z0-9_]+]] = arith.constant 32 : index
@@ -23,9 +26,19 @@
 // CHECK-DAG: [[C256:%[a-zA-Z0-9_]+]] = arith.constant 256 : index
 // CHECK-DAG: [[C384:%[a-zA-Z0-9_]+]] = arith.constant 384 : index
 // CHECK-DAG: [[C512:%[a-zA-Z0-9_]+]] = arith.constant 512 : index
+// CHECK-DAG: [[C1024:%[a-zA-Z0-9_]+]] = arith.constant 1024 : index
+// CHECK-DAG: [[BF16:%[a-zA-Z0-9_]+]] = arith.constant 9 : i32
+// CHECK-DAG: [[BOX64:%[a-zA-Z0-9_]+]] = arith.constant 64 : i32
+// CHECK-DAG: [[BOX128:%[a-zA-Z0-9_]+]] = arith.constant 128 : i32
+// CHECK-DAG: [[K:%[a-zA-Z0-9_]+]] = arith.constant 256 : i64
+// CHECK-DAG: [[PITCH:%[a-zA-Z0-9_]+]] = arith.constant 512 : i64
+// CHECK-DAG: [[KVROWS:%[a-zA-Z0-9_]+]] = arith.constant 128 : i64
 // CHECK-DAG: [[SMEM64:%[a-zA-Z0-9_]+]] = arith.constant 132096 : i32
 // CHECK-DAG: [[SMEM128:%[a-zA-Z0-9_]+]] = arith.constant 148480 : i32
 // CHECK-DAG: [[SMEM:%[a-zA-Z0-9_]+]] = arith.constant 197632 : i32
+// CHECK: [[WQ:%[a-zA-Z0-9_]+]] = memref.cast %arg1
+// CHECK: [[WK:%[a-zA-Z0-9_]+]] = memref.cast %arg2
+// CHECK: [[WV:%[a-zA-Z0-9_]+]] = memref.cast %arg3
 // CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
 // CHECK-NEXT: [[GEMV:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], [[C16]] : index
 // CHECK-NEXT: scf.if [[GEMV]] {
@@ -33,19 +46,45 @@
 // CHECK-NEXT: } else {
 // CHECK-NEXT: [[UPTO64:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], [[C64]] : index
 // CHECK-NEXT: scf.if [[UPTO64]] {
+// CHECK: [[XMETA:%[a-zA-Z0-9_]+]], %{{.+}}, [[XSIZES:%[a-zA-Z0-9_]+]]:2, %{{.+}} = memref.extract_strided_metadata [[X]]
+// CHECK-NEXT: [[XMAP64:%[a-zA-Z0-9_]+]] = llvm.alloca %{{.+}} x !llvm.array<16 x i64> {alignment = 64 : i64}
+// CHECK-NEXT: [[XPTR:%[a-zA-Z0-9_]+]] = memref.extract_aligned_pointer_as_index [[X]]
+// CHECK-NEXT: [[XADDR:%[a-zA-Z0-9_]+]] = arith.index_cast [[XPTR]] : index to i64
+// CHECK-NEXT: [[XROWS:%[a-zA-Z0-9_]+]] = arith.index_cast [[XSIZES]]#0 : index to i64
+// CHECK-NEXT: func.call @attnCudaEncodeTensorMap([[XMAP64]], [[XADDR]], [[BF16]], [[XROWS]], [[K]], [[PITCH]], [[BOX64]], [[BOX64]])
+// CHECK-NEXT: [[XV64:%[a-zA-Z0-9_]+]] = llvm.load [[XMAP64]] : !llvm.ptr -> !llvm.array<16 x i64>
+// CHECK: memref.extract_aligned_pointer_as_index [[WQ]]
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.+}}, %{{.+}}, [[BF16]], [[K]], [[K]], [[PITCH]], [[BOX64]], [[BOX64]])
+// CHECK: memref.extract_aligned_pointer_as_index [[WK]]
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.+}}, %{{.+}}, [[BF16]], [[KVROWS]], [[K]], [[PITCH]], [[BOX64]], [[BOX64]])
+// CHECK: memref.extract_aligned_pointer_as_index [[WV]]
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.+}}, %{{.+}}, [[BF16]], [[KVROWS]], [[K]], [[PITCH]], [[BOX64]], [[BOX64]])
+// CHECK-NEXT: [[WVV64:%[a-zA-Z0-9_]+]] = llvm.load
 // CHECK-NEXT: [[T64:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C64]] : index
 // CHECK-NEXT: [[GY64:%[a-zA-Z0-9_]+]] = arith.maxsi [[T64]], [[C1]] : index
 // CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma_m64 blocks in ([[C8]], [[GY64]], [[C1]]) threads in ([[C256]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM64]]
+// CHECK-SAME: [[XV64]] : !llvm.array<16 x i64>, {{.+}} : !llvm.array<16 x i64>, {{.+}} : !llvm.array<16 x i64>, [[WVV64]] : !llvm.array<16 x i64>)
 // CHECK-NEXT: } else {
 // CHECK-NEXT: [[UPTO128:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], [[C128]] : index
 // CHECK-NEXT: scf.if [[UPTO128]] {
-// CHECK-NEXT: [[T128:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C128]] : index
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.+}}, %{{.+}}, [[BF16]], %{{.+}}, [[K]], [[PITCH]], [[BOX128]], [[BOX64]])
+// CHECK-COUNT-3: func.call @attnCudaEncodeTensorMap(%{{.+}}, %{{.+}}, [[BF16]], %{{.+}}, [[K]], [[PITCH]], [[BOX64]], [[BOX64]])
+// CHECK: [[T128:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C128]] : index
 // CHECK-NEXT: [[GY128:%[a-zA-Z0-9_]+]] = arith.maxsi [[T128]], [[C1]] : index
 // CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma_m128 blocks in ([[C8]], [[GY128]], [[C1]]) threads in ([[C384]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM128]]
 // CHECK-NEXT: } else {
-// CHECK-NEXT: [[TILES:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C128]] : index
+// CHECK-NEXT: [[UPTO1024:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], [[C1024]] : index
+// CHECK-NEXT: scf.if [[UPTO1024]] {
+// CHECK-COUNT-4: func.call @attnCudaEncodeTensorMap
+// CHECK: [[T1024:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C128]] : index
+// CHECK-NEXT: [[GY1024:%[a-zA-Z0-9_]+]] = arith.maxsi [[T1024]], [[C1]] : index
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma_m1024 blocks in ([[C4]], [[GY1024]], [[C1]]) threads in ([[C384]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM]]
+// CHECK-NEXT: } else {
+// CHECK-COUNT-4: func.call @attnCudaEncodeTensorMap
+// CHECK: [[TILES:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], [[C128]] : index
 // CHECK-NEXT: [[GY:%[a-zA-Z0-9_]+]] = arith.maxsi [[TILES]], [[C1]] : index
-// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma blocks in ([[C2]], [[GY]], [[C1]]) threads in ([[C384]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM]]
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_wgmma blocks in ([[C2:%[a-zA-Z0-9_]+]], [[GY]], [[C1]]) threads in ([[C384]], [[C1]], [[C1]]) dynamic_shared_memory_size [[SMEM]]
+// CHECK-NEXT: }
 // CHECK-NEXT: }
 // CHECK-NEXT: }
 // CHECK-NEXT: }
@@ -54,12 +93,11 @@
 // CHECK-LABEL: gpu.func @gemm_wgmma(
 // CHECK-SAME: [[KX:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KWQ:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KWK:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KWV:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>,
 // CHECK-SAME: [[KBQ:%[a-zA-Z0-9_]+]]: memref<?xbf16>, [[KBK:%[a-zA-Z0-9_]+]]: memref<?xbf16>, [[KBV:%[a-zA-Z0-9_]+]]: memref<?xbf16>,
-// CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KK:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>)
+// CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x256xbf16>, [[KK:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x128xbf16>,
+// CHECK-SAME: [[MX:%[a-zA-Z0-9_]+]]: !llvm.array<16 x i64>, [[MQ:%[a-zA-Z0-9_]+]]: !llvm.array<16 x i64>, [[MK:%[a-zA-Z0-9_]+]]: !llvm.array<16 x i64>, [[MV:%[a-zA-Z0-9_]+]]: !llvm.array<16 x i64>)
 // CHECK-SAME: known_block_size = array<i32: 384, 1, 1>
-// The four stages, 1024-byte aligned in dynamic shared memory, and a full and
-// an empty barrier per stage.
+// A full and an empty barrier per stage.
 // CHECK: [[RAW:%[a-zA-Z0-9_]+]] = gpu.dynamic_shared_memory
-// CHECK: [[STAGES:%[a-zA-Z0-9_]+]] = memref.view [[RAW]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<98304xbf16, #gpu.address_space<workgroup>>
 // CHECK: [[FULL:%[a-zA-Z0-9_]+]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
 // CHECK-NEXT: [[EMPTY:%[a-zA-Z0-9_]+]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
 // The warpgroup, broadcast from lane 0 (warp-uniform for ptxas).
@@ -67,49 +105,59 @@
 // CHECK-NEXT: [[WGI:%[a-zA-Z0-9_]+]] = arith.index_cast [[WG]] : index to i32
 // CHECK-NEXT: [[WGB:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle  idx [[WGI]], %c0_i32, %c32_i32 : i32
 // CHECK-NEXT: [[ROLE:%[a-zA-Z0-9_]+]] = arith.index_cast [[WGB]] : i32 to index
-// Thread 0 sets up the barriers: full expects the 128 producer threads,
-// empty the 256 consumer threads.
+// The tensor maps' addresses (local copies, which
+// attn-grid-constant-tensor-maps makes the parameters themselves).
+// CHECK: [[AX:%[a-zA-Z0-9_]+]] = llvm.alloca %{{.+}} x !llvm.array<16 x i64> {alignment = 64 : i64}
+// CHECK-NEXT: llvm.store [[MX]], [[AX]]
+// CHECK-NEXT: [[AQ:%[a-zA-Z0-9_]+]] = llvm.alloca
+// CHECK-NEXT: llvm.store [[MQ]], [[AQ]]
+// CHECK-NEXT: [[AK:%[a-zA-Z0-9_]+]] = llvm.alloca
+// CHECK-NEXT: llvm.store [[MK]], [[AK]]
+// CHECK-NEXT: [[AV:%[a-zA-Z0-9_]+]] = llvm.alloca
+// CHECK-NEXT: llvm.store [[MV]], [[AV]]
+// Thread 0 sets up the barriers: full expects the one loading thread, empty
+// the 8 consumer warps.
 // CHECK: scf.if
-// CHECK-NEXT: nvgpu.mbarrier.init [[FULL]][%c0], %c128
-// CHECK-NEXT: nvgpu.mbarrier.init [[EMPTY]][%c0], %c256
+// CHECK-NEXT: nvgpu.mbarrier.init [[FULL]][%c0], %c1
+// CHECK-NEXT: nvgpu.mbarrier.init [[EMPTY]][%c0], %c8
 // CHECK-COUNT-6: nvgpu.mbarrier.init
 // CHECK: gpu.barrier
-// Warpgroup 0 produces: per K step (256 / 64 = 4) it first marks the step
-// three back landed (its copies done: at most 2 newer groups in flight;
-// fenced into the async proxy), then waits until the consumers released
-// the stage, then copies: 8 x chunks and 16 weight chunks per thread, each
-// weight row from the weight holding it, one group.
+// Thread 0 of warpgroup 0 produces: per K step (256 / 64 = 4) it waits until
+// the consumers released the stage, expects the stage's 48 KB on its full
+// barrier, and loads the x box (128 rows at column 64 k) and four 64-row W
+// boxes, each from the weight that holds its rows (q from 0, k from 256, v
+// from 384), at its row within that weight.
 // CHECK-NEXT: [[PRODUCER:%[a-zA-Z0-9_]+]] = arith.cmpi eq, [[ROLE]], %c0 : index
 // CHECK-NEXT: scf.if [[PRODUCER]] {
-// CHECK: scf.for %{{.+}} = %c0 to %c4 step %c1 {
-// CHECK: scf.if
-// CHECK: nvvm.cp.async.wait.group 2
-// CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
-// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]]
-// CHECK: scf.if
-// CHECK: nvgpu.mbarrier.try_wait.parity [[EMPTY]]
-// CHECK-COUNT-8: nvgpu.device_async_copy [[KX]][{{.*}}], [[STAGES]][{{.*}}], 8, %{{.+}} {bypassL1}
-// CHECK: arith.cmpi uge, [[N:%[a-zA-Z0-9_]+]], %c256
-// CHECK: [[ISV:%[a-zA-Z0-9_]+]] = arith.cmpi uge, [[N]], %c384
-// CHECK-NEXT: [[W:%[a-zA-Z0-9_]+]] = arith.select [[ISV]], [[KWV]], %{{.+}} : memref<?x256xbf16>
-// CHECK: nvgpu.device_async_copy [[W]][{{.*}}], [[STAGES]][{{.*}}], 8, %{{.+}} {bypassL1}
-// CHECK-COUNT-15: nvgpu.device_async_copy {{.*}}, [[STAGES]][{{.*}}], 8, %{{.+}} {bypassL1}
-// CHECK-NEXT: nvgpu.device_async_create_group
+// CHECK-NEXT: [[PT:%[a-zA-Z0-9_]+]] = arith.remui %{{.+}}, %c128 : index
+// CHECK-NEXT: [[LOADER:%[a-zA-Z0-9_]+]] = arith.cmpi eq, [[PT]], %c0 : index
+// CHECK-NEXT: scf.if [[LOADER]] {
+// CHECK-NEXT: scf.for [[STEP:%[a-zA-Z0-9_]+]] = %c0 to %c4 step %c1 {
+// CHECK-NEXT: [[STAGE:%[a-zA-Z0-9_]+]] = arith.remui [[STEP]], %c4 : index
+// CHECK: nvgpu.mbarrier.try_wait.parity [[EMPTY]][[[STAGE]]]
+// CHECK: nvgpu.mbarrier.arrive.expect_tx [[FULL]][[[STAGE]]], %c49152
+// CHECK-NEXT: [[COL:%[a-zA-Z0-9_]+]] = arith.muli [[STEP]], %c64 : index
+// CHECK: [[XBOX:%[a-zA-Z0-9_]+]] = memref.view [[RAW]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<128x64xbf16, #gpu.address_space<workgroup>>
+// CHECK-NEXT: [[XD:%[a-zA-Z0-9_]+]] = builtin.unrealized_conversion_cast [[AX]] : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
+// CHECK-NEXT: nvgpu.tma.async.load [[XD]][[[COL]], [[M0:%[a-zA-Z0-9_]+]]], [[FULL]][[[STAGE]]] to [[XBOX]]
+// CHECK-NEXT: [[ISK:%[a-zA-Z0-9_]+]] = arith.cmpi sge, [[N0:%[a-zA-Z0-9_]+]], %c256 : index
+// CHECK-NEXT: [[MAP1:%[a-zA-Z0-9_]+]] = arith.select [[ISK]], [[AK]], [[AQ]] : !llvm.ptr
+// CHECK-NEXT: [[BEGIN1:%[a-zA-Z0-9_]+]] = arith.select [[ISK]], %c256, %c0 : index
+// CHECK-NEXT: [[ISV:%[a-zA-Z0-9_]+]] = arith.cmpi sge, [[N0]], %c384 : index
+// CHECK-NEXT: [[MAP:%[a-zA-Z0-9_]+]] = arith.select [[ISV]], [[AV]], [[MAP1]] : !llvm.ptr
+// CHECK-NEXT: [[BEGIN:%[a-zA-Z0-9_]+]] = arith.select [[ISV]], %c384, [[BEGIN1]] : index
+// CHECK-NEXT: [[ROW:%[a-zA-Z0-9_]+]] = arith.subi [[N0]], [[BEGIN]] : index
+// CHECK: [[WBOX:%[a-zA-Z0-9_]+]] = memref.view [[RAW]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<64x64xbf16, #gpu.address_space<workgroup>>
+// CHECK-NEXT: [[WD:%[a-zA-Z0-9_]+]] = builtin.unrealized_conversion_cast [[MAP]] : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<64x64xbf16, #gpu.address_space<workgroup>>
+// CHECK-NEXT: nvgpu.tma.async.load [[WD]][[[COL]], [[ROW]]], [[FULL]][[[STAGE]]] to [[WBOX]]
+// CHECK-COUNT-3: nvgpu.tma.async.load
 // CHECK-NEXT: }
-// The last three steps land in order.
-// CHECK-NEXT: nvvm.cp.async.wait.group 2
-// CHECK-NEXT: nvvm.fence.proxy
-// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]][%c1]
-// CHECK-NEXT: nvvm.cp.async.wait.group 1
-// CHECK-NEXT: nvvm.fence.proxy
-// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]][%c2]
-// CHECK-NEXT: nvvm.cp.async.wait.group 0
-// CHECK-NEXT: nvvm.fence.proxy
-// CHECK-NEXT: nvgpu.mbarrier.arrive [[FULL]][%c3]
+// CHECK-NEXT: }
 // CHECK-NEXT: } else {
 // The consumers carry the accumulator struct through the K loop: wait for
 // the step, four m64n256k16 from its stage in one group, wait for the
-// previous step's group only, release the previous stage.
+// previous step's group only, lane 0 of each warp releases the previous
+// stage.
 // CHECK: [[ACC:%[a-zA-Z0-9_]+]] = scf.for %{{.+}} = %c0 to %c4 step %c1 iter_args(%[[CARRIED:[a-zA-Z0-9_]+]] = %{{.+}}) -> (!llvm.struct<(f32,
 // CHECK: nvgpu.mbarrier.try_wait.parity [[FULL]]
 // CHECK: nvvm.wgmma.fence.aligned
@@ -119,7 +167,9 @@
 // CHECK-NEXT: [[D3:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, [[D2]], <m = 64, n = 256, k = 16>
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
-// CHECK: nvgpu.mbarrier.arrive [[EMPTY]]
+// CHECK: [[LANE0:%[a-zA-Z0-9_]+]] = arith.cmpi eq, %{{.+}}, %c0 : index
+// CHECK-NEXT: scf.if [[LANE0]] {
+// CHECK-NEXT: nvgpu.mbarrier.arrive [[EMPTY]]
 // CHECK: scf.yield [[D3]]
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // Epilogue: pairs of columns with their bias, rounded, stored as one
@@ -143,8 +193,11 @@ func.func @qkv_separate(%x: tensor<?x256xbf16>, %wq: tensor<256x256xbf16>, %wk: 
 // -----
 
 // An odd N (75 columns): pairs could cross N, so each column is stored alone
-// behind its own bound; K = 200 is not a multiple of the 64-deep step (the
-// last step's chunks past K copy zeros). f16 operands.
+// behind its own bound; K = 200 is not a multiple of the 64-deep step (TMA
+// fills the last step's columns past K with zeros). f16 operands
+// (CUtensorMapDataType 6).
+// CHECK-LABEL: func.func @linear_odd(
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.+}}, %{{.+}}, %c6_i32, %{{.+}}, %c200_i64, %c400_i64
 // CHECK-LABEL: gpu.func @gemm_wgmma(
 // CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 256, k = 16>, D[<f32>, <one>], A[<f16>, <one>, <row>], B[<f16>, <one>, <col>]
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
@@ -159,8 +212,8 @@ func.func @linear_odd(%x: tensor<?x200xf16>, %w: tensor<75x200xf16>) -> tensor<?
 
 // -----
 
-// Clipped weights are clamped as they are staged, which cp.async cannot do:
-// they keep the mma.sync matmul kernel.
+// Clipped weights are clamped as they are staged, which TMA cannot do: they
+// keep the mma.sync matmul kernel.
 // CHECK-LABEL: func.func @linear_clip(
 // CHECK: gpu.launch_func @attn_kernels::@matmul
 // CHECK-NOT: gemm_wgmma

@@ -36,7 +36,14 @@
 // CHECK-HOST-NOT: gpu.launch_func
 // CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma_m128 blocks in
 // CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma_m1024 blocks in
+// CHECK-HOST-NOT: gpu.launch_func
+// Each GEMM launch passes the four tensor maps (x, wq, wk, wv) that the
+// host encoded just before it by value.
+// CHECK-HOST-COUNT-4: llvm.call @attnCudaEncodeTensorMap(
+// CHECK-HOST-NOT: gpu.launch_func
 // CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma blocks in
+// CHECK-HOST-SAME: : !llvm.array<16 x i64>, %{{[0-9]+}} : !llvm.array<16 x i64>, %{{[0-9]+}} : !llvm.array<16 x i64>, %{{[0-9]+}} : !llvm.array<16 x i64>)
 // CHECK-HOST-NOT: gpu.launch_func
 // CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@rope_store blocks in
 // CHECK-HOST-NOT: gpu.launch_func
@@ -63,6 +70,8 @@
 // CHECK-HOST-NOT: gpu.launch_func
 // CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma_m128_0 blocks in
 // CHECK-HOST-NOT: gpu.launch_func
+// CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma_m1024_0 blocks in
+// CHECK-HOST-NOT: gpu.launch_func
 // CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma_0 blocks in
 // CHECK-HOST-NOT: gpu.launch_func
 // CHECK-HOST: [[STREAM3:%[0-9]+]] = llvm.call @mgpuStreamCreate() : () -> !llvm.ptr
@@ -85,6 +94,7 @@
 // CHECK-HOST-DAG: llvm.func @mgpuMemFree(!llvm.ptr, !llvm.ptr)
 // CHECK-HOST-DAG: llvm.func @mgpuStreamSynchronize(!llvm.ptr)
 // CHECK-HOST-DAG: llvm.func @mgpuStreamDestroy(!llvm.ptr)
+// CHECK-HOST-DAG: llvm.func @attnCudaEncodeTensorMap(!llvm.ptr, i64, i32, i64, i64, i64, i32, i32)
 
 // CHECK-UNFUSED-LABEL: llvm.func @small_layer(
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemv blocks in
@@ -98,6 +108,7 @@
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemv_0 blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemm_wgmma_m64_0 blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemm_wgmma_m128_0 blocks in
+// CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemm_wgmma_m1024_0 blocks in
 // CHECK-UNFUSED: gpu.launch_func <{{.*}}> @attn_kernels::@gemm_wgmma_0 blocks in
 // CHECK-UNFUSED-NOT: gpu.launch_func
 
@@ -122,8 +133,10 @@
 // CHECK-PTX: .maxntid 512, 1, 1
 // CHECK-PTX-NOT: .entry
 // CHECK-PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
-// The GEMMs: a producer warpgroup (cp.async, mbarriers) and one or two
-// consumer warpgroups keeping one wgmma group in flight across K steps.
+// The GEMMs: a producer thread (TMA through the tensor maps, which are
+// 64-byte aligned 128-byte grid-constant parameters, mbarriers counting
+// their bytes) and one or two consumer warpgroups keeping one wgmma group
+// in flight across K steps.
 // CHECK-PTX-LABEL: .visible .entry gemm_wgmma_m64(
 // CHECK-PTX: .maxntid 256, 1, 1
 // CHECK-PTX-NOT: .entry
@@ -133,13 +146,14 @@
 // CHECK-PTX-NOT: .entry
 // CHECK-PTX: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // CHECK-PTX-LABEL: .visible .entry gemm_wgmma(
+// CHECK-PTX-COUNT-4: .param .align 64 .b8 gemm_wgmma_param_{{[0-9]+}}[128]
 // CHECK-PTX: .maxntid 384, 1, 1
 // CHECK-PTX-NOT: .entry
+// CHECK-PTX-DAG: cvta.param.u64
 // CHECK-PTX-DAG: shfl.sync.idx.b32
 // CHECK-PTX-DAG: mbarrier.init.shared.b64
-// CHECK-PTX-DAG: cp.async.cg.shared.global
-// CHECK-PTX-DAG: cp.async.wait_group 2
-// CHECK-PTX-DAG: fence.proxy.async.shared::cta
+// CHECK-PTX-DAG: mbarrier.arrive.expect_tx.shared.b64
+// CHECK-PTX-DAG: cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
 // CHECK-PTX-DAG: mbarrier.arrive.shared.b64
 // CHECK-PTX-DAG: mbarrier.try_wait.parity.shared.b64
 // CHECK-PTX-DAG: wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16

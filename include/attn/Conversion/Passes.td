@@ -154,6 +154,40 @@ def ConvertAttnToGPU : Pass<"convert-attn-to-gpu", "ModuleOp"> {
   ];
 }
 
+def AttnGridConstantTensorMaps
+    : Pass<"attn-grid-constant-tensor-maps", "::mlir::gpu::GPUModuleOp"> {
+  let summary = "Pass TMA tensor maps to kernels as __grid_constant__ parameters";
+  let description = [{
+    A kernel that loads with TMA takes each 128-byte CUtensorMap by value, as
+    an `!llvm.array<16 x i64>` argument, and loads through the address of a
+    local copy (an `llvm.alloca` the argument is stored to; see
+    lib/Conversion/AttnToGPU/TensorMaps.h). TMA cannot read local memory, so
+    after the kernels are in the LLVM dialect this pass makes each such
+    argument a `byval` pointer to the parameter itself (align 64,
+    `nvvm.grid_constant`, as CUDA's `__grid_constant__ const CUtensorMap`)
+    and drops the copy. The host side is unchanged: it still passes the 128
+    bytes by value.
+
+    Before:
+    ```mlir
+    llvm.func @gemm(%map: !llvm.array<16 x i64>, ...) attributes {nvvm.kernel} {
+      %copy = llvm.alloca %one x !llvm.array<16 x i64> {alignment = 64 : i64} : (i64) -> !llvm.ptr
+      llvm.store %map, %copy : !llvm.array<16 x i64>, !llvm.ptr
+      nvvm.cp.async.bulk.tensor.shared.cluster.global %dst, %copy, %bar, box[%c, %r] ...
+    ```
+    After:
+    ```mlir
+    llvm.func @gemm(%map: !llvm.ptr {llvm.align = 64 : i32,
+                                      llvm.byval = !llvm.array<16 x i64>,
+                                      nvvm.grid_constant}, ...) attributes {nvvm.kernel} {
+      nvvm.cp.async.bulk.tensor.shared.cluster.global %dst, %map, %bar, box[%c, %r] ...
+    ```
+    An `!llvm.array<16 x i64>` kernel argument used any other way is an
+    error.
+  }];
+  let dependentDialects = ["::mlir::NVVM::NVVMDialect"];
+}
+
 def AttnLowerAllReduceToMPI : Pass<"attn-lower-all-reduce-to-mpi", "ModuleOp"> {
   let summary = "shard.all_reduce of attn-shard to MPI_Allreduce over MPI_COMM_WORLD";
   let description = [{

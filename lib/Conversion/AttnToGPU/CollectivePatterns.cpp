@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "KernelBuilder.h"
 #include "Patterns.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -46,18 +47,6 @@ func::FuncOp allReduceFunction(ModuleOp module) {
   return function;
 }
 
-/// The address of `buffer`'s first element, as i64.
-Value address(ImplicitLocOpBuilder &b, Value buffer) {
-  auto type = cast<MemRefType>(buffer.getType());
-  auto metadata = memref::ExtractStridedMetadataOp::create(b, buffer);
-  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, buffer);
-  Value bytes =
-      arith::ConstantIndexOp::create(b, type.getElementTypeBitWidth() / 8);
-  Value offset = arith::MulIOp::create(b, metadata.getOffset(), bytes);
-  return arith::IndexCastOp::create(b, b.getI64Type(),
-                                    arith::AddIOp::create(b, base, offset));
-}
-
 struct AllReducePattern : OpAttnToGPUPattern<shard::AllReduceOp> {
   LogicalResult checkOp(shard::AllReduceOp op) const override {
     auto type = dyn_cast<RankedTensorType>(op.getInput().getType());
@@ -87,7 +76,8 @@ struct AllReducePattern : OpAttnToGPUPattern<shard::AllReduceOp> {
                                     b.createOrFold<memref::DimOp>(input, dim));
     func::CallOp::create(
         b, allReduceFunction(op->getParentOfType<ModuleOp>()),
-        ValueRange{address(b, input), address(b, output),
+        ValueRange{gpu_lowering::hostAddress(b, input),
+                   gpu_lowering::hostAddress(b, output),
                    arith::IndexCastOp::create(b, b.getI64Type(), count),
                    arith::ConstantIntOp::create(
                        b, *ncclType(type.getElementType()), 32)});

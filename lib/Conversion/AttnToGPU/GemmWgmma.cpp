@@ -1,31 +1,33 @@
 //===- GemmWgmma.cpp - x @ W^T on Hopper's warpgroup MMA ------------------===//
 //
 // The projections above the GEMV's rows on sm_90a, warp-specialised: one
-// producer warpgroup copies 128-byte K steps (64 bf16 / f16 or 128 E4M3
-// elements) of the x rows and W rows of a block's output tile into a ring
-// of shared-memory stages, and one or two consumer warpgroups (64 rows
-// each) multiply them on wgmma. Both operands are K-major (`x [M, K]`,
-// `W [N, K]`, as E4M3 wgmma requires), so each row of a step is one
+// producer thread loads 128-byte K steps (64 bf16 / f16 or 128 E4M3
+// elements) of the x rows and W rows of a block's output tile with TMA into
+// a ring of shared-memory stages, and one or two consumer warpgroups (64
+// rows each) multiply them on wgmma. Both operands are K-major (`x [M, K]`,
+// `W [N, K]`, as E4M3 wgmma requires): TMA writes each row of a step as one
 // 128-byte swizzled row, exactly what a wgmma descriptor reads. Two
-// mbarriers per stage hand it over: `full` (its copies landed) and `empty`
-// (the consumers are done reading it).
+// mbarriers per stage hand it over: `full` (its bytes landed: the producer
+// expects them, the TMA loads complete them) and `empty` (every consumer
+// warp is done reading it).
 //
-//   producer:                            consumers:
+//   producer thread 0:                   consumers:
 //   for k in 0 .. numK - 1:              for k in 0 .. numK - 1:
-//     wait for step k - L's copies         wait full[k % S]
-//     arrive full[(k - L) % S]             acc = wgmma_async(stage k % S, acc)
-//     wait empty[k % S] (k >= S)           wgmma_wait(1)  (step k - 1 done)
-//     cp.async step k into k % S           arrive empty[(k - 1) % S]
-//   (the last L steps likewise)          wgmma_wait(0); store the tile
+//     wait empty[k % S] (k >= S)           wait full[k % S]
+//     expect the stage's bytes             acc = wgmma_async(stage k % S, acc)
+//       on full[k % S]                     wgmma_wait(1)  (step k - 1 done)
+//     TMA the x box and the W boxes        lane 0: arrive empty[(k - 1) % S]
+//       of step k into k % S             wgmma_wait(0); store the tile
 //
-// L = S - 1 steps are in flight while the consumers work on the oldest. The
-// producer fences its own landed copies into the async proxy before it
-// arrives, so the tensor cores see them. The weight of each row is selected
-// per row, so a tile may straddle the stacked q / k / v weights.
+// The host encodes the tensor maps of x and of each stacked weight for
+// every call (TensorMaps.h). W boxes are as tall as the stacked weights'
+// boundaries allow (64 rows, or 32 / 16 / 8), so each box lies inside one
+// weight and a tile may straddle q / k / v.
 //
 //===----------------------------------------------------------------------===//
 
 #include "MatmulKernel.h"
+#include "TensorMaps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -38,38 +40,40 @@ using namespace mlir::attn::gpu_lowering;
 
 namespace {
 
-/// One K step of a row: one 128-byte swizzled row, copied in 16-byte
-/// chunks.
-constexpr int64_t kRowBytes = 128, kChunkBytes = 16;
-constexpr int64_t kChunksPerRow = kRowBytes / kChunkBytes;
+/// One K step of a row: one 128-byte swizzled row.
+constexpr int64_t kRowBytes = 128;
 constexpr int64_t kWarpgroup = 128;
 
 /// Where a block and its warpgroups work.
 struct GemmBlock {
   WgmmaGemmConfig cfg;
   int64_t elementBytes; // of x and W
-  Value smem;        // every stage, as a 1-D element view
-  Value smemAddr;    // its i64 shared-window address
+  AlignedSharedMemory shared; // the stages, from its 1024-byte boundary
+  Value smemAddr;             // their i64 shared-window address
   Value full, empty; // one mbarrier of each per stage
   Idx rows;          // M
   Idx m0, n0;        // the block's output tile
   WarpLayout w;
   Idx warpgroup; // 0: the producer; c + 1: consumer c (rows 64 c ..)
+  // The addresses of x's and each weight's tensor map.
+  Type element;
+  Value xMap;
+  SmallVector<Value> weightMaps;
+  int64_t weightBoxRows;
 
   int64_t stageBytes() const { return (cfg.tileM() + cfg.tileN) * kRowBytes; }
-  int64_t lag() const { return cfg.stages - 1; }
-  /// K elements of a step and of a copied chunk.
+  /// K elements of a step.
   int64_t stepK() const { return kRowBytes / elementBytes; }
-  int64_t chunkElements() const { return kChunkBytes / elementBytes; }
 };
 
 /// The 1024-byte aligned stages in dynamic shared memory and the stage
 /// barriers.
-void carveStages(IB &b, GemmBlock &blk, Type element) {
-  blk.smem = AlignedSharedMemory::get(b).view(
-      b, element, blk.cfg.stages * blk.stageBytes() / blk.elementBytes);
+void carveStages(IB &b, GemmBlock &blk) {
+  blk.shared = AlignedSharedMemory::get(b);
+  Value stages = blk.shared.view(b, b.getI8Type(),
+                                 blk.cfg.stages * blk.stageBytes());
   blk.smemAddr = indexCast(
-      b, memref::ExtractAlignedPointerAsIndexOp::create(b, blk.smem),
+      b, memref::ExtractAlignedPointerAsIndexOp::create(b, stages),
       b.getI64Type());
   auto wgSpace =
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
@@ -79,15 +83,15 @@ void carveStages(IB &b, GemmBlock &blk, Type element) {
   blk.empty = nvgpu::MBarrierCreateOp::create(b, barriers);
 }
 
-/// Thread 0 initialises the barriers: `full` expects every producer
-/// thread, `empty` every consumer thread.
+/// Thread 0 initialises the barriers: `full` expects the loading thread,
+/// `empty` every consumer warp.
 void initBarriers(IB &b, const GemmBlock &blk) {
   ifThen(b, blk.w.thread == 0, [&](IB &ib) {
     for (int64_t s = 0; s < blk.cfg.stages; ++s) {
-      nvgpu::MBarrierInitOp::create(ib, blk.full, cIndex(ib, kWarpgroup),
+      nvgpu::MBarrierInitOp::create(ib, blk.full, cIndex(ib, 1),
                                     cIndex(ib, s), Value());
       nvgpu::MBarrierInitOp::create(
-          ib, blk.empty, cIndex(ib, kWarpgroup * blk.cfg.consumers),
+          ib, blk.empty, cIndex(ib, kWarpgroup / 32 * blk.cfg.consumers),
           cIndex(ib, s), Value());
     }
   });
@@ -105,78 +109,61 @@ void arriveBarrier(IB &b, Value barriers, Idx stage) {
       b, nvgpu::MBarrierTokenType::get(b.getContext()), barriers, stage);
 }
 
-/// Issues this producer thread's copies of K step `kStep` into `stage`:
-/// the x rows of the tile, then its W rows, zeros past M, N and K; one
-/// cp.async group.
-void copyStep(IB &b, const MatmulArgs &args, const WeightStack &stack,
-              const GemmBlock &blk, Idx kStep, Idx stage) {
-  auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
-  int64_t eb = blk.elementBytes, chunkElements = blk.chunkElements();
-  Idx stageBase = stage * (blk.stageBytes() / eb);
-  SmallVector<Value> tokens;
-  auto copyRows = [&](int64_t tileRows, int64_t tileOffset, auto source) {
-    for (int64_t i = 0; i < tileRows * kChunksPerRow / kWarpgroup; ++i) {
-      Idx c = blk.w.thread + i * kWarpgroup;
-      Idx r = c / kChunksPerRow, chunk = c % kChunksPerRow;
-      Idx col = kStep * blk.stepK() + chunk * chunkElements;
-      auto [memref, row, rowValid] = source(r);
-      Idx valid = rowValid & ult(b, col, cIndex(b, stack.k));
-      // Invalid chunks copy 0 bytes from the first element.
-      Value elements = select(b, valid, cIndex(b, chunkElements), cIndex(b, 0));
-      SmallVector<Value> at = {select(b, valid, row, cIndex(b, 0)),
-                               select(b, valid, col, cIndex(b, 0))};
-      // (swizzled128Index counts 2-byte elements.)
-      Idx dst = stageBase + tileOffset / eb +
-                swizzled128Index(r, chunk, tileRows) * (2 / eb);
-      tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-          b, tokenType, blk.smem, ValueRange{dst}, memref, at,
-          b.getIndexAttr(chunkElements), elements, b.getUnitAttr()));
-    }
-  };
-  int64_t tileM = blk.cfg.tileM();
-  copyRows(tileM, 0, [&](Idx r) {
-    Idx row = blk.m0 + r;
-    return std::make_tuple(args.x, row, ult(b, row, blk.rows));
-  });
-  copyRows(blk.cfg.tileN, tileM * kRowBytes, [&](Idx r) {
-    Idx n = blk.n0 + r;
-    BlockWeight weight = selectWeight(b, args, stack, n);
-    return std::make_tuple(weight.weight, n - weight.begin,
-                           ult(b, n, cIndex(b, stack.n)));
-  });
-  nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
+/// A consumer warp releases `stage` once (lane 0, after the warp's wgmma
+/// wait): one shared-memory arrive per warp instead of 32.
+void releaseStage(IB &b, const GemmBlock &blk, Idx stage) {
+  ifThen(b, blk.w.lane == 0,
+         [&](IB &lb) { arriveBarrier(lb, blk.empty, stage); });
 }
 
-/// Once at most `pending` of this thread's copy groups are in flight, the
-/// step of the oldest is full: into the async proxy, and tell the consumers.
-void markLanded(IB &b, const GemmBlock &blk, int64_t pending, Idx stage) {
-  // (nvgpu.device_async_wait needs a group token, and making one commits an
-  // empty group, which would make the wait count one short.)
-  NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(pending));
-  fenceProxyAsync(b);
-  arriveBarrier(b, blk.full, stage);
+/// `rows` x 128 bytes of shared memory at `offsetBytes` past the stages'
+/// start, as the destination of a TMA box.
+Value boxAt(IB &b, const GemmBlock &blk, MemRefType box, Idx offsetBytes) {
+  return memref::ViewOp::create(b, box, blk.shared.raw,
+                                blk.shared.pad + offsetBytes, ValueRange{});
 }
 
-/// The producer warpgroup: every K step into the ring, `lag` steps ahead
-/// of marking them landed.
-void produce(IB &b, const MatmulArgs &args, const WeightStack &stack,
-             const GemmBlock &blk, int64_t numK) {
-  int64_t stages = blk.cfg.stages, lag = blk.lag();
-  forLoop(b, cIndex(b, 0), cIndex(b, numK), 1, [&](IB &lb, Idx k) {
-    // Mark step k - lag first: the consumers release stage k % S only after
-    // the step after it landed.
-    ifThen(lb, k >= lag, [&](IB &mb) {
-      markLanded(mb, blk, lag - 1, (k - lag) % stages);
+/// The producer: thread 0 of the warpgroup loads every K step into the ring
+/// as soon as the consumers release its stage.
+void produce(IB &b, const WeightStack &stack, const GemmBlock &blk,
+             int64_t numK) {
+  int64_t stages = blk.cfg.stages, tileM = blk.cfg.tileM();
+  MemRefType xBox = tensorMapBox(blk.element, tileM);
+  MemRefType wBox = tensorMapBox(blk.element, blk.weightBoxRows);
+  ifThen(b, blk.w.thread == 0, [&](IB &tb) {
+    forLoop(tb, cIndex(tb, 0), cIndex(tb, numK), 1, [&](IB &lb, Idx k) {
+      Idx stage = k % stages;
+      ifThen(lb, k >= stages, [&](IB &wb) {
+        waitBarrier(wb, blk.empty, stage, k / stages - 1);
+      });
+      nvgpu::MBarrierArriveExpectTxOp::create(
+          lb, blk.full, cIndex(lb, blk.stageBytes()), stage, Value());
+      Idx col = k * blk.stepK();
+      Idx stageStart = stage * blk.stageBytes();
+      auto load = [&](Value map, Idx row, MemRefType box, Idx offset) {
+        nvgpu::TmaAsyncLoadOp::create(
+            lb, boxAt(lb, blk, box, offset), blk.full,
+            tensorMapDescriptor(lb, map, box), ValueRange{col, row}, stage,
+            Value(), Value());
+      };
+      load(blk.xMap, blk.m0, xBox, stageStart);
+      for (int64_t j = 0; j < blk.cfg.tileN / blk.weightBoxRows; ++j) {
+        // Boxes past N read past the last weight's end: zeros.
+        Idx n = blk.n0 + j * blk.weightBoxRows;
+        Value map = blk.weightMaps[0];
+        Idx begin = cIndex(lb, 0);
+        for (auto [w, first] : llvm::enumerate(stack.begin)) {
+          if (w == 0)
+            continue;
+          Idx inside = n >= first;
+          map = select(lb, inside, blk.weightMaps[w], map);
+          begin = select(lb, inside, cIndex(lb, first), begin);
+        }
+        load(map, n - begin, wBox,
+             stageStart + (tileM + j * blk.weightBoxRows) * kRowBytes);
+      }
     });
-    Idx stage = k % stages;
-    ifThen(lb, k >= stages, [&](IB &wb) {
-      waitBarrier(wb, blk.empty, stage, k / stages - 1);
-    });
-    copyStep(lb, args, stack, blk, k, stage);
   });
-  // The last `lag` steps.
-  for (int64_t k = std::max<int64_t>(numK - lag, 0); k < numK; ++k)
-    markLanded(b, blk, numK - 1 - k, cIndex(b, k % stages));
 }
 
 /// acc += the consumer's 64 rows of x times the W rows of `stage`: four
@@ -207,7 +194,7 @@ SmallVector<Value> scalePair(IB &b, const MatmulArgs &args,
                              const OutputScales &scales, Idx row, Idx col,
                              ArrayRef<Value> pair) {
   BlockWeight weight = selectWeight(
-      b, MatmulArgs{args.x, scales.weights, {}, {}}, stack, col);
+      b, MatmulArgs{args.x, scales.weights, {}, {}, {}}, stack, col);
   Value rowScale = load(b, scales.rows, {row});
   SmallVector<Value> scaled;
   for (auto [i, v] : llvm::enumerate(pair)) {
@@ -265,7 +252,7 @@ void consume(IB &b, const MatmulArgs &args, const WeightStack &stack,
           waitBarrier(lb, blk.full, stage, k / stages);
           Value part = multiplyStage(lb, blk, element, consumer, stage, zero);
           wgmmaWait(lb, 0);
-          arriveBarrier(lb, blk.empty, stage);
+          releaseStage(lb, blk, stage);
           SmallVector<Value> sums;
           for (auto [a, p] : llvm::zip(carried, unpackAccumulators(lb, part)))
             sums.push_back(arith::AddFOp::create(lb, a, p));
@@ -282,7 +269,7 @@ void consume(IB &b, const MatmulArgs &args, const WeightStack &stack,
             multiplyStage(lb, blk, element, consumer, stage, carried[0]);
         wgmmaWait(lb, 1);
         ifThen(lb, k >= 1, [&](IB &ab) {
-          arriveBarrier(ab, blk.empty, (k - 1) % stages);
+          releaseStage(ab, blk, (k - 1) % stages);
         });
         return SmallVector<Value>{next};
       })[0];
@@ -292,6 +279,28 @@ void consume(IB &b, const MatmulArgs &args, const WeightStack &stack,
 }
 
 } // namespace
+
+/// The rows of a W box: the most (up to 64) that every weight's first row
+/// is a multiple of, so that no box straddles two weights; 0 if under 8.
+static int64_t weightBoxRows(const WeightStack &stack) {
+  for (int64_t rows : {64, 32, 16, 8})
+    if (llvm::all_of(stack.begin, [&](int64_t b) { return b % rows == 0; }))
+      return rows;
+  return 0;
+}
+
+SmallVector<Value> gpu_lowering::wgmmaGemmTensorMaps(IB &host,
+                                                     const WgmmaGemmConfig &cfg,
+                                                     const MatmulArgs &args,
+                                                     const WeightStack &stack) {
+  Type element = cast<MemRefType>(args.x.getType()).getElementType();
+  SmallVector<Value> maps = {
+      encodeTensorMap(host, args.x, tensorMapBox(element, cfg.tileM()))};
+  for (Value w : args.weights)
+    maps.push_back(encodeTensorMap(
+        host, w, tensorMapBox(element, weightBoxRows(stack))));
+  return maps;
+}
 
 int64_t gpu_lowering::wgmmaGemmSharedBytes(const WgmmaGemmConfig &cfg) {
   return cfg.stages * (cfg.tileM() + cfg.tileN) * kRowBytes + 1024;
@@ -307,10 +316,14 @@ void gpu_lowering::launchWgmmaGemm(KernelEmitter &e, IB &host,
            cfg.threads(), args, cI32(host, wgmmaGemmSharedBytes(cfg)));
 }
 
-bool gpu_lowering::wgmmaGemmApplies(const WeightStack &stack, Type element,
+bool gpu_lowering::wgmmaGemmApplies(const MatmulArgs &args,
+                                    const WeightStack &stack,
                                     std::optional<double> clip) {
-  // Weights are clipped as they are staged, which cp.async cannot do.
-  return !clip && (element.isBF16() || element.isF16()) && stack.k % 8 == 0;
+  // Weights are clipped as they are staged, which TMA cannot do.
+  Type element = cast<MemRefType>(args.x.getType()).getElementType();
+  return !clip && isa<BFloat16Type, Float16Type, Float8E4M3FNType>(element) &&
+         weightBoxRows(stack) != 0 && hasTensorMapLayout(args.x) &&
+         llvm::all_of(args.weights, hasTensorMapLayout);
 }
 
 void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
@@ -323,7 +336,7 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   GemmBlock blk;
   blk.cfg = cfg;
   blk.elementBytes = element.getIntOrFloatBitWidth() / 8;
-  carveStages(b, blk, element);
+  carveStages(b, blk);
   blk.w = WarpLayout::of(threadIdx(b));
   // Broadcast from lane 0, so that ptxas knows the role branch is
   // warp-uniform (wgmma in a divergent path is serialised).
@@ -332,13 +345,18 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   blk.m0 = blockIdx(b, gpu::Dimension::y) * cfg.tileM();
   blk.n0 = blockIdx(b, gpu::Dimension::x) * cfg.tileN;
   int64_t numK = llvm::divideCeil(stack.k, blk.stepK());
+  blk.element = element;
+  blk.weightBoxRows = weightBoxRows(stack);
+  blk.xMap = tensorMapAddress(b, args.tensorMaps[0]);
+  for (Value map : ArrayRef<Value>(args.tensorMaps).drop_front())
+    blk.weightMaps.push_back(tensorMapAddress(b, map));
   initBarriers(b, blk);
   ifThenElse(
       b, blk.warpgroup == 0,
       [&](IB &pb) {
         GemmBlock producer = blk;
         producer.w = WarpLayout::of(blk.w.thread % kWarpgroup);
-        produce(pb, args, stack, producer, numK);
+        produce(pb, stack, producer, numK);
       },
       [&](IB &cb) {
         consume(cb, args, stack, blk, numK, segments, scales);

@@ -363,7 +363,7 @@ void reduceAndStore(IB &b, const Steps &steps, const QuantGemvArgs &args,
   for (int64_t i = 0; i < kAcc; ++i)
     store(b, acc[i], reduction, {blk.w.warp, cIndex(b, i), blk.w.lane});
   gpu::BarrierOp::create(b);
-  MatmulArgs out{args.x, {}, {}, args.outputs};
+  MatmulArgs out{args.x, {}, {}, args.outputs, {}};
   ifThen(b, blk.w.warp == 0, [&](IB &sb) {
     for (int64_t r = 0; r < 4; ++r) {
       Idx row = blk.m0 + accRow(blk.w, r);
@@ -402,10 +402,10 @@ void buildQuantGemv(IB &b, const Steps &steps, const QuantGemvArgs &args,
   blk.rows = dim(b, args.x, 0);
   blk.m0 = blockIdx(b, gpu::Dimension::y) * kRows;
   blk.n0 = blockIdx(b, gpu::Dimension::x) * kQuantGemvColumns;
-  blk.weight = selectWeight(b, MatmulArgs{args.x, args.packed, args.biases, {}},
+  blk.weight = selectWeight(b, MatmulArgs{args.x, args.packed, args.biases, {}, {}},
                             stack, blk.n0);
   blk.scales =
-      selectWeight(b, MatmulArgs{args.x, args.scales, {}, {}}, stack, blk.n0)
+      selectWeight(b, MatmulArgs{args.x, args.scales, {}, {}, {}}, stack, blk.n0)
           .weight;
   SmallVector<Value> acc = accumulate(b, steps, args, blk, stack.k);
   reduceAndStore(b, steps, args, blk, acc, reduction, stack, segments);
@@ -702,12 +702,16 @@ void emitFloat8Gemm(KernelEmitter &e, IB &host, Value x,
     args.matmul.outputs.push_back(out.buffer);
   bool perColumn = float8.getWeightScale() == Float8ScaleGranularity::Row;
   auto launchShape = [&](IB &hb, const WgmmaGemmConfig &cfg, StringRef name) {
+    Float8GemmArgs gemmArgs = args;
+    gemmArgs.matmul.tensorMaps =
+        wgmmaGemmTensorMaps(hb, cfg, args.matmul, stack);
     auto [kernel, b, kernelArgs] =
-        createKernel(e, hb.getLoc(), name, args, {}, cfg.threads());
+        createKernel(e, hb.getLoc(), name, gemmArgs, {}, cfg.threads());
     OutputScales scales{kernelArgs.rowScale, kernelArgs.weightScales,
                         perColumn};
     buildWgmmaGemm(b, cfg, kernelArgs.matmul, stack, outputs, &scales);
-    launchWgmmaGemm(e, hb, kernel, cfg, stack.n, rows, argumentList(args));
+    launchWgmmaGemm(e, hb, kernel, cfg, stack.n, rows,
+                    argumentList(gemmArgs));
   };
   ifThenElse(
       host, ule(host, rows, cIndex(host, 128)),

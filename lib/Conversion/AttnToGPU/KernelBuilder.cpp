@@ -66,6 +66,15 @@ StringRef KernelEmitter::addConstant(Location loc, StringRef name,
   return it->second.getValue();
 }
 
+Value gpu_lowering::hostAddress(IB &b, Value buffer) {
+  BuilderScope scope(b);
+  auto type = cast<MemRefType>(buffer.getType());
+  auto metadata = memref::ExtractStridedMetadataOp::create(b, buffer);
+  Idx base = Value(memref::ExtractAlignedPointerAsIndexOp::create(b, buffer));
+  Idx offset = Idx(metadata.getOffset()) * (type.getElementTypeBitWidth() / 8);
+  return indexCast(b, base + offset, b.getI64Type());
+}
+
 Value gpu_lowering::sequenceOfRow(IB &b, Value rowOffsets, Value row) {
   BuilderScope scope(b);
   Idx batch = dim(b, rowOffsets, 0) - 1;

@@ -68,6 +68,10 @@ private:
 /// The sequence owning `row`: the count of `rowOffsets[s + 1] <= row`.
 Value sequenceOfRow(IB &b, Value rowOffsets, Value row);
 
+/// Host: the address of `buffer`'s first element, as i64 (for runtime calls
+/// that take device pointers).
+Value hostAddress(IB &b, Value buffer);
+
 //===----------------------------------------------------------------------===//
 // Kernels
 //===----------------------------------------------------------------------===//

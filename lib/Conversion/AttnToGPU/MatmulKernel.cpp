@@ -308,17 +308,46 @@ bool gpu_lowering::matmulCanSplitWeights(ArrayRef<Value> weights) {
 
 /// The wgmma GEMM's shapes on sm_90a, by rows: up to 64 rows, one consumer
 /// warpgroup and 64-column tiles (enough blocks to stream the weights at
-/// memory speed); beyond, two consumers on 128 x 256 tiles.
+/// memory speed); up to 128, two on 128 x 64; up to 1024, two on 128 x N
+/// tiles with N picked for 512 rows (`midTileN`); beyond, 128 x 256.
 struct GemmShape {
   int64_t maxRows;
   WgmmaGemmConfig cfg;
   StringRef name;
 };
-static const GemmShape kGemmShapes[] = {
-    {64, {/*consumers=*/1, /*tileN=*/64, /*stages=*/8}, "gemm_wgmma_m64"},
-    {128, {2, 64, 6}, "gemm_wgmma_m128"},
-    {std::numeric_limits<int64_t>::max(), {2, 256, 4}, "gemm_wgmma"},
-};
+
+/// The tile width (256, 192 or 128) that computes 512 rows of `n` columns
+/// soonest: the fewest waves of blocks over the multiprocessors times the
+/// time of one tile (about its width); ties go to the wider tile.
+static int64_t midTileN(int64_t n, int64_t sms) {
+  int64_t best = 256, bestCost = std::numeric_limits<int64_t>::max();
+  for (int64_t tileN : {256, 192, 128}) {
+    int64_t blocks = llvm::divideCeil(n, tileN) * (512 / 128);
+    int64_t cost = llvm::divideCeil(blocks, sms) * tileN;
+    if (cost < bestCost) {
+      best = tileN;
+      bestCost = cost;
+    }
+  }
+  return best;
+}
+
+/// Shared memory holds about 200 KB of stages.
+static int64_t stagesFor(int64_t tileM, int64_t tileN) {
+  return std::min<int64_t>(8, 200 * 1024 / ((tileM + tileN) * 128));
+}
+
+static SmallVector<GemmShape> gemmShapes(int64_t n, int64_t sms) {
+  SmallVector<GemmShape> shapes = {
+      {64, {/*consumers=*/1, /*tileN=*/64, /*stages=*/8}, "gemm_wgmma_m64"},
+      {128, {2, 64, 6}, "gemm_wgmma_m128"}};
+  int64_t mid = midTileN(n, sms);
+  if (mid != 256)
+    shapes.push_back({1024, {2, mid, stagesFor(128, mid)}, "gemm_wgmma_m1024"});
+  shapes.push_back(
+      {std::numeric_limits<int64_t>::max(), {2, 256, 4}, "gemm_wgmma"});
+  return shapes;
+}
 
 /// On sm_90a: the GEMV kernel for decode-sized M, else the wgmma GEMM of
 /// M's shape; the host launches the one that M picks.
@@ -343,17 +372,19 @@ static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
   buildGemv(gemvBody, gemvArgs, stack, /*clip=*/std::nullopt, outputs,
             gemv.getWorkgroupAttributions()[0], gemvThreads);
   Idx rows = dim(host, args.x, 0);
+  SmallVector<GemmShape> shapes = gemmShapes(stack.n, sms);
   std::function<void(IB &, size_t)> launchShape = [&](IB &hb, size_t i) {
-    const GemmShape &shape = kGemmShapes[i];
-    auto [gemmKernel, gemmBody, gemmArgs] =
-        createKernel(e, loc, shape.name, args, {}, shape.cfg.threads());
-    gpu::GPUFuncOp gemm = gemmKernel;
-    buildWgmmaGemm(gemmBody, shape.cfg, gemmArgs, stack, outputs);
+    const GemmShape &shape = shapes[i];
     auto launch = [&](IB &lb) {
+      MatmulArgs gemmArgs = args;
+      gemmArgs.tensorMaps = wgmmaGemmTensorMaps(lb, shape.cfg, args, stack);
+      auto [gemm, body, kernelArgs] = createKernel(e, loc, shape.name, gemmArgs,
+                                                   {}, shape.cfg.threads());
+      buildWgmmaGemm(body, shape.cfg, kernelArgs, stack, outputs);
       launchWgmmaGemm(e, lb, gemm, shape.cfg, stack.n, rows,
-                      argumentList(args));
+                      argumentList(gemmArgs));
     };
-    if (i + 1 == std::size(kGemmShapes))
+    if (i + 1 == shapes.size())
       return launch(hb);
     ifThenElse(
         hb, ule(hb, rows, cIndex(hb, shape.maxRows)), launch,
@@ -395,7 +426,7 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
                               ArrayRef<OutputSegment> outputs) {
   WeightStack stack = WeightStack::of(weights);
   MatmulArgs args{
-      x, SmallVector<Value>(weights), SmallVector<Value>(biases), {}};
+      x, SmallVector<Value>(weights), SmallVector<Value>(biases), {}, {}};
   // Several weights are passed with one type, so that the kernel can pick
   // one by selecting between them.
   if (weights.size() > 1) {
@@ -408,7 +439,7 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
     args.outputs.push_back(out.buffer);
 
   Type element = cast<MemRefType>(x.getType()).getElementType();
-  if (e.options().wgmma && wgmmaGemmApplies(stack, element, clip)) {
+  if (e.options().wgmma && wgmmaGemmApplies(args, stack, clip)) {
     emitGemvOrWgmmaGemm(e, host, args, stack, outputs);
     return;
   }

@@ -16,10 +16,12 @@
 namespace mlir::attn::gpu_lowering {
 
 /// The kernel's arguments: x, the weights (one dynamic-row type when there
-/// are several), their biases (none or one per weight), the output buffers.
+/// are several), their biases (none or one per weight), the output buffers,
+/// and for the wgmma GEMM the tensor maps of x and of each weight
+/// (TensorMaps.h; none for the other kernels).
 struct MatmulArgs {
   Value x;
-  SmallVector<Value> weights, biases, outputs;
+  SmallVector<Value> weights, biases, outputs, tensorMaps;
 
   template <typename F> void forEach(F f) {
     f(x);
@@ -29,6 +31,8 @@ struct MatmulArgs {
       f(bias);
     for (Value &out : outputs)
       f(out);
+    for (Value &map : tensorMaps)
+      f(map);
   }
 };
 
@@ -74,9 +78,16 @@ struct WgmmaGemmConfig {
 };
 /// Its dynamic shared memory (the stages and 1024-byte alignment).
 int64_t wgmmaGemmSharedBytes(const WgmmaGemmConfig &cfg);
-/// Whether it computes this projection (16-bit elements, unclipped weights).
-bool wgmmaGemmApplies(const WeightStack &stack, Type element,
+/// Whether it computes this projection: bf16, f16 or E4M3 operands that
+/// TMA can read (unit inner stride, 16-byte rows, stacked weights starting
+/// at multiples of 8 rows), unclipped weights.
+bool wgmmaGemmApplies(const MatmulArgs &args, const WeightStack &stack,
                       std::optional<double> clip);
+/// Host: the tensor maps of x and of each weight for `cfg`'s TMA loads
+/// (the `tensorMaps` of the GEMM's arguments).
+SmallVector<Value> wgmmaGemmTensorMaps(IB &host, const WgmmaGemmConfig &cfg,
+                                       const MatmulArgs &args,
+                                       const WeightStack &stack);
 /// Launches `kernel` (built by buildWgmmaGemm with `cfg`) over the output
 /// tiles of `rows` x `n`.
 void launchWgmmaGemm(KernelEmitter &e, IB &host, gpu::GPUFuncOp kernel,

@@ -265,4 +265,25 @@ void mgpuMemset16(void *dst, unsigned short value, size_t count,
 
 void mgpuSetDefaultDevice(int32_t device) { defaultDevice = device; }
 
+// A TMA load's tensor map is encoded on the host for each call (only then are
+// the buffers known) and passed to the kernel by value, as a
+// __grid_constant__ parameter: nothing is copied to the device, so the call
+// stays asynchronous and capturable. Pure host work (no driver state).
+void attnCudaEncodeTensorMap(void *map, int64_t base, int32_t dataType,
+                             int64_t rows, int64_t cols, int64_t rowBytes,
+                             int32_t boxRows, int32_t boxCols) {
+  cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols),
+                        static_cast<cuuint64_t>(rows)};
+  cuuint64_t strides[1] = {static_cast<cuuint64_t>(rowBytes)};
+  cuuint32_t box[2] = {static_cast<cuuint32_t>(boxCols),
+                       static_cast<cuuint32_t>(boxRows)};
+  cuuint32_t elementStrides[2] = {1, 1};
+  ATTN_CUDA_CHECK(cuTensorMapEncodeTiled(
+      static_cast<CUtensorMap *>(map),
+      static_cast<CUtensorMapDataType>(dataType), /*rank=*/2,
+      reinterpret_cast<void *>(base), dims, strides, box, elementStrides,
+      CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+}
+
 } // extern "C"
