@@ -387,6 +387,13 @@ def all_cases():
     # The same function built with --abi-checks: a cache or key of another shape gives status 8.
     cases.append(Case("store_attend_abi_checks_bf16", "runtime_layer_bf16_abi_checks",
                       "store_attend", "abi_checks", config("bf16", (8, 2), 128), mixed))
+    # Bad index values (statuses 3-7), found by the validation kernel: each call touches nothing,
+    # attnCudaTakeStatus reports it, and a good call after it is right.
+    cases.append(Case("store_attend_index_checks_bf16", "index_checks_bf16", "store_attend",
+                      "index_checks", config("bf16", (8, 2), 128), mixed))
+    cases.append(Case("rope_index_checks_bf16", "index_checks_bf16", "rope", "rope_index_checks",
+                      config("bf16", (8, 2), 64),
+                      dict(cached=ROPE_SCENARIO[0], new=ROPE_SCENARIO[1])))
     return cases
 
 
@@ -405,7 +412,7 @@ def function_text(case):
         return ir.paged_flash_attention_function(fn, cfg)
     if case.kind == "flash_attention":
         return ir.flash_attention_function(fn, cfg)
-    if case.kind == "rope":
+    if case.kind in ("rope", "rope_index_checks"):
         return ir.rope_function(fn, cfg)
     if case.kind == "rms_norm":
         return ir.rms_norm_function(fn, cfg, heads=p["heads"])
@@ -417,7 +424,7 @@ def function_text(case):
         return ir.quantized_linear_function(fn, cfg.quant, p["in_features"],
                                             p["out_features"], cfg.dtype,
                                             bias=p.get("bias", False))
-    if case.kind in ("runtime_layer", "graph_capture", "abi_checks"):
+    if case.kind in ("runtime_layer", "graph_capture", "abi_checks", "index_checks"):
         return store_attend_function(fn, cfg)
     if case.kind == "linear":
         return ir.linear_function(fn, cfg, in_features=p.get("in_features"),
