@@ -470,10 +470,11 @@ MODULE_FLAGS = {"_unfused": ("--no-fuse",), "_abi_checks": ("--abi-checks",)}
 
 
 def compile_cuda(mlir_path, so_path, flags=()):
-    """Runs ``attn-compile --target=cuda``; returns (ok, seconds, stderr tail)."""
+    """Runs ``attn-compile --target=cuda`` (with ``$ATTN_COMPILE_FLAGS`` first, e.g.
+    ``--no-runtime-checks`` to time the checks); returns (ok, seconds, stderr tail)."""
     start = time.monotonic()
-    proc = subprocess.run([rt.attn_compile_path(), "--target=cuda", *flags, mlir_path, "-o",
-                           so_path], capture_output=True, text=True)
+    proc = subprocess.run([rt.attn_compile_path(), "--target=cuda", *rt.extra_compile_flags(),
+                           *flags, mlir_path, "-o", so_path], capture_output=True, text=True)
     ok = proc.returncode == 0 and os.path.isfile(so_path)
     tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
     return ok, time.monotonic() - start, tail if not ok else ""

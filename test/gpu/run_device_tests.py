@@ -356,7 +356,8 @@ class Worker:
 
     def run_index_checks(self, case, cfg, rng, check):
         """Statuses 3-6 of the store-and-attend function: each bad index tensor is refused on
-        the device with the cache and output untouched, and a good call after it is right."""
+        the device with the cache and output untouched, and a good call after it is right once
+        the status is taken (before, it does nothing either)."""
         args = self.store_attend_arguments(case, cfg, rng)
         offsets, lengths, lookup = (args[n] for n in ("row_offsets", "cache_lengths",
                                                       "lookup_table"))
@@ -385,6 +386,16 @@ class Worker:
                                           arguments)
             self.check_store_attend(case, cfg, args, 0, check)
             self.expect_status_cleared(case, check, f"after {what}")
+        # Sticky until taken: a good call after a refused one does nothing either.
+        before = {n: t.clone() for n, t in args.items()}
+        out = self.nan_filled(args["q"].shape, cfg.dtype)
+        for arguments in (dict(args, row_offsets=offsets + 1), args):
+            self.call(case, [np.int32(0), *arguments.values()], [out], [])
+        if not self.simulate and self.runtime(case).attnCudaTakeStatus() != 3:
+            check.fail("a good call after a refused one: the status is not the refused one's")
+        if not bool(out.isnan().all()):
+            check.fail("a good call before the status was taken wrote the output")
+        self.check_unchanged(check, args, before)
 
     def run_rope_index_checks(self, case, cfg, rng, check):
         """Statuses 3, 4 and 7 of the rope function (a 512-row table): refused on the device
