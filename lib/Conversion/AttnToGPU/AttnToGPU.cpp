@@ -145,7 +145,8 @@ struct ConvertAttnToGPU
         funcs.push_back(func);
     if (funcs.empty())
       return;
-    KernelEmitter kernels(module, KernelOptions{smCount, maxSplits, wgmma, validateIndexValues});
+    KernelEmitter kernels(
+        module, KernelOptions{smCount, maxSplits, wgmma, validateIndexValues});
     for (func::FuncOp func : funcs)
       if (failed(lowerFunction(func, patterns, kernels)))
         return signalPassFailure();

@@ -71,7 +71,9 @@ Value rowsOf(IB &host, Value t, function_ref<Value(Value)> bufferOf) {
                               : Value(cIndex(host, type.getDimSize(0)));
 }
 
-Idx orI(IB &b, Value x, Value y) { return Value(arith::OrIOp::create(b, x, y)); }
+Idx orI(IB &b, Value x, Value y) {
+  return Value(arith::OrIOp::create(b, x, y));
+}
 
 /// `code` lowered to `status` where `fails`.
 Value report(IB &b, Value code, Value fails, EntryStatus status) {
@@ -96,7 +98,8 @@ struct Sequence {
   static Sequence at(IB &b, Value rowOffsets, Value cacheLengths, Idx s) {
     Sequence seq;
     seq.cached = loadIndex(b, cacheLengths, s);
-    seq.newRows = loadIndex(b, rowOffsets, {s + 1}) - loadIndex(b, rowOffsets, s);
+    seq.newRows =
+        loadIndex(b, rowOffsets, {s + 1}) - loadIndex(b, rowOffsets, s);
     seq.active = (seq.cached >= 0) & (seq.newRows > 0);
     return seq;
   }
@@ -214,8 +217,7 @@ void gpu_lowering::emitIndexValidation(KernelEmitter &e, IB &host,
     args.cacheLengths.push_back(bufferOf(lengths));
   for (const IndexValueChecks::Paged &p : checks.paged)
     args.paged.push_back({bufferOf(p.rowOffsets), bufferOf(p.cacheLengths),
-                          bufferOf(p.lookup), bufferOf(p.blocks),
-                          p.storeOnly});
+                          bufferOf(p.lookup), bufferOf(p.blocks), p.storeOnly});
   for (const IndexValueChecks::Rope &r : checks.rope)
     args.rope.push_back({bufferOf(r.rowOffsets), bufferOf(r.cacheLengths),
                          rowsOf(host, r.table, bufferOf)});
@@ -224,15 +226,14 @@ void gpu_lowering::emitIndexValidation(KernelEmitter &e, IB &host,
                                             gpu::AddressSpace::Workgroup);
   auto lowestType =
       MemRefType::get({1}, host.getI32Type(), AffineMap(), wgSpace);
-  auto [kernel, b, k] = createKernel(e, host.getLoc(), "validate_indices",
-                                     args, {lowestType}, kThreads);
+  auto [kernel, b, k] = createKernel(e, host.getLoc(), "validate_indices", args,
+                                     {lowestType}, kThreads);
   {
     BuilderScope kernelScope(b);
     Value lowest = kernel.getWorkgroupAttributions()[0];
     Idx thread = threadIdx(b), zeroIndex = cIndex(b, 0);
-    ifThen(b, thread == 0, [&](IB &tb) {
-      store(tb, cI32(tb, kNoStatus), lowest, zeroIndex);
-    });
+    ifThen(b, thread == 0,
+           [&](IB &tb) { store(tb, cI32(tb, kNoStatus), lowest, zeroIndex); });
     gpu::BarrierOp::create(b);
     Idx code = threadStatus(b, thread, k);
     ifThen(b, code != kNoStatus, [&](IB &fb) {
@@ -244,8 +245,8 @@ void gpu_lowering::emitIndexValidation(KernelEmitter &e, IB &host,
       Idx status = load(tb, lowest, zeroIndex);
       ifThen(tb, status != kNoStatus, [&](IB &wb) {
         // Keep the status of an earlier refused call.
-        auto update = memref::GenericAtomicRMWOp::create(
-            wb, e.statusWord(wb), ValueRange{zeroIndex});
+        auto update = memref::GenericAtomicRMWOp::create(wb, e.statusWord(wb),
+                                                         ValueRange{zeroIndex});
         IB rb = IB::atBlockEnd(wb.getLoc(), update.getBody());
         BuilderScope updateScope(rb);
         Idx old = update.getCurrentValue();

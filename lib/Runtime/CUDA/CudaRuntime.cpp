@@ -170,7 +170,8 @@ private:
 };
 
 LoadedModules &loadedModules() {
-  static LoadedModules *modules = new LoadedModules; // outlives module unloads at exit
+  // Never destroyed: libraries unload their modules at exit.
+  static LoadedModules *modules = new LoadedModules;
   return *modules;
 }
 
