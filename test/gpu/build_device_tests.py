@@ -16,7 +16,9 @@ RoPE scaling, interleaved or not; qk-norm, bias, clip, stacked or separate weigh
 none and sliding-window masks; custom scale; a decode step over a 3000-token cache), and each
 op alone (flash attention over explicit ragged K/V, paged flash attention with long decode
 caches for split-K, rope, rms_norm, kv_cache_store, qkv_projection, linear; the projections
-at every row count M where the kernel choice changes, N not a multiple of a tile). Layers run the
+at every row count M where the kernel choice changes, N not a multiple of a tile), and bad
+index values (statuses 3-7, found by the validation kernel: nothing written, the status read
+with ``attnCudaTakeStatus``, then a good call). Layers run the
 default (fused) pipeline; ``*_nofuse`` cases are compiled with ``--no-fuse`` (modules
 ``*_unfused``), ``primitive_*`` cases are the layer written as separate ops (the fusion passes'
 input, ``ir.primitive_layer_function``). Cases that can
