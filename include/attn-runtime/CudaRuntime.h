@@ -36,6 +36,18 @@ void attnCudaEncodeTensorMap(void *map, int64_t base, int32_t dataType,
                              int64_t rows, int64_t cols, int64_t rowBytes,
                              int32_t boxRows, int32_t boxCols);
 
+/// The status of index-value checks (statuses 3-7 of docs/ABI.md) that the
+/// calls before this one found on the device, and clears it: synchronises
+/// this thread's stream, then reads the status word of every loaded library
+/// (0: none refused; else the first library's non-zero status, in load
+/// order) and sets them to 0. While a library's word is non-zero, its calls
+/// skip every kernel that indexes through the index tensors. Not capturable
+/// (it synchronises).
+int32_t attnCudaTakeStatus(void);
+
+/// The name of the status word in a library's kernel module (a global i32).
+#define ATTN_CUDA_STATUS_SYMBOL "attn_status"
+
 /// NCCL for sharded layers (docs/Sharding.md): libnccl.so.2 is loaded at the
 /// first of these calls (dlopen), so the toolkit's or PyTorch's library
 /// serves. Each returns NCCL's result (0: success; 3: libnccl.so.2 or one of

@@ -22,8 +22,8 @@ static void addAttnToGPU(OpPassManager &pm,
                          const attn::NVVMPipelineOptions &options) {
   attn::addPrimitiveOpsPasses(pm, options.fuse);
   if (options.runtimeChecks) {
-    // The index tensors are device memory: their values are not read on the
-    // host (docs/ABI.md, CUDA libraries).
+    // The index tensors are device memory: a kernel checks their values
+    // (convert-attn-to-gpu, validate-index-values; docs/ABI.md, Status).
     attn::AttnInsertEntryChecksOptions checks;
     checks.indexValues = false;
     pm.addPass(attn::createAttnInsertEntryChecks(checks));
@@ -36,6 +36,7 @@ static void addAttnToGPU(OpPassManager &pm,
   toGPU.maxSplits = options.maxSplits;
   // wgmma exists on sm_90a only.
   toGPU.wgmma = options.wgmma && options.chip == "sm_90a";
+  toGPU.validateIndexValues = options.runtimeChecks;
   pm.addPass(attn::createConvertAttnToGPU(toGPU));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

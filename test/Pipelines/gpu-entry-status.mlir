@@ -1,4 +1,5 @@
 // RUN: attn-opt %s --attn-insert-entry-checks=index-values=false --convert-attn-to-gpu --canonicalize --gpu-async-region --attn-entry-status | FileCheck %s
+// RUN: attn-opt %s --attn-insert-entry-checks=index-values=false --convert-attn-to-gpu=validate-index-values=true --canonicalize --gpu-async-region --attn-entry-status | FileCheck %s --check-prefix=VALIDATE
 
 // The GPU host function of a layer-generic step (the middle of
 // attn-lower-to-nvvm): the layer check runs on the host before anything is
@@ -32,6 +33,16 @@
 // CHECK: %[[BAD:.*]] = arith.constant 1 : i32
 // CHECK-NEXT: %[[S:.*]] = arith.select %[[OK]], %[[S2]], %[[BAD]] : i32
 // CHECK-NEXT: return %[[S]] : i32
+// With the index values validated (the default of attn-lower-to-nvvm): the
+// validation kernel runs only after the host checks pass, first on the call's
+// stream, and the other kernels are ordered after it; nothing waits for it.
+// VALIDATE-LABEL: func.func @store_attend(
+// VALIDATE: scf.if
+// VALIDATE: %[[T0:.*]] = gpu.wait async
+// VALIDATE-NEXT: %[[T1:.*]] = gpu.launch_func async [%[[T0]]] @attn_kernels::@validate_indices
+// VALIDATE-NOT: gpu.wait
+// VALIDATE: gpu.launch_func async [%[[T1]]] @attn_kernels::@kv_cache_store
+// VALIDATE: gpu.launch_func async {{.*}} @attn_kernels::@paged_flash_attention_prefill
 func.func @store_attend(%layer: i32, %q: tensor<?x4x64xbf16>, %k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %row_offsets: tensor<?xi32>,
                         %blocks: tensor<?x2x3x16x2x64xbf16>, %cache_lengths: tensor<?xi32>,
                         %lookup: tensor<?x?xi32>) -> (tensor<?x4x64xbf16>, tensor<?x2x3x16x2x64xbf16>) {

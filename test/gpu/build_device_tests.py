@@ -16,7 +16,9 @@ RoPE scaling, interleaved or not; qk-norm, bias, clip, stacked or separate weigh
 none and sliding-window masks; custom scale; a decode step over a 3000-token cache), and each
 op alone (flash attention over explicit ragged K/V, paged flash attention with long decode
 caches for split-K, rope, rms_norm, kv_cache_store, qkv_projection, linear; the projections
-at every row count M where the kernel choice changes, N not a multiple of a tile). Layers run the
+at every row count M where the kernel choice changes, N not a multiple of a tile), and bad
+index values (statuses 3-7, found by the validation kernel: nothing written, the status read
+with ``attnCudaTakeStatus``, then a good call). Layers run the
 default (fused) pipeline; ``*_nofuse`` cases are compiled with ``--no-fuse`` (modules
 ``*_unfused``), ``primitive_*`` cases are the layer written as separate ops (the fusion passes'
 input, ``ir.primitive_layer_function``). Cases that can
@@ -387,6 +389,13 @@ def all_cases():
     # The same function built with --abi-checks: a cache or key of another shape gives status 8.
     cases.append(Case("store_attend_abi_checks_bf16", "runtime_layer_bf16_abi_checks",
                       "store_attend", "abi_checks", config("bf16", (8, 2), 128), mixed))
+    # Bad index values (statuses 3-7), found by the validation kernel: each call touches nothing,
+    # attnCudaTakeStatus reports it, and a good call after it is right.
+    cases.append(Case("store_attend_index_checks_bf16", "index_checks_bf16", "store_attend",
+                      "index_checks", config("bf16", (8, 2), 128), mixed))
+    cases.append(Case("rope_index_checks_bf16", "index_checks_bf16", "rope", "rope_index_checks",
+                      config("bf16", (8, 2), 64),
+                      dict(cached=ROPE_SCENARIO[0], new=ROPE_SCENARIO[1])))
     return cases
 
 
@@ -405,7 +414,7 @@ def function_text(case):
         return ir.paged_flash_attention_function(fn, cfg)
     if case.kind == "flash_attention":
         return ir.flash_attention_function(fn, cfg)
-    if case.kind == "rope":
+    if case.kind in ("rope", "rope_index_checks"):
         return ir.rope_function(fn, cfg)
     if case.kind == "rms_norm":
         return ir.rms_norm_function(fn, cfg, heads=p["heads"])
@@ -417,7 +426,7 @@ def function_text(case):
         return ir.quantized_linear_function(fn, cfg.quant, p["in_features"],
                                             p["out_features"], cfg.dtype,
                                             bias=p.get("bias", False))
-    if case.kind in ("runtime_layer", "graph_capture", "abi_checks"):
+    if case.kind in ("runtime_layer", "graph_capture", "abi_checks", "index_checks"):
         return store_attend_function(fn, cfg)
     if case.kind == "linear":
         return ir.linear_function(fn, cfg, in_features=p.get("in_features"),
@@ -463,10 +472,11 @@ MODULE_FLAGS = {"_unfused": ("--no-fuse",), "_abi_checks": ("--abi-checks",)}
 
 
 def compile_cuda(mlir_path, so_path, flags=()):
-    """Runs ``attn-compile --target=cuda``; returns (ok, seconds, stderr tail)."""
+    """Runs ``attn-compile --target=cuda`` (with ``$ATTN_COMPILE_FLAGS`` first, e.g.
+    ``--no-runtime-checks`` to time the checks); returns (ok, seconds, stderr tail)."""
     start = time.monotonic()
-    proc = subprocess.run([rt.attn_compile_path(), "--target=cuda", *flags, mlir_path, "-o",
-                           so_path], capture_output=True, text=True)
+    proc = subprocess.run([rt.attn_compile_path(), "--target=cuda", *rt.extra_compile_flags(),
+                           *flags, mlir_path, "-o", so_path], capture_output=True, text=True)
     ok = proc.returncode == 0 and os.path.isfile(so_path)
     tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
     return ok, time.monotonic() - start, tail if not ok else ""

@@ -73,4 +73,6 @@ def runtime(path):
                                    "libattn_cuda_runtime.so"))
     lib.attnCudaSetStream.argtypes = [ctypes.c_void_p]
     lib.attnCudaSetStream.restype = None
+    lib.attnCudaTakeStatus.argtypes = []
+    lib.attnCudaTakeStatus.restype = ctypes.c_int32
     return lib

@@ -112,6 +112,11 @@ class Worker:
                 os.path.join(self.outdir, module["so"]))
         return device_abi.DeviceFunction(lib, case["function"])
 
+    def runtime(self, case):
+        """libattn_cuda_runtime.so, as loaded with the case's library."""
+        module = self.manifest["modules"][case["module"]]
+        return device_abi.runtime(os.path.join(self.outdir, module["so"]))
+
     def call(self, case, inputs, outputs, simulated):
         """Calls the case's function (synchronous); ``simulated`` is [(buffer, reference)] that
         ``--simulate`` writes instead."""
@@ -328,6 +333,95 @@ class Worker:
             check.fail(f"{what}: the output was written")
         self.check_unchanged(check, inputs, before)
 
+    def expect_refused_on_device(self, case, check, what, arguments, status, out, inputs):
+        """Calls ``case`` on bad index values, which the device finds: the call returns 0,
+        attnCudaTakeStatus then returns ``status``, and neither ``out`` (NaN-filled) nor
+        ``inputs`` changed (bit for bit)."""
+        before = {n: t.clone() for n, t in inputs.items()}
+        try:
+            self.call(case, arguments, [out], [])
+        except rt.EntryError as e:
+            check.fail(f"{what}: status {e.status} from the host, expected 0")
+        if not self.simulate:
+            taken = self.runtime(case).attnCudaTakeStatus()
+            if taken != status:
+                check.fail(f"{what}: attnCudaTakeStatus gave {taken}, expected {status}")
+        if not bool(out.isnan().all()):
+            check.fail(f"{what}: the output was written")
+        self.check_unchanged(check, inputs, before)
+
+    def expect_status_cleared(self, case, check, what):
+        if not self.simulate and self.runtime(case).attnCudaTakeStatus() != 0:
+            check.fail(f"{what}: a good call left a non-zero status")
+
+    def run_index_checks(self, case, cfg, rng, check):
+        """Statuses 3-6 of the store-and-attend function: each bad index tensor is refused on
+        the device with the cache and output untouched, and a good call after it is right once
+        the status is taken (before, it does nothing either)."""
+        args = self.store_attend_arguments(case, cfg, rng)
+        offsets, lengths, lookup = (args[n] for n in ("row_offsets", "cache_lengths",
+                                                      "lookup_table"))
+        pages = args["blocks"].shape[0]
+        first = next(s for s, n in enumerate(case["new"]) if n > 0)  # a sequence with new rows
+
+        def edited(t, index, value):
+            t = t.clone()
+            t[index] = value
+            return t
+
+        bad = {
+            "row offsets not starting at 0": (3, "row_offsets", offsets + 1),
+            "row offsets decreasing": (3, "row_offsets", edited(offsets, 1, offsets[2] + 1)),
+            "row offsets ending before T": (3, "row_offsets", edited(offsets, -1,
+                                                                    offsets[-1] - 1)),
+            "negative cache length": (4, "cache_lengths", edited(lengths, first, -1)),
+            "lookup table too narrow": (5, "lookup_table", lookup[:, :1].contiguous()),
+            "page id = P": (6, "lookup_table", edited(lookup, (first, 0), pages)),
+            "negative page id": (6, "lookup_table", edited(lookup, (first, 0), -1)),
+        }
+        for what, (status, name, value) in bad.items():
+            arguments = dict(args, **{name: value})
+            self.expect_refused_on_device(case, check, what, [np.int32(0), *arguments.values()],
+                                          status, self.nan_filled(args["q"].shape, cfg.dtype),
+                                          arguments)
+            self.check_store_attend(case, cfg, args, 0, check)
+            self.expect_status_cleared(case, check, f"after {what}")
+        # Sticky until taken: a good call after a refused one does nothing either.
+        before = {n: t.clone() for n, t in args.items()}
+        out = self.nan_filled(args["q"].shape, cfg.dtype)
+        for arguments in (dict(args, row_offsets=offsets + 1), args):
+            self.call(case, [np.int32(0), *arguments.values()], [out], [])
+        if not self.simulate and self.runtime(case).attnCudaTakeStatus() != 3:
+            check.fail("a good call after a refused one: the status is not the refused one's")
+        if not bool(out.isnan().all()):
+            check.fail("a good call before the status was taken wrote the output")
+        self.check_unchanged(check, args, before)
+
+    def run_rope_index_checks(self, case, cfg, rng, check):
+        """Statuses 3, 4 and 7 of the rope function (a 512-row table): refused on the device
+        with the output untouched, then a good call is right."""
+        offsets = self.index(np.concatenate([[0], np.cumsum(case["new"])]))
+        lengths = self.index(case["cached"])
+        x = self.nonzero(rng, (sum(case["new"]), cfg.num_heads, cfg.head_dim), cfg.dtype)
+        last = len(case["new"]) - 1  # has new rows
+        beyond = cfg.max_seq_len - case["new"][last] + 1
+        bad = {
+            "row offsets ending after T": (3, dict(offsets=offsets + (
+                self.torch.arange(len(offsets), device=self.dev) == len(offsets) - 1).int())),
+            "negative cache length": (4, dict(lengths=lengths - (lengths > 0).int() * 1000)),
+            "position beyond the RoPE table": (7, dict(lengths=self.index(
+                [*case["cached"][:last], beyond]))),
+        }
+        for what, (status, change) in bad.items():
+            a = dict(dict(x=x, offsets=offsets, lengths=lengths), **change)
+            self.expect_refused_on_device(case, check, what, list(a.values()), status,
+                                          self.nan_filled(x.shape, cfg.dtype), a)
+            want = self.tr.apply_rope(x.double(), offsets, lengths, cfg.rope)
+            out = self.nan_filled(x.shape, cfg.dtype)
+            self.call(case, [x, offsets, lengths], [out], [(out, want)])
+            check.close(f"after {what}: out", out, want, OUT_TOL[cfg.dtype])
+            self.expect_status_cleared(case, check, f"after {what}")
+
     def run_abi_checks(self, case, cfg, rng, check):
         """The run-time-layer function built with --abi-checks: good inputs as without it, then
         a cache of half the page size and keys of another head dim, which must give status 8
@@ -360,8 +454,7 @@ class Worker:
         call = self.function(case).bind([layer, q, k, v, offsets, blocks, lengths, lookup], [out])
         graph = None
         if not self.simulate:
-            module = self.manifest["modules"][case["module"]]
-            runtime = device_abi.runtime(os.path.join(self.outdir, module["so"]))
+            runtime = self.runtime(case)
             torch = self.torch
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())

@@ -151,6 +151,12 @@ def ConvertAttnToGPU : Pass<"convert-attn-to-gpu", "ModuleOp"> {
     Option<"wgmma", "wgmma", "bool", /*default=*/"true",
            "Prefill attention on Hopper's warpgroup MMA (sm_90a) for head "
            "dims 64 and 128; mma.sync otherwise">,
+    Option<"validateIndexValues", "validate-index-values", "bool",
+           /*default=*/"false",
+           "Public functions first launch a kernel checking the values of "
+           "their index tensors (statuses 3-7) into the status word "
+           "`@attn_status`; the kernels indexing through them skip their "
+           "work while it is non-zero">,
   ];
 }
 

@@ -63,6 +63,7 @@ struct KernelSet {
     auto [kernel, kb] =
         e.createKernel(loc, name + suffix.str(), argTypes, smem, kThreads);
     BuilderScope scope(kb);
+    e.skipIfRefused(kb);
     auto args =
         AttentionKernelArgs::fromOperands(kernel.getArguments(), p.paged);
     ValueRange buffers = kernel.getWorkgroupAttributions();

@@ -12,6 +12,7 @@
 #include "Patterns.h"
 
 #include "attn/Conversion/Passes.h"
+#include "attn/Dialect/Attn/Transforms/EntryStatus.h"
 
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 
@@ -67,21 +68,51 @@ LogicalResult lowerOp(Operation *op, const AttnToGPUPatternSet &patterns,
                          "shape casts and scalar code are supported)");
 }
 
-/// Replaces `func` by its host function; see the file comment.
+/// The last of the entry checks at the start of `func` (attn-insert-entry-
+/// checks), or null.
+Operation *lastEntryCheck(func::FuncOp func) {
+  Operation *last = nullptr;
+  for (Operation &op : func.getBody().front())
+    if (op.hasAttr(kEntryStatusAttrName))
+      last = &op;
+  return last;
+}
+
+/// Replaces `func` by its host function; see the file comment. An entry
+/// point validating its index tensors launches the validation kernel first,
+/// after the host checks.
 LogicalResult lowerFunction(func::FuncOp func,
                             const AttnToGPUPatternSet &patterns,
                             KernelEmitter &kernels) {
+  std::optional<IndexValueChecks> checks;
+  if (kernels.options().validateIndexValues && func.isPublic()) {
+    FailureOr<IndexValueChecks> collected = IndexValueChecks::collect(func);
+    if (failed(collected))
+      return failure();
+    if (!collected->empty())
+      checks = std::move(*collected);
+  }
   FailureOr<BufferAssignment> buffers = BufferAssignment::create(func);
   if (failed(buffers))
     return failure();
   Block &body = func.getBody().front();
   IB b(func.getLoc(), OpBuilder::atBlockEnd(&buffers->hostBody()));
+  auto validate = [&] {
+    if (checks)
+      emitIndexValidation(kernels, b, *checks,
+                          [&](Value v) { return buffers->lookup(v); });
+  };
+  Operation *lastCheck = lastEntryCheck(func);
+  if (!lastCheck)
+    validate();
   for (Operation &op : body.without_terminator()) {
     b.setLoc(op.getLoc());
     if (failed(lowerOp(&op, patterns, *buffers, kernels, b))) {
       buffers->discard();
       return failure();
     }
+    if (&op == lastCheck)
+      validate();
   }
   b.setLoc(body.getTerminator()->getLoc());
   buffers->finish(b);
@@ -114,7 +145,8 @@ struct ConvertAttnToGPU
         funcs.push_back(func);
     if (funcs.empty())
       return;
-    KernelEmitter kernels(module, KernelOptions{smCount, maxSplits, wgmma});
+    KernelEmitter kernels(
+        module, KernelOptions{smCount, maxSplits, wgmma, validateIndexValues});
     for (func::FuncOp func : funcs)
       if (failed(lowerFunction(func, patterns, kernels)))
         return signalPassFailure();

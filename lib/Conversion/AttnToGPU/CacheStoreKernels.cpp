@@ -42,6 +42,7 @@ void gpu_lowering::emitKVCacheStore(KernelEmitter &e, IB &host, Value key,
                       lookup, blocks, layer};
   emitPerItem(e, host, "kv_cache_store", count, args,
               [&](IB &b, Idx item, const CacheStoreArgs &k) {
+                e.skipIfRefused(b);
                 Idx col = item % chunks * width, rowHead = item / chunks;
                 Idx head = rowHead % heads, row = rowHead / heads;
                 CacheSlot slot = CacheSlot::of(b, k.rowOffsets, k.cacheLengths,

@@ -2,7 +2,11 @@
 
 #include "KernelBuilder.h"
 
+#include "attn-runtime/CudaRuntime.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/SymbolTable.h"
 
 using namespace mlir;
@@ -73,6 +77,30 @@ Value gpu_lowering::hostAddress(IB &b, Value buffer) {
   Idx base = Value(memref::ExtractAlignedPointerAsIndexOp::create(b, buffer));
   Idx offset = Idx(metadata.getOffset()) * (type.getElementTypeBitWidth() / 8);
   return indexCast(b, base + offset, b.getI64Type());
+}
+
+Value KernelEmitter::statusWord(IB &b) {
+  auto type = MemRefType::get({1}, b.getI32Type());
+  if (!kernels.lookupSymbol(ATTN_CUDA_STATUS_SYMBOL)) {
+    // Public: the runtime finds it by name (cuModuleGetGlobal).
+    OpBuilder mb = OpBuilder::atBlockBegin(kernels.getBody());
+    memref::GlobalOp::create(
+        mb, module.getLoc(), ATTN_CUDA_STATUS_SYMBOL,
+        mb.getStringAttr("public"), type,
+        DenseElementsAttr::get(RankedTensorType::get({1}, mb.getI32Type()),
+                               mb.getI32IntegerAttr(0).getValue()),
+        /*constant=*/false, /*alignment=*/mb.getI64IntegerAttr(4));
+  }
+  return memref::GetGlobalOp::create(b, type, ATTN_CUDA_STATUS_SYMBOL);
+}
+
+void KernelEmitter::skipIfRefused(IB &b) {
+  if (!opts.validateIndexValues)
+    return;
+  BuilderScope scope(b);
+  Idx status = load(b, statusWord(b), cIndex(b, 0));
+  auto guard = scf::IfOp::create(b, status == 0, /*withElseRegion=*/false);
+  b.setInsertionPoint(guard.thenBlock()->getTerminator());
 }
 
 Value gpu_lowering::sequenceOfRow(IB &b, Value rowOffsets, Value row) {

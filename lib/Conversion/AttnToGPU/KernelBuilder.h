@@ -15,6 +15,7 @@
 
 #include "attn/Conversion/Kernels/GPULayouts.h"
 #include "attn/Dialect/Attn/IR/AttnOps.h"
+#include "attn/Dialect/Attn/Transforms/IndexValueChecks.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -32,6 +33,9 @@ struct KernelOptions {
   int64_t maxSplits = 64;
   /// Hopper's warpgroup MMA (sm_90a) for prefill attention.
   bool wgmma = true;
+  /// Entry points validate their index tensors' values on the device and
+  /// the kernels indexing through them skip their work after a refusal.
+  bool validateIndexValues = false;
 };
 
 /// Creates kernels in the module's `@attn_kernels` gpu.module and launches
@@ -57,6 +61,16 @@ public:
   StringRef addConstant(Location loc, StringRef name, DenseElementsAttr value);
 
   const KernelOptions &options() const { return opts; }
+
+  /// The module's status word (`memref<1xi32>`, see docs/ABI.md, Status),
+  /// created at the first use, in a kernel at `b`.
+  Value statusWord(IB &b);
+
+  /// With index validation: wraps the rest of the kernel at `b` in an
+  /// `scf.if` that runs only while the status word is 0, and moves `b`
+  /// inside it, so that a refused call touches no memory. A uniform branch
+  /// (every thread loads the same word). Nothing otherwise.
+  void skipIfRefused(IB &b);
 
 private:
   ModuleOp module;
@@ -150,6 +164,14 @@ struct AttentionSpec {
 };
 
 void emitAttention(KernelEmitter &e, IB &host, const AttentionSpec &spec);
+
+/// The validation kernel of an entry point: one block computes statuses 3-7
+/// of `checks` (whose tensors `bufferOf` maps to the host buffers) with the
+/// precedence of the CPU checks and writes the first failing status into
+/// the status word if it is still 0.
+void emitIndexValidation(KernelEmitter &e, IB &host,
+                         const IndexValueChecks &checks,
+                         function_ref<Value(Value)> bufferOf);
 
 } // namespace mlir::attn::gpu_lowering
 

@@ -120,6 +120,7 @@ void gpu_lowering::emitRope(KernelEmitter &e, IB &host, Value in,
   RopeArgs args{in, rowOffsets, cacheLengths, out, freqs.table};
   emitPerItem(
       e, host, "rope", count, args, [&](IB &b, Idx item, const RopeArgs &k) {
+        e.skipIfRefused(b);
         Idx i = item % half, rowHead = item / half;
         Idx head = rowHead % heads, row = rowHead / heads;
         Idx seq = sequenceOfRow(b, k.rowOffsets, row);
@@ -295,6 +296,7 @@ void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
                      gammaK, freqs.table, count};
   auto [kernel, b, kargs] =
       createKernel(e, host.getLoc(), "rope_store", args, {}, kThreads);
+  e.skipIfRefused(b);
   buildRopeStore(b, e, kargs, freqs, spec);
   launchWarpPerItem(e, host, kernel, count, argumentList(args));
 }

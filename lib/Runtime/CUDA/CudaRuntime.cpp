@@ -13,9 +13,12 @@
 
 #include <cuda.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <vector>
 
 namespace {
 
@@ -125,6 +128,53 @@ private:
   int next = 0;
 };
 
+/// The kernel modules of the loaded libraries, in load order: their status
+/// words are read by attnCudaTakeStatus.
+class LoadedModules {
+public:
+  void add(CUmodule module) {
+    std::lock_guard<std::mutex> lock(mutex);
+    modules.push_back(module);
+  }
+  void remove(CUmodule module) {
+    std::lock_guard<std::mutex> lock(mutex);
+    modules.erase(std::remove(modules.begin(), modules.end(), module),
+                  modules.end());
+  }
+  /// The first non-zero status word (0 if none), all of them cleared on
+  /// `stream` (whose work is done).
+  int32_t takeStatus(CUstream stream) {
+    std::lock_guard<std::mutex> lock(mutex);
+    int32_t first = 0;
+    for (CUmodule module : modules) {
+      CUdeviceptr word = 0;
+      size_t bytes = 0;
+      // Libraries built without the index checks have no word.
+      if (cuModuleGetGlobal(&word, &bytes, module, ATTN_CUDA_STATUS_SYMBOL) !=
+          CUDA_SUCCESS)
+        continue;
+      int32_t status = 0;
+      ATTN_CUDA_CHECK(cuMemcpyDtoH(&status, word, sizeof(status)));
+      if (status == 0)
+        continue;
+      if (first == 0)
+        first = status;
+      ATTN_CUDA_CHECK(cuMemsetD32Async(word, 0, 1, stream));
+    }
+    return first;
+  }
+
+private:
+  std::mutex mutex;
+  std::vector<CUmodule> modules;
+};
+
+LoadedModules &loadedModules() {
+  // Never destroyed: libraries unload their modules at exit.
+  static LoadedModules *modules = new LoadedModules;
+  return *modules;
+}
+
 } // namespace
 
 extern "C" {
@@ -135,10 +185,17 @@ void attnCudaSetStream(void *stream) {
   callerStream = static_cast<CUstream>(stream);
 }
 
+int32_t attnCudaTakeStatus() {
+  ScopedContext scope;
+  ATTN_CUDA_CHECK(cuStreamSynchronize(callerStream));
+  return loadedModules().takeStatus(callerStream);
+}
+
 CUmodule mgpuModuleLoad(void *data, size_t /*gpuBlobSize*/) {
   ScopedContext scope;
   CUmodule module = nullptr;
   ATTN_CUDA_CHECK(cuModuleLoadData(&module, data));
+  loadedModules().add(module);
   return module;
 }
 
@@ -148,11 +205,13 @@ CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
   CUjit_option options[] = {CU_JIT_OPTIMIZATION_LEVEL};
   void *values[] = {reinterpret_cast<void *>(static_cast<intptr_t>(optLevel))};
   ATTN_CUDA_CHECK(cuModuleLoadDataEx(&module, data, 1, options, values));
+  loadedModules().add(module);
   return module;
 }
 
 void mgpuModuleUnload(CUmodule module) {
   ScopedContext scope;
+  loadedModules().remove(module);
   ATTN_CUDA_CHECK(cuModuleUnload(module));
 }
 

@@ -72,6 +72,8 @@ void attention::emitCombine(KernelEmitter &e, IB &host, const Problem &p,
       e.createKernel(host.getLoc(), "attention_combine",
                      ValueRange(operands).getTypes(), {}, threads);
   BuilderScope scope(b);
+  // Its partial outputs were not written after a refusal.
+  e.skipIfRefused(b);
   CombineArgs k = CombineArgs::fromOperands(kernel.getArguments());
   Idx item = blockIdx(b, gpu::Dimension::x) * threads + threadIdx(b);
   ifThen(b, ult(b, item, k.count), [&](IB &b) {

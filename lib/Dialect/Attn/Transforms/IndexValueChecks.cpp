@@ -9,6 +9,8 @@
 
 #include "EntryChecks.h"
 
+#include "attn/Dialect/Attn/Transforms/IndexValueChecks.h"
+
 #include "attn/Dialect/Attn/IR/AttnOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -249,18 +251,19 @@ Value rowsAtEntry(IB &b, Value root) {
 }
 
 /// The index checks of a function, collected from its ops and deduplicated.
-struct IndexChecks {
+struct Collector {
   /// (row offsets, the rows root of a tensor they index).
-  llvm::SetVector<std::pair<Value, Value>> rows;
+  llvm::SetVector<std::pair<BlockArgument, Value>> rows;
   /// A tensor indexed by row offsets without a rows root.
   Value unknownRows;
-  llvm::SetVector<Value> lengths;
+  llvm::SetVector<BlockArgument> lengths;
   /// (row offsets, cache lengths, lookup table, blocks) of stores and of
   /// attention.
-  using PagedOperands = std::tuple<Value, Value, Value, Value>;
+  using PagedOperands =
+      std::tuple<BlockArgument, BlockArgument, BlockArgument, BlockArgument>;
   llvm::SetVector<PagedOperands> stores, reads;
   /// (row offsets, cache lengths, RoPE table).
-  llvm::SetVector<std::tuple<Value, Value, Value>> rope;
+  llvm::SetVector<std::tuple<BlockArgument, BlockArgument, Value>> rope;
 
   void addRows(Value offsets, ValueRange indexed) {
     BlockArgument arg = tensorArgument(offsets);
@@ -328,58 +331,77 @@ struct IndexChecks {
   }
 };
 
-/// The rows of a RoPE table at the start of the function, or null.
-Value tableRowsAtEntry(IB &b, Value table) {
-  auto type = cast<RankedTensorType>(table.getType());
-  if (!type.isDynamicDim(0))
-    return index(b, type.getDimSize(0));
-  if (BlockArgument arg = tensorArgument(table))
-    return dim(b, arg, 0);
-  return {};
+/// `table` if its rows are static, else the argument it is; null if neither.
+Value tableAtEntry(Value table) {
+  if (!cast<RankedTensorType>(table.getType()).isDynamicDim(0))
+    return table;
+  return tensorArgument(table);
 }
 
 } // namespace
 
-LogicalResult mlir::attn::insertIndexValueChecks(func::FuncOp func,
-                                                 OpBuilder &builder) {
-  IndexChecks checks;
-  func.walk([&](Operation *op) { checks.collect(op); });
-  if (checks.unknownRows)
-    return emitError(checks.unknownRows.getLoc())
+FailureOr<IndexValueChecks>
+mlir::attn::IndexValueChecks::collect(func::FuncOp func) {
+  Collector c;
+  func.walk([&](Operation *op) { c.collect(op); });
+  if (c.unknownRows)
+    return emitError(c.unknownRows.getLoc())
            << "cannot check the row offsets of this tensor at the start of "
               "the function: its number of rows is not an argument's; pass "
               "runtime-checks=false to skip the checks";
-  IB b(func.getLoc(), builder);
-  for (auto [offsets, root] : checks.rows)
-    assertOrReport(b, b.getLoc(),
-                   rowOffsetsValid(b, offsets, rowsAtEntry(b, root)),
-                   EntryStatus::BadRowOffsets);
-  for (Value lengths : checks.lengths)
-    assertOrReport(b, b.getLoc(), cacheLengthsValid(b, lengths),
-                   EntryStatus::NegativeCacheLength);
-  SmallVector<PagedAccess> paged;
+  IndexValueChecks checks;
+  for (auto [offsets, rows] : c.rows)
+    checks.rows.push_back({offsets, rows});
+  checks.cacheLengths.assign(c.lengths.begin(), c.lengths.end());
   // Attention reads every page a store to the same cache writes.
-  for (auto [offsets, lengths, lookup, blocks] : checks.stores)
-    if (!checks.reads.contains({offsets, lengths, lookup, blocks}))
-      paged.push_back({{offsets, lengths}, lookup, blocks, /*storeOnly=*/true});
-  for (auto [offsets, lengths, lookup, blocks] : checks.reads)
-    paged.push_back({{offsets, lengths}, lookup, blocks, /*storeOnly=*/false});
-  for (const PagedAccess &access : paged)
-    assertOrReport(b, b.getLoc(), access.tableWideEnough(b),
-                   EntryStatus::LookupTableTooNarrow);
-  for (const PagedAccess &access : paged)
-    assertOrReport(b, b.getLoc(), access.pageIdsValid(b),
-                   EntryStatus::PageOutOfRange);
-  for (auto [offsets, lengths, table] : checks.rope) {
-    Value tableRows = tableRowsAtEntry(b, table);
-    if (!tableRows)
+  for (const Collector::PagedOperands &store : c.stores)
+    if (!c.reads.contains(store)) {
+      auto [offsets, lengths, lookup, blocks] = store;
+      checks.paged.push_back({offsets, lengths, lookup, blocks,
+                              /*storeOnly=*/true});
+    }
+  for (auto [offsets, lengths, lookup, blocks] : c.reads)
+    checks.paged.push_back({offsets, lengths, lookup, blocks,
+                            /*storeOnly=*/false});
+  for (auto [offsets, lengths, table] : c.rope) {
+    Value atEntry = tableAtEntry(table);
+    if (!atEntry)
       return emitError(table.getLoc())
              << "cannot check positions against this RoPE table at the start "
                 "of the function: its size is dynamic and it is not an "
                 "argument; pass runtime-checks=false to skip the checks";
-    assertOrReport(b, b.getLoc(),
-                   positionsInTable(b, Batch{offsets, lengths}, tableRows),
-                   EntryStatus::PositionOutsideRopeTable);
+    checks.rope.push_back({offsets, lengths, atEntry});
   }
+  return checks;
+}
+
+LogicalResult mlir::attn::insertIndexValueChecks(func::FuncOp func,
+                                                 OpBuilder &builder) {
+  FailureOr<IndexValueChecks> checks = IndexValueChecks::collect(func);
+  if (failed(checks))
+    return failure();
+  IB b(func.getLoc(), builder);
+  for (const IndexValueChecks::Rows &r : checks->rows)
+    assertOrReport(b, b.getLoc(),
+                   rowOffsetsValid(b, r.rowOffsets, rowsAtEntry(b, r.rows)),
+                   EntryStatus::BadRowOffsets);
+  for (Value lengths : checks->cacheLengths)
+    assertOrReport(b, b.getLoc(), cacheLengthsValid(b, lengths),
+                   EntryStatus::NegativeCacheLength);
+  auto access = [](const IndexValueChecks::Paged &p) {
+    return PagedAccess{{p.rowOffsets, p.cacheLengths}, p.lookup, p.blocks,
+                       p.storeOnly};
+  };
+  for (const IndexValueChecks::Paged &p : checks->paged)
+    assertOrReport(b, b.getLoc(), access(p).tableWideEnough(b),
+                   EntryStatus::LookupTableTooNarrow);
+  for (const IndexValueChecks::Paged &p : checks->paged)
+    assertOrReport(b, b.getLoc(), access(p).pageIdsValid(b),
+                   EntryStatus::PageOutOfRange);
+  for (const IndexValueChecks::Rope &r : checks->rope)
+    assertOrReport(b, b.getLoc(),
+                   positionsInTable(b, Batch{r.rowOffsets, r.cacheLengths},
+                                    rowsAtEntry(b, r.table)),
+                   EntryStatus::PositionOutsideRopeTable);
   return success();
 }

@@ -1,0 +1,154 @@
+// RUN: attn-opt %s --attn-insert-entry-checks=index-values=false --convert-attn-to-gpu=validate-index-values=true --canonicalize -split-input-file | FileCheck %s
+// RUN: attn-opt %s --attn-insert-entry-checks=index-values=false --convert-attn-to-gpu --canonicalize -split-input-file | FileCheck %s --check-prefix=DISABLED
+
+// Statuses 3-7 on the device (docs/ABI.md, Status): after the host checks, the
+// entry point launches one block that checks the index tensors' values and
+// writes the lowest failing status into @attn_status if it is still 0; the
+// kernels indexing through the tensors run only while the word is 0.
+// CHECK-LABEL: func.func @store(
+// CHECK-SAME: %[[L:[a-z0-9_]+]]: i32, %[[K:[a-z0-9_]+]]: memref<?x2x64xbf16>, %[[OFF:[a-z0-9_]+]]: memref<?xi32>, %[[B:[a-z0-9_]+]]: memref<?x2x3x16x2x64xbf16>, %[[LEN:[a-z0-9_]+]]: memref<?xi32>, %[[LUT:[a-z0-9_]+]]: memref<?x?xi32>)
+// CHECK: cf.assert {{.*}} {attn.status = 1 : i32}
+// CHECK: cf.assert {{.*}} {attn.status = 2 : i32}
+// CHECK: cf.assert {{.*}} {attn.status = 2 : i32}
+// CHECK-NEXT: %[[T:.*]] = memref.dim %[[K]], %c0
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@validate_indices blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
+// CHECK-SAME: args(%[[OFF]] : memref<?xi32>, %[[T]] : index, %[[LEN]] : memref<?xi32>, %[[OFF]] : memref<?xi32>, %[[LEN]] : memref<?xi32>, %[[LUT]] : memref<?x?xi32>, %[[B]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.launch_func @attn_kernels::@kv_cache_store
+//
+// CHECK: gpu.module @attn_kernels
+// CHECK: memref.global "public" @attn_status : memref<1xi32> = dense<0>
+// CHECK: gpu.func @validate_indices(%[[OFF:.*]]: memref<?xi32>, %[[ROWS:.*]]: index, %[[LEN:.*]]: memref<?xi32>, %[[POFF:.*]]: memref<?xi32>, %[[PLEN:.*]]: memref<?xi32>, %[[LUT:.*]]: memref<?x?xi32>, %[[B:.*]]: memref<?x2x3x16x2x64xbf16>) workgroup(%[[LOWEST:.*]] : memref<1xi32, #gpu.address_space<workgroup>>)
+// CHECK-DAG: %[[NONE:.*]] = arith.constant 2147483647 : i32
+// CHECK-DAG: %[[S3:.*]] = arith.constant 3 : i32
+// CHECK-DAG: %[[S4:.*]] = arith.constant 4 : i32
+// CHECK-DAG: %[[S5:.*]] = arith.constant 5 : i32
+// CHECK-DAG: %[[S6:.*]] = arith.constant 6 : i32
+// CHECK: %[[TID:.*]] = gpu.thread_id x
+// CHECK: memref.store %[[NONE]], %[[LOWEST]]
+// CHECK: gpu.barrier
+// Status 3: no entry (thread 0), then entries strided over the block: entry 0
+// is 0, the others >= the previous one, the last one the rows of k.
+// CHECK: %[[N:.*]] = memref.dim %[[OFF]], %c0
+// CHECK: %[[EMPTY:.*]] = arith.cmpi slt, %[[N]], %c1
+// CHECK: %[[R0:.*]] = arith.select %{{.*}}, %[[S3]], %[[NONE]] : i32
+// CHECK: %[[R1:.*]] = scf.for %[[I:.*]] = %[[TID]] to %[[N]] step %c256 iter_args(%[[C:.*]] = %[[R0]]) -> (i32)
+// CHECK: %[[E:.*]] = arith.index_cast
+// CHECK: %[[PREV:.*]] = arith.index_cast
+// CHECK: %[[FIRST:.*]] = arith.cmpi eq, %[[I]], %c0
+// CHECK: %[[NOTZERO:.*]] = arith.cmpi ne, %[[E]], %c0
+// CHECK: %[[DOWN:.*]] = arith.cmpi slt, %[[E]], %[[PREV]]
+// CHECK: arith.select %[[FIRST]], %[[NOTZERO]], %[[DOWN]] : i1
+// CHECK: arith.cmpi ne, %[[E]], %[[ROWS]]
+// CHECK: arith.minsi %[[C]], %[[S3]]
+// Status 4: a negative cache length.
+// CHECK: scf.for {{.*}} step %c256
+// CHECK: memref.load %[[LEN]]
+// CHECK: arith.cmpi slt, %{{.*}}, %c0
+// CHECK: arith.minsi %{{.*}}, %[[S4]]
+// Status 5: an active sequence's last page (a store: its new positions) is
+// beyond the table's width.
+// CHECK: %[[W:.*]] = memref.dim %[[LUT]], %c1
+// CHECK: scf.for {{.*}} step %c256
+// CHECK: %[[CACHED:.*]] = arith.index_cast
+// CHECK: %[[NEW:.*]] = arith.subi
+// CHECK: %[[LIVE:.*]] = arith.cmpi sge, %[[CACHED]], %c0
+// CHECK: arith.cmpi sgt, %[[NEW]], %c0
+// CHECK: %[[END:.*]] = arith.addi %[[CACHED]], %[[NEW]]
+// CHECK: %[[PAGES:.*]] = arith.ceildivui %[[END]], %c16
+// CHECK: arith.cmpi sgt, %[[PAGES]], %[[W]]
+// CHECK: arith.minsi %{{.*}}, %[[S5]]
+// Status 6: a thread per table entry (sequence, column) in the pages the store
+// writes, [cached / 16, ceil((cached + new) / 16)), checked against [0, P).
+// CHECK: %[[P:.*]] = memref.dim %[[B]], %c0
+// CHECK: %[[ENTRIES:.*]] = arith.muli %{{.*}}, %{{.*}} : index
+// CHECK: %[[MINE:.*]] = scf.for %[[J:.*]] = %[[TID]] to %[[ENTRIES]] step %c256
+// CHECK: %[[SEQ:.*]] = arith.divui %[[J]]
+// CHECK: %[[COL:.*]] = arith.remui %[[J]]
+// CHECK: %[[FROM:.*]] = arith.divui %{{.*}}, %c16
+// CHECK: arith.cmpi sge, %[[COL]], %[[FROM]]
+// CHECK: %[[ID:.*]] = memref.load %[[LUT]][%[[SEQ]], %[[COL]]]
+// CHECK: %[[IDX:.*]] = arith.index_cast %[[ID]]
+// CHECK: arith.cmpi slt, %[[IDX]], %c0
+// CHECK: arith.cmpi sge, %[[IDX]], %[[P]]
+// The block's lowest status, written only into a word that is still 0.
+// CHECK: arith.cmpi ne, %[[MINE]], %[[NONE]]
+// CHECK: memref.atomic_rmw mins %[[MINE]], %[[LOWEST]]
+// CHECK: gpu.barrier
+// CHECK: %[[BLOCK:.*]] = memref.load %[[LOWEST]]
+// CHECK: %[[WORD:.*]] = memref.get_global @attn_status : memref<1xi32>
+// CHECK: memref.generic_atomic_rmw %[[WORD]][%c0]
+// CHECK-NEXT: ^bb0(%[[OLD:.*]]: i32):
+// CHECK-NEXT: %[[UNSET:.*]] = arith.cmpi eq, %[[OLD]], %c0_i32
+// CHECK-NEXT: %[[NEXT:.*]] = arith.select %[[UNSET]], %[[BLOCK]], %[[OLD]]
+// CHECK-NEXT: memref.atomic_yield %[[NEXT]]
+//
+// The store's threads skip everything while the word is non-zero.
+// CHECK: gpu.func @kv_cache_store(
+// CHECK: scf.if
+// CHECK-NEXT: %[[SW:.*]] = memref.get_global @attn_status
+// CHECK-NEXT: %[[STATUS:.*]] = memref.load %[[SW]][%c0]
+// CHECK-NEXT: %[[GO:.*]] = arith.cmpi eq, %[[STATUS]], %c0_i32
+// CHECK-NEXT: scf.if %[[GO]] {
+// CHECK: vector.store
+
+// Without the option: no validation, no word, no guard.
+// DISABLED-LABEL: func.func @store(
+// DISABLED-NOT: validate_indices
+// DISABLED-NOT: attn_status
+// DISABLED: gpu.func @kv_cache_store(
+// DISABLED-NOT: attn_status
+func.func @store(%layer: i32, %k: tensor<?x2x64xbf16>, %off: tensor<?xi32>, %blocks: tensor<?x2x3x16x2x64xbf16>,
+                 %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xbf16> {
+  %b = attn.kv_cache_store %k, %k into %blocks layer(%layer : i32) positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xbf16>
+  return %b : tensor<?x2x3x16x2x64xbf16>
+}
+
+// -----
+
+// RoPE, store and attention: one pass over the row offsets for q, k and v;
+// attention's pages ([0, end)) cover the store's, so the page checks are
+// attention's; positions below the 128 rows of the RoPE table (status 7).
+// Every kernel of the call is guarded, attention's combine too (it writes
+// the output from the partials).
+// CHECK-LABEL: func.func @rope_store_attend(
+// CHECK: cf.assert {{.*}} {attn.status = 2 : i32}
+// CHECK: cf.assert {{.*}} {attn.status = 2 : i32}
+// CHECK: gpu.launch_func @attn_kernels::@validate_indices {{.*}} args(%{{.*}} : memref<?xi32>, %{{.*}} : index, %{{.*}} : index, %{{.*}} : index, {{.*}}, %c128 : index)
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.launch_func @attn_kernels::@rope
+// CHECK: gpu.module @attn_kernels
+// CHECK: gpu.func @validate_indices(
+// CHECK: %[[S7:.*]] = arith.constant 7 : i32
+// CHECK-COUNT-3: arith.cmpi ne, %{{.*}}, %arg{{[123]}} : index
+// CHECK-NOT: arith.divui %{{.*}}, %c16
+// CHECK: %[[BEYOND:.*]] = arith.cmpi sgt, %{{.*}}, %arg11 : index
+// CHECK-NEXT: arith.andi %{{.*}}, %[[BEYOND]] : i1
+// CHECK: arith.minsi %{{.*}}, %[[S7]]
+// CHECK: generic_atomic_rmw
+// CHECK: gpu.func @rope(
+// CHECK: memref.get_global @attn_status
+// CHECK: gpu.func @kv_cache_store(
+// CHECK: memref.get_global @attn_status
+// CHECK: gpu.func @paged_flash_attention_prefill(
+// CHECK-NOT: memref.load
+// CHECK: %[[W:.*]] = memref.get_global @attn_status
+// CHECK-NEXT: memref.load %[[W]]
+// CHECK: gpu.func @paged_flash_attention_decode(
+// CHECK-NOT: memref.load
+// CHECK: %[[W:.*]] = memref.get_global @attn_status
+// CHECK-NEXT: memref.load %[[W]]
+// CHECK: gpu.func @attention_combine(
+// CHECK: memref.get_global @attn_status
+func.func @rope_store_attend(%q: tensor<?x4x64xbf16>, %k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>,
+                             %off: tensor<?xi32>, %blocks: tensor<?x2x3x16x2x64xbf16>, %len: tensor<?xi32>,
+                             %lut: tensor<?x?xi32>) -> (tensor<?x4x64xbf16>, tensor<?x2x3x16x2x64xbf16>) {
+  %f = attn.rope_freqs #attn.rope<theta = 10000.0> -> tensor<128x64xf32>
+  %qr = attn.rope %q, %f positions(%off, %len) : tensor<?x4x64xbf16>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>
+  %b = attn.kv_cache_store %k, %v into %blocks layer 1 positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xbf16>
+  %o = attn.paged_flash_attention %qr, %b layer 1 positions(%off, %len) pages(%lut)
+      : tensor<?x4x64xbf16>, tensor<?x2x3x16x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  return %o, %b : tensor<?x4x64xbf16>, tensor<?x2x3x16x2x64xbf16>
+}
