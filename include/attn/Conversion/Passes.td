@@ -83,7 +83,7 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
            "Integer dot products of GGUF K-quant projections with few rows: "
            "avx512-vnni (vpmaddubsw, vpdpwssd), avx2 (vpmaddubsw, vpmaddwd) "
            "or none (weights decoded to f32 at every row count)">,
-    Option<"int8MaxRows", "int8-max-rows", "int64_t", /*default=*/"4",
+    Option<"int8MaxRows", "int8-max-rows", "int64_t", /*default=*/"64",
            "Rows up to which GGUF K-quant projections quantise their "
            "activations to Q8_K and use the int8-dot kernel">,
   ];
