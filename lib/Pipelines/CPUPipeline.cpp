@@ -65,7 +65,6 @@ static void addBufferization(OpPassManager &pm) {
 static void addLowerToLLVM(OpPassManager &pm) {
   pm.addPass(createForallToParallelLoopPass());
   pm.addPass(createConvertSCFToOpenMPPass());
-  pm.addPass(attn::createAttnDynamicSchedule());
   pm.addPass(attn::createAttnApproximateMath());
   pm.addPass(createConvertVectorToSCFPass(
       VectorTransferToSCFOptions().enableFullUnroll().setTargetRank(1)));

@@ -85,7 +85,7 @@
 
 // LLVM-LABEL: llvm.func @small_layer(
 // LLVM: omp.parallel
-// LLVM-NEXT: omp.wsloop schedule(dynamic)
+// LLVM-NEXT: omp.wsloop
 // LLVM: llvm.func @_mlir_ciface_small_layer(
 // 9 arguments and the out-parameter, all descriptors passed by pointer.
 // LLVM-SAME: %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr, %{{[^:]*}}: !llvm.ptr,

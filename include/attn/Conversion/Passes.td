@@ -23,7 +23,7 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
       chunks), or `linalg.generic` contractions where the shapes don't fit;
       weight clipping applied to the weight as it is read, bias added in the
       epilogue, slices and `tensor.expand_shape` to `[T, heads, D]`; GGUF
-      Q4_K / Q6_K weights with at most `int8-max-rows` rows (decode) and
+      Q4_K / Q6_K weights with at most `int8-max-rows` rows (decode batches) and
       `int8-dot` set: the activations quantised per row to Q8_K and integer
       dot products (`GGUFInt8.cpp`);
     - `attn.rms_norm`: an f32 sum-of-squares reduction and a scaling generic;

@@ -56,21 +56,4 @@ def AttnApproximateMath : Pass<"attn-approximate-math"> {
                            "::mlir::vector::VectorDialect"];
 }
 
-def AttnDynamicSchedule : Pass<"attn-dynamic-schedule", "ModuleOp"> {
-  let summary = "Hand out the iterations of OpenMP loops one at a time";
-  let description = [{
-    Every `omp.wsloop` without a schedule gets `schedule(dynamic)`: each
-    thread takes the next iteration (a column chunk of a projection, a work
-    item of the split decode) when it finishes one, instead of a fixed half
-    of them. On a loaded machine a thread that loses its core for a while
-    then delays the loop by one iteration, not by its whole share. The
-    parallel loops of the CPU kernels have tens to hundreds of iterations of
-    microseconds or more each, so the atomic fetch per iteration is noise.
-
-    Before: `omp.wsloop { omp.loop_nest ... }`
-    After: `omp.wsloop schedule(dynamic) { omp.loop_nest ... }`
-  }];
-  let dependentDialects = ["::mlir::omp::OpenMPDialect"];
-}
-
 #endif // ATTN_TARGET_CPU_TRANSFORMS_PASSES_TD
