@@ -162,6 +162,12 @@ struct Int8Kernel {
     return readVector(b, q8.sums, {row, sb * (kSuperBlock / kSumRun)},
                       kSuperBlock / kSumRun);
   }
+  /// `sum_j weights[2j] sums[2j] + weights[2j+1] sums[2j+1]` per lane j
+  /// (vpmaddwd) of the 16 i16 `weights` and the Q8_K sums of `row`.
+  Value weightedSums(IB &b, Value weights, Value row, Idx sb) const {
+    return intrinsic(b, "llvm.x86.avx2.pmadd.wd", vecType(b.getI32Type(), {8}),
+                     {weights, sums(b, row, sb)});
+  }
   Value d8(IB &b, Value row, Idx sb) const {
     return tensor::ExtractOp::create(b, q8.scales, ValueRange{row, sb});
   }
@@ -218,9 +224,7 @@ struct Int8Kernel {
     Value dmin = ggufF16(b, blocks, n, base + 2);
     SmallVector<Value> next;
     for (auto [r, row] : llvm::enumerate(rows)) {
-      Value msum = intrinsic(b, "llvm.x86.avx2.pmadd.wd",
-                             vecType(b.getI32Type(), {8}),
-                             {minPairs, sums(b, row, sb)});
+      Value msum = weightedSums(b, minPairs, row, sb);
       Value scale8 = d8(b, row, sb);
       Value a = fma(b, integerSum(b, isum, r, chains),
                     arith::MulFOp::create(b, d, scale8), acc[r]);
@@ -292,9 +296,7 @@ struct Int8Kernel {
     Value d = ggufF16(b, blocks, n, base + 208);
     SmallVector<Value> next;
     for (auto [i, row] : llvm::enumerate(rows)) {
-      Value offsets = intrinsic(b, "llvm.x86.avx2.pmadd.wd",
-                                vecType(b.getI32Type(), {8}),
-                                {scales, sums(b, row, sb)});
+      Value offsets = weightedSums(b, scales, row, sb);
       Value total = arith::SubIOp::create(
           b, integerSum(b, isum, i, chains),
           arith::ShLIOp::create(b, offsets, splat(b, cI32(b, 5), 8)));
