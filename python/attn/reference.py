@@ -516,7 +516,7 @@ _GGUF_DECODERS = {
 # GGUF types whose products with few rows quantise the activations to Q8_K (the int8 kernel), and
 # the compiler's default row count for it (attn-compile --int8-max-rows).
 GGUF_Q8_K_TYPES = ("q4_k", "q6_k")
-GGUF_Q8_K_MAX_ROWS = 4
+GGUF_Q8_K_MAX_ROWS = 64
 Q8_K_BLOCK = 256
 
 

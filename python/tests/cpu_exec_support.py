@@ -187,6 +187,24 @@ def assert_close(got, want, tol, what, where=""):
     )
 
 
+def q8_k_o_proj_slack(cfg, inputs):
+    """Per element of out: what a GGUF o_proj on the int8 kernel may move when elements of its input ``o``, perturbed by
+    up to ``LAYER_TOL * max|o|``, quantise to the neighbouring Q8_K value (the block maximum
+    moves by as much, so every scaled value moves by up to twice the reach)."""
+    o, _ = ir.reference_layer(cfg, inputs, o_proj_input=True)
+    wo = ir.reference_quantized_weight(cfg.quant_of("wo"), {"blocks": inputs["wo_blocks"]})
+    if not wo.uses_q8(o.shape[0]):
+        return np.zeros((o.shape[0], wo.shape[0]))
+    _, d8 = ref.quantize_q8_k(o)
+    blocks = o.reshape(o.shape[0], -1, ref.Q8_K_BLOCK)
+    amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
+    scaled = blocks * (127 / amax)
+    reach = 2 * 127 * LAYER_TOL["f32"] * np.max(np.abs(o)) / amax
+    near = np.abs(scaled - np.floor(scaled) - 0.5) <= reach
+    step = (near * d8[..., None]).reshape(o.shape)
+    return step @ np.abs(wo.decode()).T
+
+
 def written_slots(row_offsets, cache_lengths, lookup_table, num_pages, page_size, num_layers,
                   layer):
     """Boolean ``[P, 2, L, page]``: the cache slots a step with these new rows writes (doc step 4),

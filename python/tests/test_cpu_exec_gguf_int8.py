@@ -28,6 +28,7 @@ from cpu_exec_support import (
     check_cache,
     nan_filled,
     needs_attn_compile,
+    q8_k_o_proj_slack,
     written_slots,
 )
 
@@ -85,7 +86,8 @@ class LinearCase:
 LINEAR_CASES = [LinearCase(t, target) for t in TYPES for target in TARGETS]
 
 
-@pytest.mark.parametrize("rows", [1, 3, ref.GGUF_Q8_K_MAX_ROWS])
+# 1 row: its own kernel; more: blocks of 8 rows per weight row (3 and 13: repeated tail rows).
+@pytest.mark.parametrize("rows", [1, 3, 8, 13, ref.GGUF_Q8_K_MAX_ROWS])
 @pytest.mark.parametrize("case", LINEAR_CASES, ids=[c.id for c in LINEAR_CASES])
 def test_int8_linear(case, rows):
     y, weight, x = case.run(rows, seed=rows * 7 + len(case.id), zero_block=True)
@@ -103,7 +105,8 @@ def test_int8_linear(case, rows):
 
 @pytest.mark.parametrize("case", LINEAR_CASES[:1], ids=[LINEAR_CASES[0].id])
 def test_more_rows_decode_weights_to_f32(case):
-    """Past int8-max-rows the weights are decoded to f32: the f32 product's bound holds."""
+    """Past int8-max-rows (the packed GEMM) the weights are decoded to f32: the f32 product's
+    bound holds."""
     rows = ref.GGUF_Q8_K_MAX_ROWS + 1
     y, weight, x = case.run(rows, seed=11)
     assert not weight.uses_q8(rows)
@@ -127,7 +130,8 @@ def test_int8_dot_none_keeps_f32(case):
 # ---------------------------------------------------------------------------------------------
 # The layer
 
-SCENARIOS = {"decode": ([100, 37, 15], [1, 1, 1]), "mixed": ([40, 0, 7], [1, 2, 0])}
+SCENARIOS = {"decode": ([100, 37, 15], [1, 1, 1]), "mixed": ([40, 0, 7], [1, 2, 0]),
+             "decode-8": ([9, 70, 0, 33, 128, 5, 61, 2], [1] * 8)}
 Q4_K_M = {"wq": gguf("q4_k"), "wk": gguf("q4_k"), "wv": gguf("q6_k"), "wo": gguf("q6_k")}
 
 
@@ -148,22 +152,6 @@ class LayerCase:
 LAYER_CASES = [LayerCase(target) for target in TARGETS]
 
 
-def o_proj_slack(cfg, inputs):
-    """Per element of out: what o_proj may move when elements of its input ``o``, perturbed by
-    up to ``LAYER_TOL * max|o|``, quantise to the neighbouring Q8_K value (the block maximum
-    moves by as much, so every scaled value moves by up to twice the reach)."""
-    o, _ = ir.reference_layer(cfg, inputs, o_proj_input=True)
-    wo = ir.reference_quantized_weight(cfg.quant_of("wo"), {"blocks": inputs["wo_blocks"]})
-    _, d8 = ref.quantize_q8_k(o)
-    blocks = o.reshape(o.shape[0], -1, ref.Q8_K_BLOCK)
-    amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
-    scaled = blocks * (127 / amax)
-    reach = 2 * 127 * LAYER_TOL["f32"] * np.max(np.abs(o)) / amax
-    near = np.abs(scaled - np.floor(scaled) - 0.5) <= reach
-    step = (near * d8[..., None]).reshape(o.shape)
-    return step @ np.abs(wo.decode()).T
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS)
 @pytest.mark.parametrize("case", LAYER_CASES, ids=[c.target for c in LAYER_CASES])
 def test_int8_layer(case, scenario):
@@ -177,7 +165,7 @@ def test_int8_layer(case, scenario):
     out = nan_filled((sum(new), cfg.hidden), "f32")
     case.build.library().call("layer", list(inputs.values()), [out])
     where = f"\n  {case.target}, scenario {scenario}\n  module {case.build.where()}"
-    bound = LAYER_TOL["f32"] * np.max(np.abs(want)) + o_proj_slack(cfg, inputs)
+    bound = LAYER_TOL["f32"] * np.max(np.abs(want)) + q8_k_o_proj_slack(cfg, inputs)
     err = np.abs(out - want)
     worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)
     assert np.all(err <= bound), (f"out: error {err[worst]:.3e} over the bound "

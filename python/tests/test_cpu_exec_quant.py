@@ -3,9 +3,9 @@ Q8_0, Q4_K, Q6_K; f32 activations, weights decoded to f32) weights, decoded in r
 the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weight``,
 ``GGUFWeight``).
 
-* ``attn.linear`` alone, at 1 and 5 rows (the vector kernel; GGUF Q4_K / Q6_K at 1 row: the
-  int8 kernel, checked against its own mode with the bound of ``test_cpu_exec_gguf_int8.py``)
-  and 40 rows (the packed GEMM), for
+* ``attn.linear`` alone, at 1 and 5 rows (the vector kernel) and 40 rows (the packed GEMM; GGUF
+  Q4_K / Q6_K at all three: the int8 kernel up to int8-max-rows, 64, checked against its own
+  mode with the bound of ``test_cpu_exec_gguf_int8.py``), for
   every encoding. Tolerance, per element: ``K 2^-24 (|x| @ |W|^T) [* s_x]`` (the worst-case bound
   of an f32 sum of K products of exactly decoded weights, ``gamma_K``; the decoding itself and,
   for float8, the activation rounding to E4M3 are exact, so f32 accumulation is the only
@@ -17,7 +17,9 @@ the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weig
   rounds its input, the attention output ``o``, to E4M3 (steps of 2^-4 to 2^-3 of a value), and
   the layer's ``o`` differs from the reference's by up to ``LAYER_TOL * max|o|`` (f32 sums, the
   storage type), so an element of ``o`` near a rounding boundary may round to the neighbouring
-  E4M3 value. The bound adds, per output element, what every such ambiguous element can move
+  E4M3 value (GGUF Q4_K / Q6_K up to int8-max-rows rows: to the neighbouring Q8_K value,
+  ``cpu_exec_support.q8_k_o_proj_slack``). The bound adds, per output element, what every such
+  ambiguous element can move
   it: ``s_x sum_k step_k |W[n, k]|`` over the elements of the row whose E4M3 value changes
   within that perturbation (``o_proj_slack``); the input scale itself moves with ``max|o|`` by
   the same relative amount, which the perturbation covers. The cache slots the step writes
@@ -39,6 +41,7 @@ from cpu_exec_support import (
     check_cache,
     nan_filled,
     needs_attn_compile,
+    q8_k_o_proj_slack,
     values,
     written_slots,
 )
@@ -211,8 +214,11 @@ def test_quantized_layer(case, scenario):
     where = (f"\n  {case.quant_id}, scenario {scenario}, seed {seed}"
              f"\n  module {case.build.where()}")
     got = values(out, cfg.dtype)
-    if cfg.quant.get("kind") == "float8":
-        bound = LAYER_TOL[cfg.dtype] * np.max(np.abs(want)) + o_proj_slack(cfg, inputs)
+    wo_kind = cfg.quant_of("wo")["kind"]
+    if wo_kind in ("float8", "gguf"):
+        # o_proj rounds its input (E4M3, or Q8_K up to int8-max-rows rows): the slack of that.
+        slack = o_proj_slack if wo_kind == "float8" else q8_k_o_proj_slack
+        bound = LAYER_TOL[cfg.dtype] * np.max(np.abs(want)) + slack(cfg, inputs)
         err = np.abs(got - want)
         worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)
         assert np.all(err <= bound), (f"out: error {err[worst]:.3e} over the bound "

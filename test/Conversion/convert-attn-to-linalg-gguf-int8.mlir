@@ -18,10 +18,9 @@
 // BAD-TARGET: --int8-dot=avx2 is not a kernel the --mcpu target (x86-64) can run
 
 // CHECK-LABEL: func.func @q4_k
-// The decode branch (fewer rows than the packed GEMM takes): int8 up to the limit.
-// CHECK: arith.cmpi sge, %{{.*}}, %c16
+// Up to int8-max-rows rows (64 by default) the int8 kernel, else the f32 ones.
 // VNNI: arith.cmpi sle, %{{.*}}, %c2
-// AVX2: arith.cmpi sle, %{{.*}}, %c4
+// AVX2: arith.cmpi sle, %{{.*}}, %c64
 // CHECK: scf.if
 // Q8_K: max|x| per 256, 127 / max, 1 / (127 / max), q = roundeven(x * iscale) as i8.
 // CHECK: tensor.expand_shape %arg0 {{\[\[}}0], [1, 2]] output_shape [%{{.*}}, 1, 256]
@@ -37,8 +36,10 @@
 // The sums of 16 quants (i16, as llama.cpp's bsums).
 // CHECK: tensor.expand_shape %{{.*}} output_shape [%{{.*}}, 16, 16] : tensor<?x256xi8> into tensor<?x16x16xi8>
 // CHECK: arith.extsi %{{.*}} : i8 to i16
-// Per super-block of one weight row: nibbles times quants, pairs weighted by
-// the sub-block scale.
+// One row: per super-block of one weight row, nibbles times quants, pairs
+// weighted by the sub-block scale.
+// CHECK: arith.cmpi eq, %{{.*}}, %c1
+// CHECK: scf.if
 // CHECK: scf.forall
 // CHECK: scf.for %{{.*}} = %c0{{.*}} to %c1{{.*}} step %c1
 // CHECK: arith.andi %{{.*}} : vector<32xi8>
@@ -57,7 +58,18 @@
 // CHECK: vector.fma
 // CHECK: vector.reduction <add>
 // CHECK: } else {
-// More rows: the weights decoded to f32.
+// More rows: blocks of 8 rows, the nibbles of each sub-block unpacked once
+// and multiplied with the quants of all 8.
+// CHECK: scf.forall
+// CHECK: scf.for %{{.*}} step %c8
+// CHECK: %[[NIBBLES:.*]] = arith.andi %{{.*}} : vector<32xi8>
+// CHECK-COUNT-8: func.call @llvm.x86.avx2.pmadd.ub.sw(%[[NIBBLES]], %{{.*}})
+// CHECK-NOT: func.call @llvm.x86.avx2.pmadd.ub.sw(%[[NIBBLES]]
+// CHECK: arith.shrui %{{.*}} : vector<32xi8>
+// CHECK-COUNT-8: vector.reduction <add>
+// CHECK: } else {
+// More rows than int8-max-rows: the weights decoded to f32.
+// CHECK: arith.cmpi sge, %{{.*}}, %c16
 // CHECK-NOT: func.call
 // CHECK: vector.fma %{{.*}} : vector<8xf32>
 // CHECK-LABEL: func.func private @llvm.x86.avx2.pmadd.ub.sw(vector<32xi8>, vector<32xi8>) -> vector<16xi16>

@@ -81,7 +81,7 @@ static cl::opt<int64_t> int8MaxRows(
     "int8-max-rows",
     cl::desc("Rows up to which GGUF K-quant projections quantise their "
              "activations to Q8_K and use the --int8-dot kernel"),
-    cl::init(4));
+    cl::init(64));
 static cl::opt<bool>
     noFuse("no-fuse", cl::desc("Skip the fusion passes (attn-fuse-*)"),
            cl::init(false));

@@ -46,7 +46,7 @@ struct CompileOptions {
   /// The GGUF int8 kernel ("auto": the best `cpu` runs; avx512-vnni, avx2
   /// or none) and the rows up to which it serves.
   std::string int8Dot = "auto";
-  int64_t int8MaxRows = 4;
+  int64_t int8MaxRows = 64;
   /// CUDA pipeline tuning (NVVMPipelineOptions).
   std::string gpuChip = "sm_90a";
   std::string gpuFeatures = "+ptx80";

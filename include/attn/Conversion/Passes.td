@@ -23,7 +23,7 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
       chunks), or `linalg.generic` contractions where the shapes don't fit;
       weight clipping applied to the weight as it is read, bias added in the
       epilogue, slices and `tensor.expand_shape` to `[T, heads, D]`; GGUF
-      Q4_K / Q6_K weights with at most `int8-max-rows` rows (decode) and
+      Q4_K / Q6_K weights with at most `int8-max-rows` rows (decode batches) and
       `int8-dot` set: the activations quantised per row to Q8_K and integer
       dot products (`GGUFInt8.cpp`);
     - `attn.rms_norm`: an f32 sum-of-squares reduction and a scaling generic;
@@ -83,7 +83,7 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
            "Integer dot products of GGUF K-quant projections with few rows: "
            "avx512-vnni (vpmaddubsw, vpdpwssd), avx2 (vpmaddubsw, vpmaddwd) "
            "or none (weights decoded to f32 at every row count)">,
-    Option<"int8MaxRows", "int8-max-rows", "int64_t", /*default=*/"4",
+    Option<"int8MaxRows", "int8-max-rows", "int64_t", /*default=*/"64",
            "Rows up to which GGUF K-quant projections quantise their "
            "activations to Q8_K and use the int8-dot kernel">,
   ];

@@ -37,7 +37,7 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "int8-max-rows",
       llvm::cl::desc("Rows up to which GGUF K-quant projections use the "
                      "int8-dot kernel (activations quantised to Q8_K)"),
-      llvm::cl::init(4)};
+      llvm::cl::init(64)};
   PassOptions::Option<bool> fuse{
       *this, "fuse",
       llvm::cl::desc("Run the fusion passes (attn-fuse-projection-epilogues, "

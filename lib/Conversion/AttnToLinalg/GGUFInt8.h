@@ -1,8 +1,9 @@
 //===- GGUFInt8.h - GGUF K-quant projections on int8 dots -------*- C++ -*-===//
 //
-// Decode-sized projections of Q4_K / Q6_K weights as llama.cpp computes
-// them: the activations quantised per row to Q8_K, integer dot products of
-// the quants per sub-block, the block scales applied in f32 (GGUFInt8.cpp).
+// Projections of Q4_K / Q6_K weights with few rows (decode batches, short
+// prefill chunks) as llama.cpp computes them: the activations quantised per
+// row to Q8_K, integer dot products of the quants per sub-block, the block
+// scales applied in f32 (GGUFInt8.cpp).
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,7 +35,8 @@ bool hasInt8Kernel(GGUFAttr encoding);
 /// ([n, K / 256 * bytes]): each row of x quantised to Q8_K, then per output
 /// element `sum_b d8_b (d_b I_b - dmin_b M_b)` with the integer sums I_b
 /// (scaled quant products) and M_b (mins times the Q8_K sums) of super-block
-/// b, parallel over chunks of columns.
+/// b, parallel over chunks of columns; a single row, or blocks of 8 rows that
+/// share each unpacked weight piece.
 Value int8Linear(IB &b, Value x, Value blocks, GGUFAttr encoding, int64_t n,
                  int64_t depth, Int8Dot dot, Value init);
 

@@ -308,24 +308,9 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
   }
   AffineExpr t, nn, k;
   bindDims(ctx, t, nn, k);
-  // Few rows: the int8 kernel up to its row count, else dot products.
-  auto fewRows = [&](IB &ib, Value init) -> Value {
-    if (!int8)
-      return fewRowsLinear(ib, x, n, depth, *weights, lanes, init);
-    Value blocks = w.getDefiningOp<QuantizedWeightOp>().getParts()[0];
-    BuilderScope scope(ib);
-    return ifElse(
-        ib, Idx(dim(ib, x, 0)) <= options.int8MaxRows, init.getType(),
-        [&](IB &tb) -> SmallVector<Value> {
-          return {int8Linear(tb, x, blocks, int8, n, depth,
-                             *parseInt8Dot(options.int8Dot), init)};
-        },
-        [&](IB &eb) -> SmallVector<Value> {
-          return {fewRowsLinear(eb, x, n, depth, *weights, lanes, init)};
-        })[0];
-  };
-  Value acc;
-  if (vectorKernelsApply(n, depth, lanes)) {
+  // The f32 kernels: the packed GEMM from packedMinRows rows, else dot
+  // products.
+  auto floatKernels = [&](IB &b) -> Value {
     if (packedMinRows > 0 && linearChunk(n) % kLanes == 0 &&
         depth % kLanes == 0) {
       // Many rows (prefill): packed GEMM on f32 rows; few rows (decode):
@@ -356,13 +341,33 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
           },
           [&](OpBuilder &eb, Location el) {
             IB ib(el, eb);
-            Value r = fewRows(ib, init);
+            Value r = fewRowsLinear(ib, x, n, depth, *weights, lanes, init);
             scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
           });
-      acc = ifOp.getResult(0);
-    } else {
-      acc = fewRows(b, emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
+      return ifOp.getResult(0);
     }
+    return fewRowsLinear(
+        b, x, n, depth, *weights, lanes,
+        emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
+  };
+  Value acc;
+  if (int8) {
+    // GGUF K-quants up to int8MaxRows rows: the int8 kernel.
+    Value blocks = w.getDefiningOp<QuantizedWeightOp>().getParts()[0];
+    BuilderScope scope(b);
+    auto accType = RankedTensorType::get({ShapedType::kDynamic, n}, b.getF32Type());
+    acc = ifElse(
+        b, Idx(tokens) <= options.int8MaxRows, accType,
+        [&](IB &tb) -> SmallVector<Value> {
+          Value init = emptyTensor(tb, {tokens, tb.getIndexAttr(n)}, tb.getF32Type());
+          return {int8Linear(tb, x, blocks, int8, n, depth,
+                             *parseInt8Dot(options.int8Dot), init)};
+        },
+        [&](IB &eb) -> SmallVector<Value> {
+          return {eb.createOrFold<tensor::CastOp>(accType, floatKernels(eb))};
+        })[0];
+  } else if (vectorKernelsApply(n, depth, lanes)) {
+    acc = floatKernels(b);
   } else {
     acc = filled(b, sizes, cF32(b, 0.0));
     Value clipHi = clip ? cF32(b, *clip) : Value();
