@@ -27,19 +27,26 @@ void attention::stageQuery(IB &b, const Problem &p,
                            Idx thread, int64_t tileRows,
                            const SharedTile &dst) {
   auto chunkType = VectorType::get({8}, p.element);
-  // (Chunks past the tile's rows land in unused rows of the buffer.)
   int64_t chunks = tileRows * (p.headDim / 8);
   for (int64_t i = 0; i < (chunks + kThreads - 1) / kThreads; ++i) {
     Idx m, col;
     std::tie(m, col) = chunkOf(thread + i * kThreads, p.headDim);
-    TileRow row = work.row(m);
-    Value v = loadVectorOrZero(
-        b, a.query,
-        [&](IB &) {
-          return SmallVector<Value>{work.qStart + row.qRow, row.head, col};
-        },
-        row.valid, chunkType);
-    storeVector(b, v, dst.buffer, dst.index(m, col));
+    auto stage = [&](IB &sb) {
+      TileRow row = work.row(m);
+      Value v = loadVectorOrZero(
+          sb, a.query,
+          [&](IB &) {
+            return SmallVector<Value>{work.qStart + row.qRow, row.head, col};
+          },
+          row.valid, chunkType);
+      storeVector(sb, v, dst.buffer, dst.index(m, col));
+    };
+    // A last round the chunks do not fill would write past the tile's rows
+    // (unused rows of a K buffer, but past the end of a query tile).
+    if ((i + 1) * kThreads <= chunks)
+      stage(b);
+    else
+      ifThen(b, m < tileRows, stage);
   }
 }
 
