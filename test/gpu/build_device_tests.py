@@ -267,6 +267,26 @@ def all_cases():
                      ("prefill", "decode", "mixed", "spec-decode")),
         *layer_cases("layer_bf16_mha_d80_p128", config("bf16", (4, 4), 80, page=128),
                      ("prefill", "mixed", "spec-decode")),
+        # Head dim 256 (Gemma-2 / Gemma-3: GQA group 2, 8 / 4 or 16 / 8 heads, sliding-window
+        # layers): the mma.sync kernels with Q in shared memory and their tiles in dynamic shared
+        # memory, the projections, rope and the cache store at D 256.
+        *layer_cases("layer_bf16_gqa2_d256_p16_window64",
+                     config("bf16", (8, 4), 256, mask={"kind": "sliding_window", "window": 64},
+                            rope=rope(None, False, 256)), ("prefill", "decode", "mixed")),
+        *layer_cases("layer_f16_gqa2_d256_p128", config("f16", (8, 4), 256, page=128,
+                                                        rope=rope(None, False, 256)),
+                     ("prefill", "decode", "mixed", "spec-decode")),
+        *paged_cases("paged_bf16_gqa2_d256_p16_causal",
+                     config("bf16", (16, 8), 256, **long_len), ("mixed", "decode-long")),
+        *paged_cases("paged_f16_gqa2_d256_p128_window40",
+                     config("f16", (8, 4), 256, page=128,
+                            mask={"kind": "sliding_window", "window": 40}, **long_len),
+                     ("mixed", "spec-decode", "decode-long")),
+        *flash_cases("flash_bf16_gqa2_d256_causal", config("bf16", (8, 4), 256),
+                     ("ragged", "prefill-1k")),
+        *flash_cases("flash_f16_gqa2_d256_window10",
+                     config("f16", (16, 8), 256, mask={"kind": "sliding_window", "window": 10}),
+                     ("ragged",)),
         # Paged flash attention.
         *paged_cases("paged_bf16_gqa7_d96_p256", config("bf16", (7, 1), 96, page=256, **long_len),
                      ("spec-decode", "decode-long")),
@@ -311,6 +331,13 @@ def all_cases():
             op_case(f"store_{dtype}", "kv_cache_store", ops_cfg(dtype),
                     cached=STORE_SCENARIO[0], new=STORE_SCENARIO[1]),
             op_case(f"o_proj_{dtype}", "linear", ops_cfg(dtype), tokens=131),
+        ]
+        d256 = config(dtype, (4, 2), 256, max_seq_len=256, rope=rope(None, dtype == "f16", 256))
+        cases += [
+            op_case(f"store_d256_{dtype}", "kv_cache_store", d256,
+                    cached=STORE_SCENARIO[0], new=STORE_SCENARIO[1]),
+            op_case(f"rope_d256_{dtype}", "rope", d256,
+                    cached=ROPE_SCENARIO[0], new=ROPE_SCENARIO[1]),
         ]
         for kind, inter in zip((None, "linear", "llama3", "yarn", "longrope"), pairings[dtype]):
             name = f"rope_{kind or 'none'}_{'inter' if inter else 'half'}_{dtype}"
