@@ -33,8 +33,12 @@ void attention::buildPrefillMma(IB &b, const Problem &p,
     KeyMask mask = buildKeyMask(b, p, work, keys, w, warpRow);
     KVCoordinates at = KVCoordinates::of(w);
     // Warps whose 16 rows are all padding (small GQA groups) skip the math
-    // but keep the barriers.
-    Idx warpActive = warpRow < keys.rowsHere * p.group;
+    // but keep the barriers. Not with Q in shared memory: there the branch,
+    // yielding the 128 accumulators and the scores, costs registers (a spill
+    // at D 256), and padding rows compute on zeros harmlessly.
+    Idx warpActive = p.queryInShared()
+                         ? Idx(cBool(b, true))
+                         : warpRow < keys.rowsHere * p.group;
 
     KVStaging kv{p, a, work, keys, w.thread, tileK, tileV};
     SoftmaxState state = SoftmaxState::initial(b, p.headDim);
