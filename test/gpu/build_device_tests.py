@@ -11,7 +11,7 @@ reported by the run instead of silently missing.
 
 Coverage mirrors the CPU execution tests (``python/tests/test_cpu_exec*.py``), for the GPU
 dtypes bf16 and f16: the whole layer (prefill, decode, a mixed ragged batch with an empty
-sequence, cache lengths crossing pages of 16 and 128; MHA and GQA; head dims 64 and 128; every
+sequence, cache lengths crossing pages of 16 and 128; MHA and GQA; head dims 64, 128 and 256; every
 RoPE scaling, interleaved or not; qk-norm, bias, clip, stacked or separate weights; causal,
 none and sliding-window masks; custom scale; a decode step over a 3000-token cache), and each
 op alone (flash attention over explicit ragged K/V, paged flash attention with long decode

@@ -115,18 +115,18 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
   auto sharedBytes = [&](int64_t bytes) {
     return bytes ? cI32(host, bytes) : Value();
   };
-  gpu::GPUFuncOp prefill = kernels.build(
-      plan.hasDecode ? "_prefill" : "", Schedule::Prefill,
-      !wgmma && !p.queryInShared(),
-      [&](IB &b, const AttentionKernelArgs &k, ValueRange smem) {
-        if (wgmma)
-          buildPrefillWgmma(b, p, k);
-        else
-          buildPrefillMma(b, p, k, mmaTiles(b, p, kRows, smem));
-      });
+  gpu::GPUFuncOp prefill =
+      kernels.build(plan.hasDecode ? "_prefill" : "", Schedule::Prefill,
+                    !wgmma && !p.queryInShared(),
+                    [&](IB &b, const AttentionKernelArgs &k, ValueRange smem) {
+                      if (wgmma)
+                        buildPrefillWgmma(b, p, k);
+                      else
+                        buildPrefillMma(b, p, k, mmaTiles(b, p, kRows, smem));
+                    });
   std::array<Value, 3> grid = {plan.gridX, cIndex(host, p.kvHeads), plan.splits};
-  Value prefillBytes = sharedBytes(wgmma ? wgmmaSharedBytes(p)
-                                         : mmaSharedBytes(p, kRows));
+  Value prefillBytes =
+      sharedBytes(wgmma ? wgmmaSharedBytes(p) : mmaSharedBytes(p, kRows));
   if (!plan.hasDecode) {
     e.launch(host, prefill, grid, kThreads, operands, prefillBytes);
   } else {

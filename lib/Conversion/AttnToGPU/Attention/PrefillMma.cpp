@@ -36,9 +36,8 @@ void attention::buildPrefillMma(IB &b, const Problem &p,
     // but keep the barriers. Not with Q in shared memory: there the branch,
     // yielding the 128 accumulators and the scores, costs registers (a spill
     // at D 256), and padding rows compute on zeros harmlessly.
-    Idx warpActive = p.queryInShared()
-                         ? Idx(cBool(b, true))
-                         : warpRow < keys.rowsHere * p.group;
+    Idx warpActive = p.queryInShared() ? Idx(cBool(b, true))
+                                       : warpRow < keys.rowsHere * p.group;
 
     KVStaging kv{p, a, work, keys, w.thread, tileK, tileV};
     SoftmaxState state = SoftmaxState::initial(b, p.headDim);

@@ -74,8 +74,8 @@ static MutableArrayRef<Value> tile(MutableArrayRef<Value> acc, int64_t t) {
 
 SmallVector<Value> attention::mmaScores(IB &b, const Problem &p,
                                         const QueryFragments &q, Value smemK,
-                                        const KVCoordinates &at,
-                                        Idx keyBase, int64_t keys) {
+                                        const KVCoordinates &at, Idx keyBase,
+                                        int64_t keys) {
   SmallVector<Value> s(keys / 8 * 4, cF32(b, 0.0));
   auto [row, col] = at.key;
   for (int64_t k = 0; k < p.headDim / 16; ++k) {
@@ -85,9 +85,9 @@ SmallVector<Value> attention::mmaScores(IB &b, const Problem &p,
           ldmatrixX4(b, smemK, row + keyBase + n * 16, col + k * 16, false);
       for (int64_t half = 0; half < 2; ++half) {
         MutableArrayRef<Value> c = tile(s, 2 * n + half);
-        llvm::copy(mma16816(b, p.element, qk,
-                            {bk[2 * half], bk[2 * half + 1]}, c),
-                   c.begin());
+        llvm::copy(
+            mma16816(b, p.element, qk, {bk[2 * half], bk[2 * half + 1]}, c),
+            c.begin());
       }
     }
   }

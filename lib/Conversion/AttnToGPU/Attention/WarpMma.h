@@ -57,9 +57,8 @@ struct KVCoordinates {
 };
 
 /// S [16 x keys] = Q K^T over keys [keyBase, keyBase + keys) of the K tile.
-SmallVector<Value> mmaScores(IB &b, const Problem &p,
-                             const QueryFragments &q, Value smemK,
-                             const KVCoordinates &at, Idx keyBase,
+SmallVector<Value> mmaScores(IB &b, const Problem &p, const QueryFragments &q,
+                             Value smemK, const KVCoordinates &at, Idx keyBase,
                              int64_t keys);
 
 /// acc [16 x D] += P V over keys [keyBase, keyBase + P's columns) of the V
