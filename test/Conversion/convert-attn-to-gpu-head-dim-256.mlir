@@ -1,7 +1,8 @@
-// RUN: attn-opt %s --convert-attn-to-gpu --canonicalize -split-input-file | FileCheck %s
+// RUN: attn-opt %s --convert-attn-to-gpu="wgmma=false" --canonicalize -split-input-file | FileCheck %s
+// RUN: attn-opt %s --convert-attn-to-gpu --canonicalize -split-input-file | FileCheck %s --check-prefix=WGMMA
 
 // Head dim 256 (Gemma-2 / Gemma-3: 8 query heads over 4 kv heads, a sliding
-// window) on mma.sync: Q does not fit in registers beside the 128 f32
+// window) on mma.sync (wgmma=false): Q does not fit in registers beside the 128 f32
 // accumulators, so both kernels read it from a shared tile of its own at
 // every use, and their [rows][256 + 8] tiles come from dynamic shared
 // memory: prefill K, V, Q [64 x 264] bf16 + 16 bytes of alignment slack =
@@ -63,6 +64,33 @@
 // CHECK-NOT: nvgpu.ldmatrix
 // CHECK: scf.yield
 // CHECK: gpu.return
+//
+// With wgmma (sm_90a), prefill takes the warpgroup path at D 256: Q, K, V
+// [64 x 256] bf16 (32 KB each, four swizzled 64-column blocks) and P
+// [64 x 64] + 1 KB of alignment = 107,520 B; S = Q K^T as 16 k-steps of
+// m64n64k16, O += P V as 4 k-steps of m64n256k16. Decode stays on mma.sync.
+// WGMMA-LABEL: func.func @gemma_paged(
+// WGMMA-DAG: [[PSMEM:%[a-zA-Z0-9_]+]] = arith.constant 107520 : i32
+// WGMMA-DAG: [[DSMEM:%[a-zA-Z0-9_]+]] = arith.constant 76048 : i32
+// WGMMA: gpu.launch_func @attn_kernels::@paged_flash_attention_prefill blocks in ({{[^)]*}}) threads in ({{[^)]*}}) dynamic_shared_memory_size [[PSMEM]]
+// WGMMA: gpu.launch_func @attn_kernels::@paged_flash_attention_decode blocks in ({{[^)]*}}) threads in ({{[^)]*}}) dynamic_shared_memory_size [[DSMEM]]
+// WGMMA-LABEL: gpu.func @paged_flash_attention_prefill(
+// WGMMA-COUNT-3: memref.view %{{.+}}[%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<16384xbf16, #gpu.address_space<workgroup>>
+// WGMMA: memref.view %{{.+}}[%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<4096xbf16, #gpu.address_space<workgroup>>
+// WGMMA: %{{.+}}:132 = scf.for
+// WGMMA: nvvm.wgmma.fence.aligned
+// WGMMA-COUNT-16: nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, %{{.+}}, <m = 64, n = 64, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// WGMMA-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// WGMMA: nvvm.wgmma.fence.aligned
+// WGMMA-COUNT-4: nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, %{{.+}}, <m = 64, n = 256, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <row>]
+// WGMMA-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// WGMMA: scf.yield
+// WGMMA-LABEL: gpu.func @paged_flash_attention_decode(
+// WGMMA-SAME: nvvm.minctasm = 3 : i32
+// WGMMA-NOT: nvvm.wgmma
+// WGMMA: nvvm.mma.sync
+// WGMMA-NOT: nvvm.wgmma
+// WGMMA: gpu.return
 func.func @gemma_paged(%q: tensor<?x8x256xbf16>, %blocks: tensor<?x2x2x16x4x256xbf16>,
                        %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x8x256xbf16> {
   %o = attn.paged_flash_attention %q, %blocks layer 1 positions(%off, %len) pages(%lut) {mask = #attn.mask<sliding_window = 4096>}

@@ -19,7 +19,8 @@ caches for split-K, rope, rms_norm, kv_cache_store, qkv_projection, linear; the 
 at every row count M where the kernel choice changes, N not a multiple of a tile). Layers run the
 default (fused) pipeline; ``*_nofuse`` cases are compiled with ``--no-fuse`` (modules
 ``*_unfused``), ``primitive_*`` cases are the layer written as separate ops (the fusion passes'
-input, ``ir.primitive_layer_function``). Cases that can
+input, ``ir.primitive_layer_function``), ``*-mma-sync`` cases are compiled for sm_90 (modules
+``*_mma_sync``: no wgmma, the mma.sync prefill). Cases that can
 share a module do (one module per kind of function and dtype) to keep compile time and the
 carried size small.
 
@@ -268,8 +269,9 @@ def all_cases():
         *layer_cases("layer_bf16_mha_d80_p128", config("bf16", (4, 4), 80, page=128),
                      ("prefill", "mixed", "spec-decode")),
         # Head dim 256 (Gemma-2 / Gemma-3: GQA group 2, 8 / 4 or 16 / 8 heads, sliding-window
-        # layers): the mma.sync kernels with Q in shared memory and their tiles in dynamic shared
-        # memory, the projections, rope and the cache store at D 256.
+        # layers): prefill on wgmma (m64n256 for P V), decode on mma.sync with Q in shared memory
+        # and its tiles in dynamic shared memory, the projections, rope and the cache store at
+        # D 256; the attention cases run again below with the mma.sync prefill.
         *layer_cases("layer_bf16_gqa2_d256_p16_window64",
                      config("bf16", (8, 4), 256, mask={"kind": "sliding_window", "window": 64},
                             rope=rope(None, False, 256)), ("prefill", "decode", "mixed")),
@@ -314,6 +316,10 @@ def all_cases():
         *flash_cases("flash_f16_gqa4_d128_causal", config("f16", (8, 2), 128), ("ragged",)),
         *flash_cases("flash_bf16_gqa7_d96_causal", config("bf16", (7, 1), 96), ("ragged",)),
     ]
+    # The head-dim-256 attention cases built for sm_90 (modules ``*_mma_sync``): no wgmma, so
+    # prefill runs on mma.sync with Q read from shared memory (an sm_90 cubin runs on sm_90a).
+    cases += [dataclasses.replace(c, name=f"{c.name}-mma-sync", module=f"{c.module}_mma_sync")
+              for c in cases if "_d256_" in c.name and c.module.startswith("attention_")]
     # Each op alone; rope covers every scaling in each pairing over the two dtypes.
     pairings = {"bf16": (False, True, False, True, False), "f16": (True, False, True, False, True)}
     for dtype in ("bf16", "f16"):
@@ -486,7 +492,8 @@ def module_texts(cases):
 
 
 #: attn-compile options of the modules whose name ends with the key.
-MODULE_FLAGS = {"_unfused": ("--no-fuse",), "_abi_checks": ("--abi-checks",)}
+MODULE_FLAGS = {"_unfused": ("--no-fuse",), "_abi_checks": ("--abi-checks",),
+                "_mma_sync": ("--gpu-chip=sm_90",)}
 
 
 def compile_cuda(mlir_path, so_path, flags=()):

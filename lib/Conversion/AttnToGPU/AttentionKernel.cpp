@@ -5,9 +5,10 @@
 //
 // * prefill: a warpgroup (four warps) per 64-row tile of (query row, GQA
 //   head) pairs of one (sequence, kv head, key split), so a K/V tile staged
-//   in shared memory serves the whole group. On sm_90a (head dim 64 / 128)
-//   S = Q K^T and O += P V run on wgmma (Attention/PrefillWgmma.cpp),
-//   otherwise on mma.sync (Attention/PrefillMma.cpp).
+//   in shared memory serves the whole group. On sm_90a (head dim 64, 128
+//   or 256) S = Q K^T and O += P V run on wgmma (Attention/PrefillWgmma.cpp),
+//   otherwise on mma.sync (Attention/PrefillMma.cpp; above head dim 128
+//   with Q read from shared memory).
 // * decode (few query rows per sequence): one 16-row tile per block whose
 //   four warps split every key tile, on mma.sync, small enough for four
 //   blocks per SM (Attention/Decode.cpp).

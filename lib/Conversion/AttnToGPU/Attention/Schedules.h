@@ -15,7 +15,7 @@ namespace mlir::attn::gpu_lowering::attention {
 
 struct MmaTiles;
 
-/// Whether prefill runs on wgmma: sm_90a and a head dim of 64 or 128.
+/// Whether prefill runs on wgmma: sm_90a and a head dim of 64, 128 or 256.
 bool prefillUsesWgmma(const KernelOptions &opts, const Problem &p);
 /// Dynamic shared memory of the wgmma prefill: Q, K, V and P tiles, and
 /// the slack to align them to 1024 bytes.
