@@ -269,14 +269,16 @@ def all_cases():
         *layer_cases("layer_bf16_mha_d80_p128", config("bf16", (4, 4), 80, page=128),
                      ("prefill", "mixed", "spec-decode")),
         # Head dim 256 (Gemma-2 / Gemma-3: GQA group 2, 8 / 4 or 16 / 8 heads, sliding-window
-        # layers): prefill on wgmma (m64n256 for P V), decode on mma.sync with Q in shared memory
+        # layers, Gemma-2 27B's scale 144^-1/2, Gemma-3's qk-norm): prefill on wgmma (m64n256 for P V), decode on mma.sync with Q in shared memory
         # and its tiles in dynamic shared memory, the projections, rope and the cache store at
         # D 256; the attention cases run again below with the mma.sync prefill.
-        *layer_cases("layer_bf16_gqa2_d256_p16_window64",
+        *layer_cases("layer_bf16_gqa2_d256_p16_window64_scale",
                      config("bf16", (8, 4), 256, mask={"kind": "sliding_window", "window": 64},
-                            rope=rope(None, False, 256)), ("prefill", "decode", "mixed")),
-        *layer_cases("layer_f16_gqa2_d256_p128", config("f16", (8, 4), 256, page=128,
-                                                        rope=rope(None, False, 256)),
+                            scale=144 ** -0.5, rope=rope(None, False, 256)),
+                     ("prefill", "decode", "mixed")),
+        *layer_cases("layer_f16_gqa2_d256_p128_qknorm",
+                     config("f16", (8, 4), 256, page=128, qk_norm=True, rms_norm_eps=1e-6,
+                            rope=rope(None, False, 256)),
                      ("prefill", "decode", "mixed", "spec-decode")),
         *paged_cases("paged_bf16_gqa2_d256_p16_causal",
                      config("bf16", (16, 8), 256, **long_len), ("mixed", "decode-long")),
