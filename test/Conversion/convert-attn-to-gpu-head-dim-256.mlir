@@ -127,3 +127,27 @@ func.func @flash_d144(%q: tensor<?x4x144xf16>, %k: tensor<?x2x144xf16>, %v: tens
       : tensor<?x4x144xf16>, tensor<?x2x144xf16>, tensor<?x2x144xf16>, tensor<3xi32>, tensor<3xi32>
   return %0 : tensor<?x4x144xf16>
 }
+
+// -----
+
+// Pages of 128 keys hold each 64-key tile whole: a thread looks its page up
+// once per staged tile (K before the loop, V in it), not once per 16-byte
+// chunk (16 chunks a thread at D 256), and reads slot key % 128 of it.
+// CHECK-LABEL: gpu.func @paged_flash_attention_decode(
+// CHECK-SAME: [[BLK:%[a-zA-Z0-9_]+]]: memref<?x2x2x128x4x256xbf16>, %{{[a-zA-Z0-9_]+}}: memref<?xi32>, [[LUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>
+// CHECK: [[KLOOK:%[a-zA-Z0-9_]+]] = memref.load [[LUT]]
+// CHECK-NEXT: [[KPAGE:%[a-zA-Z0-9_]+]] = arith.index_cast [[KLOOK]] : i32 to index
+// CHECK-COUNT-16: nvgpu.device_async_copy [[BLK]][[[KPAGE]], %c0, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}]
+// CHECK-NOT: memref.load [[LUT]]
+// CHECK: scf.for
+// CHECK: [[VLOOK:%[a-zA-Z0-9_]+]] = memref.load [[LUT]]
+// CHECK-NEXT: [[VPAGE:%[a-zA-Z0-9_]+]] = arith.index_cast [[VLOOK]] : i32 to index
+// CHECK-COUNT-16: nvgpu.device_async_copy [[BLK]][[[VPAGE]], %c1, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}]
+// CHECK-NOT: memref.load [[LUT]]
+// CHECK: nvgpu.ldmatrix
+func.func @gemma_paged_page128(%q: tensor<?x8x256xbf16>, %blocks: tensor<?x2x2x128x4x256xbf16>,
+                               %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x8x256xbf16> {
+  %o = attn.paged_flash_attention %q, %blocks layer 1 positions(%off, %len) pages(%lut) {mask = #attn.mask<causal>}
+      : tensor<?x8x256xbf16>, tensor<?x2x2x128x4x256xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  return %o : tensor<?x8x256xbf16>
+}

@@ -62,6 +62,11 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
   Value src = p.paged ? a.blocks : (part == KVPart::Key ? a.key : a.value);
   const SharedTile &dst = part == KVPart::Key ? kv.k : kv.v;
   SmallVector<Value> tokens;
+  // Pages of whole key tiles hold the tile's keys in one page.
+  bool tileInOnePage = p.paged && p.pageSize % kKeys == 0;
+  Idx tilePage;
+  if (tileInOnePage)
+    tilePage = loadIndex(b, a.lookup, {kv.work.seq, tile / p.pageSize});
   for (int64_t i = 0; i < kKeys * (p.headDim / 8) / kThreads; ++i) {
     auto [r, col] = chunkOf(kv.thread + i * kThreads, p.headDim);
     Idx key = tile + r;
@@ -71,11 +76,15 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
     Value bytes = select(b, valid, cIndex(b, 8), cIndex(b, 0));
     SmallVector<Value> at;
     if (p.paged) {
-      Idx page = loadIndex(b, a.lookup, {kv.work.seq, safe / p.pageSize});
+      // (Within the tile's page, every slot is a valid address.)
+      Idx slot = tileInOnePage ? key : safe;
+      Idx page = tileInOnePage
+                     ? tilePage
+                     : loadIndex(b, a.lookup, {kv.work.seq, safe / p.pageSize});
       at = {page,
             cIndex(b, static_cast<int64_t>(part)),
             a.layer,
-            safe % p.pageSize,
+            slot % p.pageSize,
             kv.work.kvHead,
             col};
     } else {
