@@ -162,9 +162,9 @@ class AttentionWithRope:
         cfg = self.config
         if cfg.dtype not in ("bf16", "f16"):
             raise ValueError(f"dtype {cfg.dtype}: the cuda target takes bf16 or f16")
-        if cfg.head_dim % 16 or cfg.head_dim > 128:
+        if cfg.head_dim % 16 or cfg.head_dim > 256:
             raise ValueError(f"head_dim {cfg.head_dim}: the cuda target takes a multiple of 16 "
-                             "up to 128")
+                             "up to 256")
         if cfg.hidden % 8:
             raise ValueError(f"hidden_size {cfg.hidden}: the cuda target takes a multiple of 8")
 

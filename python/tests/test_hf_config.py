@@ -97,9 +97,9 @@ def test_unsupported_configs_are_named(fields, message):
 
 
 def test_gpu_limits_are_named_before_compiling():
-    layer = attn.from_hf_config(hf_config("gemma2", head_dim=256, torch_dtype="bfloat16"))
-    with pytest.raises(ValueError, match="head_dim 256: the cuda target takes a multiple of 16 "
-                                         "up to 128"):
+    layer = attn.from_hf_config(hf_config("gemma2", head_dim=288, torch_dtype="bfloat16"))
+    with pytest.raises(ValueError, match="head_dim 288: the cuda target takes a multiple of 16 "
+                                         "up to 256"):
         layer.compile(target="cuda")
     f32 = attn.from_hf_config(hf_config("llama2"))
     with pytest.raises(ValueError, match="dtype f32: the cuda target takes bf16 or f16"):

@@ -27,17 +27,17 @@ func.func @flash_f32(%q: tensor<?x4x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<
 // -----
 
 func.func @flash_head_dim_not_16(%q: tensor<?x4x72xbf16>, %k: tensor<?x2x72xbf16>, %v: tensor<?x2x72xbf16>, %qo: tensor<3xi32>, %ko: tensor<3xi32>) -> tensor<?x4x72xbf16> {
-  // expected-error @+1 {{'attn.flash_attention' op needs a head dim that is a multiple of 16, at most 128, on the GPU}}
+  // expected-error @+1 {{'attn.flash_attention' op needs a head dim that is a multiple of 16, at most 256, on the GPU}}
   %0 = attn.flash_attention %q, %k, %v rows(%qo, %ko) : tensor<?x4x72xbf16>, tensor<?x2x72xbf16>, tensor<?x2x72xbf16>, tensor<3xi32>, tensor<3xi32>
   return %0 : tensor<?x4x72xbf16>
 }
 
 // -----
 
-func.func @flash_head_dim_too_big(%q: tensor<?x4x256xf16>, %k: tensor<?x2x256xf16>, %v: tensor<?x2x256xf16>, %qo: tensor<3xi32>, %ko: tensor<3xi32>) -> tensor<?x4x256xf16> {
-  // expected-error @+1 {{'attn.flash_attention' op needs a head dim that is a multiple of 16, at most 128, on the GPU}}
-  %0 = attn.flash_attention %q, %k, %v rows(%qo, %ko) : tensor<?x4x256xf16>, tensor<?x2x256xf16>, tensor<?x2x256xf16>, tensor<3xi32>, tensor<3xi32>
-  return %0 : tensor<?x4x256xf16>
+func.func @flash_head_dim_too_big(%q: tensor<?x4x272xf16>, %k: tensor<?x2x272xf16>, %v: tensor<?x2x272xf16>, %qo: tensor<3xi32>, %ko: tensor<3xi32>) -> tensor<?x4x272xf16> {
+  // expected-error @+1 {{'attn.flash_attention' op needs a head dim that is a multiple of 16, at most 256, on the GPU}}
+  %0 = attn.flash_attention %q, %k, %v rows(%qo, %ko) : tensor<?x4x272xf16>, tensor<?x2x272xf16>, tensor<?x2x272xf16>, tensor<3xi32>, tensor<3xi32>
+  return %0 : tensor<?x4x272xf16>
 }
 
 // -----
@@ -74,7 +74,7 @@ func.func @paged_f32(%q: tensor<?x4x64xf32>, %blocks: tensor<?x2x2x16x2x64xf32>,
 // -----
 
 func.func @paged_head_dim_not_16(%q: tensor<?x4x40xbf16>, %blocks: tensor<?x2x2x16x2x40xbf16>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x4x40xbf16> {
-  // expected-error @+1 {{'attn.paged_flash_attention' op needs a head dim that is a multiple of 16, at most 128, on the GPU}}
+  // expected-error @+1 {{'attn.paged_flash_attention' op needs a head dim that is a multiple of 16, at most 256, on the GPU}}
   %o = attn.paged_flash_attention %q, %blocks layer 1 positions(%off, %len) pages(%lut)
       : tensor<?x4x40xbf16>, tensor<?x2x2x16x2x40xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
   return %o : tensor<?x4x40xbf16>
@@ -82,11 +82,21 @@ func.func @paged_head_dim_not_16(%q: tensor<?x4x40xbf16>, %blocks: tensor<?x2x2x
 
 // -----
 
-func.func @paged_head_dim_too_big(%q: tensor<?x4x144xbf16>, %blocks: tensor<?x2x2x16x2x144xbf16>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x4x144xbf16> {
-  // expected-error @+1 {{'attn.paged_flash_attention' op needs a head dim that is a multiple of 16, at most 128, on the GPU}}
+func.func @paged_head_dim_too_big(%q: tensor<?x4x512xbf16>, %blocks: tensor<?x2x2x16x2x512xbf16>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x4x512xbf16> {
+  // expected-error @+1 {{'attn.paged_flash_attention' op needs a head dim that is a multiple of 16, at most 256, on the GPU}}
   %o = attn.paged_flash_attention %q, %blocks layer 1 positions(%off, %len) pages(%lut)
-      : tensor<?x4x144xbf16>, tensor<?x2x2x16x2x144xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
-  return %o : tensor<?x4x144xbf16>
+      : tensor<?x4x512xbf16>, tensor<?x2x2x16x2x512xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  return %o : tensor<?x4x512xbf16>
+}
+
+// -----
+
+// Between 128 and 256, head dims still need to be multiples of 16.
+func.func @paged_head_dim_248(%q: tensor<?x4x248xbf16>, %blocks: tensor<?x2x2x16x2x248xbf16>, %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x4x248xbf16> {
+  // expected-error @+1 {{'attn.paged_flash_attention' op needs a head dim that is a multiple of 16, at most 256, on the GPU}}
+  %o = attn.paged_flash_attention %q, %blocks layer 1 positions(%off, %len) pages(%lut)
+      : tensor<?x4x248xbf16>, tensor<?x2x2x16x2x248xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  return %o : tensor<?x4x248xbf16>
 }
 
 // -----

@@ -11,7 +11,7 @@ reported by the run instead of silently missing.
 
 Coverage mirrors the CPU execution tests (``python/tests/test_cpu_exec*.py``), for the GPU
 dtypes bf16 and f16: the whole layer (prefill, decode, a mixed ragged batch with an empty
-sequence, cache lengths crossing pages of 16 and 128; MHA and GQA; head dims 64 and 128; every
+sequence, cache lengths crossing pages of 16 and 128; MHA and GQA; head dims 64, 128 and 256; every
 RoPE scaling, interleaved or not; qk-norm, bias, clip, stacked or separate weights; causal,
 none and sliding-window masks; custom scale; a decode step over a 3000-token cache), and each
 op alone (flash attention over explicit ragged K/V, paged flash attention with long decode
@@ -21,7 +21,8 @@ index values (statuses 3-7, found by the validation kernel: nothing written, the
 with ``attnCudaTakeStatus``, then a good call). Layers run the
 default (fused) pipeline; ``*_nofuse`` cases are compiled with ``--no-fuse`` (modules
 ``*_unfused``), ``primitive_*`` cases are the layer written as separate ops (the fusion passes'
-input, ``ir.primitive_layer_function``). Cases that can
+input, ``ir.primitive_layer_function``), ``*-mma-sync`` cases are compiled for sm_90 (modules
+``*_mma_sync``: no wgmma, the mma.sync prefill). Cases that can
 share a module do (one module per kind of function and dtype) to keep compile time and the
 carried size small.
 
@@ -269,6 +270,29 @@ def all_cases():
                      ("prefill", "decode", "mixed", "spec-decode")),
         *layer_cases("layer_bf16_mha_d80_p128", config("bf16", (4, 4), 80, page=128),
                      ("prefill", "mixed", "spec-decode")),
+        # Head dim 256 (Gemma-2 / Gemma-3: GQA group 2, 8 / 4 or 16 / 8 heads, sliding-window
+        # layers, Gemma-2 27B's scale 144^-1/2, Gemma-3's qk-norm): prefill on wgmma (m64n256 for P V), decode on mma.sync with Q in shared memory
+        # and its tiles in dynamic shared memory, the projections, rope and the cache store at
+        # D 256; the attention cases run again below with the mma.sync prefill.
+        *layer_cases("layer_bf16_gqa2_d256_p16_window64_scale",
+                     config("bf16", (8, 4), 256, mask={"kind": "sliding_window", "window": 64},
+                            scale=144 ** -0.5, rope=rope(None, False, 256)),
+                     ("prefill", "decode", "mixed")),
+        *layer_cases("layer_f16_gqa2_d256_p128_qknorm",
+                     config("f16", (8, 4), 256, page=128, qk_norm=True, rms_norm_eps=1e-6,
+                            rope=rope(None, False, 256)),
+                     ("prefill", "decode", "mixed", "spec-decode")),
+        *paged_cases("paged_bf16_gqa2_d256_p16_causal",
+                     config("bf16", (16, 8), 256, **long_len), ("mixed", "decode-long")),
+        *paged_cases("paged_f16_gqa2_d256_p128_window40",
+                     config("f16", (8, 4), 256, page=128,
+                            mask={"kind": "sliding_window", "window": 40}, **long_len),
+                     ("mixed", "spec-decode", "decode-long")),
+        *flash_cases("flash_bf16_gqa2_d256_causal", config("bf16", (8, 4), 256),
+                     ("ragged", "prefill-1k")),
+        *flash_cases("flash_f16_gqa2_d256_window10",
+                     config("f16", (16, 8), 256, mask={"kind": "sliding_window", "window": 10}),
+                     ("ragged",)),
         # Paged flash attention.
         *paged_cases("paged_bf16_gqa7_d96_p256", config("bf16", (7, 1), 96, page=256, **long_len),
                      ("spec-decode", "decode-long")),
@@ -296,6 +320,10 @@ def all_cases():
         *flash_cases("flash_f16_gqa4_d128_causal", config("f16", (8, 2), 128), ("ragged",)),
         *flash_cases("flash_bf16_gqa7_d96_causal", config("bf16", (7, 1), 96), ("ragged",)),
     ]
+    # The head-dim-256 attention cases built for sm_90 (modules ``*_mma_sync``): no wgmma, so
+    # prefill runs on mma.sync with Q read from shared memory (an sm_90 cubin runs on sm_90a).
+    cases += [dataclasses.replace(c, name=f"{c.name}-mma-sync", module=f"{c.module}_mma_sync")
+              for c in cases if "_d256_" in c.name and c.module.startswith("attention_")]
     # Each op alone; rope covers every scaling in each pairing over the two dtypes.
     pairings = {"bf16": (False, True, False, True, False), "f16": (True, False, True, False, True)}
     for dtype in ("bf16", "f16"):
@@ -313,6 +341,13 @@ def all_cases():
             op_case(f"store_{dtype}", "kv_cache_store", ops_cfg(dtype),
                     cached=STORE_SCENARIO[0], new=STORE_SCENARIO[1]),
             op_case(f"o_proj_{dtype}", "linear", ops_cfg(dtype), tokens=131),
+        ]
+        d256 = config(dtype, (4, 2), 256, max_seq_len=256, rope=rope(None, dtype == "f16", 256))
+        cases += [
+            op_case(f"store_d256_{dtype}", "kv_cache_store", d256,
+                    cached=STORE_SCENARIO[0], new=STORE_SCENARIO[1]),
+            op_case(f"rope_d256_{dtype}", "rope", d256,
+                    cached=ROPE_SCENARIO[0], new=ROPE_SCENARIO[1]),
         ]
         for kind, inter in zip((None, "linear", "llama3", "yarn", "longrope"), pairings[dtype]):
             name = f"rope_{kind or 'none'}_{'inter' if inter else 'half'}_{dtype}"
@@ -468,7 +503,8 @@ def module_texts(cases):
 
 
 #: attn-compile options of the modules whose name ends with the key.
-MODULE_FLAGS = {"_unfused": ("--no-fuse",), "_abi_checks": ("--abi-checks",)}
+MODULE_FLAGS = {"_unfused": ("--no-fuse",), "_abi_checks": ("--abi-checks",),
+                "_mma_sync": ("--gpu-chip=sm_90",)}
 
 
 def compile_cuda(mlir_path, so_path, flags=()):

@@ -5,9 +5,10 @@
 //
 // * prefill: a warpgroup (four warps) per 64-row tile of (query row, GQA
 //   head) pairs of one (sequence, kv head, key split), so a K/V tile staged
-//   in shared memory serves the whole group. On sm_90a (head dim 64 / 128)
-//   S = Q K^T and O += P V run on wgmma (Attention/PrefillWgmma.cpp),
-//   otherwise on mma.sync (Attention/PrefillMma.cpp).
+//   in shared memory serves the whole group. On sm_90a (head dim 64, 128
+//   or 256) S = Q K^T and O += P V run on wgmma (Attention/PrefillWgmma.cpp),
+//   otherwise on mma.sync (Attention/PrefillMma.cpp; above head dim 128
+//   with Q read from shared memory).
 // * decode (few query rows per sequence): one 16-row tile per block whose
 //   four warps split every key tile, on mma.sync, small enough for four
 //   blocks per SM (Attention/Decode.cpp).
@@ -25,6 +26,7 @@
 
 #include "Attention/LaunchPlan.h"
 #include "Attention/Schedules.h"
+#include "Attention/WarpMma.h"
 #include "KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -50,10 +52,11 @@ struct KernelSet {
   using Body =
       function_ref<void(IB &, const AttentionKernelArgs &, ValueRange smem)>;
 
-  gpu::GPUFuncOp build(StringRef suffix, Schedule schedule, bool ldmatrixTiles,
+  /// `staticTiles`: K and V as static [64][D + 8] workgroup buffers.
+  gpu::GPUFuncOp build(StringRef suffix, Schedule schedule, bool staticTiles,
                        Body body) const {
     SmallVector<Type> smem;
-    if (ldmatrixTiles) {
+    if (staticTiles) {
       auto wgSpace = gpu::AddressSpaceAttr::get(loc.getContext(),
                                                 gpu::AddressSpace::Workgroup);
       auto type = MemRefType::get({kKeys, p.headDim + kPad}, p.element,
@@ -110,38 +113,45 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
   std::string name = p.paged ? "paged_flash_attention" : "flash_attention";
   KernelSet kernels{e, host.getLoc(), p, ValueRange(operands).getTypes(), name};
   bool wgmma = prefillUsesWgmma(e.options(), p);
+  // Dynamic shared memory of a kernel (none: static tiles only).
+  auto sharedBytes = [&](int64_t bytes) {
+    return bytes ? cI32(host, bytes) : Value();
+  };
   gpu::GPUFuncOp prefill =
-      kernels.build(plan.hasDecode ? "_prefill" : "", Schedule::Prefill, !wgmma,
+      kernels.build(plan.hasDecode ? "_prefill" : "", Schedule::Prefill,
+                    !wgmma && !p.queryInShared(),
                     [&](IB &b, const AttentionKernelArgs &k, ValueRange smem) {
                       if (wgmma)
                         buildPrefillWgmma(b, p, k);
                       else
-                        buildPrefillMma(b, p, k, smem[0], smem[1]);
+                        buildPrefillMma(b, p, k, mmaTiles(b, p, kRows, smem));
                     });
   std::array<Value, 3> grid = {plan.gridX, cIndex(host, p.kvHeads), plan.splits};
-  Value smemBytes;
-  if (wgmma)
-    smemBytes = cI32(host, wgmmaSharedBytes(p));
+  Value prefillBytes =
+      sharedBytes(wgmma ? wgmmaSharedBytes(p) : mmaSharedBytes(p, kRows));
   if (!plan.hasDecode) {
-    e.launch(host, prefill, grid, kThreads, operands, smemBytes);
+    e.launch(host, prefill, grid, kThreads, operands, prefillBytes);
   } else {
     gpu::GPUFuncOp decode = kernels.build(
-        "_decode", Schedule::Decode, /*ldmatrixTiles=*/true,
+        "_decode", Schedule::Decode, /*staticTiles=*/!p.queryInShared(),
         [&](IB &b, const AttentionKernelArgs &k, ValueRange smem) {
-          buildDecode(b, p, k, smem[0], smem[1]);
+          buildDecode(b, p, k, mmaTiles(b, p, kDecodeRows, smem));
         });
     // Decode streams the cache: more resident blocks keep more bytes in
-    // flight (at most 128 registers a thread).
+    // flight (at most 128 registers a thread at four blocks).
     decode->setAttr("nvvm.minctasm",
-                    host.getI32IntegerAttr(kDecodeBlocksPerSM));
+                    host.getI32IntegerAttr(p.decodeBlocksPerSM()));
+    Value decodeBytes = sharedBytes(mmaSharedBytes(p, kDecodeRows));
     // The host picks the schedule, so only that kernel is launched.
     Idx isPrefill = Idx(plan.decodeMode) ^ 1;
     ifThenElse(
         host, isPrefill,
         [&](IB &pb) {
-          e.launch(pb, prefill, grid, kThreads, operands, smemBytes);
+          e.launch(pb, prefill, grid, kThreads, operands, prefillBytes);
         },
-        [&](IB &db) { e.launch(db, decode, grid, kThreads, operands); });
+        [&](IB &db) {
+          e.launch(db, decode, grid, kThreads, operands, decodeBytes);
+        });
   }
   emitCombine(e, host, p, args.oPart, args.lsePart, spec.out, plan.parts);
   gpu::DeallocOp::create(host, Type(), ValueRange{}, args.oPart);

@@ -26,7 +26,7 @@ namespace {
 bool halfPrecision(Type t) { return t.isBF16() || t.isF16(); }
 
 bool headDimOk(int64_t d) {
-  return !ShapedType::isDynamic(d) && d % 16 == 0 && d <= 128;
+  return !ShapedType::isDynamic(d) && d % 16 == 0 && d <= 256;
 }
 
 /// Kernels are specialised on head counts, head dims and weight shapes.
@@ -42,7 +42,7 @@ LogicalResult checkAttention(Operation *op, RankedTensorType query,
     return op->emitOpError("needs bf16 or f16 on the GPU (tensor cores)");
   if (!headDimOk(query.getDimSize(2)))
     return op->emitOpError(
-        "needs a head dim that is a multiple of 16, at most 128, on the GPU");
+        "needs a head dim that is a multiple of 16, at most 256, on the GPU");
   if (query.getDimSize(1) / kvHeads > 64)
     return op->emitOpError(
         "needs at most 64 query heads per kv head on the GPU");

@@ -229,9 +229,15 @@ AlignedSharedMemory AlignedSharedMemory::get(IB &b, int64_t alignment) {
 
 Value AlignedSharedMemory::view(IB &b, Type element, int64_t elements,
                                 int64_t offsetBytes) const {
+  return shapedView(b, element, {elements}, offsetBytes);
+}
+
+Value AlignedSharedMemory::shapedView(IB &b, Type element,
+                                      ArrayRef<int64_t> shape,
+                                      int64_t offsetBytes) const {
   return memref::ViewOp::create(
       b,
-      MemRefType::get({elements}, element, AffineMap(),
+      MemRefType::get(shape, element, AffineMap(),
                       workgroupSpace(b.getContext())),
       raw, pad + offsetBytes, ValueRange{});
 }

@@ -140,6 +140,10 @@ struct AlignedSharedMemory {
   /// A 1-D `element` view of `elements`, `offsetBytes` past the boundary.
   Value view(IB &b, Type element, int64_t elements,
              int64_t offsetBytes = 0) const;
+  /// A `shape` view of `element`s (identity layout), `offsetBytes` past
+  /// the boundary.
+  Value shapedView(IB &b, Type element, ArrayRef<int64_t> shape,
+                   int64_t offsetBytes = 0) const;
 };
 
 /// Makes generic-proxy writes to shared memory visible to the tensor cores.

@@ -20,8 +20,8 @@ using namespace mlir::attn::gpu_lowering;
 using namespace mlir::attn::gpu_lowering::attention;
 
 void attention::buildDecode(IB &b, const Problem &p,
-                            const AttentionKernelArgs &a, Value smemK,
-                            Value smemV) {
+                            const AttentionKernelArgs &a,
+                            const MmaTiles &tiles) {
   constexpr int64_t warpKeys = kKeys / kWarps;
   WarpLayout w = WarpLayout::of(threadIdx(b));
   BlockWork work = findBlockWork(b, p, a, kDecodeRows);
@@ -29,11 +29,9 @@ void attention::buildDecode(IB &b, const Problem &p,
   // Whole blocks leave here, before any barrier.
   ifThen(b, work.firstRow < work.qLen, [&](IB &b) {
     SplitKeys keys = findSplitKeys(b, p, a, work);
-    SharedTile tileK{smemK}, tileV{smemV};
-    // Q: global -> shared (the K buffer) -> A fragments in registers.
-    stageQuery(b, p, a, work, w.thread, kDecodeRows, tileK);
-    SmallVector<std::array<Value, 4>> qFrag =
-        loadQueryFragments(b, p, smemK, w, warpRow);
+    SharedTile tileK{tiles.k}, tileV{tiles.v};
+    stageQuery(b, p, a, work, w.thread, kDecodeRows, SharedTile{tiles.query()});
+    QueryFragments q = loadQuery(b, tiles, p, w, warpRow);
     KeyMask mask = buildKeyMask(b, p, work, keys, w, warpRow);
     KVCoordinates at = KVCoordinates::of(w);
 
@@ -46,13 +44,13 @@ void attention::buildDecode(IB &b, const Problem &p,
           // S = Q K^T over this warp's 16 keys, masked; the online
           // softmax: new (m, l), rescaled acc, and P.
           state = SoftmaxState::fromValues(carried);
-          probs = mmaScores(lb, p, qFrag, smemK, at, keyBase, warpKeys);
+          probs = mmaScores(lb, p, q, tiles.k, at, keyBase, warpKeys);
           scaleAndMask(lb, p, mask, w, kt, keyBase, probs);
           onlineSoftmax(lb, state, probs);
         },
         [&](IB &lb) {
           // O += P V over the same keys.
-          mmaAccumulate(lb, p, probs, smemV, at, keyBase, state.acc);
+          mmaAccumulate(lb, p, probs, tiles.v, at, keyBase, state.acc);
           return state.values();
         });
 

@@ -27,19 +27,26 @@ void attention::stageQuery(IB &b, const Problem &p,
                            Idx thread, int64_t tileRows,
                            const SharedTile &dst) {
   auto chunkType = VectorType::get({8}, p.element);
-  // (Chunks past the tile's rows land in unused rows of the buffer.)
   int64_t chunks = tileRows * (p.headDim / 8);
   for (int64_t i = 0; i < (chunks + kThreads - 1) / kThreads; ++i) {
     Idx m, col;
     std::tie(m, col) = chunkOf(thread + i * kThreads, p.headDim);
-    TileRow row = work.row(m);
-    Value v = loadVectorOrZero(
-        b, a.query,
-        [&](IB &) {
-          return SmallVector<Value>{work.qStart + row.qRow, row.head, col};
-        },
-        row.valid, chunkType);
-    storeVector(b, v, dst.buffer, dst.index(m, col));
+    auto stage = [&](IB &sb) {
+      TileRow row = work.row(m);
+      Value v = loadVectorOrZero(
+          sb, a.query,
+          [&](IB &) {
+            return SmallVector<Value>{work.qStart + row.qRow, row.head, col};
+          },
+          row.valid, chunkType);
+      storeVector(sb, v, dst.buffer, dst.index(m, col));
+    };
+    // A last round the chunks do not fill would write past the tile's rows
+    // (unused rows of a K buffer, but past the end of a query tile).
+    if ((i + 1) * kThreads <= chunks)
+      stage(b);
+    else
+      ifThen(b, m < tileRows, stage);
   }
 }
 
@@ -55,6 +62,11 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
   Value src = p.paged ? a.blocks : (part == KVPart::Key ? a.key : a.value);
   const SharedTile &dst = part == KVPart::Key ? kv.k : kv.v;
   SmallVector<Value> tokens;
+  // Pages of whole key tiles hold the tile's keys in one page.
+  bool tileInOnePage = p.paged && p.pageSize % kKeys == 0;
+  Idx tilePage;
+  if (tileInOnePage)
+    tilePage = loadIndex(b, a.lookup, {kv.work.seq, tile / p.pageSize});
   for (int64_t i = 0; i < kKeys * (p.headDim / 8) / kThreads; ++i) {
     auto [r, col] = chunkOf(kv.thread + i * kThreads, p.headDim);
     Idx key = tile + r;
@@ -64,11 +76,15 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
     Value bytes = select(b, valid, cIndex(b, 8), cIndex(b, 0));
     SmallVector<Value> at;
     if (p.paged) {
-      Idx page = loadIndex(b, a.lookup, {kv.work.seq, safe / p.pageSize});
+      // (Within the tile's page, every slot is a valid address.)
+      Idx slot = tileInOnePage ? key : safe;
+      Idx page = tileInOnePage
+                     ? tilePage
+                     : loadIndex(b, a.lookup, {kv.work.seq, safe / p.pageSize});
       at = {page,
             cIndex(b, static_cast<int64_t>(part)),
             a.layer,
-            safe % p.pageSize,
+            slot % p.pageSize,
             kv.work.kvHead,
             col};
     } else {

@@ -23,7 +23,7 @@ static Idx chooseSplits(IB &b, const KernelOptions &opts, const Problem &p,
   if (decode) {
     // Few rows per sequence: about one query tile per non-empty sequence.
     Idx busy = max(b, min(b, tokens, batch), one) * p.kvHeads;
-    Idx fit = cIndex(b, 2 * kDecodeBlocksPerSM * opts.smCount) / busy;
+    Idx fit = cIndex(b, 2 * p.decodeBlocksPerSM() * opts.smCount) / busy;
     return max(b, min(b, fit, cap), one);
   }
   Idx qTiles = ceilDiv(b, tokens, queryRows);

@@ -19,24 +19,25 @@ using namespace mlir::attn::gpu_lowering;
 using namespace mlir::attn::gpu_lowering::attention;
 
 void attention::buildPrefillMma(IB &b, const Problem &p,
-                                const AttentionKernelArgs &a, Value smemK,
-                                Value smemV) {
+                                const AttentionKernelArgs &a,
+                                const MmaTiles &tiles) {
   WarpLayout w = WarpLayout::of(threadIdx(b));
   BlockWork work = findBlockWork(b, p, a, kRows);
   Idx warpRow = w.warp * 16, keyBase = cIndex(b, 0);
   // Whole blocks leave here, before any barrier.
   ifThen(b, work.firstRow < work.qLen, [&](IB &b) {
     SplitKeys keys = findSplitKeys(b, p, a, work);
-    SharedTile tileK{smemK}, tileV{smemV};
-    // Q: global -> shared (the K buffer) -> A fragments in registers.
-    stageQuery(b, p, a, work, w.thread, kRows, tileK);
-    SmallVector<std::array<Value, 4>> qFrag =
-        loadQueryFragments(b, p, smemK, w, warpRow);
+    SharedTile tileK{tiles.k}, tileV{tiles.v};
+    stageQuery(b, p, a, work, w.thread, kRows, SharedTile{tiles.query()});
+    QueryFragments q = loadQuery(b, tiles, p, w, warpRow);
     KeyMask mask = buildKeyMask(b, p, work, keys, w, warpRow);
     KVCoordinates at = KVCoordinates::of(w);
     // Warps whose 16 rows are all padding (small GQA groups) skip the math
-    // but keep the barriers.
-    Idx warpActive = warpRow < keys.rowsHere * p.group;
+    // but keep the barriers. Not with Q in shared memory: there the branch,
+    // yielding the 128 accumulators and the scores, costs registers (a spill
+    // at D 256), and padding rows compute on zeros harmlessly.
+    Idx warpActive = p.queryInShared() ? Idx(cBool(b, true))
+                                       : warpRow < keys.rowsHere * p.group;
 
     KVStaging kv{p, a, work, keys, w.thread, tileK, tileV};
     SoftmaxState state = SoftmaxState::initial(b, p.headDim);
@@ -52,7 +53,7 @@ void attention::buildPrefillMma(IB &b, const Problem &p,
           SmallVector<Value> soft = ifElse(lb, warpActive, idle, [&](IB &mb) {
             SoftmaxState next = SoftmaxState::fromValues(carried);
             SmallVector<Value> s =
-                mmaScores(mb, p, qFrag, smemK, at, keyBase, kKeys);
+                mmaScores(mb, p, q, tiles.k, at, keyBase, kKeys);
             scaleAndMask(mb, p, mask, w, kt, keyBase, s);
             onlineSoftmax(mb, next, s);
             SmallVector<Value> out = next.values();
@@ -67,7 +68,7 @@ void attention::buildPrefillMma(IB &b, const Problem &p,
           // O += P V.
           state.acc = ifElse(lb, warpActive, state.acc, [&](IB &mb) {
             SmallVector<Value> acc(state.acc);
-            mmaAccumulate(mb, p, probs, smemV, at, keyBase, acc);
+            mmaAccumulate(mb, p, probs, tiles.v, at, keyBase, acc);
             return acc;
           });
           return state.values();

@@ -25,7 +25,8 @@ using namespace mlir::attn::gpu_lowering;
 using namespace mlir::attn::gpu_lowering::attention;
 
 bool attention::prefillUsesWgmma(const KernelOptions &opts, const Problem &p) {
-  return opts.wgmma && (p.headDim == 64 || p.headDim == 128);
+  return opts.wgmma &&
+         (p.headDim == 64 || p.headDim == 128 || p.headDim == 256);
 }
 
 /// Bytes of a 64-row Q, K or V tile.

@@ -22,8 +22,9 @@ constexpr int64_t kWarps = kThreads / 32;
 constexpr int64_t kDecodeRows = 16;
 /// Keys a split covers at least.
 constexpr int64_t kMinSplitKeys = 256;
-/// Decode blocks resident at once per SM (the decode kernel's minctasm).
-constexpr int64_t kDecodeBlocksPerSM = 4;
+/// The widest head whose Q the mma.sync kernels hold in registers as A
+/// fragments (D / 4 registers beside the D / 2 of the accumulators).
+constexpr int64_t kMaxQueryInRegistersHeadDim = 128;
 
 /// The static facts of one attention op.
 struct Problem {
@@ -35,6 +36,16 @@ struct Problem {
   bool causal = false;
   /// ... and at most the last `window` of them.
   std::optional<int64_t> window;
+
+  /// The mma.sync kernels read Q from a shared tile of its own at every
+  /// use; their tiles, over the 48 KB of static shared memory, are then
+  /// carved from dynamic shared memory.
+  bool queryInShared() const { return headDim > kMaxQueryInRegistersHeadDim; }
+  /// Decode blocks resident at once per SM (the decode kernel's minctasm):
+  /// 4 at 128 registers; 3 when Q is in shared memory, whose 128 f32
+  /// accumulators alone (D 256) take a 128-register budget (and whose K,
+  /// V and Q tiles, 76 KB at D 256, fit three times in 228 KB).
+  int64_t decodeBlocksPerSM() const { return queryInShared() ? 3 : 4; }
 
   static Problem of(const AttentionSpec &spec);
 };

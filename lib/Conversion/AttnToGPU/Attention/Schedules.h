@@ -13,7 +13,9 @@
 
 namespace mlir::attn::gpu_lowering::attention {
 
-/// Whether prefill runs on wgmma: sm_90a and a head dim of 64 or 128.
+struct MmaTiles;
+
+/// Whether prefill runs on wgmma: sm_90a and a head dim of 64, 128 or 256.
 bool prefillUsesWgmma(const KernelOptions &opts, const Problem &p);
 /// Dynamic shared memory of the wgmma prefill: Q, K, V and P tiles, and
 /// the slack to align them to 1024 bytes.
@@ -24,14 +26,15 @@ int64_t wgmmaSharedBytes(const Problem &p);
 void buildPrefillWgmma(IB &b, const Problem &p, const AttentionKernelArgs &a);
 
 /// Prefill on mma.sync: a warp per 16 rows of the 64-row tile, Q fragments
-/// in registers, K and V through ldmatrix from `smemK` / `smemV`.
+/// in registers (or, above head dim 128, read from shared memory), K and V
+/// through ldmatrix from `tiles`.
 void buildPrefillMma(IB &b, const Problem &p, const AttentionKernelArgs &a,
-                     Value smemK, Value smemV);
+                     const MmaTiles &tiles);
 
 /// Decode on mma.sync: one 16-row tile whose four warps split every key
 /// tile; each warp's result is a partial of its own.
 void buildDecode(IB &b, const Problem &p, const AttentionKernelArgs &a,
-                 Value smemK, Value smemV);
+                 const MmaTiles &tiles);
 
 /// out[row, head, :] = sum_s w_s oPart[s, row, head, :] / sum_s w_s with
 /// w_s = 2^(lse_s - max lse), over `parts` partials (nothing with one).

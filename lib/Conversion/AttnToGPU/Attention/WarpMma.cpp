@@ -9,17 +9,55 @@ using namespace mlir::attn;
 using namespace mlir::attn::gpu_lowering;
 using namespace mlir::attn::gpu_lowering::attention;
 
-SmallVector<std::array<Value, 4>>
-attention::loadQueryFragments(IB &b, const Problem &p, Value smemQ,
-                              const WarpLayout &w, Idx warpRow) {
-  SmallVector<std::array<Value, 4>> frags;
+/// Bytes of a padded [rows][D + 8] tile.
+static int64_t paddedTileBytes(const Problem &p, int64_t rows) {
+  return rows * (p.headDim + kPad) * 2;
+}
+
+/// The dynamic shared memory's alignment: ldmatrix and 16-byte copies.
+constexpr int64_t kMmaTileAlignment = 16;
+
+int64_t attention::mmaSharedBytes(const Problem &p, int64_t queryRows) {
+  if (!p.queryInShared())
+    return 0;
+  return 2 * paddedTileBytes(p, kKeys) + paddedTileBytes(p, queryRows) +
+         kMmaTileAlignment;
+}
+
+MmaTiles attention::mmaTiles(IB &b, const Problem &p, int64_t queryRows,
+                             ValueRange workgroup) {
+  if (!workgroup.empty())
+    return {workgroup[0], workgroup[1], Value()};
+  AlignedSharedMemory smem = AlignedSharedMemory::get(b, kMmaTileAlignment);
+  int64_t row = p.headDim + kPad, kvBytes = paddedTileBytes(p, kKeys);
+  return {smem.shapedView(b, p.element, {kKeys, row}),
+          smem.shapedView(b, p.element, {kKeys, row}, kvBytes),
+          smem.shapedView(b, p.element, {queryRows, row}, 2 * kvBytes)};
+}
+
+std::array<Value, 4> QueryFragments::get(IB &b, int64_t k) const {
+  if (!held.empty())
+    return held[k];
+  return ldmatrixX4(b, smem, at.first, at.second + k * 16, false);
+}
+
+QueryFragments attention::loadQuery(IB &b, const MmaTiles &tiles,
+                                    const Problem &p, const WarpLayout &w,
+                                    Idx warpRow) {
+  QueryFragments q;
+  q.smem = tiles.query();
+  q.at = m16n8k16::aCoord(w.lane, warpRow);
+  // The staged query tile is visible to every warp.
   gpu::BarrierOp::create(b);
-  auto [row, col] = m16n8k16::aCoord(w.lane, warpRow);
+  if (tiles.q)
+    return q;
+  SmallVector<std::array<Value, 4>> held;
   for (int64_t k = 0; k < p.headDim / 16; ++k)
-    frags.push_back(ldmatrixX4(b, smemQ, row, col + k * 16, false));
+    held.push_back(q.get(b, k));
+  q.held = std::move(held);
   // Every warp has its fragments before K overwrites the buffer.
   gpu::BarrierOp::create(b);
-  return frags;
+  return q;
 }
 
 KVCoordinates KVCoordinates::of(const WarpLayout &w) {
@@ -35,20 +73,21 @@ static MutableArrayRef<Value> tile(MutableArrayRef<Value> acc, int64_t t) {
 }
 
 SmallVector<Value> attention::mmaScores(IB &b, const Problem &p,
-                                        ArrayRef<std::array<Value, 4>> qFrag,
-                                        Value smemK, const KVCoordinates &at,
-                                        Idx keyBase, int64_t keys) {
+                                        const QueryFragments &q, Value smemK,
+                                        const KVCoordinates &at, Idx keyBase,
+                                        int64_t keys) {
   SmallVector<Value> s(keys / 8 * 4, cF32(b, 0.0));
   auto [row, col] = at.key;
   for (int64_t k = 0; k < p.headDim / 16; ++k) {
+    std::array<Value, 4> qk = q.get(b, k);
     for (int64_t n = 0; n < keys / 16; ++n) {
       std::array<Value, 4> bk =
           ldmatrixX4(b, smemK, row + keyBase + n * 16, col + k * 16, false);
       for (int64_t half = 0; half < 2; ++half) {
         MutableArrayRef<Value> c = tile(s, 2 * n + half);
-        llvm::copy(mma16816(b, p.element, qFrag[k],
-                            {bk[2 * half], bk[2 * half + 1]}, c),
-                   c.begin());
+        llvm::copy(
+            mma16816(b, p.element, qk, {bk[2 * half], bk[2 * half + 1]}, c),
+            c.begin());
       }
     }
   }
