@@ -7,6 +7,9 @@ dynamic, the RoPE table the last argument), default (fused) pipeline:
 
 * ``layer_llama3_8b.so``: Llama-3-8B (bf16, hidden 4096, 32 / 8 heads of 128, llama3 RoPE);
 * ``layer_qwen3_8b.so``: Qwen3-8B (the same shapes, RoPE theta 1e6 unscaled, qk-norm eps 1e-6);
+* ``layer_llama3_8b_gptq.so``, ``layer_llama3_8b_float8.so``: the Llama-3-8B layer with its
+  q/k/v and o_proj weights quantised (GPTQ int4 in groups of 128; float8 E4M3 with row scales
+  and dynamic per-token input scales), as MAX's GPTQ / float8 ``AttentionWithRope`` take them;
 
 both over a one-layer cache of page 128, max_seq_len 8192 (prefill 8192 is the longest
 step); ``projections.so``: the Llama-3-8B layer's projections alone, any number of rows M,
@@ -39,7 +42,11 @@ def models():
     llama = dataclasses.replace(llama3_8b(), max_seq_len=MAX_SEQ_LEN)
     qwen = dataclasses.replace(llama, qk_norm=True, rms_norm_eps=1e-6,
                                rope={"theta": 1000000.0, "interleaved": False, "scaling": None})
-    return {"llama3-8b": llama, "qwen3-8b": qwen}
+    gptq = dataclasses.replace(llama, quant={"kind": "gptq", "group_size": 128})
+    float8 = dataclasses.replace(llama, quant={"kind": "float8", "weight_scale": "row",
+                                               "input_scale": "dynamic", "upper_bound": None})
+    return {"llama3-8b": llama, "qwen3-8b": qwen, "llama3-8b-gptq": gptq,
+            "llama3-8b-float8": float8}
 
 
 def module_name(model):
