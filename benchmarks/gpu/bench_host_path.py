@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Where a decode call's wall time goes, on the GPU machine: the Llama-3-8B layer of
+``build_bench_layer.py`` at decode 8 x 512, the median of 300 calls each of (a) the call then a
+synchronisation (wall), (b) the call alone (the host's enqueue time: ctypes, the generated host
+code, the runtime's driver calls), and the kernel time (CUPTI), before and after a
+torch.profiler session (which the other benchmarks use: it does not slow later calls).
+
+    python3 benchmarks/gpu/bench_host_path.py   # reads build/bench-layer-gpu
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [os.path.join(REPO, d) for d in ("benchmarks/gpu", "test/gpu", "python")]
+
+import torch  # noqa: E402
+
+import device_abi  # noqa: E402
+import torch_stack as ts  # noqa: E402
+from attn import ir  # noqa: E402
+
+folder = os.path.join(REPO, "build", "bench-layer-gpu")
+man = json.load(open(os.path.join(folder, "manifest.json")))
+info = man["models"]["llama3-8b"]
+cfg = ir.LayerConfig(**info["config"])
+so = os.path.join(folder, info["module"] + ".so")
+lib, rtl = device_abi.load(so), device_abi.runtime(so)
+gen = torch.Generator(device="cuda").manual_seed(0)
+w = ts.random_weights(cfg, gen)[0]
+freqs = torch.from_numpy(ir.rope_table_input(cfg)).cuda()
+seqs, cached = 8, 512
+blocks, lookup = ts.random_cache(cfg, [cached + 1] * seqs, gen)
+x = torch.randn((seqs, cfg.hidden), generator=gen, device="cuda").to(torch.bfloat16)
+lengths = torch.full((seqs,), cached, dtype=torch.int32, device="cuda")
+offsets = torch.arange(0, seqs + 1, 1, dtype=torch.int32, device="cuda")
+out = torch.empty((seqs, cfg.hidden), dtype=torch.bfloat16, device="cuda")
+call = device_abi.DeviceFunction(lib, "layer").bind([x, offsets, blocks, lengths, lookup, *w.values(), freqs], [out])
+def wall(n=300):
+    t = []
+    for _ in range(n):
+        s = time.perf_counter(); call(); torch.cuda.synchronize(); t.append(time.perf_counter() - s)
+    e = []
+    for _ in range(n):
+        s = time.perf_counter(); call(); e.append(time.perf_counter() - s); torch.cuda.synchronize()
+    return statistics.median(t) * 1e6, statistics.median(e) * 1e6
+for _ in range(20): call()
+torch.cuda.synchronize()
+print("before profiler: wall %.1f us, enqueue %.1f us" % wall())
+from torch.profiler import profile, ProfilerActivity
+with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    for _ in range(20): call()
+    torch.cuda.synchronize()
+k = sum(e.self_device_time_total for e in prof.key_averages()) / 20
+print("kernel %.1f us" % k)
+print("after profiler: wall %.1f us, enqueue %.1f us" % wall())
