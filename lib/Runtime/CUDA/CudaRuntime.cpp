@@ -175,6 +175,80 @@ LoadedModules &loadedModules() {
   return *modules;
 }
 
+/// The temporaries of the calls on one stream: one device buffer handed out
+/// by a bump pointer and reset once every temporary taken since the last
+/// reset is freed. Calls on one stream run in stream order, so a call may
+/// reuse the memory of the one before it without waiting. This turns a
+/// call's pool allocations and frees (two driver calls each) into pointer
+/// arithmetic. The buffer grows, at a reset, to the most that a call took;
+/// until then, and while the stream is capturing a graph (whose memory must
+/// be its own), temporaries come from the pool.
+class StreamArena {
+public:
+  explicit StreamArena(CUstream stream) : stream(stream) {}
+
+  CUstream owner() const { return stream; }
+
+  CUdeviceptr allocate(uint64_t bytes) {
+    uint64_t aligned = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+    ++live;
+    demand += aligned;
+    peak = demand > peak ? demand : peak;
+    if (!capturing() && top + aligned <= capacity) {
+      CUdeviceptr ptr = base + top;
+      top += aligned;
+      return ptr;
+    }
+    CUdeviceptr ptr = 0;
+    ATTN_CUDA_CHECK(cuMemAllocAsync(&ptr, bytes, stream));
+    return ptr;
+  }
+
+  void release(CUdeviceptr ptr) {
+    if (ptr < base || ptr >= base + capacity)
+      ATTN_CUDA_CHECK(cuMemFreeAsync(ptr, stream));
+    if (--live > 0)
+      return;
+    live = 0;
+    top = demand = 0;
+    // (Memory allocated while capturing would belong to the graph.)
+    if (peak <= capacity || capturing())
+      return;
+    // Grow, in stream order: the old buffer is freed after the work
+    // queued on it.
+    if (base)
+      ATTN_CUDA_CHECK(cuMemFreeAsync(base, stream));
+    capacity = (peak + kGrain - 1) / kGrain * kGrain;
+    base = 0;
+    if (cuMemAllocAsync(&base, capacity, stream) != CUDA_SUCCESS) {
+      base = 0; // out of memory: keep using the pool
+      capacity = 0;
+    }
+  }
+
+private:
+  bool capturing() const {
+    CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+    ATTN_CUDA_CHECK(cuStreamIsCapturing(stream, &status));
+    return status != CU_STREAM_CAPTURE_STATUS_NONE;
+  }
+
+  static constexpr uint64_t kAlignment = 256, kGrain = 1 << 20;
+  CUstream stream;
+  CUdeviceptr base = 0;
+  uint64_t capacity = 0, top = 0, demand = 0, peak = 0;
+  int64_t live = 0;
+};
+
+/// This thread's arena of `stream` (a few streams per thread at most).
+StreamArena &arenaOf(CUstream stream) {
+  thread_local std::vector<StreamArena> arenas;
+  for (StreamArena &arena : arenas)
+    if (arena.owner() == stream)
+      return arena;
+  return arenas.emplace_back(stream);
+}
+
 } // namespace
 
 extern "C" {
@@ -284,21 +358,21 @@ void mgpuEventRecord(CUevent event, CUstream stream) {
   ATTN_CUDA_CHECK(cuEventRecord(event, stream));
 }
 
-// Temporaries come from the stream-ordered pool: no device-wide
-// synchronisation, and a free waits for the kernels queued before it.
+// Temporaries come from the stream's arena (StreamArena), else from the
+// stream-ordered pool: no device-wide synchronisation, and a free waits for
+// the kernels queued before it.
 void *mgpuMemAlloc(uint64_t sizeBytes, CUstream stream, bool /*isHostShared*/) {
+  if (sizeBytes == 0)
+    return nullptr;
   ScopedContext scope;
-  CUdeviceptr ptr = 0;
-  if (sizeBytes != 0)
-    ATTN_CUDA_CHECK(cuMemAllocAsync(&ptr, sizeBytes, stream));
-  return reinterpret_cast<void *>(ptr);
+  return reinterpret_cast<void *>(arenaOf(stream).allocate(sizeBytes));
 }
 
 void mgpuMemFree(void *ptr, CUstream stream) {
   if (!ptr)
     return;
   ScopedContext scope;
-  ATTN_CUDA_CHECK(cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(ptr), stream));
+  arenaOf(stream).release(reinterpret_cast<CUdeviceptr>(ptr));
 }
 
 void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, CUstream stream) {
