@@ -168,7 +168,9 @@ static Value buildCacheStore(IB &b, Value key, Value value, Value rowOffsets,
   Value batch = dim(b, lengths, 0);
   pages.maxPages = dim(b, lookup, 1);
   auto storeRow = [&](IB &ib, Value seq, Idx pos, Value row, Value into) {
-    auto [page, slot, valid] = pages.slotOf(ib, seq, pos);
+    // (Plain variables: the lambda below captures them.)
+    Value page, slot, valid;
+    std::tie(page, slot, valid) = pages.slotOf(ib, seq, pos);
     return ifElse(ib, valid, ValueRange{into}, [&](IB &tb) {
       Value updated = into;
       if (rotation)
