@@ -47,7 +47,7 @@ constexpr int64_t kWarpgroup = 128;
 /// Where a block and its warpgroups work.
 struct GemmBlock {
   WgmmaGemmConfig cfg;
-  int64_t elementBytes; // of x and W
+  Type element; // of x and W (as staged)
   AlignedSharedMemory shared; // the stages, from its 1024-byte boundary
   Value smemAddr;             // their i64 shared-window address
   Value full, empty; // one mbarrier of each per stage
@@ -56,14 +56,14 @@ struct GemmBlock {
   WarpLayout w;
   Idx warpgroup; // 0: the producer; c + 1: consumer c (rows 64 c ..)
   // The addresses of x's and each weight's tensor map.
-  Type element;
   Value xMap;
   SmallVector<Value> weightMaps;
   int64_t weightBoxRows;
 
   int64_t stageBytes() const { return (cfg.tileM() + cfg.tileN) * kRowBytes; }
   /// K elements of a step.
-  int64_t stepK() const { return kRowBytes / elementBytes; }
+  int64_t elementBytes() const { return element.getIntOrFloatBitWidth() / 8; }
+  int64_t stepK() const { return kRowBytes / elementBytes(); }
 };
 
 /// The 1024-byte aligned stages in dynamic shared memory and the stage
@@ -241,7 +241,7 @@ void consume(IB &b, const MatmulArgs &args, const WeightStack &stack,
   Idx consumer = blk.warpgroup - 1;
   SmallVector<Value> zeros(blk.cfg.tileN / 2, cF32(b, 0.0));
   Value zero = packAccumulators(b, zeros);
-  if (blk.elementBytes == 1) {
+  if (blk.elementBytes() == 1) {
     // E4M3 wgmma keeps fewer bits of its running sum than f32: each step's
     // sums start from zero and are added to f32 registers (as DeepGEMM
     // does), which costs the step's overlap with the next one.
@@ -335,7 +335,7 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   Type element = cast<MemRefType>(args.x.getType()).getElementType();
   GemmBlock blk;
   blk.cfg = cfg;
-  blk.elementBytes = element.getIntOrFloatBitWidth() / 8;
+  blk.element = element;
   carveStages(b, blk);
   blk.w = WarpLayout::of(threadIdx(b));
   // Broadcast from lane 0, so that ptxas knows the role branch is
@@ -345,7 +345,6 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   blk.m0 = blockIdx(b, gpu::Dimension::y) * cfg.tileM();
   blk.n0 = blockIdx(b, gpu::Dimension::x) * cfg.tileN;
   int64_t numK = llvm::divideCeil(stack.k, blk.stepK());
-  blk.element = element;
   blk.weightBoxRows = weightBoxRows(stack);
   blk.xMap = tensorMapAddress(b, args.tensorMaps[0]);
   for (Value map : ArrayRef<Value>(args.tensorMaps).drop_front())

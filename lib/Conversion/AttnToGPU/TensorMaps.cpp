@@ -14,16 +14,13 @@ using namespace mlir::attn::gpu_lowering;
 static constexpr StringLiteral kEncodeFunction = "attnCudaEncodeTensorMap";
 static constexpr int64_t kSwizzleBytes = 128;
 
-/// cuda.h's CUtensorMapDataType of 1-, 2- and 4-byte elements.
+/// cuda.h's CUtensorMapDataType of the operands TMA loads here.
 static int32_t tensorMapDataType(Type element) {
   if (element.isBF16())
     return 9; // CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
   if (element.isF16())
     return 6; // CU_TENSOR_MAP_DATA_TYPE_FLOAT16
-  if (element.isF32())
-    return 7; // CU_TENSOR_MAP_DATA_TYPE_FLOAT32
-  return element.getIntOrFloatBitWidth() == 32 ? 4 // UINT32
-                                               : 0; // UINT8
+  return 0;   // CU_TENSOR_MAP_DATA_TYPE_UINT8 (E4M3 bytes)
 }
 
 /// `void attnCudaEncodeTensorMap(ptr map, i64 base, i32 type, i64 rows,
@@ -61,7 +58,7 @@ bool gpu_lowering::hasTensorMapLayout(Value buffer) {
   if (type.getRank() != 2 || failed(type.getStridesAndOffset(strides, offset)))
     return false;
   int64_t bytes = type.getElementTypeBitWidth() / 8;
-  if (strides[1] != 1 || !llvm::is_contained({1, 2, 4}, bytes))
+  if (strides[1] != 1 || !llvm::is_contained({1, 2}, bytes))
     return false;
   // Rows 16-byte aligned: checked here when static, else by the encoding.
   return ShapedType::isDynamic(strides[0]) || strides[0] * bytes % 16 == 0;
@@ -69,7 +66,8 @@ bool gpu_lowering::hasTensorMapLayout(Value buffer) {
 
 Value gpu_lowering::encodeTensorMap(IB &host, Value buffer, MemRefType box) {
   BuilderScope scope(host);
-  auto module = host.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+  auto module =
+      host.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
   auto type = cast<MemRefType>(buffer.getType());
   int64_t bytes = type.getElementTypeBitWidth() / 8;
   auto metadata = memref::ExtractStridedMetadataOp::create(host, buffer);

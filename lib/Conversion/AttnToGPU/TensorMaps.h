@@ -26,7 +26,7 @@ Type tensorMapType(MLIRContext *context);
 MemRefType tensorMapBox(Type element, int64_t rows);
 
 /// Whether `buffer` (2-D) can be read through a tensor map: unit inner
-/// stride, 1, 2 or 4-byte elements, rows a multiple of 16 bytes.
+/// stride, 1- or 2-byte elements, rows a multiple of 16 bytes.
 bool hasTensorMapLayout(Value buffer);
 
 /// Host: the tensor map of the row-major matrix `buffer` for `box` loads.
