@@ -63,8 +63,10 @@ DEV = torch.device("cuda")
 def time_calls(calls, min_runs=10, budget_s=1.0):
     """``(kernel_s, host_s)`` of a candidate, ``calls`` running it on rotating input sets.
 
-    kernel_s: the GPU time per call, summed over the kernels it launches (CUPTI, through
-    torch.profiler, which sees kernels on any stream), the mean over back-to-back calls.
+    kernel_s: the GPU time per call: the time during which at least one of its kernels runs
+    (CUPTI, through torch.profiler, which sees kernels on any stream), the mean over
+    back-to-back calls. It is the sum of the kernels' times where they do not overlap; kernels
+    launched early (dependent launch) or on several streams overlap, and are counted once.
     host_s: the median wall time of one call that ends synchronised (what a caller of the
     synchronous library waits). Both after one warm-up call per input set.
     """
@@ -85,8 +87,23 @@ def time_calls(calls, min_runs=10, budget_s=1.0):
         for i in range(runs):
             calls[i % len(calls)]()
         torch.cuda.synchronize()
-    kernel_us = sum(e.self_device_time_total for e in prof.key_averages())
+    kernel_us = busy_us(prof)
+    assert kernel_us > 0, "the profile holds no GPU kernels"
     return kernel_us * 1e-6 / runs, statistics.median(times)
+
+
+def busy_us(prof):
+    """Microseconds during which at least one GPU kernel of the profile ran."""
+    from torch.autograd import DeviceType
+
+    spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events()
+                   if e.device_type == DeviceType.CUDA and e.time_range.end > e.time_range.start)
+    busy, end = 0.0, float("-inf")
+    for start, stop in spans:
+        if stop > end:
+            busy += stop - max(start, end)
+            end = stop
+    return busy
 
 
 def input_sets(bytes_per_set):

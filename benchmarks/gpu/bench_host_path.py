@@ -5,7 +5,7 @@ synchronisation (wall), (b) the call alone (the host's enqueue time: ctypes, the
 code, the runtime's driver calls), and the kernel time (CUPTI), before and after a
 torch.profiler session (which the other benchmarks use: it does not slow later calls).
 
-    python3 benchmarks/gpu/bench_host_path.py   # reads build/bench-layer-gpu
+    python3 benchmarks/gpu/bench_host_path.py [folder]   # default build/bench-layer-gpu
 """
 import json
 import os
@@ -22,7 +22,7 @@ import device_abi  # noqa: E402
 import torch_stack as ts  # noqa: E402
 from attn import ir  # noqa: E402
 
-folder = os.path.join(REPO, "build", "bench-layer-gpu")
+folder = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build", "bench-layer-gpu")
 man = json.load(open(os.path.join(folder, "manifest.json")))
 info = man["models"]["llama3-8b"]
 cfg = ir.LayerConfig(**info["config"])
@@ -53,6 +53,10 @@ from torch.profiler import profile, ProfilerActivity
 with profile(activities=[ProfilerActivity.CUDA]) as prof:
     for _ in range(20): call()
     torch.cuda.synchronize()
-k = sum(e.self_device_time_total for e in prof.key_averages()) / 20
-print("kernel %.1f us" % k)
+import bench_gpu  # noqa: E402
+kernels = [e for e in prof.key_averages() if e.self_device_time_total > 0]
+for e in sorted(kernels, key=lambda e: -e.self_device_time_total):
+    print("  %-40s %6.1f us" % (e.key[:40], e.self_device_time_total / 20))
+print("kernel %.1f us summed, %.1f us busy (overlaps counted once)"
+      % (sum(e.self_device_time_total for e in kernels) / 20, bench_gpu.busy_us(prof) / 20))
 print("after profiler: wall %.1f us, enqueue %.1f us" % wall())

@@ -48,6 +48,13 @@ int32_t attnCudaTakeStatus(void);
 /// The name of the status word in a library's kernel module (a global i32).
 #define ATTN_CUDA_STATUS_SYMBOL "attn_status"
 
+/// Present (a constant global i32) in the kernel modules whose kernels wait
+/// for the kernel before them themselves (pass attn-dependent-launch): the
+/// runtime launches those with programmatic stream serialization, so that
+/// each may start while the one before it finishes. ATTN_CUDA_DEPENDENT_LAUNCH=0
+/// in the environment turns that off.
+#define ATTN_CUDA_DEPENDENT_LAUNCH_SYMBOL "attn_dependent_launch"
+
 /// NCCL for sharded layers (docs/Sharding.md): libnccl.so.2 is loaded at the
 /// first of these calls (dlopen), so the toolkit's or PyTorch's library
 /// serves. Each returns NCCL's result (0: success; 3: libnccl.so.2 or one of

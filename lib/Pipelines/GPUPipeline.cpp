@@ -61,6 +61,14 @@ static std::string cudaToolkit(const attn::NVVMPipelineOptions &options) {
   return upstream.empty() ? "/usr/local/cuda" : upstream.str();
 }
 
+/// The number of an `sm_XY[a]` chip name (0 if it has none).
+static int64_t chipVersion(StringRef chip) {
+  int64_t version = 0;
+  chip.consume_front("sm_");
+  chip = chip.take_while([](char c) { return llvm::isDigit(c); });
+  return chip.getAsInteger(10, version) ? 0 : version;
+}
+
 /// Upstream's gpu-lower-to-nvvm-pipeline (GPUToNVVMPipeline.cpp) at opt-level
 /// 3, spelled out so that gpu-module-to-binary gets the toolkit as an option.
 static void addGPUToNVVM(OpPassManager &pm,
@@ -93,6 +101,8 @@ static void addGPUToNVVM(OpPassManager &pm,
   pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());
   pm.addNestedPass<gpu::GPUModuleOp>(attn::createAttnGridConstantTensorMaps());
+  if (options.dependentLaunch && chipVersion(options.chip) >= 90)
+    pm.addNestedPass<gpu::GPUModuleOp>(attn::createAttnDependentLaunch());
 
   // Host.
   pm.addPass(createGpuToLLVMConversionPass());

@@ -47,24 +47,32 @@
 // CHECK-NEXT: [[BEGIN:%[a-zA-Z0-9_]+]] = arith.select [[ISV]], %c384
 // CHECK-NEXT: [[ROWS:%[a-zA-Z0-9_]+]] = arith.select [[ISV]], %c128
 // K in steps of 4 warps x 4 unrolled x 32; 8 f32 accumulators (two m16n8 tiles).
-// CHECK: [[ACC:%[a-zA-Z0-9_]+]]:8 = scf.for %[[K0:[a-zA-Z0-9_]+]] = %c0 to %c1024 step %c512
+// No work when M is 0 (the loads clamp rows to M - 1).
+// CHECK: [[ANY:%[a-zA-Z0-9_]+]] = arith.cmpi ugt, [[KM]], %c0
+// CHECK-NEXT: scf.if [[ANY]] {
+// CHECK-NEXT: [[ACC:%[a-zA-Z0-9_]+]]:8 = scf.for %[[K0:[a-zA-Z0-9_]+]] = %c0 to %c1024 step %c512
 // Step u = 0 of warp w: K offset k0 + 32 w + 8 quad.
 // CHECK-NEXT: [[WOFF:%[a-zA-Z0-9_]+]] = arith.muli [[WARP]], %c32
 // CHECK-NEXT: [[KW0:%[a-zA-Z0-9_]+]] = arith.addi %[[K0]], [[WOFF]]
 // CHECK-NEXT: [[QOFF:%[a-zA-Z0-9_]+]] = arith.muli [[QUAD]], %c8
 // CHECK-NEXT: [[GK:%[a-zA-Z0-9_]+]] = arith.addi [[KW0]], [[QOFF]]
 // CHECK-NEXT: [[KOK:%[a-zA-Z0-9_]+]] = arith.cmpi ult, [[GK]], %c1024
-// x row `group` (zeros past M), 16 bytes, as four i32 pairs.
+// x row `group`, 16 bytes, loaded without a branch from the row and K
+// clamped into x, zeros past M or K; as four i32 pairs.
+// CHECK-NEXT: [[MLAST:%[a-zA-Z0-9_]+]] = arith.subi [[KM]], %c1
+// CHECK-NEXT: [[XROW:%[a-zA-Z0-9_]+]] = arith.minui [[GROUP]], [[MLAST]]
+// CHECK-NEXT: [[XK:%[a-zA-Z0-9_]+]] = arith.minui [[GK]], %c1016
+// CHECK-NEXT: [[XLOAD:%[a-zA-Z0-9_]+]] = vector.load [[KX]][[[XROW]], [[XK]]] {alignment = 16 : i64} : memref<?x1024xbf16>, vector<8xbf16>
 // CHECK-NEXT: [[MOK:%[a-zA-Z0-9_]+]] = arith.cmpi ult, [[GROUP]], [[KM]]
 // CHECK-NEXT: [[XOK:%[a-zA-Z0-9_]+]] = arith.andi [[KOK]], [[MOK]]
-// CHECK-NEXT: [[XLO:%[a-zA-Z0-9_]+]] = scf.if [[XOK]] -> (vector<8xbf16>) {
-// CHECK-NEXT: vector.load [[KX]][[[GROUP]], [[GK]]] {alignment = 16 : i64} : memref<?x1024xbf16>, vector<8xbf16>
-// CHECK: [[XLOW:%[a-zA-Z0-9_]+]] = vector.bitcast [[XLO]] : vector<8xbf16> to vector<4xi32>
+// CHECK-NEXT: [[XLO:%[a-zA-Z0-9_]+]] = arith.select [[XOK]], [[XLOAD]], %{{.+}} : vector<8xbf16>
+// CHECK-NEXT: [[XLOW:%[a-zA-Z0-9_]+]] = vector.bitcast [[XLO]] : vector<8xbf16> to vector<4xi32>
 // CHECK-NEXT: [[XLO0:%[a-zA-Z0-9_]+]] = vector.extract [[XLOW]][0]
 // CHECK-NEXT: [[XLO1:%[a-zA-Z0-9_]+]] = vector.extract [[XLOW]][1]
 // x row `group + 8`.
 // CHECK: [[G8:%[a-zA-Z0-9_]+]] = arith.addi [[GROUP]], %c8
-// CHECK: vector.load [[KX]][[[G8]], [[GK]]] {alignment = 16 : i64} : memref<?x1024xbf16>, vector<8xbf16>
+// CHECK-NEXT: [[XROW8:%[a-zA-Z0-9_]+]] = arith.minui [[G8]], [[MLAST]]
+// CHECK-NEXT: vector.load [[KX]][[[XROW8]], [[XK]]] {alignment = 16 : i64} : memref<?x1024xbf16>, vector<8xbf16>
 // CHECK: [[XHIW:%[a-zA-Z0-9_]+]] = vector.bitcast %{{.+}} : vector<8xbf16> to vector<4xi32>
 // CHECK-NEXT: [[XHI0:%[a-zA-Z0-9_]+]] = vector.extract [[XHIW]][0]
 // CHECK-NEXT: [[XHI1:%[a-zA-Z0-9_]+]] = vector.extract [[XHIW]][1]
@@ -72,10 +80,12 @@
 // weight's row count; clipped in f32.
 // CHECK: [[WBASE:%[a-zA-Z0-9_]+]] = arith.subi [[N0]], [[BEGIN]]
 // CHECK-NEXT: [[WROW:%[a-zA-Z0-9_]+]] = arith.addi [[WBASE]], [[GROUP]]
+// CHECK-NEXT: [[WLAST:%[a-zA-Z0-9_]+]] = arith.subi [[ROWS]], %c1
+// CHECK-NEXT: [[WROWC:%[a-zA-Z0-9_]+]] = arith.minui [[WROW]], [[WLAST]]
+// CHECK-NEXT: [[WLOAD:%[a-zA-Z0-9_]+]] = vector.load [[W]][[[WROWC]], [[XK]]] {alignment = 16 : i64} : memref<?x1024xbf16>, vector<8xbf16>
 // CHECK-NEXT: [[WROK:%[a-zA-Z0-9_]+]] = arith.cmpi ult, [[WROW]], [[ROWS]]
 // CHECK-NEXT: [[WOK:%[a-zA-Z0-9_]+]] = arith.andi [[KOK]], [[WROK]]
-// CHECK-NEXT: [[WT:%[a-zA-Z0-9_]+]] = scf.if [[WOK]] -> (vector<8xbf16>) {
-// CHECK-NEXT: vector.load [[W]][[[WROW]], [[GK]]] {alignment = 16 : i64} : memref<?x1024xbf16>, vector<8xbf16>
+// CHECK-NEXT: [[WT:%[a-zA-Z0-9_]+]] = arith.select [[WOK]], [[WLOAD]], %{{.+}} : vector<8xbf16>
 // CHECK: arith.extf [[WT]] : vector<8xbf16> to vector<8xf32>
 // CHECK-NEXT: arith.maximumf
 // CHECK-NEXT: arith.minimumf

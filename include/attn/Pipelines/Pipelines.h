@@ -56,6 +56,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Also check the sizes of the tensor arguments against "
                      "the function's types (attn-insert-abi-checks)"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> dependentLaunch{
+      *this, "dependent-launch",
+      llvm::cl::desc("Kernels may start while the kernel before them "
+                     "finishes (attn-dependent-launch; sm_90 and later)"),
+      llvm::cl::init(true)};
 };
 
 /// attn (composite or primitive ops, tensors) -> LLVM dialect for the host
@@ -112,6 +117,11 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::desc("Also check the sizes of the tensor arguments against "
                      "the function's types (attn-insert-abi-checks)"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> dependentLaunch{
+      *this, "dependent-launch",
+      llvm::cl::desc("Kernels may start while the kernel before them "
+                     "finishes (attn-dependent-launch; sm_90 and later)"),
+      llvm::cl::init(true)};
 };
 
 /// attn (composite or primitive ops, tensors) -> LLVM dialect host code

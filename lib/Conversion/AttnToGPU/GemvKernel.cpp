@@ -50,20 +50,25 @@ struct StepChunks {
 };
 
 /// 1. This lane's chunks of the k step at `k0` (zeros past K, past M and
-/// past the weight's rows).
+/// past the weight's rows). Each chunk is loaded from a clamped position
+/// and zeroed after: loads without branches around them stay in flight
+/// together (behind branches, ptxas issues fewer at a time: measured 36 ->
+/// 20 us at 128 threads).
 StepChunks loadStep(IB &b, const MatmulArgs &args, const GemvBlock &blk,
                     int64_t k, std::optional<double> clip, Idx k0) {
   auto chunkType = VectorType::get(
       {kChunk}, cast<MemRefType>(args.x.getType()).getElementType());
   Idx gk = k0 + blk.w.quad * kChunk;
   Idx kOk = ult(b, gk, cIndex(b, k));
-  auto chunk = [&](Value src, Idx row, Idx bound) {
-    return loadVectorOrZero(
-        b, src,
-        [&](IB &) {
-          return SmallVector<Value>{row, gk};
-        },
-        kOk & ult(b, row, bound), chunkType);
+  Idx lastK = cIndex(b, k - kChunk);
+  Value zeros = zero(b, chunkType);
+  auto chunk = [&](Value src, Idx row, Idx bound) -> Value {
+    Idx clampedRow = Idx(arith::MinUIOp::create(b, row, bound - 1));
+    Idx clampedK = Idx(arith::MinUIOp::create(b, gk, lastK));
+    Value loaded = vector::LoadOp::create(
+        b, chunkType, src, ValueRange{clampedRow, clampedK},
+        /*nontemporal=*/false, llvm::MaybeAlign(16));
+    return arith::SelectOp::create(b, kOk & ult(b, row, bound), loaded, zeros);
   };
   StepChunks s;
   s.xLo = chunkPairs(b, chunk(args.x, blk.w.group, blk.rows));
@@ -168,6 +173,9 @@ void gpu_lowering::buildGemv(IB &b, const MatmulArgs &args,
   blk.rows = dim(b, args.x, 0);
   blk.n0 = blockIdx(b, gpu::Dimension::x) * kGemvColumns;
   blk.weight = selectWeight(b, args, stack, blk.n0);
-  SmallVector<Value> acc = accumulate(b, args, blk, stack.k, clip);
-  reduceAndStore(b, args, blk, acc, reduction, stack.n, segments);
+  // (The loads clamp rows to M - 1: no row to clamp to when M is 0.)
+  ifThen(b, ult(b, cIndex(b, 0), blk.rows), [&](IB &rb) {
+    SmallVector<Value> acc = accumulate(rb, args, blk, stack.k, clip);
+    reduceAndStore(rb, args, blk, acc, reduction, stack.n, segments);
+  });
 }

@@ -14,6 +14,7 @@
 #include <cuda.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -98,35 +99,80 @@ private:
   bool pushed = false;
 };
 
-/// The dynamic shared memory each kernel was opted in to (above 48 KB the
-/// launch needs the function attribute): a few kernels per library, so a
-/// short list; a kernel that is not in it is opted in again.
-class SharedMemoryOptIns {
+/// ATTN_CUDA_DEPENDENT_LAUNCH=0: kernels are launched one after the other
+/// even where their module allows dependent launch (for comparisons).
+bool dependentLaunchAllowed() {
+  static const bool allowed = [] {
+    const char *value = std::getenv("ATTN_CUDA_DEPENDENT_LAUNCH");
+    return !value || value[0] != '0';
+  }();
+  return allowed;
+}
+
+/// Bumped whenever a module is unloaded: the kernels known before may then
+/// name a module that is gone.
+std::atomic<uint64_t> moduleUnloads{0};
+
+/// What this thread knows of the kernels it launched. Host code asks for a
+/// kernel's handle before every launch, and cuModuleGetFunction searches
+/// the module by name each time; the name is a constant of the calling
+/// library, so its address identifies it while the module lives. A few
+/// kernels per library: a short list.
+class KnownKernels {
 public:
-  bool has(CUfunction function, int32_t bytes) const {
-    for (const Entry &e : entries)
-      if (e.function == function)
-        return e.bytes == bytes;
-    return false;
+  struct Kernel {
+    CUmodule module;
+    const char *name;
+    CUfunction function;
+    /// The module allows dependent launch (attn-dependent-launch).
+    bool dependentLaunch;
+    /// The dynamic shared memory the kernel was opted in to (above 48 KB
+    /// a launch needs the function attribute).
+    int32_t sharedBytes;
+  };
+
+  Kernel &lookup(CUmodule module, const char *name) {
+    forgetUnloaded();
+    for (Kernel &k : kernels)
+      if (k.module == module && k.name == name)
+        return k;
+    CUfunction function = nullptr;
+    ATTN_CUDA_CHECK(cuModuleGetFunction(&function, module, name));
+    CUdeviceptr marker = 0;
+    size_t bytes = 0;
+    bool dependent =
+        dependentLaunchAllowed() &&
+        cuModuleGetGlobal(&marker, &bytes, module,
+                          ATTN_CUDA_DEPENDENT_LAUNCH_SYMBOL) == CUDA_SUCCESS;
+    return kernels.emplace_back(Kernel{module, name, function, dependent, 0});
   }
-  void add(CUfunction function, int32_t bytes) {
-    for (Entry &e : entries)
-      if (e.function == function || !e.function) {
-        e = {function, bytes};
-        return;
-      }
-    entries[next++ % kEntries] = {function, bytes};
+
+  /// The record of `function` (looked up before in this thread), if any.
+  Kernel *find(CUfunction function) {
+    forgetUnloaded();
+    for (Kernel &k : kernels)
+      if (k.function == function)
+        return &k;
+    return nullptr;
   }
 
 private:
-  struct Entry {
-    CUfunction function = nullptr;
-    int32_t bytes = 0;
-  };
-  static constexpr int kEntries = 16;
-  Entry entries[kEntries];
-  int next = 0;
+  void forgetUnloaded() {
+    uint64_t unloads = moduleUnloads.load(std::memory_order_acquire);
+    if (unloads == seenUnloads)
+      return;
+    kernels.clear();
+    seenUnloads = unloads;
+  }
+
+  std::vector<Kernel> kernels;
+  uint64_t seenUnloads = 0;
 };
+
+KnownKernels &knownKernels() {
+  thread_local KnownKernels kernels;
+  return kernels;
+}
 
 /// The kernel modules of the loaded libraries, in load order: their status
 /// words are read by attnCudaTakeStatus.
@@ -286,13 +332,12 @@ CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
 void mgpuModuleUnload(CUmodule module) {
   ScopedContext scope;
   loadedModules().remove(module);
+  moduleUnloads.fetch_add(1, std::memory_order_release);
   ATTN_CUDA_CHECK(cuModuleUnload(module));
 }
 
 CUfunction mgpuModuleGetFunction(CUmodule module, const char *name) {
-  CUfunction function = nullptr;
-  ATTN_CUDA_CHECK(cuModuleGetFunction(&function, module, name));
-  return function;
+  return knownKernels().lookup(module, name).function;
 }
 
 void mgpuLaunchKernel(CUfunction function, intptr_t gridX, intptr_t gridY,
@@ -300,16 +345,36 @@ void mgpuLaunchKernel(CUfunction function, intptr_t gridX, intptr_t gridY,
                       intptr_t blockZ, int32_t smem, CUstream stream,
                       void **params, void **extra, size_t /*paramsCount*/) {
   ScopedContext scope;
+  KnownKernels::Kernel *kernel = knownKernels().find(function);
   // Static plus dynamic shared memory above 48 KB needs the opt-in, which
   // only the dynamic part sets: set it whenever there is a dynamic part.
-  thread_local SharedMemoryOptIns optedIn;
-  if (smem > 0 && !optedIn.has(function, smem)) {
+  if (smem > 0 && (!kernel || kernel->sharedBytes != smem)) {
     ATTN_CUDA_CHECK(cuFuncSetAttribute(
         function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem));
-    optedIn.add(function, smem);
+    if (kernel)
+      kernel->sharedBytes = smem;
   }
-  ATTN_CUDA_CHECK(cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY,
-                                 blockZ, smem, stream, params, extra));
+  if (!kernel || !kernel->dependentLaunch) {
+    ATTN_CUDA_CHECK(cuLaunchKernel(function, gridX, gridY, gridZ, blockX,
+                                   blockY, blockZ, smem, stream, params,
+                                   extra));
+    return;
+  }
+  CUlaunchAttribute dependent = {};
+  dependent.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+  dependent.value.programmaticStreamSerializationAllowed = 1;
+  CUlaunchConfig config = {};
+  config.gridDimX = gridX;
+  config.gridDimY = gridY;
+  config.gridDimZ = gridZ;
+  config.blockDimX = blockX;
+  config.blockDimY = blockY;
+  config.blockDimZ = blockZ;
+  config.sharedMemBytes = smem;
+  config.hStream = stream;
+  config.attrs = &dependent;
+  config.numAttrs = 1;
+  ATTN_CUDA_CHECK(cuLaunchKernelEx(&config, function, params, extra));
 }
 
 // Compiled functions run on the caller's stream (attnCudaSetStream), by
