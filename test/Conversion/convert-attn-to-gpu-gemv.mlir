@@ -60,18 +60,18 @@
 // x row `group`, 16 bytes, loaded without a branch from the row and K
 // clamped into x, zeros past M or K; as four i32 pairs.
 // CHECK-NEXT: [[MLAST:%[a-zA-Z0-9_]+]] = arith.subi [[KM]], %c1
+// CHECK-NEXT: [[MOK:%[a-zA-Z0-9_]+]] = arith.cmpi ult, [[GROUP]], [[KM]]
+// CHECK-NEXT: [[XOK:%[a-zA-Z0-9_]+]] = arith.andi [[KOK]], [[MOK]]
 // CHECK-NEXT: [[XROW:%[a-zA-Z0-9_]+]] = arith.minui [[GROUP]], [[MLAST]]
 // CHECK-NEXT: [[XK:%[a-zA-Z0-9_]+]] = arith.minui [[GK]], %c1016
 // CHECK-NEXT: [[XLOAD:%[a-zA-Z0-9_]+]] = vector.load [[KX]][[[XROW]], [[XK]]] {alignment = 16 : i64} : memref<?x1024xbf16>, vector<8xbf16>
-// CHECK-NEXT: [[MOK:%[a-zA-Z0-9_]+]] = arith.cmpi ult, [[GROUP]], [[KM]]
-// CHECK-NEXT: [[XOK:%[a-zA-Z0-9_]+]] = arith.andi [[KOK]], [[MOK]]
 // CHECK-NEXT: [[XLO:%[a-zA-Z0-9_]+]] = arith.select [[XOK]], [[XLOAD]], %{{.+}} : vector<8xbf16>
 // CHECK-NEXT: [[XLOW:%[a-zA-Z0-9_]+]] = vector.bitcast [[XLO]] : vector<8xbf16> to vector<4xi32>
 // CHECK-NEXT: [[XLO0:%[a-zA-Z0-9_]+]] = vector.extract [[XLOW]][0]
 // CHECK-NEXT: [[XLO1:%[a-zA-Z0-9_]+]] = vector.extract [[XLOW]][1]
 // x row `group + 8`.
 // CHECK: [[G8:%[a-zA-Z0-9_]+]] = arith.addi [[GROUP]], %c8
-// CHECK-NEXT: [[XROW8:%[a-zA-Z0-9_]+]] = arith.minui [[G8]], [[MLAST]]
+// CHECK: [[XROW8:%[a-zA-Z0-9_]+]] = arith.minui [[G8]], [[MLAST]]
 // CHECK-NEXT: vector.load [[KX]][[[XROW8]], [[XK]]] {alignment = 16 : i64} : memref<?x1024xbf16>, vector<8xbf16>
 // CHECK: [[XHIW:%[a-zA-Z0-9_]+]] = vector.bitcast %{{.+}} : vector<8xbf16> to vector<4xi32>
 // CHECK-NEXT: [[XHI0:%[a-zA-Z0-9_]+]] = vector.extract [[XHIW]][0]
@@ -81,10 +81,10 @@
 // CHECK: [[WBASE:%[a-zA-Z0-9_]+]] = arith.subi [[N0]], [[BEGIN]]
 // CHECK-NEXT: [[WROW:%[a-zA-Z0-9_]+]] = arith.addi [[WBASE]], [[GROUP]]
 // CHECK-NEXT: [[WLAST:%[a-zA-Z0-9_]+]] = arith.subi [[ROWS]], %c1
-// CHECK-NEXT: [[WROWC:%[a-zA-Z0-9_]+]] = arith.minui [[WROW]], [[WLAST]]
-// CHECK-NEXT: [[WLOAD:%[a-zA-Z0-9_]+]] = vector.load [[W]][[[WROWC]], [[XK]]] {alignment = 16 : i64} : memref<?x1024xbf16>, vector<8xbf16>
 // CHECK-NEXT: [[WROK:%[a-zA-Z0-9_]+]] = arith.cmpi ult, [[WROW]], [[ROWS]]
 // CHECK-NEXT: [[WOK:%[a-zA-Z0-9_]+]] = arith.andi [[KOK]], [[WROK]]
+// CHECK-NEXT: [[WROWC:%[a-zA-Z0-9_]+]] = arith.minui [[WROW]], [[WLAST]]
+// CHECK-NEXT: [[WLOAD:%[a-zA-Z0-9_]+]] = vector.load [[W]][[[WROWC]], [[XK]]] {alignment = 16 : i64} : memref<?x1024xbf16>, vector<8xbf16>
 // CHECK-NEXT: [[WT:%[a-zA-Z0-9_]+]] = arith.select [[WOK]], [[WLOAD]], %{{.+}} : vector<8xbf16>
 // CHECK: arith.extf [[WT]] : vector<8xbf16> to vector<8xf32>
 // CHECK-NEXT: arith.maximumf

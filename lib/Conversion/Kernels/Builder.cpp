@@ -320,6 +320,18 @@ Value kb::loadVectorOrZero(IB &b, Value src,
       [&](IB &eb) { return SmallVector<Value>{zero(eb, type)}; })[0];
 }
 
+Value kb::loadVectorClampedOrZero(IB &b, Value src, ArrayRef<Idx> indices,
+                                  ArrayRef<Idx> last, Value valid,
+                                  VectorType type) {
+  SmallVector<Value> clamped;
+  for (auto [index, bound] : llvm::zip_equal(indices, last))
+    clamped.push_back(arith::MinUIOp::create(b, index, bound));
+  Value loaded =
+      vector::LoadOp::create(b, type, src, clamped, /*nontemporal=*/false,
+                             llvm::MaybeAlign(16));
+  return arith::SelectOp::create(b, valid, loaded, zero(b, type));
+}
+
 void kb::storeVector(IB &b, Value vector, Value dst, ValueRange indices) {
   vector::StoreOp::create(b, vector, dst, indices, /*nontemporal=*/false,
                           llvm::MaybeAlign(16));

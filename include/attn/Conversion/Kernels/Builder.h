@@ -186,6 +186,13 @@ void store(IB &b, Value value, Value memref, ValueRange indices);
 Value loadVectorOrZero(IB &b, Value src,
                        function_ref<SmallVector<Value>(IB &)> indices,
                        Value valid, VectorType type);
+/// A `type` vector loaded (16-byte aligned) from the memref `src` at
+/// `indices`, each at most its `last` (so the memref must not be empty),
+/// replaced by zeros unless `valid`. With no branch around it, ptxas keeps
+/// many such loads in flight at once.
+Value loadVectorClampedOrZero(IB &b, Value src, ArrayRef<Idx> indices,
+                              ArrayRef<Idx> last, Value valid,
+                              VectorType type);
 /// `vector` stored (16-byte aligned) to the memref `dst` at `indices`.
 void storeVector(IB &b, Value vector, Value dst, ValueRange indices);
 
