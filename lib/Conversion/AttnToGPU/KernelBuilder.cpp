@@ -1,6 +1,8 @@
 //===- KernelBuilder.cpp - shared pieces of the attn GPU kernels ----------===//
 
 #include "KernelBuilder.h"
+#include "IndexValidation.h"
+#include "KernelArguments.h"
 
 #include "attn-runtime/CudaRuntime.h"
 
@@ -45,13 +47,22 @@ KernelEmitter::createKernel(Location loc, StringRef name, TypeRange args,
 void KernelEmitter::launch(IB &host, gpu::GPUFuncOp kernel,
                            std::array<Value, 3> grid, int64_t threads,
                            ValueRange args, Value dynamicSmemBytes) {
+  BuilderScope scope(host);
   Value one = cIndex(host, 1);
   // A grid dimension of 0 is a launch error: kernels bound-check instead.
   for (Value &g : grid)
     g = max(host, g, one);
+  SmallVector<Value> operands(args);
+  if (carriedChecks) {
+    if (checkCarriers.insert(kernel).second)
+      addIndexValidationBlock(*this, kernel, *carriedChecks);
+    grid[0] = Idx(grid[0]) + 1;
+    llvm::append_range(operands, argumentList(*carriedChecks));
+  }
   gpu::LaunchFuncOp::create(host, kernel, {grid[0], grid[1], grid[2]},
                             {cIndex(host, threads), one, one}, dynamicSmemBytes,
-                            args);
+                            operands);
+  ++launches;
 }
 
 StringRef KernelEmitter::addConstant(Location loc, StringRef name,
