@@ -18,14 +18,27 @@
 //
 // CHECK: gpu.module @attn_kernels
 // CHECK: memref.global "public" @attn_status : memref<1xi32> = dense<0>
-// The store's threads skip everything while the word is non-zero.
-// CHECK: gpu.func @kv_cache_store(
+// The store's threads load the word first, search their row's sequence (the
+// loads stay inside the row offsets whatever their values) while it comes, and
+// skip the rest while it is non-zero: the loads through the cache lengths and
+// the lookup table, and every store.
+// CHECK: gpu.func @kv_cache_store(%{{[a-z0-9]+}}: memref<?x2x64xbf16>, %{{[a-z0-9]+}}: memref<?x2x64xbf16>, %[[SOFF:[a-z0-9]+]]: memref<?xi32>, %[[SLEN:[a-z0-9]+]]: memref<?xi32>, %[[SLUT:[a-z0-9]+]]: memref<?x?xi32>,
 // CHECK: scf.if
 // CHECK-NEXT: %[[SW:.*]] = memref.get_global @attn_status
 // CHECK-NEXT: %[[STATUS:.*]] = memref.load %[[SW]][%c0]
+// CHECK-NOT: memref.load %[[SLEN]]
+// CHECK: %[[SEQ:.*]] = scf.for
+// CHECK: memref.load %[[SOFF]]
+// CHECK: }
 // CHECK-NEXT: %[[GO:.*]] = arith.cmpi eq, %[[STATUS]], %c0_i32
 // CHECK-NEXT: scf.if %[[GO]] {
+// CHECK-NEXT: memref.load %[[SLEN]][%[[SEQ]]]
+// CHECK: memref.load %[[SLUT]]
 // CHECK: vector.store
+// CHECK: vector.store {{.*}}{{$}}
+// CHECK-NEXT: }
+// CHECK-NEXT: }
+// CHECK-NEXT: gpu.return
 // The validation kernel, created where the store showed that the checks
 // need a kernel of their own.
 // CHECK: gpu.func @validate_indices(%[[OFF:.*]]: memref<?xi32>, %[[ROWS:.*]]: index, %[[LEN:.*]]: memref<?xi32>, %[[POFF:.*]]: memref<?xi32>, %[[PLEN:.*]]: memref<?xi32>, %[[LUT:.*]]: memref<?x?xi32>, %[[B:.*]]: memref<?x2x3x16x2x64xbf16>) workgroup(%[[LOWEST:.*]] : memref<1xi32, #gpu.address_space<workgroup>>)
@@ -120,8 +133,14 @@ func.func @store(%layer: i32, %k: tensor<?x2x64xbf16>, %off: tensor<?xi32>, %blo
 // CHECK-NOT: gpu.launch_func
 // CHECK: gpu.launch_func @attn_kernels::@rope
 // CHECK: gpu.module @attn_kernels
-// CHECK: gpu.func @rope(
-// CHECK: memref.get_global @attn_status
+// CHECK: gpu.func @rope(%{{[a-z0-9]+}}: memref<?x4x64xbf16>, %[[ROFF:[a-z0-9]+]]: memref<?xi32>, %[[RLEN:[a-z0-9]+]]: memref<?xi32>,
+// CHECK: %[[W:.*]] = memref.get_global @attn_status
+// CHECK-NEXT: %[[ST:.*]] = memref.load %[[W]]
+// CHECK: %[[SEQ:.*]] = scf.for
+// CHECK: %[[GO:.*]] = arith.cmpi eq, %[[ST]], %c0_i32
+// CHECK-NEXT: scf.if %[[GO]] {
+// CHECK-NEXT: memref.load %[[ROFF]][%[[SEQ]]]
+// CHECK: memref.load %[[RLEN]][%[[SEQ]]]
 // CHECK: gpu.func @validate_indices(
 // CHECK: %[[S7:.*]] = arith.constant 7 : i32
 // CHECK-COUNT-3: arith.cmpi ne, %{{.*}}, %arg{{[123]}} : index
@@ -132,16 +151,37 @@ func.func @store(%layer: i32, %k: tensor<?x2x64xbf16>, %off: tensor<?xi32>, %blo
 // CHECK: generic_atomic_rmw
 // CHECK: gpu.func @kv_cache_store(
 // CHECK: memref.get_global @attn_status
+// Attention's blocks load the word first and walk the row offsets to their
+// tile meanwhile; a block of a refused call finds no rows there, so it leaves
+// before reading the cache lengths, the lookup table or the cache.
 // CHECK: gpu.func @paged_flash_attention_prefill(
 // CHECK-NOT: memref.load
 // CHECK: %[[W:.*]] = memref.get_global @attn_status
 // CHECK-NEXT: memref.load %[[W]]
-// CHECK: gpu.func @paged_flash_attention_decode(
+// CHECK: gpu.func @paged_flash_attention_decode(%{{[a-z0-9]+}}: memref<?x4x64xbf16>, %{{[a-z0-9]+}}: memref<?x4x64xbf16>, %[[AOFF:[a-z0-9]+]]: memref<?xi32>, %{{[a-z0-9]+}}: memref<?x2x3x16x2x64xbf16>, %[[ALEN:[a-z0-9]+]]: memref<?xi32>,
 // CHECK-NOT: memref.load
 // CHECK: %[[W:.*]] = memref.get_global @attn_status
-// CHECK-NEXT: memref.load %[[W]]
+// CHECK-NEXT: %[[ST:.*]] = memref.load %[[W]]
+// CHECK-NOT: memref.load %[[ALEN]]
+// CHECK: %[[TILE:.*]]:3 = scf.for
+// CHECK: memref.load %[[AOFF]]
+// CHECK: %[[FOUND:.*]] = arith.cmpi slt, %[[TILE]]#1
+// CHECK: %[[OK:.*]] = arith.cmpi eq, %[[ST]], %c0_i32
+// CHECK-NEXT: %[[WORK:.*]] = arith.andi %[[FOUND]], %[[OK]]
+// CHECK: %[[ROWS:.*]] = arith.select %[[WORK]], %{{.*}}, %c0
+// CHECK: %[[HAS:.*]] = arith.cmpi slt, %{{.*}}, %[[ROWS]]
+// CHECK-NEXT: scf.if %[[HAS]] {
+// CHECK-NEXT: memref.load %[[ALEN]]
+// The combine reads the partials (inside their buffers, written or not) and
+// stores only while the word is 0.
 // CHECK: gpu.func @attention_combine(
-// CHECK: memref.get_global @attn_status
+// CHECK: %[[W:.*]] = memref.get_global @attn_status
+// CHECK-NEXT: %[[ST:.*]] = memref.load %[[W]]
+// CHECK: scf.for
+// CHECK: %[[GO:.*]] = arith.cmpi eq, %[[ST]], %c0_i32
+// CHECK-NEXT: scf.if %[[GO]] {
+// CHECK-NEXT: arith.truncf
+// CHECK-NEXT: memref.store
 func.func @rope_store_attend(%q: tensor<?x4x64xbf16>, %k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>,
                              %off: tensor<?xi32>, %blocks: tensor<?x2x3x16x2x64xbf16>, %len: tensor<?xi32>,
                              %lut: tensor<?x?xi32>) -> (tensor<?x4x64xbf16>, tensor<?x2x3x16x2x64xbf16>) {

@@ -105,12 +105,17 @@ Value KernelEmitter::statusWord(IB &b) {
   return memref::GetGlobalOp::create(b, type, ATTN_CUDA_STATUS_SYMBOL);
 }
 
-void KernelEmitter::skipIfRefused(IB &b) {
+Value KernelEmitter::loadStatus(IB &b) {
   if (!opts.validateIndexValues)
+    return {};
+  return load(b, statusWord(b), cIndex(b, 0));
+}
+
+void KernelEmitter::skipIfRefused(IB &b, Value status) {
+  if (!status)
     return;
   BuilderScope scope(b);
-  Idx status = load(b, statusWord(b), cIndex(b, 0));
-  auto guard = scf::IfOp::create(b, status == 0, /*withElseRegion=*/false);
+  auto guard = scf::IfOp::create(b, Idx(status) == 0, /*withElseRegion=*/false);
   b.setInsertionPoint(guard.thenBlock()->getTerminator());
 }
 

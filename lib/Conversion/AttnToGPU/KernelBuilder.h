@@ -81,11 +81,18 @@ public:
   /// created at the first use, in a kernel at `b`.
   Value statusWord(IB &b);
 
-  /// With index validation: wraps the rest of the kernel at `b` in an
-  /// `scf.if` that runs only while the status word is 0, and moves `b`
-  /// inside it, so that a refused call touches no memory. A uniform branch
-  /// (every thread loads the same word). Nothing otherwise.
-  void skipIfRefused(IB &b);
+  /// With index validation: the status word, loaded at `b`; null otherwise.
+  /// A kernel that indexes through the index tensors loads it before its
+  /// first loads and branches on it (`skipIfRefused`) only before the
+  /// first access whose address comes from an index value, so that the
+  /// word's latency hides behind those loads rather than adding to them.
+  Value loadStatus(IB &b);
+
+  /// Wraps the rest of the kernel at `b` in an `scf.if` that runs only
+  /// while `status` (from loadStatus; nothing when null) is 0, and moves
+  /// `b` inside it, so that a refused call touches no memory through the
+  /// index tensors. A uniform branch: every thread loads the same word.
+  void skipIfRefused(IB &b, Value status);
 
 private:
   ModuleOp module;
