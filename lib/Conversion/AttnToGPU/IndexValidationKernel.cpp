@@ -88,9 +88,11 @@ Idx readable(IB &b, Value rowOffsets, Value cacheLengths, Value lookup = {}) {
   return max(b, n, cIndex(b, 0));
 }
 
-Value checkRows(IB &b, Thread thread, const IndexValidationArgs::Rows &r, Value code) {
+Value checkRows(IB &b, Thread thread, const IndexValidationArgs::Rows &r,
+                Value code) {
   Idx n = dim(b, r.rowOffsets, 0);
-  code = report(b, code, (thread.id == 0) & (n < 1), EntryStatus::BadRowOffsets);
+  code =
+      report(b, code, (thread.id == 0) & (n < 1), EntryStatus::BadRowOffsets);
   return strided(b, thread, n, code, [&](IB &lb, Idx i, Value code) {
     Idx entry = loadIndex(lb, r.rowOffsets, i);
     // Entry 0 compares with itself.
@@ -259,26 +261,23 @@ void gpu_lowering::addIndexValidationBlock(KernelEmitter &e,
     (void)kernel.insertArgument(i, v.getType(), DictionaryAttr(), loc);
     v = kernel.getArgument(i);
   });
-  Value lowest = kernel.addWorkgroupAttribution(
-      lowestType(kernel.getContext()), loc);
+  Value lowest =
+      kernel.addWorkgroupAttribution(lowestType(kernel.getContext()), loc);
   Block &entry = kernel.getBody().front();
   IB b(loc, OpBuilder::atBlockBegin(&entry));
   BuilderScope scope(b);
-  Idx lastX =
-      Idx(gpu::GridDimOp::create(b, gpu::Dimension::x).getResult()) - 1;
+  Idx lastX = Idx(gpu::GridDimOp::create(b, gpu::Dimension::x).getResult()) - 1;
   auto branch = scf::IfOp::create(b, blockIdx(b, gpu::Dimension::x) == lastX,
                                   /*withElseRegion=*/true);
   // The kernel's own work, for every other block.
   Block *work = branch.elseBlock();
-  work->getOperations().splice(work->getTerminator()->getIterator(),
-                               entry.getOperations(),
-                               std::next(branch->getIterator()),
-                               entry.getTerminator()->getIterator());
+  work->getOperations().splice(
+      work->getTerminator()->getIterator(), entry.getOperations(),
+      std::next(branch->getIterator()), entry.getTerminator()->getIterator());
   IB cb(loc, OpBuilder::atBlockTerminator(branch.thenBlock()));
   BuilderScope checkScope(cb);
   Idx first = (blockIdx(cb, gpu::Dimension::y) == 0) &
               (blockIdx(cb, gpu::Dimension::z) == 0);
   int64_t blockSize = (*kernel.getKnownBlockSize())[0];
-  ifThen(cb, first,
-         [&](IB &fb) { buildChecks(fb, e, k, lowest, blockSize); });
+  ifThen(cb, first, [&](IB &fb) { buildChecks(fb, e, k, lowest, blockSize); });
 }
