@@ -67,6 +67,13 @@ XCHECK_TOL = 1e-9  # torch vs numpy reference, both float64
 # Worker: tensors, calls and checks (imports torch)
 
 
+def edited(t, index, value):
+    """A copy of tensor ``t`` with ``t[index] = value``."""
+    t = t.clone()
+    t[index] = value
+    return t
+
+
 class Worker:
     """Runs cases in this process: holds the loaded libraries and the torch module."""
 
@@ -366,11 +373,6 @@ class Worker:
         pages = args["blocks"].shape[0]
         first = next(s for s, n in enumerate(case["new"]) if n > 0)  # a sequence with new rows
 
-        def edited(t, index, value):
-            t = t.clone()
-            t[index] = value
-            return t
-
         bad = {
             "row offsets not starting at 0": (3, "row_offsets", offsets + 1),
             "row offsets decreasing": (3, "row_offsets", edited(offsets, 1, offsets[2] + 1)),
@@ -409,11 +411,6 @@ class Worker:
                                                       "lookup_table"))
         first = next(s for s, n in enumerate(case["new"]) if n > 0)  # a sequence with new rows
         beyond = cfg.max_seq_len - case["new"][first] + 1
-
-        def edited(t, index, value):
-            t = t.clone()
-            t[index] = value
-            return t
 
         bad = {
             "row offsets ending before T": (3, dict(row_offsets=edited(offsets, -1,
