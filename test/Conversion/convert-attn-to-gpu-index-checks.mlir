@@ -281,3 +281,32 @@ func.func @norm_project_store(%x: tensor<?x256xbf16>, %g: tensor<256xbf16>, %wq:
       : tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xbf16>
   return %q, %b : tensor<?x4x64xbf16>, tensor<?x2x3x16x2x64xbf16>
 }
+
+// -----
+
+// A quantised projection does not carry the checks (its x prologue, when it
+// has one, would carry them too): it reads no index tensor, so they wait past
+// it and get their own kernel, launched where the host checks end.
+!gptq = !attn.quantized_weight<128x256, #attn.gptq<group_size = 128>>
+// CHECK-LABEL: func.func @gptq_project_store(
+// CHECK: cf.assert {{.*}} {attn.status = 2 : i32}
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.launch_func @attn_kernels::@validate_indices blocks in (%c1, %c1, %c1)
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.launch_func @attn_kernels::@kv_cache_store
+// CHECK: gpu.func @gemv_gptq(
+// CHECK-NOT: gpu.grid_dim
+// CHECK: gpu.func @kv_cache_store(
+func.func @gptq_project_store(%x: tensor<?x256xbf16>, %qw: tensor<32x128xi32>, %s: tensor<2x128xf16>, %off: tensor<?xi32>,
+                              %blocks: tensor<?x2x3x16x2x64xbf16>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xbf16> {
+  %w = attn.quantized_weight(%qw, %s) : (tensor<32x128xi32>, tensor<2x128xf16>) -> !gptq
+  %kv = attn.linear %x, %w : tensor<?x256xbf16>, !gptq -> tensor<?x128xbf16>
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %kv, %c0 : tensor<?x128xbf16>
+  %k = tensor.expand_shape %kv [[0], [1, 2]] output_shape [%t, 2, 64] : tensor<?x128xbf16> into tensor<?x2x64xbf16>
+  %b = attn.kv_cache_store %k, %k into %blocks layer 1 positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xbf16>
+  return %b : tensor<?x2x3x16x2x64xbf16>
+}
