@@ -86,9 +86,9 @@ bool readsNoIndexTensor(Operation *op) {
 }
 
 /// Whether each launch path of `op` can carry the index checks: the
-/// projections on bf16 / f16 weights (their GEMV or GEMM kernel runs long
-/// enough to hide the checks' block). Not the quantised ones: their
-/// prologue kernel, short, would carry them too.
+/// projections on bf16 / f16 weights (the checks' block runs beside the
+/// GEMV's or GEMM's blocks streaming the weights). Not the quantised ones:
+/// their x prologue, a short kernel, would carry them too.
 bool carriesIndexChecks(Operation *op) {
   Value weight = TypeSwitch<Operation *, Value>(op)
                      .Case([](QKVProjectionOp p) { return p.getWeights()[0]; })
@@ -108,11 +108,11 @@ IB hostBuilderAfter(Location loc, Block *block, Operation *op) {
 ///
 /// An entry point validating its index tensors runs the checks after the
 /// host checks, before the first kernel that indexes through the tensors.
-/// A separate kernel costs a launch and its serial loads on the stream, so
-/// they ride in one extra block of the first projection's launch when a
-/// projection comes first (a layer's q/k/v projection: its blocks stream
-/// the weights for longer than the checks take); otherwise they get their
-/// own one-block kernel, emitted where the host checks end.
+/// A kernel of their own costs a launch and its serial loads on the stream,
+/// so they ride in one extra block of the first projection's launch when a
+/// projection comes first (a layer's q/k/v projection, whose blocks stream
+/// the weights meanwhile); otherwise they get their own one-block kernel,
+/// emitted where the host checks end.
 LogicalResult lowerFunction(func::FuncOp func,
                             const AttnToGPUPatternSet &patterns,
                             KernelEmitter &kernels) {

@@ -64,7 +64,8 @@ void launchIndexValidation(KernelEmitter &e, IB &host,
 /// place of its own work, the other blocks of that column returning at once;
 /// the checks' buffers become its last arguments. Done once per kernel
 /// (KernelEmitter::launch adds the column and the arguments to each launch).
-/// `kernel` must not read gridDim.
+/// `kernel` must not read gridDim nor run in thread-block clusters (the
+/// extra column would change its work split or break the cluster shape).
 void addIndexValidationBlock(KernelEmitter &e, gpu::GPUFuncOp kernel,
                              const IndexValidationArgs &checks);
 

@@ -62,8 +62,8 @@ public:
 
   /// Index checks that every `launch` runs in an extra block until reset
   /// (addIndexValidationBlock), or null. Set around the lowering of an op
-  /// whose kernels read no index tensor nor gridDim, so that each of its
-  /// launch paths carries the checks.
+  /// whose kernels read no index tensor nor gridDim and run in no clusters,
+  /// so that each of its launch paths carries the checks.
   void setCarriedChecks(const IndexValidationArgs *checks) {
     carriedChecks = checks;
   }
