@@ -361,6 +361,19 @@ class CompiledAttention:
         self.library.call_prepared(self.layer.function_name, c_args)
         return out
 
+    def take_status(self):
+        """The status of the first refused call (docs/ABI.md, "Status") not reported yet, 0 if
+        none; taking it clears it. A refused call did nothing (no cache write). What an entry
+        point checks on the host it reports at once by raising ``runtime.EntryError`` (every
+        status on cpu, so there this is 0). A cuda call checks the index values (statuses 3-7)
+        on the device and returns before they are known: this reports them, after waiting for
+        the calls queued on the stream (so not while a CUDA graph is being captured). The word
+        is the runtime's, shared by the CUDA libraries of the process (their first non-zero
+        status, all cleared); until it is taken, every call skips its cache writes."""
+        if self.target == "cpu":
+            return 0
+        return runtime.take_cuda_status(self.library.lib)
+
     def _check_batch(self, arguments):
         """What the library does not check in host memory (docs/ABI.md, Status): the rows of
         ``x`` are those of ``row_offsets``, and every position has a RoPE table row and a

@@ -142,6 +142,17 @@ def status_message(library, status):
     return fn(status).decode()
 
 
+def take_cuda_status(library):
+    """``attnCudaTakeStatus`` through the ctypes ``library``, a CUDA library (the runtime it
+    loaded exports it; docs/ABI.md, "CUDA libraries"): waits for the calling thread's stream,
+    then returns the first status its device checks found since the last take (0: none) and
+    clears it."""
+    fn = library.attnCudaTakeStatus
+    fn.restype = ctypes.c_int32
+    fn.argtypes = []
+    return fn()
+
+
 def check_status(library, name, status):
     """Raises EntryError for a non-zero status of entry point ``name`` of ``library``."""
     if status != 0:

@@ -6,9 +6,11 @@
 
 Each layer comes from ``from_hf_config`` (a Llama-3.1-like bf16 layer of head dim 128, a
 Qwen3-like f16 one with qk-norm and head dim 64). On the GPU: random weights as CUDA tensors,
-a ``PagedKVCache(device="cuda")``, a prefill of 37 + 5 tokens and two decode steps, each
-output and the cache checked against ``ir.reference_layer`` (numpy, on copies); a CPU tensor
-must raise ``ArgumentError`` naming it. Prints one line per step; exit status 1 on a failure.
+a ``PagedKVCache(device="cuda")``, a prefill of 37 + 5 tokens, two decode steps and a prefill
+of 150 tokens, each output and the cache checked against ``ir.reference_layer`` (numpy, on
+copies); three of the steps are first called with a bad index input, which must leave the cache
+bit-identical and give its status through ``take_status``; a CPU tensor must raise
+``ArgumentError`` naming it. Prints one line per step; exit status 1 on a failure.
 Needs PyTorch with CUDA on the GPU machine (building needs neither).
 """
 
@@ -54,6 +56,41 @@ def to_numpy(tensor, dtype):
     return tensor.numpy()
 
 
+def edited(tensor, index, value):
+    tensor = tensor.clone()
+    tensor[index] = value
+    return tensor
+
+
+# The steps: new tokens per sequence, and a bad index input that the step is first called with
+# (what, status, argument name, its bad value from the cache's): the device finds it, in the
+# extra block of the q/k/v projection's launch: the GEMV for a decode step, the wgmma GEMM of
+# 64 rows and of 1024 rows for the prefills.
+STEPS = (
+    ([37, 5], ("row offsets not ending at T", 3, "row_offsets", lambda t: edited(t, -1, 41))),
+    ([1, 1], None),
+    ([1, 1], ("page id = P", 6, "lookup_table", lambda t: edited(t, (1, 0), 16))),
+    ([0, 150], ("negative cache length", 4, "cache_lengths", lambda t: edited(t, 1, -1))),
+)
+
+
+def check_refused(name, run, cache, x, weights, new, what, status, argument, bad_value):
+    """A call on a bad index input returns at once; ``take_status`` then reports ``status``
+    (once) and the cache is bit-identical."""
+    import torch
+
+    arguments = {"layer_idx": 1, "x": x, **cache.arguments(), **weights}
+    arguments[argument] = bad_value(arguments[argument])
+    before = cache.blocks.clone()
+    run.call(arguments)
+    taken, again = run.take_status(), run.take_status()
+    passed = taken == status and again == 0 and bool(torch.equal(cache.blocks, before))
+    print(f"{name} {new} {what}: take_status {taken} then {again}, cache "
+          f"{'unchanged' if torch.equal(cache.blocks, before) else 'WRITTEN'} "
+          f"{'ok' if passed else 'FAILED'}")
+    return passed
+
+
 def check(name, outdir):
     import torch
 
@@ -70,10 +107,12 @@ def check(name, outdir):
         weights[argument] = (values + 1.0 if argument.endswith("norm") else values).to(torch_dtype)
     cache = attn.PagedKVCache(layer.kv_params, num_pages=16, max_seq_len=256, device="cuda")
     ok = True
-    for new in ([37, 5], [1, 1], [1, 1]):
+    for new, bad in STEPS:
         cache.step(new)
         x = torch.randn((sum(new), layer.hidden_size), generator=gen, device="cuda")
         x = x.to(torch_dtype)
+        if bad:
+            ok &= check_refused(name, run, cache, x, weights, new, *bad)
         inputs = {"layer_idx": np.int32(1), "x": to_numpy(x, dtype),
                   **{n: to_numpy(v, dtype if n == "blocks" else "i32")
                      for n, v in cache.arguments().items()},

@@ -144,6 +144,32 @@ def test_layer_index_outside_the_cache_is_a_status(f32_layer):
         run(np.ones((2, 64), np.float32), cache, weights, layer_idx=2)
 
 
+def test_take_status_has_nothing_pending_on_the_cpu(f32_layer):
+    """``take_status`` (a cuda call's device-found status) on the cpu: a refused call raised its
+    status at once and wrote nothing, so no status is pending, before or after it; the next
+    call runs."""
+    layer, run, weights = f32_layer
+    rng = np.random.default_rng(5)
+    cache = attn.PagedKVCache(layer.kv_params, num_pages=4, max_seq_len=64)
+    cache.blocks[...] = rng.uniform(0.5, 1.5, cache.blocks.shape).astype(np.float32)
+    cache.step([2])
+    x = rng.standard_normal((2, layer.hidden_size)).astype(np.float32)
+    assert run.take_status() == 0
+    arguments = {"layer_idx": 1, "x": x, **cache.arguments(), **weights}
+    arguments["lookup_table"] = np.full_like(cache.lookup_table, 4)  # page id P
+    before = cache.blocks.copy()
+    with pytest.raises(rt.EntryError, match="status 6") as e:
+        run.call(arguments)
+    assert e.value.status == 6
+    np.testing.assert_array_equal(cache.blocks, before)
+    assert run.take_status() == 0
+    want_out, want_blocks = _reference_step(layer, cache, x, weights, layer_idx=1)
+    out = run(x, cache, weights, layer_idx=1)
+    assert np.max(np.abs(out - want_out)) / np.max(np.abs(want_out)) <= LAYER_TOL["f32"]
+    np.testing.assert_allclose(cache.blocks, want_blocks, rtol=0, atol=3e-6)
+    assert run.take_status() == 0
+
+
 def test_torch_cpu_tensors_bf16_qwen3(tmp_path):
     """A bf16 Qwen3 layer (qk-norm) on torch CPU tensors: weights from a BF16 checkpoint
     straight into torch.bfloat16, a torch cache, two steps against the reference."""

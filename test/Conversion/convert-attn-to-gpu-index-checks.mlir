@@ -18,6 +18,29 @@
 //
 // CHECK: gpu.module @attn_kernels
 // CHECK: memref.global "public" @attn_status : memref<1xi32> = dense<0>
+// The store's threads load the word first, search their row's sequence (the
+// loads stay inside the row offsets whatever their values) while it comes, and
+// skip the rest while it is non-zero: the loads through the cache lengths and
+// the lookup table, and every store.
+// CHECK: gpu.func @kv_cache_store(%{{[a-z0-9]+}}: memref<?x2x64xbf16>, %{{[a-z0-9]+}}: memref<?x2x64xbf16>, %[[SOFF:[a-z0-9]+]]: memref<?xi32>, %[[SLEN:[a-z0-9]+]]: memref<?xi32>, %[[SLUT:[a-z0-9]+]]: memref<?x?xi32>,
+// CHECK: scf.if
+// CHECK-NEXT: %[[SW:.*]] = memref.get_global @attn_status
+// CHECK-NEXT: %[[STATUS:.*]] = memref.load %[[SW]][%c0]
+// CHECK-NOT: memref.load %[[SLEN]]
+// CHECK: %[[SEQ:.*]] = scf.for
+// CHECK: memref.load %[[SOFF]]
+// CHECK: }
+// CHECK-NEXT: %[[GO:.*]] = arith.cmpi eq, %[[STATUS]], %c0_i32
+// CHECK-NEXT: scf.if %[[GO]] {
+// CHECK-NEXT: memref.load %[[SLEN]][%[[SEQ]]]
+// CHECK: memref.load %[[SLUT]]
+// CHECK: vector.store
+// CHECK: vector.store {{.*}}{{$}}
+// CHECK-NEXT: }
+// CHECK-NEXT: }
+// CHECK-NEXT: gpu.return
+// The validation kernel, created where the store showed that the checks
+// need a kernel of their own.
 // CHECK: gpu.func @validate_indices(%[[OFF:.*]]: memref<?xi32>, %[[ROWS:.*]]: index, %[[LEN:.*]]: memref<?xi32>, %[[POFF:.*]]: memref<?xi32>, %[[PLEN:.*]]: memref<?xi32>, %[[LUT:.*]]: memref<?x?xi32>, %[[B:.*]]: memref<?x2x3x16x2x64xbf16>) workgroup(%[[LOWEST:.*]] : memref<1xi32, #gpu.address_space<workgroup>>)
 // CHECK-DAG: %[[NONE:.*]] = arith.constant 2147483647 : i32
 // CHECK-DAG: %[[S3:.*]] = arith.constant 3 : i32
@@ -82,15 +105,6 @@
 // CHECK-NEXT: %[[UNSET:.*]] = arith.cmpi eq, %[[OLD]], %c0_i32
 // CHECK-NEXT: %[[NEXT:.*]] = arith.select %[[UNSET]], %[[BLOCK]], %[[OLD]]
 // CHECK-NEXT: memref.atomic_yield %[[NEXT]]
-//
-// The store's threads skip everything while the word is non-zero.
-// CHECK: gpu.func @kv_cache_store(
-// CHECK: scf.if
-// CHECK-NEXT: %[[SW:.*]] = memref.get_global @attn_status
-// CHECK-NEXT: %[[STATUS:.*]] = memref.load %[[SW]][%c0]
-// CHECK-NEXT: %[[GO:.*]] = arith.cmpi eq, %[[STATUS]], %c0_i32
-// CHECK-NEXT: scf.if %[[GO]] {
-// CHECK: vector.store
 
 // Without the option: no validation, no word, no guard.
 // DISABLED-LABEL: func.func @store(
@@ -119,6 +133,14 @@ func.func @store(%layer: i32, %k: tensor<?x2x64xbf16>, %off: tensor<?xi32>, %blo
 // CHECK-NOT: gpu.launch_func
 // CHECK: gpu.launch_func @attn_kernels::@rope
 // CHECK: gpu.module @attn_kernels
+// CHECK: gpu.func @rope(%{{[a-z0-9]+}}: memref<?x4x64xbf16>, %[[ROFF:[a-z0-9]+]]: memref<?xi32>, %[[RLEN:[a-z0-9]+]]: memref<?xi32>,
+// CHECK: %[[W:.*]] = memref.get_global @attn_status
+// CHECK-NEXT: %[[ST:.*]] = memref.load %[[W]]
+// CHECK: %[[SEQ:.*]] = scf.for
+// CHECK: %[[GO:.*]] = arith.cmpi eq, %[[ST]], %c0_i32
+// CHECK-NEXT: scf.if %[[GO]] {
+// CHECK-NEXT: memref.load %[[ROFF]][%[[SEQ]]]
+// CHECK: memref.load %[[RLEN]][%[[SEQ]]]
 // CHECK: gpu.func @validate_indices(
 // CHECK: %[[S7:.*]] = arith.constant 7 : i32
 // CHECK-COUNT-3: arith.cmpi ne, %{{.*}}, %arg{{[123]}} : index
@@ -127,20 +149,39 @@ func.func @store(%layer: i32, %k: tensor<?x2x64xbf16>, %off: tensor<?xi32>, %blo
 // CHECK-NEXT: arith.andi %{{.*}}, %[[BEYOND]] : i1
 // CHECK: arith.minsi %{{.*}}, %[[S7]]
 // CHECK: generic_atomic_rmw
-// CHECK: gpu.func @rope(
-// CHECK: memref.get_global @attn_status
 // CHECK: gpu.func @kv_cache_store(
 // CHECK: memref.get_global @attn_status
+// Attention's blocks load the word first and walk the row offsets to their
+// tile meanwhile; a block of a refused call finds no rows there, so it leaves
+// before reading the cache lengths, the lookup table or the cache.
 // CHECK: gpu.func @paged_flash_attention_prefill(
 // CHECK-NOT: memref.load
 // CHECK: %[[W:.*]] = memref.get_global @attn_status
 // CHECK-NEXT: memref.load %[[W]]
-// CHECK: gpu.func @paged_flash_attention_decode(
+// CHECK: gpu.func @paged_flash_attention_decode(%{{[a-z0-9]+}}: memref<?x4x64xbf16>, %{{[a-z0-9]+}}: memref<?x4x64xbf16>, %[[AOFF:[a-z0-9]+]]: memref<?xi32>, %{{[a-z0-9]+}}: memref<?x2x3x16x2x64xbf16>, %[[ALEN:[a-z0-9]+]]: memref<?xi32>,
 // CHECK-NOT: memref.load
 // CHECK: %[[W:.*]] = memref.get_global @attn_status
-// CHECK-NEXT: memref.load %[[W]]
+// CHECK-NEXT: %[[ST:.*]] = memref.load %[[W]]
+// CHECK-NOT: memref.load %[[ALEN]]
+// CHECK: %[[TILE:.*]]:3 = scf.for
+// CHECK: memref.load %[[AOFF]]
+// CHECK: %[[FOUND:.*]] = arith.cmpi slt, %[[TILE]]#1
+// CHECK: %[[OK:.*]] = arith.cmpi eq, %[[ST]], %c0_i32
+// CHECK-NEXT: %[[WORK:.*]] = arith.andi %[[FOUND]], %[[OK]]
+// CHECK: %[[ROWS:.*]] = arith.select %[[WORK]], %{{.*}}, %c0
+// CHECK: %[[HAS:.*]] = arith.cmpi slt, %{{.*}}, %[[ROWS]]
+// CHECK-NEXT: scf.if %[[HAS]] {
+// CHECK-NEXT: memref.load %[[ALEN]]
+// The combine reads the partials (inside their buffers, written or not) and
+// stores only while the word is 0.
 // CHECK: gpu.func @attention_combine(
-// CHECK: memref.get_global @attn_status
+// CHECK: %[[W:.*]] = memref.get_global @attn_status
+// CHECK-NEXT: %[[ST:.*]] = memref.load %[[W]]
+// CHECK: scf.for
+// CHECK: %[[GO:.*]] = arith.cmpi eq, %[[ST]], %c0_i32
+// CHECK-NEXT: scf.if %[[GO]] {
+// CHECK-NEXT: arith.truncf
+// CHECK-NEXT: memref.store
 func.func @rope_store_attend(%q: tensor<?x4x64xbf16>, %k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>,
                              %off: tensor<?xi32>, %blocks: tensor<?x2x3x16x2x64xbf16>, %len: tensor<?xi32>,
                              %lut: tensor<?x?xi32>) -> (tensor<?x4x64xbf16>, tensor<?x2x3x16x2x64xbf16>) {
@@ -151,4 +192,121 @@ func.func @rope_store_attend(%q: tensor<?x4x64xbf16>, %k: tensor<?x2x64xbf16>, %
   %o = attn.paged_flash_attention %qr, %b layer 1 positions(%off, %len) pages(%lut)
       : tensor<?x4x64xbf16>, tensor<?x2x3x16x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
   return %o, %b : tensor<?x4x64xbf16>, tensor<?x2x3x16x2x64xbf16>
+}
+
+// -----
+
+// A projection before every kernel that indexes through the index tensors
+// (a layer's q/k/v projection) carries the checks: each of its launches (the
+// GEMV, or the wgmma GEMM of M's shape) gets one more column of blocks in x
+// and the checks' buffers as its last arguments, and there is no validation
+// kernel. The norm before it reads no index tensor and leaves them waiting.
+// CHECK-LABEL: func.func @norm_project_store(
+// CHECK-SAME: %[[OFF:[a-z0-9_]+]]: memref<?xi32>, %[[B:[a-z0-9_]+]]: memref<?x2x3x16x2x64xbf16>, %[[LEN:[a-z0-9_]+]]: memref<?xi32>, %[[LUT:[a-z0-9_]+]]: memref<?x?xi32>,
+// CHECK-NOT: validate_indices
+// CHECK: gpu.launch_func @attn_kernels::@rms_norm {{.*}} args(%{{[^)]*}} : index)
+// 512 output columns: 32 GEMV blocks, 8 GEMM tiles of 64 columns.
+// CHECK: scf.if
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemv blocks in (%c33, %c1, %c1) threads in (%c512, %c1, %c1)
+// CHECK-SAME: %[[OFF]] : memref<?xi32>, %[[T:[a-z0-9_]+]] : index, %[[LEN]] : memref<?xi32>, %[[OFF]] : memref<?xi32>, %[[LEN]] : memref<?xi32>, %[[LUT]] : memref<?x?xi32>, %[[B]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK: } else {
+// CHECK: gpu.launch_func @attn_kernels::@gemm_wgmma_m64 blocks in (%c9, %{{.*}}, %c1) threads in (%c256, %c1, %c1)
+// CHECK-SAME: !llvm.array<16 x i64>, %[[OFF]] : memref<?xi32>, %[[T]] : index, %[[LEN]] : memref<?xi32>, %[[OFF]] : memref<?xi32>, %[[LEN]] : memref<?xi32>, %[[LUT]] : memref<?x?xi32>, %[[B]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@gemm_wgmma_m128 blocks in (%c9,
+// CHECK-SAME: %[[B]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@gemm_wgmma_m1024
+// CHECK-SAME: %[[B]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@gemm_wgmma blocks
+// CHECK-SAME: %[[B]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK-NOT: validate_indices
+// CHECK: gpu.launch_func @attn_kernels::@kv_cache_store
+//
+// The GEMV's last block in x runs the checks in place of its 16 columns: the
+// threads of that column but its first block leave at once; the block's
+// 512 threads stride over the entries and meet in one more workgroup word.
+// CHECK: gpu.func @gemv(
+// CHECK-SAME: %[[KOFF:[a-z0-9]+]]: memref<?xi32>, %[[ROWS:[a-z0-9]+]]: index, %{{[a-z0-9]+}}: memref<?xi32>, %{{[a-z0-9]+}}: memref<?xi32>, %{{[a-z0-9]+}}: memref<?xi32>, %{{[a-z0-9]+}}: memref<?x?xi32>, %{{[a-z0-9]+}}: memref<?x2x3x16x2x64xbf16>)
+// CHECK-SAME: workgroup(%[[RED:[a-z0-9]+]] : memref<16x8x32xf32, #gpu.address_space<workgroup>>, %[[LOWEST:[a-z0-9]+]] : memref<1xi32, #gpu.address_space<workgroup>>)
+// CHECK: %[[NX:.*]] = gpu.grid_dim x
+// CHECK-NEXT: %[[LAST:.*]] = arith.subi %[[NX]], %c1
+// CHECK-NEXT: %[[X:.*]] = gpu.block_id x
+// CHECK-NEXT: %[[CHECKS:.*]] = arith.cmpi eq, %[[X]], %[[LAST]]
+// CHECK-NEXT: scf.if %[[CHECKS]] {
+// CHECK-NEXT: %[[Y:.*]] = gpu.block_id y
+// CHECK-NEXT: %[[Y0:.*]] = arith.cmpi eq, %[[Y]], %c0
+// CHECK-NEXT: %[[Z:.*]] = gpu.block_id z
+// CHECK-NEXT: %[[Z0:.*]] = arith.cmpi eq, %[[Z]], %c0
+// CHECK-NEXT: %[[FIRST:.*]] = arith.andi %[[Y0]], %[[Z0]]
+// CHECK-NEXT: scf.if %[[FIRST]] {
+// CHECK: memref.store %{{.*}}, %[[LOWEST]]
+// CHECK: gpu.barrier
+// CHECK: %[[N:.*]] = memref.dim %[[KOFF]], %c0
+// CHECK: scf.for %{{.*}} = %{{.*}} to %[[N]] step %c512
+// CHECK: arith.cmpi ne, %{{.*}}, %[[ROWS]]
+// CHECK: memref.atomic_rmw mins %{{.*}}, %[[LOWEST]]
+// CHECK: memref.get_global @attn_status
+// CHECK: memref.generic_atomic_rmw
+// CHECK: } else {
+// CHECK-NOT: %[[LOWEST]]
+// CHECK: nvvm.mma.sync
+// CHECK-NOT: %[[LOWEST]]
+// CHECK: gpu.return
+// The wgmma GEMMs alike, with their own block sizes.
+// CHECK: gpu.func @gemm_wgmma_m64(
+// CHECK-SAME: workgroup(%{{.*}} : memref<1xi32, #gpu.address_space<workgroup>>)
+// CHECK: gpu.grid_dim x
+// CHECK: scf.for %{{.*}} step %c256
+// CHECK: memref.generic_atomic_rmw
+// CHECK: } else {
+// CHECK: nvvm.wgmma.mma_async
+// CHECK: gpu.func @gemm_wgmma_m128(
+// CHECK: scf.for %{{.*}} step %c384
+// CHECK: gpu.func @kv_cache_store(
+// CHECK: memref.get_global @attn_status
+// CHECK-NOT: gpu.func @validate_indices
+
+// Without the option the GEMV has its own grid and body only.
+// DISABLED-LABEL: func.func @norm_project_store(
+// DISABLED: gpu.launch_func @attn_kernels::@gemv blocks in (%c32, %c1, %c1)
+// DISABLED: gpu.func @gemv(
+// DISABLED-NOT: gpu.grid_dim
+// DISABLED: gpu.func @gemm_wgmma_m64(
+func.func @norm_project_store(%x: tensor<?x256xbf16>, %g: tensor<256xbf16>, %wq: tensor<256x256xbf16>, %wk: tensor<128x256xbf16>,
+                              %wv: tensor<128x256xbf16>, %off: tensor<?xi32>, %blocks: tensor<?x2x3x16x2x64xbf16>,
+                              %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> (tensor<?x4x64xbf16>, tensor<?x2x3x16x2x64xbf16>) {
+  %n = attn.rms_norm %x, %g : tensor<?x256xbf16>, tensor<256xbf16>
+  %q, %k, %v = attn.qkv_projection %n weights(%wq, %wk, %wv)
+      : tensor<?x256xbf16>, (tensor<256x256xbf16>, tensor<128x256xbf16>, tensor<128x256xbf16>) -> tensor<?x4x64xbf16>, tensor<?x2x64xbf16>, tensor<?x2x64xbf16>
+  %b = attn.kv_cache_store %k, %v into %blocks layer 1 positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xbf16>
+  return %q, %b : tensor<?x4x64xbf16>, tensor<?x2x3x16x2x64xbf16>
+}
+
+// -----
+
+// A quantised projection does not carry the checks (its x prologue, when it
+// has one, would carry them too): it reads no index tensor, so they wait past
+// it and get their own kernel, launched where the host checks end.
+!gptq = !attn.quantized_weight<128x256, #attn.gptq<group_size = 128>>
+// CHECK-LABEL: func.func @gptq_project_store(
+// CHECK: cf.assert {{.*}} {attn.status = 2 : i32}
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.launch_func @attn_kernels::@validate_indices blocks in (%c1, %c1, %c1)
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.launch_func @attn_kernels::@kv_cache_store
+// CHECK: gpu.func @gemv_gptq(
+// CHECK-NOT: gpu.grid_dim
+// CHECK: gpu.func @kv_cache_store(
+func.func @gptq_project_store(%x: tensor<?x256xbf16>, %qw: tensor<32x128xi32>, %s: tensor<2x128xf16>, %off: tensor<?xi32>,
+                              %blocks: tensor<?x2x3x16x2x64xbf16>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xbf16> {
+  %w = attn.quantized_weight(%qw, %s) : (tensor<32x128xi32>, tensor<2x128xf16>) -> !gptq
+  %kv = attn.linear %x, %w : tensor<?x256xbf16>, !gptq -> tensor<?x128xbf16>
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %kv, %c0 : tensor<?x128xbf16>
+  %k = tensor.expand_shape %kv [[0], [1, 2]] output_shape [%t, 2, 64] : tensor<?x128xbf16> into tensor<?x2x64xbf16>
+  %b = attn.kv_cache_store %k, %k into %blocks layer 1 positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xbf16>
+  return %b : tensor<?x2x3x16x2x64xbf16>
 }

@@ -39,11 +39,12 @@
 // CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma_m1024 blocks in
 // CHECK-HOST-NOT: gpu.launch_func
 // Each GEMM launch passes the four tensor maps (x, wq, wk, wv) that the
-// host encoded just before it by value.
+// host encoded just before it by value, then the buffers of the index checks
+// (row offsets first) that its extra block runs.
 // CHECK-HOST-COUNT-4: llvm.call @attnCudaEncodeTensorMap(
 // CHECK-HOST-NOT: gpu.launch_func
 // CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@gemm_wgmma blocks in
-// CHECK-HOST-SAME: : !llvm.array<16 x i64>, %{{[0-9]+}} : !llvm.array<16 x i64>, %{{[0-9]+}} : !llvm.array<16 x i64>, %{{[0-9]+}} : !llvm.array<16 x i64>)
+// CHECK-HOST-SAME: : !llvm.array<16 x i64>, %{{[0-9]+}} : !llvm.array<16 x i64>, %{{[0-9]+}} : !llvm.array<16 x i64>, %{{[0-9]+}} : !llvm.array<16 x i64>, %arg7 : !llvm.ptr, %arg8 : !llvm.ptr,
 // CHECK-HOST-NOT: gpu.launch_func
 // CHECK-HOST: gpu.launch_func <%{{[0-9]+}} : !llvm.ptr> @attn_kernels::@rope_store blocks in
 // CHECK-HOST-NOT: gpu.launch_func
@@ -131,8 +132,18 @@
 // The decode GEMV: mma.sync on fragments loaded straight from memory.
 // CHECK-PTX-LABEL: .visible .entry gemv(
 // CHECK-PTX: .maxntid 512, 1, 1
+// The q/k/v projection carries the index checks: its last block in x (block
+// y = z = 0 of that column) runs them and returns, the others do the GEMV.
+// CHECK-PTX: mov.u32 %r{{[0-9]+}}, %nctaid.x;
+// CHECK-PTX: mov.u32 %r{{[0-9]+}}, %ctaid.x;
+// CHECK-PTX: setp.ne.b64 [[NOTLAST:%p[0-9]+]],
+// CHECK-PTX-NEXT: @[[NOTLAST]] bra
 // CHECK-PTX-NOT: .entry
 // CHECK-PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// CHECK-PTX-NOT: .entry
+// CHECK-PTX: atom.shared.min.s32 {{.*}}[__wg_gemv_1]
+// CHECK-PTX-NOT: .entry
+// CHECK-PTX: atom.acq_rel.sys.global.cas.b32 {{.*}}[attn_status]
 // The GEMMs: a producer thread (TMA through the tensor maps, which are
 // 64-byte aligned 128-byte grid-constant parameters, mbarriers counting
 // their bytes) and one or two consumer warpgroups keeping one wgmma group

@@ -17,8 +17,9 @@ none and sliding-window masks; custom scale; a decode step over a 3000-token cac
 op alone (flash attention over explicit ragged K/V, paged flash attention with long decode
 caches for split-K, rope, rms_norm, kv_cache_store, qkv_projection, linear; the projections
 at every row count M where the kernel choice changes, N not a multiple of a tile), and bad
-index values (statuses 3-7, found by the validation kernel: nothing written, the status read
-with ``attnCudaTakeStatus``, then a good call). Layers run the
+index values (statuses 3-7, found by the validation kernel or, in layers, by an extra block of
+the q/k/v projection: nothing written, the status read with ``attnCudaTakeStatus``, then a good
+call). Layers run the
 default (fused) pipeline; ``*_nofuse`` cases are compiled with ``--no-fuse`` (modules
 ``*_unfused``), ``primitive_*`` cases are the layer written as separate ops (the fusion passes'
 input, ``ir.primitive_layer_function``), ``*-mma-sync`` cases are compiled for sm_90 (modules
@@ -431,6 +432,14 @@ def all_cases():
     cases.append(Case("rope_index_checks_bf16", "index_checks_bf16", "rope", "rope_index_checks",
                       config("bf16", (8, 2), 64),
                       dict(cached=ROPE_SCENARIO[0], new=ROPE_SCENARIO[1])))
+    # The same in whole layers, where the checks run in an extra block of the q/k/v projection's
+    # launch: the GEMV (decode, 6 rows), the wgmma GEMM of 64-row tiles (17 rows) and of 128-row
+    # tiles (172 rows).
+    for scenario in ("decode", "spec-decode", "mixed"):
+        cases.append(Case(f"layer_index_checks-{scenario}_bf16", "index_checks_bf16",
+                          "checked_layer", "layer_index_checks", config("bf16", (8, 2), 128),
+                          dict(zip(("cached", "new"), SCENARIOS[16][scenario]),
+                               scenario=scenario)))
     return cases
 
 
@@ -441,7 +450,7 @@ def all_cases():
 def function_text(case):
     """The ``func.func`` of a case (functions are shared by name within a module)."""
     cfg, p, fn = case.cfg, case.params, case.function
-    if case.kind == "layer":
+    if case.kind in ("layer", "layer_index_checks"):
         if p.get("form") == "primitive":
             return ir.primitive_layer_function(fn, cfg)
         return ir.layer_function(fn, cfg)

@@ -67,6 +67,13 @@ XCHECK_TOL = 1e-9  # torch vs numpy reference, both float64
 # Worker: tensors, calls and checks (imports torch)
 
 
+def edited(t, index, value):
+    """A copy of tensor ``t`` with ``t[index] = value``."""
+    t = t.clone()
+    t[index] = value
+    return t
+
+
 class Worker:
     """Runs cases in this process: holds the loaded libraries and the torch module."""
 
@@ -333,10 +340,12 @@ class Worker:
             check.fail(f"{what}: the output was written")
         self.check_unchanged(check, inputs, before)
 
-    def expect_refused_on_device(self, case, check, what, arguments, status, out, inputs):
+    def expect_refused_on_device(self, case, check, what, arguments, status, out, inputs,
+                                 output_unspecified=False):
         """Calls ``case`` on bad index values, which the device finds: the call returns 0,
-        attnCudaTakeStatus then returns ``status``, and neither ``out`` (NaN-filled) nor
-        ``inputs`` changed (bit for bit)."""
+        attnCudaTakeStatus then returns ``status``, and neither ``out`` (NaN-filled, unless
+        ``output_unspecified``: a layer's projections still run) nor ``inputs`` changed (bit
+        for bit)."""
         before = {n: t.clone() for n, t in inputs.items()}
         try:
             self.call(case, arguments, [out], [])
@@ -346,7 +355,7 @@ class Worker:
             taken = self.runtime(case).attnCudaTakeStatus()
             if taken != status:
                 check.fail(f"{what}: attnCudaTakeStatus gave {taken}, expected {status}")
-        if not bool(out.isnan().all()):
+        if not output_unspecified and not bool(out.isnan().all()):
             check.fail(f"{what}: the output was written")
         self.check_unchanged(check, inputs, before)
 
@@ -363,11 +372,6 @@ class Worker:
                                                       "lookup_table"))
         pages = args["blocks"].shape[0]
         first = next(s for s, n in enumerate(case["new"]) if n > 0)  # a sequence with new rows
-
-        def edited(t, index, value):
-            t = t.clone()
-            t[index] = value
-            return t
 
         bad = {
             "row offsets not starting at 0": (3, "row_offsets", offsets + 1),
@@ -396,6 +400,39 @@ class Worker:
         if not bool(out.isnan().all()):
             check.fail("a good call before the status was taken wrote the output")
         self.check_unchanged(check, args, before)
+
+    def run_layer_index_checks(self, case, cfg, rng, check):
+        """Statuses 3-7 of a whole layer, found by the extra block of its q/k/v projection's
+        launch: each bad index tensor leaves the cache and every input bit-identical (the
+        output is unspecified, docs/ABI.md) and is taken once; then a good call is right."""
+        host = ir.random_layer_inputs(rng, cfg, case["cached"], case["new"])
+        args = {n: self.upload(a) for n, a in host.items()}
+        offsets, lengths, lookup = (args[n] for n in ("row_offsets", "cache_lengths",
+                                                      "lookup_table"))
+        first = next(s for s, n in enumerate(case["new"]) if n > 0)  # a sequence with new rows
+        beyond = cfg.max_seq_len - case["new"][first] + 1
+
+        bad = {
+            "row offsets ending before T": (3, dict(row_offsets=edited(offsets, -1,
+                                                                      offsets[-1] - 1))),
+            "negative cache length": (4, dict(cache_lengths=edited(lengths, first, -1))),
+            "lookup table too narrow": (5, dict(lookup_table=lookup[:, :1].contiguous())),
+            "page id = P": (6, dict(lookup_table=edited(lookup, (first, 0),
+                                                        args["blocks"].shape[0]))),
+            # Rows of valid page ids (each sequence's first) wide enough for one page more
+            # than max_seq_len holds, so that only the RoPE table is too short.
+            "position beyond the RoPE table": (7, dict(
+                cache_lengths=edited(lengths, first, beyond),
+                lookup_table=lookup[:, :1].expand(
+                    -1, -(-cfg.max_seq_len // cfg.page_size) + 1).contiguous())),
+        }
+        out = self.nan_filled((sum(case["new"]), cfg.hidden), cfg.dtype)
+        for what, (status, change) in bad.items():
+            arguments = dict(args, **change)
+            self.expect_refused_on_device(case, check, what, list(arguments.values()), status,
+                                          out, arguments, output_unspecified=True)
+            self.expect_status_cleared(case, check, f"after {what}")
+        self.run_layer(case, cfg, rng, check)
 
     def run_rope_index_checks(self, case, cfg, rng, check):
         """Statuses 3, 4 and 7 of the rope function (a 512-row table): refused on the device

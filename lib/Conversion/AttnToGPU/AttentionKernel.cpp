@@ -66,9 +66,9 @@ struct KernelSet {
     auto [kernel, kb] =
         e.createKernel(loc, name + suffix.str(), argTypes, smem, kThreads);
     BuilderScope scope(kb);
-    e.skipIfRefused(kb);
     auto args =
         AttentionKernelArgs::fromOperands(kernel.getArguments(), p.paged);
+    args.status = e.loadStatus(kb);
     ValueRange buffers = kernel.getWorkgroupAttributions();
     ifThen(kb, Idx(args.mode) == static_cast<int64_t>(schedule),
            [&](IB &b) { body(b, args, buffers); });

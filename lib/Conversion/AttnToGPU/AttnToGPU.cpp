@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "IndexValidation.h"
 #include "KernelBuilder.h"
 #include "Patterns.h"
 
@@ -15,6 +16,7 @@
 #include "attn/Dialect/Attn/Transforms/EntryStatus.h"
 
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
+#include "llvm/ADT/TypeSwitch.h"
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_CONVERTATTNTOGPU
@@ -78,9 +80,39 @@ Operation *lastEntryCheck(func::FuncOp func) {
   return last;
 }
 
-/// Replaces `func` by its host function; see the file comment. An entry
-/// point validating its index tensors launches the validation kernel first,
-/// after the host checks.
+/// Whether `op` launches only kernels that read no index tensor.
+bool readsNoIndexTensor(Operation *op) {
+  return isa<RMSNormOp, RopeFreqsOp, QKVProjectionOp, LinearOp>(op);
+}
+
+/// Whether each launch path of `op` can carry the index checks: the
+/// projections on bf16 / f16 weights (the checks' block runs beside the
+/// GEMV's or GEMM's blocks streaming the weights). Not the quantised ones:
+/// their x prologue, a short kernel, would carry them too.
+bool carriesIndexChecks(Operation *op) {
+  Value weight = TypeSwitch<Operation *, Value>(op)
+                     .Case([](QKVProjectionOp p) { return p.getWeights()[0]; })
+                     .Case([](LinearOp l) { return l.getWeight(); })
+                     .Default(Value());
+  return weight && !isa<QuantizedWeightType>(weight.getType());
+}
+
+/// A builder on the host code after `op`, or at the start of `block` when
+/// null.
+IB hostBuilderAfter(Location loc, Block *block, Operation *op) {
+  return op ? IB(loc, OpBuilder(op->getBlock(), std::next(op->getIterator())))
+            : IB(loc, OpBuilder::atBlockBegin(block));
+}
+
+/// Replaces `func` by its host function; see the file comment.
+///
+/// An entry point validating its index tensors runs the checks after the
+/// host checks, before the first kernel that indexes through the tensors.
+/// A kernel of their own costs a launch and its serial loads on the stream,
+/// so they ride in one extra block of the first projection's launch when a
+/// projection comes first (a layer's q/k/v projection, whose blocks stream
+/// the weights meanwhile); otherwise they get their own one-block kernel,
+/// emitted where the host checks end.
 LogicalResult lowerFunction(func::FuncOp func,
                             const AttnToGPUPatternSet &patterns,
                             KernelEmitter &kernels) {
@@ -96,24 +128,48 @@ LogicalResult lowerFunction(func::FuncOp func,
   if (failed(buffers))
     return failure();
   Block &body = func.getBody().front();
-  IB b(func.getLoc(), OpBuilder::atBlockEnd(&buffers->hostBody()));
-  auto validate = [&] {
-    if (checks)
-      emitIndexValidation(kernels, b, *checks,
-                          [&](Value v) { return buffers->lookup(v); });
+  Block &host = buffers->hostBody();
+  IB b(func.getLoc(), OpBuilder::atBlockEnd(&host));
+  // The checks not run yet, and the host code they would follow.
+  std::optional<IndexValidationArgs> pending;
+  Operation *hostChecksEnd = nullptr;
+  auto defer = [&] {
+    if (!checks)
+      return;
+    pending = IndexValidationArgs::of(
+        b, *checks, [&](Value v) { return buffers->lookup(v); });
+    hostChecksEnd = host.empty() ? nullptr : &host.back();
+  };
+  auto launchPending = [&] {
+    IB at = hostBuilderAfter(func.getLoc(), &host, hostChecksEnd);
+    launchIndexValidation(kernels, at, *pending);
+    pending.reset();
   };
   Operation *lastCheck = lastEntryCheck(func);
   if (!lastCheck)
-    validate();
+    defer();
   for (Operation &op : body.without_terminator()) {
     b.setLoc(op.getLoc());
-    if (failed(lowerOp(&op, patterns, *buffers, kernels, b))) {
+    bool carrier = pending && carriesIndexChecks(&op);
+    unsigned launches = kernels.launchCount();
+    kernels.setCarriedChecks(carrier ? &*pending : nullptr);
+    LogicalResult lowered = lowerOp(&op, patterns, *buffers, kernels, b);
+    kernels.setCarriedChecks(nullptr);
+    if (failed(lowered)) {
       buffers->discard();
       return failure();
     }
+    if (pending && kernels.launchCount() != launches) {
+      if (carrier)
+        pending.reset();
+      else if (!readsNoIndexTensor(&op))
+        launchPending();
+    }
     if (&op == lastCheck)
-      validate();
+      defer();
   }
+  if (pending)
+    launchPending();
   b.setLoc(body.getTerminator()->getLoc());
   buffers->finish(b);
   return success();

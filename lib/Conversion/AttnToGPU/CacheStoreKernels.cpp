@@ -42,11 +42,13 @@ void gpu_lowering::emitKVCacheStore(KernelEmitter &e, IB &host, Value key,
                       lookup, blocks, layer};
   emitPerItem(e, host, "kv_cache_store", count, args,
               [&](IB &b, Idx item, const CacheStoreArgs &k) {
-                e.skipIfRefused(b);
+                Value status = e.loadStatus(b);
                 Idx col = item % chunks * width, rowHead = item / chunks;
                 Idx head = rowHead % heads, row = rowHead / heads;
+                Idx seq = sequenceOfRow(b, k.rowOffsets, row);
+                e.skipIfRefused(b, status);
                 CacheSlot slot = CacheSlot::of(b, k.rowOffsets, k.cacheLengths,
-                                               k.lookup, pageSize, row);
+                                               k.lookup, pageSize, row, seq);
                 std::array<Value, 2> rows = {k.key, k.value};
                 for (int64_t kv = 0; kv < 2; ++kv) {
                   Value chunk = vector::LoadOp::create(

@@ -26,10 +26,10 @@ void elementwise::launchWarpPerItem(KernelEmitter &e, IB &host,
 }
 
 CacheSlot CacheSlot::of(IB &b, Value rowOffsets, Value cacheLengths,
-                        Value lookup, int64_t pageSize, Idx row) {
+                        Value lookup, int64_t pageSize, Idx row, Idx seq) {
   BuilderScope scope(b);
   CacheSlot c;
-  c.seq = sequenceOfRow(b, rowOffsets, row);
+  c.seq = seq;
   c.pos = loadIndex(b, cacheLengths, c.seq) +
           (row - loadIndex(b, rowOffsets, c.seq));
   c.page = loadIndex(b, lookup, {c.seq, c.pos / pageSize});

@@ -66,14 +66,16 @@ void launchWarpPerItem(KernelEmitter &e, IB &host, gpu::GPUFuncOp kernel,
 // Cache slots
 //===----------------------------------------------------------------------===//
 
-/// Where row `row` of a ragged batch goes in the paged cache: its sequence,
-/// its position `cacheLengths[s] + row - rowOffsets[s]` there, and the page
-/// (through `lookup [B, pages]`) and slot in the page of that position.
+/// Where row `row` of sequence `seq` (sequenceOfRow) goes in the paged
+/// cache: its position `cacheLengths[s] + row - rowOffsets[s]` there, and the
+/// page (through `lookup [B, pages]`) and slot in the page of that position.
+/// The sequence comes apart: its search reads inside `rowOffsets` whatever
+/// the values, so kernels run it before their status guard.
 struct CacheSlot {
   Idx seq, pos, page, slot;
 
   static CacheSlot of(IB &b, Value rowOffsets, Value cacheLengths, Value lookup,
-                      int64_t pageSize, Idx row);
+                      int64_t pageSize, Idx row, Idx seq);
 
   /// The `blocks` indices of element `col` of head `head` of the key (`kv`
   /// 0) or value (1) row.

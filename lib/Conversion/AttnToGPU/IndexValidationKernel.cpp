@@ -2,20 +2,22 @@
 //
 // The CPU reads the index tensors on the host (attn-insert-entry-checks);
 // on CUDA they are device memory, so one block checks them on the call's
-// stream before any other kernel: its threads stride over the entries of
-// each check, each keeps the lowest status it finds, the block takes the
-// minimum in shared memory and thread 0 writes it into the status word if
-// that is still 0 (the first refused call's status stays). Every load is
-// inside its tensor whatever the values.
+// stream (IndexValidation.h): its threads stride over the entries of each
+// check, each keeps the lowest status it finds, the block takes the minimum
+// in shared memory and thread 0 writes it into the status word if that is
+// still 0 (the first refused call's status stays). Every load is inside its
+// tensor whatever the values.
 //
 //===----------------------------------------------------------------------===//
 
+#include "IndexValidation.h"
 #include "KernelArguments.h"
 
 #include "attn/Dialect/Attn/Transforms/EntryStatus.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "llvm/ADT/MapVector.h"
 
 #include <limits>
@@ -26,43 +28,10 @@ using namespace mlir::attn::gpu_lowering;
 
 namespace {
 
+/// The block size of the validation kernel.
 constexpr int64_t kThreads = 256;
 /// No failure yet (above every status).
 constexpr int64_t kNoStatus = std::numeric_limits<int32_t>::max();
-
-/// The checks on device buffers; counts are host indices.
-struct ValidationArgs {
-  /// Row offsets and the rows of every tensor they index.
-  struct Rows {
-    Value rowOffsets;
-    SmallVector<Value> rows;
-  };
-  struct Paged {
-    Value rowOffsets, cacheLengths, lookup, blocks;
-    bool storeOnly;
-  };
-  struct Rope {
-    Value rowOffsets, cacheLengths, tableRows;
-  };
-  SmallVector<Rows> rows;
-  SmallVector<Value> cacheLengths;
-  SmallVector<Paged> paged;
-  SmallVector<Rope> rope;
-
-  template <typename F> void forEach(F f) {
-    for (Rows &r : rows) {
-      f(r.rowOffsets);
-      for (Value &count : r.rows)
-        f(count);
-    }
-    for (Value &l : cacheLengths)
-      f(l);
-    for (Paged &p : paged)
-      f(p.rowOffsets), f(p.cacheLengths), f(p.lookup), f(p.blocks);
-    for (Rope &r : rope)
-      f(r.rowOffsets), f(r.cacheLengths), f(r.tableRows);
-  }
-};
 
 /// The rows (dim 0) of `t` (static, or the buffer of an argument).
 Value rowsOf(IB &host, Value t, function_ref<Value(Value)> bufferOf) {
@@ -81,11 +50,17 @@ Value report(IB &b, Value code, Value fails, EntryStatus status) {
   return select(b, fails, lowered, code);
 }
 
+/// A thread of the block running the checks, and the block's size.
+struct Thread {
+  Idx id;
+  int64_t blockSize;
+};
+
 /// The fold of `step` over this thread's share of `[0, count)` (threads
 /// stride by the block size), starting from `code`.
-Value strided(IB &b, Idx thread, Value count, Value code,
+Value strided(IB &b, Thread thread, Value count, Value code,
               function_ref<Value(IB &, Idx i, Value code)> step) {
-  return forLoop(b, thread, count, kThreads, {code},
+  return forLoop(b, thread.id, count, thread.blockSize, {code},
                  [&](IB &lb, Idx i, ValueRange carried) {
                    return SmallVector<Value>{step(lb, i, carried[0])};
                  })[0];
@@ -113,9 +88,11 @@ Idx readable(IB &b, Value rowOffsets, Value cacheLengths, Value lookup = {}) {
   return max(b, n, cIndex(b, 0));
 }
 
-Value checkRows(IB &b, Idx thread, const ValidationArgs::Rows &r, Value code) {
+Value checkRows(IB &b, Thread thread, const IndexValidationArgs::Rows &r,
+                Value code) {
   Idx n = dim(b, r.rowOffsets, 0);
-  code = report(b, code, (thread == 0) & (n < 1), EntryStatus::BadRowOffsets);
+  code =
+      report(b, code, (thread.id == 0) & (n < 1), EntryStatus::BadRowOffsets);
   return strided(b, thread, n, code, [&](IB &lb, Idx i, Value code) {
     Idx entry = loadIndex(lb, r.rowOffsets, i);
     // Entry 0 compares with itself.
@@ -127,7 +104,7 @@ Value checkRows(IB &b, Idx thread, const ValidationArgs::Rows &r, Value code) {
   });
 }
 
-Value checkCacheLengths(IB &b, Idx thread, Value lengths, Value code) {
+Value checkCacheLengths(IB &b, Thread thread, Value lengths, Value code) {
   return strided(b, thread, dim(b, lengths, 0), code,
                  [&](IB &lb, Idx s, Value code) {
                    return report(lb, code, loadIndex(lb, lengths, s) < 0,
@@ -136,14 +113,14 @@ Value checkCacheLengths(IB &b, Idx thread, Value lengths, Value code) {
 }
 
 /// The pages `[first, end)` that an active sequence touches.
-std::pair<Idx, Idx> pageRange(IB &b, const ValidationArgs::Paged &p,
+std::pair<Idx, Idx> pageRange(IB &b, const IndexValidationArgs::Paged &p,
                               const Sequence &seq) {
   Idx pageSize = dim(b, p.blocks, 3);
   Idx first = p.storeOnly ? seq.cached / pageSize : cIndex(b, 0);
   return {first, ceilDiv(b, seq.cached + seq.newRows, pageSize)};
 }
 
-Value checkTableWidth(IB &b, Idx thread, const ValidationArgs::Paged &p,
+Value checkTableWidth(IB &b, Thread thread, const IndexValidationArgs::Paged &p,
                       Value code) {
   Idx width = dim(b, p.lookup, 1);
   Idx count = readable(b, p.rowOffsets, p.cacheLengths, p.lookup);
@@ -157,7 +134,7 @@ Value checkTableWidth(IB &b, Idx thread, const ValidationArgs::Paged &p,
 
 /// A thread per lookup-table entry (sequence, column), so that a long
 /// sequence's pages are checked in parallel.
-Value checkPageIds(IB &b, Idx thread, const ValidationArgs::Paged &p,
+Value checkPageIds(IB &b, Thread thread, const IndexValidationArgs::Paged &p,
                    Value code) {
   Idx width = dim(b, p.lookup, 1), numPages = dim(b, p.blocks, 0);
   Idx count = readable(b, p.rowOffsets, p.cacheLengths, p.lookup) * width;
@@ -172,7 +149,7 @@ Value checkPageIds(IB &b, Idx thread, const ValidationArgs::Paged &p,
   });
 }
 
-Value checkPositions(IB &b, Idx thread, const ValidationArgs::Rope &r,
+Value checkPositions(IB &b, Thread thread, const IndexValidationArgs::Rope &r,
                      Value code) {
   Idx count = readable(b, r.rowOffsets, r.cacheLengths);
   return strided(b, thread, count, code, [&](IB &lb, Idx s, Value code) {
@@ -184,28 +161,65 @@ Value checkPositions(IB &b, Idx thread, const ValidationArgs::Rope &r,
 }
 
 /// The lowest status of this thread's entries (kNoStatus if none fails).
-Value threadStatus(IB &b, Idx thread, const ValidationArgs &k) {
+Value threadStatus(IB &b, Thread thread, const IndexValidationArgs &k) {
   Value code = cI32(b, kNoStatus);
-  for (const ValidationArgs::Rows &r : k.rows)
+  for (const IndexValidationArgs::Rows &r : k.rows)
     code = checkRows(b, thread, r, code);
   for (Value lengths : k.cacheLengths)
     code = checkCacheLengths(b, thread, lengths, code);
-  for (const ValidationArgs::Paged &p : k.paged)
+  for (const IndexValidationArgs::Paged &p : k.paged)
     code = checkTableWidth(b, thread, p, code);
-  for (const ValidationArgs::Paged &p : k.paged)
+  for (const IndexValidationArgs::Paged &p : k.paged)
     code = checkPageIds(b, thread, p, code);
-  for (const ValidationArgs::Rope &r : k.rope)
+  for (const IndexValidationArgs::Rope &r : k.rope)
     code = checkPositions(b, thread, r, code);
   return code;
 }
 
+/// The workgroup buffer of the block's lowest status.
+MemRefType lowestType(MLIRContext *context) {
+  auto wgSpace =
+      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
+  return MemRefType::get({1}, IntegerType::get(context, 32), AffineMap(),
+                         wgSpace);
+}
+
+/// The checks in a block of `blockSize` threads (all of them run it), the
+/// block's lowest status gathered in `lowest`.
+void buildChecks(IB &b, KernelEmitter &e, const IndexValidationArgs &k,
+                 Value lowest, int64_t blockSize) {
+  BuilderScope scope(b);
+  Idx thread = threadIdx(b), zeroIndex = cIndex(b, 0);
+  ifThen(b, thread == 0,
+         [&](IB &tb) { store(tb, cI32(tb, kNoStatus), lowest, zeroIndex); });
+  gpu::BarrierOp::create(b);
+  Idx code = threadStatus(b, {thread, blockSize}, k);
+  ifThen(b, code != kNoStatus, [&](IB &fb) {
+    memref::AtomicRMWOp::create(fb, arith::AtomicRMWKind::mins, code, lowest,
+                                ValueRange{zeroIndex});
+  });
+  gpu::BarrierOp::create(b);
+  ifThen(b, thread == 0, [&](IB &tb) {
+    Idx status = load(tb, lowest, zeroIndex);
+    ifThen(tb, status != kNoStatus, [&](IB &wb) {
+      // Keep the status of an earlier refused call.
+      auto update = memref::GenericAtomicRMWOp::create(wb, e.statusWord(wb),
+                                                       ValueRange{zeroIndex});
+      IB rb = IB::atBlockEnd(wb.getLoc(), update.getBody());
+      BuilderScope updateScope(rb);
+      Idx old = update.getCurrentValue();
+      memref::AtomicYieldOp::create(rb, select(rb, old == 0, status, old));
+    });
+  });
+}
+
 } // namespace
 
-void gpu_lowering::emitIndexValidation(KernelEmitter &e, IB &host,
-                                       const IndexValueChecks &checks,
-                                       function_ref<Value(Value)> bufferOf) {
+IndexValidationArgs
+IndexValidationArgs::of(IB &host, const IndexValueChecks &checks,
+                        function_ref<Value(Value)> bufferOf) {
   BuilderScope scope(host);
-  ValidationArgs args;
+  IndexValidationArgs args;
   // One pass over each row offsets tensor for all the tensors it indexes.
   llvm::MapVector<Value, SmallVector<Value>> rowsByOffsets;
   for (const IndexValueChecks::Rows &r : checks.rows)
@@ -221,39 +235,49 @@ void gpu_lowering::emitIndexValidation(KernelEmitter &e, IB &host,
   for (const IndexValueChecks::Rope &r : checks.rope)
     args.rope.push_back({bufferOf(r.rowOffsets), bufferOf(r.cacheLengths),
                          rowsOf(host, r.table, bufferOf)});
+  return args;
+}
 
-  auto wgSpace = gpu::AddressSpaceAttr::get(host.getContext(),
-                                            gpu::AddressSpace::Workgroup);
-  auto lowestType =
-      MemRefType::get({1}, host.getI32Type(), AffineMap(), wgSpace);
-  auto [kernel, b, k] = createKernel(e, host.getLoc(), "validate_indices", args,
-                                     {lowestType}, kThreads);
-  {
-    BuilderScope kernelScope(b);
-    Value lowest = kernel.getWorkgroupAttributions()[0];
-    Idx thread = threadIdx(b), zeroIndex = cIndex(b, 0);
-    ifThen(b, thread == 0,
-           [&](IB &tb) { store(tb, cI32(tb, kNoStatus), lowest, zeroIndex); });
-    gpu::BarrierOp::create(b);
-    Idx code = threadStatus(b, thread, k);
-    ifThen(b, code != kNoStatus, [&](IB &fb) {
-      memref::AtomicRMWOp::create(fb, arith::AtomicRMWKind::mins, code, lowest,
-                                  ValueRange{zeroIndex});
-    });
-    gpu::BarrierOp::create(b);
-    ifThen(b, thread == 0, [&](IB &tb) {
-      Idx status = load(tb, lowest, zeroIndex);
-      ifThen(tb, status != kNoStatus, [&](IB &wb) {
-        // Keep the status of an earlier refused call.
-        auto update = memref::GenericAtomicRMWOp::create(wb, e.statusWord(wb),
-                                                         ValueRange{zeroIndex});
-        IB rb = IB::atBlockEnd(wb.getLoc(), update.getBody());
-        BuilderScope updateScope(rb);
-        Idx old = update.getCurrentValue();
-        memref::AtomicYieldOp::create(rb, select(rb, old == 0, status, old));
-      });
-    });
-  }
+void gpu_lowering::launchIndexValidation(KernelEmitter &e, IB &host,
+                                         const IndexValidationArgs &checks) {
+  BuilderScope scope(host);
+  auto [kernel, b, k] =
+      createKernel(e, host.getLoc(), "validate_indices", checks,
+                   {lowestType(host.getContext())}, kThreads);
+  buildChecks(b, e, k, kernel.getWorkgroupAttributions()[0], kThreads);
   e.launch(host, kernel, {cIndex(host, 1), cIndex(host, 1), cIndex(host, 1)},
-           kThreads, argumentList(args));
+           kThreads, argumentList(checks));
+}
+
+void gpu_lowering::addIndexValidationBlock(KernelEmitter &e,
+                                           gpu::GPUFuncOp kernel,
+                                           const IndexValidationArgs &checks) {
+  Location loc = kernel.getLoc();
+  IndexValidationArgs k = checks;
+  k.forEach([&](Value &v) {
+    if (!v)
+      return;
+    unsigned i = kernel.getNumArguments();
+    (void)kernel.insertArgument(i, v.getType(), DictionaryAttr(), loc);
+    v = kernel.getArgument(i);
+  });
+  Value lowest =
+      kernel.addWorkgroupAttribution(lowestType(kernel.getContext()), loc);
+  Block &entry = kernel.getBody().front();
+  IB b(loc, OpBuilder::atBlockBegin(&entry));
+  BuilderScope scope(b);
+  Idx lastX = Idx(gpu::GridDimOp::create(b, gpu::Dimension::x).getResult()) - 1;
+  auto branch = scf::IfOp::create(b, blockIdx(b, gpu::Dimension::x) == lastX,
+                                  /*withElseRegion=*/true);
+  // The kernel's own work, for every other block.
+  Block *work = branch.elseBlock();
+  work->getOperations().splice(
+      work->getTerminator()->getIterator(), entry.getOperations(),
+      std::next(branch->getIterator()), entry.getTerminator()->getIterator());
+  IB cb(loc, OpBuilder::atBlockTerminator(branch.thenBlock()));
+  BuilderScope checkScope(cb);
+  Idx first = (blockIdx(cb, gpu::Dimension::y) == 0) &
+              (blockIdx(cb, gpu::Dimension::z) == 0);
+  int64_t blockSize = (*kernel.getKnownBlockSize())[0];
+  ifThen(cb, first, [&](IB &fb) { buildChecks(fb, e, k, lowest, blockSize); });
 }

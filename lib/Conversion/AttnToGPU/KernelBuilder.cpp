@@ -1,6 +1,8 @@
 //===- KernelBuilder.cpp - shared pieces of the attn GPU kernels ----------===//
 
 #include "KernelBuilder.h"
+#include "IndexValidation.h"
+#include "KernelArguments.h"
 
 #include "attn-runtime/CudaRuntime.h"
 
@@ -45,13 +47,22 @@ KernelEmitter::createKernel(Location loc, StringRef name, TypeRange args,
 void KernelEmitter::launch(IB &host, gpu::GPUFuncOp kernel,
                            std::array<Value, 3> grid, int64_t threads,
                            ValueRange args, Value dynamicSmemBytes) {
+  BuilderScope scope(host);
   Value one = cIndex(host, 1);
   // A grid dimension of 0 is a launch error: kernels bound-check instead.
   for (Value &g : grid)
     g = max(host, g, one);
+  SmallVector<Value> operands(args);
+  if (carriedChecks) {
+    if (checkCarriers.insert(kernel).second)
+      addIndexValidationBlock(*this, kernel, *carriedChecks);
+    grid[0] = Idx(grid[0]) + 1;
+    llvm::append_range(operands, argumentList(*carriedChecks));
+  }
   gpu::LaunchFuncOp::create(host, kernel, {grid[0], grid[1], grid[2]},
                             {cIndex(host, threads), one, one}, dynamicSmemBytes,
-                            args);
+                            operands);
+  ++launches;
 }
 
 StringRef KernelEmitter::addConstant(Location loc, StringRef name,
@@ -94,12 +105,17 @@ Value KernelEmitter::statusWord(IB &b) {
   return memref::GetGlobalOp::create(b, type, ATTN_CUDA_STATUS_SYMBOL);
 }
 
-void KernelEmitter::skipIfRefused(IB &b) {
+Value KernelEmitter::loadStatus(IB &b) {
   if (!opts.validateIndexValues)
+    return {};
+  return load(b, statusWord(b), cIndex(b, 0));
+}
+
+void KernelEmitter::skipIfRefused(IB &b, Value status) {
+  if (!status)
     return;
   BuilderScope scope(b);
-  Idx status = load(b, statusWord(b), cIndex(b, 0));
-  auto guard = scf::IfOp::create(b, status == 0, /*withElseRegion=*/false);
+  auto guard = scf::IfOp::create(b, Idx(status) == 0, /*withElseRegion=*/false);
   b.setInsertionPoint(guard.thenBlock()->getTerminator());
 }
 

@@ -20,12 +20,15 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 #include <array>
 
 namespace mlir::attn::gpu_lowering {
 
 using namespace kb;
+
+struct IndexValidationArgs;
 
 /// Tunables of the GPU kernels (pass options).
 struct KernelOptions {
@@ -53,8 +56,20 @@ public:
                                              int64_t threads);
 
   /// gpu.launch_func of `kernel` on a (x, y, z) grid of `threads`-wide blocks.
+  /// While checks are carried, one more column of blocks in x runs them.
   void launch(IB &host, gpu::GPUFuncOp kernel, std::array<Value, 3> grid,
               int64_t threads, ValueRange args, Value dynamicSmemBytes = {});
+
+  /// Index checks that every `launch` runs in an extra block until reset
+  /// (addIndexValidationBlock), or null. Set around the lowering of an op
+  /// whose kernels read no index tensor nor gridDim and run in no clusters,
+  /// so that each of its launch paths carries the checks.
+  void setCarriedChecks(const IndexValidationArgs *checks) {
+    carriedChecks = checks;
+  }
+
+  /// The number of launches emitted so far.
+  unsigned launchCount() const { return launches; }
 
   /// A constant array in the kernel module (for kernels to read with
   /// memref.get_global); returns its symbol name.
@@ -66,17 +81,28 @@ public:
   /// created at the first use, in a kernel at `b`.
   Value statusWord(IB &b);
 
-  /// With index validation: wraps the rest of the kernel at `b` in an
-  /// `scf.if` that runs only while the status word is 0, and moves `b`
-  /// inside it, so that a refused call touches no memory. A uniform branch
-  /// (every thread loads the same word). Nothing otherwise.
-  void skipIfRefused(IB &b);
+  /// With index validation: the status word, loaded at `b`; null otherwise.
+  /// A kernel that indexes through the index tensors loads it before its
+  /// first loads and branches on it (`skipIfRefused`) only before the
+  /// first access whose address comes from an index value, so that the
+  /// word's latency hides behind those loads rather than adding to them.
+  Value loadStatus(IB &b);
+
+  /// Wraps the rest of the kernel at `b` in an `scf.if` that runs only
+  /// while `status` (from loadStatus; nothing when null) is 0, and moves
+  /// `b` inside it, so that a refused call touches no memory through the
+  /// index tensors. A uniform branch: every thread loads the same word.
+  void skipIfRefused(IB &b, Value status);
 
 private:
   ModuleOp module;
   gpu::GPUModuleOp kernels;
   KernelOptions opts;
   DenseMap<Attribute, StringAttr> constants;
+  const IndexValidationArgs *carriedChecks = nullptr;
+  /// The kernels that run carried checks in their last column.
+  llvm::SmallPtrSet<Operation *, 4> checkCarriers;
+  unsigned launches = 0;
 };
 
 /// The sequence owning `row`: the count of `rowOffsets[s + 1] <= row`.
@@ -164,14 +190,6 @@ struct AttentionSpec {
 };
 
 void emitAttention(KernelEmitter &e, IB &host, const AttentionSpec &spec);
-
-/// The validation kernel of an entry point: one block computes statuses 3-7
-/// of `checks` (whose tensors `bufferOf` maps to the host buffers) with the
-/// precedence of the CPU checks and writes the first failing status into
-/// the status word if it is still 0.
-void emitIndexValidation(KernelEmitter &e, IB &host,
-                         const IndexValueChecks &checks,
-                         function_ref<Value(Value)> bufferOf);
 
 } // namespace mlir::attn::gpu_lowering
 

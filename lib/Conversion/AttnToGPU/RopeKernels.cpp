@@ -120,10 +120,11 @@ void gpu_lowering::emitRope(KernelEmitter &e, IB &host, Value in,
   RopeArgs args{in, rowOffsets, cacheLengths, out, freqs.table};
   emitPerItem(
       e, host, "rope", count, args, [&](IB &b, Idx item, const RopeArgs &k) {
-        e.skipIfRefused(b);
+        Value status = e.loadStatus(b);
         Idx i = item % half, rowHead = item / half;
         Idx head = rowHead % heads, row = rowHead / heads;
         Idx seq = sequenceOfRow(b, k.rowOffsets, row);
+        e.skipIfRefused(b, status);
         Idx start = loadIndex(b, k.rowOffsets, seq);
         Idx pos = loadIndex(b, k.cacheLengths, seq) + (row - start);
         auto [cosV, sinV] = ropeCosSin(b, e, freqs, headDim, pos, i, k.table);
@@ -236,6 +237,7 @@ void buildRopeStore(IB &b, KernelEmitter &e, const RopeStoreArgs &k,
   BuilderScope scope(b);
   int64_t perRow = spec.heads + cast<MemRefType>(k.k.getType()).getDimSize(1);
   int64_t half = spec.headDim / 2;
+  Value status = e.loadStatus(b);
   WarpItem w = WarpItem::of(b);
   // Whole warps leave together, so the shuffles below see all 32 lanes.
   ifThen(b, ult(b, w.item, k.count), [&](IB &tb) {
@@ -244,8 +246,10 @@ void buildRopeStore(IB &b, KernelEmitter &e, const RopeStoreArgs &k,
     h.head = w.item % perRow;
     h.isQ = ult(tb, h.head, cIndex(tb, spec.heads));
     h.kvHead = h.head - spec.heads;
+    Idx seq = sequenceOfRow(tb, k.rowOffsets, h.row);
+    e.skipIfRefused(tb, status);
     h.slot = CacheSlot::of(tb, k.rowOffsets, k.cacheLengths, k.lookup,
-                           spec.pageSize, h.row);
+                           spec.pageSize, h.row, seq);
     auto headAt = [&](IB &lb, Idx c) {
       return loadHead(lb, k, h, spec.element, c);
     };
@@ -296,7 +300,6 @@ void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
                      gammaK, freqs.table, count};
   auto [kernel, b, kargs] =
       createKernel(e, host.getLoc(), "rope_store", args, {}, kThreads);
-  e.skipIfRefused(b);
   buildRopeStore(b, e, kargs, freqs, spec);
   launchWarpPerItem(e, host, kernel, count, argumentList(args));
 }

@@ -43,6 +43,10 @@ BlockWork attention::findBlockWork(IB &b, const Problem &p,
   Idx found = Idx(walk[1]) < batch;
   w.seq = select(b, found, walk[1], cIndex(b, 0));
   w.qStart = loadIndex(b, a.qRowOffsets, {w.seq});
+  // The walk reads inside qRowOffsets whatever its values; a block of a
+  // refused call leaves after it, its status load hidden behind the walk's.
+  if (a.status)
+    found = found & (Idx(a.status) == 0);
   w.qLen = select(b, found, loadIndex(b, a.qRowOffsets, {w.seq + 1}) - w.qStart,
                   cIndex(b, 0));
   w.firstRow = Idx(walk[2]) * w.queryRows;

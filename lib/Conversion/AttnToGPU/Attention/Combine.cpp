@@ -72,14 +72,16 @@ void attention::emitCombine(KernelEmitter &e, IB &host, const Problem &p,
       e.createKernel(host.getLoc(), "attention_combine",
                      ValueRange(operands).getTypes(), {}, threads);
   BuilderScope scope(b);
-  // Its partial outputs were not written after a refusal.
-  e.skipIfRefused(b);
+  Value status = e.loadStatus(b);
   CombineArgs k = CombineArgs::fromOperands(kernel.getArguments());
   Idx item = blockIdx(b, gpu::Dimension::x) * threads + threadIdx(b);
   ifThen(b, ult(b, item, k.count), [&](IB &b) {
     Idx col = item % p.headDim, rowHead = item / p.headDim;
     Idx head = rowHead % p.heads, row = rowHead / p.heads;
+    // The partials are read inside their buffers whatever they hold; after
+    // a refusal attention wrote none of them, so nothing is stored.
     Value o = combineColumn(b, k, row, head, col);
+    e.skipIfRefused(b, status);
     store(b, fromF32(b, o, p.element), k.out, {row, head, col});
   });
   e.launch(host, kernel,

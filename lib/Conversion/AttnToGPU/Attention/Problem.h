@@ -59,6 +59,10 @@ struct AttentionKernelArgs {
   Value key, value, kvRowOffsets;
   Value blocks, cacheLengths, lookup, layer;
   Value oPart, lsePart, splits, mode;
+  /// In a kernel, with index validation: the status word, loaded first
+  /// (KernelEmitter::loadStatus); not an argument. A block of a refused
+  /// call finds no work (findBlockWork).
+  Value status;
 
   SmallVector<Value> operands(bool paged) const;
   static AttentionKernelArgs fromOperands(ValueRange operands, bool paged);
