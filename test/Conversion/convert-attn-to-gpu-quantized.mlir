@@ -67,6 +67,11 @@
 // 8 word rows of 16 four-word chunks) by cp.async, zeros past M.
 // CHECK-LABEL: gpu.func @gemm_gptq_m64(
 // CHECK: gpu.dynamic_shared_memory
+// The lane's prmt selector: bytes `quad` and 4 + `quad` (0x1111 quad +
+// 0x4400).
+// CHECK: [[QUAD:%[a-zA-Z0-9_]+]] = arith.index_cast %{{.*}} : index to i32
+// CHECK-NEXT: [[SEL4:%[a-zA-Z0-9_]+]] = arith.muli [[QUAD]], %c4369_i32 : i32
+// CHECK-NEXT: [[SEL:%[a-zA-Z0-9_]+]] = arith.addi [[SEL4]], %c17408_i32 : i32
 // CHECK: memref.view {{.*}} to memref<64x72xbf16, #gpu.address_space<workgroup>>
 // CHECK: memref.view {{.*}} to memref<8x64xi32, #gpu.address_space<workgroup>>
 // CHECK: [[XOK:%[a-zA-Z0-9_]+]] = arith.cmpi ult, %{{.*}}, %dim
@@ -90,14 +95,13 @@
 // CHECK: nvgpu.ldmatrix
 // CHECK: [[W0:%[a-zA-Z0-9_]+]] = vector.load {{.*}} : memref<8x64xi32, #gpu.address_space<workgroup>>, vector<4xi32>
 // CHECK: vector.load {{.*}} : memref<8x64xi32, #gpu.address_space<workgroup>>, vector<4xi32>
-// Byte `quad` of a word alone (prmt selector 0x4440 | quad), its nibbles
-// at bits 0-3 and 16-19, the exact bf16 decoding; the pair feeds the mma
-// of both m16 tiles.
+// Byte `quad` of a word into bits 0-7 and of the word >> 4 into bits
+// 16-23: its nibbles at bits 0-3 and 16-19, then the exact bf16 decoding;
+// the pair feeds the mma of both m16 tiles.
 // CHECK: [[WORD:%[a-zA-Z0-9_]+]] = vector.extract [[W0]][0] : i32 from vector<4xi32>
-// CHECK-NEXT: [[BYTE:%[a-zA-Z0-9_]+]] = nvvm.prmt <default> %{{.*}}, [[WORD]], %c0_i32 : i32
-// CHECK-NEXT: [[HI:%[a-zA-Z0-9_]+]] = arith.shli [[BYTE]], %c12_i32 : i32
-// CHECK-NEXT: [[BOTH:%[a-zA-Z0-9_]+]] = arith.ori [[BYTE]], [[HI]] : i32
-// CHECK-NEXT: [[NIB:%[a-zA-Z0-9_]+]] = arith.andi [[BOTH]], %c983055_i32 : i32
+// CHECK-NEXT: [[SHIFTED:%[a-zA-Z0-9_]+]] = arith.shrui [[WORD]], %c4_i32 : i32
+// CHECK-NEXT: [[BYTES:%[a-zA-Z0-9_]+]] = nvvm.prmt <default> [[SEL]], [[WORD]], [[SHIFTED]] : i32
+// CHECK-NEXT: [[NIB:%[a-zA-Z0-9_]+]] = arith.andi [[BYTES]], %c983055_i32 : i32
 // CHECK-NEXT: [[MAG:%[a-zA-Z0-9_]+]] = arith.ori [[NIB]], %c1124090624_i32 : i32
 // CHECK-NEXT: [[PAIR:%[a-zA-Z0-9_]+]] = llvm.bitcast [[MAG]] : i32 to vector<2xbf16>
 // CHECK-NEXT: [[Q:%[a-zA-Z0-9_]+]] = arith.subf [[PAIR]], %cst{{.*}} : vector<2xbf16>

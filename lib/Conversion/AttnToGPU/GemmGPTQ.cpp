@@ -26,8 +26,9 @@
 // ldmatrix gives A as pairs of adjacent k, so B must be too: the B
 // registers of lane (group, quad) are k (2 quad, 2 quad + 1) and (8 + 2
 // quad, 9 + 2 quad) of column `group`, i.e. byte `quad` of the word of k
-// 0-7 and of the word of k 8-15. prmt moves the byte to the bottom, and
-// its two nibbles go to bits 0-3 and 16-19 for the GEMV's exact decoding.
+// 0-7 and of the word of k 8-15. One prmt puts the byte at bits 0-7 and
+// the same byte of the word >> 4 at bits 16-23, so that its nibbles sit at
+// bits 0-3 and 16-19 for the GEMV's exact decoding.
 // The f32 sums of a group are scaled once, as in the GEMV: the kernel
 // differs from the reference by f32 accumulation only.
 //
@@ -79,7 +80,7 @@ struct GemmTile {
   Idx warpM, warpN;   // the warp's first row and column in the tile
   BlockWeight weight; // the packed weight holding the warp's columns
   Value scales;       // its scales
-  Value byteSelector; // prmt: byte `quad` of a word alone
+  Value byteSelector; // prmt: byte `quad` of a word and of the word >> 4
 
   int64_t xBytes() const {
     return cfg.tileM() * (stepK + kPad) * element.getIntOrFloatBitWidth() / 8;
@@ -173,16 +174,16 @@ void startStep(IB &b, const GPTQGemmArgs &args, const GemmTile &t,
 }
 
 /// Byte `quad` of `word` (k 2 quad, 2 quad + 1 of its 8) as the B register
-/// of those two k.
+/// of those two k: prmt takes the byte into bits 0-7 and the same byte of
+/// `word >> 4` into bits 16-23, so that the two nibbles sit at bits 0-3 and
+/// 16-19.
 Value decodeByte(IB &b, const GemmTile &t, Value word) {
-  Value byte = NVVM::PermuteOp::create(b, b.getI32Type(), word, cI32(b, 0),
-                                       t.byteSelector,
-                                       NVVM::PermuteMode::DEFAULT);
-  // The low nibble stays at bits 0-3, the high one goes to bits 16-19.
-  Value spread = arith::OrIOp::create(
-      b, byte, arith::ShLIOp::create(b, byte, cI32(b, 12)));
+  Value shifted = arith::ShRUIOp::create(b, word, cI32(b, 4));
+  Value bytes = NVVM::PermuteOp::create(b, b.getI32Type(), word, shifted,
+                                        t.byteSelector,
+                                        NVVM::PermuteMode::DEFAULT);
   return decodeGPTQNibbles(
-      b, arith::AndIOp::create(b, spread, cI32(b, 0x000F000F)), t.element);
+      b, arith::AndIOp::create(b, bytes, cI32(b, 0x000F000F)), t.element);
 }
 
 /// 3. part += the warp's x rows times its decoded columns over one staged
@@ -311,11 +312,13 @@ void buildGPTQGemm(IB &b, const GPTQGemmConfig &cfg, int64_t groupSize,
   t.scales =
       selectWeight(b, MatmulArgs{args.x, args.scales, {}, {}, {}}, stack, warpN0)
           .weight;
-  // Byte `quad` of the first operand into byte 0, bytes of the zero second
-  // operand (selector 4) above it.
-  t.byteSelector =
-      arith::OrIOp::create(
-      b, cI32(b, 0x4440), indexCast(b, t.w.quad, b.getI32Type()));
+  // prmt selector: result bytes 0, 1 from byte `quad` of the first operand,
+  // bytes 2, 3 from byte `quad` of the second (bytes 4-7 of the pool).
+  t.byteSelector = arith::AddIOp::create(
+      b,
+      arith::MulIOp::create(b, indexCast(b, t.w.quad, b.getI32Type()),
+                            cI32(b, 0x1111)),
+      cI32(b, 0x4400));
   SmallVector<Value> acc = accumulate(b, args, t, stack);
   storeTile(b, args, t, stack, acc, segments);
 }
