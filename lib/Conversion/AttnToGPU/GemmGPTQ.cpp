@@ -21,7 +21,7 @@
 //       per 16-deep slice: A = ldmatrix(x), B = decode(word bytes),
 //                          part += A B (mma.sync m16n8k16, f32)
 //     acc += part * scales[g]                    (f32, per column)
-//   store acc (+ bias), rounded, into the q / k / v segments
+//   store acc, rounded, into the q / k / v segments
 //
 // ldmatrix gives A as pairs of adjacent k, so B must be too: the B
 // registers of lane (group, quad) are k (2 quad, 2 quad + 1) and (8 + 2
@@ -265,7 +265,7 @@ SmallVector<Value> accumulate(IB &b, const GPTQGemmArgs &args,
 }
 
 /// 5. The epilogue: the four tiles' registers r of an m16 tile are four
-/// adjacent columns of one row, stored together (bias added, rounded).
+/// adjacent columns of one row, rounded and stored together.
 void storeTile(IB &b, const GPTQGemmArgs &args, const GemmTile &t,
                const WeightStack &stack, ArrayRef<Value> acc,
                ArrayRef<OutputSegment> segments) {
@@ -308,7 +308,7 @@ void buildGPTQGemm(IB &b, const GPTQGemmConfig &cfg, int64_t groupSize,
   // Weights start at multiples of 32 columns: a warp's lie in one.
   Idx warpN0 = t.n0 + t.warpN;
   t.weight = selectWeight(
-      b, MatmulArgs{args.x, args.packed, args.biases, {}, {}}, stack, warpN0);
+      b, MatmulArgs{args.x, args.packed, {}, {}, {}}, stack, warpN0);
   t.scales =
       selectWeight(b, MatmulArgs{args.x, args.scales, {}, {}, {}}, stack, warpN0)
           .weight;

@@ -14,18 +14,16 @@ namespace mlir::attn::gpu_lowering {
 
 /// The GEMM's arguments: x ([M, K], already permuted for desc_act), each
 /// weight's packed words and scales (one dynamic-N type when there are
-/// several), biases (none or one per weight), outputs.
+/// several), outputs. GPTQ projections have no bias (as in MAX).
 struct GPTQGemmArgs {
   Value x;
-  SmallVector<Value> packed, scales, biases, outputs;
+  SmallVector<Value> packed, scales, outputs;
 
   template <typename F> void forEach(F f) {
     f(x);
     for (Value &v : packed)
       f(v);
     for (Value &v : scales)
-      f(v);
-    for (Value &v : biases)
       f(v);
     for (Value &v : outputs)
       f(v);

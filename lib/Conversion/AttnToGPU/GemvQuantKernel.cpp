@@ -679,6 +679,7 @@ void emitQuantizedGemv(KernelEmitter &e, IB &host, Value x,
 void emitGPTQMatmul(KernelEmitter &e, IB &host, Value x,
                     ArrayRef<QuantizedWeightBuffers> weights,
                     ArrayRef<Value> biases, ArrayRef<OutputSegment> outputs) {
+  assert(biases.empty() && "GPTQ projections have no bias (the verifier)");
   auto gptq = cast<GPTQAttr>(weights[0].type.getEncoding());
   WeightStack stack = stackOf(weights);
   SmallVector<Value> temporaries;
@@ -690,7 +691,7 @@ void emitGPTQMatmul(KernelEmitter &e, IB &host, Value x,
       [&](IB &hb) {
         emitGPTQGemm(e, hb,
                      GPTQGemmArgs{args.x, args.packed, args.scales,
-                                  args.biases, args.outputs},
+                                  args.outputs},
                      stack, gptq.getGroupSize(), outputs);
       });
   freeAll(host, temporaries);
