@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """GPU benchmark of the quantised-weight GEMV (``GemvQuantKernel.cpp``) at decode sizes, and of
-the E4M3 wgmma GEMM (float8 above 16 rows) against the bf16 GEMM at prefill sizes: a
+the GEMMs above 16 rows (GPTQ: ``GemmGPTQ.cpp``; float8: the E4M3 wgmma GEMM) against the bf16
+GEMM at prefill sizes: a
 Llama-3-8B up/gate projection shape, K 4096 x N 14336, with GPTQ int4 (group 128) and float8
 E4M3 (row scales, dynamic input scale) weights, and the bf16 GEMV of the same shape.
 
@@ -39,9 +40,11 @@ from attn import runtime as rt  # noqa: E402
 
 K, N = 4096, 14336
 ROWS = (1, 8, 16)
-# Prefill rows: float8 above 16 rows is the E4M3 wgmma GEMM (issue 13's goal: >= 0.8 of
-# torch._scaled_mm and >= 1.6x our bf16 GEMM at M >= 2048); GPTQ stays a GEMV.
-GEMM_ROWS = {"float8": (2048, 8192), "bf16": (2048, 8192)}
+# Prefill rows: GPTQ above 16 rows is its GEMM (64: the 64 x 64 tiles; beyond, 128 x 128),
+# float8 the E4M3 wgmma GEMM (issue 13's goal: >= 0.8 of torch._scaled_mm and >= 1.6x our bf16
+# GEMM at M >= 2048).
+GEMM_ROWS = {"gptq": (64, 512, 2048, 8192), "float8": (2048, 8192),
+             "bf16": (64, 512, 2048, 8192)}
 # Rows of x checked against the float64 reference (all of them up to this many).
 CHECKED_ROWS = 64
 WEIGHTS = {

@@ -193,16 +193,21 @@ def float8(weight_scale, input_scale, upper_bound=None):
             "upper_bound": upper_bound}
 
 
-# The quantised GEMV serves decode sizes up to its 16-row tile, and GPTQ and block-scaled float8
-# every M (17, 40: two and three 16-row slices); above 16 rows, tensor- and row-scaled float8 take
-# the E4M3 wgmma GEMM (17, 40, 130: its 128 x 64 tiles, partial; 512: its 128 x 256 tiles).
+# The quantised GEMV serves decode sizes up to its 16-row tile, and block-scaled float8 every M
+# (17, 40: two and three 16-row slices); above 16 rows, GPTQ takes its GEMM (17, 40: 64 x 64
+# tiles; 130, 512: 128 x 128), tensor- and row-scaled float8 the E4M3 wgmma GEMM (17, 40, 130:
+# its 128 x 64 tiles, partial; 512: its 128 x 256 tiles).
 QUANT_TOKENS = (1, 7, 16, 17, 40, 130, 512)
+# The GPTQ GEMM (GemmGPTQ.cpp) by M: 17 and 64 (the 64 x 64 shape, partial and whole), 65 (the
+# 128 x 128 shape, one partial row tile), 512 and 2048 (many row tiles).
+GPTQ_GEMM_TOKENS = (17, 64, 65, 512, 2048)
+GPTQ_G32 = dict(GPTQ, group_size=32)
 
 
-def quant_cases(fn, kind, cfg, **params):
-    """One quantised projection at each of QUANT_TOKENS (modules ``quant_*``)."""
+def quant_cases(fn, kind, cfg, tokens=QUANT_TOKENS, **params):
+    """One quantised projection at each of ``tokens`` (modules ``quant_*``)."""
     return [dataclasses.replace(c, module=f"quant_{cfg.dtype}")
-            for c in token_cases(fn, kind, cfg, QUANT_TOKENS, **params)]
+            for c in token_cases(fn, kind, cfg, tokens, **params)]
 
 
 def quant_layer_cases(fn, cfg, scenarios):
@@ -405,10 +410,26 @@ def all_cases():
                      config("f16", (8, 2), 64, hidden=512, quant=float8("tensor", "static"))),
         *quant_cases("quant_qkv_f8_block_dynamic_bf16", "quantized_qkv_projection",
                      config("bf16", (8, 2), 64, hidden=512, quant=float8("block", "dynamic"))),
-        # Whole layers with quantised q/k/v and o_proj: decode (the GEMV at M <= 16) and a mixed
-        # batch (M = 172: eleven 16-row slices).
+        # The GPTQ GEMM by M: N (200) not a multiple of its 64 or 128 columns nor of a warp's 32;
+        # desc_act (x permuted first) in f16; groups of 32 (32-deep pipeline
+        # steps); q / k / v weights of 96, 32 and 32 rows in one launch (weight boundaries
+        # inside a block: each warp reads its own weight's words and scales).
+        *quant_cases("quant_gemm_gptq_k2048_n200_bf16", "quantized_linear",
+                     ops_cfg("bf16", quant=GPTQ), GPTQ_GEMM_TOKENS, in_features=2048,
+                     out_features=200),
+        *quant_cases("quant_gemm_gptq_desc_act_k1024_n200_f16", "quantized_linear",
+                     ops_cfg("f16", quant=GPTQ_DESC_ACT), GPTQ_GEMM_TOKENS, in_features=1024,
+                     out_features=200),
+        *quant_cases("quant_gemm_gptq_g32_k512_n136_bf16", "quantized_linear",
+                     ops_cfg("bf16", quant=GPTQ_G32), GPTQ_GEMM_TOKENS, in_features=512,
+                     out_features=136),
+        *quant_cases("quant_gemm_qkv_gptq_q96_bf16", "quantized_qkv_projection",
+                     config("bf16", (3, 1), 32, hidden=256, quant=GPTQ), GPTQ_GEMM_TOKENS),
+        # Whole layers with quantised q/k/v and o_proj: prefill (M = 278: the GPTQ GEMM), decode
+        # (the GEMV at M <= 16) and a mixed batch (M = 172).
         *quant_layer_cases("quant_layer_bf16_gqa4_d128_p16_gptq",
-                           config("bf16", (8, 2), 128, quant=GPTQ), ("decode", "mixed")),
+                           config("bf16", (8, 2), 128, quant=GPTQ),
+                           ("prefill", "decode", "mixed")),
         *quant_layer_cases("quant_layer_f16_gqa4_d128_p16_gptq_desc_act",
                            config("f16", (8, 2), 128, quant=GPTQ_DESC_ACT), ("decode",)),
         *quant_layer_cases("quant_layer_bf16_gqa4_d128_p16_f8_row_dynamic",

@@ -28,7 +28,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ElementwiseKernels.h"
-#include "MatmulKernel.h"
+#include "GemmGPTQ.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -164,18 +164,11 @@ struct GPTQSteps {
 
   /// Nibbles j and j + 4 of `word` as the pair (q - 8) in `element`.
   Value nibblePair(IB &b, Value word, int64_t j) const {
-    bool bf16 = element.isBF16();
-    Value bits = arith::AndIOp::create(
-        b, arith::ShRUIOp::create(b, word, cI32(b, 4 * j)),
-        cI32(b, 0x000F000F));
-    bits = arith::OrIOp::create(b, bits,
-                                cI32(b, bf16 ? 0x43004300 : 0x64006400));
-    auto pairType = VectorType::get({2}, element);
-    Value offset = arith::ConstantOp::create(
-        b, DenseElementsAttr::get(pairType, ArrayRef<Attribute>{FloatAttr::get(
-                                                element, bf16 ? 136 : 1032)}));
-    Value q = arith::SubFOp::create(b, bitcast(b, pairType, bits), offset);
-    return bitcast(b, b.getI32Type(), q);
+    return decodeGPTQNibbles(
+        b,
+        arith::AndIOp::create(b, arith::ShRUIOp::create(b, word, cI32(b, 4 * j)),
+                              cI32(b, 0x000F000F)),
+        element);
   }
 
   /// Word pairs (2 half, 2 half + 1) are the B registers of the half's
@@ -593,45 +586,50 @@ void freeAll(IB &host, ArrayRef<Value> temporaries) {
     gpu::DeallocOp::create(host, Type(), ValueRange{}, t);
 }
 
-/// The prologue, then the GEMV in 16-row slices of x.
-void emitQuantizedGemv(KernelEmitter &e, IB &host, Value x,
-                       ArrayRef<QuantizedWeightBuffers> weights,
-                       ArrayRef<Value> biases,
-                       ArrayRef<OutputSegment> outputs) {
+/// The kernels' arguments, with the prologue run: x as they read it (GPTQ
+/// desc_act: permuted; float8: E4M3 values as f16, and the per-row scale),
+/// in buffers appended to `temporaries`.
+QuantGemvArgs prepareArgs(KernelEmitter &e, IB &host, Value x,
+                          ArrayRef<QuantizedWeightBuffers> weights,
+                          ArrayRef<Value> biases,
+                          ArrayRef<OutputSegment> outputs,
+                          SmallVector<Value> &temporaries) {
   WeightEncodingAttrInterface encoding = weights[0].type.getEncoding();
-  WeightStack stack = stackOf(weights);
-  Idx rows = dim(host, x, 0);
+  int64_t k = weights[0].type.getCols();
   ArrayRef<Value> parts = weights[0].parts;
-
-  // 1. The prologue.
   QuantGemvArgs args;
   args.x = x;
-  SmallVector<Value> temporaries;
   auto gptq = dyn_cast<GPTQAttr>(encoding);
-  auto float8 = dyn_cast<Float8Attr>(encoding);
   if (gptq && gptq.getDescAct()) {
     args.x = allocate(host,
-                      MemRefType::get({ShapedType::kDynamic, stack.k},
+                      MemRefType::get({ShapedType::kDynamic, k},
                                       cast<MemRefType>(x.getType()).getElementType()),
-                      {rows});
+                      {dim(host, x, 0)});
     emitPermuteColumns(e, host, x, parts[2], args.x);
     temporaries.push_back(args.x);
   }
-  if (float8) {
+  if (auto float8 = dyn_cast<Float8Attr>(encoding)) {
     Value staticScale =
         float8.getInputScale() == Float8InputScale::Static ? parts[2] : Value();
-    std::tie(args.x, args.inputScale) =
-        quantizeInput(e, host, x, float8, staticScale, host.getF16Type(),
-                      stack.k, temporaries);
+    std::tie(args.x, args.inputScale) = quantizeInput(
+        e, host, x, float8, staticScale, host.getF16Type(), k, temporaries);
   }
-
-  // 2. The GEMV: one kernel argument type for several weights.
+  // One kernel argument type for several weights.
   int64_t nDim = columnDim(encoding);
   args.packed = partOfEach(host, weights, 0, nDim);
   args.scales = partOfEach(host, weights, 1, nDim);
   args.biases = biasesOf(host, biases, weights.size());
   for (const OutputSegment &out : outputs)
     args.outputs.push_back(out.buffer);
+  return args;
+}
+
+/// The GEMV in 16-row slices of x.
+void launchQuantGemv(KernelEmitter &e, IB &host, const QuantGemvArgs &args,
+                     WeightEncodingAttrInterface encoding,
+                     const WeightStack &stack,
+                     ArrayRef<OutputSegment> outputs) {
+  auto gptq = dyn_cast<GPTQAttr>(encoding);
   // Warps per block as measured fastest on an H200 (K 4096 x N 14336, 448
   // blocks): GPTQ (about 100 registers a thread) 8 warps, 17 us against
   // 23 us with 4 and 28 us with 16; float8 (70 registers) 16 warps, 41 us
@@ -649,17 +647,53 @@ void emitQuantizedGemv(KernelEmitter &e, IB &host, Value x,
   Value reduction = kernel.getWorkgroupAttributions()[0];
   if (gptq)
     buildQuantGemv(b,
-                   GPTQSteps{cast<MemRefType>(x.getType()).getElementType(),
+                   GPTQSteps{cast<MemRefType>(args.x.getType()).getElementType(),
                              gptq.getGroupSize()},
                    kernelArgs, stack, outputs, reduction, threads);
   else
-    buildQuantGemv(b, Float8Steps{float8.getWeightScale()}, kernelArgs, stack,
-                   outputs, reduction, threads);
-  e.launch(host,
-           kernel,
-           {cIndex(host, llvm::divideCeil(stack.n, kQuantGemvColumns)),
-            ceilDiv(host, rows, kRows), cIndex(host, 1)},
+    buildQuantGemv(b,
+                   Float8Steps{cast<Float8Attr>(encoding).getWeightScale()},
+                   kernelArgs, stack, outputs, reduction, threads);
+  e.launch(host, kernel,
+           {cIndex(host, blocks), ceilDiv(host, dim(host, args.x, 0), kRows),
+            cIndex(host, 1)},
            threads, argumentList(args));
+}
+
+/// The prologue, then the GEMV in 16-row slices of x (float8 of every M,
+/// or decode-sized M).
+void emitQuantizedGemv(KernelEmitter &e, IB &host, Value x,
+                       ArrayRef<QuantizedWeightBuffers> weights,
+                       ArrayRef<Value> biases,
+                       ArrayRef<OutputSegment> outputs) {
+  SmallVector<Value> temporaries;
+  QuantGemvArgs args =
+      prepareArgs(e, host, x, weights, biases, outputs, temporaries);
+  launchQuantGemv(e, host, args, weights[0].type.getEncoding(),
+                  stackOf(weights), outputs);
+  freeAll(host, temporaries);
+}
+
+/// GPTQ: the prologue once, then the GEMV up to 16 rows, the GEMM
+/// (GemmGPTQ.cpp) beyond.
+void emitGPTQMatmul(KernelEmitter &e, IB &host, Value x,
+                    ArrayRef<QuantizedWeightBuffers> weights,
+                    ArrayRef<Value> biases, ArrayRef<OutputSegment> outputs) {
+  assert(biases.empty() && "GPTQ projections have no bias (the verifier)");
+  auto gptq = cast<GPTQAttr>(weights[0].type.getEncoding());
+  WeightStack stack = stackOf(weights);
+  SmallVector<Value> temporaries;
+  QuantGemvArgs args =
+      prepareArgs(e, host, x, weights, biases, outputs, temporaries);
+  ifThenElse(
+      host, ule(host, dim(host, x, 0), cIndex(host, kGemvMaxRows)),
+      [&](IB &hb) { launchQuantGemv(e, hb, args, gptq, stack, outputs); },
+      [&](IB &hb) {
+        emitGPTQGemm(e, hb,
+                     GPTQGemmArgs{args.x, args.packed, args.scales,
+                                  args.outputs},
+                     stack, gptq.getGroupSize(), outputs);
+      });
   freeAll(host, temporaries);
 }
 
@@ -775,9 +809,11 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
                                        ArrayRef<Value> biases,
                                        ArrayRef<OutputSegment> outputs) {
   BuilderScope scope(host);
+  if (isa<GPTQAttr>(weights[0].type.getEncoding()))
+    return emitGPTQMatmul(e, host, x, weights, biases, outputs);
   // Block-scaled float8 would need the wgmma sums split per 128-deep block.
-  auto float8 = dyn_cast<Float8Attr>(weights[0].type.getEncoding());
-  if (!float8 || !e.options().wgmma ||
+  auto float8 = cast<Float8Attr>(weights[0].type.getEncoding());
+  if (!e.options().wgmma ||
       float8.getWeightScale() == Float8ScaleGranularity::Block)
     return emitQuantizedGemv(e, host, x, weights, biases, outputs);
   ifThenElse(

@@ -1,0 +1,47 @@
+//===- GemmGPTQ.h - x @ W^T of GPTQ int4 weights above 16 rows -*- C++ -*-===//
+//
+// The GEMM of GPTQ weights (GemmGPTQ.cpp) for M > 16, and the int4 decoding
+// it shares with the GEMV (GemvQuantKernel.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_LIB_CONVERSION_ATTNTOGPU_GEMMGPTQ_H
+#define ATTN_LIB_CONVERSION_ATTNTOGPU_GEMMGPTQ_H
+
+#include "MatmulKernel.h"
+
+namespace mlir::attn::gpu_lowering {
+
+/// The GEMM's arguments: x ([M, K], already permuted for desc_act), each
+/// weight's packed words and scales (one dynamic-N type when there are
+/// several), outputs. GPTQ projections have no bias (as in MAX).
+struct GPTQGemmArgs {
+  Value x;
+  SmallVector<Value> packed, scales, outputs;
+
+  template <typename F> void forEach(F f) {
+    f(x);
+    for (Value &v : packed)
+      f(v);
+    for (Value &v : scales)
+      f(v);
+    for (Value &v : outputs)
+      f(v);
+  }
+};
+
+/// `nibbles` (an i32 holding two 4-bit values q at bits 0-3 and 16-19, the
+/// rest zero) as the pair (q - 8) in `element` (bf16 / f16), exactly: the
+/// nibbles become the mantissa of 128 (bf16) or 1024 (f16), minus 136 / 1032.
+Value decodeGPTQNibbles(IB &b, Value nibbles, Type element);
+
+/// The host launches the GEMM of the shape that M (> 16) picks: 64 x 64
+/// tiles up to 64 rows, 128 x 128 beyond. Every N of `stack` but the last
+/// is a multiple of 32 (quantizedGemvCanShare).
+void emitGPTQGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
+                  const WeightStack &stack, int64_t groupSize,
+                  ArrayRef<OutputSegment> outputs);
+
+} // namespace mlir::attn::gpu_lowering
+
+#endif // ATTN_LIB_CONVERSION_ATTNTOGPU_GEMMGPTQ_H

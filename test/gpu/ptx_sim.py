@@ -1,0 +1,545 @@
+"""A small PTX interpreter: the instructions of the projection kernels (integer and f32
+arithmetic, bf16x2 / f16x2 adds, prmt, ld / st, cp.async with commit / wait groups, ldmatrix,
+mma.sync m16n8k16, bar.sync), so that a kernel can be checked on a machine without a GPU.
+
+One block at a time; each instruction runs for all threads at the lowest program counter at
+once (numpy arrays over the threads). A barrier holds its threads until every live thread
+waits there; ldmatrix and mma.sync wait until their warp's live lanes are all at them.
+cp.async copies land at the cp.async.wait_group that must see them (the latest they may), so
+that reading a stage before waiting for it, or refilling one still read, gives wrong
+results. Not modelled: memory ordering between threads other than through barriers, bank
+conflicts, timing."""
+import re
+import numpy as np
+
+M32 = np.uint64(0xFFFFFFFF)
+PARAM_BASE = 1 << 40
+
+
+def f32_of(bits):
+    return (bits & M32).astype(np.uint32).view(np.float32)
+
+
+def bits_of_f32(v):
+    return np.asarray(v, dtype=np.float32).view(np.uint32).astype(np.uint64)
+
+
+def bf16_to_f32(h):
+    return ((h.astype(np.uint64) & np.uint64(0xFFFF)) << np.uint64(16)).astype(np.uint32).view(np.float32)
+
+
+def f32_to_bf16(v):
+    b = np.asarray(v, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    lsb = (b >> np.uint64(16)) & np.uint64(1)
+    return ((b + np.uint64(0x7FFF) + lsb) >> np.uint64(16)) & np.uint64(0xFFFF)
+
+
+def f16_to_f32(h):
+    return (h.astype(np.uint64) & np.uint64(0xFFFF)).astype(np.uint16).view(np.float16).astype(np.float32)
+
+
+def f32_to_f16(v):
+    return np.asarray(v, dtype=np.float32).astype(np.float16).view(np.uint16).astype(np.uint64)
+
+
+def parse(ptx, entry):
+    start = ptx.index(f".entry {entry}(")
+    body = ptx[start:]
+    body = body[body.index("{", body.index(")")) + 1:]
+    # The entry's body ends at the first line that is a lone "}".
+    lines = body.split("\n")
+    text = []
+    for ln in lines:
+        if ln.strip() == "}":
+            break
+        text.append(ln.split("//")[0])
+    stmts, labels = [], {}
+    for part in "\n".join(text).split(";"):
+        part = part.strip()
+        while True:
+            m = re.match(r"^(\$\w+):\s*", part)
+            if not m:
+                break
+            labels[m.group(1)] = len(stmts)
+            part = part[m.end():]
+        if not part or part.startswith("."):
+            continue
+        stmts.append(part)
+    return stmts, labels
+
+
+def split_operands(s):
+    out, depth, cur = [], 0, ""
+    for ch in s:
+        if ch in "{[":
+            depth += 1
+        if ch in "}]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return out
+
+
+class Block:
+    def __init__(self, stmts, labels, params, gmem, smem_bytes, ctaid, ntid, smem_base=16):
+        self.stmts, self.labels, self.params = stmts, labels, params
+        self.gmem = gmem
+        self.T = ntid
+        self.smem_base = smem_base
+        self.smem = np.zeros(smem_base + smem_bytes + 64, dtype=np.uint8)
+        self.ctaid = ctaid
+        self.regs = {}
+        self.pc = np.zeros(self.T, dtype=np.int64)
+        self.done = np.zeros(self.T, dtype=bool)
+        # cp.async: per thread a list of groups, each a list of (dst, bytes)
+        self.pending = [[] for _ in range(self.T)]
+        self.uncommitted = [[] for _ in range(self.T)]
+
+    # values -------------------------------------------------------------
+    def val(self, op, mask):
+        op = op.strip()
+        if op.startswith("%"):
+            if op == "%tid.x":
+                return np.arange(self.T, dtype=np.uint64)
+            if op == "%ctaid.x":
+                return np.full(self.T, self.ctaid[0], dtype=np.uint64)
+            if op == "%ctaid.y":
+                return np.full(self.T, self.ctaid[1], dtype=np.uint64)
+            if op == "%ntid.x":
+                return np.full(self.T, self.T, dtype=np.uint64)
+            return self.regs[op].copy()
+        if op == "__dynamic_shmem__0":
+            return np.full(self.T, self.smem_base, dtype=np.uint64)
+        m = re.search(r"_param_(\d+)$", op)
+        if m:
+            return np.full(self.T, PARAM_BASE + 8 * int(m.group(1)), dtype=np.uint64)
+        if op.startswith("0f"):
+            return np.full(self.T, int(op[2:], 16), dtype=np.uint64)
+        if op.startswith("0x"):
+            return np.full(self.T, int(op, 16), dtype=np.uint64)
+        v = int(op)
+        return np.full(self.T, v & 0xFFFFFFFFFFFFFFFF, dtype=np.uint64)
+
+    def setreg(self, name, value, mask, width=64):
+        value = np.asarray(value).astype(np.uint64)
+        if width == 32:
+            value = value & M32
+        elif width == 16:
+            value = value & np.uint64(0xFFFF)
+        elif width == 1:
+            value = value & np.uint64(1)
+        old = self.regs.get(name)
+        if old is None:
+            old = np.zeros(self.T, dtype=np.uint64)
+        self.regs[name] = np.where(mask, value, old)
+
+    def addr(self, op, mask):
+        m = re.match(r"^\[([^\]+]+)(?:\+(-?\d+))?\]$", op.strip())
+        base, off = m.group(1), int(m.group(2) or 0)
+        if base.startswith("%"):
+            a = self.regs[base].copy()
+        elif base == "__dynamic_shmem__0":
+            a = np.full(self.T, self.smem_base, dtype=np.uint64)
+        else:
+            raise ValueError(base)
+        return (a + np.uint64(off & 0xFFFFFFFFFFFFFFFF))
+
+    # memory ---------------------------------------------------------------
+    def mem_read(self, space, addr, nbytes):
+        buf = self.smem if space == "shared" else self.gmem
+        a = int(addr)
+        if a + nbytes > len(buf) or a < 0:
+            raise IndexError(f"{space} read out of bounds at {a:#x}")
+        return buf[a:a + nbytes]
+
+    def mem_write(self, space, addr, data):
+        buf = self.smem if space == "shared" else self.gmem
+        a = int(addr)
+        if a + len(data) > len(buf):
+            raise IndexError(f"{space} write out of bounds at {a:#x}")
+        buf[a:a + len(data)] = data
+
+    # execution ------------------------------------------------------------
+    def collective(self, pc):
+        s = self.stmts[pc]
+        return s.startswith("ldmatrix") or s.startswith("mma")
+
+    def run(self, max_steps=10_000_000):
+        """Lowest-PC threads first; a barrier holds its threads until every thread waits
+        there; a warp-collective op waits until the warp's live lanes are all at it."""
+        steps = 0
+        waiting = np.zeros(self.T, dtype=bool)
+        while not self.done.all():
+            ready = ~self.done & ~waiting
+            if not ready.any():
+                self.pc[waiting] += 1
+                waiting[:] = False
+                continue
+            for pc in np.unique(self.pc[ready]):
+                mask = ready & (self.pc == pc)
+                if self.stmts[pc].startswith("bar.sync"):
+                    waiting |= mask
+                    break
+                if self.collective(pc):
+                    lanes = np.nonzero(mask)[0]
+                    whole = all((mask | self.done)[w * 32:(w + 1) * 32].all()
+                                for w in set(int(l) // 32 for l in lanes))
+                    if not whole:
+                        continue
+                self.step(pc, mask)
+                break
+            else:
+                raise RuntimeError("deadlock")
+            steps += 1
+            if steps > max_steps:
+                raise RuntimeError("too many steps")
+
+    def step(self, pc, mask):
+        s = self.stmts[pc]
+        pred = None
+        if s.startswith("@"):
+            m = re.match(r"^@(!?)(%\w+)\s+(.*)$", s, re.S)
+            neg, preg, s = m.group(1), m.group(2), m.group(3)
+            p = (self.regs[preg] & np.uint64(1)).astype(bool)
+            pred = ~p if neg else p
+        parts = s.split(None, 1)
+        opcode = parts[0]
+        ops = split_operands(parts[1]) if len(parts) > 1 else []
+        exec_mask = mask if pred is None else mask & pred
+        self.pc[mask] += 1
+        name = opcode.split(".")
+        op = name[0]
+        if op == "bra":
+            target = self.labels[ops[0]]
+            self.pc[exec_mask] = target
+            return
+        if op == "ret":
+            self.done[exec_mask] = True
+            return
+        getattr(self, "op_" + op)(name, ops, exec_mask, pc)
+
+    # ops ------------------------------------------------------------------
+    def width(self, t):
+        if t in ("pred",):
+            return 1
+        return {"8": 8, "16": 16, "32": 32, "64": 64}[re.sub(r"[a-z]", "", t)[:2]] if t not in ("bf16x2", "f16x2") else 32
+
+    def op_ld(self, name, ops, mask, pc):
+        space = name[1]
+        if space == "param":
+            m = re.search(r"_param_(\d+)", ops[1])
+            if m:
+                idx = np.full(self.T, int(m.group(1)))
+            else:
+                idx = ((self.addr(ops[1], mask) - np.uint64(PARAM_BASE)) // np.uint64(8)).astype(np.int64)
+                idx = np.where(mask, idx, 0)
+            vals = np.array([self.params[i] for i in idx], dtype=np.uint64)
+            self.setreg(ops[0], vals, mask)
+            return
+        vec = 1
+        t = name[-1]
+        if name[2].startswith("v"):
+            vec = int(name[2][1:])
+        w = self.width(t) // 8
+        dsts = [d.strip() for d in ops[0].strip("{}").split(",")] if vec > 1 else [ops[0]]
+        addrs = self.addr(ops[1], mask)
+        vals = np.zeros((vec, self.T), dtype=np.uint64)
+        for i in np.nonzero(mask)[0]:
+            raw = self.mem_read(space, addrs[i], w * vec)
+            for j in range(vec):
+                vals[j, i] = int.from_bytes(raw[j * w:(j + 1) * w].tobytes(), "little")
+        for j, d in enumerate(dsts):
+            self.setreg(d, vals[j], mask, 8 * w)
+
+    def op_st(self, name, ops, mask, pc):
+        space = name[1]
+        t = name[-1]
+        vec = 1
+        if name[2].startswith("v"):
+            vec = int(name[2][1:])
+        w = self.width(t) // 8
+        srcs = [d.strip() for d in ops[1].strip("{}").split(",")] if vec > 1 else [ops[1]]
+        addrs = self.addr(ops[0], mask)
+        vals = [self.val(s_, mask) for s_ in srcs]
+        for i in np.nonzero(mask)[0]:
+            data = b"".join(int(v[i] & np.uint64((1 << (8 * w)) - 1)).to_bytes(w, "little")
+                            for v in vals)
+            self.mem_write(space, addrs[i], np.frombuffer(data, dtype=np.uint8))
+
+    def op_cvta(self, name, ops, mask, pc):
+        self.setreg(ops[0], self.val(ops[1], mask), mask)
+
+    def op_mov(self, name, ops, mask, pc):
+        t = name[-1]
+        if ops[0].startswith("{"):
+            dsts = [d.strip() for d in ops[0].strip("{}").split(",")]
+            v = self.val(ops[1], mask)
+            for j, d in enumerate(dsts):
+                self.setreg(d, v >> np.uint64(16 * j), mask, 16)
+            return
+        self.setreg(ops[0], self.val(ops[1], mask), mask, self.width(t))
+
+    def _int(self, t, v):
+        w = self.width(t)
+        v = v & (np.uint64((1 << w) - 1) if w < 64 else np.uint64(0xFFFFFFFFFFFFFFFF))
+        if t.startswith("s"):
+            v = v.astype(np.int64) if w == 64 else np.where(v >= np.uint64(1 << (w - 1)),
+                                                               v.astype(np.int64) - (1 << w),
+                                                               v.astype(np.int64))
+        return v
+
+    def binop(self, name, ops, mask, f):
+        t = name[-1]
+        a, b = self._int(t, self.val(ops[1], mask)), self._int(t, self.val(ops[2], mask))
+        with np.errstate(over="ignore"):
+            r = f(a, b)
+        self.setreg(ops[0], np.asarray(r).astype(np.int64).astype(np.uint64) if t.startswith("s") else r,
+                    mask, self.width(t))
+
+    def op_add(self, name, ops, mask, pc):
+        t = name[-1]
+        if t in ("bf16x2", "f16x2"):
+            a, b = self.val(ops[1], mask), self.val(ops[2], mask)
+            cv, back = (bf16_to_f32, f32_to_bf16) if t == "bf16x2" else (f16_to_f32, f32_to_f16)
+            lo = back(cv(a) + cv(b))
+            hi = back(cv(a >> np.uint64(16)) + cv(b >> np.uint64(16)))
+            self.setreg(ops[0], lo | (hi << np.uint64(16)), mask, 32)
+            return
+        if t == "f32":
+            r = f32_of(self.val(ops[1], mask)) + f32_of(self.val(ops[2], mask))
+            self.setreg(ops[0], bits_of_f32(r), mask, 32)
+            return
+        self.binop(name, ops, mask, lambda a, b: a + b)
+
+    def op_sub(self, name, ops, mask, pc):
+        self.binop(name, ops, mask, lambda a, b: a - b)
+
+    def op_and(self, name, ops, mask, pc):
+        if name[-1] == "pred":
+            self.setreg(ops[0], self.val(ops[1], mask) & self.val(ops[2], mask), mask, 1)
+            return
+        self.binop(name, ops, mask, lambda a, b: a & b)
+
+    def op_or(self, name, ops, mask, pc):
+        if name[-1] == "pred":
+            self.setreg(ops[0], self.val(ops[1], mask) | self.val(ops[2], mask), mask, 1)
+            return
+        self.binop(name, ops, mask, lambda a, b: a | b)
+
+    def op_xor(self, name, ops, mask, pc):
+        if name[-1] == "pred":
+            self.setreg(ops[0], self.val(ops[1], mask) ^ self.val(ops[2], mask), mask, 1)
+            return
+        self.binop(name, ops, mask, lambda a, b: a ^ b)
+
+    def op_not(self, name, ops, mask, pc):
+        if name[-1] == "pred":
+            self.setreg(ops[0], np.uint64(1) ^ (self.val(ops[1], mask) & np.uint64(1)), mask, 1)
+            return
+        self.setreg(ops[0], ~self.val(ops[1], mask), mask, self.width(name[-1]))
+
+    def op_shl(self, name, ops, mask, pc):
+        t = name[-1]
+        a, b = self.val(ops[1], mask), self.val(ops[2], mask) & np.uint64(0xFF)
+        w = self.width(t)
+        r = np.where(b >= np.uint64(w), np.uint64(0), a << np.minimum(b, np.uint64(63)))
+        self.setreg(ops[0], r, mask, w)
+
+    def op_shr(self, name, ops, mask, pc):
+        t = name[-1]
+        w = self.width(t)
+        a = self._int(t, self.val(ops[1], mask))
+        b = (self.val(ops[2], mask) & np.uint64(0xFF)).astype(np.int64)
+        if t.startswith("s"):
+            r = (a >> np.minimum(b, w - 1)).astype(np.uint64)
+        else:
+            r = np.where(b >= w, np.uint64(0), a >> np.minimum(b, 63).astype(np.uint64))
+        self.setreg(ops[0], r, mask, w)
+
+    def op_mul(self, name, ops, mask, pc):
+        mode, t = name[1], name[-1]
+        if t == "f32":
+            r = f32_of(self.val(ops[1], mask)) * f32_of(self.val(ops[2], mask))
+            self.setreg(ops[0], bits_of_f32(r), mask, 32)
+            return
+        a, b = self._int(t, self.val(ops[1], mask)), self._int(t, self.val(ops[2], mask))
+        with np.errstate(over="ignore"):
+            r = a.astype(np.uint64) * b.astype(np.uint64)
+        if mode == "wide":
+            self.setreg(ops[0], r, mask, 2 * self.width(t))
+        elif mode == "lo":
+            self.setreg(ops[0], r, mask, self.width(t))
+        else:
+            raise NotImplementedError(name)
+
+    def op_mad(self, name, ops, mask, pc):
+        mode, t = name[1], name[-1]
+        a, b = self.val(ops[1], mask), self.val(ops[2], mask)
+        c = self.val(ops[3], mask)
+        w = self.width(t)
+        if mode == "wide":
+            w *= 2
+            a, b = a & M32, b & M32
+        with np.errstate(over="ignore"):
+            r = a * b + c
+        self.setreg(ops[0], r, mask, w)
+
+    def op_bfe(self, name, ops, mask, pc):
+        t = name[-1]
+        a = self.val(ops[1], mask)
+        pos = self.val(ops[2], mask)
+        ln = self.val(ops[3], mask)
+        r = (a >> pos) & ((np.uint64(1) << ln) - np.uint64(1))
+        if t.startswith("s"):
+            raise NotImplementedError
+        self.setreg(ops[0], r, mask, self.width(t))
+
+    def op_selp(self, name, ops, mask, pc):
+        p = (self.val(ops[3], mask) & np.uint64(1)).astype(bool)
+        self.setreg(ops[0], np.where(p, self.val(ops[1], mask), self.val(ops[2], mask)), mask,
+                    self.width(name[-1]))
+
+    def op_setp(self, name, ops, mask, pc):
+        cmp, t = name[1], name[-1]
+        if t == "f32":
+            a, b = f32_of(self.val(ops[1], mask)), f32_of(self.val(ops[2], mask))
+        else:
+            a, b = self._int(t, self.val(ops[1], mask)), self._int(t, self.val(ops[2], mask))
+        r = {"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b, "eq": a == b, "ne": a != b,
+             "lo": a < b, "ls": a <= b, "hi": a > b, "hs": a >= b}[cmp]
+        self.setreg(ops[0], r.astype(np.uint64), mask, 1)
+
+    def op_cvt(self, name, ops, mask, pc):
+        types = [n for n in name[1:] if n not in ("rn", "rzi", "sat")]
+        dt, st = types[0], types[1]
+        if dt == "bf16x2" and st == "f32" or dt == "f16x2" and st == "f32":
+            back = f32_to_bf16 if dt == "bf16x2" else f32_to_f16
+            hi = back(f32_of(self.val(ops[1], mask)))
+            lo = back(f32_of(self.val(ops[2], mask)))
+            self.setreg(ops[0], lo | (hi << np.uint64(16)), mask, 32)
+            return
+        if dt == "f32" and st == "f16":
+            self.setreg(ops[0], bits_of_f32(f16_to_f32(self.val(ops[1], mask))), mask, 32)
+            return
+        if dt == "f32" and st == "bf16":
+            self.setreg(ops[0], bits_of_f32(bf16_to_f32(self.val(ops[1], mask))), mask, 32)
+            return
+        if dt in ("u16", "u32", "u64", "s64", "s32") and st in ("u16", "u32", "u64", "s32", "s64"):
+            v = self._int(st, self.val(ops[1], mask))
+            self.setreg(ops[0], np.asarray(v).astype(np.int64).astype(np.uint64), mask, self.width(dt))
+            return
+        raise NotImplementedError(name)
+
+    def op_fma(self, name, ops, mask, pc):
+        a, b, c = (f32_of(self.val(o, mask)).astype(np.float64) for o in ops[1:4])
+        self.setreg(ops[0], bits_of_f32((a * b + c).astype(np.float32)), mask, 32)
+
+    def op_prmt(self, name, ops, mask, pc):
+        a, b, c = (self.val(o, mask) & M32 for o in ops[1:4])
+        pool = a | (b << np.uint64(32))
+        r = np.zeros(self.T, dtype=np.uint64)
+        for i in range(4):
+            sel = (c >> np.uint64(4 * i)) & np.uint64(0xF)
+            byte = (pool >> ((sel & np.uint64(7)) * np.uint64(8))) & np.uint64(0xFF)
+            sign = (byte >> np.uint64(7)) * np.uint64(0xFF)
+            byte = np.where(sel >= np.uint64(8), sign, byte)
+            r |= byte << np.uint64(8 * i)
+        self.setreg(ops[0], r, mask, 32)
+
+    def op_cp(self, name, ops, mask, pc):
+        if name[1] != "async":
+            raise NotImplementedError(name)
+        if name[2] == "commit_group":
+            for i in np.nonzero(mask)[0]:
+                self.pending[i].append(self.uncommitted[i])
+                self.uncommitted[i] = []
+            return
+        if name[2] == "wait_group":
+            n = int(ops[0])
+            for i in np.nonzero(mask)[0]:
+                while len(self.pending[i]) > n:
+                    for dst, data in self.pending[i].pop(0):
+                        self.mem_write("shared", dst, data)
+            return
+        dst, src = self.addr(ops[0], mask), self.addr(ops[1], mask)
+        size = int(ops[2])
+        srcsize = self.val(ops[3], mask) if len(ops) > 3 else np.full(self.T, size, dtype=np.uint64)
+        for i in np.nonzero(mask)[0]:
+            n = int(srcsize[i])
+            data = np.zeros(size, dtype=np.uint8)
+            if n:
+                data[:n] = self.mem_read("global", src[i], n)
+            # The copy lands at the wait (the latest it may).
+            self.uncommitted[i].append((int(dst[i]), data))
+
+    def warp_lanes(self, mask, pc):
+        lanes = np.nonzero(mask)[0]
+        warps = sorted(set(int(l) // 32 for l in lanes))
+        for w in warps:
+            if not mask[w * 32:(w + 1) * 32].all():
+                raise RuntimeError(f"collective op at {pc} with a partial warp")
+        return warps
+
+    def op_ldmatrix(self, name, ops, mask, pc):
+        assert "x4" in name and "trans" not in name
+        dsts = [d.strip() for d in ops[0].strip("{}").split(",")]
+        addrs = self.addr(ops[1], mask)
+        for w in self.warp_lanes(mask, pc):
+            base = w * 32
+            out = np.zeros((4, 32), dtype=np.uint64)
+            for j in range(4):
+                for lane in range(32):
+                    row, col = lane // 4, 2 * (lane % 4)
+                    a = int(addrs[base + 8 * j + row]) + 2 * col
+                    raw = self.mem_read("shared", a, 4)
+                    out[j, lane] = int.from_bytes(raw.tobytes(), "little")
+            for j, d in enumerate(dsts):
+                v = self.regs.get(d, np.zeros(self.T, dtype=np.uint64)).copy()
+                v[base:base + 32] = out[j]
+                self.regs[d] = v
+
+    def op_mma(self, name, ops, mask, pc):
+        elem = name[-2]
+        cv = bf16_to_f32 if elem == "bf16" else f16_to_f32
+        groups = [[d.strip() for d in o.strip("{}").split(",")] for o in ops]
+        D, A, B, C = groups
+        for w in self.warp_lanes(mask, pc):
+            base = w * 32
+            Am = np.zeros((16, 16))
+            Bm = np.zeros((16, 8))
+            Cm = np.zeros((16, 8))
+            for lane in range(32):
+                g, t = lane // 4, lane % 4
+                a = [int(self.regs[r][base + lane]) for r in A]
+                for j, (row, col) in enumerate([(g, 2 * t), (g + 8, 2 * t), (g, 2 * t + 8),
+                                               (g + 8, 2 * t + 8)]):
+                    Am[row, col] = cv(np.array([a[j] & 0xFFFF]))[0]
+                    Am[row, col + 1] = cv(np.array([a[j] >> 16]))[0]
+                b = [int(self.regs[r][base + lane]) for r in B]
+                for j, k in enumerate([2 * t, 2 * t + 8]):
+                    Bm[k, g] = cv(np.array([b[j] & 0xFFFF]))[0]
+                    Bm[k + 1, g] = cv(np.array([b[j] >> 16]))[0]
+                c = [f32_of(np.array([self.regs[r][base + lane]], dtype=np.uint64))[0] for r in C]
+                for j, (row, col) in enumerate([(g, 2 * t), (g, 2 * t + 1), (g + 8, 2 * t),
+                                               (g + 8, 2 * t + 1)]):
+                    Cm[row, col] = c[j]
+            Dm = (Am @ Bm + Cm).astype(np.float32)
+            for lane in range(32):
+                g, t = lane // 4, lane % 4
+                for j, (row, col) in enumerate([(g, 2 * t), (g, 2 * t + 1), (g + 8, 2 * t),
+                                               (g + 8, 2 * t + 1)]):
+                    v = self.regs.get(D[j], np.zeros(self.T, dtype=np.uint64)).copy()
+                    v[base + lane] = int(bits_of_f32(Dm[row, col]))
+                    self.regs[D[j]] = v
+
+
+def run_kernel(ptx, entry, grid, block, params, smem_bytes, gmem):
+    stmts, labels = parse(ptx, entry)
+    for by in range(grid[1]):
+        for bx in range(grid[0]):
+            Block(stmts, labels, params, gmem, smem_bytes, (bx, by), block).run()

@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""Runs the GPTQ GEMM kernels (``GemmGPTQ.cpp``) in the PTX interpreter (``ptx_sim.py``) on
+small random problems and checks every output against a float64 reference: a check of the
+generated PTX (fragment layouts, the int4 decoding, the cp.async ring) on a machine without
+a GPU. The kernels are exact but for f32 accumulation, so each output must lie within half an
+output ulp (plus a little) of the reference.
+
+    /usr/bin/python3 test/gpu/simulate_gptq_gemm.py            # a few minutes
+
+Cases: a linear (K 256: two groups, four steps; N 200: a partial block and warp) at M 20 and
+64 (``gemm_gptq_m64``) and 70 (``gemm_gptq``); K 1024 (16 steps: the ring wraps around) at 20
+and 70; groups of 32 in f16 (32-deep steps); q / k / v weights of 96, 32 and 32 rows in one
+launch (weight boundaries inside blocks) at 40 and 130.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import ptx_sim  # noqa: E402
+
+ATTN_OPT = os.environ.get("ATTN_OPT", os.path.join(REPO, "build", "bin", "attn-opt"))
+# Margin over half an ulp: f32 sums round before the output does.
+TOLERANCE_ULPS = 0.51
+
+
+def kernel_ptx(mlir_text):
+    """The PTX of the module's kernels (attn-opt's lowering with format=isa)."""
+    out = subprocess.run([ATTN_OPT, "-", "--attn-lower-to-nvvm=format=isa"], input=mlir_text,
+                         capture_output=True, text=True, check=True).stdout
+    text = re.search(r'assembly = "((?:[^"\\]|\\.)*)"', out).group(1)
+    text = re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
+    return text.replace("\\\\", "\\")
+
+
+def shape(m, group):
+    """(kernel, tile rows, tile columns, threads, dynamic shared bytes) that M picks, as
+    emitGPTQGemm's shapes are: 64 x 64 (4 warps) up to 64 rows, else 128 x 128 (8 warps);
+    4 stages of x rows (K step + 8 padding) and word rows."""
+    step = 64 if group % 64 == 0 else 32
+    name, rows, cols, threads = (("gemm_gptq_m64", 64, 64, 128) if m <= 64
+                                 else ("gemm_gptq", 128, 128, 256))
+    smem = 4 * (rows * (step + 8) * 2 + step // 8 * cols * 4) + 128
+    return name, rows, cols, threads, smem
+
+
+class Memory:
+    """Global memory: one byte array, buffers at 256-byte aligned addresses."""
+
+    def __init__(self, size=1 << 24):
+        self.buf = np.zeros(size, dtype=np.uint8)
+        self.top = 0x1000
+
+    def put(self, array):
+        addr = self.top
+        raw = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
+        self.buf[addr:addr + len(raw)] = raw
+        self.top = (addr + len(raw) + 255) // 256 * 256
+        return addr
+
+    def get(self, addr, dtype, shape_):
+        count = int(np.prod(shape_)) * np.dtype(dtype).itemsize
+        return self.buf[addr:addr + count].view(dtype).reshape(shape_)
+
+
+def descriptor(addr, dims):
+    """A row-major memref's kernel parameters: pointers, offset, sizes, strides."""
+    strides = [int(np.prod(dims[i + 1:])) for i in range(len(dims))]
+    return [addr, addr, 0, *dims, *strides]
+
+
+def to_bits(values, dtype):
+    v = np.asarray(values, dtype=np.float32)
+    if dtype == "bf16":
+        return ptx_sim.f32_to_bf16(v).astype(np.uint16)
+    return v.astype(np.float16).view(np.uint16)
+
+
+def from_bits(bits, dtype):
+    if dtype == "bf16":
+        return ptx_sim.bf16_to_f32(bits.astype(np.uint64)).astype(np.float64)
+    return bits.view(np.float16).astype(np.float64)
+
+
+def simulate(ptx, m, k, rows, group, dtype, seed=0):
+    """x [m, k] against GPTQ weights of `rows` rows each (one launch); returns the worst
+    error in output ulps."""
+    rng = np.random.default_rng(seed)
+    mem = Memory()
+    x = to_bits(rng.uniform(-1, 1, (m, k)), dtype)
+    params = descriptor(mem.put(x), [m, k])
+    packed, scales, wants = [], [], []
+    for n in rows:
+        q = rng.integers(0, 16, size=(k, n))
+        words = np.zeros((k // 8, n), dtype=np.uint32)
+        for j in range(8):
+            words |= q[j::8].astype(np.uint32) << (4 * j)
+        s = (rng.uniform(0.5, 1.5, size=(k // group, n)) / 16).astype(np.float16)
+        w = (q - 8) * np.repeat(s.astype(np.float64), group, axis=0)
+        wants.append(from_bits(x, dtype) @ w)
+        packed += descriptor(mem.put(words), [k // 8, n])
+        scales += descriptor(mem.put(s), [k // group, n])
+    outs = [mem.put(np.full((m, n), 0x7FFF, dtype=np.uint16)) for n in rows]  # NaNs
+    params += packed + scales
+    for addr, n in zip(outs, rows):
+        params += descriptor(addr, [m, n])
+    name, tile_m, tile_n, threads, smem = shape(m, group)
+    grid = (-(-sum(rows) // tile_n), -(-m // tile_m))
+    ptx_sim.run_kernel(ptx, name, grid, threads, params, smem, mem.buf)
+    worst = 0.0
+    bits = 7 if dtype == "bf16" else 10
+    for addr, n, want in zip(outs, rows, wants):
+        got = from_bits(mem.get(addr, np.uint16, (m, n)), dtype)
+        ulp = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(want), 1e-30))) - bits)
+        worst = max(worst, float(np.nan_to_num(np.abs(got - want) / ulp, nan=np.inf).max()))
+    return worst
+
+
+def linear_module(k, n, group, dtype):
+    words, groups = k // 8, k // group
+    return f"""!w = !attn.quantized_weight<{n}x{k}, #attn.gptq<group_size = {group}>>
+func.func @linear(%x: tensor<?x{k}x{dtype}>, %qw: tensor<{words}x{n}xi32>,
+                  %s: tensor<{groups}x{n}xf16>) -> tensor<?x{n}x{dtype}> {{
+  %w = attn.quantized_weight(%qw, %s) : (tensor<{words}x{n}xi32>, tensor<{groups}x{n}xf16>) -> !w
+  %y = attn.linear %x, %w : tensor<?x{k}x{dtype}>, !w -> tensor<?x{n}x{dtype}>
+  return %y : tensor<?x{n}x{dtype}>
+}}
+"""
+
+
+def qkv_module(k, group, dtype):
+    """q / k / v of 3 x 32, 32 and 32 rows."""
+    w, g = k // 8, k // group
+    out = [f"tensor<?x{h}x32x{dtype}>" for h in (3, 1, 1)]
+    return f"""!wq = !attn.quantized_weight<96x{k}, #attn.gptq<group_size = {group}>>
+!wkv = !attn.quantized_weight<32x{k}, #attn.gptq<group_size = {group}>>
+func.func @qkv(%x: tensor<?x{k}x{dtype}>, %qq: tensor<{w}x96xi32>, %sq: tensor<{g}x96xf16>,
+               %qk: tensor<{w}x32xi32>, %sk: tensor<{g}x32xf16>, %qv: tensor<{w}x32xi32>,
+               %sv: tensor<{g}x32xf16>) -> ({", ".join(out)}) {{
+  %wq = attn.quantized_weight(%qq, %sq) : (tensor<{w}x96xi32>, tensor<{g}x96xf16>) -> !wq
+  %wk = attn.quantized_weight(%qk, %sk) : (tensor<{w}x32xi32>, tensor<{g}x32xf16>) -> !wkv
+  %wv = attn.quantized_weight(%qv, %sv) : (tensor<{w}x32xi32>, tensor<{g}x32xf16>) -> !wkv
+  %q, %k, %v = attn.qkv_projection %x weights(%wq, %wk, %wv)
+      : tensor<?x{k}x{dtype}>, (!wq, !wkv, !wkv) -> {", ".join(out)}
+  return %q, %k, %v : {", ".join(out)}
+}}
+"""
+
+
+# (label, module, K, weight rows, group, dtype, row counts M)
+CASES = [
+    ("linear k256 n200 bf16", linear_module(256, 200, 128, "bf16"), 256, [200], 128, "bf16",
+     (20, 64, 70)),
+    ("linear k1024 n64 bf16", linear_module(1024, 64, 128, "bf16"), 1024, [64], 128, "bf16",
+     (20, 70)),
+    ("linear k256 n136 g32 f16", linear_module(256, 136, 32, "f16"), 256, [136], 32, "f16",
+     (17, 65)),
+    ("qkv 96/32/32 bf16", qkv_module(256, 128, "bf16"), 256, [96, 32, 32], 128, "bf16",
+     (40, 130)),
+]
+
+
+def main():
+    failed = 0
+    for label, module, k, rows, group, dtype, ms in CASES:
+        ptx = kernel_ptx(module)
+        for m in ms:
+            err = simulate(ptx, m, k, rows, group, dtype)
+            ok = err <= TOLERANCE_ULPS
+            failed += not ok
+            print(f"{label}, M {m} ({shape(m, group)[0]}): worst {err:.3f} output ulps "
+                  f"{'ok' if ok else 'FAILED'}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
