@@ -1,6 +1,7 @@
-// The int8 kernel of GGUF K-quant projections with few rows (GGUFInt8.cpp):
-// rows <= int8-max-rows quantise x to Q8_K and take integer dot products,
-// vpdpwssd with AVX512-VNNI, vpmaddwd + add with AVX2; none keeps f32.
+// The int8 kernel of GGUF projections with few rows (GGUFInt8.cpp): rows <=
+// int8-max-rows quantise x (Q8_K for Q4_K / Q6_K, Q8_0 for Q4_0 / Q8_0) and
+// take integer dot products, vpdpwssd / vpdpbusd with AVX512-VNNI, vpmaddwd
+// (+ add) with AVX2; none keeps f32.
 // RUN: attn-opt %s --convert-attn-to-linalg="int8-dot=avx512-vnni int8-max-rows=2" -split-input-file | FileCheck %s --check-prefixes=CHECK,VNNI
 // RUN: attn-opt %s --convert-attn-to-linalg="int8-dot=avx2" -split-input-file | FileCheck %s --check-prefixes=CHECK,AVX2
 // RUN: attn-opt %s --convert-attn-to-linalg -split-input-file | FileCheck %s --check-prefix=NONE
@@ -82,6 +83,8 @@
 // LLVM-AVX2: call <8 x i32> @llvm.x86.avx2.pmadd.wd
 // LLVM-AVX2-NOT: vpdpwssd
 // LLVM-VNNI: call <8 x i32> @llvm.x86.avx512.vpdpwssd.256
+// LLVM-VNNI: call <8 x i32> @llvm.x86.avx512.vpdpbusd.256
+// LLVM-AVX2: call <32 x i8> @llvm.x86.avx2.psign.b
 // LLVM-NONE-NOT: @llvm.x86.avx2.pmadd
 func.func @q4_k(%x: tensor<?x256xf32>, %b: tensor<64x144xi8>) -> tensor<?x64xf32> {
   %w = attn.quantized_weight(%b) : (tensor<64x144xi8>) -> !attn.quantized_weight<64x256, #attn.gguf<q4_k>>
@@ -117,13 +120,79 @@ func.func @q6_k(%x: tensor<?x256xf32>, %b: tensor<64x210xi8>) -> tensor<?x64xf32
 
 // -----
 
-// Q4_0 has no int8 kernel: its weights are decoded to f32 at every row count.
+// Q4_0: x quantised per 32 to Q8_0 (d rounded to f16), the lanes started at
+// -8 times the sums of 4 quants; per block the nibbles (low: elements 0-15,
+// high: 16-31) times the quants by vpdpbusd (on AVX2 vpmaddubsw, vpmaddwd by
+// ones, add), times d_w d8 in f32. Two blocks per step (K 64), one row into
+// two f32 accumulators.
 // CHECK-LABEL: func.func @q4_0
-// CHECK-NOT: math.roundeven
-// CHECK-NOT: func.call
-// CHECK: return
+// CHECK: scf.if
+// CHECK: tensor.expand_shape %arg0 {{\[\[}}0], [1, 2]] output_shape [%{{.*}}, 2, 32]
+// CHECK: math.absf
+// CHECK: arith.maximumf
+// CHECK: math.roundeven
+// CHECK: arith.divf
+// CHECK: arith.truncf %{{.*}} : f32 to f16
+// CHECK: arith.extf %{{.*}} : f16 to f32
+// CHECK: tensor.expand_shape %{{.*}} output_shape [%{{.*}}, 16, 4] : tensor<?x64xi8> into tensor<?x16x4xi8>
+// CHECK: arith.extsi %{{.*}} : i8 to i32
+// CHECK: arith.muli %{{.*}}, %c-8_i32 : i32
+// CHECK: arith.cmpi eq, %{{.*}}, %c1
+// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c1{{.*}} step %c1{{.*}} iter_args(%[[A0:.*]] = %{{.*}}, %[[A1:.*]] = %{{.*}}) -> (vector<8xf32>, vector<8xf32>)
+// CHECK: %[[QS:.*]] = vector.transfer_read %arg1{{.*}} vector<16xi8>
+// CHECK: %[[LOW:.*]] = arith.andi %[[QS]], %{{.*}} : vector<16xi8>
+// CHECK: %[[HIGH:.*]] = arith.shrui %[[QS]], %{{.*}} : vector<16xi8>
+// CHECK: %[[NIBBLES:.*]] = vector.shuffle %[[LOW]], %[[HIGH]] [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31]
+// CHECK: vector.bitcast %{{.*}} : vector<2xi8> to vector<1xf16>
+// CHECK: %[[Q8:.*]] = vector.transfer_read %collapsed{{.*}} vector<32xi8>
+// CHECK: %[[D8:.*]] = tensor.extract
+// CHECK: %[[FACTOR:.*]] = arith.mulf %{{.*}}, %[[D8]] : f32
+// CHECK: %[[OFFSETS:.*]] = vector.transfer_read {{.*}} vector<8xi32>
+// VNNI: %[[LANES:.*]] = func.call @llvm.x86.avx512.vpdpbusd.256(%[[OFFSETS]], %[[NIBBLES]], %[[Q8]])
+// AVX2: %[[PAIRS:.*]] = func.call @llvm.x86.avx2.pmadd.ub.sw(%[[NIBBLES]], %[[Q8]])
+// AVX2: %[[SUMS:.*]] = func.call @llvm.x86.avx2.pmadd.wd(%[[PAIRS]], %{{.*}})
+// AVX2: %[[LANES:.*]] = arith.addi %[[SUMS]], %[[OFFSETS]] : vector<8xi32>
+// CHECK: %[[F:.*]] = arith.sitofp %[[LANES]] : vector<8xi32> to vector<8xf32>
+// CHECK: %[[SPLAT:.*]] = vector.broadcast %[[FACTOR]] : f32 to vector<8xf32>
+// CHECK: vector.fma %[[F]], %[[SPLAT]], %[[A0]] : vector<8xf32>
+// The second block into the second accumulator.
+// CHECK: vector.fma %{{.*}}, %{{.*}}, %[[A1]] : vector<8xf32>
+// CHECK: arith.addf %{{.*}} : vector<8xf32>
+// CHECK: vector.reduction <add>
+// CHECK: } else {
+// CHECK: scf.for %{{.*}} step %c8
+// NONE-LABEL: func.func @q4_0
+// NONE-NOT: func.call
+// NONE-NOT: math.roundeven
 func.func @q4_0(%x: tensor<?x64xf32>, %b: tensor<64x36xi8>) -> tensor<?x64xf32> {
   %w = attn.quantized_weight(%b) : (tensor<64x36xi8>) -> !attn.quantized_weight<64x64, #attn.gguf<q4_0>>
   %y = attn.linear %x, %w : tensor<?x64xf32>, !attn.quantized_weight<64x64, #attn.gguf<q4_0>> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// Q8_0 (K 96: three blocks, one per step, one accumulator): with vpdpbusd
+// the signed weight bytes xor 0x80 (w + 128), the lanes started at -128 times
+// the sums of 4 quants; AVX2 (vpmaddubsw pairs of up to 255 x 127 would
+// saturate) multiplies |w| by the quants signed as w, no offset.
+// CHECK-LABEL: func.func @q8_0
+// VNNI: arith.muli %{{.*}}, %c-128_i32 : i32
+// AVX2-NOT: arith.muli %{{.*}}, %c-128_i32 : i32
+// CHECK: arith.cmpi eq, %{{.*}}, %c1
+// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c3 step %c1{{.*}} iter_args(%{{.*}} = %{{.*}}) -> (vector<8xf32>)
+// CHECK: %[[W:.*]] = vector.transfer_read %arg1{{.*}} vector<32xi8>
+// VNNI: %[[U:.*]] = arith.xori %[[W]], %{{.*}} : vector<32xi8>
+// VNNI: func.call @llvm.x86.avx512.vpdpbusd.256(%{{.*}}, %[[U]], %{{.*}})
+// AVX2: %[[ABS:.*]] = math.absi %[[W]] : vector<32xi8>
+// AVX2: %[[SIGNED:.*]] = func.call @llvm.x86.avx2.psign.b(%{{.*}}, %[[W]])
+// AVX2: func.call @llvm.x86.avx2.pmadd.ub.sw(%[[ABS]], %[[SIGNED]])
+// AVX2-NOT: arith.addi %{{.*}} : vector<8xi32>
+// CHECK: vector.fma
+// NONE-LABEL: func.func @q8_0
+// NONE-NOT: func.call
+func.func @q8_0(%x: tensor<?x96xf32>, %b: tensor<64x102xi8>) -> tensor<?x64xf32> {
+  %w = attn.quantized_weight(%b) : (tensor<64x102xi8>) -> !attn.quantized_weight<64x96, #attn.gguf<q8_0>>
+  %y = attn.linear %x, %w : tensor<?x96xf32>, !attn.quantized_weight<64x96, #attn.gguf<q8_0>> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }

@@ -1,6 +1,6 @@
-//===- GGUFInt8.cpp - GGUF K-quant projections on int8 dots ---------------===//
+//===- GGUFInt8.cpp - GGUF projections on int8 dots -----------------------===//
 //
-// Q8_K activations as llama.cpp's quantize_row_q8_K writes them (per 256
+// K-quants (Q4_K, Q6_K): Q8_K activations as llama.cpp's quantize_row_q8_K writes them (per 256
 // elements: iscale = 127 / max|x|, q = round-half-even(iscale x), d8 =
 // 1 / iscale; llama.cpp divides by the signed maximum, which negates q and
 // d8 together and leaves every product d8 q unchanged) and the sums of 16
@@ -10,6 +10,16 @@
 // (AVX512-VNNI) or vpmaddwd (AVX2) into 32-bit lanes, and applies the
 // super-block factors in f32; the per-scale-run vpdpwssd replaces the
 // vpdpbusd + vpmulld pair a direct 4-way byte dot would need.
+//
+// Q4_0, Q8_0: Q8_0 activations as llama.cpp's x86 quantize_row_q8_0 writes
+// them (per 32 elements: d = f16(max|x| / 127), q = round-half-even(x 127 /
+// max|x|)); per block the unsigned weight bytes u (Q4_0 nibbles, Q8_0 bytes
+// xor 0x80, so w = u - c with c = 8 or 128) times q by vpdpbusd into 32-bit
+// lanes, each lane started at -c times the sum of its 4 quants (computed once
+// per activation row), then `d_w d` times the lanes in f32. AVX2 has no
+// vpdpbusd: vpmaddubsw + vpmaddwd by ones, where Q8_0's bytes (up to 255)
+// would saturate the pair sums, so Q8_0 multiplies |w| by q signed as w
+// (vpsignb), as llama.cpp does.
 //
 //===----------------------------------------------------------------------===//
 
@@ -24,6 +34,8 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <numeric>
+
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::linalg_lowering;
@@ -32,6 +44,10 @@ using namespace mlir::attn::linalg_lowering;
 constexpr int64_t kSuperBlock = 256;
 /// Elements per Q8_K block sum.
 constexpr int64_t kSumRun = 16;
+/// Elements of a Q4_0 / Q8_0 block (and of a Q8_0 block).
+constexpr int64_t kBlock = 32;
+/// Quants per 32-bit lane of vpdpbusd.
+constexpr int64_t kLane = 4;
 /// Bytes per 256-bit integer vector.
 constexpr int64_t kBytes = 32;
 /// Activation rows per weight-row pass of the multi-row kernel: 8 rows cost
@@ -49,16 +65,17 @@ std::optional<Int8Dot> linalg_lowering::parseInt8Dot(StringRef name) {
   return std::nullopt;
 }
 
-bool linalg_lowering::hasInt8Kernel(GGUFAttr encoding) {
-  return encoding.getType() == GGUFType::Q4_K ||
-         encoding.getType() == GGUFType::Q6_K;
+static bool isKQuant(GGUFType type) {
+  return type == GGUFType::Q4_K || type == GGUFType::Q6_K;
 }
 
 namespace {
 
-/// Q8_K activations: `quants [T, K] i8`, `scales [T, K / 256] f32` (d8),
-/// `sums [T, K / 16] i16` (|sum| <= 16 * 127).
-struct Q8K {
+/// Activations quantised per block of `run` elements: `quants [T, K] i8`,
+/// `scales [T, K / run] f32`, and `sums`: for Q8_K `[T, K / 16] i16`, the sums
+/// of 16 quants (|sum| <= 16 * 127); for Q8_0 `[T, K / 4] i32`, -c times the
+/// sums of 4 quants (null where the kernel subtracts no offset c).
+struct Activations {
   Value quants, scales, sums;
 };
 
@@ -73,83 +90,157 @@ Value splitRows(IB &b, Value x, int64_t depth, int64_t run) {
   return tensor::ExpandShapeOp::create(b, split, x, groups, shape);
 }
 
-/// quantize_row_q8_K of every row of `x [T, K]` f32, as linalg generics.
-Q8K quantizeQ8K(IB &b, Value x, int64_t depth) {
+/// `[T, K / run]` of `f(v)` per element of `v [T, K / run]`.
+Value perBlock(IB &b, Value v, Type type,
+               function_ref<Value(IB &, Value)> f) {
+  AffineExpr t, blk;
+  bindDims(b.getContext(), t, blk);
+  AffineMap block2 = map(b.getContext(), 2, {t, blk});
+  return generic(b, emptyTensor(b, tensor::getMixedSizes(b, b.getLoc(), v), type),
+                 {v}, {block2, block2}, iterators(2),
+                 [&](OpBuilder &ob, Location loc, ValueRange a) {
+                   IB ib(loc, ob);
+                   linalg::YieldOp::create(ib, ValueRange{f(ib, a[0])});
+                 });
+}
+
+/// `[T, K / run]` of `combine(acc, element)` over each run of `x [T, K]`,
+/// from `initial`.
+Value reduceRuns(IB &b, Value x, int64_t depth, int64_t run, Value initial,
+                 function_ref<Value(OpBuilder &, Location, Value, Value)> combine) {
   MLIRContext *ctx = b.getContext();
   AffineExpr t, blk, e;
   bindDims(ctx, t, blk, e);
-  Value tokens = dim(b, x, 0);
-  int64_t blocks = depth / kSuperBlock;
-  Value x3 = splitRows(b, x, depth, kSuperBlock);
-  AffineMap elements = map(ctx, 3, {t, blk, e}), perBlock = map(ctx, 3, {t, blk});
-  AffineMap block2 = map(ctx, 2, {t, blk});
-  Value amax = generic(
-      b, filled(b, {tokens, b.getIndexAttr(blocks)}, cF32(b, 0.0)), {x3},
-      {elements, perBlock}, iterators(2, 1),
+  return generic(
+      b, filled(b, {dim(b, x, 0), b.getIndexAttr(depth / run)}, initial),
+      {splitRows(b, x, depth, run)},
+      {map(ctx, 3, {t, blk, e}), map(ctx, 3, {t, blk})}, iterators(2, 1),
       [&](OpBuilder &ob, Location loc, ValueRange a) {
-        Value abs = math::AbsFOp::create(ob, loc, a[0]);
-        linalg::YieldOp::create(
-            ob, loc, ValueRange{arith::MaximumFOp::create(ob, loc, a[1], abs)});
+        linalg::YieldOp::create(ob, loc, ValueRange{combine(ob, loc, a[1], a[0])});
       });
-  // `numerator / v` where v > 0, else 0 (an all-zero block: d8 = q = 0).
-  auto inverse = [&](Value v, double numerator) {
-    return generic(
-        b, emptyTensor(b, {tokens, b.getIndexAttr(blocks)}, b.getF32Type()),
-        {v}, {block2, block2}, iterators(2),
-        [&](OpBuilder &ob, Location loc, ValueRange a) {
-          IB ib(loc, ob);
-          Value zeroF = cF32(ib, 0.0);
-          Value positive = arith::CmpFOp::create(
-              ib, arith::CmpFPredicate::OGT, a[0], zeroF);
-          Value ratio = arith::DivFOp::create(ib, cF32(ib, numerator), a[0]);
-          linalg::YieldOp::create(
-              ib, ValueRange{arith::SelectOp::create(ib, positive, ratio, zeroF)});
-        });
-  };
-  Value iscale = inverse(amax, 127.0);
-  Q8K q8;
-  q8.scales = inverse(iscale, 1.0);
+}
+
+/// `numerator / v` where v > 0, else 0 (an all-zero block: d = q = 0).
+Value inverse(IB &b, Value v, double numerator) {
+  return perBlock(b, v, b.getF32Type(), [&](IB &ib, Value a) -> Value {
+    Value zeroF = cF32(ib, 0.0);
+    Value positive = arith::CmpFOp::create(ib, arith::CmpFPredicate::OGT, a, zeroF);
+    Value ratio = arith::DivFOp::create(ib, cF32(ib, numerator), a);
+    return arith::SelectOp::create(ib, positive, ratio, zeroF);
+  });
+}
+
+/// Each run of `x [T, K]` (f32) as quants `round-half-even(iscale x)`
+/// ([T, K] i8) and its maximum magnitude `[T, K / run]`.
+std::pair<Value, Value> roundRuns(IB &b, Value x, int64_t depth, int64_t run,
+                                  function_ref<Value(Value)> iscaleOf) {
+  MLIRContext *ctx = b.getContext();
+  AffineExpr t, blk, e;
+  bindDims(ctx, t, blk, e);
+  Value amax = reduceRuns(b, x, depth, run, cF32(b, 0.0),
+                          [](OpBuilder &ob, Location loc, Value acc, Value v) -> Value {
+                            Value abs = math::AbsFOp::create(ob, loc, v);
+                            return arith::MaximumFOp::create(ob, loc, acc, abs);
+                          });
+  Value iscale = iscaleOf(amax);
   Value quants3 = generic(
-      b, emptyTensor(b, {tokens, b.getIndexAttr(blocks), b.getIndexAttr(kSuperBlock)},
+      b, emptyTensor(b, {dim(b, x, 0), b.getIndexAttr(depth / run), b.getIndexAttr(run)},
                      b.getI8Type()),
-      {x3, iscale}, {elements, perBlock, elements}, iterators(3),
-      [&](OpBuilder &ob, Location loc, ValueRange a) {
+      {splitRows(b, x, depth, run), iscale},
+      {map(ctx, 3, {t, blk, e}), map(ctx, 3, {t, blk}), map(ctx, 3, {t, blk, e})},
+      iterators(3), [&](OpBuilder &ob, Location loc, ValueRange a) {
         Value scaled = arith::MulFOp::create(ob, loc, a[0], a[1]);
         Value rounded = math::RoundEvenOp::create(ob, loc, scaled);
         linalg::YieldOp::create(
             ob, loc,
             ValueRange{arith::FPToSIOp::create(ob, loc, ob.getI8Type(), rounded)});
       });
-  q8.quants = tensor::CollapseShapeOp::create(
+  Value quants = tensor::CollapseShapeOp::create(
       b, quants3, SmallVector<ReassociationIndices>{{0}, {1, 2}});
-  Value zeroI16 = arith::ConstantOp::create(b, b.getI16IntegerAttr(0));
-  q8.sums = generic(
-      b, filled(b, {tokens, b.getIndexAttr(depth / kSumRun)}, zeroI16),
-      {splitRows(b, q8.quants, depth, kSumRun)}, {elements, perBlock},
-      iterators(2, 1), [&](OpBuilder &ob, Location loc, ValueRange a) {
-        Value wide = arith::ExtSIOp::create(ob, loc, ob.getI16Type(), a[0]);
-        linalg::YieldOp::create(
-            ob, loc, ValueRange{arith::AddIOp::create(ob, loc, a[1], wide)});
+  return {quants, amax};
+}
+
+/// `[T, K / run]` of `factor` times the sums of each run of `quants` as
+/// `type` integers.
+Value quantSums(IB &b, Value quants, int64_t depth, int64_t run, Type type,
+                int64_t factor) {
+  Value zeroI = arith::ConstantOp::create(b, b.getIntegerAttr(type, 0));
+  return reduceRuns(b, quants, depth, run, zeroI,
+                    [&](OpBuilder &ob, Location loc, Value acc, Value q) -> Value {
+                      Value wide = arith::ExtSIOp::create(ob, loc, type, q);
+                      if (factor != 1)
+                        wide = arith::MulIOp::create(
+                            ob, loc, wide,
+                            arith::ConstantOp::create(ob, loc,
+                                                      ob.getIntegerAttr(type, factor)));
+                      return arith::AddIOp::create(ob, loc, acc, wide);
+                    });
+}
+
+/// quantize_row_q8_K of every row of `x [T, K]` f32, as linalg generics.
+Activations quantizeQ8K(IB &b, Value x, int64_t depth) {
+  Activations q8;
+  std::tie(q8.quants, std::ignore) =
+      roundRuns(b, x, depth, kSuperBlock, [&](Value amax) {
+        Value iscale = inverse(b, amax, 127.0);
+        q8.scales = inverse(b, iscale, 1.0);
+        return iscale;
       });
+  q8.sums = quantSums(b, q8.quants, depth, kSumRun, b.getI16Type(), 1);
   return q8;
 }
 
-/// The dot products of one super-block of a weight row with rows of Q8_K.
+/// llama.cpp's x86 quantize_row_q8_0 of every row of `x [T, K]` f32 (d
+/// rounded to f16 and back), and -`offset` times the sums of 4 quants.
+Activations quantizeQ80(IB &b, Value x, int64_t depth, int64_t offset) {
+  Activations q8;
+  Value amax;
+  std::tie(q8.quants, amax) = roundRuns(
+      b, x, depth, kBlock, [&](Value m) { return inverse(b, m, 127.0); });
+  q8.scales = perBlock(b, amax, b.getF32Type(), [](IB &ib, Value m) -> Value {
+    Value d = arith::DivFOp::create(ib, m, cF32(ib, 127.0));
+    return toF32(ib, arith::TruncFOp::create(ib, ib.getF16Type(), d));
+  });
+  if (offset)
+    q8.sums = quantSums(b, q8.quants, depth, kLane, b.getI32Type(), -offset);
+  return q8;
+}
+
+/// The dot products of one step along K (a K-quant super-block, or
+/// `blocksPerStep` Q4_0 / Q8_0 blocks) of a weight row with rows of
+/// quantised activations.
 struct Int8Kernel {
   Value blocks;
-  Q8K q8;
+  Activations q8;
   GGUFType type;
   int64_t bytes;
   Int8Dot dot;
+  int64_t blocksPerStep;
 
-  /// The f32 accumulators (8 lanes each) of weight row `n` with the
-  /// activation `rows` after super-block `sb`. The weights are unpacked once
-  /// for all rows.
-  SmallVector<Value> superBlock(IB &b, ArrayRef<Value> rows, Value n, Idx sb,
+  /// Elements of K per step.
+  int64_t step() const {
+    return isKQuant(type) ? kSuperBlock : kBlock * blocksPerStep;
+  }
+  /// f32 accumulators (8 lanes) per activation row: Q4_0 / Q8_0 add one
+  /// product per block, so a single row alternates two (latency); K-quants
+  /// chain in i32 within a super-block.
+  int64_t accumulators(ArrayRef<Value> rows) const {
+    return !isKQuant(type) && rows.size() == 1 && blocksPerStep > 1 ? 2 : 1;
+  }
+
+  /// The accumulators `acc` of weight row `n` with the activation `rows`
+  /// after step `s`. The weights are unpacked once for all rows.
+  SmallVector<Value> accumulate(IB &b, ArrayRef<Value> rows, Value n, Idx s,
                                 ValueRange acc) const {
-    Idx base = sb * bytes;
-    return type == GGUFType::Q4_K ? q4K(b, rows, n, base, sb, acc)
-                                  : q6K(b, rows, n, base, sb, acc);
+    if (type == GGUFType::Q4_K)
+      return q4K(b, rows, n, s * bytes, s, acc);
+    if (type == GGUFType::Q6_K)
+      return q6K(b, rows, n, s * bytes, s, acc);
+    SmallVector<Value> next(acc);
+    int64_t chains = accumulators(rows);
+    for (int64_t j = 0; j < blocksPerStep; ++j)
+      block32(b, rows, n, s * blocksPerStep + j, j % chains, next);
+    return next;
   }
 
   /// Activations `run * 32 ..` of super-block `sb` of `row`, loaded where
@@ -306,6 +397,60 @@ struct Int8Kernel {
     return next;
   }
 
+  /// Q4_0 (d at 0, qs at 2: element l < 16 the low, l + 16 the high nibble
+  /// of qs[l], minus 8) or Q8_0 (d at 0, int8 quants at 2) block `blk` of
+  /// weight row `n` into accumulator `chain` of each row.
+  void block32(IB &b, ArrayRef<Value> rows, Value n, Idx blk, int64_t chain,
+               SmallVector<Value> &acc) const {
+    Idx base = blk * bytes;
+    Value unsignedQuants, signs;
+    if (type == GGUFType::Q4_0) {
+      Value qs = readVector(b, blocks, {n, base + 2}, kBlock / 2);
+      Value low = arith::AndIOp::create(b, qs, splatI8(b, 15, kBlock / 2));
+      Value high = arith::ShRUIOp::create(b, qs, splatI8(b, 4, kBlock / 2));
+      unsignedQuants = vector::ShuffleOp::create(
+          b, low, high, llvm::to_vector(llvm::seq<int64_t>(0, kBlock)));
+    } else {
+      Value qs = readVector(b, blocks, {n, base + 2}, kBlock);
+      if (dot == Int8Dot::AVX512VNNI) {
+        unsignedQuants = arith::XOrIOp::create(b, qs, splatI8(b, -128));
+      } else {
+        unsignedQuants = math::AbsIOp::create(b, qs);
+        signs = qs;
+      }
+    }
+    Value d = ggufF16(b, blocks, n, base);
+    int64_t chains = accumulators(rows);
+    for (auto [r, row] : llvm::enumerate(rows)) {
+      Value q = readVector(b, q8.quants, {row, blk * kBlock}, kBlock);
+      Value factor = arith::MulFOp::create(
+          b, d, tensor::ExtractOp::create(b, q8.scales, ValueRange{row, blk}));
+      Value &sum = acc[r * chains + chain];
+      sum = fma(b, blockLanes(b, unsignedQuants, signs, q, row, blk), factor, sum);
+    }
+  }
+
+  /// The 8 i32 lanes of `sum_l w_l q_l` of one block: lane i the 4 products
+  /// 4i..4i+3 of `u` (w + c) and the activation quants `q`, plus the row's
+  /// -c sums; with `signs` (AVX2 Q8_0, c = 0), `u` is |w| and q takes w's
+  /// signs.
+  Value blockLanes(IB &b, Value u, Value signs, Value q, Value row,
+                   Idx blk) const {
+    auto i32x8 = vecType(b.getI32Type(), {8});
+    Value offsets = q8.sums ? readVector(b, q8.sums, {row, blk * (kBlock / kLane)},
+                                         kBlock / kLane)
+                            : Value();
+    if (dot == Int8Dot::AVX512VNNI)
+      return intrinsic(b, "llvm.x86.avx512.vpdpbusd.256", i32x8, {offsets, u, q});
+    if (signs)
+      q = intrinsic(b, "llvm.x86.avx2.psign.b", q.getType(), {q, signs});
+    Value ones = splat(
+        b, arith::ConstantOp::create(b, b.getI16IntegerAttr(1)), kBytes / 2);
+    Value lanes = intrinsic(b, "llvm.x86.avx2.pmadd.wd", i32x8,
+                            {productPairs(b, u, q), ones});
+    return offsets ? arith::AddIOp::create(b, lanes, offsets).getResult() : lanes;
+  }
+
   /// Pair sums `u[2i] s[2i] + u[2i+1] s[2i+1]` (vpmaddubsw) of the unsigned
   /// bytes `u` and the signed bytes `s`.
   Value productPairs(IB &b, Value u, Value s) const {
@@ -348,8 +493,8 @@ struct Int8Kernel {
     return vector::FMAOp::create(b, wide, splat(b, factor, 8), acc);
   }
 
-  static Value splatI8(IB &b, int64_t v) {
-    return splat(b, arith::ConstantOp::create(b, b.getI8IntegerAttr(v)), kBytes);
+  static Value splatI8(IB &b, int64_t v, int64_t width = kBytes) {
+    return splat(b, arith::ConstantOp::create(b, b.getI8IntegerAttr(v)), width);
   }
 };
 
@@ -367,13 +512,17 @@ static Value int8Rows(IB &b, const Int8Kernel &kernel, Value tokens, int64_t n,
                    Value out) -> Value {
     BuilderScope scope(ib);
     Value col = Idx(col0) + Idx(blk.col);
-    SmallVector<Value> start(blk.rows.size(), zeros);
+    int64_t chains = kernel.accumulators(blk.rows);
+    SmallVector<Value> start(blk.rows.size() * chains, zeros);
     SmallVector<Value> dots = forLoop(
-        ib, cIndex(ib, 0), cIndex(ib, depth / kSuperBlock), 1, start,
-        [&](IB &i3, Idx sb, ValueRange acc) {
-          return kernel.superBlock(i3, blk.rows, col, sb, acc);
+        ib, cIndex(ib, 0), cIndex(ib, depth / kernel.step()), 1, start,
+        [&](IB &i3, Idx s, ValueRange acc) {
+          return kernel.accumulate(i3, blk.rows, col, s, acc);
         });
-    for (auto [row, sum] : llvm::zip(blk.rows, dots)) {
+    for (auto [r, row] : llvm::enumerate(blk.rows)) {
+      Value sum = dots[r * chains];
+      for (int64_t c = 1; c < chains; ++c)
+        sum = arith::AddFOp::create(ib, sum, dots[r * chains + c]);
       Value total = vector::ReductionOp::create(ib, vector::CombiningKind::ADD, sum);
       out = tensor::InsertOp::create(ib, total, out, ValueRange{row, blk.col});
     }
@@ -386,8 +535,16 @@ static Value int8Rows(IB &b, const Int8Kernel &kernel, Value tokens, int64_t n,
 Value linalg_lowering::int8Linear(IB &b, Value x, Value blocks,
                                   GGUFAttr encoding, int64_t n, int64_t depth,
                                   Int8Dot dot, Value init) {
-  Int8Kernel kernel{blocks, quantizeQ8K(b, x, depth), encoding.getType(),
-                    encoding.getBlockBytes(), dot};
+  GGUFType type = encoding.getType();
+  // Q4_0 / Q8_0: up to 8 blocks per step, so that K need only be a multiple
+  // of 32; the lanes start at -c sums unless AVX2 multiplies Q8_0 signed.
+  int64_t blocksPerStep = std::gcd(depth / kBlock, int64_t(8));
+  int64_t offset = type == GGUFType::Q4_0                                  ? 8
+                   : type == GGUFType::Q8_0 && dot == Int8Dot::AVX512VNNI ? 128
+                                                                           : 0;
+  Activations q8 = isKQuant(type) ? quantizeQ8K(b, x, depth)
+                                  : quantizeQ80(b, x, depth, offset);
+  Int8Kernel kernel{blocks, q8, type, encoding.getBlockBytes(), dot, blocksPerStep};
   Value tokens = dim(b, x, 0);
   BuilderScope scope(b);
   // One row: no repeated tail rows. More: each weight row unpacked once per
