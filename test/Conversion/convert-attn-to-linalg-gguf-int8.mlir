@@ -23,6 +23,9 @@
 // VNNI: arith.cmpi sle, %{{.*}}, %c2
 // AVX2: arith.cmpi sle, %{{.*}}, %c64
 // CHECK: scf.if
+// One row (quantised in its branch, as the padded rows of the other).
+// CHECK: arith.cmpi eq, %{{.*}}, %c1
+// CHECK: scf.if
 // Q8_K: max|x| per 256, 127 / max, 1 / (127 / max), q = roundeven(x * iscale) as i8.
 // CHECK: tensor.expand_shape %arg0 {{\[\[}}0], [1, 2]] output_shape [%{{.*}}, 1, 256]
 // CHECK: linalg.generic
@@ -39,8 +42,6 @@
 // CHECK: arith.extsi %{{.*}} : i8 to i16
 // One row: per super-block of one weight row, nibbles times quants, pairs
 // weighted by the sub-block scale.
-// CHECK: arith.cmpi eq, %{{.*}}, %c1
-// CHECK: scf.if
 // CHECK: scf.forall
 // CHECK: scf.for %{{.*}} = %c0{{.*}} to %c1{{.*}} step %c1
 // CHECK: arith.andi %{{.*}} : vector<32xi8>
@@ -49,18 +50,34 @@
 // VNNI: func.call @llvm.x86.avx512.vpdpwssd.256(%{{.*}}) : (vector<8xi32>, vector<16xi16>, vector<16xi16>) -> vector<8xi32>
 // AVX2: func.call @llvm.x86.avx2.pmadd.wd(%{{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
 // AVX2: arith.addi %{{.*}} : vector<8xi32>
-// The mins times the pairs of Q8_K sums (each min twice, vpmaddwd), then the
-// f32 factors.
+// The f32 factors: (d I - dmin M) d8 per row, then the mins times the pairs
+// of Q8_K sums (each min twice, vpmaddwd).
 // CHECK: vector.shuffle %{{.*}} [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7] : vector<8xi16>
-// CHECK: func.call @llvm.x86.avx2.pmadd.wd(%{{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
-// CHECK: arith.sitofp %{{.*}} : vector<8xi32> to vector<8xf32>
-// CHECK: vector.fma
-// CHECK: arith.negf
-// CHECK: vector.fma
+// CHECK: %[[NEGDMIN:.*]] = arith.negf
+// CHECK: %[[DMINS:.*]] = vector.broadcast %[[NEGDMIN]] : f32 to vector<8xf32>
+// CHECK: %[[I:.*]] = arith.sitofp %{{.*}} : vector<8xi32> to vector<8xf32>
+// CHECK: %[[DI:.*]] = arith.mulf %[[I]], %{{.*}} : vector<8xf32>
+// CHECK: %[[MSUMS:.*]] = func.call @llvm.x86.avx2.pmadd.wd(%{{.*}}, %{{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
+// CHECK: %[[M:.*]] = arith.sitofp %[[MSUMS]] : vector<8xi32> to vector<8xf32>
+// CHECK: %[[TERM:.*]] = vector.fma %[[M]], %[[DMINS]], %[[DI]] : vector<8xf32>
+// CHECK: %[[D8:.*]] = tensor.extract
+// CHECK: %[[D8S:.*]] = vector.broadcast %[[D8]] : f32 to vector<8xf32>
+// CHECK: vector.fma %[[TERM]], %[[D8S]], %{{.*}} : vector<8xf32>
 // CHECK: vector.reduction <add>
 // CHECK: } else {
-// More rows: blocks of 8 rows, the nibbles of each sub-block unpacked once
-// and multiplied with the quants of all 8.
+// More rows: x padded to a multiple of 8 rows by repeating its last row, so
+// that a block of rows reads from its first row at constant offsets.
+// CHECK: %[[ROWS:.*]] = tensor.dim %arg0
+// CHECK: %[[LAST:.*]] = arith.subi %[[ROWS]], %c1
+// CHECK: %[[BLOCKS:.*]] = arith.ceildivui %[[ROWS]], %c8
+// CHECK: %[[PADDED:.*]] = arith.muli %[[BLOCKS]], %c8
+// CHECK: tensor.empty(%[[PADDED]]) : tensor<?x256xf32>
+// CHECK: %[[ROW:.*]] = linalg.index 0
+// CHECK: %[[SOURCE:.*]] = arith.minsi %[[ROW]], %[[LAST]]
+// CHECK: tensor.extract %arg0[%[[SOURCE]]
+// CHECK: math.roundeven
+// Blocks of 8 rows, the nibbles of each sub-block unpacked once and
+// multiplied with the quants of all 8.
 // CHECK: scf.forall
 // CHECK: scf.for %{{.*}} step %c8
 // CHECK: %[[NIBBLES:.*]] = arith.andi %{{.*}} : vector<32xi8>
@@ -127,6 +144,7 @@ func.func @q6_k(%x: tensor<?x256xf32>, %b: tensor<64x210xi8>) -> tensor<?x64xf32
 // two f32 accumulators.
 // CHECK-LABEL: func.func @q4_0
 // CHECK: scf.if
+// CHECK: arith.cmpi eq, %{{.*}}, %c1
 // CHECK: tensor.expand_shape %arg0 {{\[\[}}0], [1, 2]] output_shape [%{{.*}}, 2, 32]
 // CHECK: math.absf
 // CHECK: arith.maximumf
@@ -137,7 +155,6 @@ func.func @q6_k(%x: tensor<?x256xf32>, %b: tensor<64x210xi8>) -> tensor<?x64xf32
 // CHECK: tensor.expand_shape %{{.*}} output_shape [%{{.*}}, 16, 4] : tensor<?x64xi8> into tensor<?x16x4xi8>
 // CHECK: arith.extsi %{{.*}} : i8 to i32
 // CHECK: arith.muli %{{.*}}, %c-8_i32 : i32
-// CHECK: arith.cmpi eq, %{{.*}}, %c1
 // CHECK: scf.for %{{.*}} = %c0{{.*}} to %c1{{.*}} step %c1{{.*}} iter_args(%[[A0:.*]] = %{{.*}}, %[[A1:.*]] = %{{.*}}) -> (vector<8xf32>, vector<8xf32>)
 // CHECK: %[[QS:.*]] = vector.transfer_read %arg1{{.*}} vector<16xi8>
 // CHECK: %[[LOW:.*]] = arith.andi %[[QS]], %{{.*}} : vector<16xi8>
@@ -146,15 +163,15 @@ func.func @q6_k(%x: tensor<?x256xf32>, %b: tensor<64x210xi8>) -> tensor<?x64xf32
 // CHECK: vector.bitcast %{{.*}} : vector<2xi8> to vector<1xf16>
 // CHECK: %[[Q8:.*]] = vector.transfer_read %collapsed{{.*}} vector<32xi8>
 // CHECK: %[[D8:.*]] = tensor.extract
-// CHECK: %[[FACTOR:.*]] = arith.mulf %{{.*}}, %[[D8]] : f32
+// CHECK: %[[D8S:.*]] = vector.broadcast %[[D8]] : f32 to vector<8xf32>
+// CHECK: %[[FACTOR:.*]] = arith.mulf %{{.*}}, %[[D8S]] : vector<8xf32>
 // CHECK: %[[OFFSETS:.*]] = vector.transfer_read {{.*}} vector<8xi32>
 // VNNI: %[[LANES:.*]] = func.call @llvm.x86.avx512.vpdpbusd.256(%[[OFFSETS]], %[[NIBBLES]], %[[Q8]])
 // AVX2: %[[PAIRS:.*]] = func.call @llvm.x86.avx2.pmadd.ub.sw(%[[NIBBLES]], %[[Q8]])
 // AVX2: %[[SUMS:.*]] = func.call @llvm.x86.avx2.pmadd.wd(%[[PAIRS]], %{{.*}})
 // AVX2: %[[LANES:.*]] = arith.addi %[[SUMS]], %[[OFFSETS]] : vector<8xi32>
 // CHECK: %[[F:.*]] = arith.sitofp %[[LANES]] : vector<8xi32> to vector<8xf32>
-// CHECK: %[[SPLAT:.*]] = vector.broadcast %[[FACTOR]] : f32 to vector<8xf32>
-// CHECK: vector.fma %[[F]], %[[SPLAT]], %[[A0]] : vector<8xf32>
+// CHECK: vector.fma %[[F]], %[[FACTOR]], %[[A0]] : vector<8xf32>
 // The second block into the second accumulator.
 // CHECK: vector.fma %{{.*}}, %{{.*}}, %[[A1]] : vector<8xf32>
 // CHECK: arith.addf %{{.*}} : vector<8xf32>
@@ -177,9 +194,9 @@ func.func @q4_0(%x: tensor<?x64xf32>, %b: tensor<64x36xi8>) -> tensor<?x64xf32> 
 // the sums of 4 quants; AVX2 (vpmaddubsw pairs of up to 255 x 127 would
 // saturate) multiplies |w| by the quants signed as w, no offset.
 // CHECK-LABEL: func.func @q8_0
+// CHECK: arith.cmpi eq, %{{.*}}, %c1
 // VNNI: arith.muli %{{.*}}, %c-128_i32 : i32
 // AVX2-NOT: arith.muli %{{.*}}, %c-128_i32 : i32
-// CHECK: arith.cmpi eq, %{{.*}}, %c1
 // CHECK: scf.for %{{.*}} = %c0{{.*}} to %c3 step %c1{{.*}} iter_args(%{{.*}} = %{{.*}}) -> (vector<8xf32>)
 // CHECK: %[[W:.*]] = vector.transfer_read %arg1{{.*}} vector<32xi8>
 // VNNI: %[[U:.*]] = arith.xori %[[W]], %{{.*}} : vector<32xi8>

@@ -313,15 +313,17 @@ struct Int8Kernel {
     Value minPairs = vector::ShuffleOp::create(b, mins, mins, twice);
     Value d = ggufF16(b, blocks, n, base);
     Value dmin = ggufF16(b, blocks, n, base + 2);
+    // Per row `(d I - dmin M) d8` on 8 lanes: d and -dmin splat once for all
+    // rows, d8's splat folds into the last multiply-add.
+    Value dSplat = splat(b, d, 8);
+    Value negDmin = splat(b, arith::NegFOp::create(b, dmin), 8);
     SmallVector<Value> next;
     for (auto [r, row] : llvm::enumerate(rows)) {
-      Value msum = weightedSums(b, minPairs, row, sb);
-      Value scale8 = d8(b, row, sb);
-      Value a = fma(b, integerSum(b, isum, r, chains),
-                    arith::MulFOp::create(b, d, scale8), acc[r]);
-      next.push_back(fma(
-          b, msum, arith::NegFOp::create(b, arith::MulFOp::create(b, dmin, scale8)),
-          a));
+      Value scaled = arith::MulFOp::create(
+          b, toFloat(b, integerSum(b, isum, r, chains)), dSplat);
+      Value msum = toFloat(b, weightedSums(b, minPairs, row, sb));
+      Value term = vector::FMAOp::create(b, msum, negDmin, scaled);
+      next.push_back(vector::FMAOp::create(b, term, splat(b, d8(b, row, sb), 8), acc[r]));
     }
     return next;
   }
@@ -385,14 +387,15 @@ struct Int8Kernel {
       }
     }
     Value d = ggufF16(b, blocks, n, base + 208);
+    Value dSplat = splat(b, d, 8);
     SmallVector<Value> next;
     for (auto [i, row] : llvm::enumerate(rows)) {
       Value offsets = weightedSums(b, scales, row, sb);
       Value total = arith::SubIOp::create(
           b, integerSum(b, isum, i, chains),
           arith::ShLIOp::create(b, offsets, splat(b, cI32(b, 5), 8)));
-      next.push_back(
-          fma(b, total, arith::MulFOp::create(b, d, d8(b, row, sb)), acc[i]));
+      Value term = arith::MulFOp::create(b, toFloat(b, total), dSplat);
+      next.push_back(vector::FMAOp::create(b, term, splat(b, d8(b, row, sb), 8), acc[i]));
     }
     return next;
   }
@@ -419,14 +422,17 @@ struct Int8Kernel {
         signs = qs;
       }
     }
-    Value d = ggufF16(b, blocks, n, base);
+    // d_w d8 as a vector product: the splat of d8 folds into the multiply
+    // (an embedded broadcast with AVX-512), one instruction per row.
+    Value d = splat(b, ggufF16(b, blocks, n, base), 8);
     int64_t chains = accumulators(rows);
     for (auto [r, row] : llvm::enumerate(rows)) {
       Value q = readVector(b, q8.quants, {row, blk * kBlock}, kBlock);
-      Value factor = arith::MulFOp::create(
-          b, d, tensor::ExtractOp::create(b, q8.scales, ValueRange{row, blk}));
+      Value d8 = tensor::ExtractOp::create(b, q8.scales, ValueRange{row, blk});
+      Value factor = arith::MulFOp::create(b, d, splat(b, d8, 8));
+      Value lanes = toFloat(b, blockLanes(b, unsignedQuants, signs, q, row, blk));
       Value &sum = acc[r * chains + chain];
-      sum = fma(b, blockLanes(b, unsignedQuants, signs, q, row, blk), factor, sum);
+      sum = vector::FMAOp::create(b, lanes, factor, sum);
     }
   }
 
@@ -487,10 +493,9 @@ struct Int8Kernel {
     return func::CallOp::create(b, callee, args).getResult(0);
   }
 
-  /// `acc + f32(sum) * factor`.
-  static Value fma(IB &b, Value sum, Value factor, Value acc) {
-    Value wide = arith::SIToFPOp::create(b, vecType(b.getF32Type(), {8}), sum);
-    return vector::FMAOp::create(b, wide, splat(b, factor, 8), acc);
+  /// The 8 i32 lanes `sum` as f32.
+  static Value toFloat(IB &b, Value sum) {
+    return arith::SIToFPOp::create(b, vecType(b.getF32Type(), {8}), sum);
   }
 
   static Value splatI8(IB &b, int64_t v, int64_t width = kBytes) {
@@ -500,9 +505,32 @@ struct Int8Kernel {
 
 } // namespace
 
+/// `x [T, K]` with its last row repeated up to a multiple of `rowBlock`
+/// rows, so that a block of rows reads its activations at constant offsets
+/// from its first row (one address register instead of one per row).
+static Value padRows(IB &b, Value x, int64_t depth, int64_t rowBlock) {
+  MLIRContext *ctx = b.getContext();
+  Value tokens = dim(b, x, 0);
+  Value last = Idx(tokens) - 1;
+  Value padded = ceilDiv(b, tokens, rowBlock) * rowBlock;
+  AffineExpr t, k;
+  bindDims(ctx, t, k);
+  return generic(
+      b, emptyTensor(b, {padded, b.getIndexAttr(depth)}, b.getF32Type()), {},
+      {map(ctx, 2, {t, k})}, iterators(2),
+      [&](OpBuilder &ob, Location loc, ValueRange) {
+        IB ib(loc, ob);
+        Value row = min(ib, linalg::IndexOp::create(ib, 0), last);
+        Value col = linalg::IndexOp::create(ib, 1);
+        linalg::YieldOp::create(
+            ib, ValueRange{tensor::ExtractOp::create(ib, x, ValueRange{row, col})});
+      });
+}
+
 /// The kernel on blocks of `rowBlock` rows (tail rows repeat the last row and
-/// write the same values as it): one weight row at a time along all of K, a
-/// single stream per thread. Two or four weight rows in step (sharing the
+/// write the same values as it; with more than one row the activations are
+/// padded, `padRows`): one weight row at a time along all of K, a single
+/// stream per thread. Two or four weight rows in step (sharing the
 /// activation loads) ran 1.7-2.2x slower once the weights come from memory
 /// (one thread, 14336 x 4096).
 static Value int8Rows(IB &b, const Int8Kernel &kernel, Value tokens, int64_t n,
@@ -512,12 +540,15 @@ static Value int8Rows(IB &b, const Int8Kernel &kernel, Value tokens, int64_t n,
                    Value out) -> Value {
     BuilderScope scope(ib);
     Value col = Idx(col0) + Idx(blk.col);
+    SmallVector<Value> padded;
+    for (int64_t r = 0; r < int64_t(blk.rows.size()); ++r)
+      padded.push_back(Idx(blk.rows[0]) + r);
     int64_t chains = kernel.accumulators(blk.rows);
     SmallVector<Value> start(blk.rows.size() * chains, zeros);
     SmallVector<Value> dots = forLoop(
         ib, cIndex(ib, 0), cIndex(ib, depth / kernel.step()), 1, start,
         [&](IB &i3, Idx s, ValueRange acc) {
-          return kernel.accumulate(i3, blk.rows, col, s, acc);
+          return kernel.accumulate(i3, padded, col, s, acc);
         });
     for (auto [r, row] : llvm::enumerate(blk.rows)) {
       Value sum = dots[r * chains];
@@ -542,9 +573,12 @@ Value linalg_lowering::int8Linear(IB &b, Value x, Value blocks,
   int64_t offset = type == GGUFType::Q4_0                                  ? 8
                    : type == GGUFType::Q8_0 && dot == Int8Dot::AVX512VNNI ? 128
                                                                            : 0;
-  Activations q8 = isKQuant(type) ? quantizeQ8K(b, x, depth)
-                                  : quantizeQ80(b, x, depth, offset);
-  Int8Kernel kernel{blocks, q8, type, encoding.getBlockBytes(), dot, blocksPerStep};
+  auto kernelOf = [&](IB &kb, Value rows) {
+    Activations q8 = isKQuant(type) ? quantizeQ8K(kb, rows, depth)
+                                    : quantizeQ80(kb, rows, depth, offset);
+    return Int8Kernel{blocks, q8, type, encoding.getBlockBytes(), dot,
+                      blocksPerStep};
+  };
   Value tokens = dim(b, x, 0);
   BuilderScope scope(b);
   // One row: no repeated tail rows. More: each weight row unpacked once per
@@ -552,9 +586,10 @@ Value linalg_lowering::int8Linear(IB &b, Value x, Value blocks,
   return ifElse(
       b, Idx(tokens) == 1, init.getType(),
       [&](IB &tb) -> SmallVector<Value> {
-        return {int8Rows(tb, kernel, tokens, n, depth, 1, init)};
+        return {int8Rows(tb, kernelOf(tb, x), tokens, n, depth, 1, init)};
       },
       [&](IB &eb) -> SmallVector<Value> {
+        Int8Kernel kernel = kernelOf(eb, padRows(eb, x, depth, kRows));
         return {int8Rows(eb, kernel, tokens, n, depth, kRows, init)};
       })[0];
 }
