@@ -526,6 +526,8 @@ _GGUF_DECODERS = {
 GGUF_Q8_K_TYPES = ("q4_k", "q6_k")
 GGUF_Q8_0_TYPES = ("q4_0", "q8_0")
 GGUF_Q8_K_MAX_ROWS = 64
+# Q4_0 / Q8_0 take the int8 kernel up to at most this many rows (the packed f32 GEMM beyond).
+GGUF_Q8_0_MAX_ROWS = 16
 Q8_K_BLOCK = 256
 Q8_0_BLOCK = 32
 
@@ -608,8 +610,8 @@ class GGUFWeight(QuantizedWeight):
     ``"q8_0"``, ``"q4_k"``, ``"q6_k"``); decoded in f32 as ggml's ``dequantize_row_*``.
 
     Two modes of the product, as the CPU kernels compute it: weights decoded to f32 times the
-    f32 activations, or (at most ``q8_max_rows`` rows: the int8 kernel, ``attn-compile
-    --int8-max-rows``; 0 for never) the activations quantised (Q4_K, Q6_K: to Q8_K; Q4_0, Q8_0:
+    f32 activations, or (at most ``q8_row_limit`` rows: the int8 kernel, ``attn-compile
+    --int8-max-rows``, 0 for never; Q4_0 / Q8_0 at most 16) the activations quantised (Q4_K, Q6_K: to Q8_K; Q4_0, Q8_0:
     to Q8_0) and exact integer dot products per block times the f32 factors (``apply_q8``)."""
 
     def __init__(self, gguf_type, blocks, q8_max_rows=GGUF_Q8_K_MAX_ROWS):
@@ -632,7 +634,15 @@ class GGUFWeight(QuantizedWeight):
 
     def uses_q8(self, rows):
         """Whether a product with ``rows`` rows quantises them (the int8 kernel)."""
-        return rows <= self.q8_max_rows
+        return rows <= self.q8_row_limit
+
+    @property
+    def q8_row_limit(self):
+        """The most rows of the int8 kernel: ``q8_max_rows``, for Q4_0 / Q8_0 at most
+        ``GGUF_Q8_0_MAX_ROWS``."""
+        if self.gguf_type in GGUF_Q8_0_TYPES:
+            return min(self.q8_max_rows, GGUF_Q8_0_MAX_ROWS)
+        return self.q8_max_rows
 
     @property
     def q8_block(self):

@@ -83,10 +83,13 @@ class LinearCase:
 LINEAR_CASES = [LinearCase(t, target) for t in TYPES for target in TARGETS]
 
 
-# 1 row: its own kernel; more: blocks of 8 rows per weight row (3 and 13: repeated tail rows).
-@pytest.mark.parametrize("rows", [1, 3, 8, 13, ref.GGUF_Q8_K_MAX_ROWS])
+# 1 row: its own kernel; more: blocks of 8 rows per weight row (3 and 13: repeated tail rows;
+# "limit": the type's most rows, 64 or, Q4_0 / Q8_0, 16).
+@pytest.mark.parametrize("rows", [1, 3, 8, 13, "limit"])
 @pytest.mark.parametrize("case", LINEAR_CASES, ids=[c.id for c in LINEAR_CASES])
 def test_int8_linear(case, rows):
+    if rows == "limit":
+        rows = ref.random_gguf_weight(np.random.default_rng(0), case.gguf_type, 1, K).q8_row_limit
     y, weight, x = case.run(rows, seed=rows * 7 + len(case.id), zero_block=True)
     assert weight.uses_q8(rows)
     want = weight.apply_q8(x)
@@ -100,11 +103,15 @@ def test_int8_linear(case, rows):
     assert np.max(np.abs(y - f32)) > 100 * np.max(bound)
 
 
-@pytest.mark.parametrize("case", LINEAR_CASES[:1], ids=[LINEAR_CASES[0].id])
+F32_PAST_LIMIT = [c for c in LINEAR_CASES if c.target == "native" and c.gguf_type in ("q4_k", "q4_0")]
+
+
+@pytest.mark.parametrize("case", F32_PAST_LIMIT, ids=[c.id for c in F32_PAST_LIMIT])
 def test_more_rows_decode_weights_to_f32(case):
-    """Past int8-max-rows (the packed GEMM) the weights are decoded to f32: the f32 product's
-    bound holds."""
-    rows = ref.GGUF_Q8_K_MAX_ROWS + 1
+    """Past the type's row limit (int8-max-rows, Q4_0 / Q8_0 at most 16; the packed GEMM) the
+    weights are decoded to f32: the f32 product's bound holds."""
+    limit = ref.random_gguf_weight(np.random.default_rng(0), case.gguf_type, 1, K).q8_row_limit
+    rows = limit + 1
     y, weight, x = case.run(rows, seed=11)
     assert not weight.uses_q8(rows)
     want = x.astype(np.float64) @ weight.decode().astype(np.float64).T
@@ -127,7 +134,7 @@ def test_int8_dot_none_keeps_f32(case):
 # ---------------------------------------------------------------------------------------------
 # The layer
 
-SCENARIOS = {"prefill": ([0, 0], [20, 13]), "decode": ([100, 37, 15], [1, 1, 1]),
+SCENARIOS = {"prefill": ([0, 0], [9, 6]), "decode": ([100, 37, 15], [1, 1, 1]),
              "mixed": ([40, 0, 7], [1, 2, 0]), "decode-8": ([9, 70, 0, 33, 128, 5, 61, 2], [1] * 8)}
 # One encoding per weight: llama.cpp's Q4_K_M, and the two 32-element block types.
 LAYER_QUANTS = {
@@ -163,7 +170,7 @@ LAYER_CASES = [LayerCase(q, target) for q in LAYER_QUANTS for target in TARGETS]
 def test_int8_layer(case, scenario):
     cfg = case.cfg
     cached, new = SCENARIOS[scenario]
-    assert sum(new) <= ref.GGUF_Q8_K_MAX_ROWS
+    assert sum(new) <= ref.GGUF_Q8_0_MAX_ROWS
     inputs = ir.random_layer_inputs(np.random.default_rng(len(scenario)), cfg, cached, new)
     # The int8 mode's reference (it differs from the f32 mode's by far more than LAYER_TOL).
     want, want_blocks = ir.reference_layer(cfg, inputs)

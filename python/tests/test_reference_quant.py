@@ -422,5 +422,7 @@ def test_gguf_q8_product_is_the_product_of_the_rounded_activations(gguf_type):
     assert np.max(np.abs(got - want)) <= 2.0**-22 * np.max(np.abs(rounded) @ np.abs(w.decode()).T)
     assert np.array_equal(ref.linear(x, w), got) and w.uses_q8(3)
     assert not w.uses_q8(ref.GGUF_Q8_K_MAX_ROWS + 1)
+    limit = ref.GGUF_Q8_0_MAX_ROWS if gguf_type in ref.GGUF_Q8_0_TYPES else ref.GGUF_Q8_K_MAX_ROWS
+    assert w.uses_q8(limit) and not w.uses_q8(limit + 1)
     assert np.max(np.abs(got - x @ w.decode().astype(np.float64).T)) > 1e-4
     assert np.all(w.q8_abs_terms(x) >= np.abs(got))

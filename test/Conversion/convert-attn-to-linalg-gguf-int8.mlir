@@ -141,8 +141,11 @@ func.func @q6_k(%x: tensor<?x256xf32>, %b: tensor<64x210xi8>) -> tensor<?x64xf32
 // -8 times the sums of 4 quants; per block the nibbles (low: elements 0-15,
 // high: 16-31) times the quants by vpdpbusd (on AVX2 vpmaddubsw, vpmaddwd by
 // ones, add), times d_w d8 in f32. Two blocks per step (K 64), one row into
-// two f32 accumulators.
+// two f32 accumulators. From 17 rows the packed f32 GEMM is faster.
 // CHECK-LABEL: func.func @q4_0
+// At most 16 rows (int8-max-rows 64), or int8-max-rows when lower.
+// VNNI: arith.cmpi sle, %{{.*}}, %c2
+// AVX2: arith.cmpi sle, %{{.*}}, %c16
 // CHECK: scf.if
 // CHECK: arith.cmpi eq, %{{.*}}, %c1
 // CHECK: tensor.expand_shape %arg0 {{\[\[}}0], [1, 2]] output_shape [%{{.*}}, 2, 32]

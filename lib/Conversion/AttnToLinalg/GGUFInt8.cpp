@@ -69,6 +69,10 @@ static bool isKQuant(GGUFType type) {
   return type == GGUFType::Q4_K || type == GGUFType::Q6_K;
 }
 
+int64_t linalg_lowering::int8RowLimit(GGUFAttr encoding, int64_t maxRows) {
+  return isKQuant(encoding.getType()) ? maxRows : std::min<int64_t>(maxRows, 16);
+}
+
 namespace {
 
 /// Activations quantised per block of `run` elements: `quants [T, K] i8`,

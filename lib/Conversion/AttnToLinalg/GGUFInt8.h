@@ -28,6 +28,12 @@ enum class Int8Dot {
 /// `none`, `avx2`, `avx512-vnni`; std::nullopt for any other name.
 std::optional<Int8Dot> parseInt8Dot(StringRef name);
 
+/// The most rows with which weights of `encoding` take the int8 kernel under
+/// the `int8-max-rows` option `maxRows`: Q4_0 / Q8_0 at most 16 (from 32
+/// rows the packed f32 GEMM is faster: 14336 x 4096, one thread, 58 / 50 ms
+/// at 32 rows, level at 8 and 16).
+int64_t int8RowLimit(GGUFAttr encoding, int64_t maxRows);
+
 /// `x [T, K] (f32) @ W^T` into `init` ([T, n] f32) for W the GGUF `blocks`
 /// ([n, K / elements * bytes]). Q4_K / Q6_K: each row of x quantised to
 /// Q8_K, then per output element `sum_b d8_b (d_b I_b - dmin_b M_b)` with the

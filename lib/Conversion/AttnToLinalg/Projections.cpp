@@ -352,12 +352,13 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
   };
   Value acc;
   if (int8) {
-    // GGUF weights up to int8MaxRows rows: the int8 kernel.
+    // GGUF weights up to int8MaxRows rows (Q4_0 / Q8_0: at most 16): the
+    // int8 kernel.
     Value blocks = w.getDefiningOp<QuantizedWeightOp>().getParts()[0];
     BuilderScope scope(b);
     auto accType = RankedTensorType::get({ShapedType::kDynamic, n}, b.getF32Type());
     acc = ifElse(
-        b, Idx(tokens) <= options.int8MaxRows, accType,
+        b, Idx(tokens) <= int8RowLimit(int8, options.int8MaxRows), accType,
         [&](IB &tb) -> SmallVector<Value> {
           Value init = emptyTensor(tb, {tokens, tb.getIndexAttr(n)}, tb.getF32Type());
           return {int8Linear(tb, x, blocks, int8, n, depth,
