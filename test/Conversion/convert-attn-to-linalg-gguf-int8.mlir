@@ -18,6 +18,9 @@
 // BAD-ROWS: int8-max-rows >= 0
 // BAD-TARGET: --int8-dot=avx2 is not a kernel the --mcpu target (x86-64) can run
 
+// The reorder of the quants for the sub-block-lane kernel (VNNI).
+// VNNI-DAG: #[[FROM:map[0-9]*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d2, d4)>
+// VNNI-DAG: #[[TO:map[0-9]*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
 // CHECK-LABEL: func.func @q4_k
 // Up to int8-max-rows rows (64 by default) the int8 kernel, else the f32 ones.
 // VNNI: arith.cmpi sle, %{{.*}}, %c2
@@ -76,15 +79,37 @@
 // CHECK: %[[SOURCE:.*]] = arith.minsi %[[ROW]], %[[LAST]]
 // CHECK: tensor.extract %arg0[%[[SOURCE]]
 // CHECK: math.roundeven
-// Blocks of 8 rows, the nibbles of each sub-block unpacked once and
+// vpmaddubsw (AVX2): blocks of 8 rows, the nibbles of each sub-block unpacked once and
 // multiplied with the quants of all 8.
-// CHECK: scf.forall
-// CHECK: scf.for %{{.*}} step %c8
-// CHECK: %[[NIBBLES:.*]] = arith.andi %{{.*}} : vector<32xi8>
-// CHECK-COUNT-8: func.call @llvm.x86.avx2.pmadd.ub.sw(%[[NIBBLES]], %{{.*}})
-// CHECK-NOT: func.call @llvm.x86.avx2.pmadd.ub.sw(%[[NIBBLES]]
-// CHECK: arith.shrui %{{.*}} : vector<32xi8>
-// CHECK-COUNT-8: vector.reduction <add>
+// AVX2: scf.forall
+// AVX2: scf.for %{{.*}} step %c8
+// AVX2: %[[NIBBLES:.*]] = arith.andi %{{.*}} : vector<32xi8>
+// AVX2-COUNT-8: func.call @llvm.x86.avx2.pmadd.ub.sw(%[[NIBBLES]], %{{.*}})
+// AVX2-NOT: func.call @llvm.x86.avx2.pmadd.ub.sw(%[[NIBBLES]]
+// AVX2: arith.shrui %{{.*}} : vector<32xi8>
+// AVX2-COUNT-8: vector.reduction <add>
+// With vpdpbusd: the quants of each super-block reordered (element 32 j + 4 t
+// + e to 32 t + 4 j + e) and f32 sums of each sub-block's 32 quants; per
+// weight row the eight sub-blocks' nibbles transposed as 8 x 8 lanes, so that
+// piece t holds in lane j four nibbles of sub-block j; one vpdpbusd per piece
+// and row.
+// VNNI: %[[SPLIT:.*]] = tensor.expand_shape %{{.*}} output_shape [%{{.*}}, 1, 8, 8, 4] : tensor<?x256xi8> into tensor<?x1x8x8x4xi8>
+// VNNI: linalg.generic {indexing_maps = [#[[FROM]], #[[TO]]], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%[[SPLIT]]
+// VNNI: tensor.collapse_shape %{{.*}} : tensor<?x1x8x8x4xi8> into tensor<?x256xi8>
+// VNNI: arith.sitofp %{{.*}} : i8 to f32
+// VNNI: scf.forall
+// VNNI: scf.for %{{.*}} step %c8
+// VNNI: %[[LOW:.*]] = arith.andi %{{.*}} : vector<32xi8>
+// VNNI: %[[S0:.*]] = vector.bitcast %[[LOW]] : vector<32xi8> to vector<8xi32>
+// VNNI: vector.shuffle %[[S0]], %{{.*}} [0, 8, 1, 9, 4, 12, 5, 13] : vector<8xi32>, vector<8xi32>
+// VNNI: vector.shuffle %{{.*}} [0, 1, 8, 9, 4, 5, 12, 13] : vector<8xi32>, vector<8xi32>
+// VNNI: vector.shuffle %{{.*}} [0, 1, 2, 3, 8, 9, 10, 11] : vector<8xi32>, vector<8xi32>
+// VNNI: %[[PIECE:.*]] = vector.bitcast %{{.*}} : vector<8xi32> to vector<32xi8>
+// VNNI-COUNT-8: func.call @llvm.x86.avx512.vpdpbusd.256(%{{.*}}, %[[PIECE]], %{{.*}})
+// VNNI-NOT: pmadd.ub.sw
+// VNNI: arith.sitofp %{{.*}} : vector<8xi32> to vector<8xf32>
+// VNNI: vector.fma
+// VNNI-COUNT-8: vector.reduction <add>
 // CHECK: } else {
 // More rows than int8-max-rows: the weights decoded to f32.
 // CHECK: arith.cmpi sge, %{{.*}}, %c16

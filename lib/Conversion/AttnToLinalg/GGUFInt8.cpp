@@ -210,6 +210,38 @@ Activations quantizeQ80(IB &b, Value x, int64_t depth, int64_t offset) {
   return q8;
 }
 
+/// Q8_K activations `q8` reordered for the sub-block-lane Q4_K kernel: in
+/// each super-block, 32-byte piece t holds in 32-bit lane j the quants
+/// 4t..4t+3 of sub-block j (element 32 j + 4 t + e moves to 32 t + 4 j + e);
+/// `sums` the f32 sums of each sub-block's 32 quants `[T, K / 32]`.
+Activations subBlockLanes(IB &b, Activations q8, int64_t depth) {
+  MLIRContext *ctx = b.getContext();
+  Value tokens = dim(b, q8.quants, 0);
+  SmallVector<int64_t> shape = {ShapedType::kDynamic, depth / kSuperBlock, 8, 8, kLane};
+  SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(depth / kSuperBlock),
+                                     b.getIndexAttr(8), b.getIndexAttr(8),
+                                     b.getIndexAttr(kLane)};
+  SmallVector<ReassociationIndices> groups = {{0}, {1, 2, 3, 4}};
+  Value split = tensor::ExpandShapeOp::create(
+      b, RankedTensorType::get(shape, b.getI8Type()), q8.quants, groups, sizes);
+  AffineExpr t, sb, piece, lane, e;
+  bindDims(ctx, t, sb, piece, lane, e);
+  Value moved = generic(
+      b, emptyTensor(b, sizes, b.getI8Type()), {split},
+      {map(ctx, 5, {t, sb, lane, piece, e}), map(ctx, 5, {t, sb, piece, lane, e})},
+      iterators(5), [](OpBuilder &ob, Location loc, ValueRange a) {
+        linalg::YieldOp::create(ob, loc, ValueRange{a[0]});
+      });
+  Activations lanes = q8;
+  lanes.quants = tensor::CollapseShapeOp::create(b, moved, groups);
+  lanes.sums = reduceRuns(b, q8.quants, depth, kBlock, cF32(b, 0.0),
+                          [](OpBuilder &ob, Location loc, Value acc, Value q) -> Value {
+                            Value v = arith::SIToFPOp::create(ob, loc, ob.getF32Type(), q);
+                            return arith::AddFOp::create(ob, loc, acc, v);
+                          });
+  return lanes;
+}
+
 /// The dot products of one step along K (a K-quant super-block, or
 /// `blocksPerStep` Q4_0 / Q8_0 blocks) of a weight row with rows of
 /// quantised activations.
@@ -220,6 +252,8 @@ struct Int8Kernel {
   int64_t bytes;
   Int8Dot dot;
   int64_t blocksPerStep;
+  /// Q4_K with vpdpbusd on `subBlockLanes` activations (blocks of rows).
+  bool subBlockLanes = false;
 
   /// Elements of K per step.
   int64_t step() const {
@@ -237,7 +271,8 @@ struct Int8Kernel {
   SmallVector<Value> accumulate(IB &b, ArrayRef<Value> rows, Value n, Idx s,
                                 ValueRange acc) const {
     if (type == GGUFType::Q4_K)
-      return q4K(b, rows, n, s * bytes, s, acc);
+      return subBlockLanes ? q4KLanes(b, rows, n, s * bytes, s, acc)
+                           : q4K(b, rows, n, s * bytes, s, acc);
     if (type == GGUFType::Q6_K)
       return q6K(b, rows, n, s * bytes, s, acc);
     SmallVector<Value> next(acc);
@@ -330,6 +365,75 @@ struct Int8Kernel {
       next.push_back(vector::FMAOp::create(b, term, splat(b, d8(b, row, sb), 8), acc[r]));
     }
     return next;
+  }
+
+  /// Q4_K on `subBlockLanes` activations: the nibbles of the eight
+  /// sub-blocks (32-bit lanes 0..7 of each, `sources`) transposed, so that
+  /// piece t holds in lane j four nibbles of sub-block j; vpdpbusd of the
+  /// pieces with the reordered quants leaves in lane j the sub-block's sum
+  /// of products. Then per row `sum_j d8 (d sc_j I_j - dmin m_j S_j)` on 8
+  /// f32 lanes (S_j the Q8_K sums of sub-block j): one byte-dot instruction
+  /// per 32 products, against two (vpmaddubsw, vpdpwssd) in `q4K`; the
+  /// transpose is shared by the rows.
+  SmallVector<Value> q4KLanes(IB &b, ArrayRef<Value> rows, Value n, Idx base,
+                              Idx sb, ValueRange acc) const {
+    auto i32x8 = vecType(b.getI32Type(), {8});
+    SmallVector<Value> sources;
+    for (int64_t c = 0; c < 4; ++c) {
+      Value qs = readVector(b, blocks, {n, base + 16 + c * kBytes}, kBytes);
+      Value low = arith::AndIOp::create(b, qs, splatI8(b, 15));
+      Value high = arith::ShRUIOp::create(b, qs, splatI8(b, 4));
+      sources.push_back(vector::BitCastOp::create(b, i32x8, low));
+      sources.push_back(vector::BitCastOp::create(b, i32x8, high));
+    }
+    SmallVector<Value> pieces = transpose8x8(b, sources);
+    SmallVector<Value> isum(rows.size(), zero(b, i32x8));
+    for (auto [t, piece] : llvm::enumerate(pieces)) {
+      Value bytes = vector::BitCastOp::create(b, vecType(b.getI8Type(), {kBytes}), piece);
+      for (auto [r, row] : llvm::enumerate(rows))
+        isum[r] = intrinsic(b, "llvm.x86.avx512.vpdpbusd.256", i32x8,
+                            {isum[r], bytes, quants(b, row, sb, t)});
+    }
+    auto [sc, m] = q4KScalesMins(b, n, base);
+    Value d = ggufF16(b, blocks, n, base);
+    Value dmin = ggufF16(b, blocks, n, base + 2);
+    Value dScales = arith::MulFOp::create(b, splat(b, d, 8), toFloat(b, sc));
+    Value negDminMins = arith::MulFOp::create(
+        b, splat(b, arith::NegFOp::create(b, dmin), 8), toFloat(b, m));
+    SmallVector<Value> next;
+    for (auto [r, row] : llvm::enumerate(rows)) {
+      Value sums = readVector(b, q8.sums, {row, sb * (kSuperBlock / kBlock)}, 8);
+      Value term = vector::FMAOp::create(
+          b, sums, negDminMins, arith::MulFOp::create(b, toFloat(b, isum[r]), dScales));
+      next.push_back(vector::FMAOp::create(b, term, splat(b, d8(b, row, sb), 8), acc[r]));
+    }
+    return next;
+  }
+
+  /// `v[t][j] = s[j][t]` of eight vectors of 8 lanes: unpack pairs of lanes,
+  /// pairs of pairs, then halves.
+  static SmallVector<Value> transpose8x8(IB &b, ArrayRef<Value> s) {
+    auto mix = [&](Value x, Value y, ArrayRef<int64_t> mask) -> Value {
+      return vector::ShuffleOp::create(b, x, y, mask);
+    };
+    const int64_t lo1[] = {0, 8, 1, 9, 4, 12, 5, 13}, hi1[] = {2, 10, 3, 11, 6, 14, 7, 15};
+    const int64_t lo2[] = {0, 1, 8, 9, 4, 5, 12, 13}, hi2[] = {2, 3, 10, 11, 6, 7, 14, 15};
+    const int64_t lo3[] = {0, 1, 2, 3, 8, 9, 10, 11}, hi3[] = {4, 5, 6, 7, 12, 13, 14, 15};
+    SmallVector<Value> t, u(8), v(8);
+    for (int64_t p = 0; p < 4; ++p) {
+      t.push_back(mix(s[2 * p], s[2 * p + 1], lo1));
+      t.push_back(mix(s[2 * p], s[2 * p + 1], hi1));
+    }
+    for (int64_t h = 0; h < 2; ++h)
+      for (int64_t p = 0; p < 2; ++p) {
+        u[4 * h + 2 * p] = mix(t[4 * h + p], t[4 * h + p + 2], lo2);
+        u[4 * h + 2 * p + 1] = mix(t[4 * h + p], t[4 * h + p + 2], hi2);
+      }
+    for (int64_t i = 0; i < 4; ++i) {
+      v[i] = mix(u[i], u[i + 4], lo3);
+      v[i + 4] = mix(u[i], u[i + 4], hi3);
+    }
+    return v;
   }
 
   /// (sc, m) of the eight sub-blocks as i32 lanes from scales s[0..12):
@@ -594,6 +698,10 @@ Value linalg_lowering::int8Linear(IB &b, Value x, Value blocks,
       },
       [&](IB &eb) -> SmallVector<Value> {
         Int8Kernel kernel = kernelOf(eb, padRows(eb, x, depth, kRows));
+        if (type == GGUFType::Q4_K && dot == Int8Dot::AVX512VNNI) {
+          kernel.q8 = subBlockLanes(eb, kernel.q8, depth);
+          kernel.subBlockLanes = true;
+        }
         return {int8Rows(eb, kernel, tokens, n, depth, kRows, init)};
       })[0];
 }
