@@ -1,15 +1,18 @@
 //===- GGUFInt8.cpp - GGUF projections on int8 dots -----------------------===//
 //
-// K-quants (Q4_K, Q6_K): Q8_K activations as llama.cpp's quantize_row_q8_K writes them (per 256
-// elements: iscale = 127 / max|x|, q = round-half-even(iscale x), d8 =
-// 1 / iscale; llama.cpp divides by the signed maximum, which negates q and
-// d8 together and leaves every product d8 q unchanged) and the sums of 16
-// consecutive q. The dot kernel multiplies the unsigned weight quants with
-// them by vpmaddubsw (no pair of products saturates: 2 * 63 * 127 < 2^15),
-// weights the 16-bit pair sums by the sub-block scale with vpdpwssd
-// (AVX512-VNNI) or vpmaddwd (AVX2) into 32-bit lanes, and applies the
-// super-block factors in f32; the per-scale-run vpdpwssd replaces the
-// vpdpbusd + vpmulld pair a direct 4-way byte dot would need.
+// K-quants (Q4_K, Q6_K): Q8_K activations as llama.cpp's quantize_row_q8_K
+// writes them (per 256 elements: iscale = 127 / max|x|, q =
+// round-half-even(iscale x), d8 = 1 / iscale; llama.cpp divides by the signed
+// maximum, which negates q and d8 together and leaves every product d8 q
+// unchanged) and the sums of 16 consecutive q. The dot kernel multiplies the
+// unsigned weight quants with them by vpmaddubsw (no pair of products
+// saturates: 2 * 63 * 127 < 2^15), weights the 16-bit pair sums by the
+// sub-block scale with vpdpwssd (AVX512-VNNI) or vpmaddwd (AVX2) into 32-bit
+// lanes, and applies the super-block factors in f32; the per-scale-run vpdpwssd
+// replaces the vpdpbusd + vpmulld pair a direct 4-way byte dot would need.
+// Blocks of rows of Q4_K with AVX512-VNNI instead transpose each weight
+// super-block into sub-block lanes shared by the rows and take one vpdpbusd
+// per 32 products (`q4KLanes`).
 //
 // Q4_0, Q8_0: Q8_0 activations as llama.cpp's x86 quantize_row_q8_0 writes
 // them (per 32 elements: d = f16(max|x| / 127), q = round-half-even(x 127 /
@@ -44,7 +47,7 @@ using namespace mlir::attn::linalg_lowering;
 constexpr int64_t kSuperBlock = 256;
 /// Elements per Q8_K block sum.
 constexpr int64_t kSumRun = 16;
-/// Elements of a Q4_0 / Q8_0 block (and of a Q8_0 block).
+/// Elements of a Q4_0 / Q8_0 weight block and of a Q8_0 activation block.
 constexpr int64_t kBlock = 32;
 /// Quants per 32-bit lane of vpdpbusd.
 constexpr int64_t kLane = 4;
@@ -70,7 +73,8 @@ static bool isKQuant(GGUFType type) {
 }
 
 int64_t linalg_lowering::int8RowLimit(GGUFAttr encoding, int64_t maxRows) {
-  return isKQuant(encoding.getType()) ? maxRows : std::min<int64_t>(maxRows, 16);
+  return isKQuant(encoding.getType()) ? maxRows
+                                      : std::min<int64_t>(maxRows, 16);
 }
 
 namespace {
@@ -95,12 +99,12 @@ Value splitRows(IB &b, Value x, int64_t depth, int64_t run) {
 }
 
 /// `[T, K / run]` of `f(v)` per element of `v [T, K / run]`.
-Value perBlock(IB &b, Value v, Type type,
-               function_ref<Value(IB &, Value)> f) {
+Value perBlock(IB &b, Value v, Type type, function_ref<Value(IB &, Value)> f) {
   AffineExpr t, blk;
   bindDims(b.getContext(), t, blk);
   AffineMap block2 = map(b.getContext(), 2, {t, blk});
-  return generic(b, emptyTensor(b, tensor::getMixedSizes(b, b.getLoc(), v), type),
+  return generic(b,
+                 emptyTensor(b, tensor::getMixedSizes(b, b.getLoc(), v), type),
                  {v}, {block2, block2}, iterators(2),
                  [&](OpBuilder &ob, Location loc, ValueRange a) {
                    IB ib(loc, ob);
@@ -110,8 +114,9 @@ Value perBlock(IB &b, Value v, Type type,
 
 /// `[T, K / run]` of `combine(acc, element)` over each run of `x [T, K]`,
 /// from `initial`.
-Value reduceRuns(IB &b, Value x, int64_t depth, int64_t run, Value initial,
-                 function_ref<Value(OpBuilder &, Location, Value, Value)> combine) {
+Value reduceRuns(
+    IB &b, Value x, int64_t depth, int64_t run, Value initial,
+    function_ref<Value(OpBuilder &, Location, Value, Value)> combine) {
   MLIRContext *ctx = b.getContext();
   AffineExpr t, blk, e;
   bindDims(ctx, t, blk, e);
@@ -120,7 +125,8 @@ Value reduceRuns(IB &b, Value x, int64_t depth, int64_t run, Value initial,
       {splitRows(b, x, depth, run)},
       {map(ctx, 3, {t, blk, e}), map(ctx, 3, {t, blk})}, iterators(2, 1),
       [&](OpBuilder &ob, Location loc, ValueRange a) {
-        linalg::YieldOp::create(ob, loc, ValueRange{combine(ob, loc, a[1], a[0])});
+        linalg::YieldOp::create(ob, loc,
+                                ValueRange{combine(ob, loc, a[1], a[0])});
       });
 }
 
@@ -128,7 +134,8 @@ Value reduceRuns(IB &b, Value x, int64_t depth, int64_t run, Value initial,
 Value inverse(IB &b, Value v, double numerator) {
   return perBlock(b, v, b.getF32Type(), [&](IB &ib, Value a) -> Value {
     Value zeroF = cF32(ib, 0.0);
-    Value positive = arith::CmpFOp::create(ib, arith::CmpFPredicate::OGT, a, zeroF);
+    Value positive =
+        arith::CmpFOp::create(ib, arith::CmpFPredicate::OGT, a, zeroF);
     Value ratio = arith::DivFOp::create(ib, cF32(ib, numerator), a);
     return arith::SelectOp::create(ib, positive, ratio, zeroF);
   });
@@ -141,17 +148,21 @@ std::pair<Value, Value> roundRuns(IB &b, Value x, int64_t depth, int64_t run,
   MLIRContext *ctx = b.getContext();
   AffineExpr t, blk, e;
   bindDims(ctx, t, blk, e);
-  Value amax = reduceRuns(b, x, depth, run, cF32(b, 0.0),
-                          [](OpBuilder &ob, Location loc, Value acc, Value v) -> Value {
-                            Value abs = math::AbsFOp::create(ob, loc, v);
-                            return arith::MaximumFOp::create(ob, loc, acc, abs);
-                          });
+  Value amax =
+      reduceRuns(b, x, depth, run, cF32(b, 0.0),
+                 [](OpBuilder &ob, Location loc, Value acc, Value v) -> Value {
+                   Value abs = math::AbsFOp::create(ob, loc, v);
+                   return arith::MaximumFOp::create(ob, loc, acc, abs);
+                 });
   Value iscale = iscaleOf(amax);
   Value quants3 = generic(
-      b, emptyTensor(b, {dim(b, x, 0), b.getIndexAttr(depth / run), b.getIndexAttr(run)},
-                     b.getI8Type()),
+      b,
+      emptyTensor(
+          b, {dim(b, x, 0), b.getIndexAttr(depth / run), b.getIndexAttr(run)},
+          b.getI8Type()),
       {splitRows(b, x, depth, run), iscale},
-      {map(ctx, 3, {t, blk, e}), map(ctx, 3, {t, blk}), map(ctx, 3, {t, blk, e})},
+      {map(ctx, 3, {t, blk, e}), map(ctx, 3, {t, blk}),
+       map(ctx, 3, {t, blk, e})},
       iterators(3), [&](OpBuilder &ob, Location loc, ValueRange a) {
         Value scaled = arith::MulFOp::create(ob, loc, a[0], a[1]);
         Value rounded = math::RoundEvenOp::create(ob, loc, scaled);
@@ -169,16 +180,17 @@ std::pair<Value, Value> roundRuns(IB &b, Value x, int64_t depth, int64_t run,
 Value quantSums(IB &b, Value quants, int64_t depth, int64_t run, Type type,
                 int64_t factor) {
   Value zeroI = arith::ConstantOp::create(b, b.getIntegerAttr(type, 0));
-  return reduceRuns(b, quants, depth, run, zeroI,
-                    [&](OpBuilder &ob, Location loc, Value acc, Value q) -> Value {
-                      Value wide = arith::ExtSIOp::create(ob, loc, type, q);
-                      if (factor != 1)
-                        wide = arith::MulIOp::create(
-                            ob, loc, wide,
-                            arith::ConstantOp::create(ob, loc,
-                                                      ob.getIntegerAttr(type, factor)));
-                      return arith::AddIOp::create(ob, loc, acc, wide);
-                    });
+  return reduceRuns(
+      b, quants, depth, run, zeroI,
+      [&](OpBuilder &ob, Location loc, Value acc, Value q) -> Value {
+        Value wide = arith::ExtSIOp::create(ob, loc, type, q);
+        if (factor != 1)
+          wide = arith::MulIOp::create(
+              ob, loc, wide,
+              arith::ConstantOp::create(ob, loc,
+                                        ob.getIntegerAttr(type, factor)));
+        return arith::AddIOp::create(ob, loc, acc, wide);
+      });
 }
 
 /// quantize_row_q8_K of every row of `x [T, K]` f32, as linalg generics.
@@ -217,28 +229,32 @@ Activations quantizeQ80(IB &b, Value x, int64_t depth, int64_t offset) {
 Activations subBlockLanes(IB &b, Activations q8, int64_t depth) {
   MLIRContext *ctx = b.getContext();
   Value tokens = dim(b, q8.quants, 0);
-  SmallVector<int64_t> shape = {ShapedType::kDynamic, depth / kSuperBlock, 8, 8, kLane};
-  SmallVector<OpFoldResult> sizes = {tokens, b.getIndexAttr(depth / kSuperBlock),
-                                     b.getIndexAttr(8), b.getIndexAttr(8),
-                                     b.getIndexAttr(kLane)};
+  SmallVector<int64_t> shape = {ShapedType::kDynamic, depth / kSuperBlock, 8, 8,
+                                kLane};
+  SmallVector<OpFoldResult> sizes = {
+      tokens, b.getIndexAttr(depth / kSuperBlock), b.getIndexAttr(8),
+      b.getIndexAttr(8), b.getIndexAttr(kLane)};
   SmallVector<ReassociationIndices> groups = {{0}, {1, 2, 3, 4}};
   Value split = tensor::ExpandShapeOp::create(
       b, RankedTensorType::get(shape, b.getI8Type()), q8.quants, groups, sizes);
   AffineExpr t, sb, piece, lane, e;
   bindDims(ctx, t, sb, piece, lane, e);
-  Value moved = generic(
-      b, emptyTensor(b, sizes, b.getI8Type()), {split},
-      {map(ctx, 5, {t, sb, lane, piece, e}), map(ctx, 5, {t, sb, piece, lane, e})},
-      iterators(5), [](OpBuilder &ob, Location loc, ValueRange a) {
-        linalg::YieldOp::create(ob, loc, ValueRange{a[0]});
-      });
+  Value moved =
+      generic(b, emptyTensor(b, sizes, b.getI8Type()), {split},
+              {map(ctx, 5, {t, sb, lane, piece, e}),
+               map(ctx, 5, {t, sb, piece, lane, e})},
+              iterators(5), [](OpBuilder &ob, Location loc, ValueRange a) {
+                linalg::YieldOp::create(ob, loc, ValueRange{a[0]});
+              });
   Activations lanes = q8;
   lanes.quants = tensor::CollapseShapeOp::create(b, moved, groups);
-  lanes.sums = reduceRuns(b, q8.quants, depth, kBlock, cF32(b, 0.0),
-                          [](OpBuilder &ob, Location loc, Value acc, Value q) -> Value {
-                            Value v = arith::SIToFPOp::create(ob, loc, ob.getF32Type(), q);
-                            return arith::AddFOp::create(ob, loc, acc, v);
-                          });
+  lanes.sums =
+      reduceRuns(b, q8.quants, depth, kBlock, cF32(b, 0.0),
+                 [](OpBuilder &ob, Location loc, Value acc, Value q) -> Value {
+                   Value v =
+                       arith::SIToFPOp::create(ob, loc, ob.getF32Type(), q);
+                   return arith::AddFOp::create(ob, loc, acc, v);
+                 });
   return lanes;
 }
 
@@ -362,7 +378,8 @@ struct Int8Kernel {
           b, toFloat(b, integerSum(b, isum, r, chains)), dSplat);
       Value msum = toFloat(b, weightedSums(b, minPairs, row, sb));
       Value term = vector::FMAOp::create(b, msum, negDmin, scaled);
-      next.push_back(vector::FMAOp::create(b, term, splat(b, d8(b, row, sb), 8), acc[r]));
+      next.push_back(
+          vector::FMAOp::create(b, term, splat(b, d8(b, row, sb), 8), acc[r]));
     }
     return next;
   }
@@ -389,7 +406,8 @@ struct Int8Kernel {
     SmallVector<Value> pieces = transpose8x8(b, sources);
     SmallVector<Value> isum(rows.size(), zero(b, i32x8));
     for (auto [t, piece] : llvm::enumerate(pieces)) {
-      Value bytes = vector::BitCastOp::create(b, vecType(b.getI8Type(), {kBytes}), piece);
+      Value bytes =
+          vector::BitCastOp::create(b, vecType(b.getI8Type(), {kBytes}), piece);
       for (auto [r, row] : llvm::enumerate(rows))
         isum[r] = intrinsic(b, "llvm.x86.avx512.vpdpbusd.256", i32x8,
                             {isum[r], bytes, quants(b, row, sb, t)});
@@ -402,10 +420,13 @@ struct Int8Kernel {
         b, splat(b, arith::NegFOp::create(b, dmin), 8), toFloat(b, m));
     SmallVector<Value> next;
     for (auto [r, row] : llvm::enumerate(rows)) {
-      Value sums = readVector(b, q8.sums, {row, sb * (kSuperBlock / kBlock)}, 8);
+      Value sums =
+          readVector(b, q8.sums, {row, sb * (kSuperBlock / kBlock)}, 8);
       Value term = vector::FMAOp::create(
-          b, sums, negDminMins, arith::MulFOp::create(b, toFloat(b, isum[r]), dScales));
-      next.push_back(vector::FMAOp::create(b, term, splat(b, d8(b, row, sb), 8), acc[r]));
+          b, sums, negDminMins,
+          arith::MulFOp::create(b, toFloat(b, isum[r]), dScales));
+      next.push_back(
+          vector::FMAOp::create(b, term, splat(b, d8(b, row, sb), 8), acc[r]));
     }
     return next;
   }
@@ -416,9 +437,12 @@ struct Int8Kernel {
     auto mix = [&](Value x, Value y, ArrayRef<int64_t> mask) -> Value {
       return vector::ShuffleOp::create(b, x, y, mask);
     };
-    const int64_t lo1[] = {0, 8, 1, 9, 4, 12, 5, 13}, hi1[] = {2, 10, 3, 11, 6, 14, 7, 15};
-    const int64_t lo2[] = {0, 1, 8, 9, 4, 5, 12, 13}, hi2[] = {2, 3, 10, 11, 6, 7, 14, 15};
-    const int64_t lo3[] = {0, 1, 2, 3, 8, 9, 10, 11}, hi3[] = {4, 5, 6, 7, 12, 13, 14, 15};
+    const int64_t lo1[] = {0, 8, 1, 9, 4, 12, 5, 13},
+                  hi1[] = {2, 10, 3, 11, 6, 14, 7, 15};
+    const int64_t lo2[] = {0, 1, 8, 9, 4, 5, 12, 13},
+                  hi2[] = {2, 3, 10, 11, 6, 7, 14, 15};
+    const int64_t lo3[] = {0, 1, 2, 3, 8, 9, 10, 11},
+                  hi3[] = {4, 5, 6, 7, 12, 13, 14, 15};
     SmallVector<Value> t, u(8), v(8);
     for (int64_t p = 0; p < 4; ++p) {
       t.push_back(mix(s[2 * p], s[2 * p + 1], lo1));
@@ -503,7 +527,8 @@ struct Int8Kernel {
           b, integerSum(b, isum, i, chains),
           arith::ShLIOp::create(b, offsets, splat(b, cI32(b, 5), 8)));
       Value term = arith::MulFOp::create(b, toFloat(b, total), dSplat);
-      next.push_back(vector::FMAOp::create(b, term, splat(b, d8(b, row, sb), 8), acc[i]));
+      next.push_back(
+          vector::FMAOp::create(b, term, splat(b, d8(b, row, sb), 8), acc[i]));
     }
     return next;
   }
@@ -538,7 +563,8 @@ struct Int8Kernel {
       Value q = readVector(b, q8.quants, {row, blk * kBlock}, kBlock);
       Value d8 = tensor::ExtractOp::create(b, q8.scales, ValueRange{row, blk});
       Value factor = arith::MulFOp::create(b, d, splat(b, d8, 8));
-      Value lanes = toFloat(b, blockLanes(b, unsignedQuants, signs, q, row, blk));
+      Value lanes =
+          toFloat(b, blockLanes(b, unsignedQuants, signs, q, row, blk));
       Value &sum = acc[r * chains + chain];
       sum = vector::FMAOp::create(b, lanes, factor, sum);
     }
@@ -551,18 +577,21 @@ struct Int8Kernel {
   Value blockLanes(IB &b, Value u, Value signs, Value q, Value row,
                    Idx blk) const {
     auto i32x8 = vecType(b.getI32Type(), {8});
-    Value offsets = q8.sums ? readVector(b, q8.sums, {row, blk * (kBlock / kLane)},
-                                         kBlock / kLane)
-                            : Value();
+    Value offsets = q8.sums
+                        ? readVector(b, q8.sums, {row, blk * (kBlock / kLane)},
+                                     kBlock / kLane)
+                        : Value();
     if (dot == Int8Dot::AVX512VNNI)
-      return intrinsic(b, "llvm.x86.avx512.vpdpbusd.256", i32x8, {offsets, u, q});
+      return intrinsic(b, "llvm.x86.avx512.vpdpbusd.256", i32x8,
+                       {offsets, u, q});
     if (signs)
       q = intrinsic(b, "llvm.x86.avx2.psign.b", q.getType(), {q, signs});
-    Value ones = splat(
-        b, arith::ConstantOp::create(b, b.getI16IntegerAttr(1)), kBytes / 2);
+    Value ones = splat(b, arith::ConstantOp::create(b, b.getI16IntegerAttr(1)),
+                       kBytes / 2);
     Value lanes = intrinsic(b, "llvm.x86.avx2.pmadd.wd", i32x8,
                             {productPairs(b, u, q), ones});
-    return offsets ? arith::AddIOp::create(b, lanes, offsets).getResult() : lanes;
+    return offsets ? arith::AddIOp::create(b, lanes, offsets).getResult()
+                   : lanes;
   }
 
   /// Pair sums `u[2i] s[2i] + u[2i+1] s[2i+1]` (vpmaddubsw) of the unsigned
@@ -630,8 +659,8 @@ static Value padRows(IB &b, Value x, int64_t depth, int64_t rowBlock) {
         IB ib(loc, ob);
         Value row = min(ib, linalg::IndexOp::create(ib, 0), last);
         Value col = linalg::IndexOp::create(ib, 1);
-        linalg::YieldOp::create(
-            ib, ValueRange{tensor::ExtractOp::create(ib, x, ValueRange{row, col})});
+        linalg::YieldOp::create(ib, ValueRange{tensor::ExtractOp::create(
+                                        ib, x, ValueRange{row, col})});
       });
 }
 
@@ -653,11 +682,11 @@ static Value int8Rows(IB &b, const Int8Kernel &kernel, Value tokens, int64_t n,
       padded.push_back(Idx(blk.rows[0]) + r);
     int64_t chains = kernel.accumulators(blk.rows);
     SmallVector<Value> start(blk.rows.size() * chains, zeros);
-    SmallVector<Value> dots = forLoop(
-        ib, cIndex(ib, 0), cIndex(ib, depth / kernel.step()), 1, start,
-        [&](IB &i3, Idx s, ValueRange acc) {
-          return kernel.accumulate(i3, padded, col, s, acc);
-        });
+    SmallVector<Value> dots =
+        forLoop(ib, cIndex(ib, 0), cIndex(ib, depth / kernel.step()), 1, start,
+                [&](IB &i3, Idx s, ValueRange acc) {
+                  return kernel.accumulate(i3, padded, col, s, acc);
+                });
     for (auto [r, row] : llvm::enumerate(blk.rows)) {
       Value sum = dots[r * chains];
       for (int64_t c = 1; c < chains; ++c)
@@ -678,14 +707,14 @@ Value linalg_lowering::int8Linear(IB &b, Value x, Value blocks,
   // Q4_0 / Q8_0: up to 8 blocks per step, so that K need only be a multiple
   // of 32; the lanes start at -c sums unless AVX2 multiplies Q8_0 signed.
   int64_t blocksPerStep = std::gcd(depth / kBlock, int64_t(8));
-  int64_t offset = type == GGUFType::Q4_0                                  ? 8
+  int64_t offset = type == GGUFType::Q4_0                                 ? 8
                    : type == GGUFType::Q8_0 && dot == Int8Dot::AVX512VNNI ? 128
-                                                                           : 0;
+                                                                          : 0;
   auto kernelOf = [&](IB &kb, Value rows) {
     Activations q8 = isKQuant(type) ? quantizeQ8K(kb, rows, depth)
                                     : quantizeQ80(kb, rows, depth, offset);
-    return Int8Kernel{blocks, q8, type, encoding.getBlockBytes(), dot,
-                      blocksPerStep};
+    return Int8Kernel{blocks, q8,           type, encoding.getBlockBytes(),
+                      dot,    blocksPerStep};
   };
   Value tokens = dim(b, x, 0);
   BuilderScope scope(b);
