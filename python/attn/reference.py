@@ -611,8 +611,9 @@ class GGUFWeight(QuantizedWeight):
 
     Two modes of the product, as the CPU kernels compute it: weights decoded to f32 times the
     f32 activations, or (at most ``q8_row_limit`` rows: the int8 kernel, ``attn-compile
-    --int8-max-rows``, 0 for never; Q4_0 / Q8_0 at most 16) the activations quantised (Q4_K, Q6_K: to Q8_K; Q4_0, Q8_0:
-    to Q8_0) and exact integer dot products per block times the f32 factors (``apply_q8``)."""
+    --int8-max-rows``, 0 for never; Q4_0 / Q8_0 at most 16) the activations quantised (Q4_K,
+    Q6_K: to Q8_K; Q4_0, Q8_0: to Q8_0) and exact integer dot products per block times the f32
+    factors (``apply_q8``)."""
 
     def __init__(self, gguf_type, blocks, q8_max_rows=GGUF_Q8_K_MAX_ROWS):
         if gguf_type not in GGUF_BLOCKS:
@@ -660,8 +661,8 @@ class GGUFWeight(QuantizedWeight):
         return _f64(x) @ _f64(self.decode()).T
 
     def _q8_terms(self, x, magnitudes=False):
-        """The factors ``[T, N, nb]`` and integer sums ``[T, N, nb]`` of ``apply_q8`` (with
-        ``magnitudes``, of ``q8_abs_terms``)."""
+        """The f64 factors (broadcast to ``[T, N, nb]``) and the terms ``[T, N, nb]`` they
+        multiply in ``apply_q8`` (with ``magnitudes``, in ``q8_abs_terms``)."""
         q8, d8 = self.quantize_activations(x)
         n, nb = self.shape[0], self.shape[1] // self.q8_block
         b = self.blocks.reshape(n, nb, -1)
@@ -674,7 +675,8 @@ class GGUFWeight(QuantizedWeight):
             return size(_f64(factor)), sums
         sums, mins, d, dmin = _q8_k_sums(self.gguf_type, b, size(q8.astype(np.int64)),
                                          magnitudes=magnitudes)
-        terms = size(_f64(d))[None] * sums + (1 if magnitudes else -1) * size(_f64(dmin))[None] * mins
+        sign = 1 if magnitudes else -1
+        terms = size(_f64(d))[None] * sums + sign * size(_f64(dmin))[None] * mins
         return size(_f64(d8))[:, None, :], terms
 
     def apply_q8(self, x):

@@ -103,7 +103,8 @@ def test_int8_linear(case, rows):
     assert np.max(np.abs(y - f32)) > 100 * np.max(bound)
 
 
-F32_PAST_LIMIT = [c for c in LINEAR_CASES if c.target == "native" and c.gguf_type in ("q4_k", "q4_0")]
+F32_PAST_LIMIT = [c for c in LINEAR_CASES
+                  if c.target == "native" and c.gguf_type in ("q4_k", "q4_0")]
 
 
 @pytest.mark.parametrize("case", F32_PAST_LIMIT, ids=[c.id for c in F32_PAST_LIMIT])
