@@ -90,23 +90,28 @@
 // AVX2-COUNT-8: vector.reduction <add>
 // With vpdpbusd: the quants of each super-block reordered (element 32 j + 4 t
 // + e to 32 t + 4 j + e) and f32 sums of each sub-block's 32 quants; per
-// weight row the eight sub-blocks' nibbles transposed as 8 x 8 lanes, so that
-// piece t holds in lane j four nibbles of sub-block j; one vpdpbusd per piece
-// and row.
+// weight row the eight sub-blocks' nibbles ([S0 | S2], [S1 | S3], ... from
+// two 64-byte loads) transposed by two steps of two-source lane permutes, so
+// that piece t holds in lane j four nibbles of sub-block j; one 512-bit
+// vpdpbusd per two pieces and row, the halves added.
 // VNNI: %[[SPLIT:.*]] = tensor.expand_shape %{{.*}} output_shape [%{{.*}}, 1, 8, 8, 4] : tensor<?x256xi8> into tensor<?x1x8x8x4xi8>
 // VNNI: linalg.generic {indexing_maps = [#[[FROM]], #[[TO]]], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%[[SPLIT]]
 // VNNI: tensor.collapse_shape %{{.*}} : tensor<?x1x8x8x4xi8> into tensor<?x256xi8>
 // VNNI: arith.sitofp %{{.*}} : i8 to f32
 // VNNI: scf.forall
 // VNNI: scf.for %{{.*}} step %c8
-// VNNI: %[[LOW:.*]] = arith.andi %{{.*}} : vector<32xi8>
-// VNNI: %[[S0:.*]] = vector.bitcast %[[LOW]] : vector<32xi8> to vector<8xi32>
-// VNNI: vector.shuffle %[[S0]], %{{.*}} [0, 8, 1, 9, 4, 12, 5, 13] : vector<8xi32>, vector<8xi32>
-// VNNI: vector.shuffle %{{.*}} [0, 1, 8, 9, 4, 5, 12, 13] : vector<8xi32>, vector<8xi32>
-// VNNI: vector.shuffle %{{.*}} [0, 1, 2, 3, 8, 9, 10, 11] : vector<8xi32>, vector<8xi32>
-// VNNI: %[[PIECE:.*]] = vector.bitcast %{{.*}} : vector<8xi32> to vector<32xi8>
-// VNNI-COUNT-8: func.call @llvm.x86.avx512.vpdpbusd.256(%{{.*}}, %[[PIECE]], %{{.*}})
+// VNNI: %[[LOW:.*]] = arith.andi %{{.*}} : vector<64xi8>
+// VNNI: %[[HIGH:.*]] = arith.shrui %{{.*}} : vector<64xi8>
+// VNNI: %[[S02:.*]] = vector.bitcast %[[LOW]] : vector<64xi8> to vector<16xi32>
+// VNNI: %[[S13:.*]] = vector.bitcast %[[HIGH]] : vector<64xi8> to vector<16xi32>
+// VNNI: %[[E:.*]] = vector.shuffle %[[S02]], %[[S13]] [0, 16, 8, 24, 1, 17, 9, 25, 2, 18, 10, 26, 3, 19, 11, 27] : vector<16xi32>, vector<16xi32>
+// VNNI: %[[F:.*]] = vector.shuffle {{.*}} [0, 16, 8, 24, 1, 17, 9, 25, 2, 18, 10, 26, 3, 19, 11, 27] : vector<16xi32>, vector<16xi32>
+// VNNI: %[[P01:.*]] = vector.shuffle %[[E]], %[[F]] [0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23] : vector<16xi32>, vector<16xi32>
+// VNNI: %[[PIECES:.*]] = vector.bitcast %[[P01]] : vector<16xi32> to vector<64xi8>
+// VNNI-COUNT-8: func.call @llvm.x86.avx512.vpdpbusd.512(%{{.*}}, %[[PIECES]], %{{.*}}) : (vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
 // VNNI-NOT: pmadd.ub.sw
+// VNNI: vector.extract_strided_slice %{{.*}} {offsets = [0], sizes = [8], strides = [1]} : vector<16xi32> to vector<8xi32>
+// VNNI: vector.extract_strided_slice %{{.*}} {offsets = [8], sizes = [8], strides = [1]} : vector<16xi32> to vector<8xi32>
 // VNNI: arith.sitofp %{{.*}} : vector<8xi32> to vector<8xf32>
 // VNNI: vector.fma
 // VNNI-COUNT-8: vector.reduction <add>
@@ -125,6 +130,7 @@
 // LLVM-AVX2: call <8 x i32> @llvm.x86.avx2.pmadd.wd
 // LLVM-AVX2-NOT: vpdpwssd
 // LLVM-VNNI: call <8 x i32> @llvm.x86.avx512.vpdpwssd.256
+// LLVM-VNNI: call <16 x i32> @llvm.x86.avx512.vpdpbusd.512
 // LLVM-VNNI: call <8 x i32> @llvm.x86.avx512.vpdpbusd.256
 // LLVM-AVX2: call <32 x i8> @llvm.x86.avx2.psign.b
 // LLVM-NONE-NOT: @llvm.x86.avx2.pmadd
