@@ -455,14 +455,22 @@ def _q4_k_scale_min(scales):
     return sc.astype(np.float32), m.astype(np.float32)
 
 
-def _decode_q4_0(b):
+def _q4_0_quants(b):
+    """The quants minus 8 ``[..., 32]`` (int32) of Q4_0 blocks ``b``."""
     qs = b[..., 2:18].astype(np.int32)
-    q = np.concatenate([qs & 0xF, qs >> 4], -1) - 8
-    return q.astype(np.float32) * _f16_at(b, 0)
+    return np.concatenate([qs & 0xF, qs >> 4], -1) - 8
+
+
+def _q8_0_quants(b):
+    return b[..., 2:34].view(np.int8).astype(np.int32)
+
+
+def _decode_q4_0(b):
+    return _q4_0_quants(b).astype(np.float32) * _f16_at(b, 0)
 
 
 def _decode_q8_0(b):
-    return b[..., 2:34].view(np.int8).astype(np.float32) * _f16_at(b, 0)
+    return _q8_0_quants(b).astype(np.float32) * _f16_at(b, 0)
 
 
 def _q4_k_quants(b):
@@ -513,11 +521,29 @@ _GGUF_DECODERS = {
     "q4_0": _decode_q4_0, "q8_0": _decode_q8_0, "q4_k": _decode_q4_k, "q6_k": _decode_q6_k}
 
 
-# GGUF types whose products with few rows quantise the activations to Q8_K (the int8 kernel), and
-# the compiler's default row count for it (attn-compile --int8-max-rows).
+# GGUF types whose products with few rows quantise the activations (the int8 kernel), to Q8_K or
+# to Q8_0 by type, and the compiler's default row count for it (attn-compile --int8-max-rows).
 GGUF_Q8_K_TYPES = ("q4_k", "q6_k")
+GGUF_Q8_0_TYPES = ("q4_0", "q8_0")
 GGUF_Q8_K_MAX_ROWS = 64
+# Q4_0 / Q8_0 take the int8 kernel up to at most this many rows (the packed f32 GEMM beyond).
+GGUF_Q8_0_MAX_ROWS = 16
 Q8_K_BLOCK = 256
+Q8_0_BLOCK = 32
+
+
+def _quantize_blocks(x, block, name):
+    """``x [T, K]`` float32 as ``[T, K / block, block]``, its per-block ``max|x|`` and ``127 /
+    max|x|`` (0 for an all-zero block)."""
+    x = np.asarray(x, dtype=np.float32)
+    t, k = x.shape
+    if k % block:
+        raise ValueError(f"{name} rows of {k} elements: not a multiple of {block}")
+    blocks = x.reshape(t, k // block, block)
+    amax = np.max(np.abs(blocks), axis=-1)
+    with np.errstate(divide="ignore"):
+        iscale = np.where(amax > 0, np.float32(127) / amax, np.float32(0))
+    return blocks, amax, iscale
 
 
 def quantize_q8_k(x):
@@ -526,18 +552,22 @@ def quantize_q8_k(x):
     x)`` (in [-127, 127]) and ``d = 1 / iscale`` (an all-zero block: ``d = 0``, ``q = 0``).
     llama.cpp divides by the signed maximum (``-127 / max``), which negates ``q`` and ``d``
     together: every ``d q`` is the same. Returns ``(q int8 [T, K], d float32 [T, K / 256])``."""
-    x = np.asarray(x, dtype=np.float32)
-    t, k = x.shape
-    if k % Q8_K_BLOCK:
-        raise ValueError(f"Q8_K rows of {k} elements: not a multiple of {Q8_K_BLOCK}")
-    blocks = x.reshape(t, k // Q8_K_BLOCK, Q8_K_BLOCK)
-    amax = np.max(np.abs(blocks), axis=-1)
-    positive = amax > 0
+    blocks, amax, iscale = _quantize_blocks(x, Q8_K_BLOCK, "Q8_K")
     with np.errstate(divide="ignore"):
-        iscale = np.where(positive, np.float32(127) / amax, np.float32(0))
-        d = np.where(positive, np.float32(1) / iscale, np.float32(0))
+        d = np.where(amax > 0, np.float32(1) / iscale, np.float32(0))
     q = np.rint(blocks * iscale[..., None]).astype(np.int8)
-    return q.reshape(t, k), d.astype(np.float32)
+    return q.reshape(q.shape[0], -1), d.astype(np.float32)
+
+
+def quantize_q8_0(x):
+    """llama.cpp's x86 ``quantize_row_q8_0`` (AVX2) of each row of ``x [T, K]`` (K a multiple of
+    32), in f32 arithmetic: per block of 32, ``q = round-half-even(x 127 / max|x|)`` (in [-127,
+    127]) and ``d = f16(max|x| / 127)`` (round to nearest even; an all-zero block: ``d = 0``,
+    ``q = 0``). Returns ``(q int8 [T, K], d float32 [T, K / 32])``, d the f32 value of the f16."""
+    blocks, amax, iscale = _quantize_blocks(x, Q8_0_BLOCK, "Q8_0")
+    d = (amax / np.float32(127)).astype(np.float16).astype(np.float32)
+    q = np.rint(blocks * iscale[..., None]).astype(np.int8)
+    return q.reshape(q.shape[0], -1), d
 
 
 def _q8_k_sums(gguf_type, b, q8, magnitudes=False):
@@ -565,14 +595,25 @@ def _q8_k_sums(gguf_type, b, q8, magnitudes=False):
     return sums, mins, *factors
 
 
+def _q8_0_sums(gguf_type, b, q8, magnitudes=False):
+    """The exact integer dot products ``I [T, N, nb]`` (int64) of each Q4_0 / Q8_0 block of ``b``
+    ``[N, nb, bytes]`` with the Q8_0 quants ``q8 [T, nb, 32]``, and the blocks' f16 ``d`` as
+    float32 ``[N, nb]``. ``magnitudes``: the sums of the products' magnitudes."""
+    q = (_q4_0_quants if gguf_type == "q4_0" else _q8_0_quants)(b).astype(np.int64)
+    if magnitudes:
+        q = np.abs(q)
+    return np.einsum("tbe,nbe->tnb", q8.astype(np.int64), q), _f16_at(b, 0)[..., 0]
+
+
 class GGUFWeight(QuantizedWeight):
     """GGUF blocks: ``blocks`` uint8 ``[N, K / elements * bytes]`` of ``gguf_type`` (``"q4_0"``,
     ``"q8_0"``, ``"q4_k"``, ``"q6_k"``); decoded in f32 as ggml's ``dequantize_row_*``.
 
     Two modes of the product, as the CPU kernels compute it: weights decoded to f32 times the
-    f32 activations, or (Q4_K and Q6_K with at most ``q8_max_rows`` rows: the int8 kernel,
-    ``attn-compile --int8-max-rows``; 0 for never) the activations quantised to Q8_K and exact
-    integer dot products per super-block times the f32 factors (``apply_q8``)."""
+    f32 activations, or (at most ``q8_row_limit`` rows: the int8 kernel, ``attn-compile
+    --int8-max-rows``, 0 for never; Q4_0 / Q8_0 at most 16) the activations quantised (Q4_K,
+    Q6_K: to Q8_K; Q4_0, Q8_0: to Q8_0) and exact integer dot products per block times the f32
+    factors (``apply_q8``)."""
 
     def __init__(self, gguf_type, blocks, q8_max_rows=GGUF_Q8_K_MAX_ROWS):
         if gguf_type not in GGUF_BLOCKS:
@@ -593,37 +634,72 @@ class GGUFWeight(QuantizedWeight):
         return _GGUF_DECODERS[self.gguf_type](b).reshape(self.shape)
 
     def uses_q8(self, rows):
-        """Whether a product with ``rows`` rows quantises them to Q8_K (the int8 kernel)."""
-        return self.gguf_type in GGUF_Q8_K_TYPES and rows <= self.q8_max_rows
+        """Whether a product with ``rows`` rows quantises them (the int8 kernel)."""
+        return rows <= self.q8_row_limit
+
+    @property
+    def q8_row_limit(self):
+        """The most rows of the int8 kernel: ``q8_max_rows``, for Q4_0 / Q8_0 at most
+        ``GGUF_Q8_0_MAX_ROWS``."""
+        if self.gguf_type in GGUF_Q8_0_TYPES:
+            return min(self.q8_max_rows, GGUF_Q8_0_MAX_ROWS)
+        return self.q8_max_rows
+
+    @property
+    def q8_block(self):
+        """Elements per block of the quantised activations (Q8_K 256, Q8_0 32)."""
+        return Q8_K_BLOCK if self.gguf_type in GGUF_Q8_K_TYPES else Q8_0_BLOCK
+
+    def quantize_activations(self, x):
+        """``(q, d)`` of ``x`` as the int8 kernel rounds it: ``quantize_q8_k`` or
+        ``quantize_q8_0``."""
+        return (quantize_q8_k if self.gguf_type in GGUF_Q8_K_TYPES else quantize_q8_0)(x)
 
     def apply(self, x):
         if self.uses_q8(np.shape(x)[0]):
             return self.apply_q8(x)
         return _f64(x) @ _f64(self.decode()).T
 
-    def _q8_terms(self, x):
-        q8, d8 = quantize_q8_k(x)
-        n, nb = self.shape[0], self.shape[1] // Q8_K_BLOCK
+    def _q8_terms(self, x, magnitudes=False):
+        """The f64 factors (broadcast to ``[T, N, nb]``) and the terms ``[T, N, nb]`` they
+        multiply in ``apply_q8`` (with ``magnitudes``, in ``q8_abs_terms``)."""
+        q8, d8 = self.quantize_activations(x)
+        n, nb = self.shape[0], self.shape[1] // self.q8_block
         b = self.blocks.reshape(n, nb, -1)
-        return q8.reshape(q8.shape[0], nb, Q8_K_BLOCK), d8, b
+        q8 = q8.reshape(q8.shape[0], nb, self.q8_block)
+        size = np.abs if magnitudes else (lambda v: v)
+        if self.gguf_type in GGUF_Q8_0_TYPES:
+            sums, d = _q8_0_sums(self.gguf_type, b, size(q8.astype(np.int64)), magnitudes)
+            # The kernel's factor: the f32 product of the two f16 scales.
+            factor = (d[None] * d8[:, None, :]).astype(np.float32)
+            return size(_f64(factor)), sums
+        sums, mins, d, dmin = _q8_k_sums(self.gguf_type, b, size(q8.astype(np.int64)),
+                                         magnitudes=magnitudes)
+        sign = 1 if magnitudes else -1
+        terms = size(_f64(d))[None] * sums + sign * size(_f64(dmin))[None] * mins
+        return size(_f64(d8))[:, None, :], terms
 
     def apply_q8(self, x):
-        """``x @ W^T`` of the int8 kernel, float64: ``x`` rounded to Q8_K (``quantize_q8_k``),
-        then ``sum_b d8_b (d_b I_b - dmin_b M_b)`` with the exact integer sums I, M."""
-        q8, d8, b = self._q8_terms(x)
-        sums, mins, d, dmin = _q8_k_sums(self.gguf_type, b, q8)
-        terms = _f64(d)[None] * sums - _f64(dmin)[None] * mins
-        return np.einsum("tb,tnb->tn", _f64(d8), terms)
+        """``x @ W^T`` of the int8 kernel, float64: ``x`` rounded (``quantize_activations``),
+        then Q4_K / Q6_K ``sum_b d8_b (d_b I_b - dmin_b M_b)`` with the exact integer sums I, M;
+        Q4_0 / Q8_0 ``sum_b f32(d_b d8_b) I_b`` with I_b the exact block dot product."""
+        factors, sums = self._q8_terms(x)
+        return np.sum(factors * sums, axis=-1)
 
     def q8_abs_terms(self, x):
-        """``sum_b |d8_b| (|d_b| I'_b + |dmin_b| M'_b)``, ``[T, N]``: I' and M' the sums of
-        ``apply_q8`` over the absolute values of their products (the scale of the kernel's f32
-        rounding errors)."""
-        q8, d8, b = self._q8_terms(x)
-        sums, mins, d, dmin = _q8_k_sums(self.gguf_type, b, np.abs(q8.astype(np.int64)),
-                                         magnitudes=True)
-        terms = np.abs(_f64(d))[None] * sums + np.abs(_f64(dmin))[None] * mins
-        return np.einsum("tb,tnb->tn", np.abs(_f64(d8)), terms)
+        """``apply_q8`` over the absolute values of every factor and integer product, ``[T,
+        N]`` (the scale of the kernel's f32 rounding errors)."""
+        factors, sums = self._q8_terms(x, magnitudes=True)
+        return np.sum(factors * sums, axis=-1)
+
+    def q8_bound(self, x):
+        """The kernel's distance from ``apply_q8``, per element: the quantisation and the integer
+        sums are exact, so only f32 roundings differ: of the lane sums converted to f32 (exact
+        below 2^24), of one (Q4_0, Q8_0) or two (the K-quants: ``d d8`` and ``dmin d8``) fused
+        multiply-adds per block into each of 8 lanes and of the factors, and of the final sum of
+        the lanes: ``(fmas K / block + 8) 2^-24 q8_abs_terms``."""
+        fmas = 2 if self.gguf_type in GGUF_Q8_K_TYPES else 1
+        return (fmas * self.shape[1] / self.q8_block + 8) * 2.0**-24 * self.q8_abs_terms(x)
 
 
 def random_gguf_weight(rng, gguf_type, n, k, spread=1.0):

@@ -187,22 +187,29 @@ def assert_close(got, want, tol, what, where=""):
     )
 
 
-def q8_k_o_proj_slack(cfg, inputs):
-    """Per element of out: what a GGUF o_proj on the int8 kernel may move when elements of its input ``o``, perturbed by
-    up to ``LAYER_TOL * max|o|``, quantise to the neighbouring Q8_K value (the block maximum
-    moves by as much, so every scaled value moves by up to twice the reach)."""
+def q8_o_proj_slack(cfg, inputs):
+    """Per element of out: what a GGUF o_proj on the int8 kernel may move when elements of its
+    input ``o``, perturbed by up to ``LAYER_TOL * max|o|``, quantise to the neighbouring Q8_K /
+    Q8_0 value (the block maximum moves by as much, so every scaled value moves by up to twice
+    the reach), and, for Q8_0, what a block's f16 ``d`` moves when its maximum is within that
+    reach of an f16 rounding boundary (one f16 step times every quant of the block)."""
     o, _ = ir.reference_layer(cfg, inputs, o_proj_input=True)
     wo = ir.reference_quantized_weight(cfg.quant_of("wo"), {"blocks": inputs["wo_blocks"]})
     if not wo.uses_q8(o.shape[0]):
         return np.zeros((o.shape[0], wo.shape[0]))
-    _, d8 = ref.quantize_q8_k(o)
-    blocks = o.reshape(o.shape[0], -1, ref.Q8_K_BLOCK)
+    _, d8 = wo.quantize_activations(o)
+    blocks = o.reshape(o.shape[0], -1, wo.q8_block)
     amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
     scaled = blocks * (127 / amax)
     reach = 2 * 127 * LAYER_TOL["f32"] * np.max(np.abs(o)) / amax
     near = np.abs(scaled - np.floor(scaled) - 0.5) <= reach
-    step = (near * d8[..., None]).reshape(o.shape)
-    return step @ np.abs(wo.decode()).T
+    step = near * d8[..., None]
+    if wo.q8_block == ref.Q8_0_BLOCK:
+        delta = LAYER_TOL["f32"] * np.max(np.abs(o))
+        d_of = lambda m: (m / np.float32(127)).astype(np.float16).astype(np.float64)  # noqa: E731
+        jump = d_of(amax + delta) - d_of(np.maximum(amax - delta, 0))
+        step = step + jump * (np.abs(scaled) + 1)
+    return step.reshape(o.shape) @ np.abs(wo.decode()).T
 
 
 def written_slots(row_offsets, cache_lengths, lookup_table, num_pages, page_size, num_layers,

@@ -1,20 +1,22 @@
-"""Execution tests of the int8 kernel of GGUF Q4_K / Q6_K projections on the CPU (few rows: the
-activations quantised per row to Q8_K, integer dot products) against the reference of that mode,
-``reference.GGUFWeight.apply_q8``; both instruction sets on this machine: the target's own
-(``--int8-dot=auto``: AVX512-VNNI where present) and ``--mcpu=x86-64-v3`` (AVX2 only: vpmaddwd).
+"""Execution tests of the int8 kernel of GGUF projections on the CPU (few rows: the activations
+quantised per row, to Q8_K for Q4_K / Q6_K and to Q8_0 for Q4_0 / Q8_0, integer dot products)
+against the reference of that mode, ``reference.GGUFWeight.apply_q8``; both instruction sets on
+this machine: the target's own (``--int8-dot=auto``: AVX512-VNNI where present: vpdpwssd,
+vpdpbusd) and ``--mcpu=x86-64-v3`` (AVX2 only: vpmaddwd).
 
-Tolerance of ``attn.linear``, per element: ``(2 K / 256 + 8) 2^-24 sum_b |d8_b| (|d_b| I'_b +
-|dmin_b| M'_b)`` (``GGUFWeight.q8_abs_terms``): the quantisation and the integer sums are exact,
-so the only differences are f32 roundings: of the factors ``d d8`` and ``dmin d8``, of the
-lane sums converted to f32 (exact below 2^24), of at most two fused multiply-adds per super-block
-into each of 8 lanes, and of the final sum of the lanes.
+Tolerance of ``attn.linear``, per element, ``GGUFWeight.q8_bound``: ``(fmas K / block + 8) 2^-24
+q8_abs_terms`` (K-quants: two fused multiply-adds per super-block of 256, ``sum_b |d8_b| (|d_b|
+I'_b + |dmin_b| M'_b)``; Q4_0 / Q8_0: one per block of 32, ``sum_b |d_b d8_b| I'_b``; I', M' the
+integer sums over the products' magnitudes): the quantisation and the integer sums are exact, so
+the only differences are f32 roundings: of the factors, of the lane sums converted to f32 (exact
+below 2^24), of the fused multiply-adds into each of 8 lanes, and of the final sum of the lanes.
 
-The layer (llama.cpp's Q4_K_M: q and k in Q4_K, v and o in Q6_K) on decode and mixed batches of
-at most ``int8-max-rows`` rows: ``LAYER_TOL`` as the f32 layer tests, plus what o_proj may move
-when an element of its input (the attention output, within ``LAYER_TOL * max|o|`` of the
-reference's) quantises to the neighbouring Q8_K value: ``d8 |W[n, k]|`` summed over the elements
-k within that reach of a rounding boundary (q, k and v quantise the layer's input itself, the
-same f32 values as the reference's).
+The layer (llama.cpp's Q4_K_M: q and k in Q4_K, v and o in Q6_K; and Q4_0 / Q8_0 weights) on
+decode and mixed batches of at most ``int8-max-rows`` rows: ``LAYER_TOL`` as the f32 layer tests,
+plus what o_proj may move when an element of its input (the attention output, within ``LAYER_TOL
+* max|o|`` of the reference's) quantises to the neighbouring Q8_K / Q8_0 value: ``d8 |W[n, k]|``
+summed over the elements k within that reach of a rounding boundary (q, k and v quantise the
+layer's input itself, the same f32 values as the reference's).
 """
 
 import dataclasses
@@ -28,7 +30,7 @@ from cpu_exec_support import (
     check_cache,
     nan_filled,
     needs_attn_compile,
-    q8_k_o_proj_slack,
+    q8_o_proj_slack,
     written_slots,
 )
 
@@ -37,7 +39,7 @@ from attn import reference as ref  # noqa: E402
 
 pytestmark = needs_attn_compile
 
-TYPES = ref.GGUF_Q8_K_TYPES
+TYPES = ref.GGUF_Q8_K_TYPES + ref.GGUF_Q8_0_TYPES
 # Instruction sets: attn-compile flags.
 TARGETS = {"native": (), "avx2": ("--mcpu=x86-64-v3",)}
 K, N = 512, 192
@@ -45,11 +47,6 @@ K, N = 512, 192
 
 def gguf(gguf_type):
     return {"kind": "gguf", "type": gguf_type}
-
-
-def q8_bound(weight, x):
-    k = weight.shape[1]
-    return (2 * k / ref.Q8_K_BLOCK + 8) * 2.0**-24 * weight.q8_abs_terms(x)
 
 
 @dataclasses.dataclass
@@ -72,7 +69,7 @@ class LinearCase:
 
     def run(self, rows, seed, zero_block=False):
         """(y, weight, x) of a random weight and ``rows`` random rows (with ``zero_block``, the
-        second Q8_K block of row 0 all zeros)."""
+        second Q8_K block of row 0 all zeros: eight Q8_0 blocks)."""
         rng = np.random.default_rng(seed)
         weight = ref.random_gguf_weight(rng, self.gguf_type, N, K, K**-0.5)
         x = rng.standard_normal((rows, K)).astype(np.float32)
@@ -86,28 +83,36 @@ class LinearCase:
 LINEAR_CASES = [LinearCase(t, target) for t in TYPES for target in TARGETS]
 
 
-# 1 row: its own kernel; more: blocks of 8 rows per weight row (3 and 13: repeated tail rows).
-@pytest.mark.parametrize("rows", [1, 3, 8, 13, ref.GGUF_Q8_K_MAX_ROWS])
+# 1 row: its own kernel; more: blocks of 8 rows per weight row (3 and 13: repeated tail rows;
+# "limit": the type's most rows, 64 or, Q4_0 / Q8_0, 16).
+@pytest.mark.parametrize("rows", [1, 3, 8, 13, "limit"])
 @pytest.mark.parametrize("case", LINEAR_CASES, ids=[c.id for c in LINEAR_CASES])
 def test_int8_linear(case, rows):
+    if rows == "limit":
+        rows = ref.random_gguf_weight(np.random.default_rng(0), case.gguf_type, 1, K).q8_row_limit
     y, weight, x = case.run(rows, seed=rows * 7 + len(case.id), zero_block=True)
     assert weight.uses_q8(rows)
     want = weight.apply_q8(x)
-    err, bound = np.abs(y - want), q8_bound(weight, x)
+    err, bound = np.abs(y - want), weight.q8_bound(x)
     worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)
     assert np.all(err <= bound), (
         f"{case.id}, {rows} rows: error {err[worst]:.3e} over the bound {bound[worst]:.3e} at "
         f"{list(map(int, worst))}\n  module {case.build.where()}")
-    # The mode is not the f32 product: Q8_K rounding moves it by far more than the bound.
+    # The mode is not the f32 product: Q8_K / Q8_0 rounding moves it by far more than the bound.
     f32 = x.astype(np.float64) @ weight.decode().astype(np.float64).T
     assert np.max(np.abs(y - f32)) > 100 * np.max(bound)
 
 
-@pytest.mark.parametrize("case", LINEAR_CASES[:1], ids=[LINEAR_CASES[0].id])
+F32_PAST_LIMIT = [c for c in LINEAR_CASES
+                  if c.target == "native" and c.gguf_type in ("q4_k", "q4_0")]
+
+
+@pytest.mark.parametrize("case", F32_PAST_LIMIT, ids=[c.id for c in F32_PAST_LIMIT])
 def test_more_rows_decode_weights_to_f32(case):
-    """Past int8-max-rows (the packed GEMM) the weights are decoded to f32: the f32 product's
-    bound holds."""
-    rows = ref.GGUF_Q8_K_MAX_ROWS + 1
+    """Past the type's row limit (int8-max-rows, Q4_0 / Q8_0 at most 16; the packed GEMM) the
+    weights are decoded to f32: the f32 product's bound holds."""
+    limit = ref.random_gguf_weight(np.random.default_rng(0), case.gguf_type, 1, K).q8_row_limit
+    rows = limit + 1
     y, weight, x = case.run(rows, seed=11)
     assert not weight.uses_q8(rows)
     want = x.astype(np.float64) @ weight.decode().astype(np.float64).T
@@ -130,42 +135,51 @@ def test_int8_dot_none_keeps_f32(case):
 # ---------------------------------------------------------------------------------------------
 # The layer
 
-SCENARIOS = {"decode": ([100, 37, 15], [1, 1, 1]), "mixed": ([40, 0, 7], [1, 2, 0]),
-             "decode-8": ([9, 70, 0, 33, 128, 5, 61, 2], [1] * 8)}
-Q4_K_M = {"wq": gguf("q4_k"), "wk": gguf("q4_k"), "wv": gguf("q6_k"), "wo": gguf("q6_k")}
+SCENARIOS = {"prefill": ([0, 0], [9, 6]), "decode": ([100, 37, 15], [1, 1, 1]),
+             "mixed": ([40, 0, 7], [1, 2, 0]), "decode-8": ([9, 70, 0, 33, 128, 5, 61, 2], [1] * 8)}
+# One encoding per weight: llama.cpp's Q4_K_M, and the two 32-element block types.
+LAYER_QUANTS = {
+    "q4_k_m": {"wq": gguf("q4_k"), "wk": gguf("q4_k"), "wv": gguf("q6_k"), "wo": gguf("q6_k")},
+    "q4_0-q8_0": {"wq": gguf("q4_0"), "wk": gguf("q8_0"), "wv": gguf("q4_0"), "wo": gguf("q8_0")},
+}
 
 
 @dataclasses.dataclass
 class LayerCase:
+    quant_id: str
     target: str
+
+    @property
+    def id(self):
+        return f"{self.quant_id}-{self.target}"
 
     def __post_init__(self):
         self.cfg = ir.LayerConfig(hidden=512, num_heads=4, num_kv_heads=2, head_dim=128,
-                                  dtype="f32", quant=Q4_K_M)
-        self.build = Build(f"gguf-int8-layer-{self.target}", lambda: ir.module_text(
+                                  dtype="f32", quant=LAYER_QUANTS[self.quant_id])
+        self.build = Build(f"gguf-int8-layer-{self.id}", lambda: ir.module_text(
             ir.layer_function("layer", self.cfg)), TARGETS[self.target])
 
     def prebuild(self):
         self.build.prebuild()
 
 
-LAYER_CASES = [LayerCase(target) for target in TARGETS]
+LAYER_CASES = [LayerCase(q, target) for q in LAYER_QUANTS for target in TARGETS]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-@pytest.mark.parametrize("case", LAYER_CASES, ids=[c.target for c in LAYER_CASES])
+@pytest.mark.parametrize("case", LAYER_CASES, ids=[c.id for c in LAYER_CASES])
 def test_int8_layer(case, scenario):
     cfg = case.cfg
     cached, new = SCENARIOS[scenario]
-    assert sum(new) <= ref.GGUF_Q8_K_MAX_ROWS
+    assert sum(new) <= ref.GGUF_Q8_0_MAX_ROWS
     inputs = ir.random_layer_inputs(np.random.default_rng(len(scenario)), cfg, cached, new)
     # The int8 mode's reference (it differs from the f32 mode's by far more than LAYER_TOL).
     want, want_blocks = ir.reference_layer(cfg, inputs)
     before = inputs["blocks"].copy()
     out = nan_filled((sum(new), cfg.hidden), "f32")
     case.build.library().call("layer", list(inputs.values()), [out])
-    where = f"\n  {case.target}, scenario {scenario}\n  module {case.build.where()}"
-    bound = LAYER_TOL["f32"] * np.max(np.abs(want)) + q8_k_o_proj_slack(cfg, inputs)
+    where = f"\n  {case.id}, scenario {scenario}\n  module {case.build.where()}"
+    bound = LAYER_TOL["f32"] * np.max(np.abs(want)) + q8_o_proj_slack(cfg, inputs)
     err = np.abs(out - want)
     worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)
     assert np.all(err <= bound), (f"out: error {err[worst]:.3e} over the bound "

@@ -4,8 +4,8 @@ the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weig
 ``GGUFWeight``).
 
 * ``attn.linear`` alone, at 1 and 5 rows (the vector kernel) and 40 rows (the packed GEMM; GGUF
-  Q4_K / Q6_K at all three: the int8 kernel up to int8-max-rows, 64, checked against its own
-  mode with the bound of ``test_cpu_exec_gguf_int8.py``), for
+  at all three: the int8 kernel up to int8-max-rows, 64, checked against its own mode with the
+  bound ``GGUFWeight.q8_bound`` of ``test_cpu_exec_gguf_int8.py``), for
   every encoding. Tolerance, per element: ``K 2^-24 (|x| @ |W|^T) [* s_x]`` (the worst-case bound
   of an f32 sum of K products of exactly decoded weights, ``gamma_K``; the decoding itself and,
   for float8, the activation rounding to E4M3 are exact, so f32 accumulation is the only
@@ -17,8 +17,8 @@ the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weig
   rounds its input, the attention output ``o``, to E4M3 (steps of 2^-4 to 2^-3 of a value), and
   the layer's ``o`` differs from the reference's by up to ``LAYER_TOL * max|o|`` (f32 sums, the
   storage type), so an element of ``o`` near a rounding boundary may round to the neighbouring
-  E4M3 value (GGUF Q4_K / Q6_K up to int8-max-rows rows: to the neighbouring Q8_K value,
-  ``cpu_exec_support.q8_k_o_proj_slack``). The bound adds, per output element, what every such
+  E4M3 value (GGUF up to int8-max-rows rows: to the neighbouring Q8_K / Q8_0 value,
+  ``cpu_exec_support.q8_o_proj_slack``). The bound adds, per output element, what every such
   ambiguous element can move
   it: ``s_x sum_k step_k |W[n, k]|`` over the elements of the row whose E4M3 value changes
   within that perturbation (``o_proj_slack``); the input scale itself moves with ``max|o|`` by
@@ -41,7 +41,7 @@ from cpu_exec_support import (
     check_cache,
     nan_filled,
     needs_attn_compile,
-    q8_k_o_proj_slack,
+    q8_o_proj_slack,
     values,
     written_slots,
 )
@@ -123,10 +123,9 @@ def test_quantized_linear(case, rows):
     want = ref.linear(xv, weight)
     if isinstance(weight, ref.GGUFWeight) and weight.uses_q8(rows):
         # The int8 kernel: test_cpu_exec_gguf_int8.py has the bound.
-        scale = (2 * K / ref.Q8_K_BLOCK + 8) * weight.q8_abs_terms(xv)
+        bound = weight.q8_bound(xv) + HALF_ULP[case.dtype] * np.abs(want)
     else:
-        scale = K * abs_product(weight, xv)
-    bound = 2.0**-24 * scale + HALF_ULP[case.dtype] * np.abs(want)
+        bound = 2.0**-24 * K * abs_product(weight, xv) + HALF_ULP[case.dtype] * np.abs(want)
     err = np.abs(values(y, case.dtype) - want)
     worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)
     assert np.all(err <= bound), (
@@ -217,7 +216,7 @@ def test_quantized_layer(case, scenario):
     wo_kind = cfg.quant_of("wo")["kind"]
     if wo_kind in ("float8", "gguf"):
         # o_proj rounds its input (E4M3, or Q8_K up to int8-max-rows rows): the slack of that.
-        slack = o_proj_slack if wo_kind == "float8" else q8_k_o_proj_slack
+        slack = o_proj_slack if wo_kind == "float8" else q8_o_proj_slack
         bound = LAYER_TOL[cfg.dtype] * np.max(np.abs(want)) + slack(cfg, inputs)
         err = np.abs(got - want)
         worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)

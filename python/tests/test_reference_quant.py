@@ -378,19 +378,51 @@ def test_quantize_q8_k_is_llama_cpp_up_to_sign():
     assert q[1, 4:8].tolist() == [2, 4, -2, 127]
 
 
-@pytest.mark.parametrize("gguf_type", ref.GGUF_Q8_K_TYPES)
+def scalar_quantize_q8_0(block):
+    """llama.cpp's x86 quantize_row_q8_0 (AVX2) of one block of 32, transcribed: d = max / 127
+    stored as f16, id = 127 / max (0 for an all-zero block), q = round-nearest-even(x id)."""
+    block = [np.float32(v) for v in block]
+    amax = max(abs(v) for v in block)
+    d = np.float16(np.float32(amax / np.float32(127)))
+    iscale = np.float32(127) / amax if amax != 0 else np.float32(0)
+    return [int(np.rint(np.float32(v * iscale))) for v in block], np.float32(d)
+
+
+def test_quantize_q8_0_is_llama_cpp():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 96)).astype(np.float32)
+    x[0, 32:64] = 0  # an all-zero block
+    x[1, 0:4] = [2.5, 3.5, -2.5, 127.0]  # id = 1: halfway cases round to even
+    x[1, 40] = -1e-3  # a tiny block: d rounds to an f16 subnormal
+    x[1, 32:40] = x[1, 41:64] = 0
+    q, d = ref.quantize_q8_0(x)
+    assert q.dtype == np.int8 and d.dtype == np.float32 and d.shape == (2, 3)
+    for t in range(2):
+        for b in range(3):
+            want_q, want_d = scalar_quantize_q8_0(x[t, 32 * b : 32 * (b + 1)])
+            assert d[t, b] == want_d and q[t, 32 * b : 32 * (b + 1)].tolist() == want_q
+    assert d[0, 1] == 0 and not q[0, 32:64].any()
+    assert q[1, 0:4].tolist() == [2, 4, -2, 127]
+    assert d[1, 1] == np.float32(np.float16(np.float32(1e-3) / np.float32(127)))
+    assert q[1, 40] == -127
+
+
+@pytest.mark.parametrize("gguf_type", ref.GGUF_BLOCKS)
 def test_gguf_q8_product_is_the_product_of_the_rounded_activations(gguf_type):
-    """sum_b d8_b (d_b I_b - dmin_b M_b) with exact integer sums is (d8 q8) @ W^T of the decoded
-    weights (up to the f32 rounding of the decode's factors, relative 2^-23)."""
+    """The int8 mode with exact integer sums (K-quants: sum_b d8_b (d_b I_b - dmin_b M_b);
+    Q4_0 / Q8_0: sum_b f32(d_b d8_b) I_b) is (d8 q8) @ W^T of the decoded weights (up to the f32
+    rounding of the factors, relative 2^-23)."""
     rng = np.random.default_rng(6)
     w = ref.random_gguf_weight(rng, gguf_type, 5, 512)
     x = rng.standard_normal((3, 512))
-    q8, d8 = ref.quantize_q8_k(x)
-    rounded = q8.astype(np.float64) * np.repeat(d8, 256, axis=1)
+    q8, d8 = w.quantize_activations(x)
+    rounded = q8.astype(np.float64) * np.repeat(d8, w.q8_block, axis=1)
     want = rounded @ w.decode().astype(np.float64).T
     got = w.apply_q8(x)
     assert np.max(np.abs(got - want)) <= 2.0**-22 * np.max(np.abs(rounded) @ np.abs(w.decode()).T)
     assert np.array_equal(ref.linear(x, w), got) and w.uses_q8(3)
     assert not w.uses_q8(ref.GGUF_Q8_K_MAX_ROWS + 1)
+    limit = ref.GGUF_Q8_0_MAX_ROWS if gguf_type in ref.GGUF_Q8_0_TYPES else ref.GGUF_Q8_K_MAX_ROWS
+    assert w.uses_q8(limit) and not w.uses_q8(limit + 1)
     assert np.max(np.abs(got - x @ w.decode().astype(np.float64).T)) > 1e-4
     assert np.all(w.q8_abs_terms(x) >= np.abs(got))

@@ -71,7 +71,7 @@ static cl::opt<int64_t> decodeItems(
     cl::init(64));
 static cl::opt<std::string> int8Dot(
     "int8-dot",
-    cl::desc("Integer dot products of GGUF K-quant projections with few "
+    cl::desc("Integer dot products of GGUF projections with few "
              "rows: 'auto' (avx512-vnni where the --mcpu target has "
              "AVX512-VNNI, else avx2 where it has AVX2, else none), "
              "avx512-vnni, avx2 or none (weights decoded to f32 at every "
@@ -79,8 +79,8 @@ static cl::opt<std::string> int8Dot(
     cl::init("auto"));
 static cl::opt<int64_t> int8MaxRows(
     "int8-max-rows",
-    cl::desc("Rows up to which GGUF K-quant projections quantise their "
-             "activations to Q8_K and use the --int8-dot kernel"),
+    cl::desc("Rows up to which GGUF projections quantise their "
+             "activations (Q8_K, Q8_0) and use the --int8-dot kernel"),
     cl::init(64));
 static cl::opt<bool>
     noFuse("no-fuse", cl::desc("Skip the fusion passes (attn-fuse-*)"),

@@ -23,9 +23,9 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
       chunks), or `linalg.generic` contractions where the shapes don't fit;
       weight clipping applied to the weight as it is read, bias added in the
       epilogue, slices and `tensor.expand_shape` to `[T, heads, D]`; GGUF
-      Q4_K / Q6_K weights with at most `int8-max-rows` rows (decode batches) and
-      `int8-dot` set: the activations quantised per row to Q8_K and integer
-      dot products (`GGUFInt8.cpp`);
+      weights with at most `int8-max-rows` rows (decode batches) and
+      `int8-dot` set: the activations quantised per row (Q8_K for Q4_K /
+      Q6_K, Q8_0 for Q4_0 / Q8_0) and integer dot products (`GGUFInt8.cpp`);
     - `attn.rms_norm`: an f32 sum-of-squares reduction and a scaling generic;
     - `attn.rope`: per-row positions from the row offsets and cache lengths,
       cos/sin computed in f64 from the rope attribute (or gathered from a
@@ -80,12 +80,13 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
            "than one query row: (sequence, key chunk) pairs over all kv heads, "
            "combined afterwards (0: one item per sequence and kv head)">,
     Option<"int8Dot", "int8-dot", "std::string", /*default=*/"\"none\"",
-           "Integer dot products of GGUF K-quant projections with few rows: "
-           "avx512-vnni (vpmaddubsw, vpdpwssd), avx2 (vpmaddubsw, vpmaddwd) "
+           "Integer dot products of GGUF projections with few rows: "
+           "avx512-vnni (vpmaddubsw + vpdpwssd, vpdpbusd), avx2 (vpmaddubsw, "
+           "vpmaddwd) "
            "or none (weights decoded to f32 at every row count)">,
     Option<"int8MaxRows", "int8-max-rows", "int64_t", /*default=*/"64",
-           "Rows up to which GGUF K-quant projections quantise their "
-           "activations to Q8_K and use the int8-dot kernel">,
+           "Rows up to which GGUF projections quantise their activations "
+           "(Q8_K, Q8_0) and use the int8-dot kernel">,
   ];
 }
 

@@ -268,7 +268,7 @@ static GGUFAttr int8Encoding(Value w,
                              const ConvertAttnToLinalgOptions &options) {
   auto quantized = dyn_cast<QuantizedWeightType>(w.getType());
   auto gguf = quantized ? dyn_cast<GGUFAttr>(quantized.getEncoding()) : nullptr;
-  if (!gguf || !hasInt8Kernel(gguf) || options.int8MaxRows == 0 ||
+  if (!gguf || options.int8MaxRows == 0 ||
       parseInt8Dot(options.int8Dot) == Int8Dot::None)
     return nullptr;
   return gguf;
@@ -277,7 +277,7 @@ static GGUFAttr int8Encoding(Value w,
 /// `x [T, K] @ w [N, K]^T (+ bias [N])` as `[T, N] x outType`, accumulated in
 /// f32; `clip` clamps the weight elements inside the contraction. A
 /// quantised `w` is decoded inside the vector kernels (QuantizedWeights.h);
-/// GGUF K-quants with at most `int8MaxRows` rows take the int8 kernel
+/// GGUF weights with at most `int8MaxRows` rows take the int8 kernel
 /// (GGUFInt8.h). `packedMinRows`: rows from which the packed GEMM is used
 /// (0: never).
 static Value buildLinear(IB &b, Value x, Value w, Value bias,
@@ -352,12 +352,13 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
   };
   Value acc;
   if (int8) {
-    // GGUF K-quants up to int8MaxRows rows: the int8 kernel.
+    // GGUF weights up to int8MaxRows rows (Q4_0 / Q8_0: at most 16): the
+    // int8 kernel.
     Value blocks = w.getDefiningOp<QuantizedWeightOp>().getParts()[0];
     BuilderScope scope(b);
     auto accType = RankedTensorType::get({ShapedType::kDynamic, n}, b.getF32Type());
     acc = ifElse(
-        b, Idx(tokens) <= options.int8MaxRows, accType,
+        b, Idx(tokens) <= int8RowLimit(int8, options.int8MaxRows), accType,
         [&](IB &tb) -> SmallVector<Value> {
           Value init = emptyTensor(tb, {tokens, tb.getIndexAttr(n)}, tb.getF32Type());
           return {int8Linear(tb, x, blocks, int8, n, depth,
