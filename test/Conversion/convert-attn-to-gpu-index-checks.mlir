@@ -294,7 +294,9 @@ func.func @norm_project_store(%x: tensor<?x256xbf16>, %g: tensor<256xbf16>, %wq:
 // CHECK: gpu.launch_func @attn_kernels::@validate_indices blocks in (%c1, %c1, %c1)
 // CHECK-NOT: gpu.launch_func
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq
-// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_m64
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq
+// CHECK-NOT: gpu.launch_func @attn_kernels::@validate_indices
 // CHECK: gpu.launch_func @attn_kernels::@kv_cache_store
 // CHECK: gpu.func @gemv_gptq(
 // CHECK-NOT: gpu.grid_dim
