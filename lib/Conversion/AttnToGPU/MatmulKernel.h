@@ -132,7 +132,8 @@ void buildGemv(IB &b, const MatmulArgs &args, const WeightStack &stack,
                Value reduction, int64_t threads);
 
 /// Output columns of one block of the quantised-weight GEMV
-/// (GemvQuantKernel.cpp); it serves every M, 16 rows per block.
+/// (GemvQuantKernel.cpp): up to 16 rows (float8; GPTQ above them takes
+/// the GEMM of GemmGPTQ.cpp), 16 rows per block.
 constexpr int64_t kQuantGemvColumns = 32;
 
 /// A quantised weight as its encoding and the buffers of its parts (the
@@ -154,7 +155,8 @@ bool quantizedGemvCanShare(ArrayRef<QuantizedWeightBuffers> weights);
 /// `x [M, K] @ W^T (+ bias)` with W the quantised `weights` stacked along N
 /// (biases alike, or none), decoded in registers: a prologue kernel
 /// prepares x once (GPTQ desc_act: permuted; float8: E4M3 values and their
-/// per-row scale), then one GEMV launch.
+/// per-row scale), then the GEMV, or above 16 rows the float8 wgmma GEMM or
+/// the GPTQ GEMM, chosen by M at run time.
 void emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
                          ArrayRef<QuantizedWeightBuffers> weights,
                          ArrayRef<Value> biases,
