@@ -83,6 +83,9 @@ def time_calls(calls, min_runs=10, budget_s=1.0):
         torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     runs = min(len(times), 50)
+    if os.environ.get("ATTN_BENCH_UNDER_NCU"):
+        # ncu holds the profiling interface: time the same calls by wall clock only.
+        return statistics.median(times), statistics.median(times)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for i in range(runs):
             calls[i % len(calls)]()

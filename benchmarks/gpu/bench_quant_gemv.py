@@ -113,7 +113,7 @@ def torch_call(torch, name, x, arrays):
                                     out_dtype=torch.bfloat16)[:m]
 
 
-def run(folder):
+def run(folder, only=()):
     import torch
 
     import bench_gpu as bg
@@ -127,6 +127,8 @@ def run(folder):
     for name in WEIGHTS:
         fn = device_abi.DeviceFunction(lib, name)
         for m in ROWS + GEMM_ROWS.get(name, ()):
+            if only and m not in only:
+                continue
             sets, weight_bytes, want = [], 0, None
             while not sets or len(sets) < bg.input_sets(weight_bytes):
                 arrays, weight, weight_bytes = arguments(rng, name, m)
@@ -188,8 +190,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder")
     parser.add_argument("--build", action="store_true", help="compile (no GPU needed)")
+    parser.add_argument("--rows", default="",
+                        help="only these M, comma-separated (default: all)")
     args = parser.parse_args()
-    build(args.folder) if args.build else run(args.folder)
+    only = {int(m) for m in args.rows.split(",") if m}
+    build(args.folder) if args.build else run(args.folder, only)
 
 
 if __name__ == "__main__":

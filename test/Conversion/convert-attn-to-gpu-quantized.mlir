@@ -249,23 +249,23 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 !f8 = !attn.quantized_weight<64x4096, #attn.float8<weight_scale = row, input_scale = dynamic, upper_bound = 1200.0>>
 
 // float8, dynamic input scale: a prologue (a warp per row) writes x as E4M3
-// values in f16 and the row's scale; up to 16 rows the GEMV multiplies f16
-// pairs, beyond them the prologue writes E4M3 bytes for the wgmma GEMM.
+// bytes and the row's scale; up to 16 rows the GEMV multiplies them by
+// E4M3 mma.sync, beyond them the wgmma GEMM.
 // CHECK-LABEL: func.func @linear_float8_row_dynamic(
 // CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[W8:%[a-zA-Z0-9_]+]]: memref<64x4096xf8E4M3FN>, [[SW:%[a-zA-Z0-9_]+]]: memref<64xf32>, [[B:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>)
 // CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
 // CHECK-NEXT: [[GEMV:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], %c16
 // CHECK-NEXT: scf.if [[GEMV]] {
-// CHECK-NEXT: [[X8:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?x4096xf16>
+// CHECK-NEXT: [[X8:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?x4096xf8E4M3FN>
 // CHECK-NEXT: [[SX:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?xf32>
-// CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x {{.*}} args([[X]] : memref<?x4096xbf16>, [[X8]] : memref<?x4096xf16>, [[SX]] : memref<?xf32>, [[M]] : index)
-// CHECK: gpu.launch_func @attn_kernels::@gemv_float8 {{.*}} args([[X8]] : memref<?x4096xf16>, [[SX]] : memref<?xf32>, [[W8]] : memref<64x4096xf8E4M3FN>, [[SW]] : memref<64xf32>, [[B]] : memref<64xbf16>, [[Y]] : memref<?x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x {{.*}} args([[X]] : memref<?x4096xbf16>, [[X8]] : memref<?x4096xf8E4M3FN>, [[SX]] : memref<?xf32>, [[M]] : index)
+// CHECK: gpu.launch_func @attn_kernels::@gemv_float8 {{.*}} args([[X8]] : memref<?x4096xf8E4M3FN>, [[SX]] : memref<?xf32>, [[W8]] : memref<64x4096xf8E4M3FN>, [[SW]] : memref<64xf32>, [[B]] : memref<64xbf16>, [[Y]] : memref<?x64xbf16>)
 // CHECK-NEXT: gpu.dealloc [[X8]]
 // CHECK-NEXT: gpu.dealloc [[SX]]
 // CHECK-NEXT: } else {
 // CHECK-NEXT: [[XB:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?x4096xf8E4M3FN>
 // CHECK-NEXT: [[SB:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?xf32>
-// CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x_bytes {{.*}} args([[X]] : memref<?x4096xbf16>, [[XB]] : memref<?x4096xf8E4M3FN>, [[SB]] : memref<?xf32>, [[M]] : index)
+// CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x_0 {{.*}} args([[X]] : memref<?x4096xbf16>, [[XB]] : memref<?x4096xf8E4M3FN>, [[SB]] : memref<?xf32>, [[M]] : index)
 // CHECK: arith.cmpi ule, [[M]], %c128
 // The tensor maps of the E4M3 bytes (CUtensorMapDataType 0, 128-column
 // boxes) of x and of the weight.
@@ -280,7 +280,7 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK-NEXT: gpu.dealloc [[SB]]
 //
 // s = min(max |x|, 1200) / 448 over the warp; x / s rounded to E4M3 with
-// saturation, widened to f16 (zeros when s = 0).
+// saturation (zeros when s = 0).
 // CHECK-LABEL: gpu.func @float8_quantize_x(
 // CHECK: math.absf
 // CHECK: arith.maximumf
@@ -292,18 +292,22 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK: [[LO:%[a-zA-Z0-9_]+]] = arith.divf
 // CHECK: [[HI:%[a-zA-Z0-9_]+]] = arith.divf
 // CHECK: [[BYTES:%[a-zA-Z0-9_]+]] = nvvm.convert.f32x2.to.f8x2 [[HI]], [[LO]] {rnd = #nvvm.fp_rnd_mode<rn>, sat = #nvvm.sat_mode<satfinite>} : vector<2xi8>(f8E4M3FN)
-// CHECK-NEXT: nvvm.convert.f8x2.to.f16x2 [[BYTES]] : vector<2xi8>(f8E4M3FN) -> vector<2xf16>
+// CHECK-NEXT: vector.bitcast [[BYTES]] : vector<2xi8> to vector<2xf8E4M3FN>
 //
 // GEMV: 64-deep steps (16 bytes per lane quad); 16 warps x 64 x 4 = 4096,
-// so the K loop runs once and folds away.
+// so the K loop runs once and folds away. Each lane streams 16 weight
+// bytes per tile (no branch), loads 16 x bytes of rows g and g + 8, and
+// feeds both, unconverted, to two m16n8k32 E4M3 mma.sync.
 // CHECK-LABEL: gpu.func @gemv_float8(
 // CHECK-SAME: memref<16x16x32xf32, #gpu.address_space<workgroup>>
 // CHECK-NOT: scf.for
-// CHECK: vector.load %{{.*}} : memref<64x4096xf8E4M3FN>, vector<16xf8E4M3FN>
-// CHECK: vector.load %{{.*}} : memref<?x4096xf16>, vector<8xf16>
-// CHECK: [[TWO:%[a-zA-Z0-9_]+]] = vector.shuffle %{{.*}} [0, 1] : vector<16xi8>, vector<16xi8>
-// CHECK-NEXT: nvvm.convert.f8x2.to.f16x2 [[TWO]] : vector<2xi8>(f8E4M3FN) -> vector<2xf16>
-// CHECK: nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32)
+// CHECK: memref.extract_aligned_pointer_as_index %{{.*}} : memref<64x4096xf8E4M3FN>
+// CHECK: llvm.inline_asm has_side_effects {{.*}}ld.global.nc.L1::no_allocate.L2::256B.v4.b32
+// CHECK: vector.bitcast %{{.*}} : vector<4xi32> to vector<16xf8E4M3FN>
+// CHECK: vector.load %{{.*}} : memref<?x4096xf8E4M3FN>, vector<16xf8E4M3FN>
+// CHECK-NOT: nvvm.convert.f8x2.to.f16x2
+// CHECK: llvm.inline_asm "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {{.*}}" {{.*}} : (i32, i32, i32, i32, i32, i32, f32, f32, f32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// CHECK-NOT: nvvm.convert.f8x2.to.f16x2
 // CHECK-NOT: math.fma
 // Epilogue: s_x[row] * s_w[col], then the bias.
 // CHECK: gpu.barrier
@@ -344,7 +348,7 @@ func.func @linear_float8_row_dynamic(%x: tensor<?x4096xbf16>, %w8: tensor<64x409
 // step's f32 sums (a block of 32 columns lies in one 128-row block).
 // CHECK-LABEL: func.func @linear_float8_block_static(
 // CHECK-SAME: [[SI:%[a-zA-Z0-9_]+]]: memref<1xf32>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x64xf16>)
-// CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x {{.*}} args(%{{.*}} : memref<?x4096xf16>, [[SI]] : memref<1xf32>,
+// CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x {{.*}} args(%{{.*}} : memref<?x4096xf16>, [[SI]] : memref<1xf32>, %{{.*}} : memref<?x4096xf8E4M3FN>,
 // CHECK: gpu.launch_func @attn_kernels::@gemv_float8
 // CHECK-LABEL: gpu.func @float8_quantize_x(
 // CHECK-NOT: gpu.shuffle
@@ -353,7 +357,7 @@ func.func @linear_float8_row_dynamic(%x: tensor<?x4096xbf16>, %w8: tensor<64x409
 // CHECK-LABEL: gpu.func @gemv_float8(
 // CHECK: [[BS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<1x32xf32>
 // CHECK: [[BS2:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<1x32xf32>
-// CHECK: nvvm.mma.sync
+// CHECK: mma.sync.aligned.m16n8k32
 // CHECK: math.fma %{{.*}}, [[BS]], %{{.*}} : f32
 // CHECK: math.fma %{{.*}}, [[BS2]], %{{.*}} : f32
 // CHECK: gpu.barrier

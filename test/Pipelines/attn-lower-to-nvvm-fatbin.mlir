@@ -14,7 +14,7 @@
 
 // A fatbin (magic 0xBA55ED50, little-endian) holding an sm_90a ELF cubin
 // with every kernel's code and shared memory section; no PTX text is kept.
-// CHECK-FATBIN: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">, properties = {{.*}}, "P\EDU\BA
+// CHECK-FATBIN: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx84">, properties = {{.*}}, "P\EDU\BA
 // CHECK-FATBIN-SAME: \7FELF
 // CHECK-FATBIN-DAG: .text.gemv\00
 // CHECK-FATBIN-DAG: .text.gemm_wgmma\00

@@ -89,7 +89,7 @@
 // CHECK-HOST-SAME: attributes {llvm.emit_c_interface}
 // CHECK-HOST: llvm.call @small_layer(
 // CHECK-HOST: llvm.return
-// CHECK-HOST: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">, properties = {{.*}}, assembly = "
+// CHECK-HOST: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx84">, properties = {{.*}}, assembly = "
 // CHECK-HOST-DAG: llvm.func @mgpuStreamCreate() -> !llvm.ptr
 // CHECK-HOST-DAG: llvm.func @mgpuMemAlloc(i64, !llvm.ptr, i8) -> !llvm.ptr
 // CHECK-HOST-DAG: llvm.func @mgpuMemFree(!llvm.ptr, !llvm.ptr)
@@ -126,7 +126,7 @@
 // ldmatrix from shared memory, transposed for V), the softmax's butterfly
 // shuffles. (exp2 becomes ex2.approx only when libdevice is linked, which
 // needs the CUDA toolkit: attn-lower-to-nvvm-fatbin.mlir checks it.)
-// CHECK-PTX: .version 8.0
+// CHECK-PTX: .version 8.4
 // CHECK-PTX-NEXT: .target sm_90a
 // CHECK-PTX-NEXT: .address_size 64
 // The decode GEMV: mma.sync on fragments loaded straight from memory.

@@ -43,7 +43,7 @@ static cl::opt<std::string> gpuChip("gpu-chip",
                                     cl::init("sm_90a"));
 static cl::opt<std::string>
     gpuFeatures("gpu-features", cl::desc("PTX features for --target=cuda"),
-                cl::init("+ptx80"));
+                cl::init("+ptx84"));
 static cl::opt<int64_t>
     gpuSMCount("gpu-sm-count",
                cl::desc("Multiprocessors of the target GPU (attention splits)"),

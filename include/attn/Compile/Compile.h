@@ -49,7 +49,7 @@ struct CompileOptions {
   int64_t int8MaxRows = 64;
   /// CUDA pipeline tuning (NVVMPipelineOptions).
   std::string gpuChip = "sm_90a";
-  std::string gpuFeatures = "+ptx80";
+  std::string gpuFeatures = "+ptx84";
   int64_t gpuSMCount = 132;
   bool fuse = true;
   bool runtimeChecks = true;

@@ -75,8 +75,8 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       *this, "chip", llvm::cl::desc("GPU architecture of the binary"),
       llvm::cl::init("sm_90a")};
   PassOptions::Option<std::string> features{
-      *this, "features", llvm::cl::desc("PTX features (sm_90a needs +ptx80)"),
-      llvm::cl::init("+ptx80")};
+      *this, "features", llvm::cl::desc("PTX features (+ptx84: sm_90a needs 8.0, E4M3 mma.sync 8.4)"),
+      llvm::cl::init("+ptx84")};
   PassOptions::Option<std::string> format{
       *this, "format",
       llvm::cl::desc("Embedded kernels: fatbin, bin (cubin) or isa (PTX)"),

@@ -7,8 +7,10 @@
 #include "attn-runtime/CudaRuntime.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/SymbolTable.h"
 
 using namespace mlir;
@@ -88,6 +90,41 @@ Value gpu_lowering::hostAddress(IB &b, Value buffer) {
   Idx base = Value(memref::ExtractAlignedPointerAsIndexOp::create(b, buffer));
   Idx offset = Idx(metadata.getOffset()) * (type.getElementTypeBitWidth() / 8);
   return indexCast(b, base + offset, b.getI64Type());
+}
+
+Value gpu_lowering::loadStreamingClampedOrZero(IB &b, Value src,
+                                               ArrayRef<Idx> indices,
+                                               ArrayRef<Idx> last, Value valid,
+                                               VectorType type) {
+  BuilderScope scope(b);
+  auto memrefType = cast<MemRefType>(src.getType());
+  int64_t bytes = memrefType.getElementTypeBitWidth() / 8;
+  auto metadata = memref::ExtractStridedMetadataOp::create(b, src);
+  Idx element = Idx(metadata.getOffset());
+  for (auto [i, index] : llvm::enumerate(indices))
+    element = element + Idx(arith::MinUIOp::create(b, index, last[i])) *
+                            Idx(metadata.getStrides()[i]);
+  Idx base = Value(memref::ExtractAlignedPointerAsIndexOp::create(b, src));
+  Value address = indexCast(b, base + element * bytes, b.getI64Type());
+  Type i32 = b.getI32Type();
+  auto words = LLVM::LLVMStructType::getLiteral(b.getContext(),
+                                                {i32, i32, i32, i32});
+  // The address is generic; cvta.to.global makes it a global one. Marked
+  // with side effects so that no load moves above griddepcontrol.wait.
+  auto load = LLVM::InlineAsmOp::create(
+      b, b.getLoc(), words, ValueRange{address},
+      "{ .reg .u64 g; cvta.to.global.u64 g, $4; "
+      "ld.global.nc.L1::no_allocate.L2::256B.v4.b32 {$0, $1, $2, $3}, [g]; }",
+      "=r,=r,=r,=r,l", /*has_side_effects=*/true, /*is_align_stack=*/false,
+      LLVM::TailCallKind::None, /*asm_dialect=*/nullptr,
+      /*operand_attrs=*/nullptr);
+  SmallVector<Value> parts;
+  for (int64_t i = 0; i < 4; ++i)
+    parts.push_back(LLVM::ExtractValueOp::create(b, load.getResult(0), i));
+  Value vector = vector::FromElementsOp::create(
+      b, VectorType::get({4}, i32), parts);
+  vector = vector::BitCastOp::create(b, type, vector);
+  return arith::SelectOp::create(b, valid, vector, zero(b, type));
 }
 
 Value KernelEmitter::statusWord(IB &b) {

@@ -112,6 +112,16 @@ Value sequenceOfRow(IB &b, Value rowOffsets, Value row);
 /// that take device pointers).
 Value hostAddress(IB &b, Value buffer);
 
+/// Device: a 16-byte `type` vector of the global memref `src` at `indices`,
+/// each at most its `last`, replaced by zeros unless `valid` (as
+/// kb::loadVectorClampedOrZero), read once: through the non-coherent path,
+/// not kept in L1, and fetched by L2 in 256-byte pieces
+/// (`ld.global.nc.L1::no_allocate.L2::256B`). For weights streamed once per
+/// call, which no kernel writes while it runs.
+Value loadStreamingClampedOrZero(IB &b, Value src, ArrayRef<Idx> indices,
+                                 ArrayRef<Idx> last, Value valid,
+                                 VectorType type);
+
 //===----------------------------------------------------------------------===//
 // Kernels
 //===----------------------------------------------------------------------===//
