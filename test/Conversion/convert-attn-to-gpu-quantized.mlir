@@ -279,20 +279,30 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK: gpu.dealloc [[XB]]
 // CHECK-NEXT: gpu.dealloc [[SB]]
 //
-// s = min(max |x|, 1200) / 448 over the warp; x / s rounded to E4M3 with
-// saturation (zeros when s = 0).
+// A block per row: s = min(max |x|, 1200) / 448 over 16-byte chunks, the
+// warps' maxima meeting in shared memory; x / s rounded to E4M3 with
+// saturation (zeros when s = 0), 8 bytes per thread and step.
 // CHECK-LABEL: gpu.func @float8_quantize_x(
-// CHECK: math.absf
-// CHECK: arith.maximumf
+// CHECK-SAME: workgroup([[PART:%[a-zA-Z0-9_]+]] : memref<8xf32, #gpu.address_space<workgroup>>)
+// CHECK: vector.load %{{.*}} : memref<?x4096xbf16>, vector<8xbf16>
+// CHECK: math.absf %{{.*}} : vector<8xf32>
+// CHECK: vector.reduction <maximumf>
 // CHECK: gpu.shuffle  xor
+// CHECK: memref.store %{{.*}}, [[PART]]
+// CHECK: gpu.barrier
+// CHECK-COUNT-8: memref.load [[PART]]
 // CHECK: arith.minimumf %{{.*}}, %cst{{.*}} : f32
 // CHECK: arith.divf %{{.*}}, %cst{{.*}} : f32
 // CHECK: arith.cmpf ogt
 // x[c] / s goes to the low byte, x[c + 1] / s to the high one.
-// CHECK: [[LO:%[a-zA-Z0-9_]+]] = arith.divf
-// CHECK: [[HI:%[a-zA-Z0-9_]+]] = arith.divf
-// CHECK: [[BYTES:%[a-zA-Z0-9_]+]] = nvvm.convert.f32x2.to.f8x2 [[HI]], [[LO]] {rnd = #nvvm.fp_rnd_mode<rn>, sat = #nvvm.sat_mode<satfinite>} : vector<2xi8>(f8E4M3FN)
-// CHECK-NEXT: vector.bitcast [[BYTES]] : vector<2xi8> to vector<2xf8E4M3FN>
+// CHECK: [[SCALED:%[a-zA-Z0-9_]+]] = arith.divf %{{.*}} : vector<8xf32>
+// CHECK-NEXT: [[HI:%[a-zA-Z0-9_]+]] = vector.extract [[SCALED]][1]
+// CHECK-NEXT: [[LO:%[a-zA-Z0-9_]+]] = vector.extract [[SCALED]][0]
+// CHECK-NEXT: nvvm.convert.f32x2.to.f8x2 [[HI]], [[LO]] {rnd = #nvvm.fp_rnd_mode<rn>, sat = #nvvm.sat_mode<satfinite>} : vector<2xi8>(f8E4M3FN)
+// CHECK-COUNT-3: nvvm.convert.f32x2.to.f8x2
+// CHECK: [[OUT:%[a-zA-Z0-9_]+]] = vector.bitcast %{{.*}} : vector<8xi8> to vector<8xf8E4M3FN>
+// CHECK-NEXT: arith.select %{{.*}}, [[OUT]], %{{.*}} : vector<8xf8E4M3FN>
+// CHECK-NEXT: vector.store %{{.*}} : memref<?x4096xf8E4M3FN>, vector<8xf8E4M3FN>
 //
 // GEMV: 64-deep steps (16 bytes per lane quad); 16 warps x 64 x 4 = 4096,
 // so the K loop runs once and folds away. Each lane streams 16 weight

@@ -485,60 +485,97 @@ struct QuantizeInputArgs {
   }
 };
 
+/// Threads of the x prologue: a block per row, 8 elements per thread and
+/// step (a warp per row took about 10 us for one 4096-wide row, a quarter
+/// of the decode GEMV it feeds).
+constexpr int64_t kQuantizeThreads = 256, kQuantizeChunk = 8;
+
 /// float8's input: per row `s = input_scale` or `min(max |x|, bound) /
 /// 448`, and `x8 = E4M3(clamp(x / s, -448, 448))` (round to nearest even,
 /// by cvt.satfinite), as E4M3 bytes (the operands of the GEMV's mma.sync
-/// and of the GEMM's wgmma); a row with s = 0 gives zeros. A warp per row.
+/// and of the GEMM's wgmma); a row with s = 0 gives zeros. A block per row;
+/// its warps' maxima meet in `partial`.
 void buildQuantizeInput(IB &b, const QuantizeInputArgs &k,
-                        std::optional<double> bound) {
+                        std::optional<double> bound, Value partial) {
   BuilderScope scope(b);
-  elementwise::WarpItem w = elementwise::WarpItem::of(b);
-  Idx row = w.item, lane = w.lane;
+  Idx row = blockIdx(b, gpu::Dimension::x), thread = threadIdx(b);
+  Idx lane = thread % 32, warp = thread / 32;
+  Idx width = dim(b, k.x, 1);
+  Type element = cast<MemRefType>(k.x.getType()).getElementType();
+  auto chunkType = VectorType::get({kQuantizeChunk}, element);
+  auto f32Chunk = VectorType::get({kQuantizeChunk}, b.getF32Type());
+  // K is a multiple of 16 (checkQuantizedGemv), so no chunk crosses it.
+  auto forEachChunk = [&](IB &ib, auto body) {
+    forLoop(ib, thread * kQuantizeChunk, width,
+            kQuantizeThreads * kQuantizeChunk, [&](IB &lb, Idx c) {
+              Value chunk = vector::LoadOp::create(lb, chunkType, k.x,
+                                                   ValueRange{row, c});
+              body(lb, c, arith::ExtFOp::create(lb, f32Chunk, chunk));
+            });
+  };
   ifThen(b, ult(b, row, k.rows), [&](IB &tb) {
-    Idx width = dim(tb, k.x, 1);
-    auto element = [&](IB &lb, Idx c) {
-      return toF32(lb, load(lb, k.x, {row, c}));
-    };
     Value s;
     if (k.staticScale) {
       s = load(tb, k.staticScale, {cIndex(tb, 0)});
     } else {
-      Value amax = forLoop(tb, lane, width, 32, {cF32(tb, 0.0)},
-                           [&](IB &lb, Idx c, ValueRange m) {
-                             return SmallVector<Value>{arith::MaximumFOp::create(
-                                 lb, m[0], math::AbsFOp::create(lb, element(lb, c)))};
-                           })[0];
+      Value amax = forLoop(
+          tb, thread * kQuantizeChunk, width, kQuantizeThreads * kQuantizeChunk,
+          {cF32(tb, 0.0)}, [&](IB &lb, Idx c, ValueRange m) {
+            Value loaded =
+                vector::LoadOp::create(lb, chunkType, k.x, ValueRange{row, c});
+            Value chunk = arith::ExtFOp::create(lb, f32Chunk, loaded);
+            Value chunkMax = vector::ReductionOp::create(
+                lb, vector::CombiningKind::MAXIMUMF,
+                math::AbsFOp::create(lb, chunk));
+            return SmallVector<Value>{
+                arith::MaximumFOp::create(lb, m[0], chunkMax)};
+          })[0];
       for (int64_t mask = 16; mask >= 1; mask /= 2)
         amax = arith::MaximumFOp::create(tb, amax, shuffleXor(tb, amax, mask));
+      ifThen(tb, lane == 0,
+             [&](IB &sb) { store(sb, amax, partial, {warp}); });
+      gpu::BarrierOp::create(tb);
+      amax = load(tb, partial, {cIndex(tb, 0)});
+      for (int64_t w = 1; w < kQuantizeThreads / 32; ++w)
+        amax = arith::MaximumFOp::create(tb, amax,
+                                         load(tb, partial, {cIndex(tb, w)}));
       if (bound)
         amax = arith::MinimumFOp::create(tb, amax, cF32(tb, *bound));
       s = arith::DivFOp::create(tb, amax, cF32(tb, kE4M3Max));
     }
-    ifThen(tb, lane == 0, [&](IB &sb) { store(sb, s, k.scale, {row}); });
+    ifThen(tb, thread == 0, [&](IB &sb) { store(sb, s, k.scale, {row}); });
     Value positive =
         arith::CmpFOp::create(tb, arith::CmpFPredicate::OGT, s, cF32(tb, 0));
     Value safe = select(tb, positive, s, cF32(tb, 1.0));
-    auto pairType = VectorType::get(
-        {2}, cast<MemRefType>(k.x8.getType()).getElementType());
-    Value zeros = zero(tb, pairType);
+    auto bytesType = VectorType::get(
+        {kQuantizeChunk}, cast<MemRefType>(k.x8.getType()).getElementType());
     TypeAttr e4m3 = TypeAttr::get(tb.getType<Float8E4M3FNType>());
-    forLoop(tb, lane * 2, width, 64, [&](IB &lb, Idx c) {
-      Value lo = arith::DivFOp::create(lb, element(lb, c), safe);
-      Value hi = arith::DivFOp::create(lb, element(lb, c + 1), safe);
-      // The first operand lands in the upper byte.
-      Value bytes = NVVM::ConvertF32x2ToF8x2Op::create(
-          lb, VectorType::get({2}, lb.getI8Type()), hi, lo,
-          NVVM::FPRoundingModeAttr::get(lb.getContext(),
-                                        NVVM::FPRoundingMode::RN),
-          NVVM::SaturationModeAttr::get(lb.getContext(),
-                                        NVVM::SaturationMode::SATFINITE),
-          /*relu=*/lb.getBoolAttr(false), e4m3);
-      Value pair = select(lb, positive,
-                          vector::BitCastOp::create(lb, pairType, bytes),
-                          zeros);
-      for (int64_t i = 0; i < 2; ++i)
-        store(lb, vector::ExtractOp::create(lb, pair, ArrayRef<int64_t>{i}),
-              k.x8, {row, c + i});
+    forEachChunk(tb, [&](IB &lb, Idx c, Value chunk) {
+      Value scaled = arith::DivFOp::create(
+          lb, chunk, vector::BroadcastOp::create(lb, f32Chunk, safe));
+      SmallVector<Value> bytes;
+      for (int64_t i = 0; i < kQuantizeChunk; i += 2) {
+        auto at = [&](int64_t j) {
+          return vector::ExtractOp::create(lb, scaled, ArrayRef<int64_t>{j});
+        };
+        // The first operand lands in the upper byte.
+        Value pair = NVVM::ConvertF32x2ToF8x2Op::create(
+            lb, VectorType::get({2}, lb.getI8Type()), at(i + 1), at(i),
+            NVVM::FPRoundingModeAttr::get(lb.getContext(),
+                                          NVVM::FPRoundingMode::RN),
+            NVVM::SaturationModeAttr::get(lb.getContext(),
+                                          NVVM::SaturationMode::SATFINITE),
+            /*relu=*/lb.getBoolAttr(false), e4m3);
+        for (int64_t j = 0; j < 2; ++j)
+          bytes.push_back(
+              vector::ExtractOp::create(lb, pair, ArrayRef<int64_t>{j}));
+      }
+      Value out = vector::BitCastOp::create(
+          lb, bytesType,
+          vector::FromElementsOp::create(
+              lb, VectorType::get({kQuantizeChunk}, lb.getI8Type()), bytes));
+      out = select(lb, positive, out, zero(lb, bytesType));
+      vector::StoreOp::create(lb, out, k.x8, ValueRange{row, c});
     });
   });
 }
@@ -546,12 +583,17 @@ void buildQuantizeInput(IB &b, const QuantizeInputArgs &k,
 void emitQuantizeInput(KernelEmitter &e, IB &host, Value x, Value staticScale,
                        std::optional<double> bound, Value x8, Value scale) {
   QuantizeInputArgs args{x, staticScale, x8, scale, dim(host, x, 0)};
+  auto partialType = MemRefType::get(
+      {kQuantizeThreads / 32}, host.getF32Type(), AffineMap(),
+      gpu::AddressSpaceAttr::get(host.getContext(),
+                                 gpu::AddressSpace::Workgroup));
   auto [kernel, b, kernelArgs] =
-      createKernel(e, host.getLoc(), "float8_quantize_x", args, {},
-                   elementwise::kThreads);
-  buildQuantizeInput(b, kernelArgs, bound);
-  elementwise::launchWarpPerItem(e, host, kernel, args.rows,
-                                 argumentList(args));
+      createKernel(e, host.getLoc(), "float8_quantize_x", args, {partialType},
+                   kQuantizeThreads);
+  buildQuantizeInput(b, kernelArgs, bound,
+                     kernel.getWorkgroupAttributions()[0]);
+  e.launch(host, kernel, {args.rows, cIndex(host, 1), cIndex(host, 1)},
+           kQuantizeThreads, argumentList(args));
 }
 
 //===----------------------------------------------------------------------===//
