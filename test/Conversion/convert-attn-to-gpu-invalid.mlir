@@ -341,3 +341,17 @@ func.func @rope_store_dynamic_heads(%q: tensor<?x?x64xbf16>, %k: tensor<?x?x64xb
       : tensor<?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<128x64xf32>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x2x16x?x64xbf16>
   return %qr, %b1 : tensor<?x?x64xbf16>, tensor<?x2x2x16x?x64xbf16>
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// Any function: a constant tensor.dim index out of range (undefined; after
+// bufferization upstream's memref.dim folds would read past the sizes)
+//===----------------------------------------------------------------------===//
+
+func.func @dim_out_of_range(%x: tensor<?x128xbf16>) -> index {
+  %c = arith.constant -1 : index
+  // expected-error @+1 {{'tensor.dim' op index -1 is out of range for a tensor of rank 2}}
+  %d = tensor.dim %x, %c : tensor<?x128xbf16>
+  return %d : index
+}

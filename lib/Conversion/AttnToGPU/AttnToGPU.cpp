@@ -16,6 +16,7 @@
 #include "attn/Dialect/Attn/Transforms/EntryStatus.h"
 
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 namespace mlir::attn {
@@ -188,6 +189,18 @@ struct ConvertAttnToGPU
     AttnToGPUPatternSet patterns;
     populateAttnToGPUPatterns(patterns);
     WalkResult supported = module.walk([&](Operation *op) {
+      // A constant dim index out of range is undefined; after bufferization
+      // upstream's memref.dim folds would read past the sizes.
+      if (auto dimOp = dyn_cast<tensor::DimOp>(op)) {
+        std::optional<int64_t> index = dimOp.getConstantIndex();
+        auto ranked = dyn_cast<RankedTensorType>(dimOp.getSource().getType());
+        int64_t rank = ranked ? ranked.getRank() : 0;
+        if (ranked && index && (*index < 0 || *index >= rank)) {
+          dimOp.emitOpError("index ")
+              << *index << " is out of range for a tensor of rank " << rank;
+          return WalkResult::interrupt();
+        }
+      }
       const AttnToGPUPattern *pattern = patterns.lookup(op);
       return pattern && failed(pattern->checkSupported(op))
                  ? WalkResult::interrupt()
