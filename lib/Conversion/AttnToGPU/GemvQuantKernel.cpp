@@ -87,26 +87,6 @@ struct QuantBlock {
   Idx column(Idx c, int64_t t) const { return n0 - weight.begin + (c * 4 + t); }
 };
 
-/// A `type` vector of the 2-D `src` at (row, col), zeros unless `valid`:
-/// behind a branch, or (`clamped`) without one from (row, col) clamped to
-/// the last full vector, a weight (`streaming`) through the streaming path.
-/// Measured on an H200 (K 4096 x N 14336, M = 1): GPTQ 17.1 us behind
-/// branches, 22.6 us clamped; float8 41.8 us behind branches, 39.0 clamped.
-Value loadOrZero(IB &b, Value src, Idx row, Idx col, Value valid,
-                 VectorType type, bool clamped, bool streaming) {
-  if (!clamped)
-    return loadVectorOrZero(
-        b, src, [&](IB &) { return SmallVector<Value>{row, col}; }, valid,
-        type);
-  Idx lastRow = dim(b, src, 0) - 1;
-  Idx lastCol = dim(b, src, 1) - type.getNumElements();
-  if (streaming)
-    return loadStreamingClampedOrZero(b, src, {row, col}, {lastRow, lastCol},
-                                      valid, type);
-  return loadVectorClampedOrZero(b, src, {row, col}, {lastRow, lastCol}, valid,
-                                 type);
-}
-
 /// x rows `row` and `row + 8` of the block's slice, `width` elements from
 /// `k` as i32 pairs (zeros past M and where `kOk` fails).
 std::pair<SmallVector<Value>, SmallVector<Value>>
@@ -119,9 +99,9 @@ loadXPairs(IB &b, const QuantGemvArgs &args, const QuantBlock &blk, Idx k,
     Idx row = blk.m0 + (blk.w.group + half * 8);
     SmallVector<Value> &pairs = half ? rows.second : rows.first;
     for (int64_t c = 0; c < width; c += 8) {
-      Value chunk = loadOrZero(b, args.x, row, k + c,
-                               kOk & ult(b, row, blk.rows), chunkType,
-                               /*clamped=*/false, /*streaming=*/false);
+      Value chunk = loadVectorOrZero(
+          b, args.x, [&](IB &) { return SmallVector<Value>{row, k + c}; },
+          kOk & ult(b, row, blk.rows), chunkType);
       llvm::append_range(pairs, chunkPairs(b, chunk, interleave));
     }
   }
@@ -161,10 +141,13 @@ struct GPTQSteps {
     Idx kOk = ult(b, k0, cIndex(b, k));
     Idx wordRow = k0 / 8 + blk.w.quad;
     Idx col = blk.column(blk.w.group, 0);
-    s.words = loadOrZero(b, blk.weight.weight, wordRow, col,
-                         kOk & ult(b, col, blk.weight.rows),
-                         VectorType::get({4}, b.getI32Type()),
-                         /*clamped=*/false, /*streaming=*/false);
+    // Behind branches: clamped branch-free loads measured slower here (H200,
+    // K 4096 x N 14336, M = 1: 17.1 us guarded, 22.6 us clamped).
+    s.words = loadVectorOrZero(
+        b, blk.weight.weight,
+        [&](IB &) { return SmallVector<Value>{wordRow, col}; },
+        kOk & ult(b, col, blk.weight.rows),
+        VectorType::get({4}, b.getI32Type()));
     std::tie(s.xLo, s.xHi) =
         loadXPairs(b, args, blk, wordRow * 8, kOk, 8, /*interleave=*/true);
     if (!withScale)
@@ -172,9 +155,10 @@ struct GPTQSteps {
     Idx scaleCol = blk.n0 - blk.weight.begin + blk.w.quad * 8;
     auto scaleType = VectorType::get(
         {8}, cast<MemRefType>(blk.scales.getType()).getElementType());
-    s.scales = loadOrZero(b, blk.scales, k0 / groupSize, scaleCol,
-                          kOk & ult(b, scaleCol, blk.weight.rows), scaleType,
-                          /*clamped=*/false, /*streaming=*/false);
+    s.scales = loadVectorOrZero(
+        b, blk.scales,
+        [&](IB &) { return SmallVector<Value>{k0 / groupSize, scaleCol}; },
+        kOk & ult(b, scaleCol, blk.weight.rows), scaleType);
     return s;
   }
 
@@ -241,27 +225,25 @@ struct Float8Steps {
 
   struct Step {
     std::array<Value, 4> xLo, xHi; // words of 4 E4M3 bytes, rows g, g + 8
-    std::array<Value, kTiles> w;   // vector<4xi32>: 16 E4M3 bytes
-    Value blockScale;              // block granularity: the step's scale
+    std::array<std::array<Value, 4>, kTiles> w; // 16 E4M3 bytes as words
+    Value blockScale; // block granularity: the step's scale
   };
 
-  /// 16 bytes of the 2-D byte memref `src` at (row, col) as 4 words,
-  /// clamped (no branch), zeros unless `valid`.
-  static Value loadWords(IB &b, Value src, Idx row, Idx col, Value valid,
-                         bool streaming) {
+  /// 16 bytes of the 2-D byte memref `src` at (row, col) as 4 words, read
+  /// without a branch (measured on an H200, K 4096 x N 14336, M = 1: 41.8
+  /// us behind branches, 39.0 us without), zeros unless `valid`; a weight
+  /// through the streaming path.
+  static std::array<Value, 4> loadWords(IB &b, Value src, Idx row, Idx col,
+                                        Value valid, bool weight) {
     auto bytesType = VectorType::get(
         {16}, cast<MemRefType>(src.getType()).getElementType());
-    Value bytes = loadOrZero(b, src, row, col, valid, bytesType,
-                             /*clamped=*/true, streaming);
-    return vector::BitCastOp::create(b, VectorType::get({4}, b.getI32Type()),
-                                     bytes);
-  }
-
-  static std::array<Value, 4> words(IB &b, Value vector) {
-    std::array<Value, 4> w;
-    for (int64_t i = 0; i < 4; ++i)
-      w[i] = vector::ExtractOp::create(b, vector, ArrayRef<int64_t>{i});
-    return w;
+    SmallVector<Idx> last = {dim(b, src, 0) - 1, dim(b, src, 1) - 16};
+    Value bytes =
+        weight ? loadStreamingClampedOrZero(b, src, {row, col}, last, valid,
+                                            bytesType)
+               : loadVectorClampedOrZero(b, src, {row, col}, last, valid,
+                                         bytesType);
+    return chunkPairs(b, bytes);
   }
 
   Step load(IB &b, const QuantGemvArgs &args, const QuantBlock &blk, int64_t k,
@@ -272,17 +254,14 @@ struct Float8Steps {
     for (int64_t t = 0; t < kTiles; ++t) {
       Idx row = blk.column(blk.w.group, t);
       s.w[t] = loadWords(b, blk.weight.weight, row, kc,
-                         kOk & ult(b, row, blk.weight.rows),
-                         /*streaming=*/true);
+                         kOk & ult(b, row, blk.weight.rows), /*weight=*/true);
     }
     Idx xRow = blk.m0 + blk.w.group;
-    s.xLo = words(b, loadWords(b, args.x, xRow, kc,
-                               kOk & ult(b, xRow, blk.rows),
-                               /*streaming=*/false));
+    s.xLo = loadWords(b, args.x, xRow, kc, kOk & ult(b, xRow, blk.rows),
+                      /*weight=*/false);
     Idx xRowHi = xRow + 8;
-    s.xHi = words(b, loadWords(b, args.x, xRowHi, kc,
-                               kOk & ult(b, xRowHi, blk.rows),
-                               /*streaming=*/false));
+    s.xHi = loadWords(b, args.x, xRowHi, kc, kOk & ult(b, xRowHi, blk.rows),
+                      /*weight=*/false);
     if (withScale && granularity == Float8ScaleGranularity::Block) {
       // The block's 32 columns lie in one 128-row block; steps past K
       // (whose products are zero) read block 0.
@@ -327,7 +306,7 @@ struct Float8Steps {
       std::array<Value, 4> a = {s.xLo[2 * j], s.xHi[2 * j], s.xLo[2 * j + 1],
                                 s.xHi[2 * j + 1]};
       for (int64_t t = 0; t < kTiles; ++t) {
-        std::array<Value, 4> w = words(b, s.w[t]);
+        const std::array<Value, 4> &w = s.w[t];
         MutableArrayRef<Value> c = part.slice(t * 4, 4);
         std::array<Value, 4> d = mma16832(b, a, {w[2 * j], w[2 * j + 1]}, c);
         llvm::copy(d, c.begin());
@@ -504,14 +483,14 @@ void buildQuantizeInput(IB &b, const QuantizeInputArgs &k,
   Type element = cast<MemRefType>(k.x.getType()).getElementType();
   auto chunkType = VectorType::get({kQuantizeChunk}, element);
   auto f32Chunk = VectorType::get({kQuantizeChunk}, b.getF32Type());
-  // K is a multiple of 16 (checkQuantizedGemv), so no chunk crosses it.
-  auto forEachChunk = [&](IB &ib, auto body) {
-    forLoop(ib, thread * kQuantizeChunk, width,
-            kQuantizeThreads * kQuantizeChunk, [&](IB &lb, Idx c) {
-              Value chunk = vector::LoadOp::create(lb, chunkType, k.x,
-                                                   ValueRange{row, c});
-              body(lb, c, arith::ExtFOp::create(lb, f32Chunk, chunk));
-            });
+  // K is a multiple of 16 (checkQuantizedGemv), so no chunk crosses it;
+  // thread t takes chunks t, t + threads, ...
+  Idx firstChunk = thread * kQuantizeChunk;
+  int64_t chunkStride = kQuantizeThreads * kQuantizeChunk;
+  auto loadChunk = [&](IB &lb, Idx c) -> Value {
+    Value loaded =
+        vector::LoadOp::create(lb, chunkType, k.x, ValueRange{row, c});
+    return arith::ExtFOp::create(lb, f32Chunk, loaded);
   };
   ifThen(b, ult(b, row, k.rows), [&](IB &tb) {
     Value s;
@@ -519,14 +498,11 @@ void buildQuantizeInput(IB &b, const QuantizeInputArgs &k,
       s = load(tb, k.staticScale, {cIndex(tb, 0)});
     } else {
       Value amax = forLoop(
-          tb, thread * kQuantizeChunk, width, kQuantizeThreads * kQuantizeChunk,
-          {cF32(tb, 0.0)}, [&](IB &lb, Idx c, ValueRange m) {
-            Value loaded =
-                vector::LoadOp::create(lb, chunkType, k.x, ValueRange{row, c});
-            Value chunk = arith::ExtFOp::create(lb, f32Chunk, loaded);
+          tb, firstChunk, width, chunkStride, {cF32(tb, 0.0)},
+          [&](IB &lb, Idx c, ValueRange m) {
             Value chunkMax = vector::ReductionOp::create(
                 lb, vector::CombiningKind::MAXIMUMF,
-                math::AbsFOp::create(lb, chunk));
+                math::AbsFOp::create(lb, loadChunk(lb, c)));
             return SmallVector<Value>{
                 arith::MaximumFOp::create(lb, m[0], chunkMax)};
           })[0];
@@ -550,9 +526,9 @@ void buildQuantizeInput(IB &b, const QuantizeInputArgs &k,
     auto bytesType = VectorType::get(
         {kQuantizeChunk}, cast<MemRefType>(k.x8.getType()).getElementType());
     TypeAttr e4m3 = TypeAttr::get(tb.getType<Float8E4M3FNType>());
-    forEachChunk(tb, [&](IB &lb, Idx c, Value chunk) {
+    forLoop(tb, firstChunk, width, chunkStride, [&](IB &lb, Idx c) {
       Value scaled = arith::DivFOp::create(
-          lb, chunk, vector::BroadcastOp::create(lb, f32Chunk, safe));
+          lb, loadChunk(lb, c), vector::BroadcastOp::create(lb, f32Chunk, safe));
       SmallVector<Value> bytes;
       for (int64_t i = 0; i < kQuantizeChunk; i += 2) {
         auto at = [&](int64_t j) {
