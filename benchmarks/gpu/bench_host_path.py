@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Where a decode call's wall time goes, on the GPU machine: the Llama-3-8B layer of
-``build_bench_layer.py`` at decode 8 x 512, the median of 300 calls each of (a) the call then a
-synchronisation (wall), (b) the call alone (the host's enqueue time: ctypes, the generated host
-code, the runtime's driver calls), and the kernel time (CUPTI), before and after a
-torch.profiler session (which the other benchmarks use: it does not slow later calls).
+``build_bench_layer.py`` at decode 8 x 512 (or SEQSxCACHED), the median of 300 calls each of
+(a) the call then a synchronisation (wall), (b) the call alone (the host's enqueue time: ctypes,
+the generated host code, the runtime's driver calls), and the kernel time (CUPTI), before and
+after a torch.profiler session (which the other benchmarks use: it does not slow later calls);
+then one call's kernels on a time line: where the GPU is idle between them.
 
-    python3 benchmarks/gpu/bench_host_path.py [folder]   # default build/bench-layer-gpu
+    python3 benchmarks/gpu/bench_host_path.py [folder] [SEQSxCACHED]   # build/bench-layer-gpu 8x512
 """
 import json
 import os
@@ -23,6 +24,7 @@ import torch_stack as ts  # noqa: E402
 from attn import ir  # noqa: E402
 
 folder = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build", "bench-layer-gpu")
+step = sys.argv[2] if len(sys.argv) > 2 else "8x512"
 man = json.load(open(os.path.join(folder, "manifest.json")))
 info = man["models"]["llama3-8b"]
 cfg = ir.LayerConfig(**info["config"])
@@ -31,7 +33,8 @@ lib, rtl = device_abi.load(so), device_abi.runtime(so)
 gen = torch.Generator(device="cuda").manual_seed(0)
 w = ts.random_weights(cfg, gen)[0]
 freqs = torch.from_numpy(ir.rope_table_input(cfg)).cuda()
-seqs, cached = 8, 512
+seqs, cached = (int(v) for v in step.split("x"))
+print(f"decode {seqs} x {cached}")
 blocks, lookup = ts.random_cache(cfg, [cached + 1] * seqs, gen)
 x = torch.randn((seqs, cfg.hidden), generator=gen, device="cuda").to(torch.bfloat16)
 lengths = torch.full((seqs,), cached, dtype=torch.int32, device="cuda")
@@ -60,3 +63,27 @@ for e in sorted(kernels, key=lambda e: -e.self_device_time_total):
 print("kernel %.1f us summed, %.1f us busy (overlaps counted once)"
       % (sum(e.self_device_time_total for e in kernels) / 20, bench_gpu.busy_us(prof) / 20))
 print("after profiler: wall %.1f us, enqueue %.1f us" % wall())
+
+
+def timeline(prof, calls):
+    """The last call's kernels (start, end) from the first one's start, in us."""
+    from torch.autograd import DeviceType
+    spans = sorted((e.time_range.start, e.time_range.end, e.name) for e in prof.events()
+                   if e.device_type == DeviceType.CUDA and e.time_range.end > e.time_range.start)
+    per_call = len(spans) // calls
+    last = spans[-per_call:]
+    t0, end = last[0][0], last[0][0]
+    print("last call: kernel, start, end, GPU idle before it (us)")
+    idle = 0.0
+    for start, stop, name in last:
+        gap = max(0.0, start - end)
+        idle += gap
+        print("  %-36s %7.1f %7.1f %6.1f" % (name[:36], start - t0, stop - t0, gap))
+        end = max(end, stop)
+    print("call span %.1f us, idle inside it %.1f us" % (end - t0, idle))
+
+
+with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    for _ in range(5): call()
+    torch.cuda.synchronize()
+timeline(prof, 5)

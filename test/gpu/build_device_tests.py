@@ -168,8 +168,9 @@ def op_case(fn, kind, cfg, **params):
 GEMV_TOKENS = (1, 5, 16, 17)
 # The projection kernels, chosen by the number of rows M at run time: 1 and 7 (decode), 16 (the
 # GEMV path's last, kGemvMaxRows), 64 and 65 (either side of issue 12's skinny-GEMM bound, about
-# 64 rows) and 512 (the GEMM over many row tiles).
-PROJECTION_TOKENS = (1, 7, 16, 64, 65, 512)
+# 64 rows), 300 and 512 (the GEMM's mid shape: 3 and 4 row tiles) and 1100 (its 128 x 256 shape,
+# 9 row tiles, the last partial).
+PROJECTION_TOKENS = (1, 7, 16, 64, 65, 300, 512, 1100)
 
 
 def token_cases(fn, kind, cfg, tokens=GEMV_TOKENS, **params):
@@ -195,9 +196,9 @@ def float8(weight_scale, input_scale, upper_bound=None):
 
 # The quantised GEMV serves decode sizes up to its 16-row tile, and block-scaled float8 every M
 # (17, 40: two and three 16-row slices); above 16 rows, GPTQ takes its GEMM (17, 40: 64 x 64
-# tiles; 130, 512: 128 x 128), tensor- and row-scaled float8 the E4M3 wgmma GEMM (17, 40, 130:
-# its 128 x 64 tiles, partial; 512: its 128 x 256 tiles).
-QUANT_TOKENS = (1, 7, 16, 17, 40, 130, 512)
+# tiles; 130, 300, 512: 128 x 128), tensor- and row-scaled float8 the E4M3 wgmma GEMM (17, 40:
+# its 128 x 64 tiles, partial; 130, 300, 512: its 128 x 128 tiles, 300 with a partial last).
+QUANT_TOKENS = (1, 7, 16, 17, 40, 130, 300, 512)
 # The GPTQ GEMM (GemmGPTQ.cpp) by M: 17 and 64 (the 64 x 64 shape, partial and whole), 65 (the
 # 128 x 128 shape, one partial row tile), 512 and 2048 (many row tiles).
 GPTQ_GEMM_TOKENS = (17, 64, 65, 512, 2048)

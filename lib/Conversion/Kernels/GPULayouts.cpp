@@ -20,6 +20,10 @@ Idx kb::blockIdx(IB &b, gpu::Dimension d) {
   return Value(gpu::BlockIdOp::create(b, d));
 }
 
+Idx kb::gridDim(IB &b, gpu::Dimension d) {
+  return Value(gpu::GridDimOp::create(b, d));
+}
+
 //===----------------------------------------------------------------------===//
 // Warps
 //===----------------------------------------------------------------------===//

@@ -22,6 +22,7 @@ namespace mlir::attn::kb {
 
 Idx threadIdx(IB &b);
 Idx blockIdx(IB &b, gpu::Dimension d);
+Idx gridDim(IB &b, gpu::Dimension d);
 
 //===----------------------------------------------------------------------===//
 // Warps

@@ -24,8 +24,11 @@ BlockWork attention::findBlockWork(IB &b, const Problem &p,
   w.kvHead = blockIdx(b, gpu::Dimension::y);
   w.split = blockIdx(b, gpu::Dimension::z);
   // The grid has at most T / rows + B tiles, not B x the longest
-  // sequence's tiles: walk the sequences to the x-th.
-  Idx work = blockIdx(b, gpu::Dimension::x);
+  // sequence's tiles: walk the sequences to the x-th. Blocks start in x
+  // order, and x counts tiles from the end: a causal tile late in its
+  // sequence sees the most keys, so the heaviest start first and the last
+  // wave is light (longest processing time first).
+  Idx work = gridDim(b, gpu::Dimension::x) - 1 - blockIdx(b, gpu::Dimension::x);
   Idx batch = dim(b, a.qRowOffsets, 0) - 1;
   Idx zero = cIndex(b, 0);
   SmallVector<Value> walk =
