@@ -172,9 +172,40 @@
 // CHECK-NEXT: nvgpu.mbarrier.arrive [[EMPTY]]
 // CHECK: scf.yield [[D3]]
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
-// Epilogue: pairs of columns with their bias, rounded, stored as one
-// vector<2xbf16> into q, k or v.
+// Epilogue. When q, k and v all start 16-byte aligned (a uniform run-time
+// test; their row pitches are static multiples of 16 bytes): both consumers
+// are done with the stages (barrier 1 over their 256 threads), each writes
+// its pairs of columns with their bias, rounded, into a 128 x (256 + 8)
+// bf16 tile over the stages, and after a second barrier they copy the tile
+// out in 16-byte chunks (thread t of round i: row (t + 256 i) / 32, column
+// chunk (t + 256 i) % 32), each into q, k or v.
+// CHECK: [[QBASE:%[a-zA-Z0-9_]+]] = memref.extract_aligned_pointer_as_index [[KQ]]
+// CHECK-NEXT: [[QMOD:%[a-zA-Z0-9_]+]] = arith.remui [[QBASE]], %c16 : index
+// CHECK: memref.extract_aligned_pointer_as_index [[KK]]
+// CHECK: memref.extract_aligned_pointer_as_index [[KV]]
+// CHECK: [[CHUNKS:%[a-zA-Z0-9_]+]] = arith.andi
+// CHECK-NEXT: scf.if [[CHUNKS]] {
+// CHECK: [[TILE:%[a-zA-Z0-9_]+]] = memref.view [[RAW]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<33792xbf16, #gpu.address_space<workgroup>>
+// CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK-NEXT: nvvm.barrier id = %c1_i32 number_of_threads = %c256_i32
 // CHECK: arith.addf
+// CHECK: arith.truncf %{{.+}} : vector<2xf32> to vector<2xbf16>
+// CHECK: vector.store %{{.+}}, [[TILE]][%{{.+}}] : memref<33792xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
+// CHECK: nvvm.barrier id = %c1_i32 number_of_threads = %c256_i32
+// CHECK-NEXT: [[CT:%[a-zA-Z0-9_]+]] = arith.subi %thread_id_x, %c128 : index
+// CHECK-NEXT: [[CR:%[a-zA-Z0-9_]+]] = arith.divui [[CT]], %c32 : index
+// CHECK-NEXT: [[CC:%[a-zA-Z0-9_]+]] = arith.remui [[CT]], %c32 : index
+// CHECK-NEXT: [[CCOL:%[a-zA-Z0-9_]+]] = arith.muli [[CC]], %c8 : index
+// CHECK: scf.if
+// CHECK-NEXT: [[TROW:%[a-zA-Z0-9_]+]] = arith.muli [[CR]], %c264 : index
+// CHECK-NEXT: [[TAT:%[a-zA-Z0-9_]+]] = arith.addi [[TROW]], [[CCOL]] : index
+// CHECK-NEXT: [[CHUNK:%[a-zA-Z0-9_]+]] = vector.load [[TILE]][[[TAT]]] {alignment = 16 : i64} : memref<33792xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// CHECK: vector.store [[CHUNK]], [[KQ]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<?x256xbf16>, vector<8xbf16>
+// CHECK: vector.store [[CHUNK]], [[KK]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<?x128xbf16>, vector<8xbf16>
+// CHECK: vector.store [[CHUNK]], [[KV]][%{{.+}}, %{{.+}}] {alignment = 16 : i64} : memref<?x128xbf16>, vector<8xbf16>
+// Otherwise (a caller's view that is not 16-byte aligned) pairs of columns
+// are stored straight from the accumulators, as one vector<2xbf16> each.
+// CHECK: } else {
 // CHECK: arith.truncf %{{.+}} : vector<2xf32> to vector<2xbf16>
 // CHECK: vector.store %{{.+}}, [[KQ]][{{.*}}] : memref<?x256xbf16>, vector<2xbf16>
 // CHECK: vector.store %{{.+}}, [[KK]][{{.*}}] : memref<?x128xbf16>, vector<2xbf16>

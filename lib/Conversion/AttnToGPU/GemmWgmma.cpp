@@ -33,6 +33,7 @@
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -206,12 +207,16 @@ SmallVector<Value> scalePair(IB &b, const MatmulArgs &args,
   return scaled;
 }
 
-/// The epilogue: accumulator register 4j + r of a consumer holds row
-/// 16 warp + accRow(r) and column 8j + accCol(r) of its 64-row slab; each
-/// pair of columns is stored together (scaled first, for E4M3).
-void storeTile(IB &b, const MatmulArgs &args, const WeightStack &stack,
-               const GemmBlock &blk, Idx consumer, ArrayRef<Value> acc,
-               ArrayRef<OutputSegment> segments, const OutputScales *scales) {
+/// The epilogue's values: accumulator register 4j + r of a consumer holds
+/// row 16 warp + accRow(r) and column 8j + accCol(r) of its 64-row slab;
+/// `emit` gets each pair of columns inside M and N (scaled first, for E4M3)
+/// with the weight that holds them.
+void forEachPair(IB &b, const MatmulArgs &args, const WeightStack &stack,
+                 const GemmBlock &blk, Idx consumer, ArrayRef<Value> acc,
+                 const OutputScales *scales,
+                 function_ref<void(IB &, Idx row, Idx col, const BlockWeight &,
+                                   ArrayRef<Value> pair)>
+                     emit) {
   using namespace m16n8k16;
   Idx warpRow = blk.m0 + consumer * 64 + blk.w.warp % 4 * 16;
   for (int64_t j = 0; j < blk.cfg.tileN / 8; ++j) {
@@ -224,11 +229,137 @@ void storeTile(IB &b, const MatmulArgs &args, const WeightStack &stack,
           SmallVector<Value> pair = {acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]};
           if (scales)
             pair = scalePair(sb, args, stack, *scales, row, col, pair);
-          storeElements(sb, args, weight, pair, row, col, stack.n, segments);
+          emit(sb, row, col, weight, pair);
         });
       }
     });
   }
+}
+
+/// Output elements in a 16-byte chunk.
+int64_t chunkElements(const MatmulArgs &args) {
+  auto type = cast<MemRefType>(args.outputs.front().getType());
+  return 128 / type.getElementTypeBitWidth();
+}
+
+/// Whether a tile can leave through shared memory in 16-byte chunks: no
+/// chunk of columns straddles N or two output segments.
+bool chunksFit(const MatmulArgs &args, const WeightStack &stack,
+               ArrayRef<OutputSegment> segments) {
+  int64_t chunk = chunkElements(args);
+  return stack.n % chunk == 0 && llvm::all_of(segments, [&](auto &s) {
+           return s.begin % chunk == 0 && s.width % chunk == 0;
+         });
+}
+
+/// Whether every output takes 16-byte stores: its first element and its
+/// row pitch are 16-byte aligned (the caller's buffers may be views).
+Idx outputsTakeChunks(IB &b, const MatmulArgs &args) {
+  Idx all = cBool(b, true);
+  for (Value out : args.outputs) {
+    auto type = cast<MemRefType>(out.getType());
+    int64_t bytes = type.getElementTypeBitWidth() / 8;
+    auto metadata = memref::ExtractStridedMetadataOp::create(b, out);
+    Idx base = Value(memref::ExtractAlignedPointerAsIndexOp::create(b, out));
+    Idx first = base + Idx(metadata.getOffset()) * bytes;
+    Idx pitch = Idx(metadata.getStrides()[0]) * bytes;
+    all = all & (first % 16 == 0) & (pitch % 16 == 0) &
+          (Idx(metadata.getStrides()[1]) == 1);
+  }
+  return all;
+}
+
+/// `bar.sync 1` over the consumer warpgroups (the producer's threads have
+/// left or are busy).
+void consumersBarrier(IB &b, const GemmBlock &blk) {
+  NVVM::BarrierOp::create(b, TypeRange{}, cI32(b, 1),
+                          cI32(b, kWarpgroup * blk.cfg.consumers),
+                          /*reductionOp=*/nullptr, Value());
+}
+
+/// The epilogue through shared memory: the accumulator layout stores two
+/// elements of 8 rows per instruction, so each consumer thread writes its
+/// finished pairs into a [tileM x tileN] tile over the drained stages (rows
+/// padded by one chunk: conflict-free) and the consumers copy the tile out
+/// in 16-byte chunks, consecutive threads along a row.
+void storeTileThroughShared(IB &b, const MatmulArgs &args,
+                            const WeightStack &stack, const GemmBlock &blk,
+                            Idx consumer, ArrayRef<Value> acc,
+                            ArrayRef<OutputSegment> segments,
+                            const OutputScales *scales) {
+  int64_t chunk = chunkElements(args);
+  int64_t tileM = blk.cfg.tileM(), tileN = blk.cfg.tileN;
+  int64_t pitch = tileN + chunk;
+  Type element = cast<MemRefType>(args.outputs.front().getType()).getElementType();
+  Value tile = blk.shared.view(b, element, tileM * pitch);
+  // Every consumer is done reading the stages (its wgmma groups retired)
+  // before any overwrites them.
+  fenceProxyAsync(b);
+  consumersBarrier(b, blk);
+  forEachPair(b, args, stack, blk, consumer, acc, scales,
+              [&](IB &sb, Idx row, Idx col, const BlockWeight &weight,
+                  ArrayRef<Value> pair) {
+                Value finished = finishElements(sb, args, weight, pair, col);
+                vector::StoreOp::create(
+                    sb, finished, tile,
+                    ValueRange{(row - blk.m0) * pitch + (col - blk.n0)});
+              });
+  consumersBarrier(b, blk);
+  int64_t threads = kWarpgroup * blk.cfg.consumers;
+  int64_t rowChunks = tileN / chunk;
+  auto chunkType = VectorType::get({chunk}, element);
+  Idx thread = blk.w.thread - kWarpgroup;
+  int64_t rounds = llvm::divideCeil(tileM * rowChunks, threads);
+  for (int64_t i = 0; i < rounds; ++i) {
+    Idx c = thread + i * threads;
+    Idx r = c / rowChunks, cc = c % rowChunks * chunk;
+    Idx row = blk.m0 + r, col = blk.n0 + cc;
+    ifThen(b, ult(b, r, cIndex(b, tileM)) & ult(b, row, blk.rows) &
+                  ult(b, col, cIndex(b, stack.n)),
+           [&](IB &sb) {
+             Value v = vector::LoadOp::create(sb, chunkType, tile,
+                                              ValueRange{r * pitch + cc},
+                                              /*nontemporal=*/false,
+                                              llvm::MaybeAlign(16));
+             for (auto [out, segment] : llvm::zip(args.outputs, segments)) {
+               Idx local = col - segment.begin;
+               Value buffer = out;
+               auto write = [&](IB &wb) {
+                 vector::StoreOp::create(wb, v, buffer, ValueRange{row, local},
+                                         /*nontemporal=*/false,
+                                         llvm::MaybeAlign(16));
+               };
+               if (segments.size() == 1)
+                 write(sb);
+               else
+                 ifThen(sb, ult(sb, local, cIndex(sb, segment.width)), write);
+             }
+           });
+  }
+}
+
+/// The epilogue: through shared memory in 16-byte chunks where the outputs
+/// allow it, else each pair of columns stored together.
+void storeTile(IB &b, const MatmulArgs &args, const WeightStack &stack,
+               const GemmBlock &blk, Idx consumer, ArrayRef<Value> acc,
+               ArrayRef<OutputSegment> segments, const OutputScales *scales) {
+  auto direct = [&](IB &db) {
+    forEachPair(db, args, stack, blk, consumer, acc, scales,
+                [&](IB &sb, Idx row, Idx col, const BlockWeight &weight,
+                    ArrayRef<Value> pair) {
+                  storeElements(sb, args, weight, pair, row, col, stack.n,
+                                segments);
+                });
+  };
+  if (!chunksFit(args, stack, segments))
+    return direct(b);
+  ifThenElse(
+      b, outputsTakeChunks(b, args),
+      [&](IB &sb) {
+        storeTileThroughShared(sb, args, stack, blk, consumer, acc, segments,
+                               scales);
+      },
+      direct);
 }
 
 /// A consumer warpgroup: every K step as it lands, then its slab of the

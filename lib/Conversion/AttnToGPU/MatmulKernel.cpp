@@ -261,21 +261,7 @@ void gpu_lowering::storeElements(IB &b, const MatmulArgs &args,
       });
     return;
   }
-  SmallVector<Value> values(acc);
-  if (weight.bias)
-    for (int64_t i = 0; i < size; ++i)
-      values[i] = arith::AddFOp::create(
-          b, values[i],
-          toF32(b, load(b, weight.bias, col + i - weight.begin)));
-  // The outputs' type: x may be a prepared copy (float8's E4M3 values).
-  Type element = cast<MemRefType>(args.outputs.front().getType()).getElementType();
-  Value stored = size == 1 ? values[0]
-                           : vector::FromElementsOp::create(
-                                 b, VectorType::get({size}, b.getF32Type()),
-                                 values);
-  if (!element.isF32())
-    stored = arith::TruncFOp::create(
-        b, size == 1 ? element : VectorType::get({size}, element), stored);
+  Value stored = finishElements(b, args, weight, acc, col);
   for (auto [out, segment] : llvm::zip(args.outputs, segments)) {
     Idx local = col - segment.begin;
     Value buffer = out;
@@ -290,6 +276,28 @@ void gpu_lowering::storeElements(IB &b, const MatmulArgs &args,
     else
       ifThen(b, ult(b, local, cIndex(b, segment.width)), write);
   }
+}
+
+Value gpu_lowering::finishElements(IB &b, const MatmulArgs &args,
+                                   const BlockWeight &weight,
+                                   ArrayRef<Value> acc, Idx col) {
+  int64_t size = acc.size();
+  SmallVector<Value> values(acc);
+  if (weight.bias)
+    for (int64_t i = 0; i < size; ++i)
+      values[i] = arith::AddFOp::create(
+          b, values[i],
+          toF32(b, load(b, weight.bias, col + i - weight.begin)));
+  // The outputs' type: x may be a prepared copy (float8's E4M3 values).
+  Type element = cast<MemRefType>(args.outputs.front().getType()).getElementType();
+  Value finished = size == 1 ? values[0]
+                             : vector::FromElementsOp::create(
+                                   b, VectorType::get({size}, b.getF32Type()),
+                                   values);
+  if (!element.isF32())
+    finished = arith::TruncFOp::create(
+        b, size == 1 ? element : VectorType::get({size}, element), finished);
+  return finished;
 }
 
 bool gpu_lowering::matmulCanSplitWeights(ArrayRef<Value> weights) {

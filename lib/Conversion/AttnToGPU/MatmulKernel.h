@@ -66,6 +66,10 @@ Value clipChunk(IB &b, Value chunk, double clip);
 void storeElements(IB &b, const MatmulArgs &args, const BlockWeight &weight,
                    ArrayRef<Value> acc, Idx row, Idx col, int64_t n,
                    ArrayRef<OutputSegment> segments);
+/// The f32 `acc[i]` of columns col + i plus their bias, rounded to the
+/// outputs' element type: a scalar for one element, else a vector.
+Value finishElements(IB &b, const MatmulArgs &args, const BlockWeight &weight,
+                     ArrayRef<Value> acc, Idx col);
 
 /// A shape of the wgmma GEMM (GemmWgmma.cpp, sm_90a): a producer
 /// warpgroup and `consumers` warpgroups of 64 rows each, `tileN` columns,
