@@ -358,9 +358,10 @@ func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blo
 //
 // Decode: four warps share one 16-row tile and split every key tile; Q
 // fragments through ldmatrix from the first workgroup buffer; per key tile
-// S = Q K^T with bf16 mma (K fragments from the first buffer), the scale,
-// the mask (-inf) on tiles not fully visible, the row max over the 4 lanes
-// of a row (xor shuffles 1, 2), exp2, P re-packed as bf16 A fragments and
+// S = Q K^T with bf16 mma (K fragments from the first buffer), the mask
+// (-inf) on tiles not fully visible, the row max over the 4 lanes of a row
+// (xor shuffles 1, 2), exp2 of the scaled scores, P re-packed as bf16 A
+// fragments and
 // O += P V with V through a transposed ldmatrix from the second buffer.
 // Then the row sums over the quad and each warp's f32 partial with its
 // log2-sum-exp. At most 128 registers (4 blocks per SM).
@@ -379,14 +380,25 @@ func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blo
 // CHECK: scf.for
 // CHECK: nvgpu.ldmatrix [[SK]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<{{.+}}xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
 // CHECK: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
-// CHECK: arith.mulf %{{.+}}, [[SCALE]] : f32
 // CHECK: scf.if
 // CHECK: arith.select %{{.+}}, %{{.+}}, [[NEGINF]] : f32
 // CHECK: [[M1:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[MX:%[a-zA-Z0-9_]+]], [[C1I]], [[C32I]] : f32
 // CHECK-NEXT: [[MX1:%[a-zA-Z0-9_]+]] = arith.maximumf [[MX]], [[M1]] : f32
 // CHECK-NEXT: [[M2:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle xor [[MX1]], [[C2I]], [[C32I]] : f32
-// CHECK-NEXT: arith.maximumf [[MX1]], [[M2]] : f32
-// CHECK: math.exp2 %{{.+}} : f32
+// CHECK-NEXT: [[ROWMAX:%[a-zA-Z0-9_]+]] = arith.maximumf [[MX1]], [[M2]] : f32
+// The row max of the raw scores, scaled once; acc and l are rescaled only
+// when some row of the warp outgrows its max by more than 8 (log2 units).
+// CHECK-NEXT: arith.mulf [[ROWMAX]], [[SCALE]] : f32
+// CHECK-NEXT: arith.addf %{{.+}}, %{{.+}} : f32
+// CHECK-NEXT: arith.cmpf ogt
+// CHECK: [[GROWS:%[a-zA-Z0-9_]+]] = nvvm.vote.sync  any %{{.+}}, %{{.+}} -> i1
+// CHECK-NEXT: scf.if [[GROWS]]
+// CHECK: math.exp2
+// CHECK: arith.mulf
+// CHECK: } else {
+// P = 2^(scale s - m): one FMA per score.
+// CHECK: [[ARG:%[a-zA-Z0-9_]+]] = math.fma %{{.+}}, [[SCALE]], %{{.+}} : f32
+// CHECK-NEXT: math.exp2 [[ARG]] : f32
 // CHECK: arith.truncf %{{.+}} : vector<2xf32> to vector<2xbf16>
 // CHECK-NOT: nvgpu.ldmatrix [[SV]]{{.*}}transpose = false
 // CHECK: nvgpu.ldmatrix [[SV]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = true} : memref<{{.+}}xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>

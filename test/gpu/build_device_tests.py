@@ -381,6 +381,14 @@ def all_cases():
         *token_cases("proj_qkv_llama_proportions_bf16", "qkv_projection",
                      config("bf16", (8, 2), 32, max_seq_len=256), PROJECTION_TOKENS),
     ]
+    # The wgmma GEMM's two epilogues: N (256) a multiple of the 8-column chunk, so the tile leaves
+    # through shared memory in 16-byte chunks when the output starts 16-byte aligned, and pair by
+    # pair from the accumulators when it does not (an output view one element in).
+    linear_n256 = ("proj_linear_n256_k256_bf16", "linear", ops_cfg("bf16"))
+    cases += token_cases(*linear_n256, (300, 1100), in_features=256, out_features=256)
+    cases += [Case(f"{linear_n256[0]}-t{t}-out-offset1", "ops_bf16", linear_n256[0], "linear",
+                   linear_n256[2], dict(tokens=t, in_features=256, out_features=256, out_offset=1))
+              for t in (300, 1100)]
     # Quantised projections (GemvQuantKernel.cpp) against python/attn/reference.py's decoding:
     # a linear with N (200) not a multiple of the GEMV's 32 columns and K of two loop trips
     # (2048 for GPTQ) or one (1024); q/k/v over separate weights (one launch; one per weight when

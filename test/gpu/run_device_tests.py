@@ -589,7 +589,9 @@ class Worker:
         w = self.tensor(rng.standard_normal((n, k)) / math.sqrt(k), cfg.dtype)
         args = [x, w] + ([self.nonzero(rng, (n,), cfg.dtype)] if case.get("bias") else [])
         want = self.tr.linear(*(a.double() for a in args))
-        out = self.nan_filled((case["tokens"], n), cfg.dtype)
+        # ``out_offset``: the output is a view that many elements into its buffer.
+        off = case.get("out_offset", 0)
+        out = self.nan_filled((case["tokens"] * n + off,), cfg.dtype)[off:].view(case["tokens"], n)
         self.call(case, args, [out], [(out, want)])
         check.close("out", out, want, OUT_TOL[cfg.dtype])
 

@@ -14,6 +14,8 @@
 #include "Schedules.h"
 #include "WarpMma.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::gpu_lowering;
@@ -45,8 +47,8 @@ void attention::buildDecode(IB &b, const Problem &p,
           // softmax: new (m, l), rescaled acc, and P.
           state = SoftmaxState::fromValues(carried);
           probs = mmaScores(lb, p, q, tiles.k, at, keyBase, warpKeys);
-          scaleAndMask(lb, p, mask, w, kt, keyBase, probs);
-          onlineSoftmax(lb, state, probs);
+          maskScores(lb, p, mask, w, kt, keyBase, probs);
+          onlineSoftmax(lb, state, probs, p.scale * M_LOG2E);
         },
         [&](IB &lb) {
           // O += P V over the same keys.

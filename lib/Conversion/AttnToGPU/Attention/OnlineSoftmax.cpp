@@ -3,6 +3,7 @@
 #include "OnlineSoftmax.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 
 #include <cmath>
@@ -36,13 +37,10 @@ KeyMask attention::buildKeyMask(IB &b, const Problem &p, const BlockWork &work,
   return mask;
 }
 
-void attention::scaleAndMask(IB &b, const Problem &p, const KeyMask &mask,
-                             const WarpLayout &w, Idx keyTile, Idx keyBase,
-                             MutableArrayRef<Value> scores) {
-  Value scaleLog2 = cF32(b, p.scale * M_LOG2E);
+void attention::maskScores(IB &b, const Problem &p, const KeyMask &mask,
+                           const WarpLayout &w, Idx keyTile, Idx keyBase,
+                           MutableArrayRef<Value> scores) {
   Value negInf = negInfF32(b);
-  for (Value &s : scores)
-    s = arith::MulFOp::create(b, s, scaleLog2);
   Idx full = (keyTile >= mask.blockLo) & (mask.blockHi >= keyTile + kKeys);
   SmallVector<Value> masked = ifElse(b, full ^ 1, scores, [&](IB &mb) {
     SmallVector<Value> out(scores);
@@ -90,29 +88,71 @@ static SmallVector<Value *> rowValues(MutableArrayRef<Value> frag, int64_t h) {
   return row;
 }
 
+/// A row keeps its max, and its accumulators their scale, until the max of
+/// its scaled scores exceeds it by more than this (log2 units): its P then
+/// stays below 2^8, and acc and l stay relative to the same max, so the
+/// result is exact (FlashAttention-4's conditional rescaling). Most key
+/// tiles of a long sequence then skip the D / 2 multiplies of acc.
+constexpr double kRescaleThreshold = 8.0;
+
 void attention::onlineSoftmax(IB &b, SoftmaxState &state,
-                              MutableArrayRef<Value> scores) {
+                              MutableArrayRef<Value> scores,
+                              double scaleLog2) {
+  Value scale = cF32(b, scaleLog2);
+  Value negInf = negInfF32(b);
+  // 1. Each row's max of the tile, scaled (the scale is positive), and
+  // whether it outgrows the row's max.
+  std::array<Value, 2> grows, newM;
+  Value anyGrows = cBool(b, false);
   for (int64_t h = 0; h < 2; ++h) {
-    Value mx = state.m[h];
+    Value mx = negInf;
     for (Value *s : rowValues(scores, h))
       mx = arith::MaximumFOp::create(b, mx, *s);
     mx = arith::MaximumFOp::create(b, mx, shuffleXor(b, mx, 1));
     mx = arith::MaximumFOp::create(b, mx, shuffleXor(b, mx, 2));
-    // A row with no visible key yet keeps -inf: subtract 0 instead.
+    mx = arith::MulFOp::create(b, mx, scale);
+    Value bound = arith::AddFOp::create(b, state.m[h],
+                                        cF32(b, kRescaleThreshold));
+    grows[h] =
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, mx, bound);
+    newM[h] = arith::SelectOp::create(b, grows[h], mx, state.m[h]);
+    anyGrows = arith::OrIOp::create(b, anyGrows, grows[h]);
+  }
+  // 2. Only when a row of the warp grows: its acc and l times
+  // alpha = 2^(m_old - m_new) (0 for a row's first visible keys).
+  Value warpGrows = NVVM::VoteSyncOp::create(
+      b, b.getI1Type(), cI32(b, -1), anyGrows, NVVM::VoteSyncKind::any);
+  SmallVector<Value> scaled = state.acc;
+  scaled.append({state.l[0], state.l[1]});
+  scaled = ifElse(b, warpGrows, scaled, [&](IB &gb) {
+    SmallVector<Value> out(scaled);
+    MutableArrayRef<Value> acc = MutableArrayRef<Value>(out).drop_back(2);
+    for (int64_t h = 0; h < 2; ++h) {
+      Value alpha = arith::SelectOp::create(
+          gb, grows[h],
+          math::Exp2Op::create(gb,
+                               arith::SubFOp::create(gb, state.m[h], newM[h])),
+          cF32(gb, 1.0));
+      for (Value *o : rowValues(acc, h))
+        *o = arith::MulFOp::create(gb, *o, alpha);
+      out[acc.size() + h] = arith::MulFOp::create(gb, out[acc.size() + h], alpha);
+    }
+    return out;
+  });
+  // 3. P = 2^(scale s - m) in one FMA per score; a row with no visible key
+  // yet keeps -inf and subtracts 0 instead.
+  for (int64_t h = 0; h < 2; ++h) {
     Value isInf =
-        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, negInfF32(b));
-    Value base = arith::SelectOp::create(b, isInf, cF32(b, 0.0), mx);
-    Value alpha =
-        math::Exp2Op::create(b, arith::SubFOp::create(b, state.m[h], base));
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newM[h], negInf);
+    Value negBase = arith::NegFOp::create(
+        b, arith::SelectOp::create(b, isInf, cF32(b, 0.0), newM[h]));
     Value sum = cF32(b, 0.0);
     for (Value *s : rowValues(scores, h)) {
-      *s = math::Exp2Op::create(b, arith::SubFOp::create(b, *s, base));
+      *s = math::Exp2Op::create(b, math::FmaOp::create(b, *s, scale, negBase));
       sum = arith::AddFOp::create(b, sum, *s);
     }
-    state.m[h] = mx;
-    state.l[h] = arith::AddFOp::create(
-        b, arith::MulFOp::create(b, state.l[h], alpha), sum);
-    for (Value *o : rowValues(state.acc, h))
-      *o = arith::MulFOp::create(b, *o, alpha);
+    state.m[h] = newM[h];
+    state.l[h] = arith::AddFOp::create(b, scaled[scaled.size() - 2 + h], sum);
   }
+  state.acc.assign(scaled.begin(), scaled.end() - 2);
 }

@@ -27,12 +27,11 @@ struct KeyMask {
 KeyMask buildKeyMask(IB &b, const Problem &p, const BlockWork &work,
                      const SplitKeys &keys, const WarpLayout &w, Idx warpRow);
 
-/// Scores of keys [keyTile + keyBase, ...) scaled into log2 units, and
-/// -inf where the mask hides the key (only on tiles some row does not
-/// fully see).
-void scaleAndMask(IB &b, const Problem &p, const KeyMask &mask,
-                  const WarpLayout &w, Idx keyTile, Idx keyBase,
-                  MutableArrayRef<Value> scores);
+/// Scores of keys [keyTile + keyBase, ...) set to -inf where the mask hides
+/// the key (only on tiles some row does not fully see).
+void maskScores(IB &b, const Problem &p, const KeyMask &mask,
+                const WarpLayout &w, Idx keyTile, Idx keyBase,
+                MutableArrayRef<Value> scores);
 
 /// The running max `m` and sum `l` of this lane's two rows and their
 /// output accumulators `acc` (D / 8 tiles of four registers).
@@ -47,10 +46,13 @@ struct SoftmaxState {
   static SoftmaxState fromValues(ValueRange values);
 };
 
-/// One online-softmax step over a tile of scores: the new row max and sum,
-/// acc rescaled by alpha = 2^(m_old - m_new), and the scores replaced by
-/// P = 2^(s - m_new).
-void onlineSoftmax(IB &b, SoftmaxState &state, MutableArrayRef<Value> scores);
+/// One online-softmax step over a tile of raw scores, in log2 units
+/// (`scaleLog2` = the softmax scale times log2 e): the row max m (kept while
+/// the tile's max exceeds it by at most 8; acc and l then rescaled by
+/// alpha = 2^(m_old - m_new)), the sum l, and the scores replaced by
+/// P = 2^(scaleLog2 s - m). Run by whole warps (a warp vote).
+void onlineSoftmax(IB &b, SoftmaxState &state, MutableArrayRef<Value> scores,
+                   double scaleLog2);
 
 } // namespace mlir::attn::gpu_lowering::attention
 

@@ -13,6 +13,8 @@
 #include "Schedules.h"
 #include "WarpMma.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::gpu_lowering;
@@ -54,8 +56,8 @@ void attention::buildPrefillMma(IB &b, const Problem &p,
             SoftmaxState next = SoftmaxState::fromValues(carried);
             SmallVector<Value> s =
                 mmaScores(mb, p, q, tiles.k, at, keyBase, kKeys);
-            scaleAndMask(mb, p, mask, w, kt, keyBase, s);
-            onlineSoftmax(mb, next, s);
+            maskScores(mb, p, mask, w, kt, keyBase, s);
+            onlineSoftmax(mb, next, s, p.scale * M_LOG2E);
             SmallVector<Value> out = next.values();
             out.append(s);
             return out;

@@ -19,6 +19,8 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::gpu_lowering;
@@ -143,8 +145,8 @@ void attention::buildPrefillWgmma(IB &b, const Problem &p,
           // acc, and P into shared memory.
           state = SoftmaxState::fromValues(carried);
           SmallVector<Value> s = wgmmaScores(lb, p, tiles);
-          scaleAndMask(lb, p, mask, w, kt, keyBase, s);
-          onlineSoftmax(lb, state, s);
+          maskScores(lb, p, mask, w, kt, keyBase, s);
+          onlineSoftmax(lb, state, s, p.scale * M_LOG2E);
           storeProbs(lb, p, tiles, w, warpRow, s);
         },
         [&](IB &lb) {
