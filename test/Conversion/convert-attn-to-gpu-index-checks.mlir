@@ -284,22 +284,32 @@ func.func @norm_project_store(%x: tensor<?x256xbf16>, %g: tensor<256xbf16>, %wq:
 
 // -----
 
-// A quantised projection does not carry the checks (its x prologue, when it
-// has one, would carry them too): it reads no index tensor, so they wait past
-// it and get their own kernel, launched where the host checks end.
+// A GPTQ projection without desc_act (no x prologue) carries the checks as
+// a bf16 one does: one more column of blocks in each launch (128 columns:
+// 4 GEMV blocks, 2 GEMM tiles of 64, 1 of 128), the checks' buffers last,
+// no validation kernel.
 !gptq = !attn.quantized_weight<128x256, #attn.gptq<group_size = 128>>
 // CHECK-LABEL: func.func @gptq_project_store(
+// CHECK-SAME: %[[GOFF:[a-z0-9_]+]]: memref<?xi32>, %[[GB:[a-z0-9_]+]]: memref<?x2x3x16x2x64xbf16>,
 // CHECK: cf.assert {{.*}} {attn.status = 2 : i32}
-// CHECK-NOT: gpu.launch_func
-// CHECK: gpu.launch_func @attn_kernels::@validate_indices blocks in (%c1, %c1, %c1)
-// CHECK-NOT: gpu.launch_func
-// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq
-// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_m64
-// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq
-// CHECK-NOT: gpu.launch_func @attn_kernels::@validate_indices
+// CHECK-NOT: validate_indices
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c5, %{{.*}}, %c1)
+// CHECK-SAME: %[[GOFF]] : memref<?xi32>, %{{[a-z0-9_]+}} : index,
+// CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_m64 blocks in (%c3, %{{.*}}, %c1)
+// CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq blocks in (%c2, %{{.*}}, %c1)
+// CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK-NOT: validate_indices
 // CHECK: gpu.launch_func @attn_kernels::@kv_cache_store
 // CHECK: gpu.func @gemv_gptq(
-// CHECK-NOT: gpu.grid_dim
+// CHECK: %[[GNX:.*]] = gpu.grid_dim x
+// CHECK-NEXT: %[[GLAST:.*]] = arith.subi %[[GNX]], %c1
+// CHECK-NEXT: %[[GX:.*]] = gpu.block_id x
+// CHECK-NEXT: arith.cmpi eq, %[[GX]], %[[GLAST]]
+// CHECK: memref.get_global @attn_status
+// CHECK: } else {
+// CHECK: nvvm.mma.sync
 // CHECK: gpu.func @kv_cache_store(
 func.func @gptq_project_store(%x: tensor<?x256xbf16>, %qw: tensor<32x128xi32>, %s: tensor<2x128xf16>, %off: tensor<?xi32>,
                               %blocks: tensor<?x2x3x16x2x64xbf16>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xbf16> {

@@ -470,6 +470,13 @@ def all_cases():
                           "checked_layer", "layer_index_checks", config("bf16", (8, 2), 128),
                           dict(zip(("cached", "new"), SCENARIOS[16][scenario]),
                                scenario=scenario)))
+    # And with GPTQ weights (no desc_act), whose GEMV (decode) or GEMM (mixed) carries them.
+    for scenario in ("decode", "mixed"):
+        cases.append(Case(f"layer_index_checks-{scenario}_gptq_bf16", "index_checks_bf16",
+                          "checked_layer_gptq", "layer_index_checks",
+                          config("bf16", (8, 2), 128, quant=GPTQ),
+                          dict(zip(("cached", "new"), SCENARIOS[16][scenario]),
+                               scenario=scenario)))
     return cases
 
 
