@@ -170,6 +170,12 @@
 // CHECK-PTX-DAG: wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
 // CHECK-PTX-DAG: wgmma.wait_group.sync.aligned 1
 // CHECK-PTX-DAG: wgmma.wait_group.sync.aligned 0
+// The epilogue through shared memory: pairs stored into the tile, a named
+// barrier over the two consumer warpgroups, 16-byte chunks out.
+// CHECK-PTX-DAG: st.shared.b32
+// CHECK-PTX-DAG: bar.sync 1, 256;
+// CHECK-PTX-DAG: ld.shared.v4.b32
+// CHECK-PTX-DAG: st.global.v4.b32
 // The fused RoPE + store: a warp per (row, head), nothing else in between.
 // CHECK-PTX-LABEL: .visible .entry rope_store(
 // CHECK-PTX: .maxntid 256, 1, 1
@@ -186,6 +192,10 @@
 // CHECK-PTX-DAG: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 1;
 // CHECK-PTX-DAG: wgmma.wait_group.sync.aligned 0
 // CHECK-PTX-DAG: shfl.sync.bfly.b32
+// The softmax: P = 2^(fma(s, scale, -m)); a warp vote decides the rescale.
+// CHECK-PTX-DAG: fma.rn.f32
+// CHECK-PTX-DAG: ex2.approx.f32
+// CHECK-PTX-DAG: vote.sync.any.pred
 // Decode: keys split across the warps, mma.sync, at most 128 registers.
 // CHECK-PTX-LABEL: .visible .entry paged_flash_attention_decode(
 // CHECK-PTX: .maxntid 128, 1, 1
