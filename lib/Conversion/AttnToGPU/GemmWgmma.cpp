@@ -291,6 +291,9 @@ void storeTileThroughShared(IB &b, const MatmulArgs &args,
   int64_t tileM = blk.cfg.tileM(), tileN = blk.cfg.tileN;
   int64_t pitch = tileN + chunk;
   Type element = cast<MemRefType>(args.outputs.front().getType()).getElementType();
+  assert(tileM * pitch * element.getIntOrFloatBitWidth() / 8 <=
+             blk.cfg.stages * blk.stageBytes() &&
+         "the output tile fits in the stages");
   Value tile = blk.shared.view(b, element, tileM * pitch);
   // Every consumer is done reading the stages (its wgmma groups retired)
   // before any overwrites them.
@@ -321,19 +324,8 @@ void storeTileThroughShared(IB &b, const MatmulArgs &args,
                                               ValueRange{r * pitch + cc},
                                               /*nontemporal=*/false,
                                               llvm::MaybeAlign(16));
-             for (auto [out, segment] : llvm::zip(args.outputs, segments)) {
-               Idx local = col - segment.begin;
-               Value buffer = out;
-               auto write = [&](IB &wb) {
-                 vector::StoreOp::create(wb, v, buffer, ValueRange{row, local},
-                                         /*nontemporal=*/false,
-                                         llvm::MaybeAlign(16));
-               };
-               if (segments.size() == 1)
-                 write(sb);
-               else
-                 ifThen(sb, ult(sb, local, cIndex(sb, segment.width)), write);
-             }
+             storeInSegment(sb, args, segments, v, row, col,
+                            llvm::MaybeAlign(16));
            });
   }
 }

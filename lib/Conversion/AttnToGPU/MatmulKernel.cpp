@@ -261,15 +261,23 @@ void gpu_lowering::storeElements(IB &b, const MatmulArgs &args,
       });
     return;
   }
-  Value stored = finishElements(b, args, weight, acc, col);
+  storeInSegment(b, args, segments, finishElements(b, args, weight, acc, col),
+                 row, col);
+}
+
+void gpu_lowering::storeInSegment(IB &b, const MatmulArgs &args,
+                                  ArrayRef<OutputSegment> segments,
+                                  Value value, Idx row, Idx col,
+                                  llvm::MaybeAlign alignment) {
   for (auto [out, segment] : llvm::zip(args.outputs, segments)) {
     Idx local = col - segment.begin;
     Value buffer = out;
     auto write = [&](IB &sb) {
-      if (size == 1)
-        store(sb, stored, buffer, {row, local});
+      if (isa<VectorType>(value.getType()))
+        vector::StoreOp::create(sb, value, buffer, ValueRange{row, local},
+                                /*nontemporal=*/false, alignment);
       else
-        vector::StoreOp::create(sb, stored, buffer, ValueRange{row, local});
+        store(sb, value, buffer, {row, local});
     };
     if (segments.size() == 1)
       write(b);

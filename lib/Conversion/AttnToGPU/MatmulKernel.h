@@ -70,6 +70,11 @@ void storeElements(IB &b, const MatmulArgs &args, const BlockWeight &weight,
 /// outputs' element type: a scalar for one element, else a vector.
 Value finishElements(IB &b, const MatmulArgs &args, const BlockWeight &weight,
                      ArrayRef<Value> acc, Idx col);
+/// `value` (a scalar or vector of columns col.. of row `row`, which no
+/// segment boundary splits) into the output segment that holds col.
+void storeInSegment(IB &b, const MatmulArgs &args,
+                    ArrayRef<OutputSegment> segments, Value value, Idx row,
+                    Idx col, llvm::MaybeAlign alignment = {});
 
 /// A shape of the wgmma GEMM (GemmWgmma.cpp, sm_90a): a producer
 /// warpgroup and `consumers` warpgroups of 64 rows each, `tileN` columns,
