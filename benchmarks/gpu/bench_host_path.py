@@ -4,7 +4,8 @@
 (a) the call then a synchronisation (wall), (b) the call alone (the host's enqueue time: ctypes,
 the generated host code, the runtime's driver calls), and the kernel time (CUPTI), before and
 after a torch.profiler session (which the other benchmarks use: it does not slow later calls);
-then one call's kernels on a time line: where the GPU is idle between them.
+then one call's kernels on a time line (back to back, and alone after a synchronisation: its
+span against the wall time is the host's share).
 
     python3 benchmarks/gpu/bench_host_path.py [folder] [SEQSxCACHED]   # build/bench-layer-gpu 8x512
 """
@@ -65,25 +66,44 @@ print("kernel %.1f us summed, %.1f us busy (overlaps counted once)"
 print("after profiler: wall %.1f us, enqueue %.1f us" % wall())
 
 
-def timeline(prof, calls):
-    """The last call's kernels (start, end) from the first one's start, in us."""
+def call_spans(prof, calls):
+    """Each call's kernels as sorted (start, end, name), in us."""
     from torch.autograd import DeviceType
     spans = sorted((e.time_range.start, e.time_range.end, e.name) for e in prof.events()
                    if e.device_type == DeviceType.CUDA and e.time_range.end > e.time_range.start)
     per_call = len(spans) // calls
-    last = spans[-per_call:]
-    t0, end = last[0][0], last[0][0]
-    print("last call: kernel, start, end, GPU idle before it (us)")
+    return [spans[i * per_call:(i + 1) * per_call] for i in range(calls)]
+
+
+def timeline(kernels):
+    """One call's kernels (start, end) from the first one's start, in us; returns its span."""
+    t0, end = kernels[0][0], kernels[0][0]
+    print("kernel, start, end, GPU idle before it (us)")
     idle = 0.0
-    for start, stop, name in last:
+    for start, stop, name in kernels:
         gap = max(0.0, start - end)
         idle += gap
         print("  %-36s %7.1f %7.1f %6.1f" % (name[:36], start - t0, stop - t0, gap))
         end = max(end, stop)
     print("call span %.1f us, idle inside it %.1f us" % (end - t0, idle))
+    return end - t0
 
 
+# Back to back (as the kernel time of the other benchmarks: dependent launch lets a call's
+# first kernel start while the previous call's last one runs), then each call alone after a
+# synchronisation (as the wall time: its span is the GPU time a synchronised caller waits for).
 with profile(activities=[ProfilerActivity.CUDA]) as prof:
     for _ in range(5): call()
     torch.cuda.synchronize()
-timeline(prof, 5)
+print("last of 5 back-to-back calls:")
+timeline(call_spans(prof, 5)[-1])
+with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    for _ in range(5):
+        torch.cuda.synchronize()
+        call()
+    torch.cuda.synchronize()
+alone = [max(k[1] for k in c) - c[0][0] for c in call_spans(prof, 5)]
+print("the last of 5 synchronised calls:")
+timeline(call_spans(prof, 5)[-1])
+print("synchronised calls: span median %.1f us; wall %.1f us (median of 300)"
+      % (statistics.median(alone), wall()[0]))
