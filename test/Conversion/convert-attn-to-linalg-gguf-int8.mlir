@@ -43,29 +43,39 @@
 // The sums of 16 quants (i16, as llama.cpp's bsums).
 // CHECK: tensor.expand_shape %{{.*}} output_shape [%{{.*}}, 16, 16] : tensor<?x256xi8> into tensor<?x16x16xi8>
 // CHECK: arith.extsi %{{.*}} : i8 to i16
-// One row: per super-block of one weight row, nibbles times quants, pairs
-// weighted by the sub-block scale.
-// CHECK: scf.forall
-// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c1{{.*}} step %c1
-// CHECK: arith.andi %{{.*}} : vector<32xi8>
-// CHECK: arith.shrui %{{.*}} : vector<32xi8>
-// CHECK: func.call @llvm.x86.avx2.pmadd.ub.sw(%{{.*}}, %{{.*}}) : (vector<32xi8>, vector<32xi8>) -> vector<16xi16>
-// VNNI: func.call @llvm.x86.avx512.vpdpwssd.256(%{{.*}}) : (vector<8xi32>, vector<16xi16>, vector<16xi16>) -> vector<8xi32>
+// One row, vpmaddubsw (AVX2): per super-block of one weight row, nibbles
+// times quants, pairs weighted by the sub-block scale.
+// AVX2: scf.forall
+// AVX2: scf.for %{{.*}} = %c0{{.*}} to %c1{{.*}} step %c1
+// AVX2: arith.andi %{{.*}} : vector<32xi8>
+// AVX2: arith.shrui %{{.*}} : vector<32xi8>
+// AVX2: func.call @llvm.x86.avx2.pmadd.ub.sw(%{{.*}}, %{{.*}}) : (vector<32xi8>, vector<32xi8>) -> vector<16xi16>
 // AVX2: func.call @llvm.x86.avx2.pmadd.wd(%{{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
 // AVX2: arith.addi %{{.*}} : vector<8xi32>
 // The f32 factors: (d I - dmin M) d8 per row, then the mins times the pairs
 // of Q8_K sums (each min twice, vpmaddwd).
-// CHECK: vector.shuffle %{{.*}} [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7] : vector<8xi16>
-// CHECK: %[[NEGDMIN:.*]] = arith.negf
-// CHECK: %[[DMINS:.*]] = vector.broadcast %[[NEGDMIN]] : f32 to vector<8xf32>
-// CHECK: %[[I:.*]] = arith.sitofp %{{.*}} : vector<8xi32> to vector<8xf32>
-// CHECK: %[[DI:.*]] = arith.mulf %[[I]], %{{.*}} : vector<8xf32>
-// CHECK: %[[MSUMS:.*]] = func.call @llvm.x86.avx2.pmadd.wd(%{{.*}}, %{{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
-// CHECK: %[[M:.*]] = arith.sitofp %[[MSUMS]] : vector<8xi32> to vector<8xf32>
-// CHECK: %[[TERM:.*]] = vector.fma %[[M]], %[[DMINS]], %[[DI]] : vector<8xf32>
-// CHECK: %[[D8:.*]] = tensor.extract
-// CHECK: %[[D8S:.*]] = vector.broadcast %[[D8]] : f32 to vector<8xf32>
-// CHECK: vector.fma %[[TERM]], %[[D8S]], %{{.*}} : vector<8xf32>
+// AVX2: vector.shuffle %{{.*}} [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7] : vector<8xi16>
+// AVX2: %[[NEGDMIN:.*]] = arith.negf
+// AVX2: %[[DMINS:.*]] = vector.broadcast %[[NEGDMIN]] : f32 to vector<8xf32>
+// AVX2: %[[I:.*]] = arith.sitofp %{{.*}} : vector<8xi32> to vector<8xf32>
+// AVX2: %[[DI:.*]] = arith.mulf %[[I]], %{{.*}} : vector<8xf32>
+// AVX2: %[[MSUMS:.*]] = func.call @llvm.x86.avx2.pmadd.wd(%{{.*}}, %{{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
+// AVX2: %[[M:.*]] = arith.sitofp %[[MSUMS]] : vector<8xi32> to vector<8xf32>
+// AVX2: %[[TERM:.*]] = vector.fma %[[M]], %[[DMINS]], %[[DI]] : vector<8xf32>
+// AVX2: %[[D8:.*]] = tensor.extract
+// AVX2: %[[D8S:.*]] = vector.broadcast %[[D8]] : f32 to vector<8xf32>
+// AVX2: vector.fma %[[TERM]], %[[D8S]], %{{.*}} : vector<8xf32>
+// One row with vpdpbusd (VNNI): its quants reordered for the sub-block-lane
+// kernel as below (a one-row reorder is cheap; the transpose of the nibbles
+// replaces two instructions per 32 products by one), four 512-bit vpdpbusd
+// per super-block and no vpmaddubsw.
+// VNNI: tensor.expand_shape %{{.*}} output_shape [%{{.*}}, 1, 8, 8, 4] : tensor<?x256xi8> into tensor<?x1x8x8x4xi8>
+// VNNI: linalg.generic {indexing_maps = [#[[FROM]], #[[TO]]]
+// VNNI: scf.forall
+// VNNI: scf.for %{{.*}} = %c0{{.*}} to %c1{{.*}} step %c1
+// VNNI-COUNT-4: func.call @llvm.x86.avx512.vpdpbusd.512(%{{.*}}) : (vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+// VNNI-NOT: pmadd.ub.sw
+// VNNI: vector.fma
 // CHECK: vector.reduction <add>
 // CHECK: } else {
 // More rows: x padded to a multiple of 8 rows by repeating its last row, so
@@ -120,17 +130,18 @@
 // CHECK: arith.cmpi sge, %{{.*}}, %c16
 // CHECK-NOT: func.call
 // CHECK: vector.fma %{{.*}} : vector<8xf32>
-// CHECK-LABEL: func.func private @llvm.x86.avx2.pmadd.ub.sw(vector<32xi8>, vector<32xi8>) -> vector<16xi16>
-// VNNI: func.func private @llvm.x86.avx512.vpdpwssd.256(vector<8xi32>, vector<16xi16>, vector<16xi16>) -> vector<8xi32>
-// CHECK: func.func private @llvm.x86.avx2.pmadd.wd(vector<16xi16>, vector<16xi16>) -> vector<8xi32>
+// AVX2-LABEL: func.func private @llvm.x86.avx2.pmadd.ub.sw(vector<32xi8>, vector<32xi8>) -> vector<16xi16>
+// AVX2: func.func private @llvm.x86.avx2.pmadd.wd(vector<16xi16>, vector<16xi16>) -> vector<8xi32>
+// VNNI-LABEL: func.func private @llvm.x86.avx512.vpdpbusd.512(vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+// VNNI-NOT: pmadd.ub.sw
 // NONE-LABEL: func.func @q4_k
 // NONE-NOT: func.call
 // NONE-NOT: math.roundeven
 // LLVM-AVX2: call <16 x i16> @llvm.x86.avx2.pmadd.ub.sw
 // LLVM-AVX2: call <8 x i32> @llvm.x86.avx2.pmadd.wd
 // LLVM-AVX2-NOT: vpdpwssd
-// LLVM-VNNI: call <8 x i32> @llvm.x86.avx512.vpdpwssd.256
 // LLVM-VNNI: call <16 x i32> @llvm.x86.avx512.vpdpbusd.512
+// LLVM-VNNI: call <8 x i32> @llvm.x86.avx512.vpdpwssd.256
 // LLVM-VNNI: call <8 x i32> @llvm.x86.avx512.vpdpbusd.256
 // LLVM-AVX2: call <32 x i8> @llvm.x86.avx2.psign.b
 // LLVM-NONE-NOT: @llvm.x86.avx2.pmadd

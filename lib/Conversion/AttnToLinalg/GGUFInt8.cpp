@@ -722,19 +722,24 @@ Value linalg_lowering::int8Linear(IB &b, Value x, Value blocks,
   };
   Value tokens = dim(b, x, 0);
   BuilderScope scope(b);
+  auto lanesForVNNI = [&](IB &kb, Int8Kernel &kernel) {
+    if (type == GGUFType::Q4_K && dot == Int8Dot::AVX512VNNI) {
+      kernel.q8 = subBlockLanes(kb, kernel.q8, depth);
+      kernel.subBlockLanes = true;
+    }
+  };
   // One row: no repeated tail rows. More: each weight row unpacked once per
   // kRows rows.
   return ifElse(
       b, Idx(tokens) == 1, init.getType(),
       [&](IB &tb) -> SmallVector<Value> {
-        return {int8Rows(tb, kernelOf(tb, x), tokens, n, depth, 1, init)};
+        Int8Kernel kernel = kernelOf(tb, x);
+        lanesForVNNI(tb, kernel);
+        return {int8Rows(tb, kernel, tokens, n, depth, 1, init)};
       },
       [&](IB &eb) -> SmallVector<Value> {
         Int8Kernel kernel = kernelOf(eb, padRows(eb, x, depth, kRows));
-        if (type == GGUFType::Q4_K && dot == Int8Dot::AVX512VNNI) {
-          kernel.q8 = subBlockLanes(eb, kernel.q8, depth);
-          kernel.subBlockLanes = true;
-        }
+        lanesForVNNI(eb, kernel);
         return {int8Rows(eb, kernel, tokens, n, depth, kRows, init)};
       })[0];
 }
