@@ -10,9 +10,9 @@
 // sub-block scale with vpdpwssd (AVX512-VNNI) or vpmaddwd (AVX2) into 32-bit
 // lanes, and applies the super-block factors in f32; the per-scale-run vpdpwssd
 // replaces the vpdpbusd + vpmulld pair a direct 4-way byte dot would need.
-// Blocks of rows of Q4_K with AVX512-VNNI instead transpose each weight
-// super-block into sub-block lanes shared by the rows and take one vpdpbusd
-// per 32 products (`q4KLanes`).
+// Q4_K with AVX512-VNNI (one row or blocks of rows) instead transposes each
+// weight super-block into sub-block lanes shared by the rows and takes one
+// vpdpbusd per 32 products (`q4KLanes`).
 //
 // Q4_0, Q8_0: Q8_0 activations as llama.cpp's x86 quantize_row_q8_0 writes
 // them (per 32 elements: d = f16(max|x| / 127), q = round-half-even(x 127 /
@@ -714,32 +714,29 @@ Value linalg_lowering::int8Linear(IB &b, Value x, Value blocks,
   int64_t offset = type == GGUFType::Q4_0                                 ? 8
                    : type == GGUFType::Q8_0 && dot == Int8Dot::AVX512VNNI ? 128
                                                                           : 0;
+  // Q4_K with AVX512-VNNI: the sub-block-lane kernel, for one row too.
   auto kernelOf = [&](IB &kb, Value rows) {
     Activations q8 = isKQuant(type) ? quantizeQ8K(kb, rows, depth)
                                     : quantizeQ80(kb, rows, depth, offset);
-    return Int8Kernel{blocks, q8,           type, encoding.getBlockBytes(),
+    Int8Kernel kernel{blocks, q8,           type, encoding.getBlockBytes(),
                       dot,    blocksPerStep};
-  };
-  Value tokens = dim(b, x, 0);
-  BuilderScope scope(b);
-  auto lanesForVNNI = [&](IB &kb, Int8Kernel &kernel) {
     if (type == GGUFType::Q4_K && dot == Int8Dot::AVX512VNNI) {
       kernel.q8 = subBlockLanes(kb, kernel.q8, depth);
       kernel.subBlockLanes = true;
     }
+    return kernel;
   };
+  Value tokens = dim(b, x, 0);
+  BuilderScope scope(b);
   // One row: no repeated tail rows. More: each weight row unpacked once per
   // kRows rows.
   return ifElse(
       b, Idx(tokens) == 1, init.getType(),
       [&](IB &tb) -> SmallVector<Value> {
-        Int8Kernel kernel = kernelOf(tb, x);
-        lanesForVNNI(tb, kernel);
-        return {int8Rows(tb, kernel, tokens, n, depth, 1, init)};
+        return {int8Rows(tb, kernelOf(tb, x), tokens, n, depth, 1, init)};
       },
       [&](IB &eb) -> SmallVector<Value> {
         Int8Kernel kernel = kernelOf(eb, padRows(eb, x, depth, kRows));
-        lanesForVNNI(eb, kernel);
         return {int8Rows(eb, kernel, tokens, n, depth, kRows, init)};
       })[0];
 }

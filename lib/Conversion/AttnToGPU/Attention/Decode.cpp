@@ -14,8 +14,6 @@
 #include "Schedules.h"
 #include "WarpMma.h"
 
-#include <cmath>
-
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::gpu_lowering;
@@ -48,7 +46,7 @@ void attention::buildDecode(IB &b, const Problem &p,
           state = SoftmaxState::fromValues(carried);
           probs = mmaScores(lb, p, q, tiles.k, at, keyBase, warpKeys);
           maskScores(lb, p, mask, w, kt, keyBase, probs);
-          onlineSoftmax(lb, state, probs, p.scale * M_LOG2E);
+          onlineSoftmax(lb, p, state, probs);
         },
         [&](IB &lb) {
           // O += P V over the same keys.

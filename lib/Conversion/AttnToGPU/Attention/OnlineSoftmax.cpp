@@ -95,10 +95,9 @@ static SmallVector<Value *> rowValues(MutableArrayRef<Value> frag, int64_t h) {
 /// tiles of a long sequence then skip the D / 2 multiplies of acc.
 constexpr double kRescaleThreshold = 8.0;
 
-void attention::onlineSoftmax(IB &b, SoftmaxState &state,
-                              MutableArrayRef<Value> scores,
-                              double scaleLog2) {
-  Value scale = cF32(b, scaleLog2);
+void attention::onlineSoftmax(IB &b, const Problem &p, SoftmaxState &state,
+                              MutableArrayRef<Value> scores) {
+  Value scale = cF32(b, p.scale * M_LOG2E);
   Value negInf = negInfF32(b);
   // 1. Each row's max of the tile, scaled (the scale is positive), and
   // whether it outgrows the row's max.

@@ -47,12 +47,12 @@ struct SoftmaxState {
 };
 
 /// One online-softmax step over a tile of raw scores, in log2 units
-/// (`scaleLog2` = the softmax scale times log2 e): the row max m (kept while
-/// the tile's max exceeds it by at most 8; acc and l then rescaled by
+/// (c = `p.scale` times log2 e): the row max m (kept while the tile's max
+/// exceeds it by at most 8; acc and l then rescaled by
 /// alpha = 2^(m_old - m_new)), the sum l, and the scores replaced by
-/// P = 2^(scaleLog2 s - m). Run by whole warps (a warp vote).
-void onlineSoftmax(IB &b, SoftmaxState &state, MutableArrayRef<Value> scores,
-                   double scaleLog2);
+/// P = 2^(c s - m). Run by whole warps (a warp vote).
+void onlineSoftmax(IB &b, const Problem &p, SoftmaxState &state,
+                   MutableArrayRef<Value> scores);
 
 } // namespace mlir::attn::gpu_lowering::attention
 

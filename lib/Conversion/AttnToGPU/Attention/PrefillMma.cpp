@@ -13,8 +13,6 @@
 #include "Schedules.h"
 #include "WarpMma.h"
 
-#include <cmath>
-
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::gpu_lowering;
@@ -57,7 +55,7 @@ void attention::buildPrefillMma(IB &b, const Problem &p,
             SmallVector<Value> s =
                 mmaScores(mb, p, q, tiles.k, at, keyBase, kKeys);
             maskScores(mb, p, mask, w, kt, keyBase, s);
-            onlineSoftmax(mb, next, s, p.scale * M_LOG2E);
+            onlineSoftmax(mb, p, next, s);
             SmallVector<Value> out = next.values();
             out.append(s);
             return out;

@@ -19,8 +19,6 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
-#include <cmath>
-
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::gpu_lowering;
@@ -146,7 +144,7 @@ void attention::buildPrefillWgmma(IB &b, const Problem &p,
           state = SoftmaxState::fromValues(carried);
           SmallVector<Value> s = wgmmaScores(lb, p, tiles);
           maskScores(lb, p, mask, w, kt, keyBase, s);
-          onlineSoftmax(lb, state, s, p.scale * M_LOG2E);
+          onlineSoftmax(lb, p, state, s);
           storeProbs(lb, p, tiles, w, warpRow, s);
         },
         [&](IB &lb) {
