@@ -375,6 +375,12 @@ func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blo
 // CHECK-DAG: [[C1I:%[a-zA-Z0-9_]+]] = arith.constant 1 : i32
 // CHECK-DAG: [[C2I:%[a-zA-Z0-9_]+]] = arith.constant 2 : i32
 // CHECK-DAG: [[C32I:%[a-zA-Z0-9_]+]] = arith.constant 32 : i32
+// Blocks take the batch's query tiles from the end (gridDim.x - 1 - x):
+// a causal sequence's heaviest tiles start first.
+// CHECK: [[NX:%[a-zA-Z0-9_]+]] = gpu.grid_dim  x
+// CHECK-NEXT: [[LASTX:%[a-zA-Z0-9_]+]] = arith.subi [[NX]], %c1 : index
+// CHECK-NEXT: [[BX:%[a-zA-Z0-9_]+]] = gpu.block_id  x
+// CHECK-NEXT: arith.subi [[LASTX]], [[BX]] : index
 // CHECK: nvgpu.ldmatrix [[SK]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<{{.+}}xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
 // CHECK: gpu.barrier
 // CHECK: scf.for
