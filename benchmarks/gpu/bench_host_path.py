@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Where a decode call's wall time goes, on the GPU machine: the Llama-3-8B layer of
-``build_bench_layer.py`` at decode 8 x 512 (or SEQSxCACHED), the median of 300 calls each of
-(a) the call then a synchronisation (wall), (b) the call alone (the host's enqueue time: ctypes,
-the generated host code, the runtime's driver calls), and the kernel time (CUPTI), before and
-after a torch.profiler session (which the other benchmarks use: it does not slow later calls);
-then one call's kernels on a time line (back to back, and alone after a synchronisation: its
-span against the wall time is the host's share).
+``build_bench_layer.py`` (or MODEL, bf16) at decode 8 x 512 (or SEQSxCACHED), the median of 300
+calls each of (a) the call then a synchronisation (wall), (b) the call alone (the host's
+enqueue time: ctypes, the generated host code, the runtime's driver calls), and the kernel time
+(CUPTI), before and after a torch.profiler session (which the other benchmarks use: it does not
+slow later calls); then one call's kernels on a time line (back to back, and alone after a
+synchronisation: its span against the wall time is the host's share).
 
-    python3 benchmarks/gpu/bench_host_path.py [folder] [SEQSxCACHED]   # build/bench-layer-gpu 8x512
+    python3 benchmarks/gpu/bench_host_path.py [folder] [SEQSxCACHED] [MODEL]
+                                               # build/bench-layer-gpu 8x512 llama3-8b
 """
 import json
 import os
@@ -26,8 +27,9 @@ from attn import ir  # noqa: E402
 
 folder = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build", "bench-layer-gpu")
 step = sys.argv[2] if len(sys.argv) > 2 else "8x512"
+model = sys.argv[3] if len(sys.argv) > 3 else "llama3-8b"
 man = json.load(open(os.path.join(folder, "manifest.json")))
-info = man["models"]["llama3-8b"]
+info = man["models"][model]
 cfg = ir.LayerConfig(**info["config"])
 so = os.path.join(folder, info["module"] + ".so")
 lib, rtl = device_abi.load(so), device_abi.runtime(so)
@@ -35,7 +37,7 @@ gen = torch.Generator(device="cuda").manual_seed(0)
 w = ts.random_weights(cfg, gen)[0]
 freqs = torch.from_numpy(ir.rope_table_input(cfg)).cuda()
 seqs, cached = (int(v) for v in step.split("x"))
-print(f"decode {seqs} x {cached}")
+print(f"{model} decode {seqs} x {cached}")
 blocks, lookup = ts.random_cache(cfg, [cached + 1] * seqs, gen)
 x = torch.randn((seqs, cfg.hidden), generator=gen, device="cuda").to(torch.bfloat16)
 lengths = torch.full((seqs,), cached, dtype=torch.int32, device="cuda")

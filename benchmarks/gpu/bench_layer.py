@@ -97,6 +97,19 @@ def quantized_weights(torch, cfg, weights, seed):
     return dense, ours
 
 
+def model_arguments(torch, cfg, seed):
+    """A model's generator and the arguments all its steps share: ``(gen, torch_weights,
+    our_weights, freqs)`` (``quantized_weights`` for a quantised model), drawn from ``seed``."""
+    import torch_stack as ts
+
+    gen = torch.Generator(device=ts.DEV).manual_seed(seed)
+    weights = ts.random_weights(cfg, gen)[0]
+    ours = list(weights.values())
+    if cfg.quant:
+        weights, ours = quantized_weights(torch, cfg, weights, seed)
+    return gen, weights, ours, torch.from_numpy(ir.rope_table_input(cfg)).to(ts.DEV)
+
+
 def library_path(folder, manifest, module):
     """The library of ``module`` in a build folder of ``build_bench_layer.py``; exits if it
     was not built or a file the call needs is missing."""
@@ -206,17 +219,11 @@ def measure_model(args, model, info, manifest, save):
     import torch
 
     import device_abi
-    import torch_stack as ts
 
     cfg = ir.LayerConfig(**info["config"])
     so = library_path(args.folder, manifest, info["module"])
     library, runtime = device_abi.load(so), device_abi.runtime(so)
-    gen = torch.Generator(device=ts.DEV).manual_seed(args.seed)
-    weights = ts.random_weights(cfg, gen)[0]
-    our_weights = list(weights.values())
-    if cfg.quant:
-        weights, our_weights = quantized_weights(torch, cfg, weights, args.seed)
-    freqs = torch.from_numpy(ir.rope_table_input(cfg)).to(ts.DEV)
+    gen, weights, our_weights, freqs = model_arguments(torch, cfg, args.seed)
     rows = []
     for step in STEPS:
         if args.only not in step:

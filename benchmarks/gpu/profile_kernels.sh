@@ -13,7 +13,7 @@ sections=(--section SpeedOfLight --section MemoryWorkloadAnalysis --section Comp
 profile() {  # name kernel-regex command...
   local name=$1 kernel=$2
   shift 2
-  ncu --clock-control none -k "regex:$kernel" -c 1 "${sections[@]}" "$@" \
+  ATTN_BENCH_UNDER_NCU=1 ncu --clock-control none -k "regex:$kernel" -c 1 "${sections[@]}" "$@" \
     > "$OUT/ncu-$name.txt" 2>&1 || echo "$name: ncu failed (see ncu-$name.txt)"
 }
 names=("$@")

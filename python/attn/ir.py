@@ -663,3 +663,21 @@ def reference_layer(cfg, inputs, o_proj_input=False):
         mask=cfg.mask, scale=cfg.scale,
     )
     return out, ref.cast_like(new_blocks, cfg.dtype)
+
+
+def float8_o_proj_slack(cfg, inputs, rel_error):
+    """Per element of a float8 layer's output ``[T, hidden]``: how much o_proj may move when
+    elements of its input ``o`` round to the other neighbouring E4M3 value under a perturbation
+    of ``rel_error * max|o|`` (a compiled layer's ``o`` differs from the reference's by its f32
+    sums and storage-type roundings). A dynamic input scale moves with ``max|o|`` by as much,
+    which doubles the reach."""
+    o, _ = reference_layer(cfg, inputs, o_proj_input=True)
+    quant = cfg.quant_of("wo")
+    wo = reference_quantized_weight(quant, {
+        suffix: inputs[f"wo_{suffix}"] for suffix in quantized_part_names(quant)})
+    _, s_x = ref.quantize_fp8_input(o, wo.input_scale, wo.upper_bound)
+    delta = rel_error * (1 if wo.input_scale is not None else 2)
+    scaled = o / np.where(s_x > 0, s_x, 1)[:, None]
+    reach = delta * np.max(np.abs(scaled), axis=1, keepdims=True)
+    step = np.abs(ref.round_to_fp8_e4m3(scaled + reach) - ref.round_to_fp8_e4m3(scaled - reach))
+    return (step @ np.abs(wo.decode()).T) * s_x[:, None]

@@ -19,10 +19,10 @@ the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weig
   storage type), so an element of ``o`` near a rounding boundary may round to the neighbouring
   E4M3 value (GGUF up to int8-max-rows rows: to the neighbouring Q8_K / Q8_0 value,
   ``cpu_exec_support.q8_o_proj_slack``). The bound adds, per output element, what every such
-  ambiguous element can move
-  it: ``s_x sum_k step_k |W[n, k]|`` over the elements of the row whose E4M3 value changes
-  within that perturbation (``o_proj_slack``); the input scale itself moves with ``max|o|`` by
-  the same relative amount, which the perturbation covers. The cache slots the step writes
+  ambiguous element can move it: ``s_x sum_k step_k |W[n, k]|`` over the elements of the row
+  whose E4M3 value changes within that perturbation (``ir.float8_o_proj_slack``, which the GPU
+  device tests use too); the input scale itself moves with ``max|o|`` by the same relative
+  amount, which the perturbation covers. The cache slots the step writes
   (k and v, projections of the exact input) are checked with ``CACHE_TOL`` as in the unquantised
   tests, everything else in the cache and every other argument bit for bit.
 """
@@ -185,18 +185,8 @@ LAYER_CASES = [LayerCase(q) for q in LAYER_QUANTS]
 
 
 def o_proj_slack(cfg, inputs):
-    """Per element of out: how much float8 o_proj may move when elements of its input ``o``
-    round to the other neighbouring E4M3 value under a perturbation of LAYER_TOL * max|o|."""
-    o, _ = ir.reference_layer(cfg, inputs, o_proj_input=True)
-    wo = ir.reference_quantized_weight(cfg.quant, {
-        suffix: inputs[f"wo_{suffix}"] for suffix in ir.quantized_part_names(cfg.quant)})
-    _, s_x = ref.quantize_fp8_input(o, wo.input_scale, wo.upper_bound)
-    # Relative change of o / s_x: o's error, plus that of a dynamic scale (max|o| moves too).
-    delta = LAYER_TOL[cfg.dtype] * (1 if wo.input_scale is not None else 2)
-    scaled = o / np.where(s_x > 0, s_x, 1)[:, None]
-    reach = delta * np.max(np.abs(scaled), axis=1, keepdims=True)
-    step = np.abs(ref.round_to_fp8_e4m3(scaled + reach) - ref.round_to_fp8_e4m3(scaled - reach))
-    return (step @ np.abs(wo.decode()).T) * s_x[:, None]
+    """float8 o_proj's rounding of its input under the layer's own error (LAYER_TOL)."""
+    return ir.float8_o_proj_slack(cfg, inputs, LAYER_TOL[cfg.dtype])
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

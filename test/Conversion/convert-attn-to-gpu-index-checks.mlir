@@ -322,3 +322,76 @@ func.func @gptq_project_store(%x: tensor<?x256xbf16>, %qw: tensor<32x128xi32>, %
       : tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xbf16>
   return %b : tensor<?x2x3x16x2x64xbf16>
 }
+
+// -----
+
+// A float8 projection's x prologue starts each of its launch paths, so it
+// alone carries the checks (one more block than rows); the GEMV and GEMM
+// after it run without them, and no validation kernel is launched.
+!f8 = !attn.quantized_weight<128x256, #attn.float8<weight_scale = row, input_scale = dynamic>>
+// CHECK-LABEL: func.func @float8_project_store(
+// CHECK-SAME: %[[FOFF:[a-z0-9_]+]]: memref<?xi32>, %[[FB:[a-z0-9_]+]]: memref<?x2x3x16x2x64xbf16>,
+// CHECK-NOT: validate_indices
+// CHECK: %[[FM:.*]] = arith.maxsi %{{.*}}, %c1 : index
+// CHECK-NEXT: %[[FROWS:.*]] = arith.addi %[[FM]], %c1 : index
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@float8_quantize_x blocks in (%[[FROWS]], %c1, %c1)
+// CHECK-SAME: %[[FOFF]] : memref<?xi32>, %{{[a-z0-9_]+}} : index,
+// CHECK-SAME: %[[FB]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@gemv_float8 blocks in (%c4,
+// CHECK-NOT: %[[FB]]
+// CHECK: gpu.launch_func @attn_kernels::@gemm_float8_m128 blocks in (%c2,
+// CHECK-NOT: %[[FB]]
+// CHECK: gpu.launch_func @attn_kernels::@gemm_float8 blocks in (%c1,
+// CHECK-NOT: validate_indices
+// CHECK: gpu.launch_func @attn_kernels::@kv_cache_store
+// CHECK: gpu.func @float8_quantize_x(
+// CHECK: %[[FNX:.*]] = gpu.grid_dim x
+// CHECK-NEXT: %[[FLAST:.*]] = arith.subi %[[FNX]], %c1
+// CHECK-NEXT: %[[FX:.*]] = gpu.block_id x
+// CHECK-NEXT: arith.cmpi eq, %[[FX]], %[[FLAST]]
+// CHECK: memref.get_global @attn_status
+// CHECK: } else {
+// CHECK: nvvm.convert.f32x2.to.f8x2
+// CHECK: gpu.func @gemv_float8(
+// CHECK-NOT: gpu.grid_dim
+// CHECK: gpu.func @kv_cache_store(
+func.func @float8_project_store(%x: tensor<?x256xbf16>, %w8: tensor<128x256xf8E4M3FN>, %s: tensor<128xf32>, %off: tensor<?xi32>,
+                                %blocks: tensor<?x2x3x16x2x64xbf16>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xbf16> {
+  %w = attn.quantized_weight(%w8, %s) : (tensor<128x256xf8E4M3FN>, tensor<128xf32>) -> !f8
+  %kv = attn.linear %x, %w : tensor<?x256xbf16>, !f8 -> tensor<?x128xbf16>
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %kv, %c0 : tensor<?x128xbf16>
+  %k = tensor.expand_shape %kv [[0], [1, 2]] output_shape [%t, 2, 64] : tensor<?x128xbf16> into tensor<?x2x64xbf16>
+  %b = attn.kv_cache_store %k, %k into %blocks layer 1 positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xbf16>
+  return %b : tensor<?x2x3x16x2x64xbf16>
+}
+
+// -----
+
+// GPTQ with desc_act: the permutation of x carries the checks (one more
+// block than its M * K / 256), the GEMV and GEMM after it do not.
+!gptq_act = !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, desc_act = true>>
+// CHECK-LABEL: func.func @gptq_act_project_store(
+// CHECK-SAME: %[[AOFF:[a-z0-9_]+]]: memref<?xi32>, %[[AB:[a-z0-9_]+]]: memref<?x2x3x16x2x64xbf16>,
+// CHECK-NOT: validate_indices
+// CHECK: gpu.launch_func @attn_kernels::@gptq_permute_x
+// CHECK-SAME: %[[AOFF]] : memref<?xi32>, %{{[a-z0-9_]+}} : index,
+// CHECK-SAME: %[[AB]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c4,
+// CHECK-NOT: %[[AB]]
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_m64 blocks in (%c2,
+// CHECK-NOT: validate_indices
+// CHECK: gpu.launch_func @attn_kernels::@kv_cache_store
+func.func @gptq_act_project_store(%x: tensor<?x256xbf16>, %qw: tensor<32x128xi32>, %s: tensor<2x128xf16>, %perm: tensor<256xi32>,
+                                  %off: tensor<?xi32>, %blocks: tensor<?x2x3x16x2x64xbf16>, %len: tensor<?xi32>,
+                                  %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xbf16> {
+  %w = attn.quantized_weight(%qw, %s, %perm) : (tensor<32x128xi32>, tensor<2x128xf16>, tensor<256xi32>) -> !gptq_act
+  %kv = attn.linear %x, %w : tensor<?x256xbf16>, !gptq_act -> tensor<?x128xbf16>
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %kv, %c0 : tensor<?x128xbf16>
+  %k = tensor.expand_shape %kv [[0], [1, 2]] output_shape [%t, 2, 64] : tensor<?x128xbf16> into tensor<?x2x64xbf16>
+  %b = attn.kv_cache_store %k, %k into %blocks layer 1 positions(%off, %len) pages(%lut)
+      : tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xbf16>
+  return %b : tensor<?x2x3x16x2x64xbf16>
+}

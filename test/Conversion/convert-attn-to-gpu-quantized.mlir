@@ -248,24 +248,19 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 
 !f8 = !attn.quantized_weight<64x4096, #attn.float8<weight_scale = row, input_scale = dynamic, upper_bound = 1200.0>>
 
-// float8, dynamic input scale: a prologue (a warp per row) writes x as E4M3
-// bytes and the row's scale; up to 16 rows the GEMV multiplies them by
-// E4M3 mma.sync, beyond them the wgmma GEMM.
+// float8, dynamic input scale: a prologue (a block per row) writes x as
+// E4M3 bytes and the row's scale, once for both paths; up to 16 rows the
+// GEMV multiplies them by E4M3 mma.sync, beyond them the wgmma GEMM.
 // CHECK-LABEL: func.func @linear_float8_row_dynamic(
 // CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[W8:%[a-zA-Z0-9_]+]]: memref<64x4096xf8E4M3FN>, [[SW:%[a-zA-Z0-9_]+]]: memref<64xf32>, [[B:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>)
 // CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
-// CHECK-NEXT: [[GEMV:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], %c16
-// CHECK-NEXT: scf.if [[GEMV]] {
 // CHECK-NEXT: [[X8:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?x4096xf8E4M3FN>
 // CHECK-NEXT: [[SX:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?xf32>
 // CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x {{.*}} args([[X]] : memref<?x4096xbf16>, [[X8]] : memref<?x4096xf8E4M3FN>, [[SX]] : memref<?xf32>, [[M]] : index)
+// CHECK-NEXT: [[GEMV:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], %c16
+// CHECK-NEXT: scf.if [[GEMV]] {
 // CHECK: gpu.launch_func @attn_kernels::@gemv_float8 {{.*}} args([[X8]] : memref<?x4096xf8E4M3FN>, [[SX]] : memref<?xf32>, [[W8]] : memref<64x4096xf8E4M3FN>, [[SW]] : memref<64xf32>, [[B]] : memref<64xbf16>, [[Y]] : memref<?x64xbf16>)
-// CHECK-NEXT: gpu.dealloc [[X8]]
-// CHECK-NEXT: gpu.dealloc [[SX]]
 // CHECK-NEXT: } else {
-// CHECK-NEXT: [[XB:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?x4096xf8E4M3FN>
-// CHECK-NEXT: [[SB:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?xf32>
-// CHECK: gpu.launch_func @attn_kernels::@float8_quantize_x_0 {{.*}} args([[X]] : memref<?x4096xbf16>, [[XB]] : memref<?x4096xf8E4M3FN>, [[SB]] : memref<?xf32>, [[M]] : index)
 // CHECK: arith.cmpi ule, [[M]], %c128
 // The tensor maps of the E4M3 bytes (CUtensorMapDataType 0, 128-column
 // boxes) of x and of the weight.
@@ -273,11 +268,12 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK: [[MX:%[a-zA-Z0-9_]+]] = llvm.load
 // CHECK: func.call @attnCudaEncodeTensorMap(%{{.+}}, %{{.+}}, %c0_i32, %c64_i64, %c4096_i64, %c4096_i64, %c64_i32, %c128_i32)
 // CHECK: [[MW:%[a-zA-Z0-9_]+]] = llvm.load
-// CHECK: gpu.launch_func @attn_kernels::@gemm_float8_m128 blocks in (%c1, %{{.*}}, %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %{{.*}} args([[XB]] : memref<?x4096xf8E4M3FN>, [[W8]] : memref<64x4096xf8E4M3FN>, [[B]] : memref<64xbf16>, [[Y]] : memref<?x64xbf16>, [[MX]] : !llvm.array<16 x i64>, [[MW]] : !llvm.array<16 x i64>, [[SB]] : memref<?xf32>, [[SW]] : memref<64xf32>)
+// CHECK: gpu.launch_func @attn_kernels::@gemm_float8_m128 blocks in (%c1, %{{.*}}, %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %{{.*}} args([[X8]] : memref<?x4096xf8E4M3FN>, [[W8]] : memref<64x4096xf8E4M3FN>, [[B]] : memref<64xbf16>, [[Y]] : memref<?x64xbf16>, [[MX]] : !llvm.array<16 x i64>, [[MW]] : !llvm.array<16 x i64>, [[SX]] : memref<?xf32>, [[SW]] : memref<64xf32>)
 // CHECK: } else {
 // CHECK: gpu.launch_func @attn_kernels::@gemm_float8 blocks
-// CHECK: gpu.dealloc [[XB]]
-// CHECK-NEXT: gpu.dealloc [[SB]]
+// CHECK: gpu.dealloc [[X8]]
+// CHECK-NEXT: gpu.dealloc [[SX]]
+// CHECK-NOT: float8_quantize_x_0
 //
 // A block per row: s = min(max |x|, 1200) / 448 over 16-byte chunks, the
 // warps' maxima meeting in shared memory; x / s rounded to E4M3 with
@@ -304,13 +300,14 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK-NEXT: arith.select %{{.*}}, [[OUT]], %{{.*}} : vector<8xf8E4M3FN>
 // CHECK-NEXT: vector.store %{{.*}} : memref<?x4096xf8E4M3FN>, vector<8xf8E4M3FN>
 //
-// GEMV: 64-deep steps (16 bytes per lane quad); 16 warps x 64 x 4 = 4096,
-// so the K loop runs once and folds away. Each lane streams 16 weight
-// bytes per tile (no branch), loads 16 x bytes of rows g and g + 8, and
-// feeds both, unconverted, to two m16n8k32 E4M3 mma.sync.
+// GEMV: 64-deep steps (16 bytes per lane quad) in spans of 2; 2 blocks
+// take 16 warps each, 16 x 64 x 2 = 2048 per trip of the K loop. Each lane
+// streams 16 weight bytes per tile (no branch), loads 16 x bytes of rows g
+// and g + 8, and feeds both, unconverted, to two m16n8k32 E4M3 mma.sync.
 // CHECK-LABEL: gpu.func @gemv_float8(
 // CHECK-SAME: memref<16x16x32xf32, #gpu.address_space<workgroup>>
-// CHECK-NOT: scf.for
+// CHECK-SAME: known_block_size = array<i32: 512, 1, 1>
+// CHECK: scf.for %{{.*}} = %c0 to %c4096 step %c2048
 // CHECK: memref.extract_aligned_pointer_as_index %{{.*}} : memref<64x4096xf8E4M3FN>
 // CHECK: llvm.inline_asm has_side_effects {{.*}}ld.global.nc.L1::no_allocate.L2::256B.v4.b32
 // CHECK: vector.bitcast %{{.*}} : vector<4xi32> to vector<16xf8E4M3FN>
@@ -363,16 +360,32 @@ func.func @linear_float8_row_dynamic(%x: tensor<?x4096xbf16>, %w8: tensor<64x409
 // CHECK-LABEL: gpu.func @float8_quantize_x(
 // CHECK-NOT: gpu.shuffle
 // CHECK: memref.load %arg1[%c0] : memref<1xf32>
-// A span (256) covers two 128-deep scale blocks, so each step is scaled.
+// A span (128) is one 128-deep scale block: its sums are scaled once.
 // CHECK-LABEL: gpu.func @gemv_float8(
 // CHECK: [[BS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<1x32xf32>
-// CHECK: [[BS2:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<1x32xf32>
+// CHECK-NOT: memref<1x32xf32>
 // CHECK: mma.sync.aligned.m16n8k32
+// CHECK-NOT: memref<1x32xf32>
 // CHECK: math.fma %{{.*}}, [[BS]], %{{.*}} : f32
-// CHECK: math.fma %{{.*}}, [[BS2]], %{{.*}} : f32
+// CHECK-NOT: memref<1x32xf32>
 // CHECK: gpu.barrier
 func.func @linear_float8_block_static(%x: tensor<?x4096xf16>, %w8: tensor<64x4096xf8E4M3FN>, %s: tensor<1x32xf32>, %si: tensor<1xf32>) -> tensor<?x64xf16> {
   %w = attn.quantized_weight(%w8, %s, %si) : (tensor<64x4096xf8E4M3FN>, tensor<1x32xf32>, tensor<1xf32>) -> !f8
   %y = attn.linear %x, %w : tensor<?x4096xf16>, !f8 -> tensor<?x64xf16>
   return %y : tensor<?x64xf16>
+}
+
+// -----
+
+!f8wide = !attn.quantized_weight<8192x256, #attn.float8<weight_scale = row, input_scale = dynamic>>
+
+// More column blocks than multiprocessors (256): 8 warps a block, held to
+// two blocks per multiprocessor (nvvm.minctasm), which measured fastest.
+// CHECK-LABEL: gpu.func @gemv_float8(
+// CHECK-SAME: known_block_size = array<i32: 256, 1, 1>
+// CHECK-SAME: nvvm.minctasm = 2 : i32
+func.func @linear_float8_many_blocks(%x: tensor<?x256xbf16>, %w8: tensor<8192x256xf8E4M3FN>, %s: tensor<8192xf32>) -> tensor<?x8192xbf16> {
+  %w = attn.quantized_weight(%w8, %s) : (tensor<8192x256xf8E4M3FN>, tensor<8192xf32>) -> !f8wide
+  %y = attn.linear %x, %w : tensor<?x256xbf16>, !f8wide -> tensor<?x8192xbf16>
+  return %y : tensor<?x8192xbf16>
 }

@@ -477,6 +477,15 @@ def all_cases():
                           config("bf16", (8, 2), 128, quant=GPTQ),
                           dict(zip(("cached", "new"), SCENARIOS[16][scenario]),
                                scenario=scenario)))
+    # float8 and GPTQ with desc_act carry them in their x prologue (both paths).
+    for scenario in ("decode", "mixed"):
+        for tag, quant in (("f8_row_dynamic", float8("row", "dynamic")),
+                           ("gptq_desc_act", GPTQ_DESC_ACT)):
+            cases.append(Case(f"layer_index_checks-{scenario}_{tag}_bf16", "index_checks_bf16",
+                              f"checked_layer_{tag}", "layer_index_checks",
+                              config("bf16", (8, 2), 128, quant=quant),
+                              dict(zip(("cached", "new"), SCENARIOS[16][scenario]),
+                                   scenario=scenario)))
     return cases
 
 

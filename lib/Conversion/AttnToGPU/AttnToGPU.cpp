@@ -17,7 +17,6 @@
 
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "llvm/ADT/TypeSwitch.h"
 
 namespace mlir::attn {
 #define GEN_PASS_DEF_CONVERTATTNTOGPU
@@ -87,22 +86,10 @@ bool readsNoIndexTensor(Operation *op) {
 }
 
 /// Whether each launch path of `op` can carry the index checks: the
-/// projections on bf16 / f16 weights and on GPTQ weights without desc_act
-/// (the checks' block runs beside the GEMV's or GEMM's blocks streaming the
-/// weights). Not float8's nor desc_act's: their x prologue, a short kernel
-/// (desc_act's a grid-stride one, which reads gridDim), would carry them.
+/// projections (the checks' block runs beside the blocks of the GEMV or
+/// GEMM streaming the weights, or of the quantised weights' x prologue).
 bool carriesIndexChecks(Operation *op) {
-  Value weight = TypeSwitch<Operation *, Value>(op)
-                     .Case([](QKVProjectionOp p) { return p.getWeights()[0]; })
-                     .Case([](LinearOp l) { return l.getWeight(); })
-                     .Default(Value());
-  if (!weight)
-    return false;
-  auto quantized = dyn_cast<QuantizedWeightType>(weight.getType());
-  if (!quantized)
-    return true;
-  auto gptq = dyn_cast<GPTQAttr>(quantized.getEncoding());
-  return gptq && !gptq.getDescAct();
+  return isa<QKVProjectionOp, LinearOp>(op);
 }
 
 /// A builder on the host code after `op`, or at the start of `block` when

@@ -5,7 +5,7 @@
 // four n8 mma tiles, interleaved (tile t's column c is the block's column
 // 4 c + t, so one lane's 16-byte load feeds all four tiles), and 16 rows of
 // x (blockIdx.y: larger M runs one 16-row slice per block row, rereading
-// W); its warps split K in spans of kUnroll consecutive k steps. Each lane
+// W); its warps split K in spans of consecutive k steps. Each lane
 // loads 16 bytes of packed weights per k step and feeds mma.sync
 // accumulating in f32 (GPTQ: decoded in registers to exact f16 / bf16
 // values for m16n8k16; float8: E4M3 as loaded, for m16n8k32);
@@ -50,8 +50,6 @@ namespace {
 constexpr int64_t kTiles = kQuantGemvColumns / 8, kAcc = kTiles * 4;
 /// Rows of x per block (one m16 tile).
 constexpr int64_t kRows = 16;
-/// Consecutive k steps each warp loads before multiplying: its span.
-constexpr int64_t kUnroll = 4;
 constexpr double kE4M3Max = 448.0;
 
 /// The GEMV's arguments: the prepared x ([M, K]: permuted for GPTQ
@@ -122,6 +120,9 @@ void addScaled(IB &b, ArrayRef<Value> part, MutableArrayRef<Value> acc,
 struct GPTQSteps {
   /// K of one step: a word row (8 k) per lane quad.
   static constexpr int64_t kStep = 32;
+  /// Consecutive steps a warp loads before multiplying: its span (one
+  /// group of 128).
+  static constexpr int64_t kSpanSteps = 4;
 
   Type element; // x's, and the mma's
   int64_t groupSize;
@@ -214,6 +215,11 @@ struct GPTQSteps {
 struct Float8Steps {
   /// K of one step: 16 k (one 16-byte load per tile) per lane quad.
   static constexpr int64_t kStep = 64;
+  /// Steps per span: 4 x 64 bytes of weights per lane in flight at once;
+  /// a span of 4 held too many registers for two blocks per SM (H200,
+  /// 14336 x 4096 at M = 1: 20.7 us against 28.1 us with 4 steps and 16
+  /// warps).
+  static constexpr int64_t kSpanSteps = 2;
 
   Float8ScaleGranularity granularity;
 
@@ -335,7 +341,7 @@ struct Float8Steps {
 // The kernel
 //===----------------------------------------------------------------------===//
 
-/// The warp's share of K: spans `warp`, `warp + warps`, ... of kUnroll
+/// The warp's share of K: spans `warp`, `warp + warps`, ... of kSpanSteps
 /// consecutive steps, all loaded before any is multiplied. Products go
 /// straight into the accumulators when the scale applies to the output,
 /// else through a partial sum scaled once per span (when one scale covers
@@ -344,6 +350,7 @@ template <typename Steps>
 SmallVector<Value> accumulate(IB &b, const Steps &steps,
                               const QuantGemvArgs &args, const QuantBlock &blk,
                               int64_t k) {
+  constexpr int64_t kUnroll = Steps::kSpanSteps;
   int64_t span = Steps::kStep * kUnroll;
   std::optional<int64_t> scaleSpan = steps.scaleSpan();
   bool scalePerSpan = scaleSpan && *scaleSpan % span == 0;
@@ -649,7 +656,8 @@ void freeAll(IB &host, ArrayRef<Value> temporaries) {
 
 /// The kernels' arguments, with the prologue run: x as they read it (GPTQ
 /// desc_act: permuted; float8: E4M3 bytes, and the per-row scale),
-/// in buffers appended to `temporaries`.
+/// in buffers appended to `temporaries`. Every launch path starts with the
+/// prologue where there is one, so it alone carries the index checks.
 QuantGemvArgs prepareArgs(KernelEmitter &e, IB &host, Value x,
                           ArrayRef<QuantizedWeightBuffers> weights,
                           ArrayRef<Value> biases,
@@ -668,12 +676,14 @@ QuantGemvArgs prepareArgs(KernelEmitter &e, IB &host, Value x,
                       {dim(host, x, 0)});
     emitPermuteColumns(e, host, x, parts[2], args.x);
     temporaries.push_back(args.x);
+    e.endCarriedChecks();
   }
   if (auto float8 = dyn_cast<Float8Attr>(encoding)) {
     Value staticScale =
         float8.getInputScale() == Float8InputScale::Static ? parts[2] : Value();
     std::tie(args.x, args.inputScale) =
         quantizeInput(e, host, x, float8, staticScale, k, temporaries);
+    e.endCarriedChecks();
   }
   // One kernel argument type for several weights.
   int64_t nDim = columnDim(encoding);
@@ -692,12 +702,14 @@ void launchQuantGemv(KernelEmitter &e, IB &host, const QuantGemvArgs &args,
                      ArrayRef<OutputSegment> outputs) {
   auto gptq = dyn_cast<GPTQAttr>(encoding);
   // Warps per block as measured fastest on an H200 (K 4096 x N 14336, 448
-  // blocks): GPTQ (about 100 registers a thread) 8 warps, 17 us against
-  // 23 us with 4 and 28 us with 16; float8 (70 registers) 16 warps, 41 us
-  // against 47 us with 4 and 55 us with 8. A block count that fits one per
-  // multiprocessor takes 16 warps.
+  // blocks, M = 1): GPTQ (64 registers a thread) 8 warps, 17 us (with the
+  // next span's words carried through the loop: 20-22 us at 4, 8 or 16
+  // warps); float8 8 warps at two blocks per SM, 20.7 us against 28 us
+  // with 16 warps at one. A block count that fits one per multiprocessor
+  // takes 16 warps.
   int64_t blocks = llvm::divideCeil(stack.n, kQuantGemvColumns);
-  int64_t threads = gptq && blocks > e.options().smCount ? 256 : 512;
+  bool fewBlocks = blocks <= e.options().smCount;
+  int64_t threads = fewBlocks ? 512 : 256;
   auto reductionType = MemRefType::get(
       {threads / 32, kAcc, 32}, host.getF32Type(), AffineMap(),
       gpu::AddressSpaceAttr::get(host.getContext(),
@@ -706,6 +718,9 @@ void launchQuantGemv(KernelEmitter &e, IB &host, const QuantGemvArgs &args,
       createKernel(e, host.getLoc(), gptq ? "gemv_gptq" : "gemv_float8", args,
                    {reductionType}, threads);
   Value reduction = kernel.getWorkgroupAttributions()[0];
+  // float8's 8 warps hold about 120 registers a thread unbounded.
+  if (!gptq && !fewBlocks)
+    kernel->setAttr("nvvm.minctasm", host.getI32IntegerAttr(2));
   if (gptq)
     buildQuantGemv(b,
                    GPTQSteps{cast<MemRefType>(args.x.getType()).getElementType(),
@@ -719,43 +734,6 @@ void launchQuantGemv(KernelEmitter &e, IB &host, const QuantGemvArgs &args,
            {cIndex(host, blocks), ceilDiv(host, dim(host, args.x, 0), kRows),
             cIndex(host, 1)},
            threads, argumentList(args));
-}
-
-/// The prologue, then the GEMV in 16-row slices of x (float8 of every M,
-/// or decode-sized M).
-void emitQuantizedGemv(KernelEmitter &e, IB &host, Value x,
-                       ArrayRef<QuantizedWeightBuffers> weights,
-                       ArrayRef<Value> biases,
-                       ArrayRef<OutputSegment> outputs) {
-  SmallVector<Value> temporaries;
-  QuantGemvArgs args =
-      prepareArgs(e, host, x, weights, biases, outputs, temporaries);
-  launchQuantGemv(e, host, args, weights[0].type.getEncoding(),
-                  stackOf(weights), outputs);
-  freeAll(host, temporaries);
-}
-
-/// GPTQ: the prologue once, then the GEMV up to 16 rows, the GEMM
-/// (GemmGPTQ.cpp) beyond.
-void emitGPTQMatmul(KernelEmitter &e, IB &host, Value x,
-                    ArrayRef<QuantizedWeightBuffers> weights,
-                    ArrayRef<Value> biases, ArrayRef<OutputSegment> outputs) {
-  assert(biases.empty() && "GPTQ projections have no bias (the verifier)");
-  auto gptq = cast<GPTQAttr>(weights[0].type.getEncoding());
-  WeightStack stack = stackOf(weights);
-  SmallVector<Value> temporaries;
-  QuantGemvArgs args =
-      prepareArgs(e, host, x, weights, biases, outputs, temporaries);
-  ifThenElse(
-      host, ule(host, dim(host, x, 0), cIndex(host, kGemvMaxRows)),
-      [&](IB &hb) { launchQuantGemv(e, hb, args, gptq, stack, outputs); },
-      [&](IB &hb) {
-        emitGPTQGemm(e, hb,
-                     GPTQGemmArgs{args.x, args.packed, args.scales,
-                                  args.outputs},
-                     stack, gptq.getGroupSize(), outputs);
-      });
-  freeAll(host, temporaries);
 }
 
 /// The E4M3 GEMM's arguments.
@@ -772,28 +750,21 @@ struct Float8GemmArgs {
   }
 };
 
-/// x quantised to E4M3 bytes, then the wgmma GEMM on E4M3 operands with
-/// the scales applied to its f32 sums: 128 x 64 tiles up to 128 rows,
-/// 128 x 128 beyond (the f32 sums beside the wgmma accumulators leave no
-/// registers for 256 columns).
-void emitFloat8Gemm(KernelEmitter &e, IB &host, Value x,
-                    ArrayRef<QuantizedWeightBuffers> weights,
-                    ArrayRef<Value> biases, ArrayRef<OutputSegment> outputs) {
-  auto float8 = cast<Float8Attr>(weights[0].type.getEncoding());
-  WeightStack stack = stackOf(weights);
-  Idx rows = dim(host, x, 0);
-  SmallVector<Value> temporaries;
-  Value staticScale = float8.getInputScale() == Float8InputScale::Static
-                          ? weights[0].parts[2]
-                          : Value();
+/// The wgmma GEMM on E4M3 operands (x quantised by the prologue) with the
+/// scales applied to its f32 sums: 128 x 64 tiles up to 128 rows, 128 x 128
+/// beyond (the f32 sums beside the wgmma accumulators leave no registers
+/// for 256 columns).
+void launchFloat8Gemm(KernelEmitter &e, IB &host, const QuantGemvArgs &prepared,
+                      Float8Attr float8, const WeightStack &stack,
+                      ArrayRef<OutputSegment> outputs) {
+  Idx rows = dim(host, prepared.x, 0);
   Float8GemmArgs args;
-  std::tie(args.matmul.x, args.rowScale) =
-      quantizeInput(e, host, x, float8, staticScale, stack.k, temporaries);
-  args.matmul.weights = partOfEach(host, weights, 0, 0);
-  args.weightScales = partOfEach(host, weights, 1, 0);
-  args.matmul.biases = biasesOf(host, biases, weights.size());
-  for (const OutputSegment &out : outputs)
-    args.matmul.outputs.push_back(out.buffer);
+  args.matmul.x = prepared.x;
+  args.rowScale = prepared.inputScale;
+  args.matmul.weights = prepared.packed;
+  args.weightScales = prepared.scales;
+  args.matmul.biases = prepared.biases;
+  args.matmul.outputs = prepared.outputs;
   bool perColumn = float8.getWeightScale() == Float8ScaleGranularity::Row;
   auto launchShape = [&](IB &hb, const WgmmaGemmConfig &cfg, StringRef name) {
     Float8GemmArgs gemmArgs = args;
@@ -814,7 +785,6 @@ void emitFloat8Gemm(KernelEmitter &e, IB &host, Value x,
                     "gemm_float8_m128");
       },
       [&](IB &hb) { launchShape(hb, {2, 128, 6}, "gemm_float8"); });
-  freeAll(host, temporaries);
 }
 
 } // namespace
@@ -869,15 +839,37 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
                                        ArrayRef<Value> biases,
                                        ArrayRef<OutputSegment> outputs) {
   BuilderScope scope(host);
-  if (isa<GPTQAttr>(weights[0].type.getEncoding()))
-    return emitGPTQMatmul(e, host, x, weights, biases, outputs);
-  // Block-scaled float8 would need the wgmma sums split per 128-deep block.
-  auto float8 = cast<Float8Attr>(weights[0].type.getEncoding());
-  if (!e.options().wgmma ||
-      float8.getWeightScale() == Float8ScaleGranularity::Block)
-    return emitQuantizedGemv(e, host, x, weights, biases, outputs);
-  ifThenElse(
-      host, ule(host, dim(host, x, 0), cIndex(host, kGemvMaxRows)),
-      [&](IB &hb) { emitQuantizedGemv(e, hb, x, weights, biases, outputs); },
-      [&](IB &hb) { emitFloat8Gemm(e, hb, x, weights, biases, outputs); });
+  WeightEncodingAttrInterface encoding = weights[0].type.getEncoding();
+  WeightStack stack = stackOf(weights);
+  SmallVector<Value> temporaries;
+  QuantGemvArgs args =
+      prepareArgs(e, host, x, weights, biases, outputs, temporaries);
+  auto gemv = [&](IB &hb) {
+    launchQuantGemv(e, hb, args, encoding, stack, outputs);
+  };
+  // GPTQ: the GEMV up to 16 rows, the GEMM (GemmGPTQ.cpp) beyond. float8:
+  // the GEMV in 16-row slices of x where the wgmma GEMM cannot run
+  // (block scales would need its sums split per 128-deep block).
+  std::function<void(IB &)> gemm;
+  auto gptq = dyn_cast<GPTQAttr>(encoding);
+  auto float8 = dyn_cast<Float8Attr>(encoding);
+  if (gptq) {
+    assert(biases.empty() && "GPTQ projections have no bias (the verifier)");
+    gemm = [&](IB &hb) {
+      emitGPTQGemm(e, hb,
+                   GPTQGemmArgs{args.x, args.packed, args.scales, args.outputs},
+                   stack, gptq.getGroupSize(), outputs);
+    };
+  } else if (e.options().wgmma &&
+             float8.getWeightScale() != Float8ScaleGranularity::Block) {
+    gemm = [&](IB &hb) {
+      launchFloat8Gemm(e, hb, args, float8, stack, outputs);
+    };
+  }
+  if (gemm)
+    ifThenElse(host, ule(host, dim(host, x, 0), cIndex(host, kGemvMaxRows)),
+               gemv, gemm);
+  else
+    gemv(host);
+  freeAll(host, temporaries);
 }

@@ -68,6 +68,11 @@ public:
     carriedChecks = checks;
   }
 
+  /// Ends carrying: the op's launches so far ran on each of its paths (a
+  /// prologue that every path starts with), so the checks have run by the
+  /// time its later launches do.
+  void endCarriedChecks() { carriedChecks = nullptr; }
+
   /// The number of launches emitted so far.
   unsigned launchCount() const { return launches; }
 
