@@ -91,8 +91,11 @@ LogicalResult attn::linkSharedLibrary(StringRef objectPath,
           : getCPULinkFlags(options, linkMPI, loc);
   if (failed(flags))
     return failure();
-  SmallVector<StringRef> args = {*driver, "-shared", "-o", outputPath,
-                                 objectPath};
+  // -Bsymbolic: the library's calls of its own functions (an entry point's C
+  // wrapper calling it) bind to them, not to a same-named symbol loaded
+  // before (an entry point named `step` otherwise calls libc's step()).
+  SmallVector<StringRef> args = {*driver,      "-shared", "-Wl,-Bsymbolic",
+                                 "-o",         outputPath, objectPath};
   args.append(flags->begin(), flags->end());
   std::string message;
   int rc = llvm::sys::ExecuteAndWait(*driver, args, std::nullopt, {}, 0, 0,
