@@ -1,23 +1,24 @@
 #!/usr/bin/env python3
-"""What the device index checks cost (issue 18), on the GPU machine: every model's decode steps
-from two folders of ``build_bench_layer.py``, the default build (checked) and one built with
-``ATTN_COMPILE_FLAGS=--no-runtime-checks``, on the same inputs in one process, measured in
-alternating rounds so that drift of the card's clocks falls on both alike.
+"""Two builds of the same layers compared in one process, on the GPU machine: every model's
+decode steps from two folders of ``build_bench_layer.py`` (A and B: e.g. the default build and
+one with ``ATTN_COMPILE_FLAGS=--no-runtime-checks``, for what the device index checks cost; or
+two commits), on the same inputs, measured in alternating rounds so that drift of the card's
+clocks falls on both alike.
 
     /usr/bin/python3 benchmarks/gpu/build_bench_layer.py build/bench-layer-gpu
     ATTN_COMPILE_FLAGS=--no-runtime-checks \\
         /usr/bin/python3 benchmarks/gpu/build_bench_layer.py build/bench-layer-gpu-unchecked
-    python3 benchmarks/gpu/bench_index_checks.py build/bench-layer-gpu \\
-        build/bench-layer-gpu-unchecked [--rounds 15]
+    python3 benchmarks/gpu/bench_builds.py build/bench-layer-gpu \\
+        build/bench-layer-gpu-unchecked --labels checked,unchecked [--rounds 15]
 
 Per round and build: the GPU time per step (CUDA events around 200 back-to-back calls, / 200)
-and the wall time (median of 50 calls each followed by a synchronisation). The cost is the
-median over rounds of the paired difference, checked - unchecked, with the lowest and highest
-round beside it. Before timing, both builds run twice on the same inputs: the elements of the
-output and the cache that differ between the builds and between two calls of one build are
-recorded (0 and 0: the checks change no result, the layer is deterministic).
+and the wall time (median of 50 calls each followed by a synchronisation). The difference is
+the median over rounds of the paired difference, A - B, with the lowest and highest round
+beside it. Before timing, both builds run twice on the same inputs: the elements of the output
+and the cache that differ between the builds and between two calls of one build are recorded
+(0 and 0: the builds compute the same, and the layer is deterministic).
 
-Output: a table last; ``bench-index-checks.json`` in ``$OUT`` if set, else the current folder.
+Output: a table last; ``bench-builds.json`` in ``$OUT`` if set, else the current folder.
 """
 
 import argparse
@@ -109,9 +110,8 @@ def compare_builds(torch, calls, results, reset):
 
     def diff(x, y):
         return {"out": differing(torch, x[0], y[0]), "blocks": differing(torch, x[1], y[1])}
-    return {"checked_vs_unchecked": diff(first[0], first[1]),
-            "checked_repeat": diff(first[0], second[0]),
-            "unchecked_repeat": diff(first[1], second[1])}
+    return {"a_vs_b": diff(first[0], first[1]), "a_repeat": diff(first[0], second[0]),
+            "b_repeat": diff(first[1], second[1])}
 
 
 def measure_step(torch, cfg, libraries, weights, freqs, step, gen, rounds):
@@ -120,22 +120,21 @@ def measure_step(torch, cfg, libraries, weights, freqs, step, gen, rounds):
     print(f"  {step}: differing elements {same}", file=sys.stderr, flush=True)
     for call in calls:  # warm up
         gpu_us(torch, call)
-    samples = {"checked": {"gpu": [], "wall": []}, "unchecked": {"gpu": [], "wall": []}}
+    samples = {"a": {"gpu": [], "wall": []}, "b": {"gpu": [], "wall": []}}
     for r in range(rounds):
         order = [0, 1] if r % 2 == 0 else [1, 0]
         for i in order:
-            name = ("checked", "unchecked")[i]
+            name = ("a", "b")[i]
             samples[name]["gpu"].append(gpu_us(torch, calls[i]))
             samples[name]["wall"].append(wall_us(torch, calls[i]))
     row = {"step": step, "differing": same, "samples": samples}
     for kind in ("gpu", "wall"):
-        diffs = [c - u for c, u in zip(samples["checked"][kind], samples["unchecked"][kind])]
-        unchecked = statistics.median(samples["unchecked"][kind])
-        row[kind] = {"checked_us": statistics.median(samples["checked"][kind]),
-                     "unchecked_us": unchecked,
-                     "cost_us": statistics.median(diffs),
-                     "cost_low_us": min(diffs), "cost_high_us": max(diffs),
-                     "cost_share": statistics.median(diffs) / unchecked}
+        diffs = [x - y for x, y in zip(samples["a"][kind], samples["b"][kind])]
+        b_us = statistics.median(samples["b"][kind])
+        row[kind] = {"a_us": statistics.median(samples["a"][kind]), "b_us": b_us,
+                     "diff_us": statistics.median(diffs),
+                     "diff_low_us": min(diffs), "diff_high_us": max(diffs),
+                     "diff_share": statistics.median(diffs) / b_us}
     return row
 
 
@@ -161,34 +160,36 @@ def differing_summary(row):
     d = row["differing"]
     if not any(v for pair in d.values() for v in pair.values()):
         return "0"
-    return " ".join(f"{k.split('_')[0][:5]}:{v['out']}/{v['blocks']}" for k, v in d.items())
+    return " ".join(f"{k}:{v['out']}/{v['blocks']}" for k, v in d.items())
 
 
 def line(row):
     g, w = row["gpu"], row["wall"]
-    return (f"{row['model']:17} {row['step']:15} {g['checked_us']:8.1f} {g['unchecked_us']:8.1f} "
-            f"{g['cost_us']:+7.2f} [{g['cost_low_us']:+6.2f}, {g['cost_high_us']:+6.2f}] "
-            f"{100 * g['cost_share']:+6.2f}%  {w['checked_us']:8.1f} {w['unchecked_us']:8.1f} "
-            f"{w['cost_us']:+7.2f} {100 * w['cost_share']:+6.2f}%  {differing_summary(row)}")
+    return (f"{row['model']:17} {row['step']:15} {g['a_us']:8.1f} {g['b_us']:8.1f} "
+            f"{g['diff_us']:+7.2f} [{g['diff_low_us']:+6.2f}, {g['diff_high_us']:+6.2f}] "
+            f"{100 * g['diff_share']:+6.2f}%  {w['a_us']:8.1f} {w['b_us']:8.1f} "
+            f"{w['diff_us']:+7.2f} {100 * w['diff_share']:+6.2f}%  {differing_summary(row)}")
 
 
 def table(results):
-    header = (f"{'model':17} {'step':15} {'gpu chk':>8} {'unchk':>8} {'cost':>7} "
-              f"{'[low, high]':>16} {'share':>7}  {'wall chk':>8} {'unchk':>8} {'cost':>7} "
-              f"{'share':>7}  differing (out/cache)")
+    a, b = results["labels"]
+    header = (f"{'model':17} {'step':15} {'gpu A':>8} {'B':>8} {'A - B':>7} "
+              f"{'[low, high]':>16} {'of B':>7}  {'wall A':>8} {'B':>8} {'A - B':>7} "
+              f"{'of B':>7}  differing (out/cache)")
     return "\n".join([
-        f"device index checks on {results['device']} (torch {results['torch']}), us per step, "
-        f"median of {results['rounds']} alternating rounds;",
-        f"gpu = CUDA events over {BACK_TO_BACK} back-to-back calls; wall = median of "
-        f"{SYNCHRONISED} synchronised calls; cost = median of checked - unchecked per round;",
-        "differing: bf16 elements of out / cache that differ (checked vs unchecked, checked "
-        "twice, unchecked twice)",
+        f"A = {a} ({results['folders'][0]}), B = {b} ({results['folders'][1]}) on "
+        f"{results['device']} (torch {results['torch']}),",
+        f"us per step, median of {results['rounds']} alternating rounds; gpu = CUDA events over "
+        f"{BACK_TO_BACK} back-to-back calls; wall = median of {SYNCHRONISED} synchronised calls;",
+        "A - B = median of the per-round differences; differing: bf16 elements of out / cache "
+        "that differ (A vs B, A twice, B twice)",
         header, "-" * len(header), *(line(r) for r in results["results"])])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folders", nargs=2, help="the checked and the unchecked build")
+    parser.add_argument("folders", nargs=2, help="builds A and B")
+    parser.add_argument("--labels", default="A,B", help="names of A and B for the table")
     parser.add_argument("--model", default="", help="only this model")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
@@ -200,11 +201,12 @@ def main():
     import torch
 
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+               "labels": args.labels.split(","), "folders": args.folders,
                "rounds": args.rounds, "results": []}
     for model, info in models.items():
         results["results"] += measure_model(torch, args, model, info, manifests)
     out_dir = os.environ.get("OUT") or "."
-    with open(os.path.join(out_dir, "bench-index-checks.json"), "w") as f:
+    with open(os.path.join(out_dir, "bench-builds.json"), "w") as f:
         json.dump(results, f, indent=1)
     print("\n" + table(results))
     return 0
