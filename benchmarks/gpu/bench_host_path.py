@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Where a decode call's wall time goes, on the GPU machine: the Llama-3-8B layer of
-``build_bench_layer.py`` (or MODEL, bf16) at decode 8 x 512 (or SEQSxCACHED), the median of 300
-calls each of (a) the call then a synchronisation (wall), (b) the call alone (the host's
-enqueue time: ctypes, the generated host code, the runtime's driver calls), and the kernel time
-(CUPTI), before and after a torch.profiler session (which the other benchmarks use: it does not
-slow later calls); then one call's kernels on a time line (back to back, and alone after a
-synchronisation: its span against the wall time is the host's share).
+"""Where a call's wall time goes, on the GPU machine: the Llama-3-8B layer of
+``build_bench_layer.py`` (or MODEL, bf16) at decode 8 x 512 (or SEQSxCACHED, or pT: prefill of
+T tokens), the median of 300 calls each of (a) the call then a synchronisation (wall), (b) the
+call alone (the host's enqueue time: ctypes, the generated host code, the runtime's driver
+calls), and the kernel time (CUPTI), before and after a torch.profiler session (which the other
+benchmarks use: it does not slow later calls); then one call's kernels on a time line (back to
+back, and alone after a synchronisation: its span against the wall time is the host's share).
 
-    python3 benchmarks/gpu/bench_host_path.py [folder] [SEQSxCACHED] [MODEL]
+    python3 benchmarks/gpu/bench_host_path.py [folder] [SEQSxCACHED | pT] [MODEL]
                                                # build/bench-layer-gpu 8x512 llama3-8b
 """
 import json
@@ -36,13 +36,19 @@ lib, rtl = device_abi.load(so), device_abi.runtime(so)
 gen = torch.Generator(device="cuda").manual_seed(0)
 w = ts.random_weights(cfg, gen)[0]
 freqs = torch.from_numpy(ir.rope_table_input(cfg)).cuda()
-seqs, cached = (int(v) for v in step.split("x"))
-print(f"{model} decode {seqs} x {cached}")
-blocks, lookup = ts.random_cache(cfg, [cached + 1] * seqs, gen)
-x = torch.randn((seqs, cfg.hidden), generator=gen, device="cuda").to(torch.bfloat16)
+# SEQSxCACHED: decode, one new token per sequence; pT: prefill of T tokens, one sequence.
+if step.startswith("p"):
+    seqs, cached, new = 1, 0, int(step[1:])
+    print(f"{model} prefill {new}")
+else:
+    (seqs, cached), new = (int(v) for v in step.split("x")), 1
+    print(f"{model} decode {seqs} x {cached}")
+tokens = seqs * new
+blocks, lookup = ts.random_cache(cfg, [cached + new] * seqs, gen)
+x = torch.randn((tokens, cfg.hidden), generator=gen, device="cuda").to(torch.bfloat16)
 lengths = torch.full((seqs,), cached, dtype=torch.int32, device="cuda")
-offsets = torch.arange(0, seqs + 1, 1, dtype=torch.int32, device="cuda")
-out = torch.empty((seqs, cfg.hidden), dtype=torch.bfloat16, device="cuda")
+offsets = torch.arange(0, tokens + 1, new, dtype=torch.int32, device="cuda")
+out = torch.empty((tokens, cfg.hidden), dtype=torch.bfloat16, device="cuda")
 call = device_abi.DeviceFunction(lib, "layer").bind([x, offsets, blocks, lengths, lookup, *w.values(), freqs], [out])
 def wall(n=300):
     t = []
