@@ -215,10 +215,10 @@ struct GPTQSteps {
 struct Float8Steps {
   /// K of one step: 16 k (one 16-byte load per tile) per lane quad.
   static constexpr int64_t kStep = 64;
-  /// Steps per span: 4 x 64 bytes of weights per lane in flight at once;
-  /// a span of 4 held too many registers for two blocks per SM (H200,
-  /// 14336 x 4096 at M = 1: 20.7 us against 28.1 us with 4 steps and 16
-  /// warps).
+  /// Steps per span: 2 x 64 bytes of weights per lane in flight at once;
+  /// spans of 4 hold too many registers for two 8-warp blocks per SM (H200,
+  /// 14336 x 4096 at M = 1: 20.7 us against 28.1 us with 4 steps and one
+  /// 16-warp block).
   static constexpr int64_t kSpanSteps = 2;
 
   Float8ScaleGranularity granularity;
