@@ -38,17 +38,6 @@ from bench_layer import STEPS, library_path, model_arguments  # noqa: E402
 BACK_TO_BACK, SYNCHRONISED = 200, 50
 
 
-def gpu_us(torch, call):
-    """GPU time per call over BACK_TO_BACK calls (CUDA events), in us."""
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(BACK_TO_BACK):
-        call()
-    stop.record()
-    stop.synchronize()
-    return start.elapsed_time(stop) * 1e3 / BACK_TO_BACK
-
-
 def wall_us(torch, call):
     """The median wall time of SYNCHRONISED synchronised calls, in us."""
     times = []
@@ -115,17 +104,19 @@ def compare_builds(torch, calls, results, reset):
 
 
 def measure_step(torch, cfg, libraries, weights, freqs, step, gen, rounds):
+    from bench_gpu import event_us  # imports torch's attention API
+
     calls, results, reset = bound_calls(torch, cfg, libraries, weights, freqs, step, gen)
     same = compare_builds(torch, calls, results, reset)
     print(f"  {step}: differing elements {same}", file=sys.stderr, flush=True)
     for call in calls:  # warm up
-        gpu_us(torch, call)
+        event_us(torch, call, BACK_TO_BACK)
     samples = {"a": {"gpu": [], "wall": []}, "b": {"gpu": [], "wall": []}}
     for r in range(rounds):
         order = [0, 1] if r % 2 == 0 else [1, 0]
         for i in order:
             name = ("a", "b")[i]
-            samples[name]["gpu"].append(gpu_us(torch, calls[i]))
+            samples[name]["gpu"].append(event_us(torch, calls[i], BACK_TO_BACK))
             samples[name]["wall"].append(wall_us(torch, calls[i]))
     row = {"step": step, "differing": same, "samples": samples}
     for kind in ("gpu", "wall"):

@@ -60,6 +60,18 @@ DEV = torch.device("cuda")
 # Timing
 
 
+def event_us(torch, call, calls):
+    """GPU time per call of ``calls`` back-to-back calls on the current stream (CUDA events),
+    in us: the throughput time, which overlaps consecutive calls where they allow."""
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        call()
+    stop.record()
+    stop.synchronize()
+    return start.elapsed_time(stop) * 1e3 / calls
+
+
 def time_calls(calls, min_runs=10, budget_s=1.0):
     """``(kernel_s, host_s)`` of a candidate, ``calls`` running it on rotating input sets.
 

@@ -204,18 +204,16 @@ def rank_main(rank, devices, strategy, outdir, unique_id, store, check_only):
     dist.destroy_process_group()
 
 
-def per_call_us(torch, dist, call, calls):
-    """CUDA-event time per call over ``calls`` back-to-back calls, after a barrier."""
+def per_call_us(torch, call, calls, dist=None):
+    """CUDA-event time per call over ``calls`` back-to-back calls (after a warm-up call and,
+    with ``dist``, a barrier of the ranks)."""
+    from bench_gpu import event_us
+
     call()
     torch.cuda.synchronize()
-    dist.barrier()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(calls):
-        call()
-    stop.record()
-    stop.synchronize()
-    return start.elapsed_time(stop) * 1e3 / calls
+    if dist:
+        dist.barrier()
+    return event_us(torch, call, calls)
 
 
 def time_steps(torch, dist, cfg, bind, strategy, devices, rank, result):
@@ -227,17 +225,11 @@ def time_steps(torch, dist, cfg, bind, strategy, devices, rank, result):
         calls = 10 if step.startswith("prefill") else 100
         single = None
         if rank == 0:  # the unsharded layer on one GPU, the others waiting
-            single = per_call_us(torch, _NoBarrier, bind("unsharded", inputs)[0], calls)
+            single = per_call_us(torch, bind("unsharded", inputs)[0], calls)
         dist.barrier()
         args = shard_inputs(cfg, inputs, strategy, devices, rank)[0]
-        ours = per_call_us(torch, dist, bind(module_name(strategy, devices), args)[0], calls)
+        ours = per_call_us(torch, bind(module_name(strategy, devices), args)[0], calls, dist)
         result["timed"][step] = {"single_us": single, "sharded_us": ours}
-
-
-class _NoBarrier:
-    @staticmethod
-    def barrier():
-        pass
 
 
 def time_all_reduce(torch, dist, runtime, cfg, devices, result):
@@ -247,9 +239,9 @@ def time_all_reduce(torch, dist, runtime, cfg, devices, result):
         send = torch.randn((rows, cfg.hidden), device="cuda").to(torch.bfloat16)
         receive = torch.empty_like(send)
         calls = 50
-        ours = per_call_us(torch, dist, lambda: runtime.attnNcclAllReduceSum(
-            send.data_ptr(), receive.data_ptr(), send.numel(), NCCL_BF16), calls)
-        theirs = per_call_us(torch, dist, lambda: dist.all_reduce(send), calls)
+        ours = per_call_us(torch, lambda: runtime.attnNcclAllReduceSum(
+            send.data_ptr(), receive.data_ptr(), send.numel(), NCCL_BF16), calls, dist)
+        theirs = per_call_us(torch, lambda: dist.all_reduce(send), calls, dist)
         size = send.numel() * send.element_size()
         factor = 2 * (devices - 1) / devices
         result["all_reduce"].append({"rows": rows, "bytes": size, "ours_us": ours,
