@@ -113,7 +113,7 @@ def torch_call(torch, name, x, arrays):
                                     out_dtype=torch.bfloat16)[:m]
 
 
-def run(folder, only=()):
+def run(folder, only=(), weights=()):
     import torch
 
     import bench_gpu as bg
@@ -124,7 +124,7 @@ def run(folder, only=()):
     rng = np.random.default_rng(0)
     copy_gbps = bg.copy_rate() / 1e9
     rows = []
-    for name in WEIGHTS:
+    for name in weights or WEIGHTS:
         fn = device_abi.DeviceFunction(lib, name)
         for m in ROWS + GEMM_ROWS.get(name, ()):
             if only and m not in only:
@@ -192,9 +192,15 @@ def main():
     parser.add_argument("--build", action="store_true", help="compile (no GPU needed)")
     parser.add_argument("--rows", default="",
                         help="only these M, comma-separated (default: all)")
+    parser.add_argument("--weights", default="",
+                        help=f"only these of {', '.join(WEIGHTS)}, comma-separated (default: all)")
     args = parser.parse_args()
     only = {int(m) for m in args.rows.split(",") if m}
-    build(args.folder) if args.build else run(args.folder, only)
+    weights = [w for w in args.weights.split(",") if w]
+    unknown = set(weights) - set(WEIGHTS)
+    if unknown:
+        parser.error(f"unknown weights: {', '.join(sorted(unknown))}")
+    build(args.folder) if args.build else run(args.folder, only, weights)
 
 
 if __name__ == "__main__":

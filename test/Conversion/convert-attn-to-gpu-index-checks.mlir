@@ -353,7 +353,7 @@ func.func @gptq_project_store(%x: tensor<?x256xbf16>, %qw: tensor<32x128xi32>, %
 // CHECK: } else {
 // CHECK: nvvm.convert.f32x2.to.f8x2
 // CHECK: gpu.func @gemv_float8(
-// CHECK-NOT: gpu.grid_dim
+// CHECK-NOT: gpu.grid_dim x
 // CHECK: gpu.func @kv_cache_store(
 func.func @float8_project_store(%x: tensor<?x256xbf16>, %w8: tensor<128x256xf8E4M3FN>, %s: tensor<128xf32>, %off: tensor<?xi32>,
                                 %blocks: tensor<?x2x3x16x2x64xbf16>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>) -> tensor<?x2x3x16x2x64xbf16> {

@@ -324,18 +324,31 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK: memref.load %{{.*}} : memref<64xbf16>
 //
 // The E4M3 GEMM: TMA boxes of 128-byte rows (128 elements), m64nNk32 E4M3
-// wgmma from zero per 128-deep step, its sums added to f32 registers (the
-// tensor cores' E4M3 sums are narrower than f32), then times
-// s_x[row] * s_w[col] before the bias.
+// wgmma from zero (scale-d 0) per 128-deep step, its sums added to f32
+// registers (the tensor cores' E4M3 sums are narrower than f32), two steps
+// a trip into two register sets (the first's sums are added while the
+// second's wgmmas run), then times s_x[row] * s_w[col] before the bias. The
+// producer gives registers to the consumers (one block an SM).
 // CHECK-LABEL: gpu.func @gemm_float8_m128(
+// CHECK-SAME: nvvm.minctasm = 1 : i32
+// CHECK: nvvm.setmaxregister decrease 40
 // CHECK: nvgpu.tma.async.load {{.*}} -> memref<128x128xf8E4M3FN, #gpu.address_space<workgroup>>
 // CHECK: nvgpu.tma.async.load {{.*}} -> memref<64x128xf8E4M3FN, #gpu.address_space<workgroup>>
-// CHECK: scf.for {{.*}} iter_args([[SUM:%[a-zA-Z0-9_]+]] = %cst
-// CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 64, k = 32>, D[<f32>, <one>], A[<e4m3>, <one>, <row>], B[<e4m3>, <one>, <col>]
-// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
-// CHECK: scf.if
+// CHECK: nvvm.setmaxregister increase 232
+// CHECK: scf.for {{.*}} = %c0 to %c16 step %c1 iter_args([[A:%[a-zA-Z0-9_]+]] = [[POISON:%[0-9]+]], [[B:%[a-zA-Z0-9_]+]] = [[POISON]], [[SUM:%[a-zA-Z0-9_]+]] = %cst
+// CHECK: nvvm.wgmma.mma_async {{.*}}, [[A]], <m = 64, n = 64, k = 32>, D[<f32>, <zero>], A[<e4m3>, <one>, <row>], B[<e4m3>, <one>, <col>]
+// CHECK-NEXT: nvvm.wgmma.mma_async {{.*}} D[<f32>, <one>]
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: nvvm.wgmma.mma_async {{.*}}, [[B]], <m = 64, n = 64, k = 32>, D[<f32>, <zero>]
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK-NEXT: arith.cmpi
+// CHECK-NEXT: scf.if
 // CHECK-NEXT: nvgpu.mbarrier.arrive
+// CHECK: llvm.inline_asm has_side_effects "", "=f,
 // CHECK: arith.addf [[SUM]], %{{.*}} : f32
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: scf.yield
 // CHECK: [[RS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<?xf32>
 // CHECK-NEXT: [[WS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<64xf32>
 // CHECK-NEXT: [[F:%[a-zA-Z0-9_]+]] = arith.mulf [[RS]], [[WS]] : f32

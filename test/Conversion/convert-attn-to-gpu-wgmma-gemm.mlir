@@ -105,6 +105,25 @@
 // CHECK-NEXT: [[WGI:%[a-zA-Z0-9_]+]] = arith.index_cast [[WG]] : index to i32
 // CHECK-NEXT: [[WGB:%[a-zA-Z0-9_]+]], %{{.+}} = gpu.shuffle  idx [[WGI]], %c0_i32, %c32_i32 : i32
 // CHECK-NEXT: [[ROLE:%[a-zA-Z0-9_]+]] = arith.index_cast [[WGB]] : i32 to index
+// The block's tile in groups of 8 row tiles (2 column tiles of 256: 16
+// blocks a group): linear block b = y * 2 + x takes row tile
+// 8 (b / 16) + (b % 16) % rows and column tile (b % 16) / rows, rows =
+// min(gridDim.y - 8 (b / 16), 8).
+// CHECK: [[NY:%[a-zA-Z0-9_]+]] = gpu.grid_dim y
+// CHECK-NEXT: [[BY:%[a-zA-Z0-9_]+]] = gpu.block_id y
+// CHECK-NEXT: [[BY2:%[a-zA-Z0-9_]+]] = arith.muli [[BY]], %c2 : index
+// CHECK-NEXT: [[BX:%[a-zA-Z0-9_]+]] = gpu.block_id x
+// CHECK-NEXT: [[LIN:%[a-zA-Z0-9_]+]] = arith.addi [[BY2]], [[BX]] : index
+// CHECK-NEXT: [[GRP:%[a-zA-Z0-9_]+]] = arith.divui [[LIN]], %c16 : index
+// CHECK-NEXT: [[FIRST:%[a-zA-Z0-9_]+]] = arith.muli [[GRP]], %c8 : index
+// CHECK-NEXT: [[LEFT:%[a-zA-Z0-9_]+]] = arith.subi [[NY]], [[FIRST]] : index
+// CHECK-NEXT: [[ROWS:%[a-zA-Z0-9_]+]] = arith.minsi [[LEFT]], %c8 : index
+// CHECK-NEXT: [[IN:%[a-zA-Z0-9_]+]] = arith.remui [[LIN]], %c16 : index
+// CHECK-NEXT: [[R:%[a-zA-Z0-9_]+]] = arith.remui [[IN]], [[ROWS]] : index
+// CHECK-NEXT: [[RT:%[a-zA-Z0-9_]+]] = arith.addi [[FIRST]], [[R]] : index
+// CHECK-NEXT: [[CT:%[a-zA-Z0-9_]+]] = arith.divui [[IN]], [[ROWS]] : index
+// CHECK-NEXT: arith.muli [[RT]], %c128 : index
+// CHECK-NEXT: arith.muli [[CT]], %c256 : index
 // The tensor maps' addresses (local copies, which
 // attn-grid-constant-tensor-maps makes the parameters themselves).
 // CHECK: [[AX:%[a-zA-Z0-9_]+]] = llvm.alloca %{{.+}} x !llvm.array<16 x i64> {alignment = 64 : i64}

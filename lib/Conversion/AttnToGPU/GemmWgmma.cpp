@@ -30,6 +30,7 @@
 #include "TensorMaps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
@@ -44,6 +45,10 @@ namespace {
 /// One K step of a row: one 128-byte swizzled row.
 constexpr int64_t kRowBytes = 128;
 constexpr int64_t kWarpgroup = 128;
+/// With two E4M3 consumers (three warpgroups, 168 registers a thread at
+/// launch), the producer gives its registers to the consumers' two sets of
+/// step sums: 128 x 40 + 256 x 232 <= 65536.
+constexpr uint32_t kProducerRegisters = 40, kConsumerRegisters = 232;
 
 /// Where a block and its warpgroups work.
 struct GemmBlock {
@@ -170,7 +175,7 @@ void produce(IB &b, const WeightStack &stack, const GemmBlock &blk,
 /// acc += the consumer's 64 rows of x times the W rows of `stage`: four
 /// 32-byte k steps along the swizzled rows (k16 bf16 / f16, k32 E4M3).
 Value multiplyStage(IB &b, const GemmBlock &blk, Type element, Idx consumer,
-                    Idx stage, Value acc) {
+                    Idx stage, Value acc, bool accumulate = true) {
   Value stageAddr = arith::AddIOp::create(
       b, blk.smemAddr,
       indexCast(b, stage * blk.stageBytes(), b.getI64Type()));
@@ -185,7 +190,7 @@ Value multiplyStage(IB &b, const GemmBlock &blk, Type element, Idx consumer,
     steps.push_back({WgmmaDescriptor{aAddr, k * 32}.build(b),
                      WgmmaDescriptor{bAddr, k * 32}.build(b)});
   return wgmmaAsync(b, element, steps, blk.cfg.tileN, /*transposeB=*/false,
-                    acc);
+                    acc, accumulate);
 }
 
 /// `pair` (columns col, col + 1 of row `row`) times the row's and the
@@ -354,6 +359,65 @@ void storeTile(IB &b, const MatmulArgs &args, const WeightStack &stack,
       direct);
 }
 
+/// The f32 sums of an E4M3 consumer. E4M3 wgmma keeps fewer bits of its
+/// running sum than f32, so each step's sums start from zero and are added
+/// to f32 registers (DeepGEMM's promotion). Two sets of step sums take
+/// turns, so that the second step's wgmmas run while the first's are added:
+///
+///   for k in 0, 2, .. numK - 1:
+///     a = wgmma(step k); b = wgmma(step k + 1)
+///     wgmma_wait(1); release step k; acc += a
+///     wgmma_wait(0); release step k + 1; acc += b
+///
+/// (no set is in flight across the loop's back edge, where ptxas would
+/// serialise the wgmmas).
+SmallVector<Value> promotedSums(IB &b, const GemmBlock &blk, Type element,
+                                Idx consumer, int64_t numK) {
+  int64_t stages = blk.cfg.stages;
+  auto issue = [&](IB &ib, Idx k, Value registers) {
+    Idx stage = k % stages;
+    waitBarrier(ib, blk.full, stage, k / stages);
+    return multiplyStage(ib, blk, element, consumer, stage, registers,
+                         /*accumulate=*/false);
+  };
+  // Waits for all but `pending` groups, then adds `sums` (step k's).
+  auto retire = [&](IB &ib, int64_t pending, Idx k, Value &sums,
+                    SmallVector<Value> &acc) {
+    wgmmaWait(ib, pending);
+    releaseStage(ib, blk, k % stages);
+    SmallVector<Value> done = fenceRegisters(ib, unpackAccumulators(ib, sums));
+    for (auto [a, p] : llvm::zip(acc, done))
+      a = arith::AddFOp::create(ib, a, p);
+    // The sums are taken before the next step reuses `done`'s registers.
+    acc = fenceRegisters(ib, acc);
+    sums = packAccumulators(ib, fenceRegisters(ib, done));
+  };
+  Type sumsType = LLVM::LLVMStructType::getLiteral(
+      b.getContext(), SmallVector<Type>(blk.cfg.tileN / 2, b.getF32Type()));
+  Value poison = LLVM::PoisonOp::create(b, sumsType);
+  SmallVector<Value> init = {poison, poison};
+  init.append(blk.cfg.tileN / 2, cF32(b, 0.0));
+  SmallVector<Value> carried = forLoop(
+      b, cIndex(b, 0), cIndex(b, numK / 2), 1, init,
+      [&](IB &lb, Idx i, ValueRange state) {
+        Idx k = 2 * i;
+        SmallVector<Value> acc(state.drop_front(2));
+        Value a = issue(lb, k, state[0]);
+        Value c = issue(lb, k + 1, state[1]);
+        retire(lb, 1, k, a, acc);
+        retire(lb, 0, k + 1, c, acc);
+        SmallVector<Value> next = {a, c};
+        llvm::append_range(next, acc);
+        return next;
+      });
+  SmallVector<Value> acc(ArrayRef<Value>(carried).drop_front(2));
+  if (numK % 2) {
+    Value a = issue(b, cIndex(b, numK - 1), carried[0]);
+    retire(b, 0, cIndex(b, numK - 1), a, acc);
+  }
+  return acc;
+}
+
 /// A consumer warpgroup: every K step as it lands, then its slab of the
 /// output tile.
 void consume(IB &b, const MatmulArgs &args, const WeightStack &stack,
@@ -362,27 +426,12 @@ void consume(IB &b, const MatmulArgs &args, const WeightStack &stack,
   Type element = cast<MemRefType>(args.x.getType()).getElementType();
   int64_t stages = blk.cfg.stages;
   Idx consumer = blk.warpgroup - 1;
+  if (blk.elementBytes() == 1)
+    return storeTile(b, args, stack, blk, consumer,
+                     promotedSums(b, blk, element, consumer, numK), segments,
+                     scales);
   SmallVector<Value> zeros(blk.cfg.tileN / 2, cF32(b, 0.0));
   Value zero = packAccumulators(b, zeros);
-  if (blk.elementBytes() == 1) {
-    // E4M3 wgmma keeps fewer bits of its running sum than f32: each step's
-    // sums start from zero and are added to f32 registers (as DeepGEMM
-    // does), which costs the step's overlap with the next one.
-    SmallVector<Value> acc = forLoop(
-        b, cIndex(b, 0), cIndex(b, numK), 1, zeros,
-        [&](IB &lb, Idx k, ValueRange carried) {
-          Idx stage = k % stages;
-          waitBarrier(lb, blk.full, stage, k / stages);
-          Value part = multiplyStage(lb, blk, element, consumer, stage, zero);
-          wgmmaWait(lb, 0);
-          releaseStage(lb, blk, stage);
-          SmallVector<Value> sums;
-          for (auto [a, p] : llvm::zip(carried, unpackAccumulators(lb, part)))
-            sums.push_back(arith::AddFOp::create(lb, a, p));
-          return sums;
-        });
-    return storeTile(b, args, stack, blk, consumer, acc, segments, scales);
-  }
   Value acc = forLoop(
       b, cIndex(b, 0), cIndex(b, numK), 1, {zero},
       [&](IB &lb, Idx k, ValueRange carried) {
@@ -465,22 +514,39 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   // warp-uniform (wgmma in a divergent path is serialised).
   blk.warpgroup = warpUniform(b, blk.w.thread / kWarpgroup);
   blk.rows = dim(b, args.x, 0);
-  blk.m0 = blockIdx(b, gpu::Dimension::y) * cfg.tileM();
-  blk.n0 = blockIdx(b, gpu::Dimension::x) * cfg.tileN;
+  auto [rowTile, columnTile] =
+      groupedTile(b, llvm::divideCeil(stack.n, cfg.tileN));
+  blk.m0 = rowTile * cfg.tileM();
+  blk.n0 = columnTile * cfg.tileN;
   int64_t numK = llvm::divideCeil(stack.k, blk.stepK());
   blk.weightBoxRows = weightBoxRows(stack);
   blk.xMap = tensorMapAddress(b, args.tensorMaps[0]);
   for (Value map : ArrayRef<Value>(args.tensorMaps).drop_front())
     blk.weightMaps.push_back(tensorMapAddress(b, map));
   initBarriers(b, blk);
+  bool rebalance = blk.elementBytes() == 1 && cfg.consumers == 2;
+  if (rebalance) {
+    // setmaxnreg needs the registers at entry fixed: one block an SM.
+    Operation *parent = b.getInsertionBlock()->getParentOp();
+    auto kernel = isa<gpu::GPUFuncOp>(parent)
+                      ? cast<gpu::GPUFuncOp>(parent)
+                      : parent->getParentOfType<gpu::GPUFuncOp>();
+    kernel->setAttr("nvvm.minctasm", b.getI32IntegerAttr(1));
+  }
   ifThenElse(
       b, blk.warpgroup == 0,
       [&](IB &pb) {
+        if (rebalance)
+          NVVM::SetMaxRegisterOp::create(pb, kProducerRegisters,
+                                         NVVM::SetMaxRegisterAction::decrease);
         GemmBlock producer = blk;
         producer.w = WarpLayout::of(blk.w.thread % kWarpgroup);
         produce(pb, stack, producer, numK);
       },
       [&](IB &cb) {
+        if (rebalance)
+          NVVM::SetMaxRegisterOp::create(cb, kConsumerRegisters,
+                                         NVVM::SetMaxRegisterAction::increase);
         consume(cb, args, stack, blk, numK, segments, scales);
       });
 }

@@ -480,3 +480,17 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
   e.launch(host, kernel, {gridX, gridY, cIndex(host, 1)}, kThreads,
            argumentList(args));
 }
+
+std::pair<Idx, Idx> gpu_lowering::groupedTile(IB &b, int64_t columnTiles,
+                                              int64_t groupRows) {
+  // blockIdx.x may exceed columnTiles - 1 only in a block that carries the
+  // index checks, which takes no tile.
+  Idx rowTiles = gridDim(b, gpu::Dimension::y);
+  Idx linear = blockIdx(b, gpu::Dimension::y) * columnTiles +
+               blockIdx(b, gpu::Dimension::x);
+  int64_t groupBlocks = groupRows * columnTiles;
+  Idx firstRow = linear / groupBlocks * groupRows;
+  Idx rows = min(b, rowTiles - firstRow, cIndex(b, groupRows));
+  Idx inGroup = linear % groupBlocks;
+  return {firstRow + inGroup % rows, inGroup / rows};
+}

@@ -103,6 +103,15 @@ void launchWgmmaGemm(KernelEmitter &e, IB &host, gpu::GPUFuncOp kernel,
                      const WgmmaGemmConfig &cfg, int64_t n, Idx rows,
                      ValueRange args);
 
+/// This block's output tile (row tile, column tile) of a grid of
+/// `columnTiles` x (rows / tileM) work blocks, in groups of `groupRows` row
+/// tiles (Triton's grouped order): consecutive blocks walk down a group's
+/// row tiles before taking the next column tile. The blocks resident at once
+/// then share a few row tiles of x and a band of W, so that each W tile
+/// comes from DRAM once per group instead of once per row tile.
+std::pair<Idx, Idx> groupedTile(IB &b, int64_t columnTiles,
+                                int64_t groupRows = 8);
+
 /// The factors of an E4M3 GEMM's f32 sums: row m, column n of the stack
 /// times `rows[m]` (x's per-row scale) and the scale of n's weight (its
 /// row n when `perColumn`, else its one tensor scale).

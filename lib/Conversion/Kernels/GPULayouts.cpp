@@ -185,23 +185,50 @@ SmallVector<Value> kb::unpackAccumulators(IB &b, Value acc) {
 
 Value kb::wgmmaAsync(IB &b, Type element,
                      ArrayRef<std::pair<Value, Value>> steps, int64_t n,
-                     bool transposeB, Value acc) {
+                     bool transposeB, Value acc, bool accumulate) {
   MLIRContext *ctx = b.getContext();
   auto type = element.isBF16()  ? NVVM::WGMMATypes::bf16
               : element.isF16() ? NVVM::WGMMATypes::f16
                                 : NVVM::WGMMATypes::e4m3;
   // An instruction reads 32 bytes of K.
   int64_t k = 256 / element.getIntOrFloatBitWidth();
+  // Without accumulating, the first instruction ignores its input (scale-d
+  // 0): the sums start from zero in `acc`'s registers, unzeroed.
+  auto scaleOut =
+      accumulate ? NVVM::WGMMAScaleOut::one : NVVM::WGMMAScaleOut::zero;
+  if (!acc)
+    acc = LLVM::PoisonOp::create(
+        b, LLVM::LLVMStructType::getLiteral(
+               ctx, SmallVector<Type>(n / 2, b.getF32Type())));
   NVVM::WgmmaFenceAlignedOp::create(b);
-  for (auto [descA, descB] : steps)
+  for (auto [descA, descB] : steps) {
     acc = NVVM::WgmmaMmaAsyncOp::create(
         b, acc.getType(), acc, descA, descB,
         NVVM::MMAShapeAttr::get(ctx, 64, n, k), type, type,
-        NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+        NVVM::WGMMATypes::f32, scaleOut,
         NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
         transposeB ? NVVM::MMALayout::row : NVVM::MMALayout::col, nullptr);
+    scaleOut = NVVM::WGMMAScaleOut::one;
+  }
   NVVM::WgmmaGroupSyncAlignedOp::create(b);
   return acc;
+}
+
+SmallVector<Value> kb::fenceRegisters(IB &b, ArrayRef<Value> values) {
+  int64_t n = values.size();
+  SmallVector<std::string> constraints;
+  for (int64_t i = 0; i < n; ++i)
+    constraints.push_back("=f");
+  for (int64_t i = 0; i < n; ++i)
+    constraints.push_back(std::to_string(i));
+  auto type = LLVM::LLVMStructType::getLiteral(
+      b.getContext(), SmallVector<Type>(n, b.getF32Type()));
+  auto fence = LLVM::InlineAsmOp::create(
+      b, b.getLoc(), type, values, "", llvm::join(constraints, ","),
+      /*has_side_effects=*/true, /*is_align_stack=*/false,
+      LLVM::TailCallKind::None, /*asm_dialect=*/nullptr,
+      /*operand_attrs=*/nullptr);
+  return unpackAccumulators(b, fence.getResult(0));
 }
 
 void kb::wgmmaWait(IB &b, int64_t pending) {

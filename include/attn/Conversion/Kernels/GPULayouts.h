@@ -118,11 +118,18 @@ SmallVector<Value> unpackAccumulators(IB &b, Value acc);
 /// Issues acc (+)= A B on the warpgroup, one m64nNk16 (bf16, f16) or
 /// m64nNk32 (E4M3) per 32-byte k step given by its (A, B) descriptors, as
 /// one wgmma group, and returns the accumulator struct without waiting:
-/// read it only after wgmmaWait.
+/// read it only after wgmmaWait. Unless `accumulate`, the sums start from
+/// zero and `acc` (null: fresh registers) only names their registers: a
+/// retired accumulator keeps its registers, with no copy of a set in flight.
 Value wgmmaAsync(IB &b, Type element, ArrayRef<std::pair<Value, Value>> steps,
-                 int64_t n, bool transposeB, Value acc);
+                 int64_t n, bool transposeB, Value acc, bool accumulate = true);
 /// Waits until at most `pending` wgmma groups of this warpgroup are in flight.
 void wgmmaWait(IB &b, int64_t pending);
+/// `values` (f32) through an empty volatile asm that ties each to itself
+/// (CUTLASS's warpgroup_fence_operand): the compiler neither reads them
+/// before the fence (a wgmma wait before it) nor moves their computation
+/// past it (a wgmma that reuses their registers after it).
+SmallVector<Value> fenceRegisters(IB &b, ArrayRef<Value> values);
 
 /// acc (+)= A B on the warpgroup, `n` columns, one m64nNk16 per k step
 /// given by its (A, B) descriptors; `acc` holds this thread's n / 2 f32
