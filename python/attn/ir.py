@@ -526,6 +526,29 @@ def rope_function(name, cfg, heads=None, tokens=None, batch=None, freqs_arg=Fals
     return function_text(name, args, [x], body, ["y"])
 
 
+def rope_store_function(name, cfg):
+    """``(q, k, v, row_offsets, blocks, cache_lengths, lookup_table) -> (rotated q, blocks)``:
+    q and k rotated by cfg.rope, k and v stored in the cache (in place), written as the
+    primitive ops that ``attn-fuse-rope-store`` turns into one ``attn.rope_store`` reading the
+    caller's q, k and v."""
+    q = tensor_type([None, cfg.num_heads, cfg.head_dim], cfg.dtype)
+    kv = tensor_type([None, cfg.num_kv_heads, cfg.head_dim], cfg.dtype)
+    offsets, lengths, lookup = _index_types(None)
+    args = [("q", q), ("k", kv), ("v", kv), ("row_offsets", offsets),
+            ("blocks", cfg.blocks_type()), ("cache_lengths", lengths), ("lookup_table", lookup)]
+    a = {n: Value(f"%{n}", t) for n, t in args}
+    t = _freqs_type(cfg)
+    freqs = Value("%freqs", t)
+    interleaved = cfg.rope.get("interleaved")
+    body = [rope_freqs_op("%freqs", cfg.rope, t),
+            rope_op("%qr", a["q"], freqs, a["row_offsets"], a["cache_lengths"], interleaved),
+            rope_op("%kr", a["k"], freqs, a["row_offsets"], a["cache_lengths"], interleaved),
+            kv_cache_store_op("%new_blocks", Value("%kr", kv), a["v"], a["blocks"],
+                              cfg.layer_idx, a["row_offsets"], a["cache_lengths"],
+                              a["lookup_table"])]
+    return function_text(name, args, [q, cfg.blocks_type()], body, ["qr", "new_blocks"])
+
+
 def kv_cache_store_function(name, cfg, tokens=None, batch=None, runtime_layer=False):
     """``(k, v, row_offsets, blocks, cache_lengths, lookup_table) -> updated blocks`` (in place);
     ``runtime_layer`` adds a first argument ``layer_idx: i32``."""

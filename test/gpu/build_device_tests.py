@@ -356,6 +356,17 @@ def all_cases():
             op_case(f"rope_d256_{dtype}", "rope", d256,
                     cached=ROPE_SCENARIO[0], new=ROPE_SCENARIO[1]),
         ]
+        # attn.rope_store on the caller's q, k, v (fused from rope + store): its lanes take
+        # two pairs a step in 4- or 8-byte runs; views one element in take the pair-by-pair
+        # path.
+        for inter in (False, True):
+            name = f"rope_store_{'inter' if inter else 'half'}_{dtype}"
+            rs_cfg = ops_cfg(dtype, rope=rope("llama3", inter, 64))
+            cases += [op_case(name, "rope_store", rs_cfg, cached=STORE_SCENARIO[0],
+                              new=STORE_SCENARIO[1]),
+                      Case(f"{name}-offset1", f"ops_{dtype}", name, "rope_store", rs_cfg,
+                           dict(cached=STORE_SCENARIO[0], new=STORE_SCENARIO[1],
+                                view_offset=1))]
         for kind, inter in zip((None, "linear", "llama3", "yarn", "longrope"), pairings[dtype]):
             name = f"rope_{kind or 'none'}_{'inter' if inter else 'half'}_{dtype}"
             cases.append(op_case(name, "rope", ops_cfg(dtype, rope=rope(kind, inter, 64)),
@@ -510,6 +521,8 @@ def function_text(case):
         return ir.rms_norm_function(fn, cfg, heads=p["heads"])
     if case.kind == "kv_cache_store":
         return ir.kv_cache_store_function(fn, cfg)
+    if case.kind == "rope_store":
+        return ir.rope_store_function(fn, cfg)
     if case.kind in ("qkv_projection", "quantized_qkv_projection"):
         return ir.qkv_projection_function(fn, cfg)
     if case.kind == "quantized_linear":

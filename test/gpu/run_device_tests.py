@@ -286,6 +286,36 @@ class Worker:
                          cfg.layer_idx, 0.0)
         self.check_unchanged(check, {n: t for n, t in args.items() if n != "blocks"}, before)
 
+    def run_rope_store(self, case, cfg, rng, check):
+        """q rotated into a new tensor, k rotated and v copied into the cache. With
+        ``view_offset``, q, k, v and the rotated q are views that many elements into their
+        buffers (not 4-byte aligned at 1: the kernel's pair-by-pair path)."""
+        blocks, offsets, lengths, lookup = self.paged_cache(rng, cfg, case["cached"],
+                                                            case["new"])
+        rows, off = sum(case["new"]), case.get("view_offset", 0)
+
+        def view(t):
+            flat = self.torch.empty(t.numel() + off, dtype=t.dtype, device=self.dev)
+            flat[off:] = t.flatten()
+            return flat[off:].view(t.shape)
+
+        q = view(self.nonzero(rng, (rows, cfg.num_heads, cfg.head_dim), cfg.dtype))
+        k, v = (view(self.nonzero(rng, (rows, cfg.num_kv_heads, cfg.head_dim), cfg.dtype))
+                for _ in range(2))
+        want_q = self.tr.apply_rope(q.double(), offsets, lengths, cfg.rope)
+        want_k = self.tr.apply_rope(k.double(), offsets, lengths, cfg.rope)
+        want_blocks = self.tr.kv_cache_store(blocks.double(), want_k, v.double(), offsets,
+                                             lengths, lookup, cfg.layer_idx)
+        args = {"q": q, "k": k, "v": v, "row_offsets": offsets, "blocks": blocks,
+                "cache_lengths": lengths, "lookup_table": lookup}
+        before = {n: t.clone() for n, t in args.items()}
+        out = view(self.nan_filled(q.shape, cfg.dtype))
+        self.call(case, list(args.values()), [out], [(out, want_q), (blocks, want_blocks)])
+        check.close("q", out, want_q, OUT_TOL[cfg.dtype])
+        self.check_cache(check, blocks, before["blocks"], want_blocks, offsets, lengths, lookup,
+                         cfg.layer_idx, CACHE_TOL[cfg.dtype])
+        self.check_unchanged(check, {n: t for n, t in args.items() if n != "blocks"}, before)
+
     def run_runtime_layer(self, case, cfg, rng, check):
         """One compiled function for every layer: each layer in turn, then layers outside the
         cache (status 1) and a lookup table of the wrong batch size (status 2), which must leave

@@ -12,6 +12,8 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/UB/IR/UBOps.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -232,6 +234,134 @@ void storePair(IB &b, const RopeStoreArgs &k, const HeadItem &h, Idx ca,
       });
 }
 
+//===----------------------------------------------------------------------===//
+// Two pairs a lane step
+//===----------------------------------------------------------------------===//
+
+/// A lane's step on pairs (i, i + 1), i even, as runs of adjacent columns:
+/// rotating halves (columns i, i + D/2), the runs (i, i + 1) and (i + D/2,
+/// i + D/2 + 1), 4 bytes each for 16-bit elements; interleaved, the one run
+/// 2i .. 2i + 3 (pair j's columns 2j, 2j + 1 are its elements 2j', 2j' + 1).
+struct PairRuns {
+  bool interleaved;
+  int64_t half;
+
+  int64_t runLength() const { return interleaved ? 4 : 2; }
+  /// The first column of each run.
+  SmallVector<Idx> starts(Idx i) const {
+    if (interleaved)
+      return {i * 2};
+    return {i, i + half};
+  }
+  /// Where pair p's (a, b) columns lie in the runs' elements (run-major).
+  std::pair<int64_t, int64_t> pairAt(int64_t p) const {
+    if (interleaved)
+      return {2 * p, 2 * p + 1};
+    return {p, runLength() + p};
+  }
+};
+
+/// Whether every buffer's first element sits on a multiple of `bytes` (the
+/// caller's tensors may be views).
+Idx startsAligned(IB &b, ArrayRef<Value> buffers, int64_t bytes) {
+  Idx all = cBool(b, true);
+  for (Value buffer : buffers) {
+    auto type = cast<MemRefType>(buffer.getType());
+    auto metadata = memref::ExtractStridedMetadataOp::create(b, buffer);
+    Idx base =
+        Value(memref::ExtractAlignedPointerAsIndexOp::create(b, buffer));
+    Idx first =
+        base + Idx(metadata.getOffset()) * (type.getElementTypeBitWidth() / 8);
+    all = all & (first % bytes == 0);
+  }
+  return all;
+}
+
+/// Elements c .. c + n - 1 of the item's q or k head (one vector load).
+Value loadHeadRun(IB &b, const RopeStoreArgs &k, const HeadItem &h,
+                  VectorType run, Idx c) {
+  llvm::MaybeAlign align(run.getNumElements() *
+                         run.getElementTypeBitWidth() / 8);
+  return ifElse(
+      b, h.isQ, TypeRange{run},
+      [&](IB &qb) {
+        return SmallVector<Value>{vector::LoadOp::create(
+            qb, run, k.q, ValueRange{h.row, h.head, c}, false, align)};
+      },
+      [&](IB &kb) {
+        return SmallVector<Value>{vector::LoadOp::create(
+            kb, run, k.k, ValueRange{h.row, h.kvHead, c}, false, align)};
+      })[0];
+}
+
+/// The rotated runs of a q head to `qOut`, of a k head to its cache slot
+/// with the v runs of the same columns beside them.
+void storeHeadRuns(IB &b, const RopeStoreArgs &k, const HeadItem &h,
+                   ArrayRef<Idx> starts, ArrayRef<Value> runs) {
+  auto run = cast<VectorType>(runs.front().getType());
+  llvm::MaybeAlign align(run.getNumElements() *
+                         run.getElementTypeBitWidth() / 8);
+  ifThenElse(
+      b, h.isQ,
+      [&](IB &qb) {
+        for (auto [c, y] : llvm::zip(starts, runs))
+          vector::StoreOp::create(qb, y, k.qOut,
+                                  ValueRange{h.row, h.head, c}, false, align);
+      },
+      [&](IB &kb) {
+        const CacheSlot &s = h.slot;
+        for (auto [c, y] : llvm::zip(starts, runs)) {
+          vector::StoreOp::create(kb, y, k.blocks,
+                                  s.at(kb, 0, k.layer, h.kvHead, c), false,
+                                  align);
+          Value v = vector::LoadOp::create(
+              kb, run, k.v, ValueRange{h.row, h.kvHead, c}, false, align);
+          vector::StoreOp::create(kb, v, k.blocks,
+                                  s.at(kb, 1, k.layer, h.kvHead, c), false,
+                                  align);
+        }
+      });
+}
+
+/// One lane step on pairs (i, i + 1): the runs loaded at once, each pair
+/// normalised (`inv`, when the norm is fused) and rotated, the runs stored
+/// at once.
+void rotatePairRuns(IB &b, KernelEmitter &e, const RopeStoreArgs &k,
+                    const RopeFreqs &freqs, const RopeStoreSpec &spec,
+                    const HeadItem &h, Value inv, Idx i) {
+  PairRuns runs{spec.interleaved, spec.headDim / 2};
+  auto runType = VectorType::get({runs.runLength()}, spec.element);
+  SmallVector<Idx> starts = runs.starts(i);
+  SmallVector<Value> x;
+  for (Idx c : starts) {
+    Value v = loadHeadRun(b, k, h, runType, c);
+    for (int64_t j = 0; j < runs.runLength(); ++j)
+      x.push_back(toF32(b, vector::ExtractOp::create(b, v, j)));
+  }
+  SmallVector<Value> y(x.size());
+  for (int64_t p = 0; p < 2; ++p) {
+    auto [ia, ib] = runs.pairAt(p);
+    auto [ca, cb] = pairColumns(i + p, spec.interleaved, runs.half);
+    Value xa = x[ia], xb = x[ib];
+    if (k.gammaQ) {
+      xa = mulF(b, mulF(b, xa, inv), loadGamma(b, k, h, ca));
+      xb = mulF(b, mulF(b, xb, inv), loadGamma(b, k, h, cb));
+    }
+    auto [cosV, sinV] =
+        ropeCosSin(b, e, freqs, spec.headDim, h.slot.pos, i + p, k.table);
+    std::tie(y[ia], y[ib]) = rotate(b, xa, xb, cosV, sinV);
+  }
+  SmallVector<Value> out;
+  for (size_t r = 0; r < starts.size(); ++r) {
+    Value v = ub::PoisonOp::create(b, runType);
+    for (int64_t j = 0; j < runs.runLength(); ++j)
+      v = vector::InsertOp::create(
+          b, fromF32(b, y[r * runs.runLength() + j], spec.element), v, j);
+    out.push_back(v);
+  }
+  storeHeadRuns(b, k, h, starts, out);
+}
+
 void buildRopeStore(IB &b, KernelEmitter &e, const RopeStoreArgs &k,
                     const RopeFreqs &freqs, const RopeStoreSpec &spec) {
   BuilderScope scope(b);
@@ -260,20 +390,38 @@ void buildRopeStore(IB &b, KernelEmitter &e, const RopeStoreArgs &k,
       inv = rsqrtPlusEps(tb, mulF(tb, total, cF32(tb, 1.0 / spec.headDim)),
                          spec.eps);
     }
-    forLoop(tb, w.lane, cIndex(tb, half), 32, [&](IB &lb, Idx i) {
-      auto [cosV, sinV] =
-          ropeCosSin(lb, e, freqs, spec.headDim, h.slot.pos, i, k.table);
-      auto [ca, cb] = pairColumns(i, spec.interleaved, half);
-      Value xa = headAt(lb, ca), xb = headAt(lb, cb);
-      if (k.gammaQ) {
-        xa = mulF(lb, mulF(lb, xa, inv), loadGamma(lb, k, h, ca));
-        xb = mulF(lb, mulF(lb, xb, inv), loadGamma(lb, k, h, cb));
-      }
-      auto [ya, yb] = rotate(lb, xa, xb, cosV, sinV);
-      ya = fromF32(lb, ya, spec.element);
-      yb = fromF32(lb, yb, spec.element);
-      storePair(lb, k, h, ca, cb, ya, yb);
-    });
+    auto onePair = [&](IB &pb) {
+      forLoop(pb, w.lane, cIndex(pb, half), 32, [&](IB &lb, Idx i) {
+        auto [cosV, sinV] =
+            ropeCosSin(lb, e, freqs, spec.headDim, h.slot.pos, i, k.table);
+        auto [ca, cb] = pairColumns(i, spec.interleaved, half);
+        Value xa = headAt(lb, ca), xb = headAt(lb, cb);
+        if (k.gammaQ) {
+          xa = mulF(lb, mulF(lb, xa, inv), loadGamma(lb, k, h, ca));
+          xb = mulF(lb, mulF(lb, xb, inv), loadGamma(lb, k, h, cb));
+        }
+        auto [ya, yb] = rotate(lb, xa, xb, cosV, sinV);
+        ya = fromF32(lb, ya, spec.element);
+        yb = fromF32(lb, yb, spec.element);
+        storePair(lb, k, h, ca, cb, ya, yb);
+      });
+    };
+    // Two pairs a lane step in runs of adjacent columns (one 4- or 8-byte
+    // access each, a warp's 128 bytes or more) where the pairs come in twos
+    // and every buffer is aligned to a run; else one pair a step.
+    PairRuns runs{spec.interleaved, half};
+    int64_t runBytes =
+        runs.runLength() * spec.element.getIntOrFloatBitWidth() / 8;
+    if (half % 2)
+      return onePair(tb);
+    ifThenElse(
+        tb, startsAligned(tb, {k.q, k.k, k.v, k.qOut, k.blocks}, runBytes),
+        [&](IB &vb) {
+          forLoop(vb, w.lane * 2, cIndex(vb, half), 64, [&](IB &lb, Idx i) {
+            rotatePairRuns(lb, e, k, freqs, spec, h, inv, i);
+          });
+        },
+        onePair);
   });
 }
 
