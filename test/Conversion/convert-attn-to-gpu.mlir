@@ -21,32 +21,64 @@
 // attn.rope_store
 //===----------------------------------------------------------------------===//
 
-// One launch, a warp per (row, head) of q and k: grid ceil(T * (4 + 2) / 8)
-// blocks of 256 threads. The q result goes to its out-parameter, k and v into
-// the caller's blocks (returned in place, no copy), the norm weights and the
+// One launch, a warp per (row, 2 heads) of q and k (2 divides both 4 and 2:
+// a warp's heads are all q or all k): grid ceil(T * 3 / 8) blocks of 256
+// threads. The q result goes to its out-parameter, k and v into the
+// caller's blocks (returned in place, no copy), the norm weights and the
 // constant table (a module global) are read by the kernel.
 // CHECK-LABEL: func.func @rope_store(
 // CHECK-SAME: [[Q:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[K:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[V:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[BLK:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>,
 // CHECK-SAME: [[OFF:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LEN:%[a-zA-Z0-9_]+]]: memref<?xi32>, [[LUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>, [[GQ:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[GK:%[a-zA-Z0-9_]+]]: memref<64xbf16>,
 // CHECK-SAME: [[QR:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>) attributes {llvm.emit_c_interface} {
 // CHECK: [[T:%[a-zA-Z0-9_]+]] = memref.dim [[Q]], %c0
-// CHECK: [[N:%[a-zA-Z0-9_]+]] = arith.muli [[T]], %c6
+// CHECK: [[N:%[a-zA-Z0-9_]+]] = arith.muli [[T]], %c3
 // CHECK: gpu.launch_func @attn_kernels::@rope_store blocks in (%{{[a-zA-Z0-9_]+}}, %c1, %c1) threads in (%c256, %c1, %c1) args([[Q]] : memref<?x4x64xbf16>, [[K]] : memref<?x2x64xbf16>, [[V]] : memref<?x2x64xbf16>, [[OFF]] : memref<?xi32>, [[LEN]] : memref<?xi32>, [[LUT]] : memref<?x?xi32>, [[BLK]] : memref<?x2x2x16x2x64xbf16>, %c1 : index, [[QR]] : memref<?x4x64xbf16>, [[GQ]] : memref<64xbf16>, [[GK]] : memref<64xbf16>, [[N]] : index)
 // CHECK-NOT: gpu.
 // CHECK: return
 // CHECK-LABEL: gpu.func @rope_store(
 // CHECK-SAME: [[KQ:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KK:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, [[KV:%[a-zA-Z0-9_]+]]: memref<?x2x64xbf16>, {{.*}}, [[KB:%[a-zA-Z0-9_]+]]: memref<?x2x2x16x2x64xbf16>, [[KL:%[a-zA-Z0-9_]+]]: index, [[KQR:%[a-zA-Z0-9_]+]]: memref<?x4x64xbf16>, [[KGQ:%[a-zA-Z0-9_]+]]: memref<64xbf16>, [[KGK:%[a-zA-Z0-9_]+]]: memref<64xbf16>, %{{.*}}: index)
 // CHECK-SAME: known_block_size = array<i32: 256, 1, 1>
-// The norm: sum of squares over the head, butterfly-reduced across the warp.
+// The warp's row and first head: item / 3, item % 3 * 2.
+// CHECK: arith.divui %{{.+}}, %c3 : index
+// CHECK-NEXT: arith.remui %{{.+}}, %c3 : index
+// The norm of each of the warp's 2 heads: sum of squares over the head,
+// butterfly-reduced across the warp.
 // CHECK: math.fma
 // CHECK-COUNT-5: gpu.shuffle  xor
 // CHECK: math.rsqrt
-// The pairs: cos / sin from the constant table, gamma of q or k, rotation.
+// CHECK: math.fma
+// CHECK-COUNT-5: gpu.shuffle  xor
+// CHECK: math.rsqrt
+// Runs of two pairs where q, k, v, the q result and the blocks start on 4
+// bytes.
+// CHECK-COUNT-5: arith.remui %{{.+}}, %c4 : index
+// CHECK: scf.if
+// The cos / sin of the lane's 2 pairs, from the constant table, once for the
+// warp's heads.
+// CHECK: memref.get_global @attn_rope_table
+// CHECK: memref.get_global @attn_rope_table
+// q heads: every head's runs (i, i + 1) and (i + 32, i + 33) loaded before
+// any is stored; gamma of q; the rotated runs to the q result.
+// CHECK: scf.if
+// CHECK-NEXT: vector.load [[KQ]][{{.*}}] {alignment = 4 : i64} : memref<?x4x64xbf16>, vector<2xbf16>
+// CHECK-COUNT-3: vector.load [[KQ]]
+// CHECK-NOT: vector.store
+// CHECK: memref.load [[KGQ]]
+// CHECK: vector.store %{{.+}}, [[KQR]][{{.*}}] {alignment = 4 : i64} : memref<?x4x64xbf16>, vector<2xbf16>
+// k heads: k and v runs, gamma of k, k into the cache slot (axis 1 = 0) with
+// the v run beside it (axis 1 = 1).
+// CHECK: } else {
+// CHECK-NEXT: vector.load [[KK]]
+// CHECK-NEXT: vector.load [[KV]]
+// CHECK-NOT: vector.store
+// CHECK: memref.load [[KGK]]
+// CHECK: vector.store %{{.+}}, [[KB]][%{{[a-zA-Z0-9_]+}}, %c0, [[KL]],
+// CHECK-NEXT: vector.store %{{.+}}, [[KB]][%{{[a-zA-Z0-9_]+}}, %c1, [[KL]],
+// Else pair by pair: cos / sin, gamma of q or k, rotation, element stores.
+// CHECK: } else {
 // CHECK: memref.get_global @attn_rope_table
 // CHECK: memref.load [[KGQ]]
 // CHECK: memref.load [[KGK]]
-// q heads to the q result, k heads into the cache slot (axis 1 = 0), the v
-// head beside them (axis 1 = 1).
 // CHECK: memref.store %{{.+}}, [[KQR]][
 // CHECK: memref.store %{{.+}}, [[KB]][%{{[a-zA-Z0-9_]+}}, %c0, [[KL]],
 // CHECK: [[VA:%[a-zA-Z0-9_]+]] = memref.load [[KV]][

@@ -1,9 +1,9 @@
 //===- RopeKernels.cpp - rotary position embedding kernels ----------------===//
 //
 // RoPE: one thread per rotated pair (attn.rope), per table entry
-// (attn.rope_freqs), and one warp per (row, head) for attn.rope_store, which
-// RMS-normalises q and k heads, rotates them and writes k and v straight
-// into their cache slot.
+// (attn.rope_freqs), and one warp per (row, up to 8 q or k heads) for
+// attn.rope_store, which RMS-normalises q and k heads, rotates them and
+// writes k and v straight into their cache slot.
 //
 //===----------------------------------------------------------------------===//
 
@@ -174,11 +174,21 @@ struct RopeStoreArgs {
 
 /// The shape of attn.rope_store and what it computes.
 struct RopeStoreSpec {
-  int64_t heads, headDim, pageSize;
+  int64_t heads, kvHeads, headDim, pageSize;
   bool interleaved;
   double eps;
   Type element;
 };
+
+/// Heads a rope_store warp takes, of one row: the most of 8, 4 and 2 that
+/// divides both the q and the kv heads (so that a warp's heads are all q or
+/// all k), else 1.
+int64_t headsPerWarp(const RopeStoreSpec &spec) {
+  for (int64_t n : {8, 4, 2})
+    if (spec.heads % n == 0 && spec.kvHeads % n == 0)
+      return n;
+  return 1;
+}
 
 /// The (row, head) of a rope_store warp: a q head (`isQ`), or k head
 /// `kvHead` bound for the cache with its v head.
@@ -277,134 +287,138 @@ Idx startsAligned(IB &b, ArrayRef<Value> buffers, int64_t bytes) {
   return all;
 }
 
-/// Elements c .. c + n - 1 of the item's q or k head (one vector load).
-Value loadHeadRun(IB &b, const RopeStoreArgs &k, const HeadItem &h,
-                  VectorType run, Idx c) {
-  llvm::MaybeAlign align(run.getNumElements() *
-                         run.getElementTypeBitWidth() / 8);
-  return ifElse(
-      b, h.isQ, TypeRange{run},
-      [&](IB &qb) {
-        return SmallVector<Value>{vector::LoadOp::create(
-            qb, run, k.q, ValueRange{h.row, h.head, c}, false, align)};
-      },
-      [&](IB &kb) {
-        return SmallVector<Value>{vector::LoadOp::create(
-            kb, run, k.k, ValueRange{h.row, h.kvHead, c}, false, align)};
-      })[0];
-}
-
-/// The rotated runs of a q head to `qOut`, of a k head to its cache slot
-/// with the v runs of the same columns beside them.
-void storeHeadRuns(IB &b, const RopeStoreArgs &k, const HeadItem &h,
-                   ArrayRef<Idx> starts, ArrayRef<Value> runs) {
-  auto run = cast<VectorType>(runs.front().getType());
-  llvm::MaybeAlign align(run.getNumElements() *
-                         run.getElementTypeBitWidth() / 8);
+/// One lane step of a warp's heads on pairs (i, i + 1): the cos / sin of
+/// the two pairs once, then every head's runs loaded (q, or k and v), each
+/// pair normalised (`invs`, when the norm is fused) and rotated, and the
+/// runs stored: all loads before any store, so that they are in flight
+/// together.
+void rotatePairRuns(IB &b, KernelEmitter &e, const RopeStoreArgs &k,
+                    const RopeFreqs &freqs, const RopeStoreSpec &spec,
+                    ArrayRef<HeadItem> heads, ArrayRef<Value> invs, Idx i) {
+  PairRuns runs{spec.interleaved, spec.headDim / 2};
+  int64_t n = runs.runLength();
+  auto runType = VectorType::get({n}, spec.element);
+  llvm::MaybeAlign align(n * spec.element.getIntOrFloatBitWidth() / 8);
+  SmallVector<Idx> starts = runs.starts(i);
+  const CacheSlot &slot = heads.front().slot;
+  std::array<std::pair<Value, Value>, 2> cosSin;
+  for (int64_t p = 0; p < 2; ++p)
+    cosSin[p] =
+        ropeCosSin(b, e, freqs, spec.headDim, slot.pos, i + p, k.table);
+  auto loadRun = [&](IB &lb, Value from, Idx head, Idx c) {
+    return vector::LoadOp::create(lb, runType, from,
+                                  ValueRange{heads.front().row, head, c},
+                                  false, align)
+        .getResult();
+  };
+  // The rotated runs of head `j` from its loaded runs `x`.
+  auto rotateHead = [&](IB &lb, size_t j, ArrayRef<Value> x, Value gamma) {
+    SmallVector<Value> xs, ys(starts.size() * n);
+    for (Value v : x)
+      for (int64_t t = 0; t < n; ++t)
+        xs.push_back(toF32(lb, vector::ExtractOp::create(lb, v, t)));
+    for (int64_t p = 0; p < 2; ++p) {
+      auto [ia, ib] = runs.pairAt(p);
+      auto [ca, cb] = pairColumns(i + p, spec.interleaved, runs.half);
+      Value xa = xs[ia], xb = xs[ib];
+      if (gamma) {
+        xa = mulF(lb, mulF(lb, xa, invs[j]), toF32(lb, load(lb, gamma, ca)));
+        xb = mulF(lb, mulF(lb, xb, invs[j]), toF32(lb, load(lb, gamma, cb)));
+      }
+      std::tie(ys[ia], ys[ib]) =
+          rotate(lb, xa, xb, cosSin[p].first, cosSin[p].second);
+    }
+    SmallVector<Value> out;
+    for (size_t r = 0; r < starts.size(); ++r) {
+      Value v = ub::PoisonOp::create(lb, runType);
+      for (int64_t t = 0; t < n; ++t)
+        v = vector::InsertOp::create(
+            lb, fromF32(lb, ys[r * n + t], spec.element), v, t);
+      out.push_back(v);
+    }
+    return out;
+  };
+  auto store = [&](IB &sb, Value v, Value to, ValueRange at) {
+    vector::StoreOp::create(sb, v, to, at, false, align);
+  };
   ifThenElse(
-      b, h.isQ,
+      b, heads.front().isQ,
       [&](IB &qb) {
-        for (auto [c, y] : llvm::zip(starts, runs))
-          vector::StoreOp::create(qb, y, k.qOut,
-                                  ValueRange{h.row, h.head, c}, false, align);
+        SmallVector<SmallVector<Value>> x(heads.size());
+        for (auto [j, h] : llvm::enumerate(heads))
+          for (Idx c : starts)
+            x[j].push_back(loadRun(qb, k.q, h.head, c));
+        for (auto [j, h] : llvm::enumerate(heads))
+          for (auto [c, y] : llvm::zip(starts, rotateHead(qb, j, x[j], k.gammaQ)))
+            store(qb, y, k.qOut, {h.row, h.head, c});
       },
       [&](IB &kb) {
-        const CacheSlot &s = h.slot;
-        for (auto [c, y] : llvm::zip(starts, runs)) {
-          vector::StoreOp::create(kb, y, k.blocks,
-                                  s.at(kb, 0, k.layer, h.kvHead, c), false,
-                                  align);
-          Value v = vector::LoadOp::create(
-              kb, run, k.v, ValueRange{h.row, h.kvHead, c}, false, align);
-          vector::StoreOp::create(kb, v, k.blocks,
-                                  s.at(kb, 1, k.layer, h.kvHead, c), false,
-                                  align);
+        SmallVector<SmallVector<Value>> x(heads.size()), v(heads.size());
+        for (auto [j, h] : llvm::enumerate(heads))
+          for (Idx c : starts) {
+            x[j].push_back(loadRun(kb, k.k, h.kvHead, c));
+            v[j].push_back(loadRun(kb, k.v, h.kvHead, c));
+          }
+        for (auto [j, h] : llvm::enumerate(heads)) {
+          SmallVector<Value> y = rotateHead(kb, j, x[j], k.gammaK);
+          for (auto [r, c] : llvm::enumerate(starts)) {
+            store(kb, y[r], k.blocks, slot.at(kb, 0, k.layer, h.kvHead, c));
+            store(kb, v[j][r], k.blocks, slot.at(kb, 1, k.layer, h.kvHead, c));
+          }
         }
       });
 }
 
-/// One lane step on pairs (i, i + 1): the runs loaded at once, each pair
-/// normalised (`inv`, when the norm is fused) and rotated, the runs stored
-/// at once.
-void rotatePairRuns(IB &b, KernelEmitter &e, const RopeStoreArgs &k,
-                    const RopeFreqs &freqs, const RopeStoreSpec &spec,
-                    const HeadItem &h, Value inv, Idx i) {
-  PairRuns runs{spec.interleaved, spec.headDim / 2};
-  auto runType = VectorType::get({runs.runLength()}, spec.element);
-  SmallVector<Idx> starts = runs.starts(i);
-  SmallVector<Value> x;
-  for (Idx c : starts) {
-    Value v = loadHeadRun(b, k, h, runType, c);
-    for (int64_t j = 0; j < runs.runLength(); ++j)
-      x.push_back(toF32(b, vector::ExtractOp::create(b, v, j)));
-  }
-  SmallVector<Value> y(x.size());
-  for (int64_t p = 0; p < 2; ++p) {
-    auto [ia, ib] = runs.pairAt(p);
-    auto [ca, cb] = pairColumns(i + p, spec.interleaved, runs.half);
-    Value xa = x[ia], xb = x[ib];
-    if (k.gammaQ) {
-      xa = mulF(b, mulF(b, xa, inv), loadGamma(b, k, h, ca));
-      xb = mulF(b, mulF(b, xb, inv), loadGamma(b, k, h, cb));
-    }
-    auto [cosV, sinV] =
-        ropeCosSin(b, e, freqs, spec.headDim, h.slot.pos, i + p, k.table);
-    std::tie(y[ia], y[ib]) = rotate(b, xa, xb, cosV, sinV);
-  }
-  SmallVector<Value> out;
-  for (size_t r = 0; r < starts.size(); ++r) {
-    Value v = ub::PoisonOp::create(b, runType);
-    for (int64_t j = 0; j < runs.runLength(); ++j)
-      v = vector::InsertOp::create(
-          b, fromF32(b, y[r * runs.runLength() + j], spec.element), v, j);
-    out.push_back(v);
-  }
-  storeHeadRuns(b, k, h, starts, out);
-}
-
+/// A rope_store warp's work: `headsPerWarp` heads of one row, all q or all
+/// k (with their v), so that the row's position, cache slot and cos / sin
+/// are found once for them.
 void buildRopeStore(IB &b, KernelEmitter &e, const RopeStoreArgs &k,
                     const RopeFreqs &freqs, const RopeStoreSpec &spec) {
   BuilderScope scope(b);
-  int64_t perRow = spec.heads + cast<MemRefType>(k.k.getType()).getDimSize(1);
+  int64_t perWarp = headsPerWarp(spec);
+  int64_t groups = (spec.heads + spec.kvHeads) / perWarp;
   int64_t half = spec.headDim / 2;
   Value status = e.loadStatus(b);
   WarpItem w = WarpItem::of(b);
   // Whole warps leave together, so the shuffles below see all 32 lanes.
   ifThen(b, ult(b, w.item, k.count), [&](IB &tb) {
-    HeadItem h;
-    h.row = w.item / perRow;
-    h.head = w.item % perRow;
-    h.isQ = ult(tb, h.head, cIndex(tb, spec.heads));
-    h.kvHead = h.head - spec.heads;
-    Idx seq = sequenceOfRow(tb, k.rowOffsets, h.row);
+    Idx row = w.item / groups, first = w.item % groups * perWarp;
+    Idx seq = sequenceOfRow(tb, k.rowOffsets, row);
     e.skipIfRefused(tb, status);
-    h.slot = CacheSlot::of(tb, k.rowOffsets, k.cacheLengths, k.lookup,
-                           spec.pageSize, h.row, seq);
-    auto headAt = [&](IB &lb, Idx c) {
-      return loadHead(lb, k, h, spec.element, c);
-    };
-    Value inv;
-    if (k.gammaQ) {
-      Value total =
-          warpSumOfSquares(tb, w.lane, cIndex(tb, spec.headDim), headAt);
-      inv = rsqrtPlusEps(tb, mulF(tb, total, cF32(tb, 1.0 / spec.headDim)),
-                         spec.eps);
+    CacheSlot slot = CacheSlot::of(tb, k.rowOffsets, k.cacheLengths, k.lookup,
+                                   spec.pageSize, row, seq);
+    Idx isQ = ult(tb, first, cIndex(tb, spec.heads));
+    SmallVector<HeadItem> heads;
+    for (int64_t j = 0; j < perWarp; ++j) {
+      Idx head = first + j;
+      heads.push_back({row, head, isQ, head - spec.heads, slot});
+    }
+    SmallVector<Value> invs;
+    for (const HeadItem &h : heads) {
+      if (!k.gammaQ)
+        break;
+      Value total = warpSumOfSquares(
+          tb, w.lane, cIndex(tb, spec.headDim),
+          [&](IB &lb, Idx c) { return loadHead(lb, k, h, spec.element, c); });
+      invs.push_back(rsqrtPlusEps(
+          tb, mulF(tb, total, cF32(tb, 1.0 / spec.headDim)), spec.eps));
     }
     auto onePair = [&](IB &pb) {
-      forLoop(pb, w.lane, cIndex(pb, half), 32, [&](IB &lb, Idx i) {
-        auto [cosV, sinV] =
-            ropeCosSin(lb, e, freqs, spec.headDim, h.slot.pos, i, k.table);
-        auto [ca, cb] = pairColumns(i, spec.interleaved, half);
-        Value xa = headAt(lb, ca), xb = headAt(lb, cb);
-        if (k.gammaQ) {
-          xa = mulF(lb, mulF(lb, xa, inv), loadGamma(lb, k, h, ca));
-          xb = mulF(lb, mulF(lb, xb, inv), loadGamma(lb, k, h, cb));
-        }
-        auto [ya, yb] = rotate(lb, xa, xb, cosV, sinV);
-        ya = fromF32(lb, ya, spec.element);
-        yb = fromF32(lb, yb, spec.element);
-        storePair(lb, k, h, ca, cb, ya, yb);
-      });
+      for (auto [j, h] : llvm::enumerate(heads))
+        forLoop(pb, w.lane, cIndex(pb, half), 32, [&](IB &lb, Idx i) {
+          auto [cosV, sinV] =
+              ropeCosSin(lb, e, freqs, spec.headDim, h.slot.pos, i, k.table);
+          auto [ca, cb] = pairColumns(i, spec.interleaved, half);
+          Value xa = loadHead(lb, k, h, spec.element, ca);
+          Value xb = loadHead(lb, k, h, spec.element, cb);
+          if (k.gammaQ) {
+            xa = mulF(lb, mulF(lb, xa, invs[j]), loadGamma(lb, k, h, ca));
+            xb = mulF(lb, mulF(lb, xb, invs[j]), loadGamma(lb, k, h, cb));
+          }
+          auto [ya, yb] = rotate(lb, xa, xb, cosV, sinV);
+          storePair(lb, k, h, ca, cb, fromF32(lb, ya, spec.element),
+                    fromF32(lb, yb, spec.element));
+        });
     };
     // Two pairs a lane step in runs of adjacent columns (one 4- or 8-byte
     // access each, a warp's 128 bytes or more) where the pairs come in twos
@@ -418,7 +432,7 @@ void buildRopeStore(IB &b, KernelEmitter &e, const RopeStoreArgs &k,
         tb, startsAligned(tb, {k.q, k.k, k.v, k.qOut, k.blocks}, runBytes),
         [&](IB &vb) {
           forLoop(vb, w.lane * 2, cIndex(vb, half), 64, [&](IB &lb, Idx i) {
-            rotatePairRuns(lb, e, k, freqs, spec, h, inv, i);
+            rotatePairRuns(lb, e, k, freqs, spec, heads, invs, i);
           });
         },
         onePair);
@@ -436,13 +450,14 @@ void gpu_lowering::emitRopeStore(KernelEmitter &e, IB &host, Value q, Value k,
   BuilderScope scope(host);
   auto qType = cast<MemRefType>(q.getType());
   RopeStoreSpec spec{qType.getDimSize(1),
+                     cast<MemRefType>(k.getType()).getDimSize(1),
                      qType.getDimSize(2),
                      cast<MemRefType>(blocks.getType()).getDimSize(3),
                      interleaved,
                      eps,
                      qType.getElementType()};
-  int64_t perRow = spec.heads + cast<MemRefType>(k.getType()).getDimSize(1);
-  Idx count = dim(host, q, 0) * perRow;
+  Idx count =
+      dim(host, q, 0) * ((spec.heads + spec.kvHeads) / headsPerWarp(spec));
   RopeStoreArgs args{q,      k,     v,    rowOffsets, cacheLengths,
                      lookup, blocks, layer, qOut,  gammaQ,
                      gammaK, freqs.table, count};
