@@ -424,6 +424,12 @@ def all_cases():
         *quant_cases("quant_linear_f8_block_dynamic_bound_f16", "quantized_linear",
                      ops_cfg("f16", quant=float8("block", "dynamic", upper_bound=1.2)),
                      in_features=1024, out_features=200),
+        # The E4M3 GEMM over more tiles than multiprocessors (9 x 17 = 153 of 128 x 128, two
+        # groups of 8 row tiles in the grouped order, the second partial) and N = 2104 (the last
+        # column tile partial).
+        *quant_cases("quant_linear_f8_row_dynamic_n2104_bf16", "quantized_linear",
+                     ops_cfg("bf16", quant=float8("row", "dynamic")), (1100,),
+                     in_features=512, out_features=2104),
         *quant_cases("quant_qkv_f8_row_dynamic_bf16", "quantized_qkv_projection",
                      config("bf16", (8, 2), 64, hidden=512, quant=float8("row", "dynamic"))),
         *quant_cases("quant_qkv_f8_tensor_static_f16", "quantized_qkv_projection",
