@@ -117,6 +117,15 @@
 // CHECK: vector.store %{{.*}} : memref<?x64xbf16>, vector<4xbf16>
 // CHECK-LABEL: gpu.func @gemm_gptq(
 // CHECK-SAME: known_block_size = array<i32: 256, 1, 1>
+// Tiles in groups of 8 row tiles (one column tile: block b = y + x takes
+// row tile 8 (b / 8) + b % 8 % rows).
+// CHECK: [[NY:%[a-zA-Z0-9_]+]] = gpu.grid_dim y
+// CHECK-NEXT: [[BY:%[a-zA-Z0-9_]+]] = gpu.block_id y
+// CHECK-NEXT: [[BX:%[a-zA-Z0-9_]+]] = gpu.block_id x
+// CHECK-NEXT: [[LIN:%[a-zA-Z0-9_]+]] = arith.addi [[BY]], [[BX]] : index
+// CHECK-NEXT: [[GRP:%[a-zA-Z0-9_]+]] = arith.divui [[LIN]], %c8 : index
+// CHECK-NEXT: [[FIRST:%[a-zA-Z0-9_]+]] = arith.muli [[GRP]], %c8 : index
+// CHECK-NEXT: arith.subi [[NY]], [[FIRST]] : index
 // CHECK: memref.view {{.*}} to memref<128x72xbf16, #gpu.address_space<workgroup>>
 // CHECK: memref.view {{.*}} to memref<8x128xi32, #gpu.address_space<workgroup>>
 func.func @linear_gptq(%x: tensor<?x4096xbf16>, %qw: tensor<512x64xi32>, %s: tensor<32x64xf16>) -> tensor<?x64xbf16> {

@@ -286,8 +286,8 @@ void storeTile(IB &b, const GPTQGemmArgs &args, const GemmTile &t,
   }
 }
 
-/// One block's tileM x tileN output tile; blockIdx (x, y) = (column, row)
-/// tile.
+/// One block's tileM x tileN output tile, in the grouped order of
+/// groupedTile.
 void buildGPTQGemm(IB &b, const GPTQGemmConfig &cfg, int64_t groupSize,
                    const GPTQGemmArgs &args, const WeightStack &stack,
                    ArrayRef<OutputSegment> segments) {
@@ -301,8 +301,10 @@ void buildGPTQGemm(IB &b, const GPTQGemmConfig &cfg, int64_t groupSize,
   t.shared = AlignedSharedMemory::get(b, 128);
   t.w = WarpLayout::of(threadIdx(b));
   t.rows = dim(b, args.x, 0);
-  t.m0 = blockIdx(b, gpu::Dimension::y) * cfg.tileM();
-  t.n0 = blockIdx(b, gpu::Dimension::x) * cfg.tileN();
+  auto [rowTile, columnTile] =
+      groupedTile(b, llvm::divideCeil(stack.n, cfg.tileN()));
+  t.m0 = rowTile * cfg.tileM();
+  t.n0 = columnTile * cfg.tileN();
   t.warpM = t.w.warp / cfg.warpsN * cfg.warpRows();
   t.warpN = t.w.warp % cfg.warpsN * kWarpColumns;
   // Weights start at multiples of 32 columns: a warp's lie in one.
