@@ -21,7 +21,7 @@ names=("$@")
 [[ ${#names[@]} -gt 0 ]] || names=(gemv gemm attention gptq float8)
 for name in "${names[@]}"; do
   case $name in
-    gemv) profile gemv '^gemv$' python3 benchmarks/gpu/bench_linear.py build/bench-layer-gpu --only o_proj --rows 1 ;;
+    gemv) profile gemv '^gemv(_[0-9]+)?$' python3 benchmarks/gpu/bench_linear.py build/bench-layer-gpu --only o_proj --rows 1 ;;
     gemm) profile gemm '^gemm_wgmma$' python3 benchmarks/gpu/bench_linear.py build/bench-layer-gpu --only qkv --rows 8192 ;;
     attention) profile attention '^paged_flash_attention_prefill$' python3 benchmarks/gpu/bench_layer.py build/bench-layer-gpu --model llama3 --only prefill-8192 ;;
     gptq) profile gptq '^gemv_gptq$' python3 benchmarks/gpu/bench_quant_gemv.py build/bench-quant ;;
