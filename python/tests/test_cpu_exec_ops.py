@@ -31,6 +31,7 @@ import pytest
 
 from cpu_exec_support import (
     scaling,
+    CACHE_TOL,
     DTYPES,
     OUT_TOL,
     Build,
@@ -118,6 +119,9 @@ def ops_module(dtype):
             fns.append(ir.rope_freqs_function(f"freqs_{kind or 'none'}",
                                               ops_cfg(dtype, rope=rope(kind, False))))
     fns.append(ir.kv_cache_store_function("store", ops_cfg(dtype)))
+    for inter in (False, True):
+        fns.append(ir.rope_store_function(f"rope_store_{'inter' if inter else 'half'}",
+                                          ops_cfg(dtype, rope=rope("llama3", inter))))
     fns.append(ir.linear_function("o_proj", ops_cfg(dtype)))
     fns.append(ir.linear_function("linear_bias", ops_cfg(dtype), in_features=24, out_features=40,
                                   bias=True))
@@ -271,6 +275,37 @@ def test_kv_cache_store(run):
                                cfg.num_layers, cfg.layer_idx)
     assert mask.sum() == 2 * tokens
     check_cache(blocks, before, want, mask, cfg.dtype, tol=0, where=where(run))
+
+
+@runs(lambda d: ["rope_store_half", "rope_store_inter"])
+def test_rope_store(run):
+    """rope + kv_cache_store on the caller's q, k, v, which attn-fuse-rope-store makes one
+    attn.rope_store: q rotated into its result, k rotated and v copied into the cache slots."""
+    cfg = ops_cfg(run.dtype, rope=rope("llama3", run.variant.endswith("inter")))
+    rng = seeded("rope_store", run)
+    cached, new = [0, 30, 15, 100, 4, 0], [40, 3, 1, 0, 13, 0]
+    cache = ref.random_paged_cache(rng, 22, cfg.num_layers, cfg.page_size, cfg.num_kv_heads,
+                                   cfg.head_dim, cached, new, dtype=cfg.dtype)
+    blocks = rt.to_abi(cache["kv_blocks"], cfg.dtype)
+    tokens = sum(new)
+    q = rt.to_abi(nonzero(rng, (tokens, cfg.num_heads, cfg.head_dim)), cfg.dtype)
+    k, v = (rt.to_abi(nonzero(rng, (tokens, cfg.num_kv_heads, cfg.head_dim)), cfg.dtype)
+            for _ in range(2))
+    offsets, lengths, lookup = (i32(cache[n]) for n in ("row_offsets", "cache_lengths",
+                                                        "lookup_table"))
+    want_q = ref.apply_rope(values(q, cfg.dtype), offsets, lengths, cfg.rope)
+    want_k = ref.apply_rope(values(k, cfg.dtype), offsets, lengths, cfg.rope)
+    want_blocks = ref.kv_cache_store(values(blocks, cfg.dtype), want_k, values(v, cfg.dtype),
+                                     offsets, lengths, lookup, cfg.layer_idx)
+    before = blocks.copy()
+    out = nan_filled(q.shape, cfg.dtype)
+    OPS[run.dtype].library().call(run.variant, [q, k, v, offsets, blocks, lengths, lookup],
+                                  [out])
+    assert_close(values(out, cfg.dtype), want_q, OUT_TOL[cfg.dtype], "q", where(run))
+    mask, _, _ = written_slots(offsets, lengths, lookup, blocks.shape[0], cfg.page_size,
+                               cfg.num_layers, cfg.layer_idx)
+    check_cache(blocks, before, want_blocks, mask, cfg.dtype, tol=CACHE_TOL[cfg.dtype],
+                where=where(run))
 
 
 @runs(lambda d: ["o_proj", "linear_bias"])
