@@ -254,19 +254,27 @@ def test_rope_freqs(run):
         f"got {out[worst]!r}, expected {want[worst]!r}{where(run)}")
 
 
+# The store tests' batch: cached / new rows per sequence (an empty one, page boundaries crossed).
+STORE_CACHED, STORE_NEW = [0, 30, 15, 100, 4, 0], [40, 3, 1, 0, 13, 0]
+
+
+def store_step(rng, cfg):
+    """A random paged cache and new k, v rows of the store tests' batch, in ABI form:
+    ``(blocks, k, v, row_offsets, cache_lengths, lookup_table)``."""
+    cache = ref.random_paged_cache(rng, 22, cfg.num_layers, cfg.page_size, cfg.num_kv_heads,
+                                   cfg.head_dim, STORE_CACHED, STORE_NEW, dtype=cfg.dtype)
+    blocks = rt.to_abi(cache["kv_blocks"], cfg.dtype)
+    k, v = (rt.to_abi(nonzero(rng, (sum(STORE_NEW), cfg.num_kv_heads, cfg.head_dim)),
+                      cfg.dtype) for _ in range(2))
+    return (blocks, k, v,
+            *(i32(cache[n]) for n in ("row_offsets", "cache_lengths", "lookup_table")))
+
+
 @runs(lambda d: ["store"])
 def test_kv_cache_store(run):
     cfg = ops_cfg(run.dtype)
-    rng = seeded("store", run)
-    cached, new = [0, 30, 15, 100, 4, 0], [40, 3, 1, 0, 13, 0]
-    cache = ref.random_paged_cache(rng, 22, cfg.num_layers, cfg.page_size, cfg.num_kv_heads,
-                                   cfg.head_dim, cached, new, dtype=cfg.dtype)
-    blocks = rt.to_abi(cache["kv_blocks"], cfg.dtype)
-    tokens = sum(new)
-    k = rt.to_abi(nonzero(rng, (tokens, cfg.num_kv_heads, cfg.head_dim)), cfg.dtype)
-    v = rt.to_abi(nonzero(rng, (tokens, cfg.num_kv_heads, cfg.head_dim)), cfg.dtype)
-    offsets, lengths, lookup = (i32(cache[n]) for n in ("row_offsets", "cache_lengths",
-                                                        "lookup_table"))
+    blocks, k, v, offsets, lengths, lookup = store_step(seeded("store", run), cfg)
+    tokens = sum(STORE_NEW)
     want = ref.kv_cache_store(values(blocks, cfg.dtype), values(k, cfg.dtype),
                               values(v, cfg.dtype), offsets, lengths, lookup, cfg.layer_idx)
     before = blocks.copy()
@@ -283,16 +291,8 @@ def test_rope_store(run):
     attn.rope_store: q rotated into its result, k rotated and v copied into the cache slots."""
     cfg = ops_cfg(run.dtype, rope=rope("llama3", run.variant.endswith("inter")))
     rng = seeded("rope_store", run)
-    cached, new = [0, 30, 15, 100, 4, 0], [40, 3, 1, 0, 13, 0]
-    cache = ref.random_paged_cache(rng, 22, cfg.num_layers, cfg.page_size, cfg.num_kv_heads,
-                                   cfg.head_dim, cached, new, dtype=cfg.dtype)
-    blocks = rt.to_abi(cache["kv_blocks"], cfg.dtype)
-    tokens = sum(new)
-    q = rt.to_abi(nonzero(rng, (tokens, cfg.num_heads, cfg.head_dim)), cfg.dtype)
-    k, v = (rt.to_abi(nonzero(rng, (tokens, cfg.num_kv_heads, cfg.head_dim)), cfg.dtype)
-            for _ in range(2))
-    offsets, lengths, lookup = (i32(cache[n]) for n in ("row_offsets", "cache_lengths",
-                                                        "lookup_table"))
+    blocks, k, v, offsets, lengths, lookup = store_step(rng, cfg)
+    q = rt.to_abi(nonzero(rng, (sum(STORE_NEW), cfg.num_heads, cfg.head_dim)), cfg.dtype)
     want_q = ref.apply_rope(values(q, cfg.dtype), offsets, lengths, cfg.rope)
     want_k = ref.apply_rope(values(k, cfg.dtype), offsets, lengths, cfg.rope)
     want_blocks = ref.kv_cache_store(values(blocks, cfg.dtype), want_k, values(v, cfg.dtype),
