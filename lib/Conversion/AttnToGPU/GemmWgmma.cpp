@@ -260,16 +260,13 @@ bool chunksFit(const MatmulArgs &args, const WeightStack &stack,
 /// Whether every output takes 16-byte stores: its first element and its
 /// row pitch are 16-byte aligned (the caller's buffers may be views).
 Idx outputsTakeChunks(IB &b, const MatmulArgs &args) {
-  Idx all = cBool(b, true);
+  Idx all = startsAligned(b, args.outputs, 16);
   for (Value out : args.outputs) {
     auto type = cast<MemRefType>(out.getType());
-    int64_t bytes = type.getElementTypeBitWidth() / 8;
     auto metadata = memref::ExtractStridedMetadataOp::create(b, out);
-    Idx base = Value(memref::ExtractAlignedPointerAsIndexOp::create(b, out));
-    Idx first = base + Idx(metadata.getOffset()) * bytes;
-    Idx pitch = Idx(metadata.getStrides()[0]) * bytes;
-    all = all & (first % 16 == 0) & (pitch % 16 == 0) &
-          (Idx(metadata.getStrides()[1]) == 1);
+    Idx pitch =
+        Idx(metadata.getStrides()[0]) * (type.getElementTypeBitWidth() / 8);
+    all = all & (pitch % 16 == 0) & (Idx(metadata.getStrides()[1]) == 1);
   }
   return all;
 }
@@ -527,11 +524,10 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   bool rebalance = blk.elementBytes() == 1 && cfg.consumers == 2;
   if (rebalance) {
     // setmaxnreg needs the registers at entry fixed: one block an SM.
-    Operation *parent = b.getInsertionBlock()->getParentOp();
-    auto kernel = isa<gpu::GPUFuncOp>(parent)
-                      ? cast<gpu::GPUFuncOp>(parent)
-                      : parent->getParentOfType<gpu::GPUFuncOp>();
-    kernel->setAttr("nvvm.minctasm", b.getI32IntegerAttr(1));
+    b.getInsertionBlock()
+        ->getParent()
+        ->getParentOfType<gpu::GPUFuncOp>()
+        ->setAttr("nvvm.minctasm", b.getI32IntegerAttr(1));
   }
   ifThenElse(
       b, blk.warpgroup == 0,

@@ -83,13 +83,25 @@ StringRef KernelEmitter::addConstant(Location loc, StringRef name,
   return it->second.getValue();
 }
 
-Value gpu_lowering::hostAddress(IB &b, Value buffer) {
+Idx gpu_lowering::firstElementAddress(IB &b, Value buffer) {
   BuilderScope scope(b);
   auto type = cast<MemRefType>(buffer.getType());
   auto metadata = memref::ExtractStridedMetadataOp::create(b, buffer);
   Idx base = Value(memref::ExtractAlignedPointerAsIndexOp::create(b, buffer));
-  Idx offset = Idx(metadata.getOffset()) * (type.getElementTypeBitWidth() / 8);
-  return indexCast(b, base + offset, b.getI64Type());
+  return base + Idx(metadata.getOffset()) * (type.getElementTypeBitWidth() / 8);
+}
+
+Idx gpu_lowering::startsAligned(IB &b, ArrayRef<Value> buffers,
+                                int64_t bytes) {
+  BuilderScope scope(b);
+  Idx all = cBool(b, true);
+  for (Value buffer : buffers)
+    all = all & (firstElementAddress(b, buffer) % bytes == 0);
+  return all;
+}
+
+Value gpu_lowering::hostAddress(IB &b, Value buffer) {
+  return indexCast(b, firstElementAddress(b, buffer), b.getI64Type());
 }
 
 Value gpu_lowering::loadStreamingClampedOrZero(IB &b, Value src,

@@ -113,6 +113,12 @@ private:
 /// The sequence owning `row`: the count of `rowOffsets[s + 1] <= row`.
 Value sequenceOfRow(IB &b, Value rowOffsets, Value row);
 
+/// The byte address of `buffer`'s first element (its aligned pointer plus
+/// its offset), host or device.
+Idx firstElementAddress(IB &b, Value buffer);
+/// Whether every buffer's first element sits on a multiple of `bytes` (the
+/// caller's tensors may be views): a uniform test before vector accesses.
+Idx startsAligned(IB &b, ArrayRef<Value> buffers, int64_t bytes);
 /// Host: the address of `buffer`'s first element, as i64 (for runtime calls
 /// that take device pointers).
 Value hostAddress(IB &b, Value buffer);

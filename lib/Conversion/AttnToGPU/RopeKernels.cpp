@@ -271,22 +271,6 @@ struct PairRuns {
   }
 };
 
-/// Whether every buffer's first element sits on a multiple of `bytes` (the
-/// caller's tensors may be views).
-Idx startsAligned(IB &b, ArrayRef<Value> buffers, int64_t bytes) {
-  Idx all = cBool(b, true);
-  for (Value buffer : buffers) {
-    auto type = cast<MemRefType>(buffer.getType());
-    auto metadata = memref::ExtractStridedMetadataOp::create(b, buffer);
-    Idx base =
-        Value(memref::ExtractAlignedPointerAsIndexOp::create(b, buffer));
-    Idx first =
-        base + Idx(metadata.getOffset()) * (type.getElementTypeBitWidth() / 8);
-    all = all & (first % bytes == 0);
-  }
-  return all;
-}
-
 /// One lane step of a warp's heads on pairs (i, i + 1): the cos / sin of
 /// the two pairs once, then every head's runs loaded (q, or k and v), each
 /// pair normalised (`invs`, when the norm is fused) and rotated, and the

@@ -196,10 +196,6 @@ Value kb::wgmmaAsync(IB &b, Type element,
   // 0): the sums start from zero in `acc`'s registers, unzeroed.
   auto scaleOut =
       accumulate ? NVVM::WGMMAScaleOut::one : NVVM::WGMMAScaleOut::zero;
-  if (!acc)
-    acc = LLVM::PoisonOp::create(
-        b, LLVM::LLVMStructType::getLiteral(
-               ctx, SmallVector<Type>(n / 2, b.getF32Type())));
   NVVM::WgmmaFenceAlignedOp::create(b);
   for (auto [descA, descB] : steps) {
     acc = NVVM::WgmmaMmaAsyncOp::create(

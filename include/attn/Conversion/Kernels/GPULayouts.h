@@ -119,8 +119,8 @@ SmallVector<Value> unpackAccumulators(IB &b, Value acc);
 /// m64nNk32 (E4M3) per 32-byte k step given by its (A, B) descriptors, as
 /// one wgmma group, and returns the accumulator struct without waiting:
 /// read it only after wgmmaWait. Unless `accumulate`, the sums start from
-/// zero and `acc` (null: fresh registers) only names their registers: a
-/// retired accumulator keeps its registers, with no copy of a set in flight.
+/// zero and `acc` (a retired accumulator, or poison) only names their
+/// registers, so that no set in flight is copied.
 Value wgmmaAsync(IB &b, Type element, ArrayRef<std::pair<Value, Value>> steps,
                  int64_t n, bool transposeB, Value acc, bool accumulate = true);
 /// Waits until at most `pending` wgmma groups of this warpgroup are in flight.
