@@ -60,10 +60,10 @@
 // CHECK-NEXT: [[F1:%[a-zA-Z0-9_]+]] = arith.minsi [[FIT]], [[CAP]] : index
 // CHECK-NEXT: [[SPLITSD:%[a-zA-Z0-9_]+]] = arith.maxsi [[F1]], [[C1]] : index
 // CHECK-NEXT: [[SPLITS:%[a-zA-Z0-9_]+]] = arith.select [[DECODE]], [[SPLITSD]], [[SPLITSP]] : index
-// Grid x: (sequence, query tile) pairs, at most T / rows + B.
+// (sequence, query tile) pairs, at most T / rows + B.
 // CHECK-NEXT: [[TILESD:%[a-zA-Z0-9_]+]] = arith.ceildivui [[T]], [[C8]] : index
 // CHECK-NEXT: [[GRIDD:%[a-zA-Z0-9_]+]] = arith.addi [[TILESD]], [[B]] : index
-// CHECK-NEXT: [[GRIDX:%[a-zA-Z0-9_]+]] = arith.select [[DECODE]], [[GRIDD]], [[GRIDP]] : index
+// CHECK-NEXT: [[QTILES:%[a-zA-Z0-9_]+]] = arith.select [[DECODE]], [[GRIDD]], [[GRIDP]] : index
 // Partials: one per split, one per warp and split at decode; buffers of 0
 // rows when there is only one.
 // CHECK-NEXT: [[PW:%[a-zA-Z0-9_]+]] = arith.muli [[SPLITS]], [[C4]] : index
@@ -74,17 +74,19 @@
 // CHECK-NEXT: [[LP:%[a-zA-Z0-9_]+]] = gpu.alloc  ([[ROWS]], [[T]]) : memref<?x?x4xf32>
 // CHECK-NEXT: [[M32:%[a-zA-Z0-9_]+]] = arith.extui [[DECODE]] : i1 to i32
 // CHECK-NEXT: [[MODE:%[a-zA-Z0-9_]+]] = arith.index_cast [[M32]] : i32 to index
+// Grid x: (query tile, KV head) pairs, the head fastest.
+// CHECK-NEXT: [[GRIDX:%[a-zA-Z0-9_]+]] = arith.muli [[QTILES]], [[C2]] : index
 // Only the schedule the host picked is launched.
 // CHECK-NEXT: [[PREFILL:%[a-zA-Z0-9_]+]] = arith.cmpi ugt, [[T]], [[B4]] : index
 // CHECK-NEXT: scf.if [[PREFILL]] {
 // CHECK-NEXT: [[PX:%[a-zA-Z0-9_]+]] = arith.maxsi [[GRIDX]], [[C1]] : index
 // CHECK-NEXT: [[PZ:%[a-zA-Z0-9_]+]] = arith.maxsi [[SPLITS]], [[C1]] : index
-// CHECK-NEXT: gpu.launch_func  @attn_kernels::@paged_flash_attention_prefill blocks in ([[PX]], [[C2]], [[PZ]]) threads in ([[C128]], [[C1]], [[C1]])  dynamic_shared_memory_size [[SMEM]]
+// CHECK-NEXT: gpu.launch_func  @attn_kernels::@paged_flash_attention_prefill blocks in ([[PX]], [[C1]], [[PZ]]) threads in ([[C128]], [[C1]], [[C1]])  dynamic_shared_memory_size [[SMEM]]
 // CHECK-SAME: [[OP]] : memref<?x?x4x64xf32>, [[LP]] : memref<?x?x4xf32>, [[SPLITS]] : index, [[MODE]] : index)
 // CHECK-NEXT: } else {
 // CHECK-NEXT: [[DX:%[a-zA-Z0-9_]+]] = arith.maxsi [[GRIDX]], [[C1]] : index
 // CHECK-NEXT: [[DZ:%[a-zA-Z0-9_]+]] = arith.maxsi [[SPLITS]], [[C1]] : index
-// CHECK-NEXT: gpu.launch_func  @attn_kernels::@paged_flash_attention_decode blocks in ([[DX]], [[C2]], [[DZ]]) threads in ([[C128]], [[C1]], [[C1]])  args(
+// CHECK-NEXT: gpu.launch_func  @attn_kernels::@paged_flash_attention_decode blocks in ([[DX]], [[C1]], [[DZ]]) threads in ([[C128]], [[C1]], [[C1]])  args(
 // CHECK-SAME: [[OP]] : memref<?x?x4x64xf32>, [[LP]] : memref<?x?x4xf32>, [[SPLITS]] : index, [[MODE]] : index)
 // CHECK-NEXT: }
 // The combine: a thread per (row, head, column), none with one partial.

@@ -407,12 +407,16 @@ func.func @kv_cache_store(%k: tensor<?x2x64xbf16>, %v: tensor<?x2x64xbf16>, %blo
 // CHECK-DAG: [[C1I:%[a-zA-Z0-9_]+]] = arith.constant 1 : i32
 // CHECK-DAG: [[C2I:%[a-zA-Z0-9_]+]] = arith.constant 2 : i32
 // CHECK-DAG: [[C32I:%[a-zA-Z0-9_]+]] = arith.constant 32 : i32
-// Blocks take the batch's query tiles from the end (gridDim.x - 1 - x):
-// a causal sequence's heaviest tiles start first.
-// CHECK: [[NX:%[a-zA-Z0-9_]+]] = gpu.grid_dim  x
-// CHECK-NEXT: [[LASTX:%[a-zA-Z0-9_]+]] = arith.subi [[NX]], %c1 : index
-// CHECK-NEXT: [[BX:%[a-zA-Z0-9_]+]] = gpu.block_id  x
-// CHECK-NEXT: arith.subi [[LASTX]], [[BX]] : index
+// Block x is a (query tile, KV head) pair, the head fastest; blocks take
+// the batch's query tiles from the end (tiles - 1 - x / heads): the
+// heaviest causal tiles of every head start first.
+// CHECK: [[BX:%[a-zA-Z0-9_]+]] = gpu.block_id  x
+// CHECK-NEXT: [[NX:%[a-zA-Z0-9_]+]] = gpu.grid_dim  x
+// CHECK-NEXT: [[TILES:%[a-zA-Z0-9_]+]] = arith.divui [[NX]], %c2 : index
+// CHECK-NEXT: [[KVHEAD:%[a-zA-Z0-9_]+]] = arith.remui [[BX]], %c2 : index
+// CHECK-NEXT: [[LAST:%[a-zA-Z0-9_]+]] = arith.subi [[TILES]], %c1 : index
+// CHECK-NEXT: [[RANK:%[a-zA-Z0-9_]+]] = arith.divui [[BX]], %c2 : index
+// CHECK-NEXT: arith.subi [[LAST]], [[RANK]] : index
 // CHECK: nvgpu.ldmatrix [[SK]][%{{.+}}, %{{.+}}] {numTiles = 4 : i32, transpose = false} : memref<{{.+}}xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
 // CHECK: gpu.barrier
 // CHECK: scf.for

@@ -126,7 +126,9 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
                       else
                         buildPrefillMma(b, p, k, mmaTiles(b, p, kRows, smem));
                     });
-  std::array<Value, 3> grid = {plan.gridX, cIndex(host, p.kvHeads), plan.splits};
+  // (tile, KV head) pairs in x, the head fastest (findBlockWork).
+  std::array<Value, 3> grid = {Idx(plan.queryTiles) * p.kvHeads, cIndex(host, 1),
+                               plan.splits};
   Value prefillBytes =
       sharedBytes(wgmma ? wgmmaSharedBytes(p) : mmaSharedBytes(p, kRows));
   if (!plan.hasDecode) {

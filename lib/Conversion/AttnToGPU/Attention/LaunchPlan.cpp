@@ -52,18 +52,18 @@ LaunchPlan attention::planLaunch(IB &host, const KernelOptions &opts,
     decodeMode = ule(host, tokens, batch * 4);
   Idx splits = chooseSplits(host, opts, p, prefillRows, tokens, batch,
                             keysUpper, /*decode=*/false);
-  Idx gridX = ceilDiv(host, tokens, prefillRows) + batch;
+  Idx queryTiles = ceilDiv(host, tokens, prefillRows) + batch;
   if (plan.hasDecode) {
     splits = select(host, decodeMode,
                     chooseSplits(host, opts, p, decodeRows, tokens, batch,
                                  keysUpper, /*decode=*/true),
                     splits);
-    gridX = select(host, decodeMode, ceilDiv(host, tokens, decodeRows) + batch,
-                   gridX);
+    queryTiles = select(host, decodeMode, ceilDiv(host, tokens, decodeRows) + batch,
+                   queryTiles);
   }
   plan.decodeMode = decodeMode;
   plan.splits = splits;
-  plan.gridX = gridX;
+  plan.queryTiles = queryTiles;
   plan.parts = select(host, decodeMode, splits * kWarps, splits);
   // Partials exist only when there are several (0 rows otherwise).
   plan.partRows = select(host, ugt(host, plan.parts, cIndex(host, 1)),

@@ -25,7 +25,7 @@ struct LaunchPlan {
   /// Key splits per (sequence, query tile).
   Value splits;
   /// (sequence, query tile) pairs, at most T / rows + B.
-  Value gridX;
+  Value queryTiles;
   /// Partial results per row: the splits, times the warps at decode.
   Value parts;
   /// Rows of the partial buffers: `parts`, or 0 with a single one.
