@@ -11,6 +11,16 @@
 // CHECK: cf.assert {{.*}} {attn.status = 2 : i32}
 // CHECK: cf.assert {{.*}} {attn.status = 2 : i32}
 // CHECK-NEXT: %[[T:.*]] = memref.dim %[[K]], %c0
+// Then status 9 on the host: the store moves k, v and the cache in 16-byte
+// chunks, so the arguments must start on a 16-byte boundary.
+// CHECK-NEXT: %[[KP:.*]] = memref.extract_aligned_pointer_as_index %[[K]]
+// CHECK-NEXT: %[[KR:.*]] = arith.remui %[[KP]], %c16
+// CHECK-NEXT: %[[KA:.*]] = arith.cmpi eq, %[[KR]], %c0
+// CHECK-NEXT: %[[BP:.*]] = memref.extract_aligned_pointer_as_index %[[B]]
+// CHECK-NEXT: %[[BR:.*]] = arith.remui %[[BP]], %c16
+// CHECK-NEXT: %[[BA:.*]] = arith.cmpi eq, %[[BR]], %c0
+// CHECK-NEXT: %[[ALIGNED:.*]] = arith.andi %[[KA]], %[[BA]]
+// CHECK-NEXT: cf.assert %[[ALIGNED]], "attn: a tensor argument the GPU kernels access in 16-byte pieces does not start on a 16-byte boundary" {attn.status = 9 : i32}
 // CHECK-NEXT: gpu.launch_func @attn_kernels::@validate_indices blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1)
 // CHECK-SAME: args(%[[OFF]] : memref<?xi32>, %[[T]] : index, %[[LEN]] : memref<?xi32>, %[[OFF]] : memref<?xi32>, %[[LEN]] : memref<?xi32>, %[[LUT]] : memref<?x?xi32>, %[[B]] : memref<?x2x3x16x2x64xbf16>)
 // CHECK-NOT: gpu.launch_func
@@ -108,6 +118,7 @@
 
 // Without the option: no validation, no word, no guard.
 // DISABLED-LABEL: func.func @store(
+// DISABLED-NOT: attn.status = 9
 // DISABLED-NOT: validate_indices
 // DISABLED-NOT: attn_status
 // DISABLED: gpu.func @kv_cache_store(
@@ -394,4 +405,32 @@ func.func @gptq_act_project_store(%x: tensor<?x256xbf16>, %qw: tensor<32x128xi32
   %b = attn.kv_cache_store %k, %k into %blocks layer 1 positions(%off, %len) pages(%lut)
       : tensor<?x2x64xbf16>, tensor<?x2x64xbf16>, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>, tensor<?x2x3x16x2x64xbf16>
   return %b : tensor<?x2x3x16x2x64xbf16>
+}
+
+// -----
+
+// Status 9 follows views back to the arguments: x reaches the GEMV through a
+// reshape, so the check reads the 3-D argument; the output is stored element
+// by element when it does not start aligned, so it is not checked.
+// CHECK-LABEL: func.func @project_reshaped(
+// CHECK-SAME: %[[X3:[a-z0-9_]+]]: memref<?x2x64xbf16>, %[[W:[a-z0-9_]+]]: memref<64x128xbf16>, %[[Y:[a-z0-9_]+]]: memref<?x64xbf16>)
+// CHECK-DAG: %[[C0:.*]] = arith.constant 0 : index
+// CHECK-DAG: %[[C16:.*]] = arith.constant 16 : index
+// CHECK: %[[XP:.*]] = memref.extract_aligned_pointer_as_index %[[X3]]
+// CHECK-NEXT: %[[XR:.*]] = arith.remui %[[XP]], %[[C16]]
+// CHECK-NEXT: %[[XA:.*]] = arith.cmpi eq, %[[XR]], %[[C0]]
+// CHECK-NEXT: %[[WP:.*]] = memref.extract_aligned_pointer_as_index %[[W]]
+// CHECK-NEXT: %[[WR:.*]] = arith.remui %[[WP]], %[[C16]]
+// CHECK-NEXT: %[[WA:.*]] = arith.cmpi eq, %[[WR]], %[[C0]]
+// CHECK-NEXT: %[[OK:.*]] = arith.andi %[[XA]], %[[WA]]
+// CHECK-NEXT: cf.assert %[[OK]], {{.*}} {attn.status = 9 : i32}
+// CHECK-NOT: extract_aligned_pointer_as_index %[[Y]]
+// CHECK: memref.collapse_shape %[[X3]]
+// DISABLED-LABEL: func.func @project_reshaped(
+// DISABLED-NOT: attn.status = 9
+// DISABLED: gpu.launch_func
+func.func @project_reshaped(%x3: tensor<?x2x64xbf16>, %w: tensor<64x128xbf16>) -> tensor<?x64xbf16> {
+  %x = tensor.collapse_shape %x3 [[0], [1, 2]] : tensor<?x2x64xbf16> into tensor<?x128xbf16>
+  %y = attn.linear %x, %w : tensor<?x128xbf16>, tensor<64x128xbf16> -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
 }

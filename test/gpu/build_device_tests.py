@@ -400,6 +400,11 @@ def all_cases():
     cases += [Case(f"{linear_n256[0]}-t{t}-out-offset1", "ops_bf16", linear_n256[0], "linear",
                    linear_n256[2], dict(tokens=t, in_features=256, out_features=256, out_offset=1))
               for t in (300, 1100)]
+    # x or W off a 16-byte boundary: status 9 from the host, on the GEMV and the GEMM paths.
+    cases += [Case(f"{linear_n256[0]}-t{t}-misaligned", "ops_bf16", linear_n256[0], "linear",
+                   linear_n256[2], dict(tokens=t, in_features=256, out_features=256,
+                                        misaligned=True))
+              for t in (1, 300)]
     # Quantised projections (GemvQuantKernel.cpp) against python/attn/reference.py's decoding:
     # a linear with N (200) not a multiple of the GEMV's 32 columns and K of two loop trips
     # (2048 for GPTQ) or one (1024); q/k/v over separate weights (one launch; one per weight when

@@ -158,6 +158,13 @@ class Worker:
         return (self.tensor(cache["kv_blocks"], cfg.dtype),
                 *(self.index(cache[n]) for n in ("row_offsets", "cache_lengths", "lookup_table")))
 
+    def offset_view(self, t, elements):
+        """A copy of ``t`` that starts ``elements`` into a buffer of its own."""
+        view = self.torch.empty(t.numel() + elements, dtype=t.dtype, device=t.device)
+        view = view[elements:].view(t.shape)
+        view.copy_(t)
+        return view
+
     def check_unchanged(self, check, tensors, before):
         for name, t in tensors.items():
             if not self.torch.equal(self.bits(t), self.bits(before[name])):
@@ -332,6 +339,11 @@ class Worker:
         short = dict(args, lookup_table=lookup[:-1].contiguous())
         self.expect_refused(case, check, "short lookup table", [np.int32(0), *short.values()], 2,
                             self.nan_filled(q.shape, cfg.dtype), args, before)
+        # q one element into its buffer, off the 16-byte boundary that attention's loads need:
+        # status 9, nothing written.
+        moved = dict(args, q=self.offset_view(q, 1))
+        self.expect_refused(case, check, "q off a 16-byte boundary", [np.int32(0), *moved.values()],
+                            9, self.nan_filled(q.shape, cfg.dtype), args, before)
 
     def store_attend_arguments(self, case, cfg, rng):
         """The store-and-attend function's tensors: q, k, v of the case's new tokens and a
@@ -630,6 +642,16 @@ class Worker:
         out = self.nan_filled((case["tokens"] * n + off,), cfg.dtype)[off:].view(case["tokens"], n)
         self.call(case, args, [out], [(out, want)])
         check.close("out", out, want, OUT_TOL[cfg.dtype])
+        # ``misaligned``: x and then W one element into their buffers, off the 16-byte boundary
+        # that the GEMV's loads and the GEMM's TMA need: status 9, nothing written.
+        if case.get("misaligned"):
+            inputs = {"x": args[0], "w": args[1]}
+            before = {name: t.clone() for name, t in inputs.items()}
+            for i, name in enumerate(inputs):
+                moved = list(args)
+                moved[i] = self.offset_view(args[i], 1)
+                self.expect_refused(case, check, f"{name} off a 16-byte boundary", moved, 9,
+                                    self.nan_filled((case["tokens"], n), cfg.dtype), inputs, before)
 
 
 class Checks:

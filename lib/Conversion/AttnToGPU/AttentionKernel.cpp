@@ -91,6 +91,8 @@ void gpu_lowering::emitAttention(KernelEmitter &e, IB &host,
                ValueRange{plan.partRows, plan.tokens}, ValueRange{})
         .getMemref();
   };
+  // q is staged by 16-byte loads, K / V (or the cache) by cp.async.
+  e.requireAligned({spec.query, spec.key, spec.value, spec.blocks});
   AttentionKernelArgs args;
   args.query = spec.query;
   args.out = spec.out;

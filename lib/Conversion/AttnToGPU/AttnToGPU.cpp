@@ -15,6 +15,8 @@
 #include "attn/Conversion/Passes.h"
 #include "attn/Dialect/Attn/Transforms/EntryStatus.h"
 
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
@@ -99,6 +101,54 @@ IB hostBuilderAfter(Location loc, Block *block, Operation *op) {
             : IB(loc, OpBuilder::atBlockBegin(block));
 }
 
+/// The host function's argument that `buffer` views, when every view
+/// between them keeps a 16-byte boundary of the argument's start (reshapes,
+/// casts, subviews whose offsets step in multiples of 16 bytes); null for
+/// the call's own buffers (allocated aligned) and views it cannot follow.
+BlockArgument alignedRoot(Value buffer, Block &host) {
+  while (Operation *def = buffer.getDefiningOp()) {
+    if (auto subview = dyn_cast<memref::SubViewOp>(def)) {
+      MemRefType source = subview.getSourceType();
+      int64_t bytes = source.getElementTypeBitWidth() / 8;
+      auto [strides, offset] = source.getStridesAndOffset();
+      for (auto [d, at] : llvm::enumerate(subview.getStaticOffsets())) {
+        if (at == 0)
+          continue;
+        if (ShapedType::isDynamic(strides[d]))
+          return {};
+        int64_t step = strides[d] * bytes;
+        if ((ShapedType::isDynamic(at) ? step : at * step) % 16 != 0)
+          return {};
+      }
+      buffer = subview.getSource();
+    } else if (isa<memref::ExpandShapeOp, memref::CollapseShapeOp,
+                   memref::CastOp>(def)) {
+      buffer = def->getOperand(0);
+    } else {
+      return {};
+    }
+  }
+  auto arg = dyn_cast<BlockArgument>(buffer);
+  return arg && arg.getOwner() == &host ? arg : BlockArgument();
+}
+
+/// Status 9 unless every argument that `buffers` view starts on a 16-byte
+/// boundary: a check beside the host's entry checks, before any work.
+void checkArgumentsAligned(IB &b, Block &host, ArrayRef<Value> buffers) {
+  llvm::SetVector<Value> roots;
+  for (Value buffer : buffers)
+    if (BlockArgument root = alignedRoot(buffer, host))
+      roots.insert(root);
+  if (roots.empty())
+    return;
+  Value aligned = startsAligned(b, roots.getArrayRef(), 16);
+  auto check = cf::AssertOp::create(
+      b, aligned,
+      "attn: " + std::string(entryStatusMessage(EntryStatus::Misaligned)));
+  auto code = static_cast<int32_t>(EntryStatus::Misaligned);
+  check->setAttr(kEntryStatusAttrName, b.getI32IntegerAttr(code));
+}
+
 /// Replaces `func` by its host function; see the file comment.
 ///
 /// An entry point validating its index tensors runs the checks after the
@@ -143,6 +193,8 @@ LogicalResult lowerFunction(func::FuncOp func,
   Operation *lastCheck = lastEntryCheck(func);
   if (!lastCheck)
     defer();
+  // Where the host's entry checks end (null: at the start).
+  Operation *entryChecksEnd = nullptr;
   for (Operation &op : body.without_terminator()) {
     b.setLoc(op.getLoc());
     bool carrier = pending && carriesIndexChecks(&op);
@@ -160,11 +212,18 @@ LogicalResult lowerFunction(func::FuncOp func,
       else if (!readsNoIndexTensor(&op))
         launchPending();
     }
-    if (&op == lastCheck)
+    if (&op == lastCheck) {
       defer();
+      entryChecksEnd = host.empty() ? nullptr : &host.back();
+    }
   }
   if (pending)
     launchPending();
+  SmallVector<Value> aligned = kernels.takeAlignedBuffers();
+  if (kernels.options().validateIndexValues && func.isPublic()) {
+    IB at = hostBuilderAfter(func.getLoc(), &host, entryChecksEnd);
+    checkArgumentsAligned(at, host, aligned);
+  }
   b.setLoc(body.getTerminator()->getLoc());
   buffers->finish(b);
   return success();

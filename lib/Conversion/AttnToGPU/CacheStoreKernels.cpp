@@ -37,6 +37,8 @@ void gpu_lowering::emitKVCacheStore(KernelEmitter &e, IB &host, Value key,
   int64_t width = headDim % 8 == 0 ? 8 : 1, chunks = headDim / width;
   auto vecType = VectorType::get({width}, type.getElementType());
   llvm::MaybeAlign align(width * type.getElementTypeBitWidth() / 8);
+  if (width > 1)
+    e.requireAligned({key, value, blocks});
   Idx count = dim(host, key, 0) * (heads * chunks);
   CacheStoreArgs args{key,    value,  rowOffsets, cacheLengths,
                       lookup, blocks, layer};

@@ -840,6 +840,12 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
                                        ArrayRef<OutputSegment> outputs) {
   BuilderScope scope(host);
   WeightEncodingAttrInterface encoding = weights[0].type.getEncoding();
+  // x (or the prologue's reads of it), the packed weights and GPTQ's
+  // scales go in 16-byte pieces.
+  e.requireAligned(x);
+  int64_t alignedParts = isa<GPTQAttr>(encoding) ? 2 : 1;
+  for (const QuantizedWeightBuffers &w : weights)
+    e.requireAligned(ArrayRef<Value>(w.parts).take_front(alignedParts));
   WeightStack stack = stackOf(weights);
   SmallVector<Value> temporaries;
   QuantGemvArgs args =

@@ -60,6 +60,19 @@ public:
   void launch(IB &host, gpu::GPUFuncOp kernel, std::array<Value, 3> grid,
               int64_t threads, ValueRange args, Value dynamicSmemBytes = {});
 
+  /// Records buffers that kernels read or write in 16-byte pieces (vector
+  /// and cp.async accesses, TMA): the entry point checks that the arguments
+  /// they view start on a 16-byte boundary (status 9) before any work.
+  void requireAligned(ArrayRef<Value> buffers) {
+    for (Value buffer : buffers)
+      if (buffer)
+        alignedBuffers.push_back(buffer);
+  }
+  /// The buffers recorded since the last call.
+  SmallVector<Value> takeAlignedBuffers() {
+    return std::exchange(alignedBuffers, {});
+  }
+
   /// Index checks that every `launch` runs in an extra block until reset
   /// (addIndexValidationBlock), or null. Set around the lowering of an op
   /// whose kernels read no index tensor nor gridDim and run in no clusters,
@@ -105,6 +118,7 @@ private:
   KernelOptions opts;
   DenseMap<Attribute, StringAttr> constants;
   const IndexValidationArgs *carriedChecks = nullptr;
+  SmallVector<Value> alignedBuffers;
   /// The kernels that run carried checks in their last column.
   llvm::SmallPtrSet<Operation *, 4> checkCarriers;
   unsigned launches = 0;

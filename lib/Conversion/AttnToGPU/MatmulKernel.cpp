@@ -440,6 +440,9 @@ void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x,
                               ArrayRef<Value> weights, ArrayRef<Value> biases,
                               std::optional<double> clip,
                               ArrayRef<OutputSegment> outputs) {
+  // Every path reads x and W in 16-byte pieces (vector loads, TMA).
+  e.requireAligned(x);
+  e.requireAligned(weights);
   WeightStack stack = WeightStack::of(weights);
   MatmulArgs args{
       x, SmallVector<Value>(weights), SmallVector<Value>(biases), {}, {}};

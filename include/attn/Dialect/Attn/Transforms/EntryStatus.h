@@ -37,6 +37,9 @@ enum class EntryStatus : int32_t {
   /// A descriptor's size differs from a static size of the function's type
   /// (attn-insert-abi-checks).
   SizeMismatch = 8,
+  /// (CUDA) A tensor argument that the kernels access in 16-byte pieces
+  /// does not start on a 16-byte boundary.
+  Misaligned = 9,
 };
 
 /// The message of a status, as `attnStatusMessage` returns it (docs/ABI.md).
@@ -65,12 +68,15 @@ inline const char *entryStatusMessage(EntryStatus status) {
     return "a position (cache length + new tokens) is beyond the RoPE table";
   case EntryStatus::SizeMismatch:
     return "a tensor argument's size differs from the function's type";
+  case EntryStatus::Misaligned:
+    return "a tensor argument the GPU kernels access in 16-byte pieces does "
+           "not start on a 16-byte boundary";
   }
   return "unknown status";
 }
 
 /// The last status code.
-inline constexpr EntryStatus kLastEntryStatus = EntryStatus::SizeMismatch;
+inline constexpr EntryStatus kLastEntryStatus = EntryStatus::Misaligned;
 
 /// The function of every library returning a status's message.
 inline constexpr const char *kStatusMessageFunctionName = "attnStatusMessage";
