@@ -132,17 +132,34 @@ func.func @flash_d144(%q: tensor<?x4x144xf16>, %k: tensor<?x2x144xf16>, %v: tens
 
 // Pages of 128 keys hold each 64-key tile whole: a thread looks its page up
 // once per staged tile (K before the loop, V in it), not once per 16-byte
-// chunk (16 chunks a thread at D 256), and reads slot key % 128 of it.
+// chunk, and finds its first chunk (slot tile % 128 + its row) in a flat
+// view of the cache; its 16 chunks (D 256) follow at constant distances of
+// 4 rows x 4 heads x 256 elements.
 // CHECK-LABEL: gpu.func @paged_flash_attention_decode(
 // CHECK-SAME: [[BLK:%[a-zA-Z0-9_]+]]: memref<?x2x2x128x4x256xbf16>, %{{[a-zA-Z0-9_]+}}: memref<?xi32>, [[LUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>
-// CHECK: [[KLOOK:%[a-zA-Z0-9_]+]] = memref.load [[LUT]]
+// CHECK: [[FLAT:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[BLK]] {{\[\[}}0, 1, 2, 3, 4, 5]] : memref<?x2x2x128x4x256xbf16> into memref<?xbf16>
+// CHECK-NEXT: [[KPI:%[a-zA-Z0-9_]+]] = arith.divui [[KT:%[a-zA-Z0-9_]+]], %c128
+// CHECK-NEXT: [[KLOOK:%[a-zA-Z0-9_]+]] = memref.load [[LUT]][%{{.+}}, [[KPI]]]
 // CHECK-NEXT: [[KPAGE:%[a-zA-Z0-9_]+]] = arith.index_cast [[KLOOK]] : i32 to index
-// CHECK-COUNT-16: nvgpu.device_async_copy [[BLK]][[[KPAGE]], %c0, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}]
+// CHECK-NEXT: [[KSLOT:%[a-zA-Z0-9_]+]] = arith.remui [[KT]], %c128
+// CHECK-NEXT: [[KROW:%[a-zA-Z0-9_]+]] = arith.addi [[KSLOT]], %{{.+}} : index
+// CHECK-NEXT: arith.muli [[KPAGE]], %c4
+// CHECK: arith.addi %{{.+}}, [[KROW]]
+// CHECK: arith.muli %{{.+}}, %c256 : index
+// CHECK-NEXT: [[KFIRST:%[a-zA-Z0-9_]+]] = arith.addi %{{.+}}, %{{.+}} : index
+// CHECK: nvgpu.device_async_copy [[FLAT]][[[KFIRST]]]
+// CHECK: [[K1:%[a-zA-Z0-9_]+]] = arith.addi [[KFIRST]], %c4096 : index
+// CHECK-NEXT: nvgpu.device_async_copy [[FLAT]][[[K1]]]
+// CHECK: [[K2:%[a-zA-Z0-9_]+]] = arith.addi [[KFIRST]], %c8192 : index
+// CHECK-NEXT: nvgpu.device_async_copy [[FLAT]][[[K2]]]
+// CHECK-COUNT-13: nvgpu.device_async_copy [[FLAT]][%{{.+}}]
+// CHECK-NOT: nvgpu.device_async_copy
 // CHECK-NOT: memref.load [[LUT]]
 // CHECK: scf.for
-// CHECK: [[VLOOK:%[a-zA-Z0-9_]+]] = memref.load [[LUT]]
-// CHECK-NEXT: [[VPAGE:%[a-zA-Z0-9_]+]] = arith.index_cast [[VLOOK]] : i32 to index
-// CHECK-COUNT-16: nvgpu.device_async_copy [[BLK]][[[VPAGE]], %c1, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}]
+// CHECK: [[FLATV:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[BLK]]
+// CHECK-NEXT: arith.divui
+// CHECK-NEXT: memref.load [[LUT]]
+// CHECK-COUNT-16: nvgpu.device_async_copy [[FLATV]][%{{.+}}]
 // CHECK-NOT: memref.load [[LUT]]
 // CHECK: nvgpu.ldmatrix
 func.func @gemma_paged_page128(%q: tensor<?x8x256xbf16>, %blocks: tensor<?x2x2x128x4x256xbf16>,

@@ -2,6 +2,7 @@
 
 #include "KVStaging.h"
 
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 
 using namespace mlir;
@@ -62,37 +63,65 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
   Value src = p.paged ? a.blocks : (part == KVPart::Key ? a.key : a.value);
   const SharedTile &dst = part == KVPart::Key ? kv.k : kv.v;
   SmallVector<Value> tokens;
-  // Pages of whole key tiles hold the tile's keys in one page.
-  bool tileInOnePage = p.paged && p.pageSize % kKeys == 0;
-  Idx tilePage;
-  if (tileInOnePage)
-    tilePage = loadIndex(b, a.lookup, {kv.work.seq, tile / p.pageSize});
-  for (int64_t i = 0; i < kKeys * (p.headDim / 8) / kThreads; ++i) {
-    auto [r, col] = chunkOf(kv.thread + i * kThreads, p.headDim);
+  int64_t chunksPerRow = p.headDim / 8;
+  auto [firstRow, firstCol] = chunkOf(kv.thread, p.headDim);
+  // Pages of whole key tiles hold the tile's keys in one page. Where the
+  // block's threads also cover whole rows, a thread's chunks lie at constant
+  // distances from its first one: one index into a flat view of the cache
+  // per tile (the 6-D index of `(tile + r) % page` took 9 instructions a
+  // chunk, most of the staging's address arithmetic).
+  auto blocksType = p.paged ? cast<MemRefType>(a.blocks.getType()) : nullptr;
+  bool flat = p.paged && p.pageSize % kKeys == 0 &&
+              kThreads % chunksPerRow == 0 &&
+              blocksType.getShape().drop_front().take_back(2) ==
+                  ArrayRef<int64_t>{p.kvHeads, p.headDim};
+  int64_t rowsPerStep = kThreads / std::max<int64_t>(chunksPerRow, 1);
+  Value flatBlocks;
+  Idx firstElement;
+  if (flat) {
+    flatBlocks = memref::CollapseShapeOp::create(
+        b, a.blocks, ArrayRef<ReassociationIndices>{{0, 1, 2, 3, 4, 5}});
+    Idx page = loadIndex(b, a.lookup, {kv.work.seq, tile / p.pageSize});
+    SmallVector<Value> at = {page,
+                             cIndex(b, static_cast<int64_t>(part)),
+                             a.layer,
+                             tile % p.pageSize + firstRow,
+                             kv.work.kvHead,
+                             firstCol};
+    firstElement = cIndex(b, 0);
+    for (auto [d, index] : llvm::enumerate(at))
+      firstElement = firstElement * dim(b, a.blocks, d) + index;
+  }
+  for (int64_t i = 0; i < kKeys * chunksPerRow / kThreads; ++i) {
+    auto [r, col] =
+        kThreads % chunksPerRow == 0
+            ? std::pair<Idx, Idx>(firstRow + i * rowsPerStep, firstCol)
+            : chunkOf(kv.thread + i * kThreads, p.headDim);
     Idx key = tile + r;
     Idx valid = key < kv.keys.hi;
-    // Keys past the range copy 0 bytes from a valid key's address.
+    // Keys past the range copy 0 bytes from a valid key's address (within
+    // the tile's page, every slot is one).
     Idx safe = select(b, valid, key, kv.keys.lo);
     Value bytes = select(b, valid, cIndex(b, 8), cIndex(b, 0));
+    Value from = src;
     SmallVector<Value> at;
-    if (p.paged) {
-      // (Within the tile's page, every slot is a valid address.)
-      Idx slot = tileInOnePage ? key : safe;
-      Idx page = tileInOnePage
-                     ? tilePage
-                     : loadIndex(b, a.lookup, {kv.work.seq, safe / p.pageSize});
+    if (flat) {
+      from = flatBlocks;
+      at = {firstElement + i * rowsPerStep * p.kvHeads * p.headDim};
+    } else if (p.paged) {
+      Idx page = loadIndex(b, a.lookup, {kv.work.seq, safe / p.pageSize});
       at = {page,
             cIndex(b, static_cast<int64_t>(part)),
             a.layer,
-            slot % p.pageSize,
+            safe % p.pageSize,
             kv.work.kvHead,
             col};
     } else {
       at = {kv.keys.kvStart + safe, kv.work.kvHead, col};
     }
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-        b, tokenType, dst.buffer, dst.index(r, col), src, at, b.getIndexAttr(8),
-        bytes, b.getUnitAttr()));
+        b, tokenType, dst.buffer, dst.index(r, col), from, at,
+        b.getIndexAttr(8), bytes, b.getUnitAttr()));
   }
   nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
 }
