@@ -147,19 +147,31 @@ func.func @flash_d144(%q: tensor<?x4x144xf16>, %k: tensor<?x2x144xf16>, %v: tens
 // CHECK: arith.addi %{{.+}}, [[KROW]]
 // CHECK: arith.muli %{{.+}}, %c256 : index
 // CHECK-NEXT: [[KFIRST:%[a-zA-Z0-9_]+]] = arith.addi %{{.+}}, %{{.+}} : index
-// CHECK: nvgpu.device_async_copy [[FLAT]][[[KFIRST]]]
+// A tile whole below the split's last key copies without per-chunk tests
+// (16 bytes each), the others copy 0 bytes past it.
+// CHECK-NEXT: [[KEND:%[a-zA-Z0-9_]+]] = arith.addi [[KT]], %c64 : index
+// CHECK-NEXT: [[KFULL:%[a-zA-Z0-9_]+]] = arith.cmpi sle, [[KEND]], %{{.+}} : index
+// CHECK-NEXT: scf.if [[KFULL]] {
+// CHECK-NEXT: nvgpu.device_async_copy [[FLAT]][[[KFIRST]]], %{{.+}}[%{{.+}}, %{{.+}}], 8, %c8 {bypassL1}
 // CHECK: [[K1:%[a-zA-Z0-9_]+]] = arith.addi [[KFIRST]], %c4096 : index
-// CHECK-NEXT: nvgpu.device_async_copy [[FLAT]][[[K1]]]
+// CHECK-NEXT: nvgpu.device_async_copy [[FLAT]][[[K1]]], %{{.+}}[%{{.+}}, %{{.+}}], 8, %c8 {bypassL1}
 // CHECK: [[K2:%[a-zA-Z0-9_]+]] = arith.addi [[KFIRST]], %c8192 : index
-// CHECK-NEXT: nvgpu.device_async_copy [[FLAT]][[[K2]]]
-// CHECK-COUNT-13: nvgpu.device_async_copy [[FLAT]][%{{.+}}]
+// CHECK-NEXT: nvgpu.device_async_copy [[FLAT]][[[K2]]], %{{.+}}[%{{.+}}, %{{.+}}], 8, %c8 {bypassL1}
+// CHECK-COUNT-13: nvgpu.device_async_copy [[FLAT]][%{{.+}}], %{{.+}}[%{{.+}}, %{{.+}}], 8, %c8 {bypassL1}
 // CHECK-NOT: nvgpu.device_async_copy
+// CHECK: } else {
+// CHECK: [[KIN:%[a-zA-Z0-9_]+]] = arith.cmpi slt, %{{.+}}, %{{.+}} : index
+// CHECK-NEXT: [[KBYTES:%[a-zA-Z0-9_]+]] = arith.select [[KIN]], %c8, %c0 : index
+// CHECK-NEXT: nvgpu.device_async_copy [[FLAT]][[[KFIRST]]], %{{.+}}[%{{.+}}, %{{.+}}], 8, [[KBYTES]] {bypassL1}
+// CHECK-COUNT-15: nvgpu.device_async_copy [[FLAT]][%{{.+}}]
+// CHECK-NOT: nvgpu.device_async_copy
+// CHECK: }
 // CHECK-NOT: memref.load [[LUT]]
 // CHECK: scf.for
 // CHECK: [[FLATV:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[BLK]]
 // CHECK-NEXT: arith.divui
 // CHECK-NEXT: memref.load [[LUT]]
-// CHECK-COUNT-16: nvgpu.device_async_copy [[FLATV]][%{{.+}}]
+// CHECK-COUNT-32: nvgpu.device_async_copy [[FLATV]][%{{.+}}]
 // CHECK-NOT: memref.load [[LUT]]
 // CHECK: nvgpu.ldmatrix
 func.func @gemma_paged_page128(%q: tensor<?x8x256xbf16>, %blocks: tensor<?x2x2x128x4x256xbf16>,

@@ -62,7 +62,6 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
   auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
   Value src = p.paged ? a.blocks : (part == KVPart::Key ? a.key : a.value);
   const SharedTile &dst = part == KVPart::Key ? kv.k : kv.v;
-  SmallVector<Value> tokens;
   int64_t chunksPerRow = p.headDim / 8;
   auto [firstRow, firstCol] = chunkOf(kv.thread, p.headDim);
   // Pages of whole key tiles hold the tile's keys in one page. Where the
@@ -92,38 +91,56 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
     for (auto [d, index] : llvm::enumerate(at))
       firstElement = firstElement * dim(b, a.blocks, d) + index;
   }
-  for (int64_t i = 0; i < kKeys * chunksPerRow / kThreads; ++i) {
-    auto [r, col] =
-        kThreads % chunksPerRow == 0
-            ? std::pair<Idx, Idx>(firstRow + i * rowsPerStep, firstCol)
-            : chunkOf(kv.thread + i * kThreads, p.headDim);
-    Idx key = tile + r;
-    Idx valid = key < kv.keys.hi;
-    // Keys past the range copy 0 bytes from a valid key's address (within
-    // the tile's page, every slot is one).
-    Idx safe = select(b, valid, key, kv.keys.lo);
-    Value bytes = select(b, valid, cIndex(b, 8), cIndex(b, 0));
-    Value from = src;
-    SmallVector<Value> at;
-    if (flat) {
-      from = flatBlocks;
-      at = {firstElement + i * rowsPerStep * p.kvHeads * p.headDim};
-    } else if (p.paged) {
-      Idx page = loadIndex(b, a.lookup, {kv.work.seq, safe / p.pageSize});
-      at = {page,
-            cIndex(b, static_cast<int64_t>(part)),
-            a.layer,
-            safe % p.pageSize,
-            kv.work.kvHead,
-            col};
-    } else {
-      at = {kv.keys.kvStart + safe, kv.work.kvHead, col};
+  // The copies of the tile, one cp.async group; `full`: every key is below
+  // hi, so no copy needs its own test.
+  auto copyTile = [&](IB &cb, bool full) {
+    SmallVector<Value> tokens;
+    for (int64_t i = 0; i < kKeys * chunksPerRow / kThreads; ++i) {
+      auto [r, col] =
+          kThreads % chunksPerRow == 0
+              ? std::pair<Idx, Idx>(firstRow + i * rowsPerStep, firstCol)
+              : chunkOf(kv.thread + i * kThreads, p.headDim);
+      Idx key = tile + r;
+      Value bytes = cIndex(cb, 8);
+      Idx safe = key;
+      if (!full) {
+        // Keys past the range copy 0 bytes from a valid key's address
+        // (within the tile's page, every slot is one).
+        Idx valid = key < kv.keys.hi;
+        safe = select(cb, valid, key, kv.keys.lo);
+        bytes = select(cb, valid, cIndex(cb, 8), cIndex(cb, 0));
+      }
+      Value from = src;
+      SmallVector<Value> at;
+      if (flat) {
+        from = flatBlocks;
+        at = {firstElement + i * rowsPerStep * p.kvHeads * p.headDim};
+      } else if (p.paged) {
+        Idx page = loadIndex(cb, a.lookup, {kv.work.seq, safe / p.pageSize});
+        at = {page,
+              cIndex(cb, static_cast<int64_t>(part)),
+              a.layer,
+              safe % p.pageSize,
+              kv.work.kvHead,
+              col};
+      } else {
+        at = {kv.keys.kvStart + safe, kv.work.kvHead, col};
+      }
+      tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+          cb, tokenType, dst.buffer, dst.index(r, col), from, at,
+          cb.getIndexAttr(8), bytes, cb.getUnitAttr()));
     }
-    tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-        b, tokenType, dst.buffer, dst.index(r, col), from, at,
-        b.getIndexAttr(8), bytes, b.getUnitAttr()));
-  }
-  nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, tokens);
+    nvgpu::DeviceAsyncCreateGroupOp::create(cb, tokenType, tokens);
+  };
+  // With one index a tile, the tests are most of what is left per copy:
+  // tiles whole below hi (all but a block's last) go without them.
+  if (flat)
+    ifThenElse(
+        b, tile + kKeys <= kv.keys.hi,
+        [&](IB &fb) { copyTile(fb, /*full=*/true); },
+        [&](IB &pb) { copyTile(pb, /*full=*/false); });
+  else
+    copyTile(b, /*full=*/false);
 }
 
 /// Waits for every copy of this thread, then for the whole block.
