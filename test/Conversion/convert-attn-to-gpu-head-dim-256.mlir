@@ -137,10 +137,10 @@ func.func @flash_d144(%q: tensor<?x4x144xf16>, %k: tensor<?x2x144xf16>, %v: tens
 // 4 rows x 4 heads x 256 elements.
 // CHECK-LABEL: gpu.func @paged_flash_attention_decode(
 // CHECK-SAME: [[BLK:%[a-zA-Z0-9_]+]]: memref<?x2x2x128x4x256xbf16>, %{{[a-zA-Z0-9_]+}}: memref<?xi32>, [[LUT:%[a-zA-Z0-9_]+]]: memref<?x?xi32>
-// CHECK: [[FLAT:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[BLK]] {{\[\[}}0, 1, 2, 3, 4, 5]] : memref<?x2x2x128x4x256xbf16> into memref<?xbf16>
-// CHECK-NEXT: [[KPI:%[a-zA-Z0-9_]+]] = arith.divui [[KT:%[a-zA-Z0-9_]+]], %c128
+// CHECK: [[KPI:%[a-zA-Z0-9_]+]] = arith.divui [[KT:%[a-zA-Z0-9_]+]], %c128
 // CHECK-NEXT: [[KLOOK:%[a-zA-Z0-9_]+]] = memref.load [[LUT]][%{{.+}}, [[KPI]]]
 // CHECK-NEXT: [[KPAGE:%[a-zA-Z0-9_]+]] = arith.index_cast [[KLOOK]] : i32 to index
+// CHECK-NEXT: [[FLAT:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[BLK]] {{\[\[}}0, 1, 2, 3, 4, 5]] : memref<?x2x2x128x4x256xbf16> into memref<?xbf16>
 // CHECK-NEXT: [[KSLOT:%[a-zA-Z0-9_]+]] = arith.remui [[KT]], %c128
 // CHECK-NEXT: [[KROW:%[a-zA-Z0-9_]+]] = arith.addi [[KSLOT]], %{{.+}} : index
 // CHECK-NEXT: arith.muli [[KPAGE]], %c4
@@ -168,9 +168,9 @@ func.func @flash_d144(%q: tensor<?x4x144xf16>, %k: tensor<?x2x144xf16>, %v: tens
 // CHECK: }
 // CHECK-NOT: memref.load [[LUT]]
 // CHECK: scf.for
-// CHECK: [[FLATV:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[BLK]]
-// CHECK-NEXT: arith.divui
-// CHECK-NEXT: memref.load [[LUT]]
+// CHECK: memref.load [[LUT]]
+// CHECK-NEXT: arith.index_cast
+// CHECK-NEXT: [[FLATV:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[BLK]]
 // CHECK-COUNT-32: nvgpu.device_async_copy [[FLATV]][%{{.+}}]
 // CHECK-NOT: memref.load [[LUT]]
 // CHECK: nvgpu.ldmatrix

@@ -69,19 +69,18 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
   // distances from its first one: one index into a flat view of the cache
   // per tile (the 6-D index of `(tile + r) % page` took 9 instructions a
   // chunk, most of the staging's address arithmetic).
-  auto blocksType = p.paged ? cast<MemRefType>(a.blocks.getType()) : nullptr;
-  bool flat = p.paged && p.pageSize % kKeys == 0 &&
-              kThreads % chunksPerRow == 0 &&
-              blocksType.getShape().drop_front().take_back(2) ==
-                  ArrayRef<int64_t>{p.kvHeads, p.headDim};
-  int64_t rowsPerStep = kThreads / std::max<int64_t>(chunksPerRow, 1);
+  bool tileInOnePage = p.paged && p.pageSize % kKeys == 0;
+  bool flat = tileInOnePage && kThreads % chunksPerRow == 0;
+  int64_t rowsPerStep = kThreads / chunksPerRow;
+  Idx tilePage;
+  if (tileInOnePage)
+    tilePage = loadIndex(b, a.lookup, {kv.work.seq, tile / p.pageSize});
   Value flatBlocks;
   Idx firstElement;
   if (flat) {
     flatBlocks = memref::CollapseShapeOp::create(
         b, a.blocks, ArrayRef<ReassociationIndices>{{0, 1, 2, 3, 4, 5}});
-    Idx page = loadIndex(b, a.lookup, {kv.work.seq, tile / p.pageSize});
-    SmallVector<Value> at = {page,
+    SmallVector<Value> at = {tilePage,
                              cIndex(b, static_cast<int64_t>(part)),
                              a.layer,
                              tile % p.pageSize + firstRow,
@@ -116,11 +115,15 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
         from = flatBlocks;
         at = {firstElement + i * rowsPerStep * p.kvHeads * p.headDim};
       } else if (p.paged) {
-        Idx page = loadIndex(cb, a.lookup, {kv.work.seq, safe / p.pageSize});
+        // (Within the tile's page, every slot is a valid address.)
+        Idx slot = tileInOnePage ? key : safe;
+        Idx page = tileInOnePage ? tilePage
+                                 : loadIndex(cb, a.lookup,
+                                             {kv.work.seq, safe / p.pageSize});
         at = {page,
               cIndex(cb, static_cast<int64_t>(part)),
               a.layer,
-              safe % p.pageSize,
+              slot % p.pageSize,
               kv.work.kvHead,
               col};
       } else {
