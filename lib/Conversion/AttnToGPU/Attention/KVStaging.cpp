@@ -70,7 +70,8 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
   // per tile (the 6-D index of `(tile + r) % page` took 9 instructions a
   // chunk, most of the staging's address arithmetic).
   bool tileInOnePage = p.paged && p.pageSize % kKeys == 0;
-  bool flat = tileInOnePage && kThreads % chunksPerRow == 0;
+  bool wholeRows = kThreads % chunksPerRow == 0;
+  bool flat = tileInOnePage && wholeRows;
   int64_t rowsPerStep = kThreads / chunksPerRow;
   Idx tilePage;
   if (tileInOnePage)
@@ -96,9 +97,8 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
     SmallVector<Value> tokens;
     for (int64_t i = 0; i < kKeys * chunksPerRow / kThreads; ++i) {
       auto [r, col] =
-          kThreads % chunksPerRow == 0
-              ? std::pair<Idx, Idx>(firstRow + i * rowsPerStep, firstCol)
-              : chunkOf(kv.thread + i * kThreads, p.headDim);
+          wholeRows ? std::pair<Idx, Idx>(firstRow + i * rowsPerStep, firstCol)
+                    : chunkOf(kv.thread + i * kThreads, p.headDim);
       Idx key = tile + r;
       Value bytes = cIndex(cb, 8);
       Idx safe = key;
