@@ -297,15 +297,17 @@ func.func @norm_project_store(%x: tensor<?x256xbf16>, %g: tensor<256xbf16>, %wq:
 
 // A GPTQ projection without desc_act (no x prologue) carries the checks as
 // a bf16 one does: one more column of blocks in each launch (128 columns:
-// 4 GEMV blocks, 2 GEMM tiles of 64, 1 of 128), the checks' buffers last,
-// no validation kernel.
+// 2 GEMV blocks of 64 for 8 or 16 rows, 2 GEMM tiles of 64, 1 of 128), the
+// checks' buffers last, no validation kernel.
 !gptq = !attn.quantized_weight<128x256, #attn.gptq<group_size = 128>>
 // CHECK-LABEL: func.func @gptq_project_store(
 // CHECK-SAME: %[[GOFF:[a-z0-9_]+]]: memref<?xi32>, %[[GB:[a-z0-9_]+]]: memref<?x2x3x16x2x64xbf16>,
 // CHECK: cf.assert {{.*}} {attn.status = 2 : i32}
 // CHECK-NOT: validate_indices
-// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c5, %{{.*}}, %c1)
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c3, %{{.*}}, %c1)
 // CHECK-SAME: %[[GOFF]] : memref<?xi32>, %{{[a-z0-9_]+}} : index,
+// CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c3, %{{.*}}, %c1)
 // CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_m64 blocks in (%c3, %{{.*}}, %c1)
 // CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
@@ -389,7 +391,9 @@ func.func @float8_project_store(%x: tensor<?x256xbf16>, %w8: tensor<128x256xf8E4
 // CHECK: gpu.launch_func @attn_kernels::@gptq_permute_x
 // CHECK-SAME: %[[AOFF]] : memref<?xi32>, %{{[a-z0-9_]+}} : index,
 // CHECK-SAME: %[[AB]] : memref<?x2x3x16x2x64xbf16>)
-// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c4,
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c2,
+// CHECK-NOT: %[[AB]]
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c2,
 // CHECK-NOT: %[[AB]]
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_m64 blocks in (%c2,
 // CHECK-NOT: validate_indices

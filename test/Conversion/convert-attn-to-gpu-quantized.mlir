@@ -2,10 +2,17 @@
 
 !gptq = !attn.quantized_weight<64x4096, #attn.gptq<group_size = 128>>
 
-// GPTQ without desc_act: no prologue. Up to 16 rows one GEMV launch, 32
-// columns per block (64 / 32 = 2); above, the GEMM of M's shape: 64 x 64
-// tiles up to 64 rows, 128 x 128 beyond, with their rings of stages in
-// dynamic shared memory (4 x (64 x 72 x 2 + 8 x 64 x 4) + 128 bytes and
+// GPTQ without desc_act: no prologue. Up to 16 rows (and at least one: TMA
+// has no empty boxes) the GEMV (GemvGPTQ.cpp):
+// one block of 64 columns, 8 warps (one block: fewer than multiprocessors)
+// with 3 stages each; up to 8 rows one n8 tile of x (stages of 2 x 16 x 128
+// bytes of words + 2 x 8 x 128 of x = 6144, 147456 + 1024 of barriers +
+// 6144 of scale rows + 1024 of alignment = 155648), up to 16 two (stages
+// of 8192: 204800). The host encodes the tensor maps of x (bf16, 8 or 16
+// rows x 64), the words (u32, 16 word rows x 32) and the scales (f16, 1 x
+// 64) for each call. Above 16 rows, the GEMM of M's shape: 64 x 64 tiles
+// up to 64 rows, 128 x 128 beyond, with their rings of stages in dynamic
+// shared memory (4 x (64 x 72 x 2 + 8 x 64 x 4) + 128 bytes and
 // 4 x (128 x 72 x 2 + 8 x 128 x 4) + 128).
 // CHECK-LABEL: func.func @linear_gptq(
 // CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[QW:%[a-zA-Z0-9_]+]]: memref<512x64xi32>, [[S:%[a-zA-Z0-9_]+]]: memref<32x64xf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>)
@@ -13,9 +20,23 @@
 // CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
 // CHECK-NEXT: [[GEMV:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], %c16
 // CHECK-NEXT: scf.if [[GEMV]] {
-// CHECK-NEXT: [[SLICES:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], %c16
+// CHECK-NEXT: [[ANY:%[a-zA-Z0-9_]+]] = arith.cmpi ne, [[M]], %c0
+// CHECK-NEXT: scf.if [[ANY]] {
+// CHECK-NEXT: [[NARROW:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], %c8
+// CHECK-NEXT: scf.if [[NARROW]] {
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c9_i32, %{{.*}}, %c4096_i64, %c8192_i64, %c8_i32, %c64_i32)
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c512_i64, %c64_i64, %c256_i64, %c16_i32, %c32_i32)
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c6_i32, %c32_i64, %c64_i64, %c128_i64, %c1_i32, %c64_i32)
+// CHECK: [[SLICES:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], %c8
 // CHECK-NEXT: [[GY:%[a-zA-Z0-9_]+]] = arith.maxsi [[SLICES]], %c1
-// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c2, [[GY]], %c1) threads in (%c512, %c1, %c1) args([[X]] : memref<?x4096xbf16>, [[QW]] : memref<512x64xi32>, [[S]] : memref<32x64xf16>, [[Y]] : memref<?x64xbf16>)
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c1, [[GY]], %c1) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c155648_i32 args([[X]] : memref<?x4096xbf16>, [[QW]] : memref<512x64xi32>, [[S]] : memref<32x64xf16>, [[Y]] : memref<?x64xbf16>, %{{.*}} : !llvm.array<16 x i64>, %{{.*}} : !llvm.array<16 x i64>, %{{.*}} : !llvm.array<16 x i64>)
+// CHECK-NEXT: } else {
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c9_i32, %{{.*}}, %c4096_i64, %c8192_i64, %c16_i32, %c64_i32)
+// CHECK: [[SLICES16:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], %c16
+// CHECK-NEXT: [[GY16:%[a-zA-Z0-9_]+]] = arith.maxsi [[SLICES16]], %c1
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c1, [[GY16]], %c1) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c204800_i32
+// CHECK-NEXT: }
+// CHECK-NEXT: }
 // CHECK-NEXT: } else {
 // CHECK-NEXT: [[M64:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], %c64
 // CHECK-NEXT: scf.if [[M64]] {
@@ -30,37 +51,63 @@
 // CHECK-NEXT: }
 // CHECK-NEXT: return
 //
-// Kernel: 16 warps (two blocks: fewer than multiprocessors) split K in
-// spans of four consecutive 32-deep steps (four word rows, one per lane
-// quad), loaded before any is multiplied (2048 = 16 x 32 x 4), 16 f32
-// accumulators per lane (four n8 tiles).
+// Kernel: lane 0 of each warp sets up its 3 stage barriers; the warp's
+// first two units (128 k: one group) go in flight before the loop.
 // CHECK-LABEL: gpu.func @gemv_gptq(
-// CHECK-SAME: workgroup([[RED:%[a-zA-Z0-9_]+]] : memref<16x16x32xf32, #gpu.address_space<workgroup>>)
-// CHECK: scf.for %{{.*}} = %c0 to %c4096 step %c2048 iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
-// One 16-byte load of 4 words (4 columns) of a word row, x in the same K
-// order (pairs k, k + 4), the step's group scales of 8 columns.
-// CHECK: vector.load %{{.*}} : memref<512x64xi32>, vector<4xi32>
-// CHECK: [[XC:%[a-zA-Z0-9_]+]] = scf.if
-// CHECK: vector.load %{{.*}} : memref<?x4096xbf16>, vector<8xbf16>
-// CHECK: vector.shuffle [[XC]], [[XC]] [0, 4, 1, 5, 2, 6, 3, 7] : vector<8xbf16>, vector<8xbf16>
-// CHECK: vector.load %{{.*}} : memref<32x64xf16>, vector<8xf16>
-// Nibbles (j, j + 4): mask 0x000F000F, bf16 exponent of 128 (0x43004300),
-// minus 136 = q - 8, exact.
-// CHECK: [[SH:%[a-zA-Z0-9_]+]] = arith.shrui %{{.*}}, %c4_i32 : i32
-// CHECK-NEXT: [[NIB:%[a-zA-Z0-9_]+]] = arith.andi [[SH]], %c983055_i32 : i32
+// CHECK: gpu.dynamic_shared_memory
+// CHECK-COUNT-3: mbarrier.init.shared::cta.b64 [$0], 1;
+// CHECK: fence.mbarrier_init.release.cluster;
+// A unit's copy: lane 0 expects its bytes, then copies each half's words
+// and scale row (halves inside N) and x's two 64-deep boxes.
+// CHECK: mbarrier.arrive.expect_tx.shared::cta.b64
+// CHECK-COUNT-4: cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
+// CHECK: scf.for %{{.*}} = %c0 to %{{.*}} step %c1 iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
+// The copy two units ahead, then the wait for this one (parity of its use).
+// CHECK: mbarrier.arrive.expect_tx.shared::cta.b64
+// CHECK: mbarrier.try_wait.parity.shared::cta.b64
+// A lane's 16 bytes of words: row 128 r + chunk 16 g, swizzled (chunk ^
+// row % 8), of half 0 then half 1 (2048 bytes on).
+// CHECK: [[ROW:%[a-zA-Z0-9_]+]] = arith.divui [[OFF:%[a-zA-Z0-9_]+]], %c128 : index
+// CHECK-NEXT: [[R8:%[a-zA-Z0-9_]+]] = arith.remui [[ROW]], %c8 : index
+// CHECK-NEXT: [[XOR:%[a-zA-Z0-9_]+]] = arith.muli [[R8]], %c16 : index
+// CHECK-NEXT: arith.xori [[OFF]], [[XOR]] : index
+// CHECK: [[LO:%[a-zA-Z0-9_]+]] = vector.load %{{.*}} {alignment = 16 : i64} : memref<{{[0-9]+}}xi32, #gpu.address_space<workgroup>>, vector<4xi32>
+// CHECK-NEXT: [[LO0:%[a-zA-Z0-9_]+]] = vector.extract [[LO]][0] : i32 from vector<4xi32>
+// CHECK: arith.addi %{{.*}}, %c2048 : index
+// CHECK: [[HI:%[a-zA-Z0-9_]+]] = vector.load %{{.*}} {alignment = 16 : i64} : memref<{{[0-9]+}}xi32, #gpu.address_space<workgroup>>, vector<4xi32>
+// CHECK-NEXT: [[HI0:%[a-zA-Z0-9_]+]] = vector.extract [[HI]][0] : i32 from vector<4xi32>
+// x's 8 k of the lane's word row, as pairs (i, i + 4).
+// CHECK: [[XW:%[a-zA-Z0-9_]+]] = vector.load %{{.*}} {alignment = 16 : i64} : memref<{{[0-9]+}}xi32, #gpu.address_space<workgroup>>, vector<4xi32>
+// CHECK: [[X0:%[a-zA-Z0-9_]+]] = vector.extract [[XW]][0] : i32 from vector<4xi32>
+// CHECK: [[X2:%[a-zA-Z0-9_]+]] = vector.extract [[XW]][2] : i32 from vector<4xi32>
+// CHECK-NEXT: vector.extract [[XW]][3]
+// CHECK-NEXT: [[E0:%[a-zA-Z0-9_]+]] = arith.andi [[X0]], %c65535_i32 : i32
+// CHECK-NEXT: [[E4:%[a-zA-Z0-9_]+]] = arith.shli [[X2]], %c16_i32 : i32
+// CHECK-NEXT: [[B0:%[a-zA-Z0-9_]+]] = arith.ori [[E0]], [[E4]] : i32
+// Nibbles (j, j + 4) of the words of columns 4 g + t (A row g) and
+// 32 + 4 g + t (row g + 8): mask 0x000F000F, bf16 exponent of 128
+// (0x43004300), minus 136 = q - 8, exact.
+// CHECK: [[NIB:%[a-zA-Z0-9_]+]] = arith.andi [[LO0]], %c983055_i32 : i32
 // CHECK-NEXT: [[MAG:%[a-zA-Z0-9_]+]] = arith.ori [[NIB]], %c1124090624_i32 : i32
 // CHECK-NEXT: [[PAIR:%[a-zA-Z0-9_]+]] = llvm.bitcast [[MAG]] : i32 to vector<2xbf16>
 // CHECK-NEXT: [[Q:%[a-zA-Z0-9_]+]] = arith.subf [[PAIR]], %cst{{.*}} : vector<2xbf16>
-// CHECK-NEXT: llvm.bitcast [[Q]] : vector<2xbf16> to i32
-// CHECK: nvvm.mma.sync {{.*}} {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
-// The f32 sums of the span (one group of 128) times the group scale, once.
+// CHECK-NEXT: [[A0:%[a-zA-Z0-9_]+]] = llvm.bitcast [[Q]] : vector<2xbf16> to i32
+// CHECK-NEXT: arith.andi [[HI0]], %c983055_i32 : i32
+// CHECK: arith.shrui [[LO0]], %c4_i32 : i32
+// The decoded words are A, x is B.
+// CHECK: nvvm.mma.sync A[[[A0]], {{.*}}] B[[[B0]], {{.*}}] {{.*}} shape = #nvvm.shape<m = 16, n = 8, k = 16>
+// The unit's f32 sums times its scales, once: 4 columns a half from the
+// stage's scale rows.
+// CHECK: vector.load %{{.*}} {alignment = 8 : i64} : memref<{{[0-9]+}}xi32, #gpu.address_space<workgroup>>, vector<2xi32>
+// CHECK: vector.bitcast %{{.*}} : vector<2xi32> to vector<4xf16>
 // CHECK: arith.extf %{{.*}} : f16 to f32
-// CHECK: math.fma
+// CHECK-NEXT: math.fma
 // CHECK: scf.yield
 // The warps meet in shared memory; warp 0 stores 4 adjacent columns.
-// CHECK: memref.store %{{.*}}, [[RED]]
 // CHECK: gpu.barrier
-// CHECK: memref.load [[RED]]
+// CHECK: memref.store
+// CHECK: gpu.barrier
+// CHECK: memref.load
 // CHECK: vector.store %{{.*}} : memref<?x64xbf16>, vector<4xbf16>
 //
 // The GEMM: the ring's first three steps (64 deep: 64 rows of 8 x chunks,
@@ -145,7 +192,8 @@ func.func @linear_gptq(%x: tensor<?x4096xbf16>, %qw: tensor<512x64xi32>, %s: ten
 // CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim [[X]]
 // CHECK-NEXT: [[XP:%[a-zA-Z0-9_]+]] = gpu.alloc ([[M]]) : memref<?x256xbf16>
 // CHECK: gpu.launch_func @attn_kernels::@gptq_permute_x {{.*}} args([[X]] : memref<?x256xbf16>, [[P]] : memref<256xi32>, [[XP]] : memref<?x256xbf16>
-// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq {{.*}} args([[XP]] : memref<?x256xbf16>, [[QW]] : memref<32x64xi32>, [[S]] : memref<2x64xf16>, [[Y]] : memref<?x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq {{.*}} args([[XP]] : memref<?x256xbf16>, [[QW]] : memref<32x64xi32>, [[S]] : memref<2x64xf16>, [[Y]] : memref<?x64xbf16>,
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 {{.*}} args([[XP]] : memref<?x256xbf16>,
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_m64 {{.*}} args([[XP]] : memref<?x256xbf16>, [[QW]] : memref<32x64xi32>, [[S]] : memref<2x64xf16>, [[Y]] : memref<?x64xbf16>)
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq {{.*}} args([[XP]] : memref<?x256xbf16>, [[QW]] : memref<32x64xi32>, [[S]] : memref<2x64xf16>, [[Y]] : memref<?x64xbf16>)
 // CHECK-NEXT: }
@@ -172,17 +220,22 @@ func.func @linear_gptq_desc_act(%x: tensor<?x256xbf16>, %qw: tensor<32x64xi32>, 
 !wkv = !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, desc_act = true>>
 
 // Three GPTQ weights sharing MAX's one perm: one permutation, one launch
-// over the three (the GEMV, N = 512: 16 blocks; or the GEMM: 8 blocks of
-// 64 columns, 4 of 128), each block (GEMV) or warp (GEMM) selecting its
-// weight's words and scales; no weight is copied or stacked.
+// over the three (the GEMV or the GEMM: 8 blocks of 64 columns; the GEMM
+// above 64 rows 4 of 128), each 32-column half of a block (GEMV: its
+// weight's tensor maps) or warp (GEMM) selecting its weight's words and
+// scales; no weight is copied or stacked.
 // CHECK-LABEL: func.func @qkv_gptq_shared_perm(
 // CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x256xf16>
 // CHECK-NOT: memref.copy
 // CHECK: gpu.launch_func @attn_kernels::@gptq_permute_x
 // CHECK-NOT: gpu.launch_func
 // CHECK: memref.cast %{{.*}} : memref<32x256xi32> to memref<32x?xi32>
-// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c16,
+// CHECK-COUNT-7: func.call @attnCudaEncodeTensorMap
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c8,
 // CHECK-SAME: memref<32x?xi32>, {{.*}} : memref<32x?xi32>, {{.*}} : memref<32x?xi32>, {{.*}} : memref<2x?xf16>, {{.*}} : memref<2x?xf16>, {{.*}} : memref<2x?xf16>,
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c8,
+// CHECK-NEXT: }
+// CHECK-NEXT: }
 // CHECK-NEXT: } else {
 // CHECK-NOT: gpu.launch_func
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_m64 blocks in (%c8,
@@ -194,8 +247,8 @@ func.func @linear_gptq_desc_act(%x: tensor<?x256xbf16>, %qw: tensor<32x64xi32>, 
 // CHECK: return
 // f16 activations: the nibbles take f16's 1024 (0x64006400) and lose 1032.
 // CHECK-LABEL: gpu.func @gemv_gptq(
-// CHECK: arith.select %{{.*}} : memref<32x?xi32>
-// CHECK: arith.select %{{.*}} : memref<2x?xf16>
+// CHECK: arith.select %{{.*}} : !llvm.ptr
+// CHECK: arith.select %{{.*}} : !llvm.ptr
 // CHECK: arith.ori %{{.*}}, %c1677747200_i32 : i32
 // CHECK: arith.subf %{{.*}}, %cst{{.*}} : vector<2xf16>
 // The GEMM's warps select their weight's words and scales too.

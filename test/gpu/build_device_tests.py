@@ -420,6 +420,14 @@ def all_cases():
                      config("bf16", (8, 2), 64, hidden=512, quant=GPTQ_DESC_ACT)),
         *quant_cases("quant_qkv_gptq_stacked_f16", "quantized_qkv_projection",
                      config("f16", (8, 2), 64, hidden=512, stacked=True, quant=GPTQ)),
+        # The GPTQ GEMV's K units of one 32-deep group (one step each), its one and two n8
+        # tiles of x rows (8 | 9), and weight boundaries inside its 64-column blocks
+        # (q / k / v of 96, 32, 32 rows: each 32-column half copies its own weight).
+        *quant_cases("quant_linear_gptq_g32_k512_n136_bf16", "quantized_linear",
+                     ops_cfg("bf16", quant=GPTQ_G32), (1, 8, 9), in_features=512,
+                     out_features=136),
+        *quant_cases("quant_qkv_gptq_q96_bf16", "quantized_qkv_projection",
+                     config("bf16", (3, 1), 32, hidden=256, quant=GPTQ), (1, 9)),
         *quant_cases("quant_linear_f8_tensor_static_bf16", "quantized_linear",
                      ops_cfg("bf16", quant=float8("tensor", "static")), in_features=1024,
                      out_features=200),

@@ -42,6 +42,24 @@ void emitGPTQGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
                   const WeightStack &stack, int64_t groupSize,
                   ArrayRef<OutputSegment> outputs);
 
+/// GPTQ's K step: four word rows (32 k); K and the group size are
+/// multiples of it on the GPU (checkQuantizedGemv).
+constexpr int64_t kGPTQStepK = 32;
+
+/// A shape of the GPTQ GEMV (GemvGPTQ.cpp): `warps` per block splitting K,
+/// `stages` K units of `unitK` (or the group, when smaller) in each warp's
+/// ring, `xTiles` n8 tiles of x (8 or 16 rows a block).
+struct GPTQGemvShape {
+  int64_t warps = 8, stages = 3, xTiles = 1, unitK = 128;
+};
+
+/// The host launches the GEMV for M <= 16: blocks of 64 columns and 8
+/// (M <= 8) or 16 rows of x, the shape chosen by the block count. Every N
+/// of `stack` but the last is a multiple of 32 (quantizedGemvCanShare).
+void emitGPTQGemv(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
+                  const WeightStack &stack, int64_t groupSize,
+                  ArrayRef<OutputSegment> outputs);
+
 } // namespace mlir::attn::gpu_lowering
 
 #endif // ATTN_LIB_CONVERSION_ATTNTOGPU_GEMMGPTQ_H

@@ -1,31 +1,22 @@
 //===- GemvQuantKernel.cpp - projections of GPTQ / float8 weights ---------===//
 //
-// The weight-streaming GEMV of quantised weights (decode: the time is that
-// of reading the packed weights once). A block owns 32 output columns as
-// four n8 mma tiles, interleaved (tile t's column c is the block's column
-// 4 c + t, so one lane's 16-byte load feeds all four tiles), and 16 rows of
-// x (blockIdx.y: larger M runs one 16-row slice per block row, rereading
-// W); its warps split K in spans of consecutive k steps. Each lane
-// loads 16 bytes of packed weights per k step and feeds mma.sync
-// accumulating in f32 (GPTQ: decoded in registers to exact f16 / bf16
-// values for m16n8k16; float8: E4M3 as loaded, for m16n8k32);
-// summing over K is order-free, so x's fragments are loaded in the same K
-// order as the decoded weights. Scales multiply the f32 partial sums (once
-// per span when it lies in one GPTQ group, else per step; per 128-deep
-// float8 block), so no rounded dequantised weight exists anywhere; the
-// kernel differs from the reference by f32 accumulation only.
+// The entry of quantised projections (emitQuantizedMatmul): a prologue
+// prepares x once per call (GPTQ desc_act: permuted; float8: E4M3 bytes and
+// their per-row scale), then M picks the kernel: GPTQ's GEMV (GemvGPTQ.cpp)
+// or GEMM (GemmGPTQ.cpp), float8's GEMV (here) or wgmma GEMM.
 //
-// - GPTQ (`qweight [K/8, N]` i32, words along N): a step is four word rows,
-//   one per lane quad; a lane loads 4 words (4 columns) of its row. The
-//   nibble pair (j, j + 4) of a word becomes one register by a mask and a
-//   magic exponent (`0x4300` = 128 in bf16, `0x6400` = 1024 in f16) minus
-//   136 / 1032, i.e. q - 8 exactly. x is permuted once per call when the
-//   weight has desc_act.
-// - float8 (`weight [N, K]` E4M3 bytes): a step is 64 k, 16 per lane quad;
-//   a prologue kernel rounds x to E4M3 bytes with its per-row scale
-//   (static, or dynamic `max |x| / 448`), and both operands go to
-//   m16n8k32 mma.sync on E4M3 as loaded (no conversion in the loop); the
-//   loads have no branches, weights through the streaming path.
+// The float8 GEMV streams `weight [N, K]` E4M3 bytes once. A block owns 32
+// output columns as four n8 mma tiles, interleaved (tile t's column c is
+// the block's column 4 c + t, so one lane's 16-byte load feeds all four
+// tiles), and 16 rows of x (blockIdx.y: larger M runs one 16-row slice per
+// block row, rereading W); its warps split K in spans of consecutive k
+// steps. A step is 64 k, 16 per lane quad; both operands go to m16n8k32
+// mma.sync on E4M3 as loaded (no conversion in the loop); the loads have no
+// branches, weights through the streaming path. Summing over K is
+// order-free, so x's fragments are loaded in the same K order as the
+// weights. Scales multiply the f32 sums (per 128-deep block, or once on the
+// output), so the kernel differs from the reference by f32 accumulation
+// only.
 //
 //===----------------------------------------------------------------------===//
 
@@ -85,128 +76,12 @@ struct QuantBlock {
   Idx column(Idx c, int64_t t) const { return n0 - weight.begin + (c * 4 + t); }
 };
 
-/// x rows `row` and `row + 8` of the block's slice, `width` elements from
-/// `k` as i32 pairs (zeros past M and where `kOk` fails).
-std::pair<SmallVector<Value>, SmallVector<Value>>
-loadXPairs(IB &b, const QuantGemvArgs &args, const QuantBlock &blk, Idx k,
-           Idx kOk, int64_t width, bool interleave) {
-  auto chunkType = VectorType::get(
-      {8}, cast<MemRefType>(args.x.getType()).getElementType());
-  std::pair<SmallVector<Value>, SmallVector<Value>> rows;
-  for (int64_t half = 0; half < 2; ++half) {
-    Idx row = blk.m0 + (blk.w.group + half * 8);
-    SmallVector<Value> &pairs = half ? rows.second : rows.first;
-    for (int64_t c = 0; c < width; c += 8) {
-      Value chunk = loadVectorOrZero(
-          b, args.x, [&](IB &) { return SmallVector<Value>{row, k + c}; },
-          kOk & ult(b, row, blk.rows), chunkType);
-      llvm::append_range(pairs, chunkPairs(b, chunk, interleave));
-    }
-  }
-  return rows;
-}
-
 /// `acc[i] += part[i] * scale(i)` (f32).
 void addScaled(IB &b, ArrayRef<Value> part, MutableArrayRef<Value> acc,
                function_ref<Value(int64_t)> scale) {
   for (int64_t i = 0; i < kAcc; ++i)
     acc[i] = math::FmaOp::create(b, part[i], scale(i), acc[i]);
 }
-
-//===----------------------------------------------------------------------===//
-// GPTQ
-//===----------------------------------------------------------------------===//
-
-struct GPTQSteps {
-  /// K of one step: a word row (8 k) per lane quad.
-  static constexpr int64_t kStep = 32;
-  /// Consecutive steps a warp loads before multiplying: its span (one
-  /// group of 128).
-  static constexpr int64_t kSpanSteps = 4;
-
-  Type element; // x's, and the mma's
-  int64_t groupSize;
-
-  struct Step {
-    SmallVector<Value> xLo, xHi; // pairs (i, i + 4) of 8 k
-    Value words;                 // vector<4xi32>: tiles 0..3
-    Value scales;                // vector<8 x f16|bf16>: columns 8 quad + i
-  };
-
-  /// K that one scale covers (none: the scale applies to the output).
-  std::optional<int64_t> scaleSpan() const { return groupSize; }
-
-  Step load(IB &b, const QuantGemvArgs &args, const QuantBlock &blk, int64_t k,
-            Idx k0, bool withScale) const {
-    Step s;
-    Idx kOk = ult(b, k0, cIndex(b, k));
-    Idx wordRow = k0 / 8 + blk.w.quad;
-    Idx col = blk.column(blk.w.group, 0);
-    // Behind branches: clamped branch-free loads measured slower here (H200,
-    // K 4096 x N 14336, M = 1: 17.1 us guarded, 22.6 us clamped).
-    s.words = loadVectorOrZero(
-        b, blk.weight.weight,
-        [&](IB &) { return SmallVector<Value>{wordRow, col}; },
-        kOk & ult(b, col, blk.weight.rows),
-        VectorType::get({4}, b.getI32Type()));
-    std::tie(s.xLo, s.xHi) =
-        loadXPairs(b, args, blk, wordRow * 8, kOk, 8, /*interleave=*/true);
-    if (!withScale)
-      return s;
-    Idx scaleCol = blk.n0 - blk.weight.begin + blk.w.quad * 8;
-    auto scaleType = VectorType::get(
-        {8}, cast<MemRefType>(blk.scales.getType()).getElementType());
-    s.scales = loadVectorOrZero(
-        b, blk.scales,
-        [&](IB &) { return SmallVector<Value>{k0 / groupSize, scaleCol}; },
-        kOk & ult(b, scaleCol, blk.weight.rows), scaleType);
-    return s;
-  }
-
-  /// Nibbles j and j + 4 of `word` as the pair (q - 8) in `element`.
-  Value nibblePair(IB &b, Value word, int64_t j) const {
-    return decodeGPTQNibbles(
-        b,
-        arith::AndIOp::create(b, arith::ShRUIOp::create(b, word, cI32(b, 4 * j)),
-                              cI32(b, 0x000F000F)),
-        element);
-  }
-
-  /// Word pairs (2 half, 2 half + 1) are the B registers of the half's
-  /// m16n8k16, x's pairs alike for A: one K order for both.
-  void multiply(IB &b, const Step &s, MutableArrayRef<Value> part) const {
-    for (int64_t half = 0; half < 2; ++half) {
-      int64_t p = 2 * half;
-      std::array<Value, 4> a = {s.xLo[p], s.xHi[p], s.xLo[p + 1],
-                                s.xHi[p + 1]};
-      for (int64_t t = 0; t < kTiles; ++t) {
-        Value word =
-            vector::ExtractOp::create(b, s.words, ArrayRef<int64_t>{t});
-        MutableArrayRef<Value> c = part.slice(t * 4, 4);
-        std::array<Value, 4> d =
-            mma16816(b, element, a,
-                     {nibblePair(b, word, p), nibblePair(b, word, p + 1)}, c);
-        llvm::copy(d, c.begin());
-      }
-    }
-  }
-
-  /// `acc += part * scales` of the step `s` (which loaded them).
-  void applyScale(IB &b, const Step &s, ArrayRef<Value> part,
-                  MutableArrayRef<Value> acc) const {
-    // Register r of tile t: column 4 (2 quad + r % 2) + t of the block.
-    addScaled(b, part, acc, [&](int64_t i) {
-      int64_t t = i / 4, r = i % 4;
-      return toF32(b, vector::ExtractOp::create(
-                          b, s.scales, ArrayRef<int64_t>{4 * (r % 2) + t}));
-    });
-  }
-
-  Value outputScale(IB &, const QuantGemvArgs &, const QuantBlock &, Idx,
-                    Idx) const {
-    return {};
-  }
-};
 
 //===----------------------------------------------------------------------===//
 // float8
@@ -696,15 +571,11 @@ QuantGemvArgs prepareArgs(KernelEmitter &e, IB &host, Value x,
 }
 
 /// The GEMV in 16-row slices of x.
-void launchQuantGemv(KernelEmitter &e, IB &host, const QuantGemvArgs &args,
-                     WeightEncodingAttrInterface encoding,
-                     const WeightStack &stack,
-                     ArrayRef<OutputSegment> outputs) {
-  auto gptq = dyn_cast<GPTQAttr>(encoding);
+void launchFloat8Gemv(KernelEmitter &e, IB &host, const QuantGemvArgs &args,
+                      Float8Attr float8, const WeightStack &stack,
+                      ArrayRef<OutputSegment> outputs) {
   // Warps per block as measured fastest on an H200 (K 4096 x N 14336, 448
-  // blocks, M = 1): GPTQ (64 registers a thread) 8 warps, 17 us (with the
-  // next span's words carried through the loop: 20-22 us at 4, 8 or 16
-  // warps); float8 8 warps at two blocks per SM, 20.7 us against 28 us
+  // blocks, M = 1): 8 warps at two blocks per SM, 20.7 us against 28 us
   // with 16 warps at one. A block count that fits one per multiprocessor
   // takes 16 warps.
   int64_t blocks = llvm::divideCeil(stack.n, kQuantGemvColumns);
@@ -714,22 +585,14 @@ void launchQuantGemv(KernelEmitter &e, IB &host, const QuantGemvArgs &args,
       {threads / 32, kAcc, 32}, host.getF32Type(), AffineMap(),
       gpu::AddressSpaceAttr::get(host.getContext(),
                                  gpu::AddressSpace::Workgroup));
-  auto [kernel, b, kernelArgs] =
-      createKernel(e, host.getLoc(), gptq ? "gemv_gptq" : "gemv_float8", args,
-                   {reductionType}, threads);
+  auto [kernel, b, kernelArgs] = createKernel(e, host.getLoc(), "gemv_float8",
+                                              args, {reductionType}, threads);
   Value reduction = kernel.getWorkgroupAttributions()[0];
-  // float8's 8 warps hold about 120 registers a thread unbounded.
-  if (!gptq && !fewBlocks)
+  // 8 warps hold about 120 registers a thread unbounded.
+  if (!fewBlocks)
     kernel->setAttr("nvvm.minctasm", host.getI32IntegerAttr(2));
-  if (gptq)
-    buildQuantGemv(b,
-                   GPTQSteps{cast<MemRefType>(args.x.getType()).getElementType(),
-                             gptq.getGroupSize()},
-                   kernelArgs, stack, outputs, reduction, threads);
-  else
-    buildQuantGemv(b,
-                   Float8Steps{cast<Float8Attr>(encoding).getWeightScale()},
-                   kernelArgs, stack, outputs, reduction, threads);
+  buildQuantGemv(b, Float8Steps{float8.getWeightScale()}, kernelArgs, stack,
+                 outputs, reduction, threads);
   e.launch(host, kernel,
            {cIndex(host, blocks), ceilDiv(host, dim(host, args.x, 0), kRows),
             cIndex(host, 1)},
@@ -800,8 +663,7 @@ LogicalResult gpu_lowering::checkQuantizedGemv(Operation *op,
   };
   bool shapesOk;
   if (auto gptq = dyn_cast<GPTQAttr>(type.getEncoding()))
-    shapesOk = k % GPTQSteps::kStep == 0 &&
-               gptq.getGroupSize() % GPTQSteps::kStep == 0;
+    shapesOk = k % kGPTQStepK == 0 && gptq.getGroupSize() % kGPTQStepK == 0;
   else if (isa<Float8Attr>(type.getEncoding()))
     shapesOk = k % 16 == 0;
   else
@@ -850,27 +712,33 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
   SmallVector<Value> temporaries;
   QuantGemvArgs args =
       prepareArgs(e, host, x, weights, biases, outputs, temporaries);
-  auto gemv = [&](IB &hb) {
-    launchQuantGemv(e, hb, args, encoding, stack, outputs);
-  };
   // GPTQ: the GEMV up to 16 rows, the GEMM (GemmGPTQ.cpp) beyond. float8:
   // the GEMV in 16-row slices of x where the wgmma GEMM cannot run
   // (block scales would need its sums split per 128-deep block).
-  std::function<void(IB &)> gemm;
   auto gptq = dyn_cast<GPTQAttr>(encoding);
   auto float8 = dyn_cast<Float8Attr>(encoding);
+  std::function<void(IB &)> gemv, gemm;
   if (gptq) {
     assert(biases.empty() && "GPTQ projections have no bias (the verifier)");
+    gemv = [&](IB &hb) {
+      emitGPTQGemv(e, hb,
+                   GPTQGemmArgs{args.x, args.packed, args.scales, args.outputs},
+                   stack, gptq.getGroupSize(), outputs);
+    };
     gemm = [&](IB &hb) {
       emitGPTQGemm(e, hb,
                    GPTQGemmArgs{args.x, args.packed, args.scales, args.outputs},
                    stack, gptq.getGroupSize(), outputs);
     };
-  } else if (e.options().wgmma &&
-             float8.getWeightScale() != Float8ScaleGranularity::Block) {
-    gemm = [&](IB &hb) {
-      launchFloat8Gemm(e, hb, args, float8, stack, outputs);
+  } else {
+    gemv = [&](IB &hb) {
+      launchFloat8Gemv(e, hb, args, float8, stack, outputs);
     };
+    if (e.options().wgmma &&
+        float8.getWeightScale() != Float8ScaleGranularity::Block)
+      gemm = [&](IB &hb) {
+        launchFloat8Gemm(e, hb, args, float8, stack, outputs);
+      };
   }
   if (gemm)
     ifThenElse(host, ule(host, dim(host, x, 0), cIndex(host, kGemvMaxRows)),

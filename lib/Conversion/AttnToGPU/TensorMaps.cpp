@@ -20,6 +20,8 @@ static int32_t tensorMapDataType(Type element) {
     return 9; // CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
   if (element.isF16())
     return 6; // CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+  if (element.isInteger(32))
+    return 2; // CU_TENSOR_MAP_DATA_TYPE_UINT32 (GPTQ's packed words)
   return 0;   // CU_TENSOR_MAP_DATA_TYPE_UINT8 (E4M3 bytes)
 }
 
