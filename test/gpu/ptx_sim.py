@@ -1,13 +1,17 @@
 """A small PTX interpreter: the instructions of the projection kernels (integer and f32
 arithmetic, bf16x2 / f16x2 adds, prmt, ld / st, cp.async with commit / wait groups, ldmatrix,
-mma.sync m16n8k16, bar.sync), so that a kernel can be checked on a machine without a GPU.
+mma.sync m16n8k16, bar.sync; mbarriers and 2-D TMA box copies with the 128-byte swizzle),
+so that a kernel can be checked on a machine without a GPU.
 
 One block at a time; each instruction runs for all threads at the lowest program counter at
 once (numpy arrays over the threads). A barrier holds its threads until every live thread
 waits there; ldmatrix and mma.sync wait until their warp's live lanes are all at them.
 cp.async copies land at the cp.async.wait_group that must see them (the latest they may), so
 that reading a stage before waiting for it, or refilling one still read, gives wrong
-results. Not modelled: memory ordering between threads other than through barriers, bank
+results. TMA copies (`cp.async.bulk.tensor.2d`, through the tensor maps the caller gives by
+parameter index) land when an mbarrier.try_wait.parity completes their phase: the phase
+needs its arrivals and exactly the bytes they expected, else the run fails; a wait that
+nothing can complete fails too (no thread spins). Not modelled: memory ordering between threads other than through barriers, bank
 conflicts, timing."""
 import re
 import numpy as np
@@ -42,6 +46,23 @@ def f32_to_f16(v):
     return np.asarray(v, dtype=np.float32).astype(np.float16).view(np.uint16).astype(np.uint64)
 
 
+def scope_inline_asm(text):
+    """Inline-asm blocks `{ .reg .pred p; ... label: ... bra label; }` as plain statements:
+    their predicate and labels renamed apart (%p_N, $label_N)."""
+    count = [0]
+
+    def rename(m):
+        count[0] += 1
+        n, pred, body = count[0], m.group(1), m.group(2)
+        body = re.sub(rf"\b{pred}\b", f"%{pred}_{n}", body)
+        for label in re.findall(r"(?:^|;)\s*(\w+):", body):
+            body = re.sub(rf"\b{label}:", f"${label}_{n}:", body)
+            body = re.sub(rf"bra(\.uni)?\s+{label}\b", f"bra ${label}_{n}", body)
+        return body
+
+    return re.sub(r"\{\s*\.reg\s+\.pred\s+(\w+);(.*?)\}", rename, text)
+
+
 def parse(ptx, entry):
     start = ptx.index(f".entry {entry}(")
     body = ptx[start:]
@@ -54,7 +75,7 @@ def parse(ptx, entry):
             break
         text.append(ln.split("//")[0])
     stmts, labels = [], {}
-    for part in "\n".join(text).split(";"):
+    for part in scope_inline_asm("\n".join(text)).split(";"):
         part = part.strip()
         while True:
             m = re.match(r"^(\$\w+):\s*", part)
@@ -85,14 +106,44 @@ def split_operands(s):
     return out
 
 
+class TensorMap:
+    """A 2-D TMA tensor map as the host encodes it: `rows` x `cols` elements of
+    `elem_bytes` at `base`, rows `row_bytes` apart; boxes of `box_rows` x `box_cols`
+    elements (128 bytes a row, 128-byte swizzle); reads outside the tensor give zeros."""
+
+    def __init__(self, base, elem_bytes, rows, cols, row_bytes, box_rows, box_cols):
+        self.base, self.elem_bytes = base, elem_bytes
+        self.rows, self.cols, self.row_bytes = rows, cols, row_bytes
+        self.box_rows, self.box_cols = box_rows, box_cols
+        assert box_cols * elem_bytes == 128
+
+    def box(self, gmem, col, row):
+        """The box at element (col, row) as box_rows rows of 128 bytes."""
+        out = np.zeros((self.box_rows, 128), dtype=np.uint8)
+        w = self.elem_bytes
+        for r in range(self.box_rows):
+            if not 0 <= row + r < self.rows:
+                continue
+            first, last = max(col, 0), min(col + self.box_cols, self.cols)
+            if first >= last:
+                continue
+            a = self.base + (row + r) * self.row_bytes + first * w
+            out[r, (first - col) * w:(last - col) * w] = gmem[a:a + (last - first) * w]
+        return out
+
+
 class Block:
-    def __init__(self, stmts, labels, params, gmem, smem_bytes, ctaid, ntid, smem_base=16):
+    def __init__(self, stmts, labels, params, gmem, smem_bytes, ctaid, ntid, smem_base=16,
+                 tensor_maps=None, nctaid=(1, 1)):
         self.stmts, self.labels, self.params = stmts, labels, params
+        # Tensor maps by kernel parameter index; mbarriers by shared address.
+        self.tensor_maps = tensor_maps or {}
+        self.mbarriers = {}
         self.gmem = gmem
         self.T = ntid
         self.smem_base = smem_base
         self.smem = np.zeros(smem_base + smem_bytes + 64, dtype=np.uint8)
-        self.ctaid = ctaid
+        self.ctaid, self.nctaid = ctaid, nctaid
         self.regs = {}
         self.pc = np.zeros(self.T, dtype=np.int64)
         self.done = np.zeros(self.T, dtype=bool)
@@ -110,6 +161,8 @@ class Block:
                 return np.full(self.T, self.ctaid[0], dtype=np.uint64)
             if op == "%ctaid.y":
                 return np.full(self.T, self.ctaid[1], dtype=np.uint64)
+            if op in ("%nctaid.x", "%nctaid.y"):
+                return np.full(self.T, self.nctaid["xy".index(op[-1])], dtype=np.uint64)
             if op == "%ntid.x":
                 return np.full(self.T, self.T, dtype=np.uint64)
             return self.regs[op].copy()
@@ -316,6 +369,18 @@ class Block:
             return
         self.binop(name, ops, mask, lambda a, b: a + b)
 
+    def op_min(self, name, ops, mask, pc):
+        self.binop(name, ops, mask, np.minimum)
+
+    def op_max(self, name, ops, mask, pc):
+        self.binop(name, ops, mask, np.maximum)
+
+    def op_div(self, name, ops, mask, pc):
+        self.binop(name, ops, mask, lambda a, b: a // np.where(b == 0, 1, b))
+
+    def op_rem(self, name, ops, mask, pc):
+        self.binop(name, ops, mask, lambda a, b: a % np.where(b == 0, 1, b))
+
     def op_sub(self, name, ops, mask, pc):
         self.binop(name, ops, mask, lambda a, b: a - b)
 
@@ -370,7 +435,12 @@ class Block:
         a, b = self._int(t, self.val(ops[1], mask)), self._int(t, self.val(ops[2], mask))
         with np.errstate(over="ignore"):
             r = a.astype(np.uint64) * b.astype(np.uint64)
-        if mode == "wide":
+        if mode == "hi":
+            w = self.width(t)
+            r = np.array([((int(x) * int(y)) >> w) & ((1 << w) - 1) for x, y in zip(a, b)],
+                         dtype=np.uint64)
+            self.setreg(ops[0], r, mask, w)
+        elif mode == "wide":
             self.setreg(ops[0], r, mask, 2 * self.width(t))
         elif mode == "lo":
             self.setreg(ops[0], r, mask, self.width(t))
@@ -454,6 +524,8 @@ class Block:
     def op_cp(self, name, ops, mask, pc):
         if name[1] != "async":
             raise NotImplementedError(name)
+        if name[2] == "bulk":
+            return self.op_tma_load(name, ops, mask, pc)
         if name[2] == "commit_group":
             for i in np.nonzero(mask)[0]:
                 self.pending[i].append(self.uncommitted[i])
@@ -476,6 +548,67 @@ class Block:
                 data[:n] = self.mem_read("global", src[i], n)
             # The copy lands at the wait (the latest it may).
             self.uncommitted[i].append((int(dst[i]), data))
+
+    def op_tma_load(self, name, ops, mask, pc):
+        assert name[3:5] == ["tensor", "2d"], name
+        dst, bar = self.addr(ops[0], mask), self.addr(ops[2], mask)
+        m = re.match(r"^\[(%\w+),\s*\{(%\w+),\s*(%\w+)\}\]$", ops[1].strip())
+        maps = self.regs[m.group(1)]
+        cols, rows = self.regs[m.group(2)], self.regs[m.group(3)]
+        for i in np.nonzero(mask)[0]:
+            tmap = self.tensor_maps[(int(maps[i]) - PARAM_BASE) // 8]
+            data = tmap.box(self.gmem, int(np.int32(np.uint32(cols[i]))),
+                            int(np.int32(np.uint32(rows[i]))))
+            state = self.mbarriers[int(bar[i])]
+            for r in range(tmap.box_rows):
+                row_addr = int(dst[i]) + 128 * r
+                assert row_addr % 128 == 0, "TMA rows start on 128-byte boundaries"
+                # 128-byte swizzle: chunk c goes to chunk c ^ (address / 128 % 8).
+                xor = (row_addr // 128) % 8
+                swizzled = np.concatenate([data[r, 16 * (c ^ xor):16 * (c ^ xor) + 16]
+                                           for c in range(8)])
+                state["copies"].append((row_addr, swizzled))
+            state["landed"] += data.size
+
+    def op_mbarrier(self, name, ops, mask, pc):
+        kind = name[1]
+        addrs = self.addr(ops[0] if kind == "init" else ops[1], mask)
+        for i in np.nonzero(mask)[0]:
+            a = int(addrs[i])
+            if kind == "init":
+                count = int(self.val(ops[1], mask)[i])
+                self.mbarriers[a] = {"count": count, "pending": count, "tx": 0, "phase": 0,
+                                     "copies": [], "landed": 0}
+                continue
+            state = self.mbarriers[a]
+            if kind == "arrive":
+                assert name[2] == "expect_tx", name
+                state["tx"] += int(self.val(ops[2], mask)[i] & M32)
+                state["pending"] -= 1
+                continue
+            assert kind == "try_wait" and name[2] == "parity", name
+            parity = int(self.val(ops[2], mask)[i]) & 1
+            if state["phase"] == parity:
+                if state["pending"] != 0:
+                    raise RuntimeError(f"wait at {pc} on a phase without its arrivals")
+                if state["landed"] != state["tx"]:
+                    raise RuntimeError(f"phase at {a:#x} expected {state['tx']} bytes, "
+                                       f"its copies brought {state['landed']}")
+                for dst, data in state["copies"]:
+                    self.mem_write("shared", dst, data)
+                state.update(pending=state["count"], tx=0, copies=[], landed=0,
+                             phase=state["phase"] ^ 1)
+        if kind == "try_wait":
+            self.setreg(ops[0], np.ones(self.T, dtype=np.uint64), mask, 1)
+
+    def op_fence(self, name, ops, mask, pc):
+        pass
+
+    def op_griddepcontrol(self, name, ops, mask, pc):
+        pass
+
+    def op_bar(self, name, ops, mask, pc):
+        assert name[1] == "warp", name  # bar.sync is a barrier in run()
 
     def warp_lanes(self, mask, pc):
         lanes = np.nonzero(mask)[0]
@@ -538,8 +671,9 @@ class Block:
                     self.regs[D[j]] = v
 
 
-def run_kernel(ptx, entry, grid, block, params, smem_bytes, gmem):
+def run_kernel(ptx, entry, grid, block, params, smem_bytes, gmem, tensor_maps=None):
     stmts, labels = parse(ptx, entry)
     for by in range(grid[1]):
         for bx in range(grid[0]):
-            Block(stmts, labels, params, gmem, smem_bytes, (bx, by), block).run()
+            Block(stmts, labels, params, gmem, smem_bytes, (bx, by), block,
+                  tensor_maps=tensor_maps, nctaid=grid).run()
