@@ -119,6 +119,8 @@ class TensorMap:
 
     def box(self, gmem, col, row):
         """The box at element (col, row) as box_rows rows of 128 bytes."""
+        if self.rows == 0:
+            raise RuntimeError("a TMA load through the map of an empty tensor")
         out = np.zeros((self.box_rows, 128), dtype=np.uint8)
         w = self.elem_bytes
         for r in range(self.box_rows):

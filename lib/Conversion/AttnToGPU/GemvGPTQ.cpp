@@ -344,9 +344,25 @@ namespace {
 
 /// The block's place: its rows and columns, the weights of its halves, its
 /// shared memory and this warp's ring in it.
-GemvBlock placeBlock(IB &b, const GPTQGemvArgs &args, const WeightStack &stack,
-                     const GPTQGemvShape &shape, int64_t groupSize,
-                     const SharedLayout &shared) {
+/// The addresses of the kernel's tensor-map arguments (taken at the top of
+/// the body).
+struct MapAddresses {
+  Value x;
+  SmallVector<Value> words, scales;
+
+  static MapAddresses of(IB &b, const GPTQGemvArgs &args) {
+    MapAddresses maps{tensorMapAddress(b, args.xMap), {}, {}};
+    for (auto [words, scales] : llvm::zip(args.wordsMaps, args.scalesMaps)) {
+      maps.words.push_back(tensorMapAddress(b, words));
+      maps.scales.push_back(tensorMapAddress(b, scales));
+    }
+    return maps;
+  }
+};
+
+GemvBlock placeBlock(IB &b, const GPTQGemvArgs &args, const MapAddresses &maps,
+                     const WeightStack &stack, const GPTQGemvShape &shape,
+                     int64_t groupSize, const SharedLayout &shared) {
   GemvBlock blk;
   blk.shape = shape;
   blk.layout = StageLayout::of(groupSize, shape);
@@ -355,12 +371,7 @@ GemvBlock placeBlock(IB &b, const GPTQGemvArgs &args, const WeightStack &stack,
   blk.rows = dim(b, args.tensors.x, 0);
   blk.m0 = blockIdx(b, gpu::Dimension::y) * blk.layout.xRows;
   blk.n0 = blockIdx(b, gpu::Dimension::x) * kColumns;
-  blk.xMap = tensorMapAddress(b, args.xMap);
-  SmallVector<Value> wordsMaps, scalesMaps;
-  for (auto [words, scales] : llvm::zip(args.wordsMaps, args.scalesMaps)) {
-    wordsMaps.push_back(tensorMapAddress(b, words));
-    scalesMaps.push_back(tensorMapAddress(b, scales));
-  }
+  blk.xMap = maps.x;
   for (int64_t half = 0; half < 2; ++half) {
     Half &h = blk.halves[half];
     Idx col = blk.n0 + half * kHalfColumns;
@@ -368,14 +379,14 @@ GemvBlock placeBlock(IB &b, const GPTQGemvArgs &args, const WeightStack &stack,
     h.weight = selectWeight(
         b, MatmulArgs{args.tensors.x, args.tensors.packed, {}, {}, {}}, stack,
         col);
-    h.wordsMap = wordsMaps[0];
-    h.scalesMap = scalesMaps[0];
+    h.wordsMap = maps.words[0];
+    h.scalesMap = maps.scales[0];
     for (auto [w, first] : llvm::enumerate(stack.begin)) {
       if (w == 0)
         continue;
       Idx inside = col >= first;
-      h.wordsMap = select(b, inside, wordsMaps[w], h.wordsMap);
-      h.scalesMap = select(b, inside, scalesMaps[w], h.scalesMap);
+      h.wordsMap = select(b, inside, maps.words[w], h.wordsMap);
+      h.scalesMap = select(b, inside, maps.scales[w], h.scalesMap);
     }
     h.column = col - h.weight.begin;
     h.inside = col < cIndex(b, stack.n);
@@ -441,12 +452,10 @@ void reduceAndStore(IB &b, const GPTQGemvArgs &args, const GemvBlock &blk,
   });
 }
 
-void buildGPTQGemv(IB &b, const GPTQGemvArgs &args, const WeightStack &stack,
-                   const GPTQGemvShape &shape, int64_t groupSize,
-                   const SharedLayout &shared,
-                   ArrayRef<OutputSegment> segments) {
-  BuilderScope scope(b);
-  GemvBlock blk = placeBlock(b, args, stack, shape, groupSize, shared);
+/// This warp's units through its ring: the f32 sums of its share of K.
+SmallVector<Value> accumulateUnits(IB &b, const GemvBlock &blk,
+                                   const GPTQGemvArgs &args) {
+  const GPTQGemvShape &shape = blk.shape;
   Type element = cast<MemRefType>(args.tensors.x.getType()).getElementType();
   Type scaleElement =
       cast<MemRefType>(args.tensors.scales[0].getType()).getElementType();
@@ -475,7 +484,21 @@ void buildGPTQGemv(IB &b, const GPTQGemvArgs &args, const WeightStack &stack,
         multiplyUnit(lb, blk, element, scaleElement, stage, accOut);
         return accOut;
       });
-  reduceAndStore(b, args, blk, shared, acc, stack, segments);
+  return acc;
+}
+
+void buildGPTQGemv(IB &b, const GPTQGemvArgs &args, const WeightStack &stack,
+                   const GPTQGemvShape &shape, int64_t groupSize,
+                   const SharedLayout &shared,
+                   ArrayRef<OutputSegment> segments) {
+  BuilderScope scope(b);
+  MapAddresses maps = MapAddresses::of(b, args);
+  // M = 0 (launched for the checks the launch may carry): nothing to read.
+  ifThen(b, dim(b, args.tensors.x, 0) != 0, [&](IB &kb) {
+    GemvBlock blk = placeBlock(kb, args, maps, stack, shape, groupSize, shared);
+    SmallVector<Value> acc = accumulateUnits(kb, blk, args);
+    reduceAndStore(kb, args, blk, shared, acc, stack, segments);
+  });
 }
 
 } // namespace
@@ -502,8 +525,11 @@ void launchGPTQGemv(KernelEmitter &e, IB &host, const GPTQGemmArgs &gemmArgs,
   (void)reductionBytes;
   GPTQGemvArgs args{gemmArgs, {}, {}, {}};
   Type xElement = cast<MemRefType>(args.tensors.x.getType()).getElementType();
-  args.xMap = encodeTensorMap(host, args.tensors.x,
-                              tensorMapBox(xElement, stage.xRows));
+  // M = 0 still launches: the blocks do nothing, but carried index checks
+  // run in the extra column.
+  args.xMap =
+      encodeTensorMap(host, args.tensors.x, tensorMapBox(xElement, stage.xRows),
+                      /*maybeEmpty=*/true);
   for (auto [words, scales] :
        llvm::zip(args.tensors.packed, args.tensors.scales)) {
     args.wordsMaps.push_back(encodeTensorMap(
@@ -539,20 +565,16 @@ void gpu_lowering::emitGPTQGemv(KernelEmitter &e, IB &host,
   if (static_cast<int64_t>(llvm::divideCeil(stack.n, kColumns)) >
       e.options().smCount)
     shape.warps = 4;
-  Idx rows = dim(host, args.x, 0);
-  // No rows, no work (and no tensor map of x: TMA has no empty boxes).
-  ifThen(host, rows != 0, [&](IB &hb) {
-    ifThenElse(
-        hb, ule(hb, rows, cIndex(hb, 8)),
-        [&](IB &nb) {
-          launchGPTQGemv(e, nb, args, stack, groupSize, outputs, shape,
-                         "gemv_gptq");
-        },
-        [&](IB &wb) {
-          GPTQGemvShape wide = shape;
-          wide.xTiles = 2;
-          launchGPTQGemv(e, wb, args, stack, groupSize, outputs, wide,
-                         "gemv_gptq_m16");
-        });
-  });
+  ifThenElse(
+      host, ule(host, dim(host, args.x, 0), cIndex(host, 8)),
+      [&](IB &nb) {
+        launchGPTQGemv(e, nb, args, stack, groupSize, outputs, shape,
+                       "gemv_gptq");
+      },
+      [&](IB &wb) {
+        GPTQGemvShape wide = shape;
+        wide.xTiles = 2;
+        launchGPTQGemv(e, wb, args, stack, groupSize, outputs, wide,
+                       "gemv_gptq_m16");
+      });
 }

@@ -66,7 +66,8 @@ bool gpu_lowering::hasTensorMapLayout(Value buffer) {
   return ShapedType::isDynamic(strides[0]) || strides[0] * bytes % 16 == 0;
 }
 
-Value gpu_lowering::encodeTensorMap(IB &host, Value buffer, MemRefType box) {
+Value gpu_lowering::encodeTensorMap(IB &host, Value buffer, MemRefType box,
+                                    bool maybeEmpty) {
   BuilderScope scope(host);
   auto module =
       host.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
@@ -79,11 +80,23 @@ Value gpu_lowering::encodeTensorMap(IB &host, Value buffer, MemRefType box) {
       tensorMapType(host.getContext()),
       LLVM::ConstantOp::create(host, i64, host.getI64IntegerAttr(1)),
       /*alignment=*/64);
+  Value address = hostAddress(host, buffer);
+  Idx rows = Value(metadata.getSizes()[0]);
+  if (maybeEmpty) {
+    // No rows: a one-row map at an aligned placeholder address, which the
+    // driver accepts and no kernel reads.
+    Idx empty = rows == 0;
+    address =
+        select(host, empty,
+               LLVM::ConstantOp::create(host, i64, host.getI64IntegerAttr(256)),
+               address);
+    rows = max(host, rows, cIndex(host, 1));
+  }
   func::CallOp::create(
       host, encodeFunction(module),
-      ValueRange{map, hostAddress(host, buffer),
+      ValueRange{map, address,
                  cI32(host, tensorMapDataType(type.getElementType())),
-                 indexCast(host, metadata.getSizes()[0], i64),
+                 indexCast(host, rows, i64),
                  indexCast(host, metadata.getSizes()[1], i64),
                  indexCast(host, Idx(metadata.getStrides()[0]) * bytes, i64),
                  cI32(host, box.getDimSize(0)), cI32(host, box.getDimSize(1))});

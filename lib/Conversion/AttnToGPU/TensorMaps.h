@@ -30,7 +30,10 @@ MemRefType tensorMapBox(Type element, int64_t rows);
 bool hasTensorMapLayout(Value buffer);
 
 /// Host: the tensor map of the row-major matrix `buffer` for `box` loads.
-Value encodeTensorMap(IB &host, Value buffer, MemRefType box);
+/// With `maybeEmpty`, a buffer without rows gets a map that must not be read
+/// (the driver refuses empty tensors).
+Value encodeTensorMap(IB &host, Value buffer, MemRefType box,
+                      bool maybeEmpty = false);
 
 /// Kernel: the address of the tensor-map argument `map` (an !llvm.ptr).
 /// Take it at the top of the kernel body.
