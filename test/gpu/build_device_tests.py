@@ -405,10 +405,10 @@ def all_cases():
                    linear_n256[2], dict(tokens=t, in_features=256, out_features=256,
                                         misaligned=True))
               for t in (1, 300)]
-    # Quantised projections (GemvQuantKernel.cpp) against python/attn/reference.py's decoding:
-    # a linear with N (200) not a multiple of the GEMV's 32 columns and K of two loop trips
-    # (2048 for GPTQ) or one (1024); q/k/v over separate weights (one launch; one per weight when
-    # each has its own desc_act perm or static input scale) or a stacked one.
+    # Quantised projections (GemvGPTQ.cpp, GemvQuantKernel.cpp) against python/attn/reference.py's
+    # decoding: a linear with N (200) not a multiple of the GEMVs' 32 / 64 columns and K of two
+    # loop trips (2048 for GPTQ) or one (1024); q/k/v over separate weights (one launch; one
+    # per weight when each has its own desc_act perm or static input scale) or a stacked one.
     cases += [
         *quant_cases("quant_linear_gptq_k2048_n200_bf16", "quantized_linear",
                      ops_cfg("bf16", quant=GPTQ), in_features=2048, out_features=200),

@@ -235,7 +235,7 @@ struct ConvertAttnToGPU
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    // The projection GEMV decodes GPTQ and float8 (GemvQuantKernel.cpp).
+    // The projections decode GPTQ and float8 (GemvQuantKernel.cpp).
     if (failed(rejectQuantizedWeights(
             module, "cuda", llvm::IsaPred<GPTQAttr, Float8Attr>)))
       return signalPassFailure();

@@ -1,7 +1,7 @@
 //===- GemmGPTQ.cpp - x @ W^T of GPTQ int4 weights above 16 rows ----------===//
 //
-// Marlin-style: the GEMV (GemvQuantKernel.cpp) streams W once per 16 rows
-// of x, so above 16 rows a block owns a tile of x rows as well, and each W
+// Marlin-style: the GEMV (GemvGPTQ.cpp) streams W once per 16 rows of x,
+// so above 16 rows a block owns a tile of x rows as well, and each W
 // fragment decoded in registers feeds the mma.sync of all the warp's x rows.
 // No dequantised weight exists in any memory.
 //

@@ -1,7 +1,7 @@
 //===- GemmGPTQ.h - x @ W^T of GPTQ int4 weights above 16 rows -*- C++ -*-===//
 //
-// The GEMM of GPTQ weights (GemmGPTQ.cpp) for M > 16, and the int4 decoding
-// it shares with the GEMV (GemvQuantKernel.cpp).
+// The GEMM of GPTQ weights (GemmGPTQ.cpp) for M > 16, the GEMV
+// (GemvGPTQ.cpp) up to 16 rows, and the int4 decoding they share.
 //
 //===----------------------------------------------------------------------===//
 

@@ -149,9 +149,10 @@ void buildGemv(IB &b, const MatmulArgs &args, const WeightStack &stack,
                std::optional<double> clip, ArrayRef<OutputSegment> segments,
                Value reduction, int64_t threads);
 
-/// Output columns of one block of the quantised-weight GEMV
-/// (GemvQuantKernel.cpp): up to 16 rows (float8; GPTQ above them takes
-/// the GEMM of GemmGPTQ.cpp), 16 rows per block.
+/// Output columns of one block of the float8 GEMV (GemvQuantKernel.cpp;
+/// 16 rows per block), and the granularity of weights stacked in one
+/// quantised launch (the GPTQ GEMV's 64-column blocks take each 32-column
+/// half from its own weight).
 constexpr int64_t kQuantGemvColumns = 32;
 
 /// A quantised weight as its encoding and the buffers of its parts (the
