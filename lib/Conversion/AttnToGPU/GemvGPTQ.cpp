@@ -195,9 +195,8 @@ struct GemvBlock {
   Idx base;     // its shared-window address
   Idx ring;     // this warp's ring (bytes from base)
   Idx barriers; // this warp's mbarriers (bytes from base)
+  Idx scales;   // this warp's scale rows (bytes from base)
   Idx units;    // K / unitK
-
-  Idx scales; // this warp's scale rows (bytes from base)
 
   Idx stageStart(Idx stage) const { return ring + stage * layout.bytes(); }
   /// Scale row `half` of `stage` (bytes from base).
@@ -337,13 +336,6 @@ void multiplyUnit(IB &b, const GemvBlock &blk, Type element, Type scaleElement,
     acc[i] = math::FmaOp::create(b, sum, scale, acc[i]);
   }
 }
-
-} // namespace
-
-namespace {
-
-/// The block's place: its rows and columns, the weights of its halves, its
-/// shared memory and this warp's ring in it.
 /// The addresses of the kernel's tensor-map arguments (taken at the top of
 /// the body).
 struct MapAddresses {
@@ -360,6 +352,8 @@ struct MapAddresses {
   }
 };
 
+/// The block's place: its rows and columns, the weights of its halves, its
+/// shared memory and this warp's ring in it.
 GemvBlock placeBlock(IB &b, const GPTQGemvArgs &args, const MapAddresses &maps,
                      const WeightStack &stack, const GPTQGemvShape &shape,
                      int64_t groupSize, const SharedLayout &shared) {
@@ -416,37 +410,36 @@ void reduceAndStore(IB &b, const GPTQGemvArgs &args, const GemvBlock &blk,
   gpu::BarrierOp::create(b);
   int64_t count = acc.size();
   Idx firstWord = cIndex(b, shared.barrierBytes() / 4);
-  auto at = [&](IB &ib, Idx warp, int64_t i) {
+  auto at = [&](Idx warp, int64_t i) {
     return firstWord + (warp * count + i) * 32 + blk.w.lane;
   };
   for (int64_t i = 0; i < count; ++i)
     store(b, LLVM::BitcastOp::create(b, b.getI32Type(), acc[i]), blk.words,
-          {at(b, blk.w.warp, i)});
+          {at(blk.w.warp, i)});
   gpu::BarrierOp::create(b);
   MatmulArgs out{args.tensors.x, {}, {}, args.tensors.outputs, {}};
   ifThen(b, blk.w.warp == 0, [&](IB &sb) {
     for (int64_t xt = 0; xt < blk.shape.xTiles; ++xt) {
       for (int64_t r = 0; r < 4; ++r) {
         Idx row = blk.m0 + (8 * xt + r % 2) + blk.w.quad * 2;
-        Idx col = blk.n0 + (r / 2) * (kColumns / 2) + blk.w.group * 4;
-        ifThen(
-            sb, ult(sb, row, blk.rows) & ult(sb, col, cIndex(sb, stack.n)),
-            [&](IB &tb) {
-              SmallVector<Value> values;
-              for (int64_t t = 0; t < kTiles; ++t) {
-                int64_t i = (xt * kTiles + t) * 4 + r;
-                Value sum = acc[i];
-                for (int64_t other = 1; other < blk.shape.warps; ++other)
-                  sum = arith::AddFOp::create(
-                      tb, sum,
-                      LLVM::BitcastOp::create(
-                          tb, tb.getF32Type(),
-                          load(tb, blk.words, {at(tb, cIndex(tb, other), i)})));
-                values.push_back(sum);
-              }
-              storeElements(tb, out, blk.halves[r / 2].weight, values, row, col,
-                            stack.n, segments);
-            });
+        Idx col = blk.n0 + (r / 2) * kHalfColumns + blk.w.group * 4;
+        ifThen(sb, ult(sb, row, blk.rows) & ult(sb, col, cIndex(sb, stack.n)),
+               [&](IB &tb) {
+                 SmallVector<Value> values;
+                 for (int64_t t = 0; t < kTiles; ++t) {
+                   int64_t i = (xt * kTiles + t) * 4 + r;
+                   Value sum = acc[i];
+                   for (int64_t other = 1; other < blk.shape.warps; ++other)
+                     sum = arith::AddFOp::create(
+                         tb, sum,
+                         LLVM::BitcastOp::create(
+                             tb, tb.getF32Type(),
+                             load(tb, blk.words, {at(cIndex(tb, other), i)})));
+                   values.push_back(sum);
+                 }
+                 storeElements(tb, out, blk.halves[r / 2].weight, values, row,
+                               col, stack.n, segments);
+               });
       }
     }
   });
@@ -501,9 +494,9 @@ void buildGPTQGemv(IB &b, const GPTQGemvArgs &args, const WeightStack &stack,
   });
 }
 
-} // namespace
-
-namespace {
+//===----------------------------------------------------------------------===//
+// Host side
+//===----------------------------------------------------------------------===//
 
 /// One launch of the GEMV of `shape` (as kernel `name`).
 void launchGPTQGemv(KernelEmitter &e, IB &host, const GPTQGemmArgs &gemmArgs,
