@@ -47,10 +47,10 @@ void emitGPTQGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
 constexpr int64_t kGPTQStepK = 32;
 
 /// A shape of the GPTQ GEMV (GemvGPTQ.cpp): `warps` per block splitting K,
-/// `stages` K units of `unitK` (or the group, when smaller) in each warp's
-/// ring, `xTiles` n8 tiles of x (8 or 16 rows a block).
+/// `stages` K units (128 k, or the group when smaller) in each warp's ring,
+/// `xTiles` n8 tiles of x (8 or 16 rows a block).
 struct GPTQGemvShape {
-  int64_t warps = 8, stages = 3, xTiles = 1, unitK = 128;
+  int64_t warps = 8, stages = 3, xTiles = 1;
 };
 
 /// The host launches the GEMV for M <= 16: blocks of 64 columns and 8

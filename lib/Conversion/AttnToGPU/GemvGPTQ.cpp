@@ -78,6 +78,8 @@ constexpr int64_t kColumns = 64, kTiles = 4, kHalfColumns = 32;
 /// byte A (from a 1024-byte boundary) goes to chunk c ^ (A / 128 % 8).
 constexpr int64_t kRowBytes = 128, kSwizzleSpan = 1024;
 
+/// The deepest K unit: one group of 128 (64-deep units measured slower).
+constexpr int64_t kMaxUnitK = 128;
 /// Dynamic shared memory a block may have on sm_90.
 constexpr int64_t kMaxSharedBytes = 227 * 1024;
 
@@ -87,7 +89,7 @@ struct StageLayout {
   int64_t unitK, xRows;
 
   static StageLayout of(int64_t groupSize, const GPTQGemvShape &shape) {
-    return {std::gcd(groupSize, shape.unitK), 8 * shape.xTiles};
+    return {std::gcd(groupSize, kMaxUnitK), 8 * shape.xTiles};
   }
   int64_t wordRows() const { return unitK / 8; }
   int64_t steps() const { return wordRows() / 4; }
@@ -259,6 +261,8 @@ Value nibblePair(IB &b, Value word, int64_t j, Type element) {
 
 /// Elements (i, i + 4) of 8 16-bit elements held as 4 words (element 2 j
 /// in the low half of word j), the order of the decoded nibble pairs.
+/// (chunkPairs gives the same pairs from an 8-element vector; this is the
+/// form measured on the device, 15 PTX instructions more a unit.)
 std::array<Value, 4> interleavedPairs(IB &b, std::array<Value, 4> words) {
   std::array<Value, 4> pairs;
   for (int64_t i = 0; i < 4; ++i) {

@@ -718,17 +718,14 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
   auto gptq = dyn_cast<GPTQAttr>(encoding);
   auto float8 = dyn_cast<Float8Attr>(encoding);
   std::function<void(IB &)> gemv, gemm;
+  GPTQGemmArgs gptqArgs{args.x, args.packed, args.scales, args.outputs};
   if (gptq) {
     assert(biases.empty() && "GPTQ projections have no bias (the verifier)");
     gemv = [&](IB &hb) {
-      emitGPTQGemv(e, hb,
-                   GPTQGemmArgs{args.x, args.packed, args.scales, args.outputs},
-                   stack, gptq.getGroupSize(), outputs);
+      emitGPTQGemv(e, hb, gptqArgs, stack, gptq.getGroupSize(), outputs);
     };
     gemm = [&](IB &hb) {
-      emitGPTQGemm(e, hb,
-                   GPTQGemmArgs{args.x, args.packed, args.scales, args.outputs},
-                   stack, gptq.getGroupSize(), outputs);
+      emitGPTQGemm(e, hb, gptqArgs, stack, gptq.getGroupSize(), outputs);
     };
   } else {
     gemv = [&](IB &hb) {
