@@ -57,6 +57,7 @@ struct GemmBlock {
   AlignedSharedMemory shared; // the stages, from its 1024-byte boundary
   Value smemAddr;             // their i64 shared-window address
   Value full, empty; // one mbarrier of each per stage
+  Value turn;        // E4M3, two consumers: whose wgmmas go next (one each)
   Idx rows;          // M
   Idx m0, n0;        // the block's output tile
   WarpLayout w;
@@ -70,6 +71,10 @@ struct GemmBlock {
   /// K elements of a step.
   int64_t elementBytes() const { return element.getIntOrFloatBitWidth() / 8; }
   int64_t stepK() const { return kRowBytes / elementBytes(); }
+  /// E4M3 consumers add each step's sums to f32 registers while the tensor
+  /// cores idle; two of them take turns issuing, so that one adds while the
+  /// other's wgmmas run.
+  bool pingPong() const { return elementBytes() == 1 && cfg.consumers == 2; }
 };
 
 /// The 1024-byte aligned stages in dynamic shared memory and the stage
@@ -87,6 +92,10 @@ void carveStages(IB &b, GemmBlock &blk) {
                                                 blk.cfg.stages);
   blk.full = nvgpu::MBarrierCreateOp::create(b, barriers);
   blk.empty = nvgpu::MBarrierCreateOp::create(b, barriers);
+  if (blk.pingPong())
+    blk.turn = nvgpu::MBarrierCreateOp::create(
+        b, nvgpu::MBarrierGroupType::get(b.getContext(), wgSpace,
+                                         blk.cfg.consumers));
 }
 
 /// Thread 0 initialises the barriers: `full` expects the loading thread,
@@ -100,6 +109,10 @@ void initBarriers(IB &b, const GemmBlock &blk) {
           ib, blk.empty, cIndex(ib, kWarpgroup / 32 * blk.cfg.consumers),
           cIndex(ib, s), Value());
     }
+    if (blk.turn)
+      for (int64_t c = 0; c < blk.cfg.consumers; ++c)
+        nvgpu::MBarrierInitOp::create(ib, blk.turn, cIndex(ib, kWarpgroup / 32),
+                                      cIndex(ib, c), Value());
   });
   gpu::BarrierOp::create(b);
 }
@@ -362,7 +375,9 @@ void storeTile(IB &b, const MatmulArgs &args, const WeightStack &stack,
 /// turns, so that the second step's wgmmas run while the first's are added:
 ///
 ///   for k in 0, 2, .. numK - 1:
+///     (two consumers: wait for this consumer's turn)
 ///     a = wgmma(step k); b = wgmma(step k + 1)
+///     (hand the turn to the other consumer)
 ///     wgmma_wait(1); release step k; acc += a
 ///     wgmma_wait(0); release step k + 1; acc += b
 ///
@@ -399,8 +414,18 @@ SmallVector<Value> promotedSums(IB &b, const GemmBlock &blk, Type element,
       [&](IB &lb, Idx i, ValueRange state) {
         Idx k = 2 * i;
         SmallVector<Value> acc(state.drop_front(2));
+        // Consumer 0 issues trip i after consumer 1 issued trip i - 1;
+        // consumer 1 after consumer 0 issued trip i.
+        if (blk.turn)
+          ifThen(lb, i + consumer >= 1, [&](IB &wb) {
+            waitBarrier(wb, blk.turn, consumer, i + consumer - 1);
+          });
         Value a = issue(lb, k, state[0]);
         Value c = issue(lb, k + 1, state[1]);
+        if (blk.turn)
+          ifThen(lb, blk.w.lane == 0, [&](IB &ab) {
+            arriveBarrier(ab, blk.turn, 1 - consumer);
+          });
         retire(lb, 1, k, a, acc);
         retire(lb, 0, k + 1, c, acc);
         SmallVector<Value> next = {a, c};
@@ -521,7 +546,7 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   for (Value map : ArrayRef<Value>(args.tensorMaps).drop_front())
     blk.weightMaps.push_back(tensorMapAddress(b, map));
   initBarriers(b, blk);
-  bool rebalance = blk.elementBytes() == 1 && cfg.consumers == 2;
+  bool rebalance = blk.pingPong();
   if (rebalance) {
     // setmaxnreg needs the registers at entry fixed: one block an SM.
     b.getInsertionBlock()
