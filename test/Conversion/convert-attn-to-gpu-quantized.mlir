@@ -397,38 +397,23 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // registers (the tensor cores' E4M3 sums are narrower than f32), two steps
 // a trip into two register sets (the first's sums are added while the
 // second's wgmmas run), then times s_x[row] * s_w[col] before the bias. The
-// producer gives registers to the consumers (one block an SM). The two
-// consumers take turns issuing a trip's wgmmas (a barrier each, one arrival
-// per warp).
+// producer gives registers to the consumers (one block an SM). On 64-column
+// tiles (up to 128 rows) the two consumers issue as they go.
 // CHECK-LABEL: gpu.func @gemm_float8_m128(
 // CHECK-SAME: nvvm.minctasm = 1 : i32
-// CHECK: [[TURN:%[0-9]+]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 2>
-// CHECK: nvgpu.mbarrier.init [[TURN]][%c0], %c4
-// CHECK-NEXT: nvgpu.mbarrier.init [[TURN]][%c1], %c4
+// CHECK-NOT: num_barriers = 2
 // CHECK: nvvm.setmaxregister decrease 40
 // CHECK: nvgpu.tma.async.load {{.*}} -> memref<128x128xf8E4M3FN, #gpu.address_space<workgroup>>
 // CHECK: nvgpu.tma.async.load {{.*}} -> memref<64x128xf8E4M3FN, #gpu.address_space<workgroup>>
 // CHECK: nvvm.setmaxregister increase 232
-// CHECK: scf.for [[TRIP:%[a-zA-Z0-9_]+]] = %c0 to %c16 step %c1 iter_args([[A:%[a-zA-Z0-9_]+]] = [[POISON:%[0-9]+]], [[B:%[a-zA-Z0-9_]+]] = [[POISON]], [[SUM:%[a-zA-Z0-9_]+]] = %cst
-// Consumer c waits for phase trip + c - 1 of its turn barrier.
-// CHECK: [[PHASE:%[0-9]+]] = arith.addi [[TRIP]], [[CONSUMER:%[0-9]+]] : index
-// CHECK-NEXT: arith.cmpi sge, [[PHASE]], %c1
-// CHECK-NEXT: scf.if
-// CHECK-NEXT: arith.subi [[PHASE]], %c1
-// CHECK: nvgpu.mbarrier.try_wait.parity [[TURN]][[[CONSUMER]]]
+// CHECK: scf.for {{.*}} = %c0 to %c16 step %c1 iter_args([[A:%[a-zA-Z0-9_]+]] = [[POISON:%[0-9]+]], [[B:%[a-zA-Z0-9_]+]] = [[POISON]], [[SUM:%[a-zA-Z0-9_]+]] = %cst
 // CHECK: nvvm.wgmma.mma_async {{.*}}, [[A]], <m = 64, n = 64, k = 32>, D[<f32>, <zero>], A[<e4m3>, <one>, <row>], B[<e4m3>, <one>, <col>]
 // CHECK-NEXT: nvvm.wgmma.mma_async {{.*}} D[<f32>, <one>]
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK: nvvm.wgmma.mma_async {{.*}}, [[B]], <m = 64, n = 64, k = 32>, D[<f32>, <zero>]
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
-// Both trips issued: lane 0 of each warp hands the turn to the other.
-// (consumer = warpgroup - 1, so the other one is 2 - warpgroup.)
-// CHECK-NEXT: arith.cmpi eq
-// CHECK-NEXT: scf.if
-// CHECK-NEXT: [[OTHER:%[0-9]+]] = arith.subi %c2, %{{.*}} : index
-// CHECK-NEXT: nvgpu.mbarrier.arrive [[TURN]][[[OTHER]]]
-// CHECK-NEXT: }
-// CHECK: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK-NEXT: arith.cmpi
 // CHECK-NEXT: scf.if
 // CHECK-NEXT: nvgpu.mbarrier.arrive
 // CHECK: llvm.inline_asm has_side_effects "", "=f,
@@ -440,6 +425,35 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK-NEXT: [[F:%[a-zA-Z0-9_]+]] = arith.mulf [[RS]], [[WS]] : f32
 // CHECK-NEXT: arith.mulf %{{.*}}, [[F]] : f32
 // CHECK: memref.load %{{.*}} : memref<64xbf16>
+// On 128-column tiles the two consumers take turns issuing a trip's wgmmas
+// (a barrier each, one arrival per warp), so that one adds its sums while
+// the other's wgmmas run.
+// CHECK-LABEL: gpu.func @gemm_float8(
+// CHECK: [[TURN:%[0-9]+]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 2>
+// CHECK: nvgpu.mbarrier.init [[TURN]][%c0], %c4
+// CHECK-NEXT: nvgpu.mbarrier.init [[TURN]][%c1], %c4
+// CHECK: scf.for [[TRIP:%[a-zA-Z0-9_]+]] = %c0 to %c16 step %c1 iter_args([[A:%[a-zA-Z0-9_]+]] = [[POISON:%[0-9]+]], [[B:%[a-zA-Z0-9_]+]] = [[POISON]], [[SUM:%[a-zA-Z0-9_]+]] = %cst
+// Consumer c waits for phase trip + c - 1 of its turn barrier.
+// CHECK: [[PHASE:%[0-9]+]] = arith.addi [[TRIP]], [[CONSUMER:%[0-9]+]] : index
+// CHECK-NEXT: arith.cmpi sge, [[PHASE]], %c1
+// CHECK-NEXT: scf.if
+// CHECK-NEXT: arith.subi [[PHASE]], %c1
+// CHECK: nvgpu.mbarrier.try_wait.parity [[TURN]][[[CONSUMER]]]
+// CHECK: nvvm.wgmma.mma_async {{.*}}, [[A]], <m = 64, n = 128, k = 32>, D[<f32>, <zero>]
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: nvvm.wgmma.mma_async {{.*}}, [[B]], <m = 64, n = 128, k = 32>, D[<f32>, <zero>]
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// Both trips issued: lane 0 of each warp hands the turn to the other.
+// (consumer = warpgroup - 1, so the other one is 2 - warpgroup.)
+// CHECK-NEXT: arith.cmpi eq
+// CHECK-NEXT: scf.if
+// CHECK-NEXT: [[OTHER:%[0-9]+]] = arith.subi %c2, %{{.*}} : index
+// CHECK-NEXT: nvgpu.mbarrier.arrive [[TURN]][[[OTHER]]]
+// CHECK-NEXT: }
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK: arith.addf [[SUM]], %{{.*}} : f32
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: scf.yield
 func.func @linear_float8_row_dynamic(%x: tensor<?x4096xbf16>, %w8: tensor<64x4096xf8E4M3FN>, %s: tensor<64xf32>, %b: tensor<64xbf16>) -> tensor<?x64xbf16> {
   %w = attn.quantized_weight(%w8, %s) : (tensor<64x4096xf8E4M3FN>, tensor<64xf32>) -> !f8
   %y = attn.linear %x, %w bias %b : tensor<?x4096xbf16>, !f8, tensor<64xbf16> -> tensor<?x64xbf16>

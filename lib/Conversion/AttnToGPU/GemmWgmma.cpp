@@ -71,10 +71,14 @@ struct GemmBlock {
   /// K elements of a step.
   int64_t elementBytes() const { return element.getIntOrFloatBitWidth() / 8; }
   int64_t stepK() const { return kRowBytes / elementBytes(); }
+  /// Two E4M3 consumers (168 registers a thread at launch) need the
+  /// producer's registers for their two sets of step sums.
+  bool rebalance() const { return elementBytes() == 1 && cfg.consumers == 2; }
   /// E4M3 consumers add each step's sums to f32 registers while the tensor
   /// cores idle; two of them take turns issuing, so that one adds while the
-  /// other's wgmmas run.
-  bool pingPong() const { return elementBytes() == 1 && cfg.consumers == 2; }
+  /// other's wgmmas run. Not on 64-column tiles, whose trips are too short
+  /// for the handoff to pay (measured at 64 rows: 3% slower).
+  bool takesTurns() const { return rebalance() && cfg.tileN >= 128; }
 };
 
 /// The 1024-byte aligned stages in dynamic shared memory and the stage
@@ -92,7 +96,7 @@ void carveStages(IB &b, GemmBlock &blk) {
                                                 blk.cfg.stages);
   blk.full = nvgpu::MBarrierCreateOp::create(b, barriers);
   blk.empty = nvgpu::MBarrierCreateOp::create(b, barriers);
-  if (blk.pingPong())
+  if (blk.takesTurns())
     blk.turn = nvgpu::MBarrierCreateOp::create(
         b, nvgpu::MBarrierGroupType::get(b.getContext(), wgSpace,
                                          blk.cfg.consumers));
@@ -546,8 +550,7 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   for (Value map : ArrayRef<Value>(args.tensorMaps).drop_front())
     blk.weightMaps.push_back(tensorMapAddress(b, map));
   initBarriers(b, blk);
-  bool rebalance = blk.pingPong();
-  if (rebalance) {
+  if (blk.rebalance()) {
     // setmaxnreg needs the registers at entry fixed: one block an SM.
     b.getInsertionBlock()
         ->getParent()
@@ -557,7 +560,7 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   ifThenElse(
       b, blk.warpgroup == 0,
       [&](IB &pb) {
-        if (rebalance)
+        if (blk.rebalance())
           NVVM::SetMaxRegisterOp::create(pb, kProducerRegisters,
                                          NVVM::SetMaxRegisterAction::decrease);
         GemmBlock producer = blk;
@@ -565,7 +568,7 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
         produce(pb, stack, producer, numK);
       },
       [&](IB &cb) {
-        if (rebalance)
+        if (blk.rebalance())
           NVVM::SetMaxRegisterOp::create(cb, kConsumerRegisters,
                                          NVVM::SetMaxRegisterAction::increase);
         consume(cb, args, stack, blk, numK, segments, scales);
