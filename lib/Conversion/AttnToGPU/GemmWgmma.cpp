@@ -57,7 +57,7 @@ struct GemmBlock {
   AlignedSharedMemory shared; // the stages, from its 1024-byte boundary
   Value smemAddr;             // their i64 shared-window address
   Value full, empty; // one mbarrier of each per stage
-  Value turn;        // E4M3, two consumers: whose wgmmas go next (one each)
+  Value turn;        // whose wgmmas go next, one per consumer (takesTurns)
   Idx rows;          // M
   Idx m0, n0;        // the block's output tile
   WarpLayout w;
