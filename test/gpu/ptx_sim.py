@@ -1,18 +1,24 @@
 """A small PTX interpreter: the instructions of the projection kernels (integer and f32
-arithmetic, bf16x2 / f16x2 adds, prmt, ld / st, cp.async with commit / wait groups, ldmatrix,
-mma.sync m16n8k16, bar.sync; mbarriers and 2-D TMA box copies with the 128-byte swizzle),
-so that a kernel can be checked on a machine without a GPU.
+arithmetic, bf16x2 / f16x2 adds, prmt, shfl.sync.idx, ld / st, cp.async with commit / wait
+groups, ldmatrix, mma.sync m16n8k16, wgmma.mma_async (bf16, f16, E4M3; K-major operands
+with the 128-byte swizzle), bar.sync with named barriers; mbarriers and 2-D TMA box copies
+with the 128-byte swizzle), so that a kernel can be checked on a machine without a GPU.
 
 One block at a time; each instruction runs for all threads at the lowest program counter at
-once (numpy arrays over the threads). A barrier holds its threads until every live thread
-waits there; ldmatrix and mma.sync wait until their warp's live lanes are all at them.
+once (numpy arrays over the threads). `bar.sync id, n` holds its threads until n of them
+(by default every live thread) wait at barrier id; ldmatrix, mma.sync and shfl wait until
+their warp's live lanes are all at them, wgmma until its warpgroup's 128 threads are.
 cp.async copies land at the cp.async.wait_group that must see them (the latest they may), so
 that reading a stage before waiting for it, or refilling one still read, gives wrong
 results. TMA copies (`cp.async.bulk.tensor.2d`, through the tensor maps the caller gives by
 parameter index) land when an mbarrier.try_wait.parity completes their phase: the phase
-needs its arrivals and exactly the bytes they expected, else the run fails; a wait that
-nothing can complete fails too (no thread spins). Not modelled: memory ordering between threads other than through barriers, bank
-conflicts, timing."""
+needs its arrivals and exactly the bytes they expected. A thread whose wait fails sleeps
+until the mbarrier changes; a run where every live thread sleeps or waits fails (deadlock),
+and so do arrivals beyond a phase's count and bytes beyond what it expected. wgmma products
+land at issue (the wait_group is a no-op), summed in f64 and rounded to f32 once per
+instruction. Static shared arrays (the mbarriers) lie before the dynamic shared memory. Not
+modelled: memory ordering between threads other than through barriers, bank conflicts,
+timing."""
 import re
 import numpy as np
 
@@ -46,34 +52,55 @@ def f32_to_f16(v):
     return np.asarray(v, dtype=np.float32).astype(np.float16).view(np.uint16).astype(np.uint64)
 
 
+def e4m3_to_f32(b):
+    """E4M3 (fn: no infinities, 0x7F / 0xFF NaN) bytes as floats."""
+    b = np.asarray(b).astype(np.int64)
+    sign = np.where(b & 0x80, -1.0, 1.0)
+    exp, man = (b >> 3) & 0xF, b & 7
+    v = np.where(exp == 0, man / 8.0 * 2.0 ** -6, (1 + man / 8.0) * 2.0 ** (exp - 7.0))
+    return np.where((b & 0x7F) == 0x7F, np.nan, sign * v)
+
+
 def scope_inline_asm(text):
     """Inline-asm blocks `{ .reg .pred p; ... label: ... bra label; }` as plain statements:
-    their predicate and labels renamed apart (%p_N, $label_N)."""
-    count = [0]
-
-    def rename(m):
-        count[0] += 1
-        n, pred, body = count[0], m.group(1), m.group(2)
+    their predicate and labels renamed apart (%p_N, $label_N). A block may span lines and
+    hold braces of its own (a wgmma's register list)."""
+    out, pos, n = [], 0, 0
+    opening = re.compile(r"\{\s*\.reg\s+\.pred\s+(\w+);")
+    while True:
+        m = opening.search(text, pos)
+        if not m:
+            return "".join(out) + text[pos:]
+        depth, end = 1, m.end()
+        while depth:
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            end += 1
+        n += 1
+        pred, body = m.group(1), text[m.end():end - 1]
         body = re.sub(rf"\b{pred}\b", f"%{pred}_{n}", body)
         for label in re.findall(r"(?:^|;)\s*(\w+):", body):
             body = re.sub(rf"\b{label}:", f"${label}_{n}:", body)
             body = re.sub(rf"bra(\.uni)?\s+{label}\b", f"bra ${label}_{n}", body)
-        return body
-
-    return re.sub(r"\{\s*\.reg\s+\.pred\s+(\w+);(.*?)\}", rename, text)
+        out.append(text[pos:m.start()] + body)
+        pos = end
 
 
 def parse(ptx, entry):
+    """(statements, labels, static shared arrays {name: (alignment, bytes)}) of `entry`."""
     start = ptx.index(f".entry {entry}(")
     body = ptx[start:]
     body = body[body.index("{", body.index(")")) + 1:]
-    # The entry's body ends at the first line that is a lone "}".
+    # The entry's body ends at the "}" that closes it (inline asm nests its own braces).
     lines = body.split("\n")
-    text = []
+    text, depth = [], 0
     for ln in lines:
-        if ln.strip() == "}":
+        code = ln.split("//")[0].strip()
+        depth += code.count("{") - code.count("}")
+        if depth < 0:
             break
         text.append(ln.split("//")[0])
+    shared = {m.group(2): (int(m.group(1)), int(m.group(3))) for m in re.finditer(
+        r"\.shared\s+\.align\s+(\d+)\s+\.b8\s+(\w+)\[(\d+)\]", "\n".join(text))}
     stmts, labels = [], {}
     for part in scope_inline_asm("\n".join(text)).split(";"):
         part = part.strip()
@@ -86,7 +113,7 @@ def parse(ptx, entry):
         if not part or part.startswith("."):
             continue
         stmts.append(part)
-    return stmts, labels
+    return stmts, labels, shared
 
 
 def split_operands(s):
@@ -136,15 +163,23 @@ class TensorMap:
 
 class Block:
     def __init__(self, stmts, labels, params, gmem, smem_bytes, ctaid, ntid, smem_base=16,
-                 tensor_maps=None, nctaid=(1, 1)):
+                 tensor_maps=None, nctaid=(1, 1), shared=None):
         self.stmts, self.labels, self.params = stmts, labels, params
         # Tensor maps by kernel parameter index; mbarriers by shared address.
         self.tensor_maps = tensor_maps or {}
         self.mbarriers = {}
         self.gmem = gmem
         self.T = ntid
-        self.smem_base = smem_base
-        self.smem = np.zeros(smem_base + smem_bytes + 64, dtype=np.uint8)
+        # Static shared arrays first, then the dynamic shared memory.
+        self.symbols = {}
+        for name, (align, size) in (shared or {}).items():
+            smem_base = -(-smem_base // align) * align
+            self.symbols[name] = smem_base
+            smem_base += size
+        self.smem_base = -(-smem_base // 16) * 16
+        self.smem = np.zeros(self.smem_base + smem_bytes + 64, dtype=np.uint8)
+        # The mbarrier each thread waits on (-1: none); bar.sync's id per waiting thread.
+        self.blocked = np.full(self.T, -1, dtype=np.int64)
         self.ctaid, self.nctaid = ctaid, nctaid
         self.regs = {}
         self.pc = np.zeros(self.T, dtype=np.int64)
@@ -170,6 +205,8 @@ class Block:
             return self.regs[op].copy()
         if op == "__dynamic_shmem__0":
             return np.full(self.T, self.smem_base, dtype=np.uint64)
+        if op in self.symbols:
+            return np.full(self.T, self.symbols[op], dtype=np.uint64)
         m = re.search(r"_param_(\d+)$", op)
         if m:
             return np.full(self.T, PARAM_BASE + 8 * int(m.group(1)), dtype=np.uint64)
@@ -200,6 +237,8 @@ class Block:
             a = self.regs[base].copy()
         elif base == "__dynamic_shmem__0":
             a = np.full(self.T, self.smem_base, dtype=np.uint64)
+        elif base in self.symbols:
+            a = np.full(self.T, self.symbols[base], dtype=np.uint64)
         else:
             raise ValueError(base)
         return (a + np.uint64(off & 0xFFFFFFFFFFFFFFFF))
@@ -221,35 +260,48 @@ class Block:
 
     # execution ------------------------------------------------------------
     def collective(self, pc):
+        """The threads that must reach statement `pc` together: 32 (a warp), 128 (a
+        warpgroup, for wgmma) or 0 (none)."""
         s = self.stmts[pc]
-        return s.startswith("ldmatrix") or s.startswith("mma")
+        if s.startswith("wgmma.mma_async"):
+            return 128
+        return 32 if s.startswith(("ldmatrix", "mma", "shfl")) else 0
 
     def run(self, max_steps=10_000_000):
-        """Lowest-PC threads first; a barrier holds its threads until every thread waits
-        there; a warp-collective op waits until the warp's live lanes are all at it."""
+        """Lowest-PC threads first. `bar.sync id[, n]` holds its threads until n (default:
+        every live thread) wait at barrier id; a collective op waits until its warp's (or
+        warpgroup's) live threads are all at it; a thread whose mbarrier wait fails sleeps
+        until that mbarrier changes."""
         steps = 0
-        waiting = np.zeros(self.T, dtype=bool)
+        waiting = np.full(self.T, -1, dtype=np.int64)  # the bar.sync id each thread waits at
         while not self.done.all():
-            ready = ~self.done & ~waiting
-            if not ready.any():
-                self.pc[waiting] += 1
-                waiting[:] = False
-                continue
+            ready = ~self.done & (waiting < 0) & (self.blocked < 0)
             for pc in np.unique(self.pc[ready]):
                 mask = ready & (self.pc == pc)
-                if self.stmts[pc].startswith("bar.sync"):
-                    waiting |= mask
+                stmt = self.stmts[pc]
+                if stmt.startswith("bar.sync"):
+                    ops = split_operands(stmt.split(None, 1)[1])
+                    waiting[mask] = int(ops[0])
+                    count = int(ops[1]) if len(ops) > 1 else int((~self.done).sum())
+                    at = waiting == int(ops[0])
+                    if at.sum() >= count:
+                        self.pc[at] += 1
+                        waiting[at] = -1
                     break
-                if self.collective(pc):
+                size = self.collective(pc)
+                if size:
                     lanes = np.nonzero(mask)[0]
-                    whole = all((mask | self.done)[w * 32:(w + 1) * 32].all()
-                                for w in set(int(l) // 32 for l in lanes))
+                    whole = all((mask | self.done)[g * size:(g + 1) * size].all()
+                                for g in set(int(l) // size for l in lanes))
                     if not whole:
                         continue
                 self.step(pc, mask)
                 break
             else:
-                raise RuntimeError("deadlock")
+                raise RuntimeError(
+                    f"deadlock: {int((waiting >= 0).sum())} threads at bar.sync, "
+                    f"{int((self.blocked >= 0).sum())} waiting on mbarriers "
+                    f"{sorted(set(int(b) for b in self.blocked if b >= 0))}")
             steps += 1
             if steps > max_steps:
                 raise RuntimeError("too many steps")
@@ -571,10 +623,12 @@ class Block:
                                            for c in range(8)])
                 state["copies"].append((row_addr, swizzled))
             state["landed"] += data.size
+            self.wake(int(bar[i]))
 
     def op_mbarrier(self, name, ops, mask, pc):
         kind = name[1]
         addrs = self.addr(ops[0] if kind == "init" else ops[1], mask)
+        done = np.ones(self.T, dtype=np.uint64)
         for i in np.nonzero(mask)[0]:
             a = int(addrs[i])
             if kind == "init":
@@ -584,24 +638,36 @@ class Block:
                 continue
             state = self.mbarriers[a]
             if kind == "arrive":
-                assert name[2] == "expect_tx", name
-                state["tx"] += int(self.val(ops[2], mask)[i] & M32)
+                if name[2] == "expect_tx":
+                    state["tx"] += int(self.val(ops[2], mask)[i] & M32)
                 state["pending"] -= 1
+                if state["pending"] < 0:
+                    raise RuntimeError(f"arrival at {pc} beyond the phase's count at {a:#x}")
+                self.wake(a)
                 continue
             assert kind == "try_wait" and name[2] == "parity", name
             parity = int(self.val(ops[2], mask)[i]) & 1
-            if state["phase"] == parity:
-                if state["pending"] != 0:
-                    raise RuntimeError(f"wait at {pc} on a phase without its arrivals")
-                if state["landed"] != state["tx"]:
-                    raise RuntimeError(f"phase at {a:#x} expected {state['tx']} bytes, "
-                                       f"its copies brought {state['landed']}")
-                for dst, data in state["copies"]:
-                    self.mem_write("shared", dst, data)
-                state.update(pending=state["count"], tx=0, copies=[], landed=0,
-                             phase=state["phase"] ^ 1)
+            if state["phase"] != parity:
+                continue  # that phase completed
+            if state["pending"] == 0 and state["landed"] > state["tx"]:
+                raise RuntimeError(f"phase at {a:#x} expected {state['tx']} bytes, "
+                                   f"its copies brought {state['landed']}")
+            if state["pending"] != 0 or state["landed"] != state["tx"]:
+                # Not complete: the thread sleeps here until the mbarrier changes.
+                done[i] = 0
+                self.blocked[i] = a
+                self.pc[i] = pc
+                continue
+            for dst, data in state["copies"]:
+                self.mem_write("shared", dst, data)
+            state.update(pending=state["count"], tx=0, copies=[], landed=0,
+                         phase=state["phase"] ^ 1)
+            self.wake(a)
         if kind == "try_wait":
-            self.setreg(ops[0], np.ones(self.T, dtype=np.uint64), mask, 1)
+            self.setreg(ops[0], done, mask, 1)
+
+    def wake(self, barrier):
+        self.blocked[self.blocked == barrier] = -1
 
     def op_fence(self, name, ops, mask, pc):
         pass
@@ -673,9 +739,75 @@ class Block:
                     self.regs[D[j]] = v
 
 
+    def op_shfl(self, name, ops, mask, pc):
+        assert name[1:4] == ["sync", "idx", "b32"], name
+        dst = ops[0].split("|")[0]
+        src, lane_op, c = self.val(ops[1], mask), self.val(ops[2], mask), self.val(ops[3], mask)
+        out = np.zeros(self.T, dtype=np.uint64)
+        for w in self.warp_lanes(mask, pc):
+            for lane in range(32):
+                i = 32 * w + lane
+                seg = (int(c[i]) >> 8) & 31
+                lo = lane & seg
+                hi = lo | (int(c[i]) & 31 & ~seg)
+                j = lo | (int(lane_op[i]) & 31 & ~seg)
+                out[i] = src[32 * w + (j if j <= hi else lane)]
+        self.setreg(dst, out, mask, 32)
+
+    def op_setmaxnreg(self, name, ops, mask, pc):
+        pass
+
+    def smem_matrix(self, desc, rows, row_bytes):
+        """`rows` x `row_bytes` bytes that a wgmma descriptor (K-major, 128-byte swizzle)
+        addresses: row r at start + (r / 8) * SBO + (r % 8) * 128, 16-byte chunk c of
+        each 128-byte row at c ^ (row address / 128 % 8), as TMA wrote it."""
+        assert desc >> 62 == 1, "128-byte swizzle"
+        start = (desc & 0x3FFF) << 4
+        stride = ((desc >> 32) & 0x3FFF) << 4
+        r = np.arange(rows)[:, None]
+        a = start + (r // 8) * stride + (r % 8) * 128 + np.arange(row_bytes)[None, :]
+        return self.smem[a ^ (((a >> 7) & 7) << 4)]
+
+    def op_wgmma(self, name, ops, mask, pc):
+        if name[1] != "mma_async":
+            return  # fence / commit_group / wait_group: the products land at issue
+        shape, elem = name[4], name[6]
+        m = re.match(r"m64n(\d+)k(\d+)", shape)
+        n, k = int(m.group(1)), int(m.group(2))
+        assert [o.strip() for o in ops[4:6]] == ["1", "1"], "unit operand scales"
+        assert all(o.strip() == "0" for o in ops[6:]), "no transposes"
+        dregs = [d.strip() for d in ops[0].strip("{}").split(",")]
+        assert len(dregs) == n // 2
+        desc_a, desc_b = self.val(ops[1], mask), self.val(ops[2], mask)
+        accumulate = self.val(ops[3], mask)
+        ebytes = 1 if elem == "e4m3" else 2
+        for g in sorted(set(int(t) // 128 for t in np.nonzero(mask)[0])):
+            t0 = 128 * g
+            raw_a = self.smem_matrix(int(desc_a[t0]), 64, k * ebytes)
+            raw_b = self.smem_matrix(int(desc_b[t0]), n, k * ebytes)
+            if elem == "e4m3":
+                a, b = e4m3_to_f32(raw_a), e4m3_to_f32(raw_b)
+            else:
+                cv = bf16_to_f32 if elem == "bf16" else f16_to_f32
+                a = cv(raw_a.view(np.uint16).astype(np.uint64)).astype(np.float64)
+                b = cv(raw_b.view(np.uint16).astype(np.uint64)).astype(np.float64)
+            prod = a @ b.T
+            t = np.arange(128)
+            warp, lane = t // 32, t % 32
+            add = (accumulate[t0:t0 + 128] & np.uint64(1)).astype(bool)
+            for i, reg in enumerate(dregs):
+                j, r = i // 4, i % 4
+                rows = 16 * warp + lane // 4 + 8 * (r // 2)
+                cols = 8 * j + 2 * (lane % 4) + r % 2
+                v = self.regs.get(reg, np.zeros(self.T, dtype=np.uint64)).copy()
+                old = np.where(add, f32_of(v[t0:t0 + 128]).astype(np.float64), 0.0)
+                v[t0:t0 + 128] = bits_of_f32((old + prod[rows, cols]).astype(np.float32))
+                self.regs[reg] = v
+
+
 def run_kernel(ptx, entry, grid, block, params, smem_bytes, gmem, tensor_maps=None):
-    stmts, labels = parse(ptx, entry)
+    stmts, labels, shared = parse(ptx, entry)
     for by in range(grid[1]):
         for bx in range(grid[0]):
             Block(stmts, labels, params, gmem, smem_bytes, (bx, by), block,
-                  tensor_maps=tensor_maps, nctaid=grid).run()
+                  tensor_maps=tensor_maps, nctaid=grid, shared=shared).run()

@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""Runs the wgmma GEMMs (``GemmWgmma.cpp``) in the PTX interpreter (``ptx_sim.py``) on small
+random problems and checks every output against a float64 reference: a check of the
+generated PTX on a machine without a GPU. It covers each shape that M picks, for bf16 (one
+consumer warpgroup on 64-column tiles, two on 64 and on 128) and for E4M3 (64-column tiles
+and the 128-column tiles whose consumers take turns), with the producer's TMA boxes, the
+stage ring's mbarrier phases, the descriptors' swizzled operands and the epilogue.
+
+The wgmma products are exact (bf16 and E4M3 products fit f32), so each output must lie within
+half an output ulp of the reference plus what f32 sums may lose: 2^-22 times the sum of
+|x w| over K (as simulate_gptq_gemm.py). The interpreter adds each wgmma's products in f64
+and rounds once; the tensor cores' narrower E4M3 sums are not modelled.
+
+    /usr/bin/python3 test/gpu/simulate_wgmma_gemm.py       # about a minute (a lit test)
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import ptx_sim  # noqa: E402
+from simulate_gptq_gemm import (ATTN_OPT, F32_SUM_BOUND, TOLERANCE, Memory,  # noqa: E402
+                                descriptor, from_bits, kernel_ptx, to_bits)
+
+N = 256
+
+
+def linear_module(dtype, k):
+    if dtype == "e4m3":
+        return f"""!f8 = !attn.quantized_weight<{N}x{k}, #attn.float8<weight_scale = row, input_scale = dynamic>>
+func.func @linear(%x: tensor<?x{k}xbf16>, %w8: tensor<{N}x{k}xf8E4M3FN>, %s: tensor<{N}xf32>) -> tensor<?x{N}xbf16> {{
+  %w = attn.quantized_weight(%w8, %s) : (tensor<{N}x{k}xf8E4M3FN>, tensor<{N}xf32>) -> !f8
+  %y = attn.linear %x, %w : tensor<?x{k}xbf16>, !f8 -> tensor<?x{N}xbf16>
+  return %y : tensor<?x{N}xbf16>
+}}
+"""
+    return f"""func.func @linear(%x: tensor<?x{k}x{dtype}>, %w: tensor<{N}x{k}x{dtype}>) -> tensor<?x{N}x{dtype}> {{
+  %y = attn.linear %x, %w : tensor<?x{k}x{dtype}>, tensor<{N}x{k}x{dtype}> -> tensor<?x{N}x{dtype}>
+  return %y : tensor<?x{N}x{dtype}>
+}}
+"""
+
+
+def launches(module):
+    """{kernel: (column tiles, threads, dynamic shared bytes)} of the module's GEMM launches,
+    as the host code launches them."""
+    out = subprocess.run([ATTN_OPT, "-", "--convert-attn-to-gpu"], input=module,
+                         capture_output=True, text=True, check=True).stdout
+    found = {}
+    for m in re.finditer(r"gpu\.launch_func\s+@attn_kernels::@(gemm_\w+) blocks in \(%c(\d+)"
+                         r"[^)]*\) threads in \(%c(\d+)[^)]*\)\s+dynamic_shared_memory_size "
+                         r"%c(\d+)_i32", out):
+        found[m.group(1)] = tuple(int(g) for g in m.group(2, 3, 4))
+    return found
+
+
+def random_e4m3(rng, shape):
+    """E4M3 bytes of random finite values (no NaN: 0x7F / 0xFF excluded)."""
+    b = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    return np.where((b & 0x7F) == 0x7F, b ^ 1, b).astype(np.uint8)
+
+
+def simulate(ptx, kernel, launch, m, k, dtype, seed=0):
+    """The kernel on x [m, k] and W [N, k]; the worst error as a fraction of the allowed."""
+    rng = np.random.default_rng(seed)
+    mem = Memory()
+    column_tiles, threads, smem = launch
+    tile_m = 64 * (threads // 128 - 1)
+    if dtype == "e4m3":
+        x, w = random_e4m3(rng, (m, k)), random_e4m3(rng, (N, k))
+        sx = rng.uniform(0.5, 2, m).astype(np.float32)
+        sw = rng.uniform(0.5, 2, N).astype(np.float32)
+        xf, wf = ptx_sim.e4m3_to_f32(x), ptx_sim.e4m3_to_f32(w)
+        want = (xf @ wf.T) * sx[:, None].astype(np.float64) * sw[None, :]
+        magnitude = (np.abs(xf) @ np.abs(wf).T) * sx[:, None] * sw[None, :]
+        ebytes, out_type = 1, "bf16"
+    else:
+        x = to_bits(rng.uniform(-1, 1, (m, k)), dtype)
+        w = to_bits(rng.uniform(-1, 1, (N, k)), dtype)
+        xf, wf = from_bits(x, dtype), from_bits(w, dtype)
+        want, magnitude = xf @ wf.T, np.abs(xf) @ np.abs(wf).T
+        ebytes, out_type = 2, dtype
+    x_addr, w_addr = mem.put(x), mem.put(w)
+    out = mem.put(np.full((m, N), 0x7FFF, dtype=np.uint16))  # NaNs
+    params = descriptor(x_addr, [m, k]) + descriptor(w_addr, [N, k]) + descriptor(out, [m, N])
+    maps = {len(params): ptx_sim.TensorMap(x_addr, ebytes, m, k, k * ebytes, tile_m,
+                                           128 // ebytes),
+            len(params) + 1: ptx_sim.TensorMap(w_addr, ebytes, N, k, k * ebytes, 64,
+                                               128 // ebytes)}
+    params += [0, 0]
+    if dtype == "e4m3":
+        params += descriptor(mem.put(sx), [m]) + descriptor(mem.put(sw), [N])
+    grid = (column_tiles, -(-m // tile_m))
+    ptx_sim.run_kernel(ptx, kernel, grid, threads, params, smem, mem.buf, maps)
+    got = from_bits(mem.get(out, np.uint16, (m, N)), out_type)
+    bits = 7 if out_type == "bf16" else 10
+    ulp = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(want), 1e-30))) - bits)
+    allowed = ulp / 2 + F32_SUM_BOUND * magnitude
+    errors = np.nan_to_num(np.abs(got - want) / allowed, nan=np.inf)
+    return float(errors.max())
+
+
+# (dtype, K, [(kernel, M)]): every shape the host picks for N 256. K 1024 (16 steps of 64
+# bf16) and 2048 (16 of 128 E4M3) wrap the rings of 4-6 stages, so both mbarrier parities
+# and the consumers' turns over 8 trips run; K 384 leaves E4M3 one step after its trip.
+CASES = [
+    ("bf16", 256, [("gemm_wgmma_m128", 100), ("gemm_wgmma", 1030)]),
+    ("bf16", 1024, [("gemm_wgmma_m64", 40), ("gemm_wgmma_m1024", 200)]),
+    ("f16", 256, [("gemm_wgmma_m64", 24)]),
+    ("e4m3", 384, [("gemm_float8_m128", 40), ("gemm_float8", 130)]),
+    ("e4m3", 2048, [("gemm_float8_m128", 17), ("gemm_float8", 200)]),
+]
+
+
+def main():
+    failed = 0
+    for dtype, k, runs in CASES:
+        module = linear_module(dtype, k)
+        ptx, shapes = kernel_ptx(module), launches(module)
+        for kernel, m in runs:
+            err = simulate(ptx, kernel, shapes[kernel], m, k, dtype)
+            ok = err <= TOLERANCE
+            failed += not ok
+            print(f"{dtype} K {k} N {N}, M {m} ({kernel}): worst error {err:.3f} of the "
+                  f"allowed {'ok' if ok else 'FAILED'}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
