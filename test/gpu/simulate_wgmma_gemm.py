@@ -2,16 +2,17 @@
 """Runs the wgmma GEMMs (``GemmWgmma.cpp``) in the PTX interpreter (``ptx_sim.py``) on small
 random problems and checks every output against a float64 reference: a check of the
 generated PTX on a machine without a GPU. It covers each shape that M picks, for bf16 (one
-consumer warpgroup on 64-column tiles, two on 64 and on 128) and for E4M3 (64-column tiles
-and the 128-column tiles whose consumers take turns), with the producer's TMA boxes, the
-stage ring's mbarrier phases, the descriptors' swizzled operands and the epilogue.
+consumer warpgroup on 64-column tiles, two on 64, 128 and 256; stacked q / k / v weights)
+and for E4M3 (64-column tiles and the 128-column tiles whose consumers take turns), with the
+producer's TMA boxes, the stage ring's mbarrier phases, the descriptors' swizzled operands
+and the epilogue.
 
 The wgmma products are exact (bf16 and E4M3 products fit f32), so each output must lie within
 half an output ulp of the reference plus what f32 sums may lose: 2^-22 times the sum of
 |x w| over K (as simulate_gptq_gemm.py). The interpreter adds each wgmma's products in f64
 and rounds once; the tensor cores' narrower E4M3 sums are not modelled.
 
-    /usr/bin/python3 test/gpu/simulate_wgmma_gemm.py       # about a minute (a lit test)
+    /usr/bin/python3 test/gpu/simulate_wgmma_gemm.py       # about 10 s (a lit test)
 """
 
 import os
@@ -47,6 +48,18 @@ func.func @linear(%x: tensor<?x{k}xbf16>, %w8: tensor<{N}x{k}xf8E4M3FN>, %s: ten
 """
 
 
+def qkv_module(k):
+    """bf16 q / k / v weights of 128, 64 and 64 rows: 128-column tiles hold k and v."""
+    outs = ", ".join(f"tensor<?x{h}x32xbf16>" for h in (4, 2, 2))
+    return f"""func.func @qkv(%x: tensor<?x{k}xbf16>, %wq: tensor<128x{k}xbf16>, %wk: tensor<64x{k}xbf16>,
+               %wv: tensor<64x{k}xbf16>) -> ({outs}) {{
+  %q, %k, %v = attn.qkv_projection %x weights(%wq, %wk, %wv)
+      : tensor<?x{k}xbf16>, (tensor<128x{k}xbf16>, tensor<64x{k}xbf16>, tensor<64x{k}xbf16>) -> {outs}
+  return %q, %k, %v : {outs}
+}}
+"""
+
+
 def launches(module):
     """{kernel: (column tiles, threads, dynamic shared bytes)} of the module's GEMM launches,
     as the host code launches them."""
@@ -66,68 +79,86 @@ def random_e4m3(rng, shape):
     return np.where((b & 0x7F) == 0x7F, b ^ 1, b).astype(np.uint8)
 
 
-def simulate(ptx, kernel, launch, m, k, dtype, seed=0):
-    """The kernel on x [m, k] and W [N, k]; the worst error as a fraction of the allowed."""
+def simulate(ptx, kernel, launch, m, k, dtype, rows=(N,), seed=0):
+    """The kernel on x [m, k] and weights of `rows` rows each (one launch); the worst error
+    as a fraction of the allowed."""
     rng = np.random.default_rng(seed)
     mem = Memory()
     column_tiles, threads, smem = launch
     tile_m = 64 * (threads // 128 - 1)
+    ebytes = 1 if dtype == "e4m3" else 2
+    out_type = "bf16" if dtype == "e4m3" else dtype
     if dtype == "e4m3":
-        x, w = random_e4m3(rng, (m, k)), random_e4m3(rng, (N, k))
+        assert len(rows) == 1
+        x = random_e4m3(rng, (m, k))
+        ws = [random_e4m3(rng, (n, k)) for n in rows]
         sx = rng.uniform(0.5, 2, m).astype(np.float32)
-        sw = rng.uniform(0.5, 2, N).astype(np.float32)
-        xf, wf = ptx_sim.e4m3_to_f32(x), ptx_sim.e4m3_to_f32(w)
-        want = (xf @ wf.T) * sx[:, None].astype(np.float64) * sw[None, :]
-        magnitude = (np.abs(xf) @ np.abs(wf).T) * sx[:, None] * sw[None, :]
-        ebytes, out_type = 1, "bf16"
+        sw = rng.uniform(0.5, 2, rows[0]).astype(np.float32)
+        decode = ptx_sim.e4m3_to_f32
+        scale = sx[:, None].astype(np.float64) * sw[None, :]
     else:
         x = to_bits(rng.uniform(-1, 1, (m, k)), dtype)
-        w = to_bits(rng.uniform(-1, 1, (N, k)), dtype)
-        xf, wf = from_bits(x, dtype), from_bits(w, dtype)
-        want, magnitude = xf @ wf.T, np.abs(xf) @ np.abs(wf).T
-        ebytes, out_type = 2, dtype
-    x_addr, w_addr = mem.put(x), mem.put(w)
-    out = mem.put(np.full((m, N), 0x7FFF, dtype=np.uint16))  # NaNs
-    params = descriptor(x_addr, [m, k]) + descriptor(w_addr, [N, k]) + descriptor(out, [m, N])
-    maps = {len(params): ptx_sim.TensorMap(x_addr, ebytes, m, k, k * ebytes, tile_m,
-                                           128 // ebytes),
-            len(params) + 1: ptx_sim.TensorMap(w_addr, ebytes, N, k, k * ebytes, 64,
-                                               128 // ebytes)}
-    params += [0, 0]
+        ws = [to_bits(rng.uniform(-1, 1, (n, k)), dtype) for n in rows]
+        decode = lambda bits: from_bits(bits, dtype)  # noqa: E731
+        scale = 1.0
+    x_addr = mem.put(x)
+    w_addrs = [mem.put(w) for w in ws]
+    outs = [mem.put(np.full((m, n), 0x7FFF, dtype=np.uint16)) for n in rows]  # NaNs
+    params = descriptor(x_addr, [m, k])
+    for addr, n in zip(w_addrs, rows):
+        params += descriptor(addr, [n, k])
+    for addr, n in zip(outs, rows):
+        params += descriptor(addr, [m, n])
+    # The tensor maps: x's boxes of the tile's rows, the weights' of 64 rows.
+    maps = [ptx_sim.TensorMap(x_addr, ebytes, m, k, k * ebytes, tile_m, 128 // ebytes)]
+    maps += [ptx_sim.TensorMap(addr, ebytes, n, k, k * ebytes, 64, 128 // ebytes)
+             for addr, n in zip(w_addrs, rows)]
+    tensor_maps = {len(params) + i: t for i, t in enumerate(maps)}
+    params += [0] * len(maps)
     if dtype == "e4m3":
-        params += descriptor(mem.put(sx), [m]) + descriptor(mem.put(sw), [N])
+        params += descriptor(mem.put(sx), [m]) + descriptor(mem.put(sw), [rows[0]])
     grid = (column_tiles, -(-m // tile_m))
-    ptx_sim.run_kernel(ptx, kernel, grid, threads, params, smem, mem.buf, maps)
-    got = from_bits(mem.get(out, np.uint16, (m, N)), out_type)
+    ptx_sim.run_kernel(ptx, kernel, grid, threads, params, smem, mem.buf, tensor_maps)
+    worst = 0.0
     bits = 7 if out_type == "bf16" else 10
-    ulp = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(want), 1e-30))) - bits)
-    allowed = ulp / 2 + F32_SUM_BOUND * magnitude
-    errors = np.nan_to_num(np.abs(got - want) / allowed, nan=np.inf)
-    return float(errors.max())
+    xf = decode(x)
+    for w, addr, n in zip(ws, outs, rows):
+        wf = decode(w)
+        want = (xf @ wf.T) * scale
+        magnitude = (np.abs(xf) @ np.abs(wf).T) * scale
+        got = from_bits(mem.get(addr, np.uint16, (m, n)), out_type)
+        ulp = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(want), 1e-30))) - bits)
+        allowed = ulp / 2 + F32_SUM_BOUND * magnitude
+        errors = np.nan_to_num(np.abs(got - want) / allowed, nan=np.inf)
+        worst = max(worst, float(errors.max()))
+    return worst
 
 
-# (dtype, K, [(kernel, M)]): every shape the host picks for N 256. K 1024 (16 steps of 64
-# bf16) and 2048 (16 of 128 E4M3) wrap the rings of 4-6 stages, so both mbarrier parities
-# and the consumers' turns over 8 trips run; K 384 leaves E4M3 one step after its trip.
+# (label, dtype, K, weight rows, [(kernel, M)]): every shape the host picks for N 256.
+# K 1024 (16 steps of 64 bf16) and 2048 (16 of 128 E4M3) wrap the rings of 4-6 stages, so
+# both mbarrier parities and the consumers' turns over 8 trips run; K 384 leaves E4M3 one
+# step after its trip. q / k / v: tiles whose W boxes come from two weights' maps.
 CASES = [
-    ("bf16", 256, [("gemm_wgmma_m128", 100), ("gemm_wgmma", 1030)]),
-    ("bf16", 1024, [("gemm_wgmma_m64", 40), ("gemm_wgmma_m1024", 200)]),
-    ("f16", 256, [("gemm_wgmma_m64", 24)]),
-    ("e4m3", 384, [("gemm_float8_m128", 40), ("gemm_float8", 130)]),
-    ("e4m3", 2048, [("gemm_float8_m128", 17), ("gemm_float8", 200)]),
+    ("linear", "bf16", 256, (N,), [("gemm_wgmma_m128", 100), ("gemm_wgmma", 1030)]),
+    ("linear", "bf16", 1024, (N,), [("gemm_wgmma_m64", 40), ("gemm_wgmma_m1024", 200)]),
+    ("linear", "f16", 256, (N,), [("gemm_wgmma_m64", 24)]),
+    ("qkv 128/64/64", "bf16", 256, (128, 64, 64),
+     [("gemm_wgmma_m64", 33), ("gemm_wgmma_m1024", 150), ("gemm_wgmma", 1025)]),
+    ("linear", "e4m3", 384, (N,), [("gemm_float8_m128", 40), ("gemm_float8", 130)]),
+    ("linear", "e4m3", 2048, (N,), [("gemm_float8_m128", 17), ("gemm_float8", 200)]),
 ]
 
 
 def main():
     failed = 0
-    for dtype, k, runs in CASES:
-        module = linear_module(dtype, k)
+    for label, dtype, k, rows, runs in CASES:
+        module = qkv_module(k) if label.startswith("qkv") else linear_module(dtype, k)
         ptx, shapes = kernel_ptx(module), launches(module)
         for kernel, m in runs:
-            err = simulate(ptx, kernel, shapes[kernel], m, k, dtype)
+            err = simulate(ptx, kernel, shapes[kernel], m, k, dtype, rows)
             ok = err <= TOLERANCE
             failed += not ok
-            print(f"{dtype} K {k} N {N}, M {m} ({kernel}): worst error {err:.3f} of the "
+            print(f"{label} {dtype} K {k}, M {m} ({kernel}): worst error {err:.3f} of the "
                   f"allowed {'ok' if ok else 'FAILED'}", flush=True)
     return 1 if failed else 0
 
