@@ -5,7 +5,9 @@
 # $OUT/ncu-<name>.txt (the details page: speed of light, memory and compute workload,
 # occupancy, warp stall reasons) and prints the headline numbers of each last.
 #   benchmarks/gpu/profile_kernels.sh [name ...]    names: gemv gemm attention gptq float8
-#                                                   float8-gemm
+#                                                   float8-gemm scaled-mm
+# float8-gemm and scaled-mm (cuBLASLt's kernel behind torch._scaled_mm, same problem) add the
+# source counters: the warp stalls by SASS line.
 set -uo pipefail
 OUT="${OUT:-$PWD/ncu-results}"
 mkdir -p "$OUT"
@@ -26,7 +28,8 @@ for name in "${names[@]}"; do
     attention) profile attention '^paged_flash_attention_prefill$' python3 benchmarks/gpu/bench_layer.py build/bench-layer-gpu --model llama3 --only prefill-8192 ;;
     gptq) profile gptq '^gemv_gptq$' python3 benchmarks/gpu/bench_quant_gemv.py build/bench-quant ;;
     float8) profile float8 '^gemv_float8$' python3 benchmarks/gpu/bench_quant_gemv.py build/bench-quant ;;
-    float8-gemm) profile float8-gemm '^gemm_float8$' python3 benchmarks/gpu/bench_quant_gemv.py build/bench-quant --rows 2048 --weights float8 ;;
+    float8-gemm) profile float8-gemm '^gemm_float8$' --section SourceCounters python3 benchmarks/gpu/bench_quant_gemv.py build/bench-quant --rows 2048 --weights float8 ;;
+    scaled-mm) profile scaled-mm 'nvjet|cutlass|sm90_xmma' --section SourceCounters python3 benchmarks/gpu/bench_quant_gemv.py build/bench-quant --rows 2048 --weights float8 ;;
   esac
 done
 for name in "${names[@]}"; do
