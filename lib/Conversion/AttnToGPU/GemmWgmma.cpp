@@ -49,6 +49,9 @@ constexpr int64_t kWarpgroup = 128;
 /// launch), the producer gives its registers to the consumers' two sets of
 /// step sums: 128 x 40 + 256 x 232 <= 65536.
 constexpr uint32_t kProducerRegisters = 40, kConsumerRegisters = 232;
+/// An E4M3 consumer's loop trip: this many steps, each into a register set
+/// of its own (the kernel measured holds 2; 1 would hold fewer stages).
+constexpr int64_t kTripSteps = 2;
 
 /// Where a block and its warpgroups work.
 struct GemmBlock {
@@ -375,8 +378,9 @@ void storeTile(IB &b, const MatmulArgs &args, const WeightStack &stack,
 
 /// The f32 sums of an E4M3 consumer. E4M3 wgmma keeps fewer bits of its
 /// running sum than f32, so each step's sums start from zero and are added
-/// to f32 registers (DeepGEMM's promotion). Two sets of step sums take
-/// turns, so that the second step's wgmmas run while the first's are added:
+/// to f32 registers (DeepGEMM's promotion). A loop trip issues kTripSteps
+/// steps into as many register sets, so that the later steps' wgmmas run
+/// while the first's are added (shown for 2):
 ///
 ///   for k in 0, 2, .. numK - 1:
 ///     (two consumers: wait for this consumer's turn)
@@ -384,6 +388,7 @@ void storeTile(IB &b, const MatmulArgs &args, const WeightStack &stack,
 ///     (hand the turn to the other consumer)
 ///     wgmma_wait(1); release step k; acc += a
 ///     wgmma_wait(0); release step k + 1; acc += b
+///   the steps past the last whole trip, one at a time
 ///
 /// (no set is in flight across the loop's back edge, where ptxas would
 /// serialise the wgmmas).
@@ -411,35 +416,36 @@ SmallVector<Value> promotedSums(IB &b, const GemmBlock &blk, Type element,
   Type sumsType = LLVM::LLVMStructType::getLiteral(
       b.getContext(), SmallVector<Type>(blk.cfg.tileN / 2, b.getF32Type()));
   Value poison = LLVM::PoisonOp::create(b, sumsType);
-  SmallVector<Value> init = {poison, poison};
+  SmallVector<Value> init(kTripSteps, poison);
   init.append(blk.cfg.tileN / 2, cF32(b, 0.0));
   SmallVector<Value> carried = forLoop(
-      b, cIndex(b, 0), cIndex(b, numK / 2), 1, init,
+      b, cIndex(b, 0), cIndex(b, numK / kTripSteps), 1, init,
       [&](IB &lb, Idx i, ValueRange state) {
-        Idx k = 2 * i;
-        SmallVector<Value> acc(state.drop_front(2));
+        Idx k = kTripSteps * i;
+        SmallVector<Value> acc(state.drop_front(kTripSteps));
         // Consumer 0 issues trip i after consumer 1 issued trip i - 1;
         // consumer 1 after consumer 0 issued trip i.
         if (blk.turn)
           ifThen(lb, i + consumer >= 1, [&](IB &wb) {
             waitBarrier(wb, blk.turn, consumer, i + consumer - 1);
           });
-        Value a = issue(lb, k, state[0]);
-        Value c = issue(lb, k + 1, state[1]);
+        SmallVector<Value> next;
+        for (int64_t s = 0; s < kTripSteps; ++s)
+          next.push_back(issue(lb, k + s, state[s]));
         if (blk.turn)
           ifThen(lb, blk.w.lane == 0, [&](IB &ab) {
             arriveBarrier(ab, blk.turn, 1 - consumer);
           });
-        retire(lb, 1, k, a, acc);
-        retire(lb, 0, k + 1, c, acc);
-        SmallVector<Value> next = {a, c};
+        for (int64_t s = 0; s < kTripSteps; ++s)
+          retire(lb, kTripSteps - 1 - s, k + s, next[s], acc);
         llvm::append_range(next, acc);
         return next;
       });
-  SmallVector<Value> acc(ArrayRef<Value>(carried).drop_front(2));
-  if (numK % 2) {
-    Value a = issue(b, cIndex(b, numK - 1), carried[0]);
-    retire(b, 0, cIndex(b, numK - 1), a, acc);
+  SmallVector<Value> acc(ArrayRef<Value>(carried).drop_front(kTripSteps));
+  for (int64_t s = 0; s < numK % kTripSteps; ++s) {
+    Idx k = cIndex(b, numK - numK % kTripSteps + s);
+    Value a = issue(b, k, carried[s]);
+    retire(b, 0, k, a, acc);
   }
   return acc;
 }
