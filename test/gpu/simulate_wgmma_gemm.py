@@ -23,9 +23,10 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path[:0] = [HERE, os.path.join(os.path.dirname(os.path.dirname(HERE)), "python")]
 
 import ptx_sim  # noqa: E402
+from attn import reference  # noqa: E402
 from simulate_gptq_gemm import (ATTN_OPT, F32_SUM_BOUND, TOLERANCE, Memory,  # noqa: E402
                                 descriptor, from_bits, kernel_ptx, to_bits)
 
@@ -94,7 +95,7 @@ def simulate(ptx, kernel, launch, m, k, dtype, rows=(N,), seed=0):
         ws = [random_e4m3(rng, (n, k)) for n in rows]
         sx = rng.uniform(0.5, 2, m).astype(np.float32)
         sw = rng.uniform(0.5, 2, rows[0]).astype(np.float32)
-        decode = ptx_sim.e4m3_to_f32
+        decode = reference.decode_fp8_e4m3
         scale = sx[:, None].astype(np.float64) * sw[None, :]
     else:
         x = to_bits(rng.uniform(-1, 1, (m, k)), dtype)
