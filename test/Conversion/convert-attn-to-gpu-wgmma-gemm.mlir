@@ -176,14 +176,25 @@
 // The consumers carry the accumulator struct through the K loop: wait for
 // the step, four m64n256k16 from its stage in one group, wait for the
 // previous step's group only, lane 0 of each warp releases the previous
-// stage.
+// stage. The step's descriptors are stage 0's (loop-invariant) advanced by
+// one add each: the stage's offset plus 32 bytes a k16 step, >> 4.
 // CHECK: [[ACC:%[a-zA-Z0-9_]+]] = scf.for %{{.+}} = %c0 to %c4 step %c1 iter_args(%[[CARRIED:[a-zA-Z0-9_]+]] = %{{.+}}) -> (!llvm.struct<(f32,
 // CHECK: nvgpu.mbarrier.try_wait.parity [[FULL]]
-// CHECK: nvvm.wgmma.fence.aligned
-// CHECK-NEXT: [[D0:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, %[[CARRIED]], <m = 64, n = 256, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
-// CHECK-NEXT: [[D1:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, [[D0]], <m = 64, n = 256, k = 16>
-// CHECK-NEXT: [[D2:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, [[D1]], <m = 64, n = 256, k = 16>
-// CHECK-NEXT: [[D3:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async %{{.+}}, %{{.+}}, [[D2]], <m = 64, n = 256, k = 16>
+// CHECK: [[A0:%[a-zA-Z0-9_]+]] = arith.ori %{{.+}}, %c4611686293305360384_i64 : i64
+// CHECK: [[B0:%[a-zA-Z0-9_]+]] = arith.ori %{{.+}}, %c4611686293305360384_i64 : i64
+// CHECK: [[AS0:%[a-zA-Z0-9_]+]] = arith.addi [[A0]], [[OFF0:%[a-zA-Z0-9_]+]] : i64
+// CHECK-NEXT: [[BS0:%[a-zA-Z0-9_]+]] = arith.addi [[B0]], [[OFF0]] : i64
+// CHECK: [[AS1:%[a-zA-Z0-9_]+]] = arith.addi [[A0]], [[OFF1:%[a-zA-Z0-9_]+]] : i64
+// CHECK-NEXT: [[BS1:%[a-zA-Z0-9_]+]] = arith.addi [[B0]], [[OFF1]] : i64
+// CHECK: [[AS2:%[a-zA-Z0-9_]+]] = arith.addi [[A0]], [[OFF2:%[a-zA-Z0-9_]+]] : i64
+// CHECK-NEXT: [[BS2:%[a-zA-Z0-9_]+]] = arith.addi [[B0]], [[OFF2]] : i64
+// CHECK: [[AS3:%[a-zA-Z0-9_]+]] = arith.addi [[A0]], [[OFF3:%[a-zA-Z0-9_]+]] : i64
+// CHECK-NEXT: [[BS3:%[a-zA-Z0-9_]+]] = arith.addi [[B0]], [[OFF3]] : i64
+// CHECK-NEXT: nvvm.wgmma.fence.aligned
+// CHECK-NEXT: [[D0:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async [[AS0]], [[BS0]], %[[CARRIED]], <m = 64, n = 256, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK-NEXT: [[D1:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async [[AS1]], [[BS1]], [[D0]], <m = 64, n = 256, k = 16>
+// CHECK-NEXT: [[D2:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async [[AS2]], [[BS2]], [[D1]], <m = 64, n = 256, k = 16>
+// CHECK-NEXT: [[D3:%[a-zA-Z0-9_]+]] = nvvm.wgmma.mma_async [[AS3]], [[BS3]], [[D2]], <m = 64, n = 256, k = 16>
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
 // CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
 // CHECK: [[LANE0:%[a-zA-Z0-9_]+]] = arith.cmpi eq, %{{.+}}, %c0 : index

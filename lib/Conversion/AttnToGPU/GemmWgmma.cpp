@@ -194,21 +194,23 @@ void produce(IB &b, const WeightStack &stack, const GemmBlock &blk,
 
 /// acc += the consumer's 64 rows of x times the W rows of `stage`: four
 /// 32-byte k steps along the swizzled rows (k16 bf16 / f16, k32 E4M3).
+/// The descriptors of stage 0 do not change in the loop (hoisted); each
+/// step's are those advanced by its offset, an add apiece.
 Value multiplyStage(IB &b, const GemmBlock &blk, Type element, Idx consumer,
                     Idx stage, Value acc, bool accumulate = true) {
-  Value stageAddr = arith::AddIOp::create(
-      b, blk.smemAddr,
-      indexCast(b, stage * blk.stageBytes(), b.getI64Type()));
-  Value aAddr = arith::AddIOp::create(
-      b, stageAddr, indexCast(b, consumer * (64 * kRowBytes), b.getI64Type()));
-  Value bAddr = arith::AddIOp::create(
-      b, stageAddr,
-      arith::ConstantIntOp::create(b, blk.cfg.tileM() * kRowBytes, 64)
-          .getResult());
+  auto i64 = [&](Idx v) { return indexCast(b, v, b.getI64Type()); };
+  Value aStart = arith::AddIOp::create(b, blk.smemAddr,
+                                       i64(consumer * (64 * kRowBytes)));
+  Value bStart = arith::AddIOp::create(
+      b, blk.smemAddr, i64(cIndex(b, blk.cfg.tileM() * kRowBytes)));
+  Value aFirst = WgmmaDescriptor{aStart}.build(b);
+  Value bFirst = WgmmaDescriptor{bStart}.build(b);
   SmallVector<std::pair<Value, Value>> steps;
-  for (int64_t k = 0; k < kRowBytes / 32; ++k)
-    steps.push_back({WgmmaDescriptor{aAddr, k * 32}.build(b),
-                     WgmmaDescriptor{bAddr, k * 32}.build(b)});
+  for (int64_t k = 0; k < kRowBytes / 32; ++k) {
+    Value offset = i64(stage * blk.stageBytes() + k * 32);
+    steps.push_back({WgmmaDescriptor::advance(b, aFirst, offset),
+                     WgmmaDescriptor::advance(b, bFirst, offset)});
+  }
   return wgmmaAsync(b, element, steps, blk.cfg.tileN, /*transposeB=*/false,
                     acc, accumulate);
 }

@@ -160,6 +160,12 @@ Value WgmmaDescriptor::build(IB &b) const {
   return arith::OrIOp::create(b, start, c64(fixed));
 }
 
+Value WgmmaDescriptor::advance(IB &b, Value descriptor, Value bytes) {
+  Value field = arith::ShRUIOp::create(
+      b, bytes, arith::ConstantIntOp::create(b, 4, 64).getResult());
+  return arith::AddIOp::create(b, descriptor, field);
+}
+
 Idx kb::swizzled128Index(Idx r, Idx chunk, int64_t rows) {
   Idx block = chunk / 8, within = chunk % 8;
   Idx physical = within ^ (r % 8);

@@ -103,6 +103,11 @@ struct WgmmaDescriptor {
 
   /// The i64 descriptor value.
   Value build(IB &b) const;
+  /// `descriptor` moved on by `bytes` (i64, a multiple of 16): one add to
+  /// the start-address field, which cannot carry out of it while the moved
+  /// matrix stays in the 18-bit shared window. Built once and advanced, a
+  /// loop's descriptors cost an add each instead of build's masks.
+  static Value advance(IB &b, Value descriptor, Value bytes);
 };
 
 /// Element index of 16-byte chunk `chunk` of row `r` in a 128-byte-swizzled
