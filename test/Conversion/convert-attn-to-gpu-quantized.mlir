@@ -420,11 +420,26 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK: arith.addf [[SUM]], %{{.*}} : f32
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: scf.yield
-// CHECK: [[RS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<?xf32>
-// CHECK-NEXT: [[WS:%[a-zA-Z0-9_]+]] = memref.load %{{.*}} : memref<64xf32>
-// CHECK-NEXT: [[F:%[a-zA-Z0-9_]+]] = arith.mulf [[RS]], [[WS]] : f32
-// CHECK-NEXT: arith.mulf %{{.*}}, [[F]] : f32
+// The epilogue loads a thread's two row scales once (rows past M read row
+// M - 1's), and each column pair's two weight scales before its two rows;
+// an element is its sum times (row scale times column scale).
+// CHECK: [[LAST:%[0-9]+]] = arith.subi %dim{{(_[0-9]+)?}}, %c1 : index
+// CHECK-NEXT: [[R0:%[0-9]+]] = arith.minsi %{{.*}}, [[LAST]] : index
+// CHECK-NEXT: [[RS0:%[0-9]+]] = memref.load %{{.*}}[[[R0]]] : memref<?xf32>
+// CHECK-NEXT: [[R1:%[0-9]+]] = arith.minsi %{{.*}}, [[LAST]] : index
+// CHECK-NEXT: [[RS1:%[0-9]+]] = memref.load %{{.*}}[[[R1]]] : memref<?xf32>
+// CHECK: scf.if
+// CHECK-NEXT: [[WS0:%[0-9]+]] = memref.load %{{.*}} : memref<64xf32>
+// CHECK-NEXT: arith.addi
+// CHECK-NEXT: [[WS1:%[0-9]+]] = memref.load %{{.*}} : memref<64xf32>
+// CHECK-NEXT: arith.cmpi ult
+// CHECK-NEXT: scf.if
+// CHECK-NEXT: [[F0:%[0-9]+]] = arith.mulf [[RS0]], [[WS0]] : f32
+// CHECK-NEXT: arith.mulf %{{.*}}, [[F0]] : f32
+// CHECK-NEXT: [[F1:%[0-9]+]] = arith.mulf [[RS0]], [[WS1]] : f32
+// CHECK-NEXT: arith.mulf %{{.*}}, [[F1]] : f32
 // CHECK: memref.load %{{.*}} : memref<64xbf16>
+// CHECK: arith.mulf [[RS1]], [[WS0]] : f32
 // On 128-column tiles the two consumers take turns issuing a trip's wgmmas
 // (a barrier each, one arrival per warp), so that one adds its sums while
 // the other's wgmmas run.

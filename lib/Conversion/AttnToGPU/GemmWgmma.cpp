@@ -215,29 +215,26 @@ Value multiplyStage(IB &b, const GemmBlock &blk, Type element, Idx consumer,
                     acc, accumulate);
 }
 
-/// `pair` (columns col, col + 1 of row `row`) times the row's and the
-/// columns' scales.
-SmallVector<Value> scalePair(IB &b, const MatmulArgs &args,
-                             const WeightStack &stack,
-                             const OutputScales &scales, Idx row, Idx col,
-                             ArrayRef<Value> pair) {
+/// The weight scales of columns col and col + 1 (< N), from the weight of
+/// the stack that holds them.
+std::array<Value, 2> columnScales(IB &b, const MatmulArgs &args,
+                                  const WeightStack &stack,
+                                  const OutputScales &scales, Idx col) {
   BlockWeight weight = selectWeight(
       b, MatmulArgs{args.x, scales.weights, {}, {}, {}}, stack, col);
-  Value rowScale = load(b, scales.rows, {row});
-  SmallVector<Value> scaled;
-  for (auto [i, v] : llvm::enumerate(pair)) {
-    Idx at = scales.perColumn ? col + int64_t(i) - weight.begin : cIndex(b, 0);
-    Value factor =
-        arith::MulFOp::create(b, rowScale, load(b, weight.weight, {at}));
-    scaled.push_back(arith::MulFOp::create(b, v, factor));
+  std::array<Value, 2> columns;
+  for (int64_t i = 0; i < 2; ++i) {
+    Idx at = scales.perColumn ? col + i - weight.begin : cIndex(b, 0);
+    columns[i] = load(b, weight.weight, {at});
   }
-  return scaled;
+  return columns;
 }
 
 /// The epilogue's values: accumulator register 4j + r of a consumer holds
 /// row 16 warp + accRow(r) and column 8j + accCol(r) of its 64-row slab;
 /// `emit` gets each pair of columns inside M and N (scaled first, for E4M3)
-/// with the weight that holds them.
+/// with the weight that holds them. A thread's scales are loaded once: its
+/// two rows' before the columns, each column pair's before its two rows.
 void forEachPair(IB &b, const MatmulArgs &args, const WeightStack &stack,
                  const GemmBlock &blk, Idx consumer, ArrayRef<Value> acc,
                  const OutputScales *scales,
@@ -246,17 +243,28 @@ void forEachPair(IB &b, const MatmulArgs &args, const WeightStack &stack,
                      emit) {
   using namespace m16n8k16;
   Idx warpRow = blk.m0 + consumer * 64 + blk.w.warp % 4 * 16;
+  std::array<Idx, 2> rows = {warpRow + accRow(blk.w, 0),
+                             warpRow + accRow(blk.w, 2)};
+  // Rows past M read row M - 1's scale and are not stored (M > 16 here).
+  std::array<Value, 2> rowScales;
+  if (scales)
+    for (int64_t h = 0; h < 2; ++h)
+      rowScales[h] = load(b, scales->rows, {min(b, rows[h], blk.rows - 1)});
   for (int64_t j = 0; j < blk.cfg.tileN / 8; ++j) {
     Idx col = blk.n0 + accCol(blk.w, 0) + j * 8;
     ifThen(b, ult(b, col, cIndex(b, stack.n)), [&](IB &cb) {
       BlockWeight weight = selectWeight(cb, args, stack, col);
+      std::array<Value, 2> colScales;
+      if (scales)
+        colScales = columnScales(cb, args, stack, *scales, col);
       for (int64_t h = 0; h < 2; ++h) {
-        Idx row = warpRow + accRow(blk.w, 2 * h);
-        ifThen(cb, ult(cb, row, blk.rows), [&](IB &sb) {
+        ifThen(cb, ult(cb, rows[h], blk.rows), [&](IB &sb) {
           SmallVector<Value> pair = {acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]};
           if (scales)
-            pair = scalePair(sb, args, stack, *scales, row, col, pair);
-          emit(sb, row, col, weight, pair);
+            for (auto [v, colScale] : llvm::zip(pair, colScales))
+              v = arith::MulFOp::create(
+                  sb, v, arith::MulFOp::create(sb, rowScales[h], colScale));
+          emit(sb, rows[h], col, weight, pair);
         });
       }
     });
