@@ -352,6 +352,8 @@ func.func @gptq_project_store(%x: tensor<?x256xbf16>, %qw: tensor<32x128xi32>, %
 // CHECK-SAME: %[[FB]] : memref<?x2x3x16x2x64xbf16>)
 // CHECK: gpu.launch_func @attn_kernels::@gemv_float8 blocks in (%c4,
 // CHECK-NOT: %[[FB]]
+// CHECK: gpu.launch_func @attn_kernels::@gemm_float8_m64 blocks in (%c2,
+// CHECK-NOT: %[[FB]]
 // CHECK: gpu.launch_func @attn_kernels::@gemm_float8_m128 blocks in (%c2,
 // CHECK-NOT: %[[FB]]
 // CHECK: gpu.launch_func @attn_kernels::@gemm_float8 blocks in (%c1,

@@ -330,6 +330,10 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // CHECK-NEXT: scf.if [[GEMV]] {
 // CHECK: gpu.launch_func @attn_kernels::@gemv_float8 {{.*}} args([[X8]] : memref<?x4096xf8E4M3FN>, [[SX]] : memref<?xf32>, [[W8]] : memref<64x4096xf8E4M3FN>, [[SW]] : memref<64xf32>, [[B]] : memref<64xbf16>, [[Y]] : memref<?x64xbf16>)
 // CHECK-NEXT: } else {
+// Up to 64 rows one consumer warpgroup on 64 x 64 tiles (eight 16 KB stages).
+// CHECK: arith.cmpi ule, [[M]], %c64
+// CHECK: gpu.launch_func @attn_kernels::@gemm_float8_m64 blocks in (%c1, %{{.*}}, %c1) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c132096_i32 args([[X8]] : memref<?x4096xf8E4M3FN>, [[W8]] : memref<64x4096xf8E4M3FN>,
+// CHECK: } else {
 // CHECK: arith.cmpi ule, [[M]], %c128
 // The tensor maps of the E4M3 bytes (CUtensorMapDataType 0, 128-column
 // boxes) of x and of the weight.
@@ -398,7 +402,11 @@ func.func @qkv_gptq_own_perms(%x: tensor<?x256xbf16>, %pq: tensor<256xi32>, %pk:
 // a trip into two register sets (the first's sums are added while the
 // second's wgmmas run), then times s_x[row] * s_w[col] before the bias. The
 // producer gives registers to the consumers (one block an SM). On 64-column
-// tiles (up to 128 rows) the two consumers issue as they go.
+// tiles (up to 128 rows) the two consumers issue as they go. Up to 64 rows
+// one consumer keeps its registers (no setmaxnreg) on m64n64k32.
+// CHECK-LABEL: gpu.func @gemm_float8_m64(
+// CHECK-NOT: nvvm.setmaxregister
+// CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 64, k = 32>, D[<f32>, <zero>], A[<e4m3>, <one>, <row>], B[<e4m3>, <one>, <col>]
 // CHECK-LABEL: gpu.func @gemm_float8_m128(
 // CHECK-SAME: nvvm.minctasm = 1 : i32
 // CHECK-NOT: num_barriers = 2

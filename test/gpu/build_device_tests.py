@@ -196,9 +196,10 @@ def float8(weight_scale, input_scale, upper_bound=None):
 
 # The quantised GEMV serves decode sizes up to its 16-row tile, and block-scaled float8 every M
 # (17, 40: two and three 16-row slices); above 16 rows, GPTQ takes its GEMM (17, 40: 64 x 64
-# tiles; 130, 300, 512: 128 x 128), tensor- and row-scaled float8 the E4M3 wgmma GEMM (17, 40:
-# its 128 x 64 tiles, partial; 130, 300, 512: its 128 x 128 tiles, 300 with a partial last).
-QUANT_TOKENS = (1, 7, 16, 17, 40, 130, 300, 512)
+# tiles; 100, 130, 300, 512: 128 x 128), tensor- and row-scaled float8 the E4M3 wgmma GEMM (17,
+# 40: its 64 x 64 tiles, partial; 100: its 128 x 64 tiles, partial; 130, 300, 512: its
+# 128 x 128 tiles, 300 with a partial last).
+QUANT_TOKENS = (1, 7, 16, 17, 40, 100, 130, 300, 512)
 # The GPTQ GEMM (GemmGPTQ.cpp) by M: 17 and 64 (the 64 x 64 shape, partial and whole), 65 (the
 # 128 x 128 shape, one partial row tile), 512 and 2048 (many row tiles).
 GPTQ_GEMM_TOKENS = (17, 64, 65, 512, 2048)

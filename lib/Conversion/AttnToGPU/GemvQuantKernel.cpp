@@ -614,9 +614,11 @@ struct Float8GemmArgs {
 };
 
 /// The wgmma GEMM on E4M3 operands (x quantised by the prologue) with the
-/// scales applied to its f32 sums: 128 x 64 tiles up to 128 rows, 128 x 128
-/// beyond (the f32 sums beside the wgmma accumulators leave no registers
-/// for 256 columns).
+/// scales applied to its f32 sums: up to 64 rows one consumer on 64 x 64
+/// tiles (eight 16 KB stages: a block moves x's 64 rows and 64 weight rows,
+/// as the bf16 GEMM's 64-row shape does), up to 128 rows two on 128 x 64,
+/// beyond two on 128 x 128 (the f32 sums beside the wgmma accumulators
+/// leave no registers for 256 columns).
 void launchFloat8Gemm(KernelEmitter &e, IB &host, const QuantGemvArgs &prepared,
                       Float8Attr float8, const WeightStack &stack,
                       ArrayRef<OutputSegment> outputs) {
@@ -642,12 +644,19 @@ void launchFloat8Gemm(KernelEmitter &e, IB &host, const QuantGemvArgs &prepared,
                     argumentList(gemmArgs));
   };
   ifThenElse(
-      host, ule(host, rows, cIndex(host, 128)),
+      host, ule(host, rows, cIndex(host, 64)),
       [&](IB &hb) {
-        launchShape(hb, {/*consumers=*/2, /*tileN=*/64, /*stages=*/6},
-                    "gemm_float8_m128");
+        launchShape(hb, {/*consumers=*/1, /*tileN=*/64, /*stages=*/8},
+                    "gemm_float8_m64");
       },
-      [&](IB &hb) { launchShape(hb, {2, 128, 6}, "gemm_float8"); });
+      [&](IB &hb) {
+        ifThenElse(
+            hb, ule(hb, rows, cIndex(hb, 128)),
+            [&](IB &mb) {
+              launchShape(mb, {2, 64, 6}, "gemm_float8_m128");
+            },
+            [&](IB &wb) { launchShape(wb, {2, 128, 6}, "gemm_float8"); });
+      });
 }
 
 } // namespace
