@@ -30,6 +30,8 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <limits>
+
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::gpu_lowering;
@@ -631,32 +633,23 @@ void launchFloat8Gemm(KernelEmitter &e, IB &host, const QuantGemvArgs &prepared,
   args.matmul.biases = prepared.biases;
   args.matmul.outputs = prepared.outputs;
   bool perColumn = float8.getWeightScale() == Float8ScaleGranularity::Row;
-  auto launchShape = [&](IB &hb, const WgmmaGemmConfig &cfg, StringRef name) {
+  auto launchShape = [&](IB &hb, const GemmShape &shape) {
     Float8GemmArgs gemmArgs = args;
     gemmArgs.matmul.tensorMaps =
-        wgmmaGemmTensorMaps(hb, cfg, args.matmul, stack);
-    auto [kernel, b, kernelArgs] =
-        createKernel(e, hb.getLoc(), name, gemmArgs, {}, cfg.threads());
+        wgmmaGemmTensorMaps(hb, shape.cfg, args.matmul, stack);
+    auto [kernel, b, kernelArgs] = createKernel(e, hb.getLoc(), shape.name,
+                                                gemmArgs, {}, shape.cfg.threads());
     OutputScales scales{kernelArgs.rowScale, kernelArgs.weightScales,
                         perColumn};
-    buildWgmmaGemm(b, cfg, kernelArgs.matmul, stack, outputs, &scales);
-    launchWgmmaGemm(e, hb, kernel, cfg, stack.n, rows,
+    buildWgmmaGemm(b, shape.cfg, kernelArgs.matmul, stack, outputs, &scales);
+    launchWgmmaGemm(e, hb, kernel, shape.cfg, stack.n, rows,
                     argumentList(gemmArgs));
   };
-  ifThenElse(
-      host, ule(host, rows, cIndex(host, 64)),
-      [&](IB &hb) {
-        launchShape(hb, {/*consumers=*/1, /*tileN=*/64, /*stages=*/8},
-                    "gemm_float8_m64");
-      },
-      [&](IB &hb) {
-        ifThenElse(
-            hb, ule(hb, rows, cIndex(hb, 128)),
-            [&](IB &mb) {
-              launchShape(mb, {2, 64, 6}, "gemm_float8_m128");
-            },
-            [&](IB &wb) { launchShape(wb, {2, 128, 6}, "gemm_float8"); });
-      });
+  GemmShape shapes[] = {
+      {64, {/*consumers=*/1, /*tileN=*/64, /*stages=*/8}, "gemm_float8_m64"},
+      {128, {2, 64, 6}, "gemm_float8_m128"},
+      {std::numeric_limits<int64_t>::max(), {2, 128, 6}, "gemm_float8"}};
+  launchByRows(host, rows, shapes, launchShape);
 }
 
 } // namespace

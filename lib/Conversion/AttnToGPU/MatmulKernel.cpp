@@ -322,15 +322,16 @@ bool gpu_lowering::matmulCanSplitWeights(ArrayRef<Value> weights) {
   return true;
 }
 
-/// The wgmma GEMM's shapes on sm_90a, by rows: up to 64 rows, one consumer
-/// warpgroup and 64-column tiles (enough blocks to stream the weights at
-/// memory speed); up to 128, two on 128 x 64; up to 1024, two on 128 x N
-/// tiles with N picked for 512 rows (`midTileN`); beyond, 128 x 256.
-struct GemmShape {
-  int64_t maxRows;
-  WgmmaGemmConfig cfg;
-  StringRef name;
-};
+void gpu_lowering::launchByRows(
+    IB &host, Idx rows, ArrayRef<GemmShape> shapes,
+    function_ref<void(IB &, const GemmShape &)> launch) {
+  if (shapes.size() == 1)
+    return launch(host, shapes.front());
+  ifThenElse(
+      host, ule(host, rows, cIndex(host, shapes.front().maxRows)),
+      [&](IB &hb) { launch(hb, shapes.front()); },
+      [&](IB &nb) { launchByRows(nb, rows, shapes.drop_front(), launch); });
+}
 
 /// The tile width (256, 192 or 128) that computes 512 rows of `n` columns
 /// soonest: the fewest waves of blocks over the multiprocessors times the
@@ -353,6 +354,10 @@ static int64_t stagesFor(int64_t tileM, int64_t tileN) {
   return std::min<int64_t>(8, 200 * 1024 / ((tileM + tileN) * 128));
 }
 
+/// The wgmma GEMM's shapes on sm_90a, by rows: up to 64 rows, one consumer
+/// warpgroup and 64-column tiles (enough blocks to stream the weights at
+/// memory speed); up to 128, two on 128 x 64; up to 1024, two on 128 x N
+/// tiles with N picked for 512 rows (`midTileN`); beyond, 128 x 256.
 static SmallVector<GemmShape> gemmShapes(int64_t n, int64_t sms) {
   SmallVector<GemmShape> shapes = {
       {64, {/*consumers=*/1, /*tileN=*/64, /*stages=*/8}, "gemm_wgmma_m64"},
@@ -388,23 +393,14 @@ static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
   buildGemv(gemvBody, gemvArgs, stack, /*clip=*/std::nullopt, outputs,
             gemv.getWorkgroupAttributions()[0], gemvThreads);
   Idx rows = dim(host, args.x, 0);
-  SmallVector<GemmShape> shapes = gemmShapes(stack.n, sms);
-  std::function<void(IB &, size_t)> launchShape = [&](IB &hb, size_t i) {
-    const GemmShape &shape = shapes[i];
-    auto launch = [&](IB &lb) {
-      MatmulArgs gemmArgs = args;
-      gemmArgs.tensorMaps = wgmmaGemmTensorMaps(lb, shape.cfg, args, stack);
-      auto [gemm, body, kernelArgs] = createKernel(e, loc, shape.name, gemmArgs,
-                                                   {}, shape.cfg.threads());
-      buildWgmmaGemm(body, shape.cfg, kernelArgs, stack, outputs);
-      launchWgmmaGemm(e, lb, gemm, shape.cfg, stack.n, rows,
-                      argumentList(gemmArgs));
-    };
-    if (i + 1 == shapes.size())
-      return launch(hb);
-    ifThenElse(
-        hb, ule(hb, rows, cIndex(hb, shape.maxRows)), launch,
-        [&](IB &nb) { launchShape(nb, i + 1); });
+  auto launchShape = [&](IB &lb, const GemmShape &shape) {
+    MatmulArgs gemmArgs = args;
+    gemmArgs.tensorMaps = wgmmaGemmTensorMaps(lb, shape.cfg, args, stack);
+    auto [gemm, body, kernelArgs] = createKernel(e, loc, shape.name, gemmArgs,
+                                                 {}, shape.cfg.threads());
+    buildWgmmaGemm(body, shape.cfg, kernelArgs, stack, outputs);
+    launchWgmmaGemm(e, lb, gemm, shape.cfg, stack.n, rows,
+                    argumentList(gemmArgs));
   };
   ifThenElse(
       host, ule(host, rows, cIndex(host, kGemvMaxRows)),
@@ -414,7 +410,9 @@ static void emitGemvOrWgmmaGemm(KernelEmitter &e, IB &host,
                   cIndex(hb, 1), cIndex(hb, 1)},
                  gemvThreads, argumentList(args));
       },
-      [&](IB &hb) { launchShape(hb, 0); });
+      [&](IB &hb) {
+        launchByRows(hb, rows, gemmShapes(stack.n, sms), launchShape);
+      });
 }
 
 void gpu_lowering::emitMatmul(KernelEmitter &e, IB &host, Value x, Value weight,

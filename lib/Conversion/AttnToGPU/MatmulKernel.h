@@ -103,6 +103,18 @@ void launchWgmmaGemm(KernelEmitter &e, IB &host, gpu::GPUFuncOp kernel,
                      const WgmmaGemmConfig &cfg, int64_t n, Idx rows,
                      ValueRange args);
 
+/// One wgmma GEMM shape of a launch that picks its shape by M: used for up
+/// to `maxRows` rows (the last of a list for any M).
+struct GemmShape {
+  int64_t maxRows;
+  WgmmaGemmConfig cfg;
+  StringRef name;
+};
+
+/// Host: `launch` of the first of `shapes` whose maxRows holds `rows`.
+void launchByRows(IB &host, Idx rows, ArrayRef<GemmShape> shapes,
+                  function_ref<void(IB &, const GemmShape &)> launch);
+
 /// This block's output tile (row tile, column tile) of a grid of
 /// `columnTiles` x (rows / tileM) work blocks, in groups of `groupRows` row
 /// tiles (Triton's grouped order): consecutive blocks walk down a group's
