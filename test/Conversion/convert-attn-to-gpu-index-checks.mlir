@@ -297,7 +297,7 @@ func.func @norm_project_store(%x: tensor<?x256xbf16>, %g: tensor<256xbf16>, %wq:
 
 // A GPTQ projection without desc_act (no x prologue) carries the checks as
 // a bf16 one does: one more column of blocks in each launch (128 columns:
-// 2 GEMV blocks of 64 for 8 or 16 rows, 2 GEMM tiles of 64, 1 of 128), the
+// 2 GEMV blocks of 64 for 8 or 16-row slices, 1 GEMM tile of 128), the
 // checks' buffers last, no validation kernel.
 !gptq = !attn.quantized_weight<128x256, #attn.gptq<group_size = 128>>
 // CHECK-LABEL: func.func @gptq_project_store(
@@ -308,8 +308,6 @@ func.func @norm_project_store(%x: tensor<?x256xbf16>, %g: tensor<256xbf16>, %wq:
 // CHECK-SAME: %[[GOFF]] : memref<?xi32>, %{{[a-z0-9_]+}} : index,
 // CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c3, %{{.*}}, %c1)
-// CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
-// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_m64 blocks in (%c3, %{{.*}}, %c1)
 // CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq blocks in (%c2, %{{.*}}, %c1)
 // CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
@@ -397,7 +395,8 @@ func.func @float8_project_store(%x: tensor<?x256xbf16>, %w8: tensor<128x256xf8E4
 // CHECK-NOT: %[[AB]]
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c2,
 // CHECK-NOT: %[[AB]]
-// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_m64 blocks in (%c2,
+// CHECK-NOT: %[[AB]]
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq blocks in (%c1,
 // CHECK-NOT: validate_indices
 // CHECK: gpu.launch_func @attn_kernels::@kv_cache_store
 func.func @gptq_act_project_store(%x: tensor<?x256xbf16>, %qw: tensor<32x128xi32>, %s: tensor<2x128xf16>, %perm: tensor<256xi32>,

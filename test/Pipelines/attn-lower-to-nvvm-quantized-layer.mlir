@@ -2,8 +2,8 @@
 
 // A GPTQ layer (Llama-style composite) through the whole NVVM pipeline:
 // q, k and v share one launch over the three weights (fusion keeps them
-// separate values, no stacked copy): the GEMV up to 16 rows, else the
-// GEMM of M's shape; o_proj has its own.
+// separate values, no stacked copy): the GEMV up to 64 rows (8 or 16
+// rows a block), else the GEMM; o_proj has its own.
 
 !cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = bf16>>
 !w = !attn.quantized_weight<256x256, #attn.gptq<group_size = 128>>
@@ -11,14 +11,14 @@
 
 // CHECK-LABEL: llvm.func @composite_gptq(
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemv_gptq blocks
-// CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemm_gptq_m64 blocks
+// CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemv_gptq_m16 blocks
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemm_gptq blocks
 // CHECK-NOT: @attn_kernels::@gem
 // CHECK: @attn_kernels::@rope_store blocks
 // CHECK-NOT: @attn_kernels::@gem
 // CHECK: @attn_kernels::@paged_flash_attention_decode blocks
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemv_gptq_0 blocks
-// CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemm_gptq_m64_0 blocks
+// CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemv_gptq_m16_0 blocks
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemm_gptq_0 blocks
 // CHECK-NOT: gpu.launch_func
 // CHECK: gpu.binary @attn_kernels

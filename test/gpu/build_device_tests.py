@@ -194,14 +194,14 @@ def float8(weight_scale, input_scale, upper_bound=None):
             "upper_bound": upper_bound}
 
 
-# The quantised GEMV serves decode sizes up to its 16-row tile, and block-scaled float8 every M
-# (17, 40: two and three 16-row slices); above 16 rows, GPTQ takes its GEMM (17, 40: 64 x 64
-# tiles; 100, 130, 300, 512: 128 x 128), tensor- and row-scaled float8 the E4M3 wgmma GEMM (17,
+# The quantised GEMV serves decode sizes up to its 16-row tile, GPTQ up to 64 rows and
+# block-scaled float8 every M (17, 40: two and three 16-row slices); GPTQ above 64 rows takes its
+# GEMM (100, 130, 300, 512: 128 x 128), tensor- and row-scaled float8 above 16 the E4M3 wgmma GEMM (17,
 # 40: its 64 x 64 tiles, partial; 100: its 128 x 64 tiles, partial; 130, 300, 512: its
 # 128 x 128 tiles, 300 with a partial last).
 QUANT_TOKENS = (1, 7, 16, 17, 40, 100, 130, 300, 512)
-# The GPTQ GEMM (GemmGPTQ.cpp) by M: 17 and 64 (the 64 x 64 shape, partial and whole), 65 (the
-# 128 x 128 shape, one partial row tile), 512 and 2048 (many row tiles).
+# GPTQ by M: 17 and 64 (the GEMV's 16-row slices, partial and whole), 65 (the GEMM's 128 x 128
+# tiles, one partial row tile), 512 and 2048 (many row tiles).
 GPTQ_GEMM_TOKENS = (17, 64, 65, 512, 2048)
 GPTQ_G32 = dict(GPTQ, group_size=32)
 

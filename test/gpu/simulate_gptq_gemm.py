@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Runs the GPTQ kernels in the PTX interpreter (``ptx_sim.py``) on small random problems and
 checks every output against a float64 reference: a check of the generated PTX on a machine
-without a GPU. The GEMM (``GemmGPTQ.cpp``, M > 16: fragment layouts, the int4 decoding, the
-cp.async ring) and the GEMV (``GemvGPTQ.cpp``, M <= 16: the per-warp TMA rings, their
+without a GPU. The GEMM (``GemmGPTQ.cpp``, M > 64: fragment layouts, the int4 decoding, the
+cp.async ring) and the GEMV (``GemvGPTQ.cpp``, M <= 64: the per-warp TMA rings, their
 mbarrier phases and expected bytes, the swizzled reads). The kernels are exact but for f32
 accumulation, so each output must lie within half an output ulp of the reference plus what
 f32 sums may lose: 2^-22 times the sum of |x w| over K (four f32 roundings of the terms'
@@ -11,11 +11,11 @@ magnitude; it matters only where the terms cancel to an output far below them).
     /usr/bin/python3 test/gpu/simulate_gptq_gemm.py            # about 100 s (a lit test)
     /usr/bin/python3 test/gpu/simulate_gptq_gemm.py --gemv     # the GEMV cases, seconds
 
-Cases: a linear (K 256: two groups, four steps; N 200: a partial block and warp) at M 20 and
-64 (``gemm_gptq_m64``) and 70 (``gemm_gptq``); K 1024 (16 steps: the ring wraps around) at 20
-and 70; groups of 32 in f16 (32-deep steps); q / k / v weights of 96, 32 and 32 rows in one
-launch (weight boundaries inside blocks) at 40 and 130. The GEMV at M 1, 8 (``gemv_gptq``)
-and 9, 16 (``gemv_gptq_m16``), and M 0 (launched for the index checks a launch may carry:
+Cases: the GEMM (``gemm_gptq``) for a linear (K 256: two groups, four steps; N 200: a partial
+block and warp) at M 70; K 1024 (16 steps: the ring wraps around) at 70; groups of 32 in f16
+(32-deep steps) at 65; q / k / v weights of 96, 32 and 32 rows in one launch (weight
+boundaries inside blocks) at 130. The GEMV at M 1, 8 (``gemv_gptq``) and 9, 16, 17, 20, 40,
+64 (``gemv_gptq_m16``, one 16-row slice of x a grid row, the last partial), and M 0 (launched for the index checks a launch may carry:
 no block may read the empty x); K 256 leaves six of its eight warps without a unit; K 4096
 gives each warp four units, so its ring of three stages wraps around (both mbarrier
 parities); groups of 32 (32-deep units) with N 136 (a last block with 8 columns in its first
@@ -52,6 +52,8 @@ def kernel_ptx(mlir_text):
 
 
 GEMV_STAGES, UNIT_K = 3, 128
+# emitQuantizedMatmul: GPTQ runs the GEMV up to this many rows (kGPTQGemvMaxRows).
+GEMV_MAX_ROWS = 64
 
 
 def gemv_shape(m, n, group):
@@ -69,12 +71,10 @@ def gemv_shape(m, n, group):
 
 
 def shape(m, group):
-    """(kernel, tile rows, tile columns, threads, dynamic shared bytes) that M picks, as
-    emitGPTQGemm's shapes are: 64 x 64 (4 warps) up to 64 rows, else 128 x 128 (8 warps);
-    4 stages of x rows (K step + 8 padding) and word rows."""
+    """(kernel, tile rows, tile columns, threads, dynamic shared bytes) of emitGPTQGemm:
+    128 x 128 tiles (8 warps); 4 stages of x rows (K step + 8 padding) and word rows."""
     step = 64 if group % 64 == 0 else 32
-    name, rows, cols, threads = (("gemm_gptq_m64", 64, 64, 128) if m <= 64
-                                 else ("gemm_gptq", 128, 128, 256))
+    name, rows, cols, threads = "gemm_gptq", 128, 128, 256
     smem = 4 * (rows * (step + 8) * 2 + step // 8 * cols * 4) + 128
     return name, rows, cols, threads, smem
 
@@ -139,7 +139,7 @@ def simulate(ptx, m, k, rows, group, dtype, seed=0):
     params += packed + scales
     for addr, n in zip(outs, rows):
         params += descriptor(addr, [m, n])
-    if m <= 16:
+    if m <= GEMV_MAX_ROWS:
         # The GEMV's tensor maps (parameters after the buffers): x, each weight's words,
         # each weight's scales.
         name, tile_m, threads, smem, x_rows, word_rows = gemv_shape(m, sum(rows), group)
@@ -203,7 +203,7 @@ func.func @qkv(%x: tensor<?x{k}x{dtype}>, %qq: tensor<{w}x96xi32>, %sq: tensor<{
 # (label, module, K, weight rows, group, dtype, row counts M)
 CASES = [
     ("linear k256 n200 bf16", linear_module(256, 200, 128, "bf16"), 256, [200], 128, "bf16",
-     (0, 1, 9, 20, 64, 70)),
+     (0, 1, 9, 17, 20, 64, 70)),
     ("linear k1024 n64 bf16", linear_module(1024, 64, 128, "bf16"), 1024, [64], 128, "bf16",
      (20, 70)),
     ("linear k4096 n64 bf16", linear_module(4096, 64, 128, "bf16"), 4096, [64], 128, "bf16",
@@ -220,7 +220,7 @@ def main():
     failed = 0
     for label, module, k, rows, group, dtype, ms in CASES:
         if gemv_only:
-            ms = [m for m in ms if m <= 16]
+            ms = [m for m in ms if m <= GEMV_MAX_ROWS]
             if not ms:
                 continue
         ptx = kernel_ptx(module)
@@ -228,7 +228,7 @@ def main():
             err = simulate(ptx, m, k, rows, group, dtype)
             ok = err <= TOLERANCE
             failed += not ok
-            kernel = gemv_shape(m, sum(rows), group)[0] if m <= 16 else shape(m, group)[0]
+            kernel = gemv_shape(m, sum(rows), group)[0] if m <= GEMV_MAX_ROWS else shape(m, group)[0]
             print(f"{label}, M {m} ({kernel}): worst error {err:.3f} of the allowed "
                   f"{'ok' if ok else 'FAILED'}", flush=True)
     return 1 if failed else 0

@@ -1,7 +1,7 @@
-//===- GemmGPTQ.cpp - x @ W^T of GPTQ int4 weights above 16 rows ----------===//
+//===- GemmGPTQ.cpp - x @ W^T of GPTQ int4 weights above 64 rows ----------===//
 //
 // Marlin-style: the GEMV (GemvGPTQ.cpp) streams W once per 16 rows of x,
-// so above 16 rows a block owns a tile of x rows as well, and each W
+// so above 64 rows a block owns a tile of x rows as well, and each W
 // fragment decoded in registers feeds the mma.sync of all the warp's x rows.
 // No dequantised weight exists in any memory.
 //
@@ -344,26 +344,16 @@ void gpu_lowering::emitGPTQGemm(KernelEmitter &e, IB &host,
                                 const GPTQGemmArgs &args,
                                 const WeightStack &stack, int64_t groupSize,
                                 ArrayRef<OutputSegment> outputs) {
+  // 128 x 128 tiles (2 x 4 warps of 64 x 32), each decoded fragment feeding
+  // four m16 tiles; fewer rows go to the GEMV (kGPTQGemvMaxRows).
+  GPTQGemmConfig cfg{/*warpsM=*/2, /*warpsN=*/4, /*tilesM=*/4, /*stages=*/4};
   Type element = cast<MemRefType>(args.x.getType()).getElementType();
-  Idx rows = dim(host, args.x, 0);
-  auto launchShape = [&](IB &hb, const GPTQGemmConfig &cfg, StringRef name) {
-    auto [kernel, b, kernelArgs] =
-        createKernel(e, hb.getLoc(), name, args, {}, cfg.threads());
-    buildGPTQGemm(b, cfg, groupSize, kernelArgs, stack, outputs);
-    e.launch(hb, kernel,
-             {cIndex(hb, llvm::divideCeil(stack.n, cfg.tileN())),
-              ceilDiv(hb, rows, cfg.tileM()), cIndex(hb, 1)},
-             cfg.threads(), argumentList(args),
-             cI32(hb, sharedBytes(cfg, stepKFor(groupSize), element)));
-  };
-  // Up to 64 rows, 64 x 64 tiles (2 x 2 warps of 32 x 32): enough blocks to
-  // stream W; beyond, 128 x 128 (2 x 4 warps of 64 x 32), each decoded
-  // fragment feeding four m16 tiles.
-  ifThenElse(
-      host, ule(host, rows, cIndex(host, 64)),
-      [&](IB &hb) {
-        launchShape(hb, {/*warpsM=*/2, /*warpsN=*/2, /*tilesM=*/2, /*stages=*/4},
-                    "gemm_gptq_m64");
-      },
-      [&](IB &hb) { launchShape(hb, {2, 4, 4, 4}, "gemm_gptq"); });
+  auto [kernel, b, kernelArgs] =
+      createKernel(e, host.getLoc(), "gemm_gptq", args, {}, cfg.threads());
+  buildGPTQGemm(b, cfg, groupSize, kernelArgs, stack, outputs);
+  e.launch(host, kernel,
+           {cIndex(host, llvm::divideCeil(stack.n, cfg.tileN())),
+            ceilDiv(host, dim(host, args.x, 0), cfg.tileM()), cIndex(host, 1)},
+           cfg.threads(), argumentList(args),
+           cI32(host, sharedBytes(cfg, stepKFor(groupSize), element)));
 }

@@ -714,12 +714,14 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
   SmallVector<Value> temporaries;
   QuantGemvArgs args =
       prepareArgs(e, host, x, weights, biases, outputs, temporaries);
-  // GPTQ: the GEMV up to 16 rows, the GEMM (GemmGPTQ.cpp) beyond. float8:
-  // the GEMV in 16-row slices of x where the wgmma GEMM cannot run
-  // (block scales would need its sums split per 128-deep block).
+  // GPTQ: the GEMV up to kGPTQGemvMaxRows, the GEMM (GemmGPTQ.cpp) beyond.
+  // float8: the GEMV up to 16 rows, and in 16-row slices of x wherever the
+  // wgmma GEMM cannot run (block scales would need its sums split per
+  // 128-deep block).
   auto gptq = dyn_cast<GPTQAttr>(encoding);
   auto float8 = dyn_cast<Float8Attr>(encoding);
   std::function<void(IB &)> gemv, gemm;
+  int64_t gemvMaxRows = gptq ? kGPTQGemvMaxRows : kGemvMaxRows;
   GPTQGemmArgs gptqArgs{args.x, args.packed, args.scales, args.outputs};
   if (gptq) {
     assert(biases.empty() && "GPTQ projections have no bias (the verifier)");
@@ -740,7 +742,7 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
       };
   }
   if (gemm)
-    ifThenElse(host, ule(host, dim(host, x, 0), cIndex(host, kGemvMaxRows)),
+    ifThenElse(host, ule(host, dim(host, x, 0), cIndex(host, gemvMaxRows)),
                gemv, gemm);
   else
     gemv(host);

@@ -186,8 +186,8 @@ bool quantizedGemvCanShare(ArrayRef<QuantizedWeightBuffers> weights);
 /// `x [M, K] @ W^T (+ bias)` with W the quantised `weights` stacked along N
 /// (biases alike, or none), decoded in registers: a prologue kernel
 /// prepares x once (GPTQ desc_act: permuted; float8: E4M3 values and their
-/// per-row scale), then the GEMV, or above 16 rows the float8 wgmma GEMM or
-/// the GPTQ GEMM, chosen by M at run time.
+/// per-row scale), then the GEMV, or above its rows (16; GPTQ 64) the
+/// float8 wgmma GEMM or the GPTQ GEMM, chosen by M at run time.
 void emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
                          ArrayRef<QuantizedWeightBuffers> weights,
                          ArrayRef<Value> biases,
