@@ -125,9 +125,7 @@ def run(folder, only=(), weights=()):
     rows = []
     for name in weights or WEIGHTS:
         fn = device_abi.DeviceFunction(lib, name)
-        for m in ROWS + GEMM_ROWS.get(name, ()):
-            if only and m not in only:
-                continue
+        for m in sorted(only) or ROWS + GEMM_ROWS.get(name, ()):
             sets, weight_bytes, want = [], 0, None
             while not sets or len(sets) < bg.input_sets(weight_bytes):
                 arrays, weight, weight_bytes = arguments(rng, name, m)
@@ -190,7 +188,7 @@ def main():
     parser.add_argument("folder")
     parser.add_argument("--build", action="store_true", help="compile (no GPU needed)")
     parser.add_argument("--rows", default="",
-                        help="only these M, comma-separated (default: all)")
+                        help="these M instead of the default list, comma-separated")
     parser.add_argument("--weights", default="",
                         help=f"only these of {', '.join(WEIGHTS)}, comma-separated (default: all)")
     args = parser.parse_args()
