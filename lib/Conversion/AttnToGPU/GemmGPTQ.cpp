@@ -1,8 +1,9 @@
 //===- GemmGPTQ.cpp - x @ W^T of GPTQ int4 weights above 64 rows ----------===//
 //
-// Marlin-style: the GEMV (GemvGPTQ.cpp) streams W once per 16 rows of x,
-// so above 64 rows a block owns a tile of x rows as well, and each W
-// fragment decoded in registers feeds the mma.sync of all the warp's x rows.
+// Marlin-style: the GEMV (GemvGPTQ.cpp) streams W once per 16 rows of x
+// (from L2 after the first), so above 64 rows a block owns a tile of x rows
+// as well, and each W fragment decoded in registers feeds the mma.sync of
+// all the warp's x rows.
 // No dequantised weight exists in any memory.
 //
 // A block's warps form warpsM x warpsN; a warp owns tilesM m16 tiles of x

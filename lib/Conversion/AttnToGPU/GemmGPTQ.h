@@ -60,8 +60,8 @@ struct GPTQGemvShape {
 
 /// The host launches the GEMV for M <= kGPTQGemvMaxRows: blocks of 64
 /// columns and 8 (M <= 8) or 16 rows of x (grid.y slices M by 16), the
-/// shape chosen by the block count. Every N
-/// of `stack` but the last is a multiple of 32 (quantizedGemvCanShare).
+/// shape chosen by the block count. Every N of `stack` but the last is a
+/// multiple of 32 (quantizedGemvCanShare).
 void emitGPTQGemv(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
                   const WeightStack &stack, int64_t groupSize,
                   ArrayRef<OutputSegment> outputs);
