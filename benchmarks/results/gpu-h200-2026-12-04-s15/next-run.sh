@@ -5,7 +5,7 @@
 # simulation passes) against HEAD's 16-row slices.
 #   bq-base / layer-base: HEAD (ea42a18 kernels): bench_quant_gemv.py --build, build_bench_layer.py
 #   bq-m32s3 / layer-m32s3: + gemv-gptq-m32.patch (3 stages: 152 KB, one block a multiprocessor)
-#   bq-m32s2 / layer-m32s2: + gemv-gptq-m32-2-stages.patch (2 stages: 100 KB, two blocks)
+#   bq-m32s2 / layer-m32s2: HEAD + gemv-gptq-m32-2-stages.patch instead (2 stages: 100 KB, two blocks)
 #   dt-gptq: build_device_tests.py --only gptq with gemv-gptq-m32.patch (78 cases)
 mkdir -p $OUT/r
 OUT=$OUT/r timeout 90 python3 test/gpu/run_device_tests.py build/next5/dt-gptq --stall 30 > $OUT/r/dt.log 2>&1
