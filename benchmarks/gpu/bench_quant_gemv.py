@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """GPU benchmark of the quantised-weight GEMVs (``GemvGPTQ.cpp``, ``GemvQuantKernel.cpp``) at
-decode sizes, and of the GEMMs above them (GPTQ above 64 rows: ``GemmGPTQ.cpp``; float8 above 16: the E4M3 wgmma
-GEMM) against the bf16 GEMM at prefill sizes: a Llama-3-8B up/gate projection shape, K 4096 x N 14336, with GPTQ int4 (group 128) and float8
-E4M3 (row scales, dynamic input scale) weights, and the bf16 GEMV of the same shape.
+decode sizes, and of the GEMMs above them (GPTQ above 64 rows: ``GemmGPTQ.cpp``; float8 above
+16: the E4M3 wgmma GEMM) against the bf16 GEMM at prefill sizes: a Llama-3-8B up/gate
+projection shape, K 4096 x N 14336, with GPTQ int4 (group 128) and float8 E4M3 (row scales,
+dynamic input scale) weights, and the bf16 GEMV of the same shape.
 
     /usr/bin/python3 benchmarks/gpu/bench_quant_gemv.py --build build/bench-quant   # here
     python3 benchmarks/gpu/bench_quant_gemv.py build/bench-quant                    # on the GPU

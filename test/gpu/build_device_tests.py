@@ -196,8 +196,8 @@ def float8(weight_scale, input_scale, upper_bound=None):
 
 # The quantised GEMV serves decode sizes up to its 16-row tile, GPTQ up to 64 rows and
 # block-scaled float8 every M (17, 40: two and three 16-row slices); GPTQ above 64 rows takes its
-# GEMM (100, 130, 300, 512: 128 x 128), tensor- and row-scaled float8 above 16 the E4M3 wgmma GEMM (17,
-# 40: its 64 x 64 tiles, partial; 100: its 128 x 64 tiles, partial; 130, 300, 512: its
+# GEMM (100, 130, 300, 512: 128 x 128), tensor- and row-scaled float8 above 16 the E4M3 wgmma
+# GEMM (17, 40: its 64 x 64 tiles, partial; 100: its 128 x 64 tiles, partial; 130, 300, 512: its
 # 128 x 128 tiles, 300 with a partial last).
 QUANT_TOKENS = (1, 7, 16, 17, 40, 100, 130, 300, 512)
 # GPTQ by M: 17 and 64 (the GEMV's 16-row slices, partial and whole), 65 (the GEMM's 128 x 128

@@ -13,14 +13,14 @@ magnitude; it matters only where the terms cancel to an output far below them).
 
 Cases: the GEMM (``gemm_gptq``) for a linear (K 256: two groups, four steps; N 200: a partial
 block and warp) at M 70; K 1024 (16 steps: the ring wraps around) at 70; groups of 32 in f16
-(32-deep steps) at 65; q / k / v weights of 96, 32 and 32 rows in one launch (weight
-boundaries inside blocks) at 130. The GEMV at M 1, 8 (``gemv_gptq``) and 9, 16, 17, 20, 40,
-64 (``gemv_gptq_m16``, one 16-row slice of x a grid row, the last partial), and M 0 (launched for the index checks a launch may carry:
-no block may read the empty x); K 256 leaves six of its eight warps without a unit; K 4096
-gives each warp four units, so its ring of three stages wraps around (both mbarrier
-parities); groups of 32 (32-deep units) with N 136 (a last block with 8 columns in its first
-half and none in its second); q / k / v weights of 96, 32 and 32 rows (a block whose halves
-come from two weights).
+(32-deep steps) at 65; q / k / v weights of 96, 32 and 32 rows in one launch (weight boundaries
+inside blocks) at 130. The GEMV at M 1, 8 (``gemv_gptq``) and 9, 16, 17, 20, 40, 64
+(``gemv_gptq_m16``, one 16-row slice of x a grid row, the last partial), and M 0 (launched for
+the index checks a launch may carry: no block may read the empty x); K 256 leaves six of its
+eight warps without a unit; K 4096 gives each warp four units, so its ring of three stages
+wraps around (both mbarrier parities); groups of 32 (32-deep units) with N 136 (a last block
+with 8 columns in its first half and none in its second); q / k / v weights of 96, 32 and 32
+rows (a block whose halves come from two weights).
 """
 
 import os
@@ -70,7 +70,7 @@ def gemv_shape(m, n, group):
     return name, x_rows, warps * 32, smem, x_rows, unit // 8
 
 
-def shape(m, group):
+def shape(group):
     """(kernel, tile rows, tile columns, threads, dynamic shared bytes) of emitGPTQGemm:
     128 x 128 tiles (8 warps); 4 stages of x rows (K step + 8 padding) and word rows."""
     step = 64 if group % 64 == 0 else 32
@@ -155,7 +155,7 @@ def simulate(ptx, m, k, rows, group, dtype, seed=0):
         tensor_maps = {first + i: t for i, t in enumerate(maps)}
         ptx_sim.run_kernel(ptx, name, grid, threads, params, smem, mem.buf, tensor_maps)
     else:
-        name, tile_m, tile_n, threads, smem = shape(m, group)
+        name, tile_m, tile_n, threads, smem = shape(group)
         grid = (-(-sum(rows) // tile_n), -(-m // tile_m))
         ptx_sim.run_kernel(ptx, name, grid, threads, params, smem, mem.buf)
     worst = 0.0  # M = 0: the run alone (its blocks must not read x)
@@ -228,7 +228,7 @@ def main():
             err = simulate(ptx, m, k, rows, group, dtype)
             ok = err <= TOLERANCE
             failed += not ok
-            kernel = gemv_shape(m, sum(rows), group)[0] if m <= GEMV_MAX_ROWS else shape(m, group)[0]
+            kernel = gemv_shape(m, sum(rows), group)[0] if m <= GEMV_MAX_ROWS else shape(group)[0]
             print(f"{label}, M {m} ({kernel}): worst error {err:.3f} of the allowed "
                   f"{'ok' if ok else 'FAILED'}", flush=True)
     return 1 if failed else 0
