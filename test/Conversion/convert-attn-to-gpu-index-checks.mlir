@@ -309,7 +309,7 @@ func.func @norm_project_store(%x: tensor<?x256xbf16>, %g: tensor<256xbf16>, %wq:
 // CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c3, %{{.*}}, %c1)
 // CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
-// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq blocks in (%c2, %{{.*}}, %c1)
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma blocks in (%c2, %{{.*}}, %c1)
 // CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
 // CHECK-NOT: validate_indices
 // CHECK: gpu.launch_func @attn_kernels::@kv_cache_store
@@ -396,7 +396,7 @@ func.func @float8_project_store(%x: tensor<?x256xbf16>, %w8: tensor<128x256xf8E4
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c2,
 // CHECK-NOT: %[[AB]]
 // CHECK-NOT: %[[AB]]
-// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq blocks in (%c1,
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma blocks in (%c1,
 // CHECK-NOT: validate_indices
 // CHECK: gpu.launch_func @attn_kernels::@kv_cache_store
 func.func @gptq_act_project_store(%x: tensor<?x256xbf16>, %qw: tensor<32x128xi32>, %s: tensor<2x128xf16>, %perm: tensor<256xi32>,

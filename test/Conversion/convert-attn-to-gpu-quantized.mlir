@@ -10,10 +10,11 @@
 // 6144 of scale rows + 1024 of alignment = 155648), up to 16 two (stages
 // of 8192: 204800). The host encodes the tensor maps of x (bf16, 8 or 16
 // rows x 64), the words (u32, 16 word rows x 32) and the scales (f16, 1 x
-// 64) for each call. Above 16 rows, the GEMM of M's shape: 64 x 64 tiles
-// up to 64 rows, 128 x 128 beyond, with their rings of stages in dynamic
-// shared memory (4 x (64 x 72 x 2 + 8 x 64 x 4) + 128 bytes and
-// 4 x (128 x 72 x 2 + 8 x 128 x 4) + 128).
+// 64) for each call. 17-64 rows take the GEMV in 16-row slices of x (grid
+// y). Above 64 rows the wgmma GEMM (GemmGPTQWgmma.cpp) with the tensor maps
+// of x (128 rows x 64) and of the words (8 word rows x 32): 128 tokens x
+// 128 features a block, 384 threads, 8 stages of 20480 bytes and 1024 of
+// alignment (164864).
 // CHECK-LABEL: func.func @linear_gptq(
 // CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[QW:%[a-zA-Z0-9_]+]]: memref<512x64xi32>, [[S:%[a-zA-Z0-9_]+]]: memref<32x64xf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>)
 // CHECK-NOT: gpu.alloc
@@ -42,9 +43,11 @@
 // CHECK-NEXT: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c1, [[GY16]], %c1) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c204800_i32
 // CHECK-NEXT: }
 // CHECK-NEXT: } else {
-// CHECK-NEXT: [[T128:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], %c128
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c9_i32, %{{.*}}, %c4096_i64, %c8192_i64, %c128_i32, %c64_i32)
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c512_i64, %c64_i64, %c256_i64, %c8_i32, %c32_i32)
+// CHECK: [[T128:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], %c128
 // CHECK-NEXT: [[GY128:%[a-zA-Z0-9_]+]] = arith.maxsi [[T128]], %c1
-// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_gptq blocks in (%c1, [[GY128]], %c1) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c90240_i32 args([[X]] : memref<?x4096xbf16>, [[QW]] : memref<512x64xi32>, [[S]] : memref<32x64xf16>, [[Y]] : memref<?x64xbf16>)
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma blocks in (%c1, [[GY128]], %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c164864_i32 args([[X]] : memref<?x4096xbf16>, [[QW]] : memref<512x64xi32>, [[S]] : memref<32x64xf16>, [[Y]] : memref<?x64xbf16>, %{{.*}} : !llvm.array<16 x i64>, %{{.*}} : !llvm.array<16 x i64>)
 // CHECK-NEXT: }
 // CHECK-NEXT: return
 //
@@ -111,69 +114,75 @@
 // CHECK: memref.load
 // CHECK: vector.store %{{.*}} : memref<?x64xbf16>, vector<4xbf16>
 //
-// The GEMM (128 x 128 tiles, 2 x 4 warps of 64 x 32): the ring's first
-// three steps (64 deep: 128 rows of 8 x chunks, 8 word rows of 32
-// four-word chunks) by cp.async, zeros past M.
-// CHECK-LABEL: gpu.func @gemm_gptq(
-// CHECK-SAME: known_block_size = array<i32: 256, 1, 1>
-// CHECK: gpu.dynamic_shared_memory
-// Tiles in groups of 8 row tiles (one column tile: block b = y + x takes
-// row tile 8 (b / 8) + b % 8 % rows).
-// CHECK: [[NY:%[a-zA-Z0-9_]+]] = gpu.grid_dim y
-// CHECK-NEXT: [[BY:%[a-zA-Z0-9_]+]] = gpu.block_id y
-// CHECK-NEXT: [[BX:%[a-zA-Z0-9_]+]] = gpu.block_id x
-// CHECK-NEXT: [[LIN:%[a-zA-Z0-9_]+]] = arith.addi [[BY]], [[BX]] : index
-// CHECK-NEXT: [[GRP:%[a-zA-Z0-9_]+]] = arith.divui [[LIN]], %c8 : index
-// CHECK-NEXT: [[FIRST:%[a-zA-Z0-9_]+]] = arith.muli [[GRP]], %c8 : index
-// CHECK-NEXT: arith.subi [[NY]], [[FIRST]] : index
-// The lane's prmt selector: bytes `quad` and 4 + `quad` (0x1111 quad +
-// 0x4400).
-// CHECK: [[QUAD:%[a-zA-Z0-9_]+]] = arith.index_cast %{{.*}} : index to i32
-// CHECK-NEXT: [[SEL4:%[a-zA-Z0-9_]+]] = arith.muli [[QUAD]], %c4369_i32 : i32
-// CHECK-NEXT: [[SEL:%[a-zA-Z0-9_]+]] = arith.addi [[SEL4]], %c17408_i32 : i32
-// CHECK: memref.view {{.*}} to memref<128x72xbf16, #gpu.address_space<workgroup>>
-// CHECK: memref.view {{.*}} to memref<8x128xi32, #gpu.address_space<workgroup>>
-// CHECK: [[XOK:%[a-zA-Z0-9_]+]] = arith.cmpi ult, %{{.*}}, %dim
-// CHECK: [[XN:%[a-zA-Z0-9_]+]] = arith.select [[XOK]], %c8, %c0
-// CHECK: nvgpu.device_async_copy %arg0[{{.*}}], %{{.*}}[{{.*}}], 8, [[XN]] {bypassL1} : memref<?x4096xbf16> to memref<128x72xbf16, #gpu.address_space<workgroup>>
-// CHECK: nvgpu.device_async_copy %arg1[{{.*}}], %{{.*}}[{{.*}}], 4, %{{.*}} {bypassL1} : memref<512x64xi32> to memref<8x128xi32, #gpu.address_space<workgroup>>
-// CHECK-COUNT-3: nvvm.cp.async.commit.group
-// Per group of 128: its scales (8 columns a lane), then two steps, each
-// waiting for its own copies (two younger groups may fly), a barrier, and
-// the copy of the step three ahead.
-// CHECK: scf.for %{{.*}} = %c0 to %c4096 step %c128 iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
-// CHECK: vector.load %arg2[{{.*}}] {alignment = 16 : i64} : memref<32x64xf16>, vector<8xf16>
-// CHECK: scf.for %{{.*}} step %c64 iter_args
-// CHECK: nvvm.cp.async.wait.group 2
-// CHECK-NEXT: gpu.barrier
-// CHECK: nvgpu.device_async_copy
-// CHECK: nvvm.cp.async.commit.group
-// A of the warp's four m16 tiles by ldmatrix, the lane's words of k 0-7 and
-// 8-15 (four columns: one per n8 tile) by 16-byte reads.
-// CHECK-COUNT-4: nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false} : memref<128x72xbf16, #gpu.address_space<workgroup>> -> vector<4x2xbf16>
-// CHECK: [[W0:%[a-zA-Z0-9_]+]] = vector.load {{.*}} : memref<8x128xi32, #gpu.address_space<workgroup>>, vector<4xi32>
-// CHECK: vector.load {{.*}} : memref<8x128xi32, #gpu.address_space<workgroup>>, vector<4xi32>
-// Byte `quad` of a word into bits 0-7 and of the word >> 4 into bits
-// 16-23: its nibbles at bits 0-3 and 16-19, then the exact bf16 decoding;
-// the pair feeds the mma of all four m16 tiles.
-// CHECK: [[WORD:%[a-zA-Z0-9_]+]] = vector.extract [[W0]][0] : i32 from vector<4xi32>
-// CHECK-NEXT: [[SHIFTED:%[a-zA-Z0-9_]+]] = arith.shrui [[WORD]], %c4_i32 : i32
-// CHECK-NEXT: [[BYTES:%[a-zA-Z0-9_]+]] = nvvm.prmt <default> [[SEL]], [[WORD]], [[SHIFTED]] : i32
-// CHECK-NEXT: [[NIB:%[a-zA-Z0-9_]+]] = arith.andi [[BYTES]], %c983055_i32 : i32
+// The wgmma GEMM (GemmGPTQWgmma.cpp): 384 threads, one block a
+// multiprocessor (setmaxnreg); 8 stages of 20480 bytes (x's 128 x 128 bytes,
+// four 8 x 128-byte word boxes), their full (1 arrival) and empty (8
+// consumer warps) barriers.
+// CHECK-LABEL: gpu.func @gemm_gptq_wgmma(
+// CHECK-SAME: known_block_size = array<i32: 384, 1, 1>
+// CHECK-SAME: nvvm.minctasm = 1 : i32
+// CHECK: nvgpu.mbarrier.init %{{.*}}[%c0], %c1 : <memorySpace = #gpu.address_space<workgroup>, num_barriers = 8>
+// CHECK-NEXT: nvgpu.mbarrier.init %{{.*}}[%c0], %c8 :
+// CHECK: nvgpu.mbarrier.init %{{.*}}[%c7], %c1 :
+// CHECK-NEXT: nvgpu.mbarrier.init %{{.*}}[%c7], %c8 :
+// The producer (warpgroup 0) gives up registers; its thread 0 waits for a
+// stage's release (from the second use), expects its 20480 bytes and loads
+// x's box (k 64 i, row m0) and the four word boxes (8 word rows from 8 i).
+// CHECK: nvvm.setmaxregister  decrease 40
+// CHECK: scf.for %{{.*}} = %c0 to %c64 step %c1 {
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %c20480
+// CHECK: nvgpu.tma.async.load {{.*}} : <tensor = memref<128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
+// CHECK-COUNT-4: nvgpu.tma.async.load {{.*}} : <tensor = memref<8x32xi32, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
+// The consumers: features 64 c + 16 w + 2 g (and + 1); their words at
+// 16384 + 1024 (inTile / 32) bytes into a stage, word inTile % 32 of each
+// word row; the prmt selector of byte `quad`.
+// CHECK: nvvm.setmaxregister  increase 232
+// CHECK: [[FW:%[a-zA-Z0-9_]+]] = arith.muli %{{.*}}, %c64 : index
+// CHECK: [[BOX:%[a-zA-Z0-9_]+]] = arith.divui [[IN:%[a-zA-Z0-9_]+]], %c32 : index
+// CHECK-NEXT: [[BOXB:%[a-zA-Z0-9_]+]] = arith.muli [[BOX]], %c1024 : index
+// CHECK-NEXT: arith.addi [[BOXB]], %c16384 : index
+// CHECK: arith.muli %{{.*}}, %c4369_i32 : i32
+// Step 0's A registers before the loop: 8-byte reads of word rows 0-7,
+// their 16-byte chunk XOR-ed with the row (the 128-byte swizzle).
+// CHECK: nvgpu.mbarrier.try_wait.parity %{{.*}}[%c0], %false
+// CHECK: vector.load {{.*}} {alignment = 8 : i64} : memref<40960xi32, #gpu.address_space<workgroup>>, vector<2xi32>
+// CHECK: arith.xori %{{.*}}, %c1 : index
+// CHECK: vector.load {{.*}} {alignment = 8 : i64} : memref<40960xi32, #gpu.address_space<workgroup>>, vector<2xi32>
+// CHECK: [[W:%[a-zA-Z0-9_]+]] = vector.extract %{{.*}}[0] : i32 from vector<2xi32>
+// CHECK-NEXT: [[SH:%[a-zA-Z0-9_]+]] = arith.shrui [[W]], %c4_i32 : i32
+// CHECK-NEXT: [[BY:%[a-zA-Z0-9_]+]] = nvvm.prmt <default> %{{.*}}, [[W]], [[SH]] : i32
+// CHECK-NEXT: [[NIB:%[a-zA-Z0-9_]+]] = arith.andi [[BY]], %c983055_i32 : i32
 // CHECK-NEXT: [[MAG:%[a-zA-Z0-9_]+]] = arith.ori [[NIB]], %c1124090624_i32 : i32
-// CHECK-NEXT: [[PAIR:%[a-zA-Z0-9_]+]] = llvm.bitcast [[MAG]] : i32 to vector<2xbf16>
-// CHECK-NEXT: [[Q:%[a-zA-Z0-9_]+]] = arith.subf [[PAIR]], %cst{{.*}} : vector<2xbf16>
-// CHECK-NEXT: [[B0:%[a-zA-Z0-9_]+]] = llvm.bitcast [[Q]] : vector<2xbf16> to i32
-// CHECK: nvvm.mma.sync A[{{.*}}] B[[[B0]], {{.*}}] {{.*}} shape = #nvvm.shape<m = 16, n = 8, k = 16>
-// CHECK-NEXT: llvm.extractvalue
-// CHECK-COUNT-3: nvvm.mma.sync A[{{.*}}] B[[[B0]], {{.*}}] {{.*}} shape = #nvvm.shape<m = 16, n = 8, k = 16>
-// CHECK-NOT: nvvm.mma.sync A[{{.*}}] B[[[B0]],
-// The group's f32 sums times its scales, once.
-// CHECK: scf.yield
+// CHECK: arith.xori %{{.*}}, %c7 : index
+// The loop over 64 steps carries 16 A registers, the group's partial sums
+// and 64 f32 sums; the group's two scales (feature, feature + 1) are read
+// first.
+// CHECK: scf.for %{{.*}} = %c0 to %c64 step %c1 iter_args({{.*}}) -> ({{(i32, )+}}!llvm.struct<({{(f32, )+}}f32)>, {{(f32, )+}}f32) {
+// CHECK: [[GROUP:%[a-zA-Z0-9_]+]] = arith.divui %{{.*}}, %c2 : index
+// CHECK-NEXT: [[IN_GROUP:%[a-zA-Z0-9_]+]] = arith.remui %{{.*}}, %c2 : index
+// CHECK-NEXT: memref.load %arg2[[[GROUP]], %{{.*}}] : memref<32x64xf16>
+// Four k16 wgmmas with A from registers, scale-d 0 at a group's first step.
+// CHECK: [[NOT_FIRST:%[a-zA-Z0-9_]+]] = arith.cmpi ne, [[IN_GROUP]], %c0 : index
+// CHECK: [[SCALE_D:%[a-zA-Z0-9_]+]] = arith.extui [[NOT_FIRST]] : i1 to i32
+// CHECK-NEXT: nvvm.wgmma.fence.aligned
+// CHECK: llvm.inline_asm has_side_effects "{\0A.reg .pred p;\0Asetp.ne.b32 p, $133, 0;\0Awgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {$0, {{.*}}, $63}, {$128, $129, $130, $131}, $132, p, 1, 1, 0;\0A}\0A", "=f,{{.*}},63,r,r,r,r,l,r" {{.*}}, [[SCALE_D]] :
+// CHECK-COUNT-3: setp.ne.b32 p, 1, 0;
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// The next step's words while they run, then the wait, the registers kept
+// alive past it, the stage's release by lane 0 of each warp.
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: nvvm.prmt
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK-NEXT: llvm.inline_asm has_side_effects "", "=r,{{.*}},15"
+// CHECK: nvgpu.mbarrier.arrive
+// At a group's last step: sum += part * scale (f32), once a group.
+// CHECK: [[LAST:%[a-zA-Z0-9_]+]] = arith.cmpi eq, [[IN_GROUP]], %c1 : index
+// CHECK-NEXT: scf.if [[LAST]] -> ({{(f32, )+}}f32) {
 // CHECK: arith.extf %{{.*}} : f16 to f32
 // CHECK-NEXT: math.fma
-// Four adjacent columns of a row stored together.
-// CHECK: vector.store %{{.*}} : memref<?x64xbf16>, vector<4xbf16>
+// The epilogue: per token, the lane's two features together.
+// CHECK: vector.store %{{.*}} : memref<?x64xbf16>, vector<2xbf16>
 func.func @linear_gptq(%x: tensor<?x4096xbf16>, %qw: tensor<512x64xi32>, %s: tensor<32x64xf16>) -> tensor<?x64xbf16> {
   %w = attn.quantized_weight(%qw, %s) : (tensor<512x64xi32>, tensor<32x64xf16>) -> !gptq
   %y = attn.linear %x, %w : tensor<?x4096xbf16>, !gptq -> tensor<?x64xbf16>
@@ -193,7 +202,7 @@ func.func @linear_gptq(%x: tensor<?x4096xbf16>, %qw: tensor<512x64xi32>, %s: ten
 // CHECK: gpu.launch_func @attn_kernels::@gptq_permute_x {{.*}} args([[X]] : memref<?x256xbf16>, [[P]] : memref<256xi32>, [[XP]] : memref<?x256xbf16>
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq {{.*}} args([[XP]] : memref<?x256xbf16>, [[QW]] : memref<32x64xi32>, [[S]] : memref<2x64xf16>, [[Y]] : memref<?x64xbf16>,
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 {{.*}} args([[XP]] : memref<?x256xbf16>,
-// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq {{.*}} args([[XP]] : memref<?x256xbf16>, [[QW]] : memref<32x64xi32>, [[S]] : memref<2x64xf16>, [[Y]] : memref<?x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma {{.*}} args([[XP]] : memref<?x256xbf16>, [[QW]] : memref<32x64xi32>, [[S]] : memref<2x64xf16>, [[Y]] : memref<?x64xbf16>,
 // CHECK-NEXT: }
 // CHECK-NEXT: gpu.dealloc [[XP]]
 //
@@ -217,10 +226,10 @@ func.func @linear_gptq_desc_act(%x: tensor<?x256xbf16>, %qw: tensor<32x64xi32>, 
 !wkv = !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, desc_act = true>>
 
 // Three GPTQ weights sharing MAX's one perm: one permutation, one launch
-// over the three (the GEMV or the GEMM: 8 blocks of 64 columns; the GEMM
-// above 64 rows 4 of 128), each 32-column half of a block (GEMV: its
-// weight's tensor maps) or warp (GEMM) selecting its weight's words and
-// scales; no weight is copied or stacked.
+// over the three (the GEMV: 8 blocks of 64 columns; the GEMM above 64 rows
+// 4 of 128), each 32-column half of a block (GEMV) or word box (GEMM)
+// through its weight's tensor map, each warp with its weight's scales; no
+// weight is copied or stacked.
 // CHECK-LABEL: func.func @qkv_gptq_shared_perm(
 // CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x256xf16>
 // CHECK-NOT: memref.copy
@@ -234,7 +243,7 @@ func.func @linear_gptq_desc_act(%x: tensor<?x256xbf16>, %qw: tensor<32x64xi32>, 
 // CHECK-NEXT: }
 // CHECK-NEXT: } else {
 // CHECK-NOT: gpu.launch_func
-// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq blocks in (%c4,
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma blocks in (%c4,
 // CHECK-SAME: memref<32x?xi32>, {{.*}} : memref<32x?xi32>, {{.*}} : memref<32x?xi32>, {{.*}} : memref<2x?xf16>, {{.*}} : memref<2x?xf16>, {{.*}} : memref<2x?xf16>,
 // CHECK-NOT: gpu.launch_func
 // CHECK: return
@@ -244,13 +253,15 @@ func.func @linear_gptq_desc_act(%x: tensor<?x256xbf16>, %qw: tensor<32x64xi32>, 
 // CHECK: arith.select %{{.*}} : !llvm.ptr
 // CHECK: arith.ori %{{.*}}, %c1677747200_i32 : i32
 // CHECK: arith.subf %{{.*}}, %cst{{.*}} : vector<2xf16>
-// The GEMM's warps select their weight's scales and words too.
-// CHECK-LABEL: gpu.func @gemm_gptq(
+// The GEMM's producer selects each word box's tensor map, its consumers
+// their weight's scales; f16 wgmmas.
+// CHECK-LABEL: gpu.func @gemm_gptq_wgmma(
+// CHECK: arith.select %{{.*}} : !llvm.ptr
+// CHECK: arith.select %{{.*}} : !llvm.ptr
 // CHECK: arith.select %{{.*}} : memref<2x?xf16>
-// CHECK: arith.select %{{.*}} : memref<32x?xi32>
 // CHECK: arith.ori %{{.*}}, %c1677747200_i32 : i32
 // CHECK: arith.subf %{{.*}}, %cst{{.*}} : vector<2xf16>
-// CHECK: nvvm.mma.sync {{.*}} shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (vector<2xf16>, vector<2xf16>, f32)
+// CHECK: wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16
 func.func @qkv_gptq_shared_perm(%x: tensor<?x256xf16>, %perm: tensor<256xi32>,
                                 %qq: tensor<32x256xi32>, %sq: tensor<2x256xf16>, %qk: tensor<32x128xi32>,
                                 %sk: tensor<2x128xf16>, %qv: tensor<32x128xi32>, %sv: tensor<2x128xf16>)
@@ -273,17 +284,17 @@ func.func @qkv_gptq_shared_perm(%x: tensor<?x256xf16>, %perm: tensor<256xi32>,
 // CHECK: gpu.launch_func @attn_kernels::@gptq_permute_x{{(_[0-9])?}} blocks
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq{{(_[0-9])?}} blocks
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16{{(_[0-9])?}} blocks
-// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq{{(_[0-9])?}} blocks
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma{{(_[0-9])?}} blocks
 // CHECK: gpu.dealloc
 // CHECK: gpu.launch_func @attn_kernels::@gptq_permute_x{{(_[0-9])?}} blocks
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq{{(_[0-9])?}} blocks
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16{{(_[0-9])?}} blocks
-// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq{{(_[0-9])?}} blocks
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma{{(_[0-9])?}} blocks
 // CHECK: gpu.dealloc
 // CHECK: gpu.launch_func @attn_kernels::@gptq_permute_x{{(_[0-9])?}} blocks
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq{{(_[0-9])?}} blocks
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16{{(_[0-9])?}} blocks
-// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq{{(_[0-9])?}} blocks
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma{{(_[0-9])?}} blocks
 // CHECK: gpu.dealloc
 // CHECK-NOT: gpu.launch_func
 // CHECK: return

@@ -12,14 +12,14 @@
 // CHECK-LABEL: llvm.func @composite_gptq(
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemv_gptq blocks
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemv_gptq_m16 blocks
-// CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemm_gptq blocks
+// CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemm_gptq_wgmma blocks
 // CHECK-NOT: @attn_kernels::@gem
 // CHECK: @attn_kernels::@rope_store blocks
 // CHECK-NOT: @attn_kernels::@gem
 // CHECK: @attn_kernels::@paged_flash_attention_decode blocks
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemv_gptq_0 blocks
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemv_gptq_m16_0 blocks
-// CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemm_gptq_0 blocks
+// CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemm_gptq_wgmma_0 blocks
 // CHECK-NOT: gpu.launch_func
 // CHECK: gpu.binary @attn_kernels
 func.func @composite_gptq(%x: tensor<?x256xbf16>, %off: tensor<?xi32>, %c: !cache,

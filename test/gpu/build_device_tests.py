@@ -450,10 +450,11 @@ def all_cases():
                      config("f16", (8, 2), 64, hidden=512, quant=float8("tensor", "static"))),
         *quant_cases("quant_qkv_f8_block_dynamic_bf16", "quantized_qkv_projection",
                      config("bf16", (8, 2), 64, hidden=512, quant=float8("block", "dynamic"))),
-        # The GPTQ GEMM by M: N (200) not a multiple of its 64 or 128 columns nor of a warp's 32;
-        # desc_act (x permuted first) in f16; groups of 32 (32-deep pipeline
-        # steps); q / k / v weights of 96, 32 and 32 rows in one launch (weight boundaries
-        # inside a block: each warp reads its own weight's words and scales).
+        # GPTQ by M (the GEMV up to 64 rows, the wgmma GEMM beyond): N (200) not a multiple of
+        # the GEMM's 128 features nor of a word box's 32; desc_act (x permuted first) in f16;
+        # groups of 32 (the mma.sync GEMM, 32-deep pipeline steps); q / k / v weights of 96, 32
+        # and 32 rows in one launch (weight boundaries inside a block: each word box through
+        # its weight's tensor map, each warp with its weight's scales).
         *quant_cases("quant_gemm_gptq_k2048_n200_bf16", "quantized_linear",
                      ops_cfg("bf16", quant=GPTQ), GPTQ_GEMM_TOKENS, in_features=2048,
                      out_features=200),

@@ -1,7 +1,7 @@
 """A small PTX interpreter: the instructions of the projection kernels (integer and f32
 arithmetic, bf16x2 / f16x2 adds, prmt, shfl.sync.idx, ld / st, cp.async with commit / wait
 groups, ldmatrix, mma.sync m16n8k16, wgmma.mma_async (bf16, f16, E4M3; K-major operands
-with the 128-byte swizzle), bar.sync with named barriers; mbarriers and 2-D TMA box copies
+with the 128-byte swizzle; bf16 / f16 A from registers), bar.sync with named barriers; mbarriers and 2-D TMA box copies
 with the 128-byte swizzle), so that a kernel can be checked on a machine without a GPU.
 
 One block at a time; each instruction runs for all threads at the lowest program counter at
@@ -778,19 +778,38 @@ class Block:
         assert all(o.strip() == "0" for o in ops[6:]), "no transposes"
         dregs = [d.strip() for d in ops[0].strip("{}").split(",")]
         assert len(dregs) == n // 2
-        desc_a, desc_b = self.val(ops[1], mask), self.val(ops[2], mask)
+        # A in registers: {a0, a1, a2, a3}, laid out per warp as mma.sync m16n8k16's A.
+        a_regs = ops[1].startswith("{")
+        a_names = [r.strip() for r in ops[1].strip("{}").split(",")] if a_regs else None
+        desc_a = None if a_regs else self.val(ops[1], mask)
+        desc_b = self.val(ops[2], mask)
         accumulate = self.val(ops[3], mask)
         ebytes = 1 if elem == "e4m3" else 2
         for g in sorted(set(int(t) // 128 for t in np.nonzero(mask)[0])):
             t0 = 128 * g
-            raw_a = self.smem_matrix(int(desc_a[t0]), 64, k * ebytes)
             raw_b = self.smem_matrix(int(desc_b[t0]), n, k * ebytes)
             if elem == "e4m3":
-                a, b = e4m3_to_f32(raw_a), e4m3_to_f32(raw_b)
+                b = e4m3_to_f32(raw_b)
             else:
                 cv = bf16_to_f32 if elem == "bf16" else f16_to_f32
-                a = cv(raw_a.view(np.uint16).astype(np.uint64)).astype(np.float64)
                 b = cv(raw_b.view(np.uint16).astype(np.uint64)).astype(np.float64)
+            if a_regs:
+                assert elem != "e4m3" and k == 16, "A registers: bf16 / f16 k16"
+                a = np.zeros((64, 16))
+                t = np.arange(128)
+                warp, lane = t // 32, t % 32
+                for j, name_ in enumerate(a_names):
+                    bits = self.regs[name_][t0:t0 + 128]
+                    rows = 16 * warp + lane // 4 + 8 * (j % 2)
+                    cols = 2 * (lane % 4) + 8 * (j // 2)
+                    a[rows, cols] = cv(bits & np.uint64(0xFFFF))
+                    a[rows, cols + 1] = cv(bits >> np.uint64(16))
+            else:
+                raw_a = self.smem_matrix(int(desc_a[t0]), 64, k * ebytes)
+                if elem == "e4m3":
+                    a = e4m3_to_f32(raw_a)
+                else:
+                    a = cv(raw_a.view(np.uint16).astype(np.uint64)).astype(np.float64)
             prod = a @ b.T
             t = np.arange(128)
             warp, lane = t // 32, t % 32

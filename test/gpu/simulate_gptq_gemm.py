@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Runs the GPTQ kernels in the PTX interpreter (``ptx_sim.py``) on small random problems and
 checks every output against a float64 reference: a check of the generated PTX on a machine
-without a GPU. The GEMM (``GemmGPTQ.cpp``, M > 64: fragment layouts, the int4 decoding, the
-cp.async ring) and the GEMV (``GemvGPTQ.cpp``, M <= 64: the per-warp TMA rings, their
+without a GPU. The GEMMs (M > 64): on wgmma (``GemmGPTQWgmma.cpp``: the TMA ring and its
+mbarriers, A registers decoded from swizzled word rows, the group's sums scaled once) and on
+mma.sync (``GemmGPTQ.cpp``, groups of 32: fragment layouts, the int4 decoding, the cp.async ring) and the GEMV (``GemvGPTQ.cpp``, M <= 64: the per-warp TMA rings, their
 mbarrier phases and expected bytes, the swizzled reads). The kernels are exact but for f32
 accumulation, so each output must lie within half an output ulp of the reference plus what
 f32 sums may lose: 2^-22 times the sum of |x w| over K (four f32 roundings of the terms'
@@ -11,10 +12,13 @@ magnitude; it matters only where the terms cancel to an output far below them).
     /usr/bin/python3 test/gpu/simulate_gptq_gemm.py            # about 100 s (a lit test)
     /usr/bin/python3 test/gpu/simulate_gptq_gemm.py --gemv     # the GEMV cases, seconds
 
-Cases: the GEMM (``gemm_gptq``) for a linear (K 256: two groups, four steps; N 200: a partial
-block and warp) at M 70; K 1024 (16 steps: the ring wraps around) at 70; groups of 32 in f16
-(32-deep steps) at 65; q / k / v weights of 96, 32 and 32 rows in one launch (weight boundaries
-inside blocks) at 130. The GEMV at M 1, 8 (``gemv_gptq``) and 9, 16, 17, 20, 40, 64
+Cases: the wgmma GEMM (``gemm_gptq_wgmma``: decoded weights as wgmma's A registers, x by TMA)
+for a linear (K 256: two groups of two steps; N 200: a partial block whose last word box lies
+past N) at M 70; K 1024 (16 steps: the ring of 8 wraps around, both mbarrier parities) at 70;
+q / k / v weights of 96, 32 and 32 rows in one launch (word boxes of two weights in a block) at
+130 (two row tiles); f16 with groups of 64 (the sums scaled every step) and N 136 at 65 and 260
+(three row tiles, the last partial). The mma.sync GEMM (``gemm_gptq``) for groups of 32 in f16
+(32-deep steps) at 65. The GEMV at M 1, 8 (``gemv_gptq``) and 9, 16, 17, 20, 40, 64
 (``gemv_gptq_m16``, one 16-row slice of x a grid row, the last partial), and M 0 (launched for
 the index checks a launch may carry: no block may read the empty x); K 256 leaves six of its
 eight warps without a unit; K 4096 gives each warp four units, so its ring of three stages
@@ -71,9 +75,14 @@ def gemv_shape(m, n, group):
 
 
 def shape(group):
-    """(kernel, tile rows, tile columns, threads, dynamic shared bytes) of emitGPTQGemm:
-    128 x 128 tiles (8 warps); 4 stages of x rows (K step + 8 padding) and word rows."""
-    step = 64 if group % 64 == 0 else 32
+    """(kernel, tile rows, tile columns, threads, dynamic shared bytes) of the GEMM as
+    emitQuantizedMatmul picks it: on wgmma (emitGPTQWgmmaGemm) for groups of multiples of 64,
+    128 tokens x 128 features a block (a producer and two consumer warpgroups), 8 stages of
+    x's 128-row box and four 8-row word boxes; else on mma.sync (emitGPTQGemm), 128 x 128
+    tiles (8 warps), 4 stages of x rows (K step + 8 padding) and word rows."""
+    if group % 64 == 0:
+        return "gemm_gptq_wgmma", 128, 128, 384, 8 * (128 * 128 + 4 * 8 * 128) + 1024
+    step = 32
     name, rows, cols, threads = "gemm_gptq", 128, 128, 256
     smem = 4 * (rows * (step + 8) * 2 + step // 8 * cols * 4) + 128
     return name, rows, cols, threads, smem
@@ -157,7 +166,16 @@ def simulate(ptx, m, k, rows, group, dtype, seed=0):
     else:
         name, tile_m, tile_n, threads, smem = shape(group)
         grid = (-(-sum(rows) // tile_n), -(-m // tile_m))
-        ptx_sim.run_kernel(ptx, name, grid, threads, params, smem, mem.buf)
+        tensor_maps = None
+        if name == "gemm_gptq_wgmma":
+            # Its tensor maps (parameters after the buffers): x's 128-row boxes, each
+            # weight's 8 word rows.
+            maps = [ptx_sim.TensorMap(params[1], 2, m, k, 2 * k, tile_m, 64)]
+            maps += [ptx_sim.TensorMap(packed[7 * i + 1], 4, k // 8, n, 4 * n, 8, 32)
+                     for i, n in enumerate(rows)]
+            tensor_maps = {len(params) + i: t for i, t in enumerate(maps)}
+            params += [0] * len(maps)
+        ptx_sim.run_kernel(ptx, name, grid, threads, params, smem, mem.buf, tensor_maps)
     worst = 0.0  # M = 0: the run alone (its blocks must not read x)
     bits = 7 if dtype == "bf16" else 10
     for addr, n, (want, magnitude) in zip(outs, rows, wants):
@@ -212,6 +230,8 @@ CASES = [
      (8, 17, 65)),
     ("qkv 96/32/32 bf16", qkv_module(256, 128, "bf16"), 256, [96, 32, 32], 128, "bf16",
      (1, 16, 40, 130)),
+    ("linear k512 n136 g64 f16", linear_module(512, 136, 64, "f16"), 512, [136], 64, "f16",
+     (65, 260)),
 ]
 
 

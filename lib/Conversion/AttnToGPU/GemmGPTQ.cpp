@@ -174,19 +174,6 @@ void startStep(IB &b, const GPTQGemmArgs &args, const GemmTile &t,
   NVVM::CpAsyncCommitGroupOp::create(b);
 }
 
-/// Byte `quad` of `word` (k 2 quad, 2 quad + 1 of its 8) as the B register
-/// of those two k: prmt takes the byte into bits 0-7 and the same byte of
-/// `word >> 4` into bits 16-23, so that the two nibbles sit at bits 0-3 and
-/// 16-19.
-Value decodeByte(IB &b, const GemmTile &t, Value word) {
-  Value shifted = arith::ShRUIOp::create(b, word, cI32(b, 4));
-  Value bytes = NVVM::PermuteOp::create(b, b.getI32Type(), word, shifted,
-                                        t.byteSelector,
-                                        NVVM::PermuteMode::DEFAULT);
-  return decodeGPTQNibbles(
-      b, arith::AndIOp::create(b, bytes, cI32(b, 0x000F000F)), t.element);
-}
-
 /// 3. part += the warp's x rows times its decoded columns over one staged
 /// step, 16 k at a time: A of each m16 tile by ldmatrix, B of each n8 tile
 /// from one 16-byte read per 8 k (the lane's word of all four tiles).
@@ -208,8 +195,9 @@ void multiplyStep(IB &b, const GemmTile &t, Value xTile, Value words,
     for (int64_t tile = 0; tile < kTiles; ++tile) {
       std::array<Value, 2> bFrag;
       for (int64_t h = 0; h < 2; ++h)
-        bFrag[h] = decodeByte(
-            b, t, vector::ExtractOp::create(b, wordRow[h], ArrayRef<int64_t>{tile}));
+        bFrag[h] = decodeGPTQByte(
+            b, vector::ExtractOp::create(b, wordRow[h], ArrayRef<int64_t>{tile}),
+            t.byteSelector, t.element);
       for (int64_t mi = 0; mi < t.cfg.tilesM; ++mi) {
         MutableArrayRef<Value> c = part.slice((mi * kTiles + tile) * 4, 4);
         std::array<Value, 4> d = mma16816(b, t.element, a[mi], bFrag, c);
@@ -315,18 +303,31 @@ void buildGPTQGemm(IB &b, const GPTQGemmConfig &cfg, int64_t groupSize,
   t.scales =
       selectWeight(b, MatmulArgs{args.x, args.scales, {}, {}, {}}, stack, warpN0)
           .weight;
-  // prmt selector: result bytes 0, 1 from byte `quad` of the first operand,
-  // bytes 2, 3 from byte `quad` of the second (bytes 4-7 of the pool).
-  t.byteSelector = arith::AddIOp::create(
-      b,
-      arith::MulIOp::create(b, indexCast(b, t.w.quad, b.getI32Type()),
-                            cI32(b, 0x1111)),
-      cI32(b, 0x4400));
+  t.byteSelector = gptqByteSelector(b, t.w.quad);
   SmallVector<Value> acc = accumulate(b, args, t, stack);
   storeTile(b, args, t, stack, acc, segments);
 }
 
 } // namespace
+
+Value gpu_lowering::gptqByteSelector(IB &b, Idx quad) {
+  // Result bytes 0, 1 from byte `quad` of the first operand, bytes 2, 3 from
+  // byte `quad` of the second (bytes 4-7 of the pool).
+  return arith::AddIOp::create(
+      b, arith::MulIOp::create(b, indexCast(b, quad, b.getI32Type()),
+                               cI32(b, 0x1111)),
+      cI32(b, 0x4400));
+}
+
+Value gpu_lowering::decodeGPTQByte(IB &b, Value word, Value byteSelector,
+                                   Type element) {
+  Value shifted = arith::ShRUIOp::create(b, word, cI32(b, 4));
+  Value bytes = NVVM::PermuteOp::create(b, b.getI32Type(), word, shifted,
+                                        byteSelector,
+                                        NVVM::PermuteMode::DEFAULT);
+  return decodeGPTQNibbles(
+      b, arith::AndIOp::create(b, bytes, cI32(b, 0x000F000F)), element);
+}
 
 Value gpu_lowering::decodeGPTQNibbles(IB &b, Value nibbles, Type element) {
   bool bf16 = element.isBF16();

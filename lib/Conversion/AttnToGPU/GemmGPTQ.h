@@ -35,6 +35,14 @@ struct GPTQGemmArgs {
 /// nibbles become the mantissa of 128 (bf16) or 1024 (f16), minus 136 / 1032.
 Value decodeGPTQNibbles(IB &b, Value nibbles, Type element);
 
+/// The prmt selector of decodeGPTQByte for byte `quad` (0-3) of a word.
+Value gptqByteSelector(IB &b, Idx quad);
+/// Byte `quad` of `word` (its k 2 quad and 2 quad + 1) as the decoded pair
+/// in one i32 of `element`s, an mma operand register of those two k: prmt
+/// takes the byte into bits 0-7 and the same byte of `word >> 4` into bits
+/// 16-23, so that the two nibbles sit at bits 0-3 and 16-19.
+Value decodeGPTQByte(IB &b, Value word, Value byteSelector, Type element);
+
 /// The GEMV serves GPTQ up to this many rows, in 16-row slices of x. At 64
 /// rows (K 4096 x N 14336, H200) it takes 54 us, the 64 x 64 GEMM 74-78 us;
 /// in the Llama-3-8B 64 x 1024 decode step 159 us against 216 (wall).
@@ -46,6 +54,16 @@ constexpr int64_t kGPTQGemvMaxRows = 64;
 void emitGPTQGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
                   const WeightStack &stack, int64_t groupSize,
                   ArrayRef<OutputSegment> outputs);
+
+/// Whether the wgmma GEMM (GemmGPTQWgmma.cpp, sm_90a) computes this
+/// projection: bf16 / f16 x that TMA can read, groups of multiples of 64.
+bool gptqWgmmaGemmApplies(const GPTQGemmArgs &args, int64_t groupSize);
+
+/// The host launches it (M > kGPTQGemvMaxRows): 128 tokens x 128 features
+/// a block, decoded weights as wgmma's register A operand.
+void emitGPTQWgmmaGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
+                       const WeightStack &stack, int64_t groupSize,
+                       ArrayRef<OutputSegment> outputs);
 
 /// GPTQ's K step: four word rows (32 k); K and the group size are
 /// multiples of it on the GPU (checkQuantizedGemv).

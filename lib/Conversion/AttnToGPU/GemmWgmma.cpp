@@ -27,6 +27,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "MatmulKernel.h"
+#include "StageBarriers.h"
 #include "TensorMaps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -122,17 +123,6 @@ void initBarriers(IB &b, const GemmBlock &blk) {
                                       cIndex(ib, c), Value());
   });
   gpu::BarrierOp::create(b);
-}
-
-void waitBarrier(IB &b, Value barriers, Idx stage, Idx use) {
-  Value parity = indexCast(b, use % 2, b.getI1Type());
-  nvgpu::MBarrierTryWaitParityOp::create(b, barriers, parity,
-                                         cIndex(b, 10000000), stage);
-}
-
-void arriveBarrier(IB &b, Value barriers, Idx stage) {
-  nvgpu::MBarrierArriveOp::create(
-      b, nvgpu::MBarrierTokenType::get(b.getContext()), barriers, stage);
 }
 
 /// A consumer warp releases `stage` once (lane 0, after the warp's wgmma

@@ -714,7 +714,8 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
   SmallVector<Value> temporaries;
   QuantGemvArgs args =
       prepareArgs(e, host, x, weights, biases, outputs, temporaries);
-  // GPTQ: the GEMV up to kGPTQGemvMaxRows, the GEMM (GemmGPTQ.cpp) beyond.
+  // GPTQ: the GEMV up to kGPTQGemvMaxRows, the GEMM beyond: on wgmma
+  // (GemmGPTQWgmma.cpp) where it applies, else on mma.sync (GemmGPTQ.cpp).
   // float8: the GEMV up to 16 rows, and in 16-row slices of x wherever the
   // wgmma GEMM cannot run (block scales would need its sums split per
   // 128-deep block).
@@ -729,7 +730,12 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
       emitGPTQGemv(e, hb, gptqArgs, stack, gptq.getGroupSize(), outputs);
     };
     gemm = [&](IB &hb) {
-      emitGPTQGemm(e, hb, gptqArgs, stack, gptq.getGroupSize(), outputs);
+      if (e.options().wgmma &&
+          gptqWgmmaGemmApplies(gptqArgs, gptq.getGroupSize()))
+        emitGPTQWgmmaGemm(e, hb, gptqArgs, stack, gptq.getGroupSize(),
+                          outputs);
+      else
+        emitGPTQGemm(e, hb, gptqArgs, stack, gptq.getGroupSize(), outputs);
     };
   } else {
     gemv = [&](IB &hb) {

@@ -216,21 +216,79 @@ Value kb::wgmmaAsync(IB &b, Type element,
   return acc;
 }
 
-SmallVector<Value> kb::fenceRegisters(IB &b, ArrayRef<Value> values) {
+/// `values` (all of `type`) through an empty volatile asm that ties each
+/// to itself with register class `constraint`.
+static SmallVector<Value> fenceValues(IB &b, ArrayRef<Value> values, Type type,
+                                      StringRef constraint) {
   int64_t n = values.size();
   SmallVector<std::string> constraints;
   for (int64_t i = 0; i < n; ++i)
-    constraints.push_back("=f");
+    constraints.push_back(("=" + constraint).str());
   for (int64_t i = 0; i < n; ++i)
     constraints.push_back(std::to_string(i));
-  auto type = LLVM::LLVMStructType::getLiteral(
-      b.getContext(), SmallVector<Type>(n, b.getF32Type()));
+  auto structType = LLVM::LLVMStructType::getLiteral(
+      b.getContext(), SmallVector<Type>(n, type));
   auto fence = LLVM::InlineAsmOp::create(
-      b, b.getLoc(), type, values, "", llvm::join(constraints, ","),
+      b, b.getLoc(), structType, values, "", llvm::join(constraints, ","),
       /*has_side_effects=*/true, /*is_align_stack=*/false,
       LLVM::TailCallKind::None, /*asm_dialect=*/nullptr,
       /*operand_attrs=*/nullptr);
   return unpackAccumulators(b, fence.getResult(0));
+}
+
+SmallVector<Value> kb::fenceRegisters(IB &b, ArrayRef<Value> values) {
+  return fenceValues(b, values, b.getF32Type(), "f");
+}
+
+SmallVector<Value> kb::fenceIntRegisters(IB &b, ArrayRef<Value> values) {
+  return fenceValues(b, values, b.getI32Type(), "r");
+}
+
+Value kb::wgmmaAsyncRegisterA(IB &b, Type element,
+                              ArrayRef<WgmmaRegisterAStep> steps, int64_t n,
+                              Value acc, Value accumulate) {
+  assert((element.isBF16() || element.isF16()) && "16-bit A registers");
+  std::string type = element.isBF16() ? "bf16" : "f16";
+  int64_t sums = n / 2;
+  // Operands: the sums ($0 .., tied to the inputs after them), then A's
+  // four registers, B's descriptor and, on the first step, scale-d.
+  auto operand = [&](int64_t i) { return "$" + std::to_string(i); };
+  SmallVector<std::string> d, constraints;
+  for (int64_t i = 0; i < sums; ++i) {
+    d.push_back(operand(i));
+    constraints.push_back("=f");
+  }
+  for (int64_t i = 0; i < sums; ++i)
+    constraints.push_back(std::to_string(i));
+  constraints.append({"r", "r", "r", "r", "l"});
+  Value scaleD = arith::ExtUIOp::create(b, b.getI32Type(), accumulate);
+  NVVM::WgmmaFenceAlignedOp::create(b);
+  for (auto [i, step] : llvm::enumerate(steps)) {
+    int64_t a = 2 * sums;
+    std::string scale = i == 0 ? operand(a + 5) : "1";
+    std::string text =
+        "{\n.reg .pred p;\nsetp.ne.b32 p, " + scale +
+        ", 0;\nwgmma.mma_async.sync.aligned.m64n" + std::to_string(n) +
+        "k16.f32." + type + "." + type + " {" + llvm::join(d, ", ") + "}, {" +
+        operand(a) + ", " + operand(a + 1) + ", " + operand(a + 2) + ", " +
+        operand(a + 3) + "}, " + operand(a + 4) + ", p, 1, 1, 0;\n}\n";
+    SmallVector<Value> operands = unpackAccumulators(b, acc);
+    llvm::append_range(operands, step.a);
+    operands.push_back(step.descB);
+    SmallVector<std::string> stepConstraints = constraints;
+    if (i == 0) {
+      operands.push_back(scaleD);
+      stepConstraints.push_back("r");
+    }
+    acc = LLVM::InlineAsmOp::create(
+              b, b.getLoc(), acc.getType(), operands, text,
+              llvm::join(stepConstraints, ","), /*has_side_effects=*/true,
+              /*is_align_stack=*/false, LLVM::TailCallKind::None,
+              /*asm_dialect=*/nullptr, /*operand_attrs=*/nullptr)
+              .getResult(0);
+  }
+  NVVM::WgmmaGroupSyncAlignedOp::create(b);
+  return acc;
 }
 
 void kb::wgmmaWait(IB &b, int64_t pending) {

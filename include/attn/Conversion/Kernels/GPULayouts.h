@@ -128,6 +128,22 @@ SmallVector<Value> unpackAccumulators(IB &b, Value acc);
 /// registers, so that no set in flight is copied.
 Value wgmmaAsync(IB &b, Type element, ArrayRef<std::pair<Value, Value>> steps,
                  int64_t n, bool transposeB, Value acc, bool accumulate = true);
+/// One k16 step of wgmma with A in registers: this thread's four i32
+/// registers of bf16 / f16 pairs, laid out per warp as mma.sync m16n8k16's A
+/// fragment of the warp's 16 rows (warp w of the warpgroup: rows 16 w ..),
+/// and B's descriptor (K-major, as for wgmmaAsync).
+struct WgmmaRegisterAStep {
+  std::array<Value, 4> a;
+  Value descB;
+};
+/// Issues acc (+)= A B on the warpgroup, one m64nNk16 per step, as one
+/// wgmma group, like wgmmaAsync. `accumulate` is an i1: false starts the
+/// sums from zero (the first step's scale-d), so that it may change at run
+/// time. The A registers are read asynchronously: keep them unchanged (and
+/// alive, fenceRegisters) until a wgmmaWait retires the group.
+Value wgmmaAsyncRegisterA(IB &b, Type element,
+                          ArrayRef<WgmmaRegisterAStep> steps, int64_t n,
+                          Value acc, Value accumulate);
 /// Waits until at most `pending` wgmma groups of this warpgroup are in flight.
 void wgmmaWait(IB &b, int64_t pending);
 /// `values` (f32) through an empty volatile asm that ties each to itself
@@ -135,6 +151,8 @@ void wgmmaWait(IB &b, int64_t pending);
 /// before the fence (a wgmma wait before it) nor moves their computation
 /// past it (a wgmma that reuses their registers after it).
 SmallVector<Value> fenceRegisters(IB &b, ArrayRef<Value> values);
+/// The same for i32 values (wgmma's A registers).
+SmallVector<Value> fenceIntRegisters(IB &b, ArrayRef<Value> values);
 
 /// acc (+)= A B on the warpgroup, `n` columns, one m64nNk16 per k step
 /// given by its (A, B) descriptors; `acc` holds this thread's n / 2 f32
