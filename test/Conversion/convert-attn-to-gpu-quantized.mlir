@@ -169,11 +169,14 @@
 // CHECK: llvm.inline_asm has_side_effects "{\0A.reg .pred p;\0Asetp.ne.b32 p, $133, 0;\0Awgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {$0, {{.*}}, $63}, {$128, $129, $130, $131}, $132, p, 1, 1, 0;\0A}\0A", "=f,{{.*}},63,r,r,r,r,l,r" {{.*}}, [[SCALE_D]] :
 // CHECK-COUNT-3: setp.ne.b32 p, 1, 0;
 // CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
-// The next step's words while they run, then the wait, the registers kept
-// alive past it, the stage's release by lane 0 of each warp.
+// The next step's words while they run (fenced: decoded before the wait),
+// then the wait, the registers kept alive past it, the stage's release by
+// lane 0 of each warp.
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: nvvm.prmt
-// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: llvm.inline_asm has_side_effects "", "=r,{{.*}},15"
+// CHECK-COUNT-16: llvm.extractvalue
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK-NEXT: llvm.inline_asm has_side_effects "", "=r,{{.*}},15"
 // CHECK: nvgpu.mbarrier.arrive
 // At a group's last step: sum += part * scale (f32), once a group.

@@ -280,9 +280,10 @@ SmallVector<Value> accumulate(IB &b, const GemmBlock &blk, const Consumer &c) {
         part = multiplyStage(lb, blk, c, k % kStages, unflatten(a), part,
                              inGroup != 0);
         // The next step's registers while these wgmmas run (the last step
-        // decodes its own stage again, not yet released).
-        SmallVector<Value> next =
-            decodeStep(lb, min(lb, k + 1, cIndex(lb, blk.steps - 1)));
+        // decodes its own stage again, not yet released), fenced so that
+        // the compiler cannot sink the decoding past the wait.
+        SmallVector<Value> next = fenceIntRegisters(
+            lb, decodeStep(lb, min(lb, k + 1, cIndex(lb, blk.steps - 1))));
         wgmmaWait(lb, 0);
         // a stays live until the wgmmas that read it retired.
         fenceIntRegisters(lb, a);
