@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """GPU benchmark of the quantised-weight GEMVs (``GemvGPTQ.cpp``, ``GemvQuantKernel.cpp``) at
-decode sizes, and of the GEMMs above them (GPTQ above 64 rows: ``GemmGPTQ.cpp``; float8 above
-16: the E4M3 wgmma GEMM) against the bf16 GEMM at prefill sizes: a Llama-3-8B up/gate
+decode sizes, and of the GEMMs above them (GPTQ above 64 rows: ``GemmGPTQWgmma.cpp``, the
+decoded weights as wgmma's register operand; float8 above 16: the E4M3 wgmma GEMM) against the bf16 GEMM at prefill sizes: a Llama-3-8B up/gate
 projection shape, K 4096 x N 14336, with GPTQ int4 (group 128) and float8 E4M3 (row scales,
 dynamic input scale) weights, and the bf16 GEMV of the same shape.
 
@@ -40,7 +40,8 @@ from attn import runtime as rt  # noqa: E402
 
 K, N = 4096, 14336
 ROWS = (1, 8, 16)
-# Prefill rows: GPTQ up to 64 rows is its GEMV in 16-row slices, beyond its GEMM (128 x 128),
+# Prefill rows: GPTQ up to 64 rows is its GEMV in 16-row slices, beyond its wgmma GEMM (128
+# tokens x 128 features a block),
 # float8 the E4M3 wgmma GEMM (64 x 64 tiles up to 64 rows, 128 x 64 up to 128; issue 13's
 # goal: >= 0.8 of torch._scaled_mm and >= 1.6x our bf16 GEMM at M >= 2048).
 GEMM_ROWS = {"gptq": (64, 512, 2048, 8192), "float8": (64, 512, 2048, 8192),
