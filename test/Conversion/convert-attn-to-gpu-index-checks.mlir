@@ -309,6 +309,8 @@ func.func @norm_project_store(%x: tensor<?x256xbf16>, %g: tensor<256xbf16>, %wq:
 // CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c3, %{{.*}}, %c1)
 // CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma_m128 blocks in (%c2, %{{.*}}, %c1)
+// CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma blocks in (%c2, %{{.*}}, %c1)
 // CHECK-SAME: %[[GB]] : memref<?x2x3x16x2x64xbf16>)
 // CHECK-NOT: validate_indices
@@ -395,6 +397,8 @@ func.func @float8_project_store(%x: tensor<?x256xbf16>, %w8: tensor<128x256xf8E4
 // CHECK-NOT: %[[AB]]
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c2,
 // CHECK-NOT: %[[AB]]
+// CHECK-NOT: %[[AB]]
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma_m128 blocks in (%c1,
 // CHECK-NOT: %[[AB]]
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma blocks in (%c1,
 // CHECK-NOT: validate_indices

@@ -12,9 +12,10 @@
 // rows x 64), the words (u32, 16 word rows x 32) and the scales (f16, 1 x
 // 64) for each call. 17-64 rows take the GEMV in 16-row slices of x (grid
 // y). Above 64 rows the wgmma GEMM (GemmGPTQWgmma.cpp) with the tensor maps
-// of x (128 rows x 64) and of the words (8 word rows x 32): 128 tokens x
-// 128 features a block, 384 threads, 8 stages of 20480 bytes and 1024 of
-// alignment (164864).
+// of x (a block's rows x 64) and of the words (8 word rows x 32): 128
+// features by 64 tokens up to 128 rows (8 stages of 12288 bytes and 1024 of
+// alignment: 99328), else by 128 tokens (8 x 20480 + 1024 = 164864); 384
+// threads.
 // CHECK-LABEL: func.func @linear_gptq(
 // CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[QW:%[a-zA-Z0-9_]+]]: memref<512x64xi32>, [[S:%[a-zA-Z0-9_]+]]: memref<32x64xf16>, [[Y:%[a-zA-Z0-9_]+]]: memref<?x64xbf16>)
 // CHECK-NOT: gpu.alloc
@@ -43,11 +44,20 @@
 // CHECK-NEXT: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c1, [[GY16]], %c1) threads in (%c256, %c1, %c1) dynamic_shared_memory_size %c204800_i32
 // CHECK-NEXT: }
 // CHECK-NEXT: } else {
+// CHECK-NEXT: [[SMALL:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], %c128
+// CHECK-NEXT: scf.if [[SMALL]] {
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c9_i32, %{{.*}}, %c4096_i64, %c8192_i64, %c64_i32, %c64_i32)
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c512_i64, %c64_i64, %c256_i64, %c8_i32, %c32_i32)
+// CHECK: [[T64:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], %c64
+// CHECK-NEXT: [[GY64:%[a-zA-Z0-9_]+]] = arith.maxsi [[T64]], %c1
+// CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma_m128 blocks in (%c1, [[GY64]], %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c99328_i32 args([[X]] : memref<?x4096xbf16>, [[QW]] : memref<512x64xi32>, [[S]] : memref<32x64xf16>, [[Y]] : memref<?x64xbf16>, %{{.*}} : !llvm.array<16 x i64>, %{{.*}} : !llvm.array<16 x i64>)
+// CHECK-NEXT: } else {
 // CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c9_i32, %{{.*}}, %c4096_i64, %c8192_i64, %c128_i32, %c64_i32)
 // CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c512_i64, %c64_i64, %c256_i64, %c8_i32, %c32_i32)
 // CHECK: [[T128:%[a-zA-Z0-9_]+]] = arith.ceildivui [[M]], %c128
 // CHECK-NEXT: [[GY128:%[a-zA-Z0-9_]+]] = arith.maxsi [[T128]], %c1
 // CHECK-NEXT: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma blocks in (%c1, [[GY128]], %c1) threads in (%c384, %c1, %c1) dynamic_shared_memory_size %c164864_i32 args([[X]] : memref<?x4096xbf16>, [[QW]] : memref<512x64xi32>, [[S]] : memref<32x64xf16>, [[Y]] : memref<?x64xbf16>, %{{.*}} : !llvm.array<16 x i64>, %{{.*}} : !llvm.array<16 x i64>)
+// CHECK-NEXT: }
 // CHECK-NEXT: }
 // CHECK-NEXT: return
 //
@@ -205,7 +215,9 @@ func.func @linear_gptq(%x: tensor<?x4096xbf16>, %qw: tensor<512x64xi32>, %s: ten
 // CHECK: gpu.launch_func @attn_kernels::@gptq_permute_x {{.*}} args([[X]] : memref<?x256xbf16>, [[P]] : memref<256xi32>, [[XP]] : memref<?x256xbf16>
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq {{.*}} args([[XP]] : memref<?x256xbf16>, [[QW]] : memref<32x64xi32>, [[S]] : memref<2x64xf16>, [[Y]] : memref<?x64xbf16>,
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 {{.*}} args([[XP]] : memref<?x256xbf16>,
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma_m128 {{.*}} args([[XP]] : memref<?x256xbf16>, [[QW]] : memref<32x64xi32>, [[S]] : memref<2x64xf16>, [[Y]] : memref<?x64xbf16>,
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma {{.*}} args([[XP]] : memref<?x256xbf16>, [[QW]] : memref<32x64xi32>, [[S]] : memref<2x64xf16>, [[Y]] : memref<?x64xbf16>,
+// CHECK-NEXT: }
 // CHECK-NEXT: }
 // CHECK-NEXT: gpu.dealloc [[XP]]
 //
@@ -230,7 +242,7 @@ func.func @linear_gptq_desc_act(%x: tensor<?x256xbf16>, %qw: tensor<32x64xi32>, 
 
 // Three GPTQ weights sharing MAX's one perm: one permutation, one launch
 // over the three (the GEMV: 8 blocks of 64 columns; the GEMM above 64 rows
-// 4 of 128), each 32-column half of a block (GEMV) or word box (GEMM)
+// 4 of 128, of 64 or 128 tokens), each 32-column half of a block (GEMV) or word box (GEMM)
 // through its weight's tensor map, each warp with its weight's scales; no
 // weight is copied or stacked.
 // CHECK-LABEL: func.func @qkv_gptq_shared_perm(
@@ -245,6 +257,9 @@ func.func @linear_gptq_desc_act(%x: tensor<?x256xbf16>, %qw: tensor<32x64xi32>, 
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c8,
 // CHECK-NEXT: }
 // CHECK-NEXT: } else {
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma_m128 blocks in (%c4,
+// CHECK-SAME: memref<32x?xi32>, {{.*}} : memref<32x?xi32>, {{.*}} : memref<32x?xi32>, {{.*}} : memref<2x?xf16>, {{.*}} : memref<2x?xf16>, {{.*}} : memref<2x?xf16>,
 // CHECK-NOT: gpu.launch_func
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma blocks in (%c4,
 // CHECK-SAME: memref<32x?xi32>, {{.*}} : memref<32x?xi32>, {{.*}} : memref<32x?xi32>, {{.*}} : memref<2x?xf16>, {{.*}} : memref<2x?xf16>, {{.*}} : memref<2x?xf16>,

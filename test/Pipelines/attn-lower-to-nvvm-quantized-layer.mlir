@@ -3,7 +3,8 @@
 // A GPTQ layer (Llama-style composite) through the whole NVVM pipeline:
 // q, k and v share one launch over the three weights (fusion keeps them
 // separate values, no stacked copy): the GEMV up to 64 rows (8 or 16
-// rows a block), else the GEMM; o_proj has its own.
+// rows a block), else the GEMM (64 tokens a block up to 128 rows, else
+// 128); o_proj has its own.
 
 !cache = !attn.paged_kv_cache<#attn.kv_cache<page_size = 16, num_layers = 2, kv_heads = 2, head_dim = 64, dtype = bf16>>
 !w = !attn.quantized_weight<256x256, #attn.gptq<group_size = 128>>
@@ -12,6 +13,7 @@
 // CHECK-LABEL: llvm.func @composite_gptq(
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemv_gptq blocks
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemv_gptq_m16 blocks
+// CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemm_gptq_wgmma_m128 blocks
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemm_gptq_wgmma blocks
 // CHECK-NOT: @attn_kernels::@gem
 // CHECK: @attn_kernels::@rope_store blocks
@@ -19,6 +21,7 @@
 // CHECK: @attn_kernels::@paged_flash_attention_decode blocks
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemv_gptq_0 blocks
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemv_gptq_m16_0 blocks
+// CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemm_gptq_wgmma_m128_0 blocks
 // CHECK: gpu.launch_func {{.*}} @attn_kernels::@gemm_gptq_wgmma_0 blocks
 // CHECK-NOT: gpu.launch_func
 // CHECK: gpu.binary @attn_kernels

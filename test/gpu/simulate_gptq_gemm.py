@@ -12,12 +12,13 @@ magnitude; it matters only where the terms cancel to an output far below them).
     /usr/bin/python3 test/gpu/simulate_gptq_gemm.py            # about 100 s (a lit test)
     /usr/bin/python3 test/gpu/simulate_gptq_gemm.py --gemv     # the GEMV cases, seconds
 
-Cases: the wgmma GEMM (``gemm_gptq_wgmma``: decoded weights as wgmma's A registers, x by TMA)
-for a linear (K 256: two groups of two steps; N 200: a partial block whose last word box lies
-past N) at M 70; K 1024 (16 steps: the ring of 8 wraps around, both mbarrier parities) at 70;
-q / k / v weights of 96, 32 and 32 rows in one launch (word boxes of two weights in a block) at
-130 (two row tiles); f16 with groups of 64 (the sums scaled every step) and N 136 at 65 and 260
-(three row tiles, the last partial). The mma.sync GEMM (``gemm_gptq``) for groups of 32 in f16
+Cases: the wgmma GEMM (decoded weights as wgmma's A registers, x by TMA; ``gemm_gptq_wgmma_m128``
+with 64-token blocks up to 128 rows, ``gemm_gptq_wgmma`` with 128 beyond) for a linear (K 256:
+two groups of two steps; N 200: a partial block whose last word box lies past N) at M 70 (two
+64-token tiles, the second partial); K 1024 (16 steps: the ring of 8 wraps around, both
+mbarrier parities) at 70 and 200; q / k / v weights of 96, 32 and 32 rows in one launch (word boxes of
+two weights in a block) at 130 (two 128-token tiles); f16 with groups of 64 (the sums scaled
+every step) and N 136 at 65 and 260 (three 128-token tiles, the last partial). The mma.sync GEMM (``gemm_gptq``) for groups of 32 in f16
 (32-deep steps) at 65. The GEMV at M 1, 8 (``gemv_gptq``) and 9, 16, 17, 20, 40, 64
 (``gemv_gptq_m16``, one 16-row slice of x a grid row, the last partial), and M 0 (launched for
 the index checks a launch may carry: no block may read the empty x); K 256 leaves six of its
@@ -74,14 +75,17 @@ def gemv_shape(m, n, group):
     return name, x_rows, warps * 32, smem, x_rows, unit // 8
 
 
-def shape(group):
+def shape(group, m):
     """(kernel, tile rows, tile columns, threads, dynamic shared bytes) of the GEMM as
     emitQuantizedMatmul picks it: on wgmma (emitGPTQWgmmaGemm) for groups of multiples of 64,
-    128 tokens x 128 features a block (a producer and two consumer warpgroups), 8 stages of
-    x's 128-row box and four 8-row word boxes; else on mma.sync (emitGPTQGemm), 128 x 128
-    tiles (8 warps), 4 stages of x rows (K step + 8 padding) and word rows."""
+    128 features x 128 tokens a block (64 tokens up to 128 rows; a producer and two consumer
+    warpgroups), 8 stages of x's box and four 8-row word boxes; else on mma.sync
+    (emitGPTQGemm), 128 x 128 tiles (8 warps), 4 stages of x rows (K step + 8 padding) and
+    word rows."""
     if group % 64 == 0:
-        return "gemm_gptq_wgmma", 128, 128, 384, 8 * (128 * 128 + 4 * 8 * 128) + 1024
+        tokens = 64 if m <= 128 else 128
+        name = "gemm_gptq_wgmma_m128" if m <= 128 else "gemm_gptq_wgmma"
+        return name, tokens, 128, 384, 8 * (tokens * 128 + 4 * 8 * 128) + 1024
     step = 32
     name, rows, cols, threads = "gemm_gptq", 128, 128, 256
     smem = 4 * (rows * (step + 8) * 2 + step // 8 * cols * 4) + 128
@@ -164,12 +168,12 @@ def simulate(ptx, m, k, rows, group, dtype, seed=0):
         tensor_maps = {first + i: t for i, t in enumerate(maps)}
         ptx_sim.run_kernel(ptx, name, grid, threads, params, smem, mem.buf, tensor_maps)
     else:
-        name, tile_m, tile_n, threads, smem = shape(group)
+        name, tile_m, tile_n, threads, smem = shape(group, m)
         grid = (-(-sum(rows) // tile_n), -(-m // tile_m))
         tensor_maps = None
-        if name == "gemm_gptq_wgmma":
-            # Its tensor maps (parameters after the buffers): x's 128-row boxes, each
-            # weight's 8 word rows.
+        if name.startswith("gemm_gptq_wgmma"):
+            # Its tensor maps (parameters after the buffers): x's boxes of the block's rows,
+            # each weight's 8 word rows.
             maps = [ptx_sim.TensorMap(params[1], 2, m, k, 2 * k, tile_m, 64)]
             maps += [ptx_sim.TensorMap(packed[7 * i + 1], 4, k // 8, n, 4 * n, 8, 32)
                      for i, n in enumerate(rows)]
@@ -223,7 +227,7 @@ CASES = [
     ("linear k256 n200 bf16", linear_module(256, 200, 128, "bf16"), 256, [200], 128, "bf16",
      (0, 1, 9, 17, 20, 64, 70)),
     ("linear k1024 n64 bf16", linear_module(1024, 64, 128, "bf16"), 1024, [64], 128, "bf16",
-     (20, 70)),
+     (20, 70, 200)),
     ("linear k4096 n64 bf16", linear_module(4096, 64, 128, "bf16"), 4096, [64], 128, "bf16",
      (1,)),
     ("linear k256 n136 g32 f16", linear_module(256, 136, 32, "f16"), 256, [136], 32, "f16",
@@ -248,7 +252,7 @@ def main():
             err = simulate(ptx, m, k, rows, group, dtype)
             ok = err <= TOLERANCE
             failed += not ok
-            kernel = gemv_shape(m, sum(rows), group)[0] if m <= GEMV_MAX_ROWS else shape(group)[0]
+            kernel = gemv_shape(m, sum(rows), group)[0] if m <= GEMV_MAX_ROWS else shape(group, m)[0]
             print(f"{label}, M {m} ({kernel}): worst error {err:.3f} of the allowed "
                   f"{'ok' if ok else 'FAILED'}", flush=True)
     return 1 if failed else 0

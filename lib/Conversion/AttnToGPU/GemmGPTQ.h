@@ -59,8 +59,9 @@ void emitGPTQGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
 /// projection: bf16 / f16 x that TMA can read, groups of multiples of 64.
 bool gptqWgmmaGemmApplies(const GPTQGemmArgs &args, int64_t groupSize);
 
-/// The host launches it (M > kGPTQGemvMaxRows): 128 tokens x 128 features
-/// a block, decoded weights as wgmma's register A operand.
+/// The host launches it (M > kGPTQGemvMaxRows): 128 features x 128 tokens
+/// a block (64 tokens up to 128 rows), decoded weights as wgmma's register
+/// A operand.
 void emitGPTQWgmmaGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
                        const WeightStack &stack, int64_t groupSize,
                        ArrayRef<OutputSegment> outputs);

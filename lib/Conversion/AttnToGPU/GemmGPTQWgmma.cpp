@@ -3,14 +3,14 @@
 // GPTQ's projection above the GEMV's rows on sm_90a, Machete's scheme: the
 // decoded weights are wgmma's A operand in registers and x its B operand in
 // shared memory, so a block computes a tile of y^T = W x^T, A's rows being
-// output features and B's columns tokens. No dequantised weight exists in
-// any memory.
+// output features and B's columns tokens: 128 features by 128 tokens (64
+// up to 128 rows). No dequantised weight exists in any memory.
 //
-// A producer thread loads each 64-deep K step of the block's 128 x rows
-// (one TMA box of 128-byte swizzled rows) and its 8 word rows of the
-// block's 128 features (four boxes of 32 words) into a ring of stages. Two
+// A producer thread loads each 64-deep K step of the block's x rows (one
+// TMA box of 128-byte swizzled rows) and its 8 word rows of the block's
+// 128 features (four boxes of 32 words) into a ring of stages. Two
 // consumer warpgroups own 64 features each; they decode their words into A
-// registers and multiply them against the staged x (m64n128k16).
+// registers and multiply them against the staged x (m64nNk16, N tokens).
 //
 //   producer thread 0:              consumer warpgroup c (features 64 c ..):
 //   for k in 0 .. numK - 1:         a = decode(words of step 0)
@@ -64,15 +64,21 @@ constexpr int64_t kStepK = 64, kWordRows = kStepK / 8;
 /// Two consumers of wgmma's 64 rows (features) by 128 columns (tokens).
 constexpr int64_t kConsumers = 2, kConsumerFeatures = 64;
 constexpr int64_t kTileFeatures = kConsumers * kConsumerFeatures;
-constexpr int64_t kTileTokens = 128;
-/// A stage: x's box, then one box of word rows per 32 features.
-constexpr int64_t kXBytes = kTileTokens * kRowBytes;
 constexpr int64_t kWordBoxBytes = kWordRows * kRowBytes;
-constexpr int64_t kStageBytes =
-    kXBytes + kTileFeatures / kBoxWords * kWordBoxBytes;
-constexpr int64_t kStages = 8;
-/// The stages from a 1024-byte boundary (the swizzle's span).
-constexpr int64_t kSharedBytes = kStages * kStageBytes + 1024;
+
+/// A shape of the GEMM: `tokens` a block (wgmma's N: 128, or 64 so that
+/// up to 128 rows take twice the blocks), a ring of `stages`.
+struct BlockShape {
+  int64_t tokens, stages;
+
+  /// A stage: x's box, then one box of word rows per 32 features.
+  int64_t xBytes() const { return tokens * kRowBytes; }
+  int64_t stageBytes() const {
+    return xBytes() + kTileFeatures / kBoxWords * kWordBoxBytes;
+  }
+  /// The stages from a 1024-byte boundary (the swizzle's span).
+  int64_t sharedBytes() const { return stages * stageBytes() + 1024; }
+};
 /// A consumer holds 64 sums, a group's 64 partial sums, and two steps' A
 /// registers: the producer gives it registers (128 x 40 + 256 x 232 <=
 /// 65536).
@@ -95,6 +101,7 @@ struct GemmArgs {
 
 /// 1. Where a block works, and its ring.
 struct GemmBlock {
+  BlockShape shape;
   Type element;               // of x
   AlignedSharedMemory shared; // the stages, from a 1024-byte boundary
   Value smemAddr;             // their i64 shared-window address
@@ -110,19 +117,21 @@ struct GemmBlock {
 
 void carveStages(IB &b, GemmBlock &blk) {
   blk.shared = AlignedSharedMemory::get(b);
-  Value stages = blk.shared.view(b, b.getI8Type(), kStages * kStageBytes);
+  int64_t stages = blk.shape.stages;
+  Value ring = blk.shared.view(b, b.getI8Type(),
+                               stages * blk.shape.stageBytes());
   blk.smemAddr = indexCast(
-      b, memref::ExtractAlignedPointerAsIndexOp::create(b, stages),
+      b, memref::ExtractAlignedPointerAsIndexOp::create(b, ring),
       b.getI64Type());
   auto space =
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
   auto barriers =
-      nvgpu::MBarrierGroupType::get(b.getContext(), space, kStages);
+      nvgpu::MBarrierGroupType::get(b.getContext(), space, stages);
   blk.full = nvgpu::MBarrierCreateOp::create(b, barriers);
   blk.empty = nvgpu::MBarrierCreateOp::create(b, barriers);
   // `full` expects the loading thread, `empty` every consumer warp.
   ifThen(b, blk.w.thread == 0, [&](IB &ib) {
-    for (int64_t s = 0; s < kStages; ++s) {
+    for (int64_t s = 0; s < stages; ++s) {
       nvgpu::MBarrierInitOp::create(ib, blk.full, cIndex(ib, 1), cIndex(ib, s),
                                     Value());
       nvgpu::MBarrierInitOp::create(
@@ -136,17 +145,18 @@ void carveStages(IB &b, GemmBlock &blk) {
 /// 2. The producer: thread 0 loads every K step into the ring as soon as
 /// the consumers release its stage. Word boxes past N read zeros.
 void produce(IB &b, const WeightStack &stack, const GemmBlock &blk) {
-  MemRefType xBox = tensorMapBox(blk.element, kTileTokens);
+  int64_t stages = blk.shape.stages, stageBytes = blk.shape.stageBytes();
+  MemRefType xBox = tensorMapBox(blk.element, blk.shape.tokens);
   MemRefType wordBox = tensorMapBox(b.getI32Type(), kWordRows);
   ifThen(b, blk.w.thread == 0, [&](IB &tb) {
     forLoop(tb, cIndex(tb, 0), cIndex(tb, blk.steps), 1, [&](IB &lb, Idx k) {
-      Idx stage = k % kStages;
-      ifThen(lb, k >= kStages, [&](IB &wb) {
-        waitBarrier(wb, blk.empty, stage, k / kStages - 1);
+      Idx stage = k % stages;
+      ifThen(lb, k >= stages, [&](IB &wb) {
+        waitBarrier(wb, blk.empty, stage, k / stages - 1);
       });
       nvgpu::MBarrierArriveExpectTxOp::create(
-          lb, blk.full, cIndex(lb, kStageBytes), stage, Value());
-      Idx start = stage * kStageBytes;
+          lb, blk.full, cIndex(lb, stageBytes), stage, Value());
+      Idx start = stage * stageBytes;
       auto load = [&](Value map, MemRefType box, Idx col, Idx row,
                       Idx offset) {
         Value dst = memref::ViewOp::create(lb, box, blk.shared.raw,
@@ -171,7 +181,7 @@ void produce(IB &b, const WeightStack &stack, const GemmBlock &blk) {
           begin = select(lb, inside, cIndex(lb, first), begin);
         }
         load(map, wordBox, n - begin, k * kWordRows,
-             start + kXBytes + j * kWordBoxBytes);
+             start + blk.shape.xBytes() + j * kWordBoxBytes);
       }
     });
   });
@@ -195,13 +205,15 @@ struct Consumer {
 /// (feature + 1, same k), then the same 8 k further.
 SmallVector<std::array<Value, 4>> decodeStage(IB &b, const GemmBlock &blk,
                                               const Consumer &c, Idx stage) {
-  Value words = blk.shared.view(b, b.getI32Type(), kStages * kStageBytes / 4);
+  int64_t stageWords = blk.shape.stageBytes() / 4;
+  Value words =
+      blk.shared.view(b, b.getI32Type(), blk.shape.stages * stageWords);
   auto pairType = VectorType::get({2}, b.getI32Type());
   // The 128-byte swizzle: chunk x of word row r lies at chunk x ^ r (the
   // boxes start at 1024-byte boundaries).
   Idx column = c.wordAt % kBoxWords;
   Idx chunk = column / 4, inChunk = column % 4;
-  Idx rowStart = c.wordAt - column + stage * (kStageBytes / 4);
+  Idx rowStart = c.wordAt - column + stage * stageWords;
   SmallVector<std::array<Value, 4>> a;
   for (int64_t s = 0; s < kStepK / 16; ++s) {
     std::array<Value, 2> pairs;
@@ -231,10 +243,11 @@ Value multiplyStage(IB &b, const GemmBlock &blk, const Consumer &c, Idx stage,
   SmallVector<WgmmaRegisterAStep> steps;
   for (auto [s, regs] : llvm::enumerate(a)) {
     Value offset = indexCast(
-        b, stage * kStageBytes + static_cast<int64_t>(s) * 32, b.getI64Type());
+        b, stage * blk.shape.stageBytes() + static_cast<int64_t>(s) * 32,
+        b.getI64Type());
     steps.push_back({regs, WgmmaDescriptor::advance(b, c.xDescriptor, offset)});
   }
-  return wgmmaAsyncRegisterA(b, blk.element, steps, kTileTokens, part,
+  return wgmmaAsyncRegisterA(b, blk.element, steps, blk.shape.tokens, part,
                              accumulate);
 }
 
@@ -242,7 +255,7 @@ Value multiplyStage(IB &b, const GemmBlock &blk, const Consumer &c, Idx stage,
 /// wgmma's accumulator layout (register 4 j + r: feature + r / 2, token
 /// 8 j + 2 quad + r % 2).
 SmallVector<Value> accumulate(IB &b, const GemmBlock &blk, const Consumer &c) {
-  int64_t sums = kTileTokens / 2;
+  int64_t sums = blk.shape.tokens / 2, stages = blk.shape.stages;
   auto flatten = [](ArrayRef<std::array<Value, 4>> a) {
     SmallVector<Value> flat;
     for (const auto &regs : a)
@@ -256,8 +269,8 @@ SmallVector<Value> accumulate(IB &b, const GemmBlock &blk, const Consumer &c) {
     return a;
   };
   auto decodeStep = [&](IB &ib, Idx k) {
-    Idx stage = k % kStages;
-    waitBarrier(ib, blk.full, stage, k / kStages);
+    Idx stage = k % stages;
+    waitBarrier(ib, blk.full, stage, k / stages);
     return flatten(decodeStage(ib, blk, c, stage));
   };
   Type partType = LLVM::LLVMStructType::getLiteral(
@@ -277,7 +290,7 @@ SmallVector<Value> accumulate(IB &b, const GemmBlock &blk, const Consumer &c) {
         std::array<Value, 2> scales;
         for (int64_t h = 0; h < 2; ++h)
           scales[h] = load(lb, c.scales, {group, c.localFeature + h});
-        part = multiplyStage(lb, blk, c, k % kStages, unflatten(a), part,
+        part = multiplyStage(lb, blk, c, k % stages, unflatten(a), part,
                              inGroup != 0);
         // The next step's registers while these wgmmas run (the last step
         // decodes its own stage again, not yet released), fenced so that
@@ -288,7 +301,7 @@ SmallVector<Value> accumulate(IB &b, const GemmBlock &blk, const Consumer &c) {
         // a stays live until the wgmmas that read it retired.
         fenceIntRegisters(lb, a);
         ifThen(lb, blk.w.lane == 0, [&](IB &rb) {
-          arriveBarrier(rb, blk.empty, k % kStages);
+          arriveBarrier(rb, blk.empty, k % stages);
         });
         SmallVector<Value> promoted = ifElse(
             lb, inGroup == blk.groupSteps - 1, acc, [&](IB &pb) {
@@ -313,7 +326,7 @@ void storeTile(IB &b, const GPTQGemmArgs &args, const WeightStack &stack,
                ArrayRef<OutputSegment> segments) {
   MatmulArgs out{args.x, {}, {}, args.outputs, {}};
   Idx inside = ult(b, c.feature, cIndex(b, stack.n));
-  for (int64_t j = 0; j < kTileTokens / 8; ++j) {
+  for (int64_t j = 0; j < blk.shape.tokens / 8; ++j) {
     for (int64_t e = 0; e < 2; ++e) {
       Idx token = blk.m0 + j * 8 + blk.w.quad * 2 + e;
       ifThen(b, inside & ult(b, token, blk.rows), [&](IB &sb) {
@@ -341,7 +354,7 @@ void consume(IB &b, const GemmArgs &args, const WeightStack &stack,
   // Features past N read (and never store) the weight's first scales.
   c.localFeature = select(b, ult(b, c.feature - c.weight.begin, c.weight.rows),
                           c.feature - c.weight.begin, cIndex(b, 0));
-  c.wordAt = (kXBytes + inTile / kBoxWords * kWordBoxBytes) / 4 +
+  c.wordAt = (blk.shape.xBytes() + inTile / kBoxWords * kWordBoxBytes) / 4 +
              inTile % kBoxWords;
   c.xDescriptor = WgmmaDescriptor{blk.smemAddr}.build(b);
   c.byteSelector = gptqByteSelector(b, blk.w.quad);
@@ -350,10 +363,12 @@ void consume(IB &b, const GemmArgs &args, const WeightStack &stack,
 }
 
 /// One block's 128 tokens x 128 features, in the grouped tile order.
-void buildGemm(IB &b, const GemmArgs &args, const WeightStack &stack,
-               int64_t groupSize, ArrayRef<OutputSegment> segments) {
+void buildGemm(IB &b, const BlockShape &shape, const GemmArgs &args,
+               const WeightStack &stack, int64_t groupSize,
+               ArrayRef<OutputSegment> segments) {
   BuilderScope scope(b);
   GemmBlock blk;
+  blk.shape = shape;
   blk.element = cast<MemRefType>(args.tensors.x.getType()).getElementType();
   blk.w = WarpLayout::of(threadIdx(b));
   carveStages(b, blk);
@@ -363,7 +378,7 @@ void buildGemm(IB &b, const GemmArgs &args, const WeightStack &stack,
   blk.rows = dim(b, args.tensors.x, 0);
   auto [tokenTile, featureTile] =
       groupedTile(b, llvm::divideCeil(stack.n, kTileFeatures));
-  blk.m0 = tokenTile * kTileTokens;
+  blk.m0 = tokenTile * blk.shape.tokens;
   blk.n0 = featureTile * kTileFeatures;
   blk.steps = stack.k / kStepK;
   blk.groupSteps = groupSize / kStepK;
@@ -398,24 +413,44 @@ bool gpu_lowering::gptqWgmmaGemmApplies(const GPTQGemmArgs &args,
          hasTensorMapLayout(args.x);
 }
 
+/// One launch of the GEMM of `shape` (as kernel `name`).
+static void launchGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
+                       const WeightStack &stack, int64_t groupSize,
+                       ArrayRef<OutputSegment> outputs, const BlockShape &shape,
+                       StringRef name) {
+  GemmArgs gemmArgs{args, {}, {}};
+  Type element = cast<MemRefType>(args.x.getType()).getElementType();
+  gemmArgs.xMap =
+      encodeTensorMap(host, args.x, tensorMapBox(element, shape.tokens));
+  for (Value words : args.packed)
+    gemmArgs.wordMaps.push_back(encodeTensorMap(
+        host, words, tensorMapBox(host.getI32Type(), kWordRows)));
+  int64_t threads = (1 + kConsumers) * kWarpgroup;
+  auto [kernel, b, kernelArgs] =
+      createKernel(e, host.getLoc(), name, gemmArgs, {}, threads);
+  buildGemm(b, shape, kernelArgs, stack, groupSize, outputs);
+  e.launch(host, kernel,
+           {cIndex(host, llvm::divideCeil(stack.n, kTileFeatures)),
+            ceilDiv(host, dim(host, args.x, 0), shape.tokens), cIndex(host, 1)},
+           threads, argumentList(gemmArgs), cI32(host, shape.sharedBytes()));
+}
+
 void gpu_lowering::emitGPTQWgmmaGemm(KernelEmitter &e, IB &host,
                                      const GPTQGemmArgs &args,
                                      const WeightStack &stack,
                                      int64_t groupSize,
                                      ArrayRef<OutputSegment> outputs) {
-  GemmArgs gemmArgs{args, {}, {}};
-  Type element = cast<MemRefType>(args.x.getType()).getElementType();
-  gemmArgs.xMap =
-      encodeTensorMap(host, args.x, tensorMapBox(element, kTileTokens));
-  for (Value words : args.packed)
-    gemmArgs.wordMaps.push_back(encodeTensorMap(
-        host, words, tensorMapBox(host.getI32Type(), kWordRows)));
-  int64_t threads = (1 + kConsumers) * kWarpgroup;
-  auto [kernel, b, kernelArgs] = createKernel(e, host.getLoc(), "gemm_gptq_wgmma",
-                                              gemmArgs, {}, threads);
-  buildGemm(b, kernelArgs, stack, groupSize, outputs);
-  e.launch(host, kernel,
-           {cIndex(host, llvm::divideCeil(stack.n, kTileFeatures)),
-            ceilDiv(host, dim(host, args.x, 0), kTileTokens), cIndex(host, 1)},
-           threads, argumentList(gemmArgs), cI32(host, kSharedBytes));
+  // Up to 128 rows, 64-token blocks: twice the blocks (Llama-3-8B's qkv
+  // has 48 feature tiles for 132 multiprocessors), each decoding as much.
+  ifThenElse(
+      host, ule(host, dim(host, args.x, 0), cIndex(host, 128)),
+      [&](IB &sb) {
+        launchGemm(e, sb, args, stack, groupSize, outputs,
+                   BlockShape{/*tokens=*/64, /*stages=*/8},
+                   "gemm_gptq_wgmma_m128");
+      },
+      [&](IB &lb) {
+        launchGemm(e, lb, args, stack, groupSize, outputs,
+                   BlockShape{/*tokens=*/128, /*stages=*/8}, "gemm_gptq_wgmma");
+      });
 }
