@@ -159,10 +159,10 @@
 // CHECK: [[XBOX:%[a-zA-Z0-9_]+]] = memref.view [[RAW]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<128x64xbf16, #gpu.address_space<workgroup>>
 // CHECK-NEXT: [[XD:%[a-zA-Z0-9_]+]] = builtin.unrealized_conversion_cast [[AX]] : !llvm.ptr to !nvgpu.tensormap.descriptor<tensor = memref<128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
 // CHECK-NEXT: nvgpu.tma.async.load [[XD]][[[COL]], [[M0:%[a-zA-Z0-9_]+]]], [[FULL]][[[STAGE]]] to [[XBOX]]
-// CHECK-NEXT: [[ISK:%[a-zA-Z0-9_]+]] = arith.cmpi sge, [[N0:%[a-zA-Z0-9_]+]], %c256 : index
+// CHECK-NEXT: [[ISK:%[a-zA-Z0-9_]+]] = arith.cmpi uge, [[N0:%[a-zA-Z0-9_]+]], %c256 : index
 // CHECK-NEXT: [[MAP1:%[a-zA-Z0-9_]+]] = arith.select [[ISK]], [[AK]], [[AQ]] : !llvm.ptr
 // CHECK-NEXT: [[BEGIN1:%[a-zA-Z0-9_]+]] = arith.select [[ISK]], %c256, %c0 : index
-// CHECK-NEXT: [[ISV:%[a-zA-Z0-9_]+]] = arith.cmpi sge, [[N0]], %c384 : index
+// CHECK-NEXT: [[ISV:%[a-zA-Z0-9_]+]] = arith.cmpi uge, [[N0]], %c384 : index
 // CHECK-NEXT: [[MAP:%[a-zA-Z0-9_]+]] = arith.select [[ISV]], [[AV]], [[MAP1]] : !llvm.ptr
 // CHECK-NEXT: [[BEGIN:%[a-zA-Z0-9_]+]] = arith.select [[ISV]], %c384, [[BEGIN1]] : index
 // CHECK-NEXT: [[ROW:%[a-zA-Z0-9_]+]] = arith.subi [[N0]], [[BEGIN]] : index

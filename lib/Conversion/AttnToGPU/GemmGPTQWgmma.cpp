@@ -39,7 +39,7 @@
 
 #include "GemmGPTQ.h"
 #include "KernelArguments.h"
-#include "StageBarriers.h"
+#include "WarpSpecialization.h"
 #include "TensorMaps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -171,16 +171,9 @@ void produce(IB &b, const WeightStack &stack, const GemmBlock &blk) {
       for (int64_t j = 0; j < kTileFeatures / kBoxWords; ++j) {
         // Weights start at multiples of 32 features: a box lies in one.
         Idx n = blk.n0 + j * kBoxWords;
-        Value map = blk.wordMaps[0];
-        Idx begin = cIndex(lb, 0);
-        for (auto [w, first] : llvm::enumerate(stack.begin)) {
-          if (w == 0)
-            continue;
-          Idx inside = n >= first;
-          map = select(lb, inside, blk.wordMaps[w], map);
-          begin = select(lb, inside, cIndex(lb, first), begin);
-        }
-        load(map, wordBox, n - begin, k * kWordRows,
+        BlockWeight map = selectWeight(
+            lb, MatmulArgs{Value(), blk.wordMaps, {}, {}, {}}, stack, n);
+        load(map.weight, wordBox, n - map.begin, k * kWordRows,
              start + blk.shape.xBytes() + j * kWordBoxBytes);
       }
     });
@@ -385,21 +378,15 @@ void buildGemm(IB &b, const BlockShape &shape, const GemmArgs &args,
   blk.xMap = tensorMapAddress(b, args.xMap);
   for (Value map : args.wordMaps)
     blk.wordMaps.push_back(tensorMapAddress(b, map));
-  // setmaxnreg needs the registers at entry fixed: one block an SM.
-  b.getInsertionBlock()
-      ->getParent()
-      ->getParentOfType<gpu::GPUFuncOp>()
-      ->setAttr("nvvm.minctasm", b.getI32IntegerAttr(1));
+  fixRegistersAtEntry(b);
   ifThenElse(
       b, blk.warpgroup == 0,
       [&](IB &pb) {
-        NVVM::SetMaxRegisterOp::create(pb, kProducerRegisters,
-                                       NVVM::SetMaxRegisterAction::decrease);
+        setWarpgroupRegisters(pb, kProducerRegisters, /*increase=*/false);
         produce(pb, stack, blk);
       },
       [&](IB &cb) {
-        NVVM::SetMaxRegisterOp::create(cb, kConsumerRegisters,
-                                       NVVM::SetMaxRegisterAction::increase);
+        setWarpgroupRegisters(cb, kConsumerRegisters, /*increase=*/true);
         consume(cb, args, stack, blk, segments);
       });
 }

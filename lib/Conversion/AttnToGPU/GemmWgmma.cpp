@@ -27,7 +27,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "MatmulKernel.h"
-#include "StageBarriers.h"
+#include "WarpSpecialization.h"
 #include "TensorMaps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -166,16 +166,9 @@ void produce(IB &b, const WeightStack &stack, const GemmBlock &blk,
       for (int64_t j = 0; j < blk.cfg.tileN / blk.weightBoxRows; ++j) {
         // Boxes past N read past the last weight's end: zeros.
         Idx n = blk.n0 + j * blk.weightBoxRows;
-        Value map = blk.weightMaps[0];
-        Idx begin = cIndex(lb, 0);
-        for (auto [w, first] : llvm::enumerate(stack.begin)) {
-          if (w == 0)
-            continue;
-          Idx inside = n >= first;
-          map = select(lb, inside, blk.weightMaps[w], map);
-          begin = select(lb, inside, cIndex(lb, first), begin);
-        }
-        load(map, n - begin, wBox,
+        BlockWeight map = selectWeight(
+            lb, MatmulArgs{Value(), blk.weightMaps, {}, {}, {}}, stack, n);
+        load(map.weight, n - map.begin, wBox,
              stageStart + (tileM + j * blk.weightBoxRows) * kRowBytes);
       }
     });
@@ -556,27 +549,20 @@ void gpu_lowering::buildWgmmaGemm(IB &b, const WgmmaGemmConfig &cfg,
   for (Value map : ArrayRef<Value>(args.tensorMaps).drop_front())
     blk.weightMaps.push_back(tensorMapAddress(b, map));
   initBarriers(b, blk);
-  if (blk.rebalance()) {
-    // setmaxnreg needs the registers at entry fixed: one block an SM.
-    b.getInsertionBlock()
-        ->getParent()
-        ->getParentOfType<gpu::GPUFuncOp>()
-        ->setAttr("nvvm.minctasm", b.getI32IntegerAttr(1));
-  }
+  if (blk.rebalance())
+    fixRegistersAtEntry(b);
   ifThenElse(
       b, blk.warpgroup == 0,
       [&](IB &pb) {
         if (blk.rebalance())
-          NVVM::SetMaxRegisterOp::create(pb, kProducerRegisters,
-                                         NVVM::SetMaxRegisterAction::decrease);
+          setWarpgroupRegisters(pb, kProducerRegisters, /*increase=*/false);
         GemmBlock producer = blk;
         producer.w = WarpLayout::of(blk.w.thread % kWarpgroup);
         produce(pb, stack, producer, numK);
       },
       [&](IB &cb) {
         if (blk.rebalance())
-          NVVM::SetMaxRegisterOp::create(cb, kConsumerRegisters,
-                                         NVVM::SetMaxRegisterAction::increase);
+          setWarpgroupRegisters(cb, kConsumerRegisters, /*increase=*/true);
         consume(cb, args, stack, blk, numK, segments, scales);
       });
 }
