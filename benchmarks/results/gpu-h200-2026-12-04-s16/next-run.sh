@@ -1,6 +1,7 @@
 #!/bin/bash
-# Prepared by the sixteenth session (HEAD 4aa3f26) for the next one: one device call,
+# Prepared by the sixteenth session (HEAD 9930018) for the next one: one device call,
 #   run(command="build/next6/run.sh", carry=["build/next6"])    (about 8 minutes)
+# The wgmma GEMM serves M > 64 (64-token blocks up to 128 rows: gemm_gptq_wgmma_m128).
 # GPTQ above 64 rows on gemm_gptq_wgmma (GemmGPTQWgmma.cpp: decoded weights as wgmma's
 # register A; the PTX simulation passes) against the mma.sync GEMM (gemm_gptq).
 #   dt-gptq: build_device_tests.py --only gptq on HEAD (78 cases: the GEMM at 65, 512, 2048)
