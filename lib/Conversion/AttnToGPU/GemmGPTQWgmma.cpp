@@ -32,15 +32,15 @@
 // A's rows are a permutation of the features: row 16 w + g + 8 h of warp w
 // (lane group g, h = 0, 1) is feature 16 w + 2 g + h, so that a lane's two
 // features are adjacent words of a staged word row (one 8-byte read) and
-// adjacent outputs (one 4-byte store a token). Byte q of a word is its k
+// adjacent outputs of a token (stored together). Byte q of a word is its k
 // pair (2 q, 2 q + 1): the pair that lane quad q holds in A's layout.
 //
 //===----------------------------------------------------------------------===//
 
 #include "GemmGPTQ.h"
 #include "KernelArguments.h"
-#include "WarpSpecialization.h"
 #include "TensorMaps.h"
+#include "WarpSpecialization.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"

@@ -27,8 +27,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "MatmulKernel.h"
-#include "WarpSpecialization.h"
 #include "TensorMaps.h"
+#include "WarpSpecialization.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
