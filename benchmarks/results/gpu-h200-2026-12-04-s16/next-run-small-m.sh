@@ -5,9 +5,11 @@
 # (W read once per 16 rows) at 1-64 rows. Arithmetic says it might: the GEMV at 64 rows
 # reads W four times (53.7 us at K 4096 x N 14336); the GEMM decodes each weight once.
 #   bq-wgmma / layer-wgmma: HEAD (the GEMV up to 64 rows), as for run.sh
-#   bq-allgemm / layer-allgemm: HEAD with emitQuantizedMatmul's GPTQ gemvMaxRows = 0
-#     (GemvQuantKernel.cpp, "gptq ? 0 : kGemvMaxRows; // TEMP"), full rebuild, same scripts
-# The GEMM at 1-64 rows passes the GPTQ PTX simulation (M 1, 5, 8, 16, 33, 64).
+#   bq-allgemm / layer-allgemm: HEAD + gptq-gemm-small-m-to-measure.patch (results folder):
+#     GPTQ's gemvMaxRows = 0 and a 16-token shape (gemm_gptq_wgmma_m16) up to 16 rows, so
+#     1-16 rows take m64n16k16 (x boxes of 16 rows), 17-128 the 64-token shape; full
+#     rebuild, same scripts
+# The GEMM at 1-64 rows passes the GPTQ PTX simulation (M 1, 3, 5, 8, 16, 17, 64).
 mkdir -p $OUT/s
 B=benchmarks/gpu/bench_quant_gemv.py
 for pass in 1 2; do
