@@ -15,7 +15,7 @@ B=benchmarks/gpu/bench_quant_gemv.py
 # Most important first: a call past 600 s is cut off, but what is under $OUT comes back.
 bench() {
   echo "== pass $1 $2" >> $OUT/r/gemm.txt
-  timeout 90 python3 $B build/next6/$2 --weights gptq,bf16 --rows 128,512,2048,8192 2>&1 | tail -12 >> $OUT/r/gemm.txt
+  timeout 120 python3 $B build/next6/$2 --weights gptq,bf16 --rows 128,512,2048,8192 2>&1 | tail -12 >> $OUT/r/gemm.txt
 }
 bench 1 bq-wgmma; bench 1 bq-mma
 mkdir -p $OUT/r/layer-wgmma $OUT/r/layer-mma
