@@ -193,11 +193,11 @@ struct Consumer {
   Value byteSelector;  // prmt: byte `quad` of a word
 };
 
-/// A stage's A registers: per k16 slice s, the lane's words of word rows
-/// 2 s and 2 s + 1 decoded at byte `quad`: (feature, k 16 s + 2 quad ..),
-/// (feature + 1, same k), then the same 8 k further.
-SmallVector<std::array<Value, 4>> decodeStage(IB &b, const GemmBlock &blk,
-                                              const Consumer &c, Idx stage) {
+/// A stage's A registers, four per k16 slice s: the lane's words of word
+/// rows 2 s and 2 s + 1 decoded at byte `quad`: (feature, k 16 s + 2 quad
+/// ..), (feature + 1, same k), then the same 8 k further.
+SmallVector<Value> decodeStage(IB &b, const GemmBlock &blk, const Consumer &c,
+                               Idx stage) {
   int64_t stageWords = blk.shape.stageBytes() / 4;
   Value words =
       blk.shared.view(b, b.getI32Type(), blk.shape.stages * stageWords);
@@ -207,7 +207,7 @@ SmallVector<std::array<Value, 4>> decodeStage(IB &b, const GemmBlock &blk,
   Idx column = c.wordAt % kBoxWords;
   Idx chunk = column / 4, inChunk = column % 4;
   Idx rowStart = c.wordAt - column + stage * stageWords;
-  SmallVector<std::array<Value, 4>> a;
+  SmallVector<Value> a;
   for (int64_t s = 0; s < kStepK / 16; ++s) {
     std::array<Value, 2> pairs;
     for (int64_t h = 0; h < 2; ++h) {
@@ -217,13 +217,11 @@ SmallVector<std::array<Value, 4>> decodeStage(IB &b, const GemmBlock &blk,
                                         /*nontemporal=*/false,
                                         llvm::MaybeAlign(8));
     }
-    std::array<Value, 4> regs;
     for (int64_t r = 0; r < 4; ++r) {
       Value word = vector::ExtractOp::create(b, pairs[r / 2],
                                              ArrayRef<int64_t>{r % 2});
-      regs[r] = decodeGPTQByte(b, word, c.byteSelector, blk.element);
+      a.push_back(decodeGPTQByte(b, word, c.byteSelector, blk.element));
     }
-    a.push_back(regs);
   }
   return a;
 }
@@ -231,14 +229,13 @@ SmallVector<std::array<Value, 4>> decodeStage(IB &b, const GemmBlock &blk,
 /// 3. part (+)= A x^T over one staged K step: four k16 wgmmas of 32 bytes
 /// along x's swizzled rows, without waiting.
 Value multiplyStage(IB &b, const GemmBlock &blk, const Consumer &c, Idx stage,
-                    ArrayRef<std::array<Value, 4>> a, Value part,
-                    Value accumulate) {
+                    ArrayRef<Value> a, Value part, Value accumulate) {
   SmallVector<WgmmaRegisterAStep> steps;
-  for (auto [s, regs] : llvm::enumerate(a)) {
-    Value offset = indexCast(
-        b, stage * blk.shape.stageBytes() + static_cast<int64_t>(s) * 32,
-        b.getI64Type());
-    steps.push_back({regs, WgmmaDescriptor::advance(b, c.xDescriptor, offset)});
+  for (int64_t s = 0; s < kStepK / 16; ++s) {
+    Value offset =
+        indexCast(b, stage * blk.shape.stageBytes() + s * 32, b.getI64Type());
+    steps.push_back({{a[4 * s], a[4 * s + 1], a[4 * s + 2], a[4 * s + 3]},
+                     WgmmaDescriptor::advance(b, c.xDescriptor, offset)});
   }
   return wgmmaAsyncRegisterA(b, blk.element, steps, blk.shape.tokens, part,
                              accumulate);
@@ -249,22 +246,10 @@ Value multiplyStage(IB &b, const GemmBlock &blk, const Consumer &c, Idx stage,
 /// 8 j + 2 quad + r % 2).
 SmallVector<Value> accumulate(IB &b, const GemmBlock &blk, const Consumer &c) {
   int64_t sums = blk.shape.tokens / 2, stages = blk.shape.stages;
-  auto flatten = [](ArrayRef<std::array<Value, 4>> a) {
-    SmallVector<Value> flat;
-    for (const auto &regs : a)
-      llvm::append_range(flat, regs);
-    return flat;
-  };
-  auto unflatten = [](ArrayRef<Value> flat) {
-    SmallVector<std::array<Value, 4>> a;
-    for (size_t i = 0; i < flat.size(); i += 4)
-      a.push_back({flat[i], flat[i + 1], flat[i + 2], flat[i + 3]});
-    return a;
-  };
   auto decodeStep = [&](IB &ib, Idx k) {
     Idx stage = k % stages;
     waitBarrier(ib, blk.full, stage, k / stages);
-    return flatten(decodeStage(ib, blk, c, stage));
+    return decodeStage(ib, blk, c, stage);
   };
   Type partType = LLVM::LLVMStructType::getLiteral(
       b.getContext(), SmallVector<Type>(sums, b.getF32Type()));
@@ -283,8 +268,7 @@ SmallVector<Value> accumulate(IB &b, const GemmBlock &blk, const Consumer &c) {
         std::array<Value, 2> scales;
         for (int64_t h = 0; h < 2; ++h)
           scales[h] = load(lb, c.scales, {group, c.localFeature + h});
-        part = multiplyStage(lb, blk, c, k % stages, unflatten(a), part,
-                             inGroup != 0);
+        part = multiplyStage(lb, blk, c, k % stages, a, part, inGroup != 0);
         // The next step's registers while these wgmmas run (the last step
         // decodes its own stage again, not yet released), fenced so that
         // the compiler cannot sink the decoding past the wait.
