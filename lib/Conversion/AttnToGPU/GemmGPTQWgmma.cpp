@@ -50,6 +50,8 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <limits>
+
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::gpu_lowering;
@@ -66,10 +68,11 @@ constexpr int64_t kConsumers = 2, kConsumerFeatures = 64;
 constexpr int64_t kTileFeatures = kConsumers * kConsumerFeatures;
 constexpr int64_t kWordBoxBytes = kWordRows * kRowBytes;
 
-/// A shape of the GEMM: `tokens` a block (wgmma's N: 128, or 64 so that
-/// up to 128 rows take twice the blocks), a ring of `stages`.
+/// A shape of the GEMM, for up to `maxRows` rows: `tokens` a block
+/// (wgmma's N), a ring of `stages`, kernel `name`.
 struct BlockShape {
-  int64_t tokens, stages;
+  int64_t maxRows, tokens, stages;
+  StringRef name;
 
   /// A stage: x's box, then one box of word rows per 32 features.
   int64_t xBytes() const { return tokens * kRowBytes; }
@@ -384,11 +387,11 @@ bool gpu_lowering::gptqWgmmaGemmApplies(const GPTQGemmArgs &args,
          hasTensorMapLayout(args.x);
 }
 
-/// One launch of the GEMM of `shape` (as kernel `name`).
+/// One launch of the GEMM of `shape`.
 static void launchGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
                        const WeightStack &stack, int64_t groupSize,
-                       ArrayRef<OutputSegment> outputs, const BlockShape &shape,
-                       StringRef name) {
+                       ArrayRef<OutputSegment> outputs,
+                       const BlockShape &shape) {
   GemmArgs gemmArgs{args, {}, {}};
   Type element = cast<MemRefType>(args.x.getType()).getElementType();
   gemmArgs.xMap =
@@ -398,7 +401,7 @@ static void launchGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
         host, words, tensorMapBox(host.getI32Type(), kWordRows)));
   int64_t threads = (1 + kConsumers) * kWarpgroup;
   auto [kernel, b, kernelArgs] =
-      createKernel(e, host.getLoc(), name, gemmArgs, {}, threads);
+      createKernel(e, host.getLoc(), shape.name, gemmArgs, {}, threads);
   buildGemm(b, shape, kernelArgs, stack, groupSize, outputs);
   e.launch(host, kernel,
            {cIndex(host, llvm::divideCeil(stack.n, kTileFeatures)),
@@ -413,15 +416,11 @@ void gpu_lowering::emitGPTQWgmmaGemm(KernelEmitter &e, IB &host,
                                      ArrayRef<OutputSegment> outputs) {
   // Up to 128 rows, 64-token blocks: twice the blocks (Llama-3-8B's qkv
   // has 48 feature tiles for 132 multiprocessors), each decoding as much.
-  ifThenElse(
-      host, ule(host, dim(host, args.x, 0), cIndex(host, 128)),
-      [&](IB &sb) {
-        launchGemm(e, sb, args, stack, groupSize, outputs,
-                   BlockShape{/*tokens=*/64, /*stages=*/8},
-                   "gemm_gptq_wgmma_m128");
-      },
-      [&](IB &lb) {
-        launchGemm(e, lb, args, stack, groupSize, outputs,
-                   BlockShape{/*tokens=*/128, /*stages=*/8}, "gemm_gptq_wgmma");
-      });
+  BlockShape shapes[] = {
+      {128, /*tokens=*/64, /*stages=*/8, "gemm_gptq_wgmma_m128"},
+      {std::numeric_limits<int64_t>::max(), 128, 8, "gemm_gptq_wgmma"}};
+  launchByRows(host, dim(host, args.x, 0), shapes,
+               [&](IB &hb, const BlockShape &shape) {
+                 launchGemm(e, hb, args, stack, groupSize, outputs, shape);
+               });
 }

@@ -322,17 +322,6 @@ bool gpu_lowering::matmulCanSplitWeights(ArrayRef<Value> weights) {
   return true;
 }
 
-void gpu_lowering::launchByRows(
-    IB &host, Idx rows, ArrayRef<GemmShape> shapes,
-    function_ref<void(IB &, const GemmShape &)> launch) {
-  if (shapes.size() == 1)
-    return launch(host, shapes.front());
-  ifThenElse(
-      host, ule(host, rows, cIndex(host, shapes.front().maxRows)),
-      [&](IB &hb) { launch(hb, shapes.front()); },
-      [&](IB &nb) { launchByRows(nb, rows, shapes.drop_front(), launch); });
-}
-
 /// The tile width (256, 192 or 128) that computes 512 rows of `n` columns
 /// soonest: the fewest waves of blocks over the multiprocessors times the
 /// time of one tile (about its width); ties go to the wider tile.

@@ -111,9 +111,18 @@ struct GemmShape {
   StringRef name;
 };
 
-/// Host: `launch` of the first of `shapes` whose maxRows holds `rows`.
-void launchByRows(IB &host, Idx rows, ArrayRef<GemmShape> shapes,
-                  function_ref<void(IB &, const GemmShape &)> launch);
+/// Host: `launch` of the first of `shapes` whose maxRows holds `rows` (a
+/// list of any shape type with a `maxRows`; the last takes any M).
+template <typename Shapes, typename Launch>
+void launchByRows(IB &host, Idx rows, const Shapes &shapes, Launch &&launch) {
+  ArrayRef list(shapes);
+  if (list.size() == 1)
+    return launch(host, list.front());
+  ifThenElse(
+      host, ule(host, rows, cIndex(host, list.front().maxRows)),
+      [&](IB &hb) { launch(hb, list.front()); },
+      [&](IB &nb) { launchByRows(nb, rows, list.drop_front(), launch); });
+}
 
 /// This block's output tile (row tile, column tile) of a grid of
 /// `columnTiles` x (rows / tileM) work blocks, in groups of `groupRows` row
