@@ -1,5 +1,5 @@
 #!/bin/bash
-# Prepared by the sixteenth session (HEAD 1bd4663) for the next one: a second (optional) device call,
+# Prepared by the sixteenth session (HEAD 88ebc02) for the next one: a second (optional) device call,
 #   run(command="build/next6/run-small-m.sh", carry=["build/next6"])    (about 5 minutes)
 # Whether GPTQ's wgmma GEMM (64-token blocks, W read once for all rows) beats the GEMV
 # (W read once per 16 rows) at 1-64 rows. Arithmetic says it might: the GEMV at 64 rows

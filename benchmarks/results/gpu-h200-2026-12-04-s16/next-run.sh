@@ -1,5 +1,5 @@
 #!/bin/bash
-# Prepared by the sixteenth session (HEAD 1bd4663) for the next one: one device call,
+# Prepared by the sixteenth session (HEAD 88ebc02) for the next one: one device call,
 #   run(command="build/next6/run.sh", carry=["build/next6"])    (about 8 minutes)
 # The wgmma GEMM serves M > 64 (64-token blocks up to 128 rows: gemm_gptq_wgmma_m128).
 # GPTQ above 64 rows on gemm_gptq_wgmma (GemmGPTQWgmma.cpp: decoded weights as wgmma's
