@@ -102,6 +102,8 @@ def encoding_attr(quant):
         fields = [f"group_size = {quant['group_size']}"]
         if quant.get("desc_act"):
             fields.append("desc_act = true")
+        if quant.get("layout", "checkpoint") != "checkpoint":
+            fields.append(f"layout = {quant['layout']}")
     elif kind == "float8":
         fields = [f"weight_scale = {quant['weight_scale']}", f"input_scale = {quant['input_scale']}"]
         if quant.get("upper_bound") is not None:

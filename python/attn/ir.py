@@ -50,7 +50,8 @@ def example_scaling(kind, head_dim, orig=48, max_position=1024):
 
 
 # ---------------------------------------------------------------------------------------------
-# Quantised weights: ``quant`` is a dict, ``{"kind": "gptq", "group_size": g, "desc_act": bool}``
+# Quantised weights: ``quant`` is a dict, ``{"kind": "gptq", "group_size": g, "desc_act": bool,
+# "layout": "checkpoint" | "column_blocks"}``
 # or ``{"kind": "float8", "weight_scale": "tensor" | "row" | "block", "input_scale": "static" |
 # "dynamic", "upper_bound": float or None}`` or ``{"kind": "gguf", "type": "q4_0" | "q8_0" |
 # "q4_k" | "q6_k"}``.
@@ -70,7 +71,9 @@ def quantized_parts(quant, rows, cols):
     """(suffix, shape, element type) of the parts of W ``[rows, cols]``, in operand order."""
     if quant["kind"] == "gptq":
         g = quant["group_size"]
-        parts = {"qweight": ((cols // 8, rows), "i32"), "scales": ((cols // g, rows), "f16"),
+        qweight = ((rows // ref.GPTQ_BLOCK_COLUMNS, cols // 8, ref.GPTQ_BLOCK_COLUMNS)
+                   if quant.get("layout") == "column_blocks" else (cols // 8, rows))
+        parts = {"qweight": (qweight, "i32"), "scales": ((cols // g, rows), "f16"),
                  "perm": ((cols,), "i32")}
     elif quant["kind"] == "gguf":
         elements, nbytes = ref.GGUF_BLOCKS[quant["type"]]
@@ -119,7 +122,7 @@ def reference_quantized_weight(quant, parts):
         return ref.GGUFWeight(quant["type"], parts["blocks"])
     if quant["kind"] == "gptq":
         return ref.GPTQWeight(parts["qweight"], parts["scales"], quant["group_size"],
-                              parts.get("perm"))
+                              parts.get("perm"), quant.get("layout", "checkpoint"))
     return ref.Float8Weight(parts["weight"], parts["weight_scale"], quant["weight_scale"],
                             parts.get("input_scale"), quant.get("upper_bound"))
 
@@ -137,6 +140,8 @@ def random_quantized_weight(rng, quant, rows, cols):
         }
         if quant.get("desc_act"):
             parts["perm"] = rng.permutation(cols).astype(np.int32)
+        if quant.get("layout") == "column_blocks":
+            parts["qweight"] = np.ascontiguousarray(ref.gptq_column_blocks(parts["qweight"]))
         return parts
     if quant["kind"] == "gguf":
         weight = ref.random_gguf_weight(rng, quant["type"], rows, cols, spread)

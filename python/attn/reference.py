@@ -332,11 +332,38 @@ def gptq_from_checkpoint(qweight, scales, qzeros, group_size, g_idx=None):
     return GPTQWeight(pack_int4(unpack_int4(qweight)[perm]), scales, group_size, perm)
 
 
-class GPTQWeight(QuantizedWeight):
-    """GPTQ int4, symmetric: ``qweight`` int32 ``[K/8, N]``, ``scales`` f16/bf16 ``[K/g, N]``,
-    optional ``perm`` int32 ``[K]`` (desc_act: stored row ``r`` multiplies ``x[perm[r]]``)."""
+GPTQ_BLOCK_COLUMNS = 64
 
-    def __init__(self, qweight, scales, group_size, perm=None):
+
+def gptq_column_blocks(qweight):
+    """The one-time repack of ``#attn.gptq<..., layout = column_blocks>``: int32 words
+    ``[K/8, N]`` -> ``[N/64, K/8, 64]``, word ``[r, n]`` at ``[n // 64, r, n % 64]``, so each 64
+    output columns' words are contiguous. Works on any array with ``reshape`` / ``transpose``
+    (numpy, or a torch tensor on the GPU, then ``.contiguous()``)."""
+    rows, n = qweight.shape
+    if n % GPTQ_BLOCK_COLUMNS:
+        raise ValueError(f"column blocks need N ({n}) a multiple of {GPTQ_BLOCK_COLUMNS}")
+    return qweight.reshape(rows, n // GPTQ_BLOCK_COLUMNS, GPTQ_BLOCK_COLUMNS).transpose(1, 0, 2)
+
+
+def gptq_checkpoint_order(blocks):
+    """Inverse of ``gptq_column_blocks``: ``[N/64, K/8, 64]`` -> ``[K/8, N]``."""
+    nb, rows, width = blocks.shape
+    if width != GPTQ_BLOCK_COLUMNS:
+        raise ValueError(f"column blocks are {GPTQ_BLOCK_COLUMNS} wide, got {width}")
+    return blocks.transpose(1, 0, 2).reshape(rows, nb * width)
+
+
+class GPTQWeight(QuantizedWeight):
+    """GPTQ int4, symmetric: ``qweight`` int32 ``[K/8, N]`` (``layout="column_blocks"``:
+    ``[N/64, K/8, 64]``, ``gptq_column_blocks``), ``scales`` f16/bf16 ``[K/g, N]``, optional
+    ``perm`` int32 ``[K]`` (desc_act: stored row ``r`` multiplies ``x[perm[r]]``)."""
+
+    def __init__(self, qweight, scales, group_size, perm=None, layout="checkpoint"):
+        if layout == "column_blocks":
+            qweight = gptq_checkpoint_order(np.asarray(qweight))
+        elif layout != "checkpoint":
+            raise ValueError(f"unknown GPTQ layout {layout!r}")
         self.qweight = np.asarray(qweight, dtype=np.int32)
         self.scales = np.asarray(scales)
         self.group_size = group_size

@@ -55,6 +55,8 @@ pytestmark = needs_attn_compile
 QUANTS = {
     "gptq-g64": {"kind": "gptq", "group_size": 64},
     "gptq-g32-act": {"kind": "gptq", "group_size": 32, "desc_act": True},
+    "gptq-g128-act-blocks": {"kind": "gptq", "group_size": 128, "desc_act": True,
+                             "layout": "column_blocks"},
     "fp8-tensor-static": {"kind": "float8", "weight_scale": "tensor", "input_scale": "static"},
     "fp8-row-dynamic": {"kind": "float8", "weight_scale": "row", "input_scale": "dynamic"},
     "fp8-block-dynamic-bound": {"kind": "float8", "weight_scale": "block",
@@ -158,7 +160,8 @@ SCENARIOS = {
 # float8 layers in f32: with bf16 intermediates the layer's o differs from the reference's by
 # up to 2^-9, a sizeable part of an E4M3 step, so most elements of o_proj's input could round
 # either way and the bound would say little (bf16 float8 is checked exactly by the linear tests).
-LAYER_QUANTS = {"gptq-g64": "bf16", "gptq-g32-act": "f16", "fp8-row-dynamic": "f32",
+LAYER_QUANTS = {"gptq-g64": "bf16", "gptq-g32-act": "f16", "gptq-g128-act-blocks": "bf16",
+                "fp8-row-dynamic": "f32",
                 "fp8-block-dynamic-bound": "f32", "fp8-tensor-static": "f32",
                 **{f"gguf-{t}": "f32" for t in ref.GGUF_BLOCKS}, "gguf-q4_k_m": "f32"}
 # llama.cpp's Q4_K_M: v (and some layers' o) in Q6_K, the rest in Q4_K; one encoding per weight.

@@ -54,6 +54,32 @@ def test_gptq_apply_desc_act_permutes_activations():
     assert not np.array_equal(hand_gptq().apply(x)[0], expected)
 
 
+def test_gptq_column_blocks_hand_written():
+    # K = 16, N = 128: word [r, n] = 1000 r + n.
+    qweight = (1000 * np.arange(2)[:, None] + np.arange(128)[None, :]).astype(np.int32)
+    blocks = ref.gptq_column_blocks(qweight)
+    assert blocks.shape == (2, 2, 64)
+    # Block 1, word row 1, column 3 of the block: checkpoint word [1, 67].
+    assert blocks[1, 1, 3] == 1067
+    assert blocks[0, 1, :4].tolist() == [1000, 1001, 1002, 1003]
+    assert np.ascontiguousarray(blocks).ravel()[64:68].tolist() == [1000, 1001, 1002, 1003]
+    np.testing.assert_array_equal(ref.gptq_checkpoint_order(blocks), qweight)
+
+
+def test_gptq_column_blocks_decode_as_the_checkpoint():
+    rng = np.random.default_rng(3)
+    qweight = rng.integers(-(2**31), 2**31, size=(4, 128)).astype(np.int32)
+    scales = rng.uniform(0.5, 1.5, size=(2, 128)).astype(np.float16)
+    checkpoint = ref.GPTQWeight(qweight, scales, group_size=16)
+    blocked = ref.GPTQWeight(np.ascontiguousarray(ref.gptq_column_blocks(qweight)), scales,
+                             group_size=16, layout="column_blocks")
+    np.testing.assert_array_equal(blocked.decode(), checkpoint.decode())
+    with pytest.raises(ValueError, match="multiple of 64"):
+        ref.gptq_column_blocks(qweight[:, :96])
+    with pytest.raises(ValueError, match="unknown GPTQ layout"):
+        ref.GPTQWeight(qweight, scales, group_size=16, layout="tiles")
+
+
 def test_gptq_perm_from_g_idx_is_stable_sort():
     assert ref.gptq_perm_from_g_idx([1, 0, 1, 0, 2, 0]).tolist() == [1, 3, 5, 0, 2, 4]
 

@@ -25,7 +25,10 @@ the index checks a launch may carry: no block may read the empty x); K 256 leave
 eight warps without a unit; K 4096 gives each warp four units, so its ring of three stages
 wraps around (both mbarrier parities); groups of 32 (32-deep units) with N 136 (a last block
 with 8 columns in its first half and none in its second); q / k / v weights of 96, 32 and 32
-rows (a block whose halves come from two weights).
+rows (a block whose halves come from two weights). Words in ``layout = column_blocks``
+(``[N/64, K/8, 64]``, which the kernels read as ``[N/64 * K/8, 64]``): a linear of K 1024 and
+N 192 through the GEMV (1, 20) and the wgmma GEMM (70, 200; its second feature tile half past
+N), groups of 32 through the GEMV and the mma.sync GEMM, and q / k / v of 128, 64 and 64 rows.
 """
 
 import os
@@ -130,14 +133,25 @@ def from_bits(bits, dtype):
     return bits.view(np.float16).astype(np.float64)
 
 
-def simulate(ptx, m, k, rows, group, dtype, seed=0):
-    """x [m, k] against GPTQ weights of `rows` rows each (one launch); returns the worst
-    error as a fraction of the allowed one (half an output ulp plus the f32 bound)."""
+def words_buffer(words, blocks):
+    """(words as the kernels read them, their rows, columns): ``[K/8, N]``, or in column blocks
+    ``[N/64 * K/8, 64]`` (the host's collapse of ``[N/64, K/8, 64]``)."""
+    if not blocks:
+        return words, words.shape[0], words.shape[1]
+    rows, n = words.shape
+    blocked = np.ascontiguousarray(words.reshape(rows, n // 64, 64).transpose(1, 0, 2))
+    return blocked, n // 64 * rows, 64
+
+
+def simulate(ptx, m, k, rows, group, dtype, blocks=False, seed=0):
+    """x [m, k] against GPTQ weights of `rows` rows each (one launch), their words in column
+    blocks if `blocks`; returns the worst error as a fraction of the allowed one (half an
+    output ulp plus the f32 bound)."""
     rng = np.random.default_rng(seed)
     mem = Memory()
     x = to_bits(rng.uniform(-1, 1, (m, k)), dtype)
     params = descriptor(mem.put(x), [m, k])
-    packed, scales, wants = [], [], []
+    packed, scales, wants, word_dims = [], [], [], []
     for n in rows:
         q = rng.integers(0, 16, size=(k, n))
         words = np.zeros((k // 8, n), dtype=np.uint32)
@@ -146,7 +160,9 @@ def simulate(ptx, m, k, rows, group, dtype, seed=0):
         s = (rng.uniform(0.5, 1.5, size=(k // group, n)) / 16).astype(np.float16)
         w = (q - 8) * np.repeat(s.astype(np.float64), group, axis=0)
         wants.append((from_bits(x, dtype) @ w, np.abs(from_bits(x, dtype)) @ np.abs(w)))
-        packed += descriptor(mem.put(words), [k // 8, n])
+        words, word_rows_total, word_cols = words_buffer(words, blocks)
+        word_dims.append((word_rows_total, word_cols))
+        packed += descriptor(mem.put(words), [word_rows_total, word_cols])
         scales += descriptor(mem.put(s), [k // group, n])
     outs = [mem.put(np.full((m, n), 0x7FFF, dtype=np.uint16)) for n in rows]  # NaNs
     params += packed + scales
@@ -158,9 +174,8 @@ def simulate(ptx, m, k, rows, group, dtype, seed=0):
         name, tile_m, threads, smem, x_rows, word_rows = gemv_shape(m, sum(rows), group)
         grid = (-(-sum(rows) // 64), max(1, -(-m // tile_m)))
         maps = [ptx_sim.TensorMap(params[1], 2, m, k, 2 * k, x_rows, 64)]
-        for i, n in enumerate(rows):
-            words_addr, scales_addr = packed[7 * i + 1], scales[7 * i + 1]
-            maps.append(ptx_sim.TensorMap(words_addr, 4, k // 8, n, 4 * n, word_rows, 32))
+        for i, (wr, wc) in enumerate(word_dims):
+            maps.append(ptx_sim.TensorMap(packed[7 * i + 1], 4, wr, wc, 4 * wc, word_rows, 32))
         for i, n in enumerate(rows):
             maps.append(ptx_sim.TensorMap(scales[7 * i + 1], 2, k // group, n, 2 * n, 1, 64))
         first = len(params)
@@ -175,8 +190,8 @@ def simulate(ptx, m, k, rows, group, dtype, seed=0):
             # Its tensor maps (parameters after the buffers): x's boxes of the block's rows,
             # each weight's 8 word rows.
             maps = [ptx_sim.TensorMap(params[1], 2, m, k, 2 * k, tile_m, 64)]
-            maps += [ptx_sim.TensorMap(packed[7 * i + 1], 4, k // 8, n, 4 * n, 8, 32)
-                     for i, n in enumerate(rows)]
+            maps += [ptx_sim.TensorMap(packed[7 * i + 1], 4, wr, wc, 4 * wc, 8, 32)
+                     for i, (wr, wc) in enumerate(word_dims)]
             tensor_maps = {len(params) + i: t for i, t in enumerate(maps)}
             params += [0] * len(maps)
         ptx_sim.run_kernel(ptx, name, grid, threads, params, smem, mem.buf, tensor_maps)
@@ -191,30 +206,43 @@ def simulate(ptx, m, k, rows, group, dtype, seed=0):
     return worst
 
 
-def linear_module(k, n, group, dtype):
-    words, groups = k // 8, k // group
-    return f"""!w = !attn.quantized_weight<{n}x{k}, #attn.gptq<group_size = {group}>>
-func.func @linear(%x: tensor<?x{k}x{dtype}>, %qw: tensor<{words}x{n}xi32>,
+def encoding(group, blocks):
+    layout = ", layout = column_blocks" if blocks else ""
+    return f"#attn.gptq<group_size = {group}{layout}>"
+
+
+def words_type(k, n, blocks):
+    return f"tensor<{n // 64}x{k // 8}x64xi32>" if blocks else f"tensor<{k // 8}x{n}xi32>"
+
+
+def linear_module(k, n, group, dtype, blocks=False):
+    groups, qw = k // group, words_type(k, n, blocks)
+    return f"""!w = !attn.quantized_weight<{n}x{k}, {encoding(group, blocks)}>
+func.func @linear(%x: tensor<?x{k}x{dtype}>, %qw: {qw},
                   %s: tensor<{groups}x{n}xf16>) -> tensor<?x{n}x{dtype}> {{
-  %w = attn.quantized_weight(%qw, %s) : (tensor<{words}x{n}xi32>, tensor<{groups}x{n}xf16>) -> !w
+  %w = attn.quantized_weight(%qw, %s) : ({qw}, tensor<{groups}x{n}xf16>) -> !w
   %y = attn.linear %x, %w : tensor<?x{k}x{dtype}>, !w -> tensor<?x{n}x{dtype}>
   return %y : tensor<?x{n}x{dtype}>
 }}
 """
 
 
-def qkv_module(k, group, dtype):
-    """q / k / v of 3 x 32, 32 and 32 rows."""
-    w, g = k // 8, k // group
-    out = [f"tensor<?x{h}x32x{dtype}>" for h in (3, 1, 1)]
-    return f"""!wq = !attn.quantized_weight<96x{k}, #attn.gptq<group_size = {group}>>
-!wkv = !attn.quantized_weight<32x{k}, #attn.gptq<group_size = {group}>>
-func.func @qkv(%x: tensor<?x{k}x{dtype}>, %qq: tensor<{w}x96xi32>, %sq: tensor<{g}x96xf16>,
-               %qk: tensor<{w}x32xi32>, %sk: tensor<{g}x32xf16>, %qv: tensor<{w}x32xi32>,
-               %sv: tensor<{g}x32xf16>) -> ({", ".join(out)}) {{
-  %wq = attn.quantized_weight(%qq, %sq) : (tensor<{w}x96xi32>, tensor<{g}x96xf16>) -> !wq
-  %wk = attn.quantized_weight(%qk, %sk) : (tensor<{w}x32xi32>, tensor<{g}x32xf16>) -> !wkv
-  %wv = attn.quantized_weight(%qv, %sv) : (tensor<{w}x32xi32>, tensor<{g}x32xf16>) -> !wkv
+def qkv_module(k, group, dtype, head=32, blocks=False):
+    """q / k / v of 3 heads, 1 and 1 (head dim `head`)."""
+    g, nq, nkv = k // group, 3 * head, head
+    if blocks:  # q of 2 heads: N a multiple of 64
+        nq = 2 * head
+    out = [f"tensor<?x{nq // head}x{head}x{dtype}>", *[f"tensor<?x1x{head}x{dtype}>"] * 2]
+    wq, wkv = words_type(k, nq, blocks), words_type(k, nkv, blocks)
+    enc = encoding(group, blocks)
+    return f"""!wq = !attn.quantized_weight<{nq}x{k}, {enc}>
+!wkv = !attn.quantized_weight<{nkv}x{k}, {enc}>
+func.func @qkv(%x: tensor<?x{k}x{dtype}>, %qq: {wq}, %sq: tensor<{g}x{nq}xf16>,
+               %qk: {wkv}, %sk: tensor<{g}x{nkv}xf16>, %qv: {wkv},
+               %sv: tensor<{g}x{nkv}xf16>) -> ({", ".join(out)}) {{
+  %wq = attn.quantized_weight(%qq, %sq) : ({wq}, tensor<{g}x{nq}xf16>) -> !wq
+  %wk = attn.quantized_weight(%qk, %sk) : ({wkv}, tensor<{g}x{nkv}xf16>) -> !wkv
+  %wv = attn.quantized_weight(%qv, %sv) : ({wkv}, tensor<{g}x{nkv}xf16>) -> !wkv
   %q, %k, %v = attn.qkv_projection %x weights(%wq, %wk, %wv)
       : tensor<?x{k}x{dtype}>, (!wq, !wkv, !wkv) -> {", ".join(out)}
   return %q, %k, %v : {", ".join(out)}
@@ -222,7 +250,7 @@ func.func @qkv(%x: tensor<?x{k}x{dtype}>, %qq: tensor<{w}x96xi32>, %sq: tensor<{
 """
 
 
-# (label, module, K, weight rows, group, dtype, row counts M)
+# (label, module, K, weight rows, group, dtype, row counts M[, column blocks])
 CASES = [
     ("linear k256 n200 bf16", linear_module(256, 200, 128, "bf16"), 256, [200], 128, "bf16",
      (0, 1, 9, 17, 20, 64, 70)),
@@ -236,20 +264,26 @@ CASES = [
      (1, 16, 40, 130)),
     ("linear k512 n136 g64 f16", linear_module(512, 136, 64, "f16"), 512, [136], 64, "f16",
      (65, 260)),
+    ("blocks linear k1024 n192 bf16", linear_module(1024, 192, 128, "bf16", blocks=True), 1024,
+     [192], 128, "bf16", (1, 20, 70, 200), True),
+    ("blocks linear k256 n128 g32 f16", linear_module(256, 128, 32, "f16", blocks=True), 256,
+     [128], 32, "f16", (8, 65), True),
+    ("blocks qkv 128/64/64 bf16", qkv_module(256, 128, "bf16", head=64, blocks=True), 256,
+     [128, 64, 64], 128, "bf16", (1, 16, 130), True),
 ]
 
 
 def main():
     gemv_only = "--gemv" in sys.argv[1:]
     failed = 0
-    for label, module, k, rows, group, dtype, ms in CASES:
+    for label, module, k, rows, group, dtype, ms, *blocks in CASES:
         if gemv_only:
             ms = [m for m in ms if m <= GEMV_MAX_ROWS]
             if not ms:
                 continue
         ptx = kernel_ptx(module)
         for m in ms:
-            err = simulate(ptx, m, k, rows, group, dtype)
+            err = simulate(ptx, m, k, rows, group, dtype, blocks=bool(blocks))
             ok = err <= TOLERANCE
             failed += not ok
             kernel = gemv_shape(m, sum(rows), group)[0] if m <= GEMV_MAX_ROWS else shape(group, m)[0]

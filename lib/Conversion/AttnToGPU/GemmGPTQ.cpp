@@ -161,8 +161,9 @@ void startStep(IB &b, const GPTQGemmArgs &args, const GemmTile &t,
             cb, MatmulArgs{args.x, args.packed, {}, {}, {}}, stack, t.n0 + col);
         Idx local = t.n0 + col - weight.begin;
         Idx valid = ult(cb, local, weight.rows);
-        copyChunk(cb, words, {r, col}, weight.weight,
-                  {k0 / 8 + r, select(cb, valid, local, cIndex(cb, 0))}, 4,
+        auto [wordRow, wordCol] = args.order.at(
+            k0 / 8 + r, select(cb, valid, local, cIndex(cb, 0)));
+        copyChunk(cb, words, {r, col}, weight.weight, {wordRow, wordCol}, 4,
                   valid);
       };
       if ((i + 1) * threads <= wordChunks)
@@ -309,6 +310,13 @@ void buildGPTQGemm(IB &b, const GPTQGemmConfig &cfg, int64_t groupSize,
 }
 
 } // namespace
+
+std::pair<Idx, Idx> GPTQWordOrder::at(Idx r, Idx n) const {
+  if (!columnBlocks)
+    return {r, n};
+  int64_t width = GPTQAttr::kBlockColumns;
+  return {n / width * wordRows + r, n % width};
+}
 
 Value gpu_lowering::gptqByteSelector(IB &b, Idx quad) {
   // Result bytes 0, 1 from byte `quad` of the first operand, bytes 2, 3 from

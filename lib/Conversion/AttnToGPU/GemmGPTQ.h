@@ -12,12 +12,26 @@
 
 namespace mlir::attn::gpu_lowering {
 
+/// Where the kernels find a weight's words in its 2-D `packed` buffer:
+/// word row r of column n (of the weight) at [r, n] in checkpoint order.
+/// `column_blocks` words ([N/64, K/8, 64]) are collapsed on the host to
+/// [N/64 * K/8, 64], so the word is at [(n / 64) K/8 + r, n % 64]: a box
+/// or chunk of up to 64 aligned columns stays in one block.
+struct GPTQWordOrder {
+  bool columnBlocks = false;
+  int64_t wordRows = 0; // K / 8
+
+  /// (row, column) in `packed` of word row `r`, column `n`.
+  std::pair<Idx, Idx> at(Idx r, Idx n) const;
+};
+
 /// The GEMM's arguments: x ([M, K], already permuted for desc_act), each
-/// weight's packed words and scales (one dynamic-N type when there are
-/// several), outputs. GPTQ projections have no bias (as in MAX).
+/// weight's packed words (in `order`) and scales (one dynamic-N type when
+/// there are several), outputs. GPTQ projections have no bias (as in MAX).
 struct GPTQGemmArgs {
   Value x;
   SmallVector<Value> packed, scales, outputs;
+  GPTQWordOrder order;
 
   template <typename F> void forEach(F f) {
     f(x);

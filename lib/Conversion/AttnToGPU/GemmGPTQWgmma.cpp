@@ -115,6 +115,7 @@ struct GemmBlock {
   Idx m0, n0;    // the block's first token and feature
   Value xMap;
   SmallVector<Value> wordMaps;
+  GPTQWordOrder order;
   int64_t steps, groupSteps; // K steps, and of a group
 };
 
@@ -176,7 +177,8 @@ void produce(IB &b, const WeightStack &stack, const GemmBlock &blk) {
         Idx n = blk.n0 + j * kBoxWords;
         BlockWeight map = selectWeight(
             lb, MatmulArgs{Value(), blk.wordMaps, {}, {}, {}}, stack, n);
-        load(map.weight, wordBox, n - map.begin, k * kWordRows,
+        auto [row, col] = blk.order.at(k * kWordRows, n - map.begin);
+        load(map.weight, wordBox, col, row,
              start + blk.shape.xBytes() + j * kWordBoxBytes);
       }
     });
@@ -361,6 +363,7 @@ void buildGemm(IB &b, const BlockShape &shape, const GemmArgs &args,
   blk.m0 = tokenTile * blk.shape.tokens;
   blk.n0 = featureTile * kTileFeatures;
   blk.steps = stack.k / kStepK;
+  blk.order = args.tensors.order;
   blk.groupSteps = groupSize / kStepK;
   blk.xMap = tensorMapAddress(b, args.xMap);
   for (Value map : args.wordMaps)

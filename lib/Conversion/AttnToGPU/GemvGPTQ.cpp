@@ -188,6 +188,7 @@ struct GemvBlock {
   GPTQGemvShape shape;
   StageLayout layout;
   int64_t groupSize;
+  GPTQWordOrder order;
   WarpLayout w;
   Idx rows, m0, n0;
   std::array<Half, 2> halves;
@@ -226,8 +227,8 @@ void copyUnit(IB &b, const GemvBlock &blk, Idx unit, Idx stage) {
     for (int64_t half = 0; half < 2; ++half) {
       const Half &h = blk.halves[half];
       ifThen(tb, h.inside, [&](IB &hb) {
-        copyBox(hb, start + s.wordsOffset(half), h.wordsMap, h.column, k0 / 8,
-                barrier);
+        auto [row, col] = blk.order.at(k0 / 8, h.column);
+        copyBox(hb, start + s.wordsOffset(half), h.wordsMap, col, row, barrier);
         copyBox(hb, blk.base + blk.scaleRow(stage, half), h.scalesMap, h.column,
                 k0 / blk.groupSize, barrier);
       });
@@ -365,6 +366,7 @@ GemvBlock placeBlock(IB &b, const GPTQGemvArgs &args, const MapAddresses &maps,
   blk.shape = shape;
   blk.layout = StageLayout::of(groupSize, shape);
   blk.groupSize = groupSize;
+  blk.order = args.tensors.order;
   blk.w = WarpLayout::of(threadIdx(b));
   blk.rows = dim(b, args.tensors.x, 0);
   blk.m0 = blockIdx(b, gpu::Dimension::y) * blk.layout.xRows;

@@ -497,6 +497,21 @@ SmallVector<Value> partOfEach(IB &host,
   return values;
 }
 
+/// GPTQ `column_blocks` words [N/64, K/8, 64] as the 2-D [N/64 * K/8, 64]
+/// the kernels read (GPTQWordOrder), rows dynamic when several weights
+/// share one kernel argument type.
+SmallVector<Value> columnBlockWords(IB &host,
+                                    ArrayRef<QuantizedWeightBuffers> weights) {
+  SmallVector<Value> values;
+  for (const QuantizedWeightBuffers &w : weights) {
+    Value words = memref::CollapseShapeOp::create(
+        host, w.parts[0], ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+    values.push_back(weights.size() > 1 ? withDynamicDim(host, words, 0)
+                                        : words);
+  }
+  return values;
+}
+
 SmallVector<Value> biasesOf(IB &host, ArrayRef<Value> biases,
                             size_t weightCount) {
   SmallVector<Value> values(biases);
@@ -564,7 +579,9 @@ QuantGemvArgs prepareArgs(KernelEmitter &e, IB &host, Value x,
   }
   // One kernel argument type for several weights.
   int64_t nDim = columnDim(encoding);
-  args.packed = partOfEach(host, weights, 0, nDim);
+  args.packed = gptq && gptq.hasColumnBlocks()
+                    ? columnBlockWords(host, weights)
+                    : partOfEach(host, weights, 0, nDim);
   args.scales = partOfEach(host, weights, 1, nDim);
   args.biases = biasesOf(host, biases, weights.size());
   for (const OutputSegment &out : outputs)
@@ -723,7 +740,9 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
   auto float8 = dyn_cast<Float8Attr>(encoding);
   std::function<void(IB &)> gemv, gemm;
   int64_t gemvMaxRows = gptq ? kGPTQGemvMaxRows : kGemvMaxRows;
-  GPTQGemmArgs gptqArgs{args.x, args.packed, args.scales, args.outputs};
+  GPTQGemmArgs gptqArgs{args.x, args.packed, args.scales, args.outputs, {}};
+  if (gptq)
+    gptqArgs.order = {gptq.hasColumnBlocks(), stack.k / 8};
   if (gptq) {
     assert(biases.empty() && "GPTQ projections have no bias (the verifier)");
     gemv = [&](IB &hb) {

@@ -34,8 +34,19 @@ Value bitcast(IB &b, Type type, Value v) {
 /// scales[k / g, n]`, eight k per word (one word a piece of 8 lanes; a group
 /// is a multiple of 8, so a piece has one scale).
 struct GPTQReader : WeightReader {
-  GPTQReader(Value qweight, Value scales, int64_t groupSize)
-      : qweight(qweight), scales(scales), groupSize(groupSize) {}
+  GPTQReader(Value qweight, Value scales, int64_t groupSize, bool columnBlocks)
+      : qweight(qweight), scales(scales), groupSize(groupSize),
+        columnBlocks(columnBlocks) {}
+
+  /// Word row `r` of column `n`: `[r, n]`, or `[n / 64, r, n % 64]` in
+  /// column blocks.
+  Value word(IB &b, Idx r, Idx n) const {
+    if (!columnBlocks)
+      return tensor::ExtractOp::create(b, qweight, ValueRange{r, n});
+    int64_t width = GPTQAttr::kBlockColumns;
+    return tensor::ExtractOp::create(b, qweight,
+                                     ValueRange{n / width, r, n % width});
+  }
 
   void prepare(IB &b, int64_t) override {
     SmallVector<int32_t> bits = {0, 4, 8, 12, 16, 20, 24, 28};
@@ -52,8 +63,7 @@ struct GPTQReader : WeightReader {
         width > 8 ? zero(b, vecType(b.getF32Type(), {width})) : Value();
     for (int64_t piece = 0; piece < width / 8; ++piece) {
       Idx first = Idx(k) + piece * 8;
-      Value word =
-          tensor::ExtractOp::create(b, qweight, ValueRange{first / 8, n});
+      Value word = this->word(b, first / 8, Idx(n));
       Value nibbles = arith::AndIOp::create(
           b, arith::ShRUIOp::create(b, splat(b, word, 8), shifts), mask);
       Value q = arith::SubFOp::create(
@@ -73,6 +83,7 @@ struct GPTQReader : WeightReader {
 
   Value qweight, scales;
   int64_t groupSize;
+  bool columnBlocks;
   Value shifts, mask, offset;
 };
 
@@ -260,7 +271,8 @@ QuantizedProjection linalg_lowering::prepareQuantizedProjection(IB &b, Value x,
     if (gptq.getDescAct())
       projection.input = permuteColumns(b, x, parts[2]);
     projection.weights =
-        std::make_unique<GPTQReader>(parts[0], parts[1], gptq.getGroupSize());
+        std::make_unique<GPTQReader>(parts[0], parts[1], gptq.getGroupSize(),
+                                     gptq.hasColumnBlocks());
     return projection;
   }
   if (auto gguf = dyn_cast<GGUFAttr>(encoding)) {

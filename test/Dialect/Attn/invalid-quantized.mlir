@@ -57,6 +57,28 @@ func.func @gptq_qweight_shape(%qw: tensor<64x16xi32>, %s: tensor<1x64xf16>) {
 
 // -----
 
+func.func @gptq_column_blocks_n(%qw: tensor<1x16x96xi32>, %s: tensor<1x96xf16>) {
+  // expected-error @+1 {{expects N (96) to be a multiple of 64 with layout = column_blocks}}
+  %w = attn.quantized_weight(%qw, %s) : (tensor<1x16x96xi32>, tensor<1x96xf16>) -> !attn.quantized_weight<96x128, #attn.gptq<group_size = 128, layout = column_blocks>>
+  return
+}
+
+// -----
+
+func.func @gptq_column_blocks_shape(%qw: tensor<16x128xi32>, %s: tensor<1x128xf16>) {
+  // expected-error @+1 {{expects qweight of shape [2, 16, 64], got 'tensor<16x128xi32>'}}
+  %w = attn.quantized_weight(%qw, %s) : (tensor<16x128xi32>, tensor<1x128xf16>) -> !attn.quantized_weight<128x128, #attn.gptq<group_size = 128, layout = column_blocks>>
+  return
+}
+
+// -----
+
+// expected-error @+2 {{expected ::mlir::attn::GPTQLayout to be one of: checkpoint, column_blocks}}
+// expected-error @+1 {{failed to parse Attn_GPTQAttr parameter 'layout'}}
+func.func private @gptq_layout_name(!attn.quantized_weight<64x128, #attn.gptq<group_size = 128, layout = tiles>>)
+
+// -----
+
 func.func @gptq_scales_shape(%qw: tensor<16x64xi32>, %s: tensor<2x64xf16>) {
   // expected-error @+1 {{expects scales of shape [1, 64], got 'tensor<2x64xf16>'}}
   %w = attn.quantized_weight(%qw, %s) : (tensor<16x64xi32>, tensor<2x64xf16>) -> !attn.quantized_weight<64x128, #attn.gptq<group_size = 128>>

@@ -28,6 +28,21 @@ func.func @gptq_desc_act(%qw: tensor<32x128xi32>, %s: tensor<4x128xbf16>, %perm:
   return %w : !gptq_act
 }
 
+// Column blocks: qweight [N/64, K/8, 64]; `layout = checkpoint` is the
+// default and is not printed.
+// CHECK-LABEL: func @gptq_column_blocks
+// CHECK: attn.quantized_weight(%{{.*}}, %{{.*}}) : (tensor<2x32x64xi32>, tensor<2x128xbf16>) -> !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = column_blocks>>
+// CHECK: -> !attn.quantized_weight<128x256, #attn.gptq<group_size = 128>>
+func.func @gptq_column_blocks(%qb: tensor<2x32x64xi32>, %qw: tensor<32x128xi32>, %s: tensor<2x128xbf16>) {
+  %w = attn.quantized_weight(%qb, %s)
+      : (tensor<2x32x64xi32>, tensor<2x128xbf16>)
+      -> !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = column_blocks>>
+  %c = attn.quantized_weight(%qw, %s)
+      : (tensor<32x128xi32>, tensor<2x128xbf16>)
+      -> !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = checkpoint>>
+  return
+}
+
 // CHECK-LABEL: func @float8_granularities
 // CHECK: -> !attn.quantized_weight<256x256, #attn.float8<weight_scale = tensor, input_scale = static>>
 // CHECK: -> !attn.quantized_weight<256x256, #attn.float8<weight_scale = row, input_scale = dynamic>>

@@ -82,7 +82,8 @@ LogicalResult expectActivation(EmitErrorFn emitError, Attribute encoding,
 //===----------------------------------------------------------------------===//
 
 LogicalResult GPTQAttr::verify(EmitErrorFn emitError, int64_t bits,
-                               int64_t groupSize, bool, bool sym) {
+                               int64_t groupSize, bool, bool sym,
+                               GPTQLayout) {
   if (bits != 4)
     return emitError() << "GPTQ with " << bits
                        << " bits is not supported "
@@ -112,8 +113,16 @@ LogicalResult GPTQAttr::verifyParts(int64_t rows, int64_t cols, TypeRange parts,
       failed(expectColsMultiple(emitError, cols, 8, "int4 values per word")) ||
       failed(expectColsMultiple(emitError, cols, getGroupSize(), "group size")))
     return failure();
+  SmallVector<int64_t> qweightShape = {cols / 8, rows};
+  if (hasColumnBlocks()) {
+    if (rows % kBlockColumns != 0)
+      return emitError() << "expects N (" << rows
+                         << ") to be a multiple of " << kBlockColumns
+                         << " with layout = column_blocks";
+    qweightShape = {rows / kBlockColumns, cols / 8, kBlockColumns};
+  }
   Builder b(getContext());
-  if (failed(expectPart(emitError, parts, names, 0, {cols / 8, rows},
+  if (failed(expectPart(emitError, parts, names, 0, qweightShape,
                         {b.getI32Type()})) ||
       failed(expectPart(emitError, parts, names, 1,
                         {cols / getGroupSize(), rows},

@@ -32,6 +32,19 @@ defvar Attn_WeightEncodingMethods =
 // GPTQ
 //===----------------------------------------------------------------------===//
 
+def Attn_GPTQLayout : I32EnumAttr<"GPTQLayout",
+    "the order of a GPTQ weight's packed words", [
+    I32EnumAttrCase<"Checkpoint", 0, "checkpoint">,
+    I32EnumAttrCase<"ColumnBlocks", 1, "column_blocks">]> {
+  let cppNamespace = "::mlir::attn";
+  let genSpecializedAttr = 0;
+}
+
+// GPTQAttr's word order, `checkpoint` when absent.
+def Attn_GPTQLayoutParameter : EnumParameter<Attn_GPTQLayout> {
+  let defaultValue = "::mlir::attn::GPTQLayout::Checkpoint";
+}
+
 def Attn_GPTQAttr : Attn_Attr<"GPTQ", "gptq", Attn_WeightEncodingMethods> {
   let summary = "GPTQ int4 weights in groups along K (MAX's QuantizationConfig)";
   let description = [{
@@ -44,18 +57,34 @@ def Attn_GPTQAttr : Attn_Attr<"GPTQ", "gptq", Attn_WeightEncodingMethods> {
     and `sym` are there so that a checkpoint's config transcribes as it is
     and an unsupported one is rejected by name. Activations bf16 or f16.
 
+    `layout = column_blocks` stores the same words as
+    `qweight : tensor<N/64 x K/8 x 64 x i32>`, word `[r, n]` of the
+    checkpoint at `[n / 64, r, n % 64]` (N a multiple of 64): each 64
+    output columns' words are one contiguous run, which a GEMV block reads
+    as one stream. The one-time repack is `attn.reference.gptq_column_blocks`
+    (docs/ABI.md).
+
     ```mlir
     #attn.gptq<group_size = 128>
     #attn.gptq<group_size = 128, desc_act = true>
+    #attn.gptq<group_size = 128, layout = column_blocks>
     ```
   }];
   let parameters = (ins
     DefaultValuedParameter<"int64_t", "4">:$bits,
     "int64_t":$group_size,
     Attn_BoolParameter<"false", "rows stored in activation order">:$desc_act,
-    Attn_BoolParameter<"true", "symmetric (zero point 8)">:$sym);
+    Attn_BoolParameter<"true", "symmetric (zero point 8)">:$sym,
+    Attn_GPTQLayoutParameter:$layout);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Output columns of one block of `column_blocks`.
+    static constexpr int64_t kBlockColumns = 64;
+    bool hasColumnBlocks() const {
+      return getLayout() == GPTQLayout::ColumnBlocks;
+    }
+  }];
 }
 
 //===----------------------------------------------------------------------===//
