@@ -2,8 +2,9 @@
 """GPU benchmark of the quantised-weight GEMVs (``GemvGPTQ.cpp``, ``GemvQuantKernel.cpp``) at
 decode sizes, and of the GEMMs above them (GPTQ above 64 rows: ``GemmGPTQWgmma.cpp``, the
 decoded weights as wgmma's register operand; float8 above 16: the E4M3 wgmma GEMM) against the bf16 GEMM at prefill sizes: a Llama-3-8B up/gate
-projection shape, K 4096 x N 14336, with GPTQ int4 (group 128) and float8 E4M3 (row scales,
-dynamic input scale) weights, and the bf16 GEMV of the same shape.
+projection shape, K 4096 x N 14336, with GPTQ int4 (group 128; ``gptq_blocks``: the same with
+its words in 64-column blocks, ``layout = column_blocks``) and float8 E4M3 (row scales, dynamic
+input scale) weights, and the bf16 GEMV of the same shape.
 
     /usr/bin/python3 benchmarks/gpu/bench_quant_gemv.py --build build/bench-quant   # here
     python3 benchmarks/gpu/bench_quant_gemv.py build/bench-quant                    # on the GPU
@@ -44,12 +45,14 @@ ROWS = (1, 8, 16)
 # tokens x 128 features a block),
 # float8 the E4M3 wgmma GEMM (64 x 64 tiles up to 64 rows, 128 x 64 up to 128; issue 13's
 # goal: >= 0.8 of torch._scaled_mm and >= 1.6x our bf16 GEMM at M >= 2048).
-GEMM_ROWS = {"gptq": (64, 512, 2048, 8192), "float8": (64, 512, 2048, 8192),
-             "bf16": (64, 512, 2048, 8192)}
+GEMM_ROWS = {"gptq": (64, 512, 2048, 8192), "gptq_blocks": (64, 512, 2048, 8192),
+             "float8": (64, 512, 2048, 8192), "bf16": (64, 512, 2048, 8192)}
 # Rows of x checked against the float64 reference (all of them up to this many).
 CHECKED_ROWS = 64
 WEIGHTS = {
     "gptq": {"kind": "gptq", "group_size": 128},
+    # The same weights with their words in 64-column blocks (a GEMV block's words contiguous).
+    "gptq_blocks": {"kind": "gptq", "group_size": 128, "layout": "column_blocks"},
     "float8": {"kind": "float8", "weight_scale": "row", "input_scale": "dynamic"},
     "bf16": None,
 }
@@ -94,8 +97,9 @@ def torch_call(torch, name, x, arrays):
     if name == "bf16":
         w = torch.from_numpy(arrays[0].view(np.int16)).to(dev).view(torch.bfloat16)
         return lambda: F.linear(x, w)
-    if name == "gptq":
-        q = ref.unpack_int4(arrays[0]).T  # [N, K] nibbles
+    if name.startswith("gptq"):
+        words = arrays[0] if arrays[0].ndim == 2 else ref.gptq_checkpoint_order(arrays[0])
+        q = ref.unpack_int4(words).T  # [N, K] nibbles
         pairs = torch.from_numpy(np.ascontiguousarray(((q[:, ::2] << 4) | q[:, 1::2]).astype(np.uint8))).to(dev)
         packed = torch._convert_weight_to_int4pack(pairs, 8)
         scales = torch.from_numpy(arrays[1].astype(np.float32)).to(dev)
@@ -169,7 +173,7 @@ def run(folder, only=(), weights=()):
             print(json.dumps(row), flush=True)
     lines = [f"quantised GEMV, K {K} x N {N}, bf16 x, on {torch.cuda.get_device_name()}; "
              f"copy {copy_gbps:.0f} GB/s",
-             f"{'weights':8} {'M':>4} {'kernel us':>10} {'W GB/s':>8} {'/copy':>6} {'TFLOP/s':>7}"
+             f"{'weights':11} {'M':>4} {'kernel us':>10} {'W GB/s':>8} {'/copy':>6} {'TFLOP/s':>7}"
              f" {'err':>8} {'torch us':>9} {'vs torch':>8}"]
     for r in rows:
         us = f"{r['ours_s'] * 1e6:10.1f}" if "ours_s" in r else f"{'n/a':>10}"
@@ -179,7 +183,7 @@ def run(folder, only=(), weights=()):
         theirs = (f"{r['torch_s'] * 1e6:9.1f}" if "torch_s" in r else f"{'n/a':>9}")
         ratio = (f"{r['torch_s'] / r['ours_s']:7.2f}x" if "torch_s" in r and "ours_s" in r
                  else "")
-        lines.append(f"{r['weights']:8} {r['M']:4} {us} {rates} {err:>8} {theirs} {ratio}")
+        lines.append(f"{r['weights']:11} {r['M']:4} {us} {rates} {err:>8} {theirs} {ratio}")
     print("\n".join(lines))
     with open(os.path.join(os.environ.get("OUT", "."), "bench-quant-gemv.json"), "w") as f:
         json.dump({"copy_gbps": copy_gbps, "results": rows, "table": lines}, f, indent=1)

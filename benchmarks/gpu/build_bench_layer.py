@@ -10,6 +10,8 @@ dynamic, the RoPE table the last argument), default (fused) pipeline:
 * ``layer_llama3_8b_gptq.so``, ``layer_llama3_8b_float8.so``: the Llama-3-8B layer with its
   q/k/v and o_proj weights quantised (GPTQ int4 in groups of 128; float8 E4M3 with row scales
   and dynamic per-token input scales), as MAX's GPTQ / float8 ``AttentionWithRope`` take them;
+* ``layer_llama3_8b_gptq_blocks.so``: the GPTQ layer with its words in 64-column blocks
+  (``layout = column_blocks``);
 
 both over a one-layer cache of page 128, max_seq_len 8192 (prefill 8192 is the longest
 step); ``projections.so``: the Llama-3-8B layer's projections alone, any number of rows M,
@@ -43,10 +45,12 @@ def models():
     qwen = dataclasses.replace(llama, qk_norm=True, rms_norm_eps=1e-6,
                                rope={"theta": 1000000.0, "interleaved": False, "scaling": None})
     gptq = dataclasses.replace(llama, quant={"kind": "gptq", "group_size": 128})
+    gptq_blocks = dataclasses.replace(llama, quant={"kind": "gptq", "group_size": 128,
+                                                    "layout": "column_blocks"})
     float8 = dataclasses.replace(llama, quant={"kind": "float8", "weight_scale": "row",
                                                "input_scale": "dynamic", "upper_bound": None})
     return {"llama3-8b": llama, "qwen3-8b": qwen, "llama3-8b-gptq": gptq,
-            "llama3-8b-float8": float8}
+            "llama3-8b-gptq-blocks": gptq_blocks, "llama3-8b-float8": float8}
 
 
 def module_name(model):

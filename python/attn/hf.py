@@ -179,13 +179,15 @@ def _quantization(config):
 
 
 def from_hf_config(config, *, layer_idx=0, dtype=None, page_size=128, max_seq_len=None,
-                   no_opaque=False):
+                   no_opaque=False, gptq_layout="checkpoint"):
     """The ``AttentionWithRope`` (``AttentionWithRopeNoOpaque`` with ``no_opaque``) of layer
     ``layer_idx`` of a Hugging Face config (a dict, a config.json path or a transformers
     config). ``dtype`` defaults to the config's ``torch_dtype``; ``max_seq_len`` (the RoPE
     table's length) to ``max_position_embeddings`` but at most 8192. The cache holds every
     layer of the model (``num_hidden_layers``); the compiled function serves every layer
-    whose mask and RoPE are those of ``layer_idx``."""
+    whose mask and RoPE are those of ``layer_idx``. ``gptq_layout="column_blocks"`` takes a
+    GPTQ checkpoint's words repacked once into 64-column blocks (``load_layer_weights`` does
+    it), the order the GPU's GEMV reads as one stream a block."""
     config = _load(config)
     family = config.get("model_type")
     if family == "gemma3" and "text_config" in config:  # the multimodal Gemma-3 config
@@ -228,7 +230,7 @@ def from_hf_config(config, *, layer_idx=0, dtype=None, page_size=128, max_seq_le
             raise UnsupportedConfigError("no_opaque: GPTQ layers take the opaque cache (MAX's "
                                          "GPTQAttentionWithRope)")
         cls = layers.GPTQAttentionWithRope
-        variant["quantization_config"] = quant
+        variant["quantization_config"] = {**quant, "layout": gptq_layout}
     elif quant:
         variant["float8_config"] = {k: quant[k] for k in ("weight_scale", "input_scale",
                                                           "upper_bound")}
@@ -278,7 +280,10 @@ def _quantized_parts(checkpoint, layer_idx, prefix, argument, cfg):
         weight = ref.gptq_from_checkpoint(
             read("qweight")[0], scales[0], read("qzeros")[0], quant["group_size"],
             read("g_idx")[0] if quant.get("desc_act") else None)
-        arrays = {"qweight": weight.qweight,
+        qweight = weight.qweight
+        if quant.get("layout") == "column_blocks":
+            qweight = ref.gptq_column_blocks(qweight)
+        arrays = {"qweight": qweight,
                   "scales": _converted(*scales, "f16"), "perm": weight.perm}
     else:
         arrays = {suffix: read(suffix) for suffix in ("weight", "weight_scale", "input_scale")

@@ -18,11 +18,11 @@ PROJECTIONS = {"q_proj": (64, 64), "k_proj": (32, 64), "v_proj": (32, 64), "o_pr
 GROUP = 16
 
 
-def gptq_checkpoint(rng, path):
+def gptq_checkpoint(rng, path, projections=PROJECTIONS):
     """A GPTQ checkpoint of layer 0 (desc_act: shuffled g_idx) and each projection's weight
     dequantised as transformers does, ``W[n, k] = (q[k, n] - 8) * scales[g_idx[k], n]``."""
     tensors, dequantised = {}, {}
-    for module, (n, k) in PROJECTIONS.items():
+    for module, (n, k) in projections.items():
         q = rng.integers(0, 16, (k, n))
         scales = (rng.uniform(0.5, 1.5, (k // GROUP, n)) / np.sqrt(k) / 4).astype(np.float16)
         g_idx = rng.permutation(np.arange(k) // GROUP).astype(np.int32)
@@ -88,6 +88,31 @@ def test_gptq_desc_act(tmp_path):
     written = np.abs(want_blocks) > 0
     assert np.max(np.abs(blocks - want_blocks)[written]) <= \
         CACHE_TOL["f16"] * np.max(np.abs(want_blocks))
+
+
+@needs_attn_compile
+def test_gptq_column_blocks(tmp_path):
+    """The same checkpoint loaded in column blocks: repacked words, the same layer output bit
+    for bit (the CPU decodes the same values in the same order)."""
+    config = hf_config("llama2", torch_dtype="bfloat16", num_key_value_heads=4,
+                       quantization_config={"quant_method": "gptq", "bits": 4, "sym": True,
+                                            "group_size": GROUP, "desc_act": True})
+    gptq_checkpoint(np.random.default_rng(24), tmp_path / "model.safetensors",
+                    {module: (64, 64) for module in PROJECTIONS})
+    outputs = {}
+    for layout in ("checkpoint", "column_blocks"):
+        layer = attn.from_hf_config(config, page_size=4, max_seq_len=64, gptq_layout=layout)
+        weights = attn.load_layer_weights(tmp_path, layer, 0)
+        outputs[layout] = run_prefill(layer, weights)
+        outputs[layout + " weights"] = weights
+    blocked, plain = outputs["column_blocks weights"], outputs["checkpoint weights"]
+    assert blocked["wq_qweight"].shape == (1, 8, 64)
+    np.testing.assert_array_equal(blocked["wq_qweight"],
+                                  ref.gptq_column_blocks(plain["wq_qweight"]))
+    got, want, blocks, want_blocks, _ = outputs["column_blocks"]
+    assert np.max(np.abs(got - want)) <= LAYER_TOL["bf16"] * np.max(np.abs(want))
+    np.testing.assert_array_equal(got, outputs["checkpoint"][0])
+    np.testing.assert_array_equal(blocks, outputs["checkpoint"][2])
 
 
 @needs_attn_compile

@@ -204,6 +204,7 @@ QUANT_TOKENS = (1, 7, 16, 17, 40, 100, 130, 300, 512)
 # tiles, one partial row tile), 512 and 2048 (many row tiles).
 GPTQ_GEMM_TOKENS = (17, 64, 65, 512, 2048)
 GPTQ_G32 = dict(GPTQ, group_size=32)
+GPTQ_BLOCKS = dict(GPTQ, layout="column_blocks")
 
 
 def quant_cases(fn, kind, cfg, tokens=QUANT_TOKENS, **params):
@@ -466,11 +467,24 @@ def all_cases():
                      out_features=136),
         *quant_cases("quant_gemm_qkv_gptq_q96_bf16", "quantized_qkv_projection",
                      config("bf16", (3, 1), 32, hidden=256, quant=GPTQ), GPTQ_GEMM_TOKENS),
+        # Words in column blocks ([N/64, K/8, 64]) through every GPTQ kernel: the GEMV and the
+        # wgmma GEMM (N 192: the GEMM's second feature tile half past N), the mma.sync GEMM
+        # (groups of 32), q / k / v weights in one launch.
+        *quant_cases("quant_linear_gptq_blocks_k2048_n192_bf16", "quantized_linear",
+                     ops_cfg("bf16", quant=GPTQ_BLOCKS), (1, 9, 40, 65, 512),
+                     in_features=2048, out_features=192),
+        *quant_cases("quant_linear_gptq_blocks_g32_k512_n128_f16", "quantized_linear",
+                     ops_cfg("f16", quant=dict(GPTQ_G32, layout="column_blocks")), (8, 65),
+                     in_features=512, out_features=128),
+        *quant_cases("quant_qkv_gptq_blocks_bf16", "quantized_qkv_projection",
+                     config("bf16", (8, 2), 64, hidden=512, quant=GPTQ_BLOCKS), (1, 16, 300)),
         # Whole layers with quantised q/k/v and o_proj: prefill (M = 278: the GPTQ GEMM), decode
         # (the GEMV at M <= 16) and a mixed batch (M = 172).
         *quant_layer_cases("quant_layer_bf16_gqa4_d128_p16_gptq",
                            config("bf16", (8, 2), 128, quant=GPTQ),
                            ("prefill", "decode", "mixed")),
+        *quant_layer_cases("quant_layer_bf16_gqa4_d128_p16_gptq_blocks",
+                           config("bf16", (8, 2), 128, quant=GPTQ_BLOCKS), ("prefill", "decode")),
         *quant_layer_cases("quant_layer_f16_gqa4_d128_p16_gptq_desc_act",
                            config("f16", (8, 2), 128, quant=GPTQ_DESC_ACT), ("decode",)),
         *quant_layer_cases("quant_layer_bf16_gqa4_d128_p16_f8_row_dynamic",
