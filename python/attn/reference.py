@@ -332,12 +332,12 @@ def gptq_from_checkpoint(qweight, scales, qzeros, group_size, g_idx=None):
     return GPTQWeight(pack_int4(unpack_int4(qweight)[perm]), scales, group_size, perm)
 
 
-GPTQ_BLOCK_COLUMNS = 64
+GPTQ_BLOCK_COLUMNS = 32
 
 
 def gptq_column_blocks(qweight):
     """The one-time repack of ``#attn.gptq<..., layout = column_blocks>``: int32 words
-    ``[K/8, N]`` -> ``[N/64, K/8, 64]``, word ``[r, n]`` at ``[n // 64, r, n % 64]``, so each 64
+    ``[K/8, N]`` -> ``[N/32, K/8, 32]``, word ``[r, n]`` at ``[n // 32, r, n % 32]``, so each 32
     output columns' words are contiguous. Works on any array with ``reshape`` / ``transpose``
     (numpy, or a torch tensor on the GPU, then ``.contiguous()``)."""
     rows, n = qweight.shape
@@ -347,7 +347,7 @@ def gptq_column_blocks(qweight):
 
 
 def gptq_checkpoint_order(blocks):
-    """Inverse of ``gptq_column_blocks``: ``[N/64, K/8, 64]`` -> ``[K/8, N]``."""
+    """Inverse of ``gptq_column_blocks``: ``[N/32, K/8, 32]`` -> ``[K/8, N]``."""
     nb, rows, width = blocks.shape
     if width != GPTQ_BLOCK_COLUMNS:
         raise ValueError(f"column blocks are {GPTQ_BLOCK_COLUMNS} wide, got {width}")
@@ -356,7 +356,7 @@ def gptq_checkpoint_order(blocks):
 
 class GPTQWeight(QuantizedWeight):
     """GPTQ int4, symmetric: ``qweight`` int32 ``[K/8, N]`` (``layout="column_blocks"``:
-    ``[N/64, K/8, 64]``, ``gptq_column_blocks``), ``scales`` f16/bf16 ``[K/g, N]``, optional
+    ``[N/32, K/8, 32]``, ``gptq_column_blocks``), ``scales`` f16/bf16 ``[K/g, N]``, optional
     ``perm`` int32 ``[K]`` (desc_act: stored row ``r`` multiplies ``x[perm[r]]``)."""
 
     def __init__(self, qweight, scales, group_size, perm=None, layout="checkpoint"):

@@ -18,11 +18,11 @@ PROJECTIONS = {"q_proj": (64, 64), "k_proj": (32, 64), "v_proj": (32, 64), "o_pr
 GROUP = 16
 
 
-def gptq_checkpoint(rng, path, projections=PROJECTIONS):
+def gptq_checkpoint(rng, path):
     """A GPTQ checkpoint of layer 0 (desc_act: shuffled g_idx) and each projection's weight
     dequantised as transformers does, ``W[n, k] = (q[k, n] - 8) * scales[g_idx[k], n]``."""
     tensors, dequantised = {}, {}
-    for module, (n, k) in projections.items():
+    for module, (n, k) in PROJECTIONS.items():
         q = rng.integers(0, 16, (k, n))
         scales = (rng.uniform(0.5, 1.5, (k // GROUP, n)) / np.sqrt(k) / 4).astype(np.float16)
         g_idx = rng.permutation(np.arange(k) // GROUP).astype(np.int32)
@@ -94,11 +94,10 @@ def test_gptq_desc_act(tmp_path):
 def test_gptq_column_blocks(tmp_path):
     """The same checkpoint loaded in column blocks: repacked words, the same layer output bit
     for bit (the CPU decodes the same values in the same order)."""
-    config = hf_config("llama2", torch_dtype="bfloat16", num_key_value_heads=4,
+    config = hf_config("llama2", torch_dtype="bfloat16",
                        quantization_config={"quant_method": "gptq", "bits": 4, "sym": True,
                                             "group_size": GROUP, "desc_act": True})
-    gptq_checkpoint(np.random.default_rng(24), tmp_path / "model.safetensors",
-                    {module: (64, 64) for module in PROJECTIONS})
+    gptq_checkpoint(np.random.default_rng(24), tmp_path / "model.safetensors")
     outputs = {}
     for layout in ("checkpoint", "column_blocks"):
         layer = attn.from_hf_config(config, page_size=4, max_seq_len=64, gptq_layout=layout)
@@ -106,7 +105,7 @@ def test_gptq_column_blocks(tmp_path):
         outputs[layout] = run_prefill(layer, weights)
         outputs[layout + " weights"] = weights
     blocked, plain = outputs["column_blocks weights"], outputs["checkpoint weights"]
-    assert blocked["wq_qweight"].shape == (1, 8, 64)
+    assert blocked["wq_qweight"].shape == (2, 8, 32)
     np.testing.assert_array_equal(blocked["wq_qweight"],
                                   ref.gptq_column_blocks(plain["wq_qweight"]))
     got, want, blocks, want_blocks, _ = outputs["column_blocks"]

@@ -55,14 +55,17 @@ def test_gptq_apply_desc_act_permutes_activations():
 
 
 def test_gptq_column_blocks_hand_written():
-    # K = 16, N = 128: word [r, n] = 1000 r + n.
-    qweight = (1000 * np.arange(2)[:, None] + np.arange(128)[None, :]).astype(np.int32)
+    # K = 16, N = 64: word [r, n] = 1000 r + n.
+    qweight = (1000 * np.arange(2)[:, None] + np.arange(64)[None, :]).astype(np.int32)
     blocks = ref.gptq_column_blocks(qweight)
-    assert blocks.shape == (2, 2, 64)
-    # Block 1, word row 1, column 3 of the block: checkpoint word [1, 67].
-    assert blocks[1, 1, 3] == 1067
+    assert blocks.shape == (2, 2, 32)
+    # Block 1, word row 1, column 3 of the block: checkpoint word [1, 35].
+    assert blocks[1, 1, 3] == 1035
     assert blocks[0, 1, :4].tolist() == [1000, 1001, 1002, 1003]
-    assert np.ascontiguousarray(blocks).ravel()[64:68].tolist() == [1000, 1001, 1002, 1003]
+    # In memory: block 0's two word rows, then block 1's.
+    flat = np.ascontiguousarray(blocks).ravel()
+    assert flat[30:34].tolist() == [30, 31, 1000, 1001]
+    assert flat[62:66].tolist() == [1030, 1031, 32, 33]
     np.testing.assert_array_equal(ref.gptq_checkpoint_order(blocks), qweight)
 
 
@@ -74,8 +77,8 @@ def test_gptq_column_blocks_decode_as_the_checkpoint():
     blocked = ref.GPTQWeight(np.ascontiguousarray(ref.gptq_column_blocks(qweight)), scales,
                              group_size=16, layout="column_blocks")
     np.testing.assert_array_equal(blocked.decode(), checkpoint.decode())
-    with pytest.raises(ValueError, match="multiple of 64"):
-        ref.gptq_column_blocks(qweight[:, :96])
+    with pytest.raises(ValueError, match="multiple of 32"):
+        ref.gptq_column_blocks(qweight[:, :80])
     with pytest.raises(ValueError, match="unknown GPTQ layout"):
         ref.GPTQWeight(qweight, scales, group_size=16, layout="tiles")
 

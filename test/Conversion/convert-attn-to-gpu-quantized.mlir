@@ -207,51 +207,52 @@ func.func @linear_gptq(%x: tensor<?x4096xbf16>, %qw: tensor<512x64xi32>, %s: ten
 !wq = !attn.quantized_weight<128x4096, #attn.gptq<group_size = 128, layout = column_blocks>>
 !wkv = !attn.quantized_weight<64x4096, #attn.gptq<group_size = 128, layout = column_blocks>>
 
-// Words in column blocks ([N/64, K/8, 64]): the host collapses each weight's
-// to [N/64 * K/8, 64] (rows dynamic: one argument type for the three), and
-// its tensor map is 64 words (256 bytes) wide. The kernels' boxes and
-// chunks of column n, word row r go to row (n / 64) * K/8 + r, column
-// n % 64.
+// Words in column blocks ([N/32, K/8, 32]): the host collapses each weight's
+// to [N/32 * K/8, 32] (rows dynamic: one argument type for the three), and
+// its tensor map is 32 words (128 bytes) wide, so a 16-row box is one
+// contiguous 2 KB run. The kernels' boxes and chunks of column n, word row
+// r go to row (n / 32) * K/8 + r, column n % 32.
 // CHECK-LABEL: func.func @qkv_gptq_column_blocks(
-// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[QQ:%[a-zA-Z0-9_]+]]: memref<2x512x64xi32>, {{.*}}, [[QK:%[a-zA-Z0-9_]+]]: memref<1x512x64xi32>, {{.*}}, [[QV:%[a-zA-Z0-9_]+]]: memref<1x512x64xi32>,
-// CHECK: [[CQ:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[QQ]] {{\[}}[0, 1], [2]] : memref<2x512x64xi32> into memref<1024x64xi32>
-// CHECK-NEXT: [[WQ:%[a-zA-Z0-9_]+]] = memref.cast [[CQ]] : memref<1024x64xi32> to memref<?x64xi32>
-// CHECK-NEXT: [[CK:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[QK]] {{\[}}[0, 1], [2]] : memref<1x512x64xi32> into memref<512x64xi32>
-// CHECK-NEXT: [[WK:%[a-zA-Z0-9_]+]] = memref.cast [[CK]] : memref<512x64xi32> to memref<?x64xi32>
-// CHECK-NEXT: [[CV:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[QV]] {{\[}}[0, 1], [2]] : memref<1x512x64xi32> into memref<512x64xi32>
-// CHECK-NEXT: [[WV:%[a-zA-Z0-9_]+]] = memref.cast [[CV]] : memref<512x64xi32> to memref<?x64xi32>
-// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c1024_i64, %c64_i64, %c256_i64, %c16_i32, %c32_i32)
-// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c512_i64, %c64_i64, %c256_i64, %c16_i32, %c32_i32)
-// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c4, %{{.*}}, %c1) {{.*}} args([[X]] : memref<?x4096xbf16>, [[WQ]] : memref<?x64xi32>, {{.*}} : memref<?x64xi32>, {{.*}} : memref<?x64xi32>,
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[QQ:%[a-zA-Z0-9_]+]]: memref<4x512x32xi32>, {{.*}}, [[QK:%[a-zA-Z0-9_]+]]: memref<2x512x32xi32>, {{.*}}, [[QV:%[a-zA-Z0-9_]+]]: memref<2x512x32xi32>,
+// CHECK: [[CQ:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[QQ]] {{\[}}[0, 1], [2]] : memref<4x512x32xi32> into memref<2048x32xi32>
+// CHECK-NEXT: [[WQ:%[a-zA-Z0-9_]+]] = memref.cast [[CQ]] : memref<2048x32xi32> to memref<?x32xi32>
+// CHECK-NEXT: [[CK:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[QK]] {{\[}}[0, 1], [2]] : memref<2x512x32xi32> into memref<1024x32xi32>
+// CHECK-NEXT: [[WK:%[a-zA-Z0-9_]+]] = memref.cast [[CK]] : memref<1024x32xi32> to memref<?x32xi32>
+// CHECK-NEXT: [[CV:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[QV]] {{\[}}[0, 1], [2]] : memref<2x512x32xi32> into memref<1024x32xi32>
+// CHECK-NEXT: [[WV:%[a-zA-Z0-9_]+]] = memref.cast [[CV]] : memref<1024x32xi32> to memref<?x32xi32>
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c2048_i64, %c32_i64, %c128_i64, %c16_i32, %c32_i32)
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c1024_i64, %c32_i64, %c128_i64, %c16_i32, %c32_i32)
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c4, %{{.*}}, %c1) {{.*}} args([[X]] : memref<?x4096xbf16>, [[WQ]] : memref<?x32xi32>, {{.*}} : memref<?x32xi32>, {{.*}} : memref<?x32xi32>,
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16
-// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c1024_i64, %c64_i64, %c256_i64, %c8_i32, %c32_i32)
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c2048_i64, %c32_i64, %c128_i64, %c8_i32, %c32_i32)
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma_m128
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma
 //
 // CHECK-LABEL: gpu.func @gemv_gptq(
 // CHECK: mbarrier.arrive.expect_tx.shared::cta.b64
 // CHECK: [[WR:%[a-zA-Z0-9_]+]] = arith.divui [[K0:%[a-zA-Z0-9_]+]], %c8 : index
-// CHECK-NEXT: [[BLOCK:%[a-zA-Z0-9_]+]] = arith.divui [[COL:%[a-zA-Z0-9_]+]], %c64 : index
+// CHECK-NEXT: [[BLOCK:%[a-zA-Z0-9_]+]] = arith.divui [[COL:%[a-zA-Z0-9_]+]], %c32 : index
 // CHECK-NEXT: [[FIRST:%[a-zA-Z0-9_]+]] = arith.muli [[BLOCK]], %c512 : index
 // CHECK-NEXT: [[ROW:%[a-zA-Z0-9_]+]] = arith.addi [[FIRST]], [[WR]] : index
-// CHECK-NEXT: [[INNER:%[a-zA-Z0-9_]+]] = arith.remui [[COL]], %c64 : index
+// CHECK-NEXT: [[INNER:%[a-zA-Z0-9_]+]] = arith.remui [[COL]], %c32 : index
 // CHECK: [[INNER32:%[a-zA-Z0-9_]+]] = arith.index_cast [[INNER]] : index to i32
 // CHECK-NEXT: [[ROW32:%[a-zA-Z0-9_]+]] = arith.index_cast [[ROW]] : index to i32
 // CHECK-NEXT: cp.async.bulk.tensor.2d{{.*}}[[INNER32]], [[ROW32]],
 //
-// The wgmma GEMM's word boxes (8 word rows a step) likewise.
+// The wgmma GEMM's word boxes (8 word rows a step, after x's box) likewise.
 // CHECK-LABEL: gpu.func @gemm_gptq_wgmma_m128(
-// CHECK: [[GBLOCK:%[a-zA-Z0-9_]+]] = arith.divui [[GCOL:%[a-zA-Z0-9_]+]], %c64 : index
+// CHECK: nvgpu.tma.async.load {{.*}} -> memref<64x64xbf16
+// CHECK: [[GBLOCK:%[a-zA-Z0-9_]+]] = arith.divui [[GCOL:%[a-zA-Z0-9_]+]], %c32 : index
 // CHECK-NEXT: [[GFIRST:%[a-zA-Z0-9_]+]] = arith.muli [[GBLOCK]], %c512 : index
 // CHECK-NEXT: [[GR:%[a-zA-Z0-9_]+]] = arith.addi [[GFIRST]], %{{.*}} : index
-// CHECK-NEXT: [[GC:%[a-zA-Z0-9_]+]] = arith.remui [[GCOL]], %c64 : index
+// CHECK-NEXT: [[GC:%[a-zA-Z0-9_]+]] = arith.remui [[GCOL]], %c32 : index
 // CHECK: nvgpu.tma.async.load {{.*}}{{\[}}[[GC]], [[GR]]]
-func.func @qkv_gptq_column_blocks(%x: tensor<?x4096xbf16>, %qq: tensor<2x512x64xi32>, %sq: tensor<32x128xf16>,
-    %qk: tensor<1x512x64xi32>, %sk: tensor<32x64xf16>, %qv: tensor<1x512x64xi32>, %sv: tensor<32x64xf16>)
+func.func @qkv_gptq_column_blocks(%x: tensor<?x4096xbf16>, %qq: tensor<4x512x32xi32>, %sq: tensor<32x128xf16>,
+    %qk: tensor<2x512x32xi32>, %sk: tensor<32x64xf16>, %qv: tensor<2x512x32xi32>, %sv: tensor<32x64xf16>)
     -> (tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>) {
-  %wq = attn.quantized_weight(%qq, %sq) : (tensor<2x512x64xi32>, tensor<32x128xf16>) -> !wq
-  %wk = attn.quantized_weight(%qk, %sk) : (tensor<1x512x64xi32>, tensor<32x64xf16>) -> !wkv
-  %wv = attn.quantized_weight(%qv, %sv) : (tensor<1x512x64xi32>, tensor<32x64xf16>) -> !wkv
+  %wq = attn.quantized_weight(%qq, %sq) : (tensor<4x512x32xi32>, tensor<32x128xf16>) -> !wq
+  %wk = attn.quantized_weight(%qk, %sk) : (tensor<2x512x32xi32>, tensor<32x64xf16>) -> !wkv
+  %wv = attn.quantized_weight(%qv, %sv) : (tensor<2x512x32xi32>, tensor<32x64xf16>) -> !wkv
   %q, %k, %v = attn.qkv_projection %x weights(%wq, %wk, %wv)
       : tensor<?x4096xbf16>, (!wq, !wkv, !wkv) -> tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>
   return %q, %k, %v : tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>

@@ -467,12 +467,12 @@ def all_cases():
                      out_features=136),
         *quant_cases("quant_gemm_qkv_gptq_q96_bf16", "quantized_qkv_projection",
                      config("bf16", (3, 1), 32, hidden=256, quant=GPTQ), GPTQ_GEMM_TOKENS),
-        # Words in column blocks ([N/64, K/8, 64]) through every GPTQ kernel: the GEMV and the
-        # wgmma GEMM (N 192: the GEMM's second feature tile half past N), the mma.sync GEMM
-        # (groups of 32), q / k / v weights in one launch.
-        *quant_cases("quant_linear_gptq_blocks_k2048_n192_bf16", "quantized_linear",
+        # Words in column blocks ([N/32, K/8, 32]) through every GPTQ kernel: the GEMV and the
+        # wgmma GEMM (N 224: a GEMV block's second half and a GEMM word box past N), the
+        # mma.sync GEMM (groups of 32), q / k / v weights in one launch.
+        *quant_cases("quant_linear_gptq_blocks_k2048_n224_bf16", "quantized_linear",
                      ops_cfg("bf16", quant=GPTQ_BLOCKS), (1, 9, 40, 65, 512),
-                     in_features=2048, out_features=192),
+                     in_features=2048, out_features=224),
         *quant_cases("quant_linear_gptq_blocks_g32_k512_n128_f16", "quantized_linear",
                      ops_cfg("f16", quant=dict(GPTQ_G32, layout="column_blocks")), (8, 65),
                      in_features=512, out_features=128),

@@ -26,9 +26,10 @@ eight warps without a unit; K 4096 gives each warp four units, so its ring of th
 wraps around (both mbarrier parities); groups of 32 (32-deep units) with N 136 (a last block
 with 8 columns in its first half and none in its second); q / k / v weights of 96, 32 and 32
 rows (a block whose halves come from two weights). Words in ``layout = column_blocks``
-(``[N/64, K/8, 64]``, which the kernels read as ``[N/64 * K/8, 64]``): a linear of K 1024 and
-N 192 through the GEMV (1, 20) and the wgmma GEMM (70, 200; its second feature tile half past
-N), groups of 32 through the GEMV and the mma.sync GEMM, and q / k / v of 128, 64 and 64 rows.
+(``[N/32, K/8, 32]``, which the kernels read as ``[N/32 * K/8, 32]``): a linear of K 1024 and
+N 224 through the GEMV (1, 20; its last block's second half past N) and the wgmma GEMM (70,
+200; the last word box of its second feature tile past N), groups of 32 through the GEMV and
+the mma.sync GEMM, and q / k / v of 96, 32 and 32 rows (GEMV halves on two weights).
 """
 
 import os
@@ -135,12 +136,12 @@ def from_bits(bits, dtype):
 
 def words_buffer(words, blocks):
     """(words as the kernels read them, their rows, columns): ``[K/8, N]``, or in column blocks
-    ``[N/64 * K/8, 64]`` (the host's collapse of ``[N/64, K/8, 64]``)."""
+    ``[N/32 * K/8, 32]`` (the host's collapse of ``[N/32, K/8, 32]``)."""
     if not blocks:
         return words, words.shape[0], words.shape[1]
     rows, n = words.shape
-    blocked = np.ascontiguousarray(words.reshape(rows, n // 64, 64).transpose(1, 0, 2))
-    return blocked, n // 64 * rows, 64
+    blocked = np.ascontiguousarray(words.reshape(rows, n // 32, 32).transpose(1, 0, 2))
+    return blocked, n // 32 * rows, 32
 
 
 def simulate(ptx, m, k, rows, group, dtype, blocks=False, seed=0):
@@ -212,7 +213,7 @@ def encoding(group, blocks):
 
 
 def words_type(k, n, blocks):
-    return f"tensor<{n // 64}x{k // 8}x64xi32>" if blocks else f"tensor<{k // 8}x{n}xi32>"
+    return f"tensor<{n // 32}x{k // 8}x32xi32>" if blocks else f"tensor<{k // 8}x{n}xi32>"
 
 
 def linear_module(k, n, group, dtype, blocks=False):
@@ -227,12 +228,10 @@ func.func @linear(%x: tensor<?x{k}x{dtype}>, %qw: {qw},
 """
 
 
-def qkv_module(k, group, dtype, head=32, blocks=False):
-    """q / k / v of 3 heads, 1 and 1 (head dim `head`)."""
-    g, nq, nkv = k // group, 3 * head, head
-    if blocks:  # q of 2 heads: N a multiple of 64
-        nq = 2 * head
-    out = [f"tensor<?x{nq // head}x{head}x{dtype}>", *[f"tensor<?x1x{head}x{dtype}>"] * 2]
+def qkv_module(k, group, dtype, blocks=False):
+    """q / k / v of 3 x 32, 32 and 32 rows."""
+    g, nq, nkv = k // group, 96, 32
+    out = [f"tensor<?x3x32x{dtype}>", *[f"tensor<?x1x32x{dtype}>"] * 2]
     wq, wkv = words_type(k, nq, blocks), words_type(k, nkv, blocks)
     enc = encoding(group, blocks)
     return f"""!wq = !attn.quantized_weight<{nq}x{k}, {enc}>
@@ -264,12 +263,12 @@ CASES = [
      (1, 16, 40, 130)),
     ("linear k512 n136 g64 f16", linear_module(512, 136, 64, "f16"), 512, [136], 64, "f16",
      (65, 260)),
-    ("blocks linear k1024 n192 bf16", linear_module(1024, 192, 128, "bf16", blocks=True), 1024,
-     [192], 128, "bf16", (1, 20, 70, 200), True),
+    ("blocks linear k1024 n224 bf16", linear_module(1024, 224, 128, "bf16", blocks=True), 1024,
+     [224], 128, "bf16", (1, 20, 70, 200), True),
     ("blocks linear k256 n128 g32 f16", linear_module(256, 128, 32, "f16", blocks=True), 256,
      [128], 32, "f16", (8, 65), True),
-    ("blocks qkv 128/64/64 bf16", qkv_module(256, 128, "bf16", head=64, blocks=True), 256,
-     [128, 64, 64], 128, "bf16", (1, 16, 130), True),
+    ("blocks qkv 96/32/32 bf16", qkv_module(256, 128, "bf16", blocks=True), 256,
+     [96, 32, 32], 128, "bf16", (1, 16, 130), True),
 ]
 
 

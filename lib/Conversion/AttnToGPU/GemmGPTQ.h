@@ -14,9 +14,9 @@ namespace mlir::attn::gpu_lowering {
 
 /// Where the kernels find a weight's words in its 2-D `packed` buffer:
 /// word row r of column n (of the weight) at [r, n] in checkpoint order.
-/// `column_blocks` words ([N/64, K/8, 64]) are collapsed on the host to
-/// [N/64 * K/8, 64], so the word is at [(n / 64) K/8 + r, n % 64]: a box
-/// or chunk of up to 64 aligned columns stays in one block.
+/// `column_blocks` words ([N/32, K/8, 32]) are collapsed on the host to
+/// [N/32 * K/8, 32], so the word is at [(n / 32) K/8 + r, n % 32]: a box
+/// of 32 aligned columns is one contiguous run, a chunk of 4 stays in one.
 struct GPTQWordOrder {
   bool columnBlocks = false;
   int64_t wordRows = 0; // K / 8

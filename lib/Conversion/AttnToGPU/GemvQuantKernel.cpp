@@ -497,7 +497,7 @@ SmallVector<Value> partOfEach(IB &host,
   return values;
 }
 
-/// GPTQ `column_blocks` words [N/64, K/8, 64] as the 2-D [N/64 * K/8, 64]
+/// GPTQ `column_blocks` words [N/32, K/8, 32] as the 2-D [N/32 * K/8, 32]
 /// the kernels read (GPTQWordOrder), rows dynamic when several weights
 /// share one kernel argument type.
 SmallVector<Value> columnBlockWords(IB &host,

@@ -38,7 +38,7 @@ struct GPTQReader : WeightReader {
       : qweight(qweight), scales(scales), groupSize(groupSize),
         columnBlocks(columnBlocks) {}
 
-  /// Word row `r` of column `n`: `[r, n]`, or `[n / 64, r, n % 64]` in
+  /// Word row `r` of column `n`: `[r, n]`, or `[n / 32, r, n % 32]` in
   /// column blocks.
   Value word(IB &b, Idx r, Idx n) const {
     if (!columnBlocks)

@@ -57,16 +57,16 @@ func.func @gptq_qweight_shape(%qw: tensor<64x16xi32>, %s: tensor<1x64xf16>) {
 
 // -----
 
-func.func @gptq_column_blocks_n(%qw: tensor<1x16x96xi32>, %s: tensor<1x96xf16>) {
-  // expected-error @+1 {{expects N (96) to be a multiple of 64 with layout = column_blocks}}
-  %w = attn.quantized_weight(%qw, %s) : (tensor<1x16x96xi32>, tensor<1x96xf16>) -> !attn.quantized_weight<96x128, #attn.gptq<group_size = 128, layout = column_blocks>>
+func.func @gptq_column_blocks_n(%qw: tensor<1x16x72xi32>, %s: tensor<1x72xf16>) {
+  // expected-error @+1 {{expects N (72) to be a multiple of 32 with layout = column_blocks}}
+  %w = attn.quantized_weight(%qw, %s) : (tensor<1x16x72xi32>, tensor<1x72xf16>) -> !attn.quantized_weight<72x128, #attn.gptq<group_size = 128, layout = column_blocks>>
   return
 }
 
 // -----
 
 func.func @gptq_column_blocks_shape(%qw: tensor<16x128xi32>, %s: tensor<1x128xf16>) {
-  // expected-error @+1 {{expects qweight of shape [2, 16, 64], got 'tensor<16x128xi32>'}}
+  // expected-error @+1 {{expects qweight of shape [4, 16, 32], got 'tensor<16x128xi32>'}}
   %w = attn.quantized_weight(%qw, %s) : (tensor<16x128xi32>, tensor<1x128xf16>) -> !attn.quantized_weight<128x128, #attn.gptq<group_size = 128, layout = column_blocks>>
   return
 }

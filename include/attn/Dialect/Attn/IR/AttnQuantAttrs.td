@@ -58,11 +58,11 @@ def Attn_GPTQAttr : Attn_Attr<"GPTQ", "gptq", Attn_WeightEncodingMethods> {
     and an unsupported one is rejected by name. Activations bf16 or f16.
 
     `layout = column_blocks` stores the same words as
-    `qweight : tensor<N/64 x K/8 x 64 x i32>`, word `[r, n]` of the
-    checkpoint at `[n / 64, r, n % 64]` (N a multiple of 64): each 64
-    output columns' words are one contiguous run, which a GEMV block reads
-    as one stream. The one-time repack is `attn.reference.gptq_column_blocks`
-    (docs/ABI.md).
+    `qweight : tensor<N/32 x K/8 x 32 x i32>`, word `[r, n]` of the
+    checkpoint at `[n / 32, r, n % 32]` (N a multiple of 32): each 32
+    output columns' words are one contiguous run, which the GPU kernels read
+    as one stream (a 128-byte row of words a k8). The one-time repack is
+    `attn.reference.gptq_column_blocks` (docs/ABI.md).
 
     ```mlir
     #attn.gptq<group_size = 128>
@@ -80,7 +80,7 @@ def Attn_GPTQAttr : Attn_Attr<"GPTQ", "gptq", Attn_WeightEncodingMethods> {
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
     /// Output columns of one block of `column_blocks`.
-    static constexpr int64_t kBlockColumns = 64;
+    static constexpr int64_t kBlockColumns = 32;
     bool hasColumnBlocks() const {
       return getLayout() == GPTQLayout::ColumnBlocks;
     }
