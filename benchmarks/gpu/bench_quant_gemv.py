@@ -98,11 +98,11 @@ def torch_call(torch, name, x, arrays):
         w = torch.from_numpy(arrays[0].view(np.int16)).to(dev).view(torch.bfloat16)
         return lambda: F.linear(x, w)
     if name.startswith("gptq"):
-        words = arrays[0] if arrays[0].ndim == 2 else ref.gptq_checkpoint_order(arrays[0])
+        words, scales = (a if a.ndim == 2 else ref.gptq_checkpoint_order(a) for a in arrays[:2])
         q = ref.unpack_int4(words).T  # [N, K] nibbles
         pairs = torch.from_numpy(np.ascontiguousarray(((q[:, ::2] << 4) | q[:, 1::2]).astype(np.uint8))).to(dev)
         packed = torch._convert_weight_to_int4pack(pairs, 8)
-        scales = torch.from_numpy(arrays[1].astype(np.float32)).to(dev)
+        scales = torch.from_numpy(scales.astype(np.float32)).to(dev)
         scale_zero = torch.stack([scales, torch.zeros_like(scales)], -1).to(torch.bfloat16)
         return lambda: torch._weight_int4pack_mm(x, packed, WEIGHTS["gptq"]["group_size"],
                                                  scale_zero)

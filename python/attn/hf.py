@@ -280,11 +280,11 @@ def _quantized_parts(checkpoint, layer_idx, prefix, argument, cfg):
         weight = ref.gptq_from_checkpoint(
             read("qweight")[0], scales[0], read("qzeros")[0], quant["group_size"],
             read("g_idx")[0] if quant.get("desc_act") else None)
-        qweight = weight.qweight
-        if quant.get("layout") == "column_blocks":
-            qweight = ref.gptq_column_blocks(qweight)
-        arrays = {"qweight": qweight,
+        arrays = {"qweight": weight.qweight,
                   "scales": _converted(*scales, "f16"), "perm": weight.perm}
+        if quant.get("layout") == "column_blocks":
+            for suffix in ("qweight", "scales"):
+                arrays[suffix] = ref.gptq_column_blocks(np.asarray(arrays[suffix]))
     else:
         arrays = {suffix: read(suffix) for suffix in ("weight", "weight_scale", "input_scale")
                   if suffix != "input_scale" or quant["input_scale"] == "static"}

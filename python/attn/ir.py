@@ -71,9 +71,11 @@ def quantized_parts(quant, rows, cols):
     """(suffix, shape, element type) of the parts of W ``[rows, cols]``, in operand order."""
     if quant["kind"] == "gptq":
         g = quant["group_size"]
-        qweight = ((rows // ref.GPTQ_BLOCK_COLUMNS, cols // 8, ref.GPTQ_BLOCK_COLUMNS)
-                   if quant.get("layout") == "column_blocks" else (cols // 8, rows))
-        parts = {"qweight": (qweight, "i32"), "scales": ((cols // g, rows), "f16"),
+        def shape(part_rows):  # [R, N], or in column blocks [N/32, R, 32]
+            width = ref.GPTQ_BLOCK_COLUMNS
+            return ((rows // width, part_rows, width) if quant.get("layout") == "column_blocks"
+                    else (part_rows, rows))
+        parts = {"qweight": (shape(cols // 8), "i32"), "scales": (shape(cols // g), "f16"),
                  "perm": ((cols,), "i32")}
     elif quant["kind"] == "gguf":
         elements, nbytes = ref.GGUF_BLOCKS[quant["type"]]
@@ -141,7 +143,8 @@ def random_quantized_weight(rng, quant, rows, cols):
         if quant.get("desc_act"):
             parts["perm"] = rng.permutation(cols).astype(np.int32)
         if quant.get("layout") == "column_blocks":
-            parts["qweight"] = np.ascontiguousarray(ref.gptq_column_blocks(parts["qweight"]))
+            for name in ("qweight", "scales"):
+                parts[name] = np.ascontiguousarray(ref.gptq_column_blocks(parts[name]))
         return parts
     if quant["kind"] == "gguf":
         weight = ref.random_gguf_weight(rng, quant["type"], rows, cols, spread)

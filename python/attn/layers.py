@@ -214,6 +214,9 @@ class GPTQAttentionWithRope(AttentionWithRope):
         self._gptq = {"kind": "gptq", "group_size": int(quantization_config["group_size"]),
                       "desc_act": bool(quantization_config.get("desc_act", False)),
                       "layout": quantization_config.get("layout", "checkpoint")}
+        if self._gptq["layout"] not in ("checkpoint", "column_blocks"):
+            raise ValueError(f"quantization_config: GPTQ layout {self._gptq['layout']!r}; "
+                             "checkpoint or column_blocks")
         super().__init__(**kwargs)
 
     def _quantization(self, quant):

@@ -335,19 +335,20 @@ def gptq_from_checkpoint(qweight, scales, qzeros, group_size, g_idx=None):
 GPTQ_BLOCK_COLUMNS = 32
 
 
-def gptq_column_blocks(qweight):
-    """The one-time repack of ``#attn.gptq<..., layout = column_blocks>``: int32 words
-    ``[K/8, N]`` -> ``[N/32, K/8, 32]``, word ``[r, n]`` at ``[n // 32, r, n % 32]``, so each 32
-    output columns' words are contiguous. Works on any array with ``reshape`` / ``transpose``
-    (numpy, or a torch tensor on the GPU, then ``.contiguous()``)."""
-    rows, n = qweight.shape
+def gptq_column_blocks(part):
+    """The one-time repack of ``#attn.gptq<..., layout = column_blocks>``, for ``qweight`` and
+    ``scales`` alike: ``[R, N]`` (R = K/8 words, K/g scales) -> ``[N/32, R, 32]``, element
+    ``[r, n]`` at ``[n // 32, r, n % 32]``, so each 32 output columns' words (scales) are
+    contiguous. Works on any array with ``reshape`` / ``transpose`` (numpy, or a torch tensor on
+    the GPU, then ``.contiguous()``)."""
+    rows, n = part.shape
     if n % GPTQ_BLOCK_COLUMNS:
         raise ValueError(f"column blocks need N ({n}) a multiple of {GPTQ_BLOCK_COLUMNS}")
-    return qweight.reshape(rows, n // GPTQ_BLOCK_COLUMNS, GPTQ_BLOCK_COLUMNS).transpose(1, 0, 2)
+    return part.reshape(rows, n // GPTQ_BLOCK_COLUMNS, GPTQ_BLOCK_COLUMNS).transpose(1, 0, 2)
 
 
 def gptq_checkpoint_order(blocks):
-    """Inverse of ``gptq_column_blocks``: ``[N/32, K/8, 32]`` -> ``[K/8, N]``."""
+    """Inverse of ``gptq_column_blocks``: ``[N/32, R, 32]`` -> ``[R, N]``."""
     nb, rows, width = blocks.shape
     if width != GPTQ_BLOCK_COLUMNS:
         raise ValueError(f"column blocks are {GPTQ_BLOCK_COLUMNS} wide, got {width}")
@@ -355,13 +356,15 @@ def gptq_checkpoint_order(blocks):
 
 
 class GPTQWeight(QuantizedWeight):
-    """GPTQ int4, symmetric: ``qweight`` int32 ``[K/8, N]`` (``layout="column_blocks"``:
-    ``[N/32, K/8, 32]``, ``gptq_column_blocks``), ``scales`` f16/bf16 ``[K/g, N]``, optional
-    ``perm`` int32 ``[K]`` (desc_act: stored row ``r`` multiplies ``x[perm[r]]``)."""
+    """GPTQ int4, symmetric: ``qweight`` int32 ``[K/8, N]``, ``scales`` f16/bf16 ``[K/g, N]``
+    (``layout="column_blocks"``: ``[N/32, K/8, 32]`` and ``[N/32, K/g, 32]``,
+    ``gptq_column_blocks``), optional ``perm`` int32 ``[K]`` (desc_act: stored row ``r``
+    multiplies ``x[perm[r]]``)."""
 
     def __init__(self, qweight, scales, group_size, perm=None, layout="checkpoint"):
         if layout == "column_blocks":
             qweight = gptq_checkpoint_order(np.asarray(qweight))
+            scales = gptq_checkpoint_order(np.asarray(scales))
         elif layout != "checkpoint":
             raise ValueError(f"unknown GPTQ layout {layout!r}")
         self.qweight = np.asarray(qweight, dtype=np.int32)

@@ -162,6 +162,15 @@ def test_variants_ir_verifies():
         quantization_config={"group_size": 128, "desc_act": True}, kv_params=kv, dtype="bf16",
         **common).mlir())
     assert "#attn.gptq<group_size = 128, desc_act = true>" in gptq
+    blocks = verified(layers.GPTQAttentionWithRope(
+        quantization_config={"group_size": 128, "layout": "column_blocks"}, kv_params=kv,
+        dtype="bf16", **common).mlir())
+    assert "#attn.gptq<group_size = 128, layout = column_blocks>" in blocks
+    # wq's words [N/32, K/8, 32] and scales [N/32, K/g, 32]: N 256, K 256.
+    assert "tensor<8x32x32xi32>" in blocks and "tensor<8x2x32xf16>" in blocks
+    with pytest.raises(ValueError, match="GPTQ layout 'tiles'; checkpoint or column_blocks"):
+        layers.GPTQAttentionWithRope(quantization_config={"group_size": 128, "layout": "tiles"},
+                                     kv_params=kv, dtype="bf16", **common)
     float8 = verified(layers.AttentionWithRope(
         kv_params=kv, dtype="bf16", float8_config={"weight_scale": "row",
                                                    "input_scale": "dynamic"}, **common).mlir())

@@ -106,8 +106,10 @@ def test_gptq_column_blocks(tmp_path):
         outputs[layout + " weights"] = weights
     blocked, plain = outputs["column_blocks weights"], outputs["checkpoint weights"]
     assert blocked["wq_qweight"].shape == (2, 8, 32)
-    np.testing.assert_array_equal(blocked["wq_qweight"],
-                                  ref.gptq_column_blocks(plain["wq_qweight"]))
+    for part in ("qweight", "scales"):
+        np.testing.assert_array_equal(blocked[f"wq_{part}"],
+                                      ref.gptq_column_blocks(plain[f"wq_{part}"]))
+    assert blocked["wq_scales"].shape == (2, 4, 32)
     got, want, blocks, want_blocks, _ = outputs["column_blocks"]
     assert np.max(np.abs(got - want)) <= LAYER_TOL["bf16"] * np.max(np.abs(want))
     np.testing.assert_array_equal(got, outputs["checkpoint"][0])

@@ -74,7 +74,8 @@ def test_gptq_column_blocks_decode_as_the_checkpoint():
     qweight = rng.integers(-(2**31), 2**31, size=(4, 128)).astype(np.int32)
     scales = rng.uniform(0.5, 1.5, size=(2, 128)).astype(np.float16)
     checkpoint = ref.GPTQWeight(qweight, scales, group_size=16)
-    blocked = ref.GPTQWeight(np.ascontiguousarray(ref.gptq_column_blocks(qweight)), scales,
+    blocked = ref.GPTQWeight(np.ascontiguousarray(ref.gptq_column_blocks(qweight)),
+                             np.ascontiguousarray(ref.gptq_column_blocks(scales)),
                              group_size=16, layout="column_blocks")
     np.testing.assert_array_equal(blocked.decode(), checkpoint.decode())
     with pytest.raises(ValueError, match="multiple of 32"):

@@ -207,22 +207,26 @@ func.func @linear_gptq(%x: tensor<?x4096xbf16>, %qw: tensor<512x64xi32>, %s: ten
 !wq = !attn.quantized_weight<128x4096, #attn.gptq<group_size = 128, layout = column_blocks>>
 !wkv = !attn.quantized_weight<64x4096, #attn.gptq<group_size = 128, layout = column_blocks>>
 
-// Words in column blocks ([N/32, K/8, 32]): the host collapses each weight's
-// to [N/32 * K/8, 32] (rows dynamic: one argument type for the three), and
-// its tensor map is 32 words (128 bytes) wide, so a 16-row box is one
-// contiguous 2 KB run. The kernels' boxes and chunks of column n, word row
-// r go to row (n / 32) * K/8 + r, column n % 32.
+// Words and scales in column blocks ([N/32, K/8, 32], [N/32, K/g, 32]): the
+// host collapses each weight's to [N/32 * K/8, 32] and [N/32 * K/g, 32]
+// (rows dynamic: one argument type for the three); the words' tensor map
+// is 32 words (128 bytes) wide, so a 16-row box is one contiguous 2 KB run.
+// The kernels' boxes and chunks of column n, row r go to row (n / 32) * rows
+// + r, column n % 32.
 // CHECK-LABEL: func.func @qkv_gptq_column_blocks(
-// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[QQ:%[a-zA-Z0-9_]+]]: memref<4x512x32xi32>, {{.*}}, [[QK:%[a-zA-Z0-9_]+]]: memref<2x512x32xi32>, {{.*}}, [[QV:%[a-zA-Z0-9_]+]]: memref<2x512x32xi32>,
+// CHECK-SAME: [[X:%[a-zA-Z0-9_]+]]: memref<?x4096xbf16>, [[QQ:%[a-zA-Z0-9_]+]]: memref<4x512x32xi32>, [[SQ:%[a-zA-Z0-9_]+]]: memref<4x32x32xf16>, [[QK:%[a-zA-Z0-9_]+]]: memref<2x512x32xi32>, {{.*}}, [[QV:%[a-zA-Z0-9_]+]]: memref<2x512x32xi32>,
 // CHECK: [[CQ:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[QQ]] {{\[}}[0, 1], [2]] : memref<4x512x32xi32> into memref<2048x32xi32>
 // CHECK-NEXT: [[WQ:%[a-zA-Z0-9_]+]] = memref.cast [[CQ]] : memref<2048x32xi32> to memref<?x32xi32>
 // CHECK-NEXT: [[CK:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[QK]] {{\[}}[0, 1], [2]] : memref<2x512x32xi32> into memref<1024x32xi32>
 // CHECK-NEXT: [[WK:%[a-zA-Z0-9_]+]] = memref.cast [[CK]] : memref<1024x32xi32> to memref<?x32xi32>
 // CHECK-NEXT: [[CV:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[QV]] {{\[}}[0, 1], [2]] : memref<2x512x32xi32> into memref<1024x32xi32>
 // CHECK-NEXT: [[WV:%[a-zA-Z0-9_]+]] = memref.cast [[CV]] : memref<1024x32xi32> to memref<?x32xi32>
+// CHECK-NEXT: [[CSQ:%[a-zA-Z0-9_]+]] = memref.collapse_shape [[SQ]] {{\[}}[0, 1], [2]] : memref<4x32x32xf16> into memref<128x32xf16>
+// CHECK-NEXT: [[WSQ:%[a-zA-Z0-9_]+]] = memref.cast [[CSQ]] : memref<128x32xf16> to memref<?x32xf16>
 // CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c2048_i64, %c32_i64, %c128_i64, %c16_i32, %c32_i32)
+// CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c6_i32, %c128_i64, %c32_i64, %c64_i64, %c1_i32, %c64_i32)
 // CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c1024_i64, %c32_i64, %c128_i64, %c16_i32, %c32_i32)
-// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c4, %{{.*}}, %c1) {{.*}} args([[X]] : memref<?x4096xbf16>, [[WQ]] : memref<?x32xi32>, {{.*}} : memref<?x32xi32>, {{.*}} : memref<?x32xi32>,
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c4, %{{.*}}, %c1) {{.*}} args([[X]] : memref<?x4096xbf16>, [[WQ]] : memref<?x32xi32>, {{.*}} : memref<?x32xi32>, {{.*}} : memref<?x32xi32>, [[WSQ]] : memref<?x32xf16>,
 // CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16
 // CHECK: func.call @attnCudaEncodeTensorMap(%{{.*}}, %{{.*}}, %c2_i32, %c2048_i64, %c32_i64, %c128_i64, %c8_i32, %c32_i32)
 // CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma_m128
@@ -247,12 +251,12 @@ func.func @linear_gptq(%x: tensor<?x4096xbf16>, %qw: tensor<512x64xi32>, %s: ten
 // CHECK-NEXT: [[GR:%[a-zA-Z0-9_]+]] = arith.addi [[GFIRST]], %{{.*}} : index
 // CHECK-NEXT: [[GC:%[a-zA-Z0-9_]+]] = arith.remui [[GCOL]], %c32 : index
 // CHECK: nvgpu.tma.async.load {{.*}}{{\[}}[[GC]], [[GR]]]
-func.func @qkv_gptq_column_blocks(%x: tensor<?x4096xbf16>, %qq: tensor<4x512x32xi32>, %sq: tensor<32x128xf16>,
-    %qk: tensor<2x512x32xi32>, %sk: tensor<32x64xf16>, %qv: tensor<2x512x32xi32>, %sv: tensor<32x64xf16>)
+func.func @qkv_gptq_column_blocks(%x: tensor<?x4096xbf16>, %qq: tensor<4x512x32xi32>, %sq: tensor<4x32x32xf16>,
+    %qk: tensor<2x512x32xi32>, %sk: tensor<2x32x32xf16>, %qv: tensor<2x512x32xi32>, %sv: tensor<2x32x32xf16>)
     -> (tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>) {
-  %wq = attn.quantized_weight(%qq, %sq) : (tensor<4x512x32xi32>, tensor<32x128xf16>) -> !wq
-  %wk = attn.quantized_weight(%qk, %sk) : (tensor<2x512x32xi32>, tensor<32x64xf16>) -> !wkv
-  %wv = attn.quantized_weight(%qv, %sv) : (tensor<2x512x32xi32>, tensor<32x64xf16>) -> !wkv
+  %wq = attn.quantized_weight(%qq, %sq) : (tensor<4x512x32xi32>, tensor<4x32x32xf16>) -> !wq
+  %wk = attn.quantized_weight(%qk, %sk) : (tensor<2x512x32xi32>, tensor<2x32x32xf16>) -> !wkv
+  %wv = attn.quantized_weight(%qv, %sv) : (tensor<2x512x32xi32>, tensor<2x32x32xf16>) -> !wkv
   %q, %k, %v = attn.qkv_projection %x weights(%wq, %wk, %wv)
       : tensor<?x4096xbf16>, (!wq, !wkv, !wkv) -> tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>
   return %q, %k, %v : tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>

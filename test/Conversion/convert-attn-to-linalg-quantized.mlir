@@ -42,10 +42,11 @@ func.func @gptq_desc_act(%x: tensor<?x128xbf16>, %qw: tensor<16x64xi32>, %s: ten
 
 // -----
 
-// GPTQ words in column blocks ([N/32, K/8, 32]): word row k / 8 of column n
-// is read at [n / 32, k / 8, n % 32], then decoded as above.
+// GPTQ words and scales in column blocks ([N/32, K/8, 32], [N/32, K/g, 32]):
+// word row k / 8 of column n is read at [n / 32, k / 8, n % 32], its scale
+// at [n / 32, k / g, n % 32], and decoded as above.
 // CHECK-LABEL: func.func @gptq_column_blocks
-// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x256xbf16>, %[[QW:[^:]*]]: tensor<4x32x32xi32>,
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x256xbf16>, %[[QW:[^:]*]]: tensor<4x32x32xi32>, %[[S:[^:]*]]: tensor<4x2x32xbf16>)
 // CHECK: %[[ROW:[a-z0-9_#]+]] = arith.divui %{{.*}}, %c8{{.*}} : index
 // CHECK-NEXT: %c32{{.*}} = arith.constant 32 : index
 // CHECK-NEXT: %[[BLOCK:[a-z0-9_#]+]] = arith.divui %[[N:[a-z0-9_#]+]], %c32{{.*}} : index
@@ -53,8 +54,14 @@ func.func @gptq_desc_act(%x: tensor<?x128xbf16>, %qw: tensor<16x64xi32>, %s: ten
 // CHECK-NEXT: %[[INNER:[a-z0-9_#]+]] = arith.remui %[[N]], %c32{{.*}} : index
 // CHECK-NEXT: %[[WORD:[a-z0-9_#]+]] = tensor.extract %[[QW]][%[[BLOCK]], %[[ROW]], %[[INNER]]] : tensor<4x32x32xi32>
 // CHECK-NEXT: vector.broadcast %[[WORD]] : i32 to vector<8xi32>
-func.func @gptq_column_blocks(%x: tensor<?x256xbf16>, %qw: tensor<4x32x32xi32>, %s: tensor<2x128xbf16>) -> tensor<?x128xbf16> {
-  %w = attn.quantized_weight(%qw, %s) : (tensor<4x32x32xi32>, tensor<2x128xbf16>) -> !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = column_blocks>>
+// CHECK: %[[GROUP:[a-z0-9_#]+]] = arith.divui %{{.*}}, %c128{{.*}} : index
+// CHECK-NEXT: %c32{{.*}} = arith.constant 32 : index
+// CHECK-NEXT: %[[SBLOCK:[a-z0-9_#]+]] = arith.divui %[[N]], %c32{{.*}} : index
+// CHECK-NEXT: %c32{{.*}} = arith.constant 32 : index
+// CHECK-NEXT: %[[SINNER:[a-z0-9_#]+]] = arith.remui %[[N]], %c32{{.*}} : index
+// CHECK-NEXT: tensor.extract %[[S]][%[[SBLOCK]], %[[GROUP]], %[[SINNER]]] : tensor<4x2x32xbf16>
+func.func @gptq_column_blocks(%x: tensor<?x256xbf16>, %qw: tensor<4x32x32xi32>, %s: tensor<4x2x32xbf16>) -> tensor<?x128xbf16> {
+  %w = attn.quantized_weight(%qw, %s) : (tensor<4x32x32xi32>, tensor<4x2x32xbf16>) -> !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = column_blocks>>
   %y = attn.linear %x, %w : tensor<?x256xbf16>, !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = column_blocks>> -> tensor<?x128xbf16>
   return %y : tensor<?x128xbf16>
 }

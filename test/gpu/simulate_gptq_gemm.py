@@ -25,8 +25,9 @@ the index checks a launch may carry: no block may read the empty x); K 256 leave
 eight warps without a unit; K 4096 gives each warp four units, so its ring of three stages
 wraps around (both mbarrier parities); groups of 32 (32-deep units) with N 136 (a last block
 with 8 columns in its first half and none in its second); q / k / v weights of 96, 32 and 32
-rows (a block whose halves come from two weights). Words in ``layout = column_blocks``
-(``[N/32, K/8, 32]``, which the kernels read as ``[N/32 * K/8, 32]``): a linear of K 1024 and
+rows (a block whose halves come from two weights). Words and scales in ``layout =
+column_blocks`` (``[N/32, K/8, 32]`` and ``[N/32, K/g, 32]``, which the kernels read as
+``[N/32 * K/8, 32]`` and ``[N/32 * K/g, 32]``): a linear of K 1024 and
 N 224 through the GEMV (1, 20; its last block's second half past N) and the wgmma GEMM (70,
 200; the last word box of its second feature tile past N), groups of 32 through the GEMV and
 the mma.sync GEMM, and q / k / v of 96, 32 and 32 rows (GEMV halves on two weights).
@@ -134,13 +135,13 @@ def from_bits(bits, dtype):
     return bits.view(np.float16).astype(np.float64)
 
 
-def words_buffer(words, blocks):
-    """(words as the kernels read them, their rows, columns): ``[K/8, N]``, or in column blocks
-    ``[N/32 * K/8, 32]`` (the host's collapse of ``[N/32, K/8, 32]``)."""
+def part_buffer(part, blocks):
+    """(words or scales as the kernels read them, their rows, columns): ``[R, N]``, or in column
+    blocks ``[N/32 * R, 32]`` (the host's collapse of ``[N/32, R, 32]``)."""
     if not blocks:
-        return words, words.shape[0], words.shape[1]
-    rows, n = words.shape
-    blocked = np.ascontiguousarray(words.reshape(rows, n // 32, 32).transpose(1, 0, 2))
+        return part, part.shape[0], part.shape[1]
+    rows, n = part.shape
+    blocked = np.ascontiguousarray(part.reshape(rows, n // 32, 32).transpose(1, 0, 2))
     return blocked, n // 32 * rows, 32
 
 
@@ -152,7 +153,7 @@ def simulate(ptx, m, k, rows, group, dtype, blocks=False, seed=0):
     mem = Memory()
     x = to_bits(rng.uniform(-1, 1, (m, k)), dtype)
     params = descriptor(mem.put(x), [m, k])
-    packed, scales, wants, word_dims = [], [], [], []
+    packed, scales, wants, word_dims, scale_dims = [], [], [], [], []
     for n in rows:
         q = rng.integers(0, 16, size=(k, n))
         words = np.zeros((k // 8, n), dtype=np.uint32)
@@ -161,10 +162,12 @@ def simulate(ptx, m, k, rows, group, dtype, blocks=False, seed=0):
         s = (rng.uniform(0.5, 1.5, size=(k // group, n)) / 16).astype(np.float16)
         w = (q - 8) * np.repeat(s.astype(np.float64), group, axis=0)
         wants.append((from_bits(x, dtype) @ w, np.abs(from_bits(x, dtype)) @ np.abs(w)))
-        words, word_rows_total, word_cols = words_buffer(words, blocks)
+        words, word_rows_total, word_cols = part_buffer(words, blocks)
+        s, scale_rows, scale_cols = part_buffer(s, blocks)
         word_dims.append((word_rows_total, word_cols))
+        scale_dims.append((scale_rows, scale_cols))
         packed += descriptor(mem.put(words), [word_rows_total, word_cols])
-        scales += descriptor(mem.put(s), [k // group, n])
+        scales += descriptor(mem.put(s), [scale_rows, scale_cols])
     outs = [mem.put(np.full((m, n), 0x7FFF, dtype=np.uint16)) for n in rows]  # NaNs
     params += packed + scales
     for addr, n in zip(outs, rows):
@@ -177,8 +180,8 @@ def simulate(ptx, m, k, rows, group, dtype, blocks=False, seed=0):
         maps = [ptx_sim.TensorMap(params[1], 2, m, k, 2 * k, x_rows, 64)]
         for i, (wr, wc) in enumerate(word_dims):
             maps.append(ptx_sim.TensorMap(packed[7 * i + 1], 4, wr, wc, 4 * wc, word_rows, 32))
-        for i, n in enumerate(rows):
-            maps.append(ptx_sim.TensorMap(scales[7 * i + 1], 2, k // group, n, 2 * n, 1, 64))
+        for i, (sr, sc) in enumerate(scale_dims):
+            maps.append(ptx_sim.TensorMap(scales[7 * i + 1], 2, sr, sc, 2 * sc, 1, 64))
         first = len(params)
         params += [0] * len(maps)
         tensor_maps = {first + i: t for i, t in enumerate(maps)}
@@ -212,16 +215,17 @@ def encoding(group, blocks):
     return f"#attn.gptq<group_size = {group}{layout}>"
 
 
-def words_type(k, n, blocks):
-    return f"tensor<{n // 32}x{k // 8}x32xi32>" if blocks else f"tensor<{k // 8}x{n}xi32>"
+def part_type(rows, n, element, blocks):
+    """A GPTQ part of `rows` rows (K/8 words, K/g scales) for N `n`."""
+    return f"tensor<{n // 32}x{rows}x32x{element}>" if blocks else f"tensor<{rows}x{n}x{element}>"
 
 
 def linear_module(k, n, group, dtype, blocks=False):
-    groups, qw = k // group, words_type(k, n, blocks)
+    qw, sc = part_type(k // 8, n, "i32", blocks), part_type(k // group, n, "f16", blocks)
     return f"""!w = !attn.quantized_weight<{n}x{k}, {encoding(group, blocks)}>
 func.func @linear(%x: tensor<?x{k}x{dtype}>, %qw: {qw},
-                  %s: tensor<{groups}x{n}xf16>) -> tensor<?x{n}x{dtype}> {{
-  %w = attn.quantized_weight(%qw, %s) : ({qw}, tensor<{groups}x{n}xf16>) -> !w
+                  %s: {sc}) -> tensor<?x{n}x{dtype}> {{
+  %w = attn.quantized_weight(%qw, %s) : ({qw}, {sc}) -> !w
   %y = attn.linear %x, %w : tensor<?x{k}x{dtype}>, !w -> tensor<?x{n}x{dtype}>
   return %y : tensor<?x{n}x{dtype}>
 }}
@@ -230,18 +234,18 @@ func.func @linear(%x: tensor<?x{k}x{dtype}>, %qw: {qw},
 
 def qkv_module(k, group, dtype, blocks=False):
     """q / k / v of 3 x 32, 32 and 32 rows."""
-    g, nq, nkv = k // group, 96, 32
     out = [f"tensor<?x3x32x{dtype}>", *[f"tensor<?x1x32x{dtype}>"] * 2]
-    wq, wkv = words_type(k, nq, blocks), words_type(k, nkv, blocks)
+    wq, wkv = (part_type(k // 8, n, "i32", blocks) for n in (96, 32))
+    sq, skv = (part_type(k // group, n, "f16", blocks) for n in (96, 32))
     enc = encoding(group, blocks)
-    return f"""!wq = !attn.quantized_weight<{nq}x{k}, {enc}>
-!wkv = !attn.quantized_weight<{nkv}x{k}, {enc}>
-func.func @qkv(%x: tensor<?x{k}x{dtype}>, %qq: {wq}, %sq: tensor<{g}x{nq}xf16>,
-               %qk: {wkv}, %sk: tensor<{g}x{nkv}xf16>, %qv: {wkv},
-               %sv: tensor<{g}x{nkv}xf16>) -> ({", ".join(out)}) {{
-  %wq = attn.quantized_weight(%qq, %sq) : ({wq}, tensor<{g}x{nq}xf16>) -> !wq
-  %wk = attn.quantized_weight(%qk, %sk) : ({wkv}, tensor<{g}x{nkv}xf16>) -> !wkv
-  %wv = attn.quantized_weight(%qv, %sv) : ({wkv}, tensor<{g}x{nkv}xf16>) -> !wkv
+    return f"""!wq = !attn.quantized_weight<96x{k}, {enc}>
+!wkv = !attn.quantized_weight<32x{k}, {enc}>
+func.func @qkv(%x: tensor<?x{k}x{dtype}>, %qq: {wq}, %sq: {sq},
+               %qk: {wkv}, %sk: {skv}, %qv: {wkv},
+               %sv: {skv}) -> ({", ".join(out)}) {{
+  %wq = attn.quantized_weight(%qq, %sq) : ({wq}, {sq}) -> !wq
+  %wk = attn.quantized_weight(%qk, %sk) : ({wkv}, {skv}) -> !wkv
+  %wv = attn.quantized_weight(%qv, %sv) : ({wkv}, {skv}) -> !wkv
   %q, %k, %v = attn.qkv_projection %x weights(%wq, %wk, %wv)
       : tensor<?x{k}x{dtype}>, (!wq, !wkv, !wkv) -> {", ".join(out)}
   return %q, %k, %v : {", ".join(out)}

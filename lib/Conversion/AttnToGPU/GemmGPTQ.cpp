@@ -161,7 +161,7 @@ void startStep(IB &b, const GPTQGemmArgs &args, const GemmTile &t,
             cb, MatmulArgs{args.x, args.packed, {}, {}, {}}, stack, t.n0 + col);
         Idx local = t.n0 + col - weight.begin;
         Idx valid = ult(cb, local, weight.rows);
-        auto [wordRow, wordCol] = args.order.at(
+        auto [wordRow, wordCol] = args.wordOrder.at(
             k0 / 8 + r, select(cb, valid, local, cIndex(cb, 0)));
         copyChunk(cb, words, {r, col}, weight.weight, {wordRow, wordCol}, 4,
                   valid);
@@ -227,7 +227,8 @@ SmallVector<Value> accumulate(IB &b, const GPTQGemmArgs &args,
         Value scales = loadVectorOrZero(
             gb, t.scales,
             [&](IB &) {
-              return SmallVector<Value>{g0 / t.groupSize, scaleCol};
+              auto [row, col] = args.scaleOrder.at(g0 / t.groupSize, scaleCol);
+              return SmallVector<Value>{row, col};
             },
             ult(gb, scaleCol, t.weight.rows), scalesType);
         SmallVector<Value> part = forLoop(
@@ -311,11 +312,11 @@ void buildGPTQGemm(IB &b, const GPTQGemmConfig &cfg, int64_t groupSize,
 
 } // namespace
 
-std::pair<Idx, Idx> GPTQWordOrder::at(Idx r, Idx n) const {
+std::pair<Idx, Idx> GPTQPartOrder::at(Idx r, Idx n) const {
   if (!columnBlocks)
     return {r, n};
   int64_t width = GPTQAttr::kBlockColumns;
-  return {n / width * wordRows + r, n % width};
+  return {n / width * rows + r, n % width};
 }
 
 Value gpu_lowering::gptqByteSelector(IB &b, Idx quad) {

@@ -12,26 +12,28 @@
 
 namespace mlir::attn::gpu_lowering {
 
-/// Where the kernels find a weight's words in its 2-D `packed` buffer:
-/// word row r of column n (of the weight) at [r, n] in checkpoint order.
-/// `column_blocks` words ([N/32, K/8, 32]) are collapsed on the host to
-/// [N/32 * K/8, 32], so the word is at [(n / 32) K/8 + r, n % 32]: a box
-/// of 32 aligned columns is one contiguous run, a chunk of 4 stays in one.
-struct GPTQWordOrder {
+/// Where the kernels find row r, column n (of its weight) of a GPTQ part,
+/// the words ([K/8, N]) or the scales ([K/g, N]), in the 2-D buffer they
+/// read: at [r, n] in checkpoint order. `column_blocks` parts ([N/32, rows,
+/// 32]) are collapsed on the host to [N/32 * rows, 32], so the element is at
+/// [(n / 32) rows + r, n % 32]: a box of 32 aligned columns is one
+/// contiguous run, a chunk of 4 or 8 stays in one.
+struct GPTQPartOrder {
   bool columnBlocks = false;
-  int64_t wordRows = 0; // K / 8
+  int64_t rows = 0; // of the part in checkpoint order: K / 8 or K / g
 
-  /// (row, column) in `packed` of word row `r`, column `n`.
+  /// (row, column) in the buffer of row `r`, column `n`.
   std::pair<Idx, Idx> at(Idx r, Idx n) const;
 };
 
 /// The GEMM's arguments: x ([M, K], already permuted for desc_act), each
-/// weight's packed words (in `order`) and scales (one dynamic-N type when
-/// there are several), outputs. GPTQ projections have no bias (as in MAX).
+/// weight's packed words and scales (one dynamic-N type when there are
+/// several; in the orders given), outputs. GPTQ projections have no bias
+/// (as in MAX).
 struct GPTQGemmArgs {
   Value x;
   SmallVector<Value> packed, scales, outputs;
-  GPTQWordOrder order;
+  GPTQPartOrder wordOrder, scaleOrder;
 
   template <typename F> void forEach(F f) {
     f(x);

@@ -115,7 +115,7 @@ struct GemmBlock {
   Idx m0, n0;    // the block's first token and feature
   Value xMap;
   SmallVector<Value> wordMaps;
-  GPTQWordOrder order;
+  GPTQPartOrder wordOrder, scaleOrder;
   int64_t steps, groupSteps; // K steps, and of a group
 };
 
@@ -177,7 +177,7 @@ void produce(IB &b, const WeightStack &stack, const GemmBlock &blk) {
         Idx n = blk.n0 + j * kBoxWords;
         BlockWeight map = selectWeight(
             lb, MatmulArgs{Value(), blk.wordMaps, {}, {}, {}}, stack, n);
-        auto [row, col] = blk.order.at(k * kWordRows, n - map.begin);
+        auto [row, col] = blk.wordOrder.at(k * kWordRows, n - map.begin);
         load(map.weight, wordBox, col, row,
              start + blk.shape.xBytes() + j * kWordBoxBytes);
       }
@@ -271,8 +271,10 @@ SmallVector<Value> accumulate(IB &b, const GemmBlock &blk, const Consumer &c) {
         Idx group = k / blk.groupSteps, inGroup = k % blk.groupSteps;
         // The group's scales, read early: they are used after the wgmmas.
         std::array<Value, 2> scales;
-        for (int64_t h = 0; h < 2; ++h)
-          scales[h] = load(lb, c.scales, {group, c.localFeature + h});
+        for (int64_t h = 0; h < 2; ++h) {
+          auto [row, col] = blk.scaleOrder.at(group, c.localFeature + h);
+          scales[h] = load(lb, c.scales, {row, col});
+        }
         part = multiplyStage(lb, blk, c, k % stages, a, part, inGroup != 0);
         // The next step's registers while these wgmmas run (the last step
         // decodes its own stage again, not yet released), fenced so that
@@ -363,7 +365,8 @@ void buildGemm(IB &b, const BlockShape &shape, const GemmArgs &args,
   blk.m0 = tokenTile * blk.shape.tokens;
   blk.n0 = featureTile * kTileFeatures;
   blk.steps = stack.k / kStepK;
-  blk.order = args.tensors.order;
+  blk.wordOrder = args.tensors.wordOrder;
+  blk.scaleOrder = args.tensors.scaleOrder;
   blk.groupSteps = groupSize / kStepK;
   blk.xMap = tensorMapAddress(b, args.xMap);
   for (Value map : args.wordMaps)

@@ -188,7 +188,7 @@ struct GemvBlock {
   GPTQGemvShape shape;
   StageLayout layout;
   int64_t groupSize;
-  GPTQWordOrder order;
+  GPTQPartOrder wordOrder, scaleOrder;
   WarpLayout w;
   Idx rows, m0, n0;
   std::array<Half, 2> halves;
@@ -227,10 +227,12 @@ void copyUnit(IB &b, const GemvBlock &blk, Idx unit, Idx stage) {
     for (int64_t half = 0; half < 2; ++half) {
       const Half &h = blk.halves[half];
       ifThen(tb, h.inside, [&](IB &hb) {
-        auto [row, col] = blk.order.at(k0 / 8, h.column);
+        auto [row, col] = blk.wordOrder.at(k0 / 8, h.column);
         copyBox(hb, start + s.wordsOffset(half), h.wordsMap, col, row, barrier);
-        copyBox(hb, blk.base + blk.scaleRow(stage, half), h.scalesMap, h.column,
-                k0 / blk.groupSize, barrier);
+        auto [scaleRow, scaleCol] =
+            blk.scaleOrder.at(k0 / blk.groupSize, h.column);
+        copyBox(hb, blk.base + blk.scaleRow(stage, half), h.scalesMap, scaleCol,
+                scaleRow, barrier);
       });
     }
     for (int64_t box = 0; box < s.xBoxes(); ++box)
@@ -366,7 +368,8 @@ GemvBlock placeBlock(IB &b, const GPTQGemvArgs &args, const MapAddresses &maps,
   blk.shape = shape;
   blk.layout = StageLayout::of(groupSize, shape);
   blk.groupSize = groupSize;
-  blk.order = args.tensors.order;
+  blk.wordOrder = args.tensors.wordOrder;
+  blk.scaleOrder = args.tensors.scaleOrder;
   blk.w = WarpLayout::of(threadIdx(b));
   blk.rows = dim(b, args.tensors.x, 0);
   blk.m0 = blockIdx(b, gpu::Dimension::y) * blk.layout.xRows;

@@ -497,17 +497,18 @@ SmallVector<Value> partOfEach(IB &host,
   return values;
 }
 
-/// GPTQ `column_blocks` words [N/32, K/8, 32] as the 2-D [N/32 * K/8, 32]
-/// the kernels read (GPTQWordOrder), rows dynamic when several weights
-/// share one kernel argument type.
-SmallVector<Value> columnBlockWords(IB &host,
-                                    ArrayRef<QuantizedWeightBuffers> weights) {
+/// Part `part` of GPTQ `column_blocks` weights ([N/32, rows, 32]) as the
+/// 2-D [N/32 * rows, 32] the kernels read (GPTQPartOrder), rows dynamic when
+/// several weights share one kernel argument type.
+SmallVector<Value> columnBlocksOfEach(IB &host,
+                                      ArrayRef<QuantizedWeightBuffers> weights,
+                                      int64_t part) {
   SmallVector<Value> values;
   for (const QuantizedWeightBuffers &w : weights) {
-    Value words = memref::CollapseShapeOp::create(
-        host, w.parts[0], ArrayRef<ReassociationIndices>{{0, 1}, {2}});
-    values.push_back(weights.size() > 1 ? withDynamicDim(host, words, 0)
-                                        : words);
+    Value blocks = memref::CollapseShapeOp::create(
+        host, w.parts[part], ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+    values.push_back(weights.size() > 1 ? withDynamicDim(host, blocks, 0)
+                                        : blocks);
   }
   return values;
 }
@@ -579,10 +580,13 @@ QuantGemvArgs prepareArgs(KernelEmitter &e, IB &host, Value x,
   }
   // One kernel argument type for several weights.
   int64_t nDim = columnDim(encoding);
-  args.packed = gptq && gptq.hasColumnBlocks()
-                    ? columnBlockWords(host, weights)
-                    : partOfEach(host, weights, 0, nDim);
-  args.scales = partOfEach(host, weights, 1, nDim);
+  bool blocks = gptq && gptq.hasColumnBlocks();
+  auto partsOf = [&](int64_t part) {
+    return blocks ? columnBlocksOfEach(host, weights, part)
+                  : partOfEach(host, weights, part, nDim);
+  };
+  args.packed = partsOf(0);
+  args.scales = partsOf(1);
   args.biases = biasesOf(host, biases, weights.size());
   for (const OutputSegment &out : outputs)
     args.outputs.push_back(out.buffer);
@@ -740,9 +744,12 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
   auto float8 = dyn_cast<Float8Attr>(encoding);
   std::function<void(IB &)> gemv, gemm;
   int64_t gemvMaxRows = gptq ? kGPTQGemvMaxRows : kGemvMaxRows;
-  GPTQGemmArgs gptqArgs{args.x, args.packed, args.scales, args.outputs, {}};
-  if (gptq)
-    gptqArgs.order = {gptq.hasColumnBlocks(), stack.k / 8};
+  GPTQGemmArgs gptqArgs{args.x, args.packed, args.scales, args.outputs, {}, {}};
+  if (gptq) {
+    bool blocks = gptq.hasColumnBlocks();
+    gptqArgs.wordOrder = {blocks, stack.k / 8};
+    gptqArgs.scaleOrder = {blocks, stack.k / gptq.getGroupSize()};
+  }
   if (gptq) {
     assert(biases.empty() && "GPTQ projections have no bias (the verifier)");
     gemv = [&](IB &hb) {

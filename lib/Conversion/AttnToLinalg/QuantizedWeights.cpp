@@ -38,13 +38,13 @@ struct GPTQReader : WeightReader {
       : qweight(qweight), scales(scales), groupSize(groupSize),
         columnBlocks(columnBlocks) {}
 
-  /// Word row `r` of column `n`: `[r, n]`, or `[n / 32, r, n % 32]` in
-  /// column blocks.
-  Value word(IB &b, Idx r, Idx n) const {
+  /// Row `r`, column `n` of `part` (words or scales): `[r, n]`, or
+  /// `[n / 32, r, n % 32]` in column blocks.
+  Value element(IB &b, Value part, Idx r, Idx n) const {
     if (!columnBlocks)
-      return tensor::ExtractOp::create(b, qweight, ValueRange{r, n});
+      return tensor::ExtractOp::create(b, part, ValueRange{r, n});
     int64_t width = GPTQAttr::kBlockColumns;
-    return tensor::ExtractOp::create(b, qweight,
+    return tensor::ExtractOp::create(b, part,
                                      ValueRange{n / width, r, n % width});
   }
 
@@ -63,14 +63,13 @@ struct GPTQReader : WeightReader {
         width > 8 ? zero(b, vecType(b.getF32Type(), {width})) : Value();
     for (int64_t piece = 0; piece < width / 8; ++piece) {
       Idx first = Idx(k) + piece * 8;
-      Value word = this->word(b, first / 8, Idx(n));
+      Value word = element(b, qweight, first / 8, Idx(n));
       Value nibbles = arith::AndIOp::create(
           b, arith::ShRUIOp::create(b, splat(b, word, 8), shifts), mask);
       Value q = arith::SubFOp::create(
           b, arith::UIToFPOp::create(b, vecType(b.getF32Type(), {8}), nibbles),
           offset);
-      Value scale = toF32(b, tensor::ExtractOp::create(
-                                 b, scales, ValueRange{first / groupSize, n}));
+      Value scale = toF32(b, element(b, scales, first / groupSize, Idx(n)));
       Value decoded = arith::MulFOp::create(b, q, splat(b, scale, 8));
       if (width == 8)
         return decoded;

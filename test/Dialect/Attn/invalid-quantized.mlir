@@ -73,6 +73,14 @@ func.func @gptq_column_blocks_shape(%qw: tensor<16x128xi32>, %s: tensor<1x128xf1
 
 // -----
 
+func.func @gptq_column_blocks_scales(%qw: tensor<4x16x32xi32>, %s: tensor<1x128xf16>) {
+  // expected-error @+1 {{expects scales of shape [4, 1, 32], got 'tensor<1x128xf16>'}}
+  %w = attn.quantized_weight(%qw, %s) : (tensor<4x16x32xi32>, tensor<1x128xf16>) -> !attn.quantized_weight<128x128, #attn.gptq<group_size = 128, layout = column_blocks>>
+  return
+}
+
+// -----
+
 // expected-error @+2 {{expected ::mlir::attn::GPTQLayout to be one of: checkpoint, column_blocks}}
 // expected-error @+1 {{failed to parse Attn_GPTQAttr parameter 'layout'}}
 func.func private @gptq_layout_name(!attn.quantized_weight<64x128, #attn.gptq<group_size = 128, layout = tiles>>)

@@ -28,14 +28,14 @@ func.func @gptq_desc_act(%qw: tensor<32x128xi32>, %s: tensor<4x128xbf16>, %perm:
   return %w : !gptq_act
 }
 
-// Column blocks: qweight [N/32, K/8, 32]; `layout = checkpoint` is the
-// default and is not printed.
+// Column blocks: qweight [N/32, K/8, 32], scales [N/32, K/g, 32];
+// `layout = checkpoint` is the default and is not printed.
 // CHECK-LABEL: func @gptq_column_blocks
-// CHECK: attn.quantized_weight(%{{.*}}, %{{.*}}) : (tensor<4x32x32xi32>, tensor<2x128xbf16>) -> !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = column_blocks>>
+// CHECK: attn.quantized_weight(%{{.*}}, %{{.*}}) : (tensor<4x32x32xi32>, tensor<4x2x32xbf16>) -> !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = column_blocks>>
 // CHECK: -> !attn.quantized_weight<128x256, #attn.gptq<group_size = 128>>
-func.func @gptq_column_blocks(%qb: tensor<4x32x32xi32>, %qw: tensor<32x128xi32>, %s: tensor<2x128xbf16>) {
-  %w = attn.quantized_weight(%qb, %s)
-      : (tensor<4x32x32xi32>, tensor<2x128xbf16>)
+func.func @gptq_column_blocks(%qb: tensor<4x32x32xi32>, %sb: tensor<4x2x32xbf16>, %qw: tensor<32x128xi32>, %s: tensor<2x128xbf16>) {
+  %w = attn.quantized_weight(%qb, %sb)
+      : (tensor<4x32x32xi32>, tensor<4x2x32xbf16>)
       -> !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = column_blocks>>
   %c = attn.quantized_weight(%qw, %s)
       : (tensor<32x128xi32>, tensor<2x128xbf16>)

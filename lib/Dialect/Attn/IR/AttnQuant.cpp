@@ -113,19 +113,20 @@ LogicalResult GPTQAttr::verifyParts(int64_t rows, int64_t cols, TypeRange parts,
       failed(expectColsMultiple(emitError, cols, 8, "int4 values per word")) ||
       failed(expectColsMultiple(emitError, cols, getGroupSize(), "group size")))
     return failure();
-  SmallVector<int64_t> qweightShape = {cols / 8, rows};
-  if (hasColumnBlocks()) {
-    if (rows % kBlockColumns != 0)
-      return emitError() << "expects N (" << rows
-                         << ") to be a multiple of " << kBlockColumns
-                         << " with layout = column_blocks";
-    qweightShape = {rows / kBlockColumns, cols / 8, kBlockColumns};
-  }
+  // [K/8, N] and [K/g, N], or both in column blocks: [N/32, K/8 | K/g, 32].
+  auto shapeOf = [&](int64_t partRows) -> SmallVector<int64_t> {
+    if (hasColumnBlocks())
+      return {rows / kBlockColumns, partRows, kBlockColumns};
+    return {partRows, rows};
+  };
+  if (hasColumnBlocks() && rows % kBlockColumns != 0)
+    return emitError() << "expects N (" << rows << ") to be a multiple of "
+                       << kBlockColumns << " with layout = column_blocks";
   Builder b(getContext());
-  if (failed(expectPart(emitError, parts, names, 0, qweightShape,
+  if (failed(expectPart(emitError, parts, names, 0, shapeOf(cols / 8),
                         {b.getI32Type()})) ||
       failed(expectPart(emitError, parts, names, 1,
-                        {cols / getGroupSize(), rows},
+                        shapeOf(cols / getGroupSize()),
                         {b.getF16Type(), b.getBF16Type()})))
     return failure();
   if (getDescAct())

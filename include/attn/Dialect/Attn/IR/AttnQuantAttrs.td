@@ -57,11 +57,12 @@ def Attn_GPTQAttr : Attn_Attr<"GPTQ", "gptq", Attn_WeightEncodingMethods> {
     and `sym` are there so that a checkpoint's config transcribes as it is
     and an unsupported one is rejected by name. Activations bf16 or f16.
 
-    `layout = column_blocks` stores the same words as
-    `qweight : tensor<N/32 x K/8 x 32 x i32>`, word `[r, n]` of the
-    checkpoint at `[n / 32, r, n % 32]` (N a multiple of 32): each 32
-    output columns' words are one contiguous run, which the GPU kernels read
-    as one stream (a 128-byte row of words a k8). The one-time repack is
+    `layout = column_blocks` stores the same words and scales in 32-column
+    blocks, `qweight : tensor<N/32 x K/8 x 32 x i32>` and `scales :
+    tensor<N/32 x K/g x 32>`, element `[r, n]` of the checkpoint's part at
+    `[n / 32, r, n % 32]` (N a multiple of 32): each 32 output columns'
+    words, and their scales, are one contiguous run, which the GPU kernels
+    read as one stream. The one-time repack is
     `attn.reference.gptq_column_blocks` (docs/ABI.md).
 
     ```mlir
