@@ -1,10 +1,10 @@
 #!/bin/bash
 # Prepared by the seventeenth session for the next one: one device call,
 #   run(command="build/next7/run.sh", carry=["build/next7"])    (about 9 minutes)
-# It replaces the sixteenth session's build/next6/run.sh (same measurements, and more).
-# 1. GPTQ words in 64-column blocks (#attn.gptq<layout = column_blocks>): a GEMV block's
-#    words one contiguous run instead of 256-byte pieces 4N bytes apart. Keep the layout as
-#    the recommended one if gptq_blocks is faster than gptq at M = 1-16.
+# It replaces the sixteenth session's build/next6/run.sh (the same measurements, and more).
+# 1. GPTQ words and scales in 32-column blocks (#attn.gptq<layout = column_blocks>): each
+#    TMA box of words one contiguous run instead of 128-byte pieces 4N bytes apart. Keep the
+#    layout as the recommended one if gptq_blocks is faster than gptq at M = 1-16.
 # 2. GPTQ above 64 rows on gemm_gptq_wgmma (decoded weights as wgmma's register A) against
 #    the mma.sync GEMM (bq-mma). Keep the wgmma GEMM if it passes and is faster.
 # Folders (all from the session's final HEAD unless said):
@@ -15,25 +15,30 @@
 #     switched off: GemvQuantKernel.cpp "if (false && // TEMP"), copied
 #   layer: benchmarks/gpu/build_bench_layer.py build/next7/layer (llama3-8b bf16, -gptq,
 #     -gptq-blocks, -float8, qwen3-8b)
+#   bq-w8s2, bq-w4s4: HEAD + gemv-gptq-shape-w8s2.patch / -w4s4.patch (this folder: the GEMV's
+#     warps x stages, 8 x 2 and 4 x 4 where HEAD has 4 x 3 on the bench shape), full
+#     rebuild, bench_quant_gemv.py --build; whether column blocks move the best shape
+# Most important first: a call past 600 s is cut off, but what is under $OUT comes back.
 mkdir -p $OUT/r
 OUT=$OUT/r timeout 150 python3 test/gpu/run_device_tests.py build/next7/dt-gptq --stall 30 > $OUT/r/dt.log 2>&1
 tail -1 $OUT/r/dt.log; grep -v PASS $OUT/r/device-tests-table.txt | tail -n +4 | head
-B=benchmarks/gpu/bench_quant_gemv.py
-# Most important first: a call past 600 s is cut off, but what is under $OUT comes back.
-gemv() {
-  echo "== pass $1 gemv" >> $OUT/r/gemv.txt
-  timeout 120 python3 $B build/next7/bq --weights gptq,gptq_blocks,bf16 --rows 1,8,16,64 2>&1 | tail -13 >> $OUT/r/gemv.txt
+bench() {  # label, folder, weights, rows
+  echo "== $1" >> $OUT/r/bench.txt
+  timeout 120 python3 benchmarks/gpu/bench_quant_gemv.py build/next7/$2 --weights $3 --rows $4 2>&1 | grep -v '^{' >> $OUT/r/bench.txt
 }
-gemm() {
-  echo "== pass $1 $2 gemm" >> $OUT/r/gemm.txt
-  timeout 120 python3 $B build/next7/$2 --weights $3 --rows 128,512,2048,8192 2>&1 | tail -$4 >> $OUT/r/gemm.txt
+layer() {  # label, folder, model, steps
+  mkdir -p $OUT/r/$1
+  OUT=$OUT/r/$1 timeout 150 python3 benchmarks/gpu/bench_layer.py build/next7/$2 --model $3 --only $4 > $OUT/r/$1.txt 2>&1
 }
-gemv 1
-gemm 1 bq gptq,gptq_blocks,bf16 14; gemm 1 bq-mma gptq 6
-mkdir -p $OUT/r/layer-decode $OUT/r/layer-prefill
-OUT=$OUT/r/layer-decode timeout 150 python3 benchmarks/gpu/bench_layer.py build/next7/layer --model llama3-8b-gptq --only decode > $OUT/r/layer-decode.txt 2>&1
-OUT=$OUT/r/layer-prefill timeout 180 python3 benchmarks/gpu/bench_layer.py build/next7/layer --model llama3-8b --only prefill-2048 > $OUT/r/layer-prefill.txt 2>&1
-mkdir -p $OUT/r/layer-mma
-OUT=$OUT/r/layer-mma timeout 90 python3 benchmarks/gpu/bench_layer.py build/next7/layer-mma --model llama3-8b-gptq --only prefill-2048 > $OUT/r/layer-mma.txt 2>&1
-gemv 2; gemm 2 bq-mma gptq 6
-cat $OUT/r/gemv.txt $OUT/r/gemm.txt; for v in layer-decode layer-prefill layer-mma; do echo "== $v"; tail -n 14 $OUT/r/$v.txt; done
+bench "gemv pass 1" bq gptq,gptq_blocks,bf16 1,8,16,64
+bench "gemm pass 1" bq gptq,gptq_blocks 512,2048,8192
+bench "gemm mma.sync pass 1" bq-mma gptq 512,2048,8192
+layer layer-decode layer llama3-8b-gptq decode
+layer layer-prefill layer llama3-8b prefill-2048
+layer layer-mma layer-mma llama3-8b-gptq prefill-2048
+bench "gemv 8 x 2" bq-w8s2 gptq,gptq_blocks 1,16
+bench "gemv 4 x 4" bq-w4s4 gptq,gptq_blocks 1,16
+bench "gemv pass 2" bq gptq,gptq_blocks 1,16
+bench "gemm mma.sync pass 2" bq-mma gptq 2048
+bench "gemm pass 2" bq gptq,gptq_blocks 2048
+cat $OUT/r/bench.txt; for v in layer-decode layer-prefill layer-mma; do echo "== $v"; tail -n 14 $OUT/r/$v.txt; done

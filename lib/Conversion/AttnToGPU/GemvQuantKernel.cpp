@@ -746,12 +746,10 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
   int64_t gemvMaxRows = gptq ? kGPTQGemvMaxRows : kGemvMaxRows;
   GPTQGemmArgs gptqArgs{args.x, args.packed, args.scales, args.outputs, {}, {}};
   if (gptq) {
+    assert(biases.empty() && "GPTQ projections have no bias (the verifier)");
     bool blocks = gptq.hasColumnBlocks();
     gptqArgs.wordOrder = {blocks, stack.k / 8};
     gptqArgs.scaleOrder = {blocks, stack.k / gptq.getGroupSize()};
-  }
-  if (gptq) {
-    assert(biases.empty() && "GPTQ projections have no bias (the verifier)");
     gemv = [&](IB &hb) {
       emitGPTQGemv(e, hb, gptqArgs, stack, gptq.getGroupSize(), outputs);
     };

@@ -33,14 +33,14 @@ defvar Attn_WeightEncodingMethods =
 //===----------------------------------------------------------------------===//
 
 def Attn_GPTQLayout : I32EnumAttr<"GPTQLayout",
-    "the order of a GPTQ weight's packed words", [
+    "the order of a GPTQ weight's words and scales", [
     I32EnumAttrCase<"Checkpoint", 0, "checkpoint">,
     I32EnumAttrCase<"ColumnBlocks", 1, "column_blocks">]> {
   let cppNamespace = "::mlir::attn";
   let genSpecializedAttr = 0;
 }
 
-// GPTQAttr's word order, `checkpoint` when absent.
+// GPTQAttr's layout, `checkpoint` when absent.
 def Attn_GPTQLayoutParameter : EnumParameter<Attn_GPTQLayout> {
   let defaultValue = "::mlir::attn::GPTQLayout::Checkpoint";
 }
