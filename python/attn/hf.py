@@ -186,8 +186,8 @@ def from_hf_config(config, *, layer_idx=0, dtype=None, page_size=128, max_seq_le
     table's length) to ``max_position_embeddings`` but at most 8192. The cache holds every
     layer of the model (``num_hidden_layers``); the compiled function serves every layer
     whose mask and RoPE are those of ``layer_idx``. ``gptq_layout="column_blocks"`` takes a
-    GPTQ checkpoint's words repacked once into 64-column blocks (``load_layer_weights`` does
-    it), the order the GPU's GEMV reads as one stream a block."""
+    GPTQ checkpoint's words and scales repacked once into 32-column blocks
+    (``load_layer_weights`` does it), the order the GPU kernels read as contiguous runs."""
     config = _load(config)
     family = config.get("model_type")
     if family == "gemma3" and "text_config" in config:  # the multimodal Gemma-3 config

@@ -208,7 +208,7 @@ class GPTQAttentionWithRope(AttentionWithRope):
     """MAX's ``GPTQAttentionWithRope``: int4 GPTQ projections, ``quantization_config``
     ``{"group_size": g, "desc_act": bool}``; each weight is passed as its parts
     (``wq_qweight``, ``wq_scales`` [, ``wq_perm``]). ``"layout": "column_blocks"`` (not MAX's)
-    takes each ``qweight`` repacked once by ``reference.gptq_column_blocks``."""
+    takes each ``qweight`` and ``scales`` repacked once by ``reference.gptq_column_blocks``."""
 
     def __init__(self, *, quantization_config, **kwargs):
         self._gptq = {"kind": "gptq", "group_size": int(quantization_config["group_size"]),

@@ -335,16 +335,22 @@ def gptq_from_checkpoint(qweight, scales, qzeros, group_size, g_idx=None):
 GPTQ_BLOCK_COLUMNS = 32
 
 
+def _swap_outer(array):
+    """``array`` 3-D with its first two axes swapped: numpy's ``transpose`` or torch's
+    ``permute``, a view either way."""
+    return array.permute(1, 0, 2) if hasattr(array, "permute") else array.transpose(1, 0, 2)
+
+
 def gptq_column_blocks(part):
     """The one-time repack of ``#attn.gptq<..., layout = column_blocks>``, for ``qweight`` and
     ``scales`` alike: ``[R, N]`` (R = K/8 words, K/g scales) -> ``[N/32, R, 32]``, element
     ``[r, n]`` at ``[n // 32, r, n % 32]``, so each 32 output columns' words (scales) are
-    contiguous. Works on any array with ``reshape`` / ``transpose`` (numpy, or a torch tensor on
-    the GPU, then ``.contiguous()``)."""
+    contiguous. A view: make it contiguous (numpy's ``ascontiguousarray``, or torch's
+    ``.contiguous()`` for a tensor, on the GPU too) before passing it."""
     rows, n = part.shape
     if n % GPTQ_BLOCK_COLUMNS:
         raise ValueError(f"column blocks need N ({n}) a multiple of {GPTQ_BLOCK_COLUMNS}")
-    return part.reshape(rows, n // GPTQ_BLOCK_COLUMNS, GPTQ_BLOCK_COLUMNS).transpose(1, 0, 2)
+    return _swap_outer(part.reshape(rows, n // GPTQ_BLOCK_COLUMNS, GPTQ_BLOCK_COLUMNS))
 
 
 def gptq_checkpoint_order(blocks):
@@ -352,7 +358,7 @@ def gptq_checkpoint_order(blocks):
     nb, rows, width = blocks.shape
     if width != GPTQ_BLOCK_COLUMNS:
         raise ValueError(f"column blocks are {GPTQ_BLOCK_COLUMNS} wide, got {width}")
-    return blocks.transpose(1, 0, 2).reshape(rows, nb * width)
+    return _swap_outer(blocks).reshape(rows, nb * width)
 
 
 class GPTQWeight(QuantizedWeight):

@@ -78,6 +78,10 @@ def test_gptq_column_blocks_decode_as_the_checkpoint():
                              np.ascontiguousarray(ref.gptq_column_blocks(scales)),
                              group_size=16, layout="column_blocks")
     np.testing.assert_array_equal(blocked.decode(), checkpoint.decode())
+    import torch
+    np.testing.assert_array_equal(
+        ref.gptq_column_blocks(torch.from_numpy(qweight)).contiguous().numpy(),
+        np.ascontiguousarray(ref.gptq_column_blocks(qweight)))
     with pytest.raises(ValueError, match="multiple of 32"):
         ref.gptq_column_blocks(qweight[:, :80])
     with pytest.raises(ValueError, match="unknown GPTQ layout"):
