@@ -241,6 +241,13 @@ def fmt_ratio(r, goal=None):
     return text
 
 
+def print_columns(header, rows):
+    """``rows`` under ``header``, each column right-aligned to its widest cell."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
+
+
 def print_table(rows):
     headers = ["section", "case", "time", "rate", "numpy", "vs numpy", "vs ceiling", "note"]
     cells = [[str(r.get(k.replace(" ", "_"), "") or "") for k in headers] for r in rows]

@@ -122,10 +122,8 @@ def main():
                        f"fused {bc.fmt_time(times[True].median):>9} ({speedup:.2f}x); MB "
                        f"{by[False]['total'] / 1e6:.2f} -> {by[True]['total'] / 1e6:.2f}")
     print()
-    header = ("step", "part", "unfused", "fused", "speedup", "MB unfused", "MB fused", "err")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
+    bc.print_columns(("step", "part", "unfused", "fused", "speedup", "MB unfused", "MB fused",
+                      "err"), rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -79,12 +79,9 @@ def main():
             table.append([m, bc.fmt_time(times["checkpoint"]),
                           bc.fmt_time(times["column_blocks"]), f"{ratio:.2f}x"])
             bc.log(f"M={m}: checkpoint {table[-1][1]}, column blocks {table[-1][2]} ({table[-1][3]})")
-    header = ["M", "checkpoint", "column blocks", "checkpoint / blocks"]
     print(f"\nGPTQ int4 g{GROUP}, K {K} x N {N}, bf16 x, {args.threads} threads, "
           f"{results['machine']['cpu_model']}")
-    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
-    for row in [header, *table]:
-        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))
+    bc.print_columns(["M", "checkpoint", "column blocks", "checkpoint / blocks"], table)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

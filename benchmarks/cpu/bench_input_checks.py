@@ -85,10 +85,8 @@ def main():
             bc.log(f"B={batch}: {len(wall['checked'])} runs each")
     print()
     print("median wall time per decode step")
-    header = ("B", "unchecked", "checked", "difference", "checks alone", "checks / step")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
+    bc.print_columns(("B", "unchecked", "checked", "difference", "checks alone",
+                      "checks / step"), rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
