@@ -7,7 +7,8 @@
 #    layout as the recommended one if gptq_blocks is faster than gptq at M = 1-16.
 # 2. GPTQ above 64 rows on gemm_gptq_wgmma (decoded weights as wgmma's register A) against
 #    the mma.sync GEMM (bq-mma). Keep the wgmma GEMM if it passes and is faster.
-# Folders (all from the session's final HEAD unless said):
+# Folders (built at df3e395, whose lib/ and include/ are those of 1b3bdee and of the
+# session's final HEAD, unless said):
 #   dt-gptq: test/gpu/build_device_tests.py build/next7/dt-gptq --only gptq (90 cases:
 #     the wgmma GEMM at 65, 512, 2048; column blocks through every GPTQ kernel and a layer)
 #   bq: benchmarks/gpu/bench_quant_gemv.py build/next7/bq --build (gptq, gptq_blocks, bf16)
