@@ -7,6 +7,8 @@
 #    layout as the recommended one if gptq_blocks is faster than gptq at M = 1-16.
 # 2. GPTQ above 64 rows on gemm_gptq_wgmma (decoded weights as wgmma's register A) against
 #    the mma.sync GEMM (bq-mma). Keep the wgmma GEMM if it passes and is faster.
+# 3. Nsight Compute of gemv_gptq at M = 1 in both layouts (profile_kernels.sh): what limits
+#    it, whichever way item 1 goes.
 # Folders (built at df3e395, whose lib/ and include/ are those of 1b3bdee and of the
 # session's final HEAD, unless said):
 #   dt-gptq: test/gpu/build_device_tests.py build/next7/dt-gptq --only gptq (90 cases:
@@ -37,9 +39,11 @@ bench "gemm mma.sync pass 1" bq-mma gptq 512,2048,8192
 layer layer-decode layer llama3-8b-gptq decode
 layer layer-prefill layer llama3-8b prefill-2048
 layer layer-mma layer-mma llama3-8b-gptq prefill-2048
+# Nsight Compute of the GEMV at M = 1 in both layouts (DRAM throughput, stall reasons).
+OUT=$OUT/r BQ=build/next7/bq timeout 150 benchmarks/gpu/profile_kernels.sh gptq gptq-blocks > $OUT/r/ncu.txt 2>&1
 bench "gemv 8 x 2" bq-w8s2 gptq,gptq_blocks 1,16
 bench "gemv 4 x 4" bq-w4s4 gptq,gptq_blocks 1,16
 bench "gemv pass 2" bq gptq,gptq_blocks 1,16
 bench "gemm mma.sync pass 2" bq-mma gptq 2048
 bench "gemm pass 2" bq gptq,gptq_blocks 2048
-cat $OUT/r/bench.txt; for v in layer-decode layer-prefill layer-mma; do echo "== $v"; tail -n 14 $OUT/r/$v.txt; done
+cat $OUT/r/bench.txt $OUT/r/ncu.txt; for v in layer-decode layer-prefill layer-mma; do echo "== $v"; tail -n 14 $OUT/r/$v.txt; done
