@@ -1,7 +1,8 @@
 //===- GemvGPTQ.cpp - the GPTQ GEMV on per-warp TMA rings ----------------===//
 //
 // Decode's projection of GPTQ int4 weights (`qweight [K/8, N]` i32 words
-// along N, `scales [K/g, N]`): the time is that of reading the packed
+// along N, `scales [K/g, N]`, or both in 32-column blocks: GPTQPartOrder
+// places the boxes): the time is that of reading the packed
 // weights once, so the weights must be in flight while the warps decode and
 // multiply. Each warp is its own producer: its lane 0 copies whole K units
 // (128 k, or the group when smaller) of the block's 64 columns, x's rows
