@@ -241,6 +241,19 @@ def fmt_ratio(r, goal=None):
     return text
 
 
+def use_threads(threads):
+    """OpenMP threads of the compiled libraries (set before the first one loads)."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
+
+
+def write_json(path, results):
+    """``results`` as indented JSON at ``path``, if one is given."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)
+
+
 def print_columns(header, rows):
     """``rows`` under ``header``, each column right-aligned to its widest cell."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -788,8 +801,7 @@ def main():
     results["wall_s"] = time.perf_counter() - t_start
 
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        write_json(args.json, results)
         log(f"\nwrote {args.json}")
     if rows:
         log(f"\n== summary ({info['cpu_model']}, {info.get('physical_cores', '?')} cores; "

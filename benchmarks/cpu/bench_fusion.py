@@ -22,7 +22,6 @@ Times are medians (bench_cpu.Timer).
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -124,9 +123,7 @@ def main():
     print()
     bc.print_columns(("step", "part", "unfused", "fused", "speedup", "MB unfused", "MB fused",
                       "err"), rows)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    bc.write_json(args.json, results)
     return 0
 
 

@@ -20,7 +20,6 @@ the harness's runs for ggml).
 
 import argparse
 import glob
-import json
 import os
 import subprocess
 import sys
@@ -128,8 +127,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    os.environ.setdefault("KMP_BLOCKTIME", "0")
+    bc.use_threads(args.threads)
     timer = bc.Timer(args.quick)
     results = {"machine": bc.machine_info(), "threads": args.threads, "cases": [], "layer": []}
     table, layer_table = [], []
@@ -180,9 +178,7 @@ def main():
     if layer_table:
         print_table(["layer step", "", "q4_k", "f32", "f32 / q4_k", "bf16", "bf16 / q4_k"],
                     layer_table)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    bc.write_json(args.json, results)
     return 0
 
 

@@ -12,7 +12,6 @@ error within the bf16 tolerance of ``bench_cpu``). Times are medians (``bench_cp
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -36,8 +35,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    os.environ.setdefault("KMP_BLOCKTIME", "0")
+    bc.use_threads(args.threads)
     from attn import runtime as rt
 
     timer = bc.Timer(args.quick)
@@ -82,9 +80,7 @@ def main():
     print(f"\nGPTQ int4 g{GROUP}, K {K} x N {N}, bf16 x, {args.threads} threads, "
           f"{results['machine']['cpu_model']}")
     bc.print_columns(["M", "checkpoint", "column blocks", "checkpoint / blocks"], table)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    bc.write_json(args.json, results)
     return 0
 
 

@@ -12,7 +12,6 @@ must be bit-identical.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -87,9 +86,7 @@ def main():
     print("median wall time per decode step")
     bc.print_columns(("B", "unchecked", "checked", "difference", "checks alone",
                       "checks / step"), rows)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    bc.write_json(args.json, results)
     return 0
 
 

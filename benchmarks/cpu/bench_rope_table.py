@@ -25,7 +25,6 @@ printed.
 
 import argparse
 import ctypes
-import json
 import os
 import statistics
 import sys
@@ -253,9 +252,7 @@ def main():
     for variant, b in results["builds"].items():
         print(f"{variant:9}: compile {b['compile_s']:.2f} s, library {b['so_bytes'] / 1e6:.2f} MB, "
               f"input {b['mlir_bytes'] / 1e6:.2f} MB")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    bc.write_json(args.json, results)
     return 0
 
 
