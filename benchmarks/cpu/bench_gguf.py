@@ -80,14 +80,14 @@ def llama3_8b_layer(dtype, quant=None):
                           quant=quant)
 
 
-def layer_section(compiler, timer, results, table):
-    """Decode steps of the Q4_K layer against f32 and bf16 (time ratios: f32 / Q4_K etc.)."""
-    cfgs = {"q4_k": llama3_8b_layer("f32", {"kind": "gguf", "type": "q4_k"}),
-            "f32": llama3_8b_layer("f32"), "bf16": llama3_8b_layer("bf16")}
+def time_layer_steps(compiler, timer, cfgs, steps=LAYER_STEPS):
+    """``{step: {name: median seconds}}`` of the layer ``cfgs[name]`` on each decode step of
+    ``steps``, every output checked against the reference first."""
     libs = {name: compiler.library(f"layer-{name}", ir.module_text(ir.layer_function("f", cfg)))
             for name, cfg in cfgs.items()}
-    for step, (cached, new) in LAYER_STEPS.items():
-        times = {}
+    times = {}
+    for step, (cached, new) in steps.items():
+        times[step] = {}
         for name, cfg in cfgs.items():
             inputs = ir.random_layer_inputs(np.random.default_rng(8), cfg, cached, new)
             want, _ = ir.reference_layer(cfg, inputs)
@@ -100,15 +100,23 @@ def layer_section(compiler, timer, results, table):
             _, first = timer.first(call)
             bc.check(f"layer {name} {step}", bc.vals(out, cfg.dtype), want,
                      bc.tol_of(cfg.dtype))
-            times[name] = timer.measure(call, first).median
+            times[step][name] = timer.measure(call, first).median
+        bc.log(f"layer {step}: " + ", ".join(f"{name} {bc.fmt_time(t)}"
+                                             for name, t in times[step].items()))
+    return times
+
+
+def layer_section(compiler, timer, results, table):
+    """Decode steps of the Q4_K layer against f32 and bf16 (time ratios: f32 / Q4_K etc.)."""
+    cfgs = {"q4_k": llama3_8b_layer("f32", {"kind": "gguf", "type": "q4_k"}),
+            "f32": llama3_8b_layer("f32"), "bf16": llama3_8b_layer("bf16")}
+    for step, times in time_layer_steps(compiler, timer, cfgs).items():
         ratios = {f"{other}_over_q4_k": times[other] / times["q4_k"] for other in ("f32", "bf16")}
         results["layer"].append({"step": step, **{f"{n}_s": t for n, t in times.items()},
                                  **ratios})
         table.append([f"layer {step}", "", bc.fmt_time(times["q4_k"]),
                       f"f32 {bc.fmt_time(times['f32'])}", f"{ratios['f32_over_q4_k']:.2f}x",
                       f"bf16 {bc.fmt_time(times['bf16'])}", f"{ratios['bf16_over_q4_k']:.2f}x"])
-        bc.log(f"layer {step}: q4_k {bc.fmt_time(times['q4_k'])}, f32 "
-               f"{bc.fmt_time(times['f32'])}, bf16 {bc.fmt_time(times['bf16'])}")
 
 
 def print_table(header, rows):

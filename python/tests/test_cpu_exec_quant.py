@@ -3,10 +3,11 @@ Q8_0, Q4_K, Q6_K; f32 activations, weights decoded to f32) weights, decoded in r
 the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weight``,
 ``GGUFWeight``).
 
-* ``attn.linear`` alone, at 1 and 5 rows (the vector kernel) and 40 rows (the packed GEMM; GGUF
+* ``attn.linear`` alone, at 1 and 5 rows (the few-row kernels) and 40 rows (the packed GEMM; GGUF
   at all three: the int8 kernel up to int8-max-rows, 64, checked against its own mode with the
   bound ``GGUFWeight.q8_bound`` of ``test_cpu_exec_gguf_int8.py``), for
-  every encoding. Tolerance, per element: ``K 2^-24 (|x| @ |W|^T) [* s_x]`` (the worst-case bound
+  every encoding; GPTQ's few-row kernel also at 1-15 rows, two chunk widths, AVX-512 and AVX2.
+  Tolerance, per element: ``K 2^-24 (|x| @ |W|^T) [* s_x]`` (the worst-case bound
   of an f32 sum of K products of exactly decoded weights, ``gamma_K``; the decoding itself and,
   for float8, the activation rounding to E4M3 are exact, so f32 accumulation is the only
   difference before the output rounding) plus half an ulp of the output type times ``|y|``.
@@ -111,28 +112,70 @@ class LinearCase:
 LINEAR_CASES = [LinearCase(q, d) for q, spec in QUANTS.items() for d in DTYPES[spec["kind"]]]
 
 
-@pytest.mark.parametrize("rows", [1, 5, 40])
-@pytest.mark.parametrize("case", LINEAR_CASES, ids=[c.id for c in LINEAR_CASES])
-def test_quantized_linear(case, rows):
-    quant = QUANTS[case.quant_id]
-    rng = np.random.default_rng(seed_of("linear", case.id, rows))
-    parts = ir.random_quantized_weight(rng, quant, N, K)
+def check_linear(build, quant, dtype, rows, seed, n=N):
+    """``build``'s ``linear`` on random parts of ``quant`` ([n, K]) and ``rows`` rows of x
+    against the reference, within the f32-accumulation bound of the module docstring."""
+    rng = np.random.default_rng(seed)
+    parts = ir.random_quantized_weight(rng, quant, n, K)
     weight = ir.reference_quantized_weight(quant, parts)
-    x = rt.to_abi(rng.standard_normal((rows, K)), case.dtype)
-    xv = values(x, case.dtype)
-    y = nan_filled((rows, N), case.dtype)
-    case.build.library().call("linear", [x, *parts.values()], [y])
+    x = rt.to_abi(rng.standard_normal((rows, K)), dtype)
+    xv = values(x, dtype)
+    y = nan_filled((rows, n), dtype)
+    build.library().call("linear", [x, *parts.values()], [y])
     want = ref.linear(xv, weight)
     if isinstance(weight, ref.GGUFWeight) and weight.uses_q8(rows):
         # The int8 kernel: test_cpu_exec_gguf_int8.py has the bound.
-        bound = weight.q8_bound(xv) + HALF_ULP[case.dtype] * np.abs(want)
+        bound = weight.q8_bound(xv) + HALF_ULP[dtype] * np.abs(want)
     else:
-        bound = 2.0**-24 * K * abs_product(weight, xv) + HALF_ULP[case.dtype] * np.abs(want)
-    err = np.abs(values(y, case.dtype) - want)
+        bound = 2.0**-24 * K * abs_product(weight, xv) + HALF_ULP[dtype] * np.abs(want)
+    err = np.abs(values(y, dtype) - want)
     worst = np.unravel_index(int(np.argmax(err - bound)), err.shape)
     assert np.all(err <= bound), (
-        f"{case.id}, {rows} rows: error {err[worst]:.3e} over the bound {bound[worst]:.3e} at "
-        f"{list(map(int, worst))}\n  module {case.build.where()}")
+        f"{rows} rows: error {err[worst]:.3e} over the bound {bound[worst]:.3e} at "
+        f"{list(map(int, worst))}\n  module {build.where()}")
+
+
+@pytest.mark.parametrize("rows", [1, 5, 40])
+@pytest.mark.parametrize("case", LINEAR_CASES, ids=[c.id for c in LINEAR_CASES])
+def test_quantized_linear(case, rows):
+    check_linear(case.build, QUANTS[case.quant_id], case.dtype, rows,
+                 seed_of("linear", case.id, rows))
+
+
+# GPTQ's few-row kernel (GPTQLanes.cpp, below packed-min-rows): vectors along N, one row or
+# blocks of 4 with repeated tail rows; chunks of 64 columns (N 192) or 32 (N 96), 16 lanes
+# (AVX-512 where the machine has it) or 8 (AVX2).
+TARGETS = {"native": (), "avx2": ("--mcpu=x86-64-v3",)}
+
+
+@dataclasses.dataclass
+class GPTQFewRowsCase:
+    quant_id: str
+    n: int
+    target: str
+
+    @property
+    def id(self):
+        return f"{self.quant_id}-n{self.n}-{self.target}"
+
+    def __post_init__(self):
+        self.build = Build(f"gptq-few-rows-{self.id}", lambda: ir.module_text(
+            ir.quantized_linear_function("linear", QUANTS[self.quant_id], K, self.n, "bf16")),
+            TARGETS[self.target])
+
+    def prebuild(self):
+        self.build.prebuild()
+
+
+GPTQ_FEW_ROWS_CASES = [GPTQFewRowsCase(q, n, t) for q in ("gptq-g32-act", "gptq-g128-act-blocks")
+                       for n in (96, 192) for t in TARGETS]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7, 15])
+@pytest.mark.parametrize("case", GPTQ_FEW_ROWS_CASES, ids=[c.id for c in GPTQ_FEW_ROWS_CASES])
+def test_gptq_few_rows(case, rows):
+    check_linear(case.build, QUANTS[case.quant_id], "bf16", rows,
+                 seed_of("gptq-few-rows", case.id, rows), n=case.n)
 
 
 def test_float8_nan_weight_code_gives_nan():

@@ -24,14 +24,49 @@
 // CHECK-NEXT: %[[SCALE32:[a-z0-9_#]+]] = arith.extf %[[SCALE]] : f16 to f32
 // CHECK-NEXT: %[[SCALES:[a-z0-9_#]+]] = vector.broadcast %[[SCALE32]] : f32 to vector<8xf32>
 // CHECK-NEXT: arith.mulf %[[CENTRED]], %[[SCALES]] : vector<8xf32>
-// The dot-product kernel (few rows) decodes inside its K loop and reads xp.
+// The few-row kernel (GPTQLanes.cpp) takes vectors along N. xp is scaled once
+// by 2^(-4 (k % 4)); then per group, per packed row: a vector of words and
+// its high half (>> 16); nibble i of a half masked in place (15 << 4i), or'ed
+// with the bits of 2^23 (1258291200), minus 2^23 + 8 * 16^i: (q - 8) 16^i
+// exactly, times the scaled x. The group's f16 scales multiply its sums.
+// CHECK: } else {
+// CHECK: arith.constant dense<[1.000000e+00, 6.250000e-02, 3.906250e-03, 2.44140625E-4, 1.000000e+00, 6.250000e-02, 3.906250e-03, 2.44140625E-4]> : tensor<8xf32>
+// CHECK: %[[XSPLIT:[a-z0-9_#]+]] = tensor.expand_shape %[[XP]] {{\[}}[0], [1, 2]] {{.*}} : tensor<?x128xf32> into tensor<?x16x8xf32>
+// CHECK: %[[XSCALED:[a-z0-9_#]+]] = linalg.generic {{.*}} ins(%[[XSPLIT]], %{{.*}} : tensor<?x16x8xf32>, tensor<8xf32>)
+// CHECK: arith.mulf
+// CHECK: %[[XN:[a-z0-9_#]+]] = tensor.collapse_shape %[[XSCALED]]
+// CHECK: %[[EXP:[a-z0-9_#]+]] = vector.broadcast %c1258291200_i32 : i32 to vector<8xi32>
+// CHECK: arith.constant 15 : i32
+// CHECK: arith.constant 0x4B000008 : f32
+// CHECK: arith.constant 240 : i32
+// CHECK: arith.constant 0x4B000080 : f32
+// CHECK: arith.constant 3840 : i32
+// CHECK: arith.constant 0x4B000800 : f32
+// CHECK: arith.constant 61440 : i32
+// CHECK: arith.constant 0x4B008000 : f32
+// CHECK: scf.if
+// CHECK: scf.forall
+// CHECK: %[[WORDS:[a-z0-9_#]+]] = vector.transfer_read %[[QW]][%{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<16x64xi32>, vector<8xi32>
+// CHECK-NEXT: %[[HIGH:[a-z0-9_#]+]] = arith.shrui %[[WORDS]], %{{.*}} : vector<8xi32>
+// CHECK: %[[XK:[a-z0-9_#]+]] = tensor.extract %[[XN]][%{{.*}}, %{{.*}}] : tensor<?x128xf32>
+// CHECK-NEXT: %[[XB:[a-z0-9_#]+]] = vector.broadcast %[[XK]] : f32 to vector<8xf32>
+// CHECK-NEXT: %[[MASKED:[a-z0-9_#]+]] = arith.andi %[[WORDS]], %{{.*}} : vector<8xi32>
+// CHECK-NEXT: %[[BIASED:[a-z0-9_#]+]] = arith.ori %[[MASKED]], %[[EXP]] : vector<8xi32>
+// CHECK-NEXT: %[[F:[a-z0-9_#]+]] = arith.bitcast %[[BIASED]] : vector<8xi32> to vector<8xf32>
+// CHECK-NEXT: %[[Q:[a-z0-9_#]+]] = arith.subf %[[F]], %{{.*}} : vector<8xf32>
+// CHECK-NEXT: vector.fma %[[XB]], %[[Q]], %{{.*}} : vector<8xf32>
+// CHECK: arith.andi %[[HIGH]], %{{.*}} : vector<8xi32>
+// CHECK: scf.yield
+// CHECK: %[[SV:[a-z0-9_#]+]] = vector.transfer_read %[[S]][%{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<2x64xf16>, vector<8xf16>
+// CHECK-NEXT: %[[SV32:[a-z0-9_#]+]] = arith.extf %[[SV]] : vector<8xf16> to vector<8xf32>
+// CHECK: %[[Y:[a-z0-9_#]+]] = vector.transfer_read
+// CHECK-NEXT: vector.fma %[[SV32]], %{{.*}}, %[[Y]] : vector<8xf32>
+// Two or more rows: blocks of 4 rows x 2 vectors (8 accumulators).
 // CHECK: } else {
 // CHECK: scf.forall
-// CHECK: scf.for
-// CHECK: vector.transfer_read %[[XP]]
-// CHECK: tensor.extract %[[QW]]
-// CHECK: arith.shrui
-// CHECK: vector.fma
+// CHECK: scf.for {{.*}} step %c4
+// CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: vector.transfer_read %[[QW]]
 // CHECK-NOT: tensor<64x128xf32>
 // CHECK: return
 func.func @gptq_desc_act(%x: tensor<?x128xbf16>, %qw: tensor<16x64xi32>, %s: tensor<2x64xf16>, %p: tensor<128xi32>) -> tensor<?x64xbf16> {
@@ -60,6 +95,12 @@ func.func @gptq_desc_act(%x: tensor<?x128xbf16>, %qw: tensor<16x64xi32>, %s: ten
 // CHECK-NEXT: %c32{{.*}} = arith.constant 32 : index
 // CHECK-NEXT: %[[SINNER:[a-z0-9_#]+]] = arith.remui %[[N]], %c32{{.*}} : index
 // CHECK-NEXT: tensor.extract %[[S]][%[[SBLOCK]], %[[GROUP]], %[[SINNER]]] : tensor<4x2x32xbf16>
+// The few-row kernel reads 8 words, and 8 scales, of a block at once.
+// CHECK: } else {
+// CHECK: %[[VBLOCK:[a-z0-9_#]+]] = arith.divui %[[VCOL:[a-z0-9_#]+]], %c32{{.*}} : index
+// CHECK: %[[VINNER:[a-z0-9_#]+]] = arith.remui %[[VCOL]], %c32{{.*}} : index
+// CHECK: %[[VWORDS:[a-z0-9_#]+]] = vector.transfer_read %[[QW]][%[[VBLOCK]], %{{.*}}, %[[VINNER]]], %{{.*}} {in_bounds = [true]} : tensor<4x32x32xi32>, vector<8xi32>
+// CHECK: vector.transfer_read %[[S]][%{{.*}}, %{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<4x2x32xbf16>, vector<8xbf16>
 func.func @gptq_column_blocks(%x: tensor<?x256xbf16>, %qw: tensor<4x32x32xi32>, %s: tensor<4x2x32xbf16>) -> tensor<?x128xbf16> {
   %w = attn.quantized_weight(%qw, %s) : (tensor<4x32x32xi32>, tensor<4x2x32xbf16>) -> !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = column_blocks>>
   %y = attn.linear %x, %w : tensor<?x256xbf16>, !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = column_blocks>> -> tensor<?x128xbf16>

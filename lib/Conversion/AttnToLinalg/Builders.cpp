@@ -56,6 +56,16 @@ Value linalg_lowering::generic(IB &b, Value init, ValueRange inputs,
       .getResult(0);
 }
 
+Value linalg_lowering::splitRows(IB &b, Value x, int64_t depth, int64_t run) {
+  auto type = cast<RankedTensorType>(x.getType());
+  auto split = RankedTensorType::get({ShapedType::kDynamic, depth / run, run},
+                                     type.getElementType());
+  SmallVector<OpFoldResult> shape = {dim(b, x, 0), b.getIndexAttr(depth / run),
+                                     b.getIndexAttr(run)};
+  SmallVector<ReassociationIndices> groups = {{0}, {1, 2}};
+  return tensor::ExpandShapeOp::create(b, split, x, groups, shape);
+}
+
 Value linalg_lowering::rowPositions(IB &b, Value rowOffsets, Value cacheLengths,
                                     Value tokens) {
   Value zeroI32 = arith::ConstantOp::create(b, b.getI32IntegerAttr(0));

@@ -40,6 +40,9 @@ using BodyFn = function_ref<void(OpBuilder &, Location, ValueRange)>;
 Value generic(IB &b, Value init, ValueRange inputs, ArrayRef<AffineMap> maps,
               ArrayRef<IteratorType> its, BodyFn body);
 
+/// The rows of `x [T, K]` in runs: `x` viewed as `[T, K / run, run]`.
+Value splitRows(IB &b, Value x, int64_t depth, int64_t run);
+
 /// Row positions: `pos[r] = cache_lengths[b] + r - row_offsets[b]` for the
 /// rows of sequence `b` (rows outside every sequence get 0).
 Value rowPositions(IB &b, Value rowOffsets, Value cacheLengths, Value tokens);

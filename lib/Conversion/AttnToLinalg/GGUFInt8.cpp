@@ -87,17 +87,6 @@ struct Activations {
   Value quants, scales, sums;
 };
 
-/// `x [T, K]` viewed as `[T, K / run, run]`.
-Value splitRows(IB &b, Value x, int64_t depth, int64_t run) {
-  auto type = cast<RankedTensorType>(x.getType());
-  auto split = RankedTensorType::get({ShapedType::kDynamic, depth / run, run},
-                                     type.getElementType());
-  SmallVector<OpFoldResult> shape = {dim(b, x, 0), b.getIndexAttr(depth / run),
-                                     b.getIndexAttr(run)};
-  SmallVector<ReassociationIndices> groups = {{0}, {1, 2}};
-  return tensor::ExpandShapeOp::create(b, split, x, groups, shape);
-}
-
 /// `[T, K / run]` of `f(v)` per element of `v [T, K / run]`.
 Value perBlock(IB &b, Value v, Type type, function_ref<Value(IB &, Value)> f) {
   AffineExpr t, blk;

@@ -8,6 +8,7 @@
 
 #include "Builders.h"
 #include "GGUFInt8.h"
+#include "GPTQLanes.h"
 #include "Patterns.h"
 #include "Projections.h"
 #include "QuantizedWeights.h"
@@ -291,10 +292,14 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
   int64_t n, depth;
   SmallVector<OpFoldResult> sizes;
   GGUFAttr int8 = nullptr;
+  GPTQAttr gptqLanes = nullptr;
   if (auto quantized = dyn_cast<QuantizedWeightType>(w.getType())) {
     n = quantized.getRows();
     depth = quantized.getCols();
     int8 = int8Encoding(w, options);
+    gptqLanes = dyn_cast<GPTQAttr>(quantized.getEncoding());
+    if (gptqLanes && !gptqLanesApply(n, lanes))
+      gptqLanes = nullptr;
     QuantizedProjection projection = prepareQuantizedProjection(b, x, w);
     x = projection.input;
     rowScale = projection.rowScale;
@@ -308,6 +313,15 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
   }
   AffineExpr t, nn, k;
   bindDims(ctx, t, nn, k);
+  // Few rows: GPTQ weights along their words (GPTQLanes.h), any other
+  // weight by dot products along K.
+  auto fewRows = [&](IB &b, Value init) -> Value {
+    if (!gptqLanes)
+      return fewRowsLinear(b, x, n, depth, *weights, lanes, init);
+    ValueRange parts = w.getDefiningOp<QuantizedWeightOp>().getParts();
+    return gptqLanesLinear(b, x, parts[0], parts[1], gptqLanes, n, depth, lanes,
+                           init);
+  };
   // The f32 kernels: the packed GEMM from packedMinRows rows, else dot
   // products.
   auto floatKernels = [&](IB &b) -> Value {
@@ -341,14 +355,13 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
           },
           [&](OpBuilder &eb, Location el) {
             IB ib(el, eb);
-            Value r = fewRowsLinear(ib, x, n, depth, *weights, lanes, init);
+            Value r = fewRows(ib, init);
             scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
           });
       return ifOp.getResult(0);
     }
-    return fewRowsLinear(
-        b, x, n, depth, *weights, lanes,
-        emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
+    return fewRows(
+        b, emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
   };
   Value acc;
   if (int8) {
