@@ -5,9 +5,9 @@ the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weig
 
 * ``attn.linear`` alone, at 1 and 5 rows (the few-row kernels) and 40 rows (the packed GEMM; GGUF
   at all three: the int8 kernel up to int8-max-rows, 64, checked against its own mode with the
-  bound ``GGUFWeight.q8_bound`` of ``test_cpu_exec_gguf_int8.py``), for
-  every encoding; GPTQ's few-row kernel also at 1-15 rows, two chunk widths, AVX-512 and AVX2.
-  Tolerance, per element: ``K 2^-24 (|x| @ |W|^T) [* s_x]`` (the worst-case bound
+  bound ``GGUFWeight.q8_bound`` of ``test_cpu_exec_gguf_int8.py``; GPTQ: its own kernel at every
+  row count), for every encoding; GPTQ's kernel also at 1-37 rows, three chunk widths, AVX-512
+  and AVX2. Tolerance, per element: ``K 2^-24 (|x| @ |W|^T) [* s_x]`` (the worst-case bound
   of an f32 sum of K products of exactly decoded weights, ``gamma_K``; the decoding itself and,
   for float8, the activation rounding to E4M3 are exact, so f32 accumulation is the only
   difference before the output rounding) plus half an ulp of the output type times ``|y|``.
@@ -142,14 +142,14 @@ def test_quantized_linear(case, rows):
                  seed_of("linear", case.id, rows))
 
 
-# GPTQ's few-row kernel (GPTQLanes.cpp, below packed-min-rows): vectors along N, one row or
-# blocks of 4 with repeated tail rows; chunks of 64 columns (N 192) or 32 (N 96), 16 lanes
-# (AVX-512 where the machine has it) or 8 (AVX2).
+# GPTQ's kernel (GPTQLanes.cpp, every row count): vectors along N, one row or blocks of 4 with
+# repeated tail rows; chunks of 64 columns (N 192), 32 (N 96) or 8 (N 24: 8 lanes even with
+# AVX-512), 16 lanes (AVX-512 where the machine has it) or 8 (AVX2).
 TARGETS = {"native": (), "avx2": ("--mcpu=x86-64-v3",)}
 
 
 @dataclasses.dataclass
-class GPTQFewRowsCase:
+class GPTQKernelCase:
     quant_id: str
     n: int
     target: str
@@ -159,7 +159,7 @@ class GPTQFewRowsCase:
         return f"{self.quant_id}-n{self.n}-{self.target}"
 
     def __post_init__(self):
-        self.build = Build(f"gptq-few-rows-{self.id}", lambda: ir.module_text(
+        self.build = Build(f"gptq-kernel-{self.id}", lambda: ir.module_text(
             ir.quantized_linear_function("linear", QUANTS[self.quant_id], K, self.n, "bf16")),
             TARGETS[self.target])
 
@@ -167,15 +167,17 @@ class GPTQFewRowsCase:
         self.build.prebuild()
 
 
-GPTQ_FEW_ROWS_CASES = [GPTQFewRowsCase(q, n, t) for q in ("gptq-g32-act", "gptq-g128-act-blocks")
-                       for n in (96, 192) for t in TARGETS]
+GPTQ_KERNEL_CASES = [
+    *(GPTQKernelCase(q, n, t) for q in ("gptq-g32-act", "gptq-g128-act-blocks")
+      for n in (96, 192) for t in TARGETS),
+    *(GPTQKernelCase("gptq-g64", 24, t) for t in TARGETS)]
 
 
-@pytest.mark.parametrize("rows", [1, 2, 7, 15])
-@pytest.mark.parametrize("case", GPTQ_FEW_ROWS_CASES, ids=[c.id for c in GPTQ_FEW_ROWS_CASES])
-def test_gptq_few_rows(case, rows):
+@pytest.mark.parametrize("rows", [1, 2, 7, 16, 37])
+@pytest.mark.parametrize("case", GPTQ_KERNEL_CASES, ids=[c.id for c in GPTQ_KERNEL_CASES])
+def test_gptq_kernel(case, rows):
     check_linear(case.build, QUANTS[case.quant_id], "bf16", rows,
-                 seed_of("gptq-few-rows", case.id, rows), n=case.n)
+                 seed_of("gptq-kernel", case.id, rows), n=case.n)
 
 
 def test_float8_nan_weight_code_gives_nan():

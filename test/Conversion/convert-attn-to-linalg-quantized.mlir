@@ -3,33 +3,18 @@
 // RUN: attn-opt %s --convert-attn-to-linalg -split-input-file -mlir-print-local-scope | FileCheck %s
 
 // GPTQ with desc_act: the activations are permuted once (xp[t, r] =
-// x[t, perm[r]]); each 8-wide piece of W is one int32 word broadcast, shifted
-// by [0, 4, ..., 28], masked, minus 8, times its group's f16 scale.
+// x[t, perm[r]]). GPTQ has its own kernel at every row count (GPTQLanes.cpp),
+// with vectors along N: xp is scaled once by 2^(-4 (k % 4)); then per group,
+// per packed row: a vector of words and its high half (>> 16); nibble i of a
+// half masked in place (15 << 4i), or'ed with the bits of 2^23 (1258291200),
+// minus 2^23 + 8 * 16^i: (q - 8) 16^i exactly, times the scaled x. The
+// group's f16 scales multiply its sums.
 // CHECK-LABEL: func.func @gptq_desc_act
 // CHECK-SAME: (%[[X:[^:]*]]: tensor<?x128xbf16>, %[[QW:[^:]*]]: tensor<16x64xi32>, %[[S:[^:]*]]: tensor<2x64xf16>, %[[P:[^:]*]]: tensor<128xi32>)
 // CHECK: %[[XP:[a-z0-9_#]+]] = linalg.generic {{.*}} ins(%[[P]] : tensor<128xi32>) outs(%{{.*}} : tensor<?x128xf32>)
 // CHECK: %[[COL:[a-z0-9_#]+]] = arith.index_cast %{{.*}} : i32 to index
 // CHECK: tensor.extract %[[X]][%{{.*}}, %[[COL]]] : tensor<?x128xbf16>
-// The packed GEMM (many rows) decodes its [K, 64] panel piece by piece.
-// CHECK: scf.if
-// CHECK: %[[SHIFTS:[a-z0-9_#]+]] = arith.constant dense<[0, 4, 8, 12, 16, 20, 24, 28]> : vector<8xi32>
-// CHECK: scf.forall
-// CHECK: %[[WORD:[a-z0-9_#]+]] = tensor.extract %[[QW]][%{{.*}}, %{{.*}}] : tensor<16x64xi32>
-// CHECK-NEXT: %[[WORDS:[a-z0-9_#]+]] = vector.broadcast %[[WORD]] : i32 to vector<8xi32>
-// CHECK-NEXT: %[[SHIFTED:[a-z0-9_#]+]] = arith.shrui %[[WORDS]], %[[SHIFTS]] : vector<8xi32>
-// CHECK-NEXT: %[[NIBBLES:[a-z0-9_#]+]] = arith.andi %[[SHIFTED]], %{{.*}} : vector<8xi32>
-// CHECK-NEXT: %[[Q:[a-z0-9_#]+]] = arith.uitofp %[[NIBBLES]] : vector<8xi32> to vector<8xf32>
-// CHECK-NEXT: %[[CENTRED:[a-z0-9_#]+]] = arith.subf %[[Q]], %{{.*}} : vector<8xf32>
-// CHECK: %[[SCALE:[a-z0-9_#]+]] = tensor.extract %[[S]][%{{.*}}, %{{.*}}] : tensor<2x64xf16>
-// CHECK-NEXT: %[[SCALE32:[a-z0-9_#]+]] = arith.extf %[[SCALE]] : f16 to f32
-// CHECK-NEXT: %[[SCALES:[a-z0-9_#]+]] = vector.broadcast %[[SCALE32]] : f32 to vector<8xf32>
-// CHECK-NEXT: arith.mulf %[[CENTRED]], %[[SCALES]] : vector<8xf32>
-// The few-row kernel (GPTQLanes.cpp) takes vectors along N. xp is scaled once
-// by 2^(-4 (k % 4)); then per group, per packed row: a vector of words and
-// its high half (>> 16); nibble i of a half masked in place (15 << 4i), or'ed
-// with the bits of 2^23 (1258291200), minus 2^23 + 8 * 16^i: (q - 8) 16^i
-// exactly, times the scaled x. The group's f16 scales multiply its sums.
-// CHECK: } else {
+// CHECK-NOT: scf.if
 // CHECK: arith.constant dense<[1.000000e+00, 6.250000e-02, 3.906250e-03, 2.44140625E-4, 1.000000e+00, 6.250000e-02, 3.906250e-03, 2.44140625E-4]> : tensor<8xf32>
 // CHECK: %[[XSPLIT:[a-z0-9_#]+]] = tensor.expand_shape %[[XP]] {{\[}}[0], [1, 2]] {{.*}} : tensor<?x128xf32> into tensor<?x16x8xf32>
 // CHECK: %[[XSCALED:[a-z0-9_#]+]] = linalg.generic {{.*}} ins(%[[XSPLIT]], %{{.*}} : tensor<?x16x8xf32>, tensor<8xf32>)
@@ -44,9 +29,12 @@
 // CHECK: arith.constant 0x4B000800 : f32
 // CHECK: arith.constant 61440 : i32
 // CHECK: arith.constant 0x4B008000 : f32
+// One row: 1 row x 4 vectors of 8 columns.
 // CHECK: scf.if
 // CHECK: scf.forall
-// CHECK: %[[WORDS:[a-z0-9_#]+]] = vector.transfer_read %[[QW]][%{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<16x64xi32>, vector<8xi32>
+// CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK-NEXT: arith.constant 0 : i32
+// CHECK-NEXT: %[[WORDS:[a-z0-9_#]+]] = vector.transfer_read %[[QW]][%{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<16x64xi32>, vector<8xi32>
 // CHECK-NEXT: %[[HIGH:[a-z0-9_#]+]] = arith.shrui %[[WORDS]], %{{.*}} : vector<8xi32>
 // CHECK: %[[XK:[a-z0-9_#]+]] = tensor.extract %[[XN]][%{{.*}}, %{{.*}}] : tensor<?x128xf32>
 // CHECK-NEXT: %[[XB:[a-z0-9_#]+]] = vector.broadcast %[[XK]] : f32 to vector<8xf32>
@@ -61,13 +49,15 @@
 // CHECK-NEXT: %[[SV32:[a-z0-9_#]+]] = arith.extf %[[SV]] : vector<8xf16> to vector<8xf32>
 // CHECK: %[[Y:[a-z0-9_#]+]] = vector.transfer_read
 // CHECK-NEXT: vector.fma %[[SV32]], %{{.*}}, %[[Y]] : vector<8xf32>
-// Two or more rows: blocks of 4 rows x 2 vectors (8 accumulators).
+// More rows: blocks of 4 rows x 2 vectors (8 accumulators with AVX2's lanes).
 // CHECK: } else {
 // CHECK: scf.forall
 // CHECK: scf.for {{.*}} step %c4
 // CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK: vector.transfer_read %[[QW]]
+// No decoded copy of W, no f32 panel of the packed GEMM.
 // CHECK-NOT: tensor<64x128xf32>
+// CHECK-NOT: tensor<128x64xf32>
 // CHECK: return
 func.func @gptq_desc_act(%x: tensor<?x128xbf16>, %qw: tensor<16x64xi32>, %s: tensor<2x64xf16>, %p: tensor<128xi32>) -> tensor<?x64xbf16> {
   %w = attn.quantized_weight(%qw, %s, %p) : (tensor<16x64xi32>, tensor<2x64xf16>, tensor<128xi32>) -> !attn.quantized_weight<64x128, #attn.gptq<group_size = 64, desc_act = true>>
@@ -78,29 +68,23 @@ func.func @gptq_desc_act(%x: tensor<?x128xbf16>, %qw: tensor<16x64xi32>, %s: ten
 // -----
 
 // GPTQ words and scales in column blocks ([N/32, K/8, 32], [N/32, K/g, 32]):
-// word row k / 8 of column n is read at [n / 32, k / 8, n % 32], its scale
-// at [n / 32, k / g, n % 32], and decoded as above.
+// the vector of 8 words of packed row r from column n is read at
+// [n / 32, r, n % 32], its scales at [n / 32, group, n % 32].
 // CHECK-LABEL: func.func @gptq_column_blocks
 // CHECK-SAME: (%[[X:[^:]*]]: tensor<?x256xbf16>, %[[QW:[^:]*]]: tensor<4x32x32xi32>, %[[S:[^:]*]]: tensor<4x2x32xbf16>)
-// CHECK: %[[ROW:[a-z0-9_#]+]] = arith.divui %{{.*}}, %c8{{.*}} : index
+// CHECK: scf.for %[[GROUP:[a-z0-9_#]+]] = %c0{{.*}} to %c2{{.*}} step %c1{{.*}} iter_args
+// CHECK: scf.for %[[ROW:[a-z0-9_#]+]] = {{.*}} -> (vector<8xf32>
+// CHECK: %[[BLOCK:[a-z0-9_#]+]] = arith.divui %[[COL:[a-z0-9_#]+]], %c32{{.*}} : index
 // CHECK-NEXT: %c32{{.*}} = arith.constant 32 : index
-// CHECK-NEXT: %[[BLOCK:[a-z0-9_#]+]] = arith.divui %[[N:[a-z0-9_#]+]], %c32{{.*}} : index
+// CHECK-NEXT: %[[INNER:[a-z0-9_#]+]] = arith.remui %[[COL]], %c32{{.*}} : index
+// CHECK-NEXT: arith.constant 0 : i32
+// CHECK-NEXT: vector.transfer_read %[[QW]][%[[BLOCK]], %[[ROW]], %[[INNER]]], %{{.*}} {in_bounds = [true]} : tensor<4x32x32xi32>, vector<8xi32>
+// CHECK: scf.yield
+// CHECK: %[[SBLOCK:[a-z0-9_#]+]] = arith.divui %[[COL]], %c32{{.*}} : index
 // CHECK-NEXT: %c32{{.*}} = arith.constant 32 : index
-// CHECK-NEXT: %[[INNER:[a-z0-9_#]+]] = arith.remui %[[N]], %c32{{.*}} : index
-// CHECK-NEXT: %[[WORD:[a-z0-9_#]+]] = tensor.extract %[[QW]][%[[BLOCK]], %[[ROW]], %[[INNER]]] : tensor<4x32x32xi32>
-// CHECK-NEXT: vector.broadcast %[[WORD]] : i32 to vector<8xi32>
-// CHECK: %[[GROUP:[a-z0-9_#]+]] = arith.divui %{{.*}}, %c128{{.*}} : index
-// CHECK-NEXT: %c32{{.*}} = arith.constant 32 : index
-// CHECK-NEXT: %[[SBLOCK:[a-z0-9_#]+]] = arith.divui %[[N]], %c32{{.*}} : index
-// CHECK-NEXT: %c32{{.*}} = arith.constant 32 : index
-// CHECK-NEXT: %[[SINNER:[a-z0-9_#]+]] = arith.remui %[[N]], %c32{{.*}} : index
-// CHECK-NEXT: tensor.extract %[[S]][%[[SBLOCK]], %[[GROUP]], %[[SINNER]]] : tensor<4x2x32xbf16>
-// The few-row kernel reads 8 words, and 8 scales, of a block at once.
-// CHECK: } else {
-// CHECK: %[[VBLOCK:[a-z0-9_#]+]] = arith.divui %[[VCOL:[a-z0-9_#]+]], %c32{{.*}} : index
-// CHECK: %[[VINNER:[a-z0-9_#]+]] = arith.remui %[[VCOL]], %c32{{.*}} : index
-// CHECK: %[[VWORDS:[a-z0-9_#]+]] = vector.transfer_read %[[QW]][%[[VBLOCK]], %{{.*}}, %[[VINNER]]], %{{.*}} {in_bounds = [true]} : tensor<4x32x32xi32>, vector<8xi32>
-// CHECK: vector.transfer_read %[[S]][%{{.*}}, %{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<4x2x32xbf16>, vector<8xbf16>
+// CHECK-NEXT: %[[SINNER:[a-z0-9_#]+]] = arith.remui %[[COL]], %c32{{.*}} : index
+// CHECK-NEXT: arith.constant 0.0{{.*}} : bf16
+// CHECK-NEXT: vector.transfer_read %[[S]][%[[SBLOCK]], %[[GROUP]], %[[SINNER]]], %{{.*}} {in_bounds = [true]} : tensor<4x2x32xbf16>, vector<8xbf16>
 func.func @gptq_column_blocks(%x: tensor<?x256xbf16>, %qw: tensor<4x32x32xi32>, %s: tensor<4x2x32xbf16>) -> tensor<?x128xbf16> {
   %w = attn.quantized_weight(%qw, %s) : (tensor<4x32x32xi32>, tensor<4x2x32xbf16>) -> !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = column_blocks>>
   %y = attn.linear %x, %w : tensor<?x256xbf16>, !attn.quantized_weight<128x256, #attn.gptq<group_size = 128, layout = column_blocks>> -> tensor<?x128xbf16>
@@ -167,10 +151,10 @@ func.func @float8_block_static(%x: tensor<?x256xbf16>, %w8: tensor<64x256xf8E4M3
 
 // -----
 
-// Three separate GPTQ weights of a fused qkv_projection: one projection each,
-// all decoded in registers.
+// Three separate GPTQ weights of a fused qkv_projection: one projection each
+// (GPTQ's kernel, its bits of 2^23), all decoded in registers.
 // CHECK-LABEL: func.func @qkv_gptq
-// CHECK-COUNT-3: arith.constant dense<[0, 4, 8, 12, 16, 20, 24, 28]> : vector<8xi32>
+// CHECK-COUNT-3: arith.constant 1258291200 : i32
 // CHECK-NOT: attn.
 func.func @qkv_gptq(%x: tensor<?x128xbf16>, %qq: tensor<16x128xi32>, %sq: tensor<1x128xf16>, %qkv: tensor<16x64xi32>, %skv: tensor<1x64xf16>)
     -> (tensor<?x2x64xbf16>, tensor<?x1x64xbf16>, tensor<?x1x64xbf16>) {

@@ -74,7 +74,8 @@ def ConvertAttnToLinalg : Pass<"convert-attn-to-linalg"> {
            "AVX-512; 0 keeps linalg contractions)">,
     Option<"packedMinRows", "packed-min-rows", "int64_t", /*default=*/"16",
            "Rows from which projections use the packed outer-product GEMM "
-           "instead of dot products (0: never)">,
+           "instead of dot products (0: never; GPTQ weights take their own "
+           "kernel at every row count)">,
     Option<"decodeItems", "decode-items", "int64_t", /*default=*/"64",
            "Work items the split decode aims for when no sequence has more "
            "than one query row: (sequence, key chunk) pairs over all kv heads, "

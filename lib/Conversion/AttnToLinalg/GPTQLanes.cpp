@@ -1,7 +1,7 @@
 //===- GPTQLanes.cpp - GPTQ projections with lanes along N ----------------===//
 //
 // GPTQ packs eight k of one output column n into a word and lays the words
-// of a packed row along n. The few-row kernel therefore takes vectors along
+// of a packed row along n. The kernel therefore takes vectors along
 // n: one load is `lanes` words, decoded once for all rows of a block.
 // Nibble j is decoded where it lies, without a shift (nibbles 4-7 after one
 // shift of the word by 16): with the f32 exponent of 2^23 or'ed in, the
@@ -21,7 +21,9 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/ADT/bit.h"
 
+#include <algorithm>
 #include <cmath>
 
 using namespace mlir;
@@ -34,14 +36,18 @@ constexpr int64_t kHalfNibbles = 4;
 /// Rows of x per block of the multi-row kernel (the one-row kernel has its
 /// own, without repeated tail rows).
 constexpr int64_t kRows = 4;
+
 /// Vectors of columns per block: as many as leave the accumulators of all
-/// rows in half the vector registers (32 with AVX-512, 16 with AVX2). On
-/// 14336 x 4096 with AVX-512, 4 rows x 4 vectors took 1.15 ms against 1.44
-/// for 4 x 2 (8 rows x 2: 2.15; 2 threads, Zen 5).
-static int64_t columnVectors(int64_t rows, int64_t lanes, int64_t perChunk) {
-  int64_t registers = lanes >= 16 ? 32 : 16;
+/// rows in half the vector registers (32 with AVX-512, 16 with AVX2; the
+/// instruction set's `maxLanes`). On 14336 x 4096 with AVX-512 (2 threads,
+/// Zen 5), 4 rows x 4 vectors took 1.15 ms at 4 rows against 1.44 for 4 x 2,
+/// and 8 rows x 2 was slower from 16 rows to 512. With AVX2, 4 x 1 took
+/// 1.6-1.8x the time of 4 x 2, whose spills of constants cost less.
+static int64_t columnVectors(int64_t rows, int64_t maxLanes, int64_t perChunk) {
+  int64_t registers = maxLanes >= 16 ? 32 : 16;
   return std::min(perChunk, std::max<int64_t>(1, registers / 2 / rows));
 }
+
 /// The bits of the f32 2^23, whose mantissa's units are 1.
 constexpr int64_t kTwoPow23Bits = 0x4B000000;
 
@@ -74,23 +80,19 @@ static Value nibbleActivations(IB &b, Value x, int64_t depth) {
       b, scaled, SmallVector<ReassociationIndices>{{0}, {1, 2}});
 }
 
-bool linalg_lowering::gptqLanesApply(int64_t n, int64_t lanes) {
-  int64_t chunk = linearChunk(n);
-  return lanes > 0 && chunk != 0 && chunk % lanes == 0 &&
-         GPTQAttr::kBlockColumns % lanes == 0;
-}
-
-Value linalg_lowering::gptqLanesLinear(IB &b, Value x, Value qweight,
-                                       Value scales, GPTQAttr encoding,
-                                       int64_t n, int64_t depth, int64_t lanes,
-                                       Value init) {
+Value linalg_lowering::gptqLinear(IB &b, Value x, Value qweight, Value scales,
+                                  GPTQAttr encoding, int64_t n, int64_t depth,
+                                  int64_t maxLanes, Value init) {
   BuilderScope scope(b);
+  // A chunk is a power of two from 2 to 64 columns; a column block 32.
+  int64_t chunk = linearChunk(n);
+  int64_t lanes = llvm::bit_floor(static_cast<uint64_t>(
+      std::min({maxLanes, chunk, GPTQAttr::kBlockColumns})));
   int64_t groupSize = encoding.getGroupSize();
   int64_t wordsPerGroup = groupSize / kNibbles;
   bool columnBlocks = encoding.hasColumnBlocks();
   Value activations = nibbleActivations(b, x, depth);
   Value tokens = dim(b, x, 0);
-  int64_t chunk = linearChunk(n);
   auto f32Type = vecType(b.getF32Type(), {lanes});
   Value zeros = zero(b, f32Type);
   Value exponent = splat(b, cI32(b, kTwoPow23Bits), lanes);
@@ -130,8 +132,8 @@ Value linalg_lowering::gptqLanesLinear(IB &b, Value x, Value qweight,
       }
       auto at = [&](int64_t i, int64_t c) { return i * vectors + c; };
       return forLoop(
-          ib, cIndex(ib, 0), cIndex(ib, depth / groupSize), 1,
-          ValueRange{out}, [&](IB &gb, Idx group, ValueRange tile) {
+          ib, cIndex(ib, 0), cIndex(ib, depth / groupSize), 1, ValueRange{out},
+          [&](IB &gb, Idx group, ValueRange tile) {
             // 1. The group's sums of (q - 8) x, a packed row at a time.
             Idx firstWord = group * wordsPerGroup;
             SmallVector<Value> sums(rows * vectors, zeros);
@@ -149,17 +151,17 @@ Value linalg_lowering::gptqLanesLinear(IB &b, Value x, Value qweight,
                   for (int64_t j = 0; j < kNibbles; ++j) {
                     SmallVector<Value> xs;
                     for (Value row : blk.rows)
-                      xs.push_back(splat(
-                          wb,
-                          tensor::ExtractOp::create(
-                              wb, activations,
-                              ValueRange{row, word * kNibbles + j}),
-                          lanes));
+                      xs.push_back(
+                          splat(wb,
+                                tensor::ExtractOp::create(
+                                    wb, activations,
+                                    ValueRange{row, word * kNibbles + j}),
+                                lanes));
                     for (int64_t c = 0; c < vectors; ++c) {
                       Value q = nibble(wb, halves[j / kHalfNibbles][c], j);
                       for (int64_t i = 0; i < rows; ++i)
-                        next[at(i, c)] = vector::FMAOp::create(
-                            wb, xs[i], q, next[at(i, c)]);
+                        next[at(i, c)] =
+                            vector::FMAOp::create(wb, xs[i], q, next[at(i, c)]);
                     }
                   }
                   return next;
@@ -170,8 +172,8 @@ Value linalg_lowering::gptqLanesLinear(IB &b, Value x, Value qweight,
             for (int64_t c = 0; c < vectors; ++c) {
               Value scale = vecToF32(gb, readPart(gb, scales, group, cols[c]));
               for (int64_t i = 0; i < rows; ++i) {
-                Value y = readVector(gb, tile[0], {blk.rows[i], tileCols[c]},
-                                     lanes);
+                Value y =
+                    readVector(gb, tile[0], {blk.rows[i], tileCols[c]}, lanes);
                 updated.push_back(
                     vector::FMAOp::create(gb, scale, sums[at(i, c)], y));
               }
@@ -184,8 +186,9 @@ Value linalg_lowering::gptqLanesLinear(IB &b, Value x, Value qweight,
             return SmallVector<Value>{result};
           })[0];
     };
-    return projectionLoops(kb, init, tokens, n, chunk, depth, depth, rows,
-                           vectors * lanes, [](IB &, Value) {}, block);
+    return projectionLoops(
+        kb, init, tokens, n, chunk, depth, depth, rows, vectors * lanes,
+        [](IB &, Value) {}, block);
   };
   int64_t perChunk = chunk / lanes;
   return ifElse(
@@ -194,6 +197,6 @@ Value linalg_lowering::gptqLanesLinear(IB &b, Value x, Value qweight,
         return {kernel(ib, 1, std::min<int64_t>(4, perChunk))};
       },
       [&](IB &ib) -> SmallVector<Value> {
-        return {kernel(ib, kRows, columnVectors(kRows, lanes, perChunk))};
+        return {kernel(ib, kRows, columnVectors(kRows, maxLanes, perChunk))};
       })[0];
 }

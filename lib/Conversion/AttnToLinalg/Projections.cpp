@@ -279,8 +279,8 @@ static GGUFAttr int8Encoding(Value w,
 /// f32; `clip` clamps the weight elements inside the contraction. A
 /// quantised `w` is decoded inside the vector kernels (QuantizedWeights.h);
 /// GGUF weights with at most `int8MaxRows` rows take the int8 kernel
-/// (GGUFInt8.h). `packedMinRows`: rows from which the packed GEMM is used
-/// (0: never).
+/// (GGUFInt8.h), GPTQ weights their own (GPTQLanes.h). `packedMinRows`: rows
+/// from which the packed GEMM is used (0: never).
 static Value buildLinear(IB &b, Value x, Value w, Value bias,
                          std::optional<double> clip, Type outType,
                          const ConvertAttnToLinalgOptions &options) {
@@ -292,14 +292,12 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
   int64_t n, depth;
   SmallVector<OpFoldResult> sizes;
   GGUFAttr int8 = nullptr;
-  GPTQAttr gptqLanes = nullptr;
+  GPTQAttr gptq = nullptr;
   if (auto quantized = dyn_cast<QuantizedWeightType>(w.getType())) {
     n = quantized.getRows();
     depth = quantized.getCols();
     int8 = int8Encoding(w, options);
-    gptqLanes = dyn_cast<GPTQAttr>(quantized.getEncoding());
-    if (gptqLanes && !gptqLanesApply(n, lanes))
-      gptqLanes = nullptr;
+    gptq = dyn_cast<GPTQAttr>(quantized.getEncoding());
     QuantizedProjection projection = prepareQuantizedProjection(b, x, w);
     x = projection.input;
     rowScale = projection.rowScale;
@@ -313,15 +311,6 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
   }
   AffineExpr t, nn, k;
   bindDims(ctx, t, nn, k);
-  // Few rows: GPTQ weights along their words (GPTQLanes.h), any other
-  // weight by dot products along K.
-  auto fewRows = [&](IB &b, Value init) -> Value {
-    if (!gptqLanes)
-      return fewRowsLinear(b, x, n, depth, *weights, lanes, init);
-    ValueRange parts = w.getDefiningOp<QuantizedWeightOp>().getParts();
-    return gptqLanesLinear(b, x, parts[0], parts[1], gptqLanes, n, depth, lanes,
-                           init);
-  };
   // The f32 kernels: the packed GEMM from packedMinRows rows, else dot
   // products.
   auto floatKernels = [&](IB &b) -> Value {
@@ -355,16 +344,23 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
           },
           [&](OpBuilder &eb, Location el) {
             IB ib(el, eb);
-            Value r = fewRows(ib, init);
+            Value r = fewRowsLinear(ib, x, n, depth, *weights, lanes, init);
             scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
           });
       return ifOp.getResult(0);
     }
-    return fewRows(
-        b, emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
+    return fewRowsLinear(
+        b, x, n, depth, *weights, lanes,
+        emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
   };
   Value acc;
-  if (int8) {
+  if (gptq) {
+    // GPTQ at any row count: vectors along its words (GPTQLanes.h).
+    ValueRange parts = w.getDefiningOp<QuantizedWeightOp>().getParts();
+    acc = gptqLinear(
+        b, x, parts[0], parts[1], gptq, n, depth, lanes,
+        emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
+  } else if (int8) {
     // GGUF weights up to int8MaxRows rows (Q4_0 / Q8_0: at most 16): the
     // int8 kernel.
     Value blocks = w.getDefiningOp<QuantizedWeightOp>().getParts()[0];

@@ -1,8 +1,9 @@
-//===- QuantizedWeights.cpp - GPTQ / float8 weights decoded in registers --===//
+//===- QuantizedWeights.cpp - quantised weights decoded in registers ------===//
 //
-// Decoding as python/attn/reference.py (GPTQWeight, Float8Weight) writes
-// it: the readers produce exactly the decoded f32 weights, so the kernels'
-// only difference from the reference is f32 accumulation.
+// Decoding as python/attn/reference.py (Float8Weight) writes it: the readers
+// produce exactly the decoded f32 weights, so the kernels' only difference
+// from the reference is f32 accumulation. GPTQ's activations are prepared
+// here (desc_act); its weights have their own kernel (GPTQLanes.cpp).
 //
 //===----------------------------------------------------------------------===//
 
@@ -29,62 +30,6 @@ Value splatI32(IB &b, int64_t value, int64_t n) {
 Value bitcast(IB &b, Type type, Value v) {
   return arith::BitcastOp::create(b, type, v);
 }
-
-/// GPTQ int4: `W[n, k] = (((qweight[k / 8, n] >> 4 (k % 8)) & 15) - 8) *
-/// scales[k / g, n]`, eight k per word (one word a piece of 8 lanes; a group
-/// is a multiple of 8, so a piece has one scale).
-struct GPTQReader : WeightReader {
-  GPTQReader(Value qweight, Value scales, int64_t groupSize, bool columnBlocks)
-      : qweight(qweight), scales(scales), groupSize(groupSize),
-        columnBlocks(columnBlocks) {}
-
-  /// Row `r`, column `n` of `part` (words or scales): `[r, n]`, or
-  /// `[n / 32, r, n % 32]` in column blocks.
-  Value element(IB &b, Value part, Idx r, Idx n) const {
-    if (!columnBlocks)
-      return tensor::ExtractOp::create(b, part, ValueRange{r, n});
-    int64_t width = GPTQAttr::kBlockColumns;
-    return tensor::ExtractOp::create(b, part,
-                                     ValueRange{n / width, r, n % width});
-  }
-
-  void prepare(IB &b, int64_t) override {
-    SmallVector<int32_t> bits = {0, 4, 8, 12, 16, 20, 24, 28};
-    shifts = arith::ConstantOp::create(
-        b, DenseElementsAttr::get(vecType(b.getI32Type(), {8}),
-                                  ArrayRef<int32_t>(bits)));
-    mask = splatI32(b, 15, 8);
-    offset = splat(b, cF32(b, 8.0), 8);
-  }
-
-  Value row(IB &b, Value n, Value k, int64_t width) override {
-    BuilderScope scope(b);
-    Value result =
-        width > 8 ? zero(b, vecType(b.getF32Type(), {width})) : Value();
-    for (int64_t piece = 0; piece < width / 8; ++piece) {
-      Idx first = Idx(k) + piece * 8;
-      Value word = element(b, qweight, first / 8, Idx(n));
-      Value nibbles = arith::AndIOp::create(
-          b, arith::ShRUIOp::create(b, splat(b, word, 8), shifts), mask);
-      Value q = arith::SubFOp::create(
-          b, arith::UIToFPOp::create(b, vecType(b.getF32Type(), {8}), nibbles),
-          offset);
-      Value scale = toF32(b, element(b, scales, first / groupSize, Idx(n)));
-      Value decoded = arith::MulFOp::create(b, q, splat(b, scale, 8));
-      if (width == 8)
-        return decoded;
-      result = vector::InsertStridedSliceOp::create(
-          b, decoded, result, ArrayRef<int64_t>{piece * 8},
-          ArrayRef<int64_t>{1});
-    }
-    return result;
-  }
-
-  Value qweight, scales;
-  int64_t groupSize;
-  bool columnBlocks;
-  Value shifts, mask, offset;
-};
 
 /// float8 E4M3FN bytes widened to f32 by their bits (sign, exponent + 120,
 /// mantissa; subnormals `m 2^-9`; 0x7F / 0xFF NaN), times the weight scale
@@ -267,11 +212,9 @@ QuantizedProjection linalg_lowering::prepareQuantizedProjection(IB &b, Value x,
   QuantizedProjection projection;
   projection.input = x;
   if (auto gptq = dyn_cast<GPTQAttr>(encoding)) {
+    // Its own kernel reads the parts (GPTQLanes.h).
     if (gptq.getDescAct())
       projection.input = permuteColumns(b, x, parts[2]);
-    projection.weights =
-        std::make_unique<GPTQReader>(parts[0], parts[1], gptq.getGroupSize(),
-                                     gptq.hasColumnBlocks());
     return projection;
   }
   if (auto gguf = dyn_cast<GGUFAttr>(encoding)) {

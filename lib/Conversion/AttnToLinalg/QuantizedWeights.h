@@ -1,8 +1,9 @@
 //===- QuantizedWeights.h - quantised weights in the kernels ---*- C++ -*-===//
 //
 // The projection kernels read their weight through a WeightReader; float
-// weights are widened (Projections.cpp), quantised ones decoded here, in
-// registers, from the parts of their `attn.quantized_weight`.
+// weights are widened (Projections.cpp), float8 and GGUF ones decoded in
+// registers from the parts of their `attn.quantized_weight` (here,
+// GGUFWeights.cpp). GPTQ weights have their own kernel (GPTQLanes.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -39,7 +40,8 @@ struct WeightReader {
 /// activations they multiply ([T, K]: permuted to f32 for GPTQ desc_act,
 /// rounded to E4M3 values in f32 for float8, else the input), a factor per
 /// row of the product ([T] f32: float8's input scale; null otherwise) and
-/// the reader decoding W.
+/// the reader decoding W (null for GPTQ, whose kernel reads the parts
+/// itself: GPTQLanes.h).
 struct QuantizedProjection {
   Value input;
   Value rowScale;
