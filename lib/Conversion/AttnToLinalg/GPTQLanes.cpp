@@ -80,6 +80,149 @@ static Value nibbleActivations(IB &b, Value x, int64_t depth) {
       b, scaled, SmallVector<ReassociationIndices>{{0}, {1, 2}});
 }
 
+namespace {
+
+/// GPTQ's kernel: what it reads and the constants of its decode.
+struct GPTQKernel {
+  GPTQKernel(IB &b, Value x, Value qweight, Value scales, GPTQAttr encoding,
+             int64_t depth, int64_t lanes);
+
+  /// `lanes` elements of packed row r of `part` (words or scales) from
+  /// column `col`: `[r, col]`, or `[col / 32, r, col % 32]` in column blocks.
+  Value readPart(IB &b, Value part, Idx r, Idx col) const;
+  /// `(q - 8) 16^(j % 4)` of nibble j of `half`, the word's half holding it,
+  /// exactly.
+  Value nibble(IB &b, Value half, int64_t j) const;
+  /// The sums of `(q - 8) x` over `group`'s packed rows, per row of x and
+  /// vector of columns (`[row * cols.size() + vector]`).
+  SmallVector<Value> groupSums(IB &b, Idx group, ArrayRef<Value> rows,
+                               ArrayRef<Idx> cols) const;
+  /// `out[rows, tileCols] += s[group, cols] sums`. All reads come before the
+  /// writes: tail rows repeat the last row and write the same values.
+  Value addScaledSums(IB &b, Value out, Idx group, ArrayRef<Value> rows,
+                      ArrayRef<Idx> cols, ArrayRef<Idx> tileCols,
+                      ArrayRef<Value> sums) const;
+  /// One register block of projectionLoops: its rows x `vectors` vectors of
+  /// columns, group by group along K.
+  Value block(IB &b, const ProjectionBlock &blk, Value col0, Value out,
+              int64_t vectors) const;
+
+  Value activations, qweight, scales;
+  int64_t depth, lanes, groupSize;
+  bool columnBlocks;
+  VectorType f32Type;
+  Value zeros, exponent, halfShift;
+  SmallVector<Value> masks, offsets;
+};
+
+} // namespace
+
+GPTQKernel::GPTQKernel(IB &b, Value x, Value qweight, Value scales,
+                       GPTQAttr encoding, int64_t depth, int64_t lanes)
+    : activations(nibbleActivations(b, x, depth)), qweight(qweight),
+      scales(scales), depth(depth), lanes(lanes),
+      groupSize(encoding.getGroupSize()),
+      columnBlocks(encoding.hasColumnBlocks()),
+      f32Type(vecType(b.getF32Type(), {lanes})) {
+  zeros = zero(b, f32Type);
+  exponent = splat(b, cI32(b, kTwoPow23Bits), lanes);
+  halfShift = splat(b, cI32(b, 16), lanes);
+  for (int64_t i = 0; i < kHalfNibbles; ++i) {
+    masks.push_back(splat(b, cI32(b, int64_t(15) << (4 * i)), lanes));
+    offsets.push_back(
+        splat(b, cF32(b, std::ldexp(1.0, 23) + std::ldexp(8.0, 4 * i)), lanes));
+  }
+}
+
+Value GPTQKernel::readPart(IB &b, Value part, Idx r, Idx col) const {
+  BuilderScope scope(b);
+  if (!columnBlocks)
+    return readVector(b, part, {r, col}, lanes);
+  int64_t width = GPTQAttr::kBlockColumns;
+  return readVector(b, part, {col / width, r, col % width}, lanes);
+}
+
+Value GPTQKernel::nibble(IB &b, Value half, int64_t j) const {
+  int64_t i = j % kHalfNibbles;
+  Value bits = arith::OrIOp::create(b, arith::AndIOp::create(b, half, masks[i]),
+                                    exponent);
+  Value biased = arith::BitcastOp::create(b, f32Type, bits);
+  return arith::SubFOp::create(b, biased, offsets[i]);
+}
+
+SmallVector<Value> GPTQKernel::groupSums(IB &b, Idx group, ArrayRef<Value> rows,
+                                         ArrayRef<Idx> cols) const {
+  BuilderScope scope(b);
+  int64_t vectors = cols.size();
+  Idx firstWord = group * (groupSize / kNibbles);
+  SmallVector<Value> start(rows.size() * vectors, zeros);
+  return forLoop(
+      b, firstWord, firstWord + groupSize / kNibbles, 1, start,
+      [&](IB &wb, Idx word, ValueRange acc) {
+        SmallVector<Value> sums(acc);
+        SmallVector<Value> halves[2];
+        for (Idx col : cols) {
+          Value words = readPart(wb, qweight, word, col);
+          halves[0].push_back(words);
+          halves[1].push_back(arith::ShRUIOp::create(wb, words, halfShift));
+        }
+        for (int64_t j = 0; j < kNibbles; ++j) {
+          SmallVector<Value> xs;
+          for (Value row : rows)
+            xs.push_back(splat(
+                wb,
+                tensor::ExtractOp::create(wb, activations,
+                                          ValueRange{row, word * kNibbles + j}),
+                lanes));
+          for (int64_t c = 0; c < vectors; ++c) {
+            Value q = nibble(wb, halves[j / kHalfNibbles][c], j);
+            for (auto [i, x] : llvm::enumerate(xs))
+              sums[i * vectors + c] =
+                  vector::FMAOp::create(wb, x, q, sums[i * vectors + c]);
+          }
+        }
+        return sums;
+      });
+}
+
+Value GPTQKernel::addScaledSums(IB &b, Value out, Idx group,
+                                ArrayRef<Value> rows, ArrayRef<Idx> cols,
+                                ArrayRef<Idx> tileCols,
+                                ArrayRef<Value> sums) const {
+  int64_t vectors = cols.size();
+  SmallVector<Value> updated;
+  for (int64_t c = 0; c < vectors; ++c) {
+    Value scale = vecToF32(b, readPart(b, scales, group, cols[c]));
+    for (auto [i, row] : llvm::enumerate(rows)) {
+      Value y = readVector(b, out, {row, tileCols[c]}, lanes);
+      updated.push_back(
+          vector::FMAOp::create(b, scale, sums[i * vectors + c], y));
+    }
+  }
+  for (int64_t c = 0; c < vectors; ++c)
+    for (auto [i, row] : llvm::enumerate(rows))
+      out =
+          writeVector(b, updated[c * rows.size() + i], out, {row, tileCols[c]});
+  return out;
+}
+
+Value GPTQKernel::block(IB &b, const ProjectionBlock &blk, Value col0,
+                        Value out, int64_t vectors) const {
+  BuilderScope scope(b);
+  SmallVector<Idx> tileCols, cols;
+  for (int64_t c = 0; c < vectors; ++c) {
+    tileCols.push_back(Idx(blk.col) + c * lanes);
+    cols.push_back(Idx(col0) + tileCols.back());
+  }
+  return forLoop(
+      b, cIndex(b, 0), cIndex(b, depth / groupSize), 1, ValueRange{out},
+      [&](IB &gb, Idx group, ValueRange tile) -> SmallVector<Value> {
+        SmallVector<Value> sums = groupSums(gb, group, blk.rows, cols);
+        return {
+            addScaledSums(gb, tile[0], group, blk.rows, cols, tileCols, sums)};
+      })[0];
+}
+
 Value linalg_lowering::gptqLinear(IB &b, Value x, Value qweight, Value scales,
                                   GPTQAttr encoding, int64_t n, int64_t depth,
                                   int64_t maxLanes, Value init) {
@@ -88,115 +231,24 @@ Value linalg_lowering::gptqLinear(IB &b, Value x, Value qweight, Value scales,
   int64_t chunk = linearChunk(n);
   int64_t lanes = llvm::bit_floor(static_cast<uint64_t>(
       std::min({maxLanes, chunk, GPTQAttr::kBlockColumns})));
-  int64_t groupSize = encoding.getGroupSize();
-  int64_t wordsPerGroup = groupSize / kNibbles;
-  bool columnBlocks = encoding.hasColumnBlocks();
-  Value activations = nibbleActivations(b, x, depth);
+  GPTQKernel kernel(b, x, qweight, scales, encoding, depth, lanes);
   Value tokens = dim(b, x, 0);
-  auto f32Type = vecType(b.getF32Type(), {lanes});
-  Value zeros = zero(b, f32Type);
-  Value exponent = splat(b, cI32(b, kTwoPow23Bits), lanes);
-  Value halfShift = splat(b, cI32(b, 16), lanes);
-  SmallVector<Value> masks, offsets;
-  for (int64_t i = 0; i < kHalfNibbles; ++i) {
-    masks.push_back(splat(b, cI32(b, int64_t(15) << (4 * i)), lanes));
-    offsets.push_back(
-        splat(b, cF32(b, std::ldexp(1.0, 23) + std::ldexp(8.0, 4 * i)), lanes));
-  }
-
-  // `lanes` elements of packed row r of a part (words or scales) from
-  // column `col`: `[r, col]`, or `[col / 32, r, col % 32]` in column blocks.
-  auto readPart = [&](IB &ib, Value part, Idx r, Idx col) {
-    if (!columnBlocks)
-      return readVector(ib, part, {r, col}, lanes);
-    int64_t width = GPTQAttr::kBlockColumns;
-    return readVector(ib, part, {col / width, r, col % width}, lanes);
-  };
-  // `(q - 8) 2^nibbleShift(j)` of nibble j of `half` (the word's half that
-  // holds it), exactly.
-  auto nibble = [&](IB &ib, Value half, int64_t j) -> Value {
-    int64_t i = j % kHalfNibbles;
-    Value bits = arith::OrIOp::create(
-        ib, arith::AndIOp::create(ib, half, masks[i]), exponent);
-    Value biased = arith::BitcastOp::create(ib, f32Type, bits);
-    return arith::SubFOp::create(ib, biased, offsets[i]);
-  };
-
-  auto kernel = [&](IB &kb, int64_t rows, int64_t vectors) -> Value {
-    auto block = [&](IB &ib, const ProjectionBlock &blk, Value col0,
-                     Value out) -> Value {
-      SmallVector<Idx> tileCols, cols;
-      for (int64_t c = 0; c < vectors; ++c) {
-        tileCols.push_back(Idx(blk.col) + c * lanes);
-        cols.push_back(Idx(col0) + tileCols.back());
-      }
-      auto at = [&](int64_t i, int64_t c) { return i * vectors + c; };
-      return forLoop(
-          ib, cIndex(ib, 0), cIndex(ib, depth / groupSize), 1, ValueRange{out},
-          [&](IB &gb, Idx group, ValueRange tile) {
-            // 1. The group's sums of (q - 8) x, a packed row at a time.
-            Idx firstWord = group * wordsPerGroup;
-            SmallVector<Value> sums(rows * vectors, zeros);
-            sums = forLoop(
-                gb, firstWord, firstWord + wordsPerGroup, 1, sums,
-                [&](IB &wb, Idx word, ValueRange acc) {
-                  SmallVector<Value> next(acc);
-                  SmallVector<Value> halves[2];
-                  for (Idx col : cols) {
-                    Value words = readPart(wb, qweight, word, col);
-                    halves[0].push_back(words);
-                    halves[1].push_back(
-                        arith::ShRUIOp::create(wb, words, halfShift));
-                  }
-                  for (int64_t j = 0; j < kNibbles; ++j) {
-                    SmallVector<Value> xs;
-                    for (Value row : blk.rows)
-                      xs.push_back(
-                          splat(wb,
-                                tensor::ExtractOp::create(
-                                    wb, activations,
-                                    ValueRange{row, word * kNibbles + j}),
-                                lanes));
-                    for (int64_t c = 0; c < vectors; ++c) {
-                      Value q = nibble(wb, halves[j / kHalfNibbles][c], j);
-                      for (int64_t i = 0; i < rows; ++i)
-                        next[at(i, c)] =
-                            vector::FMAOp::create(wb, xs[i], q, next[at(i, c)]);
-                    }
-                  }
-                  return next;
-                });
-            // 2. y += s sums. All reads before the writes: tail rows repeat
-            // the last row and write the same values.
-            SmallVector<Value> updated;
-            for (int64_t c = 0; c < vectors; ++c) {
-              Value scale = vecToF32(gb, readPart(gb, scales, group, cols[c]));
-              for (int64_t i = 0; i < rows; ++i) {
-                Value y =
-                    readVector(gb, tile[0], {blk.rows[i], tileCols[c]}, lanes);
-                updated.push_back(
-                    vector::FMAOp::create(gb, scale, sums[at(i, c)], y));
-              }
-            }
-            Value result = tile[0];
-            for (int64_t c = 0; c < vectors; ++c)
-              for (int64_t i = 0; i < rows; ++i)
-                result = writeVector(gb, updated[c * rows + i], result,
-                                     {blk.rows[i], tileCols[c]});
-            return SmallVector<Value>{result};
-          })[0];
-    };
+  // Blocks of `rows` rows x `vectors` vectors of columns, along all of K.
+  auto loops = [&](IB &ib, int64_t rows, int64_t vectors) -> Value {
     return projectionLoops(
-        kb, init, tokens, n, chunk, depth, depth, rows, vectors * lanes,
-        [](IB &, Value) {}, block);
+        ib, init, tokens, n, chunk, depth, depth, rows, vectors * lanes,
+        [](IB &, Value) {},
+        [&](IB &bb, const ProjectionBlock &blk, Value col0, Value out) {
+          return kernel.block(bb, blk, col0, out, vectors);
+        });
   };
   int64_t perChunk = chunk / lanes;
   return ifElse(
       b, Idx(tokens) == 1, TypeRange{init.getType()},
       [&](IB &ib) -> SmallVector<Value> {
-        return {kernel(ib, 1, std::min<int64_t>(4, perChunk))};
+        return {loops(ib, 1, std::min<int64_t>(4, perChunk))};
       },
       [&](IB &ib) -> SmallVector<Value> {
-        return {kernel(ib, kRows, columnVectors(kRows, maxLanes, perChunk))};
+        return {loops(ib, kRows, columnVectors(kRows, maxLanes, perChunk))};
       })[0];
 }
