@@ -2,7 +2,8 @@
 # The CPU execution tests of the ops (python/tests/test_cpu_exec_ops.py: every
 # op alone, f32/bf16/f16, paged and explicit-K/V attention, prefill and decode;
 # test_cpu_exec_runtime_layer.py: run-time layers, checked and clamped;
-# test_cpu_exec_input_checks.py: bad index inputs rejected without a stray access)
+# test_cpu_exec_input_checks.py: bad index inputs rejected without a stray access;
+# test_cpu_exec_quant.py's GPTQ kernel: 1-37 rows, three chunk widths, AVX2)
 # on libraries built by `attn-compile --sanitize=address`: the generated code
 # is checked by AddressSanitizer for out-of-bounds and use-after-free
 # accesses. About 40 s on 2 cores. ASAN_EXEC_TESTS (test files under python/,
@@ -37,7 +38,7 @@ status=0
 ( cd "$root/python" &&
   ATTN_COMPILE_FLAGS="--sanitize=address${ATTN_COMPILE_FLAGS:+ $ATTN_COMPILE_FLAGS}" \
   ASAN_OPTIONS="detect_leaks=0:log_path=$logs/asan" LD_PRELOAD="$runtime" \
-  /usr/bin/python3 -m pytest -v -p no:cacheprovider ${ASAN_EXEC_TESTS:-tests/test_cpu_exec_ops.py tests/test_cpu_exec_runtime_layer.py tests/test_cpu_exec_input_checks.py} "$@" ) ||
+  /usr/bin/python3 -m pytest -v -p no:cacheprovider ${ASAN_EXEC_TESTS:-tests/test_cpu_exec_ops.py tests/test_cpu_exec_runtime_layer.py tests/test_cpu_exec_input_checks.py tests/test_cpu_exec_quant.py::test_gptq_kernel} "$@" ) ||
   status=$?
 if compgen -G "$logs/asan*" >/dev/null; then
   cat "$logs"/asan* >&2

@@ -275,132 +275,81 @@ static GGUFAttr int8Encoding(Value w,
   return gguf;
 }
 
-/// `x [T, K] @ w [N, K]^T (+ bias [N])` as `[T, N] x outType`, accumulated in
-/// f32; `clip` clamps the weight elements inside the contraction. A
-/// quantised `w` is decoded inside the vector kernels (QuantizedWeights.h);
-/// GGUF weights with at most `int8MaxRows` rows take the int8 kernel
-/// (GGUFInt8.h), GPTQ weights their own (GPTQLanes.h). `packedMinRows`: rows
-/// from which the packed GEMM is used (0: never).
-static Value buildLinear(IB &b, Value x, Value w, Value bias,
-                         std::optional<double> clip, Type outType,
-                         const ConvertAttnToLinalgOptions &options) {
+/// `x [T, K]` widened to f32 (f32 stays as is).
+static Value widenRows(IB &b, Value x) {
+  if (cast<RankedTensorType>(x.getType()).getElementType().isF32())
+    return x;
   MLIRContext *ctx = b.getContext();
-  int64_t lanes = options.vectorLanes, packedMinRows = options.packedMinRows;
-  Value tokens = dim(b, x, 0);
-  std::unique_ptr<WeightReader> weights;
-  Value rowScale;
-  int64_t n, depth;
-  SmallVector<OpFoldResult> sizes;
-  GGUFAttr int8 = nullptr;
-  GPTQAttr gptq = nullptr;
-  if (auto quantized = dyn_cast<QuantizedWeightType>(w.getType())) {
-    n = quantized.getRows();
-    depth = quantized.getCols();
-    int8 = int8Encoding(w, options);
-    gptq = dyn_cast<GPTQAttr>(quantized.getEncoding());
-    QuantizedProjection projection = prepareQuantizedProjection(b, x, w);
-    x = projection.input;
-    rowScale = projection.rowScale;
-    weights = std::move(projection.weights);
-    sizes = {tokens, b.getIndexAttr(n)};
-  } else {
-    n = cast<RankedTensorType>(w.getType()).getDimSize(0);
-    depth = cast<RankedTensorType>(w.getType()).getDimSize(1);
-    weights = std::make_unique<FloatWeightReader>(w, clip);
-    sizes = {tokens, tensor::getMixedSize(b, b.getLoc(), w, 0)};
-  }
+  AffineExpr d0, d1;
+  bindDims(ctx, d0, d1);
+  return generic(
+      b, emptyTensor(b, tensor::getMixedSizes(b, b.getLoc(), x), b.getF32Type()),
+      {x}, {map(ctx, 2, {d0, d1}), map(ctx, 2, {d0, d1})}, iterators(2),
+      [&](OpBuilder &gb, Location gl, ValueRange a) {
+        linalg::YieldOp::create(gb, gl, ValueRange{toF32(gb, gl, a[0])});
+      });
+}
+
+/// The f32 kernels into a new `[tokens, n]` f32 tensor: the packed GEMM from
+/// `packedMinRows` rows (0: never), else dot products, bound by reading the
+/// weights once. Both fill one destination, so the result stays one buffer.
+static Value floatLinear(IB &b, Value x, Value tokens, int64_t n,
+                         int64_t depth, WeightReader &weights, int64_t lanes,
+                         int64_t packedMinRows) {
+  Value init = emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type());
+  if (packedMinRows <= 0 || linearChunk(n) % kLanes != 0 ||
+      depth % kLanes != 0)
+    return fewRowsLinear(b, x, n, depth, weights, lanes, init);
+  BuilderScope scope(b);
+  auto accType =
+      RankedTensorType::get({ShapedType::kDynamic, n}, b.getF32Type());
+  return ifElse(
+      b, Idx(tokens) >= packedMinRows, accType,
+      [&](IB &ib) -> SmallVector<Value> {
+        Value r = packedLinear(ib, widenRows(ib, x), n, depth, weights, lanes,
+                               init);
+        return {ib.createOrFold<tensor::CastOp>(accType, r)};
+      },
+      [&](IB &ib) -> SmallVector<Value> {
+        Value r = fewRowsLinear(ib, x, n, depth, weights, lanes, init);
+        return {ib.createOrFold<tensor::CastOp>(accType, r)};
+      })[0];
+}
+
+/// `x @ w^T` as a linalg.generic contraction in f32 into `sizes`, the
+/// weight elements clamped to `[-clip, clip]`: shapes the vector kernels do
+/// not take.
+static Value genericLinear(IB &b, Value x, Value w, std::optional<double> clip,
+                           ArrayRef<OpFoldResult> sizes) {
+  MLIRContext *ctx = b.getContext();
   AffineExpr t, nn, k;
   bindDims(ctx, t, nn, k);
-  // The f32 kernels: the packed GEMM from packedMinRows rows, else dot
-  // products.
-  auto floatKernels = [&](IB &b) -> Value {
-    if (packedMinRows > 0 && linearChunk(n) % kLanes == 0 &&
-        depth % kLanes == 0) {
-      // Many rows (prefill): packed GEMM on f32 rows; few rows (decode):
-      // dot products, bound by reading the weights once.
-      // Both kernels fill one destination, so the result stays one buffer.
-      Value init = emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type());
-      BuilderScope scope(b);
-      Value many = Idx(tokens) >= packedMinRows;
-      auto accType = RankedTensorType::get({ShapedType::kDynamic, n},
-                                           b.getF32Type());
-      auto ifOp = scf::IfOp::create(
-          b, many,
-          [&](OpBuilder &tb, Location tl) {
-            IB ib(tl, tb);
-            Value x32 = x;
-            if (!cast<RankedTensorType>(x.getType()).getElementType().isF32()) {
-              AffineExpr d0, d1;
-              bindDims(ctx, d0, d1);
-              x32 = generic(
-                  ib, emptyTensor(ib, tensor::getMixedSizes(ib, tl, x), ib.getF32Type()),
-                  {x}, {map(ctx, 2, {d0, d1}), map(ctx, 2, {d0, d1})}, iterators(2),
-                  [&](OpBuilder &gb, Location gl, ValueRange a) {
-                    linalg::YieldOp::create(gb, gl, ValueRange{toF32(gb, gl, a[0])});
-                  });
-            }
-            Value r = packedLinear(ib, x32, n, depth, *weights, lanes, init);
-            scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
-          },
-          [&](OpBuilder &eb, Location el) {
-            IB ib(el, eb);
-            Value r = fewRowsLinear(ib, x, n, depth, *weights, lanes, init);
-            scf::YieldOp::create(ib, ib.createOrFold<tensor::CastOp>(accType, r));
-          });
-      return ifOp.getResult(0);
-    }
-    return fewRowsLinear(
-        b, x, n, depth, *weights, lanes,
-        emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
-  };
-  Value acc;
-  if (gptq) {
-    // GPTQ at any row count: vectors along its words (GPTQLanes.h).
-    ValueRange parts = w.getDefiningOp<QuantizedWeightOp>().getParts();
-    acc = gptqLinear(
-        b, x, parts[0], parts[1], gptq, n, depth, lanes,
-        emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
-  } else if (int8) {
-    // GGUF weights up to int8MaxRows rows (Q4_0 / Q8_0: at most 16): the
-    // int8 kernel.
-    Value blocks = w.getDefiningOp<QuantizedWeightOp>().getParts()[0];
-    BuilderScope scope(b);
-    auto accType = RankedTensorType::get({ShapedType::kDynamic, n}, b.getF32Type());
-    acc = ifElse(
-        b, Idx(tokens) <= int8RowLimit(int8, options.int8MaxRows), accType,
-        [&](IB &tb) -> SmallVector<Value> {
-          Value init = emptyTensor(tb, {tokens, tb.getIndexAttr(n)}, tb.getF32Type());
-          return {int8Linear(tb, x, blocks, int8, n, depth,
-                             *parseInt8Dot(options.int8Dot), init)};
-        },
-        [&](IB &eb) -> SmallVector<Value> {
-          return {eb.createOrFold<tensor::CastOp>(accType, floatKernels(eb))};
-        })[0];
-  } else if (vectorKernelsApply(n, depth, lanes)) {
-    acc = floatKernels(b);
-  } else {
-    acc = filled(b, sizes, cF32(b, 0.0));
-    Value clipHi = clip ? cF32(b, *clip) : Value();
-    Value clipLo = clip ? cF32(b, -*clip) : Value();
-    acc = generic(
-        b, acc, {x, w},
-        {map(ctx, 3, {t, k}), map(ctx, 3, {nn, k}), map(ctx, 3, {t, nn})},
-        iterators(2, 1), [&](OpBuilder &ob, Location loc, ValueRange args) {
-          Value a = toF32(ob, loc, args[0]);
-          Value wv = toF32(ob, loc, args[1]);
-          if (clipHi) {
-            wv = arith::MaximumFOp::create(ob, loc, wv, clipLo);
-            wv = arith::MinimumFOp::create(ob, loc, wv, clipHi);
-          }
-          Value prod = arith::MulFOp::create(ob, loc, a, wv);
-          linalg::YieldOp::create(
-              ob, loc,
-              ValueRange{arith::AddFOp::create(ob, loc, args[2], prod)});
-        });
-  }
-  Type elementType = cast<RankedTensorType>(outType).getElementType();
+  Value clipHi = clip ? cF32(b, *clip) : Value();
+  Value clipLo = clip ? cF32(b, -*clip) : Value();
+  return generic(
+      b, filled(b, sizes, cF32(b, 0.0)), {x, w},
+      {map(ctx, 3, {t, k}), map(ctx, 3, {nn, k}), map(ctx, 3, {t, nn})},
+      iterators(2, 1), [&](OpBuilder &ob, Location loc, ValueRange args) {
+        Value a = toF32(ob, loc, args[0]);
+        Value wv = toF32(ob, loc, args[1]);
+        if (clipHi) {
+          wv = arith::MaximumFOp::create(ob, loc, wv, clipLo);
+          wv = arith::MinimumFOp::create(ob, loc, wv, clipHi);
+        }
+        Value prod = arith::MulFOp::create(ob, loc, a, wv);
+        linalg::YieldOp::create(
+            ob, loc, ValueRange{arith::AddFOp::create(ob, loc, args[2], prod)});
+      });
+}
+
+/// `acc [T, N]` f32 times `rowScale [T]`, plus `bias [N]` (each optional),
+/// as `elementType`.
+static Value linearEpilogue(IB &b, Value acc, Value rowScale, Value bias,
+                            Type elementType, ArrayRef<OpFoldResult> sizes) {
   if (elementType.isF32() && !bias && !rowScale)
     return acc;
+  MLIRContext *ctx = b.getContext();
+  AffineExpr t, nn;
   bindDims(ctx, t, nn);
   SmallVector<Value> inputs = {acc};
   SmallVector<AffineMap> maps = {map(ctx, 2, {t, nn})};
@@ -425,6 +374,75 @@ static Value buildLinear(IB &b, Value x, Value w, Value bias,
                    linalg::YieldOp::create(
                        ob, loc, ValueRange{fromF32(ob, loc, v, elementType)});
                  });
+}
+
+/// `x [T, K] @ w [N, K]^T (+ bias [N])` as `[T, N] x outType`, accumulated in
+/// f32; `clip` clamps the weight elements inside the contraction. A
+/// quantised `w` is decoded inside the vector kernels (QuantizedWeights.h);
+/// GGUF weights with at most `int8MaxRows` rows take the int8 kernel
+/// (GGUFInt8.h), GPTQ weights their own (GPTQLanes.h).
+static Value buildLinear(IB &b, Value x, Value w, Value bias,
+                         std::optional<double> clip, Type outType,
+                         const ConvertAttnToLinalgOptions &options) {
+  int64_t lanes = options.vectorLanes;
+  Value tokens = dim(b, x, 0);
+  std::unique_ptr<WeightReader> weights;
+  Value rowScale;
+  int64_t n, depth;
+  SmallVector<OpFoldResult> sizes;
+  auto quantized = dyn_cast<QuantizedWeightType>(w.getType());
+  if (quantized) {
+    n = quantized.getRows();
+    depth = quantized.getCols();
+    QuantizedProjection projection = prepareQuantizedProjection(b, x, w);
+    x = projection.input;
+    rowScale = projection.rowScale;
+    weights = std::move(projection.weights);
+    sizes = {tokens, b.getIndexAttr(n)};
+  } else {
+    n = cast<RankedTensorType>(w.getType()).getDimSize(0);
+    depth = cast<RankedTensorType>(w.getType()).getDimSize(1);
+    weights = std::make_unique<FloatWeightReader>(w, clip);
+    sizes = {tokens, tensor::getMixedSize(b, b.getLoc(), w, 0)};
+  }
+  Type elementType = cast<RankedTensorType>(outType).getElementType();
+  GPTQAttr gptq =
+      quantized ? dyn_cast<GPTQAttr>(quantized.getEncoding()) : nullptr;
+  if (gptq) {
+    // GPTQ at any row count: vectors along its words (GPTQLanes.h).
+    ValueRange parts = w.getDefiningOp<QuantizedWeightOp>().getParts();
+    Value acc = gptqLinear(
+        b, x, parts[0], parts[1], gptq, n, depth, lanes,
+        emptyTensor(b, {tokens, b.getIndexAttr(n)}, b.getF32Type()));
+    return linearEpilogue(b, acc, rowScale, bias, elementType, sizes);
+  }
+  if (GGUFAttr int8 = int8Encoding(w, options)) {
+    // GGUF weights up to int8MaxRows rows (Q4_0 / Q8_0: at most 16): the
+    // int8 kernel.
+    Value blocks = w.getDefiningOp<QuantizedWeightOp>().getParts()[0];
+    BuilderScope scope(b);
+    auto accType =
+        RankedTensorType::get({ShapedType::kDynamic, n}, b.getF32Type());
+    Value acc = ifElse(
+        b, Idx(tokens) <= int8RowLimit(int8, options.int8MaxRows), accType,
+        [&](IB &tb) -> SmallVector<Value> {
+          Value init =
+              emptyTensor(tb, {tokens, tb.getIndexAttr(n)}, tb.getF32Type());
+          return {int8Linear(tb, x, blocks, int8, n, depth,
+                             *parseInt8Dot(options.int8Dot), init)};
+        },
+        [&](IB &eb) -> SmallVector<Value> {
+          Value r = floatLinear(eb, x, tokens, n, depth, *weights, lanes,
+                                options.packedMinRows);
+          return {eb.createOrFold<tensor::CastOp>(accType, r)};
+        })[0];
+    return linearEpilogue(b, acc, rowScale, bias, elementType, sizes);
+  }
+  Value acc = vectorKernelsApply(n, depth, lanes)
+                  ? floatLinear(b, x, tokens, n, depth, *weights, lanes,
+                                options.packedMinRows)
+                  : genericLinear(b, x, w, clip, sizes);
+  return linearEpilogue(b, acc, rowScale, bias, elementType, sizes);
 }
 
 static std::optional<double> clipValue(std::optional<APFloat> clip) {
