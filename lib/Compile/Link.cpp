@@ -43,8 +43,9 @@ getCUDALinkFlags(const CompileOptions &options, Location loc) {
       "-Wl,-rpath,$ORIGIN:" + options.runtimeLibraryDir};
 }
 
-/// The flags that link a CPU library: LLVM's OpenMP runtime and libm, the
-/// shared ASan runtime when instrumented, libmpi for a sharded layer.
+/// The flags that link a CPU library: LLVM's OpenMP runtime and libm,
+/// compiler-rt's builtins, the shared ASan runtime when instrumented, libmpi
+/// for a sharded layer.
 static FailureOr<SmallVector<std::string>>
 getCPULinkFlags(const CompileOptions &options, bool linkMPI, Location loc) {
   StringRef openMPDir = ATTN_OPENMP_LIBRARY_DIR;
@@ -53,6 +54,11 @@ getCPULinkFlags(const CompileOptions &options, bool linkMPI, Location loc) {
                              "OpenMP runtime (libomp)";
   SmallVector<std::string> flags = {"-L" + openMPDir.str(), "-lomp", "-lm",
                                     "-Wl,-rpath," + openMPDir.str()};
+  // Code generation may call a builtin for a conversion the CPU has no
+  // instruction for (f32 -> bf16 without AVX512-BF16: __truncsfbf2), which
+  // the system's libgcc may lack; linked statically, only what is called.
+  if (StringRef builtins = ATTN_BUILTINS_LIBRARY; !builtins.empty())
+    flags.push_back(builtins.str());
   // DT_NEEDED libclang_rt.asan-<arch>.so, found through the rpath. It must
   // still come first in the process (LD_PRELOAD) when the host program is not
   // itself instrumented; with the rpath, loading without it fails with
