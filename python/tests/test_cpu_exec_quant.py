@@ -6,7 +6,7 @@ the projection kernels, against ``attn.reference`` (``GPTQWeight``, ``Float8Weig
 * ``attn.linear`` alone, at 1 and 5 rows (the few-row kernels) and 40 rows (the packed GEMM; GGUF
   at all three: the int8 kernel up to int8-max-rows, 64, checked against its own mode with the
   bound ``GGUFWeight.q8_bound`` of ``test_cpu_exec_gguf_int8.py``; GPTQ: its own kernel at every
-  row count), for every encoding; GPTQ's kernel also at 1-37 rows, three chunk widths, AVX-512
+  row count), for every encoding; GPTQ's kernel also at 1-37 rows, four chunk widths, AVX-512
   and AVX2. Tolerance, per element: ``K 2^-24 (|x| @ |W|^T) [* s_x]`` (the worst-case bound
   of an f32 sum of K products of exactly decoded weights, ``gamma_K``; the decoding itself and,
   for float8, the activation rounding to E4M3 are exact, so f32 accumulation is the only
@@ -143,8 +143,8 @@ def test_quantized_linear(case, rows):
 
 
 # GPTQ's kernel (GPTQLanes.cpp, every row count): vectors along N, one row or blocks of 4 with
-# repeated tail rows; chunks of 64 columns (N 192), 32 (N 96) or 8 (N 24: 8 lanes even with
-# AVX-512), 16 lanes (AVX-512 where the machine has it) or 8 (AVX2).
+# repeated tail rows; chunks of 64 columns (N 192), 32 (N 96), 8 (N 24: 8 lanes even with
+# AVX-512) or 2 (N 6: 2 lanes), 16 lanes (AVX-512 where the machine has it) or 8 (AVX2).
 TARGETS = {"native": (), "avx2": ("--mcpu=x86-64-v3",)}
 
 
@@ -170,7 +170,8 @@ class GPTQKernelCase:
 GPTQ_KERNEL_CASES = [
     *(GPTQKernelCase(q, n, t) for q in ("gptq-g32-act", "gptq-g128-act-blocks")
       for n in (96, 192) for t in TARGETS),
-    *(GPTQKernelCase("gptq-g64", 24, t) for t in TARGETS)]
+    *(GPTQKernelCase("gptq-g64", 24, t) for t in TARGETS),
+    GPTQKernelCase("gptq-g32-act", 6, "native")]
 
 
 @pytest.mark.parametrize("rows", [1, 2, 7, 16, 37])
