@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""CPU benchmark of GPTQ int4 projections with few rows (decode): ``y = x W^T``, W ``[N, K]`` =
-14336 x 4096 in GPTQ (groups of 128, both word orders), x bf16 of 1-15 rows by default, against
-what a user would run instead on the same machine in the same run:
+"""CPU benchmark of GPTQ int4 projections: ``y = x W^T``, W ``[N, K]`` = 14336 x 4096 in GPTQ
+(groups of 128, both word orders), x bf16 of 1, 4, 8 and 15 rows by default (decode batches;
+``--rows 16,64,512`` for prefill sizes), against what a user would run instead on the same
+machine in the same run:
 
 * attn's own projection of the same shape with bf16 weights (the unquantised layer);
 * numpy's ``x @ W^T`` in f32 (OpenBLAS sgemm / sgemv);
