@@ -172,12 +172,124 @@ def as_argument(value):
     return as_descriptor(value)
 
 
+# ---------------------------------------------------------------------------------------------
+# Signatures: what each entry point takes (docs/ABI.md, "Signatures")
+
+
+class SignatureError(TypeError):
+    """The arguments of a call do not match the entry point's signature (nothing was called)."""
+
+
+class ArgumentType:
+    """One C argument of an entry point: a scalar passed by value (``i32``, ``index``) or a
+    memref descriptor (``element`` type name, ``shape`` with None for a dynamic size)."""
+
+    def __init__(self, text):
+        self.text = text
+        self.is_memref = text.startswith("memref<") and text.endswith(">")
+        self.element, self.shape = text, None
+        if self.is_memref:
+            *dims, self.element = text[len("memref<"):-1].split("x")
+            self.shape = tuple(None if d == "?" else int(d) for d in dims)
+
+    def mismatch(self, value):
+        """Why ``value`` (a numpy array or scalar, a memref descriptor, a ctypes scalar or a
+        tensor with ``shape`` / ``element_size()``) cannot be this argument; None if it can."""
+        if not self.is_memref:
+            width = {"i32": 4, "index": 8}.get(self.element)
+            got = _scalar_width(value)
+            if got is None:
+                return f"a scalar {self.element} is expected, got {_describe(value)}"
+            if width is not None and got != width:
+                return f"a scalar {self.element} is expected, got a {8 * got}-bit integer"
+            return None
+        shape = _shape(value)
+        if shape is None:
+            return f"a {self.text} is expected, got {_describe(value)}"
+        if len(shape) != len(self.shape) or any(
+                want is not None and want != got for want, got in zip(self.shape, shape)):
+            return f"a {self.text} is expected, got shape {tuple(shape)}"
+        dtype = getattr(value, "dtype", None)
+        if isinstance(dtype, np.dtype) and self.element in NUMPY_DTYPES:
+            if dtype != NUMPY_DTYPES[self.element]:
+                return (f"a {self.text} is expected ({NUMPY_DTYPES[self.element]} buffer), "
+                        f"got {dtype}")
+        elif hasattr(value, "element_size") and self.element in NUMPY_DTYPES:
+            if value.element_size() != NUMPY_DTYPES[self.element].itemsize:
+                return f"a {self.text} is expected, got {dtype}"
+        return None
+
+
+def _scalar_width(value):
+    if isinstance(value, (np.int32, ctypes.c_int32)):
+        return 4
+    if isinstance(value, (np.int64, ctypes.c_int64)):
+        return 8
+    return None
+
+
+def _shape(value):
+    if isinstance(value, ctypes.Structure) and hasattr(value, "sizes"):
+        return tuple(value.sizes)
+    if isinstance(value, (np.generic, ctypes._SimpleCData)) or not hasattr(value, "shape"):
+        return None
+    return tuple(value.shape)
+
+
+def _describe(value):
+    shape = _shape(value)
+    if shape is not None:
+        return f"an array of shape {shape}"
+    return f"a scalar ({type(value).__name__})"
+
+
+def parse_signatures(text):
+    """``{name: [ArgumentType, ...]}`` of ``attnEntrySignatures()``'s text: a line per entry
+    point, its name then its C arguments' types, separated by spaces."""
+    signatures = {}
+    for line in text.splitlines():
+        if line:
+            name, *types = line.split(" ")
+            signatures[name] = [ArgumentType(t) for t in types]
+    return signatures
+
+
+def read_signatures(library):
+    """The signatures exported by the ctypes ``library`` (``attnEntrySignatures``); None for a
+    library without entry points."""
+    try:
+        fn = library.attnEntrySignatures
+    except AttributeError:
+        return None
+    fn.restype = ctypes.c_char_p
+    fn.argtypes = []
+    return parse_signatures(fn().decode())
+
+
+def check_arguments(signatures, name, values):
+    """Raises SignatureError unless ``values`` (numpy arrays and scalars, descriptors, ctypes
+    scalars or tensors) match entry point ``name`` of ``signatures`` (``read_signatures``):
+    their count, scalars against descriptors, ranks, static sizes and element types."""
+    if signatures is None or name not in signatures:
+        return
+    expected = signatures[name]
+    if len(values) != len(expected):
+        raise SignatureError(
+            f"{name} takes {len(expected)} arguments ({' '.join(t.text for t in expected)}), "
+            f"got {len(values)}")
+    for i, (want, value) in enumerate(zip(expected, values)):
+        why = want.mismatch(value)
+        if why:
+            raise SignatureError(f"{name}: argument {i}: {why}")
+
+
 class CompiledLibrary:
     """A shared library built by ``attn-compile --target=cpu``."""
 
     def __init__(self, path):
         self.path = os.fspath(path)
         self.lib = ctypes.CDLL(os.path.abspath(self.path))
+        self.signatures = read_signatures(self.lib)
 
     def function(self, name):
         """The ctypes function ``_mlir_ciface_<name>``."""
@@ -198,16 +310,30 @@ class CompiledLibrary:
         for out in outputs:
             if not out.flags.writeable:
                 raise ValueError("output arrays must be writeable")
-        self.call_prepared(name, [as_argument(a) for a in (*inputs, *outputs)])
+        values = (*inputs, *outputs)
+        check_arguments(self.signatures, name, values)
+        self.call_prepared(name, [as_argument(a) for a in values])
 
     def call_prepared(self, name, args):
         """Calls ``_mlir_ciface_<name>`` with C arguments: ctypes ``c_int32`` / ``c_int64``
-        scalars by value, descriptors by pointer. A non-zero status raises EntryError."""
+        scalars by value, descriptors by pointer. A non-zero status raises EntryError; arguments
+        that do not match the signature (count, ranks, static sizes; element types where a
+        descriptor's owner tells them) raise SignatureError before the call."""
+        check_arguments(self.signatures, name, [_owner_or(a) for a in args])
         fn = self.function(name)
         fn.argtypes = [type(a) if isinstance(a, _SCALAR_TYPES) else ctypes.c_void_p
                        for a in args]
         status = fn(*[a if isinstance(a, _SCALAR_TYPES) else ctypes.addressof(a) for a in args])
         check_status(self.lib, name, status)
+
+
+def _owner_or(argument):
+    """The array a descriptor was made of when it has the descriptor's shape (its element type
+    is then checked too), else the argument itself."""
+    owner = getattr(argument, "owner", None)
+    if owner is not None and tuple(getattr(owner, "shape", ())) == tuple(argument.sizes):
+        return owner
+    return argument
 
 
 # ---------------------------------------------------------------------------------------------

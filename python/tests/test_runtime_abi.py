@@ -356,3 +356,74 @@ def test_missing_symbol(built):
     lib, _ = built
     with pytest.raises(AttributeError, match="_mlir_ciface_nope"):
         lib.call("nope", [], [])
+
+
+# ---------------------------------------------------------------------------------------------
+# Signatures: calls whose arguments differ from the function are refused before the call
+
+
+def test_parse_signatures():
+    sigs = rt.parse_signatures("f i32 index memref<f32> memref<?x8xf8E4M3FN>\ng\n")
+    assert list(sigs) == ["f", "g"] and sigs["g"] == []
+    i32, index, scalar, fp8 = sigs["f"]
+    assert not i32.is_memref and i32.element == "i32" and index.element == "index"
+    assert scalar.is_memref and scalar.shape == () and scalar.element == "f32"
+    assert fp8.shape == (None, 8) and fp8.element == "f8E4M3FN"
+    assert i32.mismatch(np.int32(3)) is None
+    assert "scalar i32" in i32.mismatch(np.int64(3))
+    assert "scalar index" in index.mismatch(np.zeros(1, np.int64))
+    assert fp8.mismatch(np.zeros((5, 8), np.uint8)) is None
+    assert "uint8 buffer" in fp8.mismatch(np.zeros((5, 8), np.int8))
+    assert "shape (5, 9)" in fp8.mismatch(np.zeros((5, 9), np.uint8))
+    assert "shape (8,)" in fp8.mismatch(np.zeros(8, np.uint8))
+    assert "got a scalar (int32)" in scalar.mismatch(np.int32(1))
+
+
+@needs_llvm
+def test_signatures_exported(built):
+    lib, _ = built
+    assert [t.text for t in lib.signatures["axpy"]] == ["memref<?x4xf32>"] * 3
+    assert [t.text for t in lib.signatures["update"]] == [
+        "memref<?x2x3xf32>", "memref<2x3xf32>", "memref<1xi32>"]
+    assert [t.text for t in lib.signatures["triple_bf16"]] == ["memref<?xbf16>"] * 2
+
+
+@needs_llvm
+@pytest.mark.parametrize("bad, message", [
+    (lambda x, y, out: ([x], [out]), "axpy takes 3 arguments .* got 2"),
+    (lambda x, y, out: ([x, y, y], [out]), "axpy takes 3 arguments .* got 4"),
+    (lambda x, y, out: ([x.reshape(20), y], [out]), r"argument 0: .* got shape \(20,\)"),
+    (lambda x, y, out: ([x, y], [np.zeros((5, 5), np.float32)]), r"argument 2: .*\(5, 5\)"),
+    (lambda x, y, out: ([x, y.view(np.int32)], [out]), "argument 1: .*float32 buffer.*int32"),
+    (lambda x, y, out: ([np.int32(5), y], [out]), "argument 0: a memref<.x4xf32> is expected"),
+])
+def test_call_refuses_mismatched_arguments(built, bad, message):
+    # A wrong count, rank, static size or element type is refused before the call reads a
+    # descriptor (the heap corruption a wrong part list once caused); nothing is written.
+    lib, _ = built
+    x = np.arange(20, dtype=np.float32).reshape(5, 4)
+    y = np.full((5, 4), 0.5, dtype=np.float32)
+    out = np.full((5, 4), np.nan, dtype=np.float32)
+    inputs, outputs = bad(x, y, out)
+    with pytest.raises(rt.SignatureError, match=message):
+        lib.call("axpy", inputs, outputs)
+    assert np.isnan(out).all()
+
+
+@needs_llvm
+def test_call_prepared_refuses_mismatched_descriptors(built):
+    lib, _ = built
+    blocks = np.zeros((3, 2, 3), np.float32)
+    row = np.ones((2, 3), np.float32)
+    idx = np.array([1], np.int32)
+    good = [rt.as_descriptor(a) for a in (blocks, row, idx)]
+    lib.call_prepared("update", good)
+    np.testing.assert_array_equal(blocks[1], row)
+    with pytest.raises(rt.SignatureError, match="takes 3 arguments"):
+        lib.call_prepared("update", good[:2])
+    with pytest.raises(rt.SignatureError, match=r"argument 1: .*got shape \(3, 2\)"):
+        lib.call_prepared("update", [good[0], rt.as_descriptor(np.ones((3, 2), np.float32)),
+                                     good[2]])
+    # Element types are checked through the descriptor's owner.
+    with pytest.raises(rt.SignatureError, match="argument 2: .*int32 buffer"):
+        lib.call_prepared("update", [*good[:2], rt.as_descriptor(np.ones(1, np.float32))])

@@ -1,5 +1,10 @@
 // RUN: attn-opt %s --attn-entry-status -split-input-file -verify-diagnostics | FileCheck %s
 
+// The module exports the C arguments' types of its entry points, one line each
+// (docs/ABI.md, "Signatures"): memrefs without their layout, scalars by type;
+// functions without a C interface (@helper) are not listed.
+// CHECK: llvm.mlir.global internal constant @attn_entry_signatures("guarded i1 i1 memref<4xf32>\0Aunchecked i1\0Alayouts index memref<?x8xbf16> memref<f32>\0A\00")
+
 // The work after the checks runs only if all pass; the status is the code
 // of the first failing check, 0 if none fails.
 // CHECK-LABEL: func.func @guarded(
@@ -41,6 +46,12 @@ func.func @unchecked(%a: i1) attributes {llvm.emit_c_interface} {
 func.func @helper(%a: i1) {
   return
 }
+func.func @layouts(%i: index, %a: memref<?x8xbf16, strided<[?, 1], offset: ?>>,
+                   %s: memref<f32>) attributes {llvm.emit_c_interface} {
+  return
+}
+// CHECK-LABEL: llvm.func @attnEntrySignatures() -> !llvm.ptr
+// CHECK-NEXT: llvm.mlir.addressof @attn_entry_signatures
 
 // -----
 

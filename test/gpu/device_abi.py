@@ -42,11 +42,14 @@ class DeviceFunction:
         self.fn.restype = ctypes.c_int32
         self.library = library
         self.name = name
+        self.signatures = rt.read_signatures(library)
 
     def bind(self, inputs, outputs=()):
         """A no-argument call on these tensors (descriptors made once: nothing but the call
         is left to time) and scalars (numpy integers, passed by value). The caller keeps the
-        tensors alive. A non-zero status raises runtime.EntryError."""
+        tensors alive. A non-zero status raises runtime.EntryError; arguments that differ from
+        the library's signature raise runtime.SignatureError here."""
+        rt.check_arguments(self.signatures, self.name, [*inputs, *outputs])
         args = [argument(a) for a in (*inputs, *outputs)]
         by_value = [not isinstance(a, ctypes.Structure) for a in args]  # scalars
         values = [a if v else ctypes.addressof(a) for a, v in zip(args, by_value)]

@@ -109,22 +109,64 @@ void addStatusMessageFunction(ModuleOp module) {
   LLVM::ReturnOp::create(b, loc, result);
 }
 
+/// The type of an entry argument as the signature line spells it: scalars as
+/// MLIR prints them, memrefs without layout or memory space (the ABI assumes
+/// the identity layout).
+std::string signatureType(Type type) {
+  if (auto memref = dyn_cast<MemRefType>(type))
+    type = MemRefType::get(memref.getShape(), memref.getElementType());
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  type.print(os);
+  return text;
+}
+
+/// Adds `const char *attnEntrySignatures(void)`: a line `name type type...`
+/// per entry point, so that a binding can refuse a call whose arguments'
+/// count, ranks, element types or static sizes differ before the call reads
+/// them.
+void addEntrySignaturesFunction(ModuleOp module,
+                                ArrayRef<func::FuncOp> entries) {
+  std::string text;
+  for (func::FuncOp entry : entries) {
+    text += entry.getSymName();
+    for (Type type : entry.getArgumentTypes())
+      text += " " + signatureType(type);
+    text += "\n";
+  }
+  text += '\0';
+  MLIRContext *ctx = module.getContext();
+  Location loc = module.getLoc();
+  OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+  auto func = LLVM::LLVMFuncOp::create(
+      b, loc, kEntrySignaturesFunctionName,
+      LLVM::LLVMFunctionType::get(LLVM::LLVMPointerType::get(ctx), {}));
+  b.setInsertionPointToStart(func.addEntryBlock(b));
+  Value result = LLVM::createGlobalString(loc, b, "attn_entry_signatures",
+                                          text, LLVM::Linkage::Internal);
+  LLVM::ReturnOp::create(b, loc, result);
+}
+
 struct AttnEntryStatusPass
     : attn::impl::AttnEntryStatusBase<AttnEntryStatusPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     // The entry points are the functions exporting a C interface.
-    bool hasEntryPoints = false;
+    SmallVector<func::FuncOp> entries;
     for (auto func : module.getOps<func::FuncOp>()) {
       if (func.isExternal() ||
           !func->hasAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName()))
         continue;
       if (failed(addStatus(func)))
         return signalPassFailure();
-      hasEntryPoints = true;
+      entries.push_back(func);
     }
-    if (hasEntryPoints && !module.lookupSymbol(kStatusMessageFunctionName))
+    if (entries.empty())
+      return;
+    if (!module.lookupSymbol(kStatusMessageFunctionName))
       addStatusMessageFunction(module);
+    if (!module.lookupSymbol(kEntrySignaturesFunctionName))
+      addEntrySignaturesFunction(module, entries);
   }
 };
 

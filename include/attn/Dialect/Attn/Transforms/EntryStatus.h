@@ -80,6 +80,10 @@ inline constexpr EntryStatus kLastEntryStatus = EntryStatus::Misaligned;
 
 /// The function of every library returning a status's message.
 inline constexpr const char *kStatusMessageFunctionName = "attnStatusMessage";
+/// `const char *attnEntrySignatures(void)`: one line per entry point, its name
+/// then the C arguments' types (docs/ABI.md, "Signatures").
+inline constexpr const char *kEntrySignaturesFunctionName =
+    "attnEntrySignatures";
 
 /// The attribute of a `cf.assert` naming the status it reports.
 inline constexpr const char *kEntryStatusAttrName = "attn.status";

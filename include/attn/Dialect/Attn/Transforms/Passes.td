@@ -310,6 +310,9 @@ def AttnEntryStatus : Pass<"attn-entry-status", "ModuleOp"> {
     conditions (no memory writes).  A module with entry points also gets
     `llvm.func @attnStatusMessage(i32) -> !llvm.ptr`, returning the message
     of each status (a constant C string; "unknown status" for other codes).
+    It also gets `llvm.func @attnEntrySignatures() -> !llvm.ptr`: a line per
+    entry point, its name and its arguments' types (`guarded i1 memref<4xf32>`),
+    for bindings to check a call's arguments against.
 
     Before:
     ```mlir
