@@ -65,9 +65,25 @@ def function_text(name, quant):
     return ir.quantized_linear_function(name, quant, K, N, "bf16")
 
 
-def build(folder):
-    """Compiles the three functions into ``folder/quant_gemv.so`` (with the runtime beside)."""
+def use_shape(folder, shape=""):
+    """Sets K and N: from ``shape`` ("K,N") when building (recorded in ``folder/shape.json``),
+    else from that record (the default shape for a folder without one)."""
+    global K, N
+    record = os.path.join(folder, "shape.json")
+    if shape:
+        K, N = (int(v) for v in shape.split(","))
+        with open(record, "w") as f:
+            json.dump({"K": K, "N": N}, f)
+    elif os.path.isfile(record):
+        with open(record) as f:
+            saved = json.load(f)
+        K, N = saved["K"], saved["N"]
+
+
+def build(folder, shape=""):
+    """Compiles the functions into ``folder/quant_gemv.so`` (with the runtime beside)."""
     os.makedirs(folder, exist_ok=True)
+    use_shape(folder, shape)
     mlir = os.path.join(folder, "quant_gemv.mlir")
     with open(mlir, "w") as f:
         f.write(ir.module_text(*(function_text(n, q) for n, q in WEIGHTS.items())))
@@ -125,6 +141,7 @@ def run(folder, only=(), weights=()):
     import device_abi
     from attn import reference as ref
 
+    use_shape(folder)
     lib = device_abi.load(os.path.join(folder, "quant_gemv.so"))
     rng = np.random.default_rng(0)
     copy_gbps = bg.copy_rate() / 1e9
@@ -195,6 +212,8 @@ def main():
     parser.add_argument("--build", action="store_true", help="compile (no GPU needed)")
     parser.add_argument("--rows", default="",
                         help="these M instead of the default list, comma-separated")
+    parser.add_argument("--shape", default="",
+                        help="with --build: K,N instead of 4096,14336 (the run reads it back)")
     parser.add_argument("--weights", default="",
                         help=f"only these of {', '.join(WEIGHTS)}, comma-separated (default: all)")
     args = parser.parse_args()
@@ -203,7 +222,7 @@ def main():
     unknown = set(weights) - set(WEIGHTS)
     if unknown:
         parser.error(f"unknown weights: {', '.join(sorted(unknown))}")
-    build(args.folder) if args.build else run(args.folder, only, weights)
+    build(args.folder, args.shape) if args.build else run(args.folder, only, weights)
 
 
 if __name__ == "__main__":
