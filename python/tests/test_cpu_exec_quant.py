@@ -194,6 +194,26 @@ def test_float8_nan_weight_code_gives_nan():
     assert np.isnan(y[:, 3]).all() and np.isfinite(np.delete(y, 3, axis=1)).all()
 
 
+@pytest.mark.parametrize("columns", [[100], [0, 32, 64, 96, 128, 160, 192, 224]])
+def test_float8_decodes_every_code_exactly(columns):
+    """Every E4M3FN code but NaN, subnormals and both zeros included, decodes to the
+    reference's value: one-hot rows of x (E4M3 1.0 under a static input scale 1) pick columns
+    of W, whose rows are the 256 codes rotated, so that the output is the decoded column."""
+    quant = QUANTS["fp8-tensor-static"]
+    case = next(c for c in LINEAR_CASES if c.quant_id == "fp8-tensor-static" and c.dtype == "f32")
+    codes = (np.arange(K)[None, :] - np.arange(N)[:, None]) % 256
+    codes[(codes & 0x7F) == 0x7F] = 0x80  # NaN codes: -0 (the NaN test has them)
+    parts = {"weight": codes.astype(np.uint8), "weight_scale": np.ones(1, np.float32),
+             "input_scale": np.ones(1, np.float32)}
+    x = np.zeros((len(columns), K), np.float32)
+    x[np.arange(len(columns)), columns] = 1.0
+    y = nan_filled((len(columns), N), "f32")
+    case.build.library().call("linear", [x, *parts.values()], [y])
+    want = ir.reference_quantized_weight(quant, parts).decode()[:, columns].T
+    assert len(np.unique(codes[:, columns])) == 254 or len(columns) == 1
+    np.testing.assert_array_equal(y, want.astype(np.float32))
+
+
 # ---------------------------------------------------------------------------------------------
 # The layer
 

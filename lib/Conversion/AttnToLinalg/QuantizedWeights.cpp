@@ -31,9 +31,12 @@ Value bitcast(IB &b, Type type, Value v) {
   return arith::BitcastOp::create(b, type, v);
 }
 
-/// float8 E4M3FN bytes widened to f32 by their bits (sign, exponent + 120,
-/// mantissa; subnormals `m 2^-9`; 0x7F / 0xFF NaN), times the weight scale
-/// of the row or block (`width` divides the 128-wide blocks).
+/// float8 E4M3FN bytes widened to f32 by their bits, times the weight scale
+/// of the row or block (`width` divides the 128-wide blocks). The sign-
+/// extended byte shifted by 20 holds sign, exponent and mantissa where f32
+/// has them; adding 120 to the exponent gives the normal values. A subnormal
+/// `m 2^-9` is built as `2^-6 (1 + m / 8) - 2^-6`, which stays clear of f32
+/// subnormals (a host flushing them would lose it). 0x7F / 0xFF are NaN.
 struct Float8Reader : WeightReader {
   Float8Reader(Value weight, Value scale, Float8ScaleGranularity granularity)
       : weight(weight), scale(scale), granularity(granularity) {}
@@ -45,30 +48,26 @@ struct Float8Reader : WeightReader {
     auto c = [&](int64_t v) { return splatI32(b, v, width); };
     Value bytes = bitcast(b, vecType(b.getI8Type(), {width}),
                           readVector(b, weight, {n, k}, width));
-    Value v = arith::ExtUIOp::create(b, i32Type, bytes);
-    Value sign =
-        arith::ShLIOp::create(b, arith::AndIOp::create(b, v, c(0x80)), c(24));
-    Value exponent =
-        arith::AndIOp::create(b, arith::ShRUIOp::create(b, v, c(3)), c(15));
-    Value mantissa = arith::AndIOp::create(b, v, c(7));
-    Value normal = arith::OrIOp::create(
-        b, sign,
+    Value v = arith::ExtSIOp::create(b, i32Type, bytes);
+    Value bits = arith::AndIOp::create(
+        b, arith::ShLIOp::create(b, v, c(20)),
+        c(static_cast<int32_t>(0x87F00000u)));
+    Value isSubnormal = arith::CmpIOp::create(
+        b, arith::CmpIPredicate::eq, arith::AndIOp::create(b, v, c(0x78)),
+        c(0));
+    Value exponentBias =
+        arith::SelectOp::create(b, isSubnormal, c(121 << 23), c(120 << 23));
+    Value biased =
+        bitcast(b, f32Type, arith::AddIOp::create(b, bits, exponentBias));
+    // +-2^-6 for subnormals, +-0 (no change) for the others.
+    Value sign = arith::AndIOp::create(b, bits,
+                                       c(static_cast<int32_t>(0x80000000u)));
+    Value offset = bitcast(
+        b, f32Type,
         arith::OrIOp::create(
-            b,
-            arith::ShLIOp::create(b, arith::AddIOp::create(b, exponent, c(120)),
-                                  c(23)),
-            arith::ShLIOp::create(b, mantissa, c(20))));
-    Value subnormal = arith::OrIOp::create(
-        b,
-        bitcast(b, i32Type,
-                arith::MulFOp::create(
-                    b, arith::UIToFPOp::create(b, f32Type, mantissa),
-                    splat(b, cF32(b, 1.0 / 512), width))),
-        sign);
-    Value isSubnormal =
-        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, exponent, c(0));
-    Value decoded = bitcast(
-        b, f32Type, arith::SelectOp::create(b, isSubnormal, subnormal, normal));
+            b, sign,
+            arith::SelectOp::create(b, isSubnormal, c(121 << 23), c(0))));
+    Value decoded = arith::SubFOp::create(b, biased, offset);
     Value isNaN =
         arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
                               arith::AndIOp::create(b, v, c(0x7F)), c(0x7F));
