@@ -95,7 +95,9 @@ func.func @gptq_column_blocks(%x: tensor<?x256xbf16>, %qw: tensor<4x32x32xi32>, 
 
 // float8, dynamic input scale: s[t] = max |x[t]| / 448, x rounded to E4M3
 // values (ties to even through power-of-two scalings of the f32 bits); W's
-// bytes widened by their bits times the row scale; s[t] multiplies each output
+// bytes widened by their bits (sign-extended, shifted by 20, masked by
+// 0x87F00000 = -2014314496; exponent bias 120 << 23 = 1006632960, subnormals
+// 121 << 23 = 1015021568 minus 2^-6) times the row scale; s[t] multiplies each output
 // row in the epilogue.
 // CHECK-LABEL: func.func @float8_row_dynamic
 // CHECK-SAME: (%[[X:[^:]*]]: tensor<?x128xf32>, %[[W8:[^:]*]]: tensor<64x128xf8E4M3FN>, %[[SW:[^:]*]]: tensor<64xf32>)
@@ -111,11 +113,22 @@ func.func @gptq_column_blocks(%x: tensor<?x256xbf16>, %qw: tensor<4x32x32xi32>, 
 // CHECK: scf.if
 // CHECK: %[[BYTES:[a-z0-9_#]+]] = vector.transfer_read %[[W8]][%{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<64x128xf8E4M3FN>, vector<8xf8E4M3FN>
 // CHECK-NEXT: %[[I8:[a-z0-9_#]+]] = arith.bitcast %[[BYTES]] : vector<8xf8E4M3FN> to vector<8xi8>
-// CHECK-NEXT: arith.extui %[[I8]] : vector<8xi8> to vector<8xi32>
-// CHECK: arith.addi %{{.*}}, %{{.*}} : vector<8xi32>
-// CHECK: arith.uitofp
-// CHECK: arith.select
-// CHECK: %[[DECODED:[a-z0-9_#]+]] = arith.select %{{.*}}, %{{.*}}, %{{.*}} : vector<8xi1>, vector<8xf32>
+// CHECK-NEXT: %[[V:[a-z0-9_#]+]] = arith.extsi %[[I8]] : vector<8xi8> to vector<8xi32>
+// CHECK: %[[SHIFTED:[a-z0-9_#]+]] = arith.shli %[[V]], %{{.*}} : vector<8xi32>
+// CHECK: %c-2014314496_i32 = arith.constant -2014314496 : i32
+// CHECK: %[[BITS:[a-z0-9_#]+]] = arith.andi %[[SHIFTED]], %{{.*}} : vector<8xi32>
+// CHECK: %c120_i32 = arith.constant 120 : i32
+// CHECK: %[[EXP:[a-z0-9_#]+]] = arith.andi %[[V]], %{{.*}} : vector<8xi32>
+// CHECK: %[[SUB:[a-z0-9_#]+]] = arith.cmpi eq, %[[EXP]], %{{.*}} : vector<8xi32>
+// CHECK: %c1015021568_i32 = arith.constant 1015021568 : i32
+// CHECK: %c1006632960_i32 = arith.constant 1006632960 : i32
+// CHECK: %[[BIAS:[a-z0-9_#]+]] = arith.select %[[SUB]], %{{.*}}, %{{.*}} : vector<8xi1>, vector<8xi32>
+// CHECK-NEXT: %[[BIASED:[a-z0-9_#]+]] = arith.addi %[[BITS]], %[[BIAS]] : vector<8xi32>
+// CHECK-NEXT: %[[BIASEDF:[a-z0-9_#]+]] = arith.bitcast %[[BIASED]] : vector<8xi32> to vector<8xf32>
+// CHECK: %[[OFFSET:[a-z0-9_#]+]] = arith.bitcast %{{.*}} : vector<8xi32> to vector<8xf32>
+// CHECK-NEXT: %[[DIFF:[a-z0-9_#]+]] = arith.subf %[[BIASEDF]], %[[OFFSET]] : vector<8xf32>
+// CHECK: %c127_i32 = arith.constant 127 : i32
+// CHECK: %[[DECODED:[a-z0-9_#]+]] = arith.select %{{.*}}, %{{.*}}, %[[DIFF]] : vector<8xi1>, vector<8xf32>
 // CHECK: %[[ROWSCALE:[a-z0-9_#]+]] = tensor.extract %[[SW]][%{{.*}}] : tensor<64xf32>
 // CHECK: %[[ROWSCALES:[a-z0-9_#]+]] = vector.broadcast %[[ROWSCALE]] : f32 to vector<8xf32>
 // CHECK-NEXT: arith.mulf %[[DECODED]], %[[ROWSCALES]] : vector<8xf32>
