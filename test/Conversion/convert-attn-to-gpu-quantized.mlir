@@ -204,6 +204,26 @@ func.func @linear_gptq(%x: tensor<?x4096xbf16>, %qw: tensor<512x64xi32>, %s: ten
 
 // -----
 
+// From N 10240 the GEMV serves GPTQ up to 32 rows only: above, the wgmma GEMM
+// decodes W once where 16-row slices would read it three or four times
+// (gptqGemvMaxRows; the GEMM's 80 blocks of 128 features fit one wave).
+// CHECK-LABEL: func.func @linear_gptq_wide(
+// CHECK: [[M:%[a-zA-Z0-9_]+]] = memref.dim
+// CHECK-NEXT: [[GEMV:%[a-zA-Z0-9_]+]] = arith.cmpi ule, [[M]], %c32
+// CHECK-NEXT: scf.if [[GEMV]] {
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq blocks in (%c160,
+// CHECK: gpu.launch_func @attn_kernels::@gemv_gptq_m16 blocks in (%c160,
+// CHECK: } else {
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma_m128 blocks in (%c80,
+// CHECK: gpu.launch_func @attn_kernels::@gemm_gptq_wgmma blocks in (%c80,
+func.func @linear_gptq_wide(%x: tensor<?x256xbf16>, %qw: tensor<32x10240xi32>, %s: tensor<2x10240xf16>) -> tensor<?x10240xbf16> {
+  %w = attn.quantized_weight(%qw, %s) : (tensor<32x10240xi32>, tensor<2x10240xf16>) -> !attn.quantized_weight<10240x256, #attn.gptq<group_size = 128>>
+  %y = attn.linear %x, %w : tensor<?x256xbf16>, !attn.quantized_weight<10240x256, #attn.gptq<group_size = 128>> -> tensor<?x10240xbf16>
+  return %y : tensor<?x10240xbf16>
+}
+
+// -----
+
 !wq = !attn.quantized_weight<128x4096, #attn.gptq<group_size = 128, layout = column_blocks>>
 !wkv = !attn.quantized_weight<64x4096, #attn.gptq<group_size = 128, layout = column_blocks>>
 

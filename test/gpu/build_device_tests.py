@@ -451,7 +451,7 @@ def all_cases():
                      config("f16", (8, 2), 64, hidden=512, quant=float8("tensor", "static"))),
         *quant_cases("quant_qkv_f8_block_dynamic_bf16", "quantized_qkv_projection",
                      config("bf16", (8, 2), 64, hidden=512, quant=float8("block", "dynamic"))),
-        # GPTQ by M (the GEMV up to 64 rows, the wgmma GEMM beyond): N (200) not a multiple of
+        # GPTQ by M (the GEMV up to 64 rows, 32 from N 10240; the wgmma GEMM beyond): N (200) not a multiple of
         # the GEMM's 128 features nor of a word box's 32; desc_act (x permuted first) in f16;
         # groups of 32 (the mma.sync GEMM, 32-deep pipeline steps); q / k / v weights of 96, 32
         # and 32 rows in one launch (weight boundaries inside a block: each word box through
@@ -467,6 +467,11 @@ def all_cases():
                      out_features=136),
         *quant_cases("quant_gemm_qkv_gptq_q96_bf16", "quantized_qkv_projection",
                      config("bf16", (3, 1), 32, hidden=256, quant=GPTQ), GPTQ_GEMM_TOKENS),
+        # From N 10240 the wgmma GEMM takes over above 32 rows (gptqGemvMaxRows): 32 on the
+        # GEMV, 33 and 64 on the GEMM.
+        *quant_cases("quant_gemm_gptq_wide_k512_n10240_bf16", "quantized_linear",
+                     ops_cfg("bf16", quant=GPTQ), (32, 33, 64), in_features=512,
+                     out_features=10240),
         # Words in column blocks ([N/32, K/8, 32]) through every GPTQ kernel: the GEMV and the
         # wgmma GEMM (N 224: a GEMV block's second half and a GEMM word box past N), the
         # mma.sync GEMM (groups of 32), q / k / v weights in one launch.

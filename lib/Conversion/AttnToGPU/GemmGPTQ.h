@@ -1,7 +1,8 @@
 //===- GemmGPTQ.h - x @ W^T of GPTQ int4 weights above 64 rows -*- C++ -*-===//
 //
-// The GEMM of GPTQ weights (GemmGPTQ.cpp) for M > 64, the GEMV
-// (GemvGPTQ.cpp) up to 64 rows, and the int4 decoding they share.
+// The GEMMs of GPTQ weights (GemmGPTQ.cpp, GemmGPTQWgmma.cpp) above
+// gptqGemvMaxRows (64, or 32 for wide N), the GEMV (GemvGPTQ.cpp) up to it,
+// and the int4 decoding they share.
 //
 //===----------------------------------------------------------------------===//
 
@@ -60,11 +61,26 @@ Value gptqByteSelector(IB &b, Idx quad);
 Value decodeGPTQByte(IB &b, Value word, Value byteSelector, Type element);
 
 /// The GEMV serves GPTQ up to this many rows, in 16-row slices of x. At 64
-/// rows (K 4096 x N 14336, H200) it takes 54 us, the 64 x 64 GEMM 74-78 us;
-/// in the Llama-3-8B 64 x 1024 decode step 159 us against 216 (wall).
+/// rows (K 4096 x N 14336, H200) it takes 54 us, the 64 x 64 `mma.sync` GEMM
+/// 74-78 us; in the Llama-3-8B 64 x 1024 decode step 159 us against 216.
 constexpr int64_t kGPTQGemvMaxRows = 64;
 
-/// The host launches the GEMM (M > kGPTQGemvMaxRows): 128 x 128 tiles.
+/// From this N, the wgmma GEMM takes GPTQ above kGPTQGemvMaxRowsWide rows.
+/// The GEMV's slices run side by side, so 32 rows cost what 16 do, but 64
+/// read W four times; the GEMM decodes W once in one wave of 128-feature
+/// blocks, about 29 us at K 4096 whatever N. H200, 64 rows, GEMV / GEMM:
+/// N 4096 18.7 / 27.8 us, 6144 27.4 / 29.1, 10240 39.3 / 29.5, 14336
+/// 53.4 / 30.0; at 32 rows the GEMV wins up to 10240 (24.9 / 29.0).
+constexpr int64_t kGPTQWideN = 10240;
+constexpr int64_t kGPTQGemvMaxRowsWide = 32;
+
+/// The rows up to which the GEMV serves a GPTQ projection of `n` columns.
+inline int64_t gptqGemvMaxRows(bool wgmmaGemm, int64_t n) {
+  return wgmmaGemm && n >= kGPTQWideN ? kGPTQGemvMaxRowsWide
+                                      : kGPTQGemvMaxRows;
+}
+
+/// The host launches the GEMM (M > gptqGemvMaxRows): 128 x 128 tiles.
 /// Every N of `stack` but the last is a multiple of 32
 /// (quantizedGemvCanShare).
 void emitGPTQGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
@@ -75,7 +91,7 @@ void emitGPTQGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
 /// projection: bf16 / f16 x that TMA can read, groups of multiples of 64.
 bool gptqWgmmaGemmApplies(const GPTQGemmArgs &args, int64_t groupSize);
 
-/// The host launches it (M > kGPTQGemvMaxRows): 128 features x 128 tokens
+/// The host launches it (M > gptqGemvMaxRows): 128 features x 128 tokens
 /// a block (64 tokens up to 128 rows), decoded weights as wgmma's register
 /// A operand.
 void emitGPTQWgmmaGemm(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
@@ -93,7 +109,7 @@ struct GPTQGemvShape {
   int64_t warps = 8, stages = 3, xTiles = 1;
 };
 
-/// The host launches the GEMV for M <= kGPTQGemvMaxRows: blocks of 64
+/// The host launches the GEMV for M <= gptqGemvMaxRows: blocks of 64
 /// columns and 8 (M <= 8) or 16 rows of x (grid.y slices M by 16), the
 /// shape chosen by the block count. Every N of `stack` but the last is a
 /// multiple of 32 (quantizedGemvCanShare).

@@ -735,7 +735,7 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
   SmallVector<Value> temporaries;
   QuantGemvArgs args =
       prepareArgs(e, host, x, weights, biases, outputs, temporaries);
-  // GPTQ: the GEMV up to kGPTQGemvMaxRows, the GEMM beyond: on wgmma
+  // GPTQ: the GEMV up to gptqGemvMaxRows, the GEMM beyond: on wgmma
   // (GemmGPTQWgmma.cpp) where it applies, else on mma.sync (GemmGPTQ.cpp).
   // float8: the GEMV up to 16 rows, and in 16-row slices of x wherever the
   // wgmma GEMM cannot run (block scales would need its sums split per
@@ -743,19 +743,21 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
   auto gptq = dyn_cast<GPTQAttr>(encoding);
   auto float8 = dyn_cast<Float8Attr>(encoding);
   std::function<void(IB &)> gemv, gemm;
-  int64_t gemvMaxRows = gptq ? kGPTQGemvMaxRows : kGemvMaxRows;
+  int64_t gemvMaxRows = kGemvMaxRows;
   GPTQGemmArgs gptqArgs{args.x, args.packed, args.scales, args.outputs, {}, {}};
   if (gptq) {
     assert(biases.empty() && "GPTQ projections have no bias (the verifier)");
     bool blocks = gptq.hasColumnBlocks();
     gptqArgs.wordOrder = {blocks, stack.k / 8};
     gptqArgs.scaleOrder = {blocks, stack.k / gptq.getGroupSize()};
+    bool wgmmaGemm = e.options().wgmma &&
+                     gptqWgmmaGemmApplies(gptqArgs, gptq.getGroupSize());
+    gemvMaxRows = gptqGemvMaxRows(wgmmaGemm, stack.n);
     gemv = [&](IB &hb) {
       emitGPTQGemv(e, hb, gptqArgs, stack, gptq.getGroupSize(), outputs);
     };
-    gemm = [&](IB &hb) {
-      if (e.options().wgmma &&
-          gptqWgmmaGemmApplies(gptqArgs, gptq.getGroupSize()))
+    gemm = [&, wgmmaGemm](IB &hb) {
+      if (wgmmaGemm)
         emitGPTQWgmmaGemm(e, hb, gptqArgs, stack, gptq.getGroupSize(),
                           outputs);
       else
