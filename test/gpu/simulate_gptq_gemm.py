@@ -62,8 +62,13 @@ def kernel_ptx(mlir_text):
 
 
 GEMV_STAGES, UNIT_K = 3, 128
-# emitQuantizedMatmul: GPTQ runs the GEMV up to this many rows (kGPTQGemvMaxRows).
-GEMV_MAX_ROWS = 64
+# emitQuantizedMatmul: GPTQ runs the GEMV up to this many rows (gptqGemvMaxRows): 64, or 32
+# from N 10240 where the wgmma GEMM applies (groups of multiples of 64).
+GEMV_MAX_ROWS, GEMV_MAX_ROWS_WIDE, WIDE_N = 64, 32, 10240
+
+
+def gemv_max_rows(n, group):
+    return GEMV_MAX_ROWS_WIDE if group % 64 == 0 and n >= WIDE_N else GEMV_MAX_ROWS
 
 
 def gemv_shape(m, n, group):
@@ -172,7 +177,7 @@ def simulate(ptx, m, k, rows, group, dtype, blocks=False, seed=0):
     params += packed + scales
     for addr, n in zip(outs, rows):
         params += descriptor(addr, [m, n])
-    if m <= GEMV_MAX_ROWS:
+    if m <= gemv_max_rows(sum(rows), group):
         # The GEMV's tensor maps (parameters after the buffers): x, each weight's words,
         # each weight's scales.
         name, tile_m, threads, smem, x_rows, word_rows = gemv_shape(m, sum(rows), group)
@@ -281,7 +286,7 @@ def main():
     failed = 0
     for label, module, k, rows, group, dtype, ms, *blocks in CASES:
         if gemv_only:
-            ms = [m for m in ms if m <= GEMV_MAX_ROWS]
+            ms = [m for m in ms if m <= gemv_max_rows(sum(rows), group)]
             if not ms:
                 continue
         ptx = kernel_ptx(module)
@@ -289,7 +294,8 @@ def main():
             err = simulate(ptx, m, k, rows, group, dtype, blocks=bool(blocks))
             ok = err <= TOLERANCE
             failed += not ok
-            kernel = gemv_shape(m, sum(rows), group)[0] if m <= GEMV_MAX_ROWS else shape(group, m)[0]
+            kernel = (gemv_shape(m, sum(rows), group)[0] if m <= gemv_max_rows(sum(rows), group)
+                      else shape(group, m)[0])
             print(f"{label}, M {m} ({kernel}): worst error {err:.3f} of the allowed "
                   f"{'ok' if ok else 'FAILED'}", flush=True)
     return 1 if failed else 0
