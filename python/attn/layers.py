@@ -363,7 +363,8 @@ class CompiledAttention:
         c_args.append(args_.c_argument(self.output, out, self.target))
         if self.target == "cpu":
             self._check_batch(arguments)
-        self.library.call_prepared(self.layer.function_name, c_args)
+        # The parameters checked every argument (arguments.c_argument).
+        self.library.call_prepared(self.layer.function_name, c_args, check=False)
         return out
 
     def take_status(self):

@@ -312,14 +312,16 @@ class CompiledLibrary:
                 raise ValueError("output arrays must be writeable")
         values = (*inputs, *outputs)
         check_arguments(self.signatures, name, values)
-        self.call_prepared(name, [as_argument(a) for a in values])
+        self.call_prepared(name, [as_argument(a) for a in values], check=False)
 
-    def call_prepared(self, name, args):
+    def call_prepared(self, name, args, check=True):
         """Calls ``_mlir_ciface_<name>`` with C arguments: ctypes ``c_int32`` / ``c_int64``
         scalars by value, descriptors by pointer. A non-zero status raises EntryError; arguments
         that do not match the signature (count, ranks, static sizes; element types where a
-        descriptor's owner tells them) raise SignatureError before the call."""
-        check_arguments(self.signatures, name, [_owner_or(a) for a in args])
+        descriptor's owner tells them) raise SignatureError before the call. ``check=False``
+        leaves that out (about 1 us an argument) for callers that checked them already."""
+        if check:
+            check_arguments(self.signatures, name, [_owner_or(a) for a in args])
         fn = self.function(name)
         fn.argtypes = [type(a) if isinstance(a, _SCALAR_TYPES) else ctypes.c_void_p
                        for a in args]
