@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """GPU benchmark of the quantised-weight GEMVs (``GemvGPTQ.cpp``, ``GemvQuantKernel.cpp``) at
-decode sizes, and of the GEMMs above them (GPTQ above 64 rows: ``GemmGPTQWgmma.cpp``, the
+decode sizes, and of the GEMMs above them (GPTQ above 64 rows, 32 from N 10240: ``GemmGPTQWgmma.cpp``, the
 decoded weights as wgmma's register operand; float8 above 16: the E4M3 wgmma GEMM) against the bf16 GEMM at prefill sizes: a Llama-3-8B up/gate
 projection shape, K 4096 x N 14336, with GPTQ int4 (group 128; ``gptq_blocks``: the same with
-its words in 64-column blocks, ``layout = column_blocks``) and float8 E4M3 (row scales, dynamic
+its words in 32-column blocks, ``layout = column_blocks``) and float8 E4M3 (row scales, dynamic
 input scale) weights, and the bf16 GEMV of the same shape.
 
     /usr/bin/python3 benchmarks/gpu/bench_quant_gemv.py --build build/bench-quant   # here
     python3 benchmarks/gpu/bench_quant_gemv.py build/bench-quant                    # on the GPU
+
+``--build --shape K,N`` builds another shape (recorded in the folder, read back by the run).
 
 M = 1, 8, 16 (issue 13's goal: GPTQ at M = 1 in <= 11 us, M = 16 within 1.3x of that), with
 PyTorch's kernel for each weight in the same run: cuBLAS (``F.linear``) for bf16, the int4
@@ -41,8 +43,8 @@ from attn import runtime as rt  # noqa: E402
 
 K, N = 4096, 14336
 ROWS = (1, 8, 16)
-# Prefill rows: GPTQ up to 64 rows is its GEMV in 16-row slices, beyond its wgmma GEMM (128
-# tokens x 128 features a block),
+# Prefill rows: GPTQ up to 64 rows is its GEMV in 16-row slices (32 from N 10240, so 64 rows of
+# the default shape run the GEMM), beyond its wgmma GEMM (128 tokens x 128 features a block),
 # float8 the E4M3 wgmma GEMM (64 x 64 tiles up to 64 rows, 128 x 64 up to 128; issue 13's
 # goal: >= 0.8 of torch._scaled_mm and >= 1.6x our bf16 GEMM at M >= 2048).
 GEMM_ROWS = {"gptq": (64, 512, 2048, 8192), "gptq_blocks": (64, 512, 2048, 8192),
@@ -51,7 +53,7 @@ GEMM_ROWS = {"gptq": (64, 512, 2048, 8192), "gptq_blocks": (64, 512, 2048, 8192)
 CHECKED_ROWS = 64
 WEIGHTS = {
     "gptq": {"kind": "gptq", "group_size": 128},
-    # The same weights with their words in 64-column blocks (a GEMV block's words contiguous).
+    # The same weights with their words in 32-column blocks (a GEMV block's words contiguous).
     "gptq_blocks": {"kind": "gptq", "group_size": 128, "layout": "column_blocks"},
     "float8": {"kind": "float8", "weight_scale": "row", "input_scale": "dynamic"},
     "bf16": None,
