@@ -57,7 +57,13 @@ WEIGHTS = {
     "gptq_blocks": {"kind": "gptq", "group_size": 128, "layout": "column_blocks"},
     "float8": {"kind": "float8", "weight_scale": "row", "input_scale": "dynamic"},
     "bf16": None,
+    # The same GPTQ weights through the streaming GEMV (GemvGPTQStreaming.cpp: words loaded
+    # straight into registers), compiled apart with --gpu-gptq-gemv=streaming.
+    "gptq_streaming": {"kind": "gptq", "group_size": 128},
 }
+# attn-compile flags of a weight's library (quant_gemv<suffix>.so) other than the default one.
+LIBRARY_FLAGS = {"gptq_streaming": ("_streaming", ("--gpu-gptq-gemv=streaming",))}
+GEMM_ROWS["gptq_streaming"] = (32,)
 
 
 def function_text(name, quant):
@@ -86,11 +92,16 @@ def build(folder, shape=""):
     """Compiles the functions into ``folder/quant_gemv.so`` (with the runtime beside)."""
     os.makedirs(folder, exist_ok=True)
     use_shape(folder, shape)
-    mlir = os.path.join(folder, "quant_gemv.mlir")
-    with open(mlir, "w") as f:
-        f.write(ir.module_text(*(function_text(n, q) for n, q in WEIGHTS.items())))
-    subprocess.run([rt.attn_compile_path(), "--target=cuda", mlir, "-o",
-                    os.path.join(folder, "quant_gemv.so")], check=True)
+    libraries = {}
+    for name, quant in WEIGHTS.items():
+        suffix, flags = LIBRARY_FLAGS.get(name, ("", ()))
+        libraries.setdefault((suffix, flags), []).append(function_text(name, quant))
+    for (suffix, flags), functions in libraries.items():
+        mlir = os.path.join(folder, f"quant_gemv{suffix}.mlir")
+        with open(mlir, "w") as f:
+            f.write(ir.module_text(*functions))
+        subprocess.run([rt.attn_compile_path(), "--target=cuda", *flags, mlir, "-o",
+                        os.path.join(folder, f"quant_gemv{suffix}.so")], check=True)
     shutil.copy2(os.path.join(REPO, "build", "lib", "libattn_cuda_runtime.so"), folder)
 
 
@@ -144,12 +155,19 @@ def run(folder, only=(), weights=()):
     from attn import reference as ref
 
     use_shape(folder)
-    lib = device_abi.load(os.path.join(folder, "quant_gemv.so"))
+    libraries = {}
+
+    def library(name):
+        suffix = LIBRARY_FLAGS.get(name, ("",))[0]
+        if suffix not in libraries:
+            libraries[suffix] = device_abi.load(os.path.join(folder, f"quant_gemv{suffix}.so"))
+        return libraries[suffix]
+
     rng = np.random.default_rng(0)
     copy_gbps = bg.copy_rate() / 1e9
     rows = []
     for name in weights or WEIGHTS:
-        fn = device_abi.DeviceFunction(lib, name)
+        fn = device_abi.DeviceFunction(library(name), name)
         for m in sorted(only) or ROWS + GEMM_ROWS.get(name, ()):
             sets, weight_bytes, want = [], 0, None
             while not sets or len(sets) < bg.input_sets(weight_bytes):
@@ -192,7 +210,7 @@ def run(folder, only=(), weights=()):
             print(json.dumps(row), flush=True)
     lines = [f"quantised GEMV, K {K} x N {N}, bf16 x, on {torch.cuda.get_device_name()}; "
              f"copy {copy_gbps:.0f} GB/s",
-             f"{'weights':11} {'M':>4} {'kernel us':>10} {'W GB/s':>8} {'/copy':>6} {'TFLOP/s':>7}"
+             f"{'weights':14} {'M':>4} {'kernel us':>10} {'W GB/s':>8} {'/copy':>6} {'TFLOP/s':>7}"
              f" {'err':>8} {'torch us':>9} {'vs torch':>8}"]
     for r in rows:
         us = f"{r['ours_s'] * 1e6:10.1f}" if "ours_s" in r else f"{'n/a':>10}"
@@ -202,7 +220,7 @@ def run(folder, only=(), weights=()):
         theirs = (f"{r['torch_s'] * 1e6:9.1f}" if "torch_s" in r else f"{'n/a':>9}")
         ratio = (f"{r['torch_s'] / r['ours_s']:7.2f}x" if "torch_s" in r and "ours_s" in r
                  else "")
-        lines.append(f"{r['weights']:11} {r['M']:4} {us} {rates} {err:>8} {theirs} {ratio}")
+        lines.append(f"{r['weights']:14} {r['M']:4} {us} {rates} {err:>8} {theirs} {ratio}")
     print("\n".join(lines))
     with open(os.path.join(os.environ.get("OUT", "."), "bench-quant-gemv.json"), "w") as f:
         json.dump({"copy_gbps": copy_gbps, "results": rows, "table": lines}, f, indent=1)

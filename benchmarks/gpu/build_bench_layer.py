@@ -12,6 +12,8 @@ dynamic, the RoPE table the last argument), default (fused) pipeline:
   and dynamic per-token input scales), as MAX's GPTQ / float8 ``AttentionWithRope`` take them;
 * ``layer_llama3_8b_gptq_blocks.so``: the GPTQ layer with its words in 64-column blocks
   (``layout = column_blocks``);
+* ``layer_llama3_8b_gptq_streaming.so``: the GPTQ layer compiled with
+  ``--gpu-gptq-gemv=streaming`` (its decode projections on the streaming GEMV);
 
 both over a one-layer cache of page 128, max_seq_len 8192 (prefill 8192 is the longest
 step); ``projections.so``: the Llama-3-8B layer's projections alone, any number of rows M,
@@ -19,7 +21,7 @@ step); ``projections.so``: the Llama-3-8B layer's projections alone, any number 
 and ``o_proj`` (``ir.linear_function``: N 4096, K 4096); ``libattn_cuda_runtime.so``; and
 ``manifest.json`` for ``bench_layer.py`` and ``bench_linear.py``.
 
-    /usr/bin/python3 benchmarks/gpu/build_bench_layer.py [outdir] [--jobs 2]
+    /usr/bin/python3 benchmarks/gpu/build_bench_layer.py [outdir] [--jobs 2] [--models A,B]
 """
 
 import argparse
@@ -49,8 +51,10 @@ def models():
                                                     "layout": "column_blocks"})
     float8 = dataclasses.replace(llama, quant={"kind": "float8", "weight_scale": "row",
                                                "input_scale": "dynamic", "upper_bound": None})
+    # Modules named *_streaming compile with --gpu-gptq-gemv=streaming (MODULE_FLAGS).
     return {"llama3-8b": llama, "qwen3-8b": qwen, "llama3-8b-gptq": gptq,
-            "llama3-8b-gptq-blocks": gptq_blocks, "llama3-8b-float8": float8}
+            "llama3-8b-gptq-blocks": gptq_blocks, "llama3-8b-gptq-streaming": gptq,
+            "llama3-8b-float8": float8}
 
 
 def module_name(model):
@@ -84,9 +88,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("outdir", nargs="?", default=os.path.join(REPO, "build", "bench-layer-gpu"))
     parser.add_argument("--jobs", type=int, default=2, help="parallel compiles (default 2)")
+    parser.add_argument("--models", default="",
+                        help="only these models, comma-separated, and llama3-8b (the "
+                             "projections' model; default: all)")
     args = parser.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
     cfgs = models()
+    if args.models:
+        wanted = args.models.split(",")
+        unknown = set(wanted) - set(cfgs)
+        if unknown:
+            parser.error(f"unknown models: {', '.join(sorted(unknown))} (known: {', '.join(cfgs)})")
+        cfgs = {m: c for m, c in cfgs.items() if m in wanted or m == "llama3-8b"}
     modules = build_modules(module_texts(cfgs), args.outdir, args.jobs)
     if os.path.isfile(RUNTIME_LIB):
         shutil.copy2(RUNTIME_LIB, args.outdir)

@@ -6,8 +6,10 @@
 # occupancy, warp stall reasons) and prints the headline numbers of each last.
 #   benchmarks/gpu/profile_kernels.sh [name ...]    names: gemv gemm attention gptq float8
 #                                                   float8-gemm scaled-mm gptq-blocks
+#                                                   gptq-streaming
 # BQ names bench_quant_gemv.py's folder (default build/bench-quant); gptq and gptq-blocks are
-# the GPTQ GEMV at M = 1 on the checkpoint's word order and on 32-column blocks.
+# the GPTQ GEMV at M = 1 on the checkpoint's word order and on 32-column blocks (whose kernel,
+# in the same module, is uniqued as gemv_gptq_N), gptq-streaming the streaming GPTQ GEMV.
 # float8-gemm and scaled-mm (cuBLASLt's kernel behind torch._scaled_mm, same problem) add the
 # source counters: the warp stalls by SASS line.
 set -uo pipefail
@@ -30,7 +32,8 @@ for name in "${names[@]}"; do
     gemm) profile gemm '^gemm_wgmma$' python3 benchmarks/gpu/bench_linear.py build/bench-layer-gpu --only qkv --rows 8192 ;;
     attention) profile attention '^paged_flash_attention_prefill$' python3 benchmarks/gpu/bench_layer.py build/bench-layer-gpu --model llama3 --only prefill-8192 ;;
     gptq) profile gptq '^gemv_gptq$' python3 benchmarks/gpu/bench_quant_gemv.py "$BQ" --weights gptq --rows 1 ;;
-    gptq-blocks) profile gptq-blocks '^gemv_gptq$' python3 benchmarks/gpu/bench_quant_gemv.py "$BQ" --weights gptq_blocks --rows 1 ;;
+    gptq-blocks) profile gptq-blocks '^gemv_gptq(_[0-9]+)?$' python3 benchmarks/gpu/bench_quant_gemv.py "$BQ" --weights gptq_blocks --rows 1 ;;
+    gptq-streaming) profile gptq-streaming '^gemv_gptq_streaming$' python3 benchmarks/gpu/bench_quant_gemv.py "$BQ" --weights gptq_streaming --rows 1 ;;
     float8) profile float8 '^gemv_float8$' python3 benchmarks/gpu/bench_quant_gemv.py "$BQ" --weights float8 --rows 1 ;;
     float8-gemm) profile float8-gemm '^gemm_float8$' --section SourceCounters python3 benchmarks/gpu/bench_quant_gemv.py "$BQ" --rows 2048 --weights float8 ;;
     scaled-mm) profile scaled-mm 'nvjet|cutlass|sm90_xmma' --section SourceCounters python3 benchmarks/gpu/bench_quant_gemv.py "$BQ" --rows 2048 --weights float8 ;;

@@ -107,6 +107,7 @@ void attn::buildTargetPipeline(OpPassManager &pm,
     pipeline.chip = options.gpuChip;
     pipeline.features = options.gpuFeatures;
     pipeline.smCount = options.gpuSMCount;
+    pipeline.gptqGemv = options.gpuGPTQGemv;
     pipeline.fuse = options.fuse;
     pipeline.runtimeChecks = options.runtimeChecks;
     pipeline.abiChecks = options.abiChecks;

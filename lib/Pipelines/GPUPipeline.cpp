@@ -37,6 +37,7 @@ static void addAttnToGPU(OpPassManager &pm,
   // wgmma exists on sm_90a only.
   toGPU.wgmma = options.wgmma && options.chip == "sm_90a";
   toGPU.validateIndexValues = options.runtimeChecks;
+  toGPU.gptqGemv = options.gptqGemv;
   pm.addPass(attn::createConvertAttnToGPU(toGPU));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -23,7 +23,8 @@ call). Layers run the
 default (fused) pipeline; ``*_nofuse`` cases are compiled with ``--no-fuse`` (modules
 ``*_unfused``), ``primitive_*`` cases are the layer written as separate ops (the fusion passes'
 input, ``ir.primitive_layer_function``), ``*-mma-sync`` cases are compiled for sm_90 (modules
-``*_mma_sync``: no wgmma, the mma.sync prefill). Cases that can
+``*_mma_sync``: no wgmma, the mma.sync prefill), ``*-streaming`` cases are compiled with
+``--gpu-gptq-gemv=streaming`` (modules ``*_streaming``: GPTQ's streaming GEMV). Cases that can
 share a module do (one module per kind of function and dtype) to keep compile time and the
 carried size small.
 
@@ -496,6 +497,12 @@ def all_cases():
                            config("bf16", (8, 2), 128, quant=float8("row", "dynamic")),
                            ("decode",)),
     ]
+    # The streaming GPTQ GEMV (GemvGPTQStreaming.cpp; modules ``*_streaming``, compiled with
+    # --gpu-gptq-gemv=streaming): every GPTQ projection case of the GEMV's sizes and the GPTQ
+    # layers' decode again.
+    cases += [dataclasses.replace(c, name=f"{c.name}-streaming", module=f"{c.module}_streaming")
+              for c in cases if c.module.startswith("quant_") and "gptq" in c.name
+              and (c.params.get("tokens", 65) <= 64 or c.params.get("scenario") == "decode")]
     # One function for every layer of a 3-layer cache; layers outside it give status 1.
     mixed = dict(cached=SCENARIOS[16]["mixed"][0], new=SCENARIOS[16]["mixed"][1])
     cases.append(Case("store_attend_runtime_layer_bf16", "runtime_layer_bf16", "store_attend",
@@ -612,7 +619,8 @@ def module_texts(cases):
 
 #: attn-compile options of the modules whose name ends with the key.
 MODULE_FLAGS = {"_unfused": ("--no-fuse",), "_abi_checks": ("--abi-checks",),
-                "_mma_sync": ("--gpu-chip=sm_90",)}
+                "_mma_sync": ("--gpu-chip=sm_90",),
+                "_streaming": ("--gpu-gptq-gemv=streaming",)}
 
 
 def compile_cuda(mlir_path, so_path, flags=()):

@@ -62,11 +62,12 @@ def e4m3_to_f32(b):
 
 
 def scope_inline_asm(text):
-    """Inline-asm blocks `{ .reg .pred p; ... label: ... bra label; }` as plain statements:
-    their predicate and labels renamed apart (%p_N, $label_N). A block may span lines and
-    hold braces of its own (a wgmma's register list)."""
+    """Inline-asm blocks `{ .reg .pred p; ... label: ... bra label; }` (or a register of any
+    type: `{ .reg .u64 g; ... }`) as plain statements: their register and labels renamed apart
+    (%p_N, $label_N). A block may span lines and hold braces of its own (a wgmma's register
+    list)."""
     out, pos, n = [], 0, 0
-    opening = re.compile(r"\{\s*\.reg\s+\.pred\s+(\w+);")
+    opening = re.compile(r"\{\s*\.reg\s+\.\w+\s+(\w+);")
     while True:
         m = opening.search(text, pos)
         if not m:
@@ -348,10 +349,9 @@ class Block:
             vals = np.array([self.params[i] for i in idx], dtype=np.uint64)
             self.setreg(ops[0], vals, mask)
             return
-        vec = 1
+        # Qualifiers (.nc, .L1::no_allocate, .L2::256B: caching hints) do not change the values.
+        vec = next((int(q[1:]) for q in name[2:] if re.fullmatch(r"v\d+", q)), 1)
         t = name[-1]
-        if name[2].startswith("v"):
-            vec = int(name[2][1:])
         w = self.width(t) // 8
         dsts = [d.strip() for d in ops[0].strip("{}").split(",")] if vec > 1 else [ops[0]]
         addrs = self.addr(ops[1], mask)
@@ -388,6 +388,14 @@ class Block:
             v = self.val(ops[1], mask)
             for j, d in enumerate(dsts):
                 self.setreg(d, v >> np.uint64(16 * j), mask, 16)
+            return
+        if ops[1].startswith("{"):  # packing: the first source in the low bits
+            srcs = [p_.strip() for p_ in ops[1].strip("{}").split(",")]
+            part = self.width(t) // len(srcs)
+            v = np.zeros(self.T, dtype=np.uint64)
+            for j, src in enumerate(srcs):
+                v |= (self.val(src, mask) & np.uint64((1 << part) - 1)) << np.uint64(part * j)
+            self.setreg(ops[0], v, mask, self.width(t))
             return
         self.setreg(ops[0], self.val(ops[1], mask), mask, self.width(t))
 

@@ -52,10 +52,12 @@ TOLERANCE = 1.02
 F32_SUM_BOUND = 2.0 ** -22
 
 
-def kernel_ptx(mlir_text):
-    """The PTX of the module's kernels (attn-opt's lowering with format=isa)."""
-    out = subprocess.run([ATTN_OPT, "-", "--attn-lower-to-nvvm=format=isa"], input=mlir_text,
-                         capture_output=True, text=True, check=True).stdout
+def kernel_ptx(mlir_text, streaming=False):
+    """The PTX of the module's kernels (attn-opt's lowering with format=isa; with `streaming`,
+    gptq-gemv=streaming)."""
+    gemv = " gptq-gemv=streaming" if streaming else ""
+    out = subprocess.run([ATTN_OPT, "-", f"--attn-lower-to-nvvm=format=isa{gemv}"],
+                         input=mlir_text, capture_output=True, text=True, check=True).stdout
     text = re.search(r'assembly = "((?:[^"\\]|\\.)*)"', out).group(1)
     text = re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
     return text.replace("\\\\", "\\")
@@ -83,6 +85,18 @@ def gemv_shape(m, n, group):
     smem = barriers + warps * GEMV_STAGES * (stage + 256) + 1024
     name = "gemv_gptq" if m <= 8 else "gemv_gptq_m16"
     return name, x_rows, warps * 32, smem, x_rows, unit // 8
+
+
+def streaming_gemv_shape(m, n):
+    """(kernel, rows a block, threads, reduction bytes) of the streaming GEMV as
+    emitGPTQStreamingGemv picks them: 32-column blocks, 16 warps up to 132 blocks, 8 up to
+    264, else 4; 8 rows of x a block up to M 8, else 16; the warps' f32 sums meet in a static
+    shared array."""
+    blocks = -(-n // 32)
+    warps = 16 if blocks <= 132 else 8 if blocks <= 264 else 4
+    x_tiles = 1 if m <= 8 else 2
+    name = "gemv_gptq_streaming" if m <= 8 else "gemv_gptq_streaming_m16"
+    return name, 8 * x_tiles, warps * 32, warps * 8 * x_tiles * 32 * 4
 
 
 def shape(group, m):
@@ -150,10 +164,10 @@ def part_buffer(part, blocks):
     return blocked, n // 32 * rows, 32
 
 
-def simulate(ptx, m, k, rows, group, dtype, blocks=False, seed=0):
+def simulate(ptx, m, k, rows, group, dtype, blocks=False, seed=0, streaming=False):
     """x [m, k] against GPTQ weights of `rows` rows each (one launch), their words in column
-    blocks if `blocks`; returns the worst error as a fraction of the allowed one (half an
-    output ulp plus the f32 bound)."""
+    blocks if `blocks`, the GEMV streaming if `streaming`; returns the worst error as a
+    fraction of the allowed one (half an output ulp plus the f32 bound)."""
     rng = np.random.default_rng(seed)
     mem = Memory()
     x = to_bits(rng.uniform(-1, 1, (m, k)), dtype)
@@ -177,7 +191,11 @@ def simulate(ptx, m, k, rows, group, dtype, blocks=False, seed=0):
     params += packed + scales
     for addr, n in zip(outs, rows):
         params += descriptor(addr, [m, n])
-    if m <= gemv_max_rows(sum(rows), group):
+    if m <= gemv_max_rows(sum(rows), group) and streaming:
+        name, tile_m, threads, smem = streaming_gemv_shape(m, sum(rows))
+        grid = (-(-sum(rows) // 32), max(1, -(-m // tile_m)))
+        ptx_sim.run_kernel(ptx, name, grid, threads, params, smem, mem.buf)
+    elif m <= gemv_max_rows(sum(rows), group):
         # The GEMV's tensor maps (parameters after the buffers): x, each weight's words,
         # each weight's scales.
         name, tile_m, threads, smem, x_rows, word_rows = gemv_shape(m, sum(rows), group)
@@ -281,21 +299,38 @@ CASES = [
 ]
 
 
+# The streaming GEMV's loop (a warp with more than 8 steps loads a group of units ahead): K
+# 8192 gives each of the 16 warps 16 steps, in groups of 4 units of 32 k (g32), 2 of 64 (g64)
+# or 1 of 128.
+STREAMING_CASES = [
+    ("linear k8192 n64 g32 f16", linear_module(8192, 64, 32, "f16"), 8192, [64], 32, "f16",
+     (1,)),
+    ("linear k8192 n64 g64 bf16", linear_module(8192, 64, 64, "bf16"), 8192, [64], 64, "bf16",
+     (9,)),
+    ("linear k8192 n64 bf16", linear_module(8192, 64, 128, "bf16"), 8192, [64], 128, "bf16",
+     (1,)),
+]
+
+
 def main():
-    gemv_only = "--gemv" in sys.argv[1:]
+    streaming = "--streaming" in sys.argv[1:]
+    gemv_only = streaming or "--gemv" in sys.argv[1:]
     failed = 0
-    for label, module, k, rows, group, dtype, ms, *blocks in CASES:
+    for label, module, k, rows, group, dtype, ms, *blocks in CASES + (
+            STREAMING_CASES if streaming else []):
         if gemv_only:
             ms = [m for m in ms if m <= gemv_max_rows(sum(rows), group)]
             if not ms:
                 continue
-        ptx = kernel_ptx(module)
+        ptx = kernel_ptx(module, streaming)
         for m in ms:
-            err = simulate(ptx, m, k, rows, group, dtype, blocks=bool(blocks))
+            err = simulate(ptx, m, k, rows, group, dtype, blocks=bool(blocks),
+                           streaming=streaming)
             ok = err <= TOLERANCE
             failed += not ok
-            kernel = (gemv_shape(m, sum(rows), group)[0] if m <= gemv_max_rows(sum(rows), group)
-                      else shape(group, m)[0])
+            gemv = m <= gemv_max_rows(sum(rows), group)
+            kernel = (streaming_gemv_shape(m, sum(rows))[0] if gemv and streaming
+                      else gemv_shape(m, sum(rows), group)[0] if gemv else shape(group, m)[0])
             print(f"{label}, M {m} ({kernel}): worst error {err:.3f} of the allowed "
                   f"{'ok' if ok else 'FAILED'}", flush=True)
     return 1 if failed else 0

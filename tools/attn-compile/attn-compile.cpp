@@ -48,6 +48,12 @@ static cl::opt<int64_t>
     gpuSMCount("gpu-sm-count",
                cl::desc("Multiprocessors of the target GPU (attention splits)"),
                cl::init(132));
+static cl::opt<std::string> gpuGPTQGemv(
+    "gpu-gptq-gemv",
+    cl::desc("The GEMV of GPTQ projections at decode sizes for "
+             "--target=cuda: tma-ring (per-warp TMA rings) or streaming "
+             "(words loaded straight into registers)"),
+    cl::init("tma-ring"));
 static cl::opt<std::string>
     emit("emit", cl::desc("What to write: so, obj, llvm (LLVM IR), mlir "
                           "(LLVM dialect)"),
@@ -163,6 +169,7 @@ static FailureOr<attn::CompileOptions> getCompileOptions(const char *argv0) {
   options.gpuChip = gpuChip;
   options.gpuFeatures = gpuFeatures;
   options.gpuSMCount = gpuSMCount;
+  options.gpuGPTQGemv = gpuGPTQGemv;
   options.fuse = !noFuse;
   options.runtimeChecks = !noRuntimeChecks;
   options.abiChecks = abiChecks;

@@ -51,6 +51,8 @@ struct CompileOptions {
   std::string gpuChip = "sm_90a";
   std::string gpuFeatures = "+ptx84";
   int64_t gpuSMCount = 132;
+  /// The GEMV of GPTQ projections: tma-ring or streaming.
+  std::string gpuGPTQGemv = "tma-ring";
   bool fuse = true;
   bool runtimeChecks = true;
   /// Entry points also check tensor sizes against the function's types.

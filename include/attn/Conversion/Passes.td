@@ -159,6 +159,10 @@ def ConvertAttnToGPU : Pass<"convert-attn-to-gpu", "ModuleOp"> {
            "their index tensors (statuses 3-7) into the status word "
            "`@attn_status`; the kernels indexing through them skip their "
            "work while it is non-zero">,
+    Option<"gptqGemv", "gptq-gemv", "std::string", /*default=*/"\"tma-ring\"",
+           "The GEMV of GPTQ projections at decode sizes: tma-ring (each "
+           "warp's TMA ring of K units in shared memory) or streaming (the "
+           "words loaded straight into registers, 32 columns a block)">,
   ];
 }
 

@@ -99,6 +99,11 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       *this, "max-splits",
       llvm::cl::desc("Most key splits of one attention launch"),
       llvm::cl::init(64)};
+  PassOptions::Option<std::string> gptqGemv{
+      *this, "gptq-gemv",
+      llvm::cl::desc("The GEMV of GPTQ projections: tma-ring or streaming "
+                     "(convert-attn-to-gpu's gptq-gemv)"),
+      llvm::cl::init("tma-ring")};
   PassOptions::Option<bool> fuse{
       *this, "fuse",
       llvm::cl::desc("Run the fusion passes (attn-fuse-projection-epilogues, "

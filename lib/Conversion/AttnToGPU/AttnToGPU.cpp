@@ -235,6 +235,13 @@ struct ConvertAttnToGPU
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    std::optional<GPTQGemvKernel> gptqGemvKernel =
+        parseGPTQGemvKernel(gptqGemv);
+    if (!gptqGemvKernel) {
+      module.emitError("gptq-gemv must be tma-ring or streaming, not '")
+          << gptqGemv << "'";
+      return signalPassFailure();
+    }
     // The projections decode GPTQ and float8 (GemvQuantKernel.cpp).
     if (failed(rejectQuantizedWeights(
             module, "cuda", llvm::IsaPred<GPTQAttr, Float8Attr>)))
@@ -267,8 +274,9 @@ struct ConvertAttnToGPU
         funcs.push_back(func);
     if (funcs.empty())
       return;
-    KernelEmitter kernels(
-        module, KernelOptions{smCount, maxSplits, wgmma, validateIndexValues});
+    KernelEmitter kernels(module,
+                          KernelOptions{smCount, maxSplits, wgmma,
+                                        validateIndexValues, *gptqGemvKernel});
     for (func::FuncOp func : funcs)
       if (failed(lowerFunction(func, patterns, kernels)))
         return signalPassFailure();

@@ -338,6 +338,14 @@ Value gpu_lowering::decodeGPTQByte(IB &b, Value word, Value byteSelector,
       b, arith::AndIOp::create(b, bytes, cI32(b, 0x000F000F)), element);
 }
 
+Value gpu_lowering::decodeGPTQNibblePair(IB &b, Value word, int64_t j,
+                                         Type element) {
+  Value shifted =
+      j ? arith::ShRUIOp::create(b, word, cI32(b, 4 * j)).getResult() : word;
+  return decodeGPTQNibbles(
+      b, arith::AndIOp::create(b, shifted, cI32(b, 0x000F000F)), element);
+}
+
 Value gpu_lowering::decodeGPTQNibbles(IB &b, Value nibbles, Type element) {
   bool bf16 = element.isBF16();
   Value bits = arith::OrIOp::create(b, nibbles,

@@ -52,6 +52,10 @@ struct GPTQGemmArgs {
 /// nibbles become the mantissa of 128 (bf16) or 1024 (f16), minus 136 / 1032.
 Value decodeGPTQNibbles(IB &b, Value nibbles, Type element);
 
+/// Nibbles j and j + 4 of `word` (its k j and j + 4) as the decoded pair
+/// (q - 8) in one i32 of `element`s (nibble j in the low half).
+Value decodeGPTQNibblePair(IB &b, Value word, int64_t j, Type element);
+
 /// The prmt selector of decodeGPTQByte for byte `quad` (0-3) of a word.
 Value gptqByteSelector(IB &b, Idx quad);
 /// Byte `quad` of `word` (its k 2 quad and 2 quad + 1) as the decoded pair
@@ -116,6 +120,13 @@ struct GPTQGemvShape {
 void emitGPTQGemv(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
                   const WeightStack &stack, int64_t groupSize,
                   ArrayRef<OutputSegment> outputs);
+
+/// The same projection by the streaming GEMV (GemvGPTQStreaming.cpp, pass
+/// option gptq-gemv=streaming): blocks of 32 columns and 8 (M <= 8) or 16
+/// rows of x, words loaded straight into registers.
+void emitGPTQStreamingGemv(KernelEmitter &e, IB &host, const GPTQGemmArgs &args,
+                           const WeightStack &stack, int64_t groupSize,
+                           ArrayRef<OutputSegment> outputs);
 
 } // namespace mlir::attn::gpu_lowering
 

@@ -255,14 +255,6 @@ std::array<Value, 4> loadWords(IB &b, const GemvBlock &blk, Idx stage,
   return words;
 }
 
-/// Nibbles j and j + 4 of `word` as the pair (q - 8).
-Value nibblePair(IB &b, Value word, int64_t j, Type element) {
-  Value shifted =
-      j ? arith::ShRUIOp::create(b, word, cI32(b, 4 * j)).getResult() : word;
-  return decodeGPTQNibbles(
-      b, arith::AndIOp::create(b, shifted, cI32(b, 0x000F000F)), element);
-}
-
 /// Elements (i, i + 4) of 8 16-bit elements held as 4 words (element 2 j
 /// in the low half of word j), the order of the decoded nibble pairs.
 /// (chunkPairs gives the same pairs from an 8-element vector; this is the
@@ -313,10 +305,11 @@ void multiplyUnit(IB &b, const GemvBlock &blk, Type element, Type scaleElement,
       // k16 half j: A's pairs 2 j (k 2 q, 2 q + 1) and 2 j + 1 (k 2 q + 8, ..).
       for (int64_t j = 0; j < 2; ++j) {
         int64_t p = 2 * j;
-        std::array<Value, 4> a = {nibblePair(b, lo[t], p, element),
-                                  nibblePair(b, hi[t], p, element),
-                                  nibblePair(b, lo[t], p + 1, element),
-                                  nibblePair(b, hi[t], p + 1, element)};
+        std::array<Value, 4> a = {
+            decodeGPTQNibblePair(b, lo[t], p, element),
+            decodeGPTQNibblePair(b, hi[t], p, element),
+            decodeGPTQNibblePair(b, lo[t], p + 1, element),
+            decodeGPTQNibblePair(b, hi[t], p + 1, element)};
         for (int64_t xt = 0; xt < xTiles; ++xt) {
           MutableArrayRef<Value> c =
               MutableArrayRef<Value>(part).slice((xt * kTiles + t) * 4, 4);

@@ -176,17 +176,10 @@ SmallVector<Value> accumulate(IB &b, const MatmulArgs &args,
 void reduceAndStore(IB &b, const MatmulArgs &args, const GemvBlock &blk,
                     ArrayRef<Value> acc, Value reduction, int64_t n,
                     ArrayRef<OutputSegment> segments) {
-  for (int64_t i = 0; i < kAcc; ++i)
-    store(b, acc[i], reduction, {blk.w.warp, cIndex(b, i), blk.w.lane});
-  gpu::BarrierOp::create(b);
+  shareWarpSums(b, acc, reduction, blk.w);
   ifThen(b, blk.w.warp == 0, [&](IB &sb) {
     for (int64_t i = 0; i < kAcc; ++i) {
-      Value sum = acc[i];
-      for (int64_t other = 1; other < blk.warps; ++other)
-        sum = arith::AddFOp::create(
-            sb, sum,
-            load(sb, reduction,
-                 {cIndex(sb, other), cIndex(sb, i), blk.w.lane}));
+      Value sum = sumOverWarps(sb, acc, reduction, i, blk.warps, blk.w.lane);
       int64_t r = i % 4;
       Idx row = accRow(blk.w, r);
       Idx col = blk.n0 + (i / 4 * 8) + accCol(blk.w, r);
@@ -205,6 +198,23 @@ MemRefType gpu_lowering::gemvReductionType(MLIRContext *context,
   return MemRefType::get(
       {threads / 32, kAcc, 32}, Float32Type::get(context), AffineMap(),
       gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup));
+}
+
+void gpu_lowering::shareWarpSums(IB &b, ArrayRef<Value> acc, Value reduction,
+                                 const WarpLayout &w) {
+  for (auto [i, sum] : llvm::enumerate(acc))
+    store(b, sum, reduction,
+          {w.warp, cIndex(b, static_cast<int64_t>(i)), w.lane});
+  gpu::BarrierOp::create(b);
+}
+
+Value gpu_lowering::sumOverWarps(IB &b, ArrayRef<Value> acc, Value reduction,
+                                 int64_t i, int64_t warps, Idx lane) {
+  Value sum = acc[i];
+  for (int64_t other = 1; other < warps; ++other)
+    sum = arith::AddFOp::create(
+        b, sum, load(b, reduction, {cIndex(b, other), cIndex(b, i), lane}));
+  return sum;
 }
 
 void gpu_lowering::buildGemv(IB &b, const MatmulArgs &args,

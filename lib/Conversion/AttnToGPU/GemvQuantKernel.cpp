@@ -266,9 +266,7 @@ void reduceAndStore(IB &b, const Steps &steps, const QuantGemvArgs &args,
                     const QuantBlock &blk, ArrayRef<Value> acc,
                     Value reduction, const WeightStack &stack,
                     ArrayRef<OutputSegment> segments) {
-  for (int64_t i = 0; i < kAcc; ++i)
-    store(b, acc[i], reduction, {blk.w.warp, cIndex(b, i), blk.w.lane});
-  gpu::BarrierOp::create(b);
+  shareWarpSums(b, ArrayRef<Value>(acc).take_front(kAcc), reduction, blk.w);
   MatmulArgs out{args.x, {}, {}, args.outputs, {}};
   ifThen(b, blk.w.warp == 0, [&](IB &sb) {
     for (int64_t r = 0; r < 4; ++r) {
@@ -279,12 +277,8 @@ void reduceAndStore(IB &b, const Steps &steps, const QuantGemvArgs &args,
                SmallVector<Value> values;
                for (int64_t t = 0; t < kTiles; ++t) {
                  int64_t i = t * 4 + r;
-                 Value sum = acc[i];
-                 for (int64_t other = 1; other < blk.warps; ++other)
-                   sum = arith::AddFOp::create(
-                       tb, sum,
-                       load(tb, reduction,
-                            {cIndex(tb, other), cIndex(tb, i), blk.w.lane}));
+                 Value sum = sumOverWarps(tb, acc, reduction, i, blk.warps,
+                                          blk.w.lane);
                  if (Value scale = steps.outputScale(
                          tb, args, blk, row, col - blk.weight.begin + t))
                    sum = arith::MulFOp::create(tb, sum, scale);
@@ -754,7 +748,11 @@ void gpu_lowering::emitQuantizedMatmul(KernelEmitter &e, IB &host, Value x,
                      gptqWgmmaGemmApplies(gptqArgs, gptq.getGroupSize());
     gemvMaxRows = gptqGemvMaxRows(wgmmaGemm, stack.n);
     gemv = [&](IB &hb) {
-      emitGPTQGemv(e, hb, gptqArgs, stack, gptq.getGroupSize(), outputs);
+      if (e.options().gptqGemv == GPTQGemvKernel::Streaming)
+        emitGPTQStreamingGemv(e, hb, gptqArgs, stack, gptq.getGroupSize(),
+                              outputs);
+      else
+        emitGPTQGemv(e, hb, gptqArgs, stack, gptq.getGroupSize(), outputs);
     };
     gemm = [&, wgmmaGemm](IB &hb) {
       if (wgmmaGemm)

@@ -12,10 +12,19 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/StringSwitch.h"
 
 using namespace mlir;
 using namespace mlir::attn;
 using namespace mlir::attn::gpu_lowering;
+
+std::optional<GPTQGemvKernel>
+gpu_lowering::parseGPTQGemvKernel(StringRef name) {
+  return llvm::StringSwitch<std::optional<GPTQGemvKernel>>(name)
+      .Case("tma-ring", GPTQGemvKernel::TMARing)
+      .Case("streaming", GPTQGemvKernel::Streaming)
+      .Default(std::nullopt);
+}
 
 KernelEmitter::KernelEmitter(ModuleOp module, KernelOptions options)
     : module(module), opts(options) {

@@ -23,12 +23,21 @@
 #include "llvm/ADT/SmallPtrSet.h"
 
 #include <array>
+#include <optional>
 
 namespace mlir::attn::gpu_lowering {
 
 using namespace kb;
 
 struct IndexValidationArgs;
+
+/// The kernel of GPTQ projections up to gptqGemvMaxRows rows (pass option
+/// gptq-gemv): per-warp TMA rings (GemvGPTQ.cpp) or registers streaming
+/// the words (GemvGPTQStreaming.cpp).
+enum class GPTQGemvKernel { TMARing, Streaming };
+
+/// `name` (tma-ring, streaming) as a GPTQGemvKernel, if it is one.
+std::optional<GPTQGemvKernel> parseGPTQGemvKernel(StringRef name);
 
 /// Tunables of the GPU kernels (pass options).
 struct KernelOptions {
@@ -39,6 +48,7 @@ struct KernelOptions {
   /// Entry points validate their index tensors' values on the device and
   /// the kernels indexing through them skip their work after a refusal.
   bool validateIndexValues = false;
+  GPTQGemvKernel gptqGemv = GPTQGemvKernel::TMARing;
 };
 
 /// Creates kernels in the module's `@attn_kernels` gpu.module and launches

@@ -164,6 +164,16 @@ constexpr int64_t kGemvColumns = 16;
 /// The workgroup buffer of the GEMV's cross-warp reduction.
 MemRefType gemvReductionType(MLIRContext *context, int64_t threads);
 
+/// The GEMVs' cross-warp sums, in a shared `reduction` of [warps, sums, 32]
+/// f32: every warp stores its `acc` at [warp, i, lane], then the block
+/// meets at a barrier.
+void shareWarpSums(IB &b, ArrayRef<Value> acc, Value reduction,
+                   const WarpLayout &w);
+/// After shareWarpSums: this lane's sum `i` over the `warps` warps (its own
+/// `acc[i]` plus the others').
+Value sumOverWarps(IB &b, ArrayRef<Value> acc, Value reduction, int64_t i,
+                   int64_t warps, Idx lane);
+
 /// The GEMV of one block: columns `[16 blockIdx.x, +16)` of every row of
 /// x, the block's `threads / 32` warps splitting K, reduced in `reduction`.
 void buildGemv(IB &b, const MatmulArgs &args, const WeightStack &stack,

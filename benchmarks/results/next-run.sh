@@ -1,0 +1,41 @@
+#!/bin/bash
+# The device run prepared for the next session lent a GPU (the twentieth session had none):
+# one call of about 7 minutes,
+#   run(command="build/next20/run.sh", carry=["build/next20"])
+# Build the folders here first (no GPU needed, about 15 minutes on 2 cores), from HEAD:
+#   /usr/bin/python3 test/gpu/build_device_tests.py build/next20/dt --only gptq
+#   /usr/bin/python3 benchmarks/gpu/bench_quant_gemv.py build/next20/bq --build
+#   /usr/bin/python3 benchmarks/gpu/bench_quant_gemv.py build/next20/bq-n4096 --build --shape 4096,4096
+#   /usr/bin/python3 benchmarks/gpu/bench_quant_gemv.py build/next20/bq-n6144 --build --shape 4096,6144
+#   /usr/bin/python3 benchmarks/gpu/build_bench_layer.py build/next20/layer --models llama3-8b-gptq,llama3-8b-gptq-streaming
+#   cp benchmarks/results/next-run.sh build/next20/run.sh; du -sh build/next20   # carry <= 64 MiB
+# What it decides (issue 13): the streaming GPTQ GEMV (GemvGPTQStreaming.cpp,
+# --gpu-gptq-gemv=streaming) against the TMA-ring GEMV (the default) in the same run.
+# 1. The 143 GPTQ device cases, 50 of them the streaming GEMV's (never run on a GPU), and
+#    quant_gemm_gptq_wide_k512_n10240_bf16 (s19's, not yet run either).
+# 2. Both GEMVs at K 4096 and N 14336 (goal: <= 11 us at M = 1, M = 16 within 1.3x of that),
+#    N 4096 (o_proj) and N 6144 (qkv's N), M 1-32.
+# 3. The Llama-3-8B GPTQ layer's decode steps on each GEMV, and the bf16 layer's (goal: the
+#    GPTQ decode step 8 x 512 >= 2.5x faster than bf16's).
+# 4. Nsight Compute of gemv_gptq_streaming at M = 1, and of the TMA-ring GEMV beside it.
+# If the streaming GEMV passes and is faster at M = 1-16 on the three shapes and in the
+# layer, make it the default (GPTQGemvKernel in KernelBuilder.h, gptq-gemv's default in
+# Passes.td and Pipelines.h, attn-compile's --gpu-gptq-gemv) and update the tests and docs.
+# Most important first: a call past 600 s is cut off, but what is under $OUT comes back.
+D=build/next20
+mkdir -p $OUT/r
+OUT=$OUT/r timeout 200 python3 test/gpu/run_device_tests.py $D/dt --stall 30 > $OUT/r/dt.log 2>&1
+tail -1 $OUT/r/dt.log; grep -v PASS $OUT/r/device-tests-table.txt | tail -n +4 | head
+bench() {  # label, folder, weights, rows
+  echo "== $1" >> $OUT/r/bench.txt
+  timeout 120 python3 benchmarks/gpu/bench_quant_gemv.py $D/$2 --weights $3 --rows $4 2>&1 | grep -v '^{' >> $OUT/r/bench.txt
+}
+bench "n14336" bq gptq,gptq_streaming,bf16 1,8,16,32
+bench "n4096" bq-n4096 gptq,gptq_streaming 1,8,16,32
+bench "n6144" bq-n6144 gptq,gptq_streaming 1,8,16,32
+mkdir -p $OUT/r/layer  # the folder's three models, their three decode steps
+OUT=$OUT/r/layer timeout 240 python3 benchmarks/gpu/bench_layer.py $D/layer --only decode > $OUT/r/layer.txt 2>&1
+BQ=$D/bq OUT=$OUT/r/ncu timeout 120 benchmarks/gpu/profile_kernels.sh gptq-streaming gptq > $OUT/r/ncu.txt 2>&1
+cat $OUT/r/bench.txt
+grep -E "decode" $OUT/r/layer.txt | grep -v cache
+cat $OUT/r/ncu.txt
