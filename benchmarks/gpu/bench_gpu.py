@@ -107,6 +107,27 @@ def time_calls(calls, min_runs=10, budget_s=1.0):
     return kernel_us * 1e-6 / runs, statistics.median(times)
 
 
+def kernel_times(calls, runs=20):
+    """{kernel name: mean microseconds per call} of ``calls`` (rotating, after a warm-up call
+    each; CUPTI through torch.profiler), largest first: where a step's kernel time goes.
+    Kernels that overlap (dependent launch) are each counted whole."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    for call in calls:
+        call()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for i in range(runs):
+            calls[i % len(calls)]()
+        torch.cuda.synchronize()
+    totals = {}
+    for e in prof.events():
+        if e.device_type == DeviceType.CUDA and e.time_range.end > e.time_range.start:
+            totals[e.name] = totals.get(e.name, 0.0) + e.time_range.end - e.time_range.start
+    return dict(sorted(((name, t / runs) for name, t in totals.items()), key=lambda kv: -kv[1]))
+
+
 def busy_us(prof):
     """Microseconds during which at least one GPU kernel of the profile ran."""
     from torch.autograd import DeviceType

@@ -136,12 +136,13 @@ def plan(cfg, step):
     return {"tokens": sequences * new, "pages": pages, "cache_bytes": pages * page_bytes}
 
 
-def run_step(torch, cfg, library, runtime, weights, our_weights, freqs, step, gen):
+def run_step(torch, cfg, library, runtime, weights, our_weights, freqs, step, gen,
+             kernels=False):
     """One step of one model: checks, then times every candidate; returns the result row."""
     import device_abi
     import torch_reference as tr
     import torch_stack as ts
-    from bench_gpu import measure
+    from bench_gpu import kernel_times, measure
 
     sequences, cached, new = STEPS[step]
     tokens, prefill, dev = sequences * new, cached == 0, ts.DEV
@@ -211,6 +212,10 @@ def run_step(torch, cfg, library, runtime, weights, our_weights, freqs, step, ge
         return row
     for name, fn in timed.items():
         measure(row, name, [fn])
+    if kernels:  # where our step's kernel time goes
+        row["ours_kernels_us"] = kernel_times([call])
+        for name, t in row["ours_kernels_us"].items():
+            print(f"    {t:8.1f} us  {name}", flush=True)
     return row
 
 
@@ -228,7 +233,8 @@ def measure_model(args, model, info, manifest, save):
     for step in STEPS:
         if args.only not in step:
             continue
-        row = run_step(torch, cfg, library, runtime, weights, our_weights, freqs, step, gen)
+        row = run_step(torch, cfg, library, runtime, weights, our_weights, freqs, step, gen,
+                       args.kernels)
         row["model"] = model
         rows.append(row)
         print(line(row), flush=True)
@@ -273,6 +279,8 @@ def main():
     parser.add_argument("--model", default="", help="only models whose name contains this")
     parser.add_argument("--only", default="", help="only steps whose name contains this")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kernels", action="store_true",
+                        help="also print (and record) our step's time per kernel")
     parser.add_argument("--dry-run", action="store_true",
                         help="check the folder and print the plan only (no GPU or torch needed)")
     args = parser.parse_args()

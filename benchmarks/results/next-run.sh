@@ -34,8 +34,12 @@ bench "n14336" bq gptq,gptq_streaming,bf16 1,8,16,32
 bench "n4096" bq-n4096 gptq,gptq_streaming 1,8,16,32
 bench "n6144" bq-n6144 gptq,gptq_streaming 1,8,16,32
 mkdir -p $OUT/r/layer  # the folder's three models, their three decode steps
-OUT=$OUT/r/layer timeout 240 python3 benchmarks/gpu/bench_layer.py $D/layer --only decode > $OUT/r/layer.txt 2>&1
+OUT=$OUT/r/layer timeout 240 python3 benchmarks/gpu/bench_layer.py $D/layer --only decode --kernels > $OUT/r/layer.txt 2>&1
 BQ=$D/bq OUT=$OUT/r/ncu timeout 120 benchmarks/gpu/profile_kernels.sh gptq-streaming gptq > $OUT/r/ncu.txt 2>&1
+# One file back (the machine returns at most 8), the tables printed.
 cat $OUT/r/bench.txt
-grep -E "decode" $OUT/r/layer.txt | grep -v cache
-cat $OUT/r/ncu.txt
+# The layer steps, each after its 6 largest kernels (ours).
+awk '/^    / {if (n++ < 6) print; next} {n = 0} /decode/ {print}' $OUT/r/layer.txt
+grep -A14 "^== " $OUT/r/ncu.txt | cut -c1-110
+mv $OUT/bench-quant-gemv.json $OUT/r/ 2>/dev/null
+tar czf $OUT/results.tgz -C $OUT r && rm -rf $OUT/r
