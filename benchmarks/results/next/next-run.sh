@@ -1,6 +1,6 @@
 #!/bin/bash
 # The device run prepared for the next session lent a GPU (the twentieth session had none):
-# one call of about 7 minutes,
+# one call of about 8 minutes,
 #   run(command="build/next20/run.sh", carry=["build/next20"])
 # Build the folders here first (no GPU needed, about 15 minutes on 2 cores), from HEAD:
 #   /usr/bin/python3 test/gpu/build_device_tests.py build/next20/dt --only gptq
@@ -8,7 +8,10 @@
 #   /usr/bin/python3 benchmarks/gpu/bench_quant_gemv.py build/next20/bq-n4096 --build --shape 4096,4096
 #   /usr/bin/python3 benchmarks/gpu/bench_quant_gemv.py build/next20/bq-n6144 --build --shape 4096,6144
 #   /usr/bin/python3 benchmarks/gpu/build_bench_layer.py build/next20/layer --models llama3-8b-gptq,llama3-8b-gptq-streaming
-#   cp benchmarks/results/next-run.sh build/next20/run.sh; du -sh build/next20   # carry <= 64 MiB
+#   for v in w8 g8; do git apply benchmarks/results/next/streaming-$v.patch && ninja -C build attn-compile &&
+#     /usr/bin/python3 benchmarks/gpu/bench_quant_gemv.py build/next20/bq-$v --build; git checkout lib/; done
+#   ninja -C build attn-compile
+#   cp benchmarks/results/next/next-run.sh build/next20/run.sh; du -sh build/next20   # carry <= 64 MiB
 # What it decides (issue 13): the streaming GPTQ GEMV (GemvGPTQStreaming.cpp,
 # --gpu-gptq-gemv=streaming) against the TMA-ring GEMV (the default) in the same run.
 # 1. The 143 GPTQ device cases, 50 of them the streaming GEMV's (never run on a GPU), and
@@ -18,6 +21,8 @@
 # 3. The Llama-3-8B GPTQ layer's decode steps on each GEMV, and the bf16 layer's (goal: the
 #    GPTQ decode step 8 x 512 >= 2.5x faster than bf16's).
 # 4. Nsight Compute of gemv_gptq_streaming at M = 1, and of the TMA-ring GEMV beside it.
+# 5. Two untimed choices of the streaming GEMV at N 14336 (this folder's patches): 8 warps
+#    a block instead of 4 (bq-w8), groups of 8 steps loaded ahead instead of 4 (bq-g8).
 # If the streaming GEMV passes and is faster at M = 1-16 on the three shapes and in the
 # layer, make it the default (GPTQGemvKernel in KernelBuilder.h, gptq-gemv's default in
 # Passes.td and Pipelines.h, attn-compile's --gpu-gptq-gemv) and update the tests and docs.
@@ -33,6 +38,8 @@ bench() {  # label, folder, weights, rows
 bench "n14336" bq gptq,gptq_streaming,bf16 1,8,16,32
 bench "n4096" bq-n4096 gptq,gptq_streaming 1,8,16,32
 bench "n6144" bq-n6144 gptq,gptq_streaming 1,8,16,32
+bench "n14336, 8 warps" bq-w8 gptq_streaming 1,8,16
+bench "n14336, groups of 8 steps" bq-g8 gptq_streaming 1,8,16
 mkdir -p $OUT/r/layer  # the folder's three models, their three decode steps
 OUT=$OUT/r/layer timeout 240 python3 benchmarks/gpu/bench_layer.py $D/layer --only decode --kernels > $OUT/r/layer.txt 2>&1
 BQ=$D/bq OUT=$OUT/r/ncu timeout 120 benchmarks/gpu/profile_kernels.sh gptq-streaming gptq > $OUT/r/ncu.txt 2>&1
