@@ -114,17 +114,6 @@ struct UnitLoads {
   }
 };
 
-/// 4 scales (8 bytes) of `scales` at (row, col), the indices clamped into
-/// the buffer.
-Value loadScales(IB &b, Value scales, Idx row, Idx col) {
-  auto type = cast<MemRefType>(scales.getType());
-  Idx lastRow = dim(b, scales, 0) - 1, lastCol = dim(b, scales, 1) - 4;
-  return vector::LoadOp::create(
-      b, VectorType::get({4}, type.getElementType()), scales,
-      ValueRange{min(b, row, lastRow), min(b, col, lastCol)},
-      /*nontemporal=*/false, llvm::Align(8));
-}
-
 /// 1. This lane's loads of the warp's i-th unit: its word rows (streamed),
 /// x's chunks of them (zeros past K and past M), the unit's scales.
 UnitLoads loadUnit(IB &b, const GemvBlock &blk, Value x, Idx i) {
@@ -152,7 +141,12 @@ UnitLoads loadUnit(IB &b, const GemvBlock &blk, Value x, Idx i) {
     }
   }
   auto [row, col] = blk.scaleOrder.at(k0 / blk.groupSize, blk.column);
-  u.scales = loadScales(b, blk.scales.weight, row, col);
+  Value scales = blk.scales.weight;
+  u.scales = loadVectorClampedOrZero(
+      b, scales, {row, col}, {dim(b, scales, 0) - 1, dim(b, scales, 1) - 4},
+      cBool(b, true),
+      VectorType::get({4},
+                      cast<MemRefType>(scales.getType()).getElementType()));
   return u;
 }
 

@@ -326,9 +326,10 @@ Value kb::loadVectorClampedOrZero(IB &b, Value src, ArrayRef<Idx> indices,
   SmallVector<Value> clamped;
   for (auto [index, bound] : llvm::zip_equal(indices, last))
     clamped.push_back(arith::MinUIOp::create(b, index, bound));
+  int64_t bytes = type.getNumElements() * type.getElementTypeBitWidth() / 8;
   Value loaded =
       vector::LoadOp::create(b, type, src, clamped, /*nontemporal=*/false,
-                             llvm::MaybeAlign(16));
+                             llvm::MaybeAlign(std::min<int64_t>(bytes, 16)));
   return arith::SelectOp::create(b, valid, loaded, zero(b, type));
 }
 
