@@ -3,8 +3,10 @@
 decode sizes, and of the GEMMs above them (GPTQ above 64 rows, 32 from N 10240: ``GemmGPTQWgmma.cpp``, the
 decoded weights as wgmma's register operand; float8 above 16: the E4M3 wgmma GEMM) against the bf16 GEMM at prefill sizes: a Llama-3-8B up/gate
 projection shape, K 4096 x N 14336, with GPTQ int4 (group 128; ``gptq_blocks``: the same with
-its words in 32-column blocks, ``layout = column_blocks``) and float8 E4M3 (row scales, dynamic
-input scale) weights, and the bf16 GEMV of the same shape.
+its words in 32-column blocks, ``layout = column_blocks``; ``gptq_streaming``: the same weights
+through the streaming GEMV, ``GemvGPTQStreaming.cpp``, compiled apart into
+``quant_gemv_streaming.so``) and float8 E4M3 (row scales, dynamic input scale) weights, and the
+bf16 GEMV of the same shape.
 
     /usr/bin/python3 benchmarks/gpu/bench_quant_gemv.py --build build/bench-quant   # here
     python3 benchmarks/gpu/bench_quant_gemv.py build/bench-quant                    # on the GPU
@@ -48,6 +50,7 @@ ROWS = (1, 8, 16)
 # float8 the E4M3 wgmma GEMM (64 x 64 tiles up to 64 rows, 128 x 64 up to 128; issue 13's
 # goal: >= 0.8 of torch._scaled_mm and >= 1.6x our bf16 GEMM at M >= 2048).
 GEMM_ROWS = {"gptq": (64, 512, 2048, 8192), "gptq_blocks": (64, 512, 2048, 8192),
+             "gptq_streaming": (32,),
              "float8": (64, 512, 2048, 8192), "bf16": (64, 512, 2048, 8192)}
 # Rows of x checked against the float64 reference (all of them up to this many).
 CHECKED_ROWS = 64
@@ -63,7 +66,11 @@ WEIGHTS = {
 }
 # attn-compile flags of a weight's library (quant_gemv<suffix>.so) other than the default one.
 LIBRARY_FLAGS = {"gptq_streaming": ("_streaming", ("--gpu-gptq-gemv=streaming",))}
-GEMM_ROWS["gptq_streaming"] = (32,)
+
+
+def library_of(name):
+    """(file name suffix, attn-compile flags) of the library holding weight ``name``."""
+    return LIBRARY_FLAGS.get(name, ("", ()))
 
 
 def function_text(name, quant):
@@ -94,7 +101,7 @@ def build(folder, shape=""):
     use_shape(folder, shape)
     libraries = {}
     for name, quant in WEIGHTS.items():
-        suffix, flags = LIBRARY_FLAGS.get(name, ("", ()))
+        suffix, flags = library_of(name)
         libraries.setdefault((suffix, flags), []).append(function_text(name, quant))
     for (suffix, flags), functions in libraries.items():
         mlir = os.path.join(folder, f"quant_gemv{suffix}.mlir")
@@ -158,7 +165,7 @@ def run(folder, only=(), weights=()):
     libraries = {}
 
     def library(name):
-        suffix = LIBRARY_FLAGS.get(name, ("",))[0]
+        suffix = library_of(name)[0]
         if suffix not in libraries:
             libraries[suffix] = device_abi.load(os.path.join(folder, f"quant_gemv{suffix}.so"))
         return libraries[suffix]

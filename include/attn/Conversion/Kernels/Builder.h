@@ -188,8 +188,8 @@ Value loadVectorOrZero(IB &b, Value src,
                        Value valid, VectorType type);
 /// A `type` vector loaded (aligned to its size, at most 16 bytes) from the
 /// memref `src` at `indices`, each at most its `last` (so the memref must not
-/// be empty), replaced by zeros unless `valid`. With no branch around it, ptxas keeps
-/// many such loads in flight at once.
+/// be empty), replaced by zeros unless `valid`. With no branch around it,
+/// ptxas keeps many such loads in flight at once.
 Value loadVectorClampedOrZero(IB &b, Value src, ArrayRef<Idx> indices,
                               ArrayRef<Idx> last, Value valid,
                               VectorType type);
