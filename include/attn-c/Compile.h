@@ -90,9 +90,21 @@ typedef struct AttnCompileOptions {
   /// C compiler driver that links the shared library. Empty: $ATTN_CC, else
   /// the compiler attn-mlir was built with.
   MlirStringRef cc;
+  /// CPU: the GGUF int8 dot kernel ("auto": the best `cpu` runs;
+  /// "avx512-vnni", "avx2" or "none") and the rows up to which it serves.
+  MlirStringRef int8Dot;
+  int64_t int8MaxRows;
+  /// CUDA: the GEMV of GPTQ projections, "tma-ring" or "streaming".
+  MlirStringRef gpuGPTQGemv;
+  /// Entry points also check tensor sizes against the function's types.
+  bool abiChecks;
+  /// Instrument the generated code with AddressSanitizer (CPU only; the
+  /// program that loads the library must run the ASan runtime).
+  bool sanitizeAddress;
 } AttnCompileOptions;
 
-/// attn-compile's defaults: CPU, shared library, native CPU, sm_90a.
+/// attn-compile's defaults: CPU, shared library, native CPU, sm_90a. Fields
+/// appended in later versions keep these first ones where they are.
 MLIR_CAPI_EXPORTED AttnCompileOptions attnCompileOptionsGetDefault(void);
 
 /// Compiles `module` (attn IR; left unchanged: a copy is lowered) as

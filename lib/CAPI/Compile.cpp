@@ -116,7 +116,12 @@ AttnCompileOptions attnCompileOptionsGetDefault(void) {
           defaults.gpuSMCount,
           defaults.fuse,
           defaults.runtimeChecks,
-          mlirStringRefCreate(nullptr, 0)};
+          mlirStringRefCreate(nullptr, 0),
+          wrap(StringRef(defaults.int8Dot)),
+          defaults.int8MaxRows,
+          wrap(StringRef(defaults.gpuGPTQGemv)),
+          defaults.abiChecks,
+          defaults.sanitizeAddress};
 }
 
 /// The folder of this library: libattn_cuda_runtime is built and installed
@@ -157,6 +162,11 @@ static attn::CompileOptions toCompileOptions(const AttnCompileOptions &options) 
   result.fuse = options.fuse;
   result.runtimeChecks = options.runtimeChecks;
   result.cc = unwrap(options.cc).str();
+  result.int8Dot = unwrap(options.int8Dot).str();
+  result.int8MaxRows = options.int8MaxRows;
+  result.gpuGPTQGemv = unwrap(options.gpuGPTQGemv).str();
+  result.abiChecks = options.abiChecks;
+  result.sanitizeAddress = options.sanitizeAddress;
   result.runtimeLibraryDir = getRuntimeLibraryDir();
   return result;
 }

@@ -65,9 +65,10 @@ static Desc3 describe3(float *data) {
   return d;
 }
 
-/* Calls @rms of the library on pseudo-random input and prints the largest
-   difference from the reference computed here. */
-static void callRms(const char *path) {
+/* Calls @rms of the library on pseudo-random input, gamma described as
+   `gammaSize` long, and prints the status and, if it is 0, whether the
+   largest difference from the reference computed here is small. */
+static void callRms(const char *path, int64_t gammaSize) {
   void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!library) {
     printf("dlopen failed: %s\n", dlerror());
@@ -84,8 +85,14 @@ static void callRms(const char *path) {
   for (int i = 0; i < kDim; ++i)
     gamma[i] = 0.5f + (float)i / kDim;
   Desc3 dx = describe3(x), dout = describe3(out);
-  Desc1 dg = {gamma, gamma, 0, {kDim}, {1}};
+  Desc1 dg = {gamma, gamma, 0, {gammaSize}, {1}};
   int32_t status = rms(&dx, &dg, &dout);
+  printf("status %d", status);
+  if (status != 0) {
+    printf("\n");
+    dlclose(library);
+    return;
+  }
   double maxError = 0;
   for (int row = 0; row < kRows * kHeads; ++row) {
     const float *xr = x + row * kDim;
@@ -98,8 +105,7 @@ static void callRms(const char *path) {
       maxError = error > maxError ? error : maxError;
     }
   }
-  printf("status %d, max error below 1e-5: %s\n", status,
-         maxError < 1e-5 ? "yes" : "no");
+  printf(", max error below 1e-5: %s\n", maxError < 1e-5 ? "yes" : "no");
   dlclose(library);
 }
 
@@ -143,13 +149,27 @@ int main(int argc, char **argv) {
                         &options, printDiagnostic, compileLabel);
   printf("compiled: %s\n", mlirLogicalResultIsSuccess(compiled) ? "yes" : "no");
   // CHECK: compiled: yes
-  callRms(argv[1]);
+  callRms(argv[1], kDim);
+  // CHECK: status 0, max error below 1e-5: yes
+
+  /* With ABI checks, a gamma of the wrong size is status 8 (docs/ABI.md). */
+  AttnCompileOptions checked = attnCompileOptionsGetDefault();
+  checked.abiChecks = true;
+  compiled = attnCompileModule(module, mlirStringRefCreateFromCString(argv[1]),
+                               &checked, printDiagnostic, compileLabel);
+  printf("compiled with abi checks: %s\n",
+         mlirLogicalResultIsSuccess(compiled) ? "yes" : "no");
+  // CHECK: compiled with abi checks: yes
+  callRms(argv[1], kDim / 2);
+  // CHECK: status 8{{$}}
+  callRms(argv[1], kDim);
   // CHECK: status 0, max error below 1e-5: yes
 
   /* With a second path, a library for NVIDIA GPUs too (cuda.test). */
   if (argc == 3) {
     AttnCompileOptions cuda = attnCompileOptionsGetDefault();
     cuda.target = AttnTargetCUDA;
+    cuda.gpuGPTQGemv = mlirStringRefCreateFromCString("streaming");
     MlirLogicalResult compiledForCUDA =
         attnCompileModule(module, mlirStringRefCreateFromCString(argv[2]),
                           &cuda, printDiagnostic, compileLabel);
@@ -212,6 +232,36 @@ int main(int argc, char **argv) {
   printf("missing compiler fails: %d\n", mlirLogicalResultIsFailure(noCompiler));
   // CHECK: compile: layer.mlir:{{[0-9]+}}:{{[0-9]+}}: error: cannot find the C compiler 'attn-no-such-cc'
   // CHECK: missing compiler fails: 1
+
+  /* Each of the other options reaches the compiler: bad values are errors. */
+  AttnCompileOptions badInt8Dot = attnCompileOptionsGetDefault();
+  badInt8Dot.int8Dot = mlirStringRefCreateFromCString("sse2");
+  printf("unknown int8 kernel fails: %d\n",
+         mlirLogicalResultIsFailure(attnCompileModule(
+             module, mlirStringRefCreateFromCString(argv[1]), &badInt8Dot,
+             printDiagnostic, compileLabel)));
+  // CHECK: compile: layer.mlir:{{[0-9]+}}:{{[0-9]+}}: error: --int8-dot=sse2 is not a kernel the --mcpu target (native) can run
+  // CHECK: unknown int8 kernel fails: 1
+
+  AttnCompileOptions badGemv = attnCompileOptionsGetDefault();
+  badGemv.target = AttnTargetCUDA;
+  badGemv.gpuGPTQGemv = mlirStringRefCreateFromCString("ring");
+  printf("unknown gptq gemv fails: %d\n",
+         mlirLogicalResultIsFailure(attnCompileModule(
+             module, mlirStringRefCreateFromCString(argv[1]), &badGemv,
+             printDiagnostic, compileLabel)));
+  // CHECK: compile: layer.mlir:{{[0-9]+}}:{{[0-9]+}}: error: gptq-gemv must be tma-ring or streaming, not 'ring'
+  // CHECK: unknown gptq gemv fails: 1
+
+  AttnCompileOptions asanOnGPU = attnCompileOptionsGetDefault();
+  asanOnGPU.target = AttnTargetCUDA;
+  asanOnGPU.sanitizeAddress = true;
+  printf("sanitizer for cuda fails: %d\n",
+         mlirLogicalResultIsFailure(attnCompileModule(
+             module, mlirStringRefCreateFromCString(argv[1]), &asanOnGPU,
+             printDiagnostic, compileLabel)));
+  // CHECK: compile: layer.mlir:{{[0-9]+}}:{{[0-9]+}}: error: --sanitize=address needs --target=cpu
+  // CHECK: sanitizer for cuda fails: 1
 
   mlirModuleDestroy(module);
   mlirContextDestroy(context);
