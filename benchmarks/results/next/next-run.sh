@@ -26,27 +26,26 @@
 # If the streaming GEMV passes and is faster at M = 1-16 on the three shapes and in the
 # layer, make it the default (GPTQGemvKernel in KernelBuilder.h, gptq-gemv's default in
 # Passes.td and Pipelines.h, attn-compile's --gpu-gptq-gemv) and update the tests and docs.
-# Most important first: a call past 600 s is cut off, but what is under $OUT comes back.
 D=build/next20
 mkdir -p $OUT/r
+bench() {  # label, folder, weights, rows: printed as it comes (a cut-off call still shows it)
+  echo "== $1" | tee -a $OUT/r/bench.txt
+  mkdir -p $OUT/r/$2
+  OUT=$OUT/r/$2 timeout 120 python3 benchmarks/gpu/bench_quant_gemv.py $D/$2 --weights $3 --rows $4 2>&1 | grep -v '^{' | tee -a $OUT/r/bench.txt
+}
+# Most important first: a call past its limit is cut off; what was printed comes back.
+bench "n14336" bq gptq,gptq_streaming,bf16 1,8,16,32
 OUT=$OUT/r timeout 200 python3 test/gpu/run_device_tests.py $D/dt --stall 30 > $OUT/r/dt.log 2>&1
 tail -1 $OUT/r/dt.log; grep -v PASS $OUT/r/device-tests-table.txt | tail -n +4 | head
-bench() {  # label, folder, weights, rows
-  echo "== $1" >> $OUT/r/bench.txt
-  timeout 120 python3 benchmarks/gpu/bench_quant_gemv.py $D/$2 --weights $3 --rows $4 2>&1 | grep -v '^{' >> $OUT/r/bench.txt
-}
-bench "n14336" bq gptq,gptq_streaming,bf16 1,8,16,32
+mkdir -p $OUT/r/layer  # the folder's three models, their three decode steps
+OUT=$OUT/r/layer timeout 240 python3 benchmarks/gpu/bench_layer.py $D/layer --only decode --kernels > $OUT/r/layer.txt 2>&1
+# The layer steps, each after its 6 largest kernels (ours).
+awk '/^    / {if (n++ < 6) print; next} {n = 0} /decode/ {print}' $OUT/r/layer.txt
 bench "n4096" bq-n4096 gptq,gptq_streaming 1,8,16,32
 bench "n6144" bq-n6144 gptq,gptq_streaming 1,8,16,32
 bench "n14336, 8 warps" bq-w8 gptq_streaming 1,8,16
 bench "n14336, groups of 8 steps" bq-g8 gptq_streaming 1,8,16
-mkdir -p $OUT/r/layer  # the folder's three models, their three decode steps
-OUT=$OUT/r/layer timeout 240 python3 benchmarks/gpu/bench_layer.py $D/layer --only decode --kernels > $OUT/r/layer.txt 2>&1
 BQ=$D/bq OUT=$OUT/r/ncu timeout 120 benchmarks/gpu/profile_kernels.sh gptq-streaming gptq > $OUT/r/ncu.txt 2>&1
-# One file back (the machine returns at most 8), the tables printed.
-cat $OUT/r/bench.txt
-# The layer steps, each after its 6 largest kernels (ours).
-awk '/^    / {if (n++ < 6) print; next} {n = 0} /decode/ {print}' $OUT/r/layer.txt
 grep -A14 "^== " $OUT/r/ncu.txt | cut -c1-110
-mv $OUT/bench-quant-gemv.json $OUT/r/ 2>/dev/null
+# One file back (the machine returns at most 8).
 tar czf $OUT/results.tgz -C $OUT r && rm -rf $OUT/r
