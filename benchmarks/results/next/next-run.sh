@@ -24,8 +24,11 @@
 # 5. Two untimed choices of the streaming GEMV at N 14336 (this folder's patches): 8 warps
 #    a block instead of 4 (bq-w8), groups of 8 steps loaded ahead instead of 4 (bq-g8).
 # If the streaming GEMV passes and is faster at M = 1-16 on the three shapes and in the
-# layer, make it the default (GPTQGemvKernel in KernelBuilder.h, gptq-gemv's default in
-# Passes.td and Pipelines.h, attn-compile's --gpu-gptq-gemv) and update the tests and docs.
+# layer, make it the default: `git apply benchmarks/results/next/streaming-default.patch`
+# (the five defaults; lit tests of the TMA ring pass gptq-gemv=tma-ring, the default pipeline's
+# test checks the streaming kernels; device modules and quant_gemv.so keep the TMA ring beside
+# the *_streaming ones), then `ninja -C build attn-doc`, check-attn, and the docs' text
+# (GPULowering.md's streaming paragraph, performance.md).
 D=build/next20
 mkdir -p $OUT/r
 bench() {  # label, folder, weights, rows: printed as it comes (a cut-off call still shows it)
