@@ -109,6 +109,15 @@ static void callRms(const char *path, int64_t gammaSize) {
   dlclose(library);
 }
 
+/* Whether compiling `module` to `path` with `options` fails (the diagnostics
+   printed after "compile:"). */
+static int compileFails(MlirModule module, const char *path,
+                        const AttnCompileOptions *options) {
+  return mlirLogicalResultIsFailure(
+      attnCompileModule(module, mlirStringRefCreateFromCString(path), options,
+                        printDiagnostic, compileLabel));
+}
+
 int main(int argc, char **argv) {
   if (argc != 2 && argc != 3) {
     fprintf(stderr, "usage: attn-capi-test OUTPUT.so [CUDA-OUTPUT.so]\n");
@@ -237,9 +246,7 @@ int main(int argc, char **argv) {
   AttnCompileOptions badInt8Dot = attnCompileOptionsGetDefault();
   badInt8Dot.int8Dot = mlirStringRefCreateFromCString("sse2");
   printf("unknown int8 kernel fails: %d\n",
-         mlirLogicalResultIsFailure(attnCompileModule(
-             module, mlirStringRefCreateFromCString(argv[1]), &badInt8Dot,
-             printDiagnostic, compileLabel)));
+         compileFails(module, argv[1], &badInt8Dot));
   // CHECK: compile: layer.mlir:{{[0-9]+}}:{{[0-9]+}}: error: --int8-dot=sse2 is not a kernel the --mcpu target (native) can run
   // CHECK: unknown int8 kernel fails: 1
 
@@ -247,9 +254,7 @@ int main(int argc, char **argv) {
   badGemv.target = AttnTargetCUDA;
   badGemv.gpuGPTQGemv = mlirStringRefCreateFromCString("ring");
   printf("unknown gptq gemv fails: %d\n",
-         mlirLogicalResultIsFailure(attnCompileModule(
-             module, mlirStringRefCreateFromCString(argv[1]), &badGemv,
-             printDiagnostic, compileLabel)));
+         compileFails(module, argv[1], &badGemv));
   // CHECK: compile: layer.mlir:{{[0-9]+}}:{{[0-9]+}}: error: gptq-gemv must be tma-ring or streaming, not 'ring'
   // CHECK: unknown gptq gemv fails: 1
 
@@ -257,9 +262,7 @@ int main(int argc, char **argv) {
   asanOnGPU.target = AttnTargetCUDA;
   asanOnGPU.sanitizeAddress = true;
   printf("sanitizer for cuda fails: %d\n",
-         mlirLogicalResultIsFailure(attnCompileModule(
-             module, mlirStringRefCreateFromCString(argv[1]), &asanOnGPU,
-             printDiagnostic, compileLabel)));
+         compileFails(module, argv[1], &asanOnGPU));
   // CHECK: compile: layer.mlir:{{[0-9]+}}:{{[0-9]+}}: error: --sanitize=address needs --target=cpu
   // CHECK: sanitizer for cuda fails: 1
 
