@@ -235,10 +235,8 @@ int main(int argc, char **argv) {
   // CHECK: unknown pass fails: 1
 
   options.cc = mlirStringRefCreateFromCString("attn-no-such-cc");
-  MlirLogicalResult noCompiler =
-      attnCompileModule(module, mlirStringRefCreateFromCString(argv[1]),
-                        &options, printDiagnostic, compileLabel);
-  printf("missing compiler fails: %d\n", mlirLogicalResultIsFailure(noCompiler));
+  printf("missing compiler fails: %d\n",
+         compileFails(module, argv[1], &options));
   // CHECK: compile: layer.mlir:{{[0-9]+}}:{{[0-9]+}}: error: cannot find the C compiler 'attn-no-such-cc'
   // CHECK: missing compiler fails: 1
 
