@@ -1,8 +1,9 @@
-"""A small PTX interpreter: the instructions of the projection kernels (integer and f32
-arithmetic, bf16x2 / f16x2 adds, prmt, shfl.sync.idx, ld / st, cp.async with commit / wait
-groups, ldmatrix, mma.sync m16n8k16, wgmma.mma_async (bf16, f16, E4M3; K-major operands
-with the 128-byte swizzle; bf16 / f16 A from registers), bar.sync with named barriers; mbarriers and 2-D TMA box copies
-with the 128-byte swizzle), so that a kernel can be checked on a machine without a GPU.
+"""A small PTX interpreter: the instructions of the projection kernels and of attention's
+combine (integer and f32 arithmetic, ex2, bf16x2 / f16x2 adds, prmt, shfl.sync.idx, ld / st,
+cp.async with commit / wait groups, ldmatrix, mma.sync m16n8k16, wgmma.mma_async (bf16, f16,
+E4M3; K-major operands with the 128-byte swizzle; bf16 / f16 A from registers), bar.sync with
+named barriers; mbarriers and 2-D TMA box copies with the 128-byte swizzle), so that a
+kernel can be checked on a machine without a GPU.
 
 One block at a time; each instruction runs for all threads at the lowest program counter at
 once (numpy arrays over the threads). `bar.sync id, n` holds its threads until n of them
@@ -431,19 +432,42 @@ class Block:
             return
         self.binop(name, ops, mask, lambda a, b: a + b)
 
+    def f32_binop(self, ops, mask, f):
+        a, b = f32_of(self.val(ops[1], mask)), f32_of(self.val(ops[2], mask))
+        with np.errstate(all="ignore"):
+            self.setreg(ops[0], bits_of_f32(f(a, b)), mask, 32)
+
     def op_min(self, name, ops, mask, pc):
+        if name[-1] == "f32":  # .NaN propagates NaN; plain min returns the other operand
+            self.f32_binop(ops, mask, np.minimum if "NaN" in name else np.fmin)
+            return
         self.binop(name, ops, mask, np.minimum)
 
     def op_max(self, name, ops, mask, pc):
+        if name[-1] == "f32":
+            self.f32_binop(ops, mask, np.maximum if "NaN" in name else np.fmax)
+            return
         self.binop(name, ops, mask, np.maximum)
 
     def op_div(self, name, ops, mask, pc):
+        if name[-1] == "f32":  # IEEE division (div.rn; div.full / approx are within 2 ulp)
+            self.f32_binop(ops, mask, np.divide)
+            return
         self.binop(name, ops, mask, lambda a, b: a // np.where(b == 0, 1, b))
+
+    def op_ex2(self, name, ops, mask, pc):
+        """ex2.approx.f32 as the exact 2^x rounded to f32 (the hardware's is within 2 ulp)."""
+        a = f32_of(self.val(ops[1], mask)).astype(np.float64)
+        with np.errstate(all="ignore"):
+            self.setreg(ops[0], bits_of_f32(np.exp2(a).astype(np.float32)), mask, 32)
 
     def op_rem(self, name, ops, mask, pc):
         self.binop(name, ops, mask, lambda a, b: a % np.where(b == 0, 1, b))
 
     def op_sub(self, name, ops, mask, pc):
+        if name[-1] == "f32":
+            self.f32_binop(ops, mask, np.subtract)
+            return
         self.binop(name, ops, mask, lambda a, b: a - b)
 
     def op_and(self, name, ops, mask, pc):
@@ -554,6 +578,10 @@ class Block:
             hi = back(f32_of(self.val(ops[1], mask)))
             lo = back(f32_of(self.val(ops[2], mask)))
             self.setreg(ops[0], lo | (hi << np.uint64(16)), mask, 32)
+            return
+        if dt in ("bf16", "f16") and st == "f32":
+            back = f32_to_bf16 if dt == "bf16" else f32_to_f16
+            self.setreg(ops[0], back(f32_of(self.val(ops[1], mask))), mask, 16)
             return
         if dt == "f32" and st == "f16":
             self.setreg(ops[0], bits_of_f32(f16_to_f32(self.val(ops[1], mask))), mask, 32)

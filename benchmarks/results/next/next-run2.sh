@@ -1,25 +1,31 @@
 #!/bin/bash
-# The second call of the deciding run: how many key splits a decode step's attention takes.
-# Decode caps splits at one per 256 keys (kMinSplitKeys), so 8 x 512 runs 3 splits of three
-# 64-key tiles each, one after another in every block; the patches decode-split{64,128}.patch
-# lower the cap to one split per 64 / 128 keys for decode only.
-# Build (from HEAD, about 1 minute):
-#   /usr/bin/python3 benchmarks/gpu/build_bench_layer.py build/next20/layer-base --models llama3-8b,llama3-8b-gptq
+# The second call of the deciding run (twenty-second session): the decode step's attention.
+# 1. Every device case (358) on the one-pass combine (Attention/Combine.cpp: four partials a
+#    trip with a running maximum, instead of two dependent passes over all of them).
+# 2. The decode steps, alternating rounds (bench_builds.py), of
+#    - HEAD before the one-pass combine (layer-base) against it (layer-combine);
+#    - layer-combine against the same with decode splits of one per 64 / 128 keys instead of
+#      one per 256 (decode-split{64,128}.patch: 8 x 512 goes from 3 splits of three 64-key
+#      tiles to 9 / 5 splits; the tiles of a block run one after another).
+# Build (about 6 minutes; layer-base at the commit before the combine change):
+#   /usr/bin/python3 test/gpu/build_device_tests.py build/next21/dt-all
+#   /usr/bin/python3 benchmarks/gpu/build_bench_layer.py build/next21/layer-combine --models llama3-8b,llama3-8b-gptq
 #   for n in 64 128; do git apply benchmarks/results/next/decode-split$n.patch && ninja -C build attn-compile &&
-#     /usr/bin/python3 benchmarks/gpu/build_bench_layer.py build/next20/layer-split$n --models llama3-8b,llama3-8b-gptq
+#     /usr/bin/python3 benchmarks/gpu/build_bench_layer.py build/next21/layer-combine-split$n --models llama3-8b,llama3-8b-gptq
 #     git checkout lib/; done; ninja -C build attn-compile
-#   cp benchmarks/results/next/next-run2.sh build/next20/run2.sh
-# Run: run(command="build/next20/run2.sh", carry=["build/next20"])
-D=build/next20
+#   cp benchmarks/results/next/next-run2.sh build/next21/run.sh
+# Run: run(command="build/next21/run.sh", carry=["build/next21"])
+D=build/next21
 mkdir -p $OUT/r
-for n in 64 128; do  # A - B > 0: the variant is faster
-  mkdir -p $OUT/r/split$n
-  OUT=$OUT/r/split$n timeout 170 python3 benchmarks/gpu/bench_builds.py $D/layer-base $D/layer-split$n \
-    --labels base,split$n --rounds 9 > $OUT/r/split$n.txt 2>&1
-  tail -8 $OUT/r/split$n.txt
-done
-# The variant's error against PyTorch eager, and its kernels.
-mkdir -p $OUT/r/layer-split64
-OUT=$OUT/r/layer-split64 timeout 150 python3 benchmarks/gpu/bench_layer.py $D/layer-split64 --only decode --kernels > $OUT/r/layer-split64.txt 2>&1
-awk '/^    / {if (n++ < 6) print; next} {n = 0} /decode/ {print}' $OUT/r/layer-split64.txt | tail -30
+OUT=$OUT/r timeout 300 python3 test/gpu/run_device_tests.py $D/dt-all --stall 30 > $OUT/r/dt.log 2>&1
+tail -1 $OUT/r/dt.log; grep -v PASS $OUT/r/device-tests-table.txt | tail -n +4 | head
+pair() {  # A, B: A - B > 0 means B is faster
+  mkdir -p $OUT/r/$2
+  OUT=$OUT/r/$2 timeout 150 python3 benchmarks/gpu/bench_builds.py $D/$1 $D/$2 --labels $1,$2 \
+    --rounds 9 > $OUT/r/$2.txt 2>&1
+  tail -8 $OUT/r/$2.txt
+}
+pair layer-base layer-combine
+pair layer-combine layer-combine-split64
+pair layer-combine layer-combine-split128
 tar czf $OUT/results2.tgz -C $OUT r && rm -rf $OUT/r

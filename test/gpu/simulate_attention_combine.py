@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""Runs attention's combine kernel (``Attention/Combine.cpp``: flash-decoding's merge of the
+key splits' partial outputs) in the PTX interpreter (``ptx_sim.py``) on random partials and
+checks every output against a float64 reference, without a GPU.
+
+Each (row, head) has `parts` partials: a normalised output o_s [D] and its log2-sum-exp
+lse_s (-inf for a split that saw no key). The merged output is
+sum_s 2^(lse_s - max lse) o_s / sum_s 2^(lse_s - max lse), and 0 where every split was empty.
+The kernel takes four partials a trip with a running maximum, so the cases cover part counts
+below, at and past multiples of four, a maximum that rises from trip to trip (the sums
+rescaled), empty splits in every position and rows whose splits are all empty. An output must
+lie within half a bf16 ulp of the reference plus 2^-20 of it (the f32 sums and ex2).
+
+    /usr/bin/python3 test/gpu/simulate_attention_combine.py      # seconds (a lit test)
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import ptx_sim  # noqa: E402
+from simulate_gptq_gemm import Memory, descriptor, from_bits  # noqa: E402
+
+ATTN_OPT = os.environ.get("ATTN_OPT", os.path.join(REPO, "build", "bin", "attn-opt"))
+HEADS, KV_HEADS, HEAD_DIM, PAGE = 4, 2, 64, 16
+THREADS = 256
+F32_BOUND = 2.0 ** -20
+
+MODULE = f"""
+func.func @decode(%q: tensor<?x{HEADS}x{HEAD_DIM}xbf16>,
+                  %blocks: tensor<?x2x1x{PAGE}x{KV_HEADS}x{HEAD_DIM}xbf16>,
+                  %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>)
+    -> tensor<?x{HEADS}x{HEAD_DIM}xbf16> {{
+  %o = attn.paged_flash_attention %q, %blocks layer 0 positions(%off, %len) pages(%lut)
+      : tensor<?x{HEADS}x{HEAD_DIM}xbf16>, tensor<?x2x1x{PAGE}x{KV_HEADS}x{HEAD_DIM}xbf16>,
+        tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  return %o : tensor<?x{HEADS}x{HEAD_DIM}xbf16>
+}}
+"""
+
+
+def combine_ptx():
+    """The PTX of the module's kernels; without run-time checks the combine reads no status
+    word."""
+    out = subprocess.run([ATTN_OPT, "-", "--attn-lower-to-nvvm=format=isa runtime-checks=false"],
+                         input=MODULE, capture_output=True, text=True, check=True).stdout
+    text = re.search(r'assembly = "((?:[^"\\]|\\.)*)"', out).group(1)
+    text = re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
+    return text.replace("\\\\", "\\")
+
+
+def reference(o, lse):
+    """float64 merge of o [parts, rows, heads, D] by lse [parts, rows, heads]."""
+    top = lse.max(axis=0)
+    base = np.where(np.isneginf(top), 0.0, top)
+    w = np.exp2(lse - base)  # 0 for an empty split
+    total = w.sum(axis=0)
+    merged = (w[..., None] * o).sum(axis=0)
+    out = np.where(total[..., None] > 0, merged / np.where(total > 0, total, 1)[..., None], 0.0)
+    return out, (w[..., None] * np.abs(o)).sum(axis=0) / np.where(total > 0, total, 1)[..., None]
+
+
+def partials(rng, parts, rows, rising):
+    """Random partials: outputs in [-2, 2], lse in [-8, 8] (rising over the parts if
+    `rising`), about a fifth of the splits empty, and row 0's head 1 empty in every split."""
+    o = rng.uniform(-2, 2, (parts, rows, HEADS, HEAD_DIM))
+    lse = rng.uniform(-8, 8, (parts, rows, HEADS))
+    if rising:
+        lse += 6.0 * np.arange(parts)[:, None, None]
+    lse[rng.random(lse.shape) < 0.2] = -np.inf
+    lse[:, 0, 1] = -np.inf
+    # An empty split writes a finite output (the kernel weighs it 0).
+    return o.astype(np.float32), lse.astype(np.float32)
+
+
+def simulate(ptx, parts, rows, rising=False, seed=0):
+    """The worst error of the combine's outputs, as a fraction of the allowed one."""
+    rng = np.random.default_rng(seed)
+    o, lse = partials(rng, parts, rows, rising)
+    mem = Memory()
+    params = descriptor(mem.put(o), list(o.shape))
+    params += descriptor(mem.put(lse), list(lse.shape))
+    out_addr = mem.put(np.full((rows, HEADS, HEAD_DIM), 0x7FFF, dtype=np.uint16))  # NaNs
+    params += descriptor(out_addr, [rows, HEADS, HEAD_DIM])
+    count = rows * HEADS * HEAD_DIM
+    params += [parts, count]
+    grid = (-(-count // THREADS), 1)
+    ptx_sim.run_kernel(ptx, "attention_combine", grid, THREADS, params, 0, mem.buf)
+    got = from_bits(mem.get(out_addr, np.uint16, (rows, HEADS, HEAD_DIM)), "bf16")
+    want, magnitude = reference(o.astype(np.float64), lse.astype(np.float64))
+    ulp = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(want), 2.0 ** -126))) - 7)
+    allowed = 0.5 * ulp + F32_BOUND * magnitude
+    err = np.abs(got - want)
+    err[np.isnan(got)] = np.inf
+    return float((err / allowed).max())
+
+
+def main():
+    ptx = combine_ptx()
+    cases = [(2, 3, False), (3, 2, True), (4, 2, False), (5, 3, True), (8, 1, True),
+             (13, 2, False), (13, 2, True), (36, 1, True)]
+    failed = 0
+    for parts, rows, rising in cases:
+        worst = simulate(ptx, parts, rows, rising, seed=parts * 10 + rows)
+        ok = worst <= 1.0
+        failed += not ok
+        print(f"combine parts {parts} rows {rows}{' rising' if rising else ''}: worst error "
+              f"{worst:.3f} of the allowed {'ok' if ok else 'FAILED'}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
