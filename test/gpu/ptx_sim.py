@@ -182,7 +182,9 @@ class Block:
         self.smem = np.zeros(self.smem_base + smem_bytes + 64, dtype=np.uint8)
         # The mbarrier each thread waits on (-1: none); bar.sync's id per waiting thread.
         self.blocked = np.full(self.T, -1, dtype=np.int64)
-        self.ctaid, self.nctaid = ctaid, nctaid
+        # Grids of one or two dimensions extend with 1s (z = 0).
+        self.ctaid = tuple(ctaid) + (0,) * (3 - len(ctaid))
+        self.nctaid = tuple(nctaid) + (1,) * (3 - len(nctaid))
         self.regs = {}
         self.pc = np.zeros(self.T, dtype=np.int64)
         self.done = np.zeros(self.T, dtype=bool)
@@ -198,10 +200,10 @@ class Block:
                 return np.arange(self.T, dtype=np.uint64)
             if op == "%ctaid.x":
                 return np.full(self.T, self.ctaid[0], dtype=np.uint64)
-            if op == "%ctaid.y":
-                return np.full(self.T, self.ctaid[1], dtype=np.uint64)
-            if op in ("%nctaid.x", "%nctaid.y"):
-                return np.full(self.T, self.nctaid["xy".index(op[-1])], dtype=np.uint64)
+            if op in ("%ctaid.y", "%ctaid.z"):
+                return np.full(self.T, self.ctaid["xyz".index(op[-1])], dtype=np.uint64)
+            if op in ("%nctaid.x", "%nctaid.y", "%nctaid.z"):
+                return np.full(self.T, self.nctaid["xyz".index(op[-1])], dtype=np.uint64)
             if op == "%ntid.x":
                 return np.full(self.T, self.T, dtype=np.uint64)
             return self.regs[op].copy()
@@ -267,7 +269,7 @@ class Block:
         s = self.stmts[pc]
         if s.startswith("wgmma.mma_async"):
             return 128
-        return 32 if s.startswith(("ldmatrix", "mma", "shfl")) else 0
+        return 32 if s.startswith(("ldmatrix", "mma", "shfl", "vote")) else 0
 
     def run(self, max_steps=10_000_000):
         """Lowest-PC threads first. `bar.sync id[, n]` holds its threads until n (default:
@@ -455,6 +457,16 @@ class Block:
             return
         self.binop(name, ops, mask, lambda a, b: a // np.where(b == 0, 1, b))
 
+    def op_neg(self, name, ops, mask, pc):
+        assert name[-1] == "f32", name
+        self.setreg(ops[0], bits_of_f32(-f32_of(self.val(ops[1], mask))), mask, 32)
+
+    def op_rcp(self, name, ops, mask, pc):
+        """rcp.rn.f32 (rcp.approx is within 1 ulp)."""
+        a = f32_of(self.val(ops[1], mask))
+        with np.errstate(all="ignore"):
+            self.setreg(ops[0], bits_of_f32(np.float32(1.0) / a), mask, 32)
+
     def op_ex2(self, name, ops, mask, pc):
         """ex2.approx.f32 as the exact 2^x rounded to f32 (the hardware's is within 2 ulp)."""
         a = f32_of(self.val(ops[1], mask)).astype(np.float64)
@@ -583,6 +595,10 @@ class Block:
             back = f32_to_bf16 if dt == "bf16" else f32_to_f16
             self.setreg(ops[0], back(f32_of(self.val(ops[1], mask))), mask, 16)
             return
+        if dt == "f32" and st in ("s32", "u32", "s64", "u64"):
+            v = self._int(st, self.val(ops[1], mask)).astype(np.float64)
+            self.setreg(ops[0], bits_of_f32(v.astype(np.float32)), mask, 32)
+            return
         if dt == "f32" and st == "f16":
             self.setreg(ops[0], bits_of_f32(f16_to_f32(self.val(ops[1], mask))), mask, 32)
             return
@@ -597,7 +613,8 @@ class Block:
 
     def op_fma(self, name, ops, mask, pc):
         a, b, c = (f32_of(self.val(o, mask)).astype(np.float64) for o in ops[1:4])
-        self.setreg(ops[0], bits_of_f32((a * b + c).astype(np.float32)), mask, 32)
+        with np.errstate(invalid="ignore"):  # lanes outside the mask may hold anything
+            self.setreg(ops[0], bits_of_f32((a * b + c).astype(np.float32)), mask, 32)
 
     def op_prmt(self, name, ops, mask, pc):
         a, b, c = (self.val(o, mask) & M32 for o in ops[1:4])
@@ -723,7 +740,10 @@ class Block:
         return warps
 
     def op_ldmatrix(self, name, ops, mask, pc):
-        assert "x4" in name and "trans" not in name
+        """x4: lane l gets elements (l / 4, 2 (l % 4) + {0, 1}) of each 8 x 8 matrix, whose row r
+        lane 8 j + r addresses; .trans: of the transposed matrix."""
+        assert "x4" in name
+        trans = "trans" in name
         dsts = [d.strip() for d in ops[0].strip("{}").split(",")]
         addrs = self.addr(ops[1], mask)
         for w in self.warp_lanes(mask, pc):
@@ -732,8 +752,12 @@ class Block:
             for j in range(4):
                 for lane in range(32):
                     row, col = lane // 4, 2 * (lane % 4)
-                    a = int(addrs[base + 8 * j + row]) + 2 * col
-                    raw = self.mem_read("shared", a, 4)
+                    if trans:
+                        lo, hi = (self.mem_read("shared", int(addrs[base + 8 * j + col + e]) + 2 * row, 2)
+                                  for e in (0, 1))
+                        raw = np.concatenate([lo, hi])
+                    else:
+                        raw = self.mem_read("shared", int(addrs[base + 8 * j + row]) + 2 * col, 4)
                     out[j, lane] = int.from_bytes(raw.tobytes(), "little")
             for j, d in enumerate(dsts):
                 v = self.regs.get(d, np.zeros(self.T, dtype=np.uint64)).copy()
@@ -776,7 +800,8 @@ class Block:
 
 
     def op_shfl(self, name, ops, mask, pc):
-        assert name[1:4] == ["sync", "idx", "b32"], name
+        assert name[1] == "sync" and name[2] in ("idx", "bfly") and name[3] == "b32", name
+        bfly = name[2] == "bfly"
         dst = ops[0].split("|")[0]
         src, lane_op, c = self.val(ops[1], mask), self.val(ops[2], mask), self.val(ops[3], mask)
         out = np.zeros(self.T, dtype=np.uint64)
@@ -786,9 +811,19 @@ class Block:
                 seg = (int(c[i]) >> 8) & 31
                 lo = lane & seg
                 hi = lo | (int(c[i]) & 31 & ~seg)
-                j = lo | (int(lane_op[i]) & 31 & ~seg)
+                j = (lane ^ (int(lane_op[i]) & 31)) if bfly else lo | (int(lane_op[i]) & 31 & ~seg)
                 out[i] = src[32 * w + (j if j <= hi else lane)]
         self.setreg(dst, out, mask, 32)
+
+    def op_vote(self, name, ops, mask, pc):
+        """vote.sync.any.pred over the warp's live lanes (a full member mask)."""
+        assert name[1:] == ["sync", "any", "pred"], name
+        p = (self.val(ops[1], mask) & np.uint64(1)).astype(bool)
+        out = np.zeros(self.T, dtype=np.uint64)
+        for w in self.warp_lanes(mask, pc):
+            lanes = slice(32 * w, 32 * w + 32)
+            out[lanes] = np.uint64(bool((p & mask)[lanes].any()))
+        self.setreg(ops[0], out, mask, 1)
 
     def op_setmaxnreg(self, name, ops, mask, pc):
         pass
@@ -861,8 +896,11 @@ class Block:
 
 
 def run_kernel(ptx, entry, grid, block, params, smem_bytes, gmem, tensor_maps=None):
+    """Runs every block of `grid` (x, y[, z]) one after another."""
     stmts, labels, shared = parse(ptx, entry)
-    for by in range(grid[1]):
-        for bx in range(grid[0]):
-            Block(stmts, labels, params, gmem, smem_bytes, (bx, by), block,
-                  tensor_maps=tensor_maps, nctaid=grid, shared=shared).run()
+    grid = tuple(grid) + (1,) * (3 - len(grid))
+    for bz in range(grid[2]):
+        for by in range(grid[1]):
+            for bx in range(grid[0]):
+                Block(stmts, labels, params, gmem, smem_bytes, (bx, by, bz), block,
+                      tensor_maps=tensor_maps, nctaid=grid, shared=shared).run()

@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""Runs the decode schedule of paged flash attention (``Attention/Decode.cpp``: a 16-row tile of
+(query row, GQA head) pairs a block, its four warps splitting every 64-key tile, K / V staged by
+cp.async through the page table) and then the combine kernel in the PTX interpreter
+(``ptx_sim.py``), and checks every output against ``reference.flash_attention_paged``
+(float64), without a GPU.
+
+The kernel rounds P to bf16 for the P V product, so an output may differ from the reference by
+half a bf16 ulp (its own rounding) plus 2^-8 of sum_j p_j |v_j| / sum_j p_j (P's rounding, 2^-9
+relative, with a factor 2 for the f32 scores, exp2 and sums).
+
+    /usr/bin/python3 test/gpu/simulate_attention_decode.py      # about a minute (a lit test)
+
+Cases: pages of 64 keys (a key tile in one page: the flat index path) and of 16 (each copy
+looks its page up); 1, 3 and 8 key splits (blockIdx.z), so splits with several tiles, one tile
+and none; sequences whose new rows need the causal mask inside the last tile; a sequence with
+no new row; cache lengths that end inside a tile.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path[:0] = [HERE, os.path.join(REPO, "python")]
+
+import ptx_sim  # noqa: E402
+from attn import reference  # noqa: E402
+from simulate_gptq_gemm import Memory, descriptor, from_bits, to_bits  # noqa: E402
+
+ATTN_OPT = os.environ.get("ATTN_OPT", os.path.join(REPO, "build", "bin", "attn-opt"))
+HEADS, KV_HEADS, HEAD_DIM = 4, 2, 64
+GROUP = HEADS // KV_HEADS
+# Attention/Problem.h: a decode tile holds 16 (row, head) pairs; four warps of 32 threads.
+DECODE_ROWS, WARPS, THREADS, DECODE_MODE = 16, 4, 128, 1
+P_BOUND = 2.0 ** -8
+
+
+def module(page):
+    q = f"tensor<?x{HEADS}x{HEAD_DIM}xbf16>"
+    blocks = f"tensor<?x2x1x{page}x{KV_HEADS}x{HEAD_DIM}xbf16>"
+    return f"""
+func.func @decode(%q: {q}, %blocks: {blocks}, %off: tensor<?xi32>, %len: tensor<?xi32>,
+                  %lut: tensor<?x?xi32>) -> {q} {{
+  %o = attn.paged_flash_attention %q, %blocks layer 0 positions(%off, %len) pages(%lut)
+      : {q}, {blocks}, tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
+  return %o : {q}
+}}
+"""
+
+
+def kernels_ptx(page):
+    out = subprocess.run([ATTN_OPT, "-", "--attn-lower-to-nvvm=format=isa runtime-checks=false"],
+                         input=module(page), capture_output=True, text=True, check=True).stdout
+    text = re.search(r'assembly = "((?:[^"\\]|\\.)*)"', out).group(1)
+    text = re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
+    return text.replace("\\\\", "\\")
+
+
+def simulate(ptx, page, q_lens, cache_lens, splits, seed=0):
+    """The worst error as a fraction of the allowed one."""
+    rng = np.random.default_rng(seed)
+    batch, tokens = len(q_lens), sum(q_lens)
+    offsets = np.concatenate([[0], np.cumsum(q_lens)]).astype(np.int32)
+    kv_lens = [c + n for c, n in zip(cache_lens, q_lens)]
+    pages_each = max(-(-n // page) for n in kv_lens)
+    pages = batch * pages_each + 1
+    lookup = rng.permutation(pages)[:batch * pages_each].reshape(batch, pages_each).astype(np.int32)
+    q = to_bits(rng.uniform(-1, 1, (tokens, HEADS, HEAD_DIM)) * 2, "bf16")
+    blocks = to_bits(rng.uniform(-1, 1, (pages, 2, 1, page, KV_HEADS, HEAD_DIM)), "bf16")
+    parts = splits * WARPS
+
+    mem = Memory(1 << 22)
+    out_addr = mem.put(np.full((tokens, HEADS, HEAD_DIM), 0x7FFF, dtype=np.uint16))  # NaNs
+    o_part = mem.put(np.full((parts, tokens, HEADS, HEAD_DIM), np.nan, dtype=np.float32))
+    lse_part = mem.put(np.full((parts, tokens, HEADS), np.nan, dtype=np.float32))
+    params = descriptor(mem.put(q), [tokens, HEADS, HEAD_DIM])
+    params += descriptor(out_addr, [tokens, HEADS, HEAD_DIM])
+    params += descriptor(mem.put(offsets), [batch + 1])
+    params += descriptor(mem.put(blocks), list(blocks.shape))
+    params += descriptor(mem.put(np.asarray(cache_lens, dtype=np.int32)), [batch])
+    params += descriptor(mem.put(lookup), list(lookup.shape))
+    params += [0]  # layer
+    params += descriptor(o_part, [parts, tokens, HEADS, HEAD_DIM])
+    params += descriptor(lse_part, [parts, tokens, HEADS])
+    params += [splits, DECODE_MODE]
+    # LaunchPlan: at most ceil(T / rows) + B query tiles, a block per (tile, KV head, split).
+    query_tiles = -(-tokens // (DECODE_ROWS // GROUP)) + batch
+    ptx_sim.run_kernel(ptx, "paged_flash_attention_decode",
+                       (query_tiles * KV_HEADS, 1, splits), THREADS, params, 0, mem.buf)
+    count = tokens * HEADS * HEAD_DIM
+    combine = descriptor(o_part, [parts, tokens, HEADS, HEAD_DIM])
+    combine += descriptor(lse_part, [parts, tokens, HEADS])
+    combine += descriptor(out_addr, [tokens, HEADS, HEAD_DIM]) + [parts, count]
+    ptx_sim.run_kernel(ptx, "attention_combine", (-(-count // 256), 1), 256, combine, 0, mem.buf)
+
+    got = from_bits(mem.get(out_addr, np.uint16, (tokens, HEADS, HEAD_DIM)), "bf16")
+    qf, bf = from_bits(q, "bf16"), from_bits(blocks, "bf16")
+    want = reference.flash_attention_paged(qf, bf, cache_lens, lookup, offsets, 0)
+    # sum_j p_j |v_j| / sum_j p_j: the reference on |V|, the same weights.
+    abs_blocks = bf.copy()
+    abs_blocks[:, 1] = np.abs(abs_blocks[:, 1])
+    magnitude = reference.flash_attention_paged(qf, abs_blocks, cache_lens, lookup, offsets, 0)
+    ulp = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(want), 2.0 ** -126))) - 7)
+    allowed = 0.5 * ulp + P_BOUND * magnitude
+    err = np.abs(got - want)
+    err[np.isnan(got)] = np.inf
+    return float((err / allowed).max())
+
+
+CASES = [
+    # page, new rows per sequence, cache lengths, splits
+    (64, [1, 2, 1], [70, 5, 130], 1),
+    (64, [1, 2, 1], [70, 5, 130], 3),
+    (64, [1, 0, 3], [200, 9, 63], 8),
+    (16, [1, 2], [40, 17], 1),
+    (16, [1, 2], [40, 17], 3),
+]
+
+
+def main():
+    failed = 0
+    ptx = {}
+    for page, q_lens, cache_lens, splits in CASES:
+        if page not in ptx:
+            ptx[page] = kernels_ptx(page)
+        worst = simulate(ptx[page], page, q_lens, cache_lens, splits, seed=splits + page)
+        ok = worst <= 1.0
+        failed += not ok
+        print(f"decode page {page} rows {q_lens} cache {cache_lens} splits {splits}: worst "
+              f"error {worst:.3f} of the allowed {'ok' if ok else 'FAILED'}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
