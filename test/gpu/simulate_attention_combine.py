@@ -15,45 +15,20 @@ lie within half a bf16 ulp of the reference plus 2^-20 of it (the f32 sums and e
 """
 
 import os
-import re
-import subprocess
 import sys
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import ptx_sim  # noqa: E402
+import simulate_attention_decode  # noqa: E402
 from simulate_gptq_gemm import Memory, descriptor, from_bits  # noqa: E402
 
-ATTN_OPT = os.environ.get("ATTN_OPT", os.path.join(REPO, "build", "bin", "attn-opt"))
-HEADS, KV_HEADS, HEAD_DIM, PAGE = 4, 2, 64, 16
+HEADS, HEAD_DIM, PAGE = simulate_attention_decode.HEADS, simulate_attention_decode.HEAD_DIM, 64
 THREADS = 256
 F32_BOUND = 2.0 ** -20
-
-MODULE = f"""
-func.func @decode(%q: tensor<?x{HEADS}x{HEAD_DIM}xbf16>,
-                  %blocks: tensor<?x2x1x{PAGE}x{KV_HEADS}x{HEAD_DIM}xbf16>,
-                  %off: tensor<?xi32>, %len: tensor<?xi32>, %lut: tensor<?x?xi32>)
-    -> tensor<?x{HEADS}x{HEAD_DIM}xbf16> {{
-  %o = attn.paged_flash_attention %q, %blocks layer 0 positions(%off, %len) pages(%lut)
-      : tensor<?x{HEADS}x{HEAD_DIM}xbf16>, tensor<?x2x1x{PAGE}x{KV_HEADS}x{HEAD_DIM}xbf16>,
-        tensor<?xi32>, tensor<?xi32>, tensor<?x?xi32>
-  return %o : tensor<?x{HEADS}x{HEAD_DIM}xbf16>
-}}
-"""
-
-
-def combine_ptx():
-    """The PTX of the module's kernels; without run-time checks the combine reads no status
-    word."""
-    out = subprocess.run([ATTN_OPT, "-", "--attn-lower-to-nvvm=format=isa runtime-checks=false"],
-                         input=MODULE, capture_output=True, text=True, check=True).stdout
-    text = re.search(r'assembly = "((?:[^"\\]|\\.)*)"', out).group(1)
-    text = re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
-    return text.replace("\\\\", "\\")
 
 
 def reference(o, lse):
@@ -103,7 +78,7 @@ def simulate(ptx, parts, rows, rising=False, seed=0):
 
 
 def main():
-    ptx = combine_ptx()
+    ptx = simulate_attention_decode.kernels_ptx(PAGE)
     cases = [(2, 3, False), (3, 2, True), (4, 2, False), (5, 3, True), (8, 1, True),
              (13, 2, False), (13, 2, True), (36, 1, True)]
     failed = 0

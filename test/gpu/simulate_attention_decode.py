@@ -18,8 +18,6 @@ no new row; cache lengths that end inside a tile.
 """
 
 import os
-import re
-import subprocess
 import sys
 
 import numpy as np
@@ -30,9 +28,8 @@ sys.path[:0] = [HERE, os.path.join(REPO, "python")]
 
 import ptx_sim  # noqa: E402
 from attn import reference  # noqa: E402
-from simulate_gptq_gemm import Memory, descriptor, from_bits, to_bits  # noqa: E402
+from simulate_gptq_gemm import Memory, descriptor, from_bits, kernel_ptx, to_bits  # noqa: E402
 
-ATTN_OPT = os.environ.get("ATTN_OPT", os.path.join(REPO, "build", "bin", "attn-opt"))
 HEADS, KV_HEADS, HEAD_DIM = 4, 2, 64
 GROUP = HEADS // KV_HEADS
 # Attention/Problem.h: a decode tile holds 16 (row, head) pairs; four warps of 32 threads.
@@ -54,11 +51,9 @@ func.func @decode(%q: {q}, %blocks: {blocks}, %off: tensor<?xi32>, %len: tensor<
 
 
 def kernels_ptx(page):
-    out = subprocess.run([ATTN_OPT, "-", "--attn-lower-to-nvvm=format=isa runtime-checks=false"],
-                         input=module(page), capture_output=True, text=True, check=True).stdout
-    text = re.search(r'assembly = "((?:[^"\\]|\\.)*)"', out).group(1)
-    text = re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
-    return text.replace("\\\\", "\\")
+    """The PTX of the attention kernels and the combine; without run-time checks they read no
+    status word."""
+    return kernel_ptx(module(page), options="runtime-checks=false")
 
 
 def simulate(ptx, page, q_lens, cache_lens, splits, seed=0):

@@ -52,11 +52,11 @@ TOLERANCE = 1.02
 F32_SUM_BOUND = 2.0 ** -22
 
 
-def kernel_ptx(mlir_text, streaming=False):
-    """The PTX of the module's kernels (attn-opt's lowering with format=isa; with `streaming`,
-    gptq-gemv=streaming)."""
+def kernel_ptx(mlir_text, streaming=False, options=""):
+    """The PTX of the module's kernels (attn-opt's lowering with format=isa and `options`;
+    with `streaming`, gptq-gemv=streaming)."""
     gemv = " gptq-gemv=streaming" if streaming else ""
-    out = subprocess.run([ATTN_OPT, "-", f"--attn-lower-to-nvvm=format=isa{gemv}"],
+    out = subprocess.run([ATTN_OPT, "-", f"--attn-lower-to-nvvm=format=isa{gemv} {options}"],
                          input=mlir_text, capture_output=True, text=True, check=True).stdout
     text = re.search(r'assembly = "((?:[^"\\]|\\.)*)"', out).group(1)
     text = re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
