@@ -6,8 +6,8 @@ checks every output against a float64 reference, without a GPU.
 Each (row, head) has `parts` partials: a normalised output o_s [D] and its log2-sum-exp
 lse_s (-inf for a split that saw no key). The merged output is
 sum_s 2^(lse_s - max lse) o_s / sum_s 2^(lse_s - max lse), and 0 where every split was empty.
-The kernel takes four partials a trip with a running maximum, so the cases cover part counts
-below, at and past multiples of four, a maximum that rises from trip to trip (the sums
+The kernel takes eight partials a trip with a running maximum, so the cases cover part counts
+below, at and past multiples of eight, a maximum that rises from trip to trip (the sums
 rescaled), empty splits in every position and rows whose splits are all empty. An output must
 lie within half a bf16 ulp of the reference plus 2^-20 of it (the f32 sums and ex2).
 

@@ -31,9 +31,9 @@ struct CombineArgs {
 
 /// Partials merged per trip of the combine loop. Their loads do not depend
 /// on each other, so a thread has this many in flight, and its chain of
-/// dependent loads is parts / 4 trips long (the partials sit in L2: latency,
+/// dependent loads is parts / 8 trips long (the partials sit in L2: latency,
 /// not bandwidth, is what the combine waits for).
-constexpr int64_t kPartsPerTrip = 4;
+constexpr int64_t kPartsPerTrip = 8;
 
 /// The merged output of (row, head, col): one pass over the partials with a
 /// running maximum of their log2-sum-exps, as the online softmax merges key
