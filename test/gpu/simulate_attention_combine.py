@@ -26,7 +26,8 @@ import ptx_sim  # noqa: E402
 import simulate_attention_decode  # noqa: E402
 from simulate_gptq_gemm import Memory, descriptor, from_bits  # noqa: E402
 
-HEADS, HEAD_DIM, PAGE = simulate_attention_decode.HEADS, simulate_attention_decode.HEAD_DIM, 64
+SHAPE = simulate_attention_decode.SMALL
+HEADS, HEAD_DIM = SHAPE.heads, SHAPE.head_dim
 THREADS = 256
 F32_BOUND = 2.0 ** -20
 
@@ -78,7 +79,7 @@ def simulate(ptx, parts, rows, rising=False, seed=0):
 
 
 def main():
-    ptx = simulate_attention_decode.kernels_ptx(PAGE)
+    ptx = simulate_attention_decode.kernels_ptx(SHAPE)
     cases = [(2, 3, False), (3, 2, True), (4, 2, False), (5, 3, True), (8, 1, True),
              (13, 2, False), (13, 2, True), (36, 1, True)]
     failed = 0

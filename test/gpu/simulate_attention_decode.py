@@ -9,16 +9,18 @@ The kernel rounds P to bf16 for the P V product, so an output may differ from th
 half a bf16 ulp (its own rounding) plus 2^-8 of sum_j p_j |v_j| / sum_j p_j (P's rounding, 2^-9
 relative, with a factor 2 for the f32 scores, exp2 and sums).
 
-    /usr/bin/python3 test/gpu/simulate_attention_decode.py      # about a minute (a lit test)
+    /usr/bin/python3 test/gpu/simulate_attention_decode.py      # about 20 s (a lit test)
 
-Cases: pages of 64 keys (a key tile in one page: the flat index path) and of 16 (each copy
-looks its page up); 1, 3 and 8 key splits (blockIdx.z), so splits with several tiles, one tile
-and none; sequences whose new rows need the causal mask inside the last tile; a sequence with
-no new row; cache lengths that end inside a tile.
+Cases: GQA group 2 and head dim 64 with pages of 64 keys (a key tile in one page: the flat
+index path) and of 16 (each copy looks its page up); 1, 3 and 8 key splits (blockIdx.z), so
+splits with several tiles, one tile and none; sequences whose new rows need the causal mask
+inside the last tile; a sequence with no new row; cache lengths that end inside a tile. Then
+Llama-3's group 4, head dim 128 and pages of 128 keys.
 """
 
 import os
 import sys
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,16 +32,25 @@ import ptx_sim  # noqa: E402
 from attn import reference  # noqa: E402
 from simulate_gptq_gemm import Memory, descriptor, from_bits, kernel_ptx, to_bits  # noqa: E402
 
-HEADS, KV_HEADS, HEAD_DIM = 4, 2, 64
-GROUP = HEADS // KV_HEADS
+
+
+class Shape(NamedTuple):
+    """The attention op's static shape: query heads, kv heads, head dim, page size."""
+    heads: int
+    kv_heads: int
+    head_dim: int
+    page: int
+
+
+SMALL = Shape(4, 2, 64, 64)  # GQA group 2
 # Attention/Problem.h: a decode tile holds 16 (row, head) pairs; four warps of 32 threads.
 DECODE_ROWS, WARPS, THREADS, DECODE_MODE = 16, 4, 128, 1
 P_BOUND = 2.0 ** -8
 
 
-def module(page):
-    q = f"tensor<?x{HEADS}x{HEAD_DIM}xbf16>"
-    blocks = f"tensor<?x2x1x{page}x{KV_HEADS}x{HEAD_DIM}xbf16>"
+def module(shape):
+    q = f"tensor<?x{shape.heads}x{shape.head_dim}xbf16>"
+    blocks = f"tensor<?x2x1x{shape.page}x{shape.kv_heads}x{shape.head_dim}xbf16>"
     return f"""
 func.func @decode(%q: {q}, %blocks: {blocks}, %off: tensor<?xi32>, %len: tensor<?xi32>,
                   %lut: tensor<?x?xi32>) -> {q} {{
@@ -50,14 +61,15 @@ func.func @decode(%q: {q}, %blocks: {blocks}, %off: tensor<?xi32>, %len: tensor<
 """
 
 
-def kernels_ptx(page):
+def kernels_ptx(shape):
     """The PTX of the attention kernels and the combine; without run-time checks they read no
     status word."""
-    return kernel_ptx(module(page), options="runtime-checks=false")
+    return kernel_ptx(module(shape), options="runtime-checks=false")
 
 
-def simulate(ptx, page, q_lens, cache_lens, splits, seed=0):
+def simulate(ptx, shape, q_lens, cache_lens, splits, seed=0):
     """The worst error as a fraction of the allowed one."""
+    heads, kv_heads, head_dim, page = shape
     rng = np.random.default_rng(seed)
     batch, tokens = len(q_lens), sum(q_lens)
     offsets = np.concatenate([[0], np.cumsum(q_lens)]).astype(np.int32)
@@ -65,35 +77,35 @@ def simulate(ptx, page, q_lens, cache_lens, splits, seed=0):
     pages_each = max(-(-n // page) for n in kv_lens)
     pages = batch * pages_each + 1
     lookup = rng.permutation(pages)[:batch * pages_each].reshape(batch, pages_each).astype(np.int32)
-    q = to_bits(rng.uniform(-1, 1, (tokens, HEADS, HEAD_DIM)) * 2, "bf16")
-    blocks = to_bits(rng.uniform(-1, 1, (pages, 2, 1, page, KV_HEADS, HEAD_DIM)), "bf16")
+    q = to_bits(rng.uniform(-1, 1, (tokens, heads, head_dim)) * 2, "bf16")
+    blocks = to_bits(rng.uniform(-1, 1, (pages, 2, 1, page, kv_heads, head_dim)), "bf16")
     parts = splits * WARPS
 
     mem = Memory(1 << 22)
-    out_addr = mem.put(np.full((tokens, HEADS, HEAD_DIM), 0x7FFF, dtype=np.uint16))  # NaNs
-    o_part = mem.put(np.full((parts, tokens, HEADS, HEAD_DIM), np.nan, dtype=np.float32))
-    lse_part = mem.put(np.full((parts, tokens, HEADS), np.nan, dtype=np.float32))
-    params = descriptor(mem.put(q), [tokens, HEADS, HEAD_DIM])
-    params += descriptor(out_addr, [tokens, HEADS, HEAD_DIM])
+    out_addr = mem.put(np.full((tokens, heads, head_dim), 0x7FFF, dtype=np.uint16))  # NaNs
+    o_part = mem.put(np.full((parts, tokens, heads, head_dim), np.nan, dtype=np.float32))
+    lse_part = mem.put(np.full((parts, tokens, heads), np.nan, dtype=np.float32))
+    params = descriptor(mem.put(q), [tokens, heads, head_dim])
+    params += descriptor(out_addr, [tokens, heads, head_dim])
     params += descriptor(mem.put(offsets), [batch + 1])
     params += descriptor(mem.put(blocks), list(blocks.shape))
     params += descriptor(mem.put(np.asarray(cache_lens, dtype=np.int32)), [batch])
     params += descriptor(mem.put(lookup), list(lookup.shape))
     params += [0]  # layer
-    params += descriptor(o_part, [parts, tokens, HEADS, HEAD_DIM])
-    params += descriptor(lse_part, [parts, tokens, HEADS])
+    params += descriptor(o_part, [parts, tokens, heads, head_dim])
+    params += descriptor(lse_part, [parts, tokens, heads])
     params += [splits, DECODE_MODE]
     # LaunchPlan: at most ceil(T / rows) + B query tiles, a block per (tile, KV head, split).
-    query_tiles = -(-tokens // (DECODE_ROWS // GROUP)) + batch
+    query_tiles = -(-tokens // (DECODE_ROWS // (heads // kv_heads))) + batch
     ptx_sim.run_kernel(ptx, "paged_flash_attention_decode",
-                       (query_tiles * KV_HEADS, 1, splits), THREADS, params, 0, mem.buf)
-    count = tokens * HEADS * HEAD_DIM
-    combine = descriptor(o_part, [parts, tokens, HEADS, HEAD_DIM])
-    combine += descriptor(lse_part, [parts, tokens, HEADS])
-    combine += descriptor(out_addr, [tokens, HEADS, HEAD_DIM]) + [parts, count]
+                       (query_tiles * kv_heads, 1, splits), THREADS, params, 0, mem.buf)
+    count = tokens * heads * head_dim
+    combine = descriptor(o_part, [parts, tokens, heads, head_dim])
+    combine += descriptor(lse_part, [parts, tokens, heads])
+    combine += descriptor(out_addr, [tokens, heads, head_dim]) + [parts, count]
     ptx_sim.run_kernel(ptx, "attention_combine", (-(-count // 256), 1), 256, combine, 0, mem.buf)
 
-    got = from_bits(mem.get(out_addr, np.uint16, (tokens, HEADS, HEAD_DIM)), "bf16")
+    got = from_bits(mem.get(out_addr, np.uint16, (tokens, heads, head_dim)), "bf16")
     qf, bf = from_bits(q, "bf16"), from_bits(blocks, "bf16")
     want = reference.flash_attention_paged(qf, bf, cache_lens, lookup, offsets, 0)
     # sum_j p_j |v_j| / sum_j p_j: the reference on |V|, the same weights.
@@ -108,26 +120,30 @@ def simulate(ptx, page, q_lens, cache_lens, splits, seed=0):
 
 
 CASES = [
-    # page, new rows per sequence, cache lengths, splits
-    (64, [1, 2, 1], [70, 5, 130], 1),
-    (64, [1, 2, 1], [70, 5, 130], 3),
-    (64, [1, 0, 3], [200, 9, 63], 8),
-    (16, [1, 2], [40, 17], 1),
-    (16, [1, 2], [40, 17], 3),
+    # shape, new rows per sequence, cache lengths, splits
+    (SMALL, [1, 2, 1], [70, 5, 130], 1),
+    (SMALL, [1, 2, 1], [70, 5, 130], 3),
+    (SMALL, [1, 0, 3], [200, 9, 63], 8),
+    (Shape(4, 2, 64, 16), [1, 2], [40, 17], 1),
+    (Shape(4, 2, 64, 16), [1, 2], [40, 17], 3),
+    # Llama-3's: group 4, head dim 128, pages of 128 keys.
+    (Shape(8, 2, 128, 128), [1, 1, 2], [300, 64, 127], 3),
 ]
 
 
 def main():
     failed = 0
     ptx = {}
-    for page, q_lens, cache_lens, splits in CASES:
-        if page not in ptx:
-            ptx[page] = kernels_ptx(page)
-        worst = simulate(ptx[page], page, q_lens, cache_lens, splits, seed=splits + page)
+    for shape, q_lens, cache_lens, splits in CASES:
+        if shape not in ptx:
+            ptx[shape] = kernels_ptx(shape)
+        worst = simulate(ptx[shape], shape, q_lens, cache_lens, splits,
+                         seed=splits + shape.page)
         ok = worst <= 1.0
         failed += not ok
-        print(f"decode page {page} rows {q_lens} cache {cache_lens} splits {splits}: worst "
-              f"error {worst:.3f} of the allowed {'ok' if ok else 'FAILED'}", flush=True)
+        print(f"decode heads {shape.heads}/{shape.kv_heads} d {shape.head_dim} page {shape.page} "
+              f"rows {q_lens} cache {cache_lens} splits {splits}: worst error {worst:.3f} of the "
+              f"allowed {'ok' if ok else 'FAILED'}", flush=True)
     return 1 if failed else 0
 
 
