@@ -6,10 +6,9 @@ checks every output against a float64 reference, without a GPU.
 Each (row, head) has `parts` partials: a normalised output o_s [D] and its log2-sum-exp
 lse_s (-inf for a split that saw no key). The merged output is
 sum_s 2^(lse_s - max lse) o_s / sum_s 2^(lse_s - max lse), and 0 where every split was empty.
-The kernel takes eight partials a trip with a running maximum, so the cases cover part counts
-below, at and past multiples of eight, a maximum that rises from trip to trip (the sums
-rescaled), empty splits in every position and rows whose splits are all empty. An output must
-lie within half a bf16 ulp of the reference plus 2^-20 of it (the f32 sums and ex2).
+The cases cover 2 to 36 parts, log2-sum-exps that rise from part to part (the latest part
+weighs most), empty splits in every position and rows whose splits are all empty. An output
+must lie within half a bf16 ulp of the reference plus 2^-20 of it (the f32 sums and ex2).
 
     /usr/bin/python3 test/gpu/simulate_attention_combine.py      # seconds (a lit test)
 """

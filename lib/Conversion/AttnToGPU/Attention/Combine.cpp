@@ -2,7 +2,7 @@
 //
 // Flash-decoding's second step: a thread per (row, head, column) weighs
 // each split's normalised partial by its share 2^(lse - max lse) of the
-// softmax sum, in one pass with a running maximum.
+// softmax sum.
 //
 //===----------------------------------------------------------------------===//
 
@@ -29,54 +29,32 @@ struct CombineArgs {
 };
 } // namespace
 
-/// Partials merged per trip of the combine loop. Their loads do not depend
-/// on each other, so a thread has this many in flight, and its chain of
-/// dependent loads is parts / 8 trips long (the partials sit in L2: latency,
-/// not bandwidth, is what the combine waits for).
-constexpr int64_t kPartsPerTrip = 8;
-
-/// The merged output of (row, head, col): one pass over the partials with a
-/// running maximum of their log2-sum-exps, as the online softmax merges key
-/// tiles. Parts past the last read the last one and weigh 0.
+/// The merged output of (row, head, col).
 static Value combineColumn(IB &b, const CombineArgs &a, Idx row, Idx head,
                            Idx col) {
-  Idx parts = a.parts, last = parts - 1;
-  Value zero = cF32(b, 0.0), negInf = negInfF32(b);
-  SmallVector<Value> merged = forLoop(
-      b, cIndex(b, 0), parts, kPartsPerTrip, {negInf, zero, zero},
-      [&](IB &lb, Idx first, ValueRange state) {
-        Value max = state[0];
-        SmallVector<Value> lse, o;
-        for (int64_t j = 0; j < kPartsPerTrip; ++j) {
-          Idx part = first + j, at = min(lb, part, last);
-          lse.push_back(select(lb, part < parts,
-                               load(lb, a.lsePart, {at, row, head}), negInf));
-          o.push_back(load(lb, a.oPart, {at, row, head, col}));
-          max = arith::MaximumFOp::create(lb, max, lse.back());
-        }
-        // While every part so far is empty (-inf), weigh against 0, not
-        // -inf (-inf - -inf is NaN).
-        Value allEmpty =
-            arith::CmpFOp::create(lb, arith::CmpFPredicate::OEQ, max, negInf);
-        Value base = arith::SelectOp::create(lb, allEmpty, zero, max);
-        auto weightOf = [&](Value v) {
-          return math::Exp2Op::create(lb, arith::SubFOp::create(lb, v, base));
-        };
-        Value rescale = weightOf(state[0]);
-        Value sum = arith::MulFOp::create(lb, state[1], rescale);
-        Value acc = arith::MulFOp::create(lb, state[2], rescale);
-        for (int64_t j = 0; j < kPartsPerTrip; ++j) {
-          Value weight = weightOf(lse[j]);
-          sum = arith::AddFOp::create(lb, sum, weight);
-          acc = math::FmaOp::create(lb, weight, o[j], acc);
-        }
-        return SmallVector<Value>{max, sum, acc};
+  Value mx = forLoop(b, cIndex(b, 0), a.parts, 1, {negInfF32(b)},
+                     [&](IB &lb, Idx part, ValueRange max) {
+                       Value lse = load(lb, a.lsePart, {part, row, head});
+                       return SmallVector<Value>{
+                           arith::MaximumFOp::create(lb, max[0], lse)};
+                     })[0];
+  Value isInf =
+      arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, negInfF32(b));
+  Value base = arith::SelectOp::create(b, isInf, cF32(b, 0.0), mx);
+  SmallVector<Value> sums = forLoop(
+      b, cIndex(b, 0), a.parts, 1, {cF32(b, 0.0), cF32(b, 0.0)},
+      [&](IB &lb, Idx part, ValueRange acc) {
+        Value lse = load(lb, a.lsePart, {part, row, head});
+        Value weight =
+            math::Exp2Op::create(lb, arith::SubFOp::create(lb, lse, base));
+        Value o = load(lb, a.oPart, {part, row, head, col});
+        return SmallVector<Value>{arith::AddFOp::create(lb, acc[0], weight),
+                                  math::FmaOp::create(lb, weight, o, acc[1])};
       });
-  Value sum = merged[1], acc = merged[2];
-  Value empty =
-      arith::CmpFOp::create(b, arith::CmpFPredicate::OLE, sum, zero);
-  return arith::SelectOp::create(b, empty, zero,
-                                 arith::DivFOp::create(b, acc, sum));
+  Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OLE, sums[0],
+                                      cF32(b, 0.0));
+  return arith::SelectOp::create(b, empty, cF32(b, 0.0),
+                                 arith::DivFOp::create(b, sums[1], sums[0]));
 }
 
 void attention::emitCombine(KernelEmitter &e, IB &host, const Problem &p,

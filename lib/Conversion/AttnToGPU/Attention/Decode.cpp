@@ -4,8 +4,6 @@
 // pairs per block, small enough for four blocks per SM. Its four warps
 // split every 64-key tile, 16 keys each (flash-decoding inside the block):
 // each warp's output is a partial of its own, merged by the combine kernel.
-// Its math per tile is short, so V[kt] is requested with K[kt]
-// (KVStaging::valueWithKey): one wait for memory a tile, not two.
 //
 //===----------------------------------------------------------------------===//
 
@@ -38,7 +36,6 @@ void attention::buildDecode(IB &b, const Problem &p,
     KVCoordinates at = KVCoordinates::of(w);
 
     KVStaging kv{p, a, work, keys, w.thread, tileK, tileV};
-    kv.valueWithKey = true;
     SoftmaxState state = SoftmaxState::initial(b, p.headDim);
     SmallVector<Value> probs;
     SmallVector<Value> last = forEachKeyTile(

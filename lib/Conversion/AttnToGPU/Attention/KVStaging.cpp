@@ -55,23 +55,8 @@ namespace {
 enum class KVPart { Key = 0, Value = 1 };
 } // namespace
 
-/// Whether a 64-key tile lies in one page of the cache.
-static bool tileInOnePage(const Problem &p) {
-  return p.paged && p.pageSize % kKeys == 0;
-}
-
-/// The page holding keys [tile, tile + 64) where a tile lies in one page
-/// (else null: each copy looks its own page up).
-static Idx tilePageOf(IB &b, const KVStaging &kv, Idx tile) {
-  if (!tileInOnePage(kv.p))
-    return Idx();
-  return loadIndex(b, kv.a.lookup, {kv.work.seq, tile / kv.p.pageSize});
-}
-
-/// Starts copying keys [tile, tile + 64) of K or V, one cp.async group;
-/// `page`: the tile's page if the caller looked it up (tilePageOf).
-static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part,
-                        Idx page = Idx()) {
+/// Starts copying keys [tile, tile + 64) of K or V, one cp.async group.
+static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part) {
   const Problem &p = kv.p;
   const AttentionKernelArgs &a = kv.a;
   auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
@@ -84,11 +69,13 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part,
   // distances from its first one: one index into a flat view of the cache
   // per tile (the 6-D index of `(tile + r) % page` took 9 instructions a
   // chunk, most of the staging's address arithmetic).
-  bool onePage = tileInOnePage(p);
+  bool tileInOnePage = p.paged && p.pageSize % kKeys == 0;
   bool wholeRows = kThreads % chunksPerRow == 0;
-  bool flat = onePage && wholeRows;
+  bool flat = tileInOnePage && wholeRows;
   int64_t rowsPerStep = kThreads / chunksPerRow;
-  Idx tilePage = page ? page : tilePageOf(b, kv, tile);
+  Idx tilePage;
+  if (tileInOnePage)
+    tilePage = loadIndex(b, a.lookup, {kv.work.seq, tile / p.pageSize});
   Value flatBlocks;
   Idx firstElement;
   if (flat) {
@@ -129,11 +116,11 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part,
         at = {firstElement + i * rowsPerStep * p.kvHeads * p.headDim};
       } else if (p.paged) {
         // (Within the tile's page, every slot is a valid address.)
-        Idx slot = onePage ? key : safe;
-        Idx keyPage = onePage ? tilePage
-                              : loadIndex(cb, a.lookup,
-                                          {kv.work.seq, safe / p.pageSize});
-        at = {keyPage,
+        Idx slot = tileInOnePage ? key : safe;
+        Idx page = tileInOnePage ? tilePage
+                                 : loadIndex(cb, a.lookup,
+                                             {kv.work.seq, safe / p.pageSize});
+        at = {page,
               cIndex(cb, static_cast<int64_t>(part)),
               a.layer,
               slot % p.pageSize,
@@ -159,64 +146,21 @@ static void stageKVTile(IB &b, const KVStaging &kv, Idx tile, KVPart part,
     copyTile(b, /*full=*/false);
 }
 
-/// Waits for this thread's copies but the latest `leavePending` tiles'
-/// (groups complete in order), then for the whole block.
-static void waitKVTiles(IB &b, const KVStaging &kv, int64_t leavePending = 0) {
+/// Waits for every copy of this thread, then for the whole block.
+static void waitKVTiles(IB &b, const KVStaging &kv) {
   auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
-  // An empty group to wait on; it is the latest, so a wait that leaves
-  // tiles pending leaves it pending too.
   Value group =
       nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, ValueRange{});
-  int64_t pendingGroups = leavePending ? leavePending + 1 : 0;
-  nvgpu::DeviceAsyncWaitOp::create(b, group,
-                                   b.getI32IntegerAttr(pendingGroups));
+  nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
   if (kv.forTensorCores)
     fenceProxyAsync(b);
   gpu::BarrierOp::create(b);
-}
-
-/// The loop of forEachKeyTile with V requested beside K: each tile's K and
-/// V groups are committed in that order, so waiting with one group left
-/// pending gives K alone.
-static SmallVector<Value> forEachKeyTileValueWithKey(
-    IB &b, const KVStaging &kv, ValueRange init,
-    function_ref<void(IB &, Idx kt, ValueRange carried)> scores,
-    function_ref<SmallVector<Value>(IB &)> accumulate) {
-  const SplitKeys &keys = kv.keys;
-  ifThen(b, keys.firstTile < keys.hi, [&](IB &sb) {
-    Idx page = tilePageOf(sb, kv, keys.firstTile);
-    stageKVTile(sb, kv, keys.firstTile, KVPart::Key, page);
-    stageKVTile(sb, kv, keys.firstTile, KVPart::Value, page);
-  });
-  return forLoop(
-      b, keys.firstTile, keys.hi, kKeys, init,
-      [&](IB &lb, Idx kt, ValueRange carried) {
-        Idx next = kt + kKeys;
-        Idx more = next < keys.hi;
-        // The next tile's page, looked up while K[kt] is awaited (the
-        // current tile's on the last, where there is no next).
-        Idx nextPage = tilePageOf(lb, kv, select(lb, more, next, kt));
-        waitKVTiles(lb, kv, /*leavePending=*/1); // K[kt] is here
-        scores(lb, kt, carried);
-        waitKVTiles(lb, kv); // V[kt] is here; every warp is done with K
-        ifThen(lb, more, [&](IB &sb) {
-          stageKVTile(sb, kv, next, KVPart::Key, nextPage);
-        });
-        SmallVector<Value> results = accumulate(lb);
-        gpu::BarrierOp::create(lb); // every warp is done with V
-        ifThen(lb, more, [&](IB &sb) {
-          stageKVTile(sb, kv, next, KVPart::Value, nextPage);
-        });
-        return results;
-      });
 }
 
 SmallVector<Value> attention::forEachKeyTile(
     IB &b, const KVStaging &kv, ValueRange init,
     function_ref<void(IB &, Idx kt, ValueRange carried)> scores,
     function_ref<SmallVector<Value>(IB &)> accumulate) {
-  if (kv.valueWithKey)
-    return forEachKeyTileValueWithKey(b, kv, init, scores, accumulate);
   const SplitKeys &keys = kv.keys;
   ifThen(b, keys.firstTile < keys.hi,
          [&](IB &sb) { stageKVTile(sb, kv, keys.firstTile, KVPart::Key); });

@@ -41,18 +41,13 @@ struct KVStaging {
   SharedTile k, v;
   /// The tiles are read by wgmma (through the async proxy).
   bool forTensorCores = false;
-  /// V[kt] is requested with K[kt], not once K[kt] is here: for decode,
-  /// whose math per tile is too short to hide a load behind it.
-  bool valueWithKey = false;
 };
 
 /// FlashAttention's loop over the split's key tiles [kt, kt + 64), carrying
 /// `init`, with the K and V tiles arriving by cp.async interleaved with the
 /// math: V[kt] loads while `scores` (S = Q K^T and the softmax) runs, K[kt +
 /// 64] while `accumulate` (O += P V) runs; `accumulate` returns the values
-/// carried to the next tile. With `valueWithKey`, K[kt + 64] and V[kt + 64]
-/// are both in flight when the loop waits for K (one wait for memory a tile,
-/// not two). Returns the loop's results.
+/// carried to the next tile. Returns the loop's results.
 SmallVector<Value>
 forEachKeyTile(IB &b, const KVStaging &kv, ValueRange init,
                function_ref<void(IB &, Idx kt, ValueRange carried)> scores,
