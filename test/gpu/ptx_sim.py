@@ -1,9 +1,10 @@
 """A small PTX interpreter: the instructions of the projection kernels and of attention's
-combine (integer and f32 arithmetic, ex2, bf16x2 / f16x2 adds, prmt, shfl.sync.idx, ld / st,
-cp.async with commit / wait groups, ldmatrix, mma.sync m16n8k16, wgmma.mma_async (bf16, f16,
-E4M3; K-major operands with the 128-byte swizzle; bf16 / f16 A from registers), bar.sync with
-named barriers; mbarriers and 2-D TMA box copies with the 128-byte swizzle), so that a
-kernel can be checked on a machine without a GPU.
+decode kernel and combine (integer and f32 arithmetic, ex2, rcp, bf16x2 / f16x2 adds, prmt,
+shfl.sync idx / bfly, vote.any, ld / st, cp.async with commit / wait groups, ldmatrix (.trans
+too), mma.sync m16n8k16, wgmma.mma_async (bf16, f16, E4M3; K-major operands with the 128-byte
+swizzle; bf16 / f16 A from registers), bar.sync with named barriers; mbarriers and 2-D TMA box
+copies with the 128-byte swizzle; grids of up to three dimensions), so that a kernel can be
+checked on a machine without a GPU.
 
 One block at a time; each instruction runs for all threads at the lowest program counter at
 once (numpy arrays over the threads). `bar.sync id, n` holds its threads until n of them
