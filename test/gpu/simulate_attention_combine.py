@@ -21,13 +21,11 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import ptx_sim  # noqa: E402
 import simulate_attention_decode  # noqa: E402
-from simulate_gptq_gemm import Memory, descriptor, from_bits  # noqa: E402
+from simulate_gptq_gemm import Memory, from_bits, worst_fraction  # noqa: E402
 
 SHAPE = simulate_attention_decode.SMALL
 HEADS, HEAD_DIM = SHAPE.heads, SHAPE.head_dim
-THREADS = 256
 F32_BOUND = 2.0 ** -20
 
 
@@ -60,22 +58,12 @@ def simulate(ptx, parts, rows, rising=False, seed=0):
     rng = np.random.default_rng(seed)
     o, lse = partials(rng, parts, rows, rising)
     mem = Memory()
-    params = descriptor(mem.put(o), list(o.shape))
-    params += descriptor(mem.put(lse), list(lse.shape))
+    o_addr, lse_addr = mem.put(o), mem.put(lse)
     out_addr = mem.put(np.full((rows, HEADS, HEAD_DIM), 0x7FFF, dtype=np.uint16))  # NaNs
-    params += descriptor(out_addr, [rows, HEADS, HEAD_DIM])
-    count = rows * HEADS * HEAD_DIM
-    params += [parts, count]
-    grid = (-(-count // THREADS), 1)
-    ptx_sim.run_kernel(ptx, "attention_combine", grid, THREADS, params, 0, mem.buf)
+    simulate_attention_decode.launch_combine(ptx, mem, o_addr, lse_addr, out_addr, o.shape)
     got = from_bits(mem.get(out_addr, np.uint16, (rows, HEADS, HEAD_DIM)), "bf16")
     want, magnitude = reference(o.astype(np.float64), lse.astype(np.float64))
-    ulp = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(want), 2.0 ** -126))) - 7)
-    allowed = 0.5 * ulp + F32_BOUND * magnitude
-    err = np.abs(got - want)
-    err[np.isnan(got)] = np.inf
-    return float((err / allowed).max())
-
+    return worst_fraction(got, want, F32_BOUND * magnitude)
 
 def main():
     ptx = simulate_attention_decode.kernels_ptx(SHAPE)

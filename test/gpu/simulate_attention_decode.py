@@ -30,7 +30,8 @@ sys.path[:0] = [HERE, os.path.join(REPO, "python")]
 
 import ptx_sim  # noqa: E402
 from attn import reference  # noqa: E402
-from simulate_gptq_gemm import Memory, descriptor, from_bits, kernel_ptx, to_bits  # noqa: E402
+from simulate_gptq_gemm import (Memory, descriptor, from_bits, kernel_ptx, to_bits,  # noqa: E402
+                                worst_fraction)
 
 
 
@@ -67,6 +68,17 @@ def kernels_ptx(shape):
     return kernel_ptx(module(shape), options="runtime-checks=false")
 
 
+def launch_combine(ptx, mem, o_part, lse_part, out, dims):
+    """attention_combine over partials o [parts, rows, heads, D] and lse [parts, rows, heads]
+    into out [rows, heads, D] (bf16): a thread per output element, blocks of 256."""
+    parts, rows, heads, head_dim = dims
+    count = rows * heads * head_dim
+    params = descriptor(o_part, [parts, rows, heads, head_dim])
+    params += descriptor(lse_part, [parts, rows, heads])
+    params += descriptor(out, [rows, heads, head_dim]) + [parts, count]
+    ptx_sim.run_kernel(ptx, "attention_combine", (-(-count // 256), 1), 256, params, 0, mem.buf)
+
+
 def simulate(ptx, shape, q_lens, cache_lens, splits, seed=0):
     """The worst error as a fraction of the allowed one."""
     heads, kv_heads, head_dim, page = shape
@@ -99,11 +111,7 @@ def simulate(ptx, shape, q_lens, cache_lens, splits, seed=0):
     query_tiles = -(-tokens // (DECODE_ROWS // (heads // kv_heads))) + batch
     ptx_sim.run_kernel(ptx, "paged_flash_attention_decode",
                        (query_tiles * kv_heads, 1, splits), THREADS, params, 0, mem.buf)
-    count = tokens * heads * head_dim
-    combine = descriptor(o_part, [parts, tokens, heads, head_dim])
-    combine += descriptor(lse_part, [parts, tokens, heads])
-    combine += descriptor(out_addr, [tokens, heads, head_dim]) + [parts, count]
-    ptx_sim.run_kernel(ptx, "attention_combine", (-(-count // 256), 1), 256, combine, 0, mem.buf)
+    launch_combine(ptx, mem, o_part, lse_part, out_addr, (parts, tokens, heads, head_dim))
 
     got = from_bits(mem.get(out_addr, np.uint16, (tokens, heads, head_dim)), "bf16")
     qf, bf = from_bits(q, "bf16"), from_bits(blocks, "bf16")
@@ -112,11 +120,7 @@ def simulate(ptx, shape, q_lens, cache_lens, splits, seed=0):
     abs_blocks = bf.copy()
     abs_blocks[:, 1] = np.abs(abs_blocks[:, 1])
     magnitude = reference.flash_attention_paged(qf, abs_blocks, cache_lens, lookup, offsets, 0)
-    ulp = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(want), 2.0 ** -126))) - 7)
-    allowed = 0.5 * ulp + P_BOUND * magnitude
-    err = np.abs(got - want)
-    err[np.isnan(got)] = np.inf
-    return float((err / allowed).max())
+    return worst_fraction(got, want, P_BOUND * magnitude)
 
 
 CASES = [

@@ -154,6 +154,15 @@ def from_bits(bits, dtype):
     return bits.view(np.float16).astype(np.float64)
 
 
+def worst_fraction(got, want, slack, dtype="bf16"):
+    """The worst |got - want| as a fraction of what is allowed: half an output ulp of `want`
+    (bf16 or f16) plus `slack` (per element); a NaN counts as infinitely far."""
+    bits = 7 if dtype == "bf16" else 10
+    ulp = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(want), 1e-30))) - bits)
+    errors = np.nan_to_num(np.abs(got - want) / (ulp / 2 + slack), nan=np.inf)
+    return float(errors.max(initial=0.0))
+
+
 def part_buffer(part, blocks):
     """(words or scales as the kernels read them, their rows, columns): ``[R, N]``, or in column
     blocks ``[N/32 * R, 32]`` (the host's collapse of ``[N/32, R, 32]``)."""
@@ -223,13 +232,9 @@ def simulate(ptx, m, k, rows, group, dtype, blocks=False, seed=0, streaming=Fals
             params += [0] * len(maps)
         ptx_sim.run_kernel(ptx, name, grid, threads, params, smem, mem.buf, tensor_maps)
     worst = 0.0  # M = 0: the run alone (its blocks must not read x)
-    bits = 7 if dtype == "bf16" else 10
     for addr, n, (want, magnitude) in zip(outs, rows, wants):
         got = from_bits(mem.get(addr, np.uint16, (m, n)), dtype)
-        ulp = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(want), 1e-30))) - bits)
-        allowed = ulp / 2 + F32_SUM_BOUND * magnitude
-        errors = np.nan_to_num(np.abs(got - want) / allowed, nan=np.inf)
-        worst = max(worst, float(errors.max(initial=0.0)))
+        worst = max(worst, worst_fraction(got, want, F32_SUM_BOUND * magnitude, dtype))
     return worst
 
 

@@ -29,7 +29,7 @@ sys.path[:0] = [HERE, os.path.join(os.path.dirname(os.path.dirname(HERE)), "pyth
 import ptx_sim  # noqa: E402
 from attn import reference  # noqa: E402
 from simulate_gptq_gemm import (ATTN_OPT, F32_SUM_BOUND, TOLERANCE, Memory,  # noqa: E402
-                                descriptor, from_bits, kernel_ptx, to_bits)
+                                descriptor, from_bits, kernel_ptx, to_bits, worst_fraction)
 
 N = 256
 
@@ -122,17 +122,13 @@ def simulate(ptx, kernel, launch, m, k, dtype, rows=(N,), seed=0):
     grid = (column_tiles, -(-m // tile_m))
     ptx_sim.run_kernel(ptx, kernel, grid, threads, params, smem, mem.buf, tensor_maps)
     worst = 0.0
-    bits = 7 if out_type == "bf16" else 10
     xf = decode(x)
     for w, addr, n in zip(ws, outs, rows):
         wf = decode(w)
         want = (xf @ wf.T) * scale
         magnitude = (np.abs(xf) @ np.abs(wf).T) * scale
         got = from_bits(mem.get(addr, np.uint16, (m, n)), out_type)
-        ulp = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(want), 1e-30))) - bits)
-        allowed = ulp / 2 + F32_SUM_BOUND * magnitude
-        errors = np.nan_to_num(np.abs(got - want) / allowed, nan=np.inf)
-        worst = max(worst, float(errors.max()))
+        worst = max(worst, worst_fraction(got, want, F32_SUM_BOUND * magnitude, out_type))
     return worst
 
 
